@@ -1,0 +1,57 @@
+# Thin wrapper over CMake. The README's two commands: `make demo` and `make test`.
+BUILD ?= build
+JOBS ?= 2
+CMAKE_FLAGS ?=
+
+.PHONY: all build deps test unit e2e asan fuzz memcheck demo bench clean
+
+all: build
+
+deps:
+	@scripts/deps.sh test
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=release $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j$(JOBS)
+
+# Every test: unit (cmocka, fuzz corpora) and end-to-end against real servers.
+test: build
+	@ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS) -L unit
+	@ctest --test-dir $(BUILD) --output-on-failure -L e2e
+
+unit: build
+	@ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS) -L unit
+
+e2e: build
+	@ctest --test-dir $(BUILD) --output-on-failure -L e2e
+
+# ASan + UBSan build running the unit tests and the core e2e tests.
+asan: deps
+	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=asan >/dev/null
+	@cmake --build build-asan -j$(JOBS)
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --test-dir build-asan --output-on-failure -j$(JOBS) -L unit
+	@ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest --test-dir build-asan --output-on-failure -L e2e -R 'e2e/(0|1)'
+
+# Unit tests under valgrind.
+memcheck: build
+	@ctest --test-dir $(BUILD) --output-on-failure -T memcheck -L unit -E corpus
+
+# libFuzzer run of the HTTP parser (FUZZ_SECONDS, default 30).
+fuzz: deps
+	@CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=asan -DAG_FUZZ=ON >/dev/null
+	@cmake --build build-fuzz -j$(JOBS) --target fuzz_h1parse
+	@mkdir -p build-fuzz/corpus && cp tests/fuzz/corpus/h1parse/* build-fuzz/corpus/
+	@build-fuzz/tests/fuzz_h1parse -max_total_time=$${FUZZ_SECONDS:-30} -max_len=8192 \
+	  -dict=tests/fuzz/h1parse.dict build-fuzz/corpus 2>&1 | tail -5
+
+demo: build
+	@$(BUILD)/apigate demo
+
+bench: build
+	@scripts/deps.sh bench
+	@bench/run.sh
+
+clean:
+	rm -rf $(BUILD) build-asan build-fuzz

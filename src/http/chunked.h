@@ -1,0 +1,35 @@
+/* Incremental decoder for the chunked transfer coding (RFC 9112 §7.1), trailers included. It does
+ * not modify its input: it reports where the data is, so a proxy can forward the raw bytes and a
+ * cache can keep the decoded body from the same pass. */
+#ifndef AG_HTTP_CHUNKED_H
+#define AG_HTTP_CHUNKED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct h1_chunked {
+    int _state;
+    uint64_t _remaining;  /* data bytes left in the current chunk */
+    size_t _line_len;     /* bytes of the current size/extension/trailer line, for the limit */
+    size_t _trailer_len;  /* total trailer bytes, for the limit */
+    bool done;            /* the last chunk and the trailers have been consumed */
+};
+
+void h1_chunked_init(struct h1_chunked *c);
+
+/* Consumes framing and at most one run of data from <in>[0, <len>).
+ * Returns the number of bytes consumed (0 when more input is needed, or when done), or -1 on
+ * invalid framing (bad hex, size overflow, bad CRLF, over-long line or trailers).
+ * *<data>/*<data_len> give the chunk data found inside the consumed bytes (len 0 if none).
+ * Call again with the rest until it returns 0 or sets c->done. Bytes after the end are not
+ * consumed (a pipelined next message). */
+long h1_chunked_step(struct h1_chunked *c, const char *in, size_t len, const char **data,
+                     size_t *data_len);
+
+/* Convenience for whole bodies in tests and tools: decodes <in> entirely, appending the data to
+ * <out> (caller's buffer of <out_cap> bytes); returns bytes consumed, -2 if incomplete, -1 if
+ * invalid or if <out> is too small. */
+long h1_chunked_decode_all(const char *in, size_t len, char *out, size_t out_cap, size_t *out_len);
+
+#endif

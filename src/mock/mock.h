@@ -1,0 +1,5 @@
+/* Entry point of `apigate mock`. */
+#ifndef AG_MOCK_MOCK_H
+#define AG_MOCK_MOCK_H
+int mock_main(int argc, char **argv);
+#endif
