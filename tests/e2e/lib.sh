@@ -1,0 +1,269 @@
+# Shared helpers for tests/e2e/NN_*.sh. Source it first thing:
+#
+#   set -euo pipefail
+#   . "$(dirname "$0")/lib.sh"
+#   require_cmd curl jq
+#   port=$(free_port)
+#   start_bg mock "$APIGATE" mock --listen "127.0.0.1:$port"
+#   wait_port "$port"
+#   assert_eq "$(http_status "http://127.0.0.1:$port/api/health")" 200 "health"
+#
+# Every process started with start_bg is killed by the EXIT trap (TERM, then KILL after a grace),
+# so a failing assertion never leaves a server behind. Logs of started processes go to $T/NAME.log
+# and are printed by fail() to make a CI failure readable. Not for benchmarks (bench/ has its own).
+
+# Paths given by ctest; sensible defaults when a test is run by hand from the repository.
+AG_SRC=${AG_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+AG_BUILD=${AG_BUILD:-$AG_SRC/build}
+APIGATE=${APIGATE:-$AG_SRC/build/apigate}
+export AG_SRC AG_BUILD APIGATE
+
+# Per-test temp dir: ${AG_BUILD}/e2e-tmp/<test>.XXXX (removed on success, kept on failure).
+E2E_NAME=$(basename "${0%.sh}")
+mkdir -p "${AG_BUILD:-/tmp}/e2e-tmp"
+T=$(mktemp -d "${AG_BUILD:-/tmp}/e2e-tmp/${E2E_NAME}.XXXXXX")
+TMPDIR=$T
+export T TMPDIR
+
+E2E_PIDS=()   # every PID start_bg started, in order
+E2E_NAMES=()  # the matching names (log files are $T/NAME.log)
+E2E_FAILED=0
+
+# Prints a message to stderr with the elapsed seconds since the test started.
+E2E_T0=$(date +%s.%N)
+log() {
+    local now
+    now=$(date +%s.%N)
+    printf '[%s +%.1fs] %s\n' "$E2E_NAME" "$(awk -v a="$now" -v b="$E2E_T0" 'BEGIN { print a - b }')" "$*" >&2
+}
+
+# Fails the test: prints the message and the tail of every started process's log, then exits 1.
+fail() {
+    E2E_FAILED=1
+    echo "FAIL [$E2E_NAME]: $*" >&2
+    local i
+    for i in "${!E2E_NAMES[@]}"; do
+        local f="$T/${E2E_NAMES[$i]}.log"
+        if [ -s "$f" ]; then
+            echo "---- last lines of ${E2E_NAMES[$i]} (pid ${E2E_PIDS[$i]}) log $f ----" >&2
+            tail -n 20 "$f" >&2
+        fi
+    done
+    exit 1
+}
+
+# Fails the test with a clear message when a tool it needs is missing.
+require_cmd() {
+    local c
+    for c in "$@"; do
+        command -v "$c" >/dev/null 2>&1 || fail "required command not found: $c"
+    done
+}
+
+# Kills every process started by start_bg: TERM first, KILL after a grace of 3 s.
+cleanup() {
+    local rc=$?
+    local pid
+    for pid in "${E2E_PIDS[@]:-}"; do
+        [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null || true
+    done
+    local deadline=$((SECONDS + 3))
+    for pid in "${E2E_PIDS[@]:-}"; do
+        [ -n "$pid" ] || continue
+        while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.05; done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    if [ $rc -eq 0 ] && [ $E2E_FAILED -eq 0 ]; then
+        rm -rf "$T"
+    else
+        echo "[$E2E_NAME] kept temp dir $T" >&2
+    fi
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# A free TCP port on 127.0.0.1, chosen by the kernel (bind port 0). A tiny race remains between
+# this and the server's bind; tests retry nothing, ports are plentiful.
+free_port() {
+    python3 -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+s.close()'
+}
+
+# start_bg NAME CMD [ARGS...]: starts CMD in the background with stdout+stderr in $T/NAME.log and
+# records its PID for cleanup. The PID is also left in $LAST_PID and in $T/NAME.pid.
+start_bg() {
+    local name=$1
+    shift
+    "$@" >"$T/$name.log" 2>&1 &
+    LAST_PID=$!
+    E2E_PIDS+=("$LAST_PID")
+    E2E_NAMES+=("$name")
+    echo "$LAST_PID" >"$T/$name.pid"
+}
+
+# stop_bg NAME: stops one process started with start_bg (TERM, KILL after 3 s); returns its exit code.
+stop_bg() {
+    local name=$1 i pid rc=0
+    for i in "${!E2E_NAMES[@]}"; do
+        [ "${E2E_NAMES[$i]}" = "$name" ] || continue
+        pid=${E2E_PIDS[$i]}
+        [ -n "$pid" ] || continue
+        kill -TERM "$pid" 2>/dev/null || true
+        local deadline=$((SECONDS + 3))
+        while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.05; done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || rc=$?
+        E2E_PIDS[$i]=""
+    done
+    return $rc
+}
+
+# True when something accepts connections on 127.0.0.1:PORT.
+port_open() {
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# wait_port PORT [TIMEOUT_S=10]: waits until 127.0.0.1:PORT accepts; fails the test on timeout,
+# or at once when the last started process has already died.
+wait_port() {
+    local port=$1 timeout=${2:-10}
+    local deadline=$((SECONDS + timeout))
+    while ! port_open "$port"; do
+        if [ -n "${LAST_PID:-}" ] && ! kill -0 "$LAST_PID" 2>/dev/null; then
+            fail "process ${E2E_NAMES[-1]:-?} (pid $LAST_PID) exited before listening on $port"
+        fi
+        [ $SECONDS -lt $deadline ] || fail "nothing listening on 127.0.0.1:$port after ${timeout}s"
+        sleep 0.05
+    done
+}
+
+# assert_eq ACTUAL EXPECTED [WHAT]
+assert_eq() {
+    [ "$1" = "$2" ] || fail "${3:-value}: expected '$2', got '$1'"
+}
+
+# assert_ne ACTUAL UNEXPECTED [WHAT]
+assert_ne() {
+    [ "$1" != "$2" ] || fail "${3:-value}: did not expect '$2'"
+}
+
+# assert_contains HAYSTACK NEEDLE [WHAT]
+assert_contains() {
+    case "$1" in
+    *"$2"*) ;;
+    *) fail "${3:-output}: expected to contain '$2', got: $(printf '%s' "$1" | head -c 600)" ;;
+    esac
+}
+
+# assert_not_contains HAYSTACK NEEDLE [WHAT]
+assert_not_contains() {
+    case "$1" in
+    *"$2"*) fail "${3:-output}: did not expect '$2' in: $(printf '%s' "$1" | head -c 600)" ;;
+    *) ;;
+    esac
+}
+
+# assert_range VALUE MIN MAX [WHAT]: MIN <= VALUE <= MAX, numbers may be decimals.
+assert_range() {
+    awk -v v="$1" -v lo="$2" -v hi="$3" 'BEGIN { exit !(v + 0 >= lo + 0 && v + 0 <= hi + 0) }' ||
+        fail "${4:-value}: expected in [$2, $3], got '$1'"
+}
+
+# http_status URL [CURL ARGS...]: prints the status code (000 when the connection failed).
+http_status() {
+    local url=$1
+    shift
+    curl -s -o /dev/null -w '%{http_code}' --max-time 10 "$@" "$url" || true
+}
+
+# http_body URL [CURL ARGS...]: prints the body (empty on failure).
+http_body() {
+    local url=$1
+    shift
+    curl -s --max-time 10 "$@" "$url" || true
+}
+
+# http_time URL [CURL ARGS...]: prints the total time in milliseconds (integer).
+http_time() {
+    local url=$1
+    shift
+    curl -s -o /dev/null -w '%{time_total}' --max-time 30 "$@" "$url" |
+        awk '{ printf "%d\n", $1 * 1000 }'
+}
+
+# mock_stat PORT ROUTE [FIELD=served]: a counter from `apigate mock`'s /_mock/stats.
+# ROUTE is the route's name as in the profile (default routes are named by "METHOD pattern",
+# e.g. "GET /api/users/{id}"); FIELD is "served" (requests the route really answered), or a status
+# code ("200", "503"). Use ROUTE "total" for the totals. Prints 0 for an unknown route.
+mock_stat() {
+    local port=$1 route=$2 field=${3:-served}
+    local json
+    json=$(curl -s --max-time 10 "http://127.0.0.1:$port/_mock/stats") ||
+        fail "mock_stat: cannot read http://127.0.0.1:$port/_mock/stats"
+    if [ "$route" = total ]; then
+        if [ "$field" = served ]; then
+            jq -r '.total.served // 0' <<<"$json"
+        else
+            jq -r --arg f "$field" '.total.status[$f] // 0' <<<"$json"
+        fi
+    else
+        if [ "$field" = served ]; then
+            jq -r --arg r "$route" '(.routes[] | select(.name == $r) | .served) // 0' <<<"$json" | head -n1
+        else
+            jq -r --arg r "$route" --arg f "$field" \
+                '(.routes[] | select(.name == $r) | .status[$f]) // 0' <<<"$json" | head -n1
+        fi
+    fi
+}
+
+# mock_reset PORT: zeroes the mock's counters.
+mock_reset() {
+    curl -s -o /dev/null --max-time 10 -X POST "http://127.0.0.1:$1/_mock/reset" ||
+        fail "mock_reset: cannot reach 127.0.0.1:$1"
+}
+
+# start_mock NAME PORT [MOCK ARGS...]: starts `apigate mock` on 127.0.0.1:PORT and waits for it.
+start_mock() {
+    local name=$1 port=$2
+    shift 2
+    start_bg "$name" "$APIGATE" mock --listen "127.0.0.1:$port" "$@"
+    wait_port "$port"
+}
+
+# raw_http PORT [TIMEOUT_S=5]: sends stdin as raw bytes to 127.0.0.1:PORT and prints everything
+# the server sent back until it closes or goes quiet for TIMEOUT_S. Writes "closed" or "open" to
+# $T/raw_http.state (did the server close the connection?). With RAW_HTTP_SHUT=1 it half-closes
+# after sending (the server sees EOF).
+raw_http() {
+    python3 -c "$E2E_RAW_HTTP_PY" "$1" "${2:-5}"
+}
+E2E_RAW_HTTP_PY='
+import os, socket, sys
+port, timeout = int(sys.argv[1]), float(sys.argv[2])
+data = sys.stdin.buffer.read()
+s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+s.sendall(data)
+if os.environ.get("RAW_HTTP_SHUT") == "1":
+    s.shutdown(socket.SHUT_WR)
+out = b""
+state = "open"
+try:
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            state = "closed"
+            break
+        out += chunk
+except socket.timeout:
+    pass
+except ConnectionResetError:
+    state = "closed"
+with open(os.path.join(os.environ["T"], "raw_http.state"), "w") as f:
+    f.write(state)
+sys.stdout.buffer.write(out)
+'
