@@ -34,9 +34,15 @@ else
 fi
 echo "deps: installing:$missing" >&2
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq >&2
+log=$(mktemp /tmp/apigate-deps.XXXXXX)
+# Quiet on success; the whole apt log on failure, so the cause is visible.
 # shellcheck disable=SC2086
-$SUDO apt-get install -y -qq --no-install-recommends $missing >&2
+if ! { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --no-install-recommends $missing; } >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "deps: apt-get failed (log above); install the packages listed by hand, then retry" >&2
+    exit 1
+fi
+rm -f "$log"
 # Services from packages must not keep running: tests start their own on free ports.
 for svc in nginx redis-server postgresql pgbouncer haproxy varnish prometheus prometheus-node-exporter; do
     if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
