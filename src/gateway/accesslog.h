@@ -1,0 +1,45 @@
+/* Access log: one line per request (text or JSON lines), appended to a per-thread buffer and
+ * written in batches by one logger thread, so a loop thread never blocks on the log file. */
+#ifndef AG_GATEWAY_ACCESSLOG_H
+#define AG_GATEWAY_ACCESSLOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct accesslog;        // process-wide: the file and the logger thread
+struct accesslog_writer; // one per loop thread
+
+/* The facts of one request. Strings are slices (not NUL-terminated) valid during the call. */
+struct accesslog_entry {
+    uint64_t wall_ms;      // request start, wall clock
+    const char *method;
+    size_t method_len;
+    const char *target;    // path and query as received
+    size_t target_len;
+    int status;
+    uint64_t bytes;        // response bytes sent to the client (head + body)
+    uint64_t total_us;     // first byte of the request to last byte of the response
+    uint64_t upstream_us;  // upstream request sent to response complete; 0 when not proxied
+    uint64_t pool_wait_us; // time waiting for an upstream connection
+    const char *upstream;  // "127.0.0.1:9000", or NULL
+    const char *request_id;
+    size_t request_id_len;
+    const char *route;     // route pattern, or NULL
+};
+
+/* Opens <path> for appending ("-" is stdout). Returns NULL with a message in <err> on failure. */
+struct accesslog *accesslog_create(const char *path, bool json, char *err, size_t errlen);
+/* Writes everything flushed so far, stops the logger thread, closes the file. */
+void accesslog_destroy(struct accesslog *log);
+
+struct accesslog_writer *accesslog_writer_create(struct accesslog *log);
+/* Flushes what is buffered and frees the writer. */
+void accesslog_writer_destroy(struct accesslog_writer *w);
+/* Formats one line into the writer's buffer; hands the buffer to the logger thread when it
+ * passes a batch size. Never blocks on I/O. */
+void accesslog_write(struct accesslog_writer *w, const struct accesslog_entry *e);
+/* Hands whatever is buffered to the logger thread (call from a timer, e.g. every 250 ms). */
+void accesslog_flush(struct accesslog_writer *w);
+
+#endif
