@@ -27,7 +27,9 @@ struct ynode *yaml_load_file(const char *path, char *err, size_t errlen);
 /* Loads <text>; <name> is used as the file name in positions and errors. */
 struct ynode *yaml_load_string(const char *text, size_t len, const char *name, char *err,
                                size_t errlen);
-void yaml_free(struct ynode *root);
+/* Frees a tree returned by yaml_load_*(). (Not "yaml_free": libyaml exports a yaml_free(void *)
+ * of its own, and ours would replace it inside libyaml at link time.) */
+void yaml_tree_free(struct ynode *root);
 
 /* Map lookup: the value node for <key>, or NULL (also NULL when <map> is not a map). */
 const struct ynode *ynode_get(const struct ynode *map, const char *key);
