@@ -21,7 +21,7 @@ void h1_chunked_init(struct h1_chunked *c);
 /* Consumes framing and at most one run of data from <in>[0, <len>).
  * Returns the number of bytes consumed (0 when more input is needed, or when done), or -1 on
  * invalid framing (bad hex, size overflow, bad CRLF, over-long line or trailers).
- * *<data>/*<data_len> give the chunk data found inside the consumed bytes (len 0 if none).
+ * *<data> and *<data_len> give the chunk data found inside the consumed bytes (len 0 if none).
  * Call again with the rest until it returns 0 or sets c->done. Bytes after the end are not
  * consumed (a pipelined next message). */
 long h1_chunked_step(struct h1_chunked *c, const char *in, size_t len, const char **data,

@@ -38,6 +38,8 @@ enum h1_err {
     H1_ERR_HEAD_TOO_LARGE,  /* 431 head over the size limit */
     H1_ERR_TOO_MANY_HEADERS,/* 431 more header lines than the limit */
     H1_ERR_STATUS,          /* response: malformed status line (502 for a proxy) */
+    H1_ERR_TE_BAD,          /* 400 Transfer-Encoding with "chunked" not final or repeated, or an
+                               empty list element */
 };
 
 /* Status code to answer with for <err> (400, 414, 431, 501, 505). */
