@@ -1,0 +1,252 @@
+/* Metrics registry and exposition: per-thread slots summed at read, gauge deltas, histogram
+ * buckets, label escaping, Prometheus text parsed back line by line, JSON parsed with cJSON, and
+ * `promtool check metrics` on the output when promtool is installed. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <cmocka.h>
+
+#include "metrics/metrics.h"
+
+/* Value of the exposition line that starts with <series> followed by a space; -1 if absent. */
+static double prom_value(const char *text, const char *series)
+{
+    size_t n = strlen(series);
+    for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+        if (strncmp(p, series, n) == 0 && p[n] == ' ')
+            return strtod(p + n + 1, NULL);
+    }
+    return -1;
+}
+
+static void test_counters_summed_over_slots(void **state)
+{
+    (void)state;
+    struct metrics *m = metrics_create();
+    struct metrics_slot *a = metrics_slot_get(m);
+    struct metrics_slot *b = metrics_slot_get(m);
+    const char *labels[] = {"upstream", "server", NULL};
+    int fam = metrics_family(m, METRICS_COUNTER, "apigate_upstream_connects_total",
+                             "Upstream connections opened.", labels);
+    assert_true(fam >= 0);
+    const char *v1[] = {"api", "127.0.0.1:9000", NULL};
+    const char *v2[] = {"api", "127.0.0.1:9001", NULL};
+    metrics_ref r1 = metrics_series(m, fam, v1);
+    metrics_ref r2 = metrics_series(m, fam, v2);
+    assert_int_not_equal(r1, r2);
+    assert_int_equal(metrics_series(m, fam, v1), r1); /* same tuple, same series */
+    metrics_counter_add(a, r1, 5);
+    metrics_counter_inc(b, r1);
+    metrics_counter_add(b, r2, 7);
+    assert_int_equal(metrics_read(m, r1, METRICS_COUNTER), 6);
+    assert_int_equal(metrics_read(m, r2, METRICS_COUNTER), 7);
+    assert_int_equal(metrics_lookup(m, "apigate_upstream_connects_total", v2), r2);
+    const char *v3[] = {"api", "nope", NULL};
+    assert_int_equal(metrics_lookup(m, "apigate_upstream_connects_total", v3), METRICS_REF_NONE);
+
+    /* Same family registered again (a second pool) is the same family; a mismatch is refused. */
+    assert_int_equal(metrics_family(m, METRICS_COUNTER, "apigate_upstream_connects_total", "x",
+                                    labels),
+                     fam);
+    assert_int_equal(metrics_family(m, METRICS_GAUGE, "apigate_upstream_connects_total", "x",
+                                    labels),
+                     -1);
+    assert_int_equal(metrics_family(m, METRICS_COUNTER, "bad-name", "x", NULL), -1);
+    const char *bad[] = {"__reserved", NULL};
+    assert_int_equal(metrics_family(m, METRICS_COUNTER, "ok_total", "x", bad), -1);
+    const char *le[] = {"le", NULL};
+    assert_int_equal(metrics_family(m, METRICS_HISTOGRAM, "h_seconds", "x", le), -1);
+    /* Wrong number of values. */
+    assert_int_equal(metrics_series1(m, fam, "api"), METRICS_REF_NONE);
+    metrics_destroy(m);
+}
+
+static void test_gauges_and_set(void **state)
+{
+    (void)state;
+    struct metrics *m = metrics_create();
+    struct metrics_slot *a = metrics_slot_get(m);
+    struct metrics_slot *b = metrics_slot_get(m);
+    const char *labels[] = {"state", NULL};
+    int fam = metrics_family(m, METRICS_GAUGE, "apigate_pool_connections", "Pool conns.", labels);
+    metrics_ref in_use = metrics_series1(m, fam, "in_use");
+    metrics_gauge_add(a, in_use, 3);
+    metrics_gauge_add(b, in_use, 2);
+    metrics_gauge_add(a, in_use, -4); /* a connection acquired on one thread, released... */
+    assert_int_equal(metrics_read(m, in_use, METRICS_GAUGE), 1);
+    metrics_gauge_add(b, in_use, -2);
+    assert_int_equal(metrics_read(m, in_use, METRICS_GAUGE), -1); /* signed sum */
+
+    int up = metrics_family(m, METRICS_GAUGE_SET, "apigate_upstream_healthy", "1 up.", NULL);
+    metrics_ref ur = metrics_series(m, up, NULL);
+    metrics_gauge_set(m, ur, 1);
+    metrics_gauge_set(m, ur, 0);
+    assert_int_equal(metrics_read(m, ur, METRICS_GAUGE_SET), 0);
+    metrics_gauge_set(m, ur, 1);
+    assert_int_equal(metrics_read(m, ur, METRICS_GAUGE_SET), 1);
+    metrics_destroy(m);
+}
+
+/* A slot created after a histogram series was registered gets its histogram too, and a series
+ * registered after the slots exist reaches every slot. */
+static void test_histograms(void **state)
+{
+    (void)state;
+    struct metrics *m = metrics_create();
+    struct metrics_slot *a = metrics_slot_get(m);
+    const char *labels[] = {"upstream", NULL};
+    int fam = metrics_family(m, METRICS_HISTOGRAM, "apigate_pool_wait_seconds", "Wait.", labels);
+    metrics_ref r = metrics_series1(m, fam, "api");
+    struct metrics_slot *b = metrics_slot_get(m);
+    metrics_hist_observe_us(a, r, 300);     /* 0.3 ms */
+    metrics_hist_observe_us(b, r, 2000);    /* 2 ms */
+    metrics_hist_observe_us(b, r, 2000000); /* 2 s */
+    metrics_hist_observe_us(a, METRICS_REF_NONE, 5); /* ignored, no crash */
+    struct hist h;
+    hist_init(&h);
+    metrics_read_hist(m, r, &h);
+    assert_int_equal(h.count, 3);
+
+    struct buf out = BUF_INIT;
+    metrics_render_prom(m, &out);
+    buf_append(&out, "", 1);
+    const char *t = out.data;
+    assert_non_null(strstr(t, "# TYPE apigate_pool_wait_seconds histogram\n"));
+    assert_true(prom_value(t, "apigate_pool_wait_seconds_bucket{upstream=\"api\",le=\"0.0005\"}") == 1);
+    assert_true(prom_value(t, "apigate_pool_wait_seconds_bucket{upstream=\"api\",le=\"0.001\"}") == 1);
+    assert_true(prom_value(t, "apigate_pool_wait_seconds_bucket{upstream=\"api\",le=\"0.0025\"}") == 2);
+    assert_true(prom_value(t, "apigate_pool_wait_seconds_bucket{upstream=\"api\",le=\"1\"}") == 2);
+    assert_true(prom_value(t, "apigate_pool_wait_seconds_bucket{upstream=\"api\",le=\"2.5\"}") == 3);
+    assert_true(prom_value(t, "apigate_pool_wait_seconds_bucket{upstream=\"api\",le=\"+Inf\"}") == 3);
+    assert_true(prom_value(t, "apigate_pool_wait_seconds_count{upstream=\"api\"}") == 3);
+    double sum = prom_value(t, "apigate_pool_wait_seconds_sum{upstream=\"api\"}");
+    assert_true(sum > 2.0022 && sum < 2.0024);
+
+    /* Buckets are cumulative: every bucket line is ≥ the one before. */
+    double prev = 0;
+    for (size_t i = 0; i < metrics_le_count; i++) {
+        char series[128];
+        snprintf(series, sizeof(series), "apigate_pool_wait_seconds_bucket{upstream=\"api\",le=\"%g\"}",
+                 metrics_le_seconds[i]);
+        double v = prom_value(t, series);
+        assert_true(v >= prev);
+        prev = v;
+    }
+    buf_deinit(&out);
+    metrics_destroy(m);
+}
+
+static void test_escaping_and_no_labels(void **state)
+{
+    (void)state;
+    struct metrics *m = metrics_create();
+    struct metrics_slot *s = metrics_slot_get(m);
+    const char *labels[] = {"route", NULL};
+    int fam = metrics_family(m, METRICS_COUNTER, "x_total", "Help with \\ and\nnewline.", labels);
+    metrics_ref r = metrics_series1(m, fam, "a\"b\\c\nd");
+    metrics_counter_add(s, r, 2);
+    int plain = metrics_family(m, METRICS_COUNTER, "y_total", "Plain.", NULL);
+    metrics_counter_add(s, metrics_series(m, plain, NULL), 4);
+    struct buf out = BUF_INIT;
+    metrics_render_prom(m, &out);
+    buf_append(&out, "", 1);
+    assert_non_null(strstr(out.data, "# HELP x_total Help with \\\\ and\\nnewline.\n"));
+    assert_true(prom_value(out.data, "x_total{route=\"a\\\"b\\\\c\\nd\"}") == 2);
+    assert_true(prom_value(out.data, "y_total") == 4);
+    buf_deinit(&out);
+    metrics_destroy(m);
+}
+
+static struct metrics *sample_registry(void)
+{
+    struct metrics *m = metrics_create();
+    struct metrics_slot *s = metrics_slot_get(m);
+    const char *hl[] = {"http_route", "http_request_method", "http_response_status_code", NULL};
+    int h = metrics_family(m, METRICS_HISTOGRAM, "http_server_request_duration_seconds",
+                           "Duration of HTTP server requests.", hl);
+    const char *v[] = {"/api/users/", "GET", "200", NULL};
+    metrics_ref hr = metrics_series(m, h, v);
+    for (uint64_t i = 1; i <= 1000; i++)
+        metrics_hist_observe_us(s, hr, i * 100);
+    const char *cl[] = {"upstream", "server", NULL};
+    int c = metrics_family(m, METRICS_COUNTER, "apigate_upstream_connects_total", "Connects.", cl);
+    const char *cv[] = {"api", "127.0.0.1:9000", NULL};
+    metrics_counter_add(s, metrics_series(m, c, cv), 12);
+    int g = metrics_family(m, METRICS_GAUGE, "apigate_pool_waiting", "Waiting.", NULL);
+    metrics_gauge_add(s, metrics_series(m, g, NULL), 3);
+    return m;
+}
+
+static void test_json(void **state)
+{
+    (void)state;
+    struct metrics *m = sample_registry();
+    struct buf out = BUF_INIT;
+    metrics_render_json(m, &out);
+    cJSON *root = cJSON_ParseWithLength(out.data, out.len);
+    assert_non_null(root);
+    cJSON *fam = cJSON_GetObjectItem(root, "http_server_request_duration_seconds");
+    assert_non_null(fam);
+    assert_string_equal(cJSON_GetObjectItem(fam, "type")->valuestring, "histogram");
+    cJSON *s0 = cJSON_GetArrayItem(cJSON_GetObjectItem(fam, "series"), 0);
+    assert_string_equal(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(s0, "labels"), "http_route")->valuestring,
+        "/api/users/");
+    assert_int_equal(cJSON_GetObjectItem(s0, "count")->valuedouble, 1000);
+    double p50 = cJSON_GetObjectItem(s0, "p50_s")->valuedouble;
+    assert_true(p50 > 0.049 && p50 < 0.051);
+    double p99 = cJSON_GetObjectItem(s0, "p99_s")->valuedouble;
+    assert_true(p99 > 0.098 && p99 < 0.1);
+    cJSON *c = cJSON_GetObjectItem(root, "apigate_upstream_connects_total");
+    cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItem(c, "series"), 0);
+    assert_int_equal(cJSON_GetObjectItem(c0, "value")->valuedouble, 12);
+    cJSON_Delete(root);
+    buf_deinit(&out);
+    metrics_destroy(m);
+}
+
+/* The official linter, when present: the exposition must pass `promtool check metrics`. */
+static void test_promtool(void **state)
+{
+    (void)state;
+    if (system("command -v promtool >/dev/null 2>&1") != 0) {
+        skip();
+        return;
+    }
+    struct metrics *m = sample_registry();
+    struct buf out = BUF_INIT;
+    metrics_render_prom(m, &out);
+    char path[] = "/tmp/test_metrics_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    fwrite(out.data, 1, out.len, f);
+    fclose(f);
+    char cmd[256];
+    snprintf(cmd, sizeof(cmd), "promtool check metrics < %s", path);
+    int rc = system(cmd);
+    unlink(path);
+    assert_int_equal(rc, 0);
+    buf_deinit(&out);
+    metrics_destroy(m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_counters_summed_over_slots),
+        cmocka_unit_test(test_gauges_and_set),
+        cmocka_unit_test(test_histograms),
+        cmocka_unit_test(test_escaping_and_no_labels),
+        cmocka_unit_test(test_json),
+        cmocka_unit_test(test_promtool),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
