@@ -1,0 +1,1269 @@
+/* Gateway config: descriptor tables for every section (config/cfg.h fills, bounds-checks and
+ * documents the plain keys) plus the parts a table cannot express — `listen` as a string or a
+ * list, the `upstreams` map, the `routes` list, server specs, fallback headers — and the checks
+ * across sections (a route's upstream must exist). Every error of a file is collected. */
+#include "gateway/gwconf.h"
+
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "config/yaml.h"
+#include "core/xmalloc.h"
+#include "gateway/route.h"
+#include "gateway/worker.h"
+
+/* ---- descriptor tables ----
+ * A nested CFG_SECTION entry has offset 0 and its sub-table uses offsets into the same outer
+ * struct (offsetof(outer, section.field)), so the fields land right whether cfg adds the section
+ * offset or not. */
+
+#define W(f) offsetof(struct gw_config, workers.f)
+static const struct cfg_desc gwconf_workers_desc[] = {
+    {"threads", CFG_INT, W(threads), "0", "0", "64",
+     "event-loop threads of the worker, each with its own SO_REUSEPORT socket; 0 = CPU count",
+     NULL, NULL, false},
+    {"worker_timeout", CFG_DURATION, W(worker_timeout_ms), "30s", "1s", "1h",
+     "a loop thread that has not ticked for this long gets its worker killed and replaced",
+     NULL, NULL, false},
+    {"max_requests", CFG_INT, W(max_requests), "0", "0", "1000000000000",
+     "replace the worker gracefully after this many requests (like gunicorn); 0 = never", NULL,
+     NULL, false},
+    {"max_requests_jitter", CFG_INT, W(max_requests_jitter), "0", "0", "1000000000000",
+     "add a random 0..N to max_requests so that gateways do not all recycle at once", NULL, NULL,
+     false},
+    {"drain_timeout", CFG_DURATION, W(drain_timeout_ms), "10s", "0ms", "1h",
+     "on SIGTERM or reload, time given to in-flight requests before the worker is killed", NULL,
+     NULL, false},
+    {NULL}};
+#undef W
+
+#define S(f) offsetof(struct gw_config, server.f)
+static const struct cfg_desc gwconf_server_desc[] = {
+    {"client_header_timeout", CFG_DURATION, S(client_header_timeout_ms), "10s", "1ms", "1h",
+     "the whole request head must arrive within this (slowloris guard); else 408", NULL, NULL,
+     false},
+    {"client_body_timeout", CFG_DURATION, S(client_body_timeout_ms), "30s", "1ms", "1h",
+     "longest pause between two reads of a request body; else 408", NULL, NULL, false},
+    {"keepalive_timeout", CFG_DURATION, S(keepalive_timeout_ms), "5s", "0ms", "1h",
+     "an idle kept-alive client connection is closed after this; 0 = no keep-alive", NULL, NULL,
+     false},
+    {"keepalive_requests", CFG_INT, S(keepalive_requests), "0", "0", "1000000000",
+     "requests served on one client connection before it is closed; 0 = unlimited", NULL, NULL,
+     false},
+    {"send_timeout", CFG_DURATION, S(send_timeout_ms), "30s", "1ms", "1h",
+     "longest pause between two successful writes to a slow client", NULL, NULL, false},
+    {"max_head_size", CFG_SIZE, S(max_head_size), "32KB", "1KB", "1MB",
+     "largest request line + headers; larger gets 431", NULL, NULL, false},
+    {"max_body_size", CFG_SIZE, S(max_body_size), "10MB", "0", "4GB",
+     "largest request body; larger gets 413", NULL, NULL, false},
+    {"max_headers", CFG_INT, S(max_headers), "100", "1", "1000",
+     "most request header fields; more gets 431", NULL, NULL, false},
+    {"max_connections", CFG_INT, S(max_connections), "10000", "1", "10000000",
+     "open client connections per worker; above it accepting pauses", NULL, NULL, false},
+    {"concurrency", CFG_INT, S(concurrency), "0", "0", "10000000",
+     "requests in flight in the whole gateway; above it 503 + Retry-After; 0 = unlimited", NULL,
+     NULL, false},
+    {"backlog", CFG_INT, S(backlog), "511", "1", "65535",
+     "listen(2) backlog of each listening socket", NULL, NULL, false},
+    {NULL}};
+#undef S
+
+#define L(f) offsetof(struct gw_config, logging.f)
+static const struct cfg_desc gwconf_logging_desc[] = {
+    {"level", CFG_ENUM, L(level), "info", NULL, NULL, "lowest level written to the error log",
+     "debug|info|warn|error", NULL, false},
+    {"format", CFG_ENUM, L(format), "text", NULL, NULL, "error log format (stderr)", "text|json",
+     NULL, false},
+    {"access_log", CFG_STRING, L(access_log), "off", NULL, NULL,
+     "access log destination: a file path, stderr, or off", NULL, NULL, false},
+    {"access_format", CFG_ENUM, L(access_format), "text", NULL, NULL,
+     "access log line format", "text|json", NULL, false},
+    {"access_buffer", CFG_SIZE, L(access_buffer), "64KB", "0", "16MB",
+     "access log bytes buffered per thread before a write", NULL, NULL, false},
+    {"access_flush", CFG_DURATION, L(access_flush_ms), "1s", "1ms", "1m",
+     "buffered access log lines are written at least this often", NULL, NULL, false},
+    {NULL}};
+#undef L
+
+#define C(f) offsetof(struct gw_config, cache.f)
+static const struct cfg_desc gwconf_cache_desc[] = {
+    {"memory", CFG_SIZE, C(memory), "256MB", "0", "1TB",
+     "hard byte limit of the in-process cache shared by all threads; 0 disables caching", NULL,
+     NULL, false},
+    {"max_object_size", CFG_SIZE, C(max_object_size), "1MB", "0", "1GB",
+     "larger responses pass through uncached", NULL, NULL, false},
+    {"shards", CFG_INT, C(shards), "0", "0", "4096",
+     "lock shards of the cache; 0 = auto (a power of two, at least 4 per thread)", NULL, NULL,
+     false},
+    {"eviction", CFG_ENUM, C(eviction), "sieve", NULL, NULL,
+     "scan-resistant eviction policy", "s3fifo|sieve", NULL, false},
+    {"coalesce", CFG_BOOL, C(coalesce), "true", NULL, NULL,
+     "concurrent misses on one key wait for a single upstream fetch", NULL, NULL, false},
+    {"coalesce_timeout", CFG_DURATION, C(coalesce_timeout_ms), "10s", "1ms", "1h",
+     "a coalesced waiter stops waiting after this and fetches by itself", NULL, NULL, false},
+    {"max_stale", CFG_DURATION, C(max_stale_ms), "1h", "0ms", "30d",
+     "an entry is kept past its freshness at most this long (cap on stale grace)", NULL, NULL,
+     false},
+    {"redis", CFG_STRING, C(redis), NULL, NULL, NULL,
+     "second-level cache shared by gateways: redis://host:port/db (optional)", NULL, NULL,
+     false},
+    {"redis_timeout", CFG_DURATION, C(redis_timeout_ms), "50ms", "1ms", "10s",
+     "an L2 lookup slower than this counts as a miss", NULL, NULL, false},
+    {"redis_prefix", CFG_STRING, C(redis_prefix), "apigate:", NULL, NULL,
+     "prefix of every key written to Redis", NULL, NULL, false},
+    {"redis_channel", CFG_STRING, C(redis_channel), "apigate:purge", NULL, NULL,
+     "Redis pub/sub channel on which purges are published to every gateway", NULL, NULL, false},
+    {"redis_max_object_size", CFG_SIZE, C(redis_max_object_size), "512KB", "0", "512MB",
+     "larger objects stay in the in-process cache only", NULL, NULL, false},
+    {"redis_reconnect", CFG_DURATION, C(redis_reconnect_ms), "1s", "10ms", "1m",
+     "pause between reconnect attempts while Redis is down", NULL, NULL, false},
+    {NULL}};
+#undef C
+
+static const struct cfg_desc gwconf_root_desc[] = {
+    {"admin", CFG_STRING, offsetof(struct gw_config, admin), "127.0.0.1:9901", NULL, NULL,
+     "admin listener (/metrics, /stats, /health): host:port, or off", NULL, NULL, false},
+    {"workers", CFG_SECTION, 0, NULL, NULL, NULL, "process model", NULL, gwconf_workers_desc,
+     false},
+    {"server", CFG_SECTION, 0, NULL, NULL, NULL, "client connection limits", NULL,
+     gwconf_server_desc, false},
+    {"logging", CFG_SECTION, 0, NULL, NULL, NULL, "error and access logs", NULL,
+     gwconf_logging_desc, false},
+    {"cache", CFG_SECTION, 0, NULL, NULL, NULL, "shared response cache", NULL, gwconf_cache_desc,
+     false},
+    {NULL}};
+static const char *const gwconf_root_manual[] = {"listen", "upstreams", "routes", NULL};
+
+/* upstreams.<name> */
+#define U(f) offsetof(struct gw_upstream, f)
+static const struct cfg_desc gwconf_pool_desc[] = {
+    {"max_connections", CFG_INT, U(pool.max_connections), "64", "1", "100000",
+     "open connections (busy + idle) per loop thread and server", NULL, NULL, false},
+    {"max_idle", CFG_INT, U(pool.max_idle), "32", "0", "100000",
+     "idle keep-alive connections kept per loop thread and server", NULL, NULL, false},
+    {"idle_timeout", CFG_DURATION, U(pool.idle_timeout_ms), "60s", "1ms", "1h",
+     "an idle pooled connection is closed after this (keep it below the upstream's own)", NULL,
+     NULL, false},
+    {"queue_timeout", CFG_DURATION, U(pool.queue_timeout_ms), "1s", "0ms", "1m",
+     "a request waits this long for a free connection, then gets 503", NULL, NULL, false},
+    {"max_queue", CFG_INT, U(pool.max_queue), "1024", "0", "10000000",
+     "requests waiting for a connection per loop thread; above it 503 at once", NULL, NULL,
+     false},
+    {"keepalive_requests", CFG_INT, U(pool.keepalive_requests), "0", "0", "1000000000",
+     "requests sent on one upstream connection before it is closed; 0 = unlimited", NULL, NULL,
+     false},
+    {NULL}};
+static const struct cfg_desc gwconf_health_desc[] = {
+    {"path", CFG_STRING, U(health.path), "/", NULL, NULL, "path probed with GET", NULL, NULL,
+     false},
+    {"interval", CFG_DURATION, U(health.interval_ms), "2s", "10ms", "1h", "time between probes",
+     NULL, NULL, false},
+    {"timeout", CFG_DURATION, U(health.timeout_ms), "1s", "1ms", "1m",
+     "a probe slower than this failed", NULL, NULL, false},
+    {"healthy_threshold", CFG_INT, U(health.healthy_threshold), "2", "1", "1000",
+     "consecutive successes that mark a server up", NULL, NULL, false},
+    {"unhealthy_threshold", CFG_INT, U(health.unhealthy_threshold), "3", "1", "1000",
+     "consecutive failures that mark a server down", NULL, NULL, false},
+    {"expect_min", CFG_INT, U(health.expect_min), "200", "100", "599",
+     "lowest status that counts as healthy", NULL, NULL, false},
+    {"expect_max", CFG_INT, U(health.expect_max), "399", "100", "599",
+     "highest status that counts as healthy", NULL, NULL, false},
+    {NULL}};
+static const struct cfg_desc gwconf_tls_desc[] = {
+    {"verify", CFG_BOOL, U(tls.verify), "true", NULL, NULL,
+     "verify the server certificate chain and name", NULL, NULL, false},
+    {"ca_file", CFG_STRING, U(tls.ca_file), NULL, NULL, NULL,
+     "PEM file of trusted CAs; default: the system store", NULL, NULL, false},
+    {"sni", CFG_STRING, U(tls.sni), NULL, NULL, NULL,
+     "server name sent (SNI) and verified; default: the server's host", NULL, NULL, false},
+    {"cert_file", CFG_STRING, U(tls.cert_file), NULL, NULL, NULL,
+     "client certificate (PEM) for mutual TLS", NULL, NULL, false},
+    {"key_file", CFG_STRING, U(tls.key_file), NULL, NULL, NULL,
+     "private key (PEM) of cert_file", NULL, NULL, false},
+    {NULL}};
+static const struct cfg_desc gwconf_upstream_desc[] = {
+    {"balance", CFG_ENUM, U(balance), "round_robin", NULL, NULL,
+     "how a server is chosen", "round_robin|least_request|ewma", NULL, false},
+    {"pool", CFG_SECTION, 0, NULL, NULL, NULL, "keep-alive connection pool", NULL,
+     gwconf_pool_desc, false},
+    {"connect_timeout", CFG_DURATION, U(connect_timeout_ms), "1s", "1ms", "1m",
+     "time to open a TCP (and TLS) connection to a server", NULL, NULL, false},
+    {"host", CFG_STRING, U(host), NULL, NULL, NULL,
+     "Host header sent upstream; default: the client's", NULL, NULL, false},
+    {"max_fails", CFG_INT, U(max_fails), "0", "0", "1000",
+     "passive checks: this many failures within fail_timeout mark a server down; 0 = off", NULL,
+     NULL, false},
+    {"fail_timeout", CFG_DURATION, U(fail_timeout_ms), "10s", "1ms", "1h",
+     "window of max_fails and the time a failed server stays down", NULL, NULL, false},
+    {NULL}};
+static const char *const gwconf_upstream_manual[] = {"servers", "health", "tls", NULL};
+#undef U
+
+/* routes[] */
+#define R(f) offsetof(struct gw_route, f)
+static const struct cfg_desc gwconf_rcache_desc[] = {
+    {"ttl", CFG_DURATION, R(cache.ttl_ms), "0ms", "0ms", "365d",
+     "freshness when the origin gives none (always, with override); 0 = origin headers only",
+     NULL, NULL, false},
+    {"override", CFG_BOOL, R(cache.override), "false", NULL, NULL,
+     "ignore the origin's no-store/private/no-cache/max-age and use ttl", NULL, NULL, false},
+    {"stale_while_revalidate", CFG_DURATION, R(cache.stale_while_revalidate_ms), "0ms", "0ms",
+     "30d", "serve a stale copy this long while it is refreshed in the background", NULL, NULL,
+     false},
+    {"stale_if_error", CFG_DURATION, R(cache.stale_if_error_ms), "0ms", "0ms", "30d",
+     "serve a stale copy this long when the upstream fails (5xx, timeout, breaker open)", NULL,
+     NULL, false},
+    {"invalidate", CFG_STRLIST, R(cache.invalidate), NULL, NULL, NULL,
+     "paths purged (all variants) after a successful POST/PUT/PATCH/DELETE on this route", NULL,
+     NULL, false},
+    {"invalidate_self", CFG_BOOL, R(cache.invalidate_self), "true", NULL, NULL,
+     "a successful unsafe request purges its own URI and Location/Content-Location", NULL, NULL,
+     false},
+    {"vary", CFG_STRLIST, R(cache.vary), NULL, NULL, NULL,
+     "request headers added to the cache key (e.g. Authorization for per-user entries)", NULL,
+     NULL, false},
+    {"ignore_query", CFG_STRLIST, R(cache.ignore_query), NULL, NULL, NULL,
+     "query parameters left out of the key (utm_source, ...; \"*\" = the whole query)", NULL,
+     NULL, false},
+    {"sort_query", CFG_BOOL, R(cache.sort_query), "true", NULL, NULL,
+     "sort query parameters in the key so ?a=1&b=2 and ?b=2&a=1 share an entry", NULL, NULL,
+     false},
+    {"statuses", CFG_STRLIST, R(cache.statuses_str), NULL, NULL, NULL,
+     "cacheable statuses; default: RFC 9111's heuristically cacheable ones", NULL, NULL, false},
+    {"negative_ttl", CFG_DURATION, R(cache.negative_ttl_ms), "0ms", "0ms", "1d",
+     "freshness of 404/410 when the origin gives none; 0 = not cached", NULL, NULL, false},
+    {"max_object_size", CFG_SIZE, R(cache.max_object_size), "0", "0", "1GB",
+     "per-route limit; 0 = cache.max_object_size", NULL, NULL, false},
+    {"coalesce", CFG_BOOL, R(cache.coalesce), "true", NULL, NULL,
+     "coalesce concurrent misses of this route", NULL, NULL, false},
+    {NULL}};
+static const struct cfg_desc gwconf_timeout_desc[] = {
+    {"connect", CFG_DURATION, R(timeout.connect_ms), "0ms", "0ms", "1m",
+     "time to connect to the upstream; 0 = the upstream's connect_timeout", NULL, NULL, false},
+    {"first_byte", CFG_DURATION, R(timeout.first_byte_ms), "30s", "1ms", "1h",
+     "request sent to first byte of the response; else 504", NULL, NULL, false},
+    {"total", CFG_DURATION, R(timeout.total_ms), "60s", "1ms", "1h",
+     "whole exchange including retries; else 504", NULL, NULL, false},
+    {NULL}};
+static const struct cfg_desc gwconf_limit_desc[] = {
+    {"concurrency", CFG_INT, R(limit.concurrency), "0", "0", "10000000",
+     "requests in flight on this route; above it 503 + Retry-After; 0 = unlimited", NULL, NULL,
+     false},
+    {"retry_after", CFG_DURATION, R(limit.retry_after_ms), "1s", "0ms", "1h",
+     "Retry-After sent with the 503 (rounded up to seconds)", NULL, NULL, false},
+    {NULL}};
+static const struct cfg_desc gwconf_breaker_desc[] = {
+    {"window", CFG_DURATION, R(breaker.window_ms), "10s", "100ms", "1h",
+     "sliding window in which errors are counted", NULL, NULL, false},
+    {"buckets", CFG_INT, R(breaker.buckets), "10", "1", "1000", "buckets of the window", NULL,
+     NULL, false},
+    {"error_threshold", CFG_PERCENT, R(breaker.error_threshold), "50%", "1%", "100%",
+     "share of failed requests (5xx, timeouts, connect errors) that opens the breaker", NULL,
+     NULL, false},
+    {"min_requests", CFG_INT, R(breaker.min_requests), "20", "1", "1000000",
+     "no decision with fewer requests than this in the window", NULL, NULL, false},
+    {"open_for", CFG_DURATION, R(breaker.open_for_ms), "30s", "10ms", "1h",
+     "an open breaker lets probes through (half-open) after this", NULL, NULL, false},
+    {"half_open_requests", CFG_INT, R(breaker.half_open_requests), "1", "1", "1000",
+     "probe requests let through while half-open", NULL, NULL, false},
+    {NULL}};
+static const struct cfg_desc gwconf_retry_desc[] = {
+    {"attempts", CFG_INT, R(retry.attempts), "0", "0", "10",
+     "extra attempts after the first, for idempotent requests only; 0 = none", NULL, NULL,
+     false},
+    {"budget", CFG_PERCENT, R(retry.budget), "20%", "0%", "100%",
+     "retries allowed as a share of requests, so retries cannot amplify an outage", NULL, NULL,
+     false},
+    {"on", CFG_STRLIST, R(retry.on), NULL, NULL, NULL,
+     "failures retried: connect_error, timeout, 502, 503, 504; default: connect_error", NULL,
+     NULL, false},
+    {"backoff", CFG_DURATION, R(retry.backoff_ms), "25ms", "0ms", "10s",
+     "base pause before a retry (doubled per attempt, jittered)", NULL, NULL, false},
+    {NULL}};
+static const struct cfg_desc gwconf_fallback_desc[] = {
+    {"status", CFG_INT, R(fallback.status), "503", "100", "599",
+     "status of the fallback response", NULL, NULL, false},
+    {"body", CFG_STRING, R(fallback.body), NULL, NULL, NULL, "body of the fallback response",
+     NULL, NULL, false},
+    {NULL}};
+static const char *const gwconf_fallback_manual[] = {"headers", NULL};
+static const struct cfg_desc gwconf_route_desc[] = {
+    {"match", CFG_STRING, R(match), NULL, NULL, NULL,
+     "(required) path pattern: /prefix/, \"= /exact\", or a glob with * (one segment), ** or ?",
+     NULL, NULL, false},
+    {"exact", CFG_BOOL, R(exact), "false", NULL, NULL, "match the path exactly", NULL, NULL,
+     false},
+    {"host", CFG_STRING, R(host), NULL, NULL, NULL,
+     "match only requests for this Host (port ignored); default: any", NULL, NULL, false},
+    {"methods", CFG_STRLIST, R(methods), NULL, NULL, NULL,
+     "match only these methods (GET, POST, ...); default: any", NULL, NULL, false},
+    {"upstream", CFG_STRING, R(upstream), NULL, NULL, NULL,
+     "(required) name of the upstream the route forwards to", NULL, NULL, false},
+    {"timeout", CFG_SECTION, 0, NULL, NULL, NULL, "upstream timeouts", NULL, gwconf_timeout_desc,
+     false},
+    {"limit", CFG_SECTION, 0, NULL, NULL, NULL, "admission control", NULL, gwconf_limit_desc,
+     false},
+    {"retry", CFG_SECTION, 0, NULL, NULL, NULL, "retries with a budget", NULL, gwconf_retry_desc,
+     false},
+    {NULL}};
+static const char *const gwconf_route_manual[] = {"cache", "breaker", "fallback", NULL};
+#undef R
+
+/* ---- helpers ---- */
+
+/* An empty YAML value (`cache:` with nothing after it) stands for an empty map. */
+static bool gwconf__is_null(const struct ynode *n)
+{
+    return n != NULL && n->type == YNODE_SCALAR && !n->quoted &&
+           (n->len == 0 || strcmp(n->str, "~") == 0 || strcmp(n->str, "null") == 0);
+}
+
+static bool gwconf__in_list(const char *const *list, const char *s)
+{
+    for (size_t i = 0; list && list[i]; i++)
+        if (strcmp(list[i], s) == 0)
+            return true;
+    return false;
+}
+
+static bool gwconf__in_desc(const struct cfg_desc *d, const char *s)
+{
+    for (; d->key; d++)
+        if (strcmp(d->key, s) == 0)
+            return true;
+    return false;
+}
+
+/* "a, b, c" of a table's keys and the manual keys, into <out>. */
+static void gwconf__known(const struct cfg_desc *d, const char *const *manual, char *out,
+                          size_t outlen)
+{
+    size_t o = 0;
+    out[0] = '\0';
+    for (; d && d->key; d++)
+        o += (size_t)snprintf(out + o, o < outlen ? outlen - o : 0, "%s%s", o ? ", " : "", d->key);
+    for (size_t i = 0; manual && manual[i]; i++)
+        o += (size_t)snprintf(out + o, o < outlen ? outlen - o : 0, "%s%s", o ? ", " : "",
+                              manual[i]);
+}
+
+/* Checks the keys of map <map> (at <where>) against table <desc> and the <manual> keys: unknown
+ * and duplicate keys are errors. Fills <out> with a shallow map of the pairs <desc> knows (the
+ * items point into <map>; free out->items only), for cfg_apply. Returns false when <map> is not a
+ * map (error added). */
+static bool gwconf__split(const struct ynode *map, const char *where, const struct cfg_desc *desc,
+                          const char *const *manual, struct ynode *out, struct cfg_errors *errs)
+{
+    memset(out, 0, sizeof(*out));
+    out->type = YNODE_MAP;
+    if (map == NULL || gwconf__is_null(map))
+        return true;
+    out->file = map->file;
+    out->line = map->line;
+    out->col = map->col;
+    if (map->type != YNODE_MAP) {
+        cfg_error(errs, map, "%s: expected a map, got a %s", where, ynode_type_name(map));
+        return false;
+    }
+    size_t n = ynode_size(map);
+    out->items = xcalloc(2 * n + 1, sizeof(*out->items));
+    for (size_t i = 0; i < n; i++) {
+        const struct ynode *k = ynode_key(map, i);
+        if (k->type != YNODE_SCALAR) {
+            cfg_error(errs, k, "%s: a key must be a plain string", where);
+            continue;
+        }
+        bool dup = false;
+        for (size_t j = 0; j < i; j++) {
+            const struct ynode *kj = ynode_key(map, j);
+            if (kj->type == YNODE_SCALAR && strcmp(kj->str, k->str) == 0) {
+                cfg_error(errs, k, "%s%s%s: given twice (first at line %d); keep one", where,
+                          *where ? "." : "", k->str, kj->line);
+                dup = true;
+                break;
+            }
+        }
+        if (dup)
+            continue;
+        if (gwconf__in_list(manual, k->str))
+            continue;
+        if (!gwconf__in_desc(desc, k->str)) {
+            char known[512];
+            gwconf__known(desc, manual, known, sizeof(known));
+            cfg_error(errs, k, "%s%s%s: unknown key; known keys: %s", where, *where ? "." : "",
+                      k->str, known);
+            continue;
+        }
+        out->items[out->n++] = map->items[2 * i];
+        out->items[out->n++] = map->items[2 * i + 1];
+    }
+    return true;
+}
+
+/* Length of the "file:line:col: " position at the start of <msg>, or 0. */
+static size_t gwconf__pos_len(const char *msg, const char *file, int *line, int *col)
+{
+    size_t fl = strlen(file);
+    if (strncmp(msg, file, fl) != 0 || msg[fl] != ':')
+        return 0;
+    char *end;
+    long l = strtol(msg + fl + 1, &end, 10);
+    if (*end != ':')
+        return 0;
+    long c = strtol(end + 1, &end, 10);
+    if (end[0] != ':' || end[1] != ' ')
+        return 0;
+    *line = (int)l;
+    *col = (int)c;
+    return (size_t)(end + 2 - msg);
+}
+
+/* cfg names keys relative to the table it was given; put the section path (<where>) in front of
+ * the messages added since <before> so "balance: …" reads "upstreams.api.balance: …". */
+static void gwconf__prefix_errors(struct cfg_errors *errs, size_t before, const char *file,
+                                  const char *where)
+{
+    if (where == NULL || *where == '\0' || file == NULL)
+        return;
+    for (size_t i = before; i < errs->n; i++) {
+        int line, col;
+        size_t pl = gwconf__pos_len(errs->msgs[i], file, &line, &col);
+        if (pl == 0 || strncmp(errs->msgs[i] + pl, where, strlen(where)) == 0)
+            continue;
+        size_t len = strlen(errs->msgs[i]) + strlen(where) + 2;
+        char *m = xmalloc(len);
+        snprintf(m, len, "%.*s%s.%s", (int)pl, errs->msgs[i], where, errs->msgs[i] + pl);
+        free(errs->msgs[i]);
+        errs->msgs[i] = m;
+    }
+}
+
+/* Applies table <desc> to <base> from the known keys of <map>; unknown keys are reported. */
+static void gwconf__apply(const struct ynode *map, const char *where, const struct cfg_desc *desc,
+                          const char *const *manual, void *base, struct cfg_errors *errs)
+{
+    struct ynode f;
+    size_t before = errs->n;
+    if (!gwconf__split(map, where, desc, manual, &f, errs) || f.file == NULL) {
+        cfg_apply(desc, base, NULL, errs);
+    } else {
+        size_t mid = errs->n;
+        cfg_apply(desc, base, &f, errs);
+        gwconf__prefix_errors(errs, mid, f.file, where);
+    }
+    (void)before;
+    free(f.items);
+}
+
+/* Sorts the messages from <from> by their line and column; stable (insertion sort: a file has
+ * few errors), so messages at one position keep their order. */
+static void gwconf__sort_errors(struct cfg_errors *errs, size_t from, const char *file)
+{
+    for (size_t i = from + 1; i < errs->n; i++) {
+        char *m = errs->msgs[i];
+        int l, c, lj, cj;
+        if (gwconf__pos_len(m, file, &l, &c) == 0)
+            continue;
+        size_t j = i;
+        while (j > from && gwconf__pos_len(errs->msgs[j - 1], file, &lj, &cj) != 0 &&
+               (lj > l || (lj == l && cj > c))) {
+            errs->msgs[j] = errs->msgs[j - 1];
+            j--;
+        }
+        errs->msgs[j] = m;
+    }
+}
+
+static const struct ynode *gwconf__get(const struct ynode *map, const char *key)
+{
+    return map && map->type == YNODE_MAP ? ynode_get(map, key) : NULL;
+}
+
+/* ---- listen / admin ---- */
+
+static int gwconf__add_listen(struct gw_config *c, const struct ynode *n, const char *s,
+                              struct cfg_errors *errs, char *err, size_t errlen)
+{
+    struct sock_addr a;
+    char e[256] = "";
+    if (sock_parse_addr(s, &a, e, sizeof(e)) != 0 || sock_addr_port(&a) == 0) {
+        if (errs)
+        {
+            if (sock_addr_port(&a) == 0 && e[0] == '\0')
+                snprintf(e, sizeof(e), "'%s': port 0 is not allowed", s);
+            cfg_error(errs, n, "listen: bad address %s; allowed: host:port with a numeric host "
+                               "or localhost, port 1..65535 (e.g. 127.0.0.1:8080)", e);
+        }
+        else
+            snprintf(err, errlen, "bad listen address '%s'; expected host:port", s);
+        return -1;
+    }
+    for (size_t i = 0; i < c->nlisten; i++) {
+        if (c->listen[i].addr.len == a.len && memcmp(&c->listen[i].addr.ss, &a.ss, a.len) == 0) {
+            if (errs)
+                cfg_error(errs, n, "listen: %s is listed twice; give each address once", s);
+            else
+                snprintf(err, errlen, "listen address '%s' given twice", s);
+            return -1;
+        }
+    }
+    c->listen = xrealloc(c->listen, (c->nlisten + 1) * sizeof(*c->listen));
+    c->listen[c->nlisten].spec = xstrdup(s);
+    c->listen[c->nlisten].addr = a;
+    c->nlisten++;
+    return 0;
+}
+
+static void gwconf__parse_listen(struct gw_config *c, const struct ynode *n,
+                                 struct cfg_errors *errs)
+{
+    if (n == NULL) {
+        gwconf__add_listen(c, NULL, "127.0.0.1:8080", errs, NULL, 0);
+        return;
+    }
+    if (n->type == YNODE_SCALAR) {
+        gwconf__add_listen(c, n, n->str, errs, NULL, 0);
+        return;
+    }
+    if (n->type != YNODE_SEQ || ynode_size(n) == 0) {
+        cfg_error(errs, n, "listen: expected an address or a non-empty list of addresses "
+                           "(host:port)");
+        return;
+    }
+    for (size_t i = 0; i < ynode_size(n); i++) {
+        const struct ynode *it = ynode_item(n, i);
+        if (it->type != YNODE_SCALAR) {
+            cfg_error(errs, it, "listen[%zu]: expected host:port, got a %s", i,
+                      ynode_type_name(it));
+            continue;
+        }
+        gwconf__add_listen(c, it, it->str, errs, NULL, 0);
+    }
+}
+
+static int gwconf__admin(struct gw_config *c, const char *s, char *err, size_t errlen)
+{
+    if (s == NULL || strcmp(s, "off") == 0 || strcmp(s, "false") == 0) {
+        c->admin_enabled = false;
+        return 0;
+    }
+    char e[256];
+    if (sock_parse_addr(s, &c->admin_addr, e, sizeof(e)) != 0) {
+        snprintf(err, errlen, "bad address %s; allowed: host:port (e.g. 127.0.0.1:9901) or off", e);
+        return -1;
+    }
+    c->admin_enabled = true;
+    return 0;
+}
+
+/* ---- upstreams ---- */
+
+static bool gwconf__hostname_ok(const char *h)
+{
+    if (*h == '\0' || strlen(h) > 253)
+        return false;
+    for (const char *p = h; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '-' && *p != '.' && *p != '_' && *p != ':')
+            return false;
+    return true;
+}
+
+/* Parses "host:port", "[v6]:port", "http://host[:port][/]" or "https://…" into <s>. */
+static int gwconf__parse_server(const char *spec, struct gw_upserver *s, char *err, size_t errlen)
+{
+    const char *p = spec;
+    int defport = 0;
+    if (strncasecmp(p, "http://", 7) == 0) {
+        p += 7;
+        defport = 80;
+    } else if (strncasecmp(p, "https://", 8) == 0) {
+        p += 8;
+        defport = 443;
+        s->tls = true;
+    } else if (strstr(p, "://") != NULL) {
+        snprintf(err, errlen, "'%s': unsupported scheme; use host:port, http:// or https://", spec);
+        return -1;
+    }
+    char hostport[300];
+    size_t hl = strcspn(p, "/?#");
+    if (p[hl] != '\0' && strcmp(p + hl, "/") != 0) {
+        snprintf(err, errlen, "'%s': a server is an address, it cannot carry a path or a query",
+                 spec);
+        return -1;
+    }
+    if (hl == 0 || hl >= sizeof(hostport)) {
+        snprintf(err, errlen, "'%s': missing host", spec);
+        return -1;
+    }
+    memcpy(hostport, p, hl);
+    hostport[hl] = '\0';
+    char host[300];
+    const char *portstr = NULL;
+    if (hostport[0] == '[') {
+        char *close = strchr(hostport, ']');
+        if (close == NULL || (close[1] != '\0' && close[1] != ':')) {
+            snprintf(err, errlen, "'%s': expected [ipv6]:port", spec);
+            return -1;
+        }
+        *close = '\0';
+        snprintf(host, sizeof(host), "%s", hostport + 1);
+        portstr = close[1] == ':' ? close + 2 : NULL;
+    } else {
+        char *colon = strrchr(hostport, ':');
+        if (colon != NULL) {
+            *colon = '\0';
+            portstr = colon + 1;
+        }
+        snprintf(host, sizeof(host), "%s", hostport);
+    }
+    long port = defport;
+    if (portstr != NULL) {
+        char *end;
+        port = strtol(portstr, &end, 10);
+        if (*portstr == '\0' || *end != '\0' || port < 1 || port > 65535) {
+            snprintf(err, errlen, "'%s': port must be a number from 1 to 65535", spec);
+            return -1;
+        }
+    }
+    if (port == 0) {
+        snprintf(err, errlen, "'%s': missing port; write host:port or http(s)://host", spec);
+        return -1;
+    }
+    if (!gwconf__hostname_ok(host)) {
+        snprintf(err, errlen, "'%s': bad host name '%s'", spec, host);
+        return -1;
+    }
+    s->spec = xstrdup(spec);
+    s->host = xstrdup(host);
+    s->port = (int)port;
+    char probe[340], e[256];
+    if (strchr(host, ':'))
+        snprintf(probe, sizeof(probe), "[%s]:%ld", host, port);
+    else
+        snprintf(probe, sizeof(probe), "%s:%ld", host, port);
+    s->numeric = sock_parse_addr(probe, &s->addr, e, sizeof(e)) == 0;
+    if (!s->numeric && strchr(host, ':')) {
+        snprintf(err, errlen, "'%s': bad IPv6 address", spec);
+        return -1;
+    }
+    return 0;
+}
+
+static void gwconf__parse_servers(struct gw_upstream *u, const struct ynode *n, const char *where,
+                                  const struct ynode *at, struct cfg_errors *errs)
+{
+    if (n == NULL) {
+        cfg_error(errs, at, "%s.servers: missing; list at least one server (host:port or "
+                            "http(s)://host:port)", where);
+        return;
+    }
+    if (n->type == YNODE_SCALAR && !gwconf__is_null(n)) {
+        /* a single server written without brackets */
+    } else if (n->type != YNODE_SEQ || ynode_size(n) == 0) {
+        cfg_error(errs, n, "%s.servers: empty; list at least one server (host:port or "
+                           "http(s)://host:port)", where);
+        return;
+    }
+    size_t cnt = n->type == YNODE_SEQ ? ynode_size(n) : 1;
+    u->servers = xcalloc(cnt, sizeof(*u->servers));
+    for (size_t i = 0; i < cnt; i++) {
+        const struct ynode *it = n->type == YNODE_SEQ ? ynode_item(n, i) : n;
+        struct gw_upserver s = {.weight = 1};
+        const struct ynode *addr = it;
+        if (it->type == YNODE_MAP) {
+            static const char *const keys[] = {"address", "weight", "backup", NULL};
+            for (size_t k = 0; k < ynode_size(it); k++) {
+                const struct ynode *key = ynode_key(it, k);
+                if (key->type != YNODE_SCALAR || !gwconf__in_list(keys, key->str))
+                    cfg_error(errs, key, "%s.servers[%zu]: unknown key '%s'; known keys: "
+                                         "address, weight, backup", where, i,
+                              key->type == YNODE_SCALAR ? key->str : "?");
+            }
+            addr = ynode_get(it, "address");
+            const struct ynode *w = ynode_get(it, "weight");
+            const struct ynode *b = ynode_get(it, "backup");
+            static const struct cfg_desc wd = {"weight", CFG_INT, 0, "1", "1", "1000",
+                                               "relative share of requests", NULL, NULL, false};
+            static const struct cfg_desc bd = {"backup", CFG_BOOL, 0, "false", NULL, NULL,
+                                               "backup server", NULL, NULL, false};
+            if (w)
+                cfg_parse_scalar(&wd, w, &s.weight, errs);
+            if (b)
+                cfg_parse_scalar(&bd, b, &s.backup, errs);
+            if (addr == NULL) {
+                cfg_error(errs, it, "%s.servers[%zu].address: missing; give host:port", where, i);
+                continue;
+            }
+        }
+        if (addr->type != YNODE_SCALAR) {
+            cfg_error(errs, addr, "%s.servers[%zu]: expected host:port or a map with address, "
+                                  "got a %s", where, i, ynode_type_name(addr));
+            continue;
+        }
+        char e[400];
+        if (gwconf__parse_server(addr->str, &s, e, sizeof(e)) != 0) {
+            cfg_error(errs, addr, "%s.servers[%zu]: %s", where, i, e);
+            continue;
+        }
+        u->servers[u->nservers++] = s;
+    }
+}
+
+static void gwconf__parse_upstream(struct gw_upstream *u, const struct ynode *key,
+                                   const struct ynode *val, struct cfg_errors *errs)
+{
+    char where[300];
+    snprintf(where, sizeof(where), "upstreams.%s", key->str);
+    u->name = xstrdup(key->str);
+    gwconf__apply(val, where, gwconf_upstream_desc, gwconf_upstream_manual, u, errs);
+    if (val == NULL || val->type != YNODE_MAP) {
+        if (val != NULL && gwconf__is_null(val))
+            cfg_error(errs, val, "%s: empty; an upstream needs servers", where);
+        cfg_defaults(gwconf_health_desc, u);
+        cfg_defaults(gwconf_tls_desc, u);
+        return;
+    }
+    gwconf__parse_servers(u, ynode_get(val, "servers"), where, key, errs);
+
+    char sub[340];
+    const struct ynode *h = ynode_get(val, "health");
+    snprintf(sub, sizeof(sub), "%s.health", where);
+    if (h != NULL) {
+        gwconf__apply(h, sub, gwconf_health_desc, NULL, u, errs);
+        u->health.enabled = true;
+        if (u->health.path && u->health.path[0] != '/')
+            cfg_error(errs, h, "%s.path: '%s' must start with '/'", sub, u->health.path);
+        if (u->health.timeout_ms >= u->health.interval_ms)
+            cfg_error(errs, h, "%s.timeout: %llums is not below interval %llums; a probe must "
+                               "end before the next one", sub,
+                      (unsigned long long)u->health.timeout_ms,
+                      (unsigned long long)u->health.interval_ms);
+        if (u->health.expect_min > u->health.expect_max)
+            cfg_error(errs, h, "%s: expect_min %lld is above expect_max %lld", sub,
+                      (long long)u->health.expect_min, (long long)u->health.expect_max);
+    } else {
+        cfg_defaults(gwconf_health_desc, u);
+    }
+
+    const struct ynode *t = ynode_get(val, "tls");
+    snprintf(sub, sizeof(sub), "%s.tls", where);
+    if (t != NULL)
+        gwconf__apply(t, sub, gwconf_tls_desc, NULL, u, errs);
+    else
+        cfg_defaults(gwconf_tls_desc, u);
+    bool any_tls = t != NULL;
+    for (size_t i = 0; i < u->nservers; i++)
+        any_tls |= u->servers[i].tls;
+    if (any_tls) {
+        u->tls.enabled = true;
+        for (size_t i = 0; i < u->nservers; i++)
+            u->servers[i].tls = true;
+        const char *files[] = {u->tls.ca_file, u->tls.cert_file, u->tls.key_file};
+        const char *names[] = {"ca_file", "cert_file", "key_file"};
+        for (int i = 0; i < 3; i++)
+            if (files[i] && access(files[i], R_OK) != 0)
+                cfg_error(errs, t ? ynode_get(t, names[i]) : key,
+                          "%s.%s: cannot read '%s'; give a readable PEM file", sub, names[i],
+                          files[i]);
+        if ((u->tls.cert_file == NULL) != (u->tls.key_file == NULL))
+            cfg_error(errs, t, "%s: cert_file and key_file go together; give both or neither",
+                      sub);
+    }
+    if (u->pool.max_idle > u->pool.max_connections)
+        cfg_error(errs, ynode_get(val, "pool"),
+                  "%s.pool.max_idle: %lld is above max_connections %lld; at most max_connections",
+                  where, (long long)u->pool.max_idle, (long long)u->pool.max_connections);
+}
+
+static void gwconf__parse_upstreams(struct gw_config *c, const struct ynode *n,
+                                    struct cfg_errors *errs)
+{
+    if (n == NULL || gwconf__is_null(n))
+        return;
+    if (n->type != YNODE_MAP) {
+        cfg_error(errs, n, "upstreams: expected a map of name: {servers: [...]}, got a %s",
+                  ynode_type_name(n));
+        return;
+    }
+    size_t cnt = ynode_size(n);
+    c->upstreams = xcalloc(cnt ? cnt : 1, sizeof(*c->upstreams));
+    for (size_t i = 0; i < cnt; i++) {
+        const struct ynode *k = ynode_key(n, i);
+        if (k->type != YNODE_SCALAR || k->len == 0) {
+            cfg_error(errs, k, "upstreams: a name must be a non-empty string");
+            continue;
+        }
+        if (gwconf_upstream_index(c, k->str) >= 0) {
+            cfg_error(errs, k, "upstreams.%s: defined twice; names must be unique", k->str);
+            continue;
+        }
+        struct gw_upstream *u = &c->upstreams[c->nupstreams++];
+        gwconf__parse_upstream(u, k, ynode_value(n, i), errs);
+    }
+}
+
+/* ---- routes ---- */
+
+static void gwconf__parse_fallback(struct gw_route *r, const struct ynode *n, const char *where,
+                                   struct cfg_errors *errs)
+{
+    gwconf__apply(n, where, gwconf_fallback_desc, gwconf_fallback_manual, r, errs);
+    r->fallback.enabled = true;
+    r->fallback.body_len = r->fallback.body ? strlen(r->fallback.body) : 0;
+    const struct ynode *h = gwconf__get(n, "headers");
+    if (h == NULL || gwconf__is_null(h))
+        return;
+    if (h->type != YNODE_MAP) {
+        cfg_error(errs, h, "%s.headers: expected a map of Name: value", where);
+        return;
+    }
+    r->fallback.headers = xcalloc(ynode_size(h) + 1, sizeof(*r->fallback.headers));
+    for (size_t i = 0; i < ynode_size(h); i++) {
+        const struct ynode *k = ynode_key(h, i), *v = ynode_value(h, i);
+        bool ok = k->type == YNODE_SCALAR && k->len > 0;
+        for (size_t j = 0; ok && j < k->len; j++)
+            ok = isgraph((unsigned char)k->str[j]) && k->str[j] != ':';
+        if (!ok) {
+            cfg_error(errs, k, "%s.headers: bad header name; letters, digits and -", where);
+            continue;
+        }
+        if (v->type != YNODE_SCALAR || strpbrk(v->str, "\r\n") != NULL) {
+            cfg_error(errs, v, "%s.headers.%s: expected a one-line string", where, k->str);
+            continue;
+        }
+        r->fallback.headers[r->fallback.nheaders].name = xstrdup(k->str);
+        r->fallback.headers[r->fallback.nheaders].value = xstrdup(v->str);
+        r->fallback.nheaders++;
+    }
+}
+
+static void gwconf__parse_rcache(struct gw_route *r, const struct ynode *n, const char *where,
+                                 struct cfg_errors *errs)
+{
+    gwconf__apply(n, where, gwconf_rcache_desc, NULL, r, errs);
+    r->cache.enabled = true;
+    struct gw_route_cache *rc = &r->cache;
+    if (rc->statuses_str.n > 0) {
+        rc->statuses = xcalloc(rc->statuses_str.n, sizeof(int));
+        for (size_t i = 0; i < rc->statuses_str.n; i++) {
+            char *end;
+            long v = strtol(rc->statuses_str.v[i], &end, 10);
+            if (*end != '\0' || v < 100 || v > 599) {
+                cfg_error(errs, gwconf__get(n, "statuses"),
+                          "%s.statuses: '%s' is not a status; numbers from 100 to 599", where,
+                          rc->statuses_str.v[i]);
+                continue;
+            }
+            rc->statuses[rc->nstatuses++] = (int)v;
+        }
+    }
+    for (size_t i = 0; i < rc->invalidate.n; i++)
+        if (rc->invalidate.v[i][0] != '/')
+            cfg_error(errs, gwconf__get(n, "invalidate"),
+                      "%s.invalidate: '%s' must be a path starting with '/'", where,
+                      rc->invalidate.v[i]);
+}
+
+static void gwconf__parse_route(struct gw_config *c, struct gw_route *r, size_t idx,
+                                const struct ynode *n, struct cfg_errors *errs)
+{
+    char where[64], sub[96];
+    snprintf(where, sizeof(where), "routes[%zu]", idx);
+    r->line = n->line;
+    r->upstream_index = (size_t)-1;
+    gwconf__apply(n, where, gwconf_route_desc, gwconf_route_manual, r, errs);
+    if (n->type != YNODE_MAP)
+        return;
+
+    const struct ynode *mn = ynode_get(n, "match");
+    if (r->match == NULL) {
+        if (mn == NULL)
+            cfg_error(errs, n, "%s.match: missing; give a path (/api/, \"= /exact\", /a/*.json)",
+                      where);
+    } else {
+        const char *p = r->match;
+        if (p[0] == '=') {
+            r->exact = true;
+            p++;
+            while (*p == ' ')
+                p++;
+        }
+        r->path = xstrdup(p);
+        if (r->path[0] != '/') {
+            cfg_error(errs, mn, "%s.match: '%s' must start with '/' (or \"= /\" for exact)", where,
+                      r->match);
+        }
+        if (r->exact) {
+            r->kind = GW_MATCH_EXACT;
+            char *m = xmalloc(strlen(r->path) + 3);
+            sprintf(m, "= %s", r->path);
+            free(r->match);
+            r->match = m;
+        } else if (strpbrk(r->path, "*?") != NULL) {
+            r->kind = GW_MATCH_GLOB;
+        } else {
+            r->kind = GW_MATCH_PREFIX;
+        }
+    }
+    for (size_t i = 0; i < r->methods.n; i++) {
+        char *m = r->methods.v[i];
+        bool ok = m[0] != '\0';
+        for (char *q = m; *q; q++) {
+            *q = (char)toupper((unsigned char)*q);
+            ok &= isalpha((unsigned char)*q) || *q == '-' || *q == '_';
+        }
+        if (!ok)
+            cfg_error(errs, ynode_get(n, "methods"),
+                      "%s.methods: '%s' is not a method name; GET, HEAD, POST, PUT, ...", where, m);
+    }
+    if (r->upstream != NULL) {
+        long ui = gwconf_upstream_index(c, r->upstream);
+        if (ui < 0) {
+            char names[512];
+            size_t o = 0;
+            names[0] = '\0';
+            for (size_t i = 0; i < c->nupstreams; i++)
+                o += (size_t)snprintf(names + o, o < sizeof(names) ? sizeof(names) - o : 0,
+                                      "%s%s", i ? ", " : "", c->upstreams[i].name);
+            cfg_error(errs, ynode_get(n, "upstream"),
+                      "%s.upstream: unknown upstream '%s'; defined: %s", where, r->upstream,
+                      c->nupstreams ? names : "(none: add an upstreams: section)");
+        } else {
+            r->upstream_index = (size_t)ui;
+        }
+    } else if (ynode_get(n, "upstream") == NULL) {
+        cfg_error(errs, n, "%s.upstream: missing; name one of the upstreams", where);
+    }
+
+    const struct ynode *cn = ynode_get(n, "cache");
+    snprintf(sub, sizeof(sub), "%s.cache", where);
+    if (cn != NULL)
+        gwconf__parse_rcache(r, cn, sub, errs);
+    else
+        cfg_defaults(gwconf_rcache_desc, r);
+
+    const struct ynode *bn = ynode_get(n, "breaker");
+    snprintf(sub, sizeof(sub), "%s.breaker", where);
+    if (bn != NULL) {
+        gwconf__apply(bn, sub, gwconf_breaker_desc, NULL, r, errs);
+        r->breaker.enabled = true;
+    } else {
+        cfg_defaults(gwconf_breaker_desc, r);
+    }
+
+    const struct ynode *fn = ynode_get(n, "fallback");
+    snprintf(sub, sizeof(sub), "%s.fallback", where);
+    if (fn != NULL)
+        gwconf__parse_fallback(r, fn, sub, errs);
+    else
+        cfg_defaults(gwconf_fallback_desc, r);
+
+    if (r->timeout.first_byte_ms > r->timeout.total_ms)
+        cfg_error(errs, ynode_get(n, "timeout"),
+                  "%s.timeout.first_byte: above total; first_byte must be at most total", where);
+}
+
+static void gwconf__parse_routes(struct gw_config *c, const struct ynode *n,
+                                 struct cfg_errors *errs)
+{
+    if (n == NULL || gwconf__is_null(n))
+        return;
+    if (n->type != YNODE_SEQ) {
+        cfg_error(errs, n, "routes: expected a list of {match, upstream, ...}, got a %s",
+                  ynode_type_name(n));
+        return;
+    }
+    size_t cnt = ynode_size(n);
+    c->routes = xcalloc(cnt ? cnt : 1, sizeof(*c->routes));
+    for (size_t i = 0; i < cnt; i++) {
+        gwconf__parse_route(c, &c->routes[c->nroutes++], i, ynode_item(n, i), errs);
+    }
+    /* Same pattern, host and methods twice: the second can never match. */
+    for (size_t i = 0; i < c->nroutes; i++) {
+        for (size_t j = 0; j < i; j++) {
+            const struct gw_route *a = &c->routes[i], *b = &c->routes[j];
+            if (!a->match || !b->match || strcmp(a->match, b->match) != 0)
+                continue;
+            if ((a->host == NULL) != (b->host == NULL) ||
+                (a->host && strcasecmp(a->host, b->host) != 0))
+                continue;
+            if (a->methods.n != 0 || b->methods.n != 0)
+                continue;
+            cfg_error(errs, ynode_get(ynode_item(n, i), "match"),
+                      "routes[%zu].match: '%s' repeats routes[%zu] (line %d), which always wins; "
+                      "remove one or add methods/host", i, a->match, j, b->line);
+        }
+    }
+    /* route.c compiles the patterns the data path will use: reject what it would reject. */
+    const char **pats = xcalloc(c->nroutes + 1, sizeof(*pats));
+    size_t np = 0;
+    for (size_t i = 0; i < c->nroutes; i++)
+        if (c->routes[i].match && c->routes[i].path && c->routes[i].path[0] == '/')
+            pats[np++] = c->routes[i].match;
+    char e[256];
+    struct route_table *rt = route_table_create(pats, np, e, sizeof(e));
+    if (rt == NULL && np > 0)
+        cfg_error(errs, n, "routes: %s", e);
+    route_table_destroy(rt);
+    free(pats);
+}
+
+/* ---- whole file ---- */
+
+static void gwconf__check_globals(struct gw_config *c, const struct ynode *root,
+                                  struct cfg_errors *errs)
+{
+    const struct ynode *an = gwconf__get(root, "admin");
+    char e[300];
+    if (gwconf__admin(c, c->admin, e, sizeof(e)) != 0)
+        cfg_error(errs, an, "admin: %s", e);
+    if (!c->admin_enabled) {
+        free(c->admin);
+        c->admin = NULL;
+    }
+    for (size_t i = 0; c->admin_enabled && i < c->nlisten; i++) {
+        if (c->listen[i].addr.len == c->admin_addr.len &&
+            memcmp(&c->listen[i].addr.ss, &c->admin_addr.ss, c->admin_addr.len) == 0)
+            cfg_error(errs, an, "admin: %s is also a listen address; use another port or off",
+                      c->admin);
+    }
+    if (c->workers.threads == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        c->workers.threads = n < 1 ? 1 : n > WORKER_MAX_THREADS ? WORKER_MAX_THREADS : n;
+    }
+    const struct ynode *cn = gwconf__get(root, "cache");
+    if (c->cache.memory > 0 && c->cache.max_object_size > c->cache.memory)
+        cfg_error(errs, gwconf__get(cn, "max_object_size"),
+                  "cache.max_object_size: above cache.memory; at most the memory limit");
+    if (c->cache.redis && strncmp(c->cache.redis, "redis://", 8) != 0 &&
+        strncmp(c->cache.redis, "unix://", 7) != 0)
+        cfg_error(errs, gwconf__get(cn, "redis"),
+                  "cache.redis: '%s' is not a Redis URL; redis://host:port/db or unix:///path",
+                  c->cache.redis);
+    const char *al = c->logging.access_log;
+    if (al == NULL || al[0] == '\0')
+        cfg_error(errs, gwconf__get(gwconf__get(root, "logging"), "access_log"),
+                  "logging.access_log: empty; a path, stderr, or off");
+}
+
+static struct gw_config *gwconf__build(struct ynode *root, const char *path,
+                                       struct cfg_errors *errs)
+{
+    size_t before = errs->n;
+    struct gw_config *c = xcalloc(1, sizeof(*c));
+    c->path = xstrdup(path);
+    if (root->type != YNODE_MAP && !gwconf__is_null(root)) {
+        cfg_error(errs, root, "top level: expected a map of sections (listen, upstreams, "
+                              "routes, ...), got a %s", ynode_type_name(root));
+        gwconf_free(c);
+        return NULL;
+    }
+    gwconf__apply(root, "", gwconf_root_desc, gwconf_root_manual, c, errs);
+    gwconf__parse_listen(c, gwconf__get(root, "listen"), errs);
+    gwconf__parse_upstreams(c, gwconf__get(root, "upstreams"), errs);
+    gwconf__parse_routes(c, gwconf__get(root, "routes"), errs);
+    gwconf__check_globals(c, root, errs);
+    if (errs->n > before) {
+        /* In file order, as a person fixes them. */
+        gwconf__sort_errors(errs, before, path);
+        gwconf_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+struct gw_config *gwconf_load(const char *path, struct cfg_errors *errs)
+{
+    char err[512];
+    struct ynode *root = yaml_load_file(path, err, sizeof(err));
+    if (root == NULL) {
+        cfg_error(errs, NULL, "%s", err);
+        return NULL;
+    }
+    struct gw_config *c = gwconf__build(root, path, errs);
+    yaml_tree_free(root);
+    return c;
+}
+
+struct gw_config *gwconf_load_string(const char *text, size_t len, const char *name,
+                                     struct cfg_errors *errs)
+{
+    char err[512];
+    struct ynode *root = yaml_load_string(text, len, name, err, sizeof(err));
+    if (root == NULL) {
+        cfg_error(errs, NULL, "%s", err);
+        return NULL;
+    }
+    struct gw_config *c = gwconf__build(root, name, errs);
+    yaml_tree_free(root);
+    return c;
+}
+
+void gwconf_free(struct gw_config *c)
+{
+    if (c == NULL)
+        return;
+    for (size_t i = 0; i < c->nroutes; i++) {
+        struct gw_route *r = &c->routes[i];
+        cfg_free_section(gwconf_route_desc, r);
+        cfg_free_section(gwconf_rcache_desc, r);
+        cfg_free_section(gwconf_fallback_desc, r);
+        free(r->path);
+        free(r->cache.statuses);
+        for (size_t j = 0; j < r->fallback.nheaders; j++) {
+            free(r->fallback.headers[j].name);
+            free(r->fallback.headers[j].value);
+        }
+        free(r->fallback.headers);
+    }
+    free(c->routes);
+    for (size_t i = 0; i < c->nupstreams; i++) {
+        struct gw_upstream *u = &c->upstreams[i];
+        cfg_free_section(gwconf_upstream_desc, u);
+        cfg_free_section(gwconf_health_desc, u);
+        cfg_free_section(gwconf_tls_desc, u);
+        free(u->name);
+        for (size_t j = 0; j < u->nservers; j++) {
+            free(u->servers[j].spec);
+            free(u->servers[j].host);
+        }
+        free(u->servers);
+    }
+    free(c->upstreams);
+    for (size_t i = 0; i < c->nlisten; i++)
+        free(c->listen[i].spec);
+    free(c->listen);
+    cfg_free_section(gwconf_root_desc, c);
+    free(c->path);
+    free(c);
+}
+
+int gwconf_set_listen(struct gw_config *c, const char *addr, char *err, size_t errlen)
+{
+    struct gw_listen *old = c->listen;
+    size_t nold = c->nlisten;
+    c->listen = NULL;
+    c->nlisten = 0;
+    /* "a,b" gives several addresses. */
+    char *dup = xstrdup(addr), *save = NULL;
+    int rc = 0;
+    for (char *tok = strtok_r(dup, ",", &save); tok && rc == 0; tok = strtok_r(NULL, ",", &save))
+        rc = gwconf__add_listen(c, NULL, tok, NULL, err, errlen);
+    free(dup);
+    if (rc == 0 && c->nlisten == 0) {
+        snprintf(err, errlen, "empty listen address");
+        rc = -1;
+    }
+    struct gw_listen *drop = rc == 0 ? old : c->listen;
+    size_t ndrop = rc == 0 ? nold : c->nlisten;
+    for (size_t i = 0; i < ndrop; i++)
+        free(drop[i].spec);
+    free(drop);
+    if (rc != 0) {
+        c->listen = old;
+        c->nlisten = nold;
+    }
+    return rc;
+}
+
+int gwconf_set_admin(struct gw_config *c, const char *addr, char *err, size_t errlen)
+{
+    if (gwconf__admin(c, addr, err, errlen) != 0)
+        return -1;
+    free(c->admin);
+    c->admin = c->admin_enabled ? xstrdup(addr) : NULL;
+    return 0;
+}
+
+int gwconf_set_threads(struct gw_config *c, long threads, char *err, size_t errlen)
+{
+    if (threads < 0 || threads > WORKER_MAX_THREADS) {
+        snprintf(err, errlen, "threads must be from 0 (CPU count) to %d", WORKER_MAX_THREADS);
+        return -1;
+    }
+    if (threads == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = n < 1 ? 1 : n > WORKER_MAX_THREADS ? WORKER_MAX_THREADS : n;
+    }
+    c->workers.threads = threads;
+    return 0;
+}
+
+const struct gw_route *gwconf_route(const struct gw_config *c, size_t i)
+{
+    return i < c->nroutes ? &c->routes[i] : NULL;
+}
+
+const struct gw_upstream *gwconf_upstream(const struct gw_config *c, size_t i)
+{
+    return i < c->nupstreams ? &c->upstreams[i] : NULL;
+}
+
+long gwconf_upstream_index(const struct gw_config *c, const char *name)
+{
+    for (size_t i = 0; i < c->nupstreams; i++)
+        if (c->upstreams[i].name && strcmp(c->upstreams[i].name, name) == 0)
+            return (long)i;
+    return -1;
+}
+
+const struct gw_upstream *gwconf_upstream_by_name(const struct gw_config *c, const char *name)
+{
+    long i = gwconf_upstream_index(c, name);
+    return i < 0 ? NULL : &c->upstreams[i];
+}
+
+bool gwconf_listen_changed(const struct gw_config *a, const struct gw_config *b)
+{
+    if (a->nlisten != b->nlisten || a->workers.threads != b->workers.threads ||
+        a->server.backlog != b->server.backlog)
+        return true;
+    for (size_t i = 0; i < a->nlisten; i++)
+        if (a->listen[i].addr.len != b->listen[i].addr.len ||
+            memcmp(&a->listen[i].addr.ss, &b->listen[i].addr.ss, a->listen[i].addr.len) != 0)
+            return true;
+    return false;
+}
+
+/* ---- reference ---- */
+
+static void gwconf__row(FILE *out, const char *key, const char *type, const char *def,
+                        const char *doc)
+{
+    fprintf(out, "| `%s` | %s | %s | | %s |\n", key, type, def, doc);
+}
+
+void gwconf_print_reference(FILE *out)
+{
+    fprintf(out, "| key | type | default | bounds | description |\n"
+                 "|---|---|---|---|---|\n");
+    gwconf__row(out, "listen", "address or list", "127.0.0.1:8080",
+                "client listeners (host:port); each gets one SO_REUSEPORT socket per thread");
+    cfg_print_reference(gwconf_root_desc, "", out);
+    gwconf__row(out, "upstreams.NAME.servers", "list", "(required)",
+                "host:port, http://host:port or https://host:port (TLS), or a map "
+                "{address, weight (1..1000, default 1), backup (default false)}");
+    cfg_print_reference(gwconf_upstream_desc, "upstreams.NAME", out);
+    gwconf__row(out, "upstreams.NAME.health", "section", "(off)",
+                "active health checks, on when the section is present");
+    cfg_print_reference(gwconf_health_desc, "upstreams.NAME.health", out);
+    gwconf__row(out, "upstreams.NAME.tls", "section", "(for https:// servers)",
+                "TLS to the servers; present = TLS for every server of the upstream");
+    cfg_print_reference(gwconf_tls_desc, "upstreams.NAME.tls", out);
+    cfg_print_reference(gwconf_route_desc, "routes[]", out);
+    gwconf__row(out, "routes[].cache", "section", "(not cached)",
+                "present = cached; `cache: {}` = pure RFC 9111 (origin headers rule)");
+    cfg_print_reference(gwconf_rcache_desc, "routes[].cache", out);
+    gwconf__row(out, "routes[].breaker", "section", "(off)",
+                "circuit breaker, on when the section is present");
+    cfg_print_reference(gwconf_breaker_desc, "routes[].breaker", out);
+    gwconf__row(out, "routes[].fallback", "section", "(off)",
+                "response served when the upstream fails and no stale copy exists");
+    cfg_print_reference(gwconf_fallback_desc, "routes[].fallback", out);
+    gwconf__row(out, "routes[].fallback.headers", "map", "(none)",
+                "headers of the fallback response, Name: value");
+}
