@@ -37,12 +37,24 @@ void arena_deinit(struct arena *a)
 void *arena_alloc(struct arena *a, size_t n)
 {
     size_t need = (n + 15u) & ~(size_t)15u;
-    if (need < n)
+    if (need < n || need > SIZE_MAX - sizeof(struct arena_chunk))
         return NULL;
-    if (a->_limit && a->_used + need > a->_limit)
+    /* Written as a subtraction: _used + need could wrap around and pass the test. */
+    if (a->_limit && need > a->_limit - a->_used)
         return NULL;
     struct arena_chunk *c = a->_head;
     if (c == NULL || c->size - c->pos < need) {
+        if (need > a->_chunk_size / 4 && c != NULL) {
+            /* A large block gets a chunk of its own, linked behind the current one: the room left
+             * in the current chunk keeps serving the small allocations that follow. */
+            struct arena_chunk *big = xmalloc(sizeof(*big) + need);
+            big->size = need;
+            big->pos = need;
+            big->next = c->next;
+            c->next = big;
+            a->_used += need;
+            return big->mem;
+        }
         size_t size = need > a->_chunk_size ? need : a->_chunk_size;
         c = xmalloc(sizeof(*c) + size);
         c->size = size;
@@ -68,12 +80,12 @@ char *arena_strndup(struct arena *a, const char *s, size_t n)
 
 void arena_reset(struct arena *a)
 {
-    /* Keep the oldest chunk (the last in the list): it has the configured size, and steady-state
-     * requests fit in it, so a reset costs no free/malloc pair. */
+    /* Keep one chunk of the configured size: steady-state requests fit in it, so a reset costs
+     * no free/malloc pair. Larger chunks (one big header) go back to malloc. */
     struct arena_chunk *c = a->_head, *keep = NULL;
     while (c != NULL) {
         struct arena_chunk *next = c->next;
-        if (next == NULL && c->size == a->_chunk_size)
+        if (keep == NULL && c->size == a->_chunk_size)
             keep = c;
         else
             free(c);

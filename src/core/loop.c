@@ -48,6 +48,7 @@ struct loop {
     struct loop_tasks posted;  /* guarded by post_lock */
     struct loop_tasks post_run;
     uint64_t now_ms;
+    bool in_timers;           /* loop__run_timers() is running: see loop_timer_start() */
     _Atomic uint64_t ticks;
     _Atomic bool stop;
 };
@@ -129,11 +130,18 @@ int loop_add_fd(struct loop *loop, int fd, unsigned events, loop_fd_cb *cb, void
         loop->nfds = n;
     }
     struct loop_fd *f = &loop->fds[fd];
-    f->gen++;
+    if (f->used) {
+        /* Checked here, not left to epoll's EEXIST: the generation must not move, or the events
+         * of the registration that stays would be taken for stale ones. */
+        errno = EEXIST;
+        return -1;
+    }
+    uint32_t gen = f->gen + 1;
     struct epoll_event ev = {.events = loop__epoll_bits(events),
-                             .data.u64 = (uint64_t)(uint32_t)fd | ((uint64_t)f->gen << 32)};
+                             .data.u64 = (uint64_t)(uint32_t)fd | ((uint64_t)gen << 32)};
     if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) == -1)
         return -1;
+    f->gen = gen;
     f->cb = cb;
     f->arg = arg;
     f->used = true;
@@ -235,11 +243,17 @@ void loop_timer_stop(struct loop *loop, struct loop_timer *t)
 void loop_timer_start(struct loop *loop, struct loop_timer *t, uint64_t delay_ms)
 {
     loop_timer_stop(loop, t);
+    /* A timer that re-arms itself with no delay from its own callback would otherwise be due
+     * again at once and keep loop__run_timers() spinning forever: from inside the timer pass,
+     * the earliest is the next millisecond (so the next iteration). */
+    if (loop->in_timers && delay_ms == 0)
+        delay_ms = 1;
     if (loop->heap_len == loop->heap_cap) {
         loop->heap_cap = loop->heap_cap ? loop->heap_cap * 2 : 64;
         loop->heap = xrealloc(loop->heap, loop->heap_cap * sizeof(*loop->heap));
     }
-    t->_due_ms = loop->now_ms + delay_ms;
+    /* saturate: "never" (UINT64_MAX) must not wrap around into "now" */
+    t->_due_ms = delay_ms > UINT64_MAX - loop->now_ms ? UINT64_MAX : loop->now_ms + delay_ms;
     loop->heap[loop->heap_len] = t;
     t->_heap_index = ++loop->heap_len;
     loop__heap_up(loop, loop->heap_len - 1);
@@ -247,11 +261,13 @@ void loop_timer_start(struct loop *loop, struct loop_timer *t, uint64_t delay_ms
 
 static void loop__run_timers(struct loop *loop)
 {
+    loop->in_timers = true;
     while (loop->heap_len > 0 && loop->heap[0]->_due_ms <= loop->now_ms) {
         struct loop_timer *t = loop->heap[0];
         loop_timer_stop(loop, t);
         t->_cb(loop, t->_arg);
     }
+    loop->in_timers = false;
 }
 
 /* ---- tasks ---- */
