@@ -25,7 +25,8 @@ static bool ieq(const char *a, const char *b, size_t n)
 static int fail(char *err, size_t errlen, const char *s, const char *what)
 {
     if (err && errlen)
-        snprintf(err, errlen, "invalid URL \"%.200s\": %s", s, what);
+        snprintf(err, errlen, "invalid URL \"%.60s%s\": %s", s, strlen(s) > 60 ? "..." : "",
+                 what); /* the reason must survive a small err buffer */
     return -1;
 }
 
