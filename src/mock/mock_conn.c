@@ -1,0 +1,919 @@
+/* Connections of `apigate mock`: accept, read, parse (strict, pipelined), route, delay and answer
+ * in order. A request's response bytes are built when it is parsed; what the profile simulates is
+ * only *when* they are released: loop timers for latency, the shared DB pool queue, cold start and
+ * stall windows. A request with nothing to wait for, on a connection with nothing pending, is
+ * answered straight into the output buffer (one read and one write per request). Never blocks. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "http/chunked.h"
+#include "http/headers.h"
+#include "http/h1write.h"
+#include "mock/internal.h"
+
+#define MOCK_CONN_MAGIC 0x4d434f4eu
+#define MOCK_REQ_MAGIC 0x4d524551u
+#define MOCK_MAX_HEADERS 100
+#define MOCK_MAX_PIPELINE 128       /* requests pending per connection before we stop parsing */
+#define MOCK_MAX_OUT (4u << 20)     /* unsent bytes beyond which we stop parsing */
+#define MOCK_READ_SIZE 16384
+#define MOCK_IN_SLACK 65536         /* input beyond max_body + this is not read until parsed */
+
+/* Structs that travel through the loop as void * carry a magic, checked on entry. */
+#define MOCK_CHECK(o, m)                                                                           \
+    do {                                                                                           \
+        if ((o)->magic != (m)) {                                                                   \
+            ag_log(AG_LOG_FATAL, "%s:%d: mock: bad magic %#x", __FILE__, __LINE__, (o)->magic);    \
+            abort();                                                                               \
+        }                                                                                          \
+    } while (0)
+
+enum mock_req_state {
+    MOCK_REQ_DELAY,   /* application latency / cold start timer */
+    MOCK_REQ_QUEUED,  /* waiting for a DB slot (queue timeout timer maybe armed) */
+    MOCK_REQ_SERVICE, /* holding a DB slot for its service time */
+    MOCK_REQ_STALL,   /* ready, held by a stall window */
+    MOCK_REQ_READY,   /* response ready, waiting for the ones before it */
+    MOCK_REQ_HANG,    /* never answered */
+};
+
+struct mock_req {
+    uint32_t magic;
+    enum mock_req_state state;
+    struct mock_conn *conn;        /* NULL once orphaned: its connection closed while a DB grant
+                                      was on its way from another thread */
+    struct mock_thread *th;
+    struct mock_profile *profile;  /* a reference: the route and the pool live in it */
+    const struct mock_route *route;/* NULL for admin and error answers */
+    size_t stat_index;             /* route index, or nroutes for unmatched */
+    bool counted;                  /* counts in the stats when flushed */
+    struct mock_req *next;         /* connection order */
+    struct mock_waiter waiter;     /* first-come first-served place in the DB pool */
+    struct loop_timer timer;
+    struct buf resp;
+    int status;
+    bool close_after;
+    bool head_only;
+    bool keep_alive;
+    int minor;
+};
+
+struct mock_conn {
+    uint32_t magic;
+    struct mock_thread *th;
+    int fd;
+    struct buf in, out;
+    struct mock_req *head, *tail; /* pending requests, in arrival order */
+    size_t npending;
+    bool stop_parsing; /* an error or "close" answer is queued: nothing after it is read */
+    bool eof;          /* the peer closed its side */
+    bool closed;
+    bool sent_continue;
+    bool busy;         /* inside mock_conn__input(): no re-entry from a flush */
+    bool read_blocked; /* input stopped at a limit before EAGAIN: resume after a flush */
+    struct mock_conn *prev, *next; /* the thread's list */
+};
+
+static void mock_conn__close(struct mock_conn *c);
+static void mock_conn__input(struct mock_conn *c);
+void mock_req__abort(struct mock_req *q);
+static void mock_req__ready(struct mock_req *q);
+static void mock_req__timer(struct loop *loop, void *arg);
+
+/* ---- time and dates ---- */
+
+const char *mock_thread_date(struct mock_thread *th)
+{
+    uint64_t sec = loop_now_ms(th->loop) / 1000;
+    if (sec != th->date_sec) {
+        th->date_sec = sec;
+        time_t t = time(NULL);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(th->date, sizeof(th->date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    }
+    return th->date;
+}
+
+/* Milliseconds left in the current stall window, 0 when none. */
+static uint64_t mock_conn__stall_left(struct mock_thread *th, const struct mock_profile *p)
+{
+    if (p->stall_every_ms == 0)
+        return 0;
+    uint64_t phase = (loop_now_ms(th->loop) - th->srv->start_ms) % p->stall_every_ms;
+    return phase < p->stall_for_ms ? p->stall_for_ms - phase : 0;
+}
+
+/* Cold start: the first request after <idle> without traffic makes every request wait until the
+ * "instance" is warm again, <extra> later. */
+static uint64_t mock_conn__cold_left(struct mock_thread *th, const struct mock_profile *p)
+{
+    if (p->cold_idle_ms == 0)
+        return 0;
+    struct mock_server *srv = th->srv;
+    uint64_t now = loop_now_ms(th->loop);
+    uint64_t last = atomic_exchange_explicit(&srv->last_request_ms, now, memory_order_relaxed);
+    if (now > last && now - last >= p->cold_idle_ms)
+        atomic_store_explicit(&srv->warm_at_ms, now + p->cold_extra_ms, memory_order_relaxed);
+    uint64_t warm = atomic_load_explicit(&srv->warm_at_ms, memory_order_relaxed);
+    return warm > now ? warm - now : 0;
+}
+
+static void mock_thread__inflight(struct mock_thread *th, long d)
+{
+    /* only the owner thread writes: a relaxed load and store is enough for readers */
+    long v = atomic_load_explicit(&th->inflight, memory_order_relaxed);
+    atomic_store_explicit(&th->inflight, v + d, memory_order_relaxed);
+}
+
+/* The thread's profile, refreshed when POST /_mock/profile swapped it. */
+static struct mock_profile *mock_thread__profile(struct mock_thread *th)
+{
+    uint64_t gen = atomic_load_explicit(&th->srv->profile_gen, memory_order_acquire);
+    if (gen != th->gen) {
+        struct mock_profile *p = mock_server_get_profile(th->srv);
+        mock_profile_unref(th->profile);
+        th->profile = p;
+        th->gen = gen;
+    }
+    return th->profile;
+}
+
+/* ---- response bytes ---- */
+
+/* Appends a whole response. <r> may be NULL (admin, errors): no route headers then. <etag>:
+ * the ETag to send or NULL. <body> is framed with Content-Length or, for chunked routes, chunks. */
+static void mock_conn__response(struct mock_thread *th, struct buf *dst, int status,
+                                const struct mock_route *r, const char *ctype, const char *body,
+                                size_t blen, const char *etag, const char *extra,
+                                bool keep_alive, int minor, bool head_only)
+{
+    buf_reserve(dst, 256 + blen);
+    buf_printf(dst, "HTTP/1.1 %d %s\r\nDate: %s\r\nServer: apigate-mock\r\n", status,
+               h1_status_reason(status), mock_thread_date(th));
+    bool no_body = status == 304 || status == 204 || (status >= 100 && status < 200);
+    bool chunked = r && r->chunked && !no_body;
+    if (!no_body || status == 304) {
+        if (status != 304) {
+            buf_printf(dst, "Content-Type: %s\r\n", ctype ? ctype : "application/json");
+            if (chunked)
+                buf_append_str(dst, "Transfer-Encoding: chunked\r\n");
+            else
+                buf_printf(dst, "Content-Length: %zu\r\n", blen);
+        }
+        if (r && r->cache_control)
+            buf_printf(dst, "Cache-Control: %s\r\n", r->cache_control);
+        if (etag)
+            buf_printf(dst, "ETag: %s\r\n", etag);
+        if (r && r->last_modified)
+            buf_printf(dst, "Last-Modified: %s\r\n", mock_last_modified);
+    }
+    if (r)
+        buf_append_str(dst, r->headers);
+    if (extra)
+        buf_append_str(dst, extra);
+    if (!keep_alive)
+        buf_append_str(dst, "Connection: close\r\n");
+    else if (minor == 0)
+        buf_append_str(dst, "Connection: keep-alive\r\n");
+    buf_append_str(dst, "\r\n");
+    if (no_body || head_only)
+        return;
+    if (!chunked) {
+        buf_append(dst, body, blen);
+        return;
+    }
+    /* a few chunks, so a client that mishandles chunk boundaries shows it */
+    size_t step = blen > 3 ? (blen + 2) / 3 : blen;
+    for (size_t off = 0; off < blen; off += step) {
+        size_t n = blen - off < step ? blen - off : step;
+        buf_printf(dst, "%zx\r\n", n);
+        buf_append(dst, body + off, n);
+        buf_append_str(dst, "\r\n");
+    }
+    buf_append_str(dst, "0\r\n\r\n");
+}
+
+static void mock_conn__error_response(struct mock_thread *th, struct buf *dst, int status,
+                                      const char *msg, bool keep_alive, int minor)
+{
+    struct buf body = BUF_INIT;
+    mock_body_error(&body, msg);
+    mock_conn__response(th, dst, status, NULL, NULL, buf_head(&body), buf_pending(&body), NULL,
+                        NULL, keep_alive, minor, false);
+    buf_deinit(&body);
+}
+
+/* True when If-None-Match lists <etag> (or "*"); weak comparison, as RFC 9110 §13.1.2 wants. */
+static bool mock_conn__inm_match(const struct h1_header *inm, const char *etag)
+{
+    const char *v = inm->value, *end = inm->value + inm->value_len;
+    size_t elen = strlen(etag);
+    while (v < end) {
+        while (v < end && (*v == ' ' || *v == ','))
+            v++;
+        const char *s = v;
+        while (v < end && *v != ',')
+            v++;
+        const char *e = v;
+        while (e > s && e[-1] == ' ')
+            e--;
+        if (e - s == 1 && *s == '*')
+            return true;
+        if (e - s >= 2 && s[0] == 'W' && s[1] == '/')
+            s += 2;
+        if ((size_t)(e - s) == elen && memcmp(s, etag, elen) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Should this GET/HEAD be answered 304? */
+static bool mock_conn__not_modified(const struct h1_request *req, const struct mock_route *r,
+                                    const char *etag)
+{
+    if (req->method_id != H1_M_GET && req->method_id != H1_M_HEAD)
+        return false;
+    const struct h1_header *inm = headers_find(req->headers, req->nheaders, "If-None-Match");
+    if (inm)
+        return etag && mock_conn__inm_match(inm, etag);
+    const struct h1_header *ims = headers_find(req->headers, req->nheaders, "If-Modified-Since");
+    if (ims && r->last_modified) {
+        /* our Last-Modified is always the exact string we sent: compare by value and, failing
+         * that, accept any later-looking date of the same format by comparing parsed times */
+        struct tm tm;
+        memset(&tm, 0, sizeof(tm));
+        char tmp[64];
+        size_t n = ims->value_len < sizeof(tmp) - 1 ? ims->value_len : sizeof(tmp) - 1;
+        memcpy(tmp, ims->value, n);
+        tmp[n] = '\0';
+        char *end = strptime(tmp, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        if (end && *end == '\0')
+            return (int64_t)timegm(&tm) >= mock_last_modified_s;
+    }
+    return false;
+}
+
+/* ---- requests ---- */
+
+static struct mock_req *mock_req__create(struct mock_conn *c, struct mock_profile *p,
+                                         const struct mock_route *r)
+{
+    struct mock_req *q = xcalloc(1, sizeof(*q));
+    q->magic = MOCK_REQ_MAGIC;
+    q->conn = c;
+    q->th = c->th;
+    q->profile = p;
+    mock_profile_ref(p);
+    q->route = r;
+    q->stat_index = r ? r->index : p->nroutes;
+    loop_timer_init(&q->timer, mock_req__timer, q);
+    buf_init(&q->resp);
+    if (c->tail)
+        c->tail->next = q;
+    else
+        c->head = q;
+    c->tail = q;
+    c->npending++;
+    mock_thread__inflight(c->th, 1);
+    return q;
+}
+
+static void mock_req__free(struct mock_req *q)
+{
+    MOCK_CHECK(q, MOCK_REQ_MAGIC);
+    loop_timer_stop(q->th->loop, &q->timer);
+    mock_thread__inflight(q->th, -1);
+    mock_profile_unref(q->profile);
+    buf_deinit(&q->resp);
+    q->magic = 0;
+    free(q);
+}
+
+/* Gives back the DB slot <q> held; the next waiter in the shared FIFO gets it, on its own thread. */
+static void mock_req__granted(struct loop *loop, void *arg);
+
+static void mock_req__release_slot(struct mock_req *q)
+{
+    struct mock_waiter *w = mock_pool_release(q->profile->pool);
+    if (!w)
+        return;
+    struct mock_req *next = (struct mock_req *)((char *)w - offsetof(struct mock_req, waiter));
+    if (next->th == q->th)
+        mock_req__granted(q->th->loop, next);
+    else
+        loop_post(next->th->loop, mock_req__granted, next);
+}
+
+static void mock_req__start_service(struct mock_req *q)
+{
+    q->state = MOCK_REQ_SERVICE;
+    double ms = mock_dist_sample(&q->profile->pool_conf.service, &q->th->rng);
+    loop_timer_start(q->th->loop, &q->timer, (uint64_t)(ms + 0.5));
+}
+
+/* On the owner thread: the DB slot handed over by a release (maybe from another thread). */
+static void mock_req__granted(struct loop *loop, void *arg)
+{
+    (void)loop;
+    struct mock_req *q = arg;
+    MOCK_CHECK(q, MOCK_REQ_MAGIC);
+    if (!q->conn) {
+        /* its connection is gone: pass the slot on, as a real pool would get it back */
+        mock_req__release_slot(q);
+        mock_req__free(q);
+        return;
+    }
+    loop_timer_stop(q->th->loop, &q->timer); /* the queue timeout */
+    mock_req__start_service(q);
+}
+
+/* Replaces the prepared answer with a 503 (queue full / queue timeout), as an overloaded
+ * service in front of a saturated pool does. */
+static void mock_req__overloaded(struct mock_req *q, const char *why)
+{
+    buf_reset(&q->resp);
+    q->status = 503;
+    mock_conn__error_response(q->th, &q->resp, 503, why, q->keep_alive, q->minor);
+    /* the Retry-After that a load-shedding server sends is not worth a second code path */
+}
+
+static void mock_req__after_delay(struct mock_req *q)
+{
+    const struct mock_route *r = q->route;
+    if (!r || !r->db) {
+        mock_req__ready(q);
+        return;
+    }
+    switch (mock_pool_acquire(q->profile->pool, &q->waiter)) {
+    case MOCK_POOL_GRANTED:
+        mock_req__start_service(q);
+        break;
+    case MOCK_POOL_QUEUED:
+        q->state = MOCK_REQ_QUEUED;
+        if (q->profile->pool_conf.queue_timeout_ms > 0)
+            loop_timer_start(q->th->loop, &q->timer, q->profile->pool_conf.queue_timeout_ms);
+        break;
+    case MOCK_POOL_FULL:
+        mock_req__overloaded(q, "database pool queue is full");
+        mock_req__ready(q);
+        break;
+    }
+}
+
+static void mock_req__timer(struct loop *loop, void *arg)
+{
+    (void)loop;
+    struct mock_req *q = arg;
+    MOCK_CHECK(q, MOCK_REQ_MAGIC);
+    switch (q->state) {
+    case MOCK_REQ_DELAY:
+        mock_req__after_delay(q);
+        break;
+    case MOCK_REQ_QUEUED:
+        if (mock_pool_cancel(q->profile->pool, &q->waiter)) {
+            mock_req__overloaded(q, "timed out waiting for a database connection");
+            mock_req__ready(q);
+        }
+        /* else the grant is on its way: it will start the service */
+        break;
+    case MOCK_REQ_SERVICE:
+        mock_req__release_slot(q);
+        q->waiter.state = MOCK_WAIT_NONE;
+        mock_req__ready(q);
+        break;
+    case MOCK_REQ_STALL:
+        mock_req__ready(q);
+        break;
+    case MOCK_REQ_READY:
+    case MOCK_REQ_HANG:
+        break;
+    }
+}
+
+/* ---- connection output ---- */
+
+static void mock_conn__write(struct mock_conn *c)
+{
+    while (buf_pending(&c->out) > 0) {
+        ssize_t n = send(c->fd, buf_head(&c->out), buf_pending(&c->out), MSG_NOSIGNAL);
+        if (n > 0) {
+            buf_consume(&c->out, (size_t)n);
+            continue;
+        }
+        if (n == -1 && errno == EINTR)
+            continue;
+        if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return; /* LOOP_WRITE (edge-triggered, registered once) calls us back */
+        mock_conn__close(c);
+        return;
+    }
+    if (c->stop_parsing && c->npending == 0) {
+        /* the last answer said Connection: close; it is out */
+        shutdown(c->fd, SHUT_WR);
+        mock_conn__close(c);
+    } else if (c->eof && c->npending == 0) {
+        mock_conn__close(c);
+    }
+}
+
+/* Moves ready answers at the head of the queue to the output, in order. */
+static void mock_conn__flush(struct mock_conn *c)
+{
+    bool moved = false;
+    while (c->head && c->head->state == MOCK_REQ_READY) {
+        struct mock_req *q = c->head;
+        c->head = q->next;
+        if (!c->head)
+            c->tail = NULL;
+        c->npending--;
+        buf_append(&c->out, buf_head(&q->resp), buf_pending(&q->resp));
+        if (q->counted)
+            mock_stats_count(q->profile->stats, c->th->id, q->stat_index, q->status);
+        bool close_after = q->close_after;
+        mock_req__free(q);
+        moved = true;
+        if (close_after) {
+            /* nothing after a "Connection: close" answer is sent */
+            c->stop_parsing = true;
+            while (c->head) {
+                struct mock_req *rest = c->head;
+                c->head = rest->next;
+                c->npending--;
+                mock_req__abort(rest);
+            }
+            c->tail = NULL;
+            break;
+        }
+    }
+    if (moved || buf_pending(&c->out) > 0)
+        mock_conn__write(c);
+}
+
+static void mock_req__ready(struct mock_req *q)
+{
+    uint64_t left = mock_conn__stall_left(q->th, q->profile);
+    if (left > 0) {
+        q->state = MOCK_REQ_STALL;
+        loop_timer_start(q->th->loop, &q->timer, left);
+        return;
+    }
+    q->state = MOCK_REQ_READY;
+    struct mock_conn *c = q->conn;
+    if (c && c->head == q && !c->busy) {
+        mock_conn__flush(c);
+        if (!c->closed && c->read_blocked)
+            mock_conn__input(c); /* requests held back by the pipeline limit */
+    }
+}
+
+/* Frees a request whose connection is closing; a DB grant in flight keeps it alive (orphan). */
+void mock_req__abort(struct mock_req *q)
+{
+    switch (q->state) {
+    case MOCK_REQ_QUEUED:
+        if (!mock_pool_cancel(q->profile->pool, &q->waiter)) {
+            q->conn = NULL; /* granted meanwhile: mock_req__granted() frees it */
+            loop_timer_stop(q->th->loop, &q->timer);
+            return;
+        }
+        break;
+    case MOCK_REQ_SERVICE:
+        mock_req__release_slot(q);
+        break;
+    default:
+        break;
+    }
+    mock_req__free(q);
+}
+
+static void mock_conn__free(struct loop *loop, void *arg)
+{
+    (void)loop;
+    struct mock_conn *c = arg;
+    buf_deinit(&c->in);
+    buf_deinit(&c->out);
+    c->magic = 0;
+    free(c);
+}
+
+static void mock_conn__close(struct mock_conn *c)
+{
+    if (c->closed)
+        return;
+    c->closed = true;
+    while (c->head) {
+        struct mock_req *q = c->head;
+        c->head = q->next;
+        mock_req__abort(q);
+    }
+    c->tail = NULL;
+    c->npending = 0;
+    loop_del_fd(c->th->loop, c->fd);
+    close(c->fd);
+    c->fd = -1;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        c->th->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    /* never free a connection inside its own callback */
+    loop_defer(c->th->loop, mock_conn__free, c);
+}
+
+void mock_conn_close_all(struct mock_thread *th)
+{
+    while (th->conns)
+        mock_conn__close(th->conns);
+}
+
+/* ---- dispatch ---- */
+
+/* Queues an answer that is ready now (admin, errors), after the pending ones. */
+static void mock_conn__answer_now(struct mock_conn *c, struct mock_profile *p, int status,
+                                  struct buf *resp, bool close_after, bool counted,
+                                  size_t stat_index)
+{
+    if (c->npending == 0) {
+        buf_append(&c->out, buf_head(resp), buf_pending(resp));
+        if (counted)
+            mock_stats_count(p->stats, c->th->id, stat_index, status);
+        if (close_after)
+            c->stop_parsing = true;
+        return;
+    }
+    struct mock_req *q = mock_req__create(c, p, NULL);
+    q->stat_index = stat_index;
+    q->counted = counted;
+    q->status = status;
+    q->close_after = close_after;
+    buf_append(&q->resp, buf_head(resp), buf_pending(resp));
+    q->state = MOCK_REQ_READY;
+    if (close_after)
+        c->stop_parsing = true;
+}
+
+/* Finds the route for <req>: the first whose pattern and method match. <path_matched> tells a 405
+ * from a 404 when none does. */
+static const struct mock_route *mock_conn__route(struct mock_profile *p,
+                                                 const struct h1_request *req,
+                                                 struct mock_param *params, int *nparams,
+                                                 bool *path_matched)
+{
+    *path_matched = false;
+    for (size_t i = 0; i < p->nroutes; i++) {
+        const struct mock_route *r = &p->routes[i];
+        int n = mock_pattern_match(&r->pattern, req->path, req->path_len, params);
+        if (n < 0)
+            continue;
+        *path_matched = true;
+        bool ok = strcmp(r->method, "ANY") == 0 ||
+                  (strlen(r->method) == req->method_len &&
+                   memcmp(r->method, req->method, req->method_len) == 0) ||
+                  (req->method_id == H1_M_HEAD && strcmp(r->method, "GET") == 0);
+        if (ok) {
+            *nparams = n;
+            return r;
+        }
+    }
+    return NULL;
+}
+
+static void mock_conn__dispatch(struct mock_conn *c, const struct h1_request *req,
+                                const char *body, size_t body_len)
+{
+    struct mock_thread *th = c->th;
+    struct mock_profile *p = mock_thread__profile(th);
+    bool keep_alive = req->keep_alive;
+    bool head_only = req->method_id == H1_M_HEAD;
+    struct buf *scratch = &th->scratch;
+    buf_reset(scratch);
+
+    if (req->path_len >= 7 && memcmp(req->path, "/_mock/", 7) == 0) {
+        int status = mock_admin_handle(th, req, body, body_len, scratch);
+        p = mock_thread__profile(th); /* a POST /_mock/profile may have swapped it */
+        struct buf resp = BUF_INIT;
+        mock_conn__response(th, &resp, status, NULL, NULL, buf_head(scratch),
+                            buf_pending(scratch), NULL, NULL, keep_alive, req->minor_version,
+                            head_only);
+        mock_conn__answer_now(c, p, status, &resp, !keep_alive, false, 0);
+        buf_deinit(&resp);
+        return;
+    }
+
+    struct mock_param params[MOCK_MAX_PARAMS];
+    int nparams = 0;
+    bool path_matched;
+    const struct mock_route *r = mock_conn__route(p, req, params, &nparams, &path_matched);
+    if (!r) {
+        struct buf resp = BUF_INIT;
+        int status = path_matched ? 405 : 404;
+        mock_conn__error_response(th, &resp, status,
+                                  path_matched ? "method not allowed" : "no such route",
+                                  keep_alive, req->minor_version);
+        mock_conn__answer_now(c, p, status, &resp, !keep_alive, true, p->nroutes);
+        buf_deinit(&resp);
+        return;
+    }
+    if (r->close)
+        keep_alive = false;
+
+    /* when does this answer go out? */
+    double delay = (double)mock_conn__cold_left(th, p);
+    delay += mock_dist_sample(&r->latency, &th->rng);
+    bool immediate = !r->hang && !r->db && delay < 0.5 && c->npending == 0 &&
+                     mock_conn__stall_left(th, p) == 0;
+    bool error = r->error_rate > 0 && mock_rng_unit(&th->rng) < r->error_rate;
+
+    /* the bytes: into the output buffer directly when nothing waits, else into the request */
+    struct mock_req *q = NULL;
+    struct buf *dst = &c->out;
+    if (!immediate) {
+        q = mock_req__create(c, p, r);
+        q->counted = true;
+        q->keep_alive = keep_alive;
+        q->minor = req->minor_version;
+        q->head_only = head_only;
+        q->close_after = !keep_alive;
+        dst = &q->resp;
+    }
+    int status;
+    if (error) {
+        status = r->error_status;
+        mock_conn__error_response(th, dst, status, "injected failure", keep_alive,
+                                  req->minor_version);
+    } else if (r->pre && keep_alive && req->minor_version == 1 && !head_only &&
+               !(r->etag && headers_find(req->headers, req->nheaders, "If-None-Match")) &&
+               !(r->last_modified &&
+                 headers_find(req->headers, req->nheaders, "If-Modified-Since"))) {
+        /* precomputed: status line, Date, then the constant bytes */
+        status = r->status;
+        buf_reserve(dst, r->pre_len + 64);
+        if (status == 200)
+            buf_append(dst, "HTTP/1.1 200 OK\r\nDate: ", 23);
+        else
+            buf_printf(dst, "HTTP/1.1 %d %s\r\nDate: ", status, h1_status_reason(status));
+        buf_append(dst, mock_thread_date(th), HTTP_DATE_LEN);
+        buf_append(dst, "\r\n", 2);
+        buf_append(dst, r->pre, r->pre_len);
+    } else {
+        struct mock_reqinfo ri = {req, params, (size_t)nparams, body, body_len};
+        status = mock_body_build(r, &ri, scratch);
+        char etag[24];
+        bool has_etag = r->etag && status >= 200 && status < 300;
+        if (has_etag)
+            mock_body_etag(buf_head(scratch), buf_pending(scratch), etag);
+        if (status == r->status && (has_etag || r->last_modified) &&
+            mock_conn__not_modified(req, r, has_etag ? etag : NULL))
+            status = 304;
+        mock_conn__response(th, dst, status, r, r->content_type, buf_head(scratch),
+                            buf_pending(scratch), has_etag ? etag : NULL,
+                            status == 401 ? "WWW-Authenticate: Bearer realm=\"mock\"\r\n" : NULL,
+                            keep_alive, req->minor_version, head_only);
+    }
+
+    if (immediate) {
+        mock_stats_count(p->stats, th->id, r->index, status);
+        if (!keep_alive)
+            c->stop_parsing = true;
+        return;
+    }
+    q->status = status;
+    if (!keep_alive)
+        c->stop_parsing = true;
+    if (r->hang) {
+        q->state = MOCK_REQ_HANG;
+        return;
+    }
+    if (delay >= 0.5) {
+        q->state = MOCK_REQ_DELAY;
+        loop_timer_start(th->loop, &q->timer, (uint64_t)(delay + 0.5));
+        return;
+    }
+    mock_req__after_delay(q);
+}
+
+/* ---- input ---- */
+
+static void mock_conn__bad_request(struct mock_conn *c, int status, const char *msg)
+{
+    struct mock_profile *p = mock_thread__profile(c->th);
+    struct buf resp = BUF_INIT;
+    mock_conn__error_response(c->th, &resp, status, msg, false, 1);
+    mock_conn__answer_now(c, p, status, &resp, true, true, p->nroutes);
+    buf_deinit(&resp);
+}
+
+/* Parses and dispatches one request from the input. Returns 1 when one was consumed, 0 when more
+ * bytes are needed, -1 when the connection stops reading (error answered). */
+static int mock_conn__one(struct mock_conn *c)
+{
+    struct h1_header headers[MOCK_MAX_HEADERS];
+    struct h1_request req;
+    const char *in = buf_head(&c->in);
+    size_t len = buf_pending(&c->in);
+    int hl = h1_parse_request(in, len, &req, headers, MOCK_MAX_HEADERS, NULL);
+    if (hl == -2)
+        return 0;
+    if (hl < 0) {
+        mock_conn__bad_request(c, h1_err_status(req.err), h1_err_text(req.err));
+        return -1;
+    }
+    struct mock_profile *p = mock_thread__profile(c->th);
+    const char *body = NULL;
+    size_t body_len = 0, consumed = (size_t)hl;
+    if (req.body == H1_BODY_LENGTH) {
+        if (req.content_length > p->max_body) {
+            mock_conn__bad_request(c, 413, "request body over the mock's max_body");
+            return -1;
+        }
+        if (len - (size_t)hl < req.content_length)
+            goto incomplete;
+        body = in + hl;
+        body_len = (size_t)req.content_length;
+        consumed += body_len;
+    } else if (req.body == H1_BODY_CHUNKED) {
+        struct h1_chunked ch;
+        h1_chunked_init(&ch);
+        struct buf *dec = &c->th->scratch;
+        buf_reset(dec);
+        size_t pos = (size_t)hl;
+        while (!ch.done) {
+            const char *data;
+            size_t dlen;
+            long n = h1_chunked_step(&ch, in + pos, len - pos, &data, &dlen);
+            if (n < 0) {
+                mock_conn__bad_request(c, 400, "invalid chunked body");
+                return -1;
+            }
+            if (n == 0 && !ch.done)
+                goto incomplete;
+            buf_append(dec, data, dlen);
+            pos += (size_t)n;
+            if (buf_pending(dec) > p->max_body) {
+                mock_conn__bad_request(c, 413, "request body over the mock's max_body");
+                return -1;
+            }
+        }
+        consumed = pos;
+        /* the decoded body moves out of the scratch buffer that dispatch reuses */
+        body_len = buf_pending(dec);
+        char *copy = xmalloc(body_len + 1);
+        memcpy(copy, buf_head(dec), body_len);
+        mock_conn__dispatch(c, &req, copy, body_len);
+        free(copy);
+        buf_consume(&c->in, consumed);
+        c->sent_continue = false;
+        return 1;
+    }
+    mock_conn__dispatch(c, &req, body, body_len);
+    buf_consume(&c->in, consumed);
+    c->sent_continue = false;
+    return 1;
+
+incomplete:
+    if (req.expect_continue && !c->sent_continue && c->npending == 0 &&
+        buf_pending(&c->out) == 0) {
+        buf_append_str(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
+        c->sent_continue = true;
+    }
+    return 0;
+}
+
+static void mock_conn__process(struct mock_conn *c)
+{
+    while (!c->closed && !c->stop_parsing && buf_pending(&c->in) > 0 &&
+           c->npending < MOCK_MAX_PIPELINE && buf_pending(&c->out) < MOCK_MAX_OUT) {
+        if (mock_conn__one(c) <= 0)
+            break;
+    }
+}
+
+/* Reads until EAGAIN (or a short read, which means the same with edge-triggered epoll), parsing
+ * as it goes. Stops reading early when the connection has too much pending (pipeline, output,
+ * unparsed input); then read_blocked says a later flush must call it again, since no new edge
+ * will come for bytes already waiting in the socket. */
+static void mock_conn__input(struct mock_conn *c)
+{
+    c->busy = true;
+    c->read_blocked = false;
+    for (;;) {
+        bool drained = false;
+        if (c->stop_parsing) {
+            /* drop what follows an error or a "Connection: close" answer */
+            char junk[4096];
+            ssize_t n;
+            while ((n = recv(c->fd, junk, sizeof(junk), 0)) > 0)
+                ;
+            if (n == 0)
+                c->eof = true;
+            else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+                c->eof = true;
+            break;
+        }
+        size_t high = (size_t)mock_thread__profile(c->th)->max_body + MOCK_IN_SLACK;
+        while (buf_pending(&c->in) < high && c->npending < MOCK_MAX_PIPELINE &&
+               buf_pending(&c->out) < MOCK_MAX_OUT) {
+            buf_reserve(&c->in, MOCK_READ_SIZE);
+            size_t room = buf_room(&c->in);
+            ssize_t n = recv(c->fd, buf_tail(&c->in), room, 0);
+            if (n > 0) {
+                buf_commit(&c->in, (size_t)n);
+                if ((size_t)n < room) {
+                    drained = true;
+                    break;
+                }
+                continue;
+            }
+            if (n == 0) {
+                c->eof = true;
+                drained = true;
+                break;
+            }
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                c->busy = false;
+                mock_conn__close(c);
+                return;
+            }
+            drained = true;
+            break;
+        }
+        size_t before = buf_pending(&c->in);
+        mock_conn__process(c);
+        if (c->closed) {
+            c->busy = false;
+            return;
+        }
+        if (drained)
+            break;
+        if (c->stop_parsing)
+            continue; /* drain the rest above */
+        if (buf_pending(&c->in) == before) {
+            c->read_blocked = true; /* no progress: wait for answers to go out */
+            break;
+        }
+    }
+    c->busy = false;
+    mock_conn__flush(c);
+    if (!c->closed && c->eof && c->npending == 0 && buf_pending(&c->out) == 0)
+        mock_conn__close(c);
+}
+
+static void mock_conn__on_event(struct loop *loop, int fd, void *arg, unsigned events)
+{
+    (void)loop;
+    (void)fd;
+    struct mock_conn *c = arg;
+    MOCK_CHECK(c, MOCK_CONN_MAGIC);
+    if (c->closed)
+        return;
+    if (events & LOOP_READ)
+        mock_conn__input(c);
+    if (!c->closed && (events & LOOP_WRITE) && buf_pending(&c->out) > 0)
+        mock_conn__write(c);
+    if (!c->closed && c->read_blocked && buf_pending(&c->out) < MOCK_MAX_OUT)
+        mock_conn__input(c); /* the client read its answers: take the next requests */
+}
+
+void mock_conn_accept(struct loop *loop, int lfd, void *arg, unsigned events)
+{
+    (void)events;
+    struct mock_thread *th = arg;
+    for (;;) {
+        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd == -1) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno == EMFILE || errno == ENFILE)
+                ag_log(AG_LOG_WARN, "mock: accept: %s", strerror(errno));
+            return; /* EAGAIN: all accepted */
+        }
+        sock_set_nodelay(fd);
+        struct mock_conn *c = xcalloc(1, sizeof(*c));
+        c->magic = MOCK_CONN_MAGIC;
+        c->th = th;
+        c->fd = fd;
+        buf_init(&c->in);
+        buf_init(&c->out);
+        if (loop_add_fd(loop, fd, LOOP_READ | LOOP_WRITE, mock_conn__on_event, c) != 0) {
+            close(fd);
+            free(c);
+            continue;
+        }
+        c->next = th->conns;
+        if (th->conns)
+            th->conns->prev = c;
+        th->conns = c;
+    }
+}
