@@ -37,6 +37,47 @@ void cfg_error(struct cfg_errors *e, const struct ynode *node, const char *fmt, 
     e->msgs[e->n++] = b.data; /* ownership moves to the list */
 }
 
+/* Line and column of a "file:line:col: message", from the first ":<digits>:<digits>: " (file
+ * names rarely hold that pattern; messages written by cfg_error() always start with it). */
+static void cfg__msg_pos(const char *m, long *line, long *col)
+{
+    *line = *col = 0;
+    for (const char *p = strchr(m, ':'); p != NULL; p = strchr(p + 1, ':')) {
+        char *end;
+        if (p[1] < '0' || p[1] > '9')
+            continue;
+        long l = strtol(p + 1, &end, 10);
+        if (end[0] != ':' || end[1] < '0' || end[1] > '9')
+            continue;
+        long c = strtol(end + 1, &end, 10);
+        if (end[0] != ':' || end[1] != ' ')
+            continue;
+        *line = l;
+        *col = c;
+        return;
+    }
+}
+
+void cfg_errors_sort(struct cfg_errors *e, size_t from)
+{
+    /* Insertion sort: stable, and a config has few errors. */
+    for (size_t i = from + 1; i < e->n; i++) {
+        char *m = e->msgs[i];
+        long l, c;
+        cfg__msg_pos(m, &l, &c);
+        size_t j = i;
+        while (j > from) {
+            long lj, cj;
+            cfg__msg_pos(e->msgs[j - 1], &lj, &cj);
+            if (lj < l || (lj == l && cj <= c))
+                break;
+            e->msgs[j] = e->msgs[j - 1];
+            j--;
+        }
+        e->msgs[j] = m;
+    }
+}
+
 void cfg_errors_print(const struct cfg_errors *e, FILE *out)
 {
     for (size_t i = 0; i < e->n; i++)
@@ -435,19 +476,29 @@ static unsigned cfg__distance(const char *a, const char *b)
     return prev[lb];
 }
 
-static void cfg__unknown_key(const struct cfg_desc *desc, const char *path_prefix,
-                             const struct ynode *key, struct cfg_errors *errs)
+static void cfg__suggest(const char *word, const char *cand, const char **best, unsigned *best_d)
+{
+    unsigned dist = cfg__distance(word, cand);
+    if (dist < *best_d && dist < strlen(cand)) {
+        *best_d = dist;
+        *best = cand;
+    }
+}
+
+static void cfg__unknown_key(const struct cfg_desc *desc, const char *const *manual,
+                             const char *path_prefix, const struct ynode *key,
+                             struct cfg_errors *errs)
 {
     struct buf known = BUF_INIT;
     const char *best = NULL;
     unsigned best_d = 3; /* suggest only close matches: a typo, not a different word */
     for (const struct cfg_desc *d = desc; d->key != NULL; d++) {
         buf_printf(&known, "%s%s", known.len ? ", " : "", d->key);
-        unsigned dist = cfg__distance(key->str, d->key);
-        if (dist < best_d && dist < strlen(d->key)) {
-            best_d = dist;
-            best = d->key;
-        }
+        cfg__suggest(key->str, d->key, &best, &best_d);
+    }
+    for (size_t i = 0; manual != NULL && manual[i] != NULL; i++) {
+        buf_printf(&known, "%s%s", known.len ? ", " : "", manual[i]);
+        cfg__suggest(key->str, manual[i], &best, &best_d);
     }
     if (best != NULL)
         cfg_error(errs, key, "%s%s: unknown key; did you mean '%s'? known: %.*s", path_prefix,
@@ -477,8 +528,17 @@ static void cfg__missing_required(const struct cfg_desc *desc, const struct ynod
 }
 
 /* Applies the values of map <node> (defaults are already in place). <prefix> is "" or "a.b.". */
+static bool cfg__in_list(const char *const *list, const char *s)
+{
+    for (size_t i = 0; list != NULL && list[i] != NULL; i++)
+        if (strcmp(list[i], s) == 0)
+            return true;
+    return false;
+}
+
 static void cfg__apply_values(const struct cfg_desc *desc, void *base, const struct ynode *node,
-                              const char *prefix, struct cfg_errors *errs)
+                              const char *prefix, const char *const *manual,
+                              struct cfg_errors *errs)
 {
     if (node->type != YNODE_MAP) {
         if (*prefix)
@@ -494,7 +554,8 @@ static void cfg__apply_values(const struct cfg_desc *desc, void *base, const str
         while (d->key != NULL && strcmp(d->key, k->str) != 0)
             d++;
         if (d->key == NULL) {
-            cfg__unknown_key(desc, prefix, k, errs);
+            if (!cfg__in_list(manual, k->str))
+                cfg__unknown_key(desc, manual, prefix, k, errs);
             continue;
         }
         struct buf path = BUF_INIT;
@@ -503,7 +564,7 @@ static void cfg__apply_values(const struct cfg_desc *desc, void *base, const str
             if (!cfg__is_null(v)) { /* "section:" alone keeps the defaults */
                 buf_append(&path, ".", 1);
                 buf_append(&path, "", 1);
-                cfg__apply_values(d->sub, base, v, path.data, errs);
+                cfg__apply_values(d->sub, base, v, path.data, NULL, errs);
             }
         } else {
             buf_append(&path, "", 1);
@@ -521,16 +582,27 @@ static void cfg__apply_values(const struct cfg_desc *desc, void *base, const str
     }
 }
 
+size_t cfg_apply_at(const struct cfg_desc *desc, void *base, const struct ynode *node,
+                    const char *where, const char *const *manual, struct cfg_errors *errs)
+{
+    size_t before = errs->n;
+    struct buf prefix = BUF_INIT;
+    if (where != NULL && *where != '\0')
+        buf_printf(&prefix, "%s.", where);
+    buf_append(&prefix, "", 1);
+    cfg_defaults(desc, base);
+    if (node == NULL || cfg__is_null(node))
+        cfg__missing_required(desc, node, prefix.data, NULL, errs);
+    else
+        cfg__apply_values(desc, base, node, prefix.data, manual, errs);
+    buf_deinit(&prefix);
+    return errs->n - before;
+}
+
 size_t cfg_apply(const struct cfg_desc *desc, void *base, const struct ynode *node,
                  struct cfg_errors *errs)
 {
-    size_t before = errs->n;
-    cfg_defaults(desc, base);
-    if (node == NULL)
-        cfg__missing_required(desc, NULL, "", NULL, errs);
-    else
-        cfg__apply_values(desc, base, node, "", errs);
-    return errs->n - before;
+    return cfg_apply_at(desc, base, node, NULL, NULL, errs);
 }
 
 void cfg_free_section(const struct cfg_desc *desc, void *base)

@@ -51,6 +51,9 @@ struct cfg_errors {
 void cfg_error(struct cfg_errors *e, const struct ynode *node, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void cfg_errors_print(const struct cfg_errors *e, FILE *out);
+/* Sorts the messages from index <from> on by the line and column of their "file:line:col: "
+ * prefix (stable; messages without a position come first), so errors read top to bottom. */
+void cfg_errors_sort(struct cfg_errors *e, size_t from);
 void cfg_errors_free(struct cfg_errors *e);
 
 /* Fills the struct at <base> from map <node> with table <desc> (terminated by {NULL}): defaults
@@ -58,6 +61,16 @@ void cfg_errors_free(struct cfg_errors *e);
  * <node> may be NULL (all defaults). Returns the number of errors added. */
 size_t cfg_apply(const struct cfg_desc *desc, void *base, const struct ynode *node,
                  struct cfg_errors *errs);
+/* cfg_apply() for a section that lives inside a larger document:
+ * - <where> ("upstreams.api", "routes[2].cache"; NULL or "" for none) prefixes every key path in
+ *   the messages: "upstreams.api.balance: 'x' is not allowed; ...";
+ * - <manual> (NULL-terminated, or NULL) lists keys the caller parses itself (lists of maps, say):
+ *   they are neither applied nor unknown, and are listed among the known keys in messages;
+ * - <node> may be NULL or YAML null ("cache:" alone): defaults only, required keys reported at
+ *   <node> (or without a position when NULL).
+ * Returns the number of errors added. */
+size_t cfg_apply_at(const struct cfg_desc *desc, void *base, const struct ynode *node,
+                    const char *where, const char *const *manual, struct cfg_errors *errs);
 /* Sets only the defaults of <desc> into <base>. */
 void cfg_defaults(const struct cfg_desc *desc, void *base);
 /* Frees CFG_STRING and CFG_STRLIST fields of the struct at <base>. */

@@ -309,13 +309,71 @@ static void test_reference(void **state)
     free(text);
 }
 
+static void test_apply_at(void **state)
+{
+    (void)state;
+    static const char *const manual[] = {"routes", "health", NULL};
+    struct ynode *root = load("api:\n"
+                              "  match: /\n"
+                              "  balance: random\n"
+                              "  routes: [{a: 1}]\n"
+                              "  helth: x\n"
+                              "  pool: {name: p, max_connections: -1}\n"
+                              "empty:\n"
+                              "list: [1]\n");
+    struct sample s;
+    memset(&s, 0, sizeof(s));
+    struct cfg_errors e = {NULL, 0};
+    assert_int_equal(cfg_apply_at(sample_desc, &s, ynode_get(root, "api"), "upstreams.api", manual,
+                                  &e),
+                     3);
+    has_error(&e, "c.yaml:3:12: upstreams.api.balance: 'random' is not allowed; use one of: "
+                  "round_robin, least_request, ewma");
+    has_error(&e, "c.yaml:5:3: upstreams.api.helth: unknown key; did you mean 'health'? known: "
+                  "match, upstream, connect_timeout, max_body, threshold, override, balance, "
+                  "retries, servers, methods, pool, routes, health");
+    has_error(&e, "c.yaml:6:36: upstreams.api.pool.max_connections: -1 is out of range; allowed "
+                  "1..10000");
+    cfg_free_section(sample_desc, &s);
+
+    /* "empty:" alone: defaults, and the required keys are reported where it is */
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(cfg_apply_at(sample_desc, &s, ynode_get(root, "empty"), "r", NULL, &e), 2);
+    has_error(&e, "c.yaml:7:7: r.match: missing (required: path prefix)");
+    has_error(&e, "c.yaml:7:7: r.pool.name: missing (required: pool label)");
+    assert_string_equal(s.upstream, "api");
+    cfg_free_section(sample_desc, &s);
+
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(cfg_apply_at(sample_desc, &s, ynode_get(root, "list"), "routes[0]", NULL, &e),
+                     1);
+    has_error(&e, "c.yaml:8:7: routes[0]: expected a map of settings, got a sequence");
+    cfg_free_section(sample_desc, &s);
+
+    /* sorted top to bottom, stable, position-less first */
+    cfg_error(&e, NULL, "global problem");
+    cfg_error(&e, ynode_get(root, "api"), "second at 2:3");
+    cfg_errors_sort(&e, 0);
+    assert_string_equal(e.msgs[0], "global problem");
+    assert_string_equal(e.msgs[1], "c.yaml:2:3: second at 2:3");
+    assert_non_null(strstr(e.msgs[2], "c.yaml:3:12: "));
+    assert_non_null(strstr(e.msgs[3], "c.yaml:5:3: "));
+    assert_non_null(strstr(e.msgs[4], "c.yaml:6:36: "));
+    assert_non_null(strstr(e.msgs[5], "c.yaml:7:7: r.match"));
+    assert_non_null(strstr(e.msgs[6], "c.yaml:7:7: r.pool.name"));
+    assert_non_null(strstr(e.msgs[7], "c.yaml:8:7: "));
+    assert_int_equal(e.n, 8);
+    cfg_errors_free(&e);
+    yaml_tree_free(root);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),     cmocka_unit_test(test_apply_all_types),
         cmocka_unit_test(test_all_errors_at_once), cmocka_unit_test(test_required),
         cmocka_unit_test(test_shapes),       cmocka_unit_test(test_parse_scalar),
-        cmocka_unit_test(test_reference),
+        cmocka_unit_test(test_reference),    cmocka_unit_test(test_apply_at),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
