@@ -1,0 +1,162 @@
+/* Capacity arithmetic and its verdicts. The 80% targets leave room for deploys (old and new pods
+ * overlap during a rolling update) and for admin connections. */
+#include "doctor/capacity.h"
+
+#include <math.h>
+#include <stdio.h>
+
+void capacity_defaults(struct capacity_in *in)
+{
+    if (in->db_reserved == 0)
+        in->db_reserved = 3;
+    if (in->nat_ips == 0)
+        in->nat_ips = 1;
+    if (in->ports_per_ip == 0)
+        in->ports_per_ip = 28232;
+    if (in->pgbouncers == 0)
+        in->pgbouncers = 1;
+}
+
+int capacity_compute(const struct capacity_in *in, struct capacity_out *o, char *err,
+                     size_t errlen)
+{
+    if (in->pods <= 0 || in->pool_size < 0 || in->max_overflow < 0 || in->db_max_connections < 0 ||
+        in->conns_per_pod < 0 || in->nat_ips <= 0 || in->ports_per_ip <= 0 ||
+        in->cpu_limit < 0 || in->workers_per_pod < 0 || in->pgbouncers <= 0) {
+        snprintf(err, errlen, "pods, nat-ips, ports-per-ip and pgbouncers must be > 0 and the "
+                              "others >= 0");
+        return -1;
+    }
+    if (in->db_max_connections > 0 && in->db_reserved >= in->db_max_connections) {
+        snprintf(err, errlen, "db-reserved (%ld) must be below db-max-connections (%ld)",
+                 in->db_reserved, in->db_max_connections);
+        return -1;
+    }
+    o->pools = in->pods;
+    if (in->pool_per_worker && in->workers_per_pod > 0)
+        o->pools = in->pods * in->workers_per_pod;
+    o->db_possible = o->pools * (in->pool_size + in->max_overflow);
+    o->db_usable = in->db_max_connections > 0 ? in->db_max_connections - in->db_reserved : 0;
+    o->db_use = o->db_usable > 0 ? (double)o->db_possible / (double)o->db_usable : 0;
+    o->fit_per_pool = o->db_usable > 0 ? (long)floor(o->db_usable * 0.8 / (double)o->pools) : 0;
+    o->pgb_pool_size = o->db_usable > 0 ? (long)floor(o->db_usable * 0.8 / (double)in->pgbouncers) : 0;
+    if (o->pgb_pool_size < 1 && o->db_usable > 0)
+        o->pgb_pool_size = 1;
+    o->pgb_max_client = o->db_possible;
+
+    o->ports_needed = in->pods * in->conns_per_pod;
+    o->ports_available = in->nat_ips * in->ports_per_ip;
+    o->ports_use = (double)o->ports_needed / (double)o->ports_available;
+    o->nat_ips_needed = (long)ceil(o->ports_needed / (in->ports_per_ip * 0.8));
+    if (o->nat_ips_needed < 1)
+        o->nat_ips_needed = 1;
+    o->conns_per_pod_fit = (long)floor(o->ports_available * 0.8 / (double)in->pods);
+
+    o->workers_per_cpu =
+        in->workers_per_pod > 0 && in->cpu_limit > 0 ? in->workers_per_pod / in->cpu_limit : 0;
+    o->workers_suggested = (long)floor(2 * in->cpu_limit + 1);
+    if (o->workers_suggested < 1)
+        o->workers_suggested = 1;
+    return 0;
+}
+
+static void db_finding(const struct capacity_in *in, const struct capacity_out *o,
+                       struct finding_list *out)
+{
+    if (in->db_max_connections <= 0)
+        return;
+    enum finding_sev sev = o->db_possible > o->db_usable        ? FINDING_CRITICAL
+                           : o->db_possible > o->db_usable * 0.8 ? FINDING_WARNING
+                                                                 : FINDING_OK;
+    struct finding *f = finding_add(out, "plan", "capacity-db-connections", sev,
+                                    "%ld possible database connections vs %ld usable (%.0f%%)",
+                                    o->db_possible, o->db_usable, o->db_use * 100);
+    if (in->pool_per_worker && in->workers_per_pod > 0)
+        finding_evidence(f, "%ld pods x %ld workers x (pool_size %ld + max_overflow %ld) = %ld",
+                         in->pods, in->workers_per_pod, in->pool_size, in->max_overflow,
+                         o->db_possible);
+    else
+        finding_evidence(f, "%ld pods x (pool_size %ld + max_overflow %ld) = %ld", in->pods,
+                         in->pool_size, in->max_overflow, o->db_possible);
+    finding_evidence(f, "max_connections %ld - %ld reserved for superusers = %ld",
+                     in->db_max_connections, in->db_reserved, o->db_usable);
+    finding_source(f, "capacity arithmetic");
+    if (sev >= FINDING_WARNING) {
+        finding_fix(f, "put PgBouncer in transaction mode between the pods and the database: "
+                       "pool_mode = transaction, default_pool_size = %ld, max_client_conn = %ld"
+                       "%s",
+                    o->pgb_pool_size, o->pgb_max_client,
+                    in->pgbouncers > 1 ? " (per PgBouncer instance)" : "");
+        if (o->fit_per_pool >= 1)
+            finding_fix(f, "or, without a pooler, pool_size + max_overflow <= %ld per pool "
+                           "(e.g. pool_size %ld, max_overflow %ld)",
+                        o->fit_per_pool, o->fit_per_pool - o->fit_per_pool / 3,
+                        o->fit_per_pool / 3);
+        else
+            finding_fix(f, "without a pooler not even one connection per pool fits: a pooler "
+                           "is required");
+    }
+}
+
+static void ports_finding(const struct capacity_in *in, const struct capacity_out *o,
+                          struct finding_list *out)
+{
+    if (in->conns_per_pod <= 0)
+        return;
+    enum finding_sev sev = o->ports_needed > o->ports_available        ? FINDING_CRITICAL
+                           : o->ports_needed > o->ports_available * 0.8 ? FINDING_WARNING
+                                                                        : FINDING_OK;
+    struct finding *f = finding_add(out, "plan", "capacity-ports", sev,
+                                    "%ld connections through NAT vs %ld ports (%.0f%%)",
+                                    o->ports_needed, o->ports_available, o->ports_use * 100);
+    finding_evidence(f, "%ld pods x %ld connections = %ld; %ld NAT IP(s) x %ld ports = %ld",
+                     in->pods, in->conns_per_pod, o->ports_needed, in->nat_ips, in->ports_per_ip,
+                     o->ports_available);
+    finding_source(f, "capacity arithmetic (SNAT gives each NAT IP one port range per "
+                      "destination ip:port)");
+    if (sev >= FINDING_WARNING) {
+        finding_fix(f, "more NAT IPs: %ld (to stay under 80%%)", o->nat_ips_needed);
+        finding_fix(f, "or connection reuse: at most %ld connections per pod (keep-alive pools "
+                       "in the gateway instead of a connection per request)",
+                    o->conns_per_pod_fit);
+    }
+}
+
+static void workers_finding(const struct capacity_in *in, const struct capacity_out *o,
+                            struct finding_list *out)
+{
+    if (in->cpu_limit <= 0)
+        return;
+    if (in->workers_per_pod <= 0) {
+        struct finding *f = finding_add(out, "plan", "capacity-workers", FINDING_INFO,
+                                        "workers per pod not given; %ld suits %.1f CPUs",
+                                        o->workers_suggested, in->cpu_limit);
+        finding_fix(f, "sync workers (gunicorn): -w %ld (2 x CPU + 1); an event-loop server: "
+                       "one per CPU",
+                    o->workers_suggested);
+        return;
+    }
+    enum finding_sev sev = o->workers_per_cpu > 4 ? FINDING_WARNING
+                           : o->workers_per_cpu < 1 ? FINDING_WARNING
+                                                    : FINDING_OK;
+    struct finding *f = finding_add(out, "plan", "capacity-workers", sev,
+                                    "%ld workers on %.1f CPUs (%.1f per CPU)", in->workers_per_pod,
+                                    in->cpu_limit, o->workers_per_cpu);
+    finding_source(f, "capacity arithmetic");
+    if (o->workers_per_cpu < 1)
+        finding_fix(f, "a single process with a GIL uses one core: run -w %ld worker processes "
+                       "(or one event-loop thread per CPU)",
+                    o->workers_suggested);
+    else if (sev >= FINDING_WARNING)
+        finding_fix(f, "too many processes for the CPU limit (context switches, throttling, "
+                       "memory): -w %ld",
+                    o->workers_suggested);
+}
+
+void capacity_findings(const struct capacity_in *in, const struct capacity_out *o,
+                       struct finding_list *out)
+{
+    db_finding(in, o, out);
+    ports_finding(in, o, out);
+    workers_finding(in, o, out);
+}

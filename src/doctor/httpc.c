@@ -1,0 +1,343 @@
+/* A blocking HTTP/1.1 GET for the doctor (gateway /stats, --target samples): one request per
+ * connection, every step bounded by a timeout with poll(), and the time of each step recorded
+ * like curl -w (dns, connect, tls, first byte, total, cumulative). Not for hot paths: the gateway
+ * and the load generator use the event loop. The only file of src/doctor with OpenSSL. */
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include "core/clock.h"
+#include "doctor/internal.h"
+#include "http/chunked.h"
+#include "http/h1parse.h"
+#include "http/url.h"
+#include "net/sock.h"
+
+#define HTTPC_MAX_RESPONSE (8u << 20) /* bodies above this are cut: doctor reads JSON and samples */
+
+struct httpc_conn {
+    int fd;
+    SSL_CTX *ctx;
+    SSL *ssl;
+    uint64_t deadline_ns; /* for the current step */
+};
+
+static double ms_since(uint64_t t0)
+{
+    return (double)(clock_now_ns() - t0) / 1e6;
+}
+
+/* Waits until <fd> is ready for <events> or the step's deadline passes. 0 or -1 (timeout). */
+static int wait_fd(struct httpc_conn *c, short events)
+{
+    for (;;) {
+        uint64_t now = clock_now_ns();
+        if (now >= c->deadline_ns)
+            return -1;
+        struct pollfd p = {c->fd, events, 0};
+        int n = poll(&p, 1, (int)((c->deadline_ns - now) / 1000000 + 1));
+        if (n > 0)
+            return 0;
+        if (n == -1 && errno != EINTR)
+            return -1;
+    }
+}
+
+static void set_deadline(struct httpc_conn *c, int timeout_ms)
+{
+    c->deadline_ns = clock_now_ns() + (uint64_t)timeout_ms * 1000000ull;
+}
+
+/* Reads once: bytes, 0 at the end, -1 on error or timeout (<err> says which). */
+static ssize_t conn_read(struct httpc_conn *c, char *buf, size_t len, char *err, size_t errlen)
+{
+    for (;;) {
+        if (c->ssl) {
+            int n = SSL_read(c->ssl, buf, (int)len);
+            if (n > 0)
+                return n;
+            int e = SSL_get_error(c->ssl, n);
+            if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0))
+                return 0; // close_notify, or a peer that just closed
+            if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+                snprintf(err, errlen, "TLS read failed");
+                return -1;
+            }
+            if (wait_fd(c, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT) < 0) {
+                snprintf(err, errlen, "timed out reading the response");
+                return -1;
+            }
+            continue;
+        }
+        ssize_t n = read(c->fd, buf, len);
+        if (n >= 0)
+            return n;
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN) {
+            snprintf(err, errlen, "read: %s", strerror(errno));
+            return -1;
+        }
+        if (wait_fd(c, POLLIN) < 0) {
+            snprintf(err, errlen, "timed out reading the response");
+            return -1;
+        }
+    }
+}
+
+static int conn_write(struct httpc_conn *c, const char *p, size_t len, char *err, size_t errlen)
+{
+    while (len > 0) {
+        ssize_t n;
+        if (c->ssl) {
+            int r = SSL_write(c->ssl, p, (int)len);
+            if (r <= 0) {
+                int e = SSL_get_error(c->ssl, r);
+                if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+                    snprintf(err, errlen, "TLS write failed");
+                    return -1;
+                }
+                if (wait_fd(c, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT) < 0)
+                    goto timeout;
+                continue;
+            }
+            n = r;
+        } else {
+            n = write(c->fd, p, len);
+            if (n == -1) {
+                if (errno == EINTR)
+                    continue;
+                if (errno != EAGAIN) {
+                    snprintf(err, errlen, "write: %s", strerror(errno));
+                    return -1;
+                }
+                if (wait_fd(c, POLLOUT) < 0)
+                    goto timeout;
+                continue;
+            }
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+timeout:
+    snprintf(err, errlen, "timed out sending the request");
+    return -1;
+}
+
+static int tls_start(struct httpc_conn *c, const char *host, char *err, size_t errlen)
+{
+    c->ctx = SSL_CTX_new(TLS_client_method());
+    if (c->ctx == NULL) {
+        snprintf(err, errlen, "TLS: cannot create a context");
+        return -1;
+    }
+    SSL_CTX_set_default_verify_paths(c->ctx);
+    SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
+    c->ssl = SSL_new(c->ctx);
+    SSL_set_fd(c->ssl, c->fd);
+    SSL_set_tlsext_host_name(c->ssl, host);
+    SSL_set1_host(c->ssl, host);
+    for (;;) {
+        int r = SSL_connect(c->ssl);
+        if (r == 1)
+            return 0;
+        int e = SSL_get_error(c->ssl, r);
+        if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+            long v = SSL_get_verify_result(c->ssl);
+            if (v != X509_V_OK)
+                snprintf(err, errlen, "TLS handshake: certificate: %s",
+                         X509_verify_cert_error_string(v));
+            else
+                snprintf(err, errlen, "TLS handshake failed");
+            return -1;
+        }
+        if (wait_fd(c, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT) < 0) {
+            snprintf(err, errlen, "TLS handshake timed out");
+            return -1;
+        }
+    }
+}
+
+static void conn_close(struct httpc_conn *c)
+{
+    if (c->ssl)
+        SSL_free(c->ssl);
+    if (c->ctx)
+        SSL_CTX_free(c->ctx);
+    c->ssl = NULL;
+    c->ctx = NULL;
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+}
+
+static int connect_to(struct httpc_conn *c, const struct url *u, int timeout_ms,
+                      struct httpc_timing *t, uint64_t t0, char *err, size_t errlen)
+{
+    char port[8];
+    snprintf(port, sizeof(port), "%d", u->port);
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_socktype = SOCK_STREAM;
+    int g = getaddrinfo(u->host, port, &hints, &res);
+    t->dns_ms = ms_since(t0);
+    if (g != 0) {
+        snprintf(err, errlen, "cannot resolve %s: %s", u->host, gai_strerror(g));
+        return -1;
+    }
+    int e = ECONNREFUSED;
+    for (struct addrinfo *a = res; a; a = a->ai_next) {
+        struct sock_addr sa;
+        memcpy(&sa.ss, a->ai_addr, a->ai_addrlen);
+        sa.len = a->ai_addrlen;
+        c->fd = sock_connect(&sa);
+        if (c->fd < 0) {
+            e = errno;
+            continue;
+        }
+        set_deadline(c, timeout_ms);
+        if (wait_fd(c, POLLOUT) < 0) {
+            e = ETIMEDOUT;
+        } else if ((e = sock_connect_result(c->fd)) == 0) {
+            break;
+        }
+        close(c->fd);
+        c->fd = -1;
+    }
+    freeaddrinfo(res);
+    t->connect_ms = ms_since(t0);
+    if (c->fd < 0) {
+        snprintf(err, errlen, "cannot connect to %s:%d: %s", u->host, u->port,
+                 e == ETIMEDOUT ? "timed out" : strerror(e));
+        return -1;
+    }
+    sock_set_nodelay(c->fd);
+    return 0;
+}
+
+int httpc_get(const char *url, int timeout_ms, struct httpc_resp *resp, struct httpc_timing *t,
+              char *err, size_t errlen)
+{
+    struct url u;
+    memset(resp, 0, sizeof(*resp));
+    memset(t, 0, sizeof(*t));
+    buf_init(&resp->body);
+    if (url_parse(url, &u, err, errlen) < 0)
+        return -1;
+    struct httpc_conn c = {.fd = -1};
+    uint64_t t0 = clock_now_ns();
+    int rc = -1;
+    struct buf in = BUF_INIT;
+    if (connect_to(&c, &u, timeout_ms, t, t0, err, errlen) < 0)
+        goto out;
+    set_deadline(&c, timeout_ms);
+    if (u.tls && tls_start(&c, u.host, err, errlen) < 0)
+        goto out;
+    t->tls_ms = ms_since(t0);
+    char req[2560];
+    bool v6 = strchr(u.host, ':') != NULL;
+    int n = snprintf(req, sizeof(req),
+                     "GET %s HTTP/1.1\r\nHost: %s%s%s:%d\r\nUser-Agent: apigate-doctor\r\n"
+                     "Accept: */*\r\nConnection: close\r\n\r\n",
+                     u.path, v6 ? "[" : "", u.host, v6 ? "]" : "", u.port);
+    if (n < 0 || (size_t)n >= sizeof(req)) {
+        snprintf(err, errlen, "URL too long");
+        goto out;
+    }
+    set_deadline(&c, timeout_ms);
+    if (conn_write(&c, req, (size_t)n, err, errlen) < 0)
+        goto out;
+    /* Head. */
+    struct h1_header hdrs[64];
+    struct h1_response r;
+    int head = -2;
+    while (head == -2) {
+        buf_reserve(&in, 16384);
+        ssize_t got = conn_read(&c, buf_tail(&in), buf_room(&in), err, errlen);
+        if (got < 0)
+            goto out;
+        if (got == 0) {
+            snprintf(err, errlen, "connection closed before a complete response head");
+            goto out;
+        }
+        if (t->ttfb_ms == 0)
+            t->ttfb_ms = ms_since(t0);
+        buf_commit(&in, (size_t)got);
+        head = h1_parse_response(buf_head(&in), buf_pending(&in), &r, hdrs, 64, NULL, false);
+        if (head > 0 && r.status >= 100 && r.status < 200) { // skip interim responses
+            buf_consume(&in, (size_t)head);
+            head = buf_pending(&in) ? h1_parse_response(buf_head(&in), buf_pending(&in), &r,
+                                                        hdrs, 64, NULL, false)
+                                    : -2;
+        }
+    }
+    if (head < 0) {
+        snprintf(err, errlen, "invalid response head: %s", h1_err_text(r.err));
+        goto out;
+    }
+    resp->status = r.status;
+    enum h1_body framing = r.body;
+    uint64_t clen = r.content_length;
+    buf_consume(&in, (size_t)head);
+    /* Body: read to its framing's end or to the close, within the size limit. */
+    for (;;) {
+        if (framing == H1_BODY_NONE)
+            break;
+        if (framing == H1_BODY_LENGTH && buf_pending(&in) >= clen)
+            break;
+        if (framing == H1_BODY_CHUNKED) {
+            size_t dl = 0;
+            resp->body.len = resp->body.off = 0;
+            buf_reserve(&resp->body, buf_pending(&in) + 1);
+            long k = h1_chunked_decode_all(buf_head(&in), buf_pending(&in), resp->body.data,
+                                           resp->body.cap, &dl);
+            if (k >= 0) {
+                resp->body.len = dl;
+                break;
+            }
+            if (k == -1) {
+                snprintf(err, errlen, "invalid chunked body");
+                goto out;
+            }
+        }
+        if (buf_pending(&in) >= HTTPC_MAX_RESPONSE)
+            break;
+        buf_reserve(&in, 65536);
+        ssize_t got = conn_read(&c, buf_tail(&in), buf_room(&in), err, errlen);
+        if (got < 0)
+            goto out;
+        if (got == 0) {
+            if (framing == H1_BODY_UNTIL_CLOSE)
+                break;
+            snprintf(err, errlen, "connection closed before the end of the body");
+            goto out;
+        }
+        buf_commit(&in, (size_t)got);
+    }
+    if (framing == H1_BODY_LENGTH)
+        buf_append(&resp->body, buf_head(&in), buf_pending(&in) < clen ? buf_pending(&in) : clen);
+    else if (framing == H1_BODY_UNTIL_CLOSE)
+        buf_append(&resp->body, buf_head(&in), buf_pending(&in));
+    buf_append(&resp->body, "", 1); // NUL for parsers; not counted below
+    resp->body.len--;
+    t->total_ms = ms_since(t0);
+    rc = 0;
+out:
+    buf_deinit(&in);
+    conn_close(&c);
+    return rc;
+}
+
+void httpc_resp_deinit(struct httpc_resp *r)
+{
+    buf_deinit(&r->body);
+}

@@ -1,0 +1,90 @@
+/* Declarations shared by the files of src/doctor only (no other folder includes this). */
+#ifndef AG_DOCTOR_INTERNAL_H
+#define AG_DOCTOR_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/buf.h"
+#include "doctor/finding.h"
+#include "doctor/rules.h"
+
+/* Sorts <l>, prints it (text, or JSON when <json>) to stdout and returns the exit code: 1 when a
+ * finding is at or above <fail_on>, else 0. */
+int doctor__report(struct finding_list *l, bool json, enum finding_sev fail_on);
+
+/* `apigate doctor plan ...` (plan.c); argv[0] is "plan". */
+int plan_main(int argc, char **argv);
+
+/* ---- probes: each connects, collects facts and returns 0, or adds a "cannot reach" finding to
+ * <out> and returns -1. Blocking, bounded by <timeout_ms> per network step; run on their own
+ * thread by doctor.c. Judging the facts is rules_*()'s job, done after the join. ---- */
+
+int probe_pg_run(const char *url, int timeout_ms, struct pg_facts *f, struct finding_list *out);
+int probe_pgbouncer_run(const char *url, int timeout_ms, struct pgb_facts *f,
+                        struct finding_list *out);
+int probe_redis_run(const char *url, int timeout_ms, struct redis_facts *f,
+                    struct finding_list *out);
+int probe_gateway_run(const char *url, int timeout_ms, struct gw_facts *f,
+                      struct finding_list *out);
+/* Reads /proc under <proc_root> ("/proc", or a copy of its files for tests and for judging a
+ * snapshot taken elsewhere). */
+int probe_host_run(const char *proc_root, struct host_facts *f, struct finding_list *out);
+/* <f>->samples is allocated here (f->n of them); the caller frees it. */
+int probe_target_run(const char *url, int timeout_ms, int samples, struct target_facts *f,
+                     struct finding_list *out);
+
+/* Parsers behind probe_host, exposed for unit tests: */
+/* Adds the sockets of one /proc/net/tcp or tcp6 text to <f> (counts and destinations). */
+void probe_host__parse_tcp(const char *text, struct host_facts *f);
+/* Reads "TcpExt:" ListenOverflows / ListenDrops from /proc/net/netstat text; -1 when absent. */
+void probe_host__parse_netstat(const char *text, long long *overflows, long long *drops);
+/* Parses INFO text of Redis into <f> (probe_redis). */
+void probe_redis__parse_info(const char *text, struct redis_facts *f);
+/* Parses a /stats JSON body into <f>; returns 0 or -1 when it is not a JSON object. */
+int probe_gateway__parse(const char *body, struct gw_facts *f);
+
+/* ---- httpc.c: a blocking GET with timings ---- */
+
+struct httpc_timing {
+    double dns_ms, connect_ms, tls_ms, ttfb_ms, total_ms; /* from the start, as curl -w */
+};
+
+struct httpc_resp {
+    int status;
+    struct buf body; /* decoded (chunked removed), NUL-terminated past len */
+};
+
+/* GETs <url> on a new connection (Connection: close), each step bounded by <timeout_ms>.
+ * Returns 0 with <resp> filled (free with httpc_resp_deinit), or -1 with a reason in <err>. */
+int httpc_get(const char *url, int timeout_ms, struct httpc_resp *resp, struct httpc_timing *t,
+              char *err, size_t errlen);
+void httpc_resp_deinit(struct httpc_resp *r);
+
+/* ---- the libpq wrapper shared by probe_pg.c and probe_pgbouncer.c (only probe_pg.c includes
+ * <libpq-fe.h>). Results are copied into plain strings so callers never see libpq types. ---- */
+
+struct probe_pg_conn;
+struct probe_pg_res {
+    int rows, cols;
+    char **names; /* cols */
+    char **vals;  /* rows × cols, NULL for SQL NULL */
+};
+
+/* Connects to <url> (a postgres:// URI or a conninfo string). <admin_console>: PgBouncer's
+ * console, which rejects startup options. NULL with a message in <err> on failure. */
+struct probe_pg_conn *probe_pg_connect(const char *url, int timeout_ms, bool admin_console,
+                                       char *err, size_t errlen);
+/* Runs <sql> with the simple query protocol. 0, or -1 with the server's message in <err>. */
+int probe_pg_exec(struct probe_pg_conn *c, const char *sql, struct probe_pg_res *res, char *err,
+                  size_t errlen);
+/* Value at <row> of column <name>, NULL when the column does not exist or the value is NULL. */
+const char *probe_pg_get(const struct probe_pg_res *r, int row, const char *name);
+void probe_pg_res_free(struct probe_pg_res *r);
+void probe_pg_close(struct probe_pg_conn *c);
+/* "host:port/db" of <c> for messages. */
+void probe_pg_where(struct probe_pg_conn *c, char *out, size_t outlen);
+/* The reason libpq gave, cut to its first line (for "cannot reach" findings). */
+void doctor__first_line(char *s);
+
+#endif

@@ -1,0 +1,223 @@
+/* Host probe: reads /proc for TCP sockets per destination (tcp and tcp6) against the ephemeral
+ * port range, TIME_WAIT, file handles, listen queue overflows, somaxconn and the CPU count. Linux
+ * only. The root directory is a parameter so a snapshot of another machine's /proc files can be
+ * judged too. */
+#include <arpa/inet.h>
+#include <sched.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "core/xmalloc.h"
+#include "doctor/internal.h"
+
+#define TCP_TIME_WAIT_STATE 0x06
+#define TCP_LISTEN_STATE 0x0A
+
+/* Reads a whole small file; NULL when it cannot. The caller frees. */
+static char *slurp(const char *root, const char *rel)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "%s/%s", root, rel);
+    FILE *fp = fopen(path, "re");
+    if (fp == NULL)
+        return NULL;
+    size_t cap = 65536, len = 0;
+    char *s = xmalloc(cap);
+    size_t n;
+    while ((n = fread(s + len, 1, cap - len - 1, fp)) > 0) {
+        len += n;
+        if (len + 1 == cap) {
+            cap *= 2;
+            s = xrealloc(s, cap);
+        }
+    }
+    s[len] = '\0';
+    fclose(fp);
+    return s;
+}
+
+/* Kernel hex "0100007F:1F90" (v4, host byte order words) or 32 hex digits (v6) into text. */
+static int format_addr(const char *hex, char *out, size_t outlen, int *port)
+{
+    const char *colon = strchr(hex, ':');
+    if (colon == NULL)
+        return -1;
+    size_t hl = (size_t)(colon - hex);
+    *port = (int)strtol(colon + 1, NULL, 16);
+    char text[INET6_ADDRSTRLEN];
+    if (hl == 8) {
+        struct in_addr a;
+        a.s_addr = (uint32_t)strtoul(hex, NULL, 16); // the kernel prints the raw word
+        inet_ntop(AF_INET, &a, text, sizeof(text));
+        snprintf(out, outlen, "%s:%d", text, *port);
+    } else if (hl == 32) {
+        struct in6_addr a;
+        for (int w = 0; w < 4; w++) {
+            char word[9];
+            memcpy(word, hex + w * 8, 8);
+            word[8] = '\0';
+            uint32_t v = (uint32_t)strtoul(word, NULL, 16);
+            memcpy(&a.s6_addr[w * 4], &v, 4);
+        }
+        if (IN6_IS_ADDR_V4MAPPED(&a)) {
+            struct in_addr v4;
+            memcpy(&v4, &a.s6_addr[12], 4);
+            inet_ntop(AF_INET, &v4, text, sizeof(text));
+            snprintf(out, outlen, "%s:%d", text, *port);
+        } else {
+            inet_ntop(AF_INET6, &a, text, sizeof(text));
+            snprintf(out, outlen, "[%s]:%d", text, *port);
+        }
+    } else {
+        return -1;
+    }
+    return 0;
+}
+
+/* Destinations are counted in a scratch hash table (open addressing) during one parse; the facts
+ * keep only the busiest PG_FACTS_MAX. Past DEST_CAP distinct peers new ones are not counted. */
+#define DEST_CAP 8192
+
+struct dest_count {
+    char addr[64];
+    int total;
+    int time_wait;
+};
+
+static void add_dest(struct dest_count *tab, size_t *n, const char *addr, int total, int tw)
+{
+    uint32_t h = 2166136261u; // FNV-1a
+    for (const char *p = addr; *p; p++)
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    for (size_t i = h % DEST_CAP;; i = (i + 1) % DEST_CAP) {
+        if (tab[i].addr[0] == '\0') {
+            if (*n >= DEST_CAP * 3 / 4)
+                return; // full enough: the busiest are already in
+            snprintf(tab[i].addr, sizeof(tab[i].addr), "%s", addr);
+            (*n)++;
+        } else if (strcmp(tab[i].addr, addr) != 0) {
+            continue;
+        }
+        tab[i].total += total;
+        tab[i].time_wait += tw;
+        return;
+    }
+}
+
+static int cmp_dest(const void *a, const void *b)
+{
+    const struct dest_count *x = a, *y = b;
+    if (x->total != y->total)
+        return y->total - x->total;
+    return strcmp(x->addr, y->addr); // stable output for equal counts
+
+}
+
+void probe_host__parse_tcp(const char *text, struct host_facts *f)
+{
+    size_t n = 0;
+    struct dest_count *tab = xcalloc(DEST_CAP, sizeof(*tab));
+    /* Start from what an earlier call (tcp before tcp6) found. */
+    for (int i = 0; i < f->n_dests; i++)
+        add_dest(tab, &n, f->dests[i].addr, f->dests[i].total, f->dests[i].time_wait);
+    const char *line = strchr(text, '\n'); // skip the header
+    while (line && *++line) {
+        char local[64], remote[64];
+        unsigned st;
+        if (sscanf(line, " %*d: %63s %63s %x", local, remote, &st) == 3 && st != TCP_LISTEN_STATE) {
+            char laddr[80], raddr[80];
+            int lport, rport;
+            if (format_addr(local, laddr, sizeof(laddr), &lport) == 0 &&
+                format_addr(remote, raddr, sizeof(raddr), &rport) == 0) {
+                f->sockets++;
+                bool tw = st == TCP_TIME_WAIT_STATE;
+                f->time_wait += tw;
+                /* Only sockets whose local port came from the ephemeral range consume it. */
+                if (lport >= f->port_lo && lport <= f->port_hi)
+                    add_dest(tab, &n, raddr, 1, tw);
+            }
+        }
+        line = strchr(line, '\n');
+    }
+    qsort(tab, DEST_CAP, sizeof(*tab), cmp_dest); // empty slots (total 0) sort last
+    f->n_dests = 0;
+    for (size_t i = 0; i < n && tab[i].total > 0 && f->n_dests < PG_FACTS_MAX; i++) {
+        struct host_dest *d = &f->dests[f->n_dests++];
+        snprintf(d->addr, sizeof(d->addr), "%s", tab[i].addr);
+        d->total = tab[i].total;
+        d->time_wait = tab[i].time_wait;
+    }
+    free(tab);
+}
+
+void probe_host__parse_netstat(const char *text, long long *overflows, long long *drops)
+{
+    *overflows = *drops = -1;
+    /* Two "TcpExt:" lines: the names, then the values in the same order. */
+    const char *names = strstr(text, "TcpExt:");
+    if (names == NULL)
+        return;
+    const char *values = strstr(names + 7, "TcpExt:");
+    if (values == NULL)
+        return;
+    const char *np = names + 7, *vp = values + 7;
+    while (*np && *np != '\n' && *vp && *vp != '\n') {
+        while (*np == ' ')
+            np++;
+        while (*vp == ' ')
+            vp++;
+        size_t nl = strcspn(np, " \n");
+        size_t vl = strcspn(vp, " \n");
+        if (nl == 15 && strncmp(np, "ListenOverflows", 15) == 0)
+            *overflows = strtoll(vp, NULL, 10);
+        else if (nl == 11 && strncmp(np, "ListenDrops", 11) == 0)
+            *drops = strtoll(vp, NULL, 10);
+        np += nl;
+        vp += vl;
+    }
+}
+
+int probe_host_run(const char *root, struct host_facts *f, struct finding_list *out)
+{
+    char *s = slurp(root, "sys/net/ipv4/ip_local_port_range");
+    if (s == NULL || sscanf(s, "%d %d", &f->port_lo, &f->port_hi) != 2) {
+        free(s);
+        struct finding *fd = finding_add(out, "host", "host-unreadable", FINDING_WARNING,
+                                         "cannot read %s/sys/net/ipv4/ip_local_port_range", root);
+        finding_fix(fd, "run on Linux with /proc mounted");
+        return -1;
+    }
+    free(s);
+    static const char *const tcp_files[] = {"net/tcp", "net/tcp6"};
+    for (int i = 0; i < 2; i++) {
+        s = slurp(root, tcp_files[i]);
+        if (s)
+            probe_host__parse_tcp(s, f);
+        free(s);
+    }
+    s = slurp(root, "sys/fs/file-nr");
+    if (s) {
+        long long unused;
+        if (sscanf(s, "%lld %lld %lld", &f->fd_allocated, &unused, &f->fd_max) != 3)
+            f->fd_allocated = f->fd_max = 0;
+        free(s);
+    }
+    s = slurp(root, "net/netstat");
+    f->listen_overflows = f->listen_drops = -1;
+    if (s)
+        probe_host__parse_netstat(s, &f->listen_overflows, &f->listen_drops);
+    free(s);
+    s = slurp(root, "sys/net/core/somaxconn");
+    if (s)
+        f->somaxconn = atoi(s);
+    free(s);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        f->nofile_soft = rl.rlim_cur == RLIM_INFINITY ? 0 : (long long)rl.rlim_cur;
+    cpu_set_t set;
+    f->cpus = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : 0;
+    return 0;
+}

@@ -1,0 +1,189 @@
+/* Redis probe: INFO, SLOWLOG GET 5 and a few timed PINGs over a blocking hiredis connection with
+ * connect and command timeouts. The only file of src/doctor that includes hiredis. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include <hiredis/hiredis.h>
+
+#include "core/clock.h"
+#include "doctor/internal.h"
+#include "doctor/rules.h"
+
+/* Pulls "key:value" out of INFO text; returns the value as a number, or <dflt>. */
+static long long info_num(const char *text, const char *key, long long dflt)
+{
+    size_t n = strlen(key);
+    for (const char *p = text; p && *p;) {
+        if (strncmp(p, key, n) == 0 && p[n] == ':')
+            return strtoll(p + n + 1, NULL, 10);
+        p = strchr(p, '\n');
+        if (p)
+            p++;
+    }
+    return dflt;
+}
+
+static void info_str(const char *text, const char *key, char *out, size_t outlen)
+{
+    size_t n = strlen(key);
+    out[0] = '\0';
+    for (const char *p = text; p && *p;) {
+        if (strncmp(p, key, n) == 0 && p[n] == ':') {
+            p += n + 1;
+            size_t len = strcspn(p, "\r\n");
+            snprintf(out, outlen, "%.*s", (int)len, p);
+            return;
+        }
+        p = strchr(p, '\n');
+        if (p)
+            p++;
+    }
+}
+
+void probe_redis__parse_info(const char *text, struct redis_facts *f)
+{
+    f->hits = info_num(text, "keyspace_hits", 0);
+    f->misses = info_num(text, "keyspace_misses", 0);
+    f->evicted_keys = info_num(text, "evicted_keys", 0);
+    f->used_memory = info_num(text, "used_memory", 0);
+    f->used_memory_peak = info_num(text, "used_memory_peak", 0);
+    f->maxmemory = info_num(text, "maxmemory", 0);
+    info_str(text, "maxmemory_policy", f->policy, sizeof(f->policy));
+    f->connected_clients = info_num(text, "connected_clients", 0);
+    f->blocked_clients = info_num(text, "blocked_clients", 0);
+    f->maxclients = info_num(text, "maxclients", 0);
+    f->rejected_connections = info_num(text, "rejected_connections", 0);
+}
+
+/* Splits "redis://[user:password@]host[:port][/db]" (also "host:port"). Returns 0 or -1. */
+static int parse_url(const char *url, char *host, size_t hostlen, int *port, char *pass,
+                     size_t passlen)
+{
+    const char *p = url;
+    if (strncmp(p, "redis://", 8) == 0)
+        p += 8;
+    else if (strstr(p, "://"))
+        return -1;
+    pass[0] = '\0';
+    const char *at = strchr(p, '@');
+    if (at) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        const char *pw = colon ? colon + 1 : p;
+        snprintf(pass, passlen, "%.*s", (int)(at - pw), pw);
+        p = at + 1;
+    }
+    size_t hl = strcspn(p, ":/");
+    if (hl == 0 || hl >= hostlen)
+        return -1;
+    snprintf(host, hostlen, "%.*s", (int)hl, p);
+    *port = 6379;
+    if (p[hl] == ':') {
+        char *end;
+        long v = strtol(p + hl + 1, &end, 10);
+        if (v <= 0 || v > 65535 || (*end && *end != '/'))
+            return -1;
+        *port = (int)v;
+    }
+    return 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void read_slowlog(redisContext *c, struct redis_facts *f)
+{
+    redisReply *r = redisCommand(c, "SLOWLOG GET 5");
+    if (r == NULL)
+        return;
+    for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements && f->n_slow < 5; i++) {
+        redisReply *e = r->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 4)
+            continue;
+        struct redis_slow *s = &f->slow[f->n_slow++];
+        s->id = e->element[0]->integer;
+        s->duration_us = e->element[2]->integer;
+        size_t used = 0;
+        s->command[0] = '\0';
+        redisReply *args = e->element[3];
+        for (size_t k = 0; args->type == REDIS_REPLY_ARRAY && k < args->elements; k++) {
+            if (args->element[k]->type != REDIS_REPLY_STRING || used + 2 >= sizeof(s->command))
+                break;
+            used += (size_t)snprintf(s->command + used, sizeof(s->command) - used, "%s%.*s",
+                                     k ? " " : "", (int)args->element[k]->len,
+                                     args->element[k]->str);
+            if (used >= sizeof(s->command))
+                used = sizeof(s->command) - 1;
+        }
+    }
+    freeReplyObject(r);
+}
+
+int probe_redis_run(const char *url, int timeout_ms, struct redis_facts *f,
+                    struct finding_list *out)
+{
+    char host[256], pass[128];
+    int port;
+    if (parse_url(url, host, sizeof(host), &port, pass, sizeof(pass)) < 0) {
+        struct finding *fd = finding_add(out, "redis", "redis-unreachable", FINDING_CRITICAL,
+                                         "cannot parse Redis URL '%s'", url);
+        finding_fix(fd, "use redis://[:password@]host:port[/db]");
+        return -1;
+    }
+    snprintf(f->where, sizeof(f->where), "%.120s:%d", host, port);
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    redisContext *c = redisConnectWithTimeout(host, port, tv);
+    const char *fail = NULL;
+    if (c == NULL)
+        fail = "out of memory";
+    else if (c->err)
+        fail = c->errstr;
+    else if (redisSetTimeout(c, tv) != REDIS_OK)
+        fail = "cannot set the timeout";
+    redisReply *r = NULL;
+    if (fail == NULL && pass[0]) {
+        r = redisCommand(c, "AUTH %s", pass);
+        if (r == NULL || r->type == REDIS_REPLY_ERROR)
+            fail = r ? r->str : c->errstr;
+    }
+    if (fail == NULL) {
+        if (r)
+            freeReplyObject(r);
+        r = redisCommand(c, "INFO all");
+        if (r == NULL || r->type != REDIS_REPLY_STRING)
+            fail = r ? (r->type == REDIS_REPLY_ERROR ? r->str : "INFO: unexpected reply")
+                     : c->errstr;
+    }
+    if (fail) {
+        struct finding *fd = finding_add(out, "redis", "redis-unreachable", FINDING_CRITICAL,
+                                         "cannot reach Redis at %s: %s", f->where, fail);
+        finding_source(fd, "hiredis connect + INFO");
+        finding_fix(fd, "check the URL, that redis-server runs, its bind address and password");
+        if (r)
+            freeReplyObject(r);
+        if (c)
+            redisFree(c);
+        return -1;
+    }
+    probe_redis__parse_info(r->str, f);
+    freeReplyObject(r);
+    read_slowlog(c, f);
+    double pings[5];
+    int np = 0;
+    for (int i = 0; i < 5; i++) {
+        uint64_t t0 = clock_now_ns();
+        r = redisCommand(c, "PING");
+        if (r == NULL)
+            break;
+        freeReplyObject(r);
+        pings[np++] = (double)(clock_now_ns() - t0) / 1e6;
+    }
+    qsort(pings, (size_t)np, sizeof(double), cmp_double);
+    f->ping_ms = np ? pings[np / 2] : 0;
+    redisFree(c);
+    return 0;
+}

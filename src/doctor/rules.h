@@ -1,0 +1,236 @@
+/* The doctor's rules: pure functions from the numbers a probe collected (the "facts" structs
+ * below) to findings. No I/O, no clock: probes fill facts, rules judge them, and unit tests feed
+ * rules hand-made facts. Thresholds live here and in docs/doctor.md, nowhere else. */
+#ifndef AG_DOCTOR_RULES_H
+#define AG_DOCTOR_RULES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "doctor/finding.h"
+
+/* ---- PostgreSQL ---- */
+
+#define PG_FACTS_MAX 8
+
+struct pg_blocked {
+    int pid;
+    int blocker_pid;
+    double wait_s;           /* since the blocked statement started */
+    char query[200];         /* the blocked statement */
+    char blocker_state[32];  /* "idle in transaction", "active" */
+    double blocker_xact_s;   /* age of the blocker's transaction */
+    char blocker_query[200]; /* the blocker's last statement */
+};
+
+struct pg_stmt {
+    double mean_ms;
+    double total_ms;
+    long long calls;
+    long long rows;
+    char query[400];
+};
+
+struct pg_seqscan {
+    char table[128]; /* schema.table */
+    long long seq_scan;
+    long long seq_tup_read;
+    long long idx_scan;
+    long long n_live_tup;
+    char columns[128]; /* candidate index columns found in slow statements, "" when none */
+};
+
+struct pg_replica {
+    char name[64];   /* application_name */
+    char client[64]; /* client_addr */
+    char state[32];
+    double replay_lag_s; /* -1 when unknown */
+    long long lag_bytes; /* -1 when unknown */
+};
+
+struct pg_facts {
+    char where[160]; /* "127.0.0.1:5432/app" for messages */
+    int max_connections;
+    int reserved; /* superuser_reserved_connections */
+    int total;    /* client backends in pg_stat_activity */
+    int active, idle, idle_in_tx;
+    int idle_in_tx_pid;         /* the oldest idle-in-transaction session */
+    double idle_in_tx_oldest_s; /* its state age */
+    char idle_in_tx_query[200];
+    int n_blocked;
+    struct pg_blocked blocked[PG_FACTS_MAX];
+    bool pgss; /* pg_stat_statements readable */
+    char pgss_error[160];
+    int n_stmts;
+    struct pg_stmt stmts[PG_FACTS_MAX]; /* by mean time, slowest first */
+    int n_seqscans;
+    struct pg_seqscan seqscans[PG_FACTS_MAX];
+    long long blks_hit, blks_read;
+    bool is_replica;
+    int n_replicas;
+    struct pg_replica replicas[PG_FACTS_MAX];
+};
+
+/* Thresholds (docs/doctor.md has the reasons). */
+#define RULES_PG_CONN_WARN 0.80
+#define RULES_PG_CONN_CRIT 0.95
+#define RULES_PG_IDLE_TX_WARN_S 5.0
+#define RULES_PG_IDLE_TX_CRIT_S 300.0
+#define RULES_PG_BLOCKED_CRIT_S 30.0
+#define RULES_PG_STMT_WARN_MS 100.0
+#define RULES_PG_STMT_CRIT_MS 1000.0
+#define RULES_PG_SEQ_MIN_SCANS 10
+#define RULES_PG_SEQ_MIN_ROWS_PER_SCAN 1000
+#define RULES_PG_SEQ_MIN_TUP_READ 100000
+#define RULES_PG_HIT_WARN 0.90
+#define RULES_PG_HIT_MIN_BLOCKS 10000
+#define RULES_PG_REPL_WARN_S 10.0
+#define RULES_PG_REPL_CRIT_S 60.0
+
+/* A PgBouncer default_pool_size for a database whose sessions are mostly idle: enough server
+ * connections for the busy ones with headroom (active × 1.5, at least 5), never more than 80% of
+ * what the server accepts (max_connections − reserved). <active> is the active session count. */
+int rules_pg_pool_size(int active, int max_connections, int reserved);
+/* Column names compared in the WHERE clause of <query> for <table> ("customer_id, status"), into
+ * <out>; returns how many. Only plain "col = / < / > / IN / LIKE" comparisons are recognized: a
+ * hint, not a planner. */
+int rules_pg_candidate_columns(const char *query, const char *table, char *out, size_t outlen);
+void rules_pg(const struct pg_facts *pg, struct finding_list *out);
+
+/* ---- PgBouncer ---- */
+
+struct pgb_pool {
+    char database[64];
+    char user[64];
+    char mode[16]; /* session / transaction / statement */
+    int cl_active, cl_waiting;
+    int sv_active, sv_idle, sv_used;
+    double maxwait_s; /* how long the oldest waiting client has waited */
+    int pool_size;    /* from SHOW DATABASES, 0 when unknown */
+};
+
+struct pgb_facts {
+    char where[160];
+    int n_pools;
+    struct pgb_pool pools[PG_FACTS_MAX * 2];
+    double avg_wait_us; /* SHOW STATS avg_wait_time, largest over databases */
+    int server_max_connections; /* from the PostgreSQL probe when it ran, else 0 */
+};
+
+#define RULES_PGB_WAIT_CRIT_S 1.0
+
+void rules_pgbouncer(const struct pgb_facts *pgb, struct finding_list *out);
+
+/* ---- Redis ---- */
+
+struct redis_slow {
+    long long id;
+    long long duration_us;
+    char command[160];
+};
+
+struct redis_facts {
+    char where[160];
+    long long hits, misses;
+    long long evicted_keys;
+    long long used_memory, used_memory_peak, maxmemory;
+    char policy[32]; /* maxmemory-policy */
+    long long connected_clients, blocked_clients, maxclients, rejected_connections;
+    double ping_ms; /* median of a few PINGs */
+    int n_slow;
+    struct redis_slow slow[5];
+};
+
+#define RULES_REDIS_HIT_CRIT 0.10
+#define RULES_REDIS_HIT_WARN 0.80
+#define RULES_REDIS_MIN_LOOKUPS 100
+#define RULES_REDIS_MEM_WARN 0.90
+#define RULES_REDIS_CLIENTS_WARN 0.80
+#define RULES_REDIS_SLOW_WARN_US 10000
+#define RULES_REDIS_PING_WARN_MS 10.0
+
+void rules_redis(const struct redis_facts *r, struct finding_list *out);
+
+/* ---- Gateway (/stats) ---- */
+
+/* Each field is -1 when /stats did not have it (the rule that needs it is skipped). */
+struct gw_facts {
+    char where[160];
+    double requests_total;
+    double responses_5xx;
+    double latency_p95_ms;
+    double cache_hits, cache_misses;
+    double shed_total;
+    double pool_wait_p95_ms;
+    double breakers_open;
+    double upstream_connects_total;
+    double worker_restarts;
+    double threads;
+};
+
+#define RULES_GW_5XX_WARN 0.01
+#define RULES_GW_5XX_CRIT 0.05
+#define RULES_GW_P95_WARN_MS 500.0
+#define RULES_GW_P95_CRIT_MS 2000.0
+#define RULES_GW_HIT_WARN 0.10
+#define RULES_GW_MIN_REQUESTS 100
+#define RULES_GW_SHED_WARN 0.01
+#define RULES_GW_POOL_WAIT_WARN_MS 100.0
+#define RULES_GW_CHURN_WARN 0.50
+
+void rules_gateway(const struct gw_facts *g, struct finding_list *out);
+
+/* ---- Host (/proc) ---- */
+
+struct host_dest {
+    char addr[64]; /* "10.0.0.5:5432" */
+    int total;     /* sockets to it from an ephemeral local port, any state but LISTEN */
+    int time_wait;
+};
+
+struct host_facts {
+    int port_lo, port_hi; /* ip_local_port_range */
+    int sockets;          /* all non-listening TCP sockets */
+    int time_wait;
+    int n_dests;
+    struct host_dest dests[PG_FACTS_MAX]; /* busiest first */
+    long long fd_allocated, fd_max; /* /proc/sys/fs/file-nr */
+    long long nofile_soft;          /* RLIMIT_NOFILE of this shell: what a child would get */
+    long long listen_overflows;     /* TcpExt ListenOverflows, -1 when unknown */
+    long long listen_drops;
+    int somaxconn;
+    int cpus;
+    int gateway_threads; /* from the gateway probe, 0 when unknown */
+};
+
+#define RULES_HOST_PORTS_WARN 0.50
+#define RULES_HOST_PORTS_CRIT 0.80
+#define RULES_HOST_FD_WARN 0.80
+#define RULES_HOST_NOFILE_MIN 4096
+#define RULES_HOST_SOMAXCONN_MIN 1024
+
+void rules_host(const struct host_facts *h, struct finding_list *out);
+
+/* ---- Target (--target URL) ---- */
+
+struct target_sample {
+    bool ok;
+    int status;
+    double dns_ms, connect_ms, tls_ms, ttfb_ms, total_ms; /* cumulative from the start, as curl -w */
+    char error[96];
+};
+
+struct target_facts {
+    char url[512];
+    int n;
+    struct target_sample *samples; /* n of them, owned by the caller */
+};
+
+#define RULES_TARGET_P95_WARN_MS 500.0
+
+/* Percentile <p> (0..100, nearest rank) of <n> values; sorts a copy. 0 when n == 0. */
+double rules_percentile(const double *v, int n, double p);
+void rules_target(const struct target_facts *t, struct finding_list *out);
+
+#endif

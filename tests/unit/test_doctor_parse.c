@@ -1,0 +1,170 @@
+/* Parsers behind the doctor's probes (/proc/net/tcp, /proc/net/netstat, Redis INFO, gateway
+ * /stats) and the finding list (sort order, JSON report), fed fixed texts. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <cmocka.h>
+
+#include "doctor/internal.h"
+
+/* Two connections from ephemeral ports to 127.0.0.1:5432 (one in TIME_WAIT), one to
+ * 10.0.0.7:6379, a listener, and an accepted connection whose local port is the server's 8080. */
+static const char tcp4[] =
+    "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+    "   0: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  0 0 1 1\n"
+    "   1: 0100007F:9C41 0100007F:1538 01 00000000:00000000 00:00000000 00000000  0 0 2 1\n"
+    "   2: 0100007F:9C42 0100007F:1538 06 00000000:00000000 00:00000000 00000000  0 0 0 1\n"
+    "   3: 0100007F:9C43 0700000A:18EB 01 00000000:00000000 00:00000000 00000000  0 0 3 1\n"
+    "   4: 0100007F:1F90 0100007F:9C44 01 00000000:00000000 00:00000000 00000000  0 0 4 1\n";
+
+/* ::ffff:127.0.0.1 port 40005 -> ::ffff:127.0.0.1:5432, and ::1 40006 -> ::1:80. */
+static const char tcp6[] =
+    "  sl  local_address                         remote_address                        st\n"
+    "   0: 0000000000000000FFFF00000100007F:9C45 0000000000000000FFFF00000100007F:1538 01 0\n"
+    "   1: 00000000000000000000000001000000:9C46 00000000000000000000000001000000:0050 01 0\n";
+
+static void test_parse_tcp(void **state)
+{
+    (void)state;
+    struct host_facts h;
+    memset(&h, 0, sizeof(h));
+    h.port_lo = 32768;
+    h.port_hi = 60999;
+    probe_host__parse_tcp(tcp4, &h);
+    assert_int_equal(h.sockets, 4); // the listener is not counted
+    assert_int_equal(h.time_wait, 1);
+    assert_int_equal(h.n_dests, 2); // port 8080 is not ephemeral: the accepted conn is left out
+    assert_string_equal(h.dests[0].addr, "127.0.0.1:5432");
+    assert_int_equal(h.dests[0].total, 2);
+    assert_int_equal(h.dests[0].time_wait, 1);
+    assert_string_equal(h.dests[1].addr, "10.0.0.7:6379");
+    probe_host__parse_tcp(tcp6, &h);
+    assert_int_equal(h.sockets, 6);
+    assert_string_equal(h.dests[0].addr, "127.0.0.1:5432"); // v4-mapped joins the v4 count
+    assert_int_equal(h.dests[0].total, 3);
+    assert_int_equal(h.n_dests, 3);
+    assert_string_equal(h.dests[2].addr, "[::1]:80");
+}
+
+static void test_parse_netstat(void **state)
+{
+    (void)state;
+    static const char ns[] =
+        "TcpExt: SyncookiesSent SyncookiesRecv ListenOverflows ListenDrops TCPTimeouts\n"
+        "TcpExt: 0 0 17 19 4\n"
+        "IpExt: InNoRoutes\nIpExt: 0\n";
+    long long o, d;
+    probe_host__parse_netstat(ns, &o, &d);
+    assert_int_equal(o, 17);
+    assert_int_equal(d, 19);
+    probe_host__parse_netstat("IpExt: A\nIpExt: 1\n", &o, &d);
+    assert_int_equal(o, -1);
+}
+
+static void test_parse_redis_info(void **state)
+{
+    (void)state;
+    static const char info[] =
+        "# Clients\r\nconnected_clients:7\r\nblocked_clients:1\r\nmaxclients:10000\r\n"
+        "# Memory\r\nused_memory:1048576\r\nused_memory_human:1.00M\r\nused_memory_peak:2097152\r\n"
+        "maxmemory:2000000\r\nmaxmemory_policy:allkeys-lru\r\n"
+        "# Stats\r\nrejected_connections:2\r\nevicted_keys:33\r\nkeyspace_hits:10\r\n"
+        "keyspace_misses:90\r\n";
+    struct redis_facts r;
+    memset(&r, 0, sizeof(r));
+    probe_redis__parse_info(info, &r);
+    assert_int_equal(r.connected_clients, 7);
+    assert_int_equal(r.blocked_clients, 1);
+    assert_int_equal(r.maxclients, 10000);
+    assert_int_equal(r.used_memory, 1048576); // not confused with used_memory_human/peak
+    assert_int_equal(r.used_memory_peak, 2097152);
+    assert_int_equal(r.maxmemory, 2000000);
+    assert_string_equal(r.policy, "allkeys-lru");
+    assert_int_equal(r.rejected_connections, 2);
+    assert_int_equal(r.evicted_keys, 33);
+    assert_int_equal(r.hits, 10);
+    assert_int_equal(r.misses, 90);
+}
+
+static void test_parse_gateway(void **state)
+{
+    (void)state;
+    struct gw_facts g;
+    assert_int_equal(probe_gateway__parse("{\"requests_total\": 1000, \"responses_5xx\": 60, "
+                                          "\"summary\": {\"latency_p95_ms\": 12.5}, "
+                                          "\"cache_hits\": \"x\"}",
+                                          &g),
+                     0);
+    assert_float_equal(g.requests_total, 1000, 1e-9);
+    assert_float_equal(g.responses_5xx, 60, 1e-9);
+    assert_float_equal(g.latency_p95_ms, 12.5, 1e-9);
+    assert_float_equal(g.cache_hits, -1, 1e-9); // not a number: absent
+    assert_float_equal(g.worker_restarts, -1, 1e-9);
+    assert_int_equal(probe_gateway__parse("[1,2]", &g), -1);
+    assert_int_equal(probe_gateway__parse("not json", &g), -1);
+}
+
+static void test_finding_sort_and_json(void **state)
+{
+    (void)state;
+    struct finding_list l;
+    finding_list_init(&l);
+    finding_add(&l, "redis", "redis-a", FINDING_OK, "a");
+    finding_add(&l, "postgres", "pg-b", FINDING_INFO, "b");
+    struct finding *f = finding_add(&l, "redis", "redis-c", FINDING_WARNING, "c %d", 3);
+    finding_evidence(f, "line %d", 1);
+    finding_evidence(f, "line %d", 2);
+    finding_fix(f, "do \"this\"");
+    finding_add(&l, "postgres", "pg-d", FINDING_CRITICAL, "d");
+    finding_add(&l, "postgres", "pg-e", FINDING_CRITICAL, "e");
+    finding_list_sort(&l);
+    /* postgres (worst: critical) first, its findings worst first and stable; then redis. */
+    static const char *const order[] = {"pg-d", "pg-e", "pg-b", "redis-c", "redis-a"};
+    for (int i = 0; i < 5; i++)
+        assert_string_equal(l.v[i].id, order[i]);
+    assert_string_equal(l.v[3].title, "c 3");
+    assert_string_equal(l.v[3].evidence, "line 1\nline 2");
+    struct buf b = BUF_INIT;
+    finding_report_json(&l, &b);
+    buf_append(&b, "", 1);
+    cJSON *root = cJSON_Parse(buf_head(&b));
+    assert_non_null(root);
+    assert_string_equal(cJSON_GetObjectItem(root, "worst")->valuestring, "critical");
+    assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(root, "summary"), "critical")->valueint,
+                     2);
+    cJSON *arr = cJSON_GetObjectItem(root, "findings");
+    assert_int_equal(cJSON_GetArraySize(arr), 5);
+    cJSON *c = cJSON_GetArrayItem(arr, 3);
+    assert_string_equal(cJSON_GetObjectItem(c, "fix")->valuestring, "do \"this\"");
+    assert_string_equal(cJSON_GetObjectItem(c, "doc")->valuestring, "docs/doctor.md#redis-c");
+    assert_string_equal(cJSON_GetObjectItem(c, "severity")->valuestring, "warning");
+    cJSON_Delete(root);
+    buf_deinit(&b);
+    struct finding_list m;
+    finding_list_init(&m);
+    finding_add(&m, "host", "h", FINDING_INFO, "h");
+    finding_list_move(&l, &m);
+    assert_int_equal(l.n, 6);
+    assert_int_equal(m.n, 0);
+    assert_int_equal(finding_list_count(&l, FINDING_INFO), 2);
+    enum finding_sev s;
+    assert_int_equal(finding_sev_parse("warning", &s), 0);
+    assert_int_equal(s, FINDING_WARNING);
+    assert_int_equal(finding_sev_parse("bad", &s), -1);
+    finding_list_deinit(&l);
+    finding_list_deinit(&m);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_tcp),          cmocka_unit_test(test_parse_netstat),
+        cmocka_unit_test(test_parse_redis_info),   cmocka_unit_test(test_parse_gateway),
+        cmocka_unit_test(test_finding_sort_and_json),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
