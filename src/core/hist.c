@@ -143,12 +143,20 @@ uint64_t hist_count_le(const struct hist *h, uint64_t us)
         return 0;
     if (us >= h->max_us)
         return h->count;
-    /* The bucket holding <us> counts whole: "under 500 ms" then includes values up to 0.8%
-     * above, the same resolution as every other answer of the histogram. */
-    size_t last = hist_bucket_of(us);
+    /* A bucket counts when the value that stands for it (its midpoint clamped to [min, max], as
+     * in hist_percentile) is <= us. Then the two answers agree: hist_percentile(h, p) <= us
+     * exactly when hist_count_le(h, us) reaches the rank of p, so "p99 = 480 ms" and "99.2%
+     * under 500 ms" never contradict each other. The bucket resolution (≤ 1/128) is the same. */
     uint64_t n = 0;
-    for (size_t i = 0; i <= last; i++)
+    for (size_t i = 0; i < HIST_BUCKETS; i++) {
+        if (h->buckets[i] == 0)
+            continue;
+        uint64_t v = hist__bucket_mid(i);
+        v = v < h->min_us ? h->min_us : (v > h->max_us ? h->max_us : v);
+        if (v > us)
+            break;
         n += h->buckets[i];
+    }
     return n;
 }
 

@@ -41,7 +41,8 @@ double hist_mean(const struct hist *h);
 static inline uint64_t hist_count(const struct hist *h) { return h->count; }
 static inline uint64_t hist_max(const struct hist *h) { return h->max_us; }
 static inline uint64_t hist_min(const struct hist *h) { return h->count ? h->min_us : 0; }
-/* Number of recorded values ≤ <us> (bucket resolution): "requests under 500 ms". */
+/* Number of recorded values ≤ <us> (bucket resolution): "requests under 500 ms". Consistent
+ * with hist_percentile(): percentile(p) ≤ us exactly when count_le(us) reaches the rank of p. */
 uint64_t hist_count_le(const struct hist *h, uint64_t us);
 /* Bucket helpers for exporters (Prometheus, JSON): index of <us>, and the inclusive upper bound
  * in µs of bucket <i>. */
