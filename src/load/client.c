@@ -1,0 +1,398 @@
+/* One load-generator connection on its thread's loop: non-blocking connect, one write of the
+ * request (prebuilt bytes when the request has no template), reads until the socket is drained,
+ * response heads parsed in place with the gateway's parser, bodies counted (Content-Length or
+ * chunked) without copying unless a check needs them. Keep-alive connections are reused; a
+ * connection the server closed while idle is reopened, and a request that met such a stale
+ * connection is resent once. What to do after a response (next iteration, think, park) is the
+ * engine's business (run.c). */
+#include <errno.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "load/internal.h"
+
+#define CLIENT_READ_ROOM 8192
+#define CLIENT_MAX_HEADERS 100
+#define CLIENT_MAX_BODY_KEPT (1u << 20) /* body kept for "body contains" checks */
+
+static void client__on_fd(struct loop *loop, int fd, void *arg, unsigned events);
+
+void client_init(struct client *c, struct lthread *t, unsigned vu)
+{
+    memset(c, 0, sizeof(*c));
+    c->magic = CLIENT_MAGIC;
+    c->t = t;
+    c->vu = vu;
+    c->fd = -1;
+    c->state = CL_IDLE;
+    buf_init(&c->rbuf);
+    buf_init(&c->wbuf);
+    buf_init(&c->body);
+}
+
+void client_deinit(struct client *c)
+{
+    client_close(c);
+    loop_timer_stop(run__loop(c->t), &c->timer);
+    buf_deinit(&c->rbuf);
+    buf_deinit(&c->wbuf);
+    buf_deinit(&c->body);
+    c->magic = 0;
+}
+
+void client_close(struct client *c)
+{
+    if (c->fd >= 0) {
+        loop_del_fd(run__loop(c->t), c->fd);
+        close(c->fd);
+        c->fd = -1;
+    }
+    c->reused = false;
+    buf_reset(&c->rbuf);
+}
+
+/* Fails the request in flight with <kind>: closes the connection (its state is unknown), or
+ * resends once when a reused keep-alive connection turned out to be closed by the server. */
+static void client__fail(struct client *c, enum load_err kind)
+{
+    bool stale = c->reused && !c->retried && !c->got_bytes &&
+                 (kind == LERR_RESET || kind == LERR_CLOSED);
+    client_close(c);
+    if (stale) {
+        c->retried = true;
+        c->woff = 0;
+        c->want_request = true;
+        client_connect(c);
+        return;
+    }
+    c->state = CL_IDLE;
+    c->want_request = false;
+    run__client_done(c, true, kind);
+}
+
+static enum load_err client__errno_kind(int err, bool connecting)
+{
+    if (connecting) {
+        if (err == ECONNREFUSED)
+            return LERR_CONNECT_REFUSED;
+        if (err == ETIMEDOUT)
+            return LERR_CONNECT_TIMEOUT;
+        return LERR_CONNECT_OTHER;
+    }
+    return LERR_RESET; /* ECONNRESET, EPIPE and the rare rest: the peer broke the connection */
+}
+
+/* Writes what is left of the request. */
+static void client__write(struct client *c)
+{
+    if (c->woff == 0 && c->origin_us == 0)
+        c->origin_us = clock_now_us(); /* closed model: latency starts at the send */
+    while (c->woff < c->wlen) {
+        ssize_t n = send(c->fd, c->wptr + c->woff, c->wlen - c->woff, MSG_NOSIGNAL);
+        if (n >= 0) {
+            c->woff += (size_t)n;
+            continue;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN) {
+            c->state = CL_WRITING;
+            return;
+        }
+        client__fail(c, client__errno_kind(errno, false));
+        return;
+    }
+    *run__bytes_out(c->t) += c->wlen;
+    c->state = CL_READING;
+    c->head_done = false;
+    c->got_bytes = false;
+    c->resp_bytes = 0;
+    c->hdr_ok = 0;
+}
+
+/* The connection is up: send the waiting request, or rest. */
+static void client__connected(struct client *c)
+{
+    if (c->want_request) {
+        c->want_request = false;
+        c->woff = 0;
+        client__write(c);
+    } else {
+        c->state = CL_IDLE;
+    }
+}
+
+void client_connect(struct client *c)
+{
+    struct scenario *s = run__scenario(c->t);
+    c->state = CL_CONNECTING;
+    c->deadline_us = clock_now_us() + s->timeout_us;
+    int fd = sock_connect(&s->addr);
+    if (fd == -1) {
+        int err = errno;
+        c->state = CL_IDLE;
+        if (c->want_request) {
+            c->want_request = false;
+            run__client_done(c, true, client__errno_kind(err, true));
+        }
+        return;
+    }
+    sock_set_nodelay(fd);
+    c->fd = fd;
+    /* Registered once for both directions, edge-triggered: no epoll_ctl per request. */
+    if (loop_add_fd(run__loop(c->t), fd, LOOP_READ | LOOP_WRITE, client__on_fd, c) == -1) {
+        close(fd);
+        c->fd = -1;
+        c->state = CL_IDLE;
+        if (c->want_request) {
+            c->want_request = false;
+            run__client_done(c, true, LERR_CONNECT_OTHER);
+        }
+    }
+}
+
+void client_start(struct client *c, size_t idx, uint64_t origin_us)
+{
+    struct scenario *s = run__scenario(c->t);
+    const struct load_req *r = &s->reqs[idx];
+    c->req = r;
+    c->req_idx = idx;
+    c->origin_us = origin_us;
+    c->retried = false;
+    c->woff = 0;
+    if (r->dynamic) {
+        buf_reset(&c->wbuf);
+        run__render(c->t, r, &c->wbuf);
+        c->wptr = buf_head(&c->wbuf);
+        c->wlen = buf_pending(&c->wbuf);
+    } else {
+        c->wptr = buf_head(&r->prebuilt);
+        c->wlen = buf_pending(&r->prebuilt);
+    }
+    if (r->need_body)
+        buf_reset(&c->body);
+    uint64_t now = clock_now_us();
+    c->deadline_us = (origin_us && origin_us < now ? origin_us : now) + s->timeout_us;
+    if (c->fd >= 0 && c->state == CL_IDLE) {
+        client__write(c);
+        return;
+    }
+    c->want_request = true;
+    if (c->state != CL_CONNECTING)
+        client_connect(c);
+}
+
+void client_check_timeout(struct client *c, uint64_t now_us)
+{
+    if (c->state != CL_CONNECTING && c->state != CL_WRITING && c->state != CL_READING)
+        return;
+    if (now_us < c->deadline_us)
+        return;
+    if (c->state == CL_CONNECTING && !c->want_request) {
+        client_close(c); /* a warm-up connect that never finished: nobody waits for it */
+        c->state = CL_IDLE;
+        return;
+    }
+    c->retried = true; /* a timeout is never a stale connection: do not resend */
+    client__fail(c, c->state == CL_CONNECTING ? LERR_CONNECT_TIMEOUT : LERR_TIMEOUT);
+}
+
+/* Header-present checks are answered while the head is in the buffer. */
+static void client__header_checks(struct client *c, const struct h1_response *res)
+{
+    const struct load_req *r = c->req;
+    for (size_t i = 0; i < r->nchecks; i++) {
+        if (!(r->header_checks & (1u << i)))
+            continue;
+        for (size_t h = 0; h < res->nheaders; h++) {
+            if (res->headers[h].name_len == r->checks[i].len &&
+                strncasecmp(res->headers[h].name, r->checks[i].str, r->checks[i].len) == 0) {
+                c->hdr_ok |= 1u << i;
+                break;
+            }
+        }
+    }
+}
+
+/* A whole response was read. */
+static void client__complete(struct client *c)
+{
+    c->done_us = clock_now_us();
+    c->state = CL_IDLE;
+    c->reused = true;
+    if (buf_pending(&c->rbuf) > 0)
+        buf_reset(&c->rbuf); /* bytes after the response: we never pipeline, so they are junk */
+    if (!c->keep_alive)
+        client_close(c);
+    run__client_done(c, false, 0);
+}
+
+/* Parses what is buffered: the head, then the body. Returns 1 when the response completed, 0 when
+ * more bytes are needed, -1 after a failure (already reported). */
+static int client__parse(struct client *c)
+{
+    while (!c->head_done) {
+        struct h1_header headers[CLIENT_MAX_HEADERS];
+        struct h1_response res;
+        int n = h1_parse_response(buf_head(&c->rbuf), buf_pending(&c->rbuf), &res, headers,
+                                  CLIENT_MAX_HEADERS, NULL, c->req->is_head);
+        if (n == -2)
+            return 0;
+        if (n < 0) {
+            c->retried = true;
+            client__fail(c, LERR_PROTOCOL);
+            return -1;
+        }
+        if (res.status >= 100 && res.status < 200 && res.status != 101) {
+            buf_consume(&c->rbuf, (size_t)n); /* interim response: the real one follows */
+            continue;
+        }
+        c->status = res.status;
+        c->keep_alive = res.keep_alive;
+        c->body_mode = res.body;
+        c->remaining = res.content_length;
+        if (c->req->header_checks)
+            client__header_checks(c, &res);
+        if (res.body == H1_BODY_CHUNKED)
+            h1_chunked_init(&c->ch);
+        buf_consume(&c->rbuf, (size_t)n);
+        c->head_done = true;
+    }
+    bool keep = c->req->need_body;
+    switch (c->body_mode) {
+    case H1_BODY_NONE:
+        return 1;
+    case H1_BODY_LENGTH: {
+        size_t avail = buf_pending(&c->rbuf);
+        size_t take = c->remaining < avail ? (size_t)c->remaining : avail;
+        if (keep && buf_pending(&c->body) + take <= CLIENT_MAX_BODY_KEPT)
+            buf_append(&c->body, buf_head(&c->rbuf), take);
+        buf_consume(&c->rbuf, take);
+        c->remaining -= take;
+        return c->remaining == 0;
+    }
+    case H1_BODY_CHUNKED:
+        for (;;) {
+            const char *data;
+            size_t dlen;
+            long n = h1_chunked_step(&c->ch, buf_head(&c->rbuf), buf_pending(&c->rbuf), &data,
+                                     &dlen);
+            if (n < 0) {
+                c->retried = true;
+                client__fail(c, LERR_PROTOCOL);
+                return -1;
+            }
+            if (keep && dlen && buf_pending(&c->body) + dlen <= CLIENT_MAX_BODY_KEPT)
+                buf_append(&c->body, data, dlen);
+            buf_consume(&c->rbuf, (size_t)n);
+            if (c->ch.done)
+                return 1;
+            if (n == 0)
+                return 0;
+        }
+    case H1_BODY_UNTIL_CLOSE:
+        if (keep && buf_pending(&c->body) + buf_pending(&c->rbuf) <= CLIENT_MAX_BODY_KEPT)
+            buf_append(&c->body, buf_head(&c->rbuf), buf_pending(&c->rbuf));
+        buf_reset(&c->rbuf);
+        return 0; /* ends at EOF */
+    }
+    return 0;
+}
+
+/* Reads until the socket is drained (a short read means it is, which saves the EAGAIN call),
+ * parsing as it goes so a large body never accumulates. */
+static void client__read(struct client *c)
+{
+    for (;;) {
+        buf_reserve(&c->rbuf, CLIENT_READ_ROOM);
+        size_t room = buf_room(&c->rbuf);
+        ssize_t n = read(c->fd, buf_tail(&c->rbuf), room);
+        if (n > 0) {
+            buf_commit(&c->rbuf, (size_t)n);
+            c->resp_bytes += (uint64_t)n;
+            c->got_bytes = true;
+            int r = client__parse(c);
+            if (r == 1) {
+                client__complete(c);
+                return;
+            }
+            if (r < 0)
+                return;
+            if ((size_t)n < room)
+                return;
+            continue;
+        }
+        if (n == 0) {
+            if (c->head_done && c->body_mode == H1_BODY_UNTIL_CLOSE) {
+                c->keep_alive = false;
+                client__complete(c);
+            } else {
+                client__fail(c, LERR_CLOSED);
+            }
+            return;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN)
+            return;
+        client__fail(c, client__errno_kind(errno, false));
+        return;
+    }
+}
+
+/* Bytes or EOF on a connection with no request: the server closed it (keep-alive timeout) or
+ * sent something unasked. Either way the connection is done; the next request reconnects. */
+static void client__idle_event(struct client *c)
+{
+    char tmp[512];
+    ssize_t n = read(c->fd, tmp, sizeof(tmp));
+    if (n == -1 && errno == EAGAIN)
+        return;
+    client_close(c);
+}
+
+static void client__on_fd(struct loop *loop, int fd, void *arg, unsigned events)
+{
+    (void)loop;
+    (void)fd;
+    struct client *c = arg;
+    if (c->magic != CLIENT_MAGIC)
+        return;
+    switch (c->state) {
+    case CL_CONNECTING:
+        if (!(events & (LOOP_WRITE | LOOP_ERROR)))
+            return;
+        {
+            int err = sock_connect_result(c->fd);
+            if (err != 0) {
+                client_close(c);
+                c->state = CL_IDLE;
+                if (c->want_request) {
+                    c->want_request = false;
+                    run__client_done(c, true, client__errno_kind(err, true));
+                }
+                return;
+            }
+        }
+        client__connected(c);
+        return;
+    case CL_WRITING:
+        if (events & (LOOP_WRITE | LOOP_ERROR))
+            client__write(c);
+        if (c->state == CL_READING && (events & LOOP_READ))
+            client__read(c);
+        return;
+    case CL_READING:
+        if (events & (LOOP_READ | LOOP_ERROR))
+            client__read(c);
+        return;
+    case CL_IDLE:
+    case CL_PAUSED:
+        if (c->fd >= 0 && (events & (LOOP_READ | LOOP_ERROR)))
+            client__idle_event(c);
+        return;
+    }
+}

@@ -1,0 +1,354 @@
+/* `apigate load`: the command line. Quick mode (wrk-style flags and a URL) and scenario mode
+ * (`load run FILE.yaml`) both build a struct scenario, run it, print the summary and write the
+ * JSON/HTML reports; `load compare` and `load merge` read reports back (compare.c). Exit codes:
+ * 0 ok, 99 a threshold failed (k6's convention), 2 bad usage or bad input. */
+#include "load/load.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config/units.h"
+#include "core/xmalloc.h"
+#include "load/internal.h"
+
+#define LOAD_EXIT_THRESHOLDS 99
+
+static void load__usage(FILE *out)
+{
+    fprintf(out,
+            "usage: apigate load [OPTIONS] URL              quick mode, like wrk\n"
+            "       apigate load run SCENARIO.yaml [OPTIONS]  scenario mode, like k6\n"
+            "       apigate load compare BEFORE.json AFTER.json\n"
+            "       apigate load merge A.json B.json ... [--json OUT.json] [--html OUT.html]\n"
+            "\n"
+            "Quick mode options:\n"
+            "  -c, --connections N   concurrent connections (closed model: one VU each; default 10)\n"
+            "  -d, --duration D      how long to run: 500ms, 30s, 2m (default 10s)\n"
+            "  -t, --threads N       event-loop threads (default 1)\n"
+            "  -H, --header 'K: V'   add a request header (repeatable)\n"
+            "  -m, --method M        request method (default GET, or POST with --body)\n"
+            "      --body DATA|@FILE request body\n"
+            "  -R, --rate R/s        open model: this many requests per second whatever the\n"
+            "                        latency; latency counted from the intended send time\n"
+            "      --timeout D       per-request timeout (default 10s)\n"
+            "\n"
+            "Options of both modes:\n"
+            "      --json FILE       write the JSON report (histograms, time series)\n"
+            "      --html FILE       write a self-contained HTML report\n"
+            "  -q, --quiet           no live progress on stderr\n"
+            "  -h, --help            this help\n"
+            "\n"
+            "Scenario mode reads base_url, requests (templated paths: {{rand 1 1000}}, {{seq}},\n"
+            "{{uuid}}, {{pick a b}}, {{env NAME}}), executor (vus with stages, or arrival_rate),\n"
+            "checks and k6-style thresholds; see docs/load.md and examples/load-*.yaml.\n"
+            "Exit codes: 0 ok, 99 a threshold failed, 2 bad usage or bad input.\n");
+}
+
+struct load_opts {
+    const char *json, *html;
+    bool quiet;
+};
+
+/* Prints the summary, writes the reports. */
+static int load__report(struct load_result *r, const struct load_opts *o)
+{
+    size_t failed = threshold_eval_all(r->th, r->nth, r);
+    report_text(r, stdout);
+    fflush(stdout);
+    int rc = 0;
+    if (o->json) {
+        struct buf b = BUF_INIT;
+        report_json(r, &b);
+        if (report_write_file(o->json, &b) == -1)
+            rc = 1;
+        buf_deinit(&b);
+    }
+    if (o->html) {
+        struct buf b = BUF_INIT;
+        report_html(r, &b);
+        if (report_write_file(o->html, &b) == -1)
+            rc = 1;
+        buf_deinit(&b);
+    }
+    if (failed > 0) {
+        fprintf(stderr, "apigate load: %zu threshold%s failed\n", failed, failed == 1 ? "" : "s");
+        return LOAD_EXIT_THRESHOLDS;
+    }
+    return rc;
+}
+
+static int load__run(struct scenario *s, const struct load_opts *o)
+{
+    char err[LOAD_ERR_LEN];
+    if (scenario_prepare(s, err, sizeof(err)) == -1) {
+        fprintf(stderr, "apigate load: %s\n", err);
+        return 2;
+    }
+    struct run_opts ro = {.progress = !o->quiet, .tty = isatty(STDERR_FILENO) == 1};
+    struct load_result *r = run_scenario(s, &ro);
+    int rc = load__report(r, o);
+    result_destroy(r);
+    return rc;
+}
+
+static char *load__read_body(const char *arg)
+{
+    if (arg[0] != '@')
+        return xstrdup(arg);
+    FILE *f = fopen(arg + 1, "rb");
+    if (f == NULL) {
+        fprintf(stderr, "apigate load: --body %s: %s\n", arg, strerror(errno));
+        return NULL;
+    }
+    struct buf b = BUF_INIT;
+    char tmp[8192];
+    size_t n;
+    while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0)
+        buf_append(&b, tmp, n);
+    fclose(f);
+    buf_append(&b, "", 1);
+    return b.data;
+}
+
+/* Adds "K: V" from -H to <r>; -1 on a malformed header. */
+static int load__add_header(struct load_req *r, const char *arg)
+{
+    const char *colon = strchr(arg, ':');
+    if (colon == NULL || colon == arg || strpbrk(arg, "\r\n")) {
+        fprintf(stderr, "apigate load: -H '%s': expected 'Name: value'\n", arg);
+        return -1;
+    }
+    const char *v = colon + 1;
+    while (*v == ' ' || *v == '\t')
+        v++;
+    char err[256];
+    size_t off;
+    struct tmpl t;
+    if (tmpl_compile(&t, v, err, sizeof(err), &off) == -1) {
+        fprintf(stderr, "apigate load: -H '%s': %s\n", arg, err);
+        return -1;
+    }
+    r->headers = xrealloc(r->headers, (r->nheaders + 1) * sizeof(*r->headers));
+    r->headers[r->nheaders].name = xstrndup(arg, (size_t)(colon - arg));
+    r->headers[r->nheaders].value = t;
+    r->nheaders++;
+    return 0;
+}
+
+enum { OPT_JSON = 256, OPT_HTML, OPT_BODY, OPT_TIMEOUT };
+
+static const struct option load_longopts[] = {
+    {"connections", required_argument, NULL, 'c'},
+    {"duration", required_argument, NULL, 'd'},
+    {"threads", required_argument, NULL, 't'},
+    {"header", required_argument, NULL, 'H'},
+    {"method", required_argument, NULL, 'm'},
+    {"rate", required_argument, NULL, 'R'},
+    {"body", required_argument, NULL, OPT_BODY},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"json", required_argument, NULL, OPT_JSON},
+    {"html", required_argument, NULL, OPT_HTML},
+    {"quiet", no_argument, NULL, 'q'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+static int load__uint_arg(const char *opt, const char *s, unsigned long max, unsigned *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno || end == s || *end || v == 0 || v > max || s[0] == '-') {
+        fprintf(stderr, "apigate load: %s '%s': expected an integer in 1..%lu\n", opt, s, max);
+        return -1;
+    }
+    *out = (unsigned)v;
+    return 0;
+}
+
+static int load__quick(int argc, char **argv)
+{
+    struct load_opts o = {0};
+    unsigned conns = 10, threads = 1;
+    uint64_t dur_us = 10000000, timeout_us = 10000000;
+    double rate = 0.0;
+    const char *method = NULL, *body_arg = NULL;
+    const char **hdrs = xcalloc((size_t)argc + 1, sizeof(char *));
+    size_t nh = 0;
+    int rc = 2;
+    struct scenario *s = NULL;
+    char *body = NULL;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "c:d:t:H:m:R:qh", load_longopts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            if (load__uint_arg("-c", optarg, LOAD_MAX_VUS, &conns) == -1)
+                goto out;
+            break;
+        case 't':
+            if (load__uint_arg("-t", optarg, LOAD_MAX_THREADS, &threads) == -1)
+                goto out;
+            break;
+        case 'd':
+            if (units_parse_duration_us(optarg, &dur_us) == -1 || dur_us == 0) {
+                fprintf(stderr, "apigate load: -d '%s': expected a duration like 30s or 2m\n",
+                        optarg);
+                goto out;
+            }
+            break;
+        case OPT_TIMEOUT:
+            if (units_parse_duration_us(optarg, &timeout_us) == -1 || timeout_us == 0) {
+                fprintf(stderr, "apigate load: --timeout '%s': expected a duration like 5s\n",
+                        optarg);
+                goto out;
+            }
+            break;
+        case 'R':
+            if (units_parse_rate(optarg, &rate) == -1 || !(rate > 0.0) || rate > 1e7) {
+                fprintf(stderr, "apigate load: --rate '%s': expected a rate like 500/s\n", optarg);
+                goto out;
+            }
+            break;
+        case 'H':
+            hdrs[nh++] = optarg;
+            break;
+        case 'm':
+            method = optarg;
+            break;
+        case OPT_BODY:
+            body_arg = optarg;
+            break;
+        case OPT_JSON:
+            o.json = optarg;
+            break;
+        case OPT_HTML:
+            o.html = optarg;
+            break;
+        case 'q':
+            o.quiet = true;
+            break;
+        case 'h':
+            load__usage(stdout);
+            rc = 0;
+            goto out;
+        default:
+            fprintf(stderr, "apigate load: see 'apigate load --help'\n");
+            goto out;
+        }
+    }
+    if (optind != argc - 1) {
+        fprintf(stderr, optind >= argc ? "apigate load: a URL is required\n"
+                                       : "apigate load: exactly one URL expected\n");
+        fprintf(stderr, "usage: apigate load [-c N] [-d D] [-t N] [-H 'K: V'] URL "
+                        "(apigate load --help)\n");
+        goto out;
+    }
+    const char *url = argv[optind];
+    s = xcalloc(1, sizeof(*s));
+    s->quick = true;
+    char err[LOAD_ERR_LEN];
+    if (url_parse(url, &s->url, err, sizeof(err)) == -1) {
+        fprintf(stderr, "apigate load: bad URL '%s': %s\n", url, err);
+        goto out;
+    }
+    s->base_url = xstrdup(url);
+    struct load_req *r = scenario_add_req(s);
+    size_t off;
+    if (tmpl_compile(&r->path, s->url.path, err, sizeof(err), &off) == -1) {
+        fprintf(stderr, "apigate load: URL '%s': %s\n", url, err);
+        goto out;
+    }
+    if (body_arg) {
+        if ((body = load__read_body(body_arg)) == NULL)
+            goto out;
+        if (tmpl_compile(&r->body, body, err, sizeof(err), &off) == -1) {
+            fprintf(stderr, "apigate load: --body: %s\n", err);
+            goto out;
+        }
+        r->has_body = true;
+    }
+    r->method = xstrdup(method ? method : (body_arg ? "POST" : "GET"));
+    for (size_t i = 0; i < nh; i++)
+        if (load__add_header(r, hdrs[i]) == -1)
+            goto out;
+    r->name = xstrdup(s->url.path);
+    s->threads = threads;
+    s->timeout_us = timeout_us;
+    s->graceful_us = timeout_us < 5000000 ? timeout_us : 5000000;
+    s->plan.stages = xcalloc(1, sizeof(*s->plan.stages));
+    s->plan.nstages = 1;
+    if (rate > 0.0) {
+        /* wrk2 semantics: a fixed set of -c connections sharing the rate. */
+        s->plan.kind = SCHED_RATE;
+        s->plan.start = rate;
+        s->plan.stages[0] = (struct sched_stage){dur_us, rate};
+        s->pre_vus = s->max_vus = conns;
+    } else {
+        s->plan.kind = SCHED_VUS;
+        s->plan.start = conns;
+        s->plan.stages[0] = (struct sched_stage){dur_us, (double)conns};
+        s->max_vus = conns;
+        if (s->threads > conns)
+            s->threads = conns;
+    }
+    sched_plan_finish(&s->plan);
+    rc = load__run(s, &o);
+out:
+    free(body);
+    free(hdrs);
+    scenario_destroy(s);
+    return rc;
+}
+
+static int load__scenario(int argc, char **argv)
+{
+    struct load_opts o = {0};
+    const char *file = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            load__usage(stdout);
+            return 0;
+        } else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
+            o.quiet = true;
+        } else if ((strcmp(a, "--json") == 0 || strcmp(a, "--html") == 0) && i + 1 < argc) {
+            const char **dst = a[2] == 'j' ? &o.json : &o.html;
+            *dst = argv[++i];
+        } else if (a[0] == '-' || file) {
+            fprintf(stderr, "apigate load run: unexpected argument '%s'\n"
+                            "usage: apigate load run SCENARIO.yaml [--json F] [--html F] [-q]\n",
+                    a);
+            return 2;
+        } else {
+            file = a;
+        }
+    }
+    if (file == NULL) {
+        fprintf(stderr, "usage: apigate load run SCENARIO.yaml [--json F] [--html F] [-q]\n");
+        return 2;
+    }
+    struct scenario *s = scenario_load(file, stderr);
+    if (s == NULL)
+        return 2;
+    int rc = load__run(s, &o);
+    scenario_destroy(s);
+    return rc;
+}
+
+int load_main(int argc, char **argv)
+{
+    if (argc >= 2) {
+        if (strcmp(argv[1], "run") == 0)
+            return load__scenario(argc - 1, argv + 1);
+        if (strcmp(argv[1], "compare") == 0)
+            return compare_main(argc - 1, argv + 1);
+        if (strcmp(argv[1], "merge") == 0)
+            return merge_main(argc - 1, argv + 1);
+    }
+    return load__quick(argc, argv);
+}

@@ -1,0 +1,302 @@
+/* The JSON report (`--json out.json`): every number of the text summary, the mergeable histograms
+ * (hist_to_json) of the whole run and of each endpoint, the per-second time series and the
+ * thresholds. Written with buf_printf; read back with cJSON (the only file of load that includes
+ * it) for `load compare` and `load merge`. */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/xmalloc.h"
+#include "load/internal.h"
+
+#define REPORT_JSON_VERSION 1
+
+static void rj__str(struct buf *b, const char *s)
+{
+    if (s)
+        buf_append_json_str(b, s, strlen(s));
+    else
+        buf_append_str(b, "null");
+}
+
+static void rj__latency(struct buf *b, const struct hist *h)
+{
+    buf_printf(b,
+               "{\"avg\":%.3f,\"min\":%.3f,\"med\":%.3f,\"p90\":%.3f,\"p95\":%.3f,\"p99\":%.3f,"
+               "\"max\":%.3f}",
+               hist_mean(h) / 1000.0, (double)hist_min(h) / 1000.0,
+               (double)hist_percentile(h, 50) / 1000.0, (double)hist_percentile(h, 90) / 1000.0,
+               (double)hist_percentile(h, 95) / 1000.0, (double)hist_percentile(h, 99) / 1000.0,
+               (double)hist_max(h) / 1000.0);
+}
+
+void report_json(const struct load_result *r, struct buf *b)
+{
+    buf_printf(b, "{\"apigate_load\":%d,\"target\":", REPORT_JSON_VERSION);
+    rj__str(b, r->target);
+    buf_append_str(b, ",\"mode\":");
+    rj__str(b, r->mode);
+    buf_printf(b,
+               ",\"started_at\":%" PRId64 ",\"duration_s\":%.6f,\"planned_s\":%.6f,"
+               "\"threads\":%u,\"vus_max\":%u,\"machines\":%u,",
+               r->started_at, r->duration_s, r->planned_s, r->threads, r->vus_max, r->machines);
+    uint64_t ck = r->checks_pass + r->checks_fail;
+    buf_printf(b,
+               "\"totals\":{\"requests\":%" PRIu64 ",\"iterations\":%" PRIu64 ",\"rps\":%.3f,"
+               "\"failed\":%" PRIu64 ",\"failed_rate\":%.6f,\"bytes_in\":%" PRIu64
+               ",\"bytes_out\":%" PRIu64 ",\"checks_passed\":%" PRIu64 ",\"checks_failed\":%" PRIu64
+               ",\"checks_rate\":%.6f,\"dropped\":%" PRIu64 ",\"late\":%" PRIu64
+               ",\"max_lag_ms\":%.3f,\"interrupted\":%" PRIu64
+               ",\"under_500ms\":%.6f,\"under_1s\":%.6f},",
+               r->reqs, r->iterations, result_rps(r), r->failed, result_failed_rate(r), r->bytes_in,
+               r->bytes_out, r->checks_pass, r->checks_fail,
+               ck ? (double)r->checks_pass / (double)ck : 0.0, r->dropped, r->late,
+               (double)r->max_lag_us / 1000.0, r->interrupted, result_under(r, 500000),
+               result_under(r, 1000000));
+    buf_append_str(b, "\"latency_ms\":");
+    rj__latency(b, &r->h);
+    buf_append_str(b, ",\"status\":{");
+    bool first = true;
+    for (int s = 0; s < 600; s++) {
+        if (!r->status[s])
+            continue;
+        buf_printf(b, "%s\"%d\":%" PRIu64, first ? "" : ",", s, r->status[s]);
+        first = false;
+    }
+    buf_append_str(b, "},\"errors\":{");
+    first = true;
+    for (int k = 0; k < LERR__COUNT; k++) {
+        if (!r->errors[k])
+            continue;
+        buf_printf(b, "%s\"%s\":%" PRIu64, first ? "" : ",", load_err_names[k], r->errors[k]);
+        first = false;
+    }
+    buf_append_str(b, "},\"endpoints\":[");
+    for (size_t i = 0; i < r->neps; i++) {
+        const struct result_ep *e = &r->eps[i];
+        buf_append_str(b, i ? ",{\"name\":" : "{\"name\":");
+        rj__str(b, e->name);
+        buf_append_str(b, ",\"method\":");
+        rj__str(b, e->method);
+        buf_printf(b, ",\"requests\":%" PRIu64 ",\"failed\":%" PRIu64 ",\"latency_ms\":", e->reqs,
+                   e->failed);
+        rj__latency(b, &e->h);
+        buf_append_str(b, ",\"hist\":");
+        hist_to_json(&e->h, b);
+        buf_append_str(b, "}");
+    }
+    buf_append_str(b, "],\"checks\":[");
+    for (size_t i = 0; i < r->nchecks; i++) {
+        buf_append_str(b, i ? ",{\"name\":" : "{\"name\":");
+        rj__str(b, r->checks[i].label);
+        buf_append_str(b, ",\"request\":");
+        rj__str(b, r->checks[i].request);
+        buf_printf(b, ",\"passed\":%" PRIu64 ",\"failed\":%" PRIu64 "}", r->checks[i].pass,
+                   r->checks[i].fail);
+    }
+    buf_append_str(b, "],\"thresholds\":[");
+    for (size_t i = 0; i < r->nth; i++) {
+        const struct threshold *t = &r->th[i];
+        buf_append_str(b, i ? ",{\"metric\":" : "{\"metric\":");
+        rj__str(b, t->metric);
+        buf_append_str(b, ",\"name\":");
+        rj__str(b, t->tag);
+        buf_append_str(b, ",\"expr\":");
+        rj__str(b, t->expr);
+        buf_printf(b, ",\"observed\":%.6f,\"ok\":%s}", isfinite(t->observed) ? t->observed : 0.0,
+                   t->ok ? "true" : "false");
+    }
+    buf_append_str(b, "],\"series\":[");
+    for (size_t i = 0; i < r->nseries; i++) {
+        const struct result_sec *s = &r->series[i];
+        buf_printf(b,
+                   "%s{\"t\":%" PRId64 ",\"rps\":%" PRIu64 ",\"errors\":%" PRIu64
+                   ",\"bytes_in\":%" PRIu64 ",\"p50_ms\":%.3f,\"p95_ms\":%.3f,\"p99_ms\":%.3f,"
+                   "\"vus\":%u}",
+                   i ? "," : "", s->t, s->reqs, s->errors, s->bytes_in, (double)s->p50_us / 1000.0,
+                   (double)s->p95_us / 1000.0, (double)s->p99_us / 1000.0, s->vus);
+    }
+    buf_append_str(b, "],\"hist\":");
+    hist_to_json(&r->h, b);
+    buf_append_str(b, "}\n");
+}
+
+int report_write_file(const char *path, const struct buf *b)
+{
+    FILE *f = fopen(path, "w");
+    if (f == NULL) {
+        fprintf(stderr, "apigate load: cannot write %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    size_t n = fwrite(buf_head(b), 1, buf_pending(b), f);
+    if (fclose(f) != 0 || n != buf_pending(b)) {
+        fprintf(stderr, "apigate load: cannot write %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- reading back ---- */
+
+static const cJSON *rj__get(const cJSON *o, const char *k)
+{
+    return cJSON_GetObjectItemCaseSensitive(o, k);
+}
+
+static uint64_t rj__u64(const cJSON *o, const char *k)
+{
+    const cJSON *v = rj__get(o, k);
+    return cJSON_IsNumber(v) && v->valuedouble > 0 ? (uint64_t)llround(v->valuedouble) : 0;
+}
+
+static double rj__num(const cJSON *o, const char *k)
+{
+    const cJSON *v = rj__get(o, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : 0.0;
+}
+
+static const char *rj__s(const cJSON *o, const char *k)
+{
+    const cJSON *v = rj__get(o, k);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static char *rj__read_file(const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct buf b = BUF_INIT;
+    char tmp[65536];
+    size_t n;
+    while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0)
+        buf_append(&b, tmp, n);
+    fclose(f);
+    buf_append(&b, "", 1);
+    return b.data;
+}
+
+struct load_result *report_json_read(const char *path, char *err, size_t errlen)
+{
+    char *text = rj__read_file(path, err, errlen);
+    if (text == NULL)
+        return NULL;
+    cJSON *root = cJSON_Parse(text);
+    free(text);
+    if (root == NULL) {
+        snprintf(err, errlen, "%s: not valid JSON", path);
+        return NULL;
+    }
+    struct load_result *r = NULL;
+    if (!cJSON_IsObject(root) || !cJSON_IsNumber(rj__get(root, "apigate_load"))) {
+        snprintf(err, errlen, "%s: not an apigate load report (no \"apigate_load\" key)", path);
+        goto out;
+    }
+    r = result_create();
+    const char *s;
+    if ((s = rj__s(root, "target")))
+        r->target = xstrdup(s);
+    if ((s = rj__s(root, "mode")))
+        r->mode = xstrdup(s);
+    r->started_at = (int64_t)rj__num(root, "started_at");
+    r->duration_s = rj__num(root, "duration_s");
+    r->planned_s = rj__num(root, "planned_s");
+    r->threads = (unsigned)rj__u64(root, "threads");
+    r->vus_max = (unsigned)rj__u64(root, "vus_max");
+    r->machines = (unsigned)rj__u64(root, "machines");
+    if (r->machines == 0)
+        r->machines = 1;
+    const cJSON *t = rj__get(root, "totals");
+    r->reqs = rj__u64(t, "requests");
+    r->iterations = rj__u64(t, "iterations");
+    r->failed = rj__u64(t, "failed");
+    r->bytes_in = rj__u64(t, "bytes_in");
+    r->bytes_out = rj__u64(t, "bytes_out");
+    r->checks_pass = rj__u64(t, "checks_passed");
+    r->checks_fail = rj__u64(t, "checks_failed");
+    r->dropped = rj__u64(t, "dropped");
+    r->late = rj__u64(t, "late");
+    r->max_lag_us = (uint64_t)llround(rj__num(t, "max_lag_ms") * 1000.0);
+    r->interrupted = rj__u64(t, "interrupted");
+    if (hist_from_json(&r->h, rj__get(root, "hist")) == -1) {
+        snprintf(err, errlen, "%s: \"hist\" is missing or inconsistent", path);
+        goto fail;
+    }
+    const cJSON *it;
+    cJSON_ArrayForEach(it, rj__get(root, "status"))
+    {
+        long code = strtol(it->string, NULL, 10);
+        if (code > 0 && code < 600 && cJSON_IsNumber(it))
+            r->status[code] = (uint64_t)it->valuedouble;
+    }
+    cJSON_ArrayForEach(it, rj__get(root, "errors"))
+    {
+        for (int k = 0; k < LERR__COUNT; k++)
+            if (strcmp(it->string, load_err_names[k]) == 0 && cJSON_IsNumber(it))
+                r->errors[k] = (uint64_t)it->valuedouble;
+    }
+    cJSON_ArrayForEach(it, rj__get(root, "endpoints"))
+    {
+        const char *name = rj__s(it, "name"), *method = rj__s(it, "method");
+        struct result_ep *e = result_ep(r, name ? name : "?", method ? method : "?");
+        e->reqs = rj__u64(it, "requests");
+        e->failed = rj__u64(it, "failed");
+        if (hist_from_json(&e->h, rj__get(it, "hist")) == -1) {
+            snprintf(err, errlen, "%s: endpoint %s: \"hist\" is missing or inconsistent", path,
+                     e->name);
+            goto fail;
+        }
+    }
+    cJSON_ArrayForEach(it, rj__get(root, "checks"))
+    {
+        const char *name = rj__s(it, "name"), *req = rj__s(it, "request");
+        struct result_check *c = result_check(r, name ? name : "?", req ? req : "?");
+        c->pass = rj__u64(it, "passed");
+        c->fail = rj__u64(it, "failed");
+    }
+    cJSON_ArrayForEach(it, rj__get(root, "thresholds"))
+    {
+        const char *metric = rj__s(it, "metric"), *name = rj__s(it, "name"),
+                   *expr = rj__s(it, "expr");
+        if (!metric || !expr)
+            continue;
+        struct buf key = BUF_INIT;
+        buf_printf(&key, name ? "%s{name:%s}" : "%s", metric, name ? name : "");
+        buf_append(&key, "", 1);
+        struct threshold th;
+        char terr[256];
+        if (threshold_parse(&th, key.data, expr, terr, sizeof(terr)) == 0) {
+            th.observed = rj__num(it, "observed");
+            th.ok = cJSON_IsTrue(rj__get(it, "ok"));
+            th.evaluated = true;
+            r->th = xrealloc(r->th, (r->nth + 1) * sizeof(*r->th));
+            r->th[r->nth++] = th;
+        }
+        buf_deinit(&key);
+    }
+    cJSON_ArrayForEach(it, rj__get(root, "series"))
+    {
+        struct result_sec *o = result_add_sec(r);
+        o->t = (int64_t)rj__num(it, "t");
+        o->reqs = rj__u64(it, "rps");
+        o->errors = rj__u64(it, "errors");
+        o->bytes_in = rj__u64(it, "bytes_in");
+        o->p50_us = (uint64_t)llround(rj__num(it, "p50_ms") * 1000.0);
+        o->p95_us = (uint64_t)llround(rj__num(it, "p95_ms") * 1000.0);
+        o->p99_us = (uint64_t)llround(rj__num(it, "p99_ms") * 1000.0);
+        o->vus = (unsigned)rj__u64(it, "vus");
+    }
+    goto out;
+fail:
+    result_destroy(r);
+    r = NULL;
+out:
+    cJSON_Delete(root);
+    return r;
+}

@@ -1,0 +1,747 @@
+/* Scenario files (`apigate load run FILE.yaml`) into struct scenario, with every error of the file
+ * reported as "file:line:col: key: what is wrong", and the request bytes prepared once: a request
+ * without templates becomes one prebuilt buffer that the engine writes as is. Quick mode builds
+ * the same struct from the command line (load.c). */
+#include <ctype.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config/cfg.h"
+#include "config/units.h"
+#include "config/yaml.h"
+#include "core/xmalloc.h"
+#include "load/internal.h"
+
+#define SCEN_MAX_CHECKS 32   /* header checks are bits of a uint32_t */
+#define SCEN_MAX_RATE 10000000.0
+
+struct load_req *scenario_add_req(struct scenario *s)
+{
+    s->reqs = xrealloc(s->reqs, (s->nreqs + 1) * sizeof(*s->reqs));
+    struct load_req *r = &s->reqs[s->nreqs++];
+    memset(r, 0, sizeof(*r));
+    r->weight = 1;
+    buf_init(&r->prebuilt);
+    return r;
+}
+
+static void scenario__free_req(struct load_req *r)
+{
+    free(r->name);
+    free(r->method);
+    tmpl_free(&r->path);
+    for (size_t i = 0; i < r->nheaders; i++) {
+        free(r->headers[i].name);
+        tmpl_free(&r->headers[i].value);
+    }
+    free(r->headers);
+    tmpl_free(&r->body);
+    for (size_t i = 0; i < r->nchecks; i++) {
+        free(r->checks[i].statuses);
+        free(r->checks[i].str);
+        free(r->checks[i].label);
+    }
+    free(r->checks);
+    buf_deinit(&r->prebuilt);
+}
+
+void scenario_destroy(struct scenario *s)
+{
+    if (s == NULL)
+        return;
+    for (size_t i = 0; i < s->nreqs; i++)
+        scenario__free_req(&s->reqs[i]);
+    free(s->reqs);
+    for (size_t i = 0; i < s->nth; i++)
+        threshold_free(&s->th[i]);
+    free(s->th);
+    free(s->plan.stages);
+    free(s->file);
+    free(s->base_url);
+    free(s);
+}
+
+/* ---- request bytes ---- */
+
+static bool scenario__has_header(const struct load_req *r, const char *name)
+{
+    for (size_t i = 0; i < r->nheaders; i++)
+        if (strcasecmp(r->headers[i].name, name) == 0)
+            return true;
+    return false;
+}
+
+void scenario_render(const struct scenario *s, const struct load_req *r, const struct tmpl_ctx *ctx,
+                     struct buf *out)
+{
+    buf_append_str(out, r->method);
+    buf_append(out, " ", 1);
+    /* The base URL's path is a prefix: base "http://h/api" + path "/users" is "/api/users". */
+    if (!s->quick) {
+        size_t bl = strlen(s->url.path);
+        while (bl > 0 && s->url.path[bl - 1] == '/')
+            bl--;
+        buf_append(out, s->url.path, bl);
+    }
+    tmpl_render(&r->path, ctx, out);
+    buf_append_str(out, " HTTP/1.1\r\n");
+    if (!scenario__has_header(r, "Host")) {
+        buf_append_str(out, "Host: ");
+        buf_append_str(out, s->host_header);
+        buf_append_str(out, "\r\n");
+    }
+    if (!scenario__has_header(r, "User-Agent"))
+        buf_append_str(out, "User-Agent: apigate-load\r\n");
+    for (size_t i = 0; i < r->nheaders; i++) {
+        buf_append_str(out, r->headers[i].name);
+        buf_append(out, ": ", 2);
+        tmpl_render(&r->headers[i].value, ctx, out);
+        buf_append(out, "\r\n", 2);
+    }
+    if (r->has_body) {
+        /* The length is known only once the body is rendered: render it to the scratch first. */
+        struct buf *body = ctx->scratch;
+        buf_reset(body);
+        tmpl_render(&r->body, ctx, body);
+        buf_printf(out, "Content-Length: %zu\r\n\r\n", buf_pending(body));
+        buf_append(out, buf_head(body), buf_pending(body));
+    } else {
+        buf_append(out, "\r\n", 2);
+    }
+}
+
+int scenario_prepare(struct scenario *s, char *err, size_t errlen)
+{
+    if (s->url.tls) {
+        snprintf(err, errlen, "%s: https targets are not supported by apigate load yet",
+                 s->base_url);
+        return -1;
+    }
+    if (s->url.port == 80 || s->url.port == 0)
+        snprintf(s->host_header, sizeof(s->host_header), strchr(s->url.host, ':') ? "[%s]" : "%s",
+                 s->url.host);
+    else
+        snprintf(s->host_header, sizeof(s->host_header),
+                 strchr(s->url.host, ':') ? "[%s]:%d" : "%s:%d", s->url.host, s->url.port);
+    char rerr[256];
+    if (sock_resolve(s->url.host, s->url.port, &s->addr, rerr, sizeof(rerr)) == -1) {
+        snprintf(err, errlen, "%s: %s", s->base_url, rerr);
+        return -1;
+    }
+    s->total_weight = 0;
+    s->nchecks = 0;
+    for (size_t i = 0; i < s->nreqs; i++) {
+        struct load_req *r = &s->reqs[i];
+        s->total_weight += r->weight;
+        r->is_head = strcmp(r->method, "HEAD") == 0;
+        r->header_checks = 0;
+        r->need_body = false;
+        for (size_t k = 0; k < r->nchecks; k++) {
+            r->checks[k].id = s->nchecks++;
+            if (r->checks[k].kind == CHECK_HEADER)
+                r->header_checks |= 1u << k;
+            if (r->checks[k].kind == CHECK_BODY)
+                r->need_body = true;
+        }
+        r->dynamic = r->path.dynamic || (r->has_body && r->body.dynamic);
+        for (size_t h = 0; h < r->nheaders; h++)
+            r->dynamic |= r->headers[h].value.dynamic;
+        buf_reset(&r->prebuilt);
+        if (!r->dynamic) {
+            struct buf scratch = BUF_INIT;
+            uint64_t rng = 1;
+            _Atomic uint64_t seq = 0;
+            struct tmpl_ctx ctx = {&rng, &seq, &scratch};
+            scenario_render(s, r, &ctx, &r->prebuilt);
+            buf_deinit(&scratch);
+        }
+    }
+    if (s->total_weight == 0) {
+        snprintf(err, errlen, "every request has weight 0: nothing to send");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- YAML ---- */
+
+struct scen_parse {
+    struct scenario *s;
+    struct cfg_errors errs;
+};
+
+#define SERR(p, node, ...) cfg_error(&(p)->errs, (node), __VA_ARGS__)
+
+static bool scen__is_scalar(struct scen_parse *p, const struct ynode *n, const char *key)
+{
+    if (n->type == YNODE_SCALAR)
+        return true;
+    SERR(p, n, "%s: expected a value, got a %s", key, ynode_type_name(n));
+    return false;
+}
+
+static int scen__duration(struct scen_parse *p, const struct ynode *n, const char *key,
+                          uint64_t *us)
+{
+    if (!scen__is_scalar(p, n, key))
+        return -1;
+    if (units_parse_duration_us(n->str, us) == -1) {
+        SERR(p, n, "%s: '%s' is not a duration; use 500ms, 30s, 2m", key, n->str);
+        return -1;
+    }
+    return 0;
+}
+
+static int scen__uint(struct scen_parse *p, const struct ynode *n, const char *key, uint64_t max,
+                      uint64_t *out)
+{
+    if (!scen__is_scalar(p, n, key))
+        return -1;
+    char *end;
+    unsigned long long v = strtoull(n->str, &end, 10);
+    if (n->len == 0 || *end || !isdigit((unsigned char)n->str[0]) || v > max) {
+        SERR(p, n, "%s: '%s' is not an integer in 0..%llu", key, n->str, (unsigned long long)max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+/* "500/s", "30/m", or a bare number (per second). */
+static int scen__rate(struct scen_parse *p, const struct ynode *n, const char *key, double *out)
+{
+    if (!scen__is_scalar(p, n, key))
+        return -1;
+    if (units_parse_rate(n->str, out) == -1 || !(*out >= 0.0) || *out > SCEN_MAX_RATE) {
+        SERR(p, n, "%s: '%s' is not a rate; use 500/s, 30/m (at most 10M/s)", key, n->str);
+        return -1;
+    }
+    return 0;
+}
+
+static char *scen__strdup_tmpl(struct scen_parse *p, const struct ynode *n, const char *key,
+                               struct tmpl *t)
+{
+    char err[256];
+    size_t off = 0;
+    if (tmpl_compile(t, n->str, err, sizeof(err), &off) == -1) {
+        /* Point at the template itself: the column of the scalar plus the offset inside it. */
+        struct ynode at = *n;
+        at.col = n->col + (int)off + (n->quoted ? 1 : 0);
+        SERR(p, &at, "%s: %s", key, err);
+        return NULL;
+    }
+    return n->str;
+}
+
+/* "100ms..1s" or "500ms". */
+static int scen__think(struct scen_parse *p, const struct ynode *n, uint64_t *lo, uint64_t *hi)
+{
+    if (!scen__is_scalar(p, n, "think"))
+        return -1;
+    const char *dots = strstr(n->str, "..");
+    if (dots == NULL) {
+        if (units_parse_duration_us(n->str, lo) == -1)
+            goto bad;
+        *hi = *lo;
+        return 0;
+    }
+    char *a = xstrndup(n->str, (size_t)(dots - n->str));
+    int ra = units_parse_duration_us(a, lo);
+    free(a);
+    if (ra == -1 || units_parse_duration_us(dots + 2, hi) == -1)
+        goto bad;
+    if (*lo > *hi) {
+        SERR(p, n, "think: the range '%s' ends before it starts", n->str);
+        return -1;
+    }
+    return 0;
+bad:
+    SERR(p, n, "think: '%s' is not a duration or a range like 100ms..1s", n->str);
+    return -1;
+}
+
+static struct load_check *scen__add_check(struct scen_parse *p, struct load_req *r,
+                                          const struct ynode *at, enum check_kind kind)
+{
+    if (r->nchecks == SCEN_MAX_CHECKS) {
+        SERR(p, at, "checks: at most %d checks per request", SCEN_MAX_CHECKS);
+        return NULL;
+    }
+    r->checks = xrealloc(r->checks, (r->nchecks + 1) * sizeof(*r->checks));
+    struct load_check *c = &r->checks[r->nchecks++];
+    memset(c, 0, sizeof(*c));
+    c->kind = kind;
+    return c;
+}
+
+/* One check: key status | body_contains | header | latency_under. */
+static void scen__check(struct scen_parse *p, struct load_req *r, const struct ynode *k,
+                        const struct ynode *v)
+{
+    const char *key = k->str;
+    struct buf label = BUF_INIT;
+    if (strcmp(key, "status") == 0 || strcmp(key, "status_in") == 0) {
+        size_t n = v->type == YNODE_SEQ ? ynode_size(v) : 1;
+        if (v->type == YNODE_MAP || n == 0) {
+            SERR(p, v, "checks.status: expected a status code or a list of them");
+            return;
+        }
+        int *codes = xcalloc(n, sizeof(int));
+        buf_append_str(&label, "status in [");
+        for (size_t i = 0; i < n; i++) {
+            const struct ynode *it = v->type == YNODE_SEQ ? ynode_item(v, i) : v;
+            uint64_t code;
+            if (scen__uint(p, it, "checks.status", 599, &code) == -1 || code < 100) {
+                if (code < 100)
+                    SERR(p, it, "checks.status: '%s' is not a status code (100..599)", it->str);
+                free(codes);
+                buf_deinit(&label);
+                return;
+            }
+            codes[i] = (int)code;
+            buf_printf(&label, "%s%d", i ? ", " : "", codes[i]);
+        }
+        buf_append_str(&label, "]");
+        struct load_check *c = scen__add_check(p, r, k, CHECK_STATUS);
+        if (c == NULL) {
+            free(codes);
+            buf_deinit(&label);
+            return;
+        }
+        c->statuses = codes;
+        c->nstatuses = n;
+    } else if (strcmp(key, "body_contains") == 0 || strcmp(key, "body") == 0) {
+        if (!scen__is_scalar(p, v, "checks.body_contains"))
+            return;
+        struct load_check *c = scen__add_check(p, r, k, CHECK_BODY);
+        if (c == NULL)
+            return;
+        c->str = xstrdup(v->str);
+        c->len = v->len;
+        buf_printf(&label, "body contains \"%s\"", v->str);
+    } else if (strcmp(key, "header") == 0 || strcmp(key, "header_present") == 0) {
+        if (!scen__is_scalar(p, v, "checks.header"))
+            return;
+        struct load_check *c = scen__add_check(p, r, k, CHECK_HEADER);
+        if (c == NULL)
+            return;
+        c->str = xstrdup(v->str);
+        c->len = v->len;
+        buf_printf(&label, "header %s present", v->str);
+    } else if (strcmp(key, "latency_under") == 0 || strcmp(key, "duration_under") == 0) {
+        uint64_t us;
+        if (scen__duration(p, v, "checks.latency_under", &us) == -1)
+            return;
+        struct load_check *c = scen__add_check(p, r, k, CHECK_LATENCY);
+        if (c == NULL)
+            return;
+        c->latency_us = us;
+        buf_printf(&label, "latency under %s", v->str);
+    } else {
+        SERR(p, k, "checks: unknown check '%s'; known: status, body_contains, header, "
+                   "latency_under", key);
+        return;
+    }
+    buf_append(&label, "", 1);
+    r->checks[r->nchecks - 1].label = label.data;
+}
+
+static void scen__checks(struct scen_parse *p, struct load_req *r, const struct ynode *n)
+{
+    if (n->type == YNODE_MAP) {
+        for (size_t i = 0; i < ynode_size(n); i++)
+            scen__check(p, r, ynode_key(n, i), ynode_value(n, i));
+        return;
+    }
+    if (n->type != YNODE_SEQ) {
+        SERR(p, n, "checks: expected a list like [{status: 200}, {body_contains: ok}]");
+        return;
+    }
+    for (size_t i = 0; i < ynode_size(n); i++) {
+        const struct ynode *it = ynode_item(n, i);
+        if (it->type != YNODE_MAP) {
+            SERR(p, it, "checks: each check is a map like {status: [200, 201]}");
+            continue;
+        }
+        for (size_t j = 0; j < ynode_size(it); j++)
+            scen__check(p, r, ynode_key(it, j), ynode_value(it, j));
+    }
+}
+
+static bool scen__valid_token(const char *s)
+{
+    if (*s == '\0')
+        return false;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && !strchr("!#$%&'*+-.^_`|~", *s))
+            return false;
+    return true;
+}
+
+static void scen__headers(struct scen_parse *p, struct load_req *r, const struct ynode *n)
+{
+    if (n->type != YNODE_MAP) {
+        SERR(p, n, "headers: expected a map of header names to values");
+        return;
+    }
+    for (size_t i = 0; i < ynode_size(n); i++) {
+        const struct ynode *k = ynode_key(n, i), *v = ynode_value(n, i);
+        if (!scen__valid_token(k->str)) {
+            SERR(p, k, "headers: '%s' is not a valid header name", k->str);
+            continue;
+        }
+        if (!scen__is_scalar(p, v, k->str))
+            continue;
+        if (strpbrk(v->str, "\r\n")) {
+            SERR(p, v, "headers: %s: a value cannot contain a line break", k->str);
+            continue;
+        }
+        struct tmpl t;
+        if (scen__strdup_tmpl(p, v, "headers", &t) == NULL)
+            continue;
+        r->headers = xrealloc(r->headers, (r->nheaders + 1) * sizeof(*r->headers));
+        r->headers[r->nheaders].name = xstrdup(k->str);
+        r->headers[r->nheaders].value = t;
+        r->nheaders++;
+    }
+}
+
+static void scen__request(struct scen_parse *p, const struct ynode *n, const struct ynode *defaults_headers,
+                          uint64_t think_lo, uint64_t think_hi)
+{
+    if (n->type != YNODE_MAP) {
+        SERR(p, n, "requests: each request is a map with at least 'path'");
+        return;
+    }
+    struct load_req *r = scenario_add_req(p->s);
+    r->think_min_us = think_lo;
+    r->think_max_us = think_hi;
+    const char *path_str = NULL;
+    if (defaults_headers)
+        scen__headers(p, r, defaults_headers);
+    for (size_t i = 0; i < ynode_size(n); i++) {
+        const struct ynode *k = ynode_key(n, i), *v = ynode_value(n, i);
+        const char *key = k->str;
+        if (strcmp(key, "name") == 0) {
+            if (scen__is_scalar(p, v, key))
+                r->name = xstrdup(v->str);
+        } else if (strcmp(key, "method") == 0) {
+            if (!scen__is_scalar(p, v, key))
+                continue;
+            if (!scen__valid_token(v->str)) {
+                SERR(p, v, "method: '%s' is not a valid HTTP method", v->str);
+                continue;
+            }
+            r->method = xstrdup(v->str);
+            for (char *c = r->method; *c; c++)
+                *c = (char)toupper((unsigned char)*c);
+        } else if (strcmp(key, "path") == 0) {
+            if (!scen__is_scalar(p, v, key))
+                continue;
+            if (v->str[0] != '/') {
+                SERR(p, v, "path: '%s' must start with '/'", v->str);
+                continue;
+            }
+            if (strpbrk(v->str, " \r\n\t")) {
+                SERR(p, v, "path: '%s' contains whitespace; percent-encode it", v->str);
+                continue;
+            }
+            if (scen__strdup_tmpl(p, v, "path", &r->path))
+                path_str = v->str;
+        } else if (strcmp(key, "headers") == 0) {
+            scen__headers(p, r, v);
+        } else if (strcmp(key, "body") == 0) {
+            if (!scen__is_scalar(p, v, key))
+                continue;
+            if (scen__strdup_tmpl(p, v, "body", &r->body))
+                r->has_body = true;
+        } else if (strcmp(key, "weight") == 0) {
+            scen__uint(p, v, "weight", 1000000, &r->weight);
+        } else if (strcmp(key, "think") == 0) {
+            scen__think(p, v, &r->think_min_us, &r->think_max_us);
+        } else if (strcmp(key, "checks") == 0) {
+            scen__checks(p, r, v);
+        } else {
+            SERR(p, k, "requests: unknown key '%s'; known: name, method, path, headers, body, "
+                       "weight, think, checks", key);
+        }
+    }
+    if (path_str == NULL && !ynode_get(n, "path"))
+        SERR(p, n, "requests: 'path' is required");
+    if (r->method == NULL)
+        r->method = xstrdup(r->has_body ? "POST" : "GET");
+    if (r->name == NULL) {
+        struct buf b = BUF_INIT;
+        buf_printf(&b, "%s %s", r->method, path_str ? path_str : "?");
+        buf_append(&b, "", 1);
+        r->name = b.data;
+    }
+}
+
+/* stages: [{duration: 2m, target: 100}, …]; targets are VUs or rates. */
+static void scen__stages(struct scen_parse *p, const struct ynode *n, bool rate)
+{
+    struct sched_plan *plan = &p->s->plan;
+    if (n->type != YNODE_SEQ || ynode_size(n) == 0) {
+        SERR(p, n, "stages: expected a non-empty list like [{duration: 1m, target: 100}]");
+        return;
+    }
+    plan->stages = xcalloc(ynode_size(n), sizeof(*plan->stages));
+    for (size_t i = 0; i < ynode_size(n); i++) {
+        const struct ynode *st = ynode_item(n, i);
+        if (st->type != YNODE_MAP) {
+            SERR(p, st, "stages: each stage is a map {duration: 1m, target: 100}");
+            continue;
+        }
+        const struct ynode *d = ynode_get(st, "duration"), *t = ynode_get(st, "target");
+        for (size_t j = 0; j < ynode_size(st); j++) {
+            const char *k = ynode_key(st, j)->str;
+            if (strcmp(k, "duration") != 0 && strcmp(k, "target") != 0)
+                SERR(p, ynode_key(st, j), "stages: unknown key '%s'; known: duration, target", k);
+        }
+        if (d == NULL || t == NULL) {
+            SERR(p, st, "stages: a stage needs both 'duration' and 'target'");
+            continue;
+        }
+        struct sched_stage *sg = &plan->stages[plan->nstages];
+        if (scen__duration(p, d, "stages.duration", &sg->dur_us) == -1)
+            continue;
+        if (sg->dur_us == 0) {
+            SERR(p, d, "stages.duration: a stage must last longer than 0");
+            continue;
+        }
+        if (rate) {
+            if (scen__rate(p, t, "stages.target", &sg->target) == -1)
+                continue;
+        } else {
+            uint64_t v;
+            if (scen__uint(p, t, "stages.target", LOAD_MAX_VUS, &v) == -1)
+                continue;
+            sg->target = (double)v;
+        }
+        plan->nstages++;
+    }
+}
+
+static const char *const scen_keys =
+    "base_url, executor, vus, duration, stages, rate, start_rate, pre_allocated_vus, max_vus, "
+    "threads, timeout, graceful_stop, think, headers, requests, thresholds";
+
+static void scen__thresholds(struct scen_parse *p, const struct ynode *n)
+{
+    struct scenario *s = p->s;
+    if (n->type != YNODE_MAP) {
+        SERR(p, n, "thresholds: expected a map like {http_req_duration: ['p(95)<500']}");
+        return;
+    }
+    for (size_t i = 0; i < ynode_size(n); i++) {
+        const struct ynode *k = ynode_key(n, i), *v = ynode_value(n, i);
+        size_t m = v->type == YNODE_SEQ ? ynode_size(v) : 1;
+        if (v->type == YNODE_MAP) {
+            SERR(p, v, "thresholds: %s: expected a list of expressions like ['p(95)<500']", k->str);
+            continue;
+        }
+        for (size_t j = 0; j < m; j++) {
+            const struct ynode *e = v->type == YNODE_SEQ ? ynode_item(v, j) : v;
+            if (!scen__is_scalar(p, e, "thresholds"))
+                continue;
+            struct threshold t;
+            char err[256];
+            if (threshold_parse(&t, k->str, e->str, err, sizeof(err)) == -1) {
+                SERR(p, e, "thresholds: %s", err);
+                continue;
+            }
+            s->th = xrealloc(s->th, (s->nth + 1) * sizeof(*s->th));
+            s->th[s->nth++] = t;
+        }
+    }
+}
+
+static void scen__top(struct scen_parse *p, const struct ynode *root)
+{
+    struct scenario *s = p->s;
+    if (root->type != YNODE_MAP) {
+        SERR(p, root, "expected a map with base_url and requests at the top");
+        return;
+    }
+    static const char *const known[] = {
+        "base_url", "executor", "vus",     "duration",      "stages",  "rate",
+        "start_rate", "pre_allocated_vus", "max_vus", "threads", "timeout", "graceful_stop",
+        "think",    "headers",  "requests", "thresholds"};
+    for (size_t i = 0; i < ynode_size(root); i++) {
+        const char *k = ynode_key(root, i)->str;
+        bool ok = false;
+        for (size_t j = 0; j < sizeof(known) / sizeof(known[0]) && !ok; j++)
+            ok = strcmp(k, known[j]) == 0;
+        if (!ok)
+            SERR(p, ynode_key(root, i), "unknown key '%s'; known: %s", k, scen_keys);
+    }
+    const struct ynode *n;
+    /* base_url */
+    if ((n = ynode_get(root, "base_url")) == NULL) {
+        SERR(p, root, "base_url: required (e.g. base_url: http://127.0.0.1:8080)");
+    } else if (scen__is_scalar(p, n, "base_url")) {
+        char err[256];
+        if (url_parse(n->str, &s->url, err, sizeof(err)) == -1)
+            SERR(p, n, "base_url: %s", err);
+        else
+            s->base_url = xstrdup(n->str);
+    }
+    /* executor */
+    bool rate = ynode_get(root, "rate") != NULL || ynode_get(root, "start_rate") != NULL;
+    if ((n = ynode_get(root, "executor")) != NULL && scen__is_scalar(p, n, "executor")) {
+        if (strcmp(n->str, "vus") == 0 || strcmp(n->str, "ramping-vus") == 0 ||
+            strcmp(n->str, "constant-vus") == 0)
+            rate = false;
+        else if (strcmp(n->str, "arrival_rate") == 0 ||
+                 strcmp(n->str, "ramping-arrival-rate") == 0 ||
+                 strcmp(n->str, "constant-arrival-rate") == 0)
+            rate = true;
+        else
+            SERR(p, n, "executor: '%s' is not an executor; use vus or arrival_rate", n->str);
+    }
+    s->plan.kind = rate ? SCHED_RATE : SCHED_VUS;
+    const struct ynode *stages = ynode_get(root, "stages");
+    const struct ynode *dur = ynode_get(root, "duration");
+    uint64_t dur_us = 0;
+    if (dur)
+        scen__duration(p, dur, "duration", &dur_us);
+    if (rate) {
+        double r0 = 0.0;
+        const struct ynode *rn = ynode_get(root, "rate");
+        const struct ynode *sn = ynode_get(root, "start_rate");
+        if (rn)
+            scen__rate(p, rn, "rate", &r0);
+        if (sn)
+            scen__rate(p, sn, "start_rate", &r0);
+        s->plan.start = r0;
+        if (stages) {
+            scen__stages(p, stages, true);
+        } else if (rn == NULL || dur == NULL) {
+            SERR(p, root, "arrival_rate: give 'rate' and 'duration', or 'stages'");
+        } else {
+            if (dur_us == 0)
+                SERR(p, dur, "duration: must be longer than 0");
+            s->plan.stages = xcalloc(1, sizeof(*s->plan.stages));
+            s->plan.stages[0] = (struct sched_stage){dur_us, r0};
+            s->plan.nstages = 1;
+        }
+    } else {
+        uint64_t v0 = 0;
+        const struct ynode *vn = ynode_get(root, "vus");
+        if (vn)
+            scen__uint(p, vn, "vus", LOAD_MAX_VUS, &v0);
+        s->plan.start = (double)v0;
+        if (stages) {
+            scen__stages(p, stages, false);
+        } else if (vn == NULL || dur == NULL) {
+            SERR(p, root, "vus: give 'vus' and 'duration', or 'stages'");
+        } else {
+            if (dur_us == 0)
+                SERR(p, dur, "duration: must be longer than 0");
+            s->plan.stages = xcalloc(1, sizeof(*s->plan.stages));
+            s->plan.stages[0] = (struct sched_stage){dur_us, (double)v0};
+            s->plan.nstages = 1;
+        }
+    }
+    if (stages && dur)
+        SERR(p, dur, "duration: give either 'duration' or 'stages', not both");
+    sched_plan_finish(&s->plan);
+    double peak = sched_peak(&s->plan);
+    if (s->plan.nstages > 0 && !(peak > 0.0))
+        SERR(p, stages ? stages : root, "%s: the plan never starts anything (every target is 0)",
+             stages ? "stages" : (rate ? "rate" : "vus"));
+    uint64_t v;
+    if (rate) {
+        uint64_t pre = (uint64_t)ceil(peak / 10.0), max;
+        pre = pre < 1 ? 1 : (pre > 1000 ? 1000 : pre);
+        if ((n = ynode_get(root, "pre_allocated_vus")) && scen__uint(p, n, "pre_allocated_vus",
+                                                                     LOAD_MAX_VUS, &v) == 0)
+            pre = v;
+        /* Enough connections for one second of the peak rate, so a server that stalls for a
+         * second is measured rather than hidden behind a connection shortage. */
+        max = (uint64_t)ceil(peak);
+        max = max > 10000 ? 10000 : max;
+        if (max < pre)
+            max = pre;
+        if ((n = ynode_get(root, "max_vus")) && scen__uint(p, n, "max_vus", LOAD_MAX_VUS, &v) == 0) {
+            max = v;
+            if (max < pre)
+                SERR(p, n, "max_vus: %llu is below pre_allocated_vus %llu",
+                     (unsigned long long)max, (unsigned long long)pre);
+            if (max == 0)
+                SERR(p, n, "max_vus: must be at least 1");
+        }
+        s->pre_vus = (unsigned)pre;
+        s->max_vus = (unsigned)(max ? max : 1);
+    } else {
+        s->max_vus = (unsigned)ceil(peak);
+        s->pre_vus = 0;
+        if ((n = ynode_get(root, "max_vus")))
+            SERR(p, n, "max_vus: only for the arrival_rate executor (vus follow the stages)");
+    }
+    s->threads = 1;
+    if ((n = ynode_get(root, "threads")) && scen__uint(p, n, "threads", LOAD_MAX_THREADS, &v) == 0) {
+        if (v == 0)
+            SERR(p, n, "threads: must be at least 1");
+        s->threads = (unsigned)(v ? v : 1);
+    }
+    s->timeout_us = 10000000;
+    if ((n = ynode_get(root, "timeout")) && scen__duration(p, n, "timeout", &s->timeout_us) == 0 &&
+        s->timeout_us == 0)
+        SERR(p, n, "timeout: must be longer than 0");
+    s->graceful_us = 5000000;
+    if ((n = ynode_get(root, "graceful_stop")))
+        scen__duration(p, n, "graceful_stop", &s->graceful_us);
+    uint64_t think_lo = 0, think_hi = 0;
+    if ((n = ynode_get(root, "think")))
+        scen__think(p, n, &think_lo, &think_hi);
+    const struct ynode *hdrs = ynode_get(root, "headers");
+    /* requests */
+    if ((n = ynode_get(root, "requests")) == NULL) {
+        SERR(p, root, "requests: required (a list of {name, method, path, ...})");
+    } else if (n->type != YNODE_SEQ || ynode_size(n) == 0) {
+        SERR(p, n, "requests: expected a non-empty list");
+    } else {
+        for (size_t i = 0; i < ynode_size(n); i++)
+            scen__request(p, ynode_item(n, i), hdrs, think_lo, think_hi);
+    }
+    if ((n = ynode_get(root, "thresholds")))
+        scen__thresholds(p, n);
+    /* Per-name thresholds must name a request: a typo would otherwise pass silently. */
+    for (size_t i = 0; i < s->nth; i++) {
+        if (s->th[i].tag == NULL)
+            continue;
+        bool found = false;
+        for (size_t j = 0; j < s->nreqs && !found; j++)
+            found = strcmp(s->reqs[j].name, s->th[i].tag) == 0;
+        if (!found)
+            SERR(p, ynode_get(root, "thresholds"), "thresholds: %s{name:%s}: no request is named '%s'",
+                 s->th[i].metric, s->th[i].tag, s->th[i].tag);
+    }
+}
+
+struct scenario *scenario_load(const char *path, FILE *errf)
+{
+    char err[LOAD_ERR_LEN];
+    struct ynode *root = yaml_load_file(path, err, sizeof(err));
+    if (root == NULL) {
+        fprintf(errf, "%s\n", err);
+        return NULL;
+    }
+    struct scen_parse p = {0};
+    p.s = xcalloc(1, sizeof(*p.s));
+    p.s->file = xstrdup(path);
+    scen__top(&p, root);
+    yaml_tree_free(root);
+    if (p.errs.n > 0) {
+        cfg_errors_print(&p.errs, errf);
+        cfg_errors_free(&p.errs);
+        scenario_destroy(p.s);
+        return NULL;
+    }
+    return p.s;
+}

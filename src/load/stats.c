@@ -1,0 +1,124 @@
+/* Per-thread counters of a run: histograms (never stored samples, so memory stays flat however long
+ * the run), status and error counts, per-endpoint and per-check tallies, and a small ring of
+ * per-second slots that the main thread collects into the time series while the run goes on.
+ * A thread writes only its own struct; the main thread reads a second only after the thread has
+ * published it (done_sec, release/acquire), and everything else after the thread has joined. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/xmalloc.h"
+#include "load/internal.h"
+
+const char *const load_err_names[LERR__COUNT] = {
+    "connect_refused", "connect_timeout", "connect_error", "reset",
+    "closed",          "request_timeout", "protocol_error",
+};
+
+const char *const load_err_text[LERR__COUNT] = {
+    "connection refused",
+    "connect timed out",
+    "connect failed",
+    "connection reset by peer",
+    "server closed the connection before the response ended",
+    "request timed out",
+    "invalid HTTP response",
+};
+
+void stats_init(struct thread_stats *t, size_t neps, size_t nchecks, uint64_t start_us)
+{
+    memset(t, 0, sizeof(*t));
+    hist_init(&t->all);
+    t->neps = neps;
+    t->nchecks = nchecks;
+    t->ep = xcalloc(neps ? neps : 1, sizeof(*t->ep));
+    for (size_t i = 0; i < neps; i++)
+        hist_init(&t->ep[i].h);
+    t->check_pass = xcalloc(nchecks ? nchecks : 1, sizeof(uint64_t));
+    t->check_fail = xcalloc(nchecks ? nchecks : 1, sizeof(uint64_t));
+    t->start_us = start_us;
+    for (size_t i = 0; i < STATS_RING; i++) {
+        atomic_store(&t->ring[i].sec, -1);
+        hist_init(&t->ring[i].h);
+    }
+    t->cur_sec = 0;
+    atomic_store(&t->ring[0].sec, 0);
+    atomic_store(&t->done_sec, -1);
+}
+
+void stats_deinit(struct thread_stats *t)
+{
+    free(t->ep);
+    free(t->check_pass);
+    free(t->check_fail);
+    t->ep = NULL;
+    t->check_pass = t->check_fail = NULL;
+}
+
+/* The slot of the current second. */
+static inline struct stats_sec *stats__slot(struct thread_stats *t)
+{
+    return &t->ring[t->cur_sec % STATS_RING];
+}
+
+void stats_roll(struct thread_stats *t, uint64_t now_us)
+{
+    int64_t sec = now_us > t->start_us ? (int64_t)((now_us - t->start_us) / 1000000u) : 0;
+    if (sec <= t->cur_sec)
+        return;
+    struct stats_sec *s = &t->ring[sec % STATS_RING];
+    /* Seconds skipped without any event simply have no slot: the collector sees an empty second. */
+    hist_reset(&s->h);
+    s->reqs = s->errors = s->bytes_in = 0;
+    s->vus = t->cur_vus;
+    atomic_store_explicit(&s->sec, sec, memory_order_relaxed);
+    t->cur_sec = sec;
+    atomic_store_explicit(&t->done_sec, sec - 1, memory_order_release);
+}
+
+void stats_finish(struct thread_stats *t)
+{
+    atomic_store_explicit(&t->done_sec, t->cur_sec, memory_order_release);
+}
+
+void stats_set_vus(struct thread_stats *t, unsigned vus)
+{
+    t->cur_vus = vus;
+    struct stats_sec *s = stats__slot(t);
+    if (vus > s->vus)
+        s->vus = vus;
+}
+
+void stats_record(struct thread_stats *t, size_t ep, int status, uint64_t latency_us,
+                  uint64_t now_us, uint64_t bytes_in, bool failed)
+{
+    stats_roll(t, now_us);
+    struct stats_sec *s = stats__slot(t);
+    hist_record(&t->all, latency_us);
+    hist_record(&t->ep[ep].h, latency_us);
+    hist_record(&s->h, latency_us);
+    t->reqs++;
+    t->ep[ep].reqs++;
+    s->reqs++;
+    t->bytes_in += bytes_in;
+    s->bytes_in += bytes_in;
+    if (status >= 0 && status < 600)
+        t->status[status]++;
+    if (failed) {
+        t->failed++;
+        t->ep[ep].failed++;
+        s->errors++;
+    }
+}
+
+void stats_record_error(struct thread_stats *t, size_t ep, enum load_err e, uint64_t now_us)
+{
+    stats_roll(t, now_us);
+    struct stats_sec *s = stats__slot(t);
+    t->reqs++;
+    t->failed++;
+    t->errors[e]++;
+    t->ep[ep].reqs++;
+    t->ep[ep].failed++;
+    s->reqs++;
+    s->errors++;
+}
