@@ -49,6 +49,7 @@ struct loop {
     struct loop_tasks post_run;
     uint64_t now_ms;
     bool in_timers;           /* loop__run_timers() is running: see loop_timer_start() */
+    bool dispatching;         /* inside loop_run_once() after the wait: now_ms is fresh */
     _Atomic uint64_t ticks;
     _Atomic bool stop;
 };
@@ -248,6 +249,10 @@ void loop_timer_start(struct loop *loop, struct loop_timer *t, uint64_t delay_ms
      * the earliest is the next millisecond (so the next iteration). */
     if (loop->in_timers && delay_ms == 0)
         delay_ms = 1;
+    /* Outside an iteration (setup before loop_run, or between loop_run_once calls) the cached
+     * time may be old, and a timer counted from it would fire early. */
+    if (!loop->dispatching)
+        loop->now_ms = clock_now_ms();
     if (loop->heap_len == loop->heap_cap) {
         loop->heap_cap = loop->heap_cap ? loop->heap_cap * 2 : 64;
         loop->heap = xrealloc(loop->heap, loop->heap_cap * sizeof(*loop->heap));
@@ -337,6 +342,7 @@ void loop_run_once(struct loop *loop, int max_wait_ms)
     struct epoll_event events[LOOP_MAX_EVENTS];
     int n = epoll_wait(loop->epfd, events, LOOP_MAX_EVENTS, timeout);
     loop->now_ms = clock_now_ms();
+    loop->dispatching = true;
     bool woken = false;
     for (int i = 0; i < n; i++) {
         uint64_t data = events[i].data.u64;
@@ -366,6 +372,7 @@ void loop_run_once(struct loop *loop, int max_wait_ms)
         loop__run_posted(loop);
     loop__run_timers(loop);
     loop__run_deferred(loop);
+    loop->dispatching = false;
     atomic_fetch_add_explicit(&loop->ticks, 1, memory_order_relaxed);
 }
 

@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "core/clock.h"
 #include "core/loop.h"
 
 /* ---- fds ---- */
@@ -202,38 +203,52 @@ static void run_until(struct loop *loop, int *counter, int want)
     loop_timer_stop(loop, &wd);
 }
 
+struct order_setup {
+    struct loop_timer t[4];
+    struct tctx c[4];
+    struct fired f;
+    uint64_t start;
+};
+
+/* Arms the timers from inside an iteration, where loop time is one cached value: their order
+ * then depends on the delays only, however slow the machine (valgrind) is. */
+static void arm_in_order(struct loop *loop, void *arg)
+{
+    struct order_setup *o = arg;
+    static const uint64_t delays[4] = {3, 1, 2, 4};
+    for (int i = 0; i < 4; i++) {
+        o->c[i].f = &o->f;
+        o->c[i].id = i;
+        loop_timer_init(&o->t[i], on_timer, &o->c[i]);
+        assert_false(loop_timer_armed(&o->t[i]));
+        loop_timer_start(loop, &o->t[i], delays[i]);
+        assert_true(loop_timer_armed(&o->t[i]));
+    }
+    loop_timer_stop(loop, &o->t[3]);
+    assert_false(loop_timer_armed(&o->t[3]));
+    loop_timer_stop(loop, &o->t[3]); /* stopping twice is harmless */
+    /* re-arming moves: timer 0 from 3 ms to 0 ms, so it fires first */
+    loop_timer_start(loop, &o->t[0], 0);
+    o->start = loop_now_ms(loop);
+}
+
 static void test_timer_order_stop_rearm(void **state)
 {
     (void)state;
     struct loop *loop = loop_create();
-    struct fired f = {{0}, 0};
-    struct loop_timer t[4];
-    struct tctx c[4];
-    static const uint64_t delays[4] = {3, 1, 2, 4};
-    for (int i = 0; i < 4; i++) {
-        c[i].f = &f;
-        c[i].id = i;
-        loop_timer_init(&t[i], on_timer, &c[i]);
-        assert_false(loop_timer_armed(&t[i]));
-        loop_timer_start(loop, &t[i], delays[i]);
-        assert_true(loop_timer_armed(&t[i]));
-    }
-    loop_timer_stop(loop, &t[3]);
-    assert_false(loop_timer_armed(&t[3]));
-    loop_timer_stop(loop, &t[3]); /* stopping twice is harmless */
-    /* re-arming moves: timer 0 from 3 ms to 0 ms, so it fires first */
-    loop_timer_start(loop, &t[0], 0);
-    uint64_t start = loop_now_ms(loop);
-    run_until(loop, &f.n, 3);
-    assert_int_equal(f.n, 3);
-    assert_int_equal(f.order[0], 0);
-    assert_int_equal(f.order[1], 1);
-    assert_int_equal(f.order[2], 2);
-    assert_true(loop_now_ms(loop) >= start + 2);
+    struct order_setup o;
+    memset(&o, 0, sizeof(o));
+    loop_defer(loop, arm_in_order, &o);
+    run_until(loop, &o.f.n, 3);
+    assert_int_equal(o.f.n, 3);
+    assert_int_equal(o.f.order[0], 0);
+    assert_int_equal(o.f.order[1], 1);
+    assert_int_equal(o.f.order[2], 2);
+    assert_true(loop_now_ms(loop) >= o.start + 2);
     for (int i = 0; i < 4; i++)
-        assert_false(loop_timer_armed(&t[i]));
+        assert_false(loop_timer_armed(&o.t[i]));
     loop_run_once(loop, 10);
-    assert_int_equal(f.n, 3); /* the stopped one never fires */
+    assert_int_equal(o.f.n, 3); /* the stopped one never fires */
     loop_destroy(loop);
 }
 
@@ -333,6 +348,25 @@ static void test_timer_rearm_zero_from_callback(void **state)
     loop_run_once(loop, 0);
     assert_int_equal(a.fired, 3);
     assert_true(loop_timer_armed(&a.t));
+    loop_timer_stop(loop, &a.t);
+    loop_destroy(loop);
+}
+
+static void test_timer_counts_from_now_outside_loop(void **state)
+{
+    (void)state;
+    struct loop *loop = loop_create();
+    /* setup work between loop_create and the first iteration (busy, not asleep) */
+    uint64_t t0 = clock_now_ms();
+    while (clock_now_ms() < t0 + 30)
+        ;
+    struct again a = {.fired = 0};
+    loop_timer_init(&a.t, on_again, &a);
+    a.fired = 5; /* no re-arm */
+    loop_timer_start(loop, &a.t, 20);
+    loop_run_once(loop, 0);
+    /* counted from the cached creation time it would be 10 ms overdue */
+    assert_int_equal(a.fired, 5);
     loop_timer_stop(loop, &a.t);
     loop_destroy(loop);
 }
@@ -490,6 +524,7 @@ int main(void)
         cmocka_unit_test(test_timer_order_stop_rearm),
         cmocka_unit_test(test_many_timers),
         cmocka_unit_test(test_timer_rearm_zero_from_callback),
+        cmocka_unit_test(test_timer_counts_from_now_outside_loop),
         cmocka_unit_test(test_defer),
         cmocka_unit_test(test_post_from_thread),
         cmocka_unit_test(test_stop_from_thread),
