@@ -41,7 +41,9 @@ int loop_mod_fd(struct loop *loop, int fd, unsigned events);
 int loop_del_fd(struct loop *loop, int fd);
 
 void loop_timer_init(struct loop_timer *t, loop_timer_cb *cb, void *arg);
-/* Arms <t> to fire once after <delay_ms>; re-arming an armed timer moves it. */
+/* Arms <t> to fire once after <delay_ms>, counted from the loop time of the current iteration
+ * (from the clock when called outside one); re-arming an armed timer moves it. A timer re-armed
+ * with 0 ms from a timer callback fires in the next iteration, not in the same pass. */
 void loop_timer_start(struct loop *loop, struct loop_timer *t, uint64_t delay_ms);
 void loop_timer_stop(struct loop *loop, struct loop_timer *t);
 static inline bool loop_timer_armed(const struct loop_timer *t) { return t->_heap_index != 0; }
