@@ -28,7 +28,8 @@
 extern int worker_run(const struct worker_ctx *ctx) __attribute__((weak));
 
 #define SV_MAX_WORKERS 16       /* live worker processes: current, next, and draining ones */
-#define SV_POLL_MS 100          /* watchdog and readiness resolution */
+#define SV_POLL_MS 100          /* watchdog resolution */
+#define SV_POLL_FAST_MS 5       /* readiness resolution while a worker starts */
 #define SV_KILL_MARGIN_MS 2000  /* after drain_timeout, before SIGKILL */
 #define SV_START_MIN_MS 10000   /* a new worker gets at least this long to become ready */
 
@@ -606,6 +607,22 @@ static void sv__check(struct sv *sv, uint64_t now)
     }
 }
 
+/* How long to sleep: short while a worker is starting (the handover waits on its readiness) or
+ * a restart is due, else the watchdog period. */
+static int sv__poll_ms(const struct sv *sv, uint64_t now)
+{
+    int ms = SV_POLL_MS;
+    for (size_t i = 0; i < SV_MAX_WORKERS; i++)
+        if (sv->workers[i].pid != 0 && sv->workers[i].state == SV_STARTING)
+            ms = SV_POLL_FAST_MS;
+    if (!sv->stopping && sv->current == NULL && sv->restart_at_ms != 0) {
+        uint64_t left = sv->restart_at_ms > now ? sv->restart_at_ms - now : 0;
+        if (left < (uint64_t)ms)
+            ms = (int)left;
+    }
+    return ms;
+}
+
 int supervisor_run(const struct supervisor_opts *o, struct gw_config *cfg)
 {
     struct sv sv_storage, *sv = &sv_storage;
@@ -680,7 +697,7 @@ int supervisor_run(const struct supervisor_opts *o, struct gw_config *cfg)
             sv__check(sv, now);
         }
         struct pollfd pfd = {.fd = sv->sfd, .events = POLLIN};
-        if (poll(&pfd, 1, SV_POLL_MS) < 0 && errno != EINTR) {
+        if (poll(&pfd, 1, sv__poll_ms(sv, clock_now_ms())) < 0 && errno != EINTR) {
             ag_log(AG_LOG_ERROR, "poll: %s", strerror(errno));
             break;
         }

@@ -1,0 +1,492 @@
+/* Gateway config: the DESIGN.md example, defaults of every section, each accepted form, and one
+ * case per kind of error (each must carry file:line:col and the key). Also the supervisor's pure
+ * parts (restart backoff, tick watchdog), which have no file of their own to test against. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "gateway/gwconf.h"
+#include "gateway/supervisor.h"
+
+static const char design_yaml[] =
+    "listen: 127.0.0.1:8080\n"
+    "admin: 127.0.0.1:9901\n"
+    "workers: {threads: 2, worker_timeout: 30s, max_requests: 0, drain_timeout: 10s}\n"
+    "upstreams:\n"
+    "  api:\n"
+    "    servers: [127.0.0.1:9000]            # host:port or https://host:port\n"
+    "    balance: least_request               # round_robin | least_request | ewma\n"
+    "    pool: {max_connections: 64, max_idle: 32, idle_timeout: 60s, queue_timeout: 1s}\n"
+    "    connect_timeout: 1s\n"
+    "    health: {path: /api/health, interval: 2s}\n"
+    "cache:\n"
+    "  memory: 256MB\n"
+    "  max_object_size: 1MB\n"
+    "  redis: redis://127.0.0.1:6379/0        # optional L2\n"
+    "routes:\n"
+    "  - match: /api/users/                    # prefix; exact and glob forms too\n"
+    "    upstream: api\n"
+    "    cache: {ttl: 60s, override: true, stale_while_revalidate: 30s, stale_if_error: 5m,\n"
+    "            invalidate: [/api/users]}\n"
+    "    timeout: {connect: 1s, first_byte: 3s, total: 10s}\n"
+    "    limit: {concurrency: 100}\n"
+    "    breaker: {window: 10s, buckets: 10, error_threshold: 50%, min_requests: 20, open_for: "
+    "30s}\n"
+    "  - match: /api/auth/me\n"
+    "    upstream: api\n"
+    "    cache: {ttl: 5m, override: true, vary: [Authorization]}\n"
+    "  - match: /\n"
+    "    upstream: api\n"
+    "    cache: {}                             # caching on, pure RFC 9111\n";
+
+static const char minimal_yaml[] = "upstreams:\n"
+                                   "  api: {servers: [127.0.0.1:9000]}\n"
+                                   "routes:\n"
+                                   "  - {match: /, upstream: api}\n";
+
+static struct gw_config *load(const char *text, struct cfg_errors *errs)
+{
+    return gwconf_load_string(text, strlen(text), "t.yaml", errs);
+}
+
+static struct gw_config *load_ok(const char *text)
+{
+    struct cfg_errors errs = {NULL, 0};
+    struct gw_config *c = load(text, &errs);
+    if (c == NULL)
+        cfg_errors_print(&errs, stderr);
+    assert_non_null(c);
+    assert_int_equal(errs.n, 0);
+    cfg_errors_free(&errs);
+    return c;
+}
+
+static void test_design_example(void **state)
+{
+    (void)state;
+    struct gw_config *c = load_ok(design_yaml);
+    assert_int_equal(c->nlisten, 1);
+    assert_string_equal(c->listen[0].spec, "127.0.0.1:8080");
+    assert_true(c->admin_enabled);
+    assert_string_equal(c->admin, "127.0.0.1:9901");
+    assert_int_equal(c->workers.threads, 2);
+    assert_int_equal(c->workers.worker_timeout_ms, 30000);
+    assert_int_equal(c->workers.drain_timeout_ms, 10000);
+
+    assert_int_equal(c->nupstreams, 1);
+    const struct gw_upstream *u = gwconf_upstream_by_name(c, "api");
+    assert_non_null(u);
+    assert_ptr_equal(u, gwconf_upstream(c, 0));
+    assert_null(gwconf_upstream_by_name(c, "nope"));
+    assert_null(gwconf_upstream(c, 1));
+    assert_int_equal(u->nservers, 1);
+    assert_string_equal(u->servers[0].host, "127.0.0.1");
+    assert_int_equal(u->servers[0].port, 9000);
+    assert_true(u->servers[0].numeric);
+    assert_false(u->servers[0].tls);
+    assert_int_equal(u->balance, GW_BALANCE_LEAST_REQUEST);
+    assert_int_equal(u->pool.max_connections, 64);
+    assert_int_equal(u->pool.max_idle, 32);
+    assert_int_equal(u->pool.idle_timeout_ms, 60000);
+    assert_int_equal(u->pool.queue_timeout_ms, 1000);
+    assert_int_equal(u->connect_timeout_ms, 1000);
+    assert_true(u->health.enabled);
+    assert_string_equal(u->health.path, "/api/health");
+    assert_int_equal(u->health.interval_ms, 2000);
+    assert_int_equal(u->health.timeout_ms, 1000);
+    assert_int_equal(u->health.healthy_threshold, 2);
+    assert_int_equal(u->health.unhealthy_threshold, 3);
+
+    assert_int_equal(c->cache.memory, 256u << 20);
+    assert_int_equal(c->cache.max_object_size, 1u << 20);
+    assert_string_equal(c->cache.redis, "redis://127.0.0.1:6379/0");
+
+    assert_int_equal(c->nroutes, 3);
+    const struct gw_route *r = gwconf_route(c, 0);
+    assert_string_equal(r->match, "/api/users/");
+    assert_int_equal(r->kind, GW_MATCH_PREFIX);
+    assert_int_equal(r->upstream_index, 0);
+    assert_true(r->cache.enabled);
+    assert_int_equal(r->cache.ttl_ms, 60000);
+    assert_true(r->cache.override);
+    assert_int_equal(r->cache.stale_while_revalidate_ms, 30000);
+    assert_int_equal(r->cache.stale_if_error_ms, 300000);
+    assert_int_equal(r->cache.invalidate.n, 1);
+    assert_string_equal(r->cache.invalidate.v[0], "/api/users");
+    assert_int_equal(r->timeout.connect_ms, 1000);
+    assert_int_equal(r->timeout.first_byte_ms, 3000);
+    assert_int_equal(r->timeout.total_ms, 10000);
+    assert_int_equal(r->limit.concurrency, 100);
+    assert_true(r->breaker.enabled);
+    assert_int_equal(r->breaker.window_ms, 10000);
+    assert_int_equal(r->breaker.buckets, 10);
+    assert_true(r->breaker.error_threshold > 0.499 && r->breaker.error_threshold < 0.501);
+    assert_int_equal(r->breaker.min_requests, 20);
+    assert_int_equal(r->breaker.open_for_ms, 30000);
+
+    r = gwconf_route(c, 1);
+    assert_true(r->cache.enabled);
+    assert_int_equal(r->cache.ttl_ms, 300000);
+    assert_int_equal(r->cache.vary.n, 1);
+    assert_string_equal(r->cache.vary.v[0], "Authorization");
+    assert_false(r->breaker.enabled);
+
+    r = gwconf_route(c, 2);
+    assert_true(r->cache.enabled); /* cache: {} means on */
+    assert_int_equal(r->cache.ttl_ms, 0);
+    assert_false(r->cache.override);
+    assert_null(gwconf_route(c, 3));
+    gwconf_free(c);
+}
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    struct gw_config *c = load_ok(minimal_yaml);
+    assert_int_equal(c->nlisten, 1);
+    assert_string_equal(c->listen[0].spec, "127.0.0.1:8080");
+    assert_true(c->admin_enabled);
+    assert_string_equal(c->admin, "127.0.0.1:9901");
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    assert_int_equal(c->workers.threads, cpus > 64 ? 64 : cpus);
+    assert_int_equal(c->workers.worker_timeout_ms, 30000);
+    assert_int_equal(c->workers.max_requests, 0);
+    assert_int_equal(c->workers.max_requests_jitter, 0);
+    assert_int_equal(c->workers.drain_timeout_ms, 10000);
+    assert_int_equal(c->server.client_header_timeout_ms, 10000);
+    assert_int_equal(c->server.client_body_timeout_ms, 30000);
+    assert_int_equal(c->server.keepalive_timeout_ms, 5000);
+    assert_int_equal(c->server.max_head_size, 32 * 1024);
+    assert_int_equal(c->server.max_body_size, 10 * 1024 * 1024);
+    assert_int_equal(c->server.max_connections, 10000);
+    assert_int_equal(c->server.concurrency, 0);
+    assert_int_equal(c->logging.level, GW_LEVEL_INFO);
+    assert_int_equal(c->logging.format, GW_FMT_TEXT);
+    assert_string_equal(c->logging.access_log, "off");
+    assert_int_equal(c->logging.access_format, GW_FMT_TEXT);
+    assert_int_equal(c->cache.memory, 256u << 20);
+    assert_int_equal(c->cache.max_object_size, 1u << 20);
+    assert_null(c->cache.redis);
+    assert_true(c->cache.coalesce);
+
+    const struct gw_upstream *u = gwconf_upstream(c, 0);
+    assert_int_equal(u->balance, GW_BALANCE_ROUND_ROBIN);
+    assert_int_equal(u->pool.max_connections, 64);
+    assert_int_equal(u->pool.max_idle, 32);
+    assert_int_equal(u->pool.idle_timeout_ms, 60000);
+    assert_int_equal(u->pool.queue_timeout_ms, 1000);
+    assert_int_equal(u->connect_timeout_ms, 1000);
+    assert_false(u->health.enabled);
+    assert_false(u->tls.enabled);
+    assert_true(u->tls.verify);
+    assert_int_equal(u->servers[0].weight, 1);
+
+    const struct gw_route *r = gwconf_route(c, 0);
+    assert_false(r->cache.enabled); /* no cache key: not cached */
+    assert_false(r->breaker.enabled);
+    assert_false(r->fallback.enabled);
+    assert_int_equal(r->limit.concurrency, 0);
+    assert_int_equal(r->methods.n, 0);
+    assert_null(r->host);
+    gwconf_free(c);
+}
+
+static void test_forms(void **state)
+{
+    (void)state;
+    struct gw_config *c = load_ok(
+        "listen: [127.0.0.1:8080, '[::1]:8081']\n"
+        "admin: off\n"
+        "logging: {level: debug, format: json, access_log: stderr, access_format: json}\n"
+        "server: {max_head_size: 64KB, concurrency: 500}\n"
+        "upstreams:\n"
+        "  ext:\n"
+        "    servers: ['https://api.example.com', {address: 10.0.0.2:8443, weight: 3, backup: "
+        "true}]\n"
+        "    tls: {sni: api.example.com}\n"
+        "  plain:\n"
+        "    servers: http://localhost\n"
+        "    balance: ewma\n"
+        "routes:\n"
+        "  - {match: '= /exact', upstream: ext}\n"
+        "  - {match: /x, exact: true, upstream: ext, methods: [get, head]}\n"
+        "  - {match: '/a/*.json', upstream: plain, host: example.com}\n"
+        "  - match: /f\n"
+        "    upstream: plain\n"
+        "    cache:\n"
+        "    fallback: {status: 503, headers: {Content-Type: application/json}, body: '{}'}\n"
+        "    retry: {attempts: 2, on: [connect_error, '503']}\n");
+    assert_int_equal(c->nlisten, 2);
+    assert_int_equal(c->listen[1].addr.ss.ss_family, AF_INET6);
+    assert_false(c->admin_enabled);
+    assert_null(c->admin);
+    assert_int_equal(c->logging.level, GW_LEVEL_DEBUG);
+    assert_int_equal(c->logging.format, GW_FMT_JSON);
+    assert_string_equal(c->logging.access_log, "stderr");
+    assert_int_equal(c->server.max_head_size, 64 * 1024);
+    assert_int_equal(c->server.concurrency, 500);
+
+    const struct gw_upstream *u = gwconf_upstream_by_name(c, "ext");
+    assert_true(u->tls.enabled);
+    assert_true(u->tls.verify);
+    assert_string_equal(u->tls.sni, "api.example.com");
+    assert_int_equal(u->nservers, 2);
+    assert_string_equal(u->servers[0].host, "api.example.com");
+    assert_int_equal(u->servers[0].port, 443);
+    assert_true(u->servers[0].tls);
+    assert_false(u->servers[0].numeric); /* left to the resolver */
+    assert_int_equal(u->servers[1].weight, 3);
+    assert_true(u->servers[1].backup);
+    assert_true(u->servers[1].tls); /* tls: section covers every server */
+    u = gwconf_upstream_by_name(c, "plain");
+    assert_int_equal(u->nservers, 1);
+    assert_int_equal(u->servers[0].port, 80);
+    assert_true(u->servers[0].numeric); /* localhost */
+    assert_int_equal(u->balance, GW_BALANCE_EWMA);
+    assert_false(u->tls.enabled);
+
+    assert_int_equal(c->routes[0].kind, GW_MATCH_EXACT);
+    assert_string_equal(c->routes[0].match, "= /exact");
+    assert_string_equal(c->routes[0].path, "/exact");
+    assert_int_equal(c->routes[1].kind, GW_MATCH_EXACT);
+    assert_string_equal(c->routes[1].match, "= /x");
+    assert_int_equal(c->routes[1].methods.n, 2);
+    assert_string_equal(c->routes[1].methods.v[0], "GET");
+    assert_int_equal(c->routes[2].kind, GW_MATCH_GLOB);
+    assert_string_equal(c->routes[2].host, "example.com");
+    assert_int_equal(c->routes[2].upstream_index, 1);
+    const struct gw_route *r = &c->routes[3];
+    assert_true(r->cache.enabled); /* "cache:" alone = on */
+    assert_true(r->fallback.enabled);
+    assert_int_equal(r->fallback.status, 503);
+    assert_int_equal(r->fallback.nheaders, 1);
+    assert_string_equal(r->fallback.headers[0].name, "Content-Type");
+    assert_string_equal(r->fallback.headers[0].value, "application/json");
+    assert_string_equal(r->fallback.body, "{}");
+    assert_int_equal(r->fallback.body_len, 2);
+    assert_int_equal(r->retry.attempts, 2);
+    assert_int_equal(r->retry.on.n, 2);
+    gwconf_free(c);
+}
+
+/* One error kind per row: the snippet, the line it must be reported at, and a word the message
+ * must contain. */
+struct bad_case {
+    const char *yaml;
+    int line;
+    const char *needle;
+};
+
+#define UP "upstreams:\n  api: {servers: [127.0.0.1:9000]}\n"
+#define RT "routes:\n  - {match: /, upstream: api}\n"
+static const struct bad_case bad_cases[] = {
+    {"bogus: 1\n" UP RT, 1, "bogus: unknown key"},
+    {"workers: {threads: 2, worker_timeout: 3x}\n" UP RT, 1, "workers.worker_timeout"},
+    {UP "routes:\n  - {match: /, upstream: nope}\n", 4, "unknown upstream 'nope'; defined: api"},
+    {"listen: 127.0.0.1\n" UP RT, 1, "listen: bad address"},
+    {"listen: 127.0.0.1:70000\n" UP RT, 1, "listen: bad address"},
+    {"admin: nowhere\n" UP RT, 1, "admin: bad address"},
+    {"upstreams:\n  api:\n    servers: [127.0.0.1:9000]\n    pool: {max_connections: -5}\n" RT,
+     4, "upstreams.api.pool.max_connections"},
+    {"upstreams:\n  api:\n    servers: [127.0.0.1:9000]\n    balance: fastest\n" RT, 4,
+     "round_robin"},
+    {"upstreams:\n  api:\n    servers: []\n" RT, 3, "upstreams.api.servers: empty"},
+    {"upstreams:\n  api: {balance: ewma}\n" RT, 2, "upstreams.api.servers: missing"},
+    {"upstreams:\n  api: {servers: ['ftp://h:1']}\n" RT, 2, "unsupported scheme"},
+    {"upstreams:\n  api: {servers: [example.com]}\n" RT, 2, "missing port"},
+    {"listen: [127.0.0.1:8080\n" UP RT, 2, ""}, /* YAML syntax error */
+    {UP "routes:\n  - {upstream: api}\n", 4, "routes[0].match: missing"},
+    {UP "routes:\n  - {match: api, upstream: api}\n", 4, "must start with '/'"},
+    {UP "routes:\n  - {match: /, upstream: api, cache: {ttl: forever}}\n", 4, "ttl"},
+    {UP "routes:\n  - {match: /, upstream: api, cache: {statuses: [200, 999]}}\n", 4,
+     "statuses"},
+    {UP "routes:\n  - {match: /, upstream: api, breaker: {error_threshold: 150%}}\n", 4,
+     "error_threshold"},
+    {UP "routes:\n  - {match: /, upstream: api}\n  - {match: /, upstream: api}\n", 5,
+     "repeats routes[0]"},
+    {"listen: 127.0.0.1:8080\nadmin: 127.0.0.1:8080\n" UP RT, 2, "also a listen address"},
+    {"workers: 4\n" UP RT, 1, "workers"},
+    {"cache: {memory: 1MB, max_object_size: 2MB}\n" UP RT, 1, "max_object_size"},
+    {"cache: {redis: 'http://x'}\n" UP RT, 1, "not a Redis URL"},
+    {"upstreams:\n  api:\n    servers: [127.0.0.1:9000]\n    tls: {ca_file: /nonexistent.pem}\n"
+     RT, 4, "cannot read"},
+    {"upstreams:\n  api:\n    servers: [127.0.0.1:9000]\n    health: {interval: 1s, timeout: 2s}\n"
+     RT, 4, "below interval"},
+    {"logging: {level: loud}\n" UP RT, 1, "level"},
+    {"routes: {match: /}\n" UP, 1, "routes: expected a list"},
+    {"workers: {threads: 1}\nworkers: {threads: 2}\n" UP RT, 2, "duplicate key"},
+};
+
+static void test_errors(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
+        const struct bad_case *bc = &bad_cases[i];
+        struct cfg_errors errs = {NULL, 0};
+        struct gw_config *c = load(bc->yaml, &errs);
+        if (c != NULL || errs.n == 0)
+            fprintf(stderr, "case %zu accepted:\n%s\n", i, bc->yaml);
+        assert_null(c);
+        assert_true(errs.n > 0);
+        char pos[32];
+        snprintf(pos, sizeof(pos), "t.yaml:%d:", bc->line);
+        bool found = false;
+        for (size_t j = 0; j < errs.n && !found; j++)
+            found = strncmp(errs.msgs[j], pos, strlen(pos)) == 0 &&
+                    strstr(errs.msgs[j], bc->needle) != NULL;
+        if (!found) {
+            fprintf(stderr, "case %zu: no message at %s with '%s'; got:\n", i, pos, bc->needle);
+            cfg_errors_print(&errs, stderr);
+        }
+        assert_true(found);
+        cfg_errors_free(&errs);
+    }
+}
+
+/* One run reports every error of the file, in file order. */
+static void test_all_errors_at_once(void **state)
+{
+    (void)state;
+    struct cfg_errors errs = {NULL, 0};
+    struct gw_config *c = load("routes:\n"
+                               "  - {match: /, upstream: ghost}\n"
+                               "workers: {drain_timeout: soon}\n"
+                               "upstreams:\n"
+                               "  api: {servers: [127.0.0.1:9000], balance: random}\n"
+                               "typo: 1\n",
+                               &errs);
+    assert_null(c);
+    assert_int_equal(errs.n, 4);
+    assert_non_null(strstr(errs.msgs[0], "t.yaml:2:"));
+    assert_non_null(strstr(errs.msgs[0], "ghost"));
+    assert_non_null(strstr(errs.msgs[1], "t.yaml:3:"));
+    assert_non_null(strstr(errs.msgs[2], "t.yaml:5:"));
+    assert_non_null(strstr(errs.msgs[3], "t.yaml:6:"));
+    cfg_errors_free(&errs);
+}
+
+static void test_file_and_overrides(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/test_gwconf_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, minimal_yaml, strlen(minimal_yaml)), (ssize_t)strlen(minimal_yaml));
+    close(fd);
+    struct cfg_errors errs = {NULL, 0};
+    struct gw_config *c = gwconf_load(path, &errs);
+    assert_non_null(c);
+    assert_string_equal(c->path, path);
+    struct gw_config *d = gwconf_load(path, &errs);
+    assert_false(gwconf_listen_changed(c, d));
+
+    char err[256];
+    assert_int_equal(gwconf_set_listen(d, "127.0.0.1:7001,127.0.0.1:7002", err, sizeof(err)), 0);
+    assert_int_equal(d->nlisten, 2);
+    assert_true(gwconf_listen_changed(c, d));
+    assert_int_equal(gwconf_set_listen(d, "nonsense", err, sizeof(err)), -1);
+    assert_int_equal(d->nlisten, 2); /* unchanged on error */
+    assert_int_equal(gwconf_set_admin(d, "off", err, sizeof(err)), 0);
+    assert_false(d->admin_enabled);
+    assert_int_equal(gwconf_set_admin(d, "127.0.0.1:7009", err, sizeof(err)), 0);
+    assert_true(d->admin_enabled);
+    assert_string_equal(d->admin, "127.0.0.1:7009");
+    assert_int_equal(gwconf_set_admin(d, "x", err, sizeof(err)), -1);
+    assert_int_equal(gwconf_set_threads(d, 3, err, sizeof(err)), 0);
+    assert_int_equal(d->workers.threads, 3);
+    assert_int_equal(gwconf_set_threads(d, 65, err, sizeof(err)), -1);
+    gwconf_free(d);
+    gwconf_free(c);
+    unlink(path);
+
+    c = gwconf_load("/nonexistent/apigate.yaml", &errs);
+    assert_null(c);
+    assert_int_equal(errs.n, 1);
+    assert_non_null(strstr(errs.msgs[0], "/nonexistent/apigate.yaml"));
+    cfg_errors_free(&errs);
+}
+
+static void test_reference(void **state)
+{
+    (void)state;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    gwconf_print_reference(f);
+    fclose(f);
+    const char *keys[] = {"`listen`", "`admin`", "`workers.threads`", "`workers.max_requests`",
+                          "`server.max_head_size`", "`logging.access_log`", "`cache.memory`",
+                          "`upstreams.NAME.servers`", "`upstreams.NAME.pool.max_connections`",
+                          "`upstreams.NAME.health.interval`", "`upstreams.NAME.tls.verify`",
+                          "`routes[].match`", "`routes[].cache.ttl`", "`routes[].timeout.total`",
+                          "`routes[].limit.concurrency`", "`routes[].breaker.open_for`",
+                          "`routes[].fallback.status`"};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        if (strstr(text, keys[i]) == NULL)
+            fprintf(stderr, "reference lacks %s\n", keys[i]);
+        assert_non_null(strstr(text, keys[i]));
+    }
+    free(text);
+}
+
+static void test_backoff(void **state)
+{
+    (void)state;
+    struct supervisor_backoff b = {0};
+    const uint64_t want[] = {100, 200, 400, 800, 1600, 3200, 5000, 5000};
+    uint64_t t = 1000000;
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        assert_int_equal(supervisor_backoff_next(&b, t, t + 50), want[i]);
+        t += 10000;
+    }
+    /* A worker that lived 30 s resets the sequence. */
+    assert_int_equal(supervisor_backoff_next(&b, t, t + SUPERVISOR_STABLE_MS), 100);
+    assert_int_equal(supervisor_backoff_next(&b, t, t + 10), 200);
+}
+
+static void test_watchdog(void **state)
+{
+    (void)state;
+    struct supervisor_watch w;
+    uint64_t ticks[3] = {0, 0, 0};
+    supervisor_watch_init(&w, 3, 1000);
+    assert_int_equal(supervisor_watch_check(&w, ticks, 1500, 1000), -1);
+    ticks[0] = 5;
+    ticks[1] = 7;
+    assert_int_equal(supervisor_watch_check(&w, ticks, 2000, 1000), -1);
+    /* thread 2 never ticked since 1000 */
+    ticks[0] = 6;
+    ticks[1] = 8;
+    assert_int_equal(supervisor_watch_check(&w, ticks, 2001, 1000), 2);
+    ticks[2] = 1;
+    assert_int_equal(supervisor_watch_check(&w, ticks, 2002, 1000), -1);
+    /* thread 1 stalls from 2001 on */
+    ticks[0] = 7;
+    ticks[2] = 2;
+    assert_int_equal(supervisor_watch_check(&w, ticks, 3000, 1000), -1);
+    ticks[0] = 8;
+    ticks[2] = 3;
+    assert_int_equal(supervisor_watch_check(&w, ticks, 3002, 1000), 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_design_example),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_forms),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_all_errors_at_once),
+        cmocka_unit_test(test_file_and_overrides),
+        cmocka_unit_test(test_reference),
+        cmocka_unit_test(test_backoff),
+        cmocka_unit_test(test_watchdog),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
