@@ -321,6 +321,10 @@ static int cfg__parse_value(const struct cfg_desc *d, const char *path, const st
                   ynode_type_name(node));
         return -1;
     }
+    if (strlen(node->str) != node->len) { /* "\0" in a quoted value: C strings would cut it */
+        cfg_error(errs, node, "%s: contains a NUL byte", path);
+        return -1;
+    }
     if (d->type == CFG_STRING) {
         char **dst = out;
         if (cfg__is_null(node)) {
@@ -341,10 +345,6 @@ static int cfg__parse_value(const struct cfg_desc *d, const char *path, const st
         return -1;
     }
     const char *s = node->str;
-    if (strlen(s) != node->len) { /* a NUL inside: nothing we parse may contain one */
-        cfg_error(errs, node, "%s: contains a NUL byte", path);
-        return -1;
-    }
     switch (d->type) {
     case CFG_BOOL: {
         bool v;

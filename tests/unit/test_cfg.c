@@ -260,6 +260,15 @@ static void test_shapes(void **state)
     cfg_free_section(sample_desc, &s);
     yaml_tree_free(root);
 
+    root = load("match: \"a\\0b\"\npool: {name: p}\nupstream: \"x\\0\"\n");
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(cfg_apply(sample_desc, &s, root, &e), 2);
+    has_error(&e, "c.yaml:1:8: match: contains a NUL byte");
+    has_error(&e, "c.yaml:3:11: upstream: contains a NUL byte");
+    cfg_errors_free(&e);
+    cfg_free_section(sample_desc, &s);
+    yaml_tree_free(root);
+
     root = load("match: /\npool: {name: p}\nservers: [a, b, c, d, e]\nthreshold: 0.25\n");
     memset(&s, 0, sizeof(s));
     assert_int_equal(cfg_apply(sample_desc, &s, root, &e), 1);
