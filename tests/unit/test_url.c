@@ -146,8 +146,11 @@ static void check_query(const char *in, const char *const *ignore, const char *w
 {
     struct buf b = BUF_INIT;
     url_normalize_query(in, strlen(in), ignore, &b);
-    if (buf_pending(&b) != strlen(want) || memcmp(buf_head(&b), want, strlen(want)) != 0)
-        fail_msg("%s -> %.*s, want %s", in, (int)buf_pending(&b), buf_head(&b), want);
+    /* an empty result may leave the buffer unallocated: compare only what is there */
+    if (buf_pending(&b) != strlen(want) ||
+        (buf_pending(&b) && memcmp(buf_head(&b), want, strlen(want)) != 0))
+        fail_msg("%s -> %.*s, want %s", in, (int)buf_pending(&b), b.data ? buf_head(&b) : "",
+                 want);
     buf_deinit(&b);
 }
 

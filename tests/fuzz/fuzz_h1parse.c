@@ -1,0 +1,206 @@
+/* libFuzzer target for the HTTP/1 codec: the input is parsed as a request head, as a response
+ * head (GET and HEAD) and, after a complete request head with a chunked body, its body is run
+ * through the chunked decoder in two different splits. Beyond crashes it checks invariants that
+ * would mean a desync: whole and incremental parses agree, slices stay inside the input, the
+ * chunked decoder gives the same result however the bytes arrive.
+ * With AG_FUZZ_REPLAY_MAIN, main(argc, argv) replays every file of the directory argv[1], so gcc
+ * builds and ctest run the corpus without libFuzzer. */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/chunked.h"
+#include "http/h1parse.h"
+
+#define MAXH 32
+
+static void check(bool ok)
+{
+    if (!ok)
+        abort();
+}
+
+static bool inside(const char *p, size_t n, const uint8_t *buf, size_t len)
+{
+    return !p || n == 0 || ((const uint8_t *)p >= buf && (const uint8_t *)p + n <= buf + len);
+}
+
+/* Decodes <in> giving the decoder pieces of at most <step> bytes; returns consumed, -1, -2. */
+static long chunked_run(const char *in, size_t len, size_t step, uint64_t *sum, size_t *total)
+{
+    struct h1_chunked c;
+    h1_chunked_init(&c);
+    size_t pos = 0;
+    *sum = 0;
+    *total = 0;
+    size_t avail = 0;
+    while (!c.done) {
+        if (avail == pos) {
+            if (avail == len)
+                return -2;
+            avail = avail + step < len ? avail + step : len;
+        }
+        const char *d;
+        size_t dl;
+        long n = h1_chunked_step(&c, in + pos, avail - pos, &d, &dl);
+        if (n < 0)
+            return -1;
+        check((size_t)n <= avail - pos);
+        if (dl) {
+            check(d >= in + pos && d + dl <= in + pos + (size_t)n);
+            for (size_t i = 0; i < dl; i++)
+                *sum = *sum * 31 + (uint8_t)d[i];
+            *total += dl;
+        }
+        pos += (size_t)n;
+        if (n == 0 && !c.done && avail == len)
+            return -2;
+    }
+    return (long)pos;
+}
+
+static void fuzz_request(const uint8_t *data, size_t size)
+{
+    struct h1_header h[MAXH];
+    struct h1_request r;
+    struct h1_limits lim = {512, 2048, 24};
+    int ret = h1_parse_request((const char *)data, size, &r, h, MAXH, &lim);
+    enum h1_err err = r.err;
+    if (ret > 0) {
+        check((size_t)ret <= size && (size_t)ret <= lim.max_head);
+        check(r.nheaders <= 24);
+        check(inside(r.method, r.method_len, data, size));
+        check(inside(r.target, r.target_len, data, size));
+        check(inside(r.query, r.query_len, data, size));
+        check(r.minor_version == 0 || r.minor_version == 1);
+        check(!(r.body == H1_BODY_CHUNKED && r.minor_version == 0));
+        for (size_t i = 0; i < r.nheaders; i++) {
+            check(inside(h[i].name, h[i].name_len, data, size) && h[i].name_len > 0);
+            check(inside(h[i].value, h[i].value_len, data, size));
+        }
+        /* the same head parsed from exactly its own bytes gives the same answer */
+        struct h1_request r2;
+        struct h1_header h2[MAXH];
+        check(h1_parse_request((const char *)data, (size_t)ret, &r2, h2, MAXH, &lim) == ret);
+        check(r2.body == r.body && r2.content_length == r.content_length &&
+              r2.keep_alive == r.keep_alive);
+        if (r.body == H1_BODY_CHUNKED) {
+            uint64_t s1, s2;
+            size_t t1, t2;
+            const char *body = (const char *)data + ret;
+            size_t blen = size - (size_t)ret;
+            long a = chunked_run(body, blen, blen ? blen : 1, &s1, &t1);
+            long b = chunked_run(body, blen, 1, &s2, &t2);
+            long c = chunked_run(body, blen, 7, &s2, &t2);
+            check(a == b && b == c);
+            if (a >= 0)
+                check(s1 == s2 && t1 == t2);
+        }
+    } else {
+        check(ret == -1 || ret == -2);
+        if (ret == -1)
+            check(err != H1_OK);
+    }
+    /* every shorter prefix is -2 when the whole is complete (a parse never "completes early"),
+     * and an error found in a prefix is the error of the whole */
+    if (size <= 512) {
+        for (size_t i = 0; i < size; i++) {
+            struct h1_request rp;
+            int pr = h1_parse_request((const char *)data, i, &rp, h, MAXH, &lim);
+            if (pr == -1) {
+                check(ret == -1 && rp.err == err);
+                break;
+            }
+            check(pr == -2 || (pr > 0 && ret == pr));
+            if (pr > 0)
+                break;
+        }
+    }
+}
+
+static void fuzz_response(const uint8_t *data, size_t size, bool head)
+{
+    struct h1_header h[MAXH];
+    struct h1_response r;
+    int ret = h1_parse_response((const char *)data, size, &r, h, MAXH, NULL, head);
+    if (ret > 0) {
+        check((size_t)ret <= size);
+        check(r.status >= 100 && r.status <= 999);
+        check(inside(r.reason, r.reason_len, data, size));
+        if (head || r.status < 200 || r.status == 204 || r.status == 304)
+            check(r.body == H1_BODY_NONE);
+        if (r.body == H1_BODY_UNTIL_CLOSE)
+            check(!r.keep_alive);
+    } else {
+        check(ret == -1 || ret == -2);
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    /* A private copy, so the parser sees exactly <size> readable bytes (ASan catches over-reads)
+     * and never a NUL terminator it could rely on. */
+    uint8_t *copy = malloc(size ? size : 1);
+    if (!copy)
+        return 0;
+    if (size)
+        memcpy(copy, data, size);
+    fuzz_request(copy, size);
+    fuzz_response(copy, size, false);
+    fuzz_response(copy, size, true);
+    /* the whole input as a chunked body, too */
+    uint64_t s1, s2;
+    size_t t1, t2;
+    long a = chunked_run((const char *)copy, size, size ? size : 1, &s1, &t1);
+    long b = chunked_run((const char *)copy, size, 3, &s2, &t2);
+    check(a == b);
+    if (a >= 0)
+        check(s1 == s2 && t1 == t2);
+    free(copy);
+    return 0;
+}
+
+#ifdef AG_FUZZ_REPLAY_MAIN
+#include <dirent.h>
+#include <stdio.h>
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s CORPUS_DIR\n", argv[0]);
+        return 2;
+    }
+    DIR *d = opendir(argv[1]);
+    if (!d) {
+        perror(argv[1]);
+        return 2;
+    }
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/%s", argv[1], e->d_name);
+        FILE *f = fopen(path, "rb");
+        if (!f) {
+            perror(path);
+            closedir(d);
+            return 1;
+        }
+        uint8_t *buf = malloc(1 << 20);
+        size_t len = buf ? fread(buf, 1, 1 << 20, f) : 0;
+        fclose(f);
+        LLVMFuzzerTestOneInput(buf, len);
+        free(buf);
+        n++;
+    }
+    closedir(d);
+    printf("replayed %d inputs\n", n);
+    return n > 0 ? 0 : 1;
+}
+#endif
