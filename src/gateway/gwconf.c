@@ -490,10 +490,11 @@ static int gwconf__add_listen(struct gw_config *c, const struct ynode *n, const 
 {
     struct sock_addr a;
     char e[256] = "";
-    if (sock_parse_addr(s, &a, e, sizeof(e)) != 0 || sock_addr_port(&a) == 0) {
+    bool parsed = sock_parse_addr(s, &a, e, sizeof(e)) == 0;
+    if (!parsed || sock_addr_port(&a) == 0) {
         if (errs)
         {
-            if (sock_addr_port(&a) == 0 && e[0] == '\0')
+            if (parsed)
                 snprintf(e, sizeof(e), "'%s': port 0 is not allowed", s);
             cfg_error(errs, n, "listen: bad address %s; allowed: host:port with a numeric host "
                                "or localhost, port 1..65535 (e.g. 127.0.0.1:8080)", e);
