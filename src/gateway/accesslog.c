@@ -83,8 +83,10 @@ struct accesslog *accesslog_create(const char *path, bool json, char *err, size_
 {
     struct accesslog *log = xcalloc(1, sizeof(*log));
     log->json = json;
-    if (strcmp(path, "-") == 0) {
+    if (strcmp(path, "-") == 0 || strcmp(path, "stdout") == 0) {
         log->fd = STDOUT_FILENO;
+    } else if (strcmp(path, "stderr") == 0) {
+        log->fd = STDERR_FILENO;
     } else {
         log->fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
         if (log->fd == -1) {

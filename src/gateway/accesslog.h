@@ -28,7 +28,8 @@ struct accesslog_entry {
     const char *route;     // route pattern, or NULL
 };
 
-/* Opens <path> for appending ("-" is stdout). Returns NULL with a message in <err> on failure. */
+/* Opens <path> for appending ("-" or "stdout", and "stderr", name the standard streams).
+ * Returns NULL with a message in <err> on failure. */
 struct accesslog *accesslog_create(const char *path, bool json, char *err, size_t errlen);
 /* Writes everything flushed so far, stops the logger thread, closes the file. */
 void accesslog_destroy(struct accesslog *log);

@@ -54,6 +54,13 @@ static int route__cmp_prefix(const void *a, const void *b)
 struct route_table *route_table_create(const char *const *patterns, size_t n, char *err,
                                        size_t errlen)
 {
+    return route_table_create_kinds(patterns, NULL, n, err, errlen);
+}
+
+struct route_table *route_table_create_kinds(const char *const *patterns,
+                                             const enum route_kind *kinds, size_t n, char *err,
+                                             size_t errlen)
+{
     struct route_table *t = xcalloc(1, sizeof(*t));
     t->n = n;
     t->all = xcalloc(n ? n : 1, sizeof(*t->all));
@@ -64,7 +71,9 @@ struct route_table *route_table_create(const char *const *patterns, size_t n, ch
         const char *p = patterns[i];
         struct route_pat *r = &t->all[i];
         r->index = (int)i;
-        if (p[0] == '=') {
+        if (kinds != NULL) {
+            r->kind = kinds[i];
+        } else if (p[0] == '=') {
             p++;
             while (*p == ' ')
                 p++;
@@ -168,28 +177,36 @@ static bool route__glob_match(const struct route_pat *g, const char *s, size_t l
 
 int route_match(const struct route_table *t, const char *path, size_t len)
 {
-    /* exact: binary search on (len, bytes) */
+    return route_match_filtered(t, path, len, NULL, NULL);
+}
+
+int route_match_filtered(const struct route_table *t, const char *path, size_t len,
+                         route_filter_cb *ok, void *arg)
+{
+    /* exact: binary search on (len, bytes) for the first equal pattern */
     size_t lo = 0, hi = t->nexact;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         const struct route_pat *r = t->exact[mid];
         int c = r->len != len ? (r->len < len ? -1 : 1) : memcmp(r->s, path, len);
-        if (c == 0) {
-            /* several identical exact patterns: the earliest sorts first */
-            while (mid > 0 && t->exact[mid - 1]->len == len &&
-                   memcmp(t->exact[mid - 1]->s, path, len) == 0)
-                mid--;
-            return t->exact[mid]->index;
-        }
         if (c < 0)
             lo = mid + 1;
         else
             hi = mid;
     }
+    /* equal patterns sort by index: the earliest acceptable one wins */
+    for (size_t i = lo; i < t->nexact; i++) {
+        const struct route_pat *r = t->exact[i];
+        if (r->len != len || memcmp(r->s, path, len) != 0)
+            break;
+        if (ok == NULL || ok(arg, (size_t)r->index))
+            return r->index;
+    }
     const struct route_pat *best = NULL;
     for (size_t i = 0; i < t->nprefix; i++) {
         const struct route_pat *r = t->prefix[i];
-        if (r->len <= len && memcmp(r->s, path, r->len) == 0) {
+        if (r->len <= len && memcmp(r->s, path, r->len) == 0 &&
+            (ok == NULL || ok(arg, (size_t)r->index))) {
             best = r;
             break;
         }
@@ -199,7 +216,7 @@ int route_match(const struct route_table *t, const char *path, size_t len)
         if (best != NULL && (g->literal < best->literal ||
                              (g->literal == best->literal && g->index > best->index)))
             continue;
-        if (route__glob_match(g, path, len))
+        if (route__glob_match(g, path, len) && (ok == NULL || ok(arg, (size_t)g->index)))
             best = g;
     }
     return best != NULL ? best->index : -1;

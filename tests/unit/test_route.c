@@ -69,12 +69,49 @@ static void test_glob_hostile_path(void **state)
     route_table_destroy(t);
 }
 
+static void test_explicit_kinds(void **state)
+{
+    (void)state;
+    /* the config decided: "/a*" is a prefix here, "/b" exact */
+    const char *pats[] = {"/a*", "/b"};
+    enum route_kind kinds[] = {ROUTE_PREFIX, ROUTE_EXACT};
+    char err[128];
+    struct route_table *t = route_table_create_kinds(pats, kinds, 2, err, sizeof(err));
+    assert_int_equal(m(t, "/a*x"), 0);
+    assert_int_equal(m(t, "/ax"), -1);
+    assert_int_equal(m(t, "/b"), 1);
+    assert_int_equal(m(t, "/b/"), -1);
+    route_table_destroy(t);
+}
+
+static int only_odd(void *arg, size_t i)
+{
+    (void)arg;
+    return i % 2 == 1;
+}
+
+static void test_filtered(void **state)
+{
+    (void)state;
+    /* same pattern twice (say GET-only then any method): the filter picks the acceptable one */
+    const char *pats[] = {"= /x", "= /x", "/api/", "/api/", "/"};
+    char err[128];
+    struct route_table *t = route_table_create(pats, 5, err, sizeof(err));
+    assert_int_equal(route_match_filtered(t, "/x", 2, NULL, NULL), 0);
+    assert_int_equal(route_match_filtered(t, "/x", 2, only_odd, NULL), 1);
+    assert_int_equal(route_match_filtered(t, "/api/a", 6, only_odd, NULL), 3);
+    assert_int_equal(route_match_filtered(t, "/zzz", 4, only_odd, NULL), -1);
+    route_table_destroy(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_precedence),
         cmocka_unit_test(test_no_match_and_errors),
         cmocka_unit_test(test_glob_hostile_path),
+        cmocka_unit_test(test_explicit_kinds),
+        cmocka_unit_test(test_filtered),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

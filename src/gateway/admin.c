@@ -1,0 +1,453 @@
+/* Admin endpoints on their own thread and loop: small, keep-alive capable, one request at a time
+ * per connection. Reads the metrics registry (summed over the loop threads' slots) and the shared
+ * block; never touches a loop thread's private state. */
+#include "gateway/admin.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "core/hist.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/xmalloc.h"
+#include "gateway/conn.h"
+#include "gateway/gwconf.h"
+#include "gateway/upstream.h"
+#include "gateway/worker.h"
+#include "http/date.h"
+#include "http/h1write.h"
+
+#define ADMIN_MAX_CONNS 64
+#define ADMIN_MAX_HEAD 8192
+#define ADMIN_IDLE_MS 30000
+
+struct admin_conn {
+    struct admin *a;
+    int fd;
+    struct buf in, out;
+    struct loop_timer timer;
+    bool close_after;
+    bool closed;
+};
+
+struct admin {
+    struct gw_shared *sh;
+    struct loop *loop;
+    int fd;
+    pthread_t thread;
+    struct admin_conn *conns[ADMIN_MAX_CONNS];
+};
+
+static void admin__conn_free_cb(struct loop *loop, void *arg)
+{
+    (void)loop;
+    struct admin_conn *ac = arg;
+    buf_deinit(&ac->in);
+    buf_deinit(&ac->out);
+    free(ac);
+}
+
+static void admin__close(struct admin_conn *ac)
+{
+    if (ac->closed)
+        return;
+    struct admin *a = ac->a;
+    ac->closed = true;
+    loop_timer_stop(a->loop, &ac->timer);
+    loop_del_fd(a->loop, ac->fd);
+    close(ac->fd);
+    ac->fd = -1;
+    for (size_t i = 0; i < ADMIN_MAX_CONNS; i++)
+        if (a->conns[i] == ac)
+            a->conns[i] = NULL;
+    loop_defer(a->loop, admin__conn_free_cb, ac);
+}
+
+static void admin__on_timer(struct loop *loop, void *arg)
+{
+    (void)loop;
+    admin__close(arg);
+}
+
+static void admin__flush(struct admin_conn *ac)
+{
+    while (buf_pending(&ac->out) > 0) {
+        ssize_t n = write(ac->fd, buf_head(&ac->out), buf_pending(&ac->out));
+        if (n > 0) {
+            buf_consume(&ac->out, (size_t)n);
+            continue;
+        }
+        if (n == -1 && errno == EINTR)
+            continue;
+        if (n == -1 && errno == EAGAIN)
+            return;
+        admin__close(ac);
+        return;
+    }
+    if (ac->close_after) {
+        shutdown(ac->fd, SHUT_WR);
+        admin__close(ac);
+    }
+}
+
+/* ---- /stats ---- */
+
+static double admin__ms(uint64_t us) { return (double)us / 1000.0; }
+
+static int64_t admin__read(struct metrics *m, const char *name, const char *const *v,
+                           enum metrics_type t)
+{
+    metrics_ref r = metrics_lookup(m, name, v);
+    return r == METRICS_REF_NONE ? 0 : metrics_read(m, r, t);
+}
+
+void admin_stats_json(struct gw_shared *sh, struct buf *out)
+{
+    struct metrics *m = sh->metrics;
+    const struct gw_config *cfg = sh->cfg;
+    uint64_t cls[6] = {0};
+    struct hist all;
+    hist_init(&all);
+    struct hist h;
+    uint64_t shed = (uint64_t)metrics_read(m, sh->ids.shed_global, METRICS_COUNTER);
+    struct buf routes = BUF_INIT;
+    buf_append_str(&routes, "[");
+    for (size_t i = 0; i <= cfg->nroutes; i++) {
+        struct gw_route_rt *rt = &sh->rt[i];
+        uint64_t rc[6];
+        uint64_t count = 0;
+        for (size_t k = 0; k < 6; k++) {
+            rc[k] = (uint64_t)metrics_read(m, rt->status_class[k], METRICS_COUNTER);
+            cls[k] += rc[k];
+            count += rc[k];
+        }
+        hist_init(&h);
+        metrics_read_hist(m, rt->route_duration, &h);
+        hist_merge(&all, &h);
+        uint64_t rshed = i < cfg->nroutes
+                             ? (uint64_t)metrics_read(m, rt->shed, METRICS_COUNTER)
+                             : 0;
+        shed += rshed;
+        if (i == cfg->nroutes && count == 0)
+            continue; // the "unmatched" pseudo-route only when it saw traffic
+        uint64_t uerr = 0;
+        metrics_ref errs[4] = {rt->err_timeout, rt->err_connect, rt->err_pool, rt->err_proto};
+        for (size_t k = 0; k < 4; k++)
+            uerr += (uint64_t)metrics_read(m, errs[k], METRICS_COUNTER);
+        if (routes.len > 1)
+            buf_append_str(&routes, ",");
+        buf_append_str(&routes, "{\"route\":");
+        buf_append_json_str(&routes, rt->label, strlen(rt->label));
+        buf_append_str(&routes, ",\"upstream\":");
+        if (i < cfg->nroutes) {
+            const char *un = cfg->upstreams[cfg->routes[i].upstream_index].name;
+            buf_append_json_str(&routes, un, strlen(un));
+        } else {
+            buf_append_str(&routes, "null");
+        }
+        buf_printf(&routes,
+                   ",\"count\":%llu,\"errors\":%llu,\"status\":{\"2xx\":%llu,\"3xx\":%llu,"
+                   "\"4xx\":%llu,\"5xx\":%llu},\"upstream_errors\":%llu,\"shed\":%llu,"
+                   "\"inflight\":%lld,\"avg_ms\":%.3f,\"p50_ms\":%.3f,\"p95_ms\":%.3f,"
+                   "\"p99_ms\":%.3f,\"max_ms\":%.3f}",
+                   (unsigned long long)count, (unsigned long long)rc[5],
+                   (unsigned long long)rc[2], (unsigned long long)rc[3],
+                   (unsigned long long)rc[4], (unsigned long long)rc[5],
+                   (unsigned long long)uerr, (unsigned long long)rshed,
+                   (long long)atomic_load(&rt->inflight), hist_mean(&h) / 1000.0,
+                   admin__ms(hist_percentile(&h, 50)), admin__ms(hist_percentile(&h, 95)),
+                   admin__ms(hist_percentile(&h, 99)), admin__ms(hist_max(&h)));
+    }
+    buf_append_str(&routes, "]");
+
+    struct buf ups = BUF_INIT;
+    buf_append_str(&ups, "[");
+    struct hist pw_all;
+    hist_init(&pw_all);
+    uint64_t connects_all = 0;
+    for (size_t i = 0; i < cfg->nupstreams; i++) {
+        const struct gw_upstream *u = &cfg->upstreams[i];
+        const char *vi[] = {u->name, "in_use", NULL};
+        const char *vd[] = {u->name, "idle", NULL};
+        const char *vc[] = {u->name, "connecting", NULL};
+        const char *vn[] = {u->name, NULL};
+        int64_t in_use = admin__read(m, "apigate_pool_connections", vi, METRICS_GAUGE);
+        int64_t idle = admin__read(m, "apigate_pool_connections", vd, METRICS_GAUGE);
+        int64_t connecting = admin__read(m, "apigate_pool_connections", vc, METRICS_GAUGE);
+        int64_t waiting = admin__read(m, "apigate_pool_waiting", vn, METRICS_GAUGE);
+        int64_t reuses = admin__read(m, "apigate_pool_reuses_total", vn, METRICS_COUNTER);
+        uint64_t connects = 0;
+        for (size_t s = 0; s < u->nservers; s++) {
+            const char *v[] = {u->name, u->servers[s].spec, NULL};
+            connects += (uint64_t)admin__read(m, "apigate_upstream_connects_total", v,
+                                              METRICS_COUNTER);
+        }
+        connects_all += connects;
+        hist_init(&h);
+        metrics_ref pw = metrics_lookup(m, "apigate_pool_wait_seconds", vn);
+        if (pw != METRICS_REF_NONE)
+            metrics_read_hist(m, pw, &h);
+        hist_merge(&pw_all, &h);
+        if (i > 0)
+            buf_append_str(&ups, ",");
+        buf_append_str(&ups, "{\"name\":");
+        buf_append_json_str(&ups, u->name, strlen(u->name));
+        buf_printf(&ups,
+                   ",\"in_use\":%lld,\"idle\":%lld,\"connecting\":%lld,\"waiting\":%lld,"
+                   "\"connects\":%llu,\"reuses\":%lld,\"pool_wait_p95_ms\":%.3f,"
+                   "\"pool_wait_max_ms\":%.3f}",
+                   (long long)in_use, (long long)idle, (long long)connecting, (long long)waiting,
+                   (unsigned long long)connects, (long long)reuses,
+                   admin__ms(hist_percentile(&h, 95)), admin__ms(hist_max(&h)));
+    }
+    buf_append_str(&ups, "]");
+
+    uint64_t total = 0;
+    for (size_t k = 0; k < 6; k++)
+        total += cls[k];
+    uint64_t started = atomic_load(&sh->shm->started_ms);
+    uint64_t now_wall = clock_wall_ms();
+    double uptime = started && now_wall > started ? (now_wall - started) / 1000.0
+                                                  : (clock_now_ms() - sh->start_ms) / 1000.0;
+    buf_printf(out,
+               "{\"version\":1,\"uptime_s\":%.3f,\"worker_restarts\":%llu,"
+               "\"requests\":{\"total\":%llu,\"1xx\":%llu,\"2xx\":%llu,\"3xx\":%llu,"
+               "\"4xx\":%llu,\"5xx\":%llu},"
+               "\"latency_ms\":{\"avg\":%.3f,\"p50\":%.3f,\"p95\":%.3f,\"p99\":%.3f,\"max\":%.3f},"
+               "\"shed\":%llu,"
+               "\"connections\":{\"open\":%lld,\"accepted\":%lld,\"rejected\":%lld},"
+               "\"cache\":{\"enabled\":false,\"hits\":0,\"misses\":0,\"stale\":0},"
+               "\"breakers_open\":0,"
+               "\"pool\":{\"connects\":%llu,\"wait_p95_ms\":%.3f},",
+               uptime, (unsigned long long)atomic_load(&sh->shm->restarts),
+               (unsigned long long)total, (unsigned long long)cls[1], (unsigned long long)cls[2],
+               (unsigned long long)cls[3], (unsigned long long)cls[4], (unsigned long long)cls[5],
+               hist_mean(&all) / 1000.0, admin__ms(hist_percentile(&all, 50)),
+               admin__ms(hist_percentile(&all, 95)), admin__ms(hist_percentile(&all, 99)),
+               admin__ms(hist_max(&all)), (unsigned long long)shed,
+               (long long)metrics_read(m, sh->ids.conns_open, METRICS_GAUGE),
+               (long long)metrics_read(m, sh->ids.conns_accepted, METRICS_COUNTER),
+               (long long)metrics_read(m, sh->ids.conns_rejected, METRICS_COUNTER),
+               (unsigned long long)connects_all, admin__ms(hist_percentile(&pw_all, 95)));
+    buf_append_str(out, "\"routes\":");
+    buf_append(out, buf_head(&routes), buf_pending(&routes));
+    buf_append_str(out, ",\"upstreams\":");
+    buf_append(out, buf_head(&ups), buf_pending(&ups));
+    buf_append_str(out, "}\n");
+    buf_deinit(&routes);
+    buf_deinit(&ups);
+}
+
+/* ---- requests ---- */
+
+static void admin__respond(struct admin_conn *ac, int status, const char *ctype,
+                           const struct buf *body, bool head_only, bool keep_alive)
+{
+    struct buf *b = &ac->out;
+    h1_write_status_line(b, status, NULL);
+    char date[HTTP_DATE_LEN + 1];
+    http_date_format(clock_wall_s(), date);
+    h1_write_header_str(b, "Date", date);
+    h1_write_header_str(b, "Content-Type", ctype);
+    h1_write_header_str(b, "Cache-Control", "no-store");
+    h1_write_header_u64(b, "Content-Length", buf_pending(body));
+    if (!keep_alive)
+        h1_write_header_str(b, "Connection", "close");
+    h1_write_end_head(b);
+    if (!head_only)
+        buf_append(b, buf_head(body), buf_pending(body));
+    ac->close_after = !keep_alive;
+}
+
+static void admin__handle(struct admin_conn *ac, const struct h1_request *req)
+{
+    struct gw_shared *sh = ac->a->sh;
+    struct buf body = BUF_INIT;
+    int status = 200;
+    const char *ctype = "application/json";
+    bool get = req->method_id == H1_M_GET || req->method_id == H1_M_HEAD;
+#define PATH_IS(s) (req->path_len == sizeof(s) - 1 && memcmp(req->path, s, sizeof(s) - 1) == 0)
+    if (!get) {
+        status = 405;
+        buf_append_str(&body, "{\"error\":\"method_not_allowed\"}\n");
+    } else if (PATH_IS("/healthz")) {
+        buf_append_str(&body, "{\"status\":\"ok\"}\n");
+    } else if (PATH_IS("/readyz")) {
+        char why[256] = "";
+        bool ready = atomic_load(&sh->shm->ready) && !atomic_load(&sh->draining) &&
+                     upstream_set_ready(sh->upstreams, why, sizeof(why));
+        if (atomic_load(&sh->draining))
+            snprintf(why, sizeof(why), "draining");
+        status = ready ? 200 : 503;
+        buf_append_str(&body, ready ? "{\"status\":\"ready\"}\n" : "{\"status\":\"not_ready\",\"why\":");
+        if (!ready) {
+            buf_append_json_str(&body, why, strlen(why));
+            buf_append_str(&body, "}\n");
+        }
+    } else if (PATH_IS("/metrics")) {
+        struct metrics *m = sh->metrics;
+        metrics_gauge_set(m, sh->ids.worker_restarts, (int64_t)atomic_load(&sh->shm->restarts));
+        uint64_t started = atomic_load(&sh->shm->started_ms);
+        uint64_t now = clock_wall_ms();
+        metrics_gauge_set(m, sh->ids.uptime,
+                          (int64_t)(started && now > started ? (now - started) / 1000
+                                                             : (clock_now_ms() - sh->start_ms) /
+                                                                   1000));
+        metrics_render_prom(m, &body);
+        ctype = "text/plain; version=0.0.4; charset=utf-8";
+    } else if (PATH_IS("/stats")) {
+        admin_stats_json(sh, &body);
+    } else if (PATH_IS("/upstreams")) {
+        upstream_set_status_json(sh->upstreams, &body);
+        buf_append_str(&body, "\n");
+    } else {
+        status = 404;
+        buf_append_str(&body, "{\"error\":\"not_found\",\"endpoints\":[\"/healthz\",\"/readyz\","
+                              "\"/metrics\",\"/stats\",\"/upstreams\"]}\n");
+    }
+#undef PATH_IS
+    admin__respond(ac, status, ctype, &body, req->method_id == H1_M_HEAD, req->keep_alive);
+    buf_deinit(&body);
+}
+
+static void admin__on_event(struct loop *loop, int fd, void *arg, unsigned events)
+{
+    (void)loop;
+    (void)fd;
+    struct admin_conn *ac = arg;
+    if (ac->closed)
+        return;
+    if (events & LOOP_WRITE)
+        admin__flush(ac);
+    if (ac->closed || !(events & LOOP_READ))
+        return;
+    for (;;) {
+        buf_reserve(&ac->in, 4096);
+        ssize_t n = read(ac->fd, buf_tail(&ac->in), buf_room(&ac->in));
+        if (n > 0) {
+            buf_commit(&ac->in, (size_t)n);
+            if (buf_pending(&ac->in) > ADMIN_MAX_HEAD)
+                break;
+            continue;
+        }
+        if (n == -1 && errno == EINTR)
+            continue;
+        if (n == 0 || (n == -1 && errno != EAGAIN)) {
+            admin__close(ac);
+            return;
+        }
+        break;
+    }
+    /* one request at a time: the next waits until this answer is written */
+    while (!ac->close_after && buf_pending(&ac->out) == 0 && buf_pending(&ac->in) > 0) {
+        struct h1_header hdrs[64];
+        struct h1_request req;
+        struct h1_limits lim = {.max_request_line = 4096, .max_head = ADMIN_MAX_HEAD,
+                                .max_headers = 64};
+        int r = h1_parse_request(buf_head(&ac->in), buf_pending(&ac->in), &req, hdrs, 64, &lim);
+        if (r == -2)
+            break;
+        if (r == -1) {
+            struct buf body = BUF_INIT;
+            buf_printf(&body, "{\"error\":\"%s\"}\n", h1_err_text(req.err));
+            admin__respond(ac, h1_err_status(req.err), "application/json", &body, false, false);
+            buf_deinit(&body);
+            break;
+        }
+        admin__handle(ac, &req);
+        buf_consume(&ac->in, (size_t)r);
+        if (req.body != H1_BODY_NONE)
+            ac->close_after = true; // admin endpoints take no body: do not try to skip one
+        admin__flush(ac);
+        if (ac->closed)
+            return;
+    }
+    loop_timer_start(ac->a->loop, &ac->timer, ADMIN_IDLE_MS);
+}
+
+static void admin__on_accept(struct loop *loop, int fd, void *arg, unsigned events)
+{
+    (void)events;
+    struct admin *a = arg;
+    for (;;) {
+        int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (cfd == -1) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            return;
+        }
+        size_t slot = ADMIN_MAX_CONNS;
+        for (size_t i = 0; i < ADMIN_MAX_CONNS && slot == ADMIN_MAX_CONNS; i++)
+            if (a->conns[i] == NULL)
+                slot = i;
+        if (slot == ADMIN_MAX_CONNS) {
+            close(cfd);
+            continue;
+        }
+        struct admin_conn *ac = xcalloc(1, sizeof(*ac));
+        ac->a = a;
+        ac->fd = cfd;
+        buf_init(&ac->in);
+        buf_init(&ac->out);
+        loop_timer_init(&ac->timer, admin__on_timer, ac);
+        if (loop_add_fd(loop, cfd, LOOP_READ | LOOP_WRITE, admin__on_event, ac) == -1) {
+            close(cfd);
+            free(ac);
+            continue;
+        }
+        a->conns[slot] = ac;
+        loop_timer_start(loop, &ac->timer, ADMIN_IDLE_MS);
+    }
+}
+
+static void *admin__thread(void *arg)
+{
+    struct admin *a = arg;
+    loop_run(a->loop);
+    for (size_t i = 0; i < ADMIN_MAX_CONNS; i++)
+        if (a->conns[i] != NULL)
+            admin__close(a->conns[i]);
+    loop_run_once(a->loop, 0);
+    return NULL;
+}
+
+struct admin *admin_start(struct gw_shared *sh, int fd)
+{
+    struct admin *a = xcalloc(1, sizeof(*a));
+    a->sh = sh;
+    a->fd = fd;
+    a->loop = loop_create();
+    if (a->loop == NULL) {
+        ag_log(AG_LOG_ERROR, "admin: loop_create: %s", strerror(errno));
+        free(a);
+        return NULL;
+    }
+    if (loop_add_fd(a->loop, fd, LOOP_READ, admin__on_accept, a) == -1 ||
+        pthread_create(&a->thread, NULL, admin__thread, a) != 0) {
+        ag_log(AG_LOG_ERROR, "admin: cannot start: %s", strerror(errno));
+        loop_destroy(a->loop);
+        free(a);
+        return NULL;
+    }
+    return a;
+}
+
+void admin_stop(struct admin *a)
+{
+    if (a == NULL)
+        return;
+    loop_stop(a->loop);
+    pthread_join(a->thread, NULL);
+    loop_del_fd(a->loop, a->fd);
+    close(a->fd);
+    a->fd = -1;
+    loop_destroy(a->loop);
+    free(a);
+}

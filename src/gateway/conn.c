@@ -1,0 +1,809 @@
+/* Downstream HTTP/1.1 connection: reads requests into a per-connection buffer until EAGAIN, parses
+ * heads in place, routes and admits them, hands them to the proxy, and writes responses in order
+ * (one request at a time; pipelined requests wait in the buffer). Owns the client-side timeouts:
+ * header (slowloris -> 408), keep-alive idle, body, send. Knows nothing of upstream sockets. */
+#include "gateway/conn.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "gateway/accesslog.h"
+#include "gateway/gwconf.h"
+#include "gateway/route.h"
+#include "http/h1write.h"
+#include "http/headers.h"
+
+enum conn_timer_kind { T_NONE = 0, T_HEADER, T_IDLE, T_BODY, T_SEND, T_LINGER };
+
+#define CONN_READ_CHUNK (16u * 1024u)
+#define CONN_LINGER_MS 2000 /* after an error response: drain the client before close (no RST) */
+
+static void conn__on_event(struct loop *loop, int fd, void *arg, unsigned events);
+static void conn__on_timer(struct loop *loop, void *arg);
+static void conn__process(struct conn *c);
+static void conn__arm(struct conn *c, enum conn_timer_kind kind, uint64_t ms);
+
+const char *conn_date(struct gwthread *th)
+{
+    int64_t now = clock_wall_s();
+    if (now != th->date_sec) {
+        http_date_format(now, th->date);
+        th->date_sec = now;
+    }
+    return th->date;
+}
+
+/* ---- lifetime ---- */
+
+static struct conn *conn__get(struct gwthread *th)
+{
+    struct conn *c = th->free_conns;
+    if (c != NULL) {
+        th->free_conns = c->next;
+        th->nfree--;
+        return c;
+    }
+    const struct gw_config *cfg = th->sh->cfg;
+    c = xcalloc(1, sizeof(*c));
+    c->magic = CONN_MAGIC;
+    buf_init(&c->in);
+    buf_init(&c->out);
+    arena_init(&c->arena, 4096, 1u << 20);
+    c->max_hdrs = (size_t)cfg->server.max_headers;
+    if (c->max_hdrs == 0)
+        c->max_hdrs = 100;
+    c->hdrs = xcalloc(c->max_hdrs, sizeof(*c->hdrs));
+    loop_timer_init(&c->timer, conn__on_timer, c);
+    proxy_init(&c->px);
+    return c;
+}
+
+/* Keeps buffers of a normal size for reuse; drops the ones a large request grew. */
+static void conn__put(struct gwthread *th, struct conn *c)
+{
+    if (c->in.cap > 64 * 1024)
+        buf_deinit(&c->in);
+    if (c->out.cap > 64 * 1024)
+        buf_deinit(&c->out);
+    buf_reset(&c->in);
+    buf_reset(&c->out);
+    arena_reset(&c->arena);
+    if (th->nfree >= 1024) {
+        proxy_deinit(&c->px);
+        buf_deinit(&c->in);
+        buf_deinit(&c->out);
+        arena_deinit(&c->arena);
+        free(c->hdrs);
+        c->magic = 0;
+        free(c);
+        return;
+    }
+    c->next = th->free_conns;
+    th->free_conns = c;
+    th->nfree++;
+}
+
+void conn_free_all(struct gwthread *th)
+{
+    while (th->free_conns != NULL) {
+        struct conn *c = th->free_conns;
+        th->free_conns = c->next;
+        proxy_deinit(&c->px);
+        buf_deinit(&c->in);
+        buf_deinit(&c->out);
+        arena_deinit(&c->arena);
+        free(c->hdrs);
+        c->magic = 0;
+        free(c);
+    }
+    th->nfree = 0;
+}
+
+static void conn__reset_request(struct conn *c)
+{
+    c->route = -1;
+    c->admitted_route = c->admitted_global = false;
+    c->method = c->target = NULL;
+    c->method_len = c->target_len = 0;
+    c->rid_len = 0;
+    c->status = 0;
+    c->head_sent = false;
+    c->bytes_out = 0;
+    c->counted = false;
+    c->sent_continue = false;
+    c->t_start_us = 0;
+    arena_reset(&c->arena);
+}
+
+void conn_accept(struct gwthread *th, int fd, const char *ip)
+{
+    struct conn *c = conn__get(th);
+    c->fd = fd;
+    c->th = th;
+    c->state = CONN_HEAD;
+    snprintf(c->client_ip, sizeof(c->client_ip), "%s", ip);
+    c->readable = false;
+    c->writable = true;
+    c->read_eof = false;
+    c->keep_alive = true;
+    c->requests = 0;
+    c->timer_kind = T_NONE;
+    conn__reset_request(c);
+    if (loop_add_fd(th->loop, fd, LOOP_READ | LOOP_WRITE, conn__on_event, c) == -1) {
+        ag_log(AG_LOG_WARN, "register client fd: %s", strerror(errno));
+        close(fd);
+        c->fd = -1;
+        conn__put(th, c);
+        atomic_fetch_sub(&th->sh->conns, 1);
+        return;
+    }
+    c->prev = NULL;
+    c->next = th->active;
+    if (th->active)
+        th->active->prev = c;
+    th->active = c;
+    th->nconns++;
+    metrics_gauge_add(th->ms, th->sh->ids.conns_open, 1);
+    conn__arm(c, T_HEADER, th->sh->cfg->server.client_header_timeout_ms);
+}
+
+static void conn__free_cb(struct loop *loop, void *arg)
+{
+    (void)loop;
+    struct conn *c = arg;
+    conn__put(c->th, c);
+}
+
+void conn_close(struct conn *c)
+{
+    if (c->state == CONN_CLOSED)
+        return;
+    struct gwthread *th = c->th;
+    proxy_abort(c);
+    if (c->admitted_route) {
+        atomic_fetch_sub(&th->sh->rt[c->route].inflight, 1);
+        c->admitted_route = false;
+    }
+    if (c->admitted_global) {
+        atomic_fetch_sub(&th->sh->inflight, 1);
+        c->admitted_global = false;
+    }
+    c->state = CONN_CLOSED;
+    loop_timer_stop(th->loop, &c->timer);
+    loop_del_fd(th->loop, c->fd);
+    close(c->fd);
+    c->fd = -1;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        th->active = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->next = c->prev = NULL;
+    th->nconns--;
+    atomic_fetch_sub(&th->sh->conns, 1);
+    metrics_gauge_add(th->ms, th->sh->ids.conns_open, -1);
+    /* Never free inside our own callback: after the event batch. */
+    loop_defer(th->loop, conn__free_cb, c);
+}
+
+void conn_close_idle(struct gwthread *th)
+{
+    struct conn *c = th->active, *next;
+    for (; c != NULL; c = next) {
+        next = c->next;
+        if (c->state == CONN_HEAD && buf_pending(&c->in) == 0 && buf_pending(&c->out) == 0)
+            conn_close(c);
+        else
+            c->keep_alive = false; // finish the current request, then close
+    }
+}
+
+/* ---- timers ---- */
+
+static void conn__arm(struct conn *c, enum conn_timer_kind kind, uint64_t ms)
+{
+    c->timer_kind = kind;
+    if (kind == T_NONE || ms == 0)
+        loop_timer_stop(c->th->loop, &c->timer);
+    else
+        loop_timer_start(c->th->loop, &c->timer, ms);
+}
+
+static void conn__on_timer(struct loop *loop, void *arg)
+{
+    (void)loop;
+    struct conn *c = arg;
+    switch ((enum conn_timer_kind)c->timer_kind) {
+    case T_HEADER:
+        if (buf_pending(&c->in) > 0 && buf_pending(&c->out) == 0) {
+            /* a head that trickles in (slowloris): 408, then close */
+            c->keep_alive = false;
+            c->state = CONN_BUSY;
+            if (c->t_start_us == 0)
+                c->t_start_us = clock_now_us();
+            c->wall_ms = clock_wall_ms();
+            conn_respond_error(c, 408, "request_timeout", "request head not received in time",
+                               NULL);
+        } else {
+            conn_close(c);
+        }
+        break;
+    case T_BODY:
+        c->keep_alive = false;
+        if (!c->head_sent && c->state == CONN_BUSY) {
+            proxy_abort(c);
+            conn_respond_error(c, 408, "request_timeout", "request body not received in time",
+                               NULL);
+        } else {
+            conn_close(c);
+        }
+        break;
+    case T_IDLE:
+    case T_SEND:
+    case T_LINGER:
+    default:
+        conn_close(c);
+        break;
+    }
+}
+
+/* ---- output ---- */
+
+static void conn__linger(struct conn *c)
+{
+    /* Half-close, then read and drop what the client still sends, so the kernel does not answer
+     * unread bytes with a RST that would destroy the error response before the client reads it. */
+    shutdown(c->fd, SHUT_WR);
+    c->state = CONN_CLOSING;
+    conn__arm(c, T_LINGER, CONN_LINGER_MS);
+    char scratch[4096];
+    for (;;) {
+        ssize_t n = read(c->fd, scratch, sizeof(scratch));
+        if (n > 0)
+            continue;
+        if (n == -1 && errno == EINTR)
+            continue;
+        if (n == -1 && errno == EAGAIN)
+            return;
+        conn_close(c);
+        return;
+    }
+}
+
+int conn_send(struct conn *c, const char *slice, size_t slice_len)
+{
+    if (c->state == CONN_CLOSED)
+        return -1;
+    if (!c->writable) {
+        if (slice_len)
+            buf_append(&c->out, slice, slice_len);
+        return 0;
+    }
+    for (;;) {
+        struct iovec iov[2];
+        int n = 0;
+        size_t pend = buf_pending(&c->out);
+        if (pend) {
+            iov[n].iov_base = buf_head(&c->out);
+            iov[n++].iov_len = pend;
+        }
+        if (slice_len) {
+            iov[n].iov_base = (void *)slice;
+            iov[n++].iov_len = slice_len;
+        }
+        if (n == 0)
+            break;
+        ssize_t w = writev(c->fd, iov, n);
+        if (w == -1) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN) {
+                c->writable = false;
+                break;
+            }
+            conn_close(c);
+            return -1;
+        }
+        c->bytes_out += (uint64_t)w;
+        size_t wz = (size_t)w;
+        if (wz >= pend) {
+            buf_consume(&c->out, pend);
+            wz -= pend;
+            slice += wz;
+            slice_len -= wz;
+        } else {
+            buf_consume(&c->out, wz);
+        }
+    }
+    if (slice_len)
+        buf_append(&c->out, slice, slice_len); // the socket is full: keep a copy
+    if (buf_pending(&c->out) > 0) {
+        if (c->timer_kind != T_SEND)
+            conn__arm(c, T_SEND, c->th->sh->cfg->server.send_timeout_ms);
+    } else if (c->timer_kind == T_SEND) {
+        conn__arm(c, T_NONE, 0);
+    }
+    return 0;
+}
+
+static void conn__flush(struct conn *c)
+{
+    if (conn_send(c, NULL, 0) == -1)
+        return;
+    if (buf_pending(&c->out) > 0)
+        return;
+    switch (c->state) {
+    case CONN_CLOSING:
+        if (c->timer_kind != T_LINGER)
+            conn__linger(c);
+        break;
+    case CONN_BUSY:
+        proxy_on_client_drained(c);
+        break;
+    case CONN_HEAD:
+        if (buf_pending(&c->in) > 0)
+            conn__process(c); // a pipelined request held back while output was pending
+        break;
+    default:
+        break;
+    }
+}
+
+/* ---- responses generated here ---- */
+
+void conn_respond_error(struct conn *c, int status, const char *code, const char *msg,
+                        const char *extra_headers)
+{
+    if (c->state == CONN_CLOSED)
+        return;
+    if (c->head_sent) {
+        /* part of an upstream response went out already: the only honest signal is a close */
+        c->status = c->status ? c->status : status;
+        c->keep_alive = false;
+        conn_request_done(c);
+        return;
+    }
+    /* A request body that was not read entirely cannot be skipped reliably: close after. */
+    if (c->state == CONN_BUSY && c->px.req_body != H1_BODY_NONE && !c->px.req_body_read)
+        c->keep_alive = false;
+    if (c->th->draining)
+        c->keep_alive = false;
+    char body[512];
+    int blen = snprintf(body, sizeof(body),
+                        "{\"error\":\"%s\",\"status\":%d,\"message\":\"%s\",\"request_id\":\"%.*s\"}\n",
+                        code, status, msg, (int)c->rid_len, c->rid);
+    if (blen < 0 || (size_t)blen >= sizeof(body))
+        blen = (int)strlen(body);
+    struct buf *b = &c->out;
+    size_t before = buf_pending(b);
+    h1_write_status_line(b, status, NULL);
+    buf_append_str(b, "Date: ");
+    buf_append(b, conn_date(c->th), HTTP_DATE_LEN);
+    buf_append_str(b, "\r\nContent-Type: application/json\r\n");
+    h1_write_header_u64(b, "Content-Length", (uint64_t)blen);
+    if (c->rid_len)
+        h1_write_header(b, "X-Request-Id", 12, c->rid, c->rid_len);
+    if (extra_headers)
+        buf_append_str(b, extra_headers);
+    if (!c->keep_alive)
+        buf_append_str(b, "Connection: close\r\n");
+    h1_write_end_head(b);
+    if (c->req.method_id != H1_M_HEAD || c->state != CONN_BUSY)
+        buf_append(b, body, (size_t)blen);
+    (void)before;
+    c->status = status;
+    c->head_sent = true;
+    if (c->route >= 0 && status >= 500) {
+        /* counted by the caller's reason counter; nothing here */
+    }
+    if (conn_send(c, NULL, 0) == -1)
+        return;
+    conn_request_done(c);
+}
+
+/* ---- request accounting ---- */
+
+static void conn__record(struct conn *c)
+{
+    struct gwthread *th = c->th;
+    struct gw_shared *sh = th->sh;
+    uint64_t now = clock_now_us();
+    uint64_t total = c->t_start_us ? now - c->t_start_us : 0;
+    int method = c->req.method_id;
+    metrics_ref r = worker_duration_series(th, c->route, method, c->status);
+    metrics_hist_observe_us(th->ms, r, total);
+    {
+        struct gw_route_rt *rt = &sh->rt[c->route >= 0 ? (size_t)c->route : sh->cfg->nroutes];
+        metrics_hist_observe_us(th->ms, rt->route_duration, total);
+        int cls = c->status / 100;
+        metrics_counter_inc(th->ms, rt->status_class[cls >= 1 && cls <= 5 ? cls : 0]);
+        if (c->px.t_first_byte_us && c->px.t_sent_us)
+            metrics_hist_observe_us(th->ms, rt->ttfb, c->px.t_first_byte_us - c->t_start_us);
+    }
+    if (th->alog) {
+        struct accesslog_entry e = {
+            .wall_ms = c->wall_ms,
+            .method = c->method,
+            .method_len = c->method_len,
+            .target = c->target,
+            .target_len = c->target_len,
+            .status = c->status,
+            .bytes = c->bytes_out + buf_pending(&c->out),
+            .total_us = total,
+            .upstream_us = c->px.t_sent_us ? now - c->px.t_sent_us : 0,
+            .pool_wait_us = c->px.pool_wait_us,
+            .upstream = c->px.server,
+            .request_id = c->rid_len ? c->rid : NULL,
+            .request_id_len = c->rid_len,
+            .route = c->route >= 0 ? sh->rt[c->route].label : NULL,
+        };
+        accesslog_write(th->alog, &e);
+    }
+    worker_count_request(th);
+}
+
+static void conn__next_cb(struct loop *loop, void *arg)
+{
+    (void)loop;
+    struct conn *c = arg;
+    if (c->state != CONN_HEAD)
+        return;
+    if (buf_pending(&c->in) > 0 || c->readable || c->read_eof)
+        conn__process(c);
+}
+
+void conn_request_done(struct conn *c)
+{
+    if (c->state == CONN_CLOSED || c->counted)
+        return;
+    struct gwthread *th = c->th;
+    struct gw_shared *sh = th->sh;
+    c->counted = true;
+    conn__record(c);
+    if (c->admitted_route) {
+        atomic_fetch_sub(&sh->rt[c->route].inflight, 1);
+        c->admitted_route = false;
+    }
+    if (c->admitted_global) {
+        atomic_fetch_sub(&sh->inflight, 1);
+        c->admitted_global = false;
+    }
+    c->requests++;
+    int64_t ka = sh->cfg->server.keepalive_requests;
+    if (ka > 0 && c->requests >= (uint64_t)ka)
+        c->keep_alive = false;
+    if (th->draining)
+        c->keep_alive = false;
+    c->px.state = PX_IDLE;
+    if (!c->keep_alive) {
+        c->state = CONN_CLOSING;
+        if (buf_pending(&c->out) == 0)
+            conn__linger(c);
+        return;
+    }
+    c->state = CONN_HEAD;
+    conn__reset_request(c);
+    if (buf_pending(&c->out) == 0 && c->timer_kind != T_IDLE)
+        conn__arm(c, T_IDLE, sh->cfg->server.keepalive_timeout_ms);
+    /* The next pipelined request (or a read we postponed) runs after this event batch, never
+     * from inside the upstream handler that just finished the response. */
+    if (buf_pending(&c->in) > 0 || c->readable || c->read_eof)
+        loop_defer(th->loop, conn__next_cb, c);
+}
+
+/* ---- input ---- */
+
+/* Whether reading the client now would only pile up bytes nobody consumes yet. */
+static bool conn__read_paused(const struct conn *c)
+{
+    const struct gw_config *cfg = c->th->sh->cfg;
+    size_t pend = buf_pending(&c->in);
+    if (c->state == CONN_HEAD)
+        return pend > cfg->server.max_head_size;
+    if (c->state != CONN_BUSY)
+        return c->state != CONN_CLOSING;
+    if (!c->px.req_body_read)
+        return pend >= CONN_BUF_HIGH || buf_pending(&c->px.uout) >= CONN_BUF_HIGH;
+    /* body done: only the next pipelined head may be buffered */
+    return pend > cfg->server.max_head_size;
+}
+
+/* Reads until EAGAIN (or until the buffer reached what may be buffered). Returns -1 when the
+ * conn was closed. */
+static int conn__read(struct conn *c)
+{
+    while (c->readable && !c->read_eof && !conn__read_paused(c)) {
+        buf_reserve(&c->in, CONN_READ_CHUNK);
+        ssize_t n = read(c->fd, buf_tail(&c->in), buf_room(&c->in));
+        if (n > 0) {
+            buf_commit(&c->in, (size_t)n);
+            if ((size_t)n < CONN_READ_CHUNK / 2)
+                break; // short read: the socket is very likely empty; skip the EAGAIN read
+            continue;
+        }
+        if (n == 0) {
+            c->read_eof = true;
+            c->readable = false;
+            break;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN) {
+            c->readable = false;
+            break;
+        }
+        conn_close(c);
+        return -1;
+    }
+    return 0;
+}
+
+void conn_resume_read(struct conn *c)
+{
+    if (c->state != CONN_BUSY || !c->readable || conn__read_paused(c))
+        return;
+    if (conn__read(c) == -1)
+        return;
+    proxy_on_client_data(c);
+}
+
+static void conn__make_rid(struct conn *c, const struct h1_header *h)
+{
+    if (h != NULL && h->value_len > 0 && h->value_len <= sizeof(c->rid)) {
+        memcpy(c->rid, h->value, h->value_len);
+        c->rid_len = h->value_len;
+        return;
+    }
+    /* 16 hex digits of a per-thread seed mixed with a counter: unique enough to grep logs. */
+    struct gwthread *th = c->th;
+    uint64_t x = th->rid_seed + (++th->rid_counter) * 0x9e3779b97f4a7c15ull;
+    x ^= x >> 31;
+    x *= 0xbf58476d1ce4e5b9ull;
+    x ^= x >> 27;
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 16; i++)
+        c->rid[i] = hex[(x >> (60 - 4 * i)) & 0xf];
+    c->rid_len = 16;
+}
+
+static const char *conn__method_name(struct conn *c)
+{
+    return c->method;
+}
+
+/* Route filter: the route's `host` and `methods` restrictions. */
+static int conn__route_ok(void *arg, size_t i)
+{
+    const struct conn *c = arg;
+    const struct gw_route *gr = &c->th->sh->cfg->routes[i];
+    const struct h1_request *req = &c->req;
+    if (gr->methods.n > 0) {
+        bool ok = false;
+        for (size_t k = 0; k < gr->methods.n && !ok; k++)
+            ok = strlen(gr->methods.v[k]) == req->method_len &&
+                 memcmp(gr->methods.v[k], req->method, req->method_len) == 0;
+        if (!ok)
+            return 0;
+    }
+    if (gr->host != NULL) {
+        if (req->host == NULL)
+            return 0;
+        size_t hl = req->host_len;
+        /* compare without the port */
+        const char *colon = memchr(req->host, ':', hl);
+        if (colon != NULL && req->host[0] != '[')
+            hl = (size_t)(colon - req->host);
+        if (strlen(gr->host) != hl || !headers_name_eq(req->host, hl, gr->host))
+            return 0;
+    }
+    return 1;
+}
+
+/* A complete head is in c->in: route, admit, hand over to the proxy. */
+static void conn__start_request(struct conn *c, size_t head_len)
+{
+    struct gwthread *th = c->th;
+    struct gw_shared *sh = th->sh;
+    const struct gw_config *cfg = sh->cfg;
+    struct h1_request *req = &c->req;
+    c->state = CONN_BUSY;
+    conn__arm(c, T_NONE, 0);
+    if (c->t_start_us == 0)
+        c->t_start_us = clock_now_us();
+    c->wall_ms = clock_wall_ms();
+    c->keep_alive = req->keep_alive && !th->draining;
+    c->method = arena_strndup(&c->arena, req->method, req->method_len);
+    c->method_len = c->method ? req->method_len : 0;
+    c->target = arena_strndup(&c->arena, req->target, req->target_len);
+    c->target_len = c->target ? req->target_len : 0;
+    conn__make_rid(c, headers_find(req->headers, req->nheaders, "x-request-id"));
+    (void)conn__method_name;
+
+    /* Framing facts the proxy needs even when we answer locally. */
+    c->px.req_body = req->body;
+    c->px.req_body_read = req->body == H1_BODY_NONE;
+
+    if (req->method_id == H1_M_CONNECT) {
+        buf_consume(&c->in, head_len);
+        conn_respond_error(c, 501, "not_implemented", "CONNECT is not supported", NULL);
+        return;
+    }
+    if (req->body == H1_BODY_LENGTH && req->content_length > cfg->server.max_body_size) {
+        buf_consume(&c->in, head_len);
+        c->keep_alive = false;
+        conn_respond_error(c, 413, "payload_too_large", "request body over server.max_body_size",
+                           NULL);
+        return;
+    }
+    int r = route_match_filtered(sh->routes, req->path, req->path_len, conn__route_ok, c);
+    c->route = r;
+    buf_consume(&c->in, head_len); // slices stay valid: nothing reads into c->in until proxy_start returns
+    if (r < 0) {
+        conn_respond_error(c, 404, "no_route", "no route matches this request", NULL);
+        return;
+    }
+    /* Admission: the route's concurrency limit, then the global one. */
+    const struct gw_route *gr = &cfg->routes[r];
+    struct gw_route_rt *rt = &sh->rt[r];
+    if (gr->limit.concurrency > 0) {
+        if (atomic_fetch_add(&rt->inflight, 1) >= gr->limit.concurrency) {
+            atomic_fetch_sub(&rt->inflight, 1);
+            metrics_counter_inc(th->ms, rt->shed);
+            char hdr[64];
+            snprintf(hdr, sizeof(hdr), "Retry-After: %llu\r\n",
+                     (unsigned long long)((gr->limit.retry_after_ms + 999) / 1000));
+            conn_respond_error(c, 503, "overloaded", "route concurrency limit reached", hdr);
+            return;
+        }
+        c->admitted_route = true;
+    }
+    if (cfg->server.concurrency > 0) {
+        if (atomic_fetch_add(&sh->inflight, 1) >= cfg->server.concurrency) {
+            atomic_fetch_sub(&sh->inflight, 1);
+            metrics_counter_inc(th->ms, sh->ids.shed_global);
+            uint64_t ra = gr->limit.retry_after_ms ? gr->limit.retry_after_ms : 1000;
+            char hdr[64];
+            snprintf(hdr, sizeof(hdr), "Retry-After: %llu\r\n",
+                     (unsigned long long)((ra + 999) / 1000));
+            conn_respond_error(c, 503, "overloaded", "gateway concurrency limit reached", hdr);
+            return;
+        }
+        c->admitted_global = true;
+    }
+    /* XXX(#cache): cache lookup goes here (GET/HEAD, route cache enabled): a hit answers from
+     * memory and returns before the proxy; a miss falls through with the key kept in c->arena. */
+    if (req->expect_continue && req->body != H1_BODY_NONE && buf_pending(&c->in) == 0) {
+        /* Answer 100 ourselves: the upstream never sees Expect (we strip it), and a client that
+         * waits for it would otherwise stall until its own timeout. */
+        buf_append_str(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
+        c->sent_continue = true;
+        if (conn_send(c, NULL, 0) == -1)
+            return;
+    }
+    proxy_start(c);
+}
+
+/* Runs the state machine over what is buffered. */
+static void conn__process(struct conn *c)
+{
+    struct gwthread *th = c->th;
+    const struct gw_config *cfg = th->sh->cfg;
+    if (conn__read(c) == -1)
+        return;
+    switch (c->state) {
+    case CONN_HEAD: {
+        if (buf_pending(&c->out) >= CONN_BUF_HIGH)
+            return; // the client is not reading its responses: wait for the drain
+        size_t pend = buf_pending(&c->in);
+        if (pend == 0) {
+            if (c->read_eof)
+                conn_close(c);
+            else if (c->timer_kind != T_IDLE && c->timer_kind != T_HEADER)
+                conn__arm(c, T_IDLE, cfg->server.keepalive_timeout_ms);
+            return;
+        }
+        struct h1_limits lim = {.max_request_line = 0,
+                                .max_head = cfg->server.max_head_size,
+                                .max_headers = c->max_hdrs};
+        int r = h1_parse_request(buf_head(&c->in), pend, &c->req, c->hdrs, c->max_hdrs, &lim);
+        if (r == -2) {
+            if (c->read_eof) {
+                conn_close(c); // half a head and then EOF: nothing to answer
+                return;
+            }
+            if (c->timer_kind != T_HEADER) {
+                /* the header timeout counts from the first byte, never re-armed per read:
+                 * that is what defeats a slowloris client */
+                c->t_start_us = clock_now_us();
+                conn__arm(c, T_HEADER, cfg->server.client_header_timeout_ms);
+            }
+            return;
+        }
+        if (r == -1) {
+            c->state = CONN_BUSY;
+            c->keep_alive = false;
+            if (c->t_start_us == 0)
+                c->t_start_us = clock_now_us();
+            c->wall_ms = clock_wall_ms();
+            conn__arm(c, T_NONE, 0);
+            c->route = -1;
+            conn_respond_error(c, h1_err_status(c->req.err), "bad_request",
+                               h1_err_text(c->req.err), NULL);
+            return;
+        }
+        conn__start_request(c, (size_t)r);
+        return;
+    }
+    case CONN_BUSY:
+        if (!c->px.req_body_read) {
+            proxy_on_client_data(c);
+            if (c->state == CONN_BUSY && !c->px.req_body_read && !c->read_eof) {
+                if (c->readable)
+                    return;
+                conn__arm(c, T_BODY, cfg->server.client_body_timeout_ms);
+            }
+        }
+        if (c->state == CONN_BUSY && c->read_eof && !c->px.req_body_read) {
+            /* the client went away in the middle of its body */
+            conn_close(c);
+        }
+        return;
+    case CONN_CLOSING:
+        if (c->timer_kind == T_LINGER) {
+            char scratch[4096];
+            for (;;) {
+                ssize_t n = read(c->fd, scratch, sizeof(scratch));
+                if (n > 0)
+                    continue;
+                if (n == -1 && (errno == EINTR))
+                    continue;
+                if (n == -1 && errno == EAGAIN)
+                    return;
+                conn_close(c);
+                return;
+            }
+        }
+        buf_reset(&c->in);
+        return;
+    default:
+        return;
+    }
+}
+
+static void conn__on_event(struct loop *loop, int fd, void *arg, unsigned events)
+{
+    (void)loop;
+    (void)fd;
+    struct conn *c = arg;
+    if (c->magic != CONN_MAGIC || c->state == CONN_CLOSED)
+        return;
+    if (events & LOOP_WRITE) {
+        c->writable = true;
+        if (buf_pending(&c->out) > 0) {
+            conn__flush(c);
+            if (c->state == CONN_CLOSED)
+                return;
+        }
+    }
+    if (events & LOOP_READ) {
+        c->readable = true;
+        if (c->state == CONN_CLOSING && c->timer_kind != T_LINGER) {
+            /* still flushing the last response: drop what arrives */
+            char scratch[4096];
+            while (read(c->fd, scratch, sizeof(scratch)) > 0)
+                ;
+            c->readable = false;
+            return;
+        }
+        conn__process(c);
+    }
+}

@@ -1,0 +1,257 @@
+/* Downstream (client) connection of the gateway and the per-thread context it lives in. Private
+ * to the worker's request path (worker.c, conn.c, proxy.c, admin.c): the structs are published
+ * here only because those files share them. */
+#ifndef AG_GATEWAY_CONN_H
+#define AG_GATEWAY_CONN_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "core/arena.h"
+#include "core/buf.h"
+#include "core/loop.h"
+#include "gateway/upool.h"
+#include "http/chunked.h"
+#include "http/date.h"
+#include "http/h1parse.h"
+#include "metrics/metrics.h"
+
+struct accesslog;
+struct accesslog_writer;
+struct gw_config;
+struct route_table;
+struct upstream_set;
+struct worker_shm;
+
+#define CONN_MAGIC 0x636f6e6eu   /* "conn" */
+#define CONN_BUF_HIGH (256u * 1024u) /* pending output above this pauses the producing side */
+
+/* Metric ids shared by every thread (registered once at worker start). */
+struct gw_metric_ids {
+    int req_duration;     // http_server_request_duration_seconds{http_route,method,status}
+    int requests;         // apigate_requests_total{route,status_class}
+    int route_duration;   // apigate_route_request_duration_seconds{route}
+    int ttfb;             // apigate_time_to_first_byte_seconds{route}
+    int pool_wait;        // apigate_pool_wait_seconds{upstream}
+    int shed;             // apigate_shed_requests_total{route,reason}
+    int upstream_errors;  // apigate_upstream_errors_total{route,reason}
+    metrics_ref conns_open;       // apigate_connections_open
+    metrics_ref conns_accepted;   // apigate_connections_accepted_total
+    metrics_ref conns_rejected;   // apigate_connections_rejected_total (max_connections)
+    metrics_ref worker_restarts;  // apigate_worker_restarts_total (from the shm, on scrape)
+    metrics_ref uptime;           // apigate_uptime_seconds (on scrape)
+    metrics_ref build_info;       // apigate_build_info{version} 1
+    metrics_ref shed_global;      // apigate_shed_requests_total{route="",reason="global_limit"}
+};
+
+/* Per route, precomputed at worker start. */
+struct gw_route_rt {
+    const char *label;              // route pattern as written: the label value
+    metrics_ref route_duration;
+    metrics_ref ttfb;
+    metrics_ref shed;               // reason="route_limit"
+    metrics_ref status_class[6];    // requests_total by 1xx..5xx (index 1..5), [0] other
+    metrics_ref err_timeout, err_connect, err_pool, err_proto;
+    metrics_ref pool_wait;          // of the route's upstream
+    _Atomic int64_t inflight;       // requests in flight on the route (all threads)
+};
+
+/* What every thread of the worker shares: read-only after start, except atomics. */
+struct gw_shared {
+    const struct gw_config *cfg;
+    struct route_table *routes;
+    struct gw_route_rt *rt;         // one per cfg route, plus [nroutes]: unmatched
+    struct upstream_set *upstreams;
+    struct metrics *metrics;
+    struct gw_metric_ids ids;
+    struct accesslog *alog;         // NULL: access log off
+    struct worker_shm *shm;
+    uint64_t max_requests;
+    uint64_t start_ms;              // monotonic start of this worker
+    _Atomic int64_t inflight;       // requests in flight (the global concurrency limit)
+    _Atomic int64_t conns;          // open client connections (max_connections)
+    _Atomic bool draining;
+    struct gwthread **threads;
+    size_t nthreads;
+};
+
+/* Per-thread cache of (route, method, status) -> histogram series, so the hot path never takes
+ * the registry lock after warm-up. */
+#define GW_SERIES_CACHE 512
+struct gw_series_slot {
+    uint32_t key; // route << 16 | method << 10 | status, 0 = empty
+    metrics_ref ref;
+};
+
+/* One loop thread. */
+struct gwthread {
+    unsigned index;
+    struct loop *loop;
+    struct gw_shared *sh;
+    int listen_fd;               // -1 once draining
+    struct metrics_slot *ms;
+    struct accesslog_writer *alog;
+    struct upool **pools;        // one per upstream
+    size_t npools;
+    struct conn *free_conns;     // free list of conn objects
+    size_t nfree;
+    struct conn *active;         // doubly linked list of open conns
+    size_t nconns;
+    struct loop_timer tick;      // 250 ms: heartbeat, request counter, log flush
+    uint64_t requests;           // completed on this thread
+    uint64_t requests_published; // part of <requests> already added to the shm
+    uint64_t rid_seed;
+    uint64_t rid_counter;
+    int64_t date_sec;
+    char date[HTTP_DATE_LEN + 1];
+    struct gw_series_slot series[GW_SERIES_CACHE];
+    bool draining;
+    uint64_t drain_deadline_ms;
+    struct loop_timer drain_timer;
+};
+
+/* Where the response body comes from / how it is framed to the client. */
+enum px_out {
+    PX_OUT_NONE = 0,  // no body
+    PX_OUT_LENGTH,    // Content-Length: bytes passed through
+    PX_OUT_CHUNKED,   // upstream chunked or until-close, re-framed as chunked
+    PX_OUT_RAW_CLOSE, // HTTP/1.0 client: decoded bytes, then close
+};
+
+enum px_state {
+    PX_IDLE = 0,
+    PX_WAIT_CONN,  // queued in the pool or connecting
+    PX_EXCHANGE,   // request being sent and/or response being received
+    PX_DONE,
+};
+
+/* The upstream side of one request (embedded in the conn: one exchange at a time). */
+struct proxy {
+    enum px_state state;
+    struct upool *pool;
+    struct uconn *uc;
+    struct upool_waiter waiter;
+    struct loop_timer timer;   // first byte / total deadline
+    uint64_t total_deadline_ms;
+    uint64_t first_byte_deadline_ms;
+    struct buf head;           // request head for the upstream (kept whole for a retry)
+    size_t head_sent;
+    struct buf uout;           // request body bytes (re-framed chunks) waiting for the upstream
+    struct buf uin;            // response bytes from the upstream
+    // request body
+    enum h1_body req_body;
+    uint64_t req_remaining;    // Content-Length bytes still to forward
+    struct h1_chunked req_chunk;
+    bool req_done;             // whole request (head + body) handed to the upstream socket
+    bool req_body_read;        // whole request body read from the client
+    // response
+    struct h1_response res;
+    struct h1_header res_hdrs[100];
+    bool head_done;            // response head parsed and sent on
+    bool got_bytes;            // any response byte arrived
+    enum h1_body res_body;
+    enum px_out out;
+    uint64_t res_remaining;
+    struct h1_chunked res_chunk;
+    bool res_done;
+    bool up_readable;          // edge-triggered readiness memory
+    bool up_writable;
+    bool retried;
+    uint64_t t_sent_us;        // request head first written
+    uint64_t t_first_byte_us;
+    uint64_t pool_wait_us;
+    const char *server;        // upstream address label
+};
+
+enum conn_state {
+    CONN_HEAD = 0,  // waiting for / reading a request head (idle keep-alive included)
+    CONN_BUSY,      // a request is being answered
+    CONN_CLOSING,   // flushing the last bytes, then close
+    CONN_CLOSED,    // closed, waiting for the deferred free
+};
+
+struct conn {
+    unsigned magic;
+    int fd;
+    enum conn_state state;
+    struct gwthread *th;
+    struct conn *next, *prev;   // thread's active list, or free list (next only)
+    char client_ip[48];
+    struct buf in;              // client bytes: request heads and bodies
+    struct buf out;             // bytes for the client (heads, error bodies, copied body data)
+    struct arena arena;         // per-request copies (log fields), reset per request
+    struct loop_timer timer;    // header / idle / body / send timeouts
+    uint64_t timer_kind;        // which timeout is armed
+    bool readable, writable;    // edge-triggered readiness memory
+    bool read_eof;
+    bool keep_alive;            // the connection stays open after this response
+    bool sent_continue;
+    uint64_t requests;          // requests served on this connection
+    // current request
+    struct h1_request req;
+    struct h1_header *hdrs;     // cfg max_headers entries
+    size_t max_hdrs;
+    int route;                  // index or -1
+    bool admitted_route, admitted_global;
+    const char *method;         // copies in the arena, for the log (valid until the reset)
+    size_t method_len;
+    const char *target;
+    size_t target_len;
+    char rid[64];
+    size_t rid_len;
+    uint64_t t_start_us;        // first byte of the request
+    uint64_t wall_ms;
+    int status;                 // status sent to the client
+    bool head_sent;             // the response head went out (no error page possible any more)
+    uint64_t bytes_out;
+    bool counted;               // request finished and recorded
+    struct proxy px;
+};
+
+/* ---- conn.c ---- */
+/* Takes over an accepted socket (non-blocking). */
+void conn_accept(struct gwthread *th, int fd, const char *ip);
+/* Closes <c> (deferred free). Safe from inside its own callbacks. */
+void conn_close(struct conn *c);
+/* Frees every conn object of the thread's free list. */
+void conn_free_all(struct gwthread *th);
+/* Appends bytes to the client output and tries to write them (with an optional zero-copy
+ * <slice> after them: what the socket does not take is copied). Returns 0, or -1 when the
+ * client is gone (the conn is then closing). */
+int conn_send(struct conn *c, const char *slice, size_t slice_len);
+/* A complete local response (error pages, shed, admin-like answers), JSON body. Ends the request. */
+void conn_respond_error(struct conn *c, int status, const char *code, const char *msg,
+                        const char *extra_headers);
+/* Called by the proxy when the response has been completely handed to conn->out. */
+void conn_request_done(struct conn *c);
+/* The proxy consumed client bytes / wants more body: resume reading the client. */
+void conn_resume_read(struct conn *c);
+/* Current Date header value of the thread (formatted at most once per second). */
+const char *conn_date(struct gwthread *th);
+/* Closes idle keep-alive connections (drain). */
+void conn_close_idle(struct gwthread *th);
+
+/* ---- proxy.c ---- */
+/* Starts forwarding the parsed request of <c> (head in c->req, body bytes in c->in) to the
+ * upstream of its route. */
+void proxy_start(struct conn *c);
+/* The client sent more body bytes (they are in c->in): forward what fits. */
+void proxy_on_client_data(struct conn *c);
+/* The client output drained below the high mark: resume reading the upstream. */
+void proxy_on_client_drained(struct conn *c);
+/* Aborts the exchange (client gone or conn closing): cancels the wait, closes the upstream
+ * connection when mid-exchange. */
+void proxy_abort(struct conn *c);
+void proxy_init(struct proxy *px);
+void proxy_deinit(struct proxy *px);
+
+/* ---- worker.c ---- */
+/* Records a finished request in the thread's counters (max_requests recycling). */
+void worker_count_request(struct gwthread *th);
+/* (route, method, status) -> the request duration series, cached per thread. */
+metrics_ref worker_duration_series(struct gwthread *th, int route, int method, int status);
+
+#endif

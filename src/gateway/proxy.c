@@ -1,0 +1,812 @@
+/* Forwarding one request to the upstream and the response back: rewrites the request head
+ * (hop-by-hop headers out, X-Forwarded-*, Via, X-Request-Id in), streams the request body
+ * (Content-Length or chunked, re-framed) and the response body (Content-Length, chunked,
+ * until-close) with backpressure on both sides, and gives the upstream connection back to the
+ * pool as reusable only when the exchange ended cleanly. Deadlines: first byte and total (504),
+ * connect and queue through the pool. Never returns a connection to the pool mid-response. */
+#include "gateway/conn.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "gateway/gwconf.h"
+#include "net/transport.h"
+#include "http/h1write.h"
+#include "http/headers.h"
+
+#define PX_READ_CHUNK (16u * 1024u)
+#define PX_MAX_RESPONSE_HEAD (64u * 1024u)
+
+static void proxy__pump(struct conn *c);
+static void proxy__acquire(struct conn *c);
+
+void proxy_init(struct proxy *px)
+{
+    memset(px, 0, sizeof(*px));
+    buf_init(&px->head);
+    buf_init(&px->uout);
+    buf_init(&px->uin);
+}
+
+void proxy_deinit(struct proxy *px)
+{
+    buf_deinit(&px->head);
+    buf_deinit(&px->uout);
+    buf_deinit(&px->uin);
+}
+
+static const struct gw_route *proxy__route(const struct conn *c)
+{
+    return &c->th->sh->cfg->routes[c->route];
+}
+
+/* ---- the upstream connection ---- */
+
+static void proxy__detach(struct conn *c, bool reusable)
+{
+    struct proxy *px = &c->px;
+    if (px->state == PX_WAIT_CONN)
+        upool_cancel(&px->waiter);
+    if (px->uc != NULL) {
+        upool_release(px->pool, px->uc, reusable);
+        px->uc = NULL;
+    }
+    loop_timer_stop(c->th->loop, &px->timer);
+}
+
+void proxy_abort(struct conn *c)
+{
+    struct proxy *px = &c->px;
+    if (px->state == PX_IDLE || px->state == PX_DONE) {
+        loop_timer_stop(c->th->loop, &px->timer);
+        return;
+    }
+    proxy__detach(c, false);
+    px->state = PX_DONE;
+}
+
+/* Ends the exchange with an error page (or a close when the response head already went out). */
+static void proxy__fail(struct conn *c, int status, const char *code, const char *msg,
+                        metrics_ref counter)
+{
+    struct proxy *px = &c->px;
+    metrics_counter_inc(c->th->ms, counter);
+    ag_log(AG_LOG_DEBUG, "upstream %s: %s, route: %s, request: %.*s", code, msg,
+           c->th->sh->rt[c->route].label, (int)c->rid_len, c->rid);
+    proxy__detach(c, false); // a broken or late exchange never goes back to the pool
+    px->state = PX_DONE;
+    if (c->head_sent) {
+        c->keep_alive = false;
+        conn_request_done(c);
+        return;
+    }
+    const char *extra = status == 503 ? "Retry-After: 1\r\n" : NULL;
+    conn_respond_error(c, status, code, msg, extra);
+}
+
+static void proxy__on_timer(struct loop *loop, void *arg)
+{
+    (void)loop;
+    struct conn *c = arg;
+    struct proxy *px = &c->px;
+    struct gw_route_rt *rt = &c->th->sh->rt[c->route];
+    if (px->state == PX_WAIT_CONN)
+        proxy__fail(c, 504, "gateway_timeout", "no upstream connection before the total timeout",
+                    rt->err_timeout);
+    else if (!px->head_done)
+        proxy__fail(c, 504, "gateway_timeout", "upstream did not answer in time", rt->err_timeout);
+    else
+        proxy__fail(c, 504, "gateway_timeout", "upstream response exceeded the total timeout",
+                    rt->err_timeout);
+}
+
+/* The nearest deadline that applies now. */
+static void proxy__arm(struct conn *c)
+{
+    struct proxy *px = &c->px;
+    uint64_t due = px->total_deadline_ms;
+    if (!px->head_done && px->first_byte_deadline_ms &&
+        (due == 0 || px->first_byte_deadline_ms < due))
+        due = px->first_byte_deadline_ms;
+    if (due == 0) {
+        loop_timer_stop(c->th->loop, &px->timer);
+        return;
+    }
+    uint64_t now = loop_now_ms(c->th->loop);
+    loop_timer_start(c->th->loop, &px->timer, due > now ? due - now : 0);
+}
+
+static void proxy__on_up_event(struct uconn *uc, unsigned events, void *arg)
+{
+    (void)uc;
+    struct conn *c = arg;
+    if (c->magic != CONN_MAGIC || c->state != CONN_BUSY)
+        return;
+    if (events & (LOOP_READ | LOOP_ERROR))
+        c->px.up_readable = true;
+    if (events & (LOOP_WRITE | LOOP_ERROR))
+        c->px.up_writable = true;
+    proxy__pump(c);
+}
+
+static void proxy__attach(struct conn *c, struct uconn *uc)
+{
+    struct proxy *px = &c->px;
+    const struct gw_route *gr = proxy__route(c);
+    px->uc = uc;
+    px->state = PX_EXCHANGE;
+    px->server = uconn_server_name(uc);
+    px->up_writable = true;
+    px->up_readable = true; // a read that finds nothing costs one EAGAIN, a missed edge a hang
+    px->t_sent_us = clock_now_us();
+    uint64_t now = loop_now_ms(c->th->loop);
+    px->first_byte_deadline_ms = gr->timeout.first_byte_ms ? now + gr->timeout.first_byte_ms : 0;
+    uconn_set_handler(uc, proxy__on_up_event, c);
+    proxy__arm(c);
+    proxy__pump(c);
+}
+
+static void proxy__on_conn_ready(struct upool_waiter *w, struct uconn *uc, const char *err)
+{
+    struct conn *c = w->arg;
+    struct proxy *px = &c->px;
+    if (c->magic != CONN_MAGIC || c->state != CONN_BUSY || px->state != PX_WAIT_CONN) {
+        if (uc != NULL)
+            upool_release(w->_pool, uc, true);
+        return;
+    }
+    px->pool_wait_us += w->wait_us;
+    struct gw_route_rt *rt = &c->th->sh->rt[c->route];
+    metrics_hist_observe_us(c->th->ms, rt->pool_wait, w->wait_us);
+    if (uc != NULL) {
+        proxy__attach(c, uc);
+        return;
+    }
+    px->state = PX_DONE;
+    if (err == upool_err_queue_timeout)
+        proxy__fail(c, 503, "pool_timeout", "no upstream connection free within queue_timeout",
+                    rt->err_pool);
+    else if (err == upool_err_connect_timeout)
+        proxy__fail(c, 504, "connect_timeout", "upstream connect timed out", rt->err_connect);
+    else
+        proxy__fail(c, 502, "bad_gateway", err ? err : "upstream connection failed",
+                    rt->err_connect);
+}
+
+static void proxy__acquire(struct conn *c)
+{
+    struct proxy *px = &c->px;
+    const struct gw_route *gr = proxy__route(c);
+    struct gw_route_rt *rt = &c->th->sh->rt[c->route];
+    px->waiter.ready = proxy__on_conn_ready;
+    px->waiter.arg = c;
+    px->waiter.wait_us = 0;
+    const char *err = NULL;
+    px->state = PX_WAIT_CONN;
+    struct uconn *uc = upool_acquire(px->pool, &px->waiter, gr->timeout.connect_ms, &err);
+    if (uc != NULL) {
+        metrics_hist_observe_us(c->th->ms, rt->pool_wait, 0);
+        proxy__attach(c, uc);
+        return;
+    }
+    if (err != NULL) {
+        px->state = PX_DONE;
+        if (err == upool_err_queue_full)
+            proxy__fail(c, 503, "pool_full", "upstream pool queue is full", rt->err_pool);
+        else
+            proxy__fail(c, 502, "bad_gateway", err, rt->err_connect);
+        return;
+    }
+    proxy__arm(c); // waiting: only the total deadline applies
+}
+
+/* ---- request head ---- */
+
+/* Headers we never forward as received: hop-by-hop ones, framing (re-written), and the ones we
+ * set ourselves. A switch on the length keeps this to one or two comparisons per header. */
+static bool proxy__skip_req_header(const char *n, size_t len)
+{
+    switch (len) {
+    case 2:
+        return headers_name_eq(n, len, "te");
+    case 4:
+        return headers_name_eq(n, len, "host");
+    case 6:
+        return headers_name_eq(n, len, "expect");
+    case 7:
+        return headers_name_eq(n, len, "trailer") || headers_name_eq(n, len, "upgrade");
+    case 10:
+        return headers_name_eq(n, len, "connection") || headers_name_eq(n, len, "keep-alive");
+    case 14:
+        return headers_name_eq(n, len, "content-length");
+    case 15:
+        return headers_name_eq(n, len, "x-forwarded-for");
+    case 16:
+        return headers_name_eq(n, len, "x-forwarded-host") ||
+               headers_name_eq(n, len, "proxy-connection");
+    case 17:
+        return headers_name_eq(n, len, "transfer-encoding") ||
+               headers_name_eq(n, len, "x-forwarded-proto");
+    case 18:
+        return headers_name_eq(n, len, "proxy-authenticate");
+    case 19:
+        return headers_name_eq(n, len, "proxy-authorization");
+    default:
+        return false;
+    }
+}
+
+static void proxy__build_head(struct conn *c)
+{
+    struct proxy *px = &c->px;
+    const struct h1_request *req = &c->req;
+    const struct gw_config *cfg = c->th->sh->cfg;
+    const struct gw_route *gr = proxy__route(c);
+    const struct gw_upstream *up = &cfg->upstreams[gr->upstream_index];
+    struct buf *b = &px->head;
+    buf_reset(b);
+    buf_reserve(b, 512 + req->target_len + 64 * req->nheaders);
+    buf_append(b, req->method, req->method_len);
+    buf_append(b, " ", 1);
+    if (req->target_len > 0 && req->target[0] == '/') {
+        buf_append(b, req->target, req->target_len);
+    } else {
+        /* absolute-form from a client that thinks we are a forward proxy: origin-form upstream */
+        buf_append(b, req->path_len ? req->path : "/", req->path_len ? req->path_len : 1);
+        if (req->query) {
+            buf_append(b, "?", 1);
+            buf_append(b, req->query, req->query_len);
+        }
+    }
+    buf_append_str(b, " HTTP/1.1\r\nHost: ");
+    if (up->host)
+        buf_append_str(b, up->host);
+    else if (req->host)
+        buf_append(b, req->host, req->host_len);
+    else
+        buf_printf(b, "%s:%d", up->servers[0].host, up->servers[0].port);
+    buf_append_str(b, "\r\n");
+    bool has_connection = false;
+    for (size_t i = 0; i < req->nheaders && !has_connection; i++)
+        has_connection = req->headers[i].name_len == 10 &&
+                         headers_name_eq(req->headers[i].name, 10, "connection");
+    const struct h1_header *xff_first = NULL;
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const struct h1_header *h = &req->headers[i];
+        if (proxy__skip_req_header(h->name, h->name_len)) {
+            if (h->name_len == 15 && xff_first == NULL &&
+                headers_name_eq(h->name, h->name_len, "x-forwarded-for"))
+                xff_first = h;
+            continue;
+        }
+        if (has_connection &&
+            headers_listed_in_connection(req->headers, req->nheaders, h->name, h->name_len))
+            continue;
+        buf_append(b, h->name, h->name_len);
+        buf_append(b, ": ", 2);
+        buf_append(b, h->value, h->value_len);
+        buf_append(b, "\r\n", 2);
+    }
+    /* X-Forwarded-For: every earlier hop (all such headers, in order), then the client. */
+    buf_append_str(b, "X-Forwarded-For: ");
+    if (xff_first != NULL) {
+        for (size_t i = 0; i < req->nheaders; i++) {
+            const struct h1_header *h = &req->headers[i];
+            if (h->name_len == 15 && headers_name_eq(h->name, 15, "x-forwarded-for") &&
+                h->value_len > 0) {
+                buf_append(b, h->value, h->value_len);
+                buf_append(b, ", ", 2);
+            }
+        }
+    }
+    buf_append_str(b, c->client_ip);
+    buf_append_str(b, "\r\nX-Forwarded-Proto: http\r\n");
+    if (req->host) {
+        buf_append_str(b, "X-Forwarded-Host: ");
+        buf_append(b, req->host, req->host_len);
+        buf_append(b, "\r\n", 2);
+    }
+    buf_append_str(b, "Via: 1.1 apigate\r\n");
+    if (headers_find(req->headers, req->nheaders, "x-request-id") == NULL) {
+        buf_append_str(b, "X-Request-Id: ");
+        buf_append(b, c->rid, c->rid_len);
+        buf_append(b, "\r\n", 2);
+    }
+    if (req->body == H1_BODY_LENGTH)
+        h1_write_header_u64(b, "Content-Length", req->content_length);
+    else if (req->body == H1_BODY_CHUNKED)
+        buf_append_str(b, "Transfer-Encoding: chunked\r\n");
+    buf_append(b, "\r\n", 2);
+}
+
+void proxy_start(struct conn *c)
+{
+    struct proxy *px = &c->px;
+    struct gwthread *th = c->th;
+    const struct gw_route *gr = proxy__route(c);
+    px->pool = th->pools[gr->upstream_index];
+    px->uc = NULL;
+    px->head_sent = 0;
+    buf_reset(&px->uout);
+    buf_reset(&px->uin);
+    px->req_body = c->req.body;
+    px->req_remaining = c->req.body == H1_BODY_LENGTH ? c->req.content_length : 0;
+    px->req_body_read = c->req.body == H1_BODY_NONE ||
+                        (c->req.body == H1_BODY_LENGTH && px->req_remaining == 0);
+    h1_chunked_init(&px->req_chunk);
+    px->req_done = false;
+    px->head_done = px->got_bytes = px->res_done = false;
+    px->out = PX_OUT_NONE;
+    px->res_remaining = 0;
+    px->retried = false;
+    px->t_sent_us = px->t_first_byte_us = 0;
+    px->pool_wait_us = 0;
+    px->server = NULL;
+    px->first_byte_deadline_ms = 0;
+    uint64_t now = loop_now_ms(th->loop);
+    px->total_deadline_ms = gr->timeout.total_ms ? now + gr->timeout.total_ms : 0;
+    loop_timer_init(&px->timer, proxy__on_timer, c);
+    proxy__build_head(c); // copies every slice of c->req it needs: c->in may move afterwards
+    proxy__acquire(c);
+}
+
+/* ---- request body ---- */
+
+/* Moves chunked body bytes from c->in into px->uout, re-framed (one chunk per data run, no
+ * extensions, no trailers). Returns -1 on invalid framing or an oversize body. */
+static int proxy__reframe_chunked(struct conn *c)
+{
+    struct proxy *px = &c->px;
+    const struct gw_config *cfg = c->th->sh->cfg;
+    while (!px->req_body_read && buf_pending(&c->in) > 0 &&
+           buf_pending(&px->uout) < CONN_BUF_HIGH) {
+        const char *data;
+        size_t dlen;
+        long n = h1_chunked_step(&px->req_chunk, buf_head(&c->in), buf_pending(&c->in), &data,
+                                 &dlen);
+        if (n < 0)
+            return -1;
+        if (dlen > 0) {
+            px->req_remaining += dlen; // bytes of body seen so far, for the size limit
+            if (px->req_remaining > cfg->server.max_body_size)
+                return -2;
+            h1_write_chunk(&px->uout, data, dlen);
+        }
+        buf_consume(&c->in, (size_t)n);
+        if (px->req_chunk.done) {
+            h1_write_chunk(&px->uout, NULL, 0);
+            px->req_body_read = true;
+        }
+        if (n == 0)
+            break;
+    }
+    return 0;
+}
+
+/* Writes what is pending towards the upstream: the rest of the head, re-framed chunks, then
+ * Content-Length body bytes straight from the client buffer. Returns -1 on a write error. */
+static int proxy__send(struct conn *c)
+{
+    struct proxy *px = &c->px;
+    struct transport *t = uconn_transport(px->uc);
+    while (px->up_writable) {
+        struct iovec iov[3];
+        int n = 0;
+        size_t hrest = buf_pending(&px->head) - px->head_sent;
+        if (hrest) {
+            iov[n].iov_base = buf_head(&px->head) + px->head_sent;
+            iov[n++].iov_len = hrest;
+        }
+        size_t upend = buf_pending(&px->uout);
+        if (upend) {
+            iov[n].iov_base = buf_head(&px->uout);
+            iov[n++].iov_len = upend;
+        }
+        size_t slice = 0;
+        if (px->req_body == H1_BODY_LENGTH && px->req_remaining > 0) {
+            slice = buf_pending(&c->in);
+            if (slice > px->req_remaining)
+                slice = (size_t)px->req_remaining;
+            if (slice) {
+                iov[n].iov_base = buf_head(&c->in);
+                iov[n++].iov_len = slice;
+            }
+        }
+        if (n == 0)
+            break;
+        ssize_t w = transport_writev(t, iov, n);
+        if (w == IO_AGAIN) {
+            px->up_writable = false;
+            break;
+        }
+        if (w < 0)
+            return -1;
+        size_t wz = (size_t)w;
+        size_t take = wz < hrest ? wz : hrest;
+        px->head_sent += take;
+        wz -= take;
+        take = wz < upend ? wz : upend;
+        buf_consume(&px->uout, take);
+        wz -= take;
+        if (wz) {
+            buf_consume(&c->in, wz);
+            px->req_remaining -= wz;
+            if (px->req_remaining == 0)
+                px->req_body_read = true;
+        }
+    }
+    px->req_done = px->req_body_read && px->head_sent == buf_pending(&px->head) &&
+                   buf_pending(&px->uout) == 0;
+    return 0;
+}
+
+/* ---- response ---- */
+
+/* Response headers the client never gets from us as received. */
+static bool proxy__skip_res_header(const char *n, size_t len)
+{
+    switch (len) {
+    case 2:
+        return headers_name_eq(n, len, "te");
+    case 7:
+        return headers_name_eq(n, len, "trailer") || headers_name_eq(n, len, "upgrade");
+    case 10:
+        return headers_name_eq(n, len, "connection") || headers_name_eq(n, len, "keep-alive");
+    case 14:
+        return headers_name_eq(n, len, "content-length");
+    case 16:
+        return headers_name_eq(n, len, "proxy-connection");
+    case 17:
+        return headers_name_eq(n, len, "transfer-encoding");
+    case 18:
+        return headers_name_eq(n, len, "proxy-authenticate");
+    default:
+        return false;
+    }
+}
+
+static void proxy__write_client_head(struct conn *c)
+{
+    struct proxy *px = &c->px;
+    const struct h1_response *res = &px->res;
+    struct buf *b = &c->out;
+    bool client11 = c->req.minor_version == 1;
+    /* decide the framing towards the client */
+    switch (px->res_body) {
+    case H1_BODY_NONE:
+        px->out = PX_OUT_NONE;
+        break;
+    case H1_BODY_LENGTH:
+        px->out = PX_OUT_LENGTH;
+        break;
+    case H1_BODY_CHUNKED:
+    case H1_BODY_UNTIL_CLOSE:
+        px->out = client11 ? PX_OUT_CHUNKED : PX_OUT_RAW_CLOSE;
+        break;
+    }
+    if (px->out == PX_OUT_RAW_CLOSE || !px->req_body_read)
+        c->keep_alive = false;
+    buf_reserve(b, 256 + res->reason_len + 64 * res->nheaders);
+    char *p = buf_tail(b);
+    memcpy(p, "HTTP/1.1 ", 9);
+    p[9] = (char)('0' + res->status / 100);
+    p[10] = (char)('0' + res->status / 10 % 10);
+    p[11] = (char)('0' + res->status % 10);
+    p[12] = ' ';
+    buf_commit(b, 13);
+    buf_append(b, res->reason, res->reason_len);
+    buf_append(b, "\r\n", 2);
+    bool has_connection = false, has_date = false;
+    for (size_t i = 0; i < res->nheaders && !has_connection; i++)
+        has_connection = res->headers[i].name_len == 10 &&
+                         headers_name_eq(res->headers[i].name, 10, "connection");
+    const struct h1_header *cl = NULL;
+    for (size_t i = 0; i < res->nheaders; i++) {
+        const struct h1_header *h = &res->headers[i];
+        if (proxy__skip_res_header(h->name, h->name_len)) {
+            if (h->name_len == 14 && cl == NULL)
+                cl = h;
+            continue;
+        }
+        if (has_connection &&
+            headers_listed_in_connection(res->headers, res->nheaders, h->name, h->name_len))
+            continue;
+        if (h->name_len == 4 && headers_name_eq(h->name, 4, "date"))
+            has_date = true;
+        buf_append(b, h->name, h->name_len);
+        buf_append(b, ": ", 2);
+        buf_append(b, h->value, h->value_len);
+        buf_append(b, "\r\n", 2);
+    }
+    if (!has_date) {
+        buf_append_str(b, "Date: ");
+        buf_append(b, conn_date(c->th), HTTP_DATE_LEN);
+        buf_append(b, "\r\n", 2);
+    }
+    switch (px->out) {
+    case PX_OUT_LENGTH:
+        h1_write_header_u64(b, "Content-Length", res->content_length);
+        break;
+    case PX_OUT_NONE:
+        /* HEAD and 304 keep the length of the representation they describe */
+        if (cl != NULL && res->status != 204 && res->status >= 200) {
+            buf_append_str(b, "Content-Length: ");
+            buf_append(b, cl->value, cl->value_len);
+            buf_append(b, "\r\n", 2);
+        }
+        break;
+    case PX_OUT_CHUNKED:
+        buf_append_str(b, "Transfer-Encoding: chunked\r\n");
+        break;
+    case PX_OUT_RAW_CLOSE:
+        break;
+    }
+    if (!c->keep_alive)
+        buf_append_str(b, "Connection: close\r\n");
+    else if (!client11)
+        buf_append_str(b, "Connection: keep-alive\r\n");
+    buf_append(b, "\r\n", 2);
+    c->status = res->status;
+    c->head_sent = true;
+}
+
+/* Parses the response head in px->uin. Returns 1 when done, 0 when more bytes are needed,
+ * -1 on an invalid head (the exchange has failed). 1xx interim responses are dropped. */
+static int proxy__parse_head(struct conn *c)
+{
+    struct proxy *px = &c->px;
+    struct gw_route_rt *rt = &c->th->sh->rt[c->route];
+    for (;;) {
+        struct h1_limits lim = {.max_request_line = 0, .max_head = PX_MAX_RESPONSE_HEAD,
+                                .max_headers = sizeof(px->res_hdrs) / sizeof(px->res_hdrs[0])};
+        int r = h1_parse_response(buf_head(&px->uin), buf_pending(&px->uin), &px->res,
+                                  px->res_hdrs, lim.max_headers, &lim,
+                                  c->req.method_id == H1_M_HEAD);
+        if (r == -2)
+            return 0;
+        if (r == -1) {
+            proxy__fail(c, 502, "bad_gateway", "invalid response head from upstream",
+                        rt->err_proto);
+            return -1;
+        }
+        if (px->res.status >= 100 && px->res.status < 200) {
+            if (px->res.status == 101) {
+                proxy__fail(c, 502, "bad_gateway", "upstream switched protocols", rt->err_proto);
+                return -1;
+            }
+            buf_consume(&px->uin, (size_t)r); // 100 Continue, 103 Early Hints: not forwarded
+            continue;
+        }
+        px->t_first_byte_us = clock_now_us();
+        px->res_body = px->res.body;
+        px->res_remaining = px->res.body == H1_BODY_LENGTH ? px->res.content_length : 0;
+        h1_chunked_init(&px->res_chunk);
+        proxy__write_client_head(c); // copies the header slices before uin is consumed
+        buf_consume(&px->uin, (size_t)r);
+        px->head_done = true;
+        proxy__arm(c); // first-byte deadline no longer applies
+        if (px->res_body == H1_BODY_NONE || (px->res_body == H1_BODY_LENGTH &&
+                                             px->res_remaining == 0))
+            px->res_done = true;
+        return 1;
+    }
+}
+
+/* Moves body bytes from px->uin to the client. Returns -1 when the conn was closed, -2 on
+ * invalid chunked framing from the upstream. */
+static int proxy__forward_body(struct conn *c)
+{
+    struct proxy *px = &c->px;
+    while (!px->res_done && buf_pending(&px->uin) > 0) {
+        size_t pend = buf_pending(&px->uin);
+        const char *p = buf_head(&px->uin);
+        switch (px->res_body) {
+        case H1_BODY_LENGTH: {
+            size_t n = pend < px->res_remaining ? pend : (size_t)px->res_remaining;
+            px->res_remaining -= n;
+            if (px->res_remaining == 0)
+                px->res_done = true;
+            buf_consume(&px->uin, n);
+            if (conn_send(c, p, n) == -1)
+                return -1;
+            break;
+        }
+        case H1_BODY_CHUNKED: {
+            const char *data;
+            size_t dlen;
+            long n = h1_chunked_step(&px->res_chunk, p, pend, &data, &dlen);
+            if (n < 0)
+                return -2;
+            if (n == 0 && !px->res_chunk.done)
+                return 0;
+            if (px->res_chunk.done)
+                px->res_done = true;
+            buf_consume(&px->uin, (size_t)n);
+            /* chunked to chunked: the validated bytes go out as they are; to an HTTP/1.0
+             * client only the data */
+            int rc = px->out == PX_OUT_CHUNKED ? conn_send(c, p, (size_t)n)
+                                               : conn_send(c, data, dlen);
+            if (rc == -1)
+                return -1;
+            break;
+        }
+        case H1_BODY_UNTIL_CLOSE:
+            buf_consume(&px->uin, pend);
+            if (px->out == PX_OUT_CHUNKED) {
+                buf_printf(&c->out, "%zx\r\n", pend);
+                if (conn_send(c, p, pend) == -1)
+                    return -1;
+                buf_append(&c->out, "\r\n", 2);
+            } else if (conn_send(c, p, pend) == -1) {
+                return -1;
+            }
+            break;
+        default:
+            px->res_done = true;
+            break;
+        }
+        if (buf_pending(&c->out) >= CONN_BUF_HIGH)
+            break;
+    }
+    return 0;
+}
+
+/* The response is complete: give the connection back and end the request. */
+static void proxy__finish(struct conn *c)
+{
+    struct proxy *px = &c->px;
+    bool reusable = px->res.keep_alive && px->req_done && buf_pending(&px->uin) == 0 &&
+                    px->res_body != H1_BODY_UNTIL_CLOSE;
+    if (px->uc != NULL)
+        upool_observe(px->pool, px->uc, px->t_first_byte_us - px->t_sent_us,
+                      px->res.status >= 500);
+    proxy__detach(c, reusable);
+    px->state = PX_DONE;
+    if (px->out == PX_OUT_CHUNKED && px->res_body == H1_BODY_UNTIL_CLOSE)
+        buf_append(&c->out, "0\r\n\r\n", 5);
+    if (!px->req_body_read)
+        c->keep_alive = false; // the upstream answered before the whole body: cannot resync
+    if (px->out == PX_OUT_RAW_CLOSE)
+        c->keep_alive = false;
+    if (conn_send(c, NULL, 0) == -1)
+        return;
+    conn_request_done(c);
+}
+
+/* The upstream closed or failed before the response was complete. */
+static void proxy__upstream_gone(struct conn *c, bool eof)
+{
+    struct proxy *px = &c->px;
+    struct gw_route_rt *rt = &c->th->sh->rt[c->route];
+    if (eof && px->head_done && px->res_body == H1_BODY_UNTIL_CLOSE) {
+        px->res_done = true;
+        proxy__finish(c);
+        return;
+    }
+    /* A kept-alive connection the server closed meanwhile: the request never reached it. Try
+     * once more on a fresh connection when that cannot repeat a side effect. */
+    if (!px->got_bytes && !px->retried && px->uc != NULL && uconn_reused(px->uc) &&
+        px->req_body == H1_BODY_NONE) {
+        upool_release(px->pool, px->uc, false);
+        px->uc = NULL;
+        px->retried = true;
+        px->head_sent = 0;
+        proxy__acquire(c);
+        return;
+    }
+    if (!px->head_done)
+        proxy__fail(c, 502, "bad_gateway",
+                    eof ? "upstream closed the connection before answering"
+                        : "upstream connection failed",
+                    rt->err_proto);
+    else
+        proxy__fail(c, 502, "bad_gateway", "upstream closed mid-response", rt->err_proto);
+}
+
+static void proxy__pump(struct conn *c)
+{
+    struct proxy *px = &c->px;
+    if (px->state != PX_EXCHANGE || px->uc == NULL)
+        return;
+    /* request side */
+    if (!px->req_done) {
+        if (px->req_body == H1_BODY_CHUNKED && !px->req_body_read) {
+            int r = proxy__reframe_chunked(c);
+            if (r < 0) {
+                c->keep_alive = false;
+                proxy__detach(c, false);
+                px->state = PX_DONE;
+                if (r == -2)
+                    conn_respond_error(c, 413, "payload_too_large",
+                                       "request body over server.max_body_size", NULL);
+                else
+                    conn_respond_error(c, 400, "bad_request", "invalid chunked request body",
+                                       NULL);
+                return;
+            }
+        }
+        if (proxy__send(c) == -1) {
+            proxy__upstream_gone(c, false);
+            return;
+        }
+        /* the client buffer drained into the upstream: read more body */
+        if (!px->req_body_read && c->readable) {
+            conn_resume_read(c);
+            if (px->state != PX_EXCHANGE)
+                return;
+        }
+    }
+    /* response side */
+    while (px->up_readable && !px->res_done) {
+        if (px->head_done && buf_pending(&c->out) >= CONN_BUF_HIGH)
+            return; // the client is slower than the upstream: wait for its drain
+        buf_reserve(&px->uin, PX_READ_CHUNK);
+        ssize_t n = transport_read(uconn_transport(px->uc), buf_tail(&px->uin),
+                                   buf_room(&px->uin));
+        if (n == IO_AGAIN) {
+            px->up_readable = false;
+            break;
+        }
+        if (n == 0 || n < 0) {
+            /* flush what we have first, then judge */
+            if (px->head_done && proxy__forward_body(c) == -1)
+                return;
+            if (!px->res_done) {
+                proxy__upstream_gone(c, n == 0);
+                return;
+            }
+            break;
+        }
+        buf_commit(&px->uin, (size_t)n);
+        px->got_bytes = true;
+        if (!px->head_done) {
+            int r = proxy__parse_head(c);
+            if (r < 0)
+                return;
+            if (r == 0) {
+                if (buf_pending(&px->uin) >= PX_MAX_RESPONSE_HEAD) {
+                    proxy__fail(c, 502, "bad_gateway", "response head too large",
+                                c->th->sh->rt[c->route].err_proto);
+                    return;
+                }
+                continue;
+            }
+        }
+        int r = proxy__forward_body(c);
+        if (r == -1)
+            return;
+        if (r == -2) {
+            proxy__fail(c, 502, "bad_gateway", "invalid chunked response",
+                        c->th->sh->rt[c->route].err_proto);
+            return;
+        }
+    }
+    if (px->res_done && px->state == PX_EXCHANGE) {
+        /* Flush the client side first, then finish: a response that went out whole may leave
+         * the request body unsent (early answer), which proxy__finish accounts for. */
+        if (!px->req_done && px->uc != NULL && proxy__send(c) == -1)
+            px->req_done = false;
+        proxy__finish(c);
+    }
+}
+
+void proxy_on_client_data(struct conn *c)
+{
+    struct proxy *px = &c->px;
+    if (px->state == PX_EXCHANGE)
+        proxy__pump(c);
+    /* waiting for a connection: the bytes stay in c->in (reads pause at the high mark) */
+}
+
+void proxy_on_client_drained(struct conn *c)
+{
+    struct proxy *px = &c->px;
+    if (px->state == PX_EXCHANGE && px->head_done && !px->res_done) {
+        if (buf_pending(&px->uin) > 0 && proxy__forward_body(c) == -1)
+            return;
+        proxy__pump(c);
+    }
+}

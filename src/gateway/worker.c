@@ -1,0 +1,440 @@
+/* The worker process: one loop thread per inherited listening socket (accept, then conn.c and
+ * proxy.c do the rest), an admin thread, the heartbeat into the supervisor's shared block, and
+ * the graceful stop (SIGTERM: stop accepting, drain in-flight requests up to drain_timeout, close
+ * idle keep-alive connections, exit 0). Not the supervisor: it never forks nor opens listeners. */
+#include "gateway/worker.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "gateway/accesslog.h"
+#include "gateway/admin.h"
+#include "gateway/conn.h"
+#include "gateway/gwconf.h"
+#include "gateway/route.h"
+#include "gateway/upstream.h"
+#include "net/sock.h"
+#include "version.h"
+
+#define WORKER_TICK_MS 250
+#define WORKER_DRAIN_POLL_MS 50
+
+static const char *const worker_method_names[] = {
+    [H1_M_OTHER] = "_OTHER", [H1_M_GET] = "GET",         [H1_M_HEAD] = "HEAD",
+    [H1_M_POST] = "POST",    [H1_M_PUT] = "PUT",         [H1_M_DELETE] = "DELETE",
+    [H1_M_PATCH] = "PATCH",  [H1_M_OPTIONS] = "OPTIONS", [H1_M_CONNECT] = "CONNECT",
+    [H1_M_TRACE] = "TRACE",
+};
+
+/* ---- per-request bookkeeping called from conn.c ---- */
+
+void worker_count_request(struct gwthread *th) { th->requests++; }
+
+metrics_ref worker_duration_series(struct gwthread *th, int route, int method, int status)
+{
+    if (method < 0 || method > H1_M_TRACE)
+        method = H1_M_OTHER;
+    if (status < 0 || status > 999)
+        status = 0;
+    uint32_t key = ((uint32_t)(route + 2) << 16) | ((uint32_t)method << 10) | (uint32_t)status;
+    uint32_t h = (key * 2654435761u) >> 23; // 9 bits: GW_SERIES_CACHE slots
+    for (unsigned i = 0; i < GW_SERIES_CACHE; i++) {
+        struct gw_series_slot *s = &th->series[(h + i) & (GW_SERIES_CACHE - 1)];
+        if (s->key == key)
+            return s->ref;
+        if (s->key == 0) {
+            /* first time on this thread: register (locked, once) and remember */
+            struct gw_shared *sh = th->sh;
+            char code[8];
+            snprintf(code, sizeof(code), "%d", status);
+            const char *v[] = {route >= 0 ? sh->rt[route].label : "", worker_method_names[method],
+                               code, NULL};
+            s->ref = metrics_series(sh->metrics, sh->ids.req_duration, v);
+            s->key = key;
+            return s->ref;
+        }
+    }
+    return METRICS_REF_NONE;
+}
+
+/* ---- accept ---- */
+
+static void worker__on_accept(struct loop *loop, int fd, void *arg, unsigned events)
+{
+    (void)loop;
+    (void)events;
+    struct gwthread *th = arg;
+    struct gw_shared *sh = th->sh;
+    int64_t max = sh->cfg->server.max_connections;
+    for (;;) {
+        struct sockaddr_storage ss;
+        socklen_t slen = sizeof(ss);
+        int cfd = accept4(fd, (struct sockaddr *)&ss, &slen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (cfd == -1) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno != EAGAIN)
+                ag_log(AG_LOG_WARN, "accept: %s", strerror(errno));
+            /* EMFILE and friends: the tick retries, the kernel queue holds the clients */
+            return;
+        }
+        metrics_counter_inc(th->ms, sh->ids.conns_accepted);
+        if (max > 0 && atomic_load_explicit(&sh->conns, memory_order_relaxed) >= max) {
+            /* over server.max_connections: accept and close at once, so the client gets a
+             * clear refusal instead of waiting in the backlog */
+            metrics_counter_inc(th->ms, sh->ids.conns_rejected);
+            sock_set_linger0(cfd);
+            close(cfd);
+            continue;
+        }
+        atomic_fetch_add_explicit(&sh->conns, 1, memory_order_relaxed);
+        sock_set_nodelay(cfd);
+        char ip[INET6_ADDRSTRLEN] = "-";
+        if (ss.ss_family == AF_INET)
+            inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, ip, sizeof(ip));
+        else if (ss.ss_family == AF_INET6)
+            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, ip, sizeof(ip));
+        conn_accept(th, cfd, ip);
+    }
+}
+
+/* ---- heartbeat, counters, drain ---- */
+
+static void worker__publish(struct gwthread *th)
+{
+    struct gw_shared *sh = th->sh;
+    atomic_store_explicit(&sh->shm->ticks[th->index], loop_ticks(th->loop) + 1,
+                          memory_order_relaxed);
+    uint64_t delta = th->requests - th->requests_published;
+    if (delta > 0) {
+        th->requests_published = th->requests;
+        uint64_t total = atomic_fetch_add(&sh->shm->requests, delta) + delta;
+        if (sh->max_requests > 0 && total >= sh->max_requests &&
+            atomic_load(&sh->shm->want_recycle) == 0) {
+            atomic_store(&sh->shm->want_recycle, 1);
+            ag_log(AG_LOG_INFO, "served %llu requests (max_requests %llu): asking for a recycle",
+                   (unsigned long long)total, (unsigned long long)sh->max_requests);
+        }
+    }
+}
+
+static void worker__on_tick(struct loop *loop, void *arg)
+{
+    struct gwthread *th = arg;
+    worker__publish(th);
+    accesslog_flush(th->alog);
+    /* a listener that hit EMFILE gets no new edge: poll it while there is room again */
+    if (th->listen_fd >= 0)
+        worker__on_accept(loop, th->listen_fd, th, LOOP_READ);
+    /* periodic, so an idle loop still ticks and the watchdog does not kill a healthy worker */
+    loop_timer_start(loop, &th->tick, WORKER_TICK_MS);
+}
+
+static void worker__on_drain_timer(struct loop *loop, void *arg)
+{
+    struct gwthread *th = arg;
+    conn_close_idle(th);
+    if (th->nconns == 0 || loop_now_ms(loop) >= th->drain_deadline_ms) {
+        if (th->nconns > 0)
+            ag_log(AG_LOG_WARN, "drain timeout: closing %zu connections still busy", th->nconns);
+        while (th->active != NULL)
+            conn_close(th->active);
+        loop_stop(loop);
+        return;
+    }
+    loop_timer_start(loop, &th->drain_timer, WORKER_DRAIN_POLL_MS);
+}
+
+/* Posted to every loop by the signal thread. */
+static void worker__drain_task(struct loop *loop, void *arg)
+{
+    struct gwthread *th = arg;
+    if (th->draining)
+        return;
+    th->draining = true;
+    if (th->listen_fd >= 0) {
+        loop_del_fd(loop, th->listen_fd);
+        close(th->listen_fd); // our copy only: the supervisor keeps its own for the next worker
+        th->listen_fd = -1;
+    }
+    th->drain_deadline_ms = loop_now_ms(loop) + th->sh->cfg->workers.drain_timeout_ms;
+    loop_timer_init(&th->drain_timer, worker__on_drain_timer, th);
+    worker__on_drain_timer(loop, th);
+}
+
+/* ---- threads ---- */
+
+static pthread_mutex_t worker_start_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t worker_start_cond = PTHREAD_COND_INITIALIZER;
+static size_t worker_started;
+
+static void *worker__thread(void *arg)
+{
+    struct gwthread *th = arg;
+    struct gw_shared *sh = th->sh;
+    th->ms = metrics_slot_get(sh->metrics);
+    th->alog = sh->alog ? accesslog_writer_create(sh->alog) : NULL;
+    th->npools = upstream_set_count(sh->upstreams);
+    th->pools = xcalloc(th->npools ? th->npools : 1, sizeof(*th->pools));
+    for (size_t i = 0; i < th->npools; i++)
+        th->pools[i] = upool_create(th->loop, upstream_set_at(sh->upstreams, i), th->ms);
+    th->rid_seed = ((uint64_t)getpid() << 32) ^ clock_wall_ms() ^ ((uint64_t)th->index << 56);
+    th->date_sec = -1;
+    if (loop_add_fd(th->loop, th->listen_fd, LOOP_READ, worker__on_accept, th) == -1)
+        ag_log(AG_LOG_ERROR, "thread %u: cannot watch the listener: %s", th->index,
+               strerror(errno));
+    loop_timer_init(&th->tick, worker__on_tick, th);
+    loop_timer_start(th->loop, &th->tick, WORKER_TICK_MS);
+    worker__publish(th);
+    pthread_mutex_lock(&worker_start_lock);
+    worker_started++;
+    pthread_cond_broadcast(&worker_start_cond);
+    pthread_mutex_unlock(&worker_start_lock);
+
+    loop_run(th->loop);
+
+    while (th->active != NULL)
+        conn_close(th->active);
+    loop_timer_stop(th->loop, &th->tick);
+    loop_run_once(th->loop, 0); // deferred frees and pool closes
+    worker__publish(th);
+    for (size_t i = 0; i < th->npools; i++)
+        upool_destroy(th->pools[i]);
+    loop_run_once(th->loop, 0);
+    conn_free_all(th);
+    accesslog_writer_destroy(th->alog);
+    th->alog = NULL;
+    return NULL;
+}
+
+static void worker__register_metrics(struct gw_shared *sh)
+{
+    struct metrics *m = sh->metrics;
+    const struct gw_config *cfg = sh->cfg;
+    struct gw_metric_ids *ids = &sh->ids;
+    const char *l_dur[] = {"http_route", "http_request_method", "http_response_status_code", NULL};
+    ids->req_duration = metrics_family(m, METRICS_HISTOGRAM, "http_server_request_duration_seconds",
+                                       "Duration of HTTP server requests.", l_dur);
+    const char *l_rs[] = {"route", "status_class", NULL};
+    ids->requests = metrics_family(m, METRICS_COUNTER, "apigate_requests_total",
+                                   "Requests answered, by route and status class.", l_rs);
+    const char *l_r[] = {"route", NULL};
+    ids->route_duration = metrics_family(m, METRICS_HISTOGRAM,
+                                         "apigate_route_request_duration_seconds",
+                                         "Request duration by route (all methods and statuses).",
+                                         l_r);
+    ids->ttfb = metrics_family(m, METRICS_HISTOGRAM, "apigate_time_to_first_byte_seconds",
+                               "Request start to the first byte of the upstream response head.",
+                               l_r);
+    const char *l_sr[] = {"route", "reason", NULL};
+    ids->shed = metrics_family(m, METRICS_COUNTER, "apigate_shed_requests_total",
+                               "Requests refused by admission control (503), by reason.", l_sr);
+    ids->upstream_errors = metrics_family(m, METRICS_COUNTER, "apigate_upstream_errors_total",
+                                          "Requests that failed upstream (502/503/504), by reason.",
+                                          l_sr);
+    int f = metrics_family(m, METRICS_GAUGE, "apigate_connections_open",
+                           "Open client connections.", NULL);
+    ids->conns_open = metrics_series1(m, f, NULL);
+    f = metrics_family(m, METRICS_COUNTER, "apigate_connections_accepted_total",
+                       "Client connections accepted.", NULL);
+    ids->conns_accepted = metrics_series1(m, f, NULL);
+    f = metrics_family(m, METRICS_COUNTER, "apigate_connections_rejected_total",
+                       "Client connections closed at once: over server.max_connections.", NULL);
+    ids->conns_rejected = metrics_series1(m, f, NULL);
+    f = metrics_family(m, METRICS_GAUGE_SET, "apigate_worker_restarts_total",
+                       "Worker processes restarted by the supervisor (crash, hang, recycle).",
+                       NULL);
+    ids->worker_restarts = metrics_series1(m, f, NULL);
+    f = metrics_family(m, METRICS_GAUGE_SET, "apigate_uptime_seconds",
+                       "Seconds since the supervisor started.", NULL);
+    ids->uptime = metrics_series1(m, f, NULL);
+    const char *l_v[] = {"version", NULL};
+    f = metrics_family(m, METRICS_GAUGE_SET, "apigate_build_info", "Build information.", l_v);
+    ids->build_info = metrics_series1(m, f, AG_VERSION);
+    metrics_gauge_set(m, ids->build_info, 1);
+    const char *v_global[] = {"", "global_limit", NULL};
+    ids->shed_global = metrics_series(m, ids->shed, v_global);
+
+    static const char *const classes[] = {"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
+    /* one more pseudo-route, label "", for requests no route matched (404, 400) */
+    for (size_t i = 0; i <= cfg->nroutes; i++) {
+        struct gw_route_rt *rt = &sh->rt[i];
+        rt->label = i < cfg->nroutes ? cfg->routes[i].match : "";
+        rt->route_duration = metrics_series1(m, ids->route_duration, rt->label);
+        rt->ttfb = metrics_series1(m, ids->ttfb, rt->label);
+        const char *vs[] = {rt->label, "route_limit", NULL};
+        rt->shed = metrics_series(m, ids->shed, vs);
+        for (size_t k = 0; k < 6; k++) {
+            const char *v[] = {rt->label, classes[k], NULL};
+            rt->status_class[k] = metrics_series(m, ids->requests, v);
+        }
+        const char *vt[] = {rt->label, "timeout", NULL};
+        const char *vc[] = {rt->label, "connect", NULL};
+        const char *vp[] = {rt->label, "pool", NULL};
+        const char *vx[] = {rt->label, "protocol", NULL};
+        rt->err_timeout = metrics_series(m, ids->upstream_errors, vt);
+        rt->err_connect = metrics_series(m, ids->upstream_errors, vc);
+        rt->err_pool = metrics_series(m, ids->upstream_errors, vp);
+        rt->err_proto = metrics_series(m, ids->upstream_errors, vx);
+        rt->pool_wait = METRICS_REF_NONE; // the pool records its own wait (apigate_pool_wait_seconds)
+    }
+}
+
+static struct route_table *worker__routes(const struct gw_config *cfg)
+{
+    const char **pats = xcalloc(cfg->nroutes ? cfg->nroutes : 1, sizeof(*pats));
+    enum route_kind *kinds = xcalloc(cfg->nroutes ? cfg->nroutes : 1, sizeof(*kinds));
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        pats[i] = cfg->routes[i].path;
+        kinds[i] = cfg->routes[i].kind == GW_MATCH_EXACT || cfg->routes[i].exact ? ROUTE_EXACT
+                   : cfg->routes[i].kind == GW_MATCH_GLOB                         ? ROUTE_GLOB
+                                                                                  : ROUTE_PREFIX;
+    }
+    char err[256];
+    struct route_table *t = route_table_create_kinds(pats, kinds, cfg->nroutes, err, sizeof(err));
+    if (t == NULL)
+        ag_log(AG_LOG_ERROR, "routes: %s", err);
+    free(pats);
+    free(kinds);
+    return t;
+}
+
+int worker_run(const struct worker_ctx *ctx)
+{
+    const struct gw_config *cfg = ctx->cfg;
+    int rc = 1;
+    char err[512];
+    log_set_proc("worker");
+    signal(SIGPIPE, SIG_IGN);
+    /* Signals go to one thread (this one, through sigtimedwait); the loop threads never see
+     * them, so no system call of theirs is interrupted. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGQUIT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+    struct gw_shared *sh = xcalloc(1, sizeof(*sh));
+    sh->cfg = cfg;
+    sh->shm = ctx->shm;
+    sh->max_requests = ctx->max_requests;
+    sh->start_ms = clock_now_ms();
+    sh->nthreads = ctx->nlisten;
+    sh->rt = xcalloc(cfg->nroutes + 1, sizeof(*sh->rt));
+    sh->metrics = metrics_create();
+    worker__register_metrics(sh);
+    sh->routes = worker__routes(cfg);
+    if (sh->routes == NULL)
+        goto out_metrics;
+    sh->upstreams = upstream_set_create(cfg, sh->metrics, ctx->nlisten, err, sizeof(err));
+    if (sh->upstreams == NULL) {
+        ag_log(AG_LOG_ERROR, "upstreams: %s", err);
+        goto out_routes;
+    }
+    if (upstream_set_start(sh->upstreams, err, sizeof(err)) == -1) {
+        ag_log(AG_LOG_ERROR, "upstreams: %s", err);
+        goto out_upstreams;
+    }
+    const char *al = cfg->logging.access_log;
+    if (al != NULL && strcmp(al, "off") != 0 && al[0] != '\0') {
+        sh->alog = accesslog_create(al, cfg->logging.access_format == GW_FMT_JSON, err,
+                                    sizeof(err));
+        if (sh->alog == NULL)
+            ag_log(AG_LOG_ERROR, "%s (access log off)", err);
+    }
+    if (ctx->nlisten == 0 || ctx->nlisten > WORKER_MAX_THREADS) {
+        ag_log(AG_LOG_ERROR, "worker: %zu listening sockets (1..%d expected)", ctx->nlisten,
+               WORKER_MAX_THREADS);
+        goto out_alog;
+    }
+
+    sh->threads = xcalloc(ctx->nlisten, sizeof(*sh->threads));
+    pthread_t *tids = xcalloc(ctx->nlisten, sizeof(*tids));
+    size_t started = 0;
+    worker_started = 0;
+    for (size_t i = 0; i < ctx->nlisten; i++) {
+        struct gwthread *th = xcalloc(1, sizeof(*th));
+        th->index = (unsigned)i;
+        th->sh = sh;
+        th->listen_fd = ctx->listen_fds[i];
+        th->loop = loop_create();
+        if (th->loop == NULL) {
+            ag_log(AG_LOG_ERROR, "loop_create: %s", strerror(errno));
+            free(th);
+            break;
+        }
+        sh->threads[i] = th;
+        if (pthread_create(&tids[i], NULL, worker__thread, th) != 0) {
+            ag_log(AG_LOG_ERROR, "cannot start loop thread %zu", i);
+            loop_destroy(th->loop);
+            free(th);
+            sh->threads[i] = NULL;
+            break;
+        }
+        started++;
+    }
+    pthread_mutex_lock(&worker_start_lock);
+    while (worker_started < started)
+        pthread_cond_wait(&worker_start_cond, &worker_start_lock);
+    pthread_mutex_unlock(&worker_start_lock);
+    struct admin *admin = NULL;
+    if (started == ctx->nlisten) {
+        if (ctx->admin_fd >= 0)
+            admin = admin_start(sh, ctx->admin_fd);
+        atomic_store(&ctx->shm->ready, 1);
+        ag_log(AG_LOG_INFO, "worker %u ready: %zu loop threads, %zu routes, %zu upstreams",
+               ctx->generation, started, cfg->nroutes, upstream_set_count(sh->upstreams));
+        rc = 0;
+        /* Wait for a stop signal. SIGHUP is the supervisor's business (it starts a new worker). */
+        for (;;) {
+            struct timespec ts = {.tv_sec = 1, .tv_nsec = 0};
+            int sig = sigtimedwait(&set, NULL, &ts);
+            if (sig == SIGTERM || sig == SIGINT || sig == SIGQUIT) {
+                ag_log(AG_LOG_INFO, "%s: draining (up to %llu ms)", strsignal(sig),
+                       (unsigned long long)cfg->workers.drain_timeout_ms);
+                break;
+            }
+        }
+    }
+    atomic_store(&sh->draining, true);
+    for (size_t i = 0; i < started; i++)
+        loop_post(sh->threads[i]->loop, worker__drain_task, sh->threads[i]);
+    for (size_t i = 0; i < started; i++)
+        pthread_join(tids[i], NULL);
+    admin_stop(admin);
+    for (size_t i = 0; i < started; i++) {
+        free(sh->threads[i]->pools);
+        loop_destroy(sh->threads[i]->loop);
+        free(sh->threads[i]);
+    }
+    free(tids);
+    free(sh->threads);
+    ag_log(AG_LOG_INFO, "worker %u stopped after %llu requests", ctx->generation,
+           (unsigned long long)atomic_load(&ctx->shm->requests));
+out_alog:
+    accesslog_destroy(sh->alog);
+out_upstreams:
+    upstream_set_destroy(sh->upstreams);
+out_routes:
+    route_table_destroy(sh->routes);
+out_metrics:
+    metrics_destroy(sh->metrics);
+    free(sh->rt);
+    free(sh);
+    return rc;
+}
