@@ -317,7 +317,8 @@ int mock_body_build(const struct mock_route *r, const struct mock_reqinfo *ri, s
     switch (r->handler) {
     case MOCK_H_STATIC:
         buf_append_str(out, r->body ? r->body : "");
-        return r->status; /* literal: never padded */
+        mock_body_pad(out, r->body_size); /* only a JSON object gets a padding member */
+        return r->status;
     case MOCK_H_JSON:
         mock_body__json(r, ri, out);
         break;

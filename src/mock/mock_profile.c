@@ -23,7 +23,7 @@
 const char mock_profile_default_yaml[] =
     "# apigate mock built-in profile: the seed API (40 ms DB requests, pool of 10)\n"
     "global:\n"
-    "  db_pool: {size: 10, service: {dist: fixed, ms: 40}, queue_timeout: 750ms}\n"
+    "  db_pool: {size: 10, service: {dist: fixed, ms: 40}, queue_timeout: 720ms}\n"
     "routes:\n"
     "  - {method: GET, path: '/api/users/{id}', handler: user, db: true, body_size: 1KB}\n"
     "  - {method: PUT, path: '/api/users/{id}', handler: user, db: true}\n"
