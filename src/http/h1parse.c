@@ -555,6 +555,21 @@ static int check_framing(const struct h1_fields *f, int minor, enum h1_err *err)
     return -1;
 }
 
+bool h1_head_maybe_complete(const char *buf, size_t len, size_t prev_len)
+{
+    const char *p = buf + prev_len, *end = buf + len;
+    while (p < end && (p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+        size_t i = (size_t)(p - buf);
+        /* an empty line: LF at the start, or after LF or after CRLF */
+        if (i == 0 || buf[i - 1] == '\n')
+            return true;
+        if (buf[i - 1] == '\r' && (i == 1 || buf[i - 2] == '\n'))
+            return true;
+        p++;
+    }
+    return false;
+}
+
 int h1_parse_request(const char *buf, size_t len, struct h1_request *req,
                      struct h1_header *headers, size_t max_headers, const struct h1_limits *lim)
 {

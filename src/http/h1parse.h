@@ -110,6 +110,13 @@ struct h1_response {
 int h1_parse_request(const char *buf, size_t len, struct h1_request *req,
                      struct h1_header *headers, size_t max_headers, const struct h1_limits *lim);
 
+/* Cheap pre-check for callers that re-parse as bytes arrive: false when the bytes received since
+ * the last call, [<prev_len>, <len>), cannot have completed a head (no LF ending an empty line in
+ * them). Skipping the parse then turns a one-byte-per-read client from O(head^2) work into
+ * O(head). Callers must still parse when false if <len> reached the head limit, so an over-limit
+ * head fails at once. Pass <prev_len> 0 for a fresh buffer. */
+bool h1_head_maybe_complete(const char *buf, size_t len, size_t prev_len);
+
 /* Parses a response head. <head_request>: the request was HEAD (so no body whatever the headers
  * say). Returns like h1_parse_request(). 1xx responses are returned as such; the caller skips
  * them (except 101) and parses again. */

@@ -661,6 +661,104 @@ static void test_err_text(void **state)
     assert_string_equal(h1_err_text(H1_ERR_TE_AND_CL), "Transfer-Encoding with Content-Length");
 }
 
+/* xorshift64*: deterministic, so a failure reproduces */
+static uint64_t rng = 0x2545f4914f6cdd1dull;
+static uint64_t rnd(void)
+{
+    rng ^= rng >> 12;
+    rng ^= rng << 25;
+    rng ^= rng >> 27;
+    return rng * 2685821657736338717ull;
+}
+
+/* Mutated requests (byte flips, inserted separators, cut lines): whatever the parser decides,
+ * the whole and the incremental parse decide the same, and a successful parse is internally
+ * consistent. This is the property a proxy relies on. */
+static void test_mutations_agree(void **state)
+{
+    (void)state;
+    static const char *const base[] = {
+        "GET /a?b=c HTTP/1.1\r\nHost: h\r\nX-A: 1\r\n\r\n",
+        "POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\nConnection: close\r\n\r\n",
+        "POST /p HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "GET http://h:1/x HTTP/1.0\nHost: h\n\n",
+    };
+    static const char ins[] = "\r\n :\t\0,\x7f\x80" "aA0";
+    struct limits_case {
+        struct h1_limits lim;
+    } lims[] = {{{0, 0, 0}}, {{24, 48, 3}}};
+    char buf[256];
+    for (int iter = 0; iter < 5000; iter++) {
+        const char *b = base[rnd() % 4];
+        size_t n = strlen(b);
+        memcpy(buf, b, n);
+        int muts = 1 + (int)(rnd() % 3);
+        for (int m = 0; m < muts; m++) {
+            size_t at = rnd() % n;
+            switch (rnd() % 3) {
+            case 0: buf[at] = ins[rnd() % (sizeof(ins) - 1)]; break;
+            case 1:
+                if (n < sizeof(buf) - 1) {
+                    memmove(buf + at + 1, buf + at, n - at);
+                    buf[at] = ins[rnd() % (sizeof(ins) - 1)];
+                    n++;
+                }
+                break;
+            default:
+                memmove(buf + at, buf + at + 1, n - at - 1);
+                n--;
+                break;
+            }
+        }
+        const struct h1_limits *lim = &lims[iter % 2].lim;
+        struct h1_request r;
+        int w = req_whole(buf, n, &r, lim);
+        enum h1_err we = r.err;
+        struct h1_request wr = r;
+        int bw = req_bytewise(buf, n, &r, lim);
+        if (w != bw || (w == -1 && we != r.err))
+            fail_msg("iter %d: whole %d (%s) bytewise %d (%s) for %.*s", iter, w, h1_err_text(we),
+                     bw, h1_err_text(r.err), (int)n, buf);
+        if (w > 0) {
+            assert_true(wr.minor_version == 0 || wr.minor_version == 1);
+            assert_true(wr.body != H1_BODY_CHUNKED || wr.minor_version == 1);
+            if (wr.minor_version == 1)
+                assert_non_null(wr.host);
+        }
+        /* the dribble pre-check never hides a complete head */
+        for (size_t k = 1; k <= n; k++) {
+            const char *p = guard_place(buf, k);
+            int pr = h1_parse_request(p, k, &r, hdrs, MAXH, lim);
+            if (pr > 0)
+                assert_true(h1_head_maybe_complete(p, k, k - 1));
+            if (pr != -2)
+                break;
+        }
+    }
+}
+
+static void test_maybe_complete(void **state)
+{
+    (void)state;
+    const char *s = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+    size_t n = strlen(s);
+    const char *p = guard_place(s, n);
+    /* only the last byte completes it */
+    for (size_t k = 1; k < n; k++)
+        assert_false(h1_head_maybe_complete(p, k, k - 1));
+    assert_true(h1_head_maybe_complete(p, n, n - 1));
+    assert_true(h1_head_maybe_complete(p, n, 0));
+    assert_false(h1_head_maybe_complete(p, n - 1, 0));
+    const char *lf = "GET / HTTP/1.1\nHost: a\n\n";
+    n = strlen(lf);
+    p = guard_place(lf, n);
+    assert_true(h1_head_maybe_complete(p, n, n - 1));
+    assert_false(h1_head_maybe_complete(p, n - 1, 0));
+    /* a leading empty line says "maybe": the parse then says -2 */
+    assert_true(h1_head_maybe_complete("\r\n", 2, 0));
+    assert_false(h1_head_maybe_complete("", 0, 0));
+}
+
 static int teardown_all(void **state)
 {
     (void)state;
@@ -677,6 +775,7 @@ int main(void)
         cmocka_unit_test(test_target_forms),   cmocka_unit_test(test_methods),
         cmocka_unit_test(test_line_endings),   cmocka_unit_test(test_incomplete),
         cmocka_unit_test(test_responses),      cmocka_unit_test(test_err_text),
+        cmocka_unit_test(test_mutations_agree), cmocka_unit_test(test_maybe_complete),
     };
     return cmocka_run_group_tests(tests, NULL, teardown_all);
 }
