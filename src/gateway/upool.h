@@ -67,7 +67,8 @@ void upool_destroy(struct upool *p);
 /* Asks for a connection. <connect_timeout_ms> 0 means the upstream's connect_timeout (a route may
  * ask for another). Returns an idle keep-alive connection at once when the chosen server has one
  * (ready() is then not called); otherwise returns NULL and either
- * - sets *<err> (upool_err_no_healthy, upool_err_queue_full): nothing is pending, or
+ * - sets *<err> (upool_err_no_healthy, upool_err_queue_full, or a connect error when the
+ *   connect failed at once): nothing is pending, or
  * - leaves *<err> NULL: the waiter is pending (a new connection is being opened for it, or it is
  *   queued FIFO) and ready() will be called. */
 struct uconn *upool_acquire(struct upool *p, struct upool_waiter *w, uint64_t connect_timeout_ms,
@@ -78,7 +79,8 @@ void upool_cancel(struct upool_waiter *w);
 
 /* Feeds the balancer with the outcome of the exchange on <c>: <latency_us> from request sent to
  * response head received, <failed> for a server failure (reset, timeout, 5xx the route counts as
- * failure). Optional: without it, release uses the time since the lend and failed = !reusable. */
+ * failure). Optional: without it, release feeds the time since the lend as a success. A failure
+ * also counts toward the upstream's passive ejection (max_fails within fail_timeout). */
 void upool_observe(struct upool *p, struct uconn *c, uint64_t latency_us, bool failed);
 /* Gives <c> back. <reusable>: the response was read completely, its framing was known and no side
  * asked to close; the connection then goes idle (or to the next waiter), else it is closed. The
