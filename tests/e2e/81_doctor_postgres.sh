@@ -46,6 +46,7 @@ release_holders() {
 }
 stop_all() {
     local rc=$?
+    set +e # "(exit $rc)" below must not end the trap before cleanup runs
     release_holders
     if [ -n "$PG_PID" ] && kill -0 "$PG_PID" 2>/dev/null; then
         kill -INT "$PG_PID" 2>/dev/null || true

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# apigate doctor against a real redis-server: a warm cache has no warnings; a cache whose reads
+# miss is critical (hit ratio under 10%); a tiny maxmemory with writes evicts keys (warning with a
+# computed maxmemory); a slow command shows in the slowlog; a dead Redis is a finding, not a crash.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+require_cmd jq redis-server redis-cli
+
+PORT=$(free_port)
+start_bg redis redis-server --port "$PORT" --bind 127.0.0.1 --save '' --appendonly no \
+    --enable-debug-command local --dir "$T"
+wait_port "$PORT" 10
+rc_() { redis-cli -p "$PORT" "$@"; }
+URL="redis://127.0.0.1:$PORT"
+doctor() { "$APIGATE" doctor --redis "$URL" --json "$@"; }
+sev() { jq -r --arg id "$1" '[.findings[] | select(.id == $id)][0].severity' <<<"$out"; }
+
+# --- 1. warm cache: 20 keys read 10 times each ---------------------------------------------------
+log "warm cache"
+for i in $(seq 1 20); do echo "SET user:$i v$i"; done | rc_ >/dev/null
+for r in $(seq 1 10); do for i in $(seq 1 20); do echo "GET user:$i"; done; done | rc_ >/dev/null
+out=$(doctor --fail-on warning) || fail "warnings on a warm cache: $out"
+assert_eq "$(sev redis-hit-ratio)" ok "hit ratio 100%"
+assert_contains "$(jq -r '[.findings[] | select(.id == "redis-hit-ratio")][0].title' <<<"$out")" "100.0%" "ratio shown"
+assert_eq "$(sev redis-latency)" ok "PING latency"
+assert_eq "$(sev redis-clients)" ok "clients"
+
+# --- 2. reads that miss: hit ratio under 10% is critical --------------------------------------
+log "cold reads"
+rc_ CONFIG RESETSTAT >/dev/null
+for i in $(seq 1 5); do echo "GET user:$i"; done | rc_ >/dev/null
+for i in $(seq 1 200); do echo "GET session:$RANDOM:$i"; done | rc_ >/dev/null
+set +e
+out=$(doctor)
+code=$?
+set -e
+assert_eq "$code" 1 "critical finding gives exit 1"
+assert_eq "$(sev redis-hit-ratio)" critical "hit ratio 5 of 205"
+assert_contains "$(jq -r '[.findings[] | select(.id == "redis-hit-ratio")][0].evidence' <<<"$out")" "keyspace_hits 5, keyspace_misses 200" "evidence"
+# 70% hits: warning only
+rc_ CONFIG RESETSTAT >/dev/null
+{ for i in $(seq 1 70); do echo "GET user:$((i % 20 + 1))"; done; for i in $(seq 1 30); do echo "GET nope:$i"; done; } | rc_ >/dev/null
+out=$(doctor) || fail "a warning must not fail the default --fail-on critical"
+assert_eq "$(sev redis-hit-ratio)" warning "70% hit ratio"
+
+# --- 3. tiny maxmemory: evictions ---------------------------------------------------------------
+log "evictions under maxmemory 2mb"
+rc_ CONFIG RESETSTAT >/dev/null
+rc_ CONFIG SET maxmemory 2mb >/dev/null
+rc_ CONFIG SET maxmemory-policy allkeys-lru >/dev/null
+val=$(head -c 2048 /dev/zero | tr '\0' x)
+for i in $(seq 1 3000); do echo "SET blob:$i $val"; done | rc_ >/dev/null
+evicted=$(rc_ INFO stats | tr -d '\r' | awk -F: '$1 == "evicted_keys" { print $2 }')
+[ "$evicted" -gt 0 ] || fail "redis did not evict (evicted_keys=$evicted)"
+out=$(doctor) || true
+assert_eq "$(sev redis-evictions)" warning "evictions"
+f=$(jq -r '[.findings[] | select(.id == "redis-evictions")][0] | .title + "\n" + .evidence + "\n" + .fix' <<<"$out")
+assert_contains "$f" " keys evicted under maxmemory 2.0 MB (allkeys-lru)" "evicted count and policy"
+# Redis may go on evicting after the writes (time-boxed eviction): at least what we saw.
+n=$(jq -r '[.findings[] | select(.id == "redis-evictions")][0].title | split(" ")[0]' <<<"$out")
+assert_range "$n" "$evicted" 1000000 "evicted_keys reported"
+assert_contains "$f" "maxmemory " "fix names maxmemory"
+assert_eq "$(sev redis-memory)" warning "memory near maxmemory"
+
+# --- 4. a slow command in the slowlog -----------------------------------------------------------
+log "slowlog"
+rc_ DEBUG SLEEP 0.03 >/dev/null
+out=$(doctor) || true
+assert_eq "$(sev redis-slowlog)" warning "30 ms command"
+assert_contains "$(jq -r '[.findings[] | select(.id == "redis-slowlog")][0].evidence' <<<"$out")" "DEBUG SLEEP 0.03" "command shown"
+
+# --- 5. dead Redis ------------------------------------------------------------------------------
+log "unreachable"
+stop_bg redis || true
+set +e
+out=$(doctor)
+code=$?
+set -e
+assert_eq "$code" 1 "unreachable is critical"
+jq -e . >/dev/null <<<"$out" || fail "not JSON: $out"
+assert_contains "$(jq -r '.findings[0].title' <<<"$out")" "cannot reach Redis at 127.0.0.1:$PORT: Connection refused" "reason"
+log "ok"
