@@ -15,7 +15,7 @@
 #include "core/xmalloc.h"
 
 #define YAML_MAX_DEPTH 128          /* deeper than any config; keeps copy/free recursion safe */
-#define YAML_MAX_NODES (1u << 20)   /* after alias expansion ("billion laughs" stops here) */
+#define YAML_MAX_NODES (1u << 18)   /* after alias expansion ("billion laughs" stops here) */
 #define YAML_MAX_FILE (64u << 20)
 
 struct yaml_anchor {
