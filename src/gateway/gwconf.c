@@ -351,6 +351,50 @@ static void gwconf__known(const struct cfg_desc *d, const char *const *manual, c
                               manual[i]);
 }
 
+/* Edit distance of two short keys (Levenshtein, two rows); 99 when too long to matter. */
+static unsigned gwconf__distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 40 || lb > 40)
+        return 99;
+    unsigned prev[41], cur[41];
+    for (size_t j = 0; j <= lb; j++)
+        prev[j] = (unsigned)j;
+    for (size_t i = 1; i <= la; i++) {
+        cur[0] = (unsigned)i;
+        for (size_t j = 1; j <= lb; j++) {
+            unsigned sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
+            unsigned del = prev[j] + 1, ins = cur[j - 1] + 1;
+            cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+        }
+        memcpy(prev, cur, (lb + 1) * sizeof(*prev));
+    }
+    return prev[lb];
+}
+
+/* The known key closest to <s> when it looks like a typo of it (distance 1 or 2), else NULL. */
+static const char *gwconf__nearest(const struct cfg_desc *d, const char *const *manual,
+                                   const char *s)
+{
+    const char *best = NULL;
+    unsigned best_d = 3;
+    for (; d && d->key; d++) {
+        unsigned x = gwconf__distance(s, d->key);
+        if (x < best_d && x < strlen(d->key)) {
+            best_d = x;
+            best = d->key;
+        }
+    }
+    for (size_t i = 0; manual && manual[i]; i++) {
+        unsigned x = gwconf__distance(s, manual[i]);
+        if (x < best_d && x < strlen(manual[i])) {
+            best_d = x;
+            best = manual[i];
+        }
+    }
+    return best;
+}
+
 /* Checks the keys of map <map> (at <where>) against table <desc> and the <manual> keys: unknown
  * and duplicate keys are errors. Fills <out> with a shallow map of the pairs <desc> knows (the
  * items point into <map>; free out->items only), for cfg_apply. Returns false when <map> is not a
@@ -394,8 +438,13 @@ static bool gwconf__split(const struct ynode *map, const char *where, const stru
         if (!gwconf__in_desc(desc, k->str)) {
             char known[512];
             gwconf__known(desc, manual, known, sizeof(known));
-            cfg_error(errs, k, "%s%s%s: unknown key; known keys: %s", where, *where ? "." : "",
-                      k->str, known);
+            const char *near = gwconf__nearest(desc, manual, k->str);
+            if (near != NULL)
+                cfg_error(errs, k, "%s%s%s: unknown key; did you mean '%s'? known keys: %s",
+                          where, *where ? "." : "", k->str, near, known);
+            else
+                cfg_error(errs, k, "%s%s%s: unknown key; known keys: %s", where,
+                          *where ? "." : "", k->str, known);
             continue;
         }
         out->items[out->n++] = map->items[2 * i];
@@ -494,10 +543,8 @@ static int gwconf__add_listen(struct gw_config *c, const struct ynode *n, const 
     if (!parsed || sock_addr_port(&a) == 0) {
         if (errs)
         {
-            if (parsed)
-                snprintf(e, sizeof(e), "'%s': port 0 is not allowed", s);
-            cfg_error(errs, n, "listen: bad address %s; allowed: host:port with a numeric host "
-                               "or localhost, port 1..65535 (e.g. 127.0.0.1:8080)", e);
+            cfg_error(errs, n, "listen: bad address '%s'; allowed: host:port with a numeric "
+                               "host or localhost and a port 1..65535 (e.g. 127.0.0.1:8080)", s);
         }
         else
             snprintf(err, errlen, "bad listen address '%s'; expected host:port", s);
@@ -553,8 +600,10 @@ static int gwconf__admin(struct gw_config *c, const char *s, char *err, size_t e
         return 0;
     }
     char e[256];
-    if (sock_parse_addr(s, &c->admin_addr, e, sizeof(e)) != 0) {
-        snprintf(err, errlen, "bad address %s; allowed: host:port (e.g. 127.0.0.1:9901) or off", e);
+    if (sock_parse_addr(s, &c->admin_addr, e, sizeof(e)) != 0 ||
+        sock_addr_port(&c->admin_addr) == 0) {
+        snprintf(err, errlen, "bad address '%s'; allowed: host:port with a numeric host or "
+                              "localhost and a port 1..65535 (e.g. 127.0.0.1:9901), or off", s);
         return -1;
     }
     c->admin_enabled = true;

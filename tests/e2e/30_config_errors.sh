@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# `apigate check` / `apigate serve` on bad configs: each mistake is reported as
+# file:line:col: key: problem, every error of a file in one run, exit 2; the shipped examples pass.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+[ -x "$APIGATE" ] || fail "no binary at $APIGATE"
+
+# bad NAME LINE NEEDLE: checks $T/NAME.yaml (written by the caller) and expects exit 2 and a
+# message "NAME.yaml:LINE:COL: ...NEEDLE...".
+bad() {
+    local name=$1 line=$2 needle=$3 out rc=0
+    out=$("$APIGATE" check -c "$T/$name.yaml" 2>&1) || rc=$?
+    assert_eq "$rc" 2 "exit code of check on $name"
+    grep -qE "^$T/$name\.yaml:$line:[0-9]+: " <<<"$out" ||
+        fail "$name: no error at line $line; got: $out"
+    grep -E "^$T/$name\.yaml:$line:[0-9]+: " <<<"$out" | grep -qF -- "$needle" ||
+        fail "$name: the line $line error does not say '$needle'; got: $out"
+    log "ok: $name -> $(grep -E "^$T/$name\.yaml:$line:" <<<"$out" | head -n1 | sed "s|^$T/||")"
+}
+
+UPS='upstreams:
+  api: {servers: [127.0.0.1:9000]}'
+RT='routes:
+  - {match: /, upstream: api}'
+
+printf 'lisen: 127.0.0.1:8080\n%s\n%s\n' "$UPS" "$RT" >"$T/unknown_key.yaml"
+bad unknown_key 1 "lisen: unknown key"
+
+printf 'workers: {drain_timeout: 10 seconds}\n%s\n%s\n' "$UPS" "$RT" >"$T/bad_duration.yaml"
+bad bad_duration 1 "workers.drain_timeout"
+
+printf '%s\nroutes:\n  - match: /api/\n    upstream: users\n' "$UPS" >"$T/unknown_upstream.yaml"
+bad unknown_upstream 5 "unknown upstream 'users'; defined: api"
+
+printf 'listen: 127.0.0.1:99999\n%s\n%s\n' "$UPS" "$RT" >"$T/bad_listen.yaml"
+bad bad_listen 1 "listen: bad address"
+
+printf 'admin: localhost\n%s\n%s\n' "$UPS" "$RT" >"$T/bad_admin.yaml"
+bad bad_admin 1 "admin: bad address"
+
+printf 'upstreams:\n  api:\n    servers: [127.0.0.1:9000]\n    pool: {max_connections: -1}\n%s\n' \
+    "$RT" >"$T/negative_pool.yaml"
+bad negative_pool 4 "upstreams.api.pool.max_connections"
+
+printf 'upstreams:\n  api:\n    servers: [127.0.0.1:9000]\n    balance: random\n%s\n' \
+    "$RT" >"$T/bad_enum.yaml"
+bad bad_enum 4 "round_robin, least_request, ewma"
+
+printf 'listen: [127.0.0.1:8080\n%s\n%s\n' "$UPS" "$RT" >"$T/yaml_syntax.yaml"
+bad yaml_syntax 2 ""
+
+printf 'upstreams:\n  api:\n    servers: []\n%s\n' "$RT" >"$T/empty_servers.yaml"
+bad empty_servers 3 "upstreams.api.servers: empty"
+
+printf 'upstreams:\n  api: {servers: ["ftp://10.0.0.1:21"]}\n%s\n' "$RT" >"$T/bad_scheme.yaml"
+bad bad_scheme 2 "unsupported scheme"
+
+printf '%s\nroutes:\n  - {upstream: api}\n' "$UPS" >"$T/missing_match.yaml"
+bad missing_match 4 "routes[0].match: missing"
+
+printf '%s\nroutes:\n  - {match: /, upstream: api, breaker: {error_threshold: 150%%}}\n' \
+    "$UPS" >"$T/bad_percent.yaml"
+bad bad_percent 4 "error_threshold"
+
+printf 'logging: {level: verbose}\n%s\n%s\n' "$UPS" "$RT" >"$T/bad_level.yaml"
+bad bad_level 1 "debug, info, warn, error"
+
+printf 'workers: {threads: 1}\nworkers: {threads: 2}\n%s\n%s\n' "$UPS" "$RT" >"$T/dup_key.yaml"
+bad dup_key 2 "workers"
+
+# Every error of a file in one run, in file order.
+cat >"$T/many.yaml" <<'EOF'
+listen: nowhere
+workers: {threads: 2, worker_timeout: forever}
+upstreams:
+  api: {servers: [], balance: fastest}
+routes:
+  - {match: /, upstream: ghost}
+EOF
+rc=0
+out=$("$APIGATE" check -c "$T/many.yaml" 2>&1) || rc=$?
+assert_eq "$rc" 2 "exit code with several errors"
+n=$(grep -cE "^$T/many\.yaml:[0-9]+:[0-9]+: " <<<"$out" || true)
+[ "$n" -ge 5 ] || fail "expected at least 5 errors in one run, got $n: $out"
+assert_contains "$out" "5 errors in $T/many.yaml" "summary line"
+lines=$(grep -oE "^$T/many\.yaml:[0-9]+" <<<"$out" | sed 's/.*://' | tr '\n' ' ')
+assert_eq "$lines" "1 2 4 4 6 " "errors sorted by line"
+
+# serve refuses the same file with the same messages and exit 2, before opening any socket.
+rc=0
+out=$("$APIGATE" serve -c "$T/many.yaml" 2>&1) || rc=$?
+assert_eq "$rc" 2 "exit code of serve on a bad config"
+assert_contains "$out" "$T/many.yaml:6:" "serve reports positions"
+
+# A missing file, and bad usage.
+rc=0
+out=$("$APIGATE" check -c "$T/does-not-exist.yaml" 2>&1) || rc=$?
+assert_eq "$rc" 2 "exit code on a missing file"
+assert_contains "$out" "does-not-exist.yaml" "missing file named"
+rc=0
+"$APIGATE" check >/dev/null 2>&1 || rc=$?
+assert_eq "$rc" 2 "check without a file"
+rc=0
+"$APIGATE" serve --threads lots -c "$T/many.yaml" >/dev/null 2>&1 || rc=$?
+assert_eq "$rc" 2 "serve with a bad --threads"
+
+# The shipped examples are valid, and check says so like nginx -t.
+for f in "$AG_SRC"/examples/apigate.yaml "$AG_SRC"/examples/gateway-*.yaml; do
+    [ -f "$f" ] || continue
+    out=$("$APIGATE" check -c "$f" 2>&1) || fail "example $f rejected: $out"
+    assert_contains "$out" "configuration file $f test is successful" "check of $f"
+done
+out=$("$APIGATE" serve -t -c "$AG_SRC/examples/apigate.yaml" 2>&1) || fail "serve -t: $out"
+assert_contains "$out" "test is successful" "serve -t"
+
+# The reference lists every section.
+ref=$("$APIGATE" check --help-config)
+for k in listen admin workers.threads workers.max_requests server.max_body_size \
+    logging.access_log cache.memory upstreams.NAME.servers upstreams.NAME.pool.queue_timeout \
+    routes[].match routes[].cache.ttl routes[].breaker.error_threshold routes[].fallback.status; do
+    assert_contains "$ref" "\`$k\`" "--help-config"
+done
+log "all config error checks passed"
