@@ -117,9 +117,10 @@ static int plan_load_yaml(const char *path, struct capacity_in *in)
     if (root->type != YNODE_MAP) {
         fprintf(stderr, "%s:%d:%d: plan: expected a map of keys (pods: 20, ...), found a %s\n",
                 root->file, root->line, root->col, ynode_type_name(root));
-        bad = 1;
+        yaml_tree_free(root);
+        return -1;
     }
-    for (size_t i = 0; !bad && i < ynode_size(root); i++) {
+    for (size_t i = 0; i < ynode_size(root); i++) {
         const struct ynode *k = ynode_key(root, i), *v = ynode_value(root, i);
         const struct plan_opt *o = plan_find_key(k->str);
         const char *why = NULL;
