@@ -131,22 +131,21 @@ int loop_add_fd(struct loop *loop, int fd, unsigned events, loop_fd_cb *cb, void
         loop->nfds = n;
     }
     struct loop_fd *f = &loop->fds[fd];
-    if (f->used) {
-        /* Checked here, not left to epoll's EEXIST: the generation must not move, or the events
-         * of the registration that stays would be taken for stale ones. */
-        errno = EEXIST;
-        return -1;
-    }
+    /* The generation moves only once the kernel accepted the fd: a second add of a live fd
+     * (EEXIST) must not turn the events of the registration that stays into "stale" ones. */
     uint32_t gen = f->gen + 1;
     struct epoll_event ev = {.events = loop__epoll_bits(events),
                              .data.u64 = (uint64_t)(uint32_t)fd | ((uint64_t)gen << 32)};
     if (epoll_ctl(loop->epfd, EPOLL_CTL_ADD, fd, &ev) == -1)
         return -1;
+    /* f->used with a successful ADD: the old fd was closed without loop_del_fd (epoll forgot it
+     * on close) and its number came back. The new registration takes the slot over. */
+    if (!f->used)
+        loop->nregistered++;
     f->gen = gen;
     f->cb = cb;
     f->arg = arg;
     f->used = true;
-    loop->nregistered++;
     return 0;
 }
 

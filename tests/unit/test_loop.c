@@ -101,8 +101,36 @@ static void test_write_and_mod(void **state)
     assert_true(h.last & LOOP_READ);
     assert_int_equal(loop_del_fd(loop, sv[0]), 0);
     assert_int_equal(loop_del_fd(loop, sv[0]), -1);
+    assert_int_equal(loop_fd_count(loop), 0);
     assert_int_equal(loop_add_fd(loop, -1, LOOP_READ, on_fd, &h), -1);
     close(sv[0]);
+    loop_destroy(loop);
+}
+
+/* A caller that closes an fd without loop_del_fd: epoll forgets it, the number comes back from
+ * pipe(), and registering it again must work (and count once). */
+static void test_closed_without_del(void **state)
+{
+    (void)state;
+    struct loop *loop = loop_create();
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    struct fd_hits h = {0, 0}, h2 = {0, 0};
+    assert_int_equal(loop_add_fd(loop, p[0], LOOP_READ, on_fd, &h), 0);
+    int old = p[0];
+    close(p[0]);
+    close(p[1]);
+    assert_int_equal(pipe(p), 0);
+    assert_int_equal(p[0], old);
+    assert_int_equal(loop_add_fd(loop, p[0], LOOP_READ, on_fd, &h2), 0);
+    assert_int_equal(loop_fd_count(loop), 1);
+    assert_int_equal(write(p[1], "q", 1), 1);
+    loop_run_once(loop, 100);
+    assert_int_equal(h.calls, 0);
+    assert_int_equal(h2.calls, 1);
+    loop_del_fd(loop, p[0]);
+    close(p[0]);
+    close(p[1]);
     loop_destroy(loop);
 }
 
@@ -521,6 +549,7 @@ int main(void)
         cmocka_unit_test(test_edge_triggered),
         cmocka_unit_test(test_write_and_mod),
         cmocka_unit_test(test_stale_events_dropped),
+        cmocka_unit_test(test_closed_without_del),
         cmocka_unit_test(test_timer_order_stop_rearm),
         cmocka_unit_test(test_many_timers),
         cmocka_unit_test(test_timer_rearm_zero_from_callback),
