@@ -1,0 +1,324 @@
+/* TLS upstream connections through the pool against a local OpenSSL server thread with
+ * certificates made by the openssl CLI in a temp dir: verification on with ca_file works (host name
+ * and IP SAN), a wrong CA or a wrong SNI name fails with upool_err_tls_verify and is counted, the
+ * second connection resumes the session, and bytes flow both ways through the transport. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "core/loop.h"
+#include "gateway/gwconf.h"
+#include "gateway/upool.h"
+#include "gateway/upstream.h"
+#include "metrics/metrics.h"
+#include "net/sock.h"
+#include "net/transport.h"
+
+static char dir[64];
+static char ca_good[128], ca_bad[128];
+static int port;
+static int lfd = -1;
+static SSL_CTX *server_ctx;
+
+/* One server connection: answers "pong" to each "ping" until EOF. */
+static void *server_conn(void *arg)
+{
+    int fd = (int)(intptr_t)arg;
+    SSL *ssl = SSL_new(server_ctx);
+    SSL_set_fd(ssl, fd);
+    if (SSL_accept(ssl) == 1) {
+        char b[64];
+        int n;
+        while ((n = SSL_read(ssl, b, sizeof(b))) > 0)
+            if (SSL_write(ssl, "pong", 4) <= 0)
+                break;
+        SSL_shutdown(ssl);
+    }
+    SSL_free(ssl);
+    close(fd);
+    return NULL;
+}
+
+static void *server_main(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        int fd = accept(lfd, NULL, NULL);
+        if (fd < 0)
+            return NULL;
+        pthread_t t;
+        pthread_create(&t, NULL, server_conn, (void *)(intptr_t)fd);
+        pthread_detach(t);
+    }
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    if (system("command -v openssl >/dev/null 2>&1") != 0)
+        return -1;
+    snprintf(dir, sizeof(dir), "/tmp/test_tls_XXXXXX");
+    if (mkdtemp(dir) == NULL)
+        return -1;
+    char cmd[2048];
+    snprintf(cmd, sizeof(cmd),
+             "cd %s && "
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+             "-keyout ca.key -out ca.crt -days 2 -subj /CN=apigate-test-ca 2>/dev/null && "
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+             "-keyout bad.key -out bad.crt -days 2 -subj /CN=other-ca 2>/dev/null && "
+             "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout srv.key "
+             "-out srv.csr -subj /CN=localhost 2>/dev/null && "
+             "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > ext.cnf && "
+             "openssl x509 -req -in srv.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
+             "-out srv.crt -days 2 -extfile ext.cnf 2>/dev/null",
+             dir);
+    if (system(cmd) != 0)
+        return -1;
+    snprintf(ca_good, sizeof(ca_good), "%s/ca.crt", dir);
+    snprintf(ca_bad, sizeof(ca_bad), "%s/bad.crt", dir);
+    char crt[128], key[128];
+    snprintf(crt, sizeof(crt), "%s/srv.crt", dir);
+    snprintf(key, sizeof(key), "%s/srv.key", dir);
+    server_ctx = SSL_CTX_new(TLS_server_method());
+    if (SSL_CTX_use_certificate_file(server_ctx, crt, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_use_PrivateKey_file(server_ctx, key, SSL_FILETYPE_PEM) != 1)
+        return -1;
+    struct sock_addr a;
+    char err[128];
+    sock_parse_addr("127.0.0.1:0", &a, err, sizeof(err));
+    lfd = sock_listen(&a, false, 64, err, sizeof(err));
+    if (lfd < 0)
+        return -1;
+    /* sock_listen makes it non-blocking; the server thread wants to block in accept. */
+    int flags = fcntl(lfd, F_GETFL);
+    fcntl(lfd, F_SETFL, flags & ~O_NONBLOCK);
+    struct sockaddr_in sin;
+    socklen_t len = sizeof(sin);
+    getsockname(lfd, (struct sockaddr *)&sin, &len);
+    port = ntohs(sin.sin_port);
+    pthread_t t;
+    pthread_create(&t, NULL, server_main, NULL);
+    pthread_detach(t);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    shutdown(lfd, SHUT_RDWR); /* wakes the server thread out of accept() */
+    close(lfd);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    if (system(cmd) != 0)
+        return -1;
+    return 0;
+}
+
+struct fix {
+    struct loop *loop;
+    char spec[64];
+    struct gw_upserver server;
+    struct gw_upstream up;
+    struct gw_config cfg;
+    struct metrics *m;
+    struct metrics_slot *slot;
+    struct upstream_set *set;
+    struct upool *pool;
+};
+
+static struct fix *fix_create(const char *host, const char *ca, const char *sni)
+{
+    struct fix *f = calloc(1, sizeof(*f));
+    f->loop = loop_create();
+    snprintf(f->spec, sizeof(f->spec), "https://%s:%d", host, port);
+    char addr[64], err[256];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+    f->server = (struct gw_upserver){.spec = f->spec, .host = (char *)host, .port = port,
+                                     .tls = true, .numeric = true, .weight = 1};
+    assert_int_equal(sock_parse_addr(addr, &f->server.addr, err, sizeof(err)), 0);
+    f->up = (struct gw_upstream){.name = "secure", .servers = &f->server, .nservers = 1,
+                                 .connect_timeout_ms = 2000};
+    f->up.pool = (struct gw_pool){.max_connections = 4, .max_idle = 4, .idle_timeout_ms = 5000,
+                                  .queue_timeout_ms = 1000, .max_queue = 10};
+    f->up.tls = (struct gw_tls){.enabled = true, .verify = true, .ca_file = (char *)ca,
+                                .sni = (char *)sni};
+    f->cfg.upstreams = &f->up;
+    f->cfg.nupstreams = 1;
+    f->m = metrics_create();
+    f->slot = metrics_slot_get(f->m);
+    f->set = upstream_set_create(&f->cfg, f->m, 1, err, sizeof(err));
+    assert_non_null(f->set);
+    f->pool = upool_create(f->loop, upstream_set_at(f->set, 0), f->slot);
+    return f;
+}
+
+static void fix_destroy(struct fix *f)
+{
+    upool_destroy(f->pool);
+    loop_run_once(f->loop, 0);
+    upstream_set_destroy(f->set);
+    metrics_destroy(f->m);
+    loop_destroy(f->loop);
+    free(f);
+}
+
+struct req {
+    struct upool_waiter w;
+    struct uconn *c;
+    const char *err;
+    int called;
+};
+
+static void req_ready(struct upool_waiter *w, struct uconn *c, const char *err)
+{
+    struct req *r = (struct req *)w;
+    r->c = c;
+    r->err = err;
+    r->called = 1;
+}
+
+static void acquire(struct fix *f, struct req *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->w.ready = req_ready;
+    const char *err = NULL;
+    struct uconn *c = upool_acquire(f->pool, &r->w, 0, &err);
+    if (c != NULL || err != NULL) {
+        r->c = c;
+        r->err = err;
+        r->called = 1;
+    }
+    uint64_t t0 = clock_now_ms();
+    while (!r->called && clock_now_ms() - t0 < 3000)
+        loop_run_once(f->loop, 10);
+}
+
+/* Sends "ping" and waits for "pong" through the TLS transport, driving the loop. */
+static void ping(struct fix *f, struct uconn *c)
+{
+    struct transport *t = uconn_transport(c);
+    ssize_t n = transport_write(t, "ping", 4);
+    assert_int_equal(n, 4);
+    char b[16];
+    size_t got = 0;
+    uint64_t t0 = clock_now_ms();
+    while (got < 4 && clock_now_ms() - t0 < 3000) {
+        ssize_t r = transport_read(t, b + got, sizeof(b) - got);
+        if (r == IO_AGAIN) {
+            loop_run_once(f->loop, 10);
+            continue;
+        }
+        assert_true(r > 0);
+        got += (size_t)r;
+    }
+    assert_int_equal(got, 4);
+    assert_memory_equal(b, "pong", 4);
+}
+
+static int64_t counter(struct fix *f, const char *name, const char *a, const char *b,
+                       const char *c)
+{
+    const char *v[] = {a, b, c, NULL};
+    metrics_ref r = metrics_lookup(f->m, name, v);
+    assert_int_not_equal(r, METRICS_REF_NONE);
+    return metrics_read(f->m, r, METRICS_COUNTER);
+}
+
+static void test_verified_and_resumed(void **state)
+{
+    (void)state;
+    struct fix *f = fix_create("localhost", ca_good, NULL);
+    struct req a, b;
+    acquire(f, &a);
+    assert_null(a.err);
+    assert_non_null(a.c);
+    ping(f, a.c);
+    /* Both lent at once: the second must be a new connection, offered the first one's session. */
+    acquire(f, &b);
+    assert_null(b.err);
+    assert_non_null(b.c);
+    assert_ptr_not_equal(a.c, b.c);
+    ping(f, b.c);
+    assert_int_equal(counter(f, "apigate_upstream_tls_handshakes_total", "secure", "false", NULL),
+                     1);
+    assert_int_equal(counter(f, "apigate_upstream_tls_handshakes_total", "secure", "true", NULL),
+                     1);
+    /* Kept alive: a released TLS connection is reused, no handshake. */
+    upool_release(f->pool, a.c, true);
+    for (int i = 0; i < 20; i++)
+        loop_run_once(f->loop, 1); /* let late session tickets arrive on the idle connection */
+    struct req c;
+    acquire(f, &c);
+    assert_ptr_equal(c.c, a.c);
+    ping(f, c.c);
+    upool_release(f->pool, c.c, true);
+    upool_release(f->pool, b.c, true);
+    struct upool_stats st;
+    upool_get_stats(f->pool, &st);
+    assert_int_equal(st.connects, 2);
+    assert_int_equal(st.idle, 2);
+    fix_destroy(f);
+}
+
+static void test_ip_san(void **state)
+{
+    (void)state;
+    struct fix *f = fix_create("127.0.0.1", ca_good, NULL);
+    struct req a;
+    acquire(f, &a);
+    assert_null(a.err);
+    ping(f, a.c);
+    upool_release(f->pool, a.c, true);
+    fix_destroy(f);
+}
+
+static void test_wrong_ca(void **state)
+{
+    (void)state;
+    struct fix *f = fix_create("localhost", ca_bad, NULL);
+    struct req a;
+    acquire(f, &a);
+    assert_null(a.c);
+    assert_ptr_equal(a.err, upool_err_tls_verify);
+    assert_int_equal(counter(f, "apigate_upstream_connect_errors_total", "secure", f->spec,
+                             "tls_verify"),
+                     1);
+    fix_destroy(f);
+}
+
+static void test_wrong_name(void **state)
+{
+    (void)state;
+    struct fix *f = fix_create("localhost", ca_good, "api.example.com");
+    struct req a;
+    acquire(f, &a);
+    assert_null(a.c);
+    assert_ptr_equal(a.err, upool_err_tls_verify);
+    fix_destroy(f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_verified_and_resumed),
+        cmocka_unit_test(test_ip_san),
+        cmocka_unit_test(test_wrong_ca),
+        cmocka_unit_test(test_wrong_name),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
