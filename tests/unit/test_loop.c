@@ -386,14 +386,14 @@ static void test_timer_counts_from_now_outside_loop(void **state)
     struct loop *loop = loop_create();
     /* setup work between loop_create and the first iteration (busy, not asleep) */
     uint64_t t0 = clock_now_ms();
-    while (clock_now_ms() < t0 + 30)
+    while (clock_now_ms() < t0 + 60)
         ;
     struct again a = {.fired = 0};
     loop_timer_init(&a.t, on_again, &a);
     a.fired = 5; /* no re-arm */
-    loop_timer_start(loop, &a.t, 20);
+    loop_timer_start(loop, &a.t, 50);
     loop_run_once(loop, 0);
-    /* counted from the cached creation time it would be 10 ms overdue */
+    /* counted from the cached creation time it would be 10 ms overdue already */
     assert_int_equal(a.fired, 5);
     loop_timer_stop(loop, &a.t);
     loop_destroy(loop);
