@@ -35,6 +35,9 @@ int probe_target_run(const char *url, int timeout_ms, int samples, struct target
                      struct finding_list *out);
 
 /* Parsers behind probe_host, exposed for unit tests: */
+/* Marks the listening ports of one /proc/net/tcp or tcp6 text in <f> (call for both files before
+ * parsing connections, so accepted sockets are not taken for outgoing ones). */
+void probe_host__parse_listeners(const char *text, struct host_facts *f);
 /* Adds the sockets of one /proc/net/tcp or tcp6 text to <f> (counts and destinations). */
 void probe_host__parse_tcp(const char *text, struct host_facts *f);
 /* Reads "TcpExt:" ListenOverflows / ListenDrops from /proc/net/netstat text; -1 when absent. */

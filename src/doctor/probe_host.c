@@ -116,6 +116,21 @@ static int cmp_dest(const void *a, const void *b)
 
 }
 
+void probe_host__parse_listeners(const char *text, struct host_facts *f)
+{
+    const char *line = strchr(text, '\n'); // skip the header
+    while (line && *++line) {
+        char local[64];
+        unsigned st;
+        int port;
+        char addr[80];
+        if (sscanf(line, " %*d: %63s %*s %x", local, &st) == 2 && st == TCP_LISTEN_STATE &&
+            format_addr(local, addr, sizeof(addr), &port) == 0)
+            f->listen_ports[port / 8] |= (uint8_t)(1u << (port % 8));
+        line = strchr(line, '\n');
+    }
+}
+
 void probe_host__parse_tcp(const char *text, struct host_facts *f)
 {
     size_t n = 0;
@@ -135,8 +150,10 @@ void probe_host__parse_tcp(const char *text, struct host_facts *f)
                 f->sockets++;
                 bool tw = st == TCP_TIME_WAIT_STATE;
                 f->time_wait += tw;
-                /* Only sockets whose local port came from the ephemeral range consume it. */
-                if (lport >= f->port_lo && lport <= f->port_hi)
+                /* Only outgoing sockets whose local port came from the ephemeral range consume
+                 * it; an accepted socket has a listener's port (which may lie in the range). */
+                bool accepted = f->listen_ports[lport / 8] & (1u << (lport % 8));
+                if (!accepted && lport >= f->port_lo && lport <= f->port_hi)
                     add_dest(tab, &n, raddr, 1, tw);
             }
         }
@@ -191,12 +208,15 @@ int probe_host_run(const char *root, struct host_facts *f, struct finding_list *
         return -1;
     }
     free(s);
-    static const char *const tcp_files[] = {"net/tcp", "net/tcp6"};
+    /* Listeners of both families first: a v6 socket listening on [::] accepts v4 too. */
+    char *tcp[2] = {slurp(root, "net/tcp"), slurp(root, "net/tcp6")};
+    for (int i = 0; i < 2; i++)
+        if (tcp[i])
+            probe_host__parse_listeners(tcp[i], f);
     for (int i = 0; i < 2; i++) {
-        s = slurp(root, tcp_files[i]);
-        if (s)
-            probe_host__parse_tcp(s, f);
-        free(s);
+        if (tcp[i])
+            probe_host__parse_tcp(tcp[i], f);
+        free(tcp[i]);
     }
     s = slurp(root, "sys/fs/file-nr");
     if (s) {

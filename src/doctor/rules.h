@@ -202,6 +202,7 @@ struct host_facts {
     int somaxconn;
     int cpus;
     int gateway_threads; /* from the gateway probe, 0 when unknown */
+    uint8_t listen_ports[65536 / 8]; /* bitmap of local ports in LISTEN (probe scratch) */
 };
 
 #define RULES_HOST_PORTS_WARN 0.50

@@ -12,14 +12,17 @@
 #include "doctor/internal.h"
 
 /* Two connections from ephemeral ports to 127.0.0.1:5432 (one in TIME_WAIT), one to
- * 10.0.0.7:6379, a listener, and an accepted connection whose local port is the server's 8080. */
+ * 10.0.0.7:6379, a listener on 8080 and one on 40000 (inside the ephemeral range), and two
+ * accepted connections on those listeners. */
 static const char tcp4[] =
     "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
     "   0: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  0 0 1 1\n"
     "   1: 0100007F:9C41 0100007F:1538 01 00000000:00000000 00:00000000 00000000  0 0 2 1\n"
     "   2: 0100007F:9C42 0100007F:1538 06 00000000:00000000 00:00000000 00000000  0 0 0 1\n"
     "   3: 0100007F:9C43 0700000A:18EB 01 00000000:00000000 00:00000000 00000000  0 0 3 1\n"
-    "   4: 0100007F:1F90 0100007F:9C44 01 00000000:00000000 00:00000000 00000000  0 0 4 1\n";
+    "   4: 0100007F:1F90 0100007F:9C44 01 00000000:00000000 00:00000000 00000000  0 0 4 1\n"
+    "   5: 00000000:9C40 00000000:0000 0A 00000000:00000000 00:00000000 00000000  0 0 1 1\n"
+    "   6: 0100007F:9C40 0100007F:9C47 01 00000000:00000000 00:00000000 00000000  0 0 4 1\n";
 
 /* ::ffff:127.0.0.1 port 40005 -> ::ffff:127.0.0.1:5432, and ::1 40006 -> ::1:80. */
 static const char tcp6[] =
@@ -34,16 +37,18 @@ static void test_parse_tcp(void **state)
     memset(&h, 0, sizeof(h));
     h.port_lo = 32768;
     h.port_hi = 60999;
+    probe_host__parse_listeners(tcp4, &h);
+    probe_host__parse_listeners(tcp6, &h);
     probe_host__parse_tcp(tcp4, &h);
-    assert_int_equal(h.sockets, 4); // the listener is not counted
+    assert_int_equal(h.sockets, 5); // the listeners are not counted
     assert_int_equal(h.time_wait, 1);
-    assert_int_equal(h.n_dests, 2); // port 8080 is not ephemeral: the accepted conn is left out
+    assert_int_equal(h.n_dests, 2); // the accepted conns (local ports 8080, 40000) are left out
     assert_string_equal(h.dests[0].addr, "127.0.0.1:5432");
     assert_int_equal(h.dests[0].total, 2);
     assert_int_equal(h.dests[0].time_wait, 1);
     assert_string_equal(h.dests[1].addr, "10.0.0.7:6379");
     probe_host__parse_tcp(tcp6, &h);
-    assert_int_equal(h.sockets, 6);
+    assert_int_equal(h.sockets, 7);
     assert_string_equal(h.dests[0].addr, "127.0.0.1:5432"); // v4-mapped joins the v4 count
     assert_int_equal(h.dests[0].total, 3);
     assert_int_equal(h.n_dests, 3);

@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# apigate doctor --host: real sockets counted per destination from /proc/net/tcp{,6}. A helper
+# opens 200 connections from kernel-chosen ports (50 of them closed again, left in TIME_WAIT) and
+# 300 from ports it binds itself (BASE..BASE+299) to one listener. On the live /proc the
+# destination shows with its count and TIME_WAITs. A snapshot of those /proc files with a small
+# ip_local_port_range around BASE (--proc DIR) turns the same 300 sockets into a port exhaustion
+# warning (300 of 400 ports) and a critical (300 of 300). Also: a listener that never answers
+# makes the gateway probe time out (a finding, bounded by --timeout).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+require_cmd jq python3
+
+cat >"$T/hold.py" <<'PY'
+import os, selectors, socket, sys, time
+out = sys.argv[1]
+lst = socket.socket()
+lst.bind(("127.0.0.1", 0))
+lst.listen(1024)
+port = lst.getsockname()[1]
+sel = selectors.DefaultSelector()
+sel.register(lst, selectors.EVENT_READ)
+def pump(t):
+    # accept and close on EOF (so the client's active close ends in TIME_WAIT)
+    end = time.time() + t
+    while True:
+        left = end - time.time()
+        if left <= 0:
+            return
+        for key, _ in sel.select(left):
+            s = key.fileobj
+            if s is lst:
+                c, _ = lst.accept()
+                c.setblocking(False)
+                sel.register(c, selectors.EVENT_READ)
+            else:
+                try:
+                    d = s.recv(100)
+                except OSError:
+                    d = b""
+                if not d:
+                    sel.unregister(s)
+                    s.close()
+held = []
+for i in range(200):
+    c = socket.create_connection(("127.0.0.1", port))
+    held.append(c)
+    pump(0)
+for c in held[:50]:
+    c.close()
+del held[:50]
+# 300 consecutive local ports below the ephemeral range, at a base nobody uses
+base = None
+for cand in range(20000, 31000, 500):
+    socks = []
+    try:
+        for i in range(300):
+            c = socket.socket()
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            c.bind(("127.0.0.1", cand + i))
+            socks.append(c)
+    except OSError:
+        for c in socks:
+            c.close()
+        continue
+    base = cand
+    for c in socks:
+        c.connect(("127.0.0.1", port))
+        held.append(c)
+        pump(0)
+    break
+pump(1.0)
+with open(out + ".tmp", "w") as f:
+    f.write("%d %d\n" % (port, base))
+os.rename(out + ".tmp", out)
+pump(120)
+PY
+start_bg hold python3 "$T/hold.py" "$T/hold.ready"
+deadline=$((SECONDS + 20))
+until [ -s "$T/hold.ready" ]; do
+    kill -0 "$LAST_PID" 2>/dev/null || fail "helper died"
+    [ $SECONDS -lt $deadline ] || fail "helper not ready"
+    sleep 0.1
+done
+read -r HPORT BASE <"$T/hold.ready"
+DEST="127.0.0.1:$HPORT"
+log "helper listening on $DEST, bound ports from $BASE"
+
+# --- live /proc ---------------------------------------------------------------------------------
+out=$("$APIGATE" doctor --host --json) || fail "doctor --host failed: $out"
+jq -e . >/dev/null <<<"$out" || fail "not JSON: $out"
+f=$(jq -r '.findings[] | select(.id == "host-ephemeral-ports") | .evidence' <<<"$out")
+line=$(grep -F " to $DEST" <<<"$f" || true)
+[ -n "$line" ] || fail "destination $DEST not listed: $f"
+n=$(awk '{ print $1 }' <<<"$line")
+tw=$(sed -E 's/.*\(([0-9]+) TIME_WAIT\).*/\1/' <<<"$line")
+lo=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range)
+# 150 open + 50 TIME_WAIT from kernel ports; the 300 bound ports count only if inside the range.
+if [ "$BASE" -ge "$lo" ]; then want=500; else want=200; fi
+assert_eq "$n" "$want" "sockets from ephemeral ports to $DEST"
+assert_eq "$tw" 50 "TIME_WAIT to $DEST"
+assert_contains "$f" "ip_local_port_range $lo-" "range in evidence"
+for id in host-file-descriptors host-listen-overflows host-cpus; do
+    assert_eq "$(jq -r --arg id "$id" '[.findings[] | select(.id == $id)] | length' <<<"$out")" 1 "$id present"
+done
+assert_eq "$(jq -r '.findings[] | select(.id == "host-cpus") | .title' <<<"$out")" "$(nproc) CPUs" "CPU count"
+
+# --- the same sockets against a small port range (a snapshot judged with --proc) ---------------
+snap() { # snap LO HI: copies the live files, with ip_local_port_range LO HI
+    rm -rf "$T/proc"
+    mkdir -p "$T/proc/net" "$T/proc/sys/net/ipv4" "$T/proc/sys/net/core" "$T/proc/sys/fs"
+    cat /proc/net/tcp >"$T/proc/net/tcp"
+    cat /proc/net/tcp6 >"$T/proc/net/tcp6" 2>/dev/null || true
+    cat /proc/net/netstat >"$T/proc/net/netstat"
+    cat /proc/sys/net/core/somaxconn >"$T/proc/sys/net/core/somaxconn"
+    cat /proc/sys/fs/file-nr >"$T/proc/sys/fs/file-nr"
+    echo "$1 $2" >"$T/proc/sys/net/ipv4/ip_local_port_range"
+}
+snap "$BASE" $((BASE + 399))
+set +e
+out=$("$APIGATE" doctor --host --proc "$T/proc" --json)
+code=$?
+set -e
+assert_eq "$code" 0 "warning only"
+f=$(jq -c '.findings[] | select(.id == "host-ephemeral-ports")' <<<"$out")
+assert_eq "$(jq -r .severity <<<"$f")" warning "300 of 400 ports"
+assert_contains "$(jq -r .title <<<"$f")" "300 sockets to $DEST use 75.0% of the 400 ephemeral ports" "title"
+assert_contains "$(jq -r .fix <<<"$f")" "reuse connections to $DEST" "fix"
+snap "$BASE" $((BASE + 299))
+set +e
+out=$("$APIGATE" doctor --host --proc "$T/proc" --json --fail-on critical)
+code=$?
+set -e
+assert_eq "$code" 1 "critical exits 1"
+assert_eq "$(jq -r '.findings[] | select(.id == "host-ephemeral-ports") | .severity' <<<"$out")" critical "300 of 300 ports"
+set +e
+out=$("$APIGATE" doctor --host --proc "$T/nonexistent" --json)
+set -e
+assert_eq "$(jq -r '.findings[0].id' <<<"$out")" host-unreadable "missing /proc files"
+
+# --- a server that accepts but never answers: the gateway probe times out ----------------------
+t0=$(date +%s%N)
+set +e
+out=$("$APIGATE" doctor --gateway "http://$DEST" --timeout 500ms --json)
+code=$?
+set -e
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+assert_eq "$code" 1 "unanswered gateway is critical"
+assert_contains "$(jq -r '.findings[0].title' <<<"$out")" "timed out" "timeout reason"
+assert_range "$ms" 400 3000 "bounded by --timeout (ms)"
+log "ok"
