@@ -479,7 +479,10 @@ struct ynode *yaml_load_string(const char *text, size_t len, const char *name, c
 
 struct ynode *yaml_load_file(const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
+    bool is_stdin = strcmp(path, "-") == 0; /* `apigate check -c -` reads a pipe */
+    FILE *f = is_stdin ? stdin : fopen(path, "rb");
+    if (is_stdin)
+        path = "<stdin>";
     if (f == NULL) {
         snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
         return NULL;
@@ -496,14 +499,16 @@ struct ynode *yaml_load_file(const char *path, char *err, size_t errlen)
         if (len > YAML_MAX_FILE) {
             snprintf(err, errlen, "%s: file larger than %u MB", path, YAML_MAX_FILE >> 20);
             free(data);
-            fclose(f);
+            if (!is_stdin)
+                fclose(f);
             return NULL;
         }
         if (r == 0)
             break;
     }
     bool failed = ferror(f);
-    fclose(f);
+    if (!is_stdin)
+        fclose(f);
     if (failed) {
         snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
         free(data);

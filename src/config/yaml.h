@@ -21,7 +21,7 @@ struct ynode {
     size_t n;
 };
 
-/* Loads <path>. Returns the root, or NULL with "file:line:col: message" in <err>. An empty file
+/* Loads <path> ("-": standard input, named "<stdin>" in messages). Returns the root, or NULL with "file:line:col: message" in <err>. An empty file
  * gives an empty map. */
 struct ynode *yaml_load_file(const char *path, char *err, size_t errlen);
 /* Loads <text>; <name> is used as the file name in positions and errors. */

@@ -235,6 +235,18 @@ static void test_files(void **state)
     assert_int_equal(b->line, 2);
     assert_int_equal(ynode_size(b), 2);
     yaml_tree_free(root);
+
+    /* "-" reads standard input */
+    int saved = dup(STDIN_FILENO);
+    f = fopen(path, "w");
+    fputs("x: [1,\n", f);
+    fclose(f);
+    assert_non_null(freopen(path, "r", stdin));
+    assert_null(yaml_load_file("-", err, sizeof(err)));
+    assert_non_null(strstr(err, "<stdin>:2:1: "));
+    dup2(saved, STDIN_FILENO);
+    close(saved);
+    clearerr(stdin);
     unlink(path);
 }
 
