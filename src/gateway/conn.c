@@ -120,6 +120,12 @@ static void conn__reset_request(struct conn *c)
     c->counted = false;
     c->sent_continue = false;
     c->t_start_us = 0;
+    /* the proxy's per-request facts are read by the access log even for local answers */
+    c->px.t_sent_us = c->px.t_first_byte_us = 0;
+    c->px.pool_wait_us = 0;
+    c->px.server = NULL;
+    c->px.req_body = H1_BODY_NONE;
+    c->px.req_body_read = true;
     arena_reset(&c->arena);
 }
 
