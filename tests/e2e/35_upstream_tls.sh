@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# TLS to an upstream: nginx with a certificate signed by a CA made here with openssl. With
+# verification on and tls.ca_file set, requests pass and the pool keeps the TLS connections alive
+# (few handshakes for many requests, later ones resumed); with the wrong CA every request fails
+# with 502, the error is counted as reason="tls_verify" and the log says why.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+require_cmd curl nginx openssl promtool
+
+nport=$(free_port)
+gport=$(free_port)
+aport=$(free_port)
+
+log "certificates: a CA, a server certificate for localhost/127.0.0.1, and an unrelated CA"
+(
+    cd "$T"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key \
+        -out ca.crt -days 2 -subj /CN=apigate-e2e-ca
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout other.key \
+        -out other.crt -days 2 -subj /CN=some-other-ca
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout srv.key \
+        -out srv.csr -subj /CN=localhost
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >ext.cnf
+    openssl x509 -req -in srv.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out srv.crt -days 2 \
+        -extfile ext.cnf
+) >"$T/openssl.log" 2>&1 || fail "openssl: $(tail -5 "$T/openssl.log")"
+
+mkdir -p "$T/nginx"
+cat >"$T/nginx.conf" <<EOF
+daemon off;
+master_process off;
+worker_processes 1;
+error_log $T/nginx/error.log warn;
+pid $T/nginx/nginx.pid;
+events { worker_connections 256; }
+http {
+    access_log off;
+    client_body_temp_path $T/nginx;
+    proxy_temp_path $T/nginx;
+    fastcgi_temp_path $T/nginx;
+    uwsgi_temp_path $T/nginx;
+    scgi_temp_path $T/nginx;
+    keepalive_requests 10000;
+    server {
+        listen 127.0.0.1:$nport ssl;
+        ssl_certificate $T/srv.crt;
+        ssl_certificate_key $T/srv.key;
+        location /api/ { default_type application/json; return 200 '{"tls":"ok"}'; }
+        location /health { return 200 'ok'; }
+    }
+}
+EOF
+start_bg nginx nginx -c "$T/nginx.conf" -p "$T/nginx"
+wait_port "$nport"
+curl -s --cacert "$T/ca.crt" "https://localhost:$nport/api/x" >/dev/null ||
+    fail "nginx does not serve TLS with the test CA"
+
+cat >"$T/gw.yaml" <<EOF
+listen: 127.0.0.1:$gport
+admin: 127.0.0.1:$aport
+workers: {threads: 1}
+upstreams:
+  good:
+    servers: [https://localhost:$nport]
+    tls: {ca_file: $T/ca.crt}
+    pool: {max_connections: 4, max_idle: 4, idle_timeout: 60s}
+  bad:
+    servers: [https://localhost:$nport]
+    tls: {ca_file: $T/other.crt}
+routes:
+  - match: /api/
+    upstream: good
+  - match: /bad/
+    upstream: bad
+EOF
+start_bg gw "$APIGATE" serve -c "$T/gw.yaml"
+wait_port "$gport"
+wait_port "$aport"
+G=http://127.0.0.1:$gport
+
+log "verified TLS upstream: 40 requests"
+for i in $(seq 1 40); do
+    assert_eq "$(http_status "$G/api/item/$i")" 200 "request $i through TLS"
+done
+assert_eq "$(http_body "$G/api/x")" '{"tls":"ok"}' "body from the TLS upstream"
+
+metrics=$(curl -s "http://127.0.0.1:$aport/metrics")
+mval() { # mval SERIES-PREFIX: value of the first line starting with it (0 when absent)
+    awk -v p="$1" 'index($0, p) == 1 { print $NF; found = 1; exit } END { if (!found) print 0 }' <<<"$metrics"
+}
+connects=$(mval "apigate_upstream_connects_total{upstream=\"good\"")
+full=$(mval 'apigate_upstream_tls_handshakes_total{upstream="good",resumed="false"}')
+log "good: connects=$connects full handshakes=$full for 41 requests"
+assert_range "$connects" 1 4 "TLS connections opened for 41 sequential requests (keep-alive pool)"
+assert_range "$full" 1 1 "full TLS handshakes"
+
+log "parallel requests open more connections; the later ones resume the TLS session"
+for i in $(seq 1 8); do curl -s -o /dev/null "$G/api/p/$i" & done
+wait
+metrics=$(curl -s "http://127.0.0.1:$aport/metrics")
+resumed=$(mval 'apigate_upstream_tls_handshakes_total{upstream="good",resumed="true"}')
+connects=$(mval "apigate_upstream_connects_total{upstream=\"good\"")
+log "after parallel requests: connects=$connects resumed=$resumed"
+if [ "$connects" -gt 1 ]; then
+    assert_range "$resumed" 1 100 "resumed TLS handshakes once a session exists"
+fi
+
+log "wrong CA: 502, counted as tls_verify, logged with the reason"
+assert_eq "$(http_status "$G/bad/x")" 502 "upstream with an untrusted certificate"
+assert_eq "$(http_status "$G/bad/y")" 502 "again"
+metrics=$(curl -s "http://127.0.0.1:$aport/metrics")
+verr=$(mval "apigate_upstream_connect_errors_total{upstream=\"bad\",server=\"https://localhost:$nport\",reason=\"tls_verify\"}")
+assert_range "$verr" 2 2 "connect errors with reason tls_verify"
+assert_eq "$(mval "apigate_upstream_connect_errors_total{upstream=\"good\",server=\"https://localhost:$nport\",reason=\"tls_verify\"}")" 0 \
+    "no verify errors on the good upstream"
+grep -q "certificate verify failed" "$T/gw.log" || fail "log does not say the certificate failed verification"
+grep -q "tls.ca_file" "$T/gw.log" || fail "log does not point at tls.ca_file"
+
+log "the exposition passes promtool"
+curl -s "http://127.0.0.1:$aport/metrics" >"$T/metrics.txt"
+promtool check metrics <"$T/metrics.txt" >"$T/promtool.log" 2>&1 ||
+    fail "promtool check metrics: $(head -20 "$T/promtool.log")"
+log "ok"
