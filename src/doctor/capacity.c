@@ -22,7 +22,7 @@ int capacity_compute(const struct capacity_in *in, struct capacity_out *o, char 
 {
     if (in->pods <= 0 || in->pool_size < 0 || in->max_overflow < 0 || in->db_max_connections < 0 ||
         in->conns_per_pod < 0 || in->nat_ips <= 0 || in->ports_per_ip <= 0 ||
-        in->cpu_limit < 0 || in->workers_per_pod < 0 || in->pgbouncers <= 0) {
+        in->cpu_limit < 0 || in->workers_per_pod < 0 || in->pgbouncers <= 0 || in->db_cpus < 0) {
         snprintf(err, errlen, "pods, nat-ips, ports-per-ip and pgbouncers must be > 0 and the "
                               "others >= 0");
         return -1;
@@ -39,7 +39,11 @@ int capacity_compute(const struct capacity_in *in, struct capacity_out *o, char 
     o->db_usable = in->db_max_connections > 0 ? in->db_max_connections - in->db_reserved : 0;
     o->db_use = o->db_usable > 0 ? (double)o->db_possible / (double)o->db_usable : 0;
     o->fit_per_pool = o->db_usable > 0 ? (long)floor(o->db_usable * 0.8 / (double)o->pools) : 0;
-    o->pgb_pool_size = o->db_usable > 0 ? (long)floor(o->db_usable * 0.8 / (double)in->pgbouncers) : 0;
+    /* Server connections beyond what the cores can run only queue inside PostgreSQL. */
+    long total = o->db_usable > 0 ? (long)floor(o->db_usable * 0.8) : 0;
+    if (in->db_cpus > 0 && 2 * in->db_cpus + 1 < total)
+        total = 2 * in->db_cpus + 1;
+    o->pgb_pool_size = (total + in->pgbouncers - 1) / in->pgbouncers;
     if (o->pgb_pool_size < 1 && o->db_usable > 0)
         o->pgb_pool_size = 1;
     o->pgb_max_client = o->db_possible;
@@ -87,6 +91,9 @@ static void db_finding(const struct capacity_in *in, const struct capacity_out *
                        "%s",
                     o->pgb_pool_size, o->pgb_max_client,
                     in->pgbouncers > 1 ? " (per PgBouncer instance)" : "");
+        if (in->db_cpus <= 0)
+            finding_fix(f, "(default_pool_size above is the ceiling; with the database's core "
+                           "count, --db-cpus N gives 2 x N + 1, usually far fewer)");
         if (o->fit_per_pool >= 1)
             finding_fix(f, "or, without a pooler, pool_size + max_overflow <= %ld per pool "
                            "(e.g. pool_size %ld, max_overflow %ld)",

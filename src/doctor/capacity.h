@@ -21,6 +21,7 @@ struct capacity_in {
     long workers_per_pod;    /* processes (gunicorn -w) per pod, 0 when unknown */
     bool pool_per_worker;    /* each worker process has its own pool (pre-fork servers) */
     long pgbouncers;         /* PgBouncer instances sharing the server, default 1 */
+    long db_cpus;            /* database server cores, 0 when unknown */
 };
 
 struct capacity_out {
@@ -29,7 +30,9 @@ struct capacity_out {
     long db_usable;          /* max_connections − reserved */
     double db_use;           /* db_possible / db_usable */
     long fit_per_pool;       /* pool_size + max_overflow that would fit in 80% of db_usable */
-    long pgb_pool_size;      /* PgBouncer default_pool_size per instance */
+    long pgb_pool_size;      /* PgBouncer default_pool_size per instance: 2 × db_cpus + 1 when
+                                the cores are known (PostgreSQL wiki's rule for busy
+                                connections), never above 80% of db_usable */
     long pgb_max_client;     /* max_client_conn that lets every pool connect */
     long ports_needed;       /* pods × conns_per_pod */
     long ports_available;    /* nat_ips × ports_per_ip */

@@ -34,6 +34,7 @@ static const struct plan_opt plan_opts[] = {
     {"--workers-per-pod", PLAN_LONG, OFF(workers_per_pod), "worker processes per pod"},
     {"--pool-per-worker", PLAN_BOOL, OFF(pool_per_worker), "each worker process has its own pool"},
     {"--pgbouncers", PLAN_LONG, OFF(pgbouncers), "PgBouncer instances (default 1)"},
+    {"--db-cpus", PLAN_LONG, OFF(db_cpus), "database server cores (sizes default_pool_size)"},
 };
 #define PLAN_NOPTS (sizeof(plan_opts) / sizeof(plan_opts[0]))
 
@@ -128,7 +129,7 @@ static int plan_load_yaml(const char *path, struct capacity_in *in)
             fprintf(stderr, "%s:%d:%d: %s: unknown key; allowed: pods, pool_size, max_overflow, "
                             "db_max_connections, db_reserved, conns_per_pod, nat_ips, "
                             "ports_per_ip, cpu_limit, workers_per_pod, pool_per_worker, "
-                            "pgbouncers\n",
+                            "pgbouncers, db_cpus\n",
                     k->file, k->line, k->col, k->str);
             bad++;
         } else if (v->type != YNODE_SCALAR) {

@@ -45,6 +45,12 @@ static void test_seed_db_connections(void **state)
     assert_non_null(strstr(f->fix, "pool_mode = transaction"));
     assert_non_null(strstr(f->fix, "default_pool_size = 157"));
     finding_list_deinit(&l);
+    /* Knowing the database has 8 cores: 2 × 8 + 1 = 17 server connections, split over 2
+     * PgBouncers. */
+    in.db_cpus = 8;
+    in.pgbouncers = 2;
+    assert_int_equal(capacity_compute(&in, &o, err, sizeof(err)), 0);
+    assert_int_equal(o.pgb_pool_size, 9);
 }
 
 static void test_seed_ports(void **state)
