@@ -48,12 +48,12 @@ static const unsigned char h1_target[256] = {
     1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,
 };
 
-/* Host and authority bytes: unreserved, sub-delims, '%', ':' and the IP-literal brackets. No
- * '@' (userinfo), '/', '?', '#' or whitespace: those would let a Host mean two different things. */
-static const unsigned char h1_hostch[256] = {
+/* reg-name bytes (RFC 3986 §3.2.2): unreserved, sub-delims and '%'. No '@' (userinfo), '/', '?',
+ * '#' or whitespace: those would let one Host mean two different origins to two parsers. */
+static const unsigned char h1_regname[256] = {
     0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
-    0,1,0,0,1,1,1,1,1,1,1,1,1,1,1,0,1,1,1,1,1,1,1,1,1,1,1,1,0,1,0,0,
-    0,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,0,1,0,1,
+    0,1,0,0,1,1,1,1,1,1,1,1,1,1,1,0,1,1,1,1,1,1,1,1,1,1,0,1,0,1,0,0,
+    0,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,0,0,0,0,1,
     0,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,0,0,0,1,0,
     0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
     0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
@@ -220,12 +220,44 @@ static void parse_connection(const unsigned char *v, size_t len, struct h1_field
     }
 }
 
-static bool host_valid(const unsigned char *v, size_t len)
+static inline bool is_hex(unsigned char c)
 {
-    for (size_t i = 0; i < len; i++)
-        if (!h1_hostch[v[i]])
+    return is_digit(c) || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f');
+}
+
+/* authority = uri-host [":" port] without userinfo (RFC 9110 §7.2, RFC 3986 §3.2): a reg-name
+ * with well-formed %XX, or a bracketed IP literal, then optional digits. An empty value is valid
+ * only when <allow_empty> (a Host header for a target without authority); <need_port> is for
+ * CONNECT. */
+static bool authority_valid(const unsigned char *v, size_t len, bool allow_empty, bool need_port)
+{
+    if (len == 0)
+        return allow_empty && !need_port;
+    size_t i = 0;
+    if (v[0] == '[') {
+        i = 1;
+        while (i < len && (is_hex(v[i]) || v[i] == ':' || v[i] == '.'))
+            i++;
+        if (i == 1 || i == len || v[i] != ']')
             return false;
-    return true;
+        i++;
+    } else {
+        while (i < len && h1_regname[v[i]]) {
+            if (v[i] == '%' && (len - i < 3 || !is_hex(v[i + 1]) || !is_hex(v[i + 2])))
+                return false;
+            i++;
+        }
+        if (i == 0)
+            return false; /* ":80" */
+    }
+    if (i == len)
+        return !need_port;
+    if (v[i] != ':')
+        return false;
+    size_t p0 = ++i;
+    while (i < len && is_digit(v[i]))
+        i++;
+    return i == len && (i > p0 || !need_port);
 }
 
 /* Records one field line that matters for framing. Returns 0, or -1 with *<err>. */
@@ -236,7 +268,7 @@ static int note_field(const unsigned char *n, size_t nlen, const unsigned char *
     case 4:
         if (request && name_is(n, "host", 4)) {
             /* Two Hosts, or one with '@' or '/', let two parsers pick two different origins. */
-            if (++f->nhost > 1 || !host_valid(v, vlen)) {
+            if (++f->nhost > 1 || !authority_valid(v, vlen, true, false)) {
                 *err = H1_ERR_HOST;
                 return -1;
             }
@@ -466,18 +498,8 @@ static int classify_target(struct h1_request *r, const char **abs_host, size_t *
     size_t len = r->target_len;
     if (r->method_id == H1_M_CONNECT) {
         /* authority-form: host ":" port, nothing else */
-        const char *colon = NULL;
-        for (size_t i = 0; i < len; i++) {
-            if (!h1_hostch[(unsigned char)t[i]])
-                return -1;
-            if (t[i] == ':')
-                colon = t + i;
-        }
-        if (!colon || colon == t || colon + 1 == t + len)
+        if (!authority_valid((const unsigned char *)t, len, false, true))
             return -1;
-        for (const char *p = colon + 1; p < t + len; p++)
-            if (!is_digit((unsigned char)*p))
-                return -1;
         r->path = t;
         r->path_len = 0;
         return 0;
@@ -504,12 +526,10 @@ static int classify_target(struct h1_request *r, const char **abs_host, size_t *
         return -1;
     i += 3;
     size_t a0 = i;
-    while (i < len && t[i] != '/' && t[i] != '?') {
-        if (!h1_hostch[(unsigned char)t[i]])
-            return -1; /* '@' userinfo included: RFC 9110 §4.2.4 says treat it as an error */
+    while (i < len && t[i] != '/' && t[i] != '?')
         i++;
-    }
-    if (i == a0)
+    /* '@' userinfo fails here too: RFC 9110 §4.2.4 says to treat it as an error */
+    if (!authority_valid((const unsigned char *)t + a0, i - a0, false, false))
         return -1;
     *abs_host = t + a0;
     *abs_host_len = i - a0;

@@ -238,6 +238,17 @@ static const struct bad_case bad_requests[] = {
     {"Host dup case", "GET / HTTP/1.1\r\nhost: a\r\nHOST: a\r\n\r\n", 400, H1_ERR_HOST},
     {"Host missing absolute", "GET http://a/ HTTP/1.1\r\n\r\n", 400, H1_ERR_HOST},
     {"Host dup HTTP/1.0", "GET / HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n", 400, H1_ERR_HOST},
+    {"Host stray bracket", "GET / HTTP/1.1\r\nHost: a]b\r\n\r\n", 400, H1_ERR_HOST},
+    {"Host open bracket", "GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", 400, H1_ERR_HOST},
+    {"Host empty brackets", "GET / HTTP/1.1\r\nHost: []\r\n\r\n", 400, H1_ERR_HOST},
+    {"Host port only", "GET / HTTP/1.1\r\nHost: :80\r\n\r\n", 400, H1_ERR_HOST},
+    {"Host bad port", "GET / HTTP/1.1\r\nHost: a:8x\r\n\r\n", 400, H1_ERR_HOST},
+    {"Host two ports", "GET / HTTP/1.1\r\nHost: a:1:2\r\n\r\n", 400, H1_ERR_HOST},
+    {"Host bad pct", "GET / HTTP/1.1\r\nHost: a%zz\r\n\r\n", 400, H1_ERR_HOST},
+    {"Host with comma list", "GET / HTTP/1.1\r\nHost: a, b\r\n\r\n", 400, H1_ERR_HOST},
+    {"absolute bad port", "GET http://a:b/ HTTP/1.1\r\nHost: a\r\n\r\n", 400, H1_ERR_TARGET},
+    {"absolute bracket junk", "GET http://[::1]x/ HTTP/1.1\r\nHost: a\r\n\r\n", 400,
+     H1_ERR_TARGET},
 };
 
 static void check_bad(const struct bad_case *c, size_t n)
@@ -566,6 +577,12 @@ static void test_target_forms(void **state)
     parse_ok("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", &r);
     assert_int_equal(r.method_id, H1_M_OPTIONS);
     assert_slice(r.path, r.path_len, "*");
+    parse_ok("CONNECT [::1]:443 HTTP/1.1\r\nHost: [::1]:443\r\n\r\n", &r);
+    assert_slice(r.host, r.host_len, "[::1]:443");
+    parse_ok("GET / HTTP/1.1\r\nHost: \r\n\r\n", &r); /* empty Host is allowed (RFC 9112 §3.2) */
+    assert_non_null(r.host);
+    assert_int_equal(r.host_len, 0);
+    parse_ok("GET / HTTP/1.1\r\nHost: my_host.internal%41:\r\n\r\n", &r);
     parse_ok("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", &r);
     assert_int_equal(r.method_id, H1_M_CONNECT);
     assert_slice(r.target, r.target_len, "example.com:443");
