@@ -554,7 +554,8 @@ static void sv__check(struct sv *sv, uint64_t now)
                 w->state = SV_RUNNING;
                 supervisor_watch_init(&w->watch, w->nthreads, now);
                 ag_log(AG_LOG_INFO, "worker pid %d (generation %u) ready in %llu ms", (int)w->pid,
-                       w->generation, (unsigned long long)(now - w->started_ms));
+                       w->generation,
+                       (unsigned long long)(now > w->started_ms ? now - w->started_ms : 0));
                 if (w == sv->next) {
                     /* The replacement serves; the old worker stops accepting and drains. */
                     if (sv->current) {
