@@ -74,10 +74,11 @@ const char *h1_status_reason(int status)
     }
 }
 
-/* Decimal digits of <v> into the end of <tmp>; returns the start. */
-static char *u64_dec(uint64_t v, char tmp[20])
+/* Decimal digits of <v> written backwards ending just before <end> (up to 20 bytes); returns
+ * the first digit. */
+static char *u64_dec(uint64_t v, char *end)
 {
-    char *p = tmp + 20;
+    char *p = end;
     do {
         *--p = (char)('0' + v % 10);
         v /= 10;
@@ -148,8 +149,9 @@ void h1_write_header_str(struct buf *b, const char *name, const char *value)
 void h1_write_header_u64(struct buf *b, const char *name, uint64_t value)
 {
     char tmp[20];
-    char *d = u64_dec(value, tmp);
-    h1_write_header(b, name, strlen(name), d, (size_t)(tmp + 20 - d));
+    char *end = tmp + sizeof(tmp);
+    char *d = u64_dec(value, end);
+    h1_write_header(b, name, strlen(name), d, (size_t)(end - d));
 }
 
 void h1_write_end_head(struct buf *b) { buf_append(b, "\r\n", 2); }
