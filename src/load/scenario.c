@@ -554,6 +554,15 @@ static void scen__thresholds(struct scen_parse *p, const struct ynode *n)
                 SERR(p, e, "thresholds: %s", err);
                 continue;
             }
+            /* A per-name threshold must name a request: a typo would otherwise pass silently. */
+            bool found = t.tag == NULL;
+            for (size_t r = 0; r < s->nreqs && !found; r++)
+                found = strcmp(s->reqs[r].name, t.tag) == 0;
+            if (!found) {
+                SERR(p, k, "thresholds: %s: no request is named '%s'", k->str, t.tag);
+                threshold_free(&t);
+                continue;
+            }
             s->th = xrealloc(s->th, (s->nth + 1) * sizeof(*s->th));
             s->th[s->nth++] = t;
         }
@@ -711,17 +720,6 @@ static void scen__top(struct scen_parse *p, const struct ynode *root)
     }
     if ((n = ynode_get(root, "thresholds")))
         scen__thresholds(p, n);
-    /* Per-name thresholds must name a request: a typo would otherwise pass silently. */
-    for (size_t i = 0; i < s->nth; i++) {
-        if (s->th[i].tag == NULL)
-            continue;
-        bool found = false;
-        for (size_t j = 0; j < s->nreqs && !found; j++)
-            found = strcmp(s->reqs[j].name, s->th[i].tag) == 0;
-        if (!found)
-            SERR(p, ynode_get(root, "thresholds"), "thresholds: %s{name:%s}: no request is named '%s'",
-                 s->th[i].metric, s->th[i].tag, s->th[i].tag);
-    }
 }
 
 struct scenario *scenario_load(const char *path, FILE *errf)
