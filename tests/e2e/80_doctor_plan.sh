@@ -72,4 +72,10 @@ c4=$?
 c5=$?
 set -e
 assert_eq "$c1$c2$c3$c4$c5" 22222 "bad usage exits 2"
+# Every finding id the code can emit has its section in docs/doctor.md (the "doc" link target).
+ids=$(grep -ohE '"(pg|pgb|redis|gw|host|target|capacity|probe)-[a-z0-9-]+"' "$AG_SRC"/src/doctor/*.c | tr -d '"' | sort -u)
+[ "$(wc -l <<<"$ids")" -ge 40 ] || fail "finding ids not found in src/doctor"
+for id in $ids; do
+    grep -qx "### $id" "$AG_SRC/docs/doctor.md" || fail "docs/doctor.md has no section for $id"
+done
 log "ok"
