@@ -866,7 +866,12 @@ static void mock_conn__input(struct mock_conn *c)
     }
     c->busy = false;
     mock_conn__flush(c);
-    if (!c->closed && c->eof && c->npending == 0 && buf_pending(&c->out) == 0)
+    if (c->closed || !c->eof)
+        return;
+    /* the peer is done sending: close once everything is answered, or at once when what blocks
+     * the queue is a hang (it would never be answered, and the client has gone) */
+    if ((c->npending == 0 && buf_pending(&c->out) == 0) ||
+        (c->head && c->head->state == MOCK_REQ_HANG))
         mock_conn__close(c);
 }
 
