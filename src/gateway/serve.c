@@ -173,12 +173,6 @@ int serve_main(int argc, char **argv)
     }
     log_set_level((enum log_level)c->logging.level);
     log_set_json(c->logging.format == GW_FMT_JSON);
-    if (!supervisor_worker_built()) {
-        fprintf(stderr, "apigate serve: not built yet: this binary has no gateway worker "
-                        "(src/gateway/worker.c, issue 3)\n");
-        gwconf_free(c);
-        return 2;
-    }
     return supervisor_run(&o, c);
 }
 

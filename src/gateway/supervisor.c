@@ -23,10 +23,6 @@
 #include "gateway/gwconf.h"
 #include "net/sock.h"
 
-/* Weak until the worker lands in every build: a binary without it says so instead of failing to
- * link. XXX(#3): make it a plain reference once src/gateway/worker.c is in the tree. */
-extern int worker_run(const struct worker_ctx *ctx) __attribute__((weak));
-
 #define SV_MAX_WORKERS 16       /* live worker processes: current, next, and draining ones */
 #define SV_POLL_MS 100          /* watchdog resolution */
 #define SV_POLL_FAST_MS 5       /* readiness resolution while a worker starts */
@@ -119,11 +115,6 @@ int supervisor_watch_check(struct supervisor_watch *w, const uint64_t *ticks, ui
         }
     }
     return stuck;
-}
-
-bool supervisor_worker_built(void)
-{
-    return worker_run != NULL;
 }
 
 /* ---- config ---- */

@@ -30,9 +30,6 @@ struct gw_config *supervisor_load_config(const struct supervisor_opts *o, struct
  * process exit status (0 after a clean stop, 1 when the sockets could not be opened). */
 int supervisor_run(const struct supervisor_opts *o, struct gw_config *cfg);
 
-/* Whether a worker implementation is linked into this binary. */
-bool supervisor_worker_built(void);
-
 /* Restart backoff after crashes: 100 ms doubling up to 5 s; a worker that ran 30 s without a
  * crash resets it. Time is passed in (ms, monotonic). */
 struct supervisor_backoff {
