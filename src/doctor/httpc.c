@@ -2,6 +2,7 @@
  * connection, every step bounded by a timeout with poll(), and the time of each step recorded
  * like curl -w (dns, connect, tls, first byte, total, cumulative). Not for hot paths: the gateway
  * and the load generator use the event loop. The only file of src/doctor with OpenSSL. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <poll.h>
@@ -145,8 +146,16 @@ static int tls_start(struct httpc_conn *c, const char *host, char *err, size_t e
     SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
     c->ssl = SSL_new(c->ctx);
     SSL_set_fd(c->ssl, c->fd);
-    SSL_set_tlsext_host_name(c->ssl, host);
-    SSL_set1_host(c->ssl, host);
+    /* An IP literal is matched against the certificate's IP addresses and sent without SNI
+     * (RFC 6066 forbids IP literals there); a name against its DNS names. */
+    unsigned char ip[16];
+    bool is_ip = inet_pton(AF_INET, host, ip) == 1 || inet_pton(AF_INET6, host, ip) == 1;
+    if (is_ip) {
+        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), host);
+    } else {
+        SSL_set_tlsext_host_name(c->ssl, host);
+        SSL_set1_host(c->ssl, host);
+    }
     for (;;) {
         int r = SSL_connect(c->ssl);
         if (r == 1)

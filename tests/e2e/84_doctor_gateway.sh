@@ -92,4 +92,36 @@ set -e
 assert_eq "$code" 1 "unusable stats and dead target are critical"
 assert_contains "$(jq -r '.findings[] | select(.id == "gw-unreachable") | .title' <<<"$out")" "did not return a JSON object" "bad stats"
 assert_contains "$(jq -r '.findings[] | select(.id == "target-unreachable") | .evidence' <<<"$out")" "Connection refused" "refused target"
+# --- https target: verified against the trust store (SSL_CERT_FILE), refused when untrusted ----
+if command -v openssl >/dev/null 2>&1; then
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/key.pem" -out "$T/cert.pem" -days 1 \
+        -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" 2>/dev/null
+    cat >"$T/tls.py" <<'PY'
+import http.server, ssl, sys
+srv = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), http.server.SimpleHTTPRequestHandler)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+srv.serve_forever()
+PY
+    TLS=$(free_port)
+    (cd "$T/www" && exec python3 "$T/tls.py" "$TLS" "$T/cert.pem" "$T/key.pem") >"$T/tls.log" 2>&1 &
+    E2E_PIDS+=($!)
+    E2E_NAMES+=(tls)
+    wait_port "$TLS" 10
+    set +e
+    out=$("$APIGATE" doctor --target "https://127.0.0.1:$TLS/hello.json" --samples 2 --json)
+    set -e
+    assert_contains "$(jq -r '.findings[] | select(.id == "target-unreachable") | .evidence' <<<"$out")" \
+        "certificate: self-signed certificate" "untrusted certificate refused"
+    for host in 127.0.0.1 localhost; do
+        out=$(SSL_CERT_FILE="$T/cert.pem" "$APIGATE" doctor --target "https://$host:$TLS/hello.json" \
+            --samples 2 --json) || fail "trusted https target: $out"
+        t=$(jq -c '.findings[] | select(.id == "target-latency")' <<<"$out")
+        assert_eq "$(jq -r .severity <<<"$t")" ok "https via $host"
+        # the tls column is at or after connect in every row
+        jq -r .evidence <<<"$t" | awk '$2 == 200 { if ($5 < $4) exit 1; n++ } END { exit n != 2 }' ||
+            fail "tls timing column: $(jq -r .evidence <<<"$t")"
+    done
+fi
 log "ok"
