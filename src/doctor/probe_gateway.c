@@ -1,6 +1,6 @@
 /* Gateway probe: GET <admin>/stats and read the counters doctor judges (docs/doctor.md#gateway
- * lists the fields). Each field may sit at the top level of the JSON object or inside a "summary"
- * object, so /stats can carry other sections (the metric families) next to it. */
+ * lists the fields). Each field is read under its flat name or its nested name ("requests.total",
+ * as `apigate serve` writes it), at the top level of the JSON object or inside "summary". */
 #include <stdio.h>
 #include <string.h>
 
@@ -8,21 +8,37 @@
 
 #include "doctor/internal.h"
 
-/* A number named <key> at the top level or in "summary"; -1 when absent. Nested names "a.b" are
- * looked up as objects too ("cache.hits"). */
-static double field(const cJSON *root, const char *key)
+/* The number at <path> ("a.b" walks into objects) under <root>; -1 when absent or negative. */
+static double at_path(const cJSON *root, const char *path)
+{
+    const cJSON *o = root;
+    char key[64];
+    while (o && *path) {
+        size_t n = strcspn(path, ".");
+        snprintf(key, sizeof(key), "%.*s", (int)(n < sizeof(key) ? n : sizeof(key) - 1), path);
+        o = cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, key) : NULL;
+        path += n + (path[n] == '.');
+    }
+    return cJSON_IsNumber(o) && o->valuedouble >= 0 ? o->valuedouble : -1;
+}
+
+/* The first of <paths> (NULL-terminated) present at the top level or inside "summary". */
+static double field(const cJSON *root, const char *const *paths)
 {
     const cJSON *scopes[2] = {root, cJSON_GetObjectItemCaseSensitive(root, "summary")};
     for (int s = 0; s < 2; s++) {
-        const cJSON *o = scopes[s];
-        if (!cJSON_IsObject(o))
+        if (!cJSON_IsObject(scopes[s]))
             continue;
-        const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-        if (cJSON_IsNumber(v))
-            return v->valuedouble < 0 ? -1 : v->valuedouble;
+        for (int i = 0; paths[i]; i++) {
+            double v = at_path(scopes[s], paths[i]);
+            if (v >= 0)
+                return v;
+        }
     }
     return -1;
 }
+
+#define FIELD(root, ...) field((root), (const char *const[]){__VA_ARGS__, NULL})
 
 int probe_gateway__parse(const char *body, struct gw_facts *f)
 {
@@ -31,17 +47,18 @@ int probe_gateway__parse(const char *body, struct gw_facts *f)
         cJSON_Delete(root);
         return -1;
     }
-    f->requests_total = field(root, "requests_total");
-    f->responses_5xx = field(root, "responses_5xx");
-    f->latency_p95_ms = field(root, "latency_p95_ms");
-    f->cache_hits = field(root, "cache_hits");
-    f->cache_misses = field(root, "cache_misses");
-    f->shed_total = field(root, "shed_total");
-    f->pool_wait_p95_ms = field(root, "pool_wait_p95_ms");
-    f->breakers_open = field(root, "breakers_open");
-    f->upstream_connects_total = field(root, "upstream_connects_total");
-    f->worker_restarts = field(root, "worker_restarts");
-    f->threads = field(root, "threads");
+    /* Flat names first (docs/doctor.md#gateway), then the nested form `apigate serve` writes. */
+    f->requests_total = FIELD(root, "requests_total", "requests.total");
+    f->responses_5xx = FIELD(root, "responses_5xx", "requests.5xx");
+    f->latency_p95_ms = FIELD(root, "latency_p95_ms", "latency_ms.p95");
+    f->cache_hits = FIELD(root, "cache_hits", "cache.hits");
+    f->cache_misses = FIELD(root, "cache_misses", "cache.misses");
+    f->shed_total = FIELD(root, "shed_total", "shed");
+    f->pool_wait_p95_ms = FIELD(root, "pool_wait_p95_ms", "pool.wait_p95_ms");
+    f->breakers_open = FIELD(root, "breakers_open");
+    f->upstream_connects_total = FIELD(root, "upstream_connects_total", "pool.connects");
+    f->worker_restarts = FIELD(root, "worker_restarts");
+    f->threads = FIELD(root, "threads", "workers.threads");
     cJSON_Delete(root);
     return 0;
 }

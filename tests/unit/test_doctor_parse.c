@@ -109,6 +109,25 @@ static void test_parse_gateway(void **state)
     assert_float_equal(g.latency_p95_ms, 12.5, 1e-9);
     assert_float_equal(g.cache_hits, -1, 1e-9); // not a number: absent
     assert_float_equal(g.worker_restarts, -1, 1e-9);
+    /* The nested shape of `apigate serve`'s /stats. */
+    assert_int_equal(probe_gateway__parse("{\"version\":1,\"worker_restarts\":2,\"requests\":{"
+                                          "\"total\":500,\"5xx\":7},\"latency_ms\":{\"p95\":"
+                                          "41.5},\"shed\":3,\"cache\":{\"hits\":9,\"misses\":1},"
+                                          "\"breakers_open\":0,\"pool\":{\"connects\":4,"
+                                          "\"wait_p95_ms\":0.5}}",
+                                          &g),
+                     0);
+    assert_float_equal(g.requests_total, 500, 1e-9);
+    assert_float_equal(g.responses_5xx, 7, 1e-9);
+    assert_float_equal(g.latency_p95_ms, 41.5, 1e-9);
+    assert_float_equal(g.shed_total, 3, 1e-9);
+    assert_float_equal(g.cache_hits, 9, 1e-9);
+    assert_float_equal(g.cache_misses, 1, 1e-9);
+    assert_float_equal(g.breakers_open, 0, 1e-9);
+    assert_float_equal(g.upstream_connects_total, 4, 1e-9);
+    assert_float_equal(g.pool_wait_p95_ms, 0.5, 1e-9);
+    assert_float_equal(g.worker_restarts, 2, 1e-9);
+    assert_float_equal(g.threads, -1, 1e-9);
     assert_int_equal(probe_gateway__parse("[1,2]", &g), -1);
     assert_int_equal(probe_gateway__parse("not json", &g), -1);
 }
