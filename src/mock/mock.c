@@ -3,6 +3,7 @@
 #include "mock/mock.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,6 +59,32 @@ struct mock_profile *mock_server_get_profile(struct mock_server *srv)
     mock_profile_ref(p);
     pthread_mutex_unlock(&srv->profile_lock);
     return p;
+}
+
+/* SIGINT/SIGTERM may land on any thread (sanitizers start their own): the handler only writes
+ * the signal number to a pipe the main thread waits on. */
+static int mock__sig_pipe[2] = {-1, -1};
+
+static void mock__on_signal(int sig)
+{
+    int saved = errno;
+    unsigned char b = (unsigned char)sig;
+    ssize_t n = write(mock__sig_pipe[1], &b, 1);
+    (void)n;
+    errno = saved;
+}
+
+static int mock__wait_signal(void)
+{
+    unsigned char b = 0;
+    for (;;) {
+        ssize_t n = read(mock__sig_pipe[0], &b, 1);
+        if (n == 1)
+            return b;
+        if (n == -1 && errno == EINTR)
+            continue;
+        return 0;
+    }
 }
 
 static void *mock__thread_main(void *arg)
@@ -175,12 +202,17 @@ int mock_main(int argc, char **argv)
     atomic_init(&srv.profile_gen, 1);
     srv.threads = xcalloc(nthreads, sizeof(*srv.threads));
 
-    /* Signals go to the main thread only: block them before any loop thread exists. */
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    if (pipe2(mock__sig_pipe, O_CLOEXEC) != 0) {
+        fprintf(stderr, "apigate mock: pipe: %s\n", strerror(errno));
+        return 1;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = mock__on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     int rc = 0;
@@ -219,8 +251,7 @@ int mock_main(int argc, char **argv)
         sock_addr_format(&srv.addr, name, sizeof(name));
         fprintf(stderr, "apigate mock: listening on %s (%zu thread%s, profile %s, %zu routes)\n",
                 name, nthreads, nthreads > 1 ? "s" : "", profile->name, profile->nroutes);
-        int sig = 0;
-        sigwait(&sigs, &sig);
+        int sig = mock__wait_signal();
         ag_log(AG_LOG_INFO, "mock: %s, stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
     }
     for (size_t i = 0; i < started; i++)
@@ -241,5 +272,8 @@ int mock_main(int argc, char **argv)
     free(srv.threads);
     mock_profile_unref(srv.profile);
     pthread_mutex_destroy(&srv.profile_lock);
+    close(mock__sig_pipe[0]);
+    close(mock__sig_pipe[1]);
+    mock__sig_pipe[0] = mock__sig_pipe[1] = -1;
     return rc;
 }

@@ -69,7 +69,8 @@ int mock_admin_handle(struct mock_thread *th, const struct h1_request *req, cons
             /* one line per problem, as on the command line */
             if (err.len > 0 && err.data[err.len - 1] == '\n')
                 err.len--;
-            mock_body_error(out, err.data ? err.data : "invalid profile");
+            buf_append(&err, "", 1); /* a C string from here */
+            mock_body_error(out, err.data);
             buf_deinit(&err);
             return 400;
         }
