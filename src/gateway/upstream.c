@@ -43,6 +43,7 @@ static void upstream__metrics(struct upstream_set *set, struct upstream *u)
     const char *ul[] = {"upstream", NULL};
     const char *usl[] = {"upstream", "server", NULL};
     const char *usrl[] = {"upstream", "server", "reason", NULL};
+    const char *ustrl[] = {"upstream", "server", "result", NULL};
     const char *ustl[] = {"upstream", "state", NULL};
     const char *url[] = {"upstream", "reason", NULL};
     const char *uresl[] = {"upstream", "resumed", NULL};
@@ -108,7 +109,7 @@ static void upstream__metrics(struct upstream_set *set, struct upstream *u)
                                  "without checks), else 0.",
                                  usl);
     int checks = metrics_family(m, METRICS_COUNTER, "apigate_upstream_health_checks_total",
-                                "Active health checks by result.", usrl);
+                                "Active health checks by result.", ustrl);
     int ejections = metrics_family(m, METRICS_COUNTER, "apigate_upstream_ejections_total",
                                    "Times a server was marked down (active or passive).", usl);
     for (size_t i = 0; i < u->nservers; i++) {

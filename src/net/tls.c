@@ -43,20 +43,25 @@ static void tls__init_once(void)
     tls_ex_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 }
 
-/* Stores a session the server just granted into the per-server slot. Returning 1 takes the
- * reference OpenSSL passes us. */
+/* Stores a copy of a session the server just granted into the per-server slot. A copy, because
+ * OpenSSL marks the connection's own session object not resumable when that connection is freed
+ * without a close_notify (an idle connection the server reset, an idle timeout), although the
+ * ticket itself stays valid. Returning 0 leaves OpenSSL's reference alone. */
 static int tls__new_session(SSL *ssl, SSL_SESSION *sess)
 {
     struct tls_conn *tc = SSL_get_ex_data(ssl, tls_ex_index);
     if (tc == NULL || tc->slot == NULL)
         return 0;
+    SSL_SESSION *copy = SSL_SESSION_dup(sess);
+    if (copy == NULL)
+        return 0;
     pthread_mutex_lock(&tc->slot->lock);
     SSL_SESSION *old = tc->slot->sess;
-    tc->slot->sess = sess;
+    tc->slot->sess = copy;
     pthread_mutex_unlock(&tc->slot->lock);
     if (old != NULL)
         SSL_SESSION_free(old);
-    return 1;
+    return 0;
 }
 
 static void tls__errtext(char *err, size_t errlen, const char *what)

@@ -28,7 +28,7 @@ upstreams:
   api:
     servers: [127.0.0.1:$p1, 127.0.0.1:$p2]
     balance: round_robin
-    health: {path: /api/health, interval: 100ms, timeout: 300ms, healthy_threshold: 2,
+    health: {path: /api/health, interval: 100ms, timeout: 80ms, healthy_threshold: 2,
              unhealthy_threshold: 2}
 routes:
   - match: /api/

@@ -275,6 +275,26 @@ static void test_verified_and_resumed(void **state)
     fix_destroy(f);
 }
 
+/* The session survives its connection being dropped without close_notify (released as not
+ * reusable): the next connection still resumes. */
+static void test_resume_after_close(void **state)
+{
+    (void)state;
+    struct fix *f = fix_create("localhost", ca_good, NULL);
+    struct req a, b;
+    acquire(f, &a);
+    assert_non_null(a.c);
+    ping(f, a.c); /* reads the response, and with it the session tickets */
+    upool_release(f->pool, a.c, false);
+    acquire(f, &b);
+    assert_non_null(b.c);
+    ping(f, b.c);
+    upool_release(f->pool, b.c, false);
+    assert_int_equal(counter(f, "apigate_upstream_tls_handshakes_total", "secure", "true", NULL),
+                     1);
+    fix_destroy(f);
+}
+
 static void test_ip_san(void **state)
 {
     (void)state;
@@ -316,6 +336,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_verified_and_resumed),
+        cmocka_unit_test(test_resume_after_close),
         cmocka_unit_test(test_ip_san),
         cmocka_unit_test(test_wrong_ca),
         cmocka_unit_test(test_wrong_name),
