@@ -162,6 +162,19 @@ static void read_activity(struct probe_pg_conn *c, struct pg_facts *f)
         }
         probe_pg_res_free(&r);
     }
+    if (q(c, TAG "SELECT pid, extract(epoch FROM now() - query_start) AS age, "
+                 "left(regexp_replace(query, '\\s+', ' ', 'g'), 190) AS query FROM "
+                 "pg_stat_activity WHERE state = 'active' AND backend_type = 'client backend' AND "
+                 "pid <> pg_backend_pid() ORDER BY query_start LIMIT 1",
+          &r, err, sizeof(err)) == 0) {
+        if (r.rows > 0) {
+            f->active_oldest_pid = (int)num(probe_pg_get(&r, 0, "pid"));
+            f->active_oldest_s = dbl(probe_pg_get(&r, 0, "age"));
+            copy(f->active_oldest_query, sizeof(f->active_oldest_query),
+                 probe_pg_get(&r, 0, "query"));
+        }
+        probe_pg_res_free(&r);
+    }
     if (q(c, TAG "SELECT a.pid, b.pid AS blocker, extract(epoch FROM now() - a.query_start) AS "
                  "wait, left(regexp_replace(a.query, '\\s+', ' ', 'g'), 190) AS query, "
                  "coalesce(b.state, '?') AS bstate, coalesce(extract(epoch FROM now() - "

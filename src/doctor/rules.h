@@ -58,6 +58,9 @@ struct pg_facts {
     int idle_in_tx_pid;         /* the oldest idle-in-transaction session */
     double idle_in_tx_oldest_s; /* its state age */
     char idle_in_tx_query[200];
+    int active_oldest_pid;    /* the longest-running active statement */
+    double active_oldest_s;   /* since its query_start */
+    char active_oldest_query[200];
     int n_blocked;
     struct pg_blocked blocked[PG_FACTS_MAX];
     bool pgss; /* pg_stat_statements readable */
@@ -78,6 +81,7 @@ struct pg_facts {
 #define RULES_PG_IDLE_TX_WARN_S 5.0
 #define RULES_PG_IDLE_TX_CRIT_S 300.0
 #define RULES_PG_BLOCKED_CRIT_S 30.0
+#define RULES_PG_LONG_QUERY_WARN_S 60.0
 #define RULES_PG_STMT_WARN_MS 100.0
 #define RULES_PG_STMT_CRIT_MS 1000.0
 #define RULES_PG_SEQ_MIN_SCANS 10

@@ -121,6 +121,12 @@ static void rule_connections(const struct pg_facts *pg, struct finding_list *out
                                     pg->max_connections, use * 100);
     finding_evidence(f, "%d active, %d idle, %d idle in transaction; %d reserved for superusers",
                      pg->active, pg->idle, pg->idle_in_tx, pg->reserved);
+    if (pg->active_oldest_pid)
+        finding_evidence(f, "longest active statement: %.1f s (pid %d)", pg->active_oldest_s,
+                         pg->active_oldest_pid);
+    if (pg->idle_in_tx_pid)
+        finding_evidence(f, "oldest idle in transaction: %.1f s (pid %d)",
+                         pg->idle_in_tx_oldest_s, pg->idle_in_tx_pid);
     finding_source(f, "SELECT state, count(*) FROM pg_stat_activity WHERE backend_type = 'client "
                       "backend' GROUP BY state; SHOW max_connections");
     if (sev >= FINDING_WARNING) {
@@ -169,6 +175,21 @@ static void rule_idle_in_tx(const struct pg_facts *pg, struct finding_list *out)
                    "pg_reload_conf();");
     finding_fix(f, "and find the code path that opens a transaction and waits (commit before "
                    "calling other services)");
+}
+
+static void rule_long_query(const struct pg_facts *pg, struct finding_list *out)
+{
+    if (pg->active_oldest_pid == 0 || pg->active_oldest_s < RULES_PG_LONG_QUERY_WARN_S)
+        return;
+    struct finding *f = finding_add(out, "postgres", "pg-long-queries", FINDING_WARNING,
+                                    "a statement has been running for %.0f s",
+                                    pg->active_oldest_s);
+    finding_evidence(f, "pid %d: %s", pg->active_oldest_pid, pg->active_oldest_query);
+    finding_source(f, "SELECT pid, now() - query_start, query FROM pg_stat_activity WHERE state "
+                      "= 'active' ORDER BY query_start LIMIT 1");
+    finding_fix(f, "cancel it if it is runaway: SELECT pg_cancel_backend(%d); bound statements "
+                   "for the application role: ALTER ROLE <app> SET statement_timeout = '30s';",
+                pg->active_oldest_pid);
 }
 
 static void rule_blocked(const struct pg_facts *pg, struct finding_list *out)
@@ -298,6 +319,7 @@ void rules_pg(const struct pg_facts *pg, struct finding_list *out)
     rule_connections(pg, out);
     rule_idle(pg, out);
     rule_idle_in_tx(pg, out);
+    rule_long_query(pg, out);
     rule_blocked(pg, out);
     rule_statements(pg, out);
     rule_seqscans(pg, out);

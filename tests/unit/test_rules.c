@@ -116,6 +116,30 @@ static void test_pg_idle_in_tx_and_blocked(void **state)
     finding_list_deinit(&l);
 }
 
+static void test_pg_long_queries(void **state)
+{
+    (void)state;
+    struct pg_facts pg = pg_base();
+    pg.total = 1;
+    pg.active = 1;
+    pg.active_oldest_pid = 77;
+    pg.active_oldest_s = 59;
+    strcpy(pg.active_oldest_query, "SELECT pg_sleep(600)");
+    struct finding_list l;
+    finding_list_init(&l);
+    rules_pg(&pg, &l);
+    assert_null(finding_find(&l, "pg-long-queries"));
+    assert_non_null(strstr(finding_find(&l, "pg-connections")->evidence,
+                           "longest active statement: 59.0 s (pid 77)"));
+    finding_list_deinit(&l);
+    pg.active_oldest_s = 61;
+    finding_list_init(&l);
+    rules_pg(&pg, &l);
+    assert_int_equal(sev_of(&l, "pg-long-queries"), FINDING_WARNING);
+    assert_non_null(strstr(finding_find(&l, "pg-long-queries")->fix, "pg_cancel_backend(77)"));
+    finding_list_deinit(&l);
+}
+
 static void test_pg_statements(void **state)
 {
     (void)state;
@@ -436,6 +460,7 @@ int main(void)
         cmocka_unit_test(test_pg_pool_size),
         cmocka_unit_test(test_pg_idle),
         cmocka_unit_test(test_pg_idle_in_tx_and_blocked),
+        cmocka_unit_test(test_pg_long_queries),
         cmocka_unit_test(test_pg_statements),
         cmocka_unit_test(test_pg_seqscan),
         cmocka_unit_test(test_pg_candidate_columns),
