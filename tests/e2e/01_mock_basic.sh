@@ -7,6 +7,19 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 require_cmd curl jq python3
 
+log "command line: --help, --check of the examples, a bad profile exits 2 with its position"
+assert_contains "$("$APIGATE" mock --help)" "usage: apigate mock" "--help"
+for f in "$AG_SRC"/examples/mock-*.yaml; do
+    "$APIGATE" mock --check --profile "$f" >/dev/null || fail "example $f does not validate"
+done
+printf 'routes:\n  - {path: /a, latency: {dist: gamma, ms: 1}}\n' >"$T/bad.yaml"
+set +e
+err=$("$APIGATE" mock --listen 127.0.0.1:1 --profile "$T/bad.yaml" 2>&1)
+rc=$?
+set -e
+assert_eq "$rc" 2 "exit code of a bad profile"
+assert_contains "$err" "$T/bad.yaml:2:32: dist: unknown distribution 'gamma'" "bad profile message"
+
 port=$(free_port)
 start_mock mock "$port"
 base="http://127.0.0.1:$port"
