@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# The keep-alive pool through `apigate serve`: 200 requests reuse one upstream connection
+# (apigate_upstream_connects_total stays at 1 while the mock counts 200), keepalive_requests: 1
+# shows the churn it prevents (one connect per request), and a pool of 2 connections in front of a
+# slow route queues the rest and turns waits beyond queue_timeout into 503s that are counted.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+require_cmd curl jq python3
+
+mport=$(free_port)
+gport=$(free_port)
+aport=$(free_port)
+
+cat >"$T/mock.yaml" <<'EOF'
+routes:
+  - {method: GET, path: '/fast/{id}', body_size: 100}
+  - {method: GET, path: '/slow/{id}', latency: {dist: fixed, ms: 300}, body_size: 100}
+EOF
+start_mock mock "$mport" --profile "$T/mock.yaml"
+
+cat >"$T/gw.yaml" <<EOF
+listen: 127.0.0.1:$gport
+admin: 127.0.0.1:$aport
+workers: {threads: 1}
+upstreams:
+  kept:
+    servers: [127.0.0.1:$mport]
+  churn:
+    servers: [127.0.0.1:$mport]
+    pool: {keepalive_requests: 1}
+  small:
+    servers: [127.0.0.1:$mport]
+    pool: {max_connections: 2, max_idle: 2, queue_timeout: 100ms, max_queue: 100}
+routes:
+  - match: /fast/
+    upstream: kept
+  - match: /churn/
+    upstream: churn
+  - match: /slow/
+    upstream: small
+EOF
+start_bg gw "$APIGATE" serve -c "$T/gw.yaml"
+wait_port "$gport"
+wait_port "$aport"
+G=http://127.0.0.1:$gport
+A=http://127.0.0.1:$aport
+metric() {
+    curl -s "$A/metrics" | awk -v p="$1" 'index($0, p " ") == 1 { print $NF; f = 1; exit } END { if (!f) print 0 }'
+}
+
+# 200 requests from a few client connections (curl reuses its connection within one invocation).
+urls() { local p=$1 i; for i in $(seq 1 50); do printf 'url = "%s/%s/%d"\noutput = "/dev/null"\n' "$G" "$p" "$i"; done; }
+
+log "200 requests through a kept-alive pool"
+for k in 1 2 3 4; do urls fast | curl -s -K - ; done
+served=$(mock_stat "$mport" 'GET /fast/{id}')
+assert_eq "$served" 200 "requests that reached the mock"
+kept=$(metric "apigate_upstream_connects_total{upstream=\"kept\",server=\"127.0.0.1:$mport\"}")
+reuses=$(metric 'apigate_pool_reuses_total{upstream="kept"}')
+log "kept: connects=$kept reuses=$reuses for 200 requests"
+assert_eq "$kept" 1 "upstream connections opened for 200 requests"
+assert_eq "$reuses" 199 "requests served on the kept-alive connection"
+
+log "the same 50 requests with keepalive_requests: 1 (a connection per request)"
+# The mock answers /churn/... with 404: still one upstream exchange per request.
+urls churn | curl -s -K -
+churn=$(metric "apigate_upstream_connects_total{upstream=\"churn\",server=\"127.0.0.1:$mport\"}")
+log "churn: connects=$churn for 50 requests"
+assert_eq "$churn" 50 "one connection per request without reuse"
+assert_eq "$(metric 'apigate_pool_closed_total{upstream="churn",reason="max_requests"}')" 50 "closed after one request"
+
+log "pool of 2 in front of a 300 ms route: 10 parallel requests, queue_timeout 100 ms"
+pids=()
+for i in $(seq 1 10); do
+    curl -s -o /dev/null -w '%{http_code}\n' --max-time 10 "$G/slow/$i" >"$T/slow.$i" &
+    pids+=($!)
+done
+wait "${pids[@]}"
+ok=$(cat "$T"/slow.* | grep -c '^200$' || true)
+busy=$(cat "$T"/slow.* | grep -c '^503$' || true)
+log "slow: $ok x 200, $busy x 503"
+assert_eq "$ok" 2 "requests that got one of the 2 connections"
+assert_eq "$busy" 8 "requests that waited longer than queue_timeout"
+assert_eq "$(metric 'apigate_pool_errors_total{upstream="small",reason="queue_timeout"}')" 8 "queue timeouts counted"
+assert_eq "$(metric 'apigate_pool_wait_seconds_count{upstream="small"}')" 8 "waits recorded"
+assert_eq "$(metric "apigate_upstream_connects_total{upstream=\"small\",server=\"127.0.0.1:$mport\"}")" 2 \
+    "connections of the small pool"
+assert_eq "$(metric 'apigate_pool_waiting{upstream="small"}')" 0 "queue empty afterwards"
+assert_eq "$(metric 'apigate_pool_connections{upstream="small",state="in_use"}')" 0 "nothing in use afterwards"
+assert_eq "$(mock_stat "$mport" 'GET /slow/{id}')" 2 "the mock saw only the 2 requests that got a connection"
+log "ok"
