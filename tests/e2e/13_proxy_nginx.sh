@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# `apigate serve` in front of a second real origin (nginx from Debian): a 1 KB JSON file, HEAD,
+# conditional 304 with ETag, a 20 MB download streamed through with bounded memory while the
+# client reads slowly (backpressure), a 20 MB upload streamed to the mock in both framings, and a
+# SIGTERM drain that lets an in-flight request finish.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+require_cmd curl jq python3 nginx sha256sum
+
+nport=$(free_port)
+mport=$(free_port)
+gport=$(free_port)
+aport=$(free_port)
+
+mkdir -p "$T/www" "$T/nginx"
+python3 -c 'import json; print(json.dumps({"id": 1, "pad": "x" * 990}))' >"$T/www/item.json"
+head -c 20971520 /dev/urandom >"$T/www/big.bin"
+cat >"$T/nginx/nginx.conf" <<EOF
+daemon off;
+master_process off;
+worker_processes 1;
+user root;
+error_log $T/nginx/error.log warn;
+pid $T/nginx/nginx.pid;
+events { worker_connections 256; }
+http {
+    access_log off;
+    client_body_temp_path $T/nginx/body;
+    proxy_temp_path $T/nginx/proxy;
+    fastcgi_temp_path $T/nginx/fastcgi;
+    uwsgi_temp_path $T/nginx/uwsgi;
+    scgi_temp_path $T/nginx/scgi;
+    types { application/json json; application/octet-stream bin; }
+    keepalive_requests 100000;
+    server {
+        listen 127.0.0.1:$nport;
+        root $T/www;
+        etag on;
+    }
+}
+EOF
+cat >"$T/mock.yaml" <<'EOF'
+global:
+  max_body: 64MB
+routes:
+  - {method: ANY, path: /echo, handler: echo}
+  - {method: GET, path: /slow, latency: {dist: fixed, ms: 1500}}
+EOF
+cat >"$T/gw.yaml" <<EOF
+listen: 127.0.0.1:$gport
+admin: 127.0.0.1:$aport
+workers: {threads: 1, drain_timeout: 5s}
+server: {max_body_size: 64MB}
+upstreams:
+  web:
+    servers: [127.0.0.1:$nport]
+  api:
+    servers: [127.0.0.1:$mport]
+routes:
+  - match: /echo
+    upstream: api
+  - match: /slow
+    upstream: api
+  - match: /
+    upstream: web
+EOF
+start_bg nginx nginx -p "$T/nginx" -c "$T/nginx/nginx.conf"
+wait_port "$nport"
+start_mock mock "$mport" --profile "$T/mock.yaml"
+start_bg gw "$APIGATE" serve -c "$T/gw.yaml"
+gw_pid=$LAST_PID
+wait_port "$gport"
+wait_port "$aport"
+G=http://127.0.0.1:$gport
+
+log "1 KB JSON, HEAD, 304"
+assert_eq "$(http_body "$G/item.json")" "$(cat "$T/www/item.json")" "JSON body"
+hdrs=$(curl -s -I --max-time 5 "$G/item.json")
+assert_contains "$hdrs" "Content-Length: $(stat -c %s "$T/www/item.json")" "HEAD length"
+etag=$(sed -n 's/^ETag: *//Ip' <<<"$hdrs" | tr -d '\r')
+[ -n "$etag" ] || fail "nginx sent no ETag: $hdrs"
+out=$(curl -s -i --max-time 5 -H "If-None-Match: $etag" "$G/item.json")
+assert_contains "$out" "HTTP/1.1 304" "conditional request"
+assert_eq "$(curl -s --max-time 5 -H "If-None-Match: $etag" "$G/item.json" | wc -c)" 0 "304 without body"
+
+log "20 MB download, client reading at 8 MB/s: bytes intact, worker memory bounded"
+worker=$(pgrep -P "$gw_pid" | head -1)
+[ -n "$worker" ] || fail "no worker process under $gw_pid"
+rss0=$(awk '/VmRSS/ { print $2 }' "/proc/$worker/status")
+curl -s --max-time 30 --limit-rate 8M -o "$T/big.out" "$G/big.bin" &
+cpid=$!
+peak=$rss0
+while kill -0 "$cpid" 2>/dev/null; do
+    r=$(awk '/VmRSS/ { print $2 }' "/proc/$worker/status" 2>/dev/null || echo 0)
+    [ "$r" -gt "$peak" ] && peak=$r
+    sleep 0.1
+done
+wait "$cpid" || fail "download failed"
+assert_eq "$(sha256sum <"$T/big.out")" "$(sha256sum <"$T/www/big.bin")" "20 MB download bytes"
+log "worker RSS before ${rss0} kB, peak ${peak} kB"
+assert_range "$((peak - rss0))" -100000 6144 "worker RSS growth (kB) while streaming 20 MB to a slow client"
+
+log "20 MB upload to the mock: Content-Length and chunked"
+head -c 15728640 "$T/www/big.bin" | base64 -w0 >"$T/up.txt" # 20 MB of text
+for framing in length chunked; do
+    args=(--data-binary @"$T/up.txt")
+    [ "$framing" = chunked ] && args+=(-H 'Transfer-Encoding: chunked')
+    curl -s --max-time 60 "${args[@]}" "$G/echo" >"$T/echo.$framing.json"
+    assert_eq "$(jq -r .body_len "$T/echo.$framing.json")" 20971520 "$framing upload length"
+    assert_eq "$(jq -j .body "$T/echo.$framing.json" | sha256sum)" "$(sha256sum <"$T/up.txt")" "$framing upload bytes"
+done
+
+log "SIGTERM drains: the in-flight request finishes, then exit 0"
+curl -s -o "$T/slow.out" -w '%{http_code}' --max-time 10 "$G/slow" >"$T/slow.code" &
+cpid=$!
+sleep 0.5
+kill -TERM "$gw_pid"
+wait "$cpid" || true
+assert_eq "$(cat "$T/slow.code")" 200 "in-flight request during drain"
+rc=0
+for _ in $(seq 1 100); do
+    kill -0 "$gw_pid" 2>/dev/null || break
+    sleep 0.1
+done
+wait "$gw_pid" || rc=$?
+assert_eq "$rc" 0 "gateway exit status after drain"
+log "ok"
