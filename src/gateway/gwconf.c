@@ -126,7 +126,8 @@ static const struct cfg_desc gwconf_cache_desc[] = {
 
 static const struct cfg_desc gwconf_root_desc[] = {
     {"admin", CFG_STRING, offsetof(struct gw_config, admin), "127.0.0.1:9901", NULL, NULL,
-     "admin listener (/metrics, /stats, /health): host:port, or off", NULL, NULL, false},
+     "admin listener (/metrics, /stats, /healthz, /readyz): host:port, or off", NULL, NULL,
+     false},
     {"workers", CFG_SECTION, 0, NULL, NULL, NULL, "process model", NULL, gwconf_workers_desc,
      false},
     {"server", CFG_SECTION, 0, NULL, NULL, NULL, "client connection limits", NULL,
@@ -1064,6 +1065,16 @@ static void gwconf__parse_routes(struct gw_config *c, const struct ynode *n,
 
 /* ---- whole file ---- */
 
+/* workers.threads: 0 = one loop thread per CPU, per listen address, within WORKER_MAX_THREADS. */
+static int64_t gwconf__auto_threads(size_t nlisten)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    long cap = WORKER_MAX_THREADS / (long)(nlisten ? nlisten : 1);
+    if (n < 1)
+        n = 1;
+    return n > cap ? (cap < 1 ? 1 : cap) : n;
+}
+
 static void gwconf__check_globals(struct gw_config *c, const struct ynode *root,
                                   struct cfg_errors *errs)
 {
@@ -1081,10 +1092,13 @@ static void gwconf__check_globals(struct gw_config *c, const struct ynode *root,
             cfg_error(errs, an, "admin: %s is also a listen address; use another port or off",
                       c->admin);
     }
-    if (c->workers.threads == 0) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        c->workers.threads = n < 1 ? 1 : n > WORKER_MAX_THREADS ? WORKER_MAX_THREADS : n;
-    }
+    if (c->workers.threads == 0)
+        c->workers.threads = gwconf__auto_threads(c->nlisten);
+    if (c->nlisten > 0 && (size_t)c->workers.threads * c->nlisten > WORKER_MAX_THREADS)
+        cfg_error(errs, gwconf__get(gwconf__get(root, "workers"), "threads"),
+                  "workers.threads: %lld threads × %zu listen addresses is %lld loop threads; at "
+                  "most %d", (long long)c->workers.threads, c->nlisten,
+                  (long long)c->workers.threads * (long long)c->nlisten, WORKER_MAX_THREADS);
     const struct ynode *cn = gwconf__get(root, "cache");
     if (c->cache.memory > 0 && c->cache.max_object_size > c->cache.memory)
         cfg_error(errs, gwconf__get(cn, "max_object_size"),
@@ -1208,6 +1222,11 @@ int gwconf_set_listen(struct gw_config *c, const char *addr, char *err, size_t e
         snprintf(err, errlen, "empty listen address");
         rc = -1;
     }
+    if (rc == 0 && (size_t)c->workers.threads * c->nlisten > WORKER_MAX_THREADS) {
+        snprintf(err, errlen, "%zu listen addresses × %lld threads is more than %d loop threads",
+                 c->nlisten, (long long)c->workers.threads, WORKER_MAX_THREADS);
+        rc = -1;
+    }
     struct gw_listen *drop = rc == 0 ? old : c->listen;
     size_t ndrop = rc == 0 ? nold : c->nlisten;
     for (size_t i = 0; i < ndrop; i++)
@@ -1235,9 +1254,12 @@ int gwconf_set_threads(struct gw_config *c, long threads, char *err, size_t errl
         snprintf(err, errlen, "threads must be from 0 (CPU count) to %d", WORKER_MAX_THREADS);
         return -1;
     }
-    if (threads == 0) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        threads = n < 1 ? 1 : n > WORKER_MAX_THREADS ? WORKER_MAX_THREADS : n;
+    if (threads == 0)
+        threads = gwconf__auto_threads(c->nlisten);
+    if ((size_t)threads * c->nlisten > WORKER_MAX_THREADS) {
+        snprintf(err, errlen, "%ld threads × %zu listen addresses is more than %d loop threads",
+                 threads, c->nlisten, WORKER_MAX_THREADS);
+        return -1;
     }
     c->workers.threads = threads;
     return 0;
@@ -1284,14 +1306,14 @@ bool gwconf_listen_changed(const struct gw_config *a, const struct gw_config *b)
 static void gwconf__row(FILE *out, const char *key, const char *type, const char *def,
                         const char *doc)
 {
-    fprintf(out, "| `%s` | %s | %s | | %s |\n", key, type, def, doc);
+    fprintf(out, "| `%s` | %s | %s | - | %s |\n", key, type, def, doc);
 }
 
 void gwconf_print_reference(FILE *out)
 {
     fprintf(out, "| key | type | default | bounds | description |\n"
                  "|---|---|---|---|---|\n");
-    gwconf__row(out, "listen", "address or list", "127.0.0.1:8080",
+    gwconf__row(out, "listen", "address or list", "`127.0.0.1:8080`",
                 "client listeners (host:port); each gets one SO_REUSEPORT socket per thread");
     cfg_print_reference(gwconf_root_desc, "", out);
     gwconf__row(out, "upstreams.NAME.servers", "list", "(required)",

@@ -143,7 +143,7 @@ struct gw_upstream {
 /* `routes[].cache:` — enabled when the key is present (`cache: {}` = pure RFC 9111). */
 struct gw_route_cache {
     bool enabled;
-    uint64_t ttl_ms;            /* freshness when the origin says nothing (or always, with override) */
+    uint64_t ttl_ms;            /* freshness when the origin gives none (always, with override) */
     bool override;              /* ignore origin no-store/private/max-age: use ttl */
     uint64_t stale_while_revalidate_ms;
     uint64_t stale_if_error_ms;

@@ -319,7 +319,7 @@ static struct sv_worker *sv__start(struct sv *sv, const struct gw_config *c,
     w->generation = gen;
     w->state = SV_STARTING;
     w->why = why;
-    w->nthreads = (unsigned)c->workers.threads;
+    w->nthreads = (unsigned)(socks->n < WORKER_MAX_THREADS ? socks->n : WORKER_MAX_THREADS);
     w->started_ms = now;
     w->worker_timeout_ms = c->workers.worker_timeout_ms;
     w->drain_ms = c->workers.drain_timeout_ms;
@@ -493,7 +493,8 @@ static void sv__signals(struct sv *sv, uint64_t now)
         case SIGTERM:
         case SIGINT:
             if (sv->stopping) {
-                ag_log(AG_LOG_WARN, "second %s: killing the workers now", strsignal((int)si.ssi_signo));
+                ag_log(AG_LOG_WARN, "second %s: killing the workers now",
+                       strsignal((int)si.ssi_signo));
                 for (size_t i = 0; i < SV_MAX_WORKERS; i++)
                     if (sv->workers[i].pid)
                         sv__kill(&sv->workers[i], SIGKILL);

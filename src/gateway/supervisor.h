@@ -38,8 +38,10 @@ struct supervisor_backoff {
 #define SUPERVISOR_BACKOFF_MIN_MS 100
 #define SUPERVISOR_BACKOFF_MAX_MS 5000
 #define SUPERVISOR_STABLE_MS 30000
-/* A worker that started at <started_ms> died at <now_ms>: returns the delay before the next start. */
-uint64_t supervisor_backoff_next(struct supervisor_backoff *b, uint64_t started_ms, uint64_t now_ms);
+/* A worker that started at <started_ms> died at <now_ms>: returns the delay before the next
+ * start. */
+uint64_t supervisor_backoff_next(struct supervisor_backoff *b, uint64_t started_ms,
+                                 uint64_t now_ms);
 
 /* Watchdog of one worker: the last tick value seen per thread and when it last moved. */
 struct supervisor_watch {

@@ -121,4 +121,12 @@ for k in listen admin workers.threads workers.max_requests server.max_body_size 
     routes[].match routes[].cache.ttl routes[].breaker.error_threshold routes[].fallback.status; do
     assert_contains "$ref" "\`$k\`" "--help-config"
 done
+# docs/configuration.md carries the same reference (regenerate it when a key changes).
+doc="$AG_SRC/docs/configuration.md"
+if [ -f "$doc" ]; then
+    missing=$(grep -oE '^\| `[^`]+`' <<<"$ref" | sed 's/^| //' | while read -r k; do
+        grep -qF -- "| $k |" "$doc" || echo "$k"
+    done)
+    [ -z "$missing" ] || fail "docs/configuration.md lacks: $missing"
+fi
 log "all config error checks passed"
