@@ -17,14 +17,14 @@ void capacity_defaults(struct capacity_in *in)
         in->pgbouncers = 1;
 }
 
-int capacity_compute(const struct capacity_in *in, struct capacity_out *o, char *err,
-                     size_t errlen)
+int capacity_compute(const struct capacity_in *in, struct capacity_out *o, char *err, size_t errlen)
 {
     if (in->pods <= 0 || in->pool_size < 0 || in->max_overflow < 0 || in->db_max_connections < 0 ||
-        in->conns_per_pod < 0 || in->nat_ips <= 0 || in->ports_per_ip <= 0 ||
-        in->cpu_limit < 0 || in->workers_per_pod < 0 || in->pgbouncers <= 0 || in->db_cpus < 0) {
-        snprintf(err, errlen, "pods, nat-ips, ports-per-ip and pgbouncers must be > 0 and the "
-                              "others >= 0");
+        in->conns_per_pod < 0 || in->nat_ips <= 0 || in->ports_per_ip <= 0 || in->cpu_limit < 0 ||
+        in->workers_per_pod < 0 || in->pgbouncers <= 0 || in->db_cpus < 0) {
+        snprintf(err, errlen,
+                 "pods, nat-ips, ports-per-ip and pgbouncers must be > 0 and the "
+                 "others >= 0");
         return -1;
     }
     if (in->db_max_connections > 0 && in->db_reserved >= in->db_max_connections) {
@@ -69,7 +69,7 @@ static void db_finding(const struct capacity_in *in, const struct capacity_out *
 {
     if (in->db_max_connections <= 0)
         return;
-    enum finding_sev sev = o->db_possible > o->db_usable        ? FINDING_CRITICAL
+    enum finding_sev sev = o->db_possible > o->db_usable         ? FINDING_CRITICAL
                            : o->db_possible > o->db_usable * 0.8 ? FINDING_WARNING
                                                                  : FINDING_OK;
     struct finding *f = finding_add(out, "plan", "capacity-db-connections", sev,
@@ -86,17 +86,19 @@ static void db_finding(const struct capacity_in *in, const struct capacity_out *
                      in->db_max_connections, in->db_reserved, o->db_usable);
     finding_source(f, "capacity arithmetic");
     if (sev >= FINDING_WARNING) {
-        finding_fix(f, "put PgBouncer in transaction mode between the pods and the database: "
-                       "pool_mode = transaction, default_pool_size = %ld, max_client_conn = %ld"
-                       "%s",
+        finding_fix(f,
+                    "put PgBouncer in transaction mode between the pods and the database: "
+                    "pool_mode = transaction, default_pool_size = %ld, max_client_conn = %ld"
+                    "%s",
                     o->pgb_pool_size, o->pgb_max_client,
                     in->pgbouncers > 1 ? " (per PgBouncer instance)" : "");
         if (in->db_cpus <= 0)
             finding_fix(f, "(default_pool_size above is the ceiling; with the database's core "
                            "count, --db-cpus N gives 2 x N + 1, usually far fewer)");
         if (o->fit_per_pool >= 1)
-            finding_fix(f, "or, without a pooler, pool_size + max_overflow <= %ld per pool "
-                           "(e.g. pool_size %ld, max_overflow %ld)",
+            finding_fix(f,
+                        "or, without a pooler, pool_size + max_overflow <= %ld per pool "
+                        "(e.g. pool_size %ld, max_overflow %ld)",
                         o->fit_per_pool, o->fit_per_pool - o->fit_per_pool / 3,
                         o->fit_per_pool / 3);
         else
@@ -110,7 +112,7 @@ static void ports_finding(const struct capacity_in *in, const struct capacity_ou
 {
     if (in->conns_per_pod <= 0)
         return;
-    enum finding_sev sev = o->ports_needed > o->ports_available        ? FINDING_CRITICAL
+    enum finding_sev sev = o->ports_needed > o->ports_available         ? FINDING_CRITICAL
                            : o->ports_needed > o->ports_available * 0.8 ? FINDING_WARNING
                                                                         : FINDING_OK;
     struct finding *f = finding_add(out, "plan", "capacity-ports", sev,
@@ -123,8 +125,9 @@ static void ports_finding(const struct capacity_in *in, const struct capacity_ou
                       "destination ip:port)");
     if (sev >= FINDING_WARNING) {
         finding_fix(f, "more NAT IPs: %ld (to stay under 80%%)", o->nat_ips_needed);
-        finding_fix(f, "or connection reuse: at most %ld connections per pod (keep-alive pools "
-                       "in the gateway instead of a connection per request)",
+        finding_fix(f,
+                    "or connection reuse: at most %ld connections per pod (keep-alive pools "
+                    "in the gateway instead of a connection per request)",
                     o->conns_per_pod_fit);
     }
 }
@@ -138,25 +141,28 @@ static void workers_finding(const struct capacity_in *in, const struct capacity_
         struct finding *f = finding_add(out, "plan", "capacity-workers", FINDING_INFO,
                                         "workers per pod not given; %ld suits %.1f CPUs",
                                         o->workers_suggested, in->cpu_limit);
-        finding_fix(f, "sync workers (gunicorn): -w %ld (2 x CPU + 1); an event-loop server: "
-                       "one per CPU",
+        finding_fix(f,
+                    "sync workers (gunicorn): -w %ld (2 x CPU + 1); an event-loop server: "
+                    "one per CPU",
                     o->workers_suggested);
         return;
     }
-    enum finding_sev sev = o->workers_per_cpu > 4 ? FINDING_WARNING
+    enum finding_sev sev = o->workers_per_cpu > 4   ? FINDING_WARNING
                            : o->workers_per_cpu < 1 ? FINDING_WARNING
                                                     : FINDING_OK;
-    struct finding *f = finding_add(out, "plan", "capacity-workers", sev,
-                                    "%ld workers on %.1f CPUs (%.1f per CPU)", in->workers_per_pod,
-                                    in->cpu_limit, o->workers_per_cpu);
+    struct finding *f =
+        finding_add(out, "plan", "capacity-workers", sev, "%ld workers on %.1f CPUs (%.1f per CPU)",
+                    in->workers_per_pod, in->cpu_limit, o->workers_per_cpu);
     finding_source(f, "capacity arithmetic");
     if (o->workers_per_cpu < 1)
-        finding_fix(f, "a single process with a GIL uses one core: run -w %ld worker processes "
-                       "(or one event-loop thread per CPU)",
+        finding_fix(f,
+                    "a single process with a GIL uses one core: run -w %ld worker processes "
+                    "(or one event-loop thread per CPU)",
                     o->workers_suggested);
     else if (sev >= FINDING_WARNING)
-        finding_fix(f, "too many processes for the CPU limit (context switches, throttling, "
-                       "memory): -w %ld",
+        finding_fix(f,
+                    "too many processes for the CPU limit (context switches, throttling, "
+                    "memory): -w %ld",
                     o->workers_suggested);
 }
 

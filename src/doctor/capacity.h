@@ -25,22 +25,22 @@ struct capacity_in {
 };
 
 struct capacity_out {
-    long pools;              /* pools that connect to the database */
-    long db_possible;        /* pools × (pool_size + max_overflow) */
-    long db_usable;          /* max_connections − reserved */
-    double db_use;           /* db_possible / db_usable */
-    long fit_per_pool;       /* pool_size + max_overflow that would fit in 80% of db_usable */
-    long pgb_pool_size;      /* PgBouncer default_pool_size per instance: 2 × db_cpus + 1 when
-                                the cores are known (PostgreSQL wiki's rule for busy
-                                connections), never above 80% of db_usable */
-    long pgb_max_client;     /* max_client_conn that lets every pool connect */
-    long ports_needed;       /* pods × conns_per_pod */
-    long ports_available;    /* nat_ips × ports_per_ip */
+    long pools;           /* pools that connect to the database */
+    long db_possible;     /* pools × (pool_size + max_overflow) */
+    long db_usable;       /* max_connections − reserved */
+    double db_use;        /* db_possible / db_usable */
+    long fit_per_pool;    /* pool_size + max_overflow that would fit in 80% of db_usable */
+    long pgb_pool_size;   /* PgBouncer default_pool_size per instance: 2 × db_cpus + 1 when
+                             the cores are known (PostgreSQL wiki's rule for busy
+                             connections), never above 80% of db_usable */
+    long pgb_max_client;  /* max_client_conn that lets every pool connect */
+    long ports_needed;    /* pods × conns_per_pod */
+    long ports_available; /* nat_ips × ports_per_ip */
     double ports_use;
-    long nat_ips_needed;     /* to stay under 80% */
-    long conns_per_pod_fit;  /* per pod, to stay under 80% with the NAT IPs given */
-    double workers_per_cpu;  /* 0 when workers_per_pod is unknown */
-    long workers_suggested;  /* 2 × CPU + 1, at least 1 (gunicorn's rule for sync workers) */
+    long nat_ips_needed;    /* to stay under 80% */
+    long conns_per_pod_fit; /* per pod, to stay under 80% with the NAT IPs given */
+    double workers_per_cpu; /* 0 when workers_per_pod is unknown */
+    long workers_suggested; /* 2 × CPU + 1, at least 1 (gunicorn's rule for sync workers) */
 };
 
 /* Fills defaults for the zero fields that have one (db_reserved 3, nat_ips 1, ports_per_ip

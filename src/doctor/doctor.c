@@ -25,7 +25,8 @@
 
 enum job_kind { JOB_PG, JOB_PGB, JOB_REDIS, JOB_GATEWAY, JOB_HOST, JOB_TARGET, JOB_COUNT };
 
-static const char *const job_names[] = {"postgres", "pgbouncer", "redis", "gateway", "host", "target"};
+static const char *const job_names[] = {"postgres", "pgbouncer", "redis",
+                                        "gateway",  "host",      "target"};
 
 /* One probe run. The thread writes only its own job; the main thread reads it after the join, or
  * never when the deadline passed (the job is then leaked with the process exit). */
@@ -209,8 +210,9 @@ int doctor_main(int argc, char **argv)
         } else if (strcmp(a, "--timeout") == 0) {
             if (units_parse_duration_ms(v, &timeout_ms) < 0 || timeout_ms == 0 ||
                 timeout_ms > 600000) {
-                fprintf(stderr, "apigate doctor: --timeout '%s': expected a duration such as "
-                                "500ms or 5s (up to 10m)\n",
+                fprintf(stderr,
+                        "apigate doctor: --timeout '%s': expected a duration such as "
+                        "500ms or 5s (up to 10m)\n",
                         v);
                 return 2;
             }

@@ -174,7 +174,8 @@ void finding_list_sort(struct finding_list *l)
         items[i].f = l->v[i];
         items[i].comp_worst = FINDING_OK;
         for (size_t j = 0; j < l->n; j++)
-            if (strcmp(l->v[j].component, l->v[i].component) == 0 && l->v[j].sev > items[i].comp_worst)
+            if (strcmp(l->v[j].component, l->v[i].component) == 0 &&
+                l->v[j].sev > items[i].comp_worst)
                 items[i].comp_worst = l->v[j].sev;
     }
     qsort(items, l->n, sizeof(*items), sort_cmp);

@@ -39,7 +39,8 @@ struct finding *finding_add(struct finding_list *l, const char *component, const
                             enum finding_sev sev, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 /* Appends one line to the evidence / sets the source / appends one line to the fix. */
-void finding_evidence(struct finding *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void finding_evidence(struct finding *f, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 void finding_source(struct finding *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void finding_fix(struct finding *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -23,7 +23,8 @@
 #include "http/url.h"
 #include "net/sock.h"
 
-#define HTTPC_MAX_RESPONSE (8u << 20) /* bodies above this are cut: doctor reads JSON and samples */
+#define HTTPC_MAX_RESPONSE (8u << 20) /* bodies above this are cut: doctor reads JSON and samples  \
+                                       */
 
 struct httpc_conn {
     int fd;
@@ -284,8 +285,8 @@ int httpc_get(const char *url, int timeout_ms, struct httpc_resp *resp, struct h
         head = h1_parse_response(buf_head(&in), buf_pending(&in), &r, hdrs, 64, NULL, false);
         if (head > 0 && r.status >= 100 && r.status < 200) { // skip interim responses
             buf_consume(&in, (size_t)head);
-            head = buf_pending(&in) ? h1_parse_response(buf_head(&in), buf_pending(&in), &r,
-                                                        hdrs, 64, NULL, false)
+            head = buf_pending(&in) ? h1_parse_response(buf_head(&in), buf_pending(&in), &r, hdrs,
+                                                        64, NULL, false)
                                     : -2;
         }
     }

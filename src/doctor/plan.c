@@ -27,9 +27,11 @@ static const struct plan_opt plan_opts[] = {
     {"--max-overflow", PLAN_LONG, OFF(max_overflow), "extra connections above pool_size"},
     {"--db-max-connections", PLAN_LONG, OFF(db_max_connections), "PostgreSQL max_connections"},
     {"--db-reserved", PLAN_LONG, OFF(db_reserved), "superuser_reserved_connections (default 3)"},
-    {"--conns-per-pod", PLAN_LONG, OFF(conns_per_pod), "outgoing connections per pod to one destination"},
+    {"--conns-per-pod", PLAN_LONG, OFF(conns_per_pod),
+     "outgoing connections per pod to one destination"},
     {"--nat-ips", PLAN_LONG, OFF(nat_ips), "SNAT addresses (default 1)"},
-    {"--ports-per-ip", PLAN_LONG, OFF(ports_per_ip), "ports per NAT IP and destination (default 28232)"},
+    {"--ports-per-ip", PLAN_LONG, OFF(ports_per_ip),
+     "ports per NAT IP and destination (default 28232)"},
     {"--cpu-limit", PLAN_DOUBLE, OFF(cpu_limit), "CPUs per pod"},
     {"--workers-per-pod", PLAN_LONG, OFF(workers_per_pod), "worker processes per pod"},
     {"--pool-per-worker", PLAN_BOOL, OFF(pool_per_worker), "each worker process has its own pool"},
@@ -46,9 +48,11 @@ static void plan_usage(FILE *out)
                  "pods x connections vs NAT ports, workers vs CPUs.\n\noptions:\n");
     for (size_t i = 0; i < PLAN_NOPTS; i++)
         fprintf(out, "  %-22s %s\n", plan_opts[i].flag, plan_opts[i].help);
-    fprintf(out, "  %-22s %s\n", "-f FILE", "read the same keys from YAML (pods: 20, pool_size: 20, ...)");
+    fprintf(out, "  %-22s %s\n", "-f FILE",
+            "read the same keys from YAML (pods: 20, pool_size: 20, ...)");
     fprintf(out, "  %-22s %s\n", "--json", "JSON report");
-    fprintf(out, "  %-22s %s\n", "--fail-on SEV", "exit 1 at or above warning|critical (default critical)");
+    fprintf(out, "  %-22s %s\n", "--fail-on SEV",
+            "exit 1 at or above warning|critical (default critical)");
     fprintf(out, "\nexample: apigate doctor plan --pods 20 --pool-size 20 --max-overflow 10 "
                  "--db-max-connections 200 \\\n           --conns-per-pod 300 --nat-ips 1 "
                  "--ports-per-ip 55000 --cpu-limit 2\n");
@@ -126,10 +130,11 @@ static int plan_load_yaml(const char *path, struct capacity_in *in)
         const struct plan_opt *o = plan_find_key(k->str);
         const char *why = NULL;
         if (o == NULL) {
-            fprintf(stderr, "%s:%d:%d: %s: unknown key; allowed: pods, pool_size, max_overflow, "
-                            "db_max_connections, db_reserved, conns_per_pod, nat_ips, "
-                            "ports_per_ip, cpu_limit, workers_per_pod, pool_per_worker, "
-                            "pgbouncers, db_cpus\n",
+            fprintf(stderr,
+                    "%s:%d:%d: %s: unknown key; allowed: pods, pool_size, max_overflow, "
+                    "db_max_connections, db_reserved, conns_per_pod, nat_ips, "
+                    "ports_per_ip, cpu_limit, workers_per_pod, pool_per_worker, "
+                    "pgbouncers, db_cpus\n",
                     k->file, k->line, k->col, k->str);
             bad++;
         } else if (v->type != YNODE_SCALAR) {

@@ -63,8 +63,7 @@ int probe_gateway__parse(const char *body, struct gw_facts *f)
     return 0;
 }
 
-int probe_gateway_run(const char *url, int timeout_ms, struct gw_facts *f,
-                      struct finding_list *out)
+int probe_gateway_run(const char *url, int timeout_ms, struct gw_facts *f, struct finding_list *out)
 {
     /* The admin base address gets /stats; a URL that already names a path is used as given. */
     char full[1024];

@@ -113,7 +113,6 @@ static int cmp_dest(const void *a, const void *b)
     if (x->total != y->total)
         return y->total - x->total;
     return strcmp(x->addr, y->addr); // stable output for equal counts
-
 }
 
 void probe_host__parse_listeners(const char *text, struct host_facts *f)

@@ -42,7 +42,10 @@ struct probe_pg_conn *probe_pg_connect(const char *url, int timeout_ms, bool adm
 void probe_pg_where(struct probe_pg_conn *c, char *out, size_t outlen)
 {
     const char *host = PQhost(c->pg);
-    snprintf(out, outlen, "%s:%s/%s", host && host[0] == '/' ? "unix" : host ? host : "?",
+    snprintf(out, outlen, "%s:%s/%s",
+             host && host[0] == '/' ? "unix"
+             : host                 ? host
+                                    : "?",
              PQport(c->pg), PQdb(c->pg));
 }
 
@@ -53,8 +56,8 @@ int probe_pg_exec(struct probe_pg_conn *c, const char *sql, struct probe_pg_res 
     PGresult *res = PQexec(c->pg, sql);
     ExecStatusType st = PQresultStatus(res);
     if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
-        snprintf(err, errlen, "%s", PQresultErrorMessage(res)[0] ? PQresultErrorMessage(res)
-                                                                  : PQerrorMessage(c->pg));
+        snprintf(err, errlen, "%s",
+                 PQresultErrorMessage(res)[0] ? PQresultErrorMessage(res) : PQerrorMessage(c->pg));
         doctor__first_line(err);
         PQclear(res);
         return -1;
@@ -133,9 +136,10 @@ static void read_activity(struct probe_pg_conn *c, struct pg_facts *f)
 {
     struct probe_pg_res r;
     char err[256];
-    if (q(c, TAG "SELECT coalesce(state, 'unknown') AS state, count(*) AS n FROM "
-                 "pg_stat_activity WHERE backend_type = 'client backend' AND pid <> "
-                 "pg_backend_pid() GROUP BY 1",
+    if (q(c,
+          TAG "SELECT coalesce(state, 'unknown') AS state, count(*) AS n FROM "
+              "pg_stat_activity WHERE backend_type = 'client backend' AND pid <> "
+              "pg_backend_pid() GROUP BY 1",
           &r, err, sizeof(err)) == 0) {
         for (int i = 0; i < r.rows; i++) {
             const char *st = probe_pg_get(&r, i, "state");
@@ -150,10 +154,11 @@ static void read_activity(struct probe_pg_conn *c, struct pg_facts *f)
         }
         probe_pg_res_free(&r);
     }
-    if (q(c, TAG "SELECT pid, extract(epoch FROM now() - state_change) AS age, "
-                 "left(regexp_replace(query, '\\s+', ' ', 'g'), 190) AS query FROM "
-                 "pg_stat_activity WHERE state LIKE 'idle in transaction%' ORDER BY state_change "
-                 "LIMIT 1",
+    if (q(c,
+          TAG "SELECT pid, extract(epoch FROM now() - state_change) AS age, "
+              "left(regexp_replace(query, '\\s+', ' ', 'g'), 190) AS query FROM "
+              "pg_stat_activity WHERE state LIKE 'idle in transaction%' ORDER BY state_change "
+              "LIMIT 1",
           &r, err, sizeof(err)) == 0) {
         if (r.rows > 0) {
             f->idle_in_tx_pid = (int)num(probe_pg_get(&r, 0, "pid"));
@@ -162,10 +167,11 @@ static void read_activity(struct probe_pg_conn *c, struct pg_facts *f)
         }
         probe_pg_res_free(&r);
     }
-    if (q(c, TAG "SELECT pid, extract(epoch FROM now() - query_start) AS age, "
-                 "left(regexp_replace(query, '\\s+', ' ', 'g'), 190) AS query FROM "
-                 "pg_stat_activity WHERE state = 'active' AND backend_type = 'client backend' AND "
-                 "pid <> pg_backend_pid() ORDER BY query_start LIMIT 1",
+    if (q(c,
+          TAG "SELECT pid, extract(epoch FROM now() - query_start) AS age, "
+              "left(regexp_replace(query, '\\s+', ' ', 'g'), 190) AS query FROM "
+              "pg_stat_activity WHERE state = 'active' AND backend_type = 'client backend' AND "
+              "pid <> pg_backend_pid() ORDER BY query_start LIMIT 1",
           &r, err, sizeof(err)) == 0) {
         if (r.rows > 0) {
             f->active_oldest_pid = (int)num(probe_pg_get(&r, 0, "pid"));
@@ -175,13 +181,14 @@ static void read_activity(struct probe_pg_conn *c, struct pg_facts *f)
         }
         probe_pg_res_free(&r);
     }
-    if (q(c, TAG "SELECT a.pid, b.pid AS blocker, extract(epoch FROM now() - a.query_start) AS "
-                 "wait, left(regexp_replace(a.query, '\\s+', ' ', 'g'), 190) AS query, "
-                 "coalesce(b.state, '?') AS bstate, coalesce(extract(epoch FROM now() - "
-                 "b.xact_start), 0) AS bxact, left(regexp_replace(b.query, '\\s+', ' ', 'g'), "
-                 "190) AS bquery FROM pg_stat_activity a CROSS JOIN LATERAL "
-                 "unnest(pg_blocking_pids(a.pid)) AS bp(pid) JOIN pg_stat_activity b ON b.pid = "
-                 "bp.pid ORDER BY wait DESC LIMIT 8",
+    if (q(c,
+          TAG "SELECT a.pid, b.pid AS blocker, extract(epoch FROM now() - a.query_start) AS "
+              "wait, left(regexp_replace(a.query, '\\s+', ' ', 'g'), 190) AS query, "
+              "coalesce(b.state, '?') AS bstate, coalesce(extract(epoch FROM now() - "
+              "b.xact_start), 0) AS bxact, left(regexp_replace(b.query, '\\s+', ' ', 'g'), "
+              "190) AS bquery FROM pg_stat_activity a CROSS JOIN LATERAL "
+              "unnest(pg_blocking_pids(a.pid)) AS bp(pid) JOIN pg_stat_activity b ON b.pid = "
+              "bp.pid ORDER BY wait DESC LIMIT 8",
           &r, err, sizeof(err)) == 0) {
         for (int i = 0; i < r.rows && f->n_blocked < PG_FACTS_MAX; i++) {
             struct pg_blocked *b = &f->blocked[f->n_blocked++];
@@ -197,8 +204,7 @@ static void read_activity(struct probe_pg_conn *c, struct pg_facts *f)
     }
 }
 
-static void read_statements(struct probe_pg_conn *c, struct pg_facts *f,
-                            struct probe_pg_res *all)
+static void read_statements(struct probe_pg_conn *c, struct pg_facts *f, struct probe_pg_res *all)
 {
     struct probe_pg_res r;
     memset(all, 0, sizeof(*all));
@@ -239,9 +245,10 @@ static void read_tables(struct probe_pg_conn *c, struct pg_facts *f,
 {
     struct probe_pg_res r;
     char err[256];
-    if (q(c, TAG "SELECT schemaname || '.' || relname AS t, seq_scan, seq_tup_read, "
-                 "coalesce(idx_scan, 0) AS idx_scan, n_live_tup FROM pg_stat_user_tables WHERE "
-                 "seq_scan > 0 ORDER BY seq_tup_read DESC LIMIT 8",
+    if (q(c,
+          TAG "SELECT schemaname || '.' || relname AS t, seq_scan, seq_tup_read, "
+              "coalesce(idx_scan, 0) AS idx_scan, n_live_tup FROM pg_stat_user_tables WHERE "
+              "seq_scan > 0 ORDER BY seq_tup_read DESC LIMIT 8",
           &r, err, sizeof(err)) < 0)
         return;
     for (int i = 0; i < r.rows && f->n_seqscans < PG_FACTS_MAX; i++) {
@@ -265,18 +272,19 @@ static void read_server(struct probe_pg_conn *c, struct pg_facts *f)
 {
     struct probe_pg_res r;
     char err[256];
-    if (q(c, TAG "SELECT sum(blks_hit) AS hit, sum(blks_read) AS rd FROM pg_stat_database", &r,
-          err, sizeof(err)) == 0) {
+    if (q(c, TAG "SELECT sum(blks_hit) AS hit, sum(blks_read) AS rd FROM pg_stat_database", &r, err,
+          sizeof(err)) == 0) {
         f->blks_hit = num(probe_pg_get(&r, 0, "hit"));
         f->blks_read = num(probe_pg_get(&r, 0, "rd"));
         probe_pg_res_free(&r);
     }
     if (f->is_replica)
         return;
-    if (q(c, TAG "SELECT coalesce(application_name, '') AS name, coalesce(client_addr::text, "
-                 "'local') AS client, coalesce(state, '?') AS state, coalesce(extract(epoch FROM "
-                 "replay_lag), 0) AS lag, coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), "
-                 "replay_lsn), -1)::bigint AS bytes FROM pg_stat_replication",
+    if (q(c,
+          TAG "SELECT coalesce(application_name, '') AS name, coalesce(client_addr::text, "
+              "'local') AS client, coalesce(state, '?') AS state, coalesce(extract(epoch FROM "
+              "replay_lag), 0) AS lag, coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), "
+              "replay_lsn), -1)::bigint AS bytes FROM pg_stat_replication",
           &r, err, sizeof(err)) == 0) {
         for (int i = 0; i < r.rows && f->n_replicas < PG_FACTS_MAX; i++) {
             struct pg_replica *p = &f->replicas[f->n_replicas++];
@@ -303,13 +311,14 @@ int probe_pg_run(const char *url, int timeout_ms, struct pg_facts *f, struct fin
     }
     probe_pg_where(c, f->where, sizeof(f->where));
     struct probe_pg_res r;
-    if (q(c, TAG "SELECT current_setting('max_connections') AS max, "
-                 "current_setting('superuser_reserved_connections') AS reserved, "
-                 "pg_is_in_recovery() AS replica",
+    if (q(c,
+          TAG "SELECT current_setting('max_connections') AS max, "
+              "current_setting('superuser_reserved_connections') AS reserved, "
+              "pg_is_in_recovery() AS replica",
           &r, err, sizeof(err)) < 0) {
-        struct finding *fd = finding_add(out, "postgres", "pg-unreachable", FINDING_CRITICAL,
-                                         "PostgreSQL at %s answers but cannot be read: %s",
-                                         f->where, err);
+        struct finding *fd =
+            finding_add(out, "postgres", "pg-unreachable", FINDING_CRITICAL,
+                        "PostgreSQL at %s answers but cannot be read: %s", f->where, err);
         finding_source(fd, "SELECT current_setting('max_connections')");
         probe_pg_close(c);
         return -1;

@@ -113,9 +113,9 @@ static void read_slowlog(redisContext *c, struct redis_facts *f)
         for (size_t k = 0; args->type == REDIS_REPLY_ARRAY && k < args->elements; k++) {
             if (args->element[k]->type != REDIS_REPLY_STRING || used + 2 >= sizeof(s->command))
                 break;
-            used += (size_t)snprintf(s->command + used, sizeof(s->command) - used, "%s%.*s",
-                                     k ? " " : "", (int)args->element[k]->len,
-                                     args->element[k]->str);
+            used +=
+                (size_t)snprintf(s->command + used, sizeof(s->command) - used, "%s%.*s",
+                                 k ? " " : "", (int)args->element[k]->len, args->element[k]->str);
             if (used >= sizeof(s->command))
                 used = sizeof(s->command) - 1;
         }
@@ -155,8 +155,8 @@ int probe_redis_run(const char *url, int timeout_ms, struct redis_facts *f,
             freeReplyObject(r);
         r = redisCommand(c, "INFO all");
         if (r == NULL || r->type != REDIS_REPLY_STRING)
-            fail = r ? (r->type == REDIS_REPLY_ERROR ? r->str : "INFO: unexpected reply")
-                     : c->errstr;
+            fail =
+                r ? (r->type == REDIS_REPLY_ERROR ? r->str : "INFO: unexpected reply") : c->errstr;
     }
     if (fail) {
         struct finding *fd = finding_add(out, "redis", "redis-unreachable", FINDING_CRITICAL,

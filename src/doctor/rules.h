@@ -58,8 +58,8 @@ struct pg_facts {
     int idle_in_tx_pid;         /* the oldest idle-in-transaction session */
     double idle_in_tx_oldest_s; /* its state age */
     char idle_in_tx_query[200];
-    int active_oldest_pid;    /* the longest-running active statement */
-    double active_oldest_s;   /* since its query_start */
+    int active_oldest_pid;  /* the longest-running active statement */
+    double active_oldest_s; /* since its query_start */
     char active_oldest_query[200];
     int n_blocked;
     struct pg_blocked blocked[PG_FACTS_MAX];
@@ -118,7 +118,7 @@ struct pgb_facts {
     char where[160];
     int n_pools;
     struct pgb_pool pools[PG_FACTS_MAX * 2];
-    double avg_wait_us; /* SHOW STATS avg_wait_time, largest over databases */
+    double avg_wait_us;         /* SHOW STATS avg_wait_time, largest over databases */
     int server_max_connections; /* from the PostgreSQL probe when it ran, else 0 */
 };
 
@@ -199,13 +199,13 @@ struct host_facts {
     int time_wait;
     int n_dests;
     struct host_dest dests[PG_FACTS_MAX]; /* busiest first */
-    long long fd_allocated, fd_max; /* /proc/sys/fs/file-nr */
-    long long nofile_soft;          /* RLIMIT_NOFILE of this shell: what a child would get */
-    long long listen_overflows;     /* TcpExt ListenOverflows, -1 when unknown */
+    long long fd_allocated, fd_max;       /* /proc/sys/fs/file-nr */
+    long long nofile_soft;                /* RLIMIT_NOFILE of this shell: what a child would get */
+    long long listen_overflows;           /* TcpExt ListenOverflows, -1 when unknown */
     long long listen_drops;
     int somaxconn;
     int cpus;
-    int gateway_threads; /* from the gateway probe, 0 when unknown */
+    int gateway_threads;             /* from the gateway probe, 0 when unknown */
     uint8_t listen_ports[65536 / 8]; /* bitmap of local ports in LISTEN (probe scratch) */
 };
 
@@ -222,7 +222,8 @@ void rules_host(const struct host_facts *h, struct finding_list *out);
 struct target_sample {
     bool ok;
     int status;
-    double dns_ms, connect_ms, tls_ms, ttfb_ms, total_ms; /* cumulative from the start, as curl -w */
+    double dns_ms, connect_ms, tls_ms, ttfb_ms,
+        total_ms; /* cumulative from the start, as curl -w */
     char error[96];
 };
 

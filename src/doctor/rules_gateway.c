@@ -66,9 +66,9 @@ void rules_gateway(const struct gw_facts *g, struct finding_list *out)
     if (have(g->pool_wait_p95_ms)) {
         enum finding_sev sev =
             g->pool_wait_p95_ms > RULES_GW_POOL_WAIT_WARN_MS ? FINDING_WARNING : FINDING_OK;
-        struct finding *f = finding_add(out, "gateway", "gw-pool-wait", sev,
-                                        "p95 wait for an upstream connection %.1f ms",
-                                        g->pool_wait_p95_ms);
+        struct finding *f =
+            finding_add(out, "gateway", "gw-pool-wait", sev,
+                        "p95 wait for an upstream connection %.1f ms", g->pool_wait_p95_ms);
         finding_source(f, "%s pool_wait_p95_ms", g->where);
         if (sev >= FINDING_WARNING)
             finding_fix(f, "upstream pool too small for the concurrency: raise pool: "

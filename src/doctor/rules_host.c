@@ -34,8 +34,9 @@ static void rule_ports(const struct host_facts *h, struct finding_list *out)
                          h->dests[i].time_wait, h->dests[i].addr);
     finding_source(f, "/proc/net/tcp, /proc/net/tcp6, /proc/sys/net/ipv4/ip_local_port_range");
     if (sev >= FINDING_WARNING) {
-        finding_fix(f, "reuse connections to %s (keep-alive pools; the gateway's upstream pool "
-                       "does this) instead of one connection per request",
+        finding_fix(f,
+                    "reuse connections to %s (keep-alive pools; the gateway's upstream pool "
+                    "does this) instead of one connection per request",
                     h->dests[0].addr);
         finding_fix(f, "behind SNAT each NAT IP gives one port range per destination: add NAT "
                        "IPs, or widen net.ipv4.ip_local_port_range = 1024 65535");
@@ -47,9 +48,9 @@ static void rule_fds(const struct host_facts *h, struct finding_list *out)
     if (h->fd_max > 0) {
         double use = (double)h->fd_allocated / (double)h->fd_max;
         enum finding_sev sev = use >= RULES_HOST_FD_WARN ? FINDING_WARNING : FINDING_OK;
-        struct finding *f = finding_add(out, "host", "host-file-descriptors", sev,
-                                        "%lld file handles open of fs.file-max %lld",
-                                        h->fd_allocated, h->fd_max);
+        struct finding *f =
+            finding_add(out, "host", "host-file-descriptors", sev,
+                        "%lld file handles open of fs.file-max %lld", h->fd_allocated, h->fd_max);
         finding_source(f, "/proc/sys/fs/file-nr");
         if (sev >= FINDING_WARNING)
             finding_fix(f, "sysctl fs.file-max=%lld", h->fd_max * 2);
@@ -68,16 +69,17 @@ static void rule_listen(const struct host_facts *h, struct finding_list *out)
 {
     if (h->listen_overflows >= 0) {
         enum finding_sev sev = h->listen_overflows > 0 ? FINDING_WARNING : FINDING_OK;
-        struct finding *f = finding_add(out, "host", "host-listen-overflows", sev,
-                                        "%lld listen queue overflows since boot",
-                                        h->listen_overflows);
+        struct finding *f =
+            finding_add(out, "host", "host-listen-overflows", sev,
+                        "%lld listen queue overflows since boot", h->listen_overflows);
         finding_evidence(f, "ListenOverflows %lld, ListenDrops %lld, somaxconn %d",
                          h->listen_overflows, h->listen_drops, h->somaxconn);
         finding_source(f, "/proc/net/netstat TcpExt");
         if (sev >= FINDING_WARNING)
-            finding_fix(f, "the accept queue filled: the server accepts too slowly (blocked "
-                           "workers) or its backlog is small: sysctl net.core.somaxconn=%d and a "
-                           "matching listen backlog",
+            finding_fix(f,
+                        "the accept queue filled: the server accepts too slowly (blocked "
+                        "workers) or its backlog is small: sysctl net.core.somaxconn=%d and a "
+                        "matching listen backlog",
                         h->somaxconn < 4096 ? 4096 : h->somaxconn * 2);
     }
     if (h->somaxconn > 0 && h->somaxconn < RULES_HOST_SOMAXCONN_MIN) {
@@ -93,16 +95,16 @@ static void rule_cpus(const struct host_facts *h, struct finding_list *out)
     if (h->cpus <= 0)
         return;
     if (h->gateway_threads <= 0) {
-        struct finding *f =
-            finding_add(out, "host", "host-cpus", FINDING_OK, "%d CPUs", h->cpus);
+        struct finding *f = finding_add(out, "host", "host-cpus", FINDING_OK, "%d CPUs", h->cpus);
         finding_source(f, "sched_getaffinity");
         return;
     }
-    enum finding_sev sev =
-        h->gateway_threads > 2 * h->cpus || h->gateway_threads < h->cpus ? FINDING_INFO : FINDING_OK;
-    struct finding *f = finding_add(out, "host", "host-cpus", sev,
-                                    "gateway runs %d loop threads on %d CPUs", h->gateway_threads,
-                                    h->cpus);
+    enum finding_sev sev = h->gateway_threads > 2 * h->cpus || h->gateway_threads < h->cpus
+                               ? FINDING_INFO
+                               : FINDING_OK;
+    struct finding *f =
+        finding_add(out, "host", "host-cpus", sev, "gateway runs %d loop threads on %d CPUs",
+                    h->gateway_threads, h->cpus);
     finding_source(f, "sched_getaffinity; gateway /stats threads");
     if (sev != FINDING_OK)
         finding_fix(f, "workers: {threads: %d} (one event loop per CPU)", h->cpus);
@@ -165,12 +167,11 @@ void rules_target(const struct target_facts *t, struct finding_list *out)
         finding_source(f, "GET %s", t->url);
     } else {
         double p50 = rules_percentile(tot, ok, 50), p95 = rules_percentile(tot, ok, 95);
-        enum finding_sev sev = p95 > RULES_TARGET_P95_WARN_MS || ok < t->n ? FINDING_WARNING
-                                                                           : FINDING_OK;
-        struct finding *f =
-            finding_add(out, "target", "target-latency", sev,
-                        "%s: p50 %.1f ms, p95 %.1f ms over %d requests (%d failed)", t->url, p50,
-                        p95, t->n, t->n - ok);
+        enum finding_sev sev =
+            p95 > RULES_TARGET_P95_WARN_MS || ok < t->n ? FINDING_WARNING : FINDING_OK;
+        struct finding *f = finding_add(out, "target", "target-latency", sev,
+                                        "%s: p50 %.1f ms, p95 %.1f ms over %d requests (%d failed)",
+                                        t->url, p50, p95, t->n, t->n - ok);
         finding_evidence(f, "connect p50 %.2f ms, first byte p50 %.1f ms / p95 %.1f ms",
                          rules_percentile(conn, ok, 50), rules_percentile(ttfb, ok, 50),
                          rules_percentile(ttfb, ok, 95));
@@ -186,7 +187,10 @@ void rules_target(const struct target_facts *t, struct finding_list *out)
         }
         finding_source(f, "%d sequential GET %s, a new connection each", t->n, t->url);
         if (sev >= FINDING_WARNING)
-            finding_fix(f, "most of the time is %s: %s", p95 > 0 && rules_percentile(ttfb, ok, 95) > p95 / 2 ? "waiting for the first byte" : "transfer or connection setup",
+            finding_fix(f, "most of the time is %s: %s",
+                        p95 > 0 && rules_percentile(ttfb, ok, 95) > p95 / 2
+                            ? "waiting for the first byte"
+                            : "transfer or connection setup",
                         "cache the response in the gateway (cache: {ttl: 30s}) or make the "
                         "upstream faster; failures are listed above");
     }

@@ -38,8 +38,9 @@ static const char *find_word(const char *s, const char *w)
 
 static bool is_keyword(const char *w, size_t n)
 {
-    static const char *const kw[] = {"and", "or", "not", "where", "is", "null", "true", "false",
-                                     "in", "like", "ilike", "between", "select", "from", NULL};
+    static const char *const kw[] = {"and",   "or",      "not",    "where", "is",
+                                     "null",  "true",    "false",  "in",    "like",
+                                     "ilike", "between", "select", "from",  NULL};
     for (int i = 0; kw[i]; i++)
         if (strlen(kw[i]) == n && strncasecmp(kw[i], w, n) == 0)
             return true;
@@ -125,16 +126,18 @@ static void rule_connections(const struct pg_facts *pg, struct finding_list *out
         finding_evidence(f, "longest active statement: %.1f s (pid %d)", pg->active_oldest_s,
                          pg->active_oldest_pid);
     if (pg->idle_in_tx_pid)
-        finding_evidence(f, "oldest idle in transaction: %.1f s (pid %d)",
-                         pg->idle_in_tx_oldest_s, pg->idle_in_tx_pid);
+        finding_evidence(f, "oldest idle in transaction: %.1f s (pid %d)", pg->idle_in_tx_oldest_s,
+                         pg->idle_in_tx_pid);
     finding_source(f, "SELECT state, count(*) FROM pg_stat_activity WHERE backend_type = 'client "
                       "backend' GROUP BY state; SHOW max_connections");
     if (sev >= FINDING_WARNING) {
-        finding_fix(f, "put PgBouncer in front in transaction mode: pool_mode = transaction, "
-                       "default_pool_size = %d",
+        finding_fix(f,
+                    "put PgBouncer in front in transaction mode: pool_mode = transaction, "
+                    "default_pool_size = %d",
                     pool);
-        finding_fix(f, "or shrink the application pools so pods x (pool_size + max_overflow) "
-                       "stays under %d",
+        finding_fix(f,
+                    "or shrink the application pools so pods x (pool_size + max_overflow) "
+                    "stays under %d",
                     (int)((pg->max_connections - pg->reserved) * 0.8));
     }
 }
@@ -149,13 +152,15 @@ static void rule_idle(const struct pg_facts *pg, struct finding_list *out)
                                     "%d of %d connections are idle: application pools are "
                                     "oversized",
                                     pg->idle, pg->total);
-    finding_evidence(f, "idle %d, active %d (each idle connection holds a backend process and "
-                        "counts against max_connections %d)",
+    finding_evidence(f,
+                     "idle %d, active %d (each idle connection holds a backend process and "
+                     "counts against max_connections %d)",
                      pg->idle, pg->active, pg->max_connections);
     finding_source(f, "pg_stat_activity.state");
-    finding_fix(f, "use a transaction pooler: PgBouncer pool_mode = transaction, "
-                   "default_pool_size = %d (active %d x 1.5, at least 5, at most 80%% of "
-                   "max_connections - reserved)",
+    finding_fix(f,
+                "use a transaction pooler: PgBouncer pool_mode = transaction, "
+                "default_pool_size = %d (active %d x 1.5, at least 5, at most 80%% of "
+                "max_connections - reserved)",
                 pool, pg->active);
 }
 
@@ -182,13 +187,13 @@ static void rule_long_query(const struct pg_facts *pg, struct finding_list *out)
     if (pg->active_oldest_pid == 0 || pg->active_oldest_s < RULES_PG_LONG_QUERY_WARN_S)
         return;
     struct finding *f = finding_add(out, "postgres", "pg-long-queries", FINDING_WARNING,
-                                    "a statement has been running for %.0f s",
-                                    pg->active_oldest_s);
+                                    "a statement has been running for %.0f s", pg->active_oldest_s);
     finding_evidence(f, "pid %d: %s", pg->active_oldest_pid, pg->active_oldest_query);
     finding_source(f, "SELECT pid, now() - query_start, query FROM pg_stat_activity WHERE state "
                       "= 'active' ORDER BY query_start LIMIT 1");
-    finding_fix(f, "cancel it if it is runaway: SELECT pg_cancel_backend(%d); bound statements "
-                   "for the application role: ALTER ROLE <app> SET statement_timeout = '30s';",
+    finding_fix(f,
+                "cancel it if it is runaway: SELECT pg_cancel_backend(%d); bound statements "
+                "for the application role: ALTER ROLE <app> SET statement_timeout = '30s';",
                 pg->active_oldest_pid);
 }
 
@@ -207,8 +212,8 @@ static void rule_blocked(const struct pg_facts *pg, struct finding_list *out)
     for (int i = 0; i < pg->n_blocked; i++) {
         const struct pg_blocked *b = &pg->blocked[i];
         finding_evidence(f, "pid %d waits %.1f s: %s", b->pid, b->wait_s, b->query);
-        finding_evidence(f, "  blocked by pid %d (%s, transaction open %.1f s): %s",
-                         b->blocker_pid, b->blocker_state, b->blocker_xact_s, b->blocker_query);
+        finding_evidence(f, "  blocked by pid %d (%s, transaction open %.1f s): %s", b->blocker_pid,
+                         b->blocker_state, b->blocker_xact_s, b->blocker_query);
     }
     finding_source(f, "SELECT pid, pg_blocking_pids(pid) FROM pg_stat_activity WHERE "
                       "cardinality(pg_blocking_pids(pid)) > 0");
@@ -239,8 +244,8 @@ static void rule_statements(const struct pg_facts *pg, struct finding_list *out)
                                     "slowest statement takes %.1f ms on average", worst);
     for (int i = 0; i < pg->n_stmts; i++) {
         const struct pg_stmt *s = &pg->stmts[i];
-        finding_evidence(f, "%8.1f ms mean  %8lld calls  %10.0f ms total  %s", s->mean_ms,
-                         s->calls, s->total_ms, s->query);
+        finding_evidence(f, "%8.1f ms mean  %8lld calls  %10.0f ms total  %s", s->mean_ms, s->calls,
+                         s->total_ms, s->query);
     }
     finding_source(f, "SELECT mean_exec_time, calls, total_exec_time, query FROM "
                       "pg_stat_statements ORDER BY mean_exec_time DESC LIMIT 5");
@@ -270,8 +275,9 @@ static void rule_seqscans(const struct pg_facts *pg, struct finding_list *out)
         if (t->columns[0])
             finding_fix(f, "CREATE INDEX CONCURRENTLY ON %s (%s);", t->table, t->columns);
         else
-            finding_fix(f, "find the filtering columns with EXPLAIN on the queries touching %s, "
-                           "then CREATE INDEX CONCURRENTLY ON %s (<column>);",
+            finding_fix(f,
+                        "find the filtering columns with EXPLAIN on the queries touching %s, "
+                        "then CREATE INDEX CONCURRENTLY ON %s (<column>);",
                         t->table, t->table);
     }
 }
@@ -347,7 +353,8 @@ void rules_pgbouncer(const struct pgb_facts *b, struct finding_list *out)
     }
     if (waiting > 0) {
         const struct pgb_pool *p = &b->pools[busiest < 0 ? 0 : busiest];
-        enum finding_sev sev = maxwait >= RULES_PGB_WAIT_CRIT_S ? FINDING_CRITICAL : FINDING_WARNING;
+        enum finding_sev sev =
+            maxwait >= RULES_PGB_WAIT_CRIT_S ? FINDING_CRITICAL : FINDING_WARNING;
         int want = p->sv_active + p->sv_idle + p->cl_waiting;
         if (b->server_max_connections > 0 && want > b->server_max_connections * 8 / 10)
             want = b->server_max_connections * 8 / 10;
@@ -359,8 +366,9 @@ void rules_pgbouncer(const struct pgb_facts *b, struct finding_list *out)
             const struct pgb_pool *q = &b->pools[i];
             if (strcmp(q->database, "pgbouncer") == 0)
                 continue;
-            finding_evidence(f, "%s/%s (%s): cl_active %d, cl_waiting %d, sv_active %d, sv_idle %d, "
-                                "pool_size %d, maxwait %.1f s",
+            finding_evidence(f,
+                             "%s/%s (%s): cl_active %d, cl_waiting %d, sv_active %d, sv_idle %d, "
+                             "pool_size %d, maxwait %.1f s",
                              q->database, q->user, q->mode, q->cl_active, q->cl_waiting,
                              q->sv_active, q->sv_idle, q->pool_size, q->maxwait_s);
         }
@@ -368,8 +376,9 @@ void rules_pgbouncer(const struct pgb_facts *b, struct finding_list *out)
             finding_evidence(f, "average client wait %.1f ms (SHOW STATS avg_wait_time)",
                              b->avg_wait_us / 1000.0);
         finding_source(f, "PgBouncer admin console: SHOW POOLS; SHOW DATABASES; SHOW STATS");
-        finding_fix(f, "the pool is smaller than the concurrency: default_pool_size = %d (in "
-                       "[databases] %s = ... pool_size=%d), and make sure pool_mode = transaction",
+        finding_fix(f,
+                    "the pool is smaller than the concurrency: default_pool_size = %d (in "
+                    "[databases] %s = ... pool_size=%d), and make sure pool_mode = transaction",
                     want, p->database, want);
         finding_fix(f, "or find the transactions that hold server connections long "
                        "(pg-idle-in-transaction, pg-slow-statements)");
@@ -384,8 +393,9 @@ void rules_pgbouncer(const struct pgb_facts *b, struct finding_list *out)
                                         pool_total, b->server_max_connections);
         finding_evidence(f, "sum of pool_size over SHOW DATABASES = %d", pool_total);
         finding_source(f, "SHOW DATABASES; SHOW max_connections on the server");
-        finding_fix(f, "lower default_pool_size so the sum stays under %d, or set "
-                       "max_db_connections = %d",
+        finding_fix(f,
+                    "lower default_pool_size so the sum stays under %d, or set "
+                    "max_db_connections = %d",
                     b->server_max_connections * 8 / 10, b->server_max_connections * 8 / 10);
     }
     if (session_mode) {

@@ -23,8 +23,8 @@ static void rule_hit_ratio(const struct redis_facts *r, struct finding_list *out
     enum finding_sev sev = ratio < RULES_REDIS_HIT_CRIT   ? FINDING_CRITICAL
                            : ratio < RULES_REDIS_HIT_WARN ? FINDING_WARNING
                                                           : FINDING_OK;
-    struct finding *f = finding_add(out, "redis", "redis-hit-ratio", sev,
-                                    "keyspace hit ratio %.1f%%", ratio * 100);
+    struct finding *f =
+        finding_add(out, "redis", "redis-hit-ratio", sev, "keyspace hit ratio %.1f%%", ratio * 100);
     finding_evidence(f, "keyspace_hits %lld, keyspace_misses %lld", r->hits, r->misses);
     finding_source(f, "INFO stats");
     if (sev >= FINDING_WARNING) {
@@ -54,8 +54,9 @@ static void rule_evictions(const struct redis_facts *r, struct finding_list *out
         finding_evidence(f, "evicted_keys %lld, used_memory %s, peak %s, maxmemory %s",
                          r->evicted_keys, used, peak, max);
         finding_source(f, "INFO stats evicted_keys; INFO memory; CONFIG GET maxmemory-policy");
-        finding_fix(f, "maxmemory %lldmb (twice the peak) in redis.conf, or shorter TTLs on "
-                       "large values",
+        finding_fix(f,
+                    "maxmemory %lldmb (twice the peak) in redis.conf, or shorter TTLs on "
+                    "large values",
                     (target * 2 + 1024 * 1024 - 1) / (1024 * 1024));
     }
     if (r->maxmemory <= 0) {
@@ -72,20 +73,22 @@ static void rule_evictions(const struct redis_facts *r, struct finding_list *out
         sev = FINDING_CRITICAL; // writes start failing with OOM errors
     struct finding *f = finding_add(out, "redis", "redis-memory", sev,
                                     "memory %s of maxmemory %s (%.0f%%)", used, max, use * 100);
-    finding_evidence(f, "used_memory %lld, maxmemory %lld, policy %s", r->used_memory,
-                     r->maxmemory, r->policy);
+    finding_evidence(f, "used_memory %lld, maxmemory %lld, policy %s", r->used_memory, r->maxmemory,
+                     r->policy);
     finding_source(f, "INFO memory");
     if (sev >= FINDING_WARNING)
-        finding_fix(f, "raise maxmemory (maxmemory %lldmb) or set TTLs; with noeviction, writes "
-                       "fail when it is full",
+        finding_fix(f,
+                    "raise maxmemory (maxmemory %lldmb) or set TTLs; with noeviction, writes "
+                    "fail when it is full",
                     (r->used_memory * 2 + 1024 * 1024 - 1) / (1024 * 1024));
 }
 
 static void rule_clients(const struct redis_facts *r, struct finding_list *out)
 {
     double use = r->maxclients > 0 ? (double)r->connected_clients / (double)r->maxclients : 0;
-    enum finding_sev sev =
-        use >= RULES_REDIS_CLIENTS_WARN || r->rejected_connections > 0 ? FINDING_WARNING : FINDING_OK;
+    enum finding_sev sev = use >= RULES_REDIS_CLIENTS_WARN || r->rejected_connections > 0
+                               ? FINDING_WARNING
+                               : FINDING_OK;
     struct finding *f = finding_add(out, "redis", "redis-clients", sev,
                                     "%lld clients connected of maxclients %lld, %lld blocked",
                                     r->connected_clients, r->maxclients, r->blocked_clients);
@@ -93,8 +96,9 @@ static void rule_clients(const struct redis_facts *r, struct finding_list *out)
                      r->connected_clients, r->blocked_clients, r->rejected_connections);
     finding_source(f, "INFO clients; INFO stats rejected_connections");
     if (sev >= FINDING_WARNING)
-        finding_fix(f, "reuse connections (one pool per process, not per request) or raise "
-                       "maxclients %lld",
+        finding_fix(f,
+                    "reuse connections (one pool per process, not per request) or raise "
+                    "maxclients %lld",
                     r->maxclients * 2);
 }
 

@@ -31,8 +31,8 @@ static void test_seed_db_connections(void **state)
     struct capacity_out o;
     char err[128];
     assert_int_equal(capacity_compute(&in, &o, err, sizeof(err)), 0);
-    assert_int_equal(o.db_possible, 600); // 20 × (20 + 10)
-    assert_int_equal(o.db_usable, 197);   // 200 − 3 reserved
+    assert_int_equal(o.db_possible, 600);   // 20 × (20 + 10)
+    assert_int_equal(o.db_usable, 197);     // 200 − 3 reserved
     assert_int_equal(o.pgb_pool_size, 157); // 80% of 197
     assert_int_equal(o.pgb_max_client, 600);
     assert_int_equal(o.fit_per_pool, 7); // floor(157.6 / 20)
@@ -63,7 +63,7 @@ static void test_seed_ports(void **state)
     assert_int_equal(capacity_compute(&in, &o, err, sizeof(err)), 0);
     assert_int_equal(o.ports_needed, 60000);
     assert_int_equal(o.ports_available, 55000);
-    assert_int_equal(o.nat_ips_needed, 2); // 60000 / (55000 × 0.8) = 1.36 → 2
+    assert_int_equal(o.nat_ips_needed, 2);      // 60000 / (55000 × 0.8) = 1.36 → 2
     assert_int_equal(o.conns_per_pod_fit, 220); // 44000 / 200
     struct finding_list l;
     finding_list_init(&l);
@@ -168,9 +168,12 @@ static void test_bad_input(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_seed_db_connections), cmocka_unit_test(test_seed_ports),
-        cmocka_unit_test(test_thresholds),          cmocka_unit_test(test_pool_per_worker),
-        cmocka_unit_test(test_workers),             cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_seed_db_connections),
+        cmocka_unit_test(test_seed_ports),
+        cmocka_unit_test(test_thresholds),
+        cmocka_unit_test(test_pool_per_worker),
+        cmocka_unit_test(test_workers),
+        cmocka_unit_test(test_bad_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

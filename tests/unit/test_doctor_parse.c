@@ -15,7 +15,8 @@
  * 10.0.0.7:6379, a listener on 8080 and one on 40000 (inside the ephemeral range), and two
  * accepted connections on those listeners. */
 static const char tcp4[] =
-    "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+    "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout "
+    "inode\n"
     "   0: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  0 0 1 1\n"
     "   1: 0100007F:9C41 0100007F:1538 01 00000000:00000000 00:00000000 00000000  0 0 2 1\n"
     "   2: 0100007F:9C42 0100007F:1538 06 00000000:00000000 00:00000000 00000000  0 0 0 1\n"
@@ -158,8 +159,8 @@ static void test_finding_sort_and_json(void **state)
     cJSON *root = cJSON_Parse(buf_head(&b));
     assert_non_null(root);
     assert_string_equal(cJSON_GetObjectItem(root, "worst")->valuestring, "critical");
-    assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(root, "summary"), "critical")->valueint,
-                     2);
+    assert_int_equal(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(root, "summary"), "critical")->valueint, 2);
     cJSON *arr = cJSON_GetObjectItem(root, "findings");
     assert_int_equal(cJSON_GetArraySize(arr), 5);
     cJSON *c = cJSON_GetArrayItem(arr, 3);
@@ -186,8 +187,10 @@ static void test_finding_sort_and_json(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_tcp),          cmocka_unit_test(test_parse_netstat),
-        cmocka_unit_test(test_parse_redis_info),   cmocka_unit_test(test_parse_gateway),
+        cmocka_unit_test(test_parse_tcp),
+        cmocka_unit_test(test_parse_netstat),
+        cmocka_unit_test(test_parse_redis_info),
+        cmocka_unit_test(test_parse_gateway),
         cmocka_unit_test(test_finding_sort_and_json),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

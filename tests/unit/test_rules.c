@@ -34,8 +34,11 @@ static void test_pg_connections(void **state)
     static const struct {
         int total;
         enum finding_sev sev;
-    } cases[] = {{80, FINDING_OK}, {81, FINDING_WARNING}, {95, FINDING_WARNING},
-                 {96, FINDING_CRITICAL}, {10, FINDING_OK}};
+    } cases[] = {{80, FINDING_OK},
+                 {81, FINDING_WARNING},
+                 {95, FINDING_WARNING},
+                 {96, FINDING_CRITICAL},
+                 {10, FINDING_OK}};
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         pg.total = cases[i].total;
         pg.active = 2;
@@ -50,9 +53,9 @@ static void test_pg_connections(void **state)
 static void test_pg_pool_size(void **state)
 {
     (void)state;
-    assert_int_equal(rules_pg_pool_size(2, 100, 3), 5);     // at least 5
-    assert_int_equal(rules_pg_pool_size(10, 100, 3), 15);   // active × 1.5
-    assert_int_equal(rules_pg_pool_size(100, 100, 3), 77);  // capped at 80% of 97
+    assert_int_equal(rules_pg_pool_size(2, 100, 3), 5);    // at least 5
+    assert_int_equal(rules_pg_pool_size(10, 100, 3), 15);  // active × 1.5
+    assert_int_equal(rules_pg_pool_size(100, 100, 3), 77); // capped at 80% of 97
     assert_int_equal(rules_pg_pool_size(3, 20, 3), 5);
 }
 
@@ -104,8 +107,8 @@ static void test_pg_idle_in_tx_and_blocked(void **state)
     rules_pg(&pg, &l);
     assert_int_equal(sev_of(&l, "pg-idle-in-transaction"), FINDING_WARNING);
     assert_int_equal(sev_of(&l, "pg-blocked-queries"), FINDING_WARNING);
-    assert_non_null(strstr(finding_find(&l, "pg-blocked-queries")->fix,
-                           "pg_terminate_backend(41)"));
+    assert_non_null(
+        strstr(finding_find(&l, "pg-blocked-queries")->fix, "pg_terminate_backend(41)"));
     finding_list_deinit(&l);
     pg.idle_in_tx_oldest_s = 301;
     pg.blocked[0].wait_s = 31;
@@ -221,9 +224,8 @@ static void test_pg_candidate_columns(void **state)
     assert_int_equal(rules_pg_candidate_columns("SELECT * FROM users WHERE id IN ($1, $2)",
                                                 "public.orders", out, sizeof(out)),
                      0);
-    assert_int_equal(rules_pg_candidate_columns("SELECT count(*) FROM orders", "orders", out,
-                                                sizeof(out)),
-                     0);
+    assert_int_equal(
+        rules_pg_candidate_columns("SELECT count(*) FROM orders", "orders", out, sizeof(out)), 0);
 }
 
 static void test_pg_hit_ratio_and_replication(void **state)
@@ -296,8 +298,11 @@ static void test_redis(void **state)
     static const struct {
         long long hits, misses;
         enum finding_sev sev;
-    } cases[] = {{5, 95, FINDING_CRITICAL}, {10, 90, FINDING_WARNING}, {79, 21, FINDING_WARNING},
-                 {80, 20, FINDING_OK}, {0, 50, FINDING_INFO}};
+    } cases[] = {{5, 95, FINDING_CRITICAL},
+                 {10, 90, FINDING_WARNING},
+                 {79, 21, FINDING_WARNING},
+                 {80, 20, FINDING_OK},
+                 {0, 50, FINDING_INFO}};
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         r.hits = cases[i].hits;
         r.misses = cases[i].misses;
@@ -365,7 +370,7 @@ static void test_gateway(void **state)
     assert_int_equal(sev_of(&l, "gw-worker-restarts"), FINDING_WARNING);
     finding_list_deinit(&l);
     g = gw_base();
-    g.responses_5xx = 20; // 2%
+    g.responses_5xx = 20;  // 2%
     g.latency_p95_ms = -1; // missing from /stats: rule skipped
     finding_list_init(&l);
     rules_gateway(&g, &l);
