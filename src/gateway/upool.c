@@ -650,9 +650,11 @@ struct uconn *upool_acquire(struct upool *p, struct upool_waiter *w, uint64_t co
         metrics_counter_inc(p->slot, p->u->m_err_no_healthy);
         return NULL;
     }
-    /* Behind a queue nobody jumps ahead, even when a connection frees up this very moment. */
+    /* Behind a queue nobody jumps ahead, even when a connection frees up this very moment. Room
+     * can also appear without a release (a server back from ejection): let the queue move. */
     if (n == 0 || p->qhead != NULL) {
-        upool__enqueue(p, w, err);
+        if (upool__enqueue(p, w, err) == 0 && n > 0)
+            upool__schedule_dispatch(p);
         return NULL;
     }
     int si = balancer_pick(&p->bal, p->bs, p->n, clock_now_us());
