@@ -23,8 +23,9 @@
 #include "http/url.h"
 #include "net/sock.h"
 
-#define HTTPC_MAX_RESPONSE (8u << 20) /* bodies above this are cut: doctor reads JSON and samples  \
-                                       */
+#define HTTPC_MAX_RESPONSE                                                                         \
+    (8u << 20) /* bodies above this are cut: doctor reads JSON and samples                         \
+                */
 
 struct httpc_conn {
     int fd;

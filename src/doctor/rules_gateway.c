@@ -13,6 +13,7 @@ static bool have(double v)
 void rules_gateway(const struct gw_facts *g, struct finding_list *out)
 {
     double req = g->requests_total;
+    /* 5xx rate: errors users saw, whatever their source (upstream, timeouts, breakers). */
     if (have(req) && have(g->responses_5xx) && req > 0) {
         double rate = g->responses_5xx / req;
         enum finding_sev sev = rate > RULES_GW_5XX_CRIT   ? FINDING_CRITICAL
@@ -27,6 +28,7 @@ void rules_gateway(const struct gw_facts *g, struct finding_list *out)
                            "5m}) and open a breaker (breaker: {error_threshold: 50%%, open_for: "
                            "30s}); look at the upstream's own errors");
     }
+    /* p95 over all routes: the seed's healthy API answers in tens of ms; 500 ms is felt. */
     if (have(g->latency_p95_ms)) {
         double p = g->latency_p95_ms;
         enum finding_sev sev = p > RULES_GW_P95_CRIT_MS   ? FINDING_CRITICAL
@@ -40,6 +42,7 @@ void rules_gateway(const struct gw_facts *g, struct finding_list *out)
                            "stale_while_revalidate: 30s}) and check pool waits (gw-pool-wait) and "
                            "the database (pg-slow-statements)");
     }
+    /* Hit ratio of cached routes: under 10% the cache adds a lookup and saves almost nothing. */
     if (have(g->cache_hits) && have(g->cache_misses) &&
         g->cache_hits + g->cache_misses >= RULES_GW_MIN_REQUESTS) {
         double r = g->cache_hits / (g->cache_hits + g->cache_misses);
@@ -53,6 +56,7 @@ void rules_gateway(const struct gw_facts *g, struct finding_list *out)
                            "a ttl on the route, drop tracking parameters from the key "
                            "(ignore_query: [utm_*]), and vary only on headers that matter");
     }
+    /* Shedding protects the upstream, but each shed request is a 503 for a user. */
     if (have(req) && have(g->shed_total) && req > 0 && g->shed_total > 0) {
         double r = g->shed_total / req;
         enum finding_sev sev = r >= RULES_GW_SHED_WARN ? FINDING_WARNING : FINDING_INFO;
@@ -63,6 +67,7 @@ void rules_gateway(const struct gw_facts *g, struct finding_list *out)
         finding_fix(f, "raise limit: {concurrency: N} only if the upstream has headroom; "
                        "otherwise cache more or add upstream capacity");
     }
+    /* Time spent waiting for an upstream connection is pure queueing added to every request. */
     if (have(g->pool_wait_p95_ms)) {
         enum finding_sev sev =
             g->pool_wait_p95_ms > RULES_GW_POOL_WAIT_WARN_MS ? FINDING_WARNING : FINDING_OK;
@@ -81,6 +86,8 @@ void rules_gateway(const struct gw_facts *g, struct finding_list *out)
         finding_fix(f, "an upstream is failing: requests get stale copies or fallbacks; check "
                        "its health endpoint and errors");
     }
+    /* Connects per request: with keep-alive pools it tends to 0; near 1 every request opens a
+     * connection (handshake latency, a port in TIME_WAIT: see host-ephemeral-ports). */
     if (have(req) && have(g->upstream_connects_total) && req >= RULES_GW_MIN_REQUESTS) {
         double c = g->upstream_connects_total / req;
         enum finding_sev sev = c > RULES_GW_CHURN_WARN ? FINDING_WARNING : FINDING_OK;

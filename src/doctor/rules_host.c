@@ -9,6 +9,10 @@
 
 #include "core/xmalloc.h"
 
+/* Ports per destination: every connection to one ip:port needs its own local port, so the busiest
+ * destination is what exhausts the range first (connect() then fails with EADDRNOTAVAIL). Sockets
+ * in TIME_WAIT count: they hold their port for 60 s after the close, which is why connection churn
+ * and not concurrency is what usually exhausts it. */
 static void rule_ports(const struct host_facts *h, struct finding_list *out)
 {
     int range = h->port_hi - h->port_lo + 1;
@@ -43,6 +47,8 @@ static void rule_ports(const struct host_facts *h, struct finding_list *out)
     }
 }
 
+/* Every socket is a file descriptor: the system-wide table and the per-process limit cap how many
+ * connections a server can hold ("Too many open files"). */
 static void rule_fds(const struct host_facts *h, struct finding_list *out)
 {
     if (h->fd_max > 0) {
@@ -65,6 +71,8 @@ static void rule_fds(const struct host_facts *h, struct finding_list *out)
     }
 }
 
+/* A full accept queue drops SYNs or completed handshakes: clients see connect timeouts and
+ * retransmits (1 s, 3 s) although the server looks idle. */
 static void rule_listen(const struct host_facts *h, struct finding_list *out)
 {
     if (h->listen_overflows >= 0) {
@@ -90,6 +98,8 @@ static void rule_listen(const struct host_facts *h, struct finding_list *out)
     }
 }
 
+/* One event loop per CPU is the gateway's model: fewer leaves cores idle, many more adds context
+ * switches without adding throughput. */
 static void rule_cpus(const struct host_facts *h, struct finding_list *out)
 {
     if (h->cpus <= 0)
@@ -142,6 +152,8 @@ double rules_percentile(const double *v, int n, double p)
     return r;
 }
 
+/* Sample requests: the p95 of a handful of sequential requests is what one user feels; a failed
+ * sample is reported with its reason, all failed is critical. */
 void rules_target(const struct target_facts *t, struct finding_list *out)
 {
     int ok = 0;

@@ -108,6 +108,9 @@ int rules_pg_candidate_columns(const char *query, const char *table, char *out, 
     return count;
 }
 
+/* Connection headroom. Past 80% a deploy (old and new pods overlapping) or a traffic spike runs out
+ * of slots; past 95% new connections already fail now and then. The probe's own session is not
+ * counted. */
 static void rule_connections(const struct pg_facts *pg, struct finding_list *out)
 {
     if (pg->max_connections <= 0)
@@ -142,6 +145,9 @@ static void rule_connections(const struct pg_facts *pg, struct finding_list *out
     }
 }
 
+/* Idle sessions cost a backend process (memory, snapshot bookkeeping) each and count against
+ * max_connections, while doing nothing: the signature of per-pod pools sized for each pod's
+ * peak. Ten sessions at least, so a small dev server is not lectured. */
 static void rule_idle(const struct pg_facts *pg, struct finding_list *out)
 {
     /* Many idle sessions = pools sized for the peak of every pod at once. */
@@ -164,6 +170,9 @@ static void rule_idle(const struct pg_facts *pg, struct finding_list *out)
                 pool, pg->active);
 }
 
+/* A transaction left open holds its row locks and its snapshot: other writers queue behind it and
+ * vacuum cannot clean past it. Five seconds is already far longer than any web request should
+ * keep a transaction open. */
 static void rule_idle_in_tx(const struct pg_facts *pg, struct finding_list *out)
 {
     if (pg->idle_in_tx == 0 || pg->idle_in_tx_oldest_s < RULES_PG_IDLE_TX_WARN_S)
@@ -182,6 +191,8 @@ static void rule_idle_in_tx(const struct pg_facts *pg, struct finding_list *out)
                    "calling other services)");
 }
 
+/* A statement running for a minute is a runaway or a report on the OLTP primary; either way it
+ * holds a connection and possibly locks. */
 static void rule_long_query(const struct pg_facts *pg, struct finding_list *out)
 {
     if (pg->active_oldest_pid == 0 || pg->active_oldest_s < RULES_PG_LONG_QUERY_WARN_S)
@@ -197,6 +208,8 @@ static void rule_long_query(const struct pg_facts *pg, struct finding_list *out)
                 pg->active_oldest_pid);
 }
 
+/* Lock waits, with who blocks whom: the blocker's state says whether it is working (active) or
+ * forgotten (idle in transaction), which decides the fix. */
 static void rule_blocked(const struct pg_facts *pg, struct finding_list *out)
 {
     if (pg->n_blocked == 0)
@@ -222,6 +235,8 @@ static void rule_blocked(const struct pg_facts *pg, struct finding_list *out)
     finding_fix(f, "bound waits: ALTER SYSTEM SET lock_timeout = '5s'; keep transactions short");
 }
 
+/* pg_stat_statements is the only place per-query timings exist; without it the advice is to
+ * enable it. The slowest by mean time is what a user of that endpoint waits for. */
 static void rule_statements(const struct pg_facts *pg, struct finding_list *out)
 {
     if (!pg->pgss) {
@@ -256,6 +271,9 @@ static void rule_statements(const struct pg_facts *pg, struct finding_list *out)
     }
 }
 
+/* A table read by many sequential scans of many rows each, and rarely by an index, is filtered on
+ * columns without an index. The minimums keep small lookup tables (where a seq scan is the right
+ * plan) out. */
 static void rule_seqscans(const struct pg_facts *pg, struct finding_list *out)
 {
     for (int i = 0; i < pg->n_seqscans; i++) {
@@ -282,6 +300,8 @@ static void rule_seqscans(const struct pg_facts *pg, struct finding_list *out)
     }
 }
 
+/* Reads served from shared_buffers vs from the OS/disk. Judged only after 10 000 blocks, because a
+ * freshly started server has a cold cache by definition. */
 static void rule_hit_ratio(const struct pg_facts *pg, struct finding_list *out)
 {
     long long total = pg->blks_hit + pg->blks_read;
@@ -299,6 +319,8 @@ static void rule_hit_ratio(const struct pg_facts *pg, struct finding_list *out)
                        "missing indexes so queries read fewer pages");
 }
 
+/* Replay lag: reads sent to a lagging replica return stale data (a user does not see what they
+ * just wrote). */
 static void rule_replication(const struct pg_facts *pg, struct finding_list *out)
 {
     for (int i = 0; i < pg->n_replicas; i++) {
@@ -333,6 +355,9 @@ void rules_pg(const struct pg_facts *pg, struct finding_list *out)
     rule_replication(pg, out);
 }
 
+/* PgBouncer: waiting clients mean every server connection of the pool is busy, so requests queue
+ * in the pooler (the application sees it as query latency). The computed pool size serves the
+ * current demand (busy + waiting), capped below the server's limit when it is known. */
 void rules_pgbouncer(const struct pgb_facts *b, struct finding_list *out)
 {
     int waiting = 0, pool_total = 0, busiest = -1;

@@ -10,6 +10,8 @@ static void mb(long long bytes, char *out, size_t n)
     snprintf(out, n, "%.1f MB", (double)bytes / (1024.0 * 1024.0));
 }
 
+/* Keyspace hit ratio: the seed's numbers — under 10% the cache is useless (every read also pays
+ * a miss), under 80% is the alert. Under 100 lookups the ratio means nothing yet. */
 static void rule_hit_ratio(const struct redis_facts *r, struct finding_list *out)
 {
     long long lookups = r->hits + r->misses;
@@ -38,6 +40,9 @@ static void rule_hit_ratio(const struct redis_facts *r, struct finding_list *out
     }
 }
 
+/* Evictions and memory headroom. An evicting cache loses keys before they are read again; at
+ * maxmemory with noeviction, writes fail outright. Memory suggestions use the peak, since the
+ * data set reached it at least once. */
 static void rule_evictions(const struct redis_facts *r, struct finding_list *out)
 {
     char used[32], max[32], peak[32], want[32];
@@ -83,6 +88,8 @@ static void rule_evictions(const struct redis_facts *r, struct finding_list *out
                     (r->used_memory * 2 + 1024 * 1024 - 1) / (1024 * 1024));
 }
 
+/* Client connections: a client per request (no pool) exhausts maxclients and adds a connect to
+ * every cache lookup; any rejected connection means it already happened. */
 static void rule_clients(const struct redis_facts *r, struct finding_list *out)
 {
     double use = r->maxclients > 0 ? (double)r->connected_clients / (double)r->maxclients : 0;
@@ -102,6 +109,7 @@ static void rule_clients(const struct redis_facts *r, struct finding_list *out)
                     r->maxclients * 2);
 }
 
+/* Redis executes one command at a time: a 10 ms command delays every other client by 10 ms. */
 static void rule_slowlog(const struct redis_facts *r, struct finding_list *out)
 {
     if (r->n_slow == 0)
@@ -121,6 +129,7 @@ static void rule_slowlog(const struct redis_facts *r, struct finding_list *out)
                        "values and big collections (HGETALL/SMEMBERS/LRANGE 0 -1 on large keys)");
 }
 
+/* Round trip from this host; on the same network it should be well under a millisecond. */
 static void rule_ping(const struct redis_facts *r, struct finding_list *out)
 {
     enum finding_sev sev = r->ping_ms >= RULES_REDIS_PING_WARN_MS ? FINDING_WARNING : FINDING_OK;
