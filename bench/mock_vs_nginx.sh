@@ -73,10 +73,12 @@ routes:
 YML
 
 taskset -c "$SERVER_CPU" nginx -p "$W/nginx" -c "$W/nginx/nginx.conf" >"$W/nginx.out" 2>&1 &
-PIDS+=($!)
+NGINX_PID=$!
+PIDS+=($NGINX_PID)
 taskset -c "$SERVER_CPU" "$APIGATE" mock --listen "127.0.0.1:$MOCK_PORT" --threads 1 \
     --profile "$W/mock.yaml" >"$W/mock.out" 2>&1 &
-PIDS+=($!)
+MOCK_PID=$!
+PIDS+=($MOCK_PID)
 wait_port "$NGINX_PORT"
 wait_port "$MOCK_PORT"
 
@@ -85,10 +87,17 @@ m_len=$(curl -s "http://127.0.0.1:$MOCK_PORT/x" | wc -c)
 [ "$n_len" -eq 1024 ] && [ "$m_len" -eq 1024 ] ||
     { echo "body sizes differ: nginx $n_len, mock $m_len" >&2; exit 1; }
 
-# run NAME PORT -> "req/s p99_ms" (wrk --latency; p99 converted to ms)
+# CPU time (user + system) of a process in clock ticks, from /proc/PID/stat: on a shared machine
+# CPU per request is steadier than req/s.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+HZ=$(getconf CLK_TCK)
+
+# run NAME PORT PID -> "req/s p99_ms cpu_us_per_request" (wrk --latency; p99 converted to ms)
 run() {
-    local out rps p99
+    local out rps p99 c0 c1 n
+    c0=$(cpu_ticks "$3")
     out=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNS" -d"$DURATION" --latency "http://127.0.0.1:$2/x")
+    c1=$(cpu_ticks "$3")
     rps=$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")
     p99=$(awk '$1 == "99%" { v = $2; if (v ~ /us$/) { sub(/us$/, "", v); v /= 1000 }
                             else if (v ~ /ms$/) { sub(/ms$/, "", v) }
@@ -98,7 +107,8 @@ run() {
         echo "warning: $1 run had errors:" >&2
         grep "Non-2xx\|Socket errors" <<<"$out" >&2
     fi
-    echo "$rps $p99"
+    n=$(awk '/requests in/ { print $1 }' <<<"$out")
+    echo "$rps $p99 $(awk -v t=$((c1 - c0)) -v hz="$HZ" -v n="$n" 'BEGIN { printf "%.2f", t / hz * 1e6 / n }')"
 }
 
 median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
@@ -106,10 +116,10 @@ median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 : >"$W/nginx.res"
 : >"$W/mock.res"
 for i in $(seq 1 "$RUNS"); do
-    r=$(run nginx "$NGINX_PORT")
+    r=$(run nginx "$NGINX_PORT" "$NGINX_PID")
     echo "$r" >>"$W/nginx.res"
     echo "run $i nginx: $r" >&2
-    r=$(run mock "$MOCK_PORT")
+    r=$(run mock "$MOCK_PORT" "$MOCK_PID")
     echo "$r" >>"$W/mock.res"
     echo "run $i mock:  $r" >&2
 done
@@ -118,10 +128,15 @@ n_rps=$(awk '{ print $1 }' "$W/nginx.res" | median)
 m_rps=$(awk '{ print $1 }' "$W/mock.res" | median)
 n_p99=$(awk '{ print $2 }' "$W/nginx.res" | median)
 m_p99=$(awk '{ print $2 }' "$W/mock.res" | median)
+n_cpu=$(awk '{ print $3 }' "$W/nginx.res" | median)
+m_cpu=$(awk '{ print $3 }' "$W/mock.res" | median)
 
 printf '\nwrk -t1 -c%s -d%s, 1 KB JSON, server on CPU %s, wrk on CPU %s, median of %s runs\n' \
     "$CONNS" "$DURATION" "$SERVER_CPU" "$LOAD_CPU" "$RUNS"
-printf '%-28s %12s %10s\n' "server" "req/s" "p99 ms"
-printf '%-28s %12.0f %10.2f\n' "nginx return 200 (1 worker)" "$n_rps" "$n_p99"
-printf '%-28s %12.0f %10.2f\n' "apigate mock --threads 1" "$m_rps" "$m_p99"
-printf '%-28s %12.2f\n' "ratio mock/nginx" "$(awk -v a="$m_rps" -v b="$n_rps" 'BEGIN { print a / b }')"
+printf '%-28s %12s %10s %14s\n' "server" "req/s" "p99 ms" "CPU us/req"
+printf '%-28s %12.0f %10.2f %14.2f\n' "nginx return 200 (1 worker)" "$n_rps" "$n_p99" "$n_cpu"
+printf '%-28s %12.0f %10.2f %14.2f\n' "apigate mock --threads 1" "$m_rps" "$m_p99" "$m_cpu"
+printf '%-28s %12.2f %10s %14.2f\n' "ratio mock/nginx" \
+    "$(awk -v a="$m_rps" -v b="$n_rps" 'BEGIN { print a / b }')" "" \
+    "$(awk -v a="$m_cpu" -v b="$n_cpu" 'BEGIN { print a / b }')"
+echo "(req/s: higher is better; CPU us/req: lower is better. Load average now: $(cut -d' ' -f1-3 /proc/loadavg))"

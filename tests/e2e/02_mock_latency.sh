@@ -110,15 +110,13 @@ assert_eq "$(mock_stat "$port" 'GET /db' 503)" 2 "503 counted"
 assert_eq "$(curl -s "$base/_mock/stats" | jq -r '.queue, .db_in_use, .inflight' | tr '\n' ' ')" "0 0 0 " "pool drained"
 
 log "cold start and stall"
-curl -s -X POST --data-binary $'global:\n  cold_start: {idle: 1s, extra: 400ms}\nroutes:\n  - {path: /fast}\n' \
-    "$base/_mock/profile" >/dev/null
+mock_set_profile "$port" $'global:\n  cold_start: {idle: 1s, extra: 400ms}\nroutes:\n  - {path: /fast}\n'
 http_status "$base/fast" >/dev/null
 assert_range "$(http_time "$base/fast")" 0 300 "warm request (ms)"
 sleep 1.3
 assert_range "$(http_time "$base/fast")" 380 2000 "first request after 1s idle (ms)"
 assert_range "$(http_time "$base/fast")" 0 300 "warm again (ms)"
-curl -s -X POST --data-binary $'global:\n  stall: {every: 1s, for: 600ms}\nroutes:\n  - {path: /fast}\n' \
-    "$base/_mock/profile" >/dev/null
+mock_set_profile "$port" $'global:\n  stall: {every: 1s, for: 600ms}\nroutes:\n  - {path: /fast}\n'
 # over 12 requests spread across 1.2 s, some land in a stall window and wait for its end
 slow=0
 for i in $(seq 1 12); do

@@ -8,6 +8,9 @@
 #   wait_port "$port"
 #   assert_eq "$(http_status "http://127.0.0.1:$port/api/health")" 200 "health"
 #
+# Never use a bare `wait` in a test: the servers started with start_bg are background jobs too, so
+# it would wait for them forever. Collect the PIDs of your own jobs and `wait "${pids[@]}"`.
+#
 # Every process started with start_bg is killed by the EXIT trap (TERM, then KILL after a grace),
 # so a failing assertion never leaves a server behind. Logs of started processes go to $T/NAME.log
 # and are printed by fail() to make a CI failure readable. Not for benchmarks (bench/ has its own).
@@ -225,6 +228,16 @@ mock_stat() {
 mock_reset() {
     curl -s -o /dev/null --max-time 10 -X POST "http://127.0.0.1:$1/_mock/reset" ||
         fail "mock_reset: cannot reach 127.0.0.1:$1"
+}
+
+# mock_set_profile PORT TEXT: replaces the running mock's profile (YAML or JSON text); fails the
+# test with the mock's error message when it is rejected.
+mock_set_profile() {
+    local out code
+    out=$(curl -s -w '\n%{http_code}' --max-time 10 -X POST --data-binary "$2" \
+        "http://127.0.0.1:$1/_mock/profile") || fail "mock_set_profile: cannot reach 127.0.0.1:$1"
+    code=$(tail -n1 <<<"$out")
+    [ "$code" = 200 ] || fail "mock_set_profile: HTTP $code: $(head -n -1 <<<"$out")"
 }
 
 # start_mock NAME PORT [MOCK ARGS...]: starts `apigate mock` on 127.0.0.1:PORT and waits for it.
