@@ -708,8 +708,11 @@ void upool_release(struct upool *p, struct uconn *c, bool reusable)
     if (c == NULL || c->magic != UCONN_MAGIC || c->state != UC_LENT)
         return;
     struct balancer_server *bs = &p->bs[c->server];
+    uint64_t now = clock_now_us();
+    uint64_t held = now > c->t0_us ? now - c->t0_us : 0;
+    metrics_hist_observe_us(p->slot, p->u->servers[c->server].m_duration, held);
     if (!c->observed)
-        balancer_observe(&p->bal, bs, clock_now_us() - c->t0_us, false, clock_now_us());
+        balancer_observe(&p->bal, bs, held, false, now);
     if (c->counted) {
         balancer_done(bs);
         c->counted = false;

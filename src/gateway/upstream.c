@@ -112,10 +112,16 @@ static void upstream__metrics(struct upstream_set *set, struct upstream *u)
                                 "Active health checks by result.", ustrl);
     int ejections = metrics_family(m, METRICS_COUNTER, "apigate_upstream_ejections_total",
                                    "Times a server was marked down (active or passive).", usl);
+    /* OpenTelemetry's name for the client side of HTTP; one exchange on a pooled connection. */
+    int duration = metrics_family(m, METRICS_HISTOGRAM, "http_client_request_duration_seconds",
+                                  "Duration of HTTP requests to upstream servers (request "
+                                  "written to response read).",
+                                  usl);
     for (size_t i = 0; i < u->nservers; i++) {
         struct upstream_server *s = &u->servers[i];
         const char *v[] = {name, s->name, NULL};
         s->m_connects = metrics_series(m, connects, v);
+        s->m_duration = metrics_series(m, duration, v);
         for (size_t r = 0; r < UPSTREAM_CONNECT_REASONS; r++) {
             const char *vr[] = {name, s->name, upstream_connect_reasons[r], NULL};
             s->m_connect_errors[r] = metrics_series(m, cerr, vr);

@@ -51,6 +51,7 @@ struct upstream_server {
     metrics_ref m_healthy;
     metrics_ref m_checks_ok, m_checks_fail;
     metrics_ref m_ejections;
+    metrics_ref m_duration;        /* histogram: lend → release of a connection (one exchange) */
     /* health.c only */
     int64_t hc_ok_streak, hc_fail_streak;
     char hc_last[128];             /* last check result for /upstreams ("200", "connect refused") */

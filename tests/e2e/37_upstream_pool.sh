@@ -60,6 +60,8 @@ reuses=$(metric 'apigate_pool_reuses_total{upstream="kept"}')
 log "kept: connects=$kept reuses=$reuses for 200 requests"
 assert_eq "$kept" 1 "upstream connections opened for 200 requests"
 assert_eq "$reuses" 199 "requests served on the kept-alive connection"
+assert_eq "$(metric "http_client_request_duration_seconds_count{upstream=\"kept\",server=\"127.0.0.1:$mport\"}")" 200 \
+    "upstream exchanges timed"
 
 log "the same 50 requests with keepalive_requests: 1 (a connection per request)"
 # The mock answers /churn/... with 404: still one upstream exchange per request.
