@@ -2,7 +2,8 @@
  * head (GET and HEAD) and, after a complete request head with a chunked body, its body is run
  * through the chunked decoder in two different splits. Beyond crashes it checks invariants that
  * would mean a desync: whole and incremental parses agree, slices stay inside the input, the
- * chunked decoder gives the same result however the bytes arrive.
+ * chunked decoder gives the same result however the bytes arrive. The small value parsers
+ * (Cache-Control, HTTP-date, URL and cache-key normalization) get the same bytes.
  * With AG_FUZZ_REPLAY_MAIN, main(argc, argv) replays every file of the directory argv[1], so gcc
  * builds and ctest run the corpus without libFuzzer. */
 #include <stdbool.h>
@@ -11,8 +12,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/buf.h"
+#include "http/cachectl.h"
 #include "http/chunked.h"
+#include "http/date.h"
 #include "http/h1parse.h"
+#include "http/url.h"
 
 #define MAXH 32
 
@@ -138,6 +143,53 @@ static void fuzz_response(const uint8_t *data, size_t size, bool head)
     }
 }
 
+/* Header-value parsers: no crash, and their outputs keep their documented invariants. */
+static void fuzz_values(const uint8_t *data, size_t size)
+{
+    const char *s = (const char *)data;
+    struct cache_control cc;
+    cachectl_init(&cc);
+    cachectl_parse(&cc, s, size);
+    check(cc.max_age == CACHECTL_ABSENT || (cc.max_age >= 0 && cc.max_age <= INT64_C(2147483648)));
+    check(!(cc.max_age_invalid && cc.max_age != CACHECTL_ABSENT));
+
+    int64_t t;
+    if (http_date_parse_at(s, size, INT64_C(1795000000), &t) == 0 && t >= 0 &&
+        t < INT64_C(253402300800)) {
+        char out[HTTP_DATE_LEN + 1];
+        int64_t t2;
+        http_date_format(t, out);
+        check(http_date_parse_at(out, HTTP_DATE_LEN, 0, &t2) == 0 && t2 == t);
+    }
+
+    struct buf b = BUF_INIT;
+    if (url_normalize_path(s, size, &b) == 0) {
+        check(buf_pending(&b) >= 1 && buf_pending(&b) <= (size ? size : 1));
+        /* normalizing twice changes nothing */
+        struct buf b2 = BUF_INIT;
+        check(url_normalize_path(buf_head(&b), buf_pending(&b), &b2) == 0);
+        check(buf_pending(&b2) == buf_pending(&b) &&
+              memcmp(buf_head(&b2), buf_head(&b), buf_pending(&b)) == 0);
+        buf_deinit(&b2);
+    }
+    buf_reset(&b);
+    static const char *const ignore[] = {"utm_*", "x", NULL};
+    url_normalize_query(s, size, ignore, &b);
+    check(buf_pending(&b) <= size);
+    buf_deinit(&b);
+
+    char *z = malloc(size + 1);
+    if (z) {
+        memcpy(z, data, size);
+        z[size] = '\0';
+        struct url u;
+        char err[128];
+        if (url_parse(z, &u, err, sizeof(err)) == 0)
+            check(u.port > 0 && u.port < 65536 && u.path[0] == '/');
+        free(z);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -152,6 +204,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_request(copy, size);
     fuzz_response(copy, size, false);
     fuzz_response(copy, size, true);
+    fuzz_values(copy, size);
     /* the whole input as a chunked body, too */
     uint64_t s1, s2;
     size_t t1, t2;
