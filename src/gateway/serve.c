@@ -27,6 +27,9 @@ static void serve__usage(FILE *out)
             "  --listen ADDR       listen address(es), host:port[,host:port]; replaces `listen`\n"
             "  --admin ADDR        admin listener host:port, or off; replaces `admin`\n"
             "  --threads N         loop threads (0 = CPU count); replaces `workers.threads`\n"
+            "  --pid-file FILE     write the supervisor's pid there (removed at exit)\n"
+            "  --no-supervisor     run the worker in this process: no restart, no reload\n"
+            "                      (for gdb and valgrind)\n"
             "  -t, --test          validate the configuration and exit (as `apigate check`)\n"
             "  --help-config       print every configuration key with its default and exit\n"
             "  -h, --help          this help\n"
@@ -101,7 +104,7 @@ static void check__summary(const struct gw_config *c)
     printf("upstreams: %zu, routes: %zu (%zu cached)\n", c->nupstreams, c->nroutes, cached);
 }
 
-enum { OPT_LISTEN = 256, OPT_ADMIN, OPT_THREADS, OPT_HELP_CONFIG };
+enum { OPT_LISTEN = 256, OPT_ADMIN, OPT_THREADS, OPT_HELP_CONFIG, OPT_PID_FILE, OPT_SINGLE };
 
 int serve_main(int argc, char **argv)
 {
@@ -111,11 +114,14 @@ int serve_main(int argc, char **argv)
         {"admin", required_argument, NULL, OPT_ADMIN},
         {"threads", required_argument, NULL, OPT_THREADS},
         {"test", no_argument, NULL, 't'},
+        {"pid-file", required_argument, NULL, OPT_PID_FILE},
+        {"no-supervisor", no_argument, NULL, OPT_SINGLE},
+        {"foreground-worker", no_argument, NULL, OPT_SINGLE},
         {"help-config", no_argument, NULL, OPT_HELP_CONFIG},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     struct supervisor_opts o = {.threads = -1};
-    bool test = false;
+    bool test = false, single = false;
     int ch;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "c:th", longopts, NULL)) != -1) {
@@ -141,6 +147,12 @@ int serve_main(int argc, char **argv)
         }
         case 't':
             test = true;
+            break;
+        case OPT_PID_FILE:
+            o.pid_file = optarg;
+            break;
+        case OPT_SINGLE:
+            single = true;
             break;
         case OPT_HELP_CONFIG:
             serve__help_config();
@@ -173,7 +185,7 @@ int serve_main(int argc, char **argv)
     }
     log_set_level((enum log_level)c->logging.level);
     log_set_json(c->logging.format == GW_FMT_JSON);
-    return supervisor_run(&o, c);
+    return single ? supervisor_run_single(&o, c) : supervisor_run(&o, c);
 }
 
 int check_main(int argc, char **argv)

@@ -71,6 +71,8 @@ struct sv {
     uint64_t restart_at_ms;         /* no current worker: start one at this time (0: none) */
     uint64_t recycle_retry_ms;      /* a failed replacement is retried after this */
     bool reload_requested;
+    bool ever_ready;                /* some worker reported ready: later deaths are restarted */
+    int exit_code;
     bool stopping;
     uint64_t stop_deadline_ms;
     int sfd;                        /* signalfd */
@@ -403,6 +405,14 @@ static void sv__reaped(struct sv *sv, struct sv_worker *w, int status, uint64_t 
         if (sv->stopping) {
             ag_log(AG_LOG_INFO, "worker pid %d (generation %u) %s", (int)w->pid, w->generation,
                    how);
+        } else if (!sv->ever_ready && w->state == SV_STARTING) {
+            /* The very first worker could not start: a config the worker rejects, a resource
+             * limit. Retrying forever would hide it; fail like nginx does at start. */
+            ag_log(AG_LOG_ERROR, "the first worker (pid %d) %s before it was ready; not "
+                                 "retrying: see the worker's messages above", (int)w->pid, how);
+            sv->stopping = true;
+            sv->stop_deadline_ms = now;
+            sv->exit_code = 1;
         } else if (sv->next != NULL) {
             /* Its replacement is already starting: it takes over at once. */
             ag_log(AG_LOG_WARN, "worker pid %d (generation %u) %s; generation %u takes over",
@@ -544,6 +554,7 @@ static void sv__check(struct sv *sv, uint64_t now)
         if (w->state == SV_STARTING) {
             if (atomic_load(&w->shm->ready)) {
                 w->state = SV_RUNNING;
+                sv->ever_ready = true;
                 supervisor_watch_init(&w->watch, w->nthreads, now);
                 ag_log(AG_LOG_INFO, "worker pid %d (generation %u) ready in %llu ms", (int)w->pid,
                        w->generation,
@@ -598,6 +609,47 @@ static void sv__check(struct sv *sv, uint64_t now)
                 sv->recycle_retry_ms = now + SUPERVISOR_BACKOFF_MAX_MS;
         }
     }
+}
+
+/* Writes the pid file of <o>, if any; a failure is logged, not fatal. */
+static void sv__pid_file(const struct supervisor_opts *o)
+{
+    if (o->pid_file == NULL)
+        return;
+    FILE *f = fopen(o->pid_file, "w");
+    if (f == NULL || fprintf(f, "%d\n", (int)getpid()) < 0 || fclose(f) != 0)
+        ag_log(AG_LOG_WARN, "cannot write pid file %s: %s", o->pid_file, strerror(errno));
+}
+
+int supervisor_run_single(const struct supervisor_opts *o, struct gw_config *cfg)
+{
+    struct sv_socks socks = {NULL, 0, -1};
+    if (sv__socks_open(cfg, &socks, NULL, NULL) != 0) {
+        gwconf_free(cfg);
+        return 1;
+    }
+    struct worker_shm *shm = xcalloc(1, sizeof(*shm));
+    atomic_store(&shm->started_ms, clock_wall_ms());
+    sv__pid_file(o);
+    ag_log(AG_LOG_INFO, "apigate serve: single process (no supervisor) pid %d, config %s",
+           (int)getpid(), o->config_path);
+    log_set_proc("worker");
+    struct worker_ctx ctx = {
+        .cfg = cfg,
+        .listen_fds = socks.fds,
+        .nlisten = socks.n,
+        .admin_fd = socks.admin_fd,
+        .shm = shm,
+        .max_requests = 0, /* nobody would replace it */
+        .generation = 1,
+    };
+    int rc = worker_run(&ctx);
+    sv__socks_release(&socks, NULL);
+    free(shm);
+    if (o->pid_file)
+        unlink(o->pid_file);
+    gwconf_free(cfg);
+    return rc;
 }
 
 /* How long to sleep: short while a worker is starting (the handover waits on its readiness) or
@@ -658,6 +710,7 @@ int supervisor_run(const struct supervisor_opts *o, struct gw_config *cfg)
                         "(%lld threads), admin %s", (int)sv->self, o->config_path, lst,
            (long long)cfg->workers.threads, cfg->admin_enabled ? cfg->admin : "off");
 
+    sv__pid_file(o);
     sv->current = sv__start(sv, sv->cfg, &sv->socks, SV_WHY_START);
     if (sv->current == NULL)
         sv->restart_at_ms = clock_now_ms() + SUPERVISOR_BACKOFF_MIN_MS;
@@ -712,6 +765,8 @@ int supervisor_run(const struct supervisor_opts *o, struct gw_config *cfg)
     close(sv->sfd);
     sigprocmask(SIG_SETMASK, &sv->oldmask, NULL);
     gwconf_free(sv->cfg);
+    if (o->pid_file)
+        unlink(o->pid_file);
     ag_log(AG_LOG_INFO, "apigate serve: stopped");
-    return 0;
+    return sv->exit_code;
 }

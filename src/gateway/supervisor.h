@@ -20,6 +20,7 @@ struct supervisor_opts {
     const char *listen; /* --listen: replaces the file's listen (comma-separated), or NULL */
     const char *admin;  /* --admin: replaces the file's admin ("off" disables), or NULL */
     long threads;       /* --threads: replaces workers.threads (0 = CPU count); -1: the file's */
+    const char *pid_file; /* --pid-file: the supervisor's pid is written there, or NULL */
 };
 
 /* Loads <o>->config_path and applies the overrides. Returns the config, or NULL with every error
@@ -29,6 +30,10 @@ struct gw_config *supervisor_load_config(const struct supervisor_opts *o, struct
 /* Runs until SIGTERM/SIGINT and every worker has exited; takes ownership of <cfg>. Returns the
  * process exit status (0 after a clean stop, 1 when the sockets could not be opened). */
 int supervisor_run(const struct supervisor_opts *o, struct gw_config *cfg);
+
+/* Debugging (gdb, valgrind): opens the sockets and runs the worker in this process, without a
+ * supervisor (no restart, no reload). Takes ownership of <cfg>; returns the exit status. */
+int supervisor_run_single(const struct supervisor_opts *o, struct gw_config *cfg);
 
 /* Restart backoff after crashes: 100 ms doubling up to 5 s; a worker that ran 30 s without a
  * crash resets it. Time is passed in (ms, monotonic). */
