@@ -532,8 +532,13 @@ static int conn__read(struct conn *c)
         ssize_t n = read(c->fd, buf_tail(&c->in), buf_room(&c->in));
         if (n > 0) {
             buf_commit(&c->in, (size_t)n);
-            if ((size_t)n < CONN_READ_CHUNK / 2)
-                break; // short read: the socket is very likely empty; skip the EAGAIN read
+            if (buf_room(&c->in) > 0) {
+                /* A short read drained the socket: new bytes bring a new edge, so the EAGAIN
+                 * read can be skipped (nginx does the same). A FIN that came with these bytes
+                 * is then only seen at the keep-alive timeout: harmless. */
+                c->readable = false;
+                break;
+            }
             continue;
         }
         if (n == 0) {

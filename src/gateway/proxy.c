@@ -140,7 +140,9 @@ static void proxy__attach(struct conn *c, struct uconn *uc)
     px->state = PX_EXCHANGE;
     px->server = uconn_server_name(uc);
     px->up_writable = true;
-    px->up_readable = true; // a read that finds nothing costs one EAGAIN, a missed edge a hang
+    /* Nothing can be readable before our request is sent: a lent connection that went
+     * readable while idle (EOF) was seen by the pool's own handler. */
+    px->up_readable = false;
     px->t_sent_us = clock_now_us();
     uint64_t now = loop_now_ms(c->th->loop);
     px->first_byte_deadline_ms = gr->timeout.first_byte_ms ? now + gr->timeout.first_byte_ms : 0;
@@ -762,6 +764,7 @@ static void proxy__pump(struct conn *c)
         }
         buf_commit(&px->uin, (size_t)n);
         px->got_bytes = true;
+        bool drained = buf_room(&px->uin) > 0; // short read
         if (!px->head_done) {
             int r = proxy__parse_head(c);
             if (r < 0)
@@ -783,6 +786,11 @@ static void proxy__pump(struct conn *c)
                         c->th->sh->rt[c->route].err_proto);
             return;
         }
+        /* A short read drained the socket: the next bytes bring a new edge, so skip the read
+         * that would only say EAGAIN. Not for a body that ends at EOF: its FIN may have come
+         * with these bytes, and a FIN already seen brings no new edge. */
+        if (drained && px->res_body != H1_BODY_UNTIL_CLOSE)
+            px->up_readable = false;
     }
     if (px->res_done && px->state == PX_EXCHANGE) {
         /* Flush the client side first, then finish: a response that went out whole may leave
