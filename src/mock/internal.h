@@ -26,12 +26,12 @@ double mock_rng_unit(uint64_t *state);
 double mock_rng_normal(uint64_t *state);
 
 enum mock_dist {
-    MOCK_DIST_NONE = 0, /* no latency */
-    MOCK_DIST_FIXED,    /* ms */
-    MOCK_DIST_UNIFORM,  /* min..max */
-    MOCK_DIST_NORMAL,   /* mean, stddev (clipped at 0) */
-    MOCK_DIST_LOGNORMAL,/* median, sigma: exp(ln(median) + sigma * N(0,1)) */
-    MOCK_DIST_PARETO,   /* min (scale x_m), alpha (tail index): x_m / U^(1/alpha) */
+    MOCK_DIST_NONE = 0,  /* no latency */
+    MOCK_DIST_FIXED,     /* ms */
+    MOCK_DIST_UNIFORM,   /* min..max */
+    MOCK_DIST_NORMAL,    /* mean, stddev (clipped at 0) */
+    MOCK_DIST_LOGNORMAL, /* median, sigma: exp(ln(median) + sigma * N(0,1)) */
+    MOCK_DIST_PARETO,    /* min (scale x_m), alpha (tail index): x_m / U^(1/alpha) */
 };
 
 /* All values in milliseconds (fractions allowed) except sigma and alpha. */
@@ -57,9 +57,10 @@ int mock_dist_parse(const char *s, enum mock_dist *out);
 #define MOCK_MAX_PARAMS 4
 
 /* A compiled path pattern: literal bytes, "{name}" segments (one non-empty path segment each), and
- * an optional trailing "*" (any suffix; a pattern ending in slash-star also matches without the slash). */
+ * an optional trailing "*" (any suffix; a pattern ending in slash-star also matches without the
+ * slash). */
 struct mock_pattern {
-    char *text;           /* as written */
+    char *text; /* as written */
     size_t nparams;
     char *params[MOCK_MAX_PARAMS]; /* names of the {…} segments, in order */
 };
@@ -79,8 +80,7 @@ int mock_pattern_match(const struct mock_pattern *p, const char *path, size_t le
                        struct mock_param *params);
 /* Finds parameter <name> in the query string <q>[0,<len>) ("a=1&b=2"); returns true and the raw
  * (not percent-decoded) value slice, or false. A parameter without '=' has an empty value. */
-bool mock_query_get(const char *q, size_t len, const char *name, const char **val,
-                    size_t *val_len);
+bool mock_query_get(const char *q, size_t len, const char *name, const char **val, size_t *val_len);
 
 /* ---- profile (mock_profile.c) ---- */
 
@@ -98,26 +98,26 @@ enum mock_handler {
 };
 
 struct mock_route {
-    char *name;        /* for stats; default "METHOD pattern" */
-    char *method;      /* "GET", …, or "ANY" */
+    char *name;   /* for stats; default "METHOD pattern" */
+    char *method; /* "GET", …, or "ANY" */
     struct mock_pattern pattern;
     enum mock_handler handler;
-    int status;        /* success status (default 200) */
-    char *body;        /* MOCK_H_STATIC: literal body */
+    int status; /* success status (default 200) */
+    char *body; /* MOCK_H_STATIC: literal body */
     char *content_type;
     struct mock_latency latency; /* application time, added to any DB time */
-    bool db;           /* goes through the shared DB pool */
-    double error_rate; /* fraction of requests answered with error_status */
+    bool db;                     /* goes through the shared DB pool */
+    double error_rate;           /* fraction of requests answered with error_status */
     int error_status;
-    uint64_t body_size;/* JSON bodies are padded up to this many bytes (0: no padding) */
-    char *headers;     /* extra raw header lines "Name: value\r\n…" ("" when none) */
+    uint64_t body_size; /* JSON bodies are padded up to this many bytes (0: no padding) */
+    char *headers;      /* extra raw header lines "Name: value\r\n…" ("" when none) */
     char *cache_control;
     bool etag;
     bool last_modified;
-    bool chunked;      /* chunked response encoding */
-    bool close;        /* Connection: close after each response */
-    bool hang;         /* never answer */
-    size_t index;      /* position in the profile, for stats */
+    bool chunked; /* chunked response encoding */
+    bool close;   /* Connection: close after each response */
+    bool hang;    /* never answer */
+    size_t index; /* position in the profile, for stats */
     /* Precomputed response after the Date line (headers and body), keep-alive form, for routes
      * whose answer does not depend on the request (NULL otherwise). */
     char *pre;
@@ -126,10 +126,10 @@ struct mock_route {
 };
 
 struct mock_pool_conf {
-    uint64_t size;              /* concurrent DB requests; 0 = no pool */
-    struct mock_latency service;/* time a request holds a slot */
-    uint64_t queue_timeout_ms;  /* 0 = wait forever */
-    uint64_t queue_limit;       /* waiting requests beyond which 503 at once; 0 = unbounded */
+    uint64_t size;               /* concurrent DB requests; 0 = no pool */
+    struct mock_latency service; /* time a request holds a slot */
+    uint64_t queue_timeout_ms;   /* 0 = wait forever */
+    uint64_t queue_limit;        /* waiting requests beyond which 503 at once; 0 = unbounded */
 };
 
 struct mock_pool;
@@ -137,16 +137,16 @@ struct mock_stats;
 
 struct mock_profile {
     _Atomic long refs;
-    char *name;         /* file name or "built-in" */
-    char *source;       /* the text it was loaded from */
+    char *name;   /* file name or "built-in" */
+    char *source; /* the text it was loaded from */
     struct mock_route *routes;
     size_t nroutes;
     struct mock_pool_conf pool_conf;
-    uint64_t cold_idle_ms, cold_extra_ms; /* 0 = no cold start */
-    uint64_t stall_every_ms, stall_for_ms;/* 0 = no stall */
-    uint64_t max_body;  /* request body limit (413 beyond) */
-    struct mock_pool *pool;   /* runtime: created with the profile */
-    struct mock_stats *stats; /* runtime: one slot per thread and route */
+    uint64_t cold_idle_ms, cold_extra_ms;  /* 0 = no cold start */
+    uint64_t stall_every_ms, stall_for_ms; /* 0 = no stall */
+    uint64_t max_body;                     /* request body limit (413 beyond) */
+    struct mock_pool *pool;                /* runtime: created with the profile */
+    struct mock_stats *stats;              /* runtime: one slot per thread and route */
 };
 
 /* The built-in default profile, modelled on the seed (YAML text). */
@@ -216,8 +216,8 @@ struct mock_server {
     size_t nthreads;
     struct mock_thread *threads;
     pthread_mutex_t profile_lock;
-    struct mock_profile *profile; /* guarded by profile_lock; one reference */
-    _Atomic uint64_t profile_gen; /* bumped on each swap: threads compare it per request */
+    struct mock_profile *profile;     /* guarded by profile_lock; one reference */
+    _Atomic uint64_t profile_gen;     /* bumped on each swap: threads compare it per request */
     _Atomic uint64_t last_request_ms; /* cold start: time of the latest request */
     _Atomic uint64_t warm_at_ms;      /* cold start: requests before this wait until it */
     uint64_t start_ms;                /* monotonic, for stall windows and uptime */
@@ -236,10 +236,10 @@ struct mock_thread {
     uint64_t gen;
     uint64_t rng;
     char date[HTTP_DATE_LEN + 1];
-    uint64_t date_sec;            /* monotonic second the date was formatted for */
-    _Atomic long inflight;        /* requests accepted and not yet answered (owner writes) */
-    struct mock_conn *conns;      /* live connections, for shutdown */
-    struct buf scratch;           /* body under construction */
+    uint64_t date_sec;       /* monotonic second the date was formatted for */
+    _Atomic long inflight;   /* requests accepted and not yet answered (owner writes) */
+    struct mock_conn *conns; /* live connections, for shutdown */
+    struct buf scratch;      /* body under construction */
 };
 
 /* Swaps in <p> (takes over the caller's reference). */
@@ -251,8 +251,25 @@ struct mock_profile *mock_server_get_profile(struct mock_server *srv);
 void mock_conn_accept(struct loop *loop, int fd, void *arg, unsigned events);
 /* Closes every connection of <th> (at shutdown, on its own thread). */
 void mock_conn_close_all(struct mock_thread *th);
+
+/* ---- response bytes (mock_resp.c) ---- */
+
 /* The thread's Date header value, refreshed once per second. */
 const char *mock_thread_date(struct mock_thread *th);
+/* Appends a whole response to <dst>. <r> may be NULL (admin, errors: no route headers). <etag>:
+ * the ETag to send or NULL; <extra>: raw header lines or NULL. The body is framed with
+ * Content-Length or, for chunked routes, chunks; 204/304 carry none, HEAD keeps the length only. */
+void mock_resp_write(struct mock_thread *th, struct buf *dst, int status,
+                     const struct mock_route *r, const char *ctype, const char *body, size_t blen,
+                     const char *etag, const char *extra, bool keep_alive, int minor,
+                     bool head_only);
+/* A response with the JSON body {"error": <msg>}. */
+void mock_resp_error(struct mock_thread *th, struct buf *dst, int status, const char *msg,
+                     bool keep_alive, int minor);
+/* Should this GET/HEAD be answered 304 (If-None-Match against <etag>, else If-Modified-Since
+ * against the routes' Last-Modified)? */
+bool mock_resp_not_modified(const struct h1_request *req, const struct mock_route *r,
+                            const char *etag);
 
 /* What a handler may look at: slices of the parsed request, valid during the call only. */
 struct mock_reqinfo {
@@ -271,7 +288,8 @@ extern char mock_last_modified[HTTP_DATE_LEN + 1];
 extern int64_t mock_last_modified_s;
 /* Builds a small JSON error body {"error": <msg>}. */
 void mock_body_error(struct buf *out, const char *msg);
-/* Pads the JSON object in <out> (which ends with '}') up to <size> bytes with a "padding" member. */
+/* Pads the JSON object in <out> (which ends with '}') up to <size> bytes with a "padding" member.
+ */
 void mock_body_pad(struct buf *out, uint64_t size);
 /* Strong ETag of <body> as "\"<16 hex>\"" into <out> (24 bytes). */
 void mock_body_etag(const char *body, size_t len, char out[24]);

@@ -18,28 +18,29 @@
 
 static void mock__usage(FILE *out)
 {
-    fprintf(out,
-            "usage: apigate mock [--listen ADDR] [--profile FILE.yaml] [--threads N]\n"
-            "       apigate mock --check [--profile FILE.yaml]\n"
-            "       apigate mock --print-default\n"
-            "\n"
-            "A deliberately slow HTTP/1.1 API for tests, demos and benchmarks: per-route latency\n"
-            "distributions, a database pool with a FIFO queue shared by all threads, error\n"
-            "injection, cold starts, stalls, hangs, cache headers, an echo route and admin\n"
-            "endpoints (GET /_mock/stats, POST /_mock/reset, GET|POST /_mock/profile).\n"
-            "\n"
-            "options:\n"
-            "  --listen ADDR      host:port to listen on (default 127.0.0.1:8080; port 0 picks one)\n"
-            "  --profile FILE     YAML or JSON profile (default: the built-in seed profile;\n"
-            "                     see docs/mock.md and examples/mock-seed.yaml)\n"
-            "  --threads N        loop threads, each with its own SO_REUSEPORT listener\n"
-            "                     (default: 1)\n"
-            "  --check            validate the profile and exit (0 ok, 2 with file:line:col errors)\n"
-            "  --print-default    print the built-in profile and exit\n"
-            "  --log-level L      debug|info|warn|error (default info)\n"
-            "  -h, --help         this help\n"
-            "\n"
-            "On start it prints \"listening on ADDR\" to stderr. SIGINT/SIGTERM stop it (exit 0).\n");
+    fprintf(
+        out,
+        "usage: apigate mock [--listen ADDR] [--profile FILE.yaml] [--threads N]\n"
+        "       apigate mock --check [--profile FILE.yaml]\n"
+        "       apigate mock --print-default\n"
+        "\n"
+        "A deliberately slow HTTP/1.1 API for tests, demos and benchmarks: per-route latency\n"
+        "distributions, a database pool with a FIFO queue shared by all threads, error\n"
+        "injection, cold starts, stalls, hangs, cache headers, an echo route and admin\n"
+        "endpoints (GET /_mock/stats, POST /_mock/reset, GET|POST /_mock/profile).\n"
+        "\n"
+        "options:\n"
+        "  --listen ADDR      host:port to listen on (default 127.0.0.1:8080; port 0 picks one)\n"
+        "  --profile FILE     YAML or JSON profile (default: the built-in seed profile;\n"
+        "                     see docs/mock.md and examples/mock-seed.yaml)\n"
+        "  --threads N        loop threads, each with its own SO_REUSEPORT listener\n"
+        "                     (default: 1)\n"
+        "  --check            validate the profile and exit (0 ok, 2 with file:line:col errors)\n"
+        "  --print-default    print the built-in profile and exit\n"
+        "  --log-level L      debug|info|warn|error (default info)\n"
+        "  -h, --help         this help\n"
+        "\n"
+        "On start it prints \"listening on ADDR\" to stderr. SIGINT/SIGTERM stop it (exit 0).\n");
 }
 
 void mock_server_set_profile(struct mock_server *srv, struct mock_profile *p)
@@ -169,10 +170,10 @@ int mock_main(int argc, char **argv)
 
     struct buf err = BUF_INIT;
     struct mock_profile *profile =
-        profile_path ? mock_profile_load(profile_path, nthreads, &err)
-                     : mock_profile_parse(mock_profile_default_yaml,
-                                          strlen(mock_profile_default_yaml), "built-in",
-                                          nthreads, &err);
+        profile_path
+            ? mock_profile_load(profile_path, nthreads, &err)
+            : mock_profile_parse(mock_profile_default_yaml, strlen(mock_profile_default_yaml),
+                                 "built-in", nthreads, &err);
     if (!profile) {
         fprintf(stderr, "%.*s", (int)buf_pending(&err), buf_head(&err));
         buf_deinit(&err);

@@ -21,10 +21,11 @@ static void mock_admin__stats(struct mock_thread *th, struct buf *out)
         inflight += atomic_load_explicit(&srv->threads[i].inflight, memory_order_relaxed);
     uint64_t in_use = 0, queued = 0;
     mock_pool_counts(p->pool, &in_use, &queued);
-    buf_printf(out, "{\"uptime_ms\":%llu,\"threads\":%zu,\"inflight\":%ld,\"queue\":%llu,"
-                    "\"db_in_use\":%llu,\"db_pool_size\":%llu,\"profile\":",
-               (unsigned long long)(loop_now_ms(th->loop) - srv->start_ms), srv->nthreads,
-               inflight, (unsigned long long)queued, (unsigned long long)in_use,
+    buf_printf(out,
+               "{\"uptime_ms\":%llu,\"threads\":%zu,\"inflight\":%ld,\"queue\":%llu,"
+               "\"db_in_use\":%llu,\"db_pool_size\":%llu,\"profile\":",
+               (unsigned long long)(loop_now_ms(th->loop) - srv->start_ms), srv->nthreads, inflight,
+               (unsigned long long)queued, (unsigned long long)in_use,
                (unsigned long long)p->pool_conf.size);
     buf_append_json_str(out, p->name, strlen(p->name));
     buf_append_str(out, ",");

@@ -90,8 +90,9 @@ static void mock_body__user(const struct mock_reqinfo *ri, struct buf *out)
         buf_append_str(out, ",\"deleted\":true}");
         return;
     }
-    buf_printf(out, ",\"name\":\"user-%.*s\",\"email\":\"user-%.*s@example.com\",\"plan\":\"%s\","
-                    "\"orders\":%llu}",
+    buf_printf(out,
+               ",\"name\":\"user-%.*s\",\"email\":\"user-%.*s@example.com\",\"plan\":\"%s\","
+               "\"orders\":%llu}",
                (int)n, id, (int)n, id, plans[h % 4], (unsigned long long)(h % 97));
     /* the id goes in verbatim into name/email: keep it JSON-safe */
     for (size_t i = 0; i < n; i++) {
@@ -262,8 +263,8 @@ static void mock_body__echo(const struct mock_reqinfo *ri, struct buf *out)
         char lname[256];
         size_t ln = h->name_len < sizeof(lname) ? h->name_len : sizeof(lname);
         for (size_t c = 0; c < ln; c++)
-            lname[c] = (char)((h->name[c] >= 'A' && h->name[c] <= 'Z') ? h->name[c] + 32
-                                                                         : h->name[c]);
+            lname[c] =
+                (char)((h->name[c] >= 'A' && h->name[c] <= 'Z') ? h->name[c] + 32 : h->name[c]);
         buf_append_str(out, first ? "" : ",");
         first = false;
         buf_append_json_str(out, lname, ln);

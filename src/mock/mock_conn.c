@@ -15,17 +15,17 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "http/chunked.h"
-#include "http/headers.h"
 #include "http/h1write.h"
+#include "http/headers.h"
 #include "mock/internal.h"
 
 #define MOCK_CONN_MAGIC 0x4d434f4eu
 #define MOCK_REQ_MAGIC 0x4d524551u
 #define MOCK_MAX_HEADERS 100
-#define MOCK_MAX_PIPELINE 128       /* requests pending per connection before we stop parsing */
-#define MOCK_MAX_OUT (4u << 20)     /* unsent bytes beyond which we stop parsing */
+#define MOCK_MAX_PIPELINE 128   /* requests pending per connection before we stop parsing */
+#define MOCK_MAX_OUT (4u << 20) /* unsent bytes beyond which we stop parsing */
 #define MOCK_READ_SIZE 16384
-#define MOCK_IN_SLACK 65536         /* input beyond max_body + this is not read until parsed */
+#define MOCK_IN_SLACK 65536 /* input beyond max_body + this is not read until parsed */
 
 /* Structs that travel through the loop as void * carry a magic, checked on entry. */
 #define MOCK_CHECK(o, m)                                                                           \
@@ -48,15 +48,15 @@ enum mock_req_state {
 struct mock_req {
     uint32_t magic;
     enum mock_req_state state;
-    struct mock_conn *conn;        /* NULL once orphaned: its connection closed while a DB grant
-                                      was on its way from another thread */
+    struct mock_conn *conn; /* NULL once orphaned: its connection closed while a DB grant
+                               was on its way from another thread */
     struct mock_thread *th;
-    struct mock_profile *profile;  /* a reference: the route and the pool live in it */
-    const struct mock_route *route;/* NULL for admin and error answers */
-    size_t stat_index;             /* route index, or nroutes for unmatched */
-    bool counted;                  /* counts in the stats when flushed */
-    struct mock_req *next;         /* connection order */
-    struct mock_waiter waiter;     /* first-come first-served place in the DB pool */
+    struct mock_profile *profile;   /* a reference: the route and the pool live in it */
+    const struct mock_route *route; /* NULL for admin and error answers */
+    size_t stat_index;              /* route index, or nroutes for unmatched */
+    bool counted;                   /* counts in the stats when flushed */
+    struct mock_req *next;          /* connection order */
+    struct mock_waiter waiter;      /* first-come first-served place in the DB pool */
     struct loop_timer timer;
     struct buf resp;
     int status;
@@ -84,24 +84,9 @@ struct mock_conn {
 
 static void mock_conn__close(struct mock_conn *c);
 static void mock_conn__input(struct mock_conn *c);
-void mock_req__abort(struct mock_req *q);
+static void mock_req__abort(struct mock_req *q);
 static void mock_req__ready(struct mock_req *q);
 static void mock_req__timer(struct loop *loop, void *arg);
-
-/* ---- time and dates ---- */
-
-const char *mock_thread_date(struct mock_thread *th)
-{
-    uint64_t sec = loop_now_ms(th->loop) / 1000;
-    if (sec != th->date_sec) {
-        th->date_sec = sec;
-        time_t t = time(NULL);
-        struct tm tm;
-        gmtime_r(&t, &tm);
-        strftime(th->date, sizeof(th->date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
-    }
-    return th->date;
-}
 
 /* Milliseconds left in the current stall window, 0 when none. */
 static uint64_t mock_conn__stall_left(struct mock_thread *th, const struct mock_profile *p)
@@ -147,121 +132,6 @@ static struct mock_profile *mock_thread__profile(struct mock_thread *th)
     return th->profile;
 }
 
-/* ---- response bytes ---- */
-
-/* Appends a whole response. <r> may be NULL (admin, errors): no route headers then. <etag>:
- * the ETag to send or NULL. <body> is framed with Content-Length or, for chunked routes, chunks. */
-static void mock_conn__response(struct mock_thread *th, struct buf *dst, int status,
-                                const struct mock_route *r, const char *ctype, const char *body,
-                                size_t blen, const char *etag, const char *extra,
-                                bool keep_alive, int minor, bool head_only)
-{
-    buf_reserve(dst, 256 + blen);
-    buf_printf(dst, "HTTP/1.1 %d %s\r\nDate: %s\r\nServer: apigate-mock\r\n", status,
-               h1_status_reason(status), mock_thread_date(th));
-    bool no_body = status == 304 || status == 204 || (status >= 100 && status < 200);
-    bool chunked = r && r->chunked && !no_body;
-    if (!no_body || status == 304) {
-        if (status != 304) {
-            buf_printf(dst, "Content-Type: %s\r\n", ctype ? ctype : "application/json");
-            if (chunked)
-                buf_append_str(dst, "Transfer-Encoding: chunked\r\n");
-            else
-                buf_printf(dst, "Content-Length: %zu\r\n", blen);
-        }
-        if (r && r->cache_control)
-            buf_printf(dst, "Cache-Control: %s\r\n", r->cache_control);
-        if (etag)
-            buf_printf(dst, "ETag: %s\r\n", etag);
-        if (r && r->last_modified)
-            buf_printf(dst, "Last-Modified: %s\r\n", mock_last_modified);
-    }
-    if (r)
-        buf_append_str(dst, r->headers);
-    if (extra)
-        buf_append_str(dst, extra);
-    if (!keep_alive)
-        buf_append_str(dst, "Connection: close\r\n");
-    else if (minor == 0)
-        buf_append_str(dst, "Connection: keep-alive\r\n");
-    buf_append_str(dst, "\r\n");
-    if (no_body || head_only)
-        return;
-    if (!chunked) {
-        buf_append(dst, body, blen);
-        return;
-    }
-    /* a few chunks, so a client that mishandles chunk boundaries shows it */
-    size_t step = blen > 3 ? (blen + 2) / 3 : blen;
-    for (size_t off = 0; off < blen; off += step) {
-        size_t n = blen - off < step ? blen - off : step;
-        buf_printf(dst, "%zx\r\n", n);
-        buf_append(dst, body + off, n);
-        buf_append_str(dst, "\r\n");
-    }
-    buf_append_str(dst, "0\r\n\r\n");
-}
-
-static void mock_conn__error_response(struct mock_thread *th, struct buf *dst, int status,
-                                      const char *msg, bool keep_alive, int minor)
-{
-    struct buf body = BUF_INIT;
-    mock_body_error(&body, msg);
-    mock_conn__response(th, dst, status, NULL, NULL, buf_head(&body), buf_pending(&body), NULL,
-                        NULL, keep_alive, minor, false);
-    buf_deinit(&body);
-}
-
-/* True when If-None-Match lists <etag> (or "*"); weak comparison, as RFC 9110 §13.1.2 wants. */
-static bool mock_conn__inm_match(const struct h1_header *inm, const char *etag)
-{
-    const char *v = inm->value, *end = inm->value + inm->value_len;
-    size_t elen = strlen(etag);
-    while (v < end) {
-        while (v < end && (*v == ' ' || *v == ','))
-            v++;
-        const char *s = v;
-        while (v < end && *v != ',')
-            v++;
-        const char *e = v;
-        while (e > s && e[-1] == ' ')
-            e--;
-        if (e - s == 1 && *s == '*')
-            return true;
-        if (e - s >= 2 && s[0] == 'W' && s[1] == '/')
-            s += 2;
-        if ((size_t)(e - s) == elen && memcmp(s, etag, elen) == 0)
-            return true;
-    }
-    return false;
-}
-
-/* Should this GET/HEAD be answered 304? */
-static bool mock_conn__not_modified(const struct h1_request *req, const struct mock_route *r,
-                                    const char *etag)
-{
-    if (req->method_id != H1_M_GET && req->method_id != H1_M_HEAD)
-        return false;
-    const struct h1_header *inm = headers_find(req->headers, req->nheaders, "If-None-Match");
-    if (inm)
-        return etag && mock_conn__inm_match(inm, etag);
-    const struct h1_header *ims = headers_find(req->headers, req->nheaders, "If-Modified-Since");
-    if (ims && r->last_modified) {
-        /* our Last-Modified is always the exact string we sent: compare by value and, failing
-         * that, accept any later-looking date of the same format by comparing parsed times */
-        struct tm tm;
-        memset(&tm, 0, sizeof(tm));
-        char tmp[64];
-        size_t n = ims->value_len < sizeof(tmp) - 1 ? ims->value_len : sizeof(tmp) - 1;
-        memcpy(tmp, ims->value, n);
-        tmp[n] = '\0';
-        char *end = strptime(tmp, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-        if (end && *end == '\0')
-            return (int64_t)timegm(&tm) >= mock_last_modified_s;
-    }
-    return false;
-}
-
 /* ---- requests ---- */
 
 static struct mock_req *mock_req__create(struct mock_conn *c, struct mock_profile *p,
@@ -298,7 +168,8 @@ static void mock_req__free(struct mock_req *q)
     free(q);
 }
 
-/* Gives back the DB slot <q> held; the next waiter in the shared FIFO gets it, on its own thread. */
+/* Gives back the DB slot <q> held; the next waiter in the shared FIFO gets it, on its own thread.
+ */
 static void mock_req__granted(struct loop *loop, void *arg);
 
 static void mock_req__release_slot(struct mock_req *q)
@@ -342,7 +213,7 @@ static void mock_req__overloaded(struct mock_req *q, const char *why)
 {
     buf_reset(&q->resp);
     q->status = 503;
-    mock_conn__error_response(q->th, &q->resp, 503, why, q->keep_alive, q->minor);
+    mock_resp_error(q->th, &q->resp, 503, why, q->keep_alive, q->minor);
     /* the Retry-After that a load-shedding server sends is not worth a second code path */
 }
 
@@ -476,7 +347,7 @@ static void mock_req__ready(struct mock_req *q)
 }
 
 /* Frees a request whose connection is closing; a DB grant in flight keeps it alive (orphan). */
-void mock_req__abort(struct mock_req *q)
+static void mock_req__abort(struct mock_req *q)
 {
     switch (q->state) {
     case MOCK_REQ_QUEUED:
@@ -588,8 +459,8 @@ static const struct mock_route *mock_conn__route(struct mock_profile *p,
     return NULL;
 }
 
-static void mock_conn__dispatch(struct mock_conn *c, const struct h1_request *req,
-                                const char *body, size_t body_len)
+static void mock_conn__dispatch(struct mock_conn *c, const struct h1_request *req, const char *body,
+                                size_t body_len)
 {
     struct mock_thread *th = c->th;
     struct mock_profile *p = mock_thread__profile(th);
@@ -602,9 +473,8 @@ static void mock_conn__dispatch(struct mock_conn *c, const struct h1_request *re
         int status = mock_admin_handle(th, req, body, body_len, scratch);
         p = mock_thread__profile(th); /* a POST /_mock/profile may have swapped it */
         struct buf resp = BUF_INIT;
-        mock_conn__response(th, &resp, status, NULL, NULL, buf_head(scratch),
-                            buf_pending(scratch), NULL, NULL, keep_alive, req->minor_version,
-                            head_only);
+        mock_resp_write(th, &resp, status, NULL, NULL, buf_head(scratch), buf_pending(scratch),
+                        NULL, NULL, keep_alive, req->minor_version, head_only);
         mock_conn__answer_now(c, p, status, &resp, !keep_alive, false, 0);
         buf_deinit(&resp);
         return;
@@ -617,9 +487,8 @@ static void mock_conn__dispatch(struct mock_conn *c, const struct h1_request *re
     if (!r) {
         struct buf resp = BUF_INIT;
         int status = path_matched ? 405 : 404;
-        mock_conn__error_response(th, &resp, status,
-                                  path_matched ? "method not allowed" : "no such route",
-                                  keep_alive, req->minor_version);
+        mock_resp_error(th, &resp, status, path_matched ? "method not allowed" : "no such route",
+                        keep_alive, req->minor_version);
         mock_conn__answer_now(c, p, status, &resp, !keep_alive, true, p->nroutes);
         buf_deinit(&resp);
         return;
@@ -630,8 +499,8 @@ static void mock_conn__dispatch(struct mock_conn *c, const struct h1_request *re
     /* when does this answer go out? */
     double delay = (double)mock_conn__cold_left(th, p);
     delay += mock_dist_sample(&r->latency, &th->rng);
-    bool immediate = !r->hang && !r->db && delay < 0.5 && c->npending == 0 &&
-                     mock_conn__stall_left(th, p) == 0;
+    bool immediate =
+        !r->hang && !r->db && delay < 0.5 && c->npending == 0 && mock_conn__stall_left(th, p) == 0;
     bool error = r->error_rate > 0 && mock_rng_unit(&th->rng) < r->error_rate;
 
     /* the bytes: into the output buffer directly when nothing waits, else into the request */
@@ -649,8 +518,7 @@ static void mock_conn__dispatch(struct mock_conn *c, const struct h1_request *re
     int status;
     if (error) {
         status = r->error_status;
-        mock_conn__error_response(th, dst, status, "injected failure", keep_alive,
-                                  req->minor_version);
+        mock_resp_error(th, dst, status, "injected failure", keep_alive, req->minor_version);
     } else if (r->pre && keep_alive && req->minor_version == 1 && !head_only &&
                !(r->etag && headers_find(req->headers, req->nheaders, "If-None-Match")) &&
                !(r->last_modified &&
@@ -673,12 +541,12 @@ static void mock_conn__dispatch(struct mock_conn *c, const struct h1_request *re
         if (has_etag)
             mock_body_etag(buf_head(scratch), buf_pending(scratch), etag);
         if (status == r->status && (has_etag || r->last_modified) &&
-            mock_conn__not_modified(req, r, has_etag ? etag : NULL))
+            mock_resp_not_modified(req, r, has_etag ? etag : NULL))
             status = 304;
-        mock_conn__response(th, dst, status, r, r->content_type, buf_head(scratch),
-                            buf_pending(scratch), has_etag ? etag : NULL,
-                            status == 401 ? "WWW-Authenticate: Bearer realm=\"mock\"\r\n" : NULL,
-                            keep_alive, req->minor_version, head_only);
+        mock_resp_write(th, dst, status, r, r->content_type, buf_head(scratch),
+                        buf_pending(scratch), has_etag ? etag : NULL,
+                        status == 401 ? "WWW-Authenticate: Bearer realm=\"mock\"\r\n" : NULL,
+                        keep_alive, req->minor_version, head_only);
     }
 
     if (immediate) {
@@ -708,7 +576,7 @@ static void mock_conn__bad_request(struct mock_conn *c, int status, const char *
 {
     struct mock_profile *p = mock_thread__profile(c->th);
     struct buf resp = BUF_INIT;
-    mock_conn__error_response(c->th, &resp, status, msg, false, 1);
+    mock_resp_error(c->th, &resp, status, msg, false, 1);
     mock_conn__answer_now(c, p, status, &resp, true, true, p->nroutes);
     buf_deinit(&resp);
 }
@@ -781,8 +649,7 @@ static int mock_conn__one(struct mock_conn *c)
     return 1;
 
 incomplete:
-    if (req.expect_continue && !c->sent_continue && c->npending == 0 &&
-        buf_pending(&c->out) == 0) {
+    if (req.expect_continue && !c->sent_continue && c->npending == 0 && buf_pending(&c->out) == 0) {
         buf_append_str(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
         c->sent_continue = true;
     }

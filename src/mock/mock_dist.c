@@ -57,8 +57,8 @@ double mock_dist_sample(const struct mock_latency *l, uint64_t *rng)
     return v;
 }
 
-static const char *const mock_dist_names[] = {"none", "fixed", "uniform", "normal", "lognormal",
-                                              "pareto"};
+static const char *const mock_dist_names[] = {"none",   "fixed",     "uniform",
+                                              "normal", "lognormal", "pareto"};
 
 const char *mock_dist_name(enum mock_dist d)
 {

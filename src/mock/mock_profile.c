@@ -65,8 +65,7 @@ static void mock_profile__err(struct mock_pctx *c, const struct ynode *n, const 
 }
 
 /* A scalar's text, or NULL with an error. */
-static const char *mock_profile__scalar(struct mock_pctx *c, const struct ynode *n,
-                                        const char *key)
+static const char *mock_profile__scalar(struct mock_pctx *c, const struct ynode *n, const char *key)
 {
     if (n->type != YNODE_SCALAR) {
         mock_profile__err(c, n, key, "expected a value, got a %s", ynode_type_name(n));
@@ -155,8 +154,8 @@ static int mock_profile__duration(struct mock_pctx *c, const struct ynode *n, co
     return 0;
 }
 
-static int mock_profile__duration_u64(struct mock_pctx *c, const struct ynode *n,
-                                      const char *key, uint64_t *out)
+static int mock_profile__duration_u64(struct mock_pctx *c, const struct ynode *n, const char *key,
+                                      uint64_t *out)
 {
     double ms;
     if (mock_profile__duration(c, n, key, false, &ms) != 0)
@@ -207,7 +206,7 @@ static int mock_profile__keys(struct mock_pctx *c, const struct ynode *map, cons
     return bad;
 }
 
-static const char *const mock_latency_keys[] = {"dist", "ms", "min", "max", "mean", "stddev",
+static const char *const mock_latency_keys[] = {"dist",   "ms",    "min",   "max", "mean", "stddev",
                                                 "median", "sigma", "alpha", "cap", NULL};
 
 /* latency: "20ms" (fixed) or {dist: …, parameters…}. The distribution is inferred from the
@@ -247,8 +246,10 @@ static int mock_profile__latency(struct mock_pctx *c, const struct ynode *n, con
     if ((v = ynode_get(n, "dist")) != NULL) {
         const char *s = mock_profile__scalar(c, v, "dist");
         if (s && mock_dist_parse(s, &l->dist) != 0)
-            mock_profile__err(c, v, "dist", "unknown distribution '%s'; use fixed, uniform, "
-                                            "normal, lognormal or pareto", s);
+            mock_profile__err(c, v, "dist",
+                              "unknown distribution '%s'; use fixed, uniform, "
+                              "normal, lognormal or pareto",
+                              s);
     } else if (has[8]) {
         l->dist = MOCK_DIST_PARETO;
     } else if (has[6]) {
@@ -292,15 +293,16 @@ static int mock_profile__latency(struct mock_pctx *c, const struct ynode *n, con
     return c->nerr != before ? -1 : 0;
 }
 
-static const char *const mock_handler_names[] = {"json",   "static", "user",  "orders",
-                                                  "products", "search", "login", "me",
-                                                  "echo",   "health", NULL};
+static const char *const mock_handler_names[] = {"json",     "static", "user",  "orders",
+                                                 "products", "search", "login", "me",
+                                                 "echo",     "health", NULL};
 
 static const char *const mock_route_keys[] = {
-    "name",       "method",  "path",         "handler",       "status",        "body",
-    "content_type", "latency", "db",         "error_rate",    "error_status",  "body_size",
-    "headers",    "cache_control", "etag",   "last_modified", "chunked",       "close",
-    "hang",       NULL};
+    "name",    "method",        "path",         "handler",
+    "status",  "body",          "content_type", "latency",
+    "db",      "error_rate",    "error_status", "body_size",
+    "headers", "cache_control", "etag",         "last_modified",
+    "chunked", "close",         "hang",         NULL};
 
 static bool mock_profile__token(const char *s)
 {
@@ -337,8 +339,10 @@ static void mock_profile__route(struct mock_pctx *c, const struct ynode *n, stru
     const char *s;
     if ((v = ynode_get(n, "method")) != NULL && (s = mock_profile__scalar(c, v, "method"))) {
         if (!mock_profile__token(s)) {
-            mock_profile__err(c, v, "method", "'%s' is not a method token; use GET, POST, … or "
-                                              "ANY", s);
+            mock_profile__err(c, v, "method",
+                              "'%s' is not a method token; use GET, POST, … or "
+                              "ANY",
+                              s);
         } else {
             free(r->method);
             r->method = xstrdup(s);
@@ -362,12 +366,15 @@ static void mock_profile__route(struct mock_pctx *c, const struct ynode *n, stru
         if (mock_handler_names[i])
             r->handler = (enum mock_handler)i;
         else
-            mock_profile__err(c, v, "handler", "unknown handler '%s'; use json, static, user, "
-                                               "orders, products, search, login, me, echo or "
-                                               "health", s);
+            mock_profile__err(c, v, "handler",
+                              "unknown handler '%s'; use json, static, user, "
+                              "orders, products, search, login, me, echo or "
+                              "health",
+                              s);
     }
     uint64_t u;
-    if ((v = ynode_get(n, "status")) != NULL && mock_profile__uint(c, v, "status", 200, 599, &u) == 0)
+    if ((v = ynode_get(n, "status")) != NULL &&
+        mock_profile__uint(c, v, "status", 200, 599, &u) == 0)
         r->status = (int)u;
     if ((v = ynode_get(n, "error_status")) != NULL &&
         mock_profile__uint(c, v, "error_status", 400, 599, &u) == 0)
@@ -392,9 +399,9 @@ static void mock_profile__route(struct mock_pctx *c, const struct ynode *n, stru
         mock_profile__latency(c, v, "latency", &r->latency);
     if ((v = ynode_get(n, "db")) != NULL)
         mock_profile__bool(c, v, "db", &r->db);
-    if ((v = ynode_get(n, "error_rate")) != NULL && (s = mock_profile__scalar(c, v, "error_rate"))) {
-        if (units_parse_percent(s, &r->error_rate) != 0 || r->error_rate < 0 ||
-            r->error_rate > 1)
+    if ((v = ynode_get(n, "error_rate")) != NULL &&
+        (s = mock_profile__scalar(c, v, "error_rate"))) {
+        if (units_parse_percent(s, &r->error_rate) != 0 || r->error_rate < 0 || r->error_rate > 1)
             mock_profile__err(c, v, "error_rate", "'%s' is not a fraction; use 0..1 or 0%%..100%%",
                               s);
     }
@@ -484,8 +491,9 @@ static void mock_profile__global(struct mock_pctx *c, const struct ynode *n, str
         if ((v = ynode_get(s, "for")) != NULL)
             mock_profile__duration_u64(c, v, "for", &p->stall_for_ms);
         if (!p->stall_every_ms || !p->stall_for_ms || p->stall_for_ms >= p->stall_every_ms)
-            mock_profile__err(c, s, "stall", "needs 'every' > 'for' > 0 (e.g. {every: 5s, for: "
-                                             "1s})");
+            mock_profile__err(c, s, "stall",
+                              "needs 'every' > 'for' > 0 (e.g. {every: 5s, for: "
+                              "1s})");
     }
     if ((v = ynode_get(n, "max_body")) != NULL)
         mock_profile__size(c, v, "max_body", 1ull << 30, &p->max_body);
@@ -513,8 +521,7 @@ static void mock_profile__free_routes(struct mock_profile *p)
  * once: the hot path is then a memcpy, as nginx's `return 200`. */
 static void mock_profile__precompute(struct mock_route *r)
 {
-    if (r->handler != MOCK_H_STATIC && r->handler != MOCK_H_HEALTH &&
-        r->handler != MOCK_H_PRODUCTS)
+    if (r->handler != MOCK_H_STATIC && r->handler != MOCK_H_HEALTH && r->handler != MOCK_H_PRODUCTS)
         return;
     if (r->chunked || r->close || r->hang)
         return;
@@ -616,8 +623,7 @@ struct mock_profile *mock_profile_load(const char *path, size_t nthreads, struct
     if (bad)
         buf_printf(err, "%s: read error\n", path);
     else
-        p = mock_profile_parse(text.data ? text.data : "", buf_pending(&text), path, nthreads,
-                               err);
+        p = mock_profile_parse(text.data ? text.data : "", buf_pending(&text), path, nthreads, err);
     buf_deinit(&text);
     return p;
 }
@@ -673,9 +679,10 @@ void mock_profile_json(const struct mock_profile *p, struct buf *out)
     buf_printf(out, ",\"global\":{\"db_pool\":{\"size\":%llu,\"service\":",
                (unsigned long long)p->pool_conf.size);
     mock_profile__latency_json(&p->pool_conf.service, out);
-    buf_printf(out, ",\"queue_timeout_ms\":%llu,\"queue_limit\":%llu},"
-                    "\"cold_start\":{\"idle_ms\":%llu,\"extra_ms\":%llu},"
-                    "\"stall\":{\"every_ms\":%llu,\"for_ms\":%llu},\"max_body\":%llu},\"routes\":[",
+    buf_printf(out,
+               ",\"queue_timeout_ms\":%llu,\"queue_limit\":%llu},"
+               "\"cold_start\":{\"idle_ms\":%llu,\"extra_ms\":%llu},"
+               "\"stall\":{\"every_ms\":%llu,\"for_ms\":%llu},\"max_body\":%llu},\"routes\":[",
                (unsigned long long)p->pool_conf.queue_timeout_ms,
                (unsigned long long)p->pool_conf.queue_limit, (unsigned long long)p->cold_idle_ms,
                (unsigned long long)p->cold_extra_ms, (unsigned long long)p->stall_every_ms,
@@ -688,8 +695,9 @@ void mock_profile_json(const struct mock_profile *p, struct buf *out)
         buf_append_json_str(out, r->method, strlen(r->method));
         buf_append_str(out, ",\"path\":");
         buf_append_json_str(out, r->pattern.text, strlen(r->pattern.text));
-        buf_printf(out, ",\"handler\":\"%s\",\"status\":%d,\"latency\":",
-                   mock_handler_names[r->handler], r->status);
+        buf_printf(out,
+                   ",\"handler\":\"%s\",\"status\":%d,\"latency\":", mock_handler_names[r->handler],
+                   r->status);
         mock_profile__latency_json(&r->latency, out);
         buf_printf(out, ",\"db\":%s,\"error_rate\":%g,\"error_status\":%d,\"body_size\":%llu",
                    r->db ? "true" : "false", r->error_rate, r->error_status,
@@ -698,8 +706,9 @@ void mock_profile_json(const struct mock_profile *p, struct buf *out)
             buf_append_str(out, ",\"cache_control\":");
             buf_append_json_str(out, r->cache_control, strlen(r->cache_control));
         }
-        buf_printf(out, ",\"etag\":%s,\"last_modified\":%s,\"chunked\":%s,\"close\":%s,"
-                        "\"hang\":%s}",
+        buf_printf(out,
+                   ",\"etag\":%s,\"last_modified\":%s,\"chunked\":%s,\"close\":%s,"
+                   "\"hang\":%s}",
                    r->etag ? "true" : "false", r->last_modified ? "true" : "false",
                    r->chunked ? "true" : "false", r->close ? "true" : "false",
                    r->hang ? "true" : "false");

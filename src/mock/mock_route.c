@@ -1,6 +1,7 @@
 /* Route patterns of the mock ("/api/users/{id}", "/static/{rest}") and query-parameter lookup. The
  * matcher walks pattern and path once, capturing {name} segments as slices of the path: no
- * allocation per request. Route order (first match wins) is the profile's business, not this file's. */
+ * allocation per request. Route order (first match wins) is the profile's business, not this
+ * file's. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,8 +106,7 @@ int mock_pattern_match(const struct mock_pattern *p, const char *path, size_t le
     return i == len ? (int)np : -1;
 }
 
-bool mock_query_get(const char *q, size_t len, const char *name, const char **val,
-                    size_t *val_len)
+bool mock_query_get(const char *q, size_t len, const char *name, const char **val, size_t *val_len)
 {
     if (!q)
         return false;

@@ -16,7 +16,7 @@ struct mock_stat_slot {
 
 struct mock_stats {
     size_t nthreads;
-    size_t nslots; /* routes + 1 (unmatched) */
+    size_t nslots;                /* routes + 1 (unmatched) */
     struct mock_stat_slot *slots; /* [thread * nslots + route] */
 };
 

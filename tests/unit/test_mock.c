@@ -41,7 +41,10 @@ static double mean_of(const double *v)
     return s / N_SAMPLES;
 }
 
-static double quantile(const double *v, double q) { return v[(size_t)(q * (N_SAMPLES - 1))]; }
+static double quantile(const double *v, double q)
+{
+    return v[(size_t)(q * (N_SAMPLES - 1))];
+}
 
 static void test_dist_fixed_and_none(void **state)
 {
@@ -292,10 +295,12 @@ static void test_profile_errors(void **state)
         const char *expect;
     } cases[] = {
         {"routes:\n  - {path: /a, latncy: 5ms}\n", "t.yaml:2:16: route: unknown key 'latncy'"},
-        {"routes:\n  - {path: /a, latency: fast}\n", "t.yaml:2:25: latency: 'fast' is not a duration"},
+        {"routes:\n  - {path: /a, latency: fast}\n",
+         "t.yaml:2:25: latency: 'fast' is not a duration"},
         {"routes:\n  - {path: a}\n", "t.yaml:2:12: path: 'a': must start with '/'"},
         {"routes:\n  - {path: /a, db: true}\n", "db: route uses the DB pool but global.db_pool"},
-        {"routes:\n  - {path: /a, latency: {dist: gamma, ms: 1}}\n", "unknown distribution 'gamma'"},
+        {"routes:\n  - {path: /a, latency: {dist: gamma, ms: 1}}\n",
+         "unknown distribution 'gamma'"},
         {"routes:\n  - {path: /a, latency: {dist: uniform, min: 5}}\n", "uniform latency needs"},
         {"routes:\n  - {path: /a, error_rate: 2}\n", "error_rate: '2' is not a fraction"},
         {"routes:\n  - {path: /a, status: 99}\n", "status: '99' is not an integer in 200..599"},
