@@ -278,10 +278,24 @@ static void read_server(struct probe_pg_conn *c, struct pg_facts *f)
         f->blks_read = num(probe_pg_get(&r, 0, "rd"));
         probe_pg_res_free(&r);
     }
-    if (f->is_replica)
+    if (f->is_replica) {
+        if (q(c,
+              TAG "SELECT coalesce(extract(epoch FROM now() - "
+                  "pg_last_xact_replay_timestamp()), 0) AS behind, "
+                  "coalesce(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), "
+                  "pg_last_wal_replay_lsn()), 0)::bigint AS pending, "
+                  "pg_is_wal_replay_paused() AS paused",
+              &r, err, sizeof(err)) == 0) {
+            f->replica_behind_s = dbl(probe_pg_get(&r, 0, "behind"));
+            f->replica_pending = num(probe_pg_get(&r, 0, "pending"));
+            const char *p = probe_pg_get(&r, 0, "paused");
+            f->replay_paused = p && p[0] == 't';
+            probe_pg_res_free(&r);
+        }
         return;
+    }
     if (q(c,
-          TAG "SELECT coalesce(application_name, '') AS name, coalesce(client_addr::text, "
+          TAG "SELECT coalesce(application_name, '') AS name, coalesce(host(client_addr), "
               "'local') AS client, coalesce(state, '?') AS state, coalesce(extract(epoch FROM "
               "replay_lag), 0) AS lag, coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), "
               "replay_lsn), -1)::bigint AS bytes FROM pg_stat_replication",

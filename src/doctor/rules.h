@@ -71,6 +71,10 @@ struct pg_facts {
     struct pg_seqscan seqscans[PG_FACTS_MAX];
     long long blks_hit, blks_read;
     bool is_replica;
+    /* When the probed server is itself a replica: */
+    bool replay_paused;        /* pg_is_wal_replay_paused() */
+    long long replica_pending; /* received but not replayed WAL bytes */
+    double replica_behind_s;   /* now() - last replayed commit, meaningful when pending > 0 */
     int n_replicas;
     struct pg_replica replicas[PG_FACTS_MAX];
 };
@@ -91,6 +95,8 @@ struct pg_facts {
 #define RULES_PG_HIT_MIN_BLOCKS 10000
 #define RULES_PG_REPL_WARN_S 10.0
 #define RULES_PG_REPL_CRIT_S 60.0
+#define RULES_PG_REPL_WARN_BYTES (16ll << 20) /* one WAL segment */
+#define RULES_PG_REPL_CRIT_BYTES (1ll << 30)
 
 /* A PgBouncer default_pool_size for a database whose sessions are mostly idle: enough server
  * connections for the busy ones with headroom (active × 1.5, at least 5), never more than 80% of

@@ -320,26 +320,55 @@ static void rule_hit_ratio(const struct pg_facts *pg, struct finding_list *out)
 }
 
 /* Replay lag: reads sent to a lagging replica return stale data (a user does not see what they
- * just wrote). */
+ * just wrote). Judged in time (replay_lag, which the primary measures only while the replica
+ * keeps replaying) and in bytes of WAL not yet replayed (which grows even when replay stalls). */
+static enum finding_sev lag_sev(double s, long long bytes)
+{
+    if (s >= RULES_PG_REPL_CRIT_S || bytes >= RULES_PG_REPL_CRIT_BYTES)
+        return FINDING_CRITICAL;
+    if (s >= RULES_PG_REPL_WARN_S || bytes >= RULES_PG_REPL_WARN_BYTES)
+        return FINDING_WARNING;
+    return FINDING_OK;
+}
+
 static void rule_replication(const struct pg_facts *pg, struct finding_list *out)
 {
     for (int i = 0; i < pg->n_replicas; i++) {
         const struct pg_replica *r = &pg->replicas[i];
-        enum finding_sev sev = r->replay_lag_s >= RULES_PG_REPL_CRIT_S   ? FINDING_CRITICAL
-                               : r->replay_lag_s >= RULES_PG_REPL_WARN_S ? FINDING_WARNING
-                                                                         : FINDING_OK;
-        struct finding *f =
-            finding_add(out, "postgres", "pg-replication-lag", sev, "replica %s (%s) lags %.1f s",
-                        r->name[0] ? r->name : "?", r->client, r->replay_lag_s);
+        enum finding_sev sev = lag_sev(r->replay_lag_s, r->lag_bytes);
+        struct finding *f = finding_add(out, "postgres", "pg-replication-lag", sev,
+                                        "replica %s (%s) lags %.1f s, %.1f MB of WAL",
+                                        r->name[0] ? r->name : "?", r->client, r->replay_lag_s,
+                                        (double)(r->lag_bytes > 0 ? r->lag_bytes : 0) / 1048576.0);
         finding_evidence(f, "state %s, replay lag %.1f s, %lld bytes behind", r->state,
                          r->replay_lag_s, r->lag_bytes);
         finding_source(f, "SELECT application_name, client_addr, state, replay_lag, "
                           "pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn) FROM "
                           "pg_stat_replication");
         if (sev >= FINDING_WARNING)
-            finding_fix(f, "do not send read-your-writes traffic to this replica; check its I/O "
-                           "and network, and long queries on it (hot_standby_feedback)");
+            finding_fix(f, "do not send read-your-writes traffic to this replica; check its I/O, "
+                           "network, long queries on it (max_standby_streaming_delay) and whether "
+                           "replay is paused (SELECT pg_is_wal_replay_paused() on the replica)");
     }
+    if (!pg->is_replica)
+        return;
+    /* The probed server is a replica: its own view of how far replay is behind. */
+    double behind = pg->replica_pending > 0 ? pg->replica_behind_s : 0;
+    enum finding_sev sev = lag_sev(behind, pg->replica_pending);
+    if (pg->replay_paused && pg->replica_pending > 0 && sev < FINDING_WARNING)
+        sev = FINDING_WARNING;
+    struct finding *f = finding_add(out, "postgres", "pg-replication-lag", sev,
+                                    "this server is a replica %.1f s, %.1f MB of WAL behind%s",
+                                    behind, (double)pg->replica_pending / 1048576.0,
+                                    pg->replay_paused ? " (replay paused)" : "");
+    finding_source(f, "SELECT now() - pg_last_xact_replay_timestamp(), "
+                      "pg_wal_lsn_diff(pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn()), "
+                      "pg_is_wal_replay_paused()");
+    if (pg->replay_paused)
+        finding_fix(f, "SELECT pg_wal_replay_resume();");
+    else if (sev >= FINDING_WARNING)
+        finding_fix(f, "check the replica's I/O and queries that conflict with replay "
+                       "(max_standby_streaming_delay)");
 }
 
 void rules_pg(const struct pg_facts *pg, struct finding_list *out)

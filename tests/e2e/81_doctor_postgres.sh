@@ -36,6 +36,7 @@ CONF
 # Fast shutdown (SIGINT) before lib.sh's cleanup, which would send SIGTERM (a "smart" shutdown that
 # waits for clients) and then SIGKILL (which leaves backends behind).
 PG_PID=
+REP_PID=
 HOLD_PIDS=() # psql sessions held open by the test
 release_holders() {
     local p
@@ -44,15 +45,18 @@ release_holders() {
     done
     HOLD_PIDS=()
 }
+stop_pg() { # fast shutdown of one postmaster, waited for
+    [ -n "$1" ] && kill -0 "$1" 2>/dev/null || return 0
+    kill -INT "$1" 2>/dev/null || true
+    local deadline=$((SECONDS + 10))
+    while kill -0 "$1" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+}
 stop_all() {
     local rc=$?
     set +e # "(exit $rc)" below must not end the trap before cleanup runs
     release_holders
-    if [ -n "$PG_PID" ] && kill -0 "$PG_PID" 2>/dev/null; then
-        kill -INT "$PG_PID" 2>/dev/null || true
-        local deadline=$((SECONDS + 10))
-        while kill -0 "$PG_PID" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
-    fi
+    stop_pg "$REP_PID"
+    stop_pg "$PG_PID"
     (exit $rc)
     cleanup
 }
@@ -66,6 +70,13 @@ PGURL="postgres://postgres@127.0.0.1:$PGPORT/postgres"
 sql() { psql -X -q -At -v ON_ERROR_STOP=1 "$PGURL" "$@"; }
 # Stats become visible to other sessions after the backend reports them (at most ~1 s idle).
 settle() { sleep 1.2; }
+wait_sql() { # wait_sql QUERY WHAT [URL]: until QUERY prints t
+    local deadline=$((SECONDS + 20))
+    until [ "$(psql -X -q -At "${3:-$PGURL}" -c "$1" 2>/dev/null)" = t ]; do
+        [ $SECONDS -lt $deadline ] || fail "timed out waiting for $2"
+        sleep 0.1
+    done
+}
 
 sql -c "CREATE EXTENSION pg_stat_statements" \
     -c "CREATE TABLE orders (id serial PRIMARY KEY, customer_id int NOT NULL, status text NOT NULL, note text)" \
@@ -101,6 +112,39 @@ settle
 out=$("$APIGATE" doctor --postgres "$PGURL" --json) || true
 assert_eq "$(jq '[.findings[] | select(.id == "pg-missing-index")] | length' <<<"$out")" 0 "index hint after CREATE INDEX"
 
+# --- 2b. a streaming replica: in sync, then replay paused while the primary writes 25 MB ------
+log "replica"
+RPORT=$(free_port)
+mkdir -p "$T/replica" && chown postgres: "$T/replica" && chmod 700 "$T/replica"
+as_pg pg_basebackup -h 127.0.0.1 -p "$PGPORT" -U postgres -D "$T/replica" -R -X stream -c fast \
+    --no-sync >"$T/basebackup.log" 2>&1 || { cat "$T/basebackup.log" >&2; fail "pg_basebackup"; }
+start_bg replica setpriv --reuid=postgres --regid=postgres --clear-groups -- "$PGBIN/postgres" \
+    -D "$T/replica" -c port="$RPORT" -c cluster_name=replica1 -c hot_standby=on
+REP_PID=$LAST_PID
+wait_port "$RPORT" 30
+REPURL="postgres://postgres@127.0.0.1:$RPORT/postgres"
+wait_sql "SELECT count(*) = 1 FROM pg_stat_replication WHERE state = 'streaming'" "the replica to stream"
+out=$("$APIGATE" doctor --postgres "$PGURL" --json) || true
+sev() { jq -r --arg id "$1" '[.findings[] | select(.id == $id)][0].severity' <<<"$out"; }
+assert_eq "$(sev pg-replication-lag)" ok "replica in sync"
+assert_contains "$(jq -r '[.findings[] | select(.id == "pg-replication-lag")][0].title' <<<"$out")" "replica replica1 (127.0.0.1)" "replica named"
+psql -X -q -At "$REPURL" -c "SELECT pg_wal_replay_pause()" >/dev/null
+sql -c "CREATE TABLE filler AS SELECT g AS id, repeat('y', 200) AS pad FROM generate_series(1, 100000) g" >/dev/null
+wait_sql "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn) > 16 * 1024 * 1024 FROM pg_stat_replication" "WAL to pile up on the replica"
+out=$("$APIGATE" doctor --postgres "$PGURL" --json) || true
+assert_eq "$(sev pg-replication-lag)" warning "16 MB of WAL not replayed"
+set +e
+out=$("$APIGATE" doctor --postgres "$REPURL" --json)
+set -e
+f=$(jq -r '[.findings[] | select(.id == "pg-replication-lag")][0] | .severity + " " + .title + " " + .fix' <<<"$out")
+case "$f" in warning* | critical*) ;; *) fail "replica's own lag: $f" ;; esac
+assert_contains "$f" "this server is a replica" "replica's view"
+assert_contains "$f" "(replay paused)" "paused replay"
+assert_contains "$f" "pg_wal_replay_resume()" "fix"
+psql -X -q -At "$REPURL" -c "SELECT pg_wal_replay_resume()" >/dev/null
+stop_pg "$REP_PID"
+sql -c "DROP TABLE filler" -c "SELECT pg_stat_statements_reset()" >/dev/null
+
 # --- 3. connections near max, idle pools, idle in transaction, a blocked query ----------------
 log "18 of 20 connections: 16 idle, 1 idle in transaction holding a lock, 1 blocked"
 mkfifo "$T/idle.fifo" "$T/lock.fifo" "$T/blocked.fifo"
@@ -112,13 +156,6 @@ done
 psql -X -q "$PGURL" <"$T/lock.fifo" >/dev/null 2>&1 &
 HOLD_PIDS+=($!)
 echo "BEGIN; UPDATE orders SET status = 'locked' WHERE id = 1;" >&8
-wait_sql() { # wait_sql QUERY WHAT: until QUERY prints t
-    local deadline=$((SECONDS + 20))
-    until [ "$(sql -c "$1")" = t ]; do
-        [ $SECONDS -lt $deadline ] || fail "timed out waiting for $2"
-        sleep 0.1
-    done
-}
 wait_sql "SELECT count(*) = 1 FROM pg_stat_activity WHERE state = 'idle in transaction'" "the lock holder"
 psql -X -q "$PGURL" <"$T/blocked.fifo" >/dev/null 2>&1 &
 HOLD_PIDS+=($!)
@@ -131,7 +168,6 @@ out=$("$APIGATE" doctor --postgres "$PGURL" --json)
 rc=$?
 set -e
 assert_eq "$rc" 0 "exit code with warnings only (default --fail-on critical)"
-sev() { jq -r --arg id "$1" '[.findings[] | select(.id == $id)][0].severity' <<<"$out"; }
 assert_eq "$(sev pg-connections)" warning "18 of 20 = 90% (warning above 80%)"
 assert_contains "$(jq -r '[.findings[] | select(.id == "pg-connections")][0].title' <<<"$out")" "18 of max_connections 20" "connection count"
 assert_eq "$(sev pg-idle-pools)" warning "idle pools"

@@ -248,6 +248,34 @@ static void test_pg_hit_ratio_and_replication(void **state)
     assert_int_equal(sev_of(&l, "pg-cache-hit-ratio"), FINDING_WARNING);
     assert_int_equal(sev_of(&l, "pg-replication-lag"), FINDING_CRITICAL);
     finding_list_deinit(&l);
+    /* Bytes behind count even when replay_lag is small (replay stalled). */
+    pg.replicas[0].replay_lag_s = 0.1;
+    pg.replicas[0].lag_bytes = 17ll << 20;
+    finding_list_init(&l);
+    rules_pg(&pg, &l);
+    assert_int_equal(sev_of(&l, "pg-replication-lag"), FINDING_WARNING);
+    finding_list_deinit(&l);
+    pg.replicas[0].lag_bytes = 1000;
+    finding_list_init(&l);
+    rules_pg(&pg, &l);
+    assert_int_equal(sev_of(&l, "pg-replication-lag"), FINDING_OK);
+    finding_list_deinit(&l);
+    /* Probing a replica: an old last replay is not lag while nothing is pending. */
+    pg.n_replicas = 0;
+    pg.is_replica = true;
+    pg.replica_behind_s = 3600;
+    pg.replica_pending = 0;
+    finding_list_init(&l);
+    rules_pg(&pg, &l);
+    assert_int_equal(sev_of(&l, "pg-replication-lag"), FINDING_OK);
+    finding_list_deinit(&l);
+    pg.replica_pending = 1000;
+    pg.replay_paused = true;
+    finding_list_init(&l);
+    rules_pg(&pg, &l);
+    assert_int_equal(sev_of(&l, "pg-replication-lag"), FINDING_CRITICAL); // 3600 s behind
+    assert_non_null(strstr(finding_find(&l, "pg-replication-lag")->fix, "pg_wal_replay_resume()"));
+    finding_list_deinit(&l);
 }
 
 static void test_pgbouncer(void **state)
