@@ -15,7 +15,8 @@ void http_date_format(int64_t t, char out[HTTP_DATE_LEN + 1]);
  * the current time (see http_date_parse_at). */
 int http_date_parse(const char *s, size_t len, int64_t *out);
 /* Same, with <now> (seconds since the epoch) deciding the century of a two-digit RFC 850 year: a
- * year that would be more than 50 years after <now> is taken 100 years earlier (RFC 9110 §5.6.7). */
+ * year that would be more than 50 years after <now> is taken 100 years earlier
+ * (RFC 9110 §5.6.7). */
 int http_date_parse_at(const char *s, size_t len, int64_t now, int64_t *out);
 
 #endif

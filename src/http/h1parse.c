@@ -64,7 +64,8 @@ static const unsigned char h1_regname[256] = {
 #define H1_DEFAULT_LINE 8192
 #define H1_DEFAULT_HEAD 32768
 #define H1_DEFAULT_HEADERS 100
-#define H1_CL_MAX ((uint64_t)INT64_MAX) /* larger lengths cannot be an off_t; refuse rather than wrap */
+/* Larger lengths cannot be an off_t: refuse them rather than wrap. */
+#define H1_CL_MAX ((uint64_t)INT64_MAX)
 
 int h1_err_status(enum h1_err err)
 {
@@ -311,9 +312,9 @@ static int note_field(const unsigned char *n, size_t nlen, const unsigned char *
     return 0;
 }
 
-/* Index of the first byte in [p, end) that is not a plain field-value byte (SP..~ or obs-text);
- * HTAB also stops it and is then handled by the table loop. 16 bytes per step, without reading
- * past <end> (the input may sit right before an unmapped page). */
+/* First byte in [p, end) that is not a plain field-value byte (SP..'~' or obs-text): a CTL,
+ * DEL, CR/LF, or HTAB (valid, but left to the caller's table loop). 16 bytes per step, without
+ * reading past <end> (the input may sit right before an unmapped page). */
 static inline const unsigned char *scan_value(const unsigned char *p, const unsigned char *end)
 {
 #ifdef __SSE2__
@@ -391,7 +392,7 @@ static long parse_fields(const unsigned char *b, size_t pos, size_t end, struct 
         size_t v0 = pos;
         pos = (size_t)(scan_value(b + pos, b + end) - b);
         while (pos < end && h1__vchar[b[pos]])
-            pos++; /* the vector scan stops at HTAB or obs-text; finish bytewise */
+            pos++; /* the vector scan also stops at HTAB: finish such values bytewise */
         if (pos >= end)
             return 0;
         size_t vend = pos;

@@ -44,7 +44,8 @@ enum h1_err {
 
 /* Status code to answer with for <err> (400, 414, 431, 501, 505). */
 int h1_err_status(enum h1_err err);
-/* A short static description for logs and error bodies ("Transfer-Encoding with Content-Length"). */
+/* A short static description for logs and error bodies
+ * ("Transfer-Encoding with Content-Length"). */
 const char *h1_err_text(enum h1_err err);
 
 /* Size limits; zero fields take the defaults (8 KiB line, 32 KiB head, 100 headers). */

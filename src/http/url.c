@@ -195,8 +195,8 @@ int url_normalize_path(const char *path, size_t len, struct buf *out)
         if (i + 2 >= len || !is_hex((unsigned char)path[i + 1]) ||
             !is_hex((unsigned char)path[i + 2]))
             return -1;
-        unsigned char v =
-            (unsigned char)(hexv((unsigned char)path[i + 1]) * 16 + hexv((unsigned char)path[i + 2]));
+        int hi = hexv((unsigned char)path[i + 1]), lo = hexv((unsigned char)path[i + 2]);
+        unsigned char v = (unsigned char)(hi * 16 + lo);
         if (unreserved(v)) {
             o[w++] = (char)v; /* §6.2.2.2: %7E is ~, %41 is A */
         } else {

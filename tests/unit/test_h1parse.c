@@ -112,11 +112,14 @@ struct bad_case {
 /* The smuggling set of ANCHORS.md (nginx rejects all, python http.server accepts 11), plus more. */
 static const struct bad_case bad_requests[] = {
     /* smuggling set */
-    {"CL+TE", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+    {"CL+TE",
+     "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
      400, H1_ERR_TE_AND_CL},
-    {"TE+CL", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+    {"TE+CL",
+     "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
      400, H1_ERR_TE_AND_CL},
-    {"dup CL differing", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+    {"dup CL differing",
+     "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
      400, H1_ERR_CONTENT_LENGTH},
     {"CL list differing", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 6\r\n\r\n", 400,
      H1_ERR_CONTENT_LENGTH},
@@ -156,10 +159,12 @@ static const struct bad_case bad_requests[] = {
     {"CL decimal point", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5.0\r\n\r\n", 400,
      H1_ERR_CONTENT_LENGTH},
     /* Transfer-Encoding */
-    {"TE chunked twice", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+    {"TE chunked twice",
+     "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
      400, H1_ERR_TE_BAD},
     {"TE chunked twice lines",
-     "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+     "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+     "Transfer-Encoding: chunked\r\n\r\n",
      400, H1_ERR_TE_BAD},
     {"TE gzip, chunked", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
      501, H1_ERR_TE_UNSUPPORTED},
@@ -670,7 +675,8 @@ static void test_responses(void **state)
         bool keep_alive;
     } ok[] = {
         {"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n", 204, H1_BODY_NONE, true},
-        {"HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n", 304, H1_BODY_NONE, true},
+        {"HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n", 304, H1_BODY_NONE,
+         true},
         {"HTTP/1.1 100 Continue\r\n\r\n", 100, H1_BODY_NONE, true},
         {"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n", 101, H1_BODY_NONE, true},
         {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", 200, H1_BODY_CHUNKED, true},
@@ -711,7 +717,8 @@ static void test_responses(void **state)
         {"\r\nHTTP/1.1 200 OK\r\n\r\n", H1_ERR_STATUS},
         {"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
          H1_ERR_TE_AND_CL},
-        {"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", H1_ERR_CONTENT_LENGTH},
+        {"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+         H1_ERR_CONTENT_LENGTH},
         {"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", H1_ERR_CONTENT_LENGTH},
         {"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", H1_ERR_TE_UNSUPPORTED},
         {"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", H1_ERR_TE_HTTP10},
@@ -739,6 +746,50 @@ static void test_err_text(void **state)
         assert_string_not_equal(h1_err_text((enum h1_err)e), "unknown error");
     }
     assert_string_equal(h1_err_text(H1_ERR_TE_AND_CL), "Transfer-Encoding with Content-Length");
+}
+
+/* The 16-byte vector scan of values against the bytewise rule: a bad byte at every position of
+ * values of every length around the vector width is found, and HTAB/obs-text anywhere is fine. */
+static void test_value_scan_positions(void **state)
+{
+    (void)state;
+    static const unsigned char badb[] = {0x00, 0x01, 0x0b, 0x1f, 0x7f, '\r'};
+    static const unsigned char goodb[] = {'\t', 0x80, 0xff, ' ', '~'};
+    char s[256];
+    const char *pre = "GET / HTTP/1.1\r\nHost: a\r\nX: ";
+    size_t pl = strlen(pre);
+    for (size_t vlen = 1; vlen <= 50; vlen++) {
+        for (size_t at = 0; at < vlen; at++) {
+            memcpy(s, pre, pl);
+            memset(s + pl, 'v', vlen);
+            memcpy(s + pl + vlen, "\r\n\r\n", 4);
+            size_t n = pl + vlen + 4;
+            struct h1_request r;
+            for (size_t k = 0; k < sizeof(badb); k++) {
+                s[pl + at] = (char)badb[k];
+                int w = req_whole(s, n, &r, NULL);
+                enum h1_err want = badb[k] == '\r' ? H1_ERR_LINE : H1_ERR_HEADER_VALUE;
+                if (w != -1 || r.err != want)
+                    fail_msg("byte %02x at %zu of %zu accepted (%d)", badb[k], at, vlen, w);
+            }
+            for (size_t k = 0; k < sizeof(goodb); k++) {
+                s[pl + at] = (char)goodb[k];
+                if (req_whole(s, n, &r, NULL) != (int)n)
+                    fail_msg("byte %02x at %zu of %zu refused (%s)", goodb[k], at, vlen,
+                             h1_err_text(r.err));
+                /* the value slice excludes only surrounding whitespace */
+                size_t want = vlen;
+                if (goodb[k] == '\t' || goodb[k] == ' ') {
+                    if (at == vlen - 1)
+                        want--; /* trailing OWS trimmed */
+                    else if (at == 0)
+                        want--; /* leading OWS skipped */
+                }
+                if (vlen > 1 || (goodb[k] != '\t' && goodb[k] != ' '))
+                    assert_int_equal(r.headers[1].value_len, want);
+            }
+        }
+    }
 }
 
 /* xorshift64*: deterministic, so a failure reproduces */
@@ -857,6 +908,7 @@ int main(void)
         cmocka_unit_test(test_line_endings),   cmocka_unit_test(test_incomplete),
         cmocka_unit_test(test_responses),      cmocka_unit_test(test_err_text),
         cmocka_unit_test(test_mutations_agree), cmocka_unit_test(test_maybe_complete),
+        cmocka_unit_test(test_value_scan_positions),
     };
     return cmocka_run_group_tests(tests, NULL, teardown_all);
 }
