@@ -13,306 +13,10 @@
 
 #include "config/yaml.h"
 #include "core/xmalloc.h"
+#include "gateway/gwconf_priv.h"
 #include "gateway/route.h"
 #include "gateway/worker.h"
 
-/* ---- descriptor tables ----
- * A nested CFG_SECTION entry has offset 0 and its sub-table uses offsets into the same outer
- * struct (offsetof(outer, section.field)), so the fields land right whether cfg adds the section
- * offset or not. */
-
-#define W(f) offsetof(struct gw_config, workers.f)
-static const struct cfg_desc gwconf_workers_desc[] = {
-    {"threads", CFG_INT, W(threads), "0", "0", "64",
-     "event-loop threads of the worker, each with its own SO_REUSEPORT socket; 0 = CPU count",
-     NULL, NULL, false},
-    {"worker_timeout", CFG_DURATION, W(worker_timeout_ms), "30s", "1s", "1h",
-     "a loop thread that has not ticked for this long gets its worker killed and replaced",
-     NULL, NULL, false},
-    {"max_requests", CFG_INT, W(max_requests), "0", "0", "1000000000000",
-     "replace the worker gracefully after this many requests (like gunicorn); 0 = never", NULL,
-     NULL, false},
-    {"max_requests_jitter", CFG_INT, W(max_requests_jitter), "0", "0", "1000000000000",
-     "add a random 0..N to max_requests so that gateways do not all recycle at once", NULL, NULL,
-     false},
-    {"drain_timeout", CFG_DURATION, W(drain_timeout_ms), "10s", "0ms", "1h",
-     "on SIGTERM or reload, time given to in-flight requests before the worker is killed", NULL,
-     NULL, false},
-    {NULL}};
-#undef W
-
-#define S(f) offsetof(struct gw_config, server.f)
-static const struct cfg_desc gwconf_server_desc[] = {
-    {"client_header_timeout", CFG_DURATION, S(client_header_timeout_ms), "10s", "1ms", "1h",
-     "the whole request head must arrive within this (slowloris guard); else 408", NULL, NULL,
-     false},
-    {"client_body_timeout", CFG_DURATION, S(client_body_timeout_ms), "30s", "1ms", "1h",
-     "longest pause between two reads of a request body; else 408", NULL, NULL, false},
-    {"keepalive_timeout", CFG_DURATION, S(keepalive_timeout_ms), "5s", "0ms", "1h",
-     "an idle kept-alive client connection is closed after this; 0 = no keep-alive", NULL, NULL,
-     false},
-    {"keepalive_requests", CFG_INT, S(keepalive_requests), "0", "0", "1000000000",
-     "requests served on one client connection before it is closed; 0 = unlimited", NULL, NULL,
-     false},
-    {"send_timeout", CFG_DURATION, S(send_timeout_ms), "30s", "1ms", "1h",
-     "longest pause between two successful writes to a slow client", NULL, NULL, false},
-    {"max_head_size", CFG_SIZE, S(max_head_size), "32KB", "1KB", "1MB",
-     "largest request line + headers; larger gets 431", NULL, NULL, false},
-    {"max_body_size", CFG_SIZE, S(max_body_size), "10MB", "0", "4GB",
-     "largest request body; larger gets 413", NULL, NULL, false},
-    {"max_headers", CFG_INT, S(max_headers), "100", "1", "1000",
-     "most request header fields; more gets 431", NULL, NULL, false},
-    {"max_connections", CFG_INT, S(max_connections), "10000", "1", "10000000",
-     "open client connections per worker; above it accepting pauses", NULL, NULL, false},
-    {"concurrency", CFG_INT, S(concurrency), "0", "0", "10000000",
-     "requests in flight in the whole gateway; above it 503 + Retry-After; 0 = unlimited", NULL,
-     NULL, false},
-    {"backlog", CFG_INT, S(backlog), "511", "1", "65535",
-     "listen(2) backlog of each listening socket", NULL, NULL, false},
-    {NULL}};
-#undef S
-
-#define L(f) offsetof(struct gw_config, logging.f)
-static const struct cfg_desc gwconf_logging_desc[] = {
-    {"level", CFG_ENUM, L(level), "info", NULL, NULL, "lowest level written to the error log",
-     "debug|info|warn|error", NULL, false},
-    {"format", CFG_ENUM, L(format), "text", NULL, NULL, "error log format (stderr)", "text|json",
-     NULL, false},
-    {"access_log", CFG_STRING, L(access_log), "off", NULL, NULL,
-     "access log destination: a file path, stderr, or off", NULL, NULL, false},
-    {"access_format", CFG_ENUM, L(access_format), "text", NULL, NULL,
-     "access log line format", "text|json", NULL, false},
-    {"access_buffer", CFG_SIZE, L(access_buffer), "64KB", "0", "16MB",
-     "access log bytes buffered per thread before a write", NULL, NULL, false},
-    {"access_flush", CFG_DURATION, L(access_flush_ms), "1s", "1ms", "1m",
-     "buffered access log lines are written at least this often", NULL, NULL, false},
-    {NULL}};
-#undef L
-
-#define C(f) offsetof(struct gw_config, cache.f)
-static const struct cfg_desc gwconf_cache_desc[] = {
-    {"memory", CFG_SIZE, C(memory), "256MB", "0", "1TB",
-     "hard byte limit of the in-process cache shared by all threads; 0 disables caching", NULL,
-     NULL, false},
-    {"max_object_size", CFG_SIZE, C(max_object_size), "1MB", "0", "1GB",
-     "larger responses pass through uncached", NULL, NULL, false},
-    {"shards", CFG_INT, C(shards), "0", "0", "4096",
-     "lock shards of the cache; 0 = auto (a power of two, at least 4 per thread)", NULL, NULL,
-     false},
-    {"eviction", CFG_ENUM, C(eviction), "sieve", NULL, NULL,
-     "scan-resistant eviction policy", "s3fifo|sieve", NULL, false},
-    {"coalesce", CFG_BOOL, C(coalesce), "true", NULL, NULL,
-     "concurrent misses on one key wait for a single upstream fetch", NULL, NULL, false},
-    {"coalesce_timeout", CFG_DURATION, C(coalesce_timeout_ms), "10s", "1ms", "1h",
-     "a coalesced waiter stops waiting after this and fetches by itself", NULL, NULL, false},
-    {"max_stale", CFG_DURATION, C(max_stale_ms), "1h", "0ms", "30d",
-     "an entry is kept past its freshness at most this long (cap on stale grace)", NULL, NULL,
-     false},
-    {"redis", CFG_STRING, C(redis), NULL, NULL, NULL,
-     "second-level cache shared by gateways: redis://host:port/db (optional)", NULL, NULL,
-     false},
-    {"redis_timeout", CFG_DURATION, C(redis_timeout_ms), "50ms", "1ms", "10s",
-     "an L2 lookup slower than this counts as a miss", NULL, NULL, false},
-    {"redis_prefix", CFG_STRING, C(redis_prefix), "apigate:", NULL, NULL,
-     "prefix of every key written to Redis", NULL, NULL, false},
-    {"redis_channel", CFG_STRING, C(redis_channel), "apigate:purge", NULL, NULL,
-     "Redis pub/sub channel on which purges are published to every gateway", NULL, NULL, false},
-    {"redis_max_object_size", CFG_SIZE, C(redis_max_object_size), "512KB", "0", "512MB",
-     "larger objects stay in the in-process cache only", NULL, NULL, false},
-    {"redis_reconnect", CFG_DURATION, C(redis_reconnect_ms), "1s", "10ms", "1m",
-     "pause between reconnect attempts while Redis is down", NULL, NULL, false},
-    {NULL}};
-#undef C
-
-static const struct cfg_desc gwconf_root_desc[] = {
-    {"admin", CFG_STRING, offsetof(struct gw_config, admin), "127.0.0.1:9901", NULL, NULL,
-     "admin listener (/metrics, /stats, /healthz, /readyz): host:port, or off", NULL, NULL,
-     false},
-    {"workers", CFG_SECTION, 0, NULL, NULL, NULL, "process model", NULL, gwconf_workers_desc,
-     false},
-    {"server", CFG_SECTION, 0, NULL, NULL, NULL, "client connection limits", NULL,
-     gwconf_server_desc, false},
-    {"logging", CFG_SECTION, 0, NULL, NULL, NULL, "error and access logs", NULL,
-     gwconf_logging_desc, false},
-    {"cache", CFG_SECTION, 0, NULL, NULL, NULL, "shared response cache", NULL, gwconf_cache_desc,
-     false},
-    {NULL}};
-static const char *const gwconf_root_manual[] = {"listen", "upstreams", "routes", NULL};
-
-/* upstreams.<name> */
-#define U(f) offsetof(struct gw_upstream, f)
-static const struct cfg_desc gwconf_pool_desc[] = {
-    {"max_connections", CFG_INT, U(pool.max_connections), "64", "1", "100000",
-     "open connections (busy + idle) per loop thread and server", NULL, NULL, false},
-    {"max_idle", CFG_INT, U(pool.max_idle), "32", "0", "100000",
-     "idle keep-alive connections kept per loop thread and server", NULL, NULL, false},
-    {"idle_timeout", CFG_DURATION, U(pool.idle_timeout_ms), "60s", "1ms", "1h",
-     "an idle pooled connection is closed after this (keep it below the upstream's own)", NULL,
-     NULL, false},
-    {"queue_timeout", CFG_DURATION, U(pool.queue_timeout_ms), "1s", "0ms", "1m",
-     "a request waits this long for a free connection, then gets 503", NULL, NULL, false},
-    {"max_queue", CFG_INT, U(pool.max_queue), "1024", "0", "10000000",
-     "requests waiting for a connection per loop thread; above it 503 at once", NULL, NULL,
-     false},
-    {"keepalive_requests", CFG_INT, U(pool.keepalive_requests), "0", "0", "1000000000",
-     "requests sent on one upstream connection before it is closed; 0 = unlimited", NULL, NULL,
-     false},
-    {NULL}};
-static const struct cfg_desc gwconf_health_desc[] = {
-    {"path", CFG_STRING, U(health.path), "/", NULL, NULL, "path probed with GET", NULL, NULL,
-     false},
-    {"interval", CFG_DURATION, U(health.interval_ms), "2s", "10ms", "1h", "time between probes",
-     NULL, NULL, false},
-    {"timeout", CFG_DURATION, U(health.timeout_ms), "1s", "1ms", "1m",
-     "a probe slower than this failed", NULL, NULL, false},
-    {"healthy_threshold", CFG_INT, U(health.healthy_threshold), "2", "1", "1000",
-     "consecutive successes that mark a server up", NULL, NULL, false},
-    {"unhealthy_threshold", CFG_INT, U(health.unhealthy_threshold), "3", "1", "1000",
-     "consecutive failures that mark a server down", NULL, NULL, false},
-    {"expect_min", CFG_INT, U(health.expect_min), "200", "100", "599",
-     "lowest status that counts as healthy", NULL, NULL, false},
-    {"expect_max", CFG_INT, U(health.expect_max), "399", "100", "599",
-     "highest status that counts as healthy", NULL, NULL, false},
-    {NULL}};
-static const struct cfg_desc gwconf_tls_desc[] = {
-    {"verify", CFG_BOOL, U(tls.verify), "true", NULL, NULL,
-     "verify the server certificate chain and name", NULL, NULL, false},
-    {"ca_file", CFG_STRING, U(tls.ca_file), NULL, NULL, NULL,
-     "PEM file of trusted CAs; default: the system store", NULL, NULL, false},
-    {"sni", CFG_STRING, U(tls.sni), NULL, NULL, NULL,
-     "server name sent (SNI) and verified; default: the server's host", NULL, NULL, false},
-    {"cert_file", CFG_STRING, U(tls.cert_file), NULL, NULL, NULL,
-     "client certificate (PEM) for mutual TLS", NULL, NULL, false},
-    {"key_file", CFG_STRING, U(tls.key_file), NULL, NULL, NULL,
-     "private key (PEM) of cert_file", NULL, NULL, false},
-    {NULL}};
-static const struct cfg_desc gwconf_upstream_desc[] = {
-    {"balance", CFG_ENUM, U(balance), "round_robin", NULL, NULL,
-     "how a server is chosen", "round_robin|least_request|ewma", NULL, false},
-    {"pool", CFG_SECTION, 0, NULL, NULL, NULL, "keep-alive connection pool", NULL,
-     gwconf_pool_desc, false},
-    {"connect_timeout", CFG_DURATION, U(connect_timeout_ms), "1s", "1ms", "1m",
-     "time to open a TCP (and TLS) connection to a server", NULL, NULL, false},
-    {"host", CFG_STRING, U(host), NULL, NULL, NULL,
-     "Host header sent upstream; default: the client's", NULL, NULL, false},
-    {"max_fails", CFG_INT, U(max_fails), "0", "0", "1000",
-     "passive checks: this many failures within fail_timeout mark a server down; 0 = off", NULL,
-     NULL, false},
-    {"fail_timeout", CFG_DURATION, U(fail_timeout_ms), "10s", "1ms", "1h",
-     "window of max_fails and the time a failed server stays down", NULL, NULL, false},
-    {NULL}};
-static const char *const gwconf_upstream_manual[] = {"servers", "health", "tls", NULL};
-#undef U
-
-/* routes[] */
-#define R(f) offsetof(struct gw_route, f)
-static const struct cfg_desc gwconf_rcache_desc[] = {
-    {"ttl", CFG_DURATION, R(cache.ttl_ms), "0ms", "0ms", "365d",
-     "freshness when the origin gives none (always, with override); 0 = origin headers only",
-     NULL, NULL, false},
-    {"override", CFG_BOOL, R(cache.override), "false", NULL, NULL,
-     "ignore the origin's no-store/private/no-cache/max-age and use ttl", NULL, NULL, false},
-    {"stale_while_revalidate", CFG_DURATION, R(cache.stale_while_revalidate_ms), "0ms", "0ms",
-     "30d", "serve a stale copy this long while it is refreshed in the background", NULL, NULL,
-     false},
-    {"stale_if_error", CFG_DURATION, R(cache.stale_if_error_ms), "0ms", "0ms", "30d",
-     "serve a stale copy this long when the upstream fails (5xx, timeout, breaker open)", NULL,
-     NULL, false},
-    {"invalidate", CFG_STRLIST, R(cache.invalidate), NULL, NULL, NULL,
-     "paths purged (all variants) after a successful POST/PUT/PATCH/DELETE on this route", NULL,
-     NULL, false},
-    {"invalidate_self", CFG_BOOL, R(cache.invalidate_self), "true", NULL, NULL,
-     "a successful unsafe request purges its own URI and Location/Content-Location", NULL, NULL,
-     false},
-    {"vary", CFG_STRLIST, R(cache.vary), NULL, NULL, NULL,
-     "request headers added to the cache key (e.g. Authorization for per-user entries)", NULL,
-     NULL, false},
-    {"ignore_query", CFG_STRLIST, R(cache.ignore_query), NULL, NULL, NULL,
-     "query parameters left out of the key (utm_source, ...; \"*\" = the whole query)", NULL,
-     NULL, false},
-    {"sort_query", CFG_BOOL, R(cache.sort_query), "true", NULL, NULL,
-     "sort query parameters in the key so ?a=1&b=2 and ?b=2&a=1 share an entry", NULL, NULL,
-     false},
-    {"statuses", CFG_STRLIST, R(cache.statuses_str), NULL, NULL, NULL,
-     "cacheable statuses; default: RFC 9111's heuristically cacheable ones", NULL, NULL, false},
-    {"negative_ttl", CFG_DURATION, R(cache.negative_ttl_ms), "0ms", "0ms", "1d",
-     "freshness of 404/410 when the origin gives none; 0 = not cached", NULL, NULL, false},
-    {"max_object_size", CFG_SIZE, R(cache.max_object_size), "0", "0", "1GB",
-     "per-route limit; 0 = cache.max_object_size", NULL, NULL, false},
-    {"coalesce", CFG_BOOL, R(cache.coalesce), "true", NULL, NULL,
-     "coalesce concurrent misses of this route", NULL, NULL, false},
-    {NULL}};
-static const struct cfg_desc gwconf_timeout_desc[] = {
-    {"connect", CFG_DURATION, R(timeout.connect_ms), "0ms", "0ms", "1m",
-     "time to connect to the upstream; 0 = the upstream's connect_timeout", NULL, NULL, false},
-    {"first_byte", CFG_DURATION, R(timeout.first_byte_ms), "30s", "1ms", "1h",
-     "request sent to first byte of the response; else 504", NULL, NULL, false},
-    {"total", CFG_DURATION, R(timeout.total_ms), "60s", "1ms", "1h",
-     "whole exchange including retries; else 504", NULL, NULL, false},
-    {NULL}};
-static const struct cfg_desc gwconf_limit_desc[] = {
-    {"concurrency", CFG_INT, R(limit.concurrency), "0", "0", "10000000",
-     "requests in flight on this route; above it 503 + Retry-After; 0 = unlimited", NULL, NULL,
-     false},
-    {"retry_after", CFG_DURATION, R(limit.retry_after_ms), "1s", "0ms", "1h",
-     "Retry-After sent with the 503 (rounded up to seconds)", NULL, NULL, false},
-    {NULL}};
-static const struct cfg_desc gwconf_breaker_desc[] = {
-    {"window", CFG_DURATION, R(breaker.window_ms), "10s", "100ms", "1h",
-     "sliding window in which errors are counted", NULL, NULL, false},
-    {"buckets", CFG_INT, R(breaker.buckets), "10", "1", "1000", "buckets of the window", NULL,
-     NULL, false},
-    {"error_threshold", CFG_PERCENT, R(breaker.error_threshold), "50%", "1%", "100%",
-     "share of failed requests (5xx, timeouts, connect errors) that opens the breaker", NULL,
-     NULL, false},
-    {"min_requests", CFG_INT, R(breaker.min_requests), "20", "1", "1000000",
-     "no decision with fewer requests than this in the window", NULL, NULL, false},
-    {"open_for", CFG_DURATION, R(breaker.open_for_ms), "30s", "10ms", "1h",
-     "an open breaker lets probes through (half-open) after this", NULL, NULL, false},
-    {"half_open_requests", CFG_INT, R(breaker.half_open_requests), "1", "1", "1000",
-     "probe requests let through while half-open", NULL, NULL, false},
-    {NULL}};
-static const struct cfg_desc gwconf_retry_desc[] = {
-    {"attempts", CFG_INT, R(retry.attempts), "0", "0", "10",
-     "extra attempts after the first, for idempotent requests only; 0 = none", NULL, NULL,
-     false},
-    {"budget", CFG_PERCENT, R(retry.budget), "20%", "0%", "100%",
-     "retries allowed as a share of requests, so retries cannot amplify an outage", NULL, NULL,
-     false},
-    {"on", CFG_STRLIST, R(retry.on), NULL, NULL, NULL,
-     "failures retried: connect_error, timeout, 502, 503, 504; default: connect_error", NULL,
-     NULL, false},
-    {"backoff", CFG_DURATION, R(retry.backoff_ms), "25ms", "0ms", "10s",
-     "base pause before a retry (doubled per attempt, jittered)", NULL, NULL, false},
-    {NULL}};
-static const struct cfg_desc gwconf_fallback_desc[] = {
-    {"status", CFG_INT, R(fallback.status), "503", "100", "599",
-     "status of the fallback response", NULL, NULL, false},
-    {"body", CFG_STRING, R(fallback.body), NULL, NULL, NULL, "body of the fallback response",
-     NULL, NULL, false},
-    {NULL}};
-static const char *const gwconf_fallback_manual[] = {"headers", NULL};
-static const struct cfg_desc gwconf_route_desc[] = {
-    {"match", CFG_STRING, R(match), NULL, NULL, NULL,
-     "(required) path pattern: /prefix/, \"= /exact\", or a glob with * (one segment), ** or ?",
-     NULL, NULL, false},
-    {"exact", CFG_BOOL, R(exact), "false", NULL, NULL, "match the path exactly", NULL, NULL,
-     false},
-    {"host", CFG_STRING, R(host), NULL, NULL, NULL,
-     "match only requests for this Host (port ignored); default: any", NULL, NULL, false},
-    {"methods", CFG_STRLIST, R(methods), NULL, NULL, NULL,
-     "match only these methods (GET, POST, ...); default: any", NULL, NULL, false},
-    {"upstream", CFG_STRING, R(upstream), NULL, NULL, NULL,
-     "(required) name of the upstream the route forwards to", NULL, NULL, false},
-    {"timeout", CFG_SECTION, 0, NULL, NULL, NULL, "upstream timeouts", NULL, gwconf_timeout_desc,
-     false},
-    {"limit", CFG_SECTION, 0, NULL, NULL, NULL, "admission control", NULL, gwconf_limit_desc,
-     false},
-    {"retry", CFG_SECTION, 0, NULL, NULL, NULL, "retries with a budget", NULL, gwconf_retry_desc,
-     false},
-    {NULL}};
-static const char *const gwconf_route_manual[] = {"cache", "breaker", "fallback", NULL};
-#undef R
 
 /* ---- helpers ---- */
 
@@ -331,7 +35,7 @@ static bool gwconf__in_list(const char *const *list, const char *s)
     return false;
 }
 
-static bool gwconf__in_desc(const struct cfg_desc *d, const char *s)
+static bool gwconf___in_desc(const struct cfg_desc *d, const char *s)
 {
     for (; d->key; d++)
         if (strcmp(d->key, s) == 0)
@@ -436,7 +140,7 @@ static bool gwconf__split(const struct ynode *map, const char *where, const stru
             continue;
         if (gwconf__in_list(manual, k->str))
             continue;
-        if (!gwconf__in_desc(desc, k->str)) {
+        if (!gwconf___in_desc(desc, k->str)) {
             char known[512];
             gwconf__known(desc, manual, known, sizeof(known));
             const char *near = gwconf__nearest(desc, manual, k->str);
@@ -770,12 +474,12 @@ static void gwconf__parse_upstream(struct gw_upstream *u, const struct ynode *ke
     char where[300];
     snprintf(where, sizeof(where), "upstreams.%s", key->str);
     u->name = xstrdup(key->str);
-    gwconf__apply(val, where, gwconf_upstream_desc, gwconf_upstream_manual, u, errs);
+    gwconf__apply(val, where, gwconf__upstream_desc, gwconf__upstream_manual, u, errs);
     if (val == NULL || val->type != YNODE_MAP) {
         if (val != NULL && gwconf__is_null(val))
             cfg_error(errs, val, "%s: empty; an upstream needs servers", where);
-        cfg_defaults(gwconf_health_desc, u);
-        cfg_defaults(gwconf_tls_desc, u);
+        cfg_defaults(gwconf__health_desc, u);
+        cfg_defaults(gwconf__tls_desc, u);
         return;
     }
     gwconf__parse_servers(u, ynode_get(val, "servers"), where, key, errs);
@@ -784,7 +488,7 @@ static void gwconf__parse_upstream(struct gw_upstream *u, const struct ynode *ke
     const struct ynode *h = ynode_get(val, "health");
     snprintf(sub, sizeof(sub), "%s.health", where);
     if (h != NULL) {
-        gwconf__apply(h, sub, gwconf_health_desc, NULL, u, errs);
+        gwconf__apply(h, sub, gwconf__health_desc, NULL, u, errs);
         u->health.enabled = true;
         if (u->health.path && u->health.path[0] != '/')
             cfg_error(errs, h, "%s.path: '%s' must start with '/'", sub, u->health.path);
@@ -797,15 +501,15 @@ static void gwconf__parse_upstream(struct gw_upstream *u, const struct ynode *ke
             cfg_error(errs, h, "%s: expect_min %lld is above expect_max %lld", sub,
                       (long long)u->health.expect_min, (long long)u->health.expect_max);
     } else {
-        cfg_defaults(gwconf_health_desc, u);
+        cfg_defaults(gwconf__health_desc, u);
     }
 
     const struct ynode *t = ynode_get(val, "tls");
     snprintf(sub, sizeof(sub), "%s.tls", where);
     if (t != NULL)
-        gwconf__apply(t, sub, gwconf_tls_desc, NULL, u, errs);
+        gwconf__apply(t, sub, gwconf__tls_desc, NULL, u, errs);
     else
-        cfg_defaults(gwconf_tls_desc, u);
+        cfg_defaults(gwconf__tls_desc, u);
     bool any_tls = t != NULL;
     for (size_t i = 0; i < u->nservers; i++)
         any_tls |= u->servers[i].tls;
@@ -862,7 +566,7 @@ static void gwconf__parse_upstreams(struct gw_config *c, const struct ynode *n,
 static void gwconf__parse_fallback(struct gw_route *r, const struct ynode *n, const char *where,
                                    struct cfg_errors *errs)
 {
-    gwconf__apply(n, where, gwconf_fallback_desc, gwconf_fallback_manual, r, errs);
+    gwconf__apply(n, where, gwconf__fallback_desc, gwconf__fallback_manual, r, errs);
     r->fallback.enabled = true;
     r->fallback.body_len = r->fallback.body ? strlen(r->fallback.body) : 0;
     const struct ynode *h = gwconf__get(n, "headers");
@@ -895,7 +599,7 @@ static void gwconf__parse_fallback(struct gw_route *r, const struct ynode *n, co
 static void gwconf__parse_rcache(struct gw_route *r, const struct ynode *n, const char *where,
                                  struct cfg_errors *errs)
 {
-    gwconf__apply(n, where, gwconf_rcache_desc, NULL, r, errs);
+    gwconf__apply(n, where, gwconf__rcache_desc, NULL, r, errs);
     r->cache.enabled = true;
     struct gw_route_cache *rc = &r->cache;
     if (rc->statuses_str.n > 0) {
@@ -926,7 +630,7 @@ static void gwconf__parse_route(struct gw_config *c, struct gw_route *r, size_t 
     snprintf(where, sizeof(where), "routes[%zu]", idx);
     r->line = n->line;
     r->upstream_index = (size_t)-1;
-    gwconf__apply(n, where, gwconf_route_desc, gwconf_route_manual, r, errs);
+    gwconf__apply(n, where, gwconf__route_desc, gwconf__route_manual, r, errs);
     if (n->type != YNODE_MAP)
         return;
 
@@ -995,15 +699,15 @@ static void gwconf__parse_route(struct gw_config *c, struct gw_route *r, size_t 
     if (cn != NULL)
         gwconf__parse_rcache(r, cn, sub, errs);
     else
-        cfg_defaults(gwconf_rcache_desc, r);
+        cfg_defaults(gwconf__rcache_desc, r);
 
     const struct ynode *bn = ynode_get(n, "breaker");
     snprintf(sub, sizeof(sub), "%s.breaker", where);
     if (bn != NULL) {
-        gwconf__apply(bn, sub, gwconf_breaker_desc, NULL, r, errs);
+        gwconf__apply(bn, sub, gwconf__breaker_desc, NULL, r, errs);
         r->breaker.enabled = true;
     } else {
-        cfg_defaults(gwconf_breaker_desc, r);
+        cfg_defaults(gwconf__breaker_desc, r);
     }
 
     const struct ynode *fn = ynode_get(n, "fallback");
@@ -1011,7 +715,7 @@ static void gwconf__parse_route(struct gw_config *c, struct gw_route *r, size_t 
     if (fn != NULL)
         gwconf__parse_fallback(r, fn, sub, errs);
     else
-        cfg_defaults(gwconf_fallback_desc, r);
+        cfg_defaults(gwconf__fallback_desc, r);
 
     if (r->timeout.first_byte_ms > r->timeout.total_ms)
         cfg_error(errs, ynode_get(n, "timeout"),
@@ -1126,7 +830,7 @@ static struct gw_config *gwconf__build(struct ynode *root, const char *path,
         gwconf_free(c);
         return NULL;
     }
-    gwconf__apply(root, "", gwconf_root_desc, gwconf_root_manual, c, errs);
+    gwconf__apply(root, "", gwconf__root_desc, gwconf__root_manual, c, errs);
     gwconf__parse_listen(c, gwconf__get(root, "listen"), errs);
     gwconf__parse_upstreams(c, gwconf__get(root, "upstreams"), errs);
     gwconf__parse_routes(c, gwconf__get(root, "routes"), errs);
@@ -1173,9 +877,9 @@ void gwconf_free(struct gw_config *c)
         return;
     for (size_t i = 0; i < c->nroutes; i++) {
         struct gw_route *r = &c->routes[i];
-        cfg_free_section(gwconf_route_desc, r);
-        cfg_free_section(gwconf_rcache_desc, r);
-        cfg_free_section(gwconf_fallback_desc, r);
+        cfg_free_section(gwconf__route_desc, r);
+        cfg_free_section(gwconf__rcache_desc, r);
+        cfg_free_section(gwconf__fallback_desc, r);
         free(r->path);
         free(r->cache.statuses);
         for (size_t j = 0; j < r->fallback.nheaders; j++) {
@@ -1187,9 +891,9 @@ void gwconf_free(struct gw_config *c)
     free(c->routes);
     for (size_t i = 0; i < c->nupstreams; i++) {
         struct gw_upstream *u = &c->upstreams[i];
-        cfg_free_section(gwconf_upstream_desc, u);
-        cfg_free_section(gwconf_health_desc, u);
-        cfg_free_section(gwconf_tls_desc, u);
+        cfg_free_section(gwconf__upstream_desc, u);
+        cfg_free_section(gwconf__health_desc, u);
+        cfg_free_section(gwconf__tls_desc, u);
         free(u->name);
         for (size_t j = 0; j < u->nservers; j++) {
             free(u->servers[j].spec);
@@ -1201,7 +905,7 @@ void gwconf_free(struct gw_config *c)
     for (size_t i = 0; i < c->nlisten; i++)
         free(c->listen[i].spec);
     free(c->listen);
-    cfg_free_section(gwconf_root_desc, c);
+    cfg_free_section(gwconf__root_desc, c);
     free(c->path);
     free(c);
 }
@@ -1299,43 +1003,4 @@ bool gwconf_listen_changed(const struct gw_config *a, const struct gw_config *b)
             memcmp(&a->listen[i].addr.ss, &b->listen[i].addr.ss, a->listen[i].addr.len) != 0)
             return true;
     return false;
-}
-
-/* ---- reference ---- */
-
-static void gwconf__row(FILE *out, const char *key, const char *type, const char *def,
-                        const char *doc)
-{
-    fprintf(out, "| `%s` | %s | %s | - | %s |\n", key, type, def, doc);
-}
-
-void gwconf_print_reference(FILE *out)
-{
-    fprintf(out, "| key | type | default | bounds | description |\n"
-                 "|---|---|---|---|---|\n");
-    gwconf__row(out, "listen", "address or list", "`127.0.0.1:8080`",
-                "client listeners (host:port); each gets one SO_REUSEPORT socket per thread");
-    cfg_print_reference(gwconf_root_desc, "", out);
-    gwconf__row(out, "upstreams.NAME.servers", "list", "(required)",
-                "host:port, http://host:port or https://host:port (TLS), or a map "
-                "{address, weight (1..1000, default 1), backup (default false)}");
-    cfg_print_reference(gwconf_upstream_desc, "upstreams.NAME", out);
-    gwconf__row(out, "upstreams.NAME.health", "section", "(off)",
-                "active health checks, on when the section is present");
-    cfg_print_reference(gwconf_health_desc, "upstreams.NAME.health", out);
-    gwconf__row(out, "upstreams.NAME.tls", "section", "(for https:// servers)",
-                "TLS to the servers; present = TLS for every server of the upstream");
-    cfg_print_reference(gwconf_tls_desc, "upstreams.NAME.tls", out);
-    cfg_print_reference(gwconf_route_desc, "routes[]", out);
-    gwconf__row(out, "routes[].cache", "section", "(not cached)",
-                "present = cached; `cache: {}` = pure RFC 9111 (origin headers rule)");
-    cfg_print_reference(gwconf_rcache_desc, "routes[].cache", out);
-    gwconf__row(out, "routes[].breaker", "section", "(off)",
-                "circuit breaker, on when the section is present");
-    cfg_print_reference(gwconf_breaker_desc, "routes[].breaker", out);
-    gwconf__row(out, "routes[].fallback", "section", "(off)",
-                "response served when the upstream fails and no stale copy exists");
-    cfg_print_reference(gwconf_fallback_desc, "routes[].fallback", out);
-    gwconf__row(out, "routes[].fallback.headers", "map", "(none)",
-                "headers of the fallback response, Name: value");
 }

@@ -271,5 +271,8 @@ bool gwconf_listen_changed(const struct gw_config *a, const struct gw_config *b)
 
 /* Prints the reference of every key (Markdown table rows with defaults, bounds and docs). */
 void gwconf_print_reference(FILE *out);
+/* Prints <cfg> as YAML with every key, defaults included (`apigate check --dump`); loading the
+ * output gives the same configuration. */
+void gwconf_dump(const struct gw_config *cfg, FILE *out);
 
 #endif

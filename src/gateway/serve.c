@@ -50,7 +50,7 @@ static void serve__usage(FILE *out)
 static void check__usage(FILE *out)
 {
     fprintf(out,
-            "usage: apigate check [-q] -c FILE.yaml\n"
+            "usage: apigate check [-q] [--dump] -c FILE.yaml\n"
             "       apigate check FILE.yaml\n"
             "       apigate check --help-config\n"
             "\n"
@@ -60,6 +60,8 @@ static void check__usage(FILE *out)
             "options:\n"
             "  -c, --config FILE   the file to check\n"
             "  -q, --quiet         print errors only\n"
+            "  --dump              print the effective configuration (every key, defaults\n"
+            "                      included) as YAML that loads back to the same values\n"
             "  --help-config       print every configuration key with its default and exit\n"
             "  -h, --help          this help\n"
             "\n"
@@ -104,7 +106,15 @@ static void check__summary(const struct gw_config *c)
     printf("upstreams: %zu, routes: %zu (%zu cached)\n", c->nupstreams, c->nroutes, cached);
 }
 
-enum { OPT_LISTEN = 256, OPT_ADMIN, OPT_THREADS, OPT_HELP_CONFIG, OPT_PID_FILE, OPT_SINGLE };
+enum {
+    OPT_LISTEN = 256,
+    OPT_ADMIN,
+    OPT_THREADS,
+    OPT_HELP_CONFIG,
+    OPT_PID_FILE,
+    OPT_SINGLE,
+    OPT_DUMP
+};
 
 int serve_main(int argc, char **argv)
 {
@@ -193,11 +203,12 @@ int check_main(int argc, char **argv)
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
         {"quiet", no_argument, NULL, 'q'},
+        {"dump", no_argument, NULL, OPT_DUMP},
         {"help-config", no_argument, NULL, OPT_HELP_CONFIG},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     struct supervisor_opts o = {.threads = -1};
-    bool quiet = false;
+    bool quiet = false, dump = false;
     int ch;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "c:qh", longopts, NULL)) != -1) {
@@ -207,6 +218,9 @@ int check_main(int argc, char **argv)
             break;
         case 'q':
             quiet = true;
+            break;
+        case OPT_DUMP:
+            dump = true;
             break;
         case OPT_HELP_CONFIG:
             serve__help_config();
@@ -234,6 +248,11 @@ int check_main(int argc, char **argv)
     struct gw_config *c = serve__load("check", &o);
     if (c == NULL)
         return 2;
+    if (dump) {
+        gwconf_dump(c, stdout);
+        gwconf_free(c);
+        return 0;
+    }
     if (!quiet)
         check__summary(c);
     printf("configuration file %s test is successful\n", o.config_path);

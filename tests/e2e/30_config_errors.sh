@@ -114,6 +114,14 @@ done
 out=$("$APIGATE" serve -t -c "$AG_SRC/examples/apigate.yaml" 2>&1) || fail "serve -t: $out"
 assert_contains "$out" "test is successful" "serve -t"
 
+# --dump prints the effective config (defaults filled in) that loads back to the same values.
+"$APIGATE" check --dump -c "$AG_SRC/examples/gateway-full.yaml" >"$T/dump1.yaml" ||
+    fail "check --dump failed"
+assert_contains "$(cat "$T/dump1.yaml")" "max_head_size: 32KB" "dump shows defaults"
+"$APIGATE" check -q -c "$T/dump1.yaml" >/dev/null || fail "the dump is not a valid config"
+"$APIGATE" check --dump -c "$T/dump1.yaml" | tail -n +2 >"$T/dump2.yaml"
+tail -n +2 "$T/dump1.yaml" | cmp -s - "$T/dump2.yaml" || fail "dump of the dump differs"
+
 # The reference lists every section.
 ref=$("$APIGATE" check --help-config)
 for k in listen admin workers.threads workers.max_requests server.max_body_size \

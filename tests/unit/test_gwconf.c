@@ -435,6 +435,70 @@ static void test_reference(void **state)
     free(text);
 }
 
+static char *dump_of(const struct gw_config *c)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    gwconf_dump(c, f);
+    fclose(f);
+    return text;
+}
+
+/* dump -> load -> dump gives the same text: the dump holds every value exactly. */
+static void roundtrip(const char *yaml)
+{
+    struct gw_config *a = load_ok(yaml);
+    char *da = dump_of(a);
+    struct gw_config *b = load_ok(da);
+    char *db = dump_of(b);
+    if (strcmp(da, db) != 0)
+        fprintf(stderr, "first dump:\n%s\nsecond dump:\n%s\n", da, db);
+    assert_string_equal(da, db);
+    free(da);
+    free(db);
+    gwconf_free(a);
+    gwconf_free(b);
+}
+
+static void test_dump_roundtrip(void **state)
+{
+    (void)state;
+    roundtrip(design_yaml);
+    roundtrip(minimal_yaml);
+    roundtrip("listen: ['[::1]:8080', 127.0.0.1:8081]\n"
+              "admin: off\n"
+              "workers: {threads: 3, worker_timeout: 1500ms, max_requests: 1000}\n"
+              "server: {max_body_size: 1536, keepalive_timeout: 45m}\n"
+              "cache: {memory: 3GB, redis: 'redis://r:6379/1', eviction: s3fifo}\n"
+              "upstreams:\n"
+              "  \"odd name\": {servers: ['https://x.example:8443'], tls: {verify: false}}\n"
+              "routes:\n"
+              "  - match: '= /q'\n"
+              "    upstream: odd name\n"
+              "    methods: [GET]\n"
+              "    cache: {ttl: 1h30m, statuses: [200, 404], vary: [Accept-Encoding]}\n"
+              "    breaker: {error_threshold: 12.5%}\n"
+              "    retry: {budget: 0.2}\n"
+              "    fallback:\n"
+              "      status: 200\n"
+              "      headers: {X-Fallback: 'yes \"really\"'}\n"
+              "      body: \"line1\\nline2\\t\\\\ end\"\n");
+    /* The values survive, not only the text. */
+    struct gw_config *a = load_ok(design_yaml);
+    char *d = dump_of(a);
+    struct gw_config *b = load_ok(d);
+    assert_int_equal(b->routes[0].cache.stale_if_error_ms, 300000);
+    assert_true(b->routes[0].breaker.enabled);
+    assert_false(b->routes[1].breaker.enabled);
+    assert_true(b->routes[2].cache.enabled);
+    assert_true(b->upstreams[0].health.enabled);
+    assert_int_equal(b->upstreams[0].balance, GW_BALANCE_LEAST_REQUEST);
+    free(d);
+    gwconf_free(a);
+    gwconf_free(b);
+}
+
 static void test_backoff(void **state)
 {
     (void)state;
@@ -485,6 +549,7 @@ int main(void)
         cmocka_unit_test(test_all_errors_at_once),
         cmocka_unit_test(test_file_and_overrides),
         cmocka_unit_test(test_reference),
+        cmocka_unit_test(test_dump_roundtrip),
         cmocka_unit_test(test_backoff),
         cmocka_unit_test(test_watchdog),
     };
