@@ -300,7 +300,8 @@ size_t store_purge_primary(struct store *s, const char *primary, size_t len)
     return count;
 }
 
-static size_t store__purge_where(struct store *s, const char *prefix, size_t len, bool all)
+static size_t store__purge_where(struct store *s, const char *prefix, size_t len, bool all,
+                                 bool (*pred)(void *, const char *, size_t, size_t), void *arg)
 {
     size_t count = 0;
     for (unsigned i = 0; i < s->nshards; i++) {
@@ -310,7 +311,9 @@ static size_t store__purge_where(struct store *s, const char *prefix, size_t len
         struct store_obj *o = sh->tail;
         while (o != NULL) {
             struct store_obj *next = o->_newer;
-            if (all || (o->primary_len >= len && memcmp(o->key, prefix, len) == 0)) {
+            bool hit = pred != NULL ? pred(arg, o->key, o->key_len, o->primary_len)
+                       : all || (o->primary_len >= len && memcmp(o->key, prefix, len) == 0);
+            if (hit) {
                 drop.v[drop.n++] = store__unlink(sh, o);
                 sh->purged++;
                 count++;
@@ -327,10 +330,17 @@ static size_t store__purge_where(struct store *s, const char *prefix, size_t len
 
 size_t store_purge_prefix(struct store *s, const char *prefix, size_t len)
 {
-    return store__purge_where(s, prefix, len, false);
+    return store__purge_where(s, prefix, len, false, NULL, NULL);
 }
 
-size_t store_purge_all(struct store *s) { return store__purge_where(s, NULL, 0, true); }
+size_t store_purge_if(struct store *s,
+                      bool (*pred)(void *arg, const char *key, size_t key_len, size_t primary_len),
+                      void *arg)
+{
+    return store__purge_where(s, NULL, 0, false, pred, arg);
+}
+
+size_t store_purge_all(struct store *s) { return store__purge_where(s, NULL, 0, true, NULL, NULL); }
 
 void store_stats(struct store *s, struct store_stats *out)
 {

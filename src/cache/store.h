@@ -80,6 +80,11 @@ size_t store_purge_primary(struct store *s, const char *primary, size_t len);
 /* Removes every object whose primary key starts with <prefix>; returns how many. Walks the whole
  * store: an admin operation, not a request-path one. */
 size_t store_purge_prefix(struct store *s, const char *prefix, size_t len);
+/* Removes every object for which <pred>(<arg>, key, key_len, primary_len) is true; returns how
+ * many. Walks the whole store (admin operation). <pred> runs under a shard lock: keep it short. */
+size_t store_purge_if(struct store *s,
+                      bool (*pred)(void *arg, const char *key, size_t key_len, size_t primary_len),
+                      void *arg);
 /* Removes every object. */
 size_t store_purge_all(struct store *s);
 

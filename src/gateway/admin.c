@@ -17,6 +17,7 @@
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/xmalloc.h"
+#include "gateway/cachehook.h"
 #include "gateway/conn.h"
 #include "gateway/gwconf.h"
 #include "gateway/upstream.h"
@@ -223,7 +224,6 @@ void admin_stats_json(struct gw_shared *sh, struct buf *out)
                "\"latency_ms\":{\"avg\":%.3f,\"p50\":%.3f,\"p95\":%.3f,\"p99\":%.3f,\"max\":%.3f},"
                "\"shed\":%llu,"
                "\"connections\":{\"open\":%lld,\"accepted\":%lld,\"rejected\":%lld},"
-               "\"cache\":{\"enabled\":false,\"hits\":0,\"misses\":0,\"stale\":0},"
                "\"breakers_open\":0,"
                "\"pool\":{\"connects\":%llu,\"wait_p95_ms\":%.3f},",
                uptime, (unsigned long long)atomic_load(&sh->shm->restarts),
@@ -236,7 +236,9 @@ void admin_stats_json(struct gw_shared *sh, struct buf *out)
                (long long)metrics_read(m, sh->ids.conns_accepted, METRICS_COUNTER),
                (long long)metrics_read(m, sh->ids.conns_rejected, METRICS_COUNTER),
                (unsigned long long)connects_all, admin__ms(hist_percentile(&pw_all, 95)));
-    buf_append_str(out, "\"routes\":");
+    buf_append_str(out, "\"cache\":");
+    cachehook_stats_json(sh, out);
+    buf_append_str(out, ",\"routes\":");
     buf_append(out, buf_head(&routes), buf_pending(&routes));
     buf_append_str(out, ",\"upstreams\":");
     buf_append(out, buf_head(&ups), buf_pending(&ups));
@@ -274,7 +276,9 @@ static void admin__handle(struct admin_conn *ac, const struct h1_request *req)
     const char *ctype = "application/json";
     bool get = req->method_id == H1_M_GET || req->method_id == H1_M_HEAD;
 #define PATH_IS(s) (req->path_len == sizeof(s) - 1 && memcmp(req->path, s, sizeof(s) - 1) == 0)
-    if (!get) {
+    if (cachehook_admin(sh, req, &body, &status, &ctype)) {
+        /* /cache/purge, /cache/stats, /metrics/cache */
+    } else if (!get) {
         status = 405;
         buf_append_str(&body, "{\"error\":\"method_not_allowed\"}\n");
     } else if (PATH_IS("/healthz")) {
@@ -300,6 +304,7 @@ static void admin__handle(struct admin_conn *ac, const struct h1_request *req)
                           (int64_t)(started && now > started ? (now - started) / 1000
                                                              : (clock_now_ms() - sh->start_ms) /
                                                                    1000));
+        cachehook_refresh_metrics(sh);
         metrics_render_prom(m, &body);
         ctype = "text/plain; version=0.0.4; charset=utf-8";
     } else if (PATH_IS("/stats")) {

@@ -16,6 +16,7 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "gateway/accesslog.h"
+#include "gateway/cachehook.h"
 #include "gateway/gwconf.h"
 #include "gateway/route.h"
 #include "http/h1write.h"
@@ -109,6 +110,7 @@ void conn_free_all(struct gwthread *th)
 
 static void conn__reset_request(struct conn *c)
 {
+    cachehook_request_end(c);
     c->route = -1;
     c->admitted_route = c->admitted_global = false;
     c->method = c->target = NULL;
@@ -174,6 +176,7 @@ void conn_close(struct conn *c)
         return;
     struct gwthread *th = c->th;
     proxy_abort(c);
+    cachehook_request_end(c);
     if (c->admitted_route) {
         atomic_fetch_sub(&th->sh->rt[c->route].inflight, 1);
         c->admitted_route = false;
@@ -690,8 +693,9 @@ static void conn__start_request(struct conn *c, size_t head_len)
         }
         c->admitted_global = true;
     }
-    /* XXX(#cache): cache lookup goes here (GET/HEAD, route cache enabled): a hit answers from
-     * memory and returns before the proxy; a miss falls through with the key kept in c->arena. */
+    /* Cache: a hit answers from memory, a coalesced miss parks; else on to the upstream. */
+    if (cachehook_request(c))
+        return;
     if (req->expect_continue && req->body != H1_BODY_NONE && buf_pending(&c->in) == 0) {
         /* Answer 100 ourselves: the upstream never sees Expect (we strip it), and a client that
          * waits for it would otherwise stall until its own timeout. */

@@ -21,6 +21,8 @@
 
 struct accesslog;
 struct accesslog_writer;
+struct cachehook;
+struct chreq;
 struct gw_config;
 struct route_table;
 struct upstream_set;
@@ -76,6 +78,7 @@ struct gw_shared {
     _Atomic bool draining;
     struct gwthread **threads;
     size_t nthreads;
+    struct cachehook *cache;        // response cache (cachehook.c); NULL: no route caches
 };
 
 /* Per-thread cache of (route, method, status) -> histogram series, so the hot path never takes
@@ -208,6 +211,7 @@ struct conn {
     bool head_sent;             // the response head went out (no error page possible any more)
     uint64_t bytes_out;
     bool counted;               // request finished and recorded
+    struct chreq *creq;         // cache state of the current request (cachehook.c), or NULL
     struct proxy px;
 };
 

@@ -12,6 +12,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "gateway/cachehook.h"
 #include "gateway/gwconf.h"
 #include "net/transport.h"
 #include "http/h1write.h"
@@ -78,6 +79,8 @@ static void proxy__fail(struct conn *c, int status, const char *code, const char
            c->th->sh->rt[c->route].label, (int)c->rid_len, c->rid);
     proxy__detach(c, false); // a broken or late exchange never goes back to the pool
     px->state = PX_DONE;
+    if (!c->head_sent && cachehook_upstream_failed(c))
+        return; // stale-if-error: a stored copy answered
     if (c->head_sent) {
         c->keep_alive = false;
         conn_request_done(c);
@@ -321,6 +324,7 @@ static void proxy__build_head(struct conn *c)
         h1_write_header_u64(b, "Content-Length", req->content_length);
     else if (req->body == H1_BODY_CHUNKED)
         buf_append_str(b, "Transfer-Encoding: chunked\r\n");
+    cachehook_upstream_headers(c, b); // a revalidation's stored validators
     buf_append(b, "\r\n", 2);
 }
 
@@ -546,6 +550,7 @@ static void proxy__write_client_head(struct conn *c)
     case PX_OUT_RAW_CLOSE:
         break;
     }
+    cachehook_client_headers(c, b); // X-Cache
     if (!c->keep_alive)
         buf_append_str(b, "Connection: close\r\n");
     else if (!client11)
@@ -586,7 +591,18 @@ static int proxy__parse_head(struct conn *c)
         px->res_body = px->res.body;
         px->res_remaining = px->res.body == H1_BODY_LENGTH ? px->res.content_length : 0;
         h1_chunked_init(&px->res_chunk);
-        proxy__write_client_head(c); // copies the header slices before uin is consumed
+        int hk = cachehook_response_head(c); // may store, refresh by 304, or serve stale on 5xx
+        if (hk == 2) {
+            proxy__detach(c, false); // the 5xx body is not read: the connection cannot be reused
+            px->state = PX_DONE;
+            if (conn_send(c, NULL, 0) == 0)
+                conn_request_done(c);
+            return -1;
+        }
+        if (hk == 0)
+            proxy__write_client_head(c); // copies the header slices before uin is consumed
+        else
+            px->out = PX_OUT_NONE; // the cache wrote the answer; the 304 has no body
         buf_consume(&px->uin, (size_t)r);
         px->head_done = true;
         proxy__arm(c); // first-byte deadline no longer applies
@@ -612,6 +628,7 @@ static int proxy__forward_body(struct conn *c)
             if (px->res_remaining == 0)
                 px->res_done = true;
             buf_consume(&px->uin, n);
+            cachehook_response_body(c, p, n);
             if (conn_send(c, p, n) == -1)
                 return -1;
             break;
@@ -627,6 +644,7 @@ static int proxy__forward_body(struct conn *c)
             if (px->res_chunk.done)
                 px->res_done = true;
             buf_consume(&px->uin, (size_t)n);
+            cachehook_response_body(c, data, dlen);
             /* chunked to chunked: the validated bytes go out as they are; to an HTTP/1.0
              * client only the data */
             int rc = px->out == PX_OUT_CHUNKED ? conn_send(c, p, (size_t)n)
@@ -637,6 +655,7 @@ static int proxy__forward_body(struct conn *c)
         }
         case H1_BODY_UNTIL_CLOSE:
             buf_consume(&px->uin, pend);
+            cachehook_response_body(c, p, pend);
             if (px->out == PX_OUT_CHUNKED) {
                 buf_printf(&c->out, "%zx\r\n", pend);
                 if (conn_send(c, p, pend) == -1)
@@ -662,6 +681,7 @@ static void proxy__finish(struct conn *c)
     struct proxy *px = &c->px;
     bool reusable = px->res.keep_alive && px->req_done && buf_pending(&px->uin) == 0 &&
                     px->res_body != H1_BODY_UNTIL_CLOSE;
+    cachehook_response_done(c); // stores the copy, wakes coalesced waiters
     if (px->uc != NULL)
         upool_observe(px->pool, px->uc, px->t_first_byte_us - px->t_sent_us,
                       px->res.status >= 500);

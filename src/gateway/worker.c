@@ -22,6 +22,7 @@
 #include "core/xmalloc.h"
 #include "gateway/accesslog.h"
 #include "gateway/admin.h"
+#include "gateway/cachehook.h"
 #include "gateway/conn.h"
 #include "gateway/gwconf.h"
 #include "gateway/route.h"
@@ -198,6 +199,7 @@ static void *worker__thread(void *arg)
                strerror(errno));
     loop_timer_init(&th->tick, worker__on_tick, th);
     loop_timer_start(th->loop, &th->tick, WORKER_TICK_MS);
+    cachehook_thread_start(th);
     worker__publish(th);
     pthread_mutex_lock(&worker_start_lock);
     worker_started++;
@@ -209,6 +211,7 @@ static void *worker__thread(void *arg)
     while (th->active != NULL)
         conn_close(th->active);
     loop_timer_stop(th->loop, &th->tick);
+    cachehook_thread_stop(th);
     loop_run_once(th->loop, 0); // deferred frees and pool closes
     worker__publish(th);
     for (size_t i = 0; i < th->npools; i++)
@@ -363,6 +366,7 @@ int worker_run(const struct worker_ctx *ctx)
         goto out_alog;
     }
 
+    sh->cache = cachehook_create(sh); // NULL when no route caches
     sh->threads = xcalloc(ctx->nlisten, sizeof(*sh->threads));
     pthread_t *tids = xcalloc(ctx->nlisten, sizeof(*tids));
     size_t started = 0;
@@ -424,6 +428,8 @@ int worker_run(const struct worker_ctx *ctx)
     }
     free(tids);
     free(sh->threads);
+    cachehook_destroy(sh->cache);
+    sh->cache = NULL;
     ag_log(AG_LOG_INFO, "worker %u stopped after %llu requests", ctx->generation,
            (unsigned long long)atomic_load(&ctx->shm->requests));
 out_alog:

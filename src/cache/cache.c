@@ -1,0 +1,722 @@
+/* The cache façade: keys and lookups (with Vary markers), entries built from streamed responses,
+ * the bytes a hit sends, 304s, refreshes by 304, and invalidation by path generation. */
+#include "cache/cache.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/xmalloc.h"
+#include "http/date.h"
+#include "http/h1write.h"
+#include "http/headers.h"
+#include "http/url.h"
+
+/* Path generations: a fixed table of counters indexed by a hash of the path. An entry remembers
+ * the generation of its path when its fetch started; bumping the counter makes every entry of the
+ * path (every query string, every variant, every host) unusable at once, without walking the
+ * store. Two paths that share a slot invalidate each other: harmless (an extra miss), and rare
+ * with 64k slots. */
+#define CACHE_GEN_SLOTS 65536u
+
+struct cache {
+    struct store *store;
+    uint64_t keep_ms;
+    _Atomic uint64_t purges;
+    _Atomic uint64_t gen[CACHE_GEN_SLOTS];
+};
+
+static const char *const cache_status_names[CACHE_STATUS_COUNT] = {
+    [CACHE_NONE] = "NONE",   [CACHE_HIT] = "HIT",         [CACHE_STALE] = "STALE",
+    [CACHE_MISS] = "MISS",   [CACHE_EXPIRED] = "EXPIRED", [CACHE_BYPASS] = "BYPASS",
+};
+
+const char *cache_status_name(enum cache_status s)
+{
+    return s < CACHE_STATUS_COUNT ? cache_status_names[s] : "NONE";
+}
+
+struct cache *cache_create(uint64_t memory, unsigned nshards, uint64_t keep_ms)
+{
+    struct cache *c = xcalloc(1, sizeof(*c));
+    c->store = store_create(memory, nshards);
+    c->keep_ms = keep_ms;
+    for (size_t i = 0; i < CACHE_GEN_SLOTS; i++)
+        atomic_init(&c->gen[i], 0);
+    return c;
+}
+
+void cache_destroy(struct cache *c)
+{
+    if (c == NULL)
+        return;
+    store_destroy(c->store);
+    free(c);
+}
+
+struct store *cache_store(struct cache *c) { return c->store; }
+
+void cache_stats(struct cache *c, struct cache_stats *out)
+{
+    store_stats(c->store, &out->store);
+    out->purges = atomic_load_explicit(&c->purges, memory_order_relaxed);
+}
+
+void cache_release(struct cache *c, struct store_obj *o)
+{
+    if (o != NULL)
+        store_unref(c->store, o);
+}
+
+/* ---- path generations ---- */
+
+static _Atomic uint64_t *cache__gen_slot(struct cache *c, const char *path, size_t len)
+{
+    return &c->gen[store_hash(path, len) & (CACHE_GEN_SLOTS - 1)];
+}
+
+uint64_t cache_path_gen(struct cache *c, const char *path, size_t len)
+{
+    return atomic_load_explicit(cache__gen_slot(c, path, len), memory_order_acquire);
+}
+
+/* The path part of a primary key "GET <host><path>[?<query>]". */
+static void cache__key_path(const char *key, size_t primary_len, const char **path, size_t *len)
+{
+    size_t i = 4;
+    while (i < primary_len && key[i] != '/')
+        i++;
+    size_t s = i;
+    while (i < primary_len && key[i] != '?')
+        i++;
+    *path = key + s;
+    *len = i - s;
+}
+
+/* ---- lookup ---- */
+
+int cache_lookup(struct cache *c, const struct policy_conf *pc, const struct h1_request *req,
+                 const struct policy_req *preq, uint64_t now_ms, struct buf *key,
+                 struct cache_found *f)
+{
+    memset(f, 0, sizeof(*f));
+    buf_reset(key);
+    long primary = policy_build_key(pc, req, NULL, 0, key);
+    if (primary < 0)
+        return -1;
+    f->primary_len = (size_t)primary;
+    f->base_len = f->key_len = key->len;
+    const char *path;
+    size_t plen;
+    cache__key_path(key->data, f->primary_len, &path, &plen);
+    f->path_gen = cache_path_gen(c, path, plen);
+    struct store_obj *o = store_lookup(c->store, now_ms, key->data, key->len, f->primary_len);
+    if (o != NULL && ((const struct cache_entry *)o->payload)->marker) {
+        /* The origin varies this URI on request headers: rebuild the key with their values. */
+        const struct cache_entry *m = o->payload;
+        buf_reset(key);
+        policy_build_key(pc, req, m->vary, m->vary_len, key);
+        f->key_len = key->len;
+        store_unref(c->store, o);
+        o = store_lookup(c->store, now_ms, key->data, key->len, f->primary_len);
+    }
+    if (o == NULL)
+        return 0;
+    const struct cache_entry *e = o->payload;
+    if (e->marker || e->path_gen != f->path_gen) {
+        /* invalidated since it was fetched: free it now, it can never be served */
+        if (!e->marker)
+            store_remove(c->store, o);
+        store_unref(c->store, o);
+        return 0;
+    }
+    (void)preq;
+    f->obj = o;
+    f->e = e;
+    f->age_ms = policy_age_ms(e->fresh.initial_age_ms, e->stored_ms, now_ms);
+    f->use = policy_usable(&e->fresh, f->age_ms, preq);
+    return 0;
+}
+
+/* ---- conditionals ---- */
+
+/* Weak comparison of two entity-tags (RFC 9110 §8.8.3.2): equal once "W/" is ignored. */
+static bool cache__etag_weak_eq(const char *a, size_t alen, const char *b, size_t blen)
+{
+    if (alen >= 2 && a[0] == 'W' && a[1] == '/') {
+        a += 2;
+        alen -= 2;
+    }
+    if (blen >= 2 && b[0] == 'W' && b[1] == '/') {
+        b += 2;
+        blen -= 2;
+    }
+    return alen == blen && alen > 0 && memcmp(a, b, alen) == 0;
+}
+
+static bool cache__inm_match(const struct cache_entry *e, const char *v, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+            i++;
+        size_t s = i;
+        if (i < n && v[i] == '*')
+            return true;
+        if (i + 1 < n && v[i] == 'W' && v[i + 1] == '/')
+            i += 2;
+        if (i < n && v[i] == '"') {
+            i++;
+            while (i < n && v[i] != '"')
+                i++;
+            if (i < n)
+                i++;
+        } else {
+            while (i < n && v[i] != ',')
+                i++;
+        }
+        if (e->etag != NULL && cache__etag_weak_eq(v + s, i - s, e->etag, e->etag_len))
+            return true;
+    }
+    return false;
+}
+
+bool cache_conditional_match(const struct cache_entry *e, const struct h1_request *req)
+{
+    bool has_inm = false;
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const struct h1_header *h = &req->headers[i];
+        if (h->name_len == 13 && headers_name_eq(h->name, 13, "if-none-match")) {
+            has_inm = true;
+            if (cache__inm_match(e, h->value, h->value_len))
+                return true;
+        }
+    }
+    if (has_inm)
+        return false; /* If-Modified-Since is ignored when If-None-Match is present */
+    const struct h1_header *ims = headers_find(req->headers, req->nheaders, "if-modified-since");
+    int64_t t;
+    if (ims == NULL || http_date_parse(ims->value, ims->value_len, &t) != 0)
+        return false;
+    int64_t lm = e->last_modified != INT64_MIN ? e->last_modified : e->date;
+    return lm != INT64_MIN && lm <= t;
+}
+
+/* ---- bytes of a hit ---- */
+
+static size_t cache__u64(char *p, uint64_t v)
+{
+    char tmp[24];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    for (size_t i = 0; i < n; i++)
+        p[i] = tmp[n - 1 - i];
+    return n;
+}
+
+size_t cache_hit_block(char *out, uint64_t age_ms, enum cache_status st, const char *conn_hdr)
+{
+    char *p = out;
+    memcpy(p, "Age: ", 5);
+    p += 5;
+    p += cache__u64(p, age_ms / 1000);
+    memcpy(p, "\r\nX-Cache: ", 11);
+    p += 11;
+    const char *s = cache_status_name(st);
+    size_t sl = strlen(s);
+    memcpy(p, s, sl);
+    p += sl;
+    memcpy(p, "\r\n", 2);
+    p += 2;
+    if (conn_hdr != NULL) {
+        size_t cl = strlen(conn_hdr);
+        memcpy(p, conn_hdr, cl);
+        p += cl;
+    }
+    memcpy(p, "\r\n", 2);
+    p += 2;
+    return (size_t)(p - out);
+}
+
+/* Parses the stored head of <e> (status line and headers) into <res>/<hdrs>. The bytes are copied
+ * into <tmp> (with the final blank line the parser needs). Returns 0 or -1. */
+static int cache__parse_head(const struct cache_entry *e, struct buf *tmp, struct h1_response *res,
+                             struct h1_header *hdrs, size_t max)
+{
+    buf_reset(tmp);
+    buf_append(tmp, e->data, e->head_len);
+    buf_append(tmp, "\r\n", 2);
+    struct h1_limits lim = {.max_request_line = 0, .max_head = tmp->len + 1, .max_headers = max};
+    return h1_parse_response(tmp->data, tmp->len, res, hdrs, max, &lim, true) > 0 ? 0 : -1;
+}
+
+void cache_write_304(const struct cache_entry *e, uint64_t age_ms, enum cache_status st,
+                     const char *conn_hdr, struct buf *out)
+{
+    static const char *const keep[] = {"cache-control", "content-location", "date", "etag",
+                                       "expires", "vary", "last-modified", NULL};
+    buf_append_str(out, "HTTP/1.1 304 Not Modified\r\n");
+    struct buf tmp = BUF_INIT;
+    struct h1_header hdrs[100];
+    struct h1_response res;
+    if (cache__parse_head(e, &tmp, &res, hdrs, 100) == 0) {
+        for (size_t i = 0; i < res.nheaders; i++) {
+            const struct h1_header *h = &res.headers[i];
+            for (size_t k = 0; keep[k] != NULL; k++) {
+                if (strlen(keep[k]) == h->name_len && headers_name_eq(h->name, h->name_len, keep[k])) {
+                    buf_append(out, h->name, h->name_len);
+                    buf_append(out, ": ", 2);
+                    buf_append(out, h->value, h->value_len);
+                    buf_append(out, "\r\n", 2);
+                    break;
+                }
+            }
+        }
+    }
+    buf_deinit(&tmp);
+    char block[160];
+    size_t n = cache_hit_block(block, age_ms, st, conn_hdr);
+    buf_append(out, block, n);
+}
+
+/* ---- filling ---- */
+
+struct cache_fill {
+    struct buf head;           /* status line + kept headers */
+    struct buf body;
+    size_t max;
+    struct buf key;            /* full key */
+    size_t primary_len, base_len;
+    char *vary;                /* the origin's Vary names when the key carries them */
+    size_t vary_len;
+    struct policy_fresh fresh;
+    int status;
+    uint64_t stored_ms;
+    uint64_t path_gen;
+    int64_t date, last_modified;
+    size_t etag_off, etag_len; /* in head; etag_len 0: none */
+    bool has_etag;
+};
+
+/* Response headers never stored: hop-by-hop ones, the framing (we store a Content-Length), Age
+ * (recomputed per hit) and our own X-Cache. */
+static bool cache__skip_stored(const struct h1_header *hs, size_t n, const struct h1_header *h)
+{
+    if (headers_is_hop_by_hop(h->name, h->name_len))
+        return true;
+    if ((h->name_len == 14 && headers_name_eq(h->name, 14, "content-length")) ||
+        (h->name_len == 3 && headers_name_eq(h->name, 3, "age")) ||
+        (h->name_len == 7 && headers_name_eq(h->name, 7, "x-cache")))
+        return true;
+    return headers_find(hs, n, "connection") != NULL &&
+           headers_listed_in_connection(hs, n, h->name, h->name_len);
+}
+
+static int64_t cache__date(const struct h1_header *hs, size_t n, const char *name)
+{
+    const struct h1_header *h = headers_find(hs, n, name);
+    int64_t t;
+    if (h == NULL || http_date_parse(h->value, h->value_len, &t) != 0)
+        return INT64_MIN;
+    return t;
+}
+
+/* The origin's Vary field names, all Vary lines joined with ",". */
+static void cache__vary_names(const struct h1_response *res, struct buf *out)
+{
+    for (size_t i = 0; i < res->nheaders; i++) {
+        const struct h1_header *h = &res->headers[i];
+        if (h->name_len == 4 && headers_name_eq(h->name, 4, "vary") && h->value_len > 0) {
+            if (out->len > 0)
+                buf_append(out, ",", 1);
+            buf_append(out, h->value, h->value_len);
+        }
+    }
+}
+
+/* Writes the stored head of <res> into <f>: status line and kept headers, noting the validators. */
+static void cache__fill_head(struct cache_fill *f, const struct h1_response *res,
+                             const char *date_if_missing)
+{
+    struct buf *b = &f->head;
+    buf_printf(b, "HTTP/1.1 %03d ", res->status);
+    if (res->reason_len > 0)
+        buf_append(b, res->reason, res->reason_len);
+    else
+        buf_append_str(b, h1_status_reason(res->status));
+    buf_append(b, "\r\n", 2);
+    bool has_date = false;
+    for (size_t i = 0; i < res->nheaders; i++) {
+        const struct h1_header *h = &res->headers[i];
+        if (cache__skip_stored(res->headers, res->nheaders, h))
+            continue;
+        if (h->name_len == 4 && headers_name_eq(h->name, 4, "date"))
+            has_date = true;
+        buf_append(b, h->name, h->name_len);
+        buf_append(b, ": ", 2);
+        if (!f->has_etag && h->name_len == 4 && headers_name_eq(h->name, 4, "etag")) {
+            f->has_etag = true;
+            f->etag_off = b->len;
+            f->etag_len = h->value_len;
+        }
+        buf_append(b, h->value, h->value_len);
+        buf_append(b, "\r\n", 2);
+    }
+    if (!has_date && date_if_missing != NULL) {
+        buf_append_str(b, "Date: ");
+        buf_append_str(b, date_if_missing);
+        buf_append(b, "\r\n", 2);
+    }
+}
+
+struct cache_fill *cache_fill_begin(struct cache *c, const struct policy_conf *pc,
+                                    const struct h1_request *req, const struct policy_req *preq,
+                                    const struct h1_response *res, int64_t request_wall_s,
+                                    int64_t response_wall_s, uint64_t now_ms, uint64_t path_gen,
+                                    size_t max_size, const char *date_if_missing,
+                                    const char **why)
+{
+    (void)c;
+    if (req->method_id != H1_M_GET) {
+        *why = "method";
+        return NULL;
+    }
+    if (res->status < 200 || res->status == 304 || res->status == 206) {
+        *why = "status";
+        return NULL;
+    }
+    if (res->body == H1_BODY_LENGTH && res->content_length > max_size) {
+        *why = "size";
+        return NULL;
+    }
+    struct policy_fresh fresh;
+    const char *no = policy_storable(pc, req, preq, res, request_wall_s, response_wall_s, &fresh);
+    if (no != NULL) {
+        *why = no;
+        return NULL;
+    }
+    struct cache_fill *f = xcalloc(1, sizeof(*f));
+    buf_init(&f->head);
+    buf_init(&f->body);
+    buf_init(&f->key);
+    f->max = max_size;
+    f->fresh = fresh;
+    f->status = res->status;
+    f->stored_ms = now_ms;
+    f->path_gen = path_gen;
+    long primary = policy_build_key(pc, req, NULL, 0, &f->key);
+    if (primary < 0) {
+        cache_fill_abort(f);
+        *why = "key";
+        return NULL;
+    }
+    f->primary_len = (size_t)primary;
+    f->base_len = f->key.len;
+    struct buf vary = BUF_INIT;
+    cache__vary_names(res, &vary);
+    if (vary.len > 0) {
+        buf_reset(&f->key);
+        policy_build_key(pc, req, vary.data, vary.len, &f->key);
+        if (f->key.len != f->base_len) {
+            f->vary = xmalloc(vary.len);
+            memcpy(f->vary, vary.data, vary.len);
+            f->vary_len = vary.len;
+        }
+    }
+    buf_deinit(&vary);
+    f->date = cache__date(res->headers, res->nheaders, "date");
+    if (f->date == INT64_MIN)
+        f->date = response_wall_s;
+    f->last_modified = cache__date(res->headers, res->nheaders, "last-modified");
+    cache__fill_head(f, res, date_if_missing);
+    if (f->head.len > max_size) {
+        cache_fill_abort(f);
+        *why = "size";
+        return NULL;
+    }
+    if (res->body == H1_BODY_LENGTH)
+        buf_reserve(&f->body, (size_t)res->content_length);
+    return f;
+}
+
+int cache_fill_body(struct cache_fill *f, const char *p, size_t n)
+{
+    if (f->head.len + f->body.len + n > f->max)
+        return -1;
+    buf_append(&f->body, p, n);
+    return 0;
+}
+
+void cache_fill_abort(struct cache_fill *f)
+{
+    if (f == NULL)
+        return;
+    buf_deinit(&f->head);
+    buf_deinit(&f->body);
+    buf_deinit(&f->key);
+    free(f->vary);
+    free(f);
+}
+
+/* When the store may drop an entry: freshness left + the longest window it can still serve in. */
+static uint64_t cache__expire(const struct cache *c, const struct policy_fresh *fr, uint64_t now_ms)
+{
+    uint64_t left = fr->lifetime_ms > fr->initial_age_ms ? fr->lifetime_ms - fr->initial_age_ms : 0;
+    uint64_t grace = fr->swr_ms > fr->sie_ms ? fr->swr_ms : fr->sie_ms;
+    if ((fr->has_validator || fr->no_cache) && c->keep_ms > grace)
+        grace = c->keep_ms;
+    if (grace == 0 && left == 0)
+        grace = 1; /* stored for the requests already waiting on it (coalescing) */
+    return now_ms + left + grace;
+}
+
+static void cache__free_entry(void *p)
+{
+    struct cache_entry *e = p;
+    free(e->vary);
+    free(e);
+}
+
+/* One allocation: the struct, then the data bytes. */
+static struct cache_entry *cache__entry_alloc(size_t data_len)
+{
+    struct cache_entry *e = xcalloc(1, sizeof(*e) + data_len + 1);
+    e->data = (char *)(e + 1);
+    e->last_modified = INT64_MIN;
+    e->date = INT64_MIN;
+    return e;
+}
+
+int cache_fill_end(struct cache *c, struct cache_fill *f, uint64_t now_ms)
+{
+    char cl[48];
+    int cln = 0;
+    if (f->status != 204)
+        cln = snprintf(cl, sizeof(cl), "Content-Length: %zu\r\n", f->body.len);
+    size_t head_len = f->head.len + (size_t)cln;
+    struct cache_entry *e = cache__entry_alloc(head_len + f->body.len);
+    memcpy(e->data, f->head.data, f->head.len);
+    memcpy(e->data + f->head.len, cl, (size_t)cln);
+    if (f->body.len)
+        memcpy(e->data + head_len, f->body.data, f->body.len);
+    e->head_len = head_len;
+    e->body_len = f->body.len;
+    e->status = f->status;
+    e->stored_ms = f->stored_ms;
+    e->fresh = f->fresh;
+    e->path_gen = f->path_gen;
+    if (f->has_etag) {
+        e->etag = e->data + f->etag_off;
+        e->etag_len = f->etag_len;
+    }
+    e->last_modified = f->last_modified;
+    e->date = f->date;
+    uint64_t expire = cache__expire(c, &f->fresh, now_ms);
+    int rc = 0;
+    if (f->vary != NULL) {
+        struct cache_entry *m = cache__entry_alloc(0);
+        m->marker = true;
+        m->vary = f->vary;
+        m->vary_len = f->vary_len;
+        f->vary = NULL;
+        /* the marker outlives its variants a little: they come and go under it */
+        struct store_obj *mo = store_insert(c->store, now_ms, f->key.data, f->base_len,
+                                            f->primary_len, m, m->vary_len + 64, cache__free_entry,
+                                            expire + 60000);
+        if (mo == NULL)
+            cache__free_entry(m);
+        else
+            store_unref(c->store, mo);
+    }
+    struct store_obj *o = store_insert(c->store, now_ms, f->key.data, f->key.len, f->primary_len, e,
+                                       head_len + e->body_len, cache__free_entry, expire);
+    if (o == NULL) {
+        cache__free_entry(e);
+        rc = -1;
+    } else {
+        store_unref(c->store, o);
+    }
+    cache_fill_abort(f);
+    return rc;
+}
+
+struct store_obj *cache_refresh_304(struct cache *c, const struct policy_conf *pc,
+                                    const struct h1_request *req, const struct policy_req *preq,
+                                    struct store_obj *old, const struct h1_response *res,
+                                    int64_t request_wall_s, int64_t response_wall_s,
+                                    uint64_t now_ms, const char *key, size_t key_len,
+                                    size_t primary_len)
+{
+    const struct cache_entry *oe = old->payload;
+    struct buf tmp = BUF_INIT, merged = BUF_INIT;
+    struct h1_header ohdrs[100];
+    struct h1_response ores;
+    struct store_obj *out = NULL;
+    if (cache__parse_head(oe, &tmp, &ores, ohdrs, 100) != 0)
+        goto done;
+    /* RFC 9111 §4.3.4: the 304's fields replace the stored ones of the same name; the framing of
+     * the stored response stays. */
+    buf_printf(&merged, "HTTP/1.1 %03d ", ores.status);
+    buf_append(&merged, ores.reason, ores.reason_len);
+    buf_append(&merged, "\r\n", 2);
+    for (size_t i = 0; i < ores.nheaders; i++) {
+        const struct h1_header *h = &ores.headers[i];
+        bool content_length = h->name_len == 14 && headers_name_eq(h->name, 14, "content-length");
+        if (!content_length) {
+            char name[128];
+            size_t nl = h->name_len < sizeof(name) - 1 ? h->name_len : sizeof(name) - 1;
+            memcpy(name, h->name, nl);
+            name[nl] = '\0';
+            const struct h1_header *nh = headers_find(res->headers, res->nheaders, name);
+            if (nh != NULL && !cache__skip_stored(res->headers, res->nheaders, nh))
+                continue;
+        }
+        buf_append(&merged, h->name, h->name_len);
+        buf_append(&merged, ": ", 2);
+        buf_append(&merged, h->value, h->value_len);
+        buf_append(&merged, "\r\n", 2);
+    }
+    for (size_t i = 0; i < res->nheaders; i++) {
+        const struct h1_header *h = &res->headers[i];
+        if (cache__skip_stored(res->headers, res->nheaders, h))
+            continue;
+        buf_append(&merged, h->name, h->name_len);
+        buf_append(&merged, ": ", 2);
+        buf_append(&merged, h->value, h->value_len);
+        buf_append(&merged, "\r\n", 2);
+    }
+    size_t head_len = merged.len;
+    buf_append(&merged, "\r\n", 2);
+    /* Re-parse the merged head: the freshness of the refreshed entry comes from it. */
+    struct h1_header mhdrs[100];
+    struct h1_response mres;
+    struct h1_limits lim = {.max_request_line = 0, .max_head = merged.len + 1, .max_headers = 100};
+    if (h1_parse_response(merged.data, merged.len, &mres, mhdrs, 100, &lim, true) <= 0)
+        goto done;
+    struct policy_fresh fresh;
+    if (policy_storable(pc, req, preq, &mres, request_wall_s, response_wall_s, &fresh) != NULL)
+        goto done;
+    struct cache_entry *e = cache__entry_alloc(head_len + oe->body_len);
+    memcpy(e->data, merged.data, head_len);
+    memcpy(e->data + head_len, oe->data + oe->head_len, oe->body_len);
+    e->head_len = head_len;
+    e->body_len = oe->body_len;
+    e->status = oe->status;
+    e->stored_ms = now_ms;
+    e->fresh = fresh;
+    e->path_gen = oe->path_gen;
+    e->date = cache__date(mres.headers, mres.nheaders, "date");
+    if (e->date == INT64_MIN)
+        e->date = response_wall_s;
+    e->last_modified = cache__date(mres.headers, mres.nheaders, "last-modified");
+    const struct h1_header *et = headers_find(mres.headers, mres.nheaders, "etag");
+    if (et != NULL) {
+        e->etag = e->data + (et->value - merged.data);
+        e->etag_len = et->value_len;
+    }
+    out = store_insert(c->store, now_ms, key, key_len, primary_len, e, head_len + e->body_len,
+                       cache__free_entry, cache__expire(c, &fresh, now_ms));
+    if (out == NULL)
+        cache__free_entry(e);
+done:
+    buf_deinit(&tmp);
+    buf_deinit(&merged);
+    return out;
+}
+
+/* ---- invalidation ---- */
+
+void cache_invalidate_path(struct cache *c, const char *host, size_t host_len, const char *path,
+                           size_t len)
+{
+    struct buf k = BUF_INIT;
+    buf_append_str(&k, "GET ");
+    for (size_t i = 0; host != NULL && i < host_len; i++) {
+        char ch = host[i];
+        if (ch >= 'A' && ch <= 'Z')
+            ch = (char)(ch + 32);
+        buf_append(&k, &ch, 1);
+    }
+    size_t pstart = k.len;
+    if (len == 0) {
+        path = "/";
+        len = 1;
+    }
+    if (url_normalize_path(path, len, &k) == 0) {
+        atomic_fetch_add_explicit(cache__gen_slot(c, k.data + pstart, k.len - pstart), 1,
+                                  memory_order_acq_rel);
+        atomic_fetch_add_explicit(&c->purges, 1, memory_order_relaxed);
+        if (host != NULL)
+            store_purge_primary(c->store, k.data, k.len);
+    }
+    buf_deinit(&k);
+}
+
+void cache_invalidate_uri(struct cache *c, const char *host, size_t host_len, const char *target,
+                          size_t len)
+{
+    const char *p = target;
+    size_t n = len;
+    if (n >= 7 && (strncasecmp(p, "http://", 7) == 0 || strncasecmp(p, "https://", 8) == 0)) {
+        size_t skip = p[4] == ':' ? 7 : 8;
+        p += skip;
+        n -= skip;
+        size_t a = 0;
+        while (a < n && p[a] != '/' && p[a] != '?' && p[a] != '#')
+            a++;
+        /* only the same origin (RFC 9111 §4.4: to prevent denial-of-service attacks) */
+        if (host == NULL || a != host_len || strncasecmp(p, host, a) != 0)
+            return;
+        p += a;
+        n -= a;
+    } else if (n == 0 || p[0] != '/') {
+        return; /* relative references other than absolute paths are not resolved */
+    }
+    size_t e = 0;
+    while (e < n && p[e] != '?' && p[e] != '#')
+        e++;
+    cache_invalidate_path(c, host, host_len, p, e);
+}
+
+struct cache__purge_arg {
+    struct cache *c;
+    const char *path;
+    size_t len;
+    bool prefix;
+};
+
+static bool cache__purge_pred(void *arg, const char *key, size_t key_len, size_t primary_len)
+{
+    (void)key_len;
+    const struct cache__purge_arg *a = arg;
+    const char *path;
+    size_t plen;
+    cache__key_path(key, primary_len, &path, &plen);
+    if (a->prefix) {
+        /* a prefix may reach into the query: "/api/users?" */
+        size_t whole = primary_len - (size_t)(path - key);
+        return whole >= a->len && memcmp(path, a->path, a->len) == 0;
+    }
+    return plen == a->len && memcmp(path, a->path, a->len) == 0;
+}
+
+size_t cache_purge(struct cache *c, const char *path, size_t len, bool prefix)
+{
+    atomic_fetch_add_explicit(&c->purges, 1, memory_order_relaxed);
+    if (prefix && (len == 0 || (len == 1 && (path[0] == '*' || path[0] == '/'))))
+        return store_purge_all(c->store);
+    if (!prefix) {
+        /* fetches in flight for this path must not store what they bring back */
+        struct buf norm = BUF_INIT;
+        if (url_normalize_path(path, len, &norm) == 0)
+            atomic_fetch_add_explicit(cache__gen_slot(c, norm.data, norm.len), 1,
+                                      memory_order_acq_rel);
+        buf_deinit(&norm);
+    }
+    struct cache__purge_arg a = {.c = c, .path = path, .len = len, .prefix = prefix};
+    return store_purge_if(c->store, cache__purge_pred, &a);
+}

@@ -1,0 +1,142 @@
+/* The response cache as the gateway uses it: lookups that end in HIT / STALE / MISS / EXPIRED /
+ * BYPASS, entries built from a response while it streams, hits served as precomputed bytes (one
+ * writev of head + a small per-hit block + body), 304s for conditional requests, 304 refreshes of
+ * stored entries, and invalidation (a path generation table makes "every variant and every query
+ * of /api/users/7" one atomic increment). Knows HTTP through policy.c and bytes through store.c;
+ * knows nothing of sockets, connections or the gateway's config structs. */
+#ifndef AG_CACHE_CACHE_H
+#define AG_CACHE_CACHE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "cache/policy.h"
+#include "cache/store.h"
+#include "core/buf.h"
+#include "http/h1parse.h"
+
+struct cache;
+
+/* What the cache did for a request (the X-Cache header and the metric label). */
+enum cache_status {
+    CACHE_NONE = 0, /* route not cached: no X-Cache header */
+    CACHE_HIT,      /* fresh entry served */
+    CACHE_STALE,    /* stale entry served (stale-while-revalidate, stale-if-error) */
+    CACHE_MISS,     /* nothing usable stored: fetched from the origin */
+    CACHE_EXPIRED,  /* an entry existed but had to be revalidated / refetched */
+    CACHE_BYPASS,   /* not cacheable (credentials, method, no-store): forwarded untouched */
+    CACHE_STATUS_COUNT,
+};
+const char *cache_status_name(enum cache_status s);
+
+/* A stored response: immutable once inserted, shared by every thread through store refs. */
+struct cache_entry {
+    char *data;              /* head (status line + header lines, each CRLF-terminated, no final
+                                blank line) followed by the body */
+    size_t head_len;
+    size_t body_len;
+    int status;
+    uint64_t stored_ms;      /* monotonic ms when the response was received */
+    struct policy_fresh fresh;
+    uint64_t path_gen;       /* generation of its path when the fetch started */
+    const char *etag;        /* slice of data, NULL when none */
+    size_t etag_len;
+    int64_t last_modified;   /* wall seconds, INT64_MIN when none */
+    int64_t date;            /* wall seconds of the Date header */
+    /* A vary marker (no response): the origin's Vary field names for this URI */
+    bool marker;
+    char *vary;
+    size_t vary_len;
+};
+
+struct cache_stats {
+    struct store_stats store;
+    uint64_t purges;         /* invalidations (URIs / prefixes) applied */
+};
+
+/* Creates a cache of <memory> bytes over <nshards> lock shards. Entries that can be revalidated
+ * (a validator, or no-cache) are kept <keep_ms> past their freshness and grace windows, so a stale
+ * entry can still be refreshed with a 304 instead of a full transfer. */
+struct cache *cache_create(uint64_t memory, unsigned nshards, uint64_t keep_ms);
+void cache_destroy(struct cache *c);
+struct store *cache_store(struct cache *c);
+void cache_stats(struct cache *c, struct cache_stats *out);
+
+/* Result of a lookup. */
+struct cache_found {
+    struct store_obj *obj;         /* referenced (release with cache_release), NULL on a miss */
+    const struct cache_entry *e;   /* obj's entry */
+    enum policy_use use;
+    uint64_t age_ms;
+    uint64_t path_gen;             /* current generation of the request's path */
+    size_t primary_len;            /* key layout in the caller's buffer */
+    size_t base_len;               /* primary + route vary values (the coalescing key) */
+    size_t key_len;                /* full key (with the origin's Vary values) */
+};
+
+/* Looks <req> up. The key is built into <key> (reset first). Returns 0 (found->obj may be NULL:
+ * a miss) or -1 when the request cannot be keyed (not cached). */
+int cache_lookup(struct cache *c, const struct policy_conf *pc, const struct h1_request *req,
+                 const struct policy_req *preq, uint64_t now_ms, struct buf *key,
+                 struct cache_found *found);
+void cache_release(struct cache *c, struct store_obj *o);
+
+/* True when <req>'s conditional headers (If-None-Match, else If-Modified-Since) match entry <e>:
+ * the answer is then a 304. */
+bool cache_conditional_match(const struct cache_entry *e, const struct h1_request *req);
+
+/* Per-hit header block: "Age: N\r\nX-Cache: S\r\n[connection]\r\n" into <out> (>= 128 bytes).
+ * Returns its length. <conn_hdr> is NULL or a full header line ("Connection: close\r\n"). */
+size_t cache_hit_block(char *out, uint64_t age_ms, enum cache_status st, const char *conn_hdr);
+
+/* Appends a 304 for <e> (validators and cache headers of the stored response, Age, X-Cache). */
+void cache_write_304(const struct cache_entry *e, uint64_t age_ms, enum cache_status st,
+                     const char *conn_hdr, struct buf *out);
+
+/* ---- filling ---- */
+struct cache_fill;
+
+/* Starts an entry from response head <res> to request <req>. Returns NULL with a static reason
+ * in *<why> when the response may not be stored. <path_gen>: from the lookup, so a response
+ * fetched before an invalidation is never served after it. <max_size>: head + body limit. */
+struct cache_fill *cache_fill_begin(struct cache *c, const struct policy_conf *pc,
+                                    const struct h1_request *req, const struct policy_req *preq,
+                                    const struct h1_response *res, int64_t request_wall_s,
+                                    int64_t response_wall_s, uint64_t now_ms, uint64_t path_gen,
+                                    size_t max_size, const char *date_if_missing,
+                                    const char **why);
+/* Adds body bytes. Returns -1 (and drops the fill's data) when the object outgrew max_size. */
+int cache_fill_body(struct cache_fill *f, const char *p, size_t n);
+/* Completes and inserts the entry (and the vary marker). Frees <f>. Returns 0 or -1. */
+int cache_fill_end(struct cache *c, struct cache_fill *f, uint64_t now_ms);
+void cache_fill_abort(struct cache_fill *f);
+
+/* Refreshes the stored entry <old> with the headers of a 304 <res> (RFC 9111 §4.3.4) and
+ * inserts the result under <key>. Returns a referenced object of the new entry (or NULL when it
+ * could not be stored: then <old> is still fine to serve once). */
+struct store_obj *cache_refresh_304(struct cache *c, const struct policy_conf *pc,
+                                    const struct h1_request *req, const struct policy_req *preq,
+                                    struct store_obj *old, const struct h1_response *res,
+                                    int64_t request_wall_s, int64_t response_wall_s,
+                                    uint64_t now_ms, const char *key, size_t key_len,
+                                    size_t primary_len);
+
+/* ---- invalidation ---- */
+/* Current generation of <path> (normalized path bytes, no query). */
+uint64_t cache_path_gen(struct cache *c, const char *path, size_t len);
+/* Invalidates every entry (all variants, all queries) of <path> under any host: bumps its
+ * generation, frees what is stored under <host><path> when <host> is given. */
+void cache_invalidate_path(struct cache *c, const char *host, size_t host_len, const char *path,
+                           size_t len);
+/* Invalidates the URI of <target> (a path, or an absolute URL whose host equals <host>; other
+ * hosts are ignored as RFC 9111 §4.4 requires). */
+void cache_invalidate_uri(struct cache *c, const char *host, size_t host_len, const char *target,
+                          size_t len);
+/* Admin purge: entries whose path (after the host) equals <path>, or starts with it when
+ * <prefix>. "*" or an empty prefix purges everything. Returns the number of objects removed. */
+size_t cache_purge(struct cache *c, const char *path, size_t len, bool prefix);
+
+#endif

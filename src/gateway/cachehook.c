@@ -1,0 +1,850 @@
+/* Glue between the request path and the response cache. A request of a cached route goes:
+ *   classify (policy.c) -> BYPASS / UNSAFE: forward; X-Cache: BYPASS; invalidate after a success
+ *   lookup (cache.c)    -> fresh: HIT, one writev; within stale-while-revalidate: STALE + a
+ *                          background refresh (cachebg.c); else EXPIRED (revalidate with the stored
+ *                          validators, the entry kept for a 304 or stale-if-error) or MISS
+ *   coalesce.c          -> the first miss of a key leads the fetch, the others park until it is
+ *                          stored and look up again (bounded by coalesce_timeout)
+ *   proxy.c streams the response while cache_fill copies it (up to max_object_size).
+ * Per-request state (struct chreq) is allocated only on the miss path; a hit allocates nothing. */
+#include "gateway/cachehook.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+
+#include "cache/cache.h"
+#include "cache/coalesce.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "gateway/cachehook_priv.h"
+#include "gateway/conn.h"
+#include "gateway/gwconf.h"
+#include "http/headers.h"
+
+/* ---- setup ---- */
+
+static void cachehook__route_conf(struct chroute *r, const struct gw_route *gr,
+                                  const struct gw_config *cfg)
+{
+    const struct gw_route_cache *rc = &gr->cache;
+    r->enabled = rc->enabled;
+    r->vary = xcalloc(rc->vary.n + 1, sizeof(char *));
+    for (size_t i = 0; i < rc->vary.n; i++)
+        r->vary[i] = rc->vary.v[i];
+    r->ignore = xcalloc(rc->ignore_query.n + 1, sizeof(char *));
+    for (size_t i = 0; i < rc->ignore_query.n; i++)
+        r->ignore[i] = rc->ignore_query.v[i];
+    struct policy_conf *pc = &r->pc;
+    pc->ttl_ms = rc->ttl_ms;
+    pc->override = rc->override;
+    pc->swr_ms = rc->stale_while_revalidate_ms;
+    pc->sie_ms = rc->stale_if_error_ms;
+    pc->max_stale_ms = cfg->cache.max_stale_ms;
+    pc->vary = (const char *const *)r->vary;
+    pc->ignore_query = (const char *const *)r->ignore;
+    pc->statuses = rc->statuses;
+    pc->nstatuses = rc->nstatuses;
+    pc->allow_set_cookie = false;
+    r->max_object = rc->max_object_size ? rc->max_object_size : cfg->cache.max_object_size;
+    r->coalesce = cfg->cache.coalesce && rc->coalesce;
+    r->gr = gr;
+}
+
+static void cachehook__register_metrics(struct cachehook *ch, struct metrics *m)
+{
+    const char *l_st[] = {"status", NULL};
+    int f = metrics_family(m, METRICS_COUNTER, "apigate_cache_requests_total",
+                           "Requests of cached routes by cache outcome (the X-Cache value).", l_st);
+    static const char *const names[CACHE_STATUS_COUNT] = {"", "hit", "stale", "miss", "expired",
+                                                          "bypass"};
+    for (int i = 1; i < CACHE_STATUS_COUNT; i++)
+        ch->m_status[i] = metrics_series1(m, f, names[i]);
+    ch->m_status[0] = METRICS_REF_NONE;
+#define CTR(field, name, help)                                                                     \
+    f = metrics_family(m, METRICS_COUNTER, name, help, NULL);                                      \
+    ch->field = metrics_series1(m, f, NULL)
+#define GSET(field, name, help)                                                                    \
+    f = metrics_family(m, METRICS_GAUGE_SET, name, help, NULL);                                    \
+    ch->field = metrics_series1(m, f, NULL)
+    CTR(m_coalesced, "apigate_cache_coalesced_total",
+        "Misses that waited for a fetch of the same key already in flight.");
+    CTR(m_coalesce_timeouts, "apigate_cache_coalesce_timeouts_total",
+        "Coalesced waiters that gave up after coalesce_timeout and fetched themselves.");
+    CTR(m_stores, "apigate_cache_stores_total", "Responses stored in the cache.");
+    CTR(m_not_stored, "apigate_cache_not_stored_total",
+        "Responses of cached routes not stored (policy, size).");
+    CTR(m_revalidated, "apigate_cache_revalidated_total",
+        "Stale entries refreshed by a 304 from the origin.");
+    CTR(m_stale_errors, "apigate_cache_stale_if_error_total",
+        "Stale entries served because the origin failed (stale-if-error).");
+    CTR(m_bg_refresh, "apigate_cache_background_refreshes_total",
+        "Background refreshes started (stale-while-revalidate).");
+    CTR(m_invalidations, "apigate_cache_invalidations_total",
+        "URIs invalidated after successful unsafe requests.");
+    CTR(m_l2_hits, "apigate_cache_l2_hits_total", "L1 misses answered by the Redis L2.");
+    CTR(m_l2_misses, "apigate_cache_l2_misses_total", "L1 misses the Redis L2 did not have.");
+    CTR(m_l2_errors, "apigate_cache_l2_errors_total",
+        "Redis L2 operations that failed or timed out.");
+    GSET(g_objects, "apigate_cache_objects", "Objects in the in-process cache.");
+    GSET(g_bytes, "apigate_cache_bytes", "Bytes charged in the in-process cache.");
+    GSET(g_limit, "apigate_cache_limit_bytes", "Byte limit of the in-process cache.");
+    GSET(g_evictions, "apigate_cache_evictions_total", "Objects evicted to make room.");
+    GSET(g_expired, "apigate_cache_expired_total", "Objects dropped because they expired.");
+    GSET(g_purged, "apigate_cache_purged_total", "Objects removed by invalidation or purge.");
+    GSET(g_purges, "apigate_cache_purges_total", "Invalidations and purges applied.");
+    GSET(g_inflight, "apigate_cache_fetches_in_flight", "Coalesced fetches in progress.");
+#undef CTR
+#undef GSET
+}
+
+struct cachehook *cachehook_create(struct gw_shared *sh)
+{
+    const struct gw_config *cfg = sh->cfg;
+    bool any = false;
+    for (size_t i = 0; i < cfg->nroutes; i++)
+        any = any || cfg->routes[i].cache.enabled;
+    if (!any || cfg->cache.memory == 0)
+        return NULL;
+    struct cachehook *ch = xcalloc(1, sizeof(*ch));
+    ch->sh = sh;
+    unsigned shards = (unsigned)cfg->cache.shards;
+    if (shards == 0)
+        shards = (unsigned)(4 * (sh->nthreads ? sh->nthreads : 1));
+    if (shards < 16)
+        shards = 16;
+    ch->cache = cache_create(cfg->cache.memory, shards, cfg->cache.max_stale_ms);
+    ch->co = coalesce_create();
+    ch->nroutes = cfg->nroutes;
+    ch->routes = xcalloc(cfg->nroutes ? cfg->nroutes : 1, sizeof(*ch->routes));
+    for (size_t i = 0; i < cfg->nroutes; i++)
+        cachehook__route_conf(&ch->routes[i], &cfg->routes[i], cfg);
+    ch->nthreads = sh->nthreads ? sh->nthreads : 1;
+    ch->threads = xcalloc(ch->nthreads, sizeof(*ch->threads));
+    for (size_t i = 0; i < ch->nthreads; i++)
+        buf_init(&ch->threads[i].key);
+    cachehook__register_metrics(ch, sh->metrics);
+    metrics_gauge_set(sh->metrics, ch->g_limit, (int64_t)cfg->cache.memory);
+    ch->l2 = chl2_create(ch);
+    return ch;
+}
+
+void cachehook_destroy(struct cachehook *ch)
+{
+    if (ch == NULL)
+        return;
+    chl2_destroy(ch->l2);
+    for (size_t i = 0; i < ch->nroutes; i++) {
+        free(ch->routes[i].vary);
+        free(ch->routes[i].ignore);
+    }
+    free(ch->routes);
+    for (size_t i = 0; i < ch->nthreads; i++)
+        buf_deinit(&ch->threads[i].key);
+    free(ch->threads);
+    coalesce_destroy(ch->co);
+    cache_destroy(ch->cache);
+    free(ch);
+}
+
+void cachehook_thread_start(struct gwthread *th)
+{
+    struct cachehook *ch = th->sh->cache;
+    if (ch != NULL)
+        chl2_thread_start(ch, th);
+}
+
+void cachehook_thread_stop(struct gwthread *th)
+{
+    struct cachehook *ch = th->sh->cache;
+    if (ch != NULL)
+        chl2_thread_stop(ch, th);
+}
+
+/* ---- per-request state ---- */
+
+static struct chreq *cachehook__creq(struct conn *c, const struct chroute *r)
+{
+    struct chreq *cr = xcalloc(1, sizeof(*cr));
+    cr->route = r;
+    buf_init(&cr->head);
+    c->creq = cr;
+    return cr;
+}
+
+/* Copies the request head into the chreq and re-points c->req at the copy: the originals are
+ * slices of c->in, which the next pipelined request may overwrite while this one waits or
+ * streams, and the cache reads them again at response time. */
+static int cachehook__own_request(struct conn *c, struct chreq *cr)
+{
+    struct h1_request *req = &c->req;
+    struct buf *b = &cr->head;
+    buf_reset(b);
+    buf_append(b, req->method, req->method_len);
+    buf_append(b, " ", 1);
+    buf_append(b, req->target, req->target_len);
+    buf_append_str(b, req->minor_version == 0 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n");
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const struct h1_header *h = &req->headers[i];
+        buf_append(b, h->name, h->name_len);
+        buf_append(b, ": ", 2);
+        buf_append(b, h->value, h->value_len);
+        buf_append(b, "\r\n", 2);
+    }
+    buf_append(b, "\r\n", 2);
+    struct h1_limits lim = {.max_request_line = b->len + 1, .max_head = b->len + 1,
+                            .max_headers = c->max_hdrs};
+    struct h1_request copy;
+    if (h1_parse_request(b->data, b->len, &copy, c->hdrs, c->max_hdrs, &lim) <= 0)
+        return -1;
+    *req = copy;
+    return 0;
+}
+
+static void cachehook__finish_flight(struct cachehook *ch, struct chreq *cr)
+{
+    if (cr->flight != NULL) {
+        coalesce_finish(ch->co, cr->flight);
+        cr->flight = NULL;
+    }
+}
+
+void cachehook_request_end(struct conn *c)
+{
+    struct chreq *cr = c->creq;
+    if (cr == NULL)
+        return;
+    struct cachehook *ch = c->th->sh->cache;
+    c->creq = NULL;
+    if (cr->wait != NULL) {
+        struct chwait *w = cr->wait;
+        loop_timer_stop(c->th->loop, &w->timer);
+        if (coalesce_cancel(ch->co, &w->w))
+            free(w);
+        else
+            w->w.arg = NULL; /* the wake is posted: it frees the waiter */
+        cr->wait = NULL;
+    }
+    cache_fill_abort(cr->fill);
+    cr->fill = NULL;
+    cachehook__finish_flight(ch, cr);
+    cache_release(ch->cache, cr->stale);
+    chl2_request_end(ch, c, cr);
+    buf_deinit(&cr->head);
+    free(cr->key);
+    free(cr->inv_host);
+    free(cr->inv_target);
+    free(cr);
+}
+
+/* ---- serving ---- */
+
+static const char *cachehook__conn_header(const struct conn *c)
+{
+    if (!c->keep_alive)
+        return "Connection: close\r\n";
+    return c->req.minor_version == 0 ? "Connection: keep-alive\r\n" : NULL;
+}
+
+void cachehook__count(struct conn *c, enum cache_status st)
+{
+    struct cachehook *ch = c->th->sh->cache;
+    metrics_counter_inc(c->th->ms, ch->m_status[st]);
+}
+
+/* Answers the request from entry <o>: a 304 when the client's validators match, else the stored
+ * bytes with the per-hit block, as one writev when the socket takes it. Ends the request. */
+void cachehook__serve(struct conn *c, struct store_obj *o, uint64_t age_ms, enum cache_status st)
+{
+    const struct cache_entry *e = o->payload;
+    const char *connh = cachehook__conn_header(c);
+    if (e->status >= 200 && e->status < 300 && cache_conditional_match(e, &c->req)) {
+        cache_write_304(e, age_ms, st, connh, &c->out);
+        c->status = 304;
+    } else {
+        char block[160];
+        size_t bl = cache_hit_block(block, age_ms, st, connh);
+        struct iovec iov[3] = {
+            {.iov_base = e->data, .iov_len = e->head_len},
+            {.iov_base = block, .iov_len = bl},
+            {.iov_base = e->data + e->head_len, .iov_len = e->body_len},
+        };
+        int n = c->req.method_id == H1_M_HEAD || e->body_len == 0 ? 2 : 3;
+        size_t off = 0;
+        if (c->writable && buf_pending(&c->out) == 0) {
+            ssize_t w;
+            do
+                w = writev(c->fd, iov, n);
+            while (w == -1 && errno == EINTR);
+            if (w == -1) {
+                if (errno != EAGAIN) {
+                    conn_close(c);
+                    return;
+                }
+                c->writable = false;
+                w = 0;
+            }
+            c->bytes_out += (uint64_t)w;
+            off = (size_t)w;
+        }
+        /* what the socket did not take waits in c->out (a copy: the entry may go away) */
+        for (int i = 0; i < n; i++) {
+            if (off >= iov[i].iov_len) {
+                off -= iov[i].iov_len;
+                continue;
+            }
+            buf_append(&c->out, (char *)iov[i].iov_base + off, iov[i].iov_len - off);
+            off = 0;
+        }
+        c->status = e->status;
+    }
+    c->head_sent = true;
+    cachehook__count(c, st);
+    if (conn_send(c, NULL, 0) == -1)
+        return;
+    conn_request_done(c);
+}
+
+/* ---- request start ---- */
+
+static void cachehook__wake(struct loop *loop, void *arg);
+
+static void cachehook__wait_timeout(struct loop *loop, void *arg)
+{
+    (void)loop;
+    struct chwait *w = arg;
+    struct conn *c = w->c;
+    struct cachehook *ch = c->th->sh->cache;
+    if (!coalesce_cancel(ch->co, &w->w))
+        return; /* the leader finished meanwhile: the wake is on its way */
+    c->creq->wait = NULL;
+    free(w);
+    metrics_counter_inc(c->th->ms, ch->m_coalesce_timeouts);
+    proxy_start(c);
+}
+
+/* The fetch for this key is done (or abandoned): look up again; fetch ourselves when it brought
+ * nothing usable. */
+static void cachehook__wake(struct loop *loop, void *arg)
+{
+    struct chwait *w = arg;
+    if (w->w.arg == NULL) {
+        free(w); /* the request ended while the wake was posted */
+        return;
+    }
+    struct conn *c = w->c;
+    loop_timer_stop(loop, &w->timer);
+    struct chreq *cr = c->creq;
+    cr->wait = NULL;
+    free(w);
+    struct cachehook *ch = c->th->sh->cache;
+    struct chthread *t = &ch->threads[c->th->index];
+    struct cache_found f;
+    if (cache_lookup(ch->cache, &cr->route->pc, &c->req, &cr->preq, loop_now_ms(loop), &t->key,
+                     &f) == 0 &&
+        f.obj != NULL && (f.use == POLICY_USE_FRESH || f.use == POLICY_USE_STALE_SWR)) {
+        struct store_obj *o = f.obj;
+        cachehook__serve(c, o, f.age_ms, f.use == POLICY_USE_FRESH ? CACHE_HIT : CACHE_STALE);
+        cache_release(ch->cache, o);
+        return;
+    }
+    if (f.obj != NULL)
+        cache_release(ch->cache, f.obj);
+    proxy_start(c);
+}
+
+/* A miss or a revalidation: lead the fetch of the key, or wait for the one in flight. Returns
+ * true when parked. */
+bool cachehook__fetch_or_wait(struct conn *c, struct chreq *cr)
+{
+    struct cachehook *ch = c->th->sh->cache;
+    if (!cr->route->coalesce || c->req.method_id != H1_M_GET)
+        return false;
+    struct chwait *w = xcalloc(1, sizeof(*w));
+    w->c = c;
+    w->w.loop = c->th->loop;
+    w->w.wake = cachehook__wake;
+    w->w.arg = c;
+    struct coalesce_flight *lead = NULL;
+    if (coalesce_join(ch->co, cr->key, cr->base_len, &w->w, &lead) == COALESCE_LEADER) {
+        free(w);
+        cr->flight = lead;
+        return false;
+    }
+    cr->wait = w;
+    metrics_counter_inc(c->th->ms, ch->m_coalesced);
+    loop_timer_init(&w->timer, cachehook__wait_timeout, w);
+    loop_timer_start(c->th->loop, &w->timer, c->th->sh->cfg->cache.coalesce_timeout_ms);
+    return true;
+}
+
+static void cachehook__keep_key(struct chreq *cr, const struct buf *key, const struct cache_found *f)
+{
+    cr->key = xmalloc(key->len + 1);
+    memcpy(cr->key, key->data, key->len);
+    cr->key_len = f->key_len;
+    cr->base_len = f->base_len;
+    cr->primary_len = f->primary_len;
+    cr->path_gen = f->path_gen;
+}
+
+bool cachehook_request(struct conn *c)
+{
+    struct cachehook *ch = c->th->sh->cache;
+    if (ch == NULL || c->route < 0 || (size_t)c->route >= ch->nroutes ||
+        !ch->routes[c->route].enabled)
+        return false;
+    const struct chroute *r = &ch->routes[c->route];
+    struct policy_req preq;
+    policy_classify_request(&r->pc, &c->req, &preq);
+    if (preq.action == POLICY_REQ_UNSAFE) {
+        /* forwarded; a success invalidates (the slices are copied: read at response time) */
+        struct chreq *cr = cachehook__creq(c, r);
+        cr->preq = preq;
+        cr->st = CACHE_BYPASS;
+        cr->unsafe = true;
+        const struct h1_request *req = &c->req;
+        if (req->host != NULL) {
+            cr->inv_host = xmalloc(req->host_len + 1);
+            memcpy(cr->inv_host, req->host, req->host_len);
+            cr->inv_host_len = req->host_len;
+        }
+        cr->inv_target = xmalloc(req->path_len + 1);
+        memcpy(cr->inv_target, req->path, req->path_len);
+        cr->inv_target_len = req->path_len;
+        cachehook__count(c, CACHE_BYPASS);
+        return false;
+    }
+    if (preq.action == POLICY_REQ_BYPASS || c->req.body != H1_BODY_NONE) {
+        struct chreq *cr = cachehook__creq(c, r);
+        cr->st = CACHE_BYPASS;
+        cachehook__count(c, CACHE_BYPASS);
+        return false;
+    }
+    struct chthread *t = &ch->threads[c->th->index];
+    uint64_t now = loop_now_ms(c->th->loop);
+    struct cache_found f;
+    if (cache_lookup(ch->cache, &r->pc, &c->req, &preq, now, &t->key, &f) == -1) {
+        struct chreq *cr = cachehook__creq(c, r);
+        cr->st = CACHE_BYPASS;
+        cachehook__count(c, CACHE_BYPASS);
+        return false;
+    }
+    if (f.obj != NULL && f.use == POLICY_USE_FRESH) {
+        /* the hot path: no allocation, one writev */
+        struct store_obj *o = f.obj;
+        cachehook__serve(c, o, f.age_ms, CACHE_HIT);
+        cache_release(ch->cache, o);
+        return true;
+    }
+    struct chreq *cr = cachehook__creq(c, r);
+    cr->preq = preq;
+    cr->req_wall_s = clock_wall_s();
+    cachehook__keep_key(cr, &t->key, &f);
+    if (f.obj != NULL && f.use == POLICY_USE_STALE_SWR && c->req.method_id == H1_M_GET) {
+        struct store_obj *o = f.obj;
+        if (cachehook__own_request(c, cr) == 0)
+            chbg_refresh(ch, c, cr, o);
+        cachehook__serve(c, o, f.age_ms, CACHE_STALE);
+        cache_release(ch->cache, o);
+        return true;
+    }
+    if (cachehook__own_request(c, cr) == -1) {
+        cache_release(ch->cache, f.obj);
+        cr->st = CACHE_BYPASS;
+        cachehook__count(c, CACHE_BYPASS);
+        return false;
+    }
+    if (f.obj != NULL) {
+        /* stale (or no-cache): revalidate; the entry stays for a 304 or stale-if-error */
+        cr->st = CACHE_EXPIRED;
+        cr->stale = f.obj;
+        const struct cache_entry *e = f.obj->payload;
+        bool client_cond = headers_find(c->req.headers, c->req.nheaders, "if-none-match") ||
+                           headers_find(c->req.headers, c->req.nheaders, "if-modified-since");
+        cr->add_validators = c->req.method_id == H1_M_GET && !client_cond &&
+                             (e->etag != NULL || e->last_modified != INT64_MIN);
+    } else {
+        cr->st = CACHE_MISS;
+    }
+    if (preq.cc.only_if_cached) {
+        cachehook__count(c, cr->st);
+        conn_respond_error(c, 504, "not_cached", "only-if-cached and no usable stored response",
+                           NULL);
+        return true;
+    }
+    cachehook__count(c, cr->st);
+    if (cachehook__fetch_or_wait(c, cr))
+        return true;
+    if (cr->st == CACHE_MISS && chl2_lookup(ch, c, cr))
+        return true; /* asked the L2; it continues the request */
+    return false;
+}
+
+/* ---- upstream exchange ---- */
+
+void cachehook_upstream_headers(struct conn *c, struct buf *b)
+{
+    struct chreq *cr = c->creq;
+    if (cr == NULL || !cr->add_validators || cr->stale == NULL)
+        return;
+    const struct cache_entry *e = cr->stale->payload;
+    if (e->etag != NULL) {
+        buf_append_str(b, "If-None-Match: ");
+        buf_append(b, e->etag, e->etag_len);
+        buf_append(b, "\r\n", 2);
+    }
+    if (e->last_modified != INT64_MIN) {
+        char d[HTTP_DATE_LEN + 1];
+        http_date_format(e->last_modified, d);
+        buf_append_str(b, "If-Modified-Since: ");
+        buf_append_str(b, d);
+        buf_append(b, "\r\n", 2);
+    }
+    cr->validators_sent = true;
+}
+
+static void cachehook__invalidate(struct conn *c, struct chreq *cr, const struct h1_response *res)
+{
+    struct cachehook *ch = c->th->sh->cache;
+    const struct gw_route_cache *rc = &cr->route->gr->cache;
+    const char *host = cr->inv_host;
+    size_t hl = cr->inv_host_len;
+    size_t n = 0;
+    if (rc->invalidate_self) {
+        cache_invalidate_uri(ch->cache, host, hl, cr->inv_target, cr->inv_target_len);
+        chl2_publish(ch, c->th, cr->inv_target, cr->inv_target_len, false);
+        n++;
+        for (size_t i = 0; i < res->nheaders; i++) {
+            const struct h1_header *h = &res->headers[i];
+            if ((h->name_len == 8 && headers_name_eq(h->name, 8, "location")) ||
+                (h->name_len == 16 && headers_name_eq(h->name, 16, "content-location"))) {
+                cache_invalidate_uri(ch->cache, host, hl, h->value, h->value_len);
+                if (h->value_len > 0 && h->value[0] == '/')
+                    chl2_publish(ch, c->th, h->value, h->value_len, false);
+                n++;
+            }
+        }
+    }
+    for (size_t i = 0; i < rc->invalidate.n; i++) {
+        const char *p = rc->invalidate.v[i];
+        size_t len = strlen(p);
+        if (len > 0 && p[len - 1] == '*') {
+            cache_purge(ch->cache, p, len - 1, true);
+            chl2_publish(ch, c->th, p, len - 1, true);
+        } else {
+            cache_invalidate_path(ch->cache, host, hl, p, len);
+            chl2_publish(ch, c->th, p, len, false);
+        }
+        n++;
+    }
+    metrics_counter_add(c->th->ms, ch->m_invalidations, n);
+}
+
+int cachehook_response_head(struct conn *c)
+{
+    struct chreq *cr = c->creq;
+    if (cr == NULL)
+        return 0;
+    struct cachehook *ch = c->th->sh->cache;
+    const struct h1_response *res = &c->px.res;
+    if (cr->unsafe) {
+        if (res->status >= 200 && res->status < 400)
+            cachehook__invalidate(c, cr, res);
+        return 0;
+    }
+    if (cr->st != CACHE_MISS && cr->st != CACHE_EXPIRED)
+        return 0;
+    uint64_t now = loop_now_ms(c->th->loop);
+    int64_t wall = clock_wall_s();
+    if (res->status == 304 && cr->stale != NULL && cr->validators_sent) {
+        /* our revalidation succeeded: refresh the entry, answer from it */
+        struct store_obj *o = cache_refresh_304(ch->cache, &cr->route->pc, &c->req, &cr->preq,
+                                                cr->stale, res, cr->req_wall_s, wall, now,
+                                                cr->key, cr->key_len, cr->primary_len);
+        metrics_counter_inc(c->th->ms, ch->m_revalidated);
+        struct store_obj *use = o != NULL ? o : cr->stale;
+        const struct cache_entry *e = use->payload;
+        uint64_t age = policy_age_ms(e->fresh.initial_age_ms, e->stored_ms, now);
+        cachehook__write_entry(c, use, age, CACHE_EXPIRED);
+        if (o != NULL) {
+            chl2_store(ch, c, cr, o);
+            cache_release(ch->cache, o);
+        }
+        return 1;
+    }
+    if (res->status >= 500 && cr->stale != NULL) {
+        const struct cache_entry *e = cr->stale->payload;
+        uint64_t age = policy_age_ms(e->fresh.initial_age_ms, e->stored_ms, now);
+        if (policy_stale_if_error_ok(&e->fresh, age, &cr->preq)) {
+            metrics_counter_inc(c->th->ms, ch->m_stale_errors);
+            cachehook__write_entry(c, cr->stale, age, CACHE_STALE);
+            return 2;
+        }
+    }
+    if (c->req.method_id != H1_M_GET)
+        return 0;
+    const char *why = NULL;
+    cr->fill = cache_fill_begin(ch->cache, &cr->route->pc, &c->req, &cr->preq, res,
+                                cr->req_wall_s, wall, now, cr->path_gen, cr->route->max_object,
+                                conn_date(c->th), &why);
+    if (cr->fill == NULL)
+        metrics_counter_inc(c->th->ms, ch->m_not_stored);
+    return 0;
+}
+
+/* Writes the whole response of entry <o> into c->out (the revalidation and stale-if-error paths,
+ * which run inside the proxy's exchange; the proxy ends the request). */
+void cachehook__write_entry(struct conn *c, struct store_obj *o, uint64_t age_ms,
+                            enum cache_status st)
+{
+    const struct cache_entry *e = o->payload;
+    const char *connh = cachehook__conn_header(c);
+    if (e->status >= 200 && e->status < 300 && cache_conditional_match(e, &c->req)) {
+        cache_write_304(e, age_ms, st, connh, &c->out);
+        c->status = 304;
+    } else {
+        char block[160];
+        size_t bl = cache_hit_block(block, age_ms, st, connh);
+        buf_append(&c->out, e->data, e->head_len);
+        buf_append(&c->out, block, bl);
+        if (c->req.method_id != H1_M_HEAD)
+            buf_append(&c->out, e->data + e->head_len, e->body_len);
+        c->status = e->status;
+    }
+    c->head_sent = true;
+    if (c->creq != NULL)
+        c->creq->st = st;
+}
+
+void cachehook_client_headers(struct conn *c, struct buf *b)
+{
+    struct chreq *cr = c->creq;
+    if (cr == NULL || cr->st == CACHE_NONE)
+        return;
+    buf_append_str(b, "X-Cache: ");
+    buf_append_str(b, cache_status_name(cr->st));
+    buf_append(b, "\r\n", 2);
+}
+
+void cachehook_response_body(struct conn *c, const char *p, size_t n)
+{
+    struct chreq *cr = c->creq;
+    if (cr == NULL || cr->fill == NULL || n == 0)
+        return;
+    if (cache_fill_body(cr->fill, p, n) == -1) {
+        cache_fill_abort(cr->fill);
+        cr->fill = NULL;
+        metrics_counter_inc(c->th->ms, c->th->sh->cache->m_not_stored);
+    }
+}
+
+void cachehook_response_done(struct conn *c)
+{
+    struct chreq *cr = c->creq;
+    if (cr == NULL)
+        return;
+    struct cachehook *ch = c->th->sh->cache;
+    if (cr->fill != NULL) {
+        struct cache_fill *f = cr->fill;
+        cr->fill = NULL;
+        chl2_fill_copy(ch, c, cr, f);
+        if (cache_fill_end(ch->cache, f, loop_now_ms(c->th->loop)) == 0)
+            metrics_counter_inc(c->th->ms, ch->m_stores);
+        else
+            metrics_counter_inc(c->th->ms, ch->m_not_stored);
+    }
+    /* stored (or not): the waiters look up again now */
+    cachehook__finish_flight(ch, cr);
+}
+
+bool cachehook_upstream_failed(struct conn *c)
+{
+    struct chreq *cr = c->creq;
+    if (cr == NULL || cr->stale == NULL || c->head_sent)
+        return false;
+    struct cachehook *ch = c->th->sh->cache;
+    const struct cache_entry *e = cr->stale->payload;
+    uint64_t now = loop_now_ms(c->th->loop);
+    uint64_t age = policy_age_ms(e->fresh.initial_age_ms, e->stored_ms, now);
+    if (!policy_stale_if_error_ok(&e->fresh, age, &cr->preq))
+        return false;
+    metrics_counter_inc(c->th->ms, ch->m_stale_errors);
+    struct store_obj *o = cr->stale;
+    cr->stale = NULL;
+    cr->st = CACHE_STALE;
+    cachehook__serve(c, o, age, CACHE_STALE);
+    cache_release(ch->cache, o);
+    return true;
+}
+
+/* ---- admin ---- */
+
+/* Value of query parameter <name> in <q> (not decoded except %2F and %2A, which paths need). */
+static bool cachehook__param(const char *q, size_t qlen, const char *name, char *out, size_t cap)
+{
+    size_t nl = strlen(name);
+    size_t i = 0;
+    while (i < qlen) {
+        size_t s = i;
+        while (i < qlen && q[i] != '&')
+            i++;
+        if (i - s > nl && memcmp(q + s, name, nl) == 0 && q[s + nl] == '=') {
+            size_t o = 0;
+            for (size_t k = s + nl + 1; k < i && o + 1 < cap; k++) {
+                if (q[k] == '%' && k + 2 < i) {
+                    char hex[3] = {q[k + 1], q[k + 2], 0};
+                    out[o++] = (char)strtol(hex, NULL, 16);
+                    k += 2;
+                } else {
+                    out[o++] = q[k] == '+' ? ' ' : q[k];
+                }
+            }
+            out[o] = '\0';
+            return true;
+        }
+        i++;
+    }
+    return false;
+}
+
+static void cachehook__json_stats(struct cachehook *ch, struct buf *out)
+{
+    struct metrics *m = ch->sh->metrics;
+    int64_t v[CACHE_STATUS_COUNT] = {0};
+    for (int i = 1; i < CACHE_STATUS_COUNT; i++)
+        v[i] = metrics_read(m, ch->m_status[i], METRICS_COUNTER);
+    struct cache_stats s;
+    cache_stats(ch->cache, &s);
+    int64_t hits = v[CACHE_HIT] + v[CACHE_STALE];
+    int64_t misses = v[CACHE_MISS] + v[CACHE_EXPIRED];
+    int64_t total = hits + misses;
+    buf_printf(out,
+               "{\"enabled\":true,\"hits\":%lld,\"misses\":%lld,\"hitRate\":%.4f,\"total\":%lld,"
+               "\"fresh_hits\":%lld,\"stale\":%lld,\"expired\":%lld,\"bypass\":%lld,"
+               "\"coalesced\":%lld,\"coalesce_timeouts\":%lld,\"stores\":%lld,"
+               "\"not_stored\":%lld,\"revalidated\":%lld,\"stale_if_error\":%lld,"
+               "\"background_refreshes\":%lld,\"invalidations\":%lld,\"objects\":%llu,"
+               "\"bytes\":%llu,\"limit_bytes\":%llu,\"evictions\":%llu,\"expired_removed\":%llu,"
+               "\"purged\":%llu,\"purges\":%llu,\"fetches_in_flight\":%zu,",
+               (long long)hits, (long long)misses, total ? (double)hits / (double)total : 0.0,
+               (long long)total, (long long)v[CACHE_HIT], (long long)v[CACHE_STALE],
+               (long long)v[CACHE_EXPIRED], (long long)v[CACHE_BYPASS],
+               (long long)metrics_read(m, ch->m_coalesced, METRICS_COUNTER),
+               (long long)metrics_read(m, ch->m_coalesce_timeouts, METRICS_COUNTER),
+               (long long)metrics_read(m, ch->m_stores, METRICS_COUNTER),
+               (long long)metrics_read(m, ch->m_not_stored, METRICS_COUNTER),
+               (long long)metrics_read(m, ch->m_revalidated, METRICS_COUNTER),
+               (long long)metrics_read(m, ch->m_stale_errors, METRICS_COUNTER),
+               (long long)metrics_read(m, ch->m_bg_refresh, METRICS_COUNTER),
+               (long long)metrics_read(m, ch->m_invalidations, METRICS_COUNTER),
+               (unsigned long long)s.store.objects, (unsigned long long)s.store.bytes,
+               (unsigned long long)s.store.limit, (unsigned long long)s.store.evictions,
+               (unsigned long long)s.store.expired, (unsigned long long)s.store.purged,
+               (unsigned long long)s.purges, coalesce_inflight(ch->co));
+    buf_printf(out, "\"l2\":{\"enabled\":%s,\"hits\":%lld,\"misses\":%lld,\"errors\":%lld}}",
+               ch->l2 != NULL ? "true" : "false",
+               (long long)metrics_read(m, ch->m_l2_hits, METRICS_COUNTER),
+               (long long)metrics_read(m, ch->m_l2_misses, METRICS_COUNTER),
+               (long long)metrics_read(m, ch->m_l2_errors, METRICS_COUNTER));
+}
+
+void cachehook_stats_json(struct gw_shared *sh, struct buf *out)
+{
+    if (sh->cache == NULL) {
+        buf_append_str(out, "{\"enabled\":false,\"hits\":0,\"misses\":0,\"stale\":0}");
+        return;
+    }
+    cachehook__json_stats(sh->cache, out);
+}
+
+void cachehook_refresh_metrics(struct gw_shared *sh)
+{
+    struct cachehook *ch = sh->cache;
+    if (ch == NULL)
+        return;
+    struct cache_stats s;
+    cache_stats(ch->cache, &s);
+    struct metrics *m = sh->metrics;
+    metrics_gauge_set(m, ch->g_objects, (int64_t)s.store.objects);
+    metrics_gauge_set(m, ch->g_bytes, (int64_t)s.store.bytes);
+    metrics_gauge_set(m, ch->g_evictions, (int64_t)s.store.evictions);
+    metrics_gauge_set(m, ch->g_expired, (int64_t)s.store.expired);
+    metrics_gauge_set(m, ch->g_purged, (int64_t)s.store.purged);
+    metrics_gauge_set(m, ch->g_purges, (int64_t)s.purges);
+    metrics_gauge_set(m, ch->g_inflight, (int64_t)coalesce_inflight(ch->co));
+}
+
+bool cachehook_admin(struct gw_shared *sh, const struct h1_request *req, struct buf *body,
+                     int *status, const char **ctype)
+{
+#define PATH_IS(s) (req->path_len == sizeof(s) - 1 && memcmp(req->path, s, sizeof(s) - 1) == 0)
+    bool get = req->method_id == H1_M_GET || req->method_id == H1_M_HEAD;
+    struct cachehook *ch = sh->cache;
+    *ctype = "application/json";
+    if (PATH_IS("/cache/stats") || PATH_IS("/metrics/cache")) {
+        if (!get) {
+            *status = 405;
+            buf_append_str(body, "{\"error\":\"method_not_allowed\"}\n");
+            return true;
+        }
+        *status = 200;
+        cachehook_stats_json(sh, body);
+        buf_append_str(body, "\n");
+        return true;
+    }
+    if (!PATH_IS("/cache/purge"))
+        return false;
+#undef PATH_IS
+    if (req->method_id != H1_M_POST && req->method_id != H1_M_DELETE) {
+        *status = 405;
+        buf_append_str(body, "{\"error\":\"method_not_allowed\",\"allowed\":\"POST\"}\n");
+        return true;
+    }
+    if (ch == NULL) {
+        *status = 409;
+        buf_append_str(body, "{\"error\":\"cache_disabled\"}\n");
+        return true;
+    }
+    char val[2048];
+    const char *q = req->query ? req->query : "";
+    size_t ql = req->query ? req->query_len : 0;
+    size_t n;
+    if (cachehook__param(q, ql, "key", val, sizeof(val)) ||
+        cachehook__param(q, ql, "path", val, sizeof(val))) {
+        if (val[0] != '/') {
+            *status = 400;
+            buf_append_str(body, "{\"error\":\"bad_request\",\"message\":\"key must be a path "
+                                 "starting with /\"}\n");
+            return true;
+        }
+        n = cache_purge(ch->cache, val, strlen(val), false);
+        chl2_publish(ch, NULL, val, strlen(val), false);
+        buf_append_str(body, "{\"purged\":");
+        buf_printf(body, "%zu,\"key\":", n);
+        buf_append_json_str(body, val, strlen(val));
+        buf_append_str(body, "}\n");
+    } else if (cachehook__param(q, ql, "prefix", val, sizeof(val))) {
+        n = cache_purge(ch->cache, val, strlen(val), true);
+        chl2_publish(ch, NULL, val, strlen(val), true);
+        buf_append_str(body, "{\"purged\":");
+        buf_printf(body, "%zu,\"prefix\":", n);
+        buf_append_json_str(body, val, strlen(val));
+        buf_append_str(body, "}\n");
+    } else if (cachehook__param(q, ql, "all", val, sizeof(val))) {
+        n = cache_purge(ch->cache, "*", 1, true);
+        chl2_publish(ch, NULL, "*", 1, true);
+        buf_printf(body, "{\"purged\":%zu,\"all\":true}\n", n);
+    } else {
+        *status = 400;
+        buf_append_str(body, "{\"error\":\"bad_request\",\"message\":\"give ?key=/path (exact, "
+                             "every variant and query), ?prefix=/path or ?all=1\"}\n");
+        return true;
+    }
+    *status = 200;
+    return true;
+}

@@ -1,0 +1,109 @@
+/* Private to the cache glue of the gateway (cachehook.c, cachebg.c, cachel2.c): the worker's cache
+ * context, the per-request state, and the functions the three files share. */
+#ifndef AG_GATEWAY_CACHEHOOK_PRIV_H
+#define AG_GATEWAY_CACHEHOOK_PRIV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cache/cache.h"
+#include "cache/coalesce.h"
+#include "core/buf.h"
+#include "core/loop.h"
+#include "gateway/cachehook.h"
+#include "metrics/metrics.h"
+
+struct gw_route;
+struct chl2;
+
+/* A cached route's policy, built once per worker. */
+struct chroute {
+    bool enabled;
+    struct policy_conf pc;
+    char **vary;        // NULL-terminated views of the config's lists
+    char **ignore;
+    size_t max_object;
+    bool coalesce;
+    const struct gw_route *gr;
+};
+
+/* Per loop thread. */
+struct chthread {
+    struct buf key;     // lookup key scratch (the hit path allocates nothing)
+    char pad[64];
+};
+
+struct cachehook {
+    struct gw_shared *sh;
+    struct cache *cache;
+    struct coalesce *co;
+    struct chroute *routes;
+    size_t nroutes;
+    struct chthread *threads;
+    size_t nthreads;
+    struct chl2 *l2;    // Redis L2, NULL when not configured
+    metrics_ref m_status[CACHE_STATUS_COUNT];
+    metrics_ref m_coalesced, m_coalesce_timeouts, m_stores, m_not_stored, m_revalidated,
+        m_stale_errors, m_bg_refresh, m_invalidations, m_l2_hits, m_l2_misses, m_l2_errors;
+    metrics_ref g_objects, g_bytes, g_limit, g_evictions, g_expired, g_purged, g_purges,
+        g_inflight;
+};
+
+/* A request parked behind a fetch in flight. */
+struct chwait {
+    struct coalesce_waiter w; // w.arg: the conn, NULL once the request ended
+    struct loop_timer timer;  // coalesce_timeout
+    struct conn *c;
+};
+
+/* Cache state of one request that was not a plain hit. */
+struct chreq {
+    const struct chroute *route;
+    enum cache_status st;      // X-Cache of the answer
+    struct policy_req preq;
+    struct buf head;           // own copy of the request head (c->req points into it)
+    char *key;                 // full key of the lookup; [0, base_len) is the coalescing key
+    size_t key_len, base_len, primary_len;
+    uint64_t path_gen;
+    int64_t req_wall_s;
+    struct store_obj *stale;   // entry kept for revalidation / stale-if-error
+    bool add_validators;       // revalidate with the stored ETag / Last-Modified
+    bool validators_sent;
+    struct cache_fill *fill;   // entry being built from the response
+    struct coalesce_flight *flight; // we lead this fetch
+    struct chwait *wait;       // we wait for another's fetch
+    bool unsafe;               // invalidate on success
+    char *inv_host, *inv_target;
+    size_t inv_host_len, inv_target_len;
+    void *l2;                  // L2 lookup in progress (cachel2.c)
+};
+
+/* cachehook.c */
+void cachehook__count(struct conn *c, enum cache_status st);
+void cachehook__serve(struct conn *c, struct store_obj *o, uint64_t age_ms, enum cache_status st);
+void cachehook__write_entry(struct conn *c, struct store_obj *o, uint64_t age_ms,
+                            enum cache_status st);
+bool cachehook__fetch_or_wait(struct conn *c, struct chreq *cr);
+
+/* cachebg.c: refreshes entry <o> in the background (stale-while-revalidate), at most one refresh
+ * per key at a time. The request (c->req, owned by <cr>) is copied. */
+void chbg_refresh(struct cachehook *ch, struct conn *c, struct chreq *cr, struct store_obj *o);
+
+/* cachel2.c: the Redis second level. */
+struct chl2 *chl2_create(struct cachehook *ch);
+void chl2_destroy(struct chl2 *l2);
+void chl2_thread_start(struct cachehook *ch, struct gwthread *th);
+void chl2_thread_stop(struct cachehook *ch, struct gwthread *th);
+/* L1 miss: true when an L2 lookup was started (it serves the hit or calls proxy_start). */
+bool chl2_lookup(struct cachehook *ch, struct conn *c, struct chreq *cr);
+void chl2_request_end(struct cachehook *ch, struct conn *c, struct chreq *cr);
+/* A fill is about to be inserted: write it to L2 too. */
+void chl2_fill_copy(struct cachehook *ch, struct conn *c, struct chreq *cr, struct cache_fill *f);
+/* An entry was refreshed (304): write it to L2. */
+void chl2_store(struct cachehook *ch, struct conn *c, struct chreq *cr, struct store_obj *o);
+/* Publishes an invalidation to the other gateways (<th> NULL: from the admin thread). */
+void chl2_publish(struct cachehook *ch, struct gwthread *th, const char *path, size_t len,
+                  bool prefix);
+
+#endif
