@@ -213,8 +213,12 @@ static void mock_req__overloaded(struct mock_req *q, const char *why)
 {
     buf_reset(&q->resp);
     q->status = 503;
-    mock_resp_error(q->th, &q->resp, 503, why, q->keep_alive, q->minor);
-    /* the Retry-After that a load-shedding server sends is not worth a second code path */
+    struct buf body = BUF_INIT;
+    mock_body_error(&body, why);
+    /* what a load-shedding service says: come back in a second */
+    mock_resp_write(q->th, &q->resp, 503, NULL, NULL, buf_head(&body), buf_pending(&body), NULL,
+                    "Retry-After: 1\r\n", q->keep_alive, q->minor, q->head_only);
+    buf_deinit(&body);
 }
 
 static void mock_req__after_delay(struct mock_req *q)

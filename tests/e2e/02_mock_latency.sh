@@ -109,6 +109,22 @@ assert_eq "$codes" "200 503 503 " "one served, two timed out"
 assert_eq "$(mock_stat "$port" 'GET /db' 503)" 2 "503 counted"
 assert_eq "$(curl -s "$base/_mock/stats" | jq -r '.queue, .db_in_use, .inflight' | tr '\n' ' ')" "0 0 0 " "pool drained"
 
+# a queue_limit answers 503 at once, with Retry-After
+mock_set_profile "$port" '{"global": {"db_pool": {"size": 1, "service": "1s", "queue_limit": 1}},
+                           "routes": [{"path": "/db", "db": true}, {"path": "/fast"}]}'
+pids=()
+for i in 1 2; do
+    http_status "$base/db" >"$T/l.$i" &
+    pids+=($!)
+done
+sleep 0.5 # both are in: one served (1 s), one queued
+full=$(curl -s -i --max-time 5 "$base/db")
+wait "${pids[@]}"
+assert_contains "$full" "HTTP/1.1 503" "third request over queue_limit 1"
+assert_contains "$full" "Retry-After: 1" "Retry-After on 503"
+assert_contains "$full" "queue is full" "queue full message"
+assert_eq "$(cat "$T/l.1" "$T/l.2")" "200200" "the first two are served"
+
 log "cold start and stall"
 mock_set_profile "$port" $'global:\n  cold_start: {idle: 1s, extra: 400ms}\nroutes:\n  - {path: /fast}\n'
 http_status "$base/fast" >/dev/null
