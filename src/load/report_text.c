@@ -135,7 +135,7 @@ void report_text(const struct load_result *r, FILE *out)
                      : "every response had an error status");
     if (r->dropped)
         fprintf(out, "  WARNING: the requested rate was not met: %" PRIu64
-                     " iterations dropped (no free connection); raise max_vus or check the "
+                     " iterations dropped (no free connection); raise max_vus (-c in quick mode) or check the "
                      "target\n",
                 r->dropped);
 

@@ -397,6 +397,12 @@ static void run__progress(const struct run *run, const struct load_result *r,
     const struct result_sec *s = &r->series[r->nseries - 1];
     char p95[32];
     double total = (double)run->s->plan.total_us / 1e6;
+    if ((double)s->t >= ceil(total)) {
+        /* The tail after the plan (in-flight requests finishing): only ends the TTY line. */
+        if (o->tty && last)
+            fputc('\n', stderr);
+        return;
+    }
     fprintf(stderr, "%s[%4" PRId64 "s/%.0fs] %8" PRIu64 " req/s  p95 %-9s errors %-6" PRIu64
                     " vus %u%s",
             o->tty ? "\r\033[K" : "", s->t + 1, total, s->reqs,

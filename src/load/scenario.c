@@ -445,12 +445,23 @@ static void scen__request(struct scen_parse *p, const struct ynode *n, const str
                 SERR(p, v, "path: '%s' must start with '/'", v->str);
                 continue;
             }
-            if (strpbrk(v->str, " \r\n\t")) {
+            if (scen__strdup_tmpl(p, v, "path", &r->path) == NULL)
+                continue;
+            /* Whitespace inside {{ }} separates arguments; outside, it would break the request
+             * line. */
+            bool ws = false;
+            for (size_t j = 0; j < r->path.n; j++) {
+                const struct tmpl_seg *sg = &r->path.segs[j];
+                if (sg->kind == TMPL_LIT && strpbrk(sg->lit, " \r\n\t"))
+                    ws = true;
+                for (size_t c = 0; c < sg->nchoices; c++)
+                    ws |= strpbrk(sg->choices[c], "\r\n") != NULL;
+            }
+            if (ws) {
                 SERR(p, v, "path: '%s' contains whitespace; percent-encode it", v->str);
                 continue;
             }
-            if (scen__strdup_tmpl(p, v, "path", &r->path))
-                path_str = v->str;
+            path_str = v->str;
         } else if (strcmp(key, "headers") == 0) {
             scen__headers(p, r, v);
         } else if (strcmp(key, "body") == 0) {

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# apigate load, quick mode (wrk-style): against nginx `return 200`, every response is counted
+# (the server's own count agrees), the JSON report holds the same totals, a mergeable histogram and
+# a per-second series; -H, -m and --body reach the server (checked on the mock's echo route);
+# chunked bodies are framed correctly; and the progress goes to stderr, the report to stdout.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+require_cmd nginx jq curl
+
+port=$(free_port)
+mkdir -p "$T/ngx"
+cat >"$T/ngx/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+master_process off;
+pid $T/ngx/nginx.pid;
+error_log $T/ngx/error.log;
+events { worker_connections 1024; }
+http {
+  access_log $T/ngx/access.log;
+  client_body_temp_path $T/ngx; proxy_temp_path $T/ngx; fastcgi_temp_path $T/ngx;
+  uwsgi_temp_path $T/ngx; scgi_temp_path $T/ngx;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$port;
+    location / { return 200 "ok"; }
+    location /chunked { default_type text/plain; chunked_transfer_encoding on;
+                        return 200 "a chunked body"; }
+  }
+}
+CONF
+start_bg nginx nginx -c "$T/ngx/nginx.conf" -e "$T/ngx/error.log"
+wait_port "$port"
+
+log "quick mode: -c 8 -t 2 -d 2s"
+"$APIGATE" load -c 8 -t 2 -d 2s --json "$T/q.json" "http://127.0.0.1:$port/" >"$T/out" 2>"$T/err" ||
+    fail "load exited $?: $(cat "$T/err")"
+out=$(cat "$T/out")
+assert_contains "$out" "http_req_duration"
+assert_contains "$out" "http_reqs"
+assert_contains "$out" "status codes:  200="
+reqs=$(jq '.totals.requests' "$T/q.json")
+[ "$reqs" -gt 1000 ] || fail "only $reqs requests in 2 s"
+assert_eq "$(jq '.status["200"]' "$T/q.json")" "$reqs" "200s == requests"
+assert_eq "$(jq '.totals.failed' "$T/q.json")" 0 "failed"
+assert_eq "$(jq '.hist.count' "$T/q.json")" "$reqs" "histogram count"
+# nginx logged exactly the requests we counted (none lost, none invented)
+sleep 0.2
+served=$(grep -c '"GET / HTTP/1.1" 200' "$T/ngx/access.log" || true)
+assert_eq "$served" "$reqs" "nginx access log lines vs reported requests"
+# one series point per second of the run, with the RPS adding up to the total
+n=$(jq '.series | length' "$T/q.json")
+assert_range "$n" 2 3 "series length"
+assert_eq "$(jq '[.series[].rps] | add' "$T/q.json")" "$reqs" "series sum"
+assert_eq "$(jq '.series[0].vus' "$T/q.json")" 8 "vus in the series"
+# progress lines are on stderr (not a TTY here: one plain line per second)
+grep -q 'req/s' "$T/err" || fail "no progress line on stderr: $(cat "$T/err")"
+assert_not_contains "$out" "req/s  p95" "progress on stdout"
+# -q silences it
+"$APIGATE" load -q -c 2 -d 300ms "http://127.0.0.1:$port/" >/dev/null 2>"$T/err2"
+assert_eq "$(cat "$T/err2")" "" "stderr with -q"
+
+log "chunked responses"
+"$APIGATE" load -q -c 4 -d 1s --json "$T/c.json" "http://127.0.0.1:$port/chunked" >/dev/null
+assert_eq "$(jq '.totals.failed' "$T/c.json")" 0 "chunked failures"
+[ "$(jq '.totals.requests' "$T/c.json")" -gt 100 ] || fail "chunked: too few requests"
+
+log "headers, method and body reach the server (mock echo)"
+mport=$(free_port)
+start_mock mock "$mport"
+echo -n '{"k":"v"}' >"$T/body.json"
+"$APIGATE" load -q -c 1 -d 300ms -m PUT -H 'X-Load-Test: yes' -H 'Content-Type: application/json' \
+    --body @"$T/body.json" --json "$T/e.json" "http://127.0.0.1:$mport/echo/x?q=1" >/dev/null
+[ "$(jq '.totals.requests' "$T/e.json")" -gt 5 ] || fail "echo: too few requests"
+assert_eq "$(jq '.totals.failed' "$T/e.json")" 0 "echo failures"
+# the mock counts what it served on its echo route, by method; one more request shows the body
+body=$(curl -s -X PUT -H 'X-Load-Test: yes' --data-binary @"$T/body.json" "http://127.0.0.1:$mport/echo/x")
+assert_contains "$body" '"body":"{\"k\":\"v\"}"'
+# the generator's request, captured by a one-shot listener, has exactly our method/headers/body
+cport=$(free_port)
+python3 - "$cport" "$T/cap.ready" >"$T/captured" <<'PY' &
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(1); s.settimeout(10)
+open(sys.argv[2], "w").close()
+c, _ = s.accept(); c.settimeout(3)
+data = b""
+while b"\r\n\r\n" not in data:
+    data += c.recv(4096)
+head, _, rest = data.partition(b"\r\n\r\n")
+n = int([l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")][0])
+while len(rest) < n:
+    rest += c.recv(4096)
+sys.stdout.write((head + b"\n\n" + rest).decode())
+c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+c.close()
+PY
+cap_pid=$!
+for _ in $(seq 100); do [ -e "$T/cap.ready" ] && break; sleep 0.05; done
+"$APIGATE" load -q -c 1 -d 300ms -m PUT -H 'X-Load-Test: yes' --body @"$T/body.json" \
+    "http://127.0.0.1:$cport/items/7?x=1" >/dev/null 2>&1 || true
+wait $cap_pid || true
+cap=$(cat "$T/captured")
+assert_contains "$cap" "PUT /items/7?x=1 HTTP/1.1"
+assert_contains "$cap" "Host: 127.0.0.1:$cport"
+assert_contains "$cap" "X-Load-Test: yes"
+assert_contains "$cap" "Content-Length: 9"
+assert_contains "$cap" '{"k":"v"}'
+log "ok"

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# apigate load on bad input: a clear message (file:line:col for scenario files) and exit 2, never a
+# run: bad URL, unknown option, unknown template function, malformed YAML, impossible stage, bad
+# threshold, missing file; and compare/merge on files that are not reports.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+# expect_bad WHAT NEEDLE CMD...: CMD exits 2 and its stderr contains NEEDLE.
+expect_bad() {
+    local what=$1 needle=$2 rc=0
+    shift 2
+    timeout 10 "$@" >"$T/out" 2>"$T/err" || rc=$?
+    assert_eq "$rc" 2 "$what: exit code (stderr: $(head -c 300 "$T/err"))"
+    assert_contains "$(cat "$T/err")" "$needle" "$what: message"
+    assert_eq "$(cat "$T/out")" "" "$what: nothing on stdout"
+}
+
+expect_bad "no URL" "a URL is required" "$APIGATE" load -c 2
+expect_bad "bad URL" "bad URL 'localhost:8080'" "$APIGATE" load -d 1s localhost:8080
+expect_bad "ftp URL" "bad URL 'ftp://127.0.0.1/'" "$APIGATE" load ftp://127.0.0.1/
+expect_bad "bad -c" "-c 'many'" "$APIGATE" load -c many http://127.0.0.1:9/
+expect_bad "bad -d" "-d '10 parsecs'" "$APIGATE" load -d '10 parsecs' http://127.0.0.1:9/
+expect_bad "bad rate" "--rate 'fast'" "$APIGATE" load --rate fast http://127.0.0.1:9/
+expect_bad "bad header" "expected 'Name: value'" "$APIGATE" load -H nocolon http://127.0.0.1:9/
+expect_bad "unknown option" "apigate load --help" "$APIGATE" load --frobnicate http://127.0.0.1:9/
+expect_bad "missing body file" "--body @/nonexistent" "$APIGATE" load --body @/nonexistent http://127.0.0.1:9/
+expect_bad "unknown host" "no.such.host.invalid" "$APIGATE" load -d 1s http://no.such.host.invalid:81/
+
+f="$T/s.yaml"
+printf 'base_url: http://127.0.0.1:9\nvus: 1\nduration: 1s\nrequests:\n  - path: /a/{{randint 1 9}}\n' >"$f"
+expect_bad "unknown template function" "$f:5:" "$APIGATE" load run "$f"
+assert_contains "$(cat "$T/err")" "unknown template function 'randint'"
+
+printf 'base_url: http://127.0.0.1:9\nrequests: [{path: /a}\nvus: 1\n' >"$f"
+expect_bad "malformed YAML" "$f:" "$APIGATE" load run "$f"
+grep -Eq "^$f:[0-9]+:[0-9]+: " "$T/err" || fail "malformed YAML: no file:line:col in $(cat "$T/err")"
+
+printf 'base_url: http://127.0.0.1:9\nstages:\n  - {duration: 10s, target: 5}\n  - {duration: 0s, target: 9}\nrequests: [{path: /}]\n' >"$f"
+expect_bad "impossible stage" "$f:4:" "$APIGATE" load run "$f"
+assert_contains "$(cat "$T/err")" "a stage must last longer than 0"
+
+printf 'base_url: http://127.0.0.1:9\nexecutor: arrival_rate\nstages:\n  - {duration: 10s, target: 5 per second}\nrequests: [{path: /}]\n' >"$f"
+expect_bad "bad rate stage" "$f:4:" "$APIGATE" load run "$f"
+
+printf 'base_url: http://127.0.0.1:9\nvus: 1\nduration: 1s\nrequests: [{path: /}]\nthresholds:\n  http_req_duration: [p95 < 500]\n' >"$f"
+expect_bad "bad threshold" "$f:6:" "$APIGATE" load run "$f"
+assert_contains "$(cat "$T/err")" "thresholds:"
+
+# every error of a file at once
+printf 'base_url: nope\nvus: -1\nduration: 1s\nrequests: [{path: x}]\nbogus: 1\n' >"$f"
+expect_bad "several errors" "$f:1:" "$APIGATE" load run "$f"
+[ "$(wc -l <"$T/err")" -ge 4 ] || fail "expected every error of the file: $(cat "$T/err")"
+
+expect_bad "missing scenario" "/nonexistent.yaml" "$APIGATE" load run /nonexistent.yaml
+expect_bad "run without file" "usage: apigate load run" "$APIGATE" load run
+
+echo '{"not": "a report"}' >"$T/x.json"
+expect_bad "compare non-report" "not an apigate load report" "$APIGATE" load compare "$T/x.json" "$T/x.json"
+expect_bad "merge missing" "/nonexistent.json" "$APIGATE" load merge /nonexistent.json
+expect_bad "compare arity" "usage: apigate load compare" "$APIGATE" load compare "$T/x.json"
+
+# --help is not an error
+"$APIGATE" load --help | grep -q "apigate load run SCENARIO.yaml" || fail "load --help"
+"$APIGATE" load run --help | grep -q "Quick mode options" || fail "load run --help"
+log "ok"

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# An unreachable target is a run with 100% failed requests and a clear error summary, not a crash
+# or a hang: a closed port (connection refused) in both models, and a server that accepts but
+# never answers (request timeout), each bounded in time.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+require_cmd jq python3
+
+dead=$(free_port) # nothing listens there
+
+log "connection refused, closed model"
+start=$SECONDS
+rc=0
+timeout 20 "$APIGATE" load -q -c 4 -d 1s --json "$T/r.json" "http://127.0.0.1:$dead/" >"$T/r.out" || rc=$?
+assert_eq "$rc" 0 "exit code"
+[ $((SECONDS - start)) -le 5 ] || fail "took $((SECONDS - start)) s for a 1 s run"
+out=$(cat "$T/r.out")
+assert_contains "$out" "http_req_failed...............: 100.00%"
+assert_contains "$out" "connect_refused"
+assert_contains "$out" "every request failed"
+[ "$(jq '.errors.connect_refused' "$T/r.json")" -gt 0 ] || fail "no connect_refused count"
+assert_eq "$(jq '.totals.failed' "$T/r.json")" "$(jq '.totals.requests' "$T/r.json")" "all failed"
+assert_eq "$(jq '.hist.count' "$T/r.json")" 0 "no latency recorded for failures"
+
+log "connection refused, open model"
+rc=0
+timeout 20 "$APIGATE" load -q -c 4 --rate 200/s -d 1s --json "$T/o.json" "http://127.0.0.1:$dead/" >/dev/null || rc=$?
+assert_eq "$rc" 0 "exit code"
+reqs=$(jq '.totals.requests' "$T/o.json")
+assert_range "$reqs" 150 210 "iterations attempted at 200/s for 1 s"
+assert_eq "$(jq '.totals.failed' "$T/o.json")" "$reqs" "all failed"
+
+log "a server that never answers: request timeout"
+port=$(free_port)
+start_bg silent python3 -c '
+import socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(64)
+conns = []
+while True:
+    c, _ = s.accept(); conns.append(c)   # read nothing, answer nothing
+' "$port"
+wait_port "$port"
+start=$SECONDS
+rc=0
+timeout 30 "$APIGATE" load -q -c 3 -d 1s --timeout 500ms --json "$T/t.json" "http://127.0.0.1:$port/" >"$T/t.out" || rc=$?
+assert_eq "$rc" 0 "exit code"
+[ $((SECONDS - start)) -le 6 ] || fail "took $((SECONDS - start)) s"
+[ "$(jq '.errors.request_timeout' "$T/t.json")" -ge 3 ] || fail "no request_timeout: $(cat "$T/t.out")"
+assert_contains "$(cat "$T/t.out")" "request timed out"
+log "ok"

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# apigate load compare: the before/after table marks a faster run better and a slower one worse.
+# apigate load merge: reports of several generators add up (requests, histogram counts, statuses),
+# the merged percentiles come from the merged histogram, and thresholds are evaluated again on
+# the whole (exit 99 when the merged run fails one).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+require_cmd jq
+
+cat >"$T/p.yaml" <<'YAML'
+routes:
+  - {method: GET, path: /slow, latency: 30ms}
+  - {method: GET, path: /fast, latency: 2ms}
+YAML
+port=$(free_port)
+start_mock mock "$port" --profile "$T/p.yaml"
+
+"$APIGATE" load -q -c 8 -d 2s --json "$T/before.json" "http://127.0.0.1:$port/slow" >/dev/null
+"$APIGATE" load -q -c 8 -d 2s --json "$T/after.json" "http://127.0.0.1:$port/fast" >/dev/null
+
+log "compare before → after"
+out=$("$APIGATE" load compare "$T/before.json" "$T/after.json")
+echo "$out" >"$T/compare.out"
+grep -Eq '^ +requests/s .* better$' <<<"$out" || fail "requests/s not better: $out"
+grep -Eq '^ +latency p95 .* better$' <<<"$out" || fail "p95 not better: $out"
+grep -Eq '^ +latency p50 .*-[0-9.]+% +better$' <<<"$out" || fail "p50 delta not negative: $out"
+grep -Eq '^ +error rate .* same$' <<<"$out" || fail "error rate not same: $out"
+assert_contains "$out" "requests under 500ms"
+log "compare after → before"
+out=$("$APIGATE" load compare "$T/after.json" "$T/before.json")
+grep -Eq '^ +latency p99 .* worse$' <<<"$out" || fail "p99 not worse: $out"
+grep -Eq '^ +requests/s .* worse$' <<<"$out" || fail "requests/s not worse: $out"
+
+log "merge of two generators"
+"$APIGATE" load -q -c 4 -d 2s --json "$T/a.json" "http://127.0.0.1:$port/fast" >/dev/null &
+pa=$!
+"$APIGATE" load -q -c 4 -d 2s --json "$T/b.json" "http://127.0.0.1:$port/fast" >/dev/null &
+pb=$!
+wait $pa
+wait $pb
+rc=0
+"$APIGATE" load merge "$T/a.json" "$T/b.json" --json "$T/m.json" >"$T/m.out" || rc=$?
+assert_eq "$rc" 0 "merge exit code"
+ra=$(jq '.totals.requests' "$T/a.json")
+rb=$(jq '.totals.requests' "$T/b.json")
+assert_eq "$(jq '.totals.requests' "$T/m.json")" $((ra + rb)) "merged requests"
+assert_eq "$(jq '.hist.count' "$T/m.json")" $((ra + rb)) "merged histogram count"
+assert_eq "$(jq '.status["200"]' "$T/m.json")" $((ra + rb)) "merged 200s"
+assert_eq "$(jq '.machines' "$T/m.json")" 2 "machines"
+assert_contains "$(cat "$T/m.out")" "merged from 2 runs"
+# the merged p50 lies between the two runs' p50s (it is the p50 of all their requests)
+lo=$(jq -n --slurpfile a "$T/a.json" --slurpfile b "$T/b.json" '[$a[0].latency_ms.med, $b[0].latency_ms.med] | min')
+hi=$(jq -n --slurpfile a "$T/a.json" --slurpfile b "$T/b.json" '[$a[0].latency_ms.med, $b[0].latency_ms.med] | max')
+assert_range "$(jq '.latency_ms.med' "$T/m.json")" "$lo" "$hi" "merged p50"
+# merging a slow and a fast run: the merged p99 is the slow one's tail, not an average
+"$APIGATE" load merge "$T/before.json" "$T/after.json" --json "$T/mix.json" >/dev/null
+assert_range "$(jq '.latency_ms.p99' "$T/mix.json")" 30 40 "merged p99 of slow+fast"
+
+log "thresholds are evaluated again on the merged run"
+cat >"$T/t.yaml" <<YAML
+base_url: http://127.0.0.1:$port
+vus: 2
+duration: 1s
+requests: [{path: /fast, think: 10ms}]
+thresholds:
+  http_reqs: ['count<250']
+YAML
+# 2 VUs × (2 ms + 10 ms think) ≈ 160 requests each: each run passes, the two together do not.
+"$APIGATE" load run "$T/t.yaml" -q --json "$T/t1.json" >/dev/null || fail "run 1 failed its threshold"
+"$APIGATE" load run "$T/t.yaml" -q --json "$T/t2.json" >/dev/null || fail "run 2 failed its threshold"
+n1=$(jq '.totals.requests' "$T/t1.json")
+n2=$(jq '.totals.requests' "$T/t2.json")
+[ $((n1 + n2)) -ge 250 ] || fail "runs too small to test the merged threshold: $n1 + $n2"
+rc=0
+"$APIGATE" load merge "$T/t1.json" "$T/t2.json" >"$T/t.out" 2>&1 || rc=$?
+assert_eq "$rc" 99 "merged threshold exit code ($n1 + $n2 requests)"
+assert_contains "$(cat "$T/t.out")" "✗ http_reqs: count<250"
+log "ok"
