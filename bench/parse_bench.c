@@ -22,10 +22,35 @@ static const char req[] =
     "Connection: keep-alive\r\n"
     "\r\n";
 
+/* Thread CPU time, not wall time: the 2-vCPU box is shared, and time spent preempted is not
+ * parser time. */
+/* A heavier browser-style head: ~1.2 KB, 16 headers, long cookie. */
+static const char req_big[] =
+    "POST /api/v2/carts/8d7f/items?expand=price,stock&locale=en-US HTTP/1.1\r\n"
+    "Host: shop.example.com\r\n"
+    "User-Agent: Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0.0.0 Safari/537.36\r\n"
+    "Accept: application/json, text/plain, */*\r\n"
+    "Accept-Language: en-US,en;q=0.9,de;q=0.8\r\n"
+    "Accept-Encoding: gzip, deflate, br\r\n"
+    "Content-Type: application/json\r\n"
+    "Content-Length: 187\r\n"
+    "Origin: https://shop.example.com\r\n"
+    "Referer: https://shop.example.com/products/12345?ref=homepage&campaign=winter\r\n"
+    "Cookie: session=3f9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a; _ga=GA1.2.123456789.1700000000; "
+    "_gid=GA1.2.987654321.1700000000; prefs=%7B%22theme%22%3A%22dark%22%2C%22lang%22%3A%22en%22%7D; "
+    "cart=8d7f; ab_test=variant_b; consent=analytics%3Dtrue%26ads%3Dfalse\r\n"
+    "X-Request-Id: 7c9e6679-7425-40de-944b-e07fc1f90ae7\r\n"
+    "X-Forwarded-For: 203.0.113.7, 198.51.100.23\r\n"
+    "Sec-Fetch-Site: same-origin\r\n"
+    "Sec-Fetch-Mode: cors\r\n"
+    "Connection: keep-alive\r\n"
+    "\r\n";
+
 static double now_ns(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 
@@ -57,6 +82,23 @@ int main(void)
     printf("request head: %zu bytes, %zu headers: %.1f ns/request (best of 5 x %d), "
            "%.2f M requests/s, %.2f GB/s\n",
            len, r.nheaders, best, iters, 1e3 / best, (double)len / best);
+
+    size_t blen = sizeof(req_big) - 1;
+    best = 1e30;
+    for (int round = 0; round < 5; round++) {
+        double t0 = now_ns();
+        for (int i = 0; i < iters / 4; i++)
+            sink += (uint64_t)h1_parse_request(req_big, blen, &r, h, 64, NULL);
+        double ns = (now_ns() - t0) / (iters / 4);
+        if (ns < best)
+            best = ns;
+    }
+    if (h1_parse_request(req_big, blen, &r, h, 64, NULL) != (int)blen) {
+        fprintf(stderr, "big benchmark request does not parse\n");
+        return 1;
+    }
+    printf("browser-style head: %zu bytes, %zu headers: %.1f ns/request, %.2f GB/s\n", blen,
+           r.nheaders, best, (double)blen / best);
 
     /* the worst case of re-parsing: every byte arrives alone */
     double t0 = now_ns();
