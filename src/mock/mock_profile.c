@@ -345,9 +345,11 @@ static void mock_profile__route(struct mock_pctx *c, const struct ynode *n, stru
                               s);
         } else {
             free(r->method);
-            r->method = xstrdup(s);
-            if (strcasecmp(s, "ANY") == 0 || strcmp(s, "*") == 0)
-                strcpy(r->method, "ANY");
+            /* methods are case-sensitive on the wire, but "post" in a profile means POST */
+            r->method = xstrdup(strcmp(s, "*") == 0 ? "ANY" : s);
+            for (char *m = r->method; *m; m++)
+                if (*m >= 'a' && *m <= 'z')
+                    *m = (char)(*m - 32);
         }
     }
     if ((v = ynode_get(n, "path")) == NULL) {

@@ -274,7 +274,7 @@ static void test_profile_full(void **state)
     assert_int_equal(p->cold_idle_ms, 30000);
     assert_int_equal(p->stall_for_ms, 1000);
     assert_string_equal(p->routes[0].name, "slow");
-    assert_string_equal(p->routes[0].method, "post");
+    assert_string_equal(p->routes[0].method, "POST"); /* upper-cased */
     assert_true(p->routes[0].latency.dist == MOCK_DIST_PARETO);
     assert_true(p->routes[0].latency.cap > 0); /* a default cap bounds the tail */
     assert_true(fabs(p->routes[0].error_rate - 0.05) < 1e-9);
