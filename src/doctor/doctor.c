@@ -251,7 +251,9 @@ int doctor_main(int argc, char **argv)
      * <samples> requests. Past this deadline a probe is reported as stuck, not waited for. */
     struct timespec deadline;
     clock_gettime(CLOCK_REALTIME, &deadline);
-    uint64_t budget_ms = timeout_ms * 4 + (urls[JOB_TARGET] ? timeout_ms * (uint64_t)samples : 0);
+    /* libpq cannot wait less than 2 s for a connect, whatever --timeout says. */
+    uint64_t step_ms = timeout_ms < 2000 ? 2000 : timeout_ms;
+    uint64_t budget_ms = step_ms * 4 + (urls[JOB_TARGET] ? timeout_ms * (uint64_t)samples : 0);
     deadline.tv_sec += (time_t)(budget_ms / 1000);
     deadline.tv_nsec += (long)(budget_ms % 1000) * 1000000L;
     if (deadline.tv_nsec >= 1000000000L) {

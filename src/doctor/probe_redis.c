@@ -1,5 +1,6 @@
 /* Redis probe: INFO, SLOWLOG GET 5 and a few timed PINGs over a blocking hiredis connection with
  * connect and command timeouts. The only file of src/doctor that includes hiredis. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,6 +124,14 @@ static void read_slowlog(redisContext *c, struct redis_facts *f)
     freeReplyObject(r);
 }
 
+/* hiredis reports a read timeout as the errno text of EAGAIN; say what happened instead. */
+static const char *conn_error(const redisContext *c)
+{
+    if (c->err == REDIS_ERR_IO && strcmp(c->errstr, strerror(EAGAIN)) == 0)
+        return "timed out waiting for a reply";
+    return c->errstr;
+}
+
 int probe_redis_run(const char *url, int timeout_ms, struct redis_facts *f,
                     struct finding_list *out)
 {
@@ -141,22 +150,22 @@ int probe_redis_run(const char *url, int timeout_ms, struct redis_facts *f,
     if (c == NULL)
         fail = "out of memory";
     else if (c->err)
-        fail = c->errstr;
+        fail = conn_error(c);
     else if (redisSetTimeout(c, tv) != REDIS_OK)
         fail = "cannot set the timeout";
     redisReply *r = NULL;
     if (fail == NULL && pass[0]) {
         r = redisCommand(c, "AUTH %s", pass);
         if (r == NULL || r->type == REDIS_REPLY_ERROR)
-            fail = r ? r->str : c->errstr;
+            fail = r ? r->str : conn_error(c);
     }
     if (fail == NULL) {
         if (r)
             freeReplyObject(r);
         r = redisCommand(c, "INFO all");
         if (r == NULL || r->type != REDIS_REPLY_STRING)
-            fail =
-                r ? (r->type == REDIS_REPLY_ERROR ? r->str : "INFO: unexpected reply") : c->errstr;
+            fail = r ? (r->type == REDIS_REPLY_ERROR ? r->str : "INFO: unexpected reply")
+                     : conn_error(c);
     }
     if (fail) {
         struct finding *fd = finding_add(out, "redis", "redis-unreachable", FINDING_CRITICAL,

@@ -5,7 +5,7 @@
 # destination shows with its count and TIME_WAITs. A snapshot of those /proc files with a small
 # ip_local_port_range around BASE (--proc DIR) turns the same 300 sockets into a port exhaustion
 # warning (300 of 400 ports) and a critical (300 of 300). Also: a listener that never answers
-# makes the gateway probe time out (a finding, bounded by --timeout).
+# makes the gateway, Redis and PostgreSQL probes time out (findings, bounded by --timeout).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 require_cmd jq python3
@@ -137,14 +137,54 @@ out=$("$APIGATE" doctor --host --proc "$T/nonexistent" --json)
 set -e
 assert_eq "$(jq -r '.findings[0].id' <<<"$out")" host-unreadable "missing /proc files"
 
-# --- a server that accepts but never answers: the gateway probe times out ----------------------
+# --- a server that accepts but never answers: every probe times out, in parallel -------------
 t0=$(date +%s%N)
 set +e
-out=$("$APIGATE" doctor --gateway "http://$DEST" --timeout 500ms --json)
+out=$("$APIGATE" doctor --gateway "http://$DEST" --redis "redis://$DEST" \
+    --postgres "postgres://x@$DEST/db" --timeout 500ms --json)
 code=$?
 set -e
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-assert_eq "$code" 1 "unanswered gateway is critical"
-assert_contains "$(jq -r '.findings[0].title' <<<"$out")" "timed out" "timeout reason"
-assert_range "$ms" 400 3000 "bounded by --timeout (ms)"
+assert_eq "$code" 1 "unanswered services are critical"
+assert_contains "$(jq -r '.findings[] | select(.id == "gw-unreachable") | .title' <<<"$out")" "timed out" "gateway timeout"
+assert_contains "$(jq -r '.findings[] | select(.id == "redis-unreachable") | .title' <<<"$out")" "timed out" "redis timeout"
+assert_contains "$(jq -r '.findings[] | select(.id == "pg-unreachable") | .title' <<<"$out")" "timeout" "postgres timeout"
+# libpq's connect timeout is at least 2 s; the probes overlap, so the whole run stays near that.
+assert_range "$ms" 400 3500 "bounded by the slowest timeout, probes in parallel (ms)"
+# --- a Redis look-alike that trickles its reply: each read is quick, the reply never ends; the
+# probe is abandoned at its deadline (4 x max(--timeout, 2 s)) and reported, the others are not held
+cat >"$T/trickle.py" <<'PY'
+import socket, sys, threading, time
+lst = socket.socket()
+lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+lst.bind(("127.0.0.1", int(sys.argv[1])))
+lst.listen(16)
+def serve(c):
+    try:
+        c.recv(4096)
+        c.sendall(b"$1000000\r\n")
+        while True:
+            c.sendall(b"x")
+            time.sleep(0.2)
+    except OSError:
+        pass
+while True:
+    c, _ = lst.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+PY
+TRICKLE=$(free_port)
+start_bg trickle python3 "$T/trickle.py" "$TRICKLE"
+wait_port "$TRICKLE" 10
+t0=$(date +%s%N)
+set +e
+out=$("$APIGATE" doctor --redis "redis://127.0.0.1:$TRICKLE" --host --timeout 500ms --json)
+code=$?
+set -e
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+assert_eq "$code" 1 "stuck probe is critical"
+f=$(jq -c '.findings[] | select(.id == "probe-timeout")' <<<"$out")
+assert_eq "$(jq -r .component <<<"$f")" redis "the stuck probe is named"
+assert_contains "$(jq -r .title <<<"$f")" "did not finish within 8.0 s" "deadline"
+assert_eq "$(jq -r '[.findings[] | select(.component == "host")] | length > 0' <<<"$out")" true "the host probe still reports"
+assert_range "$ms" 7500 10000 "abandoned at the deadline (ms)"
 log "ok"
