@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The HTML report is a self-contained page (no external URL at all) whose script draws every
+# chart: rendered in headless Chromium, the dumped DOM shows data-drawn="N" on each canvas with N
+# matching the run (one point per second for the time charts, one per histogram bucket for the
+# distribution), the tables are there, and a screenshot is kept under the build dir.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+require_cmd chromium jq
+
+port=$(free_port)
+start_mock mock "$port"
+cat >"$T/s.yaml" <<YAML
+base_url: http://127.0.0.1:$port/api
+stages:
+  - {duration: 2s, target: 6}
+  - {duration: 1s, target: 6}
+requests:
+  - name: products
+    path: /catalog/products
+    checks: [{status: 200}]
+  - name: health
+    path: /health
+thresholds:
+  http_req_duration: ['p(95)<500']
+  'http_req_duration{name:products}': ['p(95)<1']
+YAML
+rc=0
+"$APIGATE" load run "$T/s.yaml" -q --html "$T/report.html" --json "$T/report.json" >/dev/null || rc=$?
+assert_eq "$rc" 99 "exit code (the products threshold of 1 ms is meant to fail)"
+[ -s "$T/report.html" ] || fail "no HTML written"
+html=$(cat "$T/report.html")
+# self-contained: no http(s) reference except the target URL shown in the text and data
+if grep -Eo '(src|href)=["'"'"']?[a-z]+://' "$T/report.html" | grep -q .; then
+    fail "the page loads something from the network"
+fi
+assert_contains "$html" "<canvas id=chart-rps>"
+assert_contains "$html" "products"
+
+chrome() {
+    timeout 60 chromium --headless --no-sandbox --disable-gpu --disable-background-networking \
+        --disable-component-update --disable-sync --no-first-run --user-data-dir="$T/chrome" \
+        --virtual-time-budget=5000 "$@" 2>>"$T/chromium.log"
+}
+chrome --dump-dom "file://$T/report.html" >"$T/dom.html" || fail "chromium --dump-dom failed: $(tail -5 "$T/chromium.log")"
+dom=$(cat "$T/dom.html")
+assert_contains "$dom" 'data-charts="done"' "the script ran to the end"
+drawn() { grep -o "id=\"$1\"[^>]*data-drawn=\"[0-9]*\"" "$T/dom.html" | grep -o 'data-drawn="[0-9]*"' | grep -o '[0-9]*'; }
+secs=$(jq '[.series[] | select(.t < 3)] | length' "$T/report.json")
+assert_eq "$(drawn chart-rps)" "$secs" "points on the RPS chart"
+assert_eq "$(drawn chart-latency)" $((3 * secs)) "points on the latency chart (p50, p95, p99)"
+assert_eq "$(drawn chart-errors)" "$secs" "points on the errors chart"
+assert_eq "$(drawn chart-vus)" "$secs" "points on the VUs chart"
+buckets=$(jq '.hist.buckets | length' "$T/report.json")
+assert_eq "$(drawn chart-dist)" "$buckets" "points on the distribution chart"
+# the tables: thresholds with their marks, endpoints
+assert_contains "$dom" "p(95)&lt;1"
+grep -q "class=\"l bad\">✗" "$T/dom.html" || fail "no failed threshold mark in the DOM"
+grep -q "class=\"l ok\">✓" "$T/dom.html" || fail "no passed threshold mark in the DOM"
+assert_contains "$dom" "<td class=\"l\">health</td>"
+
+shot="$AG_BUILD/load-report.png"
+chrome --window-size=1280,1600 --screenshot="$shot" "file://$T/report.html" >/dev/null ||
+    fail "chromium --screenshot failed"
+[ -s "$shot" ] || fail "no screenshot at $shot"
+log "screenshot: $shot"
+log "ok"
