@@ -79,6 +79,9 @@ struct mock_conn {
     bool sent_continue;
     bool busy;         /* inside mock_conn__input(): no re-entry from a flush */
     bool read_blocked; /* input stopped at a limit before EAGAIN: resume after a flush */
+    bool chunk_active;  /* a chunked request body is being decoded */
+    struct h1_chunked chunk;
+    struct buf body;    /* its decoded bytes so far */
     struct mock_conn *prev, *next; /* the thread's list */
 };
 
@@ -376,6 +379,7 @@ static void mock_conn__free(struct loop *loop, void *arg)
     struct mock_conn *c = arg;
     buf_deinit(&c->in);
     buf_deinit(&c->out);
+    buf_deinit(&c->body);
     c->magic = 0;
     free(c);
 }
@@ -614,41 +618,50 @@ static int mock_conn__one(struct mock_conn *c)
         body_len = (size_t)req.content_length;
         consumed += body_len;
     } else if (req.body == H1_BODY_CHUNKED) {
-        struct h1_chunked ch;
-        h1_chunked_init(&ch);
-        struct buf *dec = &c->th->scratch;
-        buf_reset(dec);
+        /* Decoded incrementally across reads: the state and the data so far live in the
+         * connection, and the framing already decoded is cut out of the input (the head stays,
+         * its slices are still needed), so a large upload costs one pass and the input never
+         * holds more than the head plus the undecoded tail. */
+        if (!c->chunk_active) {
+            h1_chunked_init(&c->chunk);
+            buf_reset(&c->body);
+            c->chunk_active = true;
+        }
         size_t pos = (size_t)hl;
-        while (!ch.done) {
+        while (!c->chunk.done) {
             const char *data;
             size_t dlen;
-            long n = h1_chunked_step(&ch, in + pos, len - pos, &data, &dlen);
+            long n = h1_chunked_step(&c->chunk, in + pos, len - pos, &data, &dlen);
             if (n < 0) {
+                c->chunk_active = false;
                 mock_conn__bad_request(c, 400, "invalid chunked body");
                 return -1;
             }
-            if (n == 0 && !ch.done)
-                goto incomplete;
-            buf_append(dec, data, dlen);
+            if (n == 0)
+                break;
+            buf_append(&c->body, data, dlen);
             pos += (size_t)n;
-            if (buf_pending(dec) > p->max_body) {
+            if (buf_pending(&c->body) > p->max_body) {
+                c->chunk_active = false;
                 mock_conn__bad_request(c, 413, "request body over the mock's max_body");
                 return -1;
             }
         }
-        consumed = pos;
-        /* the decoded body moves out of the scratch buffer that dispatch reuses */
-        body_len = buf_pending(dec);
-        char *copy = xmalloc(body_len + 1);
-        memcpy(copy, buf_head(dec), body_len);
-        mock_conn__dispatch(c, &req, copy, body_len);
-        free(copy);
-        buf_consume(&c->in, consumed);
-        c->sent_continue = false;
-        return 1;
+        if (pos > (size_t)hl) {
+            memmove(buf_head(&c->in) + hl, buf_head(&c->in) + pos, len - pos);
+            c->in.len -= pos - (size_t)hl;
+        }
+        if (!c->chunk.done)
+            goto incomplete;
+        c->chunk_active = false;
+        consumed = (size_t)hl;
+        body = buf_head(&c->body);
+        body_len = buf_pending(&c->body);
     }
     mock_conn__dispatch(c, &req, body, body_len);
     buf_consume(&c->in, consumed);
+    if (c->body.cap > (1u << 20))
+        buf_deinit(&c->body); /* one big upload should not pin its memory to the connection */
     c->sent_continue = false;
     return 1;
 
@@ -782,6 +795,7 @@ void mock_conn_accept(struct loop *loop, int lfd, void *arg, unsigned events)
         c->fd = fd;
         buf_init(&c->in);
         buf_init(&c->out);
+        buf_init(&c->body);
         if (loop_add_fd(loop, fd, LOOP_READ | LOOP_WRITE, mock_conn__on_event, c) != 0) {
             close(fd);
             free(c);
