@@ -284,7 +284,8 @@ int httpc_get(const char *url, int timeout_ms, struct httpc_resp *resp, struct h
             t->ttfb_ms = ms_since(t0);
         buf_commit(&in, (size_t)got);
         head = h1_parse_response(buf_head(&in), buf_pending(&in), &r, hdrs, 64, NULL, false);
-        if (head > 0 && r.status >= 100 && r.status < 200) { // skip interim responses
+        /* Interim responses (100 Continue, 103 Early Hints) precede the real one. */
+        while (head > 0 && r.status >= 100 && r.status < 200) {
             buf_consume(&in, (size_t)head);
             head = buf_pending(&in) ? h1_parse_response(buf_head(&in), buf_pending(&in), &r, hdrs,
                                                         64, NULL, false)
@@ -299,28 +300,36 @@ int httpc_get(const char *url, int timeout_ms, struct httpc_resp *resp, struct h
     enum h1_body framing = r.body;
     uint64_t clen = r.content_length;
     buf_consume(&in, (size_t)head);
-    /* Body: read to its framing's end or to the close, within the size limit. */
+    /* Body: decoded as it arrives, up to its framing's end or the close, within the size limit. */
+    struct h1_chunked ch;
+    h1_chunked_init(&ch);
+    uint64_t want = framing == H1_BODY_LENGTH ? clen : UINT64_MAX;
     for (;;) {
-        if (framing == H1_BODY_NONE)
-            break;
-        if (framing == H1_BODY_LENGTH && buf_pending(&in) >= clen)
-            break;
         if (framing == H1_BODY_CHUNKED) {
-            size_t dl = 0;
-            resp->body.len = resp->body.off = 0;
-            buf_reserve(&resp->body, buf_pending(&in) + 1);
-            long k = h1_chunked_decode_all(buf_head(&in), buf_pending(&in), resp->body.data,
-                                           resp->body.cap, &dl);
-            if (k >= 0) {
-                resp->body.len = dl;
+            while (buf_pending(&in) > 0 && !ch.done) {
+                const char *data;
+                size_t dl;
+                long k = h1_chunked_step(&ch, buf_head(&in), buf_pending(&in), &data, &dl);
+                if (k < 0) {
+                    snprintf(err, errlen, "invalid chunked body");
+                    goto out;
+                }
+                if (k == 0)
+                    break; // needs more input
+                buf_append(&resp->body, data, dl);
+                buf_consume(&in, (size_t)k);
+            }
+            if (ch.done)
                 break;
-            }
-            if (k == -1) {
-                snprintf(err, errlen, "invalid chunked body");
-                goto out;
-            }
+        } else if (buf_pending(&in) > 0) {
+            size_t take = buf_pending(&in);
+            if (take > want - resp->body.len)
+                take = (size_t)(want - resp->body.len);
+            buf_append(&resp->body, buf_head(&in), take);
+            buf_consume(&in, buf_pending(&in));
         }
-        if (buf_pending(&in) >= HTTPC_MAX_RESPONSE)
+        if (framing == H1_BODY_NONE || resp->body.len >= want ||
+            resp->body.len >= HTTPC_MAX_RESPONSE)
             break;
         buf_reserve(&in, 65536);
         ssize_t got = conn_read(&c, buf_tail(&in), buf_room(&in), err, errlen);
@@ -334,10 +343,6 @@ int httpc_get(const char *url, int timeout_ms, struct httpc_resp *resp, struct h
         }
         buf_commit(&in, (size_t)got);
     }
-    if (framing == H1_BODY_LENGTH)
-        buf_append(&resp->body, buf_head(&in), buf_pending(&in) < clen ? buf_pending(&in) : clen);
-    else if (framing == H1_BODY_UNTIL_CLOSE)
-        buf_append(&resp->body, buf_head(&in), buf_pending(&in));
     buf_append(&resp->body, "", 1); // NUL for parsers; not counted below
     resp->body.len--;
     t->total_ms = ms_since(t0);

@@ -14,7 +14,20 @@ wait_port "$GW" 10
 cat >"$T/slow.py" <<'PY'
 import http.server, sys, time
 class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
     def do_GET(self):
+        if self.path == "/stats-chunked":
+            # the counters in three chunks, as a streaming server would send them
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            for part in (b'{"requests_total": 400, ', b'"responses_5xx": 40, ', b'"latency_p95_ms": 12}'):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+                self.wfile.flush()
+                time.sleep(0.05)
+            self.wfile.write(b"0\r\n\r\n")
+            return
         time.sleep(0.6)
         body = b'{"slow": true}'
         self.send_response(200)
@@ -81,6 +94,13 @@ assert_range "$ms" 1700 6000 "3 slow samples, gateway in parallel (ms)"
 assert_eq "$(jq -r '.findings[0].component' <<<"$out")" gateway "sorted worst first"
 "$APIGATE" doctor --gateway "http://127.0.0.1:$GW" >"$T/text.out" || true
 assert_contains "$(cat "$T/text.out")" "docs/doctor.md#gw-5xx-rate" "text report links the doc"
+
+# --- /stats sent with chunked transfer coding ----------------------------------------------------
+set +e
+out=$("$APIGATE" doctor --gateway "http://127.0.0.1:$SLOW/stats-chunked" --json)
+set -e
+assert_eq "$(sev gw-5xx-rate)" critical "chunked body decoded: 40 of 400"
+assert_contains "$(jq -r '.findings[] | select(.id == "gw-5xx-rate") | .title' <<<"$out")" "(40 of 400 requests)" "counts"
 
 # --- /stats that is not JSON, and a target that refuses -----------------------------------------
 echo "not json" >"$T/www/stats"
