@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -305,37 +306,134 @@ out:
     return rc;
 }
 
+/* Options of `load run` that reshape a scenario file without editing it. */
+struct load_overrides {
+    const char *base_url;
+    uint64_t duration_us; /* 0: keep */
+    unsigned vus;         /* 0: keep */
+    unsigned threads;     /* 0: keep */
+};
+
+/* Applies <ov> to <s>: another target, the stages stretched or shrunk to a total duration (the
+ * shape kept), VU targets scaled so the peak is <vus>. Returns 0 or -1 with a message. */
+static int load__override(struct scenario *s, const struct load_overrides *ov)
+{
+    char err[LOAD_ERR_LEN];
+    if (ov->base_url) {
+        if (url_parse(ov->base_url, &s->url, err, sizeof(err)) == -1) {
+            fprintf(stderr, "apigate load run: --base-url '%s': %s\n", ov->base_url, err);
+            return -1;
+        }
+        free(s->base_url);
+        s->base_url = xstrdup(ov->base_url);
+    }
+    if (ov->duration_us) {
+        double f = (double)ov->duration_us / (double)s->plan.total_us;
+        for (size_t i = 0; i < s->plan.nstages; i++) {
+            uint64_t d = (uint64_t)((double)s->plan.stages[i].dur_us * f);
+            s->plan.stages[i].dur_us = d ? d : 1;
+        }
+        sched_plan_finish(&s->plan);
+    }
+    if (ov->vus) {
+        if (s->plan.kind != SCHED_VUS) {
+            fprintf(stderr, "apigate load run: --vus is for the vus executor; this scenario is "
+                            "arrival_rate (use pre_allocated_vus/max_vus in the file)\n");
+            return -1;
+        }
+        double f = (double)ov->vus / sched_peak(&s->plan);
+        s->plan.start = floor(s->plan.start * f + 0.5);
+        for (size_t i = 0; i < s->plan.nstages; i++)
+            s->plan.stages[i].target = floor(s->plan.stages[i].target * f + 0.5);
+        s->max_vus = ov->vus;
+    }
+    if (ov->threads)
+        s->threads = ov->threads;
+    return 0;
+}
+
+static void load__run_usage(FILE *out)
+{
+    fprintf(out, "usage: apigate load run SCENARIO.yaml [--json F] [--html F] [-q] [--check]\n"
+                 "                      [--base-url URL] [--duration D] [--vus N] [--threads N]\n"
+                 "  --check         validate the file (and resolve the target), do not run\n"
+                 "  --base-url URL  another target than the file's base_url\n"
+                 "  --duration D    stretch or shrink the stages to last D (same shape)\n"
+                 "  --vus N         scale the VU targets so the peak is N (vus executor)\n"
+                 "  --threads N     event-loop threads\n");
+}
+
 static int load__scenario(int argc, char **argv)
 {
     struct load_opts o = {0};
+    struct load_overrides ov = {0};
     const char *file = NULL;
+    bool check = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
+        const char *val = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            load__run_usage(stdout);
+            fputc('\n', stdout);
             load__usage(stdout);
             return 0;
         } else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
             o.quiet = true;
-        } else if ((strcmp(a, "--json") == 0 || strcmp(a, "--html") == 0) && i + 1 < argc) {
-            const char **dst = a[2] == 'j' ? &o.json : &o.html;
-            *dst = argv[++i];
+        } else if (strcmp(a, "--check") == 0) {
+            check = true;
+        } else if (strcmp(a, "--json") == 0 && val) {
+            o.json = argv[++i];
+        } else if (strcmp(a, "--html") == 0 && val) {
+            o.html = argv[++i];
+        } else if (strcmp(a, "--base-url") == 0 && val) {
+            ov.base_url = argv[++i];
+        } else if (strcmp(a, "--duration") == 0 && val) {
+            if (units_parse_duration_us(val, &ov.duration_us) == -1 || ov.duration_us == 0) {
+                fprintf(stderr, "apigate load run: --duration '%s': expected a duration like 30s\n",
+                        val);
+                return 2;
+            }
+            i++;
+        } else if (strcmp(a, "--vus") == 0 && val) {
+            if (load__uint_arg("--vus", val, LOAD_MAX_VUS, &ov.vus) == -1)
+                return 2;
+            i++;
+        } else if ((strcmp(a, "--threads") == 0 || strcmp(a, "-t") == 0) && val) {
+            if (load__uint_arg("--threads", val, LOAD_MAX_THREADS, &ov.threads) == -1)
+                return 2;
+            i++;
         } else if (a[0] == '-' || file) {
-            fprintf(stderr, "apigate load run: unexpected argument '%s'\n"
-                            "usage: apigate load run SCENARIO.yaml [--json F] [--html F] [-q]\n",
-                    a);
+            fprintf(stderr, "apigate load run: unexpected argument '%s'\n", a);
+            load__run_usage(stderr);
             return 2;
         } else {
             file = a;
         }
     }
     if (file == NULL) {
-        fprintf(stderr, "usage: apigate load run SCENARIO.yaml [--json F] [--html F] [-q]\n");
+        load__run_usage(stderr);
         return 2;
     }
     struct scenario *s = scenario_load(file, stderr);
     if (s == NULL)
         return 2;
-    int rc = load__run(s, &o);
+    int rc = 2;
+    if (load__override(s, &ov) == -1)
+        goto out;
+    if (check) {
+        char err[LOAD_ERR_LEN];
+        if (scenario_prepare(s, err, sizeof(err)) == -1) {
+            fprintf(stderr, "apigate load: %s\n", err);
+            goto out;
+        }
+        printf("%s: ok (%zu request%s, %s model, %.1fs, %zu threshold%s)\n", file, s->nreqs,
+               s->nreqs == 1 ? "" : "s", s->plan.kind == SCHED_RATE ? "open" : "closed",
+               (double)s->plan.total_us / 1e6, s->nth, s->nth == 1 ? "" : "s");
+        rc = 0;
+        goto out;
+    }
+    rc = load__run(s, &o);
+out:
     scenario_destroy(s);
     return rc;
 }
