@@ -25,6 +25,7 @@
 #define MOCK_MAX_PIPELINE 128   /* requests pending per connection before we stop parsing */
 #define MOCK_MAX_OUT (4u << 20) /* unsent bytes beyond which we stop parsing */
 #define MOCK_READ_SIZE 16384
+#define MOCK_LINGER_MS 2000        /* drain after a final answer at most this long */
 #define MOCK_IN_SLACK 65536 /* input beyond max_body + this is not read until parsed */
 
 /* Structs that travel through the loop as void * carry a magic, checked on entry. */
@@ -82,6 +83,8 @@ struct mock_conn {
     bool chunk_active;  /* a chunked request body is being decoded */
     struct h1_chunked chunk;
     struct buf body;    /* its decoded bytes so far */
+    bool lingering;     /* half-closed after a final answer, draining until EOF */
+    struct loop_timer linger_timer;
     struct mock_conn *prev, *next; /* the thread's list */
 };
 
@@ -294,11 +297,16 @@ static void mock_conn__write(struct mock_conn *c)
         mock_conn__close(c);
         return;
     }
-    if (c->stop_parsing && c->npending == 0) {
-        /* the last answer said Connection: close; it is out */
-        shutdown(c->fd, SHUT_WR);
-        mock_conn__close(c);
-    } else if (c->eof && c->npending == 0) {
+    if (c->stop_parsing && c->npending == 0 && !c->eof) {
+        /* The last answer said Connection: close and it is out. Closing now, with the rest of an
+         * upload unread, would send a RST that can destroy the answer in the client's buffers:
+         * half-close, drain, and close on EOF or after a grace (nginx's lingering close). */
+        if (!c->lingering) {
+            c->lingering = true;
+            shutdown(c->fd, SHUT_WR);
+            loop_timer_start(c->th->loop, &c->linger_timer, MOCK_LINGER_MS);
+        }
+    } else if (c->npending == 0 && (c->eof || c->stop_parsing)) {
         mock_conn__close(c);
     }
 }
@@ -389,6 +397,7 @@ static void mock_conn__close(struct mock_conn *c)
     if (c->closed)
         return;
     c->closed = true;
+    loop_timer_stop(c->th->loop, &c->linger_timer);
     while (c->head) {
         struct mock_req *q = c->head;
         c->head = q->next;
@@ -775,6 +784,14 @@ static void mock_conn__on_event(struct loop *loop, int fd, void *arg, unsigned e
         mock_conn__input(c); /* the client read its answers: take the next requests */
 }
 
+static void mock_conn__linger_done(struct loop *loop, void *arg)
+{
+    (void)loop;
+    struct mock_conn *c = arg;
+    MOCK_CHECK(c, MOCK_CONN_MAGIC);
+    mock_conn__close(c);
+}
+
 void mock_conn_accept(struct loop *loop, int lfd, void *arg, unsigned events)
 {
     (void)events;
@@ -796,6 +813,7 @@ void mock_conn_accept(struct loop *loop, int lfd, void *arg, unsigned events)
         buf_init(&c->in);
         buf_init(&c->out);
         buf_init(&c->body);
+        loop_timer_init(&c->linger_timer, mock_conn__linger_done, c);
         if (loop_add_fd(loop, fd, LOOP_READ | LOOP_WRITE, mock_conn__on_event, c) != 0) {
             close(fd);
             free(c);

@@ -77,6 +77,18 @@ echo_ch=$(printf 'chunked data here' | curl -s --max-time 10 "$base/echo" -X PUT
     -H 'Transfer-Encoding: chunked' --data-binary @-)
 assert_eq "$(jq -r .body <<<"$echo_ch")" "chunked data here" "chunked request body"
 assert_eq "$(jq -r '.headers["transfer-encoding"]' <<<"$echo_ch")" chunked "echo sees chunked"
+head -c 600000 /dev/urandom | base64 -w0 >"$T/up.txt" # 800 000 bytes, under the 1 MB max_body
+for framing in length chunked; do
+    args=(--data-binary @"$T/up.txt")
+    [ "$framing" = chunked ] && args+=(-H 'Transfer-Encoding: chunked')
+    curl -s --max-time 20 "${args[@]}" "$base/echo" >"$T/echo.json"
+    assert_eq "$(jq -r .body_len "$T/echo.json")" 800000 "$framing upload length"
+    assert_eq "$(jq -j .body "$T/echo.json" | md5sum)" "$(md5sum <"$T/up.txt")" "$framing upload bytes"
+done
+head -c 1100000 /dev/zero | tr '\0' a >"$T/big.txt"
+assert_eq "$(http_status "$base/echo" --data-binary @"$T/big.txt")" 413 "body over max_body (length)"
+assert_eq "$(http_status "$base/echo" --data-binary @"$T/big.txt" -H 'Transfer-Encoding: chunked')" 413 \
+    "body over max_body (chunked)"
 
 log "keep-alive: curl reuses one connection"
 verbose=$(curl -s -v -o /dev/null -o /dev/null "$base/api/health" "$base/api/health" 2>&1)
