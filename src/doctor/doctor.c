@@ -53,6 +53,35 @@ void doctor__first_line(char *s)
         s[--n] = '\0';
 }
 
+void doctor__redact(const char *url, char *out, size_t outlen)
+{
+    /* URL form: mask between the first ':' of the authority and its last '@'. */
+    const char *scheme = strstr(url, "://");
+    const char *auth = scheme ? scheme + 3 : NULL;
+    const char *end = auth ? auth + strcspn(auth, "/?#") : NULL;
+    const char *at = NULL;
+    for (const char *p = auth; p && p < end; p++)
+        if (*p == '@')
+            at = p;
+    const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+    if (colon)
+        snprintf(out, outlen, "%.*s***%s", (int)(colon + 1 - url), url, at);
+    else
+        snprintf(out, outlen, "%s", url);
+    /* conninfo or query parameter form: password=secret */
+    for (char *p = strstr(out, "password="); p; p = strstr(p, "password=")) {
+        char *v = p + 9;
+        size_t n = strcspn(v, " &");
+        if (n >= 3) {
+            memcpy(v, "***", 3);
+            memmove(v + 3, v + n, strlen(v + n) + 1);
+        } else {
+            memset(v, '*', n); // shorter than the mask: masked in place
+        }
+        p = v; // search on after the mask
+    }
+}
+
 static void *job_thread(void *arg)
 {
     struct job *j = arg;
@@ -271,7 +300,9 @@ int doctor_main(int argc, char **argv)
             struct finding *f = finding_add(&all, job_names[k], "probe-timeout", FINDING_CRITICAL,
                                             "%s probe did not finish within %.1f s", job_names[k],
                                             (double)budget_ms / 1000);
-            finding_source(f, "%s", urls[k]);
+            char safe[512];
+            doctor__redact(urls[k], safe, sizeof(safe));
+            finding_source(f, "%s", safe);
             finding_fix(f, "the service accepts connections but does not answer: check its load "
                            "and logs");
             pthread_detach(threads[k]);

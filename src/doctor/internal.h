@@ -87,6 +87,9 @@ void probe_pg_res_free(struct probe_pg_res *r);
 void probe_pg_close(struct probe_pg_conn *c);
 /* "host:port/db" of <c> for messages. */
 void probe_pg_where(struct probe_pg_conn *c, char *out, size_t outlen);
+/* Copies <url> to <out> with any password replaced by "***" ("postgres://app:***@db/x", also a
+ * conninfo "password=..."), so reports can be pasted into tickets. */
+void doctor__redact(const char *url, char *out, size_t outlen);
 /* The reason libpq gave, cut to its first line (for "cannot reach" findings). */
 void doctor__first_line(char *s);
 

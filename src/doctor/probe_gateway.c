@@ -74,14 +74,16 @@ int probe_gateway_run(const char *url, int timeout_ms, struct gw_facts *f, struc
                  url);
     else
         snprintf(full, sizeof(full), "%s", url);
-    snprintf(f->where, sizeof(f->where), "%.150s", full);
+    char safe[512];
+    doctor__redact(full, safe, sizeof(safe));
+    snprintf(f->where, sizeof(f->where), "%.150s", safe);
     struct httpc_resp resp;
     struct httpc_timing t;
     char err[256];
     if (httpc_get(full, timeout_ms, &resp, &t, err, sizeof(err)) < 0) {
         struct finding *fd = finding_add(out, "gateway", "gw-unreachable", FINDING_CRITICAL,
-                                         "cannot reach the gateway at %s: %s", full, err);
-        finding_source(fd, "GET %s", full);
+                                         "cannot reach the gateway at %s: %s", f->where, err);
+        finding_source(fd, "GET %s", f->where);
         finding_fix(fd, "pass the admin address (admin: in the config), e.g. --gateway "
                         "http://127.0.0.1:9901");
         httpc_resp_deinit(&resp);
@@ -90,14 +92,14 @@ int probe_gateway_run(const char *url, int timeout_ms, struct gw_facts *f, struc
     int rc = 0;
     if (resp.status != 200) {
         struct finding *fd = finding_add(out, "gateway", "gw-unreachable", FINDING_CRITICAL,
-                                         "%s answered %d instead of 200", full, resp.status);
-        finding_source(fd, "GET %s", full);
+                                         "%s answered %d instead of 200", f->where, resp.status);
+        finding_source(fd, "GET %s", f->where);
         rc = -1;
     } else if (probe_gateway__parse(resp.body.data, f) < 0) {
         struct finding *fd = finding_add(out, "gateway", "gw-unreachable", FINDING_CRITICAL,
-                                         "%s did not return a JSON object", full);
+                                         "%s did not return a JSON object", f->where);
         finding_evidence(fd, "%.200s", resp.body.data);
-        finding_source(fd, "GET %s", full);
+        finding_source(fd, "GET %s", f->where);
         rc = -1;
     }
     httpc_resp_deinit(&resp);

@@ -319,7 +319,9 @@ int probe_pg_run(const char *url, int timeout_ms, struct pg_facts *f, struct fin
     if (c == NULL) {
         struct finding *fd = finding_add(out, "postgres", "pg-unreachable", FINDING_CRITICAL,
                                          "cannot reach PostgreSQL: %s", err);
-        finding_source(fd, "libpq connect to %s", url);
+        char safe[512];
+        doctor__redact(url, safe, sizeof(safe));
+        finding_source(fd, "libpq connect to %s", safe);
         finding_fix(fd, "check the URL, that the server runs and pg_hba.conf allows this host");
         return -1;
     }

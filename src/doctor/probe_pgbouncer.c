@@ -24,7 +24,9 @@ int probe_pgbouncer_run(const char *url, int timeout_ms, struct pgb_facts *f,
     if (c == NULL) {
         struct finding *fd = finding_add(out, "pgbouncer", "pgb-unreachable", FINDING_CRITICAL,
                                          "cannot reach PgBouncer: %s", err);
-        finding_source(fd, "libpq connect to %s", url);
+        char safe[512];
+        doctor__redact(url, safe, sizeof(safe));
+        finding_source(fd, "libpq connect to %s", safe);
         finding_fix(fd, "connect to the admin console: postgres://USER@HOST:6432/pgbouncer with "
                         "USER in admin_users or stats_users");
         return -1;

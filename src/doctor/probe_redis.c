@@ -138,8 +138,10 @@ int probe_redis_run(const char *url, int timeout_ms, struct redis_facts *f,
     char host[256], pass[128];
     int port;
     if (parse_url(url, host, sizeof(host), &port, pass, sizeof(pass)) < 0) {
+        char safe[512];
+        doctor__redact(url, safe, sizeof(safe));
         struct finding *fd = finding_add(out, "redis", "redis-unreachable", FINDING_CRITICAL,
-                                         "cannot parse Redis URL '%s'", url);
+                                         "cannot parse Redis URL '%s'", safe);
         finding_fix(fd, "use redis://[:password@]host:port[/db]");
         return -1;
     }

@@ -184,6 +184,29 @@ static void test_finding_sort_and_json(void **state)
     finding_list_deinit(&m);
 }
 
+static void test_redact(void **state)
+{
+    (void)state;
+    static const char *const cases[][2] = {
+        {"postgres://app:s3cret@db:5432/x", "postgres://app:***@db:5432/x"},
+        {"redis://:pw@127.0.0.1:6379", "redis://:***@127.0.0.1:6379"},
+        {"postgres://app@db/x", "postgres://app@db/x"},
+        {"http://a:b@h/x@y", "http://a:***@h/x@y"}, // '@' in the path is not userinfo
+        {"host=x password=abc user=y", "host=x password=*** user=y"},
+        {"postgres://u@h/db?password=zz&sslmode=require",
+         "postgres://u@h/db?password=**&sslmode=require"},
+        {"password=longersecret", "password=***"},
+    };
+    char out[128];
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        doctor__redact(cases[i][0], out, sizeof(out));
+        assert_string_equal(out, cases[i][1]);
+    }
+    char tiny[12];
+    doctor__redact("postgres://app:s3cret@db/x", tiny, sizeof(tiny));
+    assert_null(strstr(tiny, "s3cret"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -192,6 +215,7 @@ int main(void)
         cmocka_unit_test(test_parse_redis_info),
         cmocka_unit_test(test_parse_gateway),
         cmocka_unit_test(test_finding_sort_and_json),
+        cmocka_unit_test(test_redact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
