@@ -92,6 +92,33 @@ enum coalesce_role coalesce_join(struct coalesce *t, const char *key, size_t len
     return COALESCE_LEADER;
 }
 
+bool coalesce_try_lead(struct coalesce *t, const char *key, size_t len,
+                       struct coalesce_flight **lead)
+{
+    uint64_t h = store_hash(key, len);
+    unsigned b = (unsigned)(h & (COALESCE_BUCKETS - 1));
+    unsigned s = b & (COALESCE_STRIPES - 1);
+    pthread_mutex_lock(&t->locks[s]);
+    for (struct coalesce_flight *f = t->buckets[b]; f != NULL; f = f->next) {
+        if (f->hash == h && f->len == len && memcmp(f->key, key, len) == 0) {
+            pthread_mutex_unlock(&t->locks[s]);
+            return false;
+        }
+    }
+    struct coalesce_flight *f = xcalloc(1, sizeof(*f));
+    f->hash = h;
+    f->key = xmalloc(len ? len : 1);
+    memcpy(f->key, key, len);
+    f->len = len;
+    f->bucket = b;
+    f->next = t->buckets[b];
+    t->buckets[b] = f;
+    atomic_fetch_add_explicit(&t->inflight, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&t->locks[s]);
+    *lead = f;
+    return true;
+}
+
 size_t coalesce_finish(struct coalesce *t, struct coalesce_flight *f)
 {
     unsigned s = f->bucket & (COALESCE_STRIPES - 1);

@@ -37,6 +37,10 @@ void coalesce_destroy(struct coalesce *t);
 /* Joins the flight of <key>. As leader, *<lead> receives the flight to finish. */
 enum coalesce_role coalesce_join(struct coalesce *t, const char *key, size_t len,
                                  struct coalesce_waiter *w, struct coalesce_flight **lead);
+/* Leads the flight of <key> when none is in flight (true, *<lead> set); else joins nothing and
+ * returns false. For background refreshes: one per key, and nobody waits on a miss for them. */
+bool coalesce_try_lead(struct coalesce *t, const char *key, size_t len,
+                       struct coalesce_flight **lead);
 /* Ends a flight: every parked waiter gets its wake posted. Returns how many were woken. */
 size_t coalesce_finish(struct coalesce *t, struct coalesce_flight *f);
 /* Withdraws a parked waiter. True when it was still parked (its wake will never run); false

@@ -1,10 +1,412 @@
-/* Background refresh for stale-while-revalidate (placeholder: no refresh yet). */
+/* Background refresh for stale-while-revalidate: the client got the stale copy already; this
+ * fetches the URI once more on a pooled upstream connection of the same thread, with the stored
+ * validators, and stores the answer (a 304 refreshes the entry, a storable response replaces it,
+ * anything else leaves it). One refresh per key at a time (the coalescing table), and a miss of
+ * that key meanwhile waits for it like for any fetch. Not a client exchange: no body to send, no
+ * client to stream to, so this is a small HTTP/1.1 reader of its own rather than proxy.c. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/xmalloc.h"
 #include "gateway/cachehook_priv.h"
+#include "gateway/conn.h"
+#include "gateway/gwconf.h"
+#include "http/chunked.h"
+#include "http/h1write.h"
+#include "http/headers.h"
+#include "net/transport.h"
+
+#define CHBG_MAGIC 0x63686267u /* "chbg" */
+#define CHBG_MAX_HEAD (64u * 1024u)
+#define CHBG_HDRS 100
+
+struct chbg {
+    unsigned magic;
+    struct chbg *next, *prev;       // thread's list
+    struct cachehook *ch;
+    struct gwthread *th;
+    const struct chroute *route;
+    struct upool *pool;
+    struct uconn *uc;
+    struct upool_waiter waiter;
+    bool waiting;
+    struct loop_timer timer;
+    struct buf out;                 // request head to the upstream
+    size_t sent;
+    struct buf in;                  // response bytes
+    struct h1_response res;
+    struct h1_header hdrs[CHBG_HDRS];
+    bool head_done;
+    uint64_t remaining;
+    struct h1_chunked chunk;
+    bool validators;
+    struct cache_fill *fill;
+    // the client request, copied (policy and keys read it)
+    struct buf rhead;
+    struct h1_request rq;
+    struct h1_header rhdrs[CHBG_HDRS];
+    struct policy_req preq;
+    struct store_obj *old;
+    char *key;
+    size_t key_len, primary_len;
+    uint64_t path_gen;
+    int64_t req_wall_s;
+    struct coalesce_flight *flight;
+};
+
+static void chbg__free_cb(struct loop *loop, void *arg)
+{
+    (void)loop;
+    struct chbg *b = arg;
+    buf_deinit(&b->out);
+    buf_deinit(&b->in);
+    buf_deinit(&b->rhead);
+    free(b->key);
+    b->magic = 0;
+    free(b);
+}
+
+/* Ends the refresh: gives the connection back (reusable only after a clean, complete exchange),
+ * wakes misses that waited for it, frees after the event batch. */
+static void chbg__end(struct chbg *b, bool reusable)
+{
+    struct cachehook *ch = b->ch;
+    struct chthread *t = &ch->threads[b->th->index];
+    if (b->waiting) {
+        upool_cancel(&b->waiter);
+        b->waiting = false;
+    }
+    if (b->uc != NULL) {
+        upool_release(b->pool, b->uc, reusable);
+        b->uc = NULL;
+    }
+    loop_timer_stop(b->th->loop, &b->timer);
+    cache_fill_abort(b->fill);
+    b->fill = NULL;
+    if (b->flight != NULL) {
+        coalesce_finish(ch->co, b->flight);
+        b->flight = NULL;
+    }
+    cache_release(ch->cache, b->old);
+    b->old = NULL;
+    if (b->prev != NULL)
+        b->prev->next = b->next;
+    else
+        t->bg = b->next;
+    if (b->next != NULL)
+        b->next->prev = b->prev;
+    b->next = b->prev = NULL;
+    loop_defer(b->th->loop, chbg__free_cb, b);
+}
+
+static void chbg__on_timer(struct loop *loop, void *arg)
+{
+    (void)loop;
+    struct chbg *b = arg;
+    ag_log(AG_LOG_DEBUG, "cache: background refresh timed out");
+    chbg__end(b, false);
+}
+
+/* The response is complete: store it. */
+static void chbg__complete(struct chbg *b)
+{
+    struct cachehook *ch = b->ch;
+    uint64_t now = loop_now_ms(b->th->loop);
+    if (b->fill != NULL) {
+        struct cache_fill *f = b->fill;
+        b->fill = NULL;
+        if (cache_fill_end(ch->cache, f, now) == 0)
+            metrics_counter_inc(b->th->ms, ch->m_stores);
+    }
+    bool reusable = b->res.keep_alive && buf_pending(&b->in) == 0 &&
+                    b->res.body != H1_BODY_UNTIL_CLOSE;
+    chbg__end(b, reusable);
+}
+
+static int chbg__head(struct chbg *b)
+{
+    struct cachehook *ch = b->ch;
+    struct h1_limits lim = {.max_request_line = 0, .max_head = CHBG_MAX_HEAD,
+                            .max_headers = CHBG_HDRS};
+    for (;;) {
+        int r = h1_parse_response(buf_head(&b->in), buf_pending(&b->in), &b->res, b->hdrs,
+                                  CHBG_HDRS, &lim, false);
+        if (r == -2)
+            return 0;
+        if (r == -1)
+            return -1;
+        if (b->res.status >= 100 && b->res.status < 200) {
+            if (b->res.status == 101)
+                return -1;
+            buf_consume(&b->in, (size_t)r);
+            continue;
+        }
+        uint64_t now = loop_now_ms(b->th->loop);
+        int64_t wall = clock_wall_s();
+        if (b->res.status == 304 && b->validators && b->old != NULL) {
+            struct store_obj *o = cache_refresh_304(ch->cache, &b->route->pc, &b->rq, &b->preq,
+                                                    b->old, &b->res, b->req_wall_s, wall, now,
+                                                    b->key, b->key_len, b->primary_len);
+            if (o != NULL) {
+                metrics_counter_inc(b->th->ms, ch->m_revalidated);
+                cache_release(ch->cache, o);
+            }
+        } else if (b->res.status < 500) {
+            const char *why = NULL;
+            b->fill = cache_fill_begin(ch->cache, &b->route->pc, &b->rq, &b->preq, &b->res,
+                                       b->req_wall_s, wall, now, b->path_gen,
+                                       b->route->max_object, conn_date(b->th), &why);
+        }
+        b->remaining = b->res.body == H1_BODY_LENGTH ? b->res.content_length : 0;
+        h1_chunked_init(&b->chunk);
+        buf_consume(&b->in, (size_t)r);
+        b->head_done = true;
+        return 1;
+    }
+}
+
+/* Consumes body bytes. Returns 1 when the body is complete, 0 for more, -1 on bad framing. */
+static int chbg__body(struct chbg *b)
+{
+    switch (b->res.body) {
+    case H1_BODY_NONE:
+        return 1;
+    case H1_BODY_LENGTH: {
+        size_t n = buf_pending(&b->in);
+        if (n > b->remaining)
+            n = (size_t)b->remaining;
+        if (b->fill != NULL && cache_fill_body(b->fill, buf_head(&b->in), n) == -1) {
+            cache_fill_abort(b->fill);
+            b->fill = NULL;
+        }
+        buf_consume(&b->in, n);
+        b->remaining -= n;
+        return b->remaining == 0 ? 1 : 0;
+    }
+    case H1_BODY_CHUNKED:
+        while (buf_pending(&b->in) > 0 && !b->chunk.done) {
+            const char *data;
+            size_t dlen;
+            long n = h1_chunked_step(&b->chunk, buf_head(&b->in), buf_pending(&b->in), &data,
+                                     &dlen);
+            if (n < 0)
+                return -1;
+            if (n == 0)
+                break;
+            if (dlen > 0 && b->fill != NULL && cache_fill_body(b->fill, data, dlen) == -1) {
+                cache_fill_abort(b->fill);
+                b->fill = NULL;
+            }
+            buf_consume(&b->in, (size_t)n);
+        }
+        return b->chunk.done ? 1 : 0;
+    case H1_BODY_UNTIL_CLOSE:
+        if (b->fill != NULL && cache_fill_body(b->fill, buf_head(&b->in), buf_pending(&b->in)) == -1) {
+            cache_fill_abort(b->fill);
+            b->fill = NULL;
+        }
+        buf_consume(&b->in, buf_pending(&b->in));
+        return 0;
+    }
+    return -1;
+}
+
+static void chbg__pump(struct chbg *b)
+{
+    struct transport *tp = uconn_transport(b->uc);
+    while (b->sent < b->out.len) {
+        ssize_t w = transport_write(tp, b->out.data + b->sent, b->out.len - b->sent);
+        if (w == IO_AGAIN)
+            return;
+        if (w < 0) {
+            chbg__end(b, false);
+            return;
+        }
+        b->sent += (size_t)w;
+    }
+    for (;;) {
+        buf_reserve(&b->in, 16384);
+        ssize_t n = transport_read(tp, buf_tail(&b->in), buf_room(&b->in));
+        if (n == IO_AGAIN)
+            return;
+        if (n <= 0) {
+            if (n == 0 && b->head_done && b->res.body == H1_BODY_UNTIL_CLOSE) {
+                chbg__complete(b);
+                return;
+            }
+            chbg__end(b, false);
+            return;
+        }
+        buf_commit(&b->in, (size_t)n);
+        if (!b->head_done) {
+            int r = chbg__head(b);
+            if (r < 0 || (r == 0 && buf_pending(&b->in) >= CHBG_MAX_HEAD)) {
+                chbg__end(b, false);
+                return;
+            }
+            if (r == 0)
+                continue;
+        }
+        int r = chbg__body(b);
+        if (r < 0) {
+            chbg__end(b, false);
+            return;
+        }
+        if (r == 1) {
+            chbg__complete(b);
+            return;
+        }
+    }
+}
+
+static void chbg__on_event(struct uconn *uc, unsigned events, void *arg)
+{
+    (void)uc;
+    (void)events;
+    struct chbg *b = arg;
+    if (b->magic != CHBG_MAGIC || b->uc == NULL)
+        return;
+    chbg__pump(b);
+}
+
+static void chbg__attach(struct chbg *b, struct uconn *uc)
+{
+    b->uc = uc;
+    uconn_set_handler(uc, chbg__on_event, b);
+    chbg__pump(b);
+}
+
+static void chbg__on_conn(struct upool_waiter *w, struct uconn *uc, const char *err)
+{
+    struct chbg *b = w->arg;
+    (void)err;
+    b->waiting = false;
+    if (uc == NULL) {
+        chbg__end(b, false);
+        return;
+    }
+    chbg__attach(b, uc);
+}
+
+/* The request head: the client's GET as forwarded, its own conditionals replaced by ours. */
+static void chbg__build(struct chbg *b, const struct gw_upstream *up)
+{
+    const struct h1_request *rq = &b->rq;
+    struct buf *o = &b->out;
+    buf_append_str(o, "GET ");
+    if (rq->target_len > 0 && rq->target[0] == '/') {
+        buf_append(o, rq->target, rq->target_len);
+    } else {
+        buf_append(o, rq->path, rq->path_len);
+        if (rq->query != NULL) {
+            buf_append(o, "?", 1);
+            buf_append(o, rq->query, rq->query_len);
+        }
+    }
+    buf_append_str(o, " HTTP/1.1\r\nHost: ");
+    if (up->host != NULL)
+        buf_append_str(o, up->host);
+    else if (rq->host != NULL)
+        buf_append(o, rq->host, rq->host_len);
+    else
+        buf_printf(o, "%s:%d", up->servers[0].host, up->servers[0].port);
+    buf_append(o, "\r\n", 2);
+    for (size_t i = 0; i < rq->nheaders; i++) {
+        const struct h1_header *h = &rq->headers[i];
+        if (headers_is_hop_by_hop(h->name, h->name_len) ||
+            headers_name_eq(h->name, h->name_len, "host") ||
+            headers_name_eq(h->name, h->name_len, "if-none-match") ||
+            headers_name_eq(h->name, h->name_len, "if-modified-since") ||
+            headers_name_eq(h->name, h->name_len, "content-length") ||
+            headers_name_eq(h->name, h->name_len, "expect"))
+            continue;
+        buf_append(o, h->name, h->name_len);
+        buf_append(o, ": ", 2);
+        buf_append(o, h->value, h->value_len);
+        buf_append(o, "\r\n", 2);
+    }
+    const struct cache_entry *e = b->old->payload;
+    if (e->etag != NULL) {
+        buf_append_str(o, "If-None-Match: ");
+        buf_append(o, e->etag, e->etag_len);
+        buf_append(o, "\r\n", 2);
+        b->validators = true;
+    }
+    if (e->last_modified != INT64_MIN) {
+        char d[HTTP_DATE_LEN + 1];
+        http_date_format(e->last_modified, d);
+        buf_append_str(o, "If-Modified-Since: ");
+        buf_append_str(o, d);
+        buf_append(o, "\r\n", 2);
+        b->validators = true;
+    }
+    buf_append_str(o, "Via: 1.1 apigate\r\n\r\n");
+}
 
 void chbg_refresh(struct cachehook *ch, struct conn *c, struct chreq *cr, struct store_obj *o)
 {
-    (void)ch;
-    (void)c;
-    (void)cr;
-    (void)o;
+    struct coalesce_flight *flight = NULL;
+    if (!coalesce_try_lead(ch->co, cr->key, cr->base_len, &flight))
+        return; /* a fetch of this key is already running */
+    struct gwthread *th = c->th;
+    const struct gw_config *cfg = th->sh->cfg;
+    const struct gw_route *gr = cr->route->gr;
+    struct chbg *b = xcalloc(1, sizeof(*b));
+    b->magic = CHBG_MAGIC;
+    b->ch = ch;
+    b->th = th;
+    b->route = cr->route;
+    b->flight = flight;
+    b->pool = th->pools[gr->upstream_index];
+    buf_init(&b->out);
+    buf_init(&b->in);
+    buf_init(&b->rhead);
+    buf_append(&b->rhead, cr->head.data, cr->head.len);
+    struct h1_limits lim = {.max_request_line = b->rhead.len + 1, .max_head = b->rhead.len + 1,
+                            .max_headers = CHBG_HDRS};
+    store_ref(o);
+    b->old = o;
+    struct chthread *t = &ch->threads[th->index];
+    b->next = t->bg;
+    if (t->bg != NULL)
+        t->bg->prev = b;
+    t->bg = b;
+    loop_timer_init(&b->timer, chbg__on_timer, b);
+    if (h1_parse_request(b->rhead.data, b->rhead.len, &b->rq, b->rhdrs, CHBG_HDRS, &lim) <= 0) {
+        chbg__end(b, false);
+        return;
+    }
+    b->preq = cr->preq;
+    b->key = xmalloc(cr->key_len + 1);
+    memcpy(b->key, cr->key, cr->key_len);
+    b->key_len = cr->key_len;
+    b->primary_len = cr->primary_len;
+    b->path_gen = cr->path_gen;
+    b->req_wall_s = clock_wall_s();
+    chbg__build(b, &cfg->upstreams[gr->upstream_index]);
+    metrics_counter_inc(th->ms, ch->m_bg_refresh);
+    loop_timer_start(th->loop, &b->timer, gr->timeout.total_ms ? gr->timeout.total_ms : 30000);
+    b->waiter.ready = chbg__on_conn;
+    b->waiter.arg = b;
+    const char *err = NULL;
+    b->waiting = true;
+    struct uconn *uc = upool_acquire(b->pool, &b->waiter, gr->timeout.connect_ms, &err);
+    if (uc != NULL) {
+        b->waiting = false;
+        chbg__attach(b, uc);
+        return;
+    }
+    if (err != NULL) {
+        b->waiting = false;
+        chbg__end(b, false);
+    }
+}
+
+void chbg_thread_stop(struct cachehook *ch, struct gwthread *th)
+{
+    struct chthread *t = &ch->threads[th->index];
+    while (t->bg != NULL)
+        chbg__end(t->bg, false);
 }

@@ -161,8 +161,10 @@ void cachehook_thread_start(struct gwthread *th)
 void cachehook_thread_stop(struct gwthread *th)
 {
     struct cachehook *ch = th->sh->cache;
-    if (ch != NULL)
+    if (ch != NULL) {
+        chbg_thread_stop(ch, th);
         chl2_thread_stop(ch, th);
+    }
 }
 
 /* ---- per-request state ---- */

@@ -16,6 +16,7 @@
 
 struct gw_route;
 struct chl2;
+struct chbg;
 
 /* A cached route's policy, built once per worker. */
 struct chroute {
@@ -31,6 +32,7 @@ struct chroute {
 /* Per loop thread. */
 struct chthread {
     struct buf key;     // lookup key scratch (the hit path allocates nothing)
+    struct chbg *bg;    // background refreshes running on this thread (cachebg.c)
     char pad[64];
 };
 
@@ -89,6 +91,8 @@ bool cachehook__fetch_or_wait(struct conn *c, struct chreq *cr);
 /* cachebg.c: refreshes entry <o> in the background (stale-while-revalidate), at most one refresh
  * per key at a time. The request (c->req, owned by <cr>) is copied. */
 void chbg_refresh(struct cachehook *ch, struct conn *c, struct chreq *cr, struct store_obj *o);
+/* Aborts the refreshes of <th> (thread stop: before the pools go). */
+void chbg_thread_stop(struct cachehook *ch, struct gwthread *th);
 
 /* cachel2.c: the Redis second level. */
 struct chl2 *chl2_create(struct cachehook *ch);

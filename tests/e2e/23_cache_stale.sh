@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Stale serving and revalidation: stale-while-revalidate answers at once with X-Cache: STALE and
+# refreshes once in the background; stale-if-error answers a stale copy when the origin returns
+# 5xx or is down (with Age, X-Cache: STALE), and only within the window; a stale entry with an
+# ETag is revalidated with If-None-Match and a 304 refreshes it without a body transfer;
+# If-None-Match / If-Modified-Since from clients are answered 304 by the cache.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+require_cmd curl jq python3
+
+mport=$(free_port)
+m2port=$(free_port)
+gport=$(free_port)
+aport=$(free_port)
+cat >"$T/mock.yaml" <<'YAML'
+routes:
+  - {method: GET, path: /api/swr, latency: {dist: fixed, ms: 300}, body_size: 512,
+     cache_control: 'max-age=2, stale-while-revalidate=30'}
+  - {method: GET, path: /api/reval, body_size: 2KB, cache_control: 'max-age=3', etag: true,
+     last_modified: true}
+  - {method: GET, path: '/api/sie/{id}', body_size: 256, cache_control: 'max-age=1, stale-if-error=60'}
+  - {method: GET, path: '/api/nosie/{id}', body_size: 256, cache_control: 'max-age=1'}
+  - {method: GET, path: '/down/{x}', body_size: 128}
+YAML
+cat >"$T/mock-5xx.yaml" <<'YAML'
+routes:
+  - {method: GET, path: '/api/sie/{id}', error_rate: 100%, error_status: 503}
+  - {method: GET, path: '/api/nosie/{id}', error_rate: 100%, error_status: 503}
+YAML
+start_mock mock "$mport" --profile "$T/mock.yaml"
+start_mock mock2 "$m2port" --profile "$T/mock.yaml"
+cat >"$T/gw.yaml" <<YAML
+listen: 127.0.0.1:$gport
+admin: 127.0.0.1:$aport
+workers: {threads: 2}
+upstreams:
+  api: {servers: [127.0.0.1:$mport]}
+  down: {servers: [127.0.0.1:$m2port], connect_timeout: 300ms, max_fails: 0}
+routes:
+  - match: /api/sie/
+    upstream: api
+    cache: {}
+  - match: /api/nosie/
+    upstream: api
+    cache: {}
+  - match: /down/
+    upstream: down
+    cache: {ttl: 1s, override: true, stale_if_error: 30s}
+  - match: /
+    upstream: api
+    cache: {}
+YAML
+start_bg gw "$APIGATE" serve -c "$T/gw.yaml"
+wait_port "$gport"
+wait_port "$aport"
+G=http://127.0.0.1:$gport
+
+hdrs() { curl -s -o /dev/null -D - --max-time 10 "$@" | tr -d '\r'; }
+hval() { awk -v n="$(echo "$1" | tr 'A-Z' 'a-z')" -F': ' 'tolower($1) == n { print $2; exit }'; }
+
+log "stale-while-revalidate: STALE at once, one background refresh, then HIT"
+assert_eq "$(hdrs "$G/api/swr" | hval X-Cache)" MISS "first"
+sleep 2.3
+t0=$(date +%s%N)
+h=$(hdrs "$G/api/swr")
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+assert_eq "$(hval X-Cache <<<"$h")" STALE "within the window"
+[ "$ms" -lt 200 ] || fail "stale answer took ${ms} ms (the origin takes 300)"
+assert_range "$(hval Age <<<"$h")" 2 4 "Age of the stale answer"
+# more stale requests during the refresh do not start more refreshes
+hdrs "$G/api/swr" >/dev/null
+hdrs "$G/api/swr" >/dev/null
+sleep 0.6
+assert_eq "$(mock_stat "$mport" "GET /api/swr")" 2 "origin: fill + one refresh"
+h=$(hdrs "$G/api/swr")
+assert_eq "$(hval X-Cache <<<"$h")" HIT "refreshed"
+assert_range "$(hval Age <<<"$h")" 0 1 "Age after the refresh"
+
+log "revalidation: If-None-Match to the origin, 304 refreshes the entry"
+assert_eq "$(hdrs "$G/api/reval" | hval X-Cache)" MISS "first"
+etag=$(hdrs "$G/api/reval" | hval ETag)
+lm=$(hdrs "$G/api/reval" | hval Last-Modified)
+sleep 3.1
+h=$(hdrs "$G/api/reval")
+assert_eq "$(hval X-Cache <<<"$h")" EXPIRED "stale entry revalidated"
+assert_eq "$(hval Content-Length <<<"$h")" 2048 "full answer to the client"
+assert_eq "$(mock_stat "$mport" "GET /api/reval" 304)" 1 "origin answered 304"
+assert_eq "$(hdrs "$G/api/reval" | hval X-Cache)" HIT "fresh again after the 304"
+body=$(curl -s "$G/api/reval" | wc -c)
+assert_eq "$body" 2048 "body kept across the refresh"
+st=$(curl -s "http://127.0.0.1:$aport/cache/stats")
+[ "$(jq -r .revalidated <<<"$st")" -ge 1 ] || fail "revalidated not counted: $st"
+
+log "client conditionals answered by the cache"
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "If-None-Match: $etag" "$G/api/reval")
+assert_eq "$code" 304 "If-None-Match"
+code=$(curl -s -o /dev/null -w '%{http_code}' -H 'If-None-Match: "other"' "$G/api/reval")
+assert_eq "$code" 200 "If-None-Match mismatch"
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "If-Modified-Since: $lm" "$G/api/reval")
+assert_eq "$code" 304 "If-Modified-Since"
+code=$(curl -s -o /dev/null -w '%{http_code}' -H 'If-Modified-Since: Thu, 01 Jan 1998 00:00:00 GMT' "$G/api/reval")
+assert_eq "$code" 200 "If-Modified-Since before Last-Modified"
+
+log "stale-if-error on 5xx: within the origin's window only"
+b1=$(curl -s "$G/api/sie/1")
+curl -s -o /dev/null "$G/api/nosie/1"
+curl -s -o /dev/null -X POST --data-binary @"$T/mock-5xx.yaml" "http://127.0.0.1:$mport/_mock/profile"
+sleep 1.2
+h=$(curl -s -D - --max-time 10 "$G/api/sie/1" | tr -d '\r')
+assert_contains "$h" "HTTP/1.1 200" "stale copy instead of the 503"
+assert_eq "$(hval X-Cache <<<"$h")" STALE "X-Cache"
+[ "$(hval Age <<<"$h")" -ge 1 ] || fail "Age of the stale copy"
+assert_contains "$h" "$b1" "same body"
+code=$(curl -s -o /dev/null -w '%{http_code}' "$G/api/nosie/1")
+assert_eq "$code" 503 "no stale-if-error window: the 503 goes through"
+
+log "stale-if-error when the origin is down (route window)"
+b1=$(curl -s "$G/down/item")
+assert_eq "$(hdrs "$G/down/item" | hval X-Cache)" HIT "cached"
+stop_bg mock2 || true
+sleep 1.2
+h=$(curl -s -D - --max-time 10 "$G/down/item" | tr -d '\r')
+assert_contains "$h" "HTTP/1.1 200" "stale copy while the origin is down"
+assert_eq "$(hval X-Cache <<<"$h")" STALE "X-Cache when down"
+code=$(curl -s -o /dev/null -w '%{http_code}' "$G/down/never-cached")
+assert_eq "$code" 502 "nothing stored: the error goes through"
+st=$(curl -s "http://127.0.0.1:$aport/cache/stats")
+[ "$(jq -r .stale_if_error <<<"$st")" -ge 2 ] || fail "stale_if_error not counted: $st"
+log "ok"
