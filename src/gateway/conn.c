@@ -247,6 +247,10 @@ static void conn__on_timer(struct loop *loop, void *arg)
         }
         break;
     case T_BODY:
+        if (c->state == CONN_BUSY && c->px.req_body_read) {
+            c->timer_kind = T_NONE; // the body completed meanwhile: the upstream's turn now
+            break;
+        }
         c->keep_alive = false;
         if (!c->head_sent && c->state == CONN_BUSY) {
             proxy_abort(c);
@@ -756,6 +760,10 @@ static void conn__process(struct conn *c)
             return;
         }
         conn__start_request(c, (size_t)r);
+        /* the rest of the body has to come in time too */
+        if (c->state == CONN_BUSY && !c->px.req_body_read && !c->readable && !c->read_eof &&
+            c->timer_kind == T_NONE)
+            conn__arm(c, T_BODY, cfg->server.client_body_timeout_ms);
         return;
     }
     case CONN_BUSY:

@@ -84,6 +84,25 @@ assert_eq "$(jq -r .body_len <<<"$body")" "$(stat -c %s "$T/body.txt")" "chunked
 assert_eq "$(jq -j .body <<<"$body" | sha256sum)" "$(sha256sum <"$T/body.txt")" "chunked request body bytes"
 assert_eq "$(jq -r '.headers["transfer-encoding"]' <<<"$body")" "chunked" "re-framed as chunked upstream"
 
+log "Expect: 100-continue: the gateway answers 100, then forwards the body"
+out=$(python3 - "$gport" <<'PY'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=3)
+s.sendall(b"POST /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 5\r\nConnection: close\r\n\r\n")
+first = s.recv(100)
+s.sendall(b"hello")
+rest = b""
+while True:
+    d = s.recv(65536)
+    if not d:
+        break
+    rest += d
+print(first.decode().split("\r\n")[0])
+print("expect-forwarded" if b'"expect"' in rest else "no-expect", b'"body":"hello"' in rest)
+PY
+)
+assert_eq "$out" $'HTTP/1.1 100 Continue\nno-expect True' "100-continue handling"
+
 log "HEAD, 204, 304: no body"
 hdrs=$(curl -s -I --max-time 5 "$G/json")
 assert_contains "$hdrs" "HTTP/1.1 200" "HEAD status"

@@ -15,6 +15,7 @@ cat >"$T/mock.yaml" <<'EOF'
 routes:
   - {method: ANY, path: /echo, handler: echo}
   - {method: GET, path: /slow, latency: {dist: fixed, ms: 400}}
+  - {method: POST, path: /slowpost, latency: {dist: fixed, ms: 1500}}
 EOF
 cat >"$T/gw.yaml" <<EOF
 listen: 127.0.0.1:$gport
@@ -22,6 +23,7 @@ admin: 127.0.0.1:$aport
 workers: {threads: 1}
 server:
   client_header_timeout: 1s
+  client_body_timeout: 1s
   max_head_size: 16KB
   max_body_size: 1MB
   max_connections: 30
@@ -81,6 +83,17 @@ EOF
 )
 assert_contains "$out" "HTTP/1.1 408" "trickling client gets 408"
 assert_range "${out##* }" 0.8 3 "trickle cut off after the header timeout (s)"
+
+log "body timeout: a body that stops arriving gets 408"
+start=$(date +%s.%N)
+out=$(printf 'POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc' | raw_http "$gport" 5)
+elapsed=$(awk -v a="$(date +%s.%N)" -v b="$start" 'BEGIN { print a - b }')
+assert_contains "$out" "HTTP/1.1 408" "stalled body"
+assert_range "$elapsed" 0.8 3 "408 after client_body_timeout (s)"
+
+# a body that completed does not time out while the upstream takes longer than the body timeout
+out=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 -X POST --data-binary 'abc' "$G/slowpost")
+assert_eq "$out" 200 "slow upstream after a complete body"
 
 log "oversize head: 431, long URI: 414, oversize body: 413"
 before=$(mock_stat "$mport" total)

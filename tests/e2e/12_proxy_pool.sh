@@ -46,6 +46,9 @@ routes:
     timeout: {first_byte: 500ms}
   - match: /dead
     upstream: dead
+  - match: /total/
+    upstream: api
+    timeout: {first_byte: 400ms, total: 400ms}
   - match: /
     upstream: api
 EOF
@@ -54,6 +57,7 @@ EOF
 cat >>"$T/mock.yaml" <<'EOF'
   - {method: GET, path: /small/slow, latency: {dist: fixed, ms: 200}}
   - {method: GET, path: /tiny/slower, latency: {dist: fixed, ms: 1500}}
+  - {method: GET, path: /total/slower, latency: {dist: fixed, ms: 1500}}
 EOF
 start_mock mock "$mport" --profile "$T/mock.yaml"
 start_bg gw "$APIGATE" serve -c "$T/gw.yaml"
@@ -119,6 +123,11 @@ assert_contains "$out" " 504" "second hang also 504"
 assert_eq "$(metric 'apigate_upstream_connects_total{upstream="hangy"')" 2 "timed-out connections not reused"
 assert_eq "$(metric 'apigate_upstream_errors_total{route="/hang",reason="timeout"}')" 2 "timeouts counted"
 
+log "total timeout: 400 ms on a 1.5 s answer -> 504 in time"
+out=$(curl -s -o /dev/null -w '%{http_code} %{time_total}' --max-time 10 "$G/total/slower")
+assert_eq "${out% *}" 504 "total timeout status"
+assert_range "${out#* }" 0.3 1.2 "504 after the total timeout (s)"
+
 log "upstream down: 502 with a JSON body"
 out=$(curl -s -w ' %{http_code}' --max-time 10 "$G/dead")
 assert_contains "$out" " 502" "connection refused"
@@ -131,6 +140,6 @@ for k in .requests.total '.requests["5xx"]' .latency_ms.p95 .cache.hits .cache.m
     v=$(jq -r "$k" <<<"$stats")
     [[ "$v" =~ ^[0-9.]+$ ]] || fail "/stats $k is '$v'"
 done
-assert_range "$(jq -r '.requests["5xx"]' <<<"$stats")" 5 6 "5xx in /stats (2-3 queue timeouts, 2 timeouts, 1 refused)"
+assert_range "$(jq -r '.requests["5xx"]' <<<"$stats")" 6 7 "5xx in /stats (2-3 queue timeouts, 3 timeouts, 1 refused)"
 assert_range "$(jq -r '.pool.wait_p95_ms' <<<"$stats")" 0 5000 "pool wait p95"
 log "ok"
