@@ -15,13 +15,16 @@ void capacity_defaults(struct capacity_in *in)
         in->ports_per_ip = 28232;
     if (in->pgbouncers == 0)
         in->pgbouncers = 1;
+    if (in->pgbouncer_pool_size > 0 && in->pgbouncer_max_client == 0)
+        in->pgbouncer_max_client = 100;
 }
 
 int capacity_compute(const struct capacity_in *in, struct capacity_out *o, char *err, size_t errlen)
 {
     if (in->pods <= 0 || in->pool_size < 0 || in->max_overflow < 0 || in->db_max_connections < 0 ||
         in->conns_per_pod < 0 || in->nat_ips <= 0 || in->ports_per_ip <= 0 || in->cpu_limit < 0 ||
-        in->workers_per_pod < 0 || in->pgbouncers <= 0 || in->db_cpus < 0) {
+        in->workers_per_pod < 0 || in->pgbouncers <= 0 || in->db_cpus < 0 ||
+        in->pgbouncer_pool_size < 0 || in->pgbouncer_max_client < 0) {
         snprintf(err, errlen,
                  "pods, nat-ips, ports-per-ip and pgbouncers must be > 0 and the "
                  "others >= 0");
@@ -35,7 +38,11 @@ int capacity_compute(const struct capacity_in *in, struct capacity_out *o, char 
     o->pools = in->pods;
     if (in->pool_per_worker && in->workers_per_pod > 0)
         o->pools = in->pods * in->workers_per_pod;
-    o->db_possible = o->pools * (in->pool_size + in->max_overflow);
+    o->app_conns = o->pools * (in->pool_size + in->max_overflow);
+    /* Behind PgBouncer the server sees only the poolers' server connections. */
+    o->db_possible =
+        in->pgbouncer_pool_size > 0 ? in->pgbouncers * in->pgbouncer_pool_size : o->app_conns;
+    o->pgb_clients = in->pgbouncer_pool_size > 0 ? in->pgbouncers * in->pgbouncer_max_client : 0;
     o->db_usable = in->db_max_connections > 0 ? in->db_max_connections - in->db_reserved : 0;
     o->db_use = o->db_usable > 0 ? (double)o->db_possible / (double)o->db_usable : 0;
     o->fit_per_pool = o->db_usable > 0 ? (long)floor(o->db_usable * 0.8 / (double)o->pools) : 0;
@@ -46,7 +53,8 @@ int capacity_compute(const struct capacity_in *in, struct capacity_out *o, char 
     o->pgb_pool_size = (total + in->pgbouncers - 1) / in->pgbouncers;
     if (o->pgb_pool_size < 1 && o->db_usable > 0)
         o->pgb_pool_size = 1;
-    o->pgb_max_client = o->db_possible;
+    /* Every application connection must fit, with a quarter spare for deploys. */
+    o->pgb_max_client = (long)ceil(o->app_conns * 1.25 / (double)in->pgbouncers);
 
     o->ports_needed = in->pods * in->conns_per_pod;
     o->ports_available = in->nat_ips * in->ports_per_ip;
@@ -75,17 +83,25 @@ static void db_finding(const struct capacity_in *in, const struct capacity_out *
     struct finding *f = finding_add(out, "plan", "capacity-db-connections", sev,
                                     "%ld possible database connections vs %ld usable (%.0f%%)",
                                     o->db_possible, o->db_usable, o->db_use * 100);
-    if (in->pool_per_worker && in->workers_per_pod > 0)
+    if (in->pgbouncer_pool_size > 0)
+        finding_evidence(f, "%ld PgBouncer(s) x default_pool_size %ld = %ld server connections",
+                         in->pgbouncers, in->pgbouncer_pool_size, o->db_possible);
+    else if (in->pool_per_worker && in->workers_per_pod > 0)
         finding_evidence(f, "%ld pods x %ld workers x (pool_size %ld + max_overflow %ld) = %ld",
                          in->pods, in->workers_per_pod, in->pool_size, in->max_overflow,
-                         o->db_possible);
+                         o->app_conns);
     else
         finding_evidence(f, "%ld pods x (pool_size %ld + max_overflow %ld) = %ld", in->pods,
-                         in->pool_size, in->max_overflow, o->db_possible);
+                         in->pool_size, in->max_overflow, o->app_conns);
     finding_evidence(f, "max_connections %ld - %ld reserved for superusers = %ld",
                      in->db_max_connections, in->db_reserved, o->db_usable);
     finding_source(f, "capacity arithmetic");
-    if (sev >= FINDING_WARNING) {
+    if (sev >= FINDING_WARNING && in->pgbouncer_pool_size > 0) {
+        finding_fix(f,
+                    "default_pool_size = %ld%s (the PgBouncers together must stay under 80%% "
+                    "of the usable connections)",
+                    o->pgb_pool_size, in->pgbouncers > 1 ? " per PgBouncer instance" : "");
+    } else if (sev >= FINDING_WARNING) {
         finding_fix(f,
                     "put PgBouncer in transaction mode between the pods and the database: "
                     "pool_mode = transaction, default_pool_size = %ld, max_client_conn = %ld"
@@ -105,6 +121,34 @@ static void db_finding(const struct capacity_in *in, const struct capacity_out *
             finding_fix(f, "without a pooler not even one connection per pool fits: a pooler "
                            "is required");
     }
+}
+
+/* Behind PgBouncer the pods' connections become its clients: past max_client_conn it refuses
+ * them, which the application sees as a failed connect. */
+static void pgbouncer_finding(const struct capacity_in *in, const struct capacity_out *o,
+                              struct finding_list *out)
+{
+    if (in->pgbouncer_pool_size <= 0)
+        return;
+    enum finding_sev sev = o->app_conns > o->pgb_clients         ? FINDING_CRITICAL
+                           : o->app_conns > o->pgb_clients * 0.8 ? FINDING_WARNING
+                                                                 : FINDING_OK;
+    struct finding *f =
+        finding_add(out, "plan", "capacity-pgbouncer-clients", sev,
+                    "%ld application connections vs %ld PgBouncer client slots (%.0f%%)",
+                    o->app_conns, o->pgb_clients,
+                    o->pgb_clients > 0 ? 100.0 * (double)o->app_conns / (double)o->pgb_clients : 0);
+    finding_evidence(f,
+                     "%ld pool(s) x (pool_size %ld + max_overflow %ld) = %ld; %ld PgBouncer(s) "
+                     "x max_client_conn %ld = %ld",
+                     o->pools, in->pool_size, in->max_overflow, o->app_conns, in->pgbouncers,
+                     in->pgbouncer_max_client, o->pgb_clients);
+    finding_source(f, "capacity arithmetic");
+    if (sev >= FINDING_WARNING)
+        finding_fix(f,
+                    "max_client_conn = %ld%s (client connections are cheap in PgBouncer; "
+                    "raise the file descriptor limit to match)",
+                    o->pgb_max_client, in->pgbouncers > 1 ? " per PgBouncer instance" : "");
 }
 
 static void ports_finding(const struct capacity_in *in, const struct capacity_out *o,
@@ -170,6 +214,7 @@ void capacity_findings(const struct capacity_in *in, const struct capacity_out *
                        struct finding_list *out)
 {
     db_finding(in, o, out);
+    pgbouncer_finding(in, o, out);
     ports_finding(in, o, out);
     workers_finding(in, o, out);
 }

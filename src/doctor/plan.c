@@ -37,6 +37,10 @@ static const struct plan_opt plan_opts[] = {
     {"--pool-per-worker", PLAN_BOOL, OFF(pool_per_worker), "each worker process has its own pool"},
     {"--pgbouncers", PLAN_LONG, OFF(pgbouncers), "PgBouncer instances (default 1)"},
     {"--db-cpus", PLAN_LONG, OFF(db_cpus), "database server cores (sizes default_pool_size)"},
+    {"--pgbouncer-pool-size", PLAN_LONG, OFF(pgbouncer_pool_size),
+     "PgBouncer default_pool_size in place (the pods connect through it)"},
+    {"--pgbouncer-max-client", PLAN_LONG, OFF(pgbouncer_max_client),
+     "its max_client_conn per instance (default 100)"},
 };
 #define PLAN_NOPTS (sizeof(plan_opts) / sizeof(plan_opts[0]))
 
@@ -134,7 +138,8 @@ static int plan_load_yaml(const char *path, struct capacity_in *in)
                     "%s:%d:%d: %s: unknown key; allowed: pods, pool_size, max_overflow, "
                     "db_max_connections, db_reserved, conns_per_pod, nat_ips, "
                     "ports_per_ip, cpu_limit, workers_per_pod, pool_per_worker, "
-                    "pgbouncers, db_cpus\n",
+                    "pgbouncers, db_cpus, pgbouncer_pool_size, "
+                    "pgbouncer_max_client\n",
                     k->file, k->line, k->col, k->str);
             bad++;
         } else if (v->type != YNODE_SCALAR) {

@@ -50,6 +50,21 @@ out=$("$APIGATE" doctor plan -f "$AG_SRC/examples/doctor-plan.yaml" --pods 4 --p
     true
 assert_contains "$(jq -r '.findings[] | select(.id == "capacity-db-connections") | .evidence' <<<"$out")" "4 pods x (pool_size 5 + max_overflow 0) = 20" "flags override YAML"
 
+# The fixed deployment (PgBouncers in front, connection reuse, enough workers): nothing to warn.
+out=$("$APIGATE" doctor plan -f "$AG_SRC/examples/doctor-plan-pgbouncer.yaml" --json --fail-on warning) ||
+    fail "the fixed plan still warns: $out"
+assert_contains "$(jq -r '.findings[] | select(.id == "capacity-db-connections") | .evidence' <<<"$out")" \
+    "2 PgBouncer(s) x default_pool_size 40 = 80 server connections" "through PgBouncer"
+assert_eq "$(jq -r '.findings[] | select(.id == "capacity-pgbouncer-clients") | .severity' <<<"$out")" ok "client slots"
+# ... but PgBouncer's default max_client_conn (100) would refuse most of the 600 connections.
+set +e
+out=$("$APIGATE" doctor plan -f "$AG_SRC/examples/doctor-plan-pgbouncer.yaml" --pgbouncer-max-client 100 --json)
+code=$?
+set -e
+assert_eq "$code" 1 "600 connections into 200 client slots"
+assert_contains "$(jq -r '.findings[] | select(.id == "capacity-pgbouncer-clients") | .fix' <<<"$out")" \
+    "max_client_conn = 375 per PgBouncer instance" "client slots fix"
+
 # Bad input: exit 2 with file:line:col.
 printf 'pods: 20\npool_size: twenty\nnat_ipz: 2\n' >"$T/bad.yaml"
 set +e

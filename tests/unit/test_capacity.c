@@ -34,8 +34,9 @@ static void test_seed_db_connections(void **state)
     assert_int_equal(o.db_possible, 600);   // 20 × (20 + 10)
     assert_int_equal(o.db_usable, 197);     // 200 − 3 reserved
     assert_int_equal(o.pgb_pool_size, 157); // 80% of 197
-    assert_int_equal(o.pgb_max_client, 600);
-    assert_int_equal(o.fit_per_pool, 7); // floor(157.6 / 20)
+    assert_int_equal(o.app_conns, 600);
+    assert_int_equal(o.pgb_max_client, 750); // 600 + 25% for deploys
+    assert_int_equal(o.fit_per_pool, 7);     // floor(157.6 / 20)
     struct finding_list l;
     finding_list_init(&l);
     capacity_findings(&in, &o, &l);
@@ -51,6 +52,44 @@ static void test_seed_db_connections(void **state)
     in.pgbouncers = 2;
     assert_int_equal(capacity_compute(&in, &o, err, sizeof(err)), 0);
     assert_int_equal(o.pgb_pool_size, 9);
+}
+
+static void test_behind_pgbouncer(void **state)
+{
+    (void)state;
+    /* The seed after the fix: the same pods, through 2 PgBouncers of 40 server connections. */
+    struct capacity_in in = seed();
+    in.pgbouncers = 2;
+    in.pgbouncer_pool_size = 40;
+    in.pgbouncer_max_client = 400;
+    capacity_defaults(&in);
+    struct capacity_out o;
+    char err[128];
+    assert_int_equal(capacity_compute(&in, &o, err, sizeof(err)), 0);
+    assert_int_equal(o.app_conns, 600);
+    assert_int_equal(o.db_possible, 80);
+    assert_int_equal(o.pgb_clients, 800);
+    struct finding_list l;
+    finding_list_init(&l);
+    capacity_findings(&in, &o, &l);
+    assert_int_equal(finding_find(&l, "capacity-db-connections")->sev, FINDING_OK);
+    assert_int_equal(finding_find(&l, "capacity-pgbouncer-clients")->sev, FINDING_OK); // 75%
+    finding_list_deinit(&l);
+    /* PgBouncer's default max_client_conn (100) refuses most of the pods. */
+    in.pgbouncer_max_client = 0;
+    in.pgbouncer_pool_size = 90; // 180 server connections > 80% of 197
+    capacity_defaults(&in);
+    assert_int_equal(in.pgbouncer_max_client, 100);
+    assert_int_equal(capacity_compute(&in, &o, err, sizeof(err)), 0);
+    finding_list_init(&l);
+    capacity_findings(&in, &o, &l);
+    const struct finding *f = finding_find(&l, "capacity-pgbouncer-clients");
+    assert_int_equal(f->sev, FINDING_CRITICAL);
+    assert_non_null(strstr(f->fix, "max_client_conn = 375 per PgBouncer instance"));
+    f = finding_find(&l, "capacity-db-connections");
+    assert_int_equal(f->sev, FINDING_WARNING);
+    assert_non_null(strstr(f->fix, "default_pool_size = 79 per PgBouncer instance"));
+    finding_list_deinit(&l);
 }
 
 static void test_seed_ports(void **state)
@@ -169,6 +208,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_seed_db_connections),
+        cmocka_unit_test(test_behind_pgbouncer),
         cmocka_unit_test(test_seed_ports),
         cmocka_unit_test(test_thresholds),
         cmocka_unit_test(test_pool_per_worker),
