@@ -19,6 +19,8 @@ void capacity_defaults(struct capacity_in *in)
         in->pgbouncer_max_client = 100;
 }
 
+/* Everything is integer arithmetic on the inputs except the 80% targets, which round down (a
+ * recommendation must fit) and the NAT IPs needed, which round up. */
 int capacity_compute(const struct capacity_in *in, struct capacity_out *o, char *err, size_t errlen)
 {
     if (in->pods <= 0 || in->pool_size < 0 || in->max_overflow < 0 || in->db_max_connections < 0 ||
@@ -72,6 +74,8 @@ int capacity_compute(const struct capacity_in *in, struct capacity_out *o, char 
     return 0;
 }
 
+/* Pods' pools (or the PgBouncers' server pools) against what PostgreSQL accepts. The fixes give
+ * the two ways out: a pooler sized from the server's side, or smaller pools per pod. */
 static void db_finding(const struct capacity_in *in, const struct capacity_out *o,
                        struct finding_list *out)
 {
@@ -151,6 +155,8 @@ static void pgbouncer_finding(const struct capacity_in *in, const struct capacit
                     o->pgb_max_client, in->pgbouncers > 1 ? " per PgBouncer instance" : "");
 }
 
+/* SNAT: all pods share the NAT IPs' ports towards one destination; connection churn (TIME_WAIT
+ * holds a port 60 s) is what usually exhausts them, hence "reuse" as the second fix. */
 static void ports_finding(const struct capacity_in *in, const struct capacity_out *o,
                           struct finding_list *out)
 {
@@ -176,6 +182,8 @@ static void ports_finding(const struct capacity_in *in, const struct capacity_ou
     }
 }
 
+/* Processes per CPU limit: below one, CPUs paid for sit idle (a GIL process uses one core); far
+ * above, processes fight for the CFS quota and get throttled. */
 static void workers_finding(const struct capacity_in *in, const struct capacity_out *o,
                             struct finding_list *out)
 {

@@ -110,6 +110,7 @@ static void *job_thread(void *arg)
     return NULL;
 }
 
+/* The one place that decides the exit code, shared with `doctor plan`. */
 int doctor__report(struct finding_list *l, bool json, enum finding_sev fail_on)
 {
     finding_list_sort(l);
@@ -159,6 +160,9 @@ static bool job_join(pthread_t th, const struct timespec *deadline)
     return pthread_timedjoin_np(th, NULL, deadline) == 0;
 }
 
+/* Parses the options (bad input exits 2 before anything runs), starts one thread per probe, waits
+ * for each until the shared deadline, runs the rules on the facts of the probes that finished,
+ * merges the findings and reports. */
 int doctor_main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "plan") == 0)

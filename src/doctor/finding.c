@@ -37,6 +37,7 @@ void finding_list_deinit(struct finding_list *l)
     l->n = l->cap = 0;
 }
 
+/* printf into a new string; vasprintf fails only on ENOMEM. */
 static char *vformat(const char *fmt, va_list ap)
 {
     char *s = NULL;
@@ -105,6 +106,7 @@ void finding_fix(struct finding *f, const char *fmt, ...)
     va_end(ap);
 }
 
+/* The findings' strings change owner, not copies: <src> only loses its array. */
 void finding_list_move(struct finding_list *dst, struct finding_list *src)
 {
     for (size_t i = 0; i < src->n; i++) {
@@ -216,6 +218,9 @@ static void print_indented(FILE *out, const char *label, const char *text)
     }
 }
 
+/* Components as "== name ==" headings, then per finding: severity, title, [id], and the
+ * evidence / source / fix blocks indented under it; the doc link only where there is something
+ * to act on (warning and above). */
 void finding_report_text(const struct finding_list *l, FILE *out, bool color)
 {
     static const char *const colors[] = {"\033[32m", "\033[36m", "\033[33m", "\033[31;1m"};
@@ -245,6 +250,8 @@ void finding_report_text(const struct finding_list *l, FILE *out, bool color)
             finding_list_count(l, FINDING_INFO), finding_list_count(l, FINDING_OK));
 }
 
+/* Built with cJSON rather than by hand: evidence and fixes carry quotes, newlines and whatever a
+ * server put in a query text, and cJSON escapes all of it. */
 void finding_report_json(const struct finding_list *l, struct buf *out)
 {
     cJSON *root = cJSON_CreateObject();

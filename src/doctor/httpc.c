@@ -27,6 +27,7 @@
     (8u << 20) /* bodies above this are cut: doctor reads JSON and samples                         \
                 */
 
+/* One connection: the socket, and the TLS objects for https (NULL for http). */
 struct httpc_conn {
     int fd;
     SSL_CTX *ctx;
@@ -61,6 +62,8 @@ static void set_deadline(struct httpc_conn *c, int timeout_ms)
 }
 
 /* Reads once: bytes, 0 at the end, -1 on error or timeout (<err> says which). */
+/* OpenSSL may need to write to read (renegotiation, key update) and the reverse: wait for what it
+ * asks for, not for what the caller wanted to do. */
 static ssize_t conn_read(struct httpc_conn *c, char *buf, size_t len, char *err, size_t errlen)
 {
     for (;;) {
@@ -192,6 +195,8 @@ static void conn_close(struct httpc_conn *c)
     c->fd = -1;
 }
 
+/* Resolves (blocking getaddrinfo: the doctor is not on a hot path) and tries each address in
+ * order with a non-blocking connect bounded by the timeout; records dns and connect times. */
 static int connect_to(struct httpc_conn *c, const struct url *u, int timeout_ms,
                       struct httpc_timing *t, uint64_t t0, char *err, size_t errlen)
 {
@@ -235,6 +240,8 @@ static int connect_to(struct httpc_conn *c, const struct url *u, int timeout_ms,
     return 0;
 }
 
+/* One GET: connect, TLS, send, read the head (first byte time), read the body by its framing. The
+ * whole exchange after the connect shares one deadline per step: TLS, then request + response. */
 int httpc_get(const char *url, int timeout_ms, struct httpc_resp *resp, struct httpc_timing *t,
               char *err, size_t errlen)
 {

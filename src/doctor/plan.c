@@ -114,6 +114,7 @@ static const struct plan_opt *plan_find_key(const char *key)
 }
 
 /* Reads <path>; every error is printed as file:line:col, and all are reported. Returns 0/-1. */
+/* Every key is checked and every error printed before giving up, so one run shows all mistakes. */
 static int plan_load_yaml(const char *path, struct capacity_in *in)
 {
     char err[512];

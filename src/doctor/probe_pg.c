@@ -10,6 +10,7 @@
 #include "core/xmalloc.h"
 #include "doctor/internal.h"
 
+/* Wraps the PGconn so that no other file needs libpq's types. */
 struct probe_pg_conn {
     PGconn *pg;
 };
@@ -49,6 +50,8 @@ void probe_pg_where(struct probe_pg_conn *c, char *out, size_t outlen)
              PQport(c->pg), PQdb(c->pg));
 }
 
+/* Copies the result out of libpq (strings per cell) so the caller's code stays free of libpq;
+ * the result sets here are a few dozen rows at most. */
 int probe_pg_exec(struct probe_pg_conn *c, const char *sql, struct probe_pg_res *r, char *err,
                   size_t errlen)
 {
@@ -132,6 +135,8 @@ static int q(struct probe_pg_conn *c, const char *sql, struct probe_pg_res *r, c
     return probe_pg_exec(c, sql, r, err, errlen);
 }
 
+/* pg_stat_activity: sessions by state, the oldest active statement, the oldest idle-in-transaction
+ * session, and every lock wait with its blocker (pg_blocking_pids, PostgreSQL 9.6+). */
 static void read_activity(struct probe_pg_conn *c, struct pg_facts *f)
 {
     struct probe_pg_res r;
@@ -204,6 +209,9 @@ static void read_activity(struct probe_pg_conn *c, struct pg_facts *f)
     }
 }
 
+/* pg_stat_statements: the top 5 by mean time for the report, and the 50 heaviest by total time
+ * (into <all>) to find the columns of missing indexes. A failure (not installed, not loaded) is
+ * kept in pgss_error and becomes the advice to enable it. */
 static void read_statements(struct probe_pg_conn *c, struct pg_facts *f, struct probe_pg_res *all)
 {
     struct probe_pg_res r;
@@ -240,6 +248,8 @@ static void read_statements(struct probe_pg_conn *c, struct pg_facts *f, struct 
         memset(all, 0, sizeof(*all));
 }
 
+/* pg_stat_user_tables: the tables read most by sequential scans, each with the candidate columns
+ * found in the statements of <stmts>. */
 static void read_tables(struct probe_pg_conn *c, struct pg_facts *f,
                         const struct probe_pg_res *stmts)
 {
@@ -268,6 +278,8 @@ static void read_tables(struct probe_pg_conn *c, struct pg_facts *f,
     probe_pg_res_free(&r);
 }
 
+/* Cache hit ratio over all databases, and replication: the replicas of a primary, or a replica's
+ * own replay state. */
 static void read_server(struct probe_pg_conn *c, struct pg_facts *f)
 {
     struct probe_pg_res r;

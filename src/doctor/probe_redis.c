@@ -96,6 +96,9 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* SLOWLOG GET 5: each entry is [id, timestamp, duration µs, [args...], client, name]; the
+ * command is rebuilt from its arguments, cut to fit. A malformed reply yields fewer entries, never
+ * a crash. */
 static void read_slowlog(redisContext *c, struct redis_facts *f)
 {
     redisReply *r = redisCommand(c, "SLOWLOG GET 5");
@@ -132,6 +135,8 @@ static const char *conn_error(const redisContext *c)
     return c->errstr;
 }
 
+/* Blocking hiredis with a connect timeout and a per-command timeout: INFO all, SLOWLOG, then
+ * five PINGs whose median is the latency (the first may include a slow path). */
 int probe_redis_run(const char *url, int timeout_ms, struct redis_facts *f,
                     struct finding_list *out)
 {
