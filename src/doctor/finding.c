@@ -260,6 +260,26 @@ void finding_report_json(const struct finding_list *l, struct buf *out)
     for (int s = FINDING_CRITICAL; s >= FINDING_OK; s--)
         cJSON_AddNumberToObject(sum, sev_names[s],
                                 (double)finding_list_count(l, (enum finding_sev)s));
+    /* The components in report order with their worst severity: a summary per box of the stack. */
+    cJSON *comps = cJSON_AddArrayToObject(root, "components");
+    for (size_t i = 0; i < l->n; i++) {
+        if (i > 0 && strcmp(l->v[i - 1].component, l->v[i].component) == 0)
+            continue;
+        enum finding_sev worst = FINDING_OK;
+        int count = 0;
+        for (size_t j = 0; j < l->n; j++) {
+            if (strcmp(l->v[j].component, l->v[i].component) != 0)
+                continue;
+            count++;
+            if (l->v[j].sev > worst)
+                worst = l->v[j].sev;
+        }
+        cJSON *c = cJSON_CreateObject();
+        cJSON_AddStringToObject(c, "component", l->v[i].component);
+        cJSON_AddStringToObject(c, "worst", finding_sev_name(worst));
+        cJSON_AddNumberToObject(c, "findings", count);
+        cJSON_AddItemToArray(comps, c);
+    }
     cJSON *arr = cJSON_AddArrayToObject(root, "findings");
     for (size_t i = 0; i < l->n; i++) {
         const struct finding *f = &l->v[i];

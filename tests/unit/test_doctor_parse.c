@@ -161,6 +161,13 @@ static void test_finding_sort_and_json(void **state)
     assert_string_equal(cJSON_GetObjectItem(root, "worst")->valuestring, "critical");
     assert_int_equal(
         cJSON_GetObjectItem(cJSON_GetObjectItem(root, "summary"), "critical")->valueint, 2);
+    cJSON *comps = cJSON_GetObjectItem(root, "components");
+    assert_int_equal(cJSON_GetArraySize(comps), 2);
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(comps, 0), "component")->valuestring,
+                        "postgres");
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(comps, 0), "worst")->valuestring,
+                        "critical");
+    assert_int_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(comps, 1), "findings")->valueint, 2);
     cJSON *arr = cJSON_GetObjectItem(root, "findings");
     assert_int_equal(cJSON_GetArraySize(arr), 5);
     cJSON *c = cJSON_GetArrayItem(arr, 3);
