@@ -99,7 +99,8 @@ static uint64_t mock_conn__stall_left(struct mock_thread *th, const struct mock_
 {
     if (p->stall_every_ms == 0)
         return 0;
-    uint64_t phase = (loop_now_ms(th->loop) - th->srv->start_ms) % p->stall_every_ms;
+    uint64_t now = loop_now_ms(th->loop);
+    uint64_t phase = now > th->srv->start_ms ? (now - th->srv->start_ms) % p->stall_every_ms : 0;
     return phase < p->stall_for_ms ? p->stall_for_ms - phase : 0;
 }
 
