@@ -205,7 +205,7 @@ const char *policy_storable(const struct policy_conf *pc, const struct h1_reques
     }
     if (explicit_fresh && pc->statuses != NULL && !policy_status_cacheable(pc, res->status))
         return "status";
-    f->no_cache = cc.no_cache && !cc.no_cache_fields;
+    f->no_cache = cc.no_cache; // unqualified only: qualified no-cache="f" constrains fields, not the entry
     f->must_revalidate = f->must_revalidate || cc.must_revalidate || cc.proxy_revalidate;
     if (f->lifetime_ms == 0 && !f->has_validator && !f->no_cache && cc.stale_while_revalidate == CACHECTL_ABSENT &&
         cc.stale_if_error == CACHECTL_ABSENT && pc->swr_ms == 0 && pc->sie_ms == 0)
