@@ -145,6 +145,7 @@ struct mock_profile {
     uint64_t cold_idle_ms, cold_extra_ms;  /* 0 = no cold start */
     uint64_t stall_every_ms, stall_for_ms; /* 0 = no stall */
     uint64_t max_body;                     /* request body limit (413 beyond) */
+    uint64_t keepalive_timeout_ms; /* idle keep-alive connections closed after this; 0 = never */
     struct mock_pool *pool;                /* runtime: created with the profile */
     struct mock_stats *stats;              /* runtime: one slot per thread and route */
 };

@@ -85,6 +85,7 @@ struct mock_conn {
     struct buf body;    /* its decoded bytes so far */
     bool lingering;     /* half-closed after a final answer, draining until EOF */
     struct loop_timer linger_timer;
+    struct loop_timer idle_timer; /* global.keepalive_timeout */
     struct mock_conn *prev, *next; /* the thread's list */
 };
 
@@ -399,6 +400,7 @@ static void mock_conn__close(struct mock_conn *c)
         return;
     c->closed = true;
     loop_timer_stop(c->th->loop, &c->linger_timer);
+    loop_timer_stop(c->th->loop, &c->idle_timer);
     while (c->head) {
         struct mock_req *q = c->head;
         c->head = q->next;
@@ -698,6 +700,9 @@ static void mock_conn__process(struct mock_conn *c)
  * will come for bytes already waiting in the socket. */
 static void mock_conn__input(struct mock_conn *c)
 {
+    uint64_t idle = mock_thread__profile(c->th)->keepalive_timeout_ms;
+    if (idle > 0)
+        loop_timer_start(c->th->loop, &c->idle_timer, idle); /* moved on each read: cheap */
     c->busy = true;
     c->read_blocked = false;
     for (;;) {
@@ -793,6 +798,22 @@ static void mock_conn__linger_done(struct loop *loop, void *arg)
     mock_conn__close(c);
 }
 
+/* global.keepalive_timeout: a connection with nothing to do for that long is closed, as servers
+ * in front of a gateway's pool do (the race a pool must survive). Busy ones are looked at later. */
+static void mock_conn__idle_done(struct loop *loop, void *arg)
+{
+    struct mock_conn *c = arg;
+    MOCK_CHECK(c, MOCK_CONN_MAGIC);
+    uint64_t idle = mock_thread__profile(c->th)->keepalive_timeout_ms;
+    if (c->npending == 0 && buf_pending(&c->out) == 0 && buf_pending(&c->in) == 0 &&
+        !c->chunk_active) {
+        mock_conn__close(c);
+        return;
+    }
+    if (idle > 0)
+        loop_timer_start(loop, &c->idle_timer, idle);
+}
+
 void mock_conn_accept(struct loop *loop, int lfd, void *arg, unsigned events)
 {
     (void)events;
@@ -815,11 +836,15 @@ void mock_conn_accept(struct loop *loop, int lfd, void *arg, unsigned events)
         buf_init(&c->out);
         buf_init(&c->body);
         loop_timer_init(&c->linger_timer, mock_conn__linger_done, c);
+        loop_timer_init(&c->idle_timer, mock_conn__idle_done, c);
         if (loop_add_fd(loop, fd, LOOP_READ | LOOP_WRITE, mock_conn__on_event, c) != 0) {
             close(fd);
             free(c);
             continue;
         }
+        uint64_t idle = mock_thread__profile(th)->keepalive_timeout_ms;
+        if (idle > 0)
+            loop_timer_start(loop, &c->idle_timer, idle);
         c->next = th->conns;
         if (th->conns)
             th->conns->prev = c;

@@ -453,7 +453,8 @@ static void mock_profile__route(struct mock_pctx *c, const struct ynode *n, stru
     }
 }
 
-static const char *const mock_global_keys[] = {"db_pool", "cold_start", "stall", "max_body", NULL};
+static const char *const mock_global_keys[] = {"db_pool",  "cold_start",        "stall",
+                                               "max_body", "keepalive_timeout", NULL};
 static const char *const mock_pool_keys[] = {"size", "service", "queue_timeout", "queue_limit",
                                              NULL};
 static const char *const mock_cold_keys[] = {"idle", "extra", NULL};
@@ -497,6 +498,8 @@ static void mock_profile__global(struct mock_pctx *c, const struct ynode *n, str
                               "needs 'every' > 'for' > 0 (e.g. {every: 5s, for: "
                               "1s})");
     }
+    if ((v = ynode_get(n, "keepalive_timeout")) != NULL)
+        mock_profile__duration_u64(c, v, "keepalive_timeout", &p->keepalive_timeout_ms);
     if ((v = ynode_get(n, "max_body")) != NULL)
         mock_profile__size(c, v, "max_body", 1ull << 30, &p->max_body);
 }
@@ -684,11 +687,13 @@ void mock_profile_json(const struct mock_profile *p, struct buf *out)
     buf_printf(out,
                ",\"queue_timeout_ms\":%llu,\"queue_limit\":%llu},"
                "\"cold_start\":{\"idle_ms\":%llu,\"extra_ms\":%llu},"
-               "\"stall\":{\"every_ms\":%llu,\"for_ms\":%llu},\"max_body\":%llu},\"routes\":[",
+               "\"stall\":{\"every_ms\":%llu,\"for_ms\":%llu},\"max_body\":%llu,"
+                    "\"keepalive_timeout_ms\":%llu},\"routes\":[",
                (unsigned long long)p->pool_conf.queue_timeout_ms,
                (unsigned long long)p->pool_conf.queue_limit, (unsigned long long)p->cold_idle_ms,
                (unsigned long long)p->cold_extra_ms, (unsigned long long)p->stall_every_ms,
-               (unsigned long long)p->stall_for_ms, (unsigned long long)p->max_body);
+               (unsigned long long)p->stall_for_ms, (unsigned long long)p->max_body,
+               (unsigned long long)p->keepalive_timeout_ms);
     for (size_t i = 0; i < p->nroutes; i++) {
         const struct mock_route *r = &p->routes[i];
         buf_append_str(out, i ? ",{\"name\":" : "{\"name\":");

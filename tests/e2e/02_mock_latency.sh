@@ -125,6 +125,15 @@ assert_contains "$full" "Retry-After: 1" "Retry-After on 503"
 assert_contains "$full" "queue is full" "queue full message"
 assert_eq "$(cat "$T/l.1" "$T/l.2")" "200200" "the first two are served"
 
+log "keepalive_timeout: an idle connection is closed by the mock"
+mock_set_profile "$port" $'global:\n  keepalive_timeout: 300ms\nroutes:\n  - {path: /fast}\n'
+t0=$(date +%s%N)
+resp=$(printf 'GET /fast HTTP/1.1\r\nHost: x\r\n\r\n' | raw_http "$port" 5)
+elapsed=$((($(date +%s%N) - t0) / 1000000))
+assert_contains "$resp" "HTTP/1.1 200" "answer before the idle close"
+assert_eq "$(cat "$T/raw_http.state")" closed "idle connection closed"
+assert_range "$elapsed" 250 3000 "closed after keepalive_timeout (ms)"
+
 log "cold start and stall"
 mock_set_profile "$port" $'global:\n  cold_start: {idle: 1s, extra: 400ms}\nroutes:\n  - {path: /fast}\n'
 http_status "$base/fast" >/dev/null
