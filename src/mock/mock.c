@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -184,6 +185,13 @@ int mock_main(int argc, char **argv)
         printf("%s: ok (%zu routes)\n", profile->name, profile->nroutes);
         mock_profile_unref(profile);
         return 0;
+    }
+
+    /* load tests open thousands of connections: take the hard limit on descriptors */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
     }
 
     struct mock_server srv;
