@@ -41,7 +41,7 @@ G=http://127.0.0.1:$gport
 A=http://127.0.0.1:$aport
 
 metric() { # metric SERIES: value of the exact series in /metrics (0 when absent)
-    curl -s "$A/metrics" | awk -v p="$1" 'index($0, p " ") == 1 { print $NF; f = 1; exit } END { if (!f) print 0 }'
+    curl -s "$A/metrics" | awk -v p="$1" '!f && index($0, p " ") == 1 { print $NF; f = 1 } END { if (!f) print 0 }'
 }
 wait_metric() { # wait_metric SERIES VALUE [TIMEOUT_S=10]
     local deadline=$((SECONDS + ${3:-10}))

@@ -45,14 +45,20 @@ wait_port "$aport"
 G=http://127.0.0.1:$gport
 A=http://127.0.0.1:$aport
 metric() {
-    curl -s "$A/metrics" | awk -v p="$1" 'index($0, p " ") == 1 { print $NF; f = 1; exit } END { if (!f) print 0 }'
+    curl -s "$A/metrics" | awk -v p="$1" '!f && index($0, p " ") == 1 { print $NF; f = 1 } END { if (!f) print 0 }'
 }
 
-# 200 requests from a few client connections (curl reuses its connection within one invocation).
-urls() { local p=$1 i; for i in $(seq 1 50); do printf 'url = "%s/%s/%d"\noutput = "/dev/null"\n' "$G" "$p" "$i"; done; }
+# 50 requests on one client connection (curl reuses its connection within one invocation);
+# prints one status per line.
+urls() {
+    local p=$1 i args=()
+    for i in $(seq 1 50); do args+=(-o /dev/null "$G/$p/$i"); done
+    curl -s --max-time 20 -w '%{http_code}\n' "${args[@]}"
+}
 
 log "200 requests through a kept-alive pool"
-for k in 1 2 3 4; do urls fast | curl -s -K - ; done
+for k in 1 2 3 4; do urls fast >>"$T/fast.codes"; done
+assert_eq "$(grep -c "^200$" "$T/fast.codes")" 200 "200 answers"
 served=$(mock_stat "$mport" 'GET /fast/{id}')
 assert_eq "$served" 200 "requests that reached the mock"
 kept=$(metric "apigate_upstream_connects_total{upstream=\"kept\",server=\"127.0.0.1:$mport\"}")
@@ -65,7 +71,7 @@ assert_eq "$(metric "http_client_request_duration_seconds_count{upstream=\"kept\
 
 log "the same 50 requests with keepalive_requests: 1 (a connection per request)"
 # The mock answers /churn/... with 404: still one upstream exchange per request.
-urls churn | curl -s -K -
+urls churn >"$T/churn.codes"
 churn=$(metric "apigate_upstream_connects_total{upstream=\"churn\",server=\"127.0.0.1:$mport\"}")
 log "churn: connects=$churn for 50 requests"
 assert_eq "$churn" 50 "one connection per request without reuse"
