@@ -545,6 +545,55 @@ static void test_cancel_while_connecting(void **state)
     fix_destroy(f);
 }
 
+/* A server given by host name goes through the resolver (never getaddrinfo on the loop): with
+ * "localhost" against a dual-stack listener, connections work whichever record comes first. */
+static void test_hostname_server(void **state)
+{
+    (void)state;
+    struct fix *f = calloc(1, sizeof(*f));
+    f->loop = loop_create();
+    struct sock_addr any;
+    char err[256];
+    assert_int_equal(sock_parse_addr("[::]:0", &any, err, sizeof(err)), 0);
+    f->srv[0].lfd = sock_listen(&any, false, 64, err, sizeof(err));
+    if (f->srv[0].lfd < 0) { /* no IPv6 on this host: nothing to learn here */
+        loop_destroy(f->loop);
+        free(f);
+        skip();
+        return;
+    }
+    struct sockaddr_in6 sin6;
+    socklen_t len = sizeof(sin6);
+    getsockname(f->srv[0].lfd, (struct sockaddr *)&sin6, &len);
+    f->srv[0].port = ntohs(sin6.sin6_port);
+    assert_int_equal(loop_add_fd(f->loop, f->srv[0].lfd, LOOP_READ, server_on_accept, &f->srv[0]), 0);
+    snprintf(f->spec[0], sizeof(f->spec[0]), "localhost:%d", f->srv[0].port);
+    f->servers[0] = (struct gw_upserver){.spec = f->spec[0], .host = "localhost",
+                                         .port = f->srv[0].port, .numeric = false, .weight = 1};
+    f->up = (struct gw_upstream){.name = "api", .servers = f->servers, .nservers = 1,
+                                 .connect_timeout_ms = 1000};
+    f->up.pool = (struct gw_pool){.max_connections = 4, .max_idle = 4, .idle_timeout_ms = 1000,
+                                  .queue_timeout_ms = 1000, .max_queue = 10};
+    f->cfg.upstreams = &f->up;
+    f->cfg.nupstreams = 1;
+    f->m = metrics_create();
+    f->slot = metrics_slot_get(f->m);
+    f->set = upstream_set_create(&f->cfg, f->m, 1, err, sizeof(err));
+    assert_non_null(f->set);
+    assert_int_equal(upstream_set_start(f->set, err, sizeof(err)), 0);
+    f->pool = upool_create(f->loop, upstream_set_at(f->set, 0), f->slot);
+    assert_true(upstream_has_healthy(upstream_set_at(f->set, 0)));
+    struct req a[3];
+    for (int i = 0; i < 3; i++) {
+        req_acquire(f, &a[i]);
+        RUN_UNTIL(f, a[i].called, 1000);
+        assert_non_null(a[i].c);
+    }
+    for (int i = 0; i < 3; i++)
+        upool_release(f->pool, a[i].c, true);
+    fix_destroy(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -557,6 +606,7 @@ int main(void)
         cmocka_unit_test(test_no_healthy_and_backup),
         cmocka_unit_test(test_round_robin_two_servers),
         cmocka_unit_test(test_cancel_while_connecting),
+        cmocka_unit_test(test_hostname_server),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
