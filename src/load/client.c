@@ -88,8 +88,8 @@ static enum load_err client__errno_kind(int err, bool connecting)
 /* Writes what is left of the request. */
 static void client__write(struct client *c)
 {
-    if (c->woff == 0 && c->origin_us == 0)
-        c->origin_us = clock_now_us(); /* closed model: latency starts at the send */
+    if (c->origin_us == 0)
+        c->origin_us = clock_now_us(); /* first send after a connect: the connect is not counted */
     while (c->woff < c->wlen) {
         ssize_t n = send(c->fd, c->wptr + c->woff, c->wlen - c->woff, MSG_NOSIGNAL);
         if (n >= 0) {
@@ -154,7 +154,7 @@ void client_connect(struct client *c)
     }
 }
 
-void client_start(struct client *c, size_t idx, uint64_t origin_us)
+void client_start(struct client *c, size_t idx, uint64_t origin_us, uint64_t now_us)
 {
     struct scenario *s = run__scenario(c->t);
     const struct load_req *r = &s->reqs[idx];
@@ -174,9 +174,12 @@ void client_start(struct client *c, size_t idx, uint64_t origin_us)
     }
     if (r->need_body)
         buf_reset(&c->body);
-    uint64_t now = clock_now_us();
-    c->deadline_us = (origin_us && origin_us < now ? origin_us : now) + s->timeout_us;
+    c->deadline_us = (origin_us && origin_us < now_us ? origin_us : now_us) + s->timeout_us;
     if (c->fd >= 0 && c->state == CL_IDLE) {
+        /* Closed model on a live connection: the caller's clock reading is the send time (it was
+         * taken at most a few hundred nanoseconds ago), which saves a clock call per request. */
+        if (c->origin_us == 0)
+            c->origin_us = now_us;
         client__write(c);
         return;
     }

@@ -251,6 +251,7 @@ struct thread_stats {
     uint64_t start_us;
     struct stats_sec ring[STATS_RING];
     int64_t cur_sec;
+    uint64_t next_roll_us;     /* start of the next second: below it, stats_roll() is a compare */
     _Atomic int64_t done_sec;  /* every second up to this one is complete in the ring */
     unsigned cur_vus;
 };
@@ -392,8 +393,9 @@ void client_deinit(struct client *c);
 /* Opens the connection without a request (open model warm-up). */
 void client_connect(struct client *c);
 /* Sends request <idx> of the scenario; latency will be measured from <origin_us> (0: from the
- * moment the request is written). Completion or failure ends in run__client_done(). */
-void client_start(struct client *c, size_t idx, uint64_t origin_us);
+ * moment the request is written, the connect excluded). <now_us> is a fresh clock reading.
+ * Completion or failure ends in run__client_done(). */
+void client_start(struct client *c, size_t idx, uint64_t origin_us, uint64_t now_us);
 /* Fails the request in flight if <now_us> is past its deadline. */
 void client_check_timeout(struct client *c, uint64_t now_us);
 /* Closes the connection (the request in flight, if any, is forgotten: the caller counts it). */

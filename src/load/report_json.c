@@ -67,6 +67,17 @@ void report_json(const struct load_result *r, struct buf *b)
         buf_printf(b, "%s\"%d\":%" PRIu64, first ? "" : ",", s, r->status[s]);
         first = false;
     }
+    buf_append_str(b, "},\"status_classes\":{");
+    uint64_t cls[6] = {0};
+    for (int st = 100; st < 600; st++)
+        cls[st / 100] += r->status[st];
+    first = true;
+    for (int k = 1; k < 6; k++) {
+        if (!cls[k])
+            continue;
+        buf_printf(b, "%s\"%dxx\":%" PRIu64, first ? "" : ",", k, cls[k]);
+        first = false;
+    }
     buf_append_str(b, "},\"errors\":{");
     first = true;
     for (int k = 0; k < LERR__COUNT; k++) {

@@ -119,6 +119,18 @@ void report_text(const struct load_result *r, FILE *out)
         }
     }
     fputs(any ? "\n" : "  (no responses)\n", out);
+    if (any) {
+        /* Status classes: the error side (4xx, 5xx) at a glance next to the exact codes. */
+        uint64_t cls[6] = {0};
+        for (int st = 100; st < 600; st++)
+            cls[st / 100] += r->status[st];
+        fputs("  status classes:", out);
+        for (int k = 1; k < 6; k++)
+            if (cls[k])
+                fprintf(out, "  %dxx=%" PRIu64 " (%.2f%%)", k, cls[k],
+                        100.0 * (double)cls[k] / (double)(r->reqs ? r->reqs : 1));
+        fputc('\n', out);
+    }
     uint64_t nerr = 0;
     for (int k = 0; k < LERR__COUNT; k++)
         nerr += r->errors[k];

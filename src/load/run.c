@@ -95,7 +95,9 @@ static void run__checks(struct lthread *t, struct client *c, bool err, uint64_t 
                     ok = k->statuses[j] == c->status;
                 break;
             case CHECK_BODY:
-                ok = memmem(buf_head(&c->body), buf_pending(&c->body), k->str, k->len) != NULL;
+                ok = buf_pending(&c->body) == 0
+                         ? k->len == 0
+                         : memmem(buf_head(&c->body), buf_pending(&c->body), k->str, k->len) != NULL;
                 break;
             case CHECK_HEADER:
                 ok = (c->hdr_ok >> i) & 1u;
@@ -121,7 +123,8 @@ static void run__vu_park(struct client *c)
     c->state = CL_IDLE;
 }
 
-static void run__vu_next(struct client *c)
+/* Starts the next iteration of VU <c>; <now_us> is a fresh clock reading. */
+static void run__vu_next(struct client *c, uint64_t now_us)
 {
     struct lthread *t = c->t;
     if (t->stopping || !c->active) {
@@ -130,13 +133,13 @@ static void run__vu_next(struct client *c)
     }
     c->state = CL_IDLE;
     t->busy++;
-    client_start(c, run__pick(t), 0);
+    client_start(c, run__pick(t), 0, now_us);
 }
 
 static void run__vu_timer(struct loop *loop, void *arg)
 {
     (void)loop;
-    run__vu_next(arg);
+    run__vu_next(arg, clock_now_us());
 }
 
 /* ---- open model ---- */
@@ -160,7 +163,7 @@ static void run__dispatch(struct lthread *t)
         uint64_t intended;
         sched_open_take(&t->so, rel, &intended);
         t->busy++;
-        client_start(c, run__pick(t), t->run->start_us + intended);
+        client_start(c, run__pick(t), t->run->start_us + intended, now);
     }
     t->in_dispatch = false;
 }
@@ -229,7 +232,7 @@ void run__client_done(struct client *c, bool err, enum load_err kind)
         loop_timer_start(t->loop, &c->timer, pause_ms);
         return;
     }
-    run__vu_next(c);
+    run__vu_next(c, now);
 }
 
 static void run__stop_issuing(struct lthread *t)
@@ -257,7 +260,7 @@ static void run__adjust_vus(struct lthread *t, uint64_t rel)
             c->active = true;
             t->active++;
             if (c->state == CL_IDLE)
-                run__vu_next(c);
+                run__vu_next(c, clock_now_us());
         } else if (!should && c->active) {
             /* Ramping down: a VU finishes the request it has in flight (k6's graceful ramp-down). */
             c->active = false;

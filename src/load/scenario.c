@@ -106,7 +106,8 @@ void scenario_render(const struct scenario *s, const struct load_req *r, const s
         buf_reset(body);
         tmpl_render(&r->body, ctx, body);
         buf_printf(out, "Content-Length: %zu\r\n\r\n", buf_pending(body));
-        buf_append(out, buf_head(body), buf_pending(body));
+        if (buf_pending(body))
+            buf_append(out, buf_head(body), buf_pending(body));
     } else {
         buf_append(out, "\r\n", 2);
     }

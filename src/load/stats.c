@@ -41,6 +41,7 @@ void stats_init(struct thread_stats *t, size_t neps, size_t nchecks, uint64_t st
         hist_init(&t->ring[i].h);
     }
     t->cur_sec = 0;
+    t->next_roll_us = start_us + 1000000u;
     atomic_store(&t->ring[0].sec, 0);
     atomic_store(&t->done_sec, -1);
 }
@@ -62,6 +63,8 @@ static inline struct stats_sec *stats__slot(struct thread_stats *t)
 
 void stats_roll(struct thread_stats *t, uint64_t now_us)
 {
+    if (now_us < t->next_roll_us)
+        return;
     int64_t sec = now_us > t->start_us ? (int64_t)((now_us - t->start_us) / 1000000u) : 0;
     if (sec <= t->cur_sec)
         return;
@@ -72,6 +75,7 @@ void stats_roll(struct thread_stats *t, uint64_t now_us)
     s->vus = t->cur_vus;
     atomic_store_explicit(&s->sec, sec, memory_order_relaxed);
     t->cur_sec = sec;
+    t->next_roll_us = t->start_us + (uint64_t)(sec + 1) * 1000000u;
     atomic_store_explicit(&t->done_sec, sec - 1, memory_order_release);
 }
 

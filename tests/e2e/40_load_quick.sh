@@ -42,6 +42,8 @@ assert_contains "$out" "status codes:  200="
 reqs=$(jq '.totals.requests' "$T/q.json")
 [ "$reqs" -gt 1000 ] || fail "only $reqs requests in 2 s"
 assert_eq "$(jq '.status["200"]' "$T/q.json")" "$reqs" "200s == requests"
+assert_eq "$(jq '.status_classes["2xx"]' "$T/q.json")" "$reqs" "2xx class == requests"
+assert_contains "$out" "status classes:  2xx=$reqs (100.00%)"
 assert_eq "$(jq '.totals.failed' "$T/q.json")" 0 "failed"
 assert_eq "$(jq '.hist.count' "$T/q.json")" "$reqs" "histogram count"
 # nginx logged exactly the requests we counted (none lost, none invented)

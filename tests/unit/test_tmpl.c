@@ -36,7 +36,8 @@ static const char *render(struct ctx *x, const struct tmpl *t)
     struct buf b = BUF_INIT;
     tmpl_render(t, &x->c, &b);
     assert_true(buf_pending(&b) < sizeof(out));
-    memcpy(out, buf_head(&b), buf_pending(&b));
+    if (buf_pending(&b))
+        memcpy(out, buf_head(&b), buf_pending(&b));
     out[buf_pending(&b)] = '\0';
     buf_deinit(&b);
     return out;
