@@ -33,7 +33,7 @@ struct metrics {
     uint32_t next_hist;  /* next free index of metrics_slot.hists */
     struct metrics_slot *slots[METRICS_MAX_SLOTS];
     size_t nslots;
-    _Atomic int64_t global[METRICS_MAX_VALUES]; /* METRICS_GAUGE_SET values */
+    _Atomic int64_t global[METRICS_MAX_VALUES]; /* METRICS_GAUGE_SET / COUNTER_SET values */
 };
 
 /* Sum of a counter or gauge series over the slots (or its global value); lock held. */

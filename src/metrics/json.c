@@ -14,6 +14,7 @@ static const char *const json_type_names[] = {
     [METRICS_GAUGE] = "gauge",
     [METRICS_GAUGE_SET] = "gauge",
     [METRICS_HISTOGRAM] = "histogram",
+    [METRICS_COUNTER_SET] = "counter",
 };
 
 static void json_hist(struct metrics *m, struct buf *out, metrics_ref r)

@@ -204,7 +204,7 @@ int64_t metrics__sum(struct metrics *m, const struct metrics_family_def *f, metr
 {
     if (r >= METRICS_MAX_VALUES)
         return 0;
-    if (f->type == METRICS_GAUGE_SET)
+    if (f->type == METRICS_GAUGE_SET || f->type == METRICS_COUNTER_SET)
         return atomic_load_explicit(&m->global[r], memory_order_relaxed);
     uint64_t sum = 0;
     for (size_t i = 0; i < m->nslots; i++)

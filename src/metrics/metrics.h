@@ -21,6 +21,8 @@ enum metrics_type {
     METRICS_GAUGE,     /* per-thread deltas summed over threads (in use, idle, waiting) */
     METRICS_GAUGE_SET, /* one process-wide value, set by any thread (healthy 0/1, config values) */
     METRICS_HISTOGRAM, /* latency in seconds: _bucket{le=} / _sum / _count */
+    METRICS_COUNTER_SET, /* a counter kept elsewhere (shared memory, another process) and copied
+                            in with metrics_counter_set(); exposed as a counter */
 };
 
 #define METRICS_MAX_LABELS 4      /* label names per family */
@@ -90,6 +92,11 @@ static inline void metrics_hist_observe_us(struct metrics_slot *s, metrics_ref r
 }
 /* METRICS_GAUGE_SET: sets the process-wide value (any thread). */
 void metrics_gauge_set(struct metrics *m, metrics_ref r, int64_t value);
+/* METRICS_COUNTER_SET: sets the process-wide counter value (any thread; must not decrease). */
+static inline void metrics_counter_set(struct metrics *m, metrics_ref r, uint64_t value)
+{
+    metrics_gauge_set(m, r, (int64_t)value);
+}
 
 /* Reads back, summed over all slots (tests, /stats, doctor). <out> for histograms is merged into
  * (the caller hist_init()s it). */

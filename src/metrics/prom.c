@@ -15,6 +15,7 @@ static const char *const prom_type_names[] = {
     [METRICS_GAUGE] = "gauge",
     [METRICS_GAUGE_SET] = "gauge",
     [METRICS_HISTOGRAM] = "histogram",
+    [METRICS_COUNTER_SET] = "counter",
 };
 
 /* Label values escape backslash, double quote and newline; HELP text backslash and newline. */
@@ -93,7 +94,7 @@ void metrics_render_prom(struct metrics *m, struct buf *out)
             buf_append_str(out, f->name);
             prom_labels(out, f, &f->series[s], NULL);
             int64_t v = metrics__sum(m, f, f->series[s].ref);
-            if (f->type == METRICS_COUNTER)
+            if (f->type == METRICS_COUNTER || f->type == METRICS_COUNTER_SET)
                 buf_printf(out, " %" PRIu64 "\n", (uint64_t)v);
             else
                 buf_printf(out, " %" PRId64 "\n", v);

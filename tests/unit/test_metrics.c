@@ -91,6 +91,19 @@ static void test_gauges_and_set(void **state)
     assert_int_equal(metrics_read(m, ur, METRICS_GAUGE_SET), 0);
     metrics_gauge_set(m, ur, 1);
     assert_int_equal(metrics_read(m, ur, METRICS_GAUGE_SET), 1);
+
+    /* A counter kept elsewhere (restarts in shared memory): exposed as a counter. */
+    int rs = metrics_family(m, METRICS_COUNTER_SET, "apigate_worker_restarts_total", "Restarts.",
+                            NULL);
+    metrics_ref rr = metrics_series(m, rs, NULL);
+    metrics_counter_set(m, rr, 3);
+    assert_int_equal(metrics_read(m, rr, METRICS_COUNTER_SET), 3);
+    struct buf out = BUF_INIT;
+    metrics_render_prom(m, &out);
+    buf_append(&out, "", 1);
+    assert_non_null(strstr(out.data, "# TYPE apigate_worker_restarts_total counter\n"
+                                     "apigate_worker_restarts_total 3\n"));
+    buf_deinit(&out);
     metrics_destroy(m);
 }
 
