@@ -95,6 +95,7 @@ enum mock_handler {
     MOCK_H_ME,       /* the user named by "Authorization: Bearer tok-<user>"; 401 without */
     MOCK_H_ECHO,     /* method, path, query, headers and body as JSON */
     MOCK_H_HEALTH,   /* {"status":"ok"} */
+    MOCK_H_COUNTER,  /* {"route","n"}: n counts the bodies built, so every answer differs */
 };
 
 struct mock_route {
@@ -122,7 +123,8 @@ struct mock_route {
      * whose answer does not depend on the request (NULL otherwise). */
     char *pre;
     size_t pre_len;
-    char pre_etag[24]; /* ETag of the constant body, for 304 checks */
+    char pre_etag[24];       /* ETag of the constant body, for 304 checks */
+    _Atomic uint64_t *built; /* MOCK_H_COUNTER: bodies built so far (shared by threads) */
 };
 
 struct mock_pool_conf {
@@ -146,8 +148,8 @@ struct mock_profile {
     uint64_t stall_every_ms, stall_for_ms; /* 0 = no stall */
     uint64_t max_body;                     /* request body limit (413 beyond) */
     uint64_t keepalive_timeout_ms; /* idle keep-alive connections closed after this; 0 = never */
-    struct mock_pool *pool;                /* runtime: created with the profile */
-    struct mock_stats *stats;              /* runtime: one slot per thread and route */
+    struct mock_pool *pool;        /* runtime: created with the profile */
+    struct mock_stats *stats;      /* runtime: one slot per thread and route */
 };
 
 /* The built-in default profile, modelled on the seed (YAML text). */

@@ -350,6 +350,14 @@ int mock_body_build(const struct mock_route *r, const struct mock_reqinfo *ri, s
     case MOCK_H_HEALTH:
         buf_append_str(out, "{\"status\":\"ok\"}");
         break;
+    case MOCK_H_COUNTER: {
+        /* a new version on each fetch: what a cache test needs to see a refresh happen */
+        uint64_t n = r->built ? atomic_fetch_add(r->built, 1) + 1 : 1;
+        buf_append_str(out, "{\"route\":");
+        buf_append_json_str(out, r->name, strlen(r->name));
+        buf_printf(out, ",\"n\":%llu}", (unsigned long long)n);
+        break;
+    }
     }
     if (status != 0)
         return status; /* a handler's 4xx is small and unpadded */

@@ -25,7 +25,7 @@
 #define MOCK_MAX_PIPELINE 128   /* requests pending per connection before we stop parsing */
 #define MOCK_MAX_OUT (4u << 20) /* unsent bytes beyond which we stop parsing */
 #define MOCK_READ_SIZE 16384
-#define MOCK_LINGER_MS 2000        /* drain after a final answer at most this long */
+#define MOCK_LINGER_MS 2000 /* drain after a final answer at most this long */
 #define MOCK_IN_SLACK 65536 /* input beyond max_body + this is not read until parsed */
 
 /* Structs that travel through the loop as void * carry a magic, checked on entry. */
@@ -80,12 +80,12 @@ struct mock_conn {
     bool sent_continue;
     bool busy;         /* inside mock_conn__input(): no re-entry from a flush */
     bool read_blocked; /* input stopped at a limit before EAGAIN: resume after a flush */
-    bool chunk_active;  /* a chunked request body is being decoded */
+    bool chunk_active; /* a chunked request body is being decoded */
     struct h1_chunked chunk;
-    struct buf body;    /* its decoded bytes so far */
-    bool lingering;     /* half-closed after a final answer, draining until EOF */
+    struct buf body; /* its decoded bytes so far */
+    bool lingering;  /* half-closed after a final answer, draining until EOF */
     struct loop_timer linger_timer;
-    struct loop_timer idle_timer; /* global.keepalive_timeout */
+    struct loop_timer idle_timer;  /* global.keepalive_timeout */
     struct mock_conn *prev, *next; /* the thread's list */
 };
 

@@ -293,9 +293,9 @@ static int mock_profile__latency(struct mock_pctx *c, const struct ynode *n, con
     return c->nerr != before ? -1 : 0;
 }
 
-static const char *const mock_handler_names[] = {"json",     "static", "user",  "orders",
-                                                 "products", "search", "login", "me",
-                                                 "echo",     "health", NULL};
+static const char *const mock_handler_names[] = {"json",     "static", "user",    "orders",
+                                                 "products", "search", "login",   "me",
+                                                 "echo",     "health", "counter", NULL};
 
 static const char *const mock_route_keys[] = {
     "name",    "method",        "path",         "handler",
@@ -370,8 +370,8 @@ static void mock_profile__route(struct mock_pctx *c, const struct ynode *n, stru
         else
             mock_profile__err(c, v, "handler",
                               "unknown handler '%s'; use json, static, user, "
-                              "orders, products, search, login, me, echo or "
-                              "health",
+                              "orders, products, search, login, me, echo, "
+                              "health or counter",
                               s);
     }
     uint64_t u;
@@ -516,6 +516,7 @@ static void mock_profile__free_routes(struct mock_profile *p)
         free(r->headers);
         free(r->cache_control);
         free(r->pre);
+        free((void *)r->built);
     }
     free(p->routes);
     p->routes = NULL;
@@ -598,8 +599,10 @@ struct mock_profile *mock_profile_parse(const char *text, size_t len, const char
         free(p);
         return NULL;
     }
-    for (size_t i = 0; i < p->nroutes; i++)
+    for (size_t i = 0; i < p->nroutes; i++) {
         mock_profile__precompute(&p->routes[i]);
+        p->routes[i].built = xcalloc(1, sizeof(*p->routes[i].built));
+    }
     p->name = xstrdup(name);
     p->source = xstrndup(text, len);
     p->pool = mock_pool_create(p->pool_conf.size, p->pool_conf.queue_limit);
@@ -688,7 +691,7 @@ void mock_profile_json(const struct mock_profile *p, struct buf *out)
                ",\"queue_timeout_ms\":%llu,\"queue_limit\":%llu},"
                "\"cold_start\":{\"idle_ms\":%llu,\"extra_ms\":%llu},"
                "\"stall\":{\"every_ms\":%llu,\"for_ms\":%llu},\"max_body\":%llu,"
-                    "\"keepalive_timeout_ms\":%llu},\"routes\":[",
+               "\"keepalive_timeout_ms\":%llu},\"routes\":[",
                (unsigned long long)p->pool_conf.queue_timeout_ms,
                (unsigned long long)p->pool_conf.queue_limit, (unsigned long long)p->cold_idle_ms,
                (unsigned long long)p->cold_extra_ms, (unsigned long long)p->stall_every_ms,

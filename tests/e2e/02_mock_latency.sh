@@ -18,6 +18,7 @@ routes:
   - {path: /hang, hang: true}
   - {path: /close, close: true}
   - {path: /chunked, chunked: true, body_size: 3000}
+  - {path: /counter, handler: counter, etag: true}
 EOF
 port=$(free_port)
 start_mock mock "$port" --profile "$T/profile.yaml" --threads 2
@@ -71,6 +72,13 @@ assert_eq "$(curl -s --raw "$base/chunked" | tail -c 5 | od -An -tx1 | tr -d ' \
     "ends with the last chunk"
 assert_contains "$(curl -s -i "$base/chunked")" "Transfer-Encoding: chunked" "chunked header"
 assert_eq "$(curl -s "$base/chunked" | wc -c)" 3000 "decoded chunked body"
+
+log "counter: every answer is a new version (with its own ETag)"
+c1=$(curl -s -i "$base/counter" | tr -d '\r')
+c2=$(curl -s -i "$base/counter" | tr -d '\r')
+assert_eq "$(tail -n1 <<<"$c1" | jq -r .n)" 1 "first version"
+assert_eq "$(tail -n1 <<<"$c2" | jq -r .n)" 2 "second version"
+assert_ne "$(grep -i '^etag' <<<"$c1")" "$(grep -i '^etag' <<<"$c2")" "ETag changes with the body"
 
 log "hang: never answers"
 set +e
