@@ -310,7 +310,8 @@ static bool cache__skip_stored(const struct h1_header *hs, size_t n, const struc
         return true;
     if ((h->name_len == 14 && headers_name_eq(h->name, 14, "content-length")) ||
         (h->name_len == 3 && headers_name_eq(h->name, 3, "age")) ||
-        (h->name_len == 7 && headers_name_eq(h->name, 7, "x-cache")))
+        (h->name_len == 7 && headers_name_eq(h->name, 7, "x-cache")) ||
+        (h->name_len == 17 && headers_name_eq(h->name, 17, "surrogate-control")))
         return true;
     return headers_find(hs, n, "connection") != NULL &&
            headers_listed_in_connection(hs, n, h->name, h->name_len);
@@ -467,7 +468,8 @@ static uint64_t cache__expire(const struct cache *c, const struct policy_fresh *
 {
     uint64_t left = fr->lifetime_ms > fr->initial_age_ms ? fr->lifetime_ms - fr->initial_age_ms : 0;
     uint64_t grace = fr->swr_ms > fr->sie_ms ? fr->swr_ms : fr->sie_ms;
-    if ((fr->has_validator || fr->no_cache) && c->keep_ms > grace)
+    /* kept past its windows for a 304 refresh, or to be served while the origin is unreachable */
+    if ((fr->has_validator || !fr->must_revalidate) && c->keep_ms > grace)
         grace = c->keep_ms;
     if (grace == 0 && left == 0)
         grace = 1; /* stored for the requests already waiting on it (coalescing) */
@@ -544,6 +546,18 @@ int cache_fill_end(struct cache *c, struct cache_fill *f, uint64_t now_ms)
     return rc;
 }
 
+/* Fields a 304 never changes in the stored response: they describe the stored representation
+ * (its framing, coding, range, digest and identity), which the 304 did not send. */
+static bool cache__no_update(const struct h1_header *h)
+{
+    static const char *const keep[] = {"content-length", "content-encoding", "content-range",
+                                       "content-md5", "etag", NULL};
+    for (size_t k = 0; keep[k] != NULL; k++)
+        if (h->name_len == strlen(keep[k]) && headers_name_eq(h->name, h->name_len, keep[k]))
+            return true;
+    return false;
+}
+
 struct store_obj *cache_refresh_304(struct cache *c, const struct policy_conf *pc,
                                     const struct h1_request *req, const struct policy_req *preq,
                                     struct store_obj *old, const struct h1_response *res,
@@ -565,8 +579,7 @@ struct store_obj *cache_refresh_304(struct cache *c, const struct policy_conf *p
     buf_append(&merged, "\r\n", 2);
     for (size_t i = 0; i < ores.nheaders; i++) {
         const struct h1_header *h = &ores.headers[i];
-        bool content_length = h->name_len == 14 && headers_name_eq(h->name, 14, "content-length");
-        if (!content_length) {
+        if (!cache__no_update(h)) {
             char name[128];
             size_t nl = h->name_len < sizeof(name) - 1 ? h->name_len : sizeof(name) - 1;
             memcpy(name, h->name, nl);
@@ -582,7 +595,7 @@ struct store_obj *cache_refresh_304(struct cache *c, const struct policy_conf *p
     }
     for (size_t i = 0; i < res->nheaders; i++) {
         const struct h1_header *h = &res->headers[i];
-        if (cache__skip_stored(res->headers, res->nheaders, h))
+        if (cache__skip_stored(res->headers, res->nheaders, h) || cache__no_update(h))
             continue;
         buf_append(&merged, h->name, h->name_len);
         buf_append(&merged, ": ", 2);

@@ -87,20 +87,85 @@ void policy_classify_request(const struct policy_conf *pc, const struct h1_reque
     }
 }
 
-/* Parses a non-negative integer header value (Age); -1 when absent or invalid. */
-static int64_t policy__delta_seconds(const struct h1_header *h)
+#define POLICY_AGE_MAX 2147483648LL /* RFC 9111 §1.2.2: the largest delta-seconds */
+
+/* The Age of a response in seconds: 0 when absent, POLICY_AGE_MAX when it cannot be trusted. An
+ * Age that is not one delta-seconds (two field lines, "0, 0", "7200.0", "-1", "1;x=y") makes the
+ * response stale rather than fresh: a cache that cannot tell how old a response is must not
+ * assume it is new (http-cache-tests age-parse-*). A list written without spaces ("0,7200", as
+ * some intermediaries fold) is read as its first member. */
+static int64_t policy__age(const struct h1_response *res)
 {
-    if (h == NULL || h->value_len == 0)
-        return -1;
+    const struct h1_header *h = NULL;
+    for (size_t i = 0; i < res->nheaders; i++) {
+        const struct h1_header *x = &res->headers[i];
+        if (x->name_len == 3 && headers_name_eq(x->name, 3, "age")) {
+            if (h != NULL)
+                return POLICY_AGE_MAX;
+            h = x;
+        }
+    }
+    if (h == NULL)
+        return 0;
+    size_t n = h->value_len;
+    const char *comma = memchr(h->value, ',', n);
+    if (comma != NULL) {
+        if (memchr(h->value, ' ', n) != NULL || memchr(h->value, '\t', n) != NULL)
+            return POLICY_AGE_MAX;
+        n = (size_t)(comma - h->value);
+    }
+    if (n == 0)
+        return POLICY_AGE_MAX;
     int64_t v = 0;
-    for (size_t i = 0; i < h->value_len; i++) {
+    for (size_t i = 0; i < n; i++) {
         char c = h->value[i];
         if (c < '0' || c > '9')
-            return -1; /* not a delta-seconds: ignore the Age (RFC 9111 §5.1) */
-        if (v < 2147483648LL)
+            return POLICY_AGE_MAX;
+        if (v < POLICY_AGE_MAX)
             v = v * 10 + (c - '0');
     }
-    return v > 2147483648LL ? 2147483648LL : v;
+    return v > POLICY_AGE_MAX ? POLICY_AGE_MAX : v;
+}
+
+/* Surrogate-Control (W3C Edge Architecture note): directives for reverse proxies, which take
+ * precedence over Cache-Control in a surrogate. A directive may name its target after ';'
+ * ("max-age=60;apigate"); only untargeted ones and ours apply. Returns true when present. */
+static bool policy__surrogate(const struct h1_response *res, struct cache_control *sc)
+{
+    cachectl_init(sc);
+    bool found = false;
+    for (size_t i = 0; i < res->nheaders; i++) {
+        const struct h1_header *h = &res->headers[i];
+        if (h->name_len != 17 || !headers_name_eq(h->name, 17, "surrogate-control"))
+            continue;
+        found = true;
+        const char *v = h->value;
+        size_t n = h->value_len, s = 0;
+        while (s < n) {
+            size_t e = s;
+            while (e < n && v[e] != ',')
+                e++;
+            const char *semi = memchr(v + s, ';', e - s);
+            size_t dlen = semi != NULL ? (size_t)(semi - (v + s)) : e - s;
+            bool ours = true;
+            if (semi != NULL) {
+                const char *t = semi + 1;
+                size_t tl = (size_t)((v + e) - t);
+                while (tl > 0 && (*t == ' ' || *t == '\t')) {
+                    t++;
+                    tl--;
+                }
+                while (tl > 0 && (t[tl - 1] == ' ' || t[tl - 1] == '\t'))
+                    tl--;
+                ours = tl == strlen(POLICY_SURROGATE_TARGET) &&
+                       strncasecmp(t, POLICY_SURROGATE_TARGET, tl) == 0;
+            }
+            if (ours && dlen > 0)
+                cachectl_parse(sc, v + s, dlen);
+            s = e + 1;
+        }
+    }
+    return found;
 }
 
 static int64_t policy__date(const struct h1_response *res, const char *name)
@@ -129,9 +194,12 @@ const char *policy_storable(const struct policy_conf *pc, const struct h1_reques
         if (headers_name_eq(h->name, h->name_len, "cache-control"))
             cachectl_parse(&cc, h->value, h->value_len);
     }
-    const struct h1_header *vary = headers_find(res->headers, res->nheaders, "vary");
-    if (vary != NULL && headers_has_token(vary->value, vary->value_len, "*"))
-        return "vary-star";
+    for (size_t i = 0; i < res->nheaders; i++) {
+        const struct h1_header *h = &res->headers[i];
+        if (h->name_len == 4 && headers_name_eq(h->name, 4, "vary") &&
+            headers_has_token(h->value, h->value_len, "*"))
+            return "vary-star"; /* on any of the Vary lines */
+    }
     if (!pc->allow_set_cookie && headers_find(res->headers, res->nheaders, "set-cookie") != NULL)
         return "set-cookie";
 
@@ -147,9 +215,15 @@ const char *policy_storable(const struct policy_conf *pc, const struct h1_reques
         f->lifetime_ms = pc->ttl_ms;
         goto windows;
     }
-    if (preq->no_store || cc.no_store)
+    struct cache_control sc;
+    bool has_sc = policy__surrogate(res, &sc);
+    if (has_sc && sc.no_store)
         return "no-store";
-    if (cc.private_ && !cc.private_fields)
+    /* a Surrogate-Control freshness for us replaces what Cache-Control says to shared caches */
+    bool sc_fresh = has_sc && (sc.max_age != CACHECTL_ABSENT || sc.max_age_invalid);
+    if (preq->no_store || (cc.no_store && !sc_fresh))
+        return "no-store";
+    if (cc.private_ && !cc.private_fields && !sc_fresh)
         return "private";
     /* A request with credentials reaches here only on a route that keys on them: each user gets
      * their own entry, so the RFC 9111 §3.5 restriction on shared entries does not apply. */
@@ -159,9 +233,7 @@ const char *policy_storable(const struct policy_conf *pc, const struct h1_reques
 
     /* Age correction, RFC 9111 §4.2.3, in seconds. */
     int64_t date = policy__date(res, "date");
-    int64_t age_value = policy__delta_seconds(headers_find(res->headers, res->nheaders, "age"));
-    if (age_value < 0)
-        age_value = 0;
+    int64_t age_value = policy__age(res);
     int64_t date_value = date != INT64_MIN ? date : response_time_s;
     int64_t apparent_age = response_time_s - date_value;
     if (apparent_age < 0)
@@ -174,7 +246,9 @@ const char *policy_storable(const struct policy_conf *pc, const struct h1_reques
     f->initial_age_ms = (uint64_t)initial_age * 1000u;
 
     bool explicit_fresh = true;
-    if (cc.s_maxage != CACHECTL_ABSENT) {
+    if (sc_fresh) {
+        f->lifetime_ms = sc.max_age_invalid ? 0 : (uint64_t)sc.max_age * 1000u;
+    } else if (cc.s_maxage != CACHECTL_ABSENT) {
         f->lifetime_ms = (uint64_t)cc.s_maxage * 1000u;
         /* s-maxage implies proxy-revalidate for a shared cache (RFC 9111 §5.2.2.10). */
         f->must_revalidate = true;
@@ -262,6 +336,11 @@ bool policy_stale_if_error_ok(const struct policy_fresh *f, uint64_t age_ms,
         window = (uint64_t)preq->cc.stale_if_error * 1000u;
     uint64_t stale_for = age_ms > f->lifetime_ms ? age_ms - f->lifetime_ms : 0;
     return stale_for < window || (stale_for == 0 && window > 0);
+}
+
+bool policy_stale_if_disconnected_ok(const struct policy_fresh *f)
+{
+    return !f->must_revalidate && !f->no_cache;
 }
 
 /* Appends "\n<name>:<values>" for one header name: every field line of that name joined by ",",

@@ -492,7 +492,11 @@ bool cachehook_request(struct conn *c)
 void cachehook_upstream_headers(struct conn *c, struct buf *b)
 {
     struct chreq *cr = c->creq;
-    if (cr == NULL || !cr->add_validators || cr->stale == NULL)
+    if (cr == NULL)
+        return;
+    /* tells the origin it may address Surrogate-Control directives to us */
+    buf_append_str(b, "Surrogate-Capability: " POLICY_SURROGATE_TARGET "=\"Surrogate/1.0\"\r\n");
+    if (!cr->add_validators || cr->stale == NULL)
         return;
     const struct cache_entry *e = cr->stale->payload;
     if (e->etag != NULL) {
@@ -673,7 +677,8 @@ bool cachehook_upstream_failed(struct conn *c)
     const struct cache_entry *e = cr->stale->payload;
     uint64_t now = loop_now_ms(c->th->loop);
     uint64_t age = policy_age_ms(e->fresh.initial_age_ms, e->stored_ms, now);
-    if (!policy_stale_if_error_ok(&e->fresh, age, &cr->preq))
+    if (!policy_stale_if_error_ok(&e->fresh, age, &cr->preq) &&
+        !policy_stale_if_disconnected_ok(&e->fresh))
         return false;
     metrics_counter_inc(c->th->ms, ch->m_stale_errors);
     struct store_obj *o = cr->stale;
