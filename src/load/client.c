@@ -75,6 +75,8 @@ static void client__fail(struct client *c, enum load_err kind)
 
 static enum load_err client__errno_kind(int err, bool connecting)
 {
+    if (err == EMFILE || err == ENFILE || err == EADDRNOTAVAIL || err == ENOBUFS)
+        return LERR_LOCAL;
     if (connecting) {
         if (err == ECONNREFUSED)
             return LERR_CONNECT_REFUSED;

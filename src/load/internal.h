@@ -215,6 +215,7 @@ enum load_err {
     LERR_CONNECT_REFUSED,
     LERR_CONNECT_TIMEOUT,
     LERR_CONNECT_OTHER,
+    LERR_LOCAL, /* out of file descriptors or ephemeral ports: the generator's limit, not the target's */
     LERR_RESET,
     LERR_CLOSED,
     LERR_TIMEOUT,

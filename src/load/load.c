@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "config/units.h"
@@ -82,6 +83,24 @@ static int load__report(struct load_result *r, const struct load_opts *o)
     return rc;
 }
 
+/* One fd per connection plus each loop's epoll and eventfd: raise the soft limit as far as the
+ * hard one allows, and say so when that is still not enough (connects would fail with EMFILE). */
+static void load__raise_nofile(const struct scenario *s)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
+        return;
+    rlim_t need = (rlim_t)s->max_vus + 4 * (rlim_t)s->threads + 64;
+    if (rl.rlim_cur >= need)
+        return;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need ? need : rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur < need)
+        fprintf(stderr, "apigate load: warning: %u connections need %llu file descriptors, the "
+                        "limit is %llu (ulimit -n): some connects will fail\n",
+                s->max_vus, (unsigned long long)need, (unsigned long long)rl.rlim_cur);
+}
+
 static int load__run(struct scenario *s, const struct load_opts *o)
 {
     char err[LOAD_ERR_LEN];
@@ -89,6 +108,7 @@ static int load__run(struct scenario *s, const struct load_opts *o)
         fprintf(stderr, "apigate load: %s\n", err);
         return 2;
     }
+    load__raise_nofile(s);
     struct run_opts ro = {.progress = !o->quiet, .tty = isatty(STDERR_FILENO) == 1};
     struct load_result *r = run_scenario(s, &ro);
     int rc = load__report(r, o);
@@ -253,16 +273,39 @@ static int load__quick(int argc, char **argv)
     s = xcalloc(1, sizeof(*s));
     s->quick = true;
     char err[LOAD_ERR_LEN];
-    if (url_parse(url, &s->url, err, sizeof(err)) == -1) {
+    /* A templated path ("/items/{{rand 1 9}}") is not a URL yet: parse the scheme and authority
+     * alone and keep the raw path as the template. */
+    const char *path = url;
+    const char *scheme_end = strstr(url, "://");
+    if (scheme_end) {
+        path = scheme_end + 3;
+        path += strcspn(path, "/?");
+    }
+    char *authority = xstrndup(url, (size_t)(path - url));
+    bool templated = strstr(path, "{{") != NULL;
+    int prc = url_parse(templated ? authority : url, &s->url, err, sizeof(err));
+    free(authority);
+    if (prc == -1) {
         fprintf(stderr, "apigate load: bad URL '%s': %s\n", url, err);
         goto out;
     }
     s->base_url = xstrdup(url);
     struct load_req *r = scenario_add_req(s);
     size_t off;
-    if (tmpl_compile(&r->path, s->url.path, err, sizeof(err), &off) == -1) {
+    const char *tpath = templated ? (*path == '/' ? path : NULL) : s->url.path;
+    if (tpath == NULL) {
+        fprintf(stderr, "apigate load: bad URL '%s': the path must start with '/'\n", url);
+        goto out;
+    }
+    if (tmpl_compile(&r->path, tpath, err, sizeof(err), &off) == -1) {
         fprintf(stderr, "apigate load: URL '%s': %s\n", url, err);
         goto out;
+    }
+    for (size_t i = 0; i < r->path.n; i++) {
+        if (r->path.segs[i].kind == TMPL_LIT && strpbrk(r->path.segs[i].lit, " \t\r\n")) {
+            fprintf(stderr, "apigate load: bad URL '%s': whitespace outside {{ }}\n", url);
+            goto out;
+        }
     }
     if (body_arg) {
         if ((body = load__read_body(body_arg)) == NULL)
@@ -277,7 +320,7 @@ static int load__quick(int argc, char **argv)
     for (size_t i = 0; i < nh; i++)
         if (load__add_header(r, hdrs[i]) == -1)
             goto out;
-    r->name = xstrdup(s->url.path);
+    r->name = xstrdup(tpath);
     s->threads = threads;
     s->timeout_us = timeout_us;
     s->graceful_us = timeout_us < 5000000 ? timeout_us : 5000000;

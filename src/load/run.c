@@ -223,7 +223,7 @@ void run__client_done(struct client *c, bool err, enum load_err kind)
         pause_ms = (us + 999) / 1000;
     }
     if (err) {
-        uint64_t b = kind <= LERR_CONNECT_OTHER ? RUN_BACKOFF_CONNECT_MS : RUN_BACKOFF_ERROR_MS;
+        uint64_t b = kind <= LERR_LOCAL ? RUN_BACKOFF_CONNECT_MS : RUN_BACKOFF_ERROR_MS;
         if (pause_ms < b)
             pause_ms = b;
     }

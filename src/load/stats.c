@@ -10,14 +10,15 @@
 #include "load/internal.h"
 
 const char *const load_err_names[LERR__COUNT] = {
-    "connect_refused", "connect_timeout", "connect_error", "reset",
-    "closed",          "request_timeout", "protocol_error",
+    "connect_refused", "connect_timeout", "connect_error",  "local_limit",
+    "reset",           "closed",          "request_timeout", "protocol_error",
 };
 
 const char *const load_err_text[LERR__COUNT] = {
     "connection refused",
     "connect timed out",
     "connect failed",
+    "out of file descriptors or local ports on the generator (raise ulimit -n / port range)",
     "connection reset by peer",
     "server closed the connection before the response ended",
     "request timed out",
