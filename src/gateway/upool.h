@@ -60,8 +60,9 @@ typedef void uconn_cb(struct uconn *c, unsigned events, void *arg);
 /* Creates the pool of <u> for the thread running <loop>; metrics go to <slot> (the thread's).
  * <u> must outlive the pool. */
 struct upool *upool_create(struct loop *loop, struct upstream *u, struct metrics_slot *slot);
-/* Closes every idle and connecting connection and fails queued waiters with upool_err_closed
- * (their ready() is called). Lent connections must have been released first. */
+/* Closes every connection and fails pending waiters with upool_err_closed (their ready() is
+ * called). Release lent connections first: any still lent are closed too, and their holders must
+ * not touch them afterwards. */
 void upool_destroy(struct upool *p);
 
 /* Asks for a connection. <connect_timeout_ms> 0 means the upstream's connect_timeout (a route may

@@ -594,6 +594,45 @@ static void test_hostname_server(void **state)
     fix_destroy(f);
 }
 
+static void tune_fast_connect_timeout(struct gw_upstream *u)
+{
+    u->connect_timeout_ms = 60;
+}
+
+/* A server whose accept queue is full drops SYNs: the connect hangs until connect_timeout. */
+static void test_connect_timeout(void **state)
+{
+    (void)state;
+    struct fix *f = fix_create(1, tune_fast_connect_timeout);
+    /* Stop accepting and fill the backlog (listen(…, 64) holds 65) with plain sockets. */
+    loop_del_fd(f->loop, f->srv[0].lfd);
+    struct sock_addr a = f->servers[0].addr;
+    int fill[80];
+    int nfill = 0;
+    for (; nfill < 80; nfill++) {
+        fill[nfill] = sock_connect(&a);
+        if (fill[nfill] < 0)
+            break;
+    }
+    /* Let the handshakes of the filler sockets complete or stall. */
+    RUN_UNTIL(f, false, 50);
+    struct req r;
+    req_acquire(f, &r);
+    uint64_t t0 = clock_now_ms();
+    RUN_UNTIL(f, r.called, 2000);
+    uint64_t took = clock_now_ms() - t0;
+    for (int i = 0; i < nfill; i++)
+        close(fill[i]);
+    assert_int_equal(r.called, 1);
+    assert_null(r.c);
+    assert_ptr_equal(r.err, upool_err_connect_timeout);
+    assert_true(took >= 50 && took < 1000);
+    assert_int_equal(metric(f, "apigate_upstream_connect_errors_total", "api", f->spec[0],
+                            "connect_timeout"),
+                     1);
+    fix_destroy(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -607,6 +646,7 @@ int main(void)
         cmocka_unit_test(test_round_robin_two_servers),
         cmocka_unit_test(test_cancel_while_connecting),
         cmocka_unit_test(test_hostname_server),
+        cmocka_unit_test(test_connect_timeout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
