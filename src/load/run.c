@@ -392,13 +392,22 @@ static void run__collect(struct run *run, struct load_result *r, struct run_coll
     }
 }
 
+/* "2s", "2.5s": whole seconds without a fraction. */
+static const char *run__secs(double s, char *out, size_t n)
+{
+    snprintf(out, n, s == floor(s) ? "%.0fs" : "%.1fs", s);
+    return out;
+}
+
+/* One progress line for the newest collected second: rewritten in place on a terminal, one line
+ * per second otherwise. <last>: the run is over (a terminal line gets its newline). */
 static void run__progress(const struct run *run, const struct load_result *r,
                           const struct run_opts *o, bool last)
 {
     if (!o->progress || r->nseries == 0)
         return;
     const struct result_sec *s = &r->series[r->nseries - 1];
-    char p95[32];
+    char p95[32], el[32], tot[32];
     double total = (double)run->s->plan.total_us / 1e6;
     if ((double)s->t >= ceil(total)) {
         /* The tail after the plan (in-flight requests finishing): only ends the TTY line. */
@@ -406,9 +415,10 @@ static void run__progress(const struct run *run, const struct load_result *r,
             fputc('\n', stderr);
         return;
     }
-    fprintf(stderr, "%s[%4" PRId64 "s/%.0fs] %8" PRIu64 " req/s  p95 %-9s errors %-6" PRIu64
-                    " vus %u%s",
-            o->tty ? "\r\033[K" : "", s->t + 1, total, s->reqs,
+    double elapsed = (double)(s->t + 1) < total ? (double)(s->t + 1) : total;
+    fprintf(stderr, "%s[%6s/%s] %8" PRIu64 " req/s  p95 %-9s errors %-6" PRIu64 " vus %u%s",
+            o->tty ? "\r\033[K" : "", run__secs(elapsed, el, sizeof(el)),
+            run__secs(total, tot, sizeof(tot)), s->reqs,
             load_fmt_us((double)s->p95_us, p95, sizeof(p95)), s->errors, s->vus,
             o->tty ? (last ? "\n" : "") : "\n");
     fflush(stderr);
@@ -493,8 +503,10 @@ struct load_result *run_scenario(struct scenario *s, const struct run_opts *o)
         pthread_join(run.th[i].tid, NULL);
     size_t before = r->nseries;
     run__collect(&run, r, col, true);
-    if (r->nseries != before || o->tty)
+    if (r->nseries != before)
         run__progress(&run, r, o, true);
+    else if (o->tty && o->progress && r->nseries > 0)
+        fputc('\n', stderr); /* end the line rewritten in place */
     free(col);
 
     /* Merge the threads. */

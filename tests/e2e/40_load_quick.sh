@@ -62,6 +62,13 @@ assert_not_contains "$out" "req/s  p95" "progress on stdout"
 "$APIGATE" load -q -c 2 -d 300ms "http://127.0.0.1:$port/" >/dev/null 2>"$T/err2"
 assert_eq "$(cat "$T/err2")" "" "stderr with -q"
 
+# on a terminal the progress line is rewritten in place (carriage return + erase line)
+if command -v script >/dev/null; then
+    script -qec "'$APIGATE' load -c 2 -d 2500ms 'http://127.0.0.1:$port/' 2>&1 >/dev/null" /dev/null >"$T/tty" || true
+    grep -q $'\r\033\[K\[ *1s/2.5s\]' "$T/tty" || fail "no in-place progress on a TTY: $(od -c "$T/tty" | head -5)"
+    grep -q $'\r\033\[K\[ *2s/2.5s\]' "$T/tty" || fail "the TTY progress line was not rewritten"
+fi
+
 log "chunked responses"
 "$APIGATE" load -q -c 4 -d 1s --json "$T/c.json" "http://127.0.0.1:$port/chunked" >/dev/null
 assert_eq "$(jq '.totals.failed' "$T/c.json")" 0 "chunked failures"
