@@ -15,6 +15,7 @@
 enum cmp_dir { CMP_HIGHER, CMP_LOWER, CMP_NEUTRAL };
 enum cmp_unit { CMP_MS, CMP_PCT, CMP_NUM, CMP_RATE };
 
+/* A value in its unit for the table. */
 static void cmp__fmt(double v, enum cmp_unit u, char *out, size_t n)
 {
     switch (u) {
@@ -33,6 +34,8 @@ static void cmp__fmt(double v, enum cmp_unit u, char *out, size_t n)
     }
 }
 
+/* One row: before, after, the delta (relative, or in percentage points for rates) and the
+ * verdict for a metric where higher (<dir> CMP_HIGHER) or lower is better. */
 static void cmp__row(FILE *out, const char *name, double a, double b, enum cmp_unit u,
                      enum cmp_dir dir)
 {
@@ -62,6 +65,7 @@ static void cmp__row(FILE *out, const char *name, double a, double b, enum cmp_u
     fprintf(out, "  %-24s %14s %14s %12s  %s\n", name, sa, sb, sd, verdict);
 }
 
+/* Checks passed / all; 1 when a run had no checks, so "none" never reads as a regression. */
 static double cmp__checks_rate(const struct load_result *r)
 {
     uint64_t n = r->checks_pass + r->checks_fail;
@@ -192,6 +196,8 @@ int merge_main(int argc, char **argv)
         result_merge(sum, r);
         result_destroy(r);
     }
+    if (sum == NULL) /* nf >= 1, so only when every read failed, which jumped to out */
+        goto out;
     size_t failed = threshold_eval_all(sum->th, sum->nth, sum);
     report_text(sum, stdout);
     rc = 0;

@@ -116,6 +116,7 @@ static int load__run(struct scenario *s, const struct load_opts *o)
     return rc;
 }
 
+/* --body DATA, or --body @FILE (read whole; binary-safe up to the first NUL, as a template). */
 static char *load__read_body(const char *arg)
 {
     if (arg[0] != '@')
@@ -178,6 +179,7 @@ static const struct option load_longopts[] = {
     {NULL, 0, NULL, 0},
 };
 
+/* A positive integer option in 1..<max>; prints the error itself. */
 static int load__uint_arg(const char *opt, const char *s, unsigned long max, unsigned *out)
 {
     char *end;
@@ -191,6 +193,8 @@ static int load__uint_arg(const char *opt, const char *s, unsigned long max, uns
     return 0;
 }
 
+/* Quick mode: wrk's flags and one URL become a one-request scenario: closed model with -c VUs,
+ * or, with --rate, the open model over -c connections (wrk2). */
 static int load__quick(int argc, char **argv)
 {
     struct load_opts o = {0};
@@ -406,6 +410,7 @@ static void load__run_usage(FILE *out)
                  "  --threads N     event-loop threads\n");
 }
 
+/* `load run FILE`: load, optionally reshape or only check, run, report. */
 static int load__scenario(int argc, char **argv)
 {
     struct load_opts o = {0};

@@ -15,6 +15,7 @@
 
 #define REPORT_JSON_VERSION 1
 
+/* A JSON string, or null for a missing one. */
 static void rj__str(struct buf *b, const char *s)
 {
     if (s)
@@ -23,6 +24,7 @@ static void rj__str(struct buf *b, const char *s)
         buf_append_str(b, "null");
 }
 
+/* The k6-style latency summary in milliseconds (the histogram follows for exact merging). */
 static void rj__latency(struct buf *b, const struct hist *h)
 {
     buf_printf(b,
@@ -158,6 +160,8 @@ static const cJSON *rj__get(const cJSON *o, const char *k)
     return cJSON_GetObjectItemCaseSensitive(o, k);
 }
 
+/* Readers that treat a missing or mistyped member as 0: a report from an older or newer version
+ * still compares on the fields both have. The histograms are the exception: checked strictly. */
 static uint64_t rj__u64(const cJSON *o, const char *k)
 {
     const cJSON *v = rj__get(o, k);

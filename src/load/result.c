@@ -49,6 +49,9 @@ struct result_sec *result_add_sec(struct load_result *r)
     return s;
 }
 
+/* Endpoints are matched by name and method, so a merge of runs of the same scenario adds them
+ * up, and different scenarios simply list theirs side by side. The array may move: callers must
+ * not keep a pointer across calls. */
 static struct result_ep *result__ep(struct load_result *r, const char *name, const char *method)
 {
     for (size_t i = 0; i < r->neps; i++)
@@ -63,6 +66,7 @@ static struct result_ep *result__ep(struct load_result *r, const char *name, con
     return e;
 }
 
+/* Checks are matched by label and request name, as endpoints are. */
 static struct result_check *result__check(struct load_result *r, const char *label,
                                           const char *request)
 {
@@ -93,7 +97,7 @@ static void result__merge_series(struct load_result *dst, const struct load_resu
         } else if (b && (!a || b->t < a->t)) {
             *o = *b;
             j++;
-        } else {
+        } else if (a && b) { /* the same second in both */
             *o = *a;
             o->reqs += b->reqs;
             o->errors += b->errors;

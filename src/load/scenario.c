@@ -27,6 +27,7 @@ struct load_req *scenario_add_req(struct scenario *s)
     return r;
 }
 
+/* Frees what one request owns (its array slot belongs to the scenario). */
 static void scenario__free_req(struct load_req *r)
 {
     free(r->name);
@@ -175,6 +176,7 @@ struct scen_parse {
 
 #define SERR(p, node, ...) cfg_error(&(p)->errs, (node), __VA_ARGS__)
 
+/* Scalars only: a map or list where a value belongs is an error at that node's position. */
 static bool scen__is_scalar(struct scen_parse *p, const struct ynode *n, const char *key)
 {
     if (n->type == YNODE_SCALAR)
@@ -183,6 +185,7 @@ static bool scen__is_scalar(struct scen_parse *p, const struct ynode *n, const c
     return false;
 }
 
+/* A duration key ("500ms", "2m") into µs, or an error naming the key and the accepted forms. */
 static int scen__duration(struct scen_parse *p, const struct ynode *n, const char *key,
                           uint64_t *us)
 {
@@ -195,6 +198,7 @@ static int scen__duration(struct scen_parse *p, const struct ynode *n, const cha
     return 0;
 }
 
+/* A non-negative integer up to <max>; "-1", "1.5" and "ten" are errors, not zero. */
 static int scen__uint(struct scen_parse *p, const struct ynode *n, const char *key, uint64_t max,
                       uint64_t *out)
 {
@@ -222,6 +226,7 @@ static int scen__rate(struct scen_parse *p, const struct ynode *n, const char *k
     return 0;
 }
 
+/* Compiles a templated value; returns <n>->str on success, NULL after adding the error. */
 static char *scen__strdup_tmpl(struct scen_parse *p, const struct ynode *n, const char *key,
                                struct tmpl *t)
 {
@@ -264,6 +269,7 @@ bad:
     return -1;
 }
 
+/* Appends an empty check of <kind> to <r>, or reports the per-request limit. */
 static struct load_check *scen__add_check(struct scen_parse *p, struct load_req *r,
                                           const struct ynode *at, enum check_kind kind)
 {
@@ -350,6 +356,7 @@ static void scen__check(struct scen_parse *p, struct load_req *r, const struct y
     r->checks[r->nchecks - 1].label = label.data;
 }
 
+/* checks: a list of one-key maps ([{status: 200}, {header: ETag}]) or one map of several. */
 static void scen__checks(struct scen_parse *p, struct load_req *r, const struct ynode *n)
 {
     if (n->type == YNODE_MAP) {
@@ -372,6 +379,7 @@ static void scen__checks(struct scen_parse *p, struct load_req *r, const struct 
     }
 }
 
+/* RFC 9110 token: what a method or a header name may contain. */
 static bool scen__valid_token(const char *s)
 {
     if (*s == '\0')
@@ -382,6 +390,7 @@ static bool scen__valid_token(const char *s)
     return true;
 }
 
+/* headers: {Name: value}; values may be templated, names are checked as tokens. */
 static void scen__headers(struct scen_parse *p, struct load_req *r, const struct ynode *n)
 {
     if (n->type != YNODE_MAP) {
@@ -410,6 +419,8 @@ static void scen__headers(struct scen_parse *p, struct load_req *r, const struct
     }
 }
 
+/* One entry of requests:. <defaults_headers> (the top-level headers:) come first, so a request's
+ * own header of the same name follows them; think defaults to the top-level think. */
 static void scen__request(struct scen_parse *p, const struct ynode *n, const struct ynode *defaults_headers,
                           uint64_t think_lo, uint64_t think_hi)
 {
@@ -542,6 +553,8 @@ static const char *const scen_keys =
     "base_url, executor, vus, duration, stages, rate, start_rate, pre_allocated_vus, max_vus, "
     "threads, timeout, graceful_stop, think, headers, requests, thresholds";
 
+/* thresholds: {metric{name:x}: [expr, …]}; each expression is parsed now, so a typo is an
+ * error before the run rather than a threshold that can never fail. */
 static void scen__thresholds(struct scen_parse *p, const struct ynode *n)
 {
     struct scenario *s = p->s;
@@ -581,6 +594,7 @@ static void scen__thresholds(struct scen_parse *p, const struct ynode *n)
     }
 }
 
+/* The whole file: every key checked, every error collected (not only the first). */
 static void scen__top(struct scen_parse *p, const struct ynode *root)
 {
     struct scenario *s = p->s;

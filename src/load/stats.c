@@ -93,6 +93,8 @@ void stats_set_vus(struct thread_stats *t, unsigned vus)
         s->vus = vus;
 }
 
+/* The hot path of every response: three histogram records (run, endpoint, second) and counters,
+ * no branch on anything but the second boundary. */
 void stats_record(struct thread_stats *t, size_t ep, int status, uint64_t latency_us,
                   uint64_t now_us, uint64_t bytes_in, bool failed)
 {

@@ -25,6 +25,7 @@ static const struct {
 };
 #define TH_NMETRICS (sizeof(th_metrics) / sizeof(th_metrics[0]))
 
+/* Index of <name> in th_metrics, -1 when unknown. */
 static int th__metric(const char *name)
 {
     for (size_t i = 0; i < TH_NMETRICS; i++)
@@ -178,6 +179,7 @@ void threshold_free(struct threshold *t)
     t->metric = t->tag = t->expr = NULL;
 }
 
+/* The endpoint named <tag>, or NULL (then every aggregation reads 0). */
 static const struct result_ep *th__ep(const struct load_result *r, const char *tag)
 {
     for (size_t i = 0; i < r->neps; i++)
