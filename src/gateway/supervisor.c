@@ -7,12 +7,16 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -217,6 +221,37 @@ fail:
     return -1;
 }
 
+/* ---- systemd ---- */
+
+/* sd_notify(3) without libsystemd: one datagram to $NOTIFY_SOCKET (Type=notify units), so
+ * `systemctl start` returns once a worker serves and `systemctl reload` once the new one does. */
+static void sv__notify(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void sv__notify(const char *fmt, ...)
+{
+    const char *path = getenv("NOTIFY_SOCKET");
+    if (path == NULL || (path[0] != '/' && path[0] != '@') || strlen(path) >= 108)
+        return;
+    char msg[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof(msg))
+        return;
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    size_t plen = strlen(path);
+    memcpy(sa.sun_path, path, plen);
+    if (path[0] == '@')
+        sa.sun_path[0] = '\0'; /* abstract namespace */
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    if (sendto(fd, msg, (size_t)n, MSG_NOSIGNAL, (struct sockaddr *)&sa,
+               (socklen_t)(offsetof(struct sockaddr_un, sun_path) + plen)) < 0)
+        ag_log(AG_LOG_DEBUG, "sd_notify: %s", strerror(errno));
+    close(fd);
+}
+
 /* ---- workers ---- */
 
 static struct sv_worker *sv__slot(struct sv *sv)
@@ -247,6 +282,7 @@ static void sv__child(struct sv *sv, const struct gw_config *c, const struct sv_
     /* Ctrl-C in a terminal reaches the whole foreground group; only the supervisor should get
      * it, so that the worker drains instead of dying. */
     setpgid(0, 0);
+    unsetenv("NOTIFY_SOCKET"); /* systemd hears from the supervisor only */
     close(sv->sfd);
     if (sv->pending_cfg)
         for (size_t i = 0; i < sv->pending_socks.n; i++)
@@ -366,6 +402,7 @@ static void sv__commit_pending(struct sv *sv)
     memset(&sv->pending_socks, 0, sizeof(sv->pending_socks));
     sv->pending_socks.admin_fd = -1;
     log_set_level((enum log_level)sv->cfg->logging.level);
+    log_set_json(sv->cfg->logging.format == GW_FMT_JSON);
 }
 
 static void sv__abort_pending(struct sv *sv)
@@ -396,8 +433,10 @@ static void sv__reaped(struct sv *sv, struct sv_worker *w, int status, uint64_t 
                (int)w->pid, w->generation, sv_why_name[w->why], how,
                sv->current ? "the running worker keeps serving" : "starting another");
         sv->next = NULL;
-        if (w->why == SV_WHY_RELOAD)
+        if (w->why == SV_WHY_RELOAD) {
             sv__abort_pending(sv);
+            sv__notify("READY=1\nSTATUS=reload failed; serving the previous configuration");
+        }
         sv->recycle_retry_ms = now + supervisor_backoff_next(&sv->backoff, w->started_ms, now);
     } else if (w == sv->current) {
         sv->current = NULL;
@@ -462,8 +501,10 @@ static void sv__reload(struct sv *sv, uint64_t now)
     sv->reload_requested = false;
     struct cfg_errors errs = {NULL, 0};
     ag_log(AG_LOG_INFO, "SIGHUP: reloading %s", sv->opts->config_path);
+    sv__notify("RELOADING=1\nSTATUS=reloading");
     struct gw_config *c = supervisor_load_config(sv->opts, &errs);
     if (c == NULL) {
+        sv__notify("READY=1\nSTATUS=reload failed; serving the previous configuration");
         for (size_t i = 0; i < errs.n; i++)
             ag_log(AG_LOG_ERROR, "%s", errs.msgs[i]);
         ag_log(AG_LOG_ERROR, "reload failed: %zu error%s in %s; still serving with the previous "
@@ -476,6 +517,7 @@ static void sv__reload(struct sv *sv, uint64_t now)
     if (sv__socks_open(c, &sv->pending_socks, sv->cfg, &sv->socks) != 0) {
         ag_log(AG_LOG_ERROR, "reload failed: cannot open the new sockets; still serving with the "
                              "previous configuration");
+        sv__notify("READY=1\nSTATUS=reload failed; serving the previous configuration");
         gwconf_free(c);
         return;
     }
@@ -511,6 +553,7 @@ static void sv__signals(struct sv *sv, uint64_t now)
                 break;
             }
             sv->stopping = true;
+            sv__notify("STOPPING=1\nSTATUS=draining");
             uint64_t drain = 0;
             for (size_t i = 0; i < SV_MAX_WORKERS; i++) {
                 struct sv_worker *w = &sv->workers[i];
@@ -554,6 +597,9 @@ static void sv__check(struct sv *sv, uint64_t now)
         if (w->state == SV_STARTING) {
             if (atomic_load(&w->shm->ready)) {
                 w->state = SV_RUNNING;
+                if (!sv->ever_ready)
+                    sv__notify("READY=1\nMAINPID=%d\nSTATUS=serving (generation %u)",
+                               (int)sv->self, w->generation);
                 sv->ever_ready = true;
                 supervisor_watch_init(&w->watch, w->nthreads, now);
                 ag_log(AG_LOG_INFO, "worker pid %d (generation %u) ready in %llu ms", (int)w->pid,
@@ -571,6 +617,7 @@ static void sv__check(struct sv *sv, uint64_t now)
                         sv__commit_pending(sv);
                         ag_log(AG_LOG_INFO, "reload done: generation %u serves the new "
                                             "configuration", w->generation);
+                        sv__notify("READY=1\nSTATUS=serving (generation %u)", w->generation);
                     }
                     sv->current = w;
                     sv->next = NULL;

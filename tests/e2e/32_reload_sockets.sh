@@ -101,7 +101,59 @@ assert_eq "$(listeners "$p3")" 1 "overrides survive a reload"
 assert_eq "$(listeners "$p2")" 0 "file's new listen still overridden"
 assert_eq "$(listeners "$a2")" 0 "admin stays off after a reload"
 
+# ---- systemd Type=notify: READY once serving, RELOADING/READY around a reload, STOPPING ----
+stop_bg gw2 || fail "supervisor did not exit 0 on SIGTERM"
+cat >"$T/notify.py" <<'EOF'
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+s.settimeout(15)
+with open(sys.argv[2], "w") as out:
+    while True:
+        try:
+            m = s.recv(4096).decode()
+        except socket.timeout:
+            break
+        out.write(m.replace("\n", " ") + "\n")
+        out.flush()
+        if m.startswith("STOPPING=1"):
+            break
+EOF
+start_bg notify python3 "$T/notify.py" "$T/notify.sock" "$T/notify.out"
+deadline=$((SECONDS + 5))
+until [ -S "$T/notify.sock" ]; do
+    [ $SECONDS -lt $deadline ] || fail "notify listener did not start"
+    sleep 0.05
+done
+gw_config "$p1" "$a1" 1
+NOTIFY_SOCKET="$T/notify.sock" start_bg gw3 "$APIGATE" serve -c "$T/gw.yaml"
+SV=$LAST_PID
+wait_port "$p1"
+deadline=$((SECONDS + 5))
+until grep -q "^READY=1 MAINPID=$SV " "$T/notify.out" 2>/dev/null; do
+    [ $SECONDS -lt $deadline ] || fail "no READY=1 MAINPID=$SV from the supervisor"
+    sleep 0.05
+done
+kill -HUP "$SV"
+deadline=$((SECONDS + 5))
+until [ "$(grep -c '^READY=1' "$T/notify.out")" -ge 2 ]; do
+    [ $SECONDS -lt $deadline ] || fail "no READY=1 after the reload"
+    sleep 0.05
+done
+grep -q '^RELOADING=1' "$T/notify.out" || fail "no RELOADING=1 before the reload"
+stop_bg gw3 || fail "supervisor did not exit 0 on SIGTERM"
+deadline=$((SECONDS + 5))
+until grep -q '^STOPPING=1' "$T/notify.out"; do
+    [ $SECONDS -lt $deadline ] || fail "no STOPPING=1 on SIGTERM"
+    sleep 0.05
+done
+log "sd_notify: $(tr '\n' '|' <"$T/notify.out")"
+
 # ---- kill -9 of the supervisor: the worker drains and exits, the port is freed ----
+gw_config "$p1" "$a1" 2
+start_bg gw4 "$APIGATE" serve -c "$T/gw.yaml" --listen "127.0.0.1:$p3"
+SV=$LAST_PID
+wait_port "$p3"
 W=$(pgrep -n -P "$SV")
 [ -n "$W" ] || fail "no worker"
 kill -9 "$SV"
