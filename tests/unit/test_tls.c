@@ -29,17 +29,29 @@
 #include "net/transport.h"
 
 static char dir[64];
-static char ca_good[128], ca_bad[128];
-static int port;
-static int lfd = -1;
-static SSL_CTX *server_ctx;
+static char ca_good[128], ca_bad[128], cli_crt[128], cli_key[128];
+
+/* A TLS server thread: <ctx> decides whether it asks for a client certificate. */
+struct tsrv {
+    int lfd;
+    int port;
+    SSL_CTX *ctx;
+};
+static struct tsrv plain_srv = {-1, 0, NULL}, mtls_srv = {-1, 0, NULL};
+static int port; /* plain_srv.port */
+
+struct tconn {
+    int fd;
+    SSL_CTX *ctx;
+};
 
 /* One server connection: answers "pong" to each "ping" until EOF. */
 static void *server_conn(void *arg)
 {
-    int fd = (int)(intptr_t)arg;
-    SSL *ssl = SSL_new(server_ctx);
-    SSL_set_fd(ssl, fd);
+    struct tconn tc = *(struct tconn *)arg;
+    free(arg);
+    SSL *ssl = SSL_new(tc.ctx);
+    SSL_set_fd(ssl, tc.fd);
     if (SSL_accept(ssl) == 1) {
         char b[64];
         int n;
@@ -49,21 +61,56 @@ static void *server_conn(void *arg)
         SSL_shutdown(ssl);
     }
     SSL_free(ssl);
-    close(fd);
+    close(tc.fd);
     return NULL;
 }
 
 static void *server_main(void *arg)
 {
-    (void)arg;
+    struct tsrv *srv = arg;
     for (;;) {
-        int fd = accept(lfd, NULL, NULL);
+        int fd = accept(srv->lfd, NULL, NULL);
         if (fd < 0)
             return NULL;
+        struct tconn *tc = malloc(sizeof(*tc));
+        tc->fd = fd;
+        tc->ctx = srv->ctx;
         pthread_t t;
-        pthread_create(&t, NULL, server_conn, (void *)(intptr_t)fd);
+        pthread_create(&t, NULL, server_conn, tc);
         pthread_detach(t);
     }
+}
+
+static int tsrv_start(struct tsrv *srv, SSL_CTX *ctx)
+{
+    struct sock_addr a;
+    char err[128];
+    sock_parse_addr("127.0.0.1:0", &a, err, sizeof(err));
+    srv->lfd = sock_listen(&a, false, 64, err, sizeof(err));
+    if (srv->lfd < 0)
+        return -1;
+    /* sock_listen makes it non-blocking; the server thread wants to block in accept. */
+    fcntl(srv->lfd, F_SETFL, fcntl(srv->lfd, F_GETFL) & ~O_NONBLOCK);
+    struct sockaddr_in sin;
+    socklen_t len = sizeof(sin);
+    getsockname(srv->lfd, (struct sockaddr *)&sin, &len);
+    srv->port = ntohs(sin.sin_port);
+    srv->ctx = ctx;
+    pthread_t t;
+    pthread_create(&t, NULL, server_main, srv);
+    pthread_detach(t);
+    return 0;
+}
+
+static SSL_CTX *server_ctx_new(const char *crt, const char *key)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (SSL_CTX_use_certificate_file(ctx, crt, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
 }
 
 static int setup(void **state)
@@ -85,43 +132,43 @@ static int setup(void **state)
              "-out srv.csr -subj /CN=localhost 2>/dev/null && "
              "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > ext.cnf && "
              "openssl x509 -req -in srv.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
-             "-out srv.crt -days 2 -extfile ext.cnf 2>/dev/null",
+             "-out srv.crt -days 2 -extfile ext.cnf 2>/dev/null && "
+             "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout cli.key "
+             "-out cli.csr -subj /CN=apigate-client 2>/dev/null && "
+             "openssl x509 -req -in cli.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
+             "-out cli.crt -days 2 2>/dev/null",
              dir);
     if (system(cmd) != 0)
         return -1;
     snprintf(ca_good, sizeof(ca_good), "%s/ca.crt", dir);
     snprintf(ca_bad, sizeof(ca_bad), "%s/bad.crt", dir);
+    snprintf(cli_crt, sizeof(cli_crt), "%s/cli.crt", dir);
+    snprintf(cli_key, sizeof(cli_key), "%s/cli.key", dir);
     char crt[128], key[128];
     snprintf(crt, sizeof(crt), "%s/srv.crt", dir);
     snprintf(key, sizeof(key), "%s/srv.key", dir);
-    server_ctx = SSL_CTX_new(TLS_server_method());
-    if (SSL_CTX_use_certificate_file(server_ctx, crt, SSL_FILETYPE_PEM) != 1 ||
-        SSL_CTX_use_PrivateKey_file(server_ctx, key, SSL_FILETYPE_PEM) != 1)
+    SSL_CTX *plain = server_ctx_new(crt, key);
+    SSL_CTX *mtls = server_ctx_new(crt, key);
+    if (plain == NULL || mtls == NULL)
         return -1;
-    struct sock_addr a;
-    char err[128];
-    sock_parse_addr("127.0.0.1:0", &a, err, sizeof(err));
-    lfd = sock_listen(&a, false, 64, err, sizeof(err));
-    if (lfd < 0)
+    /* The mutual-TLS server accepts only clients with a certificate from the test CA. */
+    SSL_CTX_set_verify(mtls, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    if (SSL_CTX_load_verify_locations(mtls, ca_good, NULL) != 1)
         return -1;
-    /* sock_listen makes it non-blocking; the server thread wants to block in accept. */
-    int flags = fcntl(lfd, F_GETFL);
-    fcntl(lfd, F_SETFL, flags & ~O_NONBLOCK);
-    struct sockaddr_in sin;
-    socklen_t len = sizeof(sin);
-    getsockname(lfd, (struct sockaddr *)&sin, &len);
-    port = ntohs(sin.sin_port);
-    pthread_t t;
-    pthread_create(&t, NULL, server_main, NULL);
-    pthread_detach(t);
+    if (tsrv_start(&plain_srv, plain) != 0 || tsrv_start(&mtls_srv, mtls) != 0)
+        return -1;
+    port = plain_srv.port;
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    shutdown(lfd, SHUT_RDWR); /* wakes the server thread out of accept() */
-    close(lfd);
+    /* wakes the server threads out of accept() */
+    shutdown(plain_srv.lfd, SHUT_RDWR);
+    close(plain_srv.lfd);
+    shutdown(mtls_srv.lfd, SHUT_RDWR);
+    close(mtls_srv.lfd);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd) != 0)
@@ -141,8 +188,10 @@ struct fix {
     struct upool *pool;
 };
 
-static struct fix *fix_create(const char *host, const char *ca, const char *sni)
+static struct fix *fix_create_at(int server_port, const char *host, const char *ca,
+                                 const char *sni, const char *cert, const char *key)
 {
+    int port = server_port;
     struct fix *f = calloc(1, sizeof(*f));
     f->loop = loop_create();
     snprintf(f->spec, sizeof(f->spec), "https://%s:%d", host, port);
@@ -156,7 +205,8 @@ static struct fix *fix_create(const char *host, const char *ca, const char *sni)
     f->up.pool = (struct gw_pool){.max_connections = 4, .max_idle = 4, .idle_timeout_ms = 5000,
                                   .queue_timeout_ms = 1000, .max_queue = 10};
     f->up.tls = (struct gw_tls){.enabled = true, .verify = true, .ca_file = (char *)ca,
-                                .sni = (char *)sni};
+                                .sni = (char *)sni, .cert_file = (char *)cert,
+                                .key_file = (char *)key};
     f->cfg.upstreams = &f->up;
     f->cfg.nupstreams = 1;
     f->m = metrics_create();
@@ -165,6 +215,11 @@ static struct fix *fix_create(const char *host, const char *ca, const char *sni)
     assert_non_null(f->set);
     f->pool = upool_create(f->loop, upstream_set_at(f->set, 0), f->slot);
     return f;
+}
+
+static struct fix *fix_create(const char *host, const char *ca, const char *sni)
+{
+    return fix_create_at(port, host, ca, sni, NULL, NULL);
 }
 
 static void fix_destroy(struct fix *f)
@@ -332,6 +387,55 @@ static void test_wrong_name(void **state)
     fix_destroy(f);
 }
 
+/* Mutual TLS: with tls.cert_file/key_file the server that demands a client certificate
+ * answers; without them it refuses (with TLS 1.3 the refusal arrives after the client's side of
+ * the handshake, on the first read). */
+static void test_client_certificate(void **state)
+{
+    (void)state;
+    struct fix *f = fix_create_at(mtls_srv.port, "localhost", ca_good, NULL, cli_crt, cli_key);
+    struct req a;
+    acquire(f, &a);
+    assert_null(a.err);
+    assert_non_null(a.c);
+    ping(f, a.c);
+    upool_release(f->pool, a.c, true);
+    fix_destroy(f);
+
+    f = fix_create_at(mtls_srv.port, "localhost", ca_good, NULL, NULL, NULL);
+    acquire(f, &a);
+    bool refused = a.c == NULL;
+    if (!refused) {
+        struct transport *t = uconn_transport(a.c);
+        transport_write(t, "ping", 4);
+        char b[16];
+        ssize_t r = IO_AGAIN;
+        uint64_t t0 = clock_now_ms();
+        while (r == IO_AGAIN && clock_now_ms() - t0 < 3000) {
+            loop_run_once(f->loop, 10);
+            r = transport_read(t, b, sizeof(b));
+        }
+        refused = r == 0 || r == IO_ERR;
+        upool_release(f->pool, a.c, false);
+    }
+    assert_true(refused);
+    fix_destroy(f);
+
+    /* A key file that does not exist is a start-up error with the reason. */
+    struct gw_upserver sv = {.spec = "https://localhost:1", .host = "localhost", .port = 1,
+                             .tls = true, .numeric = true, .weight = 1};
+    char err[256];
+    sock_parse_addr("127.0.0.1:1", &sv.addr, err, sizeof(err));
+    struct gw_upstream up = {.name = "m", .servers = &sv, .nservers = 1};
+    up.tls = (struct gw_tls){.enabled = true, .verify = true, .ca_file = ca_good,
+                             .cert_file = cli_crt, .key_file = "/nonexistent/key.pem"};
+    struct gw_config cfg = {.upstreams = &up, .nupstreams = 1};
+    struct metrics *m = metrics_create();
+    assert_null(upstream_set_create(&cfg, m, 1, err, sizeof(err)));
+    assert_non_null(strstr(err, "client key"));
+    metrics_destroy(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -340,6 +444,7 @@ int main(void)
         cmocka_unit_test(test_ip_san),
         cmocka_unit_test(test_wrong_ca),
         cmocka_unit_test(test_wrong_name),
+        cmocka_unit_test(test_client_certificate),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
