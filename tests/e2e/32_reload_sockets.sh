@@ -68,6 +68,27 @@ while [ "$(listeners "$p1")" != 0 ] || [ "$(listeners "$a1")" != 0 ]; do
 done
 assert_eq "$(http_status "http://127.0.0.1:$p1/fast")" 000 "old port refuses"
 
+# ---- reload to a port that another process holds: refused, the old sockets keep serving ----
+p4=$(free_port)
+start_bg squatter python3 -c 'import socket, sys, time
+s = socket.socket()
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(1)
+time.sleep(60)' "$p4"
+wait_port "$p4"
+gw_config "$p4" "$a2" 3
+kill -HUP "$SV"
+deadline=$((SECONDS + 5))
+until grep -q "reload failed: cannot open the new sockets" "$T/gw.log"; do
+    [ $SECONDS -lt $deadline ] || fail "reload onto a taken port was not refused"
+    sleep 0.05
+done
+assert_contains "$(cat "$T/gw.log")" "cannot listen on 127.0.0.1:$p4" "the taken address is named"
+assert_eq "$(http_status "http://127.0.0.1:$p2/fast")" 200 "still serving on the old port"
+assert_eq "$(listeners "$p2")" 3 "old sockets kept"
+stop_bg squatter || true
+gw_config "$p2" "$a2" 3
+
 # ---- reload with the same addresses keeps the same sockets (no rebind, no gap) ----
 before=$(ss -Hltne "sport = :$p2" | grep -o 'ino:[0-9]*' | sort | tr '\n' ' ')
 kill -HUP "$SV"
