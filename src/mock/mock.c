@@ -89,6 +89,7 @@ static int mock__wait_signal(void)
     }
 }
 
+/* A loop thread: runs until loop_stop(), then closes its connections on its own thread. */
 static void *mock__thread_main(void *arg)
 {
     struct mock_thread *th = arg;
@@ -98,6 +99,7 @@ static void *mock__thread_main(void *arg)
     return NULL;
 }
 
+/* --threads: 1..256 (one loop and one listener each). */
 static int mock__parse_threads(const char *s, size_t *out)
 {
     char *end;
@@ -109,6 +111,8 @@ static int mock__parse_threads(const char *s, size_t *out)
     return 0;
 }
 
+/* `apigate mock`: parse options, load the profile (exit 2 with every error), start the loop
+ * threads, wait for SIGINT/SIGTERM, stop and join them. Exit 0, 1 (cannot listen), 2 (usage). */
 int mock_main(int argc, char **argv)
 {
     const char *listen = "127.0.0.1:8080";

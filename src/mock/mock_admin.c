@@ -7,11 +7,14 @@
 #include "core/xmalloc.h"
 #include "mock/internal.h"
 
+/* Exact path comparison (the query, if any, is ignored). */
 static bool mock_admin__is(const struct h1_request *req, const char *path)
 {
     return req->path_len == strlen(path) && memcmp(req->path, path, req->path_len) == 0;
 }
 
+/* GET /_mock/stats: live gauges (in flight, queue, pool) and the counters of the current profile.
+ */
 static void mock_admin__stats(struct mock_thread *th, struct buf *out)
 {
     struct mock_server *srv = th->srv;
@@ -34,6 +37,8 @@ static void mock_admin__stats(struct mock_thread *th, struct buf *out)
     mock_profile_unref(p);
 }
 
+/* Routes /_mock/...; returns the status, the JSON body in <out>. Runs on a loop thread: a profile
+ * parse is fast enough (milliseconds) not to matter for a test tool. */
 int mock_admin_handle(struct mock_thread *th, const struct h1_request *req, const char *body,
                       size_t body_len, struct buf *out)
 {

@@ -21,11 +21,13 @@ static uint64_t mock_body__hash(const char *s, size_t n)
     return h;
 }
 
+/* Strong: the same bytes always give the same tag, so 304s work across restarts too. */
 void mock_body_etag(const char *body, size_t len, char out[24])
 {
     snprintf(out, 24, "\"%016llx\"", (unsigned long long)mock_body__hash(body, len));
 }
 
+/* Error bodies are JSON like the rest, so clients parse one format. */
 void mock_body_error(struct buf *out, const char *msg)
 {
     buf_append_str(out, "{\"error\":");
@@ -33,6 +35,7 @@ void mock_body_error(struct buf *out, const char *msg)
     buf_append_str(out, "}");
 }
 
+/* Exactly <size> bytes when the object is smaller: benchmarks compare equal payloads. */
 void mock_body_pad(struct buf *out, uint64_t size)
 {
     static const char filler[] = "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
@@ -64,6 +67,7 @@ static void mock_body__param(const struct mock_reqinfo *ri, const char **v, size
     }
 }
 
+/* A non-empty query parameter (an empty one counts as missing: 400). */
 static bool mock_body__query(const struct mock_reqinfo *ri, const char *name, const char **v,
                              size_t *n)
 {
@@ -72,6 +76,7 @@ static bool mock_body__query(const struct mock_reqinfo *ri, const char *name, co
     return mock_query_get(ri->req->query, ri->req->query_len, name, v, n) && *n > 0;
 }
 
+/* A user record derived from the id (plan and order count are hashes of it). */
 static void mock_body__user(const struct mock_reqinfo *ri, struct buf *out)
 {
     const char *id;
@@ -106,6 +111,7 @@ static void mock_body__user(const struct mock_reqinfo *ri, struct buf *out)
     }
 }
 
+/* Three orders whose totals are derived from user_id: another user, other numbers. */
 static int mock_body__orders(const struct mock_reqinfo *ri, struct buf *out)
 {
     const char *uid;
@@ -127,6 +133,7 @@ static int mock_body__orders(const struct mock_reqinfo *ri, struct buf *out)
     return 0;
 }
 
+/* The same catalog for everyone: the shared, cacheable resource. */
 static void mock_body__products(struct buf *out)
 {
     buf_append_str(out, "{\"products\":[");
@@ -136,6 +143,7 @@ static void mock_body__products(struct buf *out)
     buf_append_str(out, "]}");
 }
 
+/* Results derived from q: each query is its own cache entry. */
 static int mock_body__search(const struct mock_reqinfo *ri, struct buf *out)
 {
     const char *q;
@@ -199,6 +207,7 @@ static bool mock_body__login_user(const char *b, size_t len, const char **u, siz
     return false;
 }
 
+/* The token names the user, so /me can answer without a session store. */
 static int mock_body__login(const struct mock_reqinfo *ri, struct buf *out)
 {
     const char *u;
@@ -213,6 +222,7 @@ static int mock_body__login(const struct mock_reqinfo *ri, struct buf *out)
     return 0;
 }
 
+/* Per-user: a cache that ignores Authorization serves alice's body to bob, visibly. */
 static int mock_body__me(const struct mock_reqinfo *ri, struct buf *out)
 {
     const struct h1_header *a =
@@ -235,6 +245,7 @@ static int mock_body__me(const struct mock_reqinfo *ri, struct buf *out)
     return 0;
 }
 
+/* What the origin received: gateway tests check forwarded and hop-by-hop headers here. */
 static void mock_body__echo(const struct mock_reqinfo *ri, struct buf *out)
 {
     const struct h1_request *q = ri->req;
@@ -286,6 +297,7 @@ static void mock_body__echo(const struct mock_reqinfo *ri, struct buf *out)
     buf_printf(out, ",\"body_len\":%zu}", ri->body_len);
 }
 
+/* The default handler: enough of the request to tell any two URLs apart. */
 static void mock_body__json(const struct mock_route *r, const struct mock_reqinfo *ri,
                             struct buf *out)
 {
@@ -312,6 +324,7 @@ static void mock_body__json(const struct mock_route *r, const struct mock_reqinf
     buf_append_str(out, "}}");
 }
 
+/* Dispatches on the route's handler; padding applies to successful JSON answers only. */
 int mock_body_build(const struct mock_route *r, const struct mock_reqinfo *ri, struct buf *out)
 {
     int status = 0;

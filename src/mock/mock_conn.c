@@ -89,10 +89,15 @@ struct mock_conn {
     struct mock_conn *prev, *next; /* the thread's list */
 };
 
+/* Closes <c> now and frees it after the event batch. Its requests are dropped; one whose DB
+ * grant is on its way from another thread becomes an orphan that the grant frees. */
 static void mock_conn__close(struct mock_conn *c);
 static void mock_conn__input(struct mock_conn *c);
 static void mock_req__abort(struct mock_req *q);
+/* <q>'s answer may go out, unless a stall window holds it; it goes only when every request
+ * before it on the connection is out (pipelining keeps request order). */
 static void mock_req__ready(struct mock_req *q);
+/* The one timer of a request: what it meant depends on the state it was armed in. */
 static void mock_req__timer(struct loop *loop, void *arg);
 
 /* Milliseconds left in the current stall window, 0 when none. */
@@ -120,6 +125,7 @@ static uint64_t mock_conn__cold_left(struct mock_thread *th, const struct mock_p
     return warm > now ? warm - now : 0;
 }
 
+/* In-flight requests (created and not yet answered or dropped), read by GET /_mock/stats. */
 static void mock_thread__inflight(struct mock_thread *th, long d)
 {
     /* only the owner thread writes: a relaxed load and store is enough for readers */
@@ -165,6 +171,7 @@ static struct mock_req *mock_req__create(struct mock_conn *c, struct mock_profil
     return q;
 }
 
+/* Frees <q> (on its owner thread): its timer, its profile reference, its bytes. */
 static void mock_req__free(struct mock_req *q)
 {
     MOCK_CHECK(q, MOCK_REQ_MAGIC);
@@ -192,6 +199,7 @@ static void mock_req__release_slot(struct mock_req *q)
         loop_post(next->th->loop, mock_req__granted, next);
 }
 
+/* <q> holds a DB slot: it keeps it for one sample of the pool's service time. */
 static void mock_req__start_service(struct mock_req *q)
 {
     q->state = MOCK_REQ_SERVICE;
@@ -229,6 +237,8 @@ static void mock_req__overloaded(struct mock_req *q, const char *why)
     buf_deinit(&body);
 }
 
+/* The application latency is over: a DB route now asks the pool for a slot (at once, queued,
+ * or refused), any other route is ready. */
 static void mock_req__after_delay(struct mock_req *q)
 {
     const struct mock_route *r = q->route;
@@ -383,6 +393,7 @@ static void mock_req__abort(struct mock_req *q)
     mock_req__free(q);
 }
 
+/* Deferred from mock_conn__close(): the loop has dropped the fd's pending events by now. */
 static void mock_conn__free(struct loop *loop, void *arg)
 {
     (void)loop;
@@ -421,6 +432,7 @@ static void mock_conn__close(struct mock_conn *c)
     loop_defer(c->th->loop, mock_conn__free, c);
 }
 
+/* Shutdown, on the thread itself after its loop stopped. */
 void mock_conn_close_all(struct mock_thread *th)
 {
     while (th->conns)
@@ -479,6 +491,9 @@ static const struct mock_route *mock_conn__route(struct mock_profile *p,
     return NULL;
 }
 
+/* Answers one parsed request: admin endpoints, route lookup, error injection, the response
+ * bytes (precomputed, or built by the handler, or a 304), then when they may go out. The bytes
+ * are built now because <req>'s slices point into the input buffer, which moves on. */
 static void mock_conn__dispatch(struct mock_conn *c, const struct h1_request *req, const char *body,
                                 size_t body_len)
 {
@@ -688,6 +703,7 @@ incomplete:
     return 0;
 }
 
+/* Parses and dispatches the buffered requests while the connection may take more. */
 static void mock_conn__process(struct mock_conn *c)
 {
     while (!c->closed && !c->stop_parsing && buf_pending(&c->in) > 0 &&
@@ -777,6 +793,8 @@ static void mock_conn__input(struct mock_conn *c)
         mock_conn__close(c);
 }
 
+/* The fd callback: registered once for read and write (edge-triggered), no epoll_ctl per request.
+ */
 static void mock_conn__on_event(struct loop *loop, int fd, void *arg, unsigned events)
 {
     (void)loop;
@@ -793,6 +811,7 @@ static void mock_conn__on_event(struct loop *loop, int fd, void *arg, unsigned e
         mock_conn__input(c); /* the client read its answers: take the next requests */
 }
 
+/* The lingering close waited long enough for the client's EOF. */
 static void mock_conn__linger_done(struct loop *loop, void *arg)
 {
     (void)loop;
@@ -817,6 +836,7 @@ static void mock_conn__idle_done(struct loop *loop, void *arg)
         loop_timer_start(loop, &c->idle_timer, idle);
 }
 
+/* The listener callback: accept4() until EAGAIN, TCP_NODELAY on each connection. */
 void mock_conn_accept(struct loop *loop, int lfd, void *arg, unsigned events)
 {
     (void)events;

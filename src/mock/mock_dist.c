@@ -6,6 +6,7 @@
 
 #include "mock/internal.h"
 
+/* splitmix64 (Steele, Lea, Flood 2014): one add and three xor-shift-multiplies. */
 uint64_t mock_rng_next(uint64_t *state)
 {
     uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
@@ -21,6 +22,7 @@ double mock_rng_unit(uint64_t *state)
     return ((double)(mock_rng_next(state) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
 }
 
+/* Box-Muller; one of the pair is dropped to keep the state a single integer. */
 double mock_rng_normal(uint64_t *state)
 {
     double u1 = mock_rng_unit(state);
@@ -28,6 +30,7 @@ double mock_rng_normal(uint64_t *state)
     return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
 }
 
+/* One latency sample in ms; negative draws become 0 and <cap> bounds the tail. */
 double mock_dist_sample(const struct mock_latency *l, uint64_t *rng)
 {
     double v = 0;
@@ -60,6 +63,7 @@ double mock_dist_sample(const struct mock_latency *l, uint64_t *rng)
 static const char *const mock_dist_names[] = {"none",   "fixed",     "uniform",
                                               "normal", "lognormal", "pareto"};
 
+/* For GET /_mock/profile and messages. */
 const char *mock_dist_name(enum mock_dist d)
 {
     if ((size_t)d >= sizeof(mock_dist_names) / sizeof(mock_dist_names[0]))
@@ -67,6 +71,7 @@ const char *mock_dist_name(enum mock_dist d)
     return mock_dist_names[d];
 }
 
+/* Names as in profiles; "log-normal" is accepted too. */
 int mock_dist_parse(const char *s, enum mock_dist *out)
 {
     for (size_t i = 0; i < sizeof(mock_dist_names) / sizeof(mock_dist_names[0]); i++) {

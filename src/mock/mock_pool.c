@@ -18,6 +18,7 @@ struct mock_pool {
     struct mock_waiter *head, *tail;
 };
 
+/* <size> slots; <queue_limit> waiting requests at most (0: unbounded). */
 struct mock_pool *mock_pool_create(uint64_t size, uint64_t queue_limit)
 {
     struct mock_pool *p = xcalloc(1, sizeof(*p));
@@ -27,6 +28,7 @@ struct mock_pool *mock_pool_create(uint64_t size, uint64_t queue_limit)
     return p;
 }
 
+/* With its profile; no waiter can be left (each holds a profile reference). */
 void mock_pool_destroy(struct mock_pool *p)
 {
     if (!p)
@@ -35,6 +37,7 @@ void mock_pool_destroy(struct mock_pool *p)
     free(p);
 }
 
+/* A slot only when nobody waits: arrival order is the only order. */
 enum mock_pool_result mock_pool_acquire(struct mock_pool *p, struct mock_waiter *w)
 {
     enum mock_pool_result r;
@@ -76,6 +79,7 @@ static void mock_pool__unlink(struct mock_pool *p, struct mock_waiter *w)
     p->queued--;
 }
 
+/* Hands the slot to the oldest waiter (returned, for the caller to wake on its thread). */
 struct mock_waiter *mock_pool_release(struct mock_pool *p)
 {
     pthread_mutex_lock(&p->lock);
@@ -91,6 +95,7 @@ struct mock_waiter *mock_pool_release(struct mock_pool *p)
     return w;
 }
 
+/* Under the lock, so a waiter is either cancelled or granted, never both. */
 bool mock_pool_cancel(struct mock_pool *p, struct mock_waiter *w)
 {
     pthread_mutex_lock(&p->lock);
@@ -103,6 +108,7 @@ bool mock_pool_cancel(struct mock_pool *p, struct mock_waiter *w)
     return queued;
 }
 
+/* For GET /_mock/stats. */
 void mock_pool_counts(struct mock_pool *p, uint64_t *in_use, uint64_t *queued)
 {
     pthread_mutex_lock(&p->lock);

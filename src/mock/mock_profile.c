@@ -38,12 +38,14 @@ const char mock_profile_default_yaml[] =
     "  - {method: ANY, path: /echo, handler: echo}\n"
     "  - {method: ANY, path: '/echo/*', handler: echo}\n";
 
+/* One parse: every error is collected ("one run reports every error"), none stops the parse. */
 struct mock_pctx {
     const char *file;
     struct buf *err;
     int nerr;
 };
 
+/* Adds "file:line:col: key: message" at <n>'s position (the file alone when <n> is NULL). */
 static void mock_profile__err(struct mock_pctx *c, const struct ynode *n, const char *key,
                               const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
@@ -74,6 +76,7 @@ static const char *mock_profile__scalar(struct mock_pctx *c, const struct ynode 
     return n->str;
 }
 
+/* YAML 1.1 booleans as people write them; anything else is an error, not false. */
 static int mock_profile__bool(struct mock_pctx *c, const struct ynode *n, const char *key,
                               bool *out)
 {
@@ -92,6 +95,7 @@ static int mock_profile__bool(struct mock_pctx *c, const struct ynode *n, const 
     return -1;
 }
 
+/* A decimal integer in [min, max]; a sign, a fraction or trailing text is an error. */
 static int mock_profile__uint(struct mock_pctx *c, const struct ynode *n, const char *key,
                               uint64_t min, uint64_t max, uint64_t *out)
 {
@@ -110,6 +114,7 @@ static int mock_profile__uint(struct mock_pctx *c, const struct ynode *n, const 
     return 0;
 }
 
+/* A finite number in [min, max] (sigma, alpha). */
 static int mock_profile__double(struct mock_pctx *c, const struct ynode *n, const char *key,
                                 double min, double max, double *out)
 {
@@ -154,6 +159,7 @@ static int mock_profile__duration(struct mock_pctx *c, const struct ynode *n, co
     return 0;
 }
 
+/* A duration in whole milliseconds (rounded up) for timers: a bare number is seconds here. */
 static int mock_profile__duration_u64(struct mock_pctx *c, const struct ynode *n, const char *key,
                                       uint64_t *out)
 {
@@ -164,6 +170,7 @@ static int mock_profile__duration_u64(struct mock_pctx *c, const struct ynode *n
     return 0;
 }
 
+/* A size ("512", "1KB", "2MB") up to <max> bytes. */
 static int mock_profile__size(struct mock_pctx *c, const struct ynode *n, const char *key,
                               uint64_t max, uint64_t *out)
 {
@@ -304,6 +311,7 @@ static const char *const mock_route_keys[] = {
     "headers", "cache_control", "etag",         "last_modified",
     "chunked", "close",         "hang",         NULL};
 
+/* An RFC 9110 token: what a method or a header name may be. */
 static bool mock_profile__token(const char *s)
 {
     if (!*s)
@@ -315,6 +323,7 @@ static bool mock_profile__token(const char *s)
     return true;
 }
 
+/* No CR, LF or other control bytes: a profile cannot inject header lines. */
 static bool mock_profile__header_value(const char *s)
 {
     for (; *s; s++) {
@@ -326,6 +335,7 @@ static bool mock_profile__header_value(const char *s)
     return true;
 }
 
+/* Fills <r> from the route map <n>: defaults first, then each key, each checked where it is. */
 static void mock_profile__route(struct mock_pctx *c, const struct ynode *n, struct mock_route *r)
 {
     r->status = 200;
@@ -460,6 +470,7 @@ static const char *const mock_pool_keys[] = {"size", "service", "queue_timeout",
 static const char *const mock_cold_keys[] = {"idle", "extra", NULL};
 static const char *const mock_stall_keys[] = {"every", "for", NULL};
 
+/* global: db_pool, cold_start, stall, keepalive_timeout, max_body. */
 static void mock_profile__global(struct mock_pctx *c, const struct ynode *n, struct mock_profile *p)
 {
     if (mock_profile__keys(c, n, "global", mock_global_keys) != 0)
@@ -504,6 +515,7 @@ static void mock_profile__global(struct mock_pctx *c, const struct ynode *n, str
         mock_profile__size(c, v, "max_body", 1ull << 30, &p->max_body);
 }
 
+/* Frees the routes and what they own (also of a profile that failed to parse). */
 static void mock_profile__free_routes(struct mock_profile *p)
 {
     for (size_t i = 0; i < p->nroutes; i++) {
@@ -653,6 +665,7 @@ void mock_profile_unref(struct mock_profile *p)
     free(p);
 }
 
+/* The parsed distribution, for GET /_mock/profile. */
 static void mock_profile__latency_json(const struct mock_latency *l, struct buf *out)
 {
     buf_printf(out, "{\"dist\":\"%s\"", mock_dist_name(l->dist));

@@ -10,6 +10,8 @@
 #include "http/headers.h"
 #include "mock/internal.h"
 
+/* Formatted at most once per second per thread (nginx does the same): no lock, no per-request
+ * strftime. */
 const char *mock_thread_date(struct mock_thread *th)
 {
     uint64_t sec = loop_now_ms(th->loop) / 1000;
@@ -76,6 +78,7 @@ void mock_resp_write(struct mock_thread *th, struct buf *dst, int status,
     buf_append_str(dst, "0\r\n\r\n");
 }
 
+/* Error answers: JSON body, no route headers. */
 void mock_resp_error(struct mock_thread *th, struct buf *dst, int status, const char *msg,
                      bool keep_alive, int minor)
 {

@@ -9,6 +9,7 @@
 #include "core/xmalloc.h"
 #include "mock/internal.h"
 
+/* Validates at load time what the matcher assumes: '{name}' is a whole segment, '*' is last. */
 int mock_pattern_compile(struct mock_pattern *p, const char *text, char *err, size_t errlen)
 {
     memset(p, 0, sizeof(*p));
@@ -64,6 +65,7 @@ fail:
     return -1;
 }
 
+/* Frees the names and the text (also of a half-compiled pattern). */
 void mock_pattern_free(struct mock_pattern *p)
 {
     for (size_t i = 0; i < p->nparams; i++) {
@@ -75,6 +77,7 @@ void mock_pattern_free(struct mock_pattern *p)
     p->text = NULL;
 }
 
+/* One pass over pattern and path; captures are slices of <path> (valid while it is). */
 int mock_pattern_match(const struct mock_pattern *p, const char *path, size_t len,
                        struct mock_param *params)
 {
@@ -106,6 +109,7 @@ int mock_pattern_match(const struct mock_pattern *p, const char *path, size_t le
     return i == len ? (int)np : -1;
 }
 
+/* Linear scan of a&b=c: queries are short and this runs once per request at most. */
 bool mock_query_get(const char *q, size_t len, const char *name, const char **val, size_t *val_len)
 {
     if (!q)

@@ -29,6 +29,7 @@ struct mock_stats *mock_stats_create(size_t nthreads, size_t nroutes)
     return s;
 }
 
+/* With its profile, when the last request of that profile is gone. */
 void mock_stats_destroy(struct mock_stats *s)
 {
     if (!s)
@@ -37,6 +38,7 @@ void mock_stats_destroy(struct mock_stats *s)
     free(s);
 }
 
+/* Statuses outside 100..599 cannot happen here; clamp rather than index out of range. */
 static int mock_stats__clamp(int status)
 {
     if (status < MOCK_STATUS_MIN || status > MOCK_STATUS_MAX)
@@ -44,6 +46,7 @@ static int mock_stats__clamp(int status)
     return status;
 }
 
+/* Hot path: one relaxed atomic add on this thread's own slot. */
 void mock_stats_count(struct mock_stats *s, size_t thread, size_t route, int status)
 {
     if (route >= s->nslots)
@@ -53,6 +56,7 @@ void mock_stats_count(struct mock_stats *s, size_t thread, size_t route, int sta
                               memory_order_relaxed);
 }
 
+/* POST /_mock/reset. A count racing with the reset may survive it; tests reset when idle. */
 void mock_stats_reset(struct mock_stats *s)
 {
     for (size_t i = 0; i < s->nthreads * s->nslots; i++)
@@ -95,6 +99,7 @@ static void mock_stats__route_json(const struct mock_stats *s, size_t route, uin
     buf_printf(out, "},\"served\":%llu", (unsigned long long)served);
 }
 
+/* Sums the threads' slots: the only place that reads them all. */
 void mock_stats_json(const struct mock_profile *p, struct buf *out)
 {
     const struct mock_stats *s = p->stats;
