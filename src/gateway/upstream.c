@@ -176,10 +176,8 @@ static int upstream__init_one(struct upstream_set *set, struct upstream *u, size
         atomic_store(&s->healthy, true);
         if (sc->tls || conf->tls.enabled)
             s->tls_sess = tls_session_create();
-        if (sc->numeric) {
-            atomic_store(&s->resolved, true);
+        if (sc->numeric)
             continue;
-        }
         if (set->resolver == NULL)
             set->resolver = resolve_create(30000);
         char e[512];
@@ -187,8 +185,6 @@ static int upstream__init_one(struct upstream_set *set, struct upstream *u, size
         if (e[0] != '\0')
             ag_log(AG_LOG_WARN, "upstream %s: server %s: %s; retrying in the background",
                    conf->name, s->name, e);
-        struct sock_addr a;
-        atomic_store(&s->resolved, resolve_get(s->dns, 0, &a));
     }
     upstream__metrics(set, u);
     return 0;
@@ -290,7 +286,7 @@ void upstream_set_status_json(const struct upstream_set *s, struct buf *out)
                        "\"ejected_ms\":%" PRIu64 ",\"usable\":%s,\"last_check\":",
                        sv->tls_sess ? "true" : "false", sv->conf->backup ? "true" : "false",
                        atomic_load(&sv->healthy) ? "true" : "false",
-                       atomic_load(&sv->resolved) ? "true" : "false",
+                       upstream__resolved(sv) ? "true" : "false",
                        down > now ? down - now : 0, upstream__usable(sv, now) ? "true" : "false");
             buf_append_json_str(out, sv->hc_last, strnlen(sv->hc_last, sizeof(sv->hc_last)));
             buf_append_str(out, "}");
@@ -307,10 +303,14 @@ const char *upstream_server_name(const struct upstream *u, size_t i)
     return i < u->nservers ? u->servers[i].name : NULL;
 }
 
+bool upstream__resolved(const struct upstream_server *s)
+{
+    return s->dns == NULL || resolve_has_addr(s->dns);
+}
+
 bool upstream__usable(const struct upstream_server *s, uint64_t now_ms)
 {
-    return atomic_load_explicit(&s->healthy, memory_order_relaxed) &&
-           atomic_load_explicit(&s->resolved, memory_order_relaxed) &&
+    return atomic_load_explicit(&s->healthy, memory_order_relaxed) && upstream__resolved(s) &&
            atomic_load_explicit(&s->down_until_ms, memory_order_relaxed) <= now_ms;
 }
 
@@ -334,10 +334,7 @@ bool upstream__addr(struct upstream_server *s, uint64_t seq, struct sock_addr *o
         *out = s->conf->addr;
         return true;
     }
-    bool ok = resolve_get(s->dns, seq, out);
-    if (ok != atomic_load_explicit(&s->resolved, memory_order_relaxed))
-        atomic_store_explicit(&s->resolved, ok, memory_order_relaxed);
-    return ok;
+    return resolve_get(s->dns, seq, out);
 }
 
 bool upstream__fail(struct upstream *u, struct upstream_server *s, uint64_t now_ms)

@@ -41,7 +41,6 @@ struct upstream_server {
     struct resolve_name *dns;      /* NULL for numeric hosts (conf->addr is used) */
     struct tls_session *tls_sess;  /* NULL for plain servers */
     _Atomic bool healthy;          /* active checks' verdict; true without checks */
-    _Atomic bool resolved;         /* an address is known */
     _Atomic uint64_t down_until_ms;/* passive ejection (max_fails) until this monotonic time */
     _Atomic uint32_t fails;        /* failures in the current fail_timeout window */
     _Atomic uint64_t fail_window_ms; /* start of that window */
@@ -87,6 +86,8 @@ struct upstream_set {
 extern const char *const upstream_connect_reasons[UPSTREAM_CONNECT_REASONS];
 extern const char *const upstream_close_reasons[UPSTREAM_CLOSE_COUNT];
 
+/* Has <s> an address (numeric, or its name resolved at least once)? */
+bool upstream__resolved(const struct upstream_server *s);
 /* May server <s> take new requests now (healthy, resolved, not passively ejected)? */
 bool upstream__usable(const struct upstream_server *s, uint64_t now_ms);
 /* Copies a current address of <s> (rotating over DNS records with <seq>); false when none. */

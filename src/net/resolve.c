@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@ struct resolve_name {
     pthread_mutex_t lock;
     struct sock_addr addrs[RESOLVE_MAX_ADDRS];
     size_t naddrs;
+    _Atomic bool has_addr;   /* naddrs > 0, readable without the lock */
     uint64_t changes;
     bool failing;            /* last attempt failed: log recovery once */
     struct resolve_name *next;
@@ -78,6 +80,7 @@ static int resolve__one(struct resolve_name *n, char *err, size_t errlen)
         memcpy(n->addrs, tmp, k * sizeof(tmp[0]));
         n->naddrs = k;
         n->changes++;
+        atomic_store_explicit(&n->has_addr, k > 0, memory_order_release);
     }
     pthread_mutex_unlock(&n->lock);
     return 0;
@@ -186,6 +189,11 @@ bool resolve_get(struct resolve_name *n, uint64_t seq, struct sock_addr *out)
     }
     pthread_mutex_unlock(&n->lock);
     return ok;
+}
+
+bool resolve_has_addr(const struct resolve_name *n)
+{
+    return atomic_load_explicit(&n->has_addr, memory_order_acquire);
 }
 
 uint64_t resolve_changes(struct resolve_name *n)

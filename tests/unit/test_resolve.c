@@ -22,6 +22,7 @@ static void test_localhost(void **state)
     assert_non_null(n);
     assert_string_equal(err, "");
     struct sock_addr a;
+    assert_true(resolve_has_addr(n));
     assert_true(resolve_get(n, 0, &a));
     assert_int_equal(sock_addr_port(&a), 8080);
     char text[64];
@@ -51,6 +52,7 @@ static void test_unresolvable(void **state)
     assert_non_null(n);
     assert_non_null(strstr(err, "no-such-host.invalid"));
     struct sock_addr a;
+    assert_false(resolve_has_addr(n));
     assert_false(resolve_get(n, 0, &a));
     resolve_refresh_all(r); /* still failing: keeps nothing, logs once */
     assert_false(resolve_get(n, 0, &a));
