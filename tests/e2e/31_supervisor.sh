@@ -58,6 +58,8 @@ load_bg() {
 }
 # total FILE FIELD: a field of the load report's totals.
 total() { python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['totals'][sys.argv[2]])" "$1" "$2"; }
+# errors FILE: the load report's failures by kind, for messages.
+errors() { python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(d['errors'], d['status'])" "$1"; }
 # wait_log PATTERN TIMEOUT_S: waits for PATTERN in the gateway's log.
 wait_log() {
     local deadline=$((SECONDS + $2))
@@ -99,7 +101,8 @@ failed=$(total "$T/kill.json" failed)
 reqs=$(total "$T/kill.json" requests)
 log "kill -9 under load: $reqs requests, $failed failed"
 [ "$reqs" -gt 1000 ] || fail "too few requests under load ($reqs)"
-[ "$failed" -le "$CONNS" ] || fail "$failed requests failed after kill -9; only the $CONNS in flight may"
+[ "$failed" -le "$CONNS" ] ||
+    fail "$failed requests failed after kill -9; only the $CONNS in flight may ($(errors "$T/kill.json"))"
 wait_log "killed by signal 9" 2
 assert_contains "$(cat "$T/gw.log")" "restart #1" "restart counted"
 W2=$(worker_pid)
@@ -130,7 +133,7 @@ failed=$(total "$T/hup.json" failed)
 reqs=$(total "$T/hup.json" requests)
 log "two reloads under load: $reqs requests, $failed failed"
 [ "$reqs" -gt 1000 ] || fail "too few requests under load ($reqs)"
-assert_eq "$failed" 0 "failed requests across reloads"
+assert_eq "$failed" 0 "failed requests across reloads ($(errors "$T/hup.json"))"
 [ "$(count_log "reload done")" -ge 2 ] || fail "expected two completed reloads"
 W4=$(worker_pid)
 assert_ne "$W4" "$W3" "reload started a new worker"
@@ -159,7 +162,7 @@ recycles=$(( $(count_log ": recycling") - before ))
 log "max_requests 200: $reqs requests, $failed failed, $recycles recycles"
 [ "$reqs" -ge 1000 ] || fail "too few requests ($reqs) to see recycling"
 [ "$recycles" -ge 3 ] || fail "expected at least 3 recycles for $reqs requests, got $recycles"
-assert_eq "$failed" 0 "failed requests across recycling"
+assert_eq "$failed" 0 "failed requests across recycling ($(errors "$T/recycle.json"))"
 if metrics=$(curl -s --max-time 2 "http://127.0.0.1:$admin_port/metrics") && [ -n "$metrics" ]; then
     r=$(grep -E '^apigate_worker_restarts(_total)? ' <<<"$metrics" | awk '{print $2}' | head -n1)
     if [ -n "$r" ]; then
