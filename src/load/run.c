@@ -127,7 +127,8 @@ static void run__vu_park(struct client *c)
 static void run__vu_next(struct client *c, uint64_t now_us)
 {
     struct lthread *t = c->t;
-    if (t->stopping || !c->active) {
+    /* Past the end of the plan no new iteration starts, even before the tick notices. */
+    if (t->stopping || !c->active || now_us >= t->run->end_us) {
         run__vu_park(c);
         return;
     }

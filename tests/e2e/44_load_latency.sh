@@ -23,8 +23,9 @@ assert_range "$(jq '.latency_ms.p90' "$T/c.json")" 20 25 "closed p90 (ms)"
 assert_eq "$(jq '.totals.failed' "$T/c.json")" 0 "closed failures"
 
 log "open model, 300/s"
-"$APIGATE" load -q -c 32 --rate 300/s -d 3s --json "$T/o.json" "$url" >/dev/null
+"$APIGATE" load -q -c 100 --rate 300/s -d 3s --json "$T/o.json" "$url" >/dev/null
 assert_range "$(jq '.latency_ms.med' "$T/o.json")" 20 22 "open p50 (ms)"
-assert_range "$(jq '.totals.requests' "$T/o.json")" 880 900 "open: requests sent at 300/s for 3 s"
-assert_eq "$(jq '.totals.dropped' "$T/o.json")" 0 "open: dropped"
+# every due iteration is accounted for: sent or (on a starved CI machine, a handful) dropped
+assert_eq "$(jq '.totals.requests + .totals.dropped' "$T/o.json")" 900 "open: 300/s for 3 s"
+assert_range "$(jq '.totals.dropped' "$T/o.json")" 0 9 "open: dropped"
 log "ok"
