@@ -35,7 +35,7 @@ static bool gwconf__in_list(const char *const *list, const char *s)
     return false;
 }
 
-static bool gwconf___in_desc(const struct cfg_desc *d, const char *s)
+static bool gwconf__in_desc(const struct cfg_desc *d, const char *s)
 {
     for (; d->key; d++)
         if (strcmp(d->key, s) == 0)
@@ -140,7 +140,11 @@ static bool gwconf__split(const struct ynode *map, const char *where, const stru
             continue;
         if (gwconf__in_list(manual, k->str))
             continue;
-        if (!gwconf___in_desc(desc, k->str)) {
+        /* Top-level "x-" keys are the user's (as in docker-compose): a place for YAML anchors
+         * shared by several routes or upstreams. */
+        if (*where == '\0' && strncmp(k->str, "x-", 2) == 0)
+            continue;
+        if (!gwconf__in_desc(desc, k->str)) {
             char known[512];
             gwconf__known(desc, manual, known, sizeof(known));
             const char *near = gwconf__nearest(desc, manual, k->str);
@@ -528,10 +532,16 @@ static void gwconf__parse_upstream(struct gw_upstream *u, const struct ynode *ke
             cfg_error(errs, t, "%s: cert_file and key_file go together; give both or neither",
                       sub);
     }
-    if (u->pool.max_idle > u->pool.max_connections)
-        cfg_error(errs, ynode_get(val, "pool"),
-                  "%s.pool.max_idle: %lld is above max_connections %lld; at most max_connections",
-                  where, (long long)u->pool.max_idle, (long long)u->pool.max_connections);
+    if (u->pool.max_idle > u->pool.max_connections) {
+        /* The default max_idle follows a smaller max_connections; a written one must fit. */
+        const struct ynode *mi = gwconf__get(gwconf__get(val, "pool"), "max_idle");
+        if (mi == NULL)
+            u->pool.max_idle = u->pool.max_connections;
+        else
+            cfg_error(errs, mi, "%s.pool.max_idle: %lld is above max_connections %lld; at most "
+                                "max_connections", where, (long long)u->pool.max_idle,
+                      (long long)u->pool.max_connections);
+    }
 }
 
 static void gwconf__parse_upstreams(struct gw_config *c, const struct ynode *n,

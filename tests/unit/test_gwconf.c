@@ -275,6 +275,35 @@ static void test_forms(void **state)
     gwconf_free(c);
 }
 
+/* YAML anchors and merge keys, with the shared parts under a top-level x- key. */
+static void test_anchors(void **state)
+{
+    (void)state;
+    struct gw_config *c = load_ok("x-cache: &cache {ttl: 30s, override: true}\n"
+                                  "x-pool: &pool {max_connections: 8}\n"
+                                  "upstreams:\n"
+                                  "  a: {servers: [127.0.0.1:9000], pool: *pool}\n"
+                                  "  b: {servers: [127.0.0.1:9001], pool: {<<: *pool, max_idle: 4}}\n"
+                                  "routes:\n"
+                                  "  - {match: /a/, upstream: a, cache: *cache}\n"
+                                  "  - {match: /b/, upstream: b, cache: {<<: *cache, ttl: 5s}}\n");
+    assert_int_equal(c->upstreams[0].pool.max_connections, 8);
+    assert_int_equal(c->upstreams[0].pool.max_idle, 8); /* default 32 follows max_connections */
+    assert_int_equal(c->upstreams[1].pool.max_connections, 8);
+    assert_int_equal(c->upstreams[1].pool.max_idle, 4);
+    assert_int_equal(c->routes[0].cache.ttl_ms, 30000);
+    assert_true(c->routes[0].cache.override);
+    assert_int_equal(c->routes[1].cache.ttl_ms, 5000);
+    assert_true(c->routes[1].cache.override);
+    gwconf_free(c);
+    /* x- is only free at the top level. */
+    struct cfg_errors errs = {NULL, 0};
+    assert_null(load("upstreams:\n  a: {servers: [127.0.0.1:9000], x-note: 1}\n", &errs));
+    assert_int_equal(errs.n, 1);
+    assert_non_null(strstr(errs.msgs[0], "x-note: unknown key"));
+    cfg_errors_free(&errs);
+}
+
 /* One error kind per row: the snippet, the line it must be reported at, and a word the message
  * must contain. */
 struct bad_case {
@@ -297,6 +326,8 @@ static const struct bad_case bad_cases[] = {
     {"upstreams:\n  api:\n    servers: [127.0.0.1:9000]\n    balance: fastest\n" RT, 4,
      "round_robin"},
     {"upstreams:\n  api:\n    servers: []\n" RT, 3, "upstreams.api.servers: empty"},
+    {"upstreams:\n  api:\n    servers: [127.0.0.1:9000]\n    pool: {max_connections: 4, "
+     "max_idle: 5}\n" RT, 4, "pool.max_idle: 5 is above max_connections 4"},
     {"upstreams:\n  api: {balance: ewma}\n" RT, 2, "upstreams.api.servers: missing"},
     {"upstreams:\n  api: {servers: ['ftp://h:1']}\n" RT, 2, "unsupported scheme"},
     {"upstreams:\n  api: {servers: [example.com]}\n" RT, 2, "missing port"},
@@ -545,6 +576,7 @@ int main(void)
         cmocka_unit_test(test_design_example),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_forms),
+        cmocka_unit_test(test_anchors),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_all_errors_at_once),
         cmocka_unit_test(test_file_and_overrides),
