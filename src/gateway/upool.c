@@ -266,16 +266,16 @@ static void upool__lend(struct upool *p, struct uconn *c)
 static size_t upool__eligible(struct upool *p, uint64_t now_ms, size_t *usable)
 {
     size_t primaries = 0;
-    bool ok[p->n ? p->n : 1];
+    /* First pass: usable servers, noted in .eligible; second pass: backups and room. */
     for (size_t i = 0; i < p->n; i++) {
-        ok[i] = upstream__usable(&p->u->servers[i], now_ms);
-        primaries += ok[i] && !p->u->servers[i].conf->backup;
+        p->bs[i].eligible = upstream__usable(&p->u->servers[i], now_ms);
+        primaries += p->bs[i].eligible && !p->u->servers[i].conf->backup;
     }
     size_t n = 0, u = 0;
     uint64_t maxc = upool__max_conns(p);
     for (size_t i = 0; i < p->n; i++) {
         struct upool_srv *sv = &p->srv[i];
-        bool use = ok[i] && (primaries == 0 || !p->u->servers[i].conf->backup);
+        bool use = p->bs[i].eligible && (primaries == 0 || !p->u->servers[i].conf->backup);
         u += use;
         p->bs[i].eligible = use && (sv->nidle > 0 || sv->nopen < maxc);
         n += p->bs[i].eligible;

@@ -64,6 +64,7 @@ static int resolve__one(struct resolve_name *n, char *err, size_t errlen)
         return -1;
     }
     struct sock_addr tmp[RESOLVE_MAX_ADDRS];
+    memset(tmp, 0, sizeof(tmp)); /* compared bytewise with the previous set below */
     size_t k = 0;
     for (struct addrinfo *ai = res; ai != NULL && k < RESOLVE_MAX_ADDRS; ai = ai->ai_next) {
         if (ai->ai_addrlen > sizeof(tmp[k].ss))
