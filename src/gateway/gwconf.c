@@ -496,11 +496,16 @@ static void gwconf__parse_upstream(struct gw_upstream *u, const struct ynode *ke
         u->health.enabled = true;
         if (u->health.path && u->health.path[0] != '/')
             cfg_error(errs, h, "%s.path: '%s' must start with '/'", sub, u->health.path);
-        if (u->health.timeout_ms >= u->health.interval_ms)
-            cfg_error(errs, h, "%s.timeout: %llums is not below interval %llums; a probe must "
-                               "end before the next one", sub,
-                      (unsigned long long)u->health.timeout_ms,
-                      (unsigned long long)u->health.interval_ms);
+        if (u->health.timeout_ms >= u->health.interval_ms) {
+            const struct ynode *tn = gwconf__get(h, "timeout");
+            if (tn == NULL) /* the default follows a short interval */
+                u->health.timeout_ms = u->health.interval_ms / 2 ? u->health.interval_ms / 2 : 1;
+            else
+                cfg_error(errs, tn, "%s.timeout: %llums is not below interval %llums; a probe "
+                                    "must end before the next one", sub,
+                          (unsigned long long)u->health.timeout_ms,
+                          (unsigned long long)u->health.interval_ms);
+        }
         if (u->health.expect_min > u->health.expect_max)
             cfg_error(errs, h, "%s: expect_min %lld is above expect_max %lld", sub,
                       (long long)u->health.expect_min, (long long)u->health.expect_max);
@@ -727,9 +732,19 @@ static void gwconf__parse_route(struct gw_config *c, struct gw_route *r, size_t 
     else
         cfg_defaults(gwconf__fallback_desc, r);
 
-    if (r->timeout.first_byte_ms > r->timeout.total_ms)
-        cfg_error(errs, ynode_get(n, "timeout"),
-                  "%s.timeout.first_byte: above total; first_byte must be at most total", where);
+    if (r->timeout.first_byte_ms > r->timeout.total_ms) {
+        /* Only written values conflict: a default gives way to the value next to it. */
+        const struct ynode *tn = ynode_get(n, "timeout");
+        const struct ynode *fb = gwconf__get(tn, "first_byte"), *tot = gwconf__get(tn, "total");
+        if (fb == NULL)
+            r->timeout.first_byte_ms = r->timeout.total_ms;
+        else if (tot == NULL)
+            r->timeout.total_ms = r->timeout.first_byte_ms;
+        else
+            cfg_error(errs, fb, "%s.timeout.first_byte: %llums is above total %llums; at most "
+                                "total", where, (unsigned long long)r->timeout.first_byte_ms,
+                      (unsigned long long)r->timeout.total_ms);
+    }
 }
 
 static void gwconf__parse_routes(struct gw_config *c, const struct ynode *n,

@@ -275,6 +275,31 @@ static void test_forms(void **state)
     gwconf_free(c);
 }
 
+/* A default never conflicts with a written value next to it: it gives way. */
+static void test_defaults_give_way(void **state)
+{
+    (void)state;
+    struct gw_config *c = load_ok("upstreams:\n"
+                                  "  a: {servers: [127.0.0.1:9000], health: {interval: 500ms}}\n"
+                                  "routes:\n"
+                                  "  - {match: /a, upstream: a, timeout: {total: 10s}}\n"
+                                  "  - {match: /b, upstream: a, timeout: {first_byte: 90s}}\n");
+    assert_int_equal(c->upstreams[0].health.timeout_ms, 250);
+    assert_int_equal(c->routes[0].timeout.first_byte_ms, 10000);
+    assert_int_equal(c->routes[0].timeout.total_ms, 10000);
+    assert_int_equal(c->routes[1].timeout.first_byte_ms, 90000);
+    assert_int_equal(c->routes[1].timeout.total_ms, 90000);
+    gwconf_free(c);
+    struct cfg_errors errs = {NULL, 0};
+    assert_null(load("upstreams:\n  a: {servers: [127.0.0.1:9000]}\nroutes:\n"
+                     "  - {match: /a, upstream: a, timeout: {first_byte: 5s, total: 2s}}\n",
+                     &errs));
+    assert_int_equal(errs.n, 1);
+    assert_non_null(strstr(errs.msgs[0], "t.yaml:4:"));
+    assert_non_null(strstr(errs.msgs[0], "first_byte: 5000ms is above total 2000ms"));
+    cfg_errors_free(&errs);
+}
+
 /* YAML anchors and merge keys, with the shared parts under a top-level x- key. */
 static void test_anchors(void **state)
 {
@@ -577,6 +602,7 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_forms),
         cmocka_unit_test(test_anchors),
+        cmocka_unit_test(test_defaults_give_way),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_all_errors_at_once),
         cmocka_unit_test(test_file_and_overrides),
