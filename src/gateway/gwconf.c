@@ -818,7 +818,8 @@ static void gwconf__check_globals(struct gw_config *c, const struct ynode *root,
     for (size_t i = 0; c->admin_enabled && i < c->nlisten; i++) {
         if (c->listen[i].addr.len == c->admin_addr.len &&
             memcmp(&c->listen[i].addr.ss, &c->admin_addr.ss, c->admin_addr.len) == 0)
-            cfg_error(errs, an, "admin: %s is also a listen address; use another port or off",
+            cfg_error(errs, an ? an : gwconf__get(root, "listen"),
+                      "admin: %s is also a listen address; give admin another address, or off",
                       c->admin);
     }
     if (c->workers.threads == 0)
@@ -829,9 +830,14 @@ static void gwconf__check_globals(struct gw_config *c, const struct ynode *root,
                   "most %d", (long long)c->workers.threads, c->nlisten,
                   (long long)c->workers.threads * (long long)c->nlisten, WORKER_MAX_THREADS);
     const struct ynode *cn = gwconf__get(root, "cache");
-    if (c->cache.memory > 0 && c->cache.max_object_size > c->cache.memory)
-        cfg_error(errs, gwconf__get(cn, "max_object_size"),
-                  "cache.max_object_size: above cache.memory; at most the memory limit");
+    if (c->cache.memory > 0 && c->cache.max_object_size > c->cache.memory) {
+        const struct ynode *mo = gwconf__get(cn, "max_object_size");
+        if (mo == NULL) /* the default follows a small memory limit */
+            c->cache.max_object_size = c->cache.memory;
+        else
+            cfg_error(errs, mo, "cache.max_object_size: above cache.memory; at most the memory "
+                                "limit");
+    }
     if (c->cache.redis && strncmp(c->cache.redis, "redis://", 8) != 0 &&
         strncmp(c->cache.redis, "unix://", 7) != 0)
         cfg_error(errs, gwconf__get(cn, "redis"),

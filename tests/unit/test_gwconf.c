@@ -279,12 +279,14 @@ static void test_forms(void **state)
 static void test_defaults_give_way(void **state)
 {
     (void)state;
-    struct gw_config *c = load_ok("upstreams:\n"
+    struct gw_config *c = load_ok("cache: {memory: 512KB}\n"
+                                  "upstreams:\n"
                                   "  a: {servers: [127.0.0.1:9000], health: {interval: 500ms}}\n"
                                   "routes:\n"
                                   "  - {match: /a, upstream: a, timeout: {total: 10s}}\n"
                                   "  - {match: /b, upstream: a, timeout: {first_byte: 90s}}\n");
     assert_int_equal(c->upstreams[0].health.timeout_ms, 250);
+    assert_int_equal(c->cache.max_object_size, 512 * 1024);
     assert_int_equal(c->routes[0].timeout.first_byte_ms, 10000);
     assert_int_equal(c->routes[0].timeout.total_ms, 10000);
     assert_int_equal(c->routes[1].timeout.first_byte_ms, 90000);
