@@ -224,6 +224,12 @@ void accesslog_write(struct accesslog_writer *w, const struct accesslog_entry *e
             buf_append_json_str(b, e->route, strlen(e->route));
         else
             buf_append_str(b, "null");
+        if (e->upstream_ttfb_us > 0)
+            buf_printf(b, ",\"upstream_ttfb_ms\":%.3f", e->upstream_ttfb_us / 1000.0);
+        if (e->trace_id != NULL) {
+            buf_append_str(b, ",\"trace_id\":");
+            buf_append_json_str(b, e->trace_id, e->trace_id_len);
+        }
         buf_append_str(b, "}\n");
     } else {
         buf_printf(b, "%s.%03uZ ", w->stamp, ms);
@@ -235,6 +241,10 @@ void accesslog_write(struct accesslog_writer *w, const struct accesslog_entry *e
         accesslog__append_text(b, e->upstream, e->upstream ? strlen(e->upstream) : 0);
         buf_append(b, " ", 1);
         accesslog__append_text(b, e->request_id, e->request_id_len);
+        if (e->trace_id != NULL) {
+            buf_append(b, " ", 1);
+            accesslog__append_text(b, e->trace_id, e->trace_id_len);
+        }
         buf_append(b, "\n", 1);
     }
     if (buf_pending(b) >= ACCESSLOG_BATCH)

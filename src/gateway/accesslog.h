@@ -22,10 +22,13 @@ struct accesslog_entry {
     uint64_t total_us;     // first byte of the request to last byte of the response
     uint64_t upstream_us;  // upstream request sent to response complete; 0 when not proxied
     uint64_t pool_wait_us; // time waiting for an upstream connection
+    uint64_t upstream_ttfb_us; // upstream request sent to response head; 0 when not proxied
     const char *upstream;  // "127.0.0.1:9000", or NULL
     const char *request_id;
     size_t request_id_len;
     const char *route;     // route pattern, or NULL
+    const char *trace_id;  // W3C trace id (32 hex), or NULL
+    size_t trace_id_len;
 };
 
 /* Opens <path> for appending ("-" or "stdout", and "stderr", name the standard streams).

@@ -19,6 +19,7 @@
 #include "gateway/cachehook.h"
 #include "gateway/gwconf.h"
 #include "gateway/route.h"
+#include "gateway/trace.h"
 #include "http/h1write.h"
 #include "http/headers.h"
 
@@ -116,6 +117,7 @@ static void conn__reset_request(struct conn *c)
     c->method = c->target = NULL;
     c->method_len = c->target_len = 0;
     c->rid_len = 0;
+    c->traceparent[0] = '\0';
     c->status = 0;
     c->head_sent = false;
     c->bytes_out = 0;
@@ -454,10 +456,15 @@ static void conn__record(struct conn *c)
             .total_us = total,
             .upstream_us = c->px.t_sent_us ? now - c->px.t_sent_us : 0,
             .pool_wait_us = c->px.pool_wait_us,
+            .upstream_ttfb_us = c->px.t_first_byte_us && c->px.t_sent_us
+                                    ? c->px.t_first_byte_us - c->px.t_sent_us
+                                    : 0,
             .upstream = c->px.server,
             .request_id = c->rid_len ? c->rid : NULL,
             .request_id_len = c->rid_len,
             .route = c->route >= 0 ? sh->rt[c->route].label : NULL,
+            .trace_id = c->traceparent[0] ? c->traceparent + 3 : NULL,
+            .trace_id_len = c->traceparent[0] ? TRACE_ID_HEX : 0,
         };
         accesslog_write(th->alog, &e);
     }
@@ -644,6 +651,14 @@ static void conn__start_request(struct conn *c, size_t head_len)
     c->target = arena_strndup(&c->arena, req->target, req->target_len);
     c->target_len = c->target ? req->target_len : 0;
     conn__make_rid(c, headers_find(req->headers, req->nheaders, "x-request-id"));
+    {
+        /* continue the client's trace (new span for our hop) or start one: every request has a
+         * trace id for the access log and the upstream */
+        const struct h1_header *tp = headers_find(req->headers, req->nheaders, "traceparent");
+        struct trace_ctx tc;
+        trace_continue(tp ? tp->value : NULL, tp ? tp->value_len : 0, &tc);
+        trace_format(&tc, c->traceparent);
+    }
     (void)conn__method_name;
 
     /* Framing facts the proxy needs even when we answer locally. */

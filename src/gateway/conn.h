@@ -205,6 +205,7 @@ struct conn {
     size_t target_len;
     char rid[64];
     size_t rid_len;
+    char traceparent[56];       // W3C traceparent sent upstream (trace.c); chars 3..34: trace id
     uint64_t t_start_us;        // first byte of the request
     uint64_t wall_ms;
     int status;                 // status sent to the client

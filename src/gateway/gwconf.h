@@ -52,6 +52,7 @@ struct gw_server {
     int64_t max_connections;           /* open client connections per worker; over: accept paused */
     int64_t concurrency;               /* requests in flight in the whole gateway; 0: unlimited */
     int64_t backlog;                   /* listen(2) backlog of each listening socket */
+    bool server_timing;                /* Server-Timing header on responses (trace.c) */
 };
 
 /* `logging:` */

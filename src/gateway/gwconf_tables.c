@@ -59,6 +59,8 @@ const struct cfg_desc gwconf__server_desc[] = {
      NULL, false},
     {"backlog", CFG_INT, S(backlog), "511", "1", "65535",
      "listen(2) backlog of each listening socket", NULL, NULL, false},
+    {"server_timing", CFG_BOOL, S(server_timing), "false", NULL, NULL,
+     "add a Server-Timing header (cache, pool, upstream, total) to responses", NULL, NULL, false},
     {NULL}};
 #undef S
 

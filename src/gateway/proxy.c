@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "gateway/cachehook.h"
 #include "gateway/gwconf.h"
+#include "gateway/trace.h"
 #include "net/transport.h"
 #include "http/h1write.h"
 #include "http/headers.h"
@@ -225,6 +226,8 @@ static bool proxy__skip_req_header(const char *n, size_t len)
         return headers_name_eq(n, len, "trailer") || headers_name_eq(n, len, "upgrade");
     case 10:
         return headers_name_eq(n, len, "connection") || headers_name_eq(n, len, "keep-alive");
+    case 11:
+        return headers_name_eq(n, len, "traceparent"); // replaced by our hop's (trace.c)
     case 14:
         return headers_name_eq(n, len, "content-length");
     case 15:
@@ -315,6 +318,11 @@ static void proxy__build_head(struct conn *c)
         buf_append(b, "\r\n", 2);
     }
     buf_append_str(b, "Via: 1.1 apigate\r\n");
+    if (c->traceparent[0]) {
+        buf_append_str(b, "traceparent: ");
+        buf_append(b, c->traceparent, TRACE_HEADER_LEN);
+        buf_append(b, "\r\n", 2);
+    }
     if (headers_find(req->headers, req->nheaders, "x-request-id") == NULL) {
         buf_append_str(b, "X-Request-Id: ");
         buf_append(b, c->rid, c->rid_len);
@@ -551,6 +559,21 @@ static void proxy__write_client_head(struct conn *c)
         break;
     }
     cachehook_client_headers(c, b); // X-Cache
+    if (c->th->sh->cfg->server.server_timing) {
+        uint64_t now = clock_now_us();
+        struct trace_timing tt = {
+            .cache = NULL,
+            .pool_us = (int64_t)px->pool_wait_us,
+            .upstream_us = px->t_sent_us && px->t_first_byte_us > px->t_sent_us
+                               ? (int64_t)(px->t_first_byte_us - px->t_sent_us)
+                               : -1,
+            .total_us = c->t_start_us ? (int64_t)(now - c->t_start_us) : -1,
+        };
+        char st[160];
+        size_t n = trace_server_timing(st, sizeof(st), &tt);
+        if (n > 0)
+            h1_write_header(b, "Server-Timing", 13, st, n);
+    }
     if (!c->keep_alive)
         buf_append_str(b, "Connection: close\r\n");
     else if (!client11)
