@@ -495,6 +495,15 @@ static struct cache_entry *cache__entry_alloc(size_t data_len)
 
 int cache_fill_end(struct cache *c, struct cache_fill *f, uint64_t now_ms)
 {
+    struct store_obj *o = cache_fill_end_ref(c, f, now_ms);
+    if (o == NULL)
+        return -1;
+    store_unref(c->store, o);
+    return 0;
+}
+
+struct store_obj *cache_fill_end_ref(struct cache *c, struct cache_fill *f, uint64_t now_ms)
+{
     char cl[48];
     int cln = 0;
     if (f->status != 204)
@@ -517,8 +526,8 @@ int cache_fill_end(struct cache *c, struct cache_fill *f, uint64_t now_ms)
     }
     e->last_modified = f->last_modified;
     e->date = f->date;
+    e->varied = f->vary != NULL;
     uint64_t expire = cache__expire(c, &f->fresh, now_ms);
-    int rc = 0;
     if (f->vary != NULL) {
         struct cache_entry *m = cache__entry_alloc(0);
         m->marker = true;
@@ -536,14 +545,126 @@ int cache_fill_end(struct cache *c, struct cache_fill *f, uint64_t now_ms)
     }
     struct store_obj *o = store_insert(c->store, now_ms, f->key.data, f->key.len, f->primary_len, e,
                                        head_len + e->body_len, cache__free_entry, expire);
-    if (o == NULL) {
+    if (o == NULL)
         cache__free_entry(e);
-        rc = -1;
-    } else {
-        store_unref(c->store, o);
-    }
     cache_fill_abort(f);
-    return rc;
+    return o;
+}
+
+/* ---- serialized entries ---- */
+
+#define CACHE_BLOB_MAGIC 0x31434741u /* "AGC1" */
+
+struct cache__blob {
+    uint32_t magic;
+    uint32_t status;
+    uint64_t head_len, body_len;
+    uint64_t stored_wall_ms;
+    uint64_t lifetime_ms, initial_age_ms, swr_ms, sie_ms;
+    int64_t last_modified, date;
+    uint64_t etag_off, etag_len;
+    uint8_t no_cache, must_revalidate, has_validator, pad[5];
+};
+
+void cache_entry_serialize(const struct cache_entry *e, uint64_t now_ms, uint64_t wall_ms,
+                           struct buf *out)
+{
+    struct cache__blob b;
+    memset(&b, 0, sizeof(b));
+    b.magic = CACHE_BLOB_MAGIC;
+    b.status = (uint32_t)e->status;
+    b.head_len = e->head_len;
+    b.body_len = e->body_len;
+    uint64_t resident = now_ms > e->stored_ms ? now_ms - e->stored_ms : 0;
+    b.stored_wall_ms = wall_ms > resident ? wall_ms - resident : 0;
+    b.lifetime_ms = e->fresh.lifetime_ms;
+    b.initial_age_ms = e->fresh.initial_age_ms;
+    b.swr_ms = e->fresh.swr_ms;
+    b.sie_ms = e->fresh.sie_ms;
+    b.last_modified = e->last_modified;
+    b.date = e->date;
+    if (e->etag != NULL) {
+        b.etag_off = (uint64_t)(e->etag - e->data);
+        b.etag_len = e->etag_len;
+    }
+    b.no_cache = e->fresh.no_cache;
+    b.must_revalidate = e->fresh.must_revalidate;
+    b.has_validator = e->fresh.has_validator;
+    buf_append(out, &b, sizeof(b));
+    buf_append(out, e->data, e->head_len + e->body_len);
+}
+
+static int cache__blob_read(const char *blob, size_t len, struct cache__blob *b)
+{
+    if (len < sizeof(*b))
+        return -1;
+    memcpy(b, blob, sizeof(*b));
+    if (b->magic != CACHE_BLOB_MAGIC || b->head_len > len || b->body_len > len ||
+        sizeof(*b) + b->head_len + b->body_len != len || b->etag_off + b->etag_len > b->head_len)
+        return -1;
+    return 0;
+}
+
+uint64_t cache_serialized_stored_wall(const char *blob, size_t len)
+{
+    struct cache__blob b;
+    return cache__blob_read(blob, len, &b) == 0 ? b.stored_wall_ms : 0;
+}
+
+struct store_obj *cache_insert_serialized(struct cache *c, const char *blob, size_t len,
+                                          const char *key, size_t key_len, size_t primary_len,
+                                          uint64_t path_gen, uint64_t now_ms, uint64_t wall_ms)
+{
+    struct cache__blob b;
+    if (cache__blob_read(blob, len, &b) != 0)
+        return NULL;
+    struct cache_entry *e = cache__entry_alloc(b.head_len + b.body_len);
+    memcpy(e->data, blob + sizeof(b), b.head_len + b.body_len);
+    e->head_len = b.head_len;
+    e->body_len = b.body_len;
+    e->status = (int)b.status;
+    uint64_t elapsed = wall_ms > b.stored_wall_ms ? wall_ms - b.stored_wall_ms : 0;
+    e->stored_ms = now_ms > elapsed ? now_ms - elapsed : 0;
+    if (now_ms <= elapsed) /* a young process: carry the difference in the initial age */
+        b.initial_age_ms += elapsed - now_ms;
+    e->fresh.lifetime_ms = b.lifetime_ms;
+    e->fresh.initial_age_ms = b.initial_age_ms;
+    e->fresh.swr_ms = b.swr_ms;
+    e->fresh.sie_ms = b.sie_ms;
+    e->fresh.no_cache = b.no_cache;
+    e->fresh.must_revalidate = b.must_revalidate;
+    e->fresh.has_validator = b.has_validator;
+    e->path_gen = path_gen;
+    e->last_modified = b.last_modified;
+    e->date = b.date;
+    if (b.etag_len > 0) {
+        e->etag = e->data + b.etag_off;
+        e->etag_len = b.etag_len;
+    }
+    /* expiry counted from when it was stored at the origin side */
+    uint64_t expire = cache__expire(c, &e->fresh, e->stored_ms);
+    if (expire <= now_ms) {
+        cache__free_entry(e);
+        return NULL;
+    }
+    struct store_obj *o = store_insert(c->store, now_ms, key, key_len, primary_len, e,
+                                       e->head_len + e->body_len, cache__free_entry, expire);
+    if (o == NULL)
+        cache__free_entry(e);
+    return o;
+}
+
+uint64_t cache_entry_ttl_ms(const struct cache_entry *e, uint64_t now_ms)
+{
+    uint64_t age = policy_age_ms(e->fresh.initial_age_ms, e->stored_ms, now_ms);
+    uint64_t left = e->fresh.lifetime_ms > age ? e->fresh.lifetime_ms - age : 0;
+    uint64_t grace = e->fresh.swr_ms > e->fresh.sie_ms ? e->fresh.swr_ms : e->fresh.sie_ms;
+    return left + grace;
+}
+
+void cache_key_path(const char *key, size_t primary_len, const char **path, size_t *len)
+{
+    cache__key_path(key, primary_len, path, len);
 }
 
 /* Fields a 304 never changes in the stored response: they describe the stored representation

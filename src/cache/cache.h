@@ -46,6 +46,7 @@ struct cache_entry {
     size_t etag_len;
     int64_t last_modified;   /* wall seconds, INT64_MIN when none */
     int64_t date;            /* wall seconds of the Date header */
+    bool varied;             /* stored under a key with the origin's Vary values (L1 only) */
     /* A vary marker (no response): the origin's Vary field names for this URI */
     bool marker;
     char *vary;
@@ -112,6 +113,26 @@ struct cache_fill *cache_fill_begin(struct cache *c, const struct policy_conf *p
 int cache_fill_body(struct cache_fill *f, const char *p, size_t n);
 /* Completes and inserts the entry (and the vary marker). Frees <f>. Returns 0 or -1. */
 int cache_fill_end(struct cache *c, struct cache_fill *f, uint64_t now_ms);
+/* Same, returning a reference to the stored object (NULL when not stored). */
+struct store_obj *cache_fill_end_ref(struct cache *c, struct cache_fill *f, uint64_t now_ms);
+
+/* ---- second level (serialized entries) ---- */
+/* Appends entry <e> as bytes for another process: its monotonic times become wall times
+ * (<now_ms> monotonic and <wall_ms> wall clock of the same instant). */
+void cache_entry_serialize(const struct cache_entry *e, uint64_t now_ms, uint64_t wall_ms,
+                           struct buf *out);
+/* Wall ms at which serialized entry <blob> was received from its origin; 0 when invalid. */
+uint64_t cache_serialized_stored_wall(const char *blob, size_t len);
+/* Inserts a serialized entry under <key>. Returns a reference, or NULL when <blob> is invalid or
+ * the store refused it. */
+struct store_obj *cache_insert_serialized(struct cache *c, const char *blob, size_t len,
+                                          const char *key, size_t key_len, size_t primary_len,
+                                          uint64_t path_gen, uint64_t now_ms, uint64_t wall_ms);
+/* How long a second level should keep <e>: freshness left plus its grace windows (0: not worth
+ * storing). */
+uint64_t cache_entry_ttl_ms(const struct cache_entry *e, uint64_t now_ms);
+/* The path part of a primary key. */
+void cache_key_path(const char *key, size_t primary_len, const char **path, size_t *len);
 void cache_fill_abort(struct cache_fill *f);
 
 /* Refreshes the stored entry <old> with the headers of a 304 <res> (RFC 9111 §4.3.4) and

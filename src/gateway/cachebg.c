@@ -117,8 +117,12 @@ static void chbg__complete(struct chbg *b)
     if (b->fill != NULL) {
         struct cache_fill *f = b->fill;
         b->fill = NULL;
-        if (cache_fill_end(ch->cache, f, now) == 0)
+        struct store_obj *o = cache_fill_end_ref(ch->cache, f, now);
+        if (o != NULL) {
             metrics_counter_inc(b->th->ms, ch->m_stores);
+            chl2_store(ch, b->th, o);
+            cache_release(ch->cache, o);
+        }
     }
     bool reusable = b->res.keep_alive && buf_pending(&b->in) == 0 &&
                     b->res.body != H1_BODY_UNTIL_CLOSE;
@@ -151,6 +155,7 @@ static int chbg__head(struct chbg *b)
                                                     b->key, b->key_len, b->primary_len);
             if (o != NULL) {
                 metrics_counter_inc(b->th->ms, ch->m_revalidated);
+                chl2_store(ch, b->th, o);
                 cache_release(ch->cache, o);
             }
         } else if (b->res.status < 500) {

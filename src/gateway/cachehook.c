@@ -207,7 +207,7 @@ static int cachehook__own_request(struct conn *c, struct chreq *cr)
     return 0;
 }
 
-static void cachehook__finish_flight(struct cachehook *ch, struct chreq *cr)
+void cachehook__finish_flight(struct cachehook *ch, struct chreq *cr)
 {
     if (cr->flight != NULL) {
         coalesce_finish(ch->co, cr->flight);
@@ -326,6 +326,7 @@ static void cachehook__wait_timeout(struct loop *loop, void *arg)
     c->creq->wait = NULL;
     free(w);
     metrics_counter_inc(c->th->ms, ch->m_coalesce_timeouts);
+    cachehook__count(c, c->creq->st);
     proxy_start(c);
 }
 
@@ -356,6 +357,7 @@ static void cachehook__wake(struct loop *loop, void *arg)
     }
     if (f.obj != NULL)
         cache_release(ch->cache, f.obj);
+    cachehook__count(c, cr->st);
     proxy_start(c);
 }
 
@@ -479,11 +481,12 @@ bool cachehook_request(struct conn *c)
                            NULL);
         return true;
     }
-    cachehook__count(c, cr->st);
+    /* counted when the outcome is known: a waiter may end up a HIT */
     if (cachehook__fetch_or_wait(c, cr))
         return true;
     if (cr->st == CACHE_MISS && chl2_lookup(ch, c, cr))
-        return true; /* asked the L2; it continues the request */
+        return true; /* asked the L2; it serves the hit or forwards */
+    cachehook__count(c, cr->st);
     return false;
 }
 
@@ -578,7 +581,7 @@ int cachehook_response_head(struct conn *c)
         uint64_t age = policy_age_ms(e->fresh.initial_age_ms, e->stored_ms, now);
         cachehook__write_entry(c, use, age, CACHE_EXPIRED);
         if (o != NULL) {
-            chl2_store(ch, c, cr, o);
+            chl2_store(ch, c->th, o);
             cache_release(ch->cache, o);
         }
         return 1;
@@ -658,11 +661,14 @@ void cachehook_response_done(struct conn *c)
     if (cr->fill != NULL) {
         struct cache_fill *f = cr->fill;
         cr->fill = NULL;
-        chl2_fill_copy(ch, c, cr, f);
-        if (cache_fill_end(ch->cache, f, loop_now_ms(c->th->loop)) == 0)
+        struct store_obj *o = cache_fill_end_ref(ch->cache, f, loop_now_ms(c->th->loop));
+        if (o != NULL) {
             metrics_counter_inc(c->th->ms, ch->m_stores);
-        else
+            chl2_store(ch, c->th, o);
+            cache_release(ch->cache, o);
+        } else {
             metrics_counter_inc(c->th->ms, ch->m_not_stored);
+        }
     }
     /* stored (or not): the waiters look up again now */
     cachehook__finish_flight(ch, cr);

@@ -87,6 +87,7 @@ void cachehook__serve(struct conn *c, struct store_obj *o, uint64_t age_ms, enum
 void cachehook__write_entry(struct conn *c, struct store_obj *o, uint64_t age_ms,
                             enum cache_status st);
 bool cachehook__fetch_or_wait(struct conn *c, struct chreq *cr);
+void cachehook__finish_flight(struct cachehook *ch, struct chreq *cr);
 
 /* cachebg.c: refreshes entry <o> in the background (stale-while-revalidate), at most one refresh
  * per key at a time. The request (c->req, owned by <cr>) is copied. */
@@ -102,10 +103,8 @@ void chl2_thread_stop(struct cachehook *ch, struct gwthread *th);
 /* L1 miss: true when an L2 lookup was started (it serves the hit or calls proxy_start). */
 bool chl2_lookup(struct cachehook *ch, struct conn *c, struct chreq *cr);
 void chl2_request_end(struct cachehook *ch, struct conn *c, struct chreq *cr);
-/* A fill is about to be inserted: write it to L2 too. */
-void chl2_fill_copy(struct cachehook *ch, struct conn *c, struct chreq *cr, struct cache_fill *f);
-/* An entry was refreshed (304): write it to L2. */
-void chl2_store(struct cachehook *ch, struct conn *c, struct chreq *cr, struct store_obj *o);
+/* An entry was stored in L1 (fill or 304 refresh): write it to L2 too. */
+void chl2_store(struct cachehook *ch, struct gwthread *th, struct store_obj *o);
 /* Publishes an invalidation to the other gateways (<th> NULL: from the admin thread). */
 void chl2_publish(struct cachehook *ch, struct gwthread *th, const char *path, size_t len,
                   bool prefix);

@@ -1,55 +1,280 @@
-/* Redis L2 glue (placeholder until l2redis lands): every function is a no-op. */
+/* The Redis second level as the gateway uses it (cache.redis): each loop thread has its own
+ * client (cache/l2redis.c); an L1 miss that leads its key asks Redis (MGET of the entry and of
+ * the path's invalidation mark, one round trip) before the origin; entries stored in L1 are
+ * written to Redis with TTL = freshness left + grace. Invalidations are published on a channel;
+ * every gateway subscribed (thread 0 holds the subscription) drops the path from its L1, and a
+ * mark "path invalidated at T" in Redis makes every instance refuse L2 copies older than T.
+ * Entries keyed on the origin's Vary stay L1-only. Redis down or slow: lookups count an error
+ * and go to the origin; nothing waits longer than redis_timeout. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cache/l2redis.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/xmalloc.h"
 #include "gateway/cachehook_priv.h"
+#include "gateway/conn.h"
+#include "gateway/gwconf.h"
+#include "http/url.h"
+
+#define CHL2_INV_TTL_MS (7ull * 24 * 3600 * 1000) /* longer than any entry lives in L2 */
+
+struct chl2 {
+    struct cachehook *ch;
+    struct l2redis **clients;   // per loop thread (index = gwthread.index)
+    size_t n;
+    const char *prefix;
+    const char *channel;
+    char instance[24];          // our id in purge messages (our own are not applied twice)
+    uint64_t max_object;
+};
 
 struct chl2 *chl2_create(struct cachehook *ch)
 {
-    (void)ch;
-    return NULL;
+    const struct gw_config *cfg = ch->sh->cfg;
+    if (cfg->cache.redis == NULL || cfg->cache.redis[0] == '\0')
+        return NULL;
+    struct chl2 *l = xcalloc(1, sizeof(*l));
+    l->ch = ch;
+    l->n = ch->nthreads;
+    l->clients = xcalloc(l->n, sizeof(*l->clients));
+    l->prefix = cfg->cache.redis_prefix ? cfg->cache.redis_prefix : "apigate:";
+    l->channel = cfg->cache.redis_channel ? cfg->cache.redis_channel : "apigate:purge";
+    l->max_object = cfg->cache.redis_max_object_size;
+    snprintf(l->instance, sizeof(l->instance), "%llx",
+             (unsigned long long)(clock_wall_ms() * 2654435761u ^ (uint64_t)getpid()));
+    return l;
 }
-void chl2_destroy(struct chl2 *l2) { (void)l2; }
+
+void chl2_destroy(struct chl2 *l)
+{
+    if (l == NULL)
+        return;
+    free(l->clients);
+    free(l);
+}
+
+/* A purge message from any gateway: "<instance> P <path>" (a path, every query and variant) or
+ * "<instance> X <prefix>". */
+static void chl2__on_msg(void *arg, const char *msg, size_t len)
+{
+    struct chl2 *l = arg;
+    const char *sp = memchr(msg, ' ', len);
+    if (sp == NULL || (size_t)(sp - msg) + 3 > len)
+        return;
+    size_t il = (size_t)(sp - msg);
+    if (il == strlen(l->instance) && memcmp(msg, l->instance, il) == 0)
+        return; /* ours: applied when it happened */
+    char kind = sp[1];
+    const char *path = sp + 3;
+    size_t plen = len - (size_t)(path - msg);
+    struct cache *c = l->ch->cache;
+    if (kind == 'P')
+        cache_invalidate_path(c, NULL, 0, path, plen);
+    else if (kind == 'X')
+        cache_purge(c, path, plen, true);
+}
+
 void chl2_thread_start(struct cachehook *ch, struct gwthread *th)
 {
-    (void)ch;
-    (void)th;
+    struct chl2 *l = ch->l2;
+    if (l == NULL || th->index >= l->n)
+        return;
+    const struct gw_cache *cc = &th->sh->cfg->cache;
+    struct l2redis_conf conf = {.url = cc->redis,
+                                .timeout_ms = cc->redis_timeout_ms,
+                                .reconnect_ms = cc->redis_reconnect_ms};
+    l->clients[th->index] = l2redis_create(th->loop, &conf, l->channel,
+                                           th->index == 0 ? chl2__on_msg : NULL, l);
 }
+
 void chl2_thread_stop(struct cachehook *ch, struct gwthread *th)
 {
-    (void)ch;
-    (void)th;
+    struct chl2 *l = ch->l2;
+    if (l == NULL || th->index >= l->n)
+        return;
+    l2redis_destroy(l->clients[th->index]);
+    l->clients[th->index] = NULL;
 }
+
+static void chl2__key(const struct chl2 *l, const char *k, size_t n, struct buf *out)
+{
+    buf_append_str(out, l->prefix);
+    buf_append(out, k, n);
+}
+
+/* The invalidation mark of a normalized path. */
+static void chl2__inv_key(const struct chl2 *l, const char *path, size_t n, struct buf *out)
+{
+    buf_append_str(out, l->prefix);
+    buf_append_str(out, "inv:");
+    buf_append(out, path, n);
+}
+
+static void chl2__on_get(void *arg, enum l2redis_status st, const char *const *vals,
+                         const size_t *lens, size_t n)
+{
+    struct conn *c = arg;
+    struct chreq *cr = c->creq;
+    struct cachehook *ch = c->th->sh->cache;
+    cr->l2 = NULL;
+    if (st == L2REDIS_HIT && n == 2 && vals[0] != NULL) {
+        uint64_t stored = cache_serialized_stored_wall(vals[0], lens[0]);
+        uint64_t inv = 0;
+        if (vals[1] != NULL) {
+            char tmp[32];
+            size_t k = lens[1] < sizeof(tmp) - 1 ? lens[1] : sizeof(tmp) - 1;
+            memcpy(tmp, vals[1], k);
+            tmp[k] = '\0';
+            inv = strtoull(tmp, NULL, 10);
+        }
+        uint64_t now = loop_now_ms(c->th->loop);
+        struct store_obj *o = NULL;
+        if (stored != 0 && stored > inv)
+            o = cache_insert_serialized(ch->cache, vals[0], lens[0], cr->key, cr->base_len,
+                                        cr->primary_len, cr->path_gen, now, clock_wall_ms());
+        if (o != NULL) {
+            const struct cache_entry *e = o->payload;
+            uint64_t age = policy_age_ms(e->fresh.initial_age_ms, e->stored_ms, now);
+            if (policy_usable(&e->fresh, age, &cr->preq) == POLICY_USE_FRESH) {
+                metrics_counter_inc(c->th->ms, ch->m_l2_hits);
+                cachehook__finish_flight(ch, cr); /* waiters find it in L1 now */
+                cachehook__serve(c, o, age, CACHE_HIT);
+                cache_release(ch->cache, o);
+                return;
+            }
+            cache_release(ch->cache, o);
+        }
+        metrics_counter_inc(c->th->ms, ch->m_l2_misses);
+    } else if (st == L2REDIS_ERROR) {
+        metrics_counter_inc(c->th->ms, ch->m_l2_errors);
+    } else {
+        metrics_counter_inc(c->th->ms, ch->m_l2_misses);
+    }
+    cachehook__count(c, cr->st);
+    proxy_start(c);
+}
+
 bool chl2_lookup(struct cachehook *ch, struct conn *c, struct chreq *cr)
 {
-    (void)ch;
-    (void)c;
-    (void)cr;
-    return false;
+    struct chl2 *l = ch->l2;
+    if (l == NULL || l->clients[c->th->index] == NULL || c->req.method_id != H1_M_GET)
+        return false;
+    struct l2redis *r = l->clients[c->th->index];
+    if (!l2redis_connected(r)) {
+        metrics_counter_inc(c->th->ms, ch->m_l2_errors);
+        return false; /* down: straight to the origin, no waiting */
+    }
+    const char *path;
+    size_t plen;
+    cache_key_path(cr->key, cr->primary_len, &path, &plen);
+    struct buf k1 = BUF_INIT, k2 = BUF_INIT;
+    chl2__key(l, cr->key, cr->base_len, &k1);
+    chl2__inv_key(l, path, plen, &k2);
+    const char *keys[2] = {k1.data, k2.data};
+    size_t lens[2] = {k1.len, k2.len};
+    cr->l2 = l2redis_mget(r, keys, lens, 2, chl2__on_get, c);
+    buf_deinit(&k1);
+    buf_deinit(&k2);
+    if (cr->l2 == NULL) {
+        metrics_counter_inc(c->th->ms, ch->m_l2_errors);
+        return false;
+    }
+    return true;
 }
+
 void chl2_request_end(struct cachehook *ch, struct conn *c, struct chreq *cr)
 {
     (void)ch;
     (void)c;
-    (void)cr;
+    if (cr->l2 != NULL) {
+        l2redis_cancel(cr->l2);
+        cr->l2 = NULL;
+    }
 }
-void chl2_fill_copy(struct cachehook *ch, struct conn *c, struct chreq *cr, struct cache_fill *f)
+
+void chl2_store(struct cachehook *ch, struct gwthread *th, struct store_obj *o)
 {
-    (void)ch;
-    (void)c;
-    (void)cr;
-    (void)f;
+    struct chl2 *l = ch->l2;
+    if (l == NULL || th == NULL || l->clients[th->index] == NULL)
+        return;
+    const struct cache_entry *e = o->payload;
+    if (e->varied || e->marker || e->head_len + e->body_len > l->max_object)
+        return;
+    uint64_t now = loop_now_ms(th->loop);
+    uint64_t ttl = cache_entry_ttl_ms(e, now);
+    if (ttl < 1000)
+        return; /* gone before another gateway could use it */
+    struct buf k = BUF_INIT, v = BUF_INIT;
+    chl2__key(l, o->key, o->key_len, &k);
+    cache_entry_serialize(e, now, clock_wall_ms(), &v);
+    l2redis_set(l->clients[th->index], k.data, k.len, v.data, v.len, ttl);
+    buf_deinit(&k);
+    buf_deinit(&v);
 }
-void chl2_store(struct cachehook *ch, struct conn *c, struct chreq *cr, struct store_obj *o)
+
+/* Sends a purge message and, for a path, the invalidation mark. Loop thread only. */
+static void chl2__publish_on(struct chl2 *l, struct l2redis *r, char kind, const char *p,
+                             size_t n)
 {
-    (void)ch;
-    (void)c;
-    (void)cr;
-    (void)o;
+    struct buf msg = BUF_INIT;
+    buf_printf(&msg, "%s %c ", l->instance, kind);
+    buf_append(&msg, p, n);
+    l2redis_publish(r, l->channel, msg.data, msg.len);
+    if (kind == 'P') {
+        struct buf k = BUF_INIT;
+        chl2__inv_key(l, p, n, &k);
+        char now[32];
+        int nl = snprintf(now, sizeof(now), "%llu", (unsigned long long)clock_wall_ms());
+        l2redis_set(r, k.data, k.len, now, (size_t)nl, CHL2_INV_TTL_MS);
+        buf_deinit(&k);
+    }
+    buf_deinit(&msg);
 }
+
+struct chl2_post {
+    struct chl2 *l;
+    char kind;
+    size_t n;
+    char p[];
+};
+
+static void chl2__post_cb(struct loop *loop, void *arg)
+{
+    (void)loop;
+    struct chl2_post *m = arg;
+    if (m->l->clients[0] != NULL)
+        chl2__publish_on(m->l, m->l->clients[0], m->kind, m->p, m->n);
+    free(m);
+}
+
 void chl2_publish(struct cachehook *ch, struct gwthread *th, const char *path, size_t len,
                   bool prefix)
 {
-    (void)ch;
-    (void)th;
-    (void)path;
-    (void)len;
-    (void)prefix;
+    struct chl2 *l = ch->l2;
+    if (l == NULL)
+        return;
+    /* exact paths travel normalized: the form the keys hold */
+    struct buf norm = BUF_INIT;
+    if (prefix || url_normalize_path(path, len, &norm) != 0) {
+        buf_reset(&norm);
+        buf_append(&norm, path, len);
+    }
+    char kind = prefix ? 'X' : 'P';
+    if (th != NULL) {
+        if (l->clients[th->index] != NULL)
+            chl2__publish_on(l, l->clients[th->index], kind, norm.data, norm.len);
+    } else if (ch->sh->threads != NULL && ch->sh->threads[0] != NULL) {
+        /* the admin thread has no client: thread 0 publishes for it */
+        struct chl2_post *m = xmalloc(sizeof(*m) + norm.len + 1);
+        m->l = l;
+        m->kind = kind;
+        m->n = norm.len;
+        memcpy(m->p, norm.data, norm.len);
+        loop_post(ch->sh->threads[0]->loop, chl2__post_cb, m);
+    }
+    buf_deinit(&norm);
 }

@@ -1,0 +1,59 @@
+/* Redis as the cache's second level: one hiredis async connection per loop thread, attached to
+ * our event loop (commands written at the end of each event batch: pipelined), GET with a
+ * deadline in milliseconds, SET with a TTL, PUBLISH, and a SUBSCRIBE connection for purge events.
+ * Redis being down or slow is normal operation: lookups answer "error" at once or at their
+ * deadline, the connection is retried with backoff, and errors are counted and logged once per
+ * interval. The only file that includes hiredis. */
+#ifndef AG_CACHE_L2REDIS_H
+#define AG_CACHE_L2REDIS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct loop;
+struct l2redis;
+struct l2redis_req;
+
+struct l2redis_conf {
+    const char *url;          /* redis://host:port/db or unix:///path */
+    uint64_t timeout_ms;      /* a lookup slower than this answers L2REDIS_ERROR */
+    uint64_t reconnect_ms;    /* first pause before a reconnect (doubles up to 10x) */
+};
+
+enum l2redis_status { L2REDIS_ERROR = -1, L2REDIS_MISS = 0, L2REDIS_HIT = 1 };
+
+/* Answer of a lookup: <vals>[i] / <lens>[i] for each key (NULL: absent); valid during the call. */
+typedef void l2redis_get_cb(void *arg, enum l2redis_status st, const char *const *vals,
+                            const size_t *lens, size_t n);
+/* A message on the subscribed channel. */
+typedef void l2redis_msg_cb(void *arg, const char *msg, size_t len);
+
+/* Parses <url>; 0 or -1 with a message in <err>. */
+int l2redis_parse_url(const char *url, char *host, size_t hostlen, int *port, int *db, char *err,
+                      size_t errlen);
+
+/* Creates a client on <loop> (its thread only). With <on_msg>, it subscribes to <channel> (a
+ * dedicated connection: a subscribed connection can issue nothing else). Connects at once and
+ * keeps reconnecting while down. */
+struct l2redis *l2redis_create(struct loop *loop, const struct l2redis_conf *conf,
+                               const char *channel, l2redis_msg_cb *on_msg, void *msg_arg);
+/* Fails pending lookups (their callbacks are not called when cancelled) and disconnects. */
+void l2redis_destroy(struct l2redis *r);
+
+/* MGET of <n> keys (n <= 4). Returns a handle, or NULL when Redis is unavailable now (then <cb>
+ * is never called). <cb> runs later on the loop, exactly once unless cancelled. */
+struct l2redis_req *l2redis_mget(struct l2redis *r, const char *const *keys, const size_t *klens,
+                                 size_t n, l2redis_get_cb *cb, void *arg);
+/* The lookup's answer is no longer wanted: <cb> will not be called. */
+void l2redis_cancel(struct l2redis_req *q);
+/* SET key value PX ttl_ms (fire and forget). */
+void l2redis_set(struct l2redis *r, const char *key, size_t klen, const char *val, size_t vlen,
+                 uint64_t ttl_ms);
+/* PUBLISH channel msg (fire and forget). */
+void l2redis_publish(struct l2redis *r, const char *channel, const char *msg, size_t len);
+bool l2redis_connected(const struct l2redis *r);
+/* Errors so far (failed commands, timeouts, refused lookups while down, disconnects). */
+uint64_t l2redis_errors(const struct l2redis *r);
+
+#endif
