@@ -226,8 +226,9 @@ static int units__decimal(char *out, size_t outlen, uint64_t v, uint64_t div, co
     }
     if (milli == 0)
         return snprintf(out, outlen, "%llu%s", (unsigned long long)whole, unit);
-    char frac[4];
-    snprintf(frac, sizeof(frac), "%03u", (unsigned)milli);
+    /* milli < 1000 here; the compiler cannot see it, so spell out the three digits. */
+    char frac[4] = {(char)('0' + milli / 100 % 10), (char)('0' + milli / 10 % 10),
+                    (char)('0' + milli % 10), '\0'};
     for (int i = 2; i > 0 && frac[i] == '0'; i--)
         frac[i] = '\0';
     return snprintf(out, outlen, "%llu.%s%s", (unsigned long long)whole, frac, unit);
