@@ -5,6 +5,7 @@
 #include "gateway/gwconf.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +13,9 @@
 #include <unistd.h>
 
 #include "config/yaml.h"
+#include "core/buf.h"
 #include "core/xmalloc.h"
+#include "gateway/gwconf_env.h"
 #include "gateway/gwconf_priv.h"
 #include "gateway/route.h"
 #include "gateway/worker.h"
@@ -875,16 +878,31 @@ static struct gw_config *gwconf__build(struct ynode *root, const char *path,
     return c;
 }
 
+#define GWCONF_MAX_FILE (16u << 20) /* a config larger than this is a mistake */
+
 struct gw_config *gwconf_load(const char *path, struct cfg_errors *errs)
 {
-    char err[512];
-    struct ynode *root = yaml_load_file(path, err, sizeof(err));
-    if (root == NULL) {
-        cfg_error(errs, NULL, "%s", err);
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        cfg_error(errs, NULL, "%s: cannot open: %s", path, strerror(errno));
         return NULL;
     }
-    struct gw_config *c = gwconf__build(root, path, errs);
-    yaml_tree_free(root);
+    struct buf text = BUF_INIT;
+    char chunk[16384];
+    size_t n;
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0 && text.len <= GWCONF_MAX_FILE)
+        buf_append(&text, chunk, n);
+    bool bad = ferror(f) != 0;
+    fclose(f);
+    struct gw_config *c = NULL;
+    if (bad)
+        cfg_error(errs, NULL, "%s: cannot read: %s", path, strerror(errno));
+    else if (text.len > GWCONF_MAX_FILE)
+        cfg_error(errs, NULL, "%s: larger than %u MB; is it really a config file?", path,
+                  GWCONF_MAX_FILE >> 20);
+    else
+        c = gwconf_load_string(text.data ? text.data : "", text.len, path, errs);
+    buf_deinit(&text);
     return c;
 }
 
@@ -892,7 +910,15 @@ struct gw_config *gwconf_load_string(const char *text, size_t len, const char *n
                                      struct cfg_errors *errs)
 {
     char err[512];
+    char *expanded = NULL;
+    if (memmem(text, len, "${", 2) != NULL) {
+        expanded = gwconf_env_expand(text, len, name, &len, errs);
+        if (expanded == NULL)
+            return NULL;
+        text = expanded;
+    }
     struct ynode *root = yaml_load_string(text, len, name, err, sizeof(err));
+    free(expanded);
     if (root == NULL) {
         cfg_error(errs, NULL, "%s", err);
         return NULL;

@@ -69,6 +69,12 @@ bad bad_level 1 "debug, info, warn, error"
 printf 'workers: {threads: 1}\nworkers: {threads: 2}\n%s\n%s\n' "$UPS" "$RT" >"$T/dup_key.yaml"
 bad dup_key 2 "workers"
 
+# ${NAME} from the environment; an unset one is an error at its position.
+printf 'listen: 127.0.0.1:${AG_E2E_PORT}\n%s\n%s\n' "$UPS" "$RT" >"$T/env.yaml"
+out=$(AG_E2E_PORT=18099 "$APIGATE" check -c "$T/env.yaml" 2>&1) || fail "env config rejected: $out"
+assert_contains "$out" "listen: 127.0.0.1:18099" "env value used"
+bad env 1 "\${AG_E2E_PORT}: environment variable not set"
+
 # Every error of a file in one run, in file order.
 cat >"$T/many.yaml" <<'EOF'
 listen: nowhere

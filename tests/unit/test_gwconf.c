@@ -302,6 +302,44 @@ static void test_defaults_give_way(void **state)
     cfg_errors_free(&errs);
 }
 
+/* ${NAME} and ${NAME:-default} from the environment, errors with positions. */
+static void test_env(void **state)
+{
+    (void)state;
+    setenv("AGT_PORT", "7123", 1);
+    setenv("AGT_REDIS", "redis://:s3cret@127.0.0.1:6379/2", 1);
+    setenv("AGT_EMPTY", "", 1);
+    unsetenv("AGT_UNSET");
+    struct gw_config *c = load_ok(
+        "# comments are left alone: ${AGT_UNSET}\n"
+        "listen: 127.0.0.1:${AGT_PORT}\n"
+        "cache: {redis: \"${AGT_REDIS}\"}   # ${AGT_UNSET} here too\n"
+        "upstreams:\n"
+        "  api: {servers: ['${AGT_UNSET:-127.0.0.1}:${AGT_EMPTY:-9000}']}\n"
+        "routes:\n"
+        "  - match: /\n"
+        "    upstream: api\n"
+        "    fallback: {body: 'literal $${AGT_PORT} and $5'}\n");
+    assert_string_equal(c->listen[0].spec, "127.0.0.1:7123");
+    assert_string_equal(c->cache.redis, "redis://:s3cret@127.0.0.1:6379/2");
+    assert_string_equal(c->upstreams[0].servers[0].spec, "127.0.0.1:9000");
+    assert_string_equal(c->routes[0].fallback.body, "literal ${AGT_PORT} and $5");
+    gwconf_free(c);
+
+    struct cfg_errors errs = {NULL, 0};
+    setenv("AGT_NL", "a\nb", 1);
+    assert_null(load("listen: ${AGT_UNSET}\n"
+                     "admin: ${1BAD}\n"
+                     "x-a: ${AGT_NL}\n",
+                     &errs));
+    assert_int_equal(errs.n, 3);
+    assert_non_null(strstr(errs.msgs[0], "t.yaml:1:9: ${AGT_UNSET}: environment variable not set"));
+    assert_non_null(strstr(errs.msgs[1], "t.yaml:2:8: '${1BAD}': bad variable reference"));
+    assert_non_null(strstr(errs.msgs[2], "t.yaml:3:6: ${AGT_NL}: the value has a line break"));
+    cfg_errors_free(&errs);
+    unsetenv("AGT_NL");
+}
+
 /* YAML anchors and merge keys, with the shared parts under a top-level x- key. */
 static void test_anchors(void **state)
 {
@@ -310,7 +348,8 @@ static void test_anchors(void **state)
                                   "x-pool: &pool {max_connections: 8}\n"
                                   "upstreams:\n"
                                   "  a: {servers: [127.0.0.1:9000], pool: *pool}\n"
-                                  "  b: {servers: [127.0.0.1:9001], pool: {<<: *pool, max_idle: 4}}\n"
+                                  "  b: {servers: [127.0.0.1:9001],\n"
+                                  "      pool: {<<: *pool, max_idle: 4}}\n"
                                   "routes:\n"
                                   "  - {match: /a/, upstream: a, cache: *cache}\n"
                                   "  - {match: /b/, upstream: b, cache: {<<: *cache, ttl: 5s}}\n");
@@ -604,6 +643,7 @@ int main(void)
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_forms),
         cmocka_unit_test(test_anchors),
+        cmocka_unit_test(test_env),
         cmocka_unit_test(test_defaults_give_way),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_all_errors_at_once),
