@@ -198,42 +198,74 @@ static ssize_t tls_read(struct transport *t, void *buf, size_t len)
     return n > 0 ? n : tls__result(t, n);
 }
 
+/* Writes the iovecs as TLS records. Small pieces are coalesced into chunks of up to one record
+ * (16 KiB): fewer records and syscalls. The chunking also keeps OpenSSL's retry rule: after
+ * WANT_WRITE the next SSL_write must offer at least the bytes of the pending record, and every
+ * chunk built here from the same unsent bytes is min(16 KiB, all of them) long, or longer. */
 static ssize_t tls_writev(struct transport *t, const struct iovec *iov, int iovcnt)
 {
     struct tls_conn *tc = tls__conn(t);
-    /* Small scattered pieces (head + body) go out as one record: fewer records, fewer syscalls. */
     char small[16384];
-    size_t total = 0;
-    for (int i = 0; i < iovcnt; i++)
-        total += iov[i].iov_len;
-    if (iovcnt > 1 && total <= sizeof(small)) {
-        size_t off = 0;
-        for (int i = 0; i < iovcnt; i++) {
-            memcpy(small + off, iov[i].iov_base, iov[i].iov_len);
-            off += iov[i].iov_len;
-        }
-        iov = &(struct iovec){small, total};
-        iovcnt = 1;
-    }
     ssize_t done = 0;
-    for (int i = 0; i < iovcnt; i++) {
-        if (iov[i].iov_len == 0)
-            continue;
+    int i = 0;
+    size_t off = 0; /* into iov[i] */
+    for (;;) {
+        while (i < iovcnt && off == iov[i].iov_len) {
+            i++;
+            off = 0;
+        }
+        if (i == iovcnt)
+            return done;
+        const char *ptr = (const char *)iov[i].iov_base + off;
+        size_t len = iov[i].iov_len - off;
+        if (len < sizeof(small) && i + 1 < iovcnt) {
+            /* Gather up to one record from this and the following pieces. */
+            size_t n = 0;
+            int k = i;
+            size_t koff = off;
+            while (k < iovcnt && n < sizeof(small)) {
+                size_t take = iov[k].iov_len - koff;
+                if (take > sizeof(small) - n)
+                    take = sizeof(small) - n;
+                memcpy(small + n, (const char *)iov[k].iov_base + koff, take);
+                n += take;
+                koff += take;
+                if (koff == iov[k].iov_len) {
+                    k++;
+                    koff = 0;
+                }
+            }
+            ptr = small;
+            len = n;
+        }
+        if (len > INT32_MAX)
+            len = INT32_MAX;
         ERR_clear_error();
         errno = 0;
-        size_t len = iov[i].iov_len > INT32_MAX ? INT32_MAX : iov[i].iov_len;
-        int n = SSL_write(tc->ssl, iov[i].iov_base, (int)len);
-        if (n <= 0) {
-            ssize_t r = tls__result(t, n);
+        int w = SSL_write(tc->ssl, ptr, (int)len);
+        if (w <= 0) {
+            ssize_t r = tls__result(t, w);
             if (done > 0 && r == IO_AGAIN)
                 return done;
             return r == 0 ? IO_ERR : r;
         }
-        done += n;
-        if ((size_t)n < iov[i].iov_len)
-            break;
+        done += w;
+        /* Advance the position by <w> bytes over the iovecs. */
+        size_t adv = (size_t)w;
+        while (adv > 0 && i < iovcnt) {
+            size_t room = iov[i].iov_len - off;
+            if (adv < room) {
+                off += adv;
+                adv = 0;
+            } else {
+                adv -= room;
+                i++;
+                off = 0;
+            }
+        }
+        if ((size_t)w < len)
+            return done;
     }
-    return done;
 }
 
 static int tls_handshake(struct transport *t)
