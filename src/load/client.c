@@ -13,6 +13,7 @@
 
 #include "core/clock.h"
 #include "load/internal.h"
+#include "net/tls.h"
 
 #define CLIENT_READ_ROOM 8192
 #define CLIENT_MAX_HEADERS 100
@@ -47,8 +48,12 @@ void client_close(struct client *c)
 {
     if (c->fd >= 0) {
         loop_del_fd(run__loop(c->t), c->fd);
-        close(c->fd);
+        if (c->tls)
+            transport_close(&c->tr); /* the TLS transport owns the fd */
+        else
+            close(c->fd);
         c->fd = -1;
+        c->tls = false;
     }
     c->reused = false;
     buf_reset(&c->rbuf);
@@ -87,12 +92,39 @@ static enum load_err client__errno_kind(int err, bool connecting)
     return LERR_RESET; /* ECONNRESET, EPIPE and the rare rest: the peer broke the connection */
 }
 
+/* The error kind of a failed TLS transport operation; the first TLS failure of the thread is
+ * described for the summary, since "handshake failed" alone does not say what to fix. */
+static enum load_err client__tls_kind(struct client *c)
+{
+    if (c->tr.err == transport_err_reset)
+        return LERR_RESET;
+    if (c->tr.err == transport_err_io)
+        return client__errno_kind(c->tr.err_errno, false);
+    struct thread_stats *st = run__stats(c->t);
+    if (st->tls_detail[0] == '\0')
+        tls_transport_describe(&c->tr, st->tls_detail, sizeof(st->tls_detail));
+    return LERR_TLS;
+}
+
 /* Writes what is left of the request. */
 static void client__write(struct client *c)
 {
     if (c->origin_us == 0)
         c->origin_us = clock_now_us(); /* first send after a connect: the connect is not counted */
     while (c->woff < c->wlen) {
+        if (c->tls) {
+            ssize_t n = transport_write(&c->tr, c->wptr + c->woff, c->wlen - c->woff);
+            if (n >= 0) {
+                c->woff += (size_t)n;
+                continue;
+            }
+            if (n == IO_AGAIN) {
+                c->state = CL_WRITING;
+                return;
+            }
+            client__fail(c, client__tls_kind(c));
+            return;
+        }
         ssize_t n = send(c->fd, c->wptr + c->woff, c->wlen - c->woff, MSG_NOSIGNAL);
         if (n >= 0) {
             c->woff += (size_t)n;
@@ -125,6 +157,52 @@ static void client__connected(struct client *c)
     } else {
         c->state = CL_IDLE;
     }
+}
+
+/* The connection could not be set up (<kind>): close it, and fail the request waiting for it. */
+static void client__setup_failed(struct client *c, enum load_err kind)
+{
+    client_close(c);
+    c->state = CL_IDLE;
+    if (c->want_request) {
+        c->want_request = false;
+        run__client_done(c, true, kind);
+    }
+}
+
+/* Advances the TLS handshake; the request waits until it is done. */
+static void client__handshake(struct client *c)
+{
+    int r = transport_handshake(&c->tr);
+    if (r == IO_AGAIN)
+        return;
+    if (r != IO_OK) {
+        client__setup_failed(c, client__tls_kind(c));
+        return;
+    }
+    client__connected(c);
+}
+
+/* TCP is up: for https, wrap the fd in TLS and start the handshake. */
+static void client__tcp_up(struct client *c)
+{
+    struct scenario *s = run__scenario(c->t);
+    if (s->tls == NULL) {
+        client__connected(c);
+        return;
+    }
+    char err[256];
+    if (tls_transport_init(&c->tr, s->tls, c->fd, s->url.host, s->tls_sess, err, sizeof(err)) ==
+        -1) {
+        struct thread_stats *st = run__stats(c->t);
+        if (st->tls_detail[0] == '\0')
+            snprintf(st->tls_detail, sizeof(st->tls_detail), "%.150s", err);
+        client__setup_failed(c, LERR_TLS);
+        return;
+    }
+    c->tls = true;
+    c->state = CL_HANDSHAKE;
+    client__handshake(c);
 }
 
 void client_connect(struct client *c)
@@ -186,23 +264,25 @@ void client_start(struct client *c, size_t idx, uint64_t origin_us, uint64_t now
         return;
     }
     c->want_request = true;
-    if (c->state != CL_CONNECTING)
+    if (c->state != CL_CONNECTING && c->state != CL_HANDSHAKE)
         client_connect(c);
 }
 
 void client_check_timeout(struct client *c, uint64_t now_us)
 {
-    if (c->state != CL_CONNECTING && c->state != CL_WRITING && c->state != CL_READING)
+    if (c->state != CL_CONNECTING && c->state != CL_HANDSHAKE && c->state != CL_WRITING &&
+        c->state != CL_READING)
         return;
     if (now_us < c->deadline_us)
         return;
-    if (c->state == CL_CONNECTING && !c->want_request) {
+    if ((c->state == CL_CONNECTING || c->state == CL_HANDSHAKE) && !c->want_request) {
         client_close(c); /* a warm-up connect that never finished: nobody waits for it */
         c->state = CL_IDLE;
         return;
     }
     c->retried = true; /* a timeout is never a stale connection: do not resend */
-    client__fail(c, c->state == CL_CONNECTING ? LERR_CONNECT_TIMEOUT : LERR_TIMEOUT);
+    client__fail(c, c->state == CL_CONNECTING || c->state == CL_HANDSHAKE ? LERR_CONNECT_TIMEOUT
+                                                                          : LERR_TIMEOUT);
 }
 
 /* Header-present checks are answered while the head is in the buffer. */
@@ -314,7 +394,18 @@ static void client__read(struct client *c)
     for (;;) {
         buf_reserve(&c->rbuf, CLIENT_READ_ROOM);
         size_t room = buf_room(&c->rbuf);
-        ssize_t n = read(c->fd, buf_tail(&c->rbuf), room);
+        ssize_t n;
+        if (c->tls) {
+            n = transport_read(&c->tr, buf_tail(&c->rbuf), room);
+            if (n == IO_AGAIN)
+                return;
+            if (n == IO_ERR) {
+                client__fail(c, client__tls_kind(c));
+                return;
+            }
+        } else {
+            n = read(c->fd, buf_tail(&c->rbuf), room);
+        }
         if (n > 0) {
             buf_commit(&c->rbuf, (size_t)n);
             c->resp_bytes += (uint64_t)n;
@@ -326,7 +417,8 @@ static void client__read(struct client *c)
             }
             if (r < 0)
                 return;
-            if ((size_t)n < room)
+            /* A short read drained the socket, but not necessarily TLS's buffer of records. */
+            if ((size_t)n < room && !c->tls)
                 return;
             continue;
         }
@@ -353,9 +445,16 @@ static void client__read(struct client *c)
 static void client__idle_event(struct client *c)
 {
     char tmp[512];
-    ssize_t n = read(c->fd, tmp, sizeof(tmp));
-    if (n == -1 && errno == EAGAIN)
-        return;
+    if (c->tls) {
+        /* TLS 1.3 session tickets arrive after the handshake: reading them yields IO_AGAIN. */
+        ssize_t n = transport_read(&c->tr, tmp, sizeof(tmp));
+        if (n == IO_AGAIN)
+            return;
+    } else {
+        ssize_t n = read(c->fd, tmp, sizeof(tmp));
+        if (n == -1 && errno == EAGAIN)
+            return;
+    }
     client_close(c);
 }
 
@@ -373,25 +472,24 @@ static void client__on_fd(struct loop *loop, int fd, void *arg, unsigned events)
         {
             int err = sock_connect_result(c->fd);
             if (err != 0) {
-                client_close(c);
-                c->state = CL_IDLE;
-                if (c->want_request) {
-                    c->want_request = false;
-                    run__client_done(c, true, client__errno_kind(err, true));
-                }
+                client__setup_failed(c, client__errno_kind(err, true));
                 return;
             }
         }
-        client__connected(c);
+        client__tcp_up(c);
+        return;
+    case CL_HANDSHAKE:
+        client__handshake(c); /* TLS may wait for either direction */
         return;
     case CL_WRITING:
-        if (events & (LOOP_WRITE | LOOP_ERROR))
+        /* TLS may need to read to write: retry on any event. */
+        if (c->tls || (events & (LOOP_WRITE | LOOP_ERROR)))
             client__write(c);
-        if (c->state == CL_READING && (events & LOOP_READ))
+        if (c->state == CL_READING && (c->tls || (events & LOOP_READ)))
             client__read(c);
         return;
     case CL_READING:
-        if (events & (LOOP_READ | LOOP_ERROR))
+        if (c->tls || (events & (LOOP_READ | LOOP_ERROR)))
             client__read(c);
         return;
     case CL_IDLE:

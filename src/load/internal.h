@@ -16,6 +16,10 @@
 #include "core/hist.h"
 #include "http/url.h"
 #include "net/sock.h"
+#include "net/transport.h"
+
+struct tls_client;
+struct tls_session;
 
 #define LOAD_MAX_THREADS 64
 #define LOAD_MAX_VUS 100000
@@ -195,6 +199,11 @@ struct scenario {
     struct threshold *th;
     size_t nth;
     bool quick;
+    /* https targets: one client context and one resumable session shared by every thread */
+    bool tls_verify;       /* default on; off with tls: {verify: false} or -k */
+    char *tls_ca_file;     /* NULL: the system store */
+    struct tls_client *tls;
+    struct tls_session *tls_sess;
 };
 
 /* Loads a scenario file. Returns NULL and prints "file:line:col: key: message" lines to <errf>
@@ -220,6 +229,7 @@ enum load_err {
     LERR_CLOSED,
     LERR_TIMEOUT,
     LERR_PROTOCOL,
+    LERR_TLS, /* handshake failed or certificate not trusted */
     LERR__COUNT
 };
 extern const char *const load_err_names[LERR__COUNT];
@@ -246,6 +256,7 @@ struct thread_stats {
     uint64_t reqs, failed, iterations, bytes_in, bytes_out, interrupted;
     uint64_t status[600];
     uint64_t errors[LERR__COUNT];
+    char tls_detail[160];      /* why the first TLS failure happened ("certificate verify …") */
     struct ep_stats *ep;       /* per request definition */
     uint64_t *check_pass, *check_fail; /* per check id */
     size_t neps, nchecks;
@@ -312,6 +323,7 @@ struct load_result {
     struct threshold *th;  /* copies, owned */
     size_t nth;
     unsigned machines;     /* runs merged into this one */
+    char tls_detail[160];  /* first TLS failure, for the error summary ("" when none) */
 };
 
 struct load_result *result_create(void);
@@ -351,6 +363,7 @@ void threshold_format_observed(const struct threshold *t, char *out, size_t outl
 enum client_state {
     CL_IDLE,       /* no request: connected (fd >= 0) or not */
     CL_CONNECTING, /* connect in progress, a request may be waiting */
+    CL_HANDSHAKE,  /* TLS handshake in progress (https), a request may be waiting */
     CL_WRITING,    /* request partly written */
     CL_READING,    /* waiting for / reading the response */
     CL_PAUSED,     /* think time or backoff after an error (closed model) */
@@ -364,6 +377,8 @@ struct client {
     struct lthread *t;
     unsigned vu;             /* global VU index (closed) or pool slot (open) */
     int fd;
+    struct transport tr;     /* https only: the TLS stream over fd (plain TCP uses fd directly) */
+    bool tls;                /* tr holds a TLS transport that owns fd */
     enum client_state state;
     bool active;             /* closed: the VU is within the current target */
     bool want_request;       /* connecting with a request to send */

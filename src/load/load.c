@@ -37,6 +37,8 @@ static void load__usage(FILE *out)
             "  -R, --rate R/s        open model: this many requests per second whatever the\n"
             "                        latency; latency counted from the intended send time\n"
             "      --timeout D       per-request timeout (default 10s)\n"
+            "  -k, --insecure        https: do not verify the server's certificate\n"
+            "      --cacert FILE     https: trust the CAs in FILE (PEM)\n"
             "\n"
             "Options of both modes:\n"
             "      --json FILE       write the JSON report (histograms, time series)\n"
@@ -161,7 +163,7 @@ static int load__add_header(struct load_req *r, const char *arg)
     return 0;
 }
 
-enum { OPT_JSON = 256, OPT_HTML, OPT_BODY, OPT_TIMEOUT };
+enum { OPT_JSON = 256, OPT_HTML, OPT_BODY, OPT_TIMEOUT, OPT_CACERT };
 
 static const struct option load_longopts[] = {
     {"connections", required_argument, NULL, 'c'},
@@ -174,6 +176,8 @@ static const struct option load_longopts[] = {
     {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"json", required_argument, NULL, OPT_JSON},
     {"html", required_argument, NULL, OPT_HTML},
+    {"insecure", no_argument, NULL, 'k'},
+    {"cacert", required_argument, NULL, OPT_CACERT},
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -209,7 +213,9 @@ static int load__quick(int argc, char **argv)
     char *body = NULL;
     optind = 1;
     int c;
-    while ((c = getopt_long(argc, argv, "c:d:t:H:m:R:qh", load_longopts, NULL)) != -1) {
+    bool insecure = false;
+    const char *cacert = NULL;
+    while ((c = getopt_long(argc, argv, "c:d:t:H:m:R:kqh", load_longopts, NULL)) != -1) {
         switch (c) {
         case 'c':
             if (load__uint_arg("-c", optarg, LOAD_MAX_VUS, &conns) == -1)
@@ -254,6 +260,12 @@ static int load__quick(int argc, char **argv)
         case OPT_HTML:
             o.html = optarg;
             break;
+        case 'k':
+            insecure = true;
+            break;
+        case OPT_CACERT:
+            cacert = optarg;
+            break;
         case 'q':
             o.quiet = true;
             break;
@@ -276,6 +288,8 @@ static int load__quick(int argc, char **argv)
     const char *url = argv[optind];
     s = xcalloc(1, sizeof(*s));
     s->quick = true;
+    s->tls_verify = !insecure;
+    s->tls_ca_file = cacert ? xstrdup(cacert) : NULL;
     char err[LOAD_ERR_LEN];
     /* A templated path ("/items/{{rand 1 9}}") is not a URL yet: parse the scheme and authority
      * alone and keep the raw path as the template. */

@@ -138,8 +138,9 @@ void report_text(const struct load_result *r, FILE *out)
         fputs("  errors:\n", out);
         for (int k = 0; k < LERR__COUNT; k++)
             if (r->errors[k])
-                fprintf(out, "    %-16s %10" PRIu64 "  %s\n", load_err_names[k], r->errors[k],
-                        load_err_text[k]);
+                fprintf(out, "    %-16s %10" PRIu64 "  %s%s%s\n", load_err_names[k], r->errors[k],
+                        load_err_text[k], k == LERR_TLS && r->tls_detail[0] ? ": " : "",
+                        k == LERR_TLS ? r->tls_detail : "");
     }
     if (r->reqs > 0 && r->failed == r->reqs)
         fprintf(out, "  every request failed: %s\n",

@@ -530,6 +530,8 @@ struct load_result *run_scenario(struct scenario *s, const struct run_opts *o)
         r->bytes_in += st->bytes_in;
         r->bytes_out += t->bytes_out;
         r->interrupted += st->interrupted;
+        if (r->tls_detail[0] == '\0' && st->tls_detail[0] != '\0')
+            memcpy(r->tls_detail, st->tls_detail, sizeof(r->tls_detail));
         for (size_t k = 0; k < 600; k++)
             r->status[k] += st->status[k];
         for (size_t k = 0; k < LERR__COUNT; k++)

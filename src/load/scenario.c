@@ -13,6 +13,7 @@
 #include "config/yaml.h"
 #include "core/xmalloc.h"
 #include "load/internal.h"
+#include "net/tls.h"
 
 #define SCEN_MAX_CHECKS 32   /* header checks are bits of a uint32_t */
 #define SCEN_MAX_RATE 10000000.0
@@ -61,6 +62,9 @@ void scenario_destroy(struct scenario *s)
     free(s->plan.stages);
     free(s->file);
     free(s->base_url);
+    free(s->tls_ca_file);
+    tls_session_destroy(s->tls_sess);
+    tls_client_destroy(s->tls);
     free(s);
 }
 
@@ -116,10 +120,17 @@ void scenario_render(const struct scenario *s, const struct load_req *r, const s
 
 int scenario_prepare(struct scenario *s, char *err, size_t errlen)
 {
-    if (s->url.tls) {
-        snprintf(err, errlen, "%s: https targets are not supported by apigate load yet",
-                 s->base_url);
-        return -1;
+    if (s->url.tls && s->tls == NULL) {
+        /* One context for every thread (thread-safe once built) and one session to resume, so
+         * reconnections skip the full handshake as a browser's would. */
+        struct tls_client_opts o = {.verify = s->tls_verify, .ca_file = s->tls_ca_file};
+        char terr[256];
+        s->tls = tls_client_create(&o, terr, sizeof(terr));
+        if (s->tls == NULL) {
+            snprintf(err, errlen, "%s: %s", s->base_url, terr);
+            return -1;
+        }
+        s->tls_sess = tls_session_create();
     }
     if (s->url.port == 80 || s->url.port == 0)
         snprintf(s->host_header, sizeof(s->host_header), strchr(s->url.host, ':') ? "[%s]" : "%s",
@@ -551,7 +562,7 @@ static void scen__stages(struct scen_parse *p, const struct ynode *n, bool rate)
 
 static const char *const scen_keys =
     "base_url, executor, vus, duration, stages, rate, start_rate, pre_allocated_vus, max_vus, "
-    "threads, timeout, graceful_stop, think, headers, requests, thresholds";
+    "threads, timeout, graceful_stop, think, headers, requests, thresholds, tls";
 
 /* thresholds: {metric{name:x}: [expr, …]}; each expression is parsed now, so a typo is an
  * error before the run rather than a threshold that can never fail. */
@@ -594,6 +605,36 @@ static void scen__thresholds(struct scen_parse *p, const struct ynode *n)
     }
 }
 
+/* tls: {verify: false, ca_file: ca.pem} for https targets (verification is on by default). */
+static void scen__tls(struct scen_parse *p, const struct ynode *n)
+{
+    struct scenario *s = p->s;
+    if (n->type != YNODE_MAP) {
+        SERR(p, n, "tls: expected a map like {verify: true, ca_file: ca.pem}");
+        return;
+    }
+    for (size_t i = 0; i < ynode_size(n); i++) {
+        const struct ynode *k = ynode_key(n, i), *v = ynode_value(n, i);
+        if (strcmp(k->str, "verify") == 0) {
+            if (!scen__is_scalar(p, v, "tls.verify"))
+                continue;
+            if (strcmp(v->str, "true") == 0 || strcmp(v->str, "yes") == 0)
+                s->tls_verify = true;
+            else if (strcmp(v->str, "false") == 0 || strcmp(v->str, "no") == 0)
+                s->tls_verify = false;
+            else
+                SERR(p, v, "tls.verify: '%s' is not a boolean; use true or false", v->str);
+        } else if (strcmp(k->str, "ca_file") == 0) {
+            if (scen__is_scalar(p, v, "tls.ca_file")) {
+                free(s->tls_ca_file);
+                s->tls_ca_file = xstrdup(v->str);
+            }
+        } else {
+            SERR(p, k, "tls: unknown key '%s'; known: verify, ca_file", k->str);
+        }
+    }
+}
+
 /* The whole file: every key checked, every error collected (not only the first). */
 static void scen__top(struct scen_parse *p, const struct ynode *root)
 {
@@ -605,7 +646,7 @@ static void scen__top(struct scen_parse *p, const struct ynode *root)
     static const char *const known[] = {
         "base_url", "executor", "vus",     "duration",      "stages",  "rate",
         "start_rate", "pre_allocated_vus", "max_vus", "threads", "timeout", "graceful_stop",
-        "think",    "headers",  "requests", "thresholds"};
+        "think",    "headers",  "requests", "thresholds", "tls"};
     for (size_t i = 0; i < ynode_size(root); i++) {
         const char *k = ynode_key(root, i)->str;
         bool ok = false;
@@ -731,6 +772,9 @@ static void scen__top(struct scen_parse *p, const struct ynode *root)
     s->graceful_us = 5000000;
     if ((n = ynode_get(root, "graceful_stop")))
         scen__duration(p, n, "graceful_stop", &s->graceful_us);
+    s->tls_verify = true;
+    if ((n = ynode_get(root, "tls")))
+        scen__tls(p, n);
     uint64_t think_lo = 0, think_hi = 0;
     if ((n = ynode_get(root, "think")))
         scen__think(p, n, &think_lo, &think_hi);

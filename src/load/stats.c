@@ -12,6 +12,7 @@
 const char *const load_err_names[LERR__COUNT] = {
     "connect_refused", "connect_timeout", "connect_error",  "local_limit",
     "reset",           "closed",          "request_timeout", "protocol_error",
+    "tls_error",
 };
 
 const char *const load_err_text[LERR__COUNT] = {
@@ -23,6 +24,7 @@ const char *const load_err_text[LERR__COUNT] = {
     "server closed the connection before the response ended",
     "request timed out",
     "invalid HTTP response",
+    "TLS handshake failed or certificate not trusted",
 };
 
 void stats_init(struct thread_stats *t, size_t neps, size_t nchecks, uint64_t start_us)

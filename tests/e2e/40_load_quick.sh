@@ -2,7 +2,8 @@
 # apigate load, quick mode (wrk-style): against nginx `return 200`, every response is counted
 # (the server's own count agrees), the JSON report holds the same totals, a mergeable histogram and
 # a per-second series; -H, -m and --body reach the server (checked on the mock's echo route);
-# chunked bodies are framed correctly; and the progress goes to stderr, the report to stdout.
+# chunked bodies are framed correctly; the progress goes to stderr, the report to stdout; and
+# memory stays flat over a run.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 require_cmd nginx jq curl
@@ -68,6 +69,21 @@ if command -v script >/dev/null; then
     grep -q $'\r\033\[K\[ *1s/2.5s\]' "$T/tty" || fail "no in-place progress on a TTY: $(od -c "$T/tty" | head -5)"
     grep -q $'\r\033\[K\[ *2s/2.5s\]' "$T/tty" || fail "the TTY progress line was not rewritten"
 fi
+
+log "memory stays flat: histograms, not stored samples"
+"$APIGATE" load -q -c 32 -d 7s --json "$T/m.json" "http://127.0.0.1:$port/" >/dev/null &
+lpid=$!
+rss() { awk '/VmRSS/ { print $2 }' "/proc/$lpid/status"; }
+sleep 1.5
+early=$(rss)
+sleep 5
+late=$(rss)
+wait $lpid
+mreqs=$(jq '.totals.requests' "$T/m.json")
+log "RSS ${early} kB after 1.5 s, ${late} kB after 6.5 s, $mreqs requests"
+[ "$mreqs" -gt 20000 ] || fail "too few requests to tell: $mreqs"
+# a stored 8-byte sample per request would add well over 512 kB in those 5 s
+[ $((late - early)) -lt 512 ] || fail "memory grew by $((late - early)) kB over 5 s"
 
 log "chunked responses"
 "$APIGATE" load -q -c 4 -d 1s --json "$T/c.json" "http://127.0.0.1:$port/chunked" >/dev/null
