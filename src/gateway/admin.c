@@ -19,6 +19,7 @@
 #include "core/xmalloc.h"
 #include "gateway/cachehook.h"
 #include "gateway/conn.h"
+#include "gateway/dashboard.h"
 #include "gateway/gwconf.h"
 #include "gateway/upstream.h"
 #include "gateway/worker.h"
@@ -107,6 +108,33 @@ static int64_t admin__read(struct metrics *m, const char *name, const char *cons
 {
     metrics_ref r = metrics_lookup(m, name, v);
     return r == METRICS_REF_NONE ? 0 : metrics_read(m, r, t);
+}
+
+/* Cumulative request counts at fine "le" boundaries (R10 series, 0.1 ms .. 60 s), all routes.
+ * The dashboard subtracts two snapshots and interpolates per-second percentiles from them, which
+ * the cumulative latency_ms percentiles cannot give. */
+static void admin__latency_window(const struct hist *all, struct buf *out)
+{
+    static const double r10[] = {1, 1.25, 1.6, 2, 2.5, 3.15, 4, 5, 6.3, 8};
+    struct buf le = BUF_INIT, counts = BUF_INIT;
+    for (double dec = 0.1; dec < 100000; dec *= 10) {
+        for (size_t i = 0; i < sizeof(r10) / sizeof(r10[0]); i++) {
+            double ms = dec * r10[i];
+            if (ms > 60000.0 + 1e-9)
+                break;
+            buf_printf(&le, "%s%g", le.len ? "," : "", ms);
+            buf_printf(&counts, "%s%llu", counts.len ? "," : "",
+                       (unsigned long long)hist_count_le(all, (uint64_t)(ms * 1000.0 + 0.5)));
+        }
+    }
+    buf_append_str(out, "\"latency_window\":{\"le_ms\":[");
+    buf_append(out, buf_head(&le), buf_pending(&le));
+    buf_append_str(out, "],\"counts\":[");
+    buf_append(out, buf_head(&counts), buf_pending(&counts));
+    buf_printf(out, "],\"count\":%llu,\"sum_ms\":%.3f},", (unsigned long long)all->count,
+               (double)all->sum_us / 1000.0);
+    buf_deinit(&le);
+    buf_deinit(&counts);
 }
 
 void admin_stats_json(struct gw_shared *sh, struct buf *out)
@@ -236,6 +264,7 @@ void admin_stats_json(struct gw_shared *sh, struct buf *out)
                (long long)metrics_read(m, sh->ids.conns_accepted, METRICS_COUNTER),
                (long long)metrics_read(m, sh->ids.conns_rejected, METRICS_COUNTER),
                (unsigned long long)connects_all, admin__ms(hist_percentile(&pw_all, 95)));
+    admin__latency_window(&all, out);
     buf_append_str(out, "\"cache\":");
     cachehook_stats_json(sh, out);
     buf_append_str(out, ",\"routes\":");
@@ -309,13 +338,18 @@ static void admin__handle(struct admin_conn *ac, const struct h1_request *req)
         ctype = "text/plain; version=0.0.4; charset=utf-8";
     } else if (PATH_IS("/stats")) {
         admin_stats_json(sh, &body);
+    } else if (PATH_IS("/dashboard")) {
+        size_t len;
+        const char *page = dashboard_html(&len);
+        buf_append(&body, page, len);
+        ctype = "text/html; charset=utf-8";
     } else if (PATH_IS("/upstreams")) {
         upstream_set_status_json(sh->upstreams, &body);
         buf_append_str(&body, "\n");
     } else {
         status = 404;
         buf_append_str(&body, "{\"error\":\"not_found\",\"endpoints\":[\"/healthz\",\"/readyz\","
-                              "\"/metrics\",\"/stats\",\"/upstreams\"]}\n");
+                              "\"/metrics\",\"/stats\",\"/upstreams\",\"/dashboard\"]}\n");
     }
 #undef PATH_IS
     admin__respond(ac, status, ctype, &body, req->method_id == H1_M_HEAD, req->keep_alive);

@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# The /dashboard page in a real browser: the gateway serves it from the admin listener, load goes
+# through two routes (one with 5xx, one cached), then headless Chromium runs the page's JS for a
+# few (virtual) seconds and we read back the DOM: the route table shows the request counts and
+# errors of /stats, the tiles show its totals, the charts drew points. A screenshot is left in
+# $AG_BUILD/dashboard.png for a person to look at.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+require_cmd curl jq python3
+
+CHROME=$(command -v chromium || command -v chromium-browser || true)
+[ -n "$CHROME" ] || fail "chromium not installed (scripts/deps.sh installs it)"
+
+mport=$(free_port)
+gport=$(free_port)
+aport=$(free_port)
+cat >"$T/mock.yaml" <<'EOF'
+routes:
+  - {method: GET, path: /api/users, body_size: 512}
+  - {method: GET, path: /api/fail, status: 500}
+  - {method: GET, path: /api/cached, body_size: 256, headers: {Cache-Control: 'max-age=60'}}
+EOF
+cat >"$T/gw.yaml" <<EOF
+listen: 127.0.0.1:$gport
+admin: 127.0.0.1:$aport
+workers: {threads: 2}
+cache: {memory: 16MB}
+upstreams:
+  api:
+    servers: [127.0.0.1:$mport]
+routes:
+  - match: /api/users
+    upstream: api
+  - match: /api/fail
+    upstream: api
+  - match: /api/cached
+    upstream: api
+    cache: {ttl: 60s}
+EOF
+start_mock mock "$mport" --profile "$T/mock.yaml"
+start_bg gw "$APIGATE" serve -c "$T/gw.yaml"
+wait_port "$gport"
+wait_port "$aport"
+A=http://127.0.0.1:$aport
+
+log "the page is served, self-contained (no external URL)"
+page=$(curl -s --max-time 10 -D "$T/dash.h" "$A/dashboard")
+assert_contains "$(cat "$T/dash.h")" "text/html" "content type"
+assert_contains "$page" "<canvas" "canvas charts"
+if grep -Eq '(src|href)="(https?:)?//' <<<"$page"; then fail "dashboard references an external URL"; fi
+
+log "load: users (200), fail (500), cached (hits)"
+"$APIGATE" load -q -c 4 -d 1s "http://127.0.0.1:$gport/api/users" >/dev/null
+for _ in $(seq 1 17); do curl -s -o /dev/null --max-time 5 "http://127.0.0.1:$gport/api/fail"; done
+for _ in $(seq 1 30); do curl -s -o /dev/null --max-time 5 "http://127.0.0.1:$gport/api/cached"; done
+
+stats=$(curl -s --max-time 10 "$A/stats")
+count_of() { jq -r --arg r "$1" '.routes[] | select(.route == $r) | .count' <<<"$stats"; }
+users=$(count_of /api/users)
+fails=$(count_of /api/fail)
+cached=$(count_of /api/cached)
+[ "$users" -gt 10 ] || fail "too little load on /api/users: $users"
+assert_eq "$fails" 17 "/api/fail count in /stats"
+assert_eq "$cached" 30 "/api/cached count in /stats"
+
+log "headless Chromium: run the page's polling for 6 s of virtual time"
+chrome() {
+    timeout 60 "$CHROME" --headless --no-sandbox --disable-gpu --disable-background-networking \
+        --disable-component-update --disable-sync --no-first-run --disable-extensions \
+        --user-data-dir="$(mktemp -d "$T/chrome.XXXX")" "$@" 2>>"$T/chrome.log"
+}
+chrome --virtual-time-budget=6000 --dump-dom "$A/dashboard" >"$T/dom.html" ||
+    fail "chromium failed: $(tail -5 "$T/chrome.log")"
+[ -s "$T/dom.html" ] || fail "empty DOM dump: $(tail -5 "$T/chrome.log")"
+
+# Reads the rendered DOM: attributes of the elements the page's JS filled in.
+python3 - "$T/dom.html" >"$T/dom.json" <<'PY'
+import json, sys
+from html.parser import HTMLParser
+out = {"rows": {}, "pools": {}, "ids": {}, "cells": {}}
+class P(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.row = None
+        self.col = 0
+        self.td = False
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if "id" in a:
+            out["ids"][a["id"]] = a
+        if tag == "tr" and "data-route" in a:
+            self.row = a["data-route"]
+            out["rows"][self.row] = dict(a)
+            out["cells"][self.row] = []
+        if tag == "tr" and "data-upstream" in a:
+            out["pools"][a["data-upstream"]] = dict(a)
+        if tag == "td" and self.row is not None:
+            self.td = True
+            out["cells"][self.row].append("")
+    def handle_endtag(self, tag):
+        if tag == "td":
+            self.td = False
+        if tag == "tr":
+            self.row = None
+    def handle_data(self, d):
+        if self.td and self.row is not None:
+            out["cells"][self.row][-1] += d
+P().feed(open(sys.argv[1]).read())
+print(json.dumps(out))
+PY
+dom=$(cat "$T/dom.json")
+polls=$(jq -r '.ids.state["data-polls"]' <<<"$dom")
+[ "$polls" -ge 2 ] || fail "the page polled /stats $polls times (want ≥ 2); DOM: $(head -c 600 "$T/dom.html")"
+assert_eq "$(jq -r '.ids.state["data-errors"]' <<<"$dom")" 0 "poll errors"
+
+log "route table = /stats (calls in the cell text and data-count, errors)"
+for r in /api/users /api/fail /api/cached; do
+    want=$(count_of "$r")
+    assert_eq "$(jq -r --arg r "$r" '.rows[$r]["data-count"]' <<<"$dom")" "$want" "data-count of $r"
+    assert_eq "$(jq -r --arg r "$r" '.cells[$r][2]' <<<"$dom")" "$want" "calls cell of $r"
+done
+assert_eq "$(jq -r '.cells["/api/fail"][6]' <<<"$dom")" 17 "errors cell of /api/fail"
+assert_eq "$(jq -r '.cells["/api/users"][6]' <<<"$dom")" 0 "errors cell of /api/users"
+p95_stats=$(jq -r '.routes[] | select(.route == "/api/users") | .p95_ms' <<<"$stats")
+p95_cell=$(jq -r '.cells["/api/users"][4]' <<<"$dom")
+awk -v a="$p95_stats" -v b="$p95_cell" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 0.01) }' ||
+    fail "p95 cell $p95_cell != /stats $p95_stats"
+
+log "tiles = /stats totals; error rate and hit ratio as computed from /stats"
+total=$(jq -r .requests.total <<<"$stats")
+assert_eq "$(jq -r '.ids["t-total"]["data-value"]' <<<"$dom")" "$total" "total tile"
+err_want=$(jq -r '100 * .requests["5xx"] / .requests.total' <<<"$stats")
+err_got=$(jq -r '.ids["t-err"]["data-value"]' <<<"$dom")
+awk -v a="$err_want" -v b="$err_got" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d < 0.001 && b > 0) }' ||
+    fail "error rate tile $err_got != $err_want"
+hits=$(jq -r .cache.hits <<<"$stats")
+misses=$(jq -r .cache.misses <<<"$stats")
+[ "$hits" -ge 28 ] || fail "expected cache hits on /api/cached, got $hits"
+hit_got=$(jq -r '.ids["t-hit"]["data-value"]' <<<"$dom")
+awk -v h="$hits" -v m="$misses" -v b="$hit_got" 'BEGIN { a = 100 * h / (h + m); d = a - b; if (d < 0) d = -d; exit !(d < 0.001) }' ||
+    fail "hit ratio tile $hit_got != 100*$hits/($hits+$misses)"
+assert_eq "$(jq -r '.ids["t-lat"]["data-p95"]' <<<"$dom")" "$(jq -r .latency_ms.p95 <<<"$stats")" "p95 tile"
+
+log "charts drew their series (idle now: RPS 0, no latency sample, no 5xx)"
+pts=$(jq -r '.ids["c-rps"]["data-points"]' <<<"$dom")
+[ "$pts" -ge 1 ] || fail "RPS chart drew $pts points"
+assert_eq "$(jq -r '.ids["c-rps"]["data-last"]' <<<"$dom")" 0.000 "RPS drawn while idle"
+assert_eq "$(jq -r '.ids["c-lat"]["data-points"]' <<<"$dom")" 0 "no latency points while idle"
+assert_eq "$(jq -r '.pools.api["data-idle"] != null' <<<"$dom")" true "pool row of upstream api"
+
+log "while load runs, the RPS chart and the latency chart show it (and the screenshot)"
+"$APIGATE" load -q -c 2 -d 10s "http://127.0.0.1:$gport/api/users" >"$T/load2.txt" &
+lp=$!
+sleep 0.5
+chrome --virtual-time-budget=4000 --dump-dom "$A/dashboard" >"$T/dom2.html" || true
+rm -f "$AG_BUILD/dashboard.png"
+chrome --virtual-time-budget=5000 --window-size=1400,900 --screenshot="$AG_BUILD/dashboard.png" \
+    "$A/dashboard" >/dev/null || fail "screenshot failed: $(tail -5 "$T/chrome.log")"
+wait "$lp" || true
+python3 - "$T/dom2.html" <<'PY' >"$T/dom2.txt"
+import re, sys
+d = open(sys.argv[1]).read()
+for cid in ("c-rps", "c-lat"):
+    m = re.search(r'id="%s"[^>]*' % cid, d)
+    print(cid, m.group(0) if m else "missing")
+PY
+rps_last=$(grep '^c-rps' "$T/dom2.txt" | sed -nE 's/.*data-last="([0-9.]*)".*/\1/p')
+[ -n "$rps_last" ] || fail "RPS chart has no last value under load: $(cat "$T/dom2.txt")"
+awk -v v="$rps_last" 'BEGIN { exit !(v > 10) }' || fail "RPS under load drawn as $rps_last"
+lat_last=$(grep '^c-lat' "$T/dom2.txt" | sed -nE 's/.*data-last="([0-9.]*)".*/\1/p')
+[ -n "$lat_last" ] || fail "latency chart has no windowed p50 under load: $(cat "$T/dom2.txt")"
+
+[ -s "$AG_BUILD/dashboard.png" ] || fail "no screenshot written"
+log "dashboard ok (screenshot: $AG_BUILD/dashboard.png)"
