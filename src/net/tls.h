@@ -1,7 +1,8 @@
 /* TLS client for upstream connections (OpenSSL, kept out of every other file): one context per
  * upstream with certificate verification on by default (system store or ca_file), SNI and host
  * name checks, ALPN http/1.1, and session resumption per server shared by all loop threads. The
- * handshake is non-blocking: transport_handshake() returns IO_AGAIN until done. */
+ * handshake is non-blocking: transport_handshake() returns IO_AGAIN until done. OpenSSL writes
+ * with write(2), so a process using TLS transports must ignore SIGPIPE (serve, load and mock do). */
 #ifndef AG_NET_TLS_H
 #define AG_NET_TLS_H
 
