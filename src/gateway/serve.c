@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "gateway/gwconf.h"
 #include "gateway/supervisor.h"
+#include "net/sock.h"
 #include "version.h"
 
 static void serve__usage(FILE *out)
@@ -50,7 +51,7 @@ static void serve__usage(FILE *out)
 static void check__usage(FILE *out)
 {
     fprintf(out,
-            "usage: apigate check [-q] [--dump] -c FILE.yaml\n"
+            "usage: apigate check [-q] [--resolve] [--dump] -c FILE.yaml\n"
             "       apigate check FILE.yaml\n"
             "       apigate check --help-config\n"
             "\n"
@@ -60,6 +61,8 @@ static void check__usage(FILE *out)
             "options:\n"
             "  -c, --config FILE   the file to check\n"
             "  -q, --quiet         print errors only\n"
+            "  --resolve           also resolve every upstream host name (DNS) and fail\n"
+            "                      on names that do not resolve from here\n"
             "  --dump              print the effective configuration (every key, defaults\n"
             "                      included) as YAML that loads back to the same values\n"
             "  --help-config       print every configuration key with its default and exit\n"
@@ -106,6 +109,32 @@ static void check__summary(const struct gw_config *c)
     printf("upstreams: %zu, routes: %zu (%zu cached)\n", c->nupstreams, c->nroutes, cached);
 }
 
+/* check --resolve: every upstream host name through the system resolver (blocking; fine in a
+ * command that serves nothing). Returns 0 when all resolve. */
+static int check__resolve(const struct gw_config *c, bool quiet)
+{
+    int bad = 0;
+    for (size_t i = 0; i < c->nupstreams; i++) {
+        const struct gw_upstream *u = &c->upstreams[i];
+        for (size_t j = 0; j < u->nservers; j++) {
+            const struct gw_upserver *s = &u->servers[j];
+            if (s->numeric)
+                continue;
+            struct sock_addr a;
+            char err[256], addr[64];
+            if (sock_resolve(s->host, s->port, &a, err, sizeof(err)) != 0) {
+                fprintf(stderr, "%s: upstreams.%s.servers[%zu]: '%s' does not resolve: %s\n",
+                        c->path, u->name, j, s->host, err);
+                bad++;
+            } else if (!quiet) {
+                sock_addr_format(&a, addr, sizeof(addr));
+                printf("upstreams.%s: %s resolves to %s\n", u->name, s->host, addr);
+            }
+        }
+    }
+    return bad ? -1 : 0;
+}
+
 enum {
     OPT_LISTEN = 256,
     OPT_ADMIN,
@@ -113,7 +142,8 @@ enum {
     OPT_HELP_CONFIG,
     OPT_PID_FILE,
     OPT_SINGLE,
-    OPT_DUMP
+    OPT_DUMP,
+    OPT_RESOLVE
 };
 
 int serve_main(int argc, char **argv)
@@ -204,11 +234,12 @@ int check_main(int argc, char **argv)
         {"config", required_argument, NULL, 'c'},
         {"quiet", no_argument, NULL, 'q'},
         {"dump", no_argument, NULL, OPT_DUMP},
+        {"resolve", no_argument, NULL, OPT_RESOLVE},
         {"help-config", no_argument, NULL, OPT_HELP_CONFIG},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     struct supervisor_opts o = {.threads = -1};
-    bool quiet = false, dump = false;
+    bool quiet = false, dump = false, resolve = false;
     int ch;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "c:qh", longopts, NULL)) != -1) {
@@ -221,6 +252,9 @@ int check_main(int argc, char **argv)
             break;
         case OPT_DUMP:
             dump = true;
+            break;
+        case OPT_RESOLVE:
+            resolve = true;
             break;
         case OPT_HELP_CONFIG:
             serve__help_config();
@@ -248,6 +282,11 @@ int check_main(int argc, char **argv)
     struct gw_config *c = serve__load("check", &o);
     if (c == NULL)
         return 2;
+    if (resolve && check__resolve(c, quiet) != 0) {
+        fprintf(stderr, "apigate check: upstream names do not resolve in %s\n", o.config_path);
+        gwconf_free(c);
+        return 2;
+    }
     if (dump) {
         gwconf_dump(c, stdout);
         gwconf_free(c);

@@ -75,6 +75,15 @@ out=$(AG_E2E_PORT=18099 "$APIGATE" check -c "$T/env.yaml" 2>&1) || fail "env con
 assert_contains "$out" "listen: 127.0.0.1:18099" "env value used"
 bad env 1 "\${AG_E2E_PORT}: environment variable not set"
 
+# --resolve: a name that does not resolve fails the check (.invalid never resolves, RFC 6761).
+printf 'upstreams:\n  api: {servers: [localhost:9000, "nowhere.invalid:9000"]}\n%s\n' "$RT" \
+    >"$T/resolve.yaml"
+"$APIGATE" check -q -c "$T/resolve.yaml" >/dev/null || fail "resolve.yaml should pass without --resolve"
+rc=0
+out=$("$APIGATE" check --resolve -c "$T/resolve.yaml" 2>&1) || rc=$?
+assert_eq "$rc" 2 "check --resolve with an unresolvable name"
+assert_contains "$out" "'nowhere.invalid' does not resolve" "unresolvable name reported"
+
 # Every error of a file in one run, in file order.
 cat >"$T/many.yaml" <<'EOF'
 listen: nowhere
