@@ -80,8 +80,9 @@ static void health__done(struct probe *p, bool ok, const char *why)
             char msg[200];
             snprintf(msg, sizeof(msg), "%s (%lld consecutive failures)", why,
                      (long long)p->s->hc_fail_streak);
-            upstream__set_healthy(p->u, p->s, false, msg);
+            /* Counted first: whoever sees the server down also sees the ejection. */
             metrics_counter_inc(p->h->slot, p->s->m_ejections);
+            upstream__set_healthy(p->u, p->s, false, msg);
         }
     }
     loop_timer_start(p->h->loop, &p->tick, hc->interval_ms);
