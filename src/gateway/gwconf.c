@@ -246,6 +246,9 @@ static const struct ynode *gwconf__get(const struct ynode *map, const char *key)
 
 /* ---- listen / admin ---- */
 
+/* Adds listen address <s>. From the file (<errs> set) errors go to <errs> at node <n>; from the
+ * command line (<errs> NULL) into <err>. Port 0 is refused: the supervisor binds one socket per
+ * thread, and N sockets on "any free port" would be N different ports. */
 static int gwconf__add_listen(struct gw_config *c, const struct ynode *n, const char *s,
                               struct cfg_errors *errs, char *err, size_t errlen)
 {
@@ -278,6 +281,7 @@ static int gwconf__add_listen(struct gw_config *c, const struct ynode *n, const 
     return 0;
 }
 
+/* `listen:` is one address or a list of them (DESIGN.md writes the short form). */
 static void gwconf__parse_listen(struct gw_config *c, const struct ynode *n,
                                  struct cfg_errors *errs)
 {
@@ -305,6 +309,8 @@ static void gwconf__parse_listen(struct gw_config *c, const struct ynode *n,
     }
 }
 
+/* Sets the admin listener from <s>: an address, or "off"/false (YAML's `off` is a string to us,
+ * as the table declares admin a string). */
 static int gwconf__admin(struct gw_config *c, const char *s, char *err, size_t errlen)
 {
     if (s == NULL || strcmp(s, "off") == 0 || strcmp(s, "false") == 0) {
@@ -324,6 +330,8 @@ static int gwconf__admin(struct gw_config *c, const char *s, char *err, size_t e
 
 /* ---- upstreams ---- */
 
+/* A host the resolver can be asked about: DNS letters, digits, '-', '.', '_' (SRV-style names),
+ * or ':' for IPv6 literals. Anything else is a typo that DNS would only reject later. */
 static bool gwconf__hostname_ok(const char *h)
 {
     if (*h == '\0' || strlen(h) > 253)
@@ -415,6 +423,9 @@ static int gwconf__parse_server(const char *spec, struct gw_upserver *s, char *e
     return 0;
 }
 
+/* `servers:` items are strings or {address, weight, backup} maps; a lone string is accepted for
+ * an upstream with one server. An empty list is an error rather than an upstream that can only
+ * answer 502. */
 static void gwconf__parse_servers(struct gw_upstream *u, const struct ynode *n, const char *where,
                                   const struct ynode *at, struct cfg_errors *errs)
 {
@@ -475,6 +486,8 @@ static void gwconf__parse_servers(struct gw_upstream *u, const struct ynode *n, 
     }
 }
 
+/* One `upstreams.NAME:` entry: the table keys, then servers, then the sections that switch on by
+ * presence (health, tls), then checks across keys. */
 static void gwconf__parse_upstream(struct gw_upstream *u, const struct ynode *key,
                                    const struct ynode *val, struct cfg_errors *errs)
 {
@@ -552,6 +565,8 @@ static void gwconf__parse_upstream(struct gw_upstream *u, const struct ynode *ke
     }
 }
 
+/* `upstreams:` is a map so that routes can name an upstream; the order of the file is kept in
+ * the array (upstream_index is stable for the data path). */
 static void gwconf__parse_upstreams(struct gw_config *c, const struct ynode *n,
                                     struct cfg_errors *errs)
 {
@@ -581,6 +596,8 @@ static void gwconf__parse_upstreams(struct gw_config *c, const struct ynode *n,
 
 /* ---- routes ---- */
 
+/* `fallback:` — status and body from the table; headers are a free-form map (Name: value), so
+ * they are read by hand and checked for what would break the response (':' in a name, CR/LF). */
 static void gwconf__parse_fallback(struct gw_route *r, const struct ynode *n, const char *where,
                                    struct cfg_errors *errs)
 {
@@ -614,6 +631,8 @@ static void gwconf__parse_fallback(struct gw_route *r, const struct ynode *n, co
     }
 }
 
+/* `cache:` on a route: present means cached (even empty). Statuses are kept as written for the
+ * dump and parsed into ints for the data path. */
 static void gwconf__parse_rcache(struct gw_route *r, const struct ynode *n, const char *where,
                                  struct cfg_errors *errs)
 {
@@ -641,6 +660,8 @@ static void gwconf__parse_rcache(struct gw_route *r, const struct ynode *n, cons
                       rc->invalidate.v[i]);
 }
 
+/* One `routes[]` item. The pattern is normalised to route.h's form ("= /x" for exact, whichever
+ * way it was written) so that the data path compiles exactly what was validated here. */
 static void gwconf__parse_route(struct gw_config *c, struct gw_route *r, size_t idx,
                                 const struct ynode *n, struct cfg_errors *errs)
 {
@@ -750,6 +771,8 @@ static void gwconf__parse_route(struct gw_config *c, struct gw_route *r, size_t 
     }
 }
 
+/* `routes:` — the list, then what only the whole list shows: duplicates and patterns that
+ * route.c would refuse. */
 static void gwconf__parse_routes(struct gw_config *c, const struct ynode *n,
                                  struct cfg_errors *errs)
 {
@@ -807,6 +830,7 @@ static int64_t gwconf__auto_threads(size_t nlisten)
     return n > cap ? (cap < 1 ? 1 : cap) : n;
 }
 
+/* Checks across sections, after every section has its values (defaults included). */
 static void gwconf__check_globals(struct gw_config *c, const struct ynode *root,
                                   struct cfg_errors *errs)
 {
@@ -852,6 +876,8 @@ static void gwconf__check_globals(struct gw_config *c, const struct ynode *root,
                   "logging.access_log: empty; a path, stderr, or off");
 }
 
+/* The typed config from a YAML tree. Every section is parsed even after an error, so one run
+ * reports everything; any error discards the result. */
 static struct gw_config *gwconf__build(struct ynode *root, const char *path,
                                        struct cfg_errors *errs)
 {
@@ -967,6 +993,7 @@ void gwconf_free(struct gw_config *c)
     free(c);
 }
 
+/* --listen replaces the whole list (it is what an operator means by "listen there instead"). */
 int gwconf_set_listen(struct gw_config *c, const char *addr, char *err, size_t errlen)
 {
     struct gw_listen *old = c->listen;
@@ -1050,6 +1077,8 @@ const struct gw_upstream *gwconf_upstream_by_name(const struct gw_config *c, con
     return i < 0 ? NULL : &c->upstreams[i];
 }
 
+/* Compared by parsed address, not by spelling: "localhost:80" and "127.0.0.1:80" are the same
+ * sockets. The backlog is part of a socket, so a new one needs new sockets too. */
 bool gwconf_listen_changed(const struct gw_config *a, const struct gw_config *b)
 {
     if (a->nlisten != b->nlisten || a->workers.threads != b->workers.threads ||

@@ -96,6 +96,7 @@ static struct gw_config *serve__load(const char *prog, const struct supervisor_o
     return c;
 }
 
+/* What check validated, in two lines: enough to catch "wrong file" at a glance. */
 static void check__summary(const struct gw_config *c)
 {
     size_t cached = 0;
@@ -146,6 +147,8 @@ enum {
     OPT_RESOLVE
 };
 
+/* `apigate serve`: load and validate (exit 2 before opening anything if the file is bad), set
+ * up logging from the file, then hand over to the supervisor (or run the worker alone). */
 int serve_main(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -163,7 +166,7 @@ int serve_main(int argc, char **argv)
     struct supervisor_opts o = {.threads = -1};
     bool test = false, single = false;
     int ch;
-    optind = 1;
+    optind = 1; /* main() may have run getopt for another command in tests */
     while ((ch = getopt_long(argc, argv, "c:th", longopts, NULL)) != -1) {
         switch (ch) {
         case 'c':
@@ -228,6 +231,8 @@ int serve_main(int argc, char **argv)
     return single ? supervisor_run_single(&o, c) : supervisor_run(&o, c);
 }
 
+/* `apigate check`: the same loader as serve, so "check passes" means "serve starts". The file
+ * may come as -c FILE or as the only argument, as with nginx -t -c and haproxy -c -f. */
 int check_main(int argc, char **argv)
 {
     static const struct option longopts[] = {

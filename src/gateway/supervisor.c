@@ -33,6 +33,13 @@
 #define SV_KILL_MARGIN_MS 2000  /* after drain_timeout, before SIGKILL */
 #define SV_START_MIN_MS 10000   /* a new worker gets at least this long to become ready */
 
+/* Life of a worker: STARTING (forked, shm->ready not set yet) -> RUNNING (ready, watched by the
+ * tick watchdog) -> DRAINING (SIGTERM sent, SIGKILL at its deadline) -> reaped. At most one
+ * worker is `current` (it serves) and one is `next` (it starts to replace current on a recycle or
+ * a reload); any number may be draining. The order of a handover -- start next, wait until it is
+ * ready, only then SIGTERM current -- is what makes reloads lossless: both processes accept on
+ * the same listening sockets during the overlap, so the kernel always has someone to hand a new
+ * connection to. */
 enum sv_state { SV_STARTING, SV_RUNNING, SV_DRAINING };
 enum sv_why { SV_WHY_START, SV_WHY_RESTART, SV_WHY_RECYCLE, SV_WHY_RELOAD };
 static const char *const sv_why_name[] = {"start", "restart", "recycle", "reload"};
@@ -86,6 +93,9 @@ struct sv {
 
 /* ---- pure parts (unit-tested) ---- */
 
+/* Doubling keeps a crash loop (a bad deploy, a dependency that kills the worker at once) from
+ * burning a CPU on fork+exit, while the first restart comes fast enough that clients barely
+ * notice; the reset after SUPERVISOR_STABLE_MS keeps one crash a week from paying the 5 s cap. */
 uint64_t supervisor_backoff_next(struct supervisor_backoff *b, uint64_t started_ms, uint64_t now_ms)
 {
     if (now_ms >= started_ms && now_ms - started_ms >= SUPERVISOR_STABLE_MS)
@@ -108,6 +118,8 @@ void supervisor_watch_init(struct supervisor_watch *w, unsigned nthreads, uint64
         w->moved_ms[i] = now_ms;
 }
 
+/* A thread counts as alive when its counter changed since the last look, whatever the value:
+ * the counter may wrap, and nothing but "it moved" matters. The first stuck thread is reported. */
 int supervisor_watch_check(struct supervisor_watch *w, const uint64_t *ticks, uint64_t now_ms,
                            uint64_t timeout_ms)
 {
@@ -179,7 +191,10 @@ static bool sv__same_admin(const struct gw_config *a, const struct gw_config *b)
 }
 
 /* Opens the sockets of <c> into <s>, reusing those of <old>/<oldc> that did not change.
- * Returns 0, or -1 with every socket it opened closed again. */
+ * Returns 0, or -1 with every socket it opened closed again. Reusing matters: a reload that kept
+ * its addresses must not close and rebind them, or connections queued on the old sockets would
+ * be reset and there would be a moment with nothing bound. One SO_REUSEPORT socket per loop
+ * thread lets the kernel spread connections over the threads without an accept lock. */
 static int sv__socks_open(const struct gw_config *c, struct sv_socks *s,
                           const struct gw_config *oldc, const struct sv_socks *old)
 {
@@ -313,7 +328,9 @@ static void sv__child(struct sv *sv, const struct gw_config *c, const struct sv_
     _exit(rc & 0xff);
 }
 
-/* Forks a worker for config <c> on <socks>. Returns it, or NULL (logged). */
+/* Forks a worker for config <c> on <socks>. Returns it, or NULL (logged). The shared block is
+ * mapped before fork so both processes see the same pages; it is fresh per generation, so a
+ * dying worker cannot scribble on its successor's counters. */
 static struct sv_worker *sv__start(struct sv *sv, const struct gw_config *c,
                                    const struct sv_socks *socks, enum sv_why why)
 {
@@ -331,10 +348,13 @@ static struct sv_worker *sv__start(struct sv *sv, const struct gw_config *c,
     }
     struct worker_shm *shm = m;
     memset(shm, 0, sizeof(*shm));
+    /* Written before fork, so the new worker's first /metrics scrape already counts itself. A
+     * reload is not a restart: nothing went wrong. */
     if (why == SV_WHY_RESTART || why == SV_WHY_RECYCLE)
         sv->restarts++;
     atomic_store(&shm->restarts, sv->restarts);
     atomic_store(&shm->started_ms, clock_wall_ms());
+    /* Jitter per worker, not per config: gateways started together drift apart. */
     uint64_t maxreq = (uint64_t)c->workers.max_requests;
     if (maxreq > 0 && c->workers.max_requests_jitter > 0)
         maxreq += (uint64_t)random() % ((uint64_t)c->workers.max_requests_jitter + 1);
@@ -414,7 +434,9 @@ static void sv__abort_pending(struct sv *sv)
     sv->pending_cfg = NULL;
 }
 
-/* A worker exited with <status>. */
+/* A worker exited with <status>: a draining one is simply gone; a `next` that died takes its
+ * reload or recycle down with it (the current worker keeps serving); a `current` that died is
+ * replaced, at once by a `next` already starting, else after the backoff. */
 static void sv__reaped(struct sv *sv, struct sv_worker *w, int status, uint64_t now)
 {
     char how[64];
@@ -495,7 +517,9 @@ static void sv__reap(struct sv *sv)
     }
 }
 
-/* SIGHUP: read the file again; on success start a worker with it, else keep everything. */
+/* SIGHUP: read the file again; on success start a worker with it, else keep everything. The new
+ * config only becomes `sv->cfg` when its worker is ready (sv__commit_pending): until then a crash
+ * of the current worker restarts it with the config it was running. */
 static void sv__reload(struct sv *sv, uint64_t now)
 {
     sv->reload_requested = false;
@@ -578,7 +602,9 @@ static void sv__signals(struct sv *sv, uint64_t now)
     }
 }
 
-/* Readiness, watchdog and recycling of the live workers. */
+/* Readiness, watchdog and recycling of the live workers, once per poll. Reading the shared
+ * counters is lock-free: the worker writes them with atomics, and a stale read only delays a
+ * decision by one poll. */
 static void sv__check(struct sv *sv, uint64_t now)
 {
     for (size_t i = 0; i < SV_MAX_WORKERS; i++) {
@@ -762,6 +788,8 @@ int supervisor_run(const struct supervisor_opts *o, struct gw_config *cfg)
     if (sv->current == NULL)
         sv->restart_at_ms = clock_now_ms() + SUPERVISOR_BACKOFF_MIN_MS;
 
+    /* One pass: take signals, reap children (which may schedule restarts), then act on time:
+     * start a due restart, begin a requested reload, check readiness and the watchdog. */
     for (;;) {
         uint64_t now = clock_now_ms();
         sv__signals(sv, now);
