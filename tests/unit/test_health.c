@@ -32,6 +32,7 @@ static _Atomic int status = 200;
 static _Atomic int requests;
 static int lfd = -1;
 static int port;
+static pthread_t responder_thread;
 
 static void *responder(void *arg)
 {
@@ -75,16 +76,15 @@ static int setup(void **state)
     socklen_t len = sizeof(sin);
     getsockname(lfd, (struct sockaddr *)&sin, &len);
     port = ntohs(sin.sin_port);
-    pthread_t t;
-    pthread_create(&t, NULL, responder, NULL);
-    pthread_detach(t);
+    pthread_create(&responder_thread, NULL, responder, NULL);
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    shutdown(lfd, SHUT_RDWR);
+    shutdown(lfd, SHUT_RDWR); /* accept() fails: the responder returns */
+    pthread_join(responder_thread, NULL);
     close(lfd);
     return 0;
 }

@@ -37,8 +37,14 @@ struct tsrv {
     int lfd;
     int port;
     SSL_CTX *ctx;
+    pthread_t thread;
 };
-static struct tsrv plain_srv = {-1, 0, NULL}, mtls_srv = {-1, 0, NULL};
+
+/* Connection threads, joined at teardown (they end when the client side closes). */
+static pthread_t conn_threads[256];
+static int nconn_threads;
+static pthread_mutex_t conn_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct tsrv plain_srv = {.lfd = -1}, mtls_srv = {.lfd = -1};
 static int port; /* plain_srv.port */
 
 struct tconn {
@@ -78,7 +84,12 @@ static void *server_main(void *arg)
         tc->ctx = srv->ctx;
         pthread_t t;
         pthread_create(&t, NULL, server_conn, tc);
-        pthread_detach(t);
+        pthread_mutex_lock(&conn_lock);
+        if (nconn_threads < 256)
+            conn_threads[nconn_threads++] = t;
+        else
+            pthread_detach(t);
+        pthread_mutex_unlock(&conn_lock);
     }
 }
 
@@ -97,9 +108,7 @@ static int tsrv_start(struct tsrv *srv, SSL_CTX *ctx)
     getsockname(srv->lfd, (struct sockaddr *)&sin, &len);
     srv->port = ntohs(sin.sin_port);
     srv->ctx = ctx;
-    pthread_t t;
-    pthread_create(&t, NULL, server_main, srv);
-    pthread_detach(t);
+    pthread_create(&srv->thread, NULL, server_main, srv);
     return 0;
 }
 
@@ -166,11 +175,18 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    /* wakes the server threads out of accept() */
+    /* wakes the server threads out of accept(); every client connection is closed by now, so the
+     * connection threads end too */
     shutdown(plain_srv.lfd, SHUT_RDWR);
-    close(plain_srv.lfd);
     shutdown(mtls_srv.lfd, SHUT_RDWR);
+    pthread_join(plain_srv.thread, NULL);
+    pthread_join(mtls_srv.thread, NULL);
+    close(plain_srv.lfd);
     close(mtls_srv.lfd);
+    for (int i = 0; i < nconn_threads; i++)
+        pthread_join(conn_threads[i], NULL);
+    SSL_CTX_free(plain_srv.ctx);
+    SSL_CTX_free(mtls_srv.ctx);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     if (system(cmd) != 0)
