@@ -56,6 +56,15 @@ static void upstream__metrics(struct upstream_set *set, struct upstream *u)
     u->m_in_use = metrics_series(m, conn, v_in_use);
     u->m_idle = metrics_series(m, conn, v_idle);
     u->m_connecting = metrics_series(m, conn, v_connecting);
+    /* The most connections this worker can open to the upstream: what a capacity plan multiplies
+     * by the number of gateway instances and compares with the upstream's own limit. */
+    int maxc = metrics_family(m, METRICS_GAUGE_SET, "apigate_pool_max_connections",
+                              "Upper bound of open connections to the upstream from this "
+                              "process (pool.max_connections x loop threads x servers).",
+                              ul);
+    metrics_gauge_set(m, metrics_series1(m, maxc, name),
+                      u->conf->pool.max_connections * (int64_t)set->nthreads *
+                          (int64_t)u->nservers);
     int waiting = metrics_family(m, METRICS_GAUGE, "apigate_pool_waiting",
                                  "Requests queued for an upstream connection.", ul);
     u->m_waiting = metrics_series1(m, waiting, name);

@@ -96,4 +96,6 @@ assert_eq "$(metric "apigate_upstream_connects_total{upstream=\"small\",server=\
 assert_eq "$(metric 'apigate_pool_waiting{upstream="small"}')" 0 "queue empty afterwards"
 assert_eq "$(metric 'apigate_pool_connections{upstream="small",state="in_use"}')" 0 "nothing in use afterwards"
 assert_eq "$(mock_stat "$mport" 'GET /slow/{id}')" 2 "the mock saw only the 2 requests that got a connection"
+assert_eq "$(metric 'apigate_pool_max_connections{upstream="small"}')" 2 "capacity bound: 2 x 1 thread x 1 server"
+assert_eq "$(metric 'apigate_pool_max_connections{upstream="kept"}')" 64 "capacity bound with the default pool"
 log "ok"
