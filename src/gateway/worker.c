@@ -257,7 +257,7 @@ static void worker__register_metrics(struct gw_shared *sh)
     f = metrics_family(m, METRICS_COUNTER, "apigate_connections_rejected_total",
                        "Client connections closed at once: over server.max_connections.", NULL);
     ids->conns_rejected = metrics_series1(m, f, NULL);
-    f = metrics_family(m, METRICS_GAUGE_SET, "apigate_worker_restarts_total",
+    f = metrics_family(m, METRICS_COUNTER_SET, "apigate_worker_restarts_total",
                        "Worker processes restarted by the supervisor (crash, hang, recycle).",
                        NULL);
     ids->worker_restarts = metrics_series1(m, f, NULL);
