@@ -250,7 +250,7 @@ void admin_stats_json(struct gw_shared *sh, struct buf *out)
                "\"requests\":{\"total\":%llu,\"1xx\":%llu,\"2xx\":%llu,\"3xx\":%llu,"
                "\"4xx\":%llu,\"5xx\":%llu},"
                "\"latency_ms\":{\"avg\":%.3f,\"p50\":%.3f,\"p95\":%.3f,\"p99\":%.3f,\"max\":%.3f},"
-               "\"shed\":%llu,"
+               "\"shed\":%llu,\"inflight\":%lld,"
                "\"connections\":{\"open\":%lld,\"accepted\":%lld,\"rejected\":%lld},"
                "\"breakers_open\":0,"
                "\"pool\":{\"connects\":%llu,\"wait_p95_ms\":%.3f},",
@@ -260,6 +260,7 @@ void admin_stats_json(struct gw_shared *sh, struct buf *out)
                hist_mean(&all) / 1000.0, admin__ms(hist_percentile(&all, 50)),
                admin__ms(hist_percentile(&all, 95)), admin__ms(hist_percentile(&all, 99)),
                admin__ms(hist_max(&all)), (unsigned long long)shed,
+               (long long)atomic_load(&sh->inflight),
                (long long)metrics_read(m, sh->ids.conns_open, METRICS_GAUGE),
                (long long)metrics_read(m, sh->ids.conns_accepted, METRICS_COUNTER),
                (long long)metrics_read(m, sh->ids.conns_rejected, METRICS_COUNTER),
@@ -326,7 +327,7 @@ static void admin__handle(struct admin_conn *ac, const struct h1_request *req)
         }
     } else if (PATH_IS("/metrics")) {
         struct metrics *m = sh->metrics;
-        metrics_gauge_set(m, sh->ids.worker_restarts, (int64_t)atomic_load(&sh->shm->restarts));
+        metrics_counter_set(m, sh->ids.worker_restarts, atomic_load(&sh->shm->restarts));
         uint64_t started = atomic_load(&sh->shm->started_ms);
         uint64_t now = clock_wall_ms();
         metrics_gauge_set(m, sh->ids.uptime,

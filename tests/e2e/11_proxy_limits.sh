@@ -15,6 +15,7 @@ cat >"$T/mock.yaml" <<'EOF'
 routes:
   - {method: ANY, path: /echo, handler: echo}
   - {method: GET, path: /slow, latency: {dist: fixed, ms: 400}}
+  - {method: GET, path: /lag, latency: {dist: fixed, ms: 400}}
   - {method: POST, path: /slowpost, latency: {dist: fixed, ms: 1500}}
 EOF
 cat >"$T/gw.yaml" <<EOF
@@ -27,6 +28,7 @@ server:
   max_head_size: 16KB
   max_body_size: 1MB
   max_connections: 30
+  concurrency: 5
 upstreams:
   api:
     servers: [127.0.0.1:$mport]
@@ -142,6 +144,17 @@ assert_contains "$(cat "$T/shed.$i.hdr")" "Retry-After: 3" "Retry-After on the 5
 assert_eq "$(jq -r .error "$T/shed.$i.body")" overloaded "503 JSON body"
 assert_eq "$(metric 'apigate_shed_requests_total{route="/slow",reason="route_limit"}')" 6 "shed counted"
 assert_eq "$(curl -s "http://127.0.0.1:$aport/stats" | jq .shed)" 6 "shed in /stats"
+
+log "global limit: server.concurrency 5, 8 concurrent clients on a route without its own limit"
+pids=()
+for i in $(seq 1 8); do
+    curl -s -o /dev/null -w '%{http_code}\n' --max-time 10 "$G/lag" >"$T/glob.$i.code" &
+    pids+=($!)
+done
+wait "${pids[@]}"
+assert_eq "$(cat "$T"/glob.*.code | grep -c '^200$')" 5 "admitted under the global limit"
+assert_eq "$(cat "$T"/glob.*.code | grep -c '^503$')" 3 "shed by the global limit"
+assert_eq "$(metric 'apigate_shed_requests_total{route="",reason="global_limit"}')" 3 "global shed counted"
 
 log "max_connections 30: the 31st connection is accepted and closed"
 out=$(python3 - "$gport" <<'EOF'

@@ -32,6 +32,7 @@ http {
     scgi_temp_path $T/nginx/scgi;
     types { application/json json; application/octet-stream bin; }
     keepalive_requests 100000;
+    keepalive_timeout 1s;
     server {
         listen 127.0.0.1:$nport;
         root $T/www;
@@ -82,6 +83,15 @@ etag=$(sed -n 's/^ETag: *//Ip' <<<"$hdrs" | tr -d '\r')
 out=$(curl -s -i --max-time 5 -H "If-None-Match: $etag" "$G/item.json")
 assert_contains "$out" "HTTP/1.1 304" "conditional request"
 assert_eq "$(curl -s --max-time 5 -H "If-None-Match: $etag" "$G/item.json" | wc -c)" 0 "304 without body"
+
+log "the origin closes idle pooled connections (keepalive_timeout 1s): next requests still succeed"
+for i in 1 2 3; do
+    assert_eq "$(http_status "$G/item.json")" 200 "request $i before the idle close"
+done
+sleep 1.5
+for i in 1 2 3; do
+    assert_eq "$(http_status "$G/item.json")" 200 "request $i after the origin closed its idle side"
+done
 
 log "20 MB download, client reading at 8 MB/s: bytes intact, worker memory bounded"
 worker=$(pgrep -P "$gw_pid" | head -1)
