@@ -50,10 +50,13 @@ wait_port "$gw_port"
 
 # The newest child of the supervisor: the worker that serves.
 worker_pid() { pgrep -n -P "$SV" || true; }
-# load_json SECONDS CONNS FILE: `apigate load` against /fast in the background; PID in $LOAD_PID.
+# load_bg SECONDS CONNS FILE [LOAD ARGS...]: `apigate load` against /fast in the background;
+# PID in $LOAD_PID.
 load_bg() {
-    "$APIGATE" load -q -c "$2" -d "$1" --timeout 5s --json "$3" "http://127.0.0.1:$gw_port/fast" \
-        >"$3.out" 2>&1 &
+    local d=$1 c=$2 f=$3
+    shift 3
+    "$APIGATE" load -q -c "$c" -d "$d" --timeout 5s --json "$f" "$@" \
+        "http://127.0.0.1:$gw_port/fast" >"$f.out" 2>&1 &
     LOAD_PID=$!
 }
 # total FILE FIELD: a field of the load report's totals.
@@ -135,6 +138,22 @@ log "two reloads under load: $reqs requests, $failed failed"
 [ "$reqs" -gt 1000 ] || fail "too few requests under load ($reqs)"
 assert_eq "$failed" 0 "failed requests across reloads ($(errors "$T/hup.json"))"
 [ "$(count_log "reload done")" -ge 2 ] || fail "expected two completed reloads"
+# Same with a new connection per request: connections that reach the old worker just before it
+# drains must still be served.
+n=$(count_log "reload done")
+load_bg 3s $CONNS "$T/hup_churn.json" -H 'Connection: close'
+for _ in 1 2 3 4; do
+    sleep 0.5
+    kill -HUP "$SV"
+    n=$((n + 1))
+    wait_count "reload done" "$n" 5
+done
+wait "$LOAD_PID" || true
+failed=$(total "$T/hup_churn.json" failed)
+reqs=$(total "$T/hup_churn.json" requests)
+log "four reloads under connection churn: $reqs requests, $failed failed"
+[ "$reqs" -gt 1000 ] || fail "too few requests under churn ($reqs)"
+assert_eq "$failed" 0 "failed requests across reloads with connection churn ($(errors "$T/hup_churn.json"))"
 W4=$(worker_pid)
 assert_ne "$W4" "$W3" "reload started a new worker"
 
