@@ -119,7 +119,13 @@ if [ -s "$W/passthrough.out" ]; then
     done
 fi
 if [ -s "$W/cache.out" ]; then
-    grep -i 'ratio' "$W/cache.out" | while read -r line; do row "cache hits" "$line" "" ""; done
+    # | server (1 core, pinned) | req/s (median of N) | p99 ms | apigate / this |
+    ag=$(awk -F'|' '{ gsub(/ /, "", $2) } $2 == "apigate" { gsub(/ /, "", $3); print $3; exit }' "$W/cache.out")
+    awk -F'|' 'NF >= 6 && $3 ~ /[0-9]/ { for (i = 2; i <= 5; i++) gsub(/^ +| +$/, "", $i); print $2 "|" $3 "|" $5 }' \
+        "$W/cache.out" | while IFS='|' read -r name rps r; do
+        [ "$name" = apigate ] && continue
+        row "cache hits, 1 core" "req/s apigate / $name" "$r" "$ag vs $rps"
+    done
 fi
 if [ -s "$W/load.out" ]; then
     for th in 1 2; do

@@ -5,9 +5,7 @@
  * this file orchestrates and owns the children's lifetimes; it never serves or measures itself. */
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -15,10 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/time.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -27,6 +22,7 @@
 #include "config/units.h"
 #include "core/buf.h"
 #include "core/clock.h"
+#include "gateway/demo_proc.h"
 #include "gateway/serve.h"
 
 #define DEMO_DEFAULT_DURATION_MS 25000 /* per run: two runs + start-up ≈ one minute */
@@ -203,208 +199,12 @@ static int demo__write_file(const char *path, const char *text, size_t len)
     return 0;
 }
 
-/* Prints the last lines of a child's log, so a failed start says why. */
-static void demo__tail(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return;
-    char buf[4096];
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fseek(f, size > (long)sizeof(buf) - 1 ? size - (long)sizeof(buf) + 1 : 0, SEEK_SET);
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    buf[n] = '\0';
-    fclose(f);
-    fprintf(stderr, "---- last lines of %s ----\n%s%s", path, buf,
-            n && buf[n - 1] != '\n' ? "\n" : "");
-}
-
-/* Picks <n> distinct free loopback ports: all sockets stay bound until every port is known, so
- * the kernel never hands out the same one twice. Someone else may take one before the child
- * binds it; the child then fails to start and says so. */
-static int demo__free_ports(int *ports, int n)
-{
-    int fds[4] = {-1, -1, -1, -1};
-    int rc = 0;
-    for (int i = 0; i < n && i < 4; i++) {
-        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        socklen_t sl = sizeof(sa);
-        fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fds[i] == -1 || bind(fds[i], (struct sockaddr *)&sa, sizeof(sa)) == -1 ||
-            getsockname(fds[i], (struct sockaddr *)&sa, &sl) == -1) {
-            rc = -1;
-            break;
-        }
-        ports[i] = ntohs(sa.sin_port);
-    }
-    for (int i = 0; i < 4; i++)
-        if (fds[i] != -1)
-            close(fds[i]);
-    return rc;
-}
-
-/* One blocking HTTP/1.0 exchange with a loopback server (the mock's or the gateway's admin
- * endpoints, a few per run: no need for the event loop). Returns the status and the body in
- * <body>, or -1 when the server cannot be reached or the answer is not HTTP. */
-static int demo__http(int port, const char *method, const char *path, struct buf *body)
-{
-    buf_reset(body);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd == -1)
-        return -1;
-    struct timeval tv = {.tv_sec = 3};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1) {
-        close(fd);
-        return -1;
-    }
-    char req[512];
-    int rl = snprintf(req, sizeof(req),
-                      "%s %s HTTP/1.0\r\nHost: 127.0.0.1:%d\r\nContent-Length: 0\r\n"
-                      "User-Agent: apigate-demo\r\n\r\n",
-                      method, path, port);
-    if (send(fd, req, (size_t)rl, MSG_NOSIGNAL) != rl) {
-        close(fd);
-        return -1;
-    }
-    struct buf in = BUF_INIT;
-    for (;;) {
-        buf_reserve(&in, 16384);
-        ssize_t n = recv(fd, buf_tail(&in), buf_room(&in), 0);
-        if (n > 0) {
-            buf_commit(&in, (size_t)n);
-            if (buf_pending(&in) > (64u << 20))
-                break; /* far more than any stats document */
-            continue;
-        }
-        if (n == -1 && errno == EINTR)
-            continue;
-        break; /* EOF (HTTP/1.0: the body ends with the connection), error or timeout */
-    }
-    close(fd);
-    buf_append(&in, "", 1);
-    int status = -1;
-    const char *h = buf_head(&in);
-    if (strncmp(h, "HTTP/1.", 7) == 0 && strlen(h) >= 12)
-        status = atoi(h + 9);
-    const char *sep = strstr(h, "\r\n\r\n");
-    if (status < 100 || !sep)
-        status = -1;
-    else
-        buf_append_str(body, sep + 4);
-    buf_deinit(&in);
-    return status;
-}
-
-/* Starts this binary with <argv> (argv[0] is only a name). Output goes to <out> (NULL: ours),
- * stderr to <err> (NULL: ours). A server gets its own process group, so a Ctrl-C on the terminal
- * reaches only the demo, which then stops the children in order; every child also gets SIGTERM
- * from the kernel if the demo dies without cleaning up (PR_SET_PDEATHSIG). */
-static pid_t demo__spawn(const struct demo *d, char *const argv[], const char *out,
-                         const char *err, bool own_group)
-{
-    pid_t parent = getpid();
-    fflush(stdout);
-    fflush(stderr);
-    pid_t pid = fork();
-    if (pid != 0)
-        return pid; /* the child's PID, or -1 */
-    if (own_group)
-        setpgid(0, 0);
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (getppid() != parent)
-        _exit(127); /* the demo died between fork and prctl */
-    struct sigaction sa = {.sa_handler = SIG_DFL};
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    int devnull = open("/dev/null", O_RDONLY);
-    if (devnull != -1) {
-        dup2(devnull, 0);
-        close(devnull);
-    }
-    if (out) {
-        int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd == -1 || dup2(fd, 1) == -1)
-            _exit(127);
-        close(fd);
-    }
-    if (err) {
-        int fd = open(err, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd == -1 || dup2(fd, 2) == -1)
-            _exit(127);
-        close(fd);
-    }
-    execv(d->exe, argv);
-    fprintf(stderr, "apigate demo: exec %s: %s\n", d->exe, strerror(errno));
-    _exit(127);
-}
-
-/* Waits up to <timeout_ms> (0: forever) for <pid> to exit. Returns 0 with its wait status in
- * <status>, 1 on timeout, -1 when a signal asked the demo to stop. */
-static int demo__wait(pid_t pid, uint64_t timeout_ms, int *status, bool interruptible)
-{
-    uint64_t deadline = clock_now_ms() + timeout_ms;
-    for (;;) {
-        pid_t r = waitpid(pid, status, WNOHANG);
-        if (r == pid || (r == -1 && errno == ECHILD))
-            return 0;
-        if (interruptible && demo_signal)
-            return -1;
-        if (timeout_ms && clock_now_ms() >= deadline)
-            return 1;
-        struct timespec ts = {0, 20 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-}
-
-/* Stops one child: SIGTERM (servers drain and exit), SIGKILL after the grace, always reaped. */
-static void demo__stop(pid_t *pid, const char *name)
-{
-    if (*pid <= 0)
-        return;
-    int st;
-    if (waitpid(*pid, &st, WNOHANG) == *pid) {
-        *pid = 0;
-        return;
-    }
-    kill(*pid, SIGTERM);
-    if (demo__wait(*pid, DEMO_STOP_GRACE_MS, &st, false) == 1) {
-        fprintf(stderr, "apigate demo: %s (pid %d) did not stop in %d s; killing it\n", name,
-                (int)*pid, DEMO_STOP_GRACE_MS / 1000);
-        kill(*pid, SIGKILL);
-        demo__wait(*pid, 0, &st, false);
-    }
-    *pid = 0;
-}
-
 /* Stops every child, the newest first: load, gateway (which drains into the mock), mock. */
 static void demo__stop_all(struct demo *d)
 {
-    demo__stop(&d->load_pid, "apigate load");
-    demo__stop(&d->gw_pid, "apigate serve");
-    demo__stop(&d->mock_pid, "apigate mock");
-}
-
-/* True while <pid> runs; reaps it (and clears it) once it has exited. */
-static bool demo__alive(pid_t *pid)
-{
-    int st;
-    if (*pid <= 0)
-        return false;
-    if (waitpid(*pid, &st, WNOHANG) == *pid) {
-        *pid = 0;
-        return false;
-    }
-    return true;
+    demo_proc_stop(&d->load_pid, "apigate load", DEMO_STOP_GRACE_MS);
+    demo_proc_stop(&d->gw_pid, "apigate serve", DEMO_STOP_GRACE_MS);
+    demo_proc_stop(&d->mock_pid, "apigate mock", DEMO_STOP_GRACE_MS);
 }
 
 /* Polls GET <path> on <port> until it answers 200, the child died, the time ran out or a signal
@@ -414,8 +214,8 @@ static int demo__wait_ready(pid_t *pid, int port, const char *path, uint64_t tim
     struct buf body = BUF_INIT;
     uint64_t deadline = clock_now_ms() + timeout_ms;
     int rc = -1;
-    while (!demo_signal && demo__alive(pid) && clock_now_ms() < deadline) {
-        if (demo__http(port, "GET", path, &body) == 200) {
+    while (!demo_signal && demo_proc_alive(pid) && clock_now_ms() < deadline) {
+        if (demo_proc_http(port, "GET", path, &body) == 200) {
             rc = 0;
             break;
         }
@@ -572,7 +372,7 @@ static long long demo__origin_served(const struct demo *d)
 {
     struct buf body = BUF_INIT;
     long long n = -1;
-    if (demo__http(d->mock_port, "GET", "/_mock/stats", &body) == 200) {
+    if (demo_proc_http(d->mock_port, "GET", "/_mock/stats", &body) == 200) {
         buf_append(&body, "", 1);
         cJSON *j = cJSON_Parse(buf_head(&body));
         double v = demo__num(j, "total", "served");
@@ -587,7 +387,7 @@ static long long demo__origin_served(const struct demo *d)
 static void demo__mock_reset(const struct demo *d)
 {
     struct buf body = BUF_INIT;
-    demo__http(d->mock_port, "POST", "/_mock/reset", &body);
+    demo_proc_http(d->mock_port, "POST", "/_mock/reset", &body);
     buf_deinit(&body);
 }
 
@@ -595,7 +395,7 @@ static void demo__mock_reset(const struct demo *d)
 static void demo__read_gateway(const struct demo *d, struct demo_result *r)
 {
     struct buf body = BUF_INIT;
-    if (demo__http(d->admin_port, "GET", "/metrics/cache", &body) == 200) {
+    if (demo_proc_http(d->admin_port, "GET", "/metrics/cache", &body) == 200) {
         buf_append(&body, "", 1);
         cJSON *j = cJSON_Parse(buf_head(&body));
         double hits = demo__num(j, "hits", NULL), misses = demo__num(j, "misses", NULL);
@@ -608,7 +408,7 @@ static void demo__read_gateway(const struct demo *d, struct demo_result *r)
         r->coalesced = co >= 0 ? (long long)co : -1;
         cJSON_Delete(j);
     }
-    if (demo__http(d->admin_port, "GET", "/stats", &body) == 200) {
+    if (demo_proc_http(d->admin_port, "GET", "/stats", &body) == 200) {
         buf_append(&body, "", 1);
         cJSON *j = cJSON_Parse(buf_head(&body));
         double shed = demo__num(j, "shed", NULL);
@@ -629,7 +429,7 @@ static int demo__run_load(struct demo *d, const char *phase, int port, struct de
     snprintf(txt, sizeof(txt), "%s/%s.txt", d->o.report_dir, phase);
     char *argv[] = {"apigate", "load", "run", d->path[DEMO_F_SCENARIO], "--base-url", url,
                     "--json", json, "--html", html, NULL};
-    d->load_pid = demo__spawn(d, argv, txt, NULL, false);
+    d->load_pid = demo_proc_spawn(d->exe, argv, txt, NULL, false);
     if (d->load_pid == -1) {
         d->load_pid = 0;
         fprintf(stderr, "apigate demo: fork: %s\n", strerror(errno));
@@ -637,9 +437,9 @@ static int demo__run_load(struct demo *d, const char *phase, int port, struct de
     }
     int st = 0;
     /* Generous bound: the run, its graceful stop and the report. */
-    int w = demo__wait(d->load_pid, d->o.duration_ms + 60000, &st, true);
-    if (w == -1)
-        return -2;
+    int w = demo_proc_wait(d->load_pid, d->o.duration_ms + 60000, &st, &demo_signal);
+    if (w == -1 || demo_signal)
+        return -2; /* a terminal's Ctrl-C also reaches load, which shares our process group */
     if (w == 1) {
         fprintf(stderr, "apigate demo: apigate load (%s) did not finish; stopping it\n", phase);
         return -1;
@@ -865,7 +665,7 @@ static int demo__prepare(struct demo *d)
         return -1;
     }
     int ports[3];
-    if (demo__free_ports(ports, 3) == -1) {
+    if (demo_proc_free_ports(ports, 3) == -1) {
         fprintf(stderr, "apigate demo: no free loopback port: %s\n", strerror(errno));
         return -1;
     }
@@ -886,7 +686,7 @@ static int demo__start_mock(struct demo *d)
     snprintf(listen, sizeof(listen), "127.0.0.1:%d", d->mock_port);
     char *argv[] = {"apigate", "mock", "--listen", listen, "--profile", d->path[DEMO_F_PROFILE],
                     "--threads", "1", NULL};
-    d->mock_pid = demo__spawn(d, argv, d->path[DEMO_F_MOCKLOG], d->path[DEMO_F_MOCKLOG], true);
+    d->mock_pid = demo_proc_spawn(d->exe, argv, d->path[DEMO_F_MOCKLOG], d->path[DEMO_F_MOCKLOG], true);
     if (d->mock_pid == -1) {
         d->mock_pid = 0;
         fprintf(stderr, "apigate demo: fork: %s\n", strerror(errno));
@@ -895,7 +695,7 @@ static int demo__start_mock(struct demo *d)
     if (demo__wait_ready(&d->mock_pid, d->mock_port, "/_mock/stats", 10000) == -1) {
         if (!demo_signal) {
             fprintf(stderr, "apigate demo: the mock did not start on %s\n", listen);
-            demo__tail(d->path[DEMO_F_MOCKLOG]);
+            demo_proc_tail(d->path[DEMO_F_MOCKLOG]);
         }
         return -1;
     }
@@ -905,7 +705,7 @@ static int demo__start_mock(struct demo *d)
 static int demo__start_gateway(struct demo *d)
 {
     char *argv[] = {"apigate", "serve", "-c", d->path[DEMO_F_GATEWAY], NULL};
-    d->gw_pid = demo__spawn(d, argv, d->path[DEMO_F_GWLOG], d->path[DEMO_F_GWLOG], true);
+    d->gw_pid = demo_proc_spawn(d->exe, argv, d->path[DEMO_F_GWLOG], d->path[DEMO_F_GWLOG], true);
     if (d->gw_pid == -1) {
         d->gw_pid = 0;
         fprintf(stderr, "apigate demo: fork: %s\n", strerror(errno));
@@ -915,7 +715,7 @@ static int demo__start_gateway(struct demo *d)
         if (!demo_signal) {
             fprintf(stderr, "apigate demo: the gateway did not become ready on 127.0.0.1:%d\n",
                     d->gw_port);
-            demo__tail(d->path[DEMO_F_GWLOG]);
+            demo_proc_tail(d->path[DEMO_F_GWLOG]);
         }
         return -1;
     }
@@ -960,9 +760,9 @@ static int demo__story(struct demo *d, struct demo_result *before, struct demo_r
               after->rps, after->p95_ms, after->error_rate * 100.0, after->origin_served);
 
     demo__say("[5/5] results");
-    if (!demo__alive(&d->mock_pid) || !demo__alive(&d->gw_pid)) {
+    if (!demo_proc_alive(&d->mock_pid) || !demo_proc_alive(&d->gw_pid)) {
         fprintf(stderr, "apigate demo: a server died during the run; its log:\n");
-        demo__tail(d->path[d->mock_pid ? DEMO_F_GWLOG : DEMO_F_MOCKLOG]);
+        demo_proc_tail(d->path[d->mock_pid ? DEMO_F_GWLOG : DEMO_F_MOCKLOG]);
     }
     /* Better means what the seed asked for: a lower p95 without trading it for errors. */
     bool better = after->p95_ms < before->p95_ms && after->error_rate <= before->error_rate;
@@ -1002,12 +802,13 @@ int demo_main(int argc, char **argv)
     if (rc != 130 && d.o.keep_running && d.gw_pid > 0 && !demo_signal) {
         printf("Still running (--keep-running), until Ctrl-C:\n"
                "  gateway   http://127.0.0.1:%d/api/users/1   (X-Cache shows hits)\n"
+               "  dashboard http://127.0.0.1:%d/dashboard   (or: apigate top --admin 127.0.0.1:%d)\n"
                "  stats     http://127.0.0.1:%d/stats   /metrics   /metrics/cache\n"
                "  origin    http://127.0.0.1:%d/_mock/stats   (what the API really served)\n"
                "  load it   apigate load -c 50 -d 10s http://127.0.0.1:%d/api/catalog/products\n",
-               d.gw_port, d.admin_port, d.mock_port, d.gw_port);
+               d.gw_port, d.admin_port, d.admin_port, d.admin_port, d.mock_port, d.gw_port);
         fflush(stdout);
-        while (!demo_signal && demo__alive(&d.gw_pid) && demo__alive(&d.mock_pid)) {
+        while (!demo_signal && demo_proc_alive(&d.gw_pid) && demo_proc_alive(&d.mock_pid)) {
             struct timespec ts = {0, 100 * 1000 * 1000};
             nanosleep(&ts, NULL);
         }
