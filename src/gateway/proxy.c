@@ -698,12 +698,7 @@ static int proxy__forward_body(struct conn *c)
     return 0;
 }
 
-/* The response is complete: give the connection back and end the request.
- * XXX(#cache): two hooks belong here for the cache issue. Storing: proxy__write_client_head() and
- * proxy__forward_body() see every response head and body byte in order (decoded for chunked via
- * px->res_chunk), so a cacheable response can be copied up to max_object_size as it streams and
- * committed here when px->res_done. Invalidation: an unsafe method answered 2xx/3xx purges its
- * URI, Location/Content-Location and the route's `invalidate` list here. */
+/* The response is complete: give the connection back and end the request. */
 static void proxy__finish(struct conn *c)
 {
     struct proxy *px = &c->px;
