@@ -244,6 +244,29 @@ static const struct ynode *gwconf__get(const struct ynode *map, const char *key)
     return map && map->type == YNODE_MAP ? ynode_get(map, key) : NULL;
 }
 
+/* An HTTP token (RFC 9110 5.6.2): what a header name or a method may contain. */
+static bool gwconf__token_ok(const char *t)
+{
+    if (*t == '\0')
+        return false;
+    for (; *t; t++)
+        if (!isalnum((unsigned char)*t) && strchr("!#$%&'*+-.^_`|~", *t) == NULL)
+            return false;
+    return true;
+}
+
+/* A host name for a Host header or a Host match: visible characters, no spaces, no '/', no
+ * CR/LF (a config value must never be able to inject a header). */
+static bool gwconf__host_value_ok(const char *h)
+{
+    if (*h == '\0')
+        return false;
+    for (; *h; h++)
+        if (!isgraph((unsigned char)*h) || *h == '/' || *h == ',')
+            return false;
+    return true;
+}
+
 /* ---- listen / admin ---- */
 
 /* Adds listen address <s>. From the file (<errs> set) errors go to <errs> at node <n>; from the
@@ -553,6 +576,10 @@ static void gwconf__parse_upstream(struct gw_upstream *u, const struct ynode *ke
             cfg_error(errs, t, "%s: cert_file and key_file go together; give both or neither",
                       sub);
     }
+    if (u->host && !gwconf__host_value_ok(u->host))
+        cfg_error(errs, ynode_get(val, "host"), "%s.host: '%s' is not a host name for a Host "
+                                                "header; e.g. api.example.com or api:8080",
+                  where, u->host);
     if (u->pool.max_idle > u->pool.max_connections) {
         /* The default max_idle follows a smaller max_connections; a written one must fit. */
         const struct ynode *mi = gwconf__get(gwconf__get(val, "pool"), "max_idle");
@@ -614,10 +641,7 @@ static void gwconf__parse_fallback(struct gw_route *r, const struct ynode *n, co
     r->fallback.headers = xcalloc(ynode_size(h) + 1, sizeof(*r->fallback.headers));
     for (size_t i = 0; i < ynode_size(h); i++) {
         const struct ynode *k = ynode_key(h, i), *v = ynode_value(h, i);
-        bool ok = k->type == YNODE_SCALAR && k->len > 0;
-        for (size_t j = 0; ok && j < k->len; j++)
-            ok = isgraph((unsigned char)k->str[j]) && k->str[j] != ':';
-        if (!ok) {
+        if (k->type != YNODE_SCALAR || !gwconf__token_ok(k->str)) {
             cfg_error(errs, k, "%s.headers: bad header name; letters, digits and -", where);
             continue;
         }
@@ -658,6 +682,11 @@ static void gwconf__parse_rcache(struct gw_route *r, const struct ynode *n, cons
             cfg_error(errs, gwconf__get(n, "invalidate"),
                       "%s.invalidate: '%s' must be a path starting with '/'", where,
                       rc->invalidate.v[i]);
+    for (size_t i = 0; i < rc->vary.n; i++)
+        if (!gwconf__token_ok(rc->vary.v[i]))
+            cfg_error(errs, gwconf__get(n, "vary"),
+                      "%s.vary: '%s' is not a header name; letters, digits and -", where,
+                      rc->vary.v[i]);
 }
 
 /* One `routes[]` item. The pattern is normalised to route.h's form ("= /x" for exact, whichever
@@ -703,6 +732,9 @@ static void gwconf__parse_route(struct gw_config *c, struct gw_route *r, size_t 
             r->kind = GW_MATCH_PREFIX;
         }
     }
+    if (r->host && !gwconf__host_value_ok(r->host))
+        cfg_error(errs, ynode_get(n, "host"), "%s.host: '%s' is not a host name; e.g. "
+                                              "api.example.com", where, r->host);
     for (size_t i = 0; i < r->methods.n; i++) {
         char *m = r->methods.v[i];
         bool ok = m[0] != '\0';

@@ -416,6 +416,10 @@ static const struct bad_case bad_cases[] = {
     {"upstreams:\n  api:\n    servers: [127.0.0.1:9000]\n    health: {interval: 1s, timeout: 2s}\n"
      RT, 4, "below interval"},
     {"logging: {level: loud}\n" UP RT, 1, "level"},
+    {"upstreams:\n  api: {servers: [127.0.0.1:9000], host: 'a b'}\n" RT, 2, "api.host"},
+    {UP "routes:\n  - {match: /, upstream: api, host: 'x/y'}\n", 4, "routes[0].host"},
+    {UP "routes:\n  - {match: /, upstream: api, cache: {vary: ['Accept Language']}}\n", 4,
+     "vary: 'Accept Language' is not a header name"},
     {"routes: {match: /}\n" UP, 1, "routes: expected a list"},
     {"workers: {threads: 1}\nworkers: {threads: 2}\n" UP RT, 2, "duplicate key"},
 };
