@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # apigate demo leaves nothing behind: SIGINT in the middle of the "after" run stops the load, the
-# gateway (supervisor and worker) and the mock and exits 130; a demo killed with SIGKILL still
+# gateway (supervisor and worker) and the mock and exits 130 (also when, as on a terminal, the
+# whole process group gets it); a demo killed with SIGKILL still
 # takes its children with it (PR_SET_PDEATHSIG); --keep-running keeps the gateway serving cached
 # answers after the table until SIGINT, then stops everything and exits with the verdict.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
-require_cmd pgrep curl
+require_cmd pgrep curl setsid
 
 # Processes whose command line mentions a demo temp dir under $T (mock, serve, load all do).
 children() { pgrep -f "$T/apigate-demo" || true; }
@@ -44,6 +45,20 @@ assert_eq "$rc" 130 "exit code after SIGINT"
 grep -q 'interrupted' "$T/d1.err" || fail "no 'interrupted' message: $(tail -n 3 "$T/d1.err")"
 [ -z "$(children)" ] || fail "left after SIGINT: $(pgrep -af "$T/apigate-demo")"
 ls -d "$T"/apigate-demo.* >/dev/null 2>&1 && fail "temp dir left after SIGINT"
+
+# 1b. Ctrl-C on a terminal: SIGINT to the whole foreground process group (the demo and the load
+# generator it runs in its group), during the "before" run. setsid makes the demo a group leader.
+log "SIGINT to the process group during the before run"
+setsid "$APIGATE" demo --duration 6s --users 20 --report-dir "$T/r1b" >"$T/d1b.out" 2>"$T/d1b.err" &
+demo=$!
+wait_log "$T/d1b.err" '\[2/5\] before' 30
+sleep 1.5
+[ "$(children | wc -l)" -ge 2 ] || fail "expected mock and load running: $(pgrep -af "$T/apigate-demo")"
+kill -INT -- "-$demo"
+rc=0
+wait "$demo" || rc=$?
+assert_eq "$rc" 130 "exit code after a group SIGINT"
+[ -z "$(children)" ] || fail "left after a group SIGINT: $(pgrep -af "$T/apigate-demo")"
 
 # 2. SIGKILL: the demo cannot clean up, the kernel tells its children.
 log "SIGKILL of the demo"
