@@ -4,6 +4,7 @@
 #define AG_METRICS_INTERNAL_H
 
 #include <pthread.h>
+#include <stdbool.h>
 
 #include "metrics/metrics.h"
 
@@ -33,6 +34,7 @@ struct metrics {
     uint32_t next_hist;  /* next free index of metrics_slot.hists */
     struct metrics_slot *slots[METRICS_MAX_SLOTS];
     size_t nslots;
+    bool warned_full;    /* the "registry full" warning was logged */
     _Atomic int64_t global[METRICS_MAX_VALUES]; /* METRICS_GAUGE_SET / COUNTER_SET values */
 };
 

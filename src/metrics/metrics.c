@@ -140,6 +140,18 @@ out:
     return id;
 }
 
+/* Says once per registry that series are being dropped: a config with too many label values. */
+static void metrics__full(struct metrics *m, const char *family)
+{
+    if (m->warned_full)
+        return;
+    m->warned_full = true;
+    ag_log(AG_LOG_WARN,
+           "metrics: registry full (%d counter/gauge, %d histogram series): new series of %s and "
+           "later ones are not recorded",
+           METRICS_MAX_VALUES, METRICS_MAX_HISTS, family);
+}
+
 metrics_ref metrics_series(struct metrics *m, int family, const char *const *values)
 {
     metrics_ref ref = METRICS_REF_NONE;
@@ -162,16 +174,20 @@ metrics_ref metrics_series(struct metrics *m, int family, const char *const *val
         }
     }
     if (f->type == METRICS_HISTOGRAM) {
-        if (m->next_hist == METRICS_MAX_HISTS)
+        if (m->next_hist == METRICS_MAX_HISTS) {
+            metrics__full(m, f->name);
             goto out;
+        }
         ref = m->next_hist;
         /* Give every existing slot its histogram before the ref is published. */
         for (size_t i = 0; i < m->nslots; i++)
             m->slots[i]->hists[ref] = metrics__new_hist();
         m->next_hist++;
     } else {
-        if (m->next_value == METRICS_MAX_VALUES)
+        if (m->next_value == METRICS_MAX_VALUES) {
+            metrics__full(m, f->name);
             goto out;
+        }
         ref = m->next_value++;
     }
     if (f->nseries == f->cap) {

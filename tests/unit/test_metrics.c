@@ -65,6 +65,17 @@ static void test_counters_summed_over_slots(void **state)
     assert_int_equal(metrics_family(m, METRICS_HISTOGRAM, "h_seconds", "x", le), -1);
     /* Wrong number of values. */
     assert_int_equal(metrics_series1(m, fam, "api"), METRICS_REF_NONE);
+
+    /* A full registry hands out METRICS_REF_NONE, which every update ignores. */
+    int many = metrics_family(m, METRICS_COUNTER, "many_total", "x", (const char *[]){"i", NULL});
+    metrics_ref last = 0;
+    char v[16];
+    for (int i = 0; i < METRICS_MAX_VALUES + 10; i++) {
+        snprintf(v, sizeof(v), "%d", i);
+        last = metrics_series1(m, many, v);
+    }
+    assert_int_equal(last, METRICS_REF_NONE);
+    metrics_counter_inc(a, last);
     metrics_destroy(m);
 }
 
