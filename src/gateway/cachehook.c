@@ -71,6 +71,10 @@ static void cachehook__register_metrics(struct cachehook *ch, struct metrics *m)
 #define GSET(field, name, help)                                                                    \
     f = metrics_family(m, METRICS_GAUGE_SET, name, help, NULL);                                    \
     ch->field = metrics_series1(m, f, NULL)
+/* counters the store keeps itself, copied in at scrape: exposed as counters (promtool) */
+#define CSET(field, name, help)                                                                    \
+    f = metrics_family(m, METRICS_COUNTER_SET, name, help, NULL);                                  \
+    ch->field = metrics_series1(m, f, NULL)
     CTR(m_coalesced, "apigate_cache_coalesced_total",
         "Misses that waited for a fetch of the same key already in flight.");
     CTR(m_coalesce_timeouts, "apigate_cache_coalesce_timeouts_total",
@@ -93,13 +97,14 @@ static void cachehook__register_metrics(struct cachehook *ch, struct metrics *m)
     GSET(g_objects, "apigate_cache_objects", "Objects in the in-process cache.");
     GSET(g_bytes, "apigate_cache_bytes", "Bytes charged in the in-process cache.");
     GSET(g_limit, "apigate_cache_limit_bytes", "Byte limit of the in-process cache.");
-    GSET(g_evictions, "apigate_cache_evictions_total", "Objects evicted to make room.");
-    GSET(g_expired, "apigate_cache_expired_total", "Objects dropped because they expired.");
-    GSET(g_purged, "apigate_cache_purged_total", "Objects removed by invalidation or purge.");
-    GSET(g_purges, "apigate_cache_purges_total", "Invalidations and purges applied.");
+    CSET(g_evictions, "apigate_cache_evictions_total", "Objects evicted to make room.");
+    CSET(g_expired, "apigate_cache_expired_total", "Objects dropped because they expired.");
+    CSET(g_purged, "apigate_cache_purged_total", "Objects removed by invalidation or purge.");
+    CSET(g_purges, "apigate_cache_purges_total", "Invalidations and purges applied.");
     GSET(g_inflight, "apigate_cache_fetches_in_flight", "Coalesced fetches in progress.");
 #undef CTR
 #undef GSET
+#undef CSET
 }
 
 struct cachehook *cachehook_create(struct gw_shared *sh)
@@ -628,6 +633,12 @@ void cachehook__write_entry(struct conn *c, struct store_obj *o, uint64_t age_ms
     c->head_sent = true;
     if (c->creq != NULL)
         c->creq->st = st;
+}
+
+const char *cachehook_status(const struct conn *c)
+{
+    const struct chreq *cr = c->creq;
+    return cr != NULL && cr->st != CACHE_NONE ? cache_status_name(cr->st) : NULL;
 }
 
 void cachehook_client_headers(struct conn *c, struct buf *b)

@@ -39,6 +39,9 @@ void cachehook_upstream_headers(struct conn *c, struct buf *b);
  * the entry) and the response has no body; 2: the cache wrote the answer (a stale copy instead of
  * a 5xx) and the upstream response must be dropped. */
 int cachehook_response_head(struct conn *c);
+/* The X-Cache value of the current request ("HIT", "MISS", ...), or NULL when the route is not
+ * cached (Server-Timing, logs). */
+const char *cachehook_status(const struct conn *c);
 /* proxy.c, client head being written: appends X-Cache. */
 void cachehook_client_headers(struct conn *c, struct buf *b);
 /* proxy.c: decoded response body bytes as they go to the client. */

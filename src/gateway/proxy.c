@@ -562,7 +562,7 @@ static void proxy__write_client_head(struct conn *c)
     if (c->th->sh->cfg->server.server_timing) {
         uint64_t now = clock_now_us();
         struct trace_timing tt = {
-            .cache = NULL,
+            .cache = cachehook_status(c),
             .pool_us = (int64_t)px->pool_wait_us,
             .upstream_us = px->t_sent_us && px->t_first_byte_us > px->t_sent_us
                                ? (int64_t)(px->t_first_byte_us - px->t_sent_us)
