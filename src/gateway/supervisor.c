@@ -223,7 +223,9 @@ static int sv__socks_open(const struct gw_config *c, struct sv_socks *s,
         if (oldc && old->admin_fd >= 0 && sv__same_admin(oldc, c)) {
             s->admin_fd = old->admin_fd;
         } else {
-            s->admin_fd = sock_listen(&c->admin_addr, false, 128, err, sizeof(err));
+            /* SO_REUSEPORT here too, so that a second gateway (a new version being rolled
+             * out on the same host) can start next to this one before this one stops. */
+            s->admin_fd = sock_listen(&c->admin_addr, true, 128, err, sizeof(err));
             if (s->admin_fd < 0) {
                 ag_log(AG_LOG_ERROR, "cannot listen on admin address %s: %s", c->admin, err);
                 goto fail;

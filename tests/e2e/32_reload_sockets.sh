@@ -170,6 +170,24 @@ until grep -q '^STOPPING=1' "$T/notify.out"; do
 done
 log "sd_notify: $(tr '\n' '|' <"$T/notify.out")"
 
+# ---- upgrade in place: a second gateway (a new binary) starts next to the first on the same
+# addresses (SO_REUSEPORT, admin included), then the first stops; the port never goes dark ----
+gw_config "$p1" "$a1" 1
+start_bg old "$APIGATE" serve -c "$T/gw.yaml"
+wait_port "$p1"
+start_bg new "$APIGATE" serve -c "$T/gw.yaml"
+deadline=$((SECONDS + 5))
+until grep -q "ready in" "$T/new.log"; do
+    kill -0 "$LAST_PID" 2>/dev/null || fail "second gateway on the same addresses did not start"
+    [ $SECONDS -lt $deadline ] || fail "second gateway not ready"
+    sleep 0.05
+done
+assert_eq "$(listeners "$p1")" 2 "both gateways listen"
+stop_bg old || fail "old gateway did not exit 0"
+assert_eq "$(http_status "http://127.0.0.1:$p1/fast")" 200 "the new gateway serves"
+assert_eq "$(http_status "http://127.0.0.1:$a1/healthz")" 200 "the new gateway's admin answers"
+stop_bg new || fail "new gateway did not exit 0"
+
 # ---- kill -9 of the supervisor: the worker drains and exits, the port is freed ----
 gw_config "$p1" "$a1" 2
 start_bg gw4 "$APIGATE" serve -c "$T/gw.yaml" --listen "127.0.0.1:$p3"
