@@ -423,6 +423,17 @@ static void scen__headers(struct scen_parse *p, struct load_req *r, const struct
         struct tmpl t;
         if (scen__strdup_tmpl(p, v, "headers", &t) == NULL)
             continue;
+        /* A request's own header replaces a default (top-level headers:) of the same name. */
+        bool replaced = false;
+        for (size_t h = 0; h < r->nheaders && !replaced; h++) {
+            if (strcasecmp(r->headers[h].name, k->str) == 0) {
+                tmpl_free(&r->headers[h].value);
+                r->headers[h].value = t;
+                replaced = true;
+            }
+        }
+        if (replaced)
+            continue;
         r->headers = xrealloc(r->headers, (r->nheaders + 1) * sizeof(*r->headers));
         r->headers[r->nheaders].name = xstrdup(k->str);
         r->headers[r->nheaders].value = t;
@@ -430,8 +441,8 @@ static void scen__headers(struct scen_parse *p, struct load_req *r, const struct
     }
 }
 
-/* One entry of requests:. <defaults_headers> (the top-level headers:) come first, so a request's
- * own header of the same name follows them; think defaults to the top-level think. */
+/* One entry of requests:. <defaults_headers> (the top-level headers:) come first, and a request's
+ * own header of the same name replaces the default; think defaults to the top-level think. */
 static void scen__request(struct scen_parse *p, const struct ynode *n, const struct ynode *defaults_headers,
                           uint64_t think_lo, uint64_t think_hi)
 {

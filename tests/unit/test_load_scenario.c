@@ -128,6 +128,40 @@ static void test_good(void **state)
     scenario_destroy(s);
 }
 
+static void test_default_headers(void **state)
+{
+    (void)state;
+    struct scenario *s = load("base_url: http://127.0.0.1:9\n"
+                              "vus: 1\n"
+                              "duration: 1s\n"
+                              "headers: {Accept: text/plain, X-Env: '{{env AG_SCEN_ENV}}'}\n"
+                              "requests:\n"
+                              "  - {path: /a}\n"
+                              "  - {path: /b, headers: {accept: application/json}}\n");
+    assert_null(s); /* AG_SCEN_ENV is not set: an error, not an empty header */
+    assert_non_null(strstr(errtext, "AG_SCEN_ENV"));
+    setenv("AG_SCEN_ENV", "prod", 1);
+    s = load("base_url: http://127.0.0.1:9\n"
+             "vus: 1\n"
+             "duration: 1s\n"
+             "headers: {Accept: text/plain, X-Env: '{{env AG_SCEN_ENV}}'}\n"
+             "requests:\n"
+             "  - {path: /a}\n"
+             "  - {path: /b, headers: {accept: application/json}}\n");
+    if (s == NULL)
+        fail_msg("%s", errtext);
+    char err[256];
+    assert_int_equal(scenario_prepare(s, err, sizeof(err)), 0);
+    struct buf *a = &s->reqs[0].prebuilt, *b = &s->reqs[1].prebuilt;
+    buf_append(a, "", 1);
+    buf_append(b, "", 1);
+    assert_non_null(strstr(buf_head(a), "\r\nAccept: text/plain\r\nX-Env: prod\r\n"));
+    /* the request's own Accept replaced the default, in place; the other default stays */
+    assert_non_null(strstr(buf_head(b), "\r\nAccept: application/json\r\nX-Env: prod\r\n"));
+    assert_null(strstr(buf_head(b), "text/plain"));
+    scenario_destroy(s);
+}
+
 static void test_open_model(void **state)
 {
     (void)state;
@@ -191,6 +225,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good),
+        cmocka_unit_test(test_default_headers),
         cmocka_unit_test(test_open_model),
         cmocka_unit_test(test_errors),
     };
