@@ -691,6 +691,16 @@ static void scen__top(struct scen_parse *p, const struct ynode *root)
             SERR(p, n, "executor: '%s' is not an executor; use vus or arrival_rate", n->str);
     }
     s->plan.kind = rate ? SCHED_RATE : SCHED_VUS;
+    /* Keys of the other executor would be silently ignored: say so instead. */
+    static const char *const rate_only[] = {"rate", "start_rate", "pre_allocated_vus", "max_vus"};
+    if (!rate) {
+        for (size_t i = 0; i < sizeof(rate_only) / sizeof(rate_only[0]); i++)
+            if ((n = ynode_get(root, rate_only[i])))
+                SERR(p, n, "%s: only for the arrival_rate executor", rate_only[i]);
+    } else if ((n = ynode_get(root, "vus"))) {
+        SERR(p, n, "vus: only for the vus executor; the arrival_rate executor uses "
+                   "pre_allocated_vus and max_vus");
+    }
     const struct ynode *stages = ynode_get(root, "stages");
     const struct ynode *dur = ynode_get(root, "duration");
     uint64_t dur_us = 0;
@@ -767,8 +777,7 @@ static void scen__top(struct scen_parse *p, const struct ynode *root)
     } else {
         s->max_vus = (unsigned)ceil(peak);
         s->pre_vus = 0;
-        if ((n = ynode_get(root, "max_vus")))
-            SERR(p, n, "max_vus: only for the arrival_rate executor (vus follow the stages)");
+
     }
     s->threads = 1;
     if ((n = ynode_get(root, "threads")) && scen__uint(p, n, "threads", LOAD_MAX_THREADS, &v) == 0) {

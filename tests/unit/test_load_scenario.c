@@ -216,6 +216,12 @@ static void test_errors(void **state)
                  "4:", "not a status code");
     expect_error("base_url: http://h\nvus: 1\nduration: soon\nrequests: [{path: /}]\n", "3:11:",
                  "duration: 'soon' is not a duration");
+    expect_error("base_url: http://h\nexecutor: vus\nvus: 2\nrate: 10/s\nduration: 1s\n"
+                 "requests: [{path: /}]\n",
+                 "4:7:", "rate: only for the arrival_rate executor");
+    expect_error("base_url: http://h\nexecutor: arrival_rate\nvus: 2\nrate: 10/s\nduration: 1s\n"
+                 "requests: [{path: /}]\n",
+                 "3:6:", "vus: only for the vus executor");
     expect_error("base_url: http://h\nexecutor: arrival_rate\nrate: 10/s\nduration: 1s\n"
                  "pre_allocated_vus: 5\nmax_vus: 2\nrequests: [{path: /}]\n",
                  "6:", "below pre_allocated_vus");
