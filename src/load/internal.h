@@ -242,6 +242,7 @@ struct stats_sec {
     _Atomic int64_t sec; /* which second this slot holds, -1: none */
     struct hist h;
     uint64_t reqs, errors, bytes_in;
+    uint64_t dropped; /* open model: iterations dropped in this second */
     unsigned vus;
 };
 
@@ -279,6 +280,8 @@ void stats_set_vus(struct thread_stats *t, unsigned vus);
 /* A completed response. */
 void stats_record(struct thread_stats *t, size_t ep, int status, uint64_t latency_us,
                   uint64_t now_us, uint64_t bytes_in, bool failed);
+/* <n> open-model iterations dropped at <now_us> (no free connection). */
+void stats_record_dropped(struct thread_stats *t, uint64_t n, uint64_t now_us);
 /* A request that got no response. */
 void stats_record_error(struct thread_stats *t, size_t ep, enum load_err e, uint64_t now_us);
 
@@ -297,7 +300,7 @@ struct result_check {
 
 struct result_sec {
     int64_t t;       /* second since the start */
-    uint64_t reqs, errors, bytes_in;
+    uint64_t reqs, errors, bytes_in, dropped;
     uint64_t p50_us, p95_us, p99_us;
     unsigned vus;
 };

@@ -84,7 +84,8 @@ static const char rh_js[] =
     "chart('chart-latency',[{name:'p50',color:'#18794e',pts:pts('p50_ms')},"
     "{name:'p95',color:'#f5a623',pts:pts('p95_ms')},{name:'p99',color:'#c4320a',pts:pts('p99_ms')}],"
     "{fy:fmtMs});\n"
-    "chart('chart-errors',[{name:'errors/s',color:'#c4320a',pts:pts('errors')}],{});\n"
+    "chart('chart-errors',[{name:'errors/s',color:'#c4320a',pts:pts('errors')},"
+    "{name:'dropped/s',color:'#7a7f8a',pts:pts('dropped')}],{});\n"
     "chart('chart-vus',[{name:'active VUs / busy connections',color:'#7a4fd6',pts:pts('vus')}],{});\n"
     "var dist=D.dist||[],tot=0,acc=0;dist.forEach(function(d){tot+=d[1];});\n"
     "chart('chart-dist',[{name:'% of requests at or under',color:'#2f6fde',pts:dist.map(function(d)"
@@ -262,7 +263,7 @@ void report_html(const struct load_result *r, struct buf *out)
     buf_append_str(out, "</div>\n<div class=grid>"
                         "<div class=card><h3>Requests per second</h3><canvas id=chart-rps></canvas></div>"
                         "<div class=card><h3>Latency p50 / p95 / p99</h3><canvas id=chart-latency></canvas></div>"
-                        "<div class=card><h3>Errors per second</h3><canvas id=chart-errors></canvas></div>"
+                        "<div class=card><h3>Errors and dropped iterations per second</h3><canvas id=chart-errors></canvas></div>"
                         "<div class=card><h3>Active VUs</h3><canvas id=chart-vus></canvas></div>"
                         "<div class=card><h3>Latency distribution (cumulative)</h3><canvas id=chart-dist></canvas></div>"
                         "</div>\n");

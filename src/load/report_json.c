@@ -128,9 +128,10 @@ void report_json(const struct load_result *r, struct buf *b)
         const struct result_sec *s = &r->series[i];
         buf_printf(b,
                    "%s{\"t\":%" PRId64 ",\"rps\":%" PRIu64 ",\"errors\":%" PRIu64
-                   ",\"bytes_in\":%" PRIu64 ",\"p50_ms\":%.3f,\"p95_ms\":%.3f,\"p99_ms\":%.3f,"
-                   "\"vus\":%u}",
-                   i ? "," : "", s->t, s->reqs, s->errors, s->bytes_in, (double)s->p50_us / 1000.0,
+                   ",\"bytes_in\":%" PRIu64 ",\"dropped\":%" PRIu64
+                   ",\"p50_ms\":%.3f,\"p95_ms\":%.3f,\"p99_ms\":%.3f,\"vus\":%u}",
+                   i ? "," : "", s->t, s->reqs, s->errors, s->bytes_in, s->dropped,
+                   (double)s->p50_us / 1000.0,
                    (double)s->p95_us / 1000.0, (double)s->p99_us / 1000.0, s->vus);
     }
     buf_append_str(b, "],\"hist\":");
@@ -302,6 +303,7 @@ struct load_result *report_json_read(const char *path, char *err, size_t errlen)
         o->reqs = rj__u64(it, "rps");
         o->errors = rj__u64(it, "errors");
         o->bytes_in = rj__u64(it, "bytes_in");
+        o->dropped = rj__u64(it, "dropped");
         o->p50_us = (uint64_t)llround(rj__num(it, "p50_ms") * 1000.0);
         o->p95_us = (uint64_t)llround(rj__num(it, "p95_ms") * 1000.0);
         o->p99_us = (uint64_t)llround(rj__num(it, "p99_ms") * 1000.0);

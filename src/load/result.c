@@ -102,6 +102,7 @@ static void result__merge_series(struct load_result *dst, const struct load_resu
             o->reqs += b->reqs;
             o->errors += b->errors;
             o->bytes_in += b->bytes_in;
+            o->dropped += b->dropped;
             o->vus += b->vus;
             o->p50_us = a->p50_us > b->p50_us ? a->p50_us : b->p50_us;
             o->p95_us = a->p95_us > b->p95_us ? a->p95_us : b->p95_us;

@@ -174,8 +174,12 @@ static void run__arrival(struct loop *loop, void *arg)
     struct lthread *t = arg;
     if (t->stopping)
         return;
-    uint64_t rel = clock_now_us() - t->run->start_us;
+    uint64_t now = clock_now_us();
+    uint64_t rel = now - t->run->start_us;
+    uint64_t dropped = t->so.dropped;
     sched_open_arrivals(&t->so, rel);
+    /* Drops go into the series too: the second where the rate could not be met is visible. */
+    stats_record_dropped(&t->st, t->so.dropped - dropped, now);
     run__dispatch(t);
     sched_open_settle(&t->so);
     if (t->so.next_us != UINT64_MAX) {
@@ -241,7 +245,9 @@ static void run__stop_issuing(struct lthread *t)
     t->stopping = true;
     if (t->open) {
         loop_timer_stop(t->loop, &t->arrival);
+        uint64_t dropped = t->so.dropped;
         sched_open_drop_all(&t->so);
+        stats_record_dropped(&t->st, t->so.dropped - dropped, clock_now_us());
     }
     for (unsigned i = 0; i < t->nclients; i++) {
         struct client *c = &t->clients[i];
@@ -385,6 +391,7 @@ static void run__collect(struct run *run, struct load_result *r, struct run_coll
             o->reqs += s->reqs;
             o->errors += s->errors;
             o->bytes_in += s->bytes_in;
+            o->dropped += s->dropped;
             o->vus += s->vus;
         }
         o->p50_us = hist_percentile(&col->h, 50);

@@ -74,7 +74,7 @@ void stats_roll(struct thread_stats *t, uint64_t now_us)
     struct stats_sec *s = &t->ring[sec % STATS_RING];
     /* Seconds skipped without any event simply have no slot: the collector sees an empty second. */
     hist_reset(&s->h);
-    s->reqs = s->errors = s->bytes_in = 0;
+    s->reqs = s->errors = s->bytes_in = s->dropped = 0;
     s->vus = t->cur_vus;
     atomic_store_explicit(&s->sec, sec, memory_order_relaxed);
     t->cur_sec = sec;
@@ -130,4 +130,12 @@ void stats_record_error(struct thread_stats *t, size_t ep, enum load_err e, uint
     t->ep[ep].failed++;
     s->reqs++;
     s->errors++;
+}
+
+void stats_record_dropped(struct thread_stats *t, uint64_t n, uint64_t now_us)
+{
+    if (n == 0)
+        return;
+    stats_roll(t, now_us);
+    stats__slot(t)->dropped += n;
 }

@@ -53,6 +53,8 @@ dropped=$(jq '.totals.dropped' "$T/short.json")
 late=$(jq '.totals.late' "$T/short.json")
 [ "$dropped" -gt 300 ] || fail "dropped iterations: $dropped"
 [ "$late" -gt 0 ] || fail "late iterations: $late"
+# the series says when: every dropped iteration is in one of its seconds
+assert_eq "$(jq '[.series[].dropped] | add' "$T/short.json")" "$dropped" "dropped in the series"
 out=$(cat "$T/short.out")
 assert_contains "$out" "dropped_iterations"
 assert_contains "$out" "WARNING: the requested rate was not met"

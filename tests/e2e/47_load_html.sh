@@ -48,7 +48,7 @@ drawn() { grep -o "id=\"$1\"[^>]*data-drawn=\"[0-9]*\"" "$T/dom.html" | grep -o 
 secs=$(jq '[.series[] | select(.t < 3)] | length' "$T/report.json")
 assert_eq "$(drawn chart-rps)" "$secs" "points on the RPS chart"
 assert_eq "$(drawn chart-latency)" $((3 * secs)) "points on the latency chart (p50, p95, p99)"
-assert_eq "$(drawn chart-errors)" "$secs" "points on the errors chart"
+assert_eq "$(drawn chart-errors)" $((2 * secs)) "points on the errors chart (errors, dropped)"
 assert_eq "$(drawn chart-vus)" "$secs" "points on the VUs chart"
 buckets=$(jq '.hist.buckets | length' "$T/report.json")
 assert_eq "$(drawn chart-dist)" "$buckets" "points on the distribution chart"
