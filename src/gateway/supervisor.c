@@ -291,7 +291,15 @@ static size_t sv__alive(const struct sv *sv)
 static void sv__child(struct sv *sv, const struct gw_config *c, const struct sv_socks *mine,
                       struct worker_shm *shm, unsigned generation, uint64_t max_requests)
 {
-    sigprocmask(SIG_SETMASK, &sv->oldmask, NULL);
+    /* The stop signals stay blocked: worker_run() takes them with sigtimedwait(), and a SIGTERM
+     * sent between fork and that point (a stop during a start) waits for it instead of killing
+     * the worker with the default action. SIGCHLD goes back to what it was. */
+    sigset_t mask = sv->oldmask;
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    sigdelset(&mask, SIGCHLD);
+    sigprocmask(SIG_SETMASK, &mask, NULL);
     /* A worker outlives nothing: if the supervisor dies (kill -9), the worker drains and exits. */
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != sv->self)
@@ -367,6 +375,8 @@ static struct sv_worker *sv__start(struct sv *sv, const struct gw_config *c,
         ag_log(AG_LOG_ERROR, "fork failed: %s", strerror(errno));
         munmap(m, sizeof(struct worker_shm));
         sv->generation--;
+        if (why == SV_WHY_RESTART || why == SV_WHY_RECYCLE)
+            sv->restarts--;
         return NULL;
     }
     if (pid == 0)
