@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
+#include <time.h>
 
 #include "cache/cache.h"
 #include "cache/coalesce.h"
@@ -777,6 +778,35 @@ static void cachehook__json_stats(struct cachehook *ch, struct buf *out)
                (long long)metrics_read(m, ch->m_l2_errors, METRICS_COUNTER));
 }
 
+/* /metrics/cache in the seed's shape: {hits, misses, hitRate: "99.95%", total, timestamp}, then
+ * every other counter under "detail" (the /cache/stats object, where hitRate is a fraction). */
+static void cachehook__seed_json(struct gw_shared *sh, struct buf *out)
+{
+    int64_t hits = 0, misses = 0;
+    if (sh->cache != NULL) {
+        struct metrics *m = sh->metrics;
+        metrics_ref *st = sh->cache->m_status;
+        hits = metrics_read(m, st[CACHE_HIT], METRICS_COUNTER) +
+               metrics_read(m, st[CACHE_STALE], METRICS_COUNTER);
+        misses = metrics_read(m, st[CACHE_MISS], METRICS_COUNTER) +
+                 metrics_read(m, st[CACHE_EXPIRED], METRICS_COUNTER);
+    }
+    uint64_t now = clock_wall_ms();
+    time_t t = (time_t)(now / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    char stamp[32];
+    strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+    int64_t total = hits + misses;
+    buf_printf(out,
+               "{\"hits\":%lld,\"misses\":%lld,\"hitRate\":\"%.2f%%\",\"total\":%lld,"
+               "\"timestamp\":\"%s.%03uZ\",\"detail\":",
+               (long long)hits, (long long)misses, total ? 100.0 * (double)hits / (double)total : 0.0,
+               (long long)total, stamp, (unsigned)(now % 1000));
+    cachehook_stats_json(sh, out);
+    buf_append_str(out, "}");
+}
+
 void cachehook_stats_json(struct gw_shared *sh, struct buf *out)
 {
     if (sh->cache == NULL) {
@@ -817,7 +847,10 @@ bool cachehook_admin(struct gw_shared *sh, const struct h1_request *req, struct 
             return true;
         }
         *status = 200;
-        cachehook_stats_json(sh, body);
+        if (PATH_IS("/metrics/cache"))
+            cachehook__seed_json(sh, body);
+        else
+            cachehook_stats_json(sh, body);
         buf_append_str(body, "\n");
         return true;
     }
