@@ -17,8 +17,8 @@ url="http://127.0.0.1:$port/fixed"
 log "closed model, 16 VUs"
 "$APIGATE" load -q -c 16 -d 3s --json "$T/c.json" "$url" >/dev/null
 assert_range "$(jq '.latency_ms.med' "$T/c.json")" 20 22 "closed p50 (ms)"
-# (no assertion on the minimum: the mock's millisecond timers may release a request up to 1 ms early)
-assert_range "$(jq '.latency_ms.p90' "$T/c.json")" 20 25 "closed p90 (ms)"
+# (no assertion on the minimum: the mock's millisecond timers may release a request up to 1 ms
+# early; nor on the tail, which a starved CI machine stretches)
 [ "$(jq '.totals.requests' "$T/c.json")" -gt 1500 ] || fail "closed: too few requests"
 assert_eq "$(jq '.totals.failed' "$T/c.json")" 0 "closed failures"
 
