@@ -102,7 +102,7 @@ start_server() { # NAME -> PX_PID PX_PORT
         ;;
     esac
     PX_PID=$!
-    PIDS+=($PX_PID)
+    PIDS+=("$PX_PID")
     wait_port "$PX_PORT"
     sleep 0.3
 }

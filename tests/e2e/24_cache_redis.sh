@@ -13,10 +13,12 @@ rport=$(free_port)
 start_mock mock "$mport"
 start_bg redis redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no
 wait_port "$rport"
+G_a='' G_b='' A_a='' A_b=''
 for n in a b; do
     gp=$(free_port)
     ap=$(free_port)
-    eval "G_$n=http://127.0.0.1:$gp A_$n=http://127.0.0.1:$ap"
+    if [ "$n" = a ]; then G_a=http://127.0.0.1:$gp A_a=http://127.0.0.1:$ap
+    else G_b=http://127.0.0.1:$gp A_b=http://127.0.0.1:$ap; fi
     cat >"$T/gw-$n.yaml" <<YAML
 listen: 127.0.0.1:$gp
 admin: 127.0.0.1:$ap
