@@ -25,6 +25,7 @@
 #include "gateway/cachehook_priv.h"
 #include "gateway/conn.h"
 #include "gateway/gwconf.h"
+#include "gateway/trace.h"
 #include "http/headers.h"
 
 /* ---- setup ---- */
@@ -61,8 +62,8 @@ static void cachehook__register_metrics(struct cachehook *ch, struct metrics *m)
     const char *l_st[] = {"status", NULL};
     int f = metrics_family(m, METRICS_COUNTER, "apigate_cache_requests_total",
                            "Requests of cached routes by cache outcome (the X-Cache value).", l_st);
-    static const char *const names[CACHE_STATUS_COUNT] = {"", "hit", "stale", "miss", "expired",
-                                                          "bypass"};
+    static const char *const names[CACHE_STATUS_COUNT] = {"",     "hit",     "stale",
+                                                          "miss", "expired", "bypass"};
     for (int i = 1; i < CACHE_STATUS_COUNT; i++)
         ch->m_status[i] = metrics_series1(m, f, names[i]);
     ch->m_status[0] = METRICS_REF_NONE;
@@ -204,8 +205,8 @@ static int cachehook__own_request(struct conn *c, struct chreq *cr)
         buf_append(b, "\r\n", 2);
     }
     buf_append(b, "\r\n", 2);
-    struct h1_limits lim = {.max_request_line = b->len + 1, .max_head = b->len + 1,
-                            .max_headers = c->max_hdrs};
+    struct h1_limits lim = {
+        .max_request_line = b->len + 1, .max_head = b->len + 1, .max_headers = c->max_hdrs};
     struct h1_request copy;
     if (h1_parse_request(b->data, b->len, &copy, c->hdrs, c->max_hdrs, &lim) <= 0)
         return -1;
@@ -264,6 +265,29 @@ void cachehook__count(struct conn *c, enum cache_status st)
     metrics_counter_inc(c->th->ms, ch->m_status[st]);
 }
 
+/* With server.server_timing, turns the hit block's final blank line into a Server-Timing header
+ * (cache outcome and the time so far) and the blank line. Returns the new block length. */
+static size_t cachehook__timing(struct conn *c, enum cache_status st, char *block, size_t bl,
+                                size_t cap)
+{
+    if (!c->th->sh->cfg->server.server_timing || bl < 2)
+        return bl;
+    struct trace_timing tt = {.cache = cache_status_name(st),
+                              .pool_us = -1,
+                              .upstream_us = -1,
+                              .total_us =
+                                  c->t_start_us ? (int64_t)(clock_now_us() - c->t_start_us) : -1};
+    char v[96];
+    size_t n = trace_server_timing(v, sizeof(v), &tt);
+    if (n == 0 || bl - 2 + 15 + n + 4 > cap)
+        return bl;
+    char *p = block + bl - 2;
+    memcpy(p, "Server-Timing: ", 15);
+    memcpy(p + 15, v, n);
+    memcpy(p + 15 + n, "\r\n\r\n", 4);
+    return bl - 2 + 15 + n + 4;
+}
+
 /* Answers the request from entry <o>: a 304 when the client's validators match, else the stored
  * bytes with the per-hit block, as one writev when the socket takes it. Ends the request. */
 void cachehook__serve(struct conn *c, struct store_obj *o, uint64_t age_ms, enum cache_status st)
@@ -274,8 +298,9 @@ void cachehook__serve(struct conn *c, struct store_obj *o, uint64_t age_ms, enum
         cache_write_304(e, age_ms, st, connh, &c->out);
         c->status = 304;
     } else {
-        char block[160];
+        char block[288];
         size_t bl = cache_hit_block(block, age_ms, st, connh);
+        bl = cachehook__timing(c, st, block, bl, sizeof(block));
         struct iovec iov[3] = {
             {.iov_base = e->data, .iov_len = e->head_len},
             {.iov_base = block, .iov_len = bl},
@@ -392,7 +417,8 @@ bool cachehook__fetch_or_wait(struct conn *c, struct chreq *cr)
     return true;
 }
 
-static void cachehook__keep_key(struct chreq *cr, const struct buf *key, const struct cache_found *f)
+static void cachehook__keep_key(struct chreq *cr, const struct buf *key,
+                                const struct cache_found *f)
 {
     cr->key = xmalloc(key->len + 1);
     memcpy(cr->key, key->data, key->len);
@@ -578,9 +604,9 @@ int cachehook_response_head(struct conn *c)
     int64_t wall = clock_wall_s();
     if (res->status == 304 && cr->stale != NULL && cr->validators_sent) {
         /* our revalidation succeeded: refresh the entry, answer from it */
-        struct store_obj *o = cache_refresh_304(ch->cache, &cr->route->pc, &c->req, &cr->preq,
-                                                cr->stale, res, cr->req_wall_s, wall, now,
-                                                cr->key, cr->key_len, cr->primary_len);
+        struct store_obj *o =
+            cache_refresh_304(ch->cache, &cr->route->pc, &c->req, &cr->preq, cr->stale, res,
+                              cr->req_wall_s, wall, now, cr->key, cr->key_len, cr->primary_len);
         metrics_counter_inc(c->th->ms, ch->m_revalidated);
         struct store_obj *use = o != NULL ? o : cr->stale;
         const struct cache_entry *e = use->payload;
@@ -604,9 +630,9 @@ int cachehook_response_head(struct conn *c)
     if (c->req.method_id != H1_M_GET)
         return 0;
     const char *why = NULL;
-    cr->fill = cache_fill_begin(ch->cache, &cr->route->pc, &c->req, &cr->preq, res,
-                                cr->req_wall_s, wall, now, cr->path_gen, cr->route->max_object,
-                                conn_date(c->th), &why);
+    cr->fill =
+        cache_fill_begin(ch->cache, &cr->route->pc, &c->req, &cr->preq, res, cr->req_wall_s, wall,
+                         now, cr->path_gen, cr->route->max_object, conn_date(c->th), &why);
     if (cr->fill == NULL)
         metrics_counter_inc(c->th->ms, ch->m_not_stored);
     return 0;
@@ -623,8 +649,9 @@ void cachehook__write_entry(struct conn *c, struct store_obj *o, uint64_t age_ms
         cache_write_304(e, age_ms, st, connh, &c->out);
         c->status = 304;
     } else {
-        char block[160];
+        char block[288];
         size_t bl = cache_hit_block(block, age_ms, st, connh);
+        bl = cachehook__timing(c, st, block, bl, sizeof(block));
         buf_append(&c->out, e->data, e->head_len);
         buf_append(&c->out, block, bl);
         if (c->req.method_id != H1_M_HEAD)
@@ -801,8 +828,9 @@ static void cachehook__seed_json(struct gw_shared *sh, struct buf *out)
     buf_printf(out,
                "{\"hits\":%lld,\"misses\":%lld,\"hitRate\":\"%.2f%%\",\"total\":%lld,"
                "\"timestamp\":\"%s.%03uZ\",\"detail\":",
-               (long long)hits, (long long)misses, total ? 100.0 * (double)hits / (double)total : 0.0,
-               (long long)total, stamp, (unsigned)(now % 1000));
+               (long long)hits, (long long)misses,
+               total ? 100.0 * (double)hits / (double)total : 0.0, (long long)total, stamp,
+               (unsigned)(now % 1000));
     cachehook_stats_json(sh, out);
     buf_append_str(out, "}");
 }

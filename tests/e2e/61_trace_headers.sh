@@ -17,6 +17,7 @@ cat >"$T/mock.yaml" <<'EOF'
 routes:
   - {method: ANY, path: '/echo/*', handler: echo}
   - {method: GET, path: /slow, body_size: 100, latency: 30ms}
+  - {method: GET, path: /cached, body_size: 100, headers: {Cache-Control: 'max-age=60'}}
 EOF
 gwconf() { # LISTEN ADMIN SERVER_TIMING
     cat <<EOF
@@ -33,6 +34,10 @@ routes:
     upstream: api
   - match: /slow
     upstream: api
+  - match: /cached
+    upstream: api
+    cache: {}
+cache: {memory: 4MB}
 EOF
 }
 gwconf "$gport" "$aport" true >"$T/gw.yaml"
@@ -97,6 +102,18 @@ assert_contains "$st" "total;dur=" "Server-Timing total"
 updur=$(sed -E 's/.*upstream;dur=([0-9.]+).*/\1/' <<<"$st")
 awk -v d="$updur" 'BEGIN { exit !(d >= 25 && d < 5000) }' ||
     fail "upstream duration $updur ms does not show the mock's 30 ms latency ($st)"
+
+log "Server-Timing on the cache path: MISS with the upstream's timings, then HIT from memory"
+st_of() { curl -s -D - -o /dev/null --max-time 10 "$1" | grep -i '^server-timing:' | tr -d '\r' | sed 's/^[^:]*: //'; }
+st=$(st_of "$G/cached")
+assert_contains "$st" "cache;desc=MISS" "miss"
+assert_contains "$st" "upstream;dur=" "miss went upstream"
+st=$(st_of "$G/cached")
+assert_contains "$st" "cache;desc=HIT" "hit"
+assert_contains "$st" "total;dur=" "hit total"
+assert_not_contains "$st" "upstream;dur=" "a hit has no upstream time"
+[ "$(st_of "http://127.0.0.1:$g2port/cached")" = "" ] || fail "Server-Timing on a miss while disabled"
+[ "$(st_of "http://127.0.0.1:$g2port/cached")" = "" ] || fail "Server-Timing on a hit while disabled"
 
 log "no Server-Timing when disabled"
 hdrs=$(curl -s -D - -o /dev/null --max-time 10 "http://127.0.0.1:$g2port/slow")
