@@ -21,6 +21,7 @@
 #include "gateway/conn.h"
 #include "gateway/dashboard.h"
 #include "gateway/gwconf.h"
+#include "gateway/resil.h"
 #include "gateway/upstream.h"
 #include "gateway/worker.h"
 #include "http/date.h"
@@ -252,7 +253,7 @@ void admin_stats_json(struct gw_shared *sh, struct buf *out)
                "\"latency_ms\":{\"avg\":%.3f,\"p50\":%.3f,\"p95\":%.3f,\"p99\":%.3f,\"max\":%.3f},"
                "\"shed\":%llu,\"inflight\":%lld,"
                "\"connections\":{\"open\":%lld,\"accepted\":%lld,\"rejected\":%lld},"
-               "\"breakers_open\":0,"
+               "\"breakers_open\":%d,"
                "\"pool\":{\"connects\":%llu,\"wait_p95_ms\":%.3f},",
                uptime, (unsigned long long)atomic_load(&sh->shm->restarts),
                (unsigned long long)total, (unsigned long long)cls[1], (unsigned long long)cls[2],
@@ -264,9 +265,12 @@ void admin_stats_json(struct gw_shared *sh, struct buf *out)
                (long long)metrics_read(m, sh->ids.conns_open, METRICS_GAUGE),
                (long long)metrics_read(m, sh->ids.conns_accepted, METRICS_COUNTER),
                (long long)metrics_read(m, sh->ids.conns_rejected, METRICS_COUNTER),
-               (unsigned long long)connects_all, admin__ms(hist_percentile(&pw_all, 95)));
+               resil_breakers_open(sh), (unsigned long long)connects_all,
+               admin__ms(hist_percentile(&pw_all, 95)));
     admin__latency_window(&all, out);
-    buf_append_str(out, "\"cache\":");
+    buf_append_str(out, "\"breakers\":");
+    resil_stats_json(sh, out); // per-route circuit breakers (resil.c)
+    buf_append_str(out, ",\"cache\":");
     cachehook_stats_json(sh, out);
     buf_append_str(out, ",\"routes\":");
     buf_append(out, buf_head(&routes), buf_pending(&routes));

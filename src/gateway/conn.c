@@ -179,6 +179,7 @@ void conn_close(struct conn *c)
     struct gwthread *th = c->th;
     proxy_abort(c);
     cachehook_request_end(c);
+    resil_request_end(c);
     if (c->admitted_route) {
         atomic_fetch_sub(&th->sh->rt[c->route].inflight, 1);
         c->admitted_route = false;
@@ -489,6 +490,7 @@ void conn_request_done(struct conn *c)
     struct gw_shared *sh = th->sh;
     c->counted = true;
     conn__record(c);
+    resil_request_end(c);
     if (c->admitted_route) {
         atomic_fetch_sub(&sh->rt[c->route].inflight, 1);
         c->admitted_route = false;

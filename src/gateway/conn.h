@@ -13,6 +13,7 @@
 #include "core/arena.h"
 #include "core/buf.h"
 #include "core/loop.h"
+#include "gateway/resil.h"
 #include "gateway/upool.h"
 #include "http/chunked.h"
 #include "http/date.h"
@@ -79,6 +80,7 @@ struct gw_shared {
     struct gwthread **threads;
     size_t nthreads;
     struct cachehook *cache;        // response cache (cachehook.c); NULL: no route caches
+    struct resil *resil;            // breakers, retries, adaptive limits (resil.c)
 };
 
 /* Per-thread cache of (route, method, status) -> histogram series, so the hot path never takes
@@ -213,6 +215,7 @@ struct conn {
     uint64_t bytes_out;
     bool counted;               // request finished and recorded
     struct chreq *creq;         // cache state of the current request (cachehook.c), or NULL
+    struct resil_req rs;        // breaker ticket, retries, adaptive slot (resil.c)
     struct proxy px;
 };
 
@@ -250,6 +253,10 @@ void proxy_on_client_drained(struct conn *c);
 /* Aborts the exchange (client gone or conn closing): cancels the wait, closes the upstream
  * connection when mid-exchange. */
 void proxy_abort(struct conn *c);
+/* resil.c: restarts the exchange for a retry. <now> false: drops the failed attempt (the
+ * connection is closed, the total deadline stays armed) and waits; true: acquires a connection
+ * again (after the backoff). Only for requests without a body. */
+void proxy_retry(struct conn *c, bool now);
 void proxy_init(struct proxy *px);
 void proxy_deinit(struct proxy *px);
 

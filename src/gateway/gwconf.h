@@ -172,6 +172,12 @@ struct gw_route_timeout {
 struct gw_route_limit {
     int64_t concurrency;      /* requests in flight on this route (per gateway); 0: unlimited */
     uint64_t retry_after_ms;  /* Retry-After of the 503 sent when over the limit */
+    bool adaptive;            /* gradient limit from measured latency (adaptive.c) */
+    int64_t adaptive_min;     /* the adaptive limit never goes below this */
+    int64_t adaptive_max;     /* … nor above this */
+    int64_t adaptive_initial; /* limit before the first measurement */
+    uint64_t adaptive_window_ms;   /* latency samples are averaged over this */
+    uint64_t min_rtt_interval_ms;  /* the minimum latency is re-measured this often */
 };
 
 /* `routes[].breaker:` — enabled when present. */

@@ -80,6 +80,8 @@ static void proxy__fail(struct conn *c, int status, const char *code, const char
            c->th->sh->rt[c->route].label, (int)c->rid_len, c->rid);
     proxy__detach(c, false); // a broken or late exchange never goes back to the pool
     px->state = PX_DONE;
+    if (resil_failed(c, status, counter))
+        return; // a retry was scheduled (resil.c)
     if (!c->head_sent && cachehook_upstream_failed(c))
         return; // stale-if-error: a stored copy answered
     if (c->head_sent) {
@@ -87,6 +89,8 @@ static void proxy__fail(struct conn *c, int status, const char *code, const char
         conn_request_done(c);
         return;
     }
+    if (resil_fallback(c))
+        return; // the route's configured fallback answered
     const char *extra = status == 503 ? "Retry-After: 1\r\n" : NULL;
     conn_respond_error(c, status, code, msg, extra);
 }
@@ -341,6 +345,8 @@ void proxy_start(struct conn *c)
     struct proxy *px = &c->px;
     struct gwthread *th = c->th;
     const struct gw_route *gr = proxy__route(c);
+    if (!resil_admit(c))
+        return; // breaker open or adaptive limit: answered without the upstream
     px->pool = th->pools[gr->upstream_index];
     px->uc = NULL;
     px->head_sent = 0;
@@ -364,6 +370,26 @@ void proxy_start(struct conn *c)
     px->total_deadline_ms = gr->timeout.total_ms ? now + gr->timeout.total_ms : 0;
     loop_timer_init(&px->timer, proxy__on_timer, c);
     proxy__build_head(c); // copies every slice of c->req it needs: c->in may move afterwards
+    proxy__acquire(c);
+}
+
+void proxy_retry(struct conn *c, bool now)
+{
+    struct proxy *px = &c->px;
+    if (!now) {
+        proxy__detach(c, false); // the failed attempt's connection is never reused
+        px->head_sent = 0;
+        buf_reset(&px->uin);
+        px->req_done = false;
+        px->head_done = px->got_bytes = px->res_done = false;
+        px->out = PX_OUT_NONE;
+        px->first_byte_deadline_ms = 0;
+        px->state = PX_WAIT_CONN; // proxy_abort and the total deadline see a pending wait
+        proxy__arm(c);
+        return;
+    }
+    if (px->state != PX_WAIT_CONN || px->uc != NULL)
+        return;
     proxy__acquire(c);
 }
 
@@ -611,6 +637,8 @@ static int proxy__parse_head(struct conn *c)
             continue;
         }
         px->t_first_byte_us = clock_now_us();
+        if (resil_response(c, px->res.status))
+            return -1; // dropped for a retry (retry.on lists the status)
         px->res_body = px->res.body;
         px->res_remaining = px->res.body == H1_BODY_LENGTH ? px->res.content_length : 0;
         h1_chunked_init(&px->res_chunk);

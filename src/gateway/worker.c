@@ -367,6 +367,7 @@ int worker_run(const struct worker_ctx *ctx)
     }
 
     sh->cache = cachehook_create(sh); // NULL when no route caches
+    sh->resil = resil_create(sh);
     sh->threads = xcalloc(ctx->nlisten, sizeof(*sh->threads));
     pthread_t *tids = xcalloc(ctx->nlisten, sizeof(*tids));
     size_t started = 0;
@@ -430,6 +431,8 @@ int worker_run(const struct worker_ctx *ctx)
     free(sh->threads);
     cachehook_destroy(sh->cache);
     sh->cache = NULL;
+    resil_destroy(sh->resil);
+    sh->resil = NULL;
     ag_log(AG_LOG_INFO, "worker %u stopped after %llu requests", ctx->generation,
            (unsigned long long)atomic_load(&ctx->shm->requests));
 out_alog:

@@ -1,0 +1,435 @@
+/* Resilience glue of the request path (see resil.h): builds one breaker / retry budget per route
+ * from the config, asks them at proxy_start, feeds them the outcome of each exchange, schedules
+ * retries, writes fallbacks, and keeps their metrics. The mechanisms live in breaker.c, retry.c
+ * and adaptive.c, which know nothing of connections. */
+#include "gateway/resil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "gateway/adaptive.h"
+#include "gateway/cachehook.h"
+#include "gateway/conn.h"
+#include "gateway/gwconf.h"
+#include "gateway/retry.h"
+#include "http/h1write.h"
+#include "http/headers.h"
+
+#define RESIL_BUDGET_WINDOW_MS 10000 /* window of the retry budget (Envoy uses active requests) */
+#define RESIL_BACKOFF_CAP_MS 2000
+
+struct resil_route {
+    const struct gw_route *gr;
+    const char *label;               // route pattern: the metric label
+    const char *upstream;
+    struct breaker *br;              // NULL: no breaker
+    struct retry_budget *budget;     // NULL: no retries
+    struct retry_on on;
+    struct adaptive *ad;             // NULL: no adaptive limit
+    metrics_ref m_state;             // apigate_breaker_state{route,upstream}
+    metrics_ref m_to[3];             // apigate_breaker_transitions_total{route,to}
+    metrics_ref m_rejected;          // apigate_breaker_rejected_total{route}
+    metrics_ref m_retries;           // apigate_retries_total{route}
+    metrics_ref m_exhausted;         // apigate_retry_budget_exhausted_total{route}
+    metrics_ref m_fallbacks;         // apigate_fallback_responses_total{route}
+    metrics_ref m_limit;             // apigate_adaptive_limit{route}
+    metrics_ref m_shed;              // apigate_shed_requests_total{route,reason="adaptive_limit"}
+};
+
+struct resil {
+    struct gw_shared *sh;
+    size_t nroutes;
+    struct resil_route *routes;
+};
+
+/* xorshift64* per thread: jitter only needs to differ between clients, not to be secret */
+static _Thread_local uint64_t resil_rng;
+
+static uint64_t resil__rand(void)
+{
+    if (resil_rng == 0)
+        resil_rng = clock_now_us() * 0x9e3779b97f4a7c15ull | 1;
+    resil_rng ^= resil_rng >> 12;
+    resil_rng ^= resil_rng << 25;
+    resil_rng ^= resil_rng >> 27;
+    return resil_rng * 0x2545f4914f6cdd1dull;
+}
+
+struct resil *resil_create(struct gw_shared *sh)
+{
+    const struct gw_config *cfg = sh->cfg;
+    struct metrics *m = sh->metrics;
+    struct resil *r = xcalloc(1, sizeof(*r));
+    r->sh = sh;
+    r->nroutes = cfg->nroutes;
+    r->routes = xcalloc(cfg->nroutes ? cfg->nroutes : 1, sizeof(*r->routes));
+    const char *l_ru[] = {"route", "upstream", NULL};
+    const char *l_rt[] = {"route", "to", NULL};
+    const char *l_r[] = {"route", NULL};
+    int f_state = -1, f_trans = -1, f_rej = -1, f_retry = -1, f_exh = -1, f_fb = -1, f_lim = -1;
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        const struct gw_route *gr = &cfg->routes[i];
+        struct resil_route *rr = &r->routes[i];
+        rr->gr = gr;
+        rr->label = gr->match;
+        rr->upstream = cfg->upstreams[gr->upstream_index].name;
+        rr->m_state = rr->m_rejected = rr->m_retries = rr->m_exhausted = METRICS_REF_NONE;
+        rr->m_fallbacks = rr->m_limit = rr->m_shed = METRICS_REF_NONE;
+        for (int k = 0; k < 3; k++)
+            rr->m_to[k] = METRICS_REF_NONE;
+        if (gr->breaker.enabled) {
+            struct breaker_conf bc = {
+                .window_ms = gr->breaker.window_ms,
+                .buckets = (unsigned)gr->breaker.buckets,
+                .error_threshold = gr->breaker.error_threshold,
+                .min_requests = (uint64_t)gr->breaker.min_requests,
+                .open_for_ms = gr->breaker.open_for_ms,
+                .probes = (unsigned)gr->breaker.half_open_requests,
+                .successes = (unsigned)gr->breaker.half_open_requests,
+            };
+            rr->br = breaker_create(&bc);
+            if (f_state < 0) {
+                f_state = metrics_family(m, METRICS_GAUGE_SET, "apigate_breaker_state",
+                                         "Circuit breaker state: 0 closed, 1 open, 2 half-open.",
+                                         l_ru);
+                f_trans = metrics_family(m, METRICS_COUNTER, "apigate_breaker_transitions_total",
+                                         "Circuit breaker state changes, by the state entered.",
+                                         l_rt);
+                f_rej = metrics_family(m, METRICS_COUNTER, "apigate_breaker_rejected_total",
+                                       "Requests not sent upstream because the breaker was open.",
+                                       l_r);
+            }
+            const char *vs[] = {rr->label, rr->upstream, NULL};
+            rr->m_state = metrics_series(m, f_state, vs);
+            metrics_gauge_set(m, rr->m_state, BREAKER_CLOSED);
+            for (int k = 0; k < 3; k++) {
+                const char *vt[] = {rr->label, breaker_state_name(k), NULL};
+                rr->m_to[k] = metrics_series(m, f_trans, vt);
+            }
+            rr->m_rejected = metrics_series1(m, f_rej, rr->label);
+        }
+        if (gr->retry.attempts > 0) {
+            const char *bad = NULL;
+            if (retry_on_parse((const char *const *)gr->retry.on.v, gr->retry.on.n, &rr->on,
+                               &bad) == -1)
+                ag_log(AG_LOG_WARN, "route %s: retry.on: unknown condition \"%s\" ignored",
+                       rr->label, bad);
+            rr->budget = retry_budget_create(gr->retry.budget, RESIL_BUDGET_WINDOW_MS, 10);
+            if (f_retry < 0) {
+                f_retry = metrics_family(m, METRICS_COUNTER, "apigate_retries_total",
+                                         "Retries sent upstream.", l_r);
+                f_exh = metrics_family(m, METRICS_COUNTER,
+                                       "apigate_retry_budget_exhausted_total",
+                                       "Retries not sent because the retry budget was spent.",
+                                       l_r);
+            }
+            rr->m_retries = metrics_series1(m, f_retry, rr->label);
+            rr->m_exhausted = metrics_series1(m, f_exh, rr->label);
+        }
+        if (gr->fallback.enabled || gr->breaker.enabled) {
+            if (f_fb < 0)
+                f_fb = metrics_family(m, METRICS_COUNTER, "apigate_fallback_responses_total",
+                                      "Fallback responses written instead of an upstream answer.",
+                                      l_r);
+            rr->m_fallbacks = metrics_series1(m, f_fb, rr->label);
+        }
+        if (gr->limit.adaptive) {
+            struct adaptive_conf ac;
+            adaptive_conf_from_route(gr, &ac);
+            rr->ad = adaptive_create(&ac, clock_now_ms());
+            if (f_lim < 0)
+                f_lim = metrics_family(m, METRICS_GAUGE_SET, "apigate_adaptive_limit",
+                                       "Current adaptive concurrency limit of the route.", l_r);
+            rr->m_limit = metrics_series1(m, f_lim, rr->label);
+            metrics_gauge_set(m, rr->m_limit, adaptive_limit(rr->ad));
+            const char *vs[] = {rr->label, "adaptive_limit", NULL};
+            rr->m_shed = metrics_series(m, sh->ids.shed, vs);
+        }
+    }
+    return r;
+}
+
+void resil_destroy(struct resil *r)
+{
+    if (r == NULL)
+        return;
+    for (size_t i = 0; i < r->nroutes; i++) {
+        breaker_destroy(r->routes[i].br);
+        retry_budget_destroy(r->routes[i].budget);
+        adaptive_destroy(r->routes[i].ad);
+    }
+    free(r->routes);
+    r->routes = NULL;
+    free(r);
+}
+
+static struct resil_route *resil__route(struct conn *c)
+{
+    struct resil *r = c->th->sh->resil;
+    if (r == NULL || c->route < 0 || (size_t)c->route >= r->nroutes)
+        return NULL;
+    return &r->routes[c->route];
+}
+
+/* Logs and counts a transition this thread won (each is seen by exactly one caller). */
+static void resil__transition(struct conn *c, struct resil_route *rr, int to)
+{
+    if (to == BREAKER_NO_CHANGE)
+        return;
+    metrics_gauge_set(c->th->sh->metrics, rr->m_state, to);
+    metrics_counter_inc(c->th->ms, rr->m_to[to]);
+    uint64_t req = 0, fails = 0;
+    breaker_window(rr->br, loop_now_ms(c->th->loop), &req, &fails);
+    enum log_level lvl = to == BREAKER_OPEN ? AG_LOG_WARN : AG_LOG_INFO;
+    ag_log(lvl, "circuit breaker %s, route: %s, upstream: %s (window: %llu requests, %llu failed)",
+           to == BREAKER_OPEN ? "opened" : to == BREAKER_HALF_OPEN ? "half-open: probing" : "closed",
+           rr->label, rr->upstream, (unsigned long long)req, (unsigned long long)fails);
+}
+
+/* Records the request's outcome in its breaker, once. */
+static void resil__outcome(struct conn *c, struct resil_route *rr, bool failed)
+{
+    struct resil_req *rs = &c->rs;
+    if (!rs->ticket_held || rr->br == NULL)
+        return;
+    rs->ticket_held = false;
+    int ch;
+    breaker_record(rr->br, loop_now_ms(c->th->loop), &rs->ticket, failed, &ch);
+    resil__transition(c, rr, ch);
+}
+
+/* Releases the adaptive slot; <sample>: the request completed and its latency is a sample. */
+static void resil__unlimit(struct conn *c, struct resil_route *rr, bool sample)
+{
+    struct resil_req *rs = &c->rs;
+    if (!rs->limited || rr->ad == NULL)
+        return;
+    rs->limited = false;
+    uint64_t now_us = clock_now_us();
+    uint64_t rtt = sample && rs->t_sent_us ? now_us - rs->t_sent_us : 0;
+    if (adaptive_release(rr->ad, now_us / 1000, rtt, sample))
+        metrics_gauge_set(c->th->sh->metrics, rr->m_limit, adaptive_limit(rr->ad));
+}
+
+bool resil_admit(struct conn *c)
+{
+    struct resil_route *rr = resil__route(c);
+    if (rr == NULL)
+        return true;
+    struct resil_req *rs = &c->rs;
+    uint64_t now = loop_now_ms(c->th->loop);
+    if (rr->br != NULL && !rs->ticket_held) {
+        int ch;
+        bool ok = breaker_allow(rr->br, now, &rs->ticket, &ch);
+        resil__transition(c, rr, ch);
+        if (!ok) {
+            /* open: the upstream is not touched; a stale copy, else the fallback, else 503 */
+            metrics_counter_inc(c->th->ms, rr->m_rejected);
+            if (cachehook_upstream_failed(c))
+                return false;
+            if (resil_fallback(c))
+                return false;
+            conn_respond_error(c, 503, "circuit_open",
+                               "circuit breaker open: the upstream was not tried",
+                               "Retry-After: 1\r\n");
+            return false;
+        }
+        rs->ticket_held = true;
+    }
+    if (rr->ad != NULL && !rs->limited) {
+        if (!adaptive_acquire(rr->ad)) {
+            /* over the limit: shed at once, before a queue can build in front of the upstream */
+            metrics_counter_inc(c->th->ms, rr->m_shed);
+            if (rs->ticket_held && rr->br != NULL) {
+                breaker_release(rr->br, &rs->ticket);
+                rs->ticket_held = false;
+            }
+            conn_respond_error(c, 503, "overloaded", "adaptive concurrency limit reached",
+                               "Retry-After: 1\r\n");
+            return false;
+        }
+        rs->limited = true;
+    }
+    rs->t_sent_us = clock_now_us();
+    if (rr->budget != NULL && rs->retries == 0)
+        retry_budget_request(rr->budget, now);
+    return true;
+}
+
+static void resil__on_backoff(struct loop *loop, void *arg)
+{
+    (void)loop;
+    struct conn *c = arg;
+    if (c->magic != CONN_MAGIC || c->state != CONN_BUSY)
+        return;
+    proxy_retry(c, true);
+}
+
+/* Whether the failure of kind <what> may be retried, and schedules it. */
+static bool resil__retry(struct conn *c, struct resil_route *rr, bool allowed_kind)
+{
+    struct resil_req *rs = &c->rs;
+    const struct gw_route *gr = rr->gr;
+    if (rr->budget == NULL || !allowed_kind || c->head_sent)
+        return false;
+    if (rs->retries >= (unsigned)gr->retry.attempts)
+        return false;
+    /* a body was streamed from the client buffer: it cannot be sent twice */
+    if (c->req.body != H1_BODY_NONE || !retry_idempotent(c->req.method_id))
+        return false;
+    uint64_t now = loop_now_ms(c->th->loop);
+    uint64_t delay = retry_backoff_ms(gr->retry.backoff_ms, rs->retries + 1, RESIL_BACKOFF_CAP_MS,
+                                      resil__rand());
+    if (c->px.total_deadline_ms && now + delay >= c->px.total_deadline_ms)
+        return false; // no time left for another attempt
+    if (!retry_budget_take(rr->budget, now)) {
+        metrics_counter_inc(c->th->ms, rr->m_exhausted);
+        return false;
+    }
+    rs->retries++;
+    metrics_counter_inc(c->th->ms, rr->m_retries);
+    if (!rs->timer_ready) {
+        loop_timer_init(&rs->backoff, resil__on_backoff, c);
+        rs->timer_ready = true;
+    }
+    proxy_retry(c, false); // drops the failed exchange, keeps the total deadline armed
+    /* always through the timer, even for 0 ms: never re-enter the proxy from its own handler */
+    loop_timer_start(c->th->loop, &rs->backoff, delay);
+    return true;
+}
+
+bool resil_failed(struct conn *c, int status, uint32_t counter)
+{
+    struct resil_route *rr = resil__route(c);
+    if (rr == NULL)
+        return false;
+    const struct gw_route_rt *rt = &c->th->sh->rt[c->route];
+    bool kind = false;
+    if (counter == rt->err_connect)
+        kind = rr->on.connect_error;
+    else if (counter == rt->err_timeout)
+        kind = rr->on.timeout && !c->px.head_done;
+    else if (counter == rt->err_proto)
+        kind = rr->on.reset && !c->px.got_bytes;
+    if (resil__retry(c, rr, kind))
+        return true;
+    (void)status;
+    resil__outcome(c, rr, true);
+    resil__unlimit(c, rr, false);
+    return false;
+}
+
+bool resil_response(struct conn *c, int status)
+{
+    struct resil_route *rr = resil__route(c);
+    if (rr == NULL)
+        return false;
+    if (resil__retry(c, rr, retry_on_status(&rr->on, status)))
+        return true;
+    resil__outcome(c, rr, status >= 500);
+    /* the adaptive sample is the time to the response head: the upstream's queue + work */
+    resil__unlimit(c, rr, status < 500);
+    return false;
+}
+
+bool resil_fallback(struct conn *c)
+{
+    struct resil_route *rr = resil__route(c);
+    if (rr == NULL || !rr->gr->fallback.enabled || c->head_sent || c->state == CONN_CLOSED)
+        return false;
+    const struct gw_fallback *fb = &rr->gr->fallback;
+    if (c->px.req_body != H1_BODY_NONE && !c->px.req_body_read)
+        c->keep_alive = false; // an unread body cannot be skipped reliably
+    if (c->th->draining)
+        c->keep_alive = false;
+    struct buf *b = &c->out;
+    h1_write_status_line(b, (int)fb->status, NULL);
+    buf_append_str(b, "Date: ");
+    buf_append(b, conn_date(c->th), HTTP_DATE_LEN);
+    buf_append_str(b, "\r\n");
+    bool has_ctype = false, has_retry_after = false;
+    for (size_t i = 0; i < fb->nheaders; i++) {
+        const struct gw_header *h = &fb->headers[i];
+        has_ctype |= strcasecmp(h->name, "content-type") == 0;
+        has_retry_after |= strcasecmp(h->name, "retry-after") == 0;
+        h1_write_header_str(b, h->name, h->value);
+    }
+    if (!has_ctype)
+        buf_append_str(b, "Content-Type: application/json\r\n");
+    if (!has_retry_after && fb->status == 503)
+        buf_append_str(b, "Retry-After: 1\r\n");
+    h1_write_header_u64(b, "Content-Length", (uint64_t)fb->body_len);
+    if (c->rid_len)
+        h1_write_header(b, "X-Request-Id", 12, c->rid, c->rid_len);
+    buf_append_str(b, "X-Fallback: 1\r\n");
+    if (!c->keep_alive)
+        buf_append_str(b, "Connection: close\r\n");
+    h1_write_end_head(b);
+    if (c->req.method_id != H1_M_HEAD && fb->body_len > 0)
+        buf_append(b, fb->body, fb->body_len);
+    c->status = (int)fb->status;
+    c->head_sent = true;
+    metrics_counter_inc(c->th->ms, rr->m_fallbacks);
+    if (conn_send(c, NULL, 0) == -1)
+        return true;
+    conn_request_done(c);
+    return true;
+}
+
+void resil_request_end(struct conn *c)
+{
+    struct resil_req *rs = &c->rs;
+    if (rs->timer_ready)
+        loop_timer_stop(c->th->loop, &rs->backoff);
+    struct resil_route *rr = resil__route(c);
+    if (rr != NULL) {
+        if (rs->ticket_held && rr->br != NULL)
+            breaker_release(rr->br, &rs->ticket); // no outcome: the client went away
+        resil__unlimit(c, rr, false);
+    }
+    rs->ticket_held = false;
+    rs->limited = false;
+    rs->retries = 0;
+    rs->t_sent_us = 0;
+}
+
+int resil_breakers_open(struct gw_shared *sh)
+{
+    struct resil *r = sh->resil;
+    int n = 0;
+    for (size_t i = 0; r != NULL && i < r->nroutes; i++)
+        if (r->routes[i].br != NULL && breaker_state(r->routes[i].br) != BREAKER_CLOSED)
+            n++;
+    return n;
+}
+
+void resil_stats_json(struct gw_shared *sh, struct buf *out)
+{
+    struct resil *r = sh->resil;
+    uint64_t now = clock_now_ms();
+    buf_append_str(out, "[");
+    bool first = true;
+    for (size_t i = 0; r != NULL && i < r->nroutes; i++) {
+        struct resil_route *rr = &r->routes[i];
+        if (rr->br == NULL)
+            continue;
+        uint64_t req, fails;
+        breaker_window(rr->br, now, &req, &fails);
+        buf_append_str(out, first ? "{\"route\":" : ",{\"route\":");
+        first = false;
+        buf_append_json_str(out, rr->label, strlen(rr->label));
+        buf_append_str(out, ",\"upstream\":");
+        buf_append_json_str(out, rr->upstream, strlen(rr->upstream));
+        buf_printf(out,
+                   ",\"state\":\"%s\",\"requests\":%llu,\"failures\":%llu,\"opens\":%llu,"
+                   "\"transitions\":%llu}",
+                   breaker_state_name(breaker_state(rr->br)), (unsigned long long)req,
+                   (unsigned long long)fails, (unsigned long long)breaker_opens(rr->br),
+                   (unsigned long long)breaker_transitions(rr->br));
+    }
+    buf_append_str(out, "]");
+}
