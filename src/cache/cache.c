@@ -28,8 +28,8 @@ struct cache {
 };
 
 static const char *const cache_status_names[CACHE_STATUS_COUNT] = {
-    [CACHE_NONE] = "NONE",   [CACHE_HIT] = "HIT",         [CACHE_STALE] = "STALE",
-    [CACHE_MISS] = "MISS",   [CACHE_EXPIRED] = "EXPIRED", [CACHE_BYPASS] = "BYPASS",
+    [CACHE_NONE] = "NONE", [CACHE_HIT] = "HIT",         [CACHE_STALE] = "STALE",
+    [CACHE_MISS] = "MISS", [CACHE_EXPIRED] = "EXPIRED", [CACHE_BYPASS] = "BYPASS",
 };
 
 const char *cache_status_name(enum cache_status s)
@@ -55,7 +55,10 @@ void cache_destroy(struct cache *c)
     free(c);
 }
 
-struct store *cache_store(struct cache *c) { return c->store; }
+struct store *cache_store(struct cache *c)
+{
+    return c->store;
+}
 
 void cache_stats(struct cache *c, struct cache_stats *out)
 {
@@ -257,8 +260,9 @@ static int cache__parse_head(const struct cache_entry *e, struct buf *tmp, struc
 void cache_write_304(const struct cache_entry *e, uint64_t age_ms, enum cache_status st,
                      const char *conn_hdr, struct buf *out)
 {
-    static const char *const keep[] = {"cache-control", "content-location", "date", "etag",
-                                       "expires", "vary", "last-modified", NULL};
+    static const char *const keep[] = {
+        "cache-control", "content-location", "date", "etag", "expires",
+        "vary",          "last-modified",    NULL};
     buf_append_str(out, "HTTP/1.1 304 Not Modified\r\n");
     struct buf tmp = BUF_INIT;
     struct h1_header hdrs[100];
@@ -267,7 +271,8 @@ void cache_write_304(const struct cache_entry *e, uint64_t age_ms, enum cache_st
         for (size_t i = 0; i < res.nheaders; i++) {
             const struct h1_header *h = &res.headers[i];
             for (size_t k = 0; keep[k] != NULL; k++) {
-                if (strlen(keep[k]) == h->name_len && headers_name_eq(h->name, h->name_len, keep[k])) {
+                if (strlen(keep[k]) == h->name_len &&
+                    headers_name_eq(h->name, h->name_len, keep[k])) {
                     buf_append(out, h->name, h->name_len);
                     buf_append(out, ": ", 2);
                     buf_append(out, h->value, h->value_len);
@@ -286,12 +291,12 @@ void cache_write_304(const struct cache_entry *e, uint64_t age_ms, enum cache_st
 /* ---- filling ---- */
 
 struct cache_fill {
-    struct buf head;           /* status line + kept headers */
+    struct buf head; /* status line + kept headers */
     struct buf body;
     size_t max;
-    struct buf key;            /* full key */
+    struct buf key; /* full key */
     size_t primary_len, base_len;
-    char *vary;                /* the origin's Vary names when the key carries them */
+    char *vary; /* the origin's Vary names when the key carries them */
     size_t vary_len;
     struct policy_fresh fresh;
     int status;
@@ -378,8 +383,7 @@ struct cache_fill *cache_fill_begin(struct cache *c, const struct policy_conf *p
                                     const struct h1_request *req, const struct policy_req *preq,
                                     const struct h1_response *res, int64_t request_wall_s,
                                     int64_t response_wall_s, uint64_t now_ms, uint64_t path_gen,
-                                    size_t max_size, const char *date_if_missing,
-                                    const char **why)
+                                    size_t max_size, const char *date_if_missing, const char **why)
 {
     (void)c;
     if (req->method_id != H1_M_GET) {
@@ -504,7 +508,7 @@ int cache_fill_end(struct cache *c, struct cache_fill *f, uint64_t now_ms)
 
 struct store_obj *cache_fill_end_ref(struct cache *c, struct cache_fill *f, uint64_t now_ms)
 {
-    char cl[48];
+    char cl[48] = "";
     int cln = 0;
     if (f->status != 204)
         cln = snprintf(cl, sizeof(cl), "Content-Length: %zu\r\n", f->body.len);
@@ -535,9 +539,9 @@ struct store_obj *cache_fill_end_ref(struct cache *c, struct cache_fill *f, uint
         m->vary_len = f->vary_len;
         f->vary = NULL;
         /* the marker outlives its variants a little: they come and go under it */
-        struct store_obj *mo = store_insert(c->store, now_ms, f->key.data, f->base_len,
-                                            f->primary_len, m, m->vary_len + 64, cache__free_entry,
-                                            expire + 60000);
+        struct store_obj *mo =
+            store_insert(c->store, now_ms, f->key.data, f->base_len, f->primary_len, m,
+                         m->vary_len + 64, cache__free_entry, expire + 60000);
         if (mo == NULL)
             cache__free_entry(m);
         else
@@ -671,8 +675,8 @@ void cache_key_path(const char *key, size_t primary_len, const char **path, size
  * (its framing, coding, range, digest and identity), which the 304 did not send. */
 static bool cache__no_update(const struct h1_header *h)
 {
-    static const char *const keep[] = {"content-length", "content-encoding", "content-range",
-                                       "content-md5", "etag", NULL};
+    static const char *const keep[] = {
+        "content-length", "content-encoding", "content-range", "content-md5", "etag", NULL};
     for (size_t k = 0; keep[k] != NULL; k++)
         if (h->name_len == strlen(keep[k]) && headers_name_eq(h->name, h->name_len, keep[k]))
             return true;

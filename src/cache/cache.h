@@ -34,19 +34,19 @@ const char *cache_status_name(enum cache_status s);
 
 /* A stored response: immutable once inserted, shared by every thread through store refs. */
 struct cache_entry {
-    char *data;              /* head (status line + header lines, each CRLF-terminated, no final
-                                blank line) followed by the body */
+    char *data; /* head (status line + header lines, each CRLF-terminated, no final
+                   blank line) followed by the body */
     size_t head_len;
     size_t body_len;
     int status;
-    uint64_t stored_ms;      /* monotonic ms when the response was received */
+    uint64_t stored_ms; /* monotonic ms when the response was received */
     struct policy_fresh fresh;
-    uint64_t path_gen;       /* generation of its path when the fetch started */
-    const char *etag;        /* slice of data, NULL when none */
+    uint64_t path_gen; /* generation of its path when the fetch started */
+    const char *etag;  /* slice of data, NULL when none */
     size_t etag_len;
-    int64_t last_modified;   /* wall seconds, INT64_MIN when none */
-    int64_t date;            /* wall seconds of the Date header */
-    bool varied;             /* stored under a key with the origin's Vary values (L1 only) */
+    int64_t last_modified; /* wall seconds, INT64_MIN when none */
+    int64_t date;          /* wall seconds of the Date header */
+    bool varied;           /* stored under a key with the origin's Vary values (L1 only) */
     /* A vary marker (no response): the origin's Vary field names for this URI */
     bool marker;
     char *vary;
@@ -55,7 +55,7 @@ struct cache_entry {
 
 struct cache_stats {
     struct store_stats store;
-    uint64_t purges;         /* invalidations (URIs / prefixes) applied */
+    uint64_t purges; /* invalidations (URIs / prefixes) applied */
 };
 
 /* Creates a cache of <memory> bytes over <nshards> lock shards. Entries that can be revalidated
@@ -68,14 +68,14 @@ void cache_stats(struct cache *c, struct cache_stats *out);
 
 /* Result of a lookup. */
 struct cache_found {
-    struct store_obj *obj;         /* referenced (release with cache_release), NULL on a miss */
-    const struct cache_entry *e;   /* obj's entry */
+    struct store_obj *obj;       /* referenced (release with cache_release), NULL on a miss */
+    const struct cache_entry *e; /* obj's entry */
     enum policy_use use;
     uint64_t age_ms;
-    uint64_t path_gen;             /* current generation of the request's path */
-    size_t primary_len;            /* key layout in the caller's buffer */
-    size_t base_len;               /* primary + route vary values (the coalescing key) */
-    size_t key_len;                /* full key (with the origin's Vary values) */
+    uint64_t path_gen;  /* current generation of the request's path */
+    size_t primary_len; /* key layout in the caller's buffer */
+    size_t base_len;    /* primary + route vary values (the coalescing key) */
+    size_t key_len;     /* full key (with the origin's Vary values) */
 };
 
 /* Looks <req> up. The key is built into <key> (reset first). Returns 0 (found->obj may be NULL:
@@ -107,8 +107,7 @@ struct cache_fill *cache_fill_begin(struct cache *c, const struct policy_conf *p
                                     const struct h1_request *req, const struct policy_req *preq,
                                     const struct h1_response *res, int64_t request_wall_s,
                                     int64_t response_wall_s, uint64_t now_ms, uint64_t path_gen,
-                                    size_t max_size, const char *date_if_missing,
-                                    const char **why);
+                                    size_t max_size, const char *date_if_missing, const char **why);
 /* Adds body bytes. Returns -1 (and drops the fill's data) when the object outgrew max_size. */
 int cache_fill_body(struct cache_fill *f, const char *p, size_t n);
 /* Completes and inserts the entry (and the vary marker). Frees <f>. Returns 0 or -1. */

@@ -17,8 +17,8 @@ struct coalesce_flight;
  * true, or <wake> has run (wake is posted to <loop> and runs there exactly once otherwise). */
 struct coalesce_waiter {
     struct loop *loop;
-    loop_task_cb *wake;   /* called as wake(loop, waiter) */
-    void *arg;            /* for the caller */
+    loop_task_cb *wake; /* called as wake(loop, waiter) */
+    void *arg;          /* for the caller */
     /* private */
     struct coalesce_waiter *_next;
     struct coalesce_flight *_flight; /* set while parked */

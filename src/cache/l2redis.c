@@ -25,11 +25,11 @@ struct l2conn {
     struct l2redis *r;
     redisAsyncContext *ac;
     int fd;
-    bool sub;               // the subscriber connection
+    bool sub; // the subscriber connection
     bool connected;
     bool want_write;
-    bool flush_queued;      // a deferred write is pending
-    bool registered;        // fd in the loop
+    bool flush_queued; // a deferred write is pending
+    bool registered;   // fd in the loop
     struct loop_timer retry;
     uint64_t backoff_ms;
 };
@@ -55,7 +55,7 @@ struct l2redis_req {
     l2redis_get_cb *cb;
     void *arg;
     struct loop_timer timer;
-    bool answered;          // cb called (or timed out)
+    bool answered; // cb called (or timed out)
     bool cancelled;
 };
 
@@ -129,8 +129,14 @@ static void l2__flush_cb(struct loop *loop, void *arg)
         redisAsyncHandleWrite(k->ac);
 }
 
-static void l2__add_read(void *priv) { (void)priv; }
-static void l2__del_read(void *priv) { (void)priv; }
+static void l2__add_read(void *priv)
+{
+    (void)priv;
+}
+static void l2__del_read(void *priv)
+{
+    (void)priv;
+}
 
 static void l2__add_write(void *priv)
 {
@@ -255,8 +261,8 @@ static void l2__connect(struct l2conn *k)
     struct l2redis *r = k->r;
     if (r->destroying || k->ac != NULL)
         return;
-    redisAsyncContext *ac = r->is_unix ? redisAsyncConnectUnix(r->host)
-                                       : redisAsyncConnect(r->host, r->port);
+    redisAsyncContext *ac =
+        r->is_unix ? redisAsyncConnectUnix(r->host) : redisAsyncConnect(r->host, r->port);
     if (ac == NULL || ac->err) {
         r->errors++;
         l2__complain(r, "connect failed", ac ? ac->errstr : "out of memory");
@@ -343,8 +349,14 @@ void l2redis_destroy(struct l2redis *r)
     loop_defer(r->loop, l2__free_cb, r);
 }
 
-bool l2redis_connected(const struct l2redis *r) { return r != NULL && r->cmd.connected; }
-uint64_t l2redis_errors(const struct l2redis *r) { return r != NULL ? r->errors : 0; }
+bool l2redis_connected(const struct l2redis *r)
+{
+    return r != NULL && r->cmd.connected;
+}
+uint64_t l2redis_errors(const struct l2redis *r)
+{
+    return r != NULL ? r->errors : 0;
+}
 
 /* ---- commands ---- */
 
@@ -409,8 +421,7 @@ struct l2redis_req *l2redis_mget(struct l2redis *r, const char *const *keys, con
     q->cb = cb;
     q->arg = arg;
     loop_timer_init(&q->timer, l2__on_timeout, q);
-    if (redisAsyncCommandArgv(r->cmd.ac, l2__on_get_reply, q, (int)n + 1, argv, argl) !=
-        REDIS_OK) {
+    if (redisAsyncCommandArgv(r->cmd.ac, l2__on_get_reply, q, (int)n + 1, argv, argl) != REDIS_OK) {
         r->errors++;
         free(q);
         return NULL;

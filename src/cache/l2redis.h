@@ -16,9 +16,9 @@ struct l2redis;
 struct l2redis_req;
 
 struct l2redis_conf {
-    const char *url;          /* redis://host:port/db or unix:///path */
-    uint64_t timeout_ms;      /* a lookup slower than this answers L2REDIS_ERROR */
-    uint64_t reconnect_ms;    /* first pause before a reconnect (doubles up to 10x) */
+    const char *url;       /* redis://host:port/db or unix:///path */
+    uint64_t timeout_ms;   /* a lookup slower than this answers L2REDIS_ERROR */
+    uint64_t reconnect_ms; /* first pause before a reconnect (doubles up to 10x) */
 };
 
 enum l2redis_status { L2REDIS_ERROR = -1, L2REDIS_MISS = 0, L2REDIS_HIT = 1 };

@@ -11,8 +11,8 @@
 
 /* RFC 9110 §15.1: statuses that are heuristically cacheable (storable without explicit
  * freshness). Other statuses are stored only with explicit freshness. */
-static const int policy_heuristic_statuses[] = {200, 203, 204, 206, 300, 301, 308,
-                                                404, 405, 410, 414, 501};
+static const int policy_heuristic_statuses[] = {200, 203, 204, 206, 300, 301,
+                                                308, 404, 405, 410, 414, 501};
 
 static bool policy__in(const int *v, size_t n, int status)
 {
@@ -82,7 +82,8 @@ void policy_classify_request(const struct policy_conf *pc, const struct h1_reque
         /* Pragma: no-cache counts only without Cache-Control (RFC 9111 §5.4). */
         const struct h1_header *pragma = headers_find(req->headers, req->nheaders, "pragma");
         bool has_cc = headers_find(req->headers, req->nheaders, "cache-control") != NULL;
-        if (pragma != NULL && !has_cc && headers_has_token(pragma->value, pragma->value_len, "no-cache"))
+        if (pragma != NULL && !has_cc &&
+            headers_has_token(pragma->value, pragma->value_len, "no-cache"))
             out->no_cache = true;
     }
 }
@@ -179,8 +180,7 @@ static int64_t policy__date(const struct h1_response *res, const char *name)
 
 const char *policy_storable(const struct policy_conf *pc, const struct h1_request *req,
                             const struct policy_req *preq, const struct h1_response *res,
-                            int64_t request_time_s, int64_t response_time_s,
-                            struct policy_fresh *f)
+                            int64_t request_time_s, int64_t response_time_s, struct policy_fresh *f)
 {
     memset(f, 0, sizeof(*f));
     if (preq->action != POLICY_REQ_CACHE)
@@ -279,10 +279,12 @@ const char *policy_storable(const struct policy_conf *pc, const struct h1_reques
     }
     if (explicit_fresh && pc->statuses != NULL && !policy_status_cacheable(pc, res->status))
         return "status";
-    f->no_cache = cc.no_cache; // unqualified only: qualified no-cache="f" constrains fields, not the entry
+    f->no_cache =
+        cc.no_cache; // unqualified only: qualified no-cache="f" constrains fields, not the entry
     f->must_revalidate = f->must_revalidate || cc.must_revalidate || cc.proxy_revalidate;
-    if (f->lifetime_ms == 0 && !f->has_validator && !f->no_cache && cc.stale_while_revalidate == CACHECTL_ABSENT &&
-        cc.stale_if_error == CACHECTL_ABSENT && pc->swr_ms == 0 && pc->sie_ms == 0)
+    if (f->lifetime_ms == 0 && !f->has_validator && !f->no_cache &&
+        cc.stale_while_revalidate == CACHECTL_ABSENT && cc.stale_if_error == CACHECTL_ABSENT &&
+        pc->swr_ms == 0 && pc->sie_ms == 0)
         return "no-freshness"; /* would be stale at once and could never be revalidated */
     if (cc.stale_while_revalidate != CACHECTL_ABSENT)
         f->swr_ms = (uint64_t)cc.stale_while_revalidate * 1000u;
@@ -408,10 +410,12 @@ long policy_build_key(const struct policy_conf *pc, const struct h1_request *req
     /* The origin's Vary field names, comma-separated. */
     size_t i = 0;
     while (vary_names != NULL && i < vary_len) {
-        while (i < vary_len && (vary_names[i] == ' ' || vary_names[i] == '\t' || vary_names[i] == ','))
+        while (i < vary_len &&
+               (vary_names[i] == ' ' || vary_names[i] == '\t' || vary_names[i] == ','))
             i++;
         size_t s = i;
-        while (i < vary_len && vary_names[i] != ',' && vary_names[i] != ' ' && vary_names[i] != '\t')
+        while (i < vary_len && vary_names[i] != ',' && vary_names[i] != ' ' &&
+               vary_names[i] != '\t')
             i++;
         if (i > s) {
             char name[128];

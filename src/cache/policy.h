@@ -18,17 +18,17 @@
 
 /* The route's cache settings, as the cache sees them (the gateway copies them from its config). */
 struct policy_conf {
-    uint64_t ttl_ms;          /* default freshness; with override, the freshness */
-    bool override;            /* ignore the origin's no-store/private/no-cache/max-age */
-    uint64_t swr_ms;          /* stale-while-revalidate default (origin's directive wins) */
-    uint64_t sie_ms;          /* stale-if-error default (origin's directive wins) */
-    uint64_t max_stale_ms;    /* cap on any grace window */
-    const char *const *vary;  /* request headers always in the key (NULL-terminated), e.g.
-                                 "Authorization" for per-user caching */
+    uint64_t ttl_ms;                 /* default freshness; with override, the freshness */
+    bool override;                   /* ignore the origin's no-store/private/no-cache/max-age */
+    uint64_t swr_ms;                 /* stale-while-revalidate default (origin's directive wins) */
+    uint64_t sie_ms;                 /* stale-if-error default (origin's directive wins) */
+    uint64_t max_stale_ms;           /* cap on any grace window */
+    const char *const *vary;         /* request headers always in the key (NULL-terminated), e.g.
+                                        "Authorization" for per-user caching */
     const char *const *ignore_query; /* query parameters dropped from the key */
-    const int *statuses;      /* cacheable statuses; NULL: RFC 9110's heuristically cacheable */
+    const int *statuses; /* cacheable statuses; NULL: RFC 9110's heuristically cacheable */
     size_t nstatuses;
-    bool allow_set_cookie;    /* store responses that carry Set-Cookie */
+    bool allow_set_cookie; /* store responses that carry Set-Cookie */
 };
 
 /* What to do with a request. */
@@ -40,11 +40,11 @@ enum policy_req_action {
 
 struct policy_req {
     enum policy_req_action action;
-    const char *why;              /* static reason for BYPASS ("authorization", "method") */
-    struct cache_control cc;      /* request Cache-Control */
-    bool no_cache;                /* must revalidate before serving (no-cache, Pragma: no-cache,
-                                     max-age=0) */
-    bool no_store;                /* must not store the response */
+    const char *why;         /* static reason for BYPASS ("authorization", "method") */
+    struct cache_control cc; /* request Cache-Control */
+    bool no_cache;           /* must revalidate before serving (no-cache, Pragma: no-cache,
+                                max-age=0) */
+    bool no_store;           /* must not store the response */
 };
 
 /* Classifies a request. A request carrying Authorization or Cookie is BYPASS unless the route's
@@ -54,13 +54,13 @@ void policy_classify_request(const struct policy_conf *pc, const struct h1_reque
 
 /* Freshness facts computed once when a response is stored. */
 struct policy_fresh {
-    uint64_t lifetime_ms;     /* freshness lifetime */
-    uint64_t initial_age_ms;  /* corrected initial age (RFC 9111 §4.2.3) at response time */
-    uint64_t swr_ms;          /* stale-while-revalidate window after expiry */
-    uint64_t sie_ms;          /* stale-if-error window after expiry */
-    bool no_cache;            /* stored, but must be revalidated before each use */
-    bool must_revalidate;     /* once stale, never served stale (except the error path: no) */
-    bool has_validator;       /* ETag or Last-Modified present */
+    uint64_t lifetime_ms;    /* freshness lifetime */
+    uint64_t initial_age_ms; /* corrected initial age (RFC 9111 §4.2.3) at response time */
+    uint64_t swr_ms;         /* stale-while-revalidate window after expiry */
+    uint64_t sie_ms;         /* stale-if-error window after expiry */
+    bool no_cache;           /* stored, but must be revalidated before each use */
+    bool must_revalidate;    /* once stale, never served stale (except the error path: no) */
+    bool has_validator;      /* ETag or Last-Modified present */
 };
 
 /* Decides whether a response to <req> may be stored. Returns NULL when it may, or a static reason
@@ -80,10 +80,10 @@ static inline uint64_t policy_age_ms(uint64_t initial_age_ms, uint64_t stored_ms
 
 /* How a stored entry may be used for a request. */
 enum policy_use {
-    POLICY_USE_FRESH = 0,   /* serve it */
-    POLICY_USE_STALE_SWR,   /* serve it and revalidate in the background */
-    POLICY_USE_REVALIDATE,  /* must ask the origin first (stale or no-cache); the entry may serve
-                               a 304 refresh or stale-if-error */
+    POLICY_USE_FRESH = 0,  /* serve it */
+    POLICY_USE_STALE_SWR,  /* serve it and revalidate in the background */
+    POLICY_USE_REVALIDATE, /* must ask the origin first (stale or no-cache); the entry may serve
+                              a 304 refresh or stale-if-error */
 };
 enum policy_use policy_usable(const struct policy_fresh *f, uint64_t age_ms,
                               const struct policy_req *preq);

@@ -2,12 +2,12 @@
  *
  * Why SIEVE: Zhang, Yang, Yue, Vigfusson, Rashmi, "SIEVE is Simpler than LRU: an Efficient
  * Turn-Key Eviction Algorithm for Web Caches", NSDI 2024. A FIFO queue plus one "visited" bit per
- * object and a moving hand. A hit only sets a bit: no list relinking, so it needs no write to shared
- * list pointers (LRU moves the object to the head on every hit, which under a lock serialises hits).
- * It is scan-resistant in the way that matters for an API cache: a burst of one-off keys (a crawler
- * walking /api/users/1..N) is inserted at the head and evicted by the hand before the popular,
- * visited objects, which the hand only un-marks. The paper measures lower miss ratios than LRU and
- * ARC on most web traces, close to S3-FIFO, with a simpler implementation.
+ * object and a moving hand. A hit only sets a bit: no list relinking, so it needs no write to
+ * shared list pointers (LRU moves the object to the head on every hit, which under a lock
+ * serialises hits). It is scan-resistant in the way that matters for an API cache: a burst of
+ * one-off keys (a crawler walking /api/users/1..N) is inserted at the head and evicted by the hand
+ * before the popular, visited objects, which the hand only un-marks. The paper measures lower miss
+ * ratios than LRU and ARC on most web traces, close to S3-FIFO, with a simpler implementation.
  *
  * Locking: one mutex per shard, held for the chain walk, the refcount increment and list updates.
  * Payloads are freed outside the lock. */
@@ -26,10 +26,10 @@
 struct store_shard {
     pthread_mutex_t lock;
     struct store_obj **buckets;
-    size_t nbuckets;          /* power of two */
-    struct store_obj *head;   /* newest */
-    struct store_obj *tail;   /* oldest */
-    struct store_obj *hand;   /* SIEVE hand: next candidate, moving from tail towards head */
+    size_t nbuckets;        /* power of two */
+    struct store_obj *head; /* newest */
+    struct store_obj *tail; /* oldest */
+    struct store_obj *hand; /* SIEVE hand: next candidate, moving from tail towards head */
     uint64_t bytes, limit, objects;
     uint64_t inserts, evictions, expired, purged, rejected;
     char pad[64];
@@ -41,7 +41,10 @@ struct store {
     uint64_t limit;
 };
 
-uint64_t store_hash(const void *p, size_t n) { return XXH3_64bits(p, n); }
+uint64_t store_hash(const void *p, size_t n)
+{
+    return XXH3_64bits(p, n);
+}
 
 struct store *store_create(uint64_t limit_bytes, unsigned nshards)
 {
@@ -70,7 +73,10 @@ static void store__free_obj(struct store_obj *o)
     free(o);
 }
 
-void store_ref(struct store_obj *o) { atomic_fetch_add_explicit(&o->_refs, 1, memory_order_relaxed); }
+void store_ref(struct store_obj *o)
+{
+    atomic_fetch_add_explicit(&o->_refs, 1, memory_order_relaxed);
+}
 
 void store_unref(struct store *s, struct store_obj *o)
 {
@@ -238,7 +244,8 @@ struct store_obj *store_insert(struct store *s, uint64_t now_ms, const char *key
             break;
         drop.v[drop.n++] = victim;
         if (drop.n == sizeof(drop.v) / sizeof(drop.v[0])) {
-            /* Freeing payloads under the lock is rare (a huge object displacing many small ones). */
+            /* Freeing payloads under the lock is rare (a huge object displacing many small ones).
+             */
             store__batch_flush(s, &drop);
         }
     }
@@ -311,8 +318,13 @@ static size_t store__purge_where(struct store *s, const char *prefix, size_t len
         struct store_obj *o = sh->tail;
         while (o != NULL) {
             struct store_obj *next = o->_newer;
-            bool hit = pred != NULL ? pred(arg, o->key, o->key_len, o->primary_len)
-                       : all || (o->primary_len >= len && memcmp(o->key, prefix, len) == 0);
+            bool hit;
+            if (pred != NULL)
+                hit = pred(arg, o->key, o->key_len, o->primary_len);
+            else if (all || prefix == NULL)
+                hit = all;
+            else
+                hit = o->primary_len >= len && memcmp(o->key, prefix, len) == 0;
             if (hit) {
                 drop.v[drop.n++] = store__unlink(sh, o);
                 sh->purged++;
@@ -340,7 +352,10 @@ size_t store_purge_if(struct store *s,
     return store__purge_where(s, NULL, 0, false, pred, arg);
 }
 
-size_t store_purge_all(struct store *s) { return store__purge_where(s, NULL, 0, true, NULL, NULL); }
+size_t store_purge_all(struct store *s)
+{
+    return store__purge_where(s, NULL, 0, true, NULL, NULL);
+}
 
 void store_stats(struct store *s, struct store_stats *out)
 {

@@ -18,19 +18,19 @@ struct store;
 struct store_obj {
     uint64_t primary_hash;
     uint64_t full_hash;
-    char *key;             /* full key bytes; the first primary_len bytes are the primary key */
+    char *key; /* full key bytes; the first primary_len bytes are the primary key */
     size_t key_len;
     size_t primary_len;
-    void *payload;         /* caller's data, freed with free_payload when the last ref goes */
-    size_t size;           /* bytes charged against the limit (payload + key + overhead) */
+    void *payload; /* caller's data, freed with free_payload when the last ref goes */
+    size_t size;   /* bytes charged against the limit (payload + key + overhead) */
     void (*free_payload)(void *payload);
-    uint64_t expire_ms;    /* monotonic ms after which the object is useless (fresh + grace) */
+    uint64_t expire_ms; /* monotonic ms after which the object is useless (fresh + grace) */
     uint64_t inserted_ms;
     /* private */
     _Atomic uint32_t _refs;
-    _Atomic uint8_t _visited; /* SIEVE bit: set on hit, cleared by the hand */
-    bool _linked;             /* still in the table */
-    struct store_obj *_chain; /* next in the hash bucket */
+    _Atomic uint8_t _visited;          /* SIEVE bit: set on hit, cleared by the hand */
+    bool _linked;                      /* still in the table */
+    struct store_obj *_chain;          /* next in the hash bucket */
     struct store_obj *_newer, *_older; /* SIEVE queue (FIFO by insertion) */
 };
 
@@ -39,10 +39,10 @@ struct store_stats {
     uint64_t bytes;
     uint64_t limit;
     uint64_t inserts;
-    uint64_t evictions;   /* removed to make room */
-    uint64_t expired;     /* removed because expire_ms passed */
-    uint64_t purged;      /* removed by invalidation or purge */
-    uint64_t rejected;    /* inserts refused (larger than a shard's share of the limit) */
+    uint64_t evictions; /* removed to make room */
+    uint64_t expired;   /* removed because expire_ms passed */
+    uint64_t purged;    /* removed by invalidation or purge */
+    uint64_t rejected;  /* inserts refused (larger than a shard's share of the limit) */
 };
 
 /* Creates a store holding at most <limit_bytes>, split over <nshards> (rounded up to a power of

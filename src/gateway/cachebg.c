@@ -24,7 +24,7 @@
 
 struct chbg {
     unsigned magic;
-    struct chbg *next, *prev;       // thread's list
+    struct chbg *next, *prev; // thread's list
     struct cachehook *ch;
     struct gwthread *th;
     const struct chroute *route;
@@ -33,9 +33,9 @@ struct chbg {
     struct upool_waiter waiter;
     bool waiting;
     struct loop_timer timer;
-    struct buf out;                 // request head to the upstream
+    struct buf out; // request head to the upstream
     size_t sent;
-    struct buf in;                  // response bytes
+    struct buf in; // response bytes
     struct h1_response res;
     struct h1_header hdrs[CHBG_HDRS];
     bool head_done;
@@ -124,16 +124,16 @@ static void chbg__complete(struct chbg *b)
             cache_release(ch->cache, o);
         }
     }
-    bool reusable = b->res.keep_alive && buf_pending(&b->in) == 0 &&
-                    b->res.body != H1_BODY_UNTIL_CLOSE;
+    bool reusable =
+        b->res.keep_alive && buf_pending(&b->in) == 0 && b->res.body != H1_BODY_UNTIL_CLOSE;
     chbg__end(b, reusable);
 }
 
 static int chbg__head(struct chbg *b)
 {
     struct cachehook *ch = b->ch;
-    struct h1_limits lim = {.max_request_line = 0, .max_head = CHBG_MAX_HEAD,
-                            .max_headers = CHBG_HDRS};
+    struct h1_limits lim = {
+        .max_request_line = 0, .max_head = CHBG_MAX_HEAD, .max_headers = CHBG_HDRS};
     for (;;) {
         int r = h1_parse_response(buf_head(&b->in), buf_pending(&b->in), &b->res, b->hdrs,
                                   CHBG_HDRS, &lim, false);
@@ -150,9 +150,9 @@ static int chbg__head(struct chbg *b)
         uint64_t now = loop_now_ms(b->th->loop);
         int64_t wall = clock_wall_s();
         if (b->res.status == 304 && b->validators && b->old != NULL) {
-            struct store_obj *o = cache_refresh_304(ch->cache, &b->route->pc, &b->rq, &b->preq,
-                                                    b->old, &b->res, b->req_wall_s, wall, now,
-                                                    b->key, b->key_len, b->primary_len);
+            struct store_obj *o =
+                cache_refresh_304(ch->cache, &b->route->pc, &b->rq, &b->preq, b->old, &b->res,
+                                  b->req_wall_s, wall, now, b->key, b->key_len, b->primary_len);
             if (o != NULL) {
                 metrics_counter_inc(b->th->ms, ch->m_revalidated);
                 chl2_store(ch, b->th, o);
@@ -161,8 +161,8 @@ static int chbg__head(struct chbg *b)
         } else if (b->res.status < 500) {
             const char *why = NULL;
             b->fill = cache_fill_begin(ch->cache, &b->route->pc, &b->rq, &b->preq, &b->res,
-                                       b->req_wall_s, wall, now, b->path_gen,
-                                       b->route->max_object, conn_date(b->th), &why);
+                                       b->req_wall_s, wall, now, b->path_gen, b->route->max_object,
+                                       conn_date(b->th), &why);
         }
         b->remaining = b->res.body == H1_BODY_LENGTH ? b->res.content_length : 0;
         h1_chunked_init(&b->chunk);
@@ -194,8 +194,8 @@ static int chbg__body(struct chbg *b)
         while (buf_pending(&b->in) > 0 && !b->chunk.done) {
             const char *data;
             size_t dlen;
-            long n = h1_chunked_step(&b->chunk, buf_head(&b->in), buf_pending(&b->in), &data,
-                                     &dlen);
+            long n =
+                h1_chunked_step(&b->chunk, buf_head(&b->in), buf_pending(&b->in), &data, &dlen);
             if (n < 0)
                 return -1;
             if (n == 0)
@@ -208,7 +208,8 @@ static int chbg__body(struct chbg *b)
         }
         return b->chunk.done ? 1 : 0;
     case H1_BODY_UNTIL_CLOSE:
-        if (b->fill != NULL && cache_fill_body(b->fill, buf_head(&b->in), buf_pending(&b->in)) == -1) {
+        if (b->fill != NULL &&
+            cache_fill_body(b->fill, buf_head(&b->in), buf_pending(&b->in)) == -1) {
             cache_fill_abort(b->fill);
             b->fill = NULL;
         }
@@ -369,7 +370,8 @@ void chbg_refresh(struct cachehook *ch, struct conn *c, struct chreq *cr, struct
     buf_init(&b->in);
     buf_init(&b->rhead);
     buf_append(&b->rhead, cr->head.data, cr->head.len);
-    struct h1_limits lim = {.max_request_line = b->rhead.len + 1, .max_head = b->rhead.len + 1,
+    struct h1_limits lim = {.max_request_line = b->rhead.len + 1,
+                            .max_head = b->rhead.len + 1,
                             .max_headers = CHBG_HDRS};
     store_ref(o);
     b->old = o;

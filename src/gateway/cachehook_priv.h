@@ -22,7 +22,7 @@ struct chbg;
 struct chroute {
     bool enabled;
     struct policy_conf pc;
-    char **vary;        // NULL-terminated views of the config's lists
+    char **vary; // NULL-terminated views of the config's lists
     char **ignore;
     size_t max_object;
     bool coalesce;
@@ -31,8 +31,8 @@ struct chroute {
 
 /* Per loop thread. */
 struct chthread {
-    struct buf key;     // lookup key scratch (the hit path allocates nothing)
-    struct chbg *bg;    // background refreshes running on this thread (cachebg.c)
+    struct buf key;  // lookup key scratch (the hit path allocates nothing)
+    struct chbg *bg; // background refreshes running on this thread (cachebg.c)
     char pad[64];
 };
 
@@ -44,12 +44,11 @@ struct cachehook {
     size_t nroutes;
     struct chthread *threads;
     size_t nthreads;
-    struct chl2 *l2;    // Redis L2, NULL when not configured
+    struct chl2 *l2; // Redis L2, NULL when not configured
     metrics_ref m_status[CACHE_STATUS_COUNT];
     metrics_ref m_coalesced, m_coalesce_timeouts, m_stores, m_not_stored, m_revalidated,
         m_stale_errors, m_bg_refresh, m_invalidations, m_l2_hits, m_l2_misses, m_l2_errors;
-    metrics_ref g_objects, g_bytes, g_limit, g_evictions, g_expired, g_purged, g_purges,
-        g_inflight;
+    metrics_ref g_objects, g_bytes, g_limit, g_evictions, g_expired, g_purged, g_purges, g_inflight;
 };
 
 /* A request parked behind a fetch in flight. */
@@ -62,23 +61,23 @@ struct chwait {
 /* Cache state of one request that was not a plain hit. */
 struct chreq {
     const struct chroute *route;
-    enum cache_status st;      // X-Cache of the answer
+    enum cache_status st; // X-Cache of the answer
     struct policy_req preq;
-    struct buf head;           // own copy of the request head (c->req points into it)
-    char *key;                 // full key of the lookup; [0, base_len) is the coalescing key
+    struct buf head; // own copy of the request head (c->req points into it)
+    char *key;       // full key of the lookup; [0, base_len) is the coalescing key
     size_t key_len, base_len, primary_len;
     uint64_t path_gen;
     int64_t req_wall_s;
-    struct store_obj *stale;   // entry kept for revalidation / stale-if-error
-    bool add_validators;       // revalidate with the stored ETag / Last-Modified
+    struct store_obj *stale; // entry kept for revalidation / stale-if-error
+    bool add_validators;     // revalidate with the stored ETag / Last-Modified
     bool validators_sent;
-    struct cache_fill *fill;   // entry being built from the response
+    struct cache_fill *fill;        // entry being built from the response
     struct coalesce_flight *flight; // we lead this fetch
-    struct chwait *wait;       // we wait for another's fetch
-    bool unsafe;               // invalidate on success
+    struct chwait *wait;            // we wait for another's fetch
+    bool unsafe;                    // invalidate on success
     char *inv_host, *inv_target;
     size_t inv_host_len, inv_target_len;
-    void *l2;                  // L2 lookup in progress (cachel2.c)
+    void *l2; // L2 lookup in progress (cachel2.c)
 };
 
 /* cachehook.c */

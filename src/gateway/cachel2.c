@@ -24,11 +24,11 @@
 
 struct chl2 {
     struct cachehook *ch;
-    struct l2redis **clients;   // per loop thread (index = gwthread.index)
+    struct l2redis **clients; // per loop thread (index = gwthread.index)
     size_t n;
     const char *prefix;
     const char *channel;
-    char instance[24];          // our id in purge messages (our own are not applied twice)
+    char instance[24]; // our id in purge messages (our own are not applied twice)
     uint64_t max_object;
 };
 
@@ -87,8 +87,8 @@ void chl2_thread_start(struct cachehook *ch, struct gwthread *th)
     struct l2redis_conf conf = {.url = cc->redis,
                                 .timeout_ms = cc->redis_timeout_ms,
                                 .reconnect_ms = cc->redis_reconnect_ms};
-    l->clients[th->index] = l2redis_create(th->loop, &conf, l->channel,
-                                           th->index == 0 ? chl2__on_msg : NULL, l);
+    l->clients[th->index] =
+        l2redis_create(th->loop, &conf, l->channel, th->index == 0 ? chl2__on_msg : NULL, l);
 }
 
 void chl2_thread_stop(struct cachehook *ch, struct gwthread *th)
@@ -217,8 +217,7 @@ void chl2_store(struct cachehook *ch, struct gwthread *th, struct store_obj *o)
 }
 
 /* Sends a purge message and, for a path, the invalidation mark. Loop thread only. */
-static void chl2__publish_on(struct chl2 *l, struct l2redis *r, char kind, const char *p,
-                             size_t n)
+static void chl2__publish_on(struct chl2 *l, struct l2redis *r, char kind, const char *p, size_t n)
 {
     struct buf msg = BUF_INIT;
     buf_printf(&msg, "%s %c ", l->instance, kind);

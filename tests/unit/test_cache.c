@@ -147,12 +147,13 @@ static void test_vary(void **state)
     assert_true(f.key_len > f.base_len);
     cache_release(c, o);
     /* Vary: * is never stored */
-    parse_res("HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nVary: *\r\nContent-Length: 0\r\n\r\n");
+    parse_res(
+        "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nVary: *\r\nContent-Length: 0\r\n\r\n");
     struct policy_req p;
     policy_classify_request(&rfc, &req, &p);
     const char *why = NULL;
-    assert_null(cache_fill_begin(c, &rfc, &req, &p, &res, wall0, wall0, 1000, 0, 1 << 20, NULL,
-                                 &why));
+    assert_null(
+        cache_fill_begin(c, &rfc, &req, &p, &res, wall0, wall0, 1000, 0, 1 << 20, NULL, &why));
     assert_string_equal(why, "vary-star");
     cache_destroy(c);
 }
@@ -162,9 +163,10 @@ static void test_invalidate(void **state)
     (void)state;
     struct cache *c = cache_create(1 << 20, 4, 60000);
     char head[256];
-    snprintf(head, sizeof(head),
-             "HTTP/1.1 200 OK\r\nDate: %s\r\nCache-Control: max-age=60\r\nContent-Length: 1\r\n\r\n",
-             date0);
+    snprintf(
+        head, sizeof(head),
+        "HTTP/1.1 200 OK\r\nDate: %s\r\nCache-Control: max-age=60\r\nContent-Length: 1\r\n\r\n",
+        date0);
     const char *reqs[] = {"GET /api/users/7 HTTP/1.1\r\nHost: x\r\n\r\n",
                           "GET /api/users/7?fields=a HTTP/1.1\r\nHost: x\r\n\r\n",
                           "GET /api/users/8 HTTP/1.1\r\nHost: x\r\n\r\n"};
@@ -268,9 +270,11 @@ static void test_refresh_304_and_conditionals(void **state)
     parse_req("GET /r HTTP/1.1\r\nHost: x\r\nIf-None-Match: \"z\"\r\n"
               "If-Modified-Since: Thu, 02 Jan 2020 00:00:00 GMT\r\n\r\n");
     assert_false(cache_conditional_match(f.e, &req)); /* INM present: IMS ignored */
-    parse_req("GET /r HTTP/1.1\r\nHost: x\r\nIf-Modified-Since: Thu, 02 Jan 2020 00:00:00 GMT\r\n\r\n");
+    parse_req(
+        "GET /r HTTP/1.1\r\nHost: x\r\nIf-Modified-Since: Thu, 02 Jan 2020 00:00:00 GMT\r\n\r\n");
     assert_true(cache_conditional_match(f.e, &req));
-    parse_req("GET /r HTTP/1.1\r\nHost: x\r\nIf-Modified-Since: Tue, 31 Dec 2019 00:00:00 GMT\r\n\r\n");
+    parse_req(
+        "GET /r HTTP/1.1\r\nHost: x\r\nIf-Modified-Since: Tue, 31 Dec 2019 00:00:00 GMT\r\n\r\n");
     assert_false(cache_conditional_match(f.e, &req));
     struct buf out = BUF_INIT;
     cache_write_304(f.e, 5000, CACHE_HIT, NULL, &out);
@@ -295,11 +299,10 @@ static void test_age_rules(void **state)
     static const struct {
         const char *age;
         bool fresh;
-    } cases[] = {{"Age: 10\r\n", true},        {"Age: abc\r\n", false},
-                 {"Age: -1\r\n", false},       {"Age: 10.0\r\n", false},
-                 {"Age: 0, 0\r\n", false},     {"Age: 0\r\nAge: 0\r\n", false},
-                 {"Age: 0,7200\r\n", true},    {"Age: 7200,0\r\n", false},
-                 {"Age: 10;a=b\r\n", false}};
+    } cases[] = {
+        {"Age: 10\r\n", true},     {"Age: abc\r\n", false},    {"Age: -1\r\n", false},
+        {"Age: 10.0\r\n", false},  {"Age: 0, 0\r\n", false},   {"Age: 0\r\nAge: 0\r\n", false},
+        {"Age: 0,7200\r\n", true}, {"Age: 7200,0\r\n", false}, {"Age: 10;a=b\r\n", false}};
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char head[256];
         snprintf(head, sizeof(head),

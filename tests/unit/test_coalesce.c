@@ -2,12 +2,12 @@
  * every waiter's wake to its own loop exactly once (across threads too); a cancelled waiter is
  * never woken; a cancel after the finish reports that the wake is on its way; try_lead never
  * parks; distinct keys do not interfere. */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
-#include <pthread.h>
 
 #include <cmocka.h>
 
