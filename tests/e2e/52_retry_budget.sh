@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Retries (issue 7): a GET that fails with a listed status is retried on another server and the
+# client sees the good answer; a POST is never retried; with a 100%-failing upstream under load the
+# retries stay within the budget (retries <= 20% of requests, not 3 per request), the refusals are
+# counted, and apigate_retries_total matches what the origin saw.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+require_cmd curl jq
+
+bad=$(free_port)
+good=$(free_port)
+gport=$(free_port)
+aport=$(free_port)
+cat >"$T/bad.yaml" <<'YAML'
+routes:
+  - {name: pair, method: ANY, path: '/pair/{x}', error_rate: 100%, error_status: 503}
+  - {name: down, method: GET, path: '/down/{x}', error_rate: 100%, error_status: 503}
+YAML
+cat >"$T/good.yaml" <<'YAML'
+routes:
+  - {name: pair, method: ANY, path: '/pair/{x}'}
+YAML
+start_mock bad "$bad" --profile "$T/bad.yaml"
+start_mock good "$good" --profile "$T/good.yaml"
+cat >"$T/gw.yaml" <<YAML
+listen: 127.0.0.1:$gport
+admin: 127.0.0.1:$aport
+workers: {threads: 2}
+upstreams:
+  pair: {servers: [127.0.0.1:$bad, 127.0.0.1:$good], max_fails: 0}
+  down: {servers: [127.0.0.1:$bad], max_fails: 0}
+routes:
+  - match: /pair/
+    upstream: pair
+    retry: {attempts: 2, budget: 100%, on: [503], backoff: 5ms}
+  - match: /down/
+    upstream: down
+    retry: {attempts: 3, budget: 20%, on: [502, 503, 504], backoff: 1ms}
+YAML
+start_bg gw "$APIGATE" serve -c "$T/gw.yaml"
+wait_port "$gport"
+wait_port "$aport"
+G=http://127.0.0.1:$gport
+metric() { curl -s --max-time 5 "http://127.0.0.1:$aport/metrics" | awk -v k="$1" 'index($0, k) == 1 { print $2; f = 1 } END { if (!f) print 0 }'; }
+
+log "a 503 from one server is retried on the other"
+for i in $(seq 1 20); do
+    assert_eq "$(http_status "$G/pair/$i")" 200 "GET $i"
+done
+b=$(mock_stat "$bad" pair)
+g=$(mock_stat "$good" pair)
+log "bad server saw $b, good server $g"
+assert_eq "$g" 20 "every GET answered by the good server"
+[ "$b" -ge 1 ] || fail "the failing server was never tried"
+assert_eq "$(metric 'apigate_retries_total{route="/pair/"}')" "$b" "retries counted"
+
+log "POST is not retried"
+mock_reset "$bad"
+mock_reset "$good"
+codes=""
+for i in $(seq 1 10); do codes+="$(http_status "$G/pair/p$i" -X POST -d x) "; done
+assert_eq "$(( $(mock_stat "$bad" pair) + $(mock_stat "$good" pair) ))" 10 "one origin request per POST"
+assert_contains "$codes" 503 "POSTs that hit the failing server fail"
+
+log "100%-failing upstream under load: retries bounded by the budget"
+"$APIGATE" load -q -c 8 -d 3s --json "$T/down.json" "$G/down/1" >"$T/down.txt" 2>&1 ||
+    fail "load failed: $(cat "$T/down.txt")"
+requests=$(jq '[.status[]] | add' "$T/down.json")
+assert_eq "$(jq '.status["503"]' "$T/down.json")" "$requests" "clients see the 503"
+origin=$(mock_stat "$bad" down)
+retries=$((origin - requests))
+counted=$(metric 'apigate_retries_total{route="/down/"}')
+exhausted=$(metric 'apigate_retry_budget_exhausted_total{route="/down/"}')
+log "$requests requests, origin saw $origin: $retries retries (counter $counted), budget refusals $exhausted"
+[ "$requests" -gt 200 ] || fail "too few requests: $requests"
+assert_eq "$counted" "$retries" "apigate_retries_total equals the extra origin requests"
+limit=$(awk -v r="$requests" 'BEGIN { printf "%d", r * 0.2 + 2 }')
+assert_range "$retries" 1 "$limit" "retries within 20% of requests"
+# without a budget every request would retry 3 times; here most of them are refused
+[ "$exhausted" -gt $((requests / 2)) ] || fail "budget refusals ($exhausted) for $requests requests"
+log "ok"
