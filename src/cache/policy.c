@@ -213,6 +213,13 @@ const char *policy_storable(const struct policy_conf *pc, const struct h1_reques
         if (!policy_status_cacheable(pc, res->status))
             return "status";
         f->lifetime_ms = pc->ttl_ms;
+        if (res->status == 404 || res->status == 410) {
+            /* "not found" is not what `ttl` was written for: a user created a second later
+             * must not stay missing for a minute. Only negative_ttl caches it. */
+            if (pc->negative_ttl_ms == 0)
+                return "status";
+            f->lifetime_ms = pc->negative_ttl_ms;
+        }
         goto windows;
     }
     struct cache_control sc;
@@ -274,7 +281,9 @@ const char *policy_storable(const struct policy_conf *pc, const struct h1_reques
             uint64_t cap = pc->ttl_ms ? pc->ttl_ms : 86400000u;
             f->lifetime_ms = h < cap ? h : cap;
         } else {
-            f->lifetime_ms = pc->ttl_ms;
+            f->lifetime_ms = (res->status == 404 || res->status == 410) && pc->negative_ttl_ms
+                                 ? pc->negative_ttl_ms
+                                 : pc->ttl_ms;
         }
     }
     if (explicit_fresh && pc->statuses != NULL && !policy_status_cacheable(pc, res->status))

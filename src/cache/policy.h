@@ -28,7 +28,9 @@ struct policy_conf {
     const char *const *ignore_query; /* query parameters dropped from the key */
     const int *statuses; /* cacheable statuses; NULL: RFC 9110's heuristically cacheable */
     size_t nstatuses;
-    bool allow_set_cookie; /* store responses that carry Set-Cookie */
+    bool allow_set_cookie;    /* store responses that carry Set-Cookie */
+    uint64_t negative_ttl_ms; /* freshness of 404/410 the origin gives none for; with override,
+                                 0 means 404/410 are not stored */
 };
 
 /* What to do with a request. */

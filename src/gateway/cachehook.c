@@ -52,6 +52,7 @@ static void cachehook__route_conf(struct chroute *r, const struct gw_route *gr,
     pc->statuses = rc->statuses;
     pc->nstatuses = rc->nstatuses;
     pc->allow_set_cookie = false;
+    pc->negative_ttl_ms = rc->negative_ttl_ms;
     r->max_object = rc->max_object_size ? rc->max_object_size : cfg->cache.max_object_size;
     r->coalesce = cfg->cache.coalesce && rc->coalesce;
     r->gr = gr;

@@ -26,6 +26,12 @@ routes:
   - match: /api/auth/me
     upstream: api
     cache: {ttl: 5m, override: true, vary: [Authorization]}
+  - match: /missing/
+    upstream: api
+    cache: {ttl: 60s, override: true}
+  - match: /gone/
+    upstream: api
+    cache: {ttl: 60s, override: true, negative_ttl: 5s}
   - match: /echo/big
     upstream: api
     cache: {ttl: 60s, override: true, max_object_size: 2KB}
@@ -152,6 +158,12 @@ curl -s -o /dev/null "$G/echo/big?p=$big"
 assert_eq "$(hdr "$G/echo/big?p=$big" X-Cache)" MISS "over max_object_size"
 curl -s -o /dev/null "$G/echo/big?p=small"
 assert_eq "$(hdr "$G/echo/big?p=small" X-Cache)" HIT "under max_object_size"
+
+log "404s: not stored by ttl, stored with negative_ttl"
+curl -s -o /dev/null "$G/missing/x"
+assert_eq "$(hdr "$G/missing/x" X-Cache)" MISS "404 with override ttl only"
+curl -s -o /dev/null "$G/gone/x"
+assert_eq "$(hdr "$G/gone/x" X-Cache)" HIT "404 with negative_ttl"
 
 log "stats and metrics"
 st=$(curl -s "$A/cache/stats")

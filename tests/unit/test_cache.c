@@ -315,6 +315,16 @@ static void test_age_rules(void **state)
         if (fresh != cases[i].fresh)
             fail_msg("%s: fresh %d", cases[i].age, fresh);
     }
+    /* override routes: 404 only with negative_ttl */
+    struct policy_conf ov = {.ttl_ms = 60000, .override = true};
+    parse_res("HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+    assert_string_equal(policy_storable(&ov, &req, &p, &res, wall0, wall0, &f), "status");
+    ov.negative_ttl_ms = 5000;
+    assert_null(policy_storable(&ov, &req, &p, &res, wall0, wall0, &f));
+    assert_int_equal(f.lifetime_ms, 5000);
+    parse_res("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    assert_null(policy_storable(&ov, &req, &p, &res, wall0, wall0, &f));
+    assert_int_equal(f.lifetime_ms, 60000);
     /* Surrogate-Control for us beats Cache-Control; other targets are ignored */
     char head[256];
     snprintf(head, sizeof(head),
