@@ -37,6 +37,8 @@ static void load__usage(FILE *out)
             "  -R, --rate R/s        open model: this many requests per second whatever the\n"
             "                        latency; latency counted from the intended send time\n"
             "      --timeout D       per-request timeout (default 10s)\n"
+            "      --threshold 'M: E' k6 threshold, e.g. 'http_req_duration: p(95)<500'\n"
+            "                        (repeatable; exit 99 when one fails)\n"
             "  -k, --insecure        https: do not verify the server's certificate\n"
             "      --cacert FILE     https: trust the CAs in FILE (PEM)\n"
             "\n"
@@ -163,7 +165,7 @@ static int load__add_header(struct load_req *r, const char *arg)
     return 0;
 }
 
-enum { OPT_JSON = 256, OPT_HTML, OPT_BODY, OPT_TIMEOUT, OPT_CACERT };
+enum { OPT_JSON = 256, OPT_HTML, OPT_BODY, OPT_TIMEOUT, OPT_CACERT, OPT_THRESHOLD };
 
 static const struct option load_longopts[] = {
     {"connections", required_argument, NULL, 'c'},
@@ -177,6 +179,7 @@ static const struct option load_longopts[] = {
     {"json", required_argument, NULL, OPT_JSON},
     {"html", required_argument, NULL, OPT_HTML},
     {"insecure", no_argument, NULL, 'k'},
+    {"threshold", required_argument, NULL, OPT_THRESHOLD},
     {"cacert", required_argument, NULL, OPT_CACERT},
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
@@ -208,6 +211,8 @@ static int load__quick(int argc, char **argv)
     const char *method = NULL, *body_arg = NULL;
     const char **hdrs = xcalloc((size_t)argc + 1, sizeof(char *));
     size_t nh = 0;
+    const char **ths = xcalloc((size_t)argc + 1, sizeof(char *));
+    size_t nths = 0;
     int rc = 2;
     struct scenario *s = NULL;
     char *body = NULL;
@@ -265,6 +270,9 @@ static int load__quick(int argc, char **argv)
             break;
         case OPT_CACERT:
             cacert = optarg;
+            break;
+        case OPT_THRESHOLD:
+            ths[nths++] = optarg;
             break;
         case 'q':
             o.quiet = true;
@@ -339,6 +347,33 @@ static int load__quick(int argc, char **argv)
         if (load__add_header(r, hdrs[i]) == -1)
             goto out;
     r->name = xstrdup(tpath);
+    /* --threshold 'METRIC: EXPR', as in a scenario's thresholds: (exit 99 when one fails). */
+    for (size_t i = 0; i < nths; i++) {
+        const char *colon = strchr(ths[i], ':');
+        /* the metric may carry {name:x}: split at the first ':' after any closing brace */
+        const char *brace = strchr(ths[i], '}');
+        if (brace && colon && colon < brace)
+            colon = strchr(brace, ':');
+        if (colon == NULL) {
+            fprintf(stderr, "apigate load: --threshold '%s': expected 'metric: expression', like "
+                            "'http_req_duration: p(95)<500'\n",
+                    ths[i]);
+            goto out;
+        }
+        char *metric = xstrndup(ths[i], (size_t)(colon - ths[i]));
+        struct threshold th;
+        const char *expr = colon + 1;
+        while (*expr == ' ' || *expr == '\t')
+            expr++;
+        int trc = threshold_parse(&th, metric, expr, err, sizeof(err));
+        free(metric);
+        if (trc == -1) {
+            fprintf(stderr, "apigate load: --threshold '%s': %s\n", ths[i], err);
+            goto out;
+        }
+        s->th = xrealloc(s->th, (s->nth + 1) * sizeof(*s->th));
+        s->th[s->nth++] = th;
+    }
     s->threads = threads;
     s->timeout_us = timeout_us;
     s->graceful_us = timeout_us < 5000000 ? timeout_us : 5000000;
@@ -363,6 +398,7 @@ static int load__quick(int argc, char **argv)
 out:
     free(body);
     free(hdrs);
+    free(ths);
     scenario_destroy(s);
     return rc;
 }

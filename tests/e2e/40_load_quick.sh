@@ -85,6 +85,20 @@ log "RSS ${early} kB after 1.5 s, ${late} kB after 6.5 s, $mreqs requests"
 # a stored 8-byte sample per request would add well over 512 kB in those 5 s
 [ $((late - early)) -lt 512 ] || fail "memory grew by $((late - early)) kB over 5 s"
 
+log "--threshold in quick mode: 0 when it holds, 99 when it fails, 2 when it does not parse"
+rc=0
+"$APIGATE" load -q -c 2 -d 500ms --threshold 'http_req_failed: rate<0.01' \
+    --threshold 'http_req_duration{name:/}: p(95)<1000' "http://127.0.0.1:$port/" >"$T/th.out" || rc=$?
+assert_eq "$rc" 0 "passing --threshold"
+assert_contains "$(cat "$T/th.out")" "✓ http_req_failed: rate<0.01"
+rc=0
+"$APIGATE" load -q -c 2 -d 500ms --threshold 'http_reqs: count<5' "http://127.0.0.1:$port/" >"$T/th.out" 2>&1 || rc=$?
+assert_eq "$rc" 99 "failing --threshold"
+assert_contains "$(cat "$T/th.out")" "✗ http_reqs: count<5"
+rc=0
+"$APIGATE" load -q -c 2 -d 500ms --threshold 'http_reqs count<5' "http://127.0.0.1:$port/" >/dev/null 2>&1 || rc=$?
+assert_eq "$rc" 2 "malformed --threshold"
+
 log "chunked responses"
 "$APIGATE" load -q -c 4 -d 1s --json "$T/c.json" "http://127.0.0.1:$port/chunked" >/dev/null
 assert_eq "$(jq '.totals.failed' "$T/c.json")" 0 "chunked failures"
