@@ -377,6 +377,9 @@ void proxy_retry(struct conn *c, bool now)
 {
     struct proxy *px = &c->px;
     if (!now) {
+        /* a 5xx dropped for a retry still counts against its server (balancer, ejection) */
+        if (px->uc != NULL && px->t_first_byte_us > px->t_sent_us)
+            upool_observe(px->pool, px->uc, px->t_first_byte_us - px->t_sent_us, true);
         proxy__detach(c, false); // the failed attempt's connection is never reused
         px->head_sent = 0;
         buf_reset(&px->uin);
