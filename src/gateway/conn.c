@@ -302,8 +302,11 @@ int conn_send(struct conn *c, const char *slice, size_t slice_len)
     if (!c->writable) {
         if (slice_len)
             buf_append(&c->out, slice, slice_len);
+        if (buf_pending(&c->out) > 0 && c->timer_kind != T_SEND)
+            conn__arm(c, T_SEND, c->th->sh->cfg->server.send_timeout_ms);
         return 0;
     }
+    bool progressed = false;
     for (;;) {
         struct iovec iov[2];
         int n = 0;
@@ -330,6 +333,7 @@ int conn_send(struct conn *c, const char *slice, size_t slice_len)
             return -1;
         }
         c->bytes_out += (uint64_t)w;
+        progressed = true;
         size_t wz = (size_t)w;
         if (wz >= pend) {
             buf_consume(&c->out, pend);
@@ -343,7 +347,8 @@ int conn_send(struct conn *c, const char *slice, size_t slice_len)
     if (slice_len)
         buf_append(&c->out, slice, slice_len); // the socket is full: keep a copy
     if (buf_pending(&c->out) > 0) {
-        if (c->timer_kind != T_SEND)
+        /* send_timeout is the longest pause between two writes that made progress */
+        if (progressed || c->timer_kind != T_SEND)
             conn__arm(c, T_SEND, c->th->sh->cfg->server.send_timeout_ms);
     } else if (c->timer_kind == T_SEND) {
         conn__arm(c, T_NONE, 0);
@@ -366,8 +371,9 @@ static void conn__flush(struct conn *c)
         proxy_on_client_drained(c);
         break;
     case CONN_HEAD:
-        if (buf_pending(&c->in) > 0)
-            conn__process(c); // a pipelined request held back while output was pending
+        /* a pipelined request held back while output was pending; else the idle timer takes
+         * over from the send timer */
+        conn__process(c);
         break;
     default:
         break;

@@ -51,7 +51,7 @@ cat >"$T/gw.yaml" <<EOF
 listen: 127.0.0.1:$gport
 admin: 127.0.0.1:$aport
 workers: {threads: 1, drain_timeout: 5s}
-server: {max_body_size: 64MB}
+server: {max_body_size: 64MB, send_timeout: 3s}
 upstreams:
   web:
     servers: [127.0.0.1:$nport]
@@ -109,6 +109,30 @@ wait "$cpid" || fail "download failed"
 assert_eq "$(sha256sum <"$T/big.out")" "$(sha256sum <"$T/www/big.bin")" "20 MB download bytes"
 log "worker RSS before ${rss0} kB, peak ${peak} kB"
 assert_range "$((peak - rss0))" -100000 6144 "worker RSS growth (kB) while streaming 20 MB to a slow client"
+
+log "a client that stops reading is cut off after send_timeout (3s), not buffered"
+out=$(python3 - "$gport" <<'PY'
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+s.sendall(b"GET /big.bin HTTP/1.1\r\nHost: a\r\n\r\n")
+time.sleep(6)  # read nothing: the gateway's socket buffer fills, then its writes stall
+got = 0
+s.settimeout(5)
+try:
+    while True:
+        d = s.recv(1 << 20)
+        if not d:
+            break
+        got += len(d)
+except (ConnectionResetError, socket.timeout):
+    pass
+print("cut" if got < 20971520 else "complete", got)
+PY
+)
+assert_contains "$out" "cut" "stalled client"
+sleep 0.3
+assert_eq "$(curl -s "http://127.0.0.1:$aport/stats" | jq .connections.open)" 0 "the stalled client connection was closed"
 
 log "20 MB upload to the mock: Content-Length and chunked"
 head -c 15728640 "$T/www/big.bin" | base64 -w0 >"$T/up.txt" # 20 MB of text
