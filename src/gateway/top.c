@@ -260,6 +260,20 @@ static void top__frame(FILE *f, const char *admin, const cJSON *s, const cJSON *
                 top__num(r, "idle"), top__num(r, "connecting"), top__num(r, "waiting"),
                 top__num(r, "connects"), top__num(r, "pool_wait_p95_ms"));
     }
+    const cJSON *brs = cJSON_GetObjectItemCaseSensitive(s, "breakers");
+    if (cJSON_GetArraySize(brs) > 0) {
+        fprintf(f, "\n%-28s %-10s %9s %9s %6s\n", "BREAKER (ROUTE)", "STATE", "REQUESTS",
+                "FAILURES", "OPENS");
+        cJSON_ArrayForEach(r, brs)
+        {
+            const cJSON *n = cJSON_GetObjectItemCaseSensitive(r, "route");
+            const cJSON *st = cJSON_GetObjectItemCaseSensitive(r, "state");
+            fprintf(f, "%-28.28s %-10.10s %9.0f %9.0f %6.0f\n",
+                    cJSON_IsString(n) ? n->valuestring : "?",
+                    cJSON_IsString(st) ? st->valuestring : "?", top__num(r, "requests"),
+                    top__num(r, "failures"), top__num(r, "opens"));
+        }
+    }
     fflush(f);
 }
 

@@ -38,6 +38,7 @@ upstreams:
 routes:
   - match: /api/users
     upstream: api
+    breaker: {}
   - match: /api/cached
     upstream: api
     cache: {ttl: 60s}

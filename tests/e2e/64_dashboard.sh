@@ -33,6 +33,7 @@ routes:
     upstream: api
   - match: /api/fail
     upstream: api
+    breaker: {min_requests: 5, error_threshold: 50%, open_for: 1h}
   - match: /api/cached
     upstream: api
     cache: {ttl: 60s}
@@ -140,6 +141,14 @@ hit_got=$(jq -r '.ids["t-hit"]["data-value"]' <<<"$dom")
 awk -v h="$hits" -v m="$misses" -v b="$hit_got" 'BEGIN { a = 100 * h / (h + m); d = a - b; if (d < 0) d = -d; exit !(d < 0.001) }' ||
     fail "hit ratio tile $hit_got != 100*$hits/($hits+$misses)"
 assert_eq "$(jq -r '.ids["t-lat"]["data-p95"]' <<<"$dom")" "$(jq -r .latency_ms.p95 <<<"$stats")" "p95 tile"
+
+log "breakers: the open one is shown as /stats has it"
+assert_eq "$(jq -r '.breakers_open' <<<"$stats")" 1 "/stats breakers_open"
+bstate=$(jq -r '.breakers[] | select(.route == "/api/fail") | .state' <<<"$stats")
+assert_eq "$bstate" open "/stats breaker state of /api/fail"
+grep -q "data-breaker=\"/api/fail\" data-state=\"$bstate\"" "$T/dom.html" ||
+    fail "breaker row of /api/fail with state $bstate not in the DOM"
+assert_eq "$(jq -r '.ids["t-brk"]["data-value"]' <<<"$dom")" 1 "breakers tile"
 
 log "charts drew their series (idle now: RPS 0, no latency sample, no 5xx)"
 pts=$(jq -r '.ids["c-rps"]["data-points"]' <<<"$dom")

@@ -26,6 +26,7 @@ routes:
     upstream: api
   - match: /api/orders
     upstream: api
+    breaker: {min_requests: 5, error_threshold: 50%, open_for: 1h}
 EOF
 start_mock mock "$mport" --profile "$T/mock.yaml"
 start_bg gw "$APIGATE" serve -c "$T/gw.yaml"
@@ -58,11 +59,13 @@ cat "$T/frame.txt" >&2
 row=$(grep -E '^/api/users ' "$T/frame.txt") || fail "no /api/users row"
 assert_eq "$(awk '{print $3}' <<<"$row")" 37 "calls of /api/users"
 assert_eq "$(awk '{print $4}' <<<"$row")" 0.0 "rate while idle"
-row=$(grep -E '^/api/orders ' "$T/frame.txt") || fail "no /api/orders row"
+row=$(grep -E '^/api/orders +api ' "$T/frame.txt") || fail "no /api/orders row"
 assert_eq "$(awk '{print $3, $7}' <<<"$row")" "5 5" "calls and errors of /api/orders"
 assert_eq "$(jq -r '.routes[] | select(.route == "/api/users") | .count' < <(curl -s "http://127.0.0.1:$aport/stats"))" 37 "/stats agrees"
 grep -qE '^api +[0-9]+ +[0-9]+ ' "$T/frame.txt" || fail "no pool row for upstream api"
 assert_contains "$(cat "$T/frame.txt")" "requests 42" "total requests"
+grep -qE '^/api/orders +open ' "$T/frame.txt" || fail "breaker of /api/orders not shown open"
+assert_eq "$(curl -s "http://127.0.0.1:$aport/stats" | jq -r '.breakers[0].state')" open "/stats breaker"
 
 log "under load: the interval rate and percentiles are there"
 "$APIGATE" load -q -c 2 -d 3s "http://127.0.0.1:$gport/api/users" >/dev/null &
