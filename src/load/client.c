@@ -63,8 +63,8 @@ void client_close(struct client *c)
  * resends once when a reused keep-alive connection turned out to be closed by the server. */
 static void client__fail(struct client *c, enum load_err kind)
 {
-    bool stale = c->reused && !c->retried && !c->got_bytes &&
-                 (kind == LERR_RESET || kind == LERR_CLOSED);
+    bool stale =
+        c->reused && !c->retried && !c->got_bytes && (kind == LERR_RESET || kind == LERR_CLOSED);
     client_close(c);
     if (stale) {
         c->retried = true;
@@ -363,8 +363,8 @@ static int client__parse(struct client *c)
         for (;;) {
             const char *data;
             size_t dlen;
-            long n = h1_chunked_step(&c->ch, buf_head(&c->rbuf), buf_pending(&c->rbuf), &data,
-                                     &dlen);
+            long n =
+                h1_chunked_step(&c->ch, buf_head(&c->rbuf), buf_pending(&c->rbuf), &data, &dlen);
             if (n < 0) {
                 c->retried = true;
                 client__fail(c, LERR_PROTOCOL);

@@ -80,8 +80,7 @@ void compare_print(const struct load_result *a, const struct load_result *b, FIL
     fprintf(out, "  %-24s %14s %14s %12s  %s\n", "metric", "before", "after", "delta", "");
     cmp__row(out, "requests/s", result_rps(a), result_rps(b), CMP_RATE, CMP_HIGHER);
     cmp__row(out, "requests", (double)a->reqs, (double)b->reqs, CMP_NUM, CMP_NEUTRAL);
-    cmp__row(out, "latency avg", hist_mean(&a->h) / 1e3, hist_mean(&b->h) / 1e3, CMP_MS,
-             CMP_LOWER);
+    cmp__row(out, "latency avg", hist_mean(&a->h) / 1e3, hist_mean(&b->h) / 1e3, CMP_MS, CMP_LOWER);
     static const struct {
         const char *name;
         double p;
@@ -92,10 +91,10 @@ void compare_print(const struct load_result *a, const struct load_result *b, FIL
     cmp__row(out, "latency max", (double)hist_max(&a->h) / 1e3, (double)hist_max(&b->h) / 1e3,
              CMP_MS, CMP_LOWER);
     cmp__row(out, "error rate", result_failed_rate(a), result_failed_rate(b), CMP_PCT, CMP_LOWER);
-    cmp__row(out, "requests under 500ms", result_under(a, 500000), result_under(b, 500000),
-             CMP_PCT, CMP_HIGHER);
-    cmp__row(out, "requests under 1s", result_under(a, 1000000), result_under(b, 1000000),
-             CMP_PCT, CMP_HIGHER);
+    cmp__row(out, "requests under 500ms", result_under(a, 500000), result_under(b, 500000), CMP_PCT,
+             CMP_HIGHER);
+    cmp__row(out, "requests under 1s", result_under(a, 1000000), result_under(b, 1000000), CMP_PCT,
+             CMP_HIGHER);
     if (a->checks_pass + a->checks_fail + b->checks_pass + b->checks_fail)
         cmp__row(out, "checks passed", cmp__checks_rate(a), cmp__checks_rate(b), CMP_PCT,
                  CMP_HIGHER);
@@ -158,7 +157,8 @@ int merge_main(int argc, char **argv)
     int rc = 2;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            printf("usage: apigate load merge A.json B.json ... [--json OUT.json] [--html OUT.html]\n\n"
+            printf("usage: apigate load merge A.json B.json ... [--json OUT.json] [--html "
+                   "OUT.html]\n\n"
                    "Adds the JSON reports of several generator machines into one summary:\n"
                    "counts add, histograms merge exactly, thresholds are evaluated again on the\n"
                    "whole. Exit 99 when a threshold fails.\n");

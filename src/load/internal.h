@@ -31,10 +31,10 @@ enum tmpl_kind { TMPL_LIT, TMPL_RAND, TMPL_SEQ, TMPL_UUID, TMPL_PICK };
 
 struct tmpl_seg {
     enum tmpl_kind kind;
-    char *lit;         /* TMPL_LIT: the bytes (env values are resolved into literals) */
+    char *lit; /* TMPL_LIT: the bytes (env values are resolved into literals) */
     size_t len;
-    int64_t lo, hi;    /* TMPL_RAND: inclusive bounds */
-    char **choices;    /* TMPL_PICK */
+    int64_t lo, hi; /* TMPL_RAND: inclusive bounds */
+    char **choices; /* TMPL_PICK */
     size_t nchoices;
 };
 
@@ -47,9 +47,9 @@ struct tmpl {
 };
 
 struct tmpl_ctx {
-    uint64_t *rng;           /* xorshift state of the calling VU */
-    _Atomic uint64_t *seq;   /* shared by all threads: {{seq}} is unique across the run */
-    struct buf *scratch;     /* the caller's buffer for rendering a body before its length */
+    uint64_t *rng;         /* xorshift state of the calling VU */
+    _Atomic uint64_t *seq; /* shared by all threads: {{seq}} is unique across the run */
+    struct buf *scratch;   /* the caller's buffer for rendering a body before its length */
 };
 
 /* Compiles <src>. Returns 0, or -1 with a message in <err> and the byte offset of the problem in
@@ -98,15 +98,15 @@ unsigned sched_vus_at(const struct sched_plan *p, uint64_t t_us, unsigned max);
  * bounded queue of iterations that found no free connection. Pure arithmetic, time passed in. */
 struct sched_open {
     const struct sched_plan *plan;
-    uint64_t next_n;       /* next global iteration index for this thread */
+    uint64_t next_n; /* next global iteration index for this thread */
     uint64_t stride;
-    uint64_t next_us;      /* its intended time, UINT64_MAX when the plan is over */
-    uint64_t *queue;       /* intended times waiting for a connection (ring) */
+    uint64_t next_us; /* its intended time, UINT64_MAX when the plan is over */
+    uint64_t *queue;  /* intended times waiting for a connection (ring) */
     size_t qcap, qhead, qlen;
-    size_t qlate;          /* queued iterations already counted as late (the oldest ones) */
-    uint64_t late;         /* iterations that waited in the queue */
-    uint64_t dropped;      /* iterations dropped because the queue was full */
-    uint64_t max_lag_us;   /* largest send delay behind the intended time */
+    size_t qlate;        /* queued iterations already counted as late (the oldest ones) */
+    uint64_t late;       /* iterations that waited in the queue */
+    uint64_t dropped;    /* iterations dropped because the queue was full */
+    uint64_t max_lag_us; /* largest send delay behind the intended time */
 };
 
 void sched_open_init(struct sched_open *s, const struct sched_plan *p, uint64_t first,
@@ -129,13 +129,13 @@ enum check_kind { CHECK_STATUS, CHECK_BODY, CHECK_HEADER, CHECK_LATENCY };
 
 struct load_check {
     enum check_kind kind;
-    int *statuses;   /* CHECK_STATUS: allowed codes */
+    int *statuses; /* CHECK_STATUS: allowed codes */
     size_t nstatuses;
-    char *str;       /* CHECK_BODY: substring; CHECK_HEADER: header name */
+    char *str; /* CHECK_BODY: substring; CHECK_HEADER: header name */
     size_t len;
     uint64_t latency_us; /* CHECK_LATENCY */
-    char *label;     /* "status in [200, 201]", shown in reports */
-    size_t id;       /* index over all checks of the scenario */
+    char *label;         /* "status in [200, 201]", shown in reports */
+    size_t id;           /* index over all checks of the scenario */
 };
 
 struct load_header {
@@ -147,7 +147,7 @@ struct load_req {
     char *name;
     char *method;
     bool is_head;
-    struct tmpl path;      /* path and query */
+    struct tmpl path; /* path and query */
     struct load_header *headers;
     size_t nheaders;
     struct tmpl body;
@@ -156,10 +156,10 @@ struct load_req {
     uint64_t think_min_us, think_max_us;
     struct load_check *checks;
     size_t nchecks;
-    bool need_body;        /* a body check: keep the response body */
+    bool need_body;         /* a body check: keep the response body */
     uint32_t header_checks; /* bit i: check i is a header-present check */
-    bool dynamic;          /* templates to render per request */
-    struct buf prebuilt;   /* the whole request when not dynamic: one write, no formatting */
+    bool dynamic;           /* templates to render per request */
+    struct buf prebuilt;    /* the whole request when not dynamic: one write, no formatting */
 };
 
 /* Threshold expression: metric{name:x}: ['p(95)<500', ...] */
@@ -167,12 +167,12 @@ enum th_agg { TH_AVG, TH_MIN, TH_MED, TH_MAX, TH_P, TH_RATE, TH_COUNT };
 enum th_op { TH_LT, TH_LE, TH_GT, TH_GE, TH_EQ, TH_NE };
 
 struct threshold {
-    char *metric;  /* http_req_duration, http_req_failed, checks, http_reqs, iterations,
-                      dropped_iterations, data_received, data_sent */
-    char *tag;     /* request name from {name:x}, or NULL */
-    char *expr;    /* as written: "p(95)<500" */
+    char *metric; /* http_req_duration, http_req_failed, checks, http_reqs, iterations,
+                     dropped_iterations, data_received, data_sent */
+    char *tag;    /* request name from {name:x}, or NULL */
+    char *expr;   /* as written: "p(95)<500" */
     enum th_agg agg;
-    double pct;    /* TH_P */
+    double pct; /* TH_P */
     enum th_op op;
     double value;
     /* results */
@@ -181,7 +181,7 @@ struct threshold {
 };
 
 struct scenario {
-    char *file;            /* NULL for quick mode */
+    char *file; /* NULL for quick mode */
     char *base_url;
     struct url url;
     struct sock_addr addr;
@@ -189,19 +189,19 @@ struct scenario {
     struct load_req *reqs;
     size_t nreqs;
     uint64_t total_weight;
-    size_t nchecks;        /* over all requests */
+    size_t nchecks; /* over all requests */
     struct sched_plan plan;
     unsigned threads;
-    unsigned max_vus;      /* closed: VU objects; open: connection limit */
-    unsigned pre_vus;      /* open: connections opened at start */
-    uint64_t timeout_us;   /* per request, connect included */
-    uint64_t graceful_us;  /* wait for in-flight requests after the end */
+    unsigned max_vus;     /* closed: VU objects; open: connection limit */
+    unsigned pre_vus;     /* open: connections opened at start */
+    uint64_t timeout_us;  /* per request, connect included */
+    uint64_t graceful_us; /* wait for in-flight requests after the end */
     struct threshold *th;
     size_t nth;
     bool quick;
     /* https targets: one client context and one resumable session shared by every thread */
-    bool tls_verify;       /* default on; off with tls: {verify: false} or -k */
-    char *tls_ca_file;     /* NULL: the system store */
+    bool tls_verify;   /* default on; off with tls: {verify: false} or -k */
+    char *tls_ca_file; /* NULL: the system store */
     struct tls_client *tls;
     struct tls_session *tls_sess;
 };
@@ -224,7 +224,8 @@ enum load_err {
     LERR_CONNECT_REFUSED,
     LERR_CONNECT_TIMEOUT,
     LERR_CONNECT_OTHER,
-    LERR_LOCAL, /* out of file descriptors or ephemeral ports: the generator's limit, not the target's */
+    LERR_LOCAL, /* out of file descriptors or ephemeral ports: the generator's limit, not the
+                   target's */
     LERR_RESET,
     LERR_CLOSED,
     LERR_TIMEOUT,
@@ -257,15 +258,15 @@ struct thread_stats {
     uint64_t reqs, failed, iterations, bytes_in, bytes_out, interrupted;
     uint64_t status[600];
     uint64_t errors[LERR__COUNT];
-    char tls_detail[160];      /* why the first TLS failure happened ("certificate verify …") */
-    struct ep_stats *ep;       /* per request definition */
+    char tls_detail[160]; /* why the first TLS failure happened ("certificate verify …") */
+    struct ep_stats *ep;  /* per request definition */
     uint64_t *check_pass, *check_fail; /* per check id */
     size_t neps, nchecks;
     uint64_t start_us;
     struct stats_sec ring[STATS_RING];
     int64_t cur_sec;
-    uint64_t next_roll_us;     /* start of the next second: below it, stats_roll() is a compare */
-    _Atomic int64_t done_sec;  /* every second up to this one is complete in the ring */
+    uint64_t next_roll_us;    /* start of the next second: below it, stats_roll() is a compare */
+    _Atomic int64_t done_sec; /* every second up to this one is complete in the ring */
     unsigned cur_vus;
 };
 
@@ -299,7 +300,7 @@ struct result_check {
 };
 
 struct result_sec {
-    int64_t t;       /* second since the start */
+    int64_t t; /* second since the start */
     uint64_t reqs, errors, bytes_in, dropped;
     uint64_t p50_us, p95_us, p99_us;
     unsigned vus;
@@ -307,11 +308,11 @@ struct result_sec {
 
 /* The merged outcome of a run (or of several runs, or read back from JSON): what reports show. */
 struct load_result {
-    char *target, *mode;   /* "closed" | "open" */
-    double duration_s;     /* measured, from start to the last response */
+    char *target, *mode; /* "closed" | "open" */
+    double duration_s;   /* measured, from start to the last response */
     double planned_s;
     unsigned threads, vus_max;
-    int64_t started_at;    /* wall clock, seconds */
+    int64_t started_at; /* wall clock, seconds */
     uint64_t reqs, iterations, failed, bytes_in, bytes_out, checks_pass, checks_fail;
     uint64_t dropped, late, interrupted, max_lag_us;
     struct hist h;
@@ -323,10 +324,10 @@ struct load_result {
     size_t nchecks;
     struct result_sec *series;
     size_t nseries, series_cap;
-    struct threshold *th;  /* copies, owned */
+    struct threshold *th; /* copies, owned */
     size_t nth;
-    unsigned machines;     /* runs merged into this one */
-    char tls_detail[160];  /* first TLS failure, for the error summary ("" when none) */
+    unsigned machines;    /* runs merged into this one */
+    char tls_detail[160]; /* first TLS failure, for the error summary ("" when none) */
 };
 
 struct load_result *result_create(void);
@@ -378,29 +379,29 @@ struct lthread;
 struct client {
     uint32_t magic;
     struct lthread *t;
-    unsigned vu;             /* global VU index (closed) or pool slot (open) */
+    unsigned vu; /* global VU index (closed) or pool slot (open) */
     int fd;
-    struct transport tr;     /* https only: the TLS stream over fd (plain TCP uses fd directly) */
-    bool tls;                /* tr holds a TLS transport that owns fd */
+    struct transport tr; /* https only: the TLS stream over fd (plain TCP uses fd directly) */
+    bool tls;            /* tr holds a TLS transport that owns fd */
     enum client_state state;
-    bool active;             /* closed: the VU is within the current target */
-    bool want_request;       /* connecting with a request to send */
-    bool reused;             /* this connection served a response before */
-    bool retried;            /* the current request was resent after a stale keep-alive */
+    bool active;       /* closed: the VU is within the current target */
+    bool want_request; /* connecting with a request to send */
+    bool reused;       /* this connection served a response before */
+    bool retried;      /* the current request was resent after a stale keep-alive */
     bool head_done, keep_alive, got_bytes;
     const struct load_req *req;
     size_t req_idx;
-    const char *wptr;        /* request bytes: the prebuilt buffer or wbuf */
+    const char *wptr; /* request bytes: the prebuilt buffer or wbuf */
     size_t wlen, woff;
-    uint64_t origin_us;      /* latency is measured from here: the send, or the intended time */
+    uint64_t origin_us; /* latency is measured from here: the send, or the intended time */
     uint64_t deadline_us;
-    uint64_t done_us;        /* when the response completed */
+    uint64_t done_us; /* when the response completed */
     uint64_t resp_bytes;
     int status;
     enum h1_body body_mode;
     uint64_t remaining;
     struct h1_chunked ch;
-    uint32_t hdr_ok;         /* header-present checks that passed */
+    uint32_t hdr_ok; /* header-present checks that passed */
     struct buf rbuf, wbuf, body;
     struct loop_timer timer; /* think time / backoff */
     struct client *next_idle;
@@ -428,10 +429,9 @@ struct loop *run__loop(const struct lthread *t);
 void run__render(struct lthread *t, const struct load_req *r, struct buf *out);
 uint64_t *run__bytes_out(struct lthread *t);
 
-
 struct run_opts {
-    bool progress;  /* live progress on stderr */
-    bool tty;       /* rewrite one line instead of printing one per second */
+    bool progress; /* live progress on stderr */
+    bool tty;      /* rewrite one line instead of printing one per second */
 };
 
 /* Runs <s>; returns the merged result (never NULL). */

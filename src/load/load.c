@@ -21,37 +21,38 @@
 
 static void load__usage(FILE *out)
 {
-    fprintf(out,
-            "usage: apigate load [OPTIONS] URL              quick mode, like wrk\n"
-            "       apigate load run SCENARIO.yaml [OPTIONS]  scenario mode, like k6\n"
-            "       apigate load compare BEFORE.json AFTER.json\n"
-            "       apigate load merge A.json B.json ... [--json OUT.json] [--html OUT.html]\n"
-            "\n"
-            "Quick mode options:\n"
-            "  -c, --connections N   concurrent connections (closed model: one VU each; default 10)\n"
-            "  -d, --duration D      how long to run: 500ms, 30s, 2m (default 10s)\n"
-            "  -t, --threads N       event-loop threads (default 1)\n"
-            "  -H, --header 'K: V'   add a request header (repeatable)\n"
-            "  -m, --method M        request method (default GET, or POST with --body)\n"
-            "      --body DATA|@FILE request body\n"
-            "  -R, --rate R/s        open model: this many requests per second whatever the\n"
-            "                        latency; latency counted from the intended send time\n"
-            "      --timeout D       per-request timeout (default 10s)\n"
-            "      --threshold 'M: E' k6 threshold, e.g. 'http_req_duration: p(95)<500'\n"
-            "                        (repeatable; exit 99 when one fails)\n"
-            "  -k, --insecure        https: do not verify the server's certificate\n"
-            "      --cacert FILE     https: trust the CAs in FILE (PEM)\n"
-            "\n"
-            "Options of both modes:\n"
-            "      --json FILE       write the JSON report (histograms, time series)\n"
-            "      --html FILE       write a self-contained HTML report\n"
-            "  -q, --quiet           no live progress on stderr\n"
-            "  -h, --help            this help\n"
-            "\n"
-            "Scenario mode reads base_url, requests (templated paths: {{rand 1 1000}}, {{seq}},\n"
-            "{{uuid}}, {{pick a b}}, {{env NAME}}), executor (vus with stages, or arrival_rate),\n"
-            "checks and k6-style thresholds; see docs/load.md and examples/load-*.yaml.\n"
-            "Exit codes: 0 ok, 99 a threshold failed, 2 bad usage or bad input.\n");
+    fprintf(
+        out,
+        "usage: apigate load [OPTIONS] URL              quick mode, like wrk\n"
+        "       apigate load run SCENARIO.yaml [OPTIONS]  scenario mode, like k6\n"
+        "       apigate load compare BEFORE.json AFTER.json\n"
+        "       apigate load merge A.json B.json ... [--json OUT.json] [--html OUT.html]\n"
+        "\n"
+        "Quick mode options:\n"
+        "  -c, --connections N   concurrent connections (closed model: one VU each; default 10)\n"
+        "  -d, --duration D      how long to run: 500ms, 30s, 2m (default 10s)\n"
+        "  -t, --threads N       event-loop threads (default 1)\n"
+        "  -H, --header 'K: V'   add a request header (repeatable)\n"
+        "  -m, --method M        request method (default GET, or POST with --body)\n"
+        "      --body DATA|@FILE request body\n"
+        "  -R, --rate R/s        open model: this many requests per second whatever the\n"
+        "                        latency; latency counted from the intended send time\n"
+        "      --timeout D       per-request timeout (default 10s)\n"
+        "      --threshold 'M: E' k6 threshold, e.g. 'http_req_duration: p(95)<500'\n"
+        "                        (repeatable; exit 99 when one fails)\n"
+        "  -k, --insecure        https: do not verify the server's certificate\n"
+        "      --cacert FILE     https: trust the CAs in FILE (PEM)\n"
+        "\n"
+        "Options of both modes:\n"
+        "      --json FILE       write the JSON report (histograms, time series)\n"
+        "      --html FILE       write a self-contained HTML report\n"
+        "  -q, --quiet           no live progress on stderr\n"
+        "  -h, --help            this help\n"
+        "\n"
+        "Scenario mode reads base_url, requests (templated paths: {{rand 1 1000}}, {{seq}},\n"
+        "{{uuid}}, {{pick a b}}, {{env NAME}}), executor (vus with stages, or arrival_rate),\n"
+        "checks and k6-style thresholds; see docs/load.md and examples/load-*.yaml.\n"
+        "Exit codes: 0 ok, 99 a threshold failed, 2 bad usage or bad input.\n");
 }
 
 struct load_opts {
@@ -100,8 +101,9 @@ static void load__raise_nofile(const struct scenario *s)
     rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need ? need : rl.rlim_max;
     setrlimit(RLIMIT_NOFILE, &rl);
     if (rl.rlim_cur < need)
-        fprintf(stderr, "apigate load: warning: %u connections need %llu file descriptors, the "
-                        "limit is %llu (ulimit -n): some connects will fail\n",
+        fprintf(stderr,
+                "apigate load: warning: %u connections need %llu file descriptors, the "
+                "limit is %llu (ulimit -n): some connects will fail\n",
                 s->max_vus, (unsigned long long)need, (unsigned long long)rl.rlim_cur);
 }
 
@@ -355,8 +357,9 @@ static int load__quick(int argc, char **argv)
         if (brace && colon && colon < brace)
             colon = strchr(brace, ':');
         if (colon == NULL) {
-            fprintf(stderr, "apigate load: --threshold '%s': expected 'metric: expression', like "
-                            "'http_req_duration: p(95)<500'\n",
+            fprintf(stderr,
+                    "apigate load: --threshold '%s': expected 'metric: expression', like "
+                    "'http_req_duration: p(95)<500'\n",
                     ths[i]);
             goto out;
         }

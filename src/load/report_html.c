@@ -61,7 +61,8 @@ static const char rh_js[] =
     "var w=c.clientWidth||600,h=c.clientHeight||240,r=window.devicePixelRatio||1;"
     "c.width=w*r;c.height=h*r;var g=c.getContext('2d');g.scale(r,r);"
     "var L=58,R=12,T=22,B=30,pw=w-L-R,ph=h-T-B,n=0,xmin=Infinity,xmax=-Infinity,ymax=0;"
-    "series.forEach(function(s){s.pts.forEach(function(p){var x=o.logx?Math.log10(Math.max(p[0],1e-3)):p[0];"
+    "series.forEach(function(s){s.pts.forEach(function(p){var "
+    "x=o.logx?Math.log10(Math.max(p[0],1e-3)):p[0];"
     "xmin=Math.min(xmin,x);xmax=Math.max(xmax,x);ymax=Math.max(ymax,p[1]);});});"
     "if(!isFinite(xmin)){xmin=0;xmax=1;}if(xmax==xmin)xmax=xmin+1;var ytop=o.ymax||nice(ymax);"
     "function X(v){var x=o.logx?Math.log10(Math.max(v,1e-3)):v;return L+(x-xmin)/(xmax-xmin)*pw;}"
@@ -69,11 +70,14 @@ static const char rh_js[] =
     "g.fillStyle='#fff';g.fillRect(0,0,w,h);g.strokeStyle='#dde1e8';g.fillStyle='#5b6475';"
     "g.font='11px sans-serif';g.lineWidth=1;"
     "for(var i=0;i<=4;i++){var yv=ytop*i/4,yy=Y(yv);g.beginPath();g.moveTo(L,yy);g.lineTo(L+pw,yy);"
-    "g.stroke();g.textAlign='right';g.fillText(o.fy?o.fy(yv):String(Math.round(yv*100)/100),L-4,yy+4);}"
+    "g.stroke();g.textAlign='right';g.fillText(o.fy?o.fy(yv):String(Math.round(yv*100)/"
+    "100),L-4,yy+4);}"
     "for(var i=0;i<=5;i++){var xv=xmin+(xmax-xmin)*i/5,xx=L+pw*i/5;g.textAlign='center';"
-    "g.fillText(o.logx?fmtMs(Math.pow(10,xv)):(o.fx?o.fx(xv):(xmax-xmin<=10?xv.toFixed(1):Math.round(xv))+'s'),xx,T+ph+16);}"
+    "g.fillText(o.logx?fmtMs(Math.pow(10,xv)):(o.fx?o.fx(xv):(xmax-xmin<=10?xv.toFixed(1):Math."
+    "round(xv))+'s'),xx,T+ph+16);}"
     "var lx=L;series.forEach(function(s){g.strokeStyle=s.color;g.lineWidth=1.8;g.beginPath();"
-    "s.pts.forEach(function(p,k){var x=X(p[0]),y=Y(p[1]);if(k)g.lineTo(x,y);else g.moveTo(x,y);n++;});"
+    "s.pts.forEach(function(p,k){var x=X(p[0]),y=Y(p[1]);if(k)g.lineTo(x,y);else "
+    "g.moveTo(x,y);n++;});"
     "if(s.pts.length==1){g.arc(X(s.pts[0][0]),Y(s.pts[0][1]),2,0,7);}g.stroke();"
     "g.fillStyle=s.color;g.fillRect(lx,6,10,10);g.fillStyle='#1d2330';g.textAlign='left';"
     "g.fillText(s.name,lx+14,15);lx+=g.measureText(s.name).width+34;});"
@@ -82,11 +86,13 @@ static const char rh_js[] =
     "function pts(k){return S.map(function(s){return [s.t+1,s[k]];});}\n"
     "chart('chart-rps',[{name:'requests/s',color:'#2f6fde',pts:pts('rps')}],{});\n"
     "chart('chart-latency',[{name:'p50',color:'#18794e',pts:pts('p50_ms')},"
-    "{name:'p95',color:'#f5a623',pts:pts('p95_ms')},{name:'p99',color:'#c4320a',pts:pts('p99_ms')}],"
+    "{name:'p95',color:'#f5a623',pts:pts('p95_ms')},{name:'p99',color:'#c4320a',pts:pts('p99_ms')}]"
+    ","
     "{fy:fmtMs});\n"
     "chart('chart-errors',[{name:'errors/s',color:'#c4320a',pts:pts('errors')},"
     "{name:'dropped/s',color:'#7a7f8a',pts:pts('dropped')}],{});\n"
-    "chart('chart-vus',[{name:'active VUs / busy connections',color:'#7a4fd6',pts:pts('vus')}],{});\n"
+    "chart('chart-vus',[{name:'active VUs / busy "
+    "connections',color:'#7a4fd6',pts:pts('vus')}],{});\n"
     "var dist=D.dist||[],tot=0,acc=0;dist.forEach(function(d){tot+=d[1];});\n"
     "chart('chart-dist',[{name:'% of requests at or under',color:'#2f6fde',pts:dist.map(function(d)"
     "{acc+=d[1];return [d[0]/1000,tot?acc*100/tot:0];})}],{logx:true,ymax:100,"
@@ -148,8 +154,9 @@ static void rh__tables(const struct load_result *r, struct buf *b)
     }
     buf_append_str(b, "</table>");
     if (r->dropped)
-        buf_printf(b, "<div class=warn>The requested rate was not met: %" PRIu64
-                      " iterations dropped (no free connection).</div>",
+        buf_printf(b,
+                   "<div class=warn>The requested rate was not met: %" PRIu64
+                   " iterations dropped (no free connection).</div>",
                    r->dropped);
 
     if (r->nth) {
@@ -184,8 +191,9 @@ static void rh__tables(const struct load_result *r, struct buf *b)
         rh__esc(b, e->name);
         buf_append_str(b, "</td><td class=l>");
         rh__esc(b, e->method);
-        buf_printf(b, "</td><td>%" PRIu64 "</td><td>%" PRIu64 "</td><td>%s</td><td>%s</td><td>%s"
-                      "</td></tr>",
+        buf_printf(b,
+                   "</td><td>%" PRIu64 "</td><td>%" PRIu64 "</td><td>%s</td><td>%s</td><td>%s"
+                   "</td></tr>",
                    e->reqs, e->failed, load_fmt_us(hist_mean(&e->h), x, sizeof(x)),
                    load_fmt_us((double)hist_percentile(&e->h, 95), y, sizeof(y)),
                    load_fmt_us((double)hist_percentile(&e->h, 99), z, sizeof(z)));
@@ -260,13 +268,17 @@ void report_html(const struct load_result *r, struct buf *out)
                r->threads, r->threads == 1 ? "" : "s");
     if (r->machines > 1)
         buf_printf(out, " · merged from %u runs", r->machines);
-    buf_append_str(out, "</div>\n<div class=grid>"
-                        "<div class=card><h3>Requests per second</h3><canvas id=chart-rps></canvas></div>"
-                        "<div class=card><h3>Latency p50 / p95 / p99</h3><canvas id=chart-latency></canvas></div>"
-                        "<div class=card><h3>Errors and dropped iterations per second</h3><canvas id=chart-errors></canvas></div>"
-                        "<div class=card><h3>Active VUs</h3><canvas id=chart-vus></canvas></div>"
-                        "<div class=card><h3>Latency distribution (cumulative)</h3><canvas id=chart-dist></canvas></div>"
-                        "</div>\n");
+    buf_append_str(
+        out,
+        "</div>\n<div class=grid>"
+        "<div class=card><h3>Requests per second</h3><canvas id=chart-rps></canvas></div>"
+        "<div class=card><h3>Latency p50 / p95 / p99</h3><canvas id=chart-latency></canvas></div>"
+        "<div class=card><h3>Errors and dropped iterations per second</h3><canvas "
+        "id=chart-errors></canvas></div>"
+        "<div class=card><h3>Active VUs</h3><canvas id=chart-vus></canvas></div>"
+        "<div class=card><h3>Latency distribution (cumulative)</h3><canvas "
+        "id=chart-dist></canvas></div>"
+        "</div>\n");
     rh__tables(r, out);
     buf_append_str(out, "\n<script type=application/json id=report-data>");
     rh__data(r, out);

@@ -131,8 +131,8 @@ void report_json(const struct load_result *r, struct buf *b)
                    ",\"bytes_in\":%" PRIu64 ",\"dropped\":%" PRIu64
                    ",\"p50_ms\":%.3f,\"p95_ms\":%.3f,\"p99_ms\":%.3f,\"vus\":%u}",
                    i ? "," : "", s->t, s->reqs, s->errors, s->bytes_in, s->dropped,
-                   (double)s->p50_us / 1000.0,
-                   (double)s->p95_us / 1000.0, (double)s->p99_us / 1000.0, s->vus);
+                   (double)s->p50_us / 1000.0, (double)s->p95_us / 1000.0,
+                   (double)s->p99_us / 1000.0, s->vus);
     }
     buf_append_str(b, "],\"hist\":");
     hist_to_json(&r->h, b);

@@ -94,8 +94,8 @@ void report_text(const struct load_result *r, FILE *out)
             load_fmt_us((double)hist_percentile(h, 99), f, sizeof(f)),
             load_fmt_us((double)hist_max(h), g, sizeof(g)));
     rt__key(out, rt__mark(r, "http_req_failed"), "http_req_failed");
-    fprintf(out, "%.2f%%  ✓ %" PRIu64 "  ✗ %" PRIu64 "\n", 100.0 * result_failed_rate(r),
-            r->failed, r->reqs - r->failed);
+    fprintf(out, "%.2f%%  ✓ %" PRIu64 "  ✗ %" PRIu64 "\n", 100.0 * result_failed_rate(r), r->failed,
+            r->reqs - r->failed);
     rt__key(out, rt__mark(r, "http_reqs"), "http_reqs");
     fprintf(out, "%" PRIu64 "  %.1f/s\n", r->reqs, result_rps(r));
     rt__key(out, rt__mark(r, "iterations"), "iterations");
@@ -147,9 +147,11 @@ void report_text(const struct load_result *r, FILE *out)
                 nerr ? "the target could not be reached or broke the connections (see errors)"
                      : "every response had an error status");
     if (r->dropped)
-        fprintf(out, "  WARNING: the requested rate was not met: %" PRIu64
-                     " iterations dropped (no free connection); raise max_vus (-c in quick mode) or check the "
-                     "target\n",
+        fprintf(out,
+                "  WARNING: the requested rate was not met: %" PRIu64
+                " iterations dropped (no free connection); raise max_vus (-c in quick mode) or "
+                "check the "
+                "target\n",
                 r->dropped);
 
     if (r->neps > 0) {
@@ -167,8 +169,8 @@ void report_text(const struct load_result *r, FILE *out)
         fputs("\n  checks:\n", out);
         for (size_t i = 0; i < r->nchecks; i++) {
             const struct result_check *k = &r->checks[i];
-            fprintf(out, "    %s %s: %s  (✓ %" PRIu64 " ✗ %" PRIu64 ")\n",
-                    k->fail == 0 ? "✓" : "✗", k->request, k->label, k->pass, k->fail);
+            fprintf(out, "    %s %s: %s  (✓ %" PRIu64 " ✗ %" PRIu64 ")\n", k->fail == 0 ? "✓" : "✗",
+                    k->request, k->label, k->pass, k->fail);
         }
     }
     if (r->nth > 0) {

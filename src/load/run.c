@@ -34,13 +34,13 @@ struct lthread {
     struct tmpl_ctx tctx;
     struct buf scratch;
     uint64_t bytes_out;
-    unsigned active;        /* closed: active VUs */
-    unsigned busy;          /* iterations in flight */
+    unsigned active; /* closed: active VUs */
+    unsigned busy;   /* iterations in flight */
     bool open;
-    struct sched_open so;   /* open model */
+    struct sched_open so; /* open model */
     struct loop_timer arrival;
-    struct client *idle;    /* open: free connections */
-    unsigned opened;        /* open: clients[0, opened) have been handed out */
+    struct client *idle; /* open: free connections */
+    unsigned opened;     /* open: clients[0, opened) have been handed out */
     bool in_dispatch;
     struct loop_timer tick;
     bool stopping;
@@ -56,10 +56,22 @@ struct run {
     _Atomic uint64_t seq;
 };
 
-struct scenario *run__scenario(const struct lthread *t) { return t->run->s; }
-struct thread_stats *run__stats(struct lthread *t) { return &t->st; }
-struct loop *run__loop(const struct lthread *t) { return t->loop; }
-uint64_t *run__bytes_out(struct lthread *t) { return &t->bytes_out; }
+struct scenario *run__scenario(const struct lthread *t)
+{
+    return t->run->s;
+}
+struct thread_stats *run__stats(struct lthread *t)
+{
+    return &t->st;
+}
+struct loop *run__loop(const struct lthread *t)
+{
+    return t->loop;
+}
+uint64_t *run__bytes_out(struct lthread *t)
+{
+    return &t->bytes_out;
+}
 
 void run__render(struct lthread *t, const struct load_req *r, struct buf *out)
 {
@@ -95,9 +107,9 @@ static void run__checks(struct lthread *t, struct client *c, bool err, uint64_t 
                     ok = k->statuses[j] == c->status;
                 break;
             case CHECK_BODY:
-                ok = buf_pending(&c->body) == 0
-                         ? k->len == 0
-                         : memmem(buf_head(&c->body), buf_pending(&c->body), k->str, k->len) != NULL;
+                ok = buf_pending(&c->body) == 0 ? k->len == 0
+                                                : memmem(buf_head(&c->body), buf_pending(&c->body),
+                                                         k->str, k->len) != NULL;
                 break;
             case CHECK_HEADER:
                 ok = (c->hdr_ok >> i) & 1u;
@@ -222,9 +234,10 @@ void run__client_done(struct client *c, bool err, enum load_err kind)
     const struct load_req *r = c->req;
     if (r->think_max_us > 0) {
         uint64_t span = r->think_max_us - r->think_min_us;
-        uint64_t us = r->think_min_us +
-                      (span ? (uint64_t)(((unsigned __int128)tmpl_rand_next(&t->rng) * (span + 1)) >> 64)
-                            : 0);
+        uint64_t us =
+            r->think_min_us +
+            (span ? (uint64_t)(((unsigned __int128)tmpl_rand_next(&t->rng) * (span + 1)) >> 64)
+                  : 0);
         pause_ms = (us + 999) / 1000;
     }
     if (err) {
@@ -269,7 +282,8 @@ static void run__adjust_vus(struct lthread *t, uint64_t rel)
             if (c->state == CL_IDLE)
                 run__vu_next(c, clock_now_us());
         } else if (!should && c->active) {
-            /* Ramping down: a VU finishes the request it has in flight (k6's graceful ramp-down). */
+            /* Ramping down: a VU finishes the request it has in flight (k6's graceful ramp-down).
+             */
             c->active = false;
             t->active--;
             if (c->state == CL_PAUSED || c->state == CL_IDLE)
@@ -359,13 +373,12 @@ static void *run__thread(void *arg)
 
 struct run_collect {
     int64_t next_sec;
-    struct hist h;   /* scratch for one second of all threads */
+    struct hist h; /* scratch for one second of all threads */
     uint64_t last_progress_sec;
 };
 
 /* Moves every second that all threads have published into the series. */
-static void run__collect(struct run *run, struct load_result *r, struct run_collect *col,
-                         bool all)
+static void run__collect(struct run *run, struct load_result *r, struct run_collect *col, bool all)
 {
     int64_t ready = INT64_MAX;
     for (unsigned i = 0; i < run->n; i++) {

@@ -15,7 +15,7 @@
 #include "load/internal.h"
 #include "net/tls.h"
 
-#define SCEN_MAX_CHECKS 32   /* header checks are bits of a uint32_t */
+#define SCEN_MAX_CHECKS 32 /* header checks are bits of a uint32_t */
 #define SCEN_MAX_RATE 10000000.0
 
 struct load_req *scenario_add_req(struct scenario *s)
@@ -359,8 +359,10 @@ static void scen__check(struct scen_parse *p, struct load_req *r, const struct y
         c->latency_us = us;
         buf_printf(&label, "latency under %s", v->str);
     } else {
-        SERR(p, k, "checks: unknown check '%s'; known: status, body_contains, header, "
-                   "latency_under", key);
+        SERR(p, k,
+             "checks: unknown check '%s'; known: status, body_contains, header, "
+             "latency_under",
+             key);
         return;
     }
     buf_append(&label, "", 1);
@@ -443,8 +445,9 @@ static void scen__headers(struct scen_parse *p, struct load_req *r, const struct
 
 /* One entry of requests:. <defaults_headers> (the top-level headers:) come first, and a request's
  * own header of the same name replaces the default; think defaults to the top-level think. */
-static void scen__request(struct scen_parse *p, const struct ynode *n, const struct ynode *defaults_headers,
-                          uint64_t think_lo, uint64_t think_hi)
+static void scen__request(struct scen_parse *p, const struct ynode *n,
+                          const struct ynode *defaults_headers, uint64_t think_lo,
+                          uint64_t think_hi)
 {
     if (n->type != YNODE_MAP) {
         SERR(p, n, "requests: each request is a map with at least 'path'");
@@ -510,8 +513,10 @@ static void scen__request(struct scen_parse *p, const struct ynode *n, const str
         } else if (strcmp(key, "checks") == 0) {
             scen__checks(p, r, v);
         } else {
-            SERR(p, k, "requests: unknown key '%s'; known: name, method, path, headers, body, "
-                       "weight, think, checks", key);
+            SERR(p, k,
+                 "requests: unknown key '%s'; known: name, method, path, headers, body, "
+                 "weight, think, checks",
+                 key);
         }
     }
     if (path_str == NULL && !ynode_get(n, "path"))
@@ -655,9 +660,9 @@ static void scen__top(struct scen_parse *p, const struct ynode *root)
         return;
     }
     static const char *const known[] = {
-        "base_url", "executor", "vus",     "duration",      "stages",  "rate",
-        "start_rate", "pre_allocated_vus", "max_vus", "threads", "timeout", "graceful_stop",
-        "think",    "headers",  "requests", "thresholds", "tls"};
+        "base_url",   "executor",          "vus",      "duration",   "stages",  "rate",
+        "start_rate", "pre_allocated_vus", "max_vus",  "threads",    "timeout", "graceful_stop",
+        "think",      "headers",           "requests", "thresholds", "tls"};
     for (size_t i = 0; i < ynode_size(root); i++) {
         const char *k = ynode_key(root, i)->str;
         bool ok = false;
@@ -698,8 +703,9 @@ static void scen__top(struct scen_parse *p, const struct ynode *root)
             if ((n = ynode_get(root, rate_only[i])))
                 SERR(p, n, "%s: only for the arrival_rate executor", rate_only[i]);
     } else if ((n = ynode_get(root, "vus"))) {
-        SERR(p, n, "vus: only for the vus executor; the arrival_rate executor uses "
-                   "pre_allocated_vus and max_vus");
+        SERR(p, n,
+             "vus: only for the vus executor; the arrival_rate executor uses "
+             "pre_allocated_vus and max_vus");
     }
     const struct ynode *stages = ynode_get(root, "stages");
     const struct ynode *dur = ynode_get(root, "duration");
@@ -755,8 +761,8 @@ static void scen__top(struct scen_parse *p, const struct ynode *root)
     if (rate) {
         uint64_t pre = (uint64_t)ceil(peak / 10.0), max;
         pre = pre < 1 ? 1 : (pre > 1000 ? 1000 : pre);
-        if ((n = ynode_get(root, "pre_allocated_vus")) && scen__uint(p, n, "pre_allocated_vus",
-                                                                     LOAD_MAX_VUS, &v) == 0)
+        if ((n = ynode_get(root, "pre_allocated_vus")) &&
+            scen__uint(p, n, "pre_allocated_vus", LOAD_MAX_VUS, &v) == 0)
             pre = v;
         /* Enough connections for one second of the peak rate, so a server that stalls for a
          * second is measured rather than hidden behind a connection shortage. */
@@ -764,11 +770,12 @@ static void scen__top(struct scen_parse *p, const struct ynode *root)
         max = max > 10000 ? 10000 : max;
         if (max < pre)
             max = pre;
-        if ((n = ynode_get(root, "max_vus")) && scen__uint(p, n, "max_vus", LOAD_MAX_VUS, &v) == 0) {
+        if ((n = ynode_get(root, "max_vus")) &&
+            scen__uint(p, n, "max_vus", LOAD_MAX_VUS, &v) == 0) {
             max = v;
             if (max < pre)
-                SERR(p, n, "max_vus: %llu is below pre_allocated_vus %llu",
-                     (unsigned long long)max, (unsigned long long)pre);
+                SERR(p, n, "max_vus: %llu is below pre_allocated_vus %llu", (unsigned long long)max,
+                     (unsigned long long)pre);
             if (max == 0)
                 SERR(p, n, "max_vus: must be at least 1");
         }
@@ -777,10 +784,10 @@ static void scen__top(struct scen_parse *p, const struct ynode *root)
     } else {
         s->max_vus = (unsigned)ceil(peak);
         s->pre_vus = 0;
-
     }
     s->threads = 1;
-    if ((n = ynode_get(root, "threads")) && scen__uint(p, n, "threads", LOAD_MAX_THREADS, &v) == 0) {
+    if ((n = ynode_get(root, "threads")) &&
+        scen__uint(p, n, "threads", LOAD_MAX_THREADS, &v) == 0) {
         if (v == 0)
             SERR(p, n, "threads: must be at least 1");
         s->threads = (unsigned)(v ? v : 1);

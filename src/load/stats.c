@@ -10,9 +10,8 @@
 #include "load/internal.h"
 
 const char *const load_err_names[LERR__COUNT] = {
-    "connect_refused", "connect_timeout", "connect_error",  "local_limit",
-    "reset",           "closed",          "request_timeout", "protocol_error",
-    "tls_error",
+    "connect_refused", "connect_timeout", "connect_error",  "local_limit", "reset",
+    "closed",          "request_timeout", "protocol_error", "tls_error",
 };
 
 const char *const load_err_text[LERR__COUNT] = {

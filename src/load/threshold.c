@@ -18,10 +18,10 @@ static const struct {
     enum th_kind kind;
     bool taggable;
 } th_metrics[] = {
-    {"http_req_duration", TH_TREND, true},  {"http_req_failed", TH_RATE_METRIC, true},
-    {"checks", TH_RATE_METRIC, true},       {"http_reqs", TH_COUNTER, true},
-    {"iterations", TH_COUNTER, false},      {"dropped_iterations", TH_COUNTER, false},
-    {"data_received", TH_COUNTER, false},   {"data_sent", TH_COUNTER, false},
+    {"http_req_duration", TH_TREND, true}, {"http_req_failed", TH_RATE_METRIC, true},
+    {"checks", TH_RATE_METRIC, true},      {"http_reqs", TH_COUNTER, true},
+    {"iterations", TH_COUNTER, false},     {"dropped_iterations", TH_COUNTER, false},
+    {"data_received", TH_COUNTER, false},  {"data_sent", TH_COUNTER, false},
 };
 #define TH_NMETRICS (sizeof(th_metrics) / sizeof(th_metrics[0]))
 
@@ -123,8 +123,10 @@ int threshold_parse(struct threshold *t, const char *metric_key, const char *exp
             }
         }
         if (i == sizeof(aggs) / sizeof(aggs[0])) {
-            snprintf(err, errlen, "'%s': expected an aggregation (avg, min, med, max, p(N), rate, "
-                     "count) then a comparison, like 'p(95)<500'", expr);
+            snprintf(err, errlen,
+                     "'%s': expected an aggregation (avg, min, med, max, p(N), rate, "
+                     "count) then a comparison, like 'p(95)<500'",
+                     expr);
             goto fail;
         }
     }
@@ -153,8 +155,10 @@ int threshold_parse(struct threshold *t, const char *metric_key, const char *exp
         }
     }
     if (i == sizeof(ops) / sizeof(ops[0])) {
-        snprintf(err, errlen, "'%s': expected a comparison (<, <=, >, >=, ==, !=) after the "
-                 "aggregation", expr);
+        snprintf(err, errlen,
+                 "'%s': expected a comparison (<, <=, >, >=, ==, !=) after the "
+                 "aggregation",
+                 expr);
         goto fail;
     }
     p = th__skip(p);

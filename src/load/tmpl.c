@@ -41,7 +41,7 @@ static void tmpl__lit(struct tmpl *t, const char *p, size_t n)
     if (n == 0)
         return;
     struct tmpl_seg *s = t->n > 0 && t->segs[t->n - 1].kind == TMPL_LIT ? &t->segs[t->n - 1]
-                                                                          : tmpl__push(t, TMPL_LIT);
+                                                                        : tmpl__push(t, TMPL_LIT);
     s->lit = xrealloc(s->lit, s->len + n + 1);
     memcpy(s->lit + s->len, p, n);
     s->len += n;
@@ -81,7 +81,8 @@ static int tmpl__call(struct tmpl *t, char *inner, char *err, size_t errlen)
         struct tmpl_seg tmp = {0};
         if (argc != 3 || tmpl__int(argv[1], &tmp.lo) || tmpl__int(argv[2], &tmp.hi) ||
             tmp.lo > tmp.hi) {
-            snprintf(err, errlen, "rand takes two integers MIN MAX with MIN <= MAX: {{rand 1 1000}}");
+            snprintf(err, errlen,
+                     "rand takes two integers MIN MAX with MIN <= MAX: {{rand 1 1000}}");
             return -1;
         }
         struct tmpl_seg *s = tmpl__push(t, TMPL_RAND);
@@ -203,10 +204,10 @@ void tmpl_render(const struct tmpl *t, const struct tmpl_ctx *ctx, struct buf *o
             uint64_t hi = tmpl_rand_next(ctx->rng), lo = tmpl_rand_next(ctx->rng);
             hi = (hi & ~0xF000ull) | 0x4000ull;
             lo = (lo & ~(3ull << 62)) | (2ull << 62);
-            int n = snprintf(tmp, sizeof(tmp), "%08x-%04x-%04x-%04x-%012" PRIx64,
-                             (unsigned)(hi >> 32), (unsigned)(hi >> 16) & 0xFFFF,
-                             (unsigned)hi & 0xFFFF, (unsigned)(lo >> 48),
-                             (uint64_t)(lo & 0xFFFFFFFFFFFFull));
+            int n =
+                snprintf(tmp, sizeof(tmp), "%08x-%04x-%04x-%04x-%012" PRIx64, (unsigned)(hi >> 32),
+                         (unsigned)(hi >> 16) & 0xFFFF, (unsigned)hi & 0xFFFF, (unsigned)(lo >> 48),
+                         (uint64_t)(lo & 0xFFFFFFFFFFFFull));
             buf_append(out, tmp, (size_t)n);
             break;
         }

@@ -124,7 +124,7 @@ static void test_merge_equals_both(void **state)
     assert_int_equal(j1->series[3].reqs, 300);
     assert_int_equal(j1->series[1].vus, 10);
     assert_int_equal(j1->series[2].dropped, 2 + 1); /* second 2 of run 1, second 1 of run 2 */
-    assert_int_equal(j1->series[1].p95_us, 2000); /* the worse of the two */
+    assert_int_equal(j1->series[1].p95_us, 2000);   /* the worse of the two */
     /* Two machines for 10 s each, at the same time: the rates add. */
     assert_true(result_rps(j1) > 799.9 && result_rps(j1) < 800.1);
     result_destroy(j1);

@@ -46,31 +46,30 @@ static void expect_error(const char *yaml, const char *where, const char *msg)
         fail_msg("wanted '%s ... %s' in:\n%s", want, msg, errtext);
 }
 
-static const char good[] =
-    "base_url: http://127.0.0.1:9/api\n"
-    "stages:\n"
-    "  - {duration: 2m, target: 100}\n"
-    "  - {duration: 1m, target: 100}\n"
-    "  - {duration: 30s, target: 0}\n"
-    "threads: 2\n"
-    "requests:\n"
-    "  - name: products\n"
-    "    path: /catalog/products\n"
-    "    weight: 3\n"
-    "    checks:\n"
-    "      - status: [200, 304]\n"
-    "      - header: ETag\n"
-    "  - name: login\n"
-    "    method: post\n"
-    "    path: /auth/login\n"
-    "    headers: {Content-Type: application/json}\n"
-    "    body: '{\"user\":\"u{{rand 1 1000}}\"}'\n"
-    "    think: 100ms..1s\n"
-    "    checks: {body_contains: token, latency_under: 500ms}\n"
-    "thresholds:\n"
-    "  http_req_duration: ['p(95)<500', 'avg<200']\n"
-    "  'http_req_duration{name:login}': ['p(99)<800']\n"
-    "  http_req_failed: ['rate<0.1']\n";
+static const char good[] = "base_url: http://127.0.0.1:9/api\n"
+                           "stages:\n"
+                           "  - {duration: 2m, target: 100}\n"
+                           "  - {duration: 1m, target: 100}\n"
+                           "  - {duration: 30s, target: 0}\n"
+                           "threads: 2\n"
+                           "requests:\n"
+                           "  - name: products\n"
+                           "    path: /catalog/products\n"
+                           "    weight: 3\n"
+                           "    checks:\n"
+                           "      - status: [200, 304]\n"
+                           "      - header: ETag\n"
+                           "  - name: login\n"
+                           "    method: post\n"
+                           "    path: /auth/login\n"
+                           "    headers: {Content-Type: application/json}\n"
+                           "    body: '{\"user\":\"u{{rand 1 1000}}\"}'\n"
+                           "    think: 100ms..1s\n"
+                           "    checks: {body_contains: token, latency_under: 500ms}\n"
+                           "thresholds:\n"
+                           "  http_req_duration: ['p(95)<500', 'avg<200']\n"
+                           "  'http_req_duration{name:login}': ['p(99)<800']\n"
+                           "  http_req_failed: ['rate<0.1']\n";
 
 static void test_good(void **state)
 {
@@ -184,27 +183,29 @@ static void test_open_model(void **state)
 static void test_errors(void **state)
 {
     (void)state;
-    expect_error("base_url: http://h\nrequests: [{path: '/x/{{nope}}'}]\n", "2:", 
-                 "path: unknown template function 'nope'");
+    expect_error("base_url: http://h\nrequests: [{path: '/x/{{nope}}'}]\n",
+                 "2:", "path: unknown template function 'nope'");
     expect_error("base_url: http://h\nvus: 1\nduration: 1s\nrequests:\n  - path: /a\n    body: "
                  "'x{{rand 9 1}}'\n",
                  "6:", "body: rand");
     expect_error("base_url: http://h\nrequests: [{path: /a\n", "", "");
-    expect_error("base_url: http://h\nstages:\n  - {duration: 0s, target: 10}\nrequests: [{path: /}]\n",
-                 "3:", "stages.duration: a stage must last longer than 0");
-    expect_error("base_url: http://h\nstages:\n  - {duration: 10s, target: -1}\nrequests: [{path: /}]\n",
-                 "3:", "stages.target");
-    expect_error("base_url: http://h\nstages:\n  - {duration: 10s}\nrequests: [{path: /}]\n", "3:",
-                 "needs both 'duration' and 'target'");
+    expect_error(
+        "base_url: http://h\nstages:\n  - {duration: 0s, target: 10}\nrequests: [{path: /}]\n",
+        "3:", "stages.duration: a stage must last longer than 0");
+    expect_error(
+        "base_url: http://h\nstages:\n  - {duration: 10s, target: -1}\nrequests: [{path: /}]\n",
+        "3:", "stages.target");
+    expect_error("base_url: http://h\nstages:\n  - {duration: 10s}\nrequests: [{path: /}]\n",
+                 "3:", "needs both 'duration' and 'target'");
     expect_error("base_url: http://h\nstages: [{duration: 5s, target: 0}]\nrequests: [{path: /}]\n",
                  "2:", "never starts anything");
-    expect_error("base_url: ftp://h\nvus: 1\nduration: 1s\nrequests: [{path: /}]\n", "1:11:",
-                 "base_url:");
+    expect_error("base_url: ftp://h\nvus: 1\nduration: 1s\nrequests: [{path: /}]\n",
+                 "1:11:", "base_url:");
     expect_error("vus: 1\nduration: 1s\nrequests: [{path: /}]\n", "1:1:", "base_url: required");
-    expect_error("base_url: http://h\nvus: 1\nduration: 1s\nrequest: [{path: /}]\n", "4:1:",
-                 "unknown key 'request'");
-    expect_error("base_url: http://h\nvus: 1\nduration: 1s\nrequests: [{path: x}]\n", "4:",
-                 "must start with '/'");
+    expect_error("base_url: http://h\nvus: 1\nduration: 1s\nrequest: [{path: /}]\n",
+                 "4:1:", "unknown key 'request'");
+    expect_error("base_url: http://h\nvus: 1\nduration: 1s\nrequests: [{path: x}]\n",
+                 "4:", "must start with '/'");
     expect_error("base_url: http://h\nvus: 1\nduration: 1s\nrequests: [{path: /}]\n"
                  "thresholds:\n  http_req_duration: ['p95<500']\n",
                  "6:", "thresholds: 'p95<500'");
@@ -214,8 +215,8 @@ static void test_errors(void **state)
     expect_error("base_url: http://h\nvus: 1\nduration: 1s\n"
                  "requests: [{path: /, checks: [{status: 99}]}]\n",
                  "4:", "not a status code");
-    expect_error("base_url: http://h\nvus: 1\nduration: soon\nrequests: [{path: /}]\n", "3:11:",
-                 "duration: 'soon' is not a duration");
+    expect_error("base_url: http://h\nvus: 1\nduration: soon\nrequests: [{path: /}]\n",
+                 "3:11:", "duration: 'soon' is not a duration");
     expect_error("base_url: http://h\nexecutor: vus\nvus: 2\nrate: 10/s\nduration: 1s\n"
                  "requests: [{path: /}]\n",
                  "4:7:", "rate: only for the arrival_rate executor");

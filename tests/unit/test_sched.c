@@ -10,7 +10,7 @@
 
 #include "load/internal.h"
 
-#define S(x) ((uint64_t)((x) * 1000000.0))
+#define S(x) ((uint64_t)((x)*1000000.0))
 
 static void test_vus_stages(void **state)
 {
@@ -27,7 +27,7 @@ static void test_vus_stages(void **state)
     assert_int_equal(sched_vus_at(&p, S(15), 1000), 100);
     assert_int_equal(sched_vus_at(&p, S(25), 1000), 150);
     assert_int_equal(sched_vus_at(&p, S(35), 1000), 100);
-    assert_int_equal(sched_vus_at(&p, S(40), 1000), 0); /* over */
+    assert_int_equal(sched_vus_at(&p, S(40), 1000), 0);  /* over */
     assert_int_equal(sched_vus_at(&p, S(25), 120), 120); /* capped */
     assert_true(sched_peak(&p) == 200.0);
 }

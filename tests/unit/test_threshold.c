@@ -23,15 +23,17 @@ static void test_parse_ok(void **state)
     assert_int_equal(t.op, TH_LT);
     assert_true(t.value == 500.0);
     threshold_free(&t);
-    assert_int_equal(threshold_parse(&t, "http_req_duration{name:login}", " p(99.9) <= 1e3 ", err,
-                                     sizeof(err)), 0);
+    assert_int_equal(
+        threshold_parse(&t, "http_req_duration{name:login}", " p(99.9) <= 1e3 ", err, sizeof(err)),
+        0);
     assert_string_equal(t.tag, "login");
     assert_true(t.pct == 99.9);
     assert_int_equal(t.op, TH_LE);
     assert_true(t.value == 1000.0);
     threshold_free(&t);
-    assert_int_equal(threshold_parse(&t, "http_req_failed{ name: 'auth me' }", "rate<0.01", err,
-                                     sizeof(err)), 0);
+    assert_int_equal(
+        threshold_parse(&t, "http_req_failed{ name: 'auth me' }", "rate<0.01", err, sizeof(err)),
+        0);
     assert_string_equal(t.tag, "auth me");
     assert_int_equal(t.agg, TH_RATE);
     threshold_free(&t);

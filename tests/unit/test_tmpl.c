@@ -105,7 +105,7 @@ static void test_seq_uuid_pick(void **state)
     strcpy(a, render(&x, &t));
     assert_int_equal(strlen(a), 36);
     assert_int_equal(a[8], '-');
-    assert_int_equal(a[14], '4'); /* version 4 */
+    assert_int_equal(a[14], '4');               /* version 4 */
     assert_true(strchr("89ab", a[19]) != NULL); /* RFC variant */
     assert_string_not_equal(a, render(&x, &t));
     tmpl_free(&t);
@@ -176,7 +176,7 @@ static void test_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_literal), cmocka_unit_test(test_rand_bounds),
+        cmocka_unit_test(test_literal),       cmocka_unit_test(test_rand_bounds),
         cmocka_unit_test(test_seq_uuid_pick), cmocka_unit_test(test_env),
         cmocka_unit_test(test_errors),
     };
