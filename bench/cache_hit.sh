@@ -5,8 +5,10 @@
 # is asked once per proxy during the warm-up.
 #
 # Method (ANCHORS.md): the server under test pinned to CPU 1 with one worker/thread, wrk -t1 on
-# CPU 0, 64 keep-alive connections, RUNS alternating runs, medians. Not a test: prints a Markdown
-# table to stdout (progress on stderr). Usage:
+# CPU 0, 64 keep-alive connections, RUNS alternating runs, medians. CPU per request = utime+stime
+# of the server's processes over the measured run / requests (the number least disturbed by other
+# load on a shared machine). Not a test: prints a Markdown table to stdout (progress on stderr).
+# Usage:
 #   bench/cache_hit.sh [APIGATE_BINARY]     env: DURATION=10s RUNS=3 CONNS=64 SERVERS="..."
 set -euo pipefail
 
@@ -37,6 +39,17 @@ wait_port() {
     echo "nothing on port $1" >&2
     exit 1
 }
+
+# CPU ticks (utime+stime) of a process and its children.
+cpu_ticks() {
+    local total=0 p
+    for p in $1 $(pgrep -P "$1" 2>/dev/null || true); do
+        [ -r "/proc/$p/stat" ] || continue
+        total=$((total + $(awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$p/stat")))
+    done
+    echo "$total"
+}
+HZ=$(getconf CLK_TCK)
 
 # ---- origin ----
 OPORT=$(port)
@@ -121,14 +134,19 @@ run_one() { # NAME -> appends "name rps p99_ms" to $W/results
     got=$(curl -s "$url")
     [ "$got" = "$BODY" ] || { echo "$name: wrong body: $(head -c 200 <<<"$got")" >&2; exit 1; }
     taskset -c 0 wrk -t1 -c"$CONNS" -d2s "$url" >/dev/null # warm-up
+    local c0 c1
+    c0=$(cpu_ticks "$PX_PID")
     taskset -c 0 wrk -t1 -c"$CONNS" -d"$DURATION" --latency "$url" >"$W/wrk.out"
+    c1=$(cpu_ticks "$PX_PID")
     stop_server
-    local rps p99 errs
+    local rps p99 errs reqs cpu_us
+    reqs=$(awk '/requests in/ { print $1 }' "$W/wrk.out")
+    cpu_us=$(awk -v t=$((c1 - c0)) -v hz="$HZ" -v r="$reqs" 'BEGIN { printf "%.2f", t / hz * 1e6 / r }')
     rps=$(awk '/Requests\/sec/ { print $2 }' "$W/wrk.out")
     p99=$(awk '$1 == "99%" { v = $2; if (v ~ /us$/) { sub(/us/, "", v); v /= 1000 } else if (v ~ /ms$/) { sub(/ms/, "", v) } else if (v ~ /s$/) { sub(/s/, "", v); v *= 1000 } print v }' "$W/wrk.out")
     errs=$(awk '/Non-2xx|Socket errors/ { print }' "$W/wrk.out" | tr '\n' ' ')
-    echo "$name $rps $p99" >>"$W/results"
-    echo "  $name: $rps req/s, p99 $p99 ms $errs" >&2
+    echo "$name $rps $p99 $cpu_us" >>"$W/results"
+    echo "  $name: $rps req/s, p99 $p99 ms, $cpu_us µs CPU/req $errs" >&2
 }
 
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -139,17 +157,19 @@ for r in $(seq 1 "$RUNS"); do
     for name in $SERVERS; do run_one "$name"; done
 done
 
-declare -A RPS P99
+declare -A RPS P99 CPU
 for name in $SERVERS; do
     RPS[$name]=$(awk -v n="$name" '$1 == n { print $2 }' "$W/results" | median)
     P99[$name]=$(awk -v n="$name" '$1 == n { print $3 }' "$W/results" | median)
+    CPU[$name]=$(awk -v n="$name" '$1 == n { print $4 }' "$W/results" | median)
 done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
-echo "| server (1 core, pinned) | req/s (median of $RUNS) | p99 ms | apigate / this |"
-echo "|---|---:|---:|---:|"
+echo "| server (1 core, pinned) | req/s (median of $RUNS) | p99 ms | CPU µs/req | req/s: apigate / this | CPU: this / apigate |"
+echo "|---|---:|---:|---:|---:|---:|"
 for name in $SERVERS; do
-    printf '| %s | %.0f | %.2f | %s |\n' "$name" "${RPS[$name]}" "${P99[$name]}" \
-        "$(ratio "${RPS[apigate]:-0}" "${RPS[$name]}")"
+    printf '| %s | %.0f | %.2f | %.2f | %s | %s |\n' "$name" "${RPS[$name]}" "${P99[$name]}" \
+        "${CPU[$name]}" "$(ratio "${RPS[apigate]:-0}" "${RPS[$name]}")" \
+        "$(ratio "${CPU[$name]}" "${CPU[apigate]:-0}")"
 done
 echo
 echo "wrk -t1 -c$CONNS -d$DURATION on CPU 0; server on CPU 1; 1 KB body; $(nproc) CPUs; $(date -u +%Y-%m-%d)"
