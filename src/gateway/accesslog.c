@@ -226,6 +226,12 @@ void accesslog_write(struct accesslog_writer *w, const struct accesslog_entry *e
             buf_append_str(b, "null");
         if (e->upstream_ttfb_us > 0)
             buf_printf(b, ",\"upstream_ttfb_ms\":%.3f", e->upstream_ttfb_us / 1000.0);
+        if (e->connect_us > 0)
+            buf_printf(b, ",\"connect_ms\":%.3f", e->connect_us / 1000.0);
+        if (e->cache != NULL) {
+            buf_append_str(b, ",\"cache\":");
+            buf_append_json_str(b, e->cache, strlen(e->cache));
+        }
         if (e->trace_id != NULL) {
             buf_append_str(b, ",\"trace_id\":");
             buf_append_json_str(b, e->trace_id, e->trace_id_len);

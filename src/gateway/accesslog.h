@@ -29,6 +29,8 @@ struct accesslog_entry {
     const char *route;     // route pattern, or NULL
     const char *trace_id;  // W3C trace id (32 hex), or NULL
     size_t trace_id_len;
+    uint64_t connect_us;   // upstream connect (+TLS) when this request opened one; else 0
+    const char *cache;     // X-Cache outcome ("HIT", "MISS", ...), or NULL
 };
 
 /* Opens <path> for appending ("-" or "stdout", and "stderr", name the standard streams).

@@ -337,6 +337,7 @@ void cachehook__serve(struct conn *c, struct store_obj *o, uint64_t age_ms, enum
         c->status = e->status;
     }
     c->head_sent = true;
+    c->cache_served = cache_status_name(st); // a fresh hit has no chreq to carry it
     cachehook__count(c, st);
     if (conn_send(c, NULL, 0) == -1)
         return;

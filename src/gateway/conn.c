@@ -127,6 +127,8 @@ static void conn__reset_request(struct conn *c)
     /* the proxy's per-request facts are read by the access log even for local answers */
     c->px.t_sent_us = c->px.t_first_byte_us = 0;
     c->px.pool_wait_us = 0;
+    c->px.connect_us = 0;
+    c->cache_served = NULL;
     c->px.server = NULL;
     c->px.req_body = H1_BODY_NONE;
     c->px.req_body_read = true;
@@ -472,6 +474,8 @@ static void conn__record(struct conn *c)
             .route = c->route >= 0 ? sh->rt[c->route].label : NULL,
             .trace_id = c->traceparent[0] ? c->traceparent + 3 : NULL,
             .trace_id_len = c->traceparent[0] ? TRACE_ID_HEX : 0,
+            .connect_us = c->px.connect_us,
+            .cache = c->cache_served ? c->cache_served : cachehook_status(c),
         };
         accesslog_write(th->alog, &e);
     }

@@ -168,6 +168,7 @@ struct proxy {
     uint64_t t_sent_us;        // request head first written
     uint64_t t_first_byte_us;
     uint64_t pool_wait_us;
+    uint64_t connect_us;       // connect time of a new upstream connection; 0 when reused
     const char *server;        // upstream address label
 };
 
@@ -215,6 +216,7 @@ struct conn {
     uint64_t bytes_out;
     bool counted;               // request finished and recorded
     struct chreq *creq;         // cache state of the current request (cachehook.c), or NULL
+    const char *cache_served;   // X-Cache word when the cache answered from memory (access log)
     struct resil_req rs;        // breaker ticket, retries, adaptive slot (resil.c)
     struct proxy px;
 };

@@ -147,6 +147,7 @@ static void proxy__attach(struct conn *c, struct uconn *uc)
     px->uc = uc;
     px->state = PX_EXCHANGE;
     px->server = uconn_server_name(uc);
+    px->connect_us = uconn_reused(uc) ? 0 : uconn_connect_us(uc);
     px->up_writable = true;
     /* Nothing can be readable before our request is sent: a lent connection that went
      * readable while idle (EOF) was seen by the pool's own handler. */
@@ -364,6 +365,7 @@ void proxy_start(struct conn *c)
     px->retried = false;
     px->t_sent_us = px->t_first_byte_us = 0;
     px->pool_wait_us = 0;
+    px->connect_us = 0;
     px->server = NULL;
     px->first_byte_deadline_ms = 0;
     uint64_t now = loop_now_ms(th->loop);

@@ -52,6 +52,7 @@ struct uconn {
     struct uconn *all_prev, *all_next; /* every live connection of the pool */
     struct upool_waiter *waiter; /* the request this connection is being opened for */
     uint64_t t0_us;              /* connect start, then lend time */
+    uint64_t connect_us;         /* how long the connect (+ TLS handshake) took */
     bool observed;               /* upool_observe called during this lend */
     bool counted;                /* balancer_start done, balancer_done pending */
 };
@@ -371,7 +372,8 @@ static struct uconn *upool__open(struct upool *p, size_t si, uint64_t connect_ti
 static void upool__connected(struct upool *p, struct uconn *c)
 {
     loop_timer_stop(p->loop, &c->timer);
-    metrics_hist_observe_us(p->slot, p->u->m_connect_time, clock_now_us() - c->t0_us);
+    c->connect_us = clock_now_us() - c->t0_us;
+    metrics_hist_observe_us(p->slot, p->u->m_connect_time, c->connect_us);
     struct upool_waiter *w = c->waiter;
     if (w != NULL) {
         w->_conn = NULL;
@@ -771,6 +773,7 @@ void uconn_set_handler(struct uconn *c, uconn_cb *cb, void *arg)
 
 struct transport *uconn_transport(struct uconn *c) { return &c->tp; }
 bool uconn_reused(const struct uconn *c) { return c->nrequests > 0; }
+uint64_t uconn_connect_us(const struct uconn *c) { return c->connect_us; }
 size_t uconn_server(const struct uconn *c) { return c->server; }
 const char *uconn_server_name(const struct uconn *c)
 {

@@ -98,6 +98,8 @@ struct transport *uconn_transport(struct uconn *c);
  * response byte means the server closed the idle connection meanwhile, and an idempotent request
  * may be retried on a fresh connection (upool_acquire again) without counting as a failure. */
 bool uconn_reused(const struct uconn *c);
+/* Microseconds the connection took to open (TCP connect + TLS handshake), for the access log. */
+uint64_t uconn_connect_us(const struct uconn *c);
 /* Index and name of the server <c> is connected to (labels for logs and metrics). */
 size_t uconn_server(const struct uconn *c);
 const char *uconn_server_name(const struct uconn *c);

@@ -91,6 +91,12 @@ assert_eq "$(jq -r .trace_id <<<"$line")" 4bf92f3577b34da6a3ce929d0e0e4736 "trac
 line=$(grep rid-61-b "$T/access-$gport.log" | head -n1)
 assert_eq "$(jq -r .trace_id <<<"$line")" "${t1:3:32}" "trace id in access log (generated) = upstream's"
 [ "$(jq -r .upstream_ttfb_ms <<<"$line")" != null ] || fail "upstream_ttfb_ms missing: $line"
+# the first request opened the upstream connection: its line has the connect time; later ones
+# reused it and have none
+line=$(grep rid-61-a "$T/access-$gport.log" | head -n1)
+jq -e '.connect_ms > 0' <<<"$line" >/dev/null || fail "connect_ms missing on the first request: $line"
+line=$(grep rid-61-b "$T/access-$gport.log" | head -n1)
+assert_eq "$(jq -r .connect_ms <<<"$line")" null "no connect on a reused connection"
 
 log "Server-Timing when enabled: upstream, pool and total durations"
 hdrs=$(curl -s -D - -o /dev/null --max-time 10 "$G/slow")
@@ -114,6 +120,13 @@ assert_contains "$st" "total;dur=" "hit total"
 assert_not_contains "$st" "upstream;dur=" "a hit has no upstream time"
 [ "$(st_of "http://127.0.0.1:$g2port/cached")" = "" ] || fail "Server-Timing on a miss while disabled"
 [ "$(st_of "http://127.0.0.1:$g2port/cached")" = "" ] || fail "Server-Timing on a hit while disabled"
+deadline=$((SECONDS + 5))
+until [ "$(grep -c '"route":"/cached"' "$T/access-$gport.log")" -ge 2 ]; do
+    [ $SECONDS -lt $deadline ] || fail "access log lines of /cached not written"
+    sleep 0.05
+done
+assert_eq "$(grep '"route":"/cached"' "$T/access-$gport.log" | jq -r .cache | tr '\n' ' ')" "MISS HIT " \
+    "cache outcome in the access log"
 
 log "no Server-Timing when disabled"
 hdrs=$(curl -s -D - -o /dev/null --max-time 10 "http://127.0.0.1:$g2port/slow")
