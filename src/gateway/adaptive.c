@@ -34,7 +34,9 @@ void adaptive_conf_from_route(const struct gw_route *gr, struct adaptive_conf *o
     out->min_rtt_interval_ms = gr->limit.min_rtt_interval_ms;
     out->min_rtt_samples = 20;
     out->smoothing = 0.5;
-    out->buffer = 0.25;
+    /* 10% over the minimum counts as "no queue" (Envoy's jitter buffer); more makes the limit
+     * settle higher above the upstream's real capacity */
+    out->buffer = 0.1;
 }
 
 struct adaptive *adaptive_create(const struct adaptive_conf *conf, uint64_t now_ms)
@@ -128,7 +130,10 @@ static void adaptive__update(struct adaptive *a, uint64_t now_ms)
         gradient = 2.0;
     double cur = (double)atomic_load(&a->limit);
     double next = cur * gradient;
-    next += sqrt(next); // queue allowance: room to discover that more is possible
+    /* queue allowance: room to discover that more is possible. Half the square root: at the
+     * fixed point limit = capacity × (1 + buffer) + allowance, so a full sqrt would keep a queue
+     * of ~3 in front of a pool of 10 */
+    next += sqrt(next) / 2;
     a->est = (1.0 - a->conf.smoothing) * a->est + a->conf.smoothing * next;
     a->est = (double)adaptive__clamp(a, a->est);
     atomic_store(&a->limit, adaptive__clamp(a, a->est));
