@@ -144,6 +144,12 @@ for framing in length chunked; do
     assert_eq "$(jq -j .body "$T/echo.$framing.json" | sha256sum)" "$(sha256sum <"$T/up.txt")" "$framing upload bytes"
 done
 
+log "an origin that answers before reading the whole body (nginx 413 over its 1 MB limit)"
+head -c 5000000 /dev/zero >"$T/5m.bin"
+out=$(curl -s -o /dev/null -w '%{http_code}' --max-time 20 --data-binary @"$T/5m.bin" "$G/item.json")
+assert_eq "$out" 413 "early answer from the origin reaches the client"
+assert_eq "$(http_status "$G/item.json")" 200 "the gateway keeps serving afterwards"
+
 log "SIGTERM drains: the in-flight request finishes, then exit 0"
 curl -s -o "$T/slow.out" -w '%{http_code}' --max-time 10 "$G/slow" >"$T/slow.code" &
 cpid=$!
