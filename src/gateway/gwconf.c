@@ -430,9 +430,6 @@ static int gwconf__parse_server(const char *spec, struct gw_upserver *s, char *e
         snprintf(err, errlen, "'%s': bad host name '%s'", spec, host);
         return -1;
     }
-    s->spec = xstrdup(spec);
-    s->host = xstrdup(host);
-    s->port = (int)port;
     char probe[340], e[256];
     if (strchr(host, ':'))
         snprintf(probe, sizeof(probe), "[%s]:%ld", host, port);
@@ -443,6 +440,10 @@ static int gwconf__parse_server(const char *spec, struct gw_upserver *s, char *e
         snprintf(err, errlen, "'%s': bad IPv6 address", spec);
         return -1;
     }
+    /* Owned by the server only once it is valid: the caller drops a failed one as is. */
+    s->spec = xstrdup(spec);
+    s->host = xstrdup(host);
+    s->port = (int)port;
     return 0;
 }
 
@@ -704,9 +705,10 @@ static void gwconf__parse_route(struct gw_config *c, struct gw_route *r, size_t 
 
     const struct ynode *mn = ynode_get(n, "match");
     if (r->match == NULL) {
-        if (mn == NULL)
-            cfg_error(errs, n, "%s.match: missing; give a path (/api/, \"= /exact\", /a/*.json)",
-                      where);
+        /* Absent or empty; a value of the wrong type was already reported by cfg. */
+        if (mn == NULL || gwconf__is_null(mn))
+            cfg_error(errs, mn ? mn : n, "%s.match: %s; give a path (/api/, \"= /exact\", "
+                                         "/a/*.json)", where, mn ? "empty" : "missing");
     } else {
         const char *p = r->match;
         if (p[0] == '=') {
@@ -761,8 +763,11 @@ static void gwconf__parse_route(struct gw_config *c, struct gw_route *r, size_t 
         } else {
             r->upstream_index = (size_t)ui;
         }
-    } else if (ynode_get(n, "upstream") == NULL) {
-        cfg_error(errs, n, "%s.upstream: missing; name one of the upstreams", where);
+    } else {
+        const struct ynode *un = ynode_get(n, "upstream");
+        if (un == NULL || gwconf__is_null(un))
+            cfg_error(errs, un ? un : n, "%s.upstream: %s; name one of the upstreams", where,
+                      un ? "empty" : "missing");
     }
 
     const struct ynode *cn = ynode_get(n, "cache");

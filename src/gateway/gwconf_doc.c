@@ -69,6 +69,8 @@ static void doc__str(FILE *out, const char *s)
         unsigned char ch = (unsigned char)*s;
         if (ch == '"' || ch == '\\')
             fprintf(out, "\\%c", ch);
+        else if (ch == '$' && s[1] == '{')
+            fputs("$$", out); /* the loader expands ${NAME}; $${ is a literal ${ */
         else if (ch == '\n')
             fputs("\\n", out);
         else if (ch == '\t')

@@ -79,11 +79,13 @@ char *gwconf_env_expand(const char *text, size_t len, const char *name, size_t *
             j = k;
         }
         if (nlen == 0 || isdigit((unsigned char)text[nstart]) || j >= len || text[j] != '}') {
-            size_t shown = strcspn(text + i, "\n");
+            size_t shown = 0; /* <text> is not NUL-terminated: stop at its end */
+            while (i + shown < len && text[i + shown] != '\n' && shown < 40)
+                shown++;
             gwconf_env__error(errs, name, line, col,
                               "'%.*s': bad variable reference; write ${NAME} or "
                               "${NAME:-default} (NAME: letters, digits, _), or $${ for a "
-                              "literal ${", text + i, shown > 40 ? 40 : shown);
+                              "literal ${", text + i, shown);
             buf_append(&out, &ch, 1);
             continue;
         }

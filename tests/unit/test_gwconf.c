@@ -399,6 +399,9 @@ static const struct bad_case bad_cases[] = {
     {"upstreams:\n  api: {servers: [example.com]}\n" RT, 2, "missing port"},
     {"listen: [127.0.0.1:8080\n" UP RT, 2, ""}, /* YAML syntax error */
     {UP "routes:\n  - {upstream: api}\n", 4, "routes[0].match: missing"},
+    {UP "routes:\n  - {match: , upstream: api}\n", 4, "routes[0].match: empty"},
+    {UP "routes:\n  - {match: /, upstream: }\n", 4, "routes[0].upstream: empty"},
+    {UP "routes:\n  - {match: /}\n", 4, "routes[0].upstream: missing"},
     {UP "routes:\n  - {match: api, upstream: api}\n", 4, "must start with '/'"},
     {UP "routes:\n  - {match: /, upstream: api, cache: {ttl: forever}}\n", 4, "ttl"},
     {UP "routes:\n  - {match: /, upstream: api, cache: {statuses: [200, 999]}}\n", 4,
@@ -584,7 +587,7 @@ static void test_dump_roundtrip(void **state)
               "    fallback:\n"
               "      status: 200\n"
               "      headers: {X-Fallback: 'yes \"really\"'}\n"
-              "      body: \"line1\\nline2\\t\\\\ end\"\n");
+              "      body: \"line1\\nline2\\t\\\\ end $${NOT_EXPANDED}\"\n");
     /* The values survive, not only the text. */
     struct gw_config *a = load_ok(design_yaml);
     char *d = dump_of(a);
