@@ -766,7 +766,9 @@ static bool cachehook__param(const char *q, size_t qlen, const char *name, char 
     return false;
 }
 
-static void cachehook__json_stats(struct cachehook *ch, struct buf *out)
+/* The cache's counters as one JSON object. With <stamp> (the /metrics/cache form of the seed),
+ * hitRate is a percentage string ("99.95%") followed by "timestamp"; else a fraction. */
+static void cachehook__json_stats(struct cachehook *ch, struct buf *out, const char *stamp)
 {
     struct metrics *m = ch->sh->metrics;
     int64_t v[CACHE_STATUS_COUNT] = {0};
@@ -777,15 +779,21 @@ static void cachehook__json_stats(struct cachehook *ch, struct buf *out)
     int64_t hits = v[CACHE_HIT] + v[CACHE_STALE];
     int64_t misses = v[CACHE_MISS] + v[CACHE_EXPIRED];
     int64_t total = hits + misses;
+    double rate = total ? (double)hits / (double)total : 0.0;
+    buf_printf(out, "{\"enabled\":true,\"hits\":%lld,\"misses\":%lld,", (long long)hits,
+               (long long)misses);
+    if (stamp != NULL)
+        buf_printf(out, "\"hitRate\":\"%.2f%%\",\"timestamp\":\"%s\",", 100.0 * rate, stamp);
+    else
+        buf_printf(out, "\"hitRate\":%.4f,", rate);
     buf_printf(out,
-               "{\"enabled\":true,\"hits\":%lld,\"misses\":%lld,\"hitRate\":%.4f,\"total\":%lld,"
+               "\"total\":%lld,"
                "\"fresh_hits\":%lld,\"stale\":%lld,\"expired\":%lld,\"bypass\":%lld,"
                "\"coalesced\":%lld,\"coalesce_timeouts\":%lld,\"stores\":%lld,"
                "\"not_stored\":%lld,\"revalidated\":%lld,\"stale_if_error\":%lld,"
                "\"background_refreshes\":%lld,\"invalidations\":%lld,\"objects\":%llu,"
                "\"bytes\":%llu,\"limit_bytes\":%llu,\"evictions\":%llu,\"expired_removed\":%llu,"
                "\"purged\":%llu,\"purges\":%llu,\"fetches_in_flight\":%zu,",
-               (long long)hits, (long long)misses, total ? (double)hits / (double)total : 0.0,
                (long long)total, (long long)v[CACHE_HIT], (long long)v[CACHE_STALE],
                (long long)v[CACHE_EXPIRED], (long long)v[CACHE_BYPASS],
                (long long)metrics_read(m, ch->m_coalesced, METRICS_COUNTER),
@@ -807,34 +815,24 @@ static void cachehook__json_stats(struct cachehook *ch, struct buf *out)
                (long long)metrics_read(m, ch->m_l2_errors, METRICS_COUNTER));
 }
 
-/* /metrics/cache in the seed's shape: {hits, misses, hitRate: "99.95%", total, timestamp}, then
- * every other counter under "detail" (the /cache/stats object, where hitRate is a fraction). */
+/* /metrics/cache in the seed's shape: {hits, misses, hitRate: "99.95%", total, timestamp, ...}
+ * with the other counters of /cache/stats after them. */
 static void cachehook__seed_json(struct gw_shared *sh, struct buf *out)
 {
-    int64_t hits = 0, misses = 0;
-    if (sh->cache != NULL) {
-        struct metrics *m = sh->metrics;
-        metrics_ref *st = sh->cache->m_status;
-        hits = metrics_read(m, st[CACHE_HIT], METRICS_COUNTER) +
-               metrics_read(m, st[CACHE_STALE], METRICS_COUNTER);
-        misses = metrics_read(m, st[CACHE_MISS], METRICS_COUNTER) +
-                 metrics_read(m, st[CACHE_EXPIRED], METRICS_COUNTER);
-    }
     uint64_t now = clock_wall_ms();
     time_t t = (time_t)(now / 1000);
     struct tm tm;
     gmtime_r(&t, &tm);
-    char stamp[32];
-    strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
-    int64_t total = hits + misses;
-    buf_printf(out,
-               "{\"hits\":%lld,\"misses\":%lld,\"hitRate\":\"%.2f%%\",\"total\":%lld,"
-               "\"timestamp\":\"%s.%03uZ\",\"detail\":",
-               (long long)hits, (long long)misses,
-               total ? 100.0 * (double)hits / (double)total : 0.0, (long long)total, stamp,
-               (unsigned)(now % 1000));
-    cachehook_stats_json(sh, out);
-    buf_append_str(out, "}");
+    char stamp[40];
+    size_t n = strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(stamp + n, sizeof(stamp) - n, ".%03uZ", (unsigned)(now % 1000));
+    if (sh->cache == NULL)
+        buf_printf(out,
+                   "{\"enabled\":false,\"hits\":0,\"misses\":0,\"hitRate\":\"0.00%%\","
+                   "\"timestamp\":\"%s\",\"total\":0}",
+                   stamp);
+    else
+        cachehook__json_stats(sh->cache, out, stamp);
 }
 
 void cachehook_stats_json(struct gw_shared *sh, struct buf *out)
@@ -843,7 +841,7 @@ void cachehook_stats_json(struct gw_shared *sh, struct buf *out)
         buf_append_str(out, "{\"enabled\":false,\"hits\":0,\"misses\":0,\"stale\":0}");
         return;
     }
-    cachehook__json_stats(sh->cache, out);
+    cachehook__json_stats(sh->cache, out, NULL);
 }
 
 void cachehook_refresh_metrics(struct gw_shared *sh)

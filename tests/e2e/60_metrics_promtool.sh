@@ -105,5 +105,6 @@ assert_eq "$(jq -r '.total == .hits + .misses' <<<"$mc")" true "total"
 want=$(jq -r '"\(100 * .hits / .total * 100 | round / 100)"' <<<"$mc")
 got=$(jq -r '.hitRate | rtrimstr("%") | tonumber' <<<"$mc")
 awk -v a="$want" -v b="$got" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d < 0.01) }' || fail "hitRate $got != $want"
+assert_eq "$(jq -r '.coalesced | type' <<<"$mc")" number "the other counters stay at the top level (demo reads coalesced)"
 [[ $(jq -r .timestamp <<<"$mc") =~ ^20[0-9]{2}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z$ ]] || fail "timestamp: $mc"
 log "metrics ok"
