@@ -105,9 +105,9 @@ const struct cfg_desc gwconf__cache_desc[] = {
      false},
     {"redis_timeout", CFG_DURATION, C(redis_timeout_ms), "50ms", "1ms", "10s",
      "an L2 lookup slower than this counts as a miss", NULL, NULL, false},
-    {"redis_prefix", CFG_STRING, C(redis_prefix), "apigate:", NULL, NULL,
+    {"redis_prefix", CFG_STRING, C(redis_prefix), "apigate:", "1", NULL,
      "prefix of every key written to Redis", NULL, NULL, false},
-    {"redis_channel", CFG_STRING, C(redis_channel), "apigate:purge", NULL, NULL,
+    {"redis_channel", CFG_STRING, C(redis_channel), "apigate:purge", "1", NULL,
      "Redis pub/sub channel on which purges are published to every gateway", NULL, NULL, false},
     {"redis_max_object_size", CFG_SIZE, C(redis_max_object_size), "512KB", "0", "512MB",
      "larger objects stay in the in-process cache only", NULL, NULL, false},
@@ -117,7 +117,7 @@ const struct cfg_desc gwconf__cache_desc[] = {
 #undef C
 
 const struct cfg_desc gwconf__root_desc[] = {
-    {"admin", CFG_STRING, offsetof(struct gw_config, admin), "127.0.0.1:9901", NULL, NULL,
+    {"admin", CFG_STRING, offsetof(struct gw_config, admin), "127.0.0.1:9901", "1", NULL,
      "admin listener (/metrics, /stats, /healthz, /readyz): host:port, or off", NULL, NULL,
      false},
     {"workers", CFG_SECTION, 0, NULL, NULL, NULL, "process model", NULL, gwconf__workers_desc,
@@ -151,7 +151,7 @@ const struct cfg_desc gwconf__pool_desc[] = {
      false},
     {NULL}};
 const struct cfg_desc gwconf__health_desc[] = {
-    {"path", CFG_STRING, U(health.path), "/", NULL, NULL, "path probed with GET", NULL, NULL,
+    {"path", CFG_STRING, U(health.path), "/", "1", NULL, "path probed with GET", NULL, NULL,
      false},
     {"interval", CFG_DURATION, U(health.interval_ms), "2s", "10ms", "1h", "time between probes",
      NULL, NULL, false},

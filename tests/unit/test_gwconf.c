@@ -419,6 +419,9 @@ static const struct bad_case bad_cases[] = {
     {"upstreams:\n  api:\n    servers: [127.0.0.1:9000]\n    health: {interval: 1s, timeout: 2s}\n"
      RT, 4, "below interval"},
     {"logging: {level: loud}\n" UP RT, 1, "level"},
+    {"admin:\n" UP RT, 1, "admin: must not be empty"},
+    {"upstreams:\n  api: {servers: [127.0.0.1:9000], health: {path: }}\n" RT, 2,
+     "health.path: must not be empty"},
     {"upstreams:\n  api: {servers: [127.0.0.1:9000], host: 'a b'}\n" RT, 2, "api.host"},
     {UP "routes:\n  - {match: /, upstream: api, host: 'x/y'}\n", 4, "routes[0].host"},
     {UP "routes:\n  - {match: /, upstream: api, cache: {vary: ['Accept Language']}}\n", 4,
