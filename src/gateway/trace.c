@@ -2,7 +2,6 @@
  * that seeds each thread's generator. */
 #include "gateway/trace.h"
 
-#include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -164,32 +163,55 @@ void trace_id_hex(const struct trace_ctx *t, char out[TRACE_ID_HEX + 1])
     *trace__hexout(out, t->trace_id, 16) = '\0';
 }
 
+/* Appends <s> (<n> bytes) at out[*len] when it fits in <cap> (keeping room for the NUL). */
+static bool trace__put(char *out, size_t cap, size_t *len, const char *s, size_t n)
+{
+    if (*len + n + 1 > cap)
+        return false;
+    memcpy(out + *len, s, n);
+    *len += n;
+    return true;
+}
+
+/* "<us / 1000>.<us % 1000, 3 digits>": milliseconds with microsecond resolution, what devtools
+ * shows. Written by hand: snprintf was most of the cost of the header. */
+static bool trace__put_ms(char *out, size_t cap, size_t *len, uint64_t us)
+{
+    char tmp[32];
+    char *p = tmp + sizeof(tmp);
+    uint64_t frac = us % 1000, ms = us / 1000;
+    for (int i = 0; i < 3; i++, frac /= 10)
+        *--p = (char)('0' + frac % 10);
+    *--p = '.';
+    do
+        *--p = (char)('0' + ms % 10);
+    while ((ms /= 10) > 0);
+    return trace__put(out, cap, len, p, (size_t)(tmp + sizeof(tmp) - p));
+}
+
 size_t trace_server_timing(char *out, size_t cap, const struct trace_timing *t)
 {
     if (cap == 0)
         return 0;
     size_t n = 0;
     out[0] = '\0';
-    struct {
+    static const struct {
         const char *name;
-        int64_t us;
-    } d[] = {{"pool", t->pool_us}, {"upstream", t->upstream_us}, {"total", t->total_us}};
-    if (t->cache != NULL) {
-        int w = snprintf(out, cap, "cache;desc=%s", t->cache);
-        if (w < 0 || (size_t)w >= cap)
-            goto too_long;
-        n = (size_t)w;
-    }
+        size_t len;
+    } names[] = {{"pool;dur=", 9}, {"upstream;dur=", 13}, {"total;dur=", 10}};
+    int64_t d[] = {t->pool_us, t->upstream_us, t->total_us};
+    if (t->cache != NULL && (!trace__put(out, cap, &n, "cache;desc=", 11) ||
+                             !trace__put(out, cap, &n, t->cache, strlen(t->cache))))
+        goto too_long;
     for (size_t i = 0; i < sizeof(d) / sizeof(d[0]); i++) {
-        if (d[i].us < 0)
+        if (d[i] < 0)
             continue;
-        /* milliseconds with microsecond resolution: what devtools shows */
-        int w = snprintf(out + n, cap - n, "%s%s;dur=%lld.%03lld", n ? ", " : "", d[i].name,
-                         (long long)(d[i].us / 1000), (long long)(d[i].us % 1000));
-        if (w < 0 || (size_t)w >= cap - n)
+        if ((n > 0 && !trace__put(out, cap, &n, ", ", 2)) ||
+            !trace__put(out, cap, &n, names[i].name, names[i].len) ||
+            !trace__put_ms(out, cap, &n, (uint64_t)d[i]))
             goto too_long;
-        n += (size_t)w;
     }
+    out[n] = '\0';
     return n;
 too_long:
     out[0] = '\0';
