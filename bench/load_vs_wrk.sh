@@ -7,7 +7,9 @@
 #
 #   bench/load_vs_wrk.sh [APIGATE] [DURATION_S=10]
 #
-# Not a test: numbers depend on the machine. Needs nginx and wrk on PATH.
+# On a shared machine requests/s follow whatever else runs; CPU per request (and its inverse,
+# requests per CPU-second) is the steadier comparison. Not a test: numbers depend on the machine.
+# Needs nginx, wrk and jq on PATH.
 set -euo pipefail
 AG_SRC=$(cd "$(dirname "$0")/.." && pwd)
 APIGATE=${1:-${APIGATE:-$AG_SRC/build/apigate}}
@@ -78,7 +80,7 @@ run_tool() {
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 echo "target: nginx return 200 on CPU 1; generators on CPU 0; -c $CONNS; ${DUR}s x $RUNS runs"
-printf '%-8s %-8s %12s %16s\n' threads tool "req/s" "cpu µs/req"
+printf '%-8s %-8s %12s %16s %18s\n' threads tool "req/s" "cpu µs/req" "req per CPU-second"
 for threads in 1 2; do
     : >"$T/wrk.rps"; : >"$T/wrk.cpu"; : >"$T/ag.rps"; : >"$T/ag.cpu"
     for _ in $(seq "$RUNS"); do
@@ -86,7 +88,10 @@ for threads in 1 2; do
         read -r rps cpu < <(run_tool apigate "$threads"); echo "$rps" >>"$T/ag.rps"; echo "$cpu" >>"$T/ag.cpu"
     done
     for tool in wrk ag; do
-        printf '%-8s %-8s %12s %16s   (runs: %s)\n' "$threads" "$([ $tool = ag ] && echo apigate || echo wrk)" \
-            "$(median <"$T/$tool.rps")" "$(median <"$T/$tool.cpu")" "$(tr '\n' ' ' <"$T/$tool.rps")"
+        cpu=$(median <"$T/$tool.cpu")
+        printf '%-8s %-8s %12s %16s %18s   (req/s runs: %s)\n' "$threads" \
+            "$([ $tool = ag ] && echo apigate || echo wrk)" "$(median <"$T/$tool.rps")" "$cpu" \
+            "$(awk -v c="$cpu" 'BEGIN { printf "%.0f", (c > 0 ? 1e6 / c : 0) }')" \
+            "$(tr '\n' ' ' <"$T/$tool.rps")"
     done
 done
