@@ -30,6 +30,7 @@ struct upstream_set;
 struct worker_shm;
 
 #define CONN_MAGIC 0x636f6e6eu   /* "conn" */
+#define WORKER_LISTEN_MAX 16     /* listen addresses per loop thread */
 #define CONN_BUF_HIGH (256u * 1024u) /* pending output above this pauses the producing side */
 
 /* Metric ids shared by every thread (registered once at worker start). */
@@ -96,7 +97,9 @@ struct gwthread {
     unsigned index;
     struct loop *loop;
     struct gw_shared *sh;
-    int listen_fd;               // -1 once draining
+    int listen_fds[WORKER_LISTEN_MAX]; // one per listen address; -1 once draining
+    size_t nlisten_fds;
+    size_t tick_slots[WORKER_LISTEN_MAX]; // shm->ticks indexes this thread reports to
     struct metrics_slot *ms;
     struct accesslog_writer *alog;
     struct upool **pools;        // one per upstream

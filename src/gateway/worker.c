@@ -117,8 +117,10 @@ static void worker__on_accept(struct loop *loop, int fd, void *arg, unsigned eve
 static void worker__publish(struct gwthread *th)
 {
     struct gw_shared *sh = th->sh;
-    atomic_store_explicit(&sh->shm->ticks[th->index], loop_ticks(th->loop) + 1,
-                          memory_order_relaxed);
+    /* the supervisor watches one slot per listening socket; this thread owns some of them */
+    for (size_t i = 0; i < th->nlisten_fds; i++)
+        atomic_store_explicit(&sh->shm->ticks[th->tick_slots[i]], loop_ticks(th->loop) + 1,
+                              memory_order_relaxed);
     uint64_t delta = th->requests - th->requests_published;
     if (delta > 0) {
         th->requests_published = th->requests;
@@ -138,8 +140,9 @@ static void worker__on_tick(struct loop *loop, void *arg)
     worker__publish(th);
     accesslog_flush(th->alog);
     /* a listener that hit EMFILE gets no new edge: poll it while there is room again */
-    if (th->listen_fd >= 0)
-        worker__on_accept(loop, th->listen_fd, th, LOOP_READ);
+    for (size_t i = 0; i < th->nlisten_fds; i++)
+        if (th->listen_fds[i] >= 0)
+            worker__on_accept(loop, th->listen_fds[i], th, LOOP_READ);
     /* periodic, so an idle loop still ticks and the watchdog does not kill a healthy worker */
     loop_timer_start(loop, &th->tick, WORKER_TICK_MS);
 }
@@ -166,10 +169,12 @@ static void worker__drain_task(struct loop *loop, void *arg)
     if (th->draining)
         return;
     th->draining = true;
-    if (th->listen_fd >= 0) {
-        loop_del_fd(loop, th->listen_fd);
-        close(th->listen_fd); // our copy only: the supervisor keeps its own for the next worker
-        th->listen_fd = -1;
+    for (size_t i = 0; i < th->nlisten_fds; i++) {
+        if (th->listen_fds[i] < 0)
+            continue;
+        loop_del_fd(loop, th->listen_fds[i]);
+        close(th->listen_fds[i]); // our copy only: the supervisor keeps its own for the next worker
+        th->listen_fds[i] = -1;
     }
     th->drain_deadline_ms = loop_now_ms(loop) + th->sh->cfg->workers.drain_timeout_ms;
     loop_timer_init(&th->drain_timer, worker__on_drain_timer, th);
@@ -194,9 +199,10 @@ static void *worker__thread(void *arg)
         th->pools[i] = upool_create(th->loop, upstream_set_at(sh->upstreams, i), th->ms);
     th->rid_seed = ((uint64_t)getpid() << 32) ^ clock_wall_ms() ^ ((uint64_t)th->index << 56);
     th->date_sec = -1;
-    if (loop_add_fd(th->loop, th->listen_fd, LOOP_READ, worker__on_accept, th) == -1)
-        ag_log(AG_LOG_ERROR, "thread %u: cannot watch the listener: %s", th->index,
-               strerror(errno));
+    for (size_t i = 0; i < th->nlisten_fds; i++)
+        if (loop_add_fd(th->loop, th->listen_fds[i], LOOP_READ, worker__on_accept, th) == -1)
+            ag_log(AG_LOG_ERROR, "thread %u: cannot watch listener %d: %s", th->index,
+                   th->listen_fds[i], strerror(errno));
     loop_timer_init(&th->tick, worker__on_tick, th);
     loop_timer_start(th->loop, &th->tick, WORKER_TICK_MS);
     cachehook_thread_start(th);
@@ -337,14 +343,21 @@ int worker_run(const struct worker_ctx *ctx)
     sh->shm = ctx->shm;
     sh->max_requests = ctx->max_requests;
     sh->start_ms = clock_now_ms();
-    sh->nthreads = ctx->nlisten;
+    /* The supervisor passes one socket per (address, thread), address-major:
+     * listen_fds[a * threads + t]. Thread t serves every address's socket t. */
+    size_t nthreads = cfg->workers.threads > 0 ? (size_t)cfg->workers.threads : ctx->nlisten;
+    if (nthreads == 0 || ctx->nlisten % nthreads != 0 ||
+        ctx->nlisten / nthreads > WORKER_LISTEN_MAX)
+        nthreads = ctx->nlisten; // unexpected layout: one thread per socket still works
+    size_t naddrs = nthreads ? ctx->nlisten / nthreads : 0;
+    sh->nthreads = nthreads;
     sh->rt = xcalloc(cfg->nroutes + 1, sizeof(*sh->rt));
     sh->metrics = metrics_create();
     worker__register_metrics(sh);
     sh->routes = worker__routes(cfg);
     if (sh->routes == NULL)
         goto out_metrics;
-    sh->upstreams = upstream_set_create(cfg, sh->metrics, ctx->nlisten, err, sizeof(err));
+    sh->upstreams = upstream_set_create(cfg, sh->metrics, nthreads, err, sizeof(err));
     if (sh->upstreams == NULL) {
         ag_log(AG_LOG_ERROR, "upstreams: %s", err);
         goto out_routes;
@@ -368,15 +381,19 @@ int worker_run(const struct worker_ctx *ctx)
 
     sh->cache = cachehook_create(sh); // NULL when no route caches
     sh->resil = resil_create(sh);
-    sh->threads = xcalloc(ctx->nlisten, sizeof(*sh->threads));
-    pthread_t *tids = xcalloc(ctx->nlisten, sizeof(*tids));
+    sh->threads = xcalloc(nthreads, sizeof(*sh->threads));
+    pthread_t *tids = xcalloc(nthreads, sizeof(*tids));
     size_t started = 0;
     worker_started = 0;
-    for (size_t i = 0; i < ctx->nlisten; i++) {
+    for (size_t i = 0; i < nthreads; i++) {
         struct gwthread *th = xcalloc(1, sizeof(*th));
         th->index = (unsigned)i;
         th->sh = sh;
-        th->listen_fd = ctx->listen_fds[i];
+        for (size_t a = 0; a < naddrs; a++) {
+            th->tick_slots[a] = a * nthreads + i;
+            th->listen_fds[a] = ctx->listen_fds[a * nthreads + i];
+        }
+        th->nlisten_fds = naddrs;
         th->loop = loop_create();
         if (th->loop == NULL) {
             ag_log(AG_LOG_ERROR, "loop_create: %s", strerror(errno));
@@ -398,7 +415,7 @@ int worker_run(const struct worker_ctx *ctx)
         pthread_cond_wait(&worker_start_cond, &worker_start_lock);
     pthread_mutex_unlock(&worker_start_lock);
     struct admin *admin = NULL;
-    if (started == ctx->nlisten) {
+    if (started == nthreads) {
         if (ctx->admin_fd >= 0)
             admin = admin_start(sh, ctx->admin_fd);
         atomic_store(&ctx->shm->ready, 1);

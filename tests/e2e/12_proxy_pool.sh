@@ -9,6 +9,7 @@ require_cmd curl jq python3
 
 mport=$(free_port)
 gport=$(free_port)
+gport2=$(free_port)
 aport=$(free_port)
 dead=$(free_port) # nothing listens there
 
@@ -20,9 +21,9 @@ routes:
   - {method: GET, path: /hang, hang: true}
 EOF
 cat >"$T/gw.yaml" <<EOF
-listen: 127.0.0.1:$gport
+listen: [127.0.0.1:$gport, 127.0.0.1:$gport2]
 admin: 127.0.0.1:$aport
-workers: {threads: 2}
+workers: {threads: 2, worker_timeout: 1s}
 upstreams:
   api:
     servers: [127.0.0.1:$mport]
@@ -132,6 +133,13 @@ log "upstream down: 502 with a JSON body"
 out=$(curl -s -w ' %{http_code}' --max-time 10 "$G/dead")
 assert_contains "$out" " 502" "connection refused"
 assert_contains "$out" '"error":"bad_gateway"' "502 JSON body"
+
+log "second listen address served by the same threads; heartbeats kept the watchdog quiet"
+assert_eq "$(http_status "http://127.0.0.1:$gport2/echo")" 200 "second listen address"
+assert_eq "$(curl -s "http://127.0.0.1:$aport/stats" | jq .worker_restarts)" 0 "no worker restart (worker_timeout 1s)"
+worker=$(pgrep -P "$(cat "$T/gw.pid")" | head -1)
+# main + 2 loop threads + admin (+ logger/resolver helpers), not one loop thread per socket
+assert_range "$(awk '/^Threads:/ { print $2 }' "/proc/$worker/status")" 4 6 "worker threads for 2 addresses x 2 threads"
 
 log "/stats has the totals the doctor reads"
 stats=$(curl -s "http://127.0.0.1:$aport/stats")
