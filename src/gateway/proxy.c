@@ -252,6 +252,15 @@ static bool proxy__skip_req_header(const char *n, size_t len)
     }
 }
 
+/* True when the client's traceparent was valid, so our traceparent continues its trace (then its
+ * tracestate goes on with it). Only asked when a tracestate header is present. */
+static bool proxy__trace_continued(const struct h1_request *req)
+{
+    const struct h1_header *tp = headers_find(req->headers, req->nheaders, "traceparent");
+    struct trace_ctx t;
+    return tp != NULL && trace_parse(tp->value, tp->value_len, &t) == 0;
+}
+
 static void proxy__build_head(struct conn *c)
 {
     struct proxy *px = &c->px;
@@ -295,6 +304,9 @@ static void proxy__build_head(struct conn *c)
                 xff_first = h;
             continue;
         }
+        if (h->name_len == 10 && headers_name_eq(h->name, 10, "tracestate") &&
+            !proxy__trace_continued(req))
+            continue; // W3C: a tracestate without a valid traceparent is discarded
         if (has_connection &&
             headers_listed_in_connection(req->headers, req->nheaders, h->name, h->name_len))
             continue;

@@ -62,6 +62,14 @@ assert_eq "${up:53:2}" 01 "flags kept"
 n=$(curl -s --max-time 10 "$G/echo/a" -H "traceparent: $tp" | grep -o 4bf92f3577b34da6a3ce929d0e0e4736 | wc -l)
 assert_eq "$n" 1 "one traceparent upstream"
 
+log "tracestate goes on with a continued trace, is dropped with an invalid traceparent"
+b=$(http_body "$G/echo/ts" -H "traceparent: $tp" -H 'tracestate: congo=t61rcWkgMzE')
+assert_eq "$(jq -r '.headers.tracestate' <<<"$b")" congo=t61rcWkgMzE "tracestate kept"
+b=$(http_body "$G/echo/ts" -H "traceparent: 00-zz" -H 'tracestate: congo=t61rcWkgMzE')
+assert_eq "$(jq -r '.headers.tracestate' <<<"$b")" null "tracestate dropped with an invalid traceparent"
+b=$(http_body "$G/echo/ts" -H 'tracestate: congo=t61rcWkgMzE')
+assert_eq "$(jq -r '.headers.tracestate' <<<"$b")" null "tracestate dropped without traceparent"
+
 log "absent: generated, and a different trace per request"
 b1=$(http_body "$G/echo/b" -H 'X-Request-Id: rid-61-b')
 b2=$(http_body "$G/echo/b")
