@@ -146,6 +146,12 @@ void report_text(const struct load_result *r, FILE *out)
         fprintf(out, "  every request failed: %s\n",
                 nerr ? "the target could not be reached or broke the connections (see errors)"
                      : "every response had an error status");
+    if (r->reqs == 0 && r->interrupted > 0)
+        fprintf(out,
+                "  no request completed: %" PRIu64 " were still waiting for a connection or a "
+                "response when the run ended (a target that accepts nothing or never answers; "
+                "a shorter --timeout / timeout: turns them into errors)\n",
+                r->interrupted);
     if (r->dropped)
         fprintf(out,
                 "  WARNING: the requested rate was not met: %" PRIu64

@@ -48,4 +48,22 @@ assert_eq "$rc" 0 "exit code"
 [ $((SECONDS - start)) -le 6 ] || fail "took $((SECONDS - start)) s"
 [ "$(jq '.errors.request_timeout' "$T/t.json")" -ge 3 ] || fail "no request_timeout: $(cat "$T/t.out")"
 assert_contains "$(cat "$T/t.out")" "request timed out"
+log "a listener whose accept queue is full: connects time out"
+bport=$(free_port)
+start_bg backlog python3 -c '
+import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(0)
+time.sleep(60)   # never accepts: once the queue is full, SYNs are dropped
+' "$bport"
+sleep 0.3
+rc=0
+timeout 20 "$APIGATE" load -q -c 8 -d 1s --timeout 500ms --json "$T/b.json" "http://127.0.0.1:$bport/" >"$T/b.out" || rc=$?
+assert_eq "$rc" 0 "exit code"
+[ "$(jq '.errors.connect_timeout' "$T/b.json")" -gt 0 ] || fail "no connect_timeout: $(cat "$T/b.out")"
+assert_contains "$(cat "$T/b.out")" "connect timed out"
+log "…and with the default 10 s timeout the run still ends on time, saying why nothing completed"
+start=$SECONDS
+timeout 20 "$APIGATE" load -q -c 4 -d 500ms "http://127.0.0.1:$bport/" >"$T/b2.out" || fail "exit $?"
+[ $((SECONDS - start)) -le 8 ] || fail "took $((SECONDS - start)) s"
+assert_contains "$(cat "$T/b2.out")" "no request completed"
 log "ok"
