@@ -148,9 +148,19 @@ if [ -s "$W/seed.out" ]; then
     row "seed story (200 users)" "cache hit ratio through apigate" "$(kv hit)" ""
 fi
 if [ -s "$W/memory.out" ]; then
-    a=$(awk '$1 == "mem:" && $2 == "idle_conn_bytes" && $3 == "apigate" { print $4 }' "$W/memory.out")
-    n=$(awk '$1 == "mem:" && $2 == "idle_conn_bytes" && $3 == "nginx" { print $4 }' "$W/memory.out")
-    row "memory" "bytes per idle keep-alive connection apigate / nginx (lower is better)" "$(ratio "$a" "$n")" "$a B vs $n B"
+    mem() { awk -v k="$1" -v n="$2" '$1 == "mem:" && $2 == k && $3 == n { print $4; exit }' "$W/memory.out"; }
+    a=$(mem idle_conn_bytes apigate)
+    for anchor in nginx haproxy varnish; do
+        n=$(mem idle_conn_bytes "$anchor")
+        [ -n "$n" ] && row "memory" "bytes per idle keep-alive connection, apigate / $anchor (lower is better)" "$(ratio "$a" "$n")" "$a B vs $n B"
+    done
+    a=$(mem peak_rss_kb apigate)
+    for anchor in nginx haproxy varnish; do
+        n=$(mem peak_rss_kb "$anchor")
+        [ -n "$n" ] && row "memory" "peak RSS under load, apigate / $anchor (lower is better)" "$(ratio "$a" "$n")" "$a kB vs $n kB"
+    done
+    a=$(mem peak_rss_kb apigate_load) n=$(mem peak_rss_kb wrk)
+    row "memory" "peak RSS, apigate load / wrk (lower is better)" "$(ratio "$a" "$n")" "$a kB vs $n kB"
 fi
 
 # ---- the report ----
@@ -166,7 +176,7 @@ fi
     echo
     echo "Command: \`$(printf 'RUNS=%s DURATION=%s SEED_DURATION=%s bench/run.sh' "$RUNS" "$DURATION" "$SEED_DURATION")\` (\`make bench\` runs it with the defaults)."
     echo
-    echo "### Ratios (apigate / anchor, medians of $RUNS runs)"
+    echo "### Ratios (apigate / anchor; throughput and latency rows are medians of $RUNS runs, memory rows one measurement)"
     echo
     echo "| section | ratio | value | medians |"
     echo "|---|---|---:|---|"
@@ -186,6 +196,14 @@ fi
         echo
         echo "\`${CMDS[$name]#"$AG_SRC/"}\` (exit ${STATUS[$name]})"
         echo
+        if [ "${STATUS[$name]}" != 0 ]; then
+            echo "**This section failed** (exit ${STATUS[$name]}); the last lines of its stderr:"
+            echo
+            echo '```'
+            tail -n 15 "$W/$name.err"
+            echo '```'
+            echo
+        fi
         if grep -q '^|' "$W/$name.out"; then
             grep -v '^mem:\|^seed:' "$W/$name.out"
         else
