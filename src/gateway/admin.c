@@ -324,7 +324,8 @@ static void admin__handle(struct admin_conn *ac, const struct h1_request *req)
         if (atomic_load(&sh->draining))
             snprintf(why, sizeof(why), "draining");
         status = ready ? 200 : 503;
-        buf_append_str(&body, ready ? "{\"status\":\"ready\"}\n" : "{\"status\":\"not_ready\",\"why\":");
+        buf_append_str(&body, ready ? "{\"status\":\"ready\"}\n"
+                                    : "{\"status\":\"not_ready\",\"why\":");
         if (!ready) {
             buf_append_json_str(&body, why, strlen(why));
             buf_append_str(&body, "}\n");

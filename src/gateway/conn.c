@@ -401,12 +401,17 @@ void conn_respond_error(struct conn *c, int status, const char *code, const char
         c->keep_alive = false;
     if (c->th->draining)
         c->keep_alive = false;
-    char body[512];
-    int blen = snprintf(body, sizeof(body),
-                        "{\"error\":\"%s\",\"status\":%d,\"message\":\"%s\",\"request_id\":\"%.*s\"}\n",
-                        code, status, msg, (int)c->rid_len, c->rid);
-    if (blen < 0 || (size_t)blen >= sizeof(body))
-        blen = (int)strlen(body);
+    /* every string escaped: the message may quote a parser text, the id comes from the client */
+    struct buf *jbp = &c->th->scratch; // per thread, reused: no allocation after warm-up
+    buf_reset(jbp);
+    buf_append_str(jbp, "{\"error\":");
+    buf_append_json_str(jbp, code, strlen(code));
+    buf_printf(jbp, ",\"status\":%d,\"message\":", status);
+    buf_append_json_str(jbp, msg, strlen(msg));
+    buf_append_str(jbp, ",\"request_id\":");
+    buf_append_json_str(jbp, c->rid, c->rid_len);
+    buf_append_str(jbp, "}\n");
+    int blen = (int)buf_pending(jbp);
     struct buf *b = &c->out;
     size_t before = buf_pending(b);
     h1_write_status_line(b, status, NULL);
@@ -422,7 +427,7 @@ void conn_respond_error(struct conn *c, int status, const char *code, const char
         buf_append_str(b, "Connection: close\r\n");
     h1_write_end_head(b);
     if (c->req.method_id != H1_M_HEAD || c->state != CONN_BUSY)
-        buf_append(b, body, (size_t)blen);
+        buf_append(b, buf_head(jbp), (size_t)blen);
     (void)before;
     c->status = status;
     c->head_sent = true;
@@ -691,7 +696,8 @@ static void conn__start_request(struct conn *c, size_t head_len)
     }
     int r = route_match_filtered(sh->routes, req->path, req->path_len, conn__route_ok, c);
     c->route = r;
-    buf_consume(&c->in, head_len); // slices stay valid: nothing reads into c->in until proxy_start returns
+    /* the slices stay valid: nothing reads into c->in before proxy_start() copied them */
+    buf_consume(&c->in, head_len);
     if (r < 0) {
         conn_respond_error(c, 404, "no_route", "no route matches this request", NULL);
         return;

@@ -116,6 +116,7 @@ struct gwthread {
     int64_t date_sec;
     char date[HTTP_DATE_LEN + 1];
     struct gw_series_slot series[GW_SERIES_CACHE];
+    struct buf scratch;          // error bodies and other short-lived text, reused
     bool draining;
     uint64_t drain_deadline_ms;
     struct loop_timer drain_timer;
@@ -235,7 +236,7 @@ void conn_free_all(struct gwthread *th);
  * <slice> after them: what the socket does not take is copied). Returns 0, or -1 when the
  * client is gone (the conn is then closing). */
 int conn_send(struct conn *c, const char *slice, size_t slice_len);
-/* A complete local response (error pages, shed, admin-like answers), JSON body. Ends the request. */
+/* A complete local response (error pages, shed), JSON body. Ends the request. */
 void conn_respond_error(struct conn *c, int status, const char *code, const char *msg,
                         const char *extra_headers);
 /* Called by the proxy when the response has been completely handed to conn->out. */

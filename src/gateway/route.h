@@ -12,8 +12,9 @@ enum route_kind { ROUTE_EXACT, ROUTE_PREFIX, ROUTE_GLOB };
 
 /* Pattern forms:
  *   "= /path"  or "=/path"  exact match only;
- *   "/a/ *.json" (no space), "/v?/x" glob: '*' matches any run of bytes except '/', '**' any run including
- *                           '/', '?' one byte other than '/';
+ *   "/a/ *.json" (no space), "/v?/x"
+ *                           glob: '*' matches any run of bytes except '/', '**' any run
+ *                           including '/', '?' one byte other than '/';
  *   "/api/users/"           prefix (anything else).
  * Precedence: an exact match wins; otherwise the most specific of the matching prefix and glob
  * patterns, specificity being the number of literal bytes; ties go to the earlier pattern. */

@@ -224,6 +224,7 @@ static void *worker__thread(void *arg)
         upool_destroy(th->pools[i]);
     loop_run_once(th->loop, 0);
     conn_free_all(th);
+    buf_deinit(&th->scratch);
     accesslog_writer_destroy(th->alog);
     th->alog = NULL;
     return NULL;
@@ -298,7 +299,7 @@ static void worker__register_metrics(struct gw_shared *sh)
         rt->err_connect = metrics_series(m, ids->upstream_errors, vc);
         rt->err_pool = metrics_series(m, ids->upstream_errors, vp);
         rt->err_proto = metrics_series(m, ids->upstream_errors, vx);
-        rt->pool_wait = METRICS_REF_NONE; // the pool records its own wait (apigate_pool_wait_seconds)
+        rt->pool_wait = METRICS_REF_NONE; // the pool records it (apigate_pool_wait_seconds)
     }
 }
 

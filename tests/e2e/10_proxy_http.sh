@@ -140,6 +140,9 @@ before=$(mock_stat "$mport" total)
 assert_eq "$(http_status "$G/nothing-here")" 404 "404 without route"
 assert_eq "$(http_body "$G/nothing-here" | jq -r .error)" no_route "404 body"
 assert_eq "$(mock_stat "$mport" total)" "$before" "404 did not reach the upstream"
+# a client-chosen request id is escaped in the JSON error body
+body=$(http_body "$G/nothing-here" -H 'X-Request-Id: a"b\c')
+assert_eq "$(jq -r .request_id <<<"$body")" 'a"b\c' "request id escaped in the error body"
 
 log "access log lines are written (batched)"
 sleep 1.5
@@ -147,5 +150,5 @@ sleep 1.5
 n=$(jq -s '[.[] | select(.path == "/echo/a?x=1&y=2" and .status == 200 and .upstream != null)] | length' "$T/access.log")
 assert_eq "$n" 1 "access log JSON line for /echo/a"
 n=$(jq -s '[.[] | select(.path == "/nothing-here" and .status == 404 and .upstream == null)] | length' "$T/access.log")
-assert_eq "$n" 2 "access log lines for the 404s (no upstream)"
+assert_eq "$n" 3 "access log lines for the 404s (no upstream)"
 log "ok"
