@@ -119,13 +119,20 @@ if [ -s "$W/passthrough.out" ]; then
     done
 fi
 if [ -s "$W/cache.out" ]; then
-    # | server (1 core, pinned) | req/s (median of N) | p99 ms | apigate / this |
-    ag=$(awk -F'|' '{ gsub(/ /, "", $2) } $2 == "apigate" { gsub(/ /, "", $3); print $3; exit }' "$W/cache.out")
-    awk -F'|' 'NF >= 6 && $3 ~ /[0-9]/ { for (i = 2; i <= 5; i++) gsub(/^ +| +$/, "", $i); print $2 "|" $3 "|" $5 }' \
-        "$W/cache.out" | while IFS='|' read -r name rps r; do
+    # A Markdown table: | server ... | req/s (median of N) | p99 ms | ... | req/s: apigate / this | ...
+    # Columns are found by their header, so added columns do not shift the ratios.
+    awk -F'|' '
+        { for (i = 2; i < NF; i++) { v[i] = $i; gsub(/^ +| +$/, "", v[i]) } }
+        !hdr && /^\| *server/ { for (i = 2; i < NF; i++) { if (v[i] ~ /^req\/s \(median/) rc = i; if (v[i] ~ /apigate \/ this/) qc = i; if (v[i] ~ /^CPU /) cc = i } hdr = 1; next }
+        hdr && rc && /^\|/ && v[rc] ~ /^[0-9.]+$/ { print v[2] "|" v[rc] "|" (qc ? v[qc] : "-") "|" (cc ? v[cc] : "") }
+    ' "$W/cache.out" >"$W/cache.rows"
+    ag=$(awk -F'|' '$1 == "apigate" { print $2; exit }' "$W/cache.rows")
+    agc=$(awk -F'|' '$1 == "apigate" { print $4; exit }' "$W/cache.rows")
+    while IFS='|' read -r name rps r cpu; do
         [ "$name" = apigate ] && continue
         row "cache hits, 1 core" "req/s apigate / $name" "$r" "$ag vs $rps"
-    done
+        [ -n "$cpu" ] && row "cache hits, 1 core" "CPU µs/req apigate / $name (lower is better)" "$(ratio "$agc" "$cpu")" "$agc vs $cpu"
+    done <"$W/cache.rows"
 fi
 if [ -s "$W/load.out" ]; then
     for th in 1 2; do
