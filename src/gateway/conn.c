@@ -662,7 +662,8 @@ static void conn__start_request(struct conn *c, size_t head_len)
     if (c->t_start_us == 0)
         c->t_start_us = clock_now_us();
     c->wall_ms = clock_wall_ms();
-    c->keep_alive = req->keep_alive && !th->draining;
+    /* keepalive_timeout 0 means no keep-alive at all */
+    c->keep_alive = req->keep_alive && !th->draining && cfg->server.keepalive_timeout_ms > 0;
     c->method = arena_strndup(&c->arena, req->method, req->method_len);
     c->method_len = c->method ? req->method_len : 0;
     c->target = arena_strndup(&c->arena, req->target, req->target_len);
