@@ -500,7 +500,10 @@ static void demo__fmt_change(char *out, size_t n, double before, double after)
 
 static void demo__row(const char *name, const char *b, const char *a, const char *change)
 {
-    printf("  %-26s %16s %16s   %s\n", name, b, a, change);
+    if (change[0])
+        printf("  %-26s %16s %16s   %s\n", name, b, a, change);
+    else
+        printf("  %-26s %16s %16s\n", name, b, a);
 }
 
 /* The before/after table on stdout. */
