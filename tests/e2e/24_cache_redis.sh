@@ -117,7 +117,8 @@ code=$(curl -s -o /dev/null -w '%{http_code}' "${H[@]}" "$G_a/api/users/999")
 assert_eq "$code" 200 "serving without redis"
 
 log "redis back: the gateways reconnect"
-start_bg redis2 redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no
+start_bg redis2 redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no \
+    --enable-debug-command local
 wait_port "$rport"
 ok=0
 for _ in $(seq 40); do
@@ -129,4 +130,18 @@ for _ in $(seq 40); do
 done
 assert_eq "$ok" 1 "L2 shared again after redis came back"
 grep -q "connection lost\|connect failed" "$T/gw-a.log" || fail "redis loss not logged"
+
+log "redis slow (DEBUG SLEEP 2): lookups give up after redis_timeout"
+e0=$(jq -r .l2.errors <<<"$(curl -s "$A_a/cache/stats")")
+redis-cli -p "$rport" DEBUG SLEEP 2 >/dev/null &
+spid=$!
+sleep 0.2
+t0=$(date +%s%N)
+code=$(curl -s -o /dev/null -w '%{http_code}' "${H[@]}" "$G_a/api/users/777777")
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+wait "$spid" || true
+assert_eq "$code" 200 "answered while redis sleeps"
+[ "$ms" -lt 1000 ] || fail "a lookup waited for the sleeping redis (${ms} ms)"
+e1=$(jq -r .l2.errors <<<"$(curl -s "$A_a/cache/stats")")
+[ "$e1" -gt "$e0" ] || fail "the L2 timeout was not counted ($e0 -> $e1)"
 log "ok"
