@@ -857,7 +857,8 @@ static void gwconf__parse_routes(struct gw_config *c, const struct ynode *n,
 
 /* ---- whole file ---- */
 
-/* workers.threads: 0 = one loop thread per CPU, per listen address, within WORKER_MAX_THREADS. */
+/* workers.threads: 0 = one loop thread per CPU, within WORKER_MAX_THREADS sockets (one per
+ * thread and listen address: the watchdog has one tick slot per socket). */
 static int64_t gwconf__auto_threads(size_t nlisten)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -890,7 +891,7 @@ static void gwconf__check_globals(struct gw_config *c, const struct ynode *root,
         c->workers.threads = gwconf__auto_threads(c->nlisten);
     if (c->nlisten > 0 && (size_t)c->workers.threads * c->nlisten > WORKER_MAX_THREADS)
         cfg_error(errs, gwconf__get(gwconf__get(root, "workers"), "threads"),
-                  "workers.threads: %lld threads × %zu listen addresses is %lld loop threads; at "
+                  "workers.threads: %lld threads × %zu listen addresses is %lld sockets; at "
                   "most %d", (long long)c->workers.threads, c->nlisten,
                   (long long)c->workers.threads * (long long)c->nlisten, WORKER_MAX_THREADS);
     const struct ynode *cn = gwconf__get(root, "cache");
@@ -1048,7 +1049,7 @@ int gwconf_set_listen(struct gw_config *c, const char *addr, char *err, size_t e
         rc = -1;
     }
     if (rc == 0 && (size_t)c->workers.threads * c->nlisten > WORKER_MAX_THREADS) {
-        snprintf(err, errlen, "%zu listen addresses × %lld threads is more than %d loop threads",
+        snprintf(err, errlen, "%zu listen addresses × %lld threads is more than %d sockets",
                  c->nlisten, (long long)c->workers.threads, WORKER_MAX_THREADS);
         rc = -1;
     }
@@ -1082,7 +1083,7 @@ int gwconf_set_threads(struct gw_config *c, long threads, char *err, size_t errl
     if (threads == 0)
         threads = gwconf__auto_threads(c->nlisten);
     if ((size_t)threads * c->nlisten > WORKER_MAX_THREADS) {
-        snprintf(err, errlen, "%ld threads × %zu listen addresses is more than %d loop threads",
+        snprintf(err, errlen, "%ld threads × %zu listen addresses is more than %d sockets",
                  threads, c->nlisten, WORKER_MAX_THREADS);
         return -1;
     }

@@ -14,7 +14,8 @@
 #define W(f) offsetof(struct gw_config, workers.f)
 const struct cfg_desc gwconf__workers_desc[] = {
     {"threads", CFG_INT, W(threads), "0", "0", "64",
-     "event-loop threads of the worker, each with its own SO_REUSEPORT socket; 0 = CPU count",
+     "event-loop threads of the worker, each with its own SO_REUSEPORT socket per listen "
+     "address; 0 = CPU count",
      NULL, NULL, false},
     {"worker_timeout", CFG_DURATION, W(worker_timeout_ms), "30s", "1s", "1h",
      "a loop thread that has not ticked for this long gets its worker killed and replaced",
@@ -178,6 +179,17 @@ const struct cfg_desc gwconf__tls_desc[] = {
     {"key_file", CFG_STRING, U(tls.key_file), NULL, NULL, NULL,
      "private key (PEM) of cert_file", NULL, NULL, false},
     {NULL}};
+const struct cfg_desc gwconf__outlier_desc[] = {
+    {"consecutive_failures", CFG_INT, U(outlier.consecutive), "0", "0", "1000",
+     "5xx / connect failures in a row that eject a server; 0 = off", NULL, NULL, false},
+    {"base_ejection_time", CFG_DURATION, U(outlier.base_ejection_ms), "10s", "10ms", "1h",
+     "first ejection; the k-th recent one lasts k times this", NULL, NULL, false},
+    {"max_ejection_time", CFG_DURATION, U(outlier.max_ejection_ms), "5m", "10ms", "1d",
+     "cap of the growing ejection time", NULL, NULL, false},
+    {"max_ejection_percent", CFG_PERCENT, U(outlier.max_ejection_percent), "50%", "1%", "100%",
+     "never eject more than this share of the servers (at least one may be)", NULL, NULL,
+     false},
+    {NULL}};
 const struct cfg_desc gwconf__upstream_desc[] = {
     {"balance", CFG_ENUM, U(balance), "round_robin", NULL, NULL,
      "how a server is chosen", "round_robin|least_request|ewma", NULL, false},
@@ -192,6 +204,9 @@ const struct cfg_desc gwconf__upstream_desc[] = {
      NULL, false},
     {"fail_timeout", CFG_DURATION, U(fail_timeout_ms), "10s", "1ms", "1h",
      "window of max_fails and the time a failed server stays down", NULL, NULL, false},
+    {"outlier", CFG_SECTION, 0, NULL, NULL, NULL,
+     "outlier ejection: consecutive failures eject a server for a growing time", NULL,
+     gwconf__outlier_desc, false},
     {NULL}};
 const char *const gwconf__upstream_manual[] = {"servers", "health", "tls", NULL};
 #undef U
