@@ -114,6 +114,15 @@ struct gw_health {
     int64_t expect_max;
 };
 
+/* `upstreams.<name>.outlier:` — consecutive-failure ejection (outlier.c); off while
+ * consecutive_failures is 0. */
+struct gw_outlier {
+    int64_t consecutive;          /* 5xx / connect failures in a row that eject a server */
+    uint64_t base_ejection_ms;    /* first ejection; the k-th lasts k × this */
+    uint64_t max_ejection_ms;     /* cap of the growing ejection time */
+    double max_ejection_percent;  /* never more than this share of the servers out at once */
+};
+
 /* One upstream server. */
 struct gw_upserver {
     char *spec;            /* as written */
@@ -139,6 +148,7 @@ struct gw_upstream {
     char *host;                  /* Host header sent upstream; NULL: the client's */
     int64_t max_fails;           /* passive: failures within fail_timeout mark a server down */
     uint64_t fail_timeout_ms;    /* … and keep it down this long; max_fails 0 disables */
+    struct gw_outlier outlier;
 };
 
 /* `routes[].cache:` — enabled when the key is present (`cache: {}` = pure RFC 9111). */

@@ -17,6 +17,7 @@ extern const struct cfg_desc gwconf__health_desc[];
 extern const struct cfg_desc gwconf__limit_desc[];
 extern const struct cfg_desc gwconf__logging_desc[];
 extern const struct cfg_desc gwconf__pool_desc[];
+extern const struct cfg_desc gwconf__outlier_desc[];
 extern const struct cfg_desc gwconf__rcache_desc[];
 extern const struct cfg_desc gwconf__retry_desc[];
 extern const struct cfg_desc gwconf__root_desc[];
