@@ -20,6 +20,7 @@
 #include "gateway/cachehook.h"
 #include "gateway/conn.h"
 #include "gateway/dashboard.h"
+#include "gateway/procstat.h"
 #include "gateway/gwconf.h"
 #include "gateway/resil.h"
 #include "gateway/upstream.h"
@@ -46,6 +47,7 @@ struct admin {
     int fd;
     pthread_t thread;
     struct admin_conn *conns[ADMIN_MAX_CONNS];
+    struct procstat proc; // process_* metrics, refreshed on scrape
 };
 
 static void admin__conn_free_cb(struct loop *loop, void *arg)
@@ -340,6 +342,7 @@ static void admin__handle(struct admin_conn *ac, const struct h1_request *req)
                                                              : (clock_now_ms() - sh->start_ms) /
                                                                    1000));
         cachehook_refresh_metrics(sh);
+        procstat_refresh(m, &ac->a->proc);
         metrics_render_prom(m, &body);
         ctype = "text/plain; version=0.0.4; charset=utf-8";
     } else if (PATH_IS("/stats")) {
@@ -468,6 +471,7 @@ struct admin *admin_start(struct gw_shared *sh, int fd)
     struct admin *a = xcalloc(1, sizeof(*a));
     a->sh = sh;
     a->fd = fd;
+    procstat_register(sh->metrics, &a->proc);
     a->loop = loop_create();
     if (a->loop == NULL) {
         ag_log(AG_LOG_ERROR, "admin: loop_create: %s", strerror(errno));

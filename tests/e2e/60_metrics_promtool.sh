@@ -82,6 +82,18 @@ need_type apigate_worker_restarts_total counter
 need_type apigate_uptime_seconds gauge
 need_type apigate_connections_open gauge
 need_type apigate_build_info gauge
+need_type process_resident_memory_bytes gauge
+need_type process_open_fds gauge
+need_type process_max_fds gauge
+need_type process_start_time_seconds gauge
+# the worker has at least its listeners, epoll, the upstream connections and this scrape open
+fds=$(awk '/^process_open_fds / { print $2 }' "$T/m2.txt")
+[ "$fds" -ge 5 ] && [ "$fds" -lt "$(awk '/^process_max_fds / { print $2 }' "$T/m2.txt")" ] || fail "process_open_fds $fds"
+rss=$(awk '/^process_resident_memory_bytes / { print $2 }' "$T/m2.txt")
+[ "$rss" -gt 1000000 ] || fail "process_resident_memory_bytes $rss"
+start=$(awk '/^process_start_time_seconds / { print $2 }' "$T/m2.txt")
+now=$(date +%s)
+[ $((now - start)) -ge 0 ] && [ $((now - start)) -lt 120 ] || fail "process_start_time_seconds $start (now $now)"
 grep -q '^http_server_request_duration_seconds_count{http_route="/api/users/",http_request_method="GET",http_response_status_code="200"} ' "$T/m2.txt" ||
     fail "OTel labels (http_route, http_request_method, http_response_status_code) missing"
 grep -q '^http_server_request_duration_seconds_count{http_route="/api/fail",http_request_method="GET",http_response_status_code="502"} 5$' "$T/m2.txt" ||
