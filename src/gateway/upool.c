@@ -702,6 +702,8 @@ void upool_observe(struct upool *p, struct uconn *c, uint64_t latency_us, bool f
         struct upstream_server *s = &p->u->servers[c->server];
         if (upstream__fail(p->u, s, loop_now_ms(p->loop)))
             metrics_counter_inc(p->slot, s->m_ejections);
+    } else {
+        upstream__success(p->u, &p->u->servers[c->server], loop_now_ms(p->loop));
     }
 }
 

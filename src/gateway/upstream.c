@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "gateway/health.h"
+#include "gateway/outlier.h"
 #include "gateway/upool.h"
 #include "gateway/upstream_priv.h"
 #include "net/resolve.h"
@@ -195,6 +196,15 @@ static int upstream__init_one(struct upstream_set *set, struct upstream *u, size
             ag_log(AG_LOG_WARN, "upstream %s: server %s: %s; retrying in the background",
                    conf->name, s->name, e);
     }
+    if (conf->outlier.consecutive > 0) {
+        struct outlier_conf oc = {
+            .consecutive = (unsigned)conf->outlier.consecutive,
+            .base_ms = conf->outlier.base_ejection_ms,
+            .max_ms = conf->outlier.max_ejection_ms,
+            .max_percent = conf->outlier.max_ejection_percent,
+        };
+        u->outlier = outlier_create(&oc, u->nservers);
+    }
     upstream__metrics(set, u);
     return 0;
 }
@@ -245,6 +255,8 @@ void upstream_set_destroy(struct upstream_set *s)
         }
         free(u->servers);
         tls_client_destroy(u->tls);
+        outlier_destroy(u->outlier);
+        u->outlier = NULL;
     }
     free(s->ups);
     free(s);
@@ -348,6 +360,20 @@ bool upstream__addr(struct upstream_server *s, uint64_t seq, struct sock_addr *o
 
 bool upstream__fail(struct upstream *u, struct upstream_server *s, uint64_t now_ms)
 {
+    if (u->outlier != NULL) {
+        /* consecutive failures (outlier.c): a growing ejection, capped by max_ejection_percent */
+        uint64_t d = outlier_failure(u->outlier, (size_t)(s - u->servers), now_ms);
+        if (d > 0) {
+            if (atomic_load(&s->down_until_ms) < now_ms + d)
+                atomic_store(&s->down_until_ms, now_ms + d);
+            ag_log(AG_LOG_WARN,
+                   "upstream %s: server %s ejected for %" PRIu64 " ms after %" PRId64
+                   " consecutive failures (ejection %u)",
+                   u->conf->name, s->name, d, u->conf->outlier.consecutive,
+                   outlier_multiplier(u->outlier, (size_t)(s - u->servers)));
+            return true;
+        }
+    }
     int64_t max_fails = u->conf->max_fails;
     uint64_t window = u->conf->fail_timeout_ms;
     if (max_fails <= 0 || window == 0)
@@ -383,4 +409,10 @@ void upstream__set_healthy(struct upstream *u, struct upstream_server *s, bool h
         ag_log(AG_LOG_WARN, "upstream %s: server %s marked down by health checks: %s",
                u->conf->name, s->name, why);
     }
+}
+
+void upstream__success(struct upstream *u, struct upstream_server *s, uint64_t now_ms)
+{
+    if (u->outlier != NULL)
+        outlier_success(u->outlier, (size_t)(s - u->servers), now_ms);
 }

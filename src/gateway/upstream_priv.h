@@ -14,6 +14,7 @@
 #include "net/sock.h"
 
 struct health;
+struct outlier;
 struct resolve_name;
 struct resolver;
 struct tls_client;
@@ -63,6 +64,7 @@ struct upstream {
     struct upstream_server *servers;
     size_t nservers;
     struct tls_client *tls;        /* NULL when no server uses TLS */
+    struct outlier *outlier;       /* consecutive-failure ejection (outlier.c); NULL: off */
     /* metrics: per upstream */
     metrics_ref m_in_use, m_idle, m_connecting, m_waiting;
     metrics_ref m_wait;            /* histogram: time queued for a connection */
@@ -95,6 +97,8 @@ bool upstream__addr(struct upstream_server *s, uint64_t seq, struct sock_addr *o
 /* Records a failure (connect error or failed exchange) for passive ejection; true when this one
  * ejected the server. */
 bool upstream__fail(struct upstream *u, struct upstream_server *s, uint64_t now_ms);
+/* Records a successful exchange (breaks a run of failures for outlier ejection). */
+void upstream__success(struct upstream *u, struct upstream_server *s, uint64_t now_ms);
 /* Index into m_connect_errors of the reason string <err> (an upool_err_* pointer). */
 size_t upstream__reason_index(const char *err);
 /* Sets the active health verdict of <s> (health.c); logs transitions. */
