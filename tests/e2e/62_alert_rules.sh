@@ -2,7 +2,7 @@
 # deploy/prometheus/alerts.yml: `promtool check rules` accepts it, and `promtool test rules` with
 # deploy/prometheus/alerts_test.yml proves each alert (HighResponseTime, HighErrorRate,
 # LowCacheHitRate, UpstreamPoolSaturated, UpstreamPoolQueueErrors, CircuitBreakerOpen,
-# WorkerRestarts) fires on synthetic series and stays quiet before its `for` and when healthy.
+# WorkerRestarts, FileDescriptorsNearLimit) fires on synthetic series and stays quiet before its `for` and when healthy.
 # A copy with a loosened threshold must fail the same unit tests (the tests can fail).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -11,9 +11,9 @@ require_cmd promtool
 R="$AG_SRC/deploy/prometheus"
 log "promtool check rules"
 promtool check rules "$R/alerts.yml" >"$T/check.txt" 2>&1 || fail "check rules: $(cat "$T/check.txt")"
-assert_contains "$(cat "$T/check.txt")" "SUCCESS: 7 rules found" "rule count"
+assert_contains "$(cat "$T/check.txt")" "SUCCESS: 8 rules found" "rule count"
 for a in HighResponseTime HighErrorRate LowCacheHitRate UpstreamPoolSaturated UpstreamPoolQueueErrors \
-    CircuitBreakerOpen WorkerRestarts; do
+    CircuitBreakerOpen WorkerRestarts FileDescriptorsNearLimit; do
     grep -q "alert: $a\$" "$R/alerts.yml" || fail "alert $a missing"
     grep -q "alertname: $a\$" "$R/alerts_test.yml" || fail "alert $a has no unit test"
 done

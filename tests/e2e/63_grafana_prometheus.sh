@@ -101,7 +101,7 @@ awk -v h="$hr" 'BEGIN { exit !(h > 0.8) }' || fail "hit ratio from Prometheus $h
 
 log "the alert rules evaluate against the real series without error"
 rules=$(curl -s "$P/rules")
-assert_eq "$(jq -r '[.data.groups[].rules[]] | length' <<<"$rules")" 7 "rules loaded"
+assert_eq "$(jq -r '[.data.groups[].rules[]] | length' <<<"$rules")" 8 "rules loaded"
 bad=$(jq -r '.data.groups[].rules[] | select(.health != "ok") | "\(.name): \(.lastError)"' <<<"$rules")
 [ -z "$bad" ] || fail "rules in error: $bad"
 log "grafana and prometheus ok"
