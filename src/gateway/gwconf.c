@@ -6,6 +6,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -857,11 +858,52 @@ static void gwconf__parse_routes(struct gw_config *c, const struct ynode *n,
 
 /* ---- whole file ---- */
 
-/* workers.threads: 0 = one loop thread per CPU, within WORKER_MAX_THREADS sockets (one per
- * thread and listen address: the watchdog has one tick slot per socket). */
-static int64_t gwconf__auto_threads(size_t nlisten)
+/* CPU quota of the container, rounded up, or 0 when there is none: cgroup v2 "cpu.max" holds
+ * "QUOTA PERIOD" or "max PERIOD"; v1 has cfs_quota_us (-1: none) and cfs_period_us. */
+static long gwconf__cgroup_cpus(void)
+{
+    long long quota = -1, period = 0;
+    FILE *f = fopen("/sys/fs/cgroup/cpu.max", "r");
+    if (f != NULL) {
+        char q[32];
+        if (fscanf(f, "%31s %lld", q, &period) == 2 && strcmp(q, "max") != 0)
+            quota = atoll(q);
+        fclose(f);
+    } else if ((f = fopen("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "r")) != NULL) {
+        if (fscanf(f, "%lld", &quota) != 1)
+            quota = -1;
+        fclose(f);
+        if ((f = fopen("/sys/fs/cgroup/cpu/cpu.cfs_period_us", "r")) != NULL) {
+            if (fscanf(f, "%lld", &period) != 1)
+                period = 0;
+            fclose(f);
+        }
+    }
+    if (quota <= 0 || period <= 0)
+        return 0;
+    return (long)((quota + period - 1) / period);
+}
+
+/* The CPUs this process may really use: its affinity mask (taskset, cpusets) and the
+ * container's CPU quota, not the host's count -- the GOMAXPROCS-in-Kubernetes trap, where a
+ * 2-CPU pod on a 64-core node would start 64 threads and be throttled. */
+static long gwconf__usable_cpus(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+        n = CPU_COUNT(&set);
+    long q = gwconf__cgroup_cpus();
+    if (q > 0 && q < n)
+        n = q;
+    return n < 1 ? 1 : n;
+}
+
+/* workers.threads: 0 = one loop thread per usable CPU, within WORKER_MAX_THREADS sockets (one
+ * per thread and listen address: the watchdog has one tick slot per socket). */
+static int64_t gwconf__auto_threads(size_t nlisten)
+{
+    long n = gwconf__usable_cpus();
     long cap = WORKER_MAX_THREADS / (long)(nlisten ? nlisten : 1);
     if (n < 1)
         n = 1;

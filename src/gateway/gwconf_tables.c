@@ -15,7 +15,7 @@
 const struct cfg_desc gwconf__workers_desc[] = {
     {"threads", CFG_INT, W(threads), "0", "0", "64",
      "event-loop threads of the worker, each with its own SO_REUSEPORT socket per listen "
-     "address; 0 = CPU count",
+     "address; 0 = usable CPUs (affinity and container CPU quota)",
      NULL, NULL, false},
     {"worker_timeout", CFG_DURATION, W(worker_timeout_ms), "30s", "1s", "1h",
      "a loop thread that has not ticked for this long gets its worker killed and replaced",

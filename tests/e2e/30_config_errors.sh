@@ -137,6 +137,13 @@ assert_contains "$(cat "$T/dump1.yaml")" "max_head_size: 32KB" "dump shows defau
 "$APIGATE" check --dump -c "$T/dump1.yaml" | tail -n +2 >"$T/dump2.yaml"
 tail -n +2 "$T/dump1.yaml" | cmp -s - "$T/dump2.yaml" || fail "dump of the dump differs"
 
+# threads: 0 counts the CPUs this process may use (affinity), not the host's.
+if command -v taskset >/dev/null 2>&1 && [ "$(nproc --all)" -gt 1 ]; then
+    printf '%s\n%s\n' "$UPS" "$RT" >"$T/auto.yaml"
+    th=$(taskset -c 0 "$APIGATE" check --dump -c "$T/auto.yaml" | awk '/^  threads:/ {print $2}')
+    assert_eq "$th" 1 "threads: 0 under taskset -c 0"
+fi
+
 # The reference lists every section.
 ref=$("$APIGATE" check --help-config)
 for k in listen admin workers.threads workers.max_requests server.max_body_size \
