@@ -160,8 +160,16 @@ assert_eq "$(jq -r '.pools.api["data-idle"] != null' <<<"$dom")" true "pool row 
 log "while load runs, the RPS chart and the latency chart show it (and the screenshot)"
 "$APIGATE" load -q -c 2 -d 10s "http://127.0.0.1:$gport/api/users" >"$T/load2.txt" &
 lp=$!
+# alongside: cache hits only (the entry is fresh for 60 s) and 503s from the open breaker
+( while :; do
+    curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$gport/api/cached"
+    curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$gport/api/fail"
+done ) &
+mix=$!
 sleep 0.5
 chrome --virtual-time-budget=4000 --dump-dom "$A/dashboard" >"$T/dom2.html" || true
+kill "$mix" 2>/dev/null || true
+wait "$mix" 2>/dev/null || true
 rm -f "$AG_BUILD/dashboard.png"
 chrome --virtual-time-budget=5000 --window-size=1400,900 --screenshot="$AG_BUILD/dashboard.png" \
     "$A/dashboard" >/dev/null || fail "screenshot failed: $(tail -5 "$T/chrome.log")"
@@ -169,7 +177,7 @@ wait "$lp" || true
 python3 - "$T/dom2.html" <<'PY' >"$T/dom2.txt"
 import re, sys
 d = open(sys.argv[1]).read()
-for cid in ("c-rps", "c-lat"):
+for cid in ("c-rps", "c-lat", "c-err", "c-hit"):
     m = re.search(r'id="%s"[^>]*' % cid, d)
     print(cid, m.group(0) if m else "missing")
 PY
@@ -178,6 +186,14 @@ rps_last=$(grep '^c-rps' "$T/dom2.txt" | sed -nE 's/.*data-last="([0-9.]*)".*/\1
 awk -v v="$rps_last" 'BEGIN { exit !(v > 10) }' || fail "RPS under load drawn as $rps_last"
 lat_last=$(grep '^c-lat' "$T/dom2.txt" | sed -nE 's/.*data-last="([0-9.]*)".*/\1/p')
 [ -n "$lat_last" ] || fail "latency chart has no windowed p50 under load: $(cat "$T/dom2.txt")"
+# per-interval values: every interval with cache traffic is 100% hits; some interval saw the 503s
+hit_peak=$(grep '^c-hit' "$T/dom2.txt" | sed -nE 's/.*data-peak="([0-9.]*)".*/\1/p')
+assert_eq "$hit_peak" 100.000 "hit ratio chart while only hits happen ($(cat "$T/dom2.txt"))"
+hit_last=$(grep '^c-hit' "$T/dom2.txt" | sed -nE 's/.*data-last="([0-9.]*)".*/\1/p')
+assert_eq "$hit_last" 100.000 "last hit ratio drawn"
+err_peak=$(grep '^c-err' "$T/dom2.txt" | sed -nE 's/.*data-peak="([0-9.]*)".*/\1/p')
+awk -v v="$err_peak" 'BEGIN { exit !(v > 0 && v < 100) }' ||
+    fail "error rate chart under mixed load peaks at '$err_peak' ($(cat "$T/dom2.txt"))"
 
 [ -s "$AG_BUILD/dashboard.png" ] || fail "no screenshot written"
 log "dashboard ok (screenshot: $AG_BUILD/dashboard.png)"
