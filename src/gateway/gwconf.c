@@ -1043,6 +1043,7 @@ void gwconf_free(struct gw_config *c)
         cfg_free_section(gwconf__route_desc, r);
         cfg_free_section(gwconf__rcache_desc, r);
         cfg_free_section(gwconf__fallback_desc, r);
+        cfg_free_section(gwconf__breaker_desc, r);
         free(r->path);
         free(r->cache.statuses);
         for (size_t j = 0; j < r->fallback.nheaders; j++) {

@@ -199,6 +199,7 @@ struct gw_breaker {
     int64_t min_requests;     /* no decision below this many requests in the window */
     uint64_t open_for_ms;     /* open → half-open after */
     int64_t half_open_requests; /* probes let through while half-open */
+    struct cfg_strlist failure_statuses; /* statuses that count as failures; empty: every 5xx */
 };
 
 /* `routes[].retry:` */
@@ -207,6 +208,7 @@ struct gw_retry {
     double budget;            /* retries ≤ this fraction of requests (per route, per thread) */
     struct cfg_strlist on;    /* connect_error, timeout, 502, 503, 504 …; empty: connect_error */
     uint64_t backoff_ms;      /* base pause before a retry (jittered) */
+    bool non_idempotent;      /* also retry POST / PATCH (requests without a body only) */
 };
 
 struct gw_header {

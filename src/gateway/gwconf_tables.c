@@ -292,6 +292,9 @@ const struct cfg_desc gwconf__breaker_desc[] = {
      "an open breaker lets probes through (half-open) after this", NULL, NULL, false},
     {"half_open_requests", CFG_INT, R(breaker.half_open_requests), "1", "1", "1000",
      "probe requests let through while half-open", NULL, NULL, false},
+    {"failure_statuses", CFG_STRLIST, R(breaker.failure_statuses), NULL, NULL, NULL,
+     "response statuses that count as failures (500..599 or 5xx); default: every 5xx", NULL,
+     NULL, false},
     {NULL}};
 const struct cfg_desc gwconf__retry_desc[] = {
     {"attempts", CFG_INT, R(retry.attempts), "0", "0", "10",
@@ -305,6 +308,8 @@ const struct cfg_desc gwconf__retry_desc[] = {
      NULL, false},
     {"backoff", CFG_DURATION, R(retry.backoff_ms), "25ms", "0ms", "10s",
      "base pause before a retry (doubled per attempt, jittered)", NULL, NULL, false},
+    {"non_idempotent", CFG_BOOL, R(retry.non_idempotent), "false", NULL, NULL,
+     "also retry POST and PATCH (requests without a body only)", NULL, NULL, false},
     {NULL}};
 const struct cfg_desc gwconf__fallback_desc[] = {
     {"status", CFG_INT, R(fallback.status), "503", "100", "599",

@@ -27,6 +27,8 @@ struct resil_route {
     const char *label;               // route pattern: the metric label
     const char *upstream;
     struct breaker *br;              // NULL: no breaker
+    struct retry_on br_fail;         // breaker.failure_statuses (when br_custom)
+    bool br_custom;                  // false: every 5xx is a failure
     struct retry_budget *budget;     // NULL: no retries
     struct retry_on on;
     struct adaptive *ad;             // NULL: no adaptive limit
@@ -92,6 +94,16 @@ struct resil *resil_create(struct gw_shared *sh)
                 .successes = (unsigned)gr->breaker.half_open_requests,
             };
             rr->br = breaker_create(&bc);
+            if (gr->breaker.failure_statuses.n > 0) {
+                const char *bad = NULL;
+                if (retry_on_parse((const char *const *)gr->breaker.failure_statuses.v,
+                                   gr->breaker.failure_statuses.n, &rr->br_fail, &bad) == -1)
+                    ag_log(AG_LOG_WARN,
+                           "route %s: breaker.failure_statuses: \"%s\" is not a 5xx status; "
+                           "ignored",
+                           rr->label, bad);
+                rr->br_custom = true;
+            }
             if (f_state < 0) {
                 f_state = metrics_family(m, METRICS_GAUGE_SET, "apigate_breaker_state",
                                          "Circuit breaker state: 0 closed, 1 open, 2 half-open.",
@@ -185,9 +197,11 @@ static void resil__transition(struct conn *c, struct resil_route *rr, int to)
     uint64_t req = 0, fails = 0;
     breaker_window(rr->br, loop_now_ms(c->th->loop), &req, &fails);
     enum log_level lvl = to == BREAKER_OPEN ? AG_LOG_WARN : AG_LOG_INFO;
+    const char *what = to == BREAKER_OPEN        ? "opened"
+                       : to == BREAKER_HALF_OPEN ? "half-open: probing"
+                                                 : "closed";
     ag_log(lvl, "circuit breaker %s, route: %s, upstream: %s (window: %llu requests, %llu failed)",
-           to == BREAKER_OPEN ? "opened" : to == BREAKER_HALF_OPEN ? "half-open: probing" : "closed",
-           rr->label, rr->upstream, (unsigned long long)req, (unsigned long long)fails);
+           what, rr->label, rr->upstream, (unsigned long long)req, (unsigned long long)fails);
 }
 
 /* Records the request's outcome in its breaker, once. */
@@ -279,7 +293,9 @@ static bool resil__retry(struct conn *c, struct resil_route *rr, bool allowed_ki
     if (rs->retries >= (unsigned)gr->retry.attempts)
         return false;
     /* a body was streamed from the client buffer: it cannot be sent twice */
-    if (c->req.body != H1_BODY_NONE || !retry_idempotent(c->req.method_id))
+    if (c->req.body != H1_BODY_NONE)
+        return false;
+    if (!retry_idempotent(c->req.method_id) && !gr->retry.non_idempotent)
         return false;
     uint64_t now = loop_now_ms(c->th->loop);
     uint64_t delay = retry_backoff_ms(gr->retry.backoff_ms, rs->retries + 1, RESIL_BACKOFF_CAP_MS,
@@ -330,7 +346,7 @@ bool resil_response(struct conn *c, int status)
         return false;
     if (resil__retry(c, rr, retry_on_status(&rr->on, status)))
         return true;
-    resil__outcome(c, rr, status >= 500);
+    resil__outcome(c, rr, rr->br_custom ? retry_on_status(&rr->br_fail, status) : status >= 500);
     /* the adaptive sample is the time to the response head: the upstream's queue + work */
     resil__unlimit(c, rr, status < 500);
     return false;

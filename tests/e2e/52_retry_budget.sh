@@ -30,6 +30,9 @@ upstreams:
   pair: {servers: [127.0.0.1:$bad, 127.0.0.1:$good], max_fails: 0}
   down: {servers: [127.0.0.1:$bad], max_fails: 0}
 routes:
+  - match: /pair/post
+    upstream: pair
+    retry: {attempts: 2, budget: 100%, on: [503], backoff: 5ms, non_idempotent: true}
   - match: /pair/
     upstream: pair
     retry: {attempts: 2, budget: 100%, on: [503], backoff: 5ms}
@@ -61,6 +64,12 @@ codes=""
 for i in $(seq 1 10); do codes+="$(http_status "$G/pair/p$i" -X POST -d x) "; done
 assert_eq "$(( $(mock_stat "$bad" pair) + $(mock_stat "$good" pair) ))" 10 "one origin request per POST"
 assert_contains "$codes" 503 "POSTs that hit the failing server fail"
+
+log "POST is retried on a route that opts in (non_idempotent)"
+mock_reset "$bad"
+mock_reset "$good"
+for i in $(seq 1 10); do assert_eq "$(http_status "$G/pair/post" -X POST)" 200 "opted-in POST $i"; done
+assert_eq "$(mock_stat "$good" pair)" 10 "every opted-in POST answered by the good server"
 
 log "100%-failing upstream under load: retries bounded by the budget"
 "$APIGATE" load -q -c 8 -d 3s --json "$T/down.json" "$G/down/1" >"$T/down.txt" 2>&1 ||
