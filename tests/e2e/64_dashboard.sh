@@ -168,11 +168,11 @@ done ) &
 mix=$!
 sleep 0.5
 chrome --virtual-time-budget=4000 --dump-dom "$A/dashboard" >"$T/dom2.html" || true
-kill "$mix" 2>/dev/null || true
-wait "$mix" 2>/dev/null || true
 rm -f "$AG_BUILD/dashboard.png"
 chrome --virtual-time-budget=5000 --window-size=1400,900 --screenshot="$AG_BUILD/dashboard.png" \
     "$A/dashboard" >/dev/null || fail "screenshot failed: $(tail -5 "$T/chrome.log")"
+kill "$mix" 2>/dev/null || true
+wait "$mix" 2>/dev/null || true
 wait "$lp" || true
 python3 - "$T/dom2.html" <<'PY' >"$T/dom2.txt"
 import re, sys
