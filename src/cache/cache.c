@@ -531,6 +531,12 @@ struct store_obj *cache_fill_end_ref(struct cache *c, struct cache_fill *f, uint
     e->last_modified = f->last_modified;
     e->date = f->date;
     e->varied = f->vary != NULL;
+    e->base_len = f->base_len;
+    if (f->vary != NULL) {
+        e->vary = xmalloc(f->vary_len);
+        memcpy(e->vary, f->vary, f->vary_len);
+        e->vary_len = f->vary_len;
+    }
     uint64_t expire = cache__expire(c, &f->fresh, now_ms);
     if (f->vary != NULL) {
         struct cache_entry *m = cache__entry_alloc(0);
@@ -664,6 +670,22 @@ uint64_t cache_entry_ttl_ms(const struct cache_entry *e, uint64_t now_ms)
     uint64_t left = e->fresh.lifetime_ms > age ? e->fresh.lifetime_ms - age : 0;
     uint64_t grace = e->fresh.swr_ms > e->fresh.sie_ms ? e->fresh.swr_ms : e->fresh.sie_ms;
     return left + grace;
+}
+
+void cache_insert_marker(struct cache *c, const char *key, size_t base_len, size_t primary_len,
+                         const char *names, size_t len, uint64_t now_ms, uint64_t ttl_ms)
+{
+    struct cache_entry *m = cache__entry_alloc(0);
+    m->marker = true;
+    m->vary = xmalloc(len ? len : 1);
+    memcpy(m->vary, names, len);
+    m->vary_len = len;
+    struct store_obj *o = store_insert(c->store, now_ms, key, base_len, primary_len, m, len + 64,
+                                       cache__free_entry, now_ms + ttl_ms);
+    if (o == NULL)
+        cache__free_entry(m);
+    else
+        store_unref(c->store, o);
 }
 
 void cache_key_path(const char *key, size_t primary_len, const char **path, size_t *len)

@@ -46,7 +46,9 @@ struct cache_entry {
     size_t etag_len;
     int64_t last_modified; /* wall seconds, INT64_MIN when none */
     int64_t date;          /* wall seconds of the Date header */
-    bool varied;           /* stored under a key with the origin's Vary values (L1 only) */
+    bool varied;           /* stored under a key with the origin's Vary values; then vary /
+                              vary_len name them and base_len is the key's length without them */
+    size_t base_len;
     /* A vary marker (no response): the origin's Vary field names for this URI */
     bool marker;
     char *vary;
@@ -130,6 +132,9 @@ struct store_obj *cache_insert_serialized(struct cache *c, const char *blob, siz
 /* How long a second level should keep <e>: freshness left plus its grace windows (0: not worth
  * storing). */
 uint64_t cache_entry_ttl_ms(const struct cache_entry *e, uint64_t now_ms);
+/* Inserts a Vary marker naming <names> under the base key [0, <base_len>) of <key>. */
+void cache_insert_marker(struct cache *c, const char *key, size_t base_len, size_t primary_len,
+                         const char *names, size_t len, uint64_t now_ms, uint64_t ttl_ms);
 /* The path part of a primary key. */
 void cache_key_path(const char *key, size_t primary_len, const char **path, size_t *len);
 void cache_fill_abort(struct cache_fill *f);

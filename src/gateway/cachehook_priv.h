@@ -77,7 +77,8 @@ struct chreq {
     bool unsafe;                    // invalidate on success
     char *inv_host, *inv_target;
     size_t inv_host_len, inv_target_len;
-    void *l2; // L2 lookup in progress (cachel2.c)
+    void *l2;       // L2 lookup in progress (cachel2.c)
+    bool l2_varied; // the L2 answered with a Vary marker: the second lookup runs
 };
 
 /* cachehook.c */

@@ -21,6 +21,11 @@
 #include "http/url.h"
 
 #define CHL2_INV_TTL_MS (7ull * 24 * 3600 * 1000) /* longer than any entry lives in L2 */
+#define CHL2_MARKER "AGV1" /* a Vary marker in L2: these 4 bytes, then the origin's Vary names */
+
+static void chl2__on_get(void *arg, enum l2redis_status st, const char *const *vals,
+                         const size_t *lens, size_t n);
+static bool chl2__mget(struct chl2 *l, struct conn *c, struct chreq *cr);
 
 struct chl2 {
     struct cachehook *ch;
@@ -121,6 +126,23 @@ static void chl2__on_get(void *arg, enum l2redis_status st, const char *const *v
     struct chreq *cr = c->creq;
     struct cachehook *ch = c->th->sh->cache;
     cr->l2 = NULL;
+    if (st == L2REDIS_HIT && n == 2 && vals[0] != NULL && lens[0] >= 4 &&
+        memcmp(vals[0], CHL2_MARKER, 4) == 0 && !cr->l2_varied) {
+        /* the origin varies this URI: key again with the named request headers, ask again */
+        struct buf k = BUF_INIT;
+        policy_build_key(&cr->route->pc, &c->req, vals[0] + 4, lens[0] - 4, &k);
+        cache_insert_marker(ch->cache, k.data, cr->base_len, cr->primary_len, vals[0] + 4,
+                            lens[0] - 4, loop_now_ms(c->th->loop), 60000);
+        free(cr->key);
+        cr->key = xmalloc(k.len + 1);
+        memcpy(cr->key, k.data, k.len);
+        cr->key_len = k.len;
+        buf_deinit(&k);
+        cr->l2_varied = true;
+        if (chl2__mget(ch->l2, c, cr))
+            return;
+        st = L2REDIS_ERROR;
+    }
     if (st == L2REDIS_HIT && n == 2 && vals[0] != NULL) {
         uint64_t stored = cache_serialized_stored_wall(vals[0], lens[0]);
         uint64_t inv = 0;
@@ -134,7 +156,7 @@ static void chl2__on_get(void *arg, enum l2redis_status st, const char *const *v
         uint64_t now = loop_now_ms(c->th->loop);
         struct store_obj *o = NULL;
         if (stored != 0 && stored > inv)
-            o = cache_insert_serialized(ch->cache, vals[0], lens[0], cr->key, cr->base_len,
+            o = cache_insert_serialized(ch->cache, vals[0], lens[0], cr->key, cr->key_len,
                                         cr->primary_len, cr->path_gen, now, clock_wall_ms());
         if (o != NULL) {
             const struct cache_entry *e = o->payload;
@@ -158,6 +180,25 @@ static void chl2__on_get(void *arg, enum l2redis_status st, const char *const *v
     proxy_start(c);
 }
 
+/* MGET of the entry under cr->key (the base key, or the full key once a marker was seen) and of
+ * the path's invalidation mark. */
+static bool chl2__mget(struct chl2 *l, struct conn *c, struct chreq *cr)
+{
+    struct l2redis *r = l->clients[c->th->index];
+    const char *path;
+    size_t plen;
+    cache_key_path(cr->key, cr->primary_len, &path, &plen);
+    struct buf k1 = BUF_INIT, k2 = BUF_INIT;
+    chl2__key(l, cr->key, cr->key_len, &k1);
+    chl2__inv_key(l, path, plen, &k2);
+    const char *keys[2] = {k1.data, k2.data};
+    size_t lens[2] = {k1.len, k2.len};
+    cr->l2 = l2redis_mget(r, keys, lens, 2, chl2__on_get, c);
+    buf_deinit(&k1);
+    buf_deinit(&k2);
+    return cr->l2 != NULL;
+}
+
 bool chl2_lookup(struct cachehook *ch, struct conn *c, struct chreq *cr)
 {
     struct chl2 *l = ch->l2;
@@ -168,18 +209,7 @@ bool chl2_lookup(struct cachehook *ch, struct conn *c, struct chreq *cr)
         metrics_counter_inc(c->th->ms, ch->m_l2_errors);
         return false; /* down: straight to the origin, no waiting */
     }
-    const char *path;
-    size_t plen;
-    cache_key_path(cr->key, cr->primary_len, &path, &plen);
-    struct buf k1 = BUF_INIT, k2 = BUF_INIT;
-    chl2__key(l, cr->key, cr->base_len, &k1);
-    chl2__inv_key(l, path, plen, &k2);
-    const char *keys[2] = {k1.data, k2.data};
-    size_t lens[2] = {k1.len, k2.len};
-    cr->l2 = l2redis_mget(r, keys, lens, 2, chl2__on_get, c);
-    buf_deinit(&k1);
-    buf_deinit(&k2);
-    if (cr->l2 == NULL) {
+    if (!chl2__mget(l, c, cr)) {
         metrics_counter_inc(c->th->ms, ch->m_l2_errors);
         return false;
     }
@@ -202,7 +232,7 @@ void chl2_store(struct cachehook *ch, struct gwthread *th, struct store_obj *o)
     if (l == NULL || th == NULL || l->clients[th->index] == NULL)
         return;
     const struct cache_entry *e = o->payload;
-    if (e->varied || e->marker || e->head_len + e->body_len > l->max_object)
+    if (e->marker || e->head_len + e->body_len > l->max_object)
         return;
     uint64_t now = loop_now_ms(th->loop);
     uint64_t ttl = cache_entry_ttl_ms(e, now);
@@ -212,6 +242,15 @@ void chl2_store(struct cachehook *ch, struct gwthread *th, struct store_obj *o)
     chl2__key(l, o->key, o->key_len, &k);
     cache_entry_serialize(e, now, clock_wall_ms(), &v);
     l2redis_set(l->clients[th->index], k.data, k.len, v.data, v.len, ttl);
+    if (e->varied && e->vary != NULL && e->base_len <= o->key_len) {
+        /* the marker under the base key tells other gateways which headers to key on */
+        buf_reset(&k);
+        buf_reset(&v);
+        chl2__key(l, o->key, e->base_len, &k);
+        buf_append_str(&v, CHL2_MARKER);
+        buf_append(&v, e->vary, e->vary_len);
+        l2redis_set(l->clients[th->index], k.data, k.len, v.data, v.len, ttl + 60000);
+    }
     buf_deinit(&k);
     buf_deinit(&v);
 }

@@ -10,7 +10,9 @@ require_cmd curl jq python3 redis-server redis-cli
 
 mport=$(free_port)
 rport=$(free_port)
-start_mock mock "$mport"
+"$APIGATE" mock --print-default >"$T/mock.yaml"
+echo "  - {method: GET, path: /api/vary, body_size: 256, cache_control: 'max-age=60', headers: {Vary: Accept-Language}}" >>"$T/mock.yaml"
+start_mock mock "$mport" --profile "$T/mock.yaml"
 start_bg redis redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no
 wait_port "$rport"
 G_a='' G_b='' A_a='' A_b=''
@@ -30,6 +32,9 @@ routes:
   - match: /api/users/
     upstream: api
     cache: {ttl: 60s, override: true}
+  - match: /api/vary
+    upstream: api
+    cache: {}
 YAML
     start_bg "gw-$n" "$APIGATE" serve -c "$T/gw-$n.yaml"
     wait_port "$gp"
@@ -48,6 +53,14 @@ assert_eq "$(mock_stat "$mport" "GET /api/users/{id}")" 1 "origin asked once for
 [ "$(jq -r .l2.hits <<<"$(curl -s "$A_b/cache/stats")")" -ge 1 ] || fail "B counted no L2 hit"
 keys=$(redis-cli -p "$rport" --scan --pattern 'apigate:*')
 assert_contains "$keys" "apigate:GET api.test/api/users/5" "entry in redis"
+
+log "Vary'd entries are shared too (the marker travels with them)"
+assert_eq "$(xc "$G_a/api/vary" -H 'Accept-Language: en')" MISS "A en"
+sleep 0.2
+assert_eq "$(xc "$G_b/api/vary" -H 'Accept-Language: en')" HIT "B en from L2"
+assert_eq "$(xc "$G_b/api/vary" -H 'Accept-Language: fr')" MISS "B fr is another variant"
+assert_eq "$(xc "$G_b/api/vary" -H 'Accept-Language: en')" HIT "B en from L1"
+assert_eq "$(mock_stat "$mport" "GET /api/vary")" 2 "origin asked once per variant"
 
 log "a PUT through A makes B miss"
 code=$(curl -s -o /dev/null -w '%{http_code}' "${H[@]}" -X PUT -d '{}' "$G_a/api/users/5")
