@@ -32,6 +32,8 @@ static void conn__on_event(struct loop *loop, int fd, void *arg, unsigned events
 static void conn__on_timer(struct loop *loop, void *arg);
 static void conn__process(struct conn *c);
 static void conn__arm(struct conn *c, enum conn_timer_kind kind, uint64_t ms);
+static int conn__read(struct conn *c);
+static void conn__next_cb(struct loop *loop, void *arg);
 
 const char *conn_date(struct gwthread *th)
 {
@@ -214,10 +216,19 @@ void conn_close_idle(struct gwthread *th)
     struct conn *c = th->active, *next;
     for (; c != NULL; c = next) {
         next = c->next;
-        if (c->state == CONN_HEAD && buf_pending(&c->in) == 0 && buf_pending(&c->out) == 0)
+        c->keep_alive = false; // finish the current request, then close
+        if (c->state != CONN_HEAD || buf_pending(&c->in) > 0 || buf_pending(&c->out) > 0)
+            continue;
+        /* A request may already wait in the socket (its edge not handled yet): serve it rather
+         * than close under it. A connection that has not sent its first request yet is left
+         * alone too: it was accepted to be served, and the drain deadline bounds it. */
+        c->readable = true;
+        if (conn__read(c) == -1)
+            continue; // closed
+        if (buf_pending(&c->in) > 0 || c->read_eof)
+            loop_defer(th->loop, conn__next_cb, c);
+        else if (c->requests > 0)
             conn_close(c);
-        else
-            c->keep_alive = false; // finish the current request, then close
     }
 }
 
