@@ -147,6 +147,7 @@ static void proxy__attach(struct conn *c, struct uconn *uc)
     px->uc = uc;
     px->state = PX_EXCHANGE;
     px->server = uconn_server_name(uc);
+    px->waiter.avoid = uconn_server(uc) + 1; // a retry of this request prefers another server
     px->connect_us = uconn_reused(uc) ? 0 : uconn_connect_us(uc);
     px->up_writable = true;
     /* Nothing can be readable before our request is sent: a lent connection that went
@@ -384,6 +385,7 @@ void proxy_start(struct conn *c)
     px->total_deadline_ms = gr->timeout.total_ms ? now + gr->timeout.total_ms : 0;
     loop_timer_init(&px->timer, proxy__on_timer, c);
     proxy__build_head(c); // copies every slice of c->req it needs: c->in may move afterwards
+    px->waiter.avoid = 0;
     proxy__acquire(c);
 }
 

@@ -285,6 +285,15 @@ static size_t upool__eligible(struct upool *p, uint64_t now_ms, size_t *usable)
     return n;
 }
 
+/* A retry skips the server that just failed it, when another eligible one has room. */
+static void upool__avoid(struct upool *p, const struct upool_waiter *w, size_t *n)
+{
+    if (w->avoid == 0 || w->avoid > p->n || *n < 2 || !p->bs[w->avoid - 1].eligible)
+        return;
+    p->bs[w->avoid - 1].eligible = false;
+    (*n)--;
+}
+
 /* ---- opening connections ---- */
 
 static const char *upool__errno_reason(int err)
@@ -599,6 +608,7 @@ static void upool__dispatch(struct loop *loop, void *arg)
         }
         if (n == 0)
             break;
+        upool__avoid(p, w, &n);
         int si = balancer_pick(&p->bal, p->bs, p->n, clock_now_us());
         upool__dequeue(p, w);
         struct upool_srv *sv = &p->srv[si];
@@ -659,6 +669,7 @@ struct uconn *upool_acquire(struct upool *p, struct upool_waiter *w, uint64_t co
             upool__schedule_dispatch(p);
         return NULL;
     }
+    upool__avoid(p, w, &n);
     int si = balancer_pick(&p->bal, p->bs, p->n, clock_now_us());
     struct upool_srv *sv = &p->srv[si];
     if (sv->idle_head != NULL) {

@@ -45,6 +45,8 @@ struct upool_waiter {
     upool_ready_cb *ready;
     void *arg;                  /* for the caller */
     uint64_t wait_us;           /* set before ready(): time spent queued (0 when not queued) */
+    size_t avoid;               /* 1 + index of a server to skip when another one can take the
+                                   request (a retry after that server failed); 0: none */
     /* private */
     struct upool *_pool;
     struct upool_waiter *_next, *_prev;

@@ -27,7 +27,8 @@ listen: 127.0.0.1:$gport
 admin: 127.0.0.1:$aport
 workers: {threads: 2}
 upstreams:
-  pair: {servers: [127.0.0.1:$bad, 127.0.0.1:$good], max_fails: 0}
+  # the failing server weighs 10: round robin alone would send most retries back to it
+  pair: {servers: [{address: 127.0.0.1:$bad, weight: 10}, 127.0.0.1:$good], max_fails: 0}
   down: {servers: [127.0.0.1:$bad], max_fails: 0}
 routes:
   - match: /pair/post
@@ -46,7 +47,7 @@ wait_port "$aport"
 G=http://127.0.0.1:$gport
 metric() { curl -s --max-time 5 "http://127.0.0.1:$aport/metrics" | awk -v k="$1" 'index($0, k) == 1 { print $2; f = 1 } END { if (!f) print 0 }'; }
 
-log "a 503 from one server is retried on the other"
+log "a 503 from one server is retried on the other (not on the same one again)"
 for i in $(seq 1 20); do
     assert_eq "$(http_status "$G/pair/$i")" 200 "GET $i"
 done
