@@ -149,6 +149,7 @@ void conn_accept(struct gwthread *th, int fd, const char *ip)
     c->read_eof = false;
     c->keep_alive = true;
     c->requests = 0;
+    c->accept_ms = loop_now_ms(th->loop);
     c->timer_kind = T_NONE;
     conn__reset_request(c);
     if (loop_add_fd(th->loop, fd, LOOP_READ | LOOP_WRITE, conn__on_event, c) == -1) {
@@ -220,15 +221,15 @@ void conn_close_idle(struct gwthread *th)
         if (c->state != CONN_HEAD || buf_pending(&c->in) > 0 || buf_pending(&c->out) > 0)
             continue;
         /* A request may already wait in the socket (its edge not handled yet): serve it rather
-         * than close under it. A connection that has not sent its first request yet is left
-         * alone too: it was accepted to be served, and the drain deadline bounds it. */
+         * than close under it. A connection that has not sent its first request yet gets a
+         * second to send it: it was accepted to be served. */
         c->readable = true;
         if (conn__read(c) == -1)
             continue; // closed
         if (buf_pending(&c->in) > 0 || c->read_eof)
             loop_defer(th->loop, conn__next_cb, c);
-        else if (c->requests > 0)
-            conn_close(c);
+        else if (c->requests > 0 || loop_now_ms(th->loop) - c->accept_ms > 1000)
+            conn_close(c); // a pre-connect silent for a second: it would only delay the exit
     }
 }
 

@@ -200,6 +200,7 @@ struct conn {
     bool keep_alive;            // the connection stays open after this response
     bool sent_continue;
     uint64_t requests;          // requests served on this connection
+    uint64_t accept_ms;         // loop time of the accept
     // current request
     struct h1_request req;
     struct h1_header *hdrs;     // cfg max_headers entries
