@@ -816,8 +816,8 @@ void cache_invalidate_path(struct cache *c, const char *host, size_t host_len, c
     buf_deinit(&k);
 }
 
-void cache_invalidate_uri(struct cache *c, const char *host, size_t host_len, const char *target,
-                          size_t len)
+bool cache_uri_path(const char *host, size_t host_len, const char *target, size_t len,
+                    const char **path, size_t *path_len)
 {
     const char *p = target;
     size_t n = len;
@@ -830,16 +830,27 @@ void cache_invalidate_uri(struct cache *c, const char *host, size_t host_len, co
             a++;
         /* only the same origin (RFC 9111 §4.4: to prevent denial-of-service attacks) */
         if (host == NULL || a != host_len || strncasecmp(p, host, a) != 0)
-            return;
+            return false;
         p += a;
         n -= a;
     } else if (n == 0 || p[0] != '/') {
-        return; /* relative references other than absolute paths are not resolved */
+        return false; /* relative references other than absolute paths are not resolved */
     }
     size_t e = 0;
     while (e < n && p[e] != '?' && p[e] != '#')
         e++;
-    cache_invalidate_path(c, host, host_len, p, e);
+    *path = p;
+    *path_len = e;
+    return true;
+}
+
+void cache_invalidate_uri(struct cache *c, const char *host, size_t host_len, const char *target,
+                          size_t len)
+{
+    const char *p;
+    size_t n;
+    if (cache_uri_path(host, host_len, target, len, &p, &n))
+        cache_invalidate_path(c, host, host_len, p, n);
 }
 
 struct cache__purge_arg {

@@ -160,6 +160,10 @@ void cache_invalidate_path(struct cache *c, const char *host, size_t host_len, c
  * hosts are ignored as RFC 9111 §4.4 requires). */
 void cache_invalidate_uri(struct cache *c, const char *host, size_t host_len, const char *target,
                           size_t len);
+/* The path of <target> when it is a path or an absolute URL of <host> (no query): true and the
+ * slice in *<path>; false for another host or a relative reference. */
+bool cache_uri_path(const char *host, size_t host_len, const char *target, size_t len,
+                    const char **path, size_t *path_len);
 /* Admin purge: entries whose path (after the host) equals <path>, or starts with it when
  * <prefix>. "*" or an empty prefix purges everything. Returns the number of objects removed. */
 size_t cache_purge(struct cache *c, const char *path, size_t len, bool prefix);

@@ -566,9 +566,12 @@ static void cachehook__invalidate(struct conn *c, struct chreq *cr, const struct
             const struct h1_header *h = &res->headers[i];
             if ((h->name_len == 8 && headers_name_eq(h->name, 8, "location")) ||
                 (h->name_len == 16 && headers_name_eq(h->name, 16, "content-location"))) {
-                cache_invalidate_uri(ch->cache, host, hl, h->value, h->value_len);
-                if (h->value_len > 0 && h->value[0] == '/')
-                    chl2_publish(ch, c->th, h->value, h->value_len, false);
+                const char *lp;
+                size_t ll;
+                if (cache_uri_path(host, hl, h->value, h->value_len, &lp, &ll)) {
+                    cache_invalidate_path(ch->cache, host, hl, lp, ll);
+                    chl2_publish(ch, c->th, lp, ll, false);
+                }
                 n++;
             }
         }
