@@ -821,8 +821,11 @@ static void proxy__pump(struct conn *c)
             }
         }
         if (proxy__send(c) == -1) {
-            proxy__upstream_gone(c, false);
-            return;
+            /* The upstream may have answered already (413, 401…) and stopped reading: read what
+             * it sent before judging. EOF or an error on that read ends in upstream_gone (and
+             * its retry of a stale kept-alive connection). */
+            px->up_writable = false;
+            px->up_readable = true;
         }
         /* the client buffer drained into the upstream: read more body */
         if (!px->req_body_read && c->readable) {

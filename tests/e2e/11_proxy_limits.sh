@@ -8,6 +8,7 @@ set -euo pipefail
 require_cmd curl jq python3
 
 mport=$(free_port)
+m2port=$(free_port)
 gport=$(free_port)
 aport=$(free_port)
 
@@ -17,6 +18,12 @@ routes:
   - {method: GET, path: /slow, latency: {dist: fixed, ms: 400}}
   - {method: GET, path: /lag, latency: {dist: fixed, ms: 400}}
   - {method: POST, path: /slowpost, latency: {dist: fixed, ms: 1500}}
+EOF
+cat >"$T/mock2.yaml" <<'EOF'
+global:
+  max_body: 100KB
+routes:
+  - {method: ANY, path: /small-origin/echo, handler: echo}
 EOF
 cat >"$T/gw.yaml" <<EOF
 listen: 127.0.0.1:$gport
@@ -32,7 +39,11 @@ server:
 upstreams:
   api:
     servers: [127.0.0.1:$mport]
+  small:
+    servers: [127.0.0.1:$m2port]
 routes:
+  - match: /small-origin/
+    upstream: small
   - match: /slow
     upstream: api
     limit: {concurrency: 2, retry_after: 3s}
@@ -40,6 +51,7 @@ routes:
     upstream: api
 EOF
 start_mock mock "$mport" --profile "$T/mock.yaml"
+start_mock mock2 "$m2port" --profile "$T/mock2.yaml"
 start_bg gw "$APIGATE" serve -c "$T/gw.yaml"
 wait_port "$gport"
 wait_port "$aport"
@@ -105,6 +117,13 @@ head -c 2000000 /dev/zero >"$T/big.bin"
 assert_eq "$(http_status "$G/echo" --data-binary @"$T/big.bin")" 413 "Content-Length over max_body_size"
 assert_eq "$(http_status "$G/echo" -H 'Transfer-Encoding: chunked' --data-binary @"$T/big.bin")" 413 "chunked over max_body_size"
 assert_eq "$(http_status "$G/echo" --data-binary @<(head -c 500000 /dev/zero))" 200 "body under the limit passes"
+
+log "an origin that refuses a large body at once (413) and closes: its answer reaches the client"
+head -c 600000 /dev/zero >"$T/600k.bin"
+for i in 1 2; do
+    assert_eq "$(http_status "$G/small-origin/echo" --data-binary @"$T/600k.bin" -H 'Expect:')" 413 "early 413 from the origin ($i)"
+done
+assert_eq "$(http_status "$G/small-origin/echo" -d small)" 200 "small body still passes"
 
 log "malformed and smuggling attempts: 400/501, never reach the upstream"
 before=$(mock_stat "$mport" total)
