@@ -328,6 +328,8 @@ struct load_result {
     size_t nth;
     unsigned machines;    /* runs merged into this one */
     char tls_detail[160]; /* first TLS failure, for the error summary ("" when none) */
+    bool aborted;         /* ended early by Ctrl-C */
+    double aborted_at_s;
 };
 
 struct load_result *result_create(void);

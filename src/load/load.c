@@ -81,6 +81,8 @@ static int load__report(struct load_result *r, const struct load_opts *o)
             rc = 1;
         buf_deinit(&b);
     }
+    if (r->aborted)
+        return 130; /* interrupted: the shell's code for SIGINT, after the report */
     if (failed > 0) {
         fprintf(stderr, "apigate load: %zu threshold%s failed\n", failed, failed == 1 ? "" : "s");
         return LOAD_EXIT_THRESHOLDS;

@@ -44,8 +44,10 @@ void report_json(const struct load_result *r, struct buf *b)
     rj__str(b, r->mode);
     buf_printf(b,
                ",\"started_at\":%" PRId64 ",\"duration_s\":%.6f,\"planned_s\":%.6f,"
-               "\"threads\":%u,\"vus_max\":%u,\"machines\":%u,",
-               r->started_at, r->duration_s, r->planned_s, r->threads, r->vus_max, r->machines);
+               "\"threads\":%u,\"vus_max\":%u,\"machines\":%u,\"aborted\":%s,"
+               "\"aborted_at_s\":%.3f,",
+               r->started_at, r->duration_s, r->planned_s, r->threads, r->vus_max, r->machines,
+               r->aborted ? "true" : "false", r->aborted_at_s);
     uint64_t ck = r->checks_pass + r->checks_fail;
     buf_printf(b,
                "\"totals\":{\"requests\":%" PRIu64 ",\"iterations\":%" PRIu64 ",\"rps\":%.3f,"
@@ -226,6 +228,8 @@ struct load_result *report_json_read(const char *path, char *err, size_t errlen)
     r->threads = (unsigned)rj__u64(root, "threads");
     r->vus_max = (unsigned)rj__u64(root, "vus_max");
     r->machines = (unsigned)rj__u64(root, "machines");
+    r->aborted = cJSON_IsTrue(rj__get(root, "aborted"));
+    r->aborted_at_s = rj__num(root, "aborted_at_s");
     if (r->machines == 0)
         r->machines = 1;
     const cJSON *t = rj__get(root, "totals");

@@ -63,6 +63,9 @@ void report_text(const struct load_result *r, FILE *out)
             r->threads == 1 ? "" : "s", r->duration_s);
     if (r->machines > 1)
         fprintf(out, ", merged from %u runs", r->machines);
+    if (r->aborted)
+        fprintf(out, "\n  INTERRUPTED at %.1fs of %.1fs: the numbers cover that part only",
+                r->aborted_at_s, r->planned_s);
     fputs("\n\n", out);
 
     uint64_t ck = r->checks_pass + r->checks_fail;

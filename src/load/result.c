@@ -134,6 +134,10 @@ void result_merge(struct load_result *dst, const struct load_result *src)
     if (dst->started_at == 0 || (src->started_at && src->started_at < dst->started_at))
         dst->started_at = src->started_at;
     dst->threads += src->threads;
+    if (src->aborted && (!dst->aborted || src->aborted_at_s < dst->aborted_at_s)) {
+        dst->aborted = true; /* one interrupted machine makes the merged run partial */
+        dst->aborted_at_s = src->aborted_at_s;
+    }
     dst->vus_max += src->vus_max;
     dst->reqs += src->reqs;
     dst->iterations += src->iterations;

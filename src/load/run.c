@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -52,7 +53,10 @@ struct run {
     struct scenario *s;
     unsigned n;
     struct lthread *th;
-    uint64_t start_us, end_us, hard_end_us;
+    uint64_t start_us;
+    /* The end of the plan and of the graceful stop: atomic because a Ctrl-C moves them earlier
+     * from the main thread while the loops read them. */
+    _Atomic uint64_t end_us, hard_end_us;
     _Atomic uint64_t seq;
 };
 
@@ -140,7 +144,8 @@ static void run__vu_next(struct client *c, uint64_t now_us)
 {
     struct lthread *t = c->t;
     /* Past the end of the plan no new iteration starts, even before the tick notices. */
-    if (t->stopping || !c->active || now_us >= t->run->end_us) {
+    if (t->stopping || !c->active ||
+        now_us >= atomic_load_explicit(&t->run->end_us, memory_order_relaxed)) {
         run__vu_park(c);
         return;
     }
@@ -311,24 +316,26 @@ static void run__tick(struct loop *loop, void *arg)
     uint64_t now = clock_now_us();
     uint64_t rel = now - t->run->start_us;
     struct run *run = t->run;
-    if (now < run->hard_end_us)
+    uint64_t end_us = atomic_load_explicit(&run->end_us, memory_order_relaxed);
+    uint64_t hard_end_us = atomic_load_explicit(&run->hard_end_us, memory_order_relaxed);
+    if (now < hard_end_us)
         stats_roll(&t->st, now);
     for (unsigned i = 0; i < t->nclients; i++)
         client_check_timeout(&t->clients[i], now);
-    if (!t->stopping && now >= run->end_us)
+    if (!t->stopping && now >= end_us)
         run__stop_issuing(t);
     if (!t->stopping) {
         if (!t->open)
             run__adjust_vus(t, rel);
         stats_set_vus(&t->st, t->open ? t->busy : t->active);
-    } else if (t->busy == 0 || now >= run->hard_end_us) {
+    } else if (t->busy == 0 || now >= hard_end_us) {
         run__finish(t);
         return;
     }
     /* The last tick lands on the end of the plan, so a run stops on time. */
     uint64_t next = RUN_TICK_MS;
-    if (!t->stopping && run->end_us > now && (run->end_us - now) / 1000 < next)
-        next = (run->end_us - now + 999) / 1000;
+    if (!t->stopping && end_us > now && (end_us - now) / 1000 < next)
+        next = (end_us - now + 999) / 1000;
     loop_timer_start(loop, &t->tick, next);
 }
 
@@ -457,6 +464,30 @@ static void run__copy_thresholds(struct load_result *r, const struct scenario *s
     }
 }
 
+static _Atomic bool run_sigint;
+
+static void run__on_sigint(int sig)
+{
+    (void)sig;
+    atomic_store(&run_sigint, true);
+    signal(SIGINT, SIG_DFL); /* the second Ctrl-C quits at once */
+}
+
+/* The first Ctrl-C of a run ends it early with a report, as k6 does. A SIGINT that our parent
+ * ignores (a background job of a script) stays ignored. */
+static void run__catch_sigint(void)
+{
+    atomic_store(&run_sigint, false);
+    struct sigaction old;
+    if (sigaction(SIGINT, NULL, &old) == 0 && old.sa_handler == SIG_IGN)
+        return;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = run__on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+}
+
 struct load_result *run_scenario(struct scenario *s, const struct run_opts *o)
 {
     struct run run = {0};
@@ -468,8 +499,9 @@ struct load_result *run_scenario(struct scenario *s, const struct run_opts *o)
     run.th = xcalloc(run.n, sizeof(*run.th));
     /* A short common delay lets every thread reach its loop before the schedule's time zero. */
     run.start_us = clock_now_us() + 20000;
-    run.end_us = run.start_us + s->plan.total_us;
-    run.hard_end_us = run.end_us + s->graceful_us;
+    atomic_store(&run.end_us, run.start_us + s->plan.total_us);
+    atomic_store(&run.hard_end_us, run.start_us + s->plan.total_us + s->graceful_us);
+    run__catch_sigint();
     int64_t wall = clock_wall_s();
     for (unsigned i = 0; i < run.n; i++) {
         struct lthread *t = &run.th[i];
@@ -515,6 +547,22 @@ struct load_result *run_scenario(struct scenario *s, const struct run_opts *o)
             break;
         struct timespec ts = {0, 50 * 1000000L};
         nanosleep(&ts, NULL);
+        if (atomic_load(&run_sigint) && !r->aborted) {
+            /* Ctrl-C: end the plan now; requests in flight get the graceful stop, then the report
+             * is printed as for a complete run. A second Ctrl-C kills (default action again). */
+            uint64_t now = clock_now_us();
+            r->aborted = true;
+            r->aborted_at_s = now > run.start_us ? (double)(now - run.start_us) / 1e6 : 0.0;
+            if (now < atomic_load(&run.end_us)) {
+                atomic_store(&run.end_us, now);
+                atomic_store(&run.hard_end_us, now + s->graceful_us);
+            }
+            if (o->progress)
+                fprintf(stderr,
+                        "%sapigate load: interrupted, finishing the requests in flight "
+                        "(Ctrl-C again to quit now)\n",
+                        o->tty ? "\r\033[K" : "");
+        }
         size_t before = r->nseries;
         run__collect(&run, r, col, false);
         if (r->nseries != before)
@@ -522,6 +570,11 @@ struct load_result *run_scenario(struct scenario *s, const struct run_opts *o)
     }
     for (unsigned i = 0; i < run.n; i++)
         pthread_join(run.th[i].tid, NULL);
+    if (!atomic_load(&run_sigint)) {
+        struct sigaction cur;
+        if (sigaction(SIGINT, NULL, &cur) == 0 && cur.sa_handler == run__on_sigint)
+            signal(SIGINT, SIG_DFL);
+    }
     size_t before = r->nseries;
     run__collect(&run, r, col, true);
     if (r->nseries != before)
@@ -537,7 +590,7 @@ struct load_result *run_scenario(struct scenario *s, const struct run_opts *o)
     r->threads = run.n;
     r->vus_max = s->max_vus;
     r->started_at = wall;
-    uint64_t last = run.end_us;
+    uint64_t last = atomic_load(&run.end_us);
     for (unsigned i = 0; i < run.n; i++) {
         struct lthread *t = &run.th[i];
         struct thread_stats *st = &t->st;

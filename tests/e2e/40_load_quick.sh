@@ -99,6 +99,27 @@ rc=0
 "$APIGATE" load -q -c 2 -d 500ms --threshold 'http_reqs count<5' "http://127.0.0.1:$port/" >/dev/null 2>&1 || rc=$?
 assert_eq "$rc" 2 "malformed --threshold"
 
+log "Ctrl-C ends the run early with the report of what ran, exit 130"
+python3 - "$APIGATE" "http://127.0.0.1:$port/" "$T/int.json" >"$T/int.py.out" <<'PY' || fail "Ctrl-C: $(cat "$T/int.py.out")"
+import signal, subprocess, sys, time
+# a shell's background job ignores SIGINT (and apigate load respects that): start it with the default
+p = subprocess.Popen([sys.argv[1], "load", "-c", "4", "-d", "20s", "--json", sys.argv[3], sys.argv[2]],
+                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+time.sleep(1.5)
+t = time.time()
+p.send_signal(signal.SIGINT)
+out, err = p.communicate(timeout=15)
+print("rc=%d took=%.1f" % (p.returncode, time.time() - t))
+print(out.decode())
+print(err.decode())
+sys.exit(0 if p.returncode == 130 and time.time() - t < 6 and b"INTERRUPTED at" in out else 1)
+PY
+assert_contains "$(cat "$T/int.py.out")" "interrupted, finishing the requests in flight"
+assert_range "$(jq '.duration_s' "$T/int.json")" 1 3 "duration of the interrupted run"
+assert_eq "$(jq '.aborted' "$T/int.json")" true "aborted in the JSON report"
+assert_eq "$(jq '.aborted' "$T/q.json")" false "a complete run is not aborted"
+
 log "chunked responses"
 "$APIGATE" load -q -c 4 -d 1s --json "$T/c.json" "http://127.0.0.1:$port/chunked" >/dev/null
 assert_eq "$(jq '.totals.failed' "$T/c.json")" 0 "chunked failures"
