@@ -52,7 +52,8 @@ static void load__usage(FILE *out)
         "Scenario mode reads base_url, requests (templated paths: {{rand 1 1000}}, {{seq}},\n"
         "{{uuid}}, {{pick a b}}, {{env NAME}}), executor (vus with stages, or arrival_rate),\n"
         "checks and k6-style thresholds; see docs/load.md and examples/load-*.yaml.\n"
-        "Exit codes: 0 ok, 99 a threshold failed, 2 bad usage or bad input.\n");
+        "Exit codes: 0 ok, 99 a threshold failed, 130 interrupted (Ctrl-C, after the report),\n"
+        "2 bad usage or bad input.\n");
 }
 
 struct load_opts {
