@@ -137,6 +137,7 @@ for _ in $(seq 1 30); do # the machine may be busy: give the gateway a moment to
     [ "$open" = 0 ] && break
     sleep 0.1
 done
+[ "$open" = 0 ] || { ss -tnoi "( sport = :$gport or dport = :$gport )" >&2; curl -s "http://127.0.0.1:$aport/stats" | jq -c .connections >&2; }
 assert_eq "$open" 0 "the stalled client connection was closed"
 
 log "20 MB upload to the mock: Content-Length and chunked"
