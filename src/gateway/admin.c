@@ -272,6 +272,8 @@ void admin_stats_json(struct gw_shared *sh, struct buf *out)
     admin__latency_window(&all, out);
     buf_append_str(out, "\"breakers\":");
     resil_stats_json(sh, out); // per-route circuit breakers (resil.c)
+    buf_append_str(out, ",\"adaptive\":");
+    resil_adaptive_json(sh, out); // per-route adaptive concurrency limits
     buf_append_str(out, ",\"cache\":");
     cachehook_stats_json(sh, out);
     buf_append_str(out, ",\"routes\":");

@@ -449,3 +449,23 @@ void resil_stats_json(struct gw_shared *sh, struct buf *out)
     }
     buf_append_str(out, "]");
 }
+
+void resil_adaptive_json(struct gw_shared *sh, struct buf *out)
+{
+    struct resil *r = sh->resil;
+    buf_append_str(out, "[");
+    bool first = true;
+    for (size_t i = 0; r != NULL && i < r->nroutes; i++) {
+        struct resil_route *rr = &r->routes[i];
+        if (rr->ad == NULL)
+            continue;
+        buf_append_str(out, first ? "{\"route\":" : ",{\"route\":");
+        first = false;
+        buf_append_json_str(out, rr->label, strlen(rr->label));
+        buf_printf(out, ",\"limit\":%lld,\"inflight\":%lld,\"min_rtt_ms\":%.3f,\"measuring\":%s}",
+                   (long long)adaptive_limit(rr->ad), (long long)adaptive_inflight(rr->ad),
+                   adaptive_min_rtt_us(rr->ad) / 1000.0,
+                   adaptive_measuring(rr->ad) ? "true" : "false");
+    }
+    buf_append_str(out, "]");
+}

@@ -53,7 +53,10 @@ void resil_request_end(struct conn *c);
 /* admin.c: number of breakers open now (half-open counts as open). */
 int resil_breakers_open(struct gw_shared *sh);
 /* admin.c: appends the JSON array of breakers [{"route","upstream","state","requests","failures",
- * "opens"}] and of adaptive limits, for /stats. */
+ * "opens","transitions"}] for /stats. */
 void resil_stats_json(struct gw_shared *sh, struct buf *out);
+/* admin.c: appends the JSON array of adaptive limits [{"route","limit","inflight","min_rtt_ms",
+ * "measuring"}] for /stats. */
+void resil_adaptive_json(struct gw_shared *sh, struct buf *out);
 
 #endif

@@ -65,6 +65,11 @@ ad32=$(phase ad32 /db/adaptive 1200 3)
 log "adaptive: p95 $ad16 ms at 600/s ($(count ad16 200) ok, $(count ad16 503) shed), $ad32 ms at 1200/s ($(count ad32 200) ok, $(count ad32 503) shed)"
 limit=$(curl -s "http://127.0.0.1:$aport/metrics" | awk '/^apigate_adaptive_limit\{route="\/db\/adaptive"\}/ { print $2 }')
 log "adaptive limit now: $limit"
+st=$(curl -s "http://127.0.0.1:$aport/stats" | jq -c '.adaptive[0]')
+log "/stats adaptive: $st"
+assert_eq "$(jq -r .route <<<"$st")" /db/adaptive "/stats adaptive route"
+assert_eq "$(jq -r .limit <<<"$st")" "$limit" "/stats limit equals the gauge"
+assert_range "$(jq -r .min_rtt_ms <<<"$st")" 15 40 "/stats measured min RTT (20 ms queries)"
 
 # last, as its queue keeps the mock's pool busy for a while after the run
 log "no limit: 600/s then 1200/s"
