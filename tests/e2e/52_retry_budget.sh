@@ -9,6 +9,7 @@ require_cmd curl jq
 
 bad=$(free_port)
 good=$(free_port)
+dead=$(free_port) # nothing listens there: connections are refused
 gport=$(free_port)
 aport=$(free_port)
 cat >"$T/bad.yaml" <<'YAML'
@@ -30,6 +31,7 @@ upstreams:
   # the failing server weighs 10: round robin alone would send most retries back to it
   pair: {servers: [{address: 127.0.0.1:$bad, weight: 10}, 127.0.0.1:$good], max_fails: 0}
   down: {servers: [127.0.0.1:$bad], max_fails: 0}
+  half: {servers: [127.0.0.1:$dead, 127.0.0.1:$good], max_fails: 0}
 routes:
   - match: /pair/post
     upstream: pair
@@ -37,6 +39,9 @@ routes:
   - match: /pair/
     upstream: pair
     retry: {attempts: 2, budget: 100%, on: [503], backoff: 5ms}
+  - match: /pair/half
+    upstream: half
+    retry: {attempts: 1, budget: 100%, backoff: 1ms}
   - match: /down/
     upstream: down
     retry: {attempts: 3, budget: 20%, on: [502, 503, 504], backoff: 1ms}
@@ -57,6 +62,12 @@ log "bad server saw $b, good server $g"
 assert_eq "$g" 20 "every GET answered by the good server"
 [ "$b" -ge 1 ] || fail "the failing server was never tried"
 assert_eq "$(metric 'apigate_retries_total{route="/pair/"}')" "$b" "retries counted"
+
+log "a refused connection is retried on the other server (default retry.on: connect_error, reset)"
+mock_reset "$good"
+for i in $(seq 1 10); do assert_eq "$(http_status "$G/pair/half")" 200 "GET half $i"; done
+assert_eq "$(mock_stat "$good" pair)" 10 "all answered by the live server"
+[ "$(metric 'apigate_retries_total{route="/pair/half"}')" -ge 4 ] || fail "connect errors were not retried"
 
 log "POST is not retried"
 mock_reset "$bad"
