@@ -14,7 +14,7 @@ struct adaptive {
     struct adaptive_conf conf;
     _Atomic int64_t inflight;
     _Atomic int64_t limit;
-    _Atomic uint64_t sum_us;        // samples of the current window
+    _Atomic uint64_t sum_us; // samples of the current window
     _Atomic uint64_t count;
     _Atomic uint64_t window_end_ms; // the CAS that elects the updater
     _Atomic uint64_t min_rtt_us;    // 0: not measured yet
@@ -67,7 +67,10 @@ struct adaptive *adaptive_create(const struct adaptive_conf *conf, uint64_t now_
     return a;
 }
 
-void adaptive_destroy(struct adaptive *a) { free(a); }
+void adaptive_destroy(struct adaptive *a)
+{
+    free(a);
+}
 
 bool adaptive_acquire(struct adaptive *a)
 {
@@ -156,10 +159,22 @@ bool adaptive_release(struct adaptive *a, uint64_t now_ms, uint64_t rtt_us, bool
     return atomic_load(&a->limit) != before;
 }
 
-int64_t adaptive_limit(const struct adaptive *a) { return atomic_load(&a->limit); }
+int64_t adaptive_limit(const struct adaptive *a)
+{
+    return atomic_load(&a->limit);
+}
 
-int64_t adaptive_inflight(const struct adaptive *a) { return atomic_load(&a->inflight); }
+int64_t adaptive_inflight(const struct adaptive *a)
+{
+    return atomic_load(&a->inflight);
+}
 
-uint64_t adaptive_min_rtt_us(const struct adaptive *a) { return atomic_load(&a->min_rtt_us); }
+uint64_t adaptive_min_rtt_us(const struct adaptive *a)
+{
+    return atomic_load(&a->min_rtt_us);
+}
 
-bool adaptive_measuring(const struct adaptive *a) { return atomic_load(&a->measuring); }
+bool adaptive_measuring(const struct adaptive *a)
+{
+    return atomic_load(&a->measuring);
+}

@@ -19,11 +19,11 @@ struct adaptive_conf {
     int64_t min_limit;
     int64_t max_limit;
     int64_t initial_limit;
-    uint64_t window_ms;         /* samples are averaged over this */
+    uint64_t window_ms;           /* samples are averaged over this */
     uint64_t min_rtt_interval_ms; /* re-measure the minimum this often */
-    unsigned min_rtt_samples;   /* samples at the held limit that make one minimum */
-    double smoothing;           /* weight of the new limit (0..1] */
-    double buffer;              /* tolerated latency above the minimum, as a fraction of it */
+    unsigned min_rtt_samples;     /* samples at the held limit that make one minimum */
+    double smoothing;             /* weight of the new limit (0..1] */
+    double buffer;                /* tolerated latency above the minimum, as a fraction of it */
 };
 
 struct adaptive;

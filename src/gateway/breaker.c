@@ -15,7 +15,7 @@
 #define W_PROBES(w) ((unsigned)(((w) >> 2) & 0xffffu))
 #define W_SUCC(w) ((unsigned)(((w) >> 18) & 0xffffu))
 #define W_GEN(w) ((uint32_t)((w) >> 34))
-#define W_MAKE(st, pr, su, gen)                                                                  \
+#define W_MAKE(st, pr, su, gen)                                                                    \
     ((uint64_t)(st) | ((uint64_t)(pr) << 2) | ((uint64_t)(su) << 18) | ((uint64_t)(gen) << 34))
 
 /* One slice of the window. A bucket is reused when time comes back to its slot: the first
@@ -32,7 +32,7 @@ struct breaker {
     uint64_t bucket_ms;
     _Atomic uint64_t word;
     _Atomic uint64_t open_until_ms;
-    _Atomic uint64_t reset_epoch;   // buckets older than this epoch are ignored (after a close)
+    _Atomic uint64_t reset_epoch; // buckets older than this epoch are ignored (after a close)
     _Atomic uint64_t transitions;
     _Atomic uint64_t opens;
     struct breaker_bucket *bk;
@@ -76,8 +76,7 @@ static void breaker__count(struct breaker *b, uint64_t now_ms, bool failed)
     uint64_t e = now_ms / b->bucket_ms + 1;
     struct breaker_bucket *k = &b->bk[e % b->conf.buckets];
     uint64_t old = atomic_load_explicit(&k->epoch, memory_order_acquire);
-    if (old != e && old < e &&
-        atomic_compare_exchange_strong(&k->epoch, &old, e)) {
+    if (old != e && old < e && atomic_compare_exchange_strong(&k->epoch, &old, e)) {
         atomic_store_explicit(&k->total, 0, memory_order_relaxed);
         atomic_store_explicit(&k->fails, 0, memory_order_relaxed);
     }
@@ -160,8 +159,8 @@ bool breaker_allow(struct breaker *b, uint64_t now_ms, struct breaker_ticket *t,
     }
 }
 
-void breaker_record(struct breaker *b, uint64_t now_ms, const struct breaker_ticket *t,
-                    bool failed, int *changed)
+void breaker_record(struct breaker *b, uint64_t now_ms, const struct breaker_ticket *t, bool failed,
+                    int *changed)
 {
     *changed = BREAKER_NO_CHANGE;
     breaker__count(b, now_ms, failed);
@@ -226,9 +225,15 @@ enum breaker_state breaker_state(const struct breaker *b)
     return (enum breaker_state)W_STATE(atomic_load_explicit(&b->word, memory_order_acquire));
 }
 
-uint64_t breaker_transitions(const struct breaker *b) { return atomic_load(&b->transitions); }
+uint64_t breaker_transitions(const struct breaker *b)
+{
+    return atomic_load(&b->transitions);
+}
 
-uint64_t breaker_opens(const struct breaker *b) { return atomic_load(&b->opens); }
+uint64_t breaker_opens(const struct breaker *b)
+{
+    return atomic_load(&b->opens);
+}
 
 const char *breaker_state_name(int state)
 {

@@ -17,19 +17,19 @@ enum breaker_state {
 #define BREAKER_NO_CHANGE (-1)
 
 struct breaker_conf {
-    uint64_t window_ms;       /* rolling window in which failures are counted */
-    unsigned buckets;         /* the window is made of this many buckets (1..1000) */
-    double error_threshold;   /* failures / requests in the window that opens it (0..1] */
-    uint64_t min_requests;    /* no decision with fewer requests in the window */
-    uint64_t open_for_ms;     /* open -> half-open after */
-    unsigned probes;          /* K: requests let through while half-open (1..65535) */
-    unsigned successes;       /* M: successful probes that close it (1..K) */
+    uint64_t window_ms;     /* rolling window in which failures are counted */
+    unsigned buckets;       /* the window is made of this many buckets (1..1000) */
+    double error_threshold; /* failures / requests in the window that opens it (0..1] */
+    uint64_t min_requests;  /* no decision with fewer requests in the window */
+    uint64_t open_for_ms;   /* open -> half-open after */
+    unsigned probes;        /* K: requests let through while half-open (1..65535) */
+    unsigned successes;     /* M: successful probes that close it (1..K) */
 };
 
 /* What an admitted request carries until its outcome is known. */
 struct breaker_ticket {
-    uint32_t gen;  /* breaker generation when admitted (a probe of an older round is ignored) */
-    bool probe;    /* admitted as a half-open probe */
+    uint32_t gen; /* breaker generation when admitted (a probe of an older round is ignored) */
+    bool probe;   /* admitted as a half-open probe */
 };
 
 struct breaker;
@@ -45,8 +45,8 @@ void breaker_destroy(struct breaker *b);
 bool breaker_allow(struct breaker *b, uint64_t now_ms, struct breaker_ticket *t, int *changed);
 /* Records the outcome of an admitted request (<failed>: a failure by the caller's definition).
  * <changed> as above (closed -> open, half-open -> open or closed). */
-void breaker_record(struct breaker *b, uint64_t now_ms, const struct breaker_ticket *t,
-                    bool failed, int *changed);
+void breaker_record(struct breaker *b, uint64_t now_ms, const struct breaker_ticket *t, bool failed,
+                    int *changed);
 /* An admitted request ended without an outcome (client gone): frees its probe slot. */
 void breaker_release(struct breaker *b, const struct breaker_ticket *t);
 

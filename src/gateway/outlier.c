@@ -9,9 +9,9 @@
 #include "core/xmalloc.h"
 
 struct outlier_host {
-    _Atomic uint32_t run;       // consecutive failures
-    _Atomic uint32_t mult;      // ejections not yet forgiven
-    _Atomic uint64_t until_ms;  // ejected until (0: never)
+    _Atomic uint32_t run;      // consecutive failures
+    _Atomic uint32_t mult;     // ejections not yet forgiven
+    _Atomic uint64_t until_ms; // ejected until (0: never)
 };
 
 struct outlier {

@@ -11,10 +11,10 @@
 #include <stdint.h>
 
 struct outlier_conf {
-    unsigned consecutive;      /* failures in a row that eject (≥ 1) */
-    uint64_t base_ms;          /* first ejection time; the k-th lasts k × base */
-    uint64_t max_ms;           /* cap of an ejection */
-    double max_percent;        /* share of the servers that may be ejected at once (0..1] */
+    unsigned consecutive; /* failures in a row that eject (≥ 1) */
+    uint64_t base_ms;     /* first ejection time; the k-th lasts k × base */
+    uint64_t max_ms;      /* cap of an ejection */
+    double max_percent;   /* share of the servers that may be ejected at once (0..1] */
 };
 
 struct outlier;

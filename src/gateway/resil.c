@@ -24,22 +24,22 @@
 
 struct resil_route {
     const struct gw_route *gr;
-    const char *label;               // route pattern: the metric label
+    const char *label; // route pattern: the metric label
     const char *upstream;
-    struct breaker *br;              // NULL: no breaker
-    struct retry_on br_fail;         // breaker.failure_statuses (when br_custom)
-    bool br_custom;                  // false: every 5xx is a failure
-    struct retry_budget *budget;     // NULL: no retries
+    struct breaker *br;          // NULL: no breaker
+    struct retry_on br_fail;     // breaker.failure_statuses (when br_custom)
+    bool br_custom;              // false: every 5xx is a failure
+    struct retry_budget *budget; // NULL: no retries
     struct retry_on on;
-    struct adaptive *ad;             // NULL: no adaptive limit
-    metrics_ref m_state;             // apigate_breaker_state{route,upstream}
-    metrics_ref m_to[3];             // apigate_breaker_transitions_total{route,to}
-    metrics_ref m_rejected;          // apigate_breaker_rejected_total{route}
-    metrics_ref m_retries;           // apigate_retries_total{route}
-    metrics_ref m_exhausted;         // apigate_retry_budget_exhausted_total{route}
-    metrics_ref m_fallbacks;         // apigate_fallback_responses_total{route}
-    metrics_ref m_limit;             // apigate_adaptive_limit{route}
-    metrics_ref m_shed;              // apigate_shed_requests_total{route,reason="adaptive_limit"}
+    struct adaptive *ad;     // NULL: no adaptive limit
+    metrics_ref m_state;     // apigate_breaker_state{route,upstream}
+    metrics_ref m_to[3];     // apigate_breaker_transitions_total{route,to}
+    metrics_ref m_rejected;  // apigate_breaker_rejected_total{route}
+    metrics_ref m_retries;   // apigate_retries_total{route}
+    metrics_ref m_exhausted; // apigate_retry_budget_exhausted_total{route}
+    metrics_ref m_fallbacks; // apigate_fallback_responses_total{route}
+    metrics_ref m_limit;     // apigate_adaptive_limit{route}
+    metrics_ref m_shed;      // apigate_shed_requests_total{route,reason="adaptive_limit"}
 };
 
 struct resil {
@@ -105,15 +105,15 @@ struct resil *resil_create(struct gw_shared *sh)
                 rr->br_custom = true;
             }
             if (f_state < 0) {
-                f_state = metrics_family(m, METRICS_GAUGE_SET, "apigate_breaker_state",
-                                         "Circuit breaker state: 0 closed, 1 open, 2 half-open.",
-                                         l_ru);
-                f_trans = metrics_family(m, METRICS_COUNTER, "apigate_breaker_transitions_total",
-                                         "Circuit breaker state changes, by the state entered.",
-                                         l_rt);
-                f_rej = metrics_family(m, METRICS_COUNTER, "apigate_breaker_rejected_total",
-                                       "Requests not sent upstream because the breaker was open.",
-                                       l_r);
+                f_state =
+                    metrics_family(m, METRICS_GAUGE_SET, "apigate_breaker_state",
+                                   "Circuit breaker state: 0 closed, 1 open, 2 half-open.", l_ru);
+                f_trans =
+                    metrics_family(m, METRICS_COUNTER, "apigate_breaker_transitions_total",
+                                   "Circuit breaker state changes, by the state entered.", l_rt);
+                f_rej =
+                    metrics_family(m, METRICS_COUNTER, "apigate_breaker_rejected_total",
+                                   "Requests not sent upstream because the breaker was open.", l_r);
             }
             const char *vs[] = {rr->label, rr->upstream, NULL};
             rr->m_state = metrics_series(m, f_state, vs);
@@ -134,10 +134,8 @@ struct resil *resil_create(struct gw_shared *sh)
             if (f_retry < 0) {
                 f_retry = metrics_family(m, METRICS_COUNTER, "apigate_retries_total",
                                          "Retries sent upstream.", l_r);
-                f_exh = metrics_family(m, METRICS_COUNTER,
-                                       "apigate_retry_budget_exhausted_total",
-                                       "Retries not sent because the retry budget was spent.",
-                                       l_r);
+                f_exh = metrics_family(m, METRICS_COUNTER, "apigate_retry_budget_exhausted_total",
+                                       "Retries not sent because the retry budget was spent.", l_r);
             }
             rr->m_retries = metrics_series1(m, f_retry, rr->label);
             rr->m_exhausted = metrics_series1(m, f_exh, rr->label);

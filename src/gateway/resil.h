@@ -19,13 +19,13 @@ struct resil;
 
 /* Per-request state, embedded in struct conn (zero is the idle state). */
 struct resil_req {
-    struct loop_timer backoff;    // pause before a retry (initialised on first use)
+    struct loop_timer backoff; // pause before a retry (initialised on first use)
     bool timer_ready;
-    bool ticket_held;             // admitted by the breaker, outcome not yet recorded
-    bool limited;                 // admitted by the adaptive limit: one slot held
+    bool ticket_held; // admitted by the breaker, outcome not yet recorded
+    bool limited;     // admitted by the adaptive limit: one slot held
     struct breaker_ticket ticket;
-    unsigned retries;             // retries done for this request
-    uint64_t t_sent_us;           // first attempt started (adaptive latency sample)
+    unsigned retries;   // retries done for this request
+    uint64_t t_sent_us; // first attempt started (adaptive latency sample)
 };
 
 /* Builds the per-route breakers, budgets and limits of sh->cfg and registers their metrics in

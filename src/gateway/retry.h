@@ -12,9 +12,9 @@
 
 /* What `retry.on` allows. */
 struct retry_on {
-    bool connect_error; /* the connection could not be opened (refused, timeout, TLS) */
-    bool reset;         /* the connection broke before any response byte */
-    bool timeout;       /* no response head before the first-byte deadline */
+    bool connect_error;   /* the connection could not be opened (refused, timeout, TLS) */
+    bool reset;           /* the connection broke before any response byte */
+    bool timeout;         /* no response head before the first-byte deadline */
     uint64_t statuses[2]; /* bit s-500 for the 5xx statuses listed (500..599) */
 };
 

@@ -164,8 +164,13 @@ static void test_failed_probe_reopens(void **state)
 static void test_clamps(void **state)
 {
     (void)state;
-    struct breaker_conf c = {.window_ms = 5, .buckets = 0, .error_threshold = 1.0,
-                             .min_requests = 0, .open_for_ms = 10, .probes = 0, .successes = 9};
+    struct breaker_conf c = {.window_ms = 5,
+                             .buckets = 0,
+                             .error_threshold = 1.0,
+                             .min_requests = 0,
+                             .open_for_ms = 10,
+                             .probes = 0,
+                             .successes = 9};
     struct breaker *b = breaker_create(&c);
     bool ok;
     assert_int_equal(one(b, 1, true, &ok), BREAKER_OPEN); // min 1 request, 100%
