@@ -144,6 +144,7 @@ assert_eq "$(mock_stat "$mport" total)" "$before" "404 did not reach the upstrea
 body=$(http_body "$G/nothing-here" -H 'X-Request-Id: a"b\c')
 assert_eq "$(jq -r .request_id <<<"$body")" 'a"b\c' "request id escaped in the error body"
 
+assert_eq "$(curl -s "http://127.0.0.1:$aport/stats" | jq .worker_restarts)" 0 "no worker crash so far"
 log "access log lines are written (batched)"
 sleep 1.5
 [ -s "$T/access.log" ] || fail "access log empty"

@@ -175,6 +175,7 @@ assert_eq "$(cat "$T"/glob.*.code | grep -c '^200$')" 5 "admitted under the glob
 assert_eq "$(cat "$T"/glob.*.code | grep -c '^503$')" 3 "shed by the global limit"
 assert_eq "$(metric 'apigate_shed_requests_total{route="",reason="global_limit"}')" 3 "global shed counted"
 
+assert_eq "$(curl -s "http://127.0.0.1:$aport/stats" | jq .worker_restarts)" 0 "no worker crash so far"
 log "max_connections 30: the 31st connection is accepted and closed"
 out=$(python3 - "$gport" <<'EOF'
 import socket, sys, time

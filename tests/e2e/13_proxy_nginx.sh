@@ -156,6 +156,7 @@ out=$(curl -s -o /dev/null -w '%{http_code}' --max-time 20 --data-binary @"$T/5m
 assert_eq "$out" 413 "early answer from the origin reaches the client"
 assert_eq "$(http_status "$G/item.json")" 200 "the gateway keeps serving afterwards"
 
+assert_eq "$(curl -s "http://127.0.0.1:$aport/stats" | jq .worker_restarts)" 0 "no worker crash so far"
 log "SIGTERM drains: the in-flight request finishes, then exit 0"
 curl -s -o "$T/slow.out" -w '%{http_code}' --max-time 10 "$G/slow" >"$T/slow.code" &
 cpid=$!
