@@ -472,8 +472,8 @@ static uint64_t cache__expire(const struct cache *c, const struct policy_fresh *
 {
     uint64_t left = fr->lifetime_ms > fr->initial_age_ms ? fr->lifetime_ms - fr->initial_age_ms : 0;
     uint64_t grace = fr->swr_ms > fr->sie_ms ? fr->swr_ms : fr->sie_ms;
-    /* kept past its windows for a 304 refresh, or to be served while the origin is unreachable */
-    if ((fr->has_validator || !fr->must_revalidate) && c->keep_ms > grace)
+    /* kept past its windows while it can still be refreshed by a 304 */
+    if ((fr->has_validator || fr->no_cache) && c->keep_ms > grace)
         grace = c->keep_ms;
     if (grace == 0 && left == 0)
         grace = 1; /* stored for the requests already waiting on it (coalescing) */

@@ -349,11 +349,6 @@ bool policy_stale_if_error_ok(const struct policy_fresh *f, uint64_t age_ms,
     return stale_for < window || (stale_for == 0 && window > 0);
 }
 
-bool policy_stale_if_disconnected_ok(const struct policy_fresh *f)
-{
-    return !f->must_revalidate && !f->no_cache;
-}
-
 /* Appends "\n<name>:<values>" for one header name: every field line of that name joined by ",",
  * whitespace around commas dropped, so "a, b" and "a,b" share an entry. */
 static void policy__append_vary_value(const struct h1_request *req, const char *name, size_t nlen,

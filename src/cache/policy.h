@@ -92,10 +92,6 @@ enum policy_use policy_usable(const struct policy_fresh *f, uint64_t age_ms,
 /* True when an entry of <age_ms> may still be served because the origin failed. */
 bool policy_stale_if_error_ok(const struct policy_fresh *f, uint64_t age_ms,
                               const struct policy_req *preq);
-/* True when a stale entry may be served because the origin cannot be reached at all (RFC 9111
- * §4.2.4: a disconnected cache may serve stale unless must-revalidate, proxy-revalidate, s-maxage
- * or no-cache forbid it). */
-bool policy_stale_if_disconnected_ok(const struct policy_fresh *f);
 
 /* Appends the cache key of <req> to <out>: "<GET|HEAD class> <host><normalized path>?<normalized
  * query>" — the primary key — and returns its length; then appends, for each header of the route's

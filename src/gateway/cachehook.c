@@ -727,8 +727,10 @@ bool cachehook_upstream_failed(struct conn *c)
     const struct cache_entry *e = cr->stale->payload;
     uint64_t now = loop_now_ms(c->th->loop);
     uint64_t age = policy_age_ms(e->fresh.initial_age_ms, e->stored_ms, now);
-    if (!policy_stale_if_error_ok(&e->fresh, age, &cr->preq) &&
-        !policy_stale_if_disconnected_ok(&e->fresh))
+    /* Only within an explicit window (the origin's stale-if-error or the route's): RFC 9111
+     * §4.2.4 would allow any stale copy while "disconnected", but an API client that was never
+     * promised stale data should get the error, not an hour-old balance. */
+    if (!policy_stale_if_error_ok(&e->fresh, age, &cr->preq))
         return false;
     metrics_counter_inc(c->th->ms, ch->m_stale_errors);
     struct store_obj *o = cr->stale;
