@@ -23,6 +23,7 @@ enum gw_match { GW_MATCH_PREFIX = 0, GW_MATCH_EXACT, GW_MATCH_GLOB };
 enum gw_fmt { GW_FMT_TEXT = 0, GW_FMT_JSON };
 enum gw_level { GW_LEVEL_DEBUG = 0, GW_LEVEL_INFO, GW_LEVEL_WARN, GW_LEVEL_ERROR };
 enum gw_eviction { GW_EVICT_S3FIFO = 0, GW_EVICT_SIEVE };
+enum gw_breaker_scope { GW_BREAKER_ROUTE = 0, GW_BREAKER_UPSTREAM };
 
 /* One `listen:` address. */
 struct gw_listen {
@@ -200,6 +201,7 @@ struct gw_breaker {
     uint64_t open_for_ms;     /* open → half-open after */
     int64_t half_open_requests; /* probes let through while half-open */
     struct cfg_strlist failure_statuses; /* statuses that count as failures; empty: every 5xx */
+    int scope;                /* enum gw_breaker_scope: own breaker, or the upstream's shared one */
 };
 
 /* `routes[].retry:` */

@@ -292,6 +292,10 @@ const struct cfg_desc gwconf__breaker_desc[] = {
      "an open breaker lets probes through (half-open) after this", NULL, NULL, false},
     {"half_open_requests", CFG_INT, R(breaker.half_open_requests), "1", "1", "1000",
      "probe requests let through while half-open", NULL, NULL, false},
+    {"scope", CFG_ENUM, R(breaker.scope), "route", NULL, NULL,
+     "route: a breaker of this route alone; upstream: one breaker shared by every route of the "
+     "upstream with scope upstream (the first such route's settings)",
+     "route|upstream", NULL, false},
     {"failure_statuses", CFG_STRLIST, R(breaker.failure_statuses), NULL, NULL, NULL,
      "response statuses that count as failures (500..599 or 5xx); default: every 5xx", NULL,
      NULL, false},

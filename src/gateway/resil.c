@@ -27,6 +27,7 @@ struct resil_route {
     const char *label; // route pattern: the metric label
     const char *upstream;
     struct breaker *br;          // NULL: no breaker
+    bool br_owner;               // false: the upstream's shared breaker, owned by another route
     struct retry_on br_fail;     // breaker.failure_statuses (when br_custom)
     bool br_custom;              // false: every 5xx is a failure
     struct retry_budget *budget; // NULL: no retries
@@ -93,7 +94,19 @@ struct resil *resil_create(struct gw_shared *sh)
                 .probes = (unsigned)gr->breaker.half_open_requests,
                 .successes = (unsigned)gr->breaker.half_open_requests,
             };
-            rr->br = breaker_create(&bc);
+            /* scope upstream: the first route of the upstream that asks creates the breaker,
+             * the others share it (one verdict about one upstream) */
+            for (size_t k = 0; k < i && gr->breaker.scope == GW_BREAKER_UPSTREAM; k++) {
+                const struct gw_route *o = &cfg->routes[k];
+                if (r->routes[k].br != NULL && o->breaker.scope == GW_BREAKER_UPSTREAM &&
+                    o->upstream_index == gr->upstream_index) {
+                    rr->br = r->routes[k].br;
+                    break;
+                }
+            }
+            rr->br_owner = rr->br == NULL;
+            if (rr->br == NULL)
+                rr->br = breaker_create(&bc);
             if (gr->breaker.failure_statuses.n > 0) {
                 const char *bad = NULL;
                 if (retry_on_parse((const char *const *)gr->breaker.failure_statuses.v,
@@ -168,7 +181,8 @@ void resil_destroy(struct resil *r)
     if (r == NULL)
         return;
     for (size_t i = 0; i < r->nroutes; i++) {
-        breaker_destroy(r->routes[i].br);
+        if (r->routes[i].br_owner)
+            breaker_destroy(r->routes[i].br);
         retry_budget_destroy(r->routes[i].budget);
         adaptive_destroy(r->routes[i].ad);
     }
@@ -190,7 +204,12 @@ static void resil__transition(struct conn *c, struct resil_route *rr, int to)
 {
     if (to == BREAKER_NO_CHANGE)
         return;
-    metrics_gauge_set(c->th->sh->metrics, rr->m_state, to);
+    /* a shared (scope: upstream) breaker changes the state of every route that uses it; the
+     * transition is counted once, on the route whose request made it */
+    struct resil *r = c->th->sh->resil;
+    for (size_t i = 0; i < r->nroutes; i++)
+        if (r->routes[i].br == rr->br)
+            metrics_gauge_set(c->th->sh->metrics, r->routes[i].m_state, to);
     metrics_counter_inc(c->th->ms, rr->m_to[to]);
     uint64_t req = 0, fails = 0;
     breaker_window(rr->br, loop_now_ms(c->th->loop), &req, &fails);
@@ -198,8 +217,11 @@ static void resil__transition(struct conn *c, struct resil_route *rr, int to)
     const char *what = to == BREAKER_OPEN        ? "opened"
                        : to == BREAKER_HALF_OPEN ? "half-open: probing"
                                                  : "closed";
-    ag_log(lvl, "circuit breaker %s, route: %s, upstream: %s (window: %llu requests, %llu failed)",
-           what, rr->label, rr->upstream, (unsigned long long)req, (unsigned long long)fails);
+    bool shared = rr->gr->breaker.scope == GW_BREAKER_UPSTREAM;
+    ag_log(lvl,
+           "circuit breaker %s, route: %s, upstream: %s%s (window: %llu requests, %llu failed)",
+           what, rr->label, rr->upstream, shared ? " (shared by its routes)" : "",
+           (unsigned long long)req, (unsigned long long)fails);
 }
 
 /* Records the request's outcome in its breaker, once. */
@@ -416,8 +438,8 @@ int resil_breakers_open(struct gw_shared *sh)
     struct resil *r = sh->resil;
     int n = 0;
     for (size_t i = 0; r != NULL && i < r->nroutes; i++)
-        if (r->routes[i].br != NULL && breaker_state(r->routes[i].br) != BREAKER_CLOSED)
-            n++;
+        if (r->routes[i].br_owner && breaker_state(r->routes[i].br) != BREAKER_CLOSED)
+            n++; // a shared breaker counts once
     return n;
 }
 
@@ -439,8 +461,9 @@ void resil_stats_json(struct gw_shared *sh, struct buf *out)
         buf_append_str(out, ",\"upstream\":");
         buf_append_json_str(out, rr->upstream, strlen(rr->upstream));
         buf_printf(out,
-                   ",\"state\":\"%s\",\"requests\":%llu,\"failures\":%llu,\"opens\":%llu,"
-                   "\"transitions\":%llu}",
+                   ",\"scope\":\"%s\",\"state\":\"%s\",\"requests\":%llu,\"failures\":%llu,"
+                   "\"opens\":%llu,\"transitions\":%llu}",
+                   rr->gr->breaker.scope == GW_BREAKER_UPSTREAM ? "upstream" : "route",
                    breaker_state_name(breaker_state(rr->br)), (unsigned long long)req,
                    (unsigned long long)fails, (unsigned long long)breaker_opens(rr->br),
                    (unsigned long long)breaker_transitions(rr->br));

@@ -15,6 +15,7 @@ routes:
   - {name: flaky, method: GET, path: '/api/flaky', error_rate: 60%, error_status: 500}
   - {name: ok, method: GET, path: '/api/ok'}
   - {name: e500, method: GET, path: '/api/e500', error_rate: 100%, error_status: 500}
+  - {name: shared, method: GET, path: '/api/s/{x}', error_rate: 100%, error_status: 500}
 YAML
 start_mock mock "$mport" --profile "$T/mock.yaml"
 cat >"$T/gw.yaml" <<YAML
@@ -32,6 +33,12 @@ routes:
       status: 503
       headers: {Retry-After: "5"}
       body: '{"error":"temporarily unavailable","cached":false}'
+  - match: /api/s/one
+    upstream: api
+    breaker: {scope: upstream, window: 5s, min_requests: 5, open_for: 30s}
+  - match: /api/s/two
+    upstream: api
+    breaker: {scope: upstream}
   - match: /api/e500
     upstream: api
     breaker: {window: 5s, min_requests: 5, failure_statuses: [502, 503, 504]}
@@ -89,7 +96,8 @@ rejected=$(metric 'apigate_breaker_rejected_total{route="/api/flaky"}')
 
 log "the mock recovers; after open_for the probes close the breaker"
 mock_set_profile "$mport" 'routes: [{name: flaky, method: GET, path: /api/flaky}, {name: ok, method: GET, path: /api/ok},
-  {name: e500, method: GET, path: /api/e500, error_rate: 100%, error_status: 500}]'
+  {name: e500, method: GET, path: /api/e500, error_rate: 100%, error_status: 500},
+  {name: shared, method: GET, path: "/api/s/{x}", error_rate: 100%, error_status: 500}]'
 sleep 5.2
 for i in 1 2 3; do
     assert_eq "$(get /api/flaky)" "200 0" "probe $i"
@@ -109,4 +117,12 @@ log "breaker.failure_statuses: 500s that are not listed never open it"
 for i in $(seq 1 20); do assert_eq "$(get /api/e500)" "500 0" "unlisted 500 $i"; done
 assert_eq "$(mock_stat "$mport" e500)" 20 "every request reached the mock"
 assert_eq "$(metric 'apigate_breaker_state{route="/api/e500",upstream="api"}')" 0 "still closed"
+log "scope: upstream: one breaker for the routes of an upstream"
+for i in $(seq 1 5); do assert_eq "$(get /api/s/one)" "500 0" "shared, route one, $i"; done
+assert_eq "$(get /api/s/one)" "503 0" "opened by route one"
+assert_eq "$(get /api/s/two)" "503 0" "route two refused by the same breaker"
+assert_eq "$(mock_stat "$mport" shared)" 5 "route two never reached the mock"
+assert_eq "$(curl -s "$A/stats" | jq '.breakers_open')" 1 "a shared breaker counts once"
+assert_eq "$(metric 'apigate_breaker_state{route="/api/s/two",upstream="api"}')" 1 "gauge of the sharing route"
+assert_eq "$(curl -s "$A/stats" | jq -r '.breakers[] | select(.route == "/api/s/two") | .scope')" upstream "/stats scope"
 log "ok"
