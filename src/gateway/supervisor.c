@@ -50,7 +50,8 @@ struct sv_worker {
     unsigned generation;
     enum sv_state state;
     enum sv_why why;
-    unsigned nthreads;
+    unsigned nthreads;       /* loop threads, for messages */
+    unsigned nslots;         /* tick slots watched: one per listening socket */
     uint64_t started_ms;     /* monotonic */
     uint64_t deadline_ms;    /* STARTING: ready by then; DRAINING: SIGKILL then */
     uint64_t drain_ms;
@@ -389,7 +390,8 @@ static struct sv_worker *sv__start(struct sv *sv, const struct gw_config *c,
     w->generation = gen;
     w->state = SV_STARTING;
     w->why = why;
-    w->nthreads = (unsigned)(socks->n < WORKER_MAX_THREADS ? socks->n : WORKER_MAX_THREADS);
+    w->nthreads = (unsigned)c->workers.threads;
+    w->nslots = (unsigned)(socks->n < WORKER_MAX_THREADS ? socks->n : WORKER_MAX_THREADS);
     w->started_ms = now;
     w->worker_timeout_ms = c->workers.worker_timeout_ms;
     w->drain_ms = c->workers.drain_timeout_ms;
@@ -639,7 +641,7 @@ static void sv__check(struct sv *sv, uint64_t now)
                     sv__notify("READY=1\nMAINPID=%d\nSTATUS=serving (generation %u)",
                                (int)sv->self, w->generation);
                 sv->ever_ready = true;
-                supervisor_watch_init(&w->watch, w->nthreads, now);
+                supervisor_watch_init(&w->watch, w->nslots, now);
                 ag_log(AG_LOG_INFO, "worker pid %d (generation %u) ready in %llu ms", (int)w->pid,
                        w->generation,
                        (unsigned long long)(now > w->started_ms ? now - w->started_ms : 0));
@@ -671,13 +673,15 @@ static void sv__check(struct sv *sv, uint64_t now)
         }
         /* SV_RUNNING */
         uint64_t ticks[WORKER_MAX_THREADS];
-        for (unsigned t = 0; t < w->nthreads && t < WORKER_MAX_THREADS; t++)
+        for (unsigned t = 0; t < w->nslots; t++)
             ticks[t] = atomic_load(&w->shm->ticks[t]);
         int stuck = supervisor_watch_check(&w->watch, ticks, now, w->worker_timeout_ms);
         if (stuck >= 0) {
             ag_log(AG_LOG_ERROR, "worker pid %d (generation %u): loop thread %d has not ticked "
                                  "for %llu ms (worker_timeout %llu ms); SIGKILL and replace",
-                   (int)w->pid, w->generation, stuck,
+                   (int)w->pid, w->generation,
+                   /* slots are address-major: slot a * threads + t belongs to thread t */
+                   w->nthreads ? stuck % (int)w->nthreads : stuck,
                    (unsigned long long)(now - w->watch.moved_ms[stuck]),
                    (unsigned long long)w->worker_timeout_ms);
             w->hung = true;
