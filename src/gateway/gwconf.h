@@ -33,7 +33,7 @@ struct gw_listen {
 
 /* `workers:` — the process model (supervisor + one worker with N loop threads). */
 struct gw_workers {
-    int64_t threads;              /* loop threads; 0 in the file = CPU count (resolved at load) */
+    int64_t threads;              /* loop threads; 0 in the file = usable CPUs (resolved at load) */
     uint64_t worker_timeout_ms;   /* a loop thread that has not ticked this long: worker killed */
     int64_t max_requests;         /* recycle the worker after this many requests; 0: never */
     int64_t max_requests_jitter;  /* + random 0..jitter, so a fleet does not recycle together */
