@@ -16,10 +16,12 @@ cat >"$T/bad.yaml" <<'YAML'
 routes:
   - {name: pair, method: ANY, path: '/pair/{x}', error_rate: 100%, error_status: 503}
   - {name: down, method: GET, path: '/down/{x}', error_rate: 100%, error_status: 503}
+  - {name: slow, method: GET, path: '/slow/{x}', hang: true}
 YAML
 cat >"$T/good.yaml" <<'YAML'
 routes:
   - {name: pair, method: ANY, path: '/pair/{x}'}
+  - {name: slow, method: GET, path: '/slow/{x}'}
 YAML
 start_mock bad "$bad" --profile "$T/bad.yaml"
 start_mock good "$good" --profile "$T/good.yaml"
@@ -42,6 +44,10 @@ routes:
   - match: /pair/half
     upstream: half
     retry: {attempts: 1, budget: 100%, backoff: 1ms}
+  - match: /slow/
+    upstream: pair
+    timeout: {first_byte: 300ms}
+    retry: {attempts: 1, budget: 100%, on: [timeout], backoff: 1ms}
   - match: /down/
     upstream: down
     retry: {attempts: 3, budget: 20%, on: [502, 503, 504], backoff: 1ms}
@@ -68,6 +74,14 @@ mock_reset "$good"
 for i in $(seq 1 10); do assert_eq "$(http_status "$G/pair/half")" 200 "GET half $i"; done
 assert_eq "$(mock_stat "$good" pair)" 10 "all answered by the live server"
 [ "$(metric 'apigate_retries_total{route="/pair/half"}')" -ge 4 ] || fail "connect errors were not retried"
+
+log "no answer before first_byte: retried on the other server"
+for i in $(seq 1 4); do
+    ms=$(http_time "$G/slow/$i")
+    assert_range "$ms" 0 1500 "slow $i answered after one timeout (ms)"
+done
+assert_eq "$(mock_stat "$good" slow)" 4 "every timed-out request answered by the other server"
+[ "$(metric 'apigate_retries_total{route="/slow/"}')" -ge 2 ] || fail "timeouts were not retried"
 
 log "POST is not retried"
 mock_reset "$bad"
