@@ -8,10 +8,16 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 require_cmd curl jq python3
 
-mport=$(free_port)
-m2port=$(free_port)
-gport=$(free_port)
-aport=$(free_port)
+# free_ports N: N distinct free ports (free_port may hand out the same port twice in a row)
+free_ports() {
+    local ports=() p
+    while [ ${#ports[@]} -lt "$1" ]; do
+        p=$(free_port)
+        [[ " ${ports[*]} " == *" $p "* ]] || ports+=("$p")
+    done
+    echo "${ports[@]}"
+}
+read -r mport m2port gport aport <<<"$(free_ports 4)"
 cat >"$T/mock.yaml" <<'YAML'
 routes:
   - {method: GET, path: /api/swr, latency: {dist: fixed, ms: 800}, body_size: 512,

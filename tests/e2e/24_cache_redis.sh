@@ -8,8 +8,16 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 require_cmd curl jq python3 redis-server redis-cli
 
-mport=$(free_port)
-rport=$(free_port)
+# free_ports N: N distinct free ports (free_port may hand out the same port twice in a row)
+free_ports() {
+    local ports=() p
+    while [ ${#ports[@]} -lt "$1" ]; do
+        p=$(free_port)
+        [[ " ${ports[*]} " == *" $p "* ]] || ports+=("$p")
+    done
+    echo "${ports[@]}"
+}
+read -r mport rport gpa apa gpb apb <<<"$(free_ports 6)"
 "$APIGATE" mock --print-default >"$T/mock.yaml"
 echo "  - {method: GET, path: /api/vary, body_size: 256, cache_control: 'max-age=60', headers: {Vary: Accept-Language}}" >>"$T/mock.yaml"
 start_mock mock "$mport" --profile "$T/mock.yaml"
@@ -17,8 +25,7 @@ start_bg redis redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendo
 wait_port "$rport"
 G_a='' G_b='' A_a='' A_b=''
 for n in a b; do
-    gp=$(free_port)
-    ap=$(free_port)
+    if [ "$n" = a ]; then gp=$gpa ap=$apa; else gp=$gpb ap=$apb; fi
     if [ "$n" = a ]; then G_a=http://127.0.0.1:$gp A_a=http://127.0.0.1:$ap
     else G_b=http://127.0.0.1:$gp A_b=http://127.0.0.1:$ap; fi
     cat >"$T/gw-$n.yaml" <<YAML
