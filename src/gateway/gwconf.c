@@ -18,6 +18,7 @@
 #include "core/xmalloc.h"
 #include "gateway/gwconf_env.h"
 #include "gateway/gwconf_priv.h"
+#include "gateway/retry.h"
 #include "gateway/route.h"
 #include "gateway/worker.h"
 
@@ -627,6 +628,25 @@ static void gwconf__parse_upstreams(struct gw_config *c, const struct ynode *n,
 
 /* `fallback:` — status and body from the table; headers are a free-form map (Name: value), so
  * they are read by hand and checked for what would break the response (':' in a name, CR/LF). */
+/* The words of `retry.on` / `breaker.failure_statuses`, checked here as resil.c will read them
+ * (retry_on_parse), so a typo is a load error and not a silently ignored condition. */
+static void gwconf__check_on(const struct ynode *sec, const char *key,
+                             const struct cfg_strlist *l, const char *where,
+                             struct cfg_errors *errs)
+{
+    if (sec == NULL || l->n == 0)
+        return;
+    struct retry_on on;
+    const char *bad = NULL;
+    if (retry_on_parse((const char *const *)l->v, l->n, &on, &bad) == 0)
+        return;
+    const struct ynode *v = ynode_get(sec, key);
+    cfg_error(errs, v != NULL ? v : sec,
+              "%s.%s: '%s' is not a failure kind; use connect_error, reset, timeout, 5xx or a "
+              "status 500..599",
+              where, key, bad);
+}
+
 static void gwconf__parse_fallback(struct gw_route *r, const struct ynode *n, const char *where,
                                    struct cfg_errors *errs)
 {
@@ -783,9 +803,12 @@ static void gwconf__parse_route(struct gw_config *c, struct gw_route *r, size_t 
     if (bn != NULL) {
         gwconf__apply(bn, sub, gwconf__breaker_desc, NULL, r, errs);
         r->breaker.enabled = true;
+        gwconf__check_on(bn, "failure_statuses", &r->breaker.failure_statuses, sub, errs);
     } else {
         cfg_defaults(gwconf__breaker_desc, r);
     }
+    snprintf(sub, sizeof(sub), "%s.retry", where);
+    gwconf__check_on(ynode_get(n, "retry"), "on", &r->retry.on, sub, errs);
 
     const struct ynode *fn = ynode_get(n, "fallback");
     snprintf(sub, sizeof(sub), "%s.fallback", where);

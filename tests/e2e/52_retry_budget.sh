@@ -113,4 +113,21 @@ limit=$(awk -v r="$requests" 'BEGIN { printf "%d", r * 0.2 + 2 }')
 assert_range "$retries" 1 "$limit" "retries within 20% of requests"
 # without a budget every request would retry 3 times; here most of them are refused
 [ "$exhausted" -gt $((requests / 2)) ] || fail "budget refusals ($exhausted) for $requests requests"
+log "a retry.on word that means nothing is a config error with its position"
+cat >"$T/typo.yaml" <<YAML
+listen: 127.0.0.1:$gport
+upstreams:
+  api: {servers: [127.0.0.1:$good]}
+routes:
+  - match: /
+    upstream: api
+    retry: {attempts: 1, on: [connect_error, 404]}
+YAML
+set +e
+out=$("$APIGATE" check -c "$T/typo.yaml" 2>&1)
+rc=$?
+set -e
+assert_eq "$rc" 2 "apigate check exit code"
+assert_contains "$out" "typo.yaml:7:" "position"
+assert_contains "$out" "routes[0].retry.on: '404' is not a failure kind" "message"
 log "ok"
