@@ -35,6 +35,7 @@ struct accesslog {
 struct accesslog_writer {
     struct accesslog *log;
     struct buf buf;
+    size_t batch;     // hand-off size
     int64_t sec;      // second of the cached timestamp prefix
     char stamp[32];   // "2026-11-24T05:13:53" for <sec>
 };
@@ -137,10 +138,15 @@ struct accesslog_writer *accesslog_writer_create(struct accesslog *log)
     struct accesslog_writer *w = xcalloc(1, sizeof(*w));
     w->log = log;
     w->sec = -1;
+    w->batch = ACCESSLOG_BATCH;
     buf_init(&w->buf);
     buf_reserve(&w->buf, ACCESSLOG_BATCH + 1024);
     return w;
 }
+
+void accesslog_writer_set_batch(struct accesslog_writer *w, size_t bytes) { w->batch = bytes; }
+
+size_t accesslog_writer_pending(const struct accesslog_writer *w) { return buf_pending(&w->buf); }
 
 void accesslog_flush(struct accesslog_writer *w)
 {
@@ -253,6 +259,6 @@ void accesslog_write(struct accesslog_writer *w, const struct accesslog_entry *e
         }
         buf_append(b, "\n", 1);
     }
-    if (buf_pending(b) >= ACCESSLOG_BATCH)
+    if (buf_pending(b) >= w->batch)
         accesslog_flush(w);
 }

@@ -40,6 +40,10 @@ struct accesslog *accesslog_create(const char *path, bool json, char *err, size_
 void accesslog_destroy(struct accesslog *log);
 
 struct accesslog_writer *accesslog_writer_create(struct accesslog *log);
+/* Hands the buffer over once it holds <bytes> (default 32 KB; 0: after every line). */
+void accesslog_writer_set_batch(struct accesslog_writer *w, size_t bytes);
+/* Bytes formatted but not yet handed to the logger thread (tests). */
+size_t accesslog_writer_pending(const struct accesslog_writer *w);
 /* Flushes what is buffered and frees the writer. */
 void accesslog_writer_destroy(struct accesslog_writer *w);
 /* Formats one line into the writer's buffer; hands the buffer to the logger thread when it

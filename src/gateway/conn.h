@@ -108,7 +108,8 @@ struct gwthread {
     size_t nfree;
     struct conn *active;         // doubly linked list of open conns
     size_t nconns;
-    struct loop_timer tick;      // 250 ms: heartbeat, request counter, log flush
+    struct loop_timer tick;      // 250 ms: heartbeat, request counter
+    struct loop_timer alog_timer; // logging.access_flush
     uint64_t requests;           // completed on this thread
     uint64_t requests_published; // part of <requests> already added to the shm
     uint64_t rid_seed;

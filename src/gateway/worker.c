@@ -134,11 +134,23 @@ static void worker__publish(struct gwthread *th)
     }
 }
 
+static uint64_t worker__alog_flush_ms(const struct gw_config *cfg)
+{
+    return cfg->logging.access_flush_ms ? cfg->logging.access_flush_ms : 1000;
+}
+
+/* logging.access_flush: buffered lines reach the logger thread at least this often */
+static void worker__on_alog_timer(struct loop *loop, void *arg)
+{
+    struct gwthread *th = arg;
+    accesslog_flush(th->alog);
+    loop_timer_start(loop, &th->alog_timer, worker__alog_flush_ms(th->sh->cfg));
+}
+
 static void worker__on_tick(struct loop *loop, void *arg)
 {
     struct gwthread *th = arg;
     worker__publish(th);
-    accesslog_flush(th->alog);
     /* a listener that hit EMFILE gets no new edge: poll it while there is room again */
     for (size_t i = 0; i < th->nlisten_fds; i++)
         if (th->listen_fds[i] >= 0)
@@ -193,6 +205,11 @@ static void *worker__thread(void *arg)
     struct gw_shared *sh = th->sh;
     th->ms = metrics_slot_get(sh->metrics);
     th->alog = sh->alog ? accesslog_writer_create(sh->alog) : NULL;
+    if (th->alog != NULL) {
+        accesslog_writer_set_batch(th->alog, (size_t)sh->cfg->logging.access_buffer);
+        loop_timer_init(&th->alog_timer, worker__on_alog_timer, th);
+        loop_timer_start(th->loop, &th->alog_timer, worker__alog_flush_ms(sh->cfg));
+    }
     th->npools = upstream_set_count(sh->upstreams);
     th->pools = xcalloc(th->npools ? th->npools : 1, sizeof(*th->pools));
     for (size_t i = 0; i < th->npools; i++)
@@ -217,6 +234,8 @@ static void *worker__thread(void *arg)
     while (th->active != NULL)
         conn_close(th->active);
     loop_timer_stop(th->loop, &th->tick);
+    if (th->alog != NULL)
+        loop_timer_stop(th->loop, &th->alog_timer);
     cachehook_thread_stop(th);
     loop_run_once(th->loop, 0); // deferred frees and pool closes
     worker__publish(th);

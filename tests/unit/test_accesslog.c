@@ -79,6 +79,29 @@ static void test_json(void **state)
     unlink(path);
 }
 
+static void test_batch_size(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/test_accesslog.XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    char err[128];
+    struct accesslog *log = accesslog_create(path, false, err, sizeof(err));
+    struct accesslog_writer *w = accesslog_writer_create(log);
+    struct accesslog_entry e = {.wall_ms = 1700000000123ull, .method = "GET", .method_len = 3,
+                                .target = "/", .target_len = 1, .status = 200};
+    accesslog_write(w, &e);
+    assert_true(accesslog_writer_pending(w) > 0); // default batch: kept in the thread's buffer
+    accesslog_writer_set_batch(w, 0);
+    accesslog_write(w, &e);
+    assert_int_equal(accesslog_writer_pending(w), 0); // batch 0: handed off at once
+    accesslog_writer_destroy(w);
+    accesslog_destroy(log);
+    char *s = slurp(path);
+    assert_non_null(strstr(s, "GET / 200"));
+    unlink(path);
+}
+
 static void test_bad_path(void **state)
 {
     (void)state;
@@ -92,6 +115,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_text),
         cmocka_unit_test(test_json),
+        cmocka_unit_test(test_batch_size),
         cmocka_unit_test(test_bad_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
