@@ -7,7 +7,7 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-FLOOR=${CACHE_TESTS_FLOOR:-156}
+FLOOR=${CACHE_TESTS_FLOOR:-155}
 SCORER=$AG_SRC/../shared/tools/cache-tests
 if [ ! -x "$SCORER/score.sh" ]; then
     echo "################################################################" >&2
