@@ -7,7 +7,7 @@ set -eu
 BUILD_PKGS="build-essential cmake pkg-config clang libclang-rt-14-dev libssl-dev libyaml-dev \
 libhiredis-dev libpq-dev libxxhash-dev libcjson-dev libcmocka-dev"
 TEST_PKGS="curl jq python3 valgrind nginx-light redis-server postgresql postgresql-contrib pgbouncer \
-apache2-utils wrk prometheus chromium procps iproute2"
+apache2-utils wrk prometheus chromium procps iproute2 python3-yaml openssl"
 BENCH_PKGS="nginx-light haproxy varnish wrk util-linux"
 
 what="${1:-test}"

@@ -90,11 +90,21 @@ trap 'exit 130' INT TERM
 # A free TCP port on 127.0.0.1, chosen by the kernel (bind port 0). A tiny race remains between
 # this and the server's bind; tests retry nothing, ports are plentiful.
 free_port() {
-    python3 -c 'import socket
+    # The kernel may hand the same ephemeral port out twice in a row once the probing socket is
+    # closed; remember what this test already got (in $T, since callers use a subshell) and retry.
+    local port tries=0
+    while :; do
+        port=$(python3 -c 'import socket
 s = socket.socket()
 s.bind(("127.0.0.1", 0))
 print(s.getsockname()[1])
-s.close()'
+s.close()')
+        if ! grep -qx "$port" "$T/.ports" 2>/dev/null || [ $((tries += 1)) -gt 20 ]; then
+            break
+        fi
+    done
+    echo "$port" >>"$T/.ports"
+    echo "$port"
 }
 
 # start_bg NAME CMD [ARGS...]: starts CMD in the background with stdout+stderr in $T/NAME.log and
