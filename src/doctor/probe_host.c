@@ -78,8 +78,10 @@ static int format_addr(const char *hex, char *out, size_t outlen, int *port)
 }
 
 /* Destinations are counted in a scratch hash table (open addressing) during one parse; the facts
- * keep only the busiest PG_FACTS_MAX. Past DEST_CAP distinct peers new ones are not counted. */
-#define DEST_CAP 8192
+ * keep only the busiest PG_FACTS_MAX. The table grows: a busy host (a CI box after a test suite)
+ * has tens of thousands of TIME_WAIT sockets whose "destination" is a closed listener's client
+ * port, and a fixed cap would crowd out the one destination that matters. */
+#define DEST_INIT_CAP 1024
 
 struct dest_count {
     char addr[64];
@@ -87,22 +89,43 @@ struct dest_count {
     int time_wait;
 };
 
-static void add_dest(struct dest_count *tab, size_t *n, const char *addr, int total, int tw)
+struct dest_table {
+    struct dest_count *v;
+    size_t cap; /* power of two */
+    size_t n;
+};
+
+static void add_dest(struct dest_table *t, const char *addr, int total, int tw);
+
+static void dest_grow(struct dest_table *t)
 {
+    struct dest_table old = *t;
+    t->cap = old.cap * 2;
+    t->v = xcalloc(t->cap, sizeof(*t->v));
+    t->n = 0;
+    for (size_t i = 0; i < old.cap; i++)
+        if (old.v[i].addr[0] != '\0')
+            add_dest(t, old.v[i].addr, old.v[i].total, old.v[i].time_wait);
+    free(old.v);
+}
+
+static void add_dest(struct dest_table *t, const char *addr, int total, int tw)
+{
+    if (t->n >= t->cap * 3 / 4)
+        dest_grow(t);
     uint32_t h = 2166136261u; // FNV-1a
     for (const char *p = addr; *p; p++)
         h = (h ^ (uint8_t)*p) * 16777619u;
-    for (size_t i = h % DEST_CAP;; i = (i + 1) % DEST_CAP) {
-        if (tab[i].addr[0] == '\0') {
-            if (*n >= DEST_CAP * 3 / 4)
-                return; // full enough: the busiest are already in
-            snprintf(tab[i].addr, sizeof(tab[i].addr), "%s", addr);
-            (*n)++;
-        } else if (strcmp(tab[i].addr, addr) != 0) {
+    for (size_t i = h & (t->cap - 1);; i = (i + 1) & (t->cap - 1)) {
+        struct dest_count *d = &t->v[i];
+        if (d->addr[0] == '\0') {
+            snprintf(d->addr, sizeof(d->addr), "%s", addr);
+            t->n++;
+        } else if (strcmp(d->addr, addr) != 0) {
             continue;
         }
-        tab[i].total += total;
-        tab[i].time_wait += tw;
+        d->total += total;
+        d->time_wait += tw;
         return;
     }
 }
@@ -132,11 +155,10 @@ void probe_host__parse_listeners(const char *text, struct host_facts *f)
 
 void probe_host__parse_tcp(const char *text, struct host_facts *f)
 {
-    size_t n = 0;
-    struct dest_count *tab = xcalloc(DEST_CAP, sizeof(*tab));
+    struct dest_table t = {xcalloc(DEST_INIT_CAP, sizeof(struct dest_count)), DEST_INIT_CAP, 0};
     /* Start from what an earlier call (tcp before tcp6) found. */
     for (int i = 0; i < f->n_dests; i++)
-        add_dest(tab, &n, f->dests[i].addr, f->dests[i].total, f->dests[i].time_wait);
+        add_dest(&t, f->dests[i].addr, f->dests[i].total, f->dests[i].time_wait);
     const char *line = strchr(text, '\n'); // skip the header
     while (line && *++line) {
         char local[64], remote[64];
@@ -153,20 +175,20 @@ void probe_host__parse_tcp(const char *text, struct host_facts *f)
                  * it; an accepted socket has a listener's port (which may lie in the range). */
                 bool accepted = f->listen_ports[lport / 8] & (1u << (lport % 8));
                 if (!accepted && lport >= f->port_lo && lport <= f->port_hi)
-                    add_dest(tab, &n, raddr, 1, tw);
+                    add_dest(&t, raddr, 1, tw);
             }
         }
         line = strchr(line, '\n');
     }
-    qsort(tab, DEST_CAP, sizeof(*tab), cmp_dest); // empty slots (total 0) sort last
+    qsort(t.v, t.cap, sizeof(*t.v), cmp_dest); // empty slots (total 0) sort last
     f->n_dests = 0;
-    for (size_t i = 0; i < n && tab[i].total > 0 && f->n_dests < PG_FACTS_MAX; i++) {
+    for (size_t i = 0; i < t.n && t.v[i].total > 0 && f->n_dests < PG_FACTS_MAX; i++) {
         struct host_dest *d = &f->dests[f->n_dests++];
-        snprintf(d->addr, sizeof(d->addr), "%s", tab[i].addr);
-        d->total = tab[i].total;
-        d->time_wait = tab[i].time_wait;
+        snprintf(d->addr, sizeof(d->addr), "%s", t.v[i].addr);
+        d->total = t.v[i].total;
+        d->time_wait = t.v[i].time_wait;
     }
-    free(tab);
+    free(t.v);
 }
 
 void probe_host__parse_netstat(const char *text, long long *overflows, long long *drops)

@@ -9,6 +9,7 @@
 #include <cjson/cJSON.h>
 #include <cmocka.h>
 
+#include "core/buf.h"
 #include "doctor/internal.h"
 
 /* Two connections from ephemeral ports to 127.0.0.1:5432 (one in TIME_WAIT), one to
@@ -54,6 +55,30 @@ static void test_parse_tcp(void **state)
     assert_int_equal(h.dests[0].total, 3);
     assert_int_equal(h.n_dests, 3);
     assert_string_equal(h.dests[2].addr, "[::1]:80");
+}
+
+/* A busy host: 20000 TIME_WAIT sockets left by a closed listener (local port 40000, each to a
+ * different client port), then 150 sockets to 127.0.0.1:5432. The table must grow rather than
+ * stop counting, so the real destination still comes out on top. */
+static void test_parse_tcp_many_peers(void **state)
+{
+    (void)state;
+    struct host_facts h;
+    memset(&h, 0, sizeof(h));
+    h.port_lo = 32768;
+    h.port_hi = 60999;
+    struct buf b = BUF_INIT;
+    buf_append_str(&b, "  sl  local_address rem_address   st\n");
+    for (int i = 0; i < 20000; i++)
+        buf_printf(&b, "%5d: 0100007F:9C40 0100007F:%04X 06 0\n", i, 1024 + i + (1024 + i >= 0x1538));
+    for (int i = 0; i < 150; i++)
+        buf_printf(&b, "%5d: 0100007F:%04X 0100007F:1538 01 0\n", 20000 + i, 33000 + i);
+    buf_append(&b, "", 1);
+    probe_host__parse_tcp(b.data, &h);
+    assert_int_equal(h.sockets, 20150);
+    assert_string_equal(h.dests[0].addr, "127.0.0.1:5432");
+    assert_int_equal(h.dests[0].total, 150);
+    buf_deinit(&b);
 }
 
 static void test_parse_netstat(void **state)
@@ -218,6 +243,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_tcp),
+        cmocka_unit_test(test_parse_tcp_many_peers),
         cmocka_unit_test(test_parse_netstat),
         cmocka_unit_test(test_parse_redis_info),
         cmocka_unit_test(test_parse_gateway),
