@@ -72,41 +72,5 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 }
 
 #ifdef AG_FUZZ_REPLAY_MAIN
-#include <dirent.h>
-
-int main(int argc, char **argv)
-{
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s CORPUS_DIR\n", argv[0]);
-        return 2;
-    }
-    DIR *d = opendir(argv[1]);
-    if (!d) {
-        perror(argv[1]);
-        return 2;
-    }
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] == '.')
-            continue;
-        char p[4096];
-        snprintf(p, sizeof(p), "%s/%s", argv[1], e->d_name);
-        FILE *f = fopen(p, "rb");
-        if (!f) {
-            perror(p);
-            closedir(d);
-            return 1;
-        }
-        uint8_t *buf = malloc(1 << 20);
-        size_t len = buf ? fread(buf, 1, 1 << 20, f) : 0;
-        fclose(f);
-        LLVMFuzzerTestOneInput(buf, len);
-        free(buf);
-        n++;
-    }
-    closedir(d);
-    printf("replayed %d inputs\n", n);
-    return n > 0 ? 0 : 1;
-}
+#include "replay_main.h"
 #endif
