@@ -161,6 +161,11 @@ static void proxy__attach(struct conn *c, struct uconn *uc)
     proxy__pump(c);
 }
 
+/* XXX(#3): intermittently (≈1 run in 10 of e2e/13_proxy_nginx, after the origin closed the pooled
+ * idle connections) a request attached to a freshly connected upstream connection is never
+ * written: the client sees nothing until the first-byte timeout. Suspect the hand-over between
+ * the pool's connect completion and proxy__attach (a write readiness edge consumed by the pool's
+ * handler before uconn_set_handler). Not found yet. */
 static void proxy__on_conn_ready(struct upool_waiter *w, struct uconn *uc, const char *err)
 {
     struct conn *c = w->arg;
