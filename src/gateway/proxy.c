@@ -161,11 +161,6 @@ static void proxy__attach(struct conn *c, struct uconn *uc)
     proxy__pump(c);
 }
 
-/* XXX(#3): intermittently (≈1 run in 10 of e2e/13_proxy_nginx, after the origin closed the pooled
- * idle connections) a request attached to a freshly connected upstream connection is never
- * written: the client sees nothing until the first-byte timeout. Suspect the hand-over between
- * the pool's connect completion and proxy__attach (a write readiness edge consumed by the pool's
- * handler before uconn_set_handler). Not found yet. */
 static void proxy__on_conn_ready(struct upool_waiter *w, struct uconn *uc, const char *err)
 {
     struct conn *c = w->arg;
@@ -790,7 +785,10 @@ static void proxy__upstream_gone(struct conn *c, bool eof)
         upool_release(px->pool, px->uc, false);
         px->uc = NULL;
         px->retried = true;
+        /* The whole head may have gone into the dead socket: send it again from the start, or
+         * the fresh connection would wait for a request that was marked sent. */
         px->head_sent = 0;
+        px->req_done = false;
         proxy__acquire(c);
         return;
     }

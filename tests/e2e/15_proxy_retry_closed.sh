@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Regression: a request sent on a pooled keep-alive connection that the origin closes without
+# answering is retried on a fresh connection and answered. The whole head had already been written
+# into the dead socket; the retry must send it again (it once waited, silently, for the 30 s
+# first-byte timeout because the request was still marked as sent).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+require_cmd curl jq python3
+
+oport=$(free_port)
+gport=$(free_port)
+aport=$(free_port)
+
+# Origin: answers the first request of every connection (keep-alive), then reads the next request
+# and closes without a byte of answer, as a server whose keep-alive timer fired would.
+cat >"$T/origin.py" <<'PY'
+import socket, sys, threading
+lst = socket.socket()
+lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+lst.bind(("127.0.0.1", int(sys.argv[1])))
+lst.listen(64)
+def head(c):
+    data = b""
+    while b"\r\n\r\n" not in data:
+        d = c.recv(4096)
+        if not d:
+            return False
+        data += d
+    return True
+def serve(c):
+    try:
+        if head(c):
+            body = b'{"ok":true}'
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+            head(c)  # the second request arrives ...
+    finally:
+        c.close()  # ... and is dropped unanswered
+while True:
+    c, _ = lst.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+PY
+start_bg origin python3 "$T/origin.py" "$oport"
+wait_port "$oport"
+cat >"$T/gw.yaml" <<EOF2
+listen: 127.0.0.1:$gport
+admin: 127.0.0.1:$aport
+workers: {threads: 1}
+upstreams:
+  o:
+    servers: [127.0.0.1:$oport]
+routes:
+  - match: /
+    upstream: o
+    timeout: {first_byte: 20s}
+EOF2
+start_bg gw "$APIGATE" serve -c "$T/gw.yaml"
+wait_port "$gport"
+
+for i in 1 2 3 4 5; do
+    start=$SECONDS
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 "http://127.0.0.1:$gport/r$i" || echo timeout)
+    assert_eq "$code" 200 "request $i answered through a retry on a fresh connection"
+    [ $((SECONDS - start)) -lt 5 ] || fail "request $i took $((SECONDS - start)) s"
+done
+log "5 requests, each retried after the origin dropped the reused connection: all 200 at once"
