@@ -20,6 +20,7 @@ esac
 
 missing=""
 for p in $want; do
+    case " $missing " in *" $p "*) continue ;; esac # listed by two groups (bench adds test)
     # dpkg-query prints "install ok installed" only for a fully installed package.
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
         missing="$missing $p"

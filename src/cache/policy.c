@@ -346,7 +346,7 @@ bool policy_stale_if_error_ok(const struct policy_fresh *f, uint64_t age_ms,
     if (preq->cc.stale_if_error != CACHECTL_ABSENT)
         window = (uint64_t)preq->cc.stale_if_error * 1000u;
     uint64_t stale_for = age_ms > f->lifetime_ms ? age_ms - f->lifetime_ms : 0;
-    return stale_for < window || (stale_for == 0 && window > 0);
+    return stale_for < window;
 }
 
 /* Appends "\n<name>:<values>" for one header name: every field line of that name joined by ",",
