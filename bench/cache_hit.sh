@@ -11,6 +11,7 @@
 # Usage:
 #   bench/cache_hit.sh [APIGATE_BINARY]     env: DURATION=10s RUNS=3 CONNS=64 SERVERS="..."
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
 APIGATE=${1:-${APIGATE:-$(cd "$(dirname "$0")/.." && pwd)/build/apigate}}
 DURATION=${DURATION:-10s}
@@ -33,23 +34,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-    for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done
-    echo "nothing on port $1" >&2
-    exit 1
-}
 
-# CPU ticks (utime+stime) of a process and its children.
-cpu_ticks() {
-    local total=0 p
-    for p in $1 $(pgrep -P "$1" 2>/dev/null || true); do
-        [ -r "/proc/$p/stat" ] || continue
-        total=$((total + $(awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$p/stat")))
-    done
-    echo "$total"
-}
-HZ=$(getconf CLK_TCK)
 
 # ---- origin ----
 OPORT=$(port)
@@ -149,7 +134,6 @@ run_one() { # NAME -> appends "name rps p99_ms" to $W/results
     echo "  $name: $rps req/s, p99 $p99 ms, $cpu_us µs CPU/req $errs" >&2
 }
 
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 : >"$W/results"
 for r in $(seq 1 "$RUNS"); do

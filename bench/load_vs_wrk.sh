@@ -11,6 +11,7 @@
 # requests per CPU-second) is the steadier comparison. Not a test: numbers depend on the machine.
 # Needs nginx, wrk and jq on PATH.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 AG_SRC=$(cd "$(dirname "$0")/.." && pwd)
 APIGATE=${1:-${APIGATE:-$AG_SRC/build/apigate}}
 DUR=${2:-10}
@@ -77,7 +78,6 @@ run_tool() {
         'BEGIN { printf "%.0f %.3f\n", r, (n > 0 ? c / hz * 1e6 / n : 0) }'
 }
 
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 echo "target: nginx return 200 on CPU 1; generators on CPU 0; -c $CONNS; ${DUR}s x $RUNS runs"
 printf '%-8s %-8s %12s %16s %18s\n' threads tool "req/s" "cpu µs/req" "req per CPU-second"

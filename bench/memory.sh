@@ -13,6 +13,7 @@
 #   mem: peak_rss_kb <process> <kB>
 #   mem: idle_conn_bytes <server> <bytes>
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 AG_SRC=$(cd "$(dirname "$0")/.." && pwd)
 APIGATE=${1:-${APIGATE:-$AG_SRC/build/apigate}}
 DURATION=${DURATION:-5s}
@@ -33,7 +34,6 @@ cleanup() {
     rm -rf "$W"
 }
 trap cleanup EXIT
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_http() {
     for _ in $(seq 1 200); do curl -s -o /dev/null "$1" && return 0; sleep 0.05; done
     echo "memory: nothing answers $1" >&2

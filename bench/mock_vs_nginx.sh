@@ -7,6 +7,7 @@
 #
 # Not a test: numbers depend on the machine and on what else runs on it.
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
 AG_SRC=$(cd "$(dirname "$0")/.." && pwd)
 APIGATE=${1:-${APIGATE:-$AG_SRC/build/apigate}}
@@ -31,19 +32,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-wait_port() {
-    for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done
-    echo "mock_vs_nginx: nothing on port $1" >&2; exit 1
-}
 
 # The same 1 KB JSON object for both: {"padding":"xxx…"} of exactly 1024 bytes.
 BODY=$(python3 -c 'print("{\"padding\":\"" + "x" * (1024 - 14) + "\"}", end="")')
 [ ${#BODY} -eq 1024 ] || { echo "body is ${#BODY} bytes" >&2; exit 1; }
 
-NGINX_PORT=$(free_port)
+NGINX_PORT=$(port)
 mkdir -p "$W/nginx/logs"
 cat >"$W/nginx/nginx.conf" <<NGX
 daemon off;
@@ -66,7 +60,7 @@ http {
 }
 NGX
 
-MOCK_PORT=$(free_port)
+MOCK_PORT=$(port)
 cat >"$W/mock.yaml" <<YML
 routes:
   - {method: GET, path: '/*', handler: static, body: '{}', body_size: 1KB}
@@ -89,8 +83,6 @@ m_len=$(curl -s "http://127.0.0.1:$MOCK_PORT/x" | wc -c)
 
 # CPU time (user + system) of a process in clock ticks, from /proc/PID/stat: on a shared machine
 # CPU per request is steadier than req/s.
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-HZ=$(getconf CLK_TCK)
 
 # run NAME PORT PID -> "req/s p99_ms cpu_us_per_request" (wrk --latency; p99 converted to ms)
 run() {
@@ -111,7 +103,6 @@ run() {
     echo "$rps $p99 $(awk -v t=$((c1 - c0)) -v hz="$HZ" -v n="$n" 'BEGIN { printf "%.2f", t / hz * 1e6 / n }')"
 }
 
-median() { sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 : >"$W/nginx.res"
 : >"$W/mock.res"

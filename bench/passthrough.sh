@@ -10,6 +10,7 @@
 # Not a test: prints a Markdown table (and the raw lines) to stdout. Usage:
 #   bench/passthrough.sh [APIGATE_BINARY]        env: DURATION=10s RUNS=3 CONNS=64 MODES="pinned unpinned"
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 
 APIGATE=${1:-${APIGATE:-$(cd "$(dirname "$0")/.." && pwd)/build/apigate}}
 DURATION=${DURATION:-10s}
@@ -31,22 +32,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-    for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done
-    echo "nothing on port $1" >&2
-    exit 1
-}
-# CPU ticks (utime+stime) of a process and all its descendants.
-cpu_ticks() {
-    local total=0 p
-    for p in $1 $(pgrep -P "$1" 2>/dev/null || true); do
-        [ -r "/proc/$p/stat" ] || continue
-        total=$((total + $(awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$p/stat")))
-    done
-    echo "$total"
-}
-HZ=$(getconf CLK_TCK)
 
 # ---- origin: nginx, 1 KB JSON ----
 OPORT=$(port)
@@ -189,7 +174,6 @@ run_one() {
     echo "  $mode run: $name $rps req/s, p99 ${p99} ms, ${cpu_us} µs CPU/req ${errs}" >&2
 }
 
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 : >"$W/results"
 for mode in $MODES; do

@@ -10,6 +10,7 @@
 # line is machine-readable for bench/run.sh:
 #   seed: p95_before=.. p95_after=.. ratio_p95=.. rps_before=.. rps_after=.. ratio_rps=.. hit=..
 set -euo pipefail
+. "$(dirname "$0")/lib.sh"
 AG_SRC=$(cd "$(dirname "$0")/.." && pwd)
 APIGATE=${1:-${APIGATE:-$AG_SRC/build/apigate}}
 RUNS=${RUNS:-3}
@@ -27,7 +28,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 for i in $(seq 1 "$RUNS"); do
     rc=0
