@@ -40,205 +40,30 @@ static bool gwconf__in_list(const char *const *list, const char *s)
     return false;
 }
 
-static bool gwconf__in_desc(const struct cfg_desc *d, const char *s)
-{
-    for (; d->key; d++)
-        if (strcmp(d->key, s) == 0)
-            return true;
-    return false;
-}
-
-/* "a, b, c" of a table's keys and the manual keys, into <out>. */
-static void gwconf__known(const struct cfg_desc *d, const char *const *manual, char *out,
-                          size_t outlen)
-{
-    size_t o = 0;
-    out[0] = '\0';
-    for (; d && d->key; d++)
-        o += (size_t)snprintf(out + o, o < outlen ? outlen - o : 0, "%s%s", o ? ", " : "", d->key);
-    for (size_t i = 0; manual && manual[i]; i++)
-        o += (size_t)snprintf(out + o, o < outlen ? outlen - o : 0, "%s%s", o ? ", " : "",
-                              manual[i]);
-}
-
-/* Edit distance of two short keys (Levenshtein, two rows); 99 when too long to matter. */
-static unsigned gwconf__distance(const char *a, const char *b)
-{
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 40 || lb > 40)
-        return 99;
-    unsigned prev[41], cur[41];
-    for (size_t j = 0; j <= lb; j++)
-        prev[j] = (unsigned)j;
-    for (size_t i = 1; i <= la; i++) {
-        cur[0] = (unsigned)i;
-        for (size_t j = 1; j <= lb; j++) {
-            unsigned sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
-            unsigned del = prev[j] + 1, ins = cur[j - 1] + 1;
-            cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
-        }
-        memcpy(prev, cur, (lb + 1) * sizeof(*prev));
-    }
-    return prev[lb];
-}
-
-/* The known key closest to <s> when it looks like a typo of it (distance 1 or 2), else NULL. */
-static const char *gwconf__nearest(const struct cfg_desc *d, const char *const *manual,
-                                   const char *s)
-{
-    const char *best = NULL;
-    unsigned best_d = 3;
-    for (; d && d->key; d++) {
-        unsigned x = gwconf__distance(s, d->key);
-        if (x < best_d && x < strlen(d->key)) {
-            best_d = x;
-            best = d->key;
-        }
-    }
-    for (size_t i = 0; manual && manual[i]; i++) {
-        unsigned x = gwconf__distance(s, manual[i]);
-        if (x < best_d && x < strlen(manual[i])) {
-            best_d = x;
-            best = manual[i];
-        }
-    }
-    return best;
-}
-
-/* Checks the keys of map <map> (at <where>) against table <desc> and the <manual> keys: unknown
- * and duplicate keys are errors. Fills <out> with a shallow map of the pairs <desc> knows (the
- * items point into <map>; free out->items only), for cfg_apply. Returns false when <map> is not a
- * map (error added). */
-static bool gwconf__split(const struct ynode *map, const char *where, const struct cfg_desc *desc,
-                          const char *const *manual, struct ynode *out, struct cfg_errors *errs)
-{
-    memset(out, 0, sizeof(*out));
-    out->type = YNODE_MAP;
-    if (map == NULL || gwconf__is_null(map))
-        return true;
-    out->file = map->file;
-    out->line = map->line;
-    out->col = map->col;
-    if (map->type != YNODE_MAP) {
-        cfg_error(errs, map, "%s: expected a map, got a %s", where, ynode_type_name(map));
-        return false;
-    }
-    size_t n = ynode_size(map);
-    out->items = xcalloc(2 * n + 1, sizeof(*out->items));
-    for (size_t i = 0; i < n; i++) {
-        const struct ynode *k = ynode_key(map, i);
-        if (k->type != YNODE_SCALAR) {
-            cfg_error(errs, k, "%s: a key must be a plain string", where);
-            continue;
-        }
-        bool dup = false;
-        for (size_t j = 0; j < i; j++) {
-            const struct ynode *kj = ynode_key(map, j);
-            if (kj->type == YNODE_SCALAR && strcmp(kj->str, k->str) == 0) {
-                cfg_error(errs, k, "%s%s%s: given twice (first at line %d); keep one", where,
-                          *where ? "." : "", k->str, kj->line);
-                dup = true;
-                break;
-            }
-        }
-        if (dup)
-            continue;
-        if (gwconf__in_list(manual, k->str))
-            continue;
-        /* Top-level "x-" keys are the user's (as in docker-compose): a place for YAML anchors
-         * shared by several routes or upstreams. */
-        if (*where == '\0' && strncmp(k->str, "x-", 2) == 0)
-            continue;
-        if (!gwconf__in_desc(desc, k->str)) {
-            char known[512];
-            gwconf__known(desc, manual, known, sizeof(known));
-            const char *near = gwconf__nearest(desc, manual, k->str);
-            if (near != NULL)
-                cfg_error(errs, k, "%s%s%s: unknown key; did you mean '%s'? known keys: %s",
-                          where, *where ? "." : "", k->str, near, known);
-            else
-                cfg_error(errs, k, "%s%s%s: unknown key; known keys: %s", where,
-                          *where ? "." : "", k->str, known);
-            continue;
-        }
-        out->items[out->n++] = map->items[2 * i];
-        out->items[out->n++] = map->items[2 * i + 1];
-    }
-    return true;
-}
-
-/* Length of the "file:line:col: " position at the start of <msg>, or 0. */
-static size_t gwconf__pos_len(const char *msg, const char *file, int *line, int *col)
-{
-    size_t fl = strlen(file);
-    if (strncmp(msg, file, fl) != 0 || msg[fl] != ':')
-        return 0;
-    char *end;
-    long l = strtol(msg + fl + 1, &end, 10);
-    if (*end != ':')
-        return 0;
-    long c = strtol(end + 1, &end, 10);
-    if (end[0] != ':' || end[1] != ' ')
-        return 0;
-    *line = (int)l;
-    *col = (int)c;
-    return (size_t)(end + 2 - msg);
-}
-
-/* cfg names keys relative to the table it was given; put the section path (<where>) in front of
- * the messages added since <before> so "balance: …" reads "upstreams.api.balance: …". */
-static void gwconf__prefix_errors(struct cfg_errors *errs, size_t before, const char *file,
-                                  const char *where)
-{
-    if (where == NULL || *where == '\0' || file == NULL)
-        return;
-    for (size_t i = before; i < errs->n; i++) {
-        int line, col;
-        size_t pl = gwconf__pos_len(errs->msgs[i], file, &line, &col);
-        if (pl == 0 || strncmp(errs->msgs[i] + pl, where, strlen(where)) == 0)
-            continue;
-        size_t len = strlen(errs->msgs[i]) + strlen(where) + 2;
-        char *m = xmalloc(len);
-        snprintf(m, len, "%.*s%s.%s", (int)pl, errs->msgs[i], where, errs->msgs[i] + pl);
-        free(errs->msgs[i]);
-        errs->msgs[i] = m;
-    }
-}
-
-/* Applies table <desc> to <base> from the known keys of <map>; unknown keys are reported. */
+/* Applies table <desc> to <base> from map <map> with cfg_apply_at() (defaults, values, unknown
+ * keys named by the section path <where>, <manual> keys left to the caller). At the top level
+ * (<where> ""), "x-" keys are the user's (as in docker-compose): a place for YAML anchors shared
+ * by several routes or upstreams, so they are taken out of a shallow copy of the map first. */
 static void gwconf__apply(const struct ynode *map, const char *where, const struct cfg_desc *desc,
                           const char *const *manual, void *base, struct cfg_errors *errs)
 {
-    struct ynode f;
-    size_t before = errs->n;
-    if (!gwconf__split(map, where, desc, manual, &f, errs) || f.file == NULL) {
-        cfg_apply(desc, base, NULL, errs);
-    } else {
-        size_t mid = errs->n;
-        cfg_apply(desc, base, &f, errs);
-        gwconf__prefix_errors(errs, mid, f.file, where);
-    }
-    (void)before;
-    free(f.items);
-}
-
-/* Sorts the messages from <from> by their line and column; stable (insertion sort: a file has
- * few errors), so messages at one position keep their order. */
-static void gwconf__sort_errors(struct cfg_errors *errs, size_t from, const char *file)
-{
-    for (size_t i = from + 1; i < errs->n; i++) {
-        char *m = errs->msgs[i];
-        int l, c, lj, cj;
-        if (gwconf__pos_len(m, file, &l, &c) == 0)
-            continue;
-        size_t j = i;
-        while (j > from && gwconf__pos_len(errs->msgs[j - 1], file, &lj, &cj) != 0 &&
-               (lj > l || (lj == l && cj > c))) {
-            errs->msgs[j] = errs->msgs[j - 1];
-            j--;
+    struct ynode top;
+    bool own = *where == '\0' && map != NULL && map->type == YNODE_MAP;
+    if (own) {
+        top = *map;
+        top.items = xcalloc(map->n + 1, sizeof(*top.items));
+        top.n = 0;
+        for (size_t i = 0; i < ynode_size(map); i++) {
+            if (strncmp(ynode_key(map, i)->str, "x-", 2) == 0)
+                continue;
+            top.items[top.n++] = map->items[2 * i];
+            top.items[top.n++] = map->items[2 * i + 1];
         }
-        errs->msgs[j] = m;
+        map = &top;
     }
+    cfg_apply_at(desc, base, map, where, manual, errs);
+    if (own)
+        free(top.items);
 }
 
 static const struct ynode *gwconf__get(const struct ynode *map, const char *key)
@@ -1000,7 +825,7 @@ static struct gw_config *gwconf__build(struct ynode *root, const char *path,
     gwconf__check_globals(c, root, errs);
     if (errs->n > before) {
         /* In file order, as a person fixes them. */
-        gwconf__sort_errors(errs, before, path);
+        cfg_errors_sort(errs, before);
         gwconf_free(c);
         return NULL;
     }
