@@ -3,6 +3,8 @@
 # (apigate_upstream_connects_total stays at 1 while the mock counts 200), keepalive_requests: 1
 # shows the churn it prevents (one connect per request), and a pool of 2 connections in front of a
 # slow route queues the rest and turns waits beyond queue_timeout into 503s that are counted.
+# An upstream whose SYNs go unanswered ends in 504 after connect_timeout, or after the route's
+# shorter timeout.connect.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 require_cmd curl jq python3
@@ -18,6 +20,28 @@ routes:
 EOF
 start_mock mock "$mport" --profile "$T/mock.yaml"
 
+# A listener that never accepts, with its accept queue full: the kernel drops further SYNs, so a
+# connect to it hangs until the caller gives up (a black hole on loopback).
+hport=$(free_port)
+cat >"$T/blackhole.py" <<'EOF'
+import os, socket, sys, time
+ls = socket.socket()
+ls.bind(("127.0.0.1", int(sys.argv[1])))
+ls.listen(0)
+held = []
+for _ in range(4):
+    s = socket.socket()
+    s.setblocking(False)
+    s.connect_ex(("127.0.0.1", int(sys.argv[1])))
+    held.append(s)
+time.sleep(0.2)
+open(os.path.join(os.environ["T"], "blackhole.ready"), "w").close()
+time.sleep(3600)
+EOF
+start_bg blackhole python3 "$T/blackhole.py" "$hport"
+for _ in $(seq 1 100); do [ -e "$T/blackhole.ready" ] && break; sleep 0.05; done
+[ -e "$T/blackhole.ready" ] || fail "blackhole listener not ready"
+
 cat >"$T/gw.yaml" <<EOF
 listen: 127.0.0.1:$gport
 admin: 127.0.0.1:$aport
@@ -31,7 +55,16 @@ upstreams:
   small:
     servers: [127.0.0.1:$mport]
     pool: {max_connections: 2, max_idle: 2, queue_timeout: 100ms, max_queue: 100}
+  hole:
+    servers: [127.0.0.1:$hport]
+    connect_timeout: 500ms
+    max_fails: 0
 routes:
+  - match: /hole/
+    upstream: hole
+  - match: /hole-quick/
+    upstream: hole
+    timeout: {connect: 100ms}
   - match: /fast/
     upstream: kept
   - match: /churn/
@@ -98,4 +131,18 @@ assert_eq "$(metric 'apigate_pool_connections{upstream="small",state="in_use"}')
 assert_eq "$(mock_stat "$mport" 'GET /slow/{id}')" 2 "the mock saw only the 2 requests that got a connection"
 assert_eq "$(metric 'apigate_pool_max_connections{upstream="small"}')" 2 "capacity bound: 2 x 1 thread x 1 server"
 assert_eq "$(metric 'apigate_pool_max_connections{upstream="kept"}')" 64 "capacity bound with the default pool"
+
+log "connect timeouts: an upstream that never answers the SYN"
+# (curl's -w still prints "000 ..." when it gives up, so the assertions below say what failed)
+out=$(curl -s -w '\n%{http_code} %{time_total}' --max-time 5 "$G/hole/1" || true)
+assert_eq "$(head -n1 <<<"$out" | jq -r .error)" connect_timeout "504 body"
+read -r code secs <<<"$(tail -n1 <<<"$out")"
+assert_eq "$code" 504 "status after the upstream's connect_timeout"
+assert_range "$secs" 0.45 1.5 "seconds until the upstream's connect_timeout (500ms)"
+read -r code secs <<<"$(curl -s -o /dev/null -w '%{http_code} %{time_total}' --max-time 5 "$G/hole-quick/1" || true)"
+assert_eq "$code" 504 "status after the route's timeout.connect"
+assert_range "$secs" 0.08 0.4 "seconds until the route's timeout.connect (100ms) overrides 500ms"
+assert_eq "$(metric 'apigate_upstream_errors_total{route="/hole/",reason="connect"}')" 1 "connect error counted"
+assert_eq "$(metric 'apigate_upstream_errors_total{route="/hole-quick/",reason="connect"}')" 1 \
+    "connect error counted on the quick route"
 log "ok"
