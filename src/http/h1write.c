@@ -109,21 +109,6 @@ void h1_write_status_line(struct buf *b, int status, const char *reason)
     buf_commit(b, (size_t)(p - buf_tail(b)));
 }
 
-void h1_write_request_line(struct buf *b, const char *method, size_t method_len,
-                           const char *target, size_t target_len)
-{
-    buf_reserve(b, method_len + 1 + target_len + 11);
-    char *p = buf_tail(b);
-    memcpy(p, method, method_len);
-    p += method_len;
-    *p++ = ' ';
-    memcpy(p, target, target_len);
-    p += target_len;
-    memcpy(p, " HTTP/1.1\r\n", 11);
-    p += 11;
-    buf_commit(b, (size_t)(p - buf_tail(b)));
-}
-
 void h1_write_header(struct buf *b, const char *name, size_t name_len, const char *value,
                      size_t value_len)
 {
@@ -178,21 +163,4 @@ void h1_write_chunk(struct buf *b, const void *data, size_t len)
     *p++ = '\r';
     *p++ = '\n';
     buf_commit(b, (size_t)(p - buf_tail(b)));
-}
-
-void h1_write_simple_response(struct buf *b, int status, const char *content_type,
-                              const char *extra_headers, const void *body, size_t body_len,
-                              int keep_alive)
-{
-    h1_write_status_line(b, status, NULL);
-    if (content_type)
-        h1_write_header_str(b, "Content-Type", content_type);
-    h1_write_header_u64(b, "Content-Length", body_len);
-    if (!keep_alive)
-        h1_write_header(b, "Connection", 10, "close", 5);
-    if (extra_headers)
-        buf_append_str(b, extra_headers);
-    h1_write_end_head(b);
-    if (body_len)
-        buf_append(b, body, body_len);
 }

@@ -13,9 +13,6 @@
 const char *h1_status_reason(int status);
 /* "HTTP/1.1 <status> <reason>\r\n". */
 void h1_write_status_line(struct buf *b, int status, const char *reason);
-/* "<method> <target> HTTP/1.1\r\n". */
-void h1_write_request_line(struct buf *b, const char *method, size_t method_len,
-                           const char *target, size_t target_len);
 /* "<name>: <value>\r\n". */
 void h1_write_header(struct buf *b, const char *name, size_t name_len, const char *value,
                      size_t value_len);
@@ -25,10 +22,5 @@ void h1_write_header_u64(struct buf *b, const char *name, uint64_t value);
 void h1_write_end_head(struct buf *b);
 /* One chunk: "<hex len>\r\n<data>\r\n"; <len> 0 writes the last chunk "0\r\n\r\n". */
 void h1_write_chunk(struct buf *b, const void *data, size_t len);
-/* A complete response with a Content-Length body; <content_type> may be NULL; <extra_headers> is
- * raw "Name: value\r\n" lines or NULL. */
-void h1_write_simple_response(struct buf *b, int status, const char *content_type,
-                              const char *extra_headers, const void *body, size_t body_len,
-                              int keep_alive);
 
 #endif

@@ -39,15 +39,6 @@ const struct h1_header *headers_find(const struct h1_header *h, size_t n, const 
     return NULL;
 }
 
-size_t headers_count(const struct h1_header *h, size_t n, const char *name)
-{
-    size_t len = strlen(name), c = 0;
-    for (size_t i = 0; i < n; i++)
-        if (span_eq(h[i].name, h[i].name_len, name, len))
-            c++;
-    return c;
-}
-
 bool headers_has_token(const char *value, size_t len, const char *token)
 {
     size_t tlen = strlen(token);

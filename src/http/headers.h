@@ -12,8 +12,6 @@
 bool headers_name_eq(const char *a, size_t alen, const char *b);
 /* First header named <name> (case-insensitive), or NULL. */
 const struct h1_header *headers_find(const struct h1_header *h, size_t n, const char *name);
-/* Number of headers named <name>. */
-size_t headers_count(const struct h1_header *h, size_t n, const char *name);
 /* True when the comma-separated <value> lists <token> (case-insensitive, whitespace ignored). */
 bool headers_has_token(const char *value, size_t len, const char *token);
 /* True for Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade,
