@@ -1,5 +1,5 @@
-/* Registry layout shared by the files of src/metrics (metrics.c registers, prom.c and json.c
- * render). No other folder includes this. */
+/* Registry layout shared by the files of src/metrics (metrics.c registers, prom.c
+ * renders). No other folder includes this. */
 #ifndef AG_METRICS_INTERNAL_H
 #define AG_METRICS_INTERNAL_H
 

@@ -1,6 +1,6 @@
 /* Metrics registry: families, series and per-thread slots. Registration takes a mutex (start-up);
  * updates are plain relaxed stores in the caller's own slot; reads sum the slots under the mutex.
- * Rendering lives in prom.c and json.c. */
+ * Rendering lives in prom.c. */
 #include "metrics/metrics.h"
 
 #include <stdlib.h>

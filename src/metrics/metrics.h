@@ -3,7 +3,7 @@
  * Families are registered with a name, help text and label names; each label value tuple (a
  * "series") is registered once, from config words only (route, upstream and server names, status
  * classes): the cardinality is bounded by the config, never by traffic. Exposition: Prometheus
- * text format 0.0.4 (prom.c) and a JSON snapshot for /stats (json.c). */
+ * text format 0.0.4 (prom.c). */
 #ifndef AG_METRICS_METRICS_H
 #define AG_METRICS_METRICS_H
 
@@ -109,9 +109,6 @@ metrics_ref metrics_lookup(struct metrics *m, const char *name, const char *cons
  * "text/plain; version=0.0.4; charset=utf-8") of every family to <out>. Histograms use the fixed
  * boundaries of metrics_le_seconds, counted from the full-resolution histograms. */
 void metrics_render_prom(struct metrics *m, struct buf *out);
-/* Appends a JSON object {"name": {"type":..,"help":..,"series":[{"labels":{..},"value":N}, ..]}}
- * where a histogram series has {"count","sum_s","p50_s","p90_s","p99_s","max_s"} instead of value. */
-void metrics_render_json(struct metrics *m, struct buf *out);
 
 /* The `le` boundaries of the exposition, in seconds (0.0005 .. 60), and their number. */
 extern const double metrics_le_seconds[];

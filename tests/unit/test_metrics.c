@@ -1,5 +1,5 @@
 /* Metrics registry and exposition: per-thread slots summed at read, gauge deltas, histogram
- * buckets, label escaping, Prometheus text parsed back line by line, JSON parsed with cJSON, and
+ * buckets, label escaping, Prometheus text parsed back line by line, and
  * `promtool check metrics` on the output when promtool is installed. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,7 +10,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <cjson/cJSON.h>
 #include <cmocka.h>
 
 #include "metrics/metrics.h"
@@ -224,34 +223,6 @@ static struct metrics *sample_registry(void)
     return m;
 }
 
-static void test_json(void **state)
-{
-    (void)state;
-    struct metrics *m = sample_registry();
-    struct buf out = BUF_INIT;
-    metrics_render_json(m, &out);
-    cJSON *root = cJSON_ParseWithLength(out.data, out.len);
-    assert_non_null(root);
-    cJSON *fam = cJSON_GetObjectItem(root, "http_server_request_duration_seconds");
-    assert_non_null(fam);
-    assert_string_equal(cJSON_GetObjectItem(fam, "type")->valuestring, "histogram");
-    cJSON *s0 = cJSON_GetArrayItem(cJSON_GetObjectItem(fam, "series"), 0);
-    assert_string_equal(
-        cJSON_GetObjectItem(cJSON_GetObjectItem(s0, "labels"), "http_route")->valuestring,
-        "/api/users/");
-    assert_int_equal(cJSON_GetObjectItem(s0, "count")->valuedouble, 1000);
-    double p50 = cJSON_GetObjectItem(s0, "p50_s")->valuedouble;
-    assert_true(p50 > 0.049 && p50 < 0.051);
-    double p99 = cJSON_GetObjectItem(s0, "p99_s")->valuedouble;
-    assert_true(p99 > 0.098 && p99 < 0.1);
-    cJSON *c = cJSON_GetObjectItem(root, "apigate_upstream_connects_total");
-    cJSON *c0 = cJSON_GetArrayItem(cJSON_GetObjectItem(c, "series"), 0);
-    assert_int_equal(cJSON_GetObjectItem(c0, "value")->valuedouble, 12);
-    cJSON_Delete(root);
-    buf_deinit(&out);
-    metrics_destroy(m);
-}
-
 /* The official linter, when present: the exposition must pass `promtool check metrics`. */
 static void test_promtool(void **state)
 {
@@ -285,7 +256,6 @@ int main(void)
         cmocka_unit_test(test_gauges_and_set),
         cmocka_unit_test(test_histograms),
         cmocka_unit_test(test_escaping_and_no_labels),
-        cmocka_unit_test(test_json),
         cmocka_unit_test(test_promtool),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
