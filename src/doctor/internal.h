@@ -47,23 +47,6 @@ void probe_redis__parse_info(const char *text, struct redis_facts *f);
 /* Parses a /stats JSON body into <f>; returns 0 or -1 when it is not a JSON object. */
 int probe_gateway__parse(const char *body, struct gw_facts *f);
 
-/* ---- httpc.c: a blocking GET with timings ---- */
-
-struct httpc_timing {
-    double dns_ms, connect_ms, tls_ms, ttfb_ms, total_ms; /* from the start, as curl -w */
-};
-
-struct httpc_resp {
-    int status;
-    struct buf body; /* decoded (chunked removed), NUL-terminated past len */
-};
-
-/* GETs <url> on a new connection (Connection: close), each step bounded by <timeout_ms>.
- * Returns 0 with <resp> filled (free with httpc_resp_deinit), or -1 with a reason in <err>. */
-int httpc_get(const char *url, int timeout_ms, struct httpc_resp *resp, struct httpc_timing *t,
-              char *err, size_t errlen);
-void httpc_resp_deinit(struct httpc_resp *r);
-
 /* ---- the libpq wrapper shared by probe_pg.c and probe_pgbouncer.c (only probe_pg.c includes
  * <libpq-fe.h>). Results are copied into plain strings so callers never see libpq types. ---- */
 

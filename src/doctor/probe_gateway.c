@@ -7,6 +7,7 @@
 #include <cjson/cJSON.h>
 
 #include "doctor/internal.h"
+#include "net/httpc.h"
 
 /* The number at <path> ("a.b" walks into objects) under <root>; -1 when absent or negative. */
 static double at_path(const cJSON *root, const char *path)
@@ -80,7 +81,7 @@ int probe_gateway_run(const char *url, int timeout_ms, struct gw_facts *f, struc
     struct httpc_resp resp;
     struct httpc_timing t;
     char err[256];
-    if (httpc_get(full, timeout_ms, &resp, &t, err, sizeof(err)) < 0) {
+    if (httpc_request("GET", full, timeout_ms, "apigate-doctor", &resp, &t, err, sizeof(err)) < 0) {
         struct finding *fd = finding_add(out, "gateway", "gw-unreachable", FINDING_CRITICAL,
                                          "cannot reach the gateway at %s: %s", f->where, err);
         finding_source(fd, "GET %s", f->where);

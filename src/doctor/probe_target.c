@@ -6,6 +6,7 @@
 
 #include "core/xmalloc.h"
 #include "doctor/internal.h"
+#include "net/httpc.h"
 
 int probe_target_run(const char *url, int timeout_ms, int samples, struct target_facts *f,
                      struct finding_list *out)
@@ -18,7 +19,8 @@ int probe_target_run(const char *url, int timeout_ms, int samples, struct target
         struct target_sample *s = &f->samples[i];
         struct httpc_resp resp;
         struct httpc_timing t;
-        if (httpc_get(url, timeout_ms, &resp, &t, s->error, sizeof(s->error)) == 0) {
+        if (httpc_request("GET", url, timeout_ms, "apigate-doctor", &resp, &t, s->error,
+                          sizeof(s->error)) == 0) {
             s->ok = true;
             s->status = resp.status;
             if (resp.status >= 500) {

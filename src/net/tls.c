@@ -374,6 +374,12 @@ bool tls_transport_resumed(const struct transport *t)
     return tc != NULL && SSL_session_reused(tc->ssl) == 1;
 }
 
+bool tls_transport_wants_write(const struct transport *t)
+{
+    const struct tls_conn *tc = tls__conn(t);
+    return tc != NULL && SSL_want_write(tc->ssl);
+}
+
 const char *tls_transport_describe(const struct transport *t, char *buf, size_t len)
 {
     const struct tls_conn *tc = tls__conn(t);

@@ -38,6 +38,9 @@ int tls_transport_init(struct transport *t, struct tls_client *c, int fd, const 
                        struct tls_session *sess, char *err, size_t errlen);
 /* After the handshake: true when the session was resumed (no full handshake). */
 bool tls_transport_resumed(const struct transport *t);
+/* After IO_AGAIN from <t>: true when OpenSSL waits to write (so poll for POLLOUT), false when it
+ * waits to read. For blocking clients that poll one direction (net/httpc.c). */
+bool tls_transport_wants_write(const struct transport *t);
 /* A sentence on why the last TLS operation of <t> failed ("certificate verify failed: self-signed
  * certificate in certificate chain"), written into <buf>; returns <buf>. */
 const char *tls_transport_describe(const struct transport *t, char *buf, size_t len);

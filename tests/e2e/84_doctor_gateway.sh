@@ -133,7 +133,7 @@ PY
     out=$("$APIGATE" doctor --target "https://127.0.0.1:$TLS/hello.json" --samples 2 --json)
     set -e
     assert_contains "$(jq -r '.findings[] | select(.id == "target-unreachable") | .evidence' <<<"$out")" \
-        "certificate: self-signed certificate" "untrusted certificate refused"
+        "certificate verify failed: self-signed certificate" "untrusted certificate refused"
     for host in 127.0.0.1 localhost; do
         out=$(SSL_CERT_FILE="$T/cert.pem" "$APIGATE" doctor --target "https://$host:$TLS/hello.json" \
             --samples 2 --json) || fail "trusted https target: $out"

@@ -1,37 +1,34 @@
-/* A blocking HTTP/1.1 GET for the doctor (gateway /stats, --target samples): one request per
- * connection, every step bounded by a timeout with poll(), and the time of each step recorded
- * like curl -w (dns, connect, tls, first byte, total, cumulative). Not for hot paths: the gateway
- * and the load generator use the event loop. The only file of src/doctor with OpenSSL. */
-#include <arpa/inet.h>
+/* A blocking HTTP/1.1 client (see httpc.h): one request per connection, every step bounded by a
+ * timeout with poll(), and the time of each step recorded like curl -w (dns, connect, tls, first
+ * byte, total, cumulative). TLS goes through the transport of net/tls.c. */
+#include "net/httpc.h"
+
 #include <errno.h>
 #include <netdb.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
-
 #include "core/clock.h"
-#include "doctor/internal.h"
 #include "http/chunked.h"
 #include "http/h1parse.h"
 #include "http/url.h"
 #include "net/sock.h"
+#include "net/tls.h"
+#include "net/transport.h"
 
-#define HTTPC_MAX_RESPONSE                                                                         \
-    (8u << 20) /* bodies above this are cut: doctor reads JSON and samples                         \
-                */
+#define HTTPC_MAX_RESPONSE (8u << 20) /* bodies above this are cut: tools read JSON and samples */
 
-/* One connection: the socket, and the TLS objects for https (NULL for http). */
+/* One connection: the socket (fd, until a transport takes it over), the transport, and the TLS
+ * context for https (NULL for http). */
 struct httpc_conn {
     int fd;
-    SSL_CTX *ctx;
-    SSL *ssl;
+    struct transport t; /* ops NULL until set up */
+    struct tls_client *tls;
     uint64_t deadline_ns; /* for the current step */
 };
 
@@ -40,9 +37,18 @@ static double ms_since(uint64_t t0)
     return (double)(clock_now_ns() - t0) / 1e6;
 }
 
-/* Waits until <fd> is ready for <events> or the step's deadline passes. 0 or -1 (timeout). */
+static void set_deadline(struct httpc_conn *c, int timeout_ms)
+{
+    c->deadline_ns = clock_now_ns() + (uint64_t)timeout_ms * 1000000ull;
+}
+
+/* Waits until the connection is ready for <events> or the step's deadline passes. 0 or -1
+ * (timeout). After IO_AGAIN from TLS, waits for what OpenSSL asks (it may need to write to read,
+ * and the reverse), not for what the caller wanted to do. */
 static int wait_fd(struct httpc_conn *c, short events)
 {
+    if (c->t.ops != NULL && c->tls != NULL)
+        events = tls_transport_wants_write(&c->t) ? POLLOUT : POLLIN;
     for (;;) {
         uint64_t now = clock_now_ns();
         if (now >= c->deadline_ns)
@@ -56,41 +62,26 @@ static int wait_fd(struct httpc_conn *c, short events)
     }
 }
 
-static void set_deadline(struct httpc_conn *c, int timeout_ms)
+/* Why the transport's last step failed, after "<what>: ". */
+static void io_error(struct httpc_conn *c, const char *what, char *err, size_t errlen)
 {
-    c->deadline_ns = clock_now_ns() + (uint64_t)timeout_ms * 1000000ull;
+    char why[256];
+    if (c->tls != NULL)
+        tls_transport_describe(&c->t, why, sizeof(why));
+    else
+        snprintf(why, sizeof(why), "%s", strerror(c->t.err_errno ? c->t.err_errno : EIO));
+    snprintf(err, errlen, "%s: %s", what, why);
 }
 
 /* Reads once: bytes, 0 at the end, -1 on error or timeout (<err> says which). */
-/* OpenSSL may need to write to read (renegotiation, key update) and the reverse: wait for what it
- * asks for, not for what the caller wanted to do. */
 static ssize_t conn_read(struct httpc_conn *c, char *buf, size_t len, char *err, size_t errlen)
 {
     for (;;) {
-        if (c->ssl) {
-            int n = SSL_read(c->ssl, buf, (int)len);
-            if (n > 0)
-                return n;
-            int e = SSL_get_error(c->ssl, n);
-            if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0))
-                return 0; // close_notify, or a peer that just closed
-            if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
-                snprintf(err, errlen, "TLS read failed");
-                return -1;
-            }
-            if (wait_fd(c, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT) < 0) {
-                snprintf(err, errlen, "timed out reading the response");
-                return -1;
-            }
-            continue;
-        }
-        ssize_t n = read(c->fd, buf, len);
+        ssize_t n = transport_read(&c->t, buf, len);
         if (n >= 0)
             return n;
-        if (errno == EINTR)
-            continue;
-        if (errno != EAGAIN) {
-            snprintf(err, errlen, "read: %s", strerror(errno));
+        if (n == IO_ERR) {
+            io_error(c, "read", err, errlen);
             return -1;
         }
         if (wait_fd(c, POLLIN) < 0) {
@@ -103,79 +94,52 @@ static ssize_t conn_read(struct httpc_conn *c, char *buf, size_t len, char *err,
 static int conn_write(struct httpc_conn *c, const char *p, size_t len, char *err, size_t errlen)
 {
     while (len > 0) {
-        ssize_t n;
-        if (c->ssl) {
-            int r = SSL_write(c->ssl, p, (int)len);
-            if (r <= 0) {
-                int e = SSL_get_error(c->ssl, r);
-                if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
-                    snprintf(err, errlen, "TLS write failed");
-                    return -1;
-                }
-                if (wait_fd(c, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT) < 0)
-                    goto timeout;
-                continue;
+        ssize_t n = transport_write(&c->t, p, len);
+        if (n == IO_ERR) {
+            io_error(c, "write", err, errlen);
+            return -1;
+        }
+        if (n == IO_AGAIN) {
+            if (wait_fd(c, POLLOUT) < 0) {
+                snprintf(err, errlen, "timed out sending the request");
+                return -1;
             }
-            n = r;
-        } else {
-            n = write(c->fd, p, len);
-            if (n == -1) {
-                if (errno == EINTR)
-                    continue;
-                if (errno != EAGAIN) {
-                    snprintf(err, errlen, "write: %s", strerror(errno));
-                    return -1;
-                }
-                if (wait_fd(c, POLLOUT) < 0)
-                    goto timeout;
-                continue;
-            }
+            continue;
         }
         p += n;
         len -= (size_t)n;
     }
     return 0;
-timeout:
-    snprintf(err, errlen, "timed out sending the request");
-    return -1;
 }
 
-static int tls_start(struct httpc_conn *c, const char *host, char *err, size_t errlen)
+/* Makes the connected socket a transport: plain TCP, or TLS with the handshake done (system CA
+ * store, or SSL_CERT_FILE; the host name or IP literal checked against the certificate). */
+static int transport_start(struct httpc_conn *c, const struct url *u, char *err, size_t errlen)
 {
-    c->ctx = SSL_CTX_new(TLS_client_method());
-    if (c->ctx == NULL) {
-        snprintf(err, errlen, "TLS: cannot create a context");
+    if (!u->tls) {
+        transport_init_tcp(&c->t, c->fd);
+        return 0;
+    }
+    char why[256];
+    struct tls_client_opts o = {.verify = true};
+    c->tls = tls_client_create(&o, why, sizeof(why));
+    if (c->tls == NULL) {
+        snprintf(err, errlen, "TLS: %s", why);
         return -1;
     }
-    SSL_CTX_set_default_verify_paths(c->ctx);
-    SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
-    c->ssl = SSL_new(c->ctx);
-    SSL_set_fd(c->ssl, c->fd);
-    /* An IP literal is matched against the certificate's IP addresses and sent without SNI
-     * (RFC 6066 forbids IP literals there); a name against its DNS names. */
-    unsigned char ip[16];
-    bool is_ip = inet_pton(AF_INET, host, ip) == 1 || inet_pton(AF_INET6, host, ip) == 1;
-    if (is_ip) {
-        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), host);
-    } else {
-        SSL_set_tlsext_host_name(c->ssl, host);
-        SSL_set1_host(c->ssl, host);
+    if (tls_transport_init(&c->t, c->tls, c->fd, u->host, NULL, why, sizeof(why)) < 0) {
+        snprintf(err, errlen, "TLS: %s", why);
+        return -1;
     }
     for (;;) {
-        int r = SSL_connect(c->ssl);
-        if (r == 1)
+        int r = transport_handshake(&c->t);
+        if (r == IO_OK)
             return 0;
-        int e = SSL_get_error(c->ssl, r);
-        if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
-            long v = SSL_get_verify_result(c->ssl);
-            if (v != X509_V_OK)
-                snprintf(err, errlen, "TLS handshake: certificate: %s",
-                         X509_verify_cert_error_string(v));
-            else
-                snprintf(err, errlen, "TLS handshake failed");
+        if (r == IO_ERR) {
+            io_error(c, "TLS handshake", err, errlen);
             return -1;
         }
-        if (wait_fd(c, e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT) < 0) {
+        if (wait_fd(c, POLLIN) < 0) {
             snprintf(err, errlen, "TLS handshake timed out");
             return -1;
         }
@@ -184,19 +148,19 @@ static int tls_start(struct httpc_conn *c, const char *host, char *err, size_t e
 
 static void conn_close(struct httpc_conn *c)
 {
-    if (c->ssl)
-        SSL_free(c->ssl);
-    if (c->ctx)
-        SSL_CTX_free(c->ctx);
-    c->ssl = NULL;
-    c->ctx = NULL;
-    if (c->fd >= 0)
+    if (c->t.ops != NULL) {
+        transport_close(&c->t); // closes the fd it took over
+        c->t.ops = NULL;
+    } else if (c->fd >= 0) {
         close(c->fd);
+    }
     c->fd = -1;
+    tls_client_destroy(c->tls);
+    c->tls = NULL;
 }
 
-/* Resolves (blocking getaddrinfo: the doctor is not on a hot path) and tries each address in
- * order with a non-blocking connect bounded by the timeout; records dns and connect times. */
+/* Resolves (blocking getaddrinfo: tools are not on a hot path) and tries each address in order
+ * with a non-blocking connect bounded by the timeout; records dns and connect times. */
 static int connect_to(struct httpc_conn *c, const struct url *u, int timeout_ms,
                       struct httpc_timing *t, uint64_t t0, char *err, size_t errlen)
 {
@@ -240,12 +204,15 @@ static int connect_to(struct httpc_conn *c, const struct url *u, int timeout_ms,
     return 0;
 }
 
-/* One GET: connect, TLS, send, read the head (first byte time), read the body by its framing. The
- * whole exchange after the connect shares one deadline per step: TLS, then request + response. */
-int httpc_get(const char *url, int timeout_ms, struct httpc_resp *resp, struct httpc_timing *t,
-              char *err, size_t errlen)
+/* One request: connect, TLS, send, read the head (first byte time), read the body by its framing.
+ * The exchange after the connect has one deadline per step: TLS, then request + response. */
+int httpc_request(const char *method, const char *url, int timeout_ms, const char *agent,
+                  struct httpc_resp *resp, struct httpc_timing *t, char *err, size_t errlen)
 {
     struct url u;
+    struct httpc_timing unused;
+    if (t == NULL)
+        t = &unused;
     memset(resp, 0, sizeof(*resp));
     memset(t, 0, sizeof(*t));
     buf_init(&resp->body);
@@ -258,15 +225,19 @@ int httpc_get(const char *url, int timeout_ms, struct httpc_resp *resp, struct h
     if (connect_to(&c, &u, timeout_ms, t, t0, err, errlen) < 0)
         goto out;
     set_deadline(&c, timeout_ms);
-    if (u.tls && tls_start(&c, u.host, err, errlen) < 0)
+    if (transport_start(&c, &u, err, errlen) < 0)
         goto out;
     t->tls_ms = ms_since(t0);
     char req[2560];
     bool v6 = strchr(u.host, ':') != NULL;
+    /* A method other than GET and HEAD says its (empty) body, as servers may wait for one. */
+    bool head_req = strcmp(method, "HEAD") == 0;
+    bool bodyless = head_req || strcmp(method, "GET") == 0;
     int n = snprintf(req, sizeof(req),
-                     "GET %s HTTP/1.1\r\nHost: %s%s%s:%d\r\nUser-Agent: apigate-doctor\r\n"
-                     "Accept: */*\r\nConnection: close\r\n\r\n",
-                     u.path, v6 ? "[" : "", u.host, v6 ? "]" : "", u.port);
+                     "%s %s HTTP/1.1\r\nHost: %s%s%s:%d\r\nUser-Agent: %s\r\n"
+                     "Accept: */*\r\n%sConnection: close\r\n\r\n",
+                     method, u.path, v6 ? "[" : "", u.host, v6 ? "]" : "", u.port, agent,
+                     bodyless ? "" : "Content-Length: 0\r\n");
     if (n < 0 || (size_t)n >= sizeof(req)) {
         snprintf(err, errlen, "URL too long");
         goto out;
@@ -290,12 +261,12 @@ int httpc_get(const char *url, int timeout_ms, struct httpc_resp *resp, struct h
         if (t->ttfb_ms == 0)
             t->ttfb_ms = ms_since(t0);
         buf_commit(&in, (size_t)got);
-        head = h1_parse_response(buf_head(&in), buf_pending(&in), &r, hdrs, 64, NULL, false);
+        head = h1_parse_response(buf_head(&in), buf_pending(&in), &r, hdrs, 64, NULL, head_req);
         /* Interim responses (100 Continue, 103 Early Hints) precede the real one. */
         while (head > 0 && r.status >= 100 && r.status < 200) {
             buf_consume(&in, (size_t)head);
             head = buf_pending(&in) ? h1_parse_response(buf_head(&in), buf_pending(&in), &r, hdrs,
-                                                        64, NULL, false)
+                                                        64, NULL, head_req)
                                     : -2;
         }
     }
