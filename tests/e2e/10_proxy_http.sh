@@ -23,7 +23,8 @@ routes:
   - {method: GET, path: /closing, body_size: 100, close: true}
   - {method: GET, path: /json, body_size: 1KB}
 EOF
-cat >"$T/gw.yaml" <<EOF
+start_mock mock "$mport" --profile "$T/mock.yaml"
+start_gateway gw "$gport" "$aport" <<EOF
 listen: 127.0.0.1:$gport
 admin: 127.0.0.1:$aport
 workers: {threads: 1}
@@ -45,10 +46,6 @@ routes:
   - match: /json
     upstream: api
 EOF
-start_mock mock "$mport" --profile "$T/mock.yaml"
-start_bg gw "$APIGATE" serve -c "$T/gw.yaml"
-wait_port "$gport"
-wait_port "$aport"
 G=http://127.0.0.1:$gport
 
 log "GET through the gateway: forwarded headers added, hop-by-hop removed"

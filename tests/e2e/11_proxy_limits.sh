@@ -53,7 +53,10 @@ while True:
         c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
     c.close()
 EOF
-cat >"$T/gw.yaml" <<EOF
+start_mock mock "$mport" --profile "$T/mock.yaml"
+start_bg refuser python3 "$T/refuser.py" "$m2port"
+wait_port "$m2port"
+start_gateway gw "$gport" "$aport" <<EOF
 listen: 127.0.0.1:$gport
 admin: 127.0.0.1:$aport
 workers: {threads: 1}
@@ -78,12 +81,6 @@ routes:
   - match: /
     upstream: api
 EOF
-start_mock mock "$mport" --profile "$T/mock.yaml"
-start_bg refuser python3 "$T/refuser.py" "$m2port"
-wait_port "$m2port"
-start_bg gw "$APIGATE" serve -c "$T/gw.yaml"
-wait_port "$gport"
-wait_port "$aport"
 G=http://127.0.0.1:$gport
 metric() { # metric NAME_WITH_LABELS: value summed from /metrics (0 when absent)
     curl -s --max-time 5 "http://127.0.0.1:$aport/metrics" |

@@ -41,7 +41,7 @@ while True:
 PY
 start_bg origin python3 "$T/origin.py" "$oport"
 wait_port "$oport"
-cat >"$T/gw.yaml" <<EOF2
+start_gateway gw "$gport" <<EOF2
 listen: 127.0.0.1:$gport
 admin: 127.0.0.1:$aport
 workers: {threads: 1}
@@ -53,8 +53,6 @@ routes:
     upstream: o
     timeout: {first_byte: 20s}
 EOF2
-start_bg gw "$APIGATE" serve -c "$T/gw.yaml"
-wait_port "$gport"
 
 for i in 1 2 3 4 5; do
     start=$SECONDS

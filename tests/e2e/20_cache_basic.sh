@@ -20,7 +20,7 @@ free_ports() {
 read -r mport gport aport <<<"$(free_ports 3)"
 start_mock mock "$mport"
 
-cat >"$T/gw.yaml" <<YAML
+start_gateway gw "$gport" "$aport" <<YAML
 listen: 127.0.0.1:$gport
 admin: 127.0.0.1:$aport
 workers: {threads: 2}
@@ -49,9 +49,6 @@ routes:
     upstream: api
     cache: {}
 YAML
-start_bg gw "$APIGATE" serve -c "$T/gw.yaml"
-wait_port "$gport"
-wait_port "$aport"
 G=http://127.0.0.1:$gport
 A=http://127.0.0.1:$aport
 

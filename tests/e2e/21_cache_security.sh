@@ -19,7 +19,7 @@ free_ports() {
 }
 read -r mport gport aport <<<"$(free_ports 3)"
 start_mock mock "$mport"
-cat >"$T/gw.yaml" <<YAML
+start_gateway gw "$gport" "$aport" <<YAML
 listen: 127.0.0.1:$gport
 admin: 127.0.0.1:$aport
 workers: {threads: 2}
@@ -33,9 +33,6 @@ routes:
     upstream: api
     cache: {ttl: 5m, override: true}
 YAML
-start_bg gw "$APIGATE" serve -c "$T/gw.yaml"
-wait_port "$gport"
-wait_port "$aport"
 
 log "24 concurrent clients, 3 identities, 2 routes"
 python3 - "$gport" >"$T/sec.out" <<'PY'

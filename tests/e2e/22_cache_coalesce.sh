@@ -25,7 +25,7 @@ routes:
   - {method: GET, path: /api/glacial, latency: {dist: fixed, ms: 1500}, body_size: 256}
 YAML
 start_mock mock "$mport" --profile "$T/mock.yaml" --threads 2
-cat >"$T/gw.yaml" <<YAML
+start_gateway gw "$gport" "$aport" <<YAML
 listen: 127.0.0.1:$gport
 admin: 127.0.0.1:$aport
 workers: {threads: 4}
@@ -43,9 +43,6 @@ routes:
     upstream: api
     cache: {}
 YAML
-start_bg gw "$APIGATE" serve -c "$T/gw.yaml"
-wait_port "$gport"
-wait_port "$aport"
 
 # burst PATH N: N clients at once (each on its own connection), prints a JSON summary
 burst() {

@@ -35,7 +35,7 @@ routes:
 YAML
 start_mock mock "$mport" --profile "$T/mock.yaml"
 start_mock mock2 "$m2port" --profile "$T/mock.yaml"
-cat >"$T/gw.yaml" <<YAML
+start_gateway gw "$gport" "$aport" <<YAML
 listen: 127.0.0.1:$gport
 admin: 127.0.0.1:$aport
 workers: {threads: 2}
@@ -56,9 +56,6 @@ routes:
     upstream: api
     cache: {}
 YAML
-start_bg gw "$APIGATE" serve -c "$T/gw.yaml"
-wait_port "$gport"
-wait_port "$aport"
 G=http://127.0.0.1:$gport
 
 hdrs() { curl -s -o /dev/null -D - --max-time 10 "$@" | tr -d '\r'; }

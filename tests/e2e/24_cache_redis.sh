@@ -28,7 +28,7 @@ for n in a b; do
     if [ "$n" = a ]; then gp=$gpa ap=$apa; else gp=$gpb ap=$apb; fi
     if [ "$n" = a ]; then G_a=http://127.0.0.1:$gp A_a=http://127.0.0.1:$ap
     else G_b=http://127.0.0.1:$gp A_b=http://127.0.0.1:$ap; fi
-    cat >"$T/gw-$n.yaml" <<YAML
+    start_gateway "gw-$n" "$gp" "$ap" <<YAML
 listen: 127.0.0.1:$gp
 admin: 127.0.0.1:$ap
 workers: {threads: 2}
@@ -43,9 +43,6 @@ routes:
     upstream: api
     cache: {}
 YAML
-    start_bg "gw-$n" "$APIGATE" serve -c "$T/gw-$n.yaml"
-    wait_port "$gp"
-    wait_port "$ap"
 done
 H=(-H 'Host: api.test')
 xc() { curl -s -o /dev/null -D - --max-time 10 "${H[@]}" "$@" | tr -d '\r' | awk -F': ' 'tolower($1) == "x-cache" { print $2 }'; }

@@ -55,7 +55,7 @@ wait_port "$nport"
 curl -s --cacert "$T/ca.crt" "https://localhost:$nport/api/x" >/dev/null ||
     fail "nginx does not serve TLS with the test CA"
 
-cat >"$T/gw.yaml" <<EOF
+start_gateway gw "$gport" "$aport" <<EOF
 listen: 127.0.0.1:$gport
 admin: 127.0.0.1:$aport
 workers: {threads: 1}
@@ -79,9 +79,6 @@ routes:
   - match: /short/
     upstream: short
 EOF
-start_bg gw "$APIGATE" serve -c "$T/gw.yaml"
-wait_port "$gport"
-wait_port "$aport"
 G=http://127.0.0.1:$gport
 
 log "verified TLS upstream: 40 requests"

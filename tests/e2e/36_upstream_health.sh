@@ -20,7 +20,7 @@ EOF
 start_mock m1 "$p1" --profile "$T/mock.yaml"
 start_mock m2 "$p2" --profile "$T/mock.yaml"
 
-cat >"$T/gw.yaml" <<EOF
+start_gateway gw "$gport" "$aport" <<EOF
 listen: 127.0.0.1:$gport
 admin: 127.0.0.1:$aport
 workers: {threads: 1}
@@ -34,9 +34,6 @@ routes:
   - match: /api/
     upstream: api
 EOF
-start_bg gw "$APIGATE" serve -c "$T/gw.yaml"
-wait_port "$gport"
-wait_port "$aport"
 G=http://127.0.0.1:$gport
 A=http://127.0.0.1:$aport
 

@@ -42,7 +42,7 @@ start_bg blackhole python3 "$T/blackhole.py" "$hport"
 for _ in $(seq 1 100); do [ -e "$T/blackhole.ready" ] && break; sleep 0.05; done
 [ -e "$T/blackhole.ready" ] || fail "blackhole listener not ready"
 
-cat >"$T/gw.yaml" <<EOF
+start_gateway gw "$gport" "$aport" <<EOF
 listen: 127.0.0.1:$gport
 admin: 127.0.0.1:$aport
 workers: {threads: 1}
@@ -72,9 +72,6 @@ routes:
   - match: /slow/
     upstream: small
 EOF
-start_bg gw "$APIGATE" serve -c "$T/gw.yaml"
-wait_port "$gport"
-wait_port "$aport"
 G=http://127.0.0.1:$gport
 A=http://127.0.0.1:$aport
 metric() {

@@ -21,7 +21,7 @@ EOF
 start_mock mfast "$fast" --profile "$T/fast.yaml"
 start_mock mslow "$slow" --profile "$T/slow.yaml"
 
-cat >"$T/gw.yaml" <<EOF
+start_gateway gw "$gport" "$aport" <<EOF
 listen: 127.0.0.1:$gport
 admin: 127.0.0.1:$aport
 workers: {threads: 1}
@@ -40,9 +40,6 @@ routes:
   - {match: /lr/, upstream: lr}
   - {match: /ewma/, upstream: ewma}
 EOF
-start_bg gw "$APIGATE" serve -c "$T/gw.yaml"
-wait_port "$gport"
-wait_port "$aport"
 G=http://127.0.0.1:$gport
 
 # run POLICY: 4 clients × 30 sequential requests (keep-alive), then the share of the fast server.

@@ -18,7 +18,7 @@ routes:
   - {name: shared, method: GET, path: '/api/s/{x}', error_rate: 100%, error_status: 500}
 YAML
 start_mock mock "$mport" --profile "$T/mock.yaml"
-cat >"$T/gw.yaml" <<YAML
+start_gateway gw "$gport" "$aport" <<YAML
 listen: 127.0.0.1:$gport
 admin: 127.0.0.1:$aport
 workers: {threads: 2}
@@ -45,9 +45,6 @@ routes:
   - match: /api/
     upstream: api
 YAML
-start_bg gw "$APIGATE" serve -c "$T/gw.yaml"
-wait_port "$gport"
-wait_port "$aport"
 G=http://127.0.0.1:$gport
 A=http://127.0.0.1:$aport
 

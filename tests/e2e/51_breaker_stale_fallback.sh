@@ -17,7 +17,7 @@ routes:
   - {name: live, method: GET, path: '/api/live/{id}', body_size: 64}
 YAML
 start_mock mock "$mport" --profile "$T/mock.yaml"
-cat >"$T/gw.yaml" <<YAML
+start_gateway gw "$gport" "$aport" <<YAML
 listen: 127.0.0.1:$gport
 admin: 127.0.0.1:$aport
 workers: {threads: 2}
@@ -36,9 +36,6 @@ routes:
       status: 503
       body: '{"error":"temporarily unavailable","cached":false}'
 YAML
-start_bg gw "$APIGATE" serve -c "$T/gw.yaml"
-wait_port "$gport"
-wait_port "$aport"
 G=http://127.0.0.1:$gport
 A=http://127.0.0.1:$aport
 

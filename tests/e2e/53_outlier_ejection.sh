@@ -21,7 +21,7 @@ routes:
 YAML
 start_mock bad "$bad" --profile "$T/bad.yaml"
 start_mock good "$good" --profile "$T/good.yaml"
-cat >"$T/gw.yaml" <<YAML
+start_gateway gw "$gport" "$aport" <<YAML
 listen: 127.0.0.1:$gport
 admin: 127.0.0.1:$aport
 workers: {threads: 2}
@@ -30,9 +30,6 @@ upstreams:
 routes:
   - {match: /api/, upstream: api}
 YAML
-start_bg gw "$APIGATE" serve -c "$T/gw.yaml"
-wait_port "$gport"
-wait_port "$aport"
 G=http://127.0.0.1:$gport
 metric() { curl -s --max-time 5 "http://127.0.0.1:$aport/metrics" | awk -v k="$1" '
     index($0, k) == 1 { s += $2; f = 1 } END { print f ? s : 0 }'; }

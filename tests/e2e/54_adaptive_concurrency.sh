@@ -19,7 +19,7 @@ routes:
   - {name: db, method: GET, path: '/db/{x}', db: true}
 YAML
 start_mock mock "$mport" --profile "$T/mock.yaml"
-cat >"$T/gw.yaml" <<YAML
+start_gateway gw "$gport" "$aport" <<YAML
 listen: 127.0.0.1:$gport
 admin: 127.0.0.1:$aport
 workers: {threads: 2}
@@ -34,9 +34,6 @@ routes:
   - match: /db/
     upstream: db
 YAML
-start_bg gw "$APIGATE" serve -c "$T/gw.yaml"
-wait_port "$gport"
-wait_port "$aport"
 G=http://127.0.0.1:$gport
 
 # phase NAME PATH RATE SECONDS: open-model load (arrivals do not wait for answers, like users),

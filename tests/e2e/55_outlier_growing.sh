@@ -17,7 +17,7 @@ echo "$fail500" >"$T/bad.yaml"
 echo "$ok200" >"$T/good.yaml"
 start_mock bad "$bad" --profile "$T/bad.yaml"
 start_mock good "$good" --profile "$T/good.yaml"
-cat >"$T/gw.yaml" <<YAML
+start_gateway gw "$gport" "$aport" <<YAML
 listen: 127.0.0.1:$gport
 admin: 127.0.0.1:$aport
 workers: {threads: 1}
@@ -29,9 +29,6 @@ upstreams:
 routes:
   - {match: /api/, upstream: api}
 YAML
-start_bg gw "$APIGATE" serve -c "$T/gw.yaml"
-wait_port "$gport"
-wait_port "$aport"
 G=http://127.0.0.1:$gport
 burst() { local i; for i in $(seq 1 "$1"); do http_status "$G/api/$i"; echo; done | sort | uniq -c | tr -s ' ' | tr '\n' ';'; }
 

@@ -27,7 +27,8 @@ routes:
   - {method: GET, path: /api/users, body_size: 300}
   - {method: GET, path: /api/cached, body_size: 200, headers: {Cache-Control: 'max-age=60'}}
 EOF
-cat >"$T/gw.yaml" <<EOF
+start_mock mock "$mport" --profile "$T/mock.yaml"
+start_gateway gw "$gport" "$aport" <<EOF
 listen: 127.0.0.1:$gport
 admin: 127.0.0.1:$aport
 workers: {threads: 1}
@@ -43,10 +44,6 @@ routes:
     upstream: api
     cache: {ttl: 60s}
 EOF
-start_mock mock "$mport" --profile "$T/mock.yaml"
-start_bg gw "$APIGATE" serve -c "$T/gw.yaml"
-wait_port "$gport"
-wait_port "$aport"
 
 log "every metric a panel queries is in a live scrape"
 "$APIGATE" load -q -c 2 -d 500ms "http://127.0.0.1:$gport/api/users" >/dev/null

@@ -20,7 +20,8 @@ routes:
   - {method: GET, path: /api/fail, status: 500}
   - {method: GET, path: /api/cached, body_size: 256, headers: {Cache-Control: 'max-age=60'}}
 EOF
-cat >"$T/gw.yaml" <<EOF
+start_mock mock "$mport" --profile "$T/mock.yaml"
+start_gateway gw "$gport" "$aport" <<EOF
 listen: 127.0.0.1:$gport
 admin: 127.0.0.1:$aport
 workers: {threads: 2}
@@ -38,10 +39,6 @@ routes:
     upstream: api
     cache: {ttl: 60s}
 EOF
-start_mock mock "$mport" --profile "$T/mock.yaml"
-start_bg gw "$APIGATE" serve -c "$T/gw.yaml"
-wait_port "$gport"
-wait_port "$aport"
 A=http://127.0.0.1:$aport
 
 log "the page is served, self-contained (no external URL)"

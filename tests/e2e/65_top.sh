@@ -14,7 +14,8 @@ routes:
   - {method: GET, path: /api/users, body_size: 100}
   - {method: GET, path: /api/orders, status: 503}
 EOF
-cat >"$T/gw.yaml" <<EOF
+start_mock mock "$mport" --profile "$T/mock.yaml"
+start_gateway gw "$gport" "$aport" <<EOF
 listen: 127.0.0.1:$gport
 admin: 127.0.0.1:$aport
 workers: {threads: 1}
@@ -28,10 +29,6 @@ routes:
     upstream: api
     breaker: {min_requests: 5, error_threshold: 50%, open_for: 1h}
 EOF
-start_mock mock "$mport" --profile "$T/mock.yaml"
-start_bg gw "$APIGATE" serve -c "$T/gw.yaml"
-wait_port "$gport"
-wait_port "$aport"
 
 log "usage errors exit 2; --help exits 0"
 rc=0; "$APIGATE" top --interval 10ms --once >/dev/null 2>"$T/err" || rc=$?

@@ -258,6 +258,17 @@ start_mock() {
     wait_port "$port"
 }
 
+# start_gateway NAME PORT... <<EOF ... EOF: writes the config from stdin to $T/NAME.yaml, starts
+# `apigate serve -c` on it as NAME (log in $T/NAME.log) and waits until every PORT (listen, admin)
+# accepts. Rewrite $T/NAME.yaml and send SIGHUP to reload.
+start_gateway() {
+    local name=$1 port
+    shift
+    cat >"$T/$name.yaml"
+    start_bg "$name" "$APIGATE" serve -c "$T/$name.yaml"
+    for port in "$@"; do wait_port "$port"; done
+}
+
 # raw_http PORT [TIMEOUT_S=5]: sends stdin as raw bytes to 127.0.0.1:PORT and prints everything
 # the server sent back until it closes or goes quiet for TIMEOUT_S. Writes "closed" or "open" to
 # $T/raw_http.state (did the server close the connection?). With RAW_HTTP_SHUT=1 it half-closes
