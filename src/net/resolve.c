@@ -22,7 +22,6 @@ struct resolve_name {
     struct sock_addr addrs[RESOLVE_MAX_ADDRS];
     size_t naddrs;
     _Atomic bool has_addr;   /* naddrs > 0, readable without the lock */
-    uint64_t changes;
     bool failing;            /* last attempt failed: log recovery once */
     struct resolve_name *next;
 };
@@ -64,7 +63,6 @@ static int resolve__one(struct resolve_name *n, char *err, size_t errlen)
         return -1;
     }
     struct sock_addr tmp[RESOLVE_MAX_ADDRS];
-    memset(tmp, 0, sizeof(tmp)); /* compared bytewise with the previous set below */
     size_t k = 0;
     for (struct addrinfo *ai = res; ai != NULL && k < RESOLVE_MAX_ADDRS; ai = ai->ai_next) {
         if (ai->ai_addrlen > sizeof(tmp[k].ss))
@@ -76,13 +74,9 @@ static int resolve__one(struct resolve_name *n, char *err, size_t errlen)
     }
     freeaddrinfo(res);
     pthread_mutex_lock(&n->lock);
-    bool changed = k != n->naddrs || memcmp(tmp, n->addrs, k * sizeof(tmp[0])) != 0;
-    if (changed) {
-        memcpy(n->addrs, tmp, k * sizeof(tmp[0]));
-        n->naddrs = k;
-        n->changes++;
-        atomic_store_explicit(&n->has_addr, k > 0, memory_order_release);
-    }
+    memcpy(n->addrs, tmp, k * sizeof(tmp[0]));
+    n->naddrs = k;
+    atomic_store_explicit(&n->has_addr, k > 0, memory_order_release);
     pthread_mutex_unlock(&n->lock);
     return 0;
 }
@@ -195,12 +189,4 @@ bool resolve_get(struct resolve_name *n, uint64_t seq, struct sock_addr *out)
 bool resolve_has_addr(const struct resolve_name *n)
 {
     return atomic_load_explicit(&n->has_addr, memory_order_acquire);
-}
-
-uint64_t resolve_changes(struct resolve_name *n)
-{
-    pthread_mutex_lock(&n->lock);
-    uint64_t c = n->changes;
-    pthread_mutex_unlock(&n->lock);
-    return c;
 }

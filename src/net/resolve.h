@@ -34,8 +34,6 @@ void resolve_destroy(struct resolver *r);
 bool resolve_get(struct resolve_name *n, uint64_t seq, struct sock_addr *out);
 /* True once the name has an address (lock-free: a loop thread may ask per request). */
 bool resolve_has_addr(const struct resolve_name *n);
-/* How many successful resolutions produced a changed address set (tests, logs). */
-uint64_t resolve_changes(struct resolve_name *n);
 /* Resolves every name now, in the calling thread (tests; the thread does the same on its timer). */
 void resolve_refresh_all(struct resolver *r);
 
