@@ -354,6 +354,25 @@ static void proxy__build_head(struct conn *c)
     buf_append(b, "\r\n", 2);
 }
 
+/* Everything one attempt at the upstream exchange leaves behind, cleared for the next one: the
+ * first attempt, a retry after a 5xx, the resend after a kept-alive connection died. One place,
+ * so no path can carry an earlier attempt's head progress, response state or timings (a retry
+ * once logged attempt 1's first byte minus attempt 2's send time, an unsigned underflow).
+ * The request body state is not here: requests with a body are never sent twice. */
+static void proxy__exchange_reset(struct proxy *px)
+{
+    px->head_sent = 0;
+    buf_reset(&px->uin);
+    px->req_done = false;
+    px->head_done = px->got_bytes = px->res_done = false;
+    px->out = PX_OUT_NONE;
+    px->res_remaining = 0;
+    px->t_sent_us = px->t_first_byte_us = 0;
+    px->connect_us = 0;
+    px->server = NULL;
+    px->first_byte_deadline_ms = 0;
+}
+
 void proxy_start(struct conn *c)
 {
     struct proxy *px = &c->px;
@@ -363,24 +382,15 @@ void proxy_start(struct conn *c)
         return; // breaker open or adaptive limit: answered without the upstream
     px->pool = th->pools[gr->upstream_index];
     px->uc = NULL;
-    px->head_sent = 0;
     buf_reset(&px->uout);
-    buf_reset(&px->uin);
     px->req_body = c->req.body;
     px->req_remaining = c->req.body == H1_BODY_LENGTH ? c->req.content_length : 0;
     px->req_body_read = c->req.body == H1_BODY_NONE ||
                         (c->req.body == H1_BODY_LENGTH && px->req_remaining == 0);
     h1_chunked_init(&px->req_chunk);
-    px->req_done = false;
-    px->head_done = px->got_bytes = px->res_done = false;
-    px->out = PX_OUT_NONE;
-    px->res_remaining = 0;
+    proxy__exchange_reset(px);
     px->retried = false;
-    px->t_sent_us = px->t_first_byte_us = 0;
     px->pool_wait_us = 0;
-    px->connect_us = 0;
-    px->server = NULL;
-    px->first_byte_deadline_ms = 0;
     uint64_t now = loop_now_ms(th->loop);
     px->total_deadline_ms = gr->timeout.total_ms ? now + gr->timeout.total_ms : 0;
     loop_timer_init(&px->timer, proxy__on_timer, c);
@@ -397,12 +407,7 @@ void proxy_retry(struct conn *c, bool now)
         if (px->uc != NULL && px->t_first_byte_us > px->t_sent_us)
             upool_observe(px->pool, px->uc, px->t_first_byte_us - px->t_sent_us, true);
         proxy__detach(c, false); // the failed attempt's connection is never reused
-        px->head_sent = 0;
-        buf_reset(&px->uin);
-        px->req_done = false;
-        px->head_done = px->got_bytes = px->res_done = false;
-        px->out = PX_OUT_NONE;
-        px->first_byte_deadline_ms = 0;
+        proxy__exchange_reset(px);
         px->state = PX_WAIT_CONN; // proxy_abort and the total deadline see a pending wait
         proxy__arm(c);
         return;
@@ -787,8 +792,7 @@ static void proxy__upstream_gone(struct conn *c, bool eof)
         px->retried = true;
         /* The whole head may have gone into the dead socket: send it again from the start, or
          * the fresh connection would wait for a request that was marked sent. */
-        px->head_sent = 0;
-        px->req_done = false;
+        proxy__exchange_reset(px);
         proxy__acquire(c);
         return;
     }
