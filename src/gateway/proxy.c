@@ -234,6 +234,8 @@ static bool proxy__skip_req_header(const char *n, size_t len)
         return headers_name_eq(n, len, "connection") || headers_name_eq(n, len, "keep-alive");
     case 11:
         return headers_name_eq(n, len, "traceparent"); // replaced by our hop's (trace.c)
+    case 12:
+        return headers_name_eq(n, len, "x-request-id"); // replaced by the logged one (conn.c)
     case 14:
         return headers_name_eq(n, len, "content-length");
     case 15:
@@ -341,11 +343,11 @@ static void proxy__build_head(struct conn *c)
         buf_append(b, c->traceparent, TRACE_HEADER_LEN);
         buf_append(b, "\r\n", 2);
     }
-    if (headers_find(req->headers, req->nheaders, "x-request-id") == NULL) {
-        buf_append_str(b, "X-Request-Id: ");
-        buf_append(b, c->rid, c->rid_len);
-        buf_append(b, "\r\n", 2);
-    }
+    /* Always exactly one: the client's when it was usable, else ours (conn__make_rid), so the
+     * origin's logs and the access log name the request alike. */
+    buf_append_str(b, "X-Request-Id: ");
+    buf_append(b, c->rid, c->rid_len);
+    buf_append(b, "\r\n", 2);
     if (req->body == H1_BODY_LENGTH)
         h1_write_header_u64(b, "Content-Length", req->content_length);
     else if (req->body == H1_BODY_CHUNKED)
