@@ -535,6 +535,10 @@ void conn_request_done(struct conn *c)
     c->px.state = PX_IDLE;
     if (!c->keep_alive) {
         c->state = CONN_CLOSING;
+        /* A response head may sit in c->out unwritten (an upstream body that failed right
+         * after it): no write edge would ever come for it, so write it now or arm T_SEND. */
+        if (conn_send(c, NULL, 0) == -1)
+            return;
         if (buf_pending(&c->out) == 0)
             conn__linger(c);
         return;
