@@ -1,6 +1,6 @@
 /* Child processes and loopback probes for `apigate demo` (see demo_proc.h): fork/exec of this
  * binary with PR_SET_PDEATHSIG, polling waits that a signal flag can cut short, TERM-then-KILL
- * stops, free-port picking and a tiny blocking HTTP/1.0 client for the servers' admin JSON. */
+ * stops, free-port picking and blocking requests (net/httpc.h) for the servers' admin JSON. */
 #include "gateway/demo_proc.h"
 
 #include <errno.h>
@@ -18,6 +18,7 @@
 
 #include "core/buf.h"
 #include "core/clock.h"
+#include "net/httpc.h"
 
 /* Prints the last lines of a child's log, so a failed start says why. */
 void demo_proc_tail(const char *path)
@@ -60,59 +61,20 @@ int demo_proc_free_ports(int *ports, int n)
     return rc;
 }
 
-/* One blocking HTTP/1.0 exchange with a loopback server (the mock's or the gateway's admin
- * endpoints, a few per run: no need for the event loop). Returns the status and the body in
- * <body>, or -1 when the server cannot be reached or the answer is not HTTP. */
+/* One blocking exchange with a loopback server (the mock's or the gateway's admin endpoints, a
+ * few per run: no need for the event loop). Returns the status and the body in <body>, or -1
+ * when the server cannot be reached or the answer is not HTTP. */
 int demo_proc_http(int port, const char *method, const char *path, struct buf *body)
 {
-    buf_reset(body);
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd == -1)
-        return -1;
-    struct timeval tv = {.tv_sec = 3};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1) {
-        close(fd);
-        return -1;
-    }
-    char req[512];
-    int rl = snprintf(req, sizeof(req),
-                      "%s %s HTTP/1.0\r\nHost: 127.0.0.1:%d\r\nContent-Length: 0\r\n"
-                      "User-Agent: apigate-demo\r\n\r\n",
-                      method, path, port);
-    if (send(fd, req, (size_t)rl, MSG_NOSIGNAL) != rl) {
-        close(fd);
-        return -1;
-    }
-    struct buf in = BUF_INIT;
-    for (;;) {
-        buf_reserve(&in, 16384);
-        ssize_t n = recv(fd, buf_tail(&in), buf_room(&in), 0);
-        if (n > 0) {
-            buf_commit(&in, (size_t)n);
-            if (buf_pending(&in) > (64u << 20))
-                break; /* far more than any stats document */
-            continue;
-        }
-        if (n == -1 && errno == EINTR)
-            continue;
-        break; /* EOF (HTTP/1.0: the body ends with the connection), error or timeout */
-    }
-    close(fd);
-    buf_append(&in, "", 1);
+    char url[512], err[256];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", port, path);
+    struct httpc_resp resp;
     int status = -1;
-    const char *h = buf_head(&in);
-    if (strncmp(h, "HTTP/1.", 7) == 0 && strlen(h) >= 12)
-        status = atoi(h + 9);
-    const char *sep = strstr(h, "\r\n\r\n");
-    if (status < 100 || !sep)
-        status = -1;
-    else
-        buf_append_str(body, sep + 4);
-    buf_deinit(&in);
+    if (httpc_request(method, url, 3000, "apigate-demo", &resp, NULL, err, sizeof(err)) == 0)
+        status = resp.status;
+    buf_reset(body);
+    buf_append(body, buf_head(&resp.body), buf_pending(&resp.body));
+    httpc_resp_deinit(&resp);
     return status;
 }
 

@@ -34,7 +34,7 @@ bool demo_proc_alive(pid_t *pid);
 /* Fills <ports> with <n> (at most 4) distinct free loopback TCP ports. Returns 0 or -1. */
 int demo_proc_free_ports(int *ports, int n);
 
-/* One HTTP/1.0 exchange with 127.0.0.1:<port> (3 s timeouts). Returns the status with the body
+/* One request to 127.0.0.1:<port> (each step within 3 s). Returns the status with the body
  * in <body> (replaced), or -1 when the server cannot be reached or the answer is not HTTP. */
 int demo_proc_http(int port, const char *method, const char *path, struct buf *body);
 

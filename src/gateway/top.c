@@ -1,11 +1,10 @@
 /* `apigate top`: the dashboard in a terminal. Polls /stats of a gateway's admin listener with a
- * blocking HTTP/1.1 GET (one connection per sample: top is a human's tool, not a scraper) and
+ * blocking GET (net/httpc.h; one connection per sample: top is a human's tool, not a scraper) and
  * prints totals, per-interval rates and percentiles (from the latency_window buckets), the route
  * table and the upstream pools. Not a full-screen UI: it redraws with two ANSI codes on a TTY. */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -19,10 +18,10 @@
 #include "core/buf.h"
 #include "core/clock.h"
 #include "gateway/serve.h"
+#include "net/httpc.h"
 #include "net/sock.h"
 
 #define TOP_TIMEOUT_MS 3000
-#define TOP_MAX_BODY (8u << 20)
 
 static volatile sig_atomic_t top_stop;
 
@@ -48,79 +47,6 @@ static void top__usage(FILE *f)
                "  -h, --help         this help\n"
                "\n"
                "Exit codes: 0 ok, 1 the gateway could not be read (--once), 2 bad usage.\n");
-}
-
-/* GET <path> from <a>; the body goes to <out>. Returns 0 or -1 with a message in <err>. */
-static int top__get(const struct sock_addr *a, const char *hostport, const char *path,
-                    struct buf *out, char *err, size_t errlen)
-{
-    uint64_t deadline = clock_now_ms() + TOP_TIMEOUT_MS;
-    int fd = sock_connect(a);
-    if (fd == -1) {
-        snprintf(err, errlen, "connect: %s", strerror(errno));
-        return -1;
-    }
-    struct buf in = BUF_INIT;
-    int rc = -1;
-    struct pollfd p = {.fd = fd, .events = POLLOUT};
-    int n = poll(&p, 1, TOP_TIMEOUT_MS);
-    int e = n == 1 ? sock_connect_result(fd) : ETIMEDOUT;
-    if (e != 0) {
-        snprintf(err, errlen, "connect: %s", strerror(e));
-        goto out;
-    }
-    char req[512];
-    int rl = snprintf(req, sizeof(req),
-                      "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: apigate-top\r\n"
-                      "Connection: close\r\n\r\n",
-                      path, hostport);
-    if (write(fd, req, (size_t)rl) != rl) { // a small request into an empty socket buffer
-        snprintf(err, errlen, "write: %s", strerror(errno));
-        goto out;
-    }
-    for (;;) {
-        int left = (int)(deadline > clock_now_ms() ? deadline - clock_now_ms() : 0);
-        p.events = POLLIN;
-        if (left == 0 || poll(&p, 1, left) != 1) {
-            snprintf(err, errlen, "no complete answer within %d ms", TOP_TIMEOUT_MS);
-            goto out;
-        }
-        buf_reserve(&in, 16384);
-        ssize_t r = read(fd, buf_tail(&in), buf_room(&in));
-        if (r > 0) {
-            buf_commit(&in, (size_t)r);
-            if (buf_pending(&in) > TOP_MAX_BODY) {
-                snprintf(err, errlen, "answer larger than %u bytes", TOP_MAX_BODY);
-                goto out;
-            }
-            continue;
-        }
-        if (r == -1 && (errno == EINTR || errno == EAGAIN))
-            continue;
-        if (r == -1) {
-            snprintf(err, errlen, "read: %s", strerror(errno));
-            goto out;
-        }
-        break; // the server closed: the answer is complete (Connection: close)
-    }
-    const char *h = buf_head(&in);
-    size_t hl = buf_pending(&in);
-    const char *end = memmem(h, hl, "\r\n\r\n", 4);
-    int status = 0;
-    if (end == NULL || sscanf(h, "HTTP/1.%*d %d", &status) != 1) {
-        snprintf(err, errlen, "not an HTTP answer");
-        goto out;
-    }
-    if (status != 200) {
-        snprintf(err, errlen, "%s answered HTTP %d", path, status);
-        goto out;
-    }
-    buf_append(out, end + 4, hl - (size_t)(end + 4 - h));
-    rc = 0;
-out:
-    buf_deinit(&in);
-    close(fd);
-    return rc;
 }
 
 static double top__num(const cJSON *o, const char *k)
@@ -285,19 +211,26 @@ static void top__sleep(uint64_t ms)
         ;
 }
 
-static cJSON *top__sample(const struct sock_addr *a, const char *hostport, char *err, size_t n)
+/* One /stats document of the gateway at <hostport>, or NULL with a message in <err>. */
+static cJSON *top__sample(const char *hostport, char *err, size_t n)
 {
-    struct buf body = BUF_INIT;
+    char url[300];
+    snprintf(url, sizeof(url), "http://%s/stats", hostport);
+    struct httpc_resp resp;
     cJSON *j = NULL;
-    if (top__get(a, hostport, "/stats", &body, err, n) == 0) {
-        j = cJSON_ParseWithLength(buf_head(&body), buf_pending(&body));
-        if (j == NULL || !cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(j, "requests"))) {
-            snprintf(err, n, "/stats is not the gateway's JSON document");
-            cJSON_Delete(j);
-            j = NULL;
+    if (httpc_request("GET", url, TOP_TIMEOUT_MS, "apigate-top", &resp, NULL, err, n) == 0) {
+        if (resp.status != 200) {
+            snprintf(err, n, "/stats answered HTTP %d", resp.status);
+        } else {
+            j = cJSON_ParseWithLength(buf_head(&resp.body), buf_pending(&resp.body));
+            if (j == NULL || !cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(j, "requests"))) {
+                snprintf(err, n, "/stats is not the gateway's JSON document");
+                cJSON_Delete(j);
+                j = NULL;
+            }
         }
     }
-    buf_deinit(&body);
+    httpc_resp_deinit(&resp);
     return j;
 }
 
@@ -334,7 +267,7 @@ int top_main(int argc, char **argv)
     char hostport[256];
     snprintf(hostport, sizeof(hostport), "%s", admin);
     hostport[strcspn(hostport, "/")] = '\0';
-    struct sock_addr addr;
+    struct sock_addr addr; // only to refuse a malformed --admin as a usage error
     char err[256];
     if (sock_parse_addr(hostport, &addr, err, sizeof(err)) == -1) {
         fprintf(stderr, "apigate top: --admin '%s': %s\n", admin, err);
@@ -348,7 +281,7 @@ int top_main(int argc, char **argv)
     uint64_t prev_ms = 0;
     int rc = 0;
     while (!top_stop) {
-        cJSON *cur = top__sample(&addr, hostport, err, sizeof(err));
+        cJSON *cur = top__sample(hostport, err, sizeof(err));
         uint64_t now = clock_now_ms();
         if (cur == NULL) {
             if (once) {
