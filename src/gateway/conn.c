@@ -25,7 +25,10 @@
 
 enum conn_timer_kind { T_NONE = 0, T_HEADER, T_IDLE, T_BODY, T_SEND, T_LINGER };
 
-#define CONN_READ_CHUNK (16u * 1024u)
+#define CONN_READ_CHUNK CONN_BLOCK
+#define CONN_ARENA_CHUNK 4096 /* only for copies that do not fit the <strs> block */
+
+_Static_assert(PX_RES_HEADERS * sizeof(struct h1_header) <= CONN_BLOCK, "response headers fit a block");
 #define CONN_LINGER_MS 2000 /* after an error response: drain the client before close (no RST) */
 
 static void conn__on_event(struct loop *loop, int fd, void *arg, unsigned events);
@@ -45,6 +48,128 @@ const char *conn_date(struct gwthread *th)
     return th->date;
 }
 
+/* ---- blocks lent per request ---- */
+
+void *conn_block_take(struct gwthread *th)
+{
+    void *b = th->free_blocks;
+    if (b == NULL)
+        return xmalloc(CONN_BLOCK);
+    memcpy(&th->free_blocks, b, sizeof(void *));
+    th->nfree_blocks--;
+    return b;
+}
+
+void conn_block_give(struct gwthread *th, void *block)
+{
+    if (block == NULL)
+        return;
+    if (th->nfree_blocks >= CONN_BLOCKS_KEPT) {
+        free(block);
+        return;
+    }
+    memcpy(block, &th->free_blocks, sizeof(void *));
+    th->free_blocks = block;
+    th->nfree_blocks++;
+}
+
+static void conn__free_blocks(struct gwthread *th)
+{
+    while (th->free_blocks != NULL) {
+        void *b = th->free_blocks;
+        memcpy(&th->free_blocks, b, sizeof(void *));
+        free(b);
+    }
+    th->nfree_blocks = 0;
+}
+
+void conn_buf_take(struct gwthread *th, struct buf *b)
+{
+    if (b->data != NULL)
+        return;
+    b->data = conn_block_take(th);
+    b->cap = CONN_BLOCK;
+    b->off = b->len = 0;
+}
+
+void conn_buf_give(struct gwthread *th, struct buf *b)
+{
+    if (b->data != NULL && b->cap == CONN_BLOCK) {
+        conn_block_give(th, b->data);
+        buf_init(b);
+    } else {
+        buf_deinit(b);
+    }
+}
+
+/* The request header array: a block when max_headers fits one (the default 100 does). */
+static void conn__hdrs_take(struct conn *c)
+{
+    if (c->hdrs != NULL)
+        return;
+    size_t size = c->max_hdrs * sizeof(*c->hdrs);
+    c->hdrs = size <= CONN_BLOCK ? conn_block_take(c->th) : xmalloc(size);
+}
+
+/* Hands back everything a request borrowed. Only for a connection with no request in progress
+ * and nothing pending in either direction: what is left in the buffers is dead. */
+static void conn__release(struct gwthread *th, struct conn *c)
+{
+    buf_reset(&c->in);
+    buf_reset(&c->out);
+    conn_buf_give(th, &c->in);
+    conn_buf_give(th, &c->out);
+    if (c->hdrs != NULL) {
+        if (c->max_hdrs * sizeof(*c->hdrs) <= CONN_BLOCK)
+            conn_block_give(th, c->hdrs);
+        else
+            free(c->hdrs);
+        c->hdrs = NULL;
+    }
+    struct proxy *px = &c->px;
+    buf_reset(&px->head);
+    buf_reset(&px->uin);
+    buf_reset(&px->uout);
+    conn_buf_give(th, &px->head);
+    conn_buf_give(th, &px->uin);
+    conn_buf_give(th, &px->uout);
+    conn_block_give(th, px->res_hdrs);
+    px->res_hdrs = NULL;
+    conn_block_give(th, c->strs);
+    c->strs = NULL;
+    c->strs_used = 0;
+    arena_deinit(&c->arena); // normally empty: only an oversized target used it
+}
+
+/* A NUL-terminated copy of <s> that lives until the request ends (for the log): in the block
+ * lent for the request, or in the arena when it does not fit. NULL when over the arena limit. */
+static char *conn__strndup(struct conn *c, const char *s, size_t n)
+{
+    if (c->strs == NULL) {
+        c->strs = conn_block_take(c->th);
+        c->strs_used = 0;
+    }
+    if (n >= CONN_BLOCK - c->strs_used)
+        return arena_strndup(&c->arena, s, n);
+    char *p = c->strs + c->strs_used;
+    memcpy(p, s, n);
+    p[n] = '\0';
+    c->strs_used += n + 1;
+    return p;
+}
+
+/* A keep-alive connection waiting for its next request with nothing buffered holds no block:
+ * thousands of idle clients then cost about their struct each (nginx and HAProxy free their
+ * buffers the same way). The next request takes blocks from the thread's free list again, so
+ * a busy connection pays a few pointer moves per request, not a malloc. */
+static void conn__idle_release(struct conn *c)
+{
+    if (c->state != CONN_HEAD || c->readable || c->read_eof || c->px.state != PX_IDLE ||
+        buf_pending(&c->in) > 0 || buf_pending(&c->out) > 0)
+        return;
+    conn__release(c->th, c);
+}
+
 /* ---- lifetime ---- */
 
 static struct conn *conn__get(struct gwthread *th)
@@ -60,32 +185,24 @@ static struct conn *conn__get(struct gwthread *th)
     c->magic = CONN_MAGIC;
     buf_init(&c->in);
     buf_init(&c->out);
-    arena_init(&c->arena, 4096, 1u << 20);
+    arena_init(&c->arena, CONN_ARENA_CHUNK, 1u << 20);
     c->max_hdrs = (size_t)cfg->server.max_headers;
     if (c->max_hdrs == 0)
         c->max_hdrs = 100;
-    c->hdrs = xcalloc(c->max_hdrs, sizeof(*c->hdrs));
+    c->hdrs = NULL; // lent per request (conn__hdrs_take)
     loop_timer_init(&c->timer, conn__on_timer, c);
     proxy_init(&c->px);
     return c;
 }
 
-/* Keeps buffers of a normal size for reuse; drops the ones a large request grew. */
+/* Gives the blocks back to the thread (a closed conn holds none) and keeps the struct. */
 static void conn__put(struct gwthread *th, struct conn *c)
 {
-    if (c->in.cap > 64 * 1024)
-        buf_deinit(&c->in);
-    if (c->out.cap > 64 * 1024)
-        buf_deinit(&c->out);
-    buf_reset(&c->in);
-    buf_reset(&c->out);
+    conn__release(th, c);
     arena_reset(&c->arena);
     if (th->nfree >= 1024) {
         proxy_deinit(&c->px);
-        buf_deinit(&c->in);
-        buf_deinit(&c->out);
         arena_deinit(&c->arena);
-        free(c->hdrs);
         c->magic = 0;
         free(c);
         return;
@@ -109,6 +226,7 @@ void conn_free_all(struct gwthread *th)
         free(c);
     }
     th->nfree = 0;
+    conn__free_blocks(th);
 }
 
 static void conn__reset_request(struct conn *c)
@@ -134,6 +252,7 @@ static void conn__reset_request(struct conn *c)
     c->px.server = NULL;
     c->px.req_body = H1_BODY_NONE;
     c->px.req_body_read = true;
+    c->strs_used = 0;
     arena_reset(&c->arena);
 }
 
@@ -499,6 +618,14 @@ static void conn__record(struct conn *c)
     worker_count_request(th);
 }
 
+/* After the batch, not inline: the proxy or cache code that ended the request may still look
+ * at its buffers on the way out. */
+static void conn__idle_cb(struct loop *loop, void *arg)
+{
+    (void)loop;
+    conn__idle_release(arg);
+}
+
 static void conn__next_cb(struct loop *loop, void *arg)
 {
     (void)loop;
@@ -551,6 +678,8 @@ void conn_request_done(struct conn *c)
      * from inside the upstream handler that just finished the response. */
     if (buf_pending(&c->in) > 0 || c->readable || c->read_eof)
         loop_defer(th->loop, conn__next_cb, c);
+    else
+        loop_defer(th->loop, conn__idle_cb, c); // the socket was drained: wait empty-handed
 }
 
 /* ---- input ---- */
@@ -575,6 +704,7 @@ static bool conn__read_paused(const struct conn *c)
 static int conn__read(struct conn *c)
 {
     while (c->readable && !c->read_eof && !conn__read_paused(c)) {
+        conn_buf_take(c->th, &c->in);
         buf_reserve(&c->in, CONN_READ_CHUNK);
         ssize_t n = read(c->fd, buf_tail(&c->in), buf_room(&c->in));
         if (n > 0) {
@@ -675,14 +805,15 @@ static void conn__start_request(struct conn *c, size_t head_len)
     struct h1_request *req = &c->req;
     c->state = CONN_BUSY;
     conn__arm(c, T_NONE, 0);
+    conn_buf_take(th, &c->out); // response heads are appended without growing from 256 bytes
     if (c->t_start_us == 0)
         c->t_start_us = clock_now_us();
     c->wall_ms = clock_wall_ms();
     /* keepalive_timeout 0 means no keep-alive at all */
     c->keep_alive = req->keep_alive && !th->draining && cfg->server.keepalive_timeout_ms > 0;
-    c->method = arena_strndup(&c->arena, req->method, req->method_len);
+    c->method = conn__strndup(c, req->method, req->method_len);
     c->method_len = c->method ? req->method_len : 0;
-    c->target = arena_strndup(&c->arena, req->target, req->target_len);
+    c->target = conn__strndup(c, req->target, req->target_len);
     c->target_len = c->target ? req->target_len : 0;
     conn__make_rid(c, headers_find(req->headers, req->nheaders, "x-request-id"));
     {
@@ -774,12 +905,16 @@ static void conn__process(struct conn *c)
             return; // the client is not reading its responses: wait for the drain
         size_t pend = buf_pending(&c->in);
         if (pend == 0) {
-            if (c->read_eof)
+            if (c->read_eof) {
                 conn_close(c);
-            else if (c->timer_kind != T_IDLE && c->timer_kind != T_HEADER)
+                return;
+            }
+            if (c->timer_kind != T_IDLE && c->timer_kind != T_HEADER)
                 conn__arm(c, T_IDLE, cfg->server.keepalive_timeout_ms);
+            conn__idle_release(c); // the read met EAGAIN: nothing to hold a block for
             return;
         }
+        conn__hdrs_take(c);
         struct h1_limits lim = {.max_request_line = 0,
                                 .max_head = cfg->server.max_head_size,
                                 .max_headers = c->max_hdrs};

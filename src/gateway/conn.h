@@ -32,6 +32,12 @@ struct worker_shm;
 #define CONN_MAGIC 0x636f6e6eu   /* "conn" */
 #define WORKER_LISTEN_MAX 16     /* listen addresses per loop thread */
 #define CONN_BUF_HIGH (256u * 1024u) /* pending output above this pauses the producing side */
+/* Size of the blocks a thread lends to its connections for the duration of a request (read
+ * buffer, output, request and response header arrays, upstream buffers): an idle keep-alive
+ * connection holds none of them, so it costs little more than its struct. */
+#define CONN_BLOCK (16u * 1024u)
+#define CONN_BLOCKS_KEPT 256u     /* free blocks a thread keeps for reuse (4 MB) */
+#define PX_RES_HEADERS 100        /* response header lines parsed from an upstream */
 
 /* Metric ids shared by every thread (registered once at worker start). */
 struct gw_metric_ids {
@@ -106,6 +112,8 @@ struct gwthread {
     size_t npools;
     struct conn *free_conns;     // free list of conn objects
     size_t nfree;
+    void *free_blocks;           // free list of CONN_BLOCK blocks (next pointer in the block)
+    size_t nfree_blocks;
     struct conn *active;         // doubly linked list of open conns
     size_t nconns;
     struct loop_timer tick;      // 250 ms: heartbeat, request counter
@@ -159,7 +167,7 @@ struct proxy {
     bool req_body_read;        // whole request body read from the client
     // response
     struct h1_response res;
-    struct h1_header res_hdrs[100];
+    struct h1_header *res_hdrs; // PX_RES_HEADERS entries, a thread block lent per request
     bool head_done;            // response head parsed and sent on
     bool got_bytes;            // any response byte arrived
     enum h1_body res_body;
@@ -193,7 +201,9 @@ struct conn {
     char client_ip[48];
     struct buf in;              // client bytes: request heads and bodies
     struct buf out;             // bytes for the client (heads, error bodies, copied body data)
-    struct arena arena;         // per-request copies (log fields), reset per request
+    struct arena arena;         // per-request copies too long for <strs>, reset per request
+    char *strs;                 // per-request copies (log fields): a block lent per request
+    size_t strs_used;
     struct loop_timer timer;    // header / idle / body / send timeouts
     uint64_t timer_kind;        // which timeout is armed
     bool readable, writable;    // edge-triggered readiness memory
@@ -204,7 +214,7 @@ struct conn {
     uint64_t accept_ms;         // loop time of the accept
     // current request
     struct h1_request req;
-    struct h1_header *hdrs;     // cfg max_headers entries
+    struct h1_header *hdrs;     // cfg max_headers entries, lent per request (NULL when idle)
     size_t max_hdrs;
     int route;                  // index or -1
     bool admitted_route, admitted_global;
@@ -249,6 +259,14 @@ void conn_resume_read(struct conn *c);
 const char *conn_date(struct gwthread *th);
 /* Closes idle keep-alive connections (drain). */
 void conn_close_idle(struct gwthread *th);
+/* A CONN_BLOCK-byte block from the thread's free list (malloc only when it is empty), and back. */
+void *conn_block_take(struct gwthread *th);
+void conn_block_give(struct gwthread *th, void *block);
+/* Gives the empty, unallocated <b> a block as its storage (no-op when <b> has storage). */
+void conn_buf_take(struct gwthread *th, struct buf *b);
+/* Empties <b> and hands its storage back: to the free list when it is still a block, else to
+ * free() (a buffer that grew). */
+void conn_buf_give(struct gwthread *th, struct buf *b);
 
 /* ---- proxy.c ---- */
 /* Starts forwarding the parsed request of <c> (head in c->req, body bytes in c->in) to the

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/clock.h"
@@ -38,6 +39,8 @@ void proxy_deinit(struct proxy *px)
     buf_deinit(&px->head);
     buf_deinit(&px->uout);
     buf_deinit(&px->uin);
+    free(px->res_hdrs); // blocks are plain allocations
+    px->res_hdrs = NULL;
 }
 
 static const struct gw_route *proxy__route(const struct conn *c)
@@ -273,6 +276,7 @@ static void proxy__build_head(struct conn *c)
     const struct gw_upstream *up = &cfg->upstreams[gr->upstream_index];
     struct buf *b = &px->head;
     buf_reset(b);
+    conn_buf_take(c->th, b); // a block lent for the request: no malloc on the busy path
     buf_reserve(b, 512 + req->target_len + 64 * req->nheaders);
     buf_append(b, req->method, req->method_len);
     buf_append(b, " ", 1);
@@ -641,9 +645,11 @@ static int proxy__parse_head(struct conn *c)
 {
     struct proxy *px = &c->px;
     struct gw_route_rt *rt = &c->th->sh->rt[c->route];
+    if (px->res_hdrs == NULL)
+        px->res_hdrs = conn_block_take(c->th); // given back when the connection goes idle
     for (;;) {
         struct h1_limits lim = {.max_request_line = 0, .max_head = PX_MAX_RESPONSE_HEAD,
-                                .max_headers = sizeof(px->res_hdrs) / sizeof(px->res_hdrs[0])};
+                                .max_headers = PX_RES_HEADERS};
         int r = h1_parse_response(buf_head(&px->uin), buf_pending(&px->uin), &px->res,
                                   px->res_hdrs, lim.max_headers, &lim,
                                   c->req.method_id == H1_M_HEAD);
@@ -847,6 +853,7 @@ static void proxy__pump(struct conn *c)
     while (px->up_readable && !px->res_done) {
         if (px->head_done && buf_pending(&c->out) >= CONN_BUF_HIGH)
             return; // the client is slower than the upstream: wait for its drain
+        conn_buf_take(c->th, &px->uin);
         buf_reserve(&px->uin, PX_READ_CHUNK);
         ssize_t n = transport_read(uconn_transport(px->uc), buf_tail(&px->uin),
                                    buf_room(&px->uin));
