@@ -50,6 +50,17 @@ const char *conn_date(struct gwthread *th)
 
 /* ---- blocks lent per request ---- */
 
+/* Under ASan a block on the free list is poisoned (but for its next pointer): a stale pointer
+ * into a block given back is reported like a use after free. */
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define CONN_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define CONN_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define CONN_POISON(p, n) ((void)(p), (void)(n))
+#define CONN_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 void *conn_block_take(struct gwthread *th)
 {
     void *b = th->free_blocks;
@@ -57,6 +68,7 @@ void *conn_block_take(struct gwthread *th)
         return xmalloc(CONN_BLOCK);
     memcpy(&th->free_blocks, b, sizeof(void *));
     th->nfree_blocks--;
+    CONN_UNPOISON((char *)b + sizeof(void *), CONN_BLOCK - sizeof(void *));
     return b;
 }
 
@@ -69,6 +81,7 @@ void conn_block_give(struct gwthread *th, void *block)
         return;
     }
     memcpy(block, &th->free_blocks, sizeof(void *));
+    CONN_POISON((char *)block + sizeof(void *), CONN_BLOCK - sizeof(void *));
     th->free_blocks = block;
     th->nfree_blocks++;
 }
@@ -78,6 +91,7 @@ static void conn__free_blocks(struct gwthread *th)
     while (th->free_blocks != NULL) {
         void *b = th->free_blocks;
         memcpy(&th->free_blocks, b, sizeof(void *));
+        CONN_UNPOISON((char *)b + sizeof(void *), CONN_BLOCK - sizeof(void *));
         free(b);
     }
     th->nfree_blocks = 0;
