@@ -146,7 +146,6 @@ static void proxy__on_up_event(struct uconn *uc, unsigned events, void *arg)
 static void proxy__attach(struct conn *c, struct uconn *uc)
 {
     struct proxy *px = &c->px;
-    const struct gw_route *gr = proxy__route(c);
     px->uc = uc;
     px->state = PX_EXCHANGE;
     px->server = uconn_server_name(uc);
@@ -157,8 +156,7 @@ static void proxy__attach(struct conn *c, struct uconn *uc)
      * readable while idle (EOF) was seen by the pool's own handler. */
     px->up_readable = false;
     px->t_sent_us = clock_now_us();
-    uint64_t now = loop_now_ms(c->th->loop);
-    px->first_byte_deadline_ms = gr->timeout.first_byte_ms ? now + gr->timeout.first_byte_ms : 0;
+    px->first_byte_deadline_ms = 0; // starts once the whole request is sent (proxy__send)
     uconn_set_handler(uc, proxy__on_up_event, c);
     proxy__arm(c);
     proxy__pump(c);
@@ -508,8 +506,18 @@ static int proxy__send(struct conn *c)
                 px->req_body_read = true;
         }
     }
+    bool was_done = px->req_done;
     px->req_done = px->req_body_read && px->head_sent == buf_pending(&px->head) &&
                    buf_pending(&px->uout) == 0;
+    /* timeout.first_byte is the origin's thinking time: it runs from the last request byte, so
+     * a large upload at the client's pace (bounded by the body timeout) is not cut short. */
+    if (px->req_done && !was_done && !px->head_done) {
+        uint64_t fb = proxy__route(c)->timeout.first_byte_ms;
+        if (fb) {
+            px->first_byte_deadline_ms = loop_now_ms(c->th->loop) + fb;
+            proxy__arm(c);
+        }
+    }
     return 0;
 }
 
