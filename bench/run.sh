@@ -153,6 +153,8 @@ if [ -s "$W/seed.out" ]; then
     row "seed story (200 users)" "p95 through apigate / direct (lower is better)" "$(kv ratio_p95)" "$(printf '%.1f ms vs %.1f ms' "$(kv p95_after)" "$(kv p95_before)")"
     row "seed story (200 users)" "req/s through apigate / direct" "$(kv ratio_rps)" "$(printf '%.0f vs %.0f' "$(kv rps_after)" "$(kv rps_before)")"
     row "seed story (200 users)" "cache hit ratio through apigate" "$(kv hit)" ""
+    row "seed story (200 users)" "p95 of the reads through apigate (worst GET endpoint), ms" "$(kv p95_reads_after)" "target ≤ 10"
+    row "seed story (200 users)" "p95 of the login POST through apigate (never cached), ms" "$(kv p95_login_after)" ""
 fi
 if [ -s "$W/memory.out" ]; then
     mem() { awk -v k="$1" -v n="$2" '$1 == "mem:" && $2 == k && $3 == n { print $4; exit }' "$W/memory.out"; }
