@@ -308,7 +308,9 @@ struct cache_fill {
 };
 
 /* Response headers never stored: hop-by-hop ones, the framing (we store a Content-Length), Age
- * (recomputed per hit) and our own X-Cache. */
+ * (recomputed per hit), our own X-Cache, and Set-Cookie: a response that carries one is stored
+ * only when the route allows it (policy_conf.allow_set_cookie), and then the cookie goes to the
+ * one client whose request filled the entry, never to the clients served from it. */
 static bool cache__skip_stored(const struct h1_header *hs, size_t n, const struct h1_header *h)
 {
     if (headers_is_hop_by_hop(h->name, h->name_len))
@@ -316,7 +318,8 @@ static bool cache__skip_stored(const struct h1_header *hs, size_t n, const struc
     if ((h->name_len == 14 && headers_name_eq(h->name, 14, "content-length")) ||
         (h->name_len == 3 && headers_name_eq(h->name, 3, "age")) ||
         (h->name_len == 7 && headers_name_eq(h->name, 7, "x-cache")) ||
-        (h->name_len == 17 && headers_name_eq(h->name, 17, "surrogate-control")))
+        (h->name_len == 17 && headers_name_eq(h->name, 17, "surrogate-control")) ||
+        (h->name_len == 10 && headers_name_eq(h->name, 10, "set-cookie")))
         return true;
     return headers_find(hs, n, "connection") != NULL &&
            headers_listed_in_connection(hs, n, h->name, h->name_len);
@@ -718,6 +721,10 @@ struct store_obj *cache_refresh_304(struct cache *c, const struct policy_conf *p
     struct h1_response ores;
     struct store_obj *out = NULL;
     if (cache__parse_head(oe, &tmp, &ores, ohdrs, 100) != 0)
+        goto done;
+    /* a 304 that sets a cookie refreshes nothing unless the route stores such responses (the
+     * merge below never keeps the cookie) */
+    if (!pc->allow_set_cookie && headers_find(res->headers, res->nheaders, "set-cookie") != NULL)
         goto done;
     /* RFC 9111 §4.3.4: the 304's fields replace the stored ones of the same name; the framing of
      * the stored response stays. */

@@ -51,7 +51,7 @@ static void cachehook__route_conf(struct chroute *r, const struct gw_route *gr,
     pc->ignore_query = (const char *const *)r->ignore;
     pc->statuses = rc->statuses;
     pc->nstatuses = rc->nstatuses;
-    pc->allow_set_cookie = false;
+    pc->allow_set_cookie = rc->allow_set_cookie;
     pc->negative_ttl_ms = rc->negative_ttl_ms;
     r->max_object = rc->max_object_size ? rc->max_object_size : cfg->cache.max_object_size;
     r->coalesce = cfg->cache.coalesce && rc->coalesce;

@@ -170,12 +170,13 @@ struct gw_route_cache {
     uint64_t negative_ttl_ms;   /* ttl for 404/410 when the origin says nothing; 0: no */
     uint64_t max_object_size;   /* 0: the global cache.max_object_size */
     bool coalesce;              /* per-route switch for request coalescing */
+    bool allow_set_cookie;      /* store Set-Cookie responses (the cookie itself never stored) */
 };
 
 /* `routes[].timeout:` */
 struct gw_route_timeout {
     uint64_t connect_ms;    /* 0: the upstream's connect_timeout */
-    uint64_t first_byte_ms; /* request sent → first byte of the response head */
+    uint64_t first_byte_ms; /* last request byte sent → first byte of the response head */
     uint64_t total_ms;      /* whole exchange, including retries */
 };
 

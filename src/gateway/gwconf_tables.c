@@ -248,12 +248,16 @@ const struct cfg_desc gwconf__rcache_desc[] = {
      "per-route limit; 0 = cache.max_object_size", NULL, NULL, false},
     {"coalesce", CFG_BOOL, R(cache.coalesce), "true", NULL, NULL,
      "coalesce concurrent misses of this route", NULL, NULL, false},
+    {"allow_set_cookie", CFG_BOOL, R(cache.allow_set_cookie), "false", NULL, NULL,
+     "store responses that carry Set-Cookie, without it: the cookie reaches only the client "
+     "whose request filled the entry",
+     NULL, NULL, false},
     {NULL}};
 const struct cfg_desc gwconf__timeout_desc[] = {
     {"connect", CFG_DURATION, R(timeout.connect_ms), "0ms", "0ms", "1m",
      "time to connect to the upstream; 0 = the upstream's connect_timeout", NULL, NULL, false},
     {"first_byte", CFG_DURATION, R(timeout.first_byte_ms), "30s", "1ms", "1h",
-     "request sent to first byte of the response; else 504", NULL, NULL, false},
+     "last request byte sent to first byte of the response; else 504", NULL, NULL, false},
     {"total", CFG_DURATION, R(timeout.total_ms), "60s", "1ms", "1h",
      "whole exchange including retries; else 504", NULL, NULL, false},
     {NULL}};
