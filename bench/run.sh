@@ -179,9 +179,9 @@ fi
     echo "Run $started on $machine; $build_type, commit $commit; anchors: $versions."
     echo "Load average at the start $load_start, at the end $load_end."
     echo
-    echo "**The machine is shared with other engineers** (builds, test suites, fuzzers run at the same"
-    echo "time), so absolute numbers are low and noisy; ratios are from this one run, where every"
-    echo "contender met the same conditions in alternation. Read them as a snapshot, not a verdict."
+    echo "Other work on the machine shows in the load average above (the benchmarks alone keep it"
+    echo "near 1–2 on 2 CPUs); ratios are from this one run, where every contender met the same"
+    echo "conditions in alternation. Read them as a snapshot, not a verdict."
     echo
     echo "Command: \`$(printf 'RUNS=%s DURATION=%s SEED_DURATION=%s bench/run.sh' "$RUNS" "$DURATION" "$SEED_DURATION")\` (\`make bench\` runs it with the defaults)."
     echo
