@@ -231,15 +231,8 @@ static int qparam_cmp(const void *a, const void *b)
         return c;
     if (x->name_len != y->name_len)
         return x->name_len < y->name_len ? -1 : 1;
-    /* same name: by value (the rest after '=') */
-    const char *xv = x->p + x->name_len, *yv = y->p + y->name_len;
-    size_t xl = x->len - x->name_len, yl = y->len - y->name_len;
-    n = xl < yl ? xl : yl;
-    c = memcmp(xv, yv, n);
-    if (c)
-        return c;
-    if (xl != yl)
-        return xl < yl ? -1 : 1;
+    /* Same name: in the order sent, never by value. An origin reads the first (or the last) of
+     * "id=1&id=2"; sorting values would give "id=2&id=1" that response from the cache. */
     return x->idx < y->idx ? -1 : x->idx > y->idx;
 }
 

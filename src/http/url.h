@@ -24,10 +24,10 @@ int url_parse(const char *s, struct url *u, char *err, size_t errlen);
  * (RFC 3986 §6.2.2). Returns 0, or -1 for an invalid percent-encoding. */
 int url_normalize_path(const char *path, size_t len, struct buf *out);
 
-/* Appends the normalized query: parameters sorted by name then value (stable), parameters whose
- * name matches one of <ignore> dropped (a trailing '*' matches a prefix: "utm_*"), empty
- * parameters dropped. <ignore> is NULL-terminated or NULL. Writes nothing when no parameter is
- * left. */
+/* Appends the normalized query: parameters sorted by name, a repeated name's values kept in the
+ * order received (their order can change the meaning), parameters whose name matches one of
+ * <ignore> dropped (a trailing '*' matches a prefix: "utm_*"), empty parameters dropped.
+ * <ignore> is NULL-terminated or NULL. Writes nothing when no parameter is left. */
 void url_normalize_query(const char *query, size_t len, const char *const *ignore,
                          struct buf *out);
 

@@ -91,4 +91,19 @@ for i in 0 1 2 3 4 5; do
     body=$(http_body "http://127.0.0.1:$gport/echo/page/$i")
     assert_eq "$(jq -r '.headers.authorization // "none"' <<<"$body")" none "anonymous entry $i"
 done
+
+# Key confusion: two targets share an entry only when the origin is asked for the same thing.
+# key_check TARGET: the body served for TARGET is the origin's answer to TARGET itself (the echo
+# origin reflects the target it received), asked twice (the second may be a hit).
+key_check() {
+    local body i
+    for i in 1 2; do
+        body=$(curl -s --max-time 5 --path-as-is "http://127.0.0.1:$gport$1")
+        assert_eq "$(jq -r .target <<<"$body")" "$1" "body served for $1 (try $i)"
+    done
+}
+log "repeated query parameters: their order is part of the key"
+key_check '/echo/q?id=1&id=2'
+key_check '/echo/q?id=2&id=1'
+key_check '/echo/q?b=1&id=2&id=1'
 log "ok"

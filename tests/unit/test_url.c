@@ -158,7 +158,11 @@ static void test_normalize_query(void **state)
 {
     (void)state;
     check_query("b=2&a=1", NULL, "a=1&b=2");
-    check_query("a=2&a=1&a=10", NULL, "a=1&a=10&a=2");
+    /* a repeated name keeps its order: "id=1&id=2" and "id=2&id=1" are different requests to an
+     * origin that reads the first (or the last) value, so they must be different keys */
+    check_query("a=2&a=1&a=10", NULL, "a=2&a=1&a=10");
+    check_query("id=2&b=1&id=1", NULL, "b=1&id=2&id=1");
+    check_query("id=1&b=1&id=2", NULL, "b=1&id=1&id=2");
     check_query("a&&b=&=c&", NULL, "=c&a&b="); /* empty parameters dropped */
     check_query("", NULL, "");
     check_query("x=1", NULL, "x=1");
