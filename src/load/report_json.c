@@ -164,17 +164,52 @@ static const cJSON *rj__get(const cJSON *o, const char *k)
 }
 
 /* Readers that treat a missing or mistyped member as 0: a report from an older or newer version
- * still compares on the fields both have. The histograms are the exception: checked strictly. */
+ * still compares on the fields both have. The histograms are the exception: checked strictly.
+ * A number out of range is clamped, never converted as is: casting a double that does not fit
+ * (-5, 1e300) to an integer type is undefined behaviour, not just a wrong value. */
+static uint64_t rj__clamp_u64(double d)
+{
+    if (!(d > 0)) /* also NaN */
+        return 0;
+    d = round(d);
+    return d >= 18446744073709551616.0 ? UINT64_MAX : (uint64_t)d;
+}
+
+static int64_t rj__clamp_i64(double d)
+{
+    if (d != d)
+        return 0;
+    if (d >= 9223372036854775808.0)
+        return INT64_MAX;
+    if (d <= -9223372036854775808.0)
+        return INT64_MIN;
+    return (int64_t)d;
+}
+
 static uint64_t rj__u64(const cJSON *o, const char *k)
 {
     const cJSON *v = rj__get(o, k);
-    return cJSON_IsNumber(v) && v->valuedouble > 0 ? (uint64_t)llround(v->valuedouble) : 0;
+    return cJSON_IsNumber(v) ? rj__clamp_u64(v->valuedouble) : 0;
 }
 
 static double rj__num(const cJSON *o, const char *k)
 {
     const cJSON *v = rj__get(o, k);
     return cJSON_IsNumber(v) ? v->valuedouble : 0.0;
+}
+
+/* A member in milliseconds as whole microseconds. */
+static uint64_t rj__ms_us(const cJSON *o, const char *k)
+{
+    return rj__clamp_u64(rj__num(o, k) * 1000.0);
+}
+
+/* A member that must be an object, such as {"200": 5}: NULL otherwise, so that iterating over a
+ * foreign array (whose items have no names) reads nothing instead of dereferencing a NULL name. */
+static const cJSON *rj__obj(const cJSON *o, const char *k)
+{
+    const cJSON *v = rj__get(o, k);
+    return cJSON_IsObject(v) ? v : NULL;
 }
 
 static const char *rj__s(const cJSON *o, const char *k)
@@ -222,7 +257,7 @@ struct load_result *report_json_read(const char *path, char *err, size_t errlen)
         r->target = xstrdup(s);
     if ((s = rj__s(root, "mode")))
         r->mode = xstrdup(s);
-    r->started_at = (int64_t)rj__num(root, "started_at");
+    r->started_at = rj__clamp_i64(rj__num(root, "started_at"));
     r->duration_s = rj__num(root, "duration_s");
     r->planned_s = rj__num(root, "planned_s");
     r->threads = (unsigned)rj__u64(root, "threads");
@@ -242,24 +277,24 @@ struct load_result *report_json_read(const char *path, char *err, size_t errlen)
     r->checks_fail = rj__u64(t, "checks_failed");
     r->dropped = rj__u64(t, "dropped");
     r->late = rj__u64(t, "late");
-    r->max_lag_us = (uint64_t)llround(rj__num(t, "max_lag_ms") * 1000.0);
+    r->max_lag_us = rj__ms_us(t, "max_lag_ms");
     r->interrupted = rj__u64(t, "interrupted");
     if (hist_from_json(&r->h, rj__get(root, "hist")) == -1) {
         snprintf(err, errlen, "%s: \"hist\" is missing or inconsistent", path);
         goto fail;
     }
     const cJSON *it;
-    cJSON_ArrayForEach(it, rj__get(root, "status"))
+    cJSON_ArrayForEach(it, rj__obj(root, "status"))
     {
         long code = strtol(it->string, NULL, 10);
         if (code > 0 && code < 600 && cJSON_IsNumber(it))
-            r->status[code] = (uint64_t)it->valuedouble;
+            r->status[code] = rj__clamp_u64(it->valuedouble);
     }
-    cJSON_ArrayForEach(it, rj__get(root, "errors"))
+    cJSON_ArrayForEach(it, rj__obj(root, "errors"))
     {
         for (int k = 0; k < LERR__COUNT; k++)
             if (strcmp(it->string, load_err_names[k]) == 0 && cJSON_IsNumber(it))
-                r->errors[k] = (uint64_t)it->valuedouble;
+                r->errors[k] = rj__clamp_u64(it->valuedouble);
     }
     cJSON_ArrayForEach(it, rj__get(root, "endpoints"))
     {
@@ -303,14 +338,14 @@ struct load_result *report_json_read(const char *path, char *err, size_t errlen)
     cJSON_ArrayForEach(it, rj__get(root, "series"))
     {
         struct result_sec *o = result_add_sec(r);
-        o->t = (int64_t)rj__num(it, "t");
+        o->t = rj__clamp_i64(rj__num(it, "t"));
         o->reqs = rj__u64(it, "rps");
         o->errors = rj__u64(it, "errors");
         o->bytes_in = rj__u64(it, "bytes_in");
         o->dropped = rj__u64(it, "dropped");
-        o->p50_us = (uint64_t)llround(rj__num(it, "p50_ms") * 1000.0);
-        o->p95_us = (uint64_t)llround(rj__num(it, "p95_ms") * 1000.0);
-        o->p99_us = (uint64_t)llround(rj__num(it, "p99_ms") * 1000.0);
+        o->p50_us = rj__ms_us(it, "p50_ms");
+        o->p95_us = rj__ms_us(it, "p95_ms");
+        o->p99_us = rj__ms_us(it, "p99_ms");
         o->vus = (unsigned)rj__u64(it, "vus");
     }
     goto out;

@@ -155,11 +155,52 @@ static void test_json_rejects_garbage(void **state)
     assert_null(report_json_read("/nonexistent/x.json", err, sizeof(err)));
 }
 
+/* A report edited by hand or written by another tool: members of the wrong JSON type and numbers
+ * out of range are read as 0 or clamped; they never crash the reader (an array where the status
+ * map belongs used to pass its unnamed items to strtol(NULL)). */
+static void test_json_foreign_members(void **state)
+{
+    (void)state;
+    char path[256], err[256];
+    snprintf(path, sizeof(path), "/tmp/test_load_merge_%d_foreign.json", (int)getpid());
+    static const char *const docs[] = {
+        "{\"apigate_load\":1,\"status\":[200,503],\"errors\":[1,2],",
+        "{\"apigate_load\":1,\"status\":{\"200\":-5,\"503\":1e300},\"errors\":{\"reset\":-1},"
+        "\"started_at\":1e300,\"totals\":{\"requests\":1e300,\"max_lag_ms\":-1e300},"
+        "\"series\":[{\"t\":-1e300,\"p95_ms\":1e300,\"p50_ms\":-3}],",
+    };
+    for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        fprintf(f, "%s\"hist\":{\"count\":0,\"sum_us\":0,\"min_us\":0,\"max_us\":0,"
+                   "\"buckets\":[]}}",
+                docs[i]);
+        fclose(f);
+        struct load_result *r = report_json_read(path, err, sizeof(err));
+        assert_non_null(r);
+        assert_int_equal(r->status[200], 0);
+        assert_int_equal(r->errors[LERR_RESET], 0);
+        if (i == 1) {
+            assert_true(r->status[503] == UINT64_MAX);
+            assert_true(r->started_at == INT64_MAX);
+            assert_true(r->reqs == UINT64_MAX);
+            assert_int_equal(r->max_lag_us, 0);
+            assert_int_equal(r->nseries, 1);
+            assert_true(r->series[0].t == INT64_MIN);
+            assert_true(r->series[0].p95_us == UINT64_MAX);
+            assert_int_equal(r->series[0].p50_us, 0);
+        }
+        result_destroy(r);
+    }
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_merge_equals_both),
         cmocka_unit_test(test_json_rejects_garbage),
+        cmocka_unit_test(test_json_foreign_members),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
