@@ -396,7 +396,13 @@ long policy_build_key(const struct policy_conf *pc, const struct h1_request *req
             c = (char)(c + 32);
         buf_append(out, &c, 1);
     }
-    if (url_normalize_path(req->path, req->path_len, out) != 0) {
+    /* Only a path already in normal form gets a key. The origin (and the route match) see the
+     * path as sent, and /a/%2E%2E/b or /a/%62 may name another resource there than /b or /a/b:
+     * keying such a request under its normal form would store that answer for the normal path
+     * (or serve the normal path's answer for it). It is forwarded uncached instead. */
+    size_t p0 = out->len;
+    if (url_normalize_path(req->path, req->path_len, out) != 0 ||
+        out->len - p0 != req->path_len || memcmp(out->data + p0, req->path, req->path_len) != 0) {
         out->len = start;
         return -1;
     }

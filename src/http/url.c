@@ -1,5 +1,6 @@
-/* URLs for people (url_parse: command lines and config) and for cache keys (normalization, so
- * that /a/./b and /a/%62 hit the same entry). Only http and https; no userinfo, no IDNA. */
+/* URLs for people (url_parse: command lines and config) and for cache keys (normalization: a key
+ * is built only for a path already in normal form, and an invalidation of /a/./b or /a/%62
+ * reaches /a/b). Only http and https; no userinfo, no IDNA. */
 #include "http/url.h"
 
 #include <stdio.h>

@@ -3,7 +3,9 @@
 # anonymous) hammer the same URIs at once, on a shared route (cached with override: a request
 # with Authorization or Cookie must bypass it) and on a per-user route (vary: [Authorization]).
 # Every body must belong to the client that asked: the echo origin reflects the Authorization
-# header, /api/auth/me answers with the user of the token. Also: per-user hits really happen.
+# header, /api/auth/me answers with the user of the token. Also: per-user hits really happen, and
+# no target is answered with the entry of another (repeated query parameters, paths not in normal
+# form).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 require_cmd curl jq python3
@@ -106,4 +108,14 @@ log "repeated query parameters: their order is part of the key"
 key_check '/echo/q?id=1&id=2'
 key_check '/echo/q?id=2&id=1'
 key_check '/echo/q?b=1&id=2&id=1'
+log "a path not in normal form neither fills nor reads the entry of its normal form"
+key_check '/echo/n/x'
+key_check '/echo/n/%2E%2E/x'
+key_check '/echo/n/../x'
+key_check '/echo/n/./x'
+key_check '/echo/%6E/x'
+key_check '/echo/m/%2E%2E/y' # first, then the normal form must not get its answer
+key_check '/echo/y'
+assert_eq "$(curl -s -o /dev/null -D - --path-as-is "http://127.0.0.1:$gport/echo/n/./x" |
+    tr -d '\r' | awk -F': ' '$1 == "X-Cache" { print $2 }')" BYPASS "not in normal form: X-Cache"
 log "ok"

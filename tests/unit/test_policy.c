@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -200,6 +201,25 @@ static void test_keys(void **state)
     key_of(&per_user, "GET /me HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer A\r\n\r\n", NULL, a, sizeof(a), &pa);
     key_of(&per_user, "GET /me HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer B\r\n\r\n", NULL, b, sizeof(b), &pb);
     assert_string_not_equal(a, b);
+    /* A path not in normal form gets no key: the origin sees it as sent, where it may name
+     * another resource than its normal form, so it must neither fill nor read /b's entry. */
+    static const char *const not_normal[] = {"/a/../b", "/a/%2E%2E/b", "/./b", "/%62", "/b/.",
+                                             "/a%2fb", "/a/%zz"};
+    for (size_t i = 0; i < sizeof(not_normal) / sizeof(not_normal[0]); i++) {
+        char text[128];
+        snprintf(text, sizeof(text), "GET %s?q=1 HTTP/1.1\r\nHost: h\r\n\r\n", not_normal[i]);
+        struct h1_request req;
+        parse_req(text, &req);
+        struct buf kb = BUF_INIT;
+        if (policy_build_key(&pc, &req, NULL, 0, &kb) != -1)
+            fail_msg("%s got a key: %.*s", not_normal[i], (int)kb.len, kb.data);
+        assert_int_equal(kb.len, 0);
+        buf_deinit(&kb);
+    }
+    key_of(&pc, "GET /a/%2F/%20b?q=1 HTTP/1.1\r\nHost: h\r\n\r\n", NULL, a, sizeof(a), &pa);
+    assert_string_equal(a, "GET h/a/%2F/%20b?q=1");
+    key_of(&pc, "GET http://h HTTP/1.1\r\nHost: h\r\n\r\n", NULL, a, sizeof(a), &pa);
+    assert_string_equal(a, "GET h/");
 }
 
 int main(void)
