@@ -211,6 +211,9 @@ struct scenario {
 struct scenario *scenario_load(const char *path, FILE *errf);
 /* Builds the request buffers and resolves the target; 0, or -1 with a message in <err>. */
 int scenario_prepare(struct scenario *s, char *err, size_t errlen);
+/* True when <s> is an RFC 9110 token: what a method or a header name may contain (so neither can
+ * smuggle a space or a line break into the request). Checked for files and command lines alike. */
+bool scenario_valid_token(const char *s);
 /* Adds one request to <s> (quick mode and the file loader). Returns it. */
 struct load_req *scenario_add_req(struct scenario *s);
 void scenario_destroy(struct scenario *s);

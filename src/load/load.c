@@ -153,6 +153,14 @@ static int load__add_header(struct load_req *r, const char *arg)
         fprintf(stderr, "apigate load: -H '%s': expected 'Name: value'\n", arg);
         return -1;
     }
+    char *name = xstrndup(arg, (size_t)(colon - arg));
+    bool name_ok = scenario_valid_token(name);
+    free(name);
+    if (!name_ok) {
+        fprintf(stderr, "apigate load: -H '%s': '%.*s' is not a valid header name\n", arg,
+                (int)(colon - arg), arg);
+        return -1;
+    }
     const char *v = colon + 1;
     while (*v == ' ' || *v == '\t')
         v++;
@@ -346,6 +354,11 @@ static int load__quick(int argc, char **argv)
             goto out;
         }
         r->has_body = true;
+    }
+    if (method && !scenario_valid_token(method)) {
+        fprintf(stderr, "apigate load: -m '%s': not a valid HTTP method (a token such as GET, "
+                        "POST or PURGE)\n", method);
+        goto out;
     }
     r->method = xstrdup(method ? method : (body_arg ? "POST" : "GET"));
     for (size_t i = 0; i < nh; i++)

@@ -392,8 +392,7 @@ static void scen__checks(struct scen_parse *p, struct load_req *r, const struct 
     }
 }
 
-/* RFC 9110 token: what a method or a header name may contain. */
-static bool scen__valid_token(const char *s)
+bool scenario_valid_token(const char *s)
 {
     if (*s == '\0')
         return false;
@@ -412,7 +411,7 @@ static void scen__headers(struct scen_parse *p, struct load_req *r, const struct
     }
     for (size_t i = 0; i < ynode_size(n); i++) {
         const struct ynode *k = ynode_key(n, i), *v = ynode_value(n, i);
-        if (!scen__valid_token(k->str)) {
+        if (!scenario_valid_token(k->str)) {
             SERR(p, k, "headers: '%s' is not a valid header name", k->str);
             continue;
         }
@@ -468,7 +467,7 @@ static void scen__request(struct scen_parse *p, const struct ynode *n,
         } else if (strcmp(key, "method") == 0) {
             if (!scen__is_scalar(p, v, key))
                 continue;
-            if (!scen__valid_token(v->str)) {
+            if (!scenario_valid_token(v->str)) {
                 SERR(p, v, "method: '%s' is not a valid HTTP method", v->str);
                 continue;
             }

@@ -22,6 +22,12 @@ expect_bad "bad -c" "-c 'many'" "$APIGATE" load -c many http://127.0.0.1:9/
 expect_bad "bad -d" "-d '10 parsecs'" "$APIGATE" load -d '10 parsecs' http://127.0.0.1:9/
 expect_bad "bad rate" "--rate 'fast'" "$APIGATE" load --rate fast http://127.0.0.1:9/
 expect_bad "bad header" "expected 'Name: value'" "$APIGATE" load -H nocolon http://127.0.0.1:9/
+# Method and header names are tokens: a space or a line break would write a second request line
+# or header of the caller's choosing (request smuggling by typo), as the scenario file refuses.
+expect_bad "method with a line break" "-m 'GET / HTTP/1.1" "$APIGATE" load -m $'GET / HTTP/1.1\r\nX: y' http://127.0.0.1:9/
+expect_bad "method with a space" "not a valid HTTP method" "$APIGATE" load -m 'GE T' http://127.0.0.1:9/
+expect_bad "empty method" "-m ''" "$APIGATE" load -m '' http://127.0.0.1:9/
+expect_bad "header name with a space" "'X Bad' is not a valid header name" "$APIGATE" load -H 'X Bad: v' http://127.0.0.1:9/
 expect_bad "unknown option" "apigate load --help" "$APIGATE" load --frobnicate http://127.0.0.1:9/
 expect_bad "missing body file" "--body @/nonexistent" "$APIGATE" load --body @/nonexistent http://127.0.0.1:9/
 expect_bad "unknown host" "no.such.host.invalid" "$APIGATE" load -d 1s http://no.such.host.invalid:81/
