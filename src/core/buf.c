@@ -1,10 +1,14 @@
 /* Growable byte buffer with a read offset. */
 #include "core/buf.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/xmalloc.h"
 
@@ -182,4 +186,49 @@ void buf_append_json_str(struct buf *b, const char *s, size_t n)
     }
     buf_append(b, s + n - run, run);
     buf_append(b, "\"", 1);
+}
+
+int buf_read_file(struct buf *b, const char *path, size_t max, char *err, size_t errlen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd == -1) {
+        snprintf(err, errlen, "cannot open: %s", strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fd, &st) == -1) {
+        snprintf(err, errlen, "cannot read: %s", strerror(errno));
+        goto fail;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        snprintf(err, errlen, "is a directory");
+        goto fail;
+    }
+    size_t got = 0;
+    for (;;) {
+        buf_reserve(b, 65536);
+        ssize_t n = read(fd, buf_tail(b), buf_room(b));
+        if (n == -1 && errno == EINTR)
+            continue;
+        if (n == -1) {
+            snprintf(err, errlen, "cannot read: %s", strerror(errno));
+            goto fail;
+        }
+        if (n == 0)
+            break;
+        buf_commit(b, (size_t)n);
+        got += (size_t)n;
+        if (got > max) {
+            if (max >= (1u << 20))
+                snprintf(err, errlen, "larger than %zu MB", max >> 20);
+            else
+                snprintf(err, errlen, "larger than %zu bytes", max);
+            goto fail;
+        }
+    }
+    close(fd);
+    return 0;
+fail:
+    close(fd);
+    return -1;
 }

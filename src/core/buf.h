@@ -38,5 +38,11 @@ void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(print
 void buf_vprintf(struct buf *b, const char *fmt, va_list ap);
 /* Appends <s> as a JSON string literal (quotes and escapes included). */
 void buf_append_json_str(struct buf *b, const char *s, size_t n);
+/* Appends the whole content of file <path> to <b>. Refuses a directory, and stops with an error
+ * once the content passes <max> bytes, so /dev/zero or a wrong path to a huge file fails at once
+ * instead of filling memory. Returns 0, or -1 with the reason, without the path, in <err>
+ * ("cannot open: No such file or directory", "is a directory", "larger than 16 MB"); <b> may
+ * then hold part of the file. Each "read a whole file" of a command line goes through here. */
+int buf_read_file(struct buf *b, const char *path, size_t max, char *err, size_t errlen);
 
 #endif

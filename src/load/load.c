@@ -125,22 +125,20 @@ static int load__run(struct scenario *s, const struct load_opts *o)
     return rc;
 }
 
+#define LOAD_MAX_BODY_FILE (64u << 20) /* a request body larger than this is a wrong path */
+
 /* --body DATA, or --body @FILE (read whole; binary-safe up to the first NUL, as a template). */
 static char *load__read_body(const char *arg)
 {
     if (arg[0] != '@')
         return xstrdup(arg);
-    FILE *f = fopen(arg + 1, "rb");
-    if (f == NULL) {
-        fprintf(stderr, "apigate load: --body %s: %s\n", arg, strerror(errno));
+    struct buf b = BUF_INIT;
+    char err[128];
+    if (buf_read_file(&b, arg + 1, LOAD_MAX_BODY_FILE, err, sizeof(err)) == -1) {
+        fprintf(stderr, "apigate load: --body %s: %s\n", arg, err);
+        buf_deinit(&b);
         return NULL;
     }
-    struct buf b = BUF_INIT;
-    char tmp[8192];
-    size_t n;
-    while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0)
-        buf_append(&b, tmp, n);
-    fclose(f);
     buf_append(&b, "", 1);
     return b.data;
 }

@@ -218,19 +218,17 @@ static const char *rj__s(const cJSON *o, const char *k)
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
+#define RJ_MAX_FILE (64u << 20) /* a report larger than this is not one (or not ours) */
+
 static char *rj__read_file(const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    struct buf b = BUF_INIT;
+    char why[128];
+    if (buf_read_file(&b, path, RJ_MAX_FILE, why, sizeof(why)) == -1) {
+        snprintf(err, errlen, "%s: %s", path, why);
+        buf_deinit(&b);
         return NULL;
     }
-    struct buf b = BUF_INIT;
-    char tmp[65536];
-    size_t n;
-    while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0)
-        buf_append(&b, tmp, n);
-    fclose(f);
     buf_append(&b, "", 1);
     return b.data;
 }

@@ -622,26 +622,15 @@ struct mock_profile *mock_profile_parse(const char *text, size_t len, const char
     return p;
 }
 
+#define MOCK_PROFILE_MAX_FILE (16u << 20) /* a profile larger than this is a wrong path */
+
 struct mock_profile *mock_profile_load(const char *path, size_t nthreads, struct buf *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        buf_printf(err, "%s: cannot open: %s\n", path, strerror(errno));
-        return NULL;
-    }
     struct buf text = BUF_INIT;
-    for (;;) {
-        buf_reserve(&text, 4096);
-        size_t n = fread(buf_tail(&text), 1, buf_room(&text), f);
-        if (n == 0)
-            break;
-        buf_commit(&text, n);
-    }
-    bool bad = ferror(f);
-    fclose(f);
+    char why[128];
     struct mock_profile *p = NULL;
-    if (bad)
-        buf_printf(err, "%s: read error\n", path);
+    if (buf_read_file(&text, path, MOCK_PROFILE_MAX_FILE, why, sizeof(why)) == -1)
+        buf_printf(err, "%s: %s\n", path, why);
     else
         p = mock_profile_parse(text.data ? text.data : "", buf_pending(&text), path, nthreads, err);
     buf_deinit(&text);

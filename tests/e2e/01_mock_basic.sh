@@ -19,6 +19,15 @@ rc=$?
 set -e
 assert_eq "$rc" 2 "exit code of a bad profile"
 assert_contains "$err" "$T/bad.yaml:2:32: dist: unknown distribution 'gamma'" "bad profile message"
+# A path that is no profile file fails at once: /dev/zero used to be read until memory ran out.
+for f in /dev/zero "$T"; do
+    set +e
+    err=$(timeout 20 "$APIGATE" mock --check --profile "$f" 2>&1)
+    rc=$?
+    set -e
+    assert_eq "$rc" 2 "exit code of --profile $f"
+done
+assert_contains "$err" "$T: is a directory" "directory as a profile"
 
 port=$(free_port)
 start_mock mock "$port"

@@ -30,6 +30,10 @@ expect_bad "empty method" "-m ''" "$APIGATE" load -m '' http://127.0.0.1:9/
 expect_bad "header name with a space" "'X Bad' is not a valid header name" "$APIGATE" load -H 'X Bad: v' http://127.0.0.1:9/
 expect_bad "unknown option" "apigate load --help" "$APIGATE" load --frobnicate http://127.0.0.1:9/
 expect_bad "missing body file" "--body @/nonexistent" "$APIGATE" load --body @/nonexistent http://127.0.0.1:9/
+# A file argument that is no file (a directory) or never ends (/dev/zero) fails at once, before any
+# request: a directory used to be sent as an empty body, /dev/zero read until memory ran out.
+expect_bad "body from a directory" "--body @$T: is a directory" "$APIGATE" load --body @"$T" http://127.0.0.1:9/
+expect_bad "endless body file" "--body @/dev/zero: larger than" "$APIGATE" load --body @/dev/zero http://127.0.0.1:9/
 expect_bad "unknown host" "no.such.host.invalid" "$APIGATE" load -d 1s http://no.such.host.invalid:81/
 
 f="$T/s.yaml"
@@ -63,6 +67,8 @@ expect_bad "run without file" "usage: apigate load run" "$APIGATE" load run
 echo '{"not": "a report"}' >"$T/x.json"
 expect_bad "compare non-report" "not an apigate load report" "$APIGATE" load compare "$T/x.json" "$T/x.json"
 expect_bad "merge missing" "/nonexistent.json" "$APIGATE" load merge /nonexistent.json
+expect_bad "compare /dev/zero" "/dev/zero: larger than" "$APIGATE" load compare /dev/zero "$T/x.json"
+expect_bad "merge a directory" "$T: is a directory" "$APIGATE" load merge "$T" "$T/x.json"
 expect_bad "compare arity" "usage: apigate load compare" "$APIGATE" load compare "$T/x.json"
 
 # --help is not an error

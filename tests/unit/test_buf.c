@@ -4,8 +4,10 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 #include <cmocka.h>
@@ -156,12 +158,40 @@ static void test_json_escaping(void **state)
     free(j);
 }
 
+/* Whole files: content kept byte for byte, a directory and an endless file refused. */
+static void test_read_file(void **state)
+{
+    (void)state;
+    char path[64], err[128];
+    snprintf(path, sizeof(path), "/tmp/test_buf_%d", (int)getpid());
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    fwrite("a\0b\n", 1, 4, f);
+    fclose(f);
+    struct buf b = BUF_INIT;
+    assert_int_equal(buf_read_file(&b, path, 4, err, sizeof(err)), 0);
+    assert_int_equal(buf_pending(&b), 4);
+    assert_memory_equal(buf_head(&b), "a\0b\n", 4);
+    buf_reset(&b);
+    assert_int_equal(buf_read_file(&b, path, 3, err, sizeof(err)), -1);
+    assert_string_equal(err, "larger than 3 bytes");
+    unlink(path);
+    buf_reset(&b);
+    assert_int_equal(buf_read_file(&b, path, 100, err, sizeof(err)), -1);
+    assert_string_equal(err, "cannot open: No such file or directory");
+    assert_int_equal(buf_read_file(&b, "/tmp", 100, err, sizeof(err)), -1);
+    assert_string_equal(err, "is a directory");
+    assert_int_equal(buf_read_file(&b, "/dev/zero", 1u << 20, err, sizeof(err)), -1);
+    assert_string_equal(err, "larger than 1 MB");
+    buf_deinit(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_growth_and_consume), cmocka_unit_test(test_reserve_reclaims_consumed),
         cmocka_unit_test(test_printf),             cmocka_unit_test(test_append_self),
-        cmocka_unit_test(test_json_escaping),
+        cmocka_unit_test(test_json_escaping),      cmocka_unit_test(test_read_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
