@@ -1,8 +1,9 @@
 /* Environment variables in gateway config files: `${NAME}` and `${NAME:-default}` are replaced
  * by their values before the YAML is parsed, so secrets and per-pod values (a Redis password, an
  * upstream address) need no templating step. `$${` stands for a literal `${`. Comments are left
- * alone. Lines keep their numbers, so positions in later errors stay right (columns after an
- * expansion on the same line shift by the difference). */
+ * alone. A value inside a quoted scalar is escaped for that quote style, so it arrives unchanged.
+ * Lines keep their numbers, so positions in later errors stay right (columns after an expansion
+ * on the same line shift by the difference). */
 #include "gateway/gwconf_env.h"
 
 #include <ctype.h>
@@ -20,6 +21,22 @@ static void gwconf_env__error(struct cfg_errors *errs, const char *name, int lin
 {
     struct ynode at = {.type = YNODE_SCALAR, .file = name, .line = line, .col = col};
     cfg_error(errs, &at, fmt, (int)whatlen, what);
+}
+
+/* Appends the value of a variable. Inside a quoted scalar (<quote> is the quote character) the
+ * value is escaped for that style, so that it arrives as it is in the environment: a password
+ * with a backslash or a quote would otherwise end the string early or have its "\t" turned into
+ * a tab. A default comes from the file itself and is taken as written (<quote> 0). */
+static void gwconf_env__append(struct buf *out, const char *val, size_t vlen, char quote)
+{
+    for (size_t k = 0; k < vlen; k++) {
+        char c = val[k];
+        if (quote == '"' && (c == '"' || c == '\\'))
+            buf_append(out, "\\", 1);
+        else if (quote == '\'' && c == '\'')
+            buf_append(out, "'", 1); /* '' is a quote inside '...' */
+        buf_append(out, &c, 1);
+    }
 }
 
 char *gwconf_env_expand(const char *text, size_t len, const char *name, size_t *outlen,
@@ -119,7 +136,7 @@ char *gwconf_env_expand(const char *text, size_t len, const char *name, size_t *
             i = j;
             continue;
         }
-        buf_append(&out, val, vlen);
+        gwconf_env__append(&out, val, vlen, val == def ? 0 : quote);
         i = j;
     }
     if (errs->n > before) {

@@ -338,6 +338,19 @@ static void test_env(void **state)
     assert_non_null(strstr(errs.msgs[2], "t.yaml:3:6: ${AGT_NL}: the value has a line break"));
     cfg_errors_free(&errs);
     unsetenv("AGT_NL");
+
+    /* A value inside quotes arrives as it is in the environment: a backslash is not a YAML
+     * escape ("\t" became a tab), and a quote does not end the string. */
+    setenv("AGT_PW", "p\\tw\"x'y", 1);
+    c = load_ok("cache: {redis: \"redis://:${AGT_PW}@127.0.0.1:6379\"}\n"
+                "upstreams:\n"
+                "  api: {servers: [127.0.0.1:9000]}\n"
+                "routes:\n"
+                "  - {match: /, upstream: api, fallback: {body: '${AGT_PW}'}}\n");
+    assert_string_equal(c->cache.redis, "redis://:p\\tw\"x'y@127.0.0.1:6379");
+    assert_string_equal(c->routes[0].fallback.body, "p\\tw\"x'y");
+    gwconf_free(c);
+    unsetenv("AGT_PW");
 }
 
 /* YAML anchors and merge keys, with the shared parts under a top-level x- key. */
