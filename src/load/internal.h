@@ -452,6 +452,11 @@ struct load_result *report_json_read(const char *path, char *err, size_t errlen)
 void report_html(const struct load_result *r, struct buf *out);
 /* Writes <b> to <path>; 0 or -1 with a message on stderr. */
 int report_write_file(const char *path, const struct buf *b);
+/* Checks, before a run, that report <path> can be written after it: a missing or read-only
+ * directory, or a directory given as the file, would otherwise be found only once the whole run
+ * is over and its report lost. Leaves nothing behind (a file created to check is removed) and an
+ * existing file unchanged. 0, or -1 with a message on stderr. */
+int report_check_path(const char *path);
 
 /* compare.c */
 void compare_print(const struct load_result *a, const struct load_result *b, FILE *out);

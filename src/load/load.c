@@ -113,6 +113,9 @@ static void load__raise_nofile(const struct scenario *s)
 static int load__run(struct scenario *s, const struct load_opts *o)
 {
     char err[LOAD_ERR_LEN];
+    if ((o->json && report_check_path(o->json) == -1) ||
+        (o->html && report_check_path(o->html) == -1))
+        return 2;
     if (scenario_prepare(s, err, sizeof(err)) == -1) {
         fprintf(stderr, "apigate load: %s\n", err);
         return 2;
@@ -537,6 +540,9 @@ static int load__scenario(int argc, char **argv)
         goto out;
     if (check) {
         char err[LOAD_ERR_LEN];
+        if ((o.json && report_check_path(o.json) == -1) ||
+            (o.html && report_check_path(o.html) == -1))
+            goto out;
         if (scenario_prepare(s, err, sizeof(err)) == -1) {
             fprintf(stderr, "apigate load: %s\n", err);
             goto out;

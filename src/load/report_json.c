@@ -4,11 +4,13 @@
  * it) for `load compare` and `load merge`. */
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/xmalloc.h"
 #include "load/internal.h"
@@ -154,6 +156,22 @@ int report_write_file(const char *path, const struct buf *b)
         return -1;
     }
     return 0;
+}
+
+int report_check_path(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+        close(fd);
+        unlink(path);
+        return 0;
+    }
+    if (errno == EEXIST && (fd = open(path, O_WRONLY | O_CLOEXEC)) >= 0) {
+        close(fd);
+        return 0;
+    }
+    fprintf(stderr, "apigate load: cannot write %s: %s\n", path, strerror(errno));
+    return -1;
 }
 
 /* ---- reading back ---- */

@@ -34,6 +34,17 @@ expect_bad "missing body file" "--body @/nonexistent" "$APIGATE" load --body @/n
 # request: a directory used to be sent as an empty body, /dev/zero read until memory ran out.
 expect_bad "body from a directory" "--body @$T: is a directory" "$APIGATE" load --body @"$T" http://127.0.0.1:9/
 expect_bad "endless body file" "--body @/dev/zero: larger than" "$APIGATE" load --body @/dev/zero http://127.0.0.1:9/
+# A report path that cannot be written is refused before the run, not found after it (the whole
+# run's report lost); an existing report is left as it was until the new one replaces it.
+expect_bad "json in a missing dir" "cannot write /nonexistent/r.json" "$APIGATE" load -d 2s --json /nonexistent/r.json http://127.0.0.1:9/
+expect_bad "html is a directory" "cannot write $T: Is a directory" "$APIGATE" load -d 2s --html "$T" http://127.0.0.1:9/
+printf 'base_url: http://127.0.0.1:9\nvus: 1\nduration: 1s\nrequests: [{path: /}]\n' >"$T/ok.yaml"
+expect_bad "run --check with an unwritable report" "cannot write /nonexistent/r.html" "$APIGATE" load run --check "$T/ok.yaml" --html /nonexistent/r.html
+echo keep >"$T/old.json"
+"$APIGATE" load run --check "$T/ok.yaml" --json "$T/old.json" --html "$T/new.html" >/dev/null ||
+    fail "run --check with writable report paths"
+assert_eq "$(cat "$T/old.json")" "keep" "existing report untouched by the check"
+[ ! -e "$T/new.html" ] || fail "the check left $T/new.html behind"
 expect_bad "unknown host" "no.such.host.invalid" "$APIGATE" load -d 1s http://no.such.host.invalid:81/
 
 f="$T/s.yaml"
