@@ -83,8 +83,9 @@ static int plan_set(struct capacity_in *in, const struct plan_opt *o, const char
     }
     if (o->kind == PLAN_DOUBLE) {
         double v = strtod(s, &end);
-        if (errno || end == s || *end || v < 0 || v > 1e6) {
-            *why = "expected a number >= 0 (e.g. 2 or 0.5)";
+        /* Written so that NaN ("nan" parses) fails too: every comparison with it is false. */
+        if (errno || end == s || *end || !(v >= 0 && v <= 1e6)) {
+            *why = "expected a number from 0 to 1000000 (e.g. 2 or 0.5)";
             return -1;
         }
         *(double *)((char *)in + o->off) = v;
@@ -92,7 +93,7 @@ static int plan_set(struct capacity_in *in, const struct plan_opt *o, const char
     }
     long v = strtol(s, &end, 10);
     if (errno || end == s || *end || v < 0 || v > 100000000) {
-        *why = "expected a whole number >= 0";
+        *why = "expected a whole number from 0 to 100000000";
         return -1;
     }
     *(long *)((char *)in + o->off) = v;

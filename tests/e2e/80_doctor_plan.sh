@@ -87,6 +87,26 @@ c4=$?
 c5=$?
 set -e
 assert_eq "$c1$c2$c3$c4$c5" 22222 "bad usage exits 2"
+# NaN parses as a number but is none: it used to pass the range check ("3 workers on nan CPUs").
+for v in nan -nan inf 1e7 -0.5; do
+    set +e
+    err=$("$APIGATE" doctor plan --pods 2 --workers-per-pod 3 --cpu-limit "$v" 2>&1)
+    code=$?
+    set -e
+    assert_eq "$code" 2 "--cpu-limit $v"
+    assert_contains "$err" "--cpu-limit '$v': expected a number from 0 to 1000000" "--cpu-limit $v message"
+done
+printf 'pods: 2\nworkers_per_pod: 3\ncpu_limit: nan\n' >"$T/nan.yaml"
+set +e
+err=$("$APIGATE" doctor plan -f "$T/nan.yaml" 2>&1)
+code=$?
+set -e
+assert_eq "$code" 2 "cpu_limit: nan in YAML"
+assert_contains "$err" "$T/nan.yaml:3:12: cpu_limit: 'nan'" "cpu_limit: nan position"
+set +e
+err=$("$APIGATE" doctor plan --pods 200000000 2>&1)
+set -e
+assert_contains "$err" "--pods '200000000': expected a whole number from 0 to 100000000" "the bound is said"
 # Every finding id the code can emit has its section in docs/doctor.md (the "doc" link target).
 ids=$(grep -ohE '"(pg|pgb|redis|gw|host|target|capacity|probe)-[a-z0-9-]+"' "$AG_SRC"/src/doctor/*.c | tr -d '"' | sort -u)
 [ "$(wc -l <<<"$ids")" -ge 40 ] || fail "finding ids not found in src/doctor"
