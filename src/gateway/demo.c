@@ -627,7 +627,16 @@ static int demo__mkdir_p(const char *path)
     }
     if (mkdir(p, 0755) == -1 && errno != EEXIST)
         return -1;
-    return 0;
+    /* EEXIST also covers a file of that name: refuse it now, not after a minute of load when
+     * the first report cannot be written into it. */
+    struct stat st;
+    if (stat(p, &st) == -1)
+        return -1;
+    if (!S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        return -1;
+    }
+    return access(p, W_OK | X_OK);
 }
 
 static void demo__remove_tmp(struct demo *d)
@@ -650,6 +659,10 @@ static int demo__prepare(struct demo *d)
         return -1;
     }
     d->exe[n] = '\0';
+    if (demo__mkdir_p(d->o.report_dir) == -1) {
+        fprintf(stderr, "apigate demo: --report-dir %s: %s\n", d->o.report_dir, strerror(errno));
+        return -1;
+    }
     const char *base = getenv("TMPDIR");
     if (!base || !*base)
         base = "/tmp";
@@ -663,10 +676,6 @@ static int demo__prepare(struct demo *d)
     for (int i = 0; i < DEMO_F__N; i++)
         snprintf(d->path[i], sizeof(d->path[i]), "%.*s/%s", PATH_MAX - 32, d->tmp,
                  demo_fnames[i]);
-    if (demo__mkdir_p(d->o.report_dir) == -1) {
-        fprintf(stderr, "apigate demo: --report-dir %s: %s\n", d->o.report_dir, strerror(errno));
-        return -1;
-    }
     int ports[3];
     if (demo_proc_free_ports(ports, 3) == -1) {
         fprintf(stderr, "apigate demo: no free loopback port: %s\n", strerror(errno));

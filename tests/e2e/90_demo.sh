@@ -17,6 +17,15 @@ for bad in "--users 0" "--users x" "--duration soon" "--duration 1s" "--bogus" "
     assert_contains "$err" "${bad%% *}" "message of 'demo $bad'"
 done
 
+# A --report-dir that is a file is refused before anything starts (it used to pass mkdir's EEXIST,
+# and the demo then failed pointing at "$file/before.txt"), and no temp dir is left behind.
+echo x >"$T/afile"
+rc=0
+err=$(TMPDIR="$T" timeout 20 "$APIGATE" demo --report-dir "$T/afile" --duration 2s 2>&1 >/dev/null) || rc=$?
+assert_eq "$rc" 1 "exit code of --report-dir on a file"
+assert_contains "$err" "--report-dir $T/afile: Not a directory" "message of --report-dir on a file"
+[ -z "$(ls -d "$T"/apigate-demo.* 2>/dev/null)" ] || fail "a temp dir was left behind"
+
 rep="$T/report"
 log "running apigate demo --duration 10s --users 50"
 rc=0
