@@ -37,6 +37,8 @@ struct admin_conn {
     int fd;
     struct buf in, out;
     struct loop_timer timer;
+    bool readable; // bytes may wait in the socket (edge seen, no EAGAIN read since)
+    bool eof;      // the client half-closed: answer what it sent, then close
     bool close_after;
     bool closed;
 };
@@ -367,6 +369,74 @@ static void admin__handle(struct admin_conn *ac, const struct h1_request *req)
     buf_deinit(&body);
 }
 
+/* Reads what the client sent and answers its complete requests in order, one answer in flight at
+ * a time. Called on every edge and after each drained answer: the socket is edge-triggered, so
+ * bytes left in it (a pipeline over ADMIN_MAX_HEAD, requests behind an answer that waited for the
+ * socket) get no second edge and must be picked up from here. */
+static void admin__serve(struct admin_conn *ac)
+{
+    for (;;) {
+        /* read up to a head's worth: the rest stays in the socket (ac->readable) for later */
+        while (ac->readable && !ac->eof && buf_pending(&ac->in) <= ADMIN_MAX_HEAD) {
+            buf_reserve(&ac->in, 4096);
+            ssize_t n = read(ac->fd, buf_tail(&ac->in), buf_room(&ac->in));
+            if (n > 0) {
+                buf_commit(&ac->in, (size_t)n);
+                continue;
+            }
+            if (n == 0) {
+                ac->eof = true;
+                break;
+            }
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN) {
+                ac->readable = false;
+                break;
+            }
+            admin__close(ac);
+            return;
+        }
+        bool answered = false;
+        while (!ac->close_after && buf_pending(&ac->out) == 0 && buf_pending(&ac->in) > 0) {
+            struct h1_header hdrs[64];
+            struct h1_request req;
+            struct h1_limits lim = {.max_request_line = 4096, .max_head = ADMIN_MAX_HEAD,
+                                    .max_headers = 64};
+            int r =
+                h1_parse_request(buf_head(&ac->in), buf_pending(&ac->in), &req, hdrs, 64, &lim);
+            if (r == -2)
+                break;
+            if (r == -1) {
+                struct buf body = BUF_INIT;
+                buf_printf(&body, "{\"error\":\"%s\"}\n", h1_err_text(req.err));
+                admin__respond(ac, h1_err_status(req.err), "application/json", &body, false,
+                               false);
+                buf_deinit(&body);
+                admin__flush(ac);
+                return;
+            }
+            admin__handle(ac, &req);
+            buf_consume(&ac->in, (size_t)r);
+            if (req.body != H1_BODY_NONE)
+                ac->close_after = true; // admin endpoints take no body: do not try to skip one
+            admin__flush(ac);
+            if (ac->closed)
+                return;
+            answered = true;
+        }
+        if (ac->close_after || buf_pending(&ac->out) > 0)
+            break; // admin__flush goes on (and closes) once the socket takes the answer
+        if (ac->eof) {
+            admin__close(ac); // all answered; what is left is half a head that cannot complete
+            return;
+        }
+        if (!answered || !ac->readable)
+            break;
+    }
+    loop_timer_start(ac->a->loop, &ac->timer, ADMIN_IDLE_MS);
+}
+
 static void admin__on_event(struct loop *loop, int fd, void *arg, unsigned events)
 {
     (void)loop;
@@ -374,52 +444,12 @@ static void admin__on_event(struct loop *loop, int fd, void *arg, unsigned event
     struct admin_conn *ac = arg;
     if (ac->closed)
         return;
+    if (events & LOOP_READ)
+        ac->readable = true;
     if (events & LOOP_WRITE)
         admin__flush(ac);
-    if (ac->closed || !(events & LOOP_READ))
-        return;
-    for (;;) {
-        buf_reserve(&ac->in, 4096);
-        ssize_t n = read(ac->fd, buf_tail(&ac->in), buf_room(&ac->in));
-        if (n > 0) {
-            buf_commit(&ac->in, (size_t)n);
-            if (buf_pending(&ac->in) > ADMIN_MAX_HEAD)
-                break;
-            continue;
-        }
-        if (n == -1 && errno == EINTR)
-            continue;
-        if (n == 0 || (n == -1 && errno != EAGAIN)) {
-            admin__close(ac);
-            return;
-        }
-        break;
-    }
-    /* one request at a time: the next waits until this answer is written */
-    while (!ac->close_after && buf_pending(&ac->out) == 0 && buf_pending(&ac->in) > 0) {
-        struct h1_header hdrs[64];
-        struct h1_request req;
-        struct h1_limits lim = {.max_request_line = 4096, .max_head = ADMIN_MAX_HEAD,
-                                .max_headers = 64};
-        int r = h1_parse_request(buf_head(&ac->in), buf_pending(&ac->in), &req, hdrs, 64, &lim);
-        if (r == -2)
-            break;
-        if (r == -1) {
-            struct buf body = BUF_INIT;
-            buf_printf(&body, "{\"error\":\"%s\"}\n", h1_err_text(req.err));
-            admin__respond(ac, h1_err_status(req.err), "application/json", &body, false, false);
-            buf_deinit(&body);
-            break;
-        }
-        admin__handle(ac, &req);
-        buf_consume(&ac->in, (size_t)r);
-        if (req.body != H1_BODY_NONE)
-            ac->close_after = true; // admin endpoints take no body: do not try to skip one
-        admin__flush(ac);
-        if (ac->closed)
-            return;
-    }
-    loop_timer_start(ac->a->loop, &ac->timer, ADMIN_IDLE_MS);
+    if (!ac->closed)
+        admin__serve(ac);
 }
 
 static void admin__on_accept(struct loop *loop, int fd, void *arg, unsigned events)
