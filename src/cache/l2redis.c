@@ -1,18 +1,22 @@
-/* hiredis async on our event loop. Attachment follows hiredis's adapters/ae.h: the ev.addRead /
- * delRead / addWrite / delWrite / cleanup hooks. Our loop is edge-triggered and registers the fd
- * once for both directions, so the hooks only record what hiredis wants: a write it asks for is
- * flushed after the current event batch (every command issued in the batch goes out in one
- * write: pipelining for free), and a read edge drains the socket (hiredis reads one buffer per
- * call). hiredis 0.14 has no command timeouts: each lookup carries its own loop timer. */
+/* Redis on our event loop, with hiredis used for what cannot go wrong on hostile bytes: the RESP
+ * parser (redisReader), command formatting and the non-blocking socket of a redisContext. The
+ * reply dispatch is ours, not hiredis's async layer: hiredis 0.14 async.c asserts on the server's
+ * bytes (a reply nobody asked for, a malformed pub/sub message) and so let any port that speaks
+ * RESP abort the worker. Here a reply without a request is a protocol error that drops the
+ * connection, and everything a peer can make us hold is bounded: unanswered commands
+ * (L2REDIS_MAX_PENDING), unsent bytes (L2REDIS_MAX_OBUF), one reply's bytes and objects, and the
+ * bytes read per event (a peer that never stops sending cannot keep the loop thread). Commands
+ * issued during an event batch are written together after it (pipelining); each lookup carries
+ * its own loop timer. */
 #include "cache/l2redis.h"
 
 #include <errno.h>
-#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "core/loop.h"
@@ -20,18 +24,32 @@
 
 #define L2REDIS_LOG_INTERVAL_MS 10000
 #define L2REDIS_MAX_BACKOFF_FACTOR 10
+#define L2REDIS_CONNECT_TIMEOUT_MS 2000
+#define L2REDIS_MAX_PENDING 4096              /* commands sent and not answered yet, per connection */
+#define L2REDIS_MAX_OBUF (16u * 1024 * 1024)  /* bytes formatted and not written yet */
+#define L2REDIS_MAX_REPLY (16u * 1024 * 1024) /* least cap on one reply's unparsed bytes */
+#define L2REDIS_MAX_OBJECTS 64                /* objects in one reply (ours have at most 5) */
+#define L2REDIS_READ_BUDGET (256u * 1024)     /* bytes read per event before yielding the loop */
 
 struct l2conn {
     struct l2redis *r;
-    redisAsyncContext *ac;
+    redisContext *c; // NULL while down
     int fd;
-    bool sub; // the subscriber connection
-    bool connected;
-    bool want_write;
+    bool sub;          // the subscriber connection
+    bool connected;    // the TCP (or unix) connect completed
     bool flush_queued; // a deferred write is pending
     bool registered;   // fd in the loop
-    struct loop_timer retry;
+    struct loop_timer retry; // reconnect pause, or the connect deadline while connecting
+    struct loop_timer more;  // reading resumes here when the read budget ran out
     uint64_t backoff_ms;
+    /* replies expected, oldest first: a lookup, or NULL for a command whose reply is only checked */
+    struct l2redis_req **pend;
+    size_t pend_head, pend_count;
+    /* the reply being parsed */
+    redisReplyObjectFunctions fns; // hiredis's defaults, wrapped to count objects
+    const redisReplyObjectFunctions *base;
+    unsigned objects;
+    bool too_many; // the reply went over L2REDIS_MAX_OBJECTS
 };
 
 struct l2redis {
@@ -41,6 +59,7 @@ struct l2redis {
     int db;
     bool is_unix;
     uint64_t timeout_ms, reconnect_ms;
+    size_t max_reply;
     struct l2conn cmd, sub;
     char *channel;
     l2redis_msg_cb *on_msg;
@@ -60,6 +79,7 @@ struct l2redis_req {
 };
 
 static void l2__connect(struct l2conn *k);
+static void l2__read(struct l2conn *k);
 
 int l2redis_parse_url(const char *url, char *host, size_t hostlen, int *port, int *db, char *err,
                       size_t errlen)
@@ -118,85 +138,7 @@ static void l2__complain(struct l2redis *r, const char *what, const char *detail
                r->host, r->port, what, detail ? detail : "", (unsigned long long)suppressed);
 }
 
-/* ---- loop attachment ---- */
-
-static void l2__flush_cb(struct loop *loop, void *arg)
-{
-    (void)loop;
-    struct l2conn *k = arg;
-    k->flush_queued = false;
-    if (k->ac != NULL && k->connected && k->want_write)
-        redisAsyncHandleWrite(k->ac);
-}
-
-static void l2__add_read(void *priv)
-{
-    (void)priv;
-}
-static void l2__del_read(void *priv)
-{
-    (void)priv;
-}
-
-static void l2__add_write(void *priv)
-{
-    struct l2conn *k = priv;
-    k->want_write = true;
-    /* edge-triggered: the socket may be writable already and never signal again */
-    if (k->connected && !k->flush_queued) {
-        k->flush_queued = true;
-        loop_defer(k->r->loop, l2__flush_cb, k);
-    }
-}
-
-static void l2__del_write(void *priv)
-{
-    struct l2conn *k = priv;
-    k->want_write = false;
-}
-
-static void l2__cleanup(void *priv)
-{
-    struct l2conn *k = priv;
-    if (k->registered) {
-        loop_del_fd(k->r->loop, k->fd); /* hiredis closes the fd right after */
-        k->registered = false;
-    }
-    k->fd = -1;
-}
-
-static void l2__on_event(struct loop *loop, int fd, void *arg, unsigned events)
-{
-    (void)loop;
-    (void)fd;
-    struct l2conn *k = arg;
-    if (k->ac == NULL)
-        return;
-    if (events & (LOOP_WRITE | LOOP_ERROR)) {
-        if (!k->connected || k->want_write)
-            redisAsyncHandleWrite(k->ac);
-        if (k->ac == NULL)
-            return;
-    }
-    if (events & (LOOP_READ | LOOP_ERROR)) {
-        for (;;) {
-            redisAsyncHandleRead(k->ac);
-            if (k->ac == NULL)
-                return;
-            int avail = 0;
-            if (ioctl(k->fd, FIONREAD, &avail) == -1 || avail <= 0)
-                break;
-        }
-    }
-}
-
 /* ---- connection lifetime ---- */
-
-static void l2__retry_cb(struct loop *loop, void *arg)
-{
-    (void)loop;
-    l2__connect(arg);
-}
 
 static void l2__schedule_retry(struct l2conn *k)
 {
@@ -210,86 +152,322 @@ static void l2__schedule_retry(struct l2conn *k)
     k->backoff_ms = k->backoff_ms * 2 > cap ? cap : k->backoff_ms * 2;
 }
 
-static void l2__on_connect(const redisAsyncContext *ac, int status)
+/* Closes <k>'s connection (counted and logged as <what>: <detail> unless destroying), answers
+ * every pending lookup with an error and schedules the reconnect. Safe from any callback of <k>:
+ * nothing of the closed connection is used afterwards. */
+static void l2__fail(struct l2conn *k, const char *what, const char *detail)
 {
-    struct l2conn *k = ac->data;
-    if (status != REDIS_OK) {
-        k->r->errors++;
-        l2__complain(k->r, "connect failed", ac->errstr);
-        k->ac = NULL; /* hiredis frees it after this callback */
-        k->connected = false;
-        l2__schedule_retry(k);
+    struct l2redis *r = k->r;
+    if (k->c == NULL)
         return;
+    if (!r->destroying) {
+        r->errors++;
+        l2__complain(r, what, detail); /* before <detail> (maybe c->errstr) is freed */
     }
-    if (k->backoff_ms > k->r->reconnect_ms)
-        ag_log(AG_LOG_INFO, "cache l2: redis %s:%d connected", k->r->host, k->r->port);
-    k->connected = true;
-    k->backoff_ms = 0;
-    if (k->want_write && !k->flush_queued) {
+    if (k->registered) {
+        loop_del_fd(r->loop, k->fd);
+        k->registered = false;
+    }
+    loop_timer_stop(r->loop, &k->more);
+    loop_timer_stop(r->loop, &k->retry);
+    redisFree(k->c); /* closes the fd */
+    k->c = NULL;
+    k->fd = -1;
+    k->connected = false;
+    l2__schedule_retry(k);
+    /* the callbacks may issue commands: they find the connection down */
+    while (k->pend_count > 0) {
+        struct l2redis_req *q = k->pend[k->pend_head];
+        k->pend_head = (k->pend_head + 1) % L2REDIS_MAX_PENDING;
+        k->pend_count--;
+        if (q == NULL)
+            continue;
+        loop_timer_stop(r->loop, &q->timer);
+        if (!q->answered && !q->cancelled) {
+            q->answered = true;
+            if (!r->destroying)
+                r->errors++;
+            q->cb(q->arg, L2REDIS_ERROR, NULL, NULL, 0);
+        }
+        free(q);
+    }
+}
+
+static void l2__flush(struct l2conn *k)
+{
+    while (k->c != NULL && k->connected && sdslen(k->c->obuf) > 0) {
+        size_t before = sdslen(k->c->obuf);
+        int done = 0;
+        if (redisBufferWrite(k->c, &done) == REDIS_ERR) {
+            l2__fail(k, "connection lost", k->c->errstr);
+            return;
+        }
+        if (done || sdslen(k->c->obuf) == before)
+            return; /* all written, or the socket is full: the next write edge resumes */
+    }
+}
+
+static void l2__flush_cb(struct loop *loop, void *arg)
+{
+    (void)loop;
+    struct l2conn *k = arg;
+    k->flush_queued = false;
+    l2__flush(k);
+}
+
+/* Commands appended during this event batch go out in one write after it. */
+static void l2__queue_flush(struct l2conn *k)
+{
+    if (k->connected && !k->flush_queued) {
         k->flush_queued = true;
         loop_defer(k->r->loop, l2__flush_cb, k);
     }
 }
 
-static void l2__on_disconnect(const redisAsyncContext *ac, int status)
+static void l2__on_connected(struct l2conn *k)
 {
-    struct l2conn *k = ac->data;
-    k->ac = NULL;
-    k->connected = false;
-    if (k->r->destroying)
+    struct l2redis *r = k->r;
+    int err = 0;
+    socklen_t el = sizeof(err);
+    if (getsockopt(k->fd, SOL_SOCKET, SO_ERROR, &err, &el) == -1)
+        err = errno;
+    if (err != 0) {
+        l2__fail(k, "connect failed", strerror(err));
         return;
-    k->r->errors++;
-    l2__complain(k->r, "connection lost", status == REDIS_OK ? "closed" : ac->errstr);
-    l2__schedule_retry(k);
+    }
+    loop_timer_stop(r->loop, &k->retry); /* the connect deadline */
+    if (k->backoff_ms > r->reconnect_ms)
+        ag_log(AG_LOG_INFO, "cache l2: redis %s:%d connected", r->host, r->port);
+    k->connected = true;
+    k->backoff_ms = 0;
+    l2__queue_flush(k); /* SELECT or SUBSCRIBE */
 }
 
-static void l2__on_sub_reply(redisAsyncContext *ac, void *reply, void *priv)
+static void l2__on_event(struct loop *loop, int fd, void *arg, unsigned events)
 {
-    (void)ac;
-    struct l2conn *k = priv;
-    redisReply *rep = reply;
-    if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements != 3)
+    (void)loop;
+    (void)fd;
+    struct l2conn *k = arg;
+    if (k->c == NULL)
         return;
-    redisReply *kind = rep->element[0], *msg = rep->element[2];
-    if (kind->type == REDIS_REPLY_STRING && strcmp(kind->str, "message") == 0 &&
-        msg->type == REDIS_REPLY_STRING && k->r->on_msg != NULL)
-        k->r->on_msg(k->r->msg_arg, msg->str, (size_t)msg->len);
+    if (!k->connected) {
+        l2__on_connected(k);
+        if (k->c == NULL)
+            return;
+    }
+    if (events & (LOOP_WRITE | LOOP_ERROR))
+        l2__flush(k);
+    if (k->c != NULL && (events & (LOOP_READ | LOOP_ERROR)))
+        l2__read(k);
+}
+
+static void l2__more_cb(struct loop *loop, void *arg)
+{
+    (void)loop;
+    struct l2conn *k = arg;
+    if (k->c != NULL)
+        l2__read(k);
+}
+
+static void l2__retry_cb(struct loop *loop, void *arg)
+{
+    (void)loop;
+    struct l2conn *k = arg;
+    if (k->c != NULL) { /* still connecting */
+        char why[64];
+        snprintf(why, sizeof(why), "no answer in %d ms", L2REDIS_CONNECT_TIMEOUT_MS);
+        l2__fail(k, "connect timed out", why);
+        return;
+    }
+    l2__connect(k);
+}
+
+/* ---- replies ---- */
+
+/* hiredis's object constructors, counted: a reply with more objects than any of ours is refused,
+ * and an array header ("*2000000000") before the parser allocates for its elements. */
+static bool l2__count_object(const redisReadTask *t, int elements)
+{
+    struct l2conn *k = t->privdata;
+    if (elements > (int)(L2REDIS_MAX_OBJECTS - k->objects) || ++k->objects > L2REDIS_MAX_OBJECTS) {
+        k->too_many = true;
+        return false;
+    }
+    return true;
+}
+static void *l2__mk_string(const redisReadTask *t, char *s, size_t n)
+{
+    struct l2conn *k = t->privdata;
+    return l2__count_object(t, 0) ? k->base->createString(t, s, n) : NULL;
+}
+static void *l2__mk_array(const redisReadTask *t, int n)
+{
+    struct l2conn *k = t->privdata;
+    return l2__count_object(t, n) ? k->base->createArray(t, n) : NULL;
+}
+static void *l2__mk_integer(const redisReadTask *t, long long v)
+{
+    struct l2conn *k = t->privdata;
+    return l2__count_object(t, 0) ? k->base->createInteger(t, v) : NULL;
+}
+static void *l2__mk_nil(const redisReadTask *t)
+{
+    struct l2conn *k = t->privdata;
+    return l2__count_object(t, 0) ? k->base->createNil(t) : NULL;
+}
+
+/* The answer to a lookup: MGET's array, one bulk string or nil per key. */
+static void l2__answer(struct l2redis *r, struct l2redis_req *q, const redisReply *rep)
+{
+    loop_timer_stop(r->loop, &q->timer);
+    if (q->answered || q->cancelled)
+        return;
+    q->answered = true;
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements > 4) {
+        r->errors++;
+        if (rep->type == REDIS_REPLY_ERROR)
+            l2__complain(r, "lookup failed", rep->str);
+        q->cb(q->arg, L2REDIS_ERROR, NULL, NULL, 0);
+        return;
+    }
+    const char *vals[4] = {NULL};
+    size_t lens[4] = {0};
+    bool any = false;
+    for (size_t i = 0; i < rep->elements; i++) {
+        if (rep->element[i]->type == REDIS_REPLY_STRING) {
+            vals[i] = rep->element[i]->str;
+            lens[i] = (size_t)rep->element[i]->len;
+            any = any || i == 0;
+        }
+    }
+    q->cb(q->arg, any ? L2REDIS_HIT : L2REDIS_MISS, vals, lens, rep->elements);
+}
+
+/* One complete reply. On the command connection it answers the oldest command; one that answers
+ * nothing means the peer is not the Redis we talk to, and the connection is dropped. On the
+ * subscriber connection only "message" pushes on our channel matter. */
+static void l2__dispatch(struct l2conn *k, const redisReply *rep)
+{
+    struct l2redis *r = k->r;
+    if (k->sub) {
+        if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 3 &&
+            rep->element[0]->type == REDIS_REPLY_STRING &&
+            strcmp(rep->element[0]->str, "message") == 0 &&
+            rep->element[2]->type == REDIS_REPLY_STRING && r->on_msg != NULL)
+            r->on_msg(r->msg_arg, rep->element[2]->str, (size_t)rep->element[2]->len);
+        return;
+    }
+    if (k->pend_count == 0) {
+        l2__fail(k, "protocol error", "a reply to no command (is this port a Redis server?)");
+        return;
+    }
+    struct l2redis_req *q = k->pend[k->pend_head];
+    k->pend_head = (k->pend_head + 1) % L2REDIS_MAX_PENDING;
+    k->pend_count--;
+    if (q == NULL) {
+        if (rep->type == REDIS_REPLY_ERROR) {
+            r->errors++;
+            l2__complain(r, "command failed", rep->str);
+        }
+        return;
+    }
+    l2__answer(r, q, rep);
+    free(q);
+}
+
+/* Reads what the socket has, up to L2REDIS_READ_BUDGET (then resumes from a zero timer, after
+ * the other connections of this loop had their turn), and dispatches every complete reply. */
+static void l2__read(struct l2conn *k)
+{
+    struct l2redis *r = k->r;
+    char buf[16384];
+    size_t budget = L2REDIS_READ_BUDGET;
+    while (k->c != NULL) {
+        if (budget == 0) {
+            loop_timer_start(r->loop, &k->more, 0);
+            return;
+        }
+        ssize_t n = read(k->fd, buf, sizeof(buf));
+        if (n == -1 && errno == EINTR)
+            continue;
+        if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        if (n <= 0) {
+            l2__fail(k, "connection lost", n == 0 ? "closed by the server" : strerror(errno));
+            return;
+        }
+        budget -= (size_t)n < budget ? (size_t)n : budget;
+        redisReader *rd = k->c->reader;
+        if (redisReaderFeed(rd, buf, (size_t)n) != REDIS_OK) {
+            l2__fail(k, "connection lost", "out of memory");
+            return;
+        }
+        for (;;) {
+            void *reply = NULL;
+            if (redisReaderGetReply(rd, &reply) != REDIS_OK) {
+                l2__fail(k, "protocol error",
+                         k->too_many ? "a reply with too many elements" : rd->errstr);
+                return;
+            }
+            if (reply == NULL)
+                break;
+            k->objects = 0;
+            l2__dispatch(k, reply);
+            freeReplyObject(reply);
+            if (k->c == NULL)
+                return;
+        }
+        if (rd->len - rd->pos > r->max_reply) {
+            char why[96];
+            snprintf(why, sizeof(why), "a reply over %zu bytes", r->max_reply);
+            l2__fail(k, "protocol error", why);
+            return;
+        }
+    }
 }
 
 static void l2__connect(struct l2conn *k)
 {
     struct l2redis *r = k->r;
-    if (r->destroying || k->ac != NULL)
+    if (r->destroying || k->c != NULL)
         return;
-    redisAsyncContext *ac =
-        r->is_unix ? redisAsyncConnectUnix(r->host) : redisAsyncConnect(r->host, r->port);
-    if (ac == NULL || ac->err) {
+    redisContext *c =
+        r->is_unix ? redisConnectUnixNonBlock(r->host) : redisConnectNonBlock(r->host, r->port);
+    if (c == NULL || c->err) {
         r->errors++;
-        l2__complain(r, "connect failed", ac ? ac->errstr : "out of memory");
-        if (ac != NULL)
-            redisAsyncFree(ac);
+        l2__complain(r, "connect failed", c ? c->errstr : "out of memory");
+        if (c != NULL)
+            redisFree(c);
         l2__schedule_retry(k);
         return;
     }
-    k->ac = ac;
-    k->fd = ac->c.fd;
+    k->c = c;
+    k->fd = c->fd;
     k->connected = false;
-    k->want_write = false;
-    ac->data = k;
-    ac->ev.data = k;
-    ac->ev.addRead = l2__add_read;
-    ac->ev.delRead = l2__del_read;
-    ac->ev.addWrite = l2__add_write;
-    ac->ev.delWrite = l2__del_write;
-    ac->ev.cleanup = l2__cleanup;
-    if (loop_add_fd(r->loop, k->fd, LOOP_READ | LOOP_WRITE, l2__on_event, k) == 0)
-        k->registered = true;
-    redisAsyncSetConnectCallback(ac, l2__on_connect);
-    redisAsyncSetDisconnectCallback(ac, l2__on_disconnect);
-    if (k->sub)
-        redisAsyncCommand(ac, l2__on_sub_reply, k, "SUBSCRIBE %s", r->channel);
-    else if (r->db != 0)
-        redisAsyncCommand(ac, NULL, NULL, "SELECT %d", r->db);
+    k->base = c->reader->fn;
+    k->fns = *k->base;
+    k->fns.createString = l2__mk_string;
+    k->fns.createArray = l2__mk_array;
+    k->fns.createInteger = l2__mk_integer;
+    k->fns.createNil = l2__mk_nil;
+    c->reader->fn = &k->fns;
+    c->reader->privdata = k;
+    k->objects = 0;
+    k->too_many = false;
+    if (loop_add_fd(r->loop, k->fd, LOOP_READ | LOOP_WRITE, l2__on_event, k) == -1) {
+        l2__fail(k, "connect failed", strerror(errno));
+        return;
+    }
+    k->registered = true;
+    loop_timer_start(r->loop, &k->retry, L2REDIS_CONNECT_TIMEOUT_MS);
+    if (k->sub) {
+        const char *argv[2] = {"SUBSCRIBE", r->channel};
+        size_t argl[2] = {9, strlen(r->channel)};
+        redisAppendCommandArgv(c, 2, argv, argl);
+    } else if (r->db != 0) {
+        redisAppendCommand(c, "SELECT %d", r->db);
+        k->pend[(k->pend_head + k->pend_count++) % L2REDIS_MAX_PENDING] = NULL;
+    }
 }
 
 struct l2redis *l2redis_create(struct loop *loop, const struct l2redis_conf *conf,
@@ -307,6 +485,7 @@ struct l2redis *l2redis_create(struct loop *loop, const struct l2redis_conf *con
     r->loop = loop;
     r->timeout_ms = conf->timeout_ms ? conf->timeout_ms : 50;
     r->reconnect_ms = conf->reconnect_ms ? conf->reconnect_ms : 1000;
+    r->max_reply = conf->max_reply > L2REDIS_MAX_REPLY ? conf->max_reply : L2REDIS_MAX_REPLY;
     r->channel = xstrdup(channel ? channel : "apigate:purge");
     r->on_msg = on_msg;
     r->msg_arg = msg_arg;
@@ -316,7 +495,9 @@ struct l2redis *l2redis_create(struct loop *loop, const struct l2redis_conf *con
         ks[i]->fd = -1;
         ks[i]->sub = i == 1;
         loop_timer_init(&ks[i]->retry, l2__retry_cb, ks[i]);
+        loop_timer_init(&ks[i]->more, l2__more_cb, ks[i]);
     }
+    r->cmd.pend = xcalloc(L2REDIS_MAX_PENDING, sizeof(*r->cmd.pend));
     l2__connect(&r->cmd);
     if (on_msg != NULL)
         l2__connect(&r->sub);
@@ -327,6 +508,7 @@ static void l2__free_cb(struct loop *loop, void *arg)
 {
     (void)loop;
     struct l2redis *r = arg;
+    free(r->cmd.pend);
     free(r->channel);
     free(r);
 }
@@ -339,11 +521,7 @@ void l2redis_destroy(struct l2redis *r)
     struct l2conn *ks[2] = {&r->cmd, &r->sub};
     for (int i = 0; i < 2; i++) {
         loop_timer_stop(r->loop, &ks[i]->retry);
-        if (ks[i]->ac != NULL) {
-            redisAsyncContext *ac = ks[i]->ac;
-            ks[i]->ac = NULL;
-            redisAsyncFree(ac); /* pending callbacks run with a NULL reply */
-        }
+        l2__fail(ks[i], NULL, NULL); /* pending lookups are answered with an error */
     }
     /* after deferred flushes that may still name the connections */
     loop_defer(r->loop, l2__free_cb, r);
@@ -372,40 +550,36 @@ static void l2__on_timeout(struct loop *loop, void *arg)
     q->cb(q->arg, L2REDIS_ERROR, NULL, NULL, 0);
 }
 
-static void l2__on_get_reply(redisAsyncContext *ac, void *reply, void *priv)
+/* Room for one more command on the command connection: connected, and neither the unanswered
+ * commands nor the unsent bytes at their bound (a stopped server must not grow us). */
+static bool l2__room(struct l2redis *r)
 {
-    (void)ac;
-    struct l2redis_req *q = priv;
-    struct l2redis *r = q->r;
-    if (!r->destroying)
-        loop_timer_stop(r->loop, &q->timer);
-    if (!q->answered && !q->cancelled) {
-        q->answered = true;
-        redisReply *rep = reply;
-        if (rep == NULL || rep->type != REDIS_REPLY_ARRAY || rep->elements > 4) {
-            r->errors++;
-            q->cb(q->arg, L2REDIS_ERROR, NULL, NULL, 0);
-        } else {
-            const char *vals[4] = {NULL};
-            size_t lens[4] = {0};
-            bool any = false;
-            for (size_t i = 0; i < rep->elements; i++) {
-                if (rep->element[i]->type == REDIS_REPLY_STRING) {
-                    vals[i] = rep->element[i]->str;
-                    lens[i] = (size_t)rep->element[i]->len;
-                    any = any || i == 0;
-                }
-            }
-            q->cb(q->arg, any ? L2REDIS_HIT : L2REDIS_MISS, vals, lens, rep->elements);
-        }
+    struct l2conn *k = &r->cmd;
+    if (k->c == NULL || !k->connected)
+        return false;
+    if (k->pend_count >= L2REDIS_MAX_PENDING || sdslen(k->c->obuf) >= L2REDIS_MAX_OBUF) {
+        l2__complain(r, "not keeping up", "commands dropped until it answers");
+        return false;
     }
-    free(q);
+    return true;
+}
+
+/* Appends a command to the command connection; its reply goes to <q> (NULL: checked only). */
+static int l2__send(struct l2redis *r, int argc, const char **argv, const size_t *argl,
+                    struct l2redis_req *q)
+{
+    struct l2conn *k = &r->cmd;
+    if (redisAppendCommandArgv(k->c, argc, argv, argl) != REDIS_OK)
+        return -1;
+    k->pend[(k->pend_head + k->pend_count++) % L2REDIS_MAX_PENDING] = q;
+    l2__queue_flush(k);
+    return 0;
 }
 
 struct l2redis_req *l2redis_mget(struct l2redis *r, const char *const *keys, const size_t *klens,
                                  size_t n, l2redis_get_cb *cb, void *arg)
 {
-    if (r == NULL || !r->cmd.connected || r->cmd.ac == NULL || n == 0 || n > 4) {
+    if (r == NULL || n == 0 || n > 4 || !l2__room(r)) {
         if (r != NULL)
             r->errors++;
         return NULL;
@@ -421,7 +595,7 @@ struct l2redis_req *l2redis_mget(struct l2redis *r, const char *const *keys, con
     q->cb = cb;
     q->arg = arg;
     loop_timer_init(&q->timer, l2__on_timeout, q);
-    if (redisAsyncCommandArgv(r->cmd.ac, l2__on_get_reply, q, (int)n + 1, argv, argl) != REDIS_OK) {
+    if (l2__send(r, (int)n + 1, argv, argl, q) == -1) {
         r->errors++;
         free(q);
         return NULL;
@@ -441,25 +615,29 @@ void l2redis_cancel(struct l2redis_req *q)
 void l2redis_set(struct l2redis *r, const char *key, size_t klen, const char *val, size_t vlen,
                  uint64_t ttl_ms)
 {
-    if (r == NULL || !r->cmd.connected || r->cmd.ac == NULL || ttl_ms == 0)
+    if (r == NULL || !r->cmd.connected || ttl_ms == 0)
         return;
+    if (!l2__room(r)) {
+        r->errors++;
+        return;
+    }
     char ttl[32];
     int tl = snprintf(ttl, sizeof(ttl), "%llu", (unsigned long long)ttl_ms);
     const char *argv[5] = {"SET", key, val, "PX", ttl};
     size_t argl[5] = {3, klen, vlen, 2, (size_t)tl};
-    if (redisAsyncCommandArgv(r->cmd.ac, NULL, NULL, 5, argv, argl) != REDIS_OK)
+    if (l2__send(r, 5, argv, argl, NULL) == -1)
         r->errors++;
 }
 
 void l2redis_publish(struct l2redis *r, const char *channel, const char *msg, size_t len)
 {
-    if (r == NULL || !r->cmd.connected || r->cmd.ac == NULL) {
+    if (r == NULL || !l2__room(r)) {
         if (r != NULL)
             r->errors++;
         return;
     }
     const char *argv[3] = {"PUBLISH", channel, msg};
     size_t argl[3] = {7, strlen(channel), len};
-    if (redisAsyncCommandArgv(r->cmd.ac, NULL, NULL, 3, argv, argl) != REDIS_OK)
+    if (l2__send(r, 3, argv, argl, NULL) == -1)
         r->errors++;
 }

@@ -1,5 +1,5 @@
-/* Redis as the cache's second level: one hiredis async connection per loop thread, attached to
- * our event loop (commands written at the end of each event batch: pipelined), GET with a
+/* Redis as the cache's second level: one connection per loop thread on our event loop (hiredis
+ * parses and formats; commands written at the end of each event batch: pipelined), GET with a
  * deadline in milliseconds, SET with a TTL, PUBLISH, and a SUBSCRIBE connection for purge events.
  * Redis being down or slow is normal operation: lookups answer "error" at once or at their
  * deadline, the connection is retried with backoff, and errors are counted and logged once per
@@ -19,6 +19,7 @@ struct l2redis_conf {
     const char *url;       /* redis://host:port/db or unix:///path */
     uint64_t timeout_ms;   /* a lookup slower than this answers L2REDIS_ERROR */
     uint64_t reconnect_ms; /* first pause before a reconnect (doubles up to 10x) */
+    size_t max_reply;      /* a reply with more unparsed bytes drops the connection (least 16 MiB) */
 };
 
 enum l2redis_status { L2REDIS_ERROR = -1, L2REDIS_MISS = 0, L2REDIS_HIT = 1 };

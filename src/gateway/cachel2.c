@@ -91,7 +91,9 @@ void chl2_thread_start(struct cachehook *ch, struct gwthread *th)
     const struct gw_cache *cc = &th->sh->cfg->cache;
     struct l2redis_conf conf = {.url = cc->redis,
                                 .timeout_ms = cc->redis_timeout_ms,
-                                .reconnect_ms = cc->redis_reconnect_ms};
+                                .reconnect_ms = cc->redis_reconnect_ms,
+                                /* an entry and the invalidation mark, with room to spare */
+                                .max_reply = 2 * (size_t)l->max_object + 65536};
     l->clients[th->index] =
         l2redis_create(th->loop, &conf, l->channel, th->index == 0 ? chl2__on_msg : NULL, l);
 }

@@ -1,8 +1,9 @@
 /* Unit tests for cache/l2redis.c without a Redis server: URL parsing (host, port, database, unix
  * sockets, errors), and the "Redis is down" path — a client pointed at a closed port never blocks,
  * answers lookups as unavailable at once (NULL handle, callback never called), counts errors and
- * keeps retrying; destroy with nothing pending is clean. The e2e test 24_cache_redis covers a
- * real redis-server. */
+ * keeps retrying; destroy with nothing pending is clean. A peer that accepts and never reads nor
+ * answers (a stopped server) holds a bounded number of commands and bytes, not all we send it.
+ * The e2e tests 24_cache_redis and 26_cache_redis_bad_peer cover a real and a hostile server. */
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -104,11 +105,65 @@ static void test_down(void **state)
     assert_null(l2redis_create(NULL, &conf, NULL, NULL, NULL));
 }
 
+/* A listening socket never accepted from: connects complete (the kernel's backlog), and nothing
+ * sent is ever read or answered, as with a SIGSTOPped redis-server. */
+static void test_silent_peer(void **state)
+{
+    (void)state;
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(lfd, 16), 0);
+    socklen_t al = sizeof(a);
+    getsockname(lfd, (struct sockaddr *)&a, &al);
+    char url[64];
+    snprintf(url, sizeof(url), "redis://127.0.0.1:%d/0", ntohs(a.sin_port));
+    struct loop *loop = loop_create();
+    struct l2redis_conf conf = {.url = url, .timeout_ms = 20, .reconnect_ms = 10};
+    struct l2redis *r = l2redis_create(loop, &conf, "chan", NULL, NULL);
+    assert_non_null(r);
+    for (int i = 0; i < 20 && !l2redis_connected(r); i++)
+        loop_run_once(loop, 5);
+    assert_true(l2redis_connected(r));
+    /* lookups: a bounded number in flight, then refused at once */
+    const char *keys[1] = {"k"};
+    size_t lens[1] = {1};
+    called = 0;
+    int accepted = 0;
+    for (int i = 0; i < 100000; i++) {
+        if (l2redis_mget(r, keys, lens, 1, on_get, NULL) == NULL)
+            break;
+        accepted++;
+        if (i % 64 == 0)
+            loop_run_once(loop, 0); /* the writes go out */
+    }
+    assert_true(accepted > 0);
+    assert_true(accepted < 100000);
+    for (int i = 0; i < 10 && called < accepted; i++)
+        loop_run_once(loop, 30);
+    assert_int_equal(called, accepted); /* each timed out, exactly once */
+    /* fire-and-forget writes: once the unsent bytes reach the bound, SETs are dropped and counted */
+    static char val[1 << 20];
+    memset(val, 'v', sizeof(val));
+    uint64_t before = l2redis_errors(r);
+    for (int i = 0; i < 200 && l2redis_errors(r) == before; i++) {
+        l2redis_set(r, "k", 1, val, sizeof(val), 60000);
+        loop_run_once(loop, 0);
+    }
+    assert_true(l2redis_errors(r) > before);
+    assert_true(l2redis_connected(r)); /* a slow server is not dropped for being slow */
+    l2redis_destroy(r);
+    loop_run_once(loop, 0);
+    loop_destroy(loop);
+    close(lfd);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_url),
         cmocka_unit_test(test_down),
+        cmocka_unit_test(test_silent_peer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
