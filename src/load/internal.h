@@ -56,6 +56,10 @@ struct tmpl_ctx {
  * *<err_off> (so the caller can turn it into a column). */
 int tmpl_compile(struct tmpl *t, const char *src, char *err, size_t errlen, size_t *err_off);
 void tmpl_free(struct tmpl *t);
+/* True when what <t> renders can hold a line break: in its literal text (which includes the
+ * values of {{env}}) or in a {{pick}} choice. A header value must not, or it would end the header
+ * and start another one of the value's choosing. */
+bool tmpl_has_line_break(const struct tmpl *t);
 /* Appends the rendering of <t> to <out>. */
 void tmpl_render(const struct tmpl *t, const struct tmpl_ctx *ctx, struct buf *out);
 /* xorshift64* step: the generator behind {{rand}}, {{uuid}}, weights and think times. */

@@ -172,6 +172,12 @@ static int load__add_header(struct load_req *r, const char *arg)
         fprintf(stderr, "apigate load: -H '%s': %s\n", arg, err);
         return -1;
     }
+    if (tmpl_has_line_break(&t)) {
+        fprintf(stderr, "apigate load: -H '%s': a value cannot contain a line break (from "
+                        "{{env}})\n", arg);
+        tmpl_free(&t);
+        return -1;
+    }
     r->headers = xrealloc(r->headers, (r->nheaders + 1) * sizeof(*r->headers));
     r->headers[r->nheaders].name = xstrndup(arg, (size_t)(colon - arg));
     r->headers[r->nheaders].value = t;

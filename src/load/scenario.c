@@ -424,6 +424,12 @@ static void scen__headers(struct scen_parse *p, struct load_req *r, const struct
         struct tmpl t;
         if (scen__strdup_tmpl(p, v, "headers", &t) == NULL)
             continue;
+        if (tmpl_has_line_break(&t)) { /* from {{env}}: the text itself was checked above */
+            SERR(p, v, "headers: %s: a value cannot contain a line break (from {{env}})",
+                 k->str);
+            tmpl_free(&t);
+            continue;
+        }
         /* A request's own header replaces a default (top-level headers:) of the same name. */
         bool replaced = false;
         for (size_t h = 0; h < r->nheaders && !replaced; h++) {

@@ -157,6 +157,19 @@ fail:
     return -1;
 }
 
+bool tmpl_has_line_break(const struct tmpl *t)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        const struct tmpl_seg *s = &t->segs[i];
+        if (s->kind == TMPL_LIT && strpbrk(s->lit, "\r\n"))
+            return true;
+        for (size_t c = 0; c < s->nchoices; c++)
+            if (strpbrk(s->choices[c], "\r\n"))
+                return true;
+    }
+    return false;
+}
+
 void tmpl_free(struct tmpl *t)
 {
     for (size_t i = 0; i < t->n; i++) {

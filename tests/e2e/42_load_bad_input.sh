@@ -45,6 +45,12 @@ echo keep >"$T/old.json"
     fail "run --check with writable report paths"
 assert_eq "$(cat "$T/old.json")" "keep" "existing report untouched by the check"
 [ ! -e "$T/new.html" ] || fail "the check left $T/new.html behind"
+# ... nor can a header value get a line break through {{env}}: it would add a header of its own.
+export AG_E2E_CRLF=$'v\r\nX-Injected: 1'
+expect_bad "header with a line break from env" "a value cannot contain a line break" "$APIGATE" load -H 'X-A: {{env AG_E2E_CRLF}}' http://127.0.0.1:9/
+printf 'base_url: http://127.0.0.1:9\nvus: 1\nduration: 1s\nrequests:\n  - {path: /, headers: {X-A: "{{env AG_E2E_CRLF}}"}}\n' >"$T/crlf.yaml"
+expect_bad "scenario header with a line break from env" "$T/crlf.yaml:5:" "$APIGATE" load run --check "$T/crlf.yaml"
+unset AG_E2E_CRLF
 expect_bad "unknown host" "no.such.host.invalid" "$APIGATE" load -d 1s http://no.such.host.invalid:81/
 
 f="$T/s.yaml"

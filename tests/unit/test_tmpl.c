@@ -144,6 +144,32 @@ static void test_env(void **state)
     assert_int_equal(off, 1);
 }
 
+/* What a header value must not render: a line break, from literal text, {{env}} or {{pick}}. */
+static void test_line_break(void **state)
+{
+    (void)state;
+    struct tmpl t;
+    char err[128];
+    size_t off;
+    setenv("AG_TMPL_CRLF", "a\r\nX-Injected: 1", 1);
+    static const struct {
+        const char *src;
+        bool has;
+    } cases[] = {
+        {"Bearer {{env AG_TMPL_TOKEN}} {{rand 1 9}} {{uuid}}", false},
+        {"a\nb", true},
+        {"Bearer {{env AG_TMPL_CRLF}}", true},
+        {"{{pick a b\rc}}", true},
+    };
+    setenv("AG_TMPL_TOKEN", "s3cr3t", 1);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        assert_int_equal(tmpl_compile(&t, cases[i].src, err, sizeof(err), &off), 0);
+        assert_int_equal(tmpl_has_line_break(&t), cases[i].has);
+        tmpl_free(&t);
+    }
+    unsetenv("AG_TMPL_CRLF");
+}
+
 static void test_errors(void **state)
 {
     (void)state;
@@ -178,7 +204,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_literal),       cmocka_unit_test(test_rand_bounds),
         cmocka_unit_test(test_seq_uuid_pick), cmocka_unit_test(test_env),
-        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_errors),        cmocka_unit_test(test_line_break),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
