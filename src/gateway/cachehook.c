@@ -743,8 +743,20 @@ bool cachehook_upstream_failed(struct conn *c)
 
 /* ---- admin ---- */
 
-/* Value of query parameter <name> in <q> (not decoded except %2F and %2A, which paths need). */
-static bool cachehook__param(const char *q, size_t qlen, const char *name, char *out, size_t cap)
+static int cachehook__hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
+        return (c | 0x20) - 'a' + 10;
+    return -1;
+}
+
+/* Value of query parameter <name> in <q>, percent-decoded ('+' is a space) into <out> (<cap>
+ * bytes, NUL-terminated). Returns 1, 0 when absent, or -1 when the value cannot be taken as it
+ * was meant: a '%' without two hex digits, an encoded NUL, or more than <cap> - 1 bytes (a
+ * shortened prefix would purge more than was asked). */
+static int cachehook__param(const char *q, size_t qlen, const char *name, char *out, size_t cap)
 {
     size_t nl = strlen(name);
     size_t i = 0;
@@ -754,21 +766,28 @@ static bool cachehook__param(const char *q, size_t qlen, const char *name, char 
             i++;
         if (i - s > nl && memcmp(q + s, name, nl) == 0 && q[s + nl] == '=') {
             size_t o = 0;
-            for (size_t k = s + nl + 1; k < i && o + 1 < cap; k++) {
-                if (q[k] == '%' && k + 2 < i) {
-                    char hex[3] = {q[k + 1], q[k + 2], 0};
-                    out[o++] = (char)strtol(hex, NULL, 16);
+            for (size_t k = s + nl + 1; k < i; k++) {
+                if (o + 1 >= cap)
+                    return -1;
+                char ch = q[k];
+                if (ch == '%') {
+                    int hi = k + 2 < i ? cachehook__hexval(q[k + 1]) : -1;
+                    int lo = k + 2 < i ? cachehook__hexval(q[k + 2]) : -1;
+                    if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
+                        return -1;
+                    ch = (char)(hi * 16 + lo);
                     k += 2;
-                } else {
-                    out[o++] = q[k] == '+' ? ' ' : q[k];
+                } else if (ch == '+') {
+                    ch = ' ';
                 }
+                out[o++] = ch;
             }
             out[o] = '\0';
-            return true;
+            return 1;
         }
         i++;
     }
-    return false;
+    return 0;
 }
 
 /* The cache's counters as one JSON object. With <stamp> (the /metrics/cache form of the seed),
@@ -904,28 +923,42 @@ bool cachehook_admin(struct gw_shared *sh, const struct h1_request *req, struct 
     const char *q = req->query ? req->query : "";
     size_t ql = req->query ? req->query_len : 0;
     size_t n;
-    if (cachehook__param(q, ql, "key", val, sizeof(val)) ||
-        cachehook__param(q, ql, "path", val, sizeof(val))) {
-        if (val[0] != '/') {
-            *status = 400;
-            buf_append_str(body, "{\"error\":\"bad_request\",\"message\":\"key must be a path "
-                                 "starting with /\"}\n");
-            return true;
-        }
+    int rk = cachehook__param(q, ql, "key", val, sizeof(val));
+    if (rk == 0)
+        rk = cachehook__param(q, ql, "path", val, sizeof(val));
+    int rp = rk == 0 ? cachehook__param(q, ql, "prefix", val, sizeof(val)) : 0;
+    int ra = rk == 0 && rp == 0 ? cachehook__param(q, ql, "all", val, sizeof(val)) : 0;
+    const char *bad = NULL;
+    if (rk == -1 || rp == -1 || ra == -1)
+        bad = "invalid percent-encoding, encoded NUL, or a value over 2047 bytes";
+    else if ((rk == 1 || rp == 1) && val[0] != '/')
+        /* an empty prefix (an unset variable in a script) would purge everything */
+        bad = rk == 1 ? "key must be a path starting with /"
+                      : "prefix must be a path starting with / (?all=1 purges everything)";
+    else if (ra == 1 && strcmp(val, "1") != 0 && strcmp(val, "true") != 0)
+        bad = "all takes 1 or true";
+    if (bad != NULL) {
+        *status = 400;
+        buf_append_str(body, "{\"error\":\"bad_request\",\"message\":");
+        buf_append_json_str(body, bad, strlen(bad));
+        buf_append_str(body, "}\n");
+        return true;
+    }
+    if (rk == 1) {
         n = cache_purge(ch->cache, val, strlen(val), false);
         chl2_publish(ch, NULL, val, strlen(val), false);
         buf_append_str(body, "{\"purged\":");
         buf_printf(body, "%zu,\"key\":", n);
         buf_append_json_str(body, val, strlen(val));
         buf_append_str(body, "}\n");
-    } else if (cachehook__param(q, ql, "prefix", val, sizeof(val))) {
+    } else if (rp == 1) {
         n = cache_purge(ch->cache, val, strlen(val), true);
         chl2_publish(ch, NULL, val, strlen(val), true);
         buf_append_str(body, "{\"purged\":");
         buf_printf(body, "%zu,\"prefix\":", n);
         buf_append_json_str(body, val, strlen(val));
         buf_append_str(body, "}\n");
-    } else if (cachehook__param(q, ql, "all", val, sizeof(val))) {
+    } else if (ra == 1) {
         n = cache_purge(ch->cache, "*", 1, true);
         chl2_publish(ch, NULL, "*", 1, true);
         buf_printf(body, "{\"purged\":%zu,\"all\":true}\n", n);

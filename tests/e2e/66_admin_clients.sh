@@ -87,6 +87,23 @@ assert_eq "$(cat "$T/raw_http.state")" closed "purge with a body: closed"
 head -c 3000000 /dev/urandom >"$T/big.bin"
 assert_eq "$(http_status "$A/cache/purge?all=1" -X POST -H 'Content-Type: application/json' --data-binary @"$T/big.bin")" 200 "purge with a 3 MB body"
 
+log "purge parameters that cannot mean what was asked: 400, nothing purged"
+for p in a b c; do curl -s -o /dev/null "http://127.0.0.1:$gport/echo/p/$p"; done
+objects() { curl -s "$A/cache/stats" | jq .objects; }
+before=$(objects)
+[ "$before" -ge 3 ] || fail "entries to purge: $before"
+long=$(head -c 3000 /dev/zero | tr '\0' a)
+for q in 'prefix=' 'prefix=echo' 'all=0' 'key=/echo/p/a%00zz' 'key=/echo/p/%zz' 'key=/echo/p/%4' \
+    "prefix=/echo/p/$long" "key=/echo/p/a$long" 'key=' 'nothing=1'; do
+    out=$(curl -s -w ' %{http_code}' -X POST "$A/cache/purge?$q")
+    assert_eq "${out##* }" 400 "purge ?$q: $out"
+    assert_eq "$(jq -r .error <<<"${out% *}")" bad_request "purge ?$q: error"
+done
+assert_eq "$(objects)" "$before" "no entry purged by a rejected request"
+assert_eq "$(curl -s -X POST "$A/cache/purge?key=/echo/p/a" | jq .purged)" 1 "valid key purge"
+assert_eq "$(curl -s -X POST "$A/cache/purge?prefix=%2Fecho%2Fp%2F" | jq .purged)" 2 "encoded prefix purge"
+assert_eq "$(curl -s -X POST "$A/cache/purge?all=1" | jq -r .all)" true "purge all"
+
 log "/stats scraped by 16 clients at once while requests flow"
 python3 - "$aport" "$gport" >"$T/scrape.out" <<'PY'
 import http.client, json, sys, threading
