@@ -218,8 +218,11 @@ static void proxy__acquire(struct conn *c)
 
 /* ---- request head ---- */
 
-/* Headers we never forward as received: hop-by-hop ones, framing (re-written), and the ones we
- * set ourselves. A switch on the length keeps this to one or two comparisons per header. */
+/* Headers we never forward as received: hop-by-hop ones, framing (re-written), the ones we set
+ * ourselves, and the client's own claims about the hop we are (host, scheme, port, prefix: an
+ * origin that builds links from Forwarded or X-Forwarded-Port would otherwise put the client's
+ * values into a response the cache then serves to everyone). A switch on the length keeps this
+ * to one or two comparisons per header. */
 static bool proxy__skip_req_header(const char *n, size_t len)
 {
     switch (len) {
@@ -231,6 +234,8 @@ static bool proxy__skip_req_header(const char *n, size_t len)
         return headers_name_eq(n, len, "expect");
     case 7:
         return headers_name_eq(n, len, "trailer") || headers_name_eq(n, len, "upgrade");
+    case 9:
+        return headers_name_eq(n, len, "forwarded"); // RFC 7239: X-Forwarded-* say it for us
     case 10:
         return headers_name_eq(n, len, "connection") || headers_name_eq(n, len, "keep-alive");
     case 11:
@@ -240,15 +245,18 @@ static bool proxy__skip_req_header(const char *n, size_t len)
     case 14:
         return headers_name_eq(n, len, "content-length");
     case 15:
-        return headers_name_eq(n, len, "x-forwarded-for");
+        return headers_name_eq(n, len, "x-forwarded-for") ||
+               headers_name_eq(n, len, "x-forwarded-ssl");
     case 16:
         return headers_name_eq(n, len, "x-forwarded-host") ||
+               headers_name_eq(n, len, "x-forwarded-port") ||
                headers_name_eq(n, len, "proxy-connection");
     case 17:
         return headers_name_eq(n, len, "transfer-encoding") ||
                headers_name_eq(n, len, "x-forwarded-proto");
     case 18:
-        return headers_name_eq(n, len, "proxy-authenticate");
+        return headers_name_eq(n, len, "proxy-authenticate") ||
+               headers_name_eq(n, len, "x-forwarded-prefix");
     case 19:
         return headers_name_eq(n, len, "proxy-authorization");
     default:

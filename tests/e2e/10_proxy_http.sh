@@ -65,6 +65,16 @@ rid=$(jq -r '.headers["x-request-id"]' <<<"$body")
 for h in connection x-private keep-alive te proxy-authorization upgrade; do
     assert_eq "$(jq -r --arg h "$h" '.headers[$h] // "absent"' <<<"$body")" absent "hop-by-hop $h stripped"
 done
+# the client's claims about this hop (host, scheme, port, prefix) never reach the origin: one that
+# builds links from them would put them into answers a cache serves to everyone
+body=$(http_body "$G/echo/b" -H 'Forwarded: for=1.2.3.4;host=evil.example;proto=https' \
+    -H 'X-Forwarded-Host: evil.example' -H 'X-Forwarded-Proto: https' -H 'X-Forwarded-Port: 443' \
+    -H 'X-Forwarded-Prefix: /evil' -H 'X-Forwarded-Ssl: on')
+for h in forwarded x-forwarded-port x-forwarded-prefix x-forwarded-ssl; do
+    assert_eq "$(jq -r --arg h "$h" '.headers[$h] // "absent"' <<<"$body")" absent "client's $h dropped"
+done
+assert_eq "$(jq -r '.headers["x-forwarded-host"]' <<<"$body")" "127.0.0.1:$gport" "client's X-Forwarded-Host replaced"
+assert_eq "$(jq -r '.headers["x-forwarded-proto"]' <<<"$body")" "http" "client's X-Forwarded-Proto replaced"
 body=$(http_body "$G/echo" -H 'X-Request-Id: my-id-42')
 assert_eq "$(jq -r '.headers["x-request-id"]' <<<"$body")" "my-id-42" "X-Request-Id kept"
 
