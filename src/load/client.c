@@ -18,8 +18,13 @@
 #define CLIENT_READ_ROOM 8192
 #define CLIENT_MAX_HEADERS 100
 #define CLIENT_MAX_BODY_KEPT (1u << 20) /* body kept for "body contains" checks */
+/* Bytes read from one connection before the loop gets a turn: a server that sends faster than
+ * we parse (an endless 1xx flood, a body without end) must not keep the thread from its timers
+ * (request deadlines, the end of the run) and its other connections. */
+#define CLIENT_READ_BUDGET (256u * 1024)
 
 static void client__on_fd(struct loop *loop, int fd, void *arg, unsigned events);
+static void client__more_cb(struct loop *loop, void *arg);
 
 void client_init(struct client *c, struct lthread *t, unsigned vu)
 {
@@ -32,12 +37,14 @@ void client_init(struct client *c, struct lthread *t, unsigned vu)
     buf_init(&c->rbuf);
     buf_init(&c->wbuf);
     buf_init(&c->body);
+    loop_timer_init(&c->more, client__more_cb, c);
 }
 
 void client_deinit(struct client *c)
 {
     client_close(c);
     loop_timer_stop(run__loop(c->t), &c->timer);
+    loop_timer_stop(run__loop(c->t), &c->more);
     buf_deinit(&c->rbuf);
     buf_deinit(&c->wbuf);
     buf_deinit(&c->body);
@@ -46,6 +53,7 @@ void client_deinit(struct client *c)
 
 void client_close(struct client *c)
 {
+    loop_timer_stop(run__loop(c->t), &c->more);
     if (c->fd >= 0) {
         loop_del_fd(run__loop(c->t), c->fd);
         if (c->tls)
@@ -388,10 +396,16 @@ static int client__parse(struct client *c)
 }
 
 /* Reads until the socket is drained (a short read means it is, which saves the EAGAIN call),
- * parsing as it goes so a large body never accumulates. */
+ * parsing as it goes so a large body never accumulates; after CLIENT_READ_BUDGET bytes it goes
+ * on from a zero timer instead, once the loop had its turn. */
 static void client__read(struct client *c)
 {
+    size_t budget = CLIENT_READ_BUDGET;
     for (;;) {
+        if (budget == 0) {
+            loop_timer_start(run__loop(c->t), &c->more, 0);
+            return;
+        }
         buf_reserve(&c->rbuf, CLIENT_READ_ROOM);
         size_t room = buf_room(&c->rbuf);
         ssize_t n;
@@ -417,6 +431,7 @@ static void client__read(struct client *c)
             }
             if (r < 0)
                 return;
+            budget -= (size_t)n < budget ? (size_t)n : budget;
             /* A short read drained the socket, but not necessarily TLS's buffer of records. */
             if ((size_t)n < room && !c->tls)
                 return;
@@ -438,6 +453,14 @@ static void client__read(struct client *c)
         client__fail(c, client__errno_kind(errno, false));
         return;
     }
+}
+
+static void client__more_cb(struct loop *loop, void *arg)
+{
+    (void)loop;
+    struct client *c = arg;
+    if (c->magic == CLIENT_MAGIC && c->state == CL_READING && c->fd >= 0)
+        client__read(c);
 }
 
 /* Bytes or EOF on a connection with no request: the server closed it (keep-alive timeout) or

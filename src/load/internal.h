@@ -413,6 +413,7 @@ struct client {
     uint32_t hdr_ok; /* header-present checks that passed */
     struct buf rbuf, wbuf, body;
     struct loop_timer timer; /* think time / backoff */
+    struct loop_timer more;  /* reading resumes here once a read's budget was used up */
     struct client *next_idle;
 };
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # An unreachable target is a run with 100% failed requests and a clear error summary, not a crash
 # or a hang: a closed port (connection refused) in both models, and a server that accepts but
-# never answers (request timeout), each bounded in time.
+# never answers (request timeout), each bounded in time. A hostile server (invalid status line,
+# connection reset, body shorter than its Content-Length, an endless flood of 1xx responses) gets
+# each failure counted under its kind, and the run still ends on time.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 require_cmd jq python3
@@ -66,4 +68,46 @@ start=$SECONDS
 timeout 20 "$APIGATE" load -q -c 4 -d 500ms "http://127.0.0.1:$bport/" >"$T/b2.out" || fail "exit $?"
 [ $((SECONDS - start)) -le 8 ] || fail "took $((SECONDS - start)) s"
 assert_contains "$(cat "$T/b2.out")" "no request completed"
+
+log "a hostile server: each failure counted under its kind, every run on time"
+hport=$(free_port)
+start_bg hostile python3 -c '
+import socket, struct, sys, threading
+def serve(c):
+    try:
+        d = c.recv(65536)
+        path = d.split(b" ")[1] if d.count(b" ") >= 2 else b"/"
+        if path == b"/status":
+            c.sendall(b"HTTP/1.1 2x0 OK\r\nContent-Length: 0\r\n\r\n")
+        elif path == b"/reset":
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        elif path == b"/short":
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc")
+        elif path == b"/flood":  # interim responses without end, faster than they are parsed
+            b = b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n" * 20000
+            while True:
+                c.sendall(b)
+    except OSError:
+        pass
+    finally:
+        c.close()
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(64)
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+' "$hport"
+wait_port "$hport"
+for pk in status:protocol_error reset:reset short:closed flood:request_timeout; do
+    path=${pk%%:*} kind=${pk#*:}
+    start=$SECONDS
+    rc=0
+    timeout 60 "$APIGATE" load -q -c 2 -d 1s --timeout 1s --json "$T/h.json" \
+        "http://127.0.0.1:$hport/$path" >"$T/h.out" 2>&1 || rc=$?
+    assert_eq "$rc" 0 "/$path: exit code"
+    [ $((SECONDS - start)) -le 5 ] || fail "/$path: took $((SECONDS - start)) s for a 1 s run"
+    [ "$(jq ".errors.$kind" "$T/h.json")" -ge 1 ] || fail "/$path: no $kind: $(cat "$T/h.out")"
+    assert_eq "$(jq '.totals.failed' "$T/h.json")" "$(jq '.totals.requests' "$T/h.json")" \
+        "/$path: all failed"
+done
 log "ok"
