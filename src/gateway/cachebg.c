@@ -54,6 +54,7 @@ struct chbg {
     uint64_t path_gen;
     int64_t req_wall_s;
     struct coalesce_flight *flight;
+    char client_ip[sizeof(((struct conn *)0)->client_ip)]; // whose request started the refresh
 };
 
 static void chbg__free_cb(struct loop *loop, void *arg)
@@ -296,7 +297,9 @@ static void chbg__on_conn(struct upool_waiter *w, struct uconn *uc, const char *
     chbg__attach(b, uc);
 }
 
-/* The request head: the client's GET as forwarded, its own conditionals replaced by ours. */
+/* The request head: the client's GET as proxy.c forwards it (same header filter, same
+ * X-Forwarded-*: the refreshed answer is stored for everyone, so nothing the client claims about
+ * this hop may reach the origin), its own conditionals replaced by ours. */
 static void chbg__build(struct chbg *b, const struct gw_upstream *up)
 {
     const struct h1_request *rq = &b->rq;
@@ -321,12 +324,10 @@ static void chbg__build(struct chbg *b, const struct gw_upstream *up)
     buf_append(o, "\r\n", 2);
     for (size_t i = 0; i < rq->nheaders; i++) {
         const struct h1_header *h = &rq->headers[i];
-        if (headers_is_hop_by_hop(h->name, h->name_len) ||
-            headers_name_eq(h->name, h->name_len, "host") ||
+        if (proxy_skip_request_header(h->name, h->name_len) ||
+            headers_listed_in_connection(rq->headers, rq->nheaders, h->name, h->name_len) ||
             headers_name_eq(h->name, h->name_len, "if-none-match") ||
-            headers_name_eq(h->name, h->name_len, "if-modified-since") ||
-            headers_name_eq(h->name, h->name_len, "content-length") ||
-            headers_name_eq(h->name, h->name_len, "expect"))
+            headers_name_eq(h->name, h->name_len, "if-modified-since"))
             continue;
         buf_append(o, h->name, h->name_len);
         buf_append(o, ": ", 2);
@@ -348,7 +349,8 @@ static void chbg__build(struct chbg *b, const struct gw_upstream *up)
         buf_append(o, "\r\n", 2);
         b->validators = true;
     }
-    buf_append_str(o, "Via: 1.1 apigate\r\n\r\n");
+    proxy_write_forwarded(o, rq, b->client_ip);
+    buf_append(o, "\r\n", 2);
 }
 
 void chbg_refresh(struct cachehook *ch, struct conn *c, struct chreq *cr, struct store_obj *o)
@@ -392,6 +394,7 @@ void chbg_refresh(struct cachehook *ch, struct conn *c, struct chreq *cr, struct
     b->primary_len = cr->primary_len;
     b->path_gen = cr->path_gen;
     b->req_wall_s = clock_wall_s();
+    memcpy(b->client_ip, c->client_ip, sizeof(b->client_ip));
     chbg__build(b, &cfg->upstreams[gr->upstream_index]);
     metrics_counter_inc(th->ms, ch->m_bg_refresh);
     loop_timer_start(th->loop, &b->timer, gr->timeout.total_ms ? gr->timeout.total_ms : 30000);

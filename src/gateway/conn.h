@@ -285,6 +285,13 @@ void proxy_abort(struct conn *c);
 void proxy_retry(struct conn *c, bool now);
 void proxy_init(struct proxy *px);
 void proxy_deinit(struct proxy *px);
+/* True for a request header never forwarded as received: hop-by-hop, framing, the ones we set
+ * (Host, X-Request-Id, traceparent, X-Forwarded-*), and the client's Forwarded. Every request
+ * sent upstream for a client (proxy, cache background refresh) filters with it. */
+bool proxy_skip_request_header(const char *name, size_t len);
+/* Appends X-Forwarded-For (<req>'s earlier hops, then <client_ip>), X-Forwarded-Proto,
+ * X-Forwarded-Host (when <req> has a host) and Via. */
+void proxy_write_forwarded(struct buf *b, const struct h1_request *req, const char *client_ip);
 
 /* ---- worker.c ---- */
 /* Records a finished request in the thread's counters (max_requests recycling). */

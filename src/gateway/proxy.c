@@ -223,7 +223,7 @@ static void proxy__acquire(struct conn *c)
  * origin that builds links from Forwarded or X-Forwarded-Port would otherwise put the client's
  * values into a response the cache then serves to everyone). A switch on the length keeps this
  * to one or two comparisons per header. */
-static bool proxy__skip_req_header(const char *n, size_t len)
+bool proxy_skip_request_header(const char *n, size_t len)
 {
     switch (len) {
     case 2:
@@ -273,6 +273,28 @@ static bool proxy__trace_continued(const struct h1_request *req)
     return tp != NULL && trace_parse(tp->value, tp->value_len, &t) == 0;
 }
 
+void proxy_write_forwarded(struct buf *b, const struct h1_request *req, const char *client_ip)
+{
+    /* X-Forwarded-For: every earlier hop (all such headers, in order), then the client. */
+    buf_append_str(b, "X-Forwarded-For: ");
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const struct h1_header *h = &req->headers[i];
+        if (h->name_len == 15 && headers_name_eq(h->name, 15, "x-forwarded-for") &&
+            h->value_len > 0) {
+            buf_append(b, h->value, h->value_len);
+            buf_append(b, ", ", 2);
+        }
+    }
+    buf_append_str(b, client_ip);
+    buf_append_str(b, "\r\nX-Forwarded-Proto: http\r\n");
+    if (req->host) {
+        buf_append_str(b, "X-Forwarded-Host: ");
+        buf_append(b, req->host, req->host_len);
+        buf_append(b, "\r\n", 2);
+    }
+    buf_append_str(b, "Via: 1.1 apigate\r\n");
+}
+
 static void proxy__build_head(struct conn *c)
 {
     struct proxy *px = &c->px;
@@ -308,15 +330,10 @@ static void proxy__build_head(struct conn *c)
     for (size_t i = 0; i < req->nheaders && !has_connection; i++)
         has_connection = req->headers[i].name_len == 10 &&
                          headers_name_eq(req->headers[i].name, 10, "connection");
-    const struct h1_header *xff_first = NULL;
     for (size_t i = 0; i < req->nheaders; i++) {
         const struct h1_header *h = &req->headers[i];
-        if (proxy__skip_req_header(h->name, h->name_len)) {
-            if (h->name_len == 15 && xff_first == NULL &&
-                headers_name_eq(h->name, h->name_len, "x-forwarded-for"))
-                xff_first = h;
+        if (proxy_skip_request_header(h->name, h->name_len))
             continue;
-        }
         if (h->name_len == 10 && headers_name_eq(h->name, 10, "tracestate") &&
             !proxy__trace_continued(req))
             continue; // W3C: a tracestate without a valid traceparent is discarded
@@ -328,26 +345,7 @@ static void proxy__build_head(struct conn *c)
         buf_append(b, h->value, h->value_len);
         buf_append(b, "\r\n", 2);
     }
-    /* X-Forwarded-For: every earlier hop (all such headers, in order), then the client. */
-    buf_append_str(b, "X-Forwarded-For: ");
-    if (xff_first != NULL) {
-        for (size_t i = 0; i < req->nheaders; i++) {
-            const struct h1_header *h = &req->headers[i];
-            if (h->name_len == 15 && headers_name_eq(h->name, 15, "x-forwarded-for") &&
-                h->value_len > 0) {
-                buf_append(b, h->value, h->value_len);
-                buf_append(b, ", ", 2);
-            }
-        }
-    }
-    buf_append_str(b, c->client_ip);
-    buf_append_str(b, "\r\nX-Forwarded-Proto: http\r\n");
-    if (req->host) {
-        buf_append_str(b, "X-Forwarded-Host: ");
-        buf_append(b, req->host, req->host_len);
-        buf_append(b, "\r\n", 2);
-    }
-    buf_append_str(b, "Via: 1.1 apigate\r\n");
+    proxy_write_forwarded(b, req, c->client_ip);
     if (c->traceparent[0]) {
         buf_append_str(b, "traceparent: ");
         buf_append(b, c->traceparent, TRACE_HEADER_LEN);

@@ -27,6 +27,7 @@ routes:
   - {method: GET, path: '/api/sie/{id}', body_size: 256, cache_control: 'max-age=1, stale-if-error=60'}
   - {method: GET, path: '/api/nosie/{id}', body_size: 256, cache_control: 'max-age=1'}
   - {method: GET, path: '/down/{x}', body_size: 128}
+  - {method: GET, path: '/echo/*', handler: echo, cache_control: 'max-age=1, stale-while-revalidate=30'}
 YAML
 cat >"$T/mock-5xx.yaml" <<'YAML'
 routes:
@@ -78,6 +79,25 @@ assert_eq "$(mock_stat "$mport" "GET /api/swr")" 2 "origin: fill + one refresh"
 h=$(hdrs "$G/api/swr")
 assert_eq "$(hval X-Cache <<<"$h")" HIT "refreshed"
 assert_range "$(hval Age <<<"$h")" 0 1 "Age after the refresh"
+
+log "the background refresh forwards like the proxy: the client's claims about this hop never reach the origin"
+assert_eq "$(hdrs "$G/echo/swr" | hval X-Cache)" MISS "echo: first"
+sleep 1.3
+h=$(hdrs "$G/echo/swr" -H 'X-Forwarded-Host: evil.example' -H 'X-Forwarded-Proto: https' \
+    -H 'Forwarded: host=evil.example' -H 'X-Request-Id: attacker' -H 'Proxy-Authorization: Basic eA==' \
+    -H 'X-Forwarded-For: 10.9.9.9')
+assert_eq "$(hval X-Cache <<<"$h")" STALE "echo: stale, refresh started with the client's headers"
+sleep 0.5
+h=$(curl -s -D "$T/swr.hdr" --max-time 10 "$G/echo/swr")
+assert_eq "$(tr -d '\r' <"$T/swr.hdr" | hval X-Cache)" HIT "echo: refreshed entry"
+assert_eq "$(jq -r '.headers["x-forwarded-host"]' <<<"$h")" "127.0.0.1:$gport" "refresh: X-Forwarded-Host"
+assert_eq "$(jq -r '.headers["x-forwarded-proto"]' <<<"$h")" http "refresh: X-Forwarded-Proto"
+assert_eq "$(jq -r '.headers["x-forwarded-for"]' <<<"$h")" "10.9.9.9, 127.0.0.1" "refresh: X-Forwarded-For"
+assert_eq "$(jq -r '.headers.via' <<<"$h")" "1.1 apigate" "refresh: Via"
+for k in forwarded proxy-authorization; do
+    assert_eq "$(jq -r --arg k "$k" '.headers[$k] // "absent"' <<<"$h")" absent "refresh: client's $k not forwarded"
+done
+assert_ne "$(jq -r '.headers["x-request-id"]' <<<"$h")" attacker "refresh: client's X-Request-Id not forwarded"
 
 log "revalidation: If-None-Match to the origin, 304 refreshes the entry"
 assert_eq "$(hdrs "$G/api/reval" | hval X-Cache)" MISS "first"
