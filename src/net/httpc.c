@@ -73,9 +73,15 @@ static void io_error(struct httpc_conn *c, const char *what, char *err, size_t e
     snprintf(err, errlen, "%s: %s", what, why);
 }
 
-/* Reads once: bytes, 0 at the end, -1 on error or timeout (<err> says which). */
+/* Reads once: bytes, 0 at the end, -1 on error or timeout (<err> says which). The deadline is
+ * checked before each read too, not only while waiting: a server that always has bytes ready (a
+ * flood of 1xx responses) would otherwise never meet it. */
 static ssize_t conn_read(struct httpc_conn *c, char *buf, size_t len, char *err, size_t errlen)
 {
+    if (clock_now_ns() >= c->deadline_ns) {
+        snprintf(err, errlen, "timed out reading the response");
+        return -1;
+    }
     for (;;) {
         ssize_t n = transport_read(&c->t, buf, len);
         if (n >= 0)

@@ -144,4 +144,40 @@ PY
             fail "tls timing column: $(jq -r .evidence <<<"$t")"
     done
 fi
+
+# --- a server flooding 1xx responses: the request's deadline holds, not only the probe's guard ---
+cat >"$T/flood.py" <<'PY'
+import socket, sys, threading
+def serve(c):
+    try:
+        c.recv(65536)
+        b = b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n" * 20000
+        while True:
+            c.sendall(b)
+    except OSError:
+        pass
+    finally:
+        c.close()
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(64)
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+PY
+FLOOD=$(free_port)
+start_bg flood python3 "$T/flood.py" "$FLOOD"
+wait_port "$FLOOD" 10
+t0=$(date +%s%N)
+set +e
+out=$("$APIGATE" doctor --gateway "http://127.0.0.1:$FLOOD" --target "http://127.0.0.1:$FLOOD/" \
+    --samples 2 --timeout 1s --json)
+set -e
+ms=$((($(date +%s%N) - t0) / 1000000))
+[ "$ms" -lt 6000 ] || fail "doctor against a 1xx flood took $ms ms with --timeout 1s"
+assert_eq "$(jq '[.findings[] | select(.id == "probe-timeout")] | length' <<<"$out")" 0 \
+    "each request timed out, not the probe: $out"
+assert_contains "$(jq -r '.findings[] | select(.id == "gw-unreachable") | .title' <<<"$out")" \
+    "timed out reading the response" "gateway probe"
+assert_contains "$(jq -r '.findings[] | select(.id == "target-unreachable") | .evidence' <<<"$out")" \
+    "timed out reading the response" "target probe"
 log "ok"
