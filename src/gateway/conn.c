@@ -37,6 +37,7 @@ static void conn__process(struct conn *c);
 static void conn__arm(struct conn *c, enum conn_timer_kind kind, uint64_t ms);
 static int conn__read(struct conn *c);
 static void conn__next_cb(struct loop *loop, void *arg);
+static void conn__make_rid(struct conn *c, const struct h1_header *h);
 
 const char *conn_date(struct gwthread *th)
 {
@@ -387,6 +388,7 @@ static void conn__on_timer(struct loop *loop, void *arg)
             /* a head that trickles in (slowloris): 408, then close */
             c->keep_alive = false;
             c->state = CONN_BUSY;
+            conn__make_rid(c, NULL); // the answer and the log name it like any request
             if (c->t_start_us == 0)
                 c->t_start_us = clock_now_us();
             c->wall_ms = clock_wall_ms();
@@ -954,6 +956,8 @@ static void conn__process(struct conn *c)
             c->wall_ms = clock_wall_ms();
             conn__arm(c, T_NONE, 0);
             c->route = -1;
+            /* a generated id: the client's X-Request-Id is in a head we just refused */
+            conn__make_rid(c, NULL);
             conn_respond_error(c, h1_err_status(c->req.err), "bad_request",
                                h1_err_text(c->req.err), NULL);
             return;

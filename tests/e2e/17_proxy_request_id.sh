@@ -16,6 +16,7 @@ start_mock mock "$mport" --profile "$T/mock.yaml"
 start_gateway gw "$gport" <<YAML
 listen: 127.0.0.1:$gport
 workers: {threads: 1}
+server: {client_header_timeout: 1s}
 logging: {access_log: $T/access.log, access_format: json, access_flush: 50ms}
 upstreams:
   api: {servers: [127.0.0.1:$mport]}
@@ -43,3 +44,21 @@ for p in long:$rid_long empty:$rid_empty kept:my-id-42; do
     assert_eq "$n" 1 "access log of /echo/${p%%:*} carries the id the upstream saw"
 done
 log "X-Request-Id: the upstream and the access log agree (kept, oversize, empty)"
+
+# A refused head (400) and a head that never completes (408) get an id too, in the answer's
+# header, its JSON body and the access log (they once answered "request_id":"" and no header).
+for what in 400 408; do
+    if [ "$what" = 400 ]; then
+        out=$(printf 'GET /echo/bad HTTP/1.1\r\nHost: a\r\nX-Request-Id: mine\r\nBad Name: 1\r\n\r\n' | raw_http "$gport" 5)
+    else
+        out=$(printf 'GET /echo/slow HTTP/1.1\r\nHost: a\r\nX-Slow: ' | raw_http "$gport" 5)
+    fi
+    assert_contains "$out" "HTTP/1.1 $what" "$what answer"
+    hdr=$(tr -d '\r' <<<"$out" | awk -F': ' '$1 == "X-Request-Id" { print $2 }')
+    [[ "$hdr" =~ ^[0-9a-f]{16}$ ]] || fail "$what: X-Request-Id header '$hdr' in: $out"
+    assert_contains "$out" "\"request_id\":\"$hdr\"" "$what: the body names the same id"
+    sleep 0.3
+    n=$(jq -s --arg r "$hdr" '[.[] | select(.request_id == $r and .status == '"$what"')] | length' "$T/access.log")
+    assert_eq "$n" 1 "$what: access log carries the id"
+done
+log "refused and timed-out heads carry a generated id"
