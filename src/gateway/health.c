@@ -1,6 +1,7 @@
 /* Active health checks on a thread of their own (own event loop), so a slow or hung server never
  * delays a request thread. Each probe is a fresh connection (TCP, TLS when the server is https):
- * "GET <path> HTTP/1.1" with Connection: close; only the status line is read. */
+ * "GET <path> HTTP/1.1" with Connection: close; only the final status line is read (1xx interim
+ * responses before it are skipped, as RFC 9110 15.2 asks of every client). */
 #include "gateway/health.h"
 
 #include <errno.h>
@@ -19,6 +20,9 @@
 #include "net/transport.h"
 
 #define HEALTH_MAGIC 0x4845414cu /* "HEAL" */
+/* 1xx responses (103 Early Hints) before the final one are skipped, up to this many bytes: more
+ * is a server flooding us, and the probe must end within its timeout. */
+#define HEALTH_MAX_INTERIM 16384
 
 enum probe_state { P_IDLE = 0, P_CONNECTING, P_HANDSHAKE, P_SENDING, P_READING };
 
@@ -33,8 +37,9 @@ struct probe {
     struct loop_timer deadline; /* probe timeout */
     char req[512];
     size_t req_len, req_off;
-    char rx[64];                /* enough for "HTTP/1.1 200" */
+    char rx[1024];              /* "HTTP/1.1 200", or a whole 1xx head to skip */
     size_t rx_len;
+    size_t interim;             /* bytes of 1xx responses skipped */
     uint64_t seq;
 };
 
@@ -113,6 +118,7 @@ static void health__start_probe(struct loop *loop, void *arg)
     p->state = P_CONNECTING;
     p->req_off = 0;
     p->rx_len = 0;
+    p->interim = 0;
     loop_timer_start(p->h->loop, &p->deadline, p->u->conf->health.timeout_ms);
 }
 
@@ -188,19 +194,39 @@ static void health__step(struct probe *p, unsigned events)
         p->state = P_READING;
     }
     if (p->state == P_READING) {
+        int st = -1;
         for (;;) {
-            if (p->rx_len == sizeof(p->rx))
-                break;
+            st = health__status(p);
+            if (st >= 100 && st < 200 && st != 101) {
+                /* an interim response: the final one follows its blank line */
+                const char *end = memmem(p->rx, p->rx_len, "\r\n\r\n", 4);
+                if (end != NULL) {
+                    size_t k = (size_t)(end + 4 - p->rx);
+                    memmove(p->rx, p->rx + k, p->rx_len - k);
+                    p->rx_len -= k;
+                    p->interim += k;
+                    if (p->interim > HEALTH_MAX_INTERIM) {
+                        health__done(p, false, "too many 1xx responses");
+                        return;
+                    }
+                    continue;
+                }
+                if (p->rx_len == sizeof(p->rx)) {
+                    health__done(p, false, "1xx response head too large");
+                    return;
+                }
+            } else if (st >= 0) {
+                break; /* the final status line, or not HTTP */
+            }
             ssize_t n = transport_read(&p->tp, p->rx + p->rx_len, sizeof(p->rx) - p->rx_len);
             if (n == IO_AGAIN)
                 return;
-            if (n <= 0)
+            if (n <= 0) {
+                st = -1;
                 break;
+            }
             p->rx_len += (size_t)n;
-            if (p->rx_len >= 12)
-                break;
         }
-        int st = health__status(p);
         const struct gw_health *hc = &p->u->conf->health;
         char why[64];
         if (st < 0) {

@@ -1,7 +1,8 @@
 /* Active health checks against a local HTTP responder thread whose answer the test changes:
  * consecutive failures (a 503, garbage, silence past the timeout, a closed port) mark the server
  * down after unhealthy_threshold; successes bring it back after healthy_threshold; the checks are
- * counted and /upstreams shows the last result. Short real intervals (20 ms). */
+ * counted and /upstreams shows the last result. A 103 Early Hints before the 200 is skipped, an
+ * endless stream of 1xx responses is a failure. Short real intervals (20 ms). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -26,7 +27,7 @@
 #include "metrics/metrics.h"
 #include "net/sock.h"
 
-enum { ANSWER_STATUS, ANSWER_GARBAGE, ANSWER_SILENT };
+enum { ANSWER_STATUS, ANSWER_GARBAGE, ANSWER_SILENT, ANSWER_EARLY_HINTS, ANSWER_1XX_FLOOD };
 static _Atomic int mode = ANSWER_STATUS;
 static _Atomic int status = 200;
 static _Atomic int requests;
@@ -53,6 +54,20 @@ static void *responder(void *arg)
                            atomic_load(&status));
         else if (mode == ANSWER_GARBAGE)
             len = snprintf(out, sizeof(out), "SSH-2.0-OpenSSH_9.2\r\n");
+        else if (mode == ANSWER_EARLY_HINTS) {
+            /* two interim responses, the first in its own write, then the final one */
+            const char *hint = "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n";
+            if (write(fd, hint, strlen(hint)) < 0)
+                perror("write");
+            nanosleep(&(struct timespec){0, 2 * 1000000}, NULL);
+            len = snprintf(out, sizeof(out), "%sHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+                           "HTTP/1.1 100 Continue\r\n\r\n");
+        } else if (mode == ANSWER_1XX_FLOOD) {
+            /* until the probe gives up and closes */
+            const char *hint = "HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n";
+            for (int i = 0; i < 100000 && write(fd, hint, strlen(hint)) > 0; i++)
+                ;
+        }
         else
             nanosleep(&(struct timespec){0, 150 * 1000000}, NULL); /* past the 50 ms timeout */
         if (len > 0 && write(fd, out, (size_t)len) < 0)
@@ -188,6 +203,22 @@ static void test_thresholds(void **state)
     assert_true(wait_healthy(f, false, 3000));
     mode = ANSWER_STATUS;
     assert_true(wait_healthy(f, true, 3000));
+
+    /* interim responses: skipped before a 200, a failure when they never end */
+    mode = ANSWER_1XX_FLOOD;
+    assert_true(wait_healthy(f, false, 3000));
+    upstream_set_status_json(f->set, &out);
+    buf_append(&out, "", 1);
+    assert_non_null(strstr(out.data, "too many 1xx responses"));
+    buf_deinit(&out);
+    mode = ANSWER_EARLY_HINTS;
+    assert_true(wait_healthy(f, true, 3000));
+    int64_t ok0 = checks(f, "ok");
+    t0 = clock_now_ms();
+    while (checks(f, "ok") < ok0 + 3 && clock_now_ms() - t0 < 2000)
+        nanosleep(&(struct timespec){0, 5 * 1000000}, NULL);
+    assert_true(checks(f, "ok") >= ok0 + 3);
+    mode = ANSWER_STATUS;
     fix_destroy(f);
 }
 
