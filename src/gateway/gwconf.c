@@ -6,11 +6,13 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <sched.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config/yaml.h"
@@ -757,6 +759,45 @@ static int64_t gwconf__auto_threads(size_t nlisten)
         n = 1;
     return n > cap ? (cap < 1 ? 1 : cap) : n;
 }
+/* True when file <path> could be opened for appending: an existing file that is writable, or a
+ * new one in an existing, writable directory. Creates nothing; the reason goes to <why>. The
+ * worker opens the access log only after the config was accepted, and one it cannot open it
+ * would only mention in its log before running without any, so check and serve refuse it here,
+ * as they refuse an unreadable TLS file. */
+static bool gwconf__writable(const char *path, char *why, size_t whylen)
+{
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        if (S_ISDIR(st.st_mode)) {
+            snprintf(why, whylen, "it is a directory");
+            return false;
+        }
+        if (access(path, W_OK) != 0) {
+            snprintf(why, whylen, "%s", strerror(errno));
+            return false;
+        }
+        return true;
+    }
+    if (errno != ENOENT) {
+        snprintf(why, whylen, "%s", strerror(errno));
+        return false;
+    }
+    char dir[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    if (slash == NULL)
+        snprintf(dir, sizeof(dir), ".");
+    else if (slash == path)
+        snprintf(dir, sizeof(dir), "/");
+    else
+        snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+    if (stat(dir, &st) != 0 || (!S_ISDIR(st.st_mode) && (errno = ENOTDIR) != 0) ||
+        access(dir, W_OK | X_OK) != 0) {
+        snprintf(why, whylen, "directory %s: %s", dir, strerror(errno));
+        return false;
+    }
+    return true;
+}
+
 
 /* Checks across sections, after every section has its values (defaults included). */
 static void gwconf__check_globals(struct gw_config *c, const struct ynode *root,
@@ -799,9 +840,14 @@ static void gwconf__check_globals(struct gw_config *c, const struct ynode *root,
                   "cache.redis: '%s' is not a Redis URL; redis://host:port/db or unix:///path",
                   c->cache.redis);
     const char *al = c->logging.access_log;
+    const struct ynode *aln = gwconf__get(gwconf__get(root, "logging"), "access_log");
+    char why[PATH_MAX + 64];
     if (al == NULL || al[0] == '\0')
-        cfg_error(errs, gwconf__get(gwconf__get(root, "logging"), "access_log"),
-                  "logging.access_log: empty; a path, stderr, or off");
+        cfg_error(errs, aln, "logging.access_log: empty; a path, stderr, or off");
+    else if (strcmp(al, "off") != 0 && strcmp(al, "stderr") != 0 && strcmp(al, "stdout") != 0 &&
+             strcmp(al, "-") != 0 && !gwconf__writable(al, why, sizeof(why)))
+        cfg_error(errs, aln, "logging.access_log: cannot write '%s': %s; give a file in an "
+                             "existing, writable directory, stderr, or off", al, why);
 }
 
 /* The typed config from a YAML tree. Every section is parsed even after an error, so one run

@@ -69,6 +69,18 @@ bad bad_level 1 "debug, info, warn, error"
 printf 'workers: {threads: 1}\nworkers: {threads: 2}\n%s\n%s\n' "$UPS" "$RT" >"$T/dup_key.yaml"
 bad dup_key 2 "workers"
 
+# An access log the worker could not open: it used to pass check, and serve ran without any log.
+printf 'logging: {access_log: %s}\n%s\n%s\n' "$T/no-such-dir/access.log" "$UPS" "$RT" >"$T/log_dir.yaml"
+bad log_dir 1 "logging.access_log: cannot write '$T/no-such-dir/access.log': directory $T/no-such-dir"
+printf 'logging: {access_log: %s}\n%s\n%s\n' "$T" "$UPS" "$RT" >"$T/log_is_dir.yaml"
+bad log_is_dir 1 "it is a directory"
+rc=0
+out=$(timeout 10 "$APIGATE" serve -c "$T/log_dir.yaml" --listen "127.0.0.1:$(free_port)" --admin off 2>&1) || rc=$?
+assert_eq "$rc" 2 "serve with an access log it cannot write"
+printf 'logging: {access_log: %s}\n%s\n%s\n' "$T/access.log" "$UPS" "$RT" >"$T/log_ok.yaml"
+"$APIGATE" check -q -c "$T/log_ok.yaml" >/dev/null || fail "an access log in a writable directory"
+[ ! -e "$T/access.log" ] || fail "check created the access log"
+
 # ${NAME} from the environment; an unset one is an error at its position.
 printf 'listen: 127.0.0.1:${AG_E2E_PORT}\n%s\n%s\n' "$UPS" "$RT" >"$T/env.yaml"
 out=$(AG_E2E_PORT=18099 "$APIGATE" check -c "$T/env.yaml" 2>&1) || fail "env config rejected: $out"
