@@ -1,6 +1,8 @@
 /* Redis probe: INFO, SLOWLOG GET 5 and a few timed PINGs over a blocking hiredis connection with
  * connect and command timeouts. The only file of src/doctor that includes hiredis. */
 #include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +13,102 @@
 #include "core/clock.h"
 #include "doctor/internal.h"
 #include "doctor/rules.h"
+
+/* What one reply may cost: INFO all is some 10 KB and SLOWLOG GET 5 about 60 objects. A peer that
+ * announces a gigabyte bulk string or a two-billion-element array is not a Redis to diagnose. */
+#define PROBE_REDIS_MAX_REPLY (16u * 1024 * 1024)
+#define PROBE_REDIS_MAX_OBJECTS 4096
+
+/* hiredis's object constructors, counted per reply. */
+struct redis_limit {
+    const redisReplyObjectFunctions *base;
+    redisReplyObjectFunctions fns;
+    unsigned objects;
+    bool over; // the reply went past PROBE_REDIS_MAX_OBJECTS
+};
+
+static bool limit_count(const redisReadTask *t, int elements)
+{
+    struct redis_limit *l = t->privdata;
+    if (elements > (int)(PROBE_REDIS_MAX_OBJECTS - l->objects) ||
+        ++l->objects > PROBE_REDIS_MAX_OBJECTS)
+        l->over = true;
+    return !l->over;
+}
+static void *limit_string(const redisReadTask *t, char *s, size_t n)
+{
+    struct redis_limit *l = t->privdata;
+    return limit_count(t, 0) ? l->base->createString(t, s, n) : NULL;
+}
+static void *limit_array(const redisReadTask *t, int n)
+{
+    struct redis_limit *l = t->privdata;
+    return limit_count(t, n) ? l->base->createArray(t, n) : NULL;
+}
+static void *limit_integer(const redisReadTask *t, long long v)
+{
+    struct redis_limit *l = t->privdata;
+    return limit_count(t, 0) ? l->base->createInteger(t, v) : NULL;
+}
+static void *limit_nil(const redisReadTask *t)
+{
+    struct redis_limit *l = t->privdata;
+    return limit_count(t, 0) ? l->base->createNil(t) : NULL;
+}
+
+static void limit_attach(redisContext *c, struct redis_limit *l)
+{
+    l->base = c->reader->fn;
+    l->fns = *l->base;
+    l->fns.createString = limit_string;
+    l->fns.createArray = limit_array;
+    l->fns.createInteger = limit_integer;
+    l->fns.createNil = limit_nil;
+    c->reader->fn = &l->fns;
+    c->reader->privdata = l;
+}
+
+static redisReply *set_err(redisContext *c, int err, const char *what)
+{
+    c->err = err;
+    snprintf(c->errstr, sizeof(c->errstr), "%s", what);
+    return NULL;
+}
+
+/* redisCommand() with bounds: the reply within <timeout_ms> in all (hiredis's timeout is per read,
+ * which a peer that keeps sending never meets), in at most PROBE_REDIS_MAX_REPLY unparsed bytes
+ * and PROBE_REDIS_MAX_OBJECTS objects. NULL with c->err/errstr set on failure. */
+static redisReply *command(redisContext *c, struct redis_limit *l, int timeout_ms, const char *fmt,
+                           ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = redisvAppendCommand(c, fmt, ap);
+    va_end(ap);
+    if (rc != REDIS_OK)
+        return NULL;
+    int done = 0;
+    while (!done)
+        if (redisBufferWrite(c, &done) == REDIS_ERR)
+            return NULL;
+    uint64_t deadline = clock_now_ns() + (uint64_t)timeout_ms * 1000000ull;
+    l->objects = 0;
+    l->over = false;
+    for (;;) {
+        void *reply = NULL;
+        if (redisReaderGetReply(c->reader, &reply) != REDIS_OK)
+            return set_err(c, REDIS_ERR_PROTOCOL,
+                           l->over ? "a reply with too many elements" : c->reader->errstr);
+        if (reply != NULL)
+            return reply;
+        if (c->reader->len - c->reader->pos > PROBE_REDIS_MAX_REPLY)
+            return set_err(c, REDIS_ERR_PROTOCOL, "a reply over 16 MiB");
+        if (clock_now_ns() >= deadline)
+            return set_err(c, REDIS_ERR_IO, "timed out waiting for a reply");
+        if (redisBufferRead(c) == REDIS_ERR)
+            return NULL;
+    }
+}
 
 /* Pulls "key:value" out of INFO text; returns the value as a number, or <dflt>. */
 static long long info_num(const char *text, const char *key, long long dflt)
@@ -99,9 +197,10 @@ static int cmp_double(const void *a, const void *b)
 /* SLOWLOG GET 5: each entry is [id, timestamp, duration µs, [args...], client, name]; the
  * command is rebuilt from its arguments, cut to fit. A malformed reply yields fewer entries, never
  * a crash. */
-static void read_slowlog(redisContext *c, struct redis_facts *f)
+static void read_slowlog(redisContext *c, struct redis_limit *l, int timeout_ms,
+                         struct redis_facts *f)
 {
-    redisReply *r = redisCommand(c, "SLOWLOG GET 5");
+    redisReply *r = command(c, l, timeout_ms, "SLOWLOG GET 5");
     if (r == NULL)
         return;
     for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements && f->n_slow < 5; i++) {
@@ -135,7 +234,7 @@ static const char *conn_error(const redisContext *c)
     return c->errstr;
 }
 
-/* Blocking hiredis with a connect timeout and a per-command timeout: INFO all, SLOWLOG, then
+/* Blocking hiredis with a connect timeout and a per-command deadline: INFO all, SLOWLOG, then
  * five PINGs whose median is the latency (the first may include a slow path). */
 int probe_redis_run(const char *url, int timeout_ms, struct redis_facts *f,
                     struct finding_list *out)
@@ -160,16 +259,19 @@ int probe_redis_run(const char *url, int timeout_ms, struct redis_facts *f,
         fail = conn_error(c);
     else if (redisSetTimeout(c, tv) != REDIS_OK)
         fail = "cannot set the timeout";
+    struct redis_limit lim;
+    if (fail == NULL)
+        limit_attach(c, &lim);
     redisReply *r = NULL;
     if (fail == NULL && pass[0]) {
-        r = redisCommand(c, "AUTH %s", pass);
+        r = command(c, &lim, timeout_ms, "AUTH %s", pass);
         if (r == NULL || r->type == REDIS_REPLY_ERROR)
             fail = r ? r->str : conn_error(c);
     }
     if (fail == NULL) {
         if (r)
             freeReplyObject(r);
-        r = redisCommand(c, "INFO all");
+        r = command(c, &lim, timeout_ms, "INFO all");
         if (r == NULL || r->type != REDIS_REPLY_STRING)
             fail = r ? (r->type == REDIS_REPLY_ERROR ? r->str : "INFO: unexpected reply")
                      : conn_error(c);
@@ -187,12 +289,12 @@ int probe_redis_run(const char *url, int timeout_ms, struct redis_facts *f,
     }
     probe_redis__parse_info(r->str, f);
     freeReplyObject(r);
-    read_slowlog(c, f);
+    read_slowlog(c, &lim, timeout_ms, f);
     double pings[5];
     int np = 0;
     for (int i = 0; i < 5; i++) {
         uint64_t t0 = clock_now_ns();
-        r = redisCommand(c, "PING");
+        r = command(c, &lim, timeout_ms, "PING");
         if (r == NULL)
             break;
         freeReplyObject(r);

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # apigate doctor against a real redis-server: a warm cache has no warnings; a cache whose reads
 # miss is critical (hit ratio under 10%); a tiny maxmemory with writes evicts keys (warning with a
-# computed maxmemory); a slow command shows in the slowlog; a dead Redis is a finding, not a crash.
+# computed maxmemory); a slow command shows in the slowlog; a dead Redis is a finding, not a crash;
+# so is a peer that answers INFO with an endless bulk string or a two-billion-element array (the
+# probe read the bulk into memory, 2 GB in 2 s, instead of giving up).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 require_cmd jq redis-server redis-cli
@@ -79,4 +81,42 @@ set -e
 assert_eq "$code" 1 "unreachable is critical"
 jq -e . >/dev/null <<<"$out" || fail "not JSON: $out"
 assert_contains "$(jq -r '.findings[0].title' <<<"$out")" "cannot reach Redis at 127.0.0.1:$PORT: Connection refused" "reason"
+
+# --- 6. a hostile peer: bounded replies ---------------------------------------------------------
+cat >"$T/peer.py" <<'PY'
+import socket, sys, threading
+def serve(c, mode):
+    try:
+        c.recv(65536)
+        if mode == "bulk":  # a gigabyte announced, sent without end
+            c.sendall(b"$1000000000\r\n")
+            while True:
+                c.sendall(b"x" * 65536)
+        else:
+            c.sendall(b"*2000000000\r\n")
+            c.recv(1)
+    except OSError:
+        pass
+    finally:
+        c.close()
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(16)
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c, sys.argv[2]), daemon=True).start()
+PY
+for pm in "bulk:a reply over 16 MiB" "array:a reply with too many elements"; do
+    mode=${pm%%:*} want=${pm#*:}
+    hport=$(free_port)
+    start_bg "peer-$mode" python3 "$T/peer.py" "$hport" "$mode"
+    wait_port "$hport" 10
+    log "a peer answering with a $mode"
+    t0=$(date +%s%N)
+    set +e
+    out=$("$APIGATE" doctor --redis "redis://127.0.0.1:$hport" --timeout 2s --json)
+    set -e
+    ms=$((($(date +%s%N) - t0) / 1000000))
+    [ "$ms" -lt 5000 ] || fail "$mode: doctor took $ms ms"
+    assert_contains "$(jq -r '.findings[0].title' <<<"$out")" "$want" "$mode: reason"
+done
 log "ok"
