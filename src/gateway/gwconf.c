@@ -23,6 +23,7 @@
 #include "gateway/retry.h"
 #include "gateway/route.h"
 #include "gateway/worker.h"
+#include "net/tls.h"
 
 
 /* ---- helpers ---- */
@@ -339,6 +340,26 @@ static void gwconf__parse_servers(struct gw_upstream *u, const struct ynode *n, 
     }
 }
 
+/* Loads the TLS files of <u> as the worker will (tls_client_create), so that a file that is
+ * readable but no PEM, or a key that does not match its certificate, fails check and a reload at
+ * the config's position instead of stopping the first worker at start. */
+static void gwconf__tls_files_load(const struct gw_upstream *u, const struct ynode *t,
+                                   const char *sub, struct cfg_errors *errs)
+{
+    struct tls_client_opts o = {
+        .verify = u->tls.verify,
+        .ca_file = u->tls.ca_file,
+        .cert_file = u->tls.cert_file,
+        .key_file = u->tls.key_file,
+    };
+    char e[512];
+    struct tls_client *tc = tls_client_create(&o, e, sizeof(e));
+    if (tc == NULL)
+        cfg_error(errs, t, "%s: %s", sub, e);
+    else
+        tls_client_destroy(tc);
+}
+
 /* One `upstreams.NAME:` entry: the table keys, then servers, then the sections that switch on by
  * presence (health, tls), then checks across keys. */
 static void gwconf__parse_upstream(struct gw_upstream *u, const struct ynode *key,
@@ -395,6 +416,7 @@ static void gwconf__parse_upstream(struct gw_upstream *u, const struct ynode *ke
         u->tls.enabled = true;
         for (size_t i = 0; i < u->nservers; i++)
             u->servers[i].tls = true;
+        size_t before_tls = errs->n;
         const char *files[] = {u->tls.ca_file, u->tls.cert_file, u->tls.key_file};
         const char *names[] = {"ca_file", "cert_file", "key_file"};
         for (int i = 0; i < 3; i++)
@@ -405,6 +427,8 @@ static void gwconf__parse_upstream(struct gw_upstream *u, const struct ynode *ke
         if ((u->tls.cert_file == NULL) != (u->tls.key_file == NULL))
             cfg_error(errs, t, "%s: cert_file and key_file go together; give both or neither",
                       sub);
+        else if (errs->n == before_tls && (u->tls.ca_file || u->tls.cert_file))
+            gwconf__tls_files_load(u, t, sub, errs);
     }
     if (u->host && !gwconf__host_value_ok(u->host))
         cfg_error(errs, ynode_get(val, "host"), "%s.host: '%s' is not a host name for a Host "

@@ -81,6 +81,12 @@ printf 'logging: {access_log: %s}\n%s\n%s\n' "$T/access.log" "$UPS" "$RT" >"$T/l
 "$APIGATE" check -q -c "$T/log_ok.yaml" >/dev/null || fail "an access log in a writable directory"
 [ ! -e "$T/access.log" ] || fail "check created the access log"
 
+# A TLS file that is readable but no PEM: check used to pass it, and the first worker then stopped.
+echo "not a certificate" >"$T/notpem.crt"
+printf 'upstreams:\n  api:\n    servers: ["https://127.0.0.1:9443"]\n    tls: {cert_file: %s, key_file: %s}\n%s\n' \
+    "$T/notpem.crt" "$T/notpem.crt" "$RT" >"$T/tls_notpem.yaml"
+bad tls_notpem 4 "upstreams.api.tls: cannot load the client certificate"
+
 # ${NAME} from the environment; an unset one is an error at its position.
 printf 'listen: 127.0.0.1:${AG_E2E_PORT}\n%s\n%s\n' "$UPS" "$RT" >"$T/env.yaml"
 out=$(AG_E2E_PORT=18099 "$APIGATE" check -c "$T/env.yaml" 2>&1) || fail "env config rejected: $out"
