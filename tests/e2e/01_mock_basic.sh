@@ -112,6 +112,31 @@ order=$(grep -ao '"id":"[0-9]*"\|"path":"/echo/second"' <<<"$resp" | tr '\n' ' '
 assert_eq "$order" '"id":"11" "path":"/echo/second" "id":"33" ' "answer order"
 assert_eq "$(cat "$T/raw_http.state")" closed "closed after Connection: close"
 
+log "a long pipeline read late: every answer goes out (past the 4 MB output limit), then the 400"
+out=$(python3 - "$port" <<'PY'
+import socket, sys, threading, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+req = b"GET /echo/p?q=" + b"a" * 6000 + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+data = req * 1500 + b"GET /echo/bad HTTP/1.1\r\nBad Header : x\r\n\r\n"
+threading.Thread(target=s.sendall, args=(data,), daemon=True).start()
+time.sleep(1) # the answers pile up past the output limit meanwhile
+s.settimeout(8)
+out, state = b"", "open"
+try:
+    while True:
+        d = s.recv(1 << 20)
+        if not d:
+            state = "closed"
+            break
+        out += d
+except socket.timeout:
+    pass
+print(out.count(b"HTTP/1.1 200"), out.count(b"HTTP/1.1 400"), state)
+PY
+)
+assert_eq "$out" "1500 1 closed" "1500 pipelined echoes (~14 MB of answers) then a bad head"
+
 log "malformed requests: 400 and close"
 bad=$(printf 'GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\nabc' |
     raw_http "$port" 5)
