@@ -214,6 +214,8 @@ int mock_main(int argc, char **argv)
     atomic_init(&srv.warm_at_ms, 0);
     atomic_init(&srv.profile_gen, 1);
     srv.threads = xcalloc(nthreads, sizeof(*srv.threads));
+    for (size_t i = 0; i < nthreads; i++)
+        srv.threads[i].lfd = -1; /* threads not reached after a failure must not close fd 0 */
 
     if (pipe2(mock__sig_pipe, O_CLOEXEC) != 0) {
         fprintf(stderr, "apigate mock: pipe: %s\n", strerror(errno));
@@ -240,6 +242,18 @@ int mock_main(int argc, char **argv)
         th->gen = 1;
         buf_init(&th->scratch);
         th->loop = loop_create();
+        if (i == 0 && sock_addr_port(&srv.addr) != 0) {
+            /* The threads share the port through SO_REUSEPORT, which would as well let this
+             * mock join another one (or a gateway) already on it, each answering a part of the
+             * connections. A first bind without it fails then, as any server's would. */
+            int probe = sock_listen(&srv.addr, false, 1, msg, sizeof(msg));
+            if (probe == -1) {
+                fprintf(stderr, "apigate mock: %s\n", msg);
+                rc = 1;
+                break;
+            }
+            close(probe);
+        }
         th->lfd = sock_listen(&srv.addr, true, 4096, msg, sizeof(msg));
         if (th->lfd == -1) {
             fprintf(stderr, "apigate mock: %s\n", msg);

@@ -33,6 +33,14 @@ port=$(free_port)
 start_mock mock "$port"
 base="http://127.0.0.1:$port"
 
+log "a second mock on the same port fails instead of sharing it (SO_REUSEPORT)"
+set +e
+err=$(timeout 10 "$APIGATE" mock --listen "127.0.0.1:$port" 2>&1)
+rc=$?
+set -e
+assert_eq "$rc" 1 "exit code of a mock on a port in use"
+assert_contains "$err" "cannot listen on 127.0.0.1:$port: Address already in use" "port in use message"
+
 log "routes of the default profile"
 u1=$(http_body "$base/api/users/1")
 u2=$(http_body "$base/api/users/2")
