@@ -262,8 +262,14 @@ int top_main(int argc, char **argv)
             return 2;
         }
     }
-    if (strncmp(admin, "http://", 7) == 0)
+    if (strncmp(admin, "http://", 7) == 0) {
         admin += 7;
+    } else if (strstr(admin, "://") != NULL) {
+        /* Without this, "https://h:p" was read as host "https" and port "//h:p". */
+        fprintf(stderr, "apigate top: --admin '%s': expected host:port or http://host:port (the "
+                        "admin listener speaks plain HTTP)\n", admin);
+        return 2;
+    }
     char hostport[256];
     snprintf(hostport, sizeof(hostport), "%s", admin);
     hostport[strcspn(hostport, "/")] = '\0';

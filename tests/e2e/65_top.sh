@@ -38,6 +38,9 @@ assert_eq "$rc" 2 "--interval not a duration"
 assert_contains "$(cat "$T/err")" "--interval" "message names the option"
 rc=0; "$APIGATE" top --admin nohost --once >/dev/null 2>&1 || rc=$?
 assert_eq "$rc" 2 "bad --admin"
+rc=0; "$APIGATE" top --admin https://127.0.0.1:9901 --once >/dev/null 2>"$T/err" || rc=$?
+assert_eq "$rc" 2 "top --admin https://"
+assert_contains "$(cat "$T/err")" "expected host:port or http://host:port" "top --admin https:// message"
 rc=0; "$APIGATE" top --frobnicate >/dev/null 2>&1 || rc=$?
 assert_eq "$rc" 2 "unknown option"
 "$APIGATE" top --help | grep -q -- "--admin" || fail "--help lacks --admin"
