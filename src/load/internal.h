@@ -218,6 +218,10 @@ int scenario_prepare(struct scenario *s, char *err, size_t errlen);
 /* True when <s> is an RFC 9110 token: what a method or a header name may contain (so neither can
  * smuggle a space or a line break into the request). Checked for files and command lines alike. */
 bool scenario_valid_token(const char *s);
+/* Sets the target of a scenario file (base_url, or --base-url): an http(s) URL whose path, if
+ * any, prefixes every request path, so it may carry no query. 0, or -1 with the reason in
+ * <err>, <s> unchanged. */
+int scenario_set_base_url(struct scenario *s, const char *url, char *err, size_t errlen);
 /* Adds one request to <s> (quick mode and the file loader). Returns it. */
 struct load_req *scenario_add_req(struct scenario *s);
 void scenario_destroy(struct scenario *s);

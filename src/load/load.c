@@ -443,12 +443,10 @@ static int load__override(struct scenario *s, const struct load_overrides *ov)
 {
     char err[LOAD_ERR_LEN];
     if (ov->base_url) {
-        if (url_parse(ov->base_url, &s->url, err, sizeof(err)) == -1) {
+        if (scenario_set_base_url(s, ov->base_url, err, sizeof(err)) == -1) {
             fprintf(stderr, "apigate load run: --base-url '%s': %s\n", ov->base_url, err);
             return -1;
         }
-        free(s->base_url);
-        s->base_url = xstrdup(ov->base_url);
     }
     if (ov->duration_us) {
         double f = (double)ov->duration_us / (double)s->plan.total_us;

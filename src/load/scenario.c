@@ -68,6 +68,24 @@ void scenario_destroy(struct scenario *s)
     free(s);
 }
 
+int scenario_set_base_url(struct scenario *s, const char *url, char *err, size_t errlen)
+{
+    struct url u;
+    if (url_parse(url, &u, err, errlen) == -1)
+        return -1;
+    /* Request paths are appended to the base path: "http://h/api?k=1" + "/users" would send
+     * "/api?k=1/users", the query swallowing the path. */
+    if (strchr(u.path, '?') != NULL) {
+        snprintf(err, errlen, "'%s' has a query; request paths are appended to its path, so "
+                              "give the query in each request's path", url);
+        return -1;
+    }
+    s->url = u;
+    free(s->base_url);
+    s->base_url = xstrdup(url);
+    return 0;
+}
+
 /* ---- request bytes ---- */
 
 static bool scenario__has_header(const struct load_req *r, const char *name)
@@ -682,10 +700,8 @@ static void scen__top(struct scen_parse *p, const struct ynode *root)
         SERR(p, root, "base_url: required (e.g. base_url: http://127.0.0.1:8080)");
     } else if (scen__is_scalar(p, n, "base_url")) {
         char err[256];
-        if (url_parse(n->str, &s->url, err, sizeof(err)) == -1)
+        if (scenario_set_base_url(s, n->str, err, sizeof(err)) == -1)
             SERR(p, n, "base_url: %s", err);
-        else
-            s->base_url = xstrdup(n->str);
     }
     /* executor */
     bool rate = ynode_get(root, "rate") != NULL || ynode_get(root, "start_rate") != NULL;

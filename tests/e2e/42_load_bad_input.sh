@@ -78,6 +78,12 @@ printf 'base_url: nope\nvus: -1\nduration: 1s\nrequests: [{path: x}]\nbogus: 1\n
 expect_bad "several errors" "$f:1:" "$APIGATE" load run "$f"
 [ "$(wc -l <"$T/err")" -ge 4 ] || fail "expected every error of the file: $(cat "$T/err")"
 
+# A base_url with a query: the request paths would be appended after it ("/api?k=1/users").
+printf 'base_url: http://127.0.0.1:9/api?k=1\nvus: 1\nduration: 1s\nrequests: [{path: /users}]\n' >"$f"
+expect_bad "base_url with a query" "$f:1:11: base_url: 'http://127.0.0.1:9/api?k=1' has a query" "$APIGATE" load run "$f"
+printf 'base_url: http://127.0.0.1:9/api\nvus: 1\nduration: 1s\nrequests: [{path: /users}]\n' >"$f"
+expect_bad "--base-url with a query" "--base-url 'http://127.0.0.1:9/?k=1': 'http://127.0.0.1:9/?k=1' has a query" "$APIGATE" load run "$f" --base-url 'http://127.0.0.1:9/?k=1'
+
 expect_bad "missing scenario" "/nonexistent.yaml" "$APIGATE" load run /nonexistent.yaml
 expect_bad "run without file" "usage: apigate load run" "$APIGATE" load run
 
