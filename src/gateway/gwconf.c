@@ -115,7 +115,8 @@ static int gwconf__add_listen(struct gw_config *c, const struct ynode *n, const 
                                "host or localhost and a port 1..65535 (e.g. 127.0.0.1:8080)", s);
         }
         else
-            snprintf(err, errlen, "bad listen address '%s'; expected host:port", s);
+            snprintf(err, errlen, "bad listen address '%s'; expected host:port with a numeric "
+                                  "host or localhost and a port 1..65535", s);
         return -1;
     }
     for (size_t i = 0; i < c->nlisten; i++) {
@@ -999,16 +1000,21 @@ int gwconf_set_listen(struct gw_config *c, const char *addr, char *err, size_t e
     size_t nold = c->nlisten;
     c->listen = NULL;
     c->nlisten = 0;
-    /* "a,b" gives several addresses. */
-    char *dup = xstrdup(addr), *save = NULL;
+    /* "a,b" gives several addresses; an empty one ("a,", "a,,b") is a typo, not nothing. */
+    char *dup = xstrdup(addr);
     int rc = 0;
-    for (char *tok = strtok_r(dup, ",", &save); tok && rc == 0; tok = strtok_r(NULL, ",", &save))
-        rc = gwconf__add_listen(c, NULL, tok, NULL, err, errlen);
-    free(dup);
-    if (rc == 0 && c->nlisten == 0) {
-        snprintf(err, errlen, "empty listen address");
-        rc = -1;
+    for (char *tok = dup, *next; tok != NULL && rc == 0; tok = next) {
+        next = strchr(tok, ',');
+        if (next != NULL)
+            *next++ = '\0';
+        if (*tok == '\0') {
+            snprintf(err, errlen, "empty listen address in '%s'", addr);
+            rc = -1;
+        } else {
+            rc = gwconf__add_listen(c, NULL, tok, NULL, err, errlen);
+        }
     }
+    free(dup);
     if (rc == 0 && (size_t)c->workers.threads * c->nlisten > WORKER_MAX_THREADS) {
         snprintf(err, errlen, "%zu listen addresses × %lld threads is more than %d sockets",
                  c->nlisten, (long long)c->workers.threads, WORKER_MAX_THREADS);

@@ -137,6 +137,20 @@ assert_eq "$rc" 2 "check without a file"
 rc=0
 "$APIGATE" serve --threads lots -c "$T/many.yaml" >/dev/null 2>&1 || rc=$?
 assert_eq "$rc" 2 "serve with a bad --threads"
+# --listen: a trailing or doubled comma is a typo (it was dropped silently), and port 0 says why.
+printf '%s\n%s\n' "$UPS" "$RT" >"$T/plain.yaml"
+for l in "127.0.0.1:18081," "127.0.0.1:18081,,127.0.0.1:18082"; do
+    rc=0
+    out=$("$APIGATE" serve -t -c "$T/plain.yaml" --listen "$l" 2>&1) || rc=$?
+    assert_eq "$rc" 2 "serve --listen '$l'"
+    assert_contains "$out" "empty listen address in '$l'" "serve --listen '$l' message"
+done
+rc=0
+out=$("$APIGATE" serve -t -c "$T/plain.yaml" --listen 127.0.0.1:0 2>&1) || rc=$?
+assert_eq "$rc" 2 "serve --listen with port 0"
+assert_contains "$out" "a port 1..65535" "serve --listen port 0 message"
+"$APIGATE" serve -t -c "$T/plain.yaml" --listen 127.0.0.1:18081,127.0.0.1:18082 >/dev/null ||
+    fail "serve --listen with two addresses"
 
 # The shipped examples are valid, and check says so like nginx -t.
 for f in "$AG_SRC"/examples/apigate.yaml "$AG_SRC"/examples/gateway-*.yaml; do
