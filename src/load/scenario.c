@@ -728,6 +728,7 @@ static void scen__top(struct scen_parse *p, const struct ynode *root)
              "vus: only for the vus executor; the arrival_rate executor uses "
              "pre_allocated_vus and max_vus");
     }
+    size_t plan_errs = p->errs.n; /* a bad value already reported leaves its target at 0 */
     const struct ynode *stages = ynode_get(root, "stages");
     const struct ynode *dur = ynode_get(root, "duration");
     uint64_t dur_us = 0;
@@ -775,7 +776,7 @@ static void scen__top(struct scen_parse *p, const struct ynode *root)
         SERR(p, dur, "duration: give either 'duration' or 'stages', not both");
     sched_plan_finish(&s->plan);
     double peak = sched_peak(&s->plan);
-    if (s->plan.nstages > 0 && !(peak > 0.0))
+    if (s->plan.nstages > 0 && !(peak > 0.0) && p->errs.n == plan_errs)
         SERR(p, stages ? stages : root, "%s: the plan never starts anything (every target is 0)",
              stages ? "stages" : (rate ? "rate" : "vus"));
     uint64_t v;

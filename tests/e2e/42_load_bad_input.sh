@@ -84,6 +84,14 @@ expect_bad "base_url with a query" "$f:1:11: base_url: 'http://127.0.0.1:9/api?k
 printf 'base_url: http://127.0.0.1:9/api\nvus: 1\nduration: 1s\nrequests: [{path: /users}]\n' >"$f"
 expect_bad "--base-url with a query" "--base-url 'http://127.0.0.1:9/?k=1': 'http://127.0.0.1:9/?k=1' has a query" "$APIGATE" load run "$f" --base-url 'http://127.0.0.1:9/?k=1'
 
+# A bad rate or vus is reported once: not again as "the plan never starts anything", which its
+# rejected value (left at 0) would otherwise make true.
+printf 'base_url: http://127.0.0.1:9\nexecutor: arrival_rate\nrate: nan\nduration: 1s\nrequests: [{path: /}]\n' >"$f"
+expect_bad "bad rate" "$f:3:7: rate: 'nan' is not a rate" "$APIGATE" load run "$f"
+assert_eq "$(wc -l <"$T/err")" 1 "one error for a bad rate: $(cat "$T/err")"
+printf 'base_url: http://127.0.0.1:9\nexecutor: arrival_rate\nrate: 0/s\nduration: 1s\nrequests: [{path: /}]\n' >"$f"
+expect_bad "zero rate" "the plan never starts anything" "$APIGATE" load run "$f"
+
 expect_bad "missing scenario" "/nonexistent.yaml" "$APIGATE" load run /nonexistent.yaml
 expect_bad "run without file" "usage: apigate load run" "$APIGATE" load run
 
