@@ -619,6 +619,11 @@ static void scen__thresholds(struct scen_parse *p, const struct ynode *n)
             SERR(p, v, "thresholds: %s: expected a list of expressions like ['p(95)<500']", k->str);
             continue;
         }
+        if (m == 0) { /* nothing would be checked, not even the metric's name */
+            SERR(p, v, "thresholds: %s: an empty list; give expressions like ['p(95)<500'] or "
+                       "remove the key", k->str);
+            continue;
+        }
         for (size_t j = 0; j < m; j++) {
             const struct ynode *e = v->type == YNODE_SEQ ? ynode_item(v, j) : v;
             if (!scen__is_scalar(p, e, "thresholds"))

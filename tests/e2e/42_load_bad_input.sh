@@ -73,6 +73,9 @@ printf 'base_url: http://127.0.0.1:9\nvus: 1\nduration: 1s\nrequests: [{path: /}
 expect_bad "bad threshold" "$f:6:" "$APIGATE" load run "$f"
 assert_contains "$(cat "$T/err")" "thresholds:"
 
+printf 'base_url: http://127.0.0.1:9\nvus: 1\nduration: 1s\nrequests: [{path: /}]\nthresholds:\n  http_req_durtion: []\n' >"$f"
+expect_bad "empty threshold list" "$f:6:21: thresholds: http_req_durtion: an empty list" "$APIGATE" load run "$f"
+
 # every error of a file at once
 printf 'base_url: nope\nvus: -1\nduration: 1s\nrequests: [{path: x}]\nbogus: 1\n' >"$f"
 expect_bad "several errors" "$f:1:" "$APIGATE" load run "$f"
