@@ -218,6 +218,9 @@ int scenario_prepare(struct scenario *s, char *err, size_t errlen);
 /* True when <s> is an RFC 9110 token: what a method or a header name may contain (so neither can
  * smuggle a space or a line break into the request). Checked for files and command lines alike. */
 bool scenario_valid_token(const char *s);
+/* True for Content-Length and Transfer-Encoding: the request's framing, which load writes from
+ * the body itself; a second one given as a header would make every request malformed. */
+bool scenario_header_framing(const char *name);
 /* Sets the target of a scenario file (base_url, or --base-url): an http(s) URL whose path, if
  * any, prefixes every request path, so it may carry no query. 0, or -1 with the reason in
  * <err>, <s> unchanged. */

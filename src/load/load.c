@@ -155,10 +155,15 @@ static int load__add_header(struct load_req *r, const char *arg)
         return -1;
     }
     char *name = xstrndup(arg, (size_t)(colon - arg));
-    bool name_ok = scenario_valid_token(name);
+    bool name_ok = scenario_valid_token(name), framing = scenario_header_framing(name);
     free(name);
     if (!name_ok) {
         fprintf(stderr, "apigate load: -H '%s': '%.*s' is not a valid header name\n", arg,
+                (int)(colon - arg), arg);
+        return -1;
+    }
+    if (framing) {
+        fprintf(stderr, "apigate load: -H '%s': %.*s is written from --body; remove it\n", arg,
                 (int)(colon - arg), arg);
         return -1;
     }

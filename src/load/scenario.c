@@ -410,6 +410,11 @@ static void scen__checks(struct scen_parse *p, struct load_req *r, const struct 
     }
 }
 
+bool scenario_header_framing(const char *name)
+{
+    return strcasecmp(name, "Content-Length") == 0 || strcasecmp(name, "Transfer-Encoding") == 0;
+}
+
 bool scenario_valid_token(const char *s)
 {
     if (*s == '\0')
@@ -431,6 +436,10 @@ static void scen__headers(struct scen_parse *p, struct load_req *r, const struct
         const struct ynode *k = ynode_key(n, i), *v = ynode_value(n, i);
         if (!scenario_valid_token(k->str)) {
             SERR(p, k, "headers: '%s' is not a valid header name", k->str);
+            continue;
+        }
+        if (scenario_header_framing(k->str)) {
+            SERR(p, k, "headers: %s is written from the body; remove it", k->str);
             continue;
         }
         if (!scen__is_scalar(p, v, k->str))

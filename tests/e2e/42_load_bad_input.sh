@@ -27,6 +27,12 @@ expect_bad "bad header" "expected 'Name: value'" "$APIGATE" load -H nocolon http
 expect_bad "method with a line break" "-m 'GET / HTTP/1.1" "$APIGATE" load -m $'GET / HTTP/1.1\r\nX: y' http://127.0.0.1:9/
 expect_bad "method with a space" "not a valid HTTP method" "$APIGATE" load -m 'GE T' http://127.0.0.1:9/
 expect_bad "empty method" "-m ''" "$APIGATE" load -m '' http://127.0.0.1:9/
+# The framing headers are load's to write: a second Content-Length or a Transfer-Encoding made
+# every request malformed (the origin answered 400 to all of them).
+expect_bad "Content-Length header" "Content-Length is written from --body" "$APIGATE" load -H 'Content-Length: 100' --body x http://127.0.0.1:9/
+expect_bad "Transfer-Encoding header" "transfer-encoding is written from --body" "$APIGATE" load -H 'transfer-encoding: chunked' http://127.0.0.1:9/
+printf 'base_url: http://127.0.0.1:9\nvus: 1\nduration: 1s\nrequests:\n  - {path: /, body: x, headers: {Content-Length: "100"}}\n' >"$T/cl.yaml"
+expect_bad "scenario Content-Length header" "$T/cl.yaml:5:34: headers: Content-Length is written from the body" "$APIGATE" load run --check "$T/cl.yaml"
 expect_bad "header name with a space" "'X Bad' is not a valid header name" "$APIGATE" load -H 'X Bad: v' http://127.0.0.1:9/
 expect_bad "unknown option" "apigate load --help" "$APIGATE" load --frobnicate http://127.0.0.1:9/
 expect_bad "missing body file" "--body @/nonexistent" "$APIGATE" load --body @/nonexistent http://127.0.0.1:9/
