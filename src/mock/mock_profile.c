@@ -439,6 +439,11 @@ static void mock_profile__route(struct mock_pctx *c, const struct ynode *n, stru
                     continue;
                 if (!mock_profile__token(ks))
                     mock_profile__err(c, k, "headers", "'%s' is not a header name", ks);
+                else if (strcasecmp(ks, "Content-Length") == 0 ||
+                         strcasecmp(ks, "Transfer-Encoding") == 0)
+                    /* The mock frames every answer itself; a second length made it ambiguous. */
+                    mock_profile__err(c, k, "headers", "%s is written by the mock; use body_size "
+                                      "or chunked: true", ks);
                 else if (!mock_profile__header_value(vs))
                     mock_profile__err(c, val, ks, "control characters are not allowed");
                 else

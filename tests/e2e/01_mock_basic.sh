@@ -19,6 +19,15 @@ rc=$?
 set -e
 assert_eq "$rc" 2 "exit code of a bad profile"
 assert_contains "$err" "$T/bad.yaml:2:32: dist: unknown distribution 'gamma'" "bad profile message"
+# The framing headers are the mock's to write: one in headers: made every answer ambiguous
+# (Content-Length twice, or with Transfer-Encoding).
+printf 'routes:\n  - {path: /a, headers: {Content-Length: "5"}}\n' >"$T/cl.yaml"
+set +e
+err=$("$APIGATE" mock --check --profile "$T/cl.yaml" 2>&1)
+rc=$?
+set -e
+assert_eq "$rc" 2 "exit code of a Content-Length header in a profile"
+assert_contains "$err" "$T/cl.yaml:2:26: headers: Content-Length is written by the mock" "framing header message"
 # A path that is no profile file fails at once: /dev/zero used to be read until memory ran out.
 for f in /dev/zero "$T"; do
     set +e
