@@ -58,6 +58,8 @@ struct l2redis {
     int port;
     int db;
     bool is_unix;
+    int (*resolve)(void *arg, char *ip, size_t iplen); // l2redis_conf.resolve
+    void *resolve_arg;
     uint64_t timeout_ms, reconnect_ms;
     size_t max_reply;
     struct l2conn cmd, sub;
@@ -431,8 +433,19 @@ static void l2__connect(struct l2conn *k)
     struct l2redis *r = k->r;
     if (r->destroying || k->c != NULL)
         return;
+    const char *host = r->host;
+    char ip[64];
+    if (!r->is_unix && r->resolve != NULL) {
+        if (r->resolve(r->resolve_arg, ip, sizeof(ip)) != 0) {
+            r->errors++;
+            l2__complain(r, "connect failed", "no address for the host yet (DNS)");
+            l2__schedule_retry(k);
+            return;
+        }
+        host = ip;
+    }
     redisContext *c =
-        r->is_unix ? redisConnectUnixNonBlock(r->host) : redisConnectNonBlock(r->host, r->port);
+        r->is_unix ? redisConnectUnixNonBlock(host) : redisConnectNonBlock(host, r->port);
     if (c == NULL || c->err) {
         r->errors++;
         l2__complain(r, "connect failed", c ? c->errstr : "out of memory");
@@ -482,6 +495,8 @@ struct l2redis *l2redis_create(struct loop *loop, const struct l2redis_conf *con
         return NULL;
     }
     r->is_unix = r->port == -1;
+    r->resolve = conf->resolve;
+    r->resolve_arg = conf->resolve_arg;
     r->loop = loop;
     r->timeout_ms = conf->timeout_ms ? conf->timeout_ms : 50;
     r->reconnect_ms = conf->reconnect_ms ? conf->reconnect_ms : 1000;

@@ -20,6 +20,11 @@ struct l2redis_conf {
     uint64_t timeout_ms;   /* a lookup slower than this answers L2REDIS_ERROR */
     uint64_t reconnect_ms; /* first pause before a reconnect (doubles up to 10x) */
     size_t max_reply;      /* a reply with more unparsed bytes drops the connection (least 16 MiB) */
+    /* Optional: writes the host's current numeric address into <ip> (0), or -1 when it has none
+     * yet. Every connect asks it, so a host name is never resolved on the loop thread (hiredis
+     * would call a blocking getaddrinfo); NULL: the URL's host is handed to hiredis as written. */
+    int (*resolve)(void *arg, char *ip, size_t iplen);
+    void *resolve_arg;
 };
 
 enum l2redis_status { L2REDIS_ERROR = -1, L2REDIS_MISS = 0, L2REDIS_HIT = 1 };

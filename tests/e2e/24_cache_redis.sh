@@ -25,14 +25,15 @@ start_bg redis redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendo
 wait_port "$rport"
 G_a='' G_b='' A_a='' A_b=''
 for n in a b; do
-    if [ "$n" = a ]; then gp=$gpa ap=$apa; else gp=$gpb ap=$apb; fi
+    # B names its Redis by host name: resolved by the gateway's resolver thread, not on a loop
+    if [ "$n" = a ]; then gp=$gpa ap=$apa rhost=127.0.0.1; else gp=$gpb ap=$apb rhost=localhost; fi
     if [ "$n" = a ]; then G_a=http://127.0.0.1:$gp A_a=http://127.0.0.1:$ap
     else G_b=http://127.0.0.1:$gp A_b=http://127.0.0.1:$ap; fi
     start_gateway "gw-$n" "$gp" "$ap" <<YAML
 listen: 127.0.0.1:$gp
 admin: 127.0.0.1:$ap
 workers: {threads: 2}
-cache: {redis: "redis://127.0.0.1:$rport/0", redis_timeout: 50ms, redis_reconnect: 200ms}
+cache: {redis: "redis://$rhost:$rport/0", redis_timeout: 50ms, redis_reconnect: 200ms}
 upstreams:
   api: {servers: [127.0.0.1:$mport]}
 routes:
