@@ -221,9 +221,16 @@ int doctor_main(int argc, char **argv)
                 return 2;
             }
         }
-        if (kind == JOB_REDIS && strstr(v, "://") && strncmp(v, "redis://", 8) != 0) {
-            fprintf(stderr, "apigate doctor: --redis '%s': expected redis://host:port\n", v);
-            return 2;
+        if (kind == JOB_REDIS) {
+            char host[256], pass[128];
+            int port;
+            if (probe_redis_parse_url(v, host, sizeof(host), &port, pass, sizeof(pass)) < 0) {
+                /* the URL may hold a password: say what is expected, not what was given */
+                fprintf(stderr,
+                        "apigate doctor: --redis: expected redis://[:password@]host[:port][/db] "
+                        "with a port from 1 to 65535\n");
+                return 2;
+            }
         }
         if (kind >= 0) {
             urls[kind] = v;

@@ -23,6 +23,9 @@ int plan_main(int argc, char **argv);
 int probe_pg_run(const char *url, int timeout_ms, struct pg_facts *f, struct finding_list *out);
 int probe_pgbouncer_run(const char *url, int timeout_ms, struct pgb_facts *f,
                         struct finding_list *out);
+/* Splits "redis://[user:password@]host[:port][/db]" (also "host:port"). Returns 0 or -1. */
+int probe_redis_parse_url(const char *url, char *host, size_t hostlen, int *port, char *pass,
+                          size_t passlen);
 int probe_redis_run(const char *url, int timeout_ms, struct redis_facts *f,
                     struct finding_list *out);
 int probe_gateway_run(const char *url, int timeout_ms, struct gw_facts *f,

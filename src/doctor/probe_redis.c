@@ -154,8 +154,8 @@ void probe_redis__parse_info(const char *text, struct redis_facts *f)
 }
 
 /* Splits "redis://[user:password@]host[:port][/db]" (also "host:port"). Returns 0 or -1. */
-static int parse_url(const char *url, char *host, size_t hostlen, int *port, char *pass,
-                     size_t passlen)
+int probe_redis_parse_url(const char *url, char *host, size_t hostlen, int *port, char *pass,
+                          size_t passlen)
 {
     const char *p = url;
     if (strncmp(p, "redis://", 8) == 0)
@@ -237,7 +237,7 @@ int probe_redis_run(const char *url, int timeout_ms, struct redis_facts *f,
 {
     char host[256], pass[128];
     int port;
-    if (parse_url(url, host, sizeof(host), &port, pass, sizeof(pass)) < 0) {
+    if (probe_redis_parse_url(url, host, sizeof(host), &port, pass, sizeof(pass)) < 0) {
         char safe[512];
         doctor__redact(url, safe, sizeof(safe));
         struct finding *fd = finding_add(out, "redis", "redis-unreachable", FINDING_CRITICAL,

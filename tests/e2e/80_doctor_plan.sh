@@ -85,8 +85,14 @@ c3=$?
 c4=$?
 "$APIGATE" doctor --target ftp://x --json 2>/dev/null
 c5=$?
+# a malformed Redis URL is bad usage like any other (it was a "critical" finding, exit 1), and
+# the message does not echo the URL, which may hold a password
+out=$("$APIGATE" doctor --redis 'redis://:hunter2@h:abc' 2>&1)
+c6=$?
 set -e
-assert_eq "$c1$c2$c3$c4$c5" 22222 "bad usage exits 2"
+assert_eq "$c1$c2$c3$c4$c5$c6" 222222 "bad usage exits 2"
+assert_contains "$out" "expected redis://" "--redis message"
+[[ "$out" != *hunter2* ]] || fail "--redis message shows the password: $out"
 # NaN parses as a number but is none: it used to pass the range check ("3 workers on nan CPUs").
 for v in nan -nan inf 1e7 -0.5; do
     set +e
