@@ -13,12 +13,7 @@ aport=$(free_port)
 
 # Origin: answers the first request of every connection (keep-alive), then reads the next request
 # and closes without a byte of answer, as a server whose keep-alive timer fired would.
-cat >"$T/origin.py" <<'PY'
-import socket, sys, threading
-lst = socket.socket()
-lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-lst.bind(("127.0.0.1", int(sys.argv[1])))
-lst.listen(64)
+start_tcp_server origin "$oport" <<'PY'
 def head(c):
     data = b""
     while b"\r\n\r\n" not in data:
@@ -35,12 +30,7 @@ def serve(c):
             head(c)  # the second request arrives ...
     finally:
         c.close()  # ... and is dropped unanswered
-while True:
-    c, _ = lst.accept()
-    threading.Thread(target=serve, args=(c,), daemon=True).start()
 PY
-start_bg origin python3 "$T/origin.py" "$oport"
-wait_port "$oport"
 start_gateway gw "$gport" <<EOF2
 listen: 127.0.0.1:$gport
 admin: 127.0.0.1:$aport

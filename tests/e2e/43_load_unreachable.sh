@@ -71,8 +71,8 @@ assert_contains "$(cat "$T/b2.out")" "no request completed"
 
 log "a hostile server: each failure counted under its kind, every run on time"
 hport=$(free_port)
-start_bg hostile python3 -c '
-import socket, struct, sys, threading
+start_tcp_server hostile "$hport" <<'PY'
+import socket, struct
 def serve(c):
     try:
         d = c.recv(65536)
@@ -91,13 +91,7 @@ def serve(c):
         pass
     finally:
         c.close()
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(64)
-while True:
-    c, _ = s.accept()
-    threading.Thread(target=serve, args=(c,), daemon=True).start()
-' "$hport"
-wait_port "$hport"
+PY
 for pk in status:protocol_error reset:reset short:closed flood:request_timeout; do
     path=${pk%%:*} kind=${pk#*:}
     start=$SECONDS

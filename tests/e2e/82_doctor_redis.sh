@@ -83,9 +83,13 @@ jq -e . >/dev/null <<<"$out" || fail "not JSON: $out"
 assert_contains "$(jq -r '.findings[0].title' <<<"$out")" "cannot reach Redis at 127.0.0.1:$PORT: Connection refused" "reason"
 
 # --- 6. a hostile peer: bounded replies ---------------------------------------------------------
-cat >"$T/peer.py" <<'PY'
-import socket, sys, threading
-def serve(c, mode):
+for pm in "bulk:a reply over 16 MiB" "array:a reply with too many elements"; do
+    mode=${pm%%:*} want=${pm#*:}
+    hport=$(free_port)
+    start_tcp_server "peer-$mode" "$hport" "$mode" <<'PY'
+import sys
+mode = sys.argv[2]
+def serve(c):
     try:
         c.recv(65536)
         if mode == "bulk":  # a gigabyte announced, sent without end
@@ -99,17 +103,7 @@ def serve(c, mode):
         pass
     finally:
         c.close()
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(16)
-while True:
-    c, _ = s.accept()
-    threading.Thread(target=serve, args=(c, sys.argv[2]), daemon=True).start()
 PY
-for pm in "bulk:a reply over 16 MiB" "array:a reply with too many elements"; do
-    mode=${pm%%:*} want=${pm#*:}
-    hport=$(free_port)
-    start_bg "peer-$mode" python3 "$T/peer.py" "$hport" "$mode"
-    wait_port "$hport" 10
     log "a peer answering with a $mode"
     t0=$(date +%s%N)
     set +e

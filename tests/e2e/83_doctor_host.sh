@@ -153,12 +153,9 @@ assert_contains "$(jq -r '.findings[] | select(.id == "pg-unreachable") | .title
 assert_range "$ms" 400 3500 "bounded by the slowest timeout, probes in parallel (ms)"
 # --- a Redis look-alike that trickles its reply: each read is quick, the reply never ends; the
 # probe is abandoned at its deadline (4 x max(--timeout, 2 s)) and reported, the others are not held
-cat >"$T/trickle.py" <<'PY'
-import socket, sys, threading, time
-lst = socket.socket()
-lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-lst.bind(("127.0.0.1", int(sys.argv[1])))
-lst.listen(16)
+TRICKLE=$(free_port)
+start_tcp_server trickle "$TRICKLE" <<'PY'
+import time
 def serve(c):
     try:
         c.recv(4096)
@@ -168,13 +165,7 @@ def serve(c):
             time.sleep(0.2)
     except OSError:
         pass
-while True:
-    c, _ = lst.accept()
-    threading.Thread(target=serve, args=(c,), daemon=True).start()
 PY
-TRICKLE=$(free_port)
-start_bg trickle python3 "$T/trickle.py" "$TRICKLE"
-wait_port "$TRICKLE" 10
 t0=$(date +%s%N)
 set +e
 out=$("$APIGATE" doctor --redis "redis://127.0.0.1:$TRICKLE" --host --timeout 500ms --json)

@@ -146,8 +146,8 @@ PY
 fi
 
 # --- a server flooding 1xx responses: the request's deadline holds, not only the probe's guard ---
-cat >"$T/flood.py" <<'PY'
-import socket, sys, threading
+FLOOD=$(free_port)
+start_tcp_server flood "$FLOOD" <<'PY'
 def serve(c):
     try:
         c.recv(65536)
@@ -158,15 +158,7 @@ def serve(c):
         pass
     finally:
         c.close()
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(64)
-while True:
-    c, _ = s.accept()
-    threading.Thread(target=serve, args=(c,), daemon=True).start()
 PY
-FLOOD=$(free_port)
-start_bg flood python3 "$T/flood.py" "$FLOOD"
-wait_port "$FLOOD" 10
 t0=$(date +%s%N)
 set +e
 out=$("$APIGATE" doctor --gateway "http://127.0.0.1:$FLOOD" --target "http://127.0.0.1:$FLOOD/" \

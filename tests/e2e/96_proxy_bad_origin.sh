@@ -12,8 +12,8 @@ oport=$(free_port)
 gport=$(free_port)
 aport=$(free_port)
 
-cat >"$T/origin.py" <<'EOF'
-import socket, sys, threading, time
+start_tcp_server origin "$oport" <<'EOF'
+import time
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 R = {
     "badstatus": b"HTTP/1.1 abc Nope\r\nContent-Length: 0\r\n\r\n",
@@ -33,7 +33,7 @@ R = {
     "hugechunk": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffffff\r\nhello\r\n",
     "chunkext": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;" + b"e" * 100000 + b"\r\nok\r\n0\r\n\r\n",
 }
-def handle(c):
+def serve(c):
     try:
         head = b""
         while b"\r\n\r\n" not in head:
@@ -47,13 +47,6 @@ def handle(c):
         pass
     finally:
         c.close()
-ls = socket.socket()
-ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-ls.bind(("127.0.0.1", int(sys.argv[1])))
-ls.listen(128)
-while True:
-    c, _ = ls.accept()
-    threading.Thread(target=handle, args=(c,), daemon=True).start()
 EOF
 cat >"$T/gw.yaml" <<EOF
 listen: 127.0.0.1:$gport
@@ -66,8 +59,6 @@ routes:
   - match: /
     upstream: evil
 EOF
-start_bg origin python3 "$T/origin.py" "$oport"
-wait_port "$oport"
 start_bg gw "$APIGATE" serve -c "$T/gw.yaml"
 wait_port "$gport"
 wait_port "$aport"

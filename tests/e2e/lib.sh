@@ -301,3 +301,26 @@ with open(os.path.join(os.environ["T"], "raw_http.state"), "w") as f:
     f.write(state)
 sys.stdout.buffer.write(out)
 '
+
+# start_tcp_server NAME PORT [ARGS...] <<'PY' ... PY: a scripted (often hostile) TCP peer on
+# 127.0.0.1:PORT. Stdin is Python defining serve(conn), with the imports and globals it needs; the
+# accept loop of E2E_TCP_SERVER_PY is appended (SO_REUSEADDR, backlog 128, one daemon thread per
+# connection calling serve(conn), accepting forever). The script is written to $T/NAME.py, started
+# as NAME with `python3 $T/NAME.py PORT ARGS...` (so ARGS are sys.argv[2:]) and waited for.
+start_tcp_server() {
+    local name=$1 port=$2
+    shift 2
+    { cat; printf '%s\n' "$E2E_TCP_SERVER_PY"; } >"$T/$name.py"
+    start_bg "$name" python3 "$T/$name.py" "$port" "$@"
+    wait_port "$port"
+}
+E2E_TCP_SERVER_PY='
+import socket, sys, threading
+_lst = socket.socket()
+_lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+_lst.bind(("127.0.0.1", int(sys.argv[1])))
+_lst.listen(128)
+while True:
+    _c, _ = _lst.accept()
+    threading.Thread(target=serve, args=(_c,), daemon=True).start()
+'
