@@ -360,6 +360,8 @@ void loop_run_once(struct loop *loop, int max_wait_ms)
         unsigned ev = 0;
         if (e & (EPOLLIN | EPOLLRDHUP))
             ev |= LOOP_READ;
+        if (e & (EPOLLRDHUP | EPOLLHUP))
+            ev |= LOOP_HUP;
         if (e & EPOLLOUT)
             ev |= LOOP_WRITE;
         if (e & (EPOLLERR | EPOLLHUP))

@@ -13,6 +13,10 @@ struct loop;
 #define LOOP_READ 0x1u  /* readable, or peer closed its side */
 #define LOOP_WRITE 0x2u /* writable */
 #define LOOP_ERROR 0x4u /* error or hang-up: the next read/write says which */
+/* With LOOP_READ: the peer has closed its side, so an EOF waits behind whatever data is there.
+ * Edge-triggered: a reader that stops at a short read must read on to that EOF, because when the
+ * FIN came with the last bytes no further edge will announce it. */
+#define LOOP_HUP 0x8u
 
 /* Called with the events that are ready (LOOP_* bits). */
 typedef void loop_fd_cb(struct loop *loop, int fd, void *arg, unsigned events);

@@ -176,6 +176,7 @@ struct proxy {
     struct h1_chunked res_chunk;
     bool res_done;
     bool up_readable;          // edge-triggered readiness memory
+    bool up_hup;               // LOOP_HUP seen: the upstream closed, its EOF needs no new edge
     bool up_writable;
     bool retried;
     uint64_t t_sent_us;        // request head first written

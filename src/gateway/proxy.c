@@ -138,6 +138,8 @@ static void proxy__on_up_event(struct uconn *uc, unsigned events, void *arg)
         return;
     if (events & (LOOP_READ | LOOP_ERROR))
         c->px.up_readable = true;
+    if (events & LOOP_HUP)
+        c->px.up_hup = true;
     if (events & (LOOP_WRITE | LOOP_ERROR))
         c->px.up_writable = true;
     proxy__pump(c);
@@ -155,6 +157,7 @@ static void proxy__attach(struct conn *c, struct uconn *uc)
     /* Nothing can be readable before our request is sent: a lent connection that went
      * readable while idle (EOF) was seen by the pool's own handler. */
     px->up_readable = false;
+    px->up_hup = false;
     px->t_sent_us = clock_now_us();
     px->first_byte_deadline_ms = 0; // starts once the whole request is sent (proxy__send)
     uconn_set_handler(uc, proxy__on_up_event, c);
@@ -910,9 +913,10 @@ static void proxy__pump(struct conn *c)
             return;
         }
         /* A short read drained the socket: the next bytes bring a new edge, so skip the read
-         * that would only say EAGAIN. Not for a body that ends at EOF: its FIN may have come
-         * with these bytes, and a FIN already seen brings no new edge. */
-        if (drained && px->res_body != H1_BODY_UNTIL_CLOSE)
+         * that would only say EAGAIN. Not once the upstream closed (LOOP_HUP): its FIN may have
+         * come with these bytes (a body cut short, or one that ends at EOF), and a FIN already
+         * seen brings no new edge. */
+        if (drained && !px->up_hup)
             px->up_readable = false;
     }
     if (px->res_done && px->state == PX_EXCHANGE) {

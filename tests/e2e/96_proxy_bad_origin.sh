@@ -13,7 +13,7 @@ gport=$(free_port)
 aport=$(free_port)
 
 start_tcp_server origin "$oport" <<'EOF'
-import time
+import socket, time
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 R = {
     "badstatus": b"HTTP/1.1 abc Nope\r\nContent-Length: 0\r\n\r\n",
@@ -41,7 +41,17 @@ def serve(c):
             if not d:
                 return
             head += d
-        c.sendall(R.get(head.split(b" ")[1].decode().strip("/"), OK))
+        key = head.split(b" ")[1].decode().strip("/")
+        if key == "cut":
+            # the head, then the last bytes and the FIN together: one edge for both, so the
+            # gateway must read on to the EOF after a short read (it once waited for the total
+            # timeout with the client hanging)
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
+            time.sleep(0.3)
+            c.sendall(b"hello")
+            c.shutdown(socket.SHUT_WR)
+        else:
+            c.sendall(R.get(key, OK))
         time.sleep(0.2)  # the gateway judges the bytes, not an early close
     except OSError:
         pass
@@ -72,7 +82,7 @@ done
 assert_eq "$(http_body "$G/flood1xx")" ok "1xx interim responses dropped"
 
 log "a body that breaks after the head: the client connection closes at once"
-for k in premature badchunk hugechunk chunkext; do
+for k in premature cut badchunk hugechunk chunkext; do
     rc=0
     out=$(curl -s -o /dev/null -w '%{http_code} %{time_total}' --max-time 5 "$G/$k") || rc=$?
     assert_eq "$rc" 18 "$k: curl sees a truncated body (28 = the gateway left it hanging)"
