@@ -230,6 +230,7 @@ void client_connect(struct client *c)
     }
     sock_set_nodelay(fd);
     c->fd = fd;
+    c->peer_closed = false;
     /* Registered once for both directions, edge-triggered: no epoll_ctl per request. */
     if (loop_add_fd(run__loop(c->t), fd, LOOP_READ | LOOP_WRITE, client__on_fd, c) == -1) {
         close(fd);
@@ -432,8 +433,9 @@ static void client__read(struct client *c)
             if (r < 0)
                 return;
             budget -= (size_t)n < budget ? (size_t)n : budget;
-            /* A short read drained the socket, but not necessarily TLS's buffer of records. */
-            if ((size_t)n < room && !c->tls)
+            /* A short read drained the socket, but not necessarily TLS's buffer of records, and
+             * when the peer closed, its EOF is there with no edge to come (LOOP_HUP). */
+            if ((size_t)n < room && !c->tls && !c->peer_closed)
                 return;
             continue;
         }
@@ -488,6 +490,8 @@ static void client__on_fd(struct loop *loop, int fd, void *arg, unsigned events)
     struct client *c = arg;
     if (c->magic != CLIENT_MAGIC)
         return;
+    if (events & LOOP_HUP)
+        c->peer_closed = true;
     switch (c->state) {
     case CL_CONNECTING:
         if (!(events & (LOOP_WRITE | LOOP_ERROR)))

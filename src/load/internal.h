@@ -405,6 +405,7 @@ struct client {
     bool reused;       /* this connection served a response before */
     bool retried;      /* the current request was resent after a stale keep-alive */
     bool head_done, keep_alive, got_bytes;
+    bool peer_closed; /* LOOP_HUP seen on this connection: read on to the EOF */
     const struct load_req *req;
     size_t req_idx;
     const char *wptr; /* request bytes: the prebuilt buffer or wbuf */
