@@ -281,6 +281,7 @@ void conn_accept(struct gwthread *th, int fd, const char *ip)
     c->readable = false;
     c->writable = true;
     c->read_eof = false;
+    c->peer_hup = false;
     c->keep_alive = true;
     c->requests = 0;
     c->accept_ms = loop_now_ms(th->loop);
@@ -725,10 +726,11 @@ static int conn__read(struct conn *c)
         ssize_t n = read(c->fd, buf_tail(&c->in), buf_room(&c->in));
         if (n > 0) {
             buf_commit(&c->in, (size_t)n);
-            if (buf_room(&c->in) > 0) {
+            if (buf_room(&c->in) > 0 && !c->peer_hup) {
                 /* A short read drained the socket: new bytes bring a new edge, so the EAGAIN
-                 * read can be skipped (nginx does the same). A FIN that came with these bytes
-                 * is then only seen at the keep-alive timeout: harmless. */
+                 * read can be skipped (nginx does the same). Not when the client closed its
+                 * side (LOOP_HUP): a FIN that came with these bytes brings no edge of its own,
+                 * and the connection would wait for the keep-alive timeout to see it. */
                 c->readable = false;
                 break;
             }
@@ -1020,6 +1022,8 @@ static void conn__on_event(struct loop *loop, int fd, void *arg, unsigned events
                 return;
         }
     }
+    if (events & LOOP_HUP)
+        c->peer_hup = true;
     if (events & LOOP_READ) {
         c->readable = true;
         if (c->state == CONN_CLOSING && c->timer_kind != T_LINGER) {

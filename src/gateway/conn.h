@@ -209,6 +209,7 @@ struct conn {
     uint64_t timer_kind;        // which timeout is armed
     bool readable, writable;    // edge-triggered readiness memory
     bool read_eof;
+    bool peer_hup;              // LOOP_HUP seen: the client closed its side (read on to the EOF)
     bool keep_alive;            // the connection stays open after this response
     bool sent_continue;
     uint64_t requests;          // requests served on this connection

@@ -159,4 +159,14 @@ n=$(jq -s '[.[] | select(.path == "/echo/a?x=1&y=2" and .status == 200 and .upst
 assert_eq "$n" 1 "access log JSON line for /echo/a"
 n=$(jq -s '[.[] | select(.path == "/nothing-here" and .status == 404 and .upstream == null)] | length' "$T/access.log")
 assert_eq "$n" 3 "access log lines for the 404s (no upstream)"
+
+log "a client that half-closes after its requests: answered, then closed at once"
+# The requests and the FIN arrive as one edge; the gateway once stopped at the short read and saw
+# the FIN only at the keep-alive timeout (5 s), holding the connection meanwhile.
+for try in 1 2 3; do
+    out=$(printf 'GET /echo/h1 HTTP/1.1\r\nHost: a\r\n\r\nGET /echo/h2 HTTP/1.1\r\nHost: a\r\n\r\n' |
+        RAW_HTTP_SHUT=1 raw_http "$gport" 2)
+    assert_eq "$(grep -o 'HTTP/1.1 200 OK' <<<"$out" | wc -l)" 2 "half-close $try: both requests answered"
+    assert_eq "$(cat "$T/raw_http.state")" closed "half-close $try: connection closed within 2 s"
+done
 log "ok"
