@@ -13,10 +13,28 @@ require_cmd jq python3
 cat >"$T/hold.py" <<'PY'
 import os, selectors, socket, sys, time
 out = sys.argv[1]
-lst = socket.socket()
-lst.bind(("127.0.0.1", 0))
+def seen_as_remote(p):
+    # a socket elsewhere still names this port as its peer (TIME_WAIT of an earlier test's server
+    # on the same port): it would count with ours in the destination's line
+    for fn in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(fn) as f:
+                if any(l.split()[2].endswith(":%04X" % p) for l in f.readlines()[1:]):
+                    return True
+        except OSError:
+            pass
+    return False
+skipped = []
+for _ in range(100):
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    port = lst.getsockname()[1]
+    if not seen_as_remote(port):
+        break
+    skipped.append(lst)  # kept bound so the next bind gets another port
 lst.listen(1024)
-port = lst.getsockname()[1]
+for s in skipped:
+    s.close()
 sel = selectors.DefaultSelector()
 sel.register(lst, selectors.EVENT_READ)
 def pump(t):
