@@ -8,15 +8,6 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 require_cmd curl jq python3
 
-# free_ports N: N distinct free ports (free_port may hand out the same port twice in a row)
-free_ports() {
-    local ports=() p
-    while [ ${#ports[@]} -lt "$1" ]; do
-        p=$(free_port)
-        [[ " ${ports[*]} " == *" $p "* ]] || ports+=("$p")
-    done
-    echo "${ports[@]}"
-}
 read -r mport gport aport <<<"$(free_ports 3)"
 start_mock mock "$mport"
 

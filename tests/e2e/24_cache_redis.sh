@@ -8,15 +8,6 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 require_cmd curl jq python3 redis-server redis-cli
 
-# free_ports N: N distinct free ports (free_port may hand out the same port twice in a row)
-free_ports() {
-    local ports=() p
-    while [ ${#ports[@]} -lt "$1" ]; do
-        p=$(free_port)
-        [[ " ${ports[*]} " == *" $p "* ]] || ports+=("$p")
-    done
-    echo "${ports[@]}"
-}
 read -r mport rport gpa apa gpb apb <<<"$(free_ports 6)"
 "$APIGATE" mock --print-default >"$T/mock.yaml"
 echo "  - {method: GET, path: /api/vary, body_size: 256, cache_control: 'max-age=60', headers: {Vary: Accept-Language}}" >>"$T/mock.yaml"

@@ -21,15 +21,6 @@ if [ ! -d "$SCORER/node_modules/http-cache-tests" ]; then
     (cd "$SCORER" && npm ci >/dev/null 2>&1) || fail "npm ci in $SCORER failed"
 fi
 
-# free_ports N: N distinct free ports (free_port may hand out the same port twice in a row)
-free_ports() {
-    local ports=() p
-    while [ ${#ports[@]} -lt "$1" ]; do
-        p=$(free_port)
-        [[ " ${ports[*]} " == *" $p "* ]] || ports+=("$p")
-    done
-    echo "${ports[@]}"
-}
 read -r gport aport oport <<<"$(free_ports 3)"
 cat >"$T/gw.yaml" <<YAML
 listen: 127.0.0.1:$gport

@@ -107,6 +107,13 @@ s.close()')
     echo "$port"
 }
 
+# free_ports N: N distinct free ports on one line (read -r a b c <<<"$(free_ports 3)")
+free_ports() {
+    local ports=() i
+    for ((i = 0; i < $1; i++)); do ports+=("$(free_port)"); done
+    echo "${ports[@]}"
+}
+
 # start_bg NAME CMD [ARGS...]: starts CMD in the background with stdout+stderr in $T/NAME.log and
 # records its PID for cleanup. The PID is also left in $LAST_PID and in $T/NAME.pid.
 start_bg() {
