@@ -478,8 +478,6 @@ static void gwconf__parse_upstreams(struct gw_config *c, const struct ynode *n,
 
 /* ---- routes ---- */
 
-/* `fallback:` — status and body from the table; headers are a free-form map (Name: value), so
- * they are read by hand and checked for what would break the response (':' in a name, CR/LF). */
 /* The words of `retry.on` / `breaker.failure_statuses`, checked here as resil.c will read them
  * (retry_on_parse), so a typo is a load error and not a silently ignored condition. */
 static void gwconf__check_on(const struct ynode *sec, const char *key,
@@ -499,6 +497,8 @@ static void gwconf__check_on(const struct ynode *sec, const char *key,
               where, key, bad);
 }
 
+/* `fallback:` — status and body from the table; headers are a free-form map (Name: value), so
+ * they are read by hand and checked for what would break the response (':' in a name, CR/LF). */
 static void gwconf__parse_fallback(struct gw_route *r, const struct ynode *n, const char *where,
                                    struct cfg_errors *errs)
 {
