@@ -155,16 +155,15 @@ static int load__add_header(struct load_req *r, const char *arg)
         return -1;
     }
     char *name = xstrndup(arg, (size_t)(colon - arg));
-    bool name_ok = scenario_valid_token(name), framing = scenario_header_framing(name);
-    free(name);
-    if (!name_ok) {
-        fprintf(stderr, "apigate load: -H '%s': '%.*s' is not a valid header name\n", arg,
-                (int)(colon - arg), arg);
+    if (!scenario_valid_token(name)) {
+        fprintf(stderr, "apigate load: -H '%s': '%s' is not a valid header name\n", arg, name);
+        free(name);
         return -1;
     }
-    if (framing) {
-        fprintf(stderr, "apigate load: -H '%s': %.*s is written from --body; remove it\n", arg,
-                (int)(colon - arg), arg);
+    if (scenario_header_framing(name)) {
+        fprintf(stderr, "apigate load: -H '%s': %s is written from --body; remove it\n", arg,
+                name);
+        free(name);
         return -1;
     }
     const char *v = colon + 1;
@@ -175,16 +174,18 @@ static int load__add_header(struct load_req *r, const char *arg)
     struct tmpl t;
     if (tmpl_compile(&t, v, err, sizeof(err), &off) == -1) {
         fprintf(stderr, "apigate load: -H '%s': %s\n", arg, err);
+        free(name);
         return -1;
     }
     if (tmpl_has_line_break(&t)) {
         fprintf(stderr, "apigate load: -H '%s': a value cannot contain a line break (from "
                         "{{env}})\n", arg);
         tmpl_free(&t);
+        free(name);
         return -1;
     }
     r->headers = xrealloc(r->headers, (r->nheaders + 1) * sizeof(*r->headers));
-    r->headers[r->nheaders].name = xstrndup(arg, (size_t)(colon - arg));
+    r->headers[r->nheaders].name = name;
     r->headers[r->nheaders].value = t;
     r->nheaders++;
     return 0;
