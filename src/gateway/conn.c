@@ -130,8 +130,6 @@ static void conn__hdrs_take(struct conn *c)
  * and nothing pending in either direction: what is left in the buffers is dead. */
 static void conn__release(struct gwthread *th, struct conn *c)
 {
-    buf_reset(&c->in);
-    buf_reset(&c->out);
     conn_buf_give(th, &c->in);
     conn_buf_give(th, &c->out);
     if (c->hdrs != NULL) {
@@ -142,9 +140,6 @@ static void conn__release(struct gwthread *th, struct conn *c)
         c->hdrs = NULL;
     }
     struct proxy *px = &c->px;
-    buf_reset(&px->head);
-    buf_reset(&px->uin);
-    buf_reset(&px->uout);
     conn_buf_give(th, &px->head);
     conn_buf_give(th, &px->uin);
     conn_buf_give(th, &px->uout);
