@@ -836,7 +836,8 @@ static void proxy__pump(struct conn *c)
     if (px->state != PX_EXCHANGE || px->uc == NULL)
         return;
     /* request side */
-    if (!px->req_done) {
+    while (!px->req_done) {
+        size_t in_before = buf_pending(&c->in);
         if (px->req_body == H1_BODY_CHUNKED && !px->req_body_read) {
             int r = proxy__reframe_chunked(c);
             if (r < 0) {
@@ -859,12 +860,20 @@ static void proxy__pump(struct conn *c)
             px->up_writable = false;
             px->up_readable = true;
         }
+        /* Re-framing stops at the high mark; when the upstream then took it all, go on with
+         * what the client buffer still holds: no event will come for bytes already read (the
+         * chunked upload stall: the body timeout fired with the rest of the body in c->in). */
+        if (px->req_body == H1_BODY_CHUNKED && !px->req_body_read && px->up_writable &&
+            buf_pending(&c->in) > 0 && buf_pending(&c->in) < in_before &&
+            buf_pending(&px->uout) < CONN_BUF_HIGH)
+            continue;
         /* the client buffer drained into the upstream: read more body */
         if (!px->req_body_read && c->readable) {
             conn_resume_read(c);
             if (px->state != PX_EXCHANGE)
                 return;
         }
+        break;
     }
     /* response side */
     while (px->up_readable && !px->res_done) {
