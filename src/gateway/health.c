@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/assert.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/loop.h"
@@ -245,7 +246,8 @@ static void health__on_fd(struct loop *loop, int fd, void *arg, unsigned events)
     (void)loop;
     (void)fd;
     struct probe *p = arg;
-    if (p->magic != HEALTH_MAGIC || p->state == P_IDLE)
+    AG_ASSERT(p->magic == HEALTH_MAGIC);
+    if (p->state == P_IDLE)
         return;
     health__step(p, events);
 }

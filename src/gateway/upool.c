@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/assert.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
@@ -445,8 +446,7 @@ static void upool__on_fd(struct loop *loop, int fd, void *arg, unsigned events)
     (void)loop;
     (void)fd;
     struct uconn *c = arg;
-    if (c->magic != UCONN_MAGIC)
-        return;
+    AG_ASSERT(c->magic == UCONN_MAGIC);
     struct upool *p = c->pool;
     switch (c->state) {
     case UC_CONNECTING: {
@@ -720,7 +720,10 @@ void upool_observe(struct upool *p, struct uconn *c, uint64_t latency_us, bool f
 
 void upool_release(struct upool *p, struct uconn *c, bool reusable)
 {
-    if (c == NULL || c->magic != UCONN_MAGIC || c->state != UC_LENT)
+    if (c == NULL)
+        return;
+    AG_ASSERT(c->magic == UCONN_MAGIC);
+    if (c->state != UC_LENT)
         return;
     struct balancer_server *bs = &p->bs[c->server];
     uint64_t now = clock_now_us();

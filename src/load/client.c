@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/assert.h"
 #include "core/clock.h"
 #include "load/internal.h"
 #include "net/tls.h"
@@ -461,7 +462,8 @@ static void client__more_cb(struct loop *loop, void *arg)
 {
     (void)loop;
     struct client *c = arg;
-    if (c->magic == CLIENT_MAGIC && c->state == CL_READING && c->fd >= 0)
+    AG_ASSERT(c->magic == CLIENT_MAGIC);
+    if (c->state == CL_READING && c->fd >= 0)
         client__read(c);
 }
 
@@ -488,8 +490,7 @@ static void client__on_fd(struct loop *loop, int fd, void *arg, unsigned events)
     (void)loop;
     (void)fd;
     struct client *c = arg;
-    if (c->magic != CLIENT_MAGIC)
-        return;
+    AG_ASSERT(c->magic == CLIENT_MAGIC);
     if (events & LOOP_HUP)
         c->peer_closed = true;
     switch (c->state) {

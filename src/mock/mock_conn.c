@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/assert.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
@@ -19,6 +20,8 @@
 #include "http/headers.h"
 #include "mock/internal.h"
 
+/* Structs that travel through the loop as void * carry a magic, asserted on entry (zeroed when
+ * freed, so a stale pointer aborts at once instead of corrupting another connection). */
 #define MOCK_CONN_MAGIC 0x4d434f4eu
 #define MOCK_REQ_MAGIC 0x4d524551u
 #define MOCK_MAX_HEADERS 100
@@ -27,15 +30,6 @@
 #define MOCK_READ_SIZE 16384
 #define MOCK_LINGER_MS 2000 /* drain after a final answer at most this long */
 #define MOCK_IN_SLACK 65536 /* input beyond max_body + this is not read until parsed */
-
-/* Structs that travel through the loop as void * carry a magic, checked on entry. */
-#define MOCK_CHECK(o, m)                                                                           \
-    do {                                                                                           \
-        if ((o)->magic != (m)) {                                                                   \
-            ag_log(AG_LOG_FATAL, "%s:%d: mock: bad magic %#x", __FILE__, __LINE__, (o)->magic);    \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 enum mock_req_state {
     MOCK_REQ_DELAY,   /* application latency / cold start timer */
@@ -174,7 +168,7 @@ static struct mock_req *mock_req__create(struct mock_conn *c, struct mock_profil
 /* Frees <q> (on its owner thread): its timer, its profile reference, its bytes. */
 static void mock_req__free(struct mock_req *q)
 {
-    MOCK_CHECK(q, MOCK_REQ_MAGIC);
+    AG_ASSERT(q->magic == MOCK_REQ_MAGIC);
     loop_timer_stop(q->th->loop, &q->timer);
     mock_thread__inflight(q->th, -1);
     mock_profile_unref(q->profile);
@@ -212,7 +206,7 @@ static void mock_req__granted(struct loop *loop, void *arg)
 {
     (void)loop;
     struct mock_req *q = arg;
-    MOCK_CHECK(q, MOCK_REQ_MAGIC);
+    AG_ASSERT(q->magic == MOCK_REQ_MAGIC);
     if (!q->conn) {
         /* its connection is gone: pass the slot on, as a real pool would get it back */
         mock_req__release_slot(q);
@@ -266,7 +260,7 @@ static void mock_req__timer(struct loop *loop, void *arg)
 {
     (void)loop;
     struct mock_req *q = arg;
-    MOCK_CHECK(q, MOCK_REQ_MAGIC);
+    AG_ASSERT(q->magic == MOCK_REQ_MAGIC);
     switch (q->state) {
     case MOCK_REQ_DELAY:
         mock_req__after_delay(q);
@@ -807,7 +801,7 @@ static void mock_conn__on_event(struct loop *loop, int fd, void *arg, unsigned e
     (void)loop;
     (void)fd;
     struct mock_conn *c = arg;
-    MOCK_CHECK(c, MOCK_CONN_MAGIC);
+    AG_ASSERT(c->magic == MOCK_CONN_MAGIC);
     if (c->closed)
         return;
     if (events & LOOP_READ)
@@ -823,7 +817,7 @@ static void mock_conn__linger_done(struct loop *loop, void *arg)
 {
     (void)loop;
     struct mock_conn *c = arg;
-    MOCK_CHECK(c, MOCK_CONN_MAGIC);
+    AG_ASSERT(c->magic == MOCK_CONN_MAGIC);
     mock_conn__close(c);
 }
 
@@ -832,7 +826,7 @@ static void mock_conn__linger_done(struct loop *loop, void *arg)
 static void mock_conn__idle_done(struct loop *loop, void *arg)
 {
     struct mock_conn *c = arg;
-    MOCK_CHECK(c, MOCK_CONN_MAGIC);
+    AG_ASSERT(c->magic == MOCK_CONN_MAGIC);
     uint64_t idle = mock_thread__profile(c->th)->keepalive_timeout_ms;
     if (c->npending == 0 && buf_pending(&c->out) == 0 && buf_pending(&c->in) == 0 &&
         !c->chunk_active) {
