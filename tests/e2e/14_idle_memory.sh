@@ -11,7 +11,7 @@ require_cmd curl python3
 N=2000
 LIMIT=4096
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-[ "$(ulimit -n)" -ge $((N + 200)) ] || { log "skip: ulimit -n $(ulimit -n) is below $((N + 200))"; exit 0; }
+[ "$(ulimit -n)" -ge $((N + 200)) ] || skip "ulimit -n $(ulimit -n) is below $((N + 200))"
 
 mport=$(free_port)
 gport=$(free_port)
