@@ -44,7 +44,11 @@ out=$("$APIGATE" doctor plan -f "$AG_SRC/examples/doctor-plan.yaml" --json)
 code=$?
 set -e
 assert_eq "$code" 1 "YAML seed exit code"
-assert_contains "$(jq -r '.findings[] | select(.id == "capacity-db-connections") | .evidence' <<<"$out")" "= 600" "YAML arithmetic"
+assert_contains "$(jq -r '.findings[] | select(.id == "capacity-db-connections") | .evidence' <<<"$out")" "200 pods x (pool_size 20 + max_overflow 10) = 6000" "YAML arithmetic"
+# The example is the seed's SNAT incident: 200 pods x 300 connections through one NAT IP.
+p=$(jq -c '.findings[] | select(.id == "capacity-ports")' <<<"$out")
+assert_eq "$(jq -r .severity <<<"$p")" critical "example: ports verdict"
+assert_contains "$(jq -r .evidence <<<"$p")" "200 pods x 300 connections = 60000; 1 NAT IP(s) x 55000 ports = 55000" "example: ports arithmetic"
 assert_eq "$(jq -r '.findings[] | select(.id == "capacity-workers") | .severity' <<<"$out")" warning "1 worker on 2 CPUs"
 out=$("$APIGATE" doctor plan -f "$AG_SRC/examples/doctor-plan.yaml" --pods 4 --pool-size 5 --max-overflow 0 --json) ||
     true
@@ -56,14 +60,14 @@ out=$("$APIGATE" doctor plan -f "$AG_SRC/examples/doctor-plan-pgbouncer.yaml" --
 assert_contains "$(jq -r '.findings[] | select(.id == "capacity-db-connections") | .evidence' <<<"$out")" \
     "2 PgBouncer(s) x default_pool_size 40 = 80 server connections" "through PgBouncer"
 assert_eq "$(jq -r '.findings[] | select(.id == "capacity-pgbouncer-clients") | .severity' <<<"$out")" ok "client slots"
-# ... but PgBouncer's default max_client_conn (100) would refuse most of the 600 connections.
+# ... but PgBouncer's default max_client_conn (100) would refuse most of the 6000 connections.
 set +e
 out=$("$APIGATE" doctor plan -f "$AG_SRC/examples/doctor-plan-pgbouncer.yaml" --pgbouncer-max-client 100 --json)
 code=$?
 set -e
-assert_eq "$code" 1 "600 connections into 200 client slots"
+assert_eq "$code" 1 "6000 connections into 200 client slots"
 assert_contains "$(jq -r '.findings[] | select(.id == "capacity-pgbouncer-clients") | .fix' <<<"$out")" \
-    "max_client_conn = 375 per PgBouncer instance" "client slots fix"
+    "max_client_conn = 3750 per PgBouncer instance" "client slots fix"
 
 # Bad input: exit 2 with file:line:col.
 printf 'pods: 20\npool_size: twenty\nnat_ipz: 2\n' >"$T/bad.yaml"
