@@ -566,6 +566,8 @@ void conn_respond_error(struct conn *c, int status, const char *code, const char
         h1_write_header(b, "X-Request-Id", 12, c->rid, c->rid_len);
     if (extra_headers)
         buf_append_str(b, extra_headers);
+    if (c->state == CONN_BUSY)
+        cachehook_client_headers(c, b); // a cached route's answers all carry X-Cache (cache.md)
     if (!c->keep_alive)
         buf_append_str(b, "Connection: close\r\n");
     h1_write_end_head(b);

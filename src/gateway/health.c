@@ -74,6 +74,8 @@ static void health__done(struct probe *p, bool ok, const char *why)
     snprintf(p->s->hc_last, sizeof(p->s->hc_last), "%s", why);
     metrics_counter_inc(p->h->slot, ok ? p->s->m_checks_ok : p->s->m_checks_fail);
     bool healthy = atomic_load(&p->s->healthy);
+    if (healthy && !p->s->hc_saw_healthy)
+        p->s->hc_fail_streak = 0; // marked up by a proxied success since: a new streak
     if (ok) {
         p->s->hc_fail_streak = 0;
         p->s->hc_ok_streak++;
@@ -91,6 +93,7 @@ static void health__done(struct probe *p, bool ok, const char *why)
             upstream__set_healthy(p->u, p->s, false, msg);
         }
     }
+    p->s->hc_saw_healthy = atomic_load(&p->s->healthy);
     loop_timer_start(p->h->loop, &p->tick, hc->interval_ms);
 }
 

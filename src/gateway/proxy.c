@@ -104,9 +104,12 @@ static void proxy__on_timer(struct loop *loop, void *arg)
     struct conn *c = arg;
     struct proxy *px = &c->px;
     struct gw_route_rt *rt = &c->th->sh->rt[c->route];
-    if (px->state == PX_WAIT_CONN)
+    if (px->state == PX_WAIT_CONN) {
+        if (upool_waiter_queued(&px->waiter))
+            resil_local_failure(c); // queued in the gateway: the origin was not tried
         proxy__fail(c, 504, "gateway_timeout", "no upstream connection before the total timeout",
                     rt->err_timeout);
+    }
     else if (!px->head_done)
         proxy__fail(c, 504, "gateway_timeout", "upstream did not answer in time", rt->err_timeout);
     else
@@ -182,6 +185,8 @@ static void proxy__on_conn_ready(struct upool_waiter *w, struct uconn *uc, const
         return;
     }
     px->state = PX_DONE;
+    if (err == upool_err_no_healthy)
+        resil_local_failure(c); // no server has an address: the origin was not tried
     if (err == upool_err_queue_timeout)
         proxy__fail(c, 503, "pool_timeout", "no upstream connection free within queue_timeout",
                     rt->err_pool);
@@ -210,6 +215,8 @@ static void proxy__acquire(struct conn *c)
     }
     if (err != NULL) {
         px->state = PX_DONE;
+        if (err == upool_err_no_healthy)
+            resil_local_failure(c); // no server has an address: the origin was not tried
         if (err == upool_err_queue_full)
             proxy__fail(c, 503, "pool_full", "upstream pool queue is full", rt->err_pool);
         else

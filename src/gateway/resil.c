@@ -338,12 +338,26 @@ static bool resil__retry(struct conn *c, struct resil_route *rr, bool allowed_ki
     return true;
 }
 
+void resil_local_failure(struct conn *c)
+{
+    struct resil_route *rr = resil__route(c);
+    struct resil_req *rs = &c->rs;
+    if (rr == NULL || !rs->ticket_held || rr->br == NULL)
+        return;
+    breaker_release(rr->br, &rs->ticket);
+    rs->ticket_held = false;
+}
+
 bool resil_failed(struct conn *c, int status, uint32_t counter)
 {
     struct resil_route *rr = resil__route(c);
     if (rr == NULL)
         return false;
     const struct gw_route_rt *rt = &c->th->sh->rt[c->route];
+    /* The gateway's own pool queue (timeout, full) says nothing of the origin: an overload alone
+     * must not open the breaker (nor count as a probe's failure). */
+    if (counter == rt->err_pool)
+        resil_local_failure(c);
     bool kind = false;
     if (counter == rt->err_connect)
         kind = rr->on.connect_error;
@@ -402,6 +416,7 @@ bool resil_fallback(struct conn *c)
     if (c->rid_len)
         h1_write_header(b, "X-Request-Id", 12, c->rid, c->rid_len);
     buf_append_str(b, "X-Fallback: 1\r\n");
+    cachehook_client_headers(c, b); // a cached route's answers all carry X-Cache (cache.md)
     if (!c->keep_alive)
         buf_append_str(b, "Connection: close\r\n");
     h1_write_end_head(b);

@@ -41,6 +41,12 @@ bool resil_admit(struct conn *c);
  * failed). True when a retry was scheduled (the exchange restarts through proxy_retry), false
  * when the failure is final (its outcome is then recorded). */
 bool resil_failed(struct conn *c, int status, uint32_t counter);
+/* proxy.c, before proxy__fail for a failure the gateway made itself without an upstream outcome
+ * (no server with an address, the total deadline passed while queued for a connection): the
+ * breaker ticket is given back unjudged (a half-open probe slot goes to the next request), so
+ * only connect failures, timeouts and 5xx of the origin feed the breaker. Pool queue timeouts
+ * and a full queue (rt->err_pool) are recognised by resil_failed itself. */
+void resil_local_failure(struct conn *c);
 /* proxy.c, a response head with <status> arrived. True when this response is dropped for a
  * retry (retry.on lists the status, budget left); false: go on (the outcome is recorded). */
 bool resil_response(struct conn *c, int status);

@@ -263,16 +263,29 @@ static void upool__lend(struct upool *p, struct uconn *c)
 /* ---- choosing a server ---- */
 
 /* Marks the servers that can take a request now (usable, with an idle connection or room for
- * one). Backup servers count only when no primary is usable. Returns how many are eligible;
- * <usable> gets how many could take traffic at all. */
+ * one). Backup servers count only when no primary is usable. When no server at all is usable
+ * (every one marked down by checks or ejected), every server with an address is tried anyway:
+ * panic mode, as Envoy's healthy panic threshold, so that a verdict from before a recovery never
+ * refuses requests the origin could answer now. Returns how many are eligible; <usable> gets how
+ * many could take traffic at all. */
 static size_t upool__eligible(struct upool *p, uint64_t now_ms, size_t *usable)
 {
-    size_t primaries = 0;
+    size_t primaries = 0, any = 0;
     /* First pass: usable servers, noted in .eligible; second pass: backups and room. */
     for (size_t i = 0; i < p->n; i++) {
         p->bs[i].eligible = upstream__usable(&p->u->servers[i], now_ms);
         primaries += p->bs[i].eligible && !p->u->servers[i].conf->backup;
+        any += p->bs[i].eligible;
     }
+    bool panic = any == 0;
+    if (panic) {
+        for (size_t i = 0; i < p->n; i++) {
+            p->bs[i].eligible = upstream__resolved(&p->u->servers[i]);
+            primaries += p->bs[i].eligible && !p->u->servers[i].conf->backup;
+            any += p->bs[i].eligible;
+        }
+    }
+    upstream__panic(p->u, panic && any > 0);
     size_t n = 0, u = 0;
     uint64_t maxc = upool__max_conns(p);
     for (size_t i = 0; i < p->n; i++) {
@@ -688,6 +701,11 @@ struct uconn *upool_acquire(struct upool *p, struct upool_waiter *w, uint64_t co
     w->_conn = c;
     w->_state = W_CONNECTING;
     return NULL;
+}
+
+bool upool_waiter_queued(const struct upool_waiter *w)
+{
+    return w->_state == W_QUEUED;
 }
 
 void upool_cancel(struct upool_waiter *w)

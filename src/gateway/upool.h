@@ -76,6 +76,8 @@ void upool_destroy(struct upool *p);
  *   queued FIFO) and ready() will be called. */
 struct uconn *upool_acquire(struct upool *p, struct upool_waiter *w, uint64_t connect_timeout_ms,
                             const char **err);
+/* Is <w> queued for a connection (no connect on its behalf under way)? */
+bool upool_waiter_queued(const struct upool_waiter *w);
 /* Withdraws a pending waiter (client gone, request deadline). A connection being opened for it
  * keeps opening and serves the next waiter or goes idle. No-op when not pending. */
 void upool_cancel(struct upool_waiter *w);

@@ -184,6 +184,7 @@ static int upstream__init_one(struct upstream_set *set, struct upstream *u, size
         s->name = xstrdup(sc->spec);
         s->tls_name = conf->tls.sni ? conf->tls.sni : sc->host;
         atomic_store(&s->healthy, true);
+        s->hc_saw_healthy = true;
         if (sc->tls || conf->tls.enabled)
             s->tls_sess = tls_session_create();
         if (sc->numeric)
@@ -404,7 +405,8 @@ void upstream__set_healthy(struct upstream *u, struct upstream_server *s, bool h
     if (was == healthy)
         return;
     if (healthy) {
-        ag_log(AG_LOG_INFO, "upstream %s: server %s is healthy again", u->conf->name, s->name);
+        ag_log(AG_LOG_INFO, "upstream %s: server %s is healthy again (%s)", u->conf->name, s->name,
+               why);
     } else {
         ag_log(AG_LOG_WARN, "upstream %s: server %s marked down by health checks: %s",
                u->conf->name, s->name, why);
@@ -415,4 +417,26 @@ void upstream__success(struct upstream *u, struct upstream_server *s, uint64_t n
 {
     if (u->outlier != NULL)
         outlier_success(u->outlier, (size_t)(s - u->servers), now_ms);
+    /* A real answer outranks a verdict from before it: a server tried in panic mode (or right
+     * after its ejection) that answers is up now, not after the next healthy_threshold checks. */
+    uint64_t down = atomic_load_explicit(&s->down_until_ms, memory_order_relaxed);
+    if (down > now_ms && atomic_compare_exchange_strong(&s->down_until_ms, &down, 0))
+        ag_log(AG_LOG_INFO, "upstream %s: server %s answered: ejection ended", u->conf->name,
+               s->name);
+    if (!atomic_load_explicit(&s->healthy, memory_order_relaxed))
+        upstream__set_healthy(u, s, true, "a proxied request succeeded");
+}
+
+void upstream__panic(struct upstream *u, bool on)
+{
+    if (atomic_load_explicit(&u->panic, memory_order_relaxed) == on ||
+        atomic_exchange(&u->panic, on) == on)
+        return;
+    if (on)
+        ag_log(AG_LOG_WARN,
+               "upstream %s: every server is down; trying them anyway (panic mode) rather than "
+               "refusing requests",
+               u->conf->name);
+    else
+        ag_log(AG_LOG_INFO, "upstream %s: a server is up again; panic mode over", u->conf->name);
 }

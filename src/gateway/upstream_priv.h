@@ -54,6 +54,8 @@ struct upstream_server {
     metrics_ref m_duration;        /* histogram: lend → release of a connection (one exchange) */
     /* health.c only */
     int64_t hc_ok_streak, hc_fail_streak;
+    bool hc_saw_healthy;           /* the verdict as the checker last left it: a server marked up
+                                      by a proxied success restarts its failure streak */
     char hc_last[128];             /* last check result for /upstreams ("200", "connect refused") */
 };
 
@@ -65,6 +67,7 @@ struct upstream {
     size_t nservers;
     struct tls_client *tls;        /* NULL when no server uses TLS */
     struct outlier *outlier;       /* consecutive-failure ejection (outlier.c); NULL: off */
+    _Atomic bool panic;            /* every server is down: all are tried anyway (upool.c) */
     /* metrics: per upstream */
     metrics_ref m_in_use, m_idle, m_connecting, m_waiting;
     metrics_ref m_wait;            /* histogram: time queued for a connection */
@@ -97,10 +100,14 @@ bool upstream__addr(struct upstream_server *s, uint64_t seq, struct sock_addr *o
 /* Records a failure (connect error or failed exchange) for passive ejection; true when this one
  * ejected the server. */
 bool upstream__fail(struct upstream *u, struct upstream_server *s, uint64_t now_ms);
-/* Records a successful exchange (breaks a run of failures for outlier ejection). */
+/* Records a successful exchange: breaks a run of failures for outlier ejection, ends a passive
+ * ejection and marks a server that the health checks had marked down up again at once (the
+ * origin answered: the next check confirms or marks it down anew). */
 void upstream__success(struct upstream *u, struct upstream_server *s, uint64_t now_ms);
 /* Index into m_connect_errors of the reason string <err> (an upool_err_* pointer). */
 size_t upstream__reason_index(const char *err);
+/* Logs entering (<on>) or leaving panic mode, once per transition of <u> (any thread). */
+void upstream__panic(struct upstream *u, bool on);
 /* Sets the active health verdict of <s> (health.c); logs transitions. */
 void upstream__set_healthy(struct upstream *u, struct upstream_server *s, bool healthy,
                            const char *why);

@@ -456,11 +456,14 @@ static void test_connect_refused_and_ejection(void **state)
     req_acquire(f, &b);
     RUN_UNTIL(f, b.called, 1000);
     assert_ptr_equal(b.err, upool_err_connect_refused);
-    /* Two failures = max_fails: ejected for fail_timeout, so the next request fails at once. */
+    /* Two failures = max_fails: ejected for fail_timeout. It is the only server: the next
+     * request tries it anyway (panic mode) rather than failing without touching the network. */
     assert_false(upstream_has_healthy(upstream_set_at(f->set, 0)));
     assert_int_equal(metric(f, "apigate_upstream_ejections_total", "api", f->spec[0], NULL), 1);
-    assert_false(req_acquire(f, &c));
-    assert_ptr_equal(c.err, upool_err_no_healthy);
+    req_acquire(f, &c);
+    RUN_UNTIL(f, c.called, 1000);
+    assert_ptr_equal(c.err, upool_err_connect_refused);
+    assert_true(atomic_load(&upstream_set_at(f->set, 0)->panic));
     fix_destroy(f);
 }
 
@@ -485,8 +488,16 @@ static void test_no_healthy_and_backup(void **state)
     assert_int_equal(uconn_server(a.c), 1);
     upool_release(f->pool, a.c, true);
     upstream__set_healthy(u, &u->servers[1], false, "test");
-    assert_false(req_acquire(f, &a));
-    assert_ptr_equal(a.err, upool_err_no_healthy);
+    /* Both down: panic mode tries the primary anyway, and its success marks it up at once. */
+    req_acquire(f, &a);
+    RUN_UNTIL(f, a.called, 1000);
+    assert_non_null(a.c);
+    assert_int_equal(uconn_server(a.c), 0);
+    assert_true(atomic_load(&u->panic));
+    upool_observe(f->pool, a.c, 1000, false);
+    upool_release(f->pool, a.c, true);
+    assert_true(upstream_server_healthy(u, 0));
+    upstream__set_healthy(u, &u->servers[0], false, "test");
     char why[128];
     f->cfg.nroutes = 0;
     assert_true(upstream_set_ready(f->set, why, sizeof(why))); /* no route uses it */
