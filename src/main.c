@@ -2,10 +2,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "demo/demo.h"
 #include "doctor/doctor.h"
 #include "gateway/serve.h"
 #include "load/load.h"
 #include "mock/mock.h"
+#include "top/top.h"
 #include "version.h"
 
 struct command {

@@ -1,7 +1,7 @@
 /* Child processes and loopback probes for `apigate demo` (see demo_proc.h): fork/exec of this
  * binary with PR_SET_PDEATHSIG, polling waits that a signal flag can cut short, TERM-then-KILL
  * stops, free-port picking and blocking requests (net/httpc.h) for the servers' admin JSON. */
-#include "gateway/demo_proc.h"
+#include "demo/demo_proc.h"
 
 #include <errno.h>
 #include <fcntl.h>

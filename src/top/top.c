@@ -2,6 +2,8 @@
  * blocking GET (net/httpc.h; one connection per sample: top is a human's tool, not a scraper) and
  * prints totals, per-interval rates and percentiles (from the latency_window buckets), the route
  * table and the upstream pools. Not a full-screen UI: it redraws with two ANSI codes on a TTY. */
+#include "top/top.h"
+
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
@@ -17,7 +19,6 @@
 #include "config/units.h"
 #include "core/buf.h"
 #include "core/clock.h"
-#include "gateway/serve.h"
 #include "net/httpc.h"
 #include "net/sock.h"
 

@@ -1,8 +1,8 @@
 /* The process and probe plumbing of `apigate demo`: start this binary as a child, wait for it,
  * stop it, pick free loopback ports, and ask a loopback server one HTTP question. Blocking and
  * simple on purpose: the demo does a handful of these per run, never on a hot path. */
-#ifndef AG_GATEWAY_DEMO_PROC_H
-#define AG_GATEWAY_DEMO_PROC_H
+#ifndef AG_DEMO_DEMO_PROC_H
+#define AG_DEMO_DEMO_PROC_H
 
 #include <signal.h>
 #include <stdbool.h>

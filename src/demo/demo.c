@@ -3,6 +3,8 @@
  * coalescing, pooling and shedding, loads it again ("after") and prints the table. Every step is a
  * child process of this same binary (/proc/self/exe) whose JSON output is read back with cJSON:
  * this file orchestrates and owns the children's lifetimes; it never serves or measures itself. */
+#include "demo/demo.h"
+
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <limits.h>
@@ -22,8 +24,7 @@
 #include "config/units.h"
 #include "core/buf.h"
 #include "core/clock.h"
-#include "gateway/demo_proc.h"
-#include "gateway/serve.h"
+#include "demo/demo_proc.h"
 
 #define DEMO_DEFAULT_DURATION_MS 25000 /* per run: two runs + start-up ≈ one minute */
 #define DEMO_DEFAULT_USERS 200         /* the seed's k6 peak */
