@@ -36,7 +36,7 @@ asan: deps
 
 # Unit tests under valgrind.
 memcheck: build
-	@ctest --test-dir $(BUILD) --output-on-failure -T memcheck -L unit -E corpus
+	@ctest --test-dir $(BUILD) --output-on-failure -T memcheck -L unit -E 'corpus|layering'
 
 # libFuzzer run of the HTTP parser (FUZZ_SECONDS, default 30).
 fuzz: deps
