@@ -97,7 +97,8 @@ bool policy_stale_if_error_ok(const struct policy_fresh *f, uint64_t age_ms,
  * query>" — the primary key — and returns its length; then appends, for each header of the route's
  * vary list and of <vary_names> (the origin's Vary header value, may be NULL), "\n<name>:<value>".
  * Returns -1 when the path is not in normal form (url_normalize_path() would change it, or cannot
- * normalize it): the request is then not cached, since the origin sees the path as sent. */
+ * normalize it): the request is then not cached. The gateway routes and forwards the canonical
+ * path (url_path_canon), which is in normal form, so this is a guard for other callers. */
 long policy_build_key(const struct policy_conf *pc, const struct h1_request *req,
                       const char *vary_names, size_t vary_len, struct buf *out);
 

@@ -22,6 +22,7 @@
 #include "gateway/trace.h"
 #include "http/h1write.h"
 #include "http/headers.h"
+#include "http/url.h"
 
 enum conn_timer_kind { T_NONE = 0, T_HEADER, T_IDLE, T_BODY, T_SEND, T_LINGER };
 
@@ -811,6 +812,39 @@ static int conn__route_ok(void *arg, size_t i)
     return 1;
 }
 
+/* The path is routed, keyed and forwarded in canonical form (url_path_canon: dot segments
+ * removed, unreserved %XX decoded, "//" merged): /api/../internal/x must not be routed as /api/
+ * and then resolved by the origin to /internal/x. c->req's target, path and query are pointed at
+ * the canonical origin-form copy (the access log keeps the target as sent, c->target). Returns
+ * 0, or -1 for a path that is refused (%00, %2F/%5C by config, ".." above the root): <why>. */
+static int conn__canon_path(struct conn *c, const char **why)
+{
+    struct h1_request *req = &c->req;
+    const struct gw_path_norm *pn = &c->th->sh->cfg->path_norm;
+    unsigned flags = (pn->merge_slashes ? URL_CANON_MERGE_SLASHES : 0) |
+                     (pn->reject_encoded_slash ? URL_CANON_REJECT_ENCODED_SLASH : 0);
+    /* the canonical target is never longer than the one received: path_len >= 1 in origin
+     * form, and an absolute-form target holds its scheme and authority besides */
+    char *t = conn__strndup(c, req->target, req->target_len);
+    if (t == NULL)
+        return -1;
+    size_t n = 0;
+    if (url_path_canon(req->path, req->path_len, flags, t, &n, why) != 0)
+        return -1;
+    size_t path_len = n;
+    if (req->query != NULL) {
+        t[n++] = '?';
+        memcpy(t + n, req->query, req->query_len);
+        req->query = t + n;
+        n += req->query_len;
+    }
+    t[n] = '\0';
+    req->target = req->path = t;
+    req->target_len = n;
+    req->path_len = path_len;
+    return 0;
+}
+
 /* A complete head is in c->in: route, admit, hand over to the proxy. */
 static void conn__start_request(struct conn *c, size_t head_len)
 {
@@ -855,6 +889,13 @@ static void conn__start_request(struct conn *c, size_t head_len)
         c->keep_alive = false;
         conn_respond_error(c, 413, "payload_too_large", "request body over server.max_body_size",
                            NULL);
+        return;
+    }
+    const char *why = NULL;
+    if (conn__canon_path(c, &why) != 0) {
+        buf_consume(&c->in, head_len);
+        c->keep_alive = false;
+        conn_respond_error(c, 400, "bad_path", why ? why : "request path not usable", NULL);
         return;
     }
     int r = route_match_filtered(sh->routes, req->path, req->path_len, conn__route_ok, c);

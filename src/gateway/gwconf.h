@@ -66,6 +66,12 @@ struct gw_logging {
     uint64_t access_flush_ms; /* buffered lines are written at least this often */
 };
 
+/* `path_normalization:` — how a request path is made canonical before routing (and forwarded so). */
+struct gw_path_norm {
+    bool merge_slashes;        /* "//" is "/" */
+    bool reject_encoded_slash; /* %2F / %5C get 400; false: kept encoded, routed as one segment */
+};
+
 /* `cache:` — the shared response cache (L1 in memory, optional L2 in Redis). */
 struct gw_cache {
     uint64_t memory;          /* hard byte limit of the in-process cache; 0 disables caching */
@@ -260,6 +266,7 @@ struct gw_config {
     struct gw_server server;
     struct gw_logging logging;
     struct gw_cache cache;
+    struct gw_path_norm path_norm;
     struct gw_upstream *upstreams;
     size_t nupstreams;
     struct gw_route *routes;   /* in file order */

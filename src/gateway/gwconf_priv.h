@@ -16,6 +16,7 @@ extern const char *const gwconf__fallback_manual[];
 extern const struct cfg_desc gwconf__health_desc[];
 extern const struct cfg_desc gwconf__limit_desc[];
 extern const struct cfg_desc gwconf__logging_desc[];
+extern const struct cfg_desc gwconf__path_norm_desc[];
 extern const struct cfg_desc gwconf__pool_desc[];
 extern const struct cfg_desc gwconf__outlier_desc[];
 extern const struct cfg_desc gwconf__rcache_desc[];

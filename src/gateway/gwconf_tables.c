@@ -117,6 +117,17 @@ const struct cfg_desc gwconf__cache_desc[] = {
     {NULL}};
 #undef C
 
+#define P(f) offsetof(struct gw_config, path_norm.f)
+const struct cfg_desc gwconf__path_norm_desc[] = {
+    {"merge_slashes", CFG_BOOL, P(merge_slashes), "true", NULL, NULL,
+     "'//' in a request path counts as '/' for routing and is forwarded merged", NULL, NULL,
+     false},
+    {"reject_encoded_slash", CFG_BOOL, P(reject_encoded_slash), "true", NULL, NULL,
+     "a path with %2F or %5C gets 400; false: they stay encoded and route as part of a segment",
+     NULL, NULL, false},
+    {NULL}};
+#undef P
+
 const struct cfg_desc gwconf__root_desc[] = {
     {"admin", CFG_STRING, offsetof(struct gw_config, admin), "127.0.0.1:9901", "1", NULL,
      "admin listener (/metrics, /stats, /healthz, /readyz): host:port, or off", NULL, NULL,
@@ -129,6 +140,10 @@ const struct cfg_desc gwconf__root_desc[] = {
      gwconf__logging_desc, false},
     {"cache", CFG_SECTION, 0, NULL, NULL, NULL, "shared response cache", NULL, gwconf__cache_desc,
      false},
+    {"path_normalization", CFG_SECTION, 0, NULL, NULL, NULL,
+     "request paths are routed and forwarded after RFC 3986 dot-segment removal and decoding of "
+     "unreserved %XX; %00 and a '..' above the root always get 400",
+     NULL, gwconf__path_norm_desc, false},
     {NULL}};
 const char *const gwconf__root_manual[] = {"listen", "upstreams", "routes", NULL};
 

@@ -216,6 +216,101 @@ int url_normalize_path(const char *path, size_t len, struct buf *out)
     return 0;
 }
 
+/* remove_dot_segments for url_path_canon: like remove_dots(), and reports a ".." that has no
+ * segment left to remove (it would climb above the root). <s> starts with '/'. */
+static size_t canon_dots(char *s, size_t n, bool *climbed)
+{
+    size_t r = 0, w = 0;
+    while (r < n) {
+        size_t left = n - r;
+        const char *in = s + r;
+        if ((left >= 3 && memcmp(in, "/./", 3) == 0) || (left == 2 && memcmp(in, "/.", 2) == 0)) {
+            r += 2; /* "/." then "/" or the end: the segment vanishes, its '/' stays to read */
+            if (left == 2)
+                s[w++] = '/';
+        } else if ((left >= 4 && memcmp(in, "/../", 4) == 0) ||
+                   (left == 3 && memcmp(in, "/..", 3) == 0)) {
+            r += 3;
+            if (w == 0)
+                *climbed = true;
+            while (w > 0 && s[w - 1] != '/')
+                w--;
+            if (w > 0)
+                w--; /* drop the last segment and its '/' */
+            if (left == 3)
+                s[w++] = '/';
+        } else {
+            size_t k = 1; /* in[0] is '/' */
+            while (k < left && in[k] != '/')
+                k++;
+            memmove(s + w, in, k);
+            w += k;
+            r += k;
+        }
+    }
+    return w;
+}
+
+int url_path_canon(const char *path, size_t len, unsigned flags, char *out, size_t *out_len,
+                   const char **why)
+{
+    static const char hx[] = "0123456789ABCDEF";
+    *why = NULL;
+    if (len == 0) {
+        out[0] = '/';
+        *out_len = 1;
+        return 0;
+    }
+    if (path[0] != '/') {
+        *why = "path does not start with /";
+        return -1;
+    }
+    size_t w = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)path[i];
+        if (c == '%') {
+            if (i + 2 >= len || !is_hex((unsigned char)path[i + 1]) ||
+                !is_hex((unsigned char)path[i + 2])) {
+                *why = "invalid percent-encoding in the path";
+                return -1;
+            }
+            c = (unsigned char)(hexv((unsigned char)path[i + 1]) * 16 +
+                                hexv((unsigned char)path[i + 2]));
+            i += 2;
+            if (c == 0) {
+                *why = "encoded NUL (%00) in the path";
+                return -1;
+            }
+            if ((c == '/' || c == '\\') && (flags & URL_CANON_REJECT_ENCODED_SLASH)) {
+                *why = c == '/' ? "encoded slash (%2F) in the path"
+                                : "encoded backslash (%5C) in the path";
+                return -1;
+            }
+            if (!unreserved(c)) {
+                /* kept encoded, upper-cased: %2f and %2F name the same byte */
+                out[w++] = '%';
+                out[w++] = hx[c >> 4];
+                out[w++] = hx[c & 15];
+                continue;
+            }
+            /* unreserved (RFC 3986 §6.2.2.2): %2E is '.', %41 is 'A'; handled as if sent so */
+        }
+        if (c == '/' && w > 0 && out[w - 1] == '/' && (flags & URL_CANON_MERGE_SLASHES))
+            continue;
+        out[w++] = (char)c;
+    }
+    bool climbed = false;
+    w = canon_dots(out, w, &climbed);
+    if (climbed) {
+        *why = "the path climbs above the root with ..";
+        return -1;
+    }
+    if (w == 0)
+        out[w++] = '/';
+    *out_len = w;
+    return 0;
+}
+
 struct qparam {
     const char *p;
     size_t len;      /* whole "name=value" */

@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -142,6 +144,163 @@ static void test_normalize_path(void **state)
     }
 }
 
+/* url_path_canon() of <in> with <flags>: want NULL means refused. The input sits at the end of
+ * a page followed by a PROT_NONE page, so a read past it crashes. */
+static char *guard_page(size_t *pg)
+{
+    *pg = (size_t)sysconf(_SC_PAGESIZE);
+    char *m = mmap(NULL, 2 * *pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(m != MAP_FAILED);
+    assert_int_equal(mprotect(m + *pg, *pg, PROT_NONE), 0);
+    return m;
+}
+
+static int canon_at_guard(const char *in, size_t n, unsigned flags, char *out, size_t *olen,
+                          const char **why)
+{
+    size_t pg;
+    char *m = guard_page(&pg);
+    assert_true(n <= pg);
+    char *p = m + pg - n;
+    memcpy(p, in, n);
+    int r = url_path_canon(p, n, flags, out, olen, why);
+    munmap(m, 2 * pg);
+    return r;
+}
+
+#define CANON_ALL (URL_CANON_MERGE_SLASHES | URL_CANON_REJECT_ENCODED_SLASH)
+
+static void check_canon(const char *in, unsigned flags, const char *want)
+{
+    char out[512];
+    size_t n = 0;
+    const char *why = "unset";
+    int r = canon_at_guard(in, strlen(in), flags, out, &n, &why);
+    if (want == NULL) {
+        if (r != -1 || why == NULL)
+            fail_msg("%s (flags %u) accepted as %.*s, want refused", in, flags, (int)n, out);
+        return;
+    }
+    if (r != 0)
+        fail_msg("%s (flags %u) refused (%s), want %s", in, flags, why, want);
+    if (n != strlen(want) || memcmp(out, want, n) != 0)
+        fail_msg("%s (flags %u) -> %.*s, want %s", in, flags, (int)n, out, want);
+    assert_null(why);
+}
+
+static void test_path_canon_table(void **state)
+{
+    (void)state;
+    const unsigned K = URL_CANON_REJECT_ENCODED_SLASH; /* the defaults without merging */
+    check_canon("/", CANON_ALL, "/");
+    check_canon("", CANON_ALL, "/");
+    check_canon("/api/x", CANON_ALL, "/api/x");
+    /* the bypasses of issue 17: none stays under /api/ as sent, none reaches /internal/ */
+    check_canon("/api/../internal/x", CANON_ALL, "/internal/x");
+    check_canon("/api/%2e%2e/internal/x", CANON_ALL, "/internal/x");
+    check_canon("/api/%2E%2E/internal/x", CANON_ALL, "/internal/x");
+    check_canon("/api/.%2e/internal/x", CANON_ALL, "/internal/x");
+    check_canon("/api/..%2finternal/x", CANON_ALL, NULL);
+    check_canon("/api/..%2finternal/x", 0, "/api/..%2Finternal/x");
+    check_canon("/api//../internal/x", CANON_ALL, "/internal/x");
+    check_canon("/api//../internal/x", K, "/api/internal/x"); /* ".." took the empty segment */
+    check_canon("/api/..%5cinternal/x", CANON_ALL, NULL);
+    check_canon("/api/..%5Cinternal/x", 0, "/api/..%5Cinternal/x");
+    /* climbing above the root */
+    check_canon("/..", CANON_ALL, NULL);
+    check_canon("/../a", CANON_ALL, NULL);
+    check_canon("/a/../..", CANON_ALL, NULL);
+    check_canon("/a/../../b", CANON_ALL, NULL);
+    check_canon("/%2e%2e/a", CANON_ALL, NULL);
+    check_canon("/a/..", CANON_ALL, "/");
+    check_canon("/a/b/..", CANON_ALL, "/a/");
+    check_canon("/a/b/../..", CANON_ALL, "/");
+    check_canon("/a/./b/.", CANON_ALL, "/a/b/");
+    check_canon("/.", CANON_ALL, "/");
+    check_canon("/./", CANON_ALL, "/");
+    check_canon("/...", CANON_ALL, "/..."); /* not a dot segment */
+    check_canon("/a/..b/.c", CANON_ALL, "/a/..b/.c");
+    /* slashes */
+    check_canon("//a///b//", CANON_ALL, "/a/b/");
+    check_canon("//a///b//", K, "//a///b//");
+    check_canon("/a/.//b", CANON_ALL, "/a/b");
+    /* percent-encodings: unreserved decoded, the others kept upper-cased, NUL never */
+    check_canon("/%7euser/%41%62c", CANON_ALL, "/~user/Abc");
+    check_canon("/a%20b/%e2%82%ac", CANON_ALL, "/a%20b/%E2%82%AC");
+    check_canon("/a%2fb", 0, "/a%2Fb");
+    check_canon("/a%00b", 0, NULL);
+    check_canon("/a%00b", CANON_ALL, NULL);
+    check_canon("/%", CANON_ALL, NULL);
+    check_canon("/%4", CANON_ALL, NULL);
+    check_canon("/%G1", CANON_ALL, NULL);
+    check_canon("/%%41", CANON_ALL, NULL);
+    check_canon("/%252e%252e/x", CANON_ALL, "/%252e%252e/x"); /* %25 stays: no double decoding */
+    check_canon("/%2f", CANON_ALL, NULL);
+    check_canon("a/b", CANON_ALL, NULL); /* not a path */
+}
+
+/* Properties over every prefix of hostile inputs and over pseudo-random ones (fixed seed, so a
+ * failure replays): never longer than its input, starts with '/', a fixed point of itself and of
+ * url_normalize_path() (the cache key's normal form), no dot segment left, no "//" when merged. */
+static void canon_props(const char *in, size_t n, unsigned flags)
+{
+    char out[600], again[600];
+    size_t on = 0, an = 0;
+    const char *why;
+    if (canon_at_guard(in, n, flags, out, &on, &why) != 0) {
+        assert_non_null(why);
+        return;
+    }
+    if (on > (n ? n : 1) || on == 0 || out[0] != '/')
+        fail_msg("%.*s -> %.*s", (int)n, in, (int)on, out);
+    if (url_path_canon(out, on, flags, again, &an, &why) != 0 || an != on ||
+        memcmp(out, again, on) != 0)
+        fail_msg("%.*s -> %.*s -> %.*s: not a fixed point", (int)n, in, (int)on, out, (int)an,
+                 again);
+    struct buf b = BUF_INIT;
+    assert_int_equal(url_normalize_path(out, on, &b), 0);
+    if (buf_pending(&b) != on || memcmp(buf_head(&b), out, on) != 0)
+        fail_msg("%.*s -> %.*s: url_normalize_path changes it", (int)n, in, (int)on, out);
+    buf_deinit(&b);
+    out[on] = '\0';
+    assert_null(strstr(out, "/../"));
+    assert_null(strstr(out, "/./"));
+    if ((on >= 3 && memcmp(out + on - 3, "/..", 3) == 0) ||
+        (on >= 2 && memcmp(out + on - 2, "/.", 2) == 0))
+        fail_msg("%s ends in a dot segment", out);
+    if (flags & URL_CANON_MERGE_SLASHES)
+        assert_null(strstr(out, "//"));
+    if (flags & URL_CANON_REJECT_ENCODED_SLASH)
+        assert_null(strcasestr(out, "%2f"));
+}
+
+static void test_path_canon_props(void **state)
+{
+    (void)state;
+    static const char *const seeds[] = {
+        "/api/../internal/x", "/api/%2e%2e/internal/x", "/api/..%2finternal/x",
+        "/api//../internal/x", "/a/b/c/./../../g", "/%2E%2e/%2e./.%2E/..", "//..//.//%2F%5c%00",
+        "/a/%7e/%41%2", "/././././", "/a/b/../../../", "/x%25%32%65%25%32%65/"};
+    for (size_t s = 0; s < sizeof(seeds) / sizeof(seeds[0]); s++)
+        for (size_t n = 1; n <= strlen(seeds[s]); n++) /* every prefix, a byte more each time */
+            for (unsigned f = 0; f < 4; f++)
+                canon_props(seeds[s], n, f);
+    static const char alpha[] = "//..%%2eEfF5cC0a";
+    uint32_t x = 12345;
+    char in[64];
+    for (int iter = 0; iter < 20000; iter++) {
+        size_t n = 1;
+        in[0] = '/';
+        x = x * 1103515245u + 12345u;
+        size_t len = 1 + (x >> 16) % 40;
+        while (n < len) {
+            x = x * 1103515245u + 12345u;
+            in[n++] = alpha[(x >> 16) % (sizeof(alpha) - 1)];
+        }
+        canon_props(in, n, (unsigned)iter & 3);
+    }
+}
+
 static void check_query(const char *in, const char *const *ignore, const char *want)
 {
     struct buf b = BUF_INIT;
@@ -190,6 +349,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_ok),       cmocka_unit_test(test_parse_errors),
         cmocka_unit_test(test_normalize_path), cmocka_unit_test(test_normalize_query),
+        cmocka_unit_test(test_path_canon_table), cmocka_unit_test(test_path_canon_props),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
