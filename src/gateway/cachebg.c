@@ -115,6 +115,14 @@ static void chbg__complete(struct chbg *b)
 {
     struct cachehook *ch = b->ch;
     uint64_t now = loop_now_ms(b->th->loop);
+    if (buf_pending(&b->in) > 0 && b->res.body != H1_BODY_UNTIL_CLOSE) {
+        /* bytes past the response: the origin's framing is off, this may be stray bytes of an
+         * earlier exchange; neither stored nor reused (proxy.md, late bytes) */
+        uconn_stray(b->uc, "bytes past the end of a response");
+        b->uc = NULL;
+        chbg__end(b, false);
+        return;
+    }
     if (b->fill != NULL) {
         struct cache_fill *f = b->fill;
         b->fill = NULL;

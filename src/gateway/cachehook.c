@@ -718,6 +718,16 @@ void cachehook_response_done(struct conn *c)
     cachehook__finish_flight(ch, cr);
 }
 
+void cachehook_response_discard(struct conn *c)
+{
+    struct chreq *cr = c->creq;
+    if (cr == NULL || cr->fill == NULL)
+        return;
+    cache_fill_abort(cr->fill);
+    cr->fill = NULL;
+    metrics_counter_inc(c->th->ms, c->th->sh->cache->m_not_stored);
+}
+
 bool cachehook_upstream_failed(struct conn *c)
 {
     struct chreq *cr = c->creq;

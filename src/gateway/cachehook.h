@@ -48,6 +48,9 @@ void cachehook_client_headers(struct conn *c, struct buf *b);
 void cachehook_response_body(struct conn *c, const char *p, size_t n);
 /* proxy.c: the response was received completely. */
 void cachehook_response_done(struct conn *c);
+/* proxy.c: the response cannot be trusted (the upstream sent bytes past it, or answered before
+ * the request was sent): whatever was being stored is dropped; call before response_done. */
+void cachehook_response_discard(struct conn *c);
 /* proxy.c, the exchange failed before the response head went out: true when a stale copy was
  * served instead (stale-if-error); the request is then done. */
 bool cachehook_upstream_failed(struct conn *c);

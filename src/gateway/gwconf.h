@@ -107,6 +107,7 @@ struct gw_pool {
     uint64_t queue_timeout_ms;/* a request waits this long for a connection, then 503 */
     int64_t max_queue;        /* requests waiting for a connection; over: 503 at once */
     int64_t keepalive_requests; /* requests per upstream connection; 0: unlimited */
+    uint64_t settle_ms;       /* quiet time before reuse after a bodyless response; 0: off */
 };
 
 /* `upstreams.<name>.health:` — active checks (enabled when the section is present). */

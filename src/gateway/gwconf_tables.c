@@ -165,6 +165,10 @@ const struct cfg_desc gwconf__pool_desc[] = {
     {"keepalive_requests", CFG_INT, U(pool.keepalive_requests), "0", "0", "1000000000",
      "requests sent on one upstream connection before it is closed; 0 = unlimited", NULL, NULL,
      false},
+    {"settle", CFG_DURATION, U(pool.settle_ms), "50ms", "0ms", "10s",
+     "after a response that has no body (HEAD, 204, 304), and after every response once the "
+     "server sent stray bytes, a connection is reused only after this long idle (late bytes "
+     "then close it); 0 = reuse at once", NULL, NULL, false},
     {NULL}};
 const struct cfg_desc gwconf__health_desc[] = {
     {"path", CFG_STRING, U(health.path), "/", "1", NULL, "path probed with GET", NULL, NULL,

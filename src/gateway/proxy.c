@@ -788,10 +788,22 @@ static void proxy__finish(struct conn *c)
     struct proxy *px = &c->px;
     bool reusable = px->res.keep_alive && px->req_done && buf_pending(&px->uin) == 0 &&
                     px->res_body != H1_BODY_UNTIL_CLOSE;
+    /* Bytes past a complete response answer no request: the origin's framing is off (a body
+     * after HEAD/204/304, more than Content-Length), so this response may itself be the stray
+     * bytes of an earlier exchange. Not stored; the connection is closed, never reused. */
+    bool stray = buf_pending(&px->uin) > 0 && px->res_body != H1_BODY_UNTIL_CLOSE;
+    if (stray || !px->req_done)
+        cachehook_response_discard(c); // nor an answer that came before the request was sent
     cachehook_response_done(c); // stores the copy, wakes coalesced waiters
     if (px->uc != NULL)
         upool_observe(px->pool, px->uc, px->t_first_byte_us - px->t_sent_us,
                       px->res.status >= 500);
+    if (stray && px->uc != NULL) {
+        uconn_stray(px->uc, "bytes past the end of a response");
+        px->uc = NULL;
+    } else if (px->uc != NULL && px->res_body == H1_BODY_NONE) {
+        uconn_settle(px->uc); // a late body must find the connection idle (pool.settle)
+    }
     proxy__detach(c, reusable);
     px->state = PX_DONE;
     if (px->out == PX_OUT_CHUNKED && px->res_body == H1_BODY_UNTIL_CLOSE)
@@ -906,6 +918,16 @@ static void proxy__pump(struct conn *c)
         }
         buf_commit(&px->uin, (size_t)n);
         px->got_bytes = true;
+        if (px->head_sent < buf_pending(&px->head) && uconn_reused(px->uc)) {
+            /* An answer to a request head the server has not seen yet, on a connection that
+             * carried an earlier exchange: that exchange's late bytes, never this request's
+             * response. (On a fresh connection it is an early 431 or 400: read on.) */
+            uconn_stray(px->uc, "a response before the request was sent");
+            px->uc = NULL;
+            proxy__fail(c, 502, "bad_gateway", "upstream answered before the request was sent",
+                        c->th->sh->rt[c->route].err_proto);
+            return;
+        }
         bool drained = buf_room(&px->uin) > 0; // short read
         if (!px->head_done) {
             int r = proxy__parse_head(c);

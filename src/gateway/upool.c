@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "core/assert.h"
 #include "core/clock.h"
@@ -54,15 +55,21 @@ struct uconn {
     struct upool_waiter *waiter; /* the request this connection is being opened for */
     uint64_t t0_us;              /* connect start, then lend time */
     uint64_t connect_us;         /* how long the connect (+ TLS handshake) took */
+    uint64_t quiet_at_ms;        /* idle: not reused before this loop time (pool.settle) */
     bool observed;               /* upool_observe called during this lend */
     bool counted;                /* balancer_start done, balancer_done pending */
+    bool settle;                 /* the response of this lend had no body (uconn_settle) */
 };
 
 struct upool_srv {
     struct uconn *idle_head, *idle_tail; /* head = most recently used (LIFO reuse) */
     size_t nidle;
     size_t nopen;                        /* connecting + idle + lent */
+    uint64_t suspect_until_ms;           /* stray bytes seen: every release settles until then */
 };
+
+/* How long a server that sent stray bytes has every connection settle before reuse. */
+#define UPOOL_SUSPECT_MS (10u * 60u * 1000u)
 
 struct upool {
     uint32_t magic;
@@ -240,6 +247,72 @@ static void upool__make_idle(struct upool *p, struct uconn *c)
     int64_t max_idle = p->u->conf->pool.max_idle;
     while (p->qhead == NULL && (int64_t)sv->nidle > max_idle && sv->idle_tail != NULL)
         upool__close(p, sv->idle_tail, UPSTREAM_CLOSE_MAX_IDLE, true);
+}
+
+/* A server sent bytes no request asked for: close <c>, and from now on let every connection of
+ * that server settle before reuse (a late body must land on an idle connection, never be read as
+ * the next request's response). */
+static void upool__stray(struct upool *p, struct uconn *c, const char *what)
+{
+    struct upool_srv *sv = &p->srv[c->server];
+    uint64_t now = loop_now_ms(p->loop);
+    uint64_t suppressed = 0;
+    if (sv->suspect_until_ms <= now &&
+        log_limit_ok(&p->loglim, now, 1000, &suppressed))
+        ag_log(AG_LOG_WARN, "upstream %s: server %s sent %s; its connections now settle %llu ms "
+               "before reuse", p->u->conf->name, p->u->servers[c->server].name, what,
+               (unsigned long long)p->u->conf->pool.settle_ms);
+    sv->suspect_until_ms = now + UPOOL_SUSPECT_MS;
+    upool__close(p, c, UPSTREAM_CLOSE_STRAY, true);
+}
+
+/* Nothing may be pending on an idle connection: bytes are stray (or, on TLS, a record the TLS
+ * layer eats, such as a session ticket), EOF means the server closed it. A non-blocking peek,
+ * so a clean connection costs one syscall. Returns false after closing <c>. */
+static bool upool__clean(struct upool *p, struct uconn *c)
+{
+    char b;
+    ssize_t r = recv(c->tp.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return true;
+    if (r > 0 && c->tp._tls != NULL) {
+        char buf[256];
+        ssize_t n = transport_read(&c->tp, buf, sizeof(buf));
+        if (n == IO_AGAIN)
+            return true;
+        r = n;
+    }
+    if (r > 0)
+        upool__stray(p, c, "bytes on an idle connection");
+    else
+        upool__close(p, c, UPSTREAM_CLOSE_PEER, true);
+    return false;
+}
+
+/* An idle connection of server <si> for a new request, or NULL: open a new one (room is then
+ * guaranteed: either there was room or closing a dirty idle connection made some). Prefers the
+ * most recently used one that has settled; when none has and the server has room, a new
+ * connection is opened instead; at the connection cap the longest idle one is used. */
+static struct uconn *upool__take_idle(struct upool *p, size_t si)
+{
+    struct upool_srv *sv = &p->srv[si];
+    uint64_t now = loop_now_ms(p->loop);
+    struct uconn *c = sv->idle_head;
+    while (c != NULL) {
+        struct uconn *next = c->next;
+        if (c->quiet_at_ms <= now && upool__clean(p, c))
+            return c;
+        c = next;
+    }
+    if (sv->nopen < upool__max_conns(p))
+        return NULL;
+    for (c = sv->idle_tail; c != NULL;) {
+        struct uconn *prev = c->prev;
+        if (upool__clean(p, c))
+            return c;
+        c = prev;
+    }
+    return NULL;
 }
 
 /* Hands <c> to the data path. */
@@ -496,7 +569,9 @@ static void upool__on_fd(struct loop *loop, int fd, void *arg, unsigned events)
          * the protocol. TLS may deliver a session ticket here, which reads as IO_AGAIN. */
         char b[256];
         ssize_t r = transport_read(&c->tp, b, sizeof(b));
-        if (r != IO_AGAIN)
+        if (r > 0)
+            upool__stray(p, c, "bytes on an idle connection");
+        else if (r != IO_AGAIN)
             upool__close(p, c, UPSTREAM_CLOSE_PEER, true);
         return;
     }
@@ -624,9 +699,8 @@ static void upool__dispatch(struct loop *loop, void *arg)
         upool__avoid(p, w, &n);
         int si = balancer_pick(&p->bal, p->bs, p->n, clock_now_us());
         upool__dequeue(p, w);
-        struct upool_srv *sv = &p->srv[si];
-        if (sv->idle_head != NULL) {
-            struct uconn *c = sv->idle_head;
+        struct uconn *c = upool__take_idle(p, (size_t)si);
+        if (c != NULL) {
             upool__lend(p, c);
             p->st.reuses++;
             metrics_counter_inc(p->slot, p->u->m_reuses);
@@ -634,7 +708,7 @@ static void upool__dispatch(struct loop *loop, void *arg)
             continue;
         }
         const char *err = NULL;
-        struct uconn *c = upool__open(p, (size_t)si, w->_connect_timeout_ms, &err);
+        c = upool__open(p, (size_t)si, w->_connect_timeout_ms, &err);
         if (c == NULL) {
             w->ready(w, NULL, err);
             continue;
@@ -684,15 +758,14 @@ struct uconn *upool_acquire(struct upool *p, struct upool_waiter *w, uint64_t co
     }
     upool__avoid(p, w, &n);
     int si = balancer_pick(&p->bal, p->bs, p->n, clock_now_us());
-    struct upool_srv *sv = &p->srv[si];
-    if (sv->idle_head != NULL) {
-        struct uconn *c = sv->idle_head;
+    struct uconn *c = upool__take_idle(p, (size_t)si);
+    if (c != NULL) {
         upool__lend(p, c);
         p->st.reuses++;
         metrics_counter_inc(p->slot, p->u->m_reuses);
         return c;
     }
-    struct uconn *c = upool__open(p, (size_t)si, connect_timeout_ms, err);
+    c = upool__open(p, (size_t)si, connect_timeout_ms, err);
     if (c == NULL)
         return NULL;
     balancer_start(&p->bs[si]);
@@ -755,6 +828,10 @@ void upool_release(struct upool *p, struct uconn *c, bool reusable)
     }
     c->cb = NULL;
     c->nrequests++;
+    uint64_t now_ms = loop_now_ms(p->loop);
+    bool settle = c->settle || p->srv[c->server].suspect_until_ms > now_ms;
+    c->settle = false;
+    c->quiet_at_ms = settle ? now_ms + p->u->conf->pool.settle_ms : 0;
     int64_t max_req = p->u->conf->pool.keepalive_requests;
     if (!reusable)
         upool__close(p, c, UPSTREAM_CLOSE_NOT_REUSABLE, true);
@@ -797,6 +874,22 @@ void upool_destroy(struct upool *p)
     }
     p->magic = 0;
     free(p);
+}
+
+void uconn_settle(struct uconn *c) { c->settle = true; }
+
+void uconn_stray(struct uconn *c, const char *what)
+{
+    if (c == NULL || c->magic != UCONN_MAGIC || c->state != UC_LENT)
+        return;
+    struct upool *p = c->pool;
+    if (c->counted) {
+        balancer_done(&p->bs[c->server]);
+        c->counted = false;
+    }
+    upool__stray(p, c, what);
+    if (p->qhead != NULL)
+        upool__schedule_dispatch(p);
 }
 
 void uconn_set_handler(struct uconn *c, uconn_cb *cb, void *arg)

@@ -88,10 +88,23 @@ void upool_cancel(struct upool_waiter *w);
  * also counts toward the upstream's passive ejection (max_fails within fail_timeout). */
 void upool_observe(struct upool *p, struct uconn *c, uint64_t latency_us, bool failed);
 /* Gives <c> back. <reusable>: the response was read completely, its framing was known and no side
- * asked to close; the connection then goes idle (or to the next waiter), else it is closed. The
+ * asked to close; the connection then goes idle (or to the next waiter), else it is closed. An
+ * idle connection is reused only when a non-blocking peek shows nothing pending (bytes: stray,
+ * the server is marked as in uconn_stray; EOF: closed) and, after uconn_settle, once it has been
+ * idle pool.settle (until then another idle or a new connection takes requests). The
  * handler is cleared: no event reaches the caller after this. May be called from inside the
  * connection's own handler: the close of a connection is deferred past the event batch. */
 void upool_release(struct upool *p, struct uconn *c, bool reusable);
+
+/* The response on lent <c> had no body by definition (HEAD, 204, 304): an origin that sends one
+ * anyway sends it late, so upool_release keeps <c> idle for pool.settle before reusing it (a
+ * late body then lands on the idle connection, which closes it). */
+void uconn_settle(struct uconn *c);
+/* The server sent bytes on lent <c> that no request asked for (left over after a complete
+ * response, or a response before the request was sent): closes <c> (do not release it; the
+ * holder must not touch it afterwards) and makes every connection of that server settle before
+ * reuse for the next 10 minutes. <what> goes to the (rate-limited) log line. */
+void uconn_stray(struct uconn *c, const char *what);
 
 /* Routes the fd events of lent <c> to <cb>(<c>, events, <arg>). The fd is registered for
  * LOOP_READ | LOOP_WRITE edge-triggered: write right away, and on IO_AGAIN wait for the event. */

@@ -28,6 +28,9 @@ enum upstream_close {
     UPSTREAM_CLOSE_NOT_REUSABLE,     /* released as not reusable (Connection: close, error) */
     UPSTREAM_CLOSE_MAX_REQUESTS,     /* carried pool.keepalive_requests requests */
     UPSTREAM_CLOSE_SHUTDOWN,         /* pool destroyed */
+    UPSTREAM_CLOSE_STRAY,            /* bytes with no request outstanding: on an idle connection,
+                                        left over after a complete response, or a response
+                                        before its request was sent */
     UPSTREAM_CLOSE_COUNT,
 };
 
