@@ -29,6 +29,9 @@ static void serve__usage(FILE *out)
             "  --admin ADDR        admin listener host:port, or off; replaces `admin`\n"
             "  --threads N         loop threads (0 = CPU count); replaces `workers.threads`\n"
             "  --pid-file FILE     write the supervisor's pid there (removed at exit)\n"
+            "  --share-ports       bind even where another process already listens (for a\n"
+            "                      binary upgrade next to the running gateway); without it an\n"
+            "                      address in use is an error (exit 1)\n"
             "  --no-supervisor     run the worker in this process: no restart, no reload\n"
             "                      (for gdb and valgrind)\n"
             "  -t, --test          validate the configuration and exit (as `apigate check`)\n"
@@ -45,7 +48,8 @@ static void serve__usage(FILE *out)
             "whose loop thread stops ticking for workers.worker_timeout, and replaces a worker\n"
             "gracefully after workers.max_requests requests.\n"
             "\n"
-            "exit codes: 0 stopped cleanly, 1 could not start (sockets), 2 bad usage or config\n");
+            "exit codes: 0 stopped cleanly, 1 could not start (an address in use), 2 bad usage or\n"
+            "config\n");
 }
 
 static void check__usage(FILE *out)
@@ -144,7 +148,8 @@ enum {
     OPT_PID_FILE,
     OPT_SINGLE,
     OPT_DUMP,
-    OPT_RESOLVE
+    OPT_RESOLVE,
+    OPT_SHARE_PORTS
 };
 
 /* `apigate serve`: load and validate (exit 2 before opening anything if the file is bad), set
@@ -159,6 +164,7 @@ int serve_main(int argc, char **argv)
         {"test", no_argument, NULL, 't'},
         {"pid-file", required_argument, NULL, OPT_PID_FILE},
         {"no-supervisor", no_argument, NULL, OPT_SINGLE},
+        {"share-ports", no_argument, NULL, OPT_SHARE_PORTS},
         {"foreground-worker", no_argument, NULL, OPT_SINGLE},
         {"help-config", no_argument, NULL, OPT_HELP_CONFIG},
         {"help", no_argument, NULL, 'h'},
@@ -196,6 +202,9 @@ int serve_main(int argc, char **argv)
             break;
         case OPT_SINGLE:
             single = true;
+            break;
+        case OPT_SHARE_PORTS:
+            o.share_ports = true;
             break;
         case OPT_HELP_CONFIG:
             serve__help_config();

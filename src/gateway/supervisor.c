@@ -191,13 +191,51 @@ static bool sv__same_admin(const struct gw_config *a, const struct gw_config *b)
                                         a->admin_addr.len) == 0);
 }
 
+/* True when a socket of <oldc> (listen or admin) holds the port of <a> (on any address: a reload
+ * from 0.0.0.0:P to 127.0.0.1:P joins our own socket): the port is ours already, and a probe
+ * would only find our own sockets. */
+static bool sv__port_ours(const struct gw_config *oldc, const struct sock_addr *a)
+{
+    if (oldc == NULL)
+        return false;
+    int port = sock_addr_port(a);
+    for (size_t i = 0; i < oldc->nlisten; i++)
+        if (sock_addr_port(&oldc->listen[i].addr) == port)
+            return true;
+    return oldc->admin_enabled && sock_addr_port(&oldc->admin_addr) == port;
+}
+
+/* Our SO_REUSEPORT sockets would join any SO_REUSEPORT listener of the same user on <a> (a
+ * second gateway, a mock), each taking part of the connections, silently. A first bind without
+ * SO_REUSEPORT fails with EADDRINUSE when anyone listens there, as nginx's does; it is closed
+ * before the real sockets bind. Skipped for ports our old sockets hold (a reload) and with
+ * --share-ports (a binary upgrade next to the running gateway). Returns 0 or -1 (logged). */
+static int sv__probe(const struct sock_addr *a, const struct gw_config *oldc, bool share)
+{
+    if (share || sock_addr_port(a) == 0 || sv__port_ours(oldc, a))
+        return 0;
+    char err[256];
+    int fd = sock_listen(a, false, 1, err, sizeof(err));
+    if (fd < 0) {
+        int e = errno;
+        ag_log(AG_LOG_ERROR, "%s%s", err,
+               e == EADDRINUSE ? " (another process listens there: a second gateway or "
+                                     "another server; each address belongs to one supervisor)"
+                                   : "");
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
 /* Opens the sockets of <c> into <s>, reusing those of <old>/<oldc> that did not change.
  * Returns 0, or -1 with every socket it opened closed again. Reusing matters: a reload that kept
  * its addresses must not close and rebind them, or connections queued on the old sockets would
  * be reset and there would be a moment with nothing bound. One SO_REUSEPORT socket per loop
- * thread lets the kernel spread connections over the threads without an accept lock. */
+ * thread lets the kernel spread connections over the threads without an accept lock; a port
+ * new to this supervisor is probed first (sv__probe), so that it is never shared by accident. */
 static int sv__socks_open(const struct gw_config *c, struct sv_socks *s,
-                          const struct gw_config *oldc, const struct sv_socks *old)
+                          const struct gw_config *oldc, const struct sv_socks *old, bool share)
 {
     size_t threads = (size_t)c->workers.threads;
     s->n = 0;
@@ -209,6 +247,8 @@ static int sv__socks_open(const struct gw_config *c, struct sv_socks *s,
         s->n = old->n;
     } else {
         for (size_t a = 0; a < c->nlisten; a++) {
+            if (sv__probe(&c->listen[a].addr, oldc, share) != 0)
+                goto fail;
             for (size_t t = 0; t < threads; t++) {
                 int fd = sock_listen(&c->listen[a].addr, true, (int)c->server.backlog, err,
                                      sizeof(err));
@@ -224,8 +264,10 @@ static int sv__socks_open(const struct gw_config *c, struct sv_socks *s,
         if (oldc && old->admin_fd >= 0 && sv__same_admin(oldc, c)) {
             s->admin_fd = old->admin_fd;
         } else {
-            /* SO_REUSEPORT here too, so that a second gateway (a new version being rolled
-             * out on the same host) can start next to this one before this one stops. */
+            /* SO_REUSEPORT here too, so that with --share-ports a second gateway (a new
+             * version being rolled out on the same host) can start next to this one. */
+            if (sv__probe(&c->admin_addr, oldc, share) != 0)
+                goto fail;
             s->admin_fd = sock_listen(&c->admin_addr, true, 128, err, sizeof(err));
             if (s->admin_fd < 0) {
                 ag_log(AG_LOG_ERROR, "cannot listen on admin address %s: %s", c->admin, err);
@@ -552,7 +594,7 @@ static void sv__reload(struct sv *sv, uint64_t now)
         return;
     }
     cfg_errors_free(&errs);
-    if (sv__socks_open(c, &sv->pending_socks, sv->cfg, &sv->socks) != 0) {
+    if (sv__socks_open(c, &sv->pending_socks, sv->cfg, &sv->socks, sv->opts->share_ports) != 0) {
         ag_log(AG_LOG_ERROR, "reload failed: cannot open the new sockets; still serving with the "
                              "previous configuration");
         sv__notify("READY=1\nSTATUS=reload failed; serving the previous configuration");
@@ -713,7 +755,7 @@ static void sv__pid_file(const struct supervisor_opts *o)
 int supervisor_run_single(const struct supervisor_opts *o, struct gw_config *cfg)
 {
     struct sv_socks socks = {NULL, 0, -1};
-    if (sv__socks_open(cfg, &socks, NULL, NULL) != 0) {
+    if (sv__socks_open(cfg, &socks, NULL, NULL, o->share_ports) != 0) {
         gwconf_free(cfg);
         return 1;
     }
@@ -783,7 +825,7 @@ int supervisor_run(const struct supervisor_opts *o, struct gw_config *cfg)
     }
     signal(SIGPIPE, SIG_IGN);
 
-    if (sv__socks_open(cfg, &sv->socks, NULL, NULL) != 0) {
+    if (sv__socks_open(cfg, &sv->socks, NULL, NULL, o->share_ports) != 0) {
         close(sv->sfd);
         sigprocmask(SIG_SETMASK, &sv->oldmask, NULL);
         gwconf_free(cfg);

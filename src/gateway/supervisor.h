@@ -21,6 +21,7 @@ struct supervisor_opts {
     const char *admin;  /* --admin: replaces the file's admin ("off" disables), or NULL */
     long threads;       /* --threads: replaces workers.threads (0 = CPU count); -1: the file's */
     const char *pid_file; /* --pid-file: the supervisor's pid is written there, or NULL */
+    bool share_ports;     /* --share-ports: bind even where another process listens */
 };
 
 /* Loads <o>->config_path and applies the overrides. Returns the config, or NULL with every error

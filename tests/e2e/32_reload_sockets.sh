@@ -170,12 +170,13 @@ until grep -q '^STOPPING=1' "$T/notify.out"; do
 done
 log "sd_notify: $(tr '\n' '|' <"$T/notify.out")"
 
-# ---- upgrade in place: a second gateway (a new binary) starts next to the first on the same
-# addresses (SO_REUSEPORT, admin included), then the first stops; the port never goes dark ----
+# ---- upgrade in place: a second gateway (a new binary) started with --share-ports joins the
+# first on the same addresses (SO_REUSEPORT, admin included), then the first stops; the port
+# never goes dark (without the flag the second one refuses to start: e2e/33) ----
 gw_config "$p1" "$a1" 1
 start_bg old "$APIGATE" serve -c "$T/gw.yaml"
 wait_port "$p1"
-start_bg new "$APIGATE" serve -c "$T/gw.yaml"
+start_bg new "$APIGATE" serve -c "$T/gw.yaml" --share-ports
 deadline=$((SECONDS + 5))
 until grep -q "ready in" "$T/new.log"; do
     kill -0 "$LAST_PID" 2>/dev/null || fail "second gateway on the same addresses did not start"
