@@ -352,15 +352,20 @@ void conn_close_idle(struct gwthread *th)
         if (c->state != CONN_HEAD || buf_pending(&c->in) > 0 || buf_pending(&c->out) > 0)
             continue;
         /* A request may already wait in the socket (its edge not handled yet): serve it rather
-         * than close under it. A connection that has not sent its first request yet gets a
-         * second to send it: it was accepted to be served. */
+         * than close under it. An idle kept-alive connection is not closed at once either: the
+         * client may be sending its next request right now, and a close would reset it (wrk's
+         * "Socket errors: read" on every reload). It stays read until th->drain_idle_until_ms:
+         * a request that arrives is served with Connection: close (HAProxy's
+         * idle-close-on-response). A connection that has not sent its first request yet gets a
+         * second from its accept: it was accepted to be served. */
         c->readable = true;
         if (conn__read(c) == -1)
             continue; // closed
+        uint64_t now = loop_now_ms(th->loop);
         if (buf_pending(&c->in) > 0 || c->read_eof)
             loop_defer(th->loop, conn__next_cb, c);
-        else if (c->requests > 0 || loop_now_ms(th->loop) - c->accept_ms > 1000)
-            conn_close(c); // a pre-connect silent for a second: it would only delay the exit
+        else if (c->requests > 0 ? now >= th->drain_idle_until_ms : now - c->accept_ms > 1000)
+            conn_close(c); // silent through the grace: it would only delay the exit
     }
 }
 

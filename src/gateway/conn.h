@@ -128,6 +128,7 @@ struct gwthread {
     struct buf scratch;          // error bodies and other short-lived text, reused
     bool draining;
     uint64_t drain_deadline_ms;
+    uint64_t drain_idle_until_ms; // idle kept-alive connections are read until then (worker.c)
     struct loop_timer drain_timer;
 };
 

@@ -32,6 +32,9 @@
 
 #define WORKER_TICK_MS 250
 #define WORKER_DRAIN_POLL_MS 50
+/* Draining: an idle kept-alive connection is read this long for a next request (answered with
+ * Connection: close) before it is closed (bounded by drain_timeout). */
+#define WORKER_IDLE_GRACE_MS 1000
 
 static const char *const worker_method_names[] = {
     [H1_M_OTHER] = "_OTHER", [H1_M_GET] = "GET",         [H1_M_HEAD] = "HEAD",
@@ -189,6 +192,8 @@ static void worker__drain_task(struct loop *loop, void *arg)
         th->listen_fds[i] = -1;
     }
     th->drain_deadline_ms = loop_now_ms(loop) + th->sh->cfg->workers.drain_timeout_ms;
+    uint64_t grace = th->sh->cfg->workers.drain_timeout_ms;
+    th->drain_idle_until_ms = loop_now_ms(loop) + (grace < WORKER_IDLE_GRACE_MS ? grace : WORKER_IDLE_GRACE_MS);
     loop_timer_init(&th->drain_timer, worker__on_drain_timer, th);
     worker__on_drain_timer(loop, th);
 }
