@@ -3,7 +3,8 @@
  * validators, and stores the answer (a 304 refreshes the entry, a storable response replaces it,
  * anything else leaves it). One refresh per key at a time (the coalescing table), and a miss of
  * that key meanwhile waits for it like for any fetch. Not a client exchange: no body to send, no
- * client to stream to, so this is a small HTTP/1.1 reader of its own rather than proxy.c. */
+ * client to stream to, so this reads the answer itself rather than through proxy.c, with the
+ * body framed by http/h1body.c like every other client of an upstream. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,7 +14,7 @@
 #include "gateway/cachehook_priv.h"
 #include "gateway/conn.h"
 #include "gateway/gwconf.h"
-#include "http/chunked.h"
+#include "http/h1body.h"
 #include "http/h1write.h"
 #include "http/headers.h"
 #include "net/transport.h"
@@ -39,8 +40,7 @@ struct chbg {
     struct h1_response res;
     struct h1_header hdrs[CHBG_HDRS];
     bool head_done;
-    uint64_t remaining;
-    struct h1_chunked chunk;
+    struct h1body body;
     bool validators;
     struct cache_fill *fill;
     // the client request, copied (policy and keys read it)
@@ -173,59 +173,32 @@ static int chbg__head(struct chbg *b)
                                        b->req_wall_s, wall, now, b->path_gen, b->route->max_object,
                                        conn_date(b->th), &why);
         }
-        b->remaining = b->res.body == H1_BODY_LENGTH ? b->res.content_length : 0;
-        h1_chunked_init(&b->chunk);
+        h1body_init_response(&b->body, &b->res, false);
         buf_consume(&b->in, (size_t)r);
         b->head_done = true;
         return 1;
     }
 }
 
-/* Consumes body bytes. Returns 1 when the body is complete, 0 for more, -1 on bad framing. */
+/* Consumes body bytes (into the fill, if the answer is being stored). Returns 1 when the body is
+ * complete, 0 for more, -1 on bad framing. */
 static int chbg__body(struct chbg *b)
 {
-    switch (b->res.body) {
-    case H1_BODY_NONE:
-        return 1;
-    case H1_BODY_LENGTH: {
-        size_t n = buf_pending(&b->in);
-        if (n > b->remaining)
-            n = (size_t)b->remaining;
-        if (b->fill != NULL && cache_fill_body(b->fill, buf_head(&b->in), n) == -1) {
+    while (b->body.state == H1BODY_MORE && buf_pending(&b->in) > 0) {
+        const char *data;
+        size_t dlen;
+        long n = h1body_step(&b->body, buf_head(&b->in), buf_pending(&b->in), &data, &dlen);
+        if (n < 0)
+            return -1;
+        if (n == 0)
+            break;
+        if (dlen > 0 && b->fill != NULL && cache_fill_body(b->fill, data, dlen) == -1) {
             cache_fill_abort(b->fill);
             b->fill = NULL;
         }
-        buf_consume(&b->in, n);
-        b->remaining -= n;
-        return b->remaining == 0 ? 1 : 0;
+        buf_consume(&b->in, (size_t)n);
     }
-    case H1_BODY_CHUNKED:
-        while (buf_pending(&b->in) > 0 && !b->chunk.done) {
-            const char *data;
-            size_t dlen;
-            long n =
-                h1_chunked_step(&b->chunk, buf_head(&b->in), buf_pending(&b->in), &data, &dlen);
-            if (n < 0)
-                return -1;
-            if (n == 0)
-                break;
-            if (dlen > 0 && b->fill != NULL && cache_fill_body(b->fill, data, dlen) == -1) {
-                cache_fill_abort(b->fill);
-                b->fill = NULL;
-            }
-            buf_consume(&b->in, (size_t)n);
-        }
-        return b->chunk.done ? 1 : 0;
-    case H1_BODY_UNTIL_CLOSE:
-        if (b->fill != NULL &&
-            cache_fill_body(b->fill, buf_head(&b->in), buf_pending(&b->in)) == -1) {
-            cache_fill_abort(b->fill);
-            b->fill = NULL;
-        }
-        buf_consume(&b->in, buf_pending(&b->in));
-        return 0;
-    }
-    return -1;
+    return b->body.state == H1BODY_DONE ? 1 : 0;
 }
 
 static void chbg__pump(struct chbg *b)
@@ -247,7 +220,7 @@ static void chbg__pump(struct chbg *b)
         if (n == IO_AGAIN)
             return;
         if (n <= 0) {
-            if (n == 0 && b->head_done && b->res.body == H1_BODY_UNTIL_CLOSE) {
+            if (n == 0 && b->head_done && h1body_eof(&b->body) == H1BODY_DONE) {
                 chbg__complete(b);
                 return;
             }

@@ -1,7 +1,7 @@
 /* One load-generator connection on its thread's loop: non-blocking connect, one write of the
  * request (prebuilt bytes when the request has no template), reads until the socket is drained,
- * response heads parsed in place with the gateway's parser, bodies counted (Content-Length or
- * chunked) without copying unless a check needs them. Keep-alive connections are reused; a
+ * response heads parsed in place with the gateway's parser, bodies framed by http/h1body.c
+ * (Content-Length, chunked or until close) and counted without copying unless a check needs them. Keep-alive connections are reused; a
  * connection the server closed while idle is reopened, and a request that met such a stale
  * connection is resent once. What to do after a response (next iteration, think, park) is the
  * engine's business (run.c). */
@@ -347,54 +347,30 @@ static int client__parse(struct client *c)
         }
         c->status = res.status;
         c->keep_alive = res.keep_alive;
-        c->body_mode = res.body;
-        c->remaining = res.content_length;
+        h1body_init_response(&c->framing, &res, c->req->is_head);
         if (c->req->header_checks)
             client__header_checks(c, &res);
-        if (res.body == H1_BODY_CHUNKED)
-            h1_chunked_init(&c->ch);
         buf_consume(&c->rbuf, (size_t)n);
         c->head_done = true;
     }
+    /* The body: counted, and kept (up to a limit) only when a check reads it. */
     bool keep = c->req->need_body;
-    switch (c->body_mode) {
-    case H1_BODY_NONE:
-        return 1;
-    case H1_BODY_LENGTH: {
-        size_t avail = buf_pending(&c->rbuf);
-        size_t take = c->remaining < avail ? (size_t)c->remaining : avail;
-        if (keep && buf_pending(&c->body) + take <= CLIENT_MAX_BODY_KEPT)
-            buf_append(&c->body, buf_head(&c->rbuf), take);
-        buf_consume(&c->rbuf, take);
-        c->remaining -= take;
-        return c->remaining == 0;
-    }
-    case H1_BODY_CHUNKED:
-        for (;;) {
-            const char *data;
-            size_t dlen;
-            long n =
-                h1_chunked_step(&c->ch, buf_head(&c->rbuf), buf_pending(&c->rbuf), &data, &dlen);
-            if (n < 0) {
-                c->retried = true;
-                client__fail(c, LERR_PROTOCOL);
-                return -1;
-            }
-            if (keep && dlen && buf_pending(&c->body) + dlen <= CLIENT_MAX_BODY_KEPT)
-                buf_append(&c->body, data, dlen);
-            buf_consume(&c->rbuf, (size_t)n);
-            if (c->ch.done)
-                return 1;
-            if (n == 0)
-                return 0;
+    while (c->framing.state == H1BODY_MORE) {
+        const char *data;
+        size_t dlen;
+        long n = h1body_step(&c->framing, buf_head(&c->rbuf), buf_pending(&c->rbuf), &data, &dlen);
+        if (n < 0) {
+            c->retried = true;
+            client__fail(c, LERR_PROTOCOL);
+            return -1;
         }
-    case H1_BODY_UNTIL_CLOSE:
-        if (keep && buf_pending(&c->body) + buf_pending(&c->rbuf) <= CLIENT_MAX_BODY_KEPT)
-            buf_append(&c->body, buf_head(&c->rbuf), buf_pending(&c->rbuf));
-        buf_reset(&c->rbuf);
-        return 0; /* ends at EOF */
+        if (keep && dlen && buf_pending(&c->body) + dlen <= CLIENT_MAX_BODY_KEPT)
+            buf_append(&c->body, data, dlen);
+        buf_consume(&c->rbuf, (size_t)n);
+        if (n == 0)
+            break;
     }
-    return 0;
+    return c->framing.state == H1BODY_DONE; /* an until-close body ends at EOF */
 }
 
 /* Reads until the socket is drained (a short read means it is, which saves the EAGAIN call),
@@ -441,7 +417,7 @@ static void client__read(struct client *c)
             continue;
         }
         if (n == 0) {
-            if (c->head_done && c->body_mode == H1_BODY_UNTIL_CLOSE) {
+            if (c->head_done && h1body_eof(&c->framing) == H1BODY_DONE) {
                 c->keep_alive = false;
                 client__complete(c);
             } else {

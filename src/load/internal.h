@@ -375,7 +375,7 @@ void threshold_format_observed(const struct threshold *t, char *out, size_t outl
 /* ------------------------------------------------------- engine (run.c, client.c) ---- */
 
 #include "core/loop.h"
-#include "http/chunked.h"
+#include "http/h1body.h"
 #include "http/h1parse.h"
 
 #define CLIENT_MAGIC 0x4C434C49u /* "LCLI" */
@@ -415,9 +415,7 @@ struct client {
     uint64_t done_us; /* when the response completed */
     uint64_t resp_bytes;
     int status;
-    enum h1_body body_mode;
-    uint64_t remaining;
-    struct h1_chunked ch;
+    struct h1body framing; /* the response body being read */
     uint32_t hdr_ok; /* header-present checks that passed */
     struct buf rbuf, wbuf, body;
     struct loop_timer timer; /* think time / backoff */

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "core/clock.h"
-#include "http/chunked.h"
+#include "http/h1body.h"
 #include "http/h1parse.h"
 #include "http/url.h"
 #include "net/sock.h"
@@ -281,47 +281,33 @@ int httpc_request(const char *method, const char *url, int timeout_ms, const cha
         goto out;
     }
     resp->status = r.status;
-    enum h1_body framing = r.body;
-    uint64_t clen = r.content_length;
     buf_consume(&in, (size_t)head);
     /* Body: decoded as it arrives, up to its framing's end or the close, within the size limit. */
-    struct h1_chunked ch;
-    h1_chunked_init(&ch);
-    uint64_t want = framing == H1_BODY_LENGTH ? clen : UINT64_MAX;
+    struct h1body body;
+    h1body_init_response(&body, &r, head_req);
     for (;;) {
-        if (framing == H1_BODY_CHUNKED) {
-            while (buf_pending(&in) > 0 && !ch.done) {
-                const char *data;
-                size_t dl;
-                long k = h1_chunked_step(&ch, buf_head(&in), buf_pending(&in), &data, &dl);
-                if (k < 0) {
-                    snprintf(err, errlen, "invalid chunked body");
-                    goto out;
-                }
-                if (k == 0)
-                    break; // needs more input
-                buf_append(&resp->body, data, dl);
-                buf_consume(&in, (size_t)k);
+        while (body.state == H1BODY_MORE && buf_pending(&in) > 0) {
+            const char *data;
+            size_t dl;
+            long k = h1body_step(&body, buf_head(&in), buf_pending(&in), &data, &dl);
+            if (k < 0) {
+                snprintf(err, errlen, "invalid chunked body");
+                goto out;
             }
-            if (ch.done)
-                break;
-        } else if (buf_pending(&in) > 0) {
-            size_t take = buf_pending(&in);
-            if (take > want - resp->body.len)
-                take = (size_t)(want - resp->body.len);
-            buf_append(&resp->body, buf_head(&in), take);
-            buf_consume(&in, buf_pending(&in));
+            if (k == 0)
+                break; // needs more input
+            buf_append(&resp->body, data, dl);
+            buf_consume(&in, (size_t)k);
         }
-        if (framing == H1_BODY_NONE || resp->body.len >= want ||
-            resp->body.len >= HTTPC_MAX_RESPONSE)
+        if (body.state == H1BODY_DONE || resp->body.len >= HTTPC_MAX_RESPONSE)
             break;
         buf_reserve(&in, 65536);
         ssize_t got = conn_read(&c, buf_tail(&in), buf_room(&in), err, errlen);
         if (got < 0)
             goto out;
         if (got == 0) {
-            if (framing == H1_BODY_UNTIL_CLOSE)
-                break;
+            if (h1body_eof(&body) == H1BODY_DONE)
+                break; // the body lasted until the close
             snprintf(err, errlen, "connection closed before the end of the body");
             goto out;
         }
