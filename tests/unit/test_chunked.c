@@ -10,33 +10,12 @@
 #include <string.h>
 
 #include <cmocka.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "core/buf.h"
 #include "http/chunked.h"
 #include "http/h1write.h"
-
-static char *guard_base;
-static size_t guard_size;
-
-static const char *guard_place(const char *s, size_t n)
-{
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    size_t usable = (n + page) / page * page;
-    if (!guard_base || guard_size < usable) {
-        if (guard_base)
-            munmap(guard_base, guard_size + page);
-        guard_base = mmap(NULL, usable + page, PROT_READ | PROT_WRITE,
-                          MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        assert_true(guard_base != MAP_FAILED);
-        assert_int_equal(mprotect(guard_base + usable, page, PROT_NONE), 0);
-        guard_size = usable;
-    }
-    char *p = guard_base + guard_size - n;
-    memcpy(p, s, n);
-    return p;
-}
+#include "unit/guard_page.h"
 
 /* Feeds <in> in pieces: cut points are given by <cuts> (ascending offsets) and each piece ends at
  * the guard page. Returns bytes consumed when done, -1 when invalid, -2 when incomplete. */
@@ -285,8 +264,7 @@ static void test_roundtrip_writer(void **state)
 static int teardown_all(void **state)
 {
     (void)state;
-    if (guard_base)
-        munmap(guard_base, guard_size + (size_t)sysconf(_SC_PAGESIZE));
+    guard_release();
     return 0;
 }
 

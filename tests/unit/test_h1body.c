@@ -10,41 +10,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "http/h1body.h"
-
-static char *guard_base;
-static size_t guard_size;
-
-/* Copies <s> so that its last byte is the last readable byte before a PROT_NONE page. */
-static const char *guard_place(const char *s, size_t n)
-{
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    size_t usable = (n + page) / page * page;
-    if (!guard_base || guard_size < usable) {
-        if (guard_base)
-            munmap(guard_base, guard_size + page);
-        guard_base = mmap(NULL, usable + page, PROT_READ | PROT_WRITE,
-                          MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        assert_true(guard_base != MAP_FAILED);
-        assert_int_equal(mprotect(guard_base + usable, page, PROT_NONE), 0);
-        guard_size = usable;
-    }
-    char *p = guard_base + guard_size - n;
-    memcpy(p, s, n);
-    return p;
-}
+#include "unit/guard_page.h"
 
 static int guard_teardown(void **state)
 {
     (void)state;
-    if (guard_base)
-        munmap(guard_base, guard_size + (size_t)sysconf(_SC_PAGESIZE));
-    guard_base = NULL;
+    guard_release();
     return 0;
 }
 
