@@ -193,6 +193,21 @@ static void accesslog__append_text(struct buf *b, const char *s, size_t n)
     buf_commit(b, n);
 }
 
+/* Appends "name":"value" (or "name":null) to a JSON line. */
+static void accesslog__json_field(struct buf *b, const char *name, const char *v, size_t n)
+{
+    buf_append_str(b, name);
+    if (v != NULL)
+        buf_append_json_str(b, v, n);
+    else
+        buf_append_str(b, "null");
+}
+
+static const char *accesslog__protocol(int minor)
+{
+    return minor == 0 ? "HTTP/1.0" : minor == 1 ? "HTTP/1.1" : NULL;
+}
+
 void accesslog_write(struct accesslog_writer *w, const struct accesslog_entry *e)
 {
     struct buf *b = &w->buf;
@@ -206,44 +221,36 @@ void accesslog_write(struct accesslog_writer *w, const struct accesslog_entry *e
         w->sec = sec;
     }
     unsigned ms = (unsigned)(e->wall_ms % 1000);
+    const char *proto = accesslog__protocol(e->http_minor);
     if (w->log->json) {
-        buf_printf(b, "{\"time\":\"%s.%03uZ\",\"method\":", w->stamp, ms);
-        buf_append_json_str(b, e->method, e->method_len);
-        buf_append_str(b, ",\"path\":");
-        buf_append_json_str(b, e->target, e->target_len);
+        buf_printf(b, "{\"time\":\"%s.%03uZ\"", w->stamp, ms);
+        accesslog__json_field(b, ",\"client\":", e->client, e->client ? strlen(e->client) : 0);
+        accesslog__json_field(b, ",\"method\":", e->method, e->method_len);
+        accesslog__json_field(b, ",\"path\":", e->target, e->target_len);
+        accesslog__json_field(b, ",\"protocol\":", proto, proto ? strlen(proto) : 0);
+        accesslog__json_field(b, ",\"host\":", e->host, e->host_len);
         buf_printf(b,
                    ",\"status\":%d,\"bytes\":%llu,\"total_ms\":%.3f,\"upstream_ms\":%.3f,"
-                   "\"pool_wait_ms\":%.3f,\"upstream\":",
+                   "\"pool_wait_ms\":%.3f",
                    e->status, (unsigned long long)e->bytes, e->total_us / 1000.0,
                    e->upstream_us / 1000.0, e->pool_wait_us / 1000.0);
-        if (e->upstream != NULL)
-            buf_append_json_str(b, e->upstream, strlen(e->upstream));
-        else
-            buf_append_str(b, "null");
-        buf_append_str(b, ",\"request_id\":");
-        if (e->request_id != NULL)
-            buf_append_json_str(b, e->request_id, e->request_id_len);
-        else
-            buf_append_str(b, "null");
-        buf_append_str(b, ",\"route\":");
-        if (e->route != NULL)
-            buf_append_json_str(b, e->route, strlen(e->route));
-        else
-            buf_append_str(b, "null");
+        accesslog__json_field(b, ",\"upstream\":", e->upstream,
+                              e->upstream ? strlen(e->upstream) : 0);
+        accesslog__json_field(b, ",\"request_id\":", e->request_id, e->request_id_len);
+        accesslog__json_field(b, ",\"route\":", e->route, e->route ? strlen(e->route) : 0);
+        accesslog__json_field(b, ",\"cache\":", e->cache, e->cache ? strlen(e->cache) : 0);
+        accesslog__json_field(b, ",\"user_agent\":", e->user_agent, e->user_agent_len);
         if (e->upstream_ttfb_us > 0)
             buf_printf(b, ",\"upstream_ttfb_ms\":%.3f", e->upstream_ttfb_us / 1000.0);
         if (e->connect_us > 0)
             buf_printf(b, ",\"connect_ms\":%.3f", e->connect_us / 1000.0);
-        if (e->cache != NULL) {
-            buf_append_str(b, ",\"cache\":");
-            buf_append_json_str(b, e->cache, strlen(e->cache));
-        }
         if (e->trace_id != NULL) {
             buf_append_str(b, ",\"trace_id\":");
             buf_append_json_str(b, e->trace_id, e->trace_id_len);
         }
         buf_append_str(b, "}\n");
     } else {
+        /* every field always present ("-" when empty), so positions never shift */
         buf_printf(b, "%s.%03uZ ", w->stamp, ms);
         accesslog__append_text(b, e->method, e->method_len);
         buf_append(b, " ", 1);
@@ -253,10 +260,20 @@ void accesslog_write(struct accesslog_writer *w, const struct accesslog_entry *e
         accesslog__append_text(b, e->upstream, e->upstream ? strlen(e->upstream) : 0);
         buf_append(b, " ", 1);
         accesslog__append_text(b, e->request_id, e->request_id_len);
-        if (e->trace_id != NULL) {
-            buf_append(b, " ", 1);
-            accesslog__append_text(b, e->trace_id, e->trace_id_len);
-        }
+        buf_append(b, " ", 1);
+        accesslog__append_text(b, e->trace_id, e->trace_id_len);
+        buf_append(b, " ", 1);
+        accesslog__append_text(b, e->client, e->client ? strlen(e->client) : 0);
+        buf_append(b, " ", 1);
+        accesslog__append_text(b, e->host, e->host_len);
+        buf_append(b, " ", 1);
+        accesslog__append_text(b, proto, proto ? strlen(proto) : 0);
+        buf_append(b, " ", 1);
+        accesslog__append_text(b, e->cache, e->cache ? strlen(e->cache) : 0);
+        buf_append(b, " ", 1);
+        accesslog__append_text(b, e->route, e->route ? strlen(e->route) : 0);
+        buf_append(b, " ", 1);
+        accesslog__append_text(b, e->user_agent, e->user_agent_len);
         buf_append(b, "\n", 1);
     }
     if (buf_pending(b) >= w->batch)

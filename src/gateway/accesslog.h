@@ -31,6 +31,12 @@ struct accesslog_entry {
     size_t trace_id_len;
     uint64_t connect_us;   // upstream connect (+TLS) when this request opened one; else 0
     const char *cache;     // X-Cache outcome ("HIT", "MISS", ...), or NULL
+    const char *client;    // client address ("127.0.0.1", "::1"), or NULL
+    const char *host;      // Host header (or the authority of an absolute target), or NULL
+    size_t host_len;
+    const char *user_agent; // User-Agent header, or NULL
+    size_t user_agent_len;
+    int http_minor;        // protocol HTTP/1.<minor>; -1: unknown (no request line parsed)
 };
 
 /* Opens <path> for appending ("-" or "stdout", and "stderr", name the standard streams).

@@ -247,6 +247,9 @@ static void conn__reset_request(struct conn *c)
     c->admitted_route = c->admitted_global = false;
     c->method = c->target = NULL;
     c->method_len = c->target_len = 0;
+    c->log_host = c->log_ua = NULL;
+    c->log_host_len = c->log_ua_len = 0;
+    c->log_minor = -1;
     c->rid_len = 0;
     c->traceparent[0] = '\0';
     c->status = 0;
@@ -632,6 +635,12 @@ static void conn__record(struct conn *c)
             .trace_id_len = c->traceparent[0] ? TRACE_ID_HEX : 0,
             .connect_us = c->px.connect_us,
             .cache = c->cache_served ? c->cache_served : cachehook_status(c),
+            .client = c->client_ip[0] ? c->client_ip : NULL,
+            .host = c->log_host,
+            .host_len = c->log_host_len,
+            .user_agent = c->log_ua,
+            .user_agent_len = c->log_ua_len,
+            .http_minor = c->log_minor,
         };
         accesslog_write(th->alog, &e);
     }
@@ -869,6 +878,19 @@ static void conn__start_request(struct conn *c, size_t head_len)
     c->method_len = c->method ? req->method_len : 0;
     c->target = conn__strndup(c, req->target, req->target_len);
     c->target_len = c->target ? req->target_len : 0;
+    c->log_minor = req->minor_version;
+    if (th->alog != NULL) {
+        /* copied (the head may move once the body streams) only when a log line will use them */
+        if (req->host != NULL) {
+            c->log_host = conn__strndup(c, req->host, req->host_len);
+            c->log_host_len = c->log_host ? req->host_len : 0;
+        }
+        const struct h1_header *ua = headers_find(req->headers, req->nheaders, "user-agent");
+        if (ua != NULL) {
+            c->log_ua = conn__strndup(c, ua->value, ua->value_len);
+            c->log_ua_len = c->log_ua ? ua->value_len : 0;
+        }
+    }
     conn__make_rid(c, headers_find(req->headers, req->nheaders, "x-request-id"));
     {
         /* continue the client's trace (new span for our hop) or start one: every request has a

@@ -225,6 +225,11 @@ struct conn {
     size_t method_len;
     const char *target;
     size_t target_len;
+    const char *log_host;       // Host and User-Agent copies for the access log (only when on)
+    size_t log_host_len;
+    const char *log_ua;
+    size_t log_ua_len;
+    int log_minor;              // HTTP/1.<minor> of the request; -1 before a request line
     char rid[64];
     size_t rid_len;
     char traceparent[56];       // W3C traceparent sent upstream (trace.c); chars 3..34: trace id

@@ -30,11 +30,20 @@ static void write_two(struct accesslog *log)
                                 .target = "/a b\"c?x=1", .target_len = 10, .status = 200,
                                 .bytes = 1234, .total_us = 1500, .upstream_us = 1000,
                                 .pool_wait_us = 2, .upstream = "127.0.0.1:9000",
-                                .request_id = "abc", .request_id_len = 3, .route = "/"};
+                                .request_id = "abc", .request_id_len = 3, .route = "/",
+                                .client = "10.1.2.3", .host = "api.example.com:8080",
+                                .host_len = 20, .user_agent = "curl/8.5 (x \"y\")",
+                                .user_agent_len = 16, .http_minor = 1, .cache = "HIT"};
     accesslog_write(w, &e);
     e.status = 502;
     e.upstream = NULL;
     e.request_id = NULL;
+    e.client = NULL;
+    e.host = NULL;
+    e.user_agent = NULL;
+    e.cache = NULL;
+    e.route = NULL;
+    e.http_minor = -1;
     accesslog_write(w, &e);
     accesslog_writer_destroy(w);
 }
@@ -51,9 +60,12 @@ static void test_text(void **state)
     write_two(log);
     accesslog_destroy(log);
     char *s = slurp(path);
+    /* every field at a fixed position: absent ones are "-"; spaces and quotes become '_' */
     assert_string_equal(s, "2023-11-14T22:13:20.123Z GET /a_b_c?x=1 200 1234 1.500 1.000 0.002 "
-                           "127.0.0.1:9000 abc\n"
-                           "2023-11-14T22:13:20.123Z GET /a_b_c?x=1 502 1234 1.500 1.000 0.002 - -\n");
+                           "127.0.0.1:9000 abc - 10.1.2.3 api.example.com:8080 HTTP/1.1 HIT / "
+                           "curl/8.5_(x__y_)\n"
+                           "2023-11-14T22:13:20.123Z GET /a_b_c?x=1 502 1234 1.500 1.000 0.002 "
+                           "- - - - - - - - -\n");
     unlink(path);
 }
 
@@ -69,13 +81,20 @@ static void test_json(void **state)
     write_two(log);
     accesslog_destroy(log);
     char *s = slurp(path);
-    assert_non_null(strstr(s, "{\"time\":\"2023-11-14T22:13:20.123Z\",\"method\":\"GET\","
-                              "\"path\":\"/a b\\\"c?x=1\",\"status\":200,\"bytes\":1234,"
+    assert_non_null(strstr(s, "{\"time\":\"2023-11-14T22:13:20.123Z\",\"client\":\"10.1.2.3\","
+                              "\"method\":\"GET\",\"path\":\"/a b\\\"c?x=1\","
+                              "\"protocol\":\"HTTP/1.1\",\"host\":\"api.example.com:8080\","
+                              "\"status\":200,\"bytes\":1234,"
                               "\"total_ms\":1.500,\"upstream_ms\":1.000,\"pool_wait_ms\":0.002,"
                               "\"upstream\":\"127.0.0.1:9000\",\"request_id\":\"abc\","
-                              "\"route\":\"/\"}\n"));
+                              "\"route\":\"/\",\"cache\":\"HIT\","
+                              "\"user_agent\":\"curl/8.5 (x \\\"y\\\")\"}\n"));
     assert_non_null(strstr(s, "\"status\":502,"));
-    assert_non_null(strstr(s, "\"upstream\":null,\"request_id\":null"));
+    assert_non_null(strstr(s, "{\"time\":\"2023-11-14T22:13:20.123Z\",\"client\":null,"
+                              "\"method\":\"GET\",\"path\":\"/a b\\\"c?x=1\",\"protocol\":null,"
+                              "\"host\":null,"));
+    assert_non_null(strstr(s, "\"upstream\":null,\"request_id\":null,\"route\":null,"
+                              "\"cache\":null,\"user_agent\":null}\n"));
     unlink(path);
 }
 
