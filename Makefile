@@ -38,13 +38,19 @@ asan: deps
 memcheck: build
 	@ctest --test-dir $(BUILD) --output-on-failure -T memcheck -L unit -E 'corpus|layering'
 
-# libFuzzer run of the HTTP parser (FUZZ_SECONDS, default 30).
+# libFuzzer runs (FUZZ_SECONDS each, default 30) of the HTTP head parser and the body framing
+# reader, from their seed corpora. A crash fails the target (the fuzzer's exit code, not tail's).
 fuzz: deps
 	@CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=asan -DAG_FUZZ=ON >/dev/null
-	@cmake --build build-fuzz -j$(JOBS) --target fuzz_h1parse
+	@cmake --build build-fuzz -j$(JOBS) --target fuzz_h1parse fuzz_h1body
 	@mkdir -p build-fuzz/corpus && cp tests/fuzz/corpus/h1parse/* build-fuzz/corpus/
 	@build-fuzz/tests/fuzz_h1parse -max_total_time=$${FUZZ_SECONDS:-30} -max_len=8192 \
-	  -dict=tests/fuzz/h1parse.dict build-fuzz/corpus 2>&1 | tail -5
+	  -artifact_prefix=build-fuzz/ -dict=tests/fuzz/h1parse.dict build-fuzz/corpus >build-fuzz/fuzz_h1parse.log 2>&1; \
+	  rc=$$?; tail -5 build-fuzz/fuzz_h1parse.log; exit $$rc
+	@mkdir -p build-fuzz/corpus-h1body && cp tests/fuzz/corpus/h1body/* build-fuzz/corpus-h1body/
+	@build-fuzz/tests/fuzz_h1body -max_total_time=$${FUZZ_SECONDS:-30} -max_len=4096 \
+	  -artifact_prefix=build-fuzz/ build-fuzz/corpus-h1body >build-fuzz/fuzz_h1body.log 2>&1; \
+	  rc=$$?; tail -5 build-fuzz/fuzz_h1body.log; exit $$rc
 
 demo: build
 	@$(BUILD)/apigate demo
