@@ -270,6 +270,7 @@ struct ep_stats {
 struct thread_stats {
     struct hist all;
     uint64_t reqs, failed, iterations, bytes_in, bytes_out, interrupted;
+    uint64_t win_reqs, win_iters; /* completed within the planned duration: the rates' numerators */
     uint64_t status[600];
     uint64_t errors[LERR__COUNT];
     char tls_detail[160]; /* why the first TLS failure happened ("certificate verify …") */
@@ -325,6 +326,11 @@ struct load_result {
     char *target, *mode; /* "closed" | "open" */
     double duration_s;   /* measured, from start to the last response */
     double planned_s;
+    /* Rates, as wrk: what completed within the planned duration (or up to a Ctrl-C) divided by
+     * that duration, so the graceful stop after the end never dilutes them. rate_s 0: unknown (a
+     * report of an older version): rates fall back to everything over duration_s. */
+    double rate_s;
+    uint64_t rate_reqs, rate_iters;
     unsigned threads, vus_max;
     int64_t started_at; /* wall clock, seconds */
     uint64_t reqs, iterations, failed, bytes_in, bytes_out, checks_pass, checks_fail;
@@ -355,6 +361,8 @@ void result_merge(struct load_result *dst, const struct load_result *src);
 struct result_ep *result_ep(struct load_result *r, const char *name, const char *method);
 struct result_check *result_check(struct load_result *r, const char *label, const char *request);
 double result_rps(const struct load_result *r);
+/* Iterations per second, over the same window as result_rps. */
+double result_iter_rate(const struct load_result *r);
 double result_failed_rate(const struct load_result *r);
 /* Fraction of responses under <us> (0 when none). */
 double result_under(const struct load_result *r, uint64_t us);

@@ -112,11 +112,10 @@ static void rh__row(struct buf *b, const char *k, const char *v)
 static void rh__tables(const struct load_result *r, struct buf *b)
 {
     char v[160], x[32], y[32], z[32];
-    double secs = r->duration_s > 0 ? r->duration_s : 1.0;
     buf_append_str(b, "<h2>Summary</h2><table>");
     snprintf(v, sizeof(v), "%" PRIu64 " (%.1f/s)", r->reqs, result_rps(r));
     rh__row(b, "http_reqs", v);
-    snprintf(v, sizeof(v), "%" PRIu64 " (%.1f/s)", r->iterations, (double)r->iterations / secs);
+    snprintf(v, sizeof(v), "%" PRIu64 " (%.1f/s)", r->iterations, result_iter_rate(r));
     rh__row(b, "iterations", v);
     snprintf(v, sizeof(v), "%.2f%% (%" PRIu64 " of %" PRIu64 ")", 100.0 * result_failed_rate(r),
              r->failed, r->reqs);

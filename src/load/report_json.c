@@ -57,12 +57,15 @@ void report_json(const struct load_result *r, struct buf *b)
                ",\"bytes_out\":%" PRIu64 ",\"checks_passed\":%" PRIu64 ",\"checks_failed\":%" PRIu64
                ",\"checks_rate\":%.6f,\"dropped\":%" PRIu64 ",\"late\":%" PRIu64
                ",\"max_lag_ms\":%.3f,\"interrupted\":%" PRIu64
-               ",\"under_500ms\":%.6f,\"under_1s\":%.6f},",
+               ",\"under_500ms\":%.6f,\"under_1s\":%.6f,\"rate_s\":%.6f,"
+               "\"rate_requests\":%" PRIu64 ",\"rate_iterations\":%" PRIu64
+               ",\"iterations_rate\":%.3f},",
                r->reqs, r->iterations, result_rps(r), r->failed, result_failed_rate(r), r->bytes_in,
                r->bytes_out, r->checks_pass, r->checks_fail,
                ck ? (double)r->checks_pass / (double)ck : 0.0, r->dropped, r->late,
                (double)r->max_lag_us / 1000.0, r->interrupted, result_under(r, 500000),
-               result_under(r, 1000000));
+               result_under(r, 1000000), r->rate_s, r->rate_reqs, r->rate_iters,
+               result_iter_rate(r));
     buf_append_str(b, "\"latency_ms\":");
     rj__latency(b, &r->h);
     buf_append_str(b, ",\"status\":{");
@@ -295,6 +298,11 @@ struct load_result *report_json_read(const char *path, char *err, size_t errlen)
     r->late = rj__u64(t, "late");
     r->max_lag_us = rj__ms_us(t, "max_lag_ms");
     r->interrupted = rj__u64(t, "interrupted");
+    r->rate_s = rj__num(t, "rate_s");
+    r->rate_reqs = rj__u64(t, "rate_requests");
+    r->rate_iters = rj__u64(t, "rate_iterations");
+    if (!(r->rate_s > 0) || !isfinite(r->rate_s))
+        r->rate_s = 0; /* an older report: rates over duration_s */
     if (hist_from_json(&r->h, rj__get(root, "hist")) == -1) {
         snprintf(err, errlen, "%s: \"hist\" is missing or inconsistent", path);
         goto fail;

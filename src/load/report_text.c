@@ -60,7 +60,10 @@ void report_text(const struct load_result *r, FILE *out)
     fprintf(out, "\n  target: %s\n", r->target ? r->target : "?");
     fprintf(out, "  model:  %s, %u %s, %u thread%s, %.1fs", r->mode ? r->mode : "?", r->vus_max,
             r->mode && strcmp(r->mode, "open") == 0 ? "max connections" : "max VUs", r->threads,
-            r->threads == 1 ? "" : "s", r->duration_s);
+            r->threads == 1 ? "" : "s", r->rate_s > 0 ? r->rate_s : r->duration_s);
+    if (r->rate_s > 0 && r->duration_s > r->rate_s + 0.05)
+        fprintf(out, " (+%.1fs for the requests in flight; rates count the %.1fs)",
+                r->duration_s - r->rate_s, r->rate_s);
     if (r->machines > 1)
         fprintf(out, ", merged from %u runs", r->machines);
     if (r->aborted)
@@ -102,7 +105,7 @@ void report_text(const struct load_result *r, FILE *out)
     rt__key(out, rt__mark(r, "http_reqs"), "http_reqs");
     fprintf(out, "%" PRIu64 "  %.1f/s\n", r->reqs, result_rps(r));
     rt__key(out, rt__mark(r, "iterations"), "iterations");
-    fprintf(out, "%" PRIu64 "  %.1f/s\n", r->iterations, (double)r->iterations / secs);
+    fprintf(out, "%" PRIu64 "  %.1f/s\n", r->iterations, result_iter_rate(r));
     rt__key(out, " ", "requests_under_500ms");
     fprintf(out, "%.2f%%\n", 100.0 * result_under(r, 500000));
     rt__key(out, " ", "requests_under_1s");

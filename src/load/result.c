@@ -131,6 +131,11 @@ void result_merge(struct load_result *dst, const struct load_result *src)
         dst->duration_s = src->duration_s;
     if (src->planned_s > dst->planned_s)
         dst->planned_s = src->planned_s;
+    /* Generators that ran side by side: their rates add, over the longer window. */
+    if (src->rate_s > dst->rate_s)
+        dst->rate_s = src->rate_s;
+    dst->rate_reqs += src->rate_reqs;
+    dst->rate_iters += src->rate_iters;
     if (dst->started_at == 0 || (src->started_at && src->started_at < dst->started_at))
         dst->started_at = src->started_at;
     dst->threads += src->threads;
@@ -184,7 +189,16 @@ struct result_check *result_check(struct load_result *r, const char *label, cons
 
 double result_rps(const struct load_result *r)
 {
+    if (r->rate_s > 0)
+        return (double)r->rate_reqs / r->rate_s;
     return r->duration_s > 0 ? (double)r->reqs / r->duration_s : 0.0;
+}
+
+double result_iter_rate(const struct load_result *r)
+{
+    if (r->rate_s > 0)
+        return (double)r->rate_iters / r->rate_s;
+    return r->duration_s > 0 ? (double)r->iterations / r->duration_s : 0.0;
 }
 
 double result_failed_rate(const struct load_result *r)

@@ -223,6 +223,10 @@ void run__client_done(struct client *c, bool err, enum load_err kind)
     if (c->req->nchecks)
         run__checks(t, c, err, latency);
     t->st.iterations++;
+    if (now <= atomic_load_explicit(&t->run->end_us, memory_order_relaxed)) {
+        t->st.win_reqs++;
+        t->st.win_iters++;
+    }
     t->last_done_us = now;
     if (t->open) {
         c->state = CL_IDLE;
@@ -600,6 +604,8 @@ struct load_result *run_scenario(struct scenario *s, const struct run_opts *o)
         r->reqs += st->reqs;
         r->failed += st->failed;
         r->iterations += st->iterations;
+        r->rate_reqs += st->win_reqs;
+        r->rate_iters += st->win_iters;
         r->bytes_in += st->bytes_in;
         r->bytes_out += t->bytes_out;
         r->interrupted += st->interrupted;
@@ -640,6 +646,9 @@ struct load_result *run_scenario(struct scenario *s, const struct run_opts *o)
     r->duration_s = (double)(last - run.start_us) / 1e6;
     if (r->duration_s <= 0)
         r->duration_s = 1e-6;
+    /* The rates' window: the plan, or up to the Ctrl-C that ended it (end_us moved there). */
+    uint64_t end = atomic_load(&run.end_us);
+    r->rate_s = end > run.start_us ? (double)(end - run.start_us) / 1e6 : 1e-6;
     run__copy_thresholds(r, s);
     free(run.th);
     return r;

@@ -231,6 +231,10 @@ static double th__observe(const struct threshold *t, const struct load_result *r
         return pass + fail ? (double)pass / (double)(pass + fail) : 0.0;
     }
     uint64_t count = 0;
+    if (t->agg == TH_RATE && !t->tag && strcmp(t->metric, "http_reqs") == 0)
+        return result_rps(r); /* the planned duration's requests, as the summary shows */
+    if (t->agg == TH_RATE && strcmp(t->metric, "iterations") == 0)
+        return result_iter_rate(r);
     if (strcmp(t->metric, "http_reqs") == 0)
         count = t->tag ? (ep ? ep->reqs : 0) : r->reqs;
     else if (strcmp(t->metric, "iterations") == 0)
