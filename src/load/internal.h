@@ -24,6 +24,7 @@ struct tls_session;
 #define LOAD_MAX_THREADS 64
 #define LOAD_MAX_VUS 100000
 #define LOAD_ERR_LEN 512
+#define LOAD_MAX_FAILED 0.01 /* default failed-request rate above which a run exits 1 */
 
 /* ---------------------------------------------------------------- templates (tmpl.c) ---- */
 
@@ -202,6 +203,8 @@ struct scenario {
     uint64_t graceful_us; /* wait for in-flight requests after the end */
     struct threshold *th;
     size_t nth;
+    double max_failed; /* the exit-1 rule: failed rate allowed (max_failed: / --max-failed);
+                          < 0: the default, LOAD_MAX_FAILED */
     bool quick;
     /* https targets: one client context and one resumable session shared by every thread */
     bool tls_verify;   /* default on; off with tls: {verify: false} or -k */
@@ -361,6 +364,14 @@ void result_merge(struct load_result *dst, const struct load_result *src);
 struct result_ep *result_ep(struct load_result *r, const char *name, const char *method);
 struct result_check *result_check(struct load_result *r, const char *label, const char *request);
 double result_rps(const struct load_result *r);
+/* "5%", "0.5%" or a fraction "0.05" into [0, 1]; 0 or -1. */
+int result_parse_ratio(const char *s, double *out);
+/* The exit-1 rule of a finished run: NULL when it passes, else why it failed ("100.00% of the
+ * requests failed, above the 1% allowed (--max-failed)") in <why>. <max_failed> < 0 is the
+ * default. A run with no untagged http_req_failed threshold is judged on max_failed; with one,
+ * that threshold decides (exit 99, as k6). A run where no request completed always fails. */
+const char *result_failure(const struct load_result *r, double max_failed, char *why,
+                           size_t whylen);
 /* Iterations per second, over the same window as result_rps. */
 double result_iter_rate(const struct load_result *r);
 double result_failed_rate(const struct load_result *r);

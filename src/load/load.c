@@ -46,23 +46,30 @@ static void load__usage(FILE *out)
         "Options of both modes:\n"
         "      --json FILE       write the JSON report (histograms, time series)\n"
         "      --html FILE       write a self-contained HTML report\n"
+        "      --max-failed R    failed requests allowed before exit 1 (default 1%%; a\n"
+        "                        http_req_failed threshold replaces this rule)\n"
         "  -q, --quiet           no live progress on stderr\n"
         "  -h, --help            this help\n"
         "\n"
         "Scenario mode reads base_url, requests (templated paths: {{rand 1 1000}}, {{seq}},\n"
         "{{uuid}}, {{pick a b}}, {{env NAME}}), executor (vus with stages, or arrival_rate),\n"
         "checks and k6-style thresholds; see docs/load.md and examples/load-*.yaml.\n"
-        "Exit codes: 0 ok, 99 a threshold failed, 130 interrupted (Ctrl-C, after the report),\n"
+        "Exit codes: 0 ok, 1 the run failed (no response, or more failed requests than\n"
+        "--max-failed), 99 a threshold failed, 130 interrupted (Ctrl-C, after the report),\n"
         "2 bad usage or bad input.\n");
 }
 
 struct load_opts {
     const char *json, *html;
     bool quiet;
+    double max_failed; /* --max-failed; < 0: the scenario's max_failed:, or the default */
 };
 
-/* Prints the summary, writes the reports. */
-static int load__report(struct load_result *r, const struct load_opts *o)
+/* Prints the summary, writes the reports. The exit code a CI job can rely on: 130 interrupted,
+ * 99 a threshold failed (k6), 1 the run failed by the failure rule (result_failure: no response at
+ * all, or more failed requests than max_failed allows when no http_req_failed threshold says
+ * otherwise) or a report could not be written, 0 otherwise. */
+static int load__report(struct load_result *r, const struct load_opts *o, double max_failed)
 {
     size_t failed = threshold_eval_all(r->th, r->nth, r);
     report_text(r, stdout);
@@ -87,6 +94,11 @@ static int load__report(struct load_result *r, const struct load_opts *o)
     if (failed > 0) {
         fprintf(stderr, "apigate load: %zu threshold%s failed\n", failed, failed == 1 ? "" : "s");
         return LOAD_EXIT_THRESHOLDS;
+    }
+    char why[256];
+    if (result_failure(r, o->max_failed >= 0 ? o->max_failed : max_failed, why, sizeof(why))) {
+        fprintf(stderr, "apigate load: FAILED: %s\n", why);
+        return 1;
     }
     return rc;
 }
@@ -123,7 +135,7 @@ static int load__run(struct scenario *s, const struct load_opts *o)
     load__raise_nofile(s);
     struct run_opts ro = {.progress = !o->quiet, .tty = isatty(STDERR_FILENO) == 1};
     struct load_result *r = run_scenario(s, &ro);
-    int rc = load__report(r, o);
+    int rc = load__report(r, o, s->max_failed);
     result_destroy(r);
     return rc;
 }
@@ -191,7 +203,18 @@ static int load__add_header(struct load_req *r, const char *arg)
     return 0;
 }
 
-enum { OPT_JSON = 256, OPT_HTML, OPT_BODY, OPT_TIMEOUT, OPT_CACERT, OPT_THRESHOLD };
+enum { OPT_JSON = 256, OPT_HTML, OPT_BODY, OPT_TIMEOUT, OPT_CACERT, OPT_THRESHOLD, OPT_MAX_FAILED };
+
+/* --max-failed 5% (or 0.05): prints the error itself. */
+static int load__max_failed_arg(const char *s, double *out)
+{
+    if (result_parse_ratio(s, out) == -1) {
+        fprintf(stderr, "apigate load: --max-failed '%s': expected a rate like 1%% or 0.01 (0 to "
+                        "100%%)\n", s);
+        return -1;
+    }
+    return 0;
+}
 
 static const struct option load_longopts[] = {
     {"connections", required_argument, NULL, 'c'},
@@ -207,6 +230,7 @@ static const struct option load_longopts[] = {
     {"insecure", no_argument, NULL, 'k'},
     {"threshold", required_argument, NULL, OPT_THRESHOLD},
     {"cacert", required_argument, NULL, OPT_CACERT},
+    {"max-failed", required_argument, NULL, OPT_MAX_FAILED},
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -230,7 +254,7 @@ static int load__uint_arg(const char *opt, const char *s, unsigned long max, uns
  * or, with --rate, the open model over -c connections (wrk2). */
 static int load__quick(int argc, char **argv)
 {
-    struct load_opts o = {0};
+    struct load_opts o = {.max_failed = -1};
     unsigned conns = 10, threads = 1;
     uint64_t dur_us = 10000000, timeout_us = 10000000;
     double rate = 0.0;
@@ -300,6 +324,10 @@ static int load__quick(int argc, char **argv)
         case OPT_THRESHOLD:
             ths[nths++] = optarg;
             break;
+        case OPT_MAX_FAILED:
+            if (load__max_failed_arg(optarg, &o.max_failed) == -1)
+                goto out;
+            break;
         case 'q':
             o.quiet = true;
             break;
@@ -322,6 +350,7 @@ static int load__quick(int argc, char **argv)
     const char *url = argv[optind];
     s = xcalloc(1, sizeof(*s));
     s->quick = true;
+    s->max_failed = -1;
     s->tls_verify = !insecure;
     s->tls_ca_file = cacert ? xstrdup(cacert) : NULL;
     char err[LOAD_ERR_LEN];
@@ -483,6 +512,7 @@ static void load__run_usage(FILE *out)
 {
     fprintf(out, "usage: apigate load run SCENARIO.yaml [--json F] [--html F] [-q] [--check]\n"
                  "                      [--base-url URL] [--duration D] [--vus N] [--threads N]\n"
+                 "                      [--max-failed R]\n"
                  "  --check         validate the file (and resolve the target), do not run\n"
                  "  --base-url URL  another target than the file's base_url\n"
                  "  --duration D    stretch or shrink the stages to last D (same shape)\n"
@@ -493,7 +523,7 @@ static void load__run_usage(FILE *out)
 /* `load run FILE`: load, optionally reshape or only check, run, report. */
 static int load__scenario(int argc, char **argv)
 {
-    struct load_opts o = {0};
+    struct load_opts o = {.max_failed = -1};
     struct load_overrides ov = {0};
     const char *file = NULL;
     bool check = false;
@@ -513,6 +543,10 @@ static int load__scenario(int argc, char **argv)
             o.json = argv[++i];
         } else if (strcmp(a, "--html") == 0 && val) {
             o.html = argv[++i];
+        } else if (strcmp(a, "--max-failed") == 0 && val) {
+            if (load__max_failed_arg(val, &o.max_failed) == -1)
+                return 2;
+            i++;
         } else if (strcmp(a, "--base-url") == 0 && val) {
             ov.base_url = argv[++i];
         } else if (strcmp(a, "--duration") == 0 && val) {

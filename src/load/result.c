@@ -1,6 +1,8 @@
 /* The merged outcome of a run, whatever produced it: a live run (run.c), a JSON report read back
  * (report_json.c), or several of those added together (merge of generator machines). Reports and
  * thresholds read only this struct. */
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -210,4 +212,42 @@ double result_under(const struct load_result *r, uint64_t us)
 {
     uint64_t n = hist_count(&r->h);
     return n ? (double)hist_count_le(&r->h, us) / (double)n : 0.0;
+}
+
+int result_parse_ratio(const char *s, double *out)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || !isfinite(v))
+        return -1;
+    if (*end == '%') {
+        v /= 100.0;
+        end++;
+    }
+    if (*end != '\0' || v < 0.0 || v > 1.0)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+const char *result_failure(const struct load_result *r, double max_failed, char *why,
+                           size_t whylen)
+{
+    if (r->reqs == 0) {
+        snprintf(why, whylen, "no request completed");
+        return why;
+    }
+    for (size_t i = 0; i < r->nth; i++)
+        if (strcmp(r->th[i].metric, "http_req_failed") == 0 && r->th[i].tag == NULL)
+            return NULL; /* the user's own rule on failures decides (exit 99) */
+    double allowed = max_failed < 0 ? LOAD_MAX_FAILED : max_failed;
+    double rate = result_failed_rate(r);
+    if (rate <= allowed)
+        return NULL;
+    snprintf(why, whylen,
+             "%.2f%% of the requests failed (%llu of %llu), above the %g%% allowed "
+             "(--max-failed, or max_failed: in a scenario)",
+             rate * 100.0, (unsigned long long)r->failed, (unsigned long long)r->reqs,
+             allowed * 100.0);
+    return why;
 }

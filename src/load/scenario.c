@@ -610,7 +610,7 @@ static void scen__stages(struct scen_parse *p, const struct ynode *n, bool rate)
 
 static const char *const scen_keys =
     "base_url, executor, vus, duration, stages, rate, start_rate, pre_allocated_vus, max_vus, "
-    "threads, timeout, graceful_stop, think, headers, requests, thresholds, tls";
+    "threads, timeout, graceful_stop, think, headers, requests, thresholds, max_failed, tls";
 
 /* thresholds: {metric{name:x}: [expr, …]}; each expression is parsed now, so a typo is an
  * error before the run rather than a threshold that can never fail. */
@@ -699,7 +699,8 @@ static void scen__top(struct scen_parse *p, const struct ynode *root)
     static const char *const known[] = {
         "base_url",   "executor",          "vus",      "duration",   "stages",  "rate",
         "start_rate", "pre_allocated_vus", "max_vus",  "threads",    "timeout", "graceful_stop",
-        "think",      "headers",           "requests", "thresholds", "tls"};
+        "think",      "headers",           "requests", "thresholds", "tls",
+        "max_failed"};
     for (size_t i = 0; i < ynode_size(root); i++) {
         const char *k = ynode_key(root, i)->str;
         bool ok = false;
@@ -835,6 +836,13 @@ static void scen__top(struct scen_parse *p, const struct ynode *root)
     s->graceful_us = 5000000;
     if ((n = ynode_get(root, "graceful_stop")))
         scen__duration(p, n, "graceful_stop", &s->graceful_us);
+    s->max_failed = -1;
+    if ((n = ynode_get(root, "max_failed")) && scen__is_scalar(p, n, "max_failed") &&
+        result_parse_ratio(n->str, &s->max_failed) == -1) {
+        SERR(p, n, "max_failed: '%s' is not a rate; use a percentage like 5%% or a fraction "
+                   "like 0.05 (0 to 100%%)", n->str);
+        s->max_failed = -1;
+    }
     s->tls_verify = true;
     if ((n = ynode_get(root, "tls")))
         scen__tls(p, n);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# An unreachable target is a run with 100% failed requests and a clear error summary, not a crash
-# or a hang: a closed port (connection refused) in both models, and a server that accepts but
+# An unreachable target is a run with 100% failed requests and a clear error summary (exit 1: the
+# run failed), not a crash or a hang: a closed port (connection refused) in both models, and a server that accepts but
 # never answers (request timeout), each bounded in time. A hostile server (invalid status line,
 # connection reset, body shorter than its Content-Length, an endless flood of 1xx responses) gets
 # each failure counted under its kind, and the run still ends on time.
@@ -14,7 +14,7 @@ log "connection refused, closed model"
 start=$SECONDS
 rc=0
 timeout 20 "$APIGATE" load -q -c 4 -d 1s --json "$T/r.json" "http://127.0.0.1:$dead/" >"$T/r.out" || rc=$?
-assert_eq "$rc" 0 "exit code"
+assert_eq "$rc" 1 "exit code (every request failed)"
 [ $((SECONDS - start)) -le 5 ] || fail "took $((SECONDS - start)) s for a 1 s run"
 out=$(cat "$T/r.out")
 assert_contains "$out" "http_req_failed...............: 100.00%"
@@ -27,7 +27,7 @@ assert_eq "$(jq '.hist.count' "$T/r.json")" 0 "no latency recorded for failures"
 log "connection refused, open model"
 rc=0
 timeout 20 "$APIGATE" load -q -c 4 --rate 200/s -d 1s --json "$T/o.json" "http://127.0.0.1:$dead/" >/dev/null || rc=$?
-assert_eq "$rc" 0 "exit code"
+assert_eq "$rc" 1 "exit code (every request failed)"
 reqs=$(jq '.totals.requests' "$T/o.json")
 assert_range "$reqs" 150 210 "iterations attempted at 200/s for 1 s"
 assert_eq "$(jq '.totals.failed' "$T/o.json")" "$reqs" "all failed"
@@ -46,7 +46,7 @@ wait_port "$port"
 start=$SECONDS
 rc=0
 timeout 30 "$APIGATE" load -q -c 3 -d 1s --timeout 500ms --json "$T/t.json" "http://127.0.0.1:$port/" >"$T/t.out" || rc=$?
-assert_eq "$rc" 0 "exit code"
+assert_eq "$rc" 1 "exit code (every request failed)"
 [ $((SECONDS - start)) -le 6 ] || fail "took $((SECONDS - start)) s"
 [ "$(jq '.errors.request_timeout' "$T/t.json")" -ge 3 ] || fail "no request_timeout: $(cat "$T/t.out")"
 assert_contains "$(cat "$T/t.out")" "request timed out"
@@ -60,12 +60,14 @@ time.sleep(60)   # never accepts: once the queue is full, SYNs are dropped
 sleep 0.3
 rc=0
 timeout 20 "$APIGATE" load -q -c 8 -d 1s --timeout 500ms --json "$T/b.json" "http://127.0.0.1:$bport/" >"$T/b.out" || rc=$?
-assert_eq "$rc" 0 "exit code"
+assert_eq "$rc" 1 "exit code (every request failed)"
 [ "$(jq '.errors.connect_timeout' "$T/b.json")" -gt 0 ] || fail "no connect_timeout: $(cat "$T/b.out")"
 assert_contains "$(cat "$T/b.out")" "connect timed out"
 log "…and with the default 10 s timeout the run still ends on time, saying why nothing completed"
 start=$SECONDS
-timeout 20 "$APIGATE" load -q -c 4 -d 500ms "http://127.0.0.1:$bport/" >"$T/b2.out" || fail "exit $?"
+rc=0
+timeout 20 "$APIGATE" load -q -c 4 -d 500ms "http://127.0.0.1:$bport/" >"$T/b2.out" || rc=$?
+assert_eq "$rc" 1 "exit code (no request completed)"
 [ $((SECONDS - start)) -le 8 ] || fail "took $((SECONDS - start)) s"
 assert_contains "$(cat "$T/b2.out")" "no request completed"
 
@@ -98,7 +100,7 @@ for pk in status:protocol_error reset:reset short:closed flood:request_timeout; 
     rc=0
     timeout 60 "$APIGATE" load -q -c 2 -d 1s --timeout 1s --json "$T/h.json" \
         "http://127.0.0.1:$hport/$path" >"$T/h.out" 2>&1 || rc=$?
-    assert_eq "$rc" 0 "/$path: exit code"
+    assert_eq "$rc" 1 "/$path: exit code (every request failed)"
     [ $((SECONDS - start)) -le 5 ] || fail "/$path: took $((SECONDS - start)) s for a 1 s run"
     [ "$(jq ".errors.$kind" "$T/h.json")" -ge 1 ] || fail "/$path: no $kind: $(cat "$T/h.out")"
     assert_eq "$(jq '.totals.failed' "$T/h.json")" "$(jq '.totals.requests' "$T/h.json")" \

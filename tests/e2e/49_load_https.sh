@@ -33,7 +33,9 @@ wait_port "$port"
 url="https://127.0.0.1:$port/"
 
 log "verification on by default: an untrusted certificate fails every request"
-"$APIGATE" load -q -c 2 -d 500ms --json "$T/v.json" "$url" >"$T/v.out"
+rc=0
+"$APIGATE" load -q -c 2 -d 500ms --json "$T/v.json" "$url" >"$T/v.out" 2>"$T/v.err" || rc=$?
+assert_eq "$rc" 1 "exit code (every request failed)"
 assert_eq "$(jq '.totals.failed == .totals.requests and .totals.requests > 0' "$T/v.json")" true "all failed"
 [ "$(jq '.errors.tls_error' "$T/v.json")" -gt 0 ] || fail "no tls_error: $(cat "$T/v.out")"
 assert_contains "$(cat "$T/v.out")" "certificate verify failed"

@@ -56,7 +56,7 @@ requests:
   - {name: live, method: GET, path: '/api/live/{{rand 1 10}}', weight: 1}
 YAML
 log "load on both routes; the upstream dies after 1.5 s"
-"$APIGATE" load run "$T/mixed.yaml" -q --json "$T/mixed.json" >"$T/mixed.txt" 2>&1 &
+"$APIGATE" load run "$T/mixed.yaml" -q --max-failed 100% --json "$T/mixed.json" >"$T/mixed.txt" 2>&1 &
 load_pid=$!
 sleep 1.5
 stop_bg mock || true
@@ -82,7 +82,7 @@ assert_contains "$h" "X-Cache: STALE" "cached route after the kill"
 assert_eq "$(curl -s "$A/stats" | jq '.breakers_open')" 2 "both breakers open"
 
 log "uncached route now: the fallback at once"
-"$APIGATE" load -q -c 4 -d 2s --json "$T/live.json" "$G/api/live/1" >"$T/live.txt" 2>&1 ||
+"$APIGATE" load -q -c 4 -d 2s --max-failed 100% --json "$T/live.json" "$G/api/live/1" >"$T/live.txt" 2>&1 ||
     fail "load on live failed: $(cat "$T/live.txt")"
 live_all=$(jq '[.status[]] | add' "$T/live.json")
 live_503=$(jq '.status["503"] // 0' "$T/live.json")

@@ -95,7 +95,7 @@ for i in $(seq 1 10); do assert_eq "$(http_status "$G/pair/post" -X POST)" 200 "
 assert_eq "$(mock_stat "$good" pair)" 10 "every opted-in POST answered by the good server"
 
 log "100%-failing upstream under load: retries bounded by the budget"
-"$APIGATE" load -q -c 8 -d 3s --json "$T/down.json" "$G/down/1" >"$T/down.txt" 2>&1 ||
+"$APIGATE" load -q -c 8 -d 3s --max-failed 100% --json "$T/down.json" "$G/down/1" >"$T/down.txt" 2>&1 ||
     fail "load failed: $(cat "$T/down.txt")"
 requests=$(jq '[.status[]] | add' "$T/down.json")
 assert_eq "$(jq '.status["503"]' "$T/down.json")" "$requests" "clients see the 503"

@@ -43,7 +43,7 @@ phase() {
     local name=$1 path=$2 rate=$3 d=$4 since
     : >"$T/access.log"
     since=$(date -u -d '+1 second' +%Y-%m-%dT%H:%M:%S.%3NZ)
-    "$APIGATE" load -q -t 1 -c 128 -R "$rate/s" -d "${d}s" --json "$T/$name.json" "$G$path" >"$T/$name.txt" 2>&1 ||
+    "$APIGATE" load -q -t 1 -c 128 -R "$rate/s" -d "${d}s" --max-failed 100% --json "$T/$name.json" "$G$path" >"$T/$name.txt" 2>&1 ||
         fail "load $name: $(cat "$T/$name.txt")"
     sleep 0.6 # access log flush
     jq -r --arg since "$since" 'select(.status == 200 and .time >= $since) | .total_ms' "$T/access.log" | sort -n |
