@@ -480,6 +480,10 @@ void report_json(const struct load_result *r, struct buf *out);
 /* Reads a JSON report; NULL with a message in <err>. */
 struct load_result *report_json_read(const char *path, char *err, size_t errlen);
 void report_html(const struct load_result *r, struct buf *out);
+/* The `load compare --html` page: <cmp_json> (what --json writes) as tables, the series of the
+ * <n> runs overlaid on one chart per metric, a verdict banner for the --fail-on rules. */
+void report_html_compare(const struct load_result *const *runs, const char *const *files,
+                         size_t n, const struct buf *cmp_json, struct buf *out);
 /* Writes <b> to <path>; 0 or -1 with a message on stderr. */
 int report_write_file(const char *path, const struct buf *b);
 /* Checks, before a run, that report <path> can be written after it: a missing or read-only

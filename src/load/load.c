@@ -25,7 +25,8 @@ static void load__usage(FILE *out)
         out,
         "usage: apigate load [OPTIONS] URL              quick mode, like wrk\n"
         "       apigate load run SCENARIO.yaml [OPTIONS]  scenario mode, like k6\n"
-        "       apigate load compare BEFORE.json AFTER.json\n"
+        "       apigate load compare RUN1.json RUN2.json [...] [--fail-on RULE]\n"
+        "                            [--json F] [--html F]\n"
         "       apigate load merge A.json B.json ... [--json OUT.json] [--html OUT.html]\n"
         "\n"
         "Quick mode options:\n"

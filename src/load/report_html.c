@@ -50,38 +50,42 @@ static const char rh_css[] =
     ".warn{background:#fff4e5;border:1px solid #f5a623;padding:8px;margin:8px 0}";
 
 /* The drawing code: a small line-chart function for every chart, with axes, ticks and legend. */
+/* The chart helpers, shared by the run report and the compare page. */
+#define RH_JS_LIB                                                                                  \
+    "function fmtMs(v){return v>=1000?(v/1000).toFixed(2)+' s':v>=1?v.toFixed(v<10?2:0)+' ms'"     \
+    ":(v*1000).toFixed(0)+' \\u00b5s';}\n"                                                         \
+    "function nice(max){if(!(max>0))return 1;var p=Math.pow(10,Math.floor(Math.log10(max)));"      \
+    "var m=max/p;return (m<=1?1:m<=2?2:m<=5?5:10)*p;}\n"                                           \
+    "function chart(id,series,o){var c=document.getElementById(id);if(!c)return;"                  \
+    "var w=c.clientWidth||600,h=c.clientHeight||240,r=window.devicePixelRatio||1;"                 \
+    "c.width=w*r;c.height=h*r;var g=c.getContext('2d');g.scale(r,r);"                              \
+    "var L=58,R=12,T=22,B=30,pw=w-L-R,ph=h-T-B,n=0,xmin=Infinity,xmax=-Infinity,ymax=0;"           \
+    "series.forEach(function(s){s.pts.forEach(function(p){var "                                    \
+    "x=o.logx?Math.log10(Math.max(p[0],1e-3)):p[0];"                                               \
+    "xmin=Math.min(xmin,x);xmax=Math.max(xmax,x);ymax=Math.max(ymax,p[1]);});});"                  \
+    "if(!isFinite(xmin)){xmin=0;xmax=1;}if(xmax==xmin)xmax=xmin+1;var ytop=o.ymax||nice(ymax);"    \
+    "function X(v){var x=o.logx?Math.log10(Math.max(v,1e-3)):v;return L+(x-xmin)/(xmax-xmin)*pw;}" \
+    "function Y(v){return T+ph-(v/ytop)*ph;}"                                                      \
+    "g.fillStyle='#fff';g.fillRect(0,0,w,h);g.strokeStyle='#dde1e8';g.fillStyle='#5b6475';"        \
+    "g.font='11px sans-serif';g.lineWidth=1;"                                                      \
+    "for(var i=0;i<=4;i++){var "                                                                   \
+    "yv=ytop*i/4,yy=Y(yv);g.beginPath();g.moveTo(L,yy);g.lineTo(L+pw,yy);"                         \
+    "g.stroke();g.textAlign='right';g.fillText(o.fy?o.fy(yv):String(Math.round(yv*100)/"           \
+    "100),L-4,yy+4);}"                                                                             \
+    "for(var i=0;i<=5;i++){var xv=xmin+(xmax-xmin)*i/5,xx=L+pw*i/5;g.textAlign='center';"          \
+    "g.fillText(o.logx?fmtMs(Math.pow(10,xv)):(o.fx?o.fx(xv):(xmax-xmin<=10?xv.toFixed(1):Math."   \
+    "round(xv))+'s'),xx,T+ph+16);}"                                                                \
+    "var lx=L;series.forEach(function(s){g.strokeStyle=s.color;g.lineWidth=1.8;g.beginPath();"     \
+    "s.pts.forEach(function(p,k){var x=X(p[0]),y=Y(p[1]);if(k)g.lineTo(x,y);else "                 \
+    "g.moveTo(x,y);n++;});"                                                                        \
+    "if(s.pts.length==1){g.arc(X(s.pts[0][0]),Y(s.pts[0][1]),2,0,7);}g.stroke();"                  \
+    "g.fillStyle=s.color;g.fillRect(lx,6,10,10);g.fillStyle='#1d2330';g.textAlign='left';"         \
+    "g.fillText(s.name,lx+14,15);lx+=g.measureText(s.name).width+34;});"                           \
+    "c.setAttribute('data-drawn',String(n));}\n"
+
 static const char rh_js[] =
     "(function(){\n"
-    "var D=JSON.parse(document.getElementById('report-data').textContent);\n"
-    "function fmtMs(v){return v>=1000?(v/1000).toFixed(2)+' s':v>=1?v.toFixed(v<10?2:0)+' ms'"
-    ":(v*1000).toFixed(0)+' \\u00b5s';}\n"
-    "function nice(max){if(!(max>0))return 1;var p=Math.pow(10,Math.floor(Math.log10(max)));"
-    "var m=max/p;return (m<=1?1:m<=2?2:m<=5?5:10)*p;}\n"
-    "function chart(id,series,o){var c=document.getElementById(id);if(!c)return;"
-    "var w=c.clientWidth||600,h=c.clientHeight||240,r=window.devicePixelRatio||1;"
-    "c.width=w*r;c.height=h*r;var g=c.getContext('2d');g.scale(r,r);"
-    "var L=58,R=12,T=22,B=30,pw=w-L-R,ph=h-T-B,n=0,xmin=Infinity,xmax=-Infinity,ymax=0;"
-    "series.forEach(function(s){s.pts.forEach(function(p){var "
-    "x=o.logx?Math.log10(Math.max(p[0],1e-3)):p[0];"
-    "xmin=Math.min(xmin,x);xmax=Math.max(xmax,x);ymax=Math.max(ymax,p[1]);});});"
-    "if(!isFinite(xmin)){xmin=0;xmax=1;}if(xmax==xmin)xmax=xmin+1;var ytop=o.ymax||nice(ymax);"
-    "function X(v){var x=o.logx?Math.log10(Math.max(v,1e-3)):v;return L+(x-xmin)/(xmax-xmin)*pw;}"
-    "function Y(v){return T+ph-(v/ytop)*ph;}"
-    "g.fillStyle='#fff';g.fillRect(0,0,w,h);g.strokeStyle='#dde1e8';g.fillStyle='#5b6475';"
-    "g.font='11px sans-serif';g.lineWidth=1;"
-    "for(var i=0;i<=4;i++){var yv=ytop*i/4,yy=Y(yv);g.beginPath();g.moveTo(L,yy);g.lineTo(L+pw,yy);"
-    "g.stroke();g.textAlign='right';g.fillText(o.fy?o.fy(yv):String(Math.round(yv*100)/"
-    "100),L-4,yy+4);}"
-    "for(var i=0;i<=5;i++){var xv=xmin+(xmax-xmin)*i/5,xx=L+pw*i/5;g.textAlign='center';"
-    "g.fillText(o.logx?fmtMs(Math.pow(10,xv)):(o.fx?o.fx(xv):(xmax-xmin<=10?xv.toFixed(1):Math."
-    "round(xv))+'s'),xx,T+ph+16);}"
-    "var lx=L;series.forEach(function(s){g.strokeStyle=s.color;g.lineWidth=1.8;g.beginPath();"
-    "s.pts.forEach(function(p,k){var x=X(p[0]),y=Y(p[1]);if(k)g.lineTo(x,y);else "
-    "g.moveTo(x,y);n++;});"
-    "if(s.pts.length==1){g.arc(X(s.pts[0][0]),Y(s.pts[0][1]),2,0,7);}g.stroke();"
-    "g.fillStyle=s.color;g.fillRect(lx,6,10,10);g.fillStyle='#1d2330';g.textAlign='left';"
-    "g.fillText(s.name,lx+14,15);lx+=g.measureText(s.name).width+34;});"
-    "c.setAttribute('data-drawn',String(n));}\n"
+    "var D=JSON.parse(document.getElementById('report-data').textContent);\n" RH_JS_LIB
     "var P=Math.ceil(D.planned_s||0);var S=(D.series||[]).filter(function(s){return !P||s.t<P;});\n"
     "function pts(k){return S.map(function(s){return [s.t+1,s[k]];});}\n"
     "chart('chart-rps',[{name:'requests/s',color:'#2f6fde',pts:pts('rps')}],{});\n"
@@ -282,4 +286,120 @@ void report_html(const struct load_result *r, struct buf *out)
     buf_append_str(out, "\n<script type=application/json id=report-data>");
     rh__data(r, out);
     buf_printf(out, "</script>\n<script>%s</script>\n</body></html>\n", rh_js);
+}
+
+/* ---- `load compare --html`: one page, the runs overlaid ---- */
+
+static const char rh_cmp_js[] =
+    "(function(){\n"
+    "var D=JSON.parse(document.getElementById('compare-data').textContent);\n" RH_JS_LIB
+    "var C=['#7a7f8a','#2f6fde','#c4320a','#18794e','#f5a623','#7a4fd6'];\n"
+    "function ser(k){return D.series.map(function(S,i){var P=Math.ceil(D.planned[i]||0);"
+    "return {name:'#'+(i+1)+' '+D.names[i],color:C[i%C.length],pts:S.filter(function(s){"
+    "return !P||s.t<P;}).map(function(s){return [s.t+1,s[k]];})};});}\n"
+    "chart('chart-rps',ser('rps'),{});\n"
+    "chart('chart-p95',ser('p95_ms'),{fy:fmtMs});\n"
+    "chart('chart-errors',ser('errors'),{});\n"
+    "document.body.setAttribute('data-charts','done');\n"
+    "})();\n";
+
+/* Appends <j> with "</" broken, so no string can close the <script> element. */
+static void rh__script_json(struct buf *b, const char *j, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (j[i] == '<' && i + 1 < n && j[i + 1] == '/')
+            buf_append_str(b, "<\\");
+        else
+            buf_append(b, &j[i], 1);
+    }
+}
+
+void report_html_compare(const struct load_result *const *runs, const char *const *files, size_t n,
+                         const struct buf *cmp_json, struct buf *out)
+{
+    bool failed = memmem(buf_head(cmp_json), buf_pending(cmp_json), "\"failed\":true}\n", 15);
+    buf_printf(out,
+               "<!doctype html>\n<html lang=en><head><meta charset=utf-8>"
+               "<meta name=viewport content='width=device-width,initial-scale=1'>"
+               "<title>apigate load compare</title><style>%s"
+               ".banner{padding:10px 14px;border-radius:6px;font-weight:600;margin:8px 0 12px}"
+               ".banner.fail{background:#fde8e4;border:1px solid #c4320a;color:#8c2307}"
+               ".banner.pass{background:#e6f4ec;border:1px solid #18794e;color:#0f5132}"
+               "</style></head><body>\n<h1>apigate load compare</h1>",
+               rh_css);
+    buf_printf(out, "<div id=verdict class='banner %s'>%s</div>\n", failed ? "fail" : "pass",
+               failed ? "FAILED: a --fail-on rule was broken (see below)"
+                      : "No --fail-on rule broken");
+    buf_append_str(out, "<table id=runs><tr><th>#</th><th class=l>file</th><th class=l>target"
+                        "</th><th class=l>model</th><th>duration</th></tr>");
+    for (size_t i = 0; i < n; i++) {
+        buf_printf(out, "<tr><td>%zu</td><td class=l>", i + 1);
+        rh__esc(out, files[i]);
+        buf_append_str(out, "</td><td class=l>");
+        rh__esc(out, runs[i]->target ? runs[i]->target : "?");
+        buf_append_str(out, "</td><td class=l>");
+        rh__esc(out, runs[i]->mode ? runs[i]->mode : "?");
+        buf_printf(out, "</td><td>%.1f s</td></tr>", runs[i]->duration_s);
+    }
+    buf_append_str(
+        out, "</table>\n<div class=grid>"
+             "<div class=card><h3>Requests per second</h3><canvas id=chart-rps></canvas></div>"
+             "<div class=card><h3>Latency p95</h3><canvas id=chart-p95></canvas></div>"
+             "<div class=card><h3>Errors per second</h3><canvas id=chart-errors></canvas></div>"
+             "</div>\n<h2>Metrics</h2><table id=metrics></table><table id=rules></table>\n"
+             "<script type=application/json id=compare-data>{\"cmp\":");
+    const char *j = buf_head(cmp_json);
+    size_t jn = buf_pending(cmp_json);
+    while (jn > 0 && (j[jn - 1] == '\n'))
+        jn--;
+    rh__script_json(out, j, jn);
+    buf_append_str(out, ",\"names\":[");
+    for (size_t i = 0; i < n; i++) {
+        const char *base = strrchr(files[i], '/');
+        base = base ? base + 1 : files[i];
+        struct buf q = BUF_INIT;
+        buf_append_json_str(&q, base, strlen(base));
+        if (i)
+            buf_append_str(out, ",");
+        rh__script_json(out, buf_head(&q), buf_pending(&q));
+        buf_deinit(&q);
+    }
+    buf_append_str(out, "],\"planned\":[");
+    for (size_t i = 0; i < n; i++)
+        buf_printf(out, "%s%.3f", i ? "," : "",
+                   runs[i]->rate_s > 0 ? runs[i]->rate_s : runs[i]->planned_s);
+    buf_append_str(out, "],\"series\":[");
+    for (size_t i = 0; i < n; i++) {
+        buf_append_str(out, i ? ",[" : "[");
+        for (size_t k = 0; k < runs[i]->nseries; k++) {
+            const struct result_sec *s = &runs[i]->series[k];
+            buf_printf(out, "%s{\"t\":%lld,\"rps\":%llu,\"errors\":%llu,\"p95_ms\":%.3f}",
+                       k ? "," : "", (long long)s->t, (unsigned long long)s->reqs,
+                       (unsigned long long)s->errors, (double)s->p95_us / 1000.0);
+        }
+        buf_append_str(out, "]");
+    }
+    /* The tables are filled from the same JSON the --json option writes. */
+    buf_printf(
+        out,
+        "]}</script>\n<script>%s</script>\n<script>(function(){"
+        "var D=JSON.parse(document.getElementById('compare-data').textContent).cmp;"
+        "function e(s){return String(s).replace(/[&<>\"']/g,function(c){return '&#'+"
+        "c.charCodeAt(0)+';';});}"
+        "function f(v,u){if(v===null)return '-';if(u==='ms')return v.toFixed(2)+' ms';"
+        "if(u==='ratio')return (v*100).toFixed(2)+'%%';if(u==='per_s')return "
+        "v.toFixed(1)+'/s';return String(Math.round(v));}"
+        "var h='<tr><th class=l>metric</th>';D.runs.forEach(function(r,i){h+='<th>#'+(i+1)"
+        "+'</th>';});h+='<th class=l>last vs #1</th></tr>';"
+        "D.metrics.forEach(function(m){h+='<tr data-key=\"'+e(m.key)+'\"><td class=l>'+"
+        "e(m.label)+'</td>';m.values.forEach(function(v,i){var c=m.change[i];h+='<td>'+"
+        "f(v,m.unit)+(i&&c!==null?' ('+(c>=0?'+':'')+c.toFixed(m.change_unit==='pp'?2:1)+"
+        "(m.change_unit==='pp'?' pp':'%%')+')':'')+'</td>';});var v=m.verdict[m.verdict."
+        "length-1]||'';h+='<td class=\"l '+(v==='worse'?'bad':v==='better'?'ok':'')+'\">'+"
+        "v+'</td></tr>';});document.getElementById('metrics').innerHTML=h;"
+        "var r='';D.fail_on.forEach(function(x){r+='<tr><td class=\"l '+(x.failed?'bad':"
+        "'ok')+'\">'+(x.failed?'\\u2717':'\\u2713')+'</td><td class=l>'+e(x.rule)+'</td><td>'"
+        "+(x.observed===null?'-':x.observed.toFixed(2))+'</td></tr>';});"
+        "document.getElementById('rules').innerHTML=r;})();</script>\n</body></html>\n",
+        rh_cmp_js);
 }

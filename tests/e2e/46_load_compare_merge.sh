@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# apigate load compare: the before/after table marks a faster run better and a slower one worse.
+# apigate load compare: the before/after table marks a faster run better and a slower one worse;
+# --fail-on 'p95>+10%' exits 1 when the last run got worse than the first beyond the limit; three
+# runs give one column per run with the change from the first, as text, --json and --html.
 # apigate load merge: reports of several generators add up (requests, histogram counts, statuses),
 # the merged percentiles come from the merged histogram, and thresholds are evaluated again on
 # the whole (exit 99 when the merged run fails one).
@@ -31,6 +33,52 @@ out=$("$APIGATE" load compare "$T/after.json" "$T/before.json")
 grep -Eq '^ +latency p99 .* worse$' <<<"$out" || fail "p99 not worse: $out"
 grep -Eq '^ +requests/s .* worse$' <<<"$out" || fail "requests/s not worse: $out"
 
+log "compare --fail-on: exit 1 when the last run got worse than the first beyond the limit"
+rc=0
+"$APIGATE" load compare "$T/after.json" "$T/before.json" --fail-on 'p95>+10%' >"$T/f.out" 2>"$T/f.err" || rc=$?
+assert_eq "$rc" 1 "p95 got worse (2 ms -> 30 ms) with --fail-on p95>+10%"
+grep -Eq '✗ p95>\+10%: \+[0-9.]+%' "$T/f.out" || fail "no ✗ line: $(cat "$T/f.out")"
+assert_contains "$(cat "$T/f.err")" "FAILED: a --fail-on rule was broken"
+rc=0
+"$APIGATE" load compare "$T/before.json" "$T/after.json" --fail-on 'p95>+10%' --fail-on 'rps<-5%' \
+    --fail-on 'error_rate>+0.5pp' >"$T/f.out" 2>&1 || rc=$?
+assert_eq "$rc" 0 "everything better: no rule broken"
+rc=0
+"$APIGATE" load compare "$T/after.json" "$T/before.json" --fail-on 'rps<-5%' >/dev/null 2>&1 || rc=$?
+assert_eq "$rc" 1 "requests/s fell with --fail-on rps<-5%"
+for bad in 'p95' 'p95>10' 'p95>+10pp' 'latency>+10%'; do
+    rc=0
+    "$APIGATE" load compare "$T/after.json" "$T/before.json" --fail-on "$bad" >/dev/null 2>"$T/bad.err" || rc=$?
+    assert_eq "$rc" 2 "--fail-on '$bad' is bad usage ($(cat "$T/bad.err"))"
+done
+assert_contains "$(cat "$T/bad.err")" "no metric 'latency' in these runs; known: rps,"
+
+log "compare of three runs: one column per run, the change from the first; --json and --html"
+"$APIGATE" load -q -c 8 -d 1s --json "$T/mid.json" "http://127.0.0.1:$port/slow" >/dev/null
+out=$("$APIGATE" load compare "$T/before.json" "$T/mid.json" "$T/after.json" --json "$T/c3.json" --html "$T/c3.html")
+echo "$out" >"$T/compare3.out"
+assert_contains "$out" "#3: $T/after.json"
+grep -Eq '^ +latency p95 +[0-9.]+ ms +[0-9.]+ ms \([-+][0-9.]+%\) +[0-9.]+ ms \(-[0-9.]+%\) +better$' <<<"$out" ||
+    fail "no 3-column p95 row: $out"
+assert_eq "$(jq '.runs | length' "$T/c3.json")" 3 "runs in the compare JSON"
+assert_eq "$(jq -r '.metrics[] | select(.key == "p95") | .verdict[2]' "$T/c3.json")" better "p95 verdict of run 3"
+assert_eq "$(jq '.metrics[] | select(.key == "p95") | .change[0]' "$T/c3.json")" null "no change for run 1"
+[ "$(jq '.metrics[] | select(.key == "p95") | .change[2] < -50' "$T/c3.json")" = true ] || fail "p95 change: $(jq -c '.metrics[] | select(.key == "p95")' "$T/c3.json")"
+assert_eq "$(jq '.failed' "$T/c3.json")" false "no rule, not failed"
+assert_contains "$(cat "$T/c3.html")" "id=compare-data"
+assert_contains "$(cat "$T/c3.html")" "class='banner pass'"
+"$APIGATE" load compare "$T/after.json" "$T/before.json" --fail-on 'p95>+10%' --html "$T/cf.html" >/dev/null 2>&1 || true
+assert_contains "$(cat "$T/cf.html")" "FAILED: a --fail-on rule was broken"
+if command -v chromium >/dev/null 2>&1; then
+    # the page's script fills the table and draws the runs overlaid (one series per run)
+    timeout 60 chromium --headless --no-sandbox --disable-gpu --disable-background-networking \
+        --virtual-time-budget=5000 --dump-dom "file://$T/c3.html" >"$T/c3.dom" 2>>"$T/chromium.log" ||
+        fail "chromium --dump-dom failed: $(tail -5 "$T/chromium.log")"
+    assert_contains "$(cat "$T/c3.dom")" 'data-charts="done"'
+    grep -q 'data-key="p95"><td class="l">latency p95</td><td>[0-9.]* ms</td><td>[0-9.]* ms ([-+][0-9.]*%)' "$T/c3.dom" ||
+        fail "compare page: no p95 row with its change"
+    [ "$(grep -o 'data-drawn="[0-9]*"' "$T/c3.dom" | wc -l)" -eq 3 ] || fail "compare page: not 3 charts drawn"
+fi
 log "merge of two generators"
 "$APIGATE" load -q -c 4 -d 2s --json "$T/a.json" "http://127.0.0.1:$port/fast" >/dev/null &
 pa=$!
