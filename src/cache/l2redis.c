@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -655,4 +656,85 @@ void l2redis_publish(struct l2redis *r, const char *channel, const char *msg, si
     size_t argl[3] = {7, strlen(channel), len};
     if (l2__send(r, 3, argv, argl, NULL) == -1)
         r->errors++;
+}
+
+/* ---- blocking, for a worker's start ---- */
+
+/* One command and its reply on a blocking context; NULL with <err> set on any failure. */
+static redisReply *l2__blocking(redisContext *c, int argc, const char **argv, const size_t *argl,
+                                char *err, size_t errlen)
+{
+    redisReply *rep = redisCommandArgv(c, argc, argv, argl);
+    if (rep == NULL) {
+        snprintf(err, errlen, "%s: %s", argv[0], c->errstr[0] ? c->errstr : "no reply");
+        return NULL;
+    }
+    if (rep->type == REDIS_REPLY_ERROR) {
+        snprintf(err, errlen, "%s: %.*s", argv[0], (int)(rep->len < 200 ? rep->len : 200),
+                 rep->str ? rep->str : "");
+        freeReplyObject(rep);
+        return NULL;
+    }
+    return rep;
+}
+
+long l2redis_agree(const struct l2redis_conf *conf, const char *key, const char *proposal,
+                   size_t plen, char *out, size_t outlen, size_t minlen, uint64_t timeout_ms,
+                   char *err, size_t errlen)
+{
+    char host[256];
+    int port, db;
+    if (l2redis_parse_url(conf->url, host, sizeof(host), &port, &db, err, errlen) == -1)
+        return -1;
+    char ip[64];
+    if (port != -1 && conf->resolve != NULL) {
+        if (conf->resolve(conf->resolve_arg, ip, sizeof(ip)) != 0) {
+            snprintf(err, errlen, "no address for %s yet (DNS)", host);
+            return -1;
+        }
+        snprintf(host, sizeof(host), "%s", ip);
+    }
+    struct timeval tv = {.tv_sec = (time_t)(timeout_ms / 1000),
+                         .tv_usec = (suseconds_t)(timeout_ms % 1000) * 1000};
+    redisContext *c = port == -1 ? redisConnectUnixWithTimeout(host, tv)
+                                 : redisConnectWithTimeout(host, port, tv);
+    if (c == NULL || c->err) {
+        snprintf(err, errlen, "connect: %s", c ? c->errstr : "out of memory");
+        redisFree(c);
+        return -1;
+    }
+    long n = -1;
+    redisReply *rep = NULL;
+    if (redisSetTimeout(c, tv) != REDIS_OK) {
+        snprintf(err, errlen, "cannot set a timeout");
+        goto out;
+    }
+    char dbs[16];
+    snprintf(dbs, sizeof(dbs), "%d", db);
+    const char *sel[] = {"SELECT", dbs};
+    size_t sell[] = {6, strlen(dbs)};
+    if (db != 0) {
+        if ((rep = l2__blocking(c, 2, sel, sell, err, errlen)) == NULL)
+            goto out;
+        freeReplyObject(rep);
+    }
+    const char *set[] = {"SET", key, proposal, "NX"};
+    size_t setl[] = {3, strlen(key), plen, 2};
+    if ((rep = l2__blocking(c, 4, set, setl, err, errlen)) == NULL)
+        goto out;
+    freeReplyObject(rep); /* OK (ours is set) or nil (another's is): GET tells which */
+    const char *get[] = {"GET", key};
+    size_t getl[] = {3, strlen(key)};
+    if ((rep = l2__blocking(c, 2, get, getl, err, errlen)) == NULL)
+        goto out;
+    if (rep->type != REDIS_REPLY_STRING || rep->len < minlen || rep->len > outlen) {
+        snprintf(err, errlen, "GET %s: not a value of %zu to %zu bytes", key, minlen, outlen);
+    } else {
+        memcpy(out, rep->str, rep->len);
+        n = (long)rep->len;
+    }
+    freeReplyObject(rep);
+out:
+    redisFree(c);
+    return n;
 }

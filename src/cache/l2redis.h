@@ -59,6 +59,15 @@ void l2redis_set(struct l2redis *r, const char *key, size_t klen, const char *va
 /* PUBLISH channel msg (fire and forget). */
 void l2redis_publish(struct l2redis *r, const char *channel, const char *msg, size_t len);
 bool l2redis_connected(const struct l2redis *r);
+
+/* Agrees on one value with every gateway of this Redis: SET <key> <proposal> NX, then GET <key>
+ * (the value of whichever gateway set it first). Blocking, each step bounded by <timeout_ms>:
+ * for a worker's start, never for a loop thread. Writes the value into <out> (at most <outlen>
+ * bytes) and returns its length, or -1 with a reason for people in <err> (a value longer than
+ * <outlen> or shorter than <minlen> is an error). */
+long l2redis_agree(const struct l2redis_conf *conf, const char *key, const char *proposal,
+                   size_t plen, char *out, size_t outlen, size_t minlen, uint64_t timeout_ms,
+                   char *err, size_t errlen);
 /* Errors so far (failed commands, timeouts, refused lookups while down, disconnects). */
 uint64_t l2redis_errors(const struct l2redis *r);
 

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cache/keyhash.h"
 #include "http/date.h"
 #include "http/headers.h"
 #include "http/url.h"
@@ -350,9 +351,10 @@ bool policy_stale_if_error_ok(const struct policy_fresh *f, uint64_t age_ms,
 }
 
 /* Appends "\n<name>:<values>" for one header name: every field line of that name joined by ",",
- * whitespace around commas dropped, so "a, b" and "a,b" share an entry. */
-static void policy__append_vary_value(const struct h1_request *req, const char *name, size_t nlen,
-                                      struct buf *out)
+ * whitespace around commas dropped, so "a, b" and "a,b" share an entry. With a key hash, <values>
+ * is their keyed hash: a key never carries a credential. */
+static void policy__append_vary_value(const struct policy_conf *pc, const struct h1_request *req,
+                                      const char *name, size_t nlen, struct buf *out)
 {
     buf_append(out, "\n", 1);
     for (size_t i = 0; i < nlen; i++) {
@@ -362,6 +364,7 @@ static void policy__append_vary_value(const struct h1_request *req, const char *
         buf_append(out, &c, 1);
     }
     buf_append(out, ":", 1);
+    size_t mark = out->len;
     bool first = true;
     for (size_t i = 0; i < req->nheaders; i++) {
         const struct h1_header *h = &req->headers[i];
@@ -381,6 +384,13 @@ static void policy__append_vary_value(const struct h1_request *req, const char *
                 buf_append(out, &v[j], 1);
             }
         }
+    }
+    if (pc->key_hash != NULL) {
+        /* the joined values are hashed where they were written, then replaced by the hash */
+        size_t n = out->len - mark;
+        keyhash_append(pc->key_hash, out->data + mark, n, out);
+        memmove(out->data + mark, out->data + mark + n, KEYHASH_HEX_LEN);
+        out->len = mark + KEYHASH_HEX_LEN;
     }
 }
 
@@ -416,7 +426,7 @@ long policy_build_key(const struct policy_conf *pc, const struct h1_request *req
     }
     long primary = (long)(out->len - start);
     for (const char *const *v = pc->vary; v != NULL && *v != NULL; v++)
-        policy__append_vary_value(req, *v, strlen(*v), out);
+        policy__append_vary_value(pc, req, *v, strlen(*v), out);
     /* The origin's Vary field names, comma-separated. */
     size_t i = 0;
     while (vary_names != NULL && i < vary_len) {
@@ -433,7 +443,7 @@ long policy_build_key(const struct policy_conf *pc, const struct h1_request *req
             memcpy(name, vary_names + s, n);
             name[n] = '\0';
             if (!policy__route_varies_on(pc, name))
-                policy__append_vary_value(req, name, n, out);
+                policy__append_vary_value(pc, req, name, n, out);
         }
     }
     return primary;

@@ -16,6 +16,8 @@
 /* The name this cache answers to in Surrogate-Control targets and Surrogate-Capability. */
 #define POLICY_SURROGATE_TARGET "apigate"
 
+struct keyhash;
+
 /* The route's cache settings, as the cache sees them (the gateway copies them from its config). */
 struct policy_conf {
     uint64_t ttl_ms;                 /* default freshness; with override, the freshness */
@@ -31,6 +33,9 @@ struct policy_conf {
     bool allow_set_cookie;    /* store responses that carry Set-Cookie */
     uint64_t negative_ttl_ms; /* freshness of 404/410 the origin gives none for; with override,
                                  0 means 404/410 are not stored */
+    const struct keyhash *key_hash; /* keyed hash of the varied header values in keys; NULL:
+                                       the values in clear (unit tests only: the gateway always
+                                       sets one, keys may leave the process through Redis) */
 };
 
 /* What to do with a request. */
@@ -95,7 +100,8 @@ bool policy_stale_if_error_ok(const struct policy_fresh *f, uint64_t age_ms,
 
 /* Appends the cache key of <req> to <out>: "<GET|HEAD class> <host><normalized path>?<normalized
  * query>" — the primary key — and returns its length; then appends, for each header of the route's
- * vary list and of <vary_names> (the origin's Vary header value, may be NULL), "\n<name>:<value>".
+ * vary list and of <vary_names> (the origin's Vary header value, may be NULL), "\n<name>:<value>",
+ * <value> being the keyed hash (pc->key_hash, 32 hex digits) of the field's joined values.
  * Returns -1 when the path is not in normal form (url_normalize_path() would change it, or cannot
  * normalize it): the request is then not cached. The gateway routes and forwards the canonical
  * path (url_path_canon), which is in normal form, so this is a guard for other callers. */

@@ -19,6 +19,7 @@
 
 #include "cache/cache.h"
 #include "cache/coalesce.h"
+#include "cache/keyhash.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
@@ -110,6 +111,34 @@ static void cachehook__register_metrics(struct cachehook *ch, struct metrics *m)
 #undef CSET
 }
 
+/* The secret of the keys' header-value hashes: the config's; else one agreed through Redis, so
+ * every gateway of the L2 keys alike; else a random one (entries then stay this worker's). */
+static struct keyhash *cachehook__key_hash(struct cachehook *ch, const struct gw_config *cfg)
+{
+    if (cfg->cache.key_secret_data != NULL)
+        return keyhash_create(cfg->cache.key_secret_data, cfg->cache.key_secret_len);
+    unsigned char rnd[32];
+    char proposal[2 * sizeof(rnd)], agreed[256];
+    if (keyhash_random(rnd, sizeof(rnd)) != 0) {
+        fprintf(stderr, "fatal: cache: no random bytes for the key secret\n");
+        abort();
+    }
+    static const char hx[] = "0123456789abcdef";
+    for (size_t i = 0; i < sizeof(rnd); i++) {
+        proposal[2 * i] = hx[rnd[i] >> 4];
+        proposal[2 * i + 1] = hx[rnd[i] & 15];
+    }
+    long n = ch->l2 != NULL ? chl2_agree_secret(ch->l2, proposal, sizeof(proposal), agreed,
+                                                sizeof(agreed))
+                            : -1;
+    struct keyhash *kh = n > 0 ? keyhash_create(agreed, (size_t)n)
+                               : keyhash_create(proposal, sizeof(proposal));
+    explicit_bzero(agreed, sizeof(agreed));
+    explicit_bzero(proposal, sizeof(proposal));
+    explicit_bzero(rnd, sizeof(rnd));
+    return kh;
+}
+
 struct cachehook *cachehook_create(struct gw_shared *sh)
 {
     const struct gw_config *cfg = sh->cfg;
@@ -138,6 +167,9 @@ struct cachehook *cachehook_create(struct gw_shared *sh)
     cachehook__register_metrics(ch, sh->metrics);
     metrics_gauge_set(sh->metrics, ch->g_limit, (int64_t)cfg->cache.memory);
     ch->l2 = chl2_create(ch);
+    ch->kh = cachehook__key_hash(ch, cfg);
+    for (size_t i = 0; i < cfg->nroutes; i++)
+        ch->routes[i].pc.key_hash = ch->kh;
     return ch;
 }
 
@@ -151,6 +183,7 @@ void cachehook_destroy(struct cachehook *ch)
         free(ch->routes[i].ignore);
     }
     free(ch->routes);
+    keyhash_destroy(ch->kh);
     for (size_t i = 0; i < ch->nthreads; i++)
         buf_deinit(&ch->threads[i].key);
     free(ch->threads);

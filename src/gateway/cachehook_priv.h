@@ -45,6 +45,7 @@ struct cachehook {
     struct chthread *threads;
     size_t nthreads;
     struct chl2 *l2; // Redis L2, NULL when not configured
+    struct keyhash *kh; // keyed hash of varied header values in keys (every route's pc)
     metrics_ref m_status[CACHE_STATUS_COUNT];
     metrics_ref m_coalesced, m_coalesce_timeouts, m_stores, m_not_stored, m_revalidated,
         m_stale_errors, m_bg_refresh, m_invalidations, m_l2_hits, m_l2_misses, m_l2_errors;
@@ -98,6 +99,10 @@ void chbg_thread_stop(struct cachehook *ch, struct gwthread *th);
 /* cachel2.c: the Redis second level. */
 struct chl2 *chl2_create(struct cachehook *ch);
 void chl2_destroy(struct chl2 *l2);
+/* The key-hash secret every gateway of this Redis uses: <proposal> unless another gateway set
+ * one first (blocking, bounded: at the worker's start). Returns its length in <out>, or -1. */
+long chl2_agree_secret(struct chl2 *l, const char *proposal, size_t plen, char *out,
+                       size_t outlen);
 void chl2_thread_start(struct cachehook *ch, struct gwthread *th);
 void chl2_thread_stop(struct cachehook *ch, struct gwthread *th);
 /* L1 miss: true when an L2 lookup was started (it serves the hit or calls proxy_start). */

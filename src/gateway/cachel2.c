@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cache/keyhash.h"
 #include "cache/l2redis.h"
 #include "core/clock.h"
 #include "core/log.h"
@@ -93,6 +94,26 @@ struct chl2 *chl2_create(struct cachehook *ch)
              (unsigned long long)(clock_wall_ms() * 2654435761u ^ (uint64_t)getpid()));
     chl2__start_dns(l, cfg->cache.redis);
     return l;
+}
+
+long chl2_agree_secret(struct chl2 *l, const char *proposal, size_t plen, char *out,
+                       size_t outlen)
+{
+    const struct gw_cache *cc = &l->ch->sh->cfg->cache;
+    struct l2redis_conf conf = {.url = cc->redis,
+                                .resolve = l->dns != NULL ? chl2__resolve : NULL,
+                                .resolve_arg = l};
+    char key[512], err[256];
+    snprintf(key, sizeof(key), "%skey-secret", l->prefix);
+    /* a start is not held up longer than this by a slow or wrong peer */
+    uint64_t timeout = cc->redis_timeout_ms > 1000 ? cc->redis_timeout_ms : 1000;
+    long n = l2redis_agree(&conf, key, proposal, plen, out, outlen, KEYHASH_MIN_SECRET, timeout,
+                           err, sizeof(err));
+    if (n < 0)
+        ag_log(AG_LOG_WARN, "cache l2: no key secret agreed through Redis (%s): this worker uses "
+                            "its own, so the entries of varied routes (vary, the origin's Vary) "
+                            "are not shared with other gateways; set cache.key_secret_file", err);
+    return n;
 }
 
 void chl2_destroy(struct chl2 *l)

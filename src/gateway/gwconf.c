@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cache/keyhash.h"
 #include "config/yaml.h"
 #include "core/buf.h"
 #include "core/xmalloc.h"
@@ -824,6 +825,58 @@ static bool gwconf__writable(const char *path, char *why, size_t whylen)
 }
 
 
+/* cache.key_secret / key_secret_file: loaded once here (a reload reads the file again), at least
+ * KEYHASH_MIN_SECRET bytes. */
+static void gwconf__key_secret(struct gw_config *c, const struct ynode *cn,
+                               struct cfg_errors *errs)
+{
+    struct gw_cache *cc = &c->cache;
+    if (cc->key_secret != NULL && cc->key_secret_file != NULL) {
+        cfg_error(errs, gwconf__get(cn, "key_secret_file"),
+                  "cache.key_secret_file: key_secret is given too; give one of them");
+        return;
+    }
+    if (cc->key_secret != NULL) {
+        if (strlen(cc->key_secret) < KEYHASH_MIN_SECRET) {
+            cfg_error(errs, gwconf__get(cn, "key_secret"),
+                      "cache.key_secret: %zu bytes; at least %d (e.g. openssl rand -hex 32)",
+                      strlen(cc->key_secret), KEYHASH_MIN_SECRET);
+            return;
+        }
+        cc->key_secret_data = xstrdup(cc->key_secret);
+        cc->key_secret_len = strlen(cc->key_secret);
+        return;
+    }
+    if (cc->key_secret_file == NULL)
+        return;
+    const struct ynode *fn = gwconf__get(cn, "key_secret_file");
+    FILE *f = fopen(cc->key_secret_file, "rb");
+    if (f == NULL) {
+        cfg_error(errs, fn, "cache.key_secret_file: cannot read '%s': %s; give a readable file",
+                  cc->key_secret_file, strerror(errno));
+        return;
+    }
+    char tmp[4097];
+    size_t n = fread(tmp, 1, sizeof(tmp), f);
+    fclose(f);
+    while (n > 0 && n <= 4096 && isspace((unsigned char)tmp[n - 1]))
+        n--;
+    if (n > 4096) {
+        cfg_error(errs, fn, "cache.key_secret_file: '%s' is over 4096 bytes; a secret of 16 to "
+                            "4096 bytes", cc->key_secret_file);
+    } else if (n < KEYHASH_MIN_SECRET) {
+        cfg_error(errs, fn, "cache.key_secret_file: '%s' holds %zu bytes; at least %d (e.g. "
+                            "openssl rand -hex 32 > FILE)", cc->key_secret_file, n,
+                  KEYHASH_MIN_SECRET);
+    } else {
+        cc->key_secret_data = xmalloc(n + 1);
+        memcpy(cc->key_secret_data, tmp, n);
+        cc->key_secret_data[n] = '\0';
+        cc->key_secret_len = n;
+    }
+    explicit_bzero(tmp, sizeof(tmp));
+}
+
 /* Checks across sections, after every section has its values (defaults included). */
 static void gwconf__check_globals(struct gw_config *c, const struct ynode *root,
                                   struct cfg_errors *errs)
@@ -864,6 +917,7 @@ static void gwconf__check_globals(struct gw_config *c, const struct ynode *root,
         cfg_error(errs, gwconf__get(cn, "redis"),
                   "cache.redis: '%s' is not a Redis URL; redis://host:port/db or unix:///path",
                   c->cache.redis);
+    gwconf__key_secret(c, cn, errs);
     const char *al = c->logging.access_log;
     const struct ynode *aln = gwconf__get(gwconf__get(root, "logging"), "access_log");
     char why[PATH_MAX + 64];
@@ -972,6 +1026,10 @@ void gwconf_free(struct gw_config *c)
         free(r->fallback.headers);
     }
     free(c->routes);
+    if (c->cache.key_secret_data != NULL) {
+        explicit_bzero(c->cache.key_secret_data, c->cache.key_secret_len);
+        free(c->cache.key_secret_data);
+    }
     for (size_t i = 0; i < c->nupstreams; i++) {
         struct gw_upstream *u = &c->upstreams[i];
         cfg_free_section(gwconf__upstream_desc, u);

@@ -87,6 +87,10 @@ struct gw_cache {
     char *redis_channel;           /* pub/sub channel for purge events */
     uint64_t redis_max_object_size; /* larger objects stay L1-only */
     uint64_t redis_reconnect_ms;   /* pause between reconnect attempts when Redis is down */
+    char *key_secret;              /* HMAC secret of varied header values in keys, as written */
+    char *key_secret_file;         /* or a file holding it */
+    char *key_secret_data;         /* the secret loaded (from either), NULL: none configured */
+    size_t key_secret_len;
 };
 
 /* `upstreams.<name>.tls:` (implied by https:// servers). */

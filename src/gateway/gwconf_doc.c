@@ -142,6 +142,10 @@ static void doc__table(FILE *out, const struct cfg_desc *desc, const void *base,
             continue;
         doc__key(out, indent, inline_first, d->key);
         fputc(' ', out);
+        if (d->type == CFG_STRING && strcmp(d->key, "key_secret") == 0) {
+            fputs("\"<redacted>\"\n", out); // too short to be taken for a secret if reused
+            continue;
+        }
         switch (d->type) {
         case CFG_BOOL:
             fputs(*(const bool *)f ? "true" : "false", out);

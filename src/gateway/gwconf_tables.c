@@ -114,6 +114,13 @@ const struct cfg_desc gwconf__cache_desc[] = {
      "larger objects stay in the in-process cache only", NULL, NULL, false},
     {"redis_reconnect", CFG_DURATION, C(redis_reconnect_ms), "1s", "10ms", "1m",
      "pause between reconnect attempts while Redis is down", NULL, NULL, false},
+    {"key_secret", CFG_STRING, C(key_secret), NULL, NULL, NULL,
+     "secret (16+ bytes) of the HMAC that stands for varied request header values in cache keys; "
+     "unset: key_secret_file, else one agreed through cache.redis, else random per worker",
+     NULL, NULL, false},
+    {"key_secret_file", CFG_STRING, C(key_secret_file), NULL, NULL, NULL,
+     "file holding key_secret (trailing newline ignored); gateways sharing a Redis L2 use the "
+     "same", NULL, NULL, false},
     {NULL}};
 #undef C
 

@@ -15,6 +15,7 @@
  * three cache files are compiled in here; xxHash is header-only with XXH_INLINE_ALL. */
 #define XXH_INLINE_ALL
 #include "../../src/cache/cache.c"
+#include "../../src/cache/keyhash.c"
 #include "../../src/cache/policy.c"
 #include "../../src/cache/store.c"
 #include "http/headers.h"

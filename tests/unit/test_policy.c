@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "cache/keyhash.h"
 #include "cache/policy.h"
 #include "http/date.h"
 
@@ -222,12 +223,59 @@ static void test_keys(void **state)
     assert_string_equal(a, "GET h/");
 }
 
+/* Keys of varied routes carry a keyed hash of the header values, never the values (a key goes
+ * to Redis): the hash is the RFC 4231 HMAC-SHA256, per value, per secret; "a, b" and "a,b" and
+ * two field lines "a" + "b" still share an entry. */
+static void test_keys_hashed(void **state)
+{
+    (void)state;
+    /* RFC 4231 test case 2, first 128 bits */
+    struct keyhash *jefe = keyhash_create("Jefe", 4);
+    struct buf hb = BUF_INIT;
+    keyhash_append(jefe, "what do ya want for nothing?", 28, &hb);
+    assert_int_equal(hb.len, KEYHASH_HEX_LEN);
+    assert_memory_equal(hb.data, "5bdcc146bf60754e6a042426089575c7", KEYHASH_HEX_LEN);
+    buf_deinit(&hb);
+
+    struct keyhash *k1 = keyhash_create("0123456789abcdef-secret-one", 27);
+    struct keyhash *k2 = keyhash_create("0123456789abcdef-secret-two", 27);
+    static const char *const vary_auth[] = {"Authorization", NULL};
+    struct policy_conf pc = {.vary = vary_auth, .key_hash = k1};
+    char a[512], b[512], c[512];
+    long pa, pb, pcl;
+    key_of(&pc, "GET /me HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer tok-alice-SECRET\r\n\r\n", "Accept-Language", a, sizeof(a), &pa);
+    assert_null(strstr(a, "SECRET"));
+    assert_null(strstr(a, "alice"));
+    /* the layout: primary, then "\n<name>:<32 hex>" per header */
+    assert_int_equal(strlen(a), (size_t)pa + strlen("\nauthorization:") + KEYHASH_HEX_LEN +
+                                    strlen("\naccept-language:") + KEYHASH_HEX_LEN);
+    assert_memory_equal(a + pa, "\nauthorization:", 15);
+    key_of(&pc, "GET /me HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer tok-bob-SECRET\r\n\r\n", "Accept-Language", b, sizeof(b), &pb);
+    assert_string_not_equal(a, b);
+    key_of(&pc, "GET /me HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer tok-alice-SECRET\r\n\r\n", "Accept-Language", b, sizeof(b), &pb);
+    assert_string_equal(a, b); /* deterministic */
+    pc.key_hash = k2;
+    key_of(&pc, "GET /me HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer tok-alice-SECRET\r\n\r\n", "Accept-Language", c, sizeof(c), &pcl);
+    assert_string_not_equal(a, c); /* another secret, another key */
+    assert_memory_equal(a, c, (size_t)pa); /* the primary key is not hashed */
+    pc.key_hash = k1;
+    key_of(&pc, "GET /x HTTP/1.1\r\nHost: h\r\nAuthorization: t\r\nAccept: a, b\r\n\r\n", "Accept", a, sizeof(a), &pa);
+    key_of(&pc, "GET /x HTTP/1.1\r\nHost: h\r\nAuthorization: t\r\nAccept: a,b\r\n\r\n", "Accept", b, sizeof(b), &pb);
+    key_of(&pc, "GET /x HTTP/1.1\r\nHost: h\r\nAccept: a\r\nAuthorization: t\r\nAccept: b\r\n\r\n", "Accept", c, sizeof(c), &pcl);
+    assert_string_equal(a, b);
+    assert_string_equal(a, c);
+    keyhash_destroy(jefe);
+    keyhash_destroy(k1);
+    keyhash_destroy(k2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_classify),      cmocka_unit_test(test_freshness_precedence),
         cmocka_unit_test(test_not_storable),  cmocka_unit_test(test_age_correction),
         cmocka_unit_test(test_usable_windows), cmocka_unit_test(test_keys),
+        cmocka_unit_test(test_keys_hashed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
