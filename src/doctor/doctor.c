@@ -35,6 +35,7 @@ struct job {
     const char *url; /* or the /proc root for JOB_HOST */
     int timeout_ms;
     int samples;
+    bool explain_analyze;
     int rc; /* the probe's 0 / -1 */
     struct finding_list out;
     struct pg_facts pg;
@@ -87,7 +88,7 @@ static void *job_thread(void *arg)
     struct job *j = arg;
     switch (j->kind) {
     case JOB_PG:
-        j->rc = probe_pg_run(j->url, j->timeout_ms, &j->pg, &j->out);
+        j->rc = probe_pg_run(j->url, j->timeout_ms, j->explain_analyze, &j->pg, &j->out);
         break;
     case JOB_PGB:
         j->rc = probe_pgbouncer_run(j->url, j->timeout_ms, &j->pgb, &j->out);
@@ -146,6 +147,8 @@ static void usage(FILE *out)
             "                     %s, %s, --host\n\n"
             "options:\n"
             "  --samples N        requests for --target (default 10)\n"
+            "  --explain-analyze  EXPLAIN ANALYZE the top statements without parameters (runs\n"
+            "                     them, read-only and rolled back); default: EXPLAIN only\n"
             "  --timeout DUR      per network step (default 5s)\n"
             "  --proc DIR         read the host's files from DIR instead of /proc\n"
             "  --json             one JSON document (see docs/doctor.md#json)\n"
@@ -169,6 +172,7 @@ int doctor_main(int argc, char **argv)
         return plan_main(argc - 1, argv + 1);
     const char *urls[JOB_COUNT] = {0};
     bool json = false;
+    bool explain_analyze = false;
     enum finding_sev fail_on = FINDING_CRITICAL;
     int samples = 10;
     uint64_t timeout_ms = 5000;
@@ -182,6 +186,9 @@ int doctor_main(int argc, char **argv)
             return 0;
         } else if (strcmp(a, "--json") == 0) {
             json = true;
+            continue;
+        } else if (strcmp(a, "--explain-analyze") == 0) {
+            explain_analyze = true;
             continue;
         } else if (strcmp(a, "--host") == 0) {
             urls[JOB_HOST] = proc;
@@ -281,6 +288,7 @@ int doctor_main(int argc, char **argv)
         j->url = urls[k];
         j->timeout_ms = (int)timeout_ms;
         j->samples = samples;
+        j->explain_analyze = explain_analyze;
         finding_list_init(&j->out);
         jobs[k] = j;
         started[k] = pthread_create(&threads[k], NULL, job_thread, j) == 0;
@@ -323,6 +331,8 @@ int doctor_main(int argc, char **argv)
     /* Rules that need two components use facts from both when both probes succeeded. */
     if (jobs[JOB_PGB] && jobs[JOB_PG] && jobs[JOB_PG]->rc == 0)
         jobs[JOB_PGB]->pgb.server_max_connections = jobs[JOB_PG]->pg.max_connections;
+    if (jobs[JOB_PG] && jobs[JOB_PGB] && jobs[JOB_PGB]->rc == 0)
+        jobs[JOB_PG]->pg.pgbouncer_in_front = true;
     if (jobs[JOB_HOST] && jobs[JOB_GATEWAY] && jobs[JOB_GATEWAY]->rc == 0 &&
         jobs[JOB_GATEWAY]->gw.threads > 0)
         jobs[JOB_HOST]->host.gateway_threads = (int)jobs[JOB_GATEWAY]->gw.threads;

@@ -20,7 +20,10 @@ int plan_main(int argc, char **argv);
  * <out> and returns -1. Blocking, bounded by <timeout_ms> per network step; run on their own
  * thread by doctor.c. Judging the facts is rules_*()'s job, done after the join. ---- */
 
-int probe_pg_run(const char *url, int timeout_ms, struct pg_facts *f, struct finding_list *out);
+/* <explain_analyze>: EXPLAIN ANALYZE (runs the statement, read-only, rolled back) the top
+ * statements that have no parameters; otherwise EXPLAIN only. */
+int probe_pg_run(const char *url, int timeout_ms, bool explain_analyze, struct pg_facts *f,
+                 struct finding_list *out);
 int probe_pgbouncer_run(const char *url, int timeout_ms, struct pgb_facts *f,
                         struct finding_list *out);
 /* Splits "redis://[user:password@]host[:port][/db]" (also "host:port"). Returns 0 or -1. */
@@ -49,6 +52,31 @@ void probe_host__parse_netstat(const char *text, long long *overflows, long long
 void probe_redis__parse_info(const char *text, struct redis_facts *f);
 /* Parses a /stats JSON body into <f>; returns 0 or -1 when it is not a JSON object. */
 int probe_gateway__parse(const char *body, struct gw_facts *f);
+
+/* ---- EXPLAIN (VERBOSE, FORMAT JSON) plans (explain.c) ---- */
+
+#define EXPLAIN_MAX_SCANS 4
+
+struct explain_scan {
+    char schema[64], relation[64], alias[64];
+    char filter[160]; /* the scan's own Filter, "" when none */
+    char join[160];   /* the join conditions of the nodes above it, " AND "-joined */
+    double est_rows;
+    double actual_rows; /* rows × loops with ANALYZE, -1 without */
+};
+
+struct explain_result {
+    int n_scans;
+    struct explain_scan scans[EXPLAIN_MAX_SCANS];
+    char root_type[48];
+    double root_est, root_actual; /* root_actual -1 without ANALYZE */
+};
+
+/* Parses one EXPLAIN (FORMAT JSON) document; 0, or -1 when it is not a plan. */
+int explain_parse(const char *json, struct explain_result *r);
+/* One line for people: "Seq Scan on public.orders o, filter (o.user_id = $1) (estimated 5 rows);
+ * Nested Loop Left Join at the top, estimated 5 rows". */
+void explain_summary(const struct explain_result *r, char *out, size_t outlen);
 
 /* ---- the libpq wrapper shared by probe_pg.c and probe_pgbouncer.c (only probe_pg.c includes
  * <libpq-fe.h>). Results are copied into plain strings so callers never see libpq types. ---- */

@@ -1,9 +1,11 @@
 /* PostgreSQL probe: reads pg_settings, pg_stat_activity, pg_blocking_pids(), pg_stat_statements,
  * pg_stat_user_tables, pg_stat_database and pg_stat_replication into pg_facts. Also the small
  * libpq wrapper PgBouncer's probe uses. The only file that includes <libpq-fe.h>. */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <libpq-fe.h>
 
@@ -209,13 +211,218 @@ static void read_activity(struct probe_pg_conn *c, struct pg_facts *f)
     }
 }
 
-/* pg_stat_statements: the top 5 by mean time for the report, and the 50 heaviest by total time
- * (into <all>) to find the columns of missing indexes. A failure (not installed, not loaded) is
- * kept in pgss_error and becomes the advice to enable it. */
-static void read_statements(struct probe_pg_conn *c, struct pg_facts *f, struct probe_pg_res *all)
+/* Per-role and per-database connection limits with the client backends counted against them,
+ * fullest first. Only limits that exist (>= 0) are read. */
+static void read_limits(struct probe_pg_conn *c, struct pg_facts *f)
 {
     struct probe_pg_res r;
-    memset(all, 0, sizeof(*all));
+    char err[256];
+    if (q(c,
+          TAG "SELECT * FROM (SELECT r.rolname AS name, r.rolconnlimit AS lim, (SELECT "
+              "count(*) FROM pg_stat_activity a WHERE a.usename = r.rolname AND a.backend_type = "
+              "'client backend' AND a.pid <> pg_backend_pid()) AS used FROM pg_roles r WHERE "
+              "r.rolconnlimit >= 0 AND r.rolcanlogin) l ORDER BY used::float8 / greatest(lim, 1) "
+              "DESC, name LIMIT 8",
+          &r, err, sizeof(err)) == 0) {
+        for (int i = 0; i < r.rows && f->n_role_limits < PG_FACTS_MAX; i++) {
+            struct pg_limit *l = &f->role_limits[f->n_role_limits++];
+            copy(l->name, sizeof(l->name), probe_pg_get(&r, i, "name"));
+            l->limit = (int)num(probe_pg_get(&r, i, "lim"));
+            l->used = (int)num(probe_pg_get(&r, i, "used"));
+        }
+        probe_pg_res_free(&r);
+    }
+    if (q(c,
+          TAG "SELECT * FROM (SELECT d.datname AS name, d.datconnlimit AS lim, (SELECT "
+              "count(*) FROM pg_stat_activity a WHERE a.datid = d.oid AND a.backend_type = "
+              "'client backend' AND a.pid <> pg_backend_pid()) AS used FROM pg_database d WHERE "
+              "d.datconnlimit >= 0 AND d.datallowconn) l ORDER BY used::float8 / greatest(lim, 1) "
+              "DESC, name LIMIT 8",
+          &r, err, sizeof(err)) == 0) {
+        for (int i = 0; i < r.rows && f->n_db_limits < PG_FACTS_MAX; i++) {
+            struct pg_limit *l = &f->db_limits[f->n_db_limits++];
+            copy(l->name, sizeof(l->name), probe_pg_get(&r, i, "name"));
+            l->limit = (int)num(probe_pg_get(&r, i, "lim"));
+            l->used = (int)num(probe_pg_get(&r, i, "used"));
+        }
+        probe_pg_res_free(&r);
+    }
+}
+
+/* The highest $N of a normalized statement (pg_stat_statements replaces constants by $1..$N),
+ * outside string literals. */
+static int param_count(const char *sql)
+{
+    int max = 0;
+    for (const char *p = sql; *p; p++) {
+        if (*p == '\'') {
+            for (p++; *p && !(*p == '\'' && p[1] != '\''); p += (*p == '\'') ? 2 : 1)
+                ;
+            if (*p == '\0')
+                break;
+        } else if (*p == '$' && isdigit((unsigned char)p[1])) {
+            int n = (int)strtol(p + 1, NULL, 10);
+            if (n > max && n <= 1000)
+                max = n;
+        }
+    }
+    return max;
+}
+
+/* Whether EXPLAIN can take <sql>: a plain DML statement (EXPLAIN without ANALYZE plans it and
+ * runs nothing). */
+static bool explainable(const char *sql)
+{
+    while (*sql == ' ' || *sql == '(')
+        sql++;
+    static const char *const kw[] = {"select", "with", "update", "delete", "insert", "table",
+                                     NULL};
+    for (int i = 0; kw[i]; i++) {
+        size_t n = strlen(kw[i]);
+        if (strncasecmp(sql, kw[i], n) == 0 && !isalnum((unsigned char)sql[n]))
+            return true;
+    }
+    return false;
+}
+
+/* Escapes <s> into a SQL string literal in <out> ('it''s'); returns -1 when it does not fit. */
+static int literal(const char *s, char *out, size_t n)
+{
+    size_t j = 0;
+    if (n < 3)
+        return -1;
+    out[j++] = '\'';
+    for (; *s; s++) {
+        if (j + 3 >= n)
+            return -1;
+        if (*s == '\'')
+            out[j++] = '\'';
+        out[j++] = *s;
+    }
+    out[j++] = '\'';
+    out[j] = '\0';
+    return 0;
+}
+
+/* For a sequential scan of <s> in the plan of statement <k>: the table's size, the column its
+ * filter (or else the join conditions above it) compares, and whether an index already starts
+ * with that column. */
+static void read_planscan(struct probe_pg_conn *c, struct pg_facts *f, int k,
+                          const struct explain_scan *s)
+{
+    if (f->n_planscans >= PG_FACTS_MAX || s->relation[0] == '\0')
+        return;
+    char schema[160], rel[160], sql[2048], err[256];
+    if (literal(s->schema[0] ? s->schema : "public", schema, sizeof(schema)) < 0 ||
+        literal(s->relation, rel, sizeof(rel)) < 0)
+        return;
+    char reg[400];
+    snprintf(reg, sizeof(reg), "(quote_ident(%s) || '.' || quote_ident(%s))::regclass", schema,
+             rel);
+    snprintf(sql, sizeof(sql),
+             TAG "SELECT (SELECT string_agg(attname, ',') FROM pg_attribute WHERE attrelid = %s "
+                 "AND attnum > 0 AND NOT attisdropped) AS cols, greatest((SELECT reltuples FROM "
+                 "pg_class WHERE oid = %s), (SELECT n_live_tup FROM pg_stat_user_tables WHERE relid "
+                 "= %s), 0) AS n",
+             reg, reg, reg);
+    struct probe_pg_res r;
+    if (q(c, sql, &r, err, sizeof(err)) < 0)
+        return;
+    struct pg_planscan *p = &f->planscans[f->n_planscans];
+    memset(p, 0, sizeof(*p));
+    const char *cols = probe_pg_get(&r, 0, "cols");
+    snprintf(p->table, sizeof(p->table), "%s.%s", s->schema[0] ? s->schema : "public",
+             s->relation);
+    p->table_rows = dbl(probe_pg_get(&r, 0, "n"));
+    p->est_rows = s->est_rows;
+    p->stmt = k;
+    if (cols && rules_pg_plan_column(s->filter, s->alias, cols, p->column, sizeof(p->column)))
+        snprintf(p->cond, sizeof(p->cond), "%s", s->filter);
+    else if (cols && rules_pg_plan_column(s->join, s->alias, cols, p->column, sizeof(p->column)))
+        snprintf(p->cond, sizeof(p->cond), "%s", s->join);
+    probe_pg_res_free(&r);
+    f->n_planscans++;
+    if (p->column[0] == '\0')
+        return;
+    char col[160];
+    if (literal(p->column, col, sizeof(col)) < 0)
+        return;
+    snprintf(sql, sizeof(sql),
+             TAG "SELECT count(*) AS n FROM pg_index i JOIN pg_attribute a ON a.attrelid = "
+                 "i.indrelid AND a.attnum = i.indkey[0] WHERE i.indrelid = %s AND a.attname = %s",
+             reg, col);
+    if (q(c, sql, &r, err, sizeof(err)) == 0) {
+        p->indexed = num(probe_pg_get(&r, 0, "n")) > 0;
+        probe_pg_res_free(&r);
+    }
+}
+
+/* EXPLAIN of statement <k>. A statement with parameters ($1..) is prepared and explained as the
+ * generic plan (plan_cache_mode = force_generic_plan), which needs no values and runs nothing.
+ * With <analyze>, a statement without parameters is run by EXPLAIN ANALYZE inside a READ ONLY
+ * transaction that is rolled back (a write, even nextval(), is refused). */
+static void explain_stmt(struct probe_pg_conn *c, struct pg_facts *f, int k, const char *sql,
+                         bool analyze)
+{
+    int nparams = param_count(sql);
+    size_t len = strlen(sql) + 256 + (size_t)nparams * 6;
+    char *cmd = xmalloc(len);
+    char err[256];
+    struct probe_pg_res r;
+    int rc = -1;
+    bool analyzed = false;
+    if (analyze && nparams == 0) {
+        if (q(c, TAG "BEGIN TRANSACTION READ ONLY", &r, err, sizeof(err)) == 0) {
+            probe_pg_res_free(&r);
+            snprintf(cmd, len, TAG "EXPLAIN (ANALYZE, VERBOSE, FORMAT JSON) %s", sql);
+            rc = q(c, cmd, &r, err, sizeof(err));
+            analyzed = rc == 0;
+            struct probe_pg_res rb;
+            if (q(c, TAG "ROLLBACK", &rb, err, sizeof(err)) == 0)
+                probe_pg_res_free(&rb);
+        }
+    } else {
+        snprintf(cmd, len, TAG "PREPARE apigate_doctor_%d AS %s", k, sql);
+        if (q(c, cmd, &r, err, sizeof(err)) == 0) {
+            probe_pg_res_free(&r);
+            int n = snprintf(cmd, len, TAG "EXPLAIN (VERBOSE, FORMAT JSON) EXECUTE apigate_doctor_%d",
+                             k);
+            for (int i = 0; i < nparams; i++)
+                n += snprintf(cmd + n, len - (size_t)n, "%sNULL", i ? ", " : "(");
+            snprintf(cmd + n, len - (size_t)n, "%s", nparams ? ")" : "");
+            rc = q(c, cmd, &r, err, sizeof(err));
+            snprintf(cmd, len, TAG "DEALLOCATE apigate_doctor_%d", k);
+            struct probe_pg_res rd;
+            if (q(c, cmd, &rd, err, sizeof(err)) == 0)
+                probe_pg_res_free(&rd);
+        }
+    }
+    free(cmd);
+    if (rc < 0) {
+        snprintf(f->stmts[k].plan, sizeof(f->stmts[k].plan), "not explained: %.200s", err);
+        return;
+    }
+    struct explain_result ex;
+    const char *json = r.rows > 0 && r.cols > 0 ? r.vals[0] : NULL;
+    if (json && explain_parse(json, &ex) == 0) {
+        explain_summary(&ex, f->stmts[k].plan, sizeof(f->stmts[k].plan));
+        if (analyze && !analyzed) {
+            size_t n = strlen(f->stmts[k].plan);
+            snprintf(f->stmts[k].plan + n, sizeof(f->stmts[k].plan) - n,
+                     " (generic plan: its parameters are not known, so it was not run)");
+        }
+        for (int i = 0; i < ex.n_scans; i++)
+            read_planscan(c, f, k, &ex.scans[i]);
+    }
+    probe_pg_res_free(&r);
+}
+
+/* pg_stat_statements: the 8 statements with the most total time, and EXPLAIN of the top
+ * frequent ones (their seq scans name the missing indexes). A failure (not installed, not
+ * loaded) is kept in pgss_error and becomes the advice to enable it. */
+static void read_statements(struct probe_pg_conn *c, struct pg_facts *f, bool analyze)
+{
+    struct probe_pg_res r;
     /* Only this database's statements, and not the probe's own. */
     static const char *const filter =
         "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND query "
@@ -223,12 +430,14 @@ static void read_statements(struct probe_pg_conn *c, struct pg_facts *f, struct 
     char sql[1024];
     snprintf(sql, sizeof(sql),
              TAG "SELECT mean_exec_time AS mean, calls, total_exec_time AS total, rows, "
-                 "left(regexp_replace(query, '\\s+', ' ', 'g'), 390) AS query FROM "
-                 "pg_stat_statements %s ORDER BY mean_exec_time DESC LIMIT 5",
+                 "left(regexp_replace(query, '\\s+', ' ', 'g'), 390) AS query, query AS full_query "
+                 "FROM pg_stat_statements %s ORDER BY total_exec_time DESC LIMIT 8",
              filter);
     if (q(c, sql, &r, f->pgss_error, sizeof(f->pgss_error)) < 0)
         return;
     f->pgss = true;
+    f->explained = true;
+    f->explain_analyze = analyze;
     for (int i = 0; i < r.rows && f->n_stmts < PG_FACTS_MAX; i++) {
         struct pg_stmt *s = &f->stmts[f->n_stmts++];
         s->mean_ms = dbl(probe_pg_get(&r, i, "mean"));
@@ -237,21 +446,24 @@ static void read_statements(struct probe_pg_conn *c, struct pg_facts *f, struct 
         s->rows = num(probe_pg_get(&r, i, "rows"));
         copy(s->query, sizeof(s->query), probe_pg_get(&r, i, "query"));
     }
-    probe_pg_res_free(&r);
-    /* The heaviest statements, to find the columns of missing indexes. */
-    snprintf(sql, sizeof(sql),
-             TAG "SELECT regexp_replace(query, '\\s+', ' ', 'g') AS query FROM pg_stat_statements "
-                 "%s ORDER BY total_exec_time DESC LIMIT 50",
-             filter);
     char err[256];
-    if (q(c, sql, all, err, sizeof(err)) < 0)
-        memset(all, 0, sizeof(*all));
+    struct probe_pg_res set;
+    if (q(c, TAG "SET plan_cache_mode = force_generic_plan", &set, err, sizeof(err)) == 0)
+        probe_pg_res_free(&set);
+    int explained = 0;
+    for (int i = 0; i < f->n_stmts && explained < 4; i++) {
+        const char *full = probe_pg_get(&r, i, "full_query");
+        if (f->stmts[i].calls < RULES_PG_STMT_MIN_CALLS || full == NULL || !explainable(full))
+            continue;
+        explain_stmt(c, f, i, full, analyze);
+        explained++;
+    }
+    probe_pg_res_free(&r);
 }
 
-/* pg_stat_user_tables: the tables read most by sequential scans, each with the candidate columns
- * found in the statements of <stmts>. */
-static void read_tables(struct probe_pg_conn *c, struct pg_facts *f,
-                        const struct probe_pg_res *stmts)
+/* pg_stat_user_tables: the tables read most by sequential scans (counters since the last
+ * statistics reset: evidence, and the index hint when there are no plans). */
+static void read_tables(struct probe_pg_conn *c, struct pg_facts *f)
 {
     struct probe_pg_res r;
     char err[256];
@@ -268,12 +480,6 @@ static void read_tables(struct probe_pg_conn *c, struct pg_facts *f,
         t->seq_tup_read = num(probe_pg_get(&r, i, "seq_tup_read"));
         t->idx_scan = num(probe_pg_get(&r, i, "idx_scan"));
         t->n_live_tup = num(probe_pg_get(&r, i, "n_live_tup"));
-        /* The first heavy statement that filters this table names the columns. */
-        for (int k = 0; k < stmts->rows && !t->columns[0]; k++) {
-            const char *sq = probe_pg_get(stmts, k, "query");
-            if (sq)
-                rules_pg_candidate_columns(sq, t->table, t->columns, sizeof(t->columns));
-        }
     }
     probe_pg_res_free(&r);
 }
@@ -324,7 +530,8 @@ static void read_server(struct probe_pg_conn *c, struct pg_facts *f)
     }
 }
 
-int probe_pg_run(const char *url, int timeout_ms, struct pg_facts *f, struct finding_list *out)
+int probe_pg_run(const char *url, int timeout_ms, bool explain_analyze, struct pg_facts *f,
+                 struct finding_list *out)
 {
     char err[512];
     struct probe_pg_conn *c = probe_pg_connect(url, timeout_ms, false, err, sizeof(err));
@@ -357,10 +564,9 @@ int probe_pg_run(const char *url, int timeout_ms, struct pg_facts *f, struct fin
     f->is_replica = rep && rep[0] == 't';
     probe_pg_res_free(&r);
     read_activity(c, f);
-    struct probe_pg_res stmts;
-    read_statements(c, f, &stmts);
-    read_tables(c, f, &stmts);
-    probe_pg_res_free(&stmts);
+    read_limits(c, f);
+    read_tables(c, f);
+    read_statements(c, f, explain_analyze);
     read_server(c, f);
     probe_pg_close(c);
     return 0;

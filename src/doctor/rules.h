@@ -30,6 +30,20 @@ struct pg_stmt {
     long long calls;
     long long rows;
     char query[400];
+    char plan[400]; /* what EXPLAIN showed (seq scans, estimated vs actual rows), "" when not run */
+};
+
+/* A sequential scan found in the EXPLAIN plan of a top statement: the table, the column its
+ * filter or its join condition compares (checked against the table's columns), and whether an
+ * index starting with that column exists already. */
+struct pg_planscan {
+    char table[128];  /* schema.table */
+    char column[64];  /* "" when the plan's conditions name no column of the table */
+    char cond[160];   /* the condition the column came from: "(o.user_id = u.id)" */
+    double est_rows;  /* the planner's estimate for the scan's output */
+    double table_rows; /* pg_class.reltuples */
+    bool indexed;     /* an index whose first column is <column> exists */
+    int stmt;         /* index into pg_facts.stmts */
 };
 
 struct pg_seqscan {
@@ -38,7 +52,14 @@ struct pg_seqscan {
     long long seq_tup_read;
     long long idx_scan;
     long long n_live_tup;
-    char columns[128]; /* candidate index columns found in slow statements, "" when none */
+};
+
+/* A connection limit of one role (pg_roles.rolconnlimit) or database (pg_database.datconnlimit)
+ * and the client backends counted against it. */
+struct pg_limit {
+    char name[64];
+    int limit;
+    int used;
 };
 
 struct pg_replica {
@@ -69,6 +90,13 @@ struct pg_facts {
     struct pg_stmt stmts[PG_FACTS_MAX]; /* by mean time, slowest first */
     int n_seqscans;
     struct pg_seqscan seqscans[PG_FACTS_MAX];
+    bool explained;   /* the top statements were EXPLAINed (plan-based index advice) */
+    bool explain_analyze; /* ... with ANALYZE (--explain-analyze) */
+    int n_planscans;
+    struct pg_planscan planscans[PG_FACTS_MAX];
+    int n_role_limits, n_db_limits; /* roles / databases that have a limit (>= 0) */
+    struct pg_limit role_limits[PG_FACTS_MAX], db_limits[PG_FACTS_MAX]; /* fullest first */
+    bool pgbouncer_in_front; /* the PgBouncer probe ran too: advice is about its pools */
     long long blks_hit, blks_read;
     bool is_replica;
     /* When the probed server is itself a replica: */
@@ -88,6 +116,9 @@ struct pg_facts {
 #define RULES_PG_LONG_QUERY_WARN_S 60.0
 #define RULES_PG_STMT_WARN_MS 100.0
 #define RULES_PG_STMT_CRIT_MS 1000.0
+#define RULES_PG_STMT_MIN_CALLS 10        /* fewer calls: a one-off (setup, migration, manual) */
+#define RULES_PG_STMT_ONEOFF_WARN_MS 30000.0 /* ... judged only from this mean on */
+#define RULES_PG_LIMIT_WARN 0.80          /* per-role / per-database connection limits */
 #define RULES_PG_SEQ_MIN_SCANS 10
 #define RULES_PG_SEQ_MIN_ROWS_PER_SCAN 1000
 #define RULES_PG_SEQ_MIN_TUP_READ 100000
@@ -102,10 +133,12 @@ struct pg_facts {
  * connections for the busy ones with headroom (active × 1.5, at least 5), never more than 80% of
  * what the server accepts (max_connections − reserved). <active> is the active session count. */
 int rules_pg_pool_size(int active, int max_connections, int reserved);
-/* Column names compared in the WHERE clause of <query> for <table> ("customer_id, status"), into
- * <out>; returns how many. Only plain "col = / < / > / IN / LIKE" comparisons are recognized: a
- * hint, not a planner. */
-int rules_pg_candidate_columns(const char *query, const char *table, char *out, size_t outlen);
+/* The column of a table with alias <alias> that the plan condition <cond> compares
+ * ("(o.user_id = u.id)" with alias "o" gives "user_id"; unqualified names count too), keeping only
+ * names listed in <columns> (the table's columns, comma-separated: "id,user_id,total"). Prefers a
+ * column compared with '='. Returns 1 with the name in <out>, or 0. */
+int rules_pg_plan_column(const char *cond, const char *alias, const char *columns, char *out,
+                         size_t outlen);
 void rules_pg(const struct pg_facts *pg, struct finding_list *out);
 
 /* ---- PgBouncer ---- */

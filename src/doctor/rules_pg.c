@@ -20,111 +20,118 @@ int rules_pg_pool_size(int active, int max_connections, int reserved)
     return want < cap ? want : cap;
 }
 
+static bool ident_start(char c)
+{
+    return isalpha((unsigned char)c) || c == '_';
+}
+
 static bool ident_char(char c)
 {
-    return isalnum((unsigned char)c) || c == '_' || c == '.' || c == '"';
+    return isalnum((unsigned char)c) || c == '_' || c == '$';
 }
 
-/* Case-insensitive search of a whole word <w> in <s>; returns its start or NULL. */
-static const char *find_word(const char *s, const char *w)
+/* Whether <name> (<n> bytes) is one of the comma-separated <list>. */
+static bool in_list(const char *list, const char *name, size_t n)
 {
-    size_t n = strlen(w);
-    for (const char *p = s; *p; p++) {
-        if (strncasecmp(p, w, n) == 0 && (p == s || !ident_char(p[-1])) && !ident_char(p[n]))
-            return p;
-    }
-    return NULL;
-}
-
-static bool is_keyword(const char *w, size_t n)
-{
-    static const char *const kw[] = {"and",   "or",      "not",    "where", "is",
-                                     "null",  "true",    "false",  "in",    "like",
-                                     "ilike", "between", "select", "from",  NULL};
-    for (int i = 0; kw[i]; i++)
-        if (strlen(kw[i]) == n && strncasecmp(kw[i], w, n) == 0)
+    for (const char *p = list; *p;) {
+        size_t len = strcspn(p, ",");
+        if (len == n && strncmp(p, name, n) == 0)
             return true;
+        p += len + (p[len] == ',');
+    }
     return false;
 }
 
-int rules_pg_candidate_columns(const char *query, const char *table, char *out, size_t outlen)
+/* Whether the identifier at [w, e) of <s> is an operand of '=' (and not of "=>" or "<=" ...). */
+static bool next_to_eq(const char *s, const char *w, const char *e)
+{
+    const char *a = e;
+    while (*a == ' ' || *a == ')')
+        a++;
+    if (a[0] == '=' && a[1] != '>')
+        return true;
+    const char *b = w;
+    while (b > s && (b[-1] == ' ' || b[-1] == '('))
+        b--;
+    return b > s && b[-1] == '=' && (b - 1 == s || strchr("<>!=", b[-2]) == NULL);
+}
+
+int rules_pg_plan_column(const char *cond, const char *alias, const char *columns, char *out,
+                         size_t outlen)
 {
     out[0] = '\0';
-    /* "public.orders" in facts, "orders" in most statements: look for the bare name. */
-    const char *bare = strrchr(table, '.');
-    bare = bare ? bare + 1 : table;
-    const char *from = find_word(query, bare);
-    if (from == NULL)
-        return 0;
-    const char *where = find_word(from, "where");
-    if (where == NULL)
-        return 0;
-    int count = 0;
-    size_t used = 0;
-    const char *p = where + 5;
+    size_t alen = strlen(alias);
+    const char *first = NULL, *first_end = NULL;
+    const char *p = cond;
     while (*p) {
-        /* Stop at clauses that end the WHERE. */
-        if (find_word(p, "order") == p || find_word(p, "group") == p || find_word(p, "limit") == p)
-            break;
-        if (!(isalpha((unsigned char)*p) || *p == '_') || (p > query && ident_char(p[-1]))) {
+        if (*p == '\'') { // a string literal: skip it whole ('' is an escaped quote)
+            for (p++; *p && !(*p == '\'' && p[1] != '\''); p += (*p == '\'') ? 2 : 1)
+                ;
+            if (*p)
+                p++;
+            continue;
+        }
+        if (!ident_start(*p) || (p > cond && (ident_char(p[-1]) || p[-1] == '.'))) {
             p++;
             continue;
         }
         const char *w = p;
         while (ident_char(*p))
             p++;
-        size_t n = (size_t)(p - w);
-        const char *q = p;
-        while (*q == ' ')
-            q++;
-        bool cmp = *q == '=' || *q == '<' || *q == '>' || (*q == '!' && q[1] == '=') ||
-                   strncasecmp(q, "in ", 3) == 0 || strncasecmp(q, "in(", 3) == 0 ||
-                   strncasecmp(q, "like ", 5) == 0 || strncasecmp(q, "ilike ", 6) == 0 ||
-                   strncasecmp(q, "between ", 8) == 0 || strncasecmp(q, "is ", 3) == 0;
-        if (!cmp || is_keyword(w, n))
-            continue;
-        /* "o.customer_id": keep the column. */
-        const char *dot = memchr(w, '.', n);
-        if (dot) {
-            n -= (size_t)(dot + 1 - w);
-            w = dot + 1;
+        const char *col = w, *e = p;
+        bool ours = true;
+        if (*p == '.' && ident_start(p[1])) { // qualified: alias.column
+            ours = (size_t)(p - w) == alen && strncmp(w, alias, alen) == 0;
+            col = ++p;
+            while (ident_char(*p))
+                p++;
+            e = p;
         }
-        /* Skip duplicates: <out> is "a, b, c". */
-        bool dup = false;
-        const char *s = out;
-        while (*s && !dup) {
-            const char *e = strchr(s, ',');
-            size_t len = e ? (size_t)(e - s) : strlen(s);
-            dup = len == n && strncmp(s, w, n) == 0;
-            s = e ? e + 2 : s + len;
-        }
-        if (dup)
+        bool cast = w >= cond + 2 && w[-1] == ':' && w[-2] == ':';
+        if (!ours || cast || *e == '(' || !in_list(columns, col, (size_t)(e - col)))
             continue;
-        if (used + n + 3 > outlen)
-            break;
-        used += (size_t)snprintf(out + used, outlen - used, "%s%.*s", count ? ", " : "", (int)n, w);
-        count++;
+        if (next_to_eq(cond, w, e)) {
+            snprintf(out, outlen, "%.*s", (int)(e - col), col);
+            return 1;
+        }
+        if (first == NULL) {
+            first = col;
+            first_end = e;
+        }
     }
-    return count;
+    if (first == NULL)
+        return 0;
+    snprintf(out, outlen, "%.*s", (int)(first_end - first), first);
+    return 1;
 }
 
-/* Connection headroom. Past 80% a deploy (old and new pods overlapping) or a traffic spike runs out
- * of slots; past 95% new connections already fail now and then. The probe's own session is not
- * counted. */
+/* Connection headroom. Non-superusers get max_connections − superuser_reserved_connections: at
+ * that count they are refused ("remaining connection slots are reserved"), so 17 of 20 with 3
+ * reserved is full. Past 80% of the usable slots a deploy (old and new pods overlapping) or a
+ * spike runs out; past 95% new connections already fail now and then. The probe's own session is
+ * not counted. */
 static void rule_connections(const struct pg_facts *pg, struct finding_list *out)
 {
     if (pg->max_connections <= 0)
         return;
-    double use = (double)pg->total / pg->max_connections;
+    int usable = pg->max_connections - pg->reserved;
+    if (usable < 1)
+        usable = 1;
+    double use = (double)pg->total / usable;
     enum finding_sev sev = use > RULES_PG_CONN_CRIT   ? FINDING_CRITICAL
                            : use > RULES_PG_CONN_WARN ? FINDING_WARNING
                                                       : FINDING_OK;
     int pool = rules_pg_pool_size(pg->active, pg->max_connections, pg->reserved);
-    struct finding *f = finding_add(out, "postgres", "pg-connections", sev,
-                                    "%d of max_connections %d in use (%.0f%%)", pg->total,
-                                    pg->max_connections, use * 100);
-    finding_evidence(f, "%d active, %d idle, %d idle in transaction; %d reserved for superusers",
-                     pg->active, pg->idle, pg->idle_in_tx, pg->reserved);
+    struct finding *f =
+        finding_add(out, "postgres", "pg-connections", sev,
+                    "%d of %d usable connections in use (%.0f%%; max_connections %d, %d reserved "
+                    "for superusers)",
+                    pg->total, usable, use * 100, pg->max_connections, pg->reserved);
+    finding_evidence(f, "%d active, %d idle, %d idle in transaction", pg->active, pg->idle,
+                     pg->idle_in_tx);
+    if (pg->total >= usable)
+        finding_evidence(f, "a non-superuser connecting now gets FATAL: remaining connection "
+                            "slots are reserved for non-replication superuser connections");
     if (pg->active_oldest_pid)
         finding_evidence(f, "longest active statement: %.1f s (pid %d)", pg->active_oldest_s,
                          pg->active_oldest_pid);
@@ -132,17 +139,64 @@ static void rule_connections(const struct pg_facts *pg, struct finding_list *out
         finding_evidence(f, "oldest idle in transaction: %.1f s (pid %d)", pg->idle_in_tx_oldest_s,
                          pg->idle_in_tx_pid);
     finding_source(f, "SELECT state, count(*) FROM pg_stat_activity WHERE backend_type = 'client "
-                      "backend' GROUP BY state; SHOW max_connections");
-    if (sev >= FINDING_WARNING) {
+                      "backend' GROUP BY state; SHOW max_connections; SHOW "
+                      "superuser_reserved_connections");
+    if (sev < FINDING_WARNING)
+        return;
+    if (pg->pgbouncer_in_front) {
         finding_fix(f,
-                    "put PgBouncer in front in transaction mode: pool_mode = transaction, "
-                    "default_pool_size = %d",
-                    pool);
-        finding_fix(f,
-                    "or shrink the application pools so pods x (pool_size + max_overflow) "
-                    "stays under %d",
-                    (int)((pg->max_connections - pg->reserved) * 0.8));
+                    "PgBouncer is already in front: the server connections are its pools; keep "
+                    "the sum of its pool sizes (default_pool_size x databases x users, or "
+                    "max_db_connections) under %d, and look for connections that bypass it",
+                    (int)(usable * 0.8));
+        return;
     }
+    finding_fix(f,
+                "put PgBouncer in front in transaction mode: pool_mode = transaction, "
+                "default_pool_size = %d",
+                pool);
+    finding_fix(f,
+                "or shrink the application pools so pods x (pool_size + max_overflow) "
+                "stays under %d",
+                (int)(usable * 0.8));
+}
+
+/* Per-role (ALTER ROLE ... CONNECTION LIMIT n) and per-database (datconnlimit) limits refuse
+ * connections long before max_connections: "FATAL: too many connections for role "app"". */
+static void rule_limit(const struct pg_limit *l, bool role, struct finding_list *out)
+{
+    double use = l->limit > 0 ? (double)l->used / l->limit : 1.0;
+    enum finding_sev sev = l->used >= l->limit              ? FINDING_CRITICAL
+                           : use >= RULES_PG_LIMIT_WARN ? FINDING_WARNING
+                                                        : FINDING_OK;
+    const char *what = role ? "role" : "database";
+    struct finding *f = finding_add(out, "postgres", role ? "pg-role-connections" : "pg-database-connections",
+                                    sev, "%s \"%s\": %d of CONNECTION LIMIT %d in use%s", what,
+                                    l->name, l->used, l->limit,
+                                    sev == FINDING_CRITICAL ? " (full)" : "");
+    if (sev == FINDING_CRITICAL)
+        finding_evidence(f, "a new connection %s gets FATAL: too many connections for %s \"%s\"",
+                         role ? "as this role" : "to this database", what, l->name);
+    finding_source(f, role ? "SELECT rolname, rolconnlimit FROM pg_roles WHERE rolconnlimit >= 0; "
+                             "count(*) FROM pg_stat_activity by usename"
+                           : "SELECT datname, datconnlimit FROM pg_database WHERE datconnlimit "
+                             ">= 0; count(*) FROM pg_stat_activity by datname");
+    if (sev >= FINDING_WARNING) {
+        finding_fix(f, "ALTER %s \"%s\" CONNECTION LIMIT %d; (or make its pools smaller: the "
+                       "sessions above are what they hold)",
+                    role ? "ROLE" : "DATABASE", l->name, l->limit * 2 > l->used + 5 ? l->limit * 2 : l->used + 5);
+        if (!role || l->used > 0)
+            finding_fix(f, "a transaction pooler in front (PgBouncer pool_mode = transaction) "
+                           "serves the same clients with fewer sessions");
+    }
+}
+
+static void rule_limits(const struct pg_facts *pg, struct finding_list *out)
+{
+    for (int i = 0; i < pg->n_role_limits; i++)
+        rule_limit(&pg->role_limits[i], true, out);
+    for (int i = 0; i < pg->n_db_limits; i++)
+        rule_limit(&pg->db_limits[i], false, out);
 }
 
 /* Idle sessions cost a backend process (memory, snapshot bookkeeping) each and count against
@@ -163,11 +217,18 @@ static void rule_idle(const struct pg_facts *pg, struct finding_list *out)
                      "counts against max_connections %d)",
                      pg->idle, pg->active, pg->max_connections);
     finding_source(f, "pg_stat_activity.state");
-    finding_fix(f,
-                "use a transaction pooler: PgBouncer pool_mode = transaction, "
-                "default_pool_size = %d (active %d x 1.5, at least 5, at most 80%% of "
-                "max_connections - reserved)",
-                pool, pg->active);
+    if (pg->pgbouncer_in_front)
+        finding_fix(f,
+                    "PgBouncer is already in front: its pools keep these idle server "
+                    "connections; lower default_pool_size to %d (active %d x 1.5, at least 5) "
+                    "and set server_idle_timeout = 60 so idle ones are closed",
+                    pool, pg->active);
+    else
+        finding_fix(f,
+                    "use a transaction pooler: PgBouncer pool_mode = transaction, "
+                    "default_pool_size = %d (active %d x 1.5, at least 5, at most 80%% of "
+                    "max_connections - reserved)",
+                    pool, pg->active);
 }
 
 /* A transaction left open holds its row locks and its snapshot: other writers queue behind it and
@@ -235,8 +296,15 @@ static void rule_blocked(const struct pg_facts *pg, struct finding_list *out)
     finding_fix(f, "bound waits: ALTER SYSTEM SET lock_timeout = '5s'; keep transactions short");
 }
 
+static bool oneoff(const struct pg_stmt *s)
+{
+    return s->calls < RULES_PG_STMT_MIN_CALLS;
+}
+
 /* pg_stat_statements is the only place per-query timings exist; without it the advice is to
- * enable it. The slowest by mean time is what a user of that endpoint waits for. */
+ * enable it. Statements are ranked by total time (what the server spends on them), and judged by
+ * their mean among those called at least 10 times: a setup INSERT or a manual pg_sleep run once
+ * says nothing about the application, unless it ran for 30 s. */
 static void rule_statements(const struct pg_facts *pg, struct finding_list *out)
 {
     if (!pg->pgss) {
@@ -251,31 +319,97 @@ static void rule_statements(const struct pg_facts *pg, struct finding_list *out)
     }
     if (pg->n_stmts == 0)
         return;
-    double worst = pg->stmts[0].mean_ms;
-    enum finding_sev sev = worst >= RULES_PG_STMT_CRIT_MS   ? FINDING_CRITICAL
-                           : worst >= RULES_PG_STMT_WARN_MS ? FINDING_WARNING
-                                                            : FINDING_INFO;
-    struct finding *f = finding_add(out, "postgres", "pg-slow-statements", sev,
-                                    "slowest statement takes %.1f ms on average", worst);
+    enum finding_sev sev = FINDING_INFO;
+    const struct pg_stmt *worst = NULL;
+    double all_ms = 0;
     for (int i = 0; i < pg->n_stmts; i++) {
         const struct pg_stmt *s = &pg->stmts[i];
-        finding_evidence(f, "%8.1f ms mean  %8lld calls  %10.0f ms total  %s", s->mean_ms, s->calls,
-                         s->total_ms, s->query);
+        all_ms += s->total_ms;
+        enum finding_sev si = FINDING_INFO;
+        if (oneoff(s))
+            si = s->mean_ms >= RULES_PG_STMT_ONEOFF_WARN_MS ? FINDING_WARNING : FINDING_INFO;
+        else
+            si = s->mean_ms >= RULES_PG_STMT_CRIT_MS   ? FINDING_CRITICAL
+                 : s->mean_ms >= RULES_PG_STMT_WARN_MS ? FINDING_WARNING
+                                                       : FINDING_INFO;
+        if (si > sev || (worst == NULL && si == sev && !oneoff(s))) {
+            sev = si;
+            worst = s;
+        }
     }
-    finding_source(f, "SELECT mean_exec_time, calls, total_exec_time, query FROM "
-                      "pg_stat_statements ORDER BY mean_exec_time DESC LIMIT 5");
+    const struct pg_stmt *top = &pg->stmts[0];
+    struct finding *f;
+    if (sev >= FINDING_WARNING)
+        f = finding_add(out, "postgres", "pg-slow-statements", sev,
+                        "a statement takes %.1f ms on average over %lld calls (%.0f ms in all)",
+                        worst->mean_ms, worst->calls, worst->total_ms);
+    else
+        f = finding_add(out, "postgres", "pg-slow-statements", sev,
+                        "heaviest statement: %.0f ms in all over %lld calls (%.1f ms mean)",
+                        top->total_ms, top->calls, top->mean_ms);
+    finding_evidence(f, "   total ms  share      calls    mean ms  statement (by total time)");
+    for (int i = 0; i < pg->n_stmts; i++) {
+        const struct pg_stmt *s = &pg->stmts[i];
+        finding_evidence(f, "%11.0f %5.1f%% %10lld %10.1f  %s%s", s->total_ms,
+                         all_ms > 0 ? 100.0 * s->total_ms / all_ms : 0.0, s->calls, s->mean_ms,
+                         oneoff(s) ? "[one-off, not judged] " : "", s->query);
+        if (s->plan[0])
+            finding_evidence(f, "             %s: %s",
+                             pg->explain_analyze ? "EXPLAIN ANALYZE" : "EXPLAIN", s->plan);
+    }
+    finding_source(f, "SELECT total_exec_time, calls, mean_exec_time, query FROM "
+                      "pg_stat_statements ORDER BY total_exec_time DESC LIMIT 8%s",
+                   pg->explained ? (pg->explain_analyze ? "; EXPLAIN (ANALYZE) of the top ones"
+                                                        : "; EXPLAIN (no ANALYZE: nothing is run) "
+                                                          "of the top ones")
+                                 : "");
     if (sev >= FINDING_WARNING) {
-        finding_fix(f, "EXPLAIN (ANALYZE, BUFFERS) the statement above; add the index the "
-                       "pg-missing-index finding names; cache its result in the gateway "
+        finding_fix(f, "read its plan above (EXPLAIN; --explain-analyze runs it for actual rows); "
+                       "add the index pg-missing-index names; cache its result in the gateway "
                        "(cache: {ttl: 30s}) if it is a read");
     }
 }
 
-/* A table read by many sequential scans of many rows each, and rarely by an index, is filtered on
- * columns without an index. The minimums keep small lookup tables (where a seq scan is the right
- * plan) out. */
+/* Missing indexes, from the plans of the top statements: a sequential scan of a table of 1000
+ * rows or more whose filter or join condition names a column without an index starting with it.
+ * The plan is the present: once the index exists, the planner uses it and the finding is gone,
+ * whatever the lifetime counters of pg_stat_user_tables say. Without plans (no
+ * pg_stat_statements), the counters give a hint without a column. */
 static void rule_seqscans(const struct pg_facts *pg, struct finding_list *out)
 {
+    for (int i = 0; i < pg->n_planscans; i++) {
+        const struct pg_planscan *p = &pg->planscans[i];
+        if (p->column[0] == '\0' || p->indexed ||
+            p->table_rows < RULES_PG_SEQ_MIN_ROWS_PER_SCAN)
+            continue;
+        bool dup = false; // one finding per table and column
+        for (int k = 0; k < i && !dup; k++)
+            dup = strcmp(pg->planscans[k].table, p->table) == 0 &&
+                  strcmp(pg->planscans[k].column, p->column) == 0 && !pg->planscans[k].indexed &&
+                  pg->planscans[k].table_rows >= RULES_PG_SEQ_MIN_ROWS_PER_SCAN;
+        if (dup)
+            continue;
+        const struct pg_stmt *s = &pg->stmts[p->stmt];
+        struct finding *f = finding_add(out, "postgres", "pg-missing-index", FINDING_WARNING,
+                                        "%s (%.0f rows) is read by a sequential scan on %s", p->table,
+                                        p->table_rows, p->column);
+        finding_evidence(f, "plan of (%lld calls, %.1f ms mean): %s", s->calls, s->mean_ms,
+                         s->query);
+        finding_evidence(f, "Seq Scan on %s, condition %s, estimated %.0f rows", p->table, p->cond,
+                         p->est_rows);
+        for (int k = 0; k < pg->n_seqscans; k++)
+            if (strcmp(pg->seqscans[k].table, p->table) == 0)
+                finding_evidence(f, "seq_scan %lld, seq_tup_read %lld, idx_scan %lld (since the "
+                                    "statistics were last reset)",
+                                 pg->seqscans[k].seq_scan, pg->seqscans[k].seq_tup_read,
+                                 pg->seqscans[k].idx_scan);
+        finding_source(f, "EXPLAIN (VERBOSE, FORMAT JSON) of the statement, no ANALYZE; pg_index "
+                          "for the indexes of %s",
+                       p->table);
+        finding_fix(f, "CREATE INDEX CONCURRENTLY ON %s (%s);", p->table, p->column);
+    }
+    if (pg->explained)
+        return;
     for (int i = 0; i < pg->n_seqscans; i++) {
         const struct pg_seqscan *t = &pg->seqscans[i];
         if (t->seq_scan < RULES_PG_SEQ_MIN_SCANS || t->seq_tup_read < RULES_PG_SEQ_MIN_TUP_READ)
@@ -289,14 +423,11 @@ static void rule_seqscans(const struct pg_facts *pg, struct finding_list *out)
                                         t->table, t->seq_scan, per);
         finding_evidence(f, "seq_scan %lld, seq_tup_read %lld, idx_scan %lld, live rows %lld",
                          t->seq_scan, t->seq_tup_read, t->idx_scan, t->n_live_tup);
-        finding_source(f, "pg_stat_user_tables (and pg_stat_statements for the columns)");
-        if (t->columns[0])
-            finding_fix(f, "CREATE INDEX CONCURRENTLY ON %s (%s);", t->table, t->columns);
-        else
-            finding_fix(f,
-                        "find the filtering columns with EXPLAIN on the queries touching %s, "
-                        "then CREATE INDEX CONCURRENTLY ON %s (<column>);",
-                        t->table, t->table);
+        finding_source(f, "pg_stat_user_tables (no plans: pg_stat_statements is not available)");
+        finding_fix(f,
+                    "find the filtering columns with EXPLAIN on the queries touching %s, "
+                    "then CREATE INDEX CONCURRENTLY ON %s (<column>);",
+                    t->table, t->table);
     }
 }
 
@@ -374,6 +505,7 @@ static void rule_replication(const struct pg_facts *pg, struct finding_list *out
 void rules_pg(const struct pg_facts *pg, struct finding_list *out)
 {
     rule_connections(pg, out);
+    rule_limits(pg, out);
     rule_idle(pg, out);
     rule_idle_in_tx(pg, out);
     rule_long_query(pg, out);

@@ -239,6 +239,52 @@ static void test_redact(void **state)
     assert_null(strstr(tiny, "s3cret"));
 }
 
+/* EXPLAIN (VERBOSE, FORMAT JSON) of users LEFT JOIN orders ON o.user_id = u.id with a hash join:
+ * the seq scan of orders has no filter of its own; its key is in the Hash Cond two levels up. */
+static const char plan_hash[] =
+    "[{\"Plan\": {\"Node Type\": \"Hash Join\", \"Join Type\": \"Right\", \"Plan Rows\": 5,"
+    " \"Hash Cond\": \"(o.user_id = u.id)\", \"Plans\": ["
+    "  {\"Node Type\": \"Seq Scan\", \"Parent Relationship\": \"Outer\", \"Relation Name\": "
+    "\"orders\", \"Schema\": \"public\", \"Alias\": \"o\", \"Plan Rows\": 50000},"
+    "  {\"Node Type\": \"Hash\", \"Plan Rows\": 1, \"Plans\": ["
+    "    {\"Node Type\": \"Index Scan\", \"Relation Name\": \"users\", \"Schema\": \"public\","
+    " \"Alias\": \"u\", \"Index Cond\": \"(u.id = $1)\", \"Plan Rows\": 1}]}]}}]";
+
+static const char plan_analyze[] =
+    "[{\"Plan\": {\"Node Type\": \"Aggregate\", \"Plan Rows\": 1, \"Actual Rows\": 1,"
+    " \"Actual Loops\": 1, \"Plans\": [{\"Node Type\": \"Seq Scan\", \"Relation Name\": "
+    "\"orders\", \"Schema\": \"public\", \"Alias\": \"orders\", \"Filter\": "
+    "\"(orders.customer_id = 7)\", \"Plan Rows\": 12, \"Actual Rows\": 6, \"Actual Loops\": 2}]},"
+    " \"Planning Time\": 0.1, \"Execution Time\": 4.2}]";
+
+static void test_parse_explain(void **state)
+{
+    (void)state;
+    struct explain_result r;
+    assert_int_equal(explain_parse(plan_hash, &r), 0);
+    assert_int_equal(r.n_scans, 1);
+    assert_string_equal(r.scans[0].relation, "orders");
+    assert_string_equal(r.scans[0].alias, "o");
+    assert_string_equal(r.scans[0].filter, "");
+    assert_string_equal(r.scans[0].join, "(o.user_id = u.id)");
+    assert_true(r.scans[0].actual_rows < 0);
+    char out[400];
+    explain_summary(&r, out, sizeof(out));
+    assert_string_equal(out, "Seq Scan on public.orders o (estimated 50000 rows); Hash Join at the "
+                             "top, estimated 5 rows");
+    assert_int_equal(explain_parse(plan_analyze, &r), 0);
+    assert_int_equal(r.n_scans, 1);
+    assert_string_equal(r.scans[0].filter, "(orders.customer_id = 7)");
+    explain_summary(&r, out, sizeof(out));
+    assert_string_equal(out, "Seq Scan on public.orders, filter (orders.customer_id = 7) "
+                             "(estimated 12 / actual 12 rows); Aggregate at the top, estimated 1 "
+                             "/ actual 1 rows");
+    assert_int_equal(explain_parse("[]", &r), -1);
+    assert_int_equal(explain_parse("not json", &r), -1);
+    explain_summary(&r, out, 10); // cut, never overrun
+    assert_true(strlen(out) < 10);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -247,6 +293,7 @@ int main(void)
         cmocka_unit_test(test_parse_netstat),
         cmocka_unit_test(test_parse_redis_info),
         cmocka_unit_test(test_parse_gateway),
+        cmocka_unit_test(test_parse_explain),
         cmocka_unit_test(test_finding_sort_and_json),
         cmocka_unit_test(test_redact),
     };

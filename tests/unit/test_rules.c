@@ -34,10 +34,11 @@ static void test_pg_connections(void **state)
     static const struct {
         int total;
         enum finding_sev sev;
-    } cases[] = {{80, FINDING_OK},
-                 {81, FINDING_WARNING},
-                 {95, FINDING_WARNING},
-                 {96, FINDING_CRITICAL},
+    } cases[] = {{77, FINDING_OK},        // of 97 usable (100 - 3 reserved): 79%
+                 {78, FINDING_WARNING},   // 80.4%
+                 {92, FINDING_WARNING},   // 94.8%
+                 {93, FINDING_CRITICAL},  // 95.9%
+                 {97, FINDING_CRITICAL},  // full
                  {10, FINDING_OK}};
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         pg.total = cases[i].total;
@@ -48,6 +49,56 @@ static void test_pg_connections(void **state)
         assert_int_equal(sev_of(&l, "pg-connections"), cases[i].sev);
         finding_list_deinit(&l);
     }
+    /* 17 of max_connections 20 with 3 reserved is full, not 85%. */
+    pg.max_connections = 20;
+    pg.total = 17;
+    finding_list_init(&l);
+    rules_pg(&pg, &l);
+    const struct finding *f = finding_find(&l, "pg-connections");
+    assert_int_equal(f->sev, FINDING_CRITICAL);
+    assert_non_null(strstr(f->title, "17 of 17 usable connections in use (100%"));
+    assert_non_null(strstr(f->evidence, "remaining connection slots are reserved"));
+    assert_non_null(strstr(f->fix, "put PgBouncer in front"));
+    finding_list_deinit(&l);
+    /* PgBouncer already in front: no advice to put it there. */
+    pg.pgbouncer_in_front = true;
+    finding_list_init(&l);
+    rules_pg(&pg, &l);
+    f = finding_find(&l, "pg-connections");
+    assert_null(strstr(f->fix, "put PgBouncer in front"));
+    assert_non_null(strstr(f->fix, "PgBouncer is already in front"));
+    finding_list_deinit(&l);
+}
+
+static void test_pg_limits(void **state)
+{
+    (void)state;
+    struct pg_facts pg = pg_base();
+    pg.total = 5;
+    pg.n_role_limits = 2;
+    pg.role_limits[0] = (struct pg_limit){"app", 3, 3};
+    pg.role_limits[1] = (struct pg_limit){"report", 10, 2};
+    pg.n_db_limits = 1;
+    pg.db_limits[0] = (struct pg_limit){"shop", 10, 8};
+    struct finding_list l;
+    finding_list_init(&l);
+    rules_pg(&pg, &l);
+    assert_int_equal(sev_of(&l, "pg-connections"), FINDING_OK); // 5 of 97
+    const struct finding *f = finding_find(&l, "pg-role-connections");
+    assert_int_equal(f->sev, FINDING_CRITICAL);
+    assert_string_equal(f->title, "role \"app\": 3 of CONNECTION LIMIT 3 in use (full)");
+    assert_non_null(strstr(f->evidence, "FATAL: too many connections for role \"app\""));
+    assert_non_null(strstr(f->fix, "ALTER ROLE \"app\" CONNECTION LIMIT"));
+    size_t n = 0;
+    for (size_t i = 0; i < l.n; i++)
+        if (strcmp(l.v[i].id, "pg-role-connections") == 0) {
+            n++;
+            if (strstr(l.v[i].title, "report"))
+                assert_int_equal(l.v[i].sev, FINDING_OK); // 2 of 10
+        }
+    assert_int_equal(n, 2);
+    assert_int_equal(sev_of(&l, "pg-database-connections"), FINDING_WARNING); // 8 of 10
+    finding_list_deinit(&l);
 }
 
 static void test_pg_pool_size(void **state)
@@ -70,7 +121,7 @@ static void test_pg_idle(void **state)
     struct finding_list l;
     finding_list_init(&l);
     rules_pg(&pg, &l);
-    assert_int_equal(sev_of(&l, "pg-connections"), FINDING_WARNING); // 90%
+    assert_int_equal(sev_of(&l, "pg-connections"), FINDING_CRITICAL); // 18 of 17 usable
     const struct finding *f = finding_find(&l, "pg-idle-pools");
     assert_non_null(f);
     assert_int_equal(f->sev, FINDING_WARNING);
@@ -161,28 +212,52 @@ static void test_pg_statements(void **state)
     strcpy(pg.stmts[0].query, "SELECT 1");
     static const struct {
         double ms;
+        long long calls;
         enum finding_sev sev;
-    } cases[] = {{99, FINDING_INFO}, {100, FINDING_WARNING}, {1000, FINDING_CRITICAL}};
-    for (size_t i = 0; i < 3; i++) {
+    } cases[] = {{99, 100, FINDING_INFO},      {100, 100, FINDING_WARNING},
+                 {1000, 10, FINDING_CRITICAL}, {452, 1, FINDING_INFO}, // a setup INSERT
+                 {16900, 1, FINDING_INFO},                             // a manual pg_sleep
+                 {16900, 9, FINDING_INFO},     {30000, 2, FINDING_WARNING}};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         pg.stmts[0].mean_ms = cases[i].ms;
+        pg.stmts[0].calls = cases[i].calls;
+        pg.stmts[0].total_ms = cases[i].ms * (double)cases[i].calls;
         finding_list_init(&l);
         rules_pg(&pg, &l);
         assert_int_equal(sev_of(&l, "pg-slow-statements"), cases[i].sev);
         finding_list_deinit(&l);
     }
+    /* Ranked by total time: the one-off leads the list but the verdict is the frequent one's,
+     * and the evidence shows mean and calls for each. */
+    pg.n_stmts = 2;
+    pg.stmts[0] = (struct pg_stmt){.mean_ms = 16900, .calls = 1, .total_ms = 16900};
+    strcpy(pg.stmts[0].query, "SELECT pg_sleep($1)");
+    pg.stmts[1] = (struct pg_stmt){.mean_ms = 150, .calls = 40, .total_ms = 6000};
+    strcpy(pg.stmts[1].query, "SELECT * FROM orders WHERE user_id = $1");
+    strcpy(pg.stmts[1].plan, "Seq Scan on public.orders");
+    finding_list_init(&l);
+    rules_pg(&pg, &l);
+    const struct finding *f = finding_find(&l, "pg-slow-statements");
+    assert_int_equal(f->sev, FINDING_WARNING);
+    assert_string_equal(f->title, "a statement takes 150.0 ms on average over 40 calls (6000 ms in all)");
+    assert_non_null(strstr(f->evidence, "[one-off, not judged] SELECT pg_sleep($1)"));
+    assert_non_null(strstr(f->evidence, "EXPLAIN: Seq Scan on public.orders"));
+    assert_true(strstr(f->evidence, "pg_sleep") < strstr(f->evidence, "user_id"));
+    finding_list_deinit(&l);
 }
 
 static void test_pg_seqscan(void **state)
 {
     (void)state;
+    /* Without plans (no pg_stat_statements): the counters give a hint without a column. */
     struct pg_facts pg = pg_base();
+    pg.pgss = false;
     pg.n_seqscans = 2;
     struct pg_seqscan *t = &pg.seqscans[0];
     strcpy(t->table, "public.orders");
     t->seq_scan = 20;
     t->seq_tup_read = 20 * 50000;
     t->n_live_tup = 50000;
-    strcpy(t->columns, "customer_id");
     struct pg_seqscan *small = &pg.seqscans[1]; // small table: seq scans are right there
     strcpy(small->table, "public.countries");
     small->seq_scan = 1000;
@@ -193,39 +268,78 @@ static void test_pg_seqscan(void **state)
     const struct finding *f = finding_find(&l, "pg-missing-index");
     assert_non_null(f);
     assert_int_equal(f->sev, FINDING_WARNING);
-    assert_string_equal(f->fix, "CREATE INDEX CONCURRENTLY ON public.orders (customer_id);");
+    assert_non_null(strstr(f->fix, "CREATE INDEX CONCURRENTLY ON public.orders (<column>);"));
     assert_null(strstr(f->title, "countries"));
+    finding_list_deinit(&l);
+    t->idx_scan = 1000; // used mostly through an index: not flagged
+    finding_list_init(&l);
+    rules_pg(&pg, &l);
+    assert_null(finding_find(&l, "pg-missing-index"));
+    finding_list_deinit(&l);
+
+    /* With plans, the lifetime counters alone say nothing: the plan's seq scan and its column. */
+    t->idx_scan = 0;
+    pg.pgss = true;
+    pg.explained = true;
+    pg.n_stmts = 1;
+    pg.stmts[0] = (struct pg_stmt){.mean_ms = 30, .calls = 200, .total_ms = 6000};
+    strcpy(pg.stmts[0].query, "SELECT * FROM users u LEFT JOIN orders o ON o.user_id = u.id WHERE u.id = $1");
+    finding_list_init(&l);
+    rules_pg(&pg, &l);
+    assert_null(finding_find(&l, "pg-missing-index")); // no seq scan in the plans
+    finding_list_deinit(&l);
+    pg.n_planscans = 2;
+    pg.planscans[0] = (struct pg_planscan){.table = "public.orders", .column = "user_id",
+                                           .cond = "(o.user_id = $1)", .est_rows = 5,
+                                           .table_rows = 50000};
+    pg.planscans[1] = pg.planscans[0]; // the same scan in another statement: one finding
+    finding_list_init(&l);
+    rules_pg(&pg, &l);
+    f = finding_find(&l, "pg-missing-index");
+    assert_non_null(f);
+    assert_string_equal(f->fix, "CREATE INDEX CONCURRENTLY ON public.orders (user_id);");
+    assert_non_null(strstr(f->evidence, "seq_scan 20, seq_tup_read 1000000"));
     size_t n = 0;
     for (size_t i = 0; i < l.n; i++)
         n += strcmp(l.v[i].id, "pg-missing-index") == 0;
     assert_int_equal(n, 1);
     finding_list_deinit(&l);
-    /* Used mostly through an index: not flagged. */
-    t->idx_scan = 1000;
-    finding_list_init(&l);
-    rules_pg(&pg, &l);
-    assert_null(finding_find(&l, "pg-missing-index"));
-    finding_list_deinit(&l);
+    /* The index exists (a seq scan anyway), the table is small, or no column was found: nothing. */
+    for (int k = 0; k < 3; k++) {
+        pg.n_planscans = 1;
+        pg.planscans[0].indexed = k == 0;
+        pg.planscans[0].table_rows = k == 1 ? 500 : 50000;
+        strcpy(pg.planscans[0].column, k == 2 ? "" : "user_id");
+        finding_list_init(&l);
+        rules_pg(&pg, &l);
+        assert_null(finding_find(&l, "pg-missing-index"));
+        finding_list_deinit(&l);
+    }
 }
 
-static void test_pg_candidate_columns(void **state)
+static void test_pg_plan_column(void **state)
 {
     (void)state;
-    char out[128];
-    assert_int_equal(rules_pg_candidate_columns("SELECT * FROM orders WHERE customer_id = $1",
-                                                "public.orders", out, sizeof(out)),
+    char out[64];
+    const char *cols = "id,user_id,total,status,note";
+    /* The join key of the scanned side, not the other side's primary key. */
+    assert_int_equal(rules_pg_plan_column("(o.user_id = u.id)", "o", cols, out, sizeof(out)), 1);
+    assert_string_equal(out, "user_id");
+    assert_int_equal(rules_pg_plan_column("(u.id = o.user_id)", "o", cols, out, sizeof(out)), 1);
+    assert_string_equal(out, "user_id");
+    /* Another alias's columns are not this table's. */
+    assert_int_equal(rules_pg_plan_column("(u.id = $1)", "o", cols, out, sizeof(out)), 0);
+    /* Unqualified filter; '=' preferred over a range; literals and casts skipped. */
+    assert_int_equal(rules_pg_plan_column("((total > '10'::numeric) AND (status = 'id'::text))",
+                                          "orders", cols, out, sizeof(out)),
                      1);
-    assert_string_equal(out, "customer_id");
-    assert_int_equal(rules_pg_candidate_columns("select id from orders o where o.status = $1 and "
-                                                "o.created_at > $2 and status = $3 order by id",
-                                                "orders", out, sizeof(out)),
-                     2);
-    assert_string_equal(out, "status, created_at");
-    assert_int_equal(rules_pg_candidate_columns("SELECT * FROM users WHERE id IN ($1, $2)",
-                                                "public.orders", out, sizeof(out)),
-                     0);
-    assert_int_equal(
-        rules_pg_candidate_columns("SELECT count(*) FROM orders", "orders", out, sizeof(out)), 0);
+    assert_string_equal(out, "status");
+    assert_int_equal(rules_pg_plan_column("(orders.total > $1)", "orders", cols, out, sizeof(out)),
+                     1);
+    assert_string_equal(out, "total");
+    /* A name that is no column of the table (a function, a type) is never proposed. */
+    assert_int_equal(rules_pg_plan_column("(lower(o.name) = $1)", "o", cols, out, sizeof(out)), 0);
+    assert_int_equal(rules_pg_plan_column("", "o", cols, out, sizeof(out)), 0);
 }
 
 static void test_pg_hit_ratio_and_replication(void **state)
@@ -496,7 +610,8 @@ int main(void)
         cmocka_unit_test(test_pg_long_queries),
         cmocka_unit_test(test_pg_statements),
         cmocka_unit_test(test_pg_seqscan),
-        cmocka_unit_test(test_pg_candidate_columns),
+        cmocka_unit_test(test_pg_plan_column),
+        cmocka_unit_test(test_pg_limits),
         cmocka_unit_test(test_pg_hit_ratio_and_replication),
         cmocka_unit_test(test_pgbouncer),
         cmocka_unit_test(test_redis),
