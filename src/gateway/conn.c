@@ -5,6 +5,9 @@
 #include "gateway/conn.h"
 
 #include <errno.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +30,7 @@
 enum conn_timer_kind { T_NONE = 0, T_HEADER, T_IDLE, T_BODY, T_SEND, T_LINGER };
 
 #define CONN_READ_CHUNK CONN_BLOCK
+#define CONN_PARK_MIN 1040u   /* smallest parked partial head buffer (conn__park_head) */
 #define CONN_ARENA_CHUNK 4096 /* only for copies that do not fit the <strs> block */
 
 _Static_assert(PX_RES_HEADERS * sizeof(struct h1_header) <= CONN_BLOCK, "response headers fit a block");
@@ -39,6 +43,7 @@ static void conn__arm(struct conn *c, enum conn_timer_kind kind, uint64_t ms);
 static int conn__read(struct conn *c);
 static void conn__next_cb(struct loop *loop, void *arg);
 static void conn__make_rid(struct conn *c, const struct h1_header *h);
+static void conn__hdrs_give(struct conn *c);
 
 const char *conn_date(struct gwthread *th)
 {
@@ -131,15 +136,11 @@ static void conn__hdrs_take(struct conn *c)
  * and nothing pending in either direction: what is left in the buffers is dead. */
 static void conn__release(struct gwthread *th, struct conn *c)
 {
+    th->parked_bytes -= c->in_parked;
+    c->in_parked = 0;
     conn_buf_give(th, &c->in);
     conn_buf_give(th, &c->out);
-    if (c->hdrs != NULL) {
-        if (c->max_hdrs * sizeof(*c->hdrs) <= CONN_BLOCK)
-            conn_block_give(th, c->hdrs);
-        else
-            free(c->hdrs);
-        c->hdrs = NULL;
-    }
+    conn__hdrs_give(c);
     struct proxy *px = &c->px;
     conn_buf_give(th, &px->head);
     conn_buf_give(th, &px->uin);
@@ -150,6 +151,116 @@ static void conn__release(struct gwthread *th, struct conn *c)
     c->strs = NULL;
     c->strs_used = 0;
     arena_deinit(&c->arena); // normally empty: only an oversized target used it
+}
+
+/* Gives the request header array back (it is filled again by every parse of the head). */
+static void conn__hdrs_give(struct conn *c)
+{
+    if (c->hdrs == NULL)
+        return;
+    if (c->max_hdrs * sizeof(*c->hdrs) <= CONN_BLOCK)
+        conn_block_give(c->th, c->hdrs);
+    else
+        free(c->hdrs);
+    c->hdrs = NULL;
+}
+
+/* A connection whose head is incomplete and whose socket is drained (a slow client, or a
+ * slowloris one) keeps only the bytes it has: they move into a buffer of their size, and the
+ * read block and header array go back to the thread. Memory then grows with what the client
+ * sent, never by 16 KB blocks or a 32 KB grown buffer per connection. The thread's parked bytes
+ * are bounded by server.max_head_memory: a connection that would go over it is closed. Returns
+ * -1 when <c> was closed. */
+static int conn__park_head(struct conn *c)
+{
+    struct gwthread *th = c->th;
+    conn__hdrs_give(c);
+    size_t pend = buf_pending(&c->in);
+    if (c->in_parked > 0 || pend == 0)
+        return 0;
+    if (th->parked_bytes + pend > th->sh->cfg->server.max_head_memory) {
+        ag_log(AG_LOG_DEBUG, "client %s: closed, partial request heads hold over "
+               "server.max_head_memory", c->client_ip);
+        conn_close(c);
+        return -1;
+    }
+    /* Whole 512-byte steps, never under CONN_PARK_MIN: fewer sizes, and none small enough for
+     * glibc's per-thread cache, whose chunks would pin scattered pages after the attack. */
+    size_t cap = (pend + 511) & ~(size_t)511;
+    if (cap < CONN_PARK_MIN)
+        cap = CONN_PARK_MIN;
+    char *p = xmalloc(cap);
+    memcpy(p, buf_head(&c->in), pend);
+    conn_buf_give(th, &c->in);
+    c->in.data = p;
+    c->in.cap = cap;
+    c->in.len = pend;
+    c->in.off = 0;
+    c->in_parked = cap;
+    th->parked_bytes += cap;
+    return 0;
+}
+
+/* Before a read: a parked partial head goes back into a block (or stays in its own buffer when
+ * it is larger than one, growing from there). */
+static void conn__unpark_head(struct conn *c)
+{
+    struct gwthread *th = c->th;
+    if (c->in_parked == 0)
+        return;
+    th->parked_bytes -= c->in_parked;
+    c->in_parked = 0;
+    if (c->in.len > CONN_BLOCK / 2)
+        return;
+    struct buf small = c->in;
+    buf_init(&c->in);
+    conn_buf_take(th, &c->in);
+    memcpy(c->in.data, small.data, small.len);
+    c->in.len = small.len;
+    buf_deinit(&small);
+}
+
+void conn_trim(struct gwthread *th)
+{
+    size_t freed = 0;
+    size_t keep_conns = 64 + th->nconns / 8;
+    while (th->nfree > keep_conns) {
+        struct conn *c = th->free_conns;
+        th->free_conns = c->next;
+        th->nfree--;
+        proxy_deinit(&c->px);
+        buf_deinit(&c->in);
+        buf_deinit(&c->out);
+        arena_deinit(&c->arena);
+        free(c->hdrs);
+        c->magic = 0;
+        free(c);
+        freed += sizeof(*c);
+    }
+    size_t keep_blocks = 16 + th->nconns / 4;
+    while (th->nfree_blocks > keep_blocks) {
+        void *b = th->free_blocks;
+        memcpy(&th->free_blocks, b, sizeof(void *));
+        CONN_UNPOISON((char *)b + sizeof(void *), CONN_BLOCK - sizeof(void *));
+        free(b);
+        th->nfree_blocks--;
+        freed += CONN_BLOCK;
+    }
+    th->trimmed_bytes += freed;
+    /* Memory freed by closed connections stays in malloc's arenas (and in the RSS) until it is
+     * trimmed: after a drop of many connections, or enough freed here, give it back, once the
+     * wave of closes is over (the count stopped falling since the last tick). */
+    if (th->trimmed_bytes >= (1u << 20) || th->peak_conns >= th->nconns + 256)
+        th->trim_due = true;
+    if (th->trim_due && th->nconns >= th->tick_conns) {
+#if defined(__GLIBC__)
+        malloc_trim(0);
+#endif
+        th->trim_due = false;
+        th->trimmed_bytes = 0;
+        th->peak_conns = th->nconns;
+    }
+    th->tick_conns = th->nconns;
 }
 
 /* A NUL-terminated copy of <s> that lives until the request ends (for the log): in the block
@@ -300,6 +411,8 @@ void conn_accept(struct gwthread *th, int fd, const char *ip)
         th->active->prev = c;
     th->active = c;
     th->nconns++;
+    if (th->nconns > th->peak_conns)
+        th->peak_conns = th->nconns;
     metrics_gauge_add(th->ms, th->sh->ids.conns_open, 1);
     conn__arm(c, T_HEADER, th->sh->cfg->server.client_header_timeout_ms);
 }
@@ -733,8 +846,10 @@ static bool conn__read_paused(const struct conn *c)
 static int conn__read(struct conn *c)
 {
     while (c->readable && !c->read_eof && !conn__read_paused(c)) {
+        conn__unpark_head(c);
         conn_buf_take(c->th, &c->in);
-        buf_reserve(&c->in, CONN_READ_CHUNK);
+        /* a head is read into the room the block has, growing only once it is full */
+        buf_reserve(&c->in, c->state == CONN_HEAD ? 1 : CONN_READ_CHUNK);
         ssize_t n = read(c->fd, buf_tail(&c->in), buf_room(&c->in));
         if (n > 0) {
             buf_commit(&c->in, (size_t)n);
@@ -1013,6 +1128,8 @@ static void conn__process(struct conn *c)
                 c->t_start_us = clock_now_us();
                 conn__arm(c, T_HEADER, cfg->server.client_header_timeout_ms);
             }
+            if (!c->readable)
+                conn__park_head(c); // the socket is drained: wait holding only these bytes
             return;
         }
         if (r == -1) {

@@ -114,6 +114,11 @@ struct gwthread {
     size_t nfree;
     void *free_blocks;           // free list of CONN_BLOCK blocks (next pointer in the block)
     size_t nfree_blocks;
+    size_t parked_bytes;         // partial request heads held by this thread's conns (conn.c)
+    size_t trimmed_bytes;        // given back to malloc since the last malloc_trim
+    size_t peak_conns;           // most open conns since the last malloc_trim
+    size_t tick_conns;           // open conns at the last conn_trim
+    bool trim_due;               // a malloc_trim waits for the closes to end
     struct conn *active;         // doubly linked list of open conns
     size_t nconns;
     struct loop_timer tick;      // 250 ms: heartbeat, request counter
@@ -202,6 +207,7 @@ struct conn {
     struct conn *next, *prev;   // thread's active list, or free list (next only)
     char client_ip[48];
     struct buf in;              // client bytes: request heads and bodies
+    size_t in_parked;           // >0: <in> is a right-sized copy of a partial head (its size)
     struct buf out;             // bytes for the client (heads, error bodies, copied body data)
     struct arena arena;         // per-request copies too long for <strs>, reset per request
     char *strs;                 // per-request copies (log fields): a block lent per request
@@ -267,6 +273,10 @@ void conn_resume_read(struct conn *c);
 const char *conn_date(struct gwthread *th);
 /* Closes idle keep-alive connections (drain). */
 void conn_close_idle(struct gwthread *th);
+/* worker tick: frees the thread's spare conn structs and blocks above what its open connections
+ * need, and asks malloc to give freed memory back to the system once enough was freed (after a
+ * burst of connections, such as a slowloris attack, the RSS comes back). */
+void conn_trim(struct gwthread *th);
 /* A CONN_BLOCK-byte block from the thread's free list (malloc only when it is empty), and back. */
 void *conn_block_take(struct gwthread *th);
 void conn_block_give(struct gwthread *th, void *block);

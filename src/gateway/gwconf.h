@@ -48,6 +48,7 @@ struct gw_server {
     int64_t keepalive_requests;        /* requests per client connection; 0: unlimited */
     uint64_t send_timeout_ms;          /* between two writes to a slow client */
     uint64_t max_head_size;            /* request line + headers; larger: 431 */
+    uint64_t max_head_memory;          /* per loop thread: partial heads held; over: closed */
     uint64_t max_body_size;            /* request body; larger: 413 */
     int64_t max_headers;               /* number of request headers; more: 431 */
     int64_t max_connections;           /* open client connections per worker; over: accept paused */

@@ -49,6 +49,10 @@ const struct cfg_desc gwconf__server_desc[] = {
      "longest pause between two successful writes to a slow client", NULL, NULL, false},
     {"max_head_size", CFG_SIZE, S(max_head_size), "32KB", "1KB", "1MB",
      "largest request line + headers; larger gets 431", NULL, NULL, false},
+    {"max_head_memory", CFG_SIZE, S(max_head_memory), "64MB", "1MB", "64GB",
+     "memory the connections of one loop thread may hold for request heads that have not "
+     "arrived whole (slowloris); a connection that would go over it is closed", NULL, NULL,
+     false},
     {"max_body_size", CFG_SIZE, S(max_body_size), "10MB", "0", "4GB",
      "largest request body; larger gets 413", NULL, NULL, false},
     {"max_headers", CFG_INT, S(max_headers), "100", "1", "1000",

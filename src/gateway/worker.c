@@ -154,6 +154,7 @@ static void worker__on_tick(struct loop *loop, void *arg)
 {
     struct gwthread *th = arg;
     worker__publish(th);
+    conn_trim(th); // spare conns and blocks above the need go back, RSS with them
     /* a listener that hit EMFILE gets no new edge: poll it while there is room again */
     for (size_t i = 0; i < th->nlisten_fds; i++)
         if (th->listen_fds[i] >= 0)
