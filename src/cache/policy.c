@@ -448,3 +448,24 @@ long policy_build_key(const struct policy_conf *pc, const struct h1_request *req
     }
     return primary;
 }
+
+const char *const policy_unkeyed_headers[] = {
+    "x-original-url",     "x-rewrite-url",  "x-http-method-override", "x-http-method",
+    "x-method-override",  "x-host",         "x-forwarded-server",     "x-forwarded-scheme",
+    "x-original-host",    NULL,
+};
+
+bool policy_strip_request_header(const struct policy_conf *pc, const char *name, size_t len)
+{
+    if (len < 6 || (name[0] != 'x' && name[0] != 'X') || name[1] != '-')
+        return false; /* every name on the list starts "x-" and is 6+ bytes: most names stop here */
+    for (const char *const *u = policy_unkeyed_headers; *u != NULL; u++) {
+        if (strlen(*u) != len || strncasecmp(*u, name, len) != 0)
+            continue;
+        for (const char *const *v = pc->vary; v != NULL && *v != NULL; v++)
+            if (strlen(*v) == len && strncasecmp(*v, name, len) == 0)
+                return false; /* in the key: forwarded */
+        return true;
+    }
+    return false;
+}

@@ -108,6 +108,16 @@ bool policy_stale_if_error_ok(const struct policy_fresh *f, uint64_t age_ms,
 long policy_build_key(const struct policy_conf *pc, const struct h1_request *req,
                       const char *vary_names, size_t vary_len, struct buf *out);
 
+/* Request headers an origin may act on (a rewritten URL or method, another host or scheme) and
+ * that no key holds: forwarded on a cached route, one client's value picks the answer stored for
+ * everyone (X-Original-URL: /evil served for /u/x). NULL-terminated, lower case. */
+extern const char *const policy_unkeyed_headers[];
+
+/* True when the request header <name>[0,<len>) must not be forwarded on a route cached under
+ * <pc>: it is on policy_unkeyed_headers and the route's vary list does not name it (a route that
+ * needs one keys on it by naming it in vary). */
+bool policy_strip_request_header(const struct policy_conf *pc, const char *name, size_t len);
+
 /* True when <status> is cacheable under <pc>. */
 bool policy_status_cacheable(const struct policy_conf *pc, int status);
 

@@ -306,6 +306,7 @@ static void chbg__build(struct chbg *b, const struct gw_upstream *up)
     for (size_t i = 0; i < rq->nheaders; i++) {
         const struct h1_header *h = &rq->headers[i];
         if (proxy_skip_request_header(h->name, h->name_len) ||
+            policy_strip_request_header(&b->route->pc, h->name, h->name_len) ||
             headers_listed_in_connection(rq->headers, rq->nheaders, h->name, h->name_len) ||
             headers_name_eq(h->name, h->name_len, "if-none-match") ||
             headers_name_eq(h->name, h->name_len, "if-modified-since"))

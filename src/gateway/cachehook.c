@@ -559,6 +559,15 @@ bool cachehook_request(struct conn *c)
 
 /* ---- upstream exchange ---- */
 
+bool cachehook_strip_header(const struct conn *c, const char *name, size_t len)
+{
+    const struct cachehook *ch = c->th->sh->cache;
+    if (ch == NULL || c->route < 0 || (size_t)c->route >= ch->nroutes)
+        return false;
+    const struct chroute *r = &ch->routes[c->route];
+    return r->enabled && policy_strip_request_header(&r->pc, name, len);
+}
+
 void cachehook_upstream_headers(struct conn *c, struct buf *b)
 {
     struct chreq *cr = c->creq;

@@ -32,6 +32,10 @@ bool cachehook_request(struct conn *c);
  * a fetch this request led, cancels a wait. */
 void cachehook_request_end(struct conn *c);
 
+/* proxy.c, building the upstream request head: true when the request header <name> must not be
+ * forwarded because the route is cached and the header is not in its key (policy_unkeyed_headers,
+ * unless the route's vary names it). */
+bool cachehook_strip_header(const struct conn *c, const char *name, size_t len);
 /* proxy.c, building the upstream request head: adds the stored validators of a revalidation. */
 void cachehook_upstream_headers(struct conn *c, struct buf *b);
 /* proxy.c, response head parsed, before anything goes to the client. Returns 0: forward as usual

@@ -342,8 +342,9 @@ static void proxy__build_head(struct conn *c)
                          headers_name_eq(req->headers[i].name, 10, "connection");
     for (size_t i = 0; i < req->nheaders; i++) {
         const struct h1_header *h = &req->headers[i];
-        if (proxy_skip_request_header(h->name, h->name_len))
-            continue;
+        if (proxy_skip_request_header(h->name, h->name_len) ||
+            cachehook_strip_header(c, h->name, h->name_len))
+            continue; // hop-by-hop, ours to set, or not in a cached route's key
         if (h->name_len == 10 && headers_name_eq(h->name, 10, "tracestate") &&
             !proxy__trace_continued(req))
             continue; // W3C: a tracestate without a valid traceparent is discarded

@@ -269,13 +269,32 @@ static void test_keys_hashed(void **state)
     keyhash_destroy(k2);
 }
 
+/* On a cached route an unkeyed header an origin may act on is dropped, unless vary names it. */
+static void test_strip_unkeyed(void **state)
+{
+    (void)state;
+    struct policy_conf pc = {0};
+    for (const char *const *u = policy_unkeyed_headers; *u != NULL; u++)
+        assert_true(policy_strip_request_header(&pc, *u, strlen(*u)));
+    assert_true(policy_strip_request_header(&pc, "X-Original-URL", 14));
+    assert_true(policy_strip_request_header(&pc, "X-HTTP-METHOD-OVERRIDE", 22));
+    assert_false(policy_strip_request_header(&pc, "X-Original-URLs", 15));
+    assert_false(policy_strip_request_header(&pc, "X-Original-UR", 13));
+    assert_false(policy_strip_request_header(&pc, "Accept", 6));
+    assert_false(policy_strip_request_header(&pc, "X-Api-Key", 9));
+    static const char *const vary[] = {"Accept", "x-original-host", NULL};
+    pc.vary = vary;
+    assert_false(policy_strip_request_header(&pc, "X-Original-Host", 15)); /* keyed: kept */
+    assert_true(policy_strip_request_header(&pc, "X-Host", 6));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_classify),      cmocka_unit_test(test_freshness_precedence),
         cmocka_unit_test(test_not_storable),  cmocka_unit_test(test_age_correction),
         cmocka_unit_test(test_usable_windows), cmocka_unit_test(test_keys),
-        cmocka_unit_test(test_keys_hashed),
+        cmocka_unit_test(test_keys_hashed),   cmocka_unit_test(test_strip_unkeyed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
