@@ -353,6 +353,14 @@ void url_normalize_query(const char *query, size_t len, const char *const *ignor
 {
     if (!query || len == 0)
         return;
+    if (memchr(query, ';', len) != NULL) {
+        /* Origins disagree on ';': some split parameters on it (Rack, older Python), others
+         * take it as part of a value. Sorting or dropping parameters split only on '&' would
+         * then key "utm_source=x;callback=evil" as the bare path (cloaking), and splitting on
+         * ';' too would share "a=1;b=2" with "a=1&b=2". Keyed as sent, it can be neither. */
+        buf_append(out, query, len);
+        return;
+    }
     size_t cap = 1;
     for (size_t i = 0; i < len; i++)
         cap += query[i] == '&';

@@ -41,7 +41,9 @@ int url_path_canon(const char *path, size_t len, unsigned flags, char *out, size
 /* Appends the normalized query: parameters sorted by name, a repeated name's values kept in the
  * order received (their order can change the meaning), parameters whose name matches one of
  * <ignore> dropped (a trailing '*' matches a prefix: "utm_*"), empty parameters dropped.
- * <ignore> is NULL-terminated or NULL. Writes nothing when no parameter is left. */
+ * <ignore> is NULL-terminated or NULL. Writes nothing when no parameter is left. A query with a
+ * ';' is appended as sent, neither sorted nor filtered (origins disagree on whether ';' separates
+ * parameters: "utm_source=x;callback=evil" must not be keyed as the bare path). */
 void url_normalize_query(const char *query, size_t len, const char *const *ignore,
                          struct buf *out);
 

@@ -332,6 +332,10 @@ static void test_normalize_query(void **state)
     check_query("utm_a=1&fbclid=2", ign, "");
     const char *all[] = {"*", NULL};
     check_query("a=1&b=2", all, "");
+    /* ';' parameter cloaking: a query with ';' is keyed as sent */
+    check_query("utm_source=x;callback=evil", ign, "utm_source=x;callback=evil");
+    check_query("b=1;a=2&utm_x=3", ign, "b=1;a=2&utm_x=3");
+    check_query("a=1%3Bb=2&utm_x=3", ign, "a=1%3Bb=2"); /* encoded: one value, split on & */
     /* many parameters (beyond the on-stack array) */
     char q[2048] = "";
     size_t n = 0;

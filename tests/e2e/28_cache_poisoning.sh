@@ -6,6 +6,9 @@
 # "GET /echo/c/x" with "X-Original-URL: /evil" filled the entry everyone then got. The echo origin
 # reflects what it received: on a cached route none of them arrives and the entry is clean; a
 # route that names one in vary gets it forwarded and keyed; an uncached route forwards them.
+# And ';' parameter cloaking (item 7): with ignore_query: [utm_*], "?utm_source=x;callback=evil"
+# was keyed as the bare path (parameters split on '&' only), so the origin's answer to
+# callback=evil was served for /echo/q/x; a query with ';' is now keyed as sent.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 require_cmd curl jq
@@ -27,6 +30,9 @@ routes:
     cache: {ttl: 5m, override: true, vary: [X-Original-Host]}
   - match: /echo/u/
     upstream: api
+  - match: /echo/q/
+    upstream: api
+    cache: {ttl: 5m, override: true, ignore_query: ["utm_*"]}
 YAML
 G=http://127.0.0.1:$gport
 HOSTILE=(-H 'X-Original-URL: /evil' -H 'X-Rewrite-URL: /evil' -H 'X-HTTP-Method-Override: DELETE'
@@ -54,4 +60,11 @@ assert_eq "$(xc -H 'X-Original-Host: one.example' "$G/echo/k/x")" HIT "same valu
 log "uncached route: forwarded as before"
 body=$(curl -s --max-time 5 "${HOSTILE[@]}" "$G/echo/u/x")
 assert_eq "$(seen "$body")" "$NAMES" "an uncached route forwards them"
+log "';' cloaking: a query with ';' is keyed as sent"
+body=$(curl -s --max-time 5 "$G/echo/q/x?utm_source=x;callback=evil")
+assert_eq "$(jq -r .query <<<"$body")" "utm_source=x;callback=evil" "forwarded as sent"
+assert_eq "$(xc "$G/echo/q/x")" MISS "the bare path is not the cloaked query's entry"
+assert_eq "$(jq -r .query <<<"$(curl -s --max-time 5 "$G/echo/q/x")")" null "the bare path's answer"
+assert_eq "$(xc "$G/echo/q/x?utm_source=x;callback=evil")" HIT "the cloaked query has its own entry"
+assert_eq "$(xc "$G/echo/q/x?utm_source=y")" HIT "ignore_query still works without ';'"
 log "ok"
