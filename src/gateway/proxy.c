@@ -409,6 +409,7 @@ void proxy_start(struct conn *c)
     px->req_body_read = c->req.body == H1_BODY_NONE ||
                         (c->req.body == H1_BODY_LENGTH && px->req_remaining == 0);
     h1_chunked_init(&px->req_chunk);
+    px->req_chunk.max_size = th->sh->cfg->server.max_body_size; // a bigger chunk: 413 at once
     proxy__exchange_reset(px);
     px->retried = false;
     px->pool_wait_us = 0;
@@ -453,7 +454,7 @@ static int proxy__reframe_chunked(struct conn *c)
         long n = h1_chunked_step(&px->req_chunk, buf_head(&c->in), buf_pending(&c->in), &data,
                                  &dlen);
         if (n < 0)
-            return -1;
+            return px->req_chunk.too_large ? -2 : -1;
         if (dlen > 0) {
             px->req_remaining += dlen; // bytes of body seen so far, for the size limit
             if (px->req_remaining > cfg->server.max_body_size)

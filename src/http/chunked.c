@@ -11,7 +11,9 @@
 #define CHUNK_LINE_MAX 4096     /* size line with extensions, CRLF excluded */
 #define CHUNK_TRAILER_MAX 16384 /* all trailer lines together */
 #define CHUNK_DIGITS_MAX 16
-#define CHUNK_SIZE_MAX (UINT64_C(1) << 63)
+/* No body is 2^53 bytes (8 PiB): a size above it is an attack on the decoder's arithmetic or on
+ * a peer's, never data. */
+#define CHUNK_SIZE_MAX (UINT64_C(1) << 53)
 
 enum {
     CS_SIZE0 = 0,  /* first hex digit of a chunk size */
@@ -65,6 +67,7 @@ long h1_chunked_step(struct h1_chunked *c, const char *in, size_t len, const cha
             *data = in + i;
             *data_len = n;
             c->_remaining -= n;
+            c->_total += n;
             if (c->_remaining == 0)
                 c->_state = CS_DATA_CR;
             return (long)(i + n); /* one run of data per call */
@@ -84,6 +87,13 @@ long h1_chunked_step(struct h1_chunked *c, const char *in, size_t len, const cha
             }
             if (c->_state == CS_SIZE0)
                 return -1; /* no digit: "", "-1", "0x1", " 1" */
+            /* the size is known: over the body limit, it is refused before any of its data is
+             * read or forwarded (a 2^63 chunk once streamed until the limit) */
+            if (c->max_size > 0 && (c->_total > c->max_size ||
+                                    c->_remaining > c->max_size - c->_total)) {
+                c->too_large = true;
+                return -1;
+            }
             if (ch == '\r')
                 c->_state = CS_SIZE_LF;
             else if (ch == ';')

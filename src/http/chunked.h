@@ -9,18 +9,24 @@
 #include <stdint.h>
 
 struct h1_chunked {
+    uint64_t max_size;    /* the body limit: a chunk size that would take the data past it is
+                             invalid at once (its digits, not its data); 0 = only the absolute
+                             ceiling of 2^53 bytes. Set after h1_chunked_init. */
     int _state;
     uint64_t _remaining;  /* data bytes left in the current chunk */
     size_t _line_len;     /* bytes of the current size/extension/trailer line, for the limit */
     size_t _trailer_len;  /* total trailer bytes, for the limit */
+    uint64_t _total;      /* data bytes consumed so far, for max_size */
     bool done;            /* the last chunk and the trailers have been consumed */
+    bool too_large;       /* the -1 was for a size over max_size (a 413, not a 400) */
 };
 
 void h1_chunked_init(struct h1_chunked *c);
 
 /* Consumes framing and at most one run of data from <in>[0, <len>).
  * Returns the number of bytes consumed (0 when more input is needed, or when done), or -1 on
- * invalid framing (bad hex, size overflow, bad CRLF, over-long line or trailers).
+ * invalid framing (bad hex, a size over max_size or the ceiling, bad CRLF, over-long line or
+ * trailers).
  * *<data> and *<data_len> give the chunk data found inside the consumed bytes (len 0 if none).
  * Call again with the rest until it returns 0 or sets c->done. Bytes after the end are not
  * consumed (a pipelined next message). */

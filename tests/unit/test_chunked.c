@@ -189,9 +189,12 @@ static void test_limits(void **state)
     (void)state;
     char out[16];
     size_t ol;
-    /* 2^63 exactly is the largest size accepted; its data is then simply incomplete */
-    assert_int_equal(feed("8000000000000000\r\n", 18, NULL, 0, out, &ol), -2);
-    assert_int_equal(feed("7fffffffffffffff\r\n", 18, NULL, 0, out, &ol), -2);
+    /* 2^53 is the largest size accepted (its data is then simply incomplete); 2^63 is refused at
+     * once even without a body limit */
+    assert_int_equal(feed("20000000000000\r\n", 16, NULL, 0, out, &ol), -2);
+    assert_int_equal(feed("20000000000001\r\n", 16, NULL, 0, out, &ol), -1);
+    assert_int_equal(feed("8000000000000000\r\n", 18, NULL, 0, out, &ol), -1);
+    assert_int_equal(feed("7fffffffffffffff\r\n", 18, NULL, 0, out, &ol), -1);
     /* extension line bounded */
     size_t n = 5000;
     char *s = malloc(n + 32);
@@ -214,6 +217,49 @@ static void test_limits(void **state)
     /* a too small output buffer in decode_all is an error, not an overflow */
     assert_int_equal(h1_chunked_decode_all("5\r\nhello\r\n0\r\n\r\n", 15, out, 4, &ol), -1);
     assert_int_equal(h1_chunked_decode_all("5\r\nhel", 6, out, 16, &ol), -2);
+}
+
+/* max_size: a size that takes the data past the body limit is refused once its digits end, before
+ * its CRLF or data; sizes up to the limit pass, across several chunks. */
+static void test_max_size(void **state)
+{
+    (void)state;
+    struct h1_chunked c;
+    const char *d;
+    size_t dl;
+    h1_chunked_init(&c);
+    c.max_size = 10;
+    assert_int_equal(h1_chunked_step(&c, "8000000000000000\r\n", 18, &d, &dl), -1);
+    assert_false(c.too_large); /* over the 2^53 ceiling: invalid (400), not just too large */
+    h1_chunked_init(&c);
+    c.max_size = 10;
+    assert_int_equal(h1_chunked_step(&c, "b", 1, &d, &dl), 1); /* consumed: the size may go on */
+    assert_int_equal(h1_chunked_step(&c, ";", 1, &d, &dl), -1); /* 11 > 10, before its CRLF */
+    assert_true(c.too_large);
+    h1_chunked_init(&c);
+    c.max_size = 10;
+    const char *ok = "6\r\nabcdef\r\n4\r\nghij\r\n0\r\n\r\n";
+    size_t pos = 0, total = 0;
+    while (!c.done) {
+        long n = h1_chunked_step(&c, ok + pos, strlen(ok) - pos, &d, &dl);
+        assert_true(n > 0);
+        pos += (size_t)n;
+        total += dl;
+    }
+    assert_int_equal(total, 10);
+    assert_false(c.too_large);
+    h1_chunked_init(&c);
+    c.max_size = 10;
+    const char *over = "6\r\nabcdef\r\n5\r\n";
+    long n = h1_chunked_step(&c, over, strlen(over), &d, &dl);
+    assert_int_equal(n, 9); /* the size line and the data of the first chunk */
+    assert_int_equal(h1_chunked_step(&c, over + n, strlen(over) - (size_t)n, &d, &dl), -1);
+    assert_true(c.too_large); /* 6 + 5 > 10 */
+    /* a bad digit is invalid framing, not too large */
+    h1_chunked_init(&c);
+    c.max_size = 10;
+    assert_int_equal(h1_chunked_step(&c, "z\r\n", 3, &d, &dl), -1);
+    assert_false(c.too_large);
 }
 
 /* Steps return at most one run of data, and return 0 only for no input or after the end. */
@@ -274,6 +320,7 @@ int main(void)
         cmocka_unit_test(test_valid),         cmocka_unit_test(test_invalid),
         cmocka_unit_test(test_nul),           cmocka_unit_test(test_limits),
         cmocka_unit_test(test_step_contract), cmocka_unit_test(test_roundtrip_writer),
+        cmocka_unit_test(test_max_size),
     };
     return cmocka_run_group_tests(tests, NULL, teardown_all);
 }
