@@ -6,6 +6,7 @@
  * connection is resent once. What to do after a response (next iteration, think, park) is the
  * engine's business (run.c). */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
@@ -13,6 +14,7 @@
 
 #include "core/assert.h"
 #include "core/clock.h"
+#include "core/xmalloc.h"
 #include "load/internal.h"
 #include "net/tls.h"
 
@@ -38,6 +40,10 @@ void client_init(struct client *c, struct lthread *t, unsigned vu)
     buf_init(&c->rbuf);
     buf_init(&c->wbuf);
     buf_init(&c->body);
+    size_t nv = run__scenario(t)->nvars;
+    c->vars = nv ? xcalloc(nv, sizeof(*c->vars)) : NULL;
+    for (size_t i = 0; i < nv; i++)
+        buf_init(&c->vars[i]);
     loop_timer_init(&c->more, client__more_cb, c);
 }
 
@@ -49,6 +55,10 @@ void client_deinit(struct client *c)
     buf_deinit(&c->rbuf);
     buf_deinit(&c->wbuf);
     buf_deinit(&c->body);
+    for (size_t i = 0; c->vars && i < run__scenario(c->t)->nvars; i++)
+        buf_deinit(&c->vars[i]);
+    free(c->vars);
+    c->vars = NULL;
     c->magic = 0;
 }
 
@@ -154,6 +164,7 @@ static void client__write(struct client *c)
     c->got_bytes = false;
     c->resp_bytes = 0;
     c->hdr_ok = 0;
+    c->ex_ok = 0;
 }
 
 /* The connection is up: send the waiting request, or rest. */
@@ -255,7 +266,7 @@ void client_start(struct client *c, size_t idx, uint64_t origin_us, uint64_t now
     c->woff = 0;
     if (r->dynamic) {
         buf_reset(&c->wbuf);
-        run__render(c->t, r, &c->wbuf);
+        run__render(c, r, &c->wbuf);
         c->wptr = buf_head(&c->wbuf);
         c->wlen = buf_pending(&c->wbuf);
     } else {
@@ -350,6 +361,8 @@ static int client__parse(struct client *c)
         h1body_init_response(&c->framing, &res, c->req->is_head);
         if (c->req->header_checks)
             client__header_checks(c, &res);
+        if (c->req->nextracts)
+            run__extract_headers(c, &res);
         buf_consume(&c->rbuf, (size_t)n);
         c->head_done = true;
     }

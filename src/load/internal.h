@@ -28,13 +28,13 @@ struct tls_session;
 
 /* ---------------------------------------------------------------- templates (tmpl.c) ---- */
 
-enum tmpl_kind { TMPL_LIT, TMPL_RAND, TMPL_SEQ, TMPL_UUID, TMPL_PICK };
+enum tmpl_kind { TMPL_LIT, TMPL_RAND, TMPL_SEQ, TMPL_UUID, TMPL_PICK, TMPL_VAR };
 
 struct tmpl_seg {
     enum tmpl_kind kind;
     char *lit; /* TMPL_LIT: the bytes (env values are resolved into literals) */
     size_t len;
-    int64_t lo, hi; /* TMPL_RAND: inclusive bounds */
+    int64_t lo, hi; /* TMPL_RAND: inclusive bounds; TMPL_VAR: lo is the variable's index */
     char **choices; /* TMPL_PICK */
     size_t nchoices;
 };
@@ -51,11 +51,15 @@ struct tmpl_ctx {
     uint64_t *rng;         /* xorshift state of the calling VU */
     _Atomic uint64_t *seq; /* shared by all threads: {{seq}} is unique across the run */
     struct buf *scratch;   /* the caller's buffer for rendering a body before its length */
+    const struct buf *vars; /* {{NAME}}: the calling VU's variables (extract:), or NULL */
 };
 
 /* Compiles <src>. Returns 0, or -1 with a message in <err> and the byte offset of the problem in
  * *<err_off> (so the caller can turn it into a column). */
 int tmpl_compile(struct tmpl *t, const char *src, char *err, size_t errlen, size_t *err_off);
+/* The same, where {{NAME}} for one of the <nvars> names in <vars> renders that variable. */
+int tmpl_compile_vars(struct tmpl *t, const char *src, char *const *vars, size_t nvars, char *err,
+                      size_t errlen, size_t *err_off);
 void tmpl_free(struct tmpl *t);
 /* True when what <t> renders can hold a line break: in its literal text (which includes the
  * values of {{env}}) or in a {{pick}} choice. A header value must not, or it would end the header
@@ -130,7 +134,7 @@ void sched_open_drop_all(struct sched_open *s);
 
 /* -------------------------------------------------------- scenario (scenario.c) ---- */
 
-enum check_kind { CHECK_STATUS, CHECK_BODY, CHECK_HEADER, CHECK_LATENCY };
+enum check_kind { CHECK_STATUS, CHECK_BODY, CHECK_HEADER, CHECK_LATENCY, CHECK_EXTRACT };
 
 struct load_check {
     enum check_kind kind;
@@ -138,7 +142,7 @@ struct load_check {
     size_t nstatuses;
     char *str; /* CHECK_BODY: substring; CHECK_HEADER: header name */
     size_t len;
-    uint64_t latency_us; /* CHECK_LATENCY */
+    uint64_t latency_us; /* CHECK_LATENCY; CHECK_EXTRACT: len is the extract's index */
     char *label;         /* "status in [200, 201]", shown in reports */
     size_t id;           /* index over all checks of the scenario */
 };
@@ -148,8 +152,44 @@ struct load_header {
     struct tmpl value;
 };
 
+/* extract: {token: 'json:$.token'} / 'header:X-Token' / 'regex:"id":(\d+)': a value of the
+ * response kept in a variable of the VU for the next steps of its iteration (extract.c). */
+enum extract_kind { EXTRACT_JSON, EXTRACT_HEADER, EXTRACT_REGEX };
+
+#define EXTRACT_MAX_VALUE 4096 /* a longer value (or one with a line break) is not extracted */
+
+struct load_extract {
+    enum extract_kind kind;
+    size_t var;  /* index into scenario.vars */
+    char *expr;  /* the JSON path, header name or regex as written */
+    void *regex; /* EXTRACT_REGEX: the compiled regex_t */
+};
+
+/* A value from a JSON body at a path like $.token, $.data.items[0].id: a string (its escapes
+ * decoded), a number, true/false; 0 with the value appended to <out>, -1 when the path does not
+ * lead to a scalar. */
+int extract_json(const char *body, size_t len, const char *path, struct buf *out);
+/* Checks a JSON path's syntax: 0, or -1 with a message. */
+int extract_json_path_check(const char *path, char *err, size_t errlen);
+/* Compiles <x>'s regex (POSIX extended; the first group is the value, else the whole match):
+ * 0, or -1 with a message. */
+int extract_regex_compile(struct load_extract *x, char *err, size_t errlen);
+/* The first match of <x>'s regex in <body>: 0 with the value appended to <out>, -1 when none. */
+int extract_regex(const struct load_extract *x, const char *body, size_t len, struct buf *out);
+void extract_free(struct load_extract *x);
+
+/* An iteration: one request, or a flow's steps in order (flows: in a scenario file). Its name is
+ * the group shown in the report. */
+struct load_flow {
+    char *name; /* NULL for a single request */
+    size_t first, n; /* its steps: scenario.reqs[first, first + n) */
+    uint64_t weight;
+};
+
 struct load_req {
     char *name;
+    char *group; /* the flow's name, NULL for a request of requests: */
+    size_t flow;
     char *method;
     bool is_head;
     struct tmpl path; /* path and query */
@@ -161,7 +201,9 @@ struct load_req {
     uint64_t think_min_us, think_max_us;
     struct load_check *checks;
     size_t nchecks;
-    bool need_body;         /* a body check: keep the response body */
+    struct load_extract *extracts;
+    size_t nextracts;
+    bool need_body;         /* a body check or extract: keep the response body */
     uint32_t header_checks; /* bit i: check i is a header-present check */
     bool dynamic;           /* templates to render per request */
     struct buf prebuilt;    /* the whole request when not dynamic: one write, no formatting */
@@ -193,6 +235,10 @@ struct scenario {
     char host_header[300]; /* host[:port] */
     struct load_req *reqs;
     size_t nreqs;
+    struct load_flow *flows; /* every iteration kind (built by scenario_prepare) */
+    size_t nflows;
+    char **vars; /* names of the variables that extract: fills, {{NAME}} in templates */
+    size_t nvars;
     uint64_t total_weight;
     size_t nchecks; /* over all requests */
     struct sched_plan plan;
@@ -308,6 +354,7 @@ void stats_record_error(struct thread_stats *t, size_t ep, enum load_err e, uint
 
 struct result_ep {
     char *name, *method;
+    char *group; /* the flow it is a step of, or NULL */
     uint64_t reqs, failed;
     struct hist h;
 };
@@ -427,6 +474,10 @@ struct client {
     bool peer_closed; /* LOOP_HUP seen on this connection: read on to the EOF */
     const struct load_req *req;
     size_t req_idx;
+    size_t flow, step;   /* the iteration's flow and the step in flight */
+    struct buf *vars;    /* this VU's variables (scenario.nvars), reset at each iteration */
+    uint32_t ex_ok;      /* bit i: extract i of the request got its value */
+    bool flow_pending;   /* closed model: the next start is the flow's next step */
     const char *wptr; /* request bytes: the prebuilt buffer or wbuf */
     size_t wlen, woff;
     uint64_t origin_us; /* latency is measured from here: the send, or the intended time */
@@ -461,7 +512,11 @@ void run__client_done(struct client *c, bool err, enum load_err kind);
 struct scenario *run__scenario(const struct lthread *t);
 struct thread_stats *run__stats(struct lthread *t);
 struct loop *run__loop(const struct lthread *t);
-void run__render(struct lthread *t, const struct load_req *r, struct buf *out);
+/* Renders <r> for <c> (its VU's variables, its thread's generator). */
+void run__render(struct client *c, const struct load_req *r, struct buf *out);
+/* Header extracts of <c>'s request, while the response head <res> is in the buffer. */
+struct h1_response;
+void run__extract_headers(struct client *c, const struct h1_response *res);
 uint64_t *run__bytes_out(struct lthread *t);
 
 struct run_opts {

@@ -102,6 +102,8 @@ void report_json(const struct load_result *r, struct buf *b)
         rj__str(b, e->name);
         buf_append_str(b, ",\"method\":");
         rj__str(b, e->method);
+        buf_append_str(b, ",\"group\":");
+        rj__str(b, e->group);
         buf_printf(b, ",\"requests\":%" PRIu64 ",\"failed\":%" PRIu64 ",\"latency_ms\":", e->reqs,
                    e->failed);
         rj__latency(b, &e->h);
@@ -324,6 +326,9 @@ struct load_result *report_json_read(const char *path, char *err, size_t errlen)
     {
         const char *name = rj__s(it, "name"), *method = rj__s(it, "method");
         struct result_ep *e = result_ep(r, name ? name : "?", method ? method : "?");
+        const char *group = rj__s(it, "group");
+        if (group && e->group == NULL)
+            e->group = xstrdup(group);
         e->reqs = rj__u64(it, "requests");
         e->failed = rj__u64(it, "failed");
         if (hist_from_json(&e->h, rj__get(it, "hist")) == -1) {

@@ -171,6 +171,10 @@ void report_text(const struct load_result *r, FILE *out)
                 "p95", "p99");
         for (size_t i = 0; i < r->neps; i++) {
             const struct result_ep *ep = &r->eps[i];
+            /* The steps of a flow under its group's name, as k6 prints groups. */
+            if (ep->group && (i == 0 || r->eps[i - 1].group == NULL ||
+                              strcmp(r->eps[i - 1].group, ep->group) != 0))
+                fprintf(out, "  █ %s\n", ep->group);
             fprintf(out, "  %-32.32s %10" PRIu64 " %8" PRIu64 " %10s %10s %10s\n", ep->name,
                     ep->reqs, ep->failed, load_fmt_us(hist_mean(&ep->h), a, sizeof(a)),
                     load_fmt_us((double)hist_percentile(&ep->h, 95), b, sizeof(b)),

@@ -26,6 +26,7 @@ void result_destroy(struct load_result *r)
     for (size_t i = 0; i < r->neps; i++) {
         free(r->eps[i].name);
         free(r->eps[i].method);
+        free(r->eps[i].group);
     }
     free(r->eps);
     for (size_t i = 0; i < r->nchecks; i++) {
@@ -165,6 +166,8 @@ void result_merge(struct load_result *dst, const struct load_result *src)
         dst->errors[i] += src->errors[i];
     for (size_t i = 0; i < src->neps; i++) {
         struct result_ep *e = result__ep(dst, src->eps[i].name, src->eps[i].method);
+        if (e->group == NULL && src->eps[i].group)
+            e->group = xstrdup(src->eps[i].group);
         e->reqs += src->eps[i].reqs;
         e->failed += src->eps[i].failed;
         hist_merge(&e->h, &src->eps[i].h);

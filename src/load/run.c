@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -77,24 +78,99 @@ uint64_t *run__bytes_out(struct lthread *t)
     return &t->bytes_out;
 }
 
-void run__render(struct lthread *t, const struct load_req *r, struct buf *out)
+void run__render(struct client *c, const struct load_req *r, struct buf *out)
 {
+    struct lthread *t = c->t;
+    t->tctx.vars = c->vars;
     scenario_render(t->run->s, r, &t->tctx, out);
+    t->tctx.vars = NULL;
 }
 
-/* Weighted choice of the next request. */
+/* Weighted choice of the next iteration: a request, or a flow. */
 static size_t run__pick(struct lthread *t)
 {
     const struct scenario *s = t->run->s;
-    if (s->nreqs == 1)
+    if (s->nflows == 1)
         return 0;
     uint64_t x = (uint64_t)(((unsigned __int128)tmpl_rand_next(&t->rng) * s->total_weight) >> 64);
-    for (size_t i = 0; i < s->nreqs; i++) {
-        if (x < s->reqs[i].weight)
+    for (size_t i = 0; i < s->nflows; i++) {
+        if (x < s->flows[i].weight)
             return i;
-        x -= s->reqs[i].weight;
+        x -= s->flows[i].weight;
     }
-    return s->nreqs - 1;
+    return s->nflows - 1;
+}
+
+/* Starts a new iteration on <c>: its first step, with the VU's variables emptied (a variable
+ * lives for one iteration of one VU). */
+static void run__begin(struct lthread *t, struct client *c, uint64_t origin_us, uint64_t now_us)
+{
+    const struct scenario *s = t->run->s;
+    c->flow = run__pick(t);
+    c->step = 0;
+    c->flow_pending = false;
+    for (size_t i = 0; i < s->nvars; i++)
+        buf_reset(&c->vars[i]);
+    client_start(c, s->flows[c->flow].first, origin_us, now_us);
+}
+
+/* A value for variable <x>: kept when it fits a request (no line break, not too long). */
+static bool run__keep_value(struct buf *v)
+{
+    if (buf_pending(v) > EXTRACT_MAX_VALUE || memchr(buf_head(v), '\r', buf_pending(v)) ||
+        memchr(buf_head(v), '\n', buf_pending(v))) {
+        buf_reset(v);
+        return false;
+    }
+    return true;
+}
+
+void run__extract_headers(struct client *c, const struct h1_response *res)
+{
+    const struct load_req *r = c->req;
+    for (size_t i = 0; i < r->nextracts; i++) {
+        const struct load_extract *x = &r->extracts[i];
+        if (x->kind != EXTRACT_HEADER)
+            continue;
+        struct buf *v = &c->vars[x->var];
+        buf_reset(v);
+        size_t nl = strlen(x->expr);
+        for (size_t h = 0; h < res->nheaders; h++) {
+            if (res->headers[h].name_len == nl &&
+                strncasecmp(res->headers[h].name, x->expr, nl) == 0) {
+                buf_append(v, res->headers[h].value, res->headers[h].value_len);
+                if (run__keep_value(v))
+                    c->ex_ok |= 1u << i;
+                break;
+            }
+        }
+    }
+}
+
+/* Body extracts of a finished request (header ones were done with the head); a request that got
+ * no response extracts nothing, and its variables are left empty. */
+static void run__extract_body(struct client *c, bool err)
+{
+    const struct load_req *r = c->req;
+    for (size_t i = 0; i < r->nextracts; i++) {
+        const struct load_extract *x = &r->extracts[i];
+        struct buf *v = &c->vars[x->var];
+        if (err) {
+            buf_reset(v);
+            c->ex_ok &= ~(1u << i);
+            continue;
+        }
+        if (x->kind == EXTRACT_HEADER)
+            continue;
+        buf_reset(v);
+        int rc = x->kind == EXTRACT_JSON
+                     ? extract_json(buf_head(&c->body), buf_pending(&c->body), x->expr, v)
+                     : extract_regex(x, buf_head(&c->body), buf_pending(&c->body), v);
+        if (rc == 0 && run__keep_value(v))
+            c->ex_ok |= 1u << i;
+        else
+            buf_reset(v);
+    }
 }
 
 /* Checks of one finished iteration; <c> holds the response (status, body, header bits). */
@@ -121,6 +197,9 @@ static void run__checks(struct lthread *t, struct client *c, bool err, uint64_t 
             case CHECK_LATENCY:
                 ok = latency_us < k->latency_us;
                 break;
+            case CHECK_EXTRACT:
+                ok = (c->ex_ok >> k->len) & 1u;
+                break;
             }
         }
         if (ok)
@@ -137,6 +216,7 @@ static void run__vu_park(struct client *c)
     loop_timer_stop(c->t->loop, &c->timer);
     client_close(c);
     c->state = CL_IDLE;
+    c->flow_pending = false; /* a flow cut by the end (or a ramp-down) is not resumed */
 }
 
 /* Starts the next iteration of VU <c>; <now_us> is a fresh clock reading. */
@@ -151,7 +231,12 @@ static void run__vu_next(struct client *c, uint64_t now_us)
     }
     c->state = CL_IDLE;
     t->busy++;
-    client_start(c, run__pick(t), 0, now_us);
+    if (c->flow_pending) {
+        c->flow_pending = false;
+        client_start(c, t->run->s->flows[c->flow].first + c->step, 0, now_us);
+        return;
+    }
+    run__begin(t, c, 0, now_us);
 }
 
 static void run__vu_timer(struct loop *loop, void *arg)
@@ -181,7 +266,7 @@ static void run__dispatch(struct lthread *t)
         uint64_t intended;
         sched_open_take(&t->so, rel, &intended);
         t->busy++;
-        client_start(c, run__pick(t), t->run->start_us + intended, now);
+        run__begin(t, c, t->run->start_us + intended, now);
     }
     t->in_dispatch = false;
 }
@@ -220,14 +305,30 @@ void run__client_done(struct client *c, bool err, enum load_err kind)
         latency = now > c->origin_us ? now - c->origin_us : 0;
         stats_record(&t->st, c->req_idx, c->status, latency, now, c->resp_bytes, c->status >= 400);
     }
+    if (c->req->nextracts)
+        run__extract_body(c, err);
     if (c->req->nchecks)
         run__checks(t, c, err, latency);
-    t->st.iterations++;
-    if (now <= atomic_load_explicit(&t->run->end_us, memory_order_relaxed)) {
+    const struct load_flow *fl = &t->run->s->flows[c->flow];
+    bool more = c->step + 1 < fl->n; /* the flow has steps left: the iteration goes on */
+    bool in_window = now <= atomic_load_explicit(&t->run->end_us, memory_order_relaxed);
+    if (!more)
+        t->st.iterations++;
+    if (in_window) {
         t->st.win_reqs++;
-        t->st.win_iters++;
+        t->st.win_iters += !more;
     }
     t->last_done_us = now;
+    if (more && t->open && !t->stopping) {
+        c->step++; /* open model: steps go back to back (the arrivals set the pace) */
+        t->busy++;
+        client_start(c, fl->first + c->step, 0, clock_now_us());
+        return;
+    }
+    if (more && !t->open) {
+        c->step++;
+        c->flow_pending = true;
+    }
     if (t->open) {
         c->state = CL_IDLE;
         c->next_idle = t->idle;
@@ -617,6 +718,8 @@ struct load_result *run_scenario(struct scenario *s, const struct run_opts *o)
             r->errors[k] += st->errors[k];
         for (size_t e = 0; e < s->nreqs; e++) {
             struct result_ep *ep = result_ep(r, s->reqs[e].name, s->reqs[e].method);
+            if (ep->group == NULL && s->reqs[e].group)
+                ep->group = xstrdup(s->reqs[e].group);
             ep->reqs += st->ep[e].reqs;
             ep->failed += st->ep[e].failed;
             hist_merge(&ep->h, &st->ep[e].h);

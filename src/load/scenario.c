@@ -24,6 +24,7 @@ struct load_req *scenario_add_req(struct scenario *s)
     struct load_req *r = &s->reqs[s->nreqs++];
     memset(r, 0, sizeof(*r));
     r->weight = 1;
+    r->flow = SIZE_MAX; /* a request of its own: scenario_prepare gives it a one-step flow */
     buf_init(&r->prebuilt);
     return r;
 }
@@ -32,7 +33,11 @@ struct load_req *scenario_add_req(struct scenario *s)
 static void scenario__free_req(struct load_req *r)
 {
     free(r->name);
+    free(r->group);
     free(r->method);
+    for (size_t i = 0; i < r->nextracts; i++)
+        extract_free(&r->extracts[i]);
+    free(r->extracts);
     tmpl_free(&r->path);
     for (size_t i = 0; i < r->nheaders; i++) {
         free(r->headers[i].name);
@@ -56,6 +61,12 @@ void scenario_destroy(struct scenario *s)
     for (size_t i = 0; i < s->nreqs; i++)
         scenario__free_req(&s->reqs[i]);
     free(s->reqs);
+    for (size_t i = 0; i < s->nflows; i++)
+        free(s->flows[i].name);
+    free(s->flows);
+    for (size_t i = 0; i < s->nvars; i++)
+        free(s->vars[i]);
+    free(s->vars);
     for (size_t i = 0; i < s->nth; i++)
         threshold_free(&s->th[i]);
     free(s->th);
@@ -161,11 +172,22 @@ int scenario_prepare(struct scenario *s, char *err, size_t errlen)
         snprintf(err, errlen, "%s: %s", s->base_url, rerr);
         return -1;
     }
+    /* Every request that is not a flow's step is an iteration of one step. Flows parsed from the
+     * file come first in s->flows; these are added after them (prepare may run twice). */
+    for (size_t i = 0; i < s->nreqs; i++) {
+        struct load_req *r = &s->reqs[i];
+        if (r->flow != SIZE_MAX)
+            continue;
+        s->flows = xrealloc(s->flows, (s->nflows + 1) * sizeof(*s->flows));
+        s->flows[s->nflows] = (struct load_flow){NULL, i, 1, r->weight};
+        r->flow = s->nflows++;
+    }
     s->total_weight = 0;
+    for (size_t f = 0; f < s->nflows; f++)
+        s->total_weight += s->flows[f].weight;
     s->nchecks = 0;
     for (size_t i = 0; i < s->nreqs; i++) {
         struct load_req *r = &s->reqs[i];
-        s->total_weight += r->weight;
         r->is_head = strcmp(r->method, "HEAD") == 0;
         r->header_checks = 0;
         r->need_body = false;
@@ -176,6 +198,9 @@ int scenario_prepare(struct scenario *s, char *err, size_t errlen)
             if (r->checks[k].kind == CHECK_BODY)
                 r->need_body = true;
         }
+        for (size_t k = 0; k < r->nextracts; k++)
+            if (r->extracts[k].kind != EXTRACT_HEADER)
+                r->need_body = true;
         r->dynamic = r->path.dynamic || (r->has_body && r->body.dynamic);
         for (size_t h = 0; h < r->nheaders; h++)
             r->dynamic |= r->headers[h].value.dynamic;
@@ -184,7 +209,7 @@ int scenario_prepare(struct scenario *s, char *err, size_t errlen)
             struct buf scratch = BUF_INIT;
             uint64_t rng = 1;
             _Atomic uint64_t seq = 0;
-            struct tmpl_ctx ctx = {&rng, &seq, &scratch};
+            struct tmpl_ctx ctx = {&rng, &seq, &scratch, NULL};
             scenario_render(s, r, &ctx, &r->prebuilt);
             buf_deinit(&scratch);
         }
@@ -261,7 +286,7 @@ static char *scen__strdup_tmpl(struct scen_parse *p, const struct ynode *n, cons
 {
     char err[256];
     size_t off = 0;
-    if (tmpl_compile(t, n->str, err, sizeof(err), &off) == -1) {
+    if (tmpl_compile_vars(t, n->str, p->s->vars, p->s->nvars, err, sizeof(err), &off) == -1) {
         /* Point at the template itself: the column of the scalar plus the offset inside it. */
         struct ynode at = *n;
         at.col = n->col + (int)off + (n->quoted ? 1 : 0);
@@ -475,15 +500,94 @@ static void scen__headers(struct scen_parse *p, struct load_req *r, const struct
     }
 }
 
-/* One entry of requests:. <defaults_headers> (the top-level headers:) come first, and a request's
- * own header of the same name replaces the default; think defaults to the top-level think. */
-static void scen__request(struct scen_parse *p, const struct ynode *n,
-                          const struct ynode *defaults_headers, uint64_t think_lo,
-                          uint64_t think_hi)
+/* The index of variable <name> in s->vars, or SIZE_MAX. */
+static size_t scen__var(const struct scenario *s, const char *name)
+{
+    for (size_t i = 0; i < s->nvars; i++)
+        if (strcmp(s->vars[i], name) == 0)
+            return i;
+    return SIZE_MAX;
+}
+
+/* extract: {token: 'json:$.token', id: 'regex:"id":([0-9]+)', etag: 'header:ETag'}. Each one is
+ * also a check ("extract token"), so a value that was not found shows in the report. */
+static void scen__extracts(struct scen_parse *p, struct load_req *r, const struct ynode *n)
 {
     if (n->type != YNODE_MAP) {
-        SERR(p, n, "requests: each request is a map with at least 'path'");
+        SERR(p, n, "extract: expected a map like {token: 'json:$.token'}");
         return;
+    }
+    for (size_t i = 0; i < ynode_size(n); i++) {
+        const struct ynode *k = ynode_key(n, i), *v = ynode_value(n, i);
+        if (!scen__is_scalar(p, v, "extract"))
+            continue;
+        size_t var = scen__var(p->s, k->str);
+        if (var == SIZE_MAX) /* an invalid name, already reported by the pre-scan */
+            continue;
+        struct load_extract x = {0};
+        x.var = var;
+        char err[256];
+        if (strncmp(v->str, "json:", 5) == 0) {
+            x.kind = EXTRACT_JSON;
+            x.expr = xstrdup(v->str + 5);
+            if (extract_json_path_check(x.expr, err, sizeof(err)) == -1) {
+                SERR(p, v, "extract: %s: %s", k->str, err);
+                extract_free(&x);
+                continue;
+            }
+        } else if (strncmp(v->str, "header:", 7) == 0) {
+            x.kind = EXTRACT_HEADER;
+            const char *h = v->str + 7;
+            while (*h == ' ')
+                h++;
+            x.expr = xstrdup(h);
+            if (!scenario_valid_token(x.expr)) {
+                SERR(p, v, "extract: %s: '%s' is not a header name", k->str, x.expr);
+                extract_free(&x);
+                continue;
+            }
+        } else if (strncmp(v->str, "regex:", 6) == 0) {
+            x.kind = EXTRACT_REGEX;
+            x.expr = xstrdup(v->str + 6);
+            if (extract_regex_compile(&x, err, sizeof(err)) == -1) {
+                SERR(p, v, "extract: %s: %s", k->str, err);
+                extract_free(&x);
+                continue;
+            }
+        } else {
+            SERR(p, v,
+                 "extract: %s: '%s' says not where to look; use json:$.path, header:Name or "
+                 "regex:EXPR",
+                 k->str, v->str);
+            continue;
+        }
+        struct load_check *c = scen__add_check(p, r, k, CHECK_EXTRACT);
+        if (c == NULL) {
+            extract_free(&x);
+            continue;
+        }
+        c->len = r->nextracts;
+        struct buf label = BUF_INIT;
+        buf_printf(&label, "extract %s", k->str);
+        buf_append(&label, "", 1);
+        c->label = label.data;
+        r->extracts = xrealloc(r->extracts, (r->nextracts + 1) * sizeof(*r->extracts));
+        r->extracts[r->nextracts++] = x;
+    }
+}
+
+/* One entry of requests: (or, with <step>, one step of a flow, which may also extract: and
+ * sleep:, and has no weight of its own). <defaults_headers> (the top-level headers:) come first,
+ * and a request's own header of the same name replaces the default; think defaults to the
+ * top-level think. Returns the request, or NULL. */
+static struct load_req *scen__request(struct scen_parse *p, const struct ynode *n,
+                                      const struct ynode *defaults_headers, uint64_t think_lo,
+                                      uint64_t think_hi, bool step)
+{
+    if (n->type != YNODE_MAP) {
+        SERR(p, n, "%s: each %s is a map with at least 'path'", step ? "steps" : "requests",
+             step ? "step" : "request");
+        return NULL;
     }
     struct load_req *r = scenario_add_req(p->s);
     r->think_min_us = think_lo;
@@ -538,12 +642,19 @@ static void scen__request(struct scen_parse *p, const struct ynode *n,
                 continue;
             if (scen__strdup_tmpl(p, v, "body", &r->body))
                 r->has_body = true;
-        } else if (strcmp(key, "weight") == 0) {
+        } else if (strcmp(key, "weight") == 0 && !step) {
             scen__uint(p, v, "weight", 1000000, &r->weight);
-        } else if (strcmp(key, "think") == 0) {
+        } else if (strcmp(key, "think") == 0 || (step && strcmp(key, "sleep") == 0)) {
             scen__think(p, v, &r->think_min_us, &r->think_max_us);
         } else if (strcmp(key, "checks") == 0) {
             scen__checks(p, r, v);
+        } else if (step && strcmp(key, "extract") == 0) {
+            scen__extracts(p, r, v);
+        } else if (step) {
+            SERR(p, k,
+                 "steps: unknown key '%s'; known: name, method, path, headers, body, extract, "
+                 "sleep (or think), checks%s",
+                 key, strcmp(key, "weight") == 0 ? " (the weight is the flow's)" : "");
         } else {
             SERR(p, k,
                  "requests: unknown key '%s'; known: name, method, path, headers, body, "
@@ -560,6 +671,90 @@ static void scen__request(struct scen_parse *p, const struct ynode *n,
         buf_printf(&b, "%s %s", r->method, path_str ? path_str : "?");
         buf_append(&b, "", 1);
         r->name = b.data;
+    }
+    return r;
+}
+
+/* Pre-scan of flows[].steps[].extract: the variable names, known before any template is compiled
+ * so {{token}} in any step is a variable, not an unknown function. */
+static void scen__scan_vars(struct scen_parse *p, const struct ynode *flows)
+{
+    static const char *const reserved[] = {"rand", "seq", "uuid", "pick", "env"};
+    for (size_t f = 0; flows->type == YNODE_SEQ && f < ynode_size(flows); f++) {
+        const struct ynode *steps = ynode_get(ynode_item(flows, f), "steps");
+        for (size_t i = 0; steps && steps->type == YNODE_SEQ && i < ynode_size(steps); i++) {
+            const struct ynode *ex = ynode_get(ynode_item(steps, i), "extract");
+            for (size_t k = 0; ex && ex->type == YNODE_MAP && k < ynode_size(ex); k++) {
+                const struct ynode *name = ynode_key(ex, k);
+                bool ok = isalpha((unsigned char)name->str[0]) || name->str[0] == '_';
+                for (const char *c = name->str; *c && ok; c++)
+                    ok = isalnum((unsigned char)*c) || *c == '_';
+                for (size_t r = 0; r < sizeof(reserved) / sizeof(reserved[0]) && ok; r++)
+                    ok = strcmp(name->str, reserved[r]) != 0;
+                if (!ok) {
+                    SERR(p, name,
+                         "extract: '%s' is not a variable name (letters, digits, '_'; not a "
+                         "template function)",
+                         name->str);
+                    continue;
+                }
+                if (scen__var(p->s, name->str) != SIZE_MAX)
+                    continue;
+                p->s->vars = xrealloc(p->s->vars, (p->s->nvars + 1) * sizeof(char *));
+                p->s->vars[p->s->nvars++] = xstrdup(name->str);
+            }
+        }
+    }
+}
+
+/* flows: [{name: checkout, weight: 2, steps: [{…request…, extract: {…}, sleep: 1s}, …]}]: an
+ * iteration runs the steps in order, on the VU's connection, with the VU's variables. */
+static void scen__flows(struct scen_parse *p, const struct ynode *n, const struct ynode *hdrs,
+                        uint64_t think_lo, uint64_t think_hi)
+{
+    struct scenario *s = p->s;
+    if (n->type != YNODE_SEQ || ynode_size(n) == 0) {
+        SERR(p, n, "flows: expected a non-empty list of {name, steps: [...]}");
+        return;
+    }
+    for (size_t f = 0; f < ynode_size(n); f++) {
+        const struct ynode *fl = ynode_item(n, f);
+        if (fl->type != YNODE_MAP) {
+            SERR(p, fl, "flows: each flow is a map {name, weight, steps}");
+            continue;
+        }
+        for (size_t i = 0; i < ynode_size(fl); i++) {
+            const char *k = ynode_key(fl, i)->str;
+            if (strcmp(k, "name") != 0 && strcmp(k, "weight") != 0 && strcmp(k, "steps") != 0)
+                SERR(p, ynode_key(fl, i), "flows: unknown key '%s'; known: name, weight, steps",
+                     k);
+        }
+        const struct ynode *name = ynode_get(fl, "name"), *steps = ynode_get(fl, "steps"),
+                           *w = ynode_get(fl, "weight");
+        if (name == NULL || !scen__is_scalar(p, name, "flows.name")) {
+            if (name == NULL)
+                SERR(p, fl, "flows: 'name' is required (the group in the report)");
+            continue;
+        }
+        uint64_t weight = 1;
+        if (w)
+            scen__uint(p, w, "flows.weight", 1000000, &weight);
+        if (steps == NULL || steps->type != YNODE_SEQ || ynode_size(steps) == 0) {
+            SERR(p, steps ? steps : fl, "flows: %s: 'steps' must be a non-empty list", name->str);
+            continue;
+        }
+        size_t first = s->nreqs;
+        for (size_t i = 0; i < ynode_size(steps); i++) {
+            struct load_req *r =
+                scen__request(p, ynode_item(steps, i), hdrs, think_lo, think_hi, true);
+            if (r == NULL)
+                continue;
+            r->group = xstrdup(name->str);
+            r->flow = s->nflows;
+        }
+        s->flows = xrealloc(s->flows, (s->nflows + 1) * sizeof(*s->flows));
+        s->flows[s->nflows++] =
+            (struct load_flow){xstrdup(name->str), first, s->nreqs - first, weight};
     }
 }
 
@@ -610,7 +805,8 @@ static void scen__stages(struct scen_parse *p, const struct ynode *n, bool rate)
 
 static const char *const scen_keys =
     "base_url, executor, vus, duration, stages, rate, start_rate, pre_allocated_vus, max_vus, "
-    "threads, timeout, graceful_stop, think, headers, requests, thresholds, max_failed, tls";
+    "threads, timeout, graceful_stop, think, headers, requests, flows, thresholds, max_failed, "
+    "tls";
 
 /* thresholds: {metric{name:x}: [expr, …]}; each expression is parsed now, so a typo is an
  * error before the run rather than a threshold that can never fail. */
@@ -700,7 +896,7 @@ static void scen__top(struct scen_parse *p, const struct ynode *root)
         "base_url",   "executor",          "vus",      "duration",   "stages",  "rate",
         "start_rate", "pre_allocated_vus", "max_vus",  "threads",    "timeout", "graceful_stop",
         "think",      "headers",           "requests", "thresholds", "tls",
-        "max_failed"};
+        "max_failed", "flows"};
     for (size_t i = 0; i < ynode_size(root); i++) {
         const char *k = ynode_key(root, i)->str;
         bool ok = false;
@@ -850,15 +1046,21 @@ static void scen__top(struct scen_parse *p, const struct ynode *root)
     if ((n = ynode_get(root, "think")))
         scen__think(p, n, &think_lo, &think_hi);
     const struct ynode *hdrs = ynode_get(root, "headers");
-    /* requests */
+    /* requests and flows */
+    const struct ynode *flows = ynode_get(root, "flows");
+    if (flows)
+        scen__scan_vars(p, flows);
     if ((n = ynode_get(root, "requests")) == NULL) {
-        SERR(p, root, "requests: required (a list of {name, method, path, ...})");
+        if (flows == NULL)
+            SERR(p, root, "requests: required (a list of {name, method, path, ...}), or flows:");
     } else if (n->type != YNODE_SEQ || ynode_size(n) == 0) {
         SERR(p, n, "requests: expected a non-empty list");
     } else {
         for (size_t i = 0; i < ynode_size(n); i++)
-            scen__request(p, ynode_item(n, i), hdrs, think_lo, think_hi);
+            scen__request(p, ynode_item(n, i), hdrs, think_lo, think_hi, false);
     }
+    if (flows)
+        scen__flows(p, flows, hdrs, think_lo, think_hi);
     if ((n = ynode_get(root, "thresholds")))
         scen__thresholds(p, n);
 }

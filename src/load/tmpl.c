@@ -1,5 +1,6 @@
 /* Request templates: "{{rand 1 1000}}", "{{seq}}", "{{uuid}}", "{{pick a b c}}", "{{env NAME}}"
- * inside paths, header values and bodies. Compiled once into literal runs and calls so rendering a
+ * and "{{token}}" (a variable of the VU, filled by a flow step's extract:) inside paths, header
+ * values and bodies. Compiled once into literal runs and calls so rendering a
  * request is a few appends; {{env}} is resolved at compile time (the environment does not change
  * during a run), so a template with only env calls is static and gets a prebuilt request. */
 #include <errno.h>
@@ -61,7 +62,8 @@ static int tmpl__int(const char *s, int64_t *out)
 
 /* Compiles one call: <inner> is the text between the braces, already copied and NUL-terminated.
  * Splits it into whitespace-separated words in place. */
-static int tmpl__call(struct tmpl *t, char *inner, char *err, size_t errlen)
+static int tmpl__call(struct tmpl *t, char *inner, char *const *vars, size_t nvars, char *err,
+                      size_t errlen)
 {
     char *argv[TMPL_MAX_ARGS];
     size_t argc = 0;
@@ -77,6 +79,13 @@ static int tmpl__call(struct tmpl *t, char *inner, char *err, size_t errlen)
         return -1;
     }
     const char *fn = argv[0];
+    for (size_t i = 0; i < nvars && argc == 1; i++) {
+        if (strcmp(fn, vars[i]) == 0) { /* a variable of the VU, filled by extract: */
+            tmpl__push(t, TMPL_VAR)->lo = (int64_t)i;
+            t->dynamic = true;
+            return 0;
+        }
+    }
     if (strcmp(fn, "rand") == 0) {
         struct tmpl_seg tmp = {0};
         if (argc != 3 || tmpl__int(argv[1], &tmp.lo) || tmpl__int(argv[2], &tmp.hi) ||
@@ -119,14 +128,21 @@ static int tmpl__call(struct tmpl *t, char *inner, char *err, size_t errlen)
         }
         tmpl__lit(t, v, strlen(v));
     } else {
-        snprintf(err, errlen, "unknown template function '%s'; known: rand, seq, uuid, pick, env",
-                 fn);
+        snprintf(err, errlen,
+                 "unknown template function '%s'; known: rand, seq, uuid, pick, env%s", fn,
+                 nvars ? ", or a variable that an extract: fills" : "");
         return -1;
     }
     return 0;
 }
 
 int tmpl_compile(struct tmpl *t, const char *src, char *err, size_t errlen, size_t *err_off)
+{
+    return tmpl_compile_vars(t, src, NULL, 0, err, errlen, err_off);
+}
+
+int tmpl_compile_vars(struct tmpl *t, const char *src, char *const *vars, size_t nvars, char *err,
+                      size_t errlen, size_t *err_off)
 {
     memset(t, 0, sizeof(*t));
     const char *p = src;
@@ -144,7 +160,7 @@ int tmpl_compile(struct tmpl *t, const char *src, char *err, size_t errlen, size
             goto fail;
         }
         char *inner = xstrndup(open + 2, (size_t)(close - open - 2));
-        int rc = tmpl__call(t, inner, err, errlen);
+        int rc = tmpl__call(t, inner, vars, nvars, err, errlen);
         free(inner);
         if (rc == -1) {
             *err_off = (size_t)(open - src);
@@ -226,6 +242,10 @@ void tmpl_render(const struct tmpl *t, const struct tmpl_ctx *ctx, struct buf *o
         }
         case TMPL_PICK:
             buf_append_str(out, s->choices[tmpl__below(ctx->rng, s->nchoices)]);
+            break;
+        case TMPL_VAR:
+            if (ctx->vars)
+                buf_append(out, buf_head(&ctx->vars[s->lo]), buf_pending(&ctx->vars[s->lo]));
             break;
         }
     }

@@ -52,7 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
         uint64_t rng = 1;
         _Atomic uint64_t seq = 0;
         struct buf scratch = BUF_INIT, out = BUF_INIT;
-        struct tmpl_ctx ctx = {&rng, &seq, &scratch};
+        struct tmpl_ctx ctx = {&rng, &seq, &scratch, NULL};
         tmpl_render(&t, &ctx, &out);
         buf_deinit(&out);
         buf_deinit(&scratch);

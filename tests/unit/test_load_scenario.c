@@ -111,7 +111,7 @@ static void test_good(void **state)
     uint64_t rng = 7;
     _Atomic uint64_t seq = 0;
     struct buf scratch = BUF_INIT, out = BUF_INIT;
-    struct tmpl_ctx ctx = {&rng, &seq, &scratch};
+    struct tmpl_ctx ctx = {&rng, &seq, &scratch, NULL};
     scenario_render(s, &s->reqs[1], &ctx, &out);
     buf_append(&out, "", 1);
     const char *body = strstr(out.data, "\r\n\r\n");
