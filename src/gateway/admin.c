@@ -17,6 +17,7 @@
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/xmalloc.h"
+#include "gateway/adminauth.h"
 #include "gateway/cachehook.h"
 #include "gateway/conn.h"
 #include "gateway/dashboard.h"
@@ -27,28 +28,39 @@
 #include "gateway/worker.h"
 #include "http/date.h"
 #include "http/h1write.h"
+#include "http/headers.h"
 
-#define ADMIN_MAX_CONNS 64
 #define ADMIN_MAX_HEAD 8192
-#define ADMIN_IDLE_MS 30000
+/* Above admin.max_connections, this many more connections may ask /healthz or /readyz (one
+ * request each, head within ADMIN_PROBE_HEAD_MS), so that clients holding every slot (64 heads
+ * trickled a byte every 5 s) cannot make a liveness probe fail; when all are taken, the oldest
+ * probe connection gives way to the new one. */
+#define ADMIN_PROBE_SLOTS 4
+#define ADMIN_PROBE_HEAD_MS 2000
 
 struct admin_conn {
     struct admin *a;
     int fd;
     struct buf in, out;
     struct loop_timer timer;
+    uint64_t seq;  // accept order (the oldest probe connection gives way first)
     bool readable; // bytes may wait in the socket (edge seen, no EAGAIN read since)
     bool eof;      // the client half-closed: answer what it sent, then close
     bool close_after;
     bool closed;
+    bool probe;    // over the limit: /healthz and /readyz only, one request
+    bool in_head;  // the header timer runs for the head under way (not restarted per byte)
 };
 
 struct admin {
     struct gw_shared *sh;
+    const struct gw_admin *conf;
     struct loop *loop;
     int fd;
     pthread_t thread;
-    struct admin_conn *conns[ADMIN_MAX_CONNS];
+    struct admin_conn **conns;  // conf->max_connections slots, then ADMIN_PROBE_SLOTS
+    size_t nslots;
+    uint64_t seq;
     struct procstat proc; // process_* metrics, refreshed on scrape
 };
 
@@ -71,7 +83,7 @@ static void admin__close(struct admin_conn *ac)
     loop_del_fd(a->loop, ac->fd);
     close(ac->fd);
     ac->fd = -1;
-    for (size_t i = 0; i < ADMIN_MAX_CONNS; i++)
+    for (size_t i = 0; i < a->nslots; i++)
         if (a->conns[i] == ac)
             a->conns[i] = NULL;
     loop_defer(a->loop, admin__conn_free_cb, ac);
@@ -293,12 +305,15 @@ static void admin__respond(struct admin_conn *ac, int status, const char *ctype,
                            const struct buf *body, bool head_only, bool keep_alive)
 {
     struct buf *b = &ac->out;
+    keep_alive = keep_alive && !ac->probe;
     h1_write_status_line(b, status, NULL);
     char date[HTTP_DATE_LEN + 1];
     http_date_format(clock_wall_s(), date);
     h1_write_header_str(b, "Date", date);
     h1_write_header_str(b, "Content-Type", ctype);
     h1_write_header_str(b, "Cache-Control", "no-store");
+    if (status == 401)
+        h1_write_header_str(b, "WWW-Authenticate", "Bearer realm=\"apigate admin\"");
     h1_write_header_u64(b, "Content-Length", buf_pending(body));
     if (!keep_alive)
         h1_write_header_str(b, "Connection", "close");
@@ -306,6 +321,56 @@ static void admin__respond(struct admin_conn *ac, int status, const char *ctype,
     if (!head_only)
         buf_append(b, buf_head(body), buf_pending(body));
     ac->close_after = !keep_alive;
+}
+
+/* A request that may change something (any method but GET and HEAD) needs the Bearer token
+ * when one is configured (always off loopback, unless admin.insecure: gwconf's rule). */
+static bool admin__authorized(const struct admin *a, const struct h1_request *req)
+{
+    if (a->conf->token == NULL || req->method_id == H1_M_GET || req->method_id == H1_M_HEAD)
+        return true;
+    const struct h1_header *h = headers_find(req->headers, req->nheaders, "authorization");
+    return h != NULL &&
+           adminauth_bearer_ok(a->conf->token, a->conf->token_len, h->value, h->value_len);
+}
+
+/* /readyz: this gateway can serve (its worker is up with a loaded config and not draining).
+ * The upstreams' health is /upstreams' business; with ?strict=1 or admin.readyz_strict it
+ * counts too (one unhealthy upstream then takes every replica out of a load balancer). */
+static void admin__readyz(struct admin_conn *ac, const struct h1_request *req, struct buf *body,
+                          int *status)
+{
+    struct gw_shared *sh = ac->a->sh;
+    bool strict = ac->a->conf->readyz_strict;
+    const char *q = req->query, *end = req->query ? req->query + req->query_len : NULL;
+    while (q != NULL && q < end) { /* strict=1|true or strict=0|false; the last one counts */
+        const char *amp = memchr(q, '&', (size_t)(end - q));
+        size_t n = (size_t)((amp ? amp : end) - q);
+        if ((n == 8 && memcmp(q, "strict=1", 8) == 0) || (n == 11 && memcmp(q, "strict=true", 11) == 0))
+            strict = true;
+        else if ((n == 8 && memcmp(q, "strict=0", 8) == 0) ||
+                 (n == 12 && memcmp(q, "strict=false", 12) == 0))
+            strict = false;
+        q = amp ? amp + 1 : end;
+    }
+    char why[256] = "", uwhy[256] = "";
+    bool serving = atomic_load(&sh->shm->ready) && !atomic_load(&sh->draining);
+    if (!serving)
+        snprintf(why, sizeof(why), "%s",
+                 atomic_load(&sh->draining) ? "draining" : "the worker is not ready yet");
+    bool ups = upstream_set_ready(sh->upstreams, uwhy, sizeof(uwhy));
+    bool ready = serving && (ups || !strict);
+    if (serving && !ready)
+        snprintf(why, sizeof(why), "%s", uwhy);
+    *status = ready ? 200 : 503;
+    buf_append_str(body, ready ? "{\"status\":\"ready\"" : "{\"status\":\"not_ready\",\"why\":");
+    if (!ready)
+        buf_append_json_str(body, why, strlen(why));
+    if (ready && !ups) { /* told, not counted: the gateway still answers (stale, fallbacks) */
+        buf_append_str(body, ",\"upstreams\":");
+        buf_append_json_str(body, uwhy, strlen(uwhy));
+    }
+    buf_append_str(body, "}\n");
 }
 
 static void admin__handle(struct admin_conn *ac, const struct h1_request *req)
@@ -316,7 +381,15 @@ static void admin__handle(struct admin_conn *ac, const struct h1_request *req)
     const char *ctype = "application/json";
     bool get = req->method_id == H1_M_GET || req->method_id == H1_M_HEAD;
 #define PATH_IS(s) (req->path_len == sizeof(s) - 1 && memcmp(req->path, s, sizeof(s) - 1) == 0)
-    if (cachehook_admin(sh, req, &body, &status, &ctype)) {
+    if (ac->probe && !(get && (PATH_IS("/healthz") || PATH_IS("/readyz")))) {
+        status = 503;
+        buf_append_str(&body, "{\"error\":\"admin connection limit reached; only /healthz and "
+                              "/readyz are answered\"}\n");
+    } else if (!admin__authorized(ac->a, req)) {
+        status = 401;
+        buf_append_str(&body, "{\"error\":\"unauthorized\",\"detail\":\"this admin request "
+                              "needs 'Authorization: Bearer TOKEN' (admin.token_file)\"}\n");
+    } else if (cachehook_admin(sh, req, &body, &status, &ctype)) {
         /* /cache/purge, /cache/stats, /metrics/cache */
     } else if (!get) {
         status = 405;
@@ -324,18 +397,7 @@ static void admin__handle(struct admin_conn *ac, const struct h1_request *req)
     } else if (PATH_IS("/healthz")) {
         buf_append_str(&body, "{\"status\":\"ok\"}\n");
     } else if (PATH_IS("/readyz")) {
-        char why[256] = "";
-        bool ready = atomic_load(&sh->shm->ready) && !atomic_load(&sh->draining) &&
-                     upstream_set_ready(sh->upstreams, why, sizeof(why));
-        if (atomic_load(&sh->draining))
-            snprintf(why, sizeof(why), "draining");
-        status = ready ? 200 : 503;
-        buf_append_str(&body, ready ? "{\"status\":\"ready\"}\n"
-                                    : "{\"status\":\"not_ready\",\"why\":");
-        if (!ready) {
-            buf_append_json_str(&body, why, strlen(why));
-            buf_append_str(&body, "}\n");
-        }
+        admin__readyz(ac, req, &body, &status);
     } else if (PATH_IS("/metrics")) {
         struct metrics *m = sh->metrics;
         metrics_counter_set(m, sh->ids.worker_restarts, atomic_load(&sh->shm->restarts));
@@ -367,6 +429,25 @@ static void admin__handle(struct admin_conn *ac, const struct h1_request *req)
 #undef PATH_IS
     admin__respond(ac, status, ctype, &body, req->method_id == H1_M_HEAD, req->keep_alive);
     buf_deinit(&body);
+}
+
+/* The connection's one timer: while a head is under way (bytes of it arrived, or nothing was
+ * answered yet), header_timeout counted from its start, never restarted by more bytes (a head
+ * trickled a byte at a time must still complete in time); else idle_timeout. */
+static void admin__arm(struct admin_conn *ac)
+{
+    const struct gw_admin *conf = ac->a->conf;
+    if (buf_pending(&ac->in) > 0 && buf_pending(&ac->out) == 0) {
+        if (!ac->in_head) {
+            ac->in_head = true;
+            loop_timer_start(ac->a->loop, &ac->timer, conf->header_timeout_ms);
+        }
+        return;
+    }
+    if (ac->in_head && buf_pending(&ac->out) == 0)
+        return; /* the first head, due since the accept */
+    ac->in_head = false;
+    loop_timer_start(ac->a->loop, &ac->timer, conf->idle_timeout_ms);
 }
 
 /* Reads what the client sent and answers its complete requests in order, one answer in flight at
@@ -417,6 +498,7 @@ static void admin__serve(struct admin_conn *ac)
                 return;
             }
             admin__handle(ac, &req);
+            ac->in_head = false; /* the next head gets its own header_timeout */
             buf_consume(&ac->in, (size_t)r);
             if (req.body != H1_BODY_NONE)
                 ac->close_after = true; // admin endpoints take no body: do not try to skip one
@@ -434,7 +516,7 @@ static void admin__serve(struct admin_conn *ac)
         if (!answered || !ac->readable)
             break;
     }
-    loop_timer_start(ac->a->loop, &ac->timer, ADMIN_IDLE_MS);
+    admin__arm(ac);
 }
 
 static void admin__on_event(struct loop *loop, int fd, void *arg, unsigned events)
@@ -463,17 +545,24 @@ static void admin__on_accept(struct loop *loop, int fd, void *arg, unsigned even
                 continue;
             return;
         }
-        size_t slot = ADMIN_MAX_CONNS;
-        for (size_t i = 0; i < ADMIN_MAX_CONNS && slot == ADMIN_MAX_CONNS; i++)
+        size_t nreg = (size_t)a->conf->max_connections;
+        size_t slot = a->nslots, oldest = a->nslots;
+        for (size_t i = 0; i < a->nslots && slot == a->nslots; i++) {
             if (a->conns[i] == NULL)
                 slot = i;
-        if (slot == ADMIN_MAX_CONNS) {
-            close(cfd);
-            continue;
+            else if (i >= nreg && (oldest == a->nslots || a->conns[i]->seq < a->conns[oldest]->seq))
+                oldest = i;
+        }
+        if (slot == a->nslots) { /* every slot taken: the oldest probe connection gives way */
+            admin__close(a->conns[oldest]);
+            slot = oldest;
         }
         struct admin_conn *ac = xcalloc(1, sizeof(*ac));
         ac->a = a;
         ac->fd = cfd;
+        ac->seq = ++a->seq;
+        ac->probe = slot >= nreg;
+        ac->in_head = true; /* the first request's head is due header_timeout after the accept */
         buf_init(&ac->in);
         buf_init(&ac->out);
         loop_timer_init(&ac->timer, admin__on_timer, ac);
@@ -483,7 +572,10 @@ static void admin__on_accept(struct loop *loop, int fd, void *arg, unsigned even
             continue;
         }
         a->conns[slot] = ac;
-        loop_timer_start(loop, &ac->timer, ADMIN_IDLE_MS);
+        uint64_t head_ms = a->conf->header_timeout_ms;
+        if (ac->probe && head_ms > ADMIN_PROBE_HEAD_MS)
+            head_ms = ADMIN_PROBE_HEAD_MS;
+        loop_timer_start(loop, &ac->timer, head_ms);
     }
 }
 
@@ -491,7 +583,7 @@ static void *admin__thread(void *arg)
 {
     struct admin *a = arg;
     loop_run(a->loop);
-    for (size_t i = 0; i < ADMIN_MAX_CONNS; i++)
+    for (size_t i = 0; i < a->nslots; i++)
         if (a->conns[i] != NULL)
             admin__close(a->conns[i]);
     loop_run_once(a->loop, 0);
@@ -502,11 +594,15 @@ struct admin *admin_start(struct gw_shared *sh, int fd)
 {
     struct admin *a = xcalloc(1, sizeof(*a));
     a->sh = sh;
+    a->conf = &sh->cfg->admin_cfg;
+    a->nslots = (size_t)a->conf->max_connections + ADMIN_PROBE_SLOTS;
+    a->conns = xcalloc(a->nslots, sizeof(*a->conns));
     a->fd = fd;
     procstat_register(sh->metrics, &a->proc);
     a->loop = loop_create();
     if (a->loop == NULL) {
         ag_log(AG_LOG_ERROR, "admin: loop_create: %s", strerror(errno));
+        free(a->conns);
         free(a);
         return NULL;
     }
@@ -514,6 +610,7 @@ struct admin *admin_start(struct gw_shared *sh, int fd)
         pthread_create(&a->thread, NULL, admin__thread, a) != 0) {
         ag_log(AG_LOG_ERROR, "admin: cannot start: %s", strerror(errno));
         loop_destroy(a->loop);
+        free(a->conns);
         free(a);
         return NULL;
     }
@@ -530,5 +627,6 @@ void admin_stop(struct admin *a)
     close(a->fd);
     a->fd = -1;
     loop_destroy(a->loop);
+    free(a->conns);
     free(a);
 }

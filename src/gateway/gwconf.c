@@ -24,6 +24,7 @@
 #include "gateway/retry.h"
 #include "gateway/route.h"
 #include "gateway/worker.h"
+#include "net/sock.h"
 #include "net/tls.h"
 
 
@@ -181,6 +182,89 @@ static int gwconf__admin(struct gw_config *c, const char *s, char *err, size_t e
     }
     c->admin_enabled = true;
     return 0;
+}
+
+/* `admin:` is an address (or off) or a map of gwconf__admin_desc; the address is checked with
+ * the other cross-section rules (gwconf__check_globals), after every section has its values. */
+static void gwconf__parse_admin(struct gw_config *c, const struct ynode *n,
+                                struct cfg_errors *errs)
+{
+    if (n != NULL && n->type == YNODE_MAP) {
+        gwconf__apply(n, "admin", gwconf__admin_desc, NULL, c, errs);
+        return;
+    }
+    cfg_defaults(gwconf__admin_desc, c);
+    if (n == NULL)
+        return;
+    if (n->type != YNODE_SCALAR) {
+        cfg_error(errs, n, "admin: expected host:port, off, or a map {address, token_file, ...}, "
+                           "got a %s", ynode_type_name(n));
+        return;
+    }
+    struct cfg_desc d = gwconf__admin_desc[0];
+    d.key = "admin";
+    cfg_parse_scalar(&d, n, &c->admin, errs);
+}
+
+/* Reads admin.token_file into c->admin_cfg.token: one line of 16 to 4096 visible characters
+ * (what a header can carry; trailing white space and the newline are not part of it). */
+static int gwconf__read_token(struct gw_config *c, char *why, size_t whylen)
+{
+    const char *path = c->admin_cfg.token_file;
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        snprintf(why, whylen, "cannot read '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    char tok[4098];
+    size_t n = fread(tok, 1, sizeof(tok), f);
+    bool bad = ferror(f) != 0;
+    fclose(f);
+    if (bad) {
+        snprintf(why, whylen, "cannot read '%s'", path);
+        return -1;
+    }
+    while (n > 0 && isspace((unsigned char)tok[n - 1]))
+        n--;
+    const char *rule = "a token of 16 to 4096 visible ASCII characters on one line, e.g. from "
+                       "'openssl rand -hex 32'";
+    if (n < 16 || n > 4096) {
+        snprintf(why, whylen, "'%s' holds %s%zu characters; %s", path, n > 4096 ? "over " : "",
+                 n > 4096 ? (size_t)4096 : n, rule);
+        explicit_bzero(tok, sizeof(tok));
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!isgraph((unsigned char)tok[i])) {
+            snprintf(why, whylen, "'%s' has a space or control character at byte %zu; %s", path,
+                     i + 1, rule);
+            explicit_bzero(tok, sizeof(tok));
+            return -1;
+        }
+    }
+    c->admin_cfg.token = xstrndup(tok, n);
+    c->admin_cfg.token_len = n;
+    explicit_bzero(tok, sizeof(tok));
+    return 0;
+}
+
+/* The admin rule: off loopback, mutating endpoints need a token, or an explicit insecure. */
+static int gwconf__admin_policy(const struct gw_config *c, char *err, size_t errlen)
+{
+    if (!c->admin_enabled || sock_addr_is_loopback(&c->admin_addr) ||
+        c->admin_cfg.token_file != NULL || c->admin_cfg.insecure)
+        return 0;
+    snprintf(err, errlen, "%s is not a loopback address and has no token_file: anyone who "
+                          "reaches it could purge the cache; set admin.token_file (then POST "
+                          "/cache/purge needs 'Authorization: Bearer TOKEN'), bind it to "
+                          "127.0.0.1, or accept that with admin.insecure: true", c->admin);
+    return -1;
+}
+
+bool gwconf_admin_open(const struct gw_config *c)
+{
+    return c->admin_enabled && !sock_addr_is_loopback(&c->admin_addr) &&
+           c->admin_cfg.token == NULL;
 }
 
 /* ---- upstreams ---- */
@@ -882,13 +966,20 @@ static void gwconf__check_globals(struct gw_config *c, const struct ynode *root,
                                   struct cfg_errors *errs)
 {
     const struct ynode *an = gwconf__get(root, "admin");
-    char e[300];
-    if (gwconf__admin(c, c->admin, e, sizeof(e)) != 0)
-        cfg_error(errs, an, "admin: %s", e);
+    const struct ynode *aan = an && an->type == YNODE_MAP ? gwconf__get(an, "address") : an;
+    char e[600];
+    bool addr_ok = gwconf__admin(c, c->admin, e, sizeof(e)) == 0;
+    if (!addr_ok)
+        cfg_error(errs, aan ? aan : an, "admin%s: %s", aan != an ? ".address" : "", e);
     if (!c->admin_enabled) {
         free(c->admin);
         c->admin = NULL;
     }
+    const struct ynode *tfn = gwconf__get(an, "token_file");
+    if (c->admin_cfg.token_file != NULL && gwconf__read_token(c, e, sizeof(e)) != 0)
+        cfg_error(errs, tfn, "admin.token_file: %s", e);
+    if (addr_ok && gwconf__admin_policy(c, e, sizeof(e)) != 0)
+        cfg_error(errs, aan ? aan : an, "admin: %s", e);
     for (size_t i = 0; c->admin_enabled && i < c->nlisten; i++) {
         if (c->listen[i].addr.len == c->admin_addr.len &&
             memcmp(&c->listen[i].addr.ss, &c->admin_addr.ss, c->admin_addr.len) == 0)
@@ -944,6 +1035,7 @@ static struct gw_config *gwconf__build(struct ynode *root, const char *path,
         return NULL;
     }
     gwconf__apply(root, "", gwconf__root_desc, gwconf__root_manual, c, errs);
+    gwconf__parse_admin(c, gwconf__get(root, "admin"), errs);
     gwconf__parse_listen(c, gwconf__get(root, "listen"), errs);
     gwconf__parse_upstreams(c, gwconf__get(root, "upstreams"), errs);
     gwconf__parse_routes(c, gwconf__get(root, "routes"), errs);
@@ -1047,6 +1139,10 @@ void gwconf_free(struct gw_config *c)
         free(c->listen[i].spec);
     free(c->listen);
     cfg_free_section(gwconf__root_desc, c);
+    cfg_free_section(gwconf__admin_desc, c);
+    if (c->admin_cfg.token != NULL)
+        explicit_bzero(c->admin_cfg.token, c->admin_cfg.token_len);
+    free(c->admin_cfg.token);
     free(c->path);
     free(c);
 }
@@ -1092,10 +1188,22 @@ int gwconf_set_listen(struct gw_config *c, const char *addr, char *err, size_t e
 
 int gwconf_set_admin(struct gw_config *c, const char *addr, char *err, size_t errlen)
 {
+    bool was_enabled = c->admin_enabled;
+    struct sock_addr was_addr = c->admin_addr;
     if (gwconf__admin(c, addr, err, errlen) != 0)
         return -1;
-    free(c->admin);
+    char *was = c->admin;
     c->admin = c->admin_enabled ? xstrdup(addr) : NULL;
+    char e[600];
+    if (gwconf__admin_policy(c, e, sizeof(e)) != 0) {
+        snprintf(err, errlen, "--admin %s", e);
+        free(c->admin);
+        c->admin = was;
+        c->admin_enabled = was_enabled;
+        c->admin_addr = was_addr;
+        return -1;
+    }
+    free(was);
     return 0;
 }
 

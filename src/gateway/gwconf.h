@@ -67,6 +67,20 @@ struct gw_logging {
     uint64_t access_flush_ms; /* buffered lines are written at least this often */
 };
 
+/* `admin:` — the admin listener's settings besides its address (gw_config.admin). A mutating
+ * request (any method but GET and HEAD) needs `Authorization: Bearer <token>` when a token is set;
+ * a non-loopback address without one is a config error unless `insecure: true`. */
+struct gw_admin {
+    char *token_file;            /* NULL: no token */
+    bool insecure;               /* non-loopback without a token accepted (mutations open) */
+    bool readyz_strict;          /* /readyz also needs every upstream ready (old meaning) */
+    int64_t max_connections;     /* open admin connections; probes get reserved slots above */
+    uint64_t header_timeout_ms;  /* a request head must be complete this long after it starts */
+    uint64_t idle_timeout_ms;    /* an idle admin connection is closed after this */
+    char *token;                 /* token_file's content without trailing white space */
+    size_t token_len;
+};
+
 /* `path_normalization:` — how a request path is made canonical before routing (and forwarded so). */
 struct gw_path_norm {
     bool merge_slashes;        /* "//" is "/" */
@@ -268,6 +282,7 @@ struct gw_config {
     char *admin;               /* as written; NULL when "off" */
     bool admin_enabled;
     struct sock_addr admin_addr;
+    struct gw_admin admin_cfg; /* the rest of `admin:` */
     struct gw_workers workers;
     struct gw_server server;
     struct gw_logging logging;
@@ -291,6 +306,9 @@ void gwconf_free(struct gw_config *cfg);
  * returns 0 or -1 with a message in <err>. <addr> for admin may be "off". */
 int gwconf_set_listen(struct gw_config *cfg, const char *addr, char *err, size_t errlen);
 int gwconf_set_admin(struct gw_config *cfg, const char *addr, char *err, size_t errlen);
+/* True when the admin listener is on, off loopback and without a token (`insecure: true`):
+ * anyone who reaches it may purge the cache. check warns, serve logs it. */
+bool gwconf_admin_open(const struct gw_config *cfg);
 int gwconf_set_threads(struct gw_config *cfg, long threads, char *err, size_t errlen);
 
 /* Lookups for the data path. NULL when out of range / unknown. */

@@ -24,6 +24,10 @@ void gwconf_print_reference(FILE *out)
                  "|---|---|---|---|---|\n");
     gwconf__row(out, "listen", "address or list", "`127.0.0.1:8080`",
                 "client listeners (host:port); each gets one SO_REUSEPORT socket per thread");
+    gwconf__row(out, "admin", "address or map", "`127.0.0.1:9901`",
+                "the admin listener: `admin: host:port` (or off) sets `admin.address` only; "
+                "the map form takes the keys below");
+    cfg_print_reference(gwconf__admin_desc, "admin", out);
     cfg_print_reference(gwconf__root_desc, "", out);
     gwconf__row(out, "upstreams.NAME.servers", "list", "(required)",
                 "host:port, http://host:port or https://host:port (TLS), or a map "
@@ -249,18 +253,15 @@ void gwconf_dump(const struct gw_config *c, FILE *out)
         doc__str(out, c->listen[i].spec);
     }
     fputs("]\n", out);
+    if (c->admin_enabled) {
+        fputs("admin:\n", out);
+        doc__table(out, gwconf__admin_desc, c, 2, NULL);
+    } else {
+        fputs("admin: off\n", out);
+    }
     for (const struct cfg_desc *d = gwconf__root_desc; d->key; d++) {
-        if (strcmp(d->key, "admin") == 0) {
-            fputs("admin: ", out);
-            if (c->admin_enabled)
-                doc__str(out, c->admin);
-            else
-                fputs("off", out);
-            fputc('\n', out);
-        } else {
-            const struct cfg_desc one[] = {*d, {NULL}};
-            doc__table(out, one, c, 0, NULL);
-        }
+        const struct cfg_desc one[] = {*d, {NULL}};
+        doc__table(out, one, c, 0, NULL);
     }
     fputs(c->nupstreams ? "upstreams:\n" : "upstreams: {}\n", out);
     for (size_t i = 0; i < c->nupstreams; i++)

@@ -9,6 +9,7 @@
 /* Tables of each section; a CFG_SECTION entry has offset 0 and its sub-table holds offsets into
  * the same outer struct. The *_manual lists name the keys of a map that the loader parses by
  * hand (they are not in the table). */
+extern const struct cfg_desc gwconf__admin_desc[];
 extern const struct cfg_desc gwconf__breaker_desc[];
 extern const struct cfg_desc gwconf__cache_desc[];
 extern const struct cfg_desc gwconf__fallback_desc[];

@@ -139,10 +139,34 @@ const struct cfg_desc gwconf__path_norm_desc[] = {
     {NULL}};
 #undef P
 
-const struct cfg_desc gwconf__root_desc[] = {
-    {"admin", CFG_STRING, offsetof(struct gw_config, admin), "127.0.0.1:9901", "1", NULL,
-     "admin listener (/metrics, /stats, /healthz, /readyz): host:port, or off", NULL, NULL,
+/* `admin:` as a map; `admin: ADDR` sets only the address (the first entry). */
+#define A(f) offsetof(struct gw_config, admin_cfg.f)
+const struct cfg_desc gwconf__admin_desc[] = {
+    {"address", CFG_STRING, offsetof(struct gw_config, admin), "127.0.0.1:9901", "1", NULL,
+     "admin listener (/metrics, /stats, /healthz, /readyz, /cache/purge): host:port, or off",
+     NULL, NULL, false},
+    {"token_file", CFG_STRING, A(token_file), NULL, "1", NULL,
+     "file holding the token (16+ visible characters) that mutating requests (POST "
+     "/cache/purge, ...) must send as 'Authorization: Bearer TOKEN'; read at start and reload",
+     NULL, NULL, false},
+    {"insecure", CFG_BOOL, A(insecure), "false", NULL, NULL,
+     "accept a non-loopback address without token_file (anyone who reaches it may purge); "
+     "without it that is a config error", NULL, NULL, false},
+    {"readyz_strict", CFG_BOOL, A(readyz_strict), "false", NULL, NULL,
+     "/readyz also answers 503 while an upstream has no healthy server (as /readyz?strict=1); "
+     "default: ready = this gateway serves", NULL, NULL, false},
+    {"max_connections", CFG_INT, A(max_connections), "64", "1", "100000",
+     "open admin connections; above it 4 more may only ask /healthz or /readyz", NULL, NULL,
      false},
+    {"header_timeout", CFG_DURATION, A(header_timeout_ms), "10s", "1ms", "1h",
+     "a request head must be complete within this from its first byte (from the accept for "
+     "the first); else the connection is closed", NULL, NULL, false},
+    {"idle_timeout", CFG_DURATION, A(idle_timeout_ms), "30s", "1ms", "1h",
+     "an admin connection with no request under way is closed after this", NULL, NULL, false},
+    {NULL}};
+#undef A
+
+const struct cfg_desc gwconf__root_desc[] = {
     {"workers", CFG_SECTION, 0, NULL, NULL, NULL, "process model", NULL, gwconf__workers_desc,
      false},
     {"server", CFG_SECTION, 0, NULL, NULL, NULL, "client connection limits", NULL,
@@ -156,7 +180,7 @@ const struct cfg_desc gwconf__root_desc[] = {
      "unreserved %XX; %00 and a '..' above the root always get 400",
      NULL, gwconf__path_norm_desc, false},
     {NULL}};
-const char *const gwconf__root_manual[] = {"listen", "upstreams", "routes", NULL};
+const char *const gwconf__root_manual[] = {"listen", "admin", "upstreams", "routes", NULL};
 
 /* upstreams.<name> */
 #define U(f) offsetof(struct gw_upstream, f)

@@ -308,6 +308,10 @@ int check_main(int argc, char **argv)
     }
     if (!quiet)
         check__summary(c);
+    if (gwconf_admin_open(c))
+        fprintf(stderr, "%s: warning: admin %s is not on loopback and has no token_file "
+                        "(admin.insecure: true): anyone who reaches it may POST /cache/purge\n",
+                o.config_path, c->admin);
     printf("configuration file %s test is successful\n", o.config_path);
     gwconf_free(c);
     return 0;

@@ -841,6 +841,9 @@ int supervisor_run(const struct supervisor_opts *o, struct gw_config *cfg)
                         "(%lld threads), admin %s", (int)sv->self, o->config_path, lst,
            (long long)cfg->workers.threads, cfg->admin_enabled ? cfg->admin : "off");
 
+    if (gwconf_admin_open(cfg))
+        ag_log(AG_LOG_WARN, "admin %s is not on loopback and has no token_file (admin.insecure: "
+                            "true): anyone who reaches it may POST /cache/purge", cfg->admin);
     sv__pid_file(o);
     sv->current = sv__start(sv, sv->cfg, &sv->socks, SV_WHY_START);
     if (sv->current == NULL)

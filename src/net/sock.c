@@ -115,6 +115,16 @@ int sock_addr_port(const struct sock_addr *a)
     return ntohs(((const struct sockaddr_in *)&a->ss)->sin_port);
 }
 
+bool sock_addr_is_loopback(const struct sock_addr *a)
+{
+    if (a->ss.ss_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)&a->ss)->sin_addr.s_addr) >> 24) == 127;
+    if (a->ss.ss_family != AF_INET6)
+        return false;
+    const struct in6_addr *v6 = &((const struct sockaddr_in6 *)&a->ss)->sin6_addr;
+    return IN6_IS_ADDR_LOOPBACK(v6) || (IN6_IS_ADDR_V4MAPPED(v6) && v6->s6_addr[12] == 127);
+}
+
 int sock_listen(const struct sock_addr *a, bool reuseport, int backlog, char *err, size_t errlen)
 {
     char name[80];

@@ -21,6 +21,8 @@ int sock_resolve(const char *host, int port, struct sock_addr *out, char *err, s
 void sock_addr_format(const struct sock_addr *a, char *out, size_t outlen);
 /* Port of <a>. */
 int sock_addr_port(const struct sock_addr *a);
+/* True for 127.0.0.0/8, ::1 and ::ffff:127.0.0.0/104: only this host can connect. */
+bool sock_addr_is_loopback(const struct sock_addr *a);
 
 /* Creates a listening socket bound to <a>, with SO_REUSEADDR and, when <reuseport>, SO_REUSEPORT.
  * Returns the fd or -1 with a message in <err>. */

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Active health checks: two mock servers behind one upstream. Both take traffic; when one dies the
 # checks mark it down (apigate_upstream_healthy 0, ejection counted) and every request goes to the
-# other without errors; /readyz stays ready while one server is healthy, turns 503 when none is,
-# and a server that comes back is used again after healthy_threshold successes.
+# other without errors; /readyz?strict=1 (the upstreams' readiness) stays ready while one server
+# is healthy, turns 503 when none is (plain /readyz stays 200: e2e/69), and a server that comes
+# back is used again after healthy_threshold successes.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 require_cmd curl jq
@@ -51,7 +52,7 @@ h1="apigate_upstream_healthy{upstream=\"api\",server=\"127.0.0.1:$p1\"}"
 h2="apigate_upstream_healthy{upstream=\"api\",server=\"127.0.0.1:$p2\"}"
 
 log "both servers healthy and used"
-assert_eq "$(http_status "$A/readyz")" 200 "/readyz with two healthy servers"
+assert_eq "$(http_status "$A/readyz?strict=1")" 200 "/readyz?strict=1 with two healthy servers"
 for i in $(seq 1 20); do assert_eq "$(http_status "$G/api/items/$i")" 200 "request $i"; done
 s1=$(mock_stat "$p1" 'GET /api/items/{id}')
 s2=$(mock_stat "$p2" 'GET /api/items/{id}')
@@ -66,7 +67,7 @@ wait_metric "$h2" 0 10
 assert_eq "$(metric "$h1")" 1 "server 1 still healthy"
 assert_range "$(metric "apigate_upstream_ejections_total{upstream=\"api\",server=\"127.0.0.1:$p2\"}")" 1 100 "ejection counted"
 grep -q "marked down by health checks" "$T/gw.log" || fail "no log line for the ejection"
-assert_eq "$(http_status "$A/readyz")" 200 "/readyz with one healthy server"
+assert_eq "$(http_status "$A/readyz?strict=1")" 200 "/readyz?strict=1 with one healthy server"
 before=$(mock_stat "$p1" 'GET /api/items/{id}')
 for i in $(seq 1 20); do assert_eq "$(http_status "$G/api/items/$i")" 200 "request $i with server 2 down"; done
 after=$(mock_stat "$p1" 'GET /api/items/{id}')
@@ -75,14 +76,14 @@ assert_eq "$((after - before))" 20 "every request went to server 1"
 log "server 1 dies too: not ready"
 stop_bg m1 || true
 wait_metric "$h1" 0 10
-assert_eq "$(http_status "$A/readyz")" 503 "/readyz with no healthy server"
+assert_eq "$(http_status "$A/readyz?strict=1")" 503 "/readyz?strict=1 with no healthy server"
 st=$(http_status "$G/api/items/1")
 [ "$st" = 502 ] || [ "$st" = 503 ] || fail "request with no healthy server: expected 502/503, got $st"
 
 log "server 2 comes back on its port: healthy again after 2 checks"
 start_mock m2b "$p2" --profile "$T/mock.yaml"
 wait_metric "$h2" 1 10
-assert_eq "$(http_status "$A/readyz")" 200 "/readyz after recovery"
+assert_eq "$(http_status "$A/readyz?strict=1")" 200 "/readyz?strict=1 after recovery"
 for i in $(seq 1 5); do assert_eq "$(http_status "$G/api/items/$i")" 200 "request $i after recovery"; done
 assert_eq "$(mock_stat "$p2" 'GET /api/items/{id}')" 5 "recovered server takes the traffic"
 grep -q "is healthy again" "$T/gw.log" || fail "no log line for the recovery"

@@ -5,15 +5,24 @@
 # whose target ports exist, a ConfigMap whose config `apigate check` accepts and that the pod
 # mounts, Redis for L2); the kustomization lists every file; the systemd unit passes
 # `systemd-analyze verify` without a warning; the Dockerfile is multi-stage, slim, non-root, with
-# a HEALTHCHECK on /healthz; deploy/apigate.yaml passes `apigate check`.
+# a HEALTHCHECK on /healthz; deploy/apigate.yaml passes `apigate check`. An admin listener off
+# loopback has a token_file, and the pod mounts a Secret where it points.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 require_cmd python3
 python3 -c 'import yaml' 2>/dev/null || fail "python3-yaml is missing (Debian package python3-yaml)"
 D="$AG_SRC/deploy"
 
-"$APIGATE" check -c "$D/apigate.yaml" >"$T/check-default.log" 2>&1 ||
-    fail "deploy/apigate.yaml: $(cat "$T/check-default.log")"
+# check_with_token FILE OUT: `apigate check` of FILE with its admin.token_file pointed at a
+# throw-away token (the real one is mounted at run time).
+openssl rand -hex 32 >"$T/admin-token"
+check_with_token() {
+    grep -q '^ *token_file: ' "$1" || fail "$1: admin has no token_file"
+    sed -E "s#^( *token_file: )[^ ]+#\1$T/admin-token#" "$1" >"$2"
+    "$APIGATE" check -c "$2" >"$2.log" 2>&1 || fail "$1: $(cat "$2.log")"
+    ! grep -q warning "$2.log" || fail "$1: $(cat "$2.log")"
+}
+check_with_token "$D/apigate.yaml" "$T/apigate-default.yaml"
 
 python3 - "$D" "$T" <<'PY' || fail "Kubernetes manifests (above)"
 import os, sys, yaml
@@ -109,6 +118,7 @@ else:
     if get(pod, "securityContext", "runAsNonRoot") is not True:
         err(f"{f}: pod does not require runAsNonRoot")
     # The config the pod mounts is the ConfigMap's, and apigate accepts it.
+    cfg, text = None, None
     cm_names = [get(v, "configMap", "name") for v in pod.get("volumes") or []]
     cms = {get(doc, "metadata", "name"): doc for _, doc in by_kind.get("ConfigMap", [])}
     mounted = [n for n in cm_names if n in cms]
@@ -131,6 +141,18 @@ else:
             if not str(get(cfg, "cache", "redis") or "").startswith("redis://"):
                 err("ConfigMap: cache.redis (the L2) is not set")
     mount = [m.get("mountPath") for m in c.get("volumeMounts") or []]
+    # The admin listener is reachable in the pod network: its token comes from a Secret mounted
+    # where admin.token_file points.
+    adm = get(cfg, "admin")
+    tf = get(adm, "token_file") if isinstance(adm, dict) else None
+    if not tf:
+        err(f"ConfigMap: admin has no token_file (admin: {adm})")
+    else:
+        secret_vols = {v.get("name") for v in pod.get("volumes") or [] if get(v, "secret", "secretName")}
+        tdir = os.path.dirname(tf)
+        if not any(m.get("mountPath") == tdir and m.get("name") in secret_vols
+                   for m in c.get("volumeMounts") or []):
+            err(f"{f}: no Secret volume mounted at {tdir} (admin.token_file {tf})")
     if "/etc/apigate" not in mount:
         err(f"{f}: the config is not mounted at /etc/apigate ({mount})")
     if "/etc/apigate/apigate.yaml" not in (c.get("args") or []):
@@ -189,8 +211,7 @@ sys.exit(1 if errors else 0)
 PY
 
 # The ConfigMap's config, extracted above, is a config apigate accepts.
-"$APIGATE" check -c "$T/configmap-apigate.yaml" >"$T/check-cm.log" 2>&1 ||
-    fail "ConfigMap apigate.yaml: $(cat "$T/check-cm.log")"
+check_with_token "$T/configmap-apigate.yaml" "$T/configmap-checked.yaml"
 
 # kustomize builds offline (kubectl apply --dry-run needs a cluster; kubeconform is not packaged).
 if command -v kubectl >/dev/null 2>&1; then

@@ -491,6 +491,116 @@ static void test_all_errors_at_once(void **state)
     cfg_errors_free(&errs);
 }
 
+/* A token file with <text>; returns its path (static storage, one at a time). */
+static const char *token_file(const char *text)
+{
+    static char path[] = "/tmp/test_gwconf_token_XXXXXX";
+    strcpy(path, "/tmp/test_gwconf_token_XXXXXX");
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    return path;
+}
+
+static void load_err(const char *yaml, int line, const char *needle)
+{
+    struct cfg_errors errs = {NULL, 0};
+    struct gw_config *c = load(yaml, &errs);
+    if (c != NULL || errs.n != 1 || strstr(errs.msgs[0], needle) == NULL)
+        fprintf(stderr, "for:\n%s\nexpected one error with '%s', got %zu:\n%s\n", yaml, needle,
+                errs.n, errs.n ? errs.msgs[0] : "");
+    assert_null(c);
+    assert_int_equal(errs.n, 1);
+    assert_non_null(strstr(errs.msgs[0], needle));
+    char at[32];
+    snprintf(at, sizeof(at), "t.yaml:%d:", line);
+    assert_non_null(strstr(errs.msgs[0], at));
+    cfg_errors_free(&errs);
+}
+
+/* `admin:` as an address or a map; the token file; the rule that an admin off loopback needs a
+ * token (or insecure: true), from the file and from --admin. */
+static void test_admin(void **state)
+{
+    (void)state;
+    struct gw_config *c = load_ok("admin: 127.0.0.1:9901\n" UP RT);
+    assert_string_equal(c->admin, "127.0.0.1:9901");
+    assert_null(c->admin_cfg.token_file);
+    assert_null(c->admin_cfg.token);
+    assert_false(c->admin_cfg.insecure);
+    assert_false(c->admin_cfg.readyz_strict);
+    assert_int_equal(c->admin_cfg.max_connections, 64);
+    assert_int_equal(c->admin_cfg.header_timeout_ms, 10000);
+    assert_int_equal(c->admin_cfg.idle_timeout_ms, 30000);
+    assert_false(gwconf_admin_open(c));
+    gwconf_free(c);
+    c = load_ok(minimal_yaml); /* absent: the default address */
+    assert_string_equal(c->admin, "127.0.0.1:9901");
+    assert_int_equal(c->admin_cfg.max_connections, 64);
+    gwconf_free(c);
+
+    char yaml[1024];
+    const char *tf = token_file("0123456789abcdef-TOKEN \r\n\n");
+    snprintf(yaml, sizeof(yaml),
+             "admin:\n  address: 0.0.0.0:9901\n  token_file: %s\n  readyz_strict: true\n"
+             "  max_connections: 8\n  header_timeout: 2s\n  idle_timeout: 1m\n" UP RT, tf);
+    c = load_ok(yaml);
+    assert_true(c->admin_enabled);
+    assert_string_equal(c->admin, "0.0.0.0:9901");
+    assert_string_equal(c->admin_cfg.token, "0123456789abcdef-TOKEN"); /* trailing space cut */
+    assert_int_equal(c->admin_cfg.token_len, 22);
+    assert_true(c->admin_cfg.readyz_strict);
+    assert_int_equal(c->admin_cfg.max_connections, 8);
+    assert_int_equal(c->admin_cfg.header_timeout_ms, 2000);
+    assert_int_equal(c->admin_cfg.idle_timeout_ms, 60000);
+    assert_false(gwconf_admin_open(c));
+    gwconf_free(c);
+    unlink(tf);
+
+    /* loopback in every spelling needs no token */
+    const char *lo[] = {"127.0.0.1:1", "127.9.8.7:1", "'[::1]:1'", "localhost:1",
+                        "{address: 127.0.0.1:1}"};
+    for (size_t i = 0; i < sizeof(lo) / sizeof(lo[0]); i++) {
+        snprintf(yaml, sizeof(yaml), "admin: %s\n" UP RT, lo[i]);
+        gwconf_free(load_ok(yaml));
+    }
+    /* off loopback: an error unless insecure */
+    load_err("admin: 0.0.0.0:9901\n" UP RT, 1, "admin: 0.0.0.0:9901 is not a loopback address");
+    load_err("admin: '[::]:9901'\n" UP RT, 1, "is not a loopback address and has no token_file");
+    load_err("admin: 10.1.2.3:9901\n" UP RT, 1, "admin.insecure: true");
+    load_err("admin:\n  address: 0.0.0.0:9901\n" UP RT, 2, "not a loopback address");
+    c = load_ok("admin: {address: 0.0.0.0:9901, insecure: true}\n" UP RT);
+    assert_true(gwconf_admin_open(c));
+    gwconf_free(c);
+    load_err("admin: [127.0.0.1:1]\n" UP RT, 1, "admin: expected host:port, off, or a map");
+    load_err("admin: {adress: 127.0.0.1:1}\n" UP RT, 1, "admin.adress: unknown key");
+    load_err("admin: {address: nowhere}\n" UP RT, 1, "admin.address: bad address");
+    load_err("admin: {max_connections: 0}\n" UP RT, 1, "admin.max_connections");
+    load_err("admin: {token_file: /nonexistent/token}\n" UP RT, 1,
+             "admin.token_file: cannot read '/nonexistent/token'");
+    tf = token_file("tooshort\n");
+    snprintf(yaml, sizeof(yaml), "admin:\n  token_file: %s\n" UP RT, tf);
+    load_err(yaml, 2, "holds 8 characters");
+    unlink(tf);
+    tf = token_file("0123456789 abcdef\n");
+    snprintf(yaml, sizeof(yaml), "admin:\n  token_file: %s\n" UP RT, tf);
+    load_err(yaml, 2, "space or control character at byte 11");
+    unlink(tf);
+
+    /* --admin goes by the same rule, and a refused one leaves the config as it was */
+    char err[600];
+    c = load_ok(minimal_yaml);
+    assert_int_equal(gwconf_set_admin(c, "0.0.0.0:7009", err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "--admin 0.0.0.0:7009 is not a loopback address"));
+    assert_string_equal(c->admin, "127.0.0.1:9901");
+    assert_int_equal(gwconf_set_admin(c, "127.0.0.1:7009", err, sizeof(err)), 0);
+    c->admin_cfg.insecure = true;
+    assert_int_equal(gwconf_set_admin(c, "0.0.0.0:7009", err, sizeof(err)), 0);
+    assert_true(gwconf_admin_open(c));
+    gwconf_free(c);
+}
+
 static void test_file_and_overrides(void **state)
 {
     (void)state;
@@ -540,7 +650,8 @@ static void test_reference(void **state)
     FILE *f = open_memstream(&text, &len);
     gwconf_print_reference(f);
     fclose(f);
-    const char *keys[] = {"`listen`", "`admin`", "`workers.threads`", "`workers.max_requests`",
+    const char *keys[] = {"`listen`", "`admin`", "`admin.token_file`", "`admin.readyz_strict`",
+                          "`admin.header_timeout`", "`workers.threads`", "`workers.max_requests`",
                           "`server.max_head_size`", "`logging.access_log`", "`cache.memory`",
                           "`upstreams.NAME.servers`", "`upstreams.NAME.pool.max_connections`",
                           "`upstreams.NAME.health.interval`", "`upstreams.NAME.tls.verify`",
@@ -586,6 +697,9 @@ static void test_dump_roundtrip(void **state)
     (void)state;
     roundtrip(design_yaml);
     roundtrip(minimal_yaml);
+    roundtrip("admin: {address: '[::1]:9902', readyz_strict: true, max_connections: 3,\n"
+              "        header_timeout: 1500ms, idle_timeout: 2m}\n" UP RT);
+    roundtrip("admin: {address: 0.0.0.0:9901, insecure: true}\n" UP RT);
     roundtrip("listen: ['[::1]:8080', 127.0.0.1:8081]\n"
               "admin: off\n"
               "workers: {threads: 3, worker_timeout: 1500ms, max_requests: 1000}\n"
@@ -670,6 +784,7 @@ int main(void)
         cmocka_unit_test(test_defaults_give_way),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_all_errors_at_once),
+        cmocka_unit_test(test_admin),
         cmocka_unit_test(test_file_and_overrides),
         cmocka_unit_test(test_reference),
         cmocka_unit_test(test_dump_roundtrip),
