@@ -898,3 +898,76 @@ size_t cache_purge(struct cache *c, const char *path, size_t len, bool prefix)
     struct cache__purge_arg a = {.c = c, .path = path, .len = len, .prefix = prefix};
     return store_purge_if(c->store, cache__purge_pred, &a);
 }
+
+/* ---- hand-over to the next worker process ---- */
+
+struct cache__export {
+    uint64_t now_ms, wall_ms;
+    cache_export_tag_cb *tag_of;
+    void *arg;
+    struct buf *out;
+    size_t n;
+};
+
+static void cache__export_one(void *arg, const struct store_obj *o)
+{
+    struct cache__export *x = arg;
+    const struct cache_entry *e = o->payload;
+    if (e == NULL || e->marker || e->varied || o->expire_ms <= x->now_ms)
+        return;
+    uint64_t tag = x->tag_of(x->arg, o->key, o->key_len, o->primary_len);
+    if (tag == 0)
+        return;
+    uint32_t hdr[3] = {(uint32_t)o->key_len, (uint32_t)o->primary_len, 0};
+    size_t at = buf_pending(x->out);
+    buf_append(x->out, hdr, sizeof(hdr));
+    buf_append(x->out, &tag, sizeof(tag));
+    buf_append(x->out, o->key, o->key_len);
+    size_t blob_at = buf_pending(x->out);
+    cache_entry_serialize(e, x->now_ms, x->wall_ms, x->out);
+    hdr[2] = (uint32_t)(buf_pending(x->out) - blob_at);
+    memcpy(buf_head(x->out) + at, hdr, sizeof(hdr));
+    x->n++;
+}
+
+size_t cache_export(struct cache *c, uint64_t now_ms, uint64_t wall_ms, cache_export_tag_cb *tag_of,
+                    void *arg, struct buf *out)
+{
+    struct cache__export x = {now_ms, wall_ms, tag_of, arg, out, 0};
+    store_foreach(c->store, cache__export_one, &x);
+    return x.n;
+}
+
+size_t cache_import(struct cache *c, const char *p, size_t n, cache_import_keep_cb *keep, void *arg,
+                    uint64_t now_ms, uint64_t wall_ms)
+{
+    size_t done = 0;
+    while (n > 0) {
+        uint32_t hdr[3];
+        uint64_t tag;
+        if (n < sizeof(hdr) + sizeof(tag))
+            break;
+        memcpy(hdr, p, sizeof(hdr));
+        memcpy(&tag, p + sizeof(hdr), sizeof(tag));
+        size_t rec = sizeof(hdr) + sizeof(tag) + (size_t)hdr[0] + (size_t)hdr[2];
+        if (rec > n || hdr[1] > hdr[0] || hdr[1] < 5)
+            break;
+        const char *key = p + sizeof(hdr) + sizeof(tag);
+        const char *blob = key + hdr[0];
+        if (keep(arg, key, hdr[0], hdr[1], tag)) {
+            const char *path;
+            size_t plen;
+            cache__key_path(key, hdr[1], &path, &plen);
+            struct store_obj *o =
+                cache_insert_serialized(c, blob, hdr[2], key, hdr[0], hdr[1],
+                                        cache_path_gen(c, path, plen), now_ms, wall_ms);
+            if (o != NULL) {
+                store_unref(c->store, o);
+                done++;
+            }
+        }
+        p += rec;
+        n -= rec;
+    }
+    return done;
+}

@@ -139,6 +139,25 @@ void cache_insert_marker(struct cache *c, const char *key, size_t base_len, size
 void cache_key_path(const char *key, size_t primary_len, const char **path, size_t *len);
 void cache_fill_abort(struct cache_fill *f);
 
+/* ---- hand-over to the next worker process (reload, recycle) ---- */
+/* Decides whether an entry is handed over: returns a non-zero tag written with it (the importer
+ * compares it with its own), or 0 to leave it out. Called under a store shard lock. */
+typedef uint64_t cache_export_tag_cb(void *arg, const char *key, size_t key_len,
+                                     size_t primary_len);
+/* Appends every stored response whose <tag_of> is non-zero to <out> as records
+ * [u32 key_len][u32 primary_len][u32 blob_len][u64 tag][key][blob] (blob: cache_entry_serialize).
+ * Vary markers and entries stored under an origin's Vary are left out (they are fetched again).
+ * Returns the number of records. */
+size_t cache_export(struct cache *c, uint64_t now_ms, uint64_t wall_ms, cache_export_tag_cb *tag_of,
+                    void *arg, struct buf *out);
+/* Inserts the records of <p>[0, <n>) written by cache_export for which <keep>(<arg>, key,
+ * key_len, primary_len, tag) is true, under the current generation of their path. Stops at a
+ * malformed record. Returns the number inserted (expired ones and refused ones are not). */
+typedef bool cache_import_keep_cb(void *arg, const char *key, size_t key_len, size_t primary_len,
+                                  uint64_t tag);
+size_t cache_import(struct cache *c, const char *p, size_t n, cache_import_keep_cb *keep, void *arg,
+                    uint64_t now_ms, uint64_t wall_ms);
+
 /* Refreshes the stored entry <old> with the headers of a 304 <res> (RFC 9111 §4.3.4) and
  * inserts the result under <key>. Returns a referenced object of the new entry (or NULL when it
  * could not be stored: then <old> is still fine to serve once). */

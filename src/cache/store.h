@@ -88,6 +88,11 @@ size_t store_purge_if(struct store *s,
 /* Removes every object. */
 size_t store_purge_all(struct store *s);
 
+/* Calls <cb>(<arg>, o) for every object still linked, oldest first within each shard, under the
+ * shard's lock (keep <cb> short: no store call from it). A hand-over at reload, not a request-path
+ * operation. */
+void store_foreach(struct store *s, void (*cb)(void *arg, const struct store_obj *o), void *arg);
+
 void store_stats(struct store *s, struct store_stats *out);
 
 #endif

@@ -32,6 +32,7 @@
 #define SV_POLL_FAST_MS 5       /* readiness resolution while a worker starts */
 #define SV_KILL_MARGIN_MS 2000  /* after drain_timeout, before SIGKILL */
 #define SV_START_MIN_MS 10000   /* a new worker gets at least this long to become ready */
+#define SV_HANDOFF_MS 3000      /* the old worker writes its hand-over within this, or none */
 
 /* Life of a worker: STARTING (forked, shm->ready not set yet) -> RUNNING (ready, watched by the
  * tick watchdog) -> DRAINING (SIGTERM sent, SIGKILL at its deadline) -> reaped. At most one
@@ -59,6 +60,7 @@ struct sv_worker {
     struct supervisor_watch watch;
     bool hung;               /* killed by the watchdog */
     bool killed;             /* SIGKILL sent */
+    int handoff_fd;          /* memory file it writes its hand-over into (handoff.h); -1: none */
 };
 
 /* The sockets a worker generation serves on. */
@@ -90,6 +92,7 @@ struct sv {
     int sfd;                        /* signalfd */
     sigset_t oldmask;               /* restored in the worker */
     pid_t self;
+    uint64_t started_wall_ms;       /* apigate_uptime_seconds counts from here */
 };
 
 /* ---- pure parts (unit-tested) ---- */
@@ -332,7 +335,8 @@ static size_t sv__alive(const struct sv *sv)
 
 /* In the forked child: keeps only <mine> of the supervisor's fds and runs the worker. */
 static void sv__child(struct sv *sv, const struct gw_config *c, const struct sv_socks *mine,
-                      struct worker_shm *shm, unsigned generation, uint64_t max_requests)
+                      struct worker_shm *shm, unsigned generation, uint64_t max_requests,
+                      int handoff_out, int handoff_in, uint64_t handoff_in_len)
 {
     /* The stop signals stay blocked: worker_run() takes them with sigtimedwait(), and a SIGTERM
      * sent between fork and that point (a stop during a start) waits for it instead of killing
@@ -341,6 +345,7 @@ static void sv__child(struct sv *sv, const struct gw_config *c, const struct sv_
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
     sigaddset(&mask, SIGHUP);
+    sigaddset(&mask, SIGUSR2); /* a hand-over request: taken by worker_run(), never fatal */
     sigdelset(&mask, SIGCHLD);
     sigprocmask(SIG_SETMASK, &mask, NULL);
     /* A worker outlives nothing: if the supervisor dies (kill -9), the worker drains and exits. */
@@ -364,9 +369,13 @@ static void sv__child(struct sv *sv, const struct gw_config *c, const struct sv_
     if (sv->pending_cfg && sv->pending_socks.admin_fd >= 0 &&
         !sv__has_fd(mine, sv->pending_socks.admin_fd))
         close(sv->pending_socks.admin_fd);
-    for (size_t i = 0; i < SV_MAX_WORKERS; i++)
+    for (size_t i = 0; i < SV_MAX_WORKERS; i++) {
         if (sv->workers[i].pid != 0 && sv->workers[i].shm != shm)
             munmap(sv->workers[i].shm, sizeof(struct worker_shm));
+        if (sv->workers[i].pid != 0 && sv->workers[i].handoff_fd >= 0 &&
+            sv->workers[i].handoff_fd != handoff_in)
+            close(sv->workers[i].handoff_fd);
+    }
     log_set_proc("worker");
     struct worker_ctx ctx = {
         .cfg = c,
@@ -376,9 +385,42 @@ static void sv__child(struct sv *sv, const struct gw_config *c, const struct sv_
         .shm = shm,
         .max_requests = max_requests,
         .generation = generation,
+        .handoff_out_fd = handoff_out,
+        .handoff_in_fd = handoff_in,
+        .handoff_in_len = handoff_in_len,
     };
     int rc = worker_run(&ctx);
     _exit(rc & 0xff);
+}
+
+/* Asks the running worker <w> for its hand-over (cache, counters) and waits for it, at most
+ * SV_HANDOFF_MS. Returns its memory file (with the length in <len>) for the replacement, or -1:
+ * the replacement then starts empty, as before hand-overs existed. */
+static int sv__handoff(struct sv_worker *w, uint64_t *len)
+{
+    *len = 0;
+    if (w == NULL || w->state != SV_RUNNING || w->handoff_fd < 0 || w->killed)
+        return -1;
+    atomic_store(&w->shm->handoff_state, WORKER_HANDOFF_REQUESTED);
+    if (kill(w->pid, SIGUSR2) != 0)
+        return -1;
+    uint64_t deadline = clock_now_ms() + SV_HANDOFF_MS;
+    for (;;) {
+        uint32_t st = atomic_load(&w->shm->handoff_state);
+        if (st == WORKER_HANDOFF_WRITTEN) {
+            *len = atomic_load(&w->shm->handoff_len);
+            return w->handoff_fd;
+        }
+        if (st == WORKER_HANDOFF_FAILED || clock_now_ms() >= deadline || kill(w->pid, 0) != 0)
+            break;
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = 2000000};
+        nanosleep(&ts, NULL);
+    }
+    ag_log(AG_LOG_WARN, "worker pid %d (generation %u) gave no hand-over within %d ms; the next "
+                        "worker starts with an empty cache", (int)w->pid, w->generation,
+           SV_HANDOFF_MS);
+    atomic_store(&w->shm->handoff_state, 0);
+    return -1;
 }
 
 /* Forks a worker for config <c> on <socks>. Returns it, or NULL (logged). The shared block is
@@ -406,16 +448,27 @@ static struct sv_worker *sv__start(struct sv *sv, const struct gw_config *c,
     if (why == SV_WHY_RESTART || why == SV_WHY_RECYCLE)
         sv->restarts++;
     atomic_store(&shm->restarts, sv->restarts);
-    atomic_store(&shm->started_ms, clock_wall_ms());
+    atomic_store(&shm->started_ms, sv->started_wall_ms);
     /* Jitter per worker, not per config: gateways started together drift apart. */
     uint64_t maxreq = (uint64_t)c->workers.max_requests;
     if (maxreq > 0 && c->workers.max_requests_jitter > 0)
         maxreq += (uint64_t)random() % ((uint64_t)c->workers.max_requests_jitter + 1);
     unsigned gen = ++sv->generation;
+    /* A replacement gets the running worker's cache and counters (handoff.h); every worker gets
+     * a memory file of its own to write them into for its successor. */
+    uint64_t hin_len = 0;
+    int hin = why == SV_WHY_RELOAD || why == SV_WHY_RECYCLE ? sv__handoff(sv->current, &hin_len)
+                                                           : -1;
+    int hout = memfd_create("apigate-handoff", MFD_CLOEXEC);
+    if (hout < 0)
+        ag_log(AG_LOG_WARN, "memfd_create: %s (no cache hand-over from this worker)",
+               strerror(errno));
 
     pid_t pid = fork();
     if (pid < 0) {
         ag_log(AG_LOG_ERROR, "fork failed: %s", strerror(errno));
+        if (hout >= 0)
+            close(hout);
         munmap(m, sizeof(struct worker_shm));
         sv->generation--;
         if (why == SV_WHY_RESTART || why == SV_WHY_RECYCLE)
@@ -423,7 +476,7 @@ static struct sv_worker *sv__start(struct sv *sv, const struct gw_config *c,
         return NULL;
     }
     if (pid == 0)
-        sv__child(sv, c, socks, shm, gen, maxreq);
+        sv__child(sv, c, socks, shm, gen, maxreq, hout, hin, hin_len);
 
     uint64_t now = clock_now_ms();
     memset(w, 0, sizeof(*w));
@@ -435,6 +488,7 @@ static struct sv_worker *sv__start(struct sv *sv, const struct gw_config *c,
     w->nthreads = (unsigned)c->workers.threads;
     w->nslots = (unsigned)(socks->n < WORKER_MAX_THREADS ? socks->n : WORKER_MAX_THREADS);
     w->started_ms = now;
+    w->handoff_fd = hout;
     w->worker_timeout_ms = c->workers.worker_timeout_ms;
     w->drain_ms = c->workers.drain_timeout_ms;
     w->deadline_ms = now + (w->worker_timeout_ms > SV_START_MIN_MS ? w->worker_timeout_ms
@@ -553,6 +607,8 @@ static void sv__reaped(struct sv *sv, struct sv_worker *w, int status, uint64_t 
     if (sv->next == w)
         sv->next = NULL;
     munmap(w->shm, sizeof(struct worker_shm));
+    if (w->handoff_fd >= 0)
+        close(w->handoff_fd);
     memset(w, 0, sizeof(*w));
 }
 
@@ -693,6 +749,10 @@ static void sv__check(struct sv *sv, uint64_t now)
                         ag_log(AG_LOG_INFO, "%s: worker pid %d (generation %u) drains",
                                sv_why_name[w->why], (int)sv->current->pid,
                                sv->current->generation);
+                        /* its hand-over was read before `w` became ready: free the pages */
+                        if (sv->current->handoff_fd >= 0 &&
+                            ftruncate(sv->current->handoff_fd, 0) != 0)
+                            ag_log(AG_LOG_DEBUG, "ftruncate: %s", strerror(errno));
                         sv__drain(sv->current, now);
                     }
                     if (w->why == SV_WHY_RELOAD) {
@@ -773,6 +833,8 @@ int supervisor_run_single(const struct supervisor_opts *o, struct gw_config *cfg
         .shm = shm,
         .max_requests = 0, /* nobody would replace it */
         .generation = 1,
+        .handoff_out_fd = -1,
+        .handoff_in_fd = -1,
     };
     int rc = worker_run(&ctx);
     sv__socks_release(&socks, NULL);
@@ -806,6 +868,7 @@ int supervisor_run(const struct supervisor_opts *o, struct gw_config *cfg)
     sv->opts = o;
     sv->cfg = cfg;
     sv->self = getpid();
+    sv->started_wall_ms = clock_wall_ms();
     sv->socks.admin_fd = -1;
     sv->pending_socks.admin_fd = -1;
     log_set_proc("supervisor");

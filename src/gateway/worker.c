@@ -25,6 +25,7 @@
 #include "gateway/cachehook.h"
 #include "gateway/conn.h"
 #include "gateway/gwconf.h"
+#include "gateway/handoff.h"
 #include "gateway/route.h"
 #include "gateway/upstream.h"
 #include "net/sock.h"
@@ -362,6 +363,7 @@ int worker_run(const struct worker_ctx *ctx)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGQUIT);
     sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR2); // the supervisor asks for the hand-over (handoff.h)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 
     struct gw_shared *sh = xcalloc(1, sizeof(*sh));
@@ -407,6 +409,8 @@ int worker_run(const struct worker_ctx *ctx)
 
     sh->cache = cachehook_create(sh); // NULL when no route caches
     sh->resil = resil_create(sh);
+    /* the predecessor's cache and counters, before anything is served or scraped */
+    handoff_read(sh, ctx->handoff_in_fd, ctx->handoff_in_len);
     sh->threads = xcalloc(nthreads, sizeof(*sh->threads));
     pthread_t *tids = xcalloc(nthreads, sizeof(*tids));
     size_t started = 0;
@@ -452,6 +456,14 @@ int worker_run(const struct worker_ctx *ctx)
         for (;;) {
             struct timespec ts = {.tv_sec = 1, .tv_nsec = 0};
             int sig = sigtimedwait(&set, NULL, &ts);
+            if (sig == SIGUSR2 &&
+                atomic_load(&ctx->shm->handoff_state) == WORKER_HANDOFF_REQUESTED) {
+                int64_t n = ctx->handoff_out_fd >= 0 ? handoff_write(sh, ctx->handoff_out_fd) : -1;
+                atomic_store(&ctx->shm->handoff_len, n > 0 ? (uint64_t)n : 0);
+                atomic_store(&ctx->shm->handoff_state,
+                             n > 0 ? WORKER_HANDOFF_WRITTEN : WORKER_HANDOFF_FAILED);
+                continue;
+            }
             if (sig == SIGTERM || sig == SIGINT || sig == SIGQUIT) {
                 ag_log(AG_LOG_INFO, "%s: draining (up to %llu ms)", strsignal(sig),
                        (unsigned long long)cfg->workers.drain_timeout_ms);

@@ -21,7 +21,15 @@ struct worker_shm {
     _Atomic uint32_t want_recycle;  /* set by the worker when it reached max_requests */
     _Atomic uint64_t restarts;      /* worker restarts so far (written by the supervisor) */
     _Atomic uint64_t started_ms;    /* wall clock ms when the supervisor started */
+    /* hand-over to the replacement (handoff.h): the supervisor sets 1 and sends SIGUSR2; the
+     * worker writes its snapshot into its handoff_out_fd and sets 2 (written, handoff_len bytes)
+     * or 3 (failed) */
+    _Atomic uint32_t handoff_state;
+    _Atomic uint64_t handoff_len;
 };
+#define WORKER_HANDOFF_REQUESTED 1
+#define WORKER_HANDOFF_WRITTEN 2
+#define WORKER_HANDOFF_FAILED 3
 
 struct worker_ctx {
     const struct gw_config *cfg;
@@ -31,6 +39,9 @@ struct worker_ctx {
     struct worker_shm *shm;
     uint64_t max_requests;   /* 0: never recycle; jitter already applied by the supervisor */
     unsigned generation;     /* 1 for the first worker, +1 per restart or reload */
+    int handoff_out_fd;      /* memory file this worker writes its hand-over into; -1: none */
+    int handoff_in_fd;       /* the predecessor's hand-over to read before serving; -1: none */
+    uint64_t handoff_in_len; /* its length */
 };
 
 /* Runs a worker in the current (forked) process: installs its signal handlers (SIGTERM: stop

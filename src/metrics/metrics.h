@@ -105,6 +105,13 @@ void metrics_read_hist(struct metrics *m, metrics_ref r, struct hist *out);
 /* Looks a series up by family name and label values (tests, /stats); METRICS_REF_NONE if absent. */
 metrics_ref metrics_lookup(struct metrics *m, const char *name, const char *const *values);
 
+/* Appends the totals of every counter and histogram series to <out> (carry.c), for the worker
+ * that replaces this one. */
+void metrics_export(struct metrics *m, struct buf *out);
+/* Adds what metrics_export wrote (<p>[0, <n>)) into <base>, a slot of <m> kept for it: series of
+ * families <m> has registered (same type and labels) are created as needed; others are dropped.
+ * Returns the number of series carried; stops at malformed bytes. */
+size_t metrics_import(struct metrics *m, struct metrics_slot *base, const char *p, size_t n);
 /* Appends the Prometheus text exposition (format 0.0.4, Content-Type
  * "text/plain; version=0.0.4; charset=utf-8") of every family to <out>. Histograms use the fixed
  * boundaries of metrics_le_seconds, counted from the full-resolution histograms. */

@@ -342,6 +342,72 @@ static void test_age_rules(void **state)
     assert_string_equal(policy_storable(&rfc, &req, &p, &res, wall0, wall0, &f), "no-store");
 }
 
+
+static uint64_t tag_users_only(void *arg, const char *key, size_t key_len, size_t primary_len)
+{
+    (void)arg;
+    (void)primary_len;
+    return memmem(key, key_len, "/api/users/", 11) != NULL ? 42 : 0;
+}
+
+static bool keep_tag(void *arg, const char *key, size_t key_len, size_t primary_len, uint64_t tag)
+{
+    (void)key;
+    (void)key_len;
+    (void)primary_len;
+    return tag == *(const uint64_t *)arg;
+}
+
+/* Hand-over at reload: entries the exporter tags are inserted by the importer when it keeps the
+ * tag, with their age carried through the wall clock (another process: another monotonic base);
+ * an untagged entry and a refused tag stay out; a cut snapshot inserts only whole records. */
+static void test_handoff(void **state)
+{
+    (void)state;
+    struct cache *c = cache_create(1 << 20, 4, 60000);
+    char head[512];
+    snprintf(head, sizeof(head),
+             "HTTP/1.1 200 OK\r\nDate: %s\r\nCache-Control: max-age=60\r\nContent-Length: "
+             "5\r\n\r\n",
+             date0);
+    parse_req("GET /api/users/7 HTTP/1.1\r\nHost: example.org\r\n\r\n");
+    store(c, head, "hello", 1000, wall0);
+    parse_req("GET /api/items/1 HTTP/1.1\r\nHost: example.org\r\n\r\n");
+    store(c, head, "items", 1000, wall0);
+    struct buf snap = BUF_INIT;
+    /* exported 10 s later (wall0 + 10 s) */
+    assert_int_equal(cache_export(c, 11000, (uint64_t)wall0 * 1000 + 10000, tag_users_only, NULL,
+                                  &snap),
+                     1);
+    cache_destroy(c);
+
+    /* a new process: its monotonic clock reads 500 at wall0 + 12 s */
+    uint64_t t42 = 42, t7 = 7;
+    struct cache *n = cache_create(1 << 20, 4, 60000);
+    assert_int_equal(cache_import(n, buf_head(&snap), buf_pending(&snap), keep_tag, &t7, 500,
+                                  (uint64_t)wall0 * 1000 + 12000),
+                     0);
+    for (size_t cut = 0; cut < buf_pending(&snap); cut++)
+        assert_int_equal(cache_import(n, buf_head(&snap), cut, keep_tag, &t42, 500,
+                                      (uint64_t)wall0 * 1000 + 12000),
+                         0);
+    assert_int_equal(cache_import(n, buf_head(&snap), buf_pending(&snap), keep_tag, &t42, 500,
+                                  (uint64_t)wall0 * 1000 + 12000),
+                     1);
+    struct cache_found f;
+    parse_req("GET /api/users/7 HTTP/1.1\r\nHost: example.org\r\n\r\n");
+    struct store_obj *o = find(n, 500, &f);
+    assert_non_null(o);
+    assert_int_equal(f.use, POLICY_USE_FRESH);
+    assert_int_equal(f.age_ms / 1000, 12); /* stored at wall0, now wall0 + 12 s */
+    assert_memory_equal(f.e->data + f.e->head_len, "hello", 5);
+    cache_release(n, o);
+    parse_req("GET /api/items/1 HTTP/1.1\r\nHost: example.org\r\n\r\n");
+    assert_null(find(n, 500, &f));
+    buf_deinit(&snap);
+    cache_destroy(n);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -350,6 +416,7 @@ int main(void)
         cmocka_unit_test_setup(test_invalidate, setup),
         cmocka_unit_test_setup(test_refresh_304_and_conditionals, setup),
         cmocka_unit_test_setup(test_age_rules, setup),
+        cmocka_unit_test_setup(test_handoff, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,221 @@
+/* Hand-over of the cache and the counters to the next worker (see handoff.h). The snapshot:
+ *   "AGHANDO1" | u64 metrics_len | metrics_export bytes | u64 cache_len | cache_export records
+ * Each cache record carries a tag: the fingerprint of the route that owns its key in the old
+ * configuration; the new worker computes the same for its own configuration and keeps the record
+ * only when both agree. */
+#include "gateway/handoff.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "cache/store.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "gateway/cachehook_priv.h"
+#include "gateway/conn.h"
+#include "gateway/gwconf.h"
+#include "gateway/route.h"
+#include "http/headers.h"
+#include "metrics/metrics.h"
+
+#define HANDOFF_MAGIC "AGHANDO1"
+
+static void handoff__strlist(struct buf *b, const struct cfg_strlist *l)
+{
+    buf_printf(b, "[%zu", l->n);
+    for (size_t i = 0; i < l->n; i++)
+        buf_printf(b, "|%s", l->v[i]);
+    buf_append_str(b, "]");
+}
+
+/* Fingerprint of what decides whether and how a key of route <i> is stored and served: the
+ * route's pattern and restrictions, its cache policy, and the global settings that shape keys. */
+static uint64_t handoff__route_fp(const struct gw_config *cfg, size_t i)
+{
+    const struct gw_route *r = &cfg->routes[i];
+    const struct gw_route_cache *c = &r->cache;
+    if (!c->enabled)
+        return 0;
+    struct buf b = BUF_INIT;
+    buf_printf(&b, "%s|%d|%s|", r->match, r->kind, r->host ? r->host : "");
+    handoff__strlist(&b, &r->methods);
+    buf_printf(&b, "|%" PRIu64 "|%d|%" PRIu64 "|%" PRIu64 "|%d|", c->ttl_ms, c->override,
+               c->stale_while_revalidate_ms, c->stale_if_error_ms, c->invalidate_self);
+    handoff__strlist(&b, &c->invalidate);
+    handoff__strlist(&b, &c->vary);
+    handoff__strlist(&b, &c->ignore_query);
+    buf_printf(&b, "|%d|", c->sort_query);
+    handoff__strlist(&b, &c->statuses_str);
+    buf_printf(&b, "|%" PRIu64 "|%" PRIu64 "|%d|%d", c->negative_ttl_ms, c->max_object_size,
+               c->coalesce, c->allow_set_cookie);
+    buf_printf(&b, "|%d|%d|%" PRIu64 "|%" PRIu64, cfg->path_norm.merge_slashes,
+               cfg->path_norm.reject_encoded_slash, cfg->cache.max_object_size,
+               cfg->cache.max_stale_ms);
+    uint64_t h = store_hash(buf_head(&b), buf_pending(&b));
+    buf_deinit(&b);
+    return h ? h : 1;
+}
+
+/* The key's method, Host and path ("GET <host><path>[?<query>]"), for matching it again. */
+struct handoff_key {
+    const struct gw_config *cfg;
+    const char *method, *host;
+    size_t method_len, host_len;
+};
+
+static int handoff__route_ok(void *arg, size_t i)
+{
+    const struct handoff_key *k = arg;
+    const struct gw_route *gr = &k->cfg->routes[i];
+    if (gr->methods.n > 0) {
+        bool ok = false;
+        for (size_t m = 0; m < gr->methods.n && !ok; m++)
+            ok = strlen(gr->methods.v[m]) == k->method_len &&
+                 memcmp(gr->methods.v[m], k->method, k->method_len) == 0;
+        if (!ok)
+            return 0;
+    }
+    if (gr->host != NULL) {
+        size_t hl = k->host_len;
+        const char *colon = memchr(k->host, ':', hl);
+        if (colon != NULL && k->host[0] != '[')
+            hl = (size_t)(colon - k->host);
+        if (strlen(gr->host) != hl || !headers_name_eq(k->host, hl, gr->host))
+            return 0;
+    }
+    return 1;
+}
+
+/* The tag of a key in this worker's configuration: its route's fingerprint, 0 when no cached
+ * route owns it. */
+static uint64_t handoff__tag(void *arg, const char *key, size_t key_len, size_t primary_len)
+{
+    (void)key_len;
+    const struct gw_shared *sh = arg;
+    const char *sp = memchr(key, ' ', primary_len);
+    if (sp == NULL)
+        return 0;
+    const char *path;
+    size_t plen;
+    cache_key_path(key, primary_len, &path, &plen);
+    struct handoff_key k = {
+        .cfg = sh->cfg,
+        .method = key,
+        .method_len = (size_t)(sp - key),
+        .host = sp + 1,
+        .host_len = (size_t)(path - (sp + 1)),
+    };
+    int r = route_match_filtered(sh->routes, path, plen, handoff__route_ok, &k);
+    return r < 0 ? 0 : handoff__route_fp(sh->cfg, (size_t)r);
+}
+
+static bool handoff__keep(void *arg, const char *key, size_t key_len, size_t primary_len,
+                          uint64_t tag)
+{
+    return tag != 0 && handoff__tag(arg, key, key_len, primary_len) == tag;
+}
+
+static int handoff__write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w == -1) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+int64_t handoff_write(struct gw_shared *sh, int fd)
+{
+    uint64_t t0 = clock_now_us();
+    struct buf b = BUF_INIT;
+    buf_append_str(&b, HANDOFF_MAGIC);
+    uint64_t len = 0;
+    size_t at = buf_pending(&b);
+    buf_append(&b, &len, sizeof(len));
+    metrics_export(sh->metrics, &b);
+    len = buf_pending(&b) - at - sizeof(len);
+    memcpy(buf_head(&b) + at, &len, sizeof(len));
+    at = buf_pending(&b);
+    len = 0;
+    buf_append(&b, &len, sizeof(len));
+    size_t entries = 0;
+    if (sh->cache != NULL)
+        entries = cache_export(sh->cache->cache, clock_now_ms(), clock_wall_ms(), handoff__tag, sh,
+                               &b);
+    len = buf_pending(&b) - at - sizeof(len);
+    memcpy(buf_head(&b) + at, &len, sizeof(len));
+    int64_t total = (int64_t)buf_pending(&b);
+    if (ftruncate(fd, 0) == -1 || lseek(fd, 0, SEEK_SET) == -1 ||
+        handoff__write_all(fd, buf_head(&b), buf_pending(&b)) == -1) {
+        ag_log(AG_LOG_WARN, "hand-over to the next worker failed: %s (it starts with an empty "
+                            "cache and counters from zero)", strerror(errno));
+        total = -1;
+    } else {
+        ag_log(AG_LOG_INFO, "hand-over to the next worker: %zu cache entries and the counters, "
+                            "%lld bytes in %.1f ms", entries, (long long)total,
+               (double)(clock_now_us() - t0) / 1000.0);
+    }
+    buf_deinit(&b);
+    return total;
+}
+
+void handoff_read(struct gw_shared *sh, int fd, uint64_t len)
+{
+    if (fd < 0)
+        return;
+    if (len < 8 + 16) {
+        close(fd);
+        return;
+    }
+    uint64_t t0 = clock_now_us();
+    void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (map == MAP_FAILED) {
+        ag_log(AG_LOG_WARN, "hand-over from the previous worker unreadable: %s", strerror(errno));
+        return;
+    }
+    const char *p = map;
+    size_t n = (size_t)len;
+    if (memcmp(p, HANDOFF_MAGIC, 8) != 0) {
+        ag_log(AG_LOG_WARN, "hand-over from the previous worker: not a snapshot; ignored");
+        munmap(map, len);
+        return;
+    }
+    p += 8;
+    n -= 8;
+    uint64_t mlen;
+    memcpy(&mlen, p, sizeof(mlen));
+    p += sizeof(mlen);
+    n -= sizeof(mlen);
+    size_t series = 0, entries = 0;
+    if (mlen <= n) {
+        series = metrics_import(sh->metrics, metrics_slot_get(sh->metrics), p, (size_t)mlen);
+        p += mlen;
+        n -= (size_t)mlen;
+    } else {
+        n = 0;
+    }
+    uint64_t clen = 0;
+    if (n >= sizeof(clen)) {
+        memcpy(&clen, p, sizeof(clen));
+        p += sizeof(clen);
+        n -= sizeof(clen);
+    }
+    if (clen <= n && clen > 0 && sh->cache != NULL)
+        entries = cache_import(sh->cache->cache, p, (size_t)clen, handoff__keep, sh,
+                               clock_now_ms(), clock_wall_ms());
+    munmap(map, len);
+    ag_log(AG_LOG_INFO, "hand-over from the previous worker: %zu counter series and %zu cache "
+                        "entries carried in %.1f ms", series, entries,
+           (double)(clock_now_us() - t0) / 1000.0);
+}

@@ -1,0 +1,25 @@
+/* Hand-over from a worker to its replacement (reload, max_requests recycle): the old worker
+ * writes its response cache and the totals of its counters into a memory file the supervisor
+ * gave it at birth; the supervisor passes that file to the new worker, which adds the counters
+ * into a slot of its own and inserts the cache entries before it serves. So a reload keeps the
+ * cache (HIT before SIGHUP, HIT after) and Prometheus counters stay monotonic.
+ *
+ * An entry is carried only when its route (matched again by path, Host and method in both
+ * configurations) has the same pattern, restrictions and cache policy in both, and the settings
+ * that shape every key (path normalisation) are unchanged; otherwise it is dropped. */
+#ifndef AG_GATEWAY_HANDOFF_H
+#define AG_GATEWAY_HANDOFF_H
+
+#include <stdint.h>
+
+struct gw_shared;
+
+/* Old worker (its signal thread, while the loop threads serve): writes the snapshot into <fd>
+ * from offset 0, truncating it first. Returns the bytes written or -1 (logged). */
+int64_t handoff_write(struct gw_shared *sh, int fd);
+/* New worker, after the metrics, the routes, the cache and the resilience state are built and
+ * before any loop thread runs: reads the snapshot in <fd> (<len> bytes) and closes <fd>. Logs
+ * what was carried. */
+void handoff_read(struct gw_shared *sh, int fd, uint64_t len);
+
+#endif
