@@ -40,6 +40,10 @@ static uint64_t handoff__route_fp(const struct gw_config *cfg, size_t i)
     const struct gw_route_cache *c = &r->cache;
     if (!c->enabled)
         return 0;
+    /* Keys of a route with vary: hold an HMAC of the header values. Without a configured secret
+     * each worker draws its own: the old keys could never be found again, only take room. */
+    if (c->vary.n > 0 && cfg->cache.key_secret_data == NULL)
+        return 0;
     struct buf b = BUF_INIT;
     buf_printf(&b, "%s|%d|%s|", r->match, r->kind, r->host ? r->host : "");
     handoff__strlist(&b, &r->methods);
@@ -55,6 +59,9 @@ static uint64_t handoff__route_fp(const struct gw_config *cfg, size_t i)
     buf_printf(&b, "|%d|%d|%" PRIu64 "|%" PRIu64, cfg->path_norm.merge_slashes,
                cfg->path_norm.reject_encoded_slash, cfg->cache.max_object_size,
                cfg->cache.max_stale_ms);
+    if (c->vary.n > 0) // a new secret makes new keys
+        buf_printf(&b, "|%016" PRIx64,
+                   store_hash(cfg->cache.key_secret_data, cfg->cache.key_secret_len));
     uint64_t h = store_hash(buf_head(&b), buf_pending(&b));
     buf_deinit(&b);
     return h ? h : 1;

@@ -15,8 +15,10 @@ cat >"$T/mock.yaml" <<'YAML'
 routes:
   - {method: GET, path: '/api/users/{id}', body_size: 200}
   - {method: GET, path: '/api/items/{id}', body_size: 200}
+  - {method: GET, path: '/api/v/{id}', body_size: 200}
 YAML
 start_mock mock "$mport" --profile "$T/mock.yaml"
+SECRET=0123456789abcdef0123456789abcdef
 gw_config() { # gw_config USERS_TTL MAX_REQUESTS
     cat >"$T/gw.yaml" <<YAML
 listen: 127.0.0.1:$gport
@@ -27,7 +29,9 @@ upstreams:
 routes:
   - {match: /api/users/, upstream: api, cache: {ttl: $1, override: true}}
   - {match: /api/items/, upstream: api, cache: {ttl: 60s, override: true}}
+  - {match: /api/v/, upstream: api, cache: {ttl: 60s, override: true, vary: [Accept-Language]}}
   - {match: /api/, upstream: api}
+cache: {key_secret: "$SECRET"}
 YAML
 }
 gw_config 60s 0
@@ -39,7 +43,7 @@ G=http://127.0.0.1:$gport
 A=http://127.0.0.1:$aport
 t_start=$(date +%s)
 
-xcache() { curl -s -o /dev/null -D - --max-time 10 "$G$1" | tr -d '\r' | awk -F': ' 'tolower($1) == "x-cache" { print $2 }'; }
+xcache() { local p=$1; shift; curl -s -o /dev/null -D - --max-time 10 "$@" "$G$p" | tr -d '\r' | awk -F': ' 'tolower($1) == "x-cache" { print $2 }'; }
 metric() { curl -s --max-time 5 "$A/metrics" | awk -v k="$1" 'index($0, k " ") == 1 { print $2; f = 1 } END { if (!f) print 0 }'; }
 served() { mock_stat "$mport" total; }
 # reload_and_wait N: SIGHUP, then wait until the Nth "reload done" line is logged
@@ -67,6 +71,7 @@ log "MISS then HIT, for two cached routes"
 assert_eq "$(xcache /api/users/1)" MISS "first users request"
 assert_eq "$(xcache /api/users/1)" HIT "second users request"
 assert_eq "$(xcache /api/items/1)" MISS "first items request"
+assert_eq "$(xcache /api/v/1 -H 'Accept-Language: fr')" MISS "first request of a vary: route"
 for i in $(seq 1 20); do curl -s -o /dev/null "$G/api/users/1"; done
 snap before
 origin=$(served)
@@ -76,7 +81,9 @@ log "SIGHUP with the same file: still HIT, the origin not asked, counters kept"
 reload_and_wait 1
 assert_eq "$(xcache /api/users/1)" HIT "users after the reload"
 assert_eq "$(xcache /api/items/1)" HIT "items after the reload"
-assert_eq "$(served)" "$origin" "origin requests after the reload"
+assert_eq "$(xcache /api/v/1 -H 'Accept-Language: fr')" HIT "vary: route (keys keyed by cache.key_secret) after the reload"
+assert_eq "$(xcache /api/v/1 -H 'Accept-Language: de')" MISS "another variant of the vary: route"
+assert_eq "$(served)" "$((origin + 1))" "origin requests after the reload (the de variant only)"
 snap after1
 monotonic before after1 "reload"
 grep -q "hand-over from the previous worker: .* [1-9][0-9]* cache entries" "$T/gw.log" ||
