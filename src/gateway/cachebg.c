@@ -38,7 +38,8 @@ struct chbg {
     size_t sent;
     struct buf in; // response bytes
     struct h1_response res;
-    struct h1_header hdrs[CHBG_HDRS];
+    struct h1_header hdrs[PX_RES_HEADERS_MAX];
+    size_t max_hdrs; // server.max_response_headers
     bool head_done;
     struct h1body body;
     bool validators;
@@ -142,10 +143,10 @@ static int chbg__head(struct chbg *b)
 {
     struct cachehook *ch = b->ch;
     struct h1_limits lim = {
-        .max_request_line = 0, .max_head = CHBG_MAX_HEAD, .max_headers = CHBG_HDRS};
+        .max_request_line = 0, .max_head = CHBG_MAX_HEAD, .max_headers = b->max_hdrs};
     for (;;) {
         int r = h1_parse_response(buf_head(&b->in), buf_pending(&b->in), &b->res, b->hdrs,
-                                  CHBG_HDRS, &lim, false);
+                                  b->max_hdrs, &lim, false);
         if (r == -2)
             return 0;
         if (r == -1)
@@ -344,6 +345,7 @@ void chbg_refresh(struct cachehook *ch, struct conn *c, struct chreq *cr, struct
     const struct gw_config *cfg = th->sh->cfg;
     const struct gw_route *gr = cr->route->gr;
     struct chbg *b = xcalloc(1, sizeof(*b));
+    b->max_hdrs = (size_t)cfg->server.max_response_headers;
     b->magic = CHBG_MAGIC;
     b->ch = ch;
     b->th = th;

@@ -33,7 +33,8 @@ enum conn_timer_kind { T_NONE = 0, T_HEADER, T_IDLE, T_BODY, T_SEND, T_LINGER };
 #define CONN_PARK_MIN 1040u   /* smallest parked partial head buffer (conn__park_head) */
 #define CONN_ARENA_CHUNK 4096 /* only for copies that do not fit the <strs> block */
 
-_Static_assert(PX_RES_HEADERS * sizeof(struct h1_header) <= CONN_BLOCK, "response headers fit a block");
+_Static_assert(PX_RES_HEADERS_MAX * sizeof(struct h1_header) <= CONN_BLOCK,
+               "response headers fit a block");
 #define CONN_LINGER_MS 2000 /* after an error response: drain the client before close (no RST) */
 
 static void conn__on_event(struct loop *loop, int fd, void *arg, unsigned events);
@@ -145,6 +146,7 @@ static void conn__release(struct gwthread *th, struct conn *c)
     conn_buf_give(th, &px->head);
     conn_buf_give(th, &px->uin);
     conn_buf_give(th, &px->uout);
+    conn_buf_give(th, &px->trail);
     conn_block_give(th, px->res_hdrs);
     px->res_hdrs = NULL;
     conn_block_give(th, c->strs);

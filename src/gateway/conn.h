@@ -37,7 +37,7 @@ struct worker_shm;
  * connection holds none of them, so it costs little more than its struct. */
 #define CONN_BLOCK (16u * 1024u)
 #define CONN_BLOCKS_KEPT 256u     /* free blocks a thread keeps for reuse (4 MB) */
-#define PX_RES_HEADERS 100        /* response header lines parsed from an upstream */
+#define PX_RES_HEADERS_MAX 512    /* most server.max_response_headers: a block of h1_headers */
 
 /* Metric ids shared by every thread (registered once at worker start). */
 struct gw_metric_ids {
@@ -165,6 +165,7 @@ struct proxy {
     size_t head_sent;
     struct buf uout;           // request body bytes (re-framed chunks) waiting for the upstream
     struct buf uin;            // response bytes from the upstream
+    struct buf trail;          // the response's trailer section, filtered before it goes out
     // request body
     enum h1_body req_body;
     uint64_t req_remaining;    // Content-Length bytes still to forward
@@ -173,7 +174,7 @@ struct proxy {
     bool req_body_read;        // whole request body read from the client
     // response
     struct h1_response res;
-    struct h1_header *res_hdrs; // PX_RES_HEADERS entries, a thread block lent per request
+    struct h1_header *res_hdrs; // PX_RES_HEADERS_MAX entries, a thread block lent per request
     bool head_done;            // response head parsed and sent on
     bool got_bytes;            // any response byte arrived
     enum h1_body res_body;

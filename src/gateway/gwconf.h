@@ -51,6 +51,7 @@ struct gw_server {
     uint64_t max_head_memory;          /* per loop thread: partial heads held; over: closed */
     uint64_t max_body_size;            /* request body; larger: 413 */
     int64_t max_headers;               /* number of request headers; more: 431 */
+    int64_t max_response_headers;      /* header fields of an upstream response; more: 502 */
     int64_t max_connections;           /* open client connections per worker; over: accept paused */
     int64_t concurrency;               /* requests in flight in the whole gateway; 0: unlimited */
     int64_t backlog;                   /* listen(2) backlog of each listening socket */

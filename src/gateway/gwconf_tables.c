@@ -57,6 +57,8 @@ const struct cfg_desc gwconf__server_desc[] = {
      "largest request body; larger gets 413", NULL, NULL, false},
     {"max_headers", CFG_INT, S(max_headers), "100", "1", "1000",
      "most request header fields; more gets 431", NULL, NULL, false},
+    {"max_response_headers", CFG_INT, S(max_response_headers), "256", "1", "512",
+     "most header fields of an upstream response; more is a 502", NULL, NULL, false},
     {"max_connections", CFG_INT, S(max_connections), "10000", "1", "10000000",
      "open client connections per worker; above it accepting pauses", NULL, NULL, false},
     {"concurrency", CFG_INT, S(concurrency), "0", "0", "10000000",

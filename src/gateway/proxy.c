@@ -32,6 +32,7 @@ void proxy_init(struct proxy *px)
     buf_init(&px->head);
     buf_init(&px->uout);
     buf_init(&px->uin);
+    buf_init(&px->trail);
 }
 
 void proxy_deinit(struct proxy *px)
@@ -39,6 +40,7 @@ void proxy_deinit(struct proxy *px)
     buf_deinit(&px->head);
     buf_deinit(&px->uout);
     buf_deinit(&px->uin);
+    buf_deinit(&px->trail);
     free(px->res_hdrs); // blocks are plain allocations
     px->res_hdrs = NULL;
 }
@@ -384,6 +386,7 @@ static void proxy__exchange_reset(struct proxy *px)
 {
     px->head_sent = 0;
     buf_reset(&px->uin);
+    buf_reset(&px->trail);
     px->req_done = false;
     px->head_done = px->got_bytes = px->res_done = false;
     px->out = PX_OUT_NONE;
@@ -675,7 +678,7 @@ static int proxy__parse_head(struct conn *c)
         px->res_hdrs = conn_block_take(c->th); // given back when the connection goes idle
     for (;;) {
         struct h1_limits lim = {.max_request_line = 0, .max_head = PX_MAX_RESPONSE_HEAD,
-                                .max_headers = PX_RES_HEADERS};
+                                .max_headers = (size_t)c->th->sh->cfg->server.max_response_headers};
         int r = h1_parse_response(buf_head(&px->uin), buf_pending(&px->uin), &px->res,
                                   px->res_hdrs, lim.max_headers, &lim,
                                   c->req.method_id == H1_M_HEAD);
@@ -745,6 +748,7 @@ static int proxy__forward_body(struct conn *c)
         case H1_BODY_CHUNKED: {
             const char *data;
             size_t dlen;
+            bool in_trailers = px->res_chunk.trailers;
             long n = h1_chunked_step(&px->res_chunk, p, pend, &data, &dlen);
             if (n < 0)
                 return -2;
@@ -754,10 +758,24 @@ static int proxy__forward_body(struct conn *c)
                 px->res_done = true;
             buf_consume(&px->uin, (size_t)n);
             cachehook_response_body(c, data, dlen);
-            /* chunked to chunked: the validated bytes go out as they are; to an HTTP/1.0
-             * client only the data */
-            int rc = px->out == PX_OUT_CHUNKED ? conn_send(c, p, (size_t)n)
-                                               : conn_send(c, data, dlen);
+            /* chunked to chunked: the validated bytes go out as they are, but for the trailer
+             * section, collected (the decoder bounds it) and sent without the fields that must
+             * not be trailers (a Content-Length trailer, Host...); to an HTTP/1.0 client only
+             * the data */
+            int rc = 0;
+            if (px->out != PX_OUT_CHUNKED) {
+                rc = conn_send(c, data, dlen);
+            } else if (!in_trailers) {
+                rc = conn_send(c, p, (size_t)n);
+            } else {
+                buf_append(&px->trail, p, (size_t)n);
+                if (px->res_chunk.done) {
+                    size_t tl = h1_chunked_filter_trailers(buf_head(&px->trail),
+                                                           buf_pending(&px->trail));
+                    rc = conn_send(c, buf_head(&px->trail), tl);
+                    buf_reset(&px->trail);
+                }
+            }
             if (rc == -1)
                 return -1;
             break;

@@ -147,7 +147,14 @@ long h1_chunked_step(struct h1_chunked *c, const char *in, size_t len, const cha
             if (ch != '\n')
                 return -1;
             c->_line_len = 0;
-            c->_state = c->_remaining ? CS_DATA : CS_TR_START;
+            if (c->_remaining == 0) {
+                /* the last chunk: return here, so the caller knows where the trailer section
+                 * starts (a proxy filters it) */
+                c->_state = CS_TR_START;
+                c->trailers = true;
+                return (long)(i + 1);
+            }
+            c->_state = CS_DATA;
             break;
         case CS_DATA_CR:
             if (ch != '\r')
@@ -203,6 +210,55 @@ long h1_chunked_step(struct h1_chunked *c, const char *in, size_t len, const cha
         i++;
     }
     return (long)i;
+}
+
+/* Trailer fields a recipient must not merge into the header section (RFC 9110 §6.5.1): framing,
+ * routing, request modifiers, authentication, response control and content processing, and
+ * hop-by-hop fields. Sorted by length for a quick reject. */
+static bool trailer_forbidden(const char *n, size_t len)
+{
+    static const char *const names[] = {
+        "te", "age", "date", "host", "vary", "range", "cookie", "expect", "pragma", "trailer",
+        "expires", "upgrade", "warning", "location", "if-match", "if-range", "connection",
+        "keep-alive", "set-cookie", "retry-after", "content-type", "max-forwards",
+        "authorization", "cache-control", "content-range", "if-none-match", "content-length",
+        "content-encoding", "proxy-connection", "www-authenticate", "if-modified-since",
+        "transfer-encoding", "proxy-authenticate", "if-unmodified-since", "proxy-authorization",
+    };
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        size_t nl = strlen(names[i]);
+        if (nl != len)
+            continue;
+        size_t k = 0;
+        while (k < len && (unsigned char)(n[k] | 0x20) == (unsigned char)names[i][k])
+            k++;
+        if (k == len)
+            return true;
+    }
+    return false;
+}
+
+size_t h1_chunked_filter_trailers(char *p, size_t len)
+{
+    size_t in = 0, out = 0;
+    while (in < len) {
+        size_t end = in;
+        while (end < len && p[end] != '\n')
+            end++;
+        size_t line = end < len ? end + 1 - in : len - in;
+        size_t colon = in;
+        while (colon < in + line && p[colon] != ':')
+            colon++;
+        bool keep = colon < in + line && !trailer_forbidden(p + in, colon - in);
+        if (colon >= in + line) /* the final empty line */
+            keep = true;
+        if (keep) {
+            memmove(p + out, p + in, line);
+            out += line;
+        }
+        in += line;
+    }
+    return out;
 }
 
 long h1_chunked_decode_all(const char *in, size_t len, char *out, size_t out_cap, size_t *out_len)

@@ -19,6 +19,8 @@ struct h1_chunked {
     uint64_t _total;      /* data bytes consumed so far, for max_size */
     bool done;            /* the last chunk and the trailers have been consumed */
     bool too_large;       /* the -1 was for a size over max_size (a 413, not a 400) */
+    bool trailers;        /* the last chunk was read: what follows, up to done, is the trailer
+                             section (the step returns right after the last-chunk line) */
 };
 
 void h1_chunked_init(struct h1_chunked *c);
@@ -32,6 +34,12 @@ void h1_chunked_init(struct h1_chunked *c);
  * consumed (a pipelined next message). */
 long h1_chunked_step(struct h1_chunked *c, const char *in, size_t len, const char **data,
                      size_t *data_len);
+
+/* Removes from a complete, validated trailer section <p>[0, <len>) (the field lines and the final
+ * CRLF that follow the last-chunk line) the fields that must not be trailers: framing
+ * (Content-Length, Transfer-Encoding), Host, authentication, caching and content fields,
+ * hop-by-hop ones (RFC 9110 §6.5.1). In place; returns the new length. */
+size_t h1_chunked_filter_trailers(char *p, size_t len);
 
 /* Convenience for whole bodies in tests and tools: decodes <in> entirely, appending the data to
  * <out> (caller's buffer of <out_cap> bytes); returns bytes consumed, -2 if incomplete, -1 if

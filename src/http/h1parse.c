@@ -773,7 +773,8 @@ int h1_parse_response(const char *buf, size_t len, struct h1_response *res,
             goto err_status;
     }
     res->status = (b[pos + 1] - '0') * 100 + (b[pos + 2] - '0') * 10 + (b[pos + 3] - '0');
-    if (res->status < 100)
+    /* RFC 9110 §15: 100-599; a 6xx-9xx would reach clients and caches with no defined meaning */
+    if (res->status < 100 || res->status > 599)
         goto err_status;
     pos += 4;
     if (pos >= rl_end)

@@ -32,6 +32,11 @@ R = {
     "badchunk": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
     "hugechunk": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffffff\r\nhello\r\n",
     "chunkext": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;" + b"e" * 100000 + b"\r\nok\r\n0\r\n\r\n",
+    "status600": b"HTTP/1.1 600 Custom\r\nContent-Length: 2\r\n\r\nok",
+    "status999": b"HTTP/1.1 999 Custom\r\nContent-Length: 2\r\n\r\nok",
+    "manyhdrs": b"HTTP/1.1 200 OK\r\n" + b"".join(b"X-H%d: v\r\n" % i for i in range(150)) + OK[17:],
+    "trailers": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n"
+                b"Content-Length: 99\r\nX-Sum: 1\r\nHost: evil\r\nTransfer-Encoding: chunked\r\n\r\n",
 }
 def serve(c):
     try:
@@ -75,11 +80,21 @@ wait_port "$aport"
 G=http://127.0.0.1:$gport
 
 log "a bad response head is a 502, and the next request is served"
-for k in badstatus garbage negcl hugecl twocl clte headerbomb longhdr headonly nothing switch; do
+for k in badstatus garbage negcl hugecl twocl clte headerbomb longhdr headonly nothing switch \
+    status600 status999; do
     assert_eq "$(http_status "$G/$k")" 502 "$k"
     assert_eq "$(http_body "$G/ok")" ok "served after $k"
 done
 assert_eq "$(http_body "$G/flood1xx")" ok "1xx interim responses dropped"
+log "150 response header fields pass (server.max_response_headers 256; a 502 at 100 before)"
+assert_eq "$(http_body "$G/manyhdrs")" ok "150 response headers"
+
+log "trailers: framing, Host and the like are dropped, the others pass"
+out=$(printf 'GET /trailers HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' | raw_http "$gport" 3)
+assert_contains "$out" "X-Sum: 1" "an ordinary trailer passes"
+assert_not_contains "$out" "Content-Length: 99" "no Content-Length trailer"
+assert_not_contains "$out" "Host: evil" "no Host trailer"
+assert_eq "$(grep -ci '^transfer-encoding' <<<"$out")" 1 "Transfer-Encoding only in the head"
 
 log "a body that breaks after the head: the client connection closes at once"
 for k in premature cut badchunk hugechunk chunkext; do
@@ -93,5 +108,5 @@ done
 m=$(curl -s "http://127.0.0.1:$aport/metrics")
 assert_contains "$m" 'apigate_worker_restarts_total 0' "no worker crashed"
 n=$(awk '/^apigate_upstream_errors_total\{route="\/",reason="protocol"\}/ {print $2}' <<<"$m")
-assert_range "${n:-0}" 14 100 "protocol errors counted"
+assert_range "${n:-0}" 16 100 "protocol errors counted"
 log "ok"

@@ -708,6 +708,8 @@ static void test_responses(void **state)
         {"HTTP/1.1 20 OK\r\n\r\n", H1_ERR_STATUS},
         {"HTTP/1.1 2000 OK\r\n\r\n", H1_ERR_STATUS},
         {"HTTP/1.1 099 OK\r\n\r\n", H1_ERR_STATUS},
+        {"HTTP/1.1 600 Custom\r\nContent-Length: 0\r\n\r\n", H1_ERR_STATUS},
+        {"HTTP/1.1 999 Custom\r\nContent-Length: 0\r\n\r\n", H1_ERR_STATUS},
         {"HTTP/1.1 abc OK\r\n\r\n", H1_ERR_STATUS},
         {"HTTP/1.1  200 OK\r\n\r\n", H1_ERR_STATUS},
         {"HTTP/1.1 200 O\x01K\r\n\r\n", H1_ERR_STATUS},
