@@ -3,11 +3,16 @@ BUILD ?= build
 JOBS ?= 2
 CMAKE_FLAGS ?=
 
-.PHONY: all build deps test unit e2e asan fuzz memcheck demo bench clean
+.PHONY: all build deps deps-test test unit e2e asan fuzz memcheck demo bench clean
 
 all: build
 
+# What building needs, which is all `make demo` needs (it runs nothing but build/apigate).
 deps:
+	@scripts/deps.sh build
+
+# The servers and tools the tests run against (nginx, redis, postgres, valgrind, clang, ...).
+deps-test:
 	@scripts/deps.sh test
 
 build: deps
@@ -15,18 +20,18 @@ build: deps
 	@cmake --build $(BUILD) -j$(JOBS)
 
 # Every test: unit (cmocka, fuzz corpora) and end-to-end against real servers.
-test: build
+test: deps-test build
 	@ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS) -L unit
 	@ctest --test-dir $(BUILD) --output-on-failure -L e2e
 
-unit: build
+unit: deps-test build
 	@ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS) -L unit
 
-e2e: build
+e2e: deps-test build
 	@ctest --test-dir $(BUILD) --output-on-failure -L e2e
 
 # ASan + UBSan build running the unit tests and the core e2e tests.
-asan: deps
+asan: deps-test
 	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=asan >/dev/null
 	@cmake --build build-asan -j$(JOBS)
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
@@ -35,12 +40,12 @@ asan: deps
 	  ctest --test-dir build-asan --output-on-failure -L e2e -R 'e2e/(0|1)'
 
 # Unit tests under valgrind.
-memcheck: build
+memcheck: deps-test build
 	@ctest --test-dir $(BUILD) --output-on-failure -T memcheck -L unit -E 'corpus|layering'
 
 # libFuzzer runs (FUZZ_SECONDS each, default 30) of the HTTP head parser and the body framing
 # reader, from their seed corpora. A crash fails the target (the fuzzer's exit code, not tail's).
-fuzz: deps
+fuzz: deps-test
 	@CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=asan -DAG_FUZZ=ON >/dev/null
 	@cmake --build build-fuzz -j$(JOBS) --target fuzz_h1parse fuzz_h1body
 	@mkdir -p build-fuzz/corpus && cp tests/fuzz/corpus/h1parse/* build-fuzz/corpus/
