@@ -614,23 +614,54 @@ out:
     return rc;
 }
 
+/* Why runs <a> and <b> are not parts of one test (another target, or other endpoints: another
+ * scenario), in <why>; NULL when they are. */
+static const char *merge__differs(const struct load_result *a, const struct load_result *b,
+                                  char *why, size_t whylen)
+{
+    if (strcmp(a->target ? a->target : "", b->target ? b->target : "") != 0) {
+        snprintf(why, whylen, "another target (%s, not %s)", b->target ? b->target : "?",
+                 a->target ? a->target : "?");
+        return why;
+    }
+    bool same = a->neps == b->neps;
+    for (size_t i = 0; i < a->neps && same; i++) {
+        bool found = false;
+        for (size_t j = 0; j < b->neps && !found; j++)
+            found = strcmp(a->eps[i].name, b->eps[j].name) == 0 &&
+                    strcmp(a->eps[i].method, b->eps[j].method) == 0;
+        same = found;
+    }
+    if (!same) {
+        snprintf(why, whylen, "another scenario (its endpoints differ)");
+        return why;
+    }
+    return NULL;
+}
+
 int merge_main(int argc, char **argv)
 {
     const char *json = NULL, *html = NULL;
+    bool mixed = false;
     const char **files = xcalloc((size_t)argc, sizeof(char *));
     size_t nf = 0;
     int rc = 2;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             printf("usage: apigate load merge A.json B.json ... [--json OUT.json] [--html "
-                   "OUT.html]\n\n"
+                   "OUT.html]\n"
+                   "                          [--allow-mixed]\n\n"
                    "Adds the JSON reports of several generator machines into one summary:\n"
                    "counts add, histograms merge exactly, thresholds are evaluated again on the\n"
-                   "whole. Exit 99 when a threshold fails.\n");
+                   "whole. Exit 99 when a threshold fails. Runs of another target or scenario\n"
+                   "are refused (exit 2) unless --allow-mixed labels the result as mixed.\n");
             free(files);
             return 0;
         }
-        if ((strcmp(argv[i], "--json") == 0 || strcmp(argv[i], "--html") == 0) && i + 1 < argc) {
+        if (strcmp(argv[i], "--allow-mixed") == 0) {
+            mixed = true;
+        } else if ((strcmp(argv[i], "--json") == 0 || strcmp(argv[i], "--html") == 0) &&
+                   i + 1 < argc) {
             const char **dst = argv[i][2] == 'j' ? &json : &html;
             *dst = argv[++i];
         } else if (argv[i][0] == '-') {
@@ -657,6 +688,32 @@ int merge_main(int argc, char **argv)
         if (sum == NULL) {
             sum = r;
             continue;
+        }
+        char why[LOAD_ERR_LEN];
+        if (merge__differs(sum, r, why, sizeof(why))) {
+            if (!mixed) {
+                fprintf(stderr,
+                        "apigate load merge: %s is not a part of the same test as %s: %s; merge "
+                        "runs of one scenario against one target (generators run side by side), "
+                        "or give --allow-mixed to add them up anyway, labelled as mixed\n",
+                        files[i], files[0], why);
+                result_destroy(r);
+                goto out;
+            }
+            if (strncmp(sum->target ? sum->target : "", "mixed: ", 7) != 0) {
+                struct buf t = BUF_INIT;
+                buf_printf(&t, "mixed: %s", sum->target ? sum->target : "?");
+                buf_append(&t, "", 1);
+                free(sum->target);
+                sum->target = t.data;
+            }
+            if (strstr(sum->target, r->target ? r->target : "?") == NULL) {
+                struct buf t = BUF_INIT;
+                buf_printf(&t, "%s + %s", sum->target, r->target ? r->target : "?");
+                buf_append(&t, "", 1);
+                free(sum->target);
+                sum->target = t.data;
+            }
         }
         result_merge(sum, r);
         result_destroy(r);

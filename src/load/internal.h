@@ -535,6 +535,8 @@ void report_json(const struct load_result *r, struct buf *out);
 /* Reads a JSON report; NULL with a message in <err>. */
 struct load_result *report_json_read(const char *path, char *err, size_t errlen);
 void report_html(const struct load_result *r, struct buf *out);
+/* --summary-export: k6's JSON summary shape (report_k6.c). */
+void report_k6_summary(const struct load_result *r, struct buf *out);
 /* The `load compare --html` page: <cmp_json> (what --json writes) as tables, the series of the
  * <n> runs overlaid on one chart per metric, a verdict banner for the --fail-on rules. */
 void report_html_compare(const struct load_result *const *runs, const char *const *files,

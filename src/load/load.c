@@ -31,6 +31,7 @@ static void load__usage(FILE *out)
         "\n"
         "Quick mode options:\n"
         "  -c, --connections N   concurrent connections (closed model: one VU each; default 10)\n"
+        "  -u, --vus N           the same as -c (k6's name)\n"
         "  -d, --duration D      how long to run: 500ms, 30s, 2m (default 10s)\n"
         "  -t, --threads N       event-loop threads (default 1)\n"
         "  -H, --header 'K: V'   add a request header (repeatable)\n"
@@ -47,6 +48,7 @@ static void load__usage(FILE *out)
         "Options of both modes:\n"
         "      --json FILE       write the JSON report (histograms, time series)\n"
         "      --html FILE       write a self-contained HTML report\n"
+        "      --summary-export F  write the summary in k6's --summary-export JSON shape\n"
         "      --max-failed R    failed requests allowed before exit 1 (default 1%%; a\n"
         "                        http_req_failed threshold replaces this rule)\n"
         "  -q, --quiet           no live progress on stderr\n"
@@ -61,7 +63,7 @@ static void load__usage(FILE *out)
 }
 
 struct load_opts {
-    const char *json, *html;
+    const char *json, *html, *summary; /* --json, --html, --summary-export */
     bool quiet;
     double max_failed; /* --max-failed; < 0: the scenario's max_failed:, or the default */
 };
@@ -87,6 +89,13 @@ static int load__report(struct load_result *r, const struct load_opts *o, double
         struct buf b = BUF_INIT;
         report_html(r, &b);
         if (report_write_file(o->html, &b) == -1)
+            rc = 1;
+        buf_deinit(&b);
+    }
+    if (o->summary) {
+        struct buf b = BUF_INIT;
+        report_k6_summary(r, &b);
+        if (report_write_file(o->summary, &b) == -1)
             rc = 1;
         buf_deinit(&b);
     }
@@ -127,7 +136,8 @@ static int load__run(struct scenario *s, const struct load_opts *o)
 {
     char err[LOAD_ERR_LEN];
     if ((o->json && report_check_path(o->json) == -1) ||
-        (o->html && report_check_path(o->html) == -1))
+        (o->html && report_check_path(o->html) == -1) ||
+        (o->summary && report_check_path(o->summary) == -1))
         return 2;
     if (scenario_prepare(s, err, sizeof(err)) == -1) {
         fprintf(stderr, "apigate load: %s\n", err);
@@ -204,7 +214,16 @@ static int load__add_header(struct load_req *r, const char *arg)
     return 0;
 }
 
-enum { OPT_JSON = 256, OPT_HTML, OPT_BODY, OPT_TIMEOUT, OPT_CACERT, OPT_THRESHOLD, OPT_MAX_FAILED };
+enum {
+    OPT_JSON = 256,
+    OPT_HTML,
+    OPT_BODY,
+    OPT_TIMEOUT,
+    OPT_CACERT,
+    OPT_THRESHOLD,
+    OPT_MAX_FAILED,
+    OPT_SUMMARY
+};
 
 /* --max-failed 5% (or 0.05): prints the error itself. */
 static int load__max_failed_arg(const char *s, double *out)
@@ -219,6 +238,7 @@ static int load__max_failed_arg(const char *s, double *out)
 
 static const struct option load_longopts[] = {
     {"connections", required_argument, NULL, 'c'},
+    {"vus", required_argument, NULL, 'u'}, /* k6's name: one VU per connection here */
     {"duration", required_argument, NULL, 'd'},
     {"threads", required_argument, NULL, 't'},
     {"header", required_argument, NULL, 'H'},
@@ -232,6 +252,7 @@ static const struct option load_longopts[] = {
     {"threshold", required_argument, NULL, OPT_THRESHOLD},
     {"cacert", required_argument, NULL, OPT_CACERT},
     {"max-failed", required_argument, NULL, OPT_MAX_FAILED},
+    {"summary-export", required_argument, NULL, OPT_SUMMARY},
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -271,10 +292,11 @@ static int load__quick(int argc, char **argv)
     int c;
     bool insecure = false;
     const char *cacert = NULL;
-    while ((c = getopt_long(argc, argv, "c:d:t:H:m:R:kqh", load_longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:u:d:t:H:m:R:kqh", load_longopts, NULL)) != -1) {
         switch (c) {
         case 'c':
-            if (load__uint_arg("-c", optarg, LOAD_MAX_VUS, &conns) == -1)
+        case 'u':
+            if (load__uint_arg(c == 'c' ? "-c" : "--vus", optarg, LOAD_MAX_VUS, &conns) == -1)
                 goto out;
             break;
         case 't':
@@ -315,6 +337,9 @@ static int load__quick(int argc, char **argv)
             break;
         case OPT_HTML:
             o.html = optarg;
+            break;
+        case OPT_SUMMARY:
+            o.summary = optarg;
             break;
         case 'k':
             insecure = true;
@@ -511,13 +536,14 @@ static int load__override(struct scenario *s, const struct load_overrides *ov)
 
 static void load__run_usage(FILE *out)
 {
-    fprintf(out, "usage: apigate load run SCENARIO.yaml [--json F] [--html F] [-q] [--check]\n"
+    fprintf(out, "usage: apigate load run SCENARIO.yaml [--json F] [--html F] [--summary-export F]\n"
+                 "                      [-q] [--check]\n"
                  "                      [--base-url URL] [--duration D] [--vus N] [--threads N]\n"
                  "                      [--max-failed R]\n"
                  "  --check         validate the file (and resolve the target), do not run\n"
                  "  --base-url URL  another target than the file's base_url\n"
                  "  --duration D    stretch or shrink the stages to last D (same shape)\n"
-                 "  --vus N         scale the VU targets so the peak is N (vus executor)\n"
+                 "  -u, --vus N     scale the VU targets so the peak is N (vus executor)\n"
                  "  --threads N     event-loop threads\n");
 }
 
@@ -544,6 +570,8 @@ static int load__scenario(int argc, char **argv)
             o.json = argv[++i];
         } else if (strcmp(a, "--html") == 0 && val) {
             o.html = argv[++i];
+        } else if (strcmp(a, "--summary-export") == 0 && val) {
+            o.summary = argv[++i];
         } else if (strcmp(a, "--max-failed") == 0 && val) {
             if (load__max_failed_arg(val, &o.max_failed) == -1)
                 return 2;
@@ -557,7 +585,7 @@ static int load__scenario(int argc, char **argv)
                 return 2;
             }
             i++;
-        } else if (strcmp(a, "--vus") == 0 && val) {
+        } else if ((strcmp(a, "--vus") == 0 || strcmp(a, "-u") == 0) && val) {
             if (load__uint_arg("--vus", val, LOAD_MAX_VUS, &ov.vus) == -1)
                 return 2;
             i++;
@@ -586,7 +614,8 @@ static int load__scenario(int argc, char **argv)
     if (check) {
         char err[LOAD_ERR_LEN];
         if ((o.json && report_check_path(o.json) == -1) ||
-            (o.html && report_check_path(o.html) == -1))
+            (o.html && report_check_path(o.html) == -1) ||
+            (o.summary && report_check_path(o.summary) == -1))
             goto out;
         if (scenario_prepare(s, err, sizeof(err)) == -1) {
             fprintf(stderr, "apigate load: %s\n", err);

@@ -100,9 +100,26 @@ assert_contains "$(cat "$T/m.out")" "merged from 2 runs"
 lo=$(jq -n --slurpfile a "$T/a.json" --slurpfile b "$T/b.json" '[$a[0].latency_ms.med, $b[0].latency_ms.med] | min')
 hi=$(jq -n --slurpfile a "$T/a.json" --slurpfile b "$T/b.json" '[$a[0].latency_ms.med, $b[0].latency_ms.med] | max')
 assert_range "$(jq '.latency_ms.med' "$T/m.json")" "$lo" "$hi" "merged p50"
+log "runs of another target or scenario are refused, or labelled with --allow-mixed"
+rc=0
+"$APIGATE" load merge "$T/before.json" "$T/after.json" >"$T/mix.out" 2>"$T/mix.err" || rc=$?
+assert_eq "$rc" 2 "merge of /slow and /fast"
+assert_contains "$(cat "$T/mix.err")" "is not a part of the same test as $T/before.json: another target"
 # merging a slow and a fast run: the merged p99 is the slow one's tail, not an average
-"$APIGATE" load merge "$T/before.json" "$T/after.json" --json "$T/mix.json" >/dev/null
+"$APIGATE" load merge "$T/before.json" "$T/after.json" --allow-mixed --json "$T/mix.json" >/dev/null
+assert_eq "$(jq -r '.target' "$T/mix.json")" "mixed: http://127.0.0.1:$port/slow + http://127.0.0.1:$port/fast" "mixed label"
 assert_range "$(jq '.latency_ms.p99' "$T/mix.json")" 30 40 "merged p99 of slow+fast"
+
+log "k6 habits: -u/--vus, --summary-export in k6's JSON summary shape"
+"$APIGATE" load -q -u 3 -d 1s --threshold 'http_req_duration: p(95)<1000' --threshold 'http_reqs: count<1' \
+    --json "$T/k.json" --summary-export "$T/k6.json" "http://127.0.0.1:$port/fast" >/dev/null 2>&1 || true
+assert_eq "$(jq '.vus_max' "$T/k.json")" 3 "-u 3"
+assert_eq "$(jq '.metrics.http_reqs.count' "$T/k6.json")" "$(jq '.totals.requests' "$T/k.json")" "k6 http_reqs.count"
+assert_eq "$(jq '.metrics.http_req_duration["p(95)"] == $k[0].latency_ms.p95' --slurpfile k "$T/k.json" "$T/k6.json")" true "k6 p(95)"
+assert_eq "$(jq '.metrics.http_req_duration.thresholds["p(95)<1000"]' "$T/k6.json")" false "passed threshold (k6: false)"
+assert_eq "$(jq '.metrics.http_reqs.thresholds["count<1"]' "$T/k6.json")" true "failed threshold (k6: true)"
+assert_eq "$(jq '.metrics.http_req_failed | [.passes, .value]' -c "$T/k6.json")" "[0,0]" "http_req_failed rate"
+assert_eq "$(jq '.metrics.vus_max.value' "$T/k6.json")" 3 "vus_max"
 
 log "thresholds are evaluated again on the merged run"
 cat >"$T/t.yaml" <<YAML

@@ -100,7 +100,7 @@ flows:
 YAML
 log "16 VUs, login then check, variables per VU"
 rc=0
-"$APIGATE" load run "$T/flow.yaml" -q --json "$T/f.json" >"$T/f.out" 2>"$T/f.err" || rc=$?
+"$APIGATE" load run "$T/flow.yaml" -q --json "$T/f.json" --summary-export "$T/k6.json" >"$T/f.out" 2>"$T/f.err" || rc=$?
 assert_eq "$rc" 0 "flow run: $(tail -5 "$T/f.err")"
 st=$(curl -s "$base/stats")
 log "origin: $st"
@@ -116,6 +116,9 @@ assert_eq "$(jq '.totals.iterations' "$T/f.json")" "$checks" "iterations"
 assert_eq "$(jq '[.checks[] | select(.name | startswith("extract")) | .failed] | add' "$T/f.json")" 0 "failed extracts"
 assert_eq "$(jq '[.checks[] | select(.name | startswith("extract"))] | length' "$T/f.json")" 3 "extract checks"
 assert_contains "$(cat "$T/f.out")" "█ login-then-check"
+# k6's summary export: the flow is a group of root_group, with its checks by name
+assert_eq "$(jq '.root_group.groups["login-then-check"].checks["login: extract token"].fails' "$T/k6.json")" 0 "k6 group check"
+assert_eq "$(jq '.root_group.groups["login-then-check"].path' -r "$T/k6.json")" "::login-then-check" "k6 group path"
 
 log "an extract that finds nothing: a failed check, and the next step goes without the value"
 sed -e "s/json:\\\$.token/json:\$.nope/" "$T/flow.yaml" >"$T/miss.yaml"
