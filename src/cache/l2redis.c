@@ -26,24 +26,26 @@
 #define L2REDIS_LOG_INTERVAL_MS 10000
 #define L2REDIS_MAX_BACKOFF_FACTOR 10
 #define L2REDIS_CONNECT_TIMEOUT_MS 2000
-#define L2REDIS_MAX_PENDING 4096              /* commands sent and not answered yet, per connection */
+#define L2REDIS_MAX_PENDING 4096 /* commands sent and not answered yet, per connection */
 #define L2REDIS_MAX_OBUF (16u * 1024 * 1024)  /* bytes formatted and not written yet */
 #define L2REDIS_MAX_REPLY (16u * 1024 * 1024) /* least cap on one reply's unparsed bytes */
-#define L2REDIS_MAX_OBJECTS 64                /* objects in one reply (ours have at most 5) */
+#define L2REDIS_MAX_OBJECTS 64                /* objects in one reply (a lookup's have at most 5) */
+#define L2REDIS_MAX_ELEMENTS 4096             /* elements of an l2redis_command answer, at most */
 #define L2REDIS_READ_BUDGET (256u * 1024)     /* bytes read per event before yielding the loop */
 
 struct l2conn {
     struct l2redis *r;
     redisContext *c; // NULL while down
     int fd;
-    bool sub;          // the subscriber connection
-    bool connected;    // the TCP (or unix) connect completed
-    bool flush_queued; // a deferred write is pending
-    bool registered;   // fd in the loop
+    bool sub;                // the subscriber connection
+    bool connected;          // the TCP (or unix) connect completed
+    bool flush_queued;       // a deferred write is pending
+    bool registered;         // fd in the loop
     struct loop_timer retry; // reconnect pause, or the connect deadline while connecting
     struct loop_timer more;  // reading resumes here when the read budget ran out
     uint64_t backoff_ms;
-    /* replies expected, oldest first: a lookup, or NULL for a command whose reply is only checked */
+    /* replies expected, oldest first: a lookup, or NULL for a command whose reply is only checked
+     */
     struct l2redis_req **pend;
     size_t pend_head, pend_count;
     /* the reply being parsed */
@@ -74,6 +76,7 @@ struct l2redis {
 
 struct l2redis_req {
     struct l2redis *r;
+    size_t max_n; // elements the answer may have (4 for a lookup, more for l2redis_command)
     l2redis_get_cb *cb;
     void *arg;
     struct loop_timer timer;
@@ -292,7 +295,12 @@ static void l2__retry_cb(struct loop *loop, void *arg)
 static bool l2__count_object(const redisReadTask *t, int elements)
 {
     struct l2conn *k = t->privdata;
-    if (elements > (int)(L2REDIS_MAX_OBJECTS - k->objects) || ++k->objects > L2REDIS_MAX_OBJECTS) {
+    /* the reply being parsed answers the oldest command: it may allow more */
+    unsigned max = L2REDIS_MAX_OBJECTS;
+    if (!k->sub && k->pend_count > 0 && k->pend[k->pend_head] != NULL &&
+        k->pend[k->pend_head]->max_n + 1 > max)
+        max = (unsigned)k->pend[k->pend_head]->max_n + 1;
+    if (elements > (int)(max - k->objects) || ++k->objects > max) {
         k->too_many = true;
         return false;
     }
@@ -319,31 +327,47 @@ static void *l2__mk_nil(const redisReadTask *t)
     return l2__count_object(t, 0) ? k->base->createNil(t) : NULL;
 }
 
-/* The answer to a lookup: MGET's array, one bulk string or nil per key. */
+/* The answer to a command: MGET's (or a script's) array, one bulk string or nil per element; a
+ * single bulk string, nil or integer is an answer of one element. */
 static void l2__answer(struct l2redis *r, struct l2redis_req *q, const redisReply *rep)
 {
     loop_timer_stop(r->loop, &q->timer);
     if (q->answered || q->cancelled)
         return;
     q->answered = true;
-    if (rep->type != REDIS_REPLY_ARRAY || rep->elements > 4) {
+    bool array = rep->type == REDIS_REPLY_ARRAY;
+    if ((array && rep->elements > q->max_n) || rep->type == REDIS_REPLY_ERROR ||
+        (!array && q->max_n <= 4)) {
         r->errors++;
         if (rep->type == REDIS_REPLY_ERROR)
             l2__complain(r, "lookup failed", rep->str);
         q->cb(q->arg, L2REDIS_ERROR, NULL, NULL, 0);
         return;
     }
-    const char *vals[4] = {NULL};
-    size_t lens[4] = {0};
+    const redisReply *const *els = array ? (const redisReply *const *)rep->element : &rep;
+    size_t n = array ? rep->elements : 1;
+    const char *vals_s[4] = {NULL};
+    size_t lens_s[4] = {0};
+    const char **vals = n <= 4 ? vals_s : xcalloc(n, sizeof(*vals));
+    size_t *lens = n <= 4 ? lens_s : xcalloc(n, sizeof(*lens));
+    char ints[4][24];
     bool any = false;
-    for (size_t i = 0; i < rep->elements; i++) {
-        if (rep->element[i]->type == REDIS_REPLY_STRING) {
-            vals[i] = rep->element[i]->str;
-            lens[i] = (size_t)rep->element[i]->len;
+    for (size_t i = 0; i < n; i++) {
+        if (els[i]->type == REDIS_REPLY_STRING || els[i]->type == REDIS_REPLY_STATUS) {
+            vals[i] = els[i]->str;
+            lens[i] = (size_t)els[i]->len;
+            any = any || i == 0;
+        } else if (els[i]->type == REDIS_REPLY_INTEGER && i < 4) {
+            lens[i] = (size_t)snprintf(ints[i], sizeof(ints[i]), "%lld", els[i]->integer);
+            vals[i] = ints[i];
             any = any || i == 0;
         }
     }
-    q->cb(q->arg, any ? L2REDIS_HIT : L2REDIS_MISS, vals, lens, rep->elements);
+    q->cb(q->arg, any ? L2REDIS_HIT : L2REDIS_MISS, vals, lens, n);
+    if (vals != vals_s) {
+        free(vals);
+        free(lens);
+    }
 }
 
 /* One complete reply. On the command connection it answers the oldest command; one that answers
@@ -353,11 +377,14 @@ static void l2__dispatch(struct l2conn *k, const redisReply *rep)
 {
     struct l2redis *r = k->r;
     if (k->sub) {
-        if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 3 &&
-            rep->element[0]->type == REDIS_REPLY_STRING &&
-            strcmp(rep->element[0]->str, "message") == 0 &&
-            rep->element[2]->type == REDIS_REPLY_STRING && r->on_msg != NULL)
+        if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 ||
+            rep->element[0]->type != REDIS_REPLY_STRING || r->on_msg == NULL)
+            return;
+        if (strcmp(rep->element[0]->str, "message") == 0 &&
+            rep->element[2]->type == REDIS_REPLY_STRING)
             r->on_msg(r->msg_arg, rep->element[2]->str, (size_t)rep->element[2]->len);
+        else if (strcmp(rep->element[0]->str, "subscribe") == 0)
+            r->on_msg(r->msg_arg, NULL, 0); /* (re)subscribed: earlier messages may be lost */
         return;
     }
     if (k->pend_count == 0) {
@@ -592,10 +619,33 @@ static int l2__send(struct l2redis *r, int argc, const char **argv, const size_t
     return 0;
 }
 
+static struct l2redis_req *l2__request(struct l2redis *r, int argc, const char **argv,
+                                       const size_t *argl, size_t max_n, l2redis_get_cb *cb,
+                                       void *arg)
+{
+    if (!l2__room(r)) {
+        r->errors++;
+        return NULL;
+    }
+    struct l2redis_req *q = xcalloc(1, sizeof(*q));
+    q->r = r;
+    q->max_n = max_n;
+    q->cb = cb;
+    q->arg = arg;
+    loop_timer_init(&q->timer, l2__on_timeout, q);
+    if (l2__send(r, argc, argv, argl, q) == -1) {
+        r->errors++;
+        free(q);
+        return NULL;
+    }
+    loop_timer_start(r->loop, &q->timer, r->timeout_ms);
+    return q;
+}
+
 struct l2redis_req *l2redis_mget(struct l2redis *r, const char *const *keys, const size_t *klens,
                                  size_t n, l2redis_get_cb *cb, void *arg)
 {
-    if (r == NULL || n == 0 || n > 4 || !l2__room(r)) {
+    if (r == NULL || n == 0 || n > 4) {
         if (r != NULL)
             r->errors++;
         return NULL;
@@ -606,18 +656,26 @@ struct l2redis_req *l2redis_mget(struct l2redis *r, const char *const *keys, con
         argv[i + 1] = keys[i];
         argl[i + 1] = klens[i];
     }
-    struct l2redis_req *q = xcalloc(1, sizeof(*q));
-    q->r = r;
-    q->cb = cb;
-    q->arg = arg;
-    loop_timer_init(&q->timer, l2__on_timeout, q);
-    if (l2__send(r, (int)n + 1, argv, argl, q) == -1) {
-        r->errors++;
-        free(q);
+    return l2__request(r, (int)n + 1, argv, argl, 4, cb, arg);
+}
+
+struct l2redis_req *l2redis_command(struct l2redis *r, int argc, const char **argv,
+                                    const size_t *argl, size_t max_n, l2redis_get_cb *cb, void *arg)
+{
+    if (r == NULL || argc < 1 || max_n > L2REDIS_MAX_ELEMENTS)
         return NULL;
+    return l2__request(r, argc, argv, argl, max_n < 5 ? 5 : max_n, cb, arg);
+}
+
+int l2redis_send(struct l2redis *r, int argc, const char **argv, const size_t *argl)
+{
+    if (r == NULL || argc < 1)
+        return -1;
+    if (!l2__room(r) || l2__send(r, argc, argv, argl, NULL) == -1) {
+        r->errors++;
+        return -1;
     }
-    loop_timer_start(r->loop, &q->timer, r->timeout_ms);
-    return q;
+    return 0;
 }
 
 void l2redis_cancel(struct l2redis_req *q)

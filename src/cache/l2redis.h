@@ -19,7 +19,7 @@ struct l2redis_conf {
     const char *url;       /* redis://host:port/db or unix:///path */
     uint64_t timeout_ms;   /* a lookup slower than this answers L2REDIS_ERROR */
     uint64_t reconnect_ms; /* first pause before a reconnect (doubles up to 10x) */
-    size_t max_reply;      /* a reply with more unparsed bytes drops the connection (least 16 MiB) */
+    size_t max_reply; /* a reply with more unparsed bytes drops the connection (least 16 MiB) */
     /* Optional: writes the host's current numeric address into <ip> (0), or -1 when it has none
      * yet. Every connect asks it, so a host name is never resolved on the loop thread (hiredis
      * would call a blocking getaddrinfo); NULL: the URL's host is handed to hiredis as written. */
@@ -32,7 +32,8 @@ enum l2redis_status { L2REDIS_ERROR = -1, L2REDIS_MISS = 0, L2REDIS_HIT = 1 };
 /* Answer of a lookup: <vals>[i] / <lens>[i] for each key (NULL: absent); valid during the call. */
 typedef void l2redis_get_cb(void *arg, enum l2redis_status st, const char *const *vals,
                             const size_t *lens, size_t n);
-/* A message on the subscribed channel. */
+/* A message on the subscribed channel; <msg> NULL each time the subscription is (re)confirmed:
+ * messages published while it was down were lost. */
 typedef void l2redis_msg_cb(void *arg, const char *msg, size_t len);
 
 /* Parses <url>; 0 or -1 with a message in <err>. */
@@ -51,6 +52,16 @@ void l2redis_destroy(struct l2redis *r);
  * is never called). <cb> runs later on the loop, exactly once unless cancelled. */
 struct l2redis_req *l2redis_mget(struct l2redis *r, const char *const *keys, const size_t *klens,
                                  size_t n, l2redis_get_cb *cb, void *arg);
+/* Any command, answered like a lookup: an array reply's elements (at most <max_n>, up to 4096;
+ * strings, or integers as text within the first four; other elements NULL), or a single string,
+ * integer or nil as one element; an error reply or a longer array is L2REDIS_ERROR. NULL when
+ * Redis is unavailable now (then <cb> is never called). */
+struct l2redis_req *l2redis_command(struct l2redis *r, int argc, const char **argv,
+                                    const size_t *argl, size_t max_n, l2redis_get_cb *cb,
+                                    void *arg);
+/* Any command whose reply is only checked (an error reply is counted and logged); 0, or -1 when
+ * Redis is unavailable now (counted). */
+int l2redis_send(struct l2redis *r, int argc, const char **argv, const size_t *argl);
 /* The lookup's answer is no longer wanted: <cb> will not be called. */
 void l2redis_cancel(struct l2redis_req *q);
 /* SET key value PX ttl_ms (fire and forget). */

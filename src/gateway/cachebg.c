@@ -37,6 +37,7 @@ struct chbg {
     struct buf out; // request head to the upstream
     size_t sent;
     struct buf in; // response bytes
+    uint64_t l2_seq; // purge sequence known when the refresh began (cachel2.c)
     struct h1_response res;
     struct h1_header hdrs[PX_RES_HEADERS_MAX];
     size_t max_hdrs; // server.max_response_headers
@@ -130,7 +131,7 @@ static void chbg__complete(struct chbg *b)
         struct store_obj *o = cache_fill_end_ref(ch->cache, f, now);
         if (o != NULL) {
             metrics_counter_inc(b->th->ms, ch->m_stores);
-            chl2_store(ch, b->th, o);
+            chl2_store(ch, b->th, o, b->l2_seq);
             cache_release(ch->cache, o);
         }
     }
@@ -165,7 +166,7 @@ static int chbg__head(struct chbg *b)
                                   b->req_wall_s, wall, now, b->key, b->key_len, b->primary_len);
             if (o != NULL) {
                 metrics_counter_inc(b->th->ms, ch->m_revalidated);
-                chl2_store(ch, b->th, o);
+                chl2_store(ch, b->th, o, b->l2_seq);
                 cache_release(ch->cache, o);
             }
         } else if (b->res.status < 500) {
@@ -350,6 +351,7 @@ void chbg_refresh(struct cachehook *ch, struct conn *c, struct chreq *cr, struct
     b->ch = ch;
     b->th = th;
     b->route = cr->route;
+    b->l2_seq = chl2_seq(ch->l2);
     b->flight = flight;
     b->pool = th->pools[gr->upstream_index];
     buf_init(&b->out);

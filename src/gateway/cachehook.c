@@ -214,6 +214,7 @@ static struct chreq *cachehook__creq(struct conn *c, const struct chroute *r)
 {
     struct chreq *cr = xcalloc(1, sizeof(*cr));
     cr->route = r;
+    cr->l2_seq = chl2_seq(c->th->sh->cache->l2);
     buf_init(&cr->head);
     c->creq = cr;
     return cr;
@@ -660,7 +661,7 @@ int cachehook_response_head(struct conn *c)
         uint64_t age = policy_age_ms(e->fresh.initial_age_ms, e->stored_ms, now);
         cachehook__write_entry(c, use, age, CACHE_EXPIRED);
         if (o != NULL) {
-            chl2_store(ch, c->th, o);
+            chl2_store(ch, c->th, o, cr->l2_seq);
             cache_release(ch->cache, o);
         }
         return 1;
@@ -750,7 +751,7 @@ void cachehook_response_done(struct conn *c)
         struct store_obj *o = cache_fill_end_ref(ch->cache, f, loop_now_ms(c->th->loop));
         if (o != NULL) {
             metrics_counter_inc(c->th->ms, ch->m_stores);
-            chl2_store(ch, c->th, o);
+            chl2_store(ch, c->th, o, cr->l2_seq);
             cache_release(ch->cache, o);
         } else {
             metrics_counter_inc(c->th->ms, ch->m_not_stored);

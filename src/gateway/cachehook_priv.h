@@ -68,6 +68,7 @@ struct chreq {
     char *key;       // full key of the lookup; [0, base_len) is the coalescing key
     size_t key_len, base_len, primary_len;
     uint64_t path_gen;
+    uint64_t l2_seq; // L2 purge sequence known when the request began (cachel2.c)
     int64_t req_wall_s;
     struct store_obj *stale; // entry kept for revalidation / stale-if-error
     bool add_validators;     // revalidate with the stored ETag / Last-Modified
@@ -108,8 +109,11 @@ void chl2_thread_stop(struct cachehook *ch, struct gwthread *th);
 /* L1 miss: true when an L2 lookup was started (it serves the hit or calls proxy_start). */
 bool chl2_lookup(struct cachehook *ch, struct conn *c, struct chreq *cr);
 void chl2_request_end(struct cachehook *ch, struct conn *c, struct chreq *cr);
-/* An entry was stored in L1 (fill or 304 refresh): write it to L2 too. */
-void chl2_store(struct cachehook *ch, struct gwthread *th, struct store_obj *o);
+/* An entry was stored in L1 (fill or 304 refresh): write it to L2 too, stamped with the purge
+ * sequence <seq> its request began with (chl2_seq then). */
+void chl2_store(struct cachehook *ch, struct gwthread *th, struct store_obj *o, uint64_t seq);
+/* The highest L2 purge sequence this worker learned (0 without L2): any thread. */
+uint64_t chl2_seq(const struct chl2 *l);
 /* Publishes an invalidation to the other gateways (<th> NULL: from the admin thread). */
 void chl2_publish(struct cachehook *ch, struct gwthread *th, const char *path, size_t len,
                   bool prefix);

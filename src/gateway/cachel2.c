@@ -9,6 +9,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,44 @@
 
 #define CHL2_INV_TTL_MS (7ull * 24 * 3600 * 1000) /* longer than any entry lives in L2 */
 #define CHL2_MARKER "AGV1" /* a Vary marker in L2: these 4 bytes, then the origin's Vary names */
+#define CHL2_ENVELOPE                                                                              \
+    "AGE1" /* an entry in L2: these 4 bytes, 16 hex digits (purge sequence), blob */
+#define CHL2_ENV_LEN 20
+#define CHL2_MAX_MARKS 1024  /* prefix purge marks kept (Redis and memory); more: purge-all */
+#define CHL2_POLL_MS 1000    /* thread 0: pending purges sent, marks reloaded when due */
+#define CHL2_RELOAD_MS 5000  /* marks reloaded from Redis at least this often */
+#define CHL2_MAX_PENDING 256 /* prefix purges waiting for Redis to come back */
+
+/* A prefix purge in Redis (one script, so O(1) whatever L2 holds): the purge sequence becomes
+ * max(Redis time in microseconds, last + 1), the mark <prefix> = sequence goes into the marks
+ * hash (an empty prefix, purge-all, replaces every mark; so does a purge that finds the hash
+ * full), and every gateway is told "<instance> S <sequence> <prefix>". KEYS: sequence, marks;
+ * ARGV: prefix, channel, instance. Both keys carry the hash tag {purge} (one cluster slot). */
+static const char chl2__purge_lua[] =
+    "local t = redis.call('TIME')\n"
+    "local s = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
+    "local last = tonumber(redis.call('GET', KEYS[1]) or '0') or 0\n"
+    "if s <= last then s = last + 1 end\n"
+    "local ss = string.format('%.0f', s)\n"
+    "redis.call('SET', KEYS[1], ss)\n"
+    "local p = ARGV[1]\n"
+    "if p == '' or redis.call('HLEN', KEYS[2]) >= 1024 then p = ''; redis.call('DEL', KEYS[2]) "
+    "end\n"
+    "redis.call('HSET', KEYS[2], p, ss)\n"
+    "redis.call('PUBLISH', ARGV[2], ARGV[3] .. ' S ' .. ss .. ' ' .. p)\n"
+    "return ss\n";
+/* The purge state: the sequence, then the marks hash's fields and values. */
+static const char chl2__load_lua[] = "local r = redis.call('HGETALL', KEYS[2])\n"
+                                     "table.insert(r, 1, redis.call('GET', KEYS[1]) or '0')\n"
+                                     "return r\n";
+
+/* Every entry of L2 was stamped with the purge sequence its gateway knew when the request that
+ * fetched it began; a prefix mark refuses the entries under its prefix stamped before it. */
+struct chl2_mark {
+    char *prefix; // "" for everything
+    size_t len;
+    uint64_t seq;
+};
 
 static void chl2__on_get(void *arg, enum l2redis_status st, const char *const *vals,
                          const size_t *lens, size_t n);
@@ -46,6 +85,19 @@ struct chl2 {
     struct resolver *resolver;
     struct resolve_name *dns;
     _Atomic uint64_t dns_seq; // rotates over the name's addresses, one per connect
+    /* prefix purges (all threads read them, thread 0 writes them) */
+    pthread_mutex_t mu;
+    struct chl2_mark *marks;
+    size_t nmarks;
+    _Atomic uint64_t seq; // highest purge sequence learned
+    char **pending;       // prefix purges not sent yet (Redis down): thread 0 retries
+    size_t npending;
+    /* thread 0 */
+    struct loop_timer poll;
+    struct loop *loop0;
+    uint64_t loaded_ms; // last reload of the marks
+    bool reload, loading;
+    char seq_key[160], marks_key[160];
 };
 
 /* l2redis_conf.resolve: the Redis host's current address, numeric. */
@@ -90,19 +142,20 @@ struct chl2 *chl2_create(struct cachehook *ch)
     l->prefix = cfg->cache.redis_prefix ? cfg->cache.redis_prefix : "apigate:";
     l->channel = cfg->cache.redis_channel ? cfg->cache.redis_channel : "apigate:purge";
     l->max_object = cfg->cache.redis_max_object_size;
+    pthread_mutex_init(&l->mu, NULL);
+    snprintf(l->seq_key, sizeof(l->seq_key), "%s{purge}:seq", l->prefix);
+    snprintf(l->marks_key, sizeof(l->marks_key), "%s{purge}:marks", l->prefix);
     snprintf(l->instance, sizeof(l->instance), "%llx",
              (unsigned long long)(clock_wall_ms() * 2654435761u ^ (uint64_t)getpid()));
     chl2__start_dns(l, cfg->cache.redis);
     return l;
 }
 
-long chl2_agree_secret(struct chl2 *l, const char *proposal, size_t plen, char *out,
-                       size_t outlen)
+long chl2_agree_secret(struct chl2 *l, const char *proposal, size_t plen, char *out, size_t outlen)
 {
     const struct gw_cache *cc = &l->ch->sh->cfg->cache;
-    struct l2redis_conf conf = {.url = cc->redis,
-                                .resolve = l->dns != NULL ? chl2__resolve : NULL,
-                                .resolve_arg = l};
+    struct l2redis_conf conf = {
+        .url = cc->redis, .resolve = l->dns != NULL ? chl2__resolve : NULL, .resolve_arg = l};
     char key[512], err[256];
     snprintf(key, sizeof(key), "%skey-secret", l->prefix);
     /* a start is not held up longer than this by a slow or wrong peer */
@@ -110,9 +163,11 @@ long chl2_agree_secret(struct chl2 *l, const char *proposal, size_t plen, char *
     long n = l2redis_agree(&conf, key, proposal, plen, out, outlen, KEYHASH_MIN_SECRET, timeout,
                            err, sizeof(err));
     if (n < 0)
-        ag_log(AG_LOG_WARN, "cache l2: no key secret agreed through Redis (%s): this worker uses "
-                            "its own, so the entries of varied routes (vary, the origin's Vary) "
-                            "are not shared with other gateways; set cache.key_secret_file", err);
+        ag_log(AG_LOG_WARN,
+               "cache l2: no key secret agreed through Redis (%s): this worker uses "
+               "its own, so the entries of varied routes (vary, the origin's Vary) "
+               "are not shared with other gateways; set cache.key_secret_file",
+               err);
     return n;
 }
 
@@ -121,25 +176,189 @@ void chl2_destroy(struct chl2 *l)
     if (l == NULL)
         return;
     resolve_destroy(l->resolver);
+    for (size_t i = 0; i < l->nmarks; i++)
+        free(l->marks[i].prefix);
+    free(l->marks);
+    for (size_t i = 0; i < l->npending; i++)
+        free(l->pending[i]);
+    free(l->pending);
+    pthread_mutex_destroy(&l->mu);
     free(l->clients);
     free(l);
 }
 
-/* A purge message from any gateway: "<instance> P <path>" (a path, every query and variant) or
- * "<instance> X <prefix>". */
+/* ---- prefix purges: marks ---- */
+
+uint64_t chl2_seq(const struct chl2 *l)
+{
+    return l != NULL ? atomic_load(&l->seq) : 0;
+}
+
+static void chl2__marks_clear(struct chl2 *l)
+{
+    for (size_t i = 0; i < l->nmarks; i++)
+        free(l->marks[i].prefix);
+    l->nmarks = 0;
+}
+
+/* Adds mark <p> = <seq>, under l->mu. An empty prefix (everything) replaces every mark. */
+static void chl2__mark_add(struct chl2 *l, const char *p, size_t n, uint64_t seq)
+{
+    if (n == 0 || l->nmarks >= CHL2_MAX_MARKS)
+        chl2__marks_clear(l);
+    for (size_t i = 0; i < l->nmarks; i++) {
+        struct chl2_mark *m = &l->marks[i];
+        if (m->len == n && memcmp(m->prefix, p, n) == 0) {
+            if (seq > m->seq)
+                m->seq = seq;
+            return;
+        }
+    }
+    if (l->marks == NULL)
+        l->marks = xcalloc(CHL2_MAX_MARKS, sizeof(*l->marks));
+    struct chl2_mark *m = &l->marks[l->nmarks++];
+    m->prefix = xmalloc(n + 1);
+    memcpy(m->prefix, p, n);
+    m->prefix[n] = '\0';
+    m->len = n;
+    m->seq = seq;
+}
+
+static void chl2__seq_learn(struct chl2 *l, uint64_t seq)
+{
+    uint64_t cur = atomic_load(&l->seq);
+    while (seq > cur && !atomic_compare_exchange_weak(&l->seq, &cur, seq))
+        ;
+}
+
+/* True when a mark refuses an L2 entry stamped <seq> under primary key <key>: the mark is newer
+ * and its prefix starts the key's path (and query), as cache_purge's prefixes do. Under l->mu. */
+static bool chl2__refused(const struct chl2 *l, const char *key, size_t primary_len, uint64_t seq)
+{
+    const char *path;
+    size_t plen;
+    cache_key_path(key, primary_len, &path, &plen);
+    size_t whole = primary_len - (size_t)(path - key);
+    for (size_t i = 0; i < l->nmarks; i++) {
+        const struct chl2_mark *m = &l->marks[i];
+        if (m->seq > seq && whole >= m->len && memcmp(path, m->prefix, m->len) == 0)
+            return true;
+    }
+    return false;
+}
+
+static uint64_t chl2__parse_u64(const char *v, size_t n)
+{
+    uint64_t x = 0;
+    for (size_t i = 0; i < n && i < 20; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return 0;
+        x = x * 10 + (uint64_t)(v[i] - '0');
+    }
+    return x;
+}
+
+/* The purge state read from Redis (chl2__load_lua): it replaces the marks. */
+static void chl2__on_load(void *arg, enum l2redis_status st, const char *const *vals,
+                          const size_t *lens, size_t n)
+{
+    struct chl2 *l = arg;
+    l->loading = false;
+    if (st == L2REDIS_ERROR || n == 0 || n % 2 == 0)
+        return; /* tried again at the next poll */
+    l->reload = false;
+    l->loaded_ms = loop_now_ms(l->loop0);
+    pthread_mutex_lock(&l->mu);
+    chl2__marks_clear(l);
+    for (size_t i = 1; i + 1 < n; i += 2)
+        if (vals[i] != NULL && vals[i + 1] != NULL)
+            chl2__mark_add(l, vals[i], lens[i], chl2__parse_u64(vals[i + 1], lens[i + 1]));
+    pthread_mutex_unlock(&l->mu);
+    if (vals[0] != NULL)
+        chl2__seq_learn(l, chl2__parse_u64(vals[0], lens[0]));
+}
+
+/* Sends prefix purge <p> to Redis on <r>; -1 when Redis is unavailable now. */
+static int chl2__purge_send(struct chl2 *l, struct l2redis *r, const char *p, size_t n)
+{
+    const char *argv[] = {"EVAL", chl2__purge_lua, "2",        l->seq_key, l->marks_key,
+                          p,      l->channel,      l->instance};
+    size_t argl[] = {4,
+                     strlen(chl2__purge_lua),
+                     1,
+                     strlen(l->seq_key),
+                     strlen(l->marks_key),
+                     n,
+                     strlen(l->channel),
+                     strlen(l->instance)};
+    return l2redis_send(r, 8, argv, argl);
+}
+
+/* Thread 0, every CHL2_POLL_MS: sends the purges that waited for Redis, reloads the marks when
+ * the subscription was (re)made or CHL2_RELOAD_MS passed. */
+static void chl2__poll_cb(struct loop *loop, void *arg)
+{
+    struct chl2 *l = arg;
+    struct l2redis *r = l->clients[0];
+    if (r != NULL && l2redis_connected(r)) {
+        pthread_mutex_lock(&l->mu);
+        size_t sent = 0;
+        while (sent < l->npending &&
+               chl2__purge_send(l, r, l->pending[sent], strlen(l->pending[sent])) == 0)
+            free(l->pending[sent++]);
+        memmove(l->pending, l->pending + sent, (l->npending - sent) * sizeof(*l->pending));
+        l->npending -= sent;
+        pthread_mutex_unlock(&l->mu);
+        uint64_t now = loop_now_ms(loop);
+        if (!l->loading && (l->reload || now - l->loaded_ms >= CHL2_RELOAD_MS)) {
+            const char *argv[] = {"EVAL", chl2__load_lua, "2", l->seq_key, l->marks_key};
+            size_t argl[] = {4, strlen(chl2__load_lua), 1, strlen(l->seq_key),
+                             strlen(l->marks_key)};
+            l->loading =
+                l2redis_command(r, 5, argv, argl, 2 * CHL2_MAX_MARKS + 2, chl2__on_load, l) != NULL;
+        }
+    }
+    loop_timer_start(loop, &l->poll, CHL2_POLL_MS);
+}
+
+/* A purge message from any gateway: "<instance> P <path>" (a path, every query and variant),
+ * "<instance> S <sequence> <prefix>" (a prefix purge that Redis ordered: the mark first, then
+ * L1; our own too, since an L2 copy may have refilled our L1 before the mark came back), or
+ * "<instance> X <prefix>" (from gateways before prefix marks). NULL: (re)subscribed, reload. */
 static void chl2__on_msg(void *arg, const char *msg, size_t len)
 {
     struct chl2 *l = arg;
+    if (msg == NULL) {
+        l->reload = true;
+        if (l->loop0 != NULL)
+            loop_timer_start(l->loop0, &l->poll, 0);
+        return;
+    }
     const char *sp = memchr(msg, ' ', len);
     if (sp == NULL || (size_t)(sp - msg) + 3 > len)
         return;
     size_t il = (size_t)(sp - msg);
-    if (il == strlen(l->instance) && memcmp(msg, l->instance, il) == 0)
-        return; /* ours: applied when it happened */
+    bool ours = il == strlen(l->instance) && memcmp(msg, l->instance, il) == 0;
     char kind = sp[1];
     const char *path = sp + 3;
     size_t plen = len - (size_t)(path - msg);
     struct cache *c = l->ch->cache;
+    if (kind == 'S') {
+        const char *e = memchr(path, ' ', plen);
+        if (e == NULL)
+            return;
+        uint64_t seq = chl2__parse_u64(path, (size_t)(e - path));
+        const char *p = e + 1;
+        size_t n = plen - (size_t)(p - path);
+        pthread_mutex_lock(&l->mu);
+        chl2__mark_add(l, p, n, seq);
+        pthread_mutex_unlock(&l->mu);
+        chl2__seq_learn(l, seq);
+        cache_purge(c, n == 0 ? "*" : p, n == 0 ? 1 : n, true);
+        return;
+    }
+    if (ours)
+        return; /* applied when it happened */
     if (kind == 'P')
         cache_invalidate_path(c, NULL, 0, path, plen);
     else if (kind == 'X')
@@ -161,6 +380,12 @@ void chl2_thread_start(struct cachehook *ch, struct gwthread *th)
                                 .resolve_arg = l};
     l->clients[th->index] =
         l2redis_create(th->loop, &conf, l->channel, th->index == 0 ? chl2__on_msg : NULL, l);
+    if (th->index == 0) {
+        l->loop0 = th->loop;
+        l->reload = true;
+        loop_timer_init(&l->poll, chl2__poll_cb, l);
+        loop_timer_start(th->loop, &l->poll, 0);
+    }
 }
 
 void chl2_thread_stop(struct cachehook *ch, struct gwthread *th)
@@ -168,6 +393,10 @@ void chl2_thread_stop(struct cachehook *ch, struct gwthread *th)
     struct chl2 *l = ch->l2;
     if (l == NULL || th->index >= l->n)
         return;
+    if (th->index == 0 && l->loop0 != NULL) {
+        loop_timer_stop(th->loop, &l->poll);
+        l->loop0 = NULL;
+    }
     l2redis_destroy(l->clients[th->index]);
     l->clients[th->index] = NULL;
 }
@@ -184,6 +413,27 @@ static void chl2__inv_key(const struct chl2 *l, const char *path, size_t n, stru
     buf_append_str(out, l->prefix);
     buf_append_str(out, "inv:");
     buf_append(out, path, n);
+}
+
+/* The purge sequence an L2 value was stamped with, and the blob after its envelope (a value
+ * without one, from an older gateway, is stamped 0: every matching mark refuses it). */
+static uint64_t chl2__envelope(const char **blob, size_t *len)
+{
+    if (*len < CHL2_ENV_LEN || memcmp(*blob, CHL2_ENVELOPE, 4) != 0)
+        return 0;
+    uint64_t seq = 0;
+    for (size_t i = 4; i < CHL2_ENV_LEN; i++) {
+        char ch = (*blob)[i];
+        unsigned d = ch >= '0' && ch <= '9'   ? (unsigned)(ch - '0')
+                     : ch >= 'a' && ch <= 'f' ? (unsigned)(ch - 'a' + 10)
+                                              : 16;
+        if (d == 16)
+            return 0;
+        seq = seq << 4 | d;
+    }
+    *blob += CHL2_ENV_LEN;
+    *len -= CHL2_ENV_LEN;
+    return seq;
 }
 
 static void chl2__on_get(void *arg, enum l2redis_status st, const char *const *vals,
@@ -211,7 +461,10 @@ static void chl2__on_get(void *arg, enum l2redis_status st, const char *const *v
         st = L2REDIS_ERROR;
     }
     if (st == L2REDIS_HIT && n == 2 && vals[0] != NULL) {
-        uint64_t stored = cache_serialized_stored_wall(vals[0], lens[0]);
+        const char *blob = vals[0];
+        size_t blen = lens[0];
+        uint64_t eseq = chl2__envelope(&blob, &blen);
+        uint64_t stored = cache_serialized_stored_wall(blob, blen);
         uint64_t inv = 0;
         if (vals[1] != NULL) {
             char tmp[32];
@@ -222,9 +475,14 @@ static void chl2__on_get(void *arg, enum l2redis_status st, const char *const *v
         }
         uint64_t now = loop_now_ms(c->th->loop);
         struct store_obj *o = NULL;
-        if (stored != 0 && stored > inv)
-            o = cache_insert_serialized(ch->cache, vals[0], lens[0], cr->key, cr->key_len,
+        /* checked and inserted under the marks' lock: a prefix purge arriving meanwhile either
+         * refuses it here or finds it in L1 when it walks the store after adding its mark */
+        struct chl2 *l = ch->l2;
+        pthread_mutex_lock(&l->mu);
+        if (stored != 0 && stored > inv && !chl2__refused(l, cr->key, cr->primary_len, eseq))
+            o = cache_insert_serialized(ch->cache, blob, blen, cr->key, cr->key_len,
                                         cr->primary_len, cr->path_gen, now, clock_wall_ms());
+        pthread_mutex_unlock(&l->mu);
         if (o != NULL) {
             const struct cache_entry *e = o->payload;
             uint64_t age = policy_age_ms(e->fresh.initial_age_ms, e->stored_ms, now);
@@ -293,7 +551,7 @@ void chl2_request_end(struct cachehook *ch, struct conn *c, struct chreq *cr)
     }
 }
 
-void chl2_store(struct cachehook *ch, struct gwthread *th, struct store_obj *o)
+void chl2_store(struct cachehook *ch, struct gwthread *th, struct store_obj *o, uint64_t seq)
 {
     struct chl2 *l = ch->l2;
     if (l == NULL || th == NULL || l->clients[th->index] == NULL)
@@ -307,6 +565,7 @@ void chl2_store(struct cachehook *ch, struct gwthread *th, struct store_obj *o)
         return; /* gone before another gateway could use it */
     struct buf k = BUF_INIT, v = BUF_INIT;
     chl2__key(l, o->key, o->key_len, &k);
+    buf_printf(&v, "%s%016llx", CHL2_ENVELOPE, (unsigned long long)seq);
     cache_entry_serialize(e, now, clock_wall_ms(), &v);
     l2redis_set(l->clients[th->index], k.data, k.len, v.data, v.len, ttl);
     if (e->varied && e->vary != NULL && e->base_len <= o->key_len) {
@@ -322,9 +581,33 @@ void chl2_store(struct cachehook *ch, struct gwthread *th, struct store_obj *o)
     buf_deinit(&v);
 }
 
-/* Sends a purge message and, for a path, the invalidation mark. Loop thread only. */
+/* Sends a purge: for a path, a message and the invalidation mark; for a prefix, the purge script
+ * (kept for thread 0's poll while Redis is unavailable). Loop thread only. */
 static void chl2__publish_on(struct chl2 *l, struct l2redis *r, char kind, const char *p, size_t n)
 {
+    if (kind == 'X') {
+        if (n == 1 && (p[0] == '*' || p[0] == '/'))
+            n = 0; /* everything */
+        if (chl2__purge_send(l, r, p, n) == 0)
+            return;
+        pthread_mutex_lock(&l->mu);
+        if (l->pending == NULL)
+            l->pending = xcalloc(CHL2_MAX_PENDING, sizeof(*l->pending));
+        if (l->npending >= CHL2_MAX_PENDING || n == 0) { /* too many: all of them is one */
+            for (size_t i = 0; i < l->npending; i++)
+                free(l->pending[i]);
+            l->npending = 0;
+            n = 0;
+        }
+        char *copy = xmalloc(n + 1);
+        memcpy(copy, p, n);
+        copy[n] = '\0';
+        l->pending[l->npending++] = copy;
+        pthread_mutex_unlock(&l->mu);
+        ag_log(AG_LOG_WARN, "cache l2: prefix purge '%.*s' waits for Redis (L1 purged now)",
+               (int)(n < 200 ? n : 200), p);
+        return;
+    }
     struct buf msg = BUF_INIT;
     buf_printf(&msg, "%s %c ", l->instance, kind);
     buf_append(&msg, p, n);
