@@ -977,6 +977,32 @@ static int conn__canon_path(struct conn *c, const char **why)
 }
 
 /* A complete head is in c->in: route, admit, hand over to the proxy. */
+/* Request header names with '_' (headers.underscores, per route or top level): dropped from the
+ * parsed head, so neither the upstream nor the cache key ever sees them, or refused. Returns -1
+ * when the request must get 400. */
+static int conn__underscores(struct conn *c, const struct gw_route *gr)
+{
+    const struct gw_config *cfg = c->th->sh->cfg;
+    int policy = gr->headers.underscores ? gr->headers.underscores - 1 : cfg->headers.underscores;
+    if (policy == GW_US_ALLOW)
+        return 0;
+    struct h1_request *req = &c->req;
+    size_t kept = 0;
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const struct h1_header *h = &req->headers[i];
+        if (memchr(h->name, '_', h->name_len) != NULL) {
+            if (policy == GW_US_REJECT)
+                return -1;
+            continue;
+        }
+        if (kept != i)
+            req->headers[kept] = *h;
+        kept++;
+    }
+    req->nheaders = kept;
+    return 0;
+}
+
 static void conn__start_request(struct conn *c, size_t head_len)
 {
     struct gwthread *th = c->th;
@@ -1050,8 +1076,13 @@ static void conn__start_request(struct conn *c, size_t head_len)
         conn_respond_error(c, 404, "no_route", "no route matches this request", NULL);
         return;
     }
-    /* Admission: the route's concurrency limit, then the global one. */
     const struct gw_route *gr = &cfg->routes[r];
+    if (conn__underscores(c, gr) != 0) {
+        conn_respond_error(c, 400, "bad_header",
+                           "header name with '_' (headers.underscores: reject)", NULL);
+        return;
+    }
+    /* Admission: the route's concurrency limit, then the global one. */
     struct gw_route_rt *rt = &sh->rt[r];
     if (gr->limit.concurrency > 0) {
         if (atomic_fetch_add(&rt->inflight, 1) >= gr->limit.concurrency) {

@@ -88,6 +88,14 @@ struct gw_path_norm {
     bool reject_encoded_slash; /* %2F / %5C get 400; false: kept encoded, routed as one segment */
 };
 
+/* `headers:` (top level) and `routes[].headers:` — request header names with '_'. nginx drops them
+ * by default: an origin's CGI-style mapping turns `Content_Length` into CONTENT_LENGTH, the same
+ * variable as the real header. */
+enum gw_underscores { GW_US_DROP = 0, GW_US_REJECT, GW_US_ALLOW };
+struct gw_headers {
+    int underscores; /* top level: enum gw_underscores; a route: 0 inherit, else the enum + 1 */
+};
+
 /* `cache:` — the shared response cache (L1 in memory, optional L2 in Redis). */
 struct gw_cache {
     uint64_t memory;          /* hard byte limit of the in-process cache; 0 disables caching */
@@ -273,6 +281,7 @@ struct gw_route {
     struct gw_breaker breaker;
     struct gw_retry retry;
     struct gw_fallback fallback;
+    struct gw_headers headers; /* underscores: 0 = the top-level setting */
     int line;               /* position in the file, for messages */
 };
 
@@ -289,6 +298,7 @@ struct gw_config {
     struct gw_logging logging;
     struct gw_cache cache;
     struct gw_path_norm path_norm;
+    struct gw_headers headers;
     struct gw_upstream *upstreams;
     size_t nupstreams;
     struct gw_route *routes;   /* in file order */

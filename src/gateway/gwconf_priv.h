@@ -18,6 +18,8 @@ extern const struct cfg_desc gwconf__health_desc[];
 extern const struct cfg_desc gwconf__limit_desc[];
 extern const struct cfg_desc gwconf__logging_desc[];
 extern const struct cfg_desc gwconf__path_norm_desc[];
+extern const struct cfg_desc gwconf__headers_desc[];
+extern const struct cfg_desc gwconf__route_headers_desc[];
 extern const struct cfg_desc gwconf__pool_desc[];
 extern const struct cfg_desc gwconf__outlier_desc[];
 extern const struct cfg_desc gwconf__rcache_desc[];

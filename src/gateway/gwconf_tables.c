@@ -140,6 +140,14 @@ const struct cfg_desc gwconf__path_norm_desc[] = {
      NULL, NULL, false},
     {NULL}};
 #undef P
+#define H(f) offsetof(struct gw_config, headers.f)
+const struct cfg_desc gwconf__headers_desc[] = {
+    {"underscores", CFG_ENUM, H(underscores), "drop", NULL, NULL,
+     "request header names with '_' (Content_Length, X_User): drop = not forwarded, not seen by "
+     "the cache (nginx's default); reject = 400; allow = treated like any header",
+     "drop|reject|allow", NULL, false},
+    {NULL}};
+#undef H
 
 /* `admin:` as a map; `admin: ADDR` sets only the address (the first entry). */
 #define A(f) offsetof(struct gw_config, admin_cfg.f)
@@ -181,6 +189,8 @@ const struct cfg_desc gwconf__root_desc[] = {
      "request paths are routed and forwarded after RFC 3986 dot-segment removal and decoding of "
      "unreserved %XX; %00 and a '..' above the root always get 400",
      NULL, gwconf__path_norm_desc, false},
+    {"headers", CFG_SECTION, 0, NULL, NULL, NULL, "request header handling", NULL,
+     gwconf__headers_desc, false},
     {NULL}};
 const char *const gwconf__root_manual[] = {"listen", "admin", "upstreams", "routes", NULL};
 
@@ -382,6 +392,11 @@ const struct cfg_desc gwconf__fallback_desc[] = {
      NULL, NULL, false},
     {NULL}};
 const char *const gwconf__fallback_manual[] = {"headers", NULL};
+const struct cfg_desc gwconf__route_headers_desc[] = {
+    {"underscores", CFG_ENUM, R(headers.underscores), "inherit", NULL, NULL,
+     "header names with '_' on this route: inherit = the top-level headers.underscores",
+     "inherit|drop|reject|allow", NULL, false},
+    {NULL}};
 const struct cfg_desc gwconf__route_desc[] = {
     {"match", CFG_STRING, R(match), NULL, NULL, NULL,
      "(required) path pattern: /prefix/, \"= /exact\", or a glob with * (one segment), ** or ?",
@@ -398,6 +413,8 @@ const struct cfg_desc gwconf__route_desc[] = {
      false},
     {"limit", CFG_SECTION, 0, NULL, NULL, NULL, "admission control", NULL, gwconf__limit_desc,
      false},
+    {"headers", CFG_SECTION, 0, NULL, NULL, NULL, "request header handling for this route", NULL,
+     gwconf__route_headers_desc, false},
     {"retry", CFG_SECTION, 0, NULL, NULL, NULL, "retries with a budget", NULL, gwconf__retry_desc,
      false},
     {NULL}};
