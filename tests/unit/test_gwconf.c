@@ -519,6 +519,44 @@ static void load_err(const char *yaml, int line, const char *needle)
     cfg_errors_free(&errs);
 }
 
+/* cache.key_secret / key_secret_file and path_normalization: loaded, checked at their line, the
+ * secret freed with the config (valgrind). */
+static void test_key_secret_and_paths(void **state)
+{
+    (void)state;
+    char y[512];
+    snprintf(y, sizeof(y), "%scache: {key_secret: 0123456789abcdef-x}\n", minimal_yaml);
+    struct gw_config *c = load_ok(y);
+    assert_int_equal(c->cache.key_secret_len, 18);
+    assert_memory_equal(c->cache.key_secret_data, "0123456789abcdef-x", 18);
+    assert_true(c->path_norm.merge_slashes); /* safe defaults */
+    assert_true(c->path_norm.reject_encoded_slash);
+    gwconf_free(c);
+    const char *f = token_file("a-secret-from-a-file-0123\n\n");
+    snprintf(y, sizeof(y),
+             "%scache: {key_secret_file: %s}\npath_normalization: {merge_slashes: false}\n",
+             minimal_yaml, f);
+    c = load_ok(y);
+    assert_int_equal(c->cache.key_secret_len, 25); /* trailing newlines dropped */
+    assert_memory_equal(c->cache.key_secret_data, "a-secret-from-a-file-0123", 25);
+    assert_false(c->path_norm.merge_slashes);
+    assert_true(c->path_norm.reject_encoded_slash);
+    gwconf_free(c);
+    snprintf(y, sizeof(y), "%scache: {key_secret_file: %s, key_secret: 0123456789abcdef}\n",
+             minimal_yaml, f);
+    load_err(y, 5, "give one of them");
+    unlink(f);
+    snprintf(y, sizeof(y), "%scache: {key_secret: short}\n", minimal_yaml);
+    load_err(y, 5, "cache.key_secret: 5 bytes; at least 16");
+    snprintf(y, sizeof(y), "%scache:\n  key_secret_file: /nonexistent/secret\n", minimal_yaml);
+    load_err(y, 6, "cache.key_secret_file: cannot read");
+    snprintf(y, sizeof(y), "%spath_normalization: {merge_slashes: maybe}\n", minimal_yaml);
+    struct cfg_errors errs = {NULL, 0};
+    assert_null(load(y, &errs));
+    assert_true(errs.n >= 1);
+    cfg_errors_free(&errs);
+}
+
 /* `admin:` as an address or a map; the token file; the rule that an admin off loopback needs a
  * token (or insecure: true), from the file and from --admin. */
 static void test_admin(void **state)
@@ -790,6 +828,7 @@ int main(void)
         cmocka_unit_test(test_dump_roundtrip),
         cmocka_unit_test(test_backoff),
         cmocka_unit_test(test_watchdog),
+        cmocka_unit_test(test_key_secret_and_paths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
