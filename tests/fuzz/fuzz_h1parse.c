@@ -172,6 +172,25 @@ static void fuzz_values(const uint8_t *data, size_t size)
               memcmp(buf_head(&b2), buf_head(&b), buf_pending(&b)) == 0);
         buf_deinit(&b2);
     }
+    /* the path the gateway routes and forwards by: never longer, rooted, a fixed point of itself
+     * and in url_normalize_path() normal form (the cache key), or refused with a reason */
+    char *o = malloc(size ? size : 1), *o2 = malloc(size ? size : 1);
+    for (unsigned fl = 0; o != NULL && o2 != NULL && fl < 4; fl++) {
+        size_t on = 0, on2 = 0;
+        const char *why = NULL;
+        if (url_path_canon(s, size, fl, o, &on, &why) != 0) {
+            check(why != NULL);
+            continue;
+        }
+        check(why == NULL && on >= 1 && on <= (size ? size : 1) && o[0] == '/');
+        check(url_path_canon(o, on, fl, o2, &on2, &why) == 0 && on2 == on &&
+              memcmp(o, o2, on) == 0);
+        buf_reset(&b);
+        check(url_normalize_path(o, on, &b) == 0 && buf_pending(&b) == on &&
+              memcmp(buf_head(&b), o, on) == 0);
+    }
+    free(o);
+    free(o2);
     buf_reset(&b);
     static const char *const ignore[] = {"utm_*", "x", NULL};
     url_normalize_query(s, size, ignore, &b);
