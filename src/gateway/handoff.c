@@ -15,6 +15,7 @@
 #include "cache/store.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/xmalloc.h"
 #include "gateway/cachehook_priv.h"
 #include "gateway/conn.h"
 #include "gateway/gwconf.h"
@@ -22,7 +23,17 @@
 #include "http/headers.h"
 #include "metrics/metrics.h"
 
-#define HANDOFF_MAGIC "AGHANDO1"
+#define HANDOFF_MAGIC "AGHANDO1"       /* the snapshot: counters and cache */
+#define HANDOFF_MAGIC_FINAL "AGHANDF1" /* the old worker's last totals, counters only */
+#define HANDOFF_MAGIC_WIP "AGHANDW0"   /* being written: not to be read yet */
+
+struct handoff {
+    struct gw_shared *sh;
+    int fd;
+    struct metrics_slot *base; /* where the carried totals live */
+    uint64_t since_ms;
+    bool done;
+};
 
 static void handoff__strlist(struct buf *b, const struct cfg_strlist *l)
 {
@@ -176,27 +187,48 @@ int64_t handoff_write(struct gw_shared *sh, int fd)
     return total;
 }
 
-void handoff_read(struct gw_shared *sh, int fd, uint64_t len)
+void handoff_write_final(struct gw_shared *sh, int fd)
 {
     if (fd < 0)
         return;
-    if (len < 8 + 16) {
-        close(fd);
-        return;
-    }
+    struct buf b = BUF_INIT;
+    buf_append_str(&b, HANDOFF_MAGIC_WIP);
+    uint64_t len = 0;
+    buf_append(&b, &len, sizeof(len));
+    metrics_export(sh->metrics, &b);
+    len = buf_pending(&b) - 8 - sizeof(len);
+    memcpy(buf_head(&b) + 8, &len, sizeof(len));
+    /* the magic goes last: a reader never takes a half-written file for the final totals */
+    if (ftruncate(fd, 0) == -1 || pwrite(fd, buf_head(&b), buf_pending(&b), 0) !=
+                                      (ssize_t)buf_pending(&b) ||
+        pwrite(fd, HANDOFF_MAGIC_FINAL, 8, 0) != 8)
+        ag_log(AG_LOG_WARN, "final counters for the next worker not written: %s",
+               strerror(errno));
+    buf_deinit(&b);
+}
+
+struct handoff *handoff_read(struct gw_shared *sh, int fd, uint64_t len)
+{
+    if (fd < 0)
+        return NULL;
+    struct handoff *h = xcalloc(1, sizeof(*h));
+    h->sh = sh;
+    h->fd = fd;
+    h->base = metrics_slot_get(sh->metrics);
+    h->since_ms = clock_now_ms();
+    if (len < 8 + 16)
+        return h;
     uint64_t t0 = clock_now_us();
     void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
     if (map == MAP_FAILED) {
         ag_log(AG_LOG_WARN, "hand-over from the previous worker unreadable: %s", strerror(errno));
-        return;
+        return h;
     }
     const char *p = map;
     size_t n = (size_t)len;
     if (memcmp(p, HANDOFF_MAGIC, 8) != 0) {
-        ag_log(AG_LOG_WARN, "hand-over from the previous worker: not a snapshot; ignored");
         munmap(map, len);
-        return;
+        return h; /* not written yet, or the final totals already: handoff_poll takes those */
     }
     p += 8;
     n -= 8;
@@ -206,7 +238,7 @@ void handoff_read(struct gw_shared *sh, int fd, uint64_t len)
     n -= sizeof(mlen);
     size_t series = 0, entries = 0;
     if (mlen <= n) {
-        series = metrics_import(sh->metrics, metrics_slot_get(sh->metrics), p, (size_t)mlen);
+        series = metrics_import(sh->metrics, h->base, p, (size_t)mlen, false);
         p += mlen;
         n -= (size_t)mlen;
     } else {
@@ -225,4 +257,43 @@ void handoff_read(struct gw_shared *sh, int fd, uint64_t len)
     ag_log(AG_LOG_INFO, "hand-over from the previous worker: %zu counter series and %zu cache "
                         "entries carried in %.1f ms", series, entries,
            (double)(clock_now_us() - t0) / 1000.0);
+    return h;
+}
+
+void handoff_poll(struct handoff *h, uint64_t give_up_ms)
+{
+    if (h == NULL || h->done)
+        return;
+    char magic[8];
+    uint64_t mlen = 0;
+    bool final = pread(h->fd, magic, 8, 0) == 8 && memcmp(magic, HANDOFF_MAGIC_FINAL, 8) == 0 &&
+                 pread(h->fd, &mlen, sizeof(mlen), 8) == (ssize_t)sizeof(mlen) &&
+                 mlen < ((uint64_t)1 << 30);
+    if (!final) {
+        if (clock_now_ms() - h->since_ms > give_up_ms) {
+            h->done = true;
+            close(h->fd);
+            h->fd = -1;
+        }
+        return;
+    }
+    char *p = xmalloc(mlen ? (size_t)mlen : 1);
+    if (pread(h->fd, p, (size_t)mlen, 16) == (ssize_t)mlen) {
+        size_t series = metrics_import(h->sh->metrics, h->base, p, (size_t)mlen, true);
+        ag_log(AG_LOG_INFO, "the previous worker's final counters carried (%zu series)", series);
+    }
+    free(p);
+    h->done = true;
+    close(h->fd);
+    h->fd = -1;
+}
+
+void handoff_destroy(struct handoff *h)
+{
+    if (h == NULL)
+        return;
+    if (h->fd >= 0)
+        close(h->fd);
+    h->fd = -1;
+    free(h);
 }

@@ -121,7 +121,24 @@ static int carry__family(struct metrics *m, uint8_t type, const char *name,
     return id < 0 ? -1 : id;
 }
 
-size_t metrics_import(struct metrics *m, struct metrics_slot *base, const char *p, size_t n)
+/* <base> = max(<base>, <h>) field by field: the totals of a later snapshot of the same worker. */
+static void carry__hist_max(struct hist *base, const struct hist *h)
+{
+    if (h->count > base->count)
+        base->count = h->count;
+    if (h->sum_us > base->sum_us)
+        base->sum_us = h->sum_us;
+    if (h->min_us < base->min_us)
+        base->min_us = h->min_us;
+    if (h->max_us > base->max_us)
+        base->max_us = h->max_us;
+    for (size_t b = 0; b < HIST_BUCKETS; b++)
+        if (h->buckets[b] > base->buckets[b])
+            base->buckets[b] = h->buckets[b];
+}
+
+size_t metrics_import(struct metrics *m, struct metrics_slot *base, const char *p, size_t n,
+                      bool raise_to)
 {
     struct carry__rd r = {p, n, false};
     struct hist *h = xmalloc(sizeof(*h));
@@ -174,9 +191,16 @@ size_t metrics_import(struct metrics *m, struct metrics_slot *base, const char *
             if (ref == METRICS_REF_NONE)
                 continue;
             if (type == METRICS_COUNTER) {
-                metrics_counter_add(base, ref, v);
+                uint64_t cur = atomic_load_explicit(&base->values[ref], memory_order_relaxed);
+                if (!raise_to)
+                    metrics_counter_add(base, ref, v);
+                else if (v > cur)
+                    atomic_store_explicit(&base->values[ref], v, memory_order_relaxed);
             } else if (ref < METRICS_MAX_HISTS && base->hists[ref] != NULL && h->count > 0) {
-                hist_merge(base->hists[ref], h);
+                if (raise_to)
+                    carry__hist_max(base->hists[ref], h);
+                else
+                    hist_merge(base->hists[ref], h);
             }
             added++;
         }

@@ -8,6 +8,7 @@
 #define AG_METRICS_METRICS_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -110,8 +111,11 @@ metrics_ref metrics_lookup(struct metrics *m, const char *name, const char *cons
 void metrics_export(struct metrics *m, struct buf *out);
 /* Adds what metrics_export wrote (<p>[0, <n>)) into <base>, a slot of <m> kept for it: series of
  * families <m> has registered (same type and labels) are created as needed; others are dropped.
- * Returns the number of series carried; stops at malformed bytes. */
-size_t metrics_import(struct metrics *m, struct metrics_slot *base, const char *p, size_t n);
+ * With <raise_to>, each value of <base> is raised to the exported one instead (never lowered): a
+ * later export of the same worker replaces an earlier one without a scrape ever seeing a value go
+ * down. Returns the number of series carried; stops at malformed bytes. */
+size_t metrics_import(struct metrics *m, struct metrics_slot *base, const char *p, size_t n,
+                      bool raise_to);
 /* Appends the Prometheus text exposition (format 0.0.4, Content-Type
  * "text/plain; version=0.0.4; charset=utf-8") of every family to <out>. Histograms use the fixed
  * boundaries of metrics_le_seconds, counted from the full-resolution histograms. */

@@ -97,9 +97,27 @@ assert_eq "$(xcache /api/items/1)" HIT "items (unchanged route) after the reload
 snap after2
 monotonic after1 after2 "reload with a changed route"
 
+log "every request counted across a reload under load (the old worker's final totals are carried)"
+cnt_items() { metric 'apigate_requests_total{route="/api/items/",status_class="2xx"}'; }
+before_items=$(cnt_items)
+"$APIGATE" load -q -c 4 -d 3s --timeout 5s --json "$T/hup.json" "$G/api/items/1" >"$T/hup.out" 2>&1 &
+LOAD_PID=$!
+sleep 1
+reload_and_wait 3
+wait "$LOAD_PID" || true
+sent=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['totals']['requests'])" "$T/hup.json")
+[ "$sent" -ge 100 ] || fail "the load sent only $sent requests: $(cat "$T/hup.out")"
+deadline=$((SECONDS + 5))
+until [ "$(($(cnt_items) - before_items))" -ge "$sent" ]; do
+    [ $SECONDS -lt $deadline ] || fail "requests counted across the reload: $(($(cnt_items) - before_items)) of $sent"
+    sleep 0.2
+done
+assert_eq "$(($(cnt_items) - before_items))" "$sent" "requests counted across the reload"
+grep -q "final counters carried" "$T/gw.log" || fail "no final counters carried"
+
 log "max_requests recycles: counters keep growing, the cache stays"
 gw_config 30s 40
-reload_and_wait 3
+reload_and_wait 4
 before_recycles=$(grep -c 'recycling' "$T/gw.log" || true)
 snap before_recycle
 for i in $(seq 1 120); do curl -s -o /dev/null "$G/api/items/1"; done
