@@ -23,7 +23,7 @@ routes:
   - {match: /, upstream: api}
 EOF
 }
-gw_yaml "$gport" "127.0.0.1:$aport" | start_gateway gw "$gport" "$aport"
+start_gateway gw "$gport" "$aport" < <(gw_yaml "$gport" "127.0.0.1:$aport")
 A=http://127.0.0.1:$aport
 
 # trickle PORT N EVERY_S FOR_S: N connections each send one byte of a request head every EVERY_S
@@ -98,8 +98,7 @@ awk -v l="$last" 'BEGIN { exit !(l >= 8 && l <= 11.9) }' ||
 assert_eq "$(http_status "$A/metrics")" 200 "/metrics once the heads are gone"
 
 log "short timeouts: a head trickled every 0.3 s is cut at header_timeout, an idle connection at idle_timeout"
-gw_yaml "$g2" "{address: 127.0.0.1:$a2, header_timeout: 1s, idle_timeout: 2s}" |
-    start_gateway gw2 "$g2" "$a2"
+start_gateway gw2 "$g2" "$a2" < <(gw_yaml "$g2" "{address: 127.0.0.1:$a2, header_timeout: 1s, idle_timeout: 2s}")
 python3 "$T/trickle.py" "$a2" 3 0.3 4 "$T/ready2" >"$T/trickle2.out"
 read -r nclosed last <"$T/trickle2.out"
 assert_eq "$nclosed" 3 "heads trickled every 0.3 s closed"

@@ -29,7 +29,7 @@ routes:
   - {match: /legacy/, upstream: legacy}
 EOF
 }
-gw_yaml "$gport" "127.0.0.1:$aport" | start_gateway gw "$gport" "$aport"
+start_gateway gw "$gport" "$aport" < <(gw_yaml "$gport" "127.0.0.1:$aport")
 A=http://127.0.0.1:$aport
 G=http://127.0.0.1:$gport
 
@@ -65,7 +65,7 @@ assert_contains "$(http_body "$A/readyz?strict=1")" "no healthy server" "strict 
 assert_eq "$(http_status "$A/readyz?strict=0")" 200 "/readyz?strict=0"
 
 log "admin.readyz_strict: true makes it the default; ?strict=0 overrides"
-gw_yaml "$g2" "{address: 127.0.0.1:$a2, readyz_strict: true}" | start_gateway gw2 "$g2" "$a2"
+start_gateway gw2 "$g2" "$a2" < <(gw_yaml "$g2" "{address: 127.0.0.1:$a2, readyz_strict: true}")
 deadline=$((SECONDS + 10))
 until [ "$(http_status "http://127.0.0.1:$a2/readyz")" = 503 ]; do
     [ $SECONDS -lt $deadline ] || fail "readyz_strict: /readyz never 503"

@@ -117,7 +117,7 @@ fi
 stop_bg gw || fail "the gateway did not exit 0"
 
 log "insecure: true serves (logging a warning); a loopback admin without a token stays open"
-gw_yaml "$g2" "{address: 127.0.0.1:$a2}" | start_gateway gw2 "$g2" "$a2"
+start_gateway gw2 "$g2" "$a2" < <(gw_yaml "$g2" "{address: 127.0.0.1:$a2}")
 assert_eq "$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$a2/cache/purge?all=1")" 200 \
     "loopback admin without a token: purge open as before"
 log "ok"
