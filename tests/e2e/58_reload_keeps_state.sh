@@ -59,7 +59,10 @@ req_users='apigate_requests_total{route="/api/users/",status_class="2xx"}'
 hist_count='apigate_route_request_duration_seconds_count{route="/api/users/"}'
 accepted='apigate_connections_accepted_total'
 # snap NAME: the counters now, one per line, into $T/NAME
-snap() { for k in "$req_users" "$hist_count" "$accepted"; do metric "$k"; done >"$T/$1"; }
+snap() {
+    for k in "$req_users" "$hist_count" "$accepted"; do metric "$k"; done >"$T/$1"
+    curl -s --max-time 5 "$A/stats" | jq -r '.requests.total, .cache.hits' >>"$T/$1" # /stats, dashboard, top
+}
 # monotonic A B WHAT: every counter of snapshot B >= its value in A
 monotonic() {
     paste "$T/$1" "$T/$2" | while read -r a b; do
