@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -58,16 +59,19 @@ static void log__append_text(struct buf *b, const char *s, size_t n)
     }
 }
 
-void log_write(enum log_level level, const char *fmt, ...)
+static void log__vwrite(enum log_level level, uint64_t suppressed, const char *fmt, va_list ap)
 {
     char msg[LOG_MSG_MAX];
-    va_list ap;
-    va_start(ap, fmt);
     int n = vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
     if (n < 0)
         return;
     size_t mlen = (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1;
+    if (suppressed > 0) {
+        int k = snprintf(msg + mlen, sizeof(msg) - mlen, " (%llu similar lines suppressed)",
+                         (unsigned long long)suppressed);
+        if (k > 0)
+            mlen += (size_t)k < sizeof(msg) - mlen ? (size_t)k : sizeof(msg) - mlen - 1;
+    }
     if ((unsigned)level > AG_LOG_FATAL)
         level = AG_LOG_FATAL;
 
@@ -107,15 +111,36 @@ void log_write(enum log_level level, const char *fmt, ...)
     buf_deinit(&line);
 }
 
+void log_write(enum log_level level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log__vwrite(level, 0, fmt, ap);
+    va_end(ap);
+}
+
+void log_write_limited(enum log_level level, struct log_limit *lim, const char *fmt, ...)
+{
+    uint64_t suppressed = 0;
+    if (!log_limit_ok(lim, clock_now_ms(), LOG_LIMIT_INTERVAL_MS, &suppressed))
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    log__vwrite(level, suppressed, fmt, ap);
+    va_end(ap);
+}
+
 bool log_limit_ok(struct log_limit *l, uint64_t now_ms, uint64_t interval_ms, uint64_t *suppressed)
 {
-    if (l->_last_ms != 0 && now_ms - l->_last_ms < interval_ms) {
-        l->_suppressed++;
+    uint64_t last = atomic_load_explicit(&l->_last_ms, memory_order_relaxed);
+    /* one thread wins the slot for this interval; the others count as suppressed */
+    if ((last != 0 && now_ms - last < interval_ms) ||
+        !atomic_compare_exchange_strong(&l->_last_ms, &last, now_ms ? now_ms : 1)) {
+        atomic_fetch_add_explicit(&l->_suppressed, 1, memory_order_relaxed);
         return false;
     }
-    l->_last_ms = now_ms ? now_ms : 1;
+    uint64_t n = atomic_exchange_explicit(&l->_suppressed, 0, memory_order_relaxed);
     if (suppressed != NULL)
-        *suppressed = l->_suppressed;
-    l->_suppressed = 0;
+        *suppressed = n;
     return true;
 }

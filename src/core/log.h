@@ -28,12 +28,27 @@ void log_write(enum log_level level, const char *fmt, ...) __attribute__((format
             log_write((level), __VA_ARGS__);                                                       \
     } while (0)
 
-/* A limiter for messages that could repeat per request ("redis down"): log_limit_ok() returns true
- * at most once per <interval_ms> and reports, through <suppressed>, how many calls it swallowed. */
+/* A limiter for messages that could repeat per request or per event (accept failing with EMFILE,
+ * a full disk, Redis down): one struct per cause, zero-initialised (usually `static` at the call
+ * site, or in the object the cause belongs to). Safe to share between threads. */
 struct log_limit {
-    uint64_t _last_ms;
-    uint64_t _suppressed;
+    _Atomic uint64_t _last_ms;
+    _Atomic uint64_t _suppressed;
 };
+/* True at most once per <interval_ms> of <now_ms> (any monotonic ms); reports through
+ * <suppressed> how many calls it swallowed since the last true. */
 bool log_limit_ok(struct log_limit *l, uint64_t now_ms, uint64_t interval_ms, uint64_t *suppressed);
+
+/* The hot error sites' logging: at most one line per cause (<lim>) per second; the line written
+ * after a quiet spell ends with "(N similar lines suppressed)" when some were swallowed, so a burst
+ * of 351 EMFILE errors is two lines, not 351. Checks the level first like ag_log(). */
+#define LOG_LIMIT_INTERVAL_MS 1000
+#define ag_log_limited(level, lim, ...)                                                            \
+    do {                                                                                           \
+        if ((level) >= log_min_level)                                                              \
+            log_write_limited((level), (lim), __VA_ARGS__);                                        \
+    } while (0)
+void log_write_limited(enum log_level level, struct log_limit *lim, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -47,7 +47,9 @@ static void accesslog__write_all(int fd, const char *p, size_t n)
         if (w == -1) {
             if (errno == EINTR)
                 continue;
-            ag_log(AG_LOG_WARN, "access log write failed: %s", strerror(errno));
+            static struct log_limit write_lim; // a full disk fails every write
+            ag_log_limited(AG_LOG_WARN, &write_lim, "access log write failed: %s",
+                           strerror(errno));
             return;
         }
         p += w;

@@ -604,8 +604,10 @@ static void chl2__publish_on(struct chl2 *l, struct l2redis *r, char kind, const
         copy[n] = '\0';
         l->pending[l->npending++] = copy;
         pthread_mutex_unlock(&l->mu);
-        ag_log(AG_LOG_WARN, "cache l2: prefix purge '%.*s' waits for Redis (L1 purged now)",
-               (int)(n < 200 ? n : 200), p);
+        static struct log_limit purge_lim; // one per purge request while Redis is away
+        ag_log_limited(AG_LOG_WARN, &purge_lim,
+                       "cache l2: prefix purge '%.*s' waits for Redis (L1 purged now)",
+                       (int)(n < 200 ? n : 200), p);
         return;
     }
     struct buf msg = BUF_INIT;

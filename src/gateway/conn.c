@@ -400,7 +400,8 @@ void conn_accept(struct gwthread *th, int fd, const char *ip)
     c->timer_kind = T_NONE;
     conn__reset_request(c);
     if (loop_add_fd(th->loop, fd, LOOP_READ | LOOP_WRITE, conn__on_event, c) == -1) {
-        ag_log(AG_LOG_WARN, "register client fd: %s", strerror(errno));
+        static struct log_limit reg_lim;
+        ag_log_limited(AG_LOG_WARN, &reg_lim, "register client fd: %s", strerror(errno));
         close(fd);
         c->fd = -1;
         conn__put(th, c);

@@ -87,7 +87,8 @@ struct upool {
     bool destroyed;              /* the pending dispatch task frees the pool */
     uint64_t addr_seq;           /* rotates over the A/AAAA records of hostnames */
     struct upool_stats st;
-    struct log_limit loglim;
+    struct log_limit loglim;     /* connect errors: a line a second */
+    struct log_limit straylim;   /* stray bytes */
 };
 
 static void upool__on_fd(struct loop *loop, int fd, void *arg, unsigned events);
@@ -256,12 +257,12 @@ static void upool__stray(struct upool *p, struct uconn *c, const char *what)
 {
     struct upool_srv *sv = &p->srv[c->server];
     uint64_t now = loop_now_ms(p->loop);
-    uint64_t suppressed = 0;
-    if (sv->suspect_until_ms <= now &&
-        log_limit_ok(&p->loglim, now, 1000, &suppressed))
-        ag_log(AG_LOG_WARN, "upstream %s: server %s sent %s; its connections now settle %llu ms "
-               "before reuse", p->u->conf->name, p->u->servers[c->server].name, what,
-               (unsigned long long)p->u->conf->pool.settle_ms);
+    if (sv->suspect_until_ms <= now)
+        ag_log_limited(AG_LOG_WARN, &p->straylim,
+                       "upstream %s: server %s sent %s; its connections now settle %llu ms "
+                       "before reuse",
+                       p->u->conf->name, p->u->servers[c->server].name, what,
+                       (unsigned long long)p->u->conf->pool.settle_ms);
     sv->suspect_until_ms = now + UPOOL_SUSPECT_MS;
     upool__close(p, c, UPSTREAM_CLOSE_STRAY, true);
 }
@@ -394,12 +395,8 @@ static const char *upool__errno_reason(int err)
 
 static void upool__log_connect_error(struct upool *p, size_t server, const char *text)
 {
-    uint64_t suppressed = 0;
-    if (!log_limit_ok(&p->loglim, loop_now_ms(p->loop), 1000, &suppressed))
-        return;
-    ag_log(AG_LOG_WARN, "upstream %s: cannot connect to %s: %s%s", p->u->conf->name,
-           p->u->servers[server].name, text,
-           suppressed ? " (and more connect errors, suppressed)" : "");
+    ag_log_limited(AG_LOG_WARN, &p->loglim, "upstream %s: cannot connect to %s: %s",
+                   p->u->conf->name, p->u->servers[server].name, text);
 }
 
 /* Counts a failed connect (metrics, passive ejection, log). */

@@ -91,8 +91,10 @@ static void worker__on_accept(struct loop *loop, int fd, void *arg, unsigned eve
         if (cfd == -1) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
-            if (errno != EAGAIN)
-                ag_log(AG_LOG_WARN, "accept: %s", strerror(errno));
+            if (errno != EAGAIN) {
+                static struct log_limit accept_lim; // EMFILE comes in bursts: a line a second
+                ag_log_limited(AG_LOG_WARN, &accept_lim, "accept: %s", strerror(errno));
+            }
             /* EMFILE and friends: the tick retries, the kernel queue holds the clients */
             return;
         }

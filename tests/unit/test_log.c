@@ -3,6 +3,7 @@
  * long messages that keeps the JSON valid, and the repeat limiter (time passed in). */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -175,12 +176,37 @@ static void test_limiter(void **state)
     assert_false(log_limit_ok(&z, 10, 5000, &sup));
 }
 
+/* ag_log_limited: a burst on one cause is one line; another cause has its own; the first line
+ * after the interval says how many were swallowed. */
+static void test_limited(void **state)
+{
+    (void)state;
+    static struct log_limit emfile, disk;
+    capture_start();
+    for (int i = 0; i < 351; i++)
+        ag_log_limited(AG_LOG_WARN, &emfile, "accept: %s", "Too many open files");
+    for (int i = 0; i < 55; i++)
+        ag_log_limited(AG_LOG_WARN, &disk, "access log write failed: %s", "No space left");
+    /* a second later (the limiter's clock moved back instead of sleeping) */
+    atomic_store(&emfile._last_ms, atomic_load(&emfile._last_ms) - LOG_LIMIT_INTERVAL_MS);
+    ag_log_limited(AG_LOG_WARN, &emfile, "accept: %s", "Too many open files");
+    /* below the level: neither written nor counted */
+    ag_log_limited(AG_LOG_DEBUG, &disk, "%s", "debug");
+    char *out = capture_end();
+    assert_int_equal(count_lines(out), 3);
+    const char *first = strstr(out, "accept: Too many open files\n");
+    assert_non_null(first);
+    assert_non_null(strstr(out, "access log write failed: No space left\n"));
+    assert_non_null(strstr(out, "accept: Too many open files (350 similar lines suppressed)\n"));
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_level_filter), cmocka_unit_test(test_parse_level),
         cmocka_unit_test(test_text_shape),   cmocka_unit_test(test_json_shape),
-        cmocka_unit_test(test_limiter),
+        cmocka_unit_test(test_limiter),      cmocka_unit_test(test_limited),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
