@@ -721,6 +721,15 @@ int merge_main(int argc, char **argv)
     if (sum == NULL) /* nf >= 1, so only when every read failed, which jumped to out */
         goto out;
     size_t failed = threshold_eval_all(sum->th, sum->nth, sum);
+    sum->verdict_ok = failed == 0;
+    if (failed)
+        snprintf(sum->verdict, sizeof(sum->verdict),
+                 "FAILED: %zu of %zu threshold%s failed on the merged run (exit 99)", failed,
+                 sum->nth, sum->nth == 1 ? "" : "s");
+    else
+        snprintf(sum->verdict, sizeof(sum->verdict), "%s: %.2f%% of the requests failed",
+                 sum->nth ? "PASSED, every threshold held" : "MERGED",
+                 100.0 * result_failed_rate(sum));
     report_text(sum, stdout);
     rc = 0;
     if (json) {

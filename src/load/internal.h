@@ -400,6 +400,11 @@ struct load_result {
     char tls_detail[160]; /* first TLS failure, for the error summary ("" when none) */
     bool aborted;         /* ended early by Ctrl-C */
     double aborted_at_s;
+    double requested_rate; /* open model: the plan's peak rate (iterations/s); 0 closed */
+    /* The run's verdict for reports ("FAILED: 2 of 3 thresholds failed"), set before they are
+     * written; "" when unknown (a report read back). verdict_ok: it passed. */
+    char verdict[320];
+    bool verdict_ok;
 };
 
 struct load_result *result_create(void);

@@ -75,6 +75,25 @@ struct load_opts {
 static int load__report(struct load_result *r, const struct load_opts *o, double max_failed)
 {
     size_t failed = threshold_eval_all(r->th, r->nth, r);
+    char why[256];
+    const char *rule =
+        result_failure(r, o->max_failed >= 0 ? o->max_failed : max_failed, why, sizeof(why));
+    /* The verdict, for the reports' banner: the exit code's reason in words. */
+    r->verdict_ok = false;
+    if (r->aborted)
+        snprintf(r->verdict, sizeof(r->verdict),
+                 "INTERRUPTED at %.1fs of %.1fs: the numbers cover that part only (exit 130)",
+                 r->aborted_at_s, r->planned_s);
+    else if (failed)
+        snprintf(r->verdict, sizeof(r->verdict), "FAILED: %zu of %zu threshold%s failed (exit 99)",
+                 failed, r->nth, r->nth == 1 ? "" : "s");
+    else if (rule)
+        snprintf(r->verdict, sizeof(r->verdict), "FAILED: %s (exit 1)", rule);
+    else {
+        r->verdict_ok = true;
+        snprintf(r->verdict, sizeof(r->verdict), "PASSED: %.2f%% of the requests failed%s",
+                 100.0 * result_failed_rate(r), r->nth ? ", every threshold held" : "");
+    }
     report_text(r, stdout);
     fflush(stdout);
     int rc = 0;
@@ -105,9 +124,8 @@ static int load__report(struct load_result *r, const struct load_opts *o, double
         fprintf(stderr, "apigate load: %zu threshold%s failed\n", failed, failed == 1 ? "" : "s");
         return LOAD_EXIT_THRESHOLDS;
     }
-    char why[256];
-    if (result_failure(r, o->max_failed >= 0 ? o->max_failed : max_failed, why, sizeof(why))) {
-        fprintf(stderr, "apigate load: FAILED: %s\n", why);
+    if (rule) {
+        fprintf(stderr, "apigate load: FAILED: %s\n", rule);
         return 1;
     }
     return rc;

@@ -47,13 +47,21 @@ static const char rh_css[] =
     ".grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(460px,1fr));gap:16px}"
     ".card{background:#fff;border:1px solid #dde1e8;border-radius:6px;padding:10px}"
     ".card h3{margin:0 0 6px;font-size:14px}canvas{width:100%;height:240px;display:block}"
-    ".warn{background:#fff4e5;border:1px solid #f5a623;padding:8px;margin:8px 0}";
+    ".warn{background:#fff4e5;border:1px solid #f5a623;padding:8px;margin:8px 0}"
+    ".banner{padding:10px 14px;border-radius:6px;font-weight:600;margin:8px 0 12px}"
+    ".banner.fail{background:#fde8e4;border:1px solid #c4320a;color:#8c2307}"
+    ".banner.pass{background:#e6f4ec;border:1px solid #18794e;color:#0f5132}";
 
-/* The drawing code: a small line-chart function for every chart, with axes, ticks and legend. */
-/* The chart helpers, shared by the run report and the compare page. */
+/* The chart helpers, shared by the run report and the compare page: a small line-chart function
+ * with axes (time ticks at 1/2/5 steps, kept inside the plot), ticks and legend; the tick labels
+ * go to data-xticks/data-yticks so a headless browser test can read them. */
 #define RH_JS_LIB                                                                                  \
-    "function fmtMs(v){return v>=1000?(v/1000).toFixed(2)+' s':v>=1?v.toFixed(v<10?2:0)+' ms'"     \
-    ":(v*1000).toFixed(0)+' \\u00b5s';}\n"                                                         \
+    "function fmtMs(v){if(!v)return '0';return v>=1000?+(v/1000).toFixed(2)+' s':v>=1?"            \
+    "+v.toFixed(v<10?2:1)+' ms':+(v*1000).toFixed(0)+' \\u00b5s';}\n"                              \
+    "function tstep(span){var r=span/5,p=Math.pow(10,Math.floor(Math.log10(r))),m=r/p;"            \
+    "return (m<=1?1:m<=2?2:m<=5?5:10)*p;}\n"                                                       \
+    "function fsec(v){v=Math.round(v*100)/100;return v<60?v+'s':Math.floor(v/60)+'m'+"             \
+    "(v%60?('0'+Math.round(v%60)).slice(-2)+'s':'');}\n"                                           \
     "function nice(max){if(!(max>0))return 1;var p=Math.pow(10,Math.floor(Math.log10(max)));"      \
     "var m=max/p;return (m<=1?1:m<=2?2:m<=5?5:10)*p;}\n"                                           \
     "function chart(id,series,o){var c=document.getElementById(id);if(!c)return;"                  \
@@ -72,25 +80,39 @@ static const char rh_css[] =
     "yv=ytop*i/4,yy=Y(yv);g.beginPath();g.moveTo(L,yy);g.lineTo(L+pw,yy);"                         \
     "g.stroke();g.textAlign='right';g.fillText(o.fy?o.fy(yv):String(Math.round(yv*100)/"           \
     "100),L-4,yy+4);}"                                                                             \
-    "for(var i=0;i<=5;i++){var xv=xmin+(xmax-xmin)*i/5,xx=L+pw*i/5;g.textAlign='center';"          \
-    "g.fillText(o.logx?fmtMs(Math.pow(10,xv)):(o.fx?o.fx(xv):(xmax-xmin<=10?xv.toFixed(1):Math."   \
-    "round(xv))+'s'),xx,T+ph+16);}"                                                                \
-    "var lx=L;series.forEach(function(s){g.strokeStyle=s.color;g.lineWidth=1.8;g.beginPath();"     \
+    "if(o.logx){for(var i=0;i<=5;i++){var xv=xmin+(xmax-xmin)*i/5,xx=L+pw*i/5;"                    \
+    "g.textAlign=i==0?'left':i==5?'right':'center';g.fillText(fmtMs(Math.pow(10,xv)),xx,T+ph+16);" \
+    "}}"                                                                                           \
+    "else{var st=tstep(xmax-xmin);for(var xv=Math.ceil(xmin/st)*st;xv<=xmax+st*1e-6;xv+=st){"      \
+    "var xx=X(xv);g.textAlign=xx>L+pw-18?'right':'center';"                                        \
+    "g.fillText(o.fx?o.fx(xv):fsec(xv),xx,T+ph+16);}}"                                             \
+    "var lx=L;series.forEach(function(s){g.strokeStyle=s.color;g.lineWidth=1.8;"                   \
+    "g.setLineDash(s.dash?[5,4]:[]);g.beginPath();"                                                \
     "s.pts.forEach(function(p,k){var x=X(p[0]),y=Y(p[1]);if(k)g.lineTo(x,y);else "                 \
     "g.moveTo(x,y);n++;});"                                                                        \
     "if(s.pts.length==1){g.arc(X(s.pts[0][0]),Y(s.pts[0][1]),2,0,7);}g.stroke();"                  \
     "g.fillStyle=s.color;g.fillRect(lx,6,10,10);g.fillStyle='#1d2330';g.textAlign='left';"         \
     "g.fillText(s.name,lx+14,15);lx+=g.measureText(s.name).width+34;});"                           \
+    "var yt=[],xt=[];for(var i=0;i<=4;i++){var yv=ytop*i/4;"                                       \
+    "yt.push(o.fy?o.fy(yv):String(Math.round(yv*100)/100));}"                                      \
+    "if(!o.logx){var st=tstep(xmax-xmin);for(var xv=Math.ceil(xmin/st)*st;xv<=xmax+st*1e-6;"       \
+    "xv+=st)xt.push(o.fx?o.fx(xv):fsec(xv));}"                                                     \
+    "c.setAttribute('data-yticks',yt.join('|'));c.setAttribute('data-xticks',xt.join('|'));"       \
     "c.setAttribute('data-drawn',String(n));}\n"
 
 static const char rh_js[] =
     "(function(){\n"
     "var D=JSON.parse(document.getElementById('report-data').textContent);\n" RH_JS_LIB
-    "var P=Math.ceil(D.planned_s||0);var S=(D.series||[]).filter(function(s){return !P||s.t<P;});\n"
+    "var P=Math.ceil(D.planned_s||0);var S=(D.series||[]).filter(function(s){return "
+    "!P||s.t<P;});\n"
     "function pts(k){return S.map(function(s){return [s.t+1,s[k]];});}\n"
-    "chart('chart-rps',[{name:'requests/s',color:'#2f6fde',pts:pts('rps')}],{});\n"
+    "var RS=[{name:'requests/s',color:'#2f6fde',pts:pts('rps')}];\n"
+    "if(D.requested_rate>0)RS.push({name:'requested '+D.requested_rate+'/s',color:'#7a7f8a',"
+    "dash:true,pts:S.map(function(s){return [s.t+1,D.requested_rate];})});\n"
+    "chart('chart-rps',RS,{});\n"
     "chart('chart-latency',[{name:'p50',color:'#18794e',pts:pts('p50_ms')},"
-    "{name:'p95',color:'#f5a623',pts:pts('p95_ms')},{name:'p99',color:'#c4320a',pts:pts('p99_ms')}]"
+    "{name:'p95',color:'#f5a623',pts:pts('p95_ms')},{name:'p99',color:'#c4320a',pts:pts('p99_"
+    "ms')}]"
     ","
     "{fy:fmtMs});\n"
     "chart('chart-errors',[{name:'errors/s',color:'#c4320a',pts:pts('errors')},"
@@ -98,7 +120,8 @@ static const char rh_js[] =
     "chart('chart-vus',[{name:'active VUs / busy "
     "connections',color:'#7a4fd6',pts:pts('vus')}],{});\n"
     "var dist=D.dist||[],tot=0,acc=0;dist.forEach(function(d){tot+=d[1];});\n"
-    "chart('chart-dist',[{name:'% of requests at or under',color:'#2f6fde',pts:dist.map(function(d)"
+    "chart('chart-dist',[{name:'% of requests at or "
+    "under',color:'#2f6fde',pts:dist.map(function(d)"
     "{acc+=d[1];return [d[0]/1000,tot?acc*100/tot:0];})}],{logx:true,ymax:100,"
     "fy:function(v){return v+'%';}});\n"
     "document.body.setAttribute('data-charts','done');\n"
@@ -267,13 +290,22 @@ void report_html(const struct load_result *r, struct buf *out)
     buf_printf(out, "</title><style>%s</style></head><body>\n<h1>apigate load report</h1>", rh_css);
     buf_append_str(out, "<div class=sub>");
     rh__esc(out, r->target ? r->target : "?");
-    buf_printf(out, " · %s model · %.1f s · %u thread%s", r->mode ? r->mode : "?", r->duration_s,
-               r->threads, r->threads == 1 ? "" : "s");
+    buf_printf(out, " · %s model · %.1f s · %u thread%s", r->mode ? r->mode : "?",
+               r->rate_s > 0 ? r->rate_s : r->duration_s, r->threads, r->threads == 1 ? "" : "s");
+    if (r->requested_rate > 0)
+        buf_printf(out, " · requested %.1f/s", r->requested_rate);
     if (r->machines > 1)
         buf_printf(out, " · merged from %u runs", r->machines);
+    buf_append_str(out, "</div>\n");
+    if (r->verdict[0]) {
+        /* On top, so a failed run never reads as a pass until scrolled. */
+        buf_printf(out, "<div id=verdict class='banner %s'>", r->verdict_ok ? "pass" : "fail");
+        rh__esc(out, r->verdict);
+        buf_append_str(out, "</div>\n");
+    }
     buf_append_str(
         out,
-        "</div>\n<div class=grid>"
+        "<div class=grid>"
         "<div class=card><h3>Requests per second</h3><canvas id=chart-rps></canvas></div>"
         "<div class=card><h3>Latency p50 / p95 / p99</h3><canvas id=chart-latency></canvas></div>"
         "<div class=card><h3>Errors and dropped iterations per second</h3><canvas "

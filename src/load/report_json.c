@@ -47,9 +47,14 @@ void report_json(const struct load_result *r, struct buf *b)
     buf_printf(b,
                ",\"started_at\":%" PRId64 ",\"duration_s\":%.6f,\"planned_s\":%.6f,"
                "\"threads\":%u,\"vus_max\":%u,\"machines\":%u,\"aborted\":%s,"
-               "\"aborted_at_s\":%.3f,",
+               "\"aborted_at_s\":%.3f,\"requested_rate\":%.3f,",
                r->started_at, r->duration_s, r->planned_s, r->threads, r->vus_max, r->machines,
-               r->aborted ? "true" : "false", r->aborted_at_s);
+               r->aborted ? "true" : "false", r->aborted_at_s, r->requested_rate);
+    if (r->verdict[0]) {
+        buf_printf(b, "\"verdict\":{\"ok\":%s,\"text\":", r->verdict_ok ? "true" : "false");
+        rj__str(b, r->verdict);
+        buf_append_str(b, "},");
+    }
     uint64_t ck = r->checks_pass + r->checks_fail;
     buf_printf(b,
                "\"totals\":{\"requests\":%" PRIu64 ",\"iterations\":%" PRIu64 ",\"rps\":%.3f,"
@@ -286,6 +291,7 @@ struct load_result *report_json_read(const char *path, char *err, size_t errlen)
     r->machines = (unsigned)rj__u64(root, "machines");
     r->aborted = cJSON_IsTrue(rj__get(root, "aborted"));
     r->aborted_at_s = rj__num(root, "aborted_at_s");
+    r->requested_rate = rj__num(root, "requested_rate");
     if (r->machines == 0)
         r->machines = 1;
     const cJSON *t = rj__get(root, "totals");

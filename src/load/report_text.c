@@ -64,6 +64,8 @@ void report_text(const struct load_result *r, FILE *out)
     if (r->rate_s > 0 && r->duration_s > r->rate_s + 0.05)
         fprintf(out, " (+%.1fs for the requests in flight; rates count the %.1fs)",
                 r->duration_s - r->rate_s, r->rate_s);
+    if (r->requested_rate > 0)
+        fprintf(out, ", requested %.1f/s", r->requested_rate);
     if (r->machines > 1)
         fprintf(out, ", merged from %u runs", r->machines);
     if (r->aborted)

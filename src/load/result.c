@@ -134,6 +134,7 @@ void result_merge(struct load_result *dst, const struct load_result *src)
         dst->duration_s = src->duration_s;
     if (src->planned_s > dst->planned_s)
         dst->planned_s = src->planned_s;
+    dst->requested_rate += src->requested_rate; /* generators side by side: their rates add */
     /* Generators that ran side by side: their rates add, over the longer window. */
     if (src->rate_s > dst->rate_s)
         dst->rate_s = src->rate_s;

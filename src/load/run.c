@@ -692,6 +692,7 @@ struct load_result *run_scenario(struct scenario *s, const struct run_opts *o)
     r->target = xstrdup(s->base_url);
     r->mode = xstrdup(open ? "open" : "closed");
     r->planned_s = (double)s->plan.total_us / 1e6;
+    r->requested_rate = open ? sched_peak(&s->plan) : 0.0;
     r->threads = run.n;
     r->vus_max = s->max_vus;
     r->started_at = wall;

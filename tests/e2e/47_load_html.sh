@@ -2,7 +2,8 @@
 # The HTML report is a self-contained page (no external URL at all) whose script draws every
 # chart: rendered in headless Chromium, the dumped DOM shows data-drawn="N" on each canvas with N
 # matching the run (one point per second for the time charts, one per histogram bucket for the
-# distribution), the tables are there, and a screenshot is kept under the build dir.
+# distribution), the tables are there, a failed run has its verdict banner on top, the time axis
+# has whole ticks, the open model shows the requested rate, and a screenshot is kept.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 require_cmd chromium jq
@@ -58,9 +59,28 @@ grep -q "class=\"l bad\">✗" "$T/dom.html" || fail "no failed threshold mark in
 grep -q "class=\"l ok\">✓" "$T/dom.html" || fail "no passed threshold mark in the DOM"
 assert_contains "$dom" "<td class=\"l\">health</td>"
 
+# the verdict on top: a failed run reads as failed before any scrolling
+grep -q "<div id=\"verdict\" class=\"banner fail\">FAILED: 1 of 2 thresholds failed (exit 99)</div>" "$T/dom.html" ||
+    fail "no failed verdict banner: $(grep -o '<div id="verdict"[^<]*' "$T/dom.html")"
+assert_eq "$(jq -r '.verdict.text' "$T/report.json")" "FAILED: 1 of 2 thresholds failed (exit 99)" "verdict in the JSON"
+# labelled axes: whole seconds on the time axis, "0" (not "0 µs") at the bottom of the latency axis
+ticks() { grep -o "id=\"$1\"[^>]*data-$2=\"[^\"]*\"" "$T/dom.html" | sed "s/.*data-$2=\"//; s/\"\$//"; }
+assert_eq "$(ticks chart-rps xticks)" "1s|1.5s|2s|2.5s|3s" "time axis of the RPS chart"
+yl=$(ticks chart-latency yticks)
+[[ "$yl" == 0\|* ]] || fail "latency axis does not start at 0: $yl"
+assert_not_contains "$yl" "µs|0 µs"
+
 shot="$AG_BUILD/load-report.png"
 chrome --window-size=1280,1600 --screenshot="$shot" "file://$T/report.html" >/dev/null ||
     fail "chromium --screenshot failed"
 [ -s "$shot" ] || fail "no screenshot at $shot"
 log "screenshot: $shot"
+
+log "open model: the requested rate is on the page and on the RPS chart (dashed)"
+"$APIGATE" load -q -c 20 --rate 50/s -d 2s --html "$T/open.html" "http://127.0.0.1:$port/api/health" >/dev/null
+assert_contains "$(cat "$T/open.html")" "requested 50.0/s"
+chrome --dump-dom "file://$T/open.html" >"$T/open.dom" || fail "chromium --dump-dom failed"
+grep -q 'id="verdict" class="banner pass">PASSED' "$T/open.dom" || fail "no passed verdict: $(grep -o '<div id="verdict"[^<]*' "$T/open.dom")"
+secs=$(grep -o 'id="chart-rps"[^>]*data-drawn="[0-9]*"' "$T/open.dom" | grep -o 'data-drawn="[0-9]*"' | grep -o '[0-9]*')
+[ "$secs" -ge 4 ] || fail "RPS chart without the requested line: $secs points"
 log "ok"
