@@ -294,10 +294,28 @@ int url_path_canon(const char *path, size_t len, unsigned flags, char *out, size
                 continue;
             }
             /* unreserved (RFC 3986 §6.2.2.2): %2E is '.', %41 is 'A'; handled as if sent so */
+        } else if (c == '\\') {
+            /* not a URI character at all; some origins (IIS, Windows file servers) take it for
+             * '/', so /api/..\x would leave the route there */
+            *why = "backslash in the path";
+            return -1;
         }
         if (c == '/' && w > 0 && out[w - 1] == '/' && (flags & URL_CANON_MERGE_SLASHES))
             continue;
         out[w++] = (char)c;
+    }
+    /* A dot segment with path parameters ("..;x", ".;") is a dot segment to Tomcat and Jetty
+     * (/api/..;/internal/x is their /internal/x) and an ordinary segment to RFC 3986: refused. */
+    for (size_t i = 0; i < w; i++) {
+        if (out[i] != '/')
+            continue;
+        size_t k = i + 1;
+        while (k < w && out[k] == '.')
+            k++;
+        if ((k == i + 2 || k == i + 3) && k < w && out[k] == ';') {
+            *why = "a dot segment with parameters (..;) in the path";
+            return -1;
+        }
     }
     bool climbed = false;
     w = canon_dots(out, w, &climbed);

@@ -34,7 +34,8 @@ int url_normalize_path(const char *path, size_t len, struct buf *out);
  * is in url_normalize_path() normal form. <out> has room for max(<len>, 1) bytes (the result is
  * never longer); its length goes to <out_len>. Returns 0, or -1 with a static reason in <why>
  * for a path that must be refused (400): an invalid percent-encoding, %00, %2F or %5C with
- * URL_CANON_REJECT_ENCODED_SLASH, a ".." that climbs above the root, no leading '/'. */
+ * URL_CANON_REJECT_ENCODED_SLASH, a raw backslash, a dot segment with parameters ("..;",
+ * Tomcat's dot segment), a ".." that climbs above the root, no leading '/'. */
 int url_path_canon(const char *path, size_t len, unsigned flags, char *out, size_t *out_len,
                    const char **why);
 

@@ -68,8 +68,9 @@ assert_eq "$(status "$gport" '/api/../internal/x')" 404 "/api/../internal/x (rou
 assert_eq "$(status "$gport" '/api/%2e%2e/internal/x')" 404 "/api/%2e%2e/internal/x"
 assert_eq "$(status "$gport" '/api/..%2finternal/x')" 400 "/api/..%2finternal/x (encoded slash)"
 assert_eq "$(status "$gport" '/api//../internal/x')" 404 "/api//../internal/x (merged: /internal/x)"
-log "refused outright: %00, %5C, above the root, bad %XX"
-for t in '/api/a%00b' '/api/a%5cb' '/api/a%2Fb' '/..' '/api/../../internal/x' '/api/%zz'; do
+log "refused outright: %00, %5C, above the root, bad %XX, a raw backslash, Tomcat's ..;"
+for t in '/api/a%00b' '/api/a%5cb' '/api/a%2Fb' '/..' '/api/../../internal/x' '/api/%zz' \
+    '/api/..\internal/x' '/api/..;/internal/x' '/api/%2e%2e;/internal/x'; do
     assert_eq "$(status "$gport" "$t")" 400 "$t"
 done
 log "what is routed is what is forwarded"

@@ -237,6 +237,17 @@ static void test_path_canon_table(void **state)
     check_canon("/%252e%252e/x", CANON_ALL, "/%252e%252e/x"); /* %25 stays: no double decoding */
     check_canon("/%2f", CANON_ALL, NULL);
     check_canon("a/b", CANON_ALL, NULL); /* not a path */
+    /* a raw backslash, whatever the flags (IIS takes it for '/') */
+    check_canon("/api/..\\internal/x", CANON_ALL, NULL);
+    check_canon("/api/..\\internal/x", 0, NULL);
+    /* dot segments with parameters: Tomcat's "..;" */
+    check_canon("/api/..;/internal/x", CANON_ALL, NULL);
+    check_canon("/api/..;x=1/internal/x", 0, NULL);
+    check_canon("/api/%2e%2e;/internal/x", CANON_ALL, NULL);
+    check_canon("/api/.;/x", CANON_ALL, NULL);
+    check_canon("/api/...;/x", CANON_ALL, "/api/...;/x"); /* not a dot segment anywhere */
+    check_canon("/api/x;/y", CANON_ALL, "/api/x;/y");
+    check_canon("/api/x;/../y", CANON_ALL, "/api/y");
 }
 
 /* Properties over every prefix of hostile inputs and over pseudo-random ones (fixed seed, so a
@@ -272,6 +283,9 @@ static void canon_props(const char *in, size_t n, unsigned flags)
         assert_null(strstr(out, "//"));
     if (flags & URL_CANON_REJECT_ENCODED_SLASH)
         assert_null(strcasestr(out, "%2f"));
+    assert_null(strchr(out, '\\'));
+    assert_null(strstr(out, "/..;"));
+    assert_null(strstr(out, "/.;"));
 }
 
 static void test_path_canon_props(void **state)
@@ -285,7 +299,7 @@ static void test_path_canon_props(void **state)
         for (size_t n = 1; n <= strlen(seeds[s]); n++) /* every prefix, a byte more each time */
             for (unsigned f = 0; f < 4; f++)
                 canon_props(seeds[s], n, f);
-    static const char alpha[] = "//..%%2eEfF5cC0a";
+    static const char alpha[] = "//..%%2eEfF5cC0a;\\";
     uint32_t x = 12345;
     char in[64];
     for (int iter = 0; iter < 20000; iter++) {
