@@ -691,8 +691,14 @@ void conn_respond_error(struct conn *c, int status, const char *code, const char
         h1_write_header(b, "X-Request-Id", 12, c->rid, c->rid_len);
     if (extra_headers)
         buf_append_str(b, extra_headers);
-    if (c->state == CONN_BUSY)
+    if (c->state == CONN_BUSY && cachehook_status(c) != NULL) {
         cachehook_client_headers(c, b); // a cached route's answers all carry X-Cache (cache.md)
+    } else if (c->state == CONN_BUSY && c->route >= 0 && c->th->sh->cache != NULL &&
+               c->th->sh->cfg->routes[c->route].cache.enabled) {
+        /* refused before the cache was asked (a concurrency limit): not served from it */
+        buf_append_str(b, "X-Cache: MISS\r\n");
+        c->cache_served = "MISS";
+    }
     if (!c->keep_alive)
         buf_append_str(b, "Connection: close\r\n");
     h1_write_end_head(b);

@@ -15,6 +15,7 @@ routes:
   - {method: GET, path: /api/health, handler: health}
   - {method: GET, path: '/api/items/{id}', body_size: 100}
   - {name: slow, method: GET, path: '/slow/{id}', latency: 400ms, body_size: 10}
+  - {name: slowl, method: GET, path: '/slow/l/{id}', latency: 400ms, body_size: 10}
 YAML
 start_mock mock "$mport" --profile "$T/mock.yaml"
 start_gateway gw "$gport" "$aport" <<YAML
@@ -36,6 +37,10 @@ routes:
     upstream: api
     breaker: {window: 10s, min_requests: 3, error_threshold: 50%, open_for: 1s,
               half_open_requests: 1}
+  - match: /slow/l/
+    upstream: api
+    cache: {ttl: 60s, override: true}
+    limit: {concurrency: 1}
   - match: /slow/
     upstream: narrow
     cache: {ttl: 60s, override: true}
@@ -97,4 +102,8 @@ grep -q '^HTTP/1.1 503' <<<"$h" || fail "no 503 among two concurrent requests to
 n_status=$(grep -c '^HTTP/1.1 ' <<<"$h")
 n_xcache=$(grep -ci '^x-cache: ' <<<"$h")
 assert_eq "$n_xcache" "$n_status" "answers with X-Cache (of $n_status)"
+# the route's concurrency limit refuses before the cache is asked: still X-Cache (MISS)
+h=$( (curl -s -D - -o /dev/null --max-time 10 "$G/slow/l/a" & sleep 0.1; curl -s -D - -o /dev/null --max-time 10 "$G/slow/l/b"; wait) | tr -d '\r')
+grep -q '^HTTP/1.1 503' <<<"$h" || fail "no 503 from a concurrency limit of 1: $h"
+assert_eq "$(grep -ci '^x-cache: ' <<<"$h")" 2 "answers with X-Cache on a limited cached route"
 log "ok"
