@@ -47,7 +47,7 @@ memcheck: deps-test build
 # reader, from their seed corpora. A crash fails the target (the fuzzer's exit code, not tail's).
 fuzz: deps-test
 	@CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=asan -DAG_FUZZ=ON >/dev/null
-	@cmake --build build-fuzz -j$(JOBS) --target fuzz_h1parse fuzz_h1body
+	@cmake --build build-fuzz -j$(JOBS) --target fuzz_h1parse fuzz_h1body fuzz_h1response
 	@mkdir -p build-fuzz/corpus && cp tests/fuzz/corpus/h1parse/* build-fuzz/corpus/
 	@build-fuzz/tests/fuzz_h1parse -max_total_time=$${FUZZ_SECONDS:-30} -max_len=8192 \
 	  -artifact_prefix=build-fuzz/ -dict=tests/fuzz/h1parse.dict build-fuzz/corpus >build-fuzz/fuzz_h1parse.log 2>&1; \
@@ -56,6 +56,10 @@ fuzz: deps-test
 	@build-fuzz/tests/fuzz_h1body -max_total_time=$${FUZZ_SECONDS:-30} -max_len=4096 \
 	  -artifact_prefix=build-fuzz/ build-fuzz/corpus-h1body >build-fuzz/fuzz_h1body.log 2>&1; \
 	  rc=$$?; tail -5 build-fuzz/fuzz_h1body.log; exit $$rc
+	@mkdir -p build-fuzz/corpus-h1response && cp tests/fuzz/corpus/h1response/* build-fuzz/corpus-h1response/
+	@build-fuzz/tests/fuzz_h1response -max_total_time=$${FUZZ_SECONDS:-30} -max_len=4096 \
+	  -artifact_prefix=build-fuzz/ -dict=tests/fuzz/h1parse.dict build-fuzz/corpus-h1response \
+	  >build-fuzz/fuzz_h1response.log 2>&1; rc=$$?; tail -5 build-fuzz/fuzz_h1response.log; exit $$rc
 
 demo: build
 	@$(BUILD)/apigate demo
