@@ -222,6 +222,8 @@ struct threshold {
     double pct; /* TH_P */
     enum th_op op;
     double value;
+    bool abort_on_fail;      /* k6's abortOnFail: end the run as soon as it fails */
+    uint64_t delay_abort_us; /* delayAbortEval: not judged before this much of the run */
     /* results */
     bool evaluated, ok;
     double observed;
@@ -400,6 +402,7 @@ struct load_result {
     char tls_detail[160]; /* first TLS failure, for the error summary ("" when none) */
     bool aborted;         /* ended early by Ctrl-C */
     double aborted_at_s;
+    char *aborted_by; /* "metric: expr" of the abortOnFail threshold that ended the run, or NULL */
     double requested_rate; /* open model: the plan's peak rate (iterations/s); 0 closed */
     /* The run's verdict for reports ("FAILED: 2 of 3 thresholds failed"), set before they are
      * written; "" when unknown (a report read back). verdict_ok: it passed. */
@@ -438,6 +441,9 @@ int threshold_parse(struct threshold *t, const char *metric_key, const char *exp
 void threshold_free(struct threshold *t);
 /* Evaluates <t> on <r>; sets observed/ok. Returns ok. */
 bool threshold_eval(struct threshold *t, const struct load_result *r);
+/* True when <t> can be judged while the run goes (from the per-second series): what abortOnFail
+ * supports. */
+bool threshold_live(const struct threshold *t);
 /* Evaluates all; returns the number that failed. */
 size_t threshold_eval_all(struct threshold *th, size_t n, const struct load_result *r);
 /* "p(95)" / "avg" …: the observed value's display form (ms for durations, % for rates). */

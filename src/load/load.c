@@ -75,6 +75,20 @@ struct load_opts {
 static int load__report(struct load_result *r, const struct load_opts *o, double max_failed)
 {
     size_t failed = threshold_eval_all(r->th, r->nth, r);
+    if (r->aborted_by) {
+        /* The abortOnFail threshold that ended the run failed, whatever the shortened run now
+         * says about it (k6 exits 99 too). */
+        for (size_t i = 0; i < r->nth; i++) {
+            struct threshold *t = &r->th[i];
+            char key[512];
+            snprintf(key, sizeof(key), "%s%s%s%s: %s", t->metric, t->tag ? "{name:" : "",
+                     t->tag ? t->tag : "", t->tag ? "}" : "", t->expr);
+            if (t->abort_on_fail && strcmp(key, r->aborted_by) == 0 && t->ok) {
+                t->ok = false;
+                failed++;
+            }
+        }
+    }
     char why[256];
     const char *rule =
         result_failure(r, o->max_failed >= 0 ? o->max_failed : max_failed, why, sizeof(why));
@@ -84,6 +98,10 @@ static int load__report(struct load_result *r, const struct load_opts *o, double
         snprintf(r->verdict, sizeof(r->verdict),
                  "INTERRUPTED at %.1fs of %.1fs: the numbers cover that part only (exit 130)",
                  r->aborted_at_s, r->planned_s);
+    else if (r->aborted_by)
+        snprintf(r->verdict, sizeof(r->verdict),
+                 "ABORTED at %.1fs: threshold %.200s failed (abortOnFail; exit 99)",
+                 r->aborted_at_s, r->aborted_by);
     else if (failed)
         snprintf(r->verdict, sizeof(r->verdict), "FAILED: %zu of %zu threshold%s failed (exit 99)",
                  failed, r->nth, r->nth == 1 ? "" : "s");

@@ -50,6 +50,11 @@ void report_json(const struct load_result *r, struct buf *b)
                "\"aborted_at_s\":%.3f,\"requested_rate\":%.3f,",
                r->started_at, r->duration_s, r->planned_s, r->threads, r->vus_max, r->machines,
                r->aborted ? "true" : "false", r->aborted_at_s, r->requested_rate);
+    if (r->aborted_by) {
+        buf_append_str(b, "\"aborted_by\":");
+        rj__str(b, r->aborted_by);
+        buf_append_str(b, ",");
+    }
     if (r->verdict[0]) {
         buf_printf(b, "\"verdict\":{\"ok\":%s,\"text\":", r->verdict_ok ? "true" : "false");
         rj__str(b, r->verdict);
@@ -292,6 +297,8 @@ struct load_result *report_json_read(const char *path, char *err, size_t errlen)
     r->aborted = cJSON_IsTrue(rj__get(root, "aborted"));
     r->aborted_at_s = rj__num(root, "aborted_at_s");
     r->requested_rate = rj__num(root, "requested_rate");
+    if ((s = rj__s(root, "aborted_by")))
+        r->aborted_by = xstrdup(s);
     if (r->machines == 0)
         r->machines = 1;
     const cJSON *t = rj__get(root, "totals");

@@ -71,6 +71,9 @@ void report_text(const struct load_result *r, FILE *out)
     if (r->aborted)
         fprintf(out, "\n  INTERRUPTED at %.1fs of %.1fs: the numbers cover that part only",
                 r->aborted_at_s, r->planned_s);
+    if (r->aborted_by)
+        fprintf(out, "\n  ABORTED at %.1fs of %.1fs by threshold %s (abortOnFail)",
+                r->aborted_at_s, r->planned_s, r->aborted_by);
     fputs("\n\n", out);
 
     uint64_t ck = r->checks_pass + r->checks_fail;

@@ -23,6 +23,7 @@ void result_destroy(struct load_result *r)
         return;
     free(r->target);
     free(r->mode);
+    free(r->aborted_by);
     for (size_t i = 0; i < r->neps; i++) {
         free(r->eps[i].name);
         free(r->eps[i].method);
@@ -143,6 +144,8 @@ void result_merge(struct load_result *dst, const struct load_result *src)
     if (dst->started_at == 0 || (src->started_at && src->started_at < dst->started_at))
         dst->started_at = src->started_at;
     dst->threads += src->threads;
+    if (dst->aborted_by == NULL && src->aborted_by)
+        dst->aborted_by = xstrdup(src->aborted_by);
     if (src->aborted && (!dst->aborted || src->aborted_at_s < dst->aborted_at_s)) {
         dst->aborted = true; /* one interrupted machine makes the merged run partial */
         dst->aborted_at_s = src->aborted_at_s;

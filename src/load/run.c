@@ -487,6 +487,8 @@ struct run_collect {
     int64_t next_sec;
     struct hist h; /* scratch for one second of all threads */
     uint64_t last_progress_sec;
+    /* Everything collected so far, for abortOnFail thresholds (only when one exists). */
+    struct load_result live;
 };
 
 /* Moves every second that all threads have published into the series. */
@@ -519,6 +521,12 @@ static void run__collect(struct run *run, struct load_result *r, struct run_coll
             o->dropped += s->dropped;
             o->vus += s->vus;
         }
+        col->live.reqs += o->reqs;
+        col->live.rate_reqs += o->reqs;
+        col->live.failed += o->errors;
+        col->live.bytes_in += o->bytes_in;
+        col->live.dropped += o->dropped;
+        hist_merge(&col->live.h, &col->h);
         o->p50_us = hist_percentile(&col->h, 50);
         o->p95_us = hist_percentile(&col->h, 95);
         o->p99_us = hist_percentile(&col->h, 99);
@@ -567,6 +575,25 @@ static void run__copy_thresholds(struct load_result *r, const struct scenario *s
         r->th[i].tag = s->th[i].tag ? xstrdup(s->th[i].tag) : NULL;
         r->th[i].expr = xstrdup(s->th[i].expr);
     }
+}
+
+/* abortOnFail: judges the live thresholds on what was collected (whole seconds up to
+ * <col->next_sec>); returns the first that failed past its delayAbortEval, or NULL. */
+static struct threshold *run__abort_check(struct scenario *s, struct run_collect *col)
+{
+    double secs = (double)col->next_sec;
+    if (secs <= 0)
+        return NULL;
+    col->live.rate_s = secs;
+    col->live.duration_s = secs;
+    for (size_t i = 0; i < s->nth; i++) {
+        struct threshold *t = &s->th[i];
+        if (!t->abort_on_fail || (double)t->delay_abort_us / 1e6 > secs)
+            continue;
+        if (!threshold_eval(t, &col->live))
+            return t;
+    }
+    return NULL;
 }
 
 static _Atomic bool run_sigint;
@@ -644,6 +671,10 @@ struct load_result *run_scenario(struct scenario *s, const struct run_opts *o)
     struct load_result *r = result_create();
     struct run_collect *col = xcalloc(1, sizeof(*col));
     hist_init(&col->h);
+    hist_init(&col->live.h);
+    bool live_th = false;
+    for (size_t i = 0; i < s->nth; i++)
+        live_th |= s->th[i].abort_on_fail;
     for (;;) {
         bool all_done = true;
         for (unsigned i = 0; i < run.n; i++)
@@ -672,6 +703,25 @@ struct load_result *run_scenario(struct scenario *s, const struct run_opts *o)
         run__collect(&run, r, col, false);
         if (r->nseries != before)
             run__progress(&run, r, o, false);
+        struct threshold *th;
+        if (live_th && r->nseries != before && r->aborted_by == NULL &&
+            (th = run__abort_check(s, col)) != NULL) {
+            /* k6's abortOnFail: end the plan now, as a Ctrl-C does, and say which one. */
+            uint64_t now = clock_now_us();
+            struct buf why = BUF_INIT;
+            buf_printf(&why, "%s%s%s%s: %s", th->metric, th->tag ? "{name:" : "",
+                       th->tag ? th->tag : "", th->tag ? "}" : "", th->expr);
+            buf_append(&why, "", 1);
+            r->aborted_by = why.data;
+            r->aborted_at_s = now > run.start_us ? (double)(now - run.start_us) / 1e6 : 0.0;
+            if (now < atomic_load(&run.end_us)) {
+                atomic_store(&run.end_us, now);
+                atomic_store(&run.hard_end_us, now + s->graceful_us);
+            }
+            if (o->progress)
+                fprintf(stderr, "%sapigate load: threshold %s failed (abortOnFail): ending the run\n",
+                        o->tty ? "\r\033[K" : "", r->aborted_by);
+        }
     }
     for (unsigned i = 0; i < run.n; i++)
         pthread_join(run.th[i].tid, NULL);

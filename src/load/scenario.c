@@ -831,12 +831,53 @@ static void scen__thresholds(struct scen_parse *p, const struct ynode *n)
         }
         for (size_t j = 0; j < m; j++) {
             const struct ynode *e = v->type == YNODE_SEQ ? ynode_item(v, j) : v;
+            /* k6's object form: {threshold: 'p(95)<500', abortOnFail: true, delayAbortEval: 10s} */
+            bool abort = false;
+            uint64_t delay_us = 0;
+            if (e->type == YNODE_MAP) {
+                const struct ynode *x = ynode_get(e, "threshold");
+                for (size_t q = 0; q < ynode_size(e); q++) {
+                    const struct ynode *qk = ynode_key(e, q), *qv = ynode_value(e, q);
+                    if (strcmp(qk->str, "abortOnFail") == 0) {
+                        if (!scen__is_scalar(p, qv, "thresholds.abortOnFail"))
+                            continue;
+                        if (strcmp(qv->str, "true") == 0)
+                            abort = true;
+                        else if (strcmp(qv->str, "false") != 0)
+                            SERR(p, qv, "thresholds: abortOnFail: '%s' is not a boolean",
+                                 qv->str);
+                    } else if (strcmp(qk->str, "delayAbortEval") == 0) {
+                        scen__duration(p, qv, "thresholds.delayAbortEval", &delay_us);
+                    } else if (strcmp(qk->str, "threshold") != 0) {
+                        SERR(p, qk,
+                             "thresholds: unknown key '%s'; known: threshold, abortOnFail, "
+                             "delayAbortEval",
+                             qk->str);
+                    }
+                }
+                if (x == NULL) {
+                    SERR(p, e, "thresholds: %s: the map needs 'threshold: EXPR'", k->str);
+                    continue;
+                }
+                e = x;
+            }
             if (!scen__is_scalar(p, e, "thresholds"))
                 continue;
             struct threshold t;
             char err[256];
             if (threshold_parse(&t, k->str, e->str, err, sizeof(err)) == -1) {
                 SERR(p, e, "thresholds: %s", err);
+                continue;
+            }
+            t.abort_on_fail = abort;
+            t.delay_abort_us = delay_us;
+            if (abort && !threshold_live(&t)) {
+                SERR(p, e,
+                     "thresholds: %s: abortOnFail is evaluated while the run goes, on "
+                     "http_req_duration, http_req_failed, http_reqs, data_received and "
+                     "dropped_iterations without {name:}",
+                     k->str);
+                threshold_free(&t);
                 continue;
             }
             /* A per-name threshold must name a request: a typo would otherwise pass silently. */

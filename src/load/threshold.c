@@ -278,6 +278,18 @@ bool threshold_eval(struct threshold *t, const struct load_result *r)
     return ok;
 }
 
+bool threshold_live(const struct threshold *t)
+{
+    static const char *const live[] = {"http_req_duration", "http_req_failed", "http_reqs",
+                                       "data_received", "dropped_iterations"};
+    if (t->tag)
+        return false;
+    for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++)
+        if (strcmp(t->metric, live[i]) == 0)
+            return true;
+    return false;
+}
+
 size_t threshold_eval_all(struct threshold *th, size_t n, const struct load_result *r)
 {
     size_t failed = 0;

@@ -62,4 +62,37 @@ run_rc 1 "--max-failed overrides the file" run "$T/s.yaml" -q --max-failed 5%
 sed -i 's/max_failed: 30%/max_failed: lots/' "$T/s.yaml"
 run_rc 2 "a bad max_failed" run "$T/s.yaml" -q
 assert_contains "$(cat "$T/err")" "s.yaml:4:13: max_failed: 'lots' is not a rate"
+log "abortOnFail (k6's threshold object): the run ends once it fails, exit 99"
+cat >"$T/a.yaml" <<YAML
+base_url: $base
+vus: 4
+duration: 20s
+requests: [{path: /slow}]
+thresholds:
+  http_req_duration:
+    - {threshold: 'p(95)<5', abortOnFail: true, delayAbortEval: 1s}
+  http_reqs: ['count>0']
+YAML
+start=$SECONDS
+run_rc 99 "abortOnFail threshold" run "$T/a.yaml" -q --json "$T/a.json"
+[ $((SECONDS - start)) -le 8 ] || fail "an aborted 20 s run took $((SECONDS - start)) s"
+assert_eq "$(jq -r '.aborted_by' "$T/a.json")" "http_req_duration: p(95)<5" "aborted_by"
+assert_contains "$(cat "$T/out")" "ABORTED at"
+assert_contains "$(jq -r '.verdict.text' "$T/a.json")" "ABORTED at"
+sed -i 's/p(95)<5/p(95)<5000/' "$T/a.yaml"
+sed -i 's/duration: 20s/duration: 2s/' "$T/a.yaml"
+run_rc 0 "abortOnFail threshold that holds" run "$T/a.yaml" -q --json "$T/a2.json"
+assert_eq "$(jq -r '.aborted_by' "$T/a2.json")" null "not aborted"
+cat >"$T/a3.yaml" <<YAML
+base_url: $base
+vus: 1
+duration: 1s
+requests: [{path: /ok, checks: [{status: 200}]}]
+thresholds:
+  checks: [{threshold: 'rate>0.9', abortOnFail: true}]
+  http_reqs: [{abortOnFail: true}]
+YAML
+run_rc 2 "abortOnFail on checks" run "$T/a3.yaml" --check
+assert_contains "$(cat "$T/err")" "a3.yaml:6:24: thresholds: checks: abortOnFail is evaluated while the run goes"
+assert_contains "$(cat "$T/err")" "a3.yaml:7:15: thresholds: http_reqs: the map needs 'threshold: EXPR'"
 log "ok"
