@@ -931,10 +931,14 @@ static void cache__export_one(void *arg, const struct store_obj *o)
 }
 
 size_t cache_export(struct cache *c, uint64_t now_ms, uint64_t wall_ms, cache_export_tag_cb *tag_of,
-                    void *arg, struct buf *out)
+                    void *arg, struct buf *out, cache_export_flush_cb *flush, size_t flush_at)
 {
     struct cache__export x = {now_ms, wall_ms, tag_of, arg, out, 0};
-    store_foreach(c->store, cache__export_one, &x);
+    for (unsigned i = 0; i < store_shards(c->store); i++) {
+        store_foreach_shard(c->store, i, cache__export_one, &x);
+        if (flush != NULL && buf_pending(out) > flush_at)
+            flush(arg, out);
+    }
     return x.n;
 }
 

@@ -357,16 +357,25 @@ size_t store_purge_all(struct store *s)
     return store__purge_where(s, NULL, 0, true, NULL, NULL);
 }
 
+unsigned store_shards(const struct store *s) { return s->nshards; }
+
+void store_foreach_shard(struct store *s, unsigned i,
+                         void (*cb)(void *arg, const struct store_obj *o), void *arg)
+{
+    if (i >= s->nshards)
+        return;
+    struct store_shard *sh = &s->shards[i];
+    pthread_mutex_lock(&sh->lock);
+    for (struct store_obj *o = sh->tail; o != NULL; o = o->_newer)
+        if (o->_linked)
+            cb(arg, o);
+    pthread_mutex_unlock(&sh->lock);
+}
+
 void store_foreach(struct store *s, void (*cb)(void *arg, const struct store_obj *o), void *arg)
 {
-    for (unsigned i = 0; i < s->nshards; i++) {
-        struct store_shard *sh = &s->shards[i];
-        pthread_mutex_lock(&sh->lock);
-        for (struct store_obj *o = sh->tail; o != NULL; o = o->_newer)
-            if (o->_linked)
-                cb(arg, o);
-        pthread_mutex_unlock(&sh->lock);
-    }
+    for (unsigned i = 0; i < s->nshards; i++)
+        store_foreach_shard(s, i, cb, arg);
 }
 
 void store_stats(struct store *s, struct store_stats *out)

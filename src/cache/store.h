@@ -92,6 +92,10 @@ size_t store_purge_all(struct store *s);
  * shard's lock (keep <cb> short: no store call from it). A hand-over at reload, not a request-path
  * operation. */
 void store_foreach(struct store *s, void (*cb)(void *arg, const struct store_obj *o), void *arg);
+/* The same for shard <i> only (0 <= i < store_shards(s)). */
+void store_foreach_shard(struct store *s, unsigned i,
+                         void (*cb)(void *arg, const struct store_obj *o), void *arg);
+unsigned store_shards(const struct store *s);
 
 void store_stats(struct store *s, struct store_stats *out);
 

@@ -152,39 +152,65 @@ static int handoff__write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
+/* The snapshot being written: records go to the file a few MB at a time. */
+struct handoff_w {
+    struct gw_shared *sh;
+    int fd;
+    int err;          /* errno of the first failed write, 0: none */
+    uint64_t written; /* bytes in the file so far */
+};
+
+static uint64_t handoff__wtag(void *arg, const char *key, size_t key_len, size_t primary_len)
+{
+    return handoff__tag(((struct handoff_w *)arg)->sh, key, key_len, primary_len);
+}
+
+static void handoff__flush(void *arg, struct buf *out)
+{
+    struct handoff_w *w = arg;
+    if (w->err == 0 && handoff__write_all(w->fd, buf_head(out), buf_pending(out)) == -1)
+        w->err = errno ? errno : EIO;
+    w->written += buf_pending(out);
+    buf_reset(out);
+}
+
+#define HANDOFF_FLUSH_AT (4u << 20)
+
 int64_t handoff_write(struct gw_shared *sh, int fd)
 {
     uint64_t t0 = clock_now_us();
+    struct handoff_w w = {sh, fd, 0, 0};
+    if (ftruncate(fd, 0) == -1 || lseek(fd, 0, SEEK_SET) == -1)
+        w.err = errno;
     struct buf b = BUF_INIT;
     buf_append_str(&b, HANDOFF_MAGIC);
     uint64_t len = 0;
-    size_t at = buf_pending(&b);
     buf_append(&b, &len, sizeof(len));
     metrics_export(sh->metrics, &b);
-    len = buf_pending(&b) - at - sizeof(len);
-    memcpy(buf_head(&b) + at, &len, sizeof(len));
-    at = buf_pending(&b);
+    len = buf_pending(&b) - 8 - sizeof(len);
+    memcpy(buf_head(&b) + 8, &len, sizeof(len));
     len = 0;
-    buf_append(&b, &len, sizeof(len));
+    buf_append(&b, &len, sizeof(len)); /* the cache part's length, written at the end */
+    handoff__flush(&w, &b);
+    uint64_t clen_at = w.written - sizeof(len);
     size_t entries = 0;
     if (sh->cache != NULL)
-        entries = cache_export(sh->cache->cache, clock_now_ms(), clock_wall_ms(), handoff__tag, sh,
-                               &b);
-    len = buf_pending(&b) - at - sizeof(len);
-    memcpy(buf_head(&b) + at, &len, sizeof(len));
-    int64_t total = (int64_t)buf_pending(&b);
-    if (ftruncate(fd, 0) == -1 || lseek(fd, 0, SEEK_SET) == -1 ||
-        handoff__write_all(fd, buf_head(&b), buf_pending(&b)) == -1) {
-        ag_log(AG_LOG_WARN, "hand-over to the next worker failed: %s (it starts with an empty "
-                            "cache and counters from zero)", strerror(errno));
-        total = -1;
-    } else {
-        ag_log(AG_LOG_INFO, "hand-over to the next worker: %zu cache entries and the counters, "
-                            "%lld bytes in %.1f ms", entries, (long long)total,
-               (double)(clock_now_us() - t0) / 1000.0);
-    }
+        entries = cache_export(sh->cache->cache, clock_now_ms(), clock_wall_ms(), handoff__wtag,
+                               &w, &b, handoff__flush, HANDOFF_FLUSH_AT);
+    handoff__flush(&w, &b);
     buf_deinit(&b);
-    return total;
+    len = w.written - clen_at - sizeof(len);
+    if (w.err == 0 && pwrite(fd, &len, sizeof(len), (off_t)clen_at) != (ssize_t)sizeof(len))
+        w.err = errno ? errno : EIO;
+    if (w.err != 0) {
+        ag_log(AG_LOG_WARN, "hand-over to the next worker failed: %s (it starts with an empty "
+                            "cache and counters from zero)", strerror(w.err));
+        return -1;
+    }
+    ag_log(AG_LOG_INFO, "hand-over to the next worker: %zu cache entries and the counters, "
+                        "%llu bytes in %.1f ms", entries, (unsigned long long)w.written,
+           (double)(clock_now_us() - t0) / 1000.0);
+    return (int64_t)w.written;
 }
 
 void handoff_write_final(struct gw_shared *sh, int fd)

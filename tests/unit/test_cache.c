@@ -350,6 +350,15 @@ static uint64_t tag_users_only(void *arg, const char *key, size_t key_len, size_
     return memmem(key, key_len, "/api/users/", 11) != NULL ? 42 : 0;
 }
 
+static struct buf flushed;
+
+static void flush_into(void *arg, struct buf *out)
+{
+    (void)arg;
+    buf_append(&flushed, buf_head(out), buf_pending(out));
+    buf_reset(out);
+}
+
 static bool keep_tag(void *arg, const char *key, size_t key_len, size_t primary_len, uint64_t tag)
 {
     (void)key;
@@ -377,8 +386,19 @@ static void test_handoff(void **state)
     struct buf snap = BUF_INIT;
     /* exported 10 s later (wall0 + 10 s) */
     assert_int_equal(cache_export(c, 11000, (uint64_t)wall0 * 1000 + 10000, tag_users_only, NULL,
-                                  &snap),
+                                  &snap, NULL, 0),
                      1);
+    /* flushed shard by shard (every time: flush_at 0), the bytes are the same */
+    struct buf rest = BUF_INIT;
+    buf_init(&flushed);
+    assert_int_equal(cache_export(c, 11000, (uint64_t)wall0 * 1000 + 10000, tag_users_only, NULL,
+                                  &rest, flush_into, 0),
+                     1);
+    assert_int_equal(buf_pending(&rest), 0);
+    assert_int_equal(buf_pending(&flushed), buf_pending(&snap));
+    assert_memory_equal(buf_head(&flushed), buf_head(&snap), buf_pending(&snap));
+    buf_deinit(&rest);
+    buf_deinit(&flushed);
     cache_destroy(c);
 
     /* a new process: its monotonic clock reads 500 at wall0 + 12 s */
