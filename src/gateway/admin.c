@@ -264,6 +264,7 @@ void admin_stats_json(struct gw_shared *sh, struct buf *out)
                                                   : (clock_now_ms() - sh->start_ms) / 1000.0;
     buf_printf(out,
                "{\"version\":1,\"uptime_s\":%.3f,\"worker_restarts\":%llu,"
+               "\"worker_crashes\":%llu,\"worker_recycles\":%llu,"
                "\"requests\":{\"total\":%llu,\"1xx\":%llu,\"2xx\":%llu,\"3xx\":%llu,"
                "\"4xx\":%llu,\"5xx\":%llu},"
                "\"latency_ms\":{\"avg\":%.3f,\"p50\":%.3f,\"p95\":%.3f,\"p99\":%.3f,\"max\":%.3f},"
@@ -272,6 +273,9 @@ void admin_stats_json(struct gw_shared *sh, struct buf *out)
                "\"breakers_open\":%d,"
                "\"pool\":{\"connects\":%llu,\"wait_p95_ms\":%.3f},",
                uptime, (unsigned long long)atomic_load(&sh->shm->restarts),
+               (unsigned long long)(atomic_load(&sh->shm->restarts) -
+                                    atomic_load(&sh->shm->recycles)),
+               (unsigned long long)atomic_load(&sh->shm->recycles),
                (unsigned long long)total, (unsigned long long)cls[1], (unsigned long long)cls[2],
                (unsigned long long)cls[3], (unsigned long long)cls[4], (unsigned long long)cls[5],
                hist_mean(&all) / 1000.0, admin__ms(hist_percentile(&all, 50)),

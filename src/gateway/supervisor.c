@@ -81,6 +81,7 @@ struct sv {
     struct sv_worker *next;         /* starting to replace current (recycle or reload) */
     unsigned generation;
     uint64_t restarts;
+    uint64_t recycles;              /* the restarts that were planned (max_requests) */
     struct supervisor_backoff backoff;
     uint64_t restart_at_ms;         /* no current worker: start one at this time (0: none) */
     uint64_t recycle_retry_ms;      /* a failed replacement is retried after this */
@@ -447,7 +448,10 @@ static struct sv_worker *sv__start(struct sv *sv, const struct gw_config *c,
      * reload is not a restart: nothing went wrong. */
     if (why == SV_WHY_RESTART || why == SV_WHY_RECYCLE)
         sv->restarts++;
+    if (why == SV_WHY_RECYCLE)
+        sv->recycles++;
     atomic_store(&shm->restarts, sv->restarts);
+    atomic_store(&shm->recycles, sv->recycles);
     atomic_store(&shm->started_ms, sv->started_wall_ms);
     /* Jitter per worker, not per config: gateways started together drift apart. */
     uint64_t maxreq = (uint64_t)c->workers.max_requests;
@@ -473,6 +477,8 @@ static struct sv_worker *sv__start(struct sv *sv, const struct gw_config *c,
         sv->generation--;
         if (why == SV_WHY_RESTART || why == SV_WHY_RECYCLE)
             sv->restarts--;
+        if (why == SV_WHY_RECYCLE)
+            sv->recycles--;
         return NULL;
     }
     if (pid == 0)

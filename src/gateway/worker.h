@@ -20,6 +20,8 @@ struct worker_shm {
     _Atomic uint32_t ready;         /* set by the worker once every thread runs */
     _Atomic uint32_t want_recycle;  /* set by the worker when it reached max_requests */
     _Atomic uint64_t restarts;      /* worker restarts so far (written by the supervisor) */
+    _Atomic uint64_t recycles;      /* ... of which planned max_requests recycles (the rest crashed
+                                       or hung) */
     _Atomic uint64_t started_ms;    /* wall clock ms when the supervisor started */
     /* hand-over to the replacement (handoff.h): the supervisor sets 1 and sends SIGUSR2; the
      * worker writes its snapshot into its handoff_out_fd and sets 2 (written, handoff_len bytes)
