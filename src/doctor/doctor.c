@@ -35,6 +35,7 @@ struct job {
     const char *url; /* or the /proc root for JOB_HOST */
     int timeout_ms;
     int samples;
+    int window_ms;
     bool explain_analyze;
     int rc; /* the probe's 0 / -1 */
     struct finding_list out;
@@ -83,6 +84,32 @@ void doctor__redact(const char *url, char *out, size_t outlen)
     }
 }
 
+/* The port of a postgres:// URL ("postgres://u@h:5433/db") or conninfo ("host=h port=5433");
+ * <dflt> when none is given, 0 when it cannot be read. */
+static int pg_port(const char *url, int dflt)
+{
+    const char *p = strstr(url, "port=");
+    if (p && (p == url || p[-1] == ' ' || p[-1] == '&' || p[-1] == '?'))
+        return atoi(p + 5);
+    const char *auth = strstr(url, "://");
+    if (auth == NULL)
+        return dflt;
+    auth += 3;
+    size_t n = strcspn(auth, "/?#");
+    const char *at = NULL;
+    for (const char *q = auth; q < auth + n; q++)
+        if (*q == '@')
+            at = q;
+    const char *host = at ? at + 1 : auth;
+    const char *end = auth + n;
+    if (*host == '[') { // [::1]:5432
+        const char *rb = memchr(host, ']', (size_t)(end - host));
+        host = rb ? rb + 1 : end;
+    }
+    const char *colon = memchr(host, ':', (size_t)(end - host));
+    return colon ? atoi(colon + 1) : dflt;
+}
+
 static void *job_thread(void *arg)
 {
     struct job *j = arg;
@@ -97,7 +124,7 @@ static void *job_thread(void *arg)
         j->rc = probe_redis_run(j->url, j->timeout_ms, &j->redis, &j->out);
         break;
     case JOB_GATEWAY:
-        j->rc = probe_gateway_run(j->url, j->timeout_ms, &j->gw, &j->out);
+        j->rc = probe_gateway_run(j->url, j->timeout_ms, j->window_ms, &j->gw, &j->out);
         break;
     case JOB_HOST:
         j->rc = probe_host_run(j->url, &j->host, &j->out);
@@ -147,6 +174,8 @@ static void usage(FILE *out)
             "                     %s, %s, --host\n\n"
             "options:\n"
             "  --samples N        requests for --target (default 10)\n"
+            "  --window DUR       the gateway is judged over this window between two samples\n"
+            "                     of /stats (default 3s; 0: counters since start)\n"
             "  --explain-analyze  EXPLAIN ANALYZE the top statements without parameters (runs\n"
             "                     them, read-only and rolled back); default: EXPLAIN only\n"
             "  --timeout DUR      per network step (default 5s)\n"
@@ -176,6 +205,7 @@ int doctor_main(int argc, char **argv)
     enum finding_sev fail_on = FINDING_CRITICAL;
     int samples = 10;
     uint64_t timeout_ms = 5000;
+    uint64_t window_ms = 3000;
     const char *proc = "/proc";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -211,7 +241,8 @@ int doctor_main(int argc, char **argv)
         } else if (strcmp(a, "--target") == 0) {
             kind = JOB_TARGET;
         } else if (strcmp(a, "--proc") != 0 && strcmp(a, "--samples") != 0 &&
-                   strcmp(a, "--timeout") != 0 && strcmp(a, "--fail-on") != 0) {
+                   strcmp(a, "--timeout") != 0 && strcmp(a, "--fail-on") != 0 &&
+                   strcmp(a, "--window") != 0) {
             fprintf(stderr, "apigate doctor: unknown option '%s' (see --help)\n", a);
             return 2;
         }
@@ -254,6 +285,16 @@ int doctor_main(int argc, char **argv)
                 return 2;
             }
             samples = (int)n;
+        } else if (strcmp(a, "--window") == 0) {
+            uint64_t w = 0;
+            if (strcmp(v, "0") != 0 && (units_parse_duration_ms(v, &w) < 0 || w > 600000)) {
+                fprintf(stderr,
+                        "apigate doctor: --window '%s': expected 0 or a duration such as 3s "
+                        "(up to 10m)\n",
+                        v);
+                return 2;
+            }
+            window_ms = w;
         } else if (strcmp(a, "--timeout") == 0) {
             if (units_parse_duration_ms(v, &timeout_ms) < 0 || timeout_ms == 0 ||
                 timeout_ms > 600000) {
@@ -289,7 +330,21 @@ int doctor_main(int argc, char **argv)
         j->timeout_ms = (int)timeout_ms;
         j->samples = samples;
         j->explain_analyze = explain_analyze;
+        j->window_ms = (int)window_ms;
+        if (k == JOB_HOST) { // churn toward the databases this run was told about, too
+            rules_host_db_port(&j->host, 0, "");
+            if (urls[JOB_PG])
+                rules_host_db_port(&j->host, pg_port(urls[JOB_PG], 5432), "PostgreSQL");
+            if (urls[JOB_PGB])
+                rules_host_db_port(&j->host, pg_port(urls[JOB_PGB], 6432), "PgBouncer");
+            char host[256], pass[128];
+            int port;
+            if (urls[JOB_REDIS] && probe_redis_parse_url(urls[JOB_REDIS], host, sizeof(host), &port,
+                                                         pass, sizeof(pass)) == 0)
+                rules_host_db_port(&j->host, port, "Redis");
+        }
         finding_list_init(&j->out);
+        j->redis.gw_l2_hits = j->redis.gw_l2_misses = -1;
         jobs[k] = j;
         started[k] = pthread_create(&threads[k], NULL, job_thread, j) == 0;
         if (!started[k])
@@ -301,7 +356,8 @@ int doctor_main(int argc, char **argv)
     clock_gettime(CLOCK_REALTIME, &deadline);
     /* libpq cannot wait less than 2 s for a connect, whatever --timeout says. */
     uint64_t step_ms = timeout_ms < 2000 ? 2000 : timeout_ms;
-    uint64_t budget_ms = step_ms * 4 + (urls[JOB_TARGET] ? timeout_ms * (uint64_t)samples : 0);
+    uint64_t budget_ms = step_ms * 4 + (urls[JOB_TARGET] ? timeout_ms * (uint64_t)samples : 0) +
+                         (urls[JOB_GATEWAY] ? window_ms + step_ms * 2 : 0);
     deadline.tv_sec += (time_t)(budget_ms / 1000);
     deadline.tv_nsec += (long)(budget_ms % 1000) * 1000000L;
     if (deadline.tv_nsec >= 1000000000L) {
@@ -331,6 +387,16 @@ int doctor_main(int argc, char **argv)
     /* Rules that need two components use facts from both when both probes succeeded. */
     if (jobs[JOB_PGB] && jobs[JOB_PG] && jobs[JOB_PG]->rc == 0)
         jobs[JOB_PGB]->pgb.server_max_connections = jobs[JOB_PG]->pg.max_connections;
+    if (jobs[JOB_REDIS] && jobs[JOB_GATEWAY] && jobs[JOB_GATEWAY]->rc == 0)
+        jobs[JOB_REDIS]->redis.gateway_caches =
+            jobs[JOB_GATEWAY]->gw.life_requests > 0 &&
+            jobs[JOB_GATEWAY]->gw.cache_hits + jobs[JOB_GATEWAY]->gw.cache_misses > 0;
+    if (jobs[JOB_REDIS] && jobs[JOB_GATEWAY] && jobs[JOB_GATEWAY]->rc == 0 &&
+        jobs[JOB_GATEWAY]->gw.l2_enabled) {
+        jobs[JOB_REDIS]->redis.gateway_l2 = true;
+        jobs[JOB_REDIS]->redis.gw_l2_hits = jobs[JOB_GATEWAY]->gw.l2_hits;
+        jobs[JOB_REDIS]->redis.gw_l2_misses = jobs[JOB_GATEWAY]->gw.l2_misses;
+    }
     if (jobs[JOB_PG] && jobs[JOB_PGB] && jobs[JOB_PGB]->rc == 0)
         jobs[JOB_PG]->pg.pgbouncer_in_front = true;
     if (jobs[JOB_HOST] && jobs[JOB_GATEWAY] && jobs[JOB_GATEWAY]->rc == 0 &&

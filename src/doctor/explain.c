@@ -45,12 +45,14 @@ static void walk(const cJSON *node, const char *joins, struct explain_result *r)
     cat_cond(conds, sizeof(conds), jstr(node, "Join Filter"));
     if (type && strcmp(type, "Seq Scan") == 0 && r->n_scans < EXPLAIN_MAX_SCANS) {
         struct explain_scan *s = &r->scans[r->n_scans++];
-        snprintf(s->schema, sizeof(s->schema), "%s", jstr(node, "Schema") ? jstr(node, "Schema") : "");
+        snprintf(s->schema, sizeof(s->schema), "%s",
+                 jstr(node, "Schema") ? jstr(node, "Schema") : "");
         snprintf(s->relation, sizeof(s->relation), "%s",
                  jstr(node, "Relation Name") ? jstr(node, "Relation Name") : "");
         snprintf(s->alias, sizeof(s->alias), "%s",
                  jstr(node, "Alias") ? jstr(node, "Alias") : s->relation);
-        snprintf(s->filter, sizeof(s->filter), "%s", jstr(node, "Filter") ? jstr(node, "Filter") : "");
+        snprintf(s->filter, sizeof(s->filter), "%s",
+                 jstr(node, "Filter") ? jstr(node, "Filter") : "");
         snprintf(s->join, sizeof(s->join), "%s", joins);
         s->est_rows = jnum(node, "Plan Rows");
         s->actual_rows = jnum(node, "Actual Rows");

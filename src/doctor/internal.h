@@ -31,7 +31,9 @@ int probe_redis_parse_url(const char *url, char *host, size_t hostlen, int *port
                           size_t passlen);
 int probe_redis_run(const char *url, int timeout_ms, struct redis_facts *f,
                     struct finding_list *out);
-int probe_gateway_run(const char *url, int timeout_ms, struct gw_facts *f,
+/* Two samples of /stats <window_ms> apart, judged as their difference; one sample (counters since
+ * start) when <window_ms> is 0. */
+int probe_gateway_run(const char *url, int timeout_ms, int window_ms, struct gw_facts *f,
                       struct finding_list *out);
 /* Reads /proc under <proc_root> ("/proc", or a copy of its files for tests and for judging a
  * snapshot taken elsewhere). */
@@ -50,8 +52,17 @@ void probe_host__parse_tcp(const char *text, struct host_facts *f);
 void probe_host__parse_netstat(const char *text, long long *overflows, long long *drops);
 /* Parses INFO text of Redis into <f> (probe_redis). */
 void probe_redis__parse_info(const char *text, struct redis_facts *f);
+/* Reads hits, misses and hitRate of a cache-stats JSON body into <f> (-1 each when absent). */
+void probe_target__parse_cache(const char *body, struct target_facts *f);
 /* Parses a /stats JSON body into <f>; returns 0 or -1 when it is not a JSON object. */
 int probe_gateway__parse(const char *body, struct gw_facts *f);
+/* Adds apigate_pool_closed_total by reason (not_reusable, upstream_closed) from /metrics text. */
+void probe_gateway__parse_metrics(const char *text, struct gw_facts *f);
+/* The window between samples <a> and <b> (<window_s> apart) into <w>: counter differences (the
+ * second sample alone when the request counters went down), p95 from the latency_window
+ * histograms, gauges and "since start" values from <b>. */
+void probe_gateway__window(const struct gw_facts *a, const struct gw_facts *b, double window_s,
+                           struct gw_facts *w);
 
 /* ---- EXPLAIN (VERBOSE, FORMAT JSON) plans (explain.c) ---- */
 

@@ -153,12 +153,44 @@ void probe_host__parse_listeners(const char *text, struct host_facts *f)
     }
 }
 
+static const char *db_service(const struct host_facts *f, int port)
+{
+    for (int i = 0; i < f->n_db_ports; i++)
+        if (f->db_ports[i].port == port)
+            return f->db_ports[i].service;
+    return NULL;
+}
+
+/* Keeps the busiest PG_FACTS_MAX of <t> in <out>; returns how many. */
+static int top_dests(struct dest_table *t, const struct host_facts *f, struct host_dest *out,
+                     bool services)
+{
+    qsort(t->v, t->cap, sizeof(*t->v), cmp_dest); // empty slots (total 0) sort last
+    int n = 0;
+    for (size_t i = 0; i < t->n && t->v[i].total > 0 && n < PG_FACTS_MAX; i++) {
+        struct host_dest *d = &out[n++];
+        snprintf(d->addr, sizeof(d->addr), "%s", t->v[i].addr);
+        d->total = t->v[i].total;
+        d->time_wait = t->v[i].time_wait;
+        d->service[0] = '\0';
+        if (services) {
+            const char *colon = strrchr(d->addr, ':');
+            const char *svc = colon ? db_service(f, atoi(colon + 1)) : NULL;
+            snprintf(d->service, sizeof(d->service), "%s", svc ? svc : "");
+        }
+    }
+    return n;
+}
+
 void probe_host__parse_tcp(const char *text, struct host_facts *f)
 {
     struct dest_table t = {xcalloc(DEST_INIT_CAP, sizeof(struct dest_count)), DEST_INIT_CAP, 0};
+    struct dest_table db = {xcalloc(DEST_INIT_CAP, sizeof(struct dest_count)), DEST_INIT_CAP, 0};
     /* Start from what an earlier call (tcp before tcp6) found. */
     for (int i = 0; i < f->n_dests; i++)
         add_dest(&t, f->dests[i].addr, f->dests[i].total, f->dests[i].time_wait);
+    for (int i = 0; i < f->n_db_dests; i++)
+        add_dest(&db, f->db_dests[i].addr, f->db_dests[i].total, f->db_dests[i].time_wait);
     const char *line = strchr(text, '\n'); // skip the header
     while (line && *++line) {
         char local[64], remote[64];
@@ -174,21 +206,19 @@ void probe_host__parse_tcp(const char *text, struct host_facts *f)
                 /* Only outgoing sockets whose local port came from the ephemeral range consume
                  * it; an accepted socket has a listener's port (which may lie in the range). */
                 bool accepted = f->listen_ports[lport / 8] & (1u << (lport % 8));
-                if (!accepted && lport >= f->port_lo && lport <= f->port_hi)
+                if (!accepted && lport >= f->port_lo && lport <= f->port_hi) {
                     add_dest(&t, raddr, 1, tw);
+                    if (db_service(f, rport) != NULL)
+                        add_dest(&db, raddr, 1, tw);
+                }
             }
         }
         line = strchr(line, '\n');
     }
-    qsort(t.v, t.cap, sizeof(*t.v), cmp_dest); // empty slots (total 0) sort last
-    f->n_dests = 0;
-    for (size_t i = 0; i < t.n && t.v[i].total > 0 && f->n_dests < PG_FACTS_MAX; i++) {
-        struct host_dest *d = &f->dests[f->n_dests++];
-        snprintf(d->addr, sizeof(d->addr), "%s", t.v[i].addr);
-        d->total = t.v[i].total;
-        d->time_wait = t.v[i].time_wait;
-    }
+    f->n_dests = top_dests(&t, f, f->dests, false);
+    f->n_db_dests = top_dests(&db, f, f->db_dests, true);
     free(t.v);
+    free(db.v);
 }
 
 void probe_host__parse_netstat(const char *text, long long *overflows, long long *drops)

@@ -275,8 +275,7 @@ static bool explainable(const char *sql)
 {
     while (*sql == ' ' || *sql == '(')
         sql++;
-    static const char *const kw[] = {"select", "with", "update", "delete", "insert", "table",
-                                     NULL};
+    static const char *const kw[] = {"select", "with", "update", "delete", "insert", "table", NULL};
     for (int i = 0; kw[i]; i++) {
         size_t n = strlen(kw[i]);
         if (strncasecmp(sql, kw[i], n) == 0 && !isalnum((unsigned char)sql[n]))
@@ -320,10 +319,11 @@ static void read_planscan(struct probe_pg_conn *c, struct pg_facts *f, int k,
     snprintf(reg, sizeof(reg), "(quote_ident(%s) || '.' || quote_ident(%s))::regclass", schema,
              rel);
     snprintf(sql, sizeof(sql),
-             TAG "SELECT (SELECT string_agg(attname, ',') FROM pg_attribute WHERE attrelid = %s "
-                 "AND attnum > 0 AND NOT attisdropped) AS cols, greatest((SELECT reltuples FROM "
-                 "pg_class WHERE oid = %s), (SELECT n_live_tup FROM pg_stat_user_tables WHERE relid "
-                 "= %s), 0) AS n",
+             TAG
+             "SELECT (SELECT string_agg(attname, ',') FROM pg_attribute WHERE attrelid = %s "
+             "AND attnum > 0 AND NOT attisdropped) AS cols, greatest((SELECT reltuples FROM "
+             "pg_class WHERE oid = %s), (SELECT n_live_tup FROM pg_stat_user_tables WHERE relid "
+             "= %s), 0) AS n",
              reg, reg, reg);
     struct probe_pg_res r;
     if (q(c, sql, &r, err, sizeof(err)) < 0)
@@ -331,8 +331,7 @@ static void read_planscan(struct probe_pg_conn *c, struct pg_facts *f, int k,
     struct pg_planscan *p = &f->planscans[f->n_planscans];
     memset(p, 0, sizeof(*p));
     const char *cols = probe_pg_get(&r, 0, "cols");
-    snprintf(p->table, sizeof(p->table), "%s.%s", s->schema[0] ? s->schema : "public",
-             s->relation);
+    snprintf(p->table, sizeof(p->table), "%s.%s", s->schema[0] ? s->schema : "public", s->relation);
     p->table_rows = dbl(probe_pg_get(&r, 0, "n"));
     p->est_rows = s->est_rows;
     p->stmt = k;
@@ -385,8 +384,8 @@ static void explain_stmt(struct probe_pg_conn *c, struct pg_facts *f, int k, con
         snprintf(cmd, len, TAG "PREPARE apigate_doctor_%d AS %s", k, sql);
         if (q(c, cmd, &r, err, sizeof(err)) == 0) {
             probe_pg_res_free(&r);
-            int n = snprintf(cmd, len, TAG "EXPLAIN (VERBOSE, FORMAT JSON) EXECUTE apigate_doctor_%d",
-                             k);
+            int n = snprintf(cmd, len,
+                             TAG "EXPLAIN (VERBOSE, FORMAT JSON) EXECUTE apigate_doctor_%d", k);
             for (int i = 0; i < nparams; i++)
                 n += snprintf(cmd + n, len - (size_t)n, "%sNULL", i ? ", " : "(");
             snprintf(cmd + n, len - (size_t)n, "%s", nparams ? ")" : "");

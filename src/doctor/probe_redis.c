@@ -286,6 +286,14 @@ int probe_redis_run(const char *url, int timeout_ms, struct redis_facts *f,
     probe_redis__parse_info(r->str, f);
     freeReplyObject(r);
     read_slowlog(c, &lim, f);
+    /* apigate's L2 writes apigate:<key> and apigate:inv:<path> (the default redis_prefix). SCAN
+     * touches no keyspace counter; one step is a sample, enough to know the L2 is here. */
+    r = command(c, &lim, "SCAN 0 MATCH apigate:* COUNT 1000");
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[1]->type == REDIS_REPLY_ARRAY)
+        f->apigate_keys = (long long)r->element[1]->elements;
+    if (r)
+        freeReplyObject(r);
     double pings[5];
     int np = 0;
     for (int i = 0; i < 5; i++) {

@@ -1,6 +1,7 @@
 /* The doctor's rules: pure functions from the numbers a probe collected (the "facts" structs
  * below) to findings. No I/O, no clock: probes fill facts, rules judge them, and unit tests feed
- * rules hand-made facts. Thresholds live here and in docs/doctor.md, nowhere else. */
+ * rules hand-made facts. Thresholds live here, one constant each, and in the table of
+ * docs/doctor.md#thresholds, nowhere else. */
 #ifndef AG_DOCTOR_RULES_H
 #define AG_DOCTOR_RULES_H
 
@@ -37,13 +38,13 @@ struct pg_stmt {
  * filter or its join condition compares (checked against the table's columns), and whether an
  * index starting with that column exists already. */
 struct pg_planscan {
-    char table[128];  /* schema.table */
-    char column[64];  /* "" when the plan's conditions name no column of the table */
-    char cond[160];   /* the condition the column came from: "(o.user_id = u.id)" */
-    double est_rows;  /* the planner's estimate for the scan's output */
+    char table[128];   /* schema.table */
+    char column[64];   /* "" when the plan's conditions name no column of the table */
+    char cond[160];    /* the condition the column came from: "(o.user_id = u.id)" */
+    double est_rows;   /* the planner's estimate for the scan's output */
     double table_rows; /* pg_class.reltuples */
-    bool indexed;     /* an index whose first column is <column> exists */
-    int stmt;         /* index into pg_facts.stmts */
+    bool indexed;      /* an index whose first column is <column> exists */
+    int stmt;          /* index into pg_facts.stmts */
 };
 
 struct pg_seqscan {
@@ -90,7 +91,7 @@ struct pg_facts {
     struct pg_stmt stmts[PG_FACTS_MAX]; /* by mean time, slowest first */
     int n_seqscans;
     struct pg_seqscan seqscans[PG_FACTS_MAX];
-    bool explained;   /* the top statements were EXPLAINed (plan-based index advice) */
+    bool explained;       /* the top statements were EXPLAINed (plan-based index advice) */
     bool explain_analyze; /* ... with ANALYZE (--explain-analyze) */
     int n_planscans;
     struct pg_planscan planscans[PG_FACTS_MAX];
@@ -116,9 +117,9 @@ struct pg_facts {
 #define RULES_PG_LONG_QUERY_WARN_S 60.0
 #define RULES_PG_STMT_WARN_MS 100.0
 #define RULES_PG_STMT_CRIT_MS 1000.0
-#define RULES_PG_STMT_MIN_CALLS 10        /* fewer calls: a one-off (setup, migration, manual) */
+#define RULES_PG_STMT_MIN_CALLS 10           /* fewer calls: a one-off (setup, migration, manual) */
 #define RULES_PG_STMT_ONEOFF_WARN_MS 30000.0 /* ... judged only from this mean on */
-#define RULES_PG_LIMIT_WARN 0.80          /* per-role / per-database connection limits */
+#define RULES_PG_LIMIT_WARN 0.80             /* per-role / per-database connection limits */
 #define RULES_PG_SEQ_MIN_SCANS 10
 #define RULES_PG_SEQ_MIN_ROWS_PER_SCAN 1000
 #define RULES_PG_SEQ_MIN_TUP_READ 100000
@@ -183,6 +184,10 @@ struct redis_facts {
     double ping_ms; /* median of a few PINGs */
     int n_slow;
     struct redis_slow slow[5];
+    long long apigate_keys; /* keys named apigate:* in one SCAN step: apigate's L2 lives here */
+    bool gateway_l2;        /* the gateway probe ran and its cache has a Redis L2 */
+    bool gateway_caches;    /* the gateway probe ran and its cache answers lookups */
+    double gw_l2_hits, gw_l2_misses; /* its L2 counters (in its window), -1 unknown */
 };
 
 #define RULES_REDIS_HIT_CRIT 0.10
@@ -197,27 +202,47 @@ void rules_redis(const struct redis_facts *r, struct finding_list *out);
 
 /* ---- Gateway (/stats) ---- */
 
-/* Each field is -1 when /stats did not have it (the rule that needs it is skipped). */
+#define GW_LE_MAX 80
+
+/* One /stats document (probe_gateway__parse), or the window between two of them
+ * (probe_gateway__window). Each field is -1 when /stats did not have it (the rule that needs it
+ * is skipped). Counters are totals since start in a sample, differences in a window. */
 struct gw_facts {
     char where[160];
+    double window_s; /* > 0: counters are the differences over this many seconds; 0: since start */
+    bool reset;      /* the request counters restarted inside the window (a new worker): the
+                        window's numbers are the second sample's, since that restart */
     double requests_total;
     double responses_5xx;
-    double latency_p95_ms;
-    double cache_hits, cache_misses;
+    double latency_p95_ms; /* over the window when latency_windowed, else since start */
+    bool latency_windowed;
+    double cache_hits, cache_misses; /* hits = fresh + stale, misses = miss + expired */
+    double cache_stale, cache_expired, cache_bypass, cache_not_stored, cache_stores;
+    double l2_hits, l2_misses;
+    bool l2_enabled;
     double shed_total;
-    double pool_wait_p95_ms;
-    double breakers_open;
+    double pool_wait_p95_ms; /* since start (a histogram /stats gives only as a percentile) */
+    double breakers_open;    /* a gauge: now */
     double upstream_connects_total;
+    double upstream_reuses; /* requests sent on a reused upstream connection */
+    double closed_not_reusable,
+        closed_upstream_closed; /* from /metrics apigate_pool_closed_total */
     double worker_restarts;
+    double worker_crashes, worker_recycles; /* the restarts split: crashed or hung / max_requests */
     double threads;
+    double life_requests, life_5xx, life_crashes, life_recycles; /* since start, for evidence */
+    int n_le; /* latency_window: cumulative counts per upper bound (ms) */
+    double le_ms[GW_LE_MAX], le_count[GW_LE_MAX];
+    double le_total; /* requests in latency_window, over every bound */
 };
 
 #define RULES_GW_5XX_WARN 0.01
 #define RULES_GW_5XX_CRIT 0.05
 #define RULES_GW_P95_WARN_MS 500.0
 #define RULES_GW_P95_CRIT_MS 2000.0
-#define RULES_GW_HIT_WARN 0.10
-#define RULES_GW_MIN_REQUESTS 100
+#define RULES_GW_HIT_WARN 0.80   /* the alert: below 80% */
+#define RULES_GW_HIT_TARGET 0.90 /* the target: above 90% (info between the two) */
+#define RULES_GW_MIN_REQUESTS 20 /* requests (or cache lookups) before a rate is judged */
 #define RULES_GW_SHED_WARN 0.01
 #define RULES_GW_POOL_WAIT_WARN_MS 100.0
 #define RULES_GW_CHURN_WARN 0.50
@@ -230,6 +255,14 @@ struct host_dest {
     char addr[64]; /* "10.0.0.5:5432" */
     int total;     /* sockets to it from an ephemeral local port, any state but LISTEN */
     int time_wait;
+    char service[16]; /* db_dests only: "PostgreSQL", "PgBouncer", "Redis", ... */
+};
+
+/* A port whose clients should hold pooled connections: a connection per request to it shows as
+ * TIME_WAIT sockets (the client closes first). */
+struct host_db_port {
+    int port;
+    char service[16];
 };
 
 struct host_facts {
@@ -244,7 +277,11 @@ struct host_facts {
     long long listen_drops;
     int somaxconn;
     int cpus;
-    int gateway_threads;             /* from the gateway probe, 0 when unknown */
+    int gateway_threads; /* from the gateway probe, 0 when unknown */
+    int n_db_ports;      /* set before the probe runs (doctor.c) */
+    struct host_db_port db_ports[16];
+    int n_db_dests; /* outgoing sockets to those ports, busiest first */
+    struct host_dest db_dests[PG_FACTS_MAX];
     uint8_t listen_ports[65536 / 8]; /* bitmap of local ports in LISTEN (probe scratch) */
 };
 
@@ -253,6 +290,13 @@ struct host_facts {
 #define RULES_HOST_FD_WARN 0.80
 #define RULES_HOST_NOFILE_MIN 4096
 #define RULES_HOST_SOMAXCONN_MIN 1024
+#define RULES_HOST_DB_TIME_WAIT_WARN 100 /* TIME_WAIT sockets to one database address */
+#define RULES_HOST_DB_TIME_WAIT_CRIT 5000
+
+/* Adds the usual database ports (PostgreSQL 5432, PgBouncer 6432, MySQL 3306, Redis 6379,
+ * MongoDB 27017, memcached 11211) to <h>, and <port> as <service> when it is not among them
+ * (the ports of --postgres, --pgbouncer, --redis). */
+void rules_host_db_port(struct host_facts *h, int port, const char *service);
 
 void rules_host(const struct host_facts *h, struct finding_list *out);
 
@@ -270,6 +314,9 @@ struct target_facts {
     char url[512];
     int n;
     struct target_sample *samples; /* n of them, owned by the caller */
+    /* When the last good answer is a cache-stats JSON object (a /metrics/cache endpoint:
+     * {"hits": N, "misses": M} or "hitRate": 0.93 / "93.0%"), else -1. */
+    double cache_hits, cache_misses, cache_rate;
 };
 
 #define RULES_TARGET_P95_WARN_MS 500.0

@@ -120,9 +120,74 @@ static void rule_cpus(const struct host_facts *h, struct finding_list *out)
         finding_fix(f, "workers: {threads: %d} (one event loop per CPU)", h->cpus);
 }
 
+void rules_host_db_port(struct host_facts *h, int port, const char *service)
+{
+    static const struct host_db_port known[] = {{5432, "PostgreSQL"}, {6432, "PgBouncer"},
+                                                {3306, "MySQL"},      {6379, "Redis"},
+                                                {27017, "MongoDB"},   {11211, "memcached"}};
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+        bool have = false;
+        for (int k = 0; k < h->n_db_ports && !have; k++)
+            have = h->db_ports[k].port == known[i].port;
+        if (!have && h->n_db_ports < 16)
+            h->db_ports[h->n_db_ports++] = known[i];
+    }
+    if (port <= 0 || port > 65535)
+        return;
+    for (int k = 0; k < h->n_db_ports; k++)
+        if (h->db_ports[k].port == port)
+            return;
+    if (h->n_db_ports < 16) {
+        struct host_db_port *p = &h->db_ports[h->n_db_ports++];
+        p->port = port;
+        snprintf(p->service, sizeof(p->service), "%s", service);
+    }
+}
+
+/* Connection churn toward a database: an application that opens a connection per request (no
+ * pool) leaves one TIME_WAIT socket per request to the database's port, pays a connection setup
+ * (for PostgreSQL a process fork and authentication) on every request, and drains the ephemeral
+ * ports. */
+static void rule_db_churn(const struct host_facts *h, struct finding_list *out)
+{
+    for (int i = 0; i < h->n_db_dests; i++) {
+        const struct host_dest *d = &h->db_dests[i];
+        enum finding_sev sev = d->time_wait >= RULES_HOST_DB_TIME_WAIT_CRIT   ? FINDING_CRITICAL
+                               : d->time_wait >= RULES_HOST_DB_TIME_WAIT_WARN ? FINDING_WARNING
+                                                                              : FINDING_OK;
+        struct finding *f =
+            sev >= FINDING_WARNING
+                ? finding_add(out, "host", "host-db-connection-churn", sev,
+                              "%d TIME_WAIT sockets to %s at %s: a new connection per request",
+                              d->time_wait, d->service, d->addr)
+                : finding_add(out, "host", "host-db-connection-churn", sev,
+                              "%d sockets to %s at %s, %d in TIME_WAIT", d->total, d->service,
+                              d->addr, d->time_wait);
+        finding_evidence(f,
+                         "%d sockets from this host to %s, %d of them closed in the last "
+                         "minute and waiting out TIME_WAIT (the side that closes first keeps "
+                         "it for 60 s)",
+                         d->total, d->addr, d->time_wait);
+        finding_source(f, "/proc/net/tcp, /proc/net/tcp6 (state 06 = TIME_WAIT)");
+        if (sev < FINDING_WARNING)
+            continue;
+        if (strcmp(d->service, "PostgreSQL") == 0 || strcmp(d->service, "MySQL") == 0)
+            finding_fix(f, "keep connections open in a pool inside each process (SQLAlchemy "
+                           "create_engine(pool_size=5, max_overflow=10), a pooled DataSource) "
+                           "instead of connect/close per request; with many processes, "
+                           "PgBouncer in transaction mode next to them");
+        else
+            finding_fix(f,
+                        "keep connections to %s open and reuse them (one client or pool per "
+                        "process, created at start, not per request)",
+                        d->addr);
+    }
+}
+
 void rules_host(const struct host_facts *h, struct finding_list *out)
 {
     rule_ports(h, out);
+    rule_db_churn(h, out);
     rule_fds(h, out);
     rule_listen(h, out);
     rule_cpus(h, out);
@@ -150,6 +215,41 @@ double rules_percentile(const double *v, int n, double p)
     double r = c[rank - 1];
     free(c);
     return r;
+}
+
+/* A target that answers cache statistics (an application's /metrics/cache, or apigate's): its
+ * hit ratio against the same alert (80%) and target (90%) as the gateway's. */
+static void rule_target_cache(const struct target_facts *t, struct finding_list *out)
+{
+    double r = t->cache_rate;
+    double n = -1;
+    if (t->cache_hits >= 0 && t->cache_misses >= 0) {
+        n = t->cache_hits + t->cache_misses;
+        if (n < RULES_GW_MIN_REQUESTS) {
+            struct finding *f = finding_add(out, "target", "target-cache-hit-ratio", FINDING_INFO,
+                                            "%s: too few cache lookups to judge (%.0f)", t->url, n);
+            finding_source(f, "GET %s: hits, misses", t->url);
+            return;
+        }
+        r = t->cache_hits / n;
+    }
+    if (r < 0)
+        return;
+    enum finding_sev sev = r < RULES_GW_HIT_WARN     ? FINDING_WARNING
+                           : r < RULES_GW_HIT_TARGET ? FINDING_INFO
+                                                     : FINDING_OK;
+    struct finding *f =
+        finding_add(out, "target", "target-cache-hit-ratio", sev, "%s: cache hit ratio %.1f%%%s",
+                    t->url, r * 100, sev == FINDING_INFO ? ", below the 90% target" : "");
+    if (n >= 0)
+        finding_evidence(f, "hits %.0f, misses %.0f (since the endpoint's counters started)",
+                         t->cache_hits, t->cache_misses);
+    finding_source(f, "GET %s: %s", t->url, n >= 0 ? "hits, misses" : "hitRate");
+    if (sev >= FINDING_WARNING)
+        finding_fix(f, "below the 80%% alert: check what the cache keys vary on (per-user or "
+                       "per-request parts), the TTLs against how often each key is read, and "
+                       "whether responses are stored at all; doctor --gateway gives the breakdown "
+                       "for an apigate cache");
 }
 
 /* Sample requests: the p95 of a handful of sequential requests is what one user feels; a failed
@@ -209,4 +309,5 @@ void rules_target(const struct target_facts *t, struct finding_list *out)
     free(tot);
     free(ttfb);
     free(conn);
+    rule_target_cache(t, out);
 }

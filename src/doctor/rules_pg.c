@@ -166,14 +166,14 @@ static void rule_connections(const struct pg_facts *pg, struct finding_list *out
 static void rule_limit(const struct pg_limit *l, bool role, struct finding_list *out)
 {
     double use = l->limit > 0 ? (double)l->used / l->limit : 1.0;
-    enum finding_sev sev = l->used >= l->limit              ? FINDING_CRITICAL
+    enum finding_sev sev = l->used >= l->limit          ? FINDING_CRITICAL
                            : use >= RULES_PG_LIMIT_WARN ? FINDING_WARNING
                                                         : FINDING_OK;
     const char *what = role ? "role" : "database";
-    struct finding *f = finding_add(out, "postgres", role ? "pg-role-connections" : "pg-database-connections",
-                                    sev, "%s \"%s\": %d of CONNECTION LIMIT %d in use%s", what,
-                                    l->name, l->used, l->limit,
-                                    sev == FINDING_CRITICAL ? " (full)" : "");
+    struct finding *f =
+        finding_add(out, "postgres", role ? "pg-role-connections" : "pg-database-connections", sev,
+                    "%s \"%s\": %d of CONNECTION LIMIT %d in use%s", what, l->name, l->used,
+                    l->limit, sev == FINDING_CRITICAL ? " (full)" : "");
     if (sev == FINDING_CRITICAL)
         finding_evidence(f, "a new connection %s gets FATAL: too many connections for %s \"%s\"",
                          role ? "as this role" : "to this database", what, l->name);
@@ -182,9 +182,11 @@ static void rule_limit(const struct pg_limit *l, bool role, struct finding_list 
                            : "SELECT datname, datconnlimit FROM pg_database WHERE datconnlimit "
                              ">= 0; count(*) FROM pg_stat_activity by datname");
     if (sev >= FINDING_WARNING) {
-        finding_fix(f, "ALTER %s \"%s\" CONNECTION LIMIT %d; (or make its pools smaller: the "
-                       "sessions above are what they hold)",
-                    role ? "ROLE" : "DATABASE", l->name, l->limit * 2 > l->used + 5 ? l->limit * 2 : l->used + 5);
+        finding_fix(f,
+                    "ALTER %s \"%s\" CONNECTION LIMIT %d; (or make its pools smaller: the "
+                    "sessions above are what they hold)",
+                    role ? "ROLE" : "DATABASE", l->name,
+                    l->limit * 2 > l->used + 5 ? l->limit * 2 : l->used + 5);
         if (!role || l->used > 0)
             finding_fix(f, "a transaction pooler in front (PgBouncer pool_mode = transaction) "
                            "serves the same clients with fewer sessions");
@@ -357,8 +359,9 @@ static void rule_statements(const struct pg_facts *pg, struct finding_list *out)
             finding_evidence(f, "             %s: %s",
                              pg->explain_analyze ? "EXPLAIN ANALYZE" : "EXPLAIN", s->plan);
     }
-    finding_source(f, "SELECT total_exec_time, calls, mean_exec_time, query FROM "
-                      "pg_stat_statements ORDER BY total_exec_time DESC LIMIT 8%s",
+    finding_source(f,
+                   "SELECT total_exec_time, calls, mean_exec_time, query FROM "
+                   "pg_stat_statements ORDER BY total_exec_time DESC LIMIT 8%s",
                    pg->explained ? (pg->explain_analyze ? "; EXPLAIN (ANALYZE) of the top ones"
                                                         : "; EXPLAIN (no ANALYZE: nothing is run) "
                                                           "of the top ones")
@@ -379,8 +382,7 @@ static void rule_seqscans(const struct pg_facts *pg, struct finding_list *out)
 {
     for (int i = 0; i < pg->n_planscans; i++) {
         const struct pg_planscan *p = &pg->planscans[i];
-        if (p->column[0] == '\0' || p->indexed ||
-            p->table_rows < RULES_PG_SEQ_MIN_ROWS_PER_SCAN)
+        if (p->column[0] == '\0' || p->indexed || p->table_rows < RULES_PG_SEQ_MIN_ROWS_PER_SCAN)
             continue;
         bool dup = false; // one finding per table and column
         for (int k = 0; k < i && !dup; k++)
@@ -391,20 +393,22 @@ static void rule_seqscans(const struct pg_facts *pg, struct finding_list *out)
             continue;
         const struct pg_stmt *s = &pg->stmts[p->stmt];
         struct finding *f = finding_add(out, "postgres", "pg-missing-index", FINDING_WARNING,
-                                        "%s (%.0f rows) is read by a sequential scan on %s", p->table,
-                                        p->table_rows, p->column);
+                                        "%s (%.0f rows) is read by a sequential scan on %s",
+                                        p->table, p->table_rows, p->column);
         finding_evidence(f, "plan of (%lld calls, %.1f ms mean): %s", s->calls, s->mean_ms,
                          s->query);
         finding_evidence(f, "Seq Scan on %s, condition %s, estimated %.0f rows", p->table, p->cond,
                          p->est_rows);
         for (int k = 0; k < pg->n_seqscans; k++)
             if (strcmp(pg->seqscans[k].table, p->table) == 0)
-                finding_evidence(f, "seq_scan %lld, seq_tup_read %lld, idx_scan %lld (since the "
-                                    "statistics were last reset)",
+                finding_evidence(f,
+                                 "seq_scan %lld, seq_tup_read %lld, idx_scan %lld (since the "
+                                 "statistics were last reset)",
                                  pg->seqscans[k].seq_scan, pg->seqscans[k].seq_tup_read,
                                  pg->seqscans[k].idx_scan);
-        finding_source(f, "EXPLAIN (VERBOSE, FORMAT JSON) of the statement, no ANALYZE; pg_index "
-                          "for the indexes of %s",
+        finding_source(f,
+                       "EXPLAIN (VERBOSE, FORMAT JSON) of the statement, no ANALYZE; pg_index "
+                       "for the indexes of %s",
                        p->table);
         finding_fix(f, "CREATE INDEX CONCURRENTLY ON %s (%s);", p->table, p->column);
     }

@@ -12,8 +12,53 @@ static void mb(long long bytes, char *out, size_t n)
 
 /* Keyspace hit ratio: the seed's numbers — under 10% the cache is useless (every read also pays
  * a miss), under 80% is the alert. Under 100 lookups the ratio means nothing yet. */
+/* apigate's own L2: each lookup is one MGET of two keys, the entry and its inv: mark (which
+ * exists only after an invalidation), so an L2 hit counts a keyspace hit and a miss, and an L2
+ * miss two misses: 200 L2 hits and 200 misses read as 25%. Lookups are half the reads; the L2
+ * only sees the gateways' local misses, so the hit ratio users get is gw-cache-hit-ratio's. */
+static void rule_l2_ratio(const struct redis_facts *r, struct finding_list *out)
+{
+    bool exact = r->gateway_l2 && r->gw_l2_hits >= 0 && r->gw_l2_misses >= 0;
+    double hits = exact ? r->gw_l2_hits : (double)r->hits;
+    double lookups = exact ? r->gw_l2_hits + r->gw_l2_misses : (double)(r->hits + r->misses) / 2;
+    if (lookups < RULES_REDIS_MIN_LOOKUPS / 2.0) {
+        struct finding *f = finding_add(out, "redis", "redis-hit-ratio", FINDING_INFO,
+                                        "apigate L2: too few lookups to judge (%.0f)", lookups);
+        finding_source(f, "INFO stats keyspace_hits, keyspace_misses");
+        return;
+    }
+    double ratio = hits / lookups;
+    if (ratio > 1)
+        ratio = 1;
+    enum finding_sev sev = ratio < RULES_REDIS_HIT_WARN ? FINDING_INFO : FINDING_OK;
+    struct finding *f =
+        finding_add(out, "redis", "redis-hit-ratio", sev,
+                    "apigate L2 hit ratio %.1f%% (%.0f lookups)", ratio * 100, lookups);
+    if (exact)
+        finding_evidence(f, "the gateway's L2 counters: %.0f hits, %.0f misses", r->gw_l2_hits,
+                         r->gw_l2_misses);
+    finding_evidence(
+        f,
+        "keyspace_hits %lld, keyspace_misses %lld (%.1f%%): each L2 lookup reads two "
+        "keys, the entry and its inv: mark, so the keyspace ratio undercounts",
+        r->hits, r->misses,
+        r->hits + r->misses > 0 ? 100.0 * (double)r->hits / (double)(r->hits + r->misses) : 0.0);
+    finding_evidence(f, "%lld apigate:* keys seen by one SCAN step", r->apigate_keys);
+    finding_source(f, "INFO stats; SCAN 0 MATCH apigate:*%s",
+                   exact ? "; the gateway's /stats cache.l2" : "");
+    if (sev != FINDING_OK)
+        finding_fix(f, "the L2 only sees what each gateway's memory cache missed: a low L2 ratio "
+                       "with one gateway, or right after a deploy, is expected; with several, "
+                       "check the L2 entries' TTL (they live as long as the route's ttl) and "
+                       "redis-evictions. The hit ratio users get is gw-cache-hit-ratio");
+}
+
 static void rule_hit_ratio(const struct redis_facts *r, struct finding_list *out)
 {
+    if (r->apigate_keys > 0 || r->gateway_l2) {
+        rule_l2_ratio(r, out);
+        return;
+    }
     long long lookups = r->hits + r->misses;
     if (lookups < RULES_REDIS_MIN_LOOKUPS) {
         struct finding *f = finding_add(out, "redis", "redis-hit-ratio", FINDING_INFO,
@@ -35,8 +80,10 @@ static void rule_hit_ratio(const struct redis_facts *r, struct finding_list *out
                            "the cache memory first");
         finding_fix(f, "check that keys are stable (no timestamps or request ids in keys), that "
                        "TTLs outlive the re-read interval, and that writers populate what readers "
-                       "ask for; or let the gateway cache responses (cache: {ttl: 60s, "
-                       "stale_while_revalidate: 30s})");
+                       "ask for");
+        if (!r->gateway_caches)
+            finding_fix(f, "or let the gateway cache the responses in front of the application "
+                           "(cache: {ttl: 60s, stale_while_revalidate: 30s})");
     }
 }
 

@@ -3,7 +3,8 @@
 # miss is critical (hit ratio under 10%); a tiny maxmemory with writes evicts keys (warning with a
 # computed maxmemory); a slow command shows in the slowlog; a dead Redis is a finding, not a crash;
 # so is a peer that answers INFO with an endless bulk string or a two-billion-element array (the
-# probe read the bulk into memory, 2 GB in 2 s, instead of giving up).
+# probe read the bulk into memory, 2 GB in 2 s, instead of giving up). apigate's own L2 (two keys
+# read per lookup) is judged per lookup, not by the keyspace ratio.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 require_cmd jq redis-server redis-cli
@@ -44,6 +45,23 @@ rc_ CONFIG RESETSTAT >/dev/null
 { for i in $(seq 1 70); do echo "GET user:$((i % 20 + 1))"; done; for i in $(seq 1 30); do echo "GET nope:$i"; done; } | rc_ >/dev/null
 out=$(doctor) || fail "a warning must not fail the default --fail-on critical"
 assert_eq "$(sev redis-hit-ratio)" warning "70% hit ratio"
+
+# --- 2b. apigate's own L2: each lookup is one MGET of the entry and its inv: mark ---------------
+# 200 L2 hits and 200 L2 misses are 200 keyspace hits and 600 misses (25%): a 50% L2, not the
+# warning an application cache at 25% gets.
+log "apigate L2 lookups"
+rc_ CONFIG RESETSTAT >/dev/null
+for i in $(seq 1 200); do echo "SET \"apigate:GET host/api/items/$i\" entry$i"; done | rc_ >/dev/null
+{ for i in $(seq 1 200); do echo "MGET \"apigate:GET host/api/items/$i\" apigate:inv:/api/items/$i"; done
+  for i in $(seq 1 200); do echo "MGET \"apigate:GET host/api/new/$i\" apigate:inv:/api/new/$i"; done; } | rc_ >/dev/null
+ks=$(rc_ INFO stats | tr -d '\r' | awk -F: '$1 == "keyspace_hits" || $1 == "keyspace_misses" { printf "%s ", $2 }')
+assert_eq "$ks" "200 600 " "keyspace counters of 200 L2 hits and 200 L2 misses"
+out=$(doctor --fail-on warning) || fail "apigate's L2 at 50% misjudged: $(jq -c '[.findings[] | select(.id == "redis-hit-ratio")]' <<<"$out")"
+f=$(jq -c '[.findings[] | select(.id == "redis-hit-ratio")][0]' <<<"$out")
+assert_eq "$(jq -r .title <<<"$f")" "apigate L2 hit ratio 50.0% (400 lookups)" "L2 lookups counted once"
+assert_contains "$(jq -r .evidence <<<"$f")" "keyspace_hits 200, keyspace_misses 600 (25.0%)" "keyspace numbers kept as evidence"
+if jq -r .fix <<<"$f" | grep -q "let the gateway cache"; then fail "advised the gateway cache to the gateway's own L2"; fi
+rc_ FLUSHALL >/dev/null
 
 # --- 3. tiny maxmemory: evictions ---------------------------------------------------------------
 log "evictions under maxmemory 2mb"

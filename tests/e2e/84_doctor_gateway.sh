@@ -49,15 +49,15 @@ sev() { jq -r --arg id "$1" '[.findings[] | select(.id == $id)][0].severity' <<<
 cat >"$T/www/stats" <<'JSON'
 {"requests_total": 10000, "responses_5xx": 12, "latency_p95_ms": 35.5,
  "cache_hits": 9000, "cache_misses": 1000, "shed_total": 0, "pool_wait_p95_ms": 0.4,
- "breakers_open": 0, "upstream_connects_total": 40, "worker_restarts": 0, "threads": 2,
+ "breakers_open": 0, "upstream_connects_total": 40, "upstream_reuses": 960, "worker_restarts": 0, "threads": 2,
  "routes": {"ignored": "other sections are allowed"}}
 JSON
-out=$("$APIGATE" doctor --gateway "http://127.0.0.1:$GW" --target "http://127.0.0.1:$GW/hello.json" \
+out=$("$APIGATE" doctor --window 0 --gateway "http://127.0.0.1:$GW" --target "http://127.0.0.1:$GW/hello.json" \
     --samples 5 --json --fail-on warning) || fail "warnings on healthy counters: $out"
 assert_eq "$(sev gw-5xx-rate)" ok "0.12% 5xx"
 assert_eq "$(sev gw-latency)" ok "p95 35 ms"
 assert_eq "$(sev gw-cache-hit-ratio)" ok "90% hits"
-assert_eq "$(sev gw-connection-churn)" ok "0.004 connects per request"
+assert_eq "$(sev gw-connection-churn)" ok "0.04 connects per upstream request"
 assert_contains "$(jq -r '.findings[] | select(.id == "gw-cache-hit-ratio") | .title' <<<"$out")" "90.0%" "hit ratio"
 t=$(jq -c '.findings[] | select(.id == "target-latency")' <<<"$out")
 assert_eq "$(jq -r .severity <<<"$t")" ok "fast target"
@@ -68,11 +68,11 @@ assert_eq "$(jq -r .evidence <<<"$t" | grep -cE '^ +[0-9]+ +200 ')" 5 "one timin
 cat >"$T/www/stats" <<'JSON'
 {"summary": {"requests_total": 2000, "responses_5xx": 200, "latency_p95_ms": 800,
  "cache_hits": 50, "cache_misses": 1950, "shed_total": 100, "pool_wait_p95_ms": 250,
- "breakers_open": 1, "upstream_connects_total": 1900, "worker_restarts": 3, "threads": 2}}
+ "breakers_open": 1, "upstream_connects_total": 1900, "upstream_reuses": 100, "worker_restarts": 3, "threads": 2}}
 JSON
 t0=$(date +%s%N)
 set +e
-out=$("$APIGATE" doctor --gateway "http://127.0.0.1:$GW" --target "http://127.0.0.1:$SLOW/api" \
+out=$("$APIGATE" doctor --window 0 --gateway "http://127.0.0.1:$GW" --target "http://127.0.0.1:$SLOW/api" \
     --samples 3 --json)
 code=$?
 set -e
@@ -84,7 +84,7 @@ assert_eq "$(sev gw-cache-hit-ratio)" warning "2.5% hits"
 assert_eq "$(sev gw-shed)" warning "5% shed"
 assert_eq "$(sev gw-pool-wait)" warning "pool wait 250 ms"
 assert_eq "$(sev gw-breakers-open)" warning "open breaker"
-assert_eq "$(sev gw-connection-churn)" warning "0.95 connects per request"
+assert_eq "$(sev gw-connection-churn)" warning "0.95 connects per upstream request"
 assert_eq "$(sev gw-worker-restarts)" warning "restarts"
 assert_eq "$(sev target-latency)" warning "slow target p95 > 500 ms"
 p95=$(jq -r '.findings[] | select(.id == "target-latency") | .title' <<<"$out" | sed -E 's/.*p95 ([0-9.]+) ms.*/\1/')
@@ -92,12 +92,12 @@ assert_range "$p95" 590 2000 "target p95 (ms)"
 assert_range "$ms" 1700 6000 "3 slow samples, gateway in parallel (ms)"
 # worst component first: gateway (critical) before target (warning)
 assert_eq "$(jq -r '.findings[0].component' <<<"$out")" gateway "sorted worst first"
-"$APIGATE" doctor --gateway "http://127.0.0.1:$GW" >"$T/text.out" || true
+"$APIGATE" doctor --window 0 --gateway "http://127.0.0.1:$GW" >"$T/text.out" || true
 assert_contains "$(cat "$T/text.out")" "docs/doctor.md#gw-5xx-rate" "text report links the doc"
 
 # --- /stats sent with chunked transfer coding ----------------------------------------------------
 set +e
-out=$("$APIGATE" doctor --gateway "http://127.0.0.1:$SLOW/stats-chunked" --json)
+out=$("$APIGATE" doctor --window 0 --gateway "http://127.0.0.1:$SLOW/stats-chunked" --json)
 set -e
 assert_eq "$(sev gw-5xx-rate)" critical "chunked body decoded: 40 of 400"
 assert_contains "$(jq -r '.findings[] | select(.id == "gw-5xx-rate") | .title' <<<"$out")" "(40 of 400 requests)" "counts"
@@ -106,7 +106,7 @@ assert_contains "$(jq -r '.findings[] | select(.id == "gw-5xx-rate") | .title' <
 echo "not json" >"$T/www/stats"
 DEAD=$(free_port)
 set +e
-out=$("$APIGATE" doctor --gateway "http://127.0.0.1:$GW" --target "http://127.0.0.1:$DEAD/" --samples 2 --json)
+out=$("$APIGATE" doctor --window 0 --gateway "http://127.0.0.1:$GW" --target "http://127.0.0.1:$DEAD/" --samples 2 --json)
 code=$?
 set -e
 assert_eq "$code" 1 "unusable stats and dead target are critical"

@@ -13,7 +13,7 @@
 #   $1 with orders.user_id unindexed gives orders (user_id), never (id); gone once the index
 #   exists, with the lifetime counters untouched;
 # - connection churn to the PostgreSQL port (a connection per request, closed by the client: its
-#   TIME_WAITs) flagged by --host.
+#   TIME_WAITs) flagged by --host, a handful of connections not.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 require_cmd jq psql pgbouncer setpriv python3
@@ -110,6 +110,14 @@ for i in $(seq 1 30); do
 done | sql >/dev/null
 for i in $(seq 1 10); do echo "SELECT count(*) FROM audit;"; done | sql >/dev/null
 sleep 1.2 # statistics reach other sessions within a second
+
+# --- 0. the host probe: a few connections to the PostgreSQL port are no churn ----------------
+churn() { # the host-db-connection-churn finding for our PostgreSQL port
+    jq -c --arg a "127.0.0.1:$PGPORT" '[.findings[] | select(.id == "host-db-connection-churn" and (.title | contains($a)))][0]' <<<"$out"
+}
+out=$("$APIGATE" doctor --host --postgres "$PGURL" --json || true)
+c=$(churn)
+[ "$c" = null ] || assert_eq "$(jq -r .severity <<<"$c")" ok "a handful of connections to PostgreSQL: $c"
 
 # --- 1. quiet: limits not reached, no slow statement judged on one-offs ------------------------
 log "quiet: one app session, one-offs, fast frequent statements"
@@ -220,4 +228,14 @@ fx=$(field pg-connections fix)
 assert_contains "$fx" "PgBouncer is already in front" "advice about its pools"
 if grep -q "put PgBouncer in front" <<<"$fx"; then fail "advised PgBouncer although it is in front: $fx"; fi
 release_holders
+
+# --- 7. a connection per request to PostgreSQL: TIME_WAITs to its port flagged by --host -----
+log "connection churn to the PostgreSQL port"
+for i in $(seq 1 150); do psql -X -q -At "$PGURL" -c "SELECT $i" >/dev/null; done
+out=$("$APIGATE" doctor --host --postgres "$PGURL" --json || true)
+c=$(churn)
+assert_ne "$c" null "a churn finding for 127.0.0.1:$PGPORT: $(jq -c '[.findings[] | select(.component == "host")]' <<<"$out")"
+assert_eq "$(jq -r .severity <<<"$c")" warning "150 connections opened and closed"
+assert_contains "$(jq -r .title <<<"$c")" "TIME_WAIT sockets to PostgreSQL at 127.0.0.1:$PGPORT: a new connection per request" "title"
+assert_contains "$(jq -r .fix <<<"$c")" "pool" "advice: a pool"
 log "ok"

@@ -39,9 +39,16 @@ static void test_parse_tcp(void **state)
     memset(&h, 0, sizeof(h));
     h.port_lo = 32768;
     h.port_hi = 60999;
+    rules_host_db_port(&h, 0, "");
     probe_host__parse_listeners(tcp4, &h);
     probe_host__parse_listeners(tcp6, &h);
     probe_host__parse_tcp(tcp4, &h);
+    /* the database ports are counted apart: PostgreSQL (1 TIME_WAIT) and Redis */
+    assert_int_equal(h.n_db_dests, 2);
+    assert_string_equal(h.db_dests[0].addr, "127.0.0.1:5432");
+    assert_string_equal(h.db_dests[0].service, "PostgreSQL");
+    assert_int_equal(h.db_dests[0].time_wait, 1);
+    assert_string_equal(h.db_dests[1].service, "Redis");
     assert_int_equal(h.sockets, 5); // the listeners are not counted
     assert_int_equal(h.time_wait, 1);
     assert_int_equal(h.n_dests, 2); // the accepted conns (local ports 8080, 40000) are left out
@@ -55,6 +62,8 @@ static void test_parse_tcp(void **state)
     assert_int_equal(h.dests[0].total, 3);
     assert_int_equal(h.n_dests, 3);
     assert_string_equal(h.dests[2].addr, "[::1]:80");
+    assert_int_equal(h.n_db_dests, 2); // [::1]:80 is no database
+    assert_int_equal(h.db_dests[0].total, 3);
 }
 
 /* A busy host: 20000 TIME_WAIT sockets left by a closed listener (local port 40000, each to a
@@ -70,7 +79,8 @@ static void test_parse_tcp_many_peers(void **state)
     struct buf b = BUF_INIT;
     buf_append_str(&b, "  sl  local_address rem_address   st\n");
     for (int i = 0; i < 20000; i++)
-        buf_printf(&b, "%5d: 0100007F:9C40 0100007F:%04X 06 0\n", i, 1024 + i + (1024 + i >= 0x1538));
+        buf_printf(&b, "%5d: 0100007F:9C40 0100007F:%04X 06 0\n", i,
+                   1024 + i + (1024 + i >= 0x1538));
     for (int i = 0; i < 150; i++)
         buf_printf(&b, "%5d: 0100007F:%04X 0100007F:1538 01 0\n", 20000 + i, 33000 + i);
     buf_append(&b, "", 1);
@@ -154,8 +164,81 @@ static void test_parse_gateway(void **state)
     assert_float_equal(g.pool_wait_p95_ms, 0.5, 1e-9);
     assert_float_equal(g.worker_restarts, 2, 1e-9);
     assert_float_equal(g.threads, -1, 1e-9);
+    /* /metrics/cache's shape: bare hits and misses. */
+    assert_int_equal(
+        probe_gateway__parse("{\"hits\":100,\"misses\":300,\"hitRate\":\"25.00%\"}", &g), 0);
+    assert_float_equal(g.cache_hits, 100, 1e-9);
+    assert_float_equal(g.cache_misses, 300, 1e-9);
     assert_int_equal(probe_gateway__parse("[1,2]", &g), -1);
     assert_int_equal(probe_gateway__parse("not json", &g), -1);
+}
+
+/* Two samples of apigate's /stats 3 s apart: the window is their difference; a recycle in
+ * between (counters down) makes the second sample the window; p95 from the histograms. */
+static void test_gateway_window(void **state)
+{
+    (void)state;
+    struct gw_facts a, b, w;
+    assert_int_equal(
+        probe_gateway__parse("{\"worker_restarts\":5,\"worker_crashes\":1,\"worker_recycles\":4,"
+                             "\"requests\":{\"total\":1000,\"5xx\":856},\"pool\":{\"connects\":10},"
+                             "\"upstreams\":[{\"reuses\":100},{\"reuses\":50}],"
+                             "\"latency_window\":{\"le_ms\":[1,10,100],\"counts\":[500,900,1000],"
+                             "\"count\":1000},\"cache\":{\"hits\":10,\"misses\":5,"
+                             "\"l2\":{\"enabled\":true,\"hits\":2,\"misses\":3}}}",
+                             &a),
+        0);
+    assert_float_equal(a.upstream_reuses, 150, 1e-9);
+    assert_true(a.l2_enabled);
+    assert_int_equal(a.n_le, 3);
+    assert_int_equal(
+        probe_gateway__parse("{\"worker_restarts\":6,\"worker_crashes\":1,\"worker_recycles\":5,"
+                             "\"requests\":{\"total\":1200,\"5xx\":858},\"pool\":{\"connects\":12},"
+                             "\"upstreams\":[{\"reuses\":150},{\"reuses\":50}],"
+                             "\"latency_window\":{\"le_ms\":[1,10,100],\"counts\":[500,1000,1200],"
+                             "\"count\":1200},\"cache\":{\"hits\":110,\"misses\":25,"
+                             "\"l2\":{\"enabled\":true,\"hits\":2,\"misses\":3}}}",
+                             &b),
+        0);
+    probe_gateway__parse_metrics(
+        "# TYPE apigate_pool_closed_total counter\n"
+        "apigate_pool_closed_total{upstream=\"a\",reason=\"not_reusable\"} 7\n"
+        "apigate_pool_closed_total{upstream=\"b\",reason=\"not_reusable\"} 3\n"
+        "apigate_pool_closed_total{upstream=\"a\",reason=\"upstream_closed\"} 2\n",
+        &b);
+    assert_float_equal(b.closed_not_reusable, 10, 1e-9);
+    assert_float_equal(b.closed_upstream_closed, 2, 1e-9);
+    probe_gateway__window(&a, &b, 3.0, &w);
+    assert_false(w.reset);
+    assert_float_equal(w.window_s, 3.0, 1e-9);
+    assert_float_equal(w.requests_total, 200, 1e-9);
+    assert_float_equal(w.responses_5xx, 2, 1e-9);
+    assert_float_equal(w.life_requests, 1200, 1e-9);
+    assert_float_equal(w.life_5xx, 858, 1e-9);
+    assert_float_equal(w.upstream_connects_total, 2, 1e-9);
+    assert_float_equal(w.upstream_reuses, 50, 1e-9);
+    assert_float_equal(w.worker_crashes, 0, 1e-9);
+    assert_float_equal(w.worker_recycles, 1, 1e-9);
+    assert_float_equal(w.cache_hits, 100, 1e-9);
+    assert_float_equal(w.cache_misses, 20, 1e-9);
+    assert_float_equal(w.closed_not_reusable, -1, 1e-9); // a had no /metrics
+    /* 200 requests in the window: 0 under 1 ms, 100 in (1, 10], 100 in (10, 100]: p95 = 10 +
+     * 90 × (190 - 100) / 100 = 91 ms. */
+    assert_true(w.latency_windowed);
+    assert_float_equal(w.latency_p95_ms, 91, 1e-6);
+    /* A new worker between the samples: its counters started again. */
+    b.requests_total = 40;
+    b.responses_5xx = 1;
+    b.le_total = 40;
+    b.le_count[0] = 40;
+    b.le_count[1] = 40;
+    b.le_count[2] = 40;
+    probe_gateway__window(&a, &b, 3.0, &w);
+    assert_true(w.reset);
+    assert_float_equal(w.requests_total, 40, 1e-9);
+    assert_float_equal(w.responses_5xx, 1, 1e-9);
+    assert_float_equal(w.worker_recycles, 1, 1e-9); // the supervisor's counter goes on
+    assert_true(w.latency_p95_ms <= 1.0);
 }
 
 static void test_finding_sort_and_json(void **state)
@@ -288,13 +371,10 @@ static void test_parse_explain(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_tcp),
-        cmocka_unit_test(test_parse_tcp_many_peers),
-        cmocka_unit_test(test_parse_netstat),
-        cmocka_unit_test(test_parse_redis_info),
-        cmocka_unit_test(test_parse_gateway),
-        cmocka_unit_test(test_parse_explain),
-        cmocka_unit_test(test_finding_sort_and_json),
+        cmocka_unit_test(test_parse_tcp),      cmocka_unit_test(test_parse_tcp_many_peers),
+        cmocka_unit_test(test_parse_netstat),  cmocka_unit_test(test_parse_redis_info),
+        cmocka_unit_test(test_parse_gateway),  cmocka_unit_test(test_parse_explain),
+        cmocka_unit_test(test_gateway_window), cmocka_unit_test(test_finding_sort_and_json),
         cmocka_unit_test(test_redact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

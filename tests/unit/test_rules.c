@@ -7,6 +7,7 @@
 
 #include <cmocka.h>
 
+#include "doctor/internal.h"
 #include "doctor/rules.h"
 
 static enum finding_sev sev_of(const struct finding_list *l, const char *id)
@@ -34,11 +35,11 @@ static void test_pg_connections(void **state)
     static const struct {
         int total;
         enum finding_sev sev;
-    } cases[] = {{77, FINDING_OK},        // of 97 usable (100 - 3 reserved): 79%
-                 {78, FINDING_WARNING},   // 80.4%
-                 {92, FINDING_WARNING},   // 94.8%
-                 {93, FINDING_CRITICAL},  // 95.9%
-                 {97, FINDING_CRITICAL},  // full
+    } cases[] = {{77, FINDING_OK},       // of 97 usable (100 - 3 reserved): 79%
+                 {78, FINDING_WARNING},  // 80.4%
+                 {92, FINDING_WARNING},  // 94.8%
+                 {93, FINDING_CRITICAL}, // 95.9%
+                 {97, FINDING_CRITICAL}, // full
                  {10, FINDING_OK}};
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         pg.total = cases[i].total;
@@ -239,7 +240,8 @@ static void test_pg_statements(void **state)
     rules_pg(&pg, &l);
     const struct finding *f = finding_find(&l, "pg-slow-statements");
     assert_int_equal(f->sev, FINDING_WARNING);
-    assert_string_equal(f->title, "a statement takes 150.0 ms on average over 40 calls (6000 ms in all)");
+    assert_string_equal(f->title,
+                        "a statement takes 150.0 ms on average over 40 calls (6000 ms in all)");
     assert_non_null(strstr(f->evidence, "[one-off, not judged] SELECT pg_sleep($1)"));
     assert_non_null(strstr(f->evidence, "EXPLAIN: Seq Scan on public.orders"));
     assert_true(strstr(f->evidence, "pg_sleep") < strstr(f->evidence, "user_id"));
@@ -283,14 +285,17 @@ static void test_pg_seqscan(void **state)
     pg.explained = true;
     pg.n_stmts = 1;
     pg.stmts[0] = (struct pg_stmt){.mean_ms = 30, .calls = 200, .total_ms = 6000};
-    strcpy(pg.stmts[0].query, "SELECT * FROM users u LEFT JOIN orders o ON o.user_id = u.id WHERE u.id = $1");
+    strcpy(pg.stmts[0].query,
+           "SELECT * FROM users u LEFT JOIN orders o ON o.user_id = u.id WHERE u.id = $1");
     finding_list_init(&l);
     rules_pg(&pg, &l);
     assert_null(finding_find(&l, "pg-missing-index")); // no seq scan in the plans
     finding_list_deinit(&l);
     pg.n_planscans = 2;
-    pg.planscans[0] = (struct pg_planscan){.table = "public.orders", .column = "user_id",
-                                           .cond = "(o.user_id = $1)", .est_rows = 5,
+    pg.planscans[0] = (struct pg_planscan){.table = "public.orders",
+                                           .column = "user_id",
+                                           .cond = "(o.user_id = $1)",
+                                           .est_rows = 5,
                                            .table_rows = 50000};
     pg.planscans[1] = pg.planscans[0]; // the same scan in another statement: one finding
     finding_list_init(&l);
@@ -428,6 +433,57 @@ static void test_pgbouncer(void **state)
     finding_list_deinit(&l);
 }
 
+/* apigate's L2 reads two keys per lookup: 200 L2 hits and 200 misses are 200 keyspace hits and
+ * 600 misses (25%), which is a 50% L2, not a warning; an application cache at 25% still is. */
+static void test_redis_l2(void **state)
+{
+    (void)state;
+    struct redis_facts r;
+    memset(&r, 0, sizeof(r));
+    r.hits = 200;
+    r.misses = 600;
+    r.maxmemory = 100 << 20;
+    r.maxclients = 10000;
+    r.gw_l2_hits = r.gw_l2_misses = -1;
+    struct finding_list l;
+    finding_list_init(&l);
+    rules_redis(&r, &l);
+    const struct finding *f = finding_find(&l, "redis-hit-ratio");
+    assert_int_equal(f->sev, FINDING_WARNING);
+    assert_non_null(strstr(f->title, "25.0%"));
+    assert_non_null(strstr(f->fix, "let the gateway cache"));
+    finding_list_deinit(&l);
+    r.gateway_caches = true; // the gateway already caches: not advised again
+    finding_list_init(&l);
+    rules_redis(&r, &l);
+    assert_null(strstr(finding_find(&l, "redis-hit-ratio")->fix, "gateway"));
+    finding_list_deinit(&l);
+    r.apigate_keys = 12;
+    finding_list_init(&l);
+    rules_redis(&r, &l);
+    f = finding_find(&l, "redis-hit-ratio");
+    assert_int_equal(f->sev, FINDING_INFO);
+    assert_string_equal(f->title, "apigate L2 hit ratio 50.0% (400 lookups)");
+    assert_null(strstr(f->fix, "let the gateway cache"));
+    finding_list_deinit(&l);
+    r.hits = 400; // every lookup hits: the L2 can pass
+    r.misses = 400;
+    finding_list_init(&l);
+    rules_redis(&r, &l);
+    assert_int_equal(sev_of(&l, "redis-hit-ratio"), FINDING_OK);
+    finding_list_deinit(&l);
+    /* With the gateway probe, its own L2 counters are exact. */
+    r.apigate_keys = 0;
+    r.gateway_l2 = true;
+    r.gw_l2_hits = 90;
+    r.gw_l2_misses = 10;
+    finding_list_init(&l);
+    rules_redis(&r, &l);
+    assert_string_equal(finding_find(&l, "redis-hit-ratio")->title,
+                        "apigate L2 hit ratio 90.0% (100 lookups)");
+    finding_list_deinit(&l);
+}
+
 static void test_redis(void **state)
 {
     (void)state;
@@ -477,9 +533,33 @@ static void test_redis(void **state)
     finding_list_deinit(&l);
 }
 
+/* A healthy gateway over a 3 s window; fields /stats lacks are -1. */
 static struct gw_facts gw_base(void)
 {
-    struct gw_facts g = {"http://x/stats", 1000, 0, 20, 900, 100, 0, 1, 0, 10, 0, 2};
+    struct gw_facts g;
+    memset(&g, 0, sizeof(g));
+    strcpy(g.where, "http://x/stats");
+    g.window_s = 3;
+    g.requests_total = 1000;
+    g.responses_5xx = 0;
+    g.latency_p95_ms = 20;
+    g.latency_windowed = true;
+    g.cache_hits = 900;
+    g.cache_misses = 100;
+    g.cache_stale = g.cache_expired = g.cache_bypass = g.cache_not_stored = g.cache_stores = -1;
+    g.l2_hits = g.l2_misses = -1;
+    g.shed_total = 0;
+    g.pool_wait_p95_ms = 1;
+    g.breakers_open = 0;
+    g.upstream_connects_total = 10;
+    g.upstream_reuses = 90;
+    g.closed_not_reusable = g.closed_upstream_closed = -1;
+    g.worker_restarts = 0;
+    g.worker_crashes = g.worker_recycles = 0;
+    g.threads = 2;
+    g.life_requests = 5000;
+    g.life_5xx = 0;
+    g.life_crashes = g.life_recycles = 0;
     return g;
 }
 
@@ -500,6 +580,7 @@ static void test_gateway(void **state)
     g.breakers_open = 1;
     g.upstream_connects_total = 900;
     g.worker_restarts = 2;
+    g.worker_crashes = 2;
     finding_list_init(&l);
     rules_gateway(&g, &l);
     assert_int_equal(sev_of(&l, "gw-5xx-rate"), FINDING_CRITICAL);
@@ -518,6 +599,162 @@ static void test_gateway(void **state)
     rules_gateway(&g, &l);
     assert_int_equal(sev_of(&l, "gw-5xx-rate"), FINDING_WARNING);
     assert_null(finding_find(&l, "gw-latency"));
+    finding_list_deinit(&l);
+}
+
+/* The notes' thresholds: alert below 80%, target above 90%; and the fix names what limits the
+ * ratio, from the counters. */
+static void test_gateway_hit_ratio(void **state)
+{
+    (void)state;
+    struct gw_facts g = gw_base();
+    static const struct {
+        double hits;
+        enum finding_sev sev;
+    } cases[] = {{493, FINDING_WARNING}, {799, FINDING_WARNING}, {800, FINDING_INFO},
+                 {899, FINDING_INFO},    {900, FINDING_OK},      {1000, FINDING_OK}};
+    struct finding_list l;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        g.cache_hits = cases[i].hits;
+        g.cache_misses = 1000 - cases[i].hits;
+        g.requests_total = 1000;
+        finding_list_init(&l);
+        rules_gateway(&g, &l);
+        assert_int_equal(sev_of(&l, "gw-cache-hit-ratio"), cases[i].sev);
+        finding_list_deinit(&l);
+    }
+    /* 49.3%: half the misses not stored (no-store), a third of the requests on uncached routes,
+     * a quarter of the hits STALE. */
+    g.requests_total = 1500;
+    g.cache_hits = 493;
+    g.cache_misses = 507;
+    g.cache_stale = 150;
+    g.cache_expired = 20;
+    g.cache_not_stored = 300;
+    g.cache_stores = 150;
+    g.cache_bypass = 0;
+    finding_list_init(&l);
+    rules_gateway(&g, &l);
+    const struct finding *f = finding_find(&l, "gw-cache-hit-ratio");
+    assert_int_equal(f->sev, FINDING_WARNING);
+    assert_non_null(strstr(f->title, "cache hit ratio 49.3% in the last 3.0 s"));
+    assert_non_null(strstr(f->fix, "59% of the misses were not stored"));
+    assert_non_null(strstr(f->fix, "override: true"));
+    assert_non_null(strstr(f->fix, "33% of all requests go to routes without a cache"));
+    assert_non_null(strstr(f->fix, "30% of the hits are STALE"));
+    assert_null(strstr(f->fix, "expired entries")); // 4% of the misses: not what limits it
+    assert_non_null(
+        strstr(f->evidence, "500 of 1500 requests (33.3%) went to routes without a cache"));
+    finding_list_deinit(&l);
+    /* Most misses stored and never read again: keys vary too much. */
+    g.cache_not_stored = 0;
+    g.cache_stores = 480;
+    g.requests_total = 1000;
+    g.cache_stale = 0;
+    finding_list_init(&l);
+    rules_gateway(&g, &l);
+    assert_non_null(strstr(finding_find(&l, "gw-cache-hit-ratio")->fix, "per-user keys"));
+    finding_list_deinit(&l);
+}
+
+/* Findings are about the window; crashes and recycles apart; churn per upstream request. */
+static void test_gateway_window(void **state)
+{
+    (void)state;
+    struct gw_facts g = gw_base();
+    g.responses_5xx = 0; // the window is clean ...
+    g.life_requests = 10000;
+    g.life_5xx = 8560; // ... after a burst long ago
+    g.worker_crashes = 0;
+    g.life_crashes = 1;
+    g.worker_recycles = 3;
+    g.life_recycles = 10;
+    g.worker_restarts = 3;
+    struct finding_list l;
+    finding_list_init(&l);
+    rules_gateway(&g, &l);
+    const struct finding *f = finding_find(&l, "gw-5xx-rate");
+    assert_int_equal(f->sev, FINDING_OK);
+    assert_non_null(strstr(f->evidence, "since start: 85.60%"));
+    assert_int_equal(sev_of(&l, "gw-worker-restarts"), FINDING_INFO); // an old crash
+    assert_int_equal(sev_of(&l, "gw-worker-recycles"), FINDING_INFO); // planned
+    assert_int_equal(finding_list_worst(&l), FINDING_INFO);
+    finding_list_deinit(&l);
+    g.worker_crashes = 1;
+    finding_list_init(&l);
+    rules_gateway(&g, &l);
+    assert_int_equal(sev_of(&l, "gw-worker-restarts"), FINDING_WARNING);
+    finding_list_deinit(&l);
+    /* A quiet window: rates are not judged. */
+    g = gw_base();
+    g.requests_total = 3;
+    g.responses_5xx = 3;
+    g.cache_hits = 0;
+    g.cache_misses = 3;
+    g.upstream_connects_total = 3;
+    g.upstream_reuses = 0;
+    finding_list_init(&l);
+    rules_gateway(&g, &l);
+    assert_int_equal(sev_of(&l, "gw-traffic"), FINDING_INFO);
+    assert_null(finding_find(&l, "gw-5xx-rate"));
+    assert_null(finding_find(&l, "gw-connection-churn"));
+    finding_list_deinit(&l);
+    /* Churn: 90% cache hits and every upstream request on a new connection. connects/requests
+     * would say 0.10; connects/upstream requests says 1.00. */
+    g = gw_base();
+    g.upstream_connects_total = 100;
+    g.upstream_reuses = 0;
+    g.closed_not_reusable = 100;
+    g.closed_upstream_closed = 0;
+    finding_list_init(&l);
+    rules_gateway(&g, &l);
+    f = finding_find(&l, "gw-connection-churn");
+    assert_int_equal(f->sev, FINDING_WARNING);
+    assert_non_null(strstr(f->title, "1.00 upstream connects per upstream request"));
+    assert_non_null(strstr(f->fix, "Connection: close"));
+    assert_non_null(strstr(f->fix, "gunicorn"));
+    assert_null(strstr(f->fix, "idle_timeout"));
+    finding_list_deinit(&l);
+    g.closed_not_reusable = 0;
+    g.closed_upstream_closed = 90;
+    finding_list_init(&l);
+    rules_gateway(&g, &l);
+    assert_non_null(strstr(finding_find(&l, "gw-connection-churn")->fix, "idle_timeout"));
+    finding_list_deinit(&l);
+}
+
+/* TIME_WAITs toward a database port: a connection per request. */
+static void test_host_db_churn(void **state)
+{
+    (void)state;
+    struct host_facts h;
+    memset(&h, 0, sizeof(h));
+    h.port_lo = 32768;
+    h.port_hi = 60999;
+    rules_host_db_port(&h, 55001, "PostgreSQL"); // a --postgres URL on a non-default port
+    rules_host_db_port(&h, 5432, "PostgreSQL");  // already known: not twice
+    assert_int_equal(h.n_db_ports, 7);
+    h.n_db_dests = 2;
+    h.db_dests[0] = (struct host_dest){"127.0.0.1:55001", 960, 958, "PostgreSQL"};
+    h.db_dests[1] = (struct host_dest){"10.0.0.7:6379", 4, 0, "Redis"};
+    struct finding_list l;
+    finding_list_init(&l);
+    rules_host(&h, &l);
+    const struct finding *f = finding_find(&l, "host-db-connection-churn");
+    assert_int_equal(f->sev, FINDING_WARNING);
+    assert_string_equal(f->title, "958 TIME_WAIT sockets to PostgreSQL at 127.0.0.1:55001: a new "
+                                  "connection per request");
+    assert_non_null(strstr(f->fix, "pool"));
+    size_t n = 0;
+    for (size_t i = 0; i < l.n; i++)
+        if (strcmp(l.v[i].id, "host-db-connection-churn") == 0 && ++n == 2)
+            assert_int_equal(l.v[i].sev, FINDING_OK); // 4 sockets to Redis, none closed
+    assert_int_equal(n, 2);
+    finding_list_deinit(&l);
+    h.db_dests[0].time_wait = 99;
+    finding_list_init(&l);
+    rules_host(&h, &l);
+    assert_int_equal(sev_of(&l, "host-db-connection-churn"), FINDING_OK);
     finding_list_deinit(&l);
 }
 
@@ -579,12 +816,34 @@ static void test_target(void **state)
         s[i].total_ms = 10 + i;
         s[i].ttfb_ms = 9 + i;
     }
-    struct target_facts t = {"http://x/", 4, s};
+    struct target_facts t = {"http://x/", 4, s, -1, -1, -1};
     struct finding_list l;
     finding_list_init(&l);
     rules_target(&t, &l);
     assert_int_equal(sev_of(&l, "target-latency"), FINDING_OK);
+    assert_null(finding_find(&l, "target-cache-hit-ratio")); // not a cache-stats answer
     finding_list_deinit(&l);
+    /* A /metrics/cache-shaped answer is read and judged (alert 80%, target 90%). */
+    static const struct {
+        const char *body;
+        enum finding_sev sev;
+    } cache[] = {
+        {"{\"hits\": 100, \"misses\": 300, \"hitRate\": \"25.00%\", \"total\": 400}",
+         FINDING_WARNING},
+        {"{\"hitRate\": \"99.95%\", \"timestamp\": \"2024-01-01T00:00:00Z\"}", FINDING_OK},
+        {"{\"hitRate\": 0.85}", FINDING_INFO},
+        {"{\"cache\": {\"hits\": 93, \"misses\": 7}}", FINDING_OK},
+        {"{\"hits\": 3, \"misses\": 2}", FINDING_INFO}, // too few to judge
+    };
+    for (size_t i = 0; i < sizeof(cache) / sizeof(cache[0]); i++) {
+        probe_target__parse_cache(cache[i].body, &t);
+        finding_list_init(&l);
+        rules_target(&t, &l);
+        assert_int_equal(sev_of(&l, "target-cache-hit-ratio"), cache[i].sev);
+        finding_list_deinit(&l);
+    }
+    probe_target__parse_cache("{\"hello\": 1}", &t);
+    assert_float_equal(t.cache_rate, -1, 1e-9);
     s[3].total_ms = 900; // p95 of 4 = the max
     finding_list_init(&l);
     rules_target(&t, &l);
@@ -615,8 +874,12 @@ int main(void)
         cmocka_unit_test(test_pg_hit_ratio_and_replication),
         cmocka_unit_test(test_pgbouncer),
         cmocka_unit_test(test_redis),
+        cmocka_unit_test(test_redis_l2),
         cmocka_unit_test(test_gateway),
+        cmocka_unit_test(test_gateway_hit_ratio),
+        cmocka_unit_test(test_gateway_window),
         cmocka_unit_test(test_host),
+        cmocka_unit_test(test_host_db_churn),
         cmocka_unit_test(test_target),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
