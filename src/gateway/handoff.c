@@ -108,12 +108,30 @@ static int handoff__route_ok(void *arg, size_t i)
     return 1;
 }
 
+/* What a tag is computed from: the worker's routes and their fingerprints, computed once. */
+struct handoff_tags {
+    const struct gw_shared *sh;
+    uint64_t *fp; /* per route */
+};
+
+static void handoff__tags_init(struct handoff_tags *t, const struct gw_shared *sh)
+{
+    t->sh = sh;
+    t->fp = xcalloc(sh->cfg->nroutes ? sh->cfg->nroutes : 1, sizeof(*t->fp));
+    for (size_t i = 0; i < sh->cfg->nroutes; i++)
+        t->fp[i] = handoff__route_fp(sh->cfg, i);
+}
+
+static void handoff__tags_deinit(struct handoff_tags *t)
+{
+    free(t->fp);
+    t->fp = NULL;
+}
+
 /* The tag of a key in this worker's configuration: its route's fingerprint, 0 when no cached
  * route owns it. */
-static uint64_t handoff__tag(void *arg, const char *key, size_t key_len, size_t primary_len)
+static uint64_t handoff__tag(const struct handoff_tags *t, const char *key, size_t primary_len)
 {
-    (void)key_len;
-    const struct gw_shared *sh = arg;
     const char *sp = memchr(key, ' ', primary_len);
     if (sp == NULL)
         return 0;
@@ -121,20 +139,21 @@ static uint64_t handoff__tag(void *arg, const char *key, size_t key_len, size_t 
     size_t plen;
     cache_key_path(key, primary_len, &path, &plen);
     struct handoff_key k = {
-        .cfg = sh->cfg,
+        .cfg = t->sh->cfg,
         .method = key,
         .method_len = (size_t)(sp - key),
         .host = sp + 1,
         .host_len = (size_t)(path - (sp + 1)),
     };
-    int r = route_match_filtered(sh->routes, path, plen, handoff__route_ok, &k);
-    return r < 0 ? 0 : handoff__route_fp(sh->cfg, (size_t)r);
+    int r = route_match_filtered(t->sh->routes, path, plen, handoff__route_ok, &k);
+    return r < 0 ? 0 : t->fp[r];
 }
 
 static bool handoff__keep(void *arg, const char *key, size_t key_len, size_t primary_len,
                           uint64_t tag)
 {
-    return tag != 0 && handoff__tag(arg, key, key_len, primary_len) == tag;
+    (void)key_len;
+    return tag != 0 && handoff__tag(arg, key, primary_len) == tag;
 }
 
 static int handoff__write_all(int fd, const char *p, size_t n)
@@ -155,6 +174,7 @@ static int handoff__write_all(int fd, const char *p, size_t n)
 /* The snapshot being written: records go to the file a few MB at a time. */
 struct handoff_w {
     struct gw_shared *sh;
+    struct handoff_tags tags;
     int fd;
     int err;          /* errno of the first failed write, 0: none */
     uint64_t written; /* bytes in the file so far */
@@ -162,7 +182,8 @@ struct handoff_w {
 
 static uint64_t handoff__wtag(void *arg, const char *key, size_t key_len, size_t primary_len)
 {
-    return handoff__tag(((struct handoff_w *)arg)->sh, key, key_len, primary_len);
+    (void)key_len;
+    return handoff__tag(&((struct handoff_w *)arg)->tags, key, primary_len);
 }
 
 static void handoff__flush(void *arg, struct buf *out)
@@ -179,7 +200,8 @@ static void handoff__flush(void *arg, struct buf *out)
 int64_t handoff_write(struct gw_shared *sh, int fd)
 {
     uint64_t t0 = clock_now_us();
-    struct handoff_w w = {sh, fd, 0, 0};
+    struct handoff_w w = {.sh = sh, .fd = fd};
+    handoff__tags_init(&w.tags, sh);
     if (ftruncate(fd, 0) == -1 || lseek(fd, 0, SEEK_SET) == -1)
         w.err = errno;
     struct buf b = BUF_INIT;
@@ -199,6 +221,7 @@ int64_t handoff_write(struct gw_shared *sh, int fd)
                                &w, &b, handoff__flush, HANDOFF_FLUSH_AT);
     handoff__flush(&w, &b);
     buf_deinit(&b);
+    handoff__tags_deinit(&w.tags);
     len = w.written - clen_at - sizeof(len);
     if (w.err == 0 && pwrite(fd, &len, sizeof(len), (off_t)clen_at) != (ssize_t)sizeof(len))
         w.err = errno ? errno : EIO;
@@ -245,7 +268,7 @@ struct handoff *handoff_read(struct gw_shared *sh, int fd, uint64_t len)
     if (len < 8 + 16)
         return h;
     uint64_t t0 = clock_now_us();
-    void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+    void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
     if (map == MAP_FAILED) {
         ag_log(AG_LOG_WARN, "hand-over from the previous worker unreadable: %s", strerror(errno));
         return h;
@@ -276,9 +299,13 @@ struct handoff *handoff_read(struct gw_shared *sh, int fd, uint64_t len)
         p += sizeof(clen);
         n -= sizeof(clen);
     }
-    if (clen <= n && clen > 0 && sh->cache != NULL)
-        entries = cache_import(sh->cache->cache, p, (size_t)clen, handoff__keep, sh,
+    if (clen <= n && clen > 0 && sh->cache != NULL) {
+        struct handoff_tags tags;
+        handoff__tags_init(&tags, sh);
+        entries = cache_import(sh->cache->cache, p, (size_t)clen, handoff__keep, &tags,
                                clock_now_ms(), clock_wall_ms());
+        handoff__tags_deinit(&tags);
+    }
     munmap(map, len);
     ag_log(AG_LOG_INFO, "hand-over from the previous worker: %zu counter series and %zu cache "
                         "entries carried in %.1f ms", series, entries,

@@ -32,7 +32,7 @@
 #define SV_POLL_FAST_MS 5       /* readiness resolution while a worker starts */
 #define SV_KILL_MARGIN_MS 2000  /* after drain_timeout, before SIGKILL */
 #define SV_START_MIN_MS 10000   /* a new worker gets at least this long to become ready */
-#define SV_HANDOFF_MS 3000      /* the old worker writes its hand-over within this, or none */
+#define SV_HANDOFF_MS 10000     /* the old worker writes its hand-over within this, or none */
 
 /* Life of a worker: STARTING (forked, shm->ready not set yet) -> RUNNING (ready, watched by the
  * tick watchdog) -> DRAINING (SIGTERM sent, SIGKILL at its deadline) -> reaped. At most one
