@@ -371,6 +371,17 @@ struct result_sec {
     uint64_t reqs, errors, bytes_in, dropped;
     uint64_t p50_us, p95_us, p99_us;
     unsigned vus;
+    /* the gateway in that second (gwctx.c), when gw: NAN for an unknown value */
+    bool gw;
+    double gw_hit_ratio, gw_origin, gw_cpu_ms_per_1k;
+};
+
+/* The gateway's side of a run (gwctx.c): its cache hit ratio, the requests its origin answered
+ * and its CPU per 1k requests, from its admin /stats sampled each second. */
+struct result_gw {
+    bool present;
+    char *admin; /* the /stats URL */
+    double requests, hit_ratio, origin, cpu_ms_per_1k; /* NAN: unknown */
 };
 
 /* The merged outcome of a run (or of several runs, or read back from JSON): what reports show. */
@@ -408,6 +419,7 @@ struct load_result {
      * written; "" when unknown (a report read back). verdict_ok: it passed. */
     char verdict[320];
     bool verdict_ok;
+    struct result_gw gw;
 };
 
 struct load_result *result_create(void);
@@ -432,6 +444,30 @@ double result_iter_rate(const struct load_result *r);
 double result_failed_rate(const struct load_result *r);
 /* Fraction of responses under <us> (0 when none). */
 double result_under(const struct load_result *r, uint64_t us);
+
+/* ------------------------------------------------------ gateway context (gwctx.c) ---- */
+
+struct gw_sample {
+    uint64_t t_us;
+    double requests, hits, misses, cpu_s;
+};
+
+struct gwctx {
+    char *url; /* NULL: no gateway context */
+    struct gw_sample *samples;
+    size_t n, cap;
+    uint64_t next_us;
+    unsigned errors;
+};
+
+/* Finds the gateway's /stats at <admin> (--gateway-admin URL): 0 (nothing to do when <admin> is
+ * NULL), or -1 with a message when no apigate /stats answers there. */
+int gwctx_open(struct gwctx *g, const char *admin, const struct scenario *s, bool verbose);
+/* Takes a sample when a second has passed since the last (blocking, at most 500 ms). */
+void gwctx_poll(struct gwctx *g, uint64_t now_us);
+/* Takes the last sample and fills <r>->gw and the gateway fields of <r>'s series. */
+void gwctx_finish(struct gwctx *g, struct load_result *r, uint64_t start_us);
+void gwctx_close(struct gwctx *g);
 
 /* ---------------------------------------------------------- thresholds (threshold.c) ---- */
 
@@ -531,8 +567,9 @@ void run__extract_headers(struct client *c, const struct h1_response *res);
 uint64_t *run__bytes_out(struct lthread *t);
 
 struct run_opts {
-    bool progress; /* live progress on stderr */
-    bool tty;      /* rewrite one line instead of printing one per second */
+    bool progress;     /* live progress on stderr */
+    bool tty;          /* rewrite one line instead of printing one per second */
+    struct gwctx *gw;  /* gateway context to sample during the run, or NULL */
 };
 
 /* Runs <s>; returns the merged result (never NULL). */

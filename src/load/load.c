@@ -49,6 +49,9 @@ static void load__usage(FILE *out)
         "      --json FILE       write the JSON report (histograms, time series)\n"
         "      --html FILE       write a self-contained HTML report\n"
         "      --summary-export F  write the summary in k6's --summary-export JSON shape\n"
+        "      --gateway-admin URL the apigate gateway's admin (http://127.0.0.1:9901): its\n"
+        "                        cache hit ratio, origin requests and CPU per 1k requests\n"
+        "                        go into the reports\n"
         "      --max-failed R    failed requests allowed before exit 1 (default 1%%; a\n"
         "                        http_req_failed threshold replaces this rule)\n"
         "  -q, --quiet           no live progress on stderr\n"
@@ -64,6 +67,7 @@ static void load__usage(FILE *out)
 
 struct load_opts {
     const char *json, *html, *summary; /* --json, --html, --summary-export */
+    const char *gw_admin;              /* --gateway-admin URL */
     bool quiet;
     double max_failed; /* --max-failed; < 0: the scenario's max_failed:, or the default */
 };
@@ -180,8 +184,12 @@ static int load__run(struct scenario *s, const struct load_opts *o)
         return 2;
     }
     load__raise_nofile(s);
-    struct run_opts ro = {.progress = !o->quiet, .tty = isatty(STDERR_FILENO) == 1};
+    struct gwctx gw;
+    if (gwctx_open(&gw, o->gw_admin, s, !o->quiet) == -1)
+        return 2;
+    struct run_opts ro = {.progress = !o->quiet, .tty = isatty(STDERR_FILENO) == 1, .gw = &gw};
     struct load_result *r = run_scenario(s, &ro);
+    gwctx_close(&gw);
     int rc = load__report(r, o, s->max_failed);
     result_destroy(r);
     return rc;
@@ -258,7 +266,8 @@ enum {
     OPT_CACERT,
     OPT_THRESHOLD,
     OPT_MAX_FAILED,
-    OPT_SUMMARY
+    OPT_SUMMARY,
+    OPT_GW_ADMIN
 };
 
 /* --max-failed 5% (or 0.05): prints the error itself. */
@@ -289,6 +298,7 @@ static const struct option load_longopts[] = {
     {"cacert", required_argument, NULL, OPT_CACERT},
     {"max-failed", required_argument, NULL, OPT_MAX_FAILED},
     {"summary-export", required_argument, NULL, OPT_SUMMARY},
+    {"gateway-admin", required_argument, NULL, OPT_GW_ADMIN},
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
@@ -376,6 +386,9 @@ static int load__quick(int argc, char **argv)
             break;
         case OPT_SUMMARY:
             o.summary = optarg;
+            break;
+        case OPT_GW_ADMIN:
+            o.gw_admin = optarg;
             break;
         case 'k':
             insecure = true;
@@ -608,6 +621,8 @@ static int load__scenario(int argc, char **argv)
             o.html = argv[++i];
         } else if (strcmp(a, "--summary-export") == 0 && val) {
             o.summary = argv[++i];
+        } else if (strcmp(a, "--gateway-admin") == 0 && val) {
+            o.gw_admin = argv[++i];
         } else if (strcmp(a, "--max-failed") == 0 && val) {
             if (load__max_failed_arg(val, &o.max_failed) == -1)
                 return 2;

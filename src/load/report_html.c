@@ -6,6 +6,7 @@
  * drawing, the script sets data-drawn="N" (points drawn) on each canvas so a headless browser test
  * can tell. */
 #include <inttypes.h>
+#include <math.h>
 #include <string.h>
 
 #include "load/internal.h"
@@ -124,6 +125,14 @@ static const char rh_js[] =
     "under',color:'#2f6fde',pts:dist.map(function(d)"
     "{acc+=d[1];return [d[0]/1000,tot?acc*100/tot:0];})}],{logx:true,ymax:100,"
     "fy:function(v){return v+'%';}});\n"
+    "var G=S.filter(function(s){return s.gw_hit_ratio!==undefined;});\n"
+    "function gp(k,f){return G.filter(function(s){return s[k]!==null;}).map(function(s){"
+    "return [s.t+1,f(s[k])];});}\n"
+    "chart('chart-gw',[{name:'hit ratio %',color:'#18794e',pts:gp('gw_hit_ratio',"
+    "function(v){return v*100;})},{name:'origin requests/s',color:'#c4320a',pts:gp('gw_origin',"
+    "function(v){return v;})}],{});\n"
+    "chart('chart-gwcpu',[{name:'CPU ms per 1k requests',color:'#7a4fd6',pts:gp("
+    "'gw_cpu_ms_per_1k',function(v){return v;})}],{});\n"
     "document.body.setAttribute('data-charts','done');\n"
     "})();\n";
 
@@ -147,6 +156,16 @@ static void rh__tables(const struct load_result *r, struct buf *b)
     snprintf(v, sizeof(v), "%.2f%% (%" PRIu64 " of %" PRIu64 ")", 100.0 * result_failed_rate(r),
              r->failed, r->reqs);
     rh__row(b, "http_req_failed", v);
+    if (r->gw.present) {
+        snprintf(v, sizeof(v), isfinite(r->gw.hit_ratio) ? "%.2f%%" : "-",
+                 100.0 * r->gw.hit_ratio);
+        rh__row(b, "gateway cache hit ratio", v);
+        snprintf(v, sizeof(v), "%.0f of %.0f", r->gw.origin, r->gw.requests);
+        rh__row(b, "gateway origin requests", v);
+        snprintf(v, sizeof(v), isfinite(r->gw.cpu_ms_per_1k) ? "%.1f ms" : "-",
+                 r->gw.cpu_ms_per_1k);
+        rh__row(b, "gateway CPU per 1k requests", v);
+    }
     const struct hist *h = &r->h;
     static const struct {
         const char *k;
@@ -312,8 +331,13 @@ void report_html(const struct load_result *r, struct buf *out)
         "id=chart-errors></canvas></div>"
         "<div class=card><h3>Active VUs</h3><canvas id=chart-vus></canvas></div>"
         "<div class=card><h3>Latency distribution (cumulative)</h3><canvas "
-        "id=chart-dist></canvas></div>"
-        "</div>\n");
+        "id=chart-dist></canvas></div>");
+    if (r->gw.present)
+        buf_append_str(out, "<div class=card><h3>Gateway: cache hit ratio and origin requests "
+                            "per second</h3><canvas id=chart-gw></canvas></div>"
+                            "<div class=card><h3>Gateway: CPU per 1k requests</h3><canvas "
+                            "id=chart-gwcpu></canvas></div>");
+    buf_append_str(out, "</div>\n");
     rh__tables(r, out);
     buf_append_str(out, "\n<script type=application/json id=report-data>");
     rh__data(r, out);

@@ -26,6 +26,15 @@ static void rj__str(struct buf *b, const char *s)
         buf_append_str(b, "null");
 }
 
+/* "key":value<tail>, or "key":null<tail> for a NAN (unknown). */
+static void rj__opt(struct buf *b, const char *key, double v, const char *tail)
+{
+    if (isfinite(v))
+        buf_printf(b, "\"%s\":%.6g%s", key, v, tail);
+    else
+        buf_printf(b, "\"%s\":null%s", key, tail);
+}
+
 /* The k6-style latency summary in milliseconds (the histogram follows for exact merging). */
 static void rj__latency(struct buf *b, const struct hist *h)
 {
@@ -50,6 +59,15 @@ void report_json(const struct load_result *r, struct buf *b)
                "\"aborted_at_s\":%.3f,\"requested_rate\":%.3f,",
                r->started_at, r->duration_s, r->planned_s, r->threads, r->vus_max, r->machines,
                r->aborted ? "true" : "false", r->aborted_at_s, r->requested_rate);
+    if (r->gw.present) {
+        buf_append_str(b, "\"gateway\":{\"admin\":");
+        rj__str(b, r->gw.admin);
+        buf_append_str(b, ",");
+        rj__opt(b, "requests", r->gw.requests, ",");
+        rj__opt(b, "hit_ratio", r->gw.hit_ratio, ",");
+        rj__opt(b, "origin_requests", r->gw.origin, ",");
+        rj__opt(b, "cpu_ms_per_1k", r->gw.cpu_ms_per_1k, "},");
+    }
     if (r->aborted_by) {
         buf_append_str(b, "\"aborted_by\":");
         rj__str(b, r->aborted_by);
@@ -152,6 +170,13 @@ void report_json(const struct load_result *r, struct buf *b)
                    i ? "," : "", s->t, s->reqs, s->errors, s->bytes_in, s->dropped,
                    (double)s->p50_us / 1000.0, (double)s->p95_us / 1000.0,
                    (double)s->p99_us / 1000.0, s->vus);
+        if (s->gw) {
+            b->len--; /* reopen the object for the gateway's second */
+            buf_append_str(b, ",");
+            rj__opt(b, "gw_hit_ratio", s->gw_hit_ratio, ",");
+            rj__opt(b, "gw_origin", s->gw_origin, ",");
+            rj__opt(b, "gw_cpu_ms_per_1k", s->gw_cpu_ms_per_1k, "}");
+        }
     }
     buf_append_str(b, "],\"hist\":");
     hist_to_json(&r->h, b);
@@ -299,6 +324,17 @@ struct load_result *report_json_read(const char *path, char *err, size_t errlen)
     r->requested_rate = rj__num(root, "requested_rate");
     if ((s = rj__s(root, "aborted_by")))
         r->aborted_by = xstrdup(s);
+    const cJSON *gw = rj__obj(root, "gateway");
+    if (gw) {
+        const cJSON *v;
+        r->gw.present = true;
+        r->gw.admin = xstrdup((s = rj__s(gw, "admin")) ? s : "?");
+        r->gw.requests = cJSON_IsNumber(v = rj__get(gw, "requests")) ? v->valuedouble : NAN;
+        r->gw.hit_ratio = cJSON_IsNumber(v = rj__get(gw, "hit_ratio")) ? v->valuedouble : NAN;
+        r->gw.origin = cJSON_IsNumber(v = rj__get(gw, "origin_requests")) ? v->valuedouble : NAN;
+        r->gw.cpu_ms_per_1k =
+            cJSON_IsNumber(v = rj__get(gw, "cpu_ms_per_1k")) ? v->valuedouble : NAN;
+    }
     if (r->machines == 0)
         r->machines = 1;
     const cJSON *t = rj__get(root, "totals");

@@ -2,6 +2,7 @@
  * codes, error kinds, the per-endpoint table and the thresholds with ✓/✗. Reads only the merged
  * result, so it prints the same for a live run and for merged JSON files. */
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -115,6 +116,23 @@ void report_text(const struct load_result *r, FILE *out)
     fprintf(out, "%.2f%%\n", 100.0 * result_under(r, 500000));
     rt__key(out, " ", "requests_under_1s");
     fprintf(out, "%.2f%%\n", 100.0 * result_under(r, 1000000));
+    if (r->gw.present) {
+        /* The gateway's side, next to latency: what its cache did and what it cost. */
+        rt__key(out, " ", "gateway_cache_hit_ratio");
+        if (isfinite(r->gw.hit_ratio))
+            fprintf(out, "%.2f%%  (%s)\n", 100.0 * r->gw.hit_ratio, r->gw.admin);
+        else
+            fprintf(out, "-  (no cache lookups; %s)\n", r->gw.admin);
+        rt__key(out, " ", "gateway_origin_requests");
+        fprintf(out, "%.0f  (%.1f%% of the %.0f it answered)\n", r->gw.origin,
+                r->gw.requests > 0 ? 100.0 * r->gw.origin / r->gw.requests : 0.0, r->gw.requests);
+        rt__key(out, " ", "gateway_cpu_per_1k_requests");
+        if (isfinite(r->gw.cpu_ms_per_1k))
+            fprintf(out, "%.1f ms  (%.0f requests per CPU-second)\n", r->gw.cpu_ms_per_1k,
+                    r->gw.cpu_ms_per_1k > 0 ? 1e6 / r->gw.cpu_ms_per_1k : 0.0);
+        else
+            fputs("-\n", out);
+    }
     if (r->interrupted) {
         rt__key(out, " ", "interrupted");
         fprintf(out, "%" PRIu64 " (still in flight after graceful_stop, not counted)\n",

@@ -24,6 +24,7 @@ void result_destroy(struct load_result *r)
     free(r->target);
     free(r->mode);
     free(r->aborted_by);
+    free(r->gw.admin);
     for (size_t i = 0; i < r->neps; i++) {
         free(r->eps[i].name);
         free(r->eps[i].method);

@@ -703,6 +703,8 @@ struct load_result *run_scenario(struct scenario *s, const struct run_opts *o)
         run__collect(&run, r, col, false);
         if (r->nseries != before)
             run__progress(&run, r, o, false);
+        if (o->gw)
+            gwctx_poll(o->gw, clock_now_us());
         struct threshold *th;
         if (live_th && r->nseries != before && r->aborted_by == NULL &&
             (th = run__abort_check(s, col)) != NULL) {
@@ -804,6 +806,8 @@ struct load_result *run_scenario(struct scenario *s, const struct run_opts *o)
     uint64_t end = atomic_load(&run.end_us);
     r->rate_s = end > run.start_us ? (double)(end - run.start_us) / 1e6 : 1e-6;
     run__copy_thresholds(r, s);
+    if (o->gw)
+        gwctx_finish(o->gw, r, run.start_us);
     free(run.th);
     return r;
 }
