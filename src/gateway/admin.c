@@ -20,7 +20,7 @@
 #include "core/xmalloc.h"
 #include "gateway/adminauth.h"
 #include "gateway/cachehook.h"
-#include "gateway/conn.h"
+#include "gateway/gwthread.h"
 #include "gateway/dashboard.h"
 #include "gateway/procstat.h"
 #include "gateway/gwconf.h"

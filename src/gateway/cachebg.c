@@ -5,6 +5,7 @@
  * that key meanwhile waits for it like for any fetch. Not a client exchange: no body to send, no
  * client to stream to, so this reads the answer itself rather than through proxy.c, with the
  * body framed by http/h1body.c like every other client of an upstream. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,8 +13,8 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "gateway/cachehook_priv.h"
-#include "gateway/conn.h"
 #include "gateway/gwconf.h"
+#include "gateway/req.h"
 #include "http/h1body.h"
 #include "http/h1write.h"
 #include "http/headers.h"
@@ -56,7 +57,7 @@ struct chbg {
     uint64_t path_gen;
     int64_t req_wall_s;
     struct coalesce_flight *flight;
-    char client_ip[sizeof(((struct conn *)0)->client_ip)]; // whose request started the refresh
+    char client_ip[GW_CLIENT_IP_LEN]; // whose request started the refresh
 };
 
 static void chbg__free_cb(struct loop *loop, void *arg)
@@ -173,7 +174,7 @@ static int chbg__head(struct chbg *b)
             const char *why = NULL;
             b->fill = cache_fill_begin(ch->cache, &b->route->pc, &b->rq, &b->preq, &b->res,
                                        b->req_wall_s, wall, now, b->path_gen, b->route->max_object,
-                                       conn_date(b->th), &why);
+                                       gwthread_date(b->th), &why);
         }
         h1body_init_response(&b->body, &b->res, false);
         buf_consume(&b->in, (size_t)r);
@@ -337,12 +338,12 @@ static void chbg__build(struct chbg *b, const struct gw_upstream *up)
     buf_append(o, "\r\n", 2);
 }
 
-void chbg_refresh(struct cachehook *ch, struct conn *c, struct chreq *cr, struct store_obj *o)
+void chbg_refresh(struct cachehook *ch, struct gw_req *r, struct chreq *cr, struct store_obj *o)
 {
     struct coalesce_flight *flight = NULL;
     if (!coalesce_try_lead(ch->co, cr->key, cr->base_len, &flight))
         return; /* a fetch of this key is already running */
-    struct gwthread *th = c->th;
+    struct gwthread *th = r->th;
     const struct gw_config *cfg = th->sh->cfg;
     const struct gw_route *gr = cr->route->gr;
     struct chbg *b = xcalloc(1, sizeof(*b));
@@ -380,7 +381,7 @@ void chbg_refresh(struct cachehook *ch, struct conn *c, struct chreq *cr, struct
     b->primary_len = cr->primary_len;
     b->path_gen = cr->path_gen;
     b->req_wall_s = clock_wall_s();
-    memcpy(b->client_ip, c->client_ip, sizeof(b->client_ip));
+    snprintf(b->client_ip, sizeof(b->client_ip), "%s", r->client_ip);
     chbg__build(b, &cfg->upstreams[gr->upstream_index]);
     metrics_counter_inc(th->ms, ch->m_bg_refresh);
     loop_timer_start(th->loop, &b->timer, gr->timeout.total_ms ? gr->timeout.total_ms : 30000);

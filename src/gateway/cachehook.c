@@ -24,7 +24,8 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "gateway/cachehook_priv.h"
-#include "gateway/conn.h"
+#include "gateway/req.h"
+#include "gateway/filter.h"
 #include "gateway/gwconf.h"
 #include "gateway/trace.h"
 #include "http/headers.h"
@@ -139,7 +140,7 @@ static struct keyhash *cachehook__key_hash(struct cachehook *ch, const struct gw
     return kh;
 }
 
-struct cachehook *cachehook_create(struct gw_shared *sh)
+static struct cachehook *cachehook_create(struct gw_shared *sh)
 {
     const struct gw_config *cfg = sh->cfg;
     bool any = false;
@@ -173,7 +174,7 @@ struct cachehook *cachehook_create(struct gw_shared *sh)
     return ch;
 }
 
-void cachehook_destroy(struct cachehook *ch)
+static void cachehook_destroy(struct cachehook *ch)
 {
     if (ch == NULL)
         return;
@@ -192,14 +193,14 @@ void cachehook_destroy(struct cachehook *ch)
     free(ch);
 }
 
-void cachehook_thread_start(struct gwthread *th)
+static void cachehook_thread_start(struct gwthread *th)
 {
     struct cachehook *ch = th->sh->cache;
     if (ch != NULL)
         chl2_thread_start(ch, th);
 }
 
-void cachehook_thread_stop(struct gwthread *th)
+static void cachehook_thread_stop(struct gwthread *th)
 {
     struct cachehook *ch = th->sh->cache;
     if (ch != NULL) {
@@ -210,22 +211,33 @@ void cachehook_thread_stop(struct gwthread *th)
 
 /* ---- per-request state ---- */
 
-static struct chreq *cachehook__creq(struct conn *c, const struct chroute *r)
+struct chreq **cachehook__slot(struct gw_req *r)
+{
+    return filter_state(r, &cachehook_filter);
+}
+
+struct chreq *cachehook__cr(struct gw_req *r)
+{
+    struct chreq **slot = cachehook__slot(r);
+    return slot != NULL ? *slot : NULL;
+}
+
+static struct chreq *cachehook__creq(struct gw_req *r, const struct chroute *rte)
 {
     struct chreq *cr = xcalloc(1, sizeof(*cr));
-    cr->route = r;
-    cr->l2_seq = chl2_seq(c->th->sh->cache->l2);
+    cr->route = rte;
+    cr->l2_seq = chl2_seq(r->th->sh->cache->l2);
     buf_init(&cr->head);
-    c->creq = cr;
+    *cachehook__slot(r) = cr;
     return cr;
 }
 
-/* Copies the request head into the chreq and re-points c->req at the copy: the originals are
- * slices of c->in, which the next pipelined request may overwrite while this one waits or
+/* Copies the request head into the chreq and re-points r->req at the copy: the originals are
+ * slices of r->in, which the next pipelined request may overwrite while this one waits or
  * streams, and the cache reads them again at response time. */
-static int cachehook__own_request(struct conn *c, struct chreq *cr)
+static int cachehook__own_request(struct gw_req *r, struct chreq *cr)
 {
-    struct h1_request *req = &c->req;
+    struct h1_request *req = &r->req;
     struct buf *b = &cr->head;
     buf_reset(b);
     buf_append(b, req->method, req->method_len);
@@ -241,9 +253,9 @@ static int cachehook__own_request(struct conn *c, struct chreq *cr)
     }
     buf_append(b, "\r\n", 2);
     struct h1_limits lim = {
-        .max_request_line = b->len + 1, .max_head = b->len + 1, .max_headers = c->max_hdrs};
+        .max_request_line = b->len + 1, .max_head = b->len + 1, .max_headers = r->max_hdrs};
     struct h1_request copy;
-    if (h1_parse_request(b->data, b->len, &copy, c->hdrs, c->max_hdrs, &lim) <= 0)
+    if (h1_parse_request(b->data, b->len, &copy, r->hdrs, r->max_hdrs, &lim) <= 0)
         return -1;
     *req = copy;
     return 0;
@@ -257,16 +269,19 @@ void cachehook__finish_flight(struct cachehook *ch, struct chreq *cr)
     }
 }
 
-void cachehook_request_end(struct conn *c)
+/* The request is over (answered, or the client went away): drops references, wakes waiters of
+ * a fetch this request led, cancels a wait. */
+static void cachehook__request_end(struct gw_req *r, void *st)
 {
-    struct chreq *cr = c->creq;
+    (void)st;
+    struct chreq *cr = cachehook__cr(r);
     if (cr == NULL)
         return;
-    struct cachehook *ch = c->th->sh->cache;
-    c->creq = NULL;
+    struct cachehook *ch = r->th->sh->cache;
+    *cachehook__slot(r) = NULL;
     if (cr->wait != NULL) {
         struct chwait *w = cr->wait;
-        loop_timer_stop(c->th->loop, &w->timer);
+        loop_timer_stop(r->th->loop, &w->timer);
         if (coalesce_cancel(ch->co, &w->w))
             free(w);
         else
@@ -277,7 +292,7 @@ void cachehook_request_end(struct conn *c)
     cr->fill = NULL;
     cachehook__finish_flight(ch, cr);
     cache_release(ch->cache, cr->stale);
-    chl2_request_end(ch, c, cr);
+    chl2_request_end(ch, r, cr);
     buf_deinit(&cr->head);
     free(cr->key);
     free(cr->inv_host);
@@ -287,31 +302,31 @@ void cachehook_request_end(struct conn *c)
 
 /* ---- serving ---- */
 
-static const char *cachehook__conn_header(const struct conn *c)
+static const char *cachehook__conn_header(const struct gw_req *r)
 {
-    if (!c->keep_alive)
+    if (!r->keep_alive)
         return "Connection: close\r\n";
-    return c->req.minor_version == 0 ? "Connection: keep-alive\r\n" : NULL;
+    return r->req.minor_version == 0 ? "Connection: keep-alive\r\n" : NULL;
 }
 
-void cachehook__count(struct conn *c, enum cache_status st)
+void cachehook__count(struct gw_req *r, enum cache_status st)
 {
-    struct cachehook *ch = c->th->sh->cache;
-    metrics_counter_inc(c->th->ms, ch->m_status[st]);
+    struct cachehook *ch = r->th->sh->cache;
+    metrics_counter_inc(r->th->ms, ch->m_status[st]);
 }
 
 /* With server.server_timing, turns the hit block's final blank line into a Server-Timing header
  * (cache outcome and the time so far) and the blank line. Returns the new block length. */
-static size_t cachehook__timing(struct conn *c, enum cache_status st, char *block, size_t bl,
+static size_t cachehook__timing(struct gw_req *r, enum cache_status st, char *block, size_t bl,
                                 size_t cap)
 {
-    if (!c->th->sh->cfg->server.server_timing || bl < 2)
+    if (!r->th->sh->cfg->server.server_timing || bl < 2)
         return bl;
     struct trace_timing tt = {.cache = cache_status_name(st),
                               .pool_us = -1,
                               .upstream_us = -1,
                               .total_us =
-                                  c->t_start_us ? (int64_t)(clock_now_us() - c->t_start_us) : -1};
+                                  r->t_start_us ? (int64_t)(clock_now_us() - r->t_start_us) : -1};
     char v[96];
     size_t n = trace_server_timing(v, sizeof(v), &tt);
     if (n == 0 || bl - 2 + 15 + n + 4 > cap)
@@ -325,57 +340,39 @@ static size_t cachehook__timing(struct conn *c, enum cache_status st, char *bloc
 
 /* Answers the request from entry <o>: a 304 when the client's validators match, else the stored
  * bytes with the per-hit block, as one writev when the socket takes it. Ends the request. */
-void cachehook__serve(struct conn *c, struct store_obj *o, uint64_t age_ms, enum cache_status st)
+void cachehook__serve(struct gw_req *r, struct store_obj *o, uint64_t age_ms, enum cache_status st)
 {
     const struct cache_entry *e = o->payload;
-    const char *connh = cachehook__conn_header(c);
-    if (e->status >= 200 && e->status < 300 && cache_conditional_match(e, &c->req)) {
-        cache_write_304(e, age_ms, st, connh, &c->out);
-        c->status = 304;
+    const char *connh = cachehook__conn_header(r);
+    if (e->status >= 200 && e->status < 300 && cache_conditional_match(e, &r->req)) {
+        cache_write_304(e, age_ms, st, connh, r->out);
+        r->status = 304;
     } else {
         char block[288];
         size_t bl = cache_hit_block(block, age_ms, st, connh);
-        bl = cachehook__timing(c, st, block, bl, sizeof(block));
+        bl = cachehook__timing(r, st, block, bl, sizeof(block));
         struct iovec iov[3] = {
             {.iov_base = e->data, .iov_len = e->head_len},
             {.iov_base = block, .iov_len = bl},
             {.iov_base = e->data + e->head_len, .iov_len = e->body_len},
         };
-        int n = c->req.method_id == H1_M_HEAD || e->body_len == 0 ? 2 : 3;
-        size_t off = 0;
-        if (c->writable && buf_pending(&c->out) == 0) {
-            ssize_t w;
-            do
-                w = writev(c->fd, iov, n);
-            while (w == -1 && errno == EINTR);
-            if (w == -1) {
-                if (errno != EAGAIN) {
-                    conn_close(c);
-                    return;
-                }
-                c->writable = false;
-                w = 0;
-            }
-            c->bytes_out += (uint64_t)w;
-            off = (size_t)w;
-        }
-        /* what the socket did not take waits in c->out (a copy: the entry may go away) */
-        for (int i = 0; i < n; i++) {
-            if (off >= iov[i].iov_len) {
-                off -= iov[i].iov_len;
-                continue;
-            }
-            buf_append(&c->out, (char *)iov[i].iov_base + off, iov[i].iov_len - off);
-            off = 0;
-        }
-        c->status = e->status;
-    }
-    c->head_sent = true;
-    c->cache_served = cache_status_name(st); // a fresh hit has no chreq to carry it
-    cachehook__count(c, st);
-    if (conn_send(c, NULL, 0) == -1)
+        int n = r->req.method_id == H1_M_HEAD || e->body_len == 0 ? 2 : 3;
+        r->status = e->status;
+        r->head_sent = true;
+        r->cache_served = cache_status_name(st); // a fresh hit has no chreq to carry it
+        cachehook__count(r, st);
+        /* what the client does not take at once is copied by the session: the entry may go */
+        if (gw_req_sendv(r, iov, n) == -1)
+            return;
+        gw_req_end(r);
         return;
-    conn_request_done(c);
+    }
+    r->head_sent = true;
+    r->cache_served = cache_status_name(st);
+    cachehook__count(r, st);
+    if (gw_req_send(r, NULL, 0) == -1)
+        return;
+    gw_req_end(r);
 }
 
 /* ---- request start ---- */
@@ -386,15 +383,15 @@ static void cachehook__wait_timeout(struct loop *loop, void *arg)
 {
     (void)loop;
     struct chwait *w = arg;
-    struct conn *c = w->c;
-    struct cachehook *ch = c->th->sh->cache;
+    struct gw_req *r = w->r;
+    struct cachehook *ch = r->th->sh->cache;
     if (!coalesce_cancel(ch->co, &w->w))
         return; /* the leader finished meanwhile: the wake is on its way */
-    c->creq->wait = NULL;
+    cachehook__cr(r)->wait = NULL;
     free(w);
-    metrics_counter_inc(c->th->ms, ch->m_coalesce_timeouts);
-    cachehook__count(c, c->creq->st);
-    proxy_start(c);
+    metrics_counter_inc(r->th->ms, ch->m_coalesce_timeouts);
+    cachehook__count(r, cachehook__cr(r)->st);
+    gw_req_continue(r);
 }
 
 /* The fetch for this key is done (or abandoned): look up again; fetch ourselves when it brought
@@ -406,40 +403,40 @@ static void cachehook__wake(struct loop *loop, void *arg)
         free(w); /* the request ended while the wake was posted */
         return;
     }
-    struct conn *c = w->c;
+    struct gw_req *r = w->r;
     loop_timer_stop(loop, &w->timer);
-    struct chreq *cr = c->creq;
+    struct chreq *cr = cachehook__cr(r);
     cr->wait = NULL;
     free(w);
-    struct cachehook *ch = c->th->sh->cache;
-    struct chthread *t = &ch->threads[c->th->index];
+    struct cachehook *ch = r->th->sh->cache;
+    struct chthread *t = &ch->threads[r->th->index];
     struct cache_found f;
-    if (cache_lookup(ch->cache, &cr->route->pc, &c->req, &cr->preq, loop_now_ms(loop), &t->key,
+    if (cache_lookup(ch->cache, &cr->route->pc, &r->req, &cr->preq, loop_now_ms(loop), &t->key,
                      &f) == 0 &&
         f.obj != NULL && (f.use == POLICY_USE_FRESH || f.use == POLICY_USE_STALE_SWR)) {
         struct store_obj *o = f.obj;
-        cachehook__serve(c, o, f.age_ms, f.use == POLICY_USE_FRESH ? CACHE_HIT : CACHE_STALE);
+        cachehook__serve(r, o, f.age_ms, f.use == POLICY_USE_FRESH ? CACHE_HIT : CACHE_STALE);
         cache_release(ch->cache, o);
         return;
     }
     if (f.obj != NULL)
         cache_release(ch->cache, f.obj);
-    cachehook__count(c, cr->st);
-    proxy_start(c);
+    cachehook__count(r, cr->st);
+    gw_req_continue(r);
 }
 
 /* A miss or a revalidation: lead the fetch of the key, or wait for the one in flight. Returns
  * true when parked. */
-bool cachehook__fetch_or_wait(struct conn *c, struct chreq *cr)
+bool cachehook__fetch_or_wait(struct gw_req *r, struct chreq *cr)
 {
-    struct cachehook *ch = c->th->sh->cache;
-    if (!cr->route->coalesce || c->req.method_id != H1_M_GET)
+    struct cachehook *ch = r->th->sh->cache;
+    if (!cr->route->coalesce || r->req.method_id != H1_M_GET)
         return false;
     struct chwait *w = xcalloc(1, sizeof(*w));
-    w->c = c;
-    w->w.loop = c->th->loop;
+    w->r = r;
+    w->w.loop = r->th->loop;
     w->w.wake = cachehook__wake;
-    w->w.arg = c;
+    w->w.arg = r;
     struct coalesce_flight *lead = NULL;
     if (coalesce_join(ch->co, cr->key, cr->base_len, &w->w, &lead) == COALESCE_LEADER) {
         free(w);
@@ -447,9 +444,9 @@ bool cachehook__fetch_or_wait(struct conn *c, struct chreq *cr)
         return false;
     }
     cr->wait = w;
-    metrics_counter_inc(c->th->ms, ch->m_coalesced);
+    metrics_counter_inc(r->th->ms, ch->m_coalesced);
     loop_timer_init(&w->timer, cachehook__wait_timeout, w);
-    loop_timer_start(c->th->loop, &w->timer, c->th->sh->cfg->cache.coalesce_timeout_ms);
+    loop_timer_start(r->th->loop, &w->timer, r->th->sh->cfg->cache.coalesce_timeout_ms);
     return true;
 }
 
@@ -464,22 +461,26 @@ static void cachehook__keep_key(struct chreq *cr, const struct buf *key,
     cr->path_gen = f->path_gen;
 }
 
-bool cachehook_request(struct conn *c)
+/* The cache's on_request: a hit answers from memory, a coalesced miss or an L2 lookup waits (and
+ * resumes the request later), anything else goes on to the upstream. */
+static enum filter_verdict cachehook__on_request(struct gw_req *r, void *st, struct gw_err *err)
 {
-    struct cachehook *ch = c->th->sh->cache;
-    if (ch == NULL || c->route < 0 || (size_t)c->route >= ch->nroutes ||
-        !ch->routes[c->route].enabled)
-        return false;
-    const struct chroute *r = &ch->routes[c->route];
+    (void)st;
+    (void)err;
+    struct cachehook *ch = r->th->sh->cache;
+    if (ch == NULL || r->route < 0 || (size_t)r->route >= ch->nroutes ||
+        !ch->routes[r->route].enabled)
+        return FILTER_CONTINUE;
+    const struct chroute *rte = &ch->routes[r->route];
     struct policy_req preq;
-    policy_classify_request(&r->pc, &c->req, &preq);
+    policy_classify_request(&rte->pc, &r->req, &preq);
     if (preq.action == POLICY_REQ_UNSAFE) {
         /* forwarded; a success invalidates (the slices are copied: read at response time) */
-        struct chreq *cr = cachehook__creq(c, r);
+        struct chreq *cr = cachehook__creq(r, rte);
         cr->preq = preq;
         cr->st = CACHE_BYPASS;
         cr->unsafe = true;
-        const struct h1_request *req = &c->req;
+        const struct h1_request *req = &r->req;
         if (req->host != NULL) {
             cr->inv_host = xmalloc(req->host_len + 1);
             memcpy(cr->inv_host, req->host, req->host_len);
@@ -488,90 +489,94 @@ bool cachehook_request(struct conn *c)
         cr->inv_target = xmalloc(req->path_len + 1);
         memcpy(cr->inv_target, req->path, req->path_len);
         cr->inv_target_len = req->path_len;
-        cachehook__count(c, CACHE_BYPASS);
-        return false;
+        cachehook__count(r, CACHE_BYPASS);
+        return FILTER_CONTINUE;
     }
-    if (preq.action == POLICY_REQ_BYPASS || c->req.body != H1_BODY_NONE) {
-        struct chreq *cr = cachehook__creq(c, r);
+    if (preq.action == POLICY_REQ_BYPASS || r->req.body != H1_BODY_NONE) {
+        struct chreq *cr = cachehook__creq(r, rte);
         cr->st = CACHE_BYPASS;
-        cachehook__count(c, CACHE_BYPASS);
-        return false;
+        cachehook__count(r, CACHE_BYPASS);
+        return FILTER_CONTINUE;
     }
-    struct chthread *t = &ch->threads[c->th->index];
-    uint64_t now = loop_now_ms(c->th->loop);
+    struct chthread *t = &ch->threads[r->th->index];
+    uint64_t now = loop_now_ms(r->th->loop);
     struct cache_found f;
-    if (cache_lookup(ch->cache, &r->pc, &c->req, &preq, now, &t->key, &f) == -1) {
-        struct chreq *cr = cachehook__creq(c, r);
+    if (cache_lookup(ch->cache, &rte->pc, &r->req, &preq, now, &t->key, &f) == -1) {
+        struct chreq *cr = cachehook__creq(r, rte);
         cr->st = CACHE_BYPASS;
-        cachehook__count(c, CACHE_BYPASS);
-        return false;
+        cachehook__count(r, CACHE_BYPASS);
+        return FILTER_CONTINUE;
     }
     if (f.obj != NULL && f.use == POLICY_USE_FRESH) {
         /* the hot path: no allocation, one writev */
         struct store_obj *o = f.obj;
-        cachehook__serve(c, o, f.age_ms, CACHE_HIT);
+        cachehook__serve(r, o, f.age_ms, CACHE_HIT);
         cache_release(ch->cache, o);
-        return true;
+        return FILTER_RESPOND;
     }
-    struct chreq *cr = cachehook__creq(c, r);
+    struct chreq *cr = cachehook__creq(r, rte);
     cr->preq = preq;
     cr->req_wall_s = clock_wall_s();
     cachehook__keep_key(cr, &t->key, &f);
-    if (f.obj != NULL && f.use == POLICY_USE_STALE_SWR && c->req.method_id == H1_M_GET) {
+    if (f.obj != NULL && f.use == POLICY_USE_STALE_SWR && r->req.method_id == H1_M_GET) {
         struct store_obj *o = f.obj;
-        if (cachehook__own_request(c, cr) == 0)
-            chbg_refresh(ch, c, cr, o);
-        cachehook__serve(c, o, f.age_ms, CACHE_STALE);
+        if (cachehook__own_request(r, cr) == 0)
+            chbg_refresh(ch, r, cr, o);
+        cachehook__serve(r, o, f.age_ms, CACHE_STALE);
         cache_release(ch->cache, o);
-        return true;
+        return FILTER_RESPOND;
     }
-    if (cachehook__own_request(c, cr) == -1) {
+    if (cachehook__own_request(r, cr) == -1) {
         cache_release(ch->cache, f.obj);
         cr->st = CACHE_BYPASS;
-        cachehook__count(c, CACHE_BYPASS);
-        return false;
+        cachehook__count(r, CACHE_BYPASS);
+        return FILTER_CONTINUE;
     }
     if (f.obj != NULL) {
         /* stale (or no-cache): revalidate; the entry stays for a 304 or stale-if-error */
         cr->st = CACHE_EXPIRED;
         cr->stale = f.obj;
         const struct cache_entry *e = f.obj->payload;
-        bool client_cond = headers_find(c->req.headers, c->req.nheaders, "if-none-match") ||
-                           headers_find(c->req.headers, c->req.nheaders, "if-modified-since");
-        cr->add_validators = c->req.method_id == H1_M_GET && !client_cond &&
+        bool client_cond = headers_find(r->req.headers, r->req.nheaders, "if-none-match") ||
+                           headers_find(r->req.headers, r->req.nheaders, "if-modified-since");
+        cr->add_validators = r->req.method_id == H1_M_GET && !client_cond &&
                              (e->etag != NULL || e->last_modified != INT64_MIN);
     } else {
         cr->st = CACHE_MISS;
     }
     if (preq.cc.only_if_cached) {
-        cachehook__count(c, cr->st);
-        conn_respond_error(c, 504, "not_cached", "only-if-cached and no usable stored response",
+        cachehook__count(r, cr->st);
+        gw_req_respond_error(r, 504, "not_cached", "only-if-cached and no usable stored response",
                            NULL);
-        return true;
+        return FILTER_RESPOND;
     }
     /* counted when the outcome is known: a waiter may end up a HIT */
-    if (cachehook__fetch_or_wait(c, cr))
-        return true;
-    if (cr->st == CACHE_MISS && chl2_lookup(ch, c, cr))
-        return true; /* asked the L2; it serves the hit or forwards */
-    cachehook__count(c, cr->st);
-    return false;
+    if (cachehook__fetch_or_wait(r, cr))
+        return FILTER_WAIT;
+    if (cr->st == CACHE_MISS && chl2_lookup(ch, r, cr))
+        return FILTER_WAIT; /* asked the L2; it serves the hit or resumes the request */
+    cachehook__count(r, cr->st);
+    return FILTER_CONTINUE;
 }
 
 /* ---- upstream exchange ---- */
 
-bool cachehook_strip_header(const struct conn *c, const char *name, size_t len)
+/* upstream_header_skip: a request header that is not in a cached route's key is not forwarded
+ * (policy_unkeyed_headers, unless the route's vary names it). */
+static bool cachehook__strip_header(struct gw_req *r, void *st, const char *name, size_t len)
 {
-    const struct cachehook *ch = c->th->sh->cache;
-    if (ch == NULL || c->route < 0 || (size_t)c->route >= ch->nroutes)
+    (void)st;
+    const struct cachehook *ch = r->th->sh->cache;
+    if (ch == NULL || r->route < 0 || (size_t)r->route >= ch->nroutes)
         return false;
-    const struct chroute *r = &ch->routes[c->route];
-    return r->enabled && policy_strip_request_header(&r->pc, name, len);
+    const struct chroute *rte = &ch->routes[r->route];
+    return rte->enabled && policy_strip_request_header(&rte->pc, name, len);
 }
 
-void cachehook_upstream_headers(struct conn *c, struct buf *b)
+static void cachehook__upstream_headers(struct gw_req *r, void *st, struct buf *b)
 {
-    struct chreq *cr = c->creq;
+    (void)st;
+    struct chreq *cr = cachehook__cr(r);
     if (cr == NULL)
         return;
     /* tells the origin it may address Surrogate-Control directives to us */
@@ -594,16 +599,16 @@ void cachehook_upstream_headers(struct conn *c, struct buf *b)
     cr->validators_sent = true;
 }
 
-static void cachehook__invalidate(struct conn *c, struct chreq *cr, const struct h1_response *res)
+static void cachehook__invalidate(struct gw_req *r, struct chreq *cr, const struct h1_response *res)
 {
-    struct cachehook *ch = c->th->sh->cache;
+    struct cachehook *ch = r->th->sh->cache;
     const struct gw_route_cache *rc = &cr->route->gr->cache;
     const char *host = cr->inv_host;
     size_t hl = cr->inv_host_len;
     size_t n = 0;
     if (rc->invalidate_self) {
         cache_invalidate_uri(ch->cache, host, hl, cr->inv_target, cr->inv_target_len);
-        chl2_publish(ch, c->th, cr->inv_target, cr->inv_target_len, false);
+        chl2_publish(ch, r->th, cr->inv_target, cr->inv_target_len, false);
         n++;
         for (size_t i = 0; i < res->nheaders; i++) {
             const struct h1_header *h = &res->headers[i];
@@ -613,7 +618,7 @@ static void cachehook__invalidate(struct conn *c, struct chreq *cr, const struct
                 size_t ll;
                 if (cache_uri_path(host, hl, h->value, h->value_len, &lp, &ll)) {
                     cache_invalidate_path(ch->cache, host, hl, lp, ll);
-                    chl2_publish(ch, c->th, lp, ll, false);
+                    chl2_publish(ch, r->th, lp, ll, false);
                 }
                 n++;
             }
@@ -624,44 +629,47 @@ static void cachehook__invalidate(struct conn *c, struct chreq *cr, const struct
         size_t len = strlen(p);
         if (len > 0 && p[len - 1] == '*') {
             cache_purge(ch->cache, p, len - 1, true);
-            chl2_publish(ch, c->th, p, len - 1, true);
+            chl2_publish(ch, r->th, p, len - 1, true);
         } else {
             cache_invalidate_path(ch->cache, host, hl, p, len);
-            chl2_publish(ch, c->th, p, len, false);
+            chl2_publish(ch, r->th, p, len, false);
         }
         n++;
     }
-    metrics_counter_add(c->th->ms, ch->m_invalidations, n);
+    metrics_counter_add(r->th->ms, ch->m_invalidations, n);
 }
 
-int cachehook_response_head(struct conn *c)
+/* Response head parsed, before anything goes to the client. Returns 0: forward as usual (maybe
+ * copying into a new entry); 1: the cache wrote the whole answer to r->out (a 304 refreshed the
+ * entry) and the response has no body; 2: the cache wrote the answer (a stale copy instead of a
+ * 5xx) and the upstream response must be dropped. */
+static int cachehook__response_head(struct gw_req *r, const struct h1_response *res)
 {
-    struct chreq *cr = c->creq;
+    struct chreq *cr = cachehook__cr(r);
     if (cr == NULL)
         return 0;
-    struct cachehook *ch = c->th->sh->cache;
-    const struct h1_response *res = &c->px.res;
+    struct cachehook *ch = r->th->sh->cache;
     if (cr->unsafe) {
         if (res->status >= 200 && res->status < 400)
-            cachehook__invalidate(c, cr, res);
+            cachehook__invalidate(r, cr, res);
         return 0;
     }
     if (cr->st != CACHE_MISS && cr->st != CACHE_EXPIRED)
         return 0;
-    uint64_t now = loop_now_ms(c->th->loop);
+    uint64_t now = loop_now_ms(r->th->loop);
     int64_t wall = clock_wall_s();
     if (res->status == 304 && cr->stale != NULL && cr->validators_sent) {
         /* our revalidation succeeded: refresh the entry, answer from it */
         struct store_obj *o =
-            cache_refresh_304(ch->cache, &cr->route->pc, &c->req, &cr->preq, cr->stale, res,
+            cache_refresh_304(ch->cache, &cr->route->pc, &r->req, &cr->preq, cr->stale, res,
                               cr->req_wall_s, wall, now, cr->key, cr->key_len, cr->primary_len);
-        metrics_counter_inc(c->th->ms, ch->m_revalidated);
+        metrics_counter_inc(r->th->ms, ch->m_revalidated);
         struct store_obj *use = o != NULL ? o : cr->stale;
         const struct cache_entry *e = use->payload;
         uint64_t age = policy_age_ms(e->fresh.initial_age_ms, e->stored_ms, now);
-        cachehook__write_entry(c, use, age, CACHE_EXPIRED);
+        cachehook__write_entry(r, use, age, CACHE_EXPIRED);
         if (o != NULL) {
-            chl2_store(ch, c->th, o, cr->l2_seq);
+            chl2_store(ch, r->th, o, cr->l2_seq);
             cache_release(ch->cache, o);
         }
         return 1;
@@ -670,56 +678,64 @@ int cachehook_response_head(struct conn *c)
         const struct cache_entry *e = cr->stale->payload;
         uint64_t age = policy_age_ms(e->fresh.initial_age_ms, e->stored_ms, now);
         if (policy_stale_if_error_ok(&e->fresh, age, &cr->preq)) {
-            metrics_counter_inc(c->th->ms, ch->m_stale_errors);
-            cachehook__write_entry(c, cr->stale, age, CACHE_STALE);
+            metrics_counter_inc(r->th->ms, ch->m_stale_errors);
+            cachehook__write_entry(r, cr->stale, age, CACHE_STALE);
             return 2;
         }
     }
-    if (c->req.method_id != H1_M_GET)
+    if (r->req.method_id != H1_M_GET)
         return 0;
     const char *why = NULL;
     cr->fill =
-        cache_fill_begin(ch->cache, &cr->route->pc, &c->req, &cr->preq, res, cr->req_wall_s, wall,
-                         now, cr->path_gen, cr->route->max_object, conn_date(c->th), &why);
+        cache_fill_begin(ch->cache, &cr->route->pc, &r->req, &cr->preq, res, cr->req_wall_s, wall,
+                         now, cr->path_gen, cr->route->max_object, gwthread_date(r->th), &why);
     if (cr->fill == NULL)
-        metrics_counter_inc(c->th->ms, ch->m_not_stored);
+        metrics_counter_inc(r->th->ms, ch->m_not_stored);
     return 0;
 }
 
-/* Writes the whole response of entry <o> into c->out (the revalidation and stale-if-error paths,
+/* Writes the whole response of entry <o> into r->out (the revalidation and stale-if-error paths,
  * which run inside the proxy's exchange; the proxy ends the request). */
-void cachehook__write_entry(struct conn *c, struct store_obj *o, uint64_t age_ms,
+void cachehook__write_entry(struct gw_req *r, struct store_obj *o, uint64_t age_ms,
                             enum cache_status st)
 {
     const struct cache_entry *e = o->payload;
-    const char *connh = cachehook__conn_header(c);
-    if (e->status >= 200 && e->status < 300 && cache_conditional_match(e, &c->req)) {
-        cache_write_304(e, age_ms, st, connh, &c->out);
-        c->status = 304;
+    const char *connh = cachehook__conn_header(r);
+    if (e->status >= 200 && e->status < 300 && cache_conditional_match(e, &r->req)) {
+        cache_write_304(e, age_ms, st, connh, r->out);
+        r->status = 304;
     } else {
         char block[288];
         size_t bl = cache_hit_block(block, age_ms, st, connh);
-        bl = cachehook__timing(c, st, block, bl, sizeof(block));
-        buf_append(&c->out, e->data, e->head_len);
-        buf_append(&c->out, block, bl);
-        if (c->req.method_id != H1_M_HEAD)
-            buf_append(&c->out, e->data + e->head_len, e->body_len);
-        c->status = e->status;
+        bl = cachehook__timing(r, st, block, bl, sizeof(block));
+        buf_append(r->out, e->data, e->head_len);
+        buf_append(r->out, block, bl);
+        if (r->req.method_id != H1_M_HEAD)
+            buf_append(r->out, e->data + e->head_len, e->body_len);
+        r->status = e->status;
     }
-    c->head_sent = true;
-    if (c->creq != NULL)
-        c->creq->st = st;
+    r->head_sent = true;
+    if (cachehook__cr(r) != NULL)
+        cachehook__cr(r)->st = st;
 }
 
-const char *cachehook_status(const struct conn *c)
+static const char *cachehook__status(const struct gw_req *r, const void *st)
 {
-    const struct chreq *cr = c->creq;
+    (void)r;
+    const struct chreq *cr = *(struct chreq *const *)st;
     return cr != NULL && cr->st != CACHE_NONE ? cache_status_name(cr->st) : NULL;
 }
 
-void cachehook_client_headers(struct conn *c, struct buf *b)
+static void cachehook__client_headers(struct gw_req *r, void *st, struct buf *b)
 {
-    struct chreq *cr = c->creq;
+    (void)st;
+    struct chreq *cr = cachehook__cr(r);
+    if (cr == NULL && !r->head_sent) {
+        /* refused before the cache was asked (a concurrency limit): not served from it */
+        buf_append_str(b, "X-Cache: MISS\r\n");
+        r->cache_served = "MISS";
+        return;
+    }
     if (cr == NULL || cr->st == CACHE_NONE)
         return;
     buf_append_str(b, "X-Cache: ");
@@ -727,71 +743,73 @@ void cachehook_client_headers(struct conn *c, struct buf *b)
     buf_append(b, "\r\n", 2);
 }
 
-void cachehook_response_body(struct conn *c, const char *p, size_t n)
+static void cachehook__response_body(struct gw_req *r, void *st, const char *p, size_t n)
 {
-    struct chreq *cr = c->creq;
+    (void)st;
+    struct chreq *cr = cachehook__cr(r);
     if (cr == NULL || cr->fill == NULL || n == 0)
         return;
     if (cache_fill_body(cr->fill, p, n) == -1) {
         cache_fill_abort(cr->fill);
         cr->fill = NULL;
-        metrics_counter_inc(c->th->ms, c->th->sh->cache->m_not_stored);
+        metrics_counter_inc(r->th->ms, r->th->sh->cache->m_not_stored);
     }
 }
 
-void cachehook_response_done(struct conn *c)
+static void cachehook__response_done(struct gw_req *r, void *st, bool usable)
 {
-    struct chreq *cr = c->creq;
+    (void)st;
+    struct chreq *cr = cachehook__cr(r);
     if (cr == NULL)
         return;
-    struct cachehook *ch = c->th->sh->cache;
+    struct cachehook *ch = r->th->sh->cache;
+    if (!usable && cr->fill != NULL) {
+        /* bytes past the response, or an answer before the request was sent: not stored */
+        cache_fill_abort(cr->fill);
+        cr->fill = NULL;
+        metrics_counter_inc(r->th->ms, ch->m_not_stored);
+    }
     if (cr->fill != NULL) {
         struct cache_fill *f = cr->fill;
         cr->fill = NULL;
-        struct store_obj *o = cache_fill_end_ref(ch->cache, f, loop_now_ms(c->th->loop));
+        struct store_obj *o = cache_fill_end_ref(ch->cache, f, loop_now_ms(r->th->loop));
         if (o != NULL) {
-            metrics_counter_inc(c->th->ms, ch->m_stores);
-            chl2_store(ch, c->th, o, cr->l2_seq);
+            metrics_counter_inc(r->th->ms, ch->m_stores);
+            chl2_store(ch, r->th, o, cr->l2_seq);
             cache_release(ch->cache, o);
         } else {
-            metrics_counter_inc(c->th->ms, ch->m_not_stored);
+            metrics_counter_inc(r->th->ms, ch->m_not_stored);
         }
     }
     /* stored (or not): the waiters look up again now */
     cachehook__finish_flight(ch, cr);
 }
 
-void cachehook_response_discard(struct conn *c)
+/* The exchange failed before the response head went out: a stale copy is served instead
+ * (stale-if-error) when the entry allows it. */
+static enum filter_verdict cachehook__on_error(struct gw_req *r, void *st, const struct gw_err *err)
 {
-    struct chreq *cr = c->creq;
-    if (cr == NULL || cr->fill == NULL)
-        return;
-    cache_fill_abort(cr->fill);
-    cr->fill = NULL;
-    metrics_counter_inc(c->th->ms, c->th->sh->cache->m_not_stored);
-}
-
-bool cachehook_upstream_failed(struct conn *c)
-{
-    struct chreq *cr = c->creq;
-    if (cr == NULL || cr->stale == NULL || c->head_sent)
-        return false;
-    struct cachehook *ch = c->th->sh->cache;
+    (void)st;
+    (void)err;
+    struct chreq *cr = cachehook__cr(r);
+    if (cr == NULL || cr->stale == NULL || r->head_sent)
+        return FILTER_CONTINUE;
+    struct cachehook *ch = r->th->sh->cache;
     const struct cache_entry *e = cr->stale->payload;
-    uint64_t now = loop_now_ms(c->th->loop);
+    uint64_t now = loop_now_ms(r->th->loop);
     uint64_t age = policy_age_ms(e->fresh.initial_age_ms, e->stored_ms, now);
     /* Only within an explicit window (the origin's stale-if-error or the route's): RFC 9111
      * §4.2.4 would allow any stale copy while "disconnected", but an API client that was never
      * promised stale data should get the error, not an hour-old balance. */
     if (!policy_stale_if_error_ok(&e->fresh, age, &cr->preq))
-        return false;
-    metrics_counter_inc(c->th->ms, ch->m_stale_errors);
+        return FILTER_CONTINUE;
+    metrics_counter_inc(r->th->ms, ch->m_stale_errors);
     struct store_obj *o = cr->stale;
     cr->stale = NULL;
     cr->st = CACHE_STALE;
-    cachehook__serve(c, o, age, CACHE_STALE);
+    cachehook__serve(r, o, age, CACHE_STALE);
     cache_release(ch->cache, o);
-    return true;
+    return FILTER_RESPOND;
 }
 
 /* ---- admin ---- */
@@ -1024,3 +1042,49 @@ bool cachehook_admin(struct gw_shared *sh, const struct h1_request *req, struct 
     *status = 200;
     return true;
 }
+
+/* ---- the filter ---- */
+
+static void cachehook__init(struct gw_shared *sh)
+{
+    sh->cache = cachehook_create(sh); // NULL when no route caches
+}
+
+static void cachehook__deinit(struct gw_shared *sh)
+{
+    cachehook_destroy(sh->cache);
+    sh->cache = NULL;
+}
+
+static bool cachehook__attach(struct gw_shared *sh, size_t route)
+{
+    struct cachehook *ch = sh->cache;
+    return ch != NULL && route < ch->nroutes && ch->routes[route].enabled;
+}
+
+static enum filter_verdict cachehook__on_response_head(struct gw_req *r, void *st,
+                                                       const struct h1_response *res)
+{
+    (void)st;
+    return cachehook__response_head(r, res) == 0 ? FILTER_CONTINUE : FILTER_RESPOND;
+}
+
+const struct filter_ops cachehook_filter = {
+    .name = "cache",
+    .state_size = sizeof(struct chreq *),
+    .init = cachehook__init,
+    .deinit = cachehook__deinit,
+    .thread_start = cachehook_thread_start,
+    .thread_stop = cachehook_thread_stop,
+    .attach = cachehook__attach,
+    .on_request = cachehook__on_request,
+    .upstream_header_skip = cachehook__strip_header,
+    .upstream_headers = cachehook__upstream_headers,
+    .on_response_head = cachehook__on_response_head,
+    .client_headers = cachehook__client_headers,
+    .on_body = cachehook__response_body,
+    .on_response_done = cachehook__response_done,
+    .on_error = cachehook__on_error,
+    .on_end = cachehook__request_end,
+    .cache_status = cachehook__status,
+};

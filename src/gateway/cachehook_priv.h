@@ -12,9 +12,12 @@
 #include "core/buf.h"
 #include "core/loop.h"
 #include "gateway/cachehook.h"
+#include "gateway/filter.h"
 #include "metrics/metrics.h"
 
+struct gw_req;
 struct gw_route;
+struct gwthread;
 struct chl2;
 struct chbg;
 
@@ -54,9 +57,9 @@ struct cachehook {
 
 /* A request parked behind a fetch in flight. */
 struct chwait {
-    struct coalesce_waiter w; // w.arg: the conn, NULL once the request ended
+    struct coalesce_waiter w; // w.arg: the request, NULL once the request ended
     struct loop_timer timer;  // coalesce_timeout
-    struct conn *c;
+    struct gw_req *r;
 };
 
 /* Cache state of one request that was not a plain hit. */
@@ -64,7 +67,7 @@ struct chreq {
     const struct chroute *route;
     enum cache_status st; // X-Cache of the answer
     struct policy_req preq;
-    struct buf head; // own copy of the request head (c->req points into it)
+    struct buf head; // own copy of the request head (r->req points into it)
     char *key;       // full key of the lookup; [0, base_len) is the coalescing key
     size_t key_len, base_len, primary_len;
     uint64_t path_gen;
@@ -84,16 +87,20 @@ struct chreq {
 };
 
 /* cachehook.c */
-void cachehook__count(struct conn *c, enum cache_status st);
-void cachehook__serve(struct conn *c, struct store_obj *o, uint64_t age_ms, enum cache_status st);
-void cachehook__write_entry(struct conn *c, struct store_obj *o, uint64_t age_ms,
+/* The cache filter's state slot of <r> (NULL when the route does not cache), and its value. */
+struct chreq **cachehook__slot(struct gw_req *r);
+struct chreq *cachehook__cr(struct gw_req *r);
+void cachehook__count(struct gw_req *r, enum cache_status st);
+/* Answers <r> from entry <o> and ends it. */
+void cachehook__serve(struct gw_req *r, struct store_obj *o, uint64_t age_ms, enum cache_status st);
+void cachehook__write_entry(struct gw_req *r, struct store_obj *o, uint64_t age_ms,
                             enum cache_status st);
-bool cachehook__fetch_or_wait(struct conn *c, struct chreq *cr);
+bool cachehook__fetch_or_wait(struct gw_req *r, struct chreq *cr);
 void cachehook__finish_flight(struct cachehook *ch, struct chreq *cr);
 
 /* cachebg.c: refreshes entry <o> in the background (stale-while-revalidate), at most one refresh
- * per key at a time. The request (c->req, owned by <cr>) is copied. */
-void chbg_refresh(struct cachehook *ch, struct conn *c, struct chreq *cr, struct store_obj *o);
+ * per key at a time. The request (r->req, owned by <cr>) is copied. */
+void chbg_refresh(struct cachehook *ch, struct gw_req *r, struct chreq *cr, struct store_obj *o);
 /* Aborts the refreshes of <th> (thread stop: before the pools go). */
 void chbg_thread_stop(struct cachehook *ch, struct gwthread *th);
 
@@ -106,9 +113,10 @@ long chl2_agree_secret(struct chl2 *l, const char *proposal, size_t plen, char *
                        size_t outlen);
 void chl2_thread_start(struct cachehook *ch, struct gwthread *th);
 void chl2_thread_stop(struct cachehook *ch, struct gwthread *th);
-/* L1 miss: true when an L2 lookup was started (it serves the hit or calls proxy_start). */
-bool chl2_lookup(struct cachehook *ch, struct conn *c, struct chreq *cr);
-void chl2_request_end(struct cachehook *ch, struct conn *c, struct chreq *cr);
+/* L1 miss: true when an L2 lookup was started (it serves the hit or resumes the request:
+ * gw_req_continue). */
+bool chl2_lookup(struct cachehook *ch, struct gw_req *r, struct chreq *cr);
+void chl2_request_end(struct cachehook *ch, struct gw_req *r, struct chreq *cr);
 /* An entry was stored in L1 (fill or 304 refresh): write it to L2 too, stamped with the purge
  * sequence <seq> its request began with (chl2_seq then). */
 void chl2_store(struct cachehook *ch, struct gwthread *th, struct store_obj *o, uint64_t seq);

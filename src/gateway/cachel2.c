@@ -22,8 +22,8 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "gateway/cachehook_priv.h"
-#include "gateway/conn.h"
 #include "gateway/gwconf.h"
+#include "gateway/req.h"
 #include "http/url.h"
 #include "net/resolve.h"
 
@@ -70,7 +70,7 @@ struct chl2_mark {
 
 static void chl2__on_get(void *arg, enum l2redis_status st, const char *const *vals,
                          const size_t *lens, size_t n);
-static bool chl2__mget(struct chl2 *l, struct conn *c, struct chreq *cr);
+static bool chl2__mget(struct chl2 *l, struct gw_req *r, struct chreq *cr);
 
 struct chl2 {
     struct cachehook *ch;
@@ -439,24 +439,24 @@ static uint64_t chl2__envelope(const char **blob, size_t *len)
 static void chl2__on_get(void *arg, enum l2redis_status st, const char *const *vals,
                          const size_t *lens, size_t n)
 {
-    struct conn *c = arg;
-    struct chreq *cr = c->creq;
-    struct cachehook *ch = c->th->sh->cache;
+    struct gw_req *r = arg;
+    struct chreq *cr = cachehook__cr(r);
+    struct cachehook *ch = r->th->sh->cache;
     cr->l2 = NULL;
     if (st == L2REDIS_HIT && n == 2 && vals[0] != NULL && lens[0] >= 4 &&
         memcmp(vals[0], CHL2_MARKER, 4) == 0 && !cr->l2_varied) {
         /* the origin varies this URI: key again with the named request headers, ask again */
         struct buf k = BUF_INIT;
-        policy_build_key(&cr->route->pc, &c->req, vals[0] + 4, lens[0] - 4, &k);
+        policy_build_key(&cr->route->pc, &r->req, vals[0] + 4, lens[0] - 4, &k);
         cache_insert_marker(ch->cache, k.data, cr->base_len, cr->primary_len, vals[0] + 4,
-                            lens[0] - 4, loop_now_ms(c->th->loop), 60000);
+                            lens[0] - 4, loop_now_ms(r->th->loop), 60000);
         free(cr->key);
         cr->key = xmalloc(k.len + 1);
         memcpy(cr->key, k.data, k.len);
         cr->key_len = k.len;
         buf_deinit(&k);
         cr->l2_varied = true;
-        if (chl2__mget(ch->l2, c, cr))
+        if (chl2__mget(ch->l2, r, cr))
             return;
         st = L2REDIS_ERROR;
     }
@@ -473,7 +473,7 @@ static void chl2__on_get(void *arg, enum l2redis_status st, const char *const *v
             tmp[k] = '\0';
             inv = strtoull(tmp, NULL, 10);
         }
-        uint64_t now = loop_now_ms(c->th->loop);
+        uint64_t now = loop_now_ms(r->th->loop);
         struct store_obj *o = NULL;
         /* checked and inserted under the marks' lock: a prefix purge arriving meanwhile either
          * refuses it here or finds it in L1 when it walks the store after adding its mark */
@@ -487,29 +487,29 @@ static void chl2__on_get(void *arg, enum l2redis_status st, const char *const *v
             const struct cache_entry *e = o->payload;
             uint64_t age = policy_age_ms(e->fresh.initial_age_ms, e->stored_ms, now);
             if (policy_usable(&e->fresh, age, &cr->preq) == POLICY_USE_FRESH) {
-                metrics_counter_inc(c->th->ms, ch->m_l2_hits);
+                metrics_counter_inc(r->th->ms, ch->m_l2_hits);
                 cachehook__finish_flight(ch, cr); /* waiters find it in L1 now */
-                cachehook__serve(c, o, age, CACHE_HIT);
+                cachehook__serve(r, o, age, CACHE_HIT);
                 cache_release(ch->cache, o);
                 return;
             }
             cache_release(ch->cache, o);
         }
-        metrics_counter_inc(c->th->ms, ch->m_l2_misses);
+        metrics_counter_inc(r->th->ms, ch->m_l2_misses);
     } else if (st == L2REDIS_ERROR) {
-        metrics_counter_inc(c->th->ms, ch->m_l2_errors);
+        metrics_counter_inc(r->th->ms, ch->m_l2_errors);
     } else {
-        metrics_counter_inc(c->th->ms, ch->m_l2_misses);
+        metrics_counter_inc(r->th->ms, ch->m_l2_misses);
     }
-    cachehook__count(c, cr->st);
-    proxy_start(c);
+    cachehook__count(r, cr->st);
+    gw_req_continue(r);
 }
 
 /* MGET of the entry under cr->key (the base key, or the full key once a marker was seen) and of
  * the path's invalidation mark. */
-static bool chl2__mget(struct chl2 *l, struct conn *c, struct chreq *cr)
+static bool chl2__mget(struct chl2 *l, struct gw_req *r, struct chreq *cr)
 {
-    struct l2redis *r = l->clients[c->th->index];
+    struct l2redis *rc = l->clients[r->th->index];
     const char *path;
     size_t plen;
     cache_key_path(cr->key, cr->primary_len, &path, &plen);
@@ -518,33 +518,33 @@ static bool chl2__mget(struct chl2 *l, struct conn *c, struct chreq *cr)
     chl2__inv_key(l, path, plen, &k2);
     const char *keys[2] = {k1.data, k2.data};
     size_t lens[2] = {k1.len, k2.len};
-    cr->l2 = l2redis_mget(r, keys, lens, 2, chl2__on_get, c);
+    cr->l2 = l2redis_mget(rc, keys, lens, 2, chl2__on_get, r);
     buf_deinit(&k1);
     buf_deinit(&k2);
     return cr->l2 != NULL;
 }
 
-bool chl2_lookup(struct cachehook *ch, struct conn *c, struct chreq *cr)
+bool chl2_lookup(struct cachehook *ch, struct gw_req *r, struct chreq *cr)
 {
     struct chl2 *l = ch->l2;
-    if (l == NULL || l->clients[c->th->index] == NULL || c->req.method_id != H1_M_GET)
+    if (l == NULL || l->clients[r->th->index] == NULL || r->req.method_id != H1_M_GET)
         return false;
-    struct l2redis *r = l->clients[c->th->index];
-    if (!l2redis_connected(r)) {
-        metrics_counter_inc(c->th->ms, ch->m_l2_errors);
+    struct l2redis *rc = l->clients[r->th->index];
+    if (!l2redis_connected(rc)) {
+        metrics_counter_inc(r->th->ms, ch->m_l2_errors);
         return false; /* down: straight to the origin, no waiting */
     }
-    if (!chl2__mget(l, c, cr)) {
-        metrics_counter_inc(c->th->ms, ch->m_l2_errors);
+    if (!chl2__mget(l, r, cr)) {
+        metrics_counter_inc(r->th->ms, ch->m_l2_errors);
         return false;
     }
     return true;
 }
 
-void chl2_request_end(struct cachehook *ch, struct conn *c, struct chreq *cr)
+void chl2_request_end(struct cachehook *ch, struct gw_req *r, struct chreq *cr)
 {
     (void)ch;
-    (void)c;
+    (void)r;
     if (cr->l2 != NULL) {
         l2redis_cancel(cr->l2);
         cr->l2 = NULL;

@@ -1,7 +1,8 @@
-/* Downstream HTTP/1.1 connection: reads requests into a per-connection buffer until EAGAIN, parses
- * heads in place, routes and admits them, hands them to the proxy, and writes responses in order
- * (one request at a time; pipelined requests wait in the buffer). Owns the client-side timeouts:
- * header (slowloris -> 408), keep-alive idle, body, send. Knows nothing of upstream sockets. */
+/* The HTTP/1.1 client session: reads requests into a per-connection buffer until EAGAIN, parses
+ * heads in place, hands each to the request layer (req.c) and writes the responses in order (one
+ * request at a time; pipelined requests wait in the buffer). The one writer of the client socket
+ * (conn__send, the session's gw_sess_ops.send). Owns the client-side timeouts: header (slowloris
+ * -> 408), keep-alive idle, body, send. Knows nothing of routes, filters or upstream sockets. */
 #include "gateway/conn.h"
 
 #include <errno.h>
@@ -18,23 +19,13 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
-#include "gateway/accesslog.h"
-#include "gateway/cachehook.h"
 #include "gateway/gwconf.h"
-#include "gateway/route.h"
-#include "gateway/trace.h"
-#include "http/h1write.h"
 #include "http/headers.h"
-#include "http/url.h"
 
 enum conn_timer_kind { T_NONE = 0, T_HEADER, T_IDLE, T_BODY, T_SEND, T_LINGER };
 
 #define CONN_READ_CHUNK CONN_BLOCK
 #define CONN_PARK_MIN 1040u   /* smallest parked partial head buffer (conn__park_head) */
-#define CONN_ARENA_CHUNK 4096 /* only for copies that do not fit the <strs> block */
-
-_Static_assert(PX_RES_HEADERS_MAX * sizeof(struct h1_header) <= CONN_BLOCK,
-               "response headers fit a block");
 #define CONN_LINGER_MS 2000 /* after an error response: drain the client before close (no RST) */
 
 static void conn__on_event(struct loop *loop, int fd, void *arg, unsigned events);
@@ -43,94 +34,17 @@ static void conn__process(struct conn *c);
 static void conn__arm(struct conn *c, enum conn_timer_kind kind, uint64_t ms);
 static int conn__read(struct conn *c);
 static void conn__next_cb(struct loop *loop, void *arg);
-static void conn__make_rid(struct conn *c, const struct h1_header *h);
+static const struct gw_sess_ops conn_sess_ops;
 static void conn__hdrs_give(struct conn *c);
-
-const char *conn_date(struct gwthread *th)
-{
-    int64_t now = clock_wall_s();
-    if (now != th->date_sec) {
-        http_date_format(now, th->date);
-        th->date_sec = now;
-    }
-    return th->date;
-}
-
-/* ---- blocks lent per request ---- */
-
-/* Under ASan a block on the free list is poisoned (but for its next pointer): a stale pointer
- * into a block given back is reported like a use after free. */
-#if defined(__SANITIZE_ADDRESS__)
-#include <sanitizer/asan_interface.h>
-#define CONN_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
-#define CONN_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
-#else
-#define CONN_POISON(p, n) ((void)(p), (void)(n))
-#define CONN_UNPOISON(p, n) ((void)(p), (void)(n))
-#endif
-
-void *conn_block_take(struct gwthread *th)
-{
-    void *b = th->free_blocks;
-    if (b == NULL)
-        return xmalloc(CONN_BLOCK);
-    memcpy(&th->free_blocks, b, sizeof(void *));
-    th->nfree_blocks--;
-    CONN_UNPOISON((char *)b + sizeof(void *), CONN_BLOCK - sizeof(void *));
-    return b;
-}
-
-void conn_block_give(struct gwthread *th, void *block)
-{
-    if (block == NULL)
-        return;
-    if (th->nfree_blocks >= CONN_BLOCKS_KEPT) {
-        free(block);
-        return;
-    }
-    memcpy(block, &th->free_blocks, sizeof(void *));
-    CONN_POISON((char *)block + sizeof(void *), CONN_BLOCK - sizeof(void *));
-    th->free_blocks = block;
-    th->nfree_blocks++;
-}
-
-static void conn__free_blocks(struct gwthread *th)
-{
-    while (th->free_blocks != NULL) {
-        void *b = th->free_blocks;
-        memcpy(&th->free_blocks, b, sizeof(void *));
-        CONN_UNPOISON((char *)b + sizeof(void *), CONN_BLOCK - sizeof(void *));
-        free(b);
-    }
-    th->nfree_blocks = 0;
-}
-
-void conn_buf_take(struct gwthread *th, struct buf *b)
-{
-    if (b->data != NULL)
-        return;
-    b->data = conn_block_take(th);
-    b->cap = CONN_BLOCK;
-    b->off = b->len = 0;
-}
-
-void conn_buf_give(struct gwthread *th, struct buf *b)
-{
-    if (b->data != NULL && b->cap == CONN_BLOCK) {
-        conn_block_give(th, b->data);
-        buf_init(b);
-    } else {
-        buf_deinit(b);
-    }
-}
 
 /* The request header array: a block when max_headers fits one (the default 100 does). */
 static void conn__hdrs_take(struct conn *c)
 {
     if (c->hdrs != NULL)
         return;
-    size_t size = c->max_hdrs * sizeof(*c->hdrs);
-    c->hdrs = size <= CONN_BLOCK ? conn_block_take(c->th) : xmalloc(size);
+    size_t size = c->rq.max_hdrs * sizeof(*c->hdrs);
+    c->hdrs = size <= CONN_BLOCK ? gwthread_block_take(c->th) : xmalloc(size);
+    c->rq.hdrs = c->hdrs;
 }
 
 /* Hands back everything a request borrowed. Only for a connection with no request in progress
@@ -139,20 +53,10 @@ static void conn__release(struct gwthread *th, struct conn *c)
 {
     th->parked_bytes -= c->in_parked;
     c->in_parked = 0;
-    conn_buf_give(th, &c->in);
-    conn_buf_give(th, &c->out);
+    gwthread_buf_give(th, &c->in);
+    gwthread_buf_give(th, &c->out);
     conn__hdrs_give(c);
-    struct proxy *px = &c->px;
-    conn_buf_give(th, &px->head);
-    conn_buf_give(th, &px->uin);
-    conn_buf_give(th, &px->uout);
-    conn_buf_give(th, &px->trail);
-    conn_block_give(th, px->res_hdrs);
-    px->res_hdrs = NULL;
-    conn_block_give(th, c->strs);
-    c->strs = NULL;
-    c->strs_used = 0;
-    arena_deinit(&c->arena); // normally empty: only an oversized target used it
+    gw_req_release(&c->rq);
 }
 
 /* Gives the request header array back (it is filled again by every parse of the head). */
@@ -160,11 +64,12 @@ static void conn__hdrs_give(struct conn *c)
 {
     if (c->hdrs == NULL)
         return;
-    if (c->max_hdrs * sizeof(*c->hdrs) <= CONN_BLOCK)
-        conn_block_give(c->th, c->hdrs);
+    if (c->rq.max_hdrs * sizeof(*c->hdrs) <= CONN_BLOCK)
+        gwthread_block_give(c->th, c->hdrs);
     else
         free(c->hdrs);
     c->hdrs = NULL;
+    c->rq.hdrs = NULL;
 }
 
 /* A connection whose head is incomplete and whose socket is drained (a slow client, or a
@@ -193,7 +98,7 @@ static int conn__park_head(struct conn *c)
         cap = CONN_PARK_MIN;
     char *p = xmalloc(cap);
     memcpy(p, buf_head(&c->in), pend);
-    conn_buf_give(th, &c->in);
+    gwthread_buf_give(th, &c->in);
     c->in.data = p;
     c->in.cap = cap;
     c->in.len = pend;
@@ -216,7 +121,7 @@ static void conn__unpark_head(struct conn *c)
         return;
     struct buf small = c->in;
     buf_init(&c->in);
-    conn_buf_take(th, &c->in);
+    gwthread_buf_take(th, &c->in);
     memcpy(c->in.data, small.data, small.len);
     c->in.len = small.len;
     buf_deinit(&small);
@@ -230,24 +135,15 @@ void conn_trim(struct gwthread *th)
         struct conn *c = th->free_conns;
         th->free_conns = c->next;
         th->nfree--;
-        proxy_deinit(&c->px);
+        gw_req_deinit(&c->rq);
         buf_deinit(&c->in);
         buf_deinit(&c->out);
-        arena_deinit(&c->arena);
         free(c->hdrs);
         c->magic = 0;
         free(c);
         freed += sizeof(*c);
     }
-    size_t keep_blocks = 16 + th->nconns / 4;
-    while (th->nfree_blocks > keep_blocks) {
-        void *b = th->free_blocks;
-        memcpy(&th->free_blocks, b, sizeof(void *));
-        CONN_UNPOISON((char *)b + sizeof(void *), CONN_BLOCK - sizeof(void *));
-        free(b);
-        th->nfree_blocks--;
-        freed += CONN_BLOCK;
-    }
+    freed += gwthread_blocks_trim(th, 16 + th->nconns / 4);
     th->trimmed_bytes += freed;
     /* Memory freed by closed connections stays in malloc's arenas (and in the RSS) until it is
      * trimmed: after a drop of many connections, or enough freed here, give it back, once the
@@ -265,30 +161,13 @@ void conn_trim(struct gwthread *th)
     th->tick_conns = th->nconns;
 }
 
-/* A NUL-terminated copy of <s> that lives until the request ends (for the log): in the block
- * lent for the request, or in the arena when it does not fit. NULL when over the arena limit. */
-static char *conn__strndup(struct conn *c, const char *s, size_t n)
-{
-    if (c->strs == NULL) {
-        c->strs = conn_block_take(c->th);
-        c->strs_used = 0;
-    }
-    if (n >= CONN_BLOCK - c->strs_used)
-        return arena_strndup(&c->arena, s, n);
-    char *p = c->strs + c->strs_used;
-    memcpy(p, s, n);
-    p[n] = '\0';
-    c->strs_used += n + 1;
-    return p;
-}
-
 /* A keep-alive connection waiting for its next request with nothing buffered holds no block:
  * thousands of idle clients then cost about their struct each (nginx and HAProxy free their
  * buffers the same way). The next request takes blocks from the thread's free list again, so
  * a busy connection pays a few pointer moves per request, not a malloc. */
 static void conn__idle_release(struct conn *c)
 {
-    if (c->state != CONN_HEAD || c->readable || c->read_eof || c->px.state != PX_IDLE ||
+    if (c->state != CONN_HEAD || c->readable || c->read_eof || c->rq.px.state != PX_IDLE ||
         buf_pending(&c->in) > 0 || buf_pending(&c->out) > 0)
         return;
     conn__release(c->th, c);
@@ -309,13 +188,13 @@ static struct conn *conn__get(struct gwthread *th)
     c->magic = CONN_MAGIC;
     buf_init(&c->in);
     buf_init(&c->out);
-    arena_init(&c->arena, CONN_ARENA_CHUNK, 1u << 20);
-    c->max_hdrs = (size_t)cfg->server.max_headers;
-    if (c->max_hdrs == 0)
-        c->max_hdrs = 100;
+    gw_req_init(&c->rq, &conn_sess_ops, c, &c->in, &c->out, c->client_ip);
+    c->rq.th = th;
+    c->rq.max_hdrs = (size_t)cfg->server.max_headers;
+    if (c->rq.max_hdrs == 0)
+        c->rq.max_hdrs = 100;
     c->hdrs = NULL; // lent per request (conn__hdrs_take)
     loop_timer_init(&c->timer, conn__on_timer, c);
-    proxy_init(&c->px);
     return c;
 }
 
@@ -323,10 +202,8 @@ static struct conn *conn__get(struct gwthread *th)
 static void conn__put(struct gwthread *th, struct conn *c)
 {
     conn__release(th, c);
-    arena_reset(&c->arena);
     if (th->nfree >= 1024) {
-        proxy_deinit(&c->px);
-        arena_deinit(&c->arena);
+        gw_req_deinit(&c->rq);
         c->magic = 0;
         free(c);
         return;
@@ -341,46 +218,21 @@ void conn_free_all(struct gwthread *th)
     while (th->free_conns != NULL) {
         struct conn *c = th->free_conns;
         th->free_conns = c->next;
-        proxy_deinit(&c->px);
+        gw_req_deinit(&c->rq);
         buf_deinit(&c->in);
         buf_deinit(&c->out);
-        arena_deinit(&c->arena);
         free(c->hdrs);
         c->magic = 0;
         free(c);
     }
     th->nfree = 0;
-    conn__free_blocks(th);
+    gwthread_blocks_free(th);
 }
 
 static void conn__reset_request(struct conn *c)
 {
-    cachehook_request_end(c);
-    c->route = -1;
-    c->admitted_route = c->admitted_global = false;
-    c->method = c->target = NULL;
-    c->method_len = c->target_len = 0;
-    c->log_host = c->log_ua = NULL;
-    c->log_host_len = c->log_ua_len = 0;
-    c->log_minor = -1;
-    c->rid_len = 0;
-    c->traceparent[0] = '\0';
-    c->status = 0;
-    c->head_sent = false;
-    c->bytes_out = 0;
-    c->counted = false;
     c->sent_continue = false;
-    c->t_start_us = 0;
-    /* the proxy's per-request facts are read by the access log even for local answers */
-    c->px.t_sent_us = c->px.t_first_byte_us = 0;
-    c->px.pool_wait_us = 0;
-    c->px.connect_us = 0;
-    c->cache_served = NULL;
-    c->px.server = NULL;
-    c->px.req_body = H1_BODY_NONE;
-    c->px.req_body_read = true;
-    c->strs_used = 0;
-    arena_reset(&c->arena);
+    gw_req_reset(&c->rq);
 }
 
 void conn_accept(struct gwthread *th, int fd, const char *ip)
@@ -388,13 +240,14 @@ void conn_accept(struct gwthread *th, int fd, const char *ip)
     struct conn *c = conn__get(th);
     c->fd = fd;
     c->th = th;
+    c->rq.th = th;
     c->state = CONN_HEAD;
     snprintf(c->client_ip, sizeof(c->client_ip), "%s", ip);
     c->readable = false;
     c->writable = true;
     c->read_eof = false;
     c->peer_hup = false;
-    c->keep_alive = true;
+    c->rq.keep_alive = true;
     c->requests = 0;
     c->accept_ms = loop_now_ms(th->loop);
     c->timer_kind = T_NONE;
@@ -432,18 +285,8 @@ void conn_close(struct conn *c)
     if (c->state == CONN_CLOSED)
         return;
     struct gwthread *th = c->th;
-    proxy_abort(c);
-    cachehook_request_end(c);
-    resil_request_end(c);
-    if (c->admitted_route) {
-        atomic_fetch_sub(&th->sh->rt[c->route].inflight, 1);
-        c->admitted_route = false;
-    }
-    if (c->admitted_global) {
-        atomic_fetch_sub(&th->sh->inflight, 1);
-        c->admitted_global = false;
-    }
     c->state = CONN_CLOSED;
+    gw_req_abort(&c->rq); // a request in progress ends unanswered
     loop_timer_stop(th->loop, &c->timer);
     loop_del_fd(th->loop, c->fd);
     close(c->fd);
@@ -467,7 +310,7 @@ void conn_close_idle(struct gwthread *th)
     struct conn *c = th->active, *next;
     for (; c != NULL; c = next) {
         next = c->next;
-        c->keep_alive = false; // finish the current request, then close
+        c->rq.keep_alive = false; // finish the current request, then close
         if (c->state != CONN_HEAD || buf_pending(&c->in) > 0 || buf_pending(&c->out) > 0)
             continue;
         /* A request may already wait in the socket (its edge not handled yet): serve it rather
@@ -507,28 +350,30 @@ static void conn__on_timer(struct loop *loop, void *arg)
     case T_HEADER:
         if (buf_pending(&c->in) > 0 && buf_pending(&c->out) == 0) {
             /* a head that trickles in (slowloris): 408, then close */
-            c->keep_alive = false;
+            struct gw_req *r = &c->rq;
+            r->keep_alive = false;
             c->state = CONN_BUSY;
-            conn__make_rid(c, NULL); // the answer and the log name it like any request
-            if (c->t_start_us == 0)
-                c->t_start_us = clock_now_us();
-            c->wall_ms = clock_wall_ms();
-            conn_respond_error(c, 408, "request_timeout", "request head not received in time",
-                               NULL);
+            gw_req_begin(r);
+            gw_req_make_rid(r, NULL); // the answer and the log name it like any request
+            if (r->t_start_us == 0)
+                r->t_start_us = clock_now_us();
+            r->wall_ms = clock_wall_ms();
+            gw_req_respond_error(r, 408, "request_timeout", "request head not received in time",
+                                 NULL);
         } else {
             conn_close(c);
         }
         break;
     case T_BODY:
-        if (c->state == CONN_BUSY && c->px.req_body_read) {
+        if (c->state == CONN_BUSY && c->rq.px.req_body_read) {
             c->timer_kind = T_NONE; // the body completed meanwhile: the upstream's turn now
             break;
         }
-        c->keep_alive = false;
-        if (!c->head_sent && c->state == CONN_BUSY) {
-            proxy_abort(c);
-            conn_respond_error(c, 408, "request_timeout", "request body not received in time",
-                               NULL);
+        c->rq.keep_alive = false;
+        if (!c->rq.head_sent && c->state == CONN_BUSY) {
+            /* the exchange is dropped by the answer */
+            gw_req_respond_error(&c->rq, 408, "request_timeout",
+                                 "request body not received in time", NULL);
         } else {
             conn_close(c);
         }
@@ -565,33 +410,44 @@ static void conn__linger(struct conn *c)
     }
 }
 
-int conn_send(struct conn *c, const char *slice, size_t slice_len)
+/* The one writer of the client socket: what waits in c->out, then <iov> (zero-copy: the part
+ * the socket does not take is copied into c->out). Returns 0, or -1 when the client is gone (the
+ * conn is then closed, its request aborted). */
+static int conn__sendv(struct conn *c, const struct iovec *iov, int n)
 {
     if (c->state == CONN_CLOSED)
         return -1;
     if (!c->writable) {
-        if (slice_len)
-            buf_append(&c->out, slice, slice_len);
+        for (int i = 0; i < n; i++)
+            buf_append(&c->out, iov[i].iov_base, iov[i].iov_len);
         if (buf_pending(&c->out) > 0 && c->timer_kind != T_SEND)
             conn__arm(c, T_SEND, c->th->sh->cfg->server.send_timeout_ms);
         return 0;
     }
+    enum { CONN_IOV_MAX = 4 };
+    struct iovec v[CONN_IOV_MAX + 1];
+    int nv = 0;
+    for (int i = 0; i < n && nv < CONN_IOV_MAX; i++)
+        if (iov[i].iov_len > 0)
+            v[nv++] = iov[i];
+    int first = 0;  // first slice of <v> not written whole
+    size_t off = 0; // bytes of v[first] written
     bool progressed = false;
     for (;;) {
-        struct iovec iov[2];
-        int n = 0;
+        struct iovec w_iov[CONN_IOV_MAX + 1];
+        int k = 0;
         size_t pend = buf_pending(&c->out);
         if (pend) {
-            iov[n].iov_base = buf_head(&c->out);
-            iov[n++].iov_len = pend;
+            w_iov[k].iov_base = buf_head(&c->out);
+            w_iov[k++].iov_len = pend;
         }
-        if (slice_len) {
-            iov[n].iov_base = (void *)slice;
-            iov[n++].iov_len = slice_len;
+        for (int i = first; i < nv; i++) {
+            w_iov[k].iov_base = (char *)v[i].iov_base + (i == first ? off : 0);
+            w_iov[k++].iov_len = v[i].iov_len - (i == first ? off : 0);
         }
-        if (n == 0)
+        if (k == 0)
             break;
-        ssize_t w = writev(c->fd, iov, n);
+        ssize_t w = writev(c->fd, w_iov, k);
         if (w == -1) {
             if (errno == EINTR)
                 continue;
@@ -602,20 +458,30 @@ int conn_send(struct conn *c, const char *slice, size_t slice_len)
             conn_close(c);
             return -1;
         }
-        c->bytes_out += (uint64_t)w;
+        c->rq.bytes_out += (uint64_t)w;
         progressed = true;
         size_t wz = (size_t)w;
-        if (wz >= pend) {
-            buf_consume(&c->out, pend);
-            wz -= pend;
-            slice += wz;
-            slice_len -= wz;
-        } else {
-            buf_consume(&c->out, wz);
+        if (pend) {
+            size_t take = wz < pend ? wz : pend;
+            buf_consume(&c->out, take);
+            wz -= take;
+        }
+        while (wz > 0 && first < nv) {
+            size_t left = v[first].iov_len - off;
+            if (wz >= left) {
+                wz -= left;
+                first++;
+                off = 0;
+            } else {
+                off += wz;
+                wz = 0;
+            }
         }
     }
-    if (slice_len)
-        buf_append(&c->out, slice, slice_len); // the socket is full: keep a copy
+    for (int i = first; i < nv; i++) { // the socket is full: keep a copy
+        buf_append(&c->out, (char *)v[i].iov_base + (i == first ? off : 0),
+                   v[i].iov_len - (i == first ? off : 0));
+    }
     if (buf_pending(&c->out) > 0) {
         /* send_timeout is the longest pause between two writes that made progress */
         if (progressed || c->timer_kind != T_SEND)
@@ -626,9 +492,14 @@ int conn_send(struct conn *c, const char *slice, size_t slice_len)
     return 0;
 }
 
+static int conn__send(struct conn *c)
+{
+    return conn__sendv(c, NULL, 0);
+}
+
 static void conn__flush(struct conn *c)
 {
-    if (conn_send(c, NULL, 0) == -1)
+    if (conn__send(c) == -1)
         return;
     if (buf_pending(&c->out) > 0)
         return;
@@ -638,7 +509,7 @@ static void conn__flush(struct conn *c)
             conn__linger(c);
         break;
     case CONN_BUSY:
-        proxy_on_client_drained(c);
+        gw_req_on_drained(&c->rq);
         break;
     case CONN_HEAD:
         /* a pipelined request held back while output was pending; else the idle timer takes
@@ -648,125 +519,6 @@ static void conn__flush(struct conn *c)
     default:
         break;
     }
-}
-
-/* ---- responses generated here ---- */
-
-void conn_respond_error(struct conn *c, int status, const char *code, const char *msg,
-                        const char *extra_headers)
-{
-    if (c->state == CONN_CLOSED)
-        return;
-    if (c->head_sent) {
-        /* part of an upstream response went out already: the only honest signal is a close */
-        c->status = c->status ? c->status : status;
-        c->keep_alive = false;
-        conn_request_done(c);
-        return;
-    }
-    /* A request body that was not read entirely cannot be skipped reliably: close after. */
-    if (c->state == CONN_BUSY && c->px.req_body != H1_BODY_NONE && !c->px.req_body_read)
-        c->keep_alive = false;
-    if (c->th->draining)
-        c->keep_alive = false;
-    /* every string escaped: the message may quote a parser text, the id comes from the client */
-    struct buf *jbp = &c->th->scratch; // per thread, reused: no allocation after warm-up
-    buf_reset(jbp);
-    buf_append_str(jbp, "{\"error\":");
-    buf_append_json_str(jbp, code, strlen(code));
-    buf_printf(jbp, ",\"status\":%d,\"message\":", status);
-    buf_append_json_str(jbp, msg, strlen(msg));
-    buf_append_str(jbp, ",\"request_id\":");
-    buf_append_json_str(jbp, c->rid, c->rid_len);
-    buf_append_str(jbp, "}\n");
-    int blen = (int)buf_pending(jbp);
-    struct buf *b = &c->out;
-    size_t before = buf_pending(b);
-    h1_write_status_line(b, status, NULL);
-    buf_append_str(b, "Date: ");
-    buf_append(b, conn_date(c->th), HTTP_DATE_LEN);
-    buf_append_str(b, "\r\nContent-Type: application/json\r\n");
-    h1_write_header_u64(b, "Content-Length", (uint64_t)blen);
-    if (c->rid_len)
-        h1_write_header(b, "X-Request-Id", 12, c->rid, c->rid_len);
-    if (extra_headers)
-        buf_append_str(b, extra_headers);
-    if (c->state == CONN_BUSY && cachehook_status(c) != NULL) {
-        cachehook_client_headers(c, b); // a cached route's answers all carry X-Cache (cache.md)
-    } else if (c->state == CONN_BUSY && c->route >= 0 && c->th->sh->cache != NULL &&
-               c->th->sh->cfg->routes[c->route].cache.enabled) {
-        /* refused before the cache was asked (a concurrency limit): not served from it */
-        buf_append_str(b, "X-Cache: MISS\r\n");
-        c->cache_served = "MISS";
-    }
-    if (!c->keep_alive)
-        buf_append_str(b, "Connection: close\r\n");
-    h1_write_end_head(b);
-    if (c->req.method_id != H1_M_HEAD || c->state != CONN_BUSY)
-        buf_append(b, buf_head(jbp), (size_t)blen);
-    (void)before;
-    c->status = status;
-    c->head_sent = true;
-    if (c->route >= 0 && status >= 500) {
-        /* counted by the caller's reason counter; nothing here */
-    }
-    if (conn_send(c, NULL, 0) == -1)
-        return;
-    conn_request_done(c);
-}
-
-/* ---- request accounting ---- */
-
-static void conn__record(struct conn *c)
-{
-    struct gwthread *th = c->th;
-    struct gw_shared *sh = th->sh;
-    uint64_t now = clock_now_us();
-    uint64_t total = c->t_start_us ? now - c->t_start_us : 0;
-    int method = c->req.method_id;
-    metrics_ref r = worker_duration_series(th, c->route, method, c->status);
-    metrics_hist_observe_us(th->ms, r, total);
-    {
-        struct gw_route_rt *rt = &sh->rt[c->route >= 0 ? (size_t)c->route : sh->cfg->nroutes];
-        metrics_hist_observe_us(th->ms, rt->route_duration, total);
-        int cls = c->status / 100;
-        metrics_counter_inc(th->ms, rt->status_class[cls >= 1 && cls <= 5 ? cls : 0]);
-        if (c->px.t_first_byte_us && c->px.t_sent_us)
-            metrics_hist_observe_us(th->ms, rt->ttfb, c->px.t_first_byte_us - c->t_start_us);
-    }
-    if (th->alog) {
-        struct accesslog_entry e = {
-            .wall_ms = c->wall_ms,
-            .method = c->method,
-            .method_len = c->method_len,
-            .target = c->target,
-            .target_len = c->target_len,
-            .status = c->status,
-            .bytes = c->bytes_out + buf_pending(&c->out),
-            .total_us = total,
-            .upstream_us = c->px.t_sent_us ? now - c->px.t_sent_us : 0,
-            .pool_wait_us = c->px.pool_wait_us,
-            .upstream_ttfb_us = c->px.t_first_byte_us && c->px.t_sent_us
-                                    ? c->px.t_first_byte_us - c->px.t_sent_us
-                                    : 0,
-            .upstream = c->px.server,
-            .request_id = c->rid_len ? c->rid : NULL,
-            .request_id_len = c->rid_len,
-            .route = c->route >= 0 ? sh->rt[c->route].label : NULL,
-            .trace_id = c->traceparent[0] ? c->traceparent + 3 : NULL,
-            .trace_id_len = c->traceparent[0] ? TRACE_ID_HEX : 0,
-            .connect_us = c->px.connect_us,
-            .cache = c->cache_served ? c->cache_served : cachehook_status(c),
-            .client = c->client_ip[0] ? c->client_ip : NULL,
-            .host = c->log_host,
-            .host_len = c->log_host_len,
-            .user_agent = c->log_ua,
-            .user_agent_len = c->log_ua_len,
-            .http_minor = c->log_minor,
-        };
-        accesslog_write(th->alog, &e);
-    }
-    worker_count_request(th);
 }
 
 /* After the batch, not inline: the proxy or cache code that ended the request may still look
@@ -787,35 +539,25 @@ static void conn__next_cb(struct loop *loop, void *arg)
         conn__process(c);
 }
 
-void conn_request_done(struct conn *c)
+/* gw_sess_ops.done: the request ended; keep-alive, or close once the answer is out. */
+static void conn__request_done(struct gw_req *r)
 {
-    if (c->state == CONN_CLOSED || c->counted)
+    struct conn *c = r->sess;
+    if (c->state == CONN_CLOSED)
         return;
     struct gwthread *th = c->th;
     struct gw_shared *sh = th->sh;
-    c->counted = true;
-    conn__record(c);
-    resil_request_end(c);
-    if (c->admitted_route) {
-        atomic_fetch_sub(&sh->rt[c->route].inflight, 1);
-        c->admitted_route = false;
-    }
-    if (c->admitted_global) {
-        atomic_fetch_sub(&sh->inflight, 1);
-        c->admitted_global = false;
-    }
     c->requests++;
     int64_t ka = sh->cfg->server.keepalive_requests;
     if (ka > 0 && c->requests >= (uint64_t)ka)
-        c->keep_alive = false;
+        r->keep_alive = false;
     if (th->draining)
-        c->keep_alive = false;
-    c->px.state = PX_IDLE;
-    if (!c->keep_alive) {
+        r->keep_alive = false;
+    if (!r->keep_alive) {
         c->state = CONN_CLOSING;
         /* A response head may sit in c->out unwritten (an upstream body that failed right
          * after it): no write edge would ever come for it, so write it now or arm T_SEND. */
-        if (conn_send(c, NULL, 0) == -1)
+        if (conn__send(c) == -1)
             return;
         if (buf_pending(&c->out) == 0)
             conn__linger(c);
@@ -844,8 +586,8 @@ static bool conn__read_paused(const struct conn *c)
         return pend > cfg->server.max_head_size;
     if (c->state != CONN_BUSY)
         return c->state != CONN_CLOSING;
-    if (!c->px.req_body_read)
-        return pend >= CONN_BUF_HIGH || buf_pending(&c->px.uout) >= CONN_BUF_HIGH;
+    if (!c->rq.px.req_body_read)
+        return pend >= CONN_BUF_HIGH || buf_pending(&c->rq.px.uout) >= CONN_BUF_HIGH;
     /* body done: only the next pipelined head may be buffered */
     return pend > cfg->server.max_head_size;
 }
@@ -856,7 +598,7 @@ static int conn__read(struct conn *c)
 {
     while (c->readable && !c->read_eof && !conn__read_paused(c)) {
         conn__unpark_head(c);
-        conn_buf_take(c->th, &c->in);
+        gwthread_buf_take(c->th, &c->in);
         /* a head is read into the room the block has, growing only once it is full */
         buf_reserve(&c->in, c->state == CONN_HEAD ? 1 : CONN_READ_CHUNK);
         ssize_t n = read(c->fd, buf_tail(&c->in), buf_room(&c->in));
@@ -889,245 +631,58 @@ static int conn__read(struct conn *c)
     return 0;
 }
 
-void conn_resume_read(struct conn *c)
+/* gw_sess_ops.resume_read: the request consumed body bytes; read more when the socket has some. */
+static void conn__resume_read(struct gw_req *r)
 {
+    struct conn *c = r->sess;
     if (c->state != CONN_BUSY || !c->readable || conn__read_paused(c))
         return;
     if (conn__read(c) == -1)
         return;
-    proxy_on_client_data(c);
+    gw_req_on_body(r);
 }
 
-static void conn__make_rid(struct conn *c, const struct h1_header *h)
+/* gw_sess_ops.send */
+static int conn__sess_send(struct gw_req *r, const struct iovec *iov, int n)
 {
-    if (h != NULL && h->value_len > 0 && h->value_len <= sizeof(c->rid)) {
-        memcpy(c->rid, h->value, h->value_len);
-        c->rid_len = h->value_len;
-        return;
-    }
-    /* 16 hex digits of a per-thread seed mixed with a counter: unique enough to grep logs. */
-    struct gwthread *th = c->th;
-    uint64_t x = th->rid_seed + (++th->rid_counter) * 0x9e3779b97f4a7c15ull;
-    x ^= x >> 31;
-    x *= 0xbf58476d1ce4e5b9ull;
-    x ^= x >> 27;
-    static const char hex[] = "0123456789abcdef";
-    for (int i = 0; i < 16; i++)
-        c->rid[i] = hex[(x >> (60 - 4 * i)) & 0xf];
-    c->rid_len = 16;
+    return conn__sendv(r->sess, iov, n);
 }
 
-static const char *conn__method_name(struct conn *c)
+/* gw_sess_ops.continue_100 */
+static void conn__continue_100(struct gw_req *r)
 {
-    return c->method;
+    struct conn *c = r->sess;
+    buf_append_str(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
+    c->sent_continue = true;
+    conn__send(c);
 }
 
-/* Route filter: the route's `host` and `methods` restrictions. */
-static int conn__route_ok(void *arg, size_t i)
-{
-    const struct conn *c = arg;
-    const struct gw_route *gr = &c->th->sh->cfg->routes[i];
-    const struct h1_request *req = &c->req;
-    if (gr->methods.n > 0) {
-        bool ok = false;
-        for (size_t k = 0; k < gr->methods.n && !ok; k++)
-            ok = strlen(gr->methods.v[k]) == req->method_len &&
-                 memcmp(gr->methods.v[k], req->method, req->method_len) == 0;
-        if (!ok)
-            return 0;
-    }
-    if (gr->host != NULL) {
-        if (req->host == NULL)
-            return 0;
-        size_t hl = req->host_len;
-        /* compare without the port */
-        const char *colon = memchr(req->host, ':', hl);
-        if (colon != NULL && req->host[0] != '[')
-            hl = (size_t)(colon - req->host);
-        if (strlen(gr->host) != hl || !headers_name_eq(req->host, hl, gr->host))
-            return 0;
-    }
-    return 1;
-}
+static const struct gw_sess_ops conn_sess_ops = {
+    .send = conn__sess_send,
+    .resume_read = conn__resume_read,
+    .done = conn__request_done,
+    .continue_100 = conn__continue_100,
+};
 
-/* The path is routed, keyed and forwarded in canonical form (url_path_canon: dot segments
- * removed, unreserved %XX decoded, "//" merged): /api/../internal/x must not be routed as /api/
- * and then resolved by the origin to /internal/x. c->req's target, path and query are pointed at
- * the canonical origin-form copy (the access log keeps the target as sent, c->target). Returns
- * 0, or -1 for a path that is refused (%00, %2F/%5C by config, ".." above the root): <why>. */
-static int conn__canon_path(struct conn *c, const char **why)
-{
-    struct h1_request *req = &c->req;
-    const struct gw_path_norm *pn = &c->th->sh->cfg->path_norm;
-    unsigned flags = (pn->merge_slashes ? URL_CANON_MERGE_SLASHES : 0) |
-                     (pn->reject_encoded_slash ? URL_CANON_REJECT_ENCODED_SLASH : 0);
-    /* the canonical target is never longer than the one received: path_len >= 1 in origin
-     * form, and an absolute-form target holds its scheme and authority besides */
-    char *t = conn__strndup(c, req->target, req->target_len);
-    if (t == NULL)
-        return -1;
-    size_t n = 0;
-    if (url_path_canon(req->path, req->path_len, flags, t, &n, why) != 0)
-        return -1;
-    size_t path_len = n;
-    if (req->query != NULL) {
-        t[n++] = '?';
-        memcpy(t + n, req->query, req->query_len);
-        req->query = t + n;
-        n += req->query_len;
-    }
-    t[n] = '\0';
-    req->target = req->path = t;
-    req->target_len = n;
-    req->path_len = path_len;
-    return 0;
-}
-
-/* A complete head is in c->in: route, admit, hand over to the proxy. */
-/* Request header names with '_' (headers.underscores, per route or top level): dropped from the
- * parsed head, so neither the upstream nor the cache key ever sees them, or refused. Returns -1
- * when the request must get 400. */
-static int conn__underscores(struct conn *c, const struct gw_route *gr)
-{
-    const struct gw_config *cfg = c->th->sh->cfg;
-    int policy = gr->headers.underscores ? gr->headers.underscores - 1 : cfg->headers.underscores;
-    if (policy == GW_US_ALLOW)
-        return 0;
-    struct h1_request *req = &c->req;
-    size_t kept = 0;
-    for (size_t i = 0; i < req->nheaders; i++) {
-        const struct h1_header *h = &req->headers[i];
-        if (memchr(h->name, '_', h->name_len) != NULL) {
-            if (policy == GW_US_REJECT)
-                return -1;
-            continue;
-        }
-        if (kept != i)
-            req->headers[kept] = *h;
-        kept++;
-    }
-    req->nheaders = kept;
-    return 0;
-}
-
+/* A complete head is in c->in: hand it to the request layer. */
 static void conn__start_request(struct conn *c, size_t head_len)
 {
     struct gwthread *th = c->th;
-    struct gw_shared *sh = th->sh;
-    const struct gw_config *cfg = sh->cfg;
-    struct h1_request *req = &c->req;
+    const struct gw_config *cfg = th->sh->cfg;
+    struct gw_req *r = &c->rq;
     c->state = CONN_BUSY;
     conn__arm(c, T_NONE, 0);
-    conn_buf_take(th, &c->out); // response heads are appended without growing from 256 bytes
-    if (c->t_start_us == 0)
-        c->t_start_us = clock_now_us();
-    c->wall_ms = clock_wall_ms();
+    gwthread_buf_take(th, &c->out); // response heads are appended without growing from 256 bytes
+    gw_req_begin(r);
+    if (r->t_start_us == 0)
+        r->t_start_us = clock_now_us();
+    r->wall_ms = clock_wall_ms();
     /* keepalive_timeout 0 means no keep-alive at all */
-    c->keep_alive = req->keep_alive && !th->draining && cfg->server.keepalive_timeout_ms > 0;
-    c->method = conn__strndup(c, req->method, req->method_len);
-    c->method_len = c->method ? req->method_len : 0;
-    c->target = conn__strndup(c, req->target, req->target_len);
-    c->target_len = c->target ? req->target_len : 0;
-    c->log_minor = req->minor_version;
-    if (th->alog != NULL) {
-        /* copied (the head may move once the body streams) only when a log line will use them */
-        if (req->host != NULL) {
-            c->log_host = conn__strndup(c, req->host, req->host_len);
-            c->log_host_len = c->log_host ? req->host_len : 0;
-        }
-        const struct h1_header *ua = headers_find(req->headers, req->nheaders, "user-agent");
-        if (ua != NULL) {
-            c->log_ua = conn__strndup(c, ua->value, ua->value_len);
-            c->log_ua_len = c->log_ua ? ua->value_len : 0;
-        }
-    }
-    conn__make_rid(c, headers_find(req->headers, req->nheaders, "x-request-id"));
-    {
-        /* continue the client's trace (new span for our hop) or start one: every request has a
-         * trace id for the access log and the upstream */
-        const struct h1_header *tp = headers_find(req->headers, req->nheaders, "traceparent");
-        struct trace_ctx tc;
-        trace_continue(tp ? tp->value : NULL, tp ? tp->value_len : 0, &tc);
-        trace_format(&tc, c->traceparent);
-    }
-    (void)conn__method_name;
-
-    /* Framing facts the proxy needs even when we answer locally. */
-    c->px.req_body = req->body;
-    c->px.req_body_read = req->body == H1_BODY_NONE;
-
-    if (req->method_id == H1_M_CONNECT) {
-        buf_consume(&c->in, head_len);
-        conn_respond_error(c, 501, "not_implemented", "CONNECT is not supported", NULL);
-        return;
-    }
-    if (req->body == H1_BODY_LENGTH && req->content_length > cfg->server.max_body_size) {
-        buf_consume(&c->in, head_len);
-        c->keep_alive = false;
-        conn_respond_error(c, 413, "payload_too_large", "request body over server.max_body_size",
-                           NULL);
-        return;
-    }
-    const char *why = NULL;
-    if (conn__canon_path(c, &why) != 0) {
-        buf_consume(&c->in, head_len);
-        c->keep_alive = false;
-        conn_respond_error(c, 400, "bad_path", why ? why : "request path not usable", NULL);
-        return;
-    }
-    int r = route_match_filtered(sh->routes, req->path, req->path_len, conn__route_ok, c);
-    c->route = r;
-    /* the slices stay valid: nothing reads into c->in before proxy_start() copied them */
+    r->keep_alive = r->req.keep_alive && !th->draining && cfg->server.keepalive_timeout_ms > 0;
+    /* The slices of r->req stay valid: nothing reads into c->in before the request layer
+     * copied what it keeps (the proxy's head, the cache's own copy). */
     buf_consume(&c->in, head_len);
-    if (r < 0) {
-        conn_respond_error(c, 404, "no_route", "no route matches this request", NULL);
-        return;
-    }
-    const struct gw_route *gr = &cfg->routes[r];
-    if (conn__underscores(c, gr) != 0) {
-        conn_respond_error(c, 400, "bad_header",
-                           "header name with '_' (headers.underscores: reject)", NULL);
-        return;
-    }
-    /* Admission: the route's concurrency limit, then the global one. */
-    struct gw_route_rt *rt = &sh->rt[r];
-    if (gr->limit.concurrency > 0) {
-        if (atomic_fetch_add(&rt->inflight, 1) >= gr->limit.concurrency) {
-            atomic_fetch_sub(&rt->inflight, 1);
-            metrics_counter_inc(th->ms, rt->shed);
-            char hdr[64];
-            snprintf(hdr, sizeof(hdr), "Retry-After: %llu\r\n",
-                     (unsigned long long)((gr->limit.retry_after_ms + 999) / 1000));
-            conn_respond_error(c, 503, "overloaded", "route concurrency limit reached", hdr);
-            return;
-        }
-        c->admitted_route = true;
-    }
-    if (cfg->server.concurrency > 0) {
-        if (atomic_fetch_add(&sh->inflight, 1) >= cfg->server.concurrency) {
-            atomic_fetch_sub(&sh->inflight, 1);
-            metrics_counter_inc(th->ms, sh->ids.shed_global);
-            uint64_t ra = gr->limit.retry_after_ms ? gr->limit.retry_after_ms : 1000;
-            char hdr[64];
-            snprintf(hdr, sizeof(hdr), "Retry-After: %llu\r\n",
-                     (unsigned long long)((ra + 999) / 1000));
-            conn_respond_error(c, 503, "overloaded", "gateway concurrency limit reached", hdr);
-            return;
-        }
-        c->admitted_global = true;
-    }
-    /* Cache: a hit answers from memory, a coalesced miss parks; else on to the upstream. */
-    if (cachehook_request(c))
-        return;
-    if (req->expect_continue && req->body != H1_BODY_NONE && buf_pending(&c->in) == 0) {
-        /* Answer 100 ourselves: the upstream never sees Expect (we strip it), and a client that
-         * waits for it would otherwise stall until its own timeout. */
-        buf_append_str(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
-        c->sent_continue = true;
-        if (conn_send(c, NULL, 0) == -1)
-            return;
-    }
-    proxy_start(c);
+    gw_req_start(r);
 }
 
 /* Runs the state machine over what is buffered. */
@@ -1153,10 +708,11 @@ static void conn__process(struct conn *c)
             return;
         }
         conn__hdrs_take(c);
+        struct gw_req *rq = &c->rq;
         struct h1_limits lim = {.max_request_line = 0,
                                 .max_head = cfg->server.max_head_size,
-                                .max_headers = c->max_hdrs};
-        int r = h1_parse_request(buf_head(&c->in), pend, &c->req, c->hdrs, c->max_hdrs, &lim);
+                                .max_headers = rq->max_hdrs};
+        int r = h1_parse_request(buf_head(&c->in), pend, &rq->req, c->hdrs, rq->max_hdrs, &lim);
         if (r == -2) {
             if (c->read_eof) {
                 conn_close(c); // half a head and then EOF: nothing to answer
@@ -1165,7 +721,7 @@ static void conn__process(struct conn *c)
             if (c->timer_kind != T_HEADER) {
                 /* the header timeout counts from the first byte, never re-armed per read:
                  * that is what defeats a slowloris client */
-                c->t_start_us = clock_now_us();
+                rq->t_start_us = clock_now_us();
                 conn__arm(c, T_HEADER, cfg->server.client_header_timeout_ms);
             }
             if (!c->readable)
@@ -1174,35 +730,36 @@ static void conn__process(struct conn *c)
         }
         if (r == -1) {
             c->state = CONN_BUSY;
-            c->keep_alive = false;
-            if (c->t_start_us == 0)
-                c->t_start_us = clock_now_us();
-            c->wall_ms = clock_wall_ms();
+            gw_req_begin(rq);
+            rq->keep_alive = false;
+            if (rq->t_start_us == 0)
+                rq->t_start_us = clock_now_us();
+            rq->wall_ms = clock_wall_ms();
             conn__arm(c, T_NONE, 0);
-            c->route = -1;
+            rq->route = -1;
             /* a generated id: the client's X-Request-Id is in a head we just refused */
-            conn__make_rid(c, NULL);
-            conn_respond_error(c, h1_err_status(c->req.err), "bad_request",
-                               h1_err_text(c->req.err), NULL);
+            gw_req_make_rid(rq, NULL);
+            gw_req_respond_error(rq, h1_err_status(rq->req.err), "bad_request",
+                                 h1_err_text(rq->req.err), NULL);
             return;
         }
         conn__start_request(c, (size_t)r);
         /* the rest of the body has to come in time too */
-        if (c->state == CONN_BUSY && !c->px.req_body_read && !c->readable && !c->read_eof &&
+        if (c->state == CONN_BUSY && !rq->px.req_body_read && !c->readable && !c->read_eof &&
             c->timer_kind == T_NONE)
             conn__arm(c, T_BODY, cfg->server.client_body_timeout_ms);
         return;
     }
     case CONN_BUSY:
-        if (!c->px.req_body_read) {
-            proxy_on_client_data(c);
-            if (c->state == CONN_BUSY && !c->px.req_body_read && !c->read_eof) {
+        if (!c->rq.px.req_body_read) {
+            gw_req_on_body(&c->rq);
+            if (c->state == CONN_BUSY && !c->rq.px.req_body_read && !c->read_eof) {
                 if (c->readable)
                     return;
                 conn__arm(c, T_BODY, cfg->server.client_body_timeout_ms);
             }
         }
-        if (c->state == CONN_BUSY && c->read_eof && !c->px.req_body_read) {
+        if (c->state == CONN_BUSY && c->read_eof && !c->rq.px.req_body_read) {
             /* the client went away in the middle of its body */
             conn_close(c);
         }

@@ -4,7 +4,7 @@
  * until-close) with backpressure on both sides, and gives the upstream connection back to the
  * pool as reusable only when the exchange ended cleanly. Deadlines: first byte and total (504),
  * connect and queue through the pool. Never returns a connection to the pool mid-response. */
-#include "gateway/conn.h"
+#include "gateway/proxy.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -13,8 +13,9 @@
 
 #include "core/clock.h"
 #include "core/log.h"
-#include "gateway/cachehook.h"
+#include "gateway/filter.h"
 #include "gateway/gwconf.h"
+#include "gateway/req.h"
 #include "gateway/trace.h"
 #include "net/transport.h"
 #include "http/h1write.h"
@@ -23,8 +24,9 @@
 #define PX_READ_CHUNK (16u * 1024u)
 #define PX_MAX_RESPONSE_HEAD (64u * 1024u)
 
-static void proxy__pump(struct conn *c);
-static void proxy__acquire(struct conn *c);
+static void proxy__pump(struct gw_req *r);
+static void proxy__acquire(struct gw_req *r);
+static void proxy__retry_later(struct gw_req *r);
 
 void proxy_init(struct proxy *px)
 {
@@ -45,114 +47,134 @@ void proxy_deinit(struct proxy *px)
     px->res_hdrs = NULL;
 }
 
-static const struct gw_route *proxy__route(const struct conn *c)
+static const struct gw_route *proxy__route(const struct gw_req *r)
 {
-    return &c->th->sh->cfg->routes[c->route];
+    return &r->th->sh->cfg->routes[r->route];
 }
 
 /* ---- the upstream connection ---- */
 
-static void proxy__detach(struct conn *c, bool reusable)
+static void proxy__detach(struct gw_req *r, bool reusable)
 {
-    struct proxy *px = &c->px;
+    struct proxy *px = &r->px;
     if (px->state == PX_WAIT_CONN)
         upool_cancel(&px->waiter);
     if (px->uc != NULL) {
         upool_release(px->pool, px->uc, reusable);
         px->uc = NULL;
     }
-    loop_timer_stop(c->th->loop, &px->timer);
+    loop_timer_stop(r->th->loop, &px->timer);
+    loop_timer_stop(r->th->loop, &px->backoff);
 }
 
-void proxy_abort(struct conn *c)
+void proxy_abort(struct gw_req *r)
 {
-    struct proxy *px = &c->px;
+    struct proxy *px = &r->px;
     if (px->state == PX_IDLE || px->state == PX_DONE) {
-        loop_timer_stop(c->th->loop, &px->timer);
+        loop_timer_stop(r->th->loop, &px->timer);
+        loop_timer_stop(r->th->loop, &px->backoff);
         return;
     }
-    proxy__detach(c, false);
+    proxy__detach(r, false);
     px->state = PX_DONE;
 }
 
-/* Ends the exchange with an error page (or a close when the response head already went out). */
-static void proxy__fail(struct conn *c, int status, const char *code, const char *msg,
-                        metrics_ref counter)
+/* Ends the exchange with an error: the filters get it first (a retry, a stale copy, the
+ * route's fallback), else an error page (or a close when the response head already went out).
+ * <kind> says what failed and picks the route's error counter. */
+static void proxy__fail_err(struct gw_req *r, int status, const char *code, const char *msg,
+                            enum gw_err_kind kind, bool untried)
 {
-    struct proxy *px = &c->px;
-    metrics_counter_inc(c->th->ms, counter);
-    ag_log(AG_LOG_DEBUG, "upstream %s: %s, route: %s, request: %.*s", code, msg,
-           c->th->sh->rt[c->route].label, (int)c->rid_len, c->rid);
-    proxy__detach(c, false); // a broken or late exchange never goes back to the pool
+    struct proxy *px = &r->px;
+    struct gw_route_rt *rt = &r->th->sh->rt[r->route];
+    metrics_ref counter = kind == GW_ERR_TIMEOUT ? rt->err_timeout
+                          : kind == GW_ERR_POOL  ? rt->err_pool
+                          : kind == GW_ERR_PROTO ? rt->err_proto
+                                                 : rt->err_connect;
+    metrics_counter_inc(r->th->ms, counter);
+    ag_log(AG_LOG_DEBUG, "upstream %s: %s, route: %s, request: %.*s", code, msg, rt->label,
+           (int)r->rid_len, r->rid);
+    proxy__detach(r, false); // a broken or late exchange never goes back to the pool
     px->state = PX_DONE;
-    if (resil_failed(c, status, counter))
-        return; // a retry was scheduled (resil.c)
-    if (!c->head_sent && cachehook_upstream_failed(c))
-        return; // stale-if-error: a stored copy answered
-    if (c->head_sent) {
-        c->keep_alive = false;
-        conn_request_done(c);
+    const char *extra = status == 503 ? "Retry-After: 1\r\n" : NULL;
+    struct gw_err err = {.status = status, .code = code, .msg = msg, .extra_headers = extra,
+                         .kind = kind, .head_received = px->head_done,
+                         .got_bytes = px->got_bytes, .untried = untried};
+    r->retry_delay_ms = 0;
+    switch (filter_error(r, FILTER_MAX, &err)) {
+    case FILTER_RETRY:
+        proxy__retry_later(r);
+        return;
+    case FILTER_RESPOND:
+        return; // a stale copy or the route's fallback answered
+    default:
+        break;
+    }
+    if (r->head_sent) {
+        r->keep_alive = false;
+        gw_req_end(r);
         return;
     }
-    if (resil_fallback(c))
-        return; // the route's configured fallback answered
-    const char *extra = status == 503 ? "Retry-After: 1\r\n" : NULL;
-    conn_respond_error(c, status, code, msg, extra);
+    gw_req_respond_error(r, status, code, msg, extra);
+}
+
+static void proxy__fail(struct gw_req *r, int status, const char *code, const char *msg,
+                        enum gw_err_kind kind)
+{
+    proxy__fail_err(r, status, code, msg, kind, false);
 }
 
 static void proxy__on_timer(struct loop *loop, void *arg)
 {
     (void)loop;
-    struct conn *c = arg;
-    struct proxy *px = &c->px;
-    struct gw_route_rt *rt = &c->th->sh->rt[c->route];
-    if (px->state == PX_WAIT_CONN) {
-        if (upool_waiter_queued(&px->waiter))
-            resil_local_failure(c); // queued in the gateway: the origin was not tried
-        proxy__fail(c, 504, "gateway_timeout", "no upstream connection before the total timeout",
-                    rt->err_timeout);
-    }
+    struct gw_req *r = arg;
+    struct proxy *px = &r->px;
+    if (px->state == PX_WAIT_CONN)
+        /* still queued in the gateway: the origin was not tried */
+        proxy__fail_err(r, 504, "gateway_timeout",
+                        "no upstream connection before the total timeout", GW_ERR_TIMEOUT,
+                        upool_waiter_queued(&px->waiter));
     else if (!px->head_done)
-        proxy__fail(c, 504, "gateway_timeout", "upstream did not answer in time", rt->err_timeout);
+        proxy__fail(r, 504, "gateway_timeout", "upstream did not answer in time", GW_ERR_TIMEOUT);
     else
-        proxy__fail(c, 504, "gateway_timeout", "upstream response exceeded the total timeout",
-                    rt->err_timeout);
+        proxy__fail(r, 504, "gateway_timeout", "upstream response exceeded the total timeout",
+                    GW_ERR_TIMEOUT);
 }
 
 /* The nearest deadline that applies now. */
-static void proxy__arm(struct conn *c)
+static void proxy__arm(struct gw_req *r)
 {
-    struct proxy *px = &c->px;
+    struct proxy *px = &r->px;
     uint64_t due = px->total_deadline_ms;
     if (!px->head_done && px->first_byte_deadline_ms &&
         (due == 0 || px->first_byte_deadline_ms < due))
         due = px->first_byte_deadline_ms;
     if (due == 0) {
-        loop_timer_stop(c->th->loop, &px->timer);
+        loop_timer_stop(r->th->loop, &px->timer);
         return;
     }
-    uint64_t now = loop_now_ms(c->th->loop);
-    loop_timer_start(c->th->loop, &px->timer, due > now ? due - now : 0);
+    uint64_t now = loop_now_ms(r->th->loop);
+    loop_timer_start(r->th->loop, &px->timer, due > now ? due - now : 0);
 }
 
 static void proxy__on_up_event(struct uconn *uc, unsigned events, void *arg)
 {
     (void)uc;
-    struct conn *c = arg;
-    if (c->magic != CONN_MAGIC || c->state != CONN_BUSY)
+    struct gw_req *r = arg;
+    if (r->magic != GW_REQ_MAGIC || r->state != GW_REQ_ACTIVE)
         return;
     if (events & (LOOP_READ | LOOP_ERROR))
-        c->px.up_readable = true;
+        r->px.up_readable = true;
     if (events & LOOP_HUP)
-        c->px.up_hup = true;
+        r->px.up_hup = true;
     if (events & (LOOP_WRITE | LOOP_ERROR))
-        c->px.up_writable = true;
-    proxy__pump(c);
+        r->px.up_writable = true;
+    proxy__pump(r);
 }
 
-static void proxy__attach(struct conn *c, struct uconn *uc)
+static void proxy__attach(struct gw_req *r, struct uconn *uc)
 {
-    struct proxy *px = &c->px;
+    struct proxy *px = &r->px;
     px->uc = uc;
     px->state = PX_EXCHANGE;
     px->server = uconn_server_name(uc);
@@ -165,67 +187,64 @@ static void proxy__attach(struct conn *c, struct uconn *uc)
     px->up_hup = false;
     px->t_sent_us = clock_now_us();
     px->first_byte_deadline_ms = 0; // starts once the whole request is sent (proxy__send)
-    uconn_set_handler(uc, proxy__on_up_event, c);
-    proxy__arm(c);
-    proxy__pump(c);
+    uconn_set_handler(uc, proxy__on_up_event, r);
+    proxy__arm(r);
+    proxy__pump(r);
 }
 
 static void proxy__on_conn_ready(struct upool_waiter *w, struct uconn *uc, const char *err)
 {
-    struct conn *c = w->arg;
-    struct proxy *px = &c->px;
-    if (c->magic != CONN_MAGIC || c->state != CONN_BUSY || px->state != PX_WAIT_CONN) {
+    struct gw_req *r = w->arg;
+    struct proxy *px = &r->px;
+    if (r->magic != GW_REQ_MAGIC || r->state != GW_REQ_ACTIVE || px->state != PX_WAIT_CONN) {
         if (uc != NULL)
             upool_release(w->_pool, uc, true);
         return;
     }
     px->pool_wait_us += w->wait_us;
-    struct gw_route_rt *rt = &c->th->sh->rt[c->route];
-    metrics_hist_observe_us(c->th->ms, rt->pool_wait, w->wait_us);
+    struct gw_route_rt *rt = &r->th->sh->rt[r->route];
+    metrics_hist_observe_us(r->th->ms, rt->pool_wait, w->wait_us);
     if (uc != NULL) {
-        proxy__attach(c, uc);
+        proxy__attach(r, uc);
         return;
     }
     px->state = PX_DONE;
-    if (err == upool_err_no_healthy)
-        resil_local_failure(c); // no server has an address: the origin was not tried
     if (err == upool_err_queue_timeout)
-        proxy__fail(c, 503, "pool_timeout", "no upstream connection free within queue_timeout",
-                    rt->err_pool);
+        proxy__fail(r, 503, "pool_timeout", "no upstream connection free within queue_timeout",
+                    GW_ERR_POOL);
     else if (err == upool_err_connect_timeout)
-        proxy__fail(c, 504, "connect_timeout", "upstream connect timed out", rt->err_connect);
-    else
-        proxy__fail(c, 502, "bad_gateway", err ? err : "upstream connection failed",
-                    rt->err_connect);
+        proxy__fail(r, 504, "connect_timeout", "upstream connect timed out", GW_ERR_CONNECT);
+    else /* no server with an address: the origin was not tried */
+        proxy__fail_err(r, 502, "bad_gateway", err ? err : "upstream connection failed",
+                        GW_ERR_CONNECT, err == upool_err_no_healthy);
 }
 
-static void proxy__acquire(struct conn *c)
+static void proxy__acquire(struct gw_req *r)
 {
-    struct proxy *px = &c->px;
-    const struct gw_route *gr = proxy__route(c);
-    struct gw_route_rt *rt = &c->th->sh->rt[c->route];
+    struct proxy *px = &r->px;
+    const struct gw_route *gr = proxy__route(r);
+    struct gw_route_rt *rt = &r->th->sh->rt[r->route];
     px->waiter.ready = proxy__on_conn_ready;
-    px->waiter.arg = c;
+    px->waiter.arg = r;
     px->waiter.wait_us = 0;
     const char *err = NULL;
     px->state = PX_WAIT_CONN;
     struct uconn *uc = upool_acquire(px->pool, &px->waiter, gr->timeout.connect_ms, &err);
     if (uc != NULL) {
-        metrics_hist_observe_us(c->th->ms, rt->pool_wait, 0);
-        proxy__attach(c, uc);
+        metrics_hist_observe_us(r->th->ms, rt->pool_wait, 0);
+        proxy__attach(r, uc);
         return;
     }
     if (err != NULL) {
         px->state = PX_DONE;
-        if (err == upool_err_no_healthy)
-            resil_local_failure(c); // no server has an address: the origin was not tried
         if (err == upool_err_queue_full)
-            proxy__fail(c, 503, "pool_full", "upstream pool queue is full", rt->err_pool);
-        else
-            proxy__fail(c, 502, "bad_gateway", err, rt->err_connect);
+            proxy__fail(r, 503, "pool_full", "upstream pool queue is full", GW_ERR_POOL);
+        else /* no server with an address: the origin was not tried */
+            proxy__fail_err(r, 502, "bad_gateway", err, GW_ERR_CONNECT,
+                            err == upool_err_no_healthy);
         return;
     }
-    proxy__arm(c); // waiting: only the total deadline applies
+    proxy__arm(r); // waiting: only the total deadline applies
 }
 
 /* ---- request head ---- */
@@ -307,16 +326,16 @@ void proxy_write_forwarded(struct buf *b, const struct h1_request *req, const ch
     buf_append_str(b, "Via: 1.1 apigate\r\n");
 }
 
-static void proxy__build_head(struct conn *c)
+static void proxy__build_head(struct gw_req *r)
 {
-    struct proxy *px = &c->px;
-    const struct h1_request *req = &c->req;
-    const struct gw_config *cfg = c->th->sh->cfg;
-    const struct gw_route *gr = proxy__route(c);
+    struct proxy *px = &r->px;
+    const struct h1_request *req = &r->req;
+    const struct gw_config *cfg = r->th->sh->cfg;
+    const struct gw_route *gr = proxy__route(r);
     const struct gw_upstream *up = &cfg->upstreams[gr->upstream_index];
     struct buf *b = &px->head;
     buf_reset(b);
-    conn_buf_take(c->th, b); // a block lent for the request: no malloc on the busy path
+    gwthread_buf_take(r->th, b); // a block lent for the request: no malloc on the busy path
     buf_reserve(b, 512 + req->target_len + 64 * req->nheaders);
     buf_append(b, req->method, req->method_len);
     buf_append(b, " ", 1);
@@ -345,7 +364,7 @@ static void proxy__build_head(struct conn *c)
     for (size_t i = 0; i < req->nheaders; i++) {
         const struct h1_header *h = &req->headers[i];
         if (proxy_skip_request_header(h->name, h->name_len) ||
-            cachehook_strip_header(c, h->name, h->name_len))
+            filter_upstream_header_skip(r, h->name, h->name_len))
             continue; // hop-by-hop, ours to set, or not in a cached route's key
         if (h->name_len == 10 && headers_name_eq(h->name, 10, "tracestate") &&
             !proxy__trace_continued(req))
@@ -358,22 +377,22 @@ static void proxy__build_head(struct conn *c)
         buf_append(b, h->value, h->value_len);
         buf_append(b, "\r\n", 2);
     }
-    proxy_write_forwarded(b, req, c->client_ip);
-    if (c->traceparent[0]) {
+    proxy_write_forwarded(b, req, r->client_ip);
+    if (r->traceparent[0]) {
         buf_append_str(b, "traceparent: ");
-        buf_append(b, c->traceparent, TRACE_HEADER_LEN);
+        buf_append(b, r->traceparent, TRACE_HEADER_LEN);
         buf_append(b, "\r\n", 2);
     }
-    /* Always exactly one: the client's when it was usable, else ours (conn__make_rid), so the
+    /* Always exactly one: the client's when it was usable, else ours (gw_req_make_rid), so the
      * origin's logs and the access log name the request alike. */
     buf_append_str(b, "X-Request-Id: ");
-    buf_append(b, c->rid, c->rid_len);
+    buf_append(b, r->rid, r->rid_len);
     buf_append(b, "\r\n", 2);
     if (req->body == H1_BODY_LENGTH)
         h1_write_header_u64(b, "Content-Length", req->content_length);
     else if (req->body == H1_BODY_CHUNKED)
         buf_append_str(b, "Transfer-Encoding: chunked\r\n");
-    cachehook_upstream_headers(c, b); // a revalidation's stored validators
+    filter_upstream_headers(r, b); // the cache's stored validators of a revalidation
     buf_append(b, "\r\n", 2);
 }
 
@@ -397,20 +416,47 @@ static void proxy__exchange_reset(struct proxy *px)
     px->first_byte_deadline_ms = 0;
 }
 
-void proxy_start(struct conn *c)
+/* A filter asked for a retry (FILTER_RETRY): drops the failed attempt (its connection is closed,
+ * the total deadline stays armed) and acquires a connection again after r->retry_delay_ms, always
+ * through the timer, even for 0 ms: never re-enter the exchange from its own handler. Only for
+ * requests without a body (the filter checks). */
+static void proxy__retry_later(struct gw_req *r)
 {
-    struct proxy *px = &c->px;
-    struct gwthread *th = c->th;
-    const struct gw_route *gr = proxy__route(c);
-    if (!resil_admit(c))
-        return; // breaker open or adaptive limit: answered without the upstream
+    struct proxy *px = &r->px;
+    /* a 5xx dropped for a retry still counts against its server (balancer, ejection) */
+    if (px->uc != NULL && px->t_first_byte_us > px->t_sent_us)
+        upool_observe(px->pool, px->uc, px->t_first_byte_us - px->t_sent_us, true);
+    proxy__detach(r, false); // the failed attempt's connection is never reused
+    proxy__exchange_reset(px);
+    px->state = PX_WAIT_CONN; // proxy_abort and the total deadline see a pending wait
+    proxy__arm(r);
+    loop_timer_start(r->th->loop, &px->backoff, r->retry_delay_ms);
+}
+
+static void proxy__on_backoff(struct loop *loop, void *arg)
+{
+    (void)loop;
+    struct gw_req *r = arg;
+    struct proxy *px = &r->px;
+    if (r->magic != GW_REQ_MAGIC || r->state != GW_REQ_ACTIVE)
+        return;
+    if (px->state != PX_WAIT_CONN || px->uc != NULL)
+        return;
+    proxy__acquire(r);
+}
+
+void proxy_start(struct gw_req *r)
+{
+    struct proxy *px = &r->px;
+    struct gwthread *th = r->th;
+    const struct gw_route *gr = proxy__route(r);
     px->pool = th->pools[gr->upstream_index];
     px->uc = NULL;
     buf_reset(&px->uout);
-    px->req_body = c->req.body;
-    px->req_remaining = c->req.body == H1_BODY_LENGTH ? c->req.content_length : 0;
-    px->req_body_read = c->req.body == H1_BODY_NONE ||
-                        (c->req.body == H1_BODY_LENGTH && px->req_remaining == 0);
+    px->req_body = r->req.body;
+    px->req_remaining = r->req.body == H1_BODY_LENGTH ? r->req.content_length : 0;
+    px->req_body_read = r->req.body == H1_BODY_NONE ||
+                        (r->req.body == H1_BODY_LENGTH && px->req_remaining == 0);
     h1_chunked_init(&px->req_chunk);
     px->req_chunk.max_size = th->sh->cfg->server.max_body_size; // a bigger chunk: 413 at once
     proxy__exchange_reset(px);
@@ -418,43 +464,26 @@ void proxy_start(struct conn *c)
     px->pool_wait_us = 0;
     uint64_t now = loop_now_ms(th->loop);
     px->total_deadline_ms = gr->timeout.total_ms ? now + gr->timeout.total_ms : 0;
-    loop_timer_init(&px->timer, proxy__on_timer, c);
-    proxy__build_head(c); // copies every slice of c->req it needs: c->in may move afterwards
+    loop_timer_init(&px->timer, proxy__on_timer, r);
+    loop_timer_init(&px->backoff, proxy__on_backoff, r);
+    proxy__build_head(r); // copies every slice of r->req it needs: r->in may move afterwards
     px->waiter.avoid = 0;
-    proxy__acquire(c);
-}
-
-void proxy_retry(struct conn *c, bool now)
-{
-    struct proxy *px = &c->px;
-    if (!now) {
-        /* a 5xx dropped for a retry still counts against its server (balancer, ejection) */
-        if (px->uc != NULL && px->t_first_byte_us > px->t_sent_us)
-            upool_observe(px->pool, px->uc, px->t_first_byte_us - px->t_sent_us, true);
-        proxy__detach(c, false); // the failed attempt's connection is never reused
-        proxy__exchange_reset(px);
-        px->state = PX_WAIT_CONN; // proxy_abort and the total deadline see a pending wait
-        proxy__arm(c);
-        return;
-    }
-    if (px->state != PX_WAIT_CONN || px->uc != NULL)
-        return;
-    proxy__acquire(c);
+    proxy__acquire(r);
 }
 
 /* ---- request body ---- */
 
-/* Moves chunked body bytes from c->in into px->uout, re-framed (one chunk per data run, no
+/* Moves chunked body bytes from r->in into px->uout, re-framed (one chunk per data run, no
  * extensions, no trailers). Returns -1 on invalid framing or an oversize body. */
-static int proxy__reframe_chunked(struct conn *c)
+static int proxy__reframe_chunked(struct gw_req *r)
 {
-    struct proxy *px = &c->px;
-    const struct gw_config *cfg = c->th->sh->cfg;
-    while (!px->req_body_read && buf_pending(&c->in) > 0 &&
+    struct proxy *px = &r->px;
+    const struct gw_config *cfg = r->th->sh->cfg;
+    while (!px->req_body_read && buf_pending(r->in) > 0 &&
            buf_pending(&px->uout) < CONN_BUF_HIGH) {
         const char *data;
         size_t dlen;
-        long n = h1_chunked_step(&px->req_chunk, buf_head(&c->in), buf_pending(&c->in), &data,
+        long n = h1_chunked_step(&px->req_chunk, buf_head(r->in), buf_pending(r->in), &data,
                                  &dlen);
         if (n < 0)
             return px->req_chunk.too_large ? -2 : -1;
@@ -464,7 +493,7 @@ static int proxy__reframe_chunked(struct conn *c)
                 return -2;
             h1_write_chunk(&px->uout, data, dlen);
         }
-        buf_consume(&c->in, (size_t)n);
+        buf_consume(r->in, (size_t)n);
         if (px->req_chunk.done) {
             h1_write_chunk(&px->uout, NULL, 0);
             px->req_body_read = true;
@@ -477,9 +506,9 @@ static int proxy__reframe_chunked(struct conn *c)
 
 /* Writes what is pending towards the upstream: the rest of the head, re-framed chunks, then
  * Content-Length body bytes straight from the client buffer. Returns -1 on a write error. */
-static int proxy__send(struct conn *c)
+static int proxy__send(struct gw_req *r)
 {
-    struct proxy *px = &c->px;
+    struct proxy *px = &r->px;
     struct transport *t = uconn_transport(px->uc);
     while (px->up_writable) {
         struct iovec iov[3];
@@ -496,11 +525,11 @@ static int proxy__send(struct conn *c)
         }
         size_t slice = 0;
         if (px->req_body == H1_BODY_LENGTH && px->req_remaining > 0) {
-            slice = buf_pending(&c->in);
+            slice = buf_pending(r->in);
             if (slice > px->req_remaining)
                 slice = (size_t)px->req_remaining;
             if (slice) {
-                iov[n].iov_base = buf_head(&c->in);
+                iov[n].iov_base = buf_head(r->in);
                 iov[n++].iov_len = slice;
             }
         }
@@ -521,7 +550,7 @@ static int proxy__send(struct conn *c)
         buf_consume(&px->uout, take);
         wz -= take;
         if (wz) {
-            buf_consume(&c->in, wz);
+            buf_consume(r->in, wz);
             px->req_remaining -= wz;
             if (px->req_remaining == 0)
                 px->req_body_read = true;
@@ -533,10 +562,10 @@ static int proxy__send(struct conn *c)
     /* timeout.first_byte is the origin's thinking time: it runs from the last request byte, so
      * a large upload at the client's pace (bounded by the body timeout) is not cut short. */
     if (px->req_done && !was_done && !px->head_done) {
-        uint64_t fb = proxy__route(c)->timeout.first_byte_ms;
+        uint64_t fb = proxy__route(r)->timeout.first_byte_ms;
         if (fb) {
-            px->first_byte_deadline_ms = loop_now_ms(c->th->loop) + fb;
-            proxy__arm(c);
+            px->first_byte_deadline_ms = loop_now_ms(r->th->loop) + fb;
+            proxy__arm(r);
         }
     }
     return 0;
@@ -567,12 +596,12 @@ static bool proxy__skip_res_header(const char *n, size_t len)
     }
 }
 
-static void proxy__write_client_head(struct conn *c)
+static void proxy__write_client_head(struct gw_req *r)
 {
-    struct proxy *px = &c->px;
+    struct proxy *px = &r->px;
     const struct h1_response *res = &px->res;
-    struct buf *b = &c->out;
-    bool client11 = c->req.minor_version == 1;
+    struct buf *b = r->out;
+    bool client11 = r->req.minor_version == 1;
     /* decide the framing towards the client */
     switch (px->res_body) {
     case H1_BODY_NONE:
@@ -587,7 +616,7 @@ static void proxy__write_client_head(struct conn *c)
         break;
     }
     if (px->out == PX_OUT_RAW_CLOSE || !px->req_body_read)
-        c->keep_alive = false;
+        r->keep_alive = false;
     buf_reserve(b, 256 + res->reason_len + 64 * res->nheaders);
     char *p = buf_tail(b);
     memcpy(p, "HTTP/1.1 ", 9);
@@ -622,7 +651,7 @@ static void proxy__write_client_head(struct conn *c)
     }
     if (!has_date) {
         buf_append_str(b, "Date: ");
-        buf_append(b, conn_date(c->th), HTTP_DATE_LEN);
+        buf_append(b, gwthread_date(r->th), HTTP_DATE_LEN);
         buf_append(b, "\r\n", 2);
     }
     switch (px->out) {
@@ -643,83 +672,89 @@ static void proxy__write_client_head(struct conn *c)
     case PX_OUT_RAW_CLOSE:
         break;
     }
-    cachehook_client_headers(c, b); // X-Cache
-    if (c->th->sh->cfg->server.server_timing) {
+    filter_client_headers(r, b); // X-Cache
+    if (r->th->sh->cfg->server.server_timing) {
         uint64_t now = clock_now_us();
         struct trace_timing tt = {
-            .cache = cachehook_status(c),
+            .cache = filter_cache_status(r),
             .pool_us = (int64_t)px->pool_wait_us,
             .upstream_us = px->t_sent_us && px->t_first_byte_us > px->t_sent_us
                                ? (int64_t)(px->t_first_byte_us - px->t_sent_us)
                                : -1,
-            .total_us = c->t_start_us ? (int64_t)(now - c->t_start_us) : -1,
+            .total_us = r->t_start_us ? (int64_t)(now - r->t_start_us) : -1,
         };
         char st[160];
         size_t n = trace_server_timing(st, sizeof(st), &tt);
         if (n > 0)
             h1_write_header(b, "Server-Timing", 13, st, n);
     }
-    if (!c->keep_alive)
+    if (!r->keep_alive)
         buf_append_str(b, "Connection: close\r\n");
     else if (!client11)
         buf_append_str(b, "Connection: keep-alive\r\n");
     buf_append(b, "\r\n", 2);
-    c->status = res->status;
-    c->head_sent = true;
+    r->status = res->status;
+    r->head_sent = true;
 }
 
 /* Parses the response head in px->uin. Returns 1 when done, 0 when more bytes are needed,
  * -1 on an invalid head (the exchange has failed). 1xx interim responses are dropped. */
-static int proxy__parse_head(struct conn *c)
+static int proxy__parse_head(struct gw_req *r)
 {
-    struct proxy *px = &c->px;
-    struct gw_route_rt *rt = &c->th->sh->rt[c->route];
+    struct proxy *px = &r->px;
     if (px->res_hdrs == NULL)
-        px->res_hdrs = conn_block_take(c->th); // given back when the connection goes idle
+        px->res_hdrs = gwthread_block_take(r->th); // given back when the connection goes idle
     for (;;) {
         struct h1_limits lim = {.max_request_line = 0, .max_head = PX_MAX_RESPONSE_HEAD,
-                                .max_headers = (size_t)c->th->sh->cfg->server.max_response_headers};
-        int r = h1_parse_response(buf_head(&px->uin), buf_pending(&px->uin), &px->res,
+                                .max_headers = (size_t)r->th->sh->cfg->server.max_response_headers};
+        int n = h1_parse_response(buf_head(&px->uin), buf_pending(&px->uin), &px->res,
                                   px->res_hdrs, lim.max_headers, &lim,
-                                  c->req.method_id == H1_M_HEAD);
-        if (r == -2)
+                                  r->req.method_id == H1_M_HEAD);
+        if (n == -2)
             return 0;
-        if (r == -1) {
-            proxy__fail(c, 502, "bad_gateway", "invalid response head from upstream",
-                        rt->err_proto);
+        if (n == -1) {
+            proxy__fail(r, 502, "bad_gateway", "invalid response head from upstream",
+                        GW_ERR_PROTO);
             return -1;
         }
         if (px->res.status >= 100 && px->res.status < 200) {
             if (px->res.status == 101) {
-                proxy__fail(c, 502, "bad_gateway", "upstream switched protocols", rt->err_proto);
+                proxy__fail(r, 502, "bad_gateway", "upstream switched protocols", GW_ERR_PROTO);
                 return -1;
             }
-            buf_consume(&px->uin, (size_t)r); // 100 Continue, 103 Early Hints: not forwarded
+            buf_consume(&px->uin, (size_t)n); // 100 Continue, 103 Early Hints: not forwarded
             continue;
         }
         px->t_first_byte_us = clock_now_us();
-        if (resil_response(c, px->res.status))
-            return -1; // dropped for a retry (retry.on lists the status)
+        /* the filters: a retry (retry.on lists the status), the cache storing the response,
+         * refreshing its copy by a 304 or serving it instead of a 5xx */
+        enum filter_verdict v = filter_response_head(r, &px->res);
+        if (v == FILTER_RETRY) {
+            proxy__retry_later(r);
+            return -1;
+        }
         px->res_body = px->res.body;
         px->res_remaining = px->res.body == H1_BODY_LENGTH ? px->res.content_length : 0;
         h1_chunked_init(&px->res_chunk);
-        int hk = cachehook_response_head(c); // may store, refresh by 304, or serve stale on 5xx
-        if (hk == 2) {
-            proxy__detach(c, false); // the 5xx body is not read: the connection cannot be reused
+        bool no_body = px->res_body == H1_BODY_NONE ||
+                       (px->res_body == H1_BODY_LENGTH && px->res_remaining == 0);
+        if (v == FILTER_RESPOND && !no_body) {
+            /* a filter answered (a stale copy instead of a 5xx): the body is not read, so the
+             * connection cannot be reused */
+            proxy__detach(r, false);
             px->state = PX_DONE;
-            if (conn_send(c, NULL, 0) == 0)
-                conn_request_done(c);
+            if (gw_req_send(r, NULL, 0) == 0)
+                gw_req_end(r);
             return -1;
         }
-        if (hk == 0)
-            proxy__write_client_head(c); // copies the header slices before uin is consumed
+        if (v == FILTER_CONTINUE)
+            proxy__write_client_head(r); // copies the header slices before uin is consumed
         else
-            px->out = PX_OUT_NONE; // the cache wrote the answer; the 304 has no body
-        buf_consume(&px->uin, (size_t)r);
+            px->out = PX_OUT_NONE; // a filter wrote the answer (the cache, from a 304)
+        buf_consume(&px->uin, (size_t)n);
         px->head_done = true;
-        proxy__arm(c); // first-byte deadline no longer applies
-        if (px->res_body == H1_BODY_NONE || (px->res_body == H1_BODY_LENGTH &&
-                                             px->res_remaining == 0))
+        proxy__arm(r); // first-byte deadline no longer applies
+        if (no_body)
             px->res_done = true;
         return 1;
     }
@@ -727,9 +762,9 @@ static int proxy__parse_head(struct conn *c)
 
 /* Moves body bytes from px->uin to the client. Returns -1 when the conn was closed, -2 on
  * invalid chunked framing from the upstream. */
-static int proxy__forward_body(struct conn *c)
+static int proxy__forward_body(struct gw_req *r)
 {
-    struct proxy *px = &c->px;
+    struct proxy *px = &r->px;
     while (!px->res_done && buf_pending(&px->uin) > 0) {
         size_t pend = buf_pending(&px->uin);
         const char *p = buf_head(&px->uin);
@@ -740,8 +775,8 @@ static int proxy__forward_body(struct conn *c)
             if (px->res_remaining == 0)
                 px->res_done = true;
             buf_consume(&px->uin, n);
-            cachehook_response_body(c, p, n);
-            if (conn_send(c, p, n) == -1)
+            filter_body(r, p, n);
+            if (gw_req_send(r, p, n) == -1)
                 return -1;
             break;
         }
@@ -757,22 +792,22 @@ static int proxy__forward_body(struct conn *c)
             if (px->res_chunk.done)
                 px->res_done = true;
             buf_consume(&px->uin, (size_t)n);
-            cachehook_response_body(c, data, dlen);
+            filter_body(r, data, dlen);
             /* chunked to chunked: the validated bytes go out as they are, but for the trailer
              * section, collected (the decoder bounds it) and sent without the fields that must
              * not be trailers (a Content-Length trailer, Host...); to an HTTP/1.0 client only
              * the data */
             int rc = 0;
             if (px->out != PX_OUT_CHUNKED) {
-                rc = conn_send(c, data, dlen);
+                rc = gw_req_send(r, data, dlen);
             } else if (!in_trailers) {
-                rc = conn_send(c, p, (size_t)n);
+                rc = gw_req_send(r, p, (size_t)n);
             } else {
                 buf_append(&px->trail, p, (size_t)n);
                 if (px->res_chunk.done) {
                     size_t tl = h1_chunked_filter_trailers(buf_head(&px->trail),
                                                            buf_pending(&px->trail));
-                    rc = conn_send(c, buf_head(&px->trail), tl);
+                    rc = gw_req_send(r, buf_head(&px->trail), tl);
                     buf_reset(&px->trail);
                 }
             }
@@ -782,13 +817,13 @@ static int proxy__forward_body(struct conn *c)
         }
         case H1_BODY_UNTIL_CLOSE:
             buf_consume(&px->uin, pend);
-            cachehook_response_body(c, p, pend);
+            filter_body(r, p, pend);
             if (px->out == PX_OUT_CHUNKED) {
-                buf_printf(&c->out, "%zx\r\n", pend);
-                if (conn_send(c, p, pend) == -1)
+                buf_printf(r->out, "%zx\r\n", pend);
+                if (gw_req_send(r, p, pend) == -1)
                     return -1;
-                buf_append(&c->out, "\r\n", 2);
-            } else if (conn_send(c, p, pend) == -1) {
+                buf_append(r->out, "\r\n", 2);
+            } else if (gw_req_send(r, p, pend) == -1) {
                 return -1;
             }
             break;
@@ -796,25 +831,24 @@ static int proxy__forward_body(struct conn *c)
             px->res_done = true;
             break;
         }
-        if (buf_pending(&c->out) >= CONN_BUF_HIGH)
+        if (buf_pending(r->out) >= CONN_BUF_HIGH)
             break;
     }
     return 0;
 }
 
 /* The response is complete: give the connection back and end the request. */
-static void proxy__finish(struct conn *c)
+static void proxy__finish(struct gw_req *r)
 {
-    struct proxy *px = &c->px;
+    struct proxy *px = &r->px;
     bool reusable = px->res.keep_alive && px->req_done && buf_pending(&px->uin) == 0 &&
                     px->res_body != H1_BODY_UNTIL_CLOSE;
     /* Bytes past a complete response answer no request: the origin's framing is off (a body
      * after HEAD/204/304, more than Content-Length), so this response may itself be the stray
-     * bytes of an earlier exchange. Not stored; the connection is closed, never reused. */
+     * bytes of an earlier exchange. Not stored; the connection is closed, never reused. Nor is
+     * an answer that came before the request was sent. */
     bool stray = buf_pending(&px->uin) > 0 && px->res_body != H1_BODY_UNTIL_CLOSE;
-    if (stray || !px->req_done)
-        cachehook_response_discard(c); // nor an answer that came before the request was sent
-    cachehook_response_done(c); // stores the copy, wakes coalesced waiters
+    filter_response_done(r, !stray && px->req_done); // the cache stores its copy, wakes waiters
     if (px->uc != NULL)
         upool_observe(px->pool, px->uc, px->t_first_byte_us - px->t_sent_us,
                       px->res.status >= 500);
@@ -824,27 +858,26 @@ static void proxy__finish(struct conn *c)
     } else if (px->uc != NULL && px->res_body == H1_BODY_NONE) {
         uconn_settle(px->uc); // a late body must find the connection idle (pool.settle)
     }
-    proxy__detach(c, reusable);
+    proxy__detach(r, reusable);
     px->state = PX_DONE;
     if (px->out == PX_OUT_CHUNKED && px->res_body == H1_BODY_UNTIL_CLOSE)
-        buf_append(&c->out, "0\r\n\r\n", 5);
+        buf_append(r->out, "0\r\n\r\n", 5);
     if (!px->req_body_read)
-        c->keep_alive = false; // the upstream answered before the whole body: cannot resync
+        r->keep_alive = false; // the upstream answered before the whole body: cannot resync
     if (px->out == PX_OUT_RAW_CLOSE)
-        c->keep_alive = false;
-    if (conn_send(c, NULL, 0) == -1)
+        r->keep_alive = false;
+    if (gw_req_send(r, NULL, 0) == -1)
         return;
-    conn_request_done(c);
+    gw_req_end(r);
 }
 
 /* The upstream closed or failed before the response was complete. */
-static void proxy__upstream_gone(struct conn *c, bool eof)
+static void proxy__upstream_gone(struct gw_req *r, bool eof)
 {
-    struct proxy *px = &c->px;
-    struct gw_route_rt *rt = &c->th->sh->rt[c->route];
+    struct proxy *px = &r->px;
     if (eof && px->head_done && px->res_body == H1_BODY_UNTIL_CLOSE) {
         px->res_done = true;
-        proxy__finish(c);
+        proxy__finish(r);
         return;
     }
     /* A kept-alive connection the server closed meanwhile: the request never reached it. Try
@@ -857,42 +890,42 @@ static void proxy__upstream_gone(struct conn *c, bool eof)
         /* The whole head may have gone into the dead socket: send it again from the start, or
          * the fresh connection would wait for a request that was marked sent. */
         proxy__exchange_reset(px);
-        proxy__acquire(c);
+        proxy__acquire(r);
         return;
     }
     if (!px->head_done)
-        proxy__fail(c, 502, "bad_gateway",
+        proxy__fail(r, 502, "bad_gateway",
                     eof ? "upstream closed the connection before answering"
                         : "upstream connection failed",
-                    rt->err_proto);
+                    GW_ERR_PROTO);
     else
-        proxy__fail(c, 502, "bad_gateway", "upstream closed mid-response", rt->err_proto);
+        proxy__fail(r, 502, "bad_gateway", "upstream closed mid-response", GW_ERR_PROTO);
 }
 
-static void proxy__pump(struct conn *c)
+static void proxy__pump(struct gw_req *r)
 {
-    struct proxy *px = &c->px;
+    struct proxy *px = &r->px;
     if (px->state != PX_EXCHANGE || px->uc == NULL)
         return;
     /* request side */
     while (!px->req_done) {
-        size_t in_before = buf_pending(&c->in);
+        size_t in_before = buf_pending(r->in);
         if (px->req_body == H1_BODY_CHUNKED && !px->req_body_read) {
-            int r = proxy__reframe_chunked(c);
-            if (r < 0) {
-                c->keep_alive = false;
-                proxy__detach(c, false);
+            int rc = proxy__reframe_chunked(r);
+            if (rc < 0) {
+                r->keep_alive = false;
+                proxy__detach(r, false);
                 px->state = PX_DONE;
-                if (r == -2)
-                    conn_respond_error(c, 413, "payload_too_large",
+                if (rc == -2)
+                    gw_req_respond_error(r, 413, "payload_too_large",
                                        "request body over server.max_body_size", NULL);
                 else
-                    conn_respond_error(c, 400, "bad_request", "invalid chunked request body",
+                    gw_req_respond_error(r, 400, "bad_request", "invalid chunked request body",
                                        NULL);
                 return;
             }
         }
-        if (proxy__send(c) == -1) {
+        if (proxy__send(r) == -1) {
             /* The upstream may have answered already (413, 401…) and stopped reading: read what
              * it sent before judging. EOF or an error on that read ends in upstream_gone (and
              * its retry of a stale kept-alive connection). */
@@ -901,14 +934,14 @@ static void proxy__pump(struct conn *c)
         }
         /* Re-framing stops at the high mark; when the upstream then took it all, go on with
          * what the client buffer still holds: no event will come for bytes already read (the
-         * chunked upload stall: the body timeout fired with the rest of the body in c->in). */
+         * chunked upload stall: the body timeout fired with the rest of the body in r->in). */
         if (px->req_body == H1_BODY_CHUNKED && !px->req_body_read && px->up_writable &&
-            buf_pending(&c->in) > 0 && buf_pending(&c->in) < in_before &&
+            buf_pending(r->in) > 0 && buf_pending(r->in) < in_before &&
             buf_pending(&px->uout) < CONN_BUF_HIGH)
             continue;
         /* the client buffer drained into the upstream: read more body */
-        if (!px->req_body_read && c->readable) {
-            conn_resume_read(c);
+        if (!px->req_body_read) { // the session reads only when the socket has bytes
+            r->sops->resume_read(r);
             if (px->state != PX_EXCHANGE)
                 return;
         }
@@ -916,9 +949,9 @@ static void proxy__pump(struct conn *c)
     }
     /* response side */
     while (px->up_readable && !px->res_done) {
-        if (px->head_done && buf_pending(&c->out) >= CONN_BUF_HIGH)
+        if (px->head_done && buf_pending(r->out) >= CONN_BUF_HIGH)
             return; // the client is slower than the upstream: wait for its drain
-        conn_buf_take(c->th, &px->uin);
+        gwthread_buf_take(r->th, &px->uin);
         buf_reserve(&px->uin, PX_READ_CHUNK);
         ssize_t n = transport_read(uconn_transport(px->uc), buf_tail(&px->uin),
                                    buf_room(&px->uin));
@@ -928,10 +961,10 @@ static void proxy__pump(struct conn *c)
         }
         if (n == 0 || n < 0) {
             /* flush what we have first, then judge */
-            if (px->head_done && proxy__forward_body(c) == -1)
+            if (px->head_done && proxy__forward_body(r) == -1)
                 return;
             if (!px->res_done) {
-                proxy__upstream_gone(c, n == 0);
+                proxy__upstream_gone(r, n == 0);
                 return;
             }
             break;
@@ -944,30 +977,30 @@ static void proxy__pump(struct conn *c)
              * response. (On a fresh connection it is an early 431 or 400: read on.) */
             uconn_stray(px->uc, "a response before the request was sent");
             px->uc = NULL;
-            proxy__fail(c, 502, "bad_gateway", "upstream answered before the request was sent",
-                        c->th->sh->rt[c->route].err_proto);
+            proxy__fail(r, 502, "bad_gateway", "upstream answered before the request was sent",
+                        GW_ERR_PROTO);
             return;
         }
         bool drained = buf_room(&px->uin) > 0; // short read
         if (!px->head_done) {
-            int r = proxy__parse_head(c);
-            if (r < 0)
+            int rc = proxy__parse_head(r);
+            if (rc < 0)
                 return;
-            if (r == 0) {
+            if (rc == 0) {
                 if (buf_pending(&px->uin) >= PX_MAX_RESPONSE_HEAD) {
-                    proxy__fail(c, 502, "bad_gateway", "response head too large",
-                                c->th->sh->rt[c->route].err_proto);
+                    proxy__fail(r, 502, "bad_gateway", "response head too large",
+                                GW_ERR_PROTO);
                     return;
                 }
                 continue;
             }
         }
-        int r = proxy__forward_body(c);
-        if (r == -1)
+        int rc = proxy__forward_body(r);
+        if (rc == -1)
             return;
-        if (r == -2) {
-            proxy__fail(c, 502, "bad_gateway", "invalid chunked response",
-                        c->th->sh->rt[c->route].err_proto);
+        if (rc == -2) {
+            proxy__fail(r, 502, "bad_gateway", "invalid chunked response",
+                        GW_ERR_PROTO);
             return;
         }
         /* A short read drained the socket: the next bytes bring a new edge, so skip the read
@@ -980,26 +1013,26 @@ static void proxy__pump(struct conn *c)
     if (px->res_done && px->state == PX_EXCHANGE) {
         /* Flush the client side first, then finish: a response that went out whole may leave
          * the request body unsent (early answer), which proxy__finish accounts for. */
-        if (!px->req_done && px->uc != NULL && proxy__send(c) == -1)
+        if (!px->req_done && px->uc != NULL && proxy__send(r) == -1)
             px->req_done = false;
-        proxy__finish(c);
+        proxy__finish(r);
     }
 }
 
-void proxy_on_client_data(struct conn *c)
+void proxy_on_client_data(struct gw_req *r)
 {
-    struct proxy *px = &c->px;
+    struct proxy *px = &r->px;
     if (px->state == PX_EXCHANGE)
-        proxy__pump(c);
-    /* waiting for a connection: the bytes stay in c->in (reads pause at the high mark) */
+        proxy__pump(r);
+    /* waiting for a connection: the bytes stay in r->in (reads pause at the high mark) */
 }
 
-void proxy_on_client_drained(struct conn *c)
+void proxy_on_client_drained(struct gw_req *r)
 {
-    struct proxy *px = &c->px;
+    struct proxy *px = &r->px;
     if (px->state == PX_EXCHANGE && px->head_done && !px->res_done) {
-        if (buf_pending(&px->uin) > 0 && proxy__forward_body(c) == -1)
+        if (buf_pending(&px->uin) > 0 && proxy__forward_body(r) == -1)
             return;
-        proxy__pump(c);
+        proxy__pump(r);
     }
 }

@@ -1,7 +1,9 @@
-/* Resilience glue of the request path (see resil.h): builds one breaker / retry budget per route
- * from the config, asks them at proxy_start, feeds them the outcome of each exchange, schedules
- * retries, writes fallbacks, and keeps their metrics. The mechanisms live in breaker.c, retry.c
- * and adaptive.c, which know nothing of connections. */
+/* Resilience of the request path as two request filters (see resil.h): resil_filter builds one
+ * breaker / retry budget / adaptive limit per route from the config, admits each request before
+ * it goes upstream, feeds them the outcome of each exchange and asks for retries (FILTER_RETRY:
+ * the proxy waits out the backoff and sends again); fallback_filter writes a route's fallback
+ * answer. Both keep their metrics. The mechanisms live in breaker.c, retry.c and adaptive.c,
+ * which know nothing of requests. */
 #include "gateway/resil.h"
 
 #include <stdio.h>
@@ -12,9 +14,10 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "gateway/adaptive.h"
-#include "gateway/cachehook.h"
-#include "gateway/conn.h"
+#include "gateway/breaker.h"
+#include "gateway/filter.h"
 #include "gateway/gwconf.h"
+#include "gateway/req.h"
 #include "gateway/retry.h"
 #include "http/h1write.h"
 #include "http/headers.h"
@@ -49,6 +52,15 @@ struct resil {
     struct resil_route *routes;
 };
 
+/* Per-request state of the resil filter (zero is the idle state). */
+struct resil_req {
+    bool ticket_held; // admitted by the breaker, outcome not yet recorded
+    bool limited;     // admitted by the adaptive limit: one slot held
+    struct breaker_ticket ticket;
+    unsigned retries;   // retries done for this request
+    uint64_t t_sent_us; // first attempt started (adaptive latency sample)
+};
+
 /* xorshift64* per thread: jitter only needs to differ between clients, not to be secret */
 static _Thread_local uint64_t resil_rng;
 
@@ -62,7 +74,7 @@ static uint64_t resil__rand(void)
     return resil_rng * 0x2545f4914f6cdd1dull;
 }
 
-struct resil *resil_create(struct gw_shared *sh)
+static struct resil *resil_create(struct gw_shared *sh)
 {
     const struct gw_config *cfg = sh->cfg;
     struct metrics *m = sh->metrics;
@@ -176,7 +188,7 @@ struct resil *resil_create(struct gw_shared *sh)
     return r;
 }
 
-void resil_destroy(struct resil *r)
+static void resil_destroy(struct resil *r)
 {
     if (r == NULL)
         return;
@@ -191,28 +203,28 @@ void resil_destroy(struct resil *r)
     free(r);
 }
 
-static struct resil_route *resil__route(struct conn *c)
+static struct resil_route *resil__route(const struct gw_req *r)
 {
-    struct resil *r = c->th->sh->resil;
-    if (r == NULL || c->route < 0 || (size_t)c->route >= r->nroutes)
+    struct resil *rs = r->th->sh->resil;
+    if (rs == NULL || r->route < 0 || (size_t)r->route >= rs->nroutes)
         return NULL;
-    return &r->routes[c->route];
+    return &rs->routes[r->route];
 }
 
 /* Logs and counts a transition this thread won (each is seen by exactly one caller). */
-static void resil__transition(struct conn *c, struct resil_route *rr, int to)
+static void resil__transition(struct gw_req *r, struct resil_route *rr, int to)
 {
     if (to == BREAKER_NO_CHANGE)
         return;
     /* a shared (scope: upstream) breaker changes the state of every route that uses it; the
      * transition is counted once, on the route whose request made it */
-    struct resil *r = c->th->sh->resil;
-    for (size_t i = 0; i < r->nroutes; i++)
-        if (r->routes[i].br == rr->br)
-            metrics_gauge_set(c->th->sh->metrics, r->routes[i].m_state, to);
-    metrics_counter_inc(c->th->ms, rr->m_to[to]);
+    struct resil *res = r->th->sh->resil;
+    for (size_t i = 0; i < res->nroutes; i++)
+        if (res->routes[i].br == rr->br)
+            metrics_gauge_set(r->th->sh->metrics, res->routes[i].m_state, to);
+    metrics_counter_inc(r->th->ms, rr->m_to[to]);
     uint64_t req = 0, fails = 0;
-    breaker_window(rr->br, loop_now_ms(c->th->loop), &req, &fails);
+    breaker_window(rr->br, loop_now_ms(r->th->loop), &req, &fails);
     enum log_level lvl = to == BREAKER_OPEN ? AG_LOG_WARN : AG_LOG_INFO;
     const char *what = to == BREAKER_OPEN        ? "opened"
                        : to == BREAKER_HALF_OPEN ? "half-open: probing"
@@ -225,181 +237,211 @@ static void resil__transition(struct conn *c, struct resil_route *rr, int to)
 }
 
 /* Records the request's outcome in its breaker, once. */
-static void resil__outcome(struct conn *c, struct resil_route *rr, bool failed)
+static void resil__outcome(struct gw_req *r, struct resil_req *rs, struct resil_route *rr,
+                           bool failed)
 {
-    struct resil_req *rs = &c->rs;
     if (!rs->ticket_held || rr->br == NULL)
         return;
     rs->ticket_held = false;
     int ch;
-    breaker_record(rr->br, loop_now_ms(c->th->loop), &rs->ticket, failed, &ch);
-    resil__transition(c, rr, ch);
+    breaker_record(rr->br, loop_now_ms(r->th->loop), &rs->ticket, failed, &ch);
+    resil__transition(r, rr, ch);
 }
 
 /* Releases the adaptive slot; <sample>: the request completed and its latency is a sample. */
-static void resil__unlimit(struct conn *c, struct resil_route *rr, bool sample)
+static void resil__unlimit(struct gw_req *r, struct resil_req *rs, struct resil_route *rr,
+                           bool sample)
 {
-    struct resil_req *rs = &c->rs;
     if (!rs->limited || rr->ad == NULL)
         return;
     rs->limited = false;
     uint64_t now_us = clock_now_us();
     uint64_t rtt = sample && rs->t_sent_us ? now_us - rs->t_sent_us : 0;
     if (adaptive_release(rr->ad, now_us / 1000, rtt, sample))
-        metrics_gauge_set(c->th->sh->metrics, rr->m_limit, adaptive_limit(rr->ad));
+        metrics_gauge_set(r->th->sh->metrics, rr->m_limit, adaptive_limit(rr->ad));
 }
 
-bool resil_admit(struct conn *c)
+/* on_request: admission to the upstream. An open breaker refuses (FILTER_ABORT: the filters
+ * before this one may still answer, with a stale copy or the route's fallback, else 503); the
+ * adaptive limit sheds at once (503). */
+static enum filter_verdict resil__on_request(struct gw_req *r, void *st, struct gw_err *err)
 {
-    struct resil_route *rr = resil__route(c);
+    struct resil_req *rs = st;
+    struct resil_route *rr = resil__route(r);
     if (rr == NULL)
-        return true;
-    struct resil_req *rs = &c->rs;
-    uint64_t now = loop_now_ms(c->th->loop);
+        return FILTER_CONTINUE;
+    uint64_t now = loop_now_ms(r->th->loop);
     if (rr->br != NULL && !rs->ticket_held) {
         int ch;
         bool ok = breaker_allow(rr->br, now, &rs->ticket, &ch);
-        resil__transition(c, rr, ch);
+        resil__transition(r, rr, ch);
         if (!ok) {
-            /* open: the upstream is not touched; a stale copy, else the fallback, else 503 */
-            metrics_counter_inc(c->th->ms, rr->m_rejected);
-            if (cachehook_upstream_failed(c))
-                return false;
-            if (resil_fallback(c))
-                return false;
-            conn_respond_error(c, 503, "circuit_open",
-                               "circuit breaker open: the upstream was not tried",
-                               "Retry-After: 1\r\n");
-            return false;
+            /* open: the upstream is not touched */
+            metrics_counter_inc(r->th->ms, rr->m_rejected);
+            err->status = 503;
+            err->code = "circuit_open";
+            err->msg = "circuit breaker open: the upstream was not tried";
+            err->extra_headers = "Retry-After: 1\r\n";
+            err->kind = GW_ERR_LOCAL;
+            return FILTER_ABORT;
         }
         rs->ticket_held = true;
     }
     if (rr->ad != NULL && !rs->limited) {
         if (!adaptive_acquire(rr->ad)) {
             /* over the limit: shed at once, before a queue can build in front of the upstream */
-            metrics_counter_inc(c->th->ms, rr->m_shed);
+            metrics_counter_inc(r->th->ms, rr->m_shed);
             if (rs->ticket_held && rr->br != NULL) {
                 breaker_release(rr->br, &rs->ticket);
                 rs->ticket_held = false;
             }
-            conn_respond_error(c, 503, "overloaded", "adaptive concurrency limit reached",
-                               "Retry-After: 1\r\n");
-            return false;
+            gw_req_respond_error(r, 503, "overloaded", "adaptive concurrency limit reached",
+                                 "Retry-After: 1\r\n");
+            return FILTER_RESPOND;
         }
         rs->limited = true;
     }
     rs->t_sent_us = clock_now_us();
     if (rr->budget != NULL && rs->retries == 0)
         retry_budget_request(rr->budget, now);
-    return true;
+    return FILTER_CONTINUE;
 }
 
-static void resil__on_backoff(struct loop *loop, void *arg)
+/* Whether a failure of an <allowed_kind> may be retried; if so sets r->retry_delay_ms. */
+static bool resil__retry(struct gw_req *r, struct resil_req *rs, struct resil_route *rr,
+                         bool allowed_kind)
 {
-    (void)loop;
-    struct conn *c = arg;
-    if (c->magic != CONN_MAGIC || c->state != CONN_BUSY)
-        return;
-    proxy_retry(c, true);
-}
-
-/* Whether the failure of kind <what> may be retried, and schedules it. */
-static bool resil__retry(struct conn *c, struct resil_route *rr, bool allowed_kind)
-{
-    struct resil_req *rs = &c->rs;
     const struct gw_route *gr = rr->gr;
-    if (rr->budget == NULL || !allowed_kind || c->head_sent)
+    if (rr->budget == NULL || !allowed_kind || r->head_sent)
         return false;
     if (rs->retries >= (unsigned)gr->retry.attempts)
         return false;
     /* a body was streamed from the client buffer: it cannot be sent twice */
-    if (c->req.body != H1_BODY_NONE)
+    if (r->req.body != H1_BODY_NONE)
         return false;
-    if (!retry_idempotent(c->req.method_id) && !gr->retry.non_idempotent)
+    if (!retry_idempotent(r->req.method_id) && !gr->retry.non_idempotent)
         return false;
-    uint64_t now = loop_now_ms(c->th->loop);
+    uint64_t now = loop_now_ms(r->th->loop);
     uint64_t delay = retry_backoff_ms(gr->retry.backoff_ms, rs->retries + 1, RESIL_BACKOFF_CAP_MS,
                                       resil__rand());
-    if (c->px.total_deadline_ms && now + delay >= c->px.total_deadline_ms)
+    if (r->px.total_deadline_ms && now + delay >= r->px.total_deadline_ms)
         return false; // no time left for another attempt
     if (!retry_budget_take(rr->budget, now)) {
-        metrics_counter_inc(c->th->ms, rr->m_exhausted);
+        metrics_counter_inc(r->th->ms, rr->m_exhausted);
         return false;
     }
     rs->retries++;
-    metrics_counter_inc(c->th->ms, rr->m_retries);
-    if (!rs->timer_ready) {
-        loop_timer_init(&rs->backoff, resil__on_backoff, c);
-        rs->timer_ready = true;
-    }
-    proxy_retry(c, false); // drops the failed exchange, keeps the total deadline armed
-    /* always through the timer, even for 0 ms: never re-enter the proxy from its own handler */
-    loop_timer_start(c->th->loop, &rs->backoff, delay);
+    metrics_counter_inc(r->th->ms, rr->m_retries);
+    r->retry_delay_ms = delay; // the proxy drops the attempt and waits that long
     return true;
 }
 
-void resil_local_failure(struct conn *c)
+/* on_error: a retry when the route's retry.on lists the failure, else its outcome is final. */
+static enum filter_verdict resil__on_error(struct gw_req *r, void *st, const struct gw_err *err)
 {
-    struct resil_route *rr = resil__route(c);
-    struct resil_req *rs = &c->rs;
-    if (rr == NULL || !rs->ticket_held || rr->br == NULL)
-        return;
-    breaker_release(rr->br, &rs->ticket);
-    rs->ticket_held = false;
-}
-
-bool resil_failed(struct conn *c, int status, uint32_t counter)
-{
-    struct resil_route *rr = resil__route(c);
+    struct resil_req *rs = st;
+    struct resil_route *rr = resil__route(r);
     if (rr == NULL)
-        return false;
-    const struct gw_route_rt *rt = &c->th->sh->rt[c->route];
-    /* The gateway's own pool queue (timeout, full) says nothing of the origin: an overload alone
-     * must not open the breaker (nor count as a probe's failure). */
-    if (counter == rt->err_pool)
-        resil_local_failure(c);
+        return FILTER_CONTINUE;
+    /* The gateway's own failures (its pool queue timed out or was full, no server with an
+     * address, the deadline spent queued) say nothing of the origin: the breaker ticket goes
+     * back unjudged, so an overload alone never opens a breaker (nor fails a half-open probe),
+     * and only connect failures, timeouts and 5xx of the origin feed it. */
+    if ((err->kind == GW_ERR_POOL || err->untried) && rs->ticket_held && rr->br != NULL) {
+        breaker_release(rr->br, &rs->ticket);
+        rs->ticket_held = false;
+    }
     bool kind = false;
-    if (counter == rt->err_connect)
+    if (err->kind == GW_ERR_CONNECT)
         kind = rr->on.connect_error;
-    else if (counter == rt->err_timeout)
-        kind = rr->on.timeout && !c->px.head_done;
-    else if (counter == rt->err_proto)
-        kind = rr->on.reset && !c->px.got_bytes;
-    if (resil__retry(c, rr, kind))
-        return true;
-    (void)status;
-    resil__outcome(c, rr, true);
-    resil__unlimit(c, rr, false);
-    return false;
+    else if (err->kind == GW_ERR_TIMEOUT)
+        kind = rr->on.timeout && !err->head_received;
+    else if (err->kind == GW_ERR_PROTO)
+        kind = rr->on.reset && !err->got_bytes;
+    if (resil__retry(r, rs, rr, kind))
+        return FILTER_RETRY;
+    resil__outcome(r, rs, rr, true);
+    resil__unlimit(r, rs, rr, false);
+    return FILTER_CONTINUE;
 }
 
-bool resil_response(struct conn *c, int status)
+/* on_response_head: a retry when retry.on lists the status (budget left), else the outcome. */
+static enum filter_verdict resil__on_response_head(struct gw_req *r, void *st,
+                                                   const struct h1_response *res)
 {
-    struct resil_route *rr = resil__route(c);
+    struct resil_req *rs = st;
+    struct resil_route *rr = resil__route(r);
     if (rr == NULL)
-        return false;
-    if (resil__retry(c, rr, retry_on_status(&rr->on, status)))
-        return true;
-    resil__outcome(c, rr, rr->br_custom ? retry_on_status(&rr->br_fail, status) : status >= 500);
+        return FILTER_CONTINUE;
+    int status = res->status;
+    if (resil__retry(r, rs, rr, retry_on_status(&rr->on, status)))
+        return FILTER_RETRY;
+    resil__outcome(r, rs, rr,
+                   rr->br_custom ? retry_on_status(&rr->br_fail, status) : status >= 500);
     /* the adaptive sample is the time to the response head: the upstream's queue + work */
-    resil__unlimit(c, rr, status < 500);
-    return false;
+    resil__unlimit(r, rs, rr, status < 500);
+    return FILTER_CONTINUE;
 }
 
-bool resil_fallback(struct conn *c)
+/* on_end: releases what the request holds (no outcome when the client went away). */
+static void resil__on_end(struct gw_req *r, void *st)
 {
-    struct resil_route *rr = resil__route(c);
-    if (rr == NULL || !rr->gr->fallback.enabled || c->head_sent || c->state == CONN_CLOSED)
+    struct resil_req *rs = st;
+    struct resil_route *rr = resil__route(r);
+    if (rr != NULL) {
+        if (rs->ticket_held && rr->br != NULL)
+            breaker_release(rr->br, &rs->ticket); // no outcome: the client went away
+        resil__unlimit(r, rs, rr, false);
+    }
+    memset(rs, 0, sizeof(*rs));
+}
+
+static void resil__init(struct gw_shared *sh) { sh->resil = resil_create(sh); }
+
+static void resil__deinit(struct gw_shared *sh)
+{
+    resil_destroy(sh->resil);
+    sh->resil = NULL;
+}
+
+static bool resil__attach(struct gw_shared *sh, size_t route)
+{
+    struct resil *res = sh->resil;
+    if (res == NULL || route >= res->nroutes)
         return false;
+    const struct resil_route *rr = &res->routes[route];
+    return rr->br != NULL || rr->budget != NULL || rr->ad != NULL;
+}
+
+const struct filter_ops resil_filter = {
+    .name = "resil",
+    .state_size = sizeof(struct resil_req),
+    .init = resil__init,
+    .deinit = resil__deinit,
+    .attach = resil__attach,
+    .on_request = resil__on_request,
+    .on_response_head = resil__on_response_head,
+    .on_error = resil__on_error,
+    .on_end = resil__on_end,
+};
+
+/* ---- the fallback answer ---- */
+
+/* on_error: a final failure with nothing sent yet and no stale copy: writes the route's fallback
+ * (status, headers, body) and ends the request. */
+static enum filter_verdict fallback__on_error(struct gw_req *r, void *st, const struct gw_err *err)
+{
+    (void)st;
+    (void)err;
+    struct resil_route *rr = resil__route(r);
+    if (rr == NULL || !rr->gr->fallback.enabled || r->head_sent || r->state != GW_REQ_ACTIVE)
+        return FILTER_CONTINUE;
     const struct gw_fallback *fb = &rr->gr->fallback;
-    if (c->px.req_body != H1_BODY_NONE && !c->px.req_body_read)
-        c->keep_alive = false; // an unread body cannot be skipped reliably
-    if (c->th->draining)
-        c->keep_alive = false;
-    struct buf *b = &c->out;
+    gw_req_local_answer(r); // an unread body cannot be skipped reliably, a drain closes
+    struct buf *b = r->out;
     h1_write_status_line(b, (int)fb->status, NULL);
     buf_append_str(b, "Date: ");
-    buf_append(b, conn_date(c->th), HTTP_DATE_LEN);
+    buf_append(b, gwthread_date(r->th), HTTP_DATE_LEN);
     buf_append_str(b, "\r\n");
     bool has_ctype = false, has_retry_after = false;
     for (size_t i = 0; i < fb->nheaders; i++) {
@@ -413,40 +455,34 @@ bool resil_fallback(struct conn *c)
     if (!has_retry_after && fb->status == 503)
         buf_append_str(b, "Retry-After: 1\r\n");
     h1_write_header_u64(b, "Content-Length", (uint64_t)fb->body_len);
-    if (c->rid_len)
-        h1_write_header(b, "X-Request-Id", 12, c->rid, c->rid_len);
+    if (r->rid_len)
+        h1_write_header(b, "X-Request-Id", 12, r->rid, r->rid_len);
     buf_append_str(b, "X-Fallback: 1\r\n");
-    cachehook_client_headers(c, b); // a cached route's answers all carry X-Cache (cache.md)
-    if (!c->keep_alive)
+    filter_client_headers(r, b); // a cached route's answers all carry X-Cache (cache.md)
+    if (!r->keep_alive)
         buf_append_str(b, "Connection: close\r\n");
     h1_write_end_head(b);
-    if (c->req.method_id != H1_M_HEAD && fb->body_len > 0)
+    if (r->req.method_id != H1_M_HEAD && fb->body_len > 0)
         buf_append(b, fb->body, fb->body_len);
-    c->status = (int)fb->status;
-    c->head_sent = true;
-    metrics_counter_inc(c->th->ms, rr->m_fallbacks);
-    if (conn_send(c, NULL, 0) == -1)
-        return true;
-    conn_request_done(c);
-    return true;
+    r->status = (int)fb->status;
+    r->head_sent = true;
+    metrics_counter_inc(r->th->ms, rr->m_fallbacks);
+    if (gw_req_send(r, NULL, 0) == -1)
+        return FILTER_RESPOND;
+    gw_req_end(r);
+    return FILTER_RESPOND;
 }
 
-void resil_request_end(struct conn *c)
+static bool fallback__attach(struct gw_shared *sh, size_t route)
 {
-    struct resil_req *rs = &c->rs;
-    if (rs->timer_ready)
-        loop_timer_stop(c->th->loop, &rs->backoff);
-    struct resil_route *rr = resil__route(c);
-    if (rr != NULL) {
-        if (rs->ticket_held && rr->br != NULL)
-            breaker_release(rr->br, &rs->ticket); // no outcome: the client went away
-        resil__unlimit(c, rr, false);
-    }
-    rs->ticket_held = false;
-    rs->limited = false;
-    rs->retries = 0;
-    rs->t_sent_us = 0;
+    return route < sh->cfg->nroutes && sh->cfg->routes[route].fallback.enabled;
 }
+
+const struct filter_ops fallback_filter = {
+    .name = "fallback",
+    .attach = fallback__attach,
+    .on_error = fallback__on_error,
+};
 
 int resil_breakers_open(struct gw_shared *sh)
 {

@@ -22,8 +22,8 @@
 #include "core/xmalloc.h"
 #include "gateway/accesslog.h"
 #include "gateway/admin.h"
-#include "gateway/cachehook.h"
 #include "gateway/conn.h"
+#include "gateway/filter.h"
 #include "gateway/gwconf.h"
 #include "gateway/handoff.h"
 #include "gateway/route.h"
@@ -36,44 +36,6 @@
 /* Draining: an idle kept-alive connection is read this long for a next request (answered with
  * Connection: close) before it is closed (bounded by drain_timeout). */
 #define WORKER_IDLE_GRACE_MS 1000
-
-static const char *const worker_method_names[] = {
-    [H1_M_OTHER] = "_OTHER", [H1_M_GET] = "GET",         [H1_M_HEAD] = "HEAD",
-    [H1_M_POST] = "POST",    [H1_M_PUT] = "PUT",         [H1_M_DELETE] = "DELETE",
-    [H1_M_PATCH] = "PATCH",  [H1_M_OPTIONS] = "OPTIONS", [H1_M_CONNECT] = "CONNECT",
-    [H1_M_TRACE] = "TRACE",
-};
-
-/* ---- per-request bookkeeping called from conn.c ---- */
-
-void worker_count_request(struct gwthread *th) { th->requests++; }
-
-metrics_ref worker_duration_series(struct gwthread *th, int route, int method, int status)
-{
-    if (method < 0 || method > H1_M_TRACE)
-        method = H1_M_OTHER;
-    if (status < 0 || status > 999)
-        status = 0;
-    uint32_t key = ((uint32_t)(route + 2) << 16) | ((uint32_t)method << 10) | (uint32_t)status;
-    uint32_t h = (key * 2654435761u) >> 23; // 9 bits: GW_SERIES_CACHE slots
-    for (unsigned i = 0; i < GW_SERIES_CACHE; i++) {
-        struct gw_series_slot *s = &th->series[(h + i) & (GW_SERIES_CACHE - 1)];
-        if (s->key == key)
-            return s->ref;
-        if (s->key == 0) {
-            /* first time on this thread: register (locked, once) and remember */
-            struct gw_shared *sh = th->sh;
-            char code[8];
-            snprintf(code, sizeof(code), "%d", status);
-            const char *v[] = {route >= 0 ? sh->rt[route].label : "", worker_method_names[method],
-                               code, NULL};
-            s->ref = metrics_series(sh->metrics, sh->ids.req_duration, v);
-            s->key = key;
-            return s->ref;
-        }
-    }
-    return METRICS_REF_NONE;
-}
 
 /* ---- accept ---- */
 
@@ -231,7 +193,7 @@ static void *worker__thread(void *arg)
                    th->listen_fds[i], strerror(errno));
     loop_timer_init(&th->tick, worker__on_tick, th);
     loop_timer_start(th->loop, &th->tick, WORKER_TICK_MS);
-    cachehook_thread_start(th);
+    filter_thread_start(th);
     worker__publish(th);
     pthread_mutex_lock(&worker_start_lock);
     worker_started++;
@@ -245,7 +207,7 @@ static void *worker__thread(void *arg)
     loop_timer_stop(th->loop, &th->tick);
     if (th->alog != NULL)
         loop_timer_stop(th->loop, &th->alog_timer);
-    cachehook_thread_stop(th);
+    filter_thread_stop(th);
     loop_run_once(th->loop, 0); // deferred frees and pool closes
     worker__publish(th);
     for (size_t i = 0; i < th->npools; i++)
@@ -409,10 +371,9 @@ int worker_run(const struct worker_ctx *ctx)
         goto out_alog;
     }
 
-    sh->cache = cachehook_create(sh); // NULL when no route caches
-    sh->resil = resil_create(sh);
+    filter_init(sh); // the cache and resilience layers, and each route's filter chain
     /* the predecessor's cache and counters, before anything is served or scraped */
-    struct handoff *hin = handoff_read(sh, ctx->handoff_in_fd, ctx->handoff_in_len);
+    handoff_read(sh, ctx->handoff_in_fd, ctx->handoff_in_len);
     sh->threads = xcalloc(nthreads, sizeof(*sh->threads));
     pthread_t *tids = xcalloc(nthreads, sizeof(*tids));
     size_t started = 0;
@@ -458,8 +419,6 @@ int worker_run(const struct worker_ctx *ctx)
         for (;;) {
             struct timespec ts = {.tv_sec = 1, .tv_nsec = 0};
             int sig = sigtimedwait(&set, NULL, &ts);
-            /* the predecessor's final totals, once it has drained */
-            handoff_poll(hin, cfg->workers.drain_timeout_ms + 10000);
             if (sig == SIGUSR2 &&
                 atomic_load(&ctx->shm->handoff_state) == WORKER_HANDOFF_REQUESTED) {
                 int64_t n = ctx->handoff_out_fd >= 0 ? handoff_write(sh, ctx->handoff_out_fd) : -1;
@@ -488,14 +447,7 @@ int worker_run(const struct worker_ctx *ctx)
     }
     free(tids);
     free(sh->threads);
-    cachehook_destroy(sh->cache);
-    sh->cache = NULL;
-    resil_destroy(sh->resil);
-    sh->resil = NULL;
-    /* a successor holds our snapshot: give it what we served since */
-    if (atomic_load(&ctx->shm->handoff_state) == WORKER_HANDOFF_WRITTEN)
-        handoff_write_final(sh, ctx->handoff_out_fd);
-    handoff_destroy(hin);
+    filter_deinit(sh);
     ag_log(AG_LOG_INFO, "worker %u stopped after %llu requests", ctx->generation,
            (unsigned long long)atomic_load(&ctx->shm->requests));
 out_alog:

@@ -1,0 +1,98 @@
+/* The upstream exchange of one request (proxy.c): its state, embedded in the request (one
+ * exchange at a time), and the calls of the request layer. Knows the request (req.h), never the
+ * client session. */
+#ifndef AG_GATEWAY_PROXY_H
+#define AG_GATEWAY_PROXY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/loop.h"
+#include "gateway/upool.h"
+#include "http/chunked.h"
+#include "http/h1parse.h"
+
+struct gw_req;
+
+#define PX_RES_HEADERS_MAX 512    /* most server.max_response_headers: a block of h1_headers */
+
+/* Where the response body comes from / how it is framed to the client. */
+enum px_out {
+    PX_OUT_NONE = 0,  // no body
+    PX_OUT_LENGTH,    // Content-Length: bytes passed through
+    PX_OUT_CHUNKED,   // upstream chunked or until-close, re-framed as chunked
+    PX_OUT_RAW_CLOSE, // HTTP/1.0 client: decoded bytes, then close
+};
+
+enum px_state {
+    PX_IDLE = 0,
+    PX_WAIT_CONN,  // queued in the pool or connecting (or waiting out a retry's backoff)
+    PX_EXCHANGE,   // request being sent and/or response being received
+    PX_DONE,
+};
+
+/* The upstream side of one request. */
+struct proxy {
+    enum px_state state;
+    struct upool *pool;
+    struct uconn *uc;
+    struct upool_waiter waiter;
+    struct loop_timer timer;   // first byte / total deadline
+    struct loop_timer backoff; // pause before a retry
+    uint64_t total_deadline_ms;
+    uint64_t first_byte_deadline_ms;
+    struct buf head;           // request head for the upstream (kept whole for a retry)
+    size_t head_sent;
+    struct buf uout;           // request body bytes (re-framed chunks) waiting for the upstream
+    struct buf uin;            // response bytes from the upstream
+    struct buf trail;          // the response's trailer section, filtered before it goes out
+    // request body
+    enum h1_body req_body;
+    uint64_t req_remaining;    // Content-Length bytes still to forward
+    struct h1_chunked req_chunk;
+    bool req_done;             // whole request (head + body) handed to the upstream socket
+    bool req_body_read;        // whole request body read from the client
+    // response
+    struct h1_response res;
+    struct h1_header *res_hdrs; // PX_RES_HEADERS_MAX entries, a thread block lent per request
+    bool head_done;            // response head parsed and sent on
+    bool got_bytes;            // any response byte arrived
+    enum h1_body res_body;
+    enum px_out out;
+    uint64_t res_remaining;
+    struct h1_chunked res_chunk;
+    bool res_done;
+    bool up_readable;          // edge-triggered readiness memory
+    bool up_hup;               // LOOP_HUP seen: the upstream closed, its EOF needs no new edge
+    bool up_writable;
+    bool retried;
+    uint64_t t_sent_us;        // request head first written
+    uint64_t t_first_byte_us;
+    uint64_t pool_wait_us;
+    uint64_t connect_us;       // connect time of a new upstream connection; 0 when reused
+    const char *server;        // upstream address label
+};
+
+void proxy_init(struct proxy *px);
+void proxy_deinit(struct proxy *px);
+/* Starts forwarding the request (head in r->req, body bytes in *r->in) to the upstream of its
+ * route. The filters already ran. */
+void proxy_start(struct gw_req *r);
+/* The client sent more body bytes (they are in *r->in): forward what fits. */
+void proxy_on_client_data(struct gw_req *r);
+/* The client output drained below the high mark: resume reading the upstream. */
+void proxy_on_client_drained(struct gw_req *r);
+/* Aborts the exchange (client gone, request answered otherwise): cancels the wait and the
+ * timers, closes the upstream connection when mid-exchange. */
+void proxy_abort(struct gw_req *r);
+/* True for a request header never forwarded as received: hop-by-hop, framing, the ones we set
+ * (Host, X-Request-Id, traceparent, X-Forwarded-*), and the client's Forwarded. Every request
+ * sent upstream for a client (proxy, cache background refresh) filters with it. */
+bool proxy_skip_request_header(const char *name, size_t len);
+/* Appends X-Forwarded-For (<req>'s earlier hops, then <client_ip>), X-Forwarded-Proto,
+ * X-Forwarded-Host (when <req> has a host) and Via. */
+void proxy_write_forwarded(struct buf *b, const struct h1_request *req, const char *client_ip);
+
+#endif

@@ -1,0 +1,136 @@
+/* The request layer: one exchange (struct gw_req) apart from the client session that carries it.
+ * A session (HTTP/1.1 today: conn.c; HTTP/2 streams later) parses a request into a gw_req, calls
+ * gw_req_start, feeds it body bytes, and gets the response back through its gw_sess_ops. The
+ * request owns the route, the admission, the filters' state (filter.h), the upstream exchange
+ * (proxy.h), the timings and the status of the response being sent. One place ends a request
+ * (gw_req_end) and one place writes to the client (the session's send).
+ *
+ * XXX(#13): the response travels as HTTP/1.1 bytes (r->out, gw_req_send); an HTTP/2 session
+ * needs the head as fields instead. */
+#ifndef AG_GATEWAY_REQ_H
+#define AG_GATEWAY_REQ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "core/arena.h"
+#include "core/buf.h"
+#include "gateway/filter.h"
+#include "gateway/gwthread.h"
+#include "gateway/proxy.h"
+#include "http/h1parse.h"
+
+#define GW_REQ_MAGIC 0x72657131u /* "req1" */
+#define GW_CLIENT_IP_LEN 48
+
+enum gw_req_state {
+    GW_REQ_IDLE = 0, // no request (between two of a keep-alive session)
+    GW_REQ_ACTIVE,   // begun, not ended: exactly one gw_req_end or gw_req_abort follows
+    GW_REQ_ENDED,    // ended; the session resets it before the next one
+};
+
+/* What the request layer asks of its session. */
+struct gw_sess_ops {
+    /* Writes what is queued in *r->out, then <iov> (zero-copy: what the client does not take
+     * now is copied into *r->out). Returns 0, or -1 when the client is gone: the session then
+     * aborted the request (gw_req_abort), and the caller returns at once. */
+    int (*send)(struct gw_req *r, const struct iovec *iov, int n);
+    /* Body bytes were consumed from *r->in: read more of them from the client. */
+    void (*resume_read)(struct gw_req *r);
+    /* The request ended (called once, by gw_req_end): keep-alive or close, next request. */
+    void (*done)(struct gw_req *r);
+    /* The request goes upstream and the client waits for "100 Continue" before its body. */
+    void (*continue_100)(struct gw_req *r);
+};
+
+struct gw_req {
+    unsigned magic;
+    enum gw_req_state state;
+    struct gwthread *th;
+    const struct gw_sess_ops *sops;
+    void *sess;                 // the session (a struct conn for HTTP/1.1)
+    const char *client_ip;      // the session's peer address
+    struct buf *in;             // request body bytes received, not yet consumed (the session's)
+    struct buf *out;            // response bytes queued for the client (the session's)
+    // the request
+    struct h1_request req;
+    struct h1_header *hdrs;     // max_hdrs entries the head was parsed into (the session's)
+    size_t max_hdrs;
+    int route;                  // index or -1
+    const struct filter_chain *chain; // the route's filters, NULL before routing
+    unsigned fpos;              // the filter that answered FILTER_WAIT
+    bool admitted_route, admitted_global;
+    bool keep_alive;            // the session stays open after this response
+    bool head_sent;             // the response head went out (no error page possible any more)
+    bool counted;               // recorded (metrics, access log)
+    const char *method;         // copies in <strs>/<arena>, for the log (valid until the reset)
+    size_t method_len;
+    const char *target;
+    size_t target_len;
+    const char *log_host;       // Host and User-Agent copies for the access log (only when on)
+    size_t log_host_len;
+    const char *log_ua;
+    size_t log_ua_len;
+    int log_minor;              // HTTP/1.<minor> of the request; -1 before a request line
+    char rid[64];
+    size_t rid_len;
+    char traceparent[56];       // W3C traceparent sent upstream (trace.c); chars 3..34: trace id
+    uint64_t t_start_us;        // first byte of the request
+    uint64_t wall_ms;
+    int status;                 // status sent to the client
+    uint64_t bytes_out;         // bytes the session wrote for this response
+    uint64_t retry_delay_ms;    // set by the filter that answered FILTER_RETRY
+    const char *cache_served;   // X-Cache word when the cache answered from memory (access log)
+    char *strs;                 // per-request copies (log fields): a block lent per request
+    size_t strs_used;
+    struct arena arena;         // copies too long for <strs>, reset per request
+    _Alignas(16) unsigned char fstate[FILTER_STATE_MAX]; // the filters' per-request state
+    struct proxy px;            // the upstream exchange
+};
+
+/* Prepares <r> for its session (once per session object). <in>, <out> and <client_ip> belong
+ * to the session and outlive <r>. */
+void gw_req_init(struct gw_req *r, const struct gw_sess_ops *ops, void *sess, struct buf *in,
+                 struct buf *out, const char *client_ip);
+void gw_req_deinit(struct gw_req *r);
+/* Hands back the thread blocks the request borrowed (session idle or closing). */
+void gw_req_release(struct gw_req *r);
+/* Clears the per-request facts before the next request (state IDLE). */
+void gw_req_reset(struct gw_req *r);
+/* A request starts (a parsed head, or a refusal the session answers itself): state ACTIVE. */
+void gw_req_begin(struct gw_req *r);
+/* Takes the client's X-Request-Id <h> when usable, else generates one. */
+void gw_req_make_rid(struct gw_req *r, const struct h1_header *h);
+/* The head is parsed into r->req (its slices stay valid until the request copied what it
+ * needs, which it does before reading anything more from the client): routes, admits, runs the
+ * filters and forwards upstream, or answers. */
+void gw_req_start(struct gw_req *r);
+/* A filter that answered FILTER_WAIT resumes the request: the filters after it, then upstream. */
+void gw_req_continue(struct gw_req *r);
+/* The session's writer: queued output, then <iov> / <p>. 0, or -1 when the client is gone. */
+int gw_req_sendv(struct gw_req *r, const struct iovec *iov, int n);
+int gw_req_send(struct gw_req *r, const char *p, size_t n);
+/* Before writing a local answer: an unread body or a draining thread close the session after. */
+void gw_req_local_answer(struct gw_req *r);
+/* A complete local response (error pages, shed), JSON body; ends the request. After a part of
+ * the response went out, only a close can tell the client: it ends the request with it. */
+void gw_req_respond_error(struct gw_req *r, int status, const char *code, const char *msg,
+                          const char *extra_headers);
+/* Ends the request, once: records it, ends its filters, releases its admission, hands the
+ * session on (gw_sess_ops.done). The response is written to *r->out or sent. */
+void gw_req_end(struct gw_req *r);
+/* The session goes away with the request unfinished (no record); no-op on an ended request but
+ * for stopping the exchange's timers. */
+void gw_req_abort(struct gw_req *r);
+/* Session -> request: body bytes arrived in *r->in / the client output drained. */
+void gw_req_on_body(struct gw_req *r);
+void gw_req_on_drained(struct gw_req *r);
+/* Whether the request still has body bytes to read from the client. */
+static inline bool gw_req_body_pending(const struct gw_req *r)
+{
+    return r->state == GW_REQ_ACTIVE && !r->px.req_body_read;
+}
+
+#endif
