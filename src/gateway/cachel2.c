@@ -306,8 +306,10 @@ static void chl2__poll_cb(struct loop *loop, void *arg)
         while (sent < l->npending &&
                chl2__purge_send(l, r, l->pending[sent], strlen(l->pending[sent])) == 0)
             free(l->pending[sent++]);
-        memmove(l->pending, l->pending + sent, (l->npending - sent) * sizeof(*l->pending));
-        l->npending -= sent;
+        if (sent > 0) { // l->pending is NULL until a purge waited: memmove(NULL, ..) is UB
+            memmove(l->pending, l->pending + sent, (l->npending - sent) * sizeof(*l->pending));
+            l->npending -= sent;
+        }
         pthread_mutex_unlock(&l->mu);
         uint64_t now = loop_now_ms(loop);
         if (!l->loading && (l->reload || now - l->loaded_ms >= CHL2_RELOAD_MS)) {
