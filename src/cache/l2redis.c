@@ -32,10 +32,20 @@
 #define L2REDIS_MAX_OBJECTS 64                /* objects in one reply (a lookup's have at most 5) */
 #define L2REDIS_MAX_ELEMENTS 4096             /* elements of an l2redis_command answer, at most */
 #define L2REDIS_READ_BUDGET (256u * 1024)     /* bytes read per event before yielding the loop */
+/* Redis Cluster */
+#define L2REDIS_MAX_NODES 64         /* nodes one client talks to (seeds, primaries, redirects) */
+#define L2REDIS_MAX_REDIRECTS 3      /* MOVED/ASK followed per command, then it fails */
+#define L2REDIS_TOPO_OBJECTS 65536   /* objects in a CLUSTER SLOTS reply, at most */
+#define L2REDIS_TOPO_REFRESH_MS 5000 /* the slot map is read again this often */
+#define L2REDIS_TOPO_SOON_MS 100     /* ... and this soon after a redirect or a lost node */
+#define L2REDIS_TOPO_RETRY_MS 100    /* no node connected yet: asked again after this */
+
+struct l2node;
 
 struct l2conn {
     struct l2redis *r;
-    redisContext *c; // NULL while down
+    struct l2node *node; // the node connected to (the subscriber's changes in a cluster)
+    redisContext *c;     // NULL while down
     int fd;
     bool sub;                // the subscriber connection
     bool connected;          // the TCP (or unix) connect completed
@@ -44,48 +54,104 @@ struct l2conn {
     struct loop_timer retry; // reconnect pause, or the connect deadline while connecting
     struct loop_timer more;  // reading resumes here when the read budget ran out
     uint64_t backoff_ms;
-    /* replies expected, oldest first: a lookup, or NULL for a command whose reply is only checked
-     */
+    /* replies expected, oldest first: a request, or NULL for a command whose reply is only
+     * checked (SELECT, ASKING) */
     struct l2redis_req **pend;
     size_t pend_head, pend_count;
     /* the reply being parsed */
     redisReplyObjectFunctions fns; // hiredis's defaults, wrapped to count objects
     const redisReplyObjectFunctions *base;
     unsigned objects;
-    bool too_many; // the reply went over L2REDIS_MAX_OBJECTS
+    bool too_many; // the reply went over its object limit
+};
+
+/* A Redis server: the only one, or a cluster node. */
+struct l2node {
+    char host[256]; // address (or unix path, or the URL's host name)
+    int port;       // -1: unix socket
+    struct l2conn cmd;
 };
 
 struct l2redis {
     struct loop *loop;
-    char host[256];
-    int port;
+    bool cluster;
     int db;
-    bool is_unix;
-    int (*resolve)(void *arg, char *ip, size_t iplen); // l2redis_conf.resolve
+    int (*resolve)(void *arg, char *ip, size_t iplen); // l2redis_conf.resolve (single node)
     void *resolve_arg;
     uint64_t timeout_ms, reconnect_ms;
     size_t max_reply;
-    struct l2conn cmd, sub;
+    struct l2node *nodes[L2REDIS_MAX_NODES]; // [0] the single node, or the first seed
+    size_t nnodes;
+    struct l2conn sub;
+    size_t sub_next; // cluster: the node the subscriber tries next
     char *channel;
     l2redis_msg_cb *on_msg;
     void *msg_arg;
-    uint64_t errors;
-    struct log_limit limit;
+    uint64_t errors, redirects;
+    struct log_limit limit, topo_limit;
     bool destroying;
+    /* cluster: slot -> node index + 1 (0: nobody known), refreshed from CLUSTER SLOTS */
+    uint8_t *slots;
+    size_t slots_covered;
+    struct loop_timer topo;
+    bool topo_inflight;
+    uint64_t topo_ms; // when the slot map was last read
+    size_t topo_next; // the node asked next
 };
 
 struct l2redis_req {
     struct l2redis *r;
-    size_t max_n; // elements the answer may have (4 for a lookup, more for l2redis_command)
-    l2redis_get_cb *cb;
+    size_t max_n;         // elements the answer may have (4 for a lookup, more for a command)
+    unsigned max_objects; // objects its reply may have
+    l2redis_get_cb *cb;   // NULL: the reply is only checked
+    void (*raw)(struct l2redis *r, struct l2node *from, const redisReply *rep); // internal
+    struct l2node *to; // where it was sent last
     void *arg;
     struct loop_timer timer;
     bool answered; // cb called (or timed out)
     bool cancelled;
+    char *cmd; // cluster: the formatted command, sent again on a redirect
+    size_t cmdlen;
+    unsigned redirects;
 };
 
 static void l2__connect(struct l2conn *k);
 static void l2__read(struct l2conn *k);
+static void l2__topo_soon(struct l2redis *r);
+
+/* ---- parsing (pure, unit-tested) ---- */
+
+static int l2__parse_hostport(const char *s, size_t n, char *host, size_t hostlen, int *port)
+{
+    const char *colon = NULL;
+    for (size_t i = n; i > 0; i--)
+        if (s[i - 1] == ':') {
+            colon = s + i - 1;
+            break;
+        }
+    if (colon == NULL || colon == s || (size_t)(colon - s) >= hostlen)
+        return -1;
+    const char *h = s;
+    size_t hl = (size_t)(colon - s);
+    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') { /* [::1]:7000 */
+        h++;
+        hl -= 2;
+    }
+    long v = 0;
+    const char *p = colon + 1;
+    if (p == s + n)
+        return -1;
+    for (; p < s + n; p++) {
+        if (*p < '0' || *p > '9' || (v = v * 10 + (*p - '0')) > 65535)
+            return -1;
+    }
+    if (v == 0)
+        return -1;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    *port = (int)v;
+    return 0;
+}
 
 int l2redis_parse_url(const char *url, char *host, size_t hostlen, int *port, int *db, char *err,
                       size_t errlen)
@@ -95,6 +161,16 @@ int l2redis_parse_url(const char *url, char *host, size_t hostlen, int *port, in
     if (strncmp(url, "unix://", 7) == 0) {
         snprintf(host, hostlen, "%s", url + 7);
         *port = -1;
+        return 0;
+    }
+    if (strncmp(url, L2REDIS_CLUSTER_SCHEME, strlen(L2REDIS_CLUSTER_SCHEME)) == 0) {
+        /* the first seed; l2redis_parse_seeds reads them all */
+        const char *p = url + strlen(L2REDIS_CLUSTER_SCHEME);
+        size_t n = strcspn(p, ",");
+        if (l2__parse_hostport(p, n, host, hostlen, port) == -1) {
+            snprintf(err, errlen, "'%.*s' is not host:port", (int)(n < 200 ? n : 200), p);
+            return -1;
+        }
         return 0;
     }
     if (strncmp(url, "redis://", 8) != 0) {
@@ -136,12 +212,98 @@ int l2redis_parse_url(const char *url, char *host, size_t hostlen, int *port, in
     return 0;
 }
 
-static void l2__complain(struct l2redis *r, const char *what, const char *detail)
+int l2redis_parse_seeds(const char *url, char (*hosts)[64], int *ports, size_t max, char *err,
+                        size_t errlen)
+{
+    size_t sl = strlen(L2REDIS_CLUSTER_SCHEME);
+    if (strncmp(url, L2REDIS_CLUSTER_SCHEME, sl) != 0) {
+        snprintf(err, errlen, "'%s' is not a cluster URL", url);
+        return -1;
+    }
+    const char *p = url + sl;
+    int n = 0;
+    while (*p != '\0') {
+        size_t len = strcspn(p, ",");
+        if ((size_t)n == max) {
+            snprintf(err, errlen, "more than %zu seeds", max);
+            return -1;
+        }
+        if (l2__parse_hostport(p, len, hosts[n], 64, &ports[n]) == -1) {
+            snprintf(err, errlen, "'%.*s' is not host:port", (int)(len < 200 ? len : 200), p);
+            return -1;
+        }
+        n++;
+        p += len;
+        if (*p == ',')
+            p++;
+    }
+    if (n == 0) {
+        snprintf(err, errlen, "no seed node");
+        return -1;
+    }
+    return n;
+}
+
+/* CRC16-CCITT (XMODEM): polynomial 0x1021, initial value 0, as the Redis Cluster spec. */
+uint16_t l2redis_crc16(const char *s, size_t n)
+{
+    uint16_t crc = 0;
+    for (size_t i = 0; i < n; i++) {
+        crc ^= (uint16_t)((unsigned char)s[i] << 8);
+        for (int b = 0; b < 8; b++)
+            crc = (uint16_t)(crc & 0x8000 ? (crc << 1) ^ 0x1021 : crc << 1);
+    }
+    return crc;
+}
+
+unsigned l2redis_slot(const char *key, size_t n)
+{
+    const char *open = memchr(key, '{', n);
+    if (open != NULL) {
+        size_t rest = n - (size_t)(open + 1 - key);
+        const char *close = memchr(open + 1, '}', rest);
+        if (close != NULL && close > open + 1) /* "{}" hashes the whole key */
+            return l2redis_crc16(open + 1, (size_t)(close - open - 1)) & (L2REDIS_SLOTS - 1);
+    }
+    return l2redis_crc16(key, n) & (L2REDIS_SLOTS - 1);
+}
+
+int l2redis_parse_redirect(const char *s, size_t n, unsigned *slot, char *host, size_t hostlen,
+                           int *port)
+{
+    int kind;
+    size_t skip;
+    if (n > 6 && memcmp(s, "MOVED ", 6) == 0) {
+        kind = L2REDIS_MOVED;
+        skip = 6;
+    } else if (n > 4 && memcmp(s, "ASK ", 4) == 0) {
+        kind = L2REDIS_ASK;
+        skip = 4;
+    } else {
+        return 0;
+    }
+    const char *p = s + skip, *end = s + n;
+    unsigned v = 0;
+    const char *d = p;
+    while (p < end && *p >= '0' && *p <= '9' && v < L2REDIS_SLOTS)
+        v = v * 10 + (unsigned)(*p++ - '0');
+    if (p == d || p >= end || *p != ' ' || v >= L2REDIS_SLOTS)
+        return -1;
+    p++;
+    if (l2__parse_hostport(p, (size_t)(end - p), host, hostlen, port) == -1)
+        return -1;
+    *slot = v;
+    return kind;
+}
+
+static void l2__complain(struct l2redis *r, const struct l2node *node, const char *what,
+                         const char *detail)
 {
     uint64_t suppressed = 0;
     if (log_limit_ok(&r->limit, loop_now_ms(r->loop), L2REDIS_LOG_INTERVAL_MS, &suppressed))
         ag_log(AG_LOG_WARN, "cache l2: redis %s:%d %s: %s (%llu similar messages suppressed)",
-               r->host, r->port, what, detail ? detail : "", (unsigned long long)suppressed);
+               node ? node->host : "cluster", node ? node->port : 0, what, detail ? detail : "",
+               (unsigned long long)suppressed);
 }
 
 /* ---- connection lifetime ---- */
@@ -158,8 +320,14 @@ static void l2__schedule_retry(struct l2conn *k)
     k->backoff_ms = k->backoff_ms * 2 > cap ? cap : k->backoff_ms * 2;
 }
 
+static void l2__req_free(struct l2redis_req *q)
+{
+    free(q->cmd);
+    free(q);
+}
+
 /* Closes <k>'s connection (counted and logged as <what>: <detail> unless destroying), answers
- * every pending lookup with an error and schedules the reconnect. Safe from any callback of <k>:
+ * every pending request with an error and schedules the reconnect. Safe from any callback of <k>:
  * nothing of the closed connection is used afterwards. */
 static void l2__fail(struct l2conn *k, const char *what, const char *detail)
 {
@@ -168,7 +336,7 @@ static void l2__fail(struct l2conn *k, const char *what, const char *detail)
         return;
     if (!r->destroying) {
         r->errors++;
-        l2__complain(r, what, detail); /* before <detail> (maybe c->errstr) is freed */
+        l2__complain(r, k->node, what, detail); /* before <detail> (maybe c->errstr) is freed */
     }
     if (k->registered) {
         loop_del_fd(r->loop, k->fd);
@@ -180,7 +348,11 @@ static void l2__fail(struct l2conn *k, const char *what, const char *detail)
     k->c = NULL;
     k->fd = -1;
     k->connected = false;
+    if (k->sub && r->cluster && r->nnodes > 0)
+        k->node = r->nodes[r->sub_next++ % r->nnodes]; /* the next node, in case this one died */
     l2__schedule_retry(k);
+    if (r->cluster && !k->sub && !r->destroying)
+        l2__topo_soon(r); /* a lost primary: its replica may take over */
     /* the callbacks may issue commands: they find the connection down */
     while (k->pend_count > 0) {
         struct l2redis_req *q = k->pend[k->pend_head];
@@ -189,13 +361,15 @@ static void l2__fail(struct l2conn *k, const char *what, const char *detail)
         if (q == NULL)
             continue;
         loop_timer_stop(r->loop, &q->timer);
-        if (!q->answered && !q->cancelled) {
+        if (q->raw != NULL) {
+            q->raw(r, k->node, NULL);
+        } else if (q->cb != NULL && !q->answered && !q->cancelled) {
             q->answered = true;
             if (!r->destroying)
                 r->errors++;
             q->cb(q->arg, L2REDIS_ERROR, NULL, NULL, 0);
         }
-        free(q);
+        l2__req_free(q);
     }
 }
 
@@ -243,10 +417,12 @@ static void l2__on_connected(struct l2conn *k)
     }
     loop_timer_stop(r->loop, &k->retry); /* the connect deadline */
     if (k->backoff_ms > r->reconnect_ms)
-        ag_log(AG_LOG_INFO, "cache l2: redis %s:%d connected", r->host, r->port);
+        ag_log(AG_LOG_INFO, "cache l2: redis %s:%d connected", k->node->host, k->node->port);
     k->connected = true;
     k->backoff_ms = 0;
-    l2__queue_flush(k); /* SELECT or SUBSCRIBE */
+    l2__queue_flush(k); /* SELECT or SUBSCRIBE, and what was queued meanwhile */
+    if (r->cluster && !k->sub && r->slots_covered == 0)
+        loop_timer_start(r->loop, &r->topo, 0); /* the first slot map */
 }
 
 static void l2__on_event(struct loop *loop, int fd, void *arg, unsigned events)
@@ -290,16 +466,20 @@ static void l2__retry_cb(struct loop *loop, void *arg)
 
 /* ---- replies ---- */
 
-/* hiredis's object constructors, counted: a reply with more objects than any of ours is refused,
- * and an array header ("*2000000000") before the parser allocates for its elements. */
+/* The most objects the reply being parsed may have: its request's limit. */
+static unsigned l2__object_limit(const struct l2conn *k)
+{
+    if (!k->sub && k->pend_count > 0 && k->pend[k->pend_head] != NULL)
+        return k->pend[k->pend_head]->max_objects;
+    return L2REDIS_MAX_OBJECTS;
+}
+
+/* hiredis's object constructors, counted: a reply with more objects than its request allows is
+ * refused, and an array header ("*2000000000") before the parser allocates for its elements. */
 static bool l2__count_object(const redisReadTask *t, int elements)
 {
     struct l2conn *k = t->privdata;
-    /* the reply being parsed answers the oldest command: it may allow more */
-    unsigned max = L2REDIS_MAX_OBJECTS;
-    if (!k->sub && k->pend_count > 0 && k->pend[k->pend_head] != NULL &&
-        k->pend[k->pend_head]->max_n + 1 > max)
-        max = (unsigned)k->pend[k->pend_head]->max_n + 1;
+    unsigned max = l2__object_limit(k);
     if (elements > (int)(max - k->objects) || ++k->objects > max) {
         k->too_many = true;
         return false;
@@ -328,10 +508,17 @@ static void *l2__mk_nil(const redisReadTask *t)
 }
 
 /* The answer to a command: MGET's (or a script's) array, one bulk string or nil per element; a
- * single bulk string, nil or integer is an answer of one element. */
+ * single bulk string, nil or integer is an answer of one element (not for a lookup). */
 static void l2__answer(struct l2redis *r, struct l2redis_req *q, const redisReply *rep)
 {
     loop_timer_stop(r->loop, &q->timer);
+    if (q->cb == NULL) { /* only checked */
+        if (rep->type == REDIS_REPLY_ERROR) {
+            r->errors++;
+            l2__complain(r, q->to, "command failed", rep->str);
+        }
+        return;
+    }
     if (q->answered || q->cancelled)
         return;
     q->answered = true;
@@ -340,7 +527,7 @@ static void l2__answer(struct l2redis *r, struct l2redis_req *q, const redisRepl
         (!array && q->max_n <= 4)) {
         r->errors++;
         if (rep->type == REDIS_REPLY_ERROR)
-            l2__complain(r, "lookup failed", rep->str);
+            l2__complain(r, q->to, "lookup failed", rep->str);
         q->cb(q->arg, L2REDIS_ERROR, NULL, NULL, 0);
         return;
     }
@@ -370,7 +557,104 @@ static void l2__answer(struct l2redis *r, struct l2redis_req *q, const redisRepl
     }
 }
 
-/* One complete reply. On the command connection it answers the oldest command; one that answers
+/* Room for one more command on <node>: connected, and neither the unanswered commands nor the
+ * unsent bytes at their bound (a stopped server must not grow us). */
+static bool l2__room(struct l2redis *r, struct l2node *node)
+{
+    struct l2conn *k = node != NULL ? &node->cmd : NULL;
+    if (k == NULL || k->c == NULL || !k->connected)
+        return false;
+    if (k->pend_count + 1 >= L2REDIS_MAX_PENDING || sdslen(k->c->obuf) >= L2REDIS_MAX_OBUF) {
+        l2__complain(r, node, "not keeping up", "commands dropped until it answers");
+        return false;
+    }
+    return true;
+}
+
+static void l2__push(struct l2conn *k, struct l2redis_req *q)
+{
+    k->pend[(k->pend_head + k->pend_count++) % L2REDIS_MAX_PENDING] = q;
+    l2__queue_flush(k);
+}
+
+static struct l2node *l2__node_find(struct l2redis *r, const char *host, int port)
+{
+    for (size_t i = 0; i < r->nnodes; i++)
+        if (r->nodes[i]->port == port && strcmp(r->nodes[i]->host, host) == 0)
+            return r->nodes[i];
+    return NULL;
+}
+
+static void l2__conn_init(struct l2redis *r, struct l2conn *k, struct l2node *node, bool sub);
+
+/* The node at <host>:<port>, added (and connected) when new; NULL when the table is full. */
+static struct l2node *l2__node(struct l2redis *r, const char *host, int port)
+{
+    struct l2node *n = l2__node_find(r, host, port);
+    if (n != NULL || r->nnodes == L2REDIS_MAX_NODES)
+        return n;
+    n = xcalloc(1, sizeof(*n));
+    snprintf(n->host, sizeof(n->host), "%s", host);
+    n->port = port;
+    l2__conn_init(r, &n->cmd, n, false);
+    r->nodes[r->nnodes++] = n;
+    l2__connect(&n->cmd);
+    return n;
+}
+
+static size_t l2__node_index(const struct l2redis *r, const struct l2node *n)
+{
+    for (size_t i = 0; i < r->nnodes; i++)
+        if (r->nodes[i] == n)
+            return i;
+    return 0;
+}
+
+/* A redirect for <q> (sent to <from>): MOVED updates the slot map and asks for a new one soon;
+ * both send the command again to the named node (ASK after ASKING), at most
+ * L2REDIS_MAX_REDIRECTS times. True when <q> went on (it is then not <from>'s any more). */
+static bool l2__redirect(struct l2redis *r, struct l2node *from, struct l2redis_req *q,
+                         const redisReply *rep)
+{
+    unsigned slot;
+    char host[64];
+    int port;
+    int kind = l2redis_parse_redirect(rep->str, (size_t)rep->len, &slot, host, sizeof(host), &port);
+    if (kind <= 0 || q->cmd == NULL)
+        return false;
+    r->redirects++;
+    struct l2node *to = l2__node(r, host, port);
+    if (kind == L2REDIS_MOVED) {
+        if (to != NULL)
+            r->slots[slot] = (uint8_t)(l2__node_index(r, to) + 1);
+        l2__topo_soon(r);
+    }
+    if (++q->redirects > L2REDIS_MAX_REDIRECTS) {
+        uint64_t suppressed = 0;
+        if (log_limit_ok(&r->topo_limit, loop_now_ms(r->loop), L2REDIS_LOG_INTERVAL_MS,
+                         &suppressed))
+            ag_log(AG_LOG_WARN,
+                   "cache l2: redis %s:%d: a command was redirected %d times (last "
+                   "to %s:%d): given up, counted as an error (%llu similar "
+                   "messages suppressed)",
+                   from->host, from->port, L2REDIS_MAX_REDIRECTS, host, port,
+                   (unsigned long long)suppressed);
+        return false;
+    }
+    if (to == NULL || !l2__room(r, to))
+        return false;
+    if (kind == L2REDIS_ASK) {
+        redisAppendCommand(to->cmd.c, "ASKING");
+        l2__push(&to->cmd, NULL);
+    }
+    if (redisAppendFormattedCommand(to->cmd.c, q->cmd, q->cmdlen) != REDIS_OK)
+        return false;
+    q->to = to;
+    l2__push(&to->cmd, q);
+    return true;
+}
+
+/* One complete reply. On a command connection it answers the oldest command; one that answers
  * nothing means the peer is not the Redis we talk to, and the connection is dropped. On the
  * subscriber connection only "message" pushes on our channel matter. */
 static void l2__dispatch(struct l2conn *k, const redisReply *rep)
@@ -397,12 +681,20 @@ static void l2__dispatch(struct l2conn *k, const redisReply *rep)
     if (q == NULL) {
         if (rep->type == REDIS_REPLY_ERROR) {
             r->errors++;
-            l2__complain(r, "command failed", rep->str);
+            l2__complain(r, k->node, "command failed", rep->str);
         }
         return;
     }
+    if (q->raw != NULL) {
+        q->raw(r, k->node, rep);
+        l2__req_free(q);
+        return;
+    }
+    if (r->cluster && rep->type == REDIS_REPLY_ERROR && !q->cancelled &&
+        !(q->answered && q->cb != NULL) && l2__redirect(r, k->node, q, rep))
+        return;
     l2__answer(r, q, rep);
-    free(q);
+    l2__req_free(q);
 }
 
 /* Reads what the socket has, up to L2REDIS_READ_BUDGET (then resumes from a zero timer, after
@@ -459,26 +751,29 @@ static void l2__read(struct l2conn *k)
 static void l2__connect(struct l2conn *k)
 {
     struct l2redis *r = k->r;
-    if (r->destroying || k->c != NULL)
+    if (r->destroying || k->c != NULL || k->node == NULL)
         return;
-    const char *host = r->host;
+    const char *host = k->node->host;
+    bool is_unix = k->node->port == -1;
     char ip[64];
-    if (!r->is_unix && r->resolve != NULL) {
+    if (!is_unix && !r->cluster && r->resolve != NULL) {
         if (r->resolve(r->resolve_arg, ip, sizeof(ip)) != 0) {
             r->errors++;
-            l2__complain(r, "connect failed", "no address for the host yet (DNS)");
+            l2__complain(r, k->node, "connect failed", "no address for the host yet (DNS)");
             l2__schedule_retry(k);
             return;
         }
         host = ip;
     }
     redisContext *c =
-        r->is_unix ? redisConnectUnixNonBlock(host) : redisConnectNonBlock(host, r->port);
+        is_unix ? redisConnectUnixNonBlock(host) : redisConnectNonBlock(host, k->node->port);
     if (c == NULL || c->err) {
         r->errors++;
-        l2__complain(r, "connect failed", c ? c->errstr : "out of memory");
+        l2__complain(r, k->node, "connect failed", c ? c->errstr : "out of memory");
         if (c != NULL)
             redisFree(c);
+        if (k->sub && r->cluster && r->nnodes > 0)
+            k->node = r->nodes[r->sub_next++ % r->nnodes];
         l2__schedule_retry(k);
         return;
     }
@@ -511,37 +806,155 @@ static void l2__connect(struct l2conn *k)
     }
 }
 
+static void l2__conn_init(struct l2redis *r, struct l2conn *k, struct l2node *node, bool sub)
+{
+    k->r = r;
+    k->node = node;
+    k->fd = -1;
+    k->sub = sub;
+    loop_timer_init(&k->retry, l2__retry_cb, k);
+    loop_timer_init(&k->more, l2__more_cb, k);
+    if (!sub)
+        k->pend = xcalloc(L2REDIS_MAX_PENDING, sizeof(*k->pend));
+}
+
+/* ---- cluster topology ---- */
+
+/* The answer to CLUSTER SLOTS from <from>: [[start, end, [ip, port, ...], replicas...], ...].
+ * The slot map is replaced by it (a slot no range names maps to nobody: its lookups fail fast). */
+static void l2__on_slots(struct l2redis *r, struct l2node *from, const redisReply *rep)
+{
+    r->topo_inflight = false;
+    if (r->destroying)
+        return;
+    uint64_t now = loop_now_ms(r->loop);
+    if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
+        if (rep != NULL) {
+            r->errors++;
+            l2__complain(r, from, "CLUSTER SLOTS failed",
+                         rep->type == REDIS_REPLY_ERROR ? rep->str : "not an array");
+        }
+        loop_timer_start(r->loop, &r->topo, L2REDIS_TOPO_RETRY_MS * 5);
+        return;
+    }
+    uint8_t *map = xcalloc(L2REDIS_SLOTS, 1);
+    size_t covered = 0;
+    for (size_t i = 0; i < rep->elements; i++) {
+        const redisReply *e = rep->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 ||
+            e->element[0]->type != REDIS_REPLY_INTEGER ||
+            e->element[1]->type != REDIS_REPLY_INTEGER ||
+            e->element[2]->type != REDIS_REPLY_ARRAY || e->element[2]->elements < 2)
+            continue;
+        long long lo = e->element[0]->integer, hi = e->element[1]->integer;
+        const redisReply *pn = e->element[2];
+        if (lo < 0 || hi >= L2REDIS_SLOTS || lo > hi ||
+            pn->element[0]->type != REDIS_REPLY_STRING ||
+            pn->element[1]->type != REDIS_REPLY_INTEGER || pn->element[1]->integer <= 0 ||
+            pn->element[1]->integer > 65535)
+            continue;
+        /* an unknown endpoint ("" or "?") is the address we asked */
+        const char *ip = pn->element[0]->str;
+        if (ip[0] == '\0' || strcmp(ip, "?") == 0)
+            ip = from->host;
+        struct l2node *n = l2__node(r, ip, (int)pn->element[1]->integer);
+        if (n == NULL)
+            continue;
+        uint8_t idx = (uint8_t)(l2__node_index(r, n) + 1);
+        for (long long s = lo; s <= hi; s++) {
+            covered += map[s] == 0;
+            map[s] = idx;
+        }
+    }
+    bool changed = memcmp(map, r->slots, L2REDIS_SLOTS) != 0;
+    memcpy(r->slots, map, L2REDIS_SLOTS);
+    free(map);
+    if (changed)
+        ag_log(covered == L2REDIS_SLOTS ? AG_LOG_INFO : AG_LOG_WARN,
+               "cache l2: redis cluster slot map from %s:%d: %zu of %d slots served, %zu ranges",
+               from->host, from->port, covered, L2REDIS_SLOTS, rep->elements);
+    r->slots_covered = covered;
+    r->topo_ms = now;
+    loop_timer_start(r->loop, &r->topo, L2REDIS_TOPO_REFRESH_MS);
+}
+
+/* Asks a connected node (each in turn) for the slot map. */
+static void l2__topo_cb(struct loop *loop, void *arg)
+{
+    (void)loop;
+    struct l2redis *r = arg;
+    if (r->destroying || r->topo_inflight)
+        return;
+    for (size_t i = 0; i < r->nnodes; i++) {
+        struct l2node *n = r->nodes[(r->topo_next + i) % r->nnodes];
+        if (!l2__room(r, n))
+            continue;
+        r->topo_next = (r->topo_next + i + 1) % r->nnodes;
+        struct l2redis_req *q = xcalloc(1, sizeof(*q));
+        q->r = r;
+        q->to = n;
+        q->max_objects = L2REDIS_TOPO_OBJECTS;
+        q->raw = l2__on_slots;
+        loop_timer_init(&q->timer, NULL, NULL);
+        redisAppendCommand(n->cmd.c, "CLUSTER SLOTS");
+        l2__push(&n->cmd, q);
+        r->topo_inflight = true;
+        return;
+    }
+    loop_timer_start(r->loop, &r->topo, L2REDIS_TOPO_RETRY_MS); /* nobody connected yet */
+}
+
+/* The slot map is read again soon (at most every L2REDIS_TOPO_SOON_MS). */
+static void l2__topo_soon(struct l2redis *r)
+{
+    if (!r->cluster || r->destroying || r->topo_inflight)
+        return;
+    uint64_t now = loop_now_ms(r->loop);
+    uint64_t at = r->topo_ms + L2REDIS_TOPO_SOON_MS;
+    loop_timer_start(r->loop, &r->topo, at > now ? at - now : 0);
+}
+
+/* ---- lifetime ---- */
+
 struct l2redis *l2redis_create(struct loop *loop, const struct l2redis_conf *conf,
                                const char *channel, l2redis_msg_cb *on_msg, void *msg_arg)
 {
     struct l2redis *r = xcalloc(1, sizeof(*r));
     char err[256];
-    if (l2redis_parse_url(conf->url, r->host, sizeof(r->host), &r->port, &r->db, err,
-                          sizeof(err)) == -1) {
+    r->loop = loop;
+    r->cluster = strncmp(conf->url, L2REDIS_CLUSTER_SCHEME, strlen(L2REDIS_CLUSTER_SCHEME)) == 0;
+    char hosts[L2REDIS_MAX_SEEDS][64];
+    int ports[L2REDIS_MAX_SEEDS];
+    int nseeds = 0;
+    char host[256];
+    int port;
+    if (r->cluster)
+        nseeds = l2redis_parse_seeds(conf->url, hosts, ports, L2REDIS_MAX_SEEDS, err, sizeof(err));
+    else if (l2redis_parse_url(conf->url, host, sizeof(host), &port, &r->db, err, sizeof(err)) ==
+             -1)
+        nseeds = -1;
+    if (nseeds < 0) {
         ag_log(AG_LOG_ERROR, "cache l2: %s", err);
         free(r);
         return NULL;
     }
-    r->is_unix = r->port == -1;
     r->resolve = conf->resolve;
     r->resolve_arg = conf->resolve_arg;
-    r->loop = loop;
     r->timeout_ms = conf->timeout_ms ? conf->timeout_ms : 50;
     r->reconnect_ms = conf->reconnect_ms ? conf->reconnect_ms : 1000;
     r->max_reply = conf->max_reply > L2REDIS_MAX_REPLY ? conf->max_reply : L2REDIS_MAX_REPLY;
     r->channel = xstrdup(channel ? channel : "apigate:purge");
     r->on_msg = on_msg;
     r->msg_arg = msg_arg;
-    struct l2conn *ks[2] = {&r->cmd, &r->sub};
-    for (int i = 0; i < 2; i++) {
-        ks[i]->r = r;
-        ks[i]->fd = -1;
-        ks[i]->sub = i == 1;
-        loop_timer_init(&ks[i]->retry, l2__retry_cb, ks[i]);
-        loop_timer_init(&ks[i]->more, l2__more_cb, ks[i]);
+    if (r->cluster) {
+        r->slots = xcalloc(L2REDIS_SLOTS, 1);
+        loop_timer_init(&r->topo, l2__topo_cb, r);
+        for (int i = 0; i < nseeds; i++)
+            l2__node(r, hosts[i], ports[i]);
+    } else {
+        l2__node(r, host, port);
     }
-    r->cmd.pend = xcalloc(L2REDIS_MAX_PENDING, sizeof(*r->cmd.pend));
-    l2__connect(&r->cmd);
+    l2__conn_init(r, &r->sub, r->nodes[0], true);
     if (on_msg != NULL)
         l2__connect(&r->sub);
     return r;
@@ -551,7 +964,11 @@ static void l2__free_cb(struct loop *loop, void *arg)
 {
     (void)loop;
     struct l2redis *r = arg;
-    free(r->cmd.pend);
+    for (size_t i = 0; i < r->nnodes; i++) {
+        free(r->nodes[i]->cmd.pend);
+        free(r->nodes[i]);
+    }
+    free(r->slots);
     free(r->channel);
     free(r);
 }
@@ -561,22 +978,38 @@ void l2redis_destroy(struct l2redis *r)
     if (r == NULL)
         return;
     r->destroying = true;
-    struct l2conn *ks[2] = {&r->cmd, &r->sub};
-    for (int i = 0; i < 2; i++) {
-        loop_timer_stop(r->loop, &ks[i]->retry);
-        l2__fail(ks[i], NULL, NULL); /* pending lookups are answered with an error */
+    if (r->cluster)
+        loop_timer_stop(r->loop, &r->topo);
+    for (size_t i = 0; i < r->nnodes; i++) {
+        loop_timer_stop(r->loop, &r->nodes[i]->cmd.retry);
+        l2__fail(&r->nodes[i]->cmd, NULL, NULL); /* pending lookups are answered with an error */
     }
+    loop_timer_stop(r->loop, &r->sub.retry);
+    l2__fail(&r->sub, NULL, NULL);
     /* after deferred flushes that may still name the connections */
     loop_defer(r->loop, l2__free_cb, r);
 }
 
 bool l2redis_connected(const struct l2redis *r)
 {
-    return r != NULL && r->cmd.connected;
+    if (r == NULL)
+        return false;
+    if (!r->cluster)
+        return r->nodes[0]->cmd.connected;
+    if (r->slots_covered == 0)
+        return false;
+    for (size_t i = 0; i < r->nnodes; i++)
+        if (r->nodes[i]->cmd.connected)
+            return true;
+    return false;
 }
 uint64_t l2redis_errors(const struct l2redis *r)
 {
     return r != NULL ? r->errors : 0;
+}
+uint64_t l2redis_redirects(const struct l2redis *r)
+{
+    return r != NULL ? r->redirects : 0;
 }
 
 /* ---- commands ---- */
@@ -589,56 +1022,71 @@ static void l2__on_timeout(struct loop *loop, void *arg)
         return;
     q->answered = true;
     q->r->errors++;
-    l2__complain(q->r, "lookup timed out", "counted as a miss");
+    l2__complain(q->r, q->to, "lookup timed out", "counted as a miss");
     q->cb(q->arg, L2REDIS_ERROR, NULL, NULL, 0);
 }
 
-/* Room for one more command on the command connection: connected, and neither the unanswered
- * commands nor the unsent bytes at their bound (a stopped server must not grow us). */
-static bool l2__room(struct l2redis *r)
+/* The node for a command on <key> (NULL: any connected node); NULL when nobody serves it now
+ * (then the slot map is asked for soon). */
+static struct l2node *l2__route(struct l2redis *r, const char *key, size_t klen)
 {
-    struct l2conn *k = &r->cmd;
-    if (k->c == NULL || !k->connected)
-        return false;
-    if (k->pend_count >= L2REDIS_MAX_PENDING || sdslen(k->c->obuf) >= L2REDIS_MAX_OBUF) {
-        l2__complain(r, "not keeping up", "commands dropped until it answers");
-        return false;
+    if (!r->cluster)
+        return r->nodes[0];
+    if (key == NULL) {
+        for (size_t i = 0; i < r->nnodes; i++)
+            if (r->nodes[i]->cmd.connected)
+                return r->nodes[i];
+        return NULL;
     }
-    return true;
+    uint8_t idx = r->slots[l2redis_slot(key, klen)];
+    if (idx == 0 || idx > r->nnodes) {
+        l2__topo_soon(r);
+        return NULL;
+    }
+    return r->nodes[idx - 1];
 }
 
-/* Appends a command to the command connection; its reply goes to <q> (NULL: checked only). */
-static int l2__send(struct l2redis *r, int argc, const char **argv, const size_t *argl,
-                    struct l2redis_req *q)
-{
-    struct l2conn *k = &r->cmd;
-    if (redisAppendCommandArgv(k->c, argc, argv, argl) != REDIS_OK)
-        return -1;
-    k->pend[(k->pend_head + k->pend_count++) % L2REDIS_MAX_PENDING] = q;
-    l2__queue_flush(k);
-    return 0;
-}
-
+/* Sends a command on <key>'s node; its reply goes to <cb> (NULL: only checked). */
 static struct l2redis_req *l2__request(struct l2redis *r, int argc, const char **argv,
-                                       const size_t *argl, size_t max_n, l2redis_get_cb *cb,
-                                       void *arg)
+                                       const size_t *argl, int key_arg, size_t max_n,
+                                       l2redis_get_cb *cb, void *arg)
 {
-    if (!l2__room(r)) {
+    struct l2node *node =
+        l2__route(r, key_arg >= 0 ? argv[key_arg] : NULL, key_arg >= 0 ? argl[key_arg] : 0);
+    if (!l2__room(r, node)) {
         r->errors++;
         return NULL;
     }
     struct l2redis_req *q = xcalloc(1, sizeof(*q));
     q->r = r;
+    q->to = node;
     q->max_n = max_n;
+    q->max_objects = max_n + 1 > L2REDIS_MAX_OBJECTS ? (unsigned)max_n + 1 : L2REDIS_MAX_OBJECTS;
     q->cb = cb;
     q->arg = arg;
     loop_timer_init(&q->timer, l2__on_timeout, q);
-    if (l2__send(r, argc, argv, argl, q) == -1) {
+    int rc;
+    if (r->cluster) { /* kept for a redirect */
+        char *cmd = NULL;
+        int len = redisFormatCommandArgv(&cmd, argc, argv, argl);
+        rc = len < 0 ? REDIS_ERR : redisAppendFormattedCommand(node->cmd.c, cmd, (size_t)len);
+        if (len >= 0) {
+            q->cmd = xmalloc((size_t)len);
+            memcpy(q->cmd, cmd, (size_t)len);
+            q->cmdlen = (size_t)len;
+            redisFreeCommand(cmd);
+        }
+    } else {
+        rc = redisAppendCommandArgv(node->cmd.c, argc, argv, argl);
+    }
+    if (rc != REDIS_OK) {
         r->errors++;
-        free(q);
+        l2__req_free(q);
         return NULL;
     }
-    loop_timer_start(r->loop, &q->timer, r->timeout_ms);
+    l2__push(&node->cmd, q);
+    if (cb != NULL)
+        loop_timer_start(r->loop, &q->timer, r->timeout_ms);
     return q;
 }
 
@@ -656,26 +1104,23 @@ struct l2redis_req *l2redis_mget(struct l2redis *r, const char *const *keys, con
         argv[i + 1] = keys[i];
         argl[i + 1] = klens[i];
     }
-    return l2__request(r, (int)n + 1, argv, argl, 4, cb, arg);
+    return l2__request(r, (int)n + 1, argv, argl, 1, 4, cb, arg);
 }
 
 struct l2redis_req *l2redis_command(struct l2redis *r, int argc, const char **argv,
-                                    const size_t *argl, size_t max_n, l2redis_get_cb *cb, void *arg)
+                                    const size_t *argl, int key_arg, size_t max_n,
+                                    l2redis_get_cb *cb, void *arg)
 {
-    if (r == NULL || argc < 1 || max_n > L2REDIS_MAX_ELEMENTS)
+    if (r == NULL || argc < 1 || key_arg >= argc || max_n > L2REDIS_MAX_ELEMENTS || cb == NULL)
         return NULL;
-    return l2__request(r, argc, argv, argl, max_n < 5 ? 5 : max_n, cb, arg);
+    return l2__request(r, argc, argv, argl, key_arg, max_n < 5 ? 5 : max_n, cb, arg);
 }
 
-int l2redis_send(struct l2redis *r, int argc, const char **argv, const size_t *argl)
+int l2redis_send(struct l2redis *r, int argc, const char **argv, const size_t *argl, int key_arg)
 {
-    if (r == NULL || argc < 1)
+    if (r == NULL || argc < 1 || key_arg >= argc)
         return -1;
-    if (!l2__room(r) || l2__send(r, argc, argv, argl, NULL) == -1) {
-        r->errors++;
-        return -1;
-    }
-    return 0;
+    return l2__request(r, argc, argv, argl, key_arg, 0, NULL, NULL) != NULL ? 0 : -1;
 }
 
 void l2redis_cancel(struct l2redis_req *q)
@@ -689,31 +1134,21 @@ void l2redis_cancel(struct l2redis_req *q)
 void l2redis_set(struct l2redis *r, const char *key, size_t klen, const char *val, size_t vlen,
                  uint64_t ttl_ms)
 {
-    if (r == NULL || !r->cmd.connected || ttl_ms == 0)
+    if (r == NULL || ttl_ms == 0)
         return;
-    if (!l2__room(r)) {
-        r->errors++;
-        return;
-    }
     char ttl[32];
     int tl = snprintf(ttl, sizeof(ttl), "%llu", (unsigned long long)ttl_ms);
     const char *argv[5] = {"SET", key, val, "PX", ttl};
     size_t argl[5] = {3, klen, vlen, 2, (size_t)tl};
-    if (l2__send(r, 5, argv, argl, NULL) == -1)
-        r->errors++;
+    l2redis_send(r, 5, argv, argl, 1);
 }
 
 void l2redis_publish(struct l2redis *r, const char *channel, const char *msg, size_t len)
 {
-    if (r == NULL || !l2__room(r)) {
-        if (r != NULL)
-            r->errors++;
-        return;
-    }
     const char *argv[3] = {"PUBLISH", channel, msg};
     size_t argl[3] = {7, strlen(channel), len};
-    if (l2__send(r, 3, argv, argl, NULL) == -1)
-        r->errors++;
+    if (r != NULL)
+        l2redis_send(r, 3, argv, argl, -1);
 }
 
 /* ---- blocking, for a worker's start ---- */
@@ -736,10 +1171,100 @@ static redisReply *l2__blocking(redisContext *c, int argc, const char **argv, co
     return rep;
 }
 
+/* One command of l2redis_agree on a cluster: sent to <host>:<port>, following MOVED/ASK (each
+ * hop its own bounded connection). NULL with <err> set on any failure. */
+static redisReply *l2__blocking_cluster(char *host, size_t hostlen, int *port, struct timeval tv,
+                                        int argc, const char **argv, const size_t *argl, char *err,
+                                        size_t errlen)
+{
+    bool asking = false;
+    for (int hop = 0; hop <= L2REDIS_MAX_REDIRECTS; hop++) {
+        redisContext *c = redisConnectWithTimeout(host, *port, tv);
+        if (c == NULL || c->err) {
+            snprintf(err, errlen, "connect %s:%d: %s", host, *port,
+                     c ? c->errstr : "out of memory");
+            redisFree(c);
+            return NULL;
+        }
+        redisReply *rep = NULL;
+        if (redisSetTimeout(c, tv) != REDIS_OK) {
+            snprintf(err, errlen, "cannot set a timeout");
+            redisFree(c);
+            return NULL;
+        }
+        if (asking) {
+            redisReply *ok = redisCommand(c, "ASKING");
+            freeReplyObject(ok);
+        }
+        rep = redisCommandArgv(c, argc, argv, argl);
+        if (rep == NULL) {
+            snprintf(err, errlen, "%s: %s", argv[0], c->errstr[0] ? c->errstr : "no reply");
+            redisFree(c);
+            return NULL;
+        }
+        redisFree(c);
+        if (rep->type != REDIS_REPLY_ERROR)
+            return rep;
+        unsigned slot;
+        int kind = l2redis_parse_redirect(rep->str, (size_t)rep->len, &slot, host, hostlen, port);
+        if (kind <= 0) {
+            snprintf(err, errlen, "%s: %.*s", argv[0], (int)(rep->len < 200 ? rep->len : 200),
+                     rep->str ? rep->str : "");
+            freeReplyObject(rep);
+            return NULL;
+        }
+        freeReplyObject(rep);
+        asking = kind == L2REDIS_ASK;
+    }
+    snprintf(err, errlen, "%s: redirected more than %d times", argv[0], L2REDIS_MAX_REDIRECTS);
+    return NULL;
+}
+
+/* l2redis_agree on a cluster: each seed in turn until one answers. */
+static long l2__agree_cluster(const struct l2redis_conf *conf, const char *key,
+                              const char *proposal, size_t plen, char *out, size_t outlen,
+                              size_t minlen, struct timeval tv, char *err, size_t errlen)
+{
+    char hosts[L2REDIS_MAX_SEEDS][64];
+    int ports[L2REDIS_MAX_SEEDS];
+    int n = l2redis_parse_seeds(conf->url, hosts, ports, L2REDIS_MAX_SEEDS, err, errlen);
+    for (int i = 0; i < n; i++) {
+        char host[64];
+        int port = ports[i];
+        snprintf(host, sizeof(host), "%s", hosts[i]);
+        const char *set[] = {"SET", key, proposal, "NX"};
+        size_t setl[] = {3, strlen(key), plen, 2};
+        redisReply *rep =
+            l2__blocking_cluster(host, sizeof(host), &port, tv, 4, set, setl, err, errlen);
+        if (rep == NULL)
+            continue;
+        freeReplyObject(rep); /* OK (ours is set) or nil (another's is): GET tells which */
+        const char *get[] = {"GET", key};
+        size_t getl[] = {3, strlen(key)};
+        rep = l2__blocking_cluster(host, sizeof(host), &port, tv, 2, get, getl, err, errlen);
+        if (rep == NULL)
+            continue;
+        long len = -1;
+        if (rep->type != REDIS_REPLY_STRING || rep->len < minlen || rep->len > outlen) {
+            snprintf(err, errlen, "GET %s: not a value of %zu to %zu bytes", key, minlen, outlen);
+        } else {
+            memcpy(out, rep->str, rep->len);
+            len = (long)rep->len;
+        }
+        freeReplyObject(rep);
+        return len;
+    }
+    return -1;
+}
+
 long l2redis_agree(const struct l2redis_conf *conf, const char *key, const char *proposal,
                    size_t plen, char *out, size_t outlen, size_t minlen, uint64_t timeout_ms,
                    char *err, size_t errlen)
 {
+    struct timeval tv = {.tv_sec = (time_t)(timeout_ms / 1000),
+                         .tv_usec = (suseconds_t)(timeout_ms % 1000) * 1000};
+    if (strncmp(conf->url, L2REDIS_CLUSTER_SCHEME, strlen(L2REDIS_CLUSTER_SCHEME)) == 0)
+        return l2__agree_cluster(conf, key, proposal, plen, out, outlen, minlen, tv, err, errlen);
     char host[256];
     int port, db;
     if (l2redis_parse_url(conf->url, host, sizeof(host), &port, &db, err, errlen) == -1)
@@ -752,8 +1277,6 @@ long l2redis_agree(const struct l2redis_conf *conf, const char *key, const char 
         }
         snprintf(host, sizeof(host), "%s", ip);
     }
-    struct timeval tv = {.tv_sec = (time_t)(timeout_ms / 1000),
-                         .tv_usec = (suseconds_t)(timeout_ms % 1000) * 1000};
     redisContext *c = port == -1 ? redisConnectUnixWithTimeout(host, tv)
                                  : redisConnectWithTimeout(host, port, tv);
     if (c == NULL || c->err) {

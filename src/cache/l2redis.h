@@ -16,7 +16,7 @@ struct l2redis;
 struct l2redis_req;
 
 struct l2redis_conf {
-    const char *url;       /* redis://host:port/db or unix:///path */
+    const char *url;       /* redis://host:port/db, unix:///path or redis+cluster://seeds */
     uint64_t timeout_ms;   /* a lookup slower than this answers L2REDIS_ERROR */
     uint64_t reconnect_ms; /* first pause before a reconnect (doubles up to 10x) */
     size_t max_reply; /* a reply with more unparsed bytes drops the connection (least 16 MiB) */
@@ -36,9 +36,29 @@ typedef void l2redis_get_cb(void *arg, enum l2redis_status st, const char *const
  * messages published while it was down were lost. */
 typedef void l2redis_msg_cb(void *arg, const char *msg, size_t len);
 
-/* Parses <url>; 0 or -1 with a message in <err>. */
+/* A Redis Cluster is named by its seed nodes: "redis+cluster://host:port,host:port" (the config's
+ * cache.redis: {cluster: [...]} becomes this); the rest of the cluster is discovered. */
+#define L2REDIS_CLUSTER_SCHEME "redis+cluster://"
+#define L2REDIS_MAX_SEEDS 16
+#define L2REDIS_SLOTS 16384
+enum { L2REDIS_MOVED = 1, L2REDIS_ASK = 2 };
+
+/* Parses <url> (for a cluster URL: its first seed); 0 or -1 with a message in <err>. */
 int l2redis_parse_url(const char *url, char *host, size_t hostlen, int *port, int *db, char *err,
                       size_t errlen);
+/* The seeds of a cluster URL into <hosts>/<ports> (at most <max>): their number, or -1 with a
+ * message in <err>. */
+int l2redis_parse_seeds(const char *url, char (*hosts)[64], int *ports, size_t max, char *err,
+                        size_t errlen);
+/* CRC16 of the Redis Cluster spec (XMODEM); crc16("123456789") = 0x31C3. */
+uint16_t l2redis_crc16(const char *s, size_t n);
+/* The cluster slot of <key>: CRC16 mod 16384 of its hash tag (what is between the first '{' and
+ * the next '}', when not empty), else of the whole key. */
+unsigned l2redis_slot(const char *key, size_t n);
+/* An error reply "MOVED <slot> <host:port>" or "ASK <slot> <host:port>": L2REDIS_MOVED or
+ * L2REDIS_ASK with its parts, 0 for another error, -1 for a malformed redirect. */
+int l2redis_parse_redirect(const char *s, size_t n, unsigned *slot, char *host, size_t hostlen,
+                           int *port);
 
 /* Creates a client on <loop> (its thread only). With <on_msg>, it subscribes to <channel> (a
  * dedicated connection: a subscribed connection can issue nothing else). Connects at once and
@@ -54,14 +74,15 @@ struct l2redis_req *l2redis_mget(struct l2redis *r, const char *const *keys, con
                                  size_t n, l2redis_get_cb *cb, void *arg);
 /* Any command, answered like a lookup: an array reply's elements (at most <max_n>, up to 4096;
  * strings, or integers as text within the first four; other elements NULL), or a single string,
- * integer or nil as one element; an error reply or a longer array is L2REDIS_ERROR. NULL when
- * Redis is unavailable now (then <cb> is never called). */
+ * integer or nil as one element; an error reply or a longer array is L2REDIS_ERROR. argv[key_arg]
+ * is the key that picks the cluster node (-1: any node). NULL when Redis is unavailable now (then
+ * <cb> is never called). */
 struct l2redis_req *l2redis_command(struct l2redis *r, int argc, const char **argv,
-                                    const size_t *argl, size_t max_n, l2redis_get_cb *cb,
-                                    void *arg);
-/* Any command whose reply is only checked (an error reply is counted and logged); 0, or -1 when
- * Redis is unavailable now (counted). */
-int l2redis_send(struct l2redis *r, int argc, const char **argv, const size_t *argl);
+                                    const size_t *argl, int key_arg, size_t max_n,
+                                    l2redis_get_cb *cb, void *arg);
+/* Any command whose reply is only checked (an error reply is counted and logged); argv[key_arg]
+ * as above. 0, or -1 when Redis is unavailable now (counted). */
+int l2redis_send(struct l2redis *r, int argc, const char **argv, const size_t *argl, int key_arg);
 /* The lookup's answer is no longer wanted: <cb> will not be called. */
 void l2redis_cancel(struct l2redis_req *q);
 /* SET key value PX ttl_ms (fire and forget). */
@@ -81,5 +102,7 @@ long l2redis_agree(const struct l2redis_conf *conf, const char *key, const char 
                    char *err, size_t errlen);
 /* Errors so far (failed commands, timeouts, refused lookups while down, disconnects). */
 uint64_t l2redis_errors(const struct l2redis *r);
+/* Cluster redirections (MOVED, ASK) followed so far. */
+uint64_t l2redis_redirects(const struct l2redis *r);
 
 #endif

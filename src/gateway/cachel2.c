@@ -291,7 +291,7 @@ static int chl2__purge_send(struct chl2 *l, struct l2redis *r, const char *p, si
                      n,
                      strlen(l->channel),
                      strlen(l->instance)};
-    return l2redis_send(r, 8, argv, argl);
+    return l2redis_send(r, 8, argv, argl, 3);
 }
 
 /* Thread 0, every CHL2_POLL_MS: sends the purges that waited for Redis, reloads the marks when
@@ -317,7 +317,7 @@ static void chl2__poll_cb(struct loop *loop, void *arg)
             size_t argl[] = {4, strlen(chl2__load_lua), 1, strlen(l->seq_key),
                              strlen(l->marks_key)};
             l->loading =
-                l2redis_command(r, 5, argv, argl, 2 * CHL2_MAX_MARKS + 2, chl2__on_load, l) != NULL;
+                l2redis_command(r, 5, argv, argl, 3, 2 * CHL2_MAX_MARKS + 2, chl2__on_load, l) != NULL;
         }
     }
     loop_timer_start(loop, &l->poll, CHL2_POLL_MS);
@@ -403,18 +403,29 @@ void chl2_thread_stop(struct cachehook *ch, struct gwthread *th)
     l->clients[th->index] = NULL;
 }
 
-static void chl2__key(const struct chl2 *l, const char *k, size_t n, struct buf *out)
+/* The Redis key of cache key <k> (<n> bytes; its first <primary_len> are the primary key):
+ * <prefix>{<path>}<k>. The hash tag {<path>} puts the entry, its variants' marker and the path's
+ * invalidation mark in one Redis Cluster slot, so one MGET reads them. */
+static void chl2__key(const struct chl2 *l, const char *k, size_t n, size_t primary_len,
+                      struct buf *out)
 {
+    const char *path;
+    size_t plen;
+    cache_key_path(k, primary_len, &path, &plen);
     buf_append_str(out, l->prefix);
+    buf_append_str(out, "{");
+    buf_append(out, path, plen);
+    buf_append_str(out, "}");
     buf_append(out, k, n);
 }
 
-/* The invalidation mark of a normalized path. */
+/* The invalidation mark of a normalized path: <prefix>inv:{<path>}. */
 static void chl2__inv_key(const struct chl2 *l, const char *path, size_t n, struct buf *out)
 {
     buf_append_str(out, l->prefix);
-    buf_append_str(out, "inv:");
+    buf_append_str(out, "inv:{");
     buf_append(out, path, n);
+    buf_append_str(out, "}");
 }
 
 /* The purge sequence an L2 value was stamped with, and the blob after its envelope (a value
@@ -516,7 +527,7 @@ static bool chl2__mget(struct chl2 *l, struct gw_req *r, struct chreq *cr)
     size_t plen;
     cache_key_path(cr->key, cr->primary_len, &path, &plen);
     struct buf k1 = BUF_INIT, k2 = BUF_INIT;
-    chl2__key(l, cr->key, cr->key_len, &k1);
+    chl2__key(l, cr->key, cr->key_len, cr->primary_len, &k1);
     chl2__inv_key(l, path, plen, &k2);
     const char *keys[2] = {k1.data, k2.data};
     size_t lens[2] = {k1.len, k2.len};
@@ -566,7 +577,7 @@ void chl2_store(struct cachehook *ch, struct gwthread *th, struct store_obj *o, 
     if (ttl < 1000)
         return; /* gone before another gateway could use it */
     struct buf k = BUF_INIT, v = BUF_INIT;
-    chl2__key(l, o->key, o->key_len, &k);
+    chl2__key(l, o->key, o->key_len, o->primary_len, &k);
     buf_printf(&v, "%s%016llx", CHL2_ENVELOPE, (unsigned long long)seq);
     cache_entry_serialize(e, now, clock_wall_ms(), &v);
     l2redis_set(l->clients[th->index], k.data, k.len, v.data, v.len, ttl);
@@ -574,7 +585,7 @@ void chl2_store(struct cachehook *ch, struct gwthread *th, struct store_obj *o, 
         /* the marker under the base key tells other gateways which headers to key on */
         buf_reset(&k);
         buf_reset(&v);
-        chl2__key(l, o->key, e->base_len, &k);
+        chl2__key(l, o->key, e->base_len, o->primary_len, &k);
         buf_append_str(&v, CHL2_MARKER);
         buf_append(&v, e->vary, e->vary_len);
         l2redis_set(l->clients[th->index], k.data, k.len, v.data, v.len, ttl + 60000);

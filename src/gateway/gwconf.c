@@ -4,6 +4,7 @@
  * across sections (a route's upstream must exist). Every error of a file is collected. */
 #include "gateway/gwconf.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
@@ -1004,10 +1005,23 @@ static void gwconf__check_globals(struct gw_config *c, const struct ynode *root,
                                 "limit");
     }
     if (c->cache.redis && strncmp(c->cache.redis, "redis://", 8) != 0 &&
-        strncmp(c->cache.redis, "unix://", 7) != 0)
+        strncmp(c->cache.redis, "unix://", 7) != 0 &&
+        strncmp(c->cache.redis, "redis+cluster://", 16) != 0 &&
+        strncmp(c->cache.redis, "redis+sentinel://", 17) != 0)
         cfg_error(errs, gwconf__get(cn, "redis"),
-                  "cache.redis: '%s' is not a Redis URL; redis://host:port/db or unix:///path",
+                  "cache.redis: '%s' is not a Redis URL; redis://host:port/db, unix:///path, "
+                  "{cluster: [address:port, ...]} or {sentinels: [address:port, ...], master: "
+                  "NAME}",
                   c->cache.redis);
+    if (c->cache.redis && strncmp(c->cache.redis, "redis+sentinel://", 17) == 0)
+        cfg_error(errs, gwconf__get(cn, "redis"),
+                  "cache.redis: sentinels are not supported yet; give the primary's "
+                  "redis://host:port/db or a {cluster: [...]}");
+    if (c->cache.redis && strncmp(c->cache.redis, "redis+cluster://", 16) == 0 &&
+        c->cache.redis_prefix && strpbrk(c->cache.redis_prefix, "{}") != NULL)
+        cfg_error(errs, gwconf__get(cn, "redis_prefix"),
+                  "cache.redis_prefix: '%s' holds a brace; with a cluster the keys carry their "
+                  "own hash tags ({path}), so a prefix cannot", c->cache.redis_prefix);
     gwconf__key_secret(c, cn, errs);
     const char *al = c->logging.access_log;
     const struct ynode *aln = gwconf__get(gwconf__get(root, "logging"), "access_log");
@@ -1022,6 +1036,100 @@ static void gwconf__check_globals(struct gw_config *c, const struct ynode *root,
 
 /* The typed config from a YAML tree. Every section is parsed even after an error, so one run
  * reports everything; any error discards the result. */
+/* One "address:port" of cache.redis's cluster or sentinels list: a numeric address (a name
+ * would be resolved by hiredis, blocking a loop thread); 0 or -1 with an error added. */
+static int gwconf__redis_node(const struct ynode *item, const char *what, struct buf *url,
+                              struct cfg_errors *errs)
+{
+    if (item->type != YNODE_SCALAR) {
+        cfg_error(errs, item, "cache.redis.%s: an item is a %s; give address:port strings", what,
+                  ynode_type_name(item));
+        return -1;
+    }
+    const char *colon = strrchr(item->str, ':');
+    char host[64];
+    unsigned char bin[16];
+    char *end = NULL;
+    long port = colon != NULL ? strtol(colon + 1, &end, 10) : 0;
+    size_t hl = colon != NULL ? (size_t)(colon - item->str) : 0;
+    const char *h = item->str;
+    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
+        h++;
+        hl -= 2;
+    }
+    if (colon == NULL || hl == 0 || hl >= sizeof(host) || end == colon + 1 || *end != '\0' ||
+        port < 1 || port > 65535) {
+        cfg_error(errs, item, "cache.redis.%s: '%s' is not address:port; e.g. 127.0.0.1:7000",
+                  what, item->str);
+        return -1;
+    }
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    if (inet_pton(AF_INET, host, bin) != 1 && inet_pton(AF_INET6, host, bin) != 1) {
+        cfg_error(errs, item, "cache.redis.%s: '%s' is not a numeric address; names are not "
+                              "resolved here, give the node's IP address", what, host);
+        return -1;
+    }
+    buf_printf(url, "%s%s", url->data[url->len - 1] == '/' ? "" : ",", item->str);
+    return 0;
+}
+
+/* cache.redis written as a map, {cluster: [a:p, ...]} (seed nodes of a Redis Cluster) or
+ * {sentinels: [a:p, ...], master: NAME}, becomes in place the URL the cache reads
+ * (redis+cluster://a:p,a:p or redis+sentinel://a:p,a:p/NAME) before the tables apply: the table
+ * types cache.redis as a string, and --dump prints the URL, which loads the same. */
+static void gwconf__redis_map(struct ynode *root, struct cfg_errors *errs)
+{
+    struct ynode *rn = (struct ynode *)gwconf__get(gwconf__get(root, "cache"), "redis");
+    if (rn == NULL || rn->type != YNODE_MAP)
+        return;
+    const struct ynode *cl = gwconf__get(rn, "cluster"), *se = gwconf__get(rn, "sentinels"),
+                       *ma = gwconf__get(rn, "master");
+    for (size_t i = 0; i < ynode_size(rn); i++) {
+        const struct ynode *k = ynode_key(rn, i);
+        if (strcmp(k->str, "cluster") != 0 && strcmp(k->str, "sentinels") != 0 &&
+            strcmp(k->str, "master") != 0)
+            cfg_error(errs, k, "cache.redis.%s: unknown key; known: cluster, sentinels, master "
+                               "(or cache.redis: redis://host:port/db)", k->str);
+    }
+    const struct ynode *list = cl != NULL ? cl : se;
+    const char *what = cl != NULL ? "cluster" : "sentinels";
+    struct buf url = BUF_INIT;
+    buf_append_str(&url, cl != NULL ? "redis+cluster://" : "redis+sentinel://");
+    size_t before = errs->n;
+    if (cl != NULL && se != NULL)
+        cfg_error(errs, se, "cache.redis: cluster and sentinels together; give one of them");
+    else if (list == NULL)
+        cfg_error(errs, rn, "cache.redis: give cluster: [address:port, ...] (Redis Cluster "
+                            "seeds) or sentinels: [address:port, ...] with master: NAME");
+    else if (list->type == YNODE_SCALAR)
+        gwconf__redis_node(list, what, &url, errs);
+    else if (list->type != YNODE_SEQ || ynode_size(list) == 0 || ynode_size(list) > 16)
+        cfg_error(errs, list, "cache.redis.%s: give a list of 1 to 16 address:port", what);
+    else
+        for (size_t i = 0; i < ynode_size(list); i++)
+            gwconf__redis_node(ynode_item(list, i), what, &url, errs);
+    if (cl != NULL && ma != NULL)
+        cfg_error(errs, ma, "cache.redis.master: only with sentinels");
+    if (se != NULL && cl == NULL) {
+        if (ma == NULL || ma->type != YNODE_SCALAR || ma->len == 0 || ma->len > 128 ||
+            strpbrk(ma->str, "/, ") != NULL)
+            cfg_error(errs, ma != NULL ? ma : rn,
+                      "cache.redis.master: the name the sentinels monitor is required (a plain "
+                      "name, e.g. mymaster)");
+        else
+            buf_printf(&url, "/%s", ma->str);
+    }
+    if (errs->n == before) {
+        free(rn->str);
+        rn->str = xstrndup(url.data, url.len);
+        rn->len = url.len;
+        rn->quoted = true;
+        rn->type = YNODE_SCALAR; /* its items stay, freed with the tree */
+    }
+    buf_deinit(&url);
+}
+
 static struct gw_config *gwconf__build(struct ynode *root, const char *path,
                                        struct cfg_errors *errs)
 {
@@ -1032,6 +1140,13 @@ static struct gw_config *gwconf__build(struct ynode *root, const char *path,
         cfg_error(errs, root, "top level: expected a map of sections (listen, upstreams, "
                               "routes, ...), got a %s", ynode_type_name(root));
         gwconf_free(c);
+        return NULL;
+    }
+    size_t redis_errs = errs->n;
+    gwconf__redis_map(root, errs);
+    if (errs->n > redis_errs) { /* the map is reported; not again as "not a string" */
+        gwconf_free(c);
+        cfg_errors_sort(errs, before);
         return NULL;
     }
     gwconf__apply(root, "", gwconf__root_desc, gwconf__root_manual, c, errs);

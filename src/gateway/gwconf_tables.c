@@ -108,7 +108,9 @@ const struct cfg_desc gwconf__cache_desc[] = {
      "an entry is kept past its freshness at most this long (cap on stale grace)", NULL, NULL,
      false},
     {"redis", CFG_STRING, C(redis), NULL, NULL, NULL,
-     "second-level cache shared by gateways: redis://host:port/db (optional)", NULL, NULL,
+     "second-level cache shared by gateways (optional): redis://host:port/db, unix:///path, "
+     "{cluster: [address:port, ...]} (Redis Cluster seeds) or {sentinels: [address:port, ...], "
+     "master: NAME}", NULL, NULL,
      false},
     {"redis_timeout", CFG_DURATION, C(redis_timeout_ms), "50ms", "1ms", "10s",
      "an L2 lookup slower than this counts as a miss", NULL, NULL, false},

@@ -48,7 +48,7 @@ assert_eq "$(xc "$G_b/api/users/5")" HIT "B from its L1 now"
 assert_eq "$(mock_stat "$mport" "GET /api/users/{id}")" 1 "origin asked once for two gateways"
 [ "$(jq -r .l2.hits <<<"$(curl -s "$A_b/cache/stats")")" -ge 1 ] || fail "B counted no L2 hit"
 keys=$(redis-cli -p "$rport" --scan --pattern 'apigate:*')
-assert_contains "$keys" "apigate:GET api.test/api/users/5" "entry in redis"
+assert_contains "$keys" "apigate:{/api/users/5}GET api.test/api/users/5" "entry in redis"
 
 log "Vary'd entries are shared too (the marker travels with them)"
 assert_eq "$(xc "$G_a/api/vary" -H 'Accept-Language: en')" MISS "A en"

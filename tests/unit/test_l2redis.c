@@ -3,13 +3,23 @@
  * answers lookups as unavailable at once (NULL handle, callback never called), counts errors and
  * keeps retrying; destroy with nothing pending is clean. A peer that accepts and never reads nor
  * answers (a stopped server) holds a bounded number of commands and bytes, not all we send it.
- * The e2e tests 24_cache_redis and 26_cache_redis_bad_peer cover a real and a hostile server. */
+ * Redis Cluster: CRC16 against the spec's vector, hash-tagged slots, seed lists, MOVED/ASK
+ * parsing, and a client against fake cluster nodes (threads answering RESP): the slot map read
+ * from CLUSTER SLOTS routes each key to its node, a node that answers MOVED to itself forever
+ * costs one lookup three redirects and an error, -CLUSTERDOWN is an error, never a hang.
+ * The e2e tests 24_cache_redis, 26_cache_redis_bad_peer and 76_cache_redis_cluster cover real
+ * and hostile servers. */
 #include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -143,7 +153,8 @@ static void test_silent_peer(void **state)
     for (int i = 0; i < 500 && called < accepted; i++)
         loop_run_once(loop, 30);
     assert_int_equal(called, accepted); /* each timed out, exactly once */
-    /* fire-and-forget writes: once the unsent bytes reach the bound, SETs are dropped and counted */
+    /* fire-and-forget writes: once the unsent bytes reach the bound, SETs are dropped and counted
+     */
     static char val[1 << 20];
     memset(val, 'v', sizeof(val));
     uint64_t before = l2redis_errors(r);
@@ -190,8 +201,8 @@ static void test_resolve_hook(void **state)
     char url[96];
     snprintf(url, sizeof(url), "redis://redis.example.invalid:%d/0", ntohs(a.sin_port));
     struct loop *loop = loop_create();
-    struct l2redis_conf conf = {.url = url, .timeout_ms = 20, .reconnect_ms = 10,
-                                .resolve = resolve_nothing};
+    struct l2redis_conf conf = {
+        .url = url, .timeout_ms = 20, .reconnect_ms = 10, .resolve = resolve_nothing};
     resolve_calls = 0;
     struct l2redis *r = l2redis_create(loop, &conf, "chan", NULL, NULL);
     assert_non_null(r);
@@ -216,13 +227,318 @@ static void test_resolve_hook(void **state)
     close(lfd);
 }
 
+static void test_crc16_slot(void **state)
+{
+    (void)state;
+    /* the Redis Cluster spec: "The CRC16 of 123456789 is 0x31C3" */
+    assert_int_equal(l2redis_crc16("123456789", 9), 0x31C3);
+    assert_int_equal(l2redis_slot("123456789", 9), 0x31C3 & 16383);
+    /* hash tags: only what is between the first { and the next } counts */
+    unsigned s = l2redis_slot("user1000", 8);
+    assert_int_equal(l2redis_slot("{user1000}.following", 20), s);
+    assert_int_equal(l2redis_slot("foo{user1000}bar{x}", 19), s);
+    assert_int_equal(l2redis_slot("{}user1000", 10), l2redis_crc16("{}user1000", 10) & 16383);
+    assert_int_equal(l2redis_slot("{user1000", 9), l2redis_crc16("{user1000", 9) & 16383);
+    /* the L2's keys: an entry and its path's invalidation mark share a slot */
+    const char *e = "apigate:{/api/users/5}GET api.test/api/users/5?a=1";
+    const char *m = "apigate:inv:{/api/users/5}";
+    assert_int_equal(l2redis_slot(e, strlen(e)), l2redis_slot(m, strlen(m)));
+    assert_int_equal(l2redis_slot(e, strlen(e)), l2redis_slot("/api/users/5", 12));
+    /* a } in the path ends the tag early, the same way in both */
+    const char *e2 = "apigate:{/a}b}GET h/a}b", *m2 = "apigate:inv:{/a}b}";
+    assert_int_equal(l2redis_slot(e2, strlen(e2)), l2redis_slot(m2, strlen(m2)));
+}
+
+static void test_parse_redirect_seeds(void **state)
+{
+    (void)state;
+    unsigned slot = 0;
+    char host[64];
+    int port = 0;
+    const char *mv = "MOVED 3999 127.0.0.1:6381";
+    assert_int_equal(l2redis_parse_redirect(mv, strlen(mv), &slot, host, sizeof(host), &port),
+                     L2REDIS_MOVED);
+    assert_int_equal(slot, 3999);
+    assert_string_equal(host, "127.0.0.1");
+    assert_int_equal(port, 6381);
+    const char *ask = "ASK 16383 [::1]:7002";
+    assert_int_equal(l2redis_parse_redirect(ask, strlen(ask), &slot, host, sizeof(host), &port),
+                     L2REDIS_ASK);
+    assert_int_equal(slot, 16383);
+    assert_string_equal(host, "::1");
+    assert_int_equal(port, 7002);
+    const char *other[] = {"CLUSTERDOWN The cluster is down", "ERR unknown command", "MOVE 1 a:1"};
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(
+            l2redis_parse_redirect(other[i], strlen(other[i]), &slot, host, sizeof(host), &port),
+            0);
+    const char *bad[] = {
+        "MOVED 16384 127.0.0.1:1",       "MOVED x 127.0.0.1:1",     "MOVED 1 127.0.0.1",
+        "MOVED 1 127.0.0.1:0",           "MOVED 1 127.0.0.1:70000", "ASK 1",
+        "MOVED 99999999999999999999 a:1"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(
+            l2redis_parse_redirect(bad[i], strlen(bad[i]), &slot, host, sizeof(host), &port), -1);
+    char hosts[4][64], err[128];
+    int ports[4];
+    assert_int_equal(l2redis_parse_seeds("redis+cluster://127.0.0.1:7000,10.0.0.2:7001", hosts,
+                                         ports, 4, err, sizeof(err)),
+                     2);
+    assert_string_equal(hosts[1], "10.0.0.2");
+    assert_int_equal(ports[0], 7000);
+    assert_int_equal(l2redis_parse_seeds("redis+cluster://a:1,b:2,c:3,d:4,e:5", hosts, ports, 4,
+                                         err, sizeof(err)),
+                     -1);
+    assert_int_equal(
+        l2redis_parse_seeds("redis+cluster://127.0.0.1", hosts, ports, 4, err, sizeof(err)), -1);
+    assert_int_equal(l2redis_parse_seeds("redis+cluster://", hosts, ports, 4, err, sizeof(err)),
+                     -1);
+}
+
+/* A fake cluster node on its own thread: answers CLUSTER SLOTS with <slots> (its text, where
+ * "%d" names the ports of nodes[0] and nodes[1]), ASKING with +OK and MGET by its mode. */
+enum fake_mode { FAKE_VALUE, FAKE_MOVED_SELF, FAKE_CLUSTERDOWN };
+struct fake {
+    int lfd, port;
+    enum fake_mode mode;
+    char slots[512];
+    atomic_int mgets, slots_asked;
+    atomic_bool stop;
+    pthread_t th;
+};
+
+/* Reads one RESP array of bulk strings from <buf> (<len> bytes): its first word in <word>, and
+ * the bytes it takes, or 0 while incomplete. */
+static size_t fake_command(const char *buf, size_t len, char *word, size_t wl)
+{
+    const char *p = buf, *end = buf + len;
+    if (len < 4 || *p != '*')
+        return 0;
+    long n = strtol(p + 1, NULL, 10);
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    if (nl == NULL)
+        return 0;
+    p = nl + 1;
+    word[0] = '\0';
+    for (long i = 0; i < n; i++) {
+        nl = memchr(p, '\n', (size_t)(end - p));
+        if (nl == NULL || *p != '$')
+            return 0;
+        long bl = strtol(p + 1, NULL, 10);
+        p = nl + 1;
+        if (end - p < bl + 2)
+            return 0;
+        if (i == 0)
+            snprintf(word, wl, "%.*s", (int)bl, p);
+        p += bl + 2;
+    }
+    return (size_t)(p - buf);
+}
+
+static void *fake_run(void *arg)
+{
+    struct fake *f = arg;
+    struct pollfd pf[9] = {{.fd = f->lfd, .events = POLLIN}};
+    char in[8][4096];
+    size_t inl[8] = {0};
+    int n = 1;
+    while (!atomic_load(&f->stop)) {
+        if (poll(pf, (nfds_t)n, 20) <= 0)
+            continue;
+        if ((pf[0].revents & POLLIN) && n < 9) {
+            int c = accept(f->lfd, NULL, NULL);
+            if (c >= 0) {
+                pf[n].fd = c;
+                pf[n].events = POLLIN;
+                inl[n - 1] = 0;
+                n++;
+            }
+        }
+        for (int i = 1; i < n; i++) {
+            if (!(pf[i].revents & (POLLIN | POLLHUP)) || pf[i].fd < 0)
+                continue;
+            ssize_t r = read(pf[i].fd, in[i - 1] + inl[i - 1], sizeof(in[0]) - inl[i - 1]);
+            if (r <= 0) {
+                close(pf[i].fd);
+                pf[i].fd = -1;
+                continue;
+            }
+            inl[i - 1] += (size_t)r;
+            char word[32], out[1024];
+            size_t used;
+            while ((used = fake_command(in[i - 1], inl[i - 1], word, sizeof(word))) > 0) {
+                int ol;
+                if (strcmp(word, "CLUSTER") == 0) {
+                    atomic_fetch_add(&f->slots_asked, 1);
+                    ol = snprintf(out, sizeof(out), "%s", f->slots);
+                } else if (strcmp(word, "MGET") == 0) {
+                    atomic_fetch_add(&f->mgets, 1);
+                    ol = f->mode == FAKE_VALUE
+                             ? snprintf(out, sizeof(out), "*2\r\n$%d\r\nv%d\r\n$-1\r\n",
+                                        1 + (f->port > 9999 ? 5 : 4), f->port)
+                         : f->mode == FAKE_MOVED_SELF
+                             ? snprintf(out, sizeof(out), "-MOVED 1 127.0.0.1:%d\r\n", f->port)
+                             : snprintf(out, sizeof(out), "-CLUSTERDOWN The cluster is down\r\n");
+                } else {
+                    ol = snprintf(out, sizeof(out), "+OK\r\n");
+                }
+                if (write(pf[i].fd, out, (size_t)ol) != ol)
+                    break;
+                memmove(in[i - 1], in[i - 1] + used, inl[i - 1] - used);
+                inl[i - 1] -= used;
+            }
+        }
+    }
+    for (int i = 1; i < n; i++)
+        if (pf[i].fd >= 0)
+            close(pf[i].fd);
+    return NULL;
+}
+
+static void fake_start(struct fake *f, enum fake_mode mode)
+{
+    memset(f, 0, sizeof(*f));
+    f->lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(f->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(f->lfd, 16), 0);
+    socklen_t al = sizeof(a);
+    getsockname(f->lfd, (struct sockaddr *)&a, &al);
+    f->port = ntohs(a.sin_port);
+    f->mode = mode;
+}
+static void fake_go(struct fake *f)
+{
+    assert_int_equal(pthread_create(&f->th, NULL, fake_run, f), 0);
+}
+static void fake_stop(struct fake *f)
+{
+    atomic_store(&f->stop, true);
+    pthread_join(f->th, NULL);
+    close(f->lfd);
+}
+
+/* One node's entry of a CLUSTER SLOTS reply: [lo, hi, [ip, port, id]]. */
+static int slots_range(char *out, size_t n, int lo, int hi, int port)
+{
+    return snprintf(out, n,
+                    "*3\r\n:%d\r\n:%d\r\n*3\r\n$9\r\n127.0.0.1\r\n:%d\r\n$40\r\n"
+                    "0123456789012345678901234567890123456789\r\n",
+                    lo, hi, port);
+}
+
+static enum l2redis_status last_st;
+static char last_val[32];
+static void on_get_keep(void *arg, enum l2redis_status st, const char *const *vals,
+                        const size_t *lens, size_t n)
+{
+    (void)arg;
+    called++;
+    last_st = st;
+    last_val[0] = '\0';
+    if (n > 0 && vals != NULL && vals[0] != NULL)
+        snprintf(last_val, sizeof(last_val), "%.*s", (int)lens[0], vals[0]);
+}
+
+static struct l2redis *cluster_client(struct loop *loop, int seed_port)
+{
+    char url[64];
+    snprintf(url, sizeof(url), "redis+cluster://127.0.0.1:%d", seed_port);
+    struct l2redis_conf conf = {.url = url, .timeout_ms = 500, .reconnect_ms = 10};
+    struct l2redis *r = l2redis_create(loop, &conf, "chan", NULL, NULL);
+    assert_non_null(r);
+    for (int i = 0; i < 400 && !l2redis_connected(r); i++)
+        loop_run_once(loop, 5);
+    assert_true(l2redis_connected(r)); /* a slot map was read */
+    for (int i = 0; i < 20; i++)       /* the nodes it named are connected meanwhile */
+        loop_run_once(loop, 5);
+    return r;
+}
+
+static void mget_wait(struct loop *loop, struct l2redis *r, const char *key)
+{
+    const char *keys[2] = {key, key};
+    size_t lens[2] = {strlen(key), strlen(key)};
+    called = 0;
+    assert_non_null(l2redis_mget(r, keys, lens, 2, on_get_keep, NULL));
+    for (int i = 0; i < 400 && called == 0; i++)
+        loop_run_once(loop, 5);
+    assert_int_equal(called, 1);
+}
+
+/* Two fake nodes: node A serves slots 0-8191, node B 8192-16383 (the seed, A, says so). Each key
+ * goes to the node of its slot, hash tags included. */
+static void test_cluster_slot_map(void **state)
+{
+    (void)state;
+    struct fake a, b;
+    fake_start(&a, FAKE_VALUE);
+    fake_start(&b, FAKE_VALUE);
+    int n = snprintf(a.slots, sizeof(a.slots), "*2\r\n");
+    n += slots_range(a.slots + n, sizeof(a.slots) - (size_t)n, 0, 8191, a.port);
+    slots_range(a.slots + n, sizeof(a.slots) - (size_t)n, 8192, 16383, b.port);
+    memcpy(b.slots, a.slots, sizeof(a.slots));
+    fake_go(&a);
+    fake_go(&b);
+    struct loop *loop = loop_create();
+    struct l2redis *r = cluster_client(loop, a.port);
+    /* "123456789" is slot 12739 (B); "{a}x" is crc16("a") = 15495 & 16383 -> B; "{b}" -> 3300 (A)
+     */
+    char want[16];
+    mget_wait(loop, r, "123456789");
+    assert_int_equal(last_st, L2REDIS_HIT);
+    snprintf(want, sizeof(want), "v%d", b.port);
+    assert_string_equal(last_val, want);
+    mget_wait(loop, r, "x{b}y");
+    snprintf(want, sizeof(want), "v%d", a.port);
+    assert_string_equal(last_val, want);
+    assert_int_equal(atomic_load(&a.mgets), 1);
+    assert_int_equal(atomic_load(&b.mgets), 1);
+    assert_int_equal(l2redis_redirects(r), 0);
+    l2redis_destroy(r);
+    loop_run_once(loop, 0);
+    loop_destroy(loop);
+    fake_stop(&a);
+    fake_stop(&b);
+}
+
+/* A node that answers every lookup "MOVED to myself" costs each lookup L2REDIS_MAX_REDIRECTS
+ * redirects and an error; one that answers -CLUSTERDOWN an error. Neither hangs the loop. */
+static void test_cluster_bad_nodes(void **state)
+{
+    (void)state;
+    struct fake f;
+    fake_start(&f, FAKE_MOVED_SELF);
+    slots_range(f.slots + snprintf(f.slots, sizeof(f.slots), "*1\r\n"), sizeof(f.slots) - 4, 0,
+                16383, f.port);
+    fake_go(&f);
+    struct loop *loop = loop_create();
+    struct l2redis *r = cluster_client(loop, f.port);
+    uint64_t e0 = l2redis_errors(r);
+    mget_wait(loop, r, "k");
+    assert_int_equal(last_st, L2REDIS_ERROR);
+    assert_int_equal(atomic_load(&f.mgets), 4); /* the first try and three redirects */
+    assert_int_equal(l2redis_redirects(r), 4);
+    assert_true(l2redis_errors(r) > e0);
+    f.mode = FAKE_CLUSTERDOWN;
+    e0 = l2redis_errors(r);
+    mget_wait(loop, r, "k");
+    assert_int_equal(last_st, L2REDIS_ERROR);
+    assert_true(l2redis_errors(r) > e0);
+    assert_true(l2redis_connected(r)); /* an error reply is not a lost connection */
+    l2redis_destroy(r);
+    loop_run_once(loop, 0);
+    loop_destroy(loop);
+    fake_stop(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_url),
-        cmocka_unit_test(test_down),
-        cmocka_unit_test(test_silent_peer),
-        cmocka_unit_test(test_resolve_hook),
+        cmocka_unit_test(test_parse_url),        cmocka_unit_test(test_down),
+        cmocka_unit_test(test_silent_peer),      cmocka_unit_test(test_resolve_hook),
+        cmocka_unit_test(test_crc16_slot),       cmocka_unit_test(test_parse_redirect_seeds),
+        cmocka_unit_test(test_cluster_slot_map), cmocka_unit_test(test_cluster_bad_nodes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
