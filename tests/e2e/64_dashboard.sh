@@ -174,9 +174,11 @@ wait "$lp" || true
 python3 - "$T/dom2.html" <<'PY' >"$T/dom2.txt"
 import re, sys
 d = open(sys.argv[1]).read()
-for cid in ("c-rps", "c-lat", "c-err", "c-hit"):
+for cid in ("c-rps", "c-lat", "c-err", "c-hit", "t-err", "t-lat", "t-hit"):
     m = re.search(r'id="%s"[^>]*' % cid, d)
     print(cid, m.group(0) if m else "missing")
+m = re.search(r'id="t-lat"[^>]*>([^<]*)<', d)
+print("t-lat-text", m.group(1) if m else "missing")
 PY
 # The peak, not the last point: Chrome's virtual time runs ahead of the clock, so two polls may
 # be milliseconds apart in real time and the last interval hold almost no requests (CI drew 0.99
@@ -194,6 +196,16 @@ assert_eq "$hit_last" 100.000 "last hit ratio drawn"
 err_peak=$(grep '^c-err' "$T/dom2.txt" | sed -nE 's/.*data-peak="([0-9.]*)".*/\1/p')
 awk -v v="$err_peak" 'BEGIN { exit !(v > 0 && v < 100) }' ||
     fail "error rate chart under mixed load peaks at '$err_peak' ($(cat "$T/dom2.txt"))"
+
+# the last-minute tiles (since start stays in data-value), latency with its unit (a sub-ms p50
+# reads in µs, not 0.0), an adaptive scale for a small error rate, times under the axis
+grep '^t-err' "$T/dom2.txt" | grep -Eq 'data-minute="[0-9.]+"' || fail "no last-minute error rate: $(grep '^t-err' "$T/dom2.txt")"
+grep '^t-hit' "$T/dom2.txt" | grep -q 'data-minute="100.000"' || fail "no last-minute hit ratio: $(grep '^t-hit' "$T/dom2.txt")"
+grep '^t-lat-text' "$T/dom2.txt" | grep -Eq '[0-9] (µs|ms) / ' || fail "latency tile without units: $(grep '^t-lat-text' "$T/dom2.txt")"
+grep '^c-rps' "$T/dom2.txt" | grep -Eq 'data-xticks="[0-9]{2}:[0-9]{2}:[0-9]{2}' || fail "no times under the RPS chart: $(grep '^c-rps' "$T/dom2.txt")"
+err_max=$(grep '^c-err' "$T/dom2.txt" | sed -nE 's/.*data-max="([0-9.]*)".*/\1/p')
+awk -v m="$err_max" -v p="$err_peak" 'BEGIN { exit !(m >= p && m <= 100 && (p > 40 || m < 100)) }' ||
+    fail "error rate axis not adapted: max $err_max for a peak of $err_peak"
 
 [ -s "$AG_BUILD/dashboard.png" ] || fail "no screenshot written"
 log "dashboard ok (screenshot: $AG_BUILD/dashboard.png)"
