@@ -635,6 +635,13 @@ static int conn__read(struct conn *c)
 static void conn__resume_read(struct gw_req *r)
 {
     struct conn *c = r->sess;
+    if (c->state == CONN_BUSY && c->read_eof && buf_pending(&c->in) == 0 &&
+        gw_req_body_pending(r)) {
+        /* everything the client sent before its FIN is consumed and the body is not whole: it
+         * went away mid-body (seen here when the FIN came while a connection was awaited) */
+        conn_close(c);
+        return;
+    }
     if (c->state != CONN_BUSY || !c->readable || conn__read_paused(c))
         return;
     if (conn__read(c) == -1)
@@ -759,8 +766,10 @@ static void conn__process(struct conn *c)
                 conn__arm(c, T_BODY, cfg->server.client_body_timeout_ms);
             }
         }
-        if (c->state == CONN_BUSY && c->read_eof && !c->rq.px.req_body_read) {
-            /* the client went away in the middle of its body */
+        if (c->state == CONN_BUSY && c->read_eof && !c->rq.px.req_body_read &&
+            c->rq.px.state != PX_WAIT_CONN) {
+            /* the client went away in the middle of its body (while a connection is awaited,
+             * the body may be whole in c->in: the proxy judges once it has moved what is there) */
             conn_close(c);
         }
         return;
