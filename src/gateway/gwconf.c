@@ -132,13 +132,211 @@ static int gwconf__add_listen(struct gw_config *c, const struct ynode *n, const 
         }
     }
     c->listen = xrealloc(c->listen, (c->nlisten + 1) * sizeof(*c->listen));
+    memset(&c->listen[c->nlisten], 0, sizeof(c->listen[0]));
     c->listen[c->nlisten].spec = xstrdup(s);
     c->listen[c->nlisten].addr = a;
     c->nlisten++;
     return 0;
 }
 
-/* `listen:` is one address or a list of them (DESIGN.md writes the short form). */
+/* <rel> read against the folder of the config file <cfgpath>, as nginx reads certificate paths
+ * against its prefix: a config moved with its certificates keeps working from any working
+ * directory. Absolute paths, and configs without a folder ("gw.yaml", "<stdin>"), as given. */
+static char *gwconf__path_at(const char *cfgpath, const char *rel)
+{
+    const char *slash = cfgpath ? strrchr(cfgpath, '/') : NULL;
+    if (rel[0] == '/' || slash == NULL)
+        return xstrdup(rel);
+    size_t dl = (size_t)(slash - cfgpath) + 1;
+    char *p = xmalloc(dl + strlen(rel) + 1);
+    memcpy(p, cfgpath, dl);
+    strcpy(p + dl, rel);
+    return p;
+}
+
+static void gwconf__listen_tls_free(struct gw_listen_tls *t)
+{
+    cfg_free_section(gwconf__listen_tls_desc, t);
+    for (size_t i = 0; i < t->ncerts; i++) {
+        free(t->certs[i].cert);
+        free(t->certs[i].key);
+    }
+    free(t->certs);
+    memset(t, 0, sizeof(*t));
+}
+
+/* Replaces the path in <*p> by the same path read against the config file's folder. */
+static void gwconf__resolve(const struct gw_config *c, char **p)
+{
+    if (*p == NULL)
+        return;
+    char *r = gwconf__path_at(c->path, *p);
+    free(*p);
+    *p = r;
+}
+
+/* Loads the certificates of <t> as the worker will (tls_server_create): each pair alone first, so
+ * a key that does not match its certificate is reported at that pair's position, then all of
+ * them with the client CA and the cipher list. */
+static void gwconf__listen_tls_load(const struct gw_listen_tls *t, const struct ynode *tn,
+                                    const struct ynode *const *certn, const char *where,
+                                    struct cfg_errors *errs)
+{
+    struct tls_server_cert *cs = xcalloc(t->ncerts, sizeof(*cs));
+    for (size_t i = 0; i < t->ncerts; i++)
+        cs[i] = (struct tls_server_cert){t->certs[i].cert, t->certs[i].key};
+    struct tls_server_opts o = {
+        .min_version = t->min_version == 1 ? 13 : 12,
+        .tickets = t->session_tickets,
+        .ticket_rotate_s = (unsigned)(t->ticket_rotation_ms / 1000),
+        .session_cache = (long)t->session_cache,
+    };
+    char e[1024];
+    size_t before = errs->n;
+    for (size_t i = 0; i < t->ncerts; i++) {
+        o.certs = &cs[i];
+        o.ncerts = 1;
+        struct tls_server *ts = tls_server_create(&o, e, sizeof(e));
+        if (ts == NULL)
+            cfg_error(errs, certn[i], "%s: %s", where, e);
+        tls_server_destroy(ts);
+    }
+    if (errs->n == before) {
+        o.certs = cs;
+        o.ncerts = t->ncerts;
+        o.client_ca = t->client_ca;
+        o.ciphers = t->ciphers;
+        struct tls_server *ts = tls_server_create(&o, e, sizeof(e));
+        if (ts == NULL)
+            cfg_error(errs, tn, "%s: %s", where, e);
+        tls_server_destroy(ts);
+    }
+    free(cs);
+}
+
+/* `tls:` of listen entry <l>: the table keys, the `cert`/`key` shorthand and the `certs` list,
+ * paths resolved, every file readable, then loaded. */
+static void gwconf__parse_listen_tls(struct gw_config *c, struct gw_listen *l,
+                                     const struct ynode *tn, const char *where,
+                                     struct cfg_errors *errs)
+{
+    struct gw_listen_tls *t = &l->tls;
+    if (tn->type != YNODE_MAP) {
+        cfg_error(errs, tn, "%s: expected a map with cert and key (or certs), got a %s", where,
+                  ynode_type_name(tn));
+        return;
+    }
+    t->enabled = true;
+    size_t before = errs->n;
+    gwconf__apply(tn, where, gwconf__listen_tls_desc, gwconf__listen_tls_manual, t, errs);
+    const struct ynode *list = ynode_get(tn, "certs");
+    size_t max = 1 + (list && list->type == YNODE_SEQ ? ynode_size(list) : 0);
+    t->certs = xcalloc(max, sizeof(*t->certs));
+    const struct ynode **certn = xcalloc(max, sizeof(*certn));
+    long *listi = xcalloc(max, sizeof(*listi)); /* index in certs:, -1 for the shorthand */
+    if (t->cert != NULL || t->key != NULL) {
+        if (t->cert == NULL || t->key == NULL)
+            cfg_error(errs, tn, "%s: cert and key go together; give both", where);
+        else {
+            certn[t->ncerts] = ynode_get(tn, "cert");
+            listi[t->ncerts] = -1;
+            t->certs[t->ncerts].cert = gwconf__path_at(c->path, t->cert);
+            t->certs[t->ncerts++].key = gwconf__path_at(c->path, t->key);
+        }
+    }
+    if (list != NULL && list->type != YNODE_SEQ)
+        cfg_error(errs, list, "%s.certs: expected a list of {cert, key} maps, got a %s", where,
+                  ynode_type_name(list));
+    for (size_t i = 0; list && list->type == YNODE_SEQ && i < ynode_size(list); i++) {
+        const struct ynode *it = ynode_item(list, i);
+        if (it->type != YNODE_MAP) {
+            cfg_error(errs, it, "%s.certs[%zu]: expected a map {cert: FILE, key: FILE}, got a %s",
+                      where, i, ynode_type_name(it));
+            continue;
+        }
+        const struct ynode *cn = ynode_get(it, "cert"), *kn = ynode_get(it, "key");
+        for (size_t k = 0; k < ynode_size(it); k++) {
+            const struct ynode *key = ynode_key(it, k);
+            if (strcmp(key->str, "cert") != 0 && strcmp(key->str, "key") != 0)
+                cfg_error(errs, key, "%s.certs[%zu]: unknown key '%s'; known keys: cert, key",
+                          where, i, key->str);
+        }
+        if (cn == NULL || kn == NULL || cn->type != YNODE_SCALAR || kn->type != YNODE_SCALAR ||
+            cn->len == 0 || kn->len == 0) {
+            cfg_error(errs, it, "%s.certs[%zu]: give cert and key, two PEM file paths", where, i);
+            continue;
+        }
+        certn[t->ncerts] = it;
+        listi[t->ncerts] = (long)i;
+        t->certs[t->ncerts].cert = gwconf__path_at(c->path, cn->str);
+        t->certs[t->ncerts++].key = gwconf__path_at(c->path, kn->str);
+    }
+    if (errs->n == before && t->ncerts == 0)
+        cfg_error(errs, tn, "%s: no certificate; give cert and key, or certs: [{cert, key}, ...]",
+                  where);
+    gwconf__resolve(c, &t->cert);
+    gwconf__resolve(c, &t->key);
+    gwconf__resolve(c, &t->client_ca);
+    /* Unreadable files at the key that names them, with the path as resolved. */
+    for (size_t i = 0; i < t->ncerts; i++) {
+        const struct ynode *in = certn[i];
+        const char *paths[] = {t->certs[i].cert, t->certs[i].key};
+        const char *names[] = {"cert", "key"};
+        for (int k = 0; k < 2; k++) {
+            if (access(paths[k], R_OK) == 0)
+                continue;
+            const struct ynode *at = listi[i] < 0 ? ynode_get(tn, names[k])
+                                                  : ynode_get(in, names[k]);
+            char sub[64] = "";
+            if (listi[i] >= 0)
+                snprintf(sub, sizeof(sub), ".certs[%ld]", listi[i]);
+            cfg_error(errs, at ? at : in, "%s%s.%s: cannot read '%s': %s; give a readable PEM "
+                      "file (relative paths start at the config file's folder)", where, sub,
+                      names[k], paths[k], strerror(errno));
+        }
+    }
+    if (t->client_ca != NULL && access(t->client_ca, R_OK) != 0)
+        cfg_error(errs, ynode_get(tn, "client_ca"), "%s.client_ca: cannot read '%s': %s; give a "
+                  "readable PEM file of CA certificates", where, t->client_ca, strerror(errno));
+    if (errs->n == before)
+        gwconf__listen_tls_load(t, tn, certn, where, errs);
+    free(listi);
+    free(certn);
+}
+
+/* One entry of `listen:`: "host:port" (plain HTTP) or {address: host:port, tls: {...}}. */
+static void gwconf__parse_listen_item(struct gw_config *c, const struct ynode *it, size_t i,
+                                      struct cfg_errors *errs)
+{
+    if (it->type == YNODE_SCALAR) {
+        gwconf__add_listen(c, it, it->str, errs, NULL, 0);
+        return;
+    }
+    if (it->type != YNODE_MAP) {
+        cfg_error(errs, it, "listen[%zu]: expected host:port or {address: host:port, tls: {...}}, "
+                            "got a %s", i, ynode_type_name(it));
+        return;
+    }
+    for (size_t k = 0; k < ynode_size(it); k++) {
+        const struct ynode *key = ynode_key(it, k);
+        if (strcmp(key->str, "address") != 0 && strcmp(key->str, "tls") != 0)
+            cfg_error(errs, key, "listen[%zu]: unknown key '%s'; known keys: address, tls", i,
+                      key->str);
+    }
+    const struct ynode *an = ynode_get(it, "address"), *tn = ynode_get(it, "tls");
+    if (an == NULL || an->type != YNODE_SCALAR) {
+        cfg_error(errs, an ? an : it, "listen[%zu].address: missing; give host:port", i);
+        return;
+    }
+    if (gwconf__add_listen(c, an, an->str, errs, NULL, 0) != 0 || tn == NULL)
+        return;
+    char where[48];
+    snprintf(where, sizeof(where), "listen[%zu].tls", i);
+    gwconf__parse_listen_tls(c, &c->listen[c->nlisten - 1], tn, where, errs);
+}
+
+/* `listen:` is one address or a list of them (DESIGN.md writes the short form); a list entry may
+ * be a map with `tls:`. */
 static void gwconf__parse_listen(struct gw_config *c, const struct ynode *n,
                                  struct cfg_errors *errs)
 {
@@ -150,20 +348,17 @@ static void gwconf__parse_listen(struct gw_config *c, const struct ynode *n,
         gwconf__add_listen(c, n, n->str, errs, NULL, 0);
         return;
     }
-    if (n->type != YNODE_SEQ || ynode_size(n) == 0) {
-        cfg_error(errs, n, "listen: expected an address or a non-empty list of addresses "
-                           "(host:port)");
+    if (n->type == YNODE_MAP) {
+        gwconf__parse_listen_item(c, n, 0, errs);
         return;
     }
-    for (size_t i = 0; i < ynode_size(n); i++) {
-        const struct ynode *it = ynode_item(n, i);
-        if (it->type != YNODE_SCALAR) {
-            cfg_error(errs, it, "listen[%zu]: expected host:port, got a %s", i,
-                      ynode_type_name(it));
-            continue;
-        }
-        gwconf__add_listen(c, it, it->str, errs, NULL, 0);
+    if (n->type != YNODE_SEQ || ynode_size(n) == 0) {
+        cfg_error(errs, n, "listen: expected an address or a non-empty list of addresses "
+                           "(host:port or {address: host:port, tls: {cert: FILE, key: FILE}})");
+        return;
     }
+    for (size_t i = 0; i < ynode_size(n); i++)
+        gwconf__parse_listen_item(c, ynode_item(n, i), i, errs);
 }
 
 /* Sets the admin listener from <s>: an address, or "off"/false (YAML's `off` is a string to us,
@@ -1250,8 +1445,10 @@ void gwconf_free(struct gw_config *c)
         free(u->servers);
     }
     free(c->upstreams);
-    for (size_t i = 0; i < c->nlisten; i++)
+    for (size_t i = 0; i < c->nlisten; i++) {
         free(c->listen[i].spec);
+        gwconf__listen_tls_free(&c->listen[i].tls);
+    }
     free(c->listen);
     cfg_free_section(gwconf__root_desc, c);
     cfg_free_section(gwconf__admin_desc, c);
@@ -1262,7 +1459,8 @@ void gwconf_free(struct gw_config *c)
     free(c);
 }
 
-/* --listen replaces the whole list (it is what an operator means by "listen there instead"). */
+/* --listen replaces the whole list (it is what an operator means by "listen there instead"), with
+ * plain HTTP listeners: TLS needs its certificates, which only the file can give. */
 int gwconf_set_listen(struct gw_config *c, const char *addr, char *err, size_t errlen)
 {
     struct gw_listen *old = c->listen;
@@ -1291,8 +1489,10 @@ int gwconf_set_listen(struct gw_config *c, const char *addr, char *err, size_t e
     }
     struct gw_listen *drop = rc == 0 ? old : c->listen;
     size_t ndrop = rc == 0 ? nold : c->nlisten;
-    for (size_t i = 0; i < ndrop; i++)
+    for (size_t i = 0; i < ndrop; i++) {
         free(drop[i].spec);
+        gwconf__listen_tls_free(&drop[i].tls);
+    }
     free(drop);
     if (rc != 0) {
         c->listen = old;

@@ -25,10 +25,31 @@ enum gw_level { GW_LEVEL_DEBUG = 0, GW_LEVEL_INFO, GW_LEVEL_WARN, GW_LEVEL_ERROR
 enum gw_eviction { GW_EVICT_S3FIFO = 0, GW_EVICT_SIEVE };
 enum gw_breaker_scope { GW_BREAKER_ROUTE = 0, GW_BREAKER_UPSTREAM };
 
+/* One certificate of a TLS listener (paths resolved against the config file's folder). */
+struct gw_tls_cert {
+    char *cert;  /* PEM chain, leaf first */
+    char *key;   /* PEM private key */
+};
+
+/* `listen: [{address: ..., tls: {...}}]` — TLS termination on one listener (net/tls.h). */
+struct gw_listen_tls {
+    bool enabled;
+    char *cert, *key;            /* the `cert:`/`key:` shorthand (also certs[0] when given) */
+    struct gw_tls_cert *certs;   /* every certificate, chosen by SNI; [0] is the default */
+    size_t ncerts;
+    char *client_ca;             /* clients must present a certificate this CA signed; NULL: off */
+    int min_version;             /* 0: TLS 1.2, 1: TLS 1.3 (the enum's index) */
+    char *ciphers;               /* TLS 1.2 cipher list; NULL: the modern default */
+    bool session_tickets;
+    uint64_t ticket_rotation_ms; /* a new ticket key this often */
+    int64_t session_cache;       /* server-side session cache entries; 0: off */
+};
+
 /* One `listen:` address. */
 struct gw_listen {
     char *spec;            /* as written: "127.0.0.1:8080" */
     struct sock_addr addr; /* parsed (numeric host or localhost) */
+    struct gw_listen_tls tls;
 };
 
 /* `workers:` — the process model (supervisor + one worker with N loop threads). */

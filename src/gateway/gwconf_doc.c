@@ -23,7 +23,15 @@ void gwconf_print_reference(FILE *out)
     fprintf(out, "| key | type | default | bounds | description |\n"
                  "|---|---|---|---|---|\n");
     gwconf__row(out, "listen", "address or list", "`127.0.0.1:8080`",
-                "client listeners (host:port); each gets one SO_REUSEPORT socket per thread");
+                "client listeners: host:port (HTTP), or `{address: host:port, tls: {...}}` "
+                "(HTTPS); each gets one SO_REUSEPORT socket per thread");
+    gwconf__row(out, "listen[].tls", "section", "(plain HTTP)",
+                "TLS termination on that listener (docs/tls.md): `cert` and `key`, and/or "
+                "`certs: [{cert, key}, ...]` chosen by SNI (ECDSA and RSA side by side)");
+    gwconf__row(out, "listen[].tls.certs", "list", "(none)",
+                "more certificates, `{cert: FILE, key: FILE}` each; the first certificate "
+                "(cert/key, else certs[0]) is the default");
+    cfg_print_reference(gwconf__listen_tls_desc, "listen[].tls", out);
     gwconf__row(out, "admin", "address or map", "`127.0.0.1:9901`",
                 "the admin listener: `admin: host:port` (or off) sets `admin.address` only; "
                 "the map form takes the keys below");
@@ -246,13 +254,29 @@ void gwconf_dump(const struct gw_config *c, FILE *out)
 {
     fprintf(out, "# effective configuration of %s: every key with its value, defaults included\n",
             c->path ? c->path : "(string)");
-    fputs("listen: [", out);
+    fputs("listen:\n", out);
     for (size_t i = 0; i < c->nlisten; i++) {
-        if (i)
-            fputs(", ", out);
+        const struct gw_listen_tls *t = &c->listen[i].tls;
+        if (!t->enabled) {
+            fputs("  - ", out);
+            doc__str(out, c->listen[i].spec);
+            fputc('\n', out);
+            continue;
+        }
+        fputs("  - address: ", out);
         doc__str(out, c->listen[i].spec);
+        fputs("\n    tls:\n      certs:\n", out);
+        for (size_t k = 0; k < t->ncerts; k++) {
+            fputs("        - {cert: ", out);
+            doc__str(out, t->certs[k].cert);
+            fputs(", key: ", out);
+            doc__str(out, t->certs[k].key);
+            fputs("}\n", out);
+        }
+        struct gw_listen_tls rest = *t; /* cert/key are in certs already */
+        rest.cert = rest.key = NULL;
+        doc__table(out, gwconf__listen_tls_desc, &rest, 6, NULL);
     }
-    fputs("]\n", out);
     if (c->admin_enabled) {
         fputs("admin:\n", out);
         doc__table(out, gwconf__admin_desc, c, 2, NULL);

@@ -16,6 +16,8 @@ extern const struct cfg_desc gwconf__fallback_desc[];
 extern const char *const gwconf__fallback_manual[];
 extern const struct cfg_desc gwconf__health_desc[];
 extern const struct cfg_desc gwconf__limit_desc[];
+extern const struct cfg_desc gwconf__listen_tls_desc[];
+extern const char *const gwconf__listen_tls_manual[];
 extern const struct cfg_desc gwconf__logging_desc[];
 extern const struct cfg_desc gwconf__path_norm_desc[];
 extern const struct cfg_desc gwconf__headers_desc[];

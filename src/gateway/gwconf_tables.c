@@ -235,6 +235,32 @@ const struct cfg_desc gwconf__health_desc[] = {
     {"expect_max", CFG_INT, U(health.expect_max), "399", "100", "599",
      "highest status that counts as healthy", NULL, NULL, false},
     {NULL}};
+#define L(f) offsetof(struct gw_listen_tls, f)
+const struct cfg_desc gwconf__listen_tls_desc[] = {
+    {"cert", CFG_STRING, L(cert), NULL, NULL, NULL,
+     "certificate chain (PEM, leaf first); relative paths start at the config file's folder",
+     NULL, NULL, false},
+    {"key", CFG_STRING, L(key), NULL, NULL, NULL, "private key (PEM) of cert", NULL, NULL,
+     false},
+    {"client_ca", CFG_STRING, L(client_ca), NULL, NULL, NULL,
+     "PEM CA bundle: clients must present a certificate it signed (mutual TLS); default: off",
+     NULL, NULL, false},
+    {"min_version", CFG_ENUM, L(min_version), "1.2", NULL, NULL,
+     "oldest TLS version accepted", "1.2|1.3", NULL, false},
+    {"ciphers", CFG_STRING, L(ciphers), NULL, NULL, NULL,
+     "TLS 1.2 cipher list (OpenSSL syntax); default: ECDHE with AES-GCM or ChaCha20", NULL, NULL,
+     false},
+    {"session_tickets", CFG_BOOL, L(session_tickets), "true", NULL, NULL,
+     "resumption by session tickets (keys in memory, shared by the worker's threads)", NULL,
+     NULL, false},
+    {"ticket_rotation", CFG_DURATION, L(ticket_rotation_ms), "1h", "1m", "1d",
+     "a new ticket key this often; tickets resume for two periods", NULL, NULL, false},
+    {"session_cache", CFG_INT, L(session_cache), "20000", "0", "10000000",
+     "sessions kept for resumption by session id (TLS 1.2 clients without tickets); 0 = off",
+     NULL, NULL, false},
+    {NULL}};
+const char *const gwconf__listen_tls_manual[] = {"certs", NULL};
+#undef L
 const struct cfg_desc gwconf__tls_desc[] = {
     {"verify", CFG_BOOL, U(tls.verify), "true", NULL, NULL,
      "verify the server certificate chain and name", NULL, NULL, false},

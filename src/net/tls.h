@@ -1,6 +1,9 @@
-/* TLS client for upstream connections (OpenSSL, kept out of every other file): one context per
- * upstream with certificate verification on by default (system store or ca_file), SNI and host
- * name checks, ALPN http/1.1, and session resumption per server shared by all loop threads. The
+/* TLS transports (OpenSSL, kept out of every other file). The client side, for upstream
+ * connections: one context per upstream with certificate verification on by default (system store
+ * or ca_file), SNI and host name checks, ALPN http/1.1, and session resumption per server shared by
+ * all loop threads. The server side, for `listen` entries with `tls:`: certificates chosen by SNI
+ * (ECDSA and RSA side by side), ALPN from a list the caller gives, TLS 1.2 and 1.3, session
+ * tickets with keys rotated in memory plus a session cache, optional client certificates. Every
  * handshake is non-blocking: transport_handshake() returns IO_AGAIN until done. OpenSSL writes
  * with write(2), so a process using TLS transports must ignore SIGPIPE (serve, load and mock do). */
 #ifndef AG_NET_TLS_H
@@ -13,6 +16,11 @@
 
 struct tls_client;
 struct tls_session;
+struct tls_server;
+
+/* Why a server handshake failed, besides transport_err_tls: the client spoke plain HTTP ("GET /"
+ * arrived where a TLS record was expected). Compared by pointer, as transport_err_*. */
+extern const char tls_err_plain_http[];
 
 struct tls_client_opts {
     bool verify;            /* verify chain and name (default on; off only for tests/labs) */
@@ -44,5 +52,57 @@ bool tls_transport_wants_write(const struct transport *t);
 /* A sentence on why the last TLS operation of <t> failed ("certificate verify failed: self-signed
  * certificate in certificate chain"), written into <buf>; returns <buf>. */
 const char *tls_transport_describe(const struct transport *t, char *buf, size_t len);
+
+/* ---- server side ---- */
+
+/* One certificate of a listener: a PEM chain (leaf first) and its private key. */
+struct tls_server_cert {
+    const char *cert_file;
+    const char *key_file;
+};
+
+struct tls_server_opts {
+    /* Certificates; the first is the default (no SNI, or no certificate matches the name).
+     * Certificates with the same names and different key types (ECDSA and RSA) are served side by
+     * side, OpenSSL picking the one the client's signature algorithms allow. */
+    const struct tls_server_cert *certs;
+    size_t ncerts;
+    const char *client_ca;        /* PEM bundle: clients must present a certificate it signed;
+                                     NULL: no client certificate asked */
+    int min_version;              /* 12 (TLS 1.2, the default when 0) or 13 */
+    const char *ciphers;          /* TLS 1.2 cipher list (OpenSSL syntax); NULL: a modern default
+                                     (ECDHE with AES-GCM or ChaCha20) */
+    const char *const *alpn;      /* protocols in the server's order of preference, NULL-ended
+                                     ({"h2", "http/1.1", NULL}); NULL: {"http/1.1", NULL}. A
+                                     client offering ALPN without any of them gets an alert. */
+    bool tickets;                 /* session tickets (stateless resumption) */
+    unsigned ticket_rotate_s;     /* a new ticket key this often (tickets stay valid for two
+                                     periods); 0: 3600 */
+    long session_cache;           /* session cache entries (resumption by session id); 0: off */
+};
+
+/* Builds a server context: reads and checks every certificate and key now (a missing file, a file
+ * that is no PEM, a key that does not match its certificate, two certificates of one key type for
+ * the same names), so check and a reload report them. Returns NULL with a sentence in <err>.
+ * Thread-safe afterwards: one per listener, shared by the loop threads of a worker (the ticket keys
+ * and the session cache are shared too). */
+struct tls_server *tls_server_create(const struct tls_server_opts *o, char *err, size_t errlen);
+void tls_server_destroy(struct tls_server *s);
+/* Starts a new ticket key now, as the rotation period does (tickets sealed with the previous two
+ * keys still resume and are renewed). For tests and for an operator's "forget old keys". */
+void tls_server_rotate_tickets(struct tls_server *s);
+
+/* Makes <t> a server TLS transport over the accepted non-blocking <fd>, taken over by <t>. The
+ * handshake runs through transport_handshake(). Returns 0, or -1 with <err> (then <fd> is not
+ * taken). */
+int tls_server_transport_init(struct transport *t, struct tls_server *s, int fd, char *err,
+                              size_t errlen);
+/* After the handshake: the protocol ALPN selected (one of the server's alpn strings, so it may be
+ * compared by pointer), or NULL when the client offered no ALPN. */
+const char *tls_transport_alpn(const struct transport *t);
+/* After the handshake: the server name the client asked for (SNI), or NULL. */
+const char *tls_transport_sni(const struct transport *t);
+/* "TLSv1.3" / "TLSv1.2" after the handshake (static strings). */
+const char *tls_transport_version(const struct transport *t);
 
 #endif
