@@ -21,6 +21,7 @@
 #include "core/xmalloc.h"
 #include "gateway/gwconf.h"
 #include "http/headers.h"
+#include "net/tls.h"
 
 enum conn_timer_kind { T_NONE = 0, T_HEADER, T_IDLE, T_BODY, T_SEND, T_LINGER };
 
@@ -235,10 +236,24 @@ static void conn__reset_request(struct conn *c)
     gw_req_reset(&c->rq);
 }
 
-void conn_accept(struct gwthread *th, int fd, const char *ip)
+void conn_accept(struct gwthread *th, int fd, const char *ip, struct tls_server *tls)
 {
     struct conn *c = conn__get(th);
-    c->fd = fd;
+    c->handshaking = false;
+    if (tls == NULL) {
+        transport_init_tcp(&c->tp, fd);
+    } else {
+        char err[256];
+        if (tls_server_transport_init(&c->tp, tls, fd, err, sizeof(err)) != 0) {
+            static struct log_limit tls_lim;
+            ag_log_limited(AG_LOG_WARN, &tls_lim, "client %s: %s", ip, err);
+            close(fd);
+            conn__put(th, c);
+            atomic_fetch_sub(&th->sh->conns, 1);
+            return;
+        }
+        c->handshaking = true;
+    }
     c->th = th;
     c->rq.th = th;
     c->state = CONN_HEAD;
@@ -255,8 +270,7 @@ void conn_accept(struct gwthread *th, int fd, const char *ip)
     if (loop_add_fd(th->loop, fd, LOOP_READ | LOOP_WRITE, conn__on_event, c) == -1) {
         static struct log_limit reg_lim;
         ag_log_limited(AG_LOG_WARN, &reg_lim, "register client fd: %s", strerror(errno));
-        close(fd);
-        c->fd = -1;
+        transport_close(&c->tp);
         conn__put(th, c);
         atomic_fetch_sub(&th->sh->conns, 1);
         return;
@@ -288,9 +302,8 @@ void conn_close(struct conn *c)
     c->state = CONN_CLOSED;
     gw_req_abort(&c->rq); // a request in progress ends unanswered
     loop_timer_stop(th->loop, &c->timer);
-    loop_del_fd(th->loop, c->fd);
-    close(c->fd);
-    c->fd = -1;
+    loop_del_fd(th->loop, c->tp.fd);
+    transport_close(&c->tp); // TLS: frees the session state (no close_notify wait)
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -311,6 +324,12 @@ void conn_close_idle(struct gwthread *th)
     for (; c != NULL; c = next) {
         next = c->next;
         c->rq.keep_alive = false; // finish the current request, then close
+        if (c->handshaking) {
+            /* a TLS client in its handshake gets a second from its accept, as below */
+            if (loop_now_ms(th->loop) - c->accept_ms > 1000)
+                conn_close(c);
+            continue;
+        }
         if (c->state != CONN_HEAD || buf_pending(&c->in) > 0 || buf_pending(&c->out) > 0)
             continue;
         /* A request may already wait in the socket (its edge not handled yet): serve it rather
@@ -389,25 +408,30 @@ static void conn__on_timer(struct loop *loop, void *arg)
 
 /* ---- output ---- */
 
-static void conn__linger(struct conn *c)
+/* Reads and drops what the client sends (a closing connection), until EAGAIN; closes <c> at its
+ * EOF or error. */
+static void conn__drop_input(struct conn *c)
 {
-    /* Half-close, then read and drop what the client still sends, so the kernel does not answer
-     * unread bytes with a RST that would destroy the error response before the client reads it. */
-    shutdown(c->fd, SHUT_WR);
-    c->state = CONN_CLOSING;
-    conn__arm(c, T_LINGER, CONN_LINGER_MS);
     char scratch[4096];
     for (;;) {
-        ssize_t n = read(c->fd, scratch, sizeof(scratch));
+        ssize_t n = transport_read(&c->tp, scratch, sizeof(scratch));
         if (n > 0)
             continue;
-        if (n == -1 && errno == EINTR)
-            continue;
-        if (n == -1 && errno == EAGAIN)
+        if (n == IO_AGAIN)
             return;
         conn_close(c);
         return;
     }
+}
+
+static void conn__linger(struct conn *c)
+{
+    /* Half-close, then read and drop what the client still sends, so the kernel does not answer
+     * unread bytes with a RST that would destroy the error response before the client reads it. */
+    transport_shutdown(&c->tp); // TLS: close_notify first
+    c->state = CONN_CLOSING;
+    conn__arm(c, T_LINGER, CONN_LINGER_MS);
+    conn__drop_input(c);
 }
 
 /* The one writer of the client socket: what waits in c->out, then <iov> (zero-copy: the part
@@ -447,11 +471,9 @@ static int conn__sendv(struct conn *c, const struct iovec *iov, int n)
         }
         if (k == 0)
             break;
-        ssize_t w = writev(c->fd, w_iov, k);
-        if (w == -1) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN) {
+        ssize_t w = transport_writev(&c->tp, w_iov, k);
+        if (w < 0) {
+            if (w == IO_AGAIN) {
                 c->writable = false;
                 break;
             }
@@ -601,10 +623,11 @@ static int conn__read(struct conn *c)
         gwthread_buf_take(c->th, &c->in);
         /* a head is read into the room the block has, growing only once it is full */
         buf_reserve(&c->in, c->state == CONN_HEAD ? 1 : CONN_READ_CHUNK);
-        ssize_t n = read(c->fd, buf_tail(&c->in), buf_room(&c->in));
+        ssize_t n = transport_read(&c->tp, buf_tail(&c->in), buf_room(&c->in));
         if (n > 0) {
             buf_commit(&c->in, (size_t)n);
-            if (buf_room(&c->in) > 0 && !c->peer_hup) {
+            /* (TLS returns one record per read: a short read says nothing of the socket) */
+            if (buf_room(&c->in) > 0 && !c->peer_hup && c->tp.ops == &transport_tcp_ops) {
                 /* A short read drained the socket: new bytes bring a new edge, so the EAGAIN
                  * read can be skipped (nginx does the same). Not when the client closed its
                  * side (LOOP_HUP): a FIN that came with these bytes brings no edge of its own,
@@ -619,9 +642,7 @@ static int conn__read(struct conn *c)
             c->readable = false;
             break;
         }
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN) {
+        if (n == IO_AGAIN) {
             c->readable = false;
             break;
         }
@@ -775,24 +796,66 @@ static void conn__process(struct conn *c)
         return;
     case CONN_CLOSING:
         if (c->timer_kind == T_LINGER) {
-            char scratch[4096];
-            for (;;) {
-                ssize_t n = read(c->fd, scratch, sizeof(scratch));
-                if (n > 0)
-                    continue;
-                if (n == -1 && (errno == EINTR))
-                    continue;
-                if (n == -1 && errno == EAGAIN)
-                    return;
-                conn_close(c);
-                return;
-            }
+            conn__drop_input(c);
+            return;
         }
         buf_reset(&c->in);
         return;
     default:
         return;
     }
+}
+
+/* A plain HTTP request on a TLS listener gets a plain 400 that says why, then a close (nginx
+ * answers 400 "The plain HTTP request was sent to HTTPS port" the same way). What the client sent
+ * is read first, so the close does not reset the answer away. */
+static void conn__answer_plain_http(struct conn *c)
+{
+#define CONN_PLAIN_BODY "This port speaks HTTPS: send the request with https://\n"
+    static const char resp[] = "HTTP/1.1 400 Bad Request\r\n"
+                               "Content-Type: text/plain\r\n"
+                               "Content-Length: 55\r\n"
+                               "Connection: close\r\n"
+                               "\r\n" CONN_PLAIN_BODY;
+    _Static_assert(sizeof(CONN_PLAIN_BODY) - 1 == 55, "Content-Length of the plain HTTP answer");
+    char scratch[4096];
+    while (recv(c->tp.fd, scratch, sizeof(scratch), MSG_DONTWAIT) > 0)
+        ;
+    (void)!send(c->tp.fd, resp, sizeof(resp) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+    shutdown(c->tp.fd, SHUT_WR);
+}
+
+/* One step of the TLS handshake. Returns 0 when it is done (the connection goes on as HTTP),
+ * 1 while it waits for the client, -1 when <c> was closed. The header timer armed at the accept
+ * bounds the whole handshake. */
+static int conn__handshake(struct conn *c)
+{
+    struct gwthread *th = c->th;
+    int r = transport_handshake(&c->tp);
+    if (r == IO_AGAIN)
+        return 1;
+    if (r == IO_OK) {
+        c->handshaking = false;
+        c->readable = true;
+        metrics_counter_inc(th->ms, tls_transport_resumed(&c->tp) ? th->sh->ids.tls_resumed
+                                                                   : th->sh->ids.tls_full);
+        return 0;
+    }
+    if (c->tp.err == tls_err_plain_http) {
+        static struct log_limit plain_lim;
+        ag_log_limited(AG_LOG_WARN, &plain_lim, "client %s: plain HTTP request on a TLS "
+                       "listener: answered 400", c->client_ip);
+        metrics_counter_inc(th->ms, th->sh->ids.tls_plain_http);
+        conn__answer_plain_http(c);
+    } else {
+        static struct log_limit hs_lim;
+        char why[256];
+        ag_log_limited(AG_LOG_DEBUG, &hs_lim, "client %s: TLS handshake failed: %s",
+                       c->client_ip, tls_transport_describe(&c->tp, why, sizeof(why)));
+        metrics_counter_inc(th->ms, th->sh->ids.tls_failed);
+    }
+    conn_close(c);
+    return -1;
 }
 
 static void conn__on_event(struct loop *loop, int fd, void *arg, unsigned events)
@@ -802,6 +865,13 @@ static void conn__on_event(struct loop *loop, int fd, void *arg, unsigned events
     struct conn *c = arg;
     if (c->magic != CONN_MAGIC || c->state == CONN_CLOSED)
         return;
+    if (c->handshaking) {
+        if (events & LOOP_HUP)
+            c->peer_hup = true;
+        if (conn__handshake(c) != 0)
+            return;
+        events |= LOOP_READ; // the first request may have come with the client's Finished
+    }
     if (events & LOOP_WRITE) {
         c->writable = true;
         if (buf_pending(&c->out) > 0) {
@@ -817,7 +887,7 @@ static void conn__on_event(struct loop *loop, int fd, void *arg, unsigned events
         if (c->state == CONN_CLOSING && c->timer_kind != T_LINGER) {
             /* still flushing the last response: drop what arrives */
             char scratch[4096];
-            while (read(c->fd, scratch, sizeof(scratch)) > 0)
+            while (transport_read(&c->tp, scratch, sizeof(scratch)) > 0)
                 ;
             c->readable = false;
             return;

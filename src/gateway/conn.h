@@ -11,8 +11,10 @@
 #include "core/buf.h"
 #include "core/loop.h"
 #include "gateway/req.h"
+#include "net/transport.h"
 
 struct gwthread;
+struct tls_server;
 
 #define CONN_MAGIC 0x636f6e6eu   /* "conn" */
 
@@ -25,7 +27,7 @@ enum conn_state {
 
 struct conn {
     unsigned magic;
-    int fd;
+    struct transport tp;        // the client's byte stream: plain TCP or TLS (tp.fd: the socket)
     enum conn_state state;
     struct gwthread *th;
     struct conn *next, *prev;   // thread's active list, or free list (next only)
@@ -40,13 +42,15 @@ struct conn {
     bool read_eof;
     bool peer_hup;              // LOOP_HUP seen: the client closed its side (read on to the EOF)
     bool sent_continue;
+    bool handshaking;           // TLS handshake under way (before the first request head)
     uint64_t requests;          // requests served on this connection
     uint64_t accept_ms;         // loop time of the accept
     struct gw_req rq;           // the request being served (one at a time)
 };
 
-/* Takes over an accepted socket (non-blocking). */
-void conn_accept(struct gwthread *th, int fd, const char *ip);
+/* Takes over an accepted socket (non-blocking). <tls>: the listener's TLS context, or NULL for
+ * plain HTTP; the handshake then runs step by step on the loop within the header timeout. */
+void conn_accept(struct gwthread *th, int fd, const char *ip, struct tls_server *tls);
 /* Closes <c> (deferred free). Safe from inside its own callbacks. */
 void conn_close(struct conn *c);
 /* Frees every conn object of the thread's free list. */

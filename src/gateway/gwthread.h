@@ -51,6 +51,7 @@ struct gw_metric_ids {
     metrics_ref uptime;           // apigate_uptime_seconds (on scrape)
     metrics_ref build_info;       // apigate_build_info{version} 1
     metrics_ref shed_global;      // apigate_shed_requests_total{route="",reason="global_limit"}
+    metrics_ref tls_full, tls_resumed, tls_failed, tls_plain_http; // apigate_tls_handshakes_total
 };
 
 /* Per route, precomputed at worker start. */
@@ -85,6 +86,7 @@ struct gw_shared {
     size_t nthreads;
     struct cachehook *cache;        // response cache (the cache filter); NULL: no route caches
     struct resil *resil;            // breakers, retries, adaptive limits (the resil filter)
+    struct tls_server **tls;        // per cfg listen address: its TLS context, NULL for plain
 };
 
 /* Per-thread cache of (route, method, status) -> histogram series, so the hot path never takes

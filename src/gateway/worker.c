@@ -29,6 +29,7 @@
 #include "gateway/route.h"
 #include "gateway/upstream.h"
 #include "net/sock.h"
+#include "net/tls.h"
 #include "version.h"
 
 #define WORKER_TICK_MS 250
@@ -38,6 +39,15 @@
 #define WORKER_IDLE_GRACE_MS 1000
 
 /* ---- accept ---- */
+
+/* The TLS context of the listener <fd> of <th> (thread t's socket of address a), NULL: plain. */
+static struct tls_server *worker__listener_tls(const struct gwthread *th, int fd)
+{
+    for (size_t a = 0; a < th->nlisten_fds; a++)
+        if (th->listen_fds[a] == fd)
+            return th->sh->tls[a];
+    return NULL;
+}
 
 static void worker__on_accept(struct loop *loop, int fd, void *arg, unsigned events)
 {
@@ -76,8 +86,33 @@ static void worker__on_accept(struct loop *loop, int fd, void *arg, unsigned eve
             inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, ip, sizeof(ip));
         else if (ss.ss_family == AF_INET6)
             inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, ip, sizeof(ip));
-        conn_accept(th, cfd, ip);
+        conn_accept(th, cfd, ip, worker__listener_tls(th, fd));
     }
+}
+
+/* The protocols offered by ALPN on TLS listeners, in order of preference (HTTP/2 joins here). */
+static const char *const worker_alpn[] = {"http/1.1", NULL};
+
+static struct tls_server *worker__tls_create(const struct gw_listen_tls *t, char *err,
+                                             size_t errlen)
+{
+    struct tls_server_cert *cs = xcalloc(t->ncerts, sizeof(*cs));
+    for (size_t i = 0; i < t->ncerts; i++)
+        cs[i] = (struct tls_server_cert){t->certs[i].cert, t->certs[i].key};
+    struct tls_server_opts o = {
+        .certs = cs,
+        .ncerts = t->ncerts,
+        .client_ca = t->client_ca,
+        .min_version = t->min_version == 1 ? 13 : 12,
+        .ciphers = t->ciphers,
+        .alpn = worker_alpn,
+        .tickets = t->session_tickets,
+        .ticket_rotate_s = (unsigned)(t->ticket_rotation_ms / 1000),
+        .session_cache = (long)t->session_cache,
+    };
+    struct tls_server *s = tls_server_create(&o, err, errlen);
+    free(cs);
+    return s;
 }
 
 /* ---- heartbeat, counters, drain ---- */
@@ -254,6 +289,16 @@ static void worker__register_metrics(struct gw_shared *sh)
     f = metrics_family(m, METRICS_COUNTER, "apigate_connections_rejected_total",
                        "Client connections closed at once: over server.max_connections.", NULL);
     ids->conns_rejected = metrics_series1(m, f, NULL);
+    const char *l_res[] = {"result", NULL};
+    f = metrics_family(m, METRICS_COUNTER, "apigate_tls_handshakes_total",
+                       "TLS handshakes on client listeners: full, resumed (ticket or session "
+                       "cache), failed (protocol error, refused client certificate, timeout "
+                       "excluded), plain_http (an HTTP request on a TLS listener, answered 400).",
+                       l_res);
+    ids->tls_full = metrics_series1(m, f, "full");
+    ids->tls_resumed = metrics_series1(m, f, "resumed");
+    ids->tls_failed = metrics_series1(m, f, "failed");
+    ids->tls_plain_http = metrics_series1(m, f, "plain_http");
     f = metrics_family(m, METRICS_COUNTER_SET, "apigate_worker_restarts_total",
                        "Worker processes restarted by the supervisor (crash, hang, recycle).",
                        NULL);
@@ -370,6 +415,19 @@ int worker_run(const struct worker_ctx *ctx)
                WORKER_MAX_THREADS);
         goto out_alog;
     }
+    /* TLS contexts, one per TLS listener, loaded by every new worker: a reload (SIGHUP) reads
+     * the certificate files again for new connections, while the old worker's connections keep
+     * the old contexts until they end. */
+    sh->tls = xcalloc(cfg->nlisten > 0 ? cfg->nlisten : 1, sizeof(*sh->tls));
+    for (size_t a = 0; a < cfg->nlisten && a < naddrs; a++) {
+        if (!cfg->listen[a].tls.enabled)
+            continue;
+        sh->tls[a] = worker__tls_create(&cfg->listen[a].tls, err, sizeof(err));
+        if (sh->tls[a] == NULL) {
+            ag_log(AG_LOG_ERROR, "listen %s: tls: %s", cfg->listen[a].spec, err);
+            goto out_tls;
+        }
+    }
 
     filter_init(sh); // the cache and resilience layers, and each route's filter chain
     /* the predecessor's cache and counters, before anything is served or scraped */
@@ -450,6 +508,10 @@ int worker_run(const struct worker_ctx *ctx)
     filter_deinit(sh);
     ag_log(AG_LOG_INFO, "worker %u stopped after %llu requests", ctx->generation,
            (unsigned long long)atomic_load(&ctx->shm->requests));
+out_tls:
+    for (size_t a = 0; sh->tls != NULL && a < cfg->nlisten; a++)
+        tls_server_destroy(sh->tls[a]);
+    free(sh->tls);
 out_alog:
     accesslog_destroy(sh->alog);
 out_upstreams:

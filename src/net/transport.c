@@ -68,7 +68,7 @@ static void tcp_close(struct transport *t)
     }
 }
 
-static const struct transport_ops tcp_ops = {
+const struct transport_ops transport_tcp_ops = {
     .read = tcp_read,
     .writev = tcp_writev,
     .handshake = tcp_handshake,
@@ -78,7 +78,7 @@ static const struct transport_ops tcp_ops = {
 
 void transport_init_tcp(struct transport *t, int fd)
 {
-    t->ops = &tcp_ops;
+    t->ops = &transport_tcp_ops;
     t->fd = fd;
     t->err = NULL;
     t->err_errno = 0;

@@ -45,6 +45,9 @@ struct transport {
     void *_tls;        /* SSL * for TLS transports, NULL for TCP */
 };
 
+/* The ops of plain TCP transports: `t->ops == &transport_tcp_ops` tells TCP from TLS. */
+extern const struct transport_ops transport_tcp_ops;
+
 /* Makes <t> a plain TCP transport over the connected non-blocking <fd> (taken over by <t>). */
 void transport_init_tcp(struct transport *t, int fd);
 
