@@ -907,14 +907,30 @@ struct cache__export {
     void *arg;
     struct buf *out;
     size_t n;
+    struct store_obj **objs; /* referenced under the shard lock, written after it */
+    size_t nobjs, cap;
 };
 
-static void cache__export_one(void *arg, const struct store_obj *o)
+/* Under the shard lock: only takes a reference (entries are immutable), so the lock is held for a
+ * walk of pointers, never for copying bytes. */
+static void cache__export_ref(void *arg, const struct store_obj *o)
 {
     struct cache__export *x = arg;
     const struct cache_entry *e = o->payload;
     if (e == NULL || e->marker || e->varied || o->expire_ms <= x->now_ms)
         return;
+    if (x->nobjs == x->cap) {
+        x->cap = x->cap ? 2 * x->cap : 1024;
+        x->objs = xrealloc(x->objs, x->cap * sizeof(*x->objs));
+    }
+    struct store_obj *ro = (struct store_obj *)o;
+    store_ref(ro);
+    x->objs[x->nobjs++] = ro;
+}
+
+static void cache__export_one(struct cache__export *x, const struct store_obj *o)
+{
+    const struct cache_entry *e = o->payload;
     uint64_t tag = x->tag_of(x->arg, o->key, o->key_len, o->primary_len);
     if (tag == 0)
         return;
@@ -933,12 +949,18 @@ static void cache__export_one(void *arg, const struct store_obj *o)
 size_t cache_export(struct cache *c, uint64_t now_ms, uint64_t wall_ms, cache_export_tag_cb *tag_of,
                     void *arg, struct buf *out, cache_export_flush_cb *flush, size_t flush_at)
 {
-    struct cache__export x = {now_ms, wall_ms, tag_of, arg, out, 0};
+    struct cache__export x = {now_ms, wall_ms, tag_of, arg, out, 0, NULL, 0, 0};
     for (unsigned i = 0; i < store_shards(c->store); i++) {
-        store_foreach_shard(c->store, i, cache__export_one, &x);
-        if (flush != NULL && buf_pending(out) > flush_at)
-            flush(arg, out);
+        x.nobjs = 0;
+        store_foreach_shard(c->store, i, cache__export_ref, &x);
+        for (size_t k = 0; k < x.nobjs; k++) {
+            cache__export_one(&x, x.objs[k]);
+            store_unref(c->store, x.objs[k]);
+            if (flush != NULL && buf_pending(out) > flush_at)
+                flush(arg, out);
+        }
     }
+    free(x.objs);
     return x.n;
 }
 

@@ -141,7 +141,7 @@ void cache_fill_abort(struct cache_fill *f);
 
 /* ---- hand-over to the next worker process (reload, recycle) ---- */
 /* Decides whether an entry is handed over: returns a non-zero tag written with it (the importer
- * compares it with its own), or 0 to leave it out. Called under a store shard lock. */
+ * compares it with its own), or 0 to leave it out. Called without any store lock held. */
 typedef uint64_t cache_export_tag_cb(void *arg, const char *key, size_t key_len,
                                      size_t primary_len);
 /* Hands the records gathered so far to the caller (which writes them out and empties <out>). */
@@ -149,9 +149,9 @@ typedef void cache_export_flush_cb(void *arg, struct buf *out);
 /* Appends every stored response whose <tag_of> is non-zero to <out> as records
  * [u32 key_len][u32 primary_len][u32 blob_len][u64 tag][key][blob] (blob: cache_entry_serialize).
  * Vary markers and entries stored under an origin's Vary are left out (they are fetched again).
- * When <flush> is given it is called (after the shard's lock is released) whenever <out> holds
- * more than <flush_at> bytes, so the copy never holds the whole cache at once. Returns the number
- * of records. */
+ * A shard's lock is held only to take references; the bytes are copied after it. When <flush>
+ * is given it is called whenever <out> holds more than <flush_at> bytes, so the copy never holds
+ * the whole cache at once. Returns the number of records. */
 size_t cache_export(struct cache *c, uint64_t now_ms, uint64_t wall_ms, cache_export_tag_cb *tag_of,
                     void *arg, struct buf *out, cache_export_flush_cb *flush, size_t flush_at);
 /* Inserts the records of <p>[0, <n>) written by cache_export for which <keep>(<arg>, key,

@@ -28,7 +28,8 @@ void handoff_write_final(struct gw_shared *sh, int fd);
  * before any loop thread runs: reads the snapshot in <fd> (<len> bytes). Returns a handle that
  * keeps <fd> to watch for the final totals (handoff_poll), or NULL (then <fd> is closed). Logs
  * what was carried. */
-struct handoff *handoff_read(struct gw_shared *sh, int fd, uint64_t len);
+struct handoff *handoff_read(struct gw_shared *sh, int fd, uint64_t len)
+    __attribute__((warn_unused_result));
 /* New worker, from time to time (its signal thread): when the old worker wrote its final totals,
  * raises the carried counters to them (never lowering one). Gives up after <give_up_ms> since
  * handoff_read. */

@@ -431,7 +431,7 @@ int worker_run(const struct worker_ctx *ctx)
 
     filter_init(sh); // the cache and resilience layers, and each route's filter chain
     /* the predecessor's cache and counters, before anything is served or scraped */
-    handoff_read(sh, ctx->handoff_in_fd, ctx->handoff_in_len);
+    struct handoff *hin = handoff_read(sh, ctx->handoff_in_fd, ctx->handoff_in_len);
     sh->threads = xcalloc(nthreads, sizeof(*sh->threads));
     pthread_t *tids = xcalloc(nthreads, sizeof(*tids));
     size_t started = 0;
@@ -477,6 +477,8 @@ int worker_run(const struct worker_ctx *ctx)
         for (;;) {
             struct timespec ts = {.tv_sec = 1, .tv_nsec = 0};
             int sig = sigtimedwait(&set, NULL, &ts);
+            /* the predecessor's final totals, once it has drained */
+            handoff_poll(hin, cfg->workers.drain_timeout_ms + 10000);
             if (sig == SIGUSR2 &&
                 atomic_load(&ctx->shm->handoff_state) == WORKER_HANDOFF_REQUESTED) {
                 int64_t n = ctx->handoff_out_fd >= 0 ? handoff_write(sh, ctx->handoff_out_fd) : -1;
@@ -505,6 +507,10 @@ int worker_run(const struct worker_ctx *ctx)
     }
     free(tids);
     free(sh->threads);
+    /* a successor holds our snapshot: give it what we served since (before the metrics go) */
+    if (atomic_load(&ctx->shm->handoff_state) == WORKER_HANDOFF_WRITTEN)
+        handoff_write_final(sh, ctx->handoff_out_fd);
+    handoff_destroy(hin);
     filter_deinit(sh);
     ag_log(AG_LOG_INFO, "worker %u stopped after %llu requests", ctx->generation,
            (unsigned long long)atomic_load(&ctx->shm->requests));
