@@ -126,6 +126,10 @@ static void chbg__complete(struct chbg *b)
         chbg__end(b, false);
         return;
     }
+    if (b->fill != NULL && !uconn_settled(b->uc)) {
+        cache_fill_abort(b->fill); // reused right after an exchange: possibly its late bytes
+        b->fill = NULL;
+    }
     if (b->fill != NULL) {
         struct cache_fill *f = b->fill;
         b->fill = NULL;
@@ -387,6 +391,7 @@ void chbg_refresh(struct cachehook *ch, struct gw_req *r, struct chreq *cr, stru
     loop_timer_start(th->loop, &b->timer, gr->timeout.total_ms ? gr->timeout.total_ms : 30000);
     b->waiter.ready = chbg__on_conn;
     b->waiter.arg = b;
+    b->waiter.settled = true; // what it fetches is stored (proxy.md, late bytes)
     const char *err = NULL;
     b->waiting = true;
     struct uconn *uc = upool_acquire(b->pool, &b->waiter, gr->timeout.connect_ms, &err);

@@ -227,6 +227,10 @@ static void proxy__acquire(struct gw_req *r)
     px->waiter.ready = proxy__on_conn_ready;
     px->waiter.arg = r;
     px->waiter.wait_us = 0;
+    /* a response the cache may keep comes on a connection with no exchange just before it: late
+     * bytes of that exchange can never be what is stored (proxy.md, late bytes) */
+    px->waiter.settled = gr->cache.enabled && (r->req.method_id == H1_M_GET ||
+                                               r->req.method_id == H1_M_HEAD);
     const char *err = NULL;
     px->state = PX_WAIT_CONN;
     struct uconn *uc = upool_acquire(px->pool, &px->waiter, gr->timeout.connect_ms, &err);
@@ -848,7 +852,9 @@ static void proxy__finish(struct gw_req *r)
      * bytes of an earlier exchange. Not stored; the connection is closed, never reused. Nor is
      * an answer that came before the request was sent. */
     bool stray = buf_pending(&px->uin) > 0 && px->res_body != H1_BODY_UNTIL_CLOSE;
-    filter_response_done(r, !stray && px->req_done); // the cache stores its copy, wakes waiters
+    /* nor one from a connection reused right after an exchange (no settled one was free) */
+    bool settled = px->uc == NULL || uconn_settled(px->uc);
+    filter_response_done(r, !stray && px->req_done && settled); // the cache stores its copy
     if (px->uc != NULL)
         upool_observe(px->pool, px->uc, px->t_first_byte_us - px->t_sent_us,
                       px->res.status >= 500);

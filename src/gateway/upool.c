@@ -56,6 +56,8 @@ struct uconn {
     uint64_t t0_us;              /* connect start, then lend time */
     uint64_t connect_us;         /* how long the connect (+ TLS handshake) took */
     uint64_t quiet_at_ms;        /* idle: not reused before this loop time (pool.settle) */
+    uint64_t idle_ms;            /* loop time it went idle */
+    bool settled;                /* this lend: new, or idle at least pool.settle before */
     bool observed;               /* upool_observe called during this lend */
     bool counted;                /* balancer_start done, balancer_done pending */
     bool settle;                 /* the response of this lend had no body (uconn_settle) */
@@ -236,6 +238,7 @@ static void upool__make_idle(struct upool *p, struct uconn *c)
     upool__set_state(p, c, UC_IDLE);
     c->cb = NULL;
     c->waiter = NULL;
+    c->idle_ms = loop_now_ms(p->loop);
     c->prev = NULL;
     c->next = sv->idle_head;
     if (sv->idle_head)
@@ -294,23 +297,29 @@ static bool upool__clean(struct upool *p, struct uconn *c)
  * guaranteed: either there was room or closing a dirty idle connection made some). Prefers the
  * most recently used one that has settled; when none has and the server has room, a new
  * connection is opened instead; at the connection cap the longest idle one is used. */
-static struct uconn *upool__take_idle(struct upool *p, size_t si)
+static struct uconn *upool__take_idle(struct upool *p, size_t si, bool settled)
 {
     struct upool_srv *sv = &p->srv[si];
     uint64_t now = loop_now_ms(p->loop);
+    uint64_t settle = p->u->conf->pool.settle_ms;
     struct uconn *c = sv->idle_head;
     while (c != NULL) {
         struct uconn *next = c->next;
-        if (c->quiet_at_ms <= now && upool__clean(p, c))
+        bool ok = c->quiet_at_ms <= now && (!settled || c->idle_ms + settle <= now);
+        if (ok && upool__clean(p, c)) {
+            c->settled = c->idle_ms + settle <= now;
             return c;
+        }
         c = next;
     }
     if (sv->nopen < upool__max_conns(p))
         return NULL;
     for (c = sv->idle_tail; c != NULL;) {
         struct uconn *prev = c->prev;
-        if (upool__clean(p, c))
+        if (upool__clean(p, c)) {
+            c->settled = c->idle_ms + settle <= now;
             return c;
+        }
         c = prev;
     }
     return NULL;
@@ -696,7 +705,7 @@ static void upool__dispatch(struct loop *loop, void *arg)
         upool__avoid(p, w, &n);
         int si = balancer_pick(&p->bal, p->bs, p->n, clock_now_us());
         upool__dequeue(p, w);
-        struct uconn *c = upool__take_idle(p, (size_t)si);
+        struct uconn *c = upool__take_idle(p, (size_t)si, w->settled);
         if (c != NULL) {
             upool__lend(p, c);
             p->st.reuses++;
@@ -755,7 +764,7 @@ struct uconn *upool_acquire(struct upool *p, struct upool_waiter *w, uint64_t co
     }
     upool__avoid(p, w, &n);
     int si = balancer_pick(&p->bal, p->bs, p->n, clock_now_us());
-    struct uconn *c = upool__take_idle(p, (size_t)si);
+    struct uconn *c = upool__take_idle(p, (size_t)si, w->settled);
     if (c != NULL) {
         upool__lend(p, c);
         p->st.reuses++;
@@ -897,6 +906,7 @@ void uconn_set_handler(struct uconn *c, uconn_cb *cb, void *arg)
 
 struct transport *uconn_transport(struct uconn *c) { return &c->tp; }
 bool uconn_reused(const struct uconn *c) { return c->nrequests > 0; }
+bool uconn_settled(const struct uconn *c) { return c->nrequests == 0 || c->settled; }
 uint64_t uconn_connect_us(const struct uconn *c) { return c->connect_us; }
 size_t uconn_server(const struct uconn *c) { return c->server; }
 const char *uconn_server_name(const struct uconn *c)

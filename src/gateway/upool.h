@@ -47,6 +47,9 @@ struct upool_waiter {
     uint64_t wait_us;           /* set before ready(): time spent queued (0 when not queued) */
     size_t avoid;               /* 1 + index of a server to skip when another one can take the
                                    request (a retry after that server failed); 0: none */
+    bool settled;               /* wants a connection that has been idle pool.settle, or a new
+                                   one (a response that may be cached: late bytes of the last
+                                   exchange can then not answer it); see uconn_settled */
     /* private */
     struct upool *_pool;
     struct upool_waiter *_next, *_prev;
@@ -105,6 +108,11 @@ void uconn_settle(struct uconn *c);
  * holder must not touch it afterwards) and makes every connection of that server settle before
  * reuse for the next 10 minutes. <what> goes to the (rate-limited) log line. */
 void uconn_stray(struct uconn *c, const char *what);
+
+/* Whether lent <c> is new, or was idle at least pool.settle before this lend (always true with
+ * pool.settle 0). A waiter with .settled gets such a connection unless the server is at its
+ * connection cap; then its response must not be stored. */
+bool uconn_settled(const struct uconn *c);
 
 /* Routes the fd events of lent <c> to <cb>(<c>, events, <arg>). The fd is registered for
  * LOOP_READ | LOOP_WRITE edge-triggered: write right away, and on IO_AGAIN wait for the event. */
