@@ -10,6 +10,7 @@
 # load on a shared machine). Not a test: prints a Markdown table to stdout (progress on stderr).
 # Usage:
 #   bench/cache_hit.sh [APIGATE_BINARY]     env: DURATION=10s RUNS=3 CONNS=64 SERVERS="..."
+# A/B of two builds in one run: APIGATE_BASE=/path/to/old/apigate SERVERS="apigate apigate_base".
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -18,7 +19,9 @@ DURATION=${DURATION:-10s}
 RUNS=${RUNS:-3}
 CONNS=${CONNS:-64}
 SERVERS=${SERVERS:-apigate nginx_cache varnish nginx_static}
-for c in wrk nginx varnishd taskset python3 curl; do
+tools="wrk nginx taskset python3 curl"
+case " $SERVERS " in *" varnish "*) tools="$tools varnishd" ;; esac
+for c in $tools; do
     command -v "$c" >/dev/null || { echo "missing: $c" >&2; exit 2; }
 done
 [ -x "$APIGATE" ] || { echo "no apigate binary at $APIGATE" >&2; exit 2; }
@@ -66,12 +69,14 @@ wait_port "$OPORT"
 start_server() { # NAME -> PX_PID PX_PORT
     PX_PORT=$(port)
     case $1 in
-    apigate)
+    apigate | apigate_base)
         printf '%s\n' "listen: 127.0.0.1:$PX_PORT" "admin: 127.0.0.1:$(port)" "workers: {threads: 1}" \
             "logging: {level: warn}" "cache: {memory: 256MB}" "upstreams:" \
             "  origin: {servers: [127.0.0.1:$OPORT]}" "routes:" "  - match: /" \
             "    upstream: origin" "    cache: {}" >"$W/apigate.yaml"
-        taskset -c 1 "$APIGATE" serve -c "$W/apigate.yaml" 2>"$W/apigate.log" &
+        local bin=$APIGATE
+        [ "$1" = apigate_base ] && bin=${APIGATE_BASE:?APIGATE_BASE: the binary to compare with}
+        taskset -c 1 "$bin" serve -c "$W/apigate.yaml" 2>"$W/$1.log" &
         ;;
     nginx_cache | nginx_static)
         mkdir -p "$W/$1"
