@@ -35,8 +35,12 @@ mkdir -p "$C"
         2>/dev/null
 ) || fail "cannot make test certificates"
 
-read -r mport hport sport mtport aport <<<"$(free_ports 5)"
+read -r mport hport sport mtport aport wport <<<"$(free_ports 6)"
 start_mock mock "$mport"
+head -c 3145728 /dev/urandom >"$T/big.bin"
+mkdir -p "$T/www" && cp "$T/big.bin" "$T/www/big.bin"
+start_bg www python3 -m http.server "$wport" --bind 127.0.0.1 --directory "$T/www"
+wait_port "$wport"
 start_gateway gw "$hport" "$sport" "$mtport" "$aport" <<YAML
 listen:
   - 127.0.0.1:$hport
@@ -51,10 +55,14 @@ workers: {threads: 2, drain_timeout: 10s}
 server: {client_header_timeout: 2s}
 upstreams:
   api: {servers: [127.0.0.1:$mport]}
+  www: {servers: [127.0.0.1:$wport]}
 routes:
+  - {match: /big.bin, upstream: www}
   - match: /api/auth/me
     upstream: api
     cache: {ttl: 5m, override: true, vary: [Authorization]}
+  - match: /echo
+    upstream: api
   - match: /api/
     upstream: api
     cache: {ttl: 5m, override: true}
@@ -95,6 +103,14 @@ for t in ts: t.join()
 print(json.dumps({"errors": errors[:5], "hits": hits[0]}))
 sys.exit(1 if errors or hits[0] < 200 else 0)
 PY
+
+log "large bodies both ways over TLS: a 3 MB download (many records, partial writes), a 1 MB upload"
+curl -sS --cacert "$C/ca.pem" --limit-rate 2M -o "$T/big.got" "$U/big.bin" || fail "download"
+cmp -s "$T/big.bin" "$T/big.got" || fail "3 MB download differs"
+head -c 1048576 "$T/big.bin" >"$T/up.bin" # the mock's request body limit is a little over 1 MB
+n=$(curl -sS --cacert "$C/ca.pem" --data-binary @"$T/up.bin" -H 'Content-Type: application/octet-stream' \
+    "$U/echo" | python3 -c 'import json,sys; print(json.load(sys.stdin)["body_len"])') || fail "upload"
+assert_eq "$n" 1048576 "uploaded bytes seen by the origin"
 
 log "openssl s_client: SNI, key types, ALPN, versions"
 # stdin stays open a moment: TLS 1.3 tickets arrive after the handshake
