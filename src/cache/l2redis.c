@@ -39,6 +39,8 @@
 #define L2REDIS_TOPO_REFRESH_MS 5000 /* the slot map is read again this often */
 #define L2REDIS_TOPO_SOON_MS 100     /* ... and this soon after a redirect or a lost node */
 #define L2REDIS_TOPO_RETRY_MS 100    /* no node connected yet: asked again after this */
+/* Sentinel */
+#define L2REDIS_SENTINEL_POLL_MS 1000 /* the primary's address is asked for this often */
 
 struct l2node;
 
@@ -68,7 +70,8 @@ struct l2conn {
 /* A Redis server: the only one, or a cluster node. */
 struct l2node {
     char host[256]; // address (or unix path, or the URL's host name)
-    int port;       // -1: unix socket
+    int port;       // -1: unix socket; 0: not known yet (a sentinel-managed primary)
+    bool sentinel;  // a sentinel, asked where the primary is
     struct l2conn cmd;
 };
 
@@ -97,6 +100,13 @@ struct l2redis {
     bool topo_inflight;
     uint64_t topo_ms; // when the slot map was last read
     size_t topo_next; // the node asked next
+    /* sentinel: nodes[0] is the primary they name; the topo timer asks them */
+    bool sentinel;
+    char master[129];
+    struct l2node *sentinels[L2REDIS_MAX_SEEDS];
+    size_t nsentinels;
+    struct l2conn ssub; // subscribed to +switch-master on one sentinel
+    size_t ssub_next;
 };
 
 struct l2redis_req {
@@ -118,6 +128,7 @@ struct l2redis_req {
 static void l2__connect(struct l2conn *k);
 static void l2__read(struct l2conn *k);
 static void l2__topo_soon(struct l2redis *r);
+static void l2__ask_sentinel(struct l2redis *r);
 
 /* ---- parsing (pure, unit-tested) ---- */
 
@@ -212,18 +223,13 @@ int l2redis_parse_url(const char *url, char *host, size_t hostlen, int *port, in
     return 0;
 }
 
-int l2redis_parse_seeds(const char *url, char (*hosts)[64], int *ports, size_t max, char *err,
-                        size_t errlen)
+/* "host:port,host:port" up to the end of <p> or its first '/'. */
+static int l2__parse_list(const char *p, char (*hosts)[64], int *ports, size_t max, char *err,
+                          size_t errlen)
 {
-    size_t sl = strlen(L2REDIS_CLUSTER_SCHEME);
-    if (strncmp(url, L2REDIS_CLUSTER_SCHEME, sl) != 0) {
-        snprintf(err, errlen, "'%s' is not a cluster URL", url);
-        return -1;
-    }
-    const char *p = url + sl;
     int n = 0;
-    while (*p != '\0') {
-        size_t len = strcspn(p, ",");
+    while (*p != '\0' && *p != '/') {
+        size_t len = strcspn(p, ",/");
         if ((size_t)n == max) {
             snprintf(err, errlen, "more than %zu seeds", max);
             return -1;
@@ -238,9 +244,40 @@ int l2redis_parse_seeds(const char *url, char (*hosts)[64], int *ports, size_t m
             p++;
     }
     if (n == 0) {
-        snprintf(err, errlen, "no seed node");
+        snprintf(err, errlen, "no node given");
         return -1;
     }
+    return n;
+}
+
+int l2redis_parse_seeds(const char *url, char (*hosts)[64], int *ports, size_t max, char *err,
+                        size_t errlen)
+{
+    size_t sl = strlen(L2REDIS_CLUSTER_SCHEME);
+    if (strncmp(url, L2REDIS_CLUSTER_SCHEME, sl) != 0) {
+        snprintf(err, errlen, "'%s' is not a cluster URL", url);
+        return -1;
+    }
+    return l2__parse_list(url + sl, hosts, ports, max, err, errlen);
+}
+
+int l2redis_parse_sentinels(const char *url, char (*hosts)[64], int *ports, size_t max,
+                            char *master, size_t masterlen, char *err, size_t errlen)
+{
+    size_t sl = strlen(L2REDIS_SENTINEL_SCHEME);
+    if (strncmp(url, L2REDIS_SENTINEL_SCHEME, sl) != 0) {
+        snprintf(err, errlen, "'%s' is not a sentinel URL", url);
+        return -1;
+    }
+    int n = l2__parse_list(url + sl, hosts, ports, max, err, errlen);
+    const char *slash = strchr(url + sl, '/');
+    if (n > 0 && (slash == NULL || slash[1] == '\0' || strlen(slash + 1) >= masterlen ||
+                  strpbrk(slash + 1, "/, ") != NULL)) {
+        snprintf(err, errlen, "'%s': no master name after the sentinels", url);
+        return -1;
+    }
+    if (n > 0)
+        snprintf(master, masterlen, "%s", slash + 1);
     return n;
 }
 
@@ -320,6 +357,16 @@ static void l2__schedule_retry(struct l2conn *k)
     k->backoff_ms = k->backoff_ms * 2 > cap ? cap : k->backoff_ms * 2;
 }
 
+/* A subscriber whose node failed tries the next: any cluster node, or the next sentinel. */
+static void l2__next_node(struct l2conn *k)
+{
+    struct l2redis *r = k->r;
+    if (k == &r->ssub && r->nsentinels > 0)
+        k->node = r->sentinels[r->ssub_next++ % r->nsentinels];
+    else if (k->sub && r->cluster && r->nnodes > 0)
+        k->node = r->nodes[r->sub_next++ % r->nnodes];
+}
+
 static void l2__req_free(struct l2redis_req *q)
 {
     free(q->cmd);
@@ -348,10 +395,9 @@ static void l2__fail(struct l2conn *k, const char *what, const char *detail)
     k->c = NULL;
     k->fd = -1;
     k->connected = false;
-    if (k->sub && r->cluster && r->nnodes > 0)
-        k->node = r->nodes[r->sub_next++ % r->nnodes]; /* the next node, in case this one died */
+    l2__next_node(k); /* a subscriber moves on, in case its node died */
     l2__schedule_retry(k);
-    if (r->cluster && !k->sub && !r->destroying)
+    if (!r->destroying && ((r->cluster && !k->sub) || (r->sentinel && k == &r->nodes[0]->cmd)))
         l2__topo_soon(r); /* a lost primary: its replica may take over */
     /* the callbacks may issue commands: they find the connection down */
     while (k->pend_count > 0) {
@@ -423,6 +469,8 @@ static void l2__on_connected(struct l2conn *k)
     l2__queue_flush(k); /* SELECT or SUBSCRIBE, and what was queued meanwhile */
     if (r->cluster && !k->sub && r->slots_covered == 0)
         loop_timer_start(r->loop, &r->topo, 0); /* the first slot map */
+    if (r->sentinel && k->node->sentinel && !k->sub && r->nodes[0]->port == 0)
+        loop_timer_start(r->loop, &r->topo, 0); /* where is the primary? */
 }
 
 static void l2__on_event(struct loop *loop, int fd, void *arg, unsigned events)
@@ -660,6 +708,18 @@ static bool l2__redirect(struct l2redis *r, struct l2node *from, struct l2redis_
 static void l2__dispatch(struct l2conn *k, const redisReply *rep)
 {
     struct l2redis *r = k->r;
+    if (k == &r->ssub) {
+        if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 3 &&
+            rep->element[0]->type == REDIS_REPLY_STRING &&
+            strcmp(rep->element[0]->str, "message") == 0) {
+            ag_log(AG_LOG_INFO, "cache l2: sentinel %s:%d: +switch-master %s", k->node->host,
+                   k->node->port,
+                   rep->element[2]->type == REDIS_REPLY_STRING ? rep->element[2]->str : "");
+            r->topo_ms = 0;
+            l2__topo_soon(r);
+        }
+        return;
+    }
     if (k->sub) {
         if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 ||
             rep->element[0]->type != REDIS_REPLY_STRING || r->on_msg == NULL)
@@ -690,6 +750,9 @@ static void l2__dispatch(struct l2conn *k, const redisReply *rep)
         l2__req_free(q);
         return;
     }
+    if (r->sentinel && rep->type == REDIS_REPLY_ERROR && rep->len >= 8 &&
+        memcmp(rep->str, "READONLY", 8) == 0)
+        l2__topo_soon(r); /* a demoted primary: ask the sentinels again */
     if (r->cluster && rep->type == REDIS_REPLY_ERROR && !q->cancelled &&
         !(q->answered && q->cb != NULL) && l2__redirect(r, k->node, q, rep))
         return;
@@ -751,12 +814,12 @@ static void l2__read(struct l2conn *k)
 static void l2__connect(struct l2conn *k)
 {
     struct l2redis *r = k->r;
-    if (r->destroying || k->c != NULL || k->node == NULL)
-        return;
+    if (r->destroying || k->c != NULL || k->node == NULL || k->node->port == 0)
+        return; /* port 0: the sentinels have not named the primary yet */
     const char *host = k->node->host;
     bool is_unix = k->node->port == -1;
     char ip[64];
-    if (!is_unix && !r->cluster && r->resolve != NULL) {
+    if (!is_unix && !r->cluster && !r->sentinel && r->resolve != NULL) {
         if (r->resolve(r->resolve_arg, ip, sizeof(ip)) != 0) {
             r->errors++;
             l2__complain(r, k->node, "connect failed", "no address for the host yet (DNS)");
@@ -772,8 +835,7 @@ static void l2__connect(struct l2conn *k)
         l2__complain(r, k->node, "connect failed", c ? c->errstr : "out of memory");
         if (c != NULL)
             redisFree(c);
-        if (k->sub && r->cluster && r->nnodes > 0)
-            k->node = r->nodes[r->sub_next++ % r->nnodes];
+        l2__next_node(k);
         l2__schedule_retry(k);
         return;
     }
@@ -797,10 +859,11 @@ static void l2__connect(struct l2conn *k)
     k->registered = true;
     loop_timer_start(r->loop, &k->retry, L2REDIS_CONNECT_TIMEOUT_MS);
     if (k->sub) {
-        const char *argv[2] = {"SUBSCRIBE", r->channel};
-        size_t argl[2] = {9, strlen(r->channel)};
+        const char *chan = k == &r->ssub ? "+switch-master" : r->channel;
+        const char *argv[2] = {"SUBSCRIBE", chan};
+        size_t argl[2] = {9, strlen(chan)};
         redisAppendCommandArgv(c, 2, argv, argl);
-    } else if (r->db != 0) {
+    } else if (r->db != 0 && !k->node->sentinel) {
         redisAppendCommand(c, "SELECT %d", r->db);
         k->pend[(k->pend_head + k->pend_count++) % L2REDIS_MAX_PENDING] = NULL;
     }
@@ -885,6 +948,10 @@ static void l2__topo_cb(struct loop *loop, void *arg)
     struct l2redis *r = arg;
     if (r->destroying || r->topo_inflight)
         return;
+    if (r->sentinel) {
+        l2__ask_sentinel(r);
+        return;
+    }
     for (size_t i = 0; i < r->nnodes; i++) {
         struct l2node *n = r->nodes[(r->topo_next + i) % r->nnodes];
         if (!l2__room(r, n))
@@ -907,11 +974,101 @@ static void l2__topo_cb(struct loop *loop, void *arg)
 /* The slot map is read again soon (at most every L2REDIS_TOPO_SOON_MS). */
 static void l2__topo_soon(struct l2redis *r)
 {
-    if (!r->cluster || r->destroying || r->topo_inflight)
+    if ((!r->cluster && !r->sentinel) || r->destroying || r->topo_inflight)
         return;
     uint64_t now = loop_now_ms(r->loop);
     uint64_t at = r->topo_ms + L2REDIS_TOPO_SOON_MS;
     loop_timer_start(r->loop, &r->topo, at > now ? at - now : 0);
+}
+
+/* ---- sentinel ---- */
+
+/* Points <k> (a connection to the primary) at its new address: dropped and connected again now,
+ * not after a backoff. */
+static void l2__repoint(struct l2conn *k)
+{
+    struct l2redis *r = k->r;
+    if (k->c != NULL)
+        l2__fail(k, "primary changed", "reconnecting to the new primary");
+    loop_timer_stop(r->loop, &k->retry);
+    k->backoff_ms = 0;
+    k->node = r->nodes[0];
+    l2__connect(k);
+}
+
+/* The answer to SENTINEL get-master-addr-by-name from <from>: [ip, port], or nil when that
+ * sentinel does not know the name. */
+static void l2__on_master(struct l2redis *r, struct l2node *from, const redisReply *rep)
+{
+    r->topo_inflight = false;
+    if (r->destroying)
+        return;
+    r->topo_ms = loop_now_ms(r->loop);
+    loop_timer_start(r->loop, &r->topo, L2REDIS_SENTINEL_POLL_MS);
+    if (rep == NULL)
+        return; /* the sentinel went away: the next poll asks another */
+    char host[64];
+    long port = 0;
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+        rep->element[0]->type == REDIS_REPLY_STRING &&
+        rep->element[1]->type == REDIS_REPLY_STRING && rep->element[0]->len > 0 &&
+        rep->element[0]->len < sizeof(host))
+        port = strtol(rep->element[1]->str, NULL, 10);
+    if (port <= 0 || port > 65535) {
+        r->errors++;
+        uint64_t suppressed = 0;
+        if (log_limit_ok(&r->topo_limit, loop_now_ms(r->loop), L2REDIS_LOG_INTERVAL_MS,
+                         &suppressed))
+            ag_log(AG_LOG_WARN,
+                   "cache l2: sentinel %s:%d does not name a primary for '%s': %s "
+                   "(%llu similar messages suppressed)",
+                   from->host, from->port, r->master,
+                   rep->type == REDIS_REPLY_ERROR ? rep->str : "no address",
+                   (unsigned long long)suppressed);
+        return;
+    }
+    memcpy(host, rep->element[0]->str, rep->element[0]->len);
+    host[rep->element[0]->len] = '\0';
+    struct l2node *p = r->nodes[0];
+    if (p->port == (int)port && strcmp(p->host, host) == 0)
+        return;
+    if (p->port != 0)
+        ag_log(AG_LOG_INFO,
+               "cache l2: redis primary '%s' moved from %s:%d to %s:%ld (sentinel "
+               "%s:%d)",
+               r->master, p->host, p->port, host, port, from->host, from->port);
+    else
+        ag_log(AG_LOG_INFO, "cache l2: redis primary '%s' is %s:%ld (sentinel %s:%d)", r->master,
+               host, port, from->host, from->port);
+    snprintf(p->host, sizeof(p->host), "%s", host);
+    p->port = (int)port;
+    l2__repoint(&p->cmd);
+    if (r->on_msg != NULL)
+        l2__repoint(&r->sub);
+}
+
+/* Asks a connected sentinel (each in turn) where the primary is. */
+static void l2__ask_sentinel(struct l2redis *r)
+{
+    for (size_t i = 0; i < r->nsentinels; i++) {
+        struct l2node *n = r->sentinels[(r->topo_next + i) % r->nsentinels];
+        if (!l2__room(r, n))
+            continue;
+        r->topo_next = (r->topo_next + i + 1) % r->nsentinels;
+        struct l2redis_req *q = xcalloc(1, sizeof(*q));
+        q->r = r;
+        q->to = n;
+        q->max_objects = L2REDIS_MAX_OBJECTS;
+        q->raw = l2__on_master;
+        loop_timer_init(&q->timer, NULL, NULL);
+        const char *argv[3] = {"SENTINEL", "get-master-addr-by-name", r->master};
+        size_t argl[3] = {8, 23, strlen(r->master)};
+        redisAppendCommandArgv(n->cmd.c, 3, argv, argl);
+        l2__push(&n->cmd, q);
+        r->topo_inflight = true;
+        return;
+    }
+    loop_timer_start(r->loop, &r->topo, L2REDIS_TOPO_RETRY_MS); /* no sentinel connected yet */
 }
 
 /* ---- lifetime ---- */
@@ -923,6 +1080,7 @@ struct l2redis *l2redis_create(struct loop *loop, const struct l2redis_conf *con
     char err[256];
     r->loop = loop;
     r->cluster = strncmp(conf->url, L2REDIS_CLUSTER_SCHEME, strlen(L2REDIS_CLUSTER_SCHEME)) == 0;
+    r->sentinel = strncmp(conf->url, L2REDIS_SENTINEL_SCHEME, strlen(L2REDIS_SENTINEL_SCHEME)) == 0;
     char hosts[L2REDIS_MAX_SEEDS][64];
     int ports[L2REDIS_MAX_SEEDS];
     int nseeds = 0;
@@ -930,6 +1088,9 @@ struct l2redis *l2redis_create(struct loop *loop, const struct l2redis_conf *con
     int port;
     if (r->cluster)
         nseeds = l2redis_parse_seeds(conf->url, hosts, ports, L2REDIS_MAX_SEEDS, err, sizeof(err));
+    else if (r->sentinel)
+        nseeds = l2redis_parse_sentinels(conf->url, hosts, ports, L2REDIS_MAX_SEEDS, r->master,
+                                         sizeof(r->master), err, sizeof(err));
     else if (l2redis_parse_url(conf->url, host, sizeof(host), &port, &r->db, err, sizeof(err)) ==
              -1)
         nseeds = -1;
@@ -951,6 +1112,22 @@ struct l2redis *l2redis_create(struct loop *loop, const struct l2redis_conf *con
         loop_timer_init(&r->topo, l2__topo_cb, r);
         for (int i = 0; i < nseeds; i++)
             l2__node(r, hosts[i], ports[i]);
+    } else if (r->sentinel) {
+        loop_timer_init(&r->topo, l2__topo_cb, r);
+        struct l2node *p = xcalloc(1, sizeof(*p)); /* the primary, once they name it */
+        l2__conn_init(r, &p->cmd, p, false);
+        r->nodes[r->nnodes++] = p;
+        for (int i = 0; i < nseeds; i++) {
+            struct l2node *n = xcalloc(1, sizeof(*n));
+            snprintf(n->host, sizeof(n->host), "%.63s", hosts[i]);
+            n->port = ports[i];
+            n->sentinel = true;
+            l2__conn_init(r, &n->cmd, n, false);
+            r->sentinels[r->nsentinels++] = n;
+            l2__connect(&n->cmd);
+        }
+        l2__conn_init(r, &r->ssub, r->sentinels[0], true);
+        l2__connect(&r->ssub);
     } else {
         l2__node(r, host, port);
     }
@@ -968,6 +1145,10 @@ static void l2__free_cb(struct loop *loop, void *arg)
         free(r->nodes[i]->cmd.pend);
         free(r->nodes[i]);
     }
+    for (size_t i = 0; i < r->nsentinels; i++) {
+        free(r->sentinels[i]->cmd.pend);
+        free(r->sentinels[i]);
+    }
     free(r->slots);
     free(r->channel);
     free(r);
@@ -978,8 +1159,16 @@ void l2redis_destroy(struct l2redis *r)
     if (r == NULL)
         return;
     r->destroying = true;
-    if (r->cluster)
+    if (r->cluster || r->sentinel)
         loop_timer_stop(r->loop, &r->topo);
+    for (size_t i = 0; i < r->nsentinels; i++) {
+        loop_timer_stop(r->loop, &r->sentinels[i]->cmd.retry);
+        l2__fail(&r->sentinels[i]->cmd, NULL, NULL);
+    }
+    if (r->sentinel) {
+        loop_timer_stop(r->loop, &r->ssub.retry);
+        l2__fail(&r->ssub, NULL, NULL);
+    }
     for (size_t i = 0; i < r->nnodes; i++) {
         loop_timer_stop(r->loop, &r->nodes[i]->cmd.retry);
         l2__fail(&r->nodes[i]->cmd, NULL, NULL); /* pending lookups are answered with an error */
@@ -1220,6 +1409,42 @@ static redisReply *l2__blocking_cluster(char *host, size_t hostlen, int *port, s
     return NULL;
 }
 
+/* The primary's URL (redis://ip:port) as the first sentinel that answers names it (blocking,
+ * each step bounded by <tv>); 0, or -1 with <err> set. */
+static int l2__sentinel_primary(const char *surl, struct timeval tv, char *url, size_t urllen,
+                                char *err, size_t errlen)
+{
+    char hosts[L2REDIS_MAX_SEEDS][64], master[129];
+    int ports[L2REDIS_MAX_SEEDS];
+    int n = l2redis_parse_sentinels(surl, hosts, ports, L2REDIS_MAX_SEEDS, master, sizeof(master),
+                                    err, errlen);
+    for (int i = 0; i < n; i++) {
+        redisContext *c = redisConnectWithTimeout(hosts[i], ports[i], tv);
+        if (c == NULL || c->err || redisSetTimeout(c, tv) != REDIS_OK) {
+            snprintf(err, errlen, "sentinel %s:%d: %s", hosts[i], ports[i],
+                     c ? c->errstr : "out of memory");
+            redisFree(c);
+            continue;
+        }
+        redisReply *rep = redisCommand(c, "SENTINEL get-master-addr-by-name %s", master);
+        int rc = -1;
+        if (rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+            rep->element[0]->type == REDIS_REPLY_STRING &&
+            rep->element[1]->type == REDIS_REPLY_STRING && rep->element[0]->len < 64) {
+            snprintf(url, urllen, "redis://%s:%s", rep->element[0]->str, rep->element[1]->str);
+            rc = 0;
+        } else {
+            snprintf(err, errlen, "sentinel %s:%d names no primary for '%s'", hosts[i], ports[i],
+                     master);
+        }
+        freeReplyObject(rep);
+        redisFree(c);
+        if (rc == 0)
+            return 0;
+    }
+    return -1;
+}
+
 /* l2redis_agree on a cluster: each seed in turn until one answers. */
 static long l2__agree_cluster(const struct l2redis_conf *conf, const char *key,
                               const char *proposal, size_t plen, char *out, size_t outlen,
@@ -1265,6 +1490,15 @@ long l2redis_agree(const struct l2redis_conf *conf, const char *key, const char 
                          .tv_usec = (suseconds_t)(timeout_ms % 1000) * 1000};
     if (strncmp(conf->url, L2REDIS_CLUSTER_SCHEME, strlen(L2REDIS_CLUSTER_SCHEME)) == 0)
         return l2__agree_cluster(conf, key, proposal, plen, out, outlen, minlen, tv, err, errlen);
+    if (strncmp(conf->url, L2REDIS_SENTINEL_SCHEME, strlen(L2REDIS_SENTINEL_SCHEME)) == 0) {
+        /* the sentinels name the primary, then as with one Redis */
+        char url[128];
+        if (l2__sentinel_primary(conf->url, tv, url, sizeof(url), err, errlen) == -1)
+            return -1;
+        struct l2redis_conf pc = {.url = url};
+        return l2redis_agree(&pc, key, proposal, plen, out, outlen, minlen, timeout_ms, err,
+                             errlen);
+    }
     char host[256];
     int port, db;
     if (l2redis_parse_url(conf->url, host, sizeof(host), &port, &db, err, errlen) == -1)

@@ -40,6 +40,9 @@ typedef void l2redis_msg_cb(void *arg, const char *msg, size_t len);
  * cache.redis: {cluster: [...]} becomes this); the rest of the cluster is discovered. */
 #define L2REDIS_CLUSTER_SCHEME "redis+cluster://"
 #define L2REDIS_MAX_SEEDS 16
+/* A Sentinel-managed primary: "redis+sentinel://host:port,host:port/NAME" ({sentinels: [...],
+ * master: NAME} in the config). */
+#define L2REDIS_SENTINEL_SCHEME "redis+sentinel://"
 #define L2REDIS_SLOTS 16384
 enum { L2REDIS_MOVED = 1, L2REDIS_ASK = 2 };
 
@@ -50,6 +53,9 @@ int l2redis_parse_url(const char *url, char *host, size_t hostlen, int *port, in
  * message in <err>. */
 int l2redis_parse_seeds(const char *url, char (*hosts)[64], int *ports, size_t max, char *err,
                         size_t errlen);
+/* The sentinels of a sentinel URL, as l2redis_parse_seeds, and the master's name into <master>. */
+int l2redis_parse_sentinels(const char *url, char (*hosts)[64], int *ports, size_t max,
+                            char *master, size_t masterlen, char *err, size_t errlen);
 /* CRC16 of the Redis Cluster spec (XMODEM); crc16("123456789") = 0x31C3. */
 uint16_t l2redis_crc16(const char *s, size_t n);
 /* The cluster slot of <key>: CRC16 mod 16384 of its hash tag (what is between the first '{' and

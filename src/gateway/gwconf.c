@@ -1207,12 +1207,7 @@ static void gwconf__check_globals(struct gw_config *c, const struct ynode *root,
                   "cache.redis: '%s' is not a Redis URL; redis://host:port/db, unix:///path, "
                   "{cluster: [address:port, ...]} or {sentinels: [address:port, ...], master: "
                   "NAME}",
-                  c->cache.redis);
-    if (c->cache.redis && strncmp(c->cache.redis, "redis+sentinel://", 17) == 0)
-        cfg_error(errs, gwconf__get(cn, "redis"),
-                  "cache.redis: sentinels are not supported yet; give the primary's "
-                  "redis://host:port/db or a {cluster: [...]}");
-    if (c->cache.redis && strncmp(c->cache.redis, "redis+cluster://", 16) == 0 &&
+                  c->cache.redis);if (c->cache.redis && strncmp(c->cache.redis, "redis+cluster://", 16) == 0 &&
         c->cache.redis_prefix && strpbrk(c->cache.redis_prefix, "{}") != NULL)
         cfg_error(errs, gwconf__get(cn, "redis_prefix"),
                   "cache.redis_prefix: '%s' holds a brace; with a cluster the keys carry their "

@@ -300,7 +300,8 @@ static void test_parse_redirect_seeds(void **state)
 enum fake_mode { FAKE_VALUE, FAKE_MOVED_SELF, FAKE_CLUSTERDOWN };
 struct fake {
     int lfd, port;
-    enum fake_mode mode;
+    _Atomic int mode; // enum fake_mode, changed while the thread runs
+    atomic_int primary_port; // SENTINEL get-master-addr-by-name names 127.0.0.1:<this>; -1: nil
     char slots[512];
     atomic_int mgets, slots_asked;
     atomic_bool stop;
@@ -368,7 +369,14 @@ static void *fake_run(void *arg)
             size_t used;
             while ((used = fake_command(in[i - 1], inl[i - 1], word, sizeof(word))) > 0) {
                 int ol;
-                if (strcmp(word, "CLUSTER") == 0) {
+                if (strcmp(word, "SENTINEL") == 0) {
+                    ol = f->primary_port < 0
+                             ? snprintf(out, sizeof(out), "*-1\r\n")
+                             : snprintf(out, sizeof(out), "*2\r\n$9\r\n127.0.0.1\r\n$%d\r\n%d\r\n",
+                                        snprintf(NULL, 0, "%d", f->primary_port), f->primary_port);
+                } else if (strcmp(word, "SUBSCRIBE") == 0) {
+                    ol = snprintf(out, sizeof(out), "*3\r\n$9\r\nsubscribe\r\n$1\r\nx\r\n:1\r\n");
+                } else if (strcmp(word, "CLUSTER") == 0) {
                     atomic_fetch_add(&f->slots_asked, 1);
                     ol = snprintf(out, sizeof(out), "%s", f->slots);
                 } else if (strcmp(word, "MGET") == 0) {
@@ -532,6 +540,59 @@ static void test_cluster_bad_nodes(void **state)
     fake_stop(&f);
 }
 
+/* A sentinel that names a primary nobody listens on, then one that knows no such master: the
+ * client never connects, lookups are refused at once (no waiting), errors are counted, and the
+ * loop keeps turning (each turn bounded). */
+static void test_sentinel_bad(void **state)
+{
+    (void)state;
+    struct fake s;
+    fake_start(&s, FAKE_VALUE);
+    s.primary_port = closed_port();
+    fake_go(&s);
+    char url[96];
+    snprintf(url, sizeof(url), "redis+sentinel://127.0.0.1:%d/mymaster", s.port);
+    struct loop *loop = loop_create();
+    struct l2redis_conf conf = {.url = url, .timeout_ms = 50, .reconnect_ms = 10};
+    struct l2redis *r = l2redis_create(loop, &conf, "chan", NULL, NULL);
+    assert_non_null(r);
+    for (int i = 0; i < 60; i++)
+        loop_run_once(loop, 5);
+    assert_false(l2redis_connected(r));
+    uint64_t e0 = l2redis_errors(r);
+    assert_true(e0 >= 1); /* the refused connects to the named primary */
+    const char *keys[1] = {"k"};
+    size_t lens[1] = {1};
+    called = 0;
+    assert_null(l2redis_mget(r, keys, lens, 1, on_get, NULL));
+    assert_true(l2redis_errors(r) > e0);
+    l2redis_destroy(r);
+    loop_run_once(loop, 0);
+    /* a sentinel that does not know the name: nothing to connect to, counted */
+    s.primary_port = -1;
+    r = l2redis_create(loop, &conf, "chan", NULL, NULL);
+    assert_non_null(r);
+    for (int i = 0; i < 60; i++)
+        loop_run_once(loop, 5);
+    assert_false(l2redis_connected(r));
+    assert_true(l2redis_errors(r) >= 1);
+    l2redis_destroy(r);
+    loop_run_once(loop, 0);
+    loop_destroy(loop);
+    fake_stop(&s);
+    char hosts[4][64], master[32], err[128];
+    int ports[4];
+    assert_int_equal(l2redis_parse_sentinels("redis+sentinel://127.0.0.1:1,127.0.0.1:2/mymaster",
+                                             hosts, ports, 4, master, sizeof(master), err,
+                                             sizeof(err)),
+                     2);
+    assert_string_equal(master, "mymaster");
+    assert_int_equal(ports[1], 2);
+    assert_int_equal(l2redis_parse_sentinels("redis+sentinel://127.0.0.1:1", hosts, ports, 4,
+                                             master, sizeof(master), err, sizeof(err)),
+                     -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -539,6 +600,7 @@ int main(void)
         cmocka_unit_test(test_silent_peer),      cmocka_unit_test(test_resolve_hook),
         cmocka_unit_test(test_crc16_slot),       cmocka_unit_test(test_parse_redirect_seeds),
         cmocka_unit_test(test_cluster_slot_map), cmocka_unit_test(test_cluster_bad_nodes),
+        cmocka_unit_test(test_sentinel_bad),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
