@@ -10,8 +10,8 @@
 
 #include "core/buf.h"
 
-#define KEYHASH_HEX_LEN 32     /* characters keyhash_append() writes */
-#define KEYHASH_MIN_SECRET 16  /* shortest secret accepted (bytes) */
+#define KEYHASH_HEX_LEN 32    /* characters keyhash_append() writes */
+#define KEYHASH_MIN_SECRET 16 /* shortest secret accepted (bytes) */
 
 struct keyhash;
 
