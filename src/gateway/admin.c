@@ -25,6 +25,7 @@
 #include "gateway/procstat.h"
 #include "gateway/gwconf.h"
 #include "gateway/resil.h"
+#include "gateway/statring.h"
 #include "gateway/upstream.h"
 #include "gateway/worker.h"
 #include "http/date.h"
@@ -63,7 +64,16 @@ struct admin {
     size_t nslots;
     uint64_t seq;
     struct procstat proc; // process_* metrics, refreshed on scrape
+    struct statring ring;       // /stats/history: the last 10 minutes, per second
+    struct loop_timer ring_timer;
 };
+
+static void admin__ring_tick(struct loop *loop, void *arg)
+{
+    struct admin *a = arg;
+    statring_tick(&a->ring, a->sh);
+    loop_timer_start(loop, &a->ring_timer, 1000);
+}
 
 static void admin__conn_free_cb(struct loop *loop, void *arg)
 {
@@ -424,6 +434,8 @@ static void admin__handle(struct admin_conn *ac, const struct h1_request *req)
         ctype = "text/plain; version=0.0.4; charset=utf-8";
     } else if (PATH_IS("/stats")) {
         admin_stats_json(sh, &body);
+    } else if (PATH_IS("/stats/history")) {
+        statring_json(&ac->a->ring, &body);
     } else if (PATH_IS("/dashboard")) {
         size_t len;
         const char *page = dashboard_html(&len);
@@ -435,7 +447,8 @@ static void admin__handle(struct admin_conn *ac, const struct h1_request *req)
     } else {
         status = 404;
         buf_append_str(&body, "{\"error\":\"not_found\",\"endpoints\":[\"/healthz\",\"/readyz\","
-                              "\"/metrics\",\"/stats\",\"/upstreams\",\"/dashboard\"]}\n");
+                              "\"/metrics\",\"/stats\",\"/stats/history\",\"/upstreams\","
+                              "\"/dashboard\"]}\n");
     }
 #undef PATH_IS
     admin__respond(ac, status, ctype, &body, req->method_id == H1_M_HEAD, req->keep_alive);
@@ -617,6 +630,10 @@ struct admin *admin_start(struct gw_shared *sh, int fd)
         free(a);
         return NULL;
     }
+    statring_init(&a->ring);
+    loop_timer_init(&a->ring_timer, admin__ring_tick, a);
+    statring_tick(&a->ring, sh); /* the first sample: points start a second later */
+    loop_timer_start(a->loop, &a->ring_timer, 1000);
     if (loop_add_fd(a->loop, fd, LOOP_READ, admin__on_accept, a) == -1 ||
         pthread_create(&a->thread, NULL, admin__thread, a) != 0) {
         ag_log(AG_LOG_ERROR, "admin: cannot start: %s", strerror(errno));

@@ -4,7 +4,8 @@
  * latency_window buckets of /stats), error rate and cache hit ratio on canvases (adaptive scales,
  * wall-clock times under the axis, a tooltip with the values of the nearest second), tiles for
  * the last minute with since-start beside them (latency in µs below 1 ms), rates over the
- * gateway's uptime_s rather than the browser's timer, plus the route, pool and breaker tables. Every number drawn is also written into data-* attributes so a
+ * gateway's uptime_s rather than the browser's timer, plus the route, pool and breaker tables. On
+ * load it first reads /stats/history (statring.c), so a reload shows the last 10 minutes. Every number drawn is also written into data-* attributes so a
  * headless browser test can compare it with /stats (tests/e2e/64_dashboard.sh). */
 #include "gateway/dashboard.h"
 
@@ -357,6 +358,18 @@ static const char dashboard_page[] =
     "}\n"
     "function fmtDur(s) { s = Math.floor(s); const h = Math.floor(s / 3600), m = Math.floor(s / 60) % 60; return h ? `${h}h${m}m` : m ? `${m}m${s % 60}s` : `${s}s`; }\n"
     "\n"
+    "// the gateway keeps the last 10 minutes (/stats/history): a reload of the page shows them at once\n"
+    "async function backfill() {\n"
+    "  try {\n"
+    "    const r = await fetch(\"/stats/history\", {cache: \"no-store\"});\n"
+    "    if (!r.ok) return;\n"
+    "    const h = await r.json();\n"
+    "    for (const p of h.points || []) hist.push({t: p.t_ms, rps: p.rps, p50: p.p50, p95: p.p95, p99: p.p99, err: p.err, hit: p.hit});\n"
+    "    while (hist.length > KEEP) hist.shift();\n"
+    "    $(\"state\").dataset.backfill = String((h.points || []).length);\n"
+    "  } catch (e) { /* an older gateway: start empty */ }\n"
+    "}\n"
+    "\n"
     "async function poll() {\n"
     "  const st = $(\"state\");\n"
     "  try {\n"
@@ -375,7 +388,7 @@ static const char dashboard_page[] =
     "  st.dataset.errors = String(errors);\n"
     "  setTimeout(poll, 1000);\n"
     "}\n"
-    "poll();\n"
+    "backfill().then(poll);\n"
     "</script>\n"
     "</body>\n"
     "</html>\n"

@@ -151,7 +151,13 @@ log "charts drew their series (idle now: RPS 0, no latency sample, no 5xx)"
 pts=$(jq -r '.ids["c-rps"]["data-points"]' <<<"$dom")
 [ "$pts" -ge 1 ] || fail "RPS chart drew $pts points"
 assert_eq "$(jq -r '.ids["c-rps"]["data-last"]' <<<"$dom")" 0.000 "RPS drawn while idle"
-assert_eq "$(jq -r '.ids["c-lat"]["data-points"]' <<<"$dom")" 0 "no latency points while idle"
+# the page's latency points come from the gateway's history (the seconds of the requests above),
+# none from the idle polls since: every drawn one is a history point with a p50
+bf0=$(jq -r '.ids.state["data-backfill"]' <<<"$dom")
+[ "$bf0" -ge 1 ] || fail "no history read by the page (data-backfill '$bf0')"
+lat_pts=$(jq -r '.ids["c-lat"]["data-points"]' <<<"$dom")
+hist_lat=$(curl -s --max-time 10 "$A/stats/history" | jq '[.points[] | select(.p50 != null)] | length')
+assert_eq "$lat_pts" "$hist_lat" "latency points = the history's seconds with requests (none while idle)"
 assert_eq "$(jq -r '.pools.api["data-idle"] != null' <<<"$dom")" true "pool row of upstream api"
 
 log "while load runs, the RPS chart and the latency chart show it (and the screenshot)"
@@ -206,6 +212,19 @@ grep '^c-rps' "$T/dom2.txt" | grep -Eq 'data-xticks="[0-9]{2}:[0-9]{2}:[0-9]{2}'
 err_max=$(grep '^c-err' "$T/dom2.txt" | sed -nE 's/.*data-max="([0-9.]*)".*/\1/p')
 awk -v m="$err_max" -v p="$err_peak" 'BEGIN { exit !(m >= p && m <= 100 && (p > 40 || m < 100)) }' ||
     fail "error rate axis not adapted: max $err_max for a peak of $err_peak"
+
+log "history kept by the gateway: /stats/history, and a fresh page starts with it"
+hist=$(curl -s --max-time 10 "$A/stats/history")
+npts=$(jq '.points | length' <<<"$hist")
+[ "$npts" -ge 5 ] || fail "/stats/history has $npts points: $hist"
+[ "$(jq '[.points[].rps] | max > 10' <<<"$hist")" = true ] || fail "/stats/history never saw the load: $hist"
+[ "$(jq '[.points[] | select(.p95 != null)] | length > 0' <<<"$hist")" = true ] || fail "no per-second p95 in the history"
+[ "$(jq '[.points[].t_ms] | . == sort' <<<"$hist")" = true ] || fail "history not in time order"
+chrome --virtual-time-budget=800 --dump-dom "$A/dashboard" >"$T/dom3.html" || true
+bf=$(grep -o 'data-backfill="[0-9]*"' "$T/dom3.html" | grep -o '[0-9]*' || true)
+[ "${bf:-0}" -ge 5 ] || fail "the page did not start from the gateway's history (data-backfill '$bf')"
+pts3=$(grep -o 'id="c-rps"[^>]*' "$T/dom3.html" | sed -nE 's/.*data-points="([0-9]*)".*/\1/p')
+[ "${pts3:-0}" -ge 5 ] || fail "a fresh page draws $pts3 RPS points, not the history"
 
 [ -s "$AG_BUILD/dashboard.png" ] || fail "no screenshot written"
 log "dashboard ok (screenshot: $AG_BUILD/dashboard.png)"

@@ -1,0 +1,38 @@
+/* The admin's history of the last 10 minutes: one point per second (requests/s, p50/p95/p99 of
+ * that second, 5xx rate, cache hit ratio), sampled by the admin thread from the same counters as
+ * /stats and served as /stats/history, so the dashboard shows the last 10 minutes at once after a
+ * page reload instead of starting empty. Kept by the worker: a reload or a recycle starts anew. */
+#ifndef AG_GATEWAY_STATRING_H
+#define AG_GATEWAY_STATRING_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/hist.h"
+
+#define STATRING_N 600
+
+struct gw_shared;
+
+struct statring_pt {
+    int64_t t_ms; /* wall clock at the end of the second */
+    double rps, p50, p95, p99, err, hit; /* NAN: no requests (or no cache lookups) */
+};
+
+struct statring {
+    struct statring_pt pts[STATRING_N];
+    size_t head, n; /* the oldest point is pts[head] */
+    bool have_prev;
+    uint64_t prev_ms; /* monotonic */
+    uint64_t total, x5, hits, misses;
+    struct hist all; /* cumulative latency at the previous sample */
+};
+
+void statring_init(struct statring *r);
+/* Takes one sample (once a second from the admin loop). */
+void statring_tick(struct statring *r, struct gw_shared *sh);
+/* {"interval_s":1,"points":[{"t_ms":…,"rps":…,"p50":…,…},…]}, oldest first, null for NAN. */
+void statring_json(const struct statring *r, struct buf *out);
+
+#endif
