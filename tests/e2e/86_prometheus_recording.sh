@@ -7,7 +7,7 @@
 # label the rules read. Skipped (77) without promtool (Debian package prometheus).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
-command -v promtool >/dev/null 2>&1 || { echo "SKIP: promtool not installed (apt-get install prometheus)"; exit 77; }
+command -v promtool >/dev/null 2>&1 || skip "promtool not installed (Debian package prometheus)"
 require_cmd curl jq
 
 R="$AG_SRC/deploy/prometheus"
