@@ -2,7 +2,9 @@
  * connect for many requests), max_connections with a FIFO queue, queue timeout, idle timeout,
  * max_idle, an idle connection closed by the server is dropped, connect refused, no healthy
  * server, cancel, round robin over two servers, passive ejection after max_fails. Timeouts use
- * short real timers (tens of ms) driven by loop_run_once, no sleep(). */
+ * short real timers (tens of ms) driven by loop_run_once, no sleep(). Late bytes: a dirty idle
+ * connection is never lent, pool.settle after bodyless answers and once a server was stray, and
+ * .settled waiters (what the cache may keep) skip a connection released just before. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -416,6 +418,72 @@ static void test_upstream_closed_idle(void **state)
     fix_destroy(f);
 }
 
+static void tune_settle(struct gw_upstream *u) { u->pool.settle_ms = 300; }
+
+/* Late bytes: an idle connection with bytes pending is never lent (the peek sees them before the
+ * loop does), and the server is then suspect: every release settles. A bodyless answer
+ * (uconn_settle) settles its connection; a .settled waiter skips one freshly released. */
+static void test_late_bytes(void **state)
+{
+    (void)state;
+    struct fix *f = fix_create(1, tune_settle);
+    struct req a, b;
+    struct upool_stats st;
+    assert_false(req_acquire(f, &a));
+    RUN_UNTIL(f, a.called && f->srv[0].naccepted == 1, 1000);
+    struct uconn *first = a.c;
+    /* a response without a body: settles, so the next request gets a new connection */
+    uconn_settle(first);
+    upool_release(f->pool, first, true);
+    assert_false(req_acquire(f, &b));
+    RUN_UNTIL(f, b.called, 1000);
+    assert_non_null(b.c);
+    assert_ptr_not_equal(b.c, first);
+    assert_true(uconn_settled(b.c)); /* new */
+    /* an ordinary answer: reusable at once */
+    upool_release(f->pool, b.c, true);
+    assert_true(req_acquire(f, &a));
+    assert_ptr_equal(a.c, b.c);
+    assert_false(uconn_settled(a.c)); /* reused right after its exchange */
+    upool_release(f->pool, a.c, true);
+    /* a waiter that wants a settled connection skips it (the other one settles until later) */
+    memset(&a, 0, sizeof(a));
+    a.w.ready = req_ready;
+    a.w.settled = true;
+    const char *err = NULL;
+    assert_null(upool_acquire(f->pool, &a.w, 0, &err));
+    assert_null(err);
+    RUN_UNTIL(f, a.called, 1000);
+    assert_non_null(a.c);
+    assert_true(uconn_settled(a.c));
+    upool_release(f->pool, a.c, true);
+    RUN_UNTIL(f, f->srv[0].naccepted == 3, 1000);
+    assert_int_equal(f->srv[0].naccepted, 3);
+
+    /* bytes from the server on idle connections, not yet seen by the loop: the peek finds them,
+     * they are closed, and the request gets a new connection */
+    upool_get_stats(f->pool, &st);
+    assert_int_equal(st.idle, 3);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(write(f->srv[0].fds[i], "late", 4), 4);
+    assert_false(req_acquire(f, &a));
+    upool_get_stats(f->pool, &st);
+    assert_int_equal(st.idle, 1); /* the settling one was not a candidate: the loop closes it */
+    assert_int_equal(metric(f, "apigate_pool_closed_total", "api", "stray_bytes", NULL), 2);
+    RUN_UNTIL(f, a.called && (upool_get_stats(f->pool, &st), st.idle == 0), 1000);
+    assert_int_equal(st.idle, 0);
+    assert_int_equal(metric(f, "apigate_pool_closed_total", "api", "stray_bytes", NULL), 3);
+    assert_non_null(a.c);
+    assert_false(uconn_reused(a.c));
+    /* the server is suspect now: an ordinary answer settles too */
+    upool_release(f->pool, a.c, true);
+    assert_false(req_acquire(f, &b));
+    RUN_UNTIL(f, b.called, 1000);
+    assert_ptr_not_equal(b.c, a.c);
+    upool_release(f->pool, b.c, true);
+    fix_destroy(f);
+}
+
 static void tune_passive(struct gw_upstream *u)
 {
     u->max_fails = 2;
@@ -658,6 +726,7 @@ int main(void)
         cmocka_unit_test(test_cancel_while_connecting),
         cmocka_unit_test(test_hostname_server),
         cmocka_unit_test(test_connect_timeout),
+        cmocka_unit_test(test_late_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
