@@ -217,6 +217,30 @@ static void cmp__build(struct cmp_table *t)
             row->has[i] = true;
         }
     }
+    /* The gateway's side (load --gateway-admin), for the runs that have it. */
+    bool any_gw = false;
+    for (size_t i = 0; i < t->nruns; i++)
+        any_gw |= t->runs[i]->gw.present;
+    if (any_gw) {
+        static const struct {
+            const char *key, *label;
+            enum cmp_unit u;
+            enum cmp_dir dir;
+        } gs[] = {
+            {"gw_hit_ratio", "gateway hit ratio", CMP_PCT, CMP_HIGHER},
+            {"gw_origin", "gateway origin requests", CMP_NUM, CMP_NEUTRAL},
+            {"gw_cpu_per_1k", "gateway CPU ms per 1k", CMP_MS, CMP_LOWER},
+        };
+        for (size_t k = 0; k < sizeof(gs) / sizeof(gs[0]); k++) {
+            struct cmp_row *row = cmp__add(t, gs[k].key, gs[k].label, gs[k].u, gs[k].dir);
+            for (size_t i = 0; i < t->nruns; i++) {
+                const struct result_gw *g = &t->runs[i]->gw;
+                double v = k == 0 ? g->hit_ratio : k == 1 ? g->origin : g->cpu_ms_per_1k;
+                row->has[i] = g->present && isfinite(v);
+                row->v[i] = row->has[i] ? v : 0.0;
+            }
+        }
+    }
     /* Per endpoint p95, for the endpoints of the first run that another run also has. */
     const struct load_result *a = t->runs[0];
     for (size_t e = 0; e < a->neps; e++) {
@@ -266,8 +290,17 @@ static void cmp__print2(const struct cmp_table *t, FILE *out)
     bool header = false;
     for (size_t r = 0; r < t->nrows; r++) {
         const struct cmp_row *row = &t->rows[r];
-        if (row->endpoint && !row->has[1])
+        if (!row->has[0] || !row->has[1]) {
+            if (row->endpoint)
+                continue;
+            char va[32] = "-", vb[32] = "-";
+            if (row->has[0])
+                cmp__fmt(row->v[0], row->unit, va, sizeof(va));
+            if (row->has[1])
+                cmp__fmt(row->v[1], row->unit, vb, sizeof(vb));
+            fprintf(out, "  %-24s %14s %14s\n", row->label, va, vb);
             continue;
+        }
         if (row->endpoint && !header) {
             fprintf(out, "\n  per endpoint (p95):\n");
             header = true;

@@ -51,6 +51,15 @@ u_reqs=$(jq '.totals.requests' "$T/u.json")
 u_origin=$(jq '.gateway.origin_requests' "$T/u.json")
 [ "$u_origin" -ge "$u_reqs" ] || fail "origin requests $u_origin < requests $u_reqs"
 
+log "compare shows the gateway's side of both runs"
+"$APIGATE" load compare "$T/u.json" "$T/c.json" --json "$T/cmp.json" >"$T/cmp.out"
+grep -Eq '^ +gateway origin requests +[0-9]+ +[0-9]+' "$T/cmp.out" || fail "no origin row: $(cat "$T/cmp.out")"
+grep -Eq '^ +gateway hit ratio +- +[0-9.]+%' "$T/cmp.out" || fail "no hit ratio row (- for the uncached run): $(cat "$T/cmp.out")"
+assert_eq "$(jq '.metrics[] | select(.key == "gw_hit_ratio") | .values[0]' "$T/cmp.json")" null "uncached run's hit ratio"
+rc=0
+"$APIGATE" load compare "$T/c.json" "$T/u.json" --fail-on 'gw_origin>+100%' >/dev/null 2>&1 || rc=$?
+assert_eq "$rc" 1 "origin requests grew (cached -> uncached route) with --fail-on gw_origin>+100%"
+
 log "not an apigate admin: refused before the run"
 rc=0
 "$APIGATE" load -q -c 1 -d 1s --gateway-admin "http://127.0.0.1:$mport" "http://127.0.0.1:$gport/" \
