@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/assert.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
@@ -261,7 +262,8 @@ static void chbg__on_event(struct uconn *uc, unsigned events, void *arg)
     (void)uc;
     (void)events;
     struct chbg *b = arg;
-    if (b->magic != CHBG_MAGIC || b->uc == NULL)
+    AG_ASSERT(b->magic == CHBG_MAGIC);
+    if (b->uc == NULL)
         return;
     chbg__pump(b);
 }

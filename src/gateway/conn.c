@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/assert.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
@@ -863,7 +864,8 @@ static void conn__on_event(struct loop *loop, int fd, void *arg, unsigned events
     (void)loop;
     (void)fd;
     struct conn *c = arg;
-    if (c->magic != CONN_MAGIC || c->state == CONN_CLOSED)
+    AG_ASSERT(c->magic == CONN_MAGIC);
+    if (c->state == CONN_CLOSED)
         return;
     if (c->handshaking) {
         if (events & LOOP_HUP)

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/assert.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "gateway/filter.h"
@@ -161,7 +162,8 @@ static void proxy__on_up_event(struct uconn *uc, unsigned events, void *arg)
 {
     (void)uc;
     struct gw_req *r = arg;
-    if (r->magic != GW_REQ_MAGIC || r->state != GW_REQ_ACTIVE)
+    AG_ASSERT(r->magic == GW_REQ_MAGIC);
+    if (r->state != GW_REQ_ACTIVE)
         return;
     if (events & (LOOP_READ | LOOP_ERROR))
         r->px.up_readable = true;
@@ -196,7 +198,8 @@ static void proxy__on_conn_ready(struct upool_waiter *w, struct uconn *uc, const
 {
     struct gw_req *r = w->arg;
     struct proxy *px = &r->px;
-    if (r->magic != GW_REQ_MAGIC || r->state != GW_REQ_ACTIVE || px->state != PX_WAIT_CONN) {
+    AG_ASSERT(r->magic == GW_REQ_MAGIC);
+    if (r->state != GW_REQ_ACTIVE || px->state != PX_WAIT_CONN) {
         if (uc != NULL)
             upool_release(w->_pool, uc, true);
         return;
@@ -413,7 +416,6 @@ static void proxy__exchange_reset(struct proxy *px)
     px->req_done = false;
     px->head_done = px->got_bytes = px->res_done = false;
     px->out = PX_OUT_NONE;
-    px->res_remaining = 0;
     px->t_sent_us = px->t_first_byte_us = 0;
     px->connect_us = 0;
     px->server = NULL;
@@ -442,7 +444,8 @@ static void proxy__on_backoff(struct loop *loop, void *arg)
     (void)loop;
     struct gw_req *r = arg;
     struct proxy *px = &r->px;
-    if (r->magic != GW_REQ_MAGIC || r->state != GW_REQ_ACTIVE)
+    AG_ASSERT(r->magic == GW_REQ_MAGIC);
+    if (r->state != GW_REQ_ACTIVE)
         return;
     if (px->state != PX_WAIT_CONN || px->uc != NULL)
         return;
@@ -738,10 +741,9 @@ static int proxy__parse_head(struct gw_req *r)
             return -1;
         }
         px->res_body = px->res.body;
-        px->res_remaining = px->res.body == H1_BODY_LENGTH ? px->res.content_length : 0;
-        h1_chunked_init(&px->res_chunk);
-        bool no_body = px->res_body == H1_BODY_NONE ||
-                       (px->res_body == H1_BODY_LENGTH && px->res_remaining == 0);
+        /* the head parser applied HEAD's and the statuses' no-body rules already */
+        h1body_init(&px->res_rd, px->res.body, px->res.content_length);
+        bool no_body = px->res_rd.state == H1BODY_DONE;
         if (v == FILTER_RESPOND && !no_body) {
             /* a filter answered (a stale copy instead of a 5xx): the body is not read, so the
              * connection cannot be reused */
@@ -764,77 +766,56 @@ static int proxy__parse_head(struct gw_req *r)
     }
 }
 
-/* Moves body bytes from px->uin to the client. Returns -1 when the conn was closed, -2 on
- * invalid chunked framing from the upstream. */
+/* Moves body bytes from px->uin to the client, framed by http/h1body. Returns -1 when the client
+ * is gone, -2 on invalid chunked framing from the upstream. */
 static int proxy__forward_body(struct gw_req *r)
 {
     struct proxy *px = &r->px;
     while (!px->res_done && buf_pending(&px->uin) > 0) {
         size_t pend = buf_pending(&px->uin);
         const char *p = buf_head(&px->uin);
-        switch (px->res_body) {
-        case H1_BODY_LENGTH: {
-            size_t n = pend < px->res_remaining ? pend : (size_t)px->res_remaining;
-            px->res_remaining -= n;
-            if (px->res_remaining == 0)
-                px->res_done = true;
-            buf_consume(&px->uin, n);
-            filter_body(r, p, n);
-            if (gw_req_send(r, p, n) == -1)
-                return -1;
-            break;
+        const char *data;
+        size_t dlen;
+        bool in_trailers = h1body_in_trailers(&px->res_rd);
+        long n = h1body_step(&px->res_rd, p, pend, &data, &dlen);
+        if (n < 0)
+            return -2;
+        if (px->res_rd.state == H1BODY_DONE)
+            px->res_done = true;
+        if (n == 0) {
+            if (px->res_done)
+                break;
+            return 0; // a chunk line or trailer still incomplete
         }
-        case H1_BODY_CHUNKED: {
-            const char *data;
-            size_t dlen;
-            bool in_trailers = px->res_chunk.trailers;
-            long n = h1_chunked_step(&px->res_chunk, p, pend, &data, &dlen);
-            if (n < 0)
-                return -2;
-            if (n == 0 && !px->res_chunk.done)
-                return 0;
-            if (px->res_chunk.done)
-                px->res_done = true;
-            buf_consume(&px->uin, (size_t)n);
-            filter_body(r, data, dlen);
+        buf_consume(&px->uin, (size_t)n);
+        filter_body(r, data, dlen);
+        int rc = 0;
+        if (px->res_body == H1_BODY_CHUNKED && px->out == PX_OUT_CHUNKED) {
             /* chunked to chunked: the validated bytes go out as they are, but for the trailer
              * section, collected (the decoder bounds it) and sent without the fields that must
-             * not be trailers (a Content-Length trailer, Host...); to an HTTP/1.0 client only
-             * the data */
-            int rc = 0;
-            if (px->out != PX_OUT_CHUNKED) {
-                rc = gw_req_send(r, data, dlen);
-            } else if (!in_trailers) {
+             * not be trailers (a Content-Length trailer, Host...) */
+            if (!in_trailers) {
                 rc = gw_req_send(r, p, (size_t)n);
             } else {
                 buf_append(&px->trail, p, (size_t)n);
-                if (px->res_chunk.done) {
+                if (px->res_done) {
                     size_t tl = h1_chunked_filter_trailers(buf_head(&px->trail),
                                                            buf_pending(&px->trail));
                     rc = gw_req_send(r, buf_head(&px->trail), tl);
                     buf_reset(&px->trail);
                 }
             }
-            if (rc == -1)
-                return -1;
-            break;
-        }
-        case H1_BODY_UNTIL_CLOSE:
-            buf_consume(&px->uin, pend);
-            filter_body(r, p, pend);
-            if (px->out == PX_OUT_CHUNKED) {
-                buf_printf(r->out, "%zx\r\n", pend);
-                if (gw_req_send(r, p, pend) == -1)
-                    return -1;
+        } else if (px->out == PX_OUT_CHUNKED && dlen > 0) {
+            /* until the close, re-framed as one chunk per run */
+            buf_printf(r->out, "%zx\r\n", dlen);
+            rc = gw_req_send(r, data, dlen);
+            if (rc == 0)
                 buf_append(r->out, "\r\n", 2);
-            } else if (gw_req_send(r, p, pend) == -1) {
-                return -1;
-            }
-            break;
-        default:
-            px->res_done = true;
-            break;
+        } else if (dlen > 0) {
+            rc = gw_req_send(r, data, dlen); // Content-Length as is; decoded to an HTTP/1.0 client
         }
+        if (rc == -1)
+            return -1;
         if (buf_pending(r->out) >= CONN_BUF_HIGH)
             break;
     }

@@ -12,6 +12,7 @@
 #include "core/loop.h"
 #include "gateway/upool.h"
 #include "http/chunked.h"
+#include "http/h1body.h"
 #include "http/h1parse.h"
 
 struct gw_req;
@@ -61,8 +62,7 @@ struct proxy {
     bool got_bytes;            // any response byte arrived
     enum h1_body res_body;
     enum px_out out;
-    uint64_t res_remaining;
-    struct h1_chunked res_chunk;
+    struct h1body res_rd;      // the response body's framing (http/h1body, as every client's)
     bool res_done;
     bool up_readable;          // edge-triggered readiness memory
     bool up_hup;               // LOOP_HUP seen: the upstream closed, its EOF needs no new edge

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/assert.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "gateway/accesslog.h"
@@ -101,6 +102,8 @@ void gw_req_reset(struct gw_req *r)
 
 void gw_req_begin(struct gw_req *r)
 {
+    AG_ASSERT(r->magic == GW_REQ_MAGIC);
+    AG_ASSERT(r->state != GW_REQ_ACTIVE); // the previous request ended
     r->state = GW_REQ_ACTIVE;
     r->counted = false;
 }
@@ -506,8 +509,8 @@ static void gw_req__let_go(struct gw_req *r)
 
 void gw_req_end(struct gw_req *r)
 {
-    if (r->state != GW_REQ_ACTIVE || r->counted)
-        return;
+    AG_ASSERT(r->magic == GW_REQ_MAGIC);
+    AG_ASSERT(r->state == GW_REQ_ACTIVE && !r->counted); // a request ends once
     r->counted = true;
     gw_req__record(r);
     gw_req__let_go(r);

@@ -44,6 +44,13 @@ void h1body_init_response(struct h1body *b, const struct h1_response *res, bool 
 long h1body_step(struct h1body *b, const char *in, size_t len, const char **data,
                  size_t *data_len);
 
+/* Whether a chunked body is in its trailer section (the last chunk was read): the caller may
+ * treat those bytes apart (the proxy filters the fields that must not be trailers). */
+static inline bool h1body_in_trailers(const struct h1body *b)
+{
+    return b->framing == H1_BODY_CHUNKED && b->_chunked.trailers;
+}
+
 /* The peer closed its side: a body that lasts until the close ends here (DONE); one still
  * expecting bytes was cut short (ERROR). Returns the new state; a DONE body stays DONE. */
 enum h1body_state h1body_eof(struct h1body *b);
