@@ -105,7 +105,7 @@ static int conn__park_head(struct conn *c)
     c->in.cap = cap;
     c->in.len = pend;
     c->in.off = 0;
-    c->in_parked = cap;
+    c->in_parked = (uint32_t)cap;
     th->parked_bytes += cap;
     return 0;
 }

@@ -26,23 +26,24 @@ enum conn_state {
 };
 
 struct conn {
+    /* small fields first, together: the struct is what an idle keep-alive connection costs */
     unsigned magic;
-    struct transport tp;        // the client's byte stream: plain TCP or TLS (tp.fd: the socket)
     enum conn_state state;
-    struct gwthread *th;
-    struct conn *next, *prev;   // thread's active list, or free list (next only)
-    char client_ip[GW_CLIENT_IP_LEN];
-    struct buf in;              // client bytes: request heads and bodies
-    size_t in_parked;           // >0: <in> is a right-sized copy of a partial head (its size)
-    struct buf out;             // bytes for the client (heads, error bodies, copied body data)
-    struct h1_header *hdrs;     // cfg max_headers entries, lent per request (NULL when idle)
-    struct loop_timer timer;    // header / idle / body / send timeouts
-    uint64_t timer_kind;        // which timeout is armed
+    uint32_t in_parked;         // >0: <in> is a right-sized copy of a partial head (its size)
+    uint8_t timer_kind;         // which timeout is armed
     bool readable, writable;    // edge-triggered readiness memory
     bool read_eof;
     bool peer_hup;              // LOOP_HUP seen: the client closed its side (read on to the EOF)
     bool sent_continue;
     bool handshaking;           // TLS handshake under way (before the first request head)
+    struct transport tp;        // the client's byte stream: plain TCP or TLS (tp.fd: the socket)
+    struct gwthread *th;
+    struct conn *next, *prev;   // thread's active list, or free list (next only)
+    char client_ip[GW_CLIENT_IP_LEN];
+    struct buf in;              // client bytes: request heads and bodies
+    struct buf out;             // bytes for the client (heads, error bodies, copied body data)
+    struct h1_header *hdrs;     // cfg max_headers entries, lent per request (NULL when idle)
+    struct loop_timer timer;    // header / idle / body / send timeouts
     uint64_t requests;          // requests served on this connection
     uint64_t accept_ms;         // loop time of the accept
     struct gw_req rq;           // the request being served (one at a time)

@@ -32,7 +32,7 @@ void filter_init(struct gw_shared *sh)
             const struct filter_ops *ops = filter_table[k];
             if (ops->attach != NULL && !ops->attach(sh, i))
                 continue;
-            size_t size = (ops->state_size + 15) & ~(size_t)15;
+            size_t size = (ops->state_size + 7) & ~(size_t)7;
             if (ch->n == FILTER_MAX || ch->state_size + size > FILTER_STATE_MAX) {
                 /* a build-time limit, never a config one: the table above is all there is */
                 ag_log(AG_LOG_ERROR, "filter %s: no room on route %zu (FILTER_MAX %d, "

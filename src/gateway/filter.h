@@ -95,7 +95,8 @@ struct filter_ops {
 };
 
 #define FILTER_MAX 6          /* filters on one route */
-#define FILTER_STATE_MAX 96   /* bytes of per-request state of one route's filters together */
+#define FILTER_STATE_MAX 32   /* bytes of per-request state of one route's filters together (it
+                                 is in every connection's struct: keep it small) */
 
 struct filter_slot {
     const struct filter_ops *ops;

@@ -28,6 +28,7 @@
 static void proxy__pump(struct gw_req *r);
 static void proxy__acquire(struct gw_req *r);
 static void proxy__retry_later(struct gw_req *r);
+static void proxy__arm(struct gw_req *r);
 
 void proxy_init(struct proxy *px)
 {
@@ -65,7 +66,7 @@ static void proxy__detach(struct gw_req *r, bool reusable)
         px->uc = NULL;
     }
     loop_timer_stop(r->th->loop, &px->timer);
-    loop_timer_stop(r->th->loop, &px->backoff);
+    px->retry_at_ms = 0;
 }
 
 void proxy_abort(struct gw_req *r)
@@ -73,7 +74,7 @@ void proxy_abort(struct gw_req *r)
     struct proxy *px = &r->px;
     if (px->state == PX_IDLE || px->state == PX_DONE) {
         loop_timer_stop(r->th->loop, &px->timer);
-        loop_timer_stop(r->th->loop, &px->backoff);
+        px->retry_at_ms = 0;
         return;
     }
     proxy__detach(r, false);
@@ -130,6 +131,14 @@ static void proxy__on_timer(struct loop *loop, void *arg)
     (void)loop;
     struct gw_req *r = arg;
     struct proxy *px = &r->px;
+    if (px->retry_at_ms != 0 && loop_now_ms(r->th->loop) >= px->retry_at_ms) {
+        /* a retry's backoff is over (a filter never asks for one past the total deadline) */
+        px->retry_at_ms = 0;
+        proxy__arm(r);
+        if (px->state == PX_WAIT_CONN && px->uc == NULL)
+            proxy__acquire(r);
+        return;
+    }
     if (px->state == PX_WAIT_CONN)
         /* still queued in the gateway: the origin was not tried */
         proxy__fail_err(r, 504, "gateway_timeout",
@@ -150,6 +159,8 @@ static void proxy__arm(struct gw_req *r)
     if (!px->head_done && px->first_byte_deadline_ms &&
         (due == 0 || px->first_byte_deadline_ms < due))
         due = px->first_byte_deadline_ms;
+    if (px->retry_at_ms != 0 && (due == 0 || px->retry_at_ms < due))
+        due = px->retry_at_ms;
     if (due == 0) {
         loop_timer_stop(r->th->loop, &px->timer);
         return;
@@ -435,21 +446,8 @@ static void proxy__retry_later(struct gw_req *r)
     proxy__detach(r, false); // the failed attempt's connection is never reused
     proxy__exchange_reset(px);
     px->state = PX_WAIT_CONN; // proxy_abort and the total deadline see a pending wait
-    proxy__arm(r);
-    loop_timer_start(r->th->loop, &px->backoff, r->retry_delay_ms);
-}
-
-static void proxy__on_backoff(struct loop *loop, void *arg)
-{
-    (void)loop;
-    struct gw_req *r = arg;
-    struct proxy *px = &r->px;
-    AG_ASSERT(r->magic == GW_REQ_MAGIC);
-    if (r->state != GW_REQ_ACTIVE)
-        return;
-    if (px->state != PX_WAIT_CONN || px->uc != NULL)
-        return;
-    proxy__acquire(r);
+    px->retry_at_ms = loop_now_ms(r->th->loop) + r->retry_delay_ms;
+    proxy__arm(r); // the deadline timer wakes at the backoff's end first
 }
 
 void proxy_start(struct gw_req *r)
@@ -472,7 +470,6 @@ void proxy_start(struct gw_req *r)
     uint64_t now = loop_now_ms(th->loop);
     px->total_deadline_ms = gr->timeout.total_ms ? now + gr->timeout.total_ms : 0;
     loop_timer_init(&px->timer, proxy__on_timer, r);
-    loop_timer_init(&px->backoff, proxy__on_backoff, r);
     proxy__build_head(r); // copies every slice of r->req it needs: r->in may move afterwards
     px->waiter.avoid = 0;
     proxy__acquire(r);

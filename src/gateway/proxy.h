@@ -36,12 +36,25 @@ enum px_state {
 
 /* The upstream side of one request. */
 struct proxy {
+    /* small fields first, together: the struct is in every connection, idle ones included */
     enum px_state state;
+    enum h1_body req_body;
+    enum h1_body res_body;
+    enum px_out out;
+    bool req_done;             // whole request (head + body) handed to the upstream socket
+    bool req_body_read;        // whole request body read from the client
+    bool head_done;            // response head parsed and sent on
+    bool got_bytes;            // any response byte arrived
+    bool res_done;
+    bool up_readable;          // edge-triggered readiness memory
+    bool up_hup;               // LOOP_HUP seen: the upstream closed, its EOF needs no new edge
+    bool up_writable;
+    bool retried;
     struct upool *pool;
     struct uconn *uc;
     struct upool_waiter waiter;
-    struct loop_timer timer;   // first byte / total deadline
-    struct loop_timer backoff; // pause before a retry
+    struct loop_timer timer;   // first byte / total deadline, and the end of a retry's backoff
+    uint64_t retry_at_ms;      // a retry's backoff ends then (0: none)
     uint64_t total_deadline_ms;
     uint64_t first_byte_deadline_ms;
     struct buf head;           // request head for the upstream (kept whole for a retry)
@@ -50,24 +63,12 @@ struct proxy {
     struct buf uin;            // response bytes from the upstream
     struct buf trail;          // the response's trailer section, filtered before it goes out
     // request body
-    enum h1_body req_body;
     uint64_t req_remaining;    // Content-Length bytes still to forward
     struct h1_chunked req_chunk;
-    bool req_done;             // whole request (head + body) handed to the upstream socket
-    bool req_body_read;        // whole request body read from the client
     // response
     struct h1_response res;
     struct h1_header *res_hdrs; // PX_RES_HEADERS_MAX entries, a thread block lent per request
-    bool head_done;            // response head parsed and sent on
-    bool got_bytes;            // any response byte arrived
-    enum h1_body res_body;
-    enum px_out out;
     struct h1body res_rd;      // the response body's framing (http/h1body, as every client's)
-    bool res_done;
-    bool up_readable;          // edge-triggered readiness memory
-    bool up_hup;               // LOOP_HUP seen: the upstream closed, its EOF needs no new edge
-    bool up_writable;
-    bool retried;
     uint64_t t_sent_us;        // request head first written
     uint64_t t_first_byte_us;
     uint64_t pool_wait_us;

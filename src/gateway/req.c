@@ -85,7 +85,6 @@ void gw_req_reset(struct gw_req *r)
     r->status = 0;
     r->head_sent = false;
     r->bytes_out = 0;
-    r->counted = false;
     r->t_start_us = 0;
     r->retry_delay_ms = 0;
     /* the proxy's per-request facts are read by the access log even for local answers */
@@ -105,7 +104,6 @@ void gw_req_begin(struct gw_req *r)
     AG_ASSERT(r->magic == GW_REQ_MAGIC);
     AG_ASSERT(r->state != GW_REQ_ACTIVE); // the previous request ended
     r->state = GW_REQ_ACTIVE;
-    r->counted = false;
 }
 
 /* A NUL-terminated copy of <s> that lives until the request ends (for the log): in the block
@@ -510,8 +508,7 @@ static void gw_req__let_go(struct gw_req *r)
 void gw_req_end(struct gw_req *r)
 {
     AG_ASSERT(r->magic == GW_REQ_MAGIC);
-    AG_ASSERT(r->state == GW_REQ_ACTIVE && !r->counted); // a request ends once
-    r->counted = true;
+    AG_ASSERT(r->state == GW_REQ_ACTIVE); // a request ends once
     gw_req__record(r);
     gw_req__let_go(r);
     r->px.state = PX_IDLE;

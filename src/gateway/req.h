@@ -45,6 +45,7 @@ struct gw_sess_ops {
     void (*continue_100)(struct gw_req *r);
 };
 
+/* Small fields are grouped: the struct is in every connection, idle ones included. */
 struct gw_req {
     unsigned magic;
     enum gw_req_state state;
@@ -57,36 +58,32 @@ struct gw_req {
     // the request
     struct h1_request req;
     struct h1_header *hdrs;     // max_hdrs entries the head was parsed into (the session's)
-    size_t max_hdrs;
-    int route;                  // index or -1
     const struct filter_chain *chain; // the route's filters, NULL before routing
+    uint32_t max_hdrs;
+    uint32_t rid_len;
+    int route;                  // index or -1
+    int status;                 // status sent to the client
     unsigned fpos;              // the filter that answered FILTER_WAIT
+    int log_minor;              // HTTP/1.<minor> of the request; -1 before a request line
+    uint32_t retry_delay_ms;    // set by the filter that answered FILTER_RETRY
     bool admitted_route, admitted_global;
     bool keep_alive;            // the session stays open after this response
     bool head_sent;             // the response head went out (no error page possible any more)
-    bool counted;               // recorded (metrics, access log)
     const char *method;         // copies in <strs>/<arena>, for the log (valid until the reset)
-    size_t method_len;
     const char *target;
-    size_t target_len;
     const char *log_host;       // Host and User-Agent copies for the access log (only when on)
-    size_t log_host_len;
     const char *log_ua;
-    size_t log_ua_len;
-    int log_minor;              // HTTP/1.<minor> of the request; -1 before a request line
+    uint32_t method_len, target_len, log_host_len, log_ua_len;
     char rid[64];
-    size_t rid_len;
     char traceparent[56];       // W3C traceparent sent upstream (trace.c); chars 3..34: trace id
     uint64_t t_start_us;        // first byte of the request
     uint64_t wall_ms;
-    int status;                 // status sent to the client
     uint64_t bytes_out;         // bytes the session wrote for this response
-    uint64_t retry_delay_ms;    // set by the filter that answered FILTER_RETRY
     const char *cache_served;   // X-Cache word when the cache answered from memory (access log)
     char *strs;                 // per-request copies (log fields): a block lent per request
     size_t strs_used;
     struct arena arena;         // copies too long for <strs>, reset per request
-    _Alignas(16) unsigned char fstate[FILTER_STATE_MAX]; // the filters' per-request state
+    _Alignas(8) unsigned char fstate[FILTER_STATE_MAX]; // the filters' per-request state
     struct proxy px;            // the upstream exchange
 };
 
