@@ -24,9 +24,9 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "gateway/cachehook_priv.h"
-#include "gateway/req.h"
 #include "gateway/filter.h"
 #include "gateway/gwconf.h"
+#include "gateway/req.h"
 #include "gateway/trace.h"
 #include "http/headers.h"
 
