@@ -217,7 +217,8 @@ const struct cfg_desc gwconf__pool_desc[] = {
     {"settle", CFG_DURATION, U(pool.settle_ms), "50ms", "0ms", "10s",
      "after a response that has no body (HEAD, 204, 304), and after every response once the "
      "server sent stray bytes, a connection is reused only after this long idle (late bytes "
-     "then close it); 0 = reuse at once", NULL, NULL, false},
+     "then close it); a cached route's GET/HEAD takes only a connection idle this long (or a "
+     "new one); 0 = reuse at once", NULL, NULL, false},
     {NULL}};
 const struct cfg_desc gwconf__health_desc[] = {
     {"path", CFG_STRING, U(health.path), "/", "1", NULL, "path probed with GET", NULL, NULL,
