@@ -127,7 +127,8 @@ int cache_lookup(struct cache *c, const struct policy_conf *pc, const struct h1_
     if (o == NULL)
         return 0;
     const struct cache_entry *e = o->payload;
-    if (e->marker || e->path_gen != f->path_gen) {
+    unsigned char tagged = atomic_load_explicit(&e->tag_purged, memory_order_acquire);
+    if (e->marker || e->path_gen != f->path_gen || tagged == CACHE_TAG_GONE) {
         /* invalidated since it was fetched: free it now, it can never be served */
         if (!e->marker)
             store_remove(c->store, o);
@@ -138,7 +139,14 @@ int cache_lookup(struct cache *c, const struct policy_conf *pc, const struct h1_
     f->obj = o;
     f->e = e;
     f->age_ms = policy_age_ms(e->fresh.initial_age_ms, e->stored_ms, now_ms);
-    f->use = policy_usable(&e->fresh, f->age_ms, preq);
+    if (tagged == CACHE_TAG_STALE) {
+        /* soft-purged: stale now; its windows count from the purge's point of view as from age */
+        struct policy_fresh stale = e->fresh;
+        stale.lifetime_ms = 0;
+        f->use = policy_usable(&stale, f->age_ms, preq);
+    } else {
+        f->use = policy_usable(&e->fresh, f->age_ms, preq);
+    }
     return 0;
 }
 
@@ -305,6 +313,8 @@ struct cache_fill {
     int64_t date, last_modified;
     size_t etag_off, etag_len; /* in head; etag_len 0: none */
     bool has_etag;
+    const char *tag_header; /* policy_conf.tag_header */
+    struct buf tags;        /* its values, space-separated */
 };
 
 /* Response headers never stored: hop-by-hop ones, the framing (we store a Content-Length), Age
@@ -361,6 +371,14 @@ static void cache__fill_head(struct cache_fill *f, const struct h1_response *res
     bool has_date = false;
     for (size_t i = 0; i < res->nheaders; i++) {
         const struct h1_header *h = &res->headers[i];
+        if (f->tag_header != NULL && h->name_len == strlen(f->tag_header) &&
+            headers_name_eq(h->name, h->name_len, f->tag_header)) {
+            /* kept beside the entry, never sent to a client */
+            if (f->tags.len > 0)
+                buf_append(&f->tags, " ", 1);
+            buf_append(&f->tags, h->value, h->value_len);
+            continue;
+        }
         if (cache__skip_stored(res->headers, res->nheaders, h))
             continue;
         if (h->name_len == 4 && headers_name_eq(h->name, 4, "date"))
@@ -411,6 +429,8 @@ struct cache_fill *cache_fill_begin(struct cache *c, const struct policy_conf *p
     buf_init(&f->head);
     buf_init(&f->body);
     buf_init(&f->key);
+    buf_init(&f->tags);
+    f->tag_header = pc->tag_header;
     f->max = max_size;
     f->fresh = fresh;
     f->status = res->status;
@@ -466,6 +486,7 @@ void cache_fill_abort(struct cache_fill *f)
     buf_deinit(&f->head);
     buf_deinit(&f->body);
     buf_deinit(&f->key);
+    buf_deinit(&f->tags);
     free(f->vary);
     free(f);
 }
@@ -487,7 +508,50 @@ static void cache__free_entry(void *p)
 {
     struct cache_entry *e = p;
     free(e->vary);
+    free(e->tags);
     free(e);
+}
+
+/* <e>'s tags: <n> bytes of space-separated names (commas too), kept single-spaced. */
+static void cache__set_tags(struct cache_entry *e, const char *p, size_t n)
+{
+    free(e->tags);
+    e->tags = NULL;
+    e->tags_len = 0;
+    if (n == 0)
+        return;
+    e->tags = xmalloc(n + 1);
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        bool sep = p[i] == ' ' || p[i] == ',' || p[i] == '\t';
+        if (!sep)
+            e->tags[o++] = p[i];
+        else if (o > 0 && e->tags[o - 1] != ' ')
+            e->tags[o++] = ' ';
+    }
+    while (o > 0 && e->tags[o - 1] == ' ')
+        o--;
+    e->tags[o] = '\0';
+    e->tags_len = o;
+    if (o == 0) {
+        free(e->tags);
+        e->tags = NULL;
+    }
+}
+
+bool cache_entry_has_tag(const struct cache_entry *e, const char *tag, size_t len)
+{
+    const char *p = e->tags, *end = e->tags + e->tags_len;
+    if (p == NULL || len == 0)
+        return false;
+    while (p < end) {
+        const char *sp = memchr(p, ' ', (size_t)(end - p));
+        size_t n = sp != NULL ? (size_t)(sp - p) : (size_t)(end - p);
+        if (n == len && memcmp(p, tag, len) == 0)
+            return true;
+        p += n + 1;
+    }
+    return false;
 }
 
 /* One allocation: the struct, then the data bytes. */
@@ -540,6 +604,7 @@ struct store_obj *cache_fill_end_ref(struct cache *c, struct cache_fill *f, uint
         memcpy(e->vary, f->vary, f->vary_len);
         e->vary_len = f->vary_len;
     }
+    cache__set_tags(e, f->tags.data, f->tags.len);
     uint64_t expire = cache__expire(c, &f->fresh, now_ms);
     if (f->vary != NULL) {
         struct cache_entry *m = cache__entry_alloc(0);
@@ -576,7 +641,8 @@ struct cache__blob {
     uint64_t lifetime_ms, initial_age_ms, swr_ms, sie_ms;
     int64_t last_modified, date;
     uint64_t etag_off, etag_len;
-    uint8_t no_cache, must_revalidate, has_validator, pad[5];
+    uint8_t no_cache, must_revalidate, has_validator, pad;
+    uint32_t tags_len; /* the entry's tags follow its body (0 in blobs of older versions) */
 };
 
 void cache_entry_serialize(const struct cache_entry *e, uint64_t now_ms, uint64_t wall_ms,
@@ -603,8 +669,11 @@ void cache_entry_serialize(const struct cache_entry *e, uint64_t now_ms, uint64_
     b.no_cache = e->fresh.no_cache;
     b.must_revalidate = e->fresh.must_revalidate;
     b.has_validator = e->fresh.has_validator;
+    b.tags_len = (uint32_t)e->tags_len;
     buf_append(out, &b, sizeof(b));
     buf_append(out, e->data, e->head_len + e->body_len);
+    if (e->tags_len > 0)
+        buf_append(out, e->tags, e->tags_len);
 }
 
 static int cache__blob_read(const char *blob, size_t len, struct cache__blob *b)
@@ -613,7 +682,8 @@ static int cache__blob_read(const char *blob, size_t len, struct cache__blob *b)
         return -1;
     memcpy(b, blob, sizeof(*b));
     if (b->magic != CACHE_BLOB_MAGIC || b->head_len > len || b->body_len > len ||
-        sizeof(*b) + b->head_len + b->body_len != len || b->etag_off + b->etag_len > b->head_len)
+        b->tags_len > len || sizeof(*b) + b->head_len + b->body_len + b->tags_len != len ||
+        b->etag_off + b->etag_len > b->head_len)
         return -1;
     return 0;
 }
@@ -650,6 +720,7 @@ struct store_obj *cache_insert_serialized(struct cache *c, const char *blob, siz
     e->path_gen = path_gen;
     e->last_modified = b.last_modified;
     e->date = b.date;
+    cache__set_tags(e, blob + sizeof(b) + b.head_len + b.body_len, b.tags_len);
     if (b.etag_len > 0) {
         e->etag = e->data + b.etag_off;
         e->etag_len = b.etag_len;
@@ -776,6 +847,7 @@ struct store_obj *cache_refresh_304(struct cache *c, const struct policy_conf *p
     e->stored_ms = now_ms;
     e->fresh = fresh;
     e->path_gen = oe->path_gen;
+    cache__set_tags(e, oe->tags, oe->tags_len);
     e->date = cache__date(mres.headers, mres.nheaders, "date");
     if (e->date == INT64_MIN)
         e->date = response_wall_s;
@@ -880,6 +952,34 @@ static bool cache__purge_pred(void *arg, const char *key, size_t key_len, size_t
         return whole >= a->len && memcmp(path, a->path, a->len) == 0;
     }
     return plen == a->len && memcmp(path, a->path, a->len) == 0;
+}
+
+struct cache__tag_arg {
+    const char *tag;
+    size_t len;
+    unsigned char mark;
+    size_t n;
+};
+
+static void cache__tag_one(void *arg, const struct store_obj *o)
+{
+    struct cache__tag_arg *a = arg;
+    struct cache_entry *e = o->payload;
+    if (!e->marker && cache_entry_has_tag(e, a->tag, a->len)) {
+        unsigned char cur = atomic_load_explicit(&e->tag_purged, memory_order_relaxed);
+        if (cur < a->mark)
+            atomic_store_explicit(&e->tag_purged, a->mark, memory_order_release);
+        a->n++;
+    }
+}
+
+size_t cache_purge_tag(struct cache *c, const char *tag, size_t len, bool soft)
+{
+    atomic_fetch_add_explicit(&c->purges, 1, memory_order_relaxed);
+    struct cache__tag_arg a = {
+        .tag = tag, .len = len, .mark = soft ? CACHE_TAG_STALE : CACHE_TAG_GONE};
+    store_foreach(c->store, cache__tag_one, &a);
+    return a.n;
 }
 
 size_t cache_purge(struct cache *c, const char *path, size_t len, bool prefix)

@@ -53,7 +53,14 @@ struct cache_entry {
     bool marker;
     char *vary;
     size_t vary_len;
+    /* Cache tags (surrogate keys) the origin gave in policy_conf.tag_header: space-separated,
+     * NULL when none; and what a purge by tag did to the entry since (CACHE_TAG_*). */
+    char *tags;
+    size_t tags_len;
+    _Atomic unsigned char tag_purged;
 };
+
+enum { CACHE_TAG_NONE = 0, CACHE_TAG_STALE = 1, CACHE_TAG_GONE = 2 };
 
 struct cache_stats {
     struct store_stats store;
@@ -137,6 +144,11 @@ void cache_insert_marker(struct cache *c, const char *key, size_t base_len, size
                          const char *names, size_t len, uint64_t now_ms, uint64_t ttl_ms);
 /* The path part of a primary key. */
 void cache_key_path(const char *key, size_t primary_len, const char **path, size_t *len);
+/* True when <e> carries tag <tag> (<len> bytes; tags compare exactly). */
+bool cache_entry_has_tag(const struct cache_entry *e, const char *tag, size_t len);
+/* Purges every entry tagged <tag>: gone at its next lookup, or (<soft>) stale from now on, so a
+ * stale-while-revalidate window serves it while one refresh runs. Returns how many. */
+size_t cache_purge_tag(struct cache *c, const char *tag, size_t len, bool soft);
 void cache_fill_abort(struct cache_fill *f);
 
 /* ---- hand-over to the next worker process (reload, recycle) ---- */

@@ -33,6 +33,8 @@ struct policy_conf {
     bool allow_set_cookie;    /* store responses that carry Set-Cookie */
     uint64_t negative_ttl_ms; /* freshness of 404/410 the origin gives none for; with override,
                                  0 means 404/410 are not stored */
+    const char *tag_header;   /* response header naming the entry's cache tags (stored with it,
+                                 never in its stored head); NULL: none */
     const struct keyhash *key_hash; /* keyed hash of the varied header values in keys; NULL:
                                        the values in clear (unit tests only: the gateway always
                                        sets one, keys may leave the process through Redis) */

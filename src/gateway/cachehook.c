@@ -54,6 +54,7 @@ static void cachehook__route_conf(struct chroute *r, const struct gw_route *gr,
     pc->statuses = rc->statuses;
     pc->nstatuses = rc->nstatuses;
     pc->allow_set_cookie = rc->allow_set_cookie;
+    pc->tag_header = rc->tag_header;
     pc->negative_ttl_ms = rc->negative_ttl_ms;
     r->max_object = rc->max_object_size ? rc->max_object_size : cfg->cache.max_object_size;
     r->coalesce = cfg->cache.coalesce && rc->coalesce;
@@ -573,6 +574,17 @@ static bool cachehook__strip_header(struct gw_req *r, void *st, const char *name
     return rte->enabled && policy_strip_request_header(&rte->pc, name, len);
 }
 
+/* The route's tag header never reaches a client (it is kept with the entry). */
+static bool cachehook__hide_tags(struct gw_req *r, void *st, const char *name, size_t len)
+{
+    (void)st;
+    const struct cachehook *ch = r->th->sh->cache;
+    if (ch == NULL || r->route < 0 || (size_t)r->route >= ch->nroutes)
+        return false;
+    const char *t = ch->routes[r->route].pc.tag_header;
+    return t != NULL && strlen(t) == len && headers_name_eq(name, len, t);
+}
+
 static void cachehook__upstream_headers(struct gw_req *r, void *st, struct buf *b)
 {
     (void)st;
@@ -999,8 +1011,11 @@ bool cachehook_admin(struct gw_shared *sh, const struct h1_request *req, struct 
         rk = cachehook__param(q, ql, "path", val, sizeof(val));
     int rp = rk == 0 ? cachehook__param(q, ql, "prefix", val, sizeof(val)) : 0;
     int ra = rk == 0 && rp == 0 ? cachehook__param(q, ql, "all", val, sizeof(val)) : 0;
+    int rt = rk == 0 && rp == 0 && ra == 0 ? cachehook__param(q, ql, "tag", val, sizeof(val)) : 0;
+    char soft[8];
+    int rs = rt == 1 ? cachehook__param(q, ql, "soft", soft, sizeof(soft)) : 0;
     const char *bad = NULL;
-    if (rk == -1 || rp == -1 || ra == -1)
+    if (rk == -1 || rp == -1 || ra == -1 || rt == -1 || rs == -1)
         bad = "invalid percent-encoding, encoded NUL, or a value over 2047 bytes";
     else if ((rk == 1 || rp == 1) && val[0] != '/')
         /* an empty prefix (an unset variable in a script) would purge everything */
@@ -1008,6 +1023,11 @@ bool cachehook_admin(struct gw_shared *sh, const struct h1_request *req, struct 
                       : "prefix must be a path starting with / (?all=1 purges everything)";
     else if (ra == 1 && strcmp(val, "1") != 0 && strcmp(val, "true") != 0)
         bad = "all takes 1 or true";
+    else if (rt == 1 && (val[0] == '\0' || strpbrk(val, " ,\t\r\n") != NULL))
+        bad = "tag must be one tag (no space or comma)";
+    else if (rs == 1 && strcmp(soft, "1") != 0 && strcmp(soft, "true") != 0 &&
+             strcmp(soft, "0") != 0 && strcmp(soft, "false") != 0)
+        bad = "soft takes 1, true, 0 or false";
     if (bad != NULL) {
         *status = 400;
         buf_append_str(body, "{\"error\":\"bad_request\",\"message\":");
@@ -1033,10 +1053,18 @@ bool cachehook_admin(struct gw_shared *sh, const struct h1_request *req, struct 
         n = cache_purge(ch->cache, "*", 1, true);
         chl2_publish(ch, NULL, "*", 1, true);
         buf_printf(body, "{\"purged\":%zu,\"all\":true}\n", n);
+    } else if (rt == 1) {
+        bool sft = rs == 1 && (soft[0] == '1' || soft[0] == 't');
+        n = cache_purge_tag(ch->cache, val, strlen(val), sft);
+        chl2_publish_tag(ch, NULL, val, strlen(val), sft);
+        buf_printf(body, "{\"purged\":%zu,\"soft\":%s,\"tag\":", n, sft ? "true" : "false");
+        buf_append_json_str(body, val, strlen(val));
+        buf_append_str(body, "}\n");
     } else {
         *status = 400;
         buf_append_str(body, "{\"error\":\"bad_request\",\"message\":\"give ?key=/path (exact, "
-                             "every variant and query), ?prefix=/path or ?all=1\"}\n");
+                             "every variant and query), ?prefix=/path, ?tag=T[&soft=1] or "
+                             "?all=1\"}\n");
         return true;
     }
     *status = 200;
@@ -1081,6 +1109,7 @@ const struct filter_ops cachehook_filter = {
     .upstream_header_skip = cachehook__strip_header,
     .upstream_headers = cachehook__upstream_headers,
     .on_response_head = cachehook__on_response_head,
+    .client_header_skip = cachehook__hide_tags,
     .client_headers = cachehook__client_headers,
     .on_body = cachehook__response_body,
     .on_response_done = cachehook__response_done,

@@ -120,6 +120,10 @@ void chl2_request_end(struct cachehook *ch, struct gw_req *r, struct chreq *cr);
 /* An entry was stored in L1 (fill or 304 refresh): write it to L2 too, stamped with the purge
  * sequence <seq> its request began with (chl2_seq then). */
 void chl2_store(struct cachehook *ch, struct gwthread *th, struct store_obj *o, uint64_t seq);
+/* Publishes a purge by tag (<soft>: stale, not gone) to the other gateways and L2 (<th> NULL:
+ * from the admin thread). */
+void chl2_publish_tag(struct cachehook *ch, struct gwthread *th, const char *tag, size_t len,
+                      bool soft);
 /* The highest L2 purge sequence this worker learned (0 without L2): any thread. */
 uint64_t chl2_seq(const struct chl2 *l);
 /* Publishes an invalidation to the other gateways (<th> NULL: from the admin thread). */

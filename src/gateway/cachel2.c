@@ -63,10 +63,11 @@ static const char chl2__load_lua[] = "local r = redis.call('HGETALL', KEYS[2])\n
 /* Every entry of L2 was stamped with the purge sequence its gateway knew when the request that
  * fetched it began; a prefix mark refuses the entries under its prefix stamped before it. */
 struct chl2_mark {
-    char *prefix; // "" for everything
+    char *prefix; // "" for everything; "#T": tag T purged, "~T": tag T soft-purged (stale)
     size_t len;
     uint64_t seq;
 };
+#define CHL2_IS_TAG(m) ((m)->len > 1 && ((m)->prefix[0] == '#' || (m)->prefix[0] == '~'))
 
 static void chl2__on_get(void *arg, enum l2redis_status st, const char *const *vals,
                          const size_t *lens, size_t n);
@@ -241,10 +242,25 @@ static bool chl2__refused(const struct chl2 *l, const char *key, size_t primary_
     size_t whole = primary_len - (size_t)(path - key);
     for (size_t i = 0; i < l->nmarks; i++) {
         const struct chl2_mark *m = &l->marks[i];
-        if (m->seq > seq && whole >= m->len && memcmp(path, m->prefix, m->len) == 0)
+        if (m->seq > seq && !CHL2_IS_TAG(m) && whole >= m->len &&
+            memcmp(path, m->prefix, m->len) == 0)
             return true;
     }
     return false;
+}
+
+/* What the tag marks newer than <seq> do to entry <e>: CACHE_TAG_GONE, _STALE or _NONE. Under
+ * l->mu. */
+static unsigned char chl2__tag_verdict(const struct chl2 *l, const struct cache_entry *e,
+                                       uint64_t seq)
+{
+    unsigned char v = CACHE_TAG_NONE;
+    for (size_t i = 0; e->tags != NULL && i < l->nmarks && v != CACHE_TAG_GONE; i++) {
+        const struct chl2_mark *m = &l->marks[i];
+        if (m->seq > seq && CHL2_IS_TAG(m) && cache_entry_has_tag(e, m->prefix + 1, m->len - 1))
+            v = m->prefix[0] == '#' ? CACHE_TAG_GONE : CACHE_TAG_STALE;
+    }
+    return v;
 }
 
 static uint64_t chl2__parse_u64(const char *v, size_t n)
@@ -316,8 +332,8 @@ static void chl2__poll_cb(struct loop *loop, void *arg)
             const char *argv[] = {"EVAL", chl2__load_lua, "2", l->seq_key, l->marks_key};
             size_t argl[] = {4, strlen(chl2__load_lua), 1, strlen(l->seq_key),
                              strlen(l->marks_key)};
-            l->loading =
-                l2redis_command(r, 5, argv, argl, 3, 2 * CHL2_MAX_MARKS + 2, chl2__on_load, l) != NULL;
+            l->loading = l2redis_command(r, 5, argv, argl, 3, 2 * CHL2_MAX_MARKS + 2, chl2__on_load,
+                                         l) != NULL;
         }
     }
     loop_timer_start(loop, &l->poll, CHL2_POLL_MS);
@@ -356,7 +372,10 @@ static void chl2__on_msg(void *arg, const char *msg, size_t len)
         chl2__mark_add(l, p, n, seq);
         pthread_mutex_unlock(&l->mu);
         chl2__seq_learn(l, seq);
-        cache_purge(c, n == 0 ? "*" : p, n == 0 ? 1 : n, true);
+        if (n > 1 && (p[0] == '#' || p[0] == '~'))
+            cache_purge_tag(c, p + 1, n - 1, p[0] == '~');
+        else
+            cache_purge(c, n == 0 ? "*" : p, n == 0 ? 1 : n, true);
         return;
     }
     if (ours)
@@ -495,11 +514,23 @@ static void chl2__on_get(void *arg, enum l2redis_status st, const char *const *v
         if (stored != 0 && stored > inv && !chl2__refused(l, cr->key, cr->primary_len, eseq))
             o = cache_insert_serialized(ch->cache, blob, blen, cr->key, cr->key_len,
                                         cr->primary_len, cr->path_gen, now, clock_wall_ms());
+        unsigned char tagged = CACHE_TAG_NONE;
+        if (o != NULL) { /* purged by one of its tags since: gone, or kept stale in L1 */
+            struct cache_entry *ne = o->payload;
+            tagged = chl2__tag_verdict(l, ne, eseq);
+            if (tagged != CACHE_TAG_NONE)
+                atomic_store(&ne->tag_purged, tagged);
+        }
         pthread_mutex_unlock(&l->mu);
+        if (o != NULL && tagged == CACHE_TAG_GONE) {
+            cache_release(ch->cache, o);
+            o = NULL;
+        }
         if (o != NULL) {
             const struct cache_entry *e = o->payload;
             uint64_t age = policy_age_ms(e->fresh.initial_age_ms, e->stored_ms, now);
-            if (policy_usable(&e->fresh, age, &cr->preq) == POLICY_USE_FRESH) {
+            if (tagged == CACHE_TAG_NONE &&
+                policy_usable(&e->fresh, age, &cr->preq) == POLICY_USE_FRESH) {
                 metrics_counter_inc(r->th->ms, ch->m_l2_hits);
                 cachehook__finish_flight(ch, cr); /* waiters find it in L1 now */
                 cachehook__serve(r, o, age, CACHE_HIT);
@@ -652,6 +683,20 @@ static void chl2__post_cb(struct loop *loop, void *arg)
     if (m->l->clients[0] != NULL)
         chl2__publish_on(m->l, m->l->clients[0], m->kind, m->p, m->n);
     free(m);
+}
+
+void chl2_publish_tag(struct cachehook *ch, struct gwthread *th, const char *tag, size_t len,
+                      bool soft)
+{
+    if (ch->l2 == NULL || len == 0)
+        return;
+    /* a mark of the marks hash: "#T" (gone) or "~T" (stale), sent as a prefix purge is */
+    char *field = xmalloc(len + 2);
+    field[0] = soft ? '~' : '#';
+    memcpy(field + 1, tag, len);
+    field[len + 1] = '\0';
+    chl2_publish(ch, th, field, len + 1, true);
+    free(field);
 }
 
 void chl2_publish(struct cachehook *ch, struct gwthread *th, const char *path, size_t len,

@@ -122,6 +122,16 @@ bool filter_upstream_header_skip(struct gw_req *r, const char *name, size_t len)
     return false;
 }
 
+bool filter_client_header_skip(struct gw_req *r, const char *name, size_t len)
+{
+    const struct filter_chain *ch = r->chain;
+    for (unsigned i = 0; ch != NULL && i < ch->n; i++)
+        if (ch->f[i].ops->client_header_skip != NULL &&
+            ch->f[i].ops->client_header_skip(r, filter__st(r, i), name, len))
+            return true;
+    return false;
+}
+
 void filter_upstream_headers(struct gw_req *r, struct buf *head)
 {
     const struct filter_chain *ch = r->chain;

@@ -77,6 +77,9 @@ struct filter_ops {
      * wrote the whole answer to the client; the upstream response is dropped). */
     enum filter_verdict (*on_response_head)(struct gw_req *r, void *st,
                                             const struct h1_response *res);
+    /* The client response head is being written: true when the upstream's response header
+     * <name> must not reach the client. */
+    bool (*client_header_skip)(struct gw_req *r, void *st, const char *name, size_t len);
     /* The client response head is being written: append header lines to <head>. */
     void (*client_headers)(struct gw_req *r, void *st, struct buf *head);
     /* Decoded response body bytes on their way to the client. */
@@ -126,6 +129,7 @@ void filter_thread_stop(struct gwthread *th);
  * the earlier filters' on_error passed) or WAIT (a filter resumes it: gw_req_continue). */
 enum filter_verdict filter_request(struct gw_req *r, unsigned from);
 bool filter_upstream_header_skip(struct gw_req *r, const char *name, size_t len);
+bool filter_client_header_skip(struct gw_req *r, const char *name, size_t len);
 void filter_upstream_headers(struct gw_req *r, struct buf *head);
 enum filter_verdict filter_response_head(struct gw_req *r, const struct h1_response *res);
 void filter_client_headers(struct gw_req *r, struct buf *head);

@@ -227,6 +227,7 @@ struct gw_route_cache {
     uint64_t max_object_size;   /* 0: the global cache.max_object_size */
     bool coalesce;              /* per-route switch for request coalescing */
     bool allow_set_cookie;      /* store Set-Cookie responses (the cookie itself never stored) */
+    char *tag_header;           /* response header of cache tags; NULL: none */
 };
 
 /* `routes[].timeout:` */

@@ -343,6 +343,10 @@ const struct cfg_desc gwconf__rcache_desc[] = {
      "per-route limit; 0 = cache.max_object_size", NULL, NULL, false},
     {"coalesce", CFG_BOOL, R(cache.coalesce), "true", NULL, NULL,
      "coalesce concurrent misses of this route", NULL, NULL, false},
+    {"tag_header", CFG_STRING, R(cache.tag_header), NULL, NULL, NULL,
+     "response header naming the entry's cache tags (Surrogate-Key, Cache-Tag), space or comma "
+     "separated; kept with the entry for POST /cache/purge?tag=, never sent to clients",
+     NULL, NULL, false},
     {"allow_set_cookie", CFG_BOOL, R(cache.allow_set_cookie), "false", NULL, NULL,
      "store responses that carry Set-Cookie, without it: the cookie reaches only the client "
      "whose request filled the entry",

@@ -67,6 +67,7 @@ static uint64_t handoff__route_fp(const struct gw_config *cfg, size_t i)
     handoff__strlist(&b, &c->statuses_str);
     buf_printf(&b, "|%" PRIu64 "|%" PRIu64 "|%d|%d", c->negative_ttl_ms, c->max_object_size,
                c->coalesce, c->allow_set_cookie);
+    buf_printf(&b, "|%s", c->tag_header ? c->tag_header : ""); // tags kept, or left in the head
     buf_printf(&b, "|%d|%d|%" PRIu64 "|%" PRIu64, cfg->path_norm.merge_slashes,
                cfg->path_norm.reject_encoded_slash, cfg->cache.max_object_size,
                cfg->cache.max_stale_ms);

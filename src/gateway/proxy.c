@@ -646,6 +646,8 @@ static void proxy__write_client_head(struct gw_req *r)
         if (has_connection &&
             headers_listed_in_connection(res->headers, res->nheaders, h->name, h->name_len))
             continue;
+        if (filter_client_header_skip(r, h->name, h->name_len)) // cache tags
+            continue;
         if (h->name_len == 4 && headers_name_eq(h->name, 4, "date"))
             has_date = true;
         buf_append(b, h->name, h->name_len);

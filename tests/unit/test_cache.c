@@ -342,7 +342,6 @@ static void test_age_rules(void **state)
     assert_string_equal(policy_storable(&rfc, &req, &p, &res, wall0, wall0, &f), "no-store");
 }
 
-
 static uint64_t tag_users_only(void *arg, const char *key, size_t key_len, size_t primary_len)
 {
     (void)arg;
@@ -428,6 +427,78 @@ static void test_handoff(void **state)
     cache_destroy(n);
 }
 
+/* Cache tags: the route's tag header is kept beside the entry (split on spaces and commas, every
+ * line of it), never in the stored head; it survives serialization (the L2 blob); a soft purge by
+ * tag makes the entry stale (served within stale-while-revalidate), a hard one removes it at the
+ * next lookup, and an entry without the tag is untouched. */
+static void test_tags(void **state)
+{
+    (void)state;
+    struct cache *c = cache_create(1 << 20, 4, 60000);
+    struct cache *c2 = cache_create(1 << 20, 4, 60000);
+    struct policy_conf pc = rfc;
+    pc.tag_header = "Surrogate-Key";
+    parse_req("GET /t/1 HTTP/1.1\r\nHost: h\r\n\r\n");
+    char head[512];
+    snprintf(head, sizeof(head),
+             "HTTP/1.1 200 OK\r\nDate: %s\r\nCache-Control: max-age=60, "
+             "stale-while-revalidate=30\r\nSurrogate-Key: shop  a,b\r\nsurrogate-key: c\r\n"
+             "Content-Length: 2\r\n\r\n",
+             date0);
+    parse_res(head);
+    struct policy_req p;
+    policy_classify_request(&pc, &req, &p);
+    struct buf key = BUF_INIT;
+    struct cache_found f;
+    assert_int_equal(cache_lookup(c, &pc, &req, &p, 1000, &key, &f), 0);
+    assert_null(f.obj);
+    const char *why = "?";
+    struct cache_fill *fill = cache_fill_begin(c, &pc, &req, &p, &res, wall0, wall0, 1000,
+                                               f.path_gen, 1 << 20, NULL, &why);
+    assert_non_null(fill);
+    assert_int_equal(cache_fill_body(fill, "ok", 2), 0);
+    struct store_obj *o = cache_fill_end_ref(c, fill, 1000);
+    assert_non_null(o);
+    const struct cache_entry *e = o->payload;
+    assert_string_equal(e->tags, "shop a b c");
+    char *h = strndup(e->data, e->head_len);
+    assert_null(strstr(h, "urrogate-"));
+    free(h);
+    assert_true(cache_entry_has_tag(e, "a", 1));
+    assert_true(cache_entry_has_tag(e, "shop", 4));
+    assert_false(cache_entry_has_tag(e, "sho", 3));
+    assert_false(cache_entry_has_tag(e, "a b", 3));
+    struct buf blob = BUF_INIT;
+    cache_entry_serialize(e, 1000, (uint64_t)wall0 * 1000, &blob);
+    cache_release(c, o);
+    struct store_obj *o2 =
+        cache_insert_serialized(c2, blob.data, blob.len, key.data, key.len, f.primary_len,
+                                f.path_gen, 1000, (uint64_t)wall0 * 1000);
+    assert_non_null(o2);
+    assert_string_equal(((const struct cache_entry *)o2->payload)->tags, "shop a b c");
+    cache_release(c2, o2);
+    assert_int_equal(cache_purge_tag(c2, "zzz", 3, false), 0);
+    /* soft: stale, served within stale-while-revalidate */
+    assert_int_equal(cache_purge_tag(c, "b", 1, true), 1);
+    assert_int_equal(cache_lookup(c, &pc, &req, &p, 2000, &key, &f), 0);
+    assert_non_null(f.obj);
+    assert_int_equal(f.use, POLICY_USE_STALE_SWR);
+    cache_release(c, f.obj);
+    /* hard: gone */
+    assert_int_equal(cache_purge_tag(c, "shop", 4, false), 1);
+    assert_int_equal(cache_lookup(c, &pc, &req, &p, 2000, &key, &f), 0);
+    assert_null(f.obj);
+    /* the other cache's copy is untouched */
+    assert_int_equal(cache_lookup(c2, &pc, &req, &p, 2000, &key, &f), 0);
+    assert_non_null(f.obj);
+    assert_int_equal(f.use, POLICY_USE_FRESH);
+    cache_release(c2, f.obj);
+    buf_deinit(&blob);
+    buf_deinit(&key);
+    cache_destroy(c);
+    cache_destroy(c2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -437,6 +508,7 @@ int main(void)
         cmocka_unit_test_setup(test_refresh_304_and_conditionals, setup),
         cmocka_unit_test_setup(test_age_rules, setup),
         cmocka_unit_test_setup(test_handoff, setup),
+        cmocka_unit_test_setup(test_tags, setup),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
