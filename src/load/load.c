@@ -59,7 +59,8 @@ static void load__usage(FILE *out)
         "\n"
         "Scenario mode reads base_url, requests (templated paths: {{rand 1 1000}}, {{seq}},\n"
         "{{uuid}}, {{pick a b}}, {{env NAME}}), executor (vus with stages, or arrival_rate),\n"
-        "checks and k6-style thresholds; see docs/load.md and examples/load-*.yaml.\n"
+        "checks and k6-style thresholds (abortOnFail too), flows (multi-step iterations whose\n"
+        "steps extract: values into the VU's {{NAME}}); see docs/load.md, examples/load-*.yaml.\n"
         "Exit codes: 0 ok, 1 the run failed (no response, or more failed requests than\n"
         "--max-failed), 99 a threshold failed, 130 interrupted (Ctrl-C, after the report),\n"
         "2 bad usage or bad input.\n");
