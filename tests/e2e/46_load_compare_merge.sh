@@ -78,6 +78,17 @@ if command -v chromium >/dev/null 2>&1; then
     grep -q 'data-key="p95"><td class="l">latency p95</td><td>[0-9.]* ms</td><td>[0-9.]* ms ([-+][0-9.]*%)' "$T/c3.dom" ||
         fail "compare page: no p95 row with its change"
     [ "$(grep -o 'data-drawn="[0-9]*"' "$T/c3.dom" | wc -l)" -eq 3 ] || fail "compare page: not 3 charts drawn"
+    # the before/after page with a broken rule: the FAILED banner in the DOM, and a screenshot kept
+    timeout 60 chromium --headless --no-sandbox --disable-gpu --disable-background-networking \
+        --virtual-time-budget=5000 --dump-dom "file://$T/cf.html" >"$T/cf.dom" 2>>"$T/chromium.log" ||
+        fail "chromium --dump-dom failed"
+    grep -q 'id="verdict" class="banner fail">FAILED' "$T/cf.dom" || fail "compare page: no FAILED banner"
+    grep -q '<td class="l bad">✗</td><td class="l">p95&gt;+10%</td>' "$T/cf.dom" || fail "compare page: no broken rule row"
+    rm -f "$AG_BUILD/load-compare.png"
+    timeout 60 chromium --headless --no-sandbox --disable-gpu --disable-background-networking \
+        --virtual-time-budget=5000 --window-size=1280,1200 --screenshot="$AG_BUILD/load-compare.png" \
+        "file://$T/c3.html" >/dev/null 2>>"$T/chromium.log" || fail "chromium --screenshot failed"
+    [ -s "$AG_BUILD/load-compare.png" ] || fail "no compare screenshot"
 fi
 log "merge of two generators"
 "$APIGATE" load -q -c 4 -d 2s --json "$T/a.json" "http://127.0.0.1:$port/fast" >/dev/null &
