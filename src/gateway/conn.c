@@ -87,17 +87,20 @@ static int conn__park_head(struct conn *c)
     size_t pend = buf_pending(&c->in);
     if (c->in_parked > 0 || pend == 0)
         return 0;
-    if (th->parked_bytes + pend > th->sh->cfg->server.max_head_memory) {
-        ag_log(AG_LOG_DEBUG, "client %s: closed, partial request heads hold over "
-               "server.max_head_memory", c->client_ip);
-        conn_close(c);
-        return -1;
-    }
     /* Whole 512-byte steps, never under CONN_PARK_MIN: fewer sizes, and none small enough for
      * glibc's per-thread cache, whose chunks would pin scattered pages after the attack. */
     size_t cap = (pend + 511) & ~(size_t)511;
     if (cap < CONN_PARK_MIN)
         cap = CONN_PARK_MIN;
+    if (th->parked_bytes + cap > th->sh->cfg->server.max_head_memory) {
+        static struct log_limit lim; // under attack this is every new slow connection
+        ag_log_limited(AG_LOG_WARN, &lim,
+                       "client %s: closed: the partial request heads of this thread hold "
+                       "server.max_head_memory (%zu bytes)",
+                       c->client_ip, th->parked_bytes);
+        conn_close(c);
+        return -1;
+    }
     char *p = xmalloc(cap);
     memcpy(p, buf_head(&c->in), pend);
     gwthread_buf_give(th, &c->in);

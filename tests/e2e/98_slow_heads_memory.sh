@@ -105,7 +105,7 @@ start_gateway gw2 "$g2" "$a2" <<EOF
 listen: 127.0.0.1:$g2
 admin: 127.0.0.1:$a2
 workers: {threads: 1}
-logging: {level: error}
+logging: {level: warn}
 server: {client_header_timeout: 60s, max_head_memory: 1MB}
 upstreams:
   api: {servers: [127.0.0.1:$mport]}
@@ -117,4 +117,6 @@ open=$(awk '/still open/ {print $5}' "$T/small.log")
 log "2000 slow heads under a 1 MB budget: $open kept open"
 assert_range "$open" 300 1500 "slow heads kept within the budget (1 MB at about 1.1 KB each)"
 assert_eq "$(http_status "http://127.0.0.1:$g2/item")" 200 "served under the budget"
+n=$(grep -c 'hold server.max_head_memory' "$T/gw2.log" || true)
+assert_range "$n" 1 10 "the closes are logged, a line a second at most"
 log "ok"
