@@ -630,6 +630,9 @@ static int tls__server_ctx_setup(struct tls_server *s, SSL_CTX *ctx, const struc
     SSL_CTX_set_min_proto_version(ctx, o->min_version == 13 ? TLS1_3_VERSION : TLS1_2_VERSION);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_RELEASE_BUFFERS);
+    /* One read(2) takes whatever the socket holds, not a record header then its body: a
+     * keep-alive request costs one read instead of two (plus the one that meets EAGAIN). */
+    SSL_CTX_set_read_ahead(ctx, 1);
     long opts = SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION;
 #ifdef SSL_OP_IGNORE_UNEXPECTED_EOF
     opts |= SSL_OP_IGNORE_UNEXPECTED_EOF;
