@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cache/keyhash.h"
+#include "cache/l2redis.h"
 #include "config/yaml.h"
 #include "core/buf.h"
 #include "core/xmalloc.h"
@@ -1158,6 +1159,9 @@ static void gwconf__key_secret(struct gw_config *c, const struct ynode *cn,
 }
 
 /* Checks across sections, after every section has its values (defaults included). */
+static void gwconf__redis_nodes_ok(const char *url, const struct ynode *at,
+                                   struct cfg_errors *errs);
+
 static void gwconf__check_globals(struct gw_config *c, const struct ynode *root,
                                   struct cfg_errors *errs)
 {
@@ -1207,7 +1211,11 @@ static void gwconf__check_globals(struct gw_config *c, const struct ynode *root,
                   "cache.redis: '%s' is not a Redis URL; redis://host:port/db, unix:///path, "
                   "{cluster: [address:port, ...]} or {sentinels: [address:port, ...], master: "
                   "NAME}",
-                  c->cache.redis);if (c->cache.redis && strncmp(c->cache.redis, "redis+cluster://", 16) == 0 &&
+                  c->cache.redis);
+    else if (c->cache.redis && (strncmp(c->cache.redis, "redis+cluster://", 16) == 0 ||
+                                strncmp(c->cache.redis, "redis+sentinel://", 17) == 0))
+        gwconf__redis_nodes_ok(c->cache.redis, gwconf__get(cn, "redis"), errs);
+    if (c->cache.redis && strncmp(c->cache.redis, "redis+cluster://", 16) == 0 &&
         c->cache.redis_prefix && strpbrk(c->cache.redis_prefix, "{}") != NULL)
         cfg_error(errs, gwconf__get(cn, "redis_prefix"),
                   "cache.redis_prefix: '%s' holds a brace; with a cluster the keys carry their "
@@ -1262,6 +1270,29 @@ static int gwconf__redis_node(const struct ynode *item, const char *what, struct
     }
     buf_printf(url, "%s%s", url->data[url->len - 1] == '/' ? "" : ",", item->str);
     return 0;
+}
+
+/* cache.redis given as a cluster or sentinel URL (the form the map becomes, also accepted as
+ * written): well formed, and every node a numeric address (hiredis would resolve a name with a
+ * blocking getaddrinfo on a loop thread). */
+static void gwconf__redis_nodes_ok(const char *url, const struct ynode *at,
+                                   struct cfg_errors *errs)
+{
+    char hosts[L2REDIS_MAX_SEEDS][64], master[129], err[256];
+    int ports[L2REDIS_MAX_SEEDS];
+    int n = strncmp(url, L2REDIS_CLUSTER_SCHEME, strlen(L2REDIS_CLUSTER_SCHEME)) == 0
+                ? l2redis_parse_seeds(url, hosts, ports, L2REDIS_MAX_SEEDS, err, sizeof(err))
+                : l2redis_parse_sentinels(url, hosts, ports, L2REDIS_MAX_SEEDS, master,
+                                          sizeof(master), err, sizeof(err));
+    if (n < 0) {
+        cfg_error(errs, at, "cache.redis: %s", err);
+        return;
+    }
+    unsigned char bin[16];
+    for (int i = 0; i < n; i++)
+        if (inet_pton(AF_INET, hosts[i], bin) != 1 && inet_pton(AF_INET6, hosts[i], bin) != 1)
+            cfg_error(errs, at, "cache.redis: '%s' is not a numeric address; names are not "
+                                "resolved here, give the node's IP address", hosts[i]);
 }
 
 /* cache.redis written as a map, {cluster: [a:p, ...]} (seed nodes of a Redis Cluster) or

@@ -59,6 +59,22 @@ bad bad_scheme 2 "unsupported scheme"
 printf '%s\nroutes:\n  - {upstream: api}\n' "$UPS" >"$T/missing_match.yaml"
 bad missing_match 4 "routes[0].match: missing"
 
+# cache.redis as a cluster or sentinels map (issue 15): numeric addresses, one of the two forms
+printf 'cache:\n  redis: {cluster: [localhost:7000]}\n%s\n%s\n' "$UPS" "$RT" >"$T/redis_cluster_name.yaml"
+bad redis_cluster_name 2 "cache.redis.cluster: 'localhost' is not a numeric address"
+printf 'cache:\n  redis: {sentinels: [127.0.0.1:26379]}\n%s\n%s\n' "$UPS" "$RT" >"$T/redis_no_master.yaml"
+bad redis_no_master 2 "cache.redis.master: the name the sentinels monitor is required"
+printf 'cache:\n  redis: {cluster: [127.0.0.1:7000], sentinels: [127.0.0.1:1]}\n%s\n%s\n' "$UPS" \
+    "$RT" >"$T/redis_both.yaml"
+bad redis_both 2 "cluster and sentinels together"
+printf 'cache:\n  redis: {cluster: [127.0.0.1:7000], seeds: 1}\n%s\n%s\n' "$UPS" "$RT" >"$T/redis_key.yaml"
+bad redis_key 2 "cache.redis.seeds: unknown key"
+printf 'cache:\n  redis: "redis+cluster://redis.local:7000"\n%s\n%s\n' "$UPS" "$RT" >"$T/redis_url_name.yaml"
+bad redis_url_name 2 "'redis.local' is not a numeric address"
+printf 'cache:\n  redis: {cluster: [127.0.0.1:7000]}\n  redis_prefix: "{x}:"\n%s\n%s\n' "$UPS" \
+    "$RT" >"$T/redis_brace.yaml"
+bad redis_brace 3 "cache.redis_prefix: '{x}:' holds a brace"
+
 printf '%s\nroutes:\n  - {match: /, upstream: api, breaker: {error_threshold: 150%%}}\n' \
     "$UPS" >"$T/bad_percent.yaml"
 bad bad_percent 4 "error_threshold"
