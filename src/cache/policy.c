@@ -425,6 +425,12 @@ long policy_build_key(const struct policy_conf *pc, const struct h1_request *req
             out->len = before; /* every parameter ignored: same entry as no query */
     }
     long primary = (long)(out->len - start);
+    /* https and http answers are kept apart (the origin learns the scheme from
+     * X-Forwarded-Proto and may build links with it), as a variant of the same primary key, so
+     * invalidations and purges of the path reach both. ':' cannot start a header name, so no
+     * vary value can spell this. */
+    if (req->https)
+        buf_append_str(out, "\n:scheme:https");
     for (const char *const *v = pc->vary; v != NULL && *v != NULL; v++)
         policy__append_vary_value(pc, req, *v, strlen(*v), out);
     /* The origin's Vary field names, comma-separated. */

@@ -380,6 +380,7 @@ void chbg_refresh(struct cachehook *ch, struct gw_req *r, struct chreq *cr, stru
         chbg__end(b, false);
         return;
     }
+    b->rq.https = r->req.https; // the refresh asks as the request did (X-Forwarded-Proto)
     b->preq = cr->preq;
     b->key = xmalloc(cr->key_len + 1);
     memcpy(b->key, cr->key, cr->key_len);

@@ -258,6 +258,7 @@ static int cachehook__own_request(struct gw_req *r, struct chreq *cr)
     struct h1_request copy;
     if (h1_parse_request(b->data, b->len, &copy, r->hdrs, r->max_hdrs, &lim) <= 0)
         return -1;
+    copy.https = req->https; // not in the head: the session's
     *req = copy;
     return 0;
 }

@@ -714,6 +714,7 @@ static void conn__start_request(struct conn *c, size_t head_len)
     /* The slices of r->req stay valid: nothing reads into c->in before the request layer
      * copied what it keeps (the proxy's head, the cache's own copy). */
     buf_consume(&c->in, head_len);
+    r->req.https = c->tp.ops != &transport_tcp_ops; // after the parse, which clears the struct
     gw_req_start(r);
 }
 

@@ -335,7 +335,8 @@ void proxy_write_forwarded(struct buf *b, const struct h1_request *req, const ch
         }
     }
     buf_append_str(b, client_ip);
-    buf_append_str(b, "\r\nX-Forwarded-Proto: http\r\n");
+    buf_append_str(b, req->https ? "\r\nX-Forwarded-Proto: https\r\n"
+                                 : "\r\nX-Forwarded-Proto: http\r\n");
     if (req->host) {
         buf_append_str(b, "X-Forwarded-Host: ");
         buf_append(b, req->host, req->host_len);

@@ -2,7 +2,8 @@
 # TLS termination on `listen` entries with real clients. Certificates are made here by the
 # openssl CLI (an ECDSA CA; ECDSA and RSA leaves for localhost/a.test, an ECDSA leaf for b.test,
 # client certificates) and named by paths relative to the config file. Checks: curl over HTTPS
-# (MISS then HIT, per-user entries kept apart), openssl s_client (SNI picks the certificate, the
+# (MISS then HIT, per-user entries kept apart, X-Forwarded-Proto https, an entry apart from the
+# plain listener's that the same purge removes), openssl s_client (SNI picks the certificate, the
 # client's signature algorithms pick ECDSA or RSA, ALPN http/1.1, TLS 1.2 and 1.3, resumption
 # with -sess_out/-sess_in says "Reused"), a plain HTTP request on the TLS port (400, logged once
 # for a burst), malformed records and a stalled handshake (closed, the gateway keeps serving),
@@ -70,12 +71,24 @@ YAML
 U="https://localhost:$sport"
 metric() { curl -s "http://127.0.0.1:$aport/metrics" | awk -v k="$1" '$1 == k {print $2}'; }
 
-log "curl over HTTPS: MISS then HIT, the same entry as over HTTP"
+log "curl over HTTPS: MISS then HIT; X-Forwarded-Proto: https, and its own entry"
 xc() { curl -sS --cacert "$C/ca.pem" -o /dev/null -w '%{http_code} %header{x-cache}' "$@"; }
 assert_eq "$(xc "$U/api/catalog/products")" "200 MISS" "first HTTPS request"
 assert_eq "$(xc "$U/api/catalog/products")" "200 HIT" "second HTTPS request"
-assert_eq "$(curl -s -o /dev/null -w '%{http_code} %header{x-cache}' -H "Host: localhost:$sport" \
-    "http://127.0.0.1:$hport/api/catalog/products")" "200 HIT" "plain listener, same cache"
+# The origin is told the scheme (X-Forwarded-Proto) and may build links with it: the plain
+# listener's answer for the same Host and path is another entry, and a purge of the path reaches
+# both.
+plain() { curl -s -o /dev/null -w '%{http_code} %header{x-cache}' -H "Host: localhost:$sport" \
+    "http://127.0.0.1:$hport/api/catalog/products"; }
+assert_eq "$(plain)" "200 MISS" "plain listener: its own entry"
+assert_eq "$(plain)" "200 HIT" "plain listener, second request"
+curl -sf -X POST "http://127.0.0.1:$aport/cache/purge?path=/api/catalog/products" >/dev/null ||
+    fail "purge"
+assert_eq "$(plain)" "200 MISS" "plain entry purged"
+assert_eq "$(xc "$U/api/catalog/products")" "200 MISS" "https entry purged by the same purge"
+proto() { python3 -c 'import json,sys; print(json.load(sys.stdin)["headers"]["x-forwarded-proto"])'; }
+assert_eq "$(curl -sS --cacert "$C/ca.pem" "$U/echo" | proto)" https "X-Forwarded-Proto over TLS"
+assert_eq "$(curl -sS "http://127.0.0.1:$hport/echo" | proto)" http "X-Forwarded-Proto in plain"
 assert_eq "$(curl -sS --cacert "$C/ca.pem" -o /dev/null -w '%{http_version} %{ssl_verify_result}' \
     "$U/api/catalog/products")" "1.1 0" "verified, HTTP/1.1"
 

@@ -221,6 +221,23 @@ static void test_keys(void **state)
     assert_string_equal(a, "GET h/a/%2F/%20b?q=1");
     key_of(&pc, "GET http://h HTTP/1.1\r\nHost: h\r\n\r\n", NULL, a, sizeof(a), &pa);
     assert_string_equal(a, "GET h/");
+    /* A request that came over TLS (the session sets req.https): another variant of the same
+     * primary key, so purges of the path reach both and neither scheme gets the other's answer;
+     * no header value can spell the marker. */
+    struct h1_request tr;
+    parse_req("GET /p?q=1 HTTP/1.1\r\nHost: h\r\nscheme: https\r\n\r\n", &tr);
+    static const char *const vary_scheme[] = {"scheme", NULL};
+    struct policy_conf pv = {.vary = vary_scheme};
+    struct buf k1 = BUF_INIT, k2 = BUF_INIT;
+    long p1 = policy_build_key(&pv, &tr, NULL, 0, &k1);
+    tr.https = true;
+    long p2 = policy_build_key(&pv, &tr, NULL, 0, &k2);
+    assert_int_equal(p1, p2);
+    assert_memory_equal(k1.data, k2.data, (size_t)p1);
+    assert_true(k1.len != k2.len || memcmp(k1.data, k2.data, k1.len) != 0);
+    assert_memory_equal(k2.data + p2, "\n:scheme:https", 14);
+    buf_deinit(&k1);
+    buf_deinit(&k2);
 }
 
 /* Keys of varied routes carry a keyed hash of the header values, never the values (a key goes
