@@ -38,15 +38,69 @@ static int conn__read(struct conn *c);
 static void conn__next_cb(struct loop *loop, void *arg);
 static const struct gw_sess_ops conn_sess_ops;
 static void conn__hdrs_give(struct conn *c);
+static void conn__req_give(struct conn *c);
 
 /* The request header array: a block when max_headers fits one (the default 100 does). */
 static void conn__hdrs_take(struct conn *c)
 {
     if (c->hdrs != NULL)
         return;
-    size_t size = c->rq.max_hdrs * sizeof(*c->hdrs);
+    size_t size = c->max_hdrs * sizeof(*c->hdrs);
     c->hdrs = size <= CONN_BLOCK ? gwthread_block_take(c->th) : xmalloc(size);
-    c->rq.hdrs = c->hdrs;
+    if (c->rq != NULL)
+        c->rq->hdrs = c->hdrs;
+}
+
+/* The request object of the connection: lent from the thread's free list when the connection
+ * gets busy (a head to parse), given back when it goes idle (conn__req_give), so an idle
+ * keep-alive connection holds none (HTTP/2 will hold one per stream the same way). */
+static struct gw_req *conn__req(struct conn *c)
+{
+    if (c->rq != NULL)
+        return c->rq;
+    struct gwthread *th = c->th;
+    struct gw_req *r = th->free_reqs;
+    if (r != NULL) {
+        th->free_reqs = r->next_free;
+        th->nfree_reqs--;
+    } else {
+        r = xmalloc(sizeof(*r));
+        gw_req_init(r, &conn_sess_ops, c, &c->in, &c->out, c->client_ip);
+    }
+    r->next_free = NULL;
+    r->sess = c;
+    r->in = &c->in;
+    r->out = &c->out;
+    r->client_ip = c->client_ip;
+    r->th = th;
+    r->max_hdrs = c->max_hdrs;
+    r->hdrs = c->hdrs;
+    gw_req_reset(r);
+    r->keep_alive = true;
+    c->rq = r;
+    return r;
+}
+
+static void conn__req_give(struct conn *c)
+{
+    struct gw_req *r = c->rq;
+    if (r == NULL)
+        return;
+    AG_ASSERT(r->state != GW_REQ_ACTIVE);
+    struct gwthread *th = c->th;
+    gw_req_abort(r); // stops the exchange's timers (nothing else: the request ended)
+    gw_req_release(r);
+    c->rq = NULL;
+    r->next_free = th->free_reqs;
+    th->free_reqs = r;
+    th->nfree_reqs++;
+}
+
+static void conn__req_free(struct gw_req *r)
+{
+    gw_req_release(r);
+    gw_req_deinit(r);
+    free(r);
 }
 
 /* Hands back everything a request borrowed. Only for a connection with no request in progress
@@ -58,7 +112,7 @@ static void conn__release(struct gwthread *th, struct conn *c)
     gwthread_buf_give(th, &c->in);
     gwthread_buf_give(th, &c->out);
     conn__hdrs_give(c);
-    gw_req_release(&c->rq);
+    conn__req_give(c);
 }
 
 /* Gives the request header array back (it is filled again by every parse of the head). */
@@ -66,12 +120,13 @@ static void conn__hdrs_give(struct conn *c)
 {
     if (c->hdrs == NULL)
         return;
-    if (c->rq.max_hdrs * sizeof(*c->hdrs) <= CONN_BLOCK)
+    if (c->max_hdrs * sizeof(*c->hdrs) <= CONN_BLOCK)
         gwthread_block_give(c->th, c->hdrs);
     else
         free(c->hdrs);
     c->hdrs = NULL;
-    c->rq.hdrs = NULL;
+    if (c->rq != NULL)
+        c->rq->hdrs = NULL;
 }
 
 /* A connection whose head is incomplete and whose socket is drained (a slow client, or a
@@ -140,13 +195,20 @@ void conn_trim(struct gwthread *th)
         struct conn *c = th->free_conns;
         th->free_conns = c->next;
         th->nfree--;
-        gw_req_deinit(&c->rq);
         buf_deinit(&c->in);
         buf_deinit(&c->out);
         free(c->hdrs);
         c->magic = 0;
         free(c);
         freed += sizeof(*c);
+    }
+    size_t keep_reqs = 16 + th->nconns / 8;
+    while (th->nfree_reqs > keep_reqs) {
+        struct gw_req *r = th->free_reqs;
+        th->free_reqs = r->next_free;
+        th->nfree_reqs--;
+        conn__req_free(r);
+        freed += sizeof(*r);
     }
     freed += gwthread_blocks_trim(th, 16 + th->nconns / 4);
     th->trimmed_bytes += freed;
@@ -172,7 +234,8 @@ void conn_trim(struct gwthread *th)
  * a busy connection pays a few pointer moves per request, not a malloc. */
 static void conn__idle_release(struct conn *c)
 {
-    if (c->state != CONN_HEAD || c->readable || c->read_eof || c->rq.px.state != PX_IDLE ||
+    if (c->state != CONN_HEAD || c->readable || c->read_eof ||
+        (c->rq != NULL && c->rq->px.state != PX_IDLE) ||
         buf_pending(&c->in) > 0 || buf_pending(&c->out) > 0)
         return;
     conn__release(c->th, c);
@@ -193,11 +256,10 @@ static struct conn *conn__get(struct gwthread *th)
     c->magic = CONN_MAGIC;
     buf_init(&c->in);
     buf_init(&c->out);
-    gw_req_init(&c->rq, &conn_sess_ops, c, &c->in, &c->out, c->client_ip);
-    c->rq.th = th;
-    c->rq.max_hdrs = (size_t)cfg->server.max_headers;
-    if (c->rq.max_hdrs == 0)
-        c->rq.max_hdrs = 100;
+    c->rq = NULL; // lent per request (conn__req)
+    c->max_hdrs = (uint32_t)cfg->server.max_headers;
+    if (c->max_hdrs == 0)
+        c->max_hdrs = 100;
     c->hdrs = NULL; // lent per request (conn__hdrs_take)
     loop_timer_init(&c->timer, conn__on_timer, c);
     return c;
@@ -208,7 +270,6 @@ static void conn__put(struct gwthread *th, struct conn *c)
 {
     conn__release(th, c);
     if (th->nfree >= 1024) {
-        gw_req_deinit(&c->rq);
         c->magic = 0;
         free(c);
         return;
@@ -223,7 +284,6 @@ void conn_free_all(struct gwthread *th)
     while (th->free_conns != NULL) {
         struct conn *c = th->free_conns;
         th->free_conns = c->next;
-        gw_req_deinit(&c->rq);
         buf_deinit(&c->in);
         buf_deinit(&c->out);
         free(c->hdrs);
@@ -231,13 +291,20 @@ void conn_free_all(struct gwthread *th)
         free(c);
     }
     th->nfree = 0;
+    while (th->free_reqs != NULL) {
+        struct gw_req *r = th->free_reqs;
+        th->free_reqs = r->next_free;
+        conn__req_free(r);
+    }
+    th->nfree_reqs = 0;
     gwthread_blocks_free(th);
 }
 
 static void conn__reset_request(struct conn *c)
 {
     c->sent_continue = false;
-    gw_req_reset(&c->rq);
+    if (c->rq != NULL)
+        gw_req_reset(c->rq);
 }
 
 void conn_accept(struct gwthread *th, int fd, const char *ip, struct tls_server *tls)
@@ -259,14 +326,12 @@ void conn_accept(struct gwthread *th, int fd, const char *ip, struct tls_server 
         c->handshaking = true;
     }
     c->th = th;
-    c->rq.th = th;
     c->state = CONN_HEAD;
     snprintf(c->client_ip, sizeof(c->client_ip), "%s", ip);
     c->readable = false;
     c->writable = true;
     c->read_eof = false;
     c->peer_hup = false;
-    c->rq.keep_alive = true;
     c->requests = 0;
     c->accept_ms = loop_now_ms(th->loop);
     c->timer_kind = T_NONE;
@@ -304,7 +369,8 @@ void conn_close(struct conn *c)
         return;
     struct gwthread *th = c->th;
     c->state = CONN_CLOSED;
-    gw_req_abort(&c->rq); // a request in progress ends unanswered
+    if (c->rq != NULL)
+        gw_req_abort(c->rq); // a request in progress ends unanswered
     loop_timer_stop(th->loop, &c->timer);
     loop_del_fd(th->loop, c->tp.fd);
     transport_close(&c->tp); // TLS: frees the session state (no close_notify wait)
@@ -327,7 +393,8 @@ void conn_close_idle(struct gwthread *th)
     struct conn *c = th->active, *next;
     for (; c != NULL; c = next) {
         next = c->next;
-        c->rq.keep_alive = false; // finish the current request, then close
+        if (c->rq != NULL)
+            c->rq->keep_alive = false; // finish the current request, then close
         if (c->handshaking) {
             /* a TLS client in its handshake gets a second from its accept, as below */
             if (loop_now_ms(th->loop) - c->accept_ms > 1000)
@@ -373,7 +440,7 @@ static void conn__on_timer(struct loop *loop, void *arg)
     case T_HEADER:
         if (buf_pending(&c->in) > 0 && buf_pending(&c->out) == 0) {
             /* a head that trickles in (slowloris): 408, then close */
-            struct gw_req *r = &c->rq;
+            struct gw_req *r = conn__req(c);
             r->keep_alive = false;
             c->state = CONN_BUSY;
             gw_req_begin(r);
@@ -388,14 +455,15 @@ static void conn__on_timer(struct loop *loop, void *arg)
         }
         break;
     case T_BODY:
-        if (c->state == CONN_BUSY && c->rq.px.req_body_read) {
+        if (c->state == CONN_BUSY && c->rq->px.req_body_read) {
             c->timer_kind = T_NONE; // the body completed meanwhile: the upstream's turn now
             break;
         }
-        c->rq.keep_alive = false;
-        if (!c->rq.head_sent && c->state == CONN_BUSY) {
+        if (c->rq != NULL)
+            c->rq->keep_alive = false;
+        if (c->state == CONN_BUSY && !c->rq->head_sent) {
             /* the exchange is dropped by the answer */
-            gw_req_respond_error(&c->rq, 408, "request_timeout",
+            gw_req_respond_error(c->rq, 408, "request_timeout",
                                  "request body not received in time", NULL);
         } else {
             conn_close(c);
@@ -484,7 +552,8 @@ static int conn__sendv(struct conn *c, const struct iovec *iov, int n)
             conn_close(c);
             return -1;
         }
-        c->rq.bytes_out += (uint64_t)w;
+        if (c->rq != NULL)
+            c->rq->bytes_out += (uint64_t)w;
         progressed = true;
         size_t wz = (size_t)w;
         if (pend) {
@@ -535,7 +604,7 @@ static void conn__flush(struct conn *c)
             conn__linger(c);
         break;
     case CONN_BUSY:
-        gw_req_on_drained(&c->rq);
+        gw_req_on_drained(c->rq);
         break;
     case CONN_HEAD:
         /* a pipelined request held back while output was pending; else the idle timer takes
@@ -612,8 +681,8 @@ static bool conn__read_paused(const struct conn *c)
         return pend > cfg->server.max_head_size;
     if (c->state != CONN_BUSY)
         return c->state != CONN_CLOSING;
-    if (!c->rq.px.req_body_read)
-        return pend >= CONN_BUF_HIGH || buf_pending(&c->rq.px.uout) >= CONN_BUF_HIGH;
+    if (!c->rq->px.req_body_read)
+        return pend >= CONN_BUF_HIGH || buf_pending(&c->rq->px.uout) >= CONN_BUF_HIGH;
     /* body done: only the next pipelined head may be buffered */
     return pend > cfg->server.max_head_size;
 }
@@ -701,7 +770,7 @@ static void conn__start_request(struct conn *c, size_t head_len)
 {
     struct gwthread *th = c->th;
     const struct gw_config *cfg = th->sh->cfg;
-    struct gw_req *r = &c->rq;
+    struct gw_req *r = conn__req(c);
     c->state = CONN_BUSY;
     conn__arm(c, T_NONE, 0);
     gwthread_buf_take(th, &c->out); // response heads are appended without growing from 256 bytes
@@ -741,7 +810,7 @@ static void conn__process(struct conn *c)
             return;
         }
         conn__hdrs_take(c);
-        struct gw_req *rq = &c->rq;
+        struct gw_req *rq = conn__req(c);
         struct h1_limits lim = {.max_request_line = 0,
                                 .max_head = cfg->server.max_head_size,
                                 .max_headers = rq->max_hdrs};
@@ -784,16 +853,16 @@ static void conn__process(struct conn *c)
         return;
     }
     case CONN_BUSY:
-        if (!c->rq.px.req_body_read) {
-            gw_req_on_body(&c->rq);
-            if (c->state == CONN_BUSY && !c->rq.px.req_body_read && !c->read_eof) {
+        if (!c->rq->px.req_body_read) {
+            gw_req_on_body(c->rq);
+            if (c->state == CONN_BUSY && !c->rq->px.req_body_read && !c->read_eof) {
                 if (c->readable)
                     return;
                 conn__arm(c, T_BODY, cfg->server.client_body_timeout_ms);
             }
         }
-        if (c->state == CONN_BUSY && c->read_eof && !c->rq.px.req_body_read &&
-            c->rq.px.state != PX_WAIT_CONN) {
+        if (c->state == CONN_BUSY && c->read_eof && !c->rq->px.req_body_read &&
+            c->rq->px.state != PX_WAIT_CONN) {
             /* the client went away in the middle of its body (while a connection is awaited,
              * the body may be whole in c->in: the proxy judges once it has moved what is there) */
             conn_close(c);

@@ -36,6 +36,7 @@ struct conn {
     bool peer_hup;              // LOOP_HUP seen: the client closed its side (read on to the EOF)
     bool sent_continue;
     bool handshaking;           // TLS handshake under way (before the first request head)
+    uint32_t max_hdrs;          // server.max_headers
     struct transport tp;        // the client's byte stream: plain TCP or TLS (tp.fd: the socket)
     struct gwthread *th;
     struct conn *next, *prev;   // thread's active list, or free list (next only)
@@ -46,7 +47,8 @@ struct conn {
     struct loop_timer timer;    // header / idle / body / send timeouts
     uint64_t requests;          // requests served on this connection
     uint64_t accept_ms;         // loop time of the accept
-    struct gw_req rq;           // the request being served (one at a time)
+    struct gw_req *rq;          // the request being served (one at a time), from the thread's
+                                // free list while the connection is busy; NULL when idle
 };
 
 /* Takes over an accepted socket (non-blocking). <tls>: the listener's TLS context, or NULL for

@@ -118,6 +118,8 @@ struct gwthread {
     size_t peak_conns;           // most open conns since the last malloc_trim
     size_t tick_conns;           // open conns at the last conn_trim
     bool trim_due;               // a malloc_trim waits for the closes to end
+    struct gw_req *free_reqs;    // free list of request objects (conn.c lends one per request)
+    size_t nfree_reqs;
     struct conn *active;         // doubly linked list of open conns
     size_t nconns;
     struct loop_timer tick;      // 250 ms: heartbeat, request counter

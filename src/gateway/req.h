@@ -85,6 +85,7 @@ struct gw_req {
     struct arena arena;         // copies too long for <strs>, reset per request
     _Alignas(8) unsigned char fstate[FILTER_STATE_MAX]; // the filters' per-request state
     struct proxy px;            // the upstream exchange
+    struct gw_req *next_free;   // the thread's free list (a session's own use)
 };
 
 /* Prepares <r> for its session (once per session object). <in>, <out> and <client_ip> belong
