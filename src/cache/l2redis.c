@@ -369,7 +369,8 @@ static void l2__next_node(struct l2conn *k)
 
 static void l2__req_free(struct l2redis_req *q)
 {
-    free(q->cmd);
+    if (q->cmd != NULL)
+        redisFreeCommand(q->cmd);
     free(q);
 }
 
@@ -1259,11 +1260,9 @@ static struct l2redis_req *l2__request(struct l2redis *r, int argc, const char *
         char *cmd = NULL;
         int len = redisFormatCommandArgv(&cmd, argc, argv, argl);
         rc = len < 0 ? REDIS_ERR : redisAppendFormattedCommand(node->cmd.c, cmd, (size_t)len);
-        if (len >= 0) {
-            q->cmd = xmalloc((size_t)len);
-            memcpy(q->cmd, cmd, (size_t)len);
+        if (len >= 0) { /* hiredis's buffer is ours now (redisFreeCommand is free) */
+            q->cmd = cmd;
             q->cmdlen = (size_t)len;
-            redisFreeCommand(cmd);
         }
     } else {
         rc = redisAppendCommandArgv(node->cmd.c, argc, argv, argl);
