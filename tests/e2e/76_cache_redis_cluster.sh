@@ -3,7 +3,7 @@
 # ports, two gateways given two seeds as `cache: {redis: {cluster: [...]}}`. An entry filled
 # through A is an L2 hit on B (no CROSSSLOT: the entry and its path's invalidation mark share a
 # hash tag, and no L2 error at all); entries spread over the primaries; a PUT through B
-# invalidates on A; a prefix purge on A reaches B's L2 reads. Then `kill -9` of a primary under
+# invalidates on A; a prefix purge on A and a purge-all on B reach the other's L2 reads. Then `kill -9` of a primary under
 # `apigate load`: no client request fails, and L2 hits for that primary's slots resume once its
 # replica took over (the time is printed).
 set -euo pipefail
@@ -86,6 +86,15 @@ curl -s -X POST "$AA/cache/purge?prefix=/api/users/10" >/dev/null
 sleep 0.1
 for i in $(seq 100 109); do assert_eq "$(xc "$GB/api/users/$i")" MISS "B after A's purge: $i"; done
 assert_eq "$(xc "$GB/api/users/5")" HIT "B outside the prefix"
+
+log "purge-all on B reaches A's L2 reads"
+for i in $(seq 200 204); do assert_eq "$(xc "$GA/api/users/$i")" MISS "A fills $i"; done
+for i in $(seq 205 209); do assert_eq "$(xc "$GB/api/users/$i")" MISS "B fills $i"; done
+sleep 0.3
+curl -s -X POST "$AB/cache/purge?all=1" >/dev/null
+sleep 0.1
+for i in $(seq 205 209); do assert_eq "$(xc "$GA/api/users/$i")" MISS "A after B's purge-all: $i"; done
+assert_eq "$(xc "$GA/api/users/200")" MISS "A's own L1 after B's purge-all"
 
 log "kill -9 a primary under load: no failed request, L2 hits resume after failover"
 # the victim serves the slot of /api/users/5000; keys of its slots are picked by their CRC16
