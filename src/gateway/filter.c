@@ -14,6 +14,7 @@
 /* Every filter there is, in request order (see filter.h for why this order). A new filter is a
  * new file and a line here. */
 static const struct filter_ops *const filter_table[] = {
+    &ratelimit_filter, // first: a refused request costs no cache lookup and no breaker ticket
     &fallback_filter,
     &cachehook_filter,
     &resil_filter,

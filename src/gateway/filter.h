@@ -98,8 +98,9 @@ struct filter_ops {
 };
 
 #define FILTER_MAX 6          /* filters on one route */
-#define FILTER_STATE_MAX 32   /* bytes of per-request state of one route's filters together (it
-                                 is in every connection's struct: keep it small) */
+#define FILTER_STATE_MAX 40   /* bytes of per-request state of one route's filters together:
+                                 cache 8 + resil 24 + ratelimit 8 (in every request object:
+                                 keep it small) */
 
 struct filter_slot {
     const struct filter_ops *ops;
@@ -113,10 +114,11 @@ struct filter_chain {
     struct filter_slot f[FILTER_MAX];
 };
 
-/* The built-in filters (cachehook.c, resil.c). */
+/* The built-in filters (cachehook.c, resil.c, ratelimit.c). */
 extern const struct filter_ops cachehook_filter;
 extern const struct filter_ops resil_filter;
 extern const struct filter_ops fallback_filter;
+extern const struct filter_ops ratelimit_filter; // ratelimit.c
 
 /* Worker start: runs every filter's init, then builds each route's chain (sh->rt[i].chain). */
 void filter_init(struct gw_shared *sh);

@@ -845,6 +845,62 @@ static void gwconf__parse_rcache(struct gw_route *r, const struct ynode *n, cons
                       rc->vary.v[i]);
 }
 
+/* `rate_limit:` — the table's keys, then the rate and the key forms, which the table only
+ * knows as strings. */
+static void gwconf__parse_ratelimit(struct gw_route *r, const struct ynode *n, const char *where,
+                                    struct cfg_errors *errs)
+{
+    struct gw_rate_limit *rl = &r->rate_limit;
+    gwconf__apply(n, where, gwconf__ratelimit_desc, NULL, r, errs);
+    if (n->type != YNODE_MAP)
+        return;
+    rl->enabled = true;
+    const struct ynode *rn = ynode_get(n, "rate");
+    if (rl->rate == NULL) {
+        if (rn == NULL || gwconf__is_null(rn))
+            cfg_error(errs, rn ? rn : n, "%s.rate: %s; give N/s, N/m or N/h (200/s)", where,
+                      rn ? "empty" : "missing");
+    } else {
+        const char *p = rl->rate;
+        uint64_t v = 0;
+        size_t digits = 0;
+        while (*p >= '0' && *p <= '9' && digits < 9) {
+            v = v * 10 + (uint64_t)(*p++ - '0');
+            digits++;
+        }
+        uint64_t per = 0;
+        if (p[0] == '/' && p[1] != '\0' && p[2] == '\0')
+            per = p[1] == 's' ? 1000 : p[1] == 'm' ? 60000 : p[1] == 'h' ? 3600000 : 0;
+        if (digits == 0 || per == 0 || v < 1 || v > 10000000)
+            cfg_error(errs, rn, "%s.rate: '%s' is not a rate; N/s, N/m or N/h with N 1..10000000 "
+                      "(200/s, 1000/m, 5000/h)", where, rl->rate);
+        rl->count = v ? v : 1;
+        rl->period_ms = per ? per : 1000;
+    }
+    rl->key_kind = GW_RL_KEY_CLIENT;
+    rl->key_name = NULL;
+    const char *k = rl->key ? rl->key : "client";
+    const struct ynode *kn = ynode_get(n, "key");
+    if (strncmp(k, "header:", 7) == 0 && k[7] != '\0' && gwconf__token_ok(k + 7)) {
+        rl->key_kind = GW_RL_KEY_HEADER;
+        rl->key_name = k + 7;
+    } else if (strncmp(k, "jwt:", 4) == 0 && k[4] != '\0' && strcspn(k + 4, "\"\\") ==
+               strlen(k + 4)) {
+        rl->key_kind = GW_RL_KEY_JWT;
+        rl->key_name = k + 4;
+    } else if (strcmp(k, "client") != 0) {
+        cfg_error(errs, kn ? kn : n, "%s.key: '%s' is not a key; client, header:NAME (a header "
+                  "name: letters, digits and -) or jwt:CLAIM", where, k);
+    }
+    const struct ynode *bn = ynode_get(n, "burst");
+    if (bn != NULL && rl->burst > 0 && rl->algorithm != 0)
+        cfg_error(errs, bn, "%s.burst: only with algorithm gcra; a window admits N per window",
+                  where);
+    rl->burst_eff = rl->burst > 0 ? (uint64_t)rl->burst : rl->count / 10;
+    if (rl->burst_eff == 0)
+        rl->burst_eff = 1;
+}
+
 /* One `routes[]` item. The pattern is normalised to route.h's form ("= /x" for exact, whichever
  * way it was written) so that the data path compiles exactly what was validated here. */
 static void gwconf__parse_route(struct gw_config *c, struct gw_route *r, size_t idx,
@@ -941,6 +997,12 @@ static void gwconf__parse_route(struct gw_config *c, struct gw_route *r, size_t 
     } else {
         cfg_defaults(gwconf__breaker_desc, r);
     }
+    const struct ynode *ln = ynode_get(n, "rate_limit");
+    snprintf(sub, sizeof(sub), "%s.rate_limit", where);
+    if (ln != NULL)
+        gwconf__parse_ratelimit(r, ln, sub, errs);
+    else
+        cfg_defaults(gwconf__ratelimit_desc, r);
     snprintf(sub, sizeof(sub), "%s.retry", where);
     gwconf__check_on(ynode_get(n, "retry"), "on", &r->retry.on, sub, errs);
 
@@ -1445,6 +1507,7 @@ void gwconf_free(struct gw_config *c)
         cfg_free_section(gwconf__rcache_desc, r);
         cfg_free_section(gwconf__fallback_desc, r);
         cfg_free_section(gwconf__breaker_desc, r);
+        cfg_free_section(gwconf__ratelimit_desc, r);
         free(r->path);
         free(r->cache.statuses);
         for (size_t j = 0; j < r->fallback.nheaders; j++) {

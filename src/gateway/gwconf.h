@@ -249,6 +249,24 @@ struct gw_route_limit {
     uint64_t min_rtt_interval_ms;  /* the minimum latency is re-measured this often */
 };
 
+/* `routes[].rate_limit:` — enabled when present (ratelimit.c, docs/ratelimit.md). */
+enum gw_rl_key { GW_RL_KEY_CLIENT = 0, GW_RL_KEY_HEADER, GW_RL_KEY_JWT };
+struct gw_rate_limit {
+    bool enabled;
+    char *rate;               /* as written: N/s, N/m or N/h */
+    char *key;                /* as written: client, header:NAME or jwt:CLAIM */
+    int64_t burst;            /* GCRA: admitted at once; 0: the default (count / 10, at least 1) */
+    int algorithm;            /* enum rlimit_algo: gcra|fixed_window|sliding_window */
+    bool shared;              /* counts shared across instances through cache.redis */
+    int64_t max_keys;         /* keys tracked per route (memory bound) */
+    /* derived at load */
+    uint64_t count;           /* N of N/period */
+    uint64_t period_ms;       /* 1000, 60000 or 3600000 */
+    uint64_t burst_eff;       /* burst, or its default */
+    int key_kind;             /* enum gw_rl_key */
+    const char *key_name;     /* the header name or the claim, inside <key> */
+};
+
 /* `routes[].breaker:` — enabled when present. */
 struct gw_breaker {
     bool enabled;
@@ -301,6 +319,7 @@ struct gw_route {
     struct gw_route_timeout timeout;
     struct gw_route_limit limit;
     struct gw_breaker breaker;
+    struct gw_rate_limit rate_limit;
     struct gw_retry retry;
     struct gw_fallback fallback;
     struct gw_headers headers; /* underscores: 0 = the top-level setting */

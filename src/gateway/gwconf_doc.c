@@ -54,6 +54,9 @@ void gwconf_print_reference(FILE *out)
     gwconf__row(out, "routes[].breaker", "section", "(off)",
                 "circuit breaker, on when the section is present");
     cfg_print_reference(gwconf__breaker_desc, "routes[].breaker", out);
+    gwconf__row(out, "routes[].rate_limit", "section", "(off)",
+                "requests per key and period, 429 above it (docs/ratelimit.md); on when present");
+    cfg_print_reference(gwconf__ratelimit_desc, "routes[].rate_limit", out);
     gwconf__row(out, "routes[].fallback", "section", "(off)",
                 "response served when the upstream fails and no stale copy exists");
     cfg_print_reference(gwconf__fallback_desc, "routes[].fallback", out);
@@ -233,6 +236,10 @@ static void doc__route(FILE *out, const struct gw_route *r)
     if (r->breaker.enabled) {
         fputs("    breaker:\n", out);
         doc__table(out, gwconf__breaker_desc, r, 6, NULL);
+    }
+    if (r->rate_limit.enabled) {
+        fputs("    rate_limit:\n", out);
+        doc__table(out, gwconf__ratelimit_desc, r, 6, NULL);
     }
     if (r->fallback.enabled) {
         fputs("    fallback:\n", out);

@@ -403,6 +403,28 @@ const struct cfg_desc gwconf__breaker_desc[] = {
      "response statuses that count as failures (500..599 or 5xx); default: every 5xx", NULL,
      NULL, false},
     {NULL}};
+const struct cfg_desc gwconf__ratelimit_desc[] = {
+    {"rate", CFG_STRING, R(rate_limit.rate), NULL, NULL, NULL,
+     "(required) requests per key: N/s, N/m or N/h (N 1..10000000)", NULL, NULL, false},
+    {"burst", CFG_INT, R(rate_limit.burst), "0", "0", "10000000",
+     "gcra: requests admitted at once from an idle key; 0 = N/10 (at least 1)", NULL, NULL,
+     false},
+    {"key", CFG_STRING, R(rate_limit.key), "client", NULL, NULL,
+     "what is limited: client (address), header:NAME (e.g. an API key), jwt:CLAIM (read from "
+     "the Bearer token WITHOUT verifying it); a request without it is keyed by its address",
+     NULL, NULL, false},
+    {"algorithm", CFG_ENUM, R(rate_limit.algorithm), "gcra", NULL, NULL,
+     "gcra: smooth rate with a burst; fixed_window: N per calendar window; sliding_window: N in "
+     "any window (estimate from two fixed ones)",
+     "gcra|fixed_window|sliding_window", NULL, false},
+    {"shared", CFG_BOOL, R(rate_limit.shared), "false", NULL, NULL,
+     "one limit for every instance, counted through cache.redis (not yet: per instance, "
+     "logged at start)",
+     NULL, NULL, false},
+    {"max_keys", CFG_INT, R(rate_limit.max_keys), "65536", "512", "16777216",
+     "keys tracked per route (24 bytes each); over it the least limited keys are forgotten",
+     NULL, NULL, false},
+    {NULL}};
 const struct cfg_desc gwconf__retry_desc[] = {
     {"attempts", CFG_INT, R(retry.attempts), "0", "0", "10",
      "extra attempts after the first, for idempotent requests only; 0 = none", NULL, NULL,
@@ -451,5 +473,5 @@ const struct cfg_desc gwconf__route_desc[] = {
     {"retry", CFG_SECTION, 0, NULL, NULL, NULL, "retries with a budget", NULL, gwconf__retry_desc,
      false},
     {NULL}};
-const char *const gwconf__route_manual[] = {"cache", "breaker", "fallback", NULL};
+const char *const gwconf__route_manual[] = {"cache", "breaker", "fallback", "rate_limit", NULL};
 #undef R

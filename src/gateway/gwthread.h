@@ -22,6 +22,7 @@ struct cachehook;
 struct conn;
 struct gw_config;
 struct resil;
+struct ratelimit;
 struct route_table;
 struct upool;
 struct upstream_set;
@@ -86,6 +87,7 @@ struct gw_shared {
     size_t nthreads;
     struct cachehook *cache;        // response cache (the cache filter); NULL: no route caches
     struct resil *resil;            // breakers, retries, adaptive limits (the resil filter)
+    struct ratelimit *ratelimit;    // per-route rate limits (ratelimit.c); NULL: none
     struct tls_server **tls;        // per cfg listen address: its TLS context, NULL for plain
 };
 

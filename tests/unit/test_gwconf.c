@@ -440,6 +440,27 @@ static const struct bad_case bad_cases[] = {
     {UP "routes:\n  - {match: /, upstream: api, cache: {vary: ['Accept Language']}}\n", 4,
      "vary: 'Accept Language' is not a header name"},
     {"routes: {match: /}\n" UP, 1, "routes: expected a list"},
+    {UP "routes:\n  - {match: /, upstream: api, rate_limit: {rate: 200/d}}\n", 4,
+     "routes[0].rate_limit.rate: '200/d' is not a rate"},
+    {UP "routes:\n  - {match: /, upstream: api, rate_limit: {rate: 0/s}}\n", 4, "not a rate"},
+    {UP "routes:\n  - {match: /, upstream: api, rate_limit: {rate: 20000000/s}}\n", 4,
+     "not a rate"},
+    {UP "routes:\n  - {match: /, upstream: api, rate_limit: {rate: /s}}\n", 4, "not a rate"},
+    {UP "routes:\n  - {match: /, upstream: api, rate_limit: {burst: 3}}\n", 4,
+     "routes[0].rate_limit.rate: missing"},
+    {UP "routes:\n  - {match: /, upstream: api,\n     rate_limit: {rate: 1/s, key: 'header:a b'}}\n",
+     5, "rate_limit.key: 'header:a b' is not a key"},
+    {UP "routes:\n  - {match: /, upstream: api, rate_limit: {rate: 1/s, key: 'jwt:'}}\n", 4,
+     "is not a key"},
+    {UP "routes:\n  - {match: /, upstream: api, rate_limit: {rate: 1/s, key: ip}}\n", 4,
+     "is not a key"},
+    {UP "routes:\n  - {match: /, upstream: api, rate_limit: {rate: 1/s, algorithm: leaky}}\n",
+     4, "gcra"},
+    {UP "routes:\n  - {match: /, upstream: api,\n     rate_limit: {rate: 9/m, algorithm: "
+        "sliding_window, burst: 2}}\n",
+     5, "burst: only with algorithm gcra"},
+    {UP "routes:\n  - {match: /, upstream: api, rate_limit: {rate: 1/s, max_keys: 10}}\n", 4,
+     "max_keys"},
     {"workers: {threads: 1}\nworkers: {threads: 2}\n" UP RT, 2, "duplicate key"},
 };
 
@@ -730,9 +751,47 @@ static void roundtrip(const char *yaml)
     gwconf_free(b);
 }
 
+/* rate_limit: the rate's forms, the key forms, the burst default, the algorithm. */
+static void test_rate_limit(void **state)
+{
+    (void)state;
+    struct gw_config *c = load_ok(
+        UP "routes:\n"
+           "  - {match: /a/, upstream: api,\n"
+           "     rate_limit: {rate: 200/s, burst: 50, key: header:X-Api-Key, shared: true}}\n"
+           "  - {match: /b/, upstream: api, rate_limit: {rate: 1000/m}}\n"
+           "  - {match: /c/, upstream: api,\n"
+           "     rate_limit: {rate: 5/h, key: jwt:sub, algorithm: fixed_window}}\n"
+           "  - {match: /d/, upstream: api}\n");
+    const struct gw_rate_limit *a = &c->routes[0].rate_limit, *b = &c->routes[1].rate_limit;
+    const struct gw_rate_limit *d = &c->routes[2].rate_limit;
+    assert_true(a->enabled);
+    assert_int_equal(a->count, 200);
+    assert_int_equal(a->period_ms, 1000);
+    assert_int_equal(a->burst_eff, 50);
+    assert_int_equal(a->key_kind, GW_RL_KEY_HEADER);
+    assert_string_equal(a->key_name, "X-Api-Key");
+    assert_true(a->shared);
+    assert_int_equal(a->algorithm, 0);
+    assert_int_equal(b->count, 1000);
+    assert_int_equal(b->period_ms, 60000);
+    assert_int_equal(b->burst_eff, 100); // N/10
+    assert_int_equal(b->key_kind, GW_RL_KEY_CLIENT);
+    assert_int_equal(b->max_keys, 65536);
+    assert_int_equal(d->period_ms, 3600000);
+    assert_int_equal(d->burst_eff, 1);
+    assert_int_equal(d->key_kind, GW_RL_KEY_JWT);
+    assert_string_equal(d->key_name, "sub");
+    assert_int_equal(d->algorithm, 1);
+    assert_false(c->routes[3].rate_limit.enabled);
+    gwconf_free(c);
+}
+
 static void test_dump_roundtrip(void **state)
 {
     (void)state;
+    roundtrip(UP "routes:\n  - {match: /, upstream: api,\n"
+                 "     rate_limit: {rate: 7/m, key: jwt:tenant, algorithm: sliding_window}}\n");
     roundtrip(design_yaml);
     roundtrip(minimal_yaml);
     roundtrip("admin: {address: '[::1]:9902', readyz_strict: true, max_connections: 3,\n"
@@ -825,6 +884,7 @@ int main(void)
         cmocka_unit_test(test_admin),
         cmocka_unit_test(test_file_and_overrides),
         cmocka_unit_test(test_reference),
+        cmocka_unit_test(test_rate_limit),
         cmocka_unit_test(test_dump_roundtrip),
         cmocka_unit_test(test_backoff),
         cmocka_unit_test(test_watchdog),

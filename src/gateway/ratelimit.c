@@ -1,0 +1,253 @@
+/* The rate limit filter (`routes[].rate_limit`, docs/ratelimit.md): first in a route's chain, it
+ * keys each request (client address, a header, or a JWT claim read without verification), takes
+ * one from the key's cell in the route's table (rlimit.c: shared by the worker's threads, so a
+ * limit is per gateway instance, not per thread), and answers 429 with Retry-After and the IETF
+ * RateLimit-Policy / RateLimit fields, or lets it through and adds RateLimit to its answer. A 429
+ * is the gateway's own answer: the filters after it (cache, breaker, retry) never see the request,
+ * so it never counts as an upstream failure. */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "core/buf.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "gateway/filter.h"
+#include "gateway/gwconf.h"
+#include "gateway/req.h"
+#include "gateway/rlimit.h"
+#include "http/headers.h"
+#include "metrics/metrics.h"
+
+#define RATELIMIT_KEY_MAX 256 /* key bytes hashed; a longer header value is cut (still keyed) */
+
+struct ratelimit_route {
+    struct rlimit_table *t; // NULL: the route has no rate limit
+    const struct gw_rate_limit *cfg;
+    metrics_ref limited, admitted;
+    uint32_t window_s; // w= of the policy
+    char policy[80];   // "RateLimit-Policy: ...\r\n"
+};
+
+struct ratelimit {
+    size_t nroutes;
+    struct ratelimit_route *routes;
+    uint64_t k0, k1; // SipHash key: keys cannot be aimed at one bucket of the table
+};
+
+/* Per request: what the RateLimit field says (set = 1 once the request was counted). */
+struct ratelimit_req {
+    uint32_t remaining;
+    uint16_t reset_s;
+    uint16_t set;
+};
+
+/* ---- SipHash-2-4 ---- */
+
+#define RL_ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
+#define RL_SIPROUND                                                                                \
+    do {                                                                                           \
+        v0 += v1;                                                                                  \
+        v1 = RL_ROTL(v1, 13);                                                                      \
+        v1 ^= v0;                                                                                  \
+        v0 = RL_ROTL(v0, 32);                                                                      \
+        v2 += v3;                                                                                  \
+        v3 = RL_ROTL(v3, 16);                                                                      \
+        v3 ^= v2;                                                                                  \
+        v0 += v3;                                                                                  \
+        v3 = RL_ROTL(v3, 21);                                                                      \
+        v3 ^= v0;                                                                                  \
+        v2 += v1;                                                                                  \
+        v1 = RL_ROTL(v1, 17);                                                                      \
+        v1 ^= v2;                                                                                  \
+        v2 = RL_ROTL(v2, 32);                                                                      \
+    } while (0)
+
+static uint64_t ratelimit__hash(const struct ratelimit *rl, const unsigned char *p, size_t n)
+{
+    uint64_t v0 = 0x736f6d6570736575ull ^ rl->k0, v1 = 0x646f72616e646f6dull ^ rl->k1;
+    uint64_t v2 = 0x6c7967656e657261ull ^ rl->k0, v3 = 0x7465646279746573ull ^ rl->k1;
+    uint64_t b = (uint64_t)n << 56;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t m = 0;
+        for (int k = 0; k < 8; k++)
+            m |= (uint64_t)p[i + k] << (8 * k);
+        v3 ^= m;
+        RL_SIPROUND;
+        RL_SIPROUND;
+        v0 ^= m;
+    }
+    for (int k = 0; i + (size_t)k < n; k++)
+        b |= (uint64_t)p[i + k] << (8 * k);
+    v3 ^= b;
+    RL_SIPROUND;
+    RL_SIPROUND;
+    v0 ^= b;
+    v2 ^= 0xff;
+    for (int k = 0; k < 4; k++)
+        RL_SIPROUND;
+    return v0 ^ v1 ^ v2 ^ v3;
+}
+
+/* ---- worker start / stop ---- */
+
+static void ratelimit__init(struct gw_shared *sh)
+{
+    const struct gw_config *cfg = sh->cfg;
+    size_t n = 0;
+    for (size_t i = 0; i < cfg->nroutes; i++)
+        n += cfg->routes[i].rate_limit.enabled;
+    if (n == 0)
+        return;
+    struct ratelimit *rl = xcalloc(1, sizeof(*rl));
+    rl->nroutes = cfg->nroutes;
+    rl->routes = xcalloc(cfg->nroutes, sizeof(*rl->routes));
+    uint64_t k[2];
+    if (getrandom(k, sizeof(k), 0) != (ssize_t)sizeof(k)) {
+        k[0] = clock_now_ns() ^ (uint64_t)(uintptr_t)rl;
+        k[1] = clock_wall_ms() * 0x9E3779B97F4A7C15ull;
+    }
+    rl->k0 = k[0];
+    rl->k1 = k[1];
+    const char *l_r[] = {"route", NULL};
+    int fl = metrics_family(sh->metrics, METRICS_COUNTER, "apigate_rate_limited_total",
+                            "Requests refused with 429 by the route's rate limit.", l_r);
+    int fa = metrics_family(sh->metrics, METRICS_COUNTER, "apigate_rate_limit_admitted_total",
+                            "Requests admitted by the route's rate limit.", l_r);
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        const struct gw_rate_limit *c = &cfg->routes[i].rate_limit;
+        struct ratelimit_route *rr = &rl->routes[i];
+        if (!c->enabled)
+            continue;
+        struct rlimit_policy p;
+        rlimit_policy_init(&p, (enum rlimit_algo)c->algorithm, c->count, c->period_ms * 1000000ull,
+                           c->burst_eff);
+        rr->t = rlimit_table_create(&p, (size_t)c->max_keys);
+        rr->cfg = c;
+        rr->limited = metrics_series1(sh->metrics, fl, sh->rt[i].label);
+        rr->admitted = metrics_series1(sh->metrics, fa, sh->rt[i].label);
+        rr->window_s = (uint32_t)(c->period_ms / 1000);
+        snprintf(rr->policy, sizeof(rr->policy), "RateLimit-Policy: \"default\";q=%llu;w=%u\r\n",
+                 (unsigned long long)c->count, rr->window_s);
+        if (c->shared)
+            ag_log(AG_LOG_WARN,
+                   "route %s: rate_limit.shared is not implemented yet: the limit "
+                   "of %s is counted by each instance alone",
+                   sh->rt[i].label, c->rate);
+    }
+    sh->ratelimit = rl;
+}
+
+static void ratelimit__deinit(struct gw_shared *sh)
+{
+    struct ratelimit *rl = sh->ratelimit;
+    if (rl == NULL)
+        return;
+    for (size_t i = 0; i < rl->nroutes; i++)
+        rlimit_table_destroy(rl->routes[i].t);
+    free(rl->routes);
+    free(rl);
+    sh->ratelimit = NULL;
+}
+
+static bool ratelimit__attach(struct gw_shared *sh, size_t route)
+{
+    struct ratelimit *rl = sh->ratelimit;
+    return rl != NULL && route < rl->nroutes && rl->routes[route].t != NULL;
+}
+
+/* ---- the request ---- */
+
+/* The key of <r>: a kind byte, then the value. A request without the header or claim is keyed
+ * by its address under another kind byte, so it can never share a cell with a header value. */
+static size_t ratelimit__key(struct gw_req *r, const struct gw_rate_limit *c, unsigned char *k)
+{
+    const struct h1_request *req = &r->req;
+    if (c->key_kind == GW_RL_KEY_HEADER) {
+        const struct h1_header *h = headers_find(req->headers, req->nheaders, c->key_name);
+        if (h != NULL && h->value_len > 0) {
+            size_t n = h->value_len < RATELIMIT_KEY_MAX - 1 ? h->value_len : RATELIMIT_KEY_MAX - 1;
+            k[0] = 'h';
+            memcpy(k + 1, h->value, n);
+            return n + 1;
+        }
+    } else if (c->key_kind == GW_RL_KEY_JWT) {
+        const struct h1_header *h = headers_find(req->headers, req->nheaders, "authorization");
+        long n = h == NULL ? -1
+                           : rlimit_jwt_claim(h->value, h->value_len, c->key_name, (char *)k + 1,
+                                              RATELIMIT_KEY_MAX - 1);
+        if (n > 0) {
+            k[0] = 'j';
+            return (size_t)n + 1;
+        }
+    }
+    const char *ip = r->client_ip ? r->client_ip : "";
+    size_t n = strnlen(ip, GW_CLIENT_IP_LEN);
+    k[0] = 'c';
+    memcpy(k + 1, ip, n);
+    return n + 1;
+}
+
+static uint32_t ratelimit__secs(uint64_t ns)
+{
+    uint64_t s = (ns + 999999999ull) / 1000000000ull;
+    return s > 65535 ? 65535 : (uint32_t)s;
+}
+
+static enum filter_verdict ratelimit__on_request(struct gw_req *r, void *st, struct gw_err *err)
+{
+    (void)err;
+    struct ratelimit_req *rs = st;
+    struct ratelimit_route *rr = &r->th->sh->ratelimit->routes[r->route];
+    unsigned char key[RATELIMIT_KEY_MAX];
+    size_t kn = ratelimit__key(r, rr->cfg, key);
+    struct rlimit_verdict v;
+    rlimit_table_take(rr->t, ratelimit__hash(r->th->sh->ratelimit, key, kn), clock_now_ns(), &v);
+    rs->remaining = v.remaining > UINT32_MAX ? UINT32_MAX : (uint32_t)v.remaining;
+    rs->reset_s = (uint16_t)ratelimit__secs(v.reset_ns);
+    rs->set = 1;
+    if (v.allowed) {
+        metrics_counter_inc(r->th->ms, rr->admitted);
+        return FILTER_CONTINUE;
+    }
+    metrics_counter_inc(r->th->ms, rr->limited);
+    uint32_t retry = ratelimit__secs(v.retry_ns);
+    rs->reset_s = (uint16_t)(retry > rs->reset_s ? retry : rs->reset_s);
+    char hdr[40];
+    snprintf(hdr, sizeof(hdr), "Retry-After: %u\r\n", retry ? retry : 1);
+    gw_req_respond_error(r, 429, "rate_limited", "rate limit exceeded; retry after Retry-After",
+                         hdr);
+    return FILTER_RESPOND;
+}
+
+/* Every answer of a limited route says where the key stands (the 429 too). */
+static void ratelimit__client_headers(struct gw_req *r, void *st, struct buf *head)
+{
+    const struct ratelimit_req *rs = st;
+    if (!rs->set)
+        return;
+    const struct ratelimit_route *rr = &r->th->sh->ratelimit->routes[r->route];
+    buf_append_str(head, rr->policy);
+    buf_printf(head, "RateLimit: \"default\";r=%u;t=%u\r\n", rs->remaining, rs->reset_s);
+}
+
+static void ratelimit__on_end(struct gw_req *r, void *st)
+{
+    (void)r;
+    memset(st, 0, sizeof(struct ratelimit_req));
+}
+
+const struct filter_ops ratelimit_filter = {
+    .name = "ratelimit",
+    .state_size = sizeof(struct ratelimit_req),
+    .init = ratelimit__init,
+    .deinit = ratelimit__deinit,
+    .attach = ratelimit__attach,
+    .on_request = ratelimit__on_request,
+    .client_headers = ratelimit__client_headers,
+    .on_end = ratelimit__on_end,
+};

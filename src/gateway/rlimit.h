@@ -1,0 +1,74 @@
+/* Rate limit algorithms and their per-key state, without I/O or clocks (the caller passes the
+ * time): GCRA (a smooth rate with a burst), fixed window and sliding window (the weighted
+ * estimate of the previous and current windows), a bounded table of per-key cells shared by a
+ * worker's threads (sharded locks), and the unverified read of a JWT claim used as a key.
+ * The rate limit filter (ratelimit.c) is their only user. */
+#ifndef AG_GATEWAY_RLIMIT_H
+#define AG_GATEWAY_RLIMIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum rlimit_algo {
+    RLIMIT_GCRA = 0, // generic cell rate algorithm: <count>/<period> spaced evenly, <burst> at once
+    RLIMIT_FIXED,    // at most <count> per calendar window of <period>
+    RLIMIT_SLIDING,  // at most <count> in any <period>, estimated from two fixed windows
+};
+
+struct rlimit_policy {
+    enum rlimit_algo algo;
+    uint64_t count;     // requests per period (>= 1)
+    uint64_t period_ns; // 1 s, 1 min or 1 h
+    uint64_t burst;     // GCRA: requests admitted at once from an idle key (>= 1)
+    uint64_t t_ns;      // GCRA: emission interval, period / count
+};
+
+/* The state of one key. Zero is a key never seen. */
+struct rlimit_cell {
+    uint64_t a; // GCRA: theoretical arrival time (ns); windows: index of the current window + 1
+    uint64_t b; // windows: current count (low 32 bits), previous window's count (high 32 bits)
+};
+
+struct rlimit_verdict {
+    bool allowed;
+    uint64_t remaining; // requests the key could still make now
+    uint64_t reset_ns;  // until the key's quota is whole again (GCRA) or its window ends
+    uint64_t retry_ns;  // refused: until a request would be admitted
+};
+
+/* <count> >= 1, <period_ns> >= 1, <burst> >= 1 (GCRA; ignored by the windows). */
+void rlimit_policy_init(struct rlimit_policy *p, enum rlimit_algo algo, uint64_t count,
+                        uint64_t period_ns, uint64_t burst);
+/* One request of the key whose state is <c>, at <now_ns> (monotonic, > 0). */
+void rlimit_take(const struct rlimit_policy *p, struct rlimit_cell *c, uint64_t now_ns,
+                 struct rlimit_verdict *v);
+/* True when <c> behaves as a key never seen (its quota is whole): it may be dropped. */
+bool rlimit_cell_idle(const struct rlimit_policy *p, const struct rlimit_cell *c, uint64_t now_ns);
+
+/* Per-key cells of one policy, shared by threads: 64 shards, each behind its own lock, of
+ * 8-way buckets. Memory is fixed at creation (max_keys rounded up to a multiple of 512 cells,
+ * 24 bytes each): a new key takes a free or idle cell of its bucket, else the bucket's least
+ * constrained one (that key starts again with a whole quota: counted in evictions). */
+struct rlimit_table;
+struct rlimit_table *rlimit_table_create(const struct rlimit_policy *p, size_t max_keys);
+void rlimit_table_destroy(struct rlimit_table *t);
+/* One request of the key whose (keyed) hash is <key>. */
+void rlimit_table_take(struct rlimit_table *t, uint64_t key, uint64_t now_ns,
+                       struct rlimit_verdict *v);
+size_t rlimit_table_capacity(const struct rlimit_table *t);
+/* Cells holding a key that is not idle at <now_ns> (walks the table: for tests and stats). */
+size_t rlimit_table_live(struct rlimit_table *t, uint64_t now_ns);
+/* Keys dropped while their quota was not whole (a flood of more keys than cells). */
+uint64_t rlimit_table_evictions(const struct rlimit_table *t);
+const struct rlimit_policy *rlimit_table_policy(const struct rlimit_table *t);
+
+/* The value of claim <claim> in the payload of the JWT of an Authorization value
+ * "Bearer <header>.<payload>.<signature>" (scheme case-insensitive), NOT VERIFIED: the payload
+ * is base64url-decoded and its top-level member <claim> read. A string value is copied as
+ * written between its quotes (escapes kept), a number, true, false as their text; an object,
+ * array, null, a missing claim or any malformed input give -1. Returns the length written to
+ * <out> (at most <cap>; longer values give -1). */
+long rlimit_jwt_claim(const char *auth, size_t len, const char *claim, char *out, size_t cap);
+
+#endif
