@@ -21,6 +21,7 @@
 #include "core/log.h"
 #include "core/xmalloc.h"
 #include "gateway/gwconf.h"
+#include "gateway/h2sess.h"
 #include "http/headers.h"
 #include "net/tls.h"
 
@@ -787,6 +788,20 @@ static void conn__start_request(struct conn *c, size_t head_len)
     gw_req_start(r);
 }
 
+/* The connection speaks HTTP/2 (a client preface, or ALPN h2): its transport and the bytes read
+ * so far go to an HTTP/2 session (h2sess.c); this conn closes without touching the socket. */
+static void conn__to_h2(struct conn *c)
+{
+    struct gwthread *th = c->th;
+    struct transport tp = c->tp;
+    loop_del_fd(th->loop, c->tp.fd);
+    c->tp.fd = -1; // conn_close leaves the socket alone
+    c->tp._tls = NULL;
+    h2sess_accept(th, &tp, c->client_ip, buf_head(&c->in), buf_pending(&c->in));
+    buf_reset(&c->in);
+    conn_close(c);
+}
+
 /* Runs the state machine over what is buffered. */
 static void conn__process(struct conn *c)
 {
@@ -808,6 +823,16 @@ static void conn__process(struct conn *c)
                 conn__arm(c, T_IDLE, cfg->server.keepalive_timeout_ms);
             conn__idle_release(c); // the read met EAGAIN: nothing to hold a block for
             return;
+        }
+        if (c->requests == 0 && cfg->http2.enabled && buf_head(&c->in)[0] == 'P' &&
+            h2sess_is_preface(buf_head(&c->in), pend)) {
+            if (pend >= H2SESS_PREFACE_LEN) {
+                conn__to_h2(c); // h2c by prior knowledge
+                return;
+            }
+            if (c->read_eof)
+                conn_close(c);
+            return; // the rest of the preface comes within the header timeout
         }
         conn__hdrs_take(c);
         struct gw_req *rq = conn__req(c);
@@ -945,6 +970,11 @@ static void conn__on_event(struct loop *loop, int fd, void *arg, unsigned events
             c->peer_hup = true;
         if (conn__handshake(c) != 0)
             return;
+        const char *alpn = tls_transport_alpn(&c->tp);
+        if (alpn != NULL && strcmp(alpn, "h2") == 0) {
+            conn__to_h2(c);
+            return;
+        }
         events |= LOOP_READ; // the first request may have come with the client's Finished
     }
     if (events & LOOP_WRITE) {

@@ -109,6 +109,15 @@ struct gw_path_norm {
     bool reject_encoded_slash; /* %2F / %5C get 400; false: kept encoded, routed as one segment */
 };
 
+/* `http2:` — HTTP/2 client sessions (h2c by prior knowledge, ALPN h2 on TLS listeners). */
+struct gw_http2 {
+    bool enabled;                   /* false: h2c prefaces get 505 and ALPN offers http/1.1 only */
+    int64_t max_concurrent_streams; /* SETTINGS_MAX_CONCURRENT_STREAMS */
+    uint64_t max_header_list_size;  /* decoded request header bytes per stream (HPACK bombs) */
+    int64_t max_resets;             /* stream resets a client may send per 10 s (rapid reset) */
+    uint64_t window_size;           /* request body bytes buffered per stream (flow control) */
+};
+
 /* `headers:` (top level) and `routes[].headers:` — request header names with '_'. nginx drops them
  * by default: an origin's CGI-style mapping turns `Content_Length` into CONTENT_LENGTH, the same
  * variable as the real header. */
@@ -339,6 +348,7 @@ struct gw_config {
     struct gw_logging logging;
     struct gw_cache cache;
     struct gw_path_norm path_norm;
+    struct gw_http2 http2;
     struct gw_headers headers;
     struct gw_upstream *upstreams;
     size_t nupstreams;

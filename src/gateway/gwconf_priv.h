@@ -20,6 +20,7 @@ extern const struct cfg_desc gwconf__listen_tls_desc[];
 extern const char *const gwconf__listen_tls_manual[];
 extern const struct cfg_desc gwconf__logging_desc[];
 extern const struct cfg_desc gwconf__path_norm_desc[];
+extern const struct cfg_desc gwconf__http2_desc[];
 extern const struct cfg_desc gwconf__headers_desc[];
 extern const struct cfg_desc gwconf__route_headers_desc[];
 extern const struct cfg_desc gwconf__pool_desc[];

@@ -178,6 +178,30 @@ const struct cfg_desc gwconf__admin_desc[] = {
     {NULL}};
 #undef A
 
+#define H(f) offsetof(struct gw_config, http2.f)
+const struct cfg_desc gwconf__http2_desc[] = {
+    {"enabled", CFG_BOOL, H(enabled), "true", NULL, NULL,
+     "HTTP/2 on client listeners: h2c by prior knowledge on plain ones, ALPN h2 on TLS ones",
+     NULL, NULL, false},
+    {"max_concurrent_streams", CFG_INT, H(max_concurrent_streams), "100", "1", "10000",
+     "streams a client may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS); more are "
+     "refused with REFUSED_STREAM",
+     NULL, NULL, false},
+    {"max_header_list_size", CFG_SIZE, H(max_header_list_size), "32KB", "1KB", "1MB",
+     "decoded request header bytes per stream (HPACK bombs, CONTINUATION floods); more resets "
+     "the stream",
+     NULL, NULL, false},
+    {"max_resets", CFG_INT, H(max_resets), "200", "1", "1000000",
+     "stream resets (RST_STREAM) a client may send in 10 s; more closes the connection with "
+     "GOAWAY ENHANCE_YOUR_CALM (rapid reset, CVE-2023-44487)",
+     NULL, NULL, false},
+    {"window_size", CFG_SIZE, H(window_size), "64KB", "16KB", "16MB",
+     "request body bytes a stream may have in flight before the gateway consumed them "
+     "(its flow-control window)",
+     NULL, NULL, false},
+    {NULL}};
+#undef H
+
 const struct cfg_desc gwconf__root_desc[] = {
     {"workers", CFG_SECTION, 0, NULL, NULL, NULL, "process model", NULL, gwconf__workers_desc,
      false},
@@ -191,6 +215,8 @@ const struct cfg_desc gwconf__root_desc[] = {
      "request paths are routed and forwarded after RFC 3986 dot-segment removal and decoding of "
      "unreserved %XX; %00 and a '..' above the root always get 400",
      NULL, gwconf__path_norm_desc, false},
+    {"http2", CFG_SECTION, 0, NULL, NULL, NULL, "HTTP/2 client sessions (docs/http2.md)", NULL,
+     gwconf__http2_desc, false},
     {"headers", CFG_SECTION, 0, NULL, NULL, NULL, "request header handling", NULL,
      gwconf__headers_desc, false},
     {NULL}};

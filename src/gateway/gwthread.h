@@ -20,6 +20,7 @@ struct accesslog;
 struct accesslog_writer;
 struct cachehook;
 struct conn;
+struct h2sess;
 struct gw_config;
 struct resil;
 struct ratelimit;
@@ -53,6 +54,8 @@ struct gw_metric_ids {
     metrics_ref build_info;       // apigate_build_info{version} 1
     metrics_ref shed_global;      // apigate_shed_requests_total{route="",reason="global_limit"}
     metrics_ref tls_full, tls_resumed, tls_failed, tls_plain_http; // apigate_tls_handshakes_total
+    metrics_ref h2_sessions, h2_streams;           // apigate_http2_{sessions,streams}_total
+    metrics_ref h2_calm, h2_proto, h2_hdr_limit;   // apigate_http2_refused_total{reason}
 };
 
 /* Per route, precomputed at worker start. */
@@ -123,6 +126,7 @@ struct gwthread {
     struct gw_req *free_reqs;    // free list of request objects (conn.c lends one per request)
     size_t nfree_reqs;
     struct conn *active;         // doubly linked list of open conns
+    struct h2sess *h2_active;    // open HTTP/2 sessions (h2sess.c), counted in <nconns> too
     size_t nconns;
     struct loop_timer tick;      // 250 ms: heartbeat, request counter
     struct loop_timer alog_timer; // logging.access_flush

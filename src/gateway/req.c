@@ -291,7 +291,7 @@ void gw_req_start(struct gw_req *r)
     r->method_len = r->method ? req->method_len : 0;
     r->target = gw_req__strndup(r, req->target, req->target_len);
     r->target_len = r->target ? req->target_len : 0;
-    r->log_minor = req->minor_version;
+    r->log_minor = r->h2 ? GW_REQ_LOG_H2 : req->minor_version;
     if (th->alog != NULL) {
         /* copied (the head may move once the body streams) only when a log line will use them */
         if (req->host != NULL) {

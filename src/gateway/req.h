@@ -24,6 +24,7 @@
 
 #define GW_REQ_MAGIC 0x72657131u /* "req1" */
 #define GW_CLIENT_IP_LEN 48
+#define GW_REQ_LOG_H2 20 /* log_minor of a request carried by HTTP/2 */
 
 enum gw_req_state {
     GW_REQ_IDLE = 0, // no request (between two of a keep-alive session)
@@ -69,6 +70,7 @@ struct gw_req {
     bool admitted_route, admitted_global;
     bool keep_alive;            // the session stays open after this response
     bool head_sent;             // the response head went out (no error page possible any more)
+    bool h2;                    // carried by an HTTP/2 stream (h2sess.c): logged as HTTP/2
     const char *method;         // copies in <strs>/<arena>, for the log (valid until the reset)
     const char *target;
     const char *log_host;       // Host and User-Agent copies for the access log (only when on)

@@ -25,6 +25,7 @@
 #include "gateway/conn.h"
 #include "gateway/filter.h"
 #include "gateway/gwconf.h"
+#include "gateway/h2sess.h"
 #include "gateway/handoff.h"
 #include "gateway/route.h"
 #include "gateway/upstream.h"
@@ -90,10 +91,11 @@ static void worker__on_accept(struct loop *loop, int fd, void *arg, unsigned eve
     }
 }
 
-/* The protocols offered by ALPN on TLS listeners, in order of preference (HTTP/2 joins here). */
-static const char *const worker_alpn[] = {"http/1.1", NULL};
+/* The protocols offered by ALPN on TLS listeners, in order of preference. */
+static const char *const worker_alpn[] = {"h2", "http/1.1", NULL};
+static const char *const worker_alpn_h1[] = {"http/1.1", NULL}; // http2.enabled: false
 
-static struct tls_server *worker__tls_create(const struct gw_listen_tls *t, char *err,
+static struct tls_server *worker__tls_create(const struct gw_listen_tls *t, bool h2, char *err,
                                              size_t errlen)
 {
     struct tls_server_cert *cs = xcalloc(t->ncerts, sizeof(*cs));
@@ -105,7 +107,7 @@ static struct tls_server *worker__tls_create(const struct gw_listen_tls *t, char
         .client_ca = t->client_ca,
         .min_version = t->min_version == 1 ? 13 : 12,
         .ciphers = t->ciphers,
-        .alpn = worker_alpn,
+        .alpn = h2 ? worker_alpn : worker_alpn_h1,
         .tickets = t->session_tickets,
         .ticket_rotate_s = (unsigned)(t->ticket_rotation_ms / 1000),
         .session_cache = (long)t->session_cache,
@@ -167,11 +169,13 @@ static void worker__on_drain_timer(struct loop *loop, void *arg)
 {
     struct gwthread *th = arg;
     conn_close_idle(th);
+    h2sess_drain(th); // GOAWAY: streams under way finish, no new ones
     if (th->nconns == 0 || loop_now_ms(loop) >= th->drain_deadline_ms) {
         if (th->nconns > 0)
             ag_log(AG_LOG_WARN, "drain timeout: closing %zu connections still busy", th->nconns);
         while (th->active != NULL)
             conn_close(th->active);
+        h2sess_close_all(th);
         loop_stop(loop);
         return;
     }
@@ -239,6 +243,7 @@ static void *worker__thread(void *arg)
 
     while (th->active != NULL)
         conn_close(th->active);
+    h2sess_close_all(th);
     loop_timer_stop(th->loop, &th->tick);
     if (th->alog != NULL)
         loop_timer_stop(th->loop, &th->alog_timer);
@@ -299,6 +304,21 @@ static void worker__register_metrics(struct gw_shared *sh)
     ids->tls_resumed = metrics_series1(m, f, "resumed");
     ids->tls_failed = metrics_series1(m, f, "failed");
     ids->tls_plain_http = metrics_series1(m, f, "plain_http");
+    f = metrics_family(m, METRICS_COUNTER, "apigate_http2_sessions_total",
+                       "HTTP/2 client sessions started (h2c prior knowledge or ALPN h2).", NULL);
+    ids->h2_sessions = metrics_series1(m, f, NULL);
+    f = metrics_family(m, METRICS_COUNTER, "apigate_http2_streams_total",
+                       "HTTP/2 request streams started.", NULL);
+    ids->h2_streams = metrics_series1(m, f, NULL);
+    const char *l_reason[] = {"reason", NULL};
+    f = metrics_family(m, METRICS_COUNTER, "apigate_http2_refused_total",
+                       "HTTP/2 abuse bounded: rapid_reset (GOAWAY ENHANCE_YOUR_CALM), "
+                       "protocol_error (GOAWAY for a broken peer), header_limit (stream reset "
+                       "for headers over http2.max_header_list_size).",
+                       l_reason);
+    ids->h2_calm = metrics_series1(m, f, "rapid_reset");
+    ids->h2_proto = metrics_series1(m, f, "protocol_error");
+    ids->h2_hdr_limit = metrics_series1(m, f, "header_limit");
     f = metrics_family(m, METRICS_COUNTER_SET, "apigate_worker_restarts_total",
                        "Worker processes restarted by the supervisor (crash, hang, recycle).",
                        NULL);
@@ -422,7 +442,7 @@ int worker_run(const struct worker_ctx *ctx)
     for (size_t a = 0; a < cfg->nlisten && a < naddrs; a++) {
         if (!cfg->listen[a].tls.enabled)
             continue;
-        sh->tls[a] = worker__tls_create(&cfg->listen[a].tls, err, sizeof(err));
+        sh->tls[a] = worker__tls_create(&cfg->listen[a].tls, cfg->http2.enabled, err, sizeof(err));
         if (sh->tls[a] == NULL) {
             ag_log(AG_LOG_ERROR, "listen %s: tls: %s", cfg->listen[a].spec, err);
             goto out_tls;

@@ -27,6 +27,9 @@ RT='routes:
 printf 'lisen: 127.0.0.1:8080\n%s\n%s\n' "$UPS" "$RT" >"$T/unknown_key.yaml"
 bad unknown_key 1 "lisen: unknown key"
 
+printf 'http2:\n  max_concurrent_streams: 0\n%s\n%s\n' "$UPS" "$RT" >"$T/h2_streams.yaml"
+bad h2_streams 2 "http2.max_concurrent_streams"
+
 printf 'workers: {drain_timeout: 10 seconds}\n%s\n%s\n' "$UPS" "$RT" >"$T/bad_duration.yaml"
 bad bad_duration 1 "workers.drain_timeout"
 

@@ -89,8 +89,10 @@ assert_eq "$(xc "$U/api/catalog/products")" "200 MISS" "https entry purged by th
 proto() { python3 -c 'import json,sys; print(json.load(sys.stdin)["headers"]["x-forwarded-proto"])'; }
 assert_eq "$(curl -sS --cacert "$C/ca.pem" "$U/echo" | proto)" https "X-Forwarded-Proto over TLS"
 assert_eq "$(curl -sS "http://127.0.0.1:$hport/echo" | proto)" http "X-Forwarded-Proto in plain"
-assert_eq "$(curl -sS --cacert "$C/ca.pem" -o /dev/null -w '%{http_version} %{ssl_verify_result}' \
+assert_eq "$(curl -sS --http1.1 --cacert "$C/ca.pem" -o /dev/null -w '%{http_version} %{ssl_verify_result}' \
     "$U/api/catalog/products")" "1.1 0" "verified, HTTP/1.1"
+assert_eq "$(curl -sS --cacert "$C/ca.pem" -o /dev/null -w '%{http_version} %{ssl_verify_result}' \
+    "$U/api/catalog/products")" "2 0" "verified, HTTP/2 by ALPN (curl's default)"
 
 log "per-user entries over TLS, keep-alive, two users at once"
 python3 - "$sport" "$C/ca.pem" >"$T/users.out" <<'PY' || fail "per-user isolation: $(cat "$T/users.out")"
@@ -118,12 +120,15 @@ sys.exit(1 if errors or hits[0] < 200 else 0)
 PY
 
 log "large bodies both ways over TLS: a 3 MB download (many records, partial writes), a 1 MB upload"
-curl -sS --cacert "$C/ca.pem" --limit-rate 2M -o "$T/big.got" "$U/big.bin" || fail "download"
-cmp -s "$T/big.bin" "$T/big.got" || fail "3 MB download differs"
 head -c 1048576 "$T/big.bin" >"$T/up.bin" # the mock's request body limit is a little over 1 MB
-n=$(curl -sS --cacert "$C/ca.pem" --data-binary @"$T/up.bin" -H 'Content-Type: application/octet-stream' \
-    "$U/echo" | python3 -c 'import json,sys; print(json.load(sys.stdin)["body_len"])') || fail "upload"
-assert_eq "$n" 1048576 "uploaded bytes seen by the origin"
+for v in --http1.1 --http2; do
+    rm -f "$T/big.got"
+    curl -sS $v --cacert "$C/ca.pem" --limit-rate 2M -o "$T/big.got" "$U/big.bin" || fail "download $v"
+    cmp -s "$T/big.bin" "$T/big.got" || fail "3 MB download differs ($v)"
+    n=$(curl -sS $v --cacert "$C/ca.pem" --data-binary @"$T/up.bin" -H 'Content-Type: application/octet-stream' \
+        "$U/echo" | python3 -c 'import json,sys; print(json.load(sys.stdin)["body_len"])') || fail "upload $v"
+    assert_eq "$n" 1048576 "uploaded bytes seen by the origin ($v)"
+done
 
 log "openssl s_client: SNI, key types, ALPN, versions"
 # stdin stays open a moment: TLS 1.3 tickets arrive after the handshake
@@ -132,14 +137,16 @@ out=$(sc -servername b.test)
 assert_contains "$out" "subject=CN = b.test" "SNI b.test"
 out=$(sc -servername a.test -alpn h2,http/1.1)
 assert_contains "$out" "subject=CN = a.test" "SNI a.test"
-assert_contains "$out" "ALPN protocol: http/1.1" "ALPN"
+assert_contains "$out" "ALPN protocol: h2" "ALPN prefers h2 (docs/http2.md)"
+out=$(sc -servername a.test -alpn http/1.1)
+assert_contains "$out" "ALPN protocol: http/1.1" "ALPN http/1.1"
 assert_contains "$out" "Server public key is 256 bit" "ECDSA by default"
 out=$(sc -servername unknown.test)
 assert_contains "$out" "subject=CN = a.test" "no match: the default certificate"
 out=$(sc -servername a.test -sigalgs rsa_pss_rsae_sha256:rsa_pkcs1_sha256)
 assert_contains "$out" "Server public key is 2048 bit" "RSA for an RSA-only client"
-out=$(sc -servername a.test -alpn h2)
-assert_contains "$out" "no application protocol" "ALPN without http/1.1 refused"
+out=$(sc -servername a.test -alpn spdy/3)
+assert_contains "$out" "no application protocol" "ALPN with no protocol the gateway speaks refused"
 for v in tls1_2 tls1_3; do
     out=$(sc -$v -sess_out "$T/$v.sess")
     assert_contains "$out" "New, TLSv1." "$v full handshake"

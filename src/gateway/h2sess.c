@@ -1,0 +1,922 @@
+/* The HTTP/2 client session (see h2sess.h). nghttp2 parses frames and HPACK; each request stream
+ * becomes a struct gw_req whose head is rebuilt as an HTTP/1.1 head (so the request layer, the
+ * routes, the cache keys and the upstream request are the same as for HTTP/1.1; nghttp2 already
+ * refused field names and values that could not be one). The request layer answers in HTTP/1.1
+ * bytes into the stream's <out>; this file turns the head into a HEADERS frame and the body (its
+ * Content-Length or chunked framing removed) into DATA frames, pulled by nghttp2 as the client's
+ * flow-control windows allow. Backpressure both ways:
+ * - response: body bytes are decoded from <out> into <body> only while <body> is small, so a
+ *   stream whose client window is closed keeps its bytes in <out>, which the proxy sees grow
+ *   (CONN_BUF_HIGH) and stops reading its upstream until gw_req_on_drained;
+ * - request: DATA is given back to the stream's window (WINDOW_UPDATE) only once the proxy
+ *   consumed it from <in>, so a slow upstream slows the client instead of filling memory.
+ * Abuse bounds: SETTINGS_MAX_CONCURRENT_STREAMS, decoded header bytes per stream, resets per 10 s
+ * (rapid reset: GOAWAY ENHANCE_YOUR_CALM), and nghttp2's own limits on SETTINGS entries and
+ * queued control-frame answers. */
+#include "gateway/h2sess.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <nghttp2/nghttp2.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/xmalloc.h"
+#include "gateway/gwconf.h"
+#include "gateway/req.h"
+#include "http/chunked.h"
+#include "http/h1write.h"
+#include "net/transport.h"
+
+#define H2S_MAGIC 0x68327373u       /* "h2ss" */
+#define H2ST_MAGIC 0x68327374u      /* "h2st" */
+#define H2S_BODY_HIGH (64u * 1024u) /* decoded response bytes kept ready per stream */
+#define H2S_RESET_WINDOW_MS 10000u
+
+struct h2_stream {
+    unsigned magic;
+    struct h2sess *s;
+    int32_t id;
+    struct h2_stream *next, *prev;
+    struct gw_req rq;
+    struct buf head;   // the request head rebuilt as HTTP/1.1 (r->req's slices point here)
+    struct buf cookie; // cookie fields, joined with "; " (RFC 9113 §8.2.3)
+    struct buf in;     // request body for the request layer (chunked when no length)
+    struct buf out;    // the response as the request layer wrote it (HTTP/1.1)
+    struct buf body;   // response body bytes ready for DATA frames
+    struct h1_header *hdrs;
+    struct h1_chunked res_chunk;
+    uint64_t res_remaining;
+    size_t unconsumed;  // DATA bytes not given back to the stream's window yet
+    size_t hdr_bytes;   // decoded header bytes (http2.max_header_list_size)
+    int res_body;       // enum h1_body of the response
+    bool line_done;     // the request line is in <head>
+    bool has_cl;        // the request carries Content-Length
+    bool chunked_req;   // the request body is re-framed as chunks
+    bool started;       // handed to the request layer
+    bool req_eos;       // the client's END_STREAM
+    bool res_head_done; // HEADERS submitted
+    bool res_eof;       // the whole body is in <body>
+    bool deferred;      // the data provider waits for bytes
+    bool closed;        // nghttp2 closed the stream
+    bool want_drained;  // <out> emptied: tell the request layer after the flush
+    char method[16], scheme[8];
+    char *path, *authority; // copies, freed with the stream
+};
+
+struct h2sess {
+    unsigned magic;
+    struct transport tp;
+    struct gwthread *th;
+    nghttp2_session *ng;
+    struct h2sess *next, *prev;
+    struct buf wout;         // frames the socket did not take yet
+    struct loop_timer timer; // idle (no stream) / send timeouts
+    struct h2_stream *streams;
+    unsigned nstreams;
+    unsigned depth; // inside nghttp2 calls or a flush: flush later
+    bool writable, closed, draining, flush_again, read_eof, notify_queued;
+    bool calm; // GOAWAY ENHANCE_YOUR_CALM queued: read nothing more
+    uint64_t reset_window_ms;
+    unsigned resets;
+    char client_ip[GW_CLIENT_IP_LEN];
+};
+
+static const struct gw_sess_ops h2s_sess_ops;
+static void h2s__flush(struct h2sess *s);
+static void h2s__close(struct h2sess *s);
+static void h2s__on_event(struct loop *loop, int fd, void *arg, unsigned events);
+static void h2s__on_timer(struct loop *loop, void *arg);
+
+bool h2sess_is_preface(const char *p, size_t n)
+{
+    if (n > H2SESS_PREFACE_LEN)
+        n = H2SESS_PREFACE_LEN;
+    return memcmp(p, H2SESS_PREFACE, n) == 0;
+}
+
+/* ---- streams ---- */
+
+static struct h2_stream *h2s__stream_new(struct h2sess *s, int32_t id)
+{
+    struct gwthread *th = s->th;
+    const struct gw_config *cfg = th->sh->cfg;
+    struct h2_stream *st = xcalloc(1, sizeof(*st));
+    st->magic = H2ST_MAGIC;
+    st->s = s;
+    st->id = id;
+    buf_init(&st->head);
+    buf_init(&st->cookie);
+    buf_init(&st->in);
+    buf_init(&st->out);
+    buf_init(&st->body);
+    gw_req_init(&st->rq, &h2s_sess_ops, st, &st->in, &st->out, s->client_ip);
+    st->rq.th = th;
+    st->rq.h2 = true;
+    st->rq.max_hdrs = cfg->server.max_headers > 0 ? (size_t)cfg->server.max_headers : 100;
+    st->hdrs = xcalloc(st->rq.max_hdrs, sizeof(*st->hdrs));
+    st->rq.hdrs = st->hdrs;
+    gw_req_reset(&st->rq);
+    st->rq.t_start_us = clock_now_us();
+    st->next = s->streams;
+    if (s->streams)
+        s->streams->prev = st;
+    s->streams = st;
+    s->nstreams++;
+    metrics_counter_inc(th->ms, th->sh->ids.h2_streams);
+    return st;
+}
+
+static void h2s__stream_free(struct h2_stream *st)
+{
+    gw_req_release(&st->rq);
+    gw_req_deinit(&st->rq);
+    buf_deinit(&st->head);
+    buf_deinit(&st->cookie);
+    buf_deinit(&st->in);
+    buf_deinit(&st->out);
+    buf_deinit(&st->body);
+    free(st->hdrs);
+    free(st->path);
+    free(st->authority);
+    st->magic = 0;
+    free(st);
+}
+
+static void h2s__stream_unlink(struct h2_stream *st)
+{
+    struct h2sess *s = st->s;
+    if (st->prev)
+        st->prev->next = st->next;
+    else
+        s->streams = st->next;
+    if (st->next)
+        st->next->prev = st->prev;
+    st->next = st->prev = NULL;
+    s->nstreams--;
+}
+
+static void h2s__stream_free_cb(struct loop *loop, void *arg)
+{
+    (void)loop;
+    h2s__stream_free(arg);
+}
+
+/* Frees <st> once nghttp2 closed it and its request is over: after the event batch, since the
+ * code that ended the request may still be on the stack. */
+static void h2s__stream_maybe_free(struct h2_stream *st)
+{
+    if (!st->closed || st->rq.state == GW_REQ_ACTIVE || st->s->closed)
+        return; // a closed session frees its streams itself
+    h2s__stream_unlink(st);
+    loop_defer(st->s->th->loop, h2s__stream_free_cb, st);
+}
+
+/* ---- response: HTTP/1.1 bytes from the request layer -> HEADERS + DATA ---- */
+
+/* Moves body bytes from <out> to <body> (framing removed) while <body> is small. */
+static int h2s__decode_body(struct h2_stream *st)
+{
+    bool had = buf_pending(&st->out) > 0;
+    size_t before = buf_pending(&st->body);
+    while (!st->res_eof && buf_pending(&st->out) > 0 && buf_pending(&st->body) < H2S_BODY_HIGH) {
+        const char *p = buf_head(&st->out);
+        size_t pend = buf_pending(&st->out);
+        size_t room = H2S_BODY_HIGH - buf_pending(&st->body);
+        if (st->res_body == H1_BODY_LENGTH) {
+            size_t n = pend < room ? pend : room;
+            if (n > st->res_remaining)
+                n = (size_t)st->res_remaining;
+            buf_append(&st->body, p, n);
+            buf_consume(&st->out, n);
+            st->res_remaining -= n;
+            if (st->res_remaining == 0)
+                st->res_eof = true;
+        } else if (st->res_body == H1_BODY_CHUNKED) {
+            const char *data;
+            size_t dlen;
+            long n = h1_chunked_step(&st->res_chunk, p, pend, &data, &dlen);
+            if (n < 0)
+                return -1;
+            if (dlen > 0)
+                buf_append(&st->body, data, dlen);
+            buf_consume(&st->out, (size_t)n);
+            if (st->res_chunk.done)
+                st->res_eof = true; // trailers are not forwarded on HTTP/2 (yet)
+            else if (n == 0)
+                break;
+        } else { // until the request ends
+            size_t n = pend < room ? pend : room;
+            buf_append(&st->body, p, n);
+            buf_consume(&st->out, n);
+        }
+    }
+    /* counted when handed over (the access log records the request before the DATA is out) */
+    st->rq.bytes_out += buf_pending(&st->body) - before;
+    if (st->res_eof)
+        buf_reset(&st->out); // nothing may follow a complete response
+    if (had && buf_pending(&st->out) == 0)
+        st->want_drained = true; // the proxy may have paused its upstream for it
+    return 0;
+}
+
+static ssize_t h2s__data_read(nghttp2_session *ng, int32_t id, uint8_t *dst, size_t length,
+                              uint32_t *flags, nghttp2_data_source *src, void *user)
+{
+    (void)ng;
+    (void)id;
+    (void)user;
+    struct h2_stream *st = src->ptr;
+    if (h2s__decode_body(st) == -1)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    size_t n = buf_pending(&st->body);
+    if (n > length)
+        n = length;
+    memcpy(dst, buf_head(&st->body), n);
+    buf_consume(&st->body, n);
+    if (h2s__decode_body(st) == -1)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    if (!st->res_eof && st->rq.state != GW_REQ_ACTIVE && buf_pending(&st->out) == 0 &&
+        buf_pending(&st->body) == 0) {
+        /* the request ended with the body short of its framing: a reset says it was cut */
+        if (st->res_body != H1_BODY_UNTIL_CLOSE)
+            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+        st->res_eof = true;
+    }
+    if (st->res_eof && buf_pending(&st->body) == 0) {
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+        return (ssize_t)n;
+    }
+    if (n == 0) {
+        st->deferred = true;
+        return NGHTTP2_ERR_DEFERRED;
+    }
+    return (ssize_t)n;
+}
+
+static bool h2s__hop_by_hop(const char *n, size_t len)
+{
+    static const char *const names[] = {
+        "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", NULL};
+    for (size_t i = 0; names[i]; i++)
+        if (strlen(names[i]) == len && strncasecmp(names[i], n, len) == 0)
+            return true;
+    return false;
+}
+
+/* The response head is whole in <out>: HEADERS (with END_STREAM when there is no body).
+ * Returns 0, 1 when more bytes are needed, -1 for a head that cannot be sent. */
+static int h2s__submit_head(struct h2_stream *st)
+{
+    struct h2sess *s = st->s;
+    struct h1_header hv[PX_RES_HEADERS_MAX];
+    struct h1_response res;
+    for (;;) {
+        struct h1_limits lim = {
+            .max_request_line = 0, .max_head = 1u << 20, .max_headers = PX_RES_HEADERS_MAX};
+        int n = h1_parse_response(buf_head(&st->out), buf_pending(&st->out), &res, hv,
+                                  PX_RES_HEADERS_MAX, &lim, st->rq.req.method_id == H1_M_HEAD);
+        if (n == -2)
+            return 1;
+        if (n < 0)
+            return -1;
+        if (res.status >= 100 && res.status < 200) { // an interim answer: not forwarded
+            buf_consume(&st->out, (size_t)n);
+            continue;
+        }
+        nghttp2_nv nv[PX_RES_HEADERS_MAX + 1];
+        char status[4];
+        snprintf(status, sizeof(status), "%03d", res.status);
+        size_t k = 0;
+        nv[k++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)status, 7, 3, NGHTTP2_NV_FLAG_NONE};
+        /* names go lower case (HTTP/2 requires it): copied into one scratch buffer */
+        struct buf *names = &s->th->scratch;
+        buf_reset(names);
+        size_t total = 0;
+        for (size_t i = 0; i < res.nheaders; i++)
+            total += hv[i].name_len;
+        buf_reserve(names, total + 1);
+        char *lp = buf_tail(names);
+        for (size_t i = 0; i < res.nheaders; i++) {
+            const struct h1_header *h = &hv[i];
+            if (h2s__hop_by_hop(h->name, h->name_len))
+                continue;
+            for (size_t j = 0; j < h->name_len; j++) {
+                char c = h->name[j];
+                lp[j] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+            }
+            nv[k++] = (nghttp2_nv){(uint8_t *)lp, (uint8_t *)h->value, h->name_len, h->value_len,
+                                   NGHTTP2_NV_FLAG_NONE};
+            lp += h->name_len;
+        }
+        st->res_body = res.body;
+        st->res_remaining = res.body == H1_BODY_LENGTH ? res.content_length : 0;
+        if (res.body == H1_BODY_CHUNKED)
+            h1_chunked_init(&st->res_chunk);
+        st->res_eof =
+            res.body == H1_BODY_NONE || (res.body == H1_BODY_LENGTH && res.content_length == 0);
+        nghttp2_data_provider dp = {.source.ptr = st, .read_callback = h2s__data_read};
+        int rv = nghttp2_submit_response(s->ng, st->id, nv, k, st->res_eof ? NULL : &dp);
+        buf_reset(names);
+        if (rv != 0)
+            return -1;
+        st->rq.bytes_out += (uint64_t)n;
+        buf_consume(&st->out, (size_t)n);
+        st->res_head_done = true;
+        if (st->res_eof)
+            buf_reset(&st->out);
+        return 0;
+    }
+}
+
+/* Translates what the request layer wrote and wakes the stream's data provider. */
+static int h2s__translate(struct h2_stream *st)
+{
+    struct h2sess *s = st->s;
+    if (st->closed)
+        return 0;
+    if (!st->res_head_done) {
+        int rc = h2s__submit_head(st);
+        if (rc == 1)
+            return 0;
+        if (rc == -1) {
+            nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+            return -1;
+        }
+    }
+    if (h2s__decode_body(st) == -1) {
+        nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+        return -1;
+    }
+    if (st->deferred) {
+        st->deferred = false;
+        nghttp2_session_resume_data(s->ng, st->id);
+    }
+    return 0;
+}
+
+/* gw_sess_ops.send */
+static int h2s__send(struct gw_req *r, const struct iovec *iov, int n)
+{
+    struct h2_stream *st = r->sess;
+    struct h2sess *s = st->s;
+    if (s->closed || st->closed)
+        return -1;
+    for (int i = 0; i < n; i++)
+        buf_append(&st->out, iov[i].iov_base, iov[i].iov_len);
+    st->want_drained = false;
+    if (h2s__translate(st) == -1) {
+        gw_req_abort(r);
+        h2s__flush(s);
+        return -1;
+    }
+    h2s__flush(s);
+    return s->closed ? -1 : 0;
+}
+
+/* gw_sess_ops.resume_read: body bytes were consumed: open the stream's window again. */
+static void h2s__resume_read(struct gw_req *r)
+{
+    struct h2_stream *st = r->sess;
+    struct h2sess *s = st->s;
+    if (s->closed || st->closed || st->unconsumed == 0)
+        return;
+    if (buf_pending(&st->in) >= CONN_BLOCK)
+        return;
+    nghttp2_session_consume_stream(s->ng, st->id, st->unconsumed);
+    st->unconsumed = 0;
+    h2s__flush(s);
+}
+
+/* gw_sess_ops.done */
+static void h2s__done(struct gw_req *r)
+{
+    struct h2_stream *st = r->sess;
+    struct h2sess *s = st->s;
+    if (s->closed)
+        return;
+    if (!st->closed) {
+        /* the rest of the body drains through the data provider, which resets the stream if the
+         * response ended short of its framing */
+        if (h2s__translate(st) == 0 && !st->res_head_done)
+            nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+        else if (!st->req_eos)
+            /* answered before the whole body came: the client may stop sending it */
+            nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR);
+        h2s__flush(s);
+        return;
+    }
+    h2s__stream_maybe_free(st);
+}
+
+/* gw_sess_ops.continue_100: HTTP/2 clients do not wait for it. */
+static void h2s__continue_100(struct gw_req *r)
+{
+    (void)r;
+}
+
+static const struct gw_sess_ops h2s_sess_ops = {
+    .send = h2s__send,
+    .resume_read = h2s__resume_read,
+    .done = h2s__done,
+    .continue_100 = h2s__continue_100,
+};
+
+/* ---- request: nghttp2 callbacks ---- */
+
+static int h2s__on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *user)
+{
+    struct h2sess *s = user;
+    if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0;
+    if (s->draining || s->calm)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; // refused, no request made
+    struct h2_stream *st = h2s__stream_new(s, f->hd.stream_id);
+    nghttp2_session_set_stream_user_data(ng, f->hd.stream_id, st);
+    return 0;
+}
+
+static void h2s__request_line(struct h2_stream *st)
+{
+    if (st->line_done)
+        return;
+    st->line_done = true;
+    buf_printf(&st->head, "%s %s HTTP/1.1\r\n", st->method[0] ? st->method : "GET",
+               st->path ? st->path : "/");
+    if (st->authority) {
+        buf_append_str(&st->head, "Host: ");
+        buf_append_str(&st->head, st->authority);
+        buf_append_str(&st->head, "\r\n");
+    }
+}
+
+static int h2s__on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name,
+                          size_t nlen, const uint8_t *value, size_t vlen, uint8_t flags, void *user)
+{
+    (void)flags;
+    struct h2sess *s = user;
+    if (f->hd.type != NGHTTP2_HEADERS)
+        return 0;
+    struct h2_stream *st = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
+    if (st == NULL || st->magic != H2ST_MAGIC)
+        return 0;
+    if (f->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0; // trailers: dropped
+    st->hdr_bytes += nlen + vlen + 32;
+    if (st->hdr_bytes > s->th->sh->cfg->http2.max_header_list_size) {
+        metrics_counter_inc(s->th->ms, s->th->sh->ids.h2_hdr_limit);
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; // resets the stream
+    }
+    const char *n = (const char *)name, *v = (const char *)value;
+    if (nlen > 0 && n[0] == ':') {
+        if (nlen == 7 && memcmp(n, ":method", 7) == 0 && vlen < sizeof(st->method)) {
+            memcpy(st->method, v, vlen);
+            st->method[vlen] = '\0';
+        } else if (nlen == 5 && memcmp(n, ":path", 5) == 0) {
+            free(st->path);
+            st->path = xstrndup(v, vlen);
+        } else if (nlen == 10 && memcmp(n, ":authority", 10) == 0) {
+            free(st->authority);
+            st->authority = xstrndup(v, vlen);
+        } else if (nlen == 7 && memcmp(n, ":scheme", 7) == 0 && vlen < sizeof(st->scheme)) {
+            memcpy(st->scheme, v, vlen);
+            st->scheme[vlen] = '\0';
+        }
+        return 0;
+    }
+    h2s__request_line(st);
+    if (nlen == 6 && memcmp(n, "cookie", 6) == 0) {
+        if (buf_pending(&st->cookie) > 0)
+            buf_append_str(&st->cookie, "; ");
+        buf_append(&st->cookie, v, vlen);
+        return 0;
+    }
+    if (nlen == 4 && memcmp(n, "host", 4) == 0 && st->authority != NULL)
+        return 0; // :authority wins
+    if (nlen == 14 && memcmp(n, "content-length", 14) == 0)
+        st->has_cl = true;
+    buf_append(&st->head, n, nlen);
+    buf_append_str(&st->head, ": ");
+    buf_append(&st->head, v, vlen);
+    buf_append_str(&st->head, "\r\n");
+    return 0;
+}
+
+/* The head is complete: hand the stream to the request layer. */
+static void h2s__start(struct h2sess *s, struct h2_stream *st)
+{
+    struct gw_req *r = &st->rq;
+    h2s__request_line(st);
+    if (buf_pending(&st->cookie) > 0) {
+        buf_append_str(&st->head, "Cookie: ");
+        buf_append(&st->head, buf_head(&st->cookie), buf_pending(&st->cookie));
+        buf_append_str(&st->head, "\r\n");
+    }
+    if (!st->req_eos && !st->has_cl) {
+        buf_append_str(&st->head, "Transfer-Encoding: chunked\r\n");
+        st->chunked_req = true;
+    }
+    buf_append_str(&st->head, "\r\n");
+    st->started = true;
+    gw_req_begin(r);
+    r->wall_ms = clock_wall_ms();
+    r->keep_alive = true;
+    const struct gw_config *cfg = s->th->sh->cfg;
+    struct h1_limits lim = {.max_request_line = 0,
+                            .max_head = cfg->server.max_head_size + 1024,
+                            .max_headers = r->max_hdrs};
+    int n = h1_parse_request(buf_head(&st->head), buf_pending(&st->head), &r->req, st->hdrs,
+                             r->max_hdrs, &lim);
+    if (n < 0) {
+        r->route = -1;
+        gw_req_make_rid(r, NULL);
+        gw_req_respond_error(r, n == -1 ? h1_err_status(r->req.err) : 400, "bad_request",
+                             n == -1 ? h1_err_text(r->req.err) : "incomplete request head", NULL);
+        return;
+    }
+    r->req.https = s->tp.ops != &transport_tcp_ops; // after the parse, which clears it
+    gw_req_start(r);
+}
+
+static int h2s__on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *user)
+{
+    struct h2sess *s = user;
+    struct gwthread *th = s->th;
+    if (f->hd.type == NGHTTP2_RST_STREAM) {
+        uint64_t now = loop_now_ms(th->loop);
+        if (now - s->reset_window_ms >= H2S_RESET_WINDOW_MS) {
+            s->reset_window_ms = now;
+            s->resets = 0;
+        }
+        if (++s->resets > (unsigned)th->sh->cfg->http2.max_resets && !s->calm) {
+            s->calm = true;
+            static struct log_limit lim;
+            ag_log_limited(AG_LOG_WARN, &lim,
+                           "client %s: %u stream resets in 10 s (rapid reset): "
+                           "GOAWAY ENHANCE_YOUR_CALM",
+                           s->client_ip, s->resets);
+            metrics_counter_inc(th->ms, th->sh->ids.h2_calm);
+            nghttp2_session_terminate_session(ng, NGHTTP2_ENHANCE_YOUR_CALM);
+        }
+        return 0;
+    }
+    if (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA)
+        return 0;
+    struct h2_stream *st = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
+    if (st == NULL || st->magic != H2ST_MAGIC)
+        return 0;
+    bool eos = (f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+    if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST) {
+        st->req_eos = eos;
+        h2s__start(s, st);
+        return 0;
+    }
+    if (eos && st->started && !st->req_eos) {
+        st->req_eos = true;
+        if (st->chunked_req)
+            buf_append_str(&st->in, "0\r\n\r\n");
+        gw_req_on_body(&st->rq);
+    }
+    return 0;
+}
+
+static int h2s__on_data(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data,
+                        size_t len, void *user)
+{
+    (void)flags;
+    (void)user;
+    nghttp2_session_consume_connection(ng, len); // per stream windows bound the buffering
+    struct h2_stream *st = nghttp2_session_get_stream_user_data(ng, id);
+    if (st == NULL || st->magic != H2ST_MAGIC || !st->started)
+        return 0;
+    if (st->rq.state != GW_REQ_ACTIVE || st->rq.px.req_body_read) {
+        nghttp2_session_consume_stream(ng, id, len); // answered already: dropped
+        return 0;
+    }
+    if (st->chunked_req)
+        h1_write_chunk(&st->in, (const char *)data, len);
+    else
+        buf_append(&st->in, data, len);
+    st->unconsumed += len;
+    gw_req_on_body(&st->rq);
+    return 0;
+}
+
+static int h2s__on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, void *user)
+{
+    (void)user;
+    struct h2_stream *st = nghttp2_session_get_stream_user_data(ng, id);
+    if (st == NULL || st->magic != H2ST_MAGIC)
+        return 0;
+    st->closed = true;
+    if (st->rq.state == GW_REQ_ACTIVE &&
+        !(st->res_head_done && st->res_eof && buf_pending(&st->body) == 0 && code == 0))
+        gw_req_abort(&st->rq); // the client reset it (a whole response is still recorded)
+    h2s__stream_maybe_free(st);
+    return 0;
+}
+
+static int h2s__on_invalid_frame(nghttp2_session *ng, const nghttp2_frame *f, int err, void *user)
+{
+    (void)ng;
+    (void)f;
+    (void)err;
+    struct h2sess *s = user;
+    metrics_counter_inc(s->th->ms, s->th->sh->ids.h2_proto);
+    return 0;
+}
+
+/* ---- session ---- */
+
+static void h2s__arm(struct h2sess *s)
+{
+    const struct gw_config *cfg = s->th->sh->cfg;
+    if (buf_pending(&s->wout) > 0)
+        loop_timer_start(s->th->loop, &s->timer, cfg->server.send_timeout_ms);
+    else if (s->nstreams == 0)
+        loop_timer_start(s->th->loop, &s->timer,
+                         cfg->server.keepalive_timeout_ms ? cfg->server.keepalive_timeout_ms
+                                                          : cfg->server.client_header_timeout_ms);
+    else if (loop_timer_armed(&s->timer))
+        loop_timer_stop(s->th->loop, &s->timer);
+}
+
+/* Streams whose output emptied resume their upstream reads (gw_req_on_drained). */
+static void h2s__notify_cb(struct loop *loop, void *arg)
+{
+    (void)loop;
+    struct h2sess *s = arg;
+    s->notify_queued = false;
+    if (s->closed)
+        return;
+    s->depth++;
+    for (struct h2_stream *st = s->streams, *next; st != NULL; st = next) {
+        next = st->next;
+        if (st->want_drained && st->rq.state == GW_REQ_ACTIVE) {
+            /* also for a stream whose response went out whole: the request ends here */
+            st->want_drained = false;
+            gw_req_on_drained(&st->rq);
+        }
+    }
+    s->depth--;
+    h2s__flush(s);
+}
+
+/* Writes frames until the socket is full or nghttp2 has nothing more; then tells streams whose
+ * output emptied. Re-entered from a request's callbacks: the outer call loops again. */
+static void h2s__flush(struct h2sess *s)
+{
+    if (s->closed)
+        return;
+    if (s->depth > 0) {
+        s->flush_again = true;
+        return;
+    }
+    s->depth++;
+    do {
+        s->flush_again = false;
+        while (s->writable) {
+            if (buf_pending(&s->wout) > 0) {
+                ssize_t w = transport_write(&s->tp, buf_head(&s->wout), buf_pending(&s->wout));
+                if (w == IO_AGAIN) {
+                    s->writable = false;
+                    break;
+                }
+                if (w < 0) {
+                    s->depth--;
+                    h2s__close(s);
+                    return;
+                }
+                buf_consume(&s->wout, (size_t)w);
+                continue;
+            }
+            const uint8_t *data;
+            ssize_t n = nghttp2_session_mem_send(s->ng, &data);
+            if (n < 0) {
+                s->depth--;
+                h2s__close(s);
+                return;
+            }
+            if (n == 0)
+                break;
+            gwthread_buf_take(s->th, &s->wout);
+            buf_append(&s->wout, data, (size_t)n);
+        }
+        if (!s->notify_queued)
+            for (struct h2_stream *st = s->streams; st != NULL; st = st->next)
+                if (st->want_drained && st->rq.state == GW_REQ_ACTIVE) {
+                    /* never from inside the request's own send: after the batch */
+                    s->notify_queued = true;
+                    loop_defer(s->th->loop, h2s__notify_cb, s);
+                    break;
+                }
+    } while (s->flush_again && !s->closed);
+    s->depth--;
+    if (s->closed)
+        return;
+    if (buf_pending(&s->wout) == 0)
+        gwthread_buf_give(s->th, &s->wout);
+    bool done = !nghttp2_session_want_read(s->ng) && !nghttp2_session_want_write(s->ng);
+    if (s->draining && s->nstreams == 0 && !nghttp2_session_want_write(s->ng))
+        done = true;
+    if (done && buf_pending(&s->wout) == 0) {
+        h2s__close(s);
+        return;
+    }
+    h2s__arm(s);
+}
+
+/* Feeds <n> bytes to nghttp2. Returns -1 when the session was closed. */
+static int h2s__feed(struct h2sess *s, const char *p, size_t n)
+{
+    s->depth++;
+    ssize_t rv = nghttp2_session_mem_recv(s->ng, (const uint8_t *)p, n);
+    s->depth--;
+    if (rv < 0) {
+        static struct log_limit lim;
+        ag_log_limited(AG_LOG_DEBUG, &lim, "client %s: HTTP/2: %s", s->client_ip,
+                       nghttp2_strerror((int)rv));
+        metrics_counter_inc(s->th->ms, s->th->sh->ids.h2_proto);
+        if (rv == NGHTTP2_ERR_BAD_CLIENT_MAGIC || rv == NGHTTP2_ERR_FLOODED) {
+            h2s__close(s);
+            return -1;
+        }
+        nghttp2_session_terminate_session(s->ng, NGHTTP2_PROTOCOL_ERROR);
+    }
+    return 0;
+}
+
+static void h2s__read(struct h2sess *s)
+{
+    char tmp[16384];
+    while (!s->closed && !s->read_eof && !s->calm) {
+        if (buf_pending(&s->wout) > 0 && !s->writable)
+            break; // the client does not read what it asked for: stop reading it
+        ssize_t n = transport_read(&s->tp, tmp, sizeof(tmp));
+        if (n > 0) {
+            if (h2s__feed(s, tmp, (size_t)n) == -1)
+                return;
+            continue;
+        }
+        if (n == IO_AGAIN)
+            break;
+        s->read_eof = true;
+        h2s__close(s);
+        return;
+    }
+    h2s__flush(s);
+}
+
+static void h2s__on_event(struct loop *loop, int fd, void *arg, unsigned events)
+{
+    (void)loop;
+    (void)fd;
+    struct h2sess *s = arg;
+    if (s->magic != H2S_MAGIC || s->closed)
+        return;
+    if (events & LOOP_WRITE) {
+        s->writable = true;
+        h2s__flush(s);
+    }
+    if (!s->closed && (events & (LOOP_READ | LOOP_HUP)))
+        h2s__read(s);
+}
+
+static void h2s__on_timer(struct loop *loop, void *arg)
+{
+    (void)loop;
+    struct h2sess *s = arg;
+    if (s->closed)
+        return;
+    if (buf_pending(&s->wout) > 0 || s->nstreams == 0)
+        h2s__close(s); // a client that stopped reading, or an idle session
+}
+
+static void h2s__free_cb(struct loop *loop, void *arg)
+{
+    (void)loop;
+    struct h2sess *s = arg;
+    struct h2_stream *st = s->streams;
+    s->streams = NULL;
+    nghttp2_session_del(s->ng); // no callbacks from here on (the streams are ours)
+    while (st != NULL) {
+        struct h2_stream *next = st->next;
+        h2s__stream_free(st);
+        st = next;
+    }
+    gwthread_buf_give(s->th, &s->wout);
+    buf_deinit(&s->wout);
+    s->magic = 0;
+    free(s);
+}
+
+static void h2s__close(struct h2sess *s)
+{
+    if (s->closed)
+        return;
+    struct gwthread *th = s->th;
+    s->closed = true;
+    for (struct h2_stream *st = s->streams; st != NULL; st = st->next)
+        if (st->rq.state == GW_REQ_ACTIVE)
+            gw_req_abort(&st->rq);
+    loop_timer_stop(th->loop, &s->timer);
+    loop_del_fd(th->loop, s->tp.fd);
+    transport_close(&s->tp);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        th->h2_active = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    s->next = s->prev = NULL;
+    th->nconns--;
+    atomic_fetch_sub(&th->sh->conns, 1);
+    metrics_gauge_add(th->ms, th->sh->ids.conns_open, -1);
+    loop_defer(th->loop, h2s__free_cb, s);
+}
+
+void h2sess_accept(struct gwthread *th, struct transport *tp, const char *ip, const char *pre,
+                   size_t npre)
+{
+    const struct gw_config *cfg = th->sh->cfg;
+    struct h2sess *s = xcalloc(1, sizeof(*s));
+    s->magic = H2S_MAGIC;
+    s->tp = *tp;
+    s->th = th;
+    s->writable = true;
+    buf_init(&s->wout);
+    snprintf(s->client_ip, sizeof(s->client_ip), "%s", ip);
+    loop_timer_init(&s->timer, h2s__on_timer, s);
+    s->reset_window_ms = loop_now_ms(th->loop);
+    nghttp2_session_callbacks *cb;
+    nghttp2_session_callbacks_new(&cb);
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cb, h2s__on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(cb, h2s__on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cb, h2s__on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, h2s__on_data);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cb, h2s__on_stream_close);
+    nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cb, h2s__on_invalid_frame);
+    nghttp2_option *opt;
+    nghttp2_option_new(&opt);
+    nghttp2_option_set_no_auto_window_update(opt, 1);
+    nghttp2_option_set_max_settings(opt, 32);       // entries per SETTINGS frame
+    nghttp2_option_set_max_outbound_ack(opt, 1000); // PING/SETTINGS answers queued (floods)
+    nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
+    nghttp2_session_server_new2(&s->ng, cb, s, opt);
+    nghttp2_option_del(opt);
+    nghttp2_session_callbacks_del(cb);
+    nghttp2_settings_entry iv[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, (uint32_t)cfg->http2.max_concurrent_streams},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, (uint32_t)cfg->http2.window_size},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)cfg->http2.max_header_list_size},
+    };
+    nghttp2_submit_settings(s->ng, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0]));
+    /* the connection window: every stream's window may be in flight at once */
+    uint64_t cw = (uint64_t)cfg->http2.window_size * (uint64_t)cfg->http2.max_concurrent_streams;
+    if (cw > (1u << 30))
+        cw = 1u << 30;
+    if (cw > 65535)
+        nghttp2_session_set_local_window_size(s->ng, NGHTTP2_FLAG_NONE, 0, (int32_t)cw);
+    s->next = th->h2_active;
+    if (th->h2_active)
+        th->h2_active->prev = s;
+    th->h2_active = s;
+    th->nconns++;
+    atomic_fetch_add(&th->sh->conns, 1);
+    metrics_gauge_add(th->ms, th->sh->ids.conns_open, 1);
+    metrics_counter_inc(th->ms, th->sh->ids.h2_sessions);
+    if (loop_add_fd(th->loop, s->tp.fd, LOOP_READ | LOOP_WRITE, h2s__on_event, s) == -1) {
+        h2s__close(s);
+        return;
+    }
+    if (th->draining)
+        s->draining = true;
+    if (npre > 0 && h2s__feed(s, pre, npre) == -1)
+        return;
+    h2s__read(s); // bytes that came with the preface (or after the TLS handshake)
+}
+
+void h2sess_drain(struct gwthread *th)
+{
+    for (struct h2sess *s = th->h2_active, *next; s != NULL; s = next) {
+        next = s->next;
+        if (s->draining)
+            continue;
+        s->draining = true;
+        nghttp2_submit_goaway(s->ng, NGHTTP2_FLAG_NONE,
+                              nghttp2_session_get_last_proc_stream_id(s->ng), NGHTTP2_NO_ERROR,
+                              NULL, 0);
+        h2s__flush(s);
+    }
+}
+
+void h2sess_close_all(struct gwthread *th)
+{
+    while (th->h2_active != NULL)
+        h2s__close(th->h2_active);
+}
