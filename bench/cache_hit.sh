@@ -10,6 +10,8 @@
 # load on a shared machine). Not a test: prints a Markdown table to stdout (progress on stderr).
 # Usage:
 #   bench/cache_hit.sh [APIGATE_BINARY]     env: DURATION=10s RUNS=3 CONNS=64 SERVERS="..."
+# The rate limit filter's cost on hits: SERVERS="apigate apigate_rl" (apigate_rl: the same route
+# with a rate_limit that admits everything).
 # A/B of two builds in one run: APIGATE_BASE=/path/to/old/apigate SERVERS="apigate apigate_base".
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -69,11 +71,15 @@ wait_port "$OPORT"
 start_server() { # NAME -> PX_PID PX_PORT
     PX_PORT=$(port)
     case $1 in
-    apigate | apigate_base)
+    apigate | apigate_base | apigate_rl)
+        # apigate_rl: the same route behind a rate limit that admits everything (the filter's
+        # cost on a hit: key, SipHash, one locked cell, the RateLimit fields)
+        local rl=""
+        [ "$1" = apigate_rl ] && rl="    rate_limit: {rate: 10000000/s, key: header:X-Api-Key}"
         printf '%s\n' "listen: 127.0.0.1:$PX_PORT" "admin: 127.0.0.1:$(port)" "workers: {threads: 1}" \
             "logging: {level: warn}" "cache: {memory: 256MB}" "upstreams:" \
             "  origin: {servers: [127.0.0.1:$OPORT]}" "routes:" "  - match: /" \
-            "    upstream: origin" "    cache: {}" >"$W/apigate.yaml"
+            "    upstream: origin" "    cache: {}" "$rl" >"$W/apigate.yaml"
         local bin=$APIGATE
         [ "$1" = apigate_base ] && bin=${APIGATE_BASE:?APIGATE_BASE: the binary to compare with}
         taskset -c 1 "$bin" serve -c "$W/apigate.yaml" 2>"$W/$1.log" &

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # routes[].rate_limit (docs/ratelimit.md) on one instance: apigate load offering ~1000/s with one
 # API key on a 200/s limit gets 200/s (+ the burst) admitted within 10% while a second key at
-# 80/s is never limited; 429 carries Retry-After and RateLimit-Policy / RateLimit, an admitted
+# 80/s is never limited (4 loop threads share the limit); 429 carries Retry-After and RateLimit-Policy / RateLimit, an admitted
 # answer carries RateLimit; the 429s never open the route's breaker; a request without the key
 # header is keyed by its address; jwt:sub keys by the unverified claim; a fixed window; metrics;
 # config errors at file:line:col.
@@ -20,9 +20,12 @@ routes:
   - {method: GET, path: /cached/x, handler: echo}
 EOF
 start_mock mock "$mport" --profile "$T/mock.yaml"
+# 4 loop threads: the limit is per gateway (one table shared by the threads); a limiter per
+# thread would admit up to 4 x 200/s here
 start_gateway gw "$gport" "$aport" <<EOF
 listen: 127.0.0.1:$gport
 admin: 127.0.0.1:$aport
+workers: {threads: 4}
 upstreams:
   api: {servers: [127.0.0.1:$mport]}
 routes:
