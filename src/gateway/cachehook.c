@@ -612,6 +612,43 @@ static void cachehook__upstream_headers(struct gw_req *r, void *st, struct buf *
     cr->validators_sent = true;
 }
 
+/* Tag template <t> of invalidate_tags with each {N} replaced by the Nth segment of <path> (up to
+ * '?') after the route's literal <match> (from the root when the path does not start with it).
+ * -1 when a segment is missing or empty: that tag is not purged. */
+static int cachehook__tag_expand(const char *t, const char *match, const char *path, size_t plen,
+                                 struct buf *out)
+{
+    const char *q = memchr(path, '?', plen);
+    size_t pl = q != NULL ? (size_t)(q - path) : plen;
+    size_t ml = match != NULL ? strlen(match) : 0;
+    const char *rest = path;
+    if (ml > 0 && pl >= ml && memcmp(path, match, ml) == 0)
+        rest = path + ml;
+    const char *end = path + pl;
+    for (const char *p = t; *p != '\0'; p++) {
+        char *e;
+        long k = *p == '{' ? strtol(p + 1, &e, 10) : 0;
+        if (*p != '{' || k < 1 || *e != '}') {
+            buf_append(out, p, 1);
+            continue;
+        }
+        const char *s = rest;
+        while (s < end && *s == '/')
+            s++;
+        for (long j = 1; j < k && s < end; j++) { /* skip to segment k */
+            const char *sl = memchr(s, '/', (size_t)(end - s));
+            s = sl != NULL ? sl + 1 : end;
+        }
+        const char *sl = s < end ? memchr(s, '/', (size_t)(end - s)) : NULL;
+        size_t sn = s < end ? (size_t)((sl != NULL ? sl : end) - s) : 0;
+        if (sn == 0)
+            return -1;
+        buf_append(out, s, sn);
+        p = e;
+    }
+    return out->len > 0 ? 0 : -1;
+}
+
 static void cachehook__invalidate(struct gw_req *r, struct chreq *cr, const struct h1_response *res)
 {
     struct cachehook *ch = r->th->sh->cache;
@@ -636,6 +673,16 @@ static void cachehook__invalidate(struct gw_req *r, struct chreq *cr, const stru
                 n++;
             }
         }
+    }
+    for (size_t i = 0; i < rc->invalidate_tags.n; i++) {
+        struct buf tag = BUF_INIT;
+        if (cachehook__tag_expand(rc->invalidate_tags.v[i], cr->route->gr->path, cr->inv_target,
+                                  cr->inv_target_len, &tag) == 0) {
+            cache_purge_tag(ch->cache, tag.data, tag.len, false);
+            chl2_publish_tag(ch, r->th, tag.data, tag.len, false);
+            n++;
+        }
+        buf_deinit(&tag);
     }
     for (size_t i = 0; i < rc->invalidate.n; i++) {
         const char *p = rc->invalidate.v[i];

@@ -838,6 +838,20 @@ static void gwconf__parse_rcache(struct gw_route *r, const struct ynode *n, cons
             cfg_error(errs, gwconf__get(n, "invalidate"),
                       "%s.invalidate: '%s' must be a path starting with '/'", where,
                       rc->invalidate.v[i]);
+    for (size_t i = 0; i < rc->invalidate_tags.n; i++) {
+        const char *t = rc->invalidate_tags.v[i];
+        bool ok = t[0] != '\0' && strpbrk(t, " ,\t") == NULL;
+        for (const char *b = strchr(t, '{'); ok && b != NULL; b = strchr(b + 1, '{')) {
+            char *end;
+            long v = strtol(b + 1, &end, 10);
+            ok = end > b + 1 && *end == '}' && v >= 1 && v <= 32 && isdigit((unsigned char)b[1]);
+        }
+        if (!ok)
+            cfg_error(errs, gwconf__get(n, "invalidate_tags"),
+                      "%s.invalidate_tags: '%s' is not a tag; one word (no space or comma), "
+                      "{N} (1 to 32) for the Nth path segment after the match",
+                      where, t);
+    }
     for (size_t i = 0; i < rc->vary.n; i++)
         if (!gwconf__token_ok(rc->vary.v[i]))
             cfg_error(errs, gwconf__get(n, "vary"),

@@ -225,6 +225,7 @@ struct gw_route_cache {
     uint64_t stale_while_revalidate_ms;
     uint64_t stale_if_error_ms;
     struct cfg_strlist invalidate; /* paths purged after a successful unsafe request */
+    struct cfg_strlist invalidate_tags; /* tags purged then; "{N}": the Nth path segment */
     bool invalidate_self;       /* a successful unsafe request purges its own URI (RFC 9111 4.4) */
     struct cfg_strlist vary;    /* request headers added to the key */
     struct cfg_strlist ignore_query; /* query parameters dropped from the key ("*": all) */

@@ -349,6 +349,10 @@ const struct cfg_desc gwconf__rcache_desc[] = {
     {"invalidate", CFG_STRLIST, R(cache.invalidate), NULL, NULL, NULL,
      "paths purged (all variants) after a successful POST/PUT/PATCH/DELETE on this route", NULL,
      NULL, false},
+    {"invalidate_tags", CFG_STRLIST, R(cache.invalidate_tags), NULL, NULL, NULL,
+     "cache tags purged after a successful POST/PUT/PATCH/DELETE on this route; {N} is the Nth "
+     "path segment after the route's match (user-{1} for PUT /api/users/7 on match /api/users/)",
+     NULL, NULL, false},
     {"invalidate_self", CFG_BOOL, R(cache.invalidate_self), "true", NULL, NULL,
      "a successful unsafe request purges its own URI and Location/Content-Location", NULL, NULL,
      false},

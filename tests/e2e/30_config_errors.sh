@@ -77,6 +77,9 @@ bad redis_url_name 2 "'redis.local' is not a numeric address"
 printf 'cache:\n  redis: {cluster: [127.0.0.1:7000]}\n  redis_prefix: "{x}:"\n%s\n%s\n' "$UPS" \
     "$RT" >"$T/redis_brace.yaml"
 bad redis_brace 3 "cache.redis_prefix: '{x}:' holds a brace"
+printf '%s\nroutes:\n  - match: /api/\n    upstream: api\n    cache: {invalidate_tags: ["user-{x}"]}\n' \
+    "$UPS" >"$T/bad_inv_tag.yaml"
+bad bad_inv_tag 6 "invalidate_tags: 'user-{x}' is not a tag"
 
 printf '%s\nroutes:\n  - {match: /, upstream: api, breaker: {error_threshold: 150%%}}\n' \
     "$UPS" >"$T/bad_percent.yaml"

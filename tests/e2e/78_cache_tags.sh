@@ -4,7 +4,8 @@
 # header to a client. POST /cache/purge?tag=T on one gateway purges every entry tagged T on every
 # gateway (their L1 through pub/sub, the copies in the shared Redis through a mark), the others
 # stay; ?tag=T&soft=1 marks them stale instead, so stale-while-revalidate answers at once while
-# one refresh runs. Bad values are 400s that purge nothing.
+# one refresh runs. Bad values are 400s that purge nothing. A route's invalidate_tags: ['{1}']
+# purges, after a successful PUT, the tag named by the path segment after its match.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 require_cmd curl jq redis-server redis-cli
@@ -14,6 +15,8 @@ read -r mport rport gpa apa gpb apb <<<"$(free_ports 6)"
 cat >>"$T/mock.yaml" <<'YAML'
   - {method: GET, path: '/api/ta/{id}', body_size: 64, headers: {Surrogate-Key: 'shop ta'}}
   - {method: GET, path: '/api/tb/{id}', body_size: 64, headers: {Surrogate-Key: 'shop,tb'}}
+  - {method: PUT, path: '/api/ta/{id}', body_size: 2}
+  - {method: PUT, path: '/api/zz/{id}', body_size: 2}
 YAML
 start_mock mock "$mport" --profile "$T/mock.yaml"
 start_bg redis redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no
@@ -30,7 +33,8 @@ upstreams:
 routes:
   - match: /api/
     upstream: api
-    cache: {ttl: 60s, override: true, stale_while_revalidate: 30s, tag_header: Surrogate-Key}
+    cache: {ttl: 60s, override: true, stale_while_revalidate: 30s, tag_header: Surrogate-Key,
+            invalidate_tags: ['{1}']}
 YAML
 done
 GA=http://127.0.0.1:$gpa GB=http://127.0.0.1:$gpb
@@ -83,4 +87,18 @@ for q in 'tag=' 'tag=a%20b' 'tag=a,b' 'tag=x&soft=2'; do
     assert_eq "$(curl -s -o /dev/null -w '%{http_code}' -X POST "$AA/cache/purge?$q")" 400 "?$q"
 done
 assert_eq "$(xc "$GA/api/ta/2")" HIT "still cached after the bad purges"
+log "a write purges the tags its rule names: invalidate_tags: ['{1}'], PUT /api/ta/9 -> tag ta"
+for p in /api/ta/5 /api/tb/5; do assert_eq "$(xc "$GA$p")" MISS "A fills $p"; done
+sleep 0.2
+assert_eq "$(xc "$GB/api/ta/5")" HIT "B from L2"
+code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: api.test' -X PUT -d '{}' "$GB/api/ta/9")
+assert_eq "$code" 200 "PUT through B"
+sleep 0.1
+assert_eq "$(xc "$GA/api/ta/5")" MISS "A after B's PUT (tag ta)"
+assert_eq "$(xc "$GA/api/tb/5")" HIT "A: tb/5 is not tagged ta"
+sleep 0.2
+code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Host: api.test' -X PUT -d '{}' "$GB/api/zz/1")
+assert_eq "$code" 200 "PUT /api/zz/1 (tag zz: nothing has it)"
+sleep 0.1
+assert_eq "$(xc "$GA/api/ta/5")" HIT "ta/5 refilled and not purged by tag zz"
 log "ok"
