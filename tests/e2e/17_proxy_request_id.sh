@@ -8,6 +8,7 @@ require_cmd curl jq
 
 mport=$(free_port)
 gport=$(free_port)
+aport=$(free_port) # the default admin address (127.0.0.1:9901) belongs to one gateway
 cat >"$T/mock.yaml" <<'YAML'
 routes:
   - {method: ANY, path: '/echo/*', handler: echo}
@@ -15,6 +16,7 @@ YAML
 start_mock mock "$mport" --profile "$T/mock.yaml"
 start_gateway gw "$gport" <<YAML
 listen: 127.0.0.1:$gport
+admin: 127.0.0.1:$aport
 workers: {threads: 1}
 server: {client_header_timeout: 1s}
 logging: {access_log: $T/access.log, access_format: json, access_flush: 50ms}

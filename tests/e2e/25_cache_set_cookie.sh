@@ -8,6 +8,7 @@ require_cmd curl
 
 mport=$(free_port)
 gport=$(free_port)
+aport=$(free_port) # the default admin address (127.0.0.1:9901) belongs to one gateway
 cat >"$T/mock.yaml" <<'YAML'
 routes:
   - {method: GET, path: '/*', body_size: 64, cache_control: 'public, max-age=60',
@@ -16,6 +17,7 @@ YAML
 start_mock mock "$mport" --profile "$T/mock.yaml"
 start_gateway gw "$gport" <<YAML
 listen: 127.0.0.1:$gport
+admin: 127.0.0.1:$aport
 workers: {threads: 1}
 upstreams:
   api: {servers: [127.0.0.1:$mport]}
