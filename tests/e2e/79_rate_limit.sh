@@ -126,6 +126,11 @@ grep -qi '^RateLimit-Policy: "default";q=3;w=3600' "$T/win.h" || fail "window po
 s=""
 for _ in 1 2 3; do s="$s $(curl -s -o /dev/null -w '%{http_code}/%header{x-cache}' "$base/cached/x")"; done
 assert_eq "$s" " 200/MISS 200/HIT 429/MISS" "cached route with breaker and rate_limit 2/m"
+# the same over HTTP/2 (h2c): one limit whatever the session
+curl -s --http2-prior-knowledge -D "$T/h2.h" -o /dev/null "$base/cached/x"
+grep -q '^HTTP/2 429' "$T/h2.h" || fail "h2c after the limit: $(cat "$T/h2.h")"
+grep -qi '^retry-after: [1-9]' "$T/h2.h" || fail "h2c 429 without retry-after"
+grep -qi '^ratelimit: "default";r=0' "$T/h2.h" || fail "h2c 429 without ratelimit"
 
 # ---- metrics ----
 curl -s "http://127.0.0.1:$aport/metrics" >"$T/metrics"
