@@ -43,11 +43,12 @@ asan: deps-test
 memcheck: deps-test build
 	@ctest --test-dir $(BUILD) --output-on-failure -T memcheck -L unit -E 'corpus|layering'
 
-# libFuzzer runs (FUZZ_SECONDS each, default 30) of the HTTP head parser and the body framing
-# reader, from their seed corpora. A crash fails the target (the fuzzer's exit code, not tail's).
+# libFuzzer runs (FUZZ_SECONDS each, default 30) of the HTTP head parser, the body framing
+# reader, the response parser and the HTTP/2 session (h2sess.c), from their seed corpora. A
+# crash fails the target (the fuzzer's exit code, not tail's).
 fuzz: deps-test
 	@CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=asan -DAG_FUZZ=ON >/dev/null
-	@cmake --build build-fuzz -j$(JOBS) --target fuzz_h1parse fuzz_h1body fuzz_h1response
+	@cmake --build build-fuzz -j$(JOBS) --target fuzz_h1parse fuzz_h1body fuzz_h1response fuzz_h2sess
 	@mkdir -p build-fuzz/corpus && cp tests/fuzz/corpus/h1parse/* build-fuzz/corpus/
 	@build-fuzz/tests/fuzz_h1parse -max_total_time=$${FUZZ_SECONDS:-30} -max_len=8192 \
 	  -artifact_prefix=build-fuzz/ -dict=tests/fuzz/h1parse.dict build-fuzz/corpus >build-fuzz/fuzz_h1parse.log 2>&1; \
@@ -60,6 +61,10 @@ fuzz: deps-test
 	@build-fuzz/tests/fuzz_h1response -max_total_time=$${FUZZ_SECONDS:-30} -max_len=4096 \
 	  -artifact_prefix=build-fuzz/ -dict=tests/fuzz/h1parse.dict build-fuzz/corpus-h1response \
 	  >build-fuzz/fuzz_h1response.log 2>&1; rc=$$?; tail -5 build-fuzz/fuzz_h1response.log; exit $$rc
+	@mkdir -p build-fuzz/corpus-h2sess && cp tests/fuzz/corpus/h2sess/* build-fuzz/corpus-h2sess/
+	@build-fuzz/tests/fuzz_h2sess -max_total_time=$${FUZZ_SECONDS:-30} -max_len=4096 \
+	  -artifact_prefix=build-fuzz/ build-fuzz/corpus-h2sess \
+	  >build-fuzz/fuzz_h2sess.log 2>&1; rc=$$?; tail -5 build-fuzz/fuzz_h2sess.log; exit $$rc
 
 demo: build
 	@$(BUILD)/apigate demo
