@@ -12,10 +12,10 @@
 set -eu
 
 BUILD_PKGS="build-essential cmake pkg-config libssl-dev libyaml-dev libhiredis-dev libpq-dev \
-libxxhash-dev libcjson-dev libcmocka-dev libnghttp2-dev"
+libxxhash-dev libcjson-dev libcmocka-dev libnghttp2-dev zlib1g-dev libzstd-dev libbrotli-dev"
 TEST_PKGS="clang libclang-rt-14-dev curl jq python3 valgrind nginx-light redis-server redis-sentinel postgresql \
 postgresql-contrib pgbouncer apache2-utils wrk prometheus chromium procps iproute2 python3-yaml nghttp2-client \
-openssl"
+openssl brotli zstd python3-brotli python3-zstandard"
 BENCH_PKGS="nginx-light haproxy varnish wrk util-linux"
 # Services that packages of the lists above start when they are installed.
 SERVICES="nginx redis-server redis-sentinel postgresql pgbouncer haproxy varnish prometheus \
