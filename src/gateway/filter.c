@@ -16,6 +16,7 @@
 static const struct filter_ops *const filter_table[] = {
     &ratelimit_filter, // first: a refused request costs no cache lookup and no breaker ticket
     &fallback_filter,
+    &compress_filter, // negotiates before the cache looks up; XXX(#13) hits go as stored
     &cachehook_filter,
     &resil_filter,
 };
@@ -72,6 +73,22 @@ void filter_thread_stop(struct gwthread *th)
 static inline void *filter__st(struct gw_req *r, unsigned i)
 {
     return r->fstate + r->chain->f[i].off;
+}
+
+unsigned filter_transformer(struct gw_req *r)
+{
+    const struct filter_chain *ch = r->chain;
+    for (unsigned i = 0; ch != NULL && i < ch->n; i++)
+        if (ch->f[i].ops->transforms != NULL && ch->f[i].ops->transforms(r, filter__st(r, i)))
+            return i + 1;
+    return 0;
+}
+
+int filter_transform(struct gw_req *r, unsigned which, const char *p, size_t n, bool last,
+                     struct buf *out)
+{
+    unsigned i = which - 1;
+    return r->chain->f[i].ops->transform(r, filter__st(r, i), p, n, last, out);
 }
 
 void *filter_state(struct gw_req *r, const struct filter_ops *ops)

@@ -84,6 +84,16 @@ struct filter_ops {
     void (*client_headers)(struct gw_req *r, void *st, struct buf *head);
     /* Decoded response body bytes on their way to the client. */
     void (*on_body)(struct gw_req *r, void *st, const char *p, size_t n);
+    /* Whether this filter re-encodes the response body it judged in on_response_head (asked
+     * once, when the client head is written). A re-encoded body goes to the client chunked
+     * (HTTP/1.1; until the close for 1.0), without Content-Length or trailers, through
+     * <transform>. At most one filter of a chain re-encodes. */
+    bool (*transforms)(struct gw_req *r, void *st);
+    /* Re-encodes <n> body bytes (the same bytes on_body saw; <last>: the body ends, n may be 0),
+     * appending the output to <out>. 0, or -1 when it cannot (the client is then closed: the
+     * head is gone). */
+    int (*transform)(struct gw_req *r, void *st, const char *p, size_t n, bool last,
+                     struct buf *out);
     /* The upstream response was received completely. <usable> false: it cannot be trusted (the
      * upstream sent bytes past it, or answered before the request was sent): nothing of it may
      * be kept. */
@@ -98,9 +108,9 @@ struct filter_ops {
 };
 
 #define FILTER_MAX 6          /* filters on one route */
-#define FILTER_STATE_MAX 40   /* bytes of per-request state of one route's filters together:
-                                 cache 8 + resil 24 + ratelimit 8 (in every request object:
-                                 keep it small) */
+#define FILTER_STATE_MAX 56   /* bytes of per-request state of one route's filters together:
+                                 cache 8 + resil 24 + ratelimit 8 + compress 16 (in every
+                                 request object: keep it small) */
 
 struct filter_slot {
     const struct filter_ops *ops;
@@ -119,6 +129,7 @@ extern const struct filter_ops cachehook_filter;
 extern const struct filter_ops resil_filter;
 extern const struct filter_ops fallback_filter;
 extern const struct filter_ops ratelimit_filter; // ratelimit.c
+extern const struct filter_ops compress_filter;
 
 /* Worker start: runs every filter's init, then builds each route's chain (sh->rt[i].chain). */
 void filter_init(struct gw_shared *sh);
@@ -136,6 +147,11 @@ void filter_upstream_headers(struct gw_req *r, struct buf *head);
 enum filter_verdict filter_response_head(struct gw_req *r, const struct h1_response *res);
 void filter_client_headers(struct gw_req *r, struct buf *head);
 void filter_body(struct gw_req *r, const char *p, size_t n);
+/* The filter that re-encodes this response's body (its position + 1), or 0: none. */
+unsigned filter_transformer(struct gw_req *r);
+/* Through the re-encoding filter <which> (filter_transformer's answer). 0 or -1. */
+int filter_transform(struct gw_req *r, unsigned which, const char *p, size_t n, bool last,
+                     struct buf *out);
 void filter_response_done(struct gw_req *r, bool usable);
 /* Offers a failure to the filters, backwards from position <below> - 1 (the chain's length for
  * all of them). RETRY, RESPOND, or CONTINUE: nobody took it, the caller answers. */

@@ -18,6 +18,7 @@
 
 #include "cache/keyhash.h"
 #include "cache/l2redis.h"
+#include "codec/codec.h"
 #include "config/yaml.h"
 #include "core/buf.h"
 #include "core/xmalloc.h"
@@ -779,6 +780,54 @@ static void gwconf__check_on(const struct ynode *sec, const char *key,
               where, key, bad);
 }
 
+/* `compress:` — the table, then the media types and codings checked by hand. */
+static void gwconf__parse_compress(struct gw_route *r, const struct ynode *n, const char *where,
+                                   struct cfg_errors *errs)
+{
+    gwconf__apply(n, where, gwconf__compress_desc, NULL, r, errs);
+    struct gw_compress *z = &r->compress;
+    z->enabled = true;
+    const struct ynode *tn = gwconf__get(n, "types");
+    for (size_t i = 0; i < z->types.n; i++) {
+        const char *t = z->types.v[i];
+        const char *slash = strchr(t, '/');
+        bool ok = slash != NULL && slash != t && slash[1] != '\0' && strchr(slash + 1, '/') == NULL;
+        for (const char *q = t; ok && *q; q++)
+            ok = *q > ' ' && *q < 127 && *q != ';' && *q != ',' &&
+                 (*q != '*' || (q == slash + 1 && q[1] == '\0'));
+        if (!ok) {
+            const struct ynode *v = tn != NULL && tn->type == YNODE_SEQ ? ynode_item(tn, i) : tn;
+            cfg_error(errs, v != NULL ? v : n,
+                      "%s.types: '%s' is not a media type; type/subtype (application/json) or "
+                      "type/* (text/*)", where, t);
+        }
+    }
+    const struct ynode *en = gwconf__get(n, "encodings");
+    z->nenc = 0;
+    if (z->encodings_str.n == 0) {
+        z->enc[z->nenc++] = CODEC_BR;
+        z->enc[z->nenc++] = CODEC_ZSTD;
+        z->enc[z->nenc++] = CODEC_GZIP;
+        return;
+    }
+    for (size_t i = 0; i < z->encodings_str.n; i++) {
+        const char *e = z->encodings_str.v[i];
+        int k = codec_from_name(e, strlen(e));
+        const struct ynode *v = en != NULL && en->type == YNODE_SEQ ? ynode_item(en, i) : en;
+        bool dup = false;
+        for (size_t j = 0; j < z->nenc; j++)
+            dup |= z->enc[j] == k;
+        if (k <= CODEC_IDENTITY || strcmp(e, "x-gzip") == 0)
+            cfg_error(errs, v != NULL ? v : n,
+                      "%s.encodings: '%s' is not a coding the gateway makes; br, zstd or gzip",
+                      where, e);
+        else if (dup)
+            cfg_error(errs, v != NULL ? v : n, "%s.encodings: '%s' is listed twice", where, e);
+        else
+            z->enc[z->nenc++] = k;
+    }
+}
+
 /* `fallback:` — status and body from the table; headers are a free-form map (Name: value), so
  * they are read by hand and checked for what would break the response (':' in a name, CR/LF). */
 static void gwconf__parse_fallback(struct gw_route *r, const struct ynode *n, const char *where,
@@ -1026,6 +1075,13 @@ static void gwconf__parse_route(struct gw_config *c, struct gw_route *r, size_t 
         gwconf__parse_fallback(r, fn, sub, errs);
     else
         cfg_defaults(gwconf__fallback_desc, r);
+
+    const struct ynode *zn = ynode_get(n, "compress");
+    snprintf(sub, sizeof(sub), "%s.compress", where);
+    if (zn != NULL)
+        gwconf__parse_compress(r, zn, sub, errs);
+    else
+        cfg_defaults(gwconf__compress_desc, r);
 
     if (r->timeout.first_byte_ms > r->timeout.total_ms) {
         /* Only written values conflict: a default gives way to the value next to it. */
@@ -1522,6 +1578,7 @@ void gwconf_free(struct gw_config *c)
         cfg_free_section(gwconf__fallback_desc, r);
         cfg_free_section(gwconf__breaker_desc, r);
         cfg_free_section(gwconf__ratelimit_desc, r);
+        cfg_free_section(gwconf__compress_desc, r);
         free(r->path);
         free(r->cache.statuses);
         for (size_t j = 0; j < r->fallback.nheaders; j++) {

@@ -314,6 +314,18 @@ struct gw_fallback {
     size_t body_len;
 };
 
+/* `routes[].compress:` — response compression, on when present (compress.c). */
+#define GW_COMPRESS_MAX_ENC 3
+struct gw_compress {
+    bool enabled;
+    struct cfg_strlist types;     /* media types (type/subtype, or a whole type); empty: the default */
+    uint64_t min_size;            /* bodies with a smaller Content-Length go as they are */
+    int64_t level;                /* 0: each coding's default */
+    struct cfg_strlist encodings_str; /* as written; parsed into enc */
+    int enc[GW_COMPRESS_MAX_ENC]; /* enum codec_enc, the server's order of preference */
+    size_t nenc;
+};
+
 /* `routes[]:` */
 struct gw_route {
     char *match;            /* pattern in route.h form: "= /x" exact (also for `exact: true`),
@@ -332,6 +344,7 @@ struct gw_route {
     struct gw_rate_limit rate_limit;
     struct gw_retry retry;
     struct gw_fallback fallback;
+    struct gw_compress compress;
     struct gw_headers headers; /* underscores: 0 = the top-level setting */
     int line;               /* position in the file, for messages */
 };

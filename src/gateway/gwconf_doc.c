@@ -62,6 +62,10 @@ void gwconf_print_reference(FILE *out)
     cfg_print_reference(gwconf__fallback_desc, "routes[].fallback", out);
     gwconf__row(out, "routes[].fallback.headers", "map", "(none)",
                 "headers of the fallback response, Name: value");
+    gwconf__row(out, "routes[].compress", "section", "(off)",
+                "response compression (gzip, br, zstd by Accept-Encoding), on when the section "
+                "is present; see docs/compression.md");
+    cfg_print_reference(gwconf__compress_desc, "routes[].compress", out);
 }
 
 /* ---- effective configuration ---- */
@@ -240,6 +244,10 @@ static void doc__route(FILE *out, const struct gw_route *r)
     if (r->rate_limit.enabled) {
         fputs("    rate_limit:\n", out);
         doc__table(out, gwconf__ratelimit_desc, r, 6, NULL);
+    }
+    if (r->compress.enabled) {
+        fputs("    compress:\n", out);
+        doc__table(out, gwconf__compress_desc, r, 6, NULL);
     }
     if (r->fallback.enabled) {
         fputs("    fallback:\n", out);

@@ -14,6 +14,7 @@ extern const struct cfg_desc gwconf__breaker_desc[];
 extern const struct cfg_desc gwconf__cache_desc[];
 extern const struct cfg_desc gwconf__fallback_desc[];
 extern const char *const gwconf__fallback_manual[];
+extern const struct cfg_desc gwconf__compress_desc[];
 extern const struct cfg_desc gwconf__health_desc[];
 extern const struct cfg_desc gwconf__limit_desc[];
 extern const struct cfg_desc gwconf__listen_tls_desc[];

@@ -477,6 +477,20 @@ const struct cfg_desc gwconf__fallback_desc[] = {
      NULL, NULL, false},
     {NULL}};
 const char *const gwconf__fallback_manual[] = {"headers", NULL};
+const struct cfg_desc gwconf__compress_desc[] = {
+    {"types", CFG_STRLIST, R(compress.types), NULL, NULL, NULL,
+     "response media types compressed: type/subtype or type/* (parameters such as charset are "
+     "ignored); default: application/json, text/*", NULL, NULL, false},
+    {"min_size", CFG_SIZE, R(compress.min_size), "1KB", "0", "1GB",
+     "a response whose Content-Length is below this goes as it is (a body of unknown length is "
+     "compressed)", NULL, NULL, false},
+    {"level", CFG_INT, R(compress.level), "0", "0", "19",
+     "compression level; 0 = each coding's default (gzip 6, br 4, zstd 3); clamped to gzip "
+     "1..9, br 1..11, zstd 1..19", NULL, NULL, false},
+    {"encodings", CFG_STRLIST, R(compress.encodings_str), NULL, NULL, NULL,
+     "codings offered, in the gateway's order of preference (a tie of q-values goes to the "
+     "earlier): br, zstd, gzip; default: br, zstd, gzip", NULL, NULL, false},
+    {NULL}};
 const struct cfg_desc gwconf__route_headers_desc[] = {
     {"underscores", CFG_ENUM, R(headers.underscores), "inherit", NULL, NULL,
      "header names with '_' on this route: inherit = the top-level headers.underscores",
@@ -503,5 +517,5 @@ const struct cfg_desc gwconf__route_desc[] = {
     {"retry", CFG_SECTION, 0, NULL, NULL, NULL, "retries with a budget", NULL, gwconf__retry_desc,
      false},
     {NULL}};
-const char *const gwconf__route_manual[] = {"cache", "breaker", "fallback", "rate_limit", NULL};
+const char *const gwconf__route_manual[] = {"cache", "breaker", "fallback", "rate_limit", "compress", NULL};
 #undef R

@@ -37,6 +37,7 @@ void proxy_init(struct proxy *px)
     buf_init(&px->uout);
     buf_init(&px->uin);
     buf_init(&px->trail);
+    buf_init(&px->xout);
 }
 
 void proxy_deinit(struct proxy *px)
@@ -45,6 +46,7 @@ void proxy_deinit(struct proxy *px)
     buf_deinit(&px->uout);
     buf_deinit(&px->uin);
     buf_deinit(&px->trail);
+    buf_deinit(&px->xout);
     free(px->res_hdrs); // blocks are plain allocations
     px->res_hdrs = NULL;
 }
@@ -425,8 +427,11 @@ static void proxy__exchange_reset(struct proxy *px)
     px->head_sent = 0;
     buf_reset(&px->uin);
     buf_reset(&px->trail);
+    buf_reset(&px->xout);
     px->req_done = false;
     px->head_done = px->got_bytes = px->res_done = false;
+    px->xform = 0;
+    px->xform_failed = false;
     px->out = PX_OUT_NONE;
     px->t_sent_us = px->t_first_byte_us = 0;
     px->connect_us = 0;
@@ -620,6 +625,10 @@ static void proxy__write_client_head(struct gw_req *r)
         px->out = client11 ? PX_OUT_CHUNKED : PX_OUT_RAW_CLOSE;
         break;
     }
+    /* a filter re-encodes the body (compression): its length is known only at the end */
+    px->xform = px->out != PX_OUT_NONE ? (uint8_t)filter_transformer(r) : 0;
+    if (px->xform)
+        px->out = client11 ? PX_OUT_CHUNKED : PX_OUT_RAW_CLOSE;
     if (px->out == PX_OUT_RAW_CLOSE || !px->req_body_read)
         r->keep_alive = false;
     buf_reserve(b, 256 + res->reason_len + 64 * res->nheaders);
@@ -766,8 +775,38 @@ static int proxy__parse_head(struct gw_req *r)
     }
 }
 
+/* Re-encodes <n> body bytes (<last>: the end) through the filter that transforms the body, and
+ * sends the output framed for the client. -1 when the client is gone, -3 when the filter failed
+ * (px->xform_failed: the client must be closed without a last chunk). */
+static int proxy__send_transformed(struct gw_req *r, const char *p, size_t n, bool last)
+{
+    struct proxy *px = &r->px;
+    buf_reset(&px->xout);
+    if (filter_transform(r, px->xform, p, n, last, &px->xout) == -1) {
+        px->xform_failed = true;
+        r->keep_alive = false;
+        return -3;
+    }
+    size_t len = buf_pending(&px->xout);
+    int rc = 0;
+    if (len > 0) {
+        if (px->out == PX_OUT_CHUNKED)
+            buf_printf(r->out, "%zx\r\n", len);
+        rc = gw_req_send(r, buf_head(&px->xout), len);
+        if (rc == 0 && px->out == PX_OUT_CHUNKED)
+            buf_append(r->out, "\r\n", 2);
+    }
+    if (rc == 0 && last && px->out == PX_OUT_CHUNKED)
+        buf_append(r->out, "0\r\n\r\n", 5);
+    if (buf_room(&px->xout) > 4 * CONN_BLOCK) { // one big step: do not keep its memory
+        buf_deinit(&px->xout);
+        buf_init(&px->xout);
+    }
+    return rc;
+}
+
 /* Moves body bytes from px->uin to the client, framed by http/h1body. Returns -1 when the client
- * is gone, -2 on invalid chunked framing from the upstream. */
+ * is gone, -2 on invalid chunked framing from the upstream, -3 when a re-encoding failed. */
 static int proxy__forward_body(struct gw_req *r)
 {
     struct proxy *px = &r->px;
@@ -790,7 +829,13 @@ static int proxy__forward_body(struct gw_req *r)
         buf_consume(&px->uin, (size_t)n);
         filter_body(r, data, dlen);
         int rc = 0;
-        if (px->res_body == H1_BODY_CHUNKED && px->out == PX_OUT_CHUNKED) {
+        if (px->xform) {
+            /* re-encoded: the last piece and the end of the chunks come from proxy__finish */
+            if (dlen > 0)
+                rc = proxy__send_transformed(r, data, dlen, false);
+            if (rc == -3)
+                return -3;
+        } else if (px->res_body == H1_BODY_CHUNKED && px->out == PX_OUT_CHUNKED) {
             /* chunked to chunked: the validated bytes go out as they are, but for the trailer
              * section, collected (the decoder bounds it) and sent without the fields that must
              * not be trailers (a Content-Length trailer, Host...) */
@@ -847,8 +892,14 @@ static void proxy__finish(struct gw_req *r)
     }
     proxy__detach(r, reusable);
     px->state = PX_DONE;
-    if (px->out == PX_OUT_CHUNKED && px->res_body == H1_BODY_UNTIL_CLOSE)
+    if (px->xform) {
+        if (!px->xform_failed && proxy__send_transformed(r, NULL, 0, true) == -1)
+            return;
+    } else if (px->out == PX_OUT_CHUNKED && px->res_body == H1_BODY_UNTIL_CLOSE) {
         buf_append(r->out, "0\r\n\r\n", 5);
+    }
+    if (px->xform_failed)
+        r->keep_alive = false; // the body is cut short: only the close tells the client
     if (!px->req_body_read)
         r->keep_alive = false; // the upstream answered before the whole body: cannot resync
     if (px->out == PX_OUT_RAW_CLOSE)
@@ -987,6 +1038,11 @@ static void proxy__pump(struct gw_req *r)
             return;
         if (rc == -2) {
             proxy__fail(r, 502, "bad_gateway", "invalid chunked response",
+                        GW_ERR_PROTO);
+            return;
+        }
+        if (rc == -3) {
+            proxy__fail(r, 502, "bad_gateway", "the response could not be re-encoded",
                         GW_ERR_PROTO);
             return;
         }

@@ -50,6 +50,8 @@ struct proxy {
     bool up_hup;               // LOOP_HUP seen: the upstream closed, its EOF needs no new edge
     bool up_writable;
     bool retried;
+    bool xform_failed;         // the re-encoding filter failed mid-body: the client is closed
+    uint8_t xform;             // filter_transformer(): the filter re-encoding the body (+1), 0: none
     struct upool *pool;
     struct uconn *uc;
     struct upool_waiter waiter;
@@ -62,6 +64,7 @@ struct proxy {
     struct buf uout;           // request body bytes (re-framed chunks) waiting for the upstream
     struct buf uin;            // response bytes from the upstream
     struct buf trail;          // the response's trailer section, filtered before it goes out
+    struct buf xout;           // a re-encoded piece of the body, framed before it goes out
     // request body
     uint64_t req_remaining;    // Content-Length bytes still to forward
     struct h1_chunked req_chunk;
