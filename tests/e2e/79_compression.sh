@@ -4,7 +4,7 @@
 # Accept-Encoding decoded by python3's gzip and the brotli / zstd tools); Vary: Accept-Encoding,
 # weak ETag, no Content-Length; nothing compressed below min_size, for a type the route does not
 # list, with Cache-Control: no-transform, for an already encoded body, a 206, HEAD, gzip;q=0;
-# an unknown-length (chunked) body and an HTTP/1.0 client; the upstream is asked for identity;
+# an unknown-length (chunked) body, an HTTP/1.0 client and HTTP/2 (h2c); the upstream is asked for identity;
 # apigate_compressed_responses_total counts each compression, and a cache hit is not compressed
 # again (XXX(#13): it is served as stored, identity; docs/compression.md).
 set -euo pipefail
@@ -150,7 +150,7 @@ for enc in gzip br zstd; do
     cmp -s "$T/d" "$T/big.json" || fail "$enc: decoded body differs from the origin's"
     log "$enc: $(wc -c <"$T/b") bytes, decodes to the origin's 20000"
 done
-assert_eq "$(counter gzip)" 1 "gzip counted once"
+assert_eq "$(counter gzip)" 1 "gzip counted once"  # per response, when its last piece is encoded
 assert_eq "$(counter br)" 1 "br counted once"
 assert_eq "$(counter zstd)" 1 "zstd counted once"
 
@@ -165,6 +165,17 @@ decode gzip <"$T/b" | cmp -s - "$T/big.json" || fail "chunked origin: decoded bo
 get /x/big "gzip" -0
 assert_contains "$(cat "$T/h")" "content-encoding: gzip" "HTTP/1.0 client"
 decode gzip <"$T/b" | cmp -s - "$T/big.json" || fail "HTTP/1.0 client: decoded body differs"
+
+# over HTTP/2 (h2c by prior knowledge): the same encoded body through the h2 session's DATA frames
+if curl -V | grep -qw HTTP2; then
+    get /x/big "gzip" --http2-prior-knowledge
+    assert_contains "$(cat "$T/h")" "http/2 200" "h2"
+    assert_contains "$(cat "$T/h")" "content-encoding: gzip" "h2: Content-Encoding"
+    assert_contains "$(cat "$T/h")" "vary: accept-encoding" "h2: Vary"
+    decode gzip <"$T/b" | cmp -s - "$T/big.json" || fail "h2: decoded body differs"
+    curl -sS --http2-prior-knowledge --compressed -o "$T/d" "$U/x/chunked"
+    cmp -s "$T/d" "$T/big.json" || fail "h2 curl --compressed, chunked origin: body differs"
+fi
 
 # 3. not compressed
 get /x/big "gzip;q=0"
