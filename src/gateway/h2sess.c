@@ -65,6 +65,10 @@ struct h2_stream {
     bool deferred;      // the data provider waits for bytes
     bool closed;        // nghttp2 closed the stream
     bool want_drained;  // <out> emptied: tell the request layer after the flush
+    bool rst_after;     // answered before the request's end: the rest of its body is dropped
+    bool res_sent;      // the response's END_STREAM went out
+    uint64_t dropped;   // body bytes dropped after an early answer
+    bool bad;           // a pseudo-header the gateway cannot carry (answered 400)
     char method[16], scheme[8];
     char *path, *authority; // copies, freed with the stream
 };
@@ -406,8 +410,12 @@ static void h2s__done(struct gw_req *r)
         if (h2s__translate(st) == 0 && !st->res_head_done)
             nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
         else if (!st->req_eos)
-            /* answered before the whole body came: the client may stop sending it */
-            nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR);
+            /* answered before the whole body came: the rest is read and dropped (its window
+             * reopened), up to server.max_body_size after the answer went out; then
+             * RST_STREAM NO_ERROR (RFC 9113 §8.1). Sent at once, the reset would drop the
+             * answer queued behind it, and curl takes one that comes while it still uploads
+             * for an error even after the answer */
+            st->rst_after = true;
         h2s__flush(s);
         return;
     }
@@ -446,8 +454,8 @@ static void h2s__request_line(struct h2_stream *st)
     if (st->line_done)
         return;
     st->line_done = true;
-    buf_printf(&st->head, "%s %s HTTP/1.1\r\n", st->method[0] ? st->method : "GET",
-               st->path ? st->path : "/");
+    buf_printf(&st->head, "%s %s HTTP/1.1\r\n", st->method[0] ? st->method : "-",
+               st->path ? st->path : "-"); // (an incomplete line is answered 400: h2s__start)
     if (st->authority) {
         buf_append_str(&st->head, "Host: ");
         buf_append_str(&st->head, st->authority);
@@ -474,7 +482,11 @@ static int h2s__on_header(nghttp2_session *ng, const nghttp2_frame *f, const uin
     }
     const char *n = (const char *)name, *v = (const char *)value;
     if (nlen > 0 && n[0] == ':') {
-        if (nlen == 7 && memcmp(n, ":method", 7) == 0 && vlen < sizeof(st->method)) {
+        if (nlen == 7 && memcmp(n, ":method", 7) == 0) {
+            if (vlen >= sizeof(st->method)) {
+                st->bad = true; // never shortened or replaced by a default
+                return 0;
+            }
             memcpy(st->method, v, vlen);
             st->method[vlen] = '\0';
         } else if (nlen == 5 && memcmp(n, ":path", 5) == 0) {
@@ -526,6 +538,16 @@ static void h2s__start(struct h2sess *s, struct h2_stream *st)
     gw_req_begin(r);
     r->wall_ms = clock_wall_ms();
     r->keep_alive = true;
+    if (st->bad || st->path == NULL || st->method[0] == '\0') {
+        /* CONNECT (no :path) and over-long methods: nothing a route could have meant */
+        r->route = -1;
+        gw_req_make_rid(r, NULL);
+        gw_req_respond_error(r, 400, "bad_request",
+                             "HTTP/2 request without :path or with an "
+                             "unsupported :method",
+                             NULL);
+        return;
+    }
     const struct gw_config *cfg = s->th->sh->cfg;
     struct h1_limits lim = {.max_request_line = 0,
                             .max_head = cfg->server.max_head_size + 1024,
@@ -596,6 +618,12 @@ static int h2s__on_data(nghttp2_session *ng, uint8_t flags, int32_t id, const ui
         return 0;
     if (st->rq.state != GW_REQ_ACTIVE || st->rq.px.req_body_read) {
         nghttp2_session_consume_stream(ng, id, len); // answered already: dropped
+        st->dropped += len;
+        if (st->rst_after && st->res_sent &&
+            st->dropped > st->s->th->sh->cfg->server.max_body_size) {
+            st->rst_after = false;
+            nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_NO_ERROR);
+        }
         return 0;
     }
     if (st->chunked_req)
@@ -618,6 +646,18 @@ static int h2s__on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, 
         !(st->res_head_done && st->res_eof && buf_pending(&st->body) == 0 && code == 0))
         gw_req_abort(&st->rq); // the client reset it (a whole response is still recorded)
     h2s__stream_maybe_free(st);
+    return 0;
+}
+
+static int h2s__on_frame_send(nghttp2_session *ng, const nghttp2_frame *f, void *user)
+{
+    (void)user;
+    if (!(f->hd.flags & NGHTTP2_FLAG_END_STREAM) ||
+        (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA))
+        return 0;
+    struct h2_stream *st = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
+    if (st != NULL && st->magic == H2ST_MAGIC)
+        st->res_sent = true;
     return 0;
 }
 
@@ -861,6 +901,7 @@ void h2sess_accept(struct gwthread *th, struct transport *tp, const char *ip, co
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, h2s__on_data);
     nghttp2_session_callbacks_set_on_stream_close_callback(cb, h2s__on_stream_close);
     nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cb, h2s__on_invalid_frame);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cb, h2s__on_frame_send);
     nghttp2_option *opt;
     nghttp2_option_new(&opt);
     nghttp2_option_set_no_auto_window_update(opt, 1);

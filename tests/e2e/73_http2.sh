@@ -64,6 +64,9 @@ assert_contains "$out" '"body":"hello=world"' "POST body seen by the origin"
 out=$(h2 -H 'Cookie: a=1' -H 'Cookie: b=2' "$G/echo")
 assert_contains "$out" '"cookie":"a=1; b=2"' "cookie fields joined for HTTP/1.1"
 assert_eq "$(h2 -o /dev/null -w '%{http_version} %{http_code}' "$G/not/routed")" "2 404" "unrouted path"
+# answered before the body is read (unrouted): the 404 arrives, then RST_STREAM NO_ERROR
+assert_eq "$(h2 -o /dev/null -w '%{http_version} %{http_code}' --data-binary @"$T/www/big.bin" \
+    "$G/not/routed")" "2 404" "an early answer to a 1 MB upload"
 # a body without Content-Length (chunked towards the origin)
 out=$(printf 'streamed-body' | h2 -H 'Content-Length:' -H 'Transfer-Encoding:' --data-binary @- "$G/echo")
 assert_contains "$out" '"body":"streamed-body"' "a body without length"
@@ -107,6 +110,7 @@ def headers_block(path, auth):
     return b"\x82\x86" + b"\x04" + bytes([len(path)]) + path + b"\x01" + bytes([len(auth)]) + auth
 s = socket.create_connection(("127.0.0.1", port), timeout=10)
 s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + frame(4, 0, 0))
+buf = b""
 auth = ("127.0.0.1:%d" % port).encode()
 if mode == "reset":
     n = int(sys.argv[3])
@@ -119,9 +123,28 @@ if mode == "reset":
         s.sendall(bytes(out))
     except OSError:
         pass  # the gateway stopped reading: expected once it said GOAWAY
+elif mode == "connect":  # CONNECT: :method literal, :authority only (no :path)
+    block = b"\x02\x07CONNECT" + b"\x01" + bytes([len(auth)]) + auth
+    s.sendall(frame(1, 0x4, 1, block))
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        buf += d
+        while len(buf) >= 9:
+            ln = int.from_bytes(buf[:3], "big")
+            if len(buf) < 9 + ln:
+                break
+            t, sid, payload = buf[3], int.from_bytes(buf[5:9], "big"), buf[9:9 + ln]
+            buf = buf[9 + ln:]
+            if t == 1 and sid == 1:
+                # :status 400 is entry 12 of the HPACK static table: 0x8c
+                print("status-400" if payload[:1] == b"\x8c" else "status-other %r" % payload[:4])
+                sys.exit(0)
+    print("no HEADERS")
+    sys.exit(1)
 else:  # goaway: wait for the gateway to send one (the test reloads it)
     open(sys.argv[3], "w").write("ready\n")
-buf = b""
 deadline = time.time() + 10
 while time.time() < deadline:
     try:
@@ -144,6 +167,10 @@ while time.time() < deadline:
 print("no GOAWAY")
 sys.exit(1)
 PY
+
+log "CONNECT (no :path) is answered 400, never routed"
+out=$(timeout 10 python3 "$T/h2raw.py" "$gport" connect) || fail "CONNECT: $out"
+assert_eq "$out" "status-400" "CONNECT over HTTP/2"
 
 log "rapid reset (CVE-2023-44487): 3000 HEADERS+RST_STREAM pairs -> GOAWAY ENHANCE_YOUR_CALM"
 s0=$(metric apigate_http2_streams_total)
