@@ -147,7 +147,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (int i = 0; i < 8; i++) {
         while (read(sv[1], sink, sizeof(sink)) > 0)
             ;
-        loop_run_once(fz_loop, i < 2 ? 0 : 5); // upstream connects are refused at once
+        loop_run_once(fz_loop, i < 6 ? 0 : 1); // upstream connects are refused at once
     }
     h2sess_close_all(fz_th);
     loop_run_once(fz_loop, 0); // deferred frees
