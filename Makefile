@@ -44,11 +44,13 @@ memcheck: deps-test build
 	@ctest --test-dir $(BUILD) --output-on-failure -T memcheck -L unit -E 'corpus|layering'
 
 # libFuzzer runs (FUZZ_SECONDS each, default 30) of the HTTP head parser, the body framing
-# reader, the response parser and the HTTP/2 session (h2sess.c), from their seed corpora. A
+# reader, the response parser, the HTTP/2 session (h2sess.c) and the whole proxy request path
+# (fuzz_proxy: client session, cache + resil filters, upstream), from their seed corpora. A
 # crash fails the target (the fuzzer's exit code, not tail's).
 fuzz: deps-test
 	@CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=asan -DAG_FUZZ=ON >/dev/null
-	@cmake --build build-fuzz -j$(JOBS) --target fuzz_h1parse fuzz_h1body fuzz_h1response fuzz_h2sess
+	@cmake --build build-fuzz -j$(JOBS) --target fuzz_h1parse fuzz_h1body fuzz_h1response fuzz_h2sess \
+	  fuzz_proxy
 	@mkdir -p build-fuzz/corpus && cp tests/fuzz/corpus/h1parse/* build-fuzz/corpus/
 	@build-fuzz/tests/fuzz_h1parse -max_total_time=$${FUZZ_SECONDS:-30} -max_len=8192 \
 	  -artifact_prefix=build-fuzz/ -dict=tests/fuzz/h1parse.dict build-fuzz/corpus >build-fuzz/fuzz_h1parse.log 2>&1; \
@@ -65,6 +67,10 @@ fuzz: deps-test
 	@build-fuzz/tests/fuzz_h2sess -max_total_time=$${FUZZ_SECONDS:-30} -max_len=4096 \
 	  -artifact_prefix=build-fuzz/ build-fuzz/corpus-h2sess \
 	  >build-fuzz/fuzz_h2sess.log 2>&1; rc=$$?; tail -5 build-fuzz/fuzz_h2sess.log; exit $$rc
+	@mkdir -p build-fuzz/corpus-proxy && cp tests/fuzz/corpus/proxy/* build-fuzz/corpus-proxy/
+	@build-fuzz/tests/fuzz_proxy -max_total_time=$${FUZZ_SECONDS:-30} -max_len=4096 \
+	  -artifact_prefix=build-fuzz/ -dict=tests/fuzz/h1parse.dict build-fuzz/corpus-proxy \
+	  >build-fuzz/fuzz_proxy.log 2>&1; rc=$$?; tail -5 build-fuzz/fuzz_proxy.log; exit $$rc
 
 demo: build
 	@$(BUILD)/apigate demo
