@@ -1,6 +1,6 @@
-/* Shared by the fuzz targets that run a worker thread without sockets of its own (fuzz_h2sess,
- * fuzz_proxy): registers the metric families and per-route series the request path uses, as
- * worker.c does, under short names. Include after gateway/gwthread.h and metrics/metrics.h. */
+/* Shared by the tests that run a worker thread without sockets of its own (fuzz_h2sess,
+ * fuzz_proxy, unit/test_req): registers the metric families and per-route series the request
+ * path uses, as worker.c does, under short names. Include after gateway/gwthread.h and metrics/metrics.h. */
 #ifndef AG_TESTS_FUZZ_FZ_WORKER_H
 #define AG_TESTS_FUZZ_FZ_WORKER_H
 

@@ -36,6 +36,8 @@
 #include "metrics/metrics.h"
 #include "net/sock.h"
 
+#include "fuzz/fz_worker.h"
+
 /* ---- a scripted origin ---- */
 
 #define ORIGIN_FDS 32
@@ -214,43 +216,6 @@ static struct route_table *env_routes(const struct gw_config *cfg)
     return t;
 }
 
-/* The metric ids the request path uses (worker.c registers the same families). */
-static void env_metrics(struct gw_shared *sh)
-{
-    struct metrics *m = sh->metrics;
-    const char *l_dur[] = {"route", "method", "status", NULL};
-    sh->ids.req_duration = metrics_family(m, METRICS_HISTOGRAM, "t_duration", "d", l_dur);
-    const char *l_r[] = {"route", NULL};
-    const char *l_rk[] = {"route", "k", NULL};
-    int dur = metrics_family(m, METRICS_HISTOGRAM, "t_route_duration", "d", l_r);
-    int ttfb = metrics_family(m, METRICS_HISTOGRAM, "t_ttfb", "d", l_r);
-    sh->ids.shed = metrics_family(m, METRICS_COUNTER, "t_shed", "d", l_rk);
-    int req = metrics_family(m, METRICS_COUNTER, "t_requests", "d", l_rk);
-    int err = metrics_family(m, METRICS_COUNTER, "t_errors", "d", l_rk);
-    const char *vg[] = {"", "global", NULL};
-    sh->ids.shed_global = metrics_series(m, sh->ids.shed, vg);
-    static const char *const cls[] = {"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
-    for (size_t i = 0; i <= sh->cfg->nroutes; i++) {
-        struct gw_route_rt *rt = &sh->rt[i];
-        rt->label = i < sh->cfg->nroutes ? sh->cfg->routes[i].match : "";
-        rt->route_duration = metrics_series1(m, dur, rt->label);
-        rt->ttfb = metrics_series1(m, ttfb, rt->label);
-        const char *vs[] = {rt->label, "route_limit", NULL};
-        rt->shed = metrics_series(m, sh->ids.shed, vs);
-        for (size_t k = 0; k < 6; k++) {
-            const char *v[] = {rt->label, cls[k], NULL};
-            rt->status_class[k] = metrics_series(m, req, v);
-        }
-        const char *vt[] = {rt->label, "timeout", NULL}, *vc[] = {rt->label, "connect", NULL};
-        const char *vp[] = {rt->label, "pool", NULL}, *vx[] = {rt->label, "protocol", NULL};
-        rt->err_timeout = metrics_series(m, err, vt);
-        rt->err_connect = metrics_series(m, err, vc);
-        rt->err_pool = metrics_series(m, err, vp);
-        rt->err_proto = metrics_series(m, err, vx);
-        rt->pool_wait = METRICS_REF_NONE;
-    }
-}
-
 /* <yaml> is a format with one %d: the origin's port. */
 static void env_start(struct env *e, const char *yaml)
 {
@@ -272,7 +237,7 @@ static void env_start(struct env *e, const char *yaml)
     sh->nthreads = 1;
     sh->rt = xcalloc(e->cfg->nroutes + 1, sizeof(*sh->rt));
     sh->metrics = metrics_create();
-    env_metrics(sh);
+    fz_metrics(sh); // the metric ids the request path uses, as worker.c registers them
     sh->routes = env_routes(e->cfg);
     char err[256];
     sh->upstreams = upstream_set_create(e->cfg, sh->metrics, 1, err, sizeof(err));
