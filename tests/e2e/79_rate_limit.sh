@@ -176,4 +176,17 @@ assert_contains "$out" "routes[1].rate_limit.key: 'cookie:x' is not a key" "bad 
 assert_contains "$out" "routes[2].rate_limit.algorithm" "bad algorithm"
 assert_contains "$out" "routes[3].rate_limit.rate: missing" "missing rate"
 assert_contains "$out" "routes[4].rate_limit.burst: only with algorithm gcra" "burst with a window"
+
+# shared: true loads (the issue's shape as written) but is not built yet: check says so
+cat >"$T/shared.yaml" <<EOF
+listen: 127.0.0.1:1
+upstreams:
+  api: {servers: [127.0.0.1:1]}
+routes:
+  - match: /api/
+    upstream: api
+    rate_limit: {rate: 200/s, burst: 50, key: header:X-Api-Key, shared: true}
+EOF
+out=$("$APIGATE" check -c "$T/shared.yaml" 2>&1) || fail "check refused shared: true: $out"
+assert_contains "$out" "route /api/: rate_limit.shared is not implemented yet" "shared warning"
 log "ok"
