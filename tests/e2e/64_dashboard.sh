@@ -61,6 +61,18 @@ cached=$(count_of /api/cached)
 assert_eq "$fails" 17 "/api/fail count in /stats"
 assert_eq "$cached" 30 "/api/cached count in /stats"
 
+# The history gets a point each second for the requests completed since the last one: wait for
+# the tick that closes the second of the last requests above, so that the history the page reads
+# when it loads is the one read after it (no request comes in between).
+lat_points() { curl -s --max-time 10 "$A/stats/history" | jq '[.points[] | select(.p50 != null)] | length'; }
+prev=$(lat_points)
+for _ in $(seq 1 10); do
+    sleep 1.2
+    cur=$(lat_points)
+    [ "$cur" = "$prev" ] && break
+    prev=$cur
+done
+
 log "headless Chromium: run the page's polling for 6 s of virtual time"
 chrome() {
     timeout 60 "$CHROME" --headless --no-sandbox --disable-gpu --disable-background-networking \
@@ -156,7 +168,7 @@ assert_eq "$(jq -r '.ids["c-rps"]["data-last"]' <<<"$dom")" 0.000 "RPS drawn whi
 bf0=$(jq -r '.ids.state["data-backfill"]' <<<"$dom")
 [ "$bf0" -ge 1 ] || fail "no history read by the page (data-backfill '$bf0')"
 lat_pts=$(jq -r '.ids["c-lat"]["data-points"]' <<<"$dom")
-hist_lat=$(curl -s --max-time 10 "$A/stats/history" | jq '[.points[] | select(.p50 != null)] | length')
+hist_lat=$(lat_points)
 assert_eq "$lat_pts" "$hist_lat" "latency points = the history's seconds with requests (none while idle)"
 assert_eq "$(jq -r '.pools.api["data-idle"] != null' <<<"$dom")" true "pool row of upstream api"
 
