@@ -64,14 +64,13 @@ struct admin {
     size_t nslots;
     uint64_t seq;
     struct procstat proc; // process_* metrics, refreshed on scrape
-    struct statring ring;       // /stats/history: the last 10 minutes, per second
     struct loop_timer ring_timer;
 };
 
 static void admin__ring_tick(struct loop *loop, void *arg)
 {
     struct admin *a = arg;
-    statring_tick(&a->ring, a->sh);
+    statring_tick(a->sh->ring, a->sh);
     loop_timer_start(loop, &a->ring_timer, 1000);
 }
 
@@ -435,7 +434,7 @@ static void admin__handle(struct admin_conn *ac, const struct h1_request *req)
     } else if (PATH_IS("/stats")) {
         admin_stats_json(sh, &body);
     } else if (PATH_IS("/stats/history")) {
-        statring_json(&ac->a->ring, &body);
+        statring_json(sh->ring, &body);
     } else if (PATH_IS("/dashboard")) {
         size_t len;
         const char *page = dashboard_html(&len);
@@ -630,9 +629,9 @@ struct admin *admin_start(struct gw_shared *sh, int fd)
         free(a);
         return NULL;
     }
-    statring_init(&a->ring);
+    /* the ring is the worker's (it holds the predecessor's points already): sample it */
     loop_timer_init(&a->ring_timer, admin__ring_tick, a);
-    statring_tick(&a->ring, sh); /* the first sample: points start a second later */
+    statring_tick(sh->ring, sh); /* the first sample: points start a second later */
     loop_timer_start(a->loop, &a->ring_timer, 1000);
     if (loop_add_fd(a->loop, fd, LOOP_READ, admin__on_accept, a) == -1 ||
         pthread_create(&a->thread, NULL, admin__thread, a) != 0) {

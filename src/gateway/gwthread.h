@@ -25,6 +25,7 @@ struct gw_config;
 struct resil;
 struct ratelimit;
 struct route_table;
+struct statring;
 struct upool;
 struct upstream_set;
 struct worker_shm;
@@ -92,6 +93,7 @@ struct gw_shared {
     struct resil *resil;            // breakers, retries, adaptive limits (the resil filter)
     struct ratelimit *ratelimit;    // per-route rate limits (ratelimit.c); NULL: none
     struct tls_server **tls;        // per cfg listen address: its TLS context, NULL for plain
+    struct statring *ring;          // /stats/history (statring.c), ticked by the admin thread
 };
 
 /* Per-thread cache of (route, method, status) -> histogram series, so the hot path never takes

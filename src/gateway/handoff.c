@@ -1,5 +1,7 @@
-/* Hand-over of the cache and the counters to the next worker (see handoff.h). The snapshot:
+/* Hand-over of the cache, the counters and the history to the next worker (see handoff.h). The
+ * snapshot:
  *   "AGHANDO1" | u64 metrics_len | metrics_export bytes | u64 cache_len | cache_export records
+ *              | u64 ring_len | statring_export bytes (the /stats/history points)
  * Each cache record carries a tag: the fingerprint of the route that owns its key in the old
  * configuration; the new worker computes the same for its own configuration and keeps the record
  * only when both agree. */
@@ -20,6 +22,7 @@
 #include "gateway/gwconf.h"
 #include "gateway/gwthread.h"
 #include "gateway/route.h"
+#include "gateway/statring.h"
 #include "http/headers.h"
 #include "metrics/metrics.h"
 
@@ -221,18 +224,26 @@ int64_t handoff_write(struct gw_shared *sh, int fd)
         entries = cache_export(sh->cache->cache, clock_now_ms(), clock_wall_ms(), handoff__wtag,
                                &w, &b, handoff__flush, HANDOFF_FLUSH_AT);
     handoff__flush(&w, &b);
-    buf_deinit(&b);
     handoff__tags_deinit(&w.tags);
     len = w.written - clen_at - sizeof(len);
     if (w.err == 0 && pwrite(fd, &len, sizeof(len), (off_t)clen_at) != (ssize_t)sizeof(len))
         w.err = errno ? errno : EIO;
+    /* the history: points keep their timestamps, the next worker's own follow them */
+    uint64_t rlen = 0;
+    buf_append(&b, &rlen, sizeof(rlen));
+    if (sh->ring != NULL)
+        statring_export(sh->ring, &b);
+    rlen = buf_pending(&b) - sizeof(rlen);
+    memcpy(buf_head(&b), &rlen, sizeof(rlen));
+    handoff__flush(&w, &b);
+    buf_deinit(&b);
     if (w.err != 0) {
         ag_log(AG_LOG_WARN, "hand-over to the next worker failed: %s (it starts with an empty "
                             "cache and counters from zero)", strerror(w.err));
         return -1;
     }
-    ag_log(AG_LOG_INFO, "hand-over to the next worker: %zu cache entries and the counters, "
-                        "%llu bytes in %.1f ms", entries, (unsigned long long)w.written,
+    ag_log(AG_LOG_INFO, "hand-over to the next worker: %zu cache entries, the counters and the "
+                        "history, %llu bytes in %.1f ms", entries, (unsigned long long)w.written,
            (double)(clock_now_us() - t0) / 1000.0);
     return (int64_t)w.written;
 }
@@ -287,6 +298,7 @@ struct handoff *handoff_read(struct gw_shared *sh, int fd, uint64_t len)
     p += sizeof(mlen);
     n -= sizeof(mlen);
     size_t series = 0, entries = 0;
+    int points = 0;
     if (mlen <= n) {
         series = metrics_import(sh->metrics, h->base, p, (size_t)mlen, false);
         p += mlen;
@@ -307,9 +319,30 @@ struct handoff *handoff_read(struct gw_shared *sh, int fd, uint64_t len)
                                clock_now_ms(), clock_wall_ms());
         handoff__tags_deinit(&tags);
     }
+    if (clen <= n) {
+        p += clen;
+        n -= (size_t)clen;
+    } else {
+        n = 0;
+    }
+    uint64_t rlen = 0;
+    if (n >= sizeof(rlen)) {
+        memcpy(&rlen, p, sizeof(rlen));
+        p += sizeof(rlen);
+        n -= sizeof(rlen);
+    }
+    if (rlen > 0 && rlen <= n && sh->ring != NULL) {
+        points = statring_import(sh->ring, p, (size_t)rlen);
+        if (points < 0) {
+            ag_log(AG_LOG_WARN, "hand-over from the previous worker: history unreadable, "
+                                "/stats/history starts empty");
+            points = 0;
+        }
+    }
     munmap(map, len);
-    ag_log(AG_LOG_INFO, "hand-over from the previous worker: %zu counter series and %zu cache "
-                        "entries carried in %.1f ms", series, entries,
+    ag_log(AG_LOG_INFO, "hand-over from the previous worker: %zu counter series, %zu cache "
+                        "entries and %d seconds of history carried in %.1f ms", series, entries,
+           points,
            (double)(clock_now_us() - t0) / 1000.0);
     return h;
 }

@@ -1,8 +1,9 @@
 /* Hand-over from a worker to its replacement (reload, max_requests recycle): the old worker
- * writes its response cache and the totals of its counters into a memory file the supervisor
+ * writes its response cache, the totals of its counters and its /stats/history points into a memory file the supervisor
  * gave it at birth; the supervisor passes that file to the new worker, which adds the counters
  * into a slot of its own and inserts the cache entries before it serves. So a reload keeps the
- * cache (HIT before SIGHUP, HIT after) and Prometheus counters stay monotonic.
+ * cache (HIT before SIGHUP, HIT after), Prometheus counters stay monotonic and the dashboard's
+ * history goes on.
  *
  * An entry is carried only when its route (matched again by path, Host and method in both
  * configurations) has the same pattern, restrictions and cache policy in both, and the settings

@@ -16,7 +16,24 @@
 void statring_init(struct statring *r)
 {
     memset(r, 0, sizeof(*r));
+    pthread_mutex_init(&r->lock, NULL);
     hist_init(&r->all);
+}
+
+void statring_deinit(struct statring *r)
+{
+    pthread_mutex_destroy(&r->lock);
+}
+
+/* The slot of a new point, the oldest one's once full. Called with the lock held. */
+static struct statring_pt *statring__push(struct statring *r)
+{
+    struct statring_pt *pt = &r->pts[(r->head + r->n) % STATRING_N];
+    if (r->n < STATRING_N)
+        r->n++;
+    else
+        r->head = (r->head + 1) % STATRING_N;
+    return pt;
 }
 
 /* A counter of the cache's stats JSON ("hits", "misses"), 0 when absent. */
@@ -51,12 +68,8 @@ void statring_tick(struct statring *r, struct gw_shared *sh)
     buf_deinit(&cs);
     uint64_t now = clock_now_ms();
     if (r->have_prev && now > r->prev_ms && total >= r->total) {
-        struct statring_pt *pt =
-            &r->pts[r->n < STATRING_N ? (r->head + r->n) % STATRING_N : r->head];
-        if (r->n < STATRING_N)
-            r->n++;
-        else
-            r->head = (r->head + 1) % STATRING_N;
+        pthread_mutex_lock(&r->lock);
+        struct statring_pt *pt = statring__push(r);
         double dt = (double)(now - r->prev_ms) / 1000.0;
         uint64_t dn = total - r->total;
         pt->t_ms = (int64_t)clock_wall_ms();
@@ -74,6 +87,7 @@ void statring_tick(struct statring *r, struct gw_shared *sh)
         pt->p50 = any ? (double)hist_percentile(&h, 50) / 1000.0 : NAN;
         pt->p95 = any ? (double)hist_percentile(&h, 95) / 1000.0 : NAN;
         pt->p99 = any ? (double)hist_percentile(&h, 99) / 1000.0 : NAN;
+        pthread_mutex_unlock(&r->lock);
     }
     r->have_prev = true;
     r->prev_ms = now;
@@ -92,8 +106,9 @@ static void statring__num(struct buf *out, const char *key, double v)
         buf_printf(out, ",\"%s\":null", key);
 }
 
-void statring_json(const struct statring *r, struct buf *out)
+void statring_json(struct statring *r, struct buf *out)
 {
+    pthread_mutex_lock(&r->lock);
     buf_append_str(out, "{\"interval_s\":1,\"points\":[");
     for (size_t i = 0; i < r->n; i++) {
         const struct statring_pt *p = &r->pts[(r->head + i) % STATRING_N];
@@ -107,4 +122,48 @@ void statring_json(const struct statring *r, struct buf *out)
         buf_append_str(out, "}");
     }
     buf_append_str(out, "]}\n");
+    pthread_mutex_unlock(&r->lock);
+}
+
+#define STATRING_REC (sizeof(int64_t) + 6 * sizeof(double))
+
+void statring_export(struct statring *r, struct buf *out)
+{
+    pthread_mutex_lock(&r->lock);
+    uint64_t n = r->n;
+    buf_append(out, &n, sizeof(n));
+    for (size_t i = 0; i < r->n; i++) {
+        const struct statring_pt *p = &r->pts[(r->head + i) % STATRING_N];
+        const double v[6] = {p->rps, p->p50, p->p95, p->p99, p->err, p->hit};
+        buf_append(out, &p->t_ms, sizeof(p->t_ms));
+        buf_append(out, v, sizeof(v));
+    }
+    pthread_mutex_unlock(&r->lock);
+}
+
+int statring_import(struct statring *r, const void *p, size_t n)
+{
+    const char *c = p;
+    uint64_t count;
+    if (n < sizeof(count))
+        return -1;
+    memcpy(&count, c, sizeof(count));
+    if (count > STATRING_N || n - sizeof(count) != count * STATRING_REC)
+        return -1;
+    c += sizeof(count);
+    pthread_mutex_lock(&r->lock);
+    for (uint64_t i = 0; i < count; i++, c += STATRING_REC) {
+        struct statring_pt *pt = statring__push(r);
+        double v[6];
+        memcpy(&pt->t_ms, c, sizeof(pt->t_ms));
+        memcpy(v, c + sizeof(pt->t_ms), sizeof(v));
+        pt->rps = v[0];
+        pt->p50 = v[1];
+        pt->p95 = v[2];
+        pt->p99 = v[3];
+        pt->err = v[4];
+        pt->hit = v[5];
+    }
+    pthread_mutex_unlock(&r->lock);
+    return (int)count;
 }

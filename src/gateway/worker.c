@@ -28,6 +28,7 @@
 #include "gateway/h2sess.h"
 #include "gateway/handoff.h"
 #include "gateway/route.h"
+#include "gateway/statring.h"
 #include "gateway/upstream.h"
 #include "net/sock.h"
 #include "net/tls.h"
@@ -450,7 +451,9 @@ int worker_run(const struct worker_ctx *ctx)
     }
 
     filter_init(sh); // the cache and resilience layers, and each route's filter chain
-    /* the predecessor's cache and counters, before anything is served or scraped */
+    sh->ring = xmalloc(sizeof(*sh->ring));
+    statring_init(sh->ring);
+    /* the predecessor's cache, counters and history, before anything is served or scraped */
     struct handoff *hin = handoff_read(sh, ctx->handoff_in_fd, ctx->handoff_in_len);
     sh->threads = xcalloc(nthreads, sizeof(*sh->threads));
     pthread_t *tids = xcalloc(nthreads, sizeof(*tids));
@@ -531,6 +534,9 @@ int worker_run(const struct worker_ctx *ctx)
     if (atomic_load(&ctx->shm->handoff_state) == WORKER_HANDOFF_WRITTEN)
         handoff_write_final(sh, ctx->handoff_out_fd);
     handoff_destroy(hin);
+    statring_deinit(sh->ring);
+    free(sh->ring);
+    sh->ring = NULL;
     filter_deinit(sh);
     ag_log(AG_LOG_INFO, "worker %u stopped after %llu requests", ctx->generation,
            (unsigned long long)atomic_load(&ctx->shm->requests));
