@@ -31,8 +31,10 @@
 #include "http/date.h"
 #include "http/h1write.h"
 #include "http/headers.h"
+#include "net/srvconn.h"
 
 #define ADMIN_MAX_HEAD 8192
+#define ADMIN_LINGER_MS 2000 /* after a last answer: the client's EOF is awaited this long */
 /* Above admin.max_connections, this many more connections may ask /healthz or /readyz (one
  * request each, head within ADMIN_PROBE_HEAD_MS), so that clients holding every slot (64 heads
  * trickled a byte every 5 s) cannot make a liveness probe fail; when all are taken, the oldest
@@ -42,16 +44,10 @@
 
 struct admin_conn {
     struct admin *a;
-    int fd;
-    struct buf in, out;
-    struct loop_timer timer;
+    struct srvconn sc; // the socket, its buffers and timer (net/srvconn: the servers' core)
     uint64_t seq;  // accept order (the oldest probe connection gives way first)
-    bool readable; // bytes may wait in the socket (edge seen, no EAGAIN read since)
-    bool eof;      // the client half-closed: answer what it sent, then close
-    bool close_after;
     bool closed;
     bool probe;    // over the limit: /healthz and /readyz only, one request
-    bool in_head;  // the header timer runs for the head under way (not restarted per byte)
 };
 
 struct admin {
@@ -78,8 +74,7 @@ static void admin__conn_free_cb(struct loop *loop, void *arg)
 {
     (void)loop;
     struct admin_conn *ac = arg;
-    buf_deinit(&ac->in);
-    buf_deinit(&ac->out);
+    srvconn_deinit(&ac->sc);
     free(ac);
 }
 
@@ -89,41 +84,20 @@ static void admin__close(struct admin_conn *ac)
         return;
     struct admin *a = ac->a;
     ac->closed = true;
-    loop_timer_stop(a->loop, &ac->timer);
-    loop_del_fd(a->loop, ac->fd);
-    close(ac->fd);
-    ac->fd = -1;
+    srvconn_close(&ac->sc, a->loop);
     for (size_t i = 0; i < a->nslots; i++)
         if (a->conns[i] == ac)
             a->conns[i] = NULL;
     loop_defer(a->loop, admin__conn_free_cb, ac);
 }
 
+/* Every timeout closes: a head not complete in time (header_timeout from its first byte, the
+ * first one from the accept), idle_timeout between requests, an answer the client does not read
+ * for as long, the end of a lingering close. */
 static void admin__on_timer(struct loop *loop, void *arg)
 {
     (void)loop;
     admin__close(arg);
-}
-
-static void admin__flush(struct admin_conn *ac)
-{
-    while (buf_pending(&ac->out) > 0) {
-        ssize_t n = write(ac->fd, buf_head(&ac->out), buf_pending(&ac->out));
-        if (n > 0) {
-            buf_consume(&ac->out, (size_t)n);
-            continue;
-        }
-        if (n == -1 && errno == EINTR)
-            continue;
-        if (n == -1 && errno == EAGAIN)
-            return;
-        admin__close(ac);
-        return;
-    }
-    if (ac->close_after) {
-        shutdown(ac->fd, SHUT_WR);
-        admin__close(ac);
-    }
 }
 
 /* ---- /stats ---- */
@@ -324,8 +298,7 @@ void admin_stats_json(struct gw_shared *sh, struct buf *out)
 static void admin__respond(struct admin_conn *ac, int status, const char *ctype,
                            const struct buf *body, bool head_only, bool keep_alive)
 {
-    struct buf *b = &ac->out;
-    keep_alive = keep_alive && !ac->probe;
+    struct buf *b = &ac->sc.out;
     h1_write_status_line(b, status, NULL);
     char date[HTTP_DATE_LEN + 1];
     http_date_format(clock_wall_s(), date);
@@ -340,7 +313,6 @@ static void admin__respond(struct admin_conn *ac, int status, const char *ctype,
     h1_write_end_head(b);
     if (!head_only)
         buf_append(b, buf_head(body), buf_pending(body));
-    ac->close_after = !keep_alive;
 }
 
 /* A request that may change something (any method but GET and HEAD) needs the Bearer token
@@ -393,7 +365,7 @@ static void admin__readyz(struct admin_conn *ac, const struct h1_request *req, s
     buf_append_str(body, "}\n");
 }
 
-static void admin__handle(struct admin_conn *ac, const struct h1_request *req)
+static void admin__handle(struct admin_conn *ac, const struct h1_request *req, bool keep_alive)
 {
     struct gw_shared *sh = ac->a->sh;
     struct buf body = BUF_INIT;
@@ -450,124 +422,101 @@ static void admin__handle(struct admin_conn *ac, const struct h1_request *req)
                               "\"/dashboard\"]}\n");
     }
 #undef PATH_IS
-    admin__respond(ac, status, ctype, &body, req->method_id == H1_M_HEAD, req->keep_alive);
+    admin__respond(ac, status, ctype, &body, req->method_id == H1_M_HEAD, keep_alive);
     buf_deinit(&body);
-}
-
-/* The connection's one timer: while a head is under way (bytes of it arrived, or nothing was
- * answered yet), header_timeout counted from its start, never restarted by more bytes (a head
- * trickled a byte at a time must still complete in time); else idle_timeout. */
-static void admin__arm(struct admin_conn *ac)
-{
-    const struct gw_admin *conf = ac->a->conf;
-    if (buf_pending(&ac->in) > 0 && buf_pending(&ac->out) == 0) {
-        if (!ac->in_head) {
-            ac->in_head = true;
-            loop_timer_start(ac->a->loop, &ac->timer, conf->header_timeout_ms);
-        }
-        return;
-    }
-    if (ac->in_head && buf_pending(&ac->out) == 0)
-        return; /* the first head, due since the accept */
-    ac->in_head = false;
-    loop_timer_start(ac->a->loop, &ac->timer, conf->idle_timeout_ms);
 }
 
 /* Reads what the client sent and answers its complete requests in order, one answer in flight at
  * a time. Called on every edge and after each drained answer: the socket is edge-triggered, so
  * bytes left in it (a pipeline over ADMIN_MAX_HEAD, requests behind an answer that waited for the
- * socket) get no second edge and must be picked up from here. */
+ * socket) get no second edge and must be picked up from here. The timer is the core's: the header
+ * timeout runs from a head's first byte (the first head's from the accept), the idle timeout
+ * between requests. */
 static void admin__serve(struct admin_conn *ac)
 {
+    struct admin *a = ac->a;
+    struct srvconn *sc = &ac->sc;
+    uint64_t head_ms = a->conf->header_timeout_ms;
+    if (ac->probe && head_ms > ADMIN_PROBE_HEAD_MS)
+        head_ms = ADMIN_PROBE_HEAD_MS;
     for (;;) {
-        /* read up to a head's worth: the rest stays in the socket (ac->readable) for later */
-        while (ac->readable && !ac->eof && buf_pending(&ac->in) <= ADMIN_MAX_HEAD) {
-            buf_reserve(&ac->in, 4096);
-            ssize_t n = read(ac->fd, buf_tail(&ac->in), buf_room(&ac->in));
-            if (n > 0) {
-                buf_commit(&ac->in, (size_t)n);
-                continue;
-            }
-            if (n == 0) {
-                ac->eof = true;
-                break;
-            }
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN) {
-                ac->readable = false;
-                break;
-            }
+        /* read up to a head's worth: the rest stays in the socket (sc->readable) for later */
+        if (srvconn_read(sc, 4096, ADMIN_MAX_HEAD + 1) == IO_ERR) {
             admin__close(ac);
             return;
         }
         bool answered = false;
-        while (!ac->close_after && buf_pending(&ac->out) == 0 && buf_pending(&ac->in) > 0) {
+        while (!sc->closing && buf_pending(&sc->out) == 0 && buf_pending(&sc->in) > 0) {
             struct h1_header hdrs[64];
             struct h1_request req;
             struct h1_limits lim = {.max_request_line = 4096, .max_head = ADMIN_MAX_HEAD,
                                     .max_headers = 64};
-            int r =
-                h1_parse_request(buf_head(&ac->in), buf_pending(&ac->in), &req, hdrs, 64, &lim);
-            if (r == -2)
+            int r = srvconn_head(sc, a->loop, &req, hdrs, 64, &lim, head_ms);
+            if (r == SRVCONN_HEAD_MORE)
                 break;
-            if (r == -1) {
+            if (r == SRVCONN_HEAD_EOF) {
+                admin__close(ac); // all answered; what is left is half a head
+                return;
+            }
+            bool keep_alive = false;
+            if (r == SRVCONN_HEAD_BAD) {
                 struct buf body = BUF_INIT;
                 buf_printf(&body, "{\"error\":\"%s\"}\n", h1_err_text(req.err));
                 admin__respond(ac, h1_err_status(req.err), "application/json", &body, false,
                                false);
                 buf_deinit(&body);
-                admin__flush(ac);
+            } else {
+                /* admin endpoints take no body: do not try to skip one */
+                keep_alive = req.keep_alive && !ac->probe && req.body == H1_BODY_NONE;
+                admin__handle(ac, &req, keep_alive);
+                buf_consume(&sc->in, (size_t)r);
+            }
+            if (srvconn_answered(sc, a->loop, keep_alive, a->conf->idle_timeout_ms,
+                                 ADMIN_LINGER_MS) == IO_ERR) {
+                admin__close(ac);
                 return;
             }
-            admin__handle(ac, &req);
-            ac->in_head = false; /* the next head gets its own header_timeout */
-            buf_consume(&ac->in, (size_t)r);
-            if (req.body != H1_BODY_NONE)
-                ac->close_after = true; // admin endpoints take no body: do not try to skip one
-            admin__flush(ac);
-            if (ac->closed)
-                return;
             answered = true;
         }
-        if (ac->close_after || buf_pending(&ac->out) > 0)
-            break; // admin__flush goes on (and closes) once the socket takes the answer
-        if (ac->eof) {
-            admin__close(ac); // all answered; what is left is half a head that cannot complete
+        if (sc->closing || buf_pending(&sc->out) > 0)
+            break; // the drain goes on (and closes) once the socket takes the answer
+        if (sc->read_eof) {
+            admin__close(ac); // all answered
             return;
         }
-        if (!answered || !ac->readable)
+        if (!answered || !sc->readable)
             break;
     }
-    admin__arm(ac);
 }
 
 static void admin__on_event(struct loop *loop, int fd, void *arg, unsigned events)
 {
-    (void)loop;
     (void)fd;
     struct admin_conn *ac = arg;
     if (ac->closed)
         return;
-    if (events & LOOP_READ)
-        ac->readable = true;
-    if (events & LOOP_WRITE)
-        admin__flush(ac);
-    if (!ac->closed)
-        admin__serve(ac);
+    struct srvconn *sc = &ac->sc;
+    srvconn_on_events(sc, events);
+    if (sc->closing || buf_pending(&sc->out) > 0) {
+        int rc = srvconn_drain(sc, loop, ADMIN_LINGER_MS);
+        if (rc == IO_ERR) {
+            admin__close(ac);
+            return;
+        }
+        if (rc == IO_AGAIN)
+            return; // output still pending, or lingering
+        if (sc->timer_kind == SRVCONN_T_SEND)
+            srvconn_arm(sc, loop, SRVCONN_T_IDLE, ac->a->conf->idle_timeout_ms);
+    }
+    admin__serve(ac);
 }
 
 static void admin__on_accept(struct loop *loop, int fd, void *arg, unsigned events)
 {
     (void)events;
     struct admin *a = arg;
-    for (;;) {
-        int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (cfd == -1) {
-            if (errno == EINTR || errno == ECONNABORTED)
-                continue;
-            return;
-        }
+    int cfd;
+    while ((cfd = srvconn_accept(fd)) != -1) {
         size_t nreg = (size_t)a->conf->max_connections;
         size_t slot = a->nslots, oldest = a->nslots;
         for (size_t i = 0; i < a->nslots && slot == a->nslots; i++) {
@@ -582,23 +531,22 @@ static void admin__on_accept(struct loop *loop, int fd, void *arg, unsigned even
         }
         struct admin_conn *ac = xcalloc(1, sizeof(*ac));
         ac->a = a;
-        ac->fd = cfd;
         ac->seq = ++a->seq;
         ac->probe = slot >= nreg;
-        ac->in_head = true; /* the first request's head is due header_timeout after the accept */
-        buf_init(&ac->in);
-        buf_init(&ac->out);
-        loop_timer_init(&ac->timer, admin__on_timer, ac);
+        srvconn_init(&ac->sc, admin__on_timer, ac);
+        srvconn_open(&ac->sc, cfd);
         if (loop_add_fd(loop, cfd, LOOP_READ | LOOP_WRITE, admin__on_event, ac) == -1) {
             close(cfd);
+            srvconn_deinit(&ac->sc);
             free(ac);
             continue;
         }
         a->conns[slot] = ac;
+        /* the first request's head is due header_timeout after the accept */
         uint64_t head_ms = a->conf->header_timeout_ms;
         if (ac->probe && head_ms > ADMIN_PROBE_HEAD_MS)
             head_ms = ADMIN_PROBE_HEAD_MS;
-        loop_timer_start(loop, &ac->timer, head_ms);
+        srvconn_arm(&ac->sc, loop, SRVCONN_T_HEADER, head_ms);
     }
 }
 
