@@ -860,14 +860,70 @@ static void gwconf__parse_fallback(struct gw_route *r, const struct ynode *n, co
     }
 }
 
+/* `invalidate: {paths: [...], tags: [...]}` (the issue's spelling; `invalidate: [...]` and
+ * `invalidate_tags: [...]` are the flat forms). Read into a scratch route so the map's defaults do
+ * not wipe the flat keys, then moved over; a list given both ways is an error. <tags_node> and
+ * <tags_key> become where the tags were written, for the tag checks' messages. */
+static void gwconf__parse_invalidate(struct gw_route *r, const struct ynode *inv,
+                                     const char *where, struct cfg_errors *errs,
+                                     const struct ynode **tags_node, const char **tags_key)
+{
+    char sub[128];
+    snprintf(sub, sizeof(sub), "%s.invalidate", where);
+    struct gw_route *tmp = xcalloc(1, sizeof(*tmp));
+    cfg_apply_at(gwconf__rinvalidate_desc, tmp, inv, sub, NULL, errs);
+    struct cfg_strlist *from[2] = {&tmp->cache.invalidate, &tmp->cache.invalidate_tags};
+    struct cfg_strlist *to[2] = {&r->cache.invalidate, &r->cache.invalidate_tags};
+    const char *flat[2] = {"invalidate", "invalidate_tags"}, *inner[2] = {"paths", "tags"};
+    for (int i = 0; i < 2; i++) {
+        const struct ynode *in = ynode_get(inv, inner[i]);
+        if (in == NULL)
+            continue;
+        if (i == 1) {
+            *tags_node = in;
+            *tags_key = "invalidate.tags";
+        }
+        if (to[i]->n > 0) {
+            cfg_error(errs, in, "%s.%s: the same list is also given as %s; keep one of them",
+                      sub, inner[i], flat[i]);
+            continue;
+        }
+        free(to[i]->v);
+        *to[i] = *from[i];
+        memset(from[i], 0, sizeof(*from[i]));
+    }
+    cfg_free_section(gwconf__rinvalidate_desc, tmp);
+    free(tmp);
+}
+
 /* `cache:` on a route: present means cached (even empty). Statuses are kept as written for the
  * dump and parsed into ints for the data path. */
 static void gwconf__parse_rcache(struct gw_route *r, const struct ynode *n, const char *where,
                                  struct cfg_errors *errs)
 {
-    gwconf__apply(n, where, gwconf__rcache_desc, NULL, r, errs);
+    const struct ynode *inv = gwconf__get(n, "invalidate");
+    bool inv_map = inv != NULL && inv->type == YNODE_MAP;
+    if (inv_map) { /* the table reads the list form only: it sees the map without that key */
+        struct ynode top = *n;
+        top.items = xcalloc(n->n + 1, sizeof(*top.items));
+        top.n = 0;
+        for (size_t i = 0; i < ynode_size(n); i++) {
+            if (ynode_value(n, i) == inv)
+                continue;
+            top.items[top.n++] = n->items[2 * i];
+            top.items[top.n++] = n->items[2 * i + 1];
+        }
+        gwconf__apply(&top, where, gwconf__rcache_desc, NULL, r, errs);
+        free(top.items);
+    } else {
+        gwconf__apply(n, where, gwconf__rcache_desc, NULL, r, errs);
+    }
     r->cache.enabled = true;
     struct gw_route_cache *rc = &r->cache;
+    const struct ynode *tags_node = gwconf__get(n, "invalidate_tags");
+    const char *tags_key = "invalidate_tags";
+    if (inv_map)
+        gwconf__parse_invalidate(r, inv, where, errs, &tags_node, &tags_key);
     if (rc->statuses_str.n > 0) {
         rc->statuses = xcalloc(rc->statuses_str.n, sizeof(int));
         for (size_t i = 0; i < rc->statuses_str.n; i++) {
@@ -882,11 +938,12 @@ static void gwconf__parse_rcache(struct gw_route *r, const struct ynode *n, cons
             rc->statuses[rc->nstatuses++] = (int)v;
         }
     }
+    const struct ynode *paths_node = inv_map ? ynode_get(inv, "paths") : NULL;
     for (size_t i = 0; i < rc->invalidate.n; i++)
         if (rc->invalidate.v[i][0] != '/')
-            cfg_error(errs, gwconf__get(n, "invalidate"),
-                      "%s.invalidate: '%s' must be a path starting with '/'", where,
-                      rc->invalidate.v[i]);
+            cfg_error(errs, paths_node ? paths_node : inv,
+                      "%s.%s: '%s' must be a path starting with '/'", where,
+                      paths_node ? "invalidate.paths" : "invalidate", rc->invalidate.v[i]);
     for (size_t i = 0; i < rc->invalidate_tags.n; i++) {
         const char *t = rc->invalidate_tags.v[i];
         bool ok = t[0] != '\0' && strpbrk(t, " ,\t") == NULL;
@@ -896,10 +953,10 @@ static void gwconf__parse_rcache(struct gw_route *r, const struct ynode *n, cons
             ok = end > b + 1 && *end == '}' && v >= 1 && v <= 32 && isdigit((unsigned char)b[1]);
         }
         if (!ok)
-            cfg_error(errs, gwconf__get(n, "invalidate_tags"),
-                      "%s.invalidate_tags: '%s' is not a tag; one word (no space or comma), "
+            cfg_error(errs, tags_node,
+                      "%s.%s: '%s' is not a tag; one word (no space or comma), "
                       "{N} (1 to 32) for the Nth path segment after the match",
-                      where, t);
+                      where, tags_key, t);
     }
     for (size_t i = 0; i < rc->vary.n; i++)
         if (!gwconf__token_ok(rc->vary.v[i]))

@@ -51,6 +51,7 @@ void gwconf_print_reference(FILE *out)
     gwconf__row(out, "routes[].cache", "section", "(not cached)",
                 "present = cached; `cache: {}` = pure RFC 9111 (origin headers rule)");
     cfg_print_reference(gwconf__rcache_desc, "routes[].cache", out);
+    cfg_print_reference(gwconf__rinvalidate_desc, "routes[].cache.invalidate", out);
     gwconf__row(out, "routes[].breaker", "section", "(off)",
                 "circuit breaker, on when the section is present");
     cfg_print_reference(gwconf__breaker_desc, "routes[].breaker", out);

@@ -27,6 +27,7 @@ extern const struct cfg_desc gwconf__route_headers_desc[];
 extern const struct cfg_desc gwconf__pool_desc[];
 extern const struct cfg_desc gwconf__outlier_desc[];
 extern const struct cfg_desc gwconf__rcache_desc[];
+extern const struct cfg_desc gwconf__rinvalidate_desc[];
 extern const struct cfg_desc gwconf__ratelimit_desc[];
 extern const struct cfg_desc gwconf__retry_desc[];
 extern const struct cfg_desc gwconf__root_desc[];

@@ -347,8 +347,9 @@ const struct cfg_desc gwconf__rcache_desc[] = {
      "serve a stale copy this long when the upstream fails (5xx, timeout, breaker open)", NULL,
      NULL, false},
     {"invalidate", CFG_STRLIST, R(cache.invalidate), NULL, NULL, NULL,
-     "paths purged (all variants) after a successful POST/PUT/PATCH/DELETE on this route", NULL,
-     NULL, false},
+     "paths purged (all variants) after a successful POST/PUT/PATCH/DELETE on this route; or a "
+     "map {paths: [...], tags: [...]} (below)",
+     NULL, NULL, false},
     {"invalidate_tags", CFG_STRLIST, R(cache.invalidate_tags), NULL, NULL, NULL,
      "cache tags purged after a successful POST/PUT/PATCH/DELETE on this route; {N} is the Nth "
      "path segment after the route's match (user-{1} for PUT /api/users/7 on match /api/users/)",
@@ -433,6 +434,19 @@ const struct cfg_desc gwconf__breaker_desc[] = {
      "response statuses that count as failures (500..599 or 5xx); default: every 5xx", NULL,
      NULL, false},
     {NULL}};
+/* `routes[].cache.invalidate:` written as a map (issue 15's `invalidate: {tags: [user-{1}]}`);
+ * the list form `invalidate: [/path]` is the paths alone. Same fields as the flat keys. */
+const struct cfg_desc gwconf__rinvalidate_desc[] = {
+    {"paths", CFG_STRLIST, R(cache.invalidate), NULL, NULL, NULL,
+     "paths purged after a successful POST/PUT/PATCH/DELETE (as invalidate: [...])", NULL, NULL,
+     false},
+    {"tags", CFG_STRLIST, R(cache.invalidate_tags), NULL, NULL, NULL,
+     "cache tags purged then; {N} is the Nth path segment after the route's match (as "
+     "invalidate_tags)",
+     NULL, NULL, false},
+    {NULL},
+};
+
 const struct cfg_desc gwconf__ratelimit_desc[] = {
     {"rate", CFG_STRING, R(rate_limit.rate), NULL, NULL, NULL,
      "(required) requests per key: N/s, N/m or N/h (N 1..10000000)", NULL, NULL, false},
