@@ -19,6 +19,7 @@
 #include "http/h1write.h"
 #include "http/headers.h"
 #include "mock/internal.h"
+#include "net/srvconn.h"
 
 /* Structs that travel through the loop as void * carry a magic, asserted on entry (zeroed when
  * freed, so a stale pointer aborts at once instead of corrupting another connection). */
@@ -64,12 +65,10 @@ struct mock_req {
 struct mock_conn {
     uint32_t magic;
     struct mock_thread *th;
-    int fd;
-    struct buf in, out;
+    struct srvconn sc; /* socket, in/out, the idle or linger timer (net/srvconn: the servers' core) */
     struct mock_req *head, *tail; /* pending requests, in arrival order */
     size_t npending;
     bool stop_parsing; /* an error or "close" answer is queued: nothing after it is read */
-    bool eof;          /* the peer closed its side */
     bool closed;
     bool sent_continue;
     bool busy;         /* inside mock_conn__input(): no re-entry from a flush */
@@ -77,9 +76,6 @@ struct mock_conn {
     bool chunk_active; /* a chunked request body is being decoded */
     struct h1_chunked chunk;
     struct buf body; /* its decoded bytes so far */
-    bool lingering;  /* half-closed after a final answer, draining until EOF */
-    struct loop_timer linger_timer;
-    struct loop_timer idle_timer;  /* global.keepalive_timeout */
     struct mock_conn *prev, *next; /* the thread's list */
 };
 
@@ -290,29 +286,23 @@ static void mock_req__timer(struct loop *loop, void *arg)
 
 static void mock_conn__write(struct mock_conn *c)
 {
-    while (buf_pending(&c->out) > 0) {
-        ssize_t n = send(c->fd, buf_head(&c->out), buf_pending(&c->out), MSG_NOSIGNAL);
-        if (n > 0) {
-            buf_consume(&c->out, (size_t)n);
-            continue;
+    struct srvconn *sc = &c->sc;
+    if (buf_pending(&sc->out) > 0) {
+        if (srvconn_flush(sc) == IO_ERR) {
+            mock_conn__close(c);
+            return;
         }
-        if (n == -1 && errno == EINTR)
-            continue;
-        if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        if (buf_pending(&sc->out) > 0)
             return; /* LOOP_WRITE (edge-triggered, registered once) calls us back */
-        mock_conn__close(c);
-        return;
     }
-    if (c->stop_parsing && c->npending == 0 && !c->eof) {
+    if (c->stop_parsing && c->npending == 0 && !sc->read_eof) {
         /* The last answer said Connection: close and it is out. Closing now, with the rest of an
          * upload unread, would send a RST that can destroy the answer in the client's buffers:
          * half-close, drain, and close on EOF or after a grace (nginx's lingering close). */
-        if (!c->lingering) {
-            c->lingering = true;
-            shutdown(c->fd, SHUT_WR);
-            loop_timer_start(c->th->loop, &c->linger_timer, MOCK_LINGER_MS);
-        }
-    } else if (c->npending == 0 && (c->eof || c->stop_parsing)) {
+        if (sc->timer_kind != SRVCONN_T_LINGER &&
+            srvconn_linger(sc, c->th->loop, MOCK_LINGER_MS) != IO_AGAIN)
+            mock_conn__close(c); /* the client was done already */
+    } else if (c->npending == 0 && (sc->read_eof || c->stop_parsing)) {
         mock_conn__close(c);
     }
 }
@@ -327,7 +317,7 @@ static void mock_conn__flush(struct mock_conn *c)
         if (!c->head)
             c->tail = NULL;
         c->npending--;
-        buf_append(&c->out, buf_head(&q->resp), buf_pending(&q->resp));
+        buf_append(&c->sc.out, buf_head(&q->resp), buf_pending(&q->resp));
         if (q->counted)
             mock_stats_count(q->profile->stats, c->th->id, q->stat_index, q->status);
         bool close_after = q->close_after;
@@ -346,7 +336,7 @@ static void mock_conn__flush(struct mock_conn *c)
             break;
         }
     }
-    if (moved || buf_pending(&c->out) > 0)
+    if (moved || buf_pending(&c->sc.out) > 0)
         mock_conn__write(c);
 }
 
@@ -392,8 +382,7 @@ static void mock_conn__free(struct loop *loop, void *arg)
 {
     (void)loop;
     struct mock_conn *c = arg;
-    buf_deinit(&c->in);
-    buf_deinit(&c->out);
+    srvconn_deinit(&c->sc);
     buf_deinit(&c->body);
     c->magic = 0;
     free(c);
@@ -404,8 +393,6 @@ static void mock_conn__close(struct mock_conn *c)
     if (c->closed)
         return;
     c->closed = true;
-    loop_timer_stop(c->th->loop, &c->linger_timer);
-    loop_timer_stop(c->th->loop, &c->idle_timer);
     while (c->head) {
         struct mock_req *q = c->head;
         c->head = q->next;
@@ -413,9 +400,7 @@ static void mock_conn__close(struct mock_conn *c)
     }
     c->tail = NULL;
     c->npending = 0;
-    loop_del_fd(c->th->loop, c->fd);
-    close(c->fd);
-    c->fd = -1;
+    srvconn_close(&c->sc, c->th->loop);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -441,7 +426,7 @@ static void mock_conn__answer_now(struct mock_conn *c, struct mock_profile *p, i
                                   size_t stat_index)
 {
     if (c->npending == 0) {
-        buf_append(&c->out, buf_head(resp), buf_pending(resp));
+        buf_append(&c->sc.out, buf_head(resp), buf_pending(resp));
         if (counted)
             mock_stats_count(p->stats, c->th->id, stat_index, status);
         if (close_after)
@@ -534,7 +519,7 @@ static void mock_conn__dispatch(struct mock_conn *c, const struct h1_request *re
 
     /* the bytes: into the output buffer directly when nothing waits, else into the request */
     struct mock_req *q = NULL;
-    struct buf *dst = &c->out;
+    struct buf *dst = &c->sc.out;
     if (!immediate) {
         q = mock_req__create(c, p, r);
         q->counted = true;
@@ -619,11 +604,13 @@ static int mock_conn__one(struct mock_conn *c)
 {
     struct h1_header headers[MOCK_MAX_HEADERS];
     struct h1_request req;
-    const char *in = buf_head(&c->in);
-    size_t len = buf_pending(&c->in);
-    int hl = h1_parse_request(in, len, &req, headers, MOCK_MAX_HEADERS, NULL);
-    if (hl == -2)
-        return 0;
+    struct buf *inb = &c->sc.in;
+    const char *in = buf_head(inb);
+    size_t len = buf_pending(inb);
+    /* no header timeout: the keep-alive idle timer, moved by every read, bounds a silent client */
+    int hl = srvconn_head(&c->sc, c->th->loop, &req, headers, MOCK_MAX_HEADERS, NULL, 0);
+    if (hl == SRVCONN_HEAD_MORE || hl == SRVCONN_HEAD_EOF)
+        return 0; /* at the EOF, mock_conn__input closes once the rest is answered */
     if (hl < 0) {
         mock_conn__bad_request(c, h1_err_status(req.err), h1_err_text(req.err));
         return -1;
@@ -672,8 +659,8 @@ static int mock_conn__one(struct mock_conn *c)
             }
         }
         if (pos > (size_t)hl) {
-            memmove(buf_head(&c->in) + hl, buf_head(&c->in) + pos, len - pos);
-            c->in.len -= pos - (size_t)hl;
+            memmove(buf_head(inb) + hl, buf_head(inb) + pos, len - pos);
+            inb->len -= pos - (size_t)hl;
         }
         if (!c->chunk.done)
             goto incomplete;
@@ -683,15 +670,16 @@ static int mock_conn__one(struct mock_conn *c)
         body_len = buf_pending(&c->body);
     }
     mock_conn__dispatch(c, &req, body, body_len);
-    buf_consume(&c->in, consumed);
+    buf_consume(inb, consumed);
     if (c->body.cap > (1u << 20))
         buf_deinit(&c->body); /* one big upload should not pin its memory to the connection */
     c->sent_continue = false;
     return 1;
 
 incomplete:
-    if (req.expect_continue && !c->sent_continue && c->npending == 0 && buf_pending(&c->out) == 0) {
-        buf_append_str(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
+    if (req.expect_continue && !c->sent_continue && c->npending == 0 &&
+        buf_pending(&c->sc.out) == 0) {
+        buf_append_str(&c->sc.out, "HTTP/1.1 100 Continue\r\n\r\n");
         c->sent_continue = true;
     }
     return 0;
@@ -700,8 +688,8 @@ incomplete:
 /* Parses and dispatches the buffered requests while the connection may take more. */
 static void mock_conn__process(struct mock_conn *c)
 {
-    while (!c->closed && !c->stop_parsing && buf_pending(&c->in) > 0 &&
-           c->npending < MOCK_MAX_PIPELINE && buf_pending(&c->out) < MOCK_MAX_OUT) {
+    while (!c->closed && !c->stop_parsing && buf_pending(&c->sc.in) > 0 &&
+           c->npending < MOCK_MAX_PIPELINE && !srvconn_out_full(&c->sc, MOCK_MAX_OUT)) {
         if (mock_conn__one(c) <= 0)
             break;
     }
@@ -713,62 +701,39 @@ static void mock_conn__process(struct mock_conn *c)
  * will come for bytes already waiting in the socket. */
 static void mock_conn__input(struct mock_conn *c)
 {
+    struct srvconn *sc = &c->sc;
     uint64_t idle = mock_thread__profile(c->th)->keepalive_timeout_ms;
-    if (idle > 0)
-        loop_timer_start(c->th->loop, &c->idle_timer, idle); /* moved on each read: cheap */
+    if (idle > 0 && sc->timer_kind != SRVCONN_T_LINGER) /* moved on each read: cheap */
+        srvconn_arm(sc, c->th->loop, SRVCONN_T_IDLE, idle);
     c->busy = true;
     c->read_blocked = false;
     for (;;) {
-        bool drained = false;
         if (c->stop_parsing) {
             /* drop what follows an error or a "Connection: close" answer */
-            char junk[4096];
-            ssize_t n;
-            while ((n = recv(c->fd, junk, sizeof(junk), 0)) > 0)
-                ;
-            if (n == 0)
-                c->eof = true;
-            else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-                c->eof = true;
+            if (sc->readable && !sc->read_eof && srvconn_drop_input(sc) != IO_AGAIN)
+                sc->read_eof = true; /* its EOF, or an error: the client is done either way */
             break;
         }
         size_t high = (size_t)mock_thread__profile(c->th)->max_body + MOCK_IN_SLACK;
-        while (buf_pending(&c->in) < high && c->npending < MOCK_MAX_PIPELINE &&
-               buf_pending(&c->out) < MOCK_MAX_OUT) {
-            buf_reserve(&c->in, MOCK_READ_SIZE);
-            size_t room = buf_room(&c->in);
-            ssize_t n = recv(c->fd, buf_tail(&c->in), room, 0);
-            if (n > 0) {
-                buf_commit(&c->in, (size_t)n);
-                if ((size_t)n < room) {
-                    drained = true;
-                    break;
-                }
-                continue;
-            }
-            if (n == 0) {
-                c->eof = true;
-                drained = true;
-                break;
-            }
-            if (errno == EINTR)
-                continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        while (sc->readable && !sc->read_eof && buf_pending(&sc->in) < high &&
+               c->npending < MOCK_MAX_PIPELINE && !srvconn_out_full(sc, MOCK_MAX_OUT)) {
+            if (srvconn_read_once(sc, &sc->in, MOCK_READ_SIZE) == IO_ERR) {
                 c->busy = false;
                 mock_conn__close(c);
                 return;
             }
-            drained = true;
-            break;
         }
-        size_t before = buf_pending(&c->in);
+        /* drained: a short read, EAGAIN or the EOF (a short read says as much as an EAGAIN with
+         * edge-triggered epoll) */
+        bool drained = !sc->readable || sc->read_eof;
+        size_t before = buf_pending(&sc->in);
         mock_conn__process(c);
         if (c->closed) {
             c->busy = false;
             return;
         }
-        if (!c->stop_parsing && buf_pending(&c->in) > 0 &&
-            (c->npending >= MOCK_MAX_PIPELINE || buf_pending(&c->out) >= MOCK_MAX_OUT)) {
+        if (!c->stop_parsing && buf_pending(&sc->in) > 0 &&
+            (c->npending >= MOCK_MAX_PIPELINE || srvconn_out_full(sc, MOCK_MAX_OUT))) {
             /* Parsing stopped at a limit with requests still buffered: a drained socket brings
              * no edge for bytes already read, so the flush that lifts the limit parses them. */
             c->read_blocked = true;
@@ -778,18 +743,18 @@ static void mock_conn__input(struct mock_conn *c)
             break;
         if (c->stop_parsing)
             continue; /* drain the rest above */
-        if (buf_pending(&c->in) == before) {
+        if (buf_pending(&sc->in) == before) {
             c->read_blocked = true; /* no progress: wait for answers to go out */
             break;
         }
     }
     c->busy = false;
     mock_conn__flush(c);
-    if (c->closed || !c->eof)
+    if (c->closed || !sc->read_eof)
         return;
     /* the peer is done sending: close once everything is answered, or at once when what blocks
      * the queue is a hang (it would never be answered, and the client has gone) */
-    if ((c->npending == 0 && buf_pending(&c->out) == 0) ||
+    if ((c->npending == 0 && buf_pending(&sc->out) == 0) ||
         (c->head && c->head->state == MOCK_REQ_HANG))
         mock_conn__close(c);
 }
@@ -804,71 +769,60 @@ static void mock_conn__on_event(struct loop *loop, int fd, void *arg, unsigned e
     AG_ASSERT(c->magic == MOCK_CONN_MAGIC);
     if (c->closed)
         return;
+    srvconn_on_events(&c->sc, events);
     if (events & LOOP_READ)
         mock_conn__input(c);
-    if (!c->closed && (events & LOOP_WRITE) && buf_pending(&c->out) > 0)
+    if (!c->closed && (events & LOOP_WRITE) && buf_pending(&c->sc.out) > 0)
         mock_conn__write(c);
-    if (!c->closed && c->read_blocked && buf_pending(&c->out) < MOCK_MAX_OUT)
+    if (!c->closed && c->read_blocked && !srvconn_out_full(&c->sc, MOCK_MAX_OUT))
         mock_conn__input(c); /* the client read its answers: take the next requests */
 }
 
-/* The lingering close waited long enough for the client's EOF. */
-static void mock_conn__linger_done(struct loop *loop, void *arg)
-{
-    (void)loop;
-    struct mock_conn *c = arg;
-    AG_ASSERT(c->magic == MOCK_CONN_MAGIC);
-    mock_conn__close(c);
-}
-
-/* global.keepalive_timeout: a connection with nothing to do for that long is closed, as servers
- * in front of a gateway's pool do (the race a pool must survive). Busy ones are looked at later. */
-static void mock_conn__idle_done(struct loop *loop, void *arg)
+/* The connection's one timer. SRVCONN_T_LINGER: the lingering close waited long enough for the
+ * client's EOF. SRVCONN_T_IDLE: global.keepalive_timeout; a connection with nothing to do for that
+ * long is closed, as servers in front of a gateway's pool do (the race a pool must survive). Busy
+ * ones are looked at later. */
+static void mock_conn__on_timer(struct loop *loop, void *arg)
 {
     struct mock_conn *c = arg;
     AG_ASSERT(c->magic == MOCK_CONN_MAGIC);
+    if (c->sc.timer_kind == SRVCONN_T_LINGER) {
+        mock_conn__close(c);
+        return;
+    }
     uint64_t idle = mock_thread__profile(c->th)->keepalive_timeout_ms;
-    if (c->npending == 0 && buf_pending(&c->out) == 0 && buf_pending(&c->in) == 0 &&
+    if (c->npending == 0 && buf_pending(&c->sc.out) == 0 && buf_pending(&c->sc.in) == 0 &&
         !c->chunk_active) {
         mock_conn__close(c);
         return;
     }
     if (idle > 0)
-        loop_timer_start(loop, &c->idle_timer, idle);
+        srvconn_arm(&c->sc, loop, SRVCONN_T_IDLE, idle);
 }
 
-/* The listener callback: accept4() until EAGAIN, TCP_NODELAY on each connection. */
+/* The listener callback: accept until EAGAIN, TCP_NODELAY on each connection. */
 void mock_conn_accept(struct loop *loop, int lfd, void *arg, unsigned events)
 {
     (void)events;
     struct mock_thread *th = arg;
-    for (;;) {
-        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (fd == -1) {
-            if (errno == EINTR || errno == ECONNABORTED)
-                continue;
-            if (errno == EMFILE || errno == ENFILE)
-                ag_log(AG_LOG_WARN, "mock: accept: %s", strerror(errno));
-            return; /* EAGAIN: all accepted */
-        }
+    int fd;
+    while ((fd = srvconn_accept(lfd)) != -1) {
         sock_set_nodelay(fd);
         struct mock_conn *c = xcalloc(1, sizeof(*c));
         c->magic = MOCK_CONN_MAGIC;
         c->th = th;
-        c->fd = fd;
-        buf_init(&c->in);
-        buf_init(&c->out);
+        srvconn_init(&c->sc, mock_conn__on_timer, c);
+        srvconn_open(&c->sc, fd);
         buf_init(&c->body);
-        loop_timer_init(&c->linger_timer, mock_conn__linger_done, c);
-        loop_timer_init(&c->idle_timer, mock_conn__idle_done, c);
         if (loop_add_fd(loop, fd, LOOP_READ | LOOP_WRITE, mock_conn__on_event, c) != 0) {
             close(fd);
+            srvconn_deinit(&c->sc);
             free(c);
             continue;
         }
         uint64_t idle = mock_thread__profile(th)->keepalive_timeout_ms;
         if (idle > 0)
-            loop_timer_start(loop, &c->idle_timer, idle);
+            srvconn_arm(&c->sc, loop, SRVCONN_T_IDLE, idle);
         c->next = th->conns;
         if (th->conns)
             th->conns->prev = c;

@@ -132,7 +132,7 @@ int srvconn_head(struct srvconn *s, struct loop *loop, struct h1_request *req,
         return SRVCONN_HEAD_BAD;
     if (s->read_eof)
         return SRVCONN_HEAD_EOF; // half a head, then EOF: it cannot complete
-    if (s->timer_kind != SRVCONN_T_HEADER)
+    if (header_ms > 0 && s->timer_kind != SRVCONN_T_HEADER)
         srvconn_arm(s, loop, SRVCONN_T_HEADER, header_ms);
     return SRVCONN_HEAD_MORE;
 }

@@ -80,7 +80,8 @@ int srvconn_read(struct srvconn *s, size_t reserve, size_t limit);
 /* Parses the request head at the start of s->in. Returns its length (>0; the slices of <req>
  * point into s->in until it is consumed), SRVCONN_HEAD_MORE (the header timer is armed for
  * <header_ms> from now unless it already runs: a head trickled a byte at a time must still
- * complete in time), SRVCONN_HEAD_BAD (over <lim> or invalid: req->err) or SRVCONN_HEAD_EOF. */
+ * complete in time; <header_ms> 0: no header timeout, the timer is left alone), SRVCONN_HEAD_BAD
+ * (over <lim>, NULL: the parser's defaults, or invalid: req->err) or SRVCONN_HEAD_EOF. */
 int srvconn_head(struct srvconn *s, struct loop *loop, struct h1_request *req,
                  struct h1_header *hdrs, size_t max_hdrs, const struct h1_limits *lim,
                  uint64_t header_ms);
