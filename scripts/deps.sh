@@ -2,7 +2,8 @@
 # Installs the Debian packages that apigate needs, when missing. Quiet when everything is there.
 # Usage: scripts/deps.sh [build|test|bench]
 #   build  the compiler, CMake and the libraries: what `make build` and `make demo` need (the demo
-#          runs nothing but this binary: apigate mock, serve and load)
+#          runs nothing but this binary: apigate mock, serve and load); libjs-chart.js is Chart.js,
+#          which the build embeds into the binary for the dashboard and the load reports
 #   test   build + the servers and tools the tests run against (`make test`, CI's .ci/run)
 #   bench  test + the proxies the benchmarks compare with
 # Before installing it says which packages and why. Debian starts a service when its package is
@@ -12,7 +13,8 @@
 set -eu
 
 BUILD_PKGS="build-essential cmake pkg-config libssl-dev libyaml-dev libhiredis-dev libpq-dev \
-libxxhash-dev libcjson-dev libcmocka-dev libnghttp2-dev zlib1g-dev libzstd-dev libbrotli-dev"
+libxxhash-dev libcjson-dev libcmocka-dev libnghttp2-dev zlib1g-dev libzstd-dev libbrotli-dev \
+libjs-chart.js"
 TEST_PKGS="clang libclang-rt-14-dev curl jq python3 valgrind nginx-light redis-server redis-sentinel postgresql \
 postgresql-contrib pgbouncer apache2-utils wrk prometheus chromium procps iproute2 python3-yaml nghttp2-client \
 openssl brotli zstd python3-brotli python3-zstandard"

@@ -295,8 +295,12 @@ void admin_stats_json(struct gw_shared *sh, struct buf *out)
 
 /* ---- requests ---- */
 
+/* <etag> NULL: a live document, never stored (Cache-Control: no-store). Otherwise a file of the
+ * binary (the dashboard's): stored, revalidated on every use (no-cache) with If-None-Match, which
+ * costs a 304 instead of Chart.js' 200 KB on each page load. */
 static void admin__respond(struct admin_conn *ac, int status, const char *ctype,
-                           const struct buf *body, bool head_only, bool keep_alive)
+                           const struct buf *body, const char *etag, bool head_only,
+                           bool keep_alive)
 {
     struct buf *b = &ac->sc.out;
     h1_write_status_line(b, status, NULL);
@@ -304,10 +308,13 @@ static void admin__respond(struct admin_conn *ac, int status, const char *ctype,
     http_date_format(clock_wall_s(), date);
     h1_write_header_str(b, "Date", date);
     h1_write_header_str(b, "Content-Type", ctype);
-    h1_write_header_str(b, "Cache-Control", "no-store");
+    h1_write_header_str(b, "Cache-Control", etag ? "no-cache" : "no-store");
+    if (etag != NULL)
+        h1_write_header_str(b, "ETag", etag);
     if (status == 401)
         h1_write_header_str(b, "WWW-Authenticate", "Bearer realm=\"apigate admin\"");
-    h1_write_header_u64(b, "Content-Length", buf_pending(body));
+    if (status != 304)
+        h1_write_header_u64(b, "Content-Length", buf_pending(body));
     if (!keep_alive)
         h1_write_header_str(b, "Connection", "close");
     h1_write_end_head(b);
@@ -365,12 +372,39 @@ static void admin__readyz(struct admin_conn *ac, const struct h1_request *req, s
     buf_append_str(body, "}\n");
 }
 
+/* True when the If-None-Match value <v> (a list of entity tags, or *) holds <etag>; a weak
+ * W/ prefix compares as the tag (RFC 9110 §13.1.2: weak comparison). */
+static bool admin__etag_match(const char *v, size_t n, const char *etag)
+{
+    size_t el = strlen(etag);
+    size_t i = 0;
+    while (i < n) {
+        while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+            i++;
+        size_t s = i;
+        while (i < n && v[i] != ',')
+            i++;
+        size_t e = i;
+        while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
+            e--;
+        if (e - s == 1 && v[s] == '*')
+            return true;
+        if (e - s > 2 && v[s] == 'W' && v[s + 1] == '/')
+            s += 2;
+        if (e - s == el && memcmp(v + s, etag, el) == 0)
+            return true;
+    }
+    return false;
+}
+
 static void admin__handle(struct admin_conn *ac, const struct h1_request *req, bool keep_alive)
 {
     struct gw_shared *sh = ac->a->sh;
     struct buf body = BUF_INIT;
     int status = 200;
     const char *ctype = "application/json";
+    const char *etag = NULL; // a file of the binary: cacheable
+    struct dashboard_file file;
     bool get = req->method_id == H1_M_GET || req->method_id == H1_M_HEAD;
 #define PATH_IS(s) (req->path_len == sizeof(s) - 1 && memcmp(req->path, s, sizeof(s) - 1) == 0)
     if (ac->probe && !(get && (PATH_IS("/healthz") || PATH_IS("/readyz")))) {
@@ -407,11 +441,15 @@ static void admin__handle(struct admin_conn *ac, const struct h1_request *req, b
         admin_stats_json(sh, &body);
     } else if (PATH_IS("/stats/history")) {
         statring_json(sh->ring, &body);
-    } else if (PATH_IS("/dashboard")) {
-        size_t len;
-        const char *page = dashboard_html(&len);
-        buf_append(&body, page, len);
-        ctype = "text/html; charset=utf-8";
+    } else if (dashboard_find(req->path, req->path_len, &file) == 0) {
+        ctype = file.ctype;
+        etag = file.etag;
+        const struct h1_header *inm =
+            headers_find(req->headers, req->nheaders, "if-none-match");
+        if (inm != NULL && admin__etag_match(inm->value, inm->value_len, etag))
+            status = 304;
+        else
+            buf_append(&body, file.data, file.len);
     } else if (PATH_IS("/upstreams")) {
         upstream_set_status_json(sh->upstreams, &body);
         buf_append_str(&body, "\n");
@@ -419,10 +457,11 @@ static void admin__handle(struct admin_conn *ac, const struct h1_request *req, b
         status = 404;
         buf_append_str(&body, "{\"error\":\"not_found\",\"endpoints\":[\"/healthz\",\"/readyz\","
                               "\"/metrics\",\"/stats\",\"/stats/history\",\"/upstreams\","
-                              "\"/dashboard\"]}\n");
+                              "\"/dashboard\",\"/dashboard/app.js\",\"/dashboard/chart.js\"]}\n");
     }
 #undef PATH_IS
-    admin__respond(ac, status, ctype, &body, req->method_id == H1_M_HEAD, keep_alive);
+    admin__respond(ac, status, ctype, &body, etag, req->method_id == H1_M_HEAD || status == 304,
+                   keep_alive);
     buf_deinit(&body);
 }
 
@@ -462,8 +501,8 @@ static void admin__serve(struct admin_conn *ac)
             if (r == SRVCONN_HEAD_BAD) {
                 struct buf body = BUF_INIT;
                 buf_printf(&body, "{\"error\":\"%s\"}\n", h1_err_text(req.err));
-                admin__respond(ac, h1_err_status(req.err), "application/json", &body, false,
-                               false);
+                admin__respond(ac, h1_err_status(req.err), "application/json", &body, NULL,
+                               false, false);
                 buf_deinit(&body);
             } else {
                 /* admin endpoints take no body: do not try to skip one */

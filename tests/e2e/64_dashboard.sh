@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The /dashboard page in a real browser: the gateway serves it from the admin listener, load goes
+# The /dashboard page in a real browser: the gateway serves it from the admin listener (with
+# Chart.js and the page's script, embedded in the binary, cached by ETag), load goes
 # through two routes (one with 5xx, one cached), then headless Chromium runs the page's JS for a
 # few (virtual) seconds and we read back the DOM: the route table shows the request counts and
 # errors of /stats, the tiles show its totals, the charts drew points. A screenshot is left in
@@ -46,6 +47,24 @@ page=$(curl -s --max-time 10 -D "$T/dash.h" "$A/dashboard")
 assert_contains "$(cat "$T/dash.h")" "text/html" "content type"
 assert_contains "$page" "<canvas" "canvas charts"
 if grep -Eq '(src|href)="(https?:)?//' <<<"$page"; then fail "dashboard references an external URL"; fi
+
+log "its scripts come from the admin listener: Chart.js (embedded at build time) and the page's"
+for js in /dashboard/chart.js /dashboard/app.js; do
+    assert_contains "$page" "<script src=\"$js\"></script>" "page loads $js"
+    code=$(curl -s --max-time 10 -D "$T/js.h" -o "$T/js.body" -w '%{http_code}' "$A$js")
+    assert_eq "$code" 200 "GET $js"
+    h=$(tr -d '\r' <"$T/js.h")
+    assert_contains "$h" "Content-Type: text/javascript" "$js content type"
+    assert_contains "$h" "Cache-Control: no-cache" "$js revalidated, not refetched"
+    etag=$(awk -F': ' 'tolower($1) == "etag" { print $2 }' <<<"$h")
+    [[ "$etag" =~ ^\"[0-9a-f]{16}\"$ ]] || fail "$js ETag '$etag'"
+    assert_eq "$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' -H "If-None-Match: $etag" "$A$js")" 304 "$js with its ETag"
+    assert_eq "$(curl -s --max-time 10 -o /dev/null -w '%{http_code}' -H 'If-None-Match: "0000000000000000"' "$A$js")" 200 "$js with another ETag"
+done
+head -c 200 "$T/js.body" | grep -q 'apigate dashboard' || fail "app.js is not the dashboard script"
+curl -s --max-time 10 -o "$T/chart.js" "$A/dashboard/chart.js"
+head -c 300 "$T/chart.js" | grep -q 'Chart.js v[0-9]' || fail "/dashboard/chart.js is not Chart.js: $(head -c 200 "$T/chart.js")"
+head -c 300 "$T/chart.js" | grep -q 'MIT' || fail "Chart.js without its licence banner"
 
 log "load: users (200), fail (500), cached (hits)"
 "$APIGATE" load -q -c 4 -d 1s "http://127.0.0.1:$gport/api/users" >/dev/null
@@ -223,6 +242,11 @@ grep '^t-err' "$T/dom2.txt" | grep -Eq 'data-minute="[0-9.]+"' || fail "no last-
 grep '^t-hit' "$T/dom2.txt" | grep -Eq 'data-minute="(100.000)?"' || fail "last-minute hit ratio not 100% of hits: $(grep '^t-hit' "$T/dom2.txt")"
 grep '^t-lat-text' "$T/dom2.txt" | grep -Eq '[0-9] (µs|ms) / ' || fail "latency tile without units: $(grep '^t-lat-text' "$T/dom2.txt")"
 grep '^c-rps' "$T/dom2.txt" | grep -Eq 'data-xticks="[0-9]{2}:[0-9]{2}:[0-9]{2}' || fail "no times under the RPS chart: $(grep '^c-rps' "$T/dom2.txt")"
+# time ticks fall on whole steps (a minute of history: every 15 s), y ticks carry their unit
+xt=$(grep '^c-rps' "$T/dom2.txt" | sed -nE 's/.*data-xticks="([^"]*)".*/\1/p')
+for t in ${xt//|/ }; do [[ "$t" =~ :[0-5][05]$ ]] || fail "time tick $t not on a 5 s step ($xt)"; done
+grep '^c-err' "$T/dom2.txt" | grep -Eq 'data-yticks="0\|[0-9.]+ %' || fail "5xx axis not labelled in %: $(grep '^c-err' "$T/dom2.txt")"
+grep '^c-lat' "$T/dom2.txt" | grep -Eq 'data-yticks="0\|[0-9.]+ (µs|ms|s)' || fail "latency axis without units: $(grep '^c-lat' "$T/dom2.txt")"
 err_max=$(grep '^c-err' "$T/dom2.txt" | sed -nE 's/.*data-max="([0-9.]*)".*/\1/p')
 awk -v m="$err_max" -v p="$err_peak" 'BEGIN { exit !(m >= p && m <= 100 && (p > 40 || m < 100)) }' ||
     fail "error rate axis not adapted: max $err_max for a peak of $err_peak"
