@@ -73,6 +73,7 @@ struct l2node {
     int port;       // -1: unix socket; 0: not known yet (a sentinel-managed primary)
     bool sentinel;  // a sentinel, asked where the primary is
     struct l2conn cmd;
+    uint64_t errors; // counted against this node (l2__error)
 };
 
 struct l2redis {
@@ -90,11 +91,12 @@ struct l2redis {
     char *channel;
     l2redis_msg_cb *on_msg;
     void *msg_arg;
-    uint64_t errors, redirects;
+    uint64_t errors, redirects, failovers;
     struct log_limit limit, topo_limit;
     bool destroying;
     /* cluster: slot -> node index + 1 (0: nobody known), refreshed from CLUSTER SLOTS */
     uint8_t *slots;
+    uint8_t *slots_read; // the map as the last CLUSTER SLOTS gave it (MOVED leaves it alone)
     size_t slots_covered;
     struct loop_timer topo;
     bool topo_inflight;
@@ -343,6 +345,14 @@ static void l2__complain(struct l2redis *r, const struct l2node *node, const cha
                (unsigned long long)suppressed);
 }
 
+/* An error, counted for the client and against <node> when known. */
+static void l2__error(struct l2redis *r, struct l2node *node)
+{
+    r->errors++;
+    if (node != NULL)
+        node->errors++;
+}
+
 /* ---- connection lifetime ---- */
 
 static void l2__schedule_retry(struct l2conn *k)
@@ -383,7 +393,7 @@ static void l2__fail(struct l2conn *k, const char *what, const char *detail)
     if (k->c == NULL)
         return;
     if (!r->destroying) {
-        r->errors++;
+        l2__error(r, k->node);
         l2__complain(r, k->node, what, detail); /* before <detail> (maybe c->errstr) is freed */
     }
     if (k->registered) {
@@ -413,7 +423,7 @@ static void l2__fail(struct l2conn *k, const char *what, const char *detail)
         } else if (q->cb != NULL && !q->answered && !q->cancelled) {
             q->answered = true;
             if (!r->destroying)
-                r->errors++;
+                l2__error(r, k->node);
             q->cb(q->arg, L2REDIS_ERROR, NULL, NULL, 0);
         }
         l2__req_free(q);
@@ -563,7 +573,7 @@ static void l2__answer(struct l2redis *r, struct l2redis_req *q, const redisRepl
     loop_timer_stop(r->loop, &q->timer);
     if (q->cb == NULL) { /* only checked */
         if (rep->type == REDIS_REPLY_ERROR) {
-            r->errors++;
+            l2__error(r, q->to);
             l2__complain(r, q->to, "command failed", rep->str);
         }
         return;
@@ -574,7 +584,7 @@ static void l2__answer(struct l2redis *r, struct l2redis_req *q, const redisRepl
     bool array = rep->type == REDIS_REPLY_ARRAY;
     if ((array && rep->elements > q->max_n) || rep->type == REDIS_REPLY_ERROR ||
         (!array && q->max_n <= 4)) {
-        r->errors++;
+        l2__error(r, q->to);
         if (rep->type == REDIS_REPLY_ERROR)
             l2__complain(r, q->to, "lookup failed", rep->str);
         q->cb(q->arg, L2REDIS_ERROR, NULL, NULL, 0);
@@ -741,7 +751,7 @@ static void l2__dispatch(struct l2conn *k, const redisReply *rep)
     k->pend_count--;
     if (q == NULL) {
         if (rep->type == REDIS_REPLY_ERROR) {
-            r->errors++;
+            l2__error(r, k->node);
             l2__complain(r, k->node, "command failed", rep->str);
         }
         return;
@@ -822,7 +832,7 @@ static void l2__connect(struct l2conn *k)
     char ip[64];
     if (!is_unix && !r->cluster && !r->sentinel && r->resolve != NULL) {
         if (r->resolve(r->resolve_arg, ip, sizeof(ip)) != 0) {
-            r->errors++;
+            l2__error(r, k->node);
             l2__complain(r, k->node, "connect failed", "no address for the host yet (DNS)");
             l2__schedule_retry(k);
             return;
@@ -832,7 +842,7 @@ static void l2__connect(struct l2conn *k)
     redisContext *c =
         is_unix ? redisConnectUnixNonBlock(host) : redisConnectNonBlock(host, k->node->port);
     if (c == NULL || c->err) {
-        r->errors++;
+        l2__error(r, k->node);
         l2__complain(r, k->node, "connect failed", c ? c->errstr : "out of memory");
         if (c != NULL)
             redisFree(c);
@@ -894,7 +904,7 @@ static void l2__on_slots(struct l2redis *r, struct l2node *from, const redisRepl
     uint64_t now = loop_now_ms(r->loop);
     if (rep == NULL || rep->type != REDIS_REPLY_ARRAY) {
         if (rep != NULL) {
-            r->errors++;
+            l2__error(r, from);
             l2__complain(r, from, "CLUSTER SLOTS failed",
                          rep->type == REDIS_REPLY_ERROR ? rep->str : "not an array");
         }
@@ -931,7 +941,14 @@ static void l2__on_slots(struct l2redis *r, struct l2node *from, const redisRepl
         }
     }
     bool changed = memcmp(map, r->slots, L2REDIS_SLOTS) != 0;
+    /* a served slot that another node serves now: its primary failed over (or was resharded) */
+    for (size_t s = 0; s < L2REDIS_SLOTS; s++)
+        if (r->slots_read[s] != 0 && map[s] != 0 && map[s] != r->slots_read[s]) {
+            r->failovers++;
+            break;
+        }
     memcpy(r->slots, map, L2REDIS_SLOTS);
+    memcpy(r->slots_read, map, L2REDIS_SLOTS);
     free(map);
     if (changed)
         ag_log(covered == L2REDIS_SLOTS ? AG_LOG_INFO : AG_LOG_WARN,
@@ -1016,7 +1033,7 @@ static void l2__on_master(struct l2redis *r, struct l2node *from, const redisRep
         rep->element[0]->len < sizeof(host))
         port = strtol(rep->element[1]->str, NULL, 10);
     if (port <= 0 || port > 65535) {
-        r->errors++;
+        l2__error(r, from);
         uint64_t suppressed = 0;
         if (log_limit_ok(&r->topo_limit, loop_now_ms(r->loop), L2REDIS_LOG_INTERVAL_MS,
                          &suppressed))
@@ -1033,6 +1050,8 @@ static void l2__on_master(struct l2redis *r, struct l2node *from, const redisRep
     struct l2node *p = r->nodes[0];
     if (p->port == (int)port && strcmp(p->host, host) == 0)
         return;
+    if (p->port != 0)
+        r->failovers++;
     if (p->port != 0)
         ag_log(AG_LOG_INFO,
                "cache l2: redis primary '%s' moved from %s:%d to %s:%ld (sentinel "
@@ -1110,6 +1129,7 @@ struct l2redis *l2redis_create(struct loop *loop, const struct l2redis_conf *con
     r->msg_arg = msg_arg;
     if (r->cluster) {
         r->slots = xcalloc(L2REDIS_SLOTS, 1);
+        r->slots_read = xcalloc(L2REDIS_SLOTS, 1);
         loop_timer_init(&r->topo, l2__topo_cb, r);
         for (int i = 0; i < nseeds; i++)
             l2__node(r, hosts[i], ports[i]);
@@ -1151,6 +1171,7 @@ static void l2__free_cb(struct loop *loop, void *arg)
         free(r->sentinels[i]);
     }
     free(r->slots);
+    free(r->slots_read);
     free(r->channel);
     free(r);
 }
@@ -1202,6 +1223,44 @@ uint64_t l2redis_redirects(const struct l2redis *r)
     return r != NULL ? r->redirects : 0;
 }
 
+static void l2__view_node(const struct l2redis *r, const struct l2node *n, unsigned slots,
+                          struct l2redis_view *v)
+{
+    if (n->port == 0)
+        return; /* a primary the sentinels have not named yet */
+    v->nodes++;
+    v->connected += n->cmd.connected;
+    if (v->n == L2REDIS_VIEW_NODES)
+        return;
+    struct l2redis_node_view *nv = &v->node[v->n++];
+    if (n->port == -1)
+        snprintf(nv->addr, sizeof(nv->addr), "%.71s", n->host);
+    else
+        snprintf(nv->addr, sizeof(nv->addr), "%.60s:%d", n->host, n->port);
+    nv->role = n->sentinel ? "sentinel" : (!r->cluster || slots > 0) ? "primary" : "node";
+    nv->connected = n->cmd.connected;
+    nv->slots = slots;
+    nv->errors = n->errors;
+}
+
+void l2redis_view(const struct l2redis *r, struct l2redis_view *v)
+{
+    memset(v, 0, sizeof(*v));
+    v->mode = r->cluster ? "cluster" : r->sentinel ? "sentinel" : "single";
+    v->slots_covered = r->slots_covered;
+    v->failovers = r->failovers;
+    v->redirects = r->redirects;
+    v->errors = r->errors;
+    unsigned slots[L2REDIS_MAX_NODES] = {0};
+    for (size_t s = 0; r->cluster && s < L2REDIS_SLOTS; s++)
+        if (r->slots[s] != 0 && r->slots[s] <= r->nnodes)
+            slots[r->slots[s] - 1]++;
+    for (size_t i = 0; i < r->nnodes; i++)
+        l2__view_node(r, r->nodes[i], slots[i], v);
+    for (size_t i = 0; i < r->nsentinels; i++)
+        l2__view_node(r, r->sentinels[i], 0, v);
+}
+
 /* ---- commands ---- */
 
 static void l2__on_timeout(struct loop *loop, void *arg)
@@ -1211,7 +1270,7 @@ static void l2__on_timeout(struct loop *loop, void *arg)
     if (q->answered || q->cancelled)
         return;
     q->answered = true;
-    q->r->errors++;
+    l2__error(q->r, q->to);
     l2__complain(q->r, q->to, "lookup timed out", "counted as a miss");
     q->cb(q->arg, L2REDIS_ERROR, NULL, NULL, 0);
 }
@@ -1244,7 +1303,7 @@ static struct l2redis_req *l2__request(struct l2redis *r, int argc, const char *
     struct l2node *node =
         l2__route(r, key_arg >= 0 ? argv[key_arg] : NULL, key_arg >= 0 ? argl[key_arg] : 0);
     if (!l2__room(r, node)) {
-        r->errors++;
+        l2__error(r, node);
         return NULL;
     }
     struct l2redis_req *q = xcalloc(1, sizeof(*q));
@@ -1268,7 +1327,7 @@ static struct l2redis_req *l2__request(struct l2redis *r, int argc, const char *
         rc = redisAppendCommandArgv(node->cmd.c, argc, argv, argl);
     }
     if (rc != REDIS_OK) {
-        r->errors++;
+        l2__error(r, node);
         l2__req_free(q);
         return NULL;
     }

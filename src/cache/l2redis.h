@@ -111,4 +111,30 @@ uint64_t l2redis_errors(const struct l2redis *r);
 /* Cluster redirections (MOVED, ASK) followed so far. */
 uint64_t l2redis_redirects(const struct l2redis *r);
 
+/* What one client knows of its Redis, for the gateway's /stats (and so for `doctor --gateway`). */
+#define L2REDIS_VIEW_NODES 64
+struct l2redis_node_view {
+    char addr[72];    /* host:port, or the unix socket's path */
+    const char *role; /* "primary" (the only Redis, the sentinels' primary or a cluster node the
+                         slot map gives slots), "node" (a cluster node serving none: a seed that
+                         is a replica), "sentinel" */
+    bool connected;
+    unsigned slots;  /* cluster: slots the map gives it */
+    uint64_t errors; /* failed connects, lost connections, error replies, timeouts, refusals */
+};
+struct l2redis_view {
+    const char *mode; /* "single", "cluster", "sentinel" */
+    size_t nodes;     /* known (a sentinel-managed primary not named yet is not) */
+    size_t connected;
+    size_t slots_covered; /* cluster: slots the map gives to a node (of L2REDIS_SLOTS) */
+    /* times the primary changed: the sentinels named another, or a slot map read gave a served
+     * slot to another node (a failover, or a resharding) */
+    uint64_t failovers;
+    uint64_t redirects, errors;
+    size_t n; /* node[] entries */
+    struct l2redis_node_view node[L2REDIS_VIEW_NODES];
+};
+/* Fills <v> from <r> (on <r>'s thread). */
+void l2redis_view(const struct l2redis *r, struct l2redis_view *v);
+
 #endif

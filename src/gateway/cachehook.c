@@ -963,11 +963,13 @@ static void cachehook__json_stats(struct cachehook *ch, struct buf *out, const c
                (unsigned long long)s.store.limit, (unsigned long long)s.store.evictions,
                (unsigned long long)s.store.expired, (unsigned long long)s.store.purged,
                (unsigned long long)s.purges, coalesce_inflight(ch->co));
-    buf_printf(out, "\"l2\":{\"enabled\":%s,\"hits\":%lld,\"misses\":%lld,\"errors\":%lld}}",
+    buf_printf(out, "\"l2\":{\"enabled\":%s,\"hits\":%lld,\"misses\":%lld,\"errors\":%lld",
                ch->l2 != NULL ? "true" : "false",
                (long long)metrics_read(m, ch->m_l2_hits, METRICS_COUNTER),
                (long long)metrics_read(m, ch->m_l2_misses, METRICS_COUNTER),
                (long long)metrics_read(m, ch->m_l2_errors, METRICS_COUNTER));
+    chl2_stats_json(ch->l2, out);
+    buf_append_str(out, "}}");
 }
 
 /* /metrics/cache in the seed's shape: {hits, misses, hitRate: "99.95%", total, timestamp, ...}

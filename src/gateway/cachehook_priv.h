@@ -126,6 +126,10 @@ void chl2_publish_tag(struct cachehook *ch, struct gwthread *th, const char *tag
                       bool soft);
 /* The highest L2 purge sequence this worker learned (0 without L2): any thread. */
 uint64_t chl2_seq(const struct chl2 *l);
+/* Appends the L2's view to the /stats l2 object (",\"mode\":...", no braces): mode, nodes known
+ * and connected, slots covered, failovers, redirects, the key prefix, each node's role,
+ * connection and errors (any thread). Nothing without L2. */
+void chl2_stats_json(struct chl2 *l, struct buf *out);
 /* Publishes an invalidation to the other gateways (<th> NULL: from the admin thread). */
 void chl2_publish(struct cachehook *ch, struct gwthread *th, const char *path, size_t len,
                   bool prefix);

@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,7 @@
 #define CHL2_POLL_MS 1000    /* thread 0: pending purges sent, marks reloaded when due */
 #define CHL2_RELOAD_MS 5000  /* marks reloaded from Redis at least this often */
 #define CHL2_MAX_PENDING 256 /* prefix purges waiting for Redis to come back */
+#define CHL2_VIEW_MS 500     /* each thread's view of Redis is copied for /stats this often */
 
 /* A prefix purge in Redis (one script, so O(1) whatever L2 holds): the purge sequence becomes
  * max(Redis time in microseconds, last + 1), the mark <prefix> = sequence goes into the marks
@@ -73,6 +75,17 @@ static void chl2__on_get(void *arg, enum l2redis_status st, const char *const *v
                          const size_t *lens, size_t n);
 static bool chl2__mget(struct chl2 *l, struct gw_req *r, struct chreq *cr);
 
+/* One loop thread's view of its Redis (nodes, slots, errors), copied on its loop for the admin
+ * thread, which cannot read a client that lives on another thread. */
+struct chl2_view {
+    struct chl2 *l;
+    size_t index;
+    struct loop *loop;
+    struct loop_timer timer;
+    bool valid; // under l->view_mu, as v
+    struct l2redis_view v;
+};
+
 struct chl2 {
     struct cachehook *ch;
     struct l2redis **clients; // per loop thread (index = gwthread.index)
@@ -99,6 +112,8 @@ struct chl2 {
     uint64_t loaded_ms; // last reload of the marks
     bool reload, loading;
     char seq_key[160], marks_key[160];
+    pthread_mutex_t view_mu;
+    struct chl2_view *views; // per loop thread
 };
 
 /* l2redis_conf.resolve: the Redis host's current address, numeric. */
@@ -144,6 +159,8 @@ struct chl2 *chl2_create(struct cachehook *ch)
     l->channel = cfg->cache.redis_channel ? cfg->cache.redis_channel : "apigate:purge";
     l->max_object = cfg->cache.redis_max_object_size;
     pthread_mutex_init(&l->mu, NULL);
+    pthread_mutex_init(&l->view_mu, NULL);
+    l->views = xcalloc(l->n, sizeof(*l->views));
     snprintf(l->seq_key, sizeof(l->seq_key), "%s{purge}:seq", l->prefix);
     snprintf(l->marks_key, sizeof(l->marks_key), "%s{purge}:marks", l->prefix);
     snprintf(l->instance, sizeof(l->instance), "%llx",
@@ -184,6 +201,8 @@ void chl2_destroy(struct chl2 *l)
         free(l->pending[i]);
     free(l->pending);
     pthread_mutex_destroy(&l->mu);
+    pthread_mutex_destroy(&l->view_mu);
+    free(l->views);
     free(l->clients);
     free(l);
 }
@@ -386,6 +405,22 @@ static void chl2__on_msg(void *arg, const char *msg, size_t len)
         cache_purge(c, path, plen, true);
 }
 
+static void chl2__view_cb(struct loop *loop, void *arg)
+{
+    struct chl2_view *w = arg;
+    struct chl2 *l = w->l;
+    struct l2redis *r = l->clients[w->index];
+    if (r == NULL)
+        return;
+    static _Thread_local struct l2redis_view v; // 6 KB: not on the loop's stack
+    l2redis_view(r, &v);
+    pthread_mutex_lock(&l->view_mu);
+    w->v = v;
+    w->valid = true;
+    pthread_mutex_unlock(&l->view_mu);
+    loop_timer_start(loop, &w->timer, CHL2_VIEW_MS);
+}
+
 void chl2_thread_start(struct cachehook *ch, struct gwthread *th)
 {
     struct chl2 *l = ch->l2;
@@ -401,6 +436,12 @@ void chl2_thread_start(struct cachehook *ch, struct gwthread *th)
                                 .resolve_arg = l};
     l->clients[th->index] =
         l2redis_create(th->loop, &conf, l->channel, th->index == 0 ? chl2__on_msg : NULL, l);
+    struct chl2_view *w = &l->views[th->index];
+    w->l = l;
+    w->index = th->index;
+    w->loop = th->loop;
+    loop_timer_init(&w->timer, chl2__view_cb, w);
+    loop_timer_start(th->loop, &w->timer, 0);
     if (th->index == 0) {
         l->loop0 = th->loop;
         l->reload = true;
@@ -418,8 +459,77 @@ void chl2_thread_stop(struct cachehook *ch, struct gwthread *th)
         loop_timer_stop(th->loop, &l->poll);
         l->loop0 = NULL;
     }
+    struct chl2_view *w = &l->views[th->index];
+    if (w->loop != NULL)
+        loop_timer_stop(th->loop, &w->timer);
+    pthread_mutex_lock(&l->view_mu);
+    w->valid = false;
+    pthread_mutex_unlock(&l->view_mu);
     l2redis_destroy(l->clients[th->index]);
     l->clients[th->index] = NULL;
+}
+
+/* The loop threads' views merged: a node once (its errors summed over the threads, connected
+ * when every thread that knows it is), the slots covered by the thread that covers fewest, and
+ * the failovers the thread that saw most saw (each thread sees the same ones). */
+void chl2_stats_json(struct chl2 *l, struct buf *out)
+{
+    if (l == NULL)
+        return;
+    static const size_t max = L2REDIS_VIEW_NODES;
+    struct l2redis_node_view *nodes = xcalloc(max, sizeof(*nodes));
+    size_t n = 0, covered = SIZE_MAX;
+    uint64_t failovers = 0, redirects = 0;
+    const char *mode = NULL;
+    pthread_mutex_lock(&l->view_mu);
+    for (size_t t = 0; t < l->n; t++) {
+        const struct chl2_view *w = &l->views[t];
+        if (!w->valid)
+            continue;
+        mode = w->v.mode;
+        covered = w->v.slots_covered < covered ? w->v.slots_covered : covered;
+        failovers = w->v.failovers > failovers ? w->v.failovers : failovers;
+        redirects += w->v.redirects;
+        for (size_t i = 0; i < w->v.n; i++) {
+            const struct l2redis_node_view *nv = &w->v.node[i];
+            size_t j = 0;
+            while (j < n && strcmp(nodes[j].addr, nv->addr) != 0)
+                j++;
+            if (j == n) {
+                if (n == max)
+                    continue;
+                nodes[n++] = *nv;
+                continue;
+            }
+            nodes[j].connected = nodes[j].connected && nv->connected;
+            nodes[j].errors += nv->errors;
+            nodes[j].slots = nv->slots > nodes[j].slots ? nv->slots : nodes[j].slots;
+            if (nv->slots > 0)
+                nodes[j].role = nv->role;
+        }
+    }
+    pthread_mutex_unlock(&l->view_mu);
+    size_t connected = 0;
+    for (size_t i = 0; i < n; i++)
+        connected += nodes[i].connected;
+    buf_printf(out, ",\"mode\":\"%s\",\"nodes_known\":%zu,\"nodes_connected\":%zu",
+               mode ? mode : "unknown", n, connected);
+    if (mode != NULL && strcmp(mode, "cluster") == 0)
+        buf_printf(out, ",\"slots_covered\":%zu", covered == SIZE_MAX ? 0 : covered);
+    buf_printf(out,
+               ",\"failovers\":%llu,\"redirects\":%llu,\"prefix\":", (unsigned long long)failovers,
+               (unsigned long long)redirects);
+    buf_append_json_str(out, l->prefix, strlen(l->prefix));
+    buf_append_str(out, ",\"nodes\":[");
+    for (size_t i = 0; i < n; i++) {
+        buf_append_str(out, i ? ",{\"addr\":" : "{\"addr\":");
+        buf_append_json_str(out, nodes[i].addr, strlen(nodes[i].addr));
+        buf_printf(out, ",\"role\":\"%s\",\"connected\":%s,\"slots\":%u,\"errors\":%llu}",
+                   nodes[i].role, nodes[i].connected ? "true" : "false", nodes[i].slots,
+                   (unsigned long long)nodes[i].errors);
+    }
+    buf_append_str(out, "]");
+    free(nodes);
 }
 
 /* The Redis key of cache key <k> (<n> bytes; its first <primary_len> are the primary key):

@@ -503,6 +503,21 @@ static void test_cluster_slot_map(void **state)
     assert_int_equal(atomic_load(&a.mgets), 1);
     assert_int_equal(atomic_load(&b.mgets), 1);
     assert_int_equal(l2redis_redirects(r), 0);
+    /* the view /stats shows: both nodes, half the slots each, no error, no failover */
+    static struct l2redis_view v;
+    l2redis_view(r, &v);
+    assert_string_equal(v.mode, "cluster");
+    assert_int_equal(v.nodes, 2);
+    assert_int_equal(v.connected, 2);
+    assert_int_equal(v.slots_covered, L2REDIS_SLOTS);
+    assert_int_equal(v.failovers, 0);
+    assert_int_equal(v.n, 2);
+    for (size_t i = 0; i < 2; i++) {
+        assert_string_equal(v.node[i].role, "primary");
+        assert_int_equal(v.node[i].slots, 8192);
+        assert_int_equal(v.node[i].errors, 0);
+        assert_true(v.node[i].connected);
+    }
     l2redis_destroy(r);
     loop_run_once(loop, 0);
     loop_destroy(loop);
@@ -534,6 +549,11 @@ static void test_cluster_bad_nodes(void **state)
     assert_int_equal(last_st, L2REDIS_ERROR);
     assert_true(l2redis_errors(r) > e0);
     assert_true(l2redis_connected(r)); /* an error reply is not a lost connection */
+    static struct l2redis_view v; /* the errors are the node's */
+    l2redis_view(r, &v);
+    assert_int_equal(v.n, 1);
+    assert_int_equal(v.node[0].errors, l2redis_errors(r));
+    assert_true(v.node[0].errors >= 2);
     l2redis_destroy(r);
     loop_run_once(loop, 0);
     loop_destroy(loop);
