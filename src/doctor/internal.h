@@ -52,6 +52,13 @@ void probe_host__parse_tcp(const char *text, struct host_facts *f);
 void probe_host__parse_netstat(const char *text, long long *overflows, long long *drops);
 /* Parses INFO text of Redis into <f> (probe_redis). */
 void probe_redis__parse_info(const char *text, struct redis_facts *f);
+/* CLUSTER NODES text into f->nodes (slots, ranges and each primary's live replicas counted);
+ * CLUSTER INFO text into the cluster_* fields (probe_redis_cluster.c). */
+void probe_redis__parse_nodes(const char *text, struct redis_facts *f);
+void probe_redis__parse_cluster_info(const char *text, struct redis_facts *f);
+/* Adds node <n>'s numbers into the cluster totals of <f> (hits, misses, evictions, L2 keys), and
+ * makes it the memory or clients node when it is the fullest so far. */
+void probe_redis__add_node(struct redis_facts *f, const struct redis_node *n);
 /* Reads hits, misses and hitRate of a cache-stats JSON body into <f> (-1 each when absent). */
 void probe_target__parse_cache(const char *body, struct target_facts *f);
 /* Parses a /stats JSON body into <f>; returns 0 or -1 when it is not a JSON object. */

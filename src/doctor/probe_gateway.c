@@ -86,6 +86,40 @@ static void read_latency_window(const cJSON *root, struct gw_facts *f)
     f->n_le = n;
 }
 
+/* cache.l2's view of Redis: mode, nodes, slots, failovers, and each node. */
+static void read_l2_view(const cJSON *l2, struct gw_facts *f)
+{
+    f->l2_mode[0] = '\0';
+    f->n_l2_nodes = 0;
+    f->l2_errors = at_path(l2, "errors");
+    f->l2_nodes_known = at_path(l2, "nodes_known");
+    f->l2_nodes_connected = at_path(l2, "nodes_connected");
+    f->l2_slots_covered = at_path(l2, "slots_covered");
+    f->l2_failovers = at_path(l2, "failovers");
+    const cJSON *mode = cJSON_GetObjectItemCaseSensitive(l2, "mode");
+    if (cJSON_IsString(mode))
+        snprintf(f->l2_mode, sizeof(f->l2_mode), "%s", mode->valuestring);
+    const cJSON *nodes = cJSON_GetObjectItemCaseSensitive(l2, "nodes");
+    if (!cJSON_IsArray(nodes))
+        return;
+    const cJSON *n;
+    cJSON_ArrayForEach(n, nodes)
+    {
+        if (f->n_l2_nodes == GW_L2_NODES)
+            break;
+        const cJSON *addr = cJSON_GetObjectItemCaseSensitive(n, "addr");
+        const cJSON *role = cJSON_GetObjectItemCaseSensitive(n, "role");
+        if (!cJSON_IsString(addr))
+            continue;
+        struct gw_l2_node *g = &f->l2_nodes[f->n_l2_nodes++];
+        snprintf(g->addr, sizeof(g->addr), "%s", addr->valuestring);
+        snprintf(g->role, sizeof(g->role), "%s", cJSON_IsString(role) ? role->valuestring : "");
+        g->connected = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(n, "connected"));
+        g->slots = at_path(n, "slots");
+        g->errors = at_path(n, "errors");
+    }
+}
+
 int probe_gateway__parse(const char *body, struct gw_facts *f)
 {
     memset(f->le_ms, 0, sizeof(f->le_ms));
@@ -116,6 +150,7 @@ int probe_gateway__parse(const char *body, struct gw_facts *f)
     const cJSON *cache = cJSON_GetObjectItemCaseSensitive(root, "cache");
     const cJSON *l2 = cJSON_IsObject(cache) ? cJSON_GetObjectItemCaseSensitive(cache, "l2") : NULL;
     f->l2_enabled = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(l2, "enabled"));
+    read_l2_view(l2, f);
     f->shed_total = FIELD(root, "shed_total", "shed");
     f->pool_wait_p95_ms = FIELD(root, "pool_wait_p95_ms", "pool.wait_p95_ms");
     f->breakers_open = FIELD(root, "breakers_open");
@@ -212,6 +247,15 @@ void probe_gateway__window(const struct gw_facts *a, const struct gw_facts *b, d
     w->cache_stores = diff(a->cache_stores, b->cache_stores, r);
     w->l2_hits = diff(a->l2_hits, b->l2_hits, r);
     w->l2_misses = diff(a->l2_misses, b->l2_misses, r);
+    w->l2_errors = diff(a->l2_errors, b->l2_errors, r);
+    w->l2_failovers = diff(a->l2_failovers, b->l2_failovers, r);
+    for (int i = 0; i < w->n_l2_nodes; i++) { // a node new in <b> counts from 0
+        double before = 0;
+        for (int j = 0; j < a->n_l2_nodes; j++)
+            if (strcmp(a->l2_nodes[j].addr, w->l2_nodes[i].addr) == 0)
+                before = a->l2_nodes[j].errors;
+        w->l2_nodes[i].errors = diff(before, b->l2_nodes[i].errors, r);
+    }
     w->shed_total = diff(a->shed_total, b->shed_total, r);
     w->upstream_connects_total = diff(a->upstream_connects_total, b->upstream_connects_total, r);
     w->upstream_reuses = diff(a->upstream_reuses, b->upstream_reuses, r);

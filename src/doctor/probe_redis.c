@@ -222,12 +222,183 @@ static void read_slowlog(redisContext *c, struct redis_limit *l, struct redis_fa
     freeReplyObject(r);
 }
 
+/* apigate's L2 writes <prefix>{<path>}<key> and <prefix>inv:{<path>} (the default redis_prefix
+ * "apigate:"). SCAN touches no keyspace counter; one step is a sample, enough to know the L2 is
+ * here. -1 when SCAN failed. */
+static long long scan_l2_keys(redisContext *c, struct redis_limit *l)
+{
+    long long n = -1;
+    redisReply *r = command(c, l, "SCAN 0 MATCH apigate:* COUNT 1000");
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[1]->type == REDIS_REPLY_ARRAY)
+        n = (long long)r->element[1]->elements;
+    if (r)
+        freeReplyObject(r);
+    return n;
+}
+
 /* hiredis reports a read timeout as the errno text of EAGAIN; say what happened instead. */
 static const char *conn_error(const redisContext *c)
 {
     if (c->err == REDIS_ERR_IO && strcmp(c->errstr, strerror(EAGAIN)) == 0)
         return "timed out waiting for a reply";
     return c->errstr;
+}
+
+/* Keeps the 5 slowest of <f>'s entries and <more>'s, those of <more> named by <addr>. */
+static void merge_slow(struct redis_facts *f, const struct redis_facts *more, const char *addr)
+{
+    for (int i = 0; i < more->n_slow; i++) {
+        struct redis_slow s = more->slow[i];
+        snprintf(s.command, sizeof(s.command), "%s: %.*s", addr, 120, more->slow[i].command);
+        int at = f->n_slow < 5 ? f->n_slow++ : -1;
+        if (at < 0) { // full: replace the fastest when this one is slower
+            at = 0;
+            for (int k = 1; k < 5; k++)
+                if (f->slow[k].duration_us < f->slow[at].duration_us)
+                    at = k;
+            if (f->slow[at].duration_us >= s.duration_us)
+                continue;
+        }
+        f->slow[at] = s;
+    }
+}
+
+/* One cluster node other than the seed: INFO all, a SCAN step on a primary, SLOWLOG GET 5, each
+ * bounded by the timeout. The node's numbers go into <n>, its slow commands into <f>. */
+static void read_node(struct redis_node *n, const char *pass, int timeout_ms, struct redis_facts *f)
+{
+    char host[64];
+    int port;
+    const char *colon = strrchr(n->addr, ':');
+    if (colon == NULL || (size_t)(colon - n->addr) >= sizeof(host)) {
+        snprintf(n->error, sizeof(n->error), "no address");
+        return;
+    }
+    snprintf(host, sizeof(host), "%.*s", (int)(colon - n->addr), n->addr);
+    port = atoi(colon + 1);
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    redisContext *c = redisConnectWithTimeout(host, port, tv);
+    struct redis_limit lim;
+    redisReply *r = NULL;
+    const char *fail = NULL;
+    if (c == NULL)
+        fail = "out of memory";
+    else if (c->err)
+        fail = conn_error(c);
+    else if (redisSetTimeout(c, tv) != REDIS_OK)
+        fail = "cannot set the timeout";
+    if (fail == NULL)
+        limit_attach(c, &lim);
+    if (fail == NULL && pass[0]) {
+        r = command(c, &lim, "AUTH %s", pass);
+        if (r == NULL || r->type == REDIS_REPLY_ERROR)
+            fail = r ? r->str : conn_error(c);
+        else
+            freeReplyObject(r), r = NULL;
+    }
+    if (fail == NULL) {
+        r = command(c, &lim, "INFO all");
+        if (r == NULL || r->type != REDIS_REPLY_STRING)
+            fail = r ? (r->type == REDIS_REPLY_ERROR ? r->str : "INFO: unexpected reply")
+                     : conn_error(c);
+    }
+    if (fail != NULL) {
+        snprintf(n->error, sizeof(n->error), "%.95s", fail);
+    } else {
+        struct redis_facts one;
+        memset(&one, 0, sizeof(one));
+        probe_redis__parse_info(r->str, &one);
+        n->reached = true;
+        n->used_memory = one.used_memory;
+        n->used_memory_peak = one.used_memory_peak;
+        n->maxmemory = one.maxmemory;
+        snprintf(n->policy, sizeof(n->policy), "%s", one.policy);
+        n->evicted_keys = one.evicted_keys;
+        n->hits = one.hits;
+        n->misses = one.misses;
+        n->connected_clients = one.connected_clients;
+        n->maxclients = one.maxclients;
+        n->rejected_connections = one.rejected_connections;
+        if (n->primary) {
+            long long keys = scan_l2_keys(c, &lim);
+            n->apigate_keys = keys > 0 ? keys : 0;
+        }
+        read_slowlog(c, &lim, &one);
+        merge_slow(f, &one, n->addr);
+    }
+    if (r)
+        freeReplyObject(r);
+    if (c)
+        redisFree(c);
+}
+
+/* A cluster seen from the seed <c> (<host>:<port>): CLUSTER INFO and CLUSTER NODES, then every
+ * node with an address that the cluster does not mark failed is read, within twice the timeout
+ * in all (a node that does not answer costs one timeout; the rest are then listed as not read).
+ * The keyspace, eviction and L2 key counts become sums over the nodes read. */
+static void read_cluster(redisContext *c, struct redis_limit *lim, const char *host, int port,
+                         const char *pass, int timeout_ms, struct redis_facts *f)
+{
+    redisReply *r = command(c, lim, "CLUSTER INFO");
+    if (r && r->type == REDIS_REPLY_STRING)
+        probe_redis__parse_cluster_info(r->str, f);
+    if (r)
+        freeReplyObject(r);
+    r = command(c, lim, "CLUSTER NODES");
+    if (r && r->type == REDIS_REPLY_STRING)
+        probe_redis__parse_nodes(r->str, f);
+    if (r)
+        freeReplyObject(r);
+    /* the seed's numbers, read already */
+    struct redis_node seed;
+    memset(&seed, 0, sizeof(seed));
+    seed.used_memory = f->used_memory;
+    seed.used_memory_peak = f->used_memory_peak;
+    seed.maxmemory = f->maxmemory;
+    snprintf(seed.policy, sizeof(seed.policy), "%s", f->policy);
+    seed.evicted_keys = f->evicted_keys;
+    seed.hits = f->hits;
+    seed.misses = f->misses;
+    seed.connected_clients = f->connected_clients;
+    seed.maxclients = f->maxclients;
+    seed.rejected_connections = f->rejected_connections;
+    seed.apigate_keys = f->apigate_keys;
+    char seed_addr[64];
+    snprintf(seed_addr, sizeof(seed_addr), "%.50s:%d", host, port);
+    struct redis_facts slow; // the seed's slow commands, named like the other nodes'
+    memcpy(slow.slow, f->slow, sizeof(f->slow));
+    slow.n_slow = f->n_slow;
+    f->n_slow = 0;
+    merge_slow(f, &slow, seed_addr);
+    uint64_t t0 = clock_now_ns();
+    f->nodes_reached = 0;
+    for (int i = 0; i < f->n_nodes; i++) {
+        struct redis_node *n = &f->nodes[i];
+        if (n->myself) {
+            struct redis_node keep = *n;
+            *n = seed;
+            memcpy(n->id, keep.id, sizeof(n->id));
+            memcpy(n->primary_id, keep.primary_id, sizeof(n->primary_id));
+            n->primary = keep.primary;
+            n->myself = true;
+            n->linked = true;
+            n->slots = keep.slots;
+            n->replicas = keep.replicas;
+            memcpy(n->ranges, keep.ranges, sizeof(n->ranges));
+            snprintf(n->addr, sizeof(n->addr), "%s", seed_addr);
+            n->reached = true;
+        } else if (n->fail || n->noaddr) {
+            snprintf(n->error, sizeof(n->error), "not asked: %s",
+                     n->fail ? "the cluster marks it failed" : "no address");
+        } else if ((clock_now_ns() - t0) / 1000000 > (uint64_t)timeout_ms * 2) {
+            snprintf(n->error, sizeof(n->error), "not asked: the probe's time ran out");
+        } else {
+            read_node(n, pass, timeout_ms, f);
+        }
+        if (n->reached)
+            probe_redis__add_node(f, n);
+    }
 }
 
 /* Blocking hiredis with a connect timeout and a per-command timeout: INFO all, SLOWLOG, then
@@ -284,16 +455,11 @@ int probe_redis_run(const char *url, int timeout_ms, struct redis_facts *f,
         return -1;
     }
     probe_redis__parse_info(r->str, f);
+    f->cluster = info_num(r->str, "cluster_enabled", 0) == 1;
     freeReplyObject(r);
     read_slowlog(c, &lim, f);
-    /* apigate's L2 writes apigate:<key> and apigate:inv:<path> (the default redis_prefix). SCAN
-     * touches no keyspace counter; one step is a sample, enough to know the L2 is here. */
-    r = command(c, &lim, "SCAN 0 MATCH apigate:* COUNT 1000");
-    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
-        r->element[1]->type == REDIS_REPLY_ARRAY)
-        f->apigate_keys = (long long)r->element[1]->elements;
-    if (r)
-        freeReplyObject(r);
+    long long keys = scan_l2_keys(c, &lim);
+    f->apigate_keys = keys > 0 ? keys : 0;
     double pings[5];
     int np = 0;
     for (int i = 0; i < 5; i++) {
@@ -306,6 +472,8 @@ int probe_redis_run(const char *url, int timeout_ms, struct redis_facts *f,
     }
     qsort(pings, (size_t)np, sizeof(double), cmp_double);
     f->ping_ms = np ? pings[np / 2] : 0;
+    if (f->cluster)
+        read_cluster(c, &lim, host, port, pass, timeout_ms, f);
     redisFree(c);
     return 0;
 }

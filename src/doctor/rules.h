@@ -174,6 +174,28 @@ struct redis_slow {
     char command[160];
 };
 
+/* A Redis Cluster node as CLUSTER NODES shows it, and what the probe read from it. */
+#define REDIS_NODES_MAX 32
+struct redis_node {
+    char addr[64];       /* ip:port (the client port) */
+    char id[41];         /* node id */
+    char primary_id[41]; /* a replica's primary ("" for a primary) */
+    bool primary, myself;
+    bool fail, pfail; /* the cluster's verdict (fail), or this node's suspicion (fail?) */
+    bool noaddr;      /* no address known (handshake, noaddr): not asked */
+    bool linked;      /* link-state connected */
+    int slots;        /* slots it serves */
+    char ranges[80];  /* "0-5460 10923", cut to fit */
+    int replicas;     /* its replicas that are not failing */
+    /* from the node itself (reached: INFO read; else <error>) */
+    bool reached;
+    char error[96];
+    long long used_memory, used_memory_peak, maxmemory, evicted_keys, hits, misses;
+    long long connected_clients, maxclients, rejected_connections;
+    long long apigate_keys; /* primaries: keys of the L2 prefix in one SCAN step */
+    char policy[32];
+};
+
 struct redis_facts {
     char where[160];
     long long hits, misses;
@@ -185,8 +207,18 @@ struct redis_facts {
     int n_slow;
     struct redis_slow slow[5];
     long long apigate_keys; /* keys named apigate:* in one SCAN step: apigate's L2 lives here */
-    bool gateway_l2;        /* the gateway probe ran and its cache has a Redis L2 */
-    bool gateway_caches;    /* the gateway probe ran and its cache answers lookups */
+    /* Redis Cluster (INFO cluster_enabled:1): CLUSTER INFO, CLUSTER NODES, and each node's INFO.
+     * hits, misses, evicted_keys and apigate_keys above are then sums over the nodes read; the
+     * memory and clients fields are the fullest node's (mem_node, clients_node). */
+    bool cluster;
+    char cluster_state[16]; /* "ok", "fail" */
+    int slots_assigned, slots_ok, slots_pfail, slots_fail, known_nodes;
+    int n_nodes, nodes_reached;
+    bool nodes_truncated; /* more than REDIS_NODES_MAX nodes: the rest not listed */
+    struct redis_node nodes[REDIS_NODES_MAX];
+    char mem_node[64], clients_node[64];
+    bool gateway_l2;                 /* the gateway probe ran and its cache has a Redis L2 */
+    bool gateway_caches;             /* the gateway probe ran and its cache answers lookups */
     double gw_l2_hits, gw_l2_misses; /* its L2 counters (in its window), -1 unknown */
 };
 
@@ -199,10 +231,22 @@ struct redis_facts {
 #define RULES_REDIS_PING_WARN_MS 10.0
 
 void rules_redis(const struct redis_facts *r, struct finding_list *out);
+/* The cluster's findings (rules_redis_cluster.c): slots, failing nodes, replicas. */
+void rules_redis__cluster(const struct redis_facts *r, struct finding_list *out);
 
 /* ---- Gateway (/stats) ---- */
 
 #define GW_LE_MAX 80
+#define GW_L2_NODES 16
+
+/* A Redis node as the gateway's L2 sees it (cache.l2.nodes[] of /stats). */
+struct gw_l2_node {
+    char addr[72];
+    char role[12]; /* primary, node, sentinel */
+    bool connected;
+    double slots;
+    double errors; /* a counter: since start in a sample, the difference in a window */
+};
 
 /* One /stats document (probe_gateway__parse), or the window between two of them
  * (probe_gateway__window). Each field is -1 when /stats did not have it (the rule that needs it
@@ -220,6 +264,11 @@ struct gw_facts {
     double cache_stale, cache_expired, cache_bypass, cache_not_stored, cache_stores;
     double l2_hits, l2_misses;
     bool l2_enabled;
+    /* the L2's view of Redis (cache.l2 of apigate serve): "" / -1 when /stats has none */
+    char l2_mode[16]; /* single, cluster, sentinel */
+    double l2_errors, l2_nodes_known, l2_nodes_connected, l2_slots_covered, l2_failovers;
+    int n_l2_nodes;
+    struct gw_l2_node l2_nodes[GW_L2_NODES];
     double shed_total;
     double pool_wait_p95_ms; /* since start (a histogram /stats gives only as a percentile) */
     double breakers_open;    /* a gauge: now */

@@ -5,6 +5,7 @@
 #include "doctor/rules.h"
 
 #include <stdio.h>
+#include <string.h>
 
 static bool have(double v)
 {
@@ -156,6 +157,55 @@ static void rule_hit_ratio(const struct gw_facts *g, const char *when, struct fi
                        "ttl against how often each key is read");
 }
 
+/* The Redis L2 as the gateway sees it: every node connected, every cluster slot known, no errors
+ * in the window. A lost node costs no request (its lookups go to the origin), only the L2's use. */
+static void rule_l2(const struct gw_facts *g, const char *when, struct finding_list *out)
+{
+    if (!g->l2_enabled || g->l2_mode[0] == '\0')
+        return;
+    bool cluster = strcmp(g->l2_mode, "cluster") == 0;
+    double known = g->l2_nodes_known, conn = g->l2_nodes_connected;
+    bool down = have(known) && have(conn) && conn < known;
+    bool slots = cluster && have(g->l2_slots_covered) && g->l2_slots_covered < 16384;
+    bool errors = have(g->l2_errors) && g->l2_errors > 0;
+    bool failover = have(g->l2_failovers) && g->l2_failovers > 0;
+    enum finding_sev sev = down || slots || errors ? FINDING_WARNING
+                           : failover              ? FINDING_INFO
+                                                   : FINDING_OK;
+    char what[160];
+    int n = snprintf(what, sizeof(what), "%.0f of %.0f nodes connected", have(conn) ? conn : 0,
+                     have(known) ? known : 0);
+    if (cluster && have(g->l2_slots_covered))
+        snprintf(what + n, sizeof(what) - (size_t)n, ", %.0f of 16384 slots covered",
+                 g->l2_slots_covered);
+    struct finding *f =
+        finding_add(out, "gateway", "gw-l2", sev, "Redis L2 (%s): %s, %.0f errors %s", g->l2_mode,
+                    what, have(g->l2_errors) ? g->l2_errors : 0, when);
+    for (int i = 0; i < g->n_l2_nodes; i++) {
+        const struct gw_l2_node *nd = &g->l2_nodes[i];
+        char sl[32] = "";
+        if (cluster)
+            snprintf(sl, sizeof(sl), ", %.0f slots", have(nd->slots) ? nd->slots : 0);
+        finding_evidence(f, "%s %s: %s%s, %.0f errors", nd->role, nd->addr,
+                         nd->connected ? "connected" : "NOT connected", sl,
+                         have(nd->errors) ? nd->errors : 0);
+    }
+    if (failover)
+        finding_evidence(f,
+                         "%.0f failover(s) %s: the primary of some slots changed and the L2 "
+                         "follows the new one",
+                         g->l2_failovers, when);
+    finding_source(f, "%s cache.l2 (mode, nodes, slots_covered, errors, failovers)", g->where);
+    if (sev < FINDING_WARNING)
+        return;
+    finding_fix(f, "lookups on a lost node's keys count as L2 errors and go to the origin: no "
+                   "request fails, the L2 just does nothing for them; restart the node or let its "
+                   "replica take over (doctor --redis SEED shows the cluster's side)");
+    if (slots)
+        finding_fix(f, "slots no node serves: a primary failed without a replica, or the cluster "
+                       "is being resharded (redis-cli --cluster check SEED)");
+}
+
 /* Shedding protects the upstream, but each shed request is a 503 for a user. */
 static void rule_shed(const struct gw_facts *g, const char *when, struct finding_list *out)
 {
@@ -275,6 +325,7 @@ void rules_gateway(const struct gw_facts *g, struct finding_list *out)
     rule_5xx(g, when, out);
     rule_latency(g, when, out);
     rule_hit_ratio(g, when, out);
+    rule_l2(g, when, out);
     rule_shed(g, when, out);
     /* Time spent waiting for an upstream connection is pure queueing added to every request. */
     if (have(g->pool_wait_p95_ms)) {

@@ -10,6 +10,14 @@ static void mb(long long bytes, char *out, size_t n)
     snprintf(out, n, "%.1f MB", (double)bytes / (1024.0 * 1024.0));
 }
 
+/* On a cluster the counters are sums over the nodes read: say so, and over how many. */
+static void cluster_sums(const struct redis_facts *r, struct finding *f)
+{
+    if (r->cluster)
+        finding_evidence(f, "summed over the %d of %d cluster nodes read", r->nodes_reached,
+                         r->n_nodes);
+}
+
 /* Keyspace hit ratio: the seed's numbers — under 10% the cache is useless (every read also pays
  * a miss), under 80% is the alert. Under 100 lookups the ratio means nothing yet. */
 /* apigate's own L2: each lookup is one MGET of two keys, the entry and its inv: mark (which
@@ -43,7 +51,9 @@ static void rule_l2_ratio(const struct redis_facts *r, struct finding_list *out)
         "keys, the entry and its inv: mark, so the keyspace ratio undercounts",
         r->hits, r->misses,
         r->hits + r->misses > 0 ? 100.0 * (double)r->hits / (double)(r->hits + r->misses) : 0.0);
-    finding_evidence(f, "%lld apigate:* keys seen by one SCAN step", r->apigate_keys);
+    finding_evidence(f, "%lld apigate:* keys seen by one SCAN step%s", r->apigate_keys,
+                     r->cluster ? " on each primary" : "");
+    cluster_sums(r, f);
     finding_source(f, "INFO stats; SCAN 0 MATCH apigate:*%s",
                    exact ? "; the gateway's /stats cache.l2" : "");
     if (sev != FINDING_OK)
@@ -73,6 +83,7 @@ static void rule_hit_ratio(const struct redis_facts *r, struct finding_list *out
     struct finding *f =
         finding_add(out, "redis", "redis-hit-ratio", sev, "keyspace hit ratio %.1f%%", ratio * 100);
     finding_evidence(f, "keyspace_hits %lld, keyspace_misses %lld", r->hits, r->misses);
+    cluster_sums(r, f);
     finding_source(f, "INFO stats");
     if (sev >= FINDING_WARNING) {
         if (r->evicted_keys > 0)
@@ -105,6 +116,11 @@ static void rule_evictions(const struct redis_facts *r, struct finding_list *out
                                         r->evicted_keys, max, r->policy);
         finding_evidence(f, "evicted_keys %lld, used_memory %s, peak %s, maxmemory %s",
                          r->evicted_keys, used, peak, max);
+        if (r->cluster)
+            finding_evidence(f,
+                             "evictions summed over the %d cluster nodes read; memory of the "
+                             "fullest, %s",
+                             r->nodes_reached, r->mem_node);
         finding_source(f, "INFO stats evicted_keys; INFO memory; CONFIG GET maxmemory-policy");
         finding_fix(f,
                     "maxmemory %lldmb (twice the peak) in redis.conf, or shorter TTLs on "
@@ -127,6 +143,9 @@ static void rule_evictions(const struct redis_facts *r, struct finding_list *out
                                     "memory %s of maxmemory %s (%.0f%%)", used, max, use * 100);
     finding_evidence(f, "used_memory %lld, maxmemory %lld, policy %s", r->used_memory, r->maxmemory,
                      r->policy);
+    if (r->cluster)
+        finding_evidence(f, "the fullest of the %d cluster nodes read: %s", r->nodes_reached,
+                         r->mem_node);
     finding_source(f, "INFO memory");
     if (sev >= FINDING_WARNING)
         finding_fix(f,
@@ -148,6 +167,11 @@ static void rule_clients(const struct redis_facts *r, struct finding_list *out)
                                     r->connected_clients, r->maxclients, r->blocked_clients);
     finding_evidence(f, "connected_clients %lld, blocked_clients %lld, rejected_connections %lld",
                      r->connected_clients, r->blocked_clients, r->rejected_connections);
+    if (r->cluster)
+        finding_evidence(f,
+                         "clients of the fullest of the %d cluster nodes read, %s; rejected "
+                         "connections summed",
+                         r->nodes_reached, r->clients_node);
     finding_source(f, "INFO clients; INFO stats rejected_connections");
     if (sev >= FINDING_WARNING)
         finding_fix(f,
@@ -190,6 +214,8 @@ static void rule_ping(const struct redis_facts *r, struct finding_list *out)
 
 void rules_redis(const struct redis_facts *r, struct finding_list *out)
 {
+    if (r->cluster)
+        rules_redis__cluster(r, out);
     rule_hit_ratio(r, out);
     rule_evictions(r, out);
     rule_clients(r, out);

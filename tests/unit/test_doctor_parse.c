@@ -131,6 +131,87 @@ static void test_parse_redis_info(void **state)
     assert_int_equal(r.misses, 90);
 }
 
+/* CLUSTER NODES of Redis 7 after a failover: the old primary failed (no slots), its replica
+ * promoted; one primary without replica, one with a replica suspected (fail?); an importing slot
+ * entry and a host name after the address. */
+static void test_parse_cluster_nodes(void **state)
+{
+    (void)state;
+    static const char nodes[] =
+        "aaaa0000000000000000000000000000000000aa 127.0.0.1:7000@17000 myself,master - 0 0 1 "
+        "connected 0-5460\n"
+        "bbbb0000000000000000000000000000000000bb 127.0.0.1:7001@17001,host-b master - 0 1 2 "
+        "connected 5461-10921 10922 [10923->-cccc]\n"
+        "cccc0000000000000000000000000000000000cc 127.0.0.1:7002@17002 master,fail - 1 1 3 "
+        "disconnected\n"
+        "dddd0000000000000000000000000000000000dd 127.0.0.1:7003@17003 master - 0 1 4 connected "
+        "10923-16383\n"
+        "eeee0000000000000000000000000000000000ee 127.0.0.1:7004@17004 slave "
+        "aaaa0000000000000000000000000000000000aa 0 1 1 connected\n"
+        "ffff0000000000000000000000000000000000ff 127.0.0.1:7005@17005 slave,fail? "
+        "bbbb0000000000000000000000000000000000bb 0 1 2 connected\n"
+        "garbage\n";
+    struct redis_facts r;
+    memset(&r, 0, sizeof(r));
+    probe_redis__parse_nodes(nodes, &r);
+    assert_int_equal(r.n_nodes, 6);
+    assert_string_equal(r.nodes[0].addr, "127.0.0.1:7000");
+    assert_true(r.nodes[0].myself && r.nodes[0].primary);
+    assert_int_equal(r.nodes[0].slots, 5461);
+    assert_int_equal(r.nodes[0].replicas, 1);
+    assert_string_equal(r.nodes[1].addr, "127.0.0.1:7001"); // bus port and host name gone
+    assert_int_equal(r.nodes[1].slots, 5462);               // the importing entry is not served
+    assert_string_equal(r.nodes[1].ranges, "5461-10921 10922");
+    assert_int_equal(r.nodes[1].replicas, 0); // its replica is suspected
+    assert_true(r.nodes[2].fail && !r.nodes[2].pfail && !r.nodes[2].linked);
+    assert_int_equal(r.nodes[2].slots, 0);
+    assert_false(r.nodes[4].primary);
+    assert_string_equal(r.nodes[4].primary_id, "aaaa0000000000000000000000000000000000aa");
+    assert_true(r.nodes[5].pfail && !r.nodes[5].fail);
+
+    static const char info[] = "cluster_enabled:1\r\ncluster_state:fail\r\n"
+                               "cluster_slots_assigned:16384\r\ncluster_slots_ok:10923\r\n"
+                               "cluster_slots_pfail:0\r\ncluster_slots_fail:5461\r\n"
+                               "cluster_known_nodes:6\r\n";
+    probe_redis__parse_cluster_info(info, &r);
+    assert_string_equal(r.cluster_state, "fail");
+    assert_int_equal(r.slots_assigned, 16384);
+    assert_int_equal(r.slots_ok, 10923);
+    assert_int_equal(r.slots_fail, 5461);
+    assert_int_equal(r.known_nodes, 6);
+
+    /* sums over the nodes read; memory and clients from the fullest */
+    struct redis_node a = {.addr = "a:1",
+                           .primary = true,
+                           .hits = 10,
+                           .misses = 5,
+                           .evicted_keys = 1,
+                           .apigate_keys = 7,
+                           .used_memory = 50,
+                           .maxmemory = 100,
+                           .connected_clients = 5,
+                           .maxclients = 100};
+    struct redis_node b = {.addr = "b:1",
+                           .hits = 3,
+                           .misses = 4,
+                           .apigate_keys = 7,
+                           .used_memory = 90,
+                           .maxmemory = 100,
+                           .connected_clients = 1,
+                           .maxclients = 100};
+    r.nodes_reached = 0;
+    probe_redis__add_node(&r, &a);
+    probe_redis__add_node(&r, &b);
+    assert_int_equal(r.hits, 13);
+    assert_int_equal(r.misses, 9);
+    assert_int_equal(r.evicted_keys, 1);
+    assert_int_equal(r.apigate_keys, 7); // replicas hold copies: primaries only
+    assert_int_equal(r.used_memory, 90);
+    assert_string_equal(r.mem_node, "b:1");
+    assert_string_equal(r.clients_node, "a:1");
+    assert_int_equal(r.nodes_reached, 2);
+}
+
 static void test_parse_gateway(void **state)
 {
     (void)state;
@@ -375,7 +456,7 @@ int main(void)
         cmocka_unit_test(test_parse_netstat),  cmocka_unit_test(test_parse_redis_info),
         cmocka_unit_test(test_parse_gateway),  cmocka_unit_test(test_parse_explain),
         cmocka_unit_test(test_gateway_window), cmocka_unit_test(test_finding_sort_and_json),
-        cmocka_unit_test(test_redact),
+        cmocka_unit_test(test_redact),         cmocka_unit_test(test_parse_cluster_nodes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

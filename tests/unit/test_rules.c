@@ -484,6 +484,84 @@ static void test_redis_l2(void **state)
     finding_list_deinit(&l);
 }
 
+/* A cluster: all slots served (ok), a replaced primary (warning), a failed primary with slots
+ * (critical, its ranges named), a primary without replica (warning). */
+static void test_redis_cluster(void **state)
+{
+    (void)state;
+    struct redis_facts r;
+    memset(&r, 0, sizeof(r));
+    r.maxmemory = 100 << 20;
+    r.maxclients = 10000;
+    r.gw_l2_hits = r.gw_l2_misses = -1;
+    r.cluster = true;
+    strcpy(r.cluster_state, "ok");
+    r.slots_assigned = r.slots_ok = 16384;
+    r.n_nodes = r.nodes_reached = 4;
+    static const int slots[] = {8192, 8192, 0, 0};
+    for (int i = 0; i < 4; i++) {
+        struct redis_node *n = &r.nodes[i];
+        snprintf(n->addr, sizeof(n->addr), "127.0.0.1:700%d", i);
+        snprintf(n->id, sizeof(n->id), "id%d", i);
+        n->primary = i < 2;
+        n->slots = slots[i];
+        snprintf(n->ranges, sizeof(n->ranges), "%s", i == 0 ? "0-8191" : "8192-16383");
+        n->replicas = i < 2;
+        n->reached = n->linked = true;
+        if (i >= 2)
+            snprintf(n->primary_id, sizeof(n->primary_id), "id%d", i - 2);
+    }
+    struct finding_list l;
+    finding_list_init(&l);
+    rules_redis(&r, &l);
+    assert_int_equal(sev_of(&l, "redis-cluster-slots"), FINDING_OK);
+    assert_string_equal(finding_find(&l, "redis-cluster-slots")->title,
+                        "all 16384 slots served by 2 primaries (cluster_state:ok)");
+    assert_int_equal(sev_of(&l, "redis-cluster-nodes"), FINDING_OK);
+    assert_int_equal(sev_of(&l, "redis-cluster-replicas"), FINDING_OK);
+    finding_list_deinit(&l);
+
+    /* node 0 failed over to node 2; node 2 has no replica */
+    r.nodes[0].fail = true;
+    r.nodes[0].slots = 0;
+    r.nodes[0].reached = false;
+    r.nodes[2].primary = true;
+    r.nodes[2].slots = 8192;
+    strcpy(r.nodes[2].ranges, "0-8191");
+    r.nodes[2].replicas = 0;
+    r.nodes[2].primary_id[0] = '\0';
+    finding_list_init(&l);
+    rules_redis(&r, &l);
+    assert_int_equal(sev_of(&l, "redis-cluster-slots"), FINDING_OK);
+    assert_int_equal(sev_of(&l, "redis-cluster-nodes"), FINDING_WARNING);
+    assert_non_null(strstr(finding_find(&l, "redis-cluster-nodes")->evidence,
+                           "primary 127.0.0.1:7000 (id0) failed: serves no slot (replaced)"));
+    assert_int_equal(sev_of(&l, "redis-cluster-replicas"), FINDING_WARNING);
+    assert_string_equal(finding_find(&l, "redis-cluster-replicas")->title,
+                        "1 of 2 primaries have no replica");
+    finding_list_deinit(&l);
+
+    /* node 2 fails too, before a failover: its slots are not served */
+    r.nodes[2].pfail = true;
+    strcpy(r.cluster_state, "fail");
+    finding_list_init(&l);
+    rules_redis(&r, &l);
+    const struct finding *f = finding_find(&l, "redis-cluster-slots");
+    assert_int_equal(f->sev, FINDING_CRITICAL);
+    assert_string_equal(f->title, "8192 of 16384 slots not served (cluster_state:fail)");
+    assert_non_null(strstr(f->evidence, "slots 0-8191 (8192) not served, no replica to take over"));
+    assert_int_equal(sev_of(&l, "redis-cluster-nodes"), FINDING_CRITICAL);
+    finding_list_deinit(&l);
+
+    /* a plain Redis: none of them */
+    r.cluster = false;
+    finding_list_init(&l);
+    rules_redis(&r, &l);
+    assert_null(finding_find(&l, "redis-cluster-slots"));
+    assert_null(finding_find(&l, "redis-cluster-nodes"));
+    finding_list_deinit(&l);
+}
+
 static void test_redis(void **state)
 {
     (void)state;
@@ -561,6 +639,52 @@ static struct gw_facts gw_base(void)
     g.life_5xx = 0;
     g.life_crashes = g.life_recycles = 0;
     return g;
+}
+
+/* The L2's view of Redis: all connected (ok), a node lost with errors in the window (warning),
+ * no L2 view at all (no finding). */
+static void test_gateway_l2(void **state)
+{
+    (void)state;
+    struct gw_facts g = gw_base();
+    struct finding_list l;
+    finding_list_init(&l);
+    rules_gateway(&g, &l);
+    assert_null(finding_find(&l, "gw-l2"));
+    finding_list_deinit(&l);
+    g.l2_enabled = true;
+    strcpy(g.l2_mode, "cluster");
+    g.l2_nodes_known = g.l2_nodes_connected = 3;
+    g.l2_slots_covered = 16384;
+    g.l2_errors = 0;
+    g.l2_failovers = 0;
+    g.n_l2_nodes = 1;
+    g.l2_nodes[0] = (struct gw_l2_node){"127.0.0.1:7000", "primary", true, 16384, 0};
+    finding_list_init(&l);
+    rules_gateway(&g, &l);
+    assert_int_equal(sev_of(&l, "gw-l2"), FINDING_OK);
+    assert_string_equal(finding_find(&l, "gw-l2")->title,
+                        "Redis L2 (cluster): 3 of 3 nodes connected, 16384 of 16384 slots "
+                        "covered, 0 errors in the last 3.0 s");
+    finding_list_deinit(&l);
+    g.l2_nodes_connected = 2;
+    g.l2_errors = 40;
+    g.l2_nodes[0].connected = false;
+    g.l2_nodes[0].errors = 40;
+    finding_list_init(&l);
+    rules_gateway(&g, &l);
+    const struct finding *f = finding_find(&l, "gw-l2");
+    assert_int_equal(f->sev, FINDING_WARNING);
+    assert_non_null(
+        strstr(f->evidence, "primary 127.0.0.1:7000: NOT connected, 16384 slots, 40 errors"));
+    finding_list_deinit(&l);
+    g.l2_nodes_connected = 3; // all back, a failover in the window: info
+    g.l2_errors = 0;
+    g.l2_failovers = 1;
+    finding_list_init(&l);
+    rules_gateway(&g, &l);
+    assert_int_equal(sev_of(&l, "gw-l2"), FINDING_INFO);
+    finding_list_deinit(&l);
 }
 
 static void test_gateway(void **state)
@@ -875,6 +999,8 @@ int main(void)
         cmocka_unit_test(test_pgbouncer),
         cmocka_unit_test(test_redis),
         cmocka_unit_test(test_redis_l2),
+        cmocka_unit_test(test_redis_cluster),
+        cmocka_unit_test(test_gateway_l2),
         cmocka_unit_test(test_gateway),
         cmocka_unit_test(test_gateway_hit_ratio),
         cmocka_unit_test(test_gateway_window),
