@@ -3,7 +3,7 @@
  * deadline in milliseconds, SET with a TTL, PUBLISH, and a SUBSCRIBE connection for purge events.
  * Redis being down or slow is normal operation: lookups answer "error" at once or at their
  * deadline, the connection is retried with backoff, and errors are counted and logged once per
- * interval. The only file that includes hiredis. */
+ * interval. hiredis stays in src/cache/l2redis*.c (l2redis_priv.h lists which file does what). */
 #ifndef AG_CACHE_L2REDIS_H
 #define AG_CACHE_L2REDIS_H
 
