@@ -211,7 +211,10 @@ void conn_trim(struct gwthread *th)
         conn__req_free(r);
         freed += sizeof(*r);
     }
-    freed += gwthread_blocks_trim(th, 16 + th->nconns / 4);
+    /* an HTTP/2 stream holds blocks as a busy connection does */
+    freed += gwthread_blocks_trim(th, 16 + th->nconns / 4 + 2 * th->h2_streams_hw);
+    freed += h2sess_trim(th, 16 + th->h2_streams_hw);
+    th->h2_streams_hw = th->h2_streams;
     th->trimmed_bytes += freed;
     /* Memory freed by closed connections stays in malloc's arenas (and in the RSS) until it is
      * trimmed: after a drop of many connections, or enough freed here, give it back, once the

@@ -48,7 +48,9 @@ void gwthread_block_give(struct gwthread *th, void *block)
 {
     if (block == NULL)
         return;
-    if (th->nfree_blocks >= CONN_BLOCKS_KEPT) {
+    /* HTTP/2: up to two blocks per recent stream (a batch of streams ends at once and the next
+     * batch takes them again); the trim tick gives back what a quieter second does not use */
+    if (th->nfree_blocks >= CONN_BLOCKS_KEPT + 2 * th->h2_streams_hw) {
         free(block);
         return;
     }

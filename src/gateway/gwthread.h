@@ -129,6 +129,11 @@ struct gwthread {
     size_t nfree_reqs;
     struct conn *active;         // doubly linked list of open conns
     struct h2sess *h2_active;    // open HTTP/2 sessions (h2sess.c), counted in <nconns> too
+    void *h2_free_streams;       // free list of HTTP/2 stream objects (h2sess.c)
+    size_t h2_nfree_streams;
+    size_t h2_streams;           // open HTTP/2 streams (each holds a request object and blocks)
+    size_t h2_streams_hw;        // most open streams since the last trim tick: a session's
+                                 // streams end in batches, so the free lists keep that many
     size_t nconns;
     struct loop_timer tick;      // 250 ms: heartbeat, request counter
     struct loop_timer alog_timer; // logging.access_flush

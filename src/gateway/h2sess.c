@@ -1,7 +1,8 @@
 /* The HTTP/2 client session (see h2sess.h). nghttp2 parses frames and HPACK; each request stream
- * becomes a struct gw_req whose head is rebuilt as an HTTP/1.1 head (so the request layer, the
- * routes, the cache keys and the upstream request are the same as for HTTP/1.1; nghttp2 already
- * refused field names and values that could not be one). The request layer answers in HTTP/1.1
+ * becomes a struct gw_req whose head is built field by field (http/reqhead.h) into the same
+ * struct h1_request an HTTP/1.1 head is parsed into, with the h1 parser's checks and HTTP/2's own
+ * (so the request layer, the routes, the cache keys and the upstream request are the same as for
+ * HTTP/1.1, and no head is written out and parsed again). The request layer answers in HTTP/1.1
  * bytes into the stream's <out>; this file turns the head into a HEADERS frame and the body (its
  * Content-Length or chunked framing removed) into DATA frames, pulled by nghttp2 as the client's
  * flow-control windows allow. Backpressure both ways:
@@ -24,6 +25,7 @@
 
 #include <nghttp2/nghttp2.h>
 
+#include "core/assert.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
@@ -31,32 +33,38 @@
 #include "gateway/req.h"
 #include "http/chunked.h"
 #include "http/h1write.h"
+#include "http/reqhead.h"
 #include "net/transport.h"
 
 #define H2S_MAGIC 0x68327373u       /* "h2ss" */
 #define H2ST_MAGIC 0x68327374u      /* "h2st" */
 #define H2S_BODY_HIGH (64u * 1024u) /* decoded response bytes kept ready per stream */
 #define H2S_RESET_WINDOW_MS 10000u
+#define H2S_WOUT_HIGH (64u * 1024u) /* frames gathered before one write */
 
+/* A stream object outlives its stream: a closed one goes to the thread's free list
+ * (th->h2_free_streams) with its request object, header array, head arena and buffer blocks, so
+ * a busy session allocates nothing per request. The fields from <s> on are cleared on reuse. */
 struct h2_stream {
     unsigned magic;
+    struct gw_req rq;
+    struct arena harena;    // the request head's copies (reqhead), reset per stream
+    struct h1_header *hdrs; // rq.max_hdrs entries
+    struct buf in;          // request body for the request layer (chunked when no length)
+    struct buf out;         // the response as the request layer wrote it (HTTP/1.1)
+    struct buf body;        // response body bytes ready for DATA frames
+    struct h2_stream *next_free;
+    // cleared on reuse from here
     struct h2sess *s;
     int32_t id;
     struct h2_stream *next, *prev;
-    struct gw_req rq;
-    struct buf head;   // the request head rebuilt as HTTP/1.1 (r->req's slices point here)
-    struct buf cookie; // cookie fields, joined with "; " (RFC 9113 §8.2.3)
-    struct buf in;     // request body for the request layer (chunked when no length)
-    struct buf out;    // the response as the request layer wrote it (HTTP/1.1)
-    struct buf body;   // response body bytes ready for DATA frames
-    struct h1_header *hdrs;
+    struct reqhead *rh; // the request head being built, in <harena> (r->req's slices point there)
     struct h1_chunked res_chunk;
     uint64_t res_remaining;
     size_t unconsumed;  // DATA bytes not given back to the stream's window yet
     size_t hdr_bytes;   // decoded header bytes (http2.max_header_list_size)
+    uint64_t body_rcvd; // request DATA bytes (checked against Content-Length)
     int res_body;       // enum h1_body of the response
-    bool line_done;     // the request line is in <head>
-    bool has_cl;        // the request carries Content-Length
     bool chunked_req;   // the request body is re-framed as chunks
     bool started;       // handed to the request layer
     bool req_eos;       // the client's END_STREAM
@@ -68,9 +76,6 @@ struct h2_stream {
     bool rst_after;     // answered before the request's end: the rest of its body is dropped
     bool res_sent;      // the response's END_STREAM went out
     uint64_t dropped;   // body bytes dropped after an early answer
-    bool bad;           // a pseudo-header the gateway cannot carry (answered 400)
-    char method[16], scheme[8];
-    char *path, *authority; // copies, freed with the stream
 };
 
 struct h2sess {
@@ -106,50 +111,88 @@ bool h2sess_is_preface(const char *p, size_t n)
 
 /* ---- streams ---- */
 
+#define H2S_FREE_STREAMS 64 /* stream objects a thread keeps for reuse, beyond its recent peak */
+
 static struct h2_stream *h2s__stream_new(struct h2sess *s, int32_t id)
 {
     struct gwthread *th = s->th;
     const struct gw_config *cfg = th->sh->cfg;
-    struct h2_stream *st = xcalloc(1, sizeof(*st));
-    st->magic = H2ST_MAGIC;
+    size_t max_hdrs = cfg->server.max_headers > 0 ? (size_t)cfg->server.max_headers : 100;
+    struct h2_stream *st = th->h2_free_streams;
+    if (st != NULL) {
+        AG_ASSERT(st->magic == H2ST_MAGIC);
+        th->h2_free_streams = st->next_free;
+        th->h2_nfree_streams--;
+        st->rq.client_ip = s->client_ip;
+    } else {
+        st = xcalloc(1, sizeof(*st));
+        st->magic = H2ST_MAGIC;
+        buf_init(&st->in);
+        buf_init(&st->out);
+        buf_init(&st->body);
+        gw_req_init(&st->rq, &h2s_sess_ops, st, &st->in, &st->out, s->client_ip);
+        st->rq.th = th;
+        st->rq.h2 = true;
+        st->rq.max_hdrs = (uint32_t)max_hdrs;
+        st->hdrs = xcalloc(max_hdrs, sizeof(*st->hdrs));
+        st->rq.hdrs = st->hdrs;
+        /* the head's copies: bounded by server.max_head_size (reqhead answers 431 first) */
+        arena_init(&st->harena, 2048, cfg->server.max_head_size + 4096);
+    }
+    st->next_free = NULL;
+    memset(&st->s, 0, sizeof(*st) - offsetof(struct h2_stream, s));
     st->s = s;
     st->id = id;
-    buf_init(&st->head);
-    buf_init(&st->cookie);
-    buf_init(&st->in);
-    buf_init(&st->out);
-    buf_init(&st->body);
-    gw_req_init(&st->rq, &h2s_sess_ops, st, &st->in, &st->out, s->client_ip);
-    st->rq.th = th;
-    st->rq.h2 = true;
-    st->rq.max_hdrs = cfg->server.max_headers > 0 ? (size_t)cfg->server.max_headers : 100;
-    st->hdrs = xcalloc(st->rq.max_hdrs, sizeof(*st->hdrs));
-    st->rq.hdrs = st->hdrs;
     gw_req_reset(&st->rq);
     st->rq.t_start_us = clock_now_us();
+    struct h1_limits lim = {.max_request_line = 0,
+                            .max_head = cfg->server.max_head_size,
+                            .max_headers = st->rq.max_hdrs};
+    st->rh = reqhead_begin(&st->harena, st->hdrs, st->rq.max_hdrs, &lim);
     st->next = s->streams;
     if (s->streams)
         s->streams->prev = st;
     s->streams = st;
     s->nstreams++;
+    if (++th->h2_streams > th->h2_streams_hw)
+        th->h2_streams_hw = th->h2_streams;
     metrics_counter_inc(th->ms, th->sh->ids.h2_streams);
     return st;
 }
 
-static void h2s__stream_free(struct h2_stream *st)
+static void h2s__stream_destroy(struct h2_stream *st)
 {
-    gw_req_release(&st->rq);
     gw_req_deinit(&st->rq);
-    buf_deinit(&st->head);
-    buf_deinit(&st->cookie);
+    arena_deinit(&st->harena);
     buf_deinit(&st->in);
     buf_deinit(&st->out);
     buf_deinit(&st->body);
     free(st->hdrs);
-    free(st->path);
-    free(st->authority);
     st->magic = 0;
     free(st);
+}
+
+/* The stream is over: its object goes back to the thread's free list (or away). */
+static void h2s__stream_free(struct h2_stream *st)
+{
+    struct gwthread *th = st->rq.th;
+    th->h2_streams--;
+    gw_req_abort(&st->rq); // stops the exchange's timers (nothing else: the request ended)
+    gw_req_release(&st->rq);
+    arena_reset(&st->harena);
+    gwthread_buf_give(th, &st->in);
+    gwthread_buf_give(th, &st->out);
+    gwthread_buf_give(th, &st->body);
+    if (th->h2_nfree_streams >= H2S_FREE_STREAMS + th->h2_streams_hw ||
+        st->rq.max_hdrs != (uint32_t)(th->sh->cfg->server.max_headers > 0
+                                          ? th->sh->cfg->server.max_headers
+                                          : 100)) {
+        h2s__stream_destroy(st);
+        return;
+    }
+    st->next_free = th->h2_free_streams;
+    th->h2_free_streams = st;
+    th->h2_nfree_streams++;
 }
 
 static void h2s__stream_unlink(struct h2_stream *st)
@@ -192,7 +235,18 @@ static int h2s__decode_body(struct h2_stream *st)
         const char *p = buf_head(&st->out);
         size_t pend = buf_pending(&st->out);
         size_t room = H2S_BODY_HIGH - buf_pending(&st->body);
-        if (st->res_body == H1_BODY_LENGTH) {
+        if (st->res_body == H1_BODY_LENGTH && buf_pending(&st->body) == 0 &&
+            pend <= st->res_remaining && pend <= room) {
+            /* all of <out> is body (a cache hit's, typically): the buffers change hands, no
+             * copy (r->out points at the struct, which stays) */
+            struct buf t = st->body;
+            st->body = st->out;
+            st->out = t;
+            buf_reset(&st->out);
+            st->res_remaining -= pend;
+            if (st->res_remaining == 0)
+                st->res_eof = true;
+        } else if (st->res_body == H1_BODY_LENGTH) {
             size_t n = pend < room ? pend : room;
             if (n > st->res_remaining)
                 n = (size_t)st->res_remaining;
@@ -371,6 +425,7 @@ static int h2s__send(struct gw_req *r, const struct iovec *iov, int n)
     struct h2sess *s = st->s;
     if (s->closed || st->closed)
         return -1;
+    gwthread_buf_take(s->th, &st->out); // a block of the thread's: no malloc per response
     for (int i = 0; i < n; i++)
         buf_append(&st->out, iov[i].iov_base, iov[i].iov_len);
     st->want_drained = false;
@@ -449,20 +504,6 @@ static int h2s__on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, vo
     return 0;
 }
 
-static void h2s__request_line(struct h2_stream *st)
-{
-    if (st->line_done)
-        return;
-    st->line_done = true;
-    buf_printf(&st->head, "%s %s HTTP/1.1\r\n", st->method[0] ? st->method : "-",
-               st->path ? st->path : "-"); // (an incomplete line is answered 400: h2s__start)
-    if (st->authority) {
-        buf_append_str(&st->head, "Host: ");
-        buf_append_str(&st->head, st->authority);
-        buf_append_str(&st->head, "\r\n");
-    }
-}
-
 static int h2s__on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name,
                           size_t nlen, const uint8_t *value, size_t vlen, uint8_t flags, void *user)
 {
@@ -480,42 +521,9 @@ static int h2s__on_header(nghttp2_session *ng, const nghttp2_frame *f, const uin
         metrics_counter_inc(s->th->ms, s->th->sh->ids.h2_hdr_limit);
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; // resets the stream
     }
-    const char *n = (const char *)name, *v = (const char *)value;
-    if (nlen > 0 && n[0] == ':') {
-        if (nlen == 7 && memcmp(n, ":method", 7) == 0) {
-            if (vlen >= sizeof(st->method)) {
-                st->bad = true; // never shortened or replaced by a default
-                return 0;
-            }
-            memcpy(st->method, v, vlen);
-            st->method[vlen] = '\0';
-        } else if (nlen == 5 && memcmp(n, ":path", 5) == 0) {
-            free(st->path);
-            st->path = xstrndup(v, vlen);
-        } else if (nlen == 10 && memcmp(n, ":authority", 10) == 0) {
-            free(st->authority);
-            st->authority = xstrndup(v, vlen);
-        } else if (nlen == 7 && memcmp(n, ":scheme", 7) == 0 && vlen < sizeof(st->scheme)) {
-            memcpy(st->scheme, v, vlen);
-            st->scheme[vlen] = '\0';
-        }
-        return 0;
-    }
-    h2s__request_line(st);
-    if (nlen == 6 && memcmp(n, "cookie", 6) == 0) {
-        if (buf_pending(&st->cookie) > 0)
-            buf_append_str(&st->cookie, "; ");
-        buf_append(&st->cookie, v, vlen);
-        return 0;
-    }
-    if (nlen == 4 && memcmp(n, "host", 4) == 0 && st->authority != NULL)
-        return 0; // :authority wins
-    if (nlen == 14 && memcmp(n, "content-length", 14) == 0)
-        st->has_cl = true;
-    buf_append(&st->head, n, nlen);
-    buf_append_str(&st->head, ": ");
-    buf_append(&st->head, v, vlen);
-    buf_append_str(&st->head, "\r\n");
+    /* a refused field is remembered and answered once the head is whole (h2s__start) */
+    if (st->rh != NULL)
+        reqhead_field(st->rh, (const char *)name, nlen, (const char *)value, vlen);
     return 0;
 }
 
@@ -523,45 +531,19 @@ static int h2s__on_header(nghttp2_session *ng, const nghttp2_frame *f, const uin
 static void h2s__start(struct h2sess *s, struct h2_stream *st)
 {
     struct gw_req *r = &st->rq;
-    h2s__request_line(st);
-    if (buf_pending(&st->cookie) > 0) {
-        buf_append_str(&st->head, "Cookie: ");
-        buf_append(&st->head, buf_head(&st->cookie), buf_pending(&st->cookie));
-        buf_append_str(&st->head, "\r\n");
-    }
-    if (!st->req_eos && !st->has_cl) {
-        buf_append_str(&st->head, "Transfer-Encoding: chunked\r\n");
-        st->chunked_req = true;
-    }
-    buf_append_str(&st->head, "\r\n");
     st->started = true;
     gw_req_begin(r);
     r->wall_ms = clock_wall_ms();
     r->keep_alive = true;
-    if (st->bad || st->path == NULL || st->method[0] == '\0') {
-        /* CONNECT (no :path) and over-long methods: nothing a route could have meant */
+    if (st->rh == NULL || reqhead_finish(st->rh, &r->req, !st->req_eos) == -1) {
+        enum h1_err err = st->rh ? r->req.err : H1_ERR_HEAD_TOO_LARGE;
         r->route = -1;
         gw_req_make_rid(r, NULL);
-        gw_req_respond_error(r, 400, "bad_request",
-                             "HTTP/2 request without :path or with an "
-                             "unsupported :method",
-                             NULL);
+        gw_req_respond_error(r, h1_err_status(err), "bad_request", h1_err_text(err), NULL);
         return;
     }
-    const struct gw_config *cfg = s->th->sh->cfg;
-    struct h1_limits lim = {.max_request_line = 0,
-                            .max_head = cfg->server.max_head_size + 1024,
-                            .max_headers = r->max_hdrs};
-    int n = h1_parse_request(buf_head(&st->head), buf_pending(&st->head), &r->req, st->hdrs,
-                             r->max_hdrs, &lim);
-    if (n < 0) {
-        r->route = -1;
-        gw_req_make_rid(r, NULL);
-        gw_req_respond_error(r, n == -1 ? h1_err_status(r->req.err) : 400, "bad_request",
-                             n == -1 ? h1_err_text(r->req.err) : "incomplete request head", NULL);
-        return;
-    }
-    r->req.https = s->tp.ops != &transport_tcp_ops; // after the parse, which clears it
+    st->chunked_req = r->req.body == H1_BODY_CHUNKED;
+    r->req.https = s->tp.ops != &transport_tcp_ops; // after the build, which clears it
     gw_req_start(r);
 }
 
@@ -626,6 +608,16 @@ static int h2s__on_data(nghttp2_session *ng, uint8_t flags, int32_t id, const ui
         }
         return 0;
     }
+    st->body_rcvd += len;
+    if (st->rq.req.body == H1_BODY_LENGTH && st->body_rcvd > st->rq.req.content_length) {
+        /* more DATA than Content-Length said (nghttp2 refuses it first; the upstream request is
+         * framed by that length, so an excess must never reach it): RFC 9113 §8.1.1 */
+        metrics_counter_inc(st->s->th->ms, st->s->th->sh->ids.h2_proto);
+        nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_PROTOCOL_ERROR);
+        gw_req_abort(&st->rq);
+        return 0;
+    }
+    gwthread_buf_take(st->s->th, &st->in);
     if (st->chunked_req)
         h1_write_chunk(&st->in, (const char *)data, len);
     else
@@ -721,31 +713,34 @@ static void h2s__flush(struct h2sess *s)
     do {
         s->flush_again = false;
         while (s->writable) {
-            if (buf_pending(&s->wout) > 0) {
-                ssize_t w = transport_write(&s->tp, buf_head(&s->wout), buf_pending(&s->wout));
-                if (w == IO_AGAIN) {
-                    s->writable = false;
-                    break;
-                }
-                if (w < 0) {
+            /* gather every frame nghttp2 has (up to H2S_WOUT_HIGH), then one write: a batch of
+             * ten responses is one syscall (and one TLS record run), not one per frame */
+            while (buf_pending(&s->wout) < H2S_WOUT_HIGH) {
+                const uint8_t *data;
+                ssize_t n = nghttp2_session_mem_send(s->ng, &data);
+                if (n < 0) {
                     s->depth--;
                     h2s__close(s);
                     return;
                 }
-                buf_consume(&s->wout, (size_t)w);
-                continue;
+                if (n == 0)
+                    break;
+                gwthread_buf_take(s->th, &s->wout);
+                buf_append(&s->wout, data, (size_t)n);
             }
-            const uint8_t *data;
-            ssize_t n = nghttp2_session_mem_send(s->ng, &data);
-            if (n < 0) {
+            if (buf_pending(&s->wout) == 0)
+                break;
+            ssize_t w = transport_write(&s->tp, buf_head(&s->wout), buf_pending(&s->wout));
+            if (w == IO_AGAIN) {
+                s->writable = false;
+                break;
+            }
+            if (w < 0) {
                 s->depth--;
                 h2s__close(s);
                 return;
             }
-            if (n == 0)
-                break;
-            gwthread_buf_take(s->th, &s->wout);
-            buf_append(&s->wout, data, (size_t)n);
+            buf_consume(&s->wout, (size_t)w);
         }
         if (!s->notify_queued)
             for (struct h2_stream *st = s->streams; st != NULL; st = st->next)
@@ -960,4 +955,23 @@ void h2sess_close_all(struct gwthread *th)
 {
     while (th->h2_active != NULL)
         h2s__close(th->h2_active);
+}
+
+size_t h2sess_trim(struct gwthread *th, size_t keep)
+{
+    size_t freed = 0;
+    while (th->h2_nfree_streams > keep) {
+        struct h2_stream *st = th->h2_free_streams;
+        th->h2_free_streams = st->next_free;
+        th->h2_nfree_streams--;
+        freed += sizeof(*st) + st->rq.max_hdrs * sizeof(struct h1_header);
+        h2s__stream_destroy(st);
+    }
+    return freed;
+}
+
+void h2sess_thread_stop(struct gwthread *th)
+{
+    h2sess_close_all(th);
+    h2sess_trim(th, 0);
 }

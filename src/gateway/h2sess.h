@@ -26,5 +26,9 @@ void h2sess_accept(struct gwthread *th, struct transport *tp, const char *ip, co
 void h2sess_drain(struct gwthread *th);
 /* Closes every session of <th> (drain deadline, thread stop). */
 void h2sess_close_all(struct gwthread *th);
+/* Frees stream objects kept for reuse above <keep>. Returns the bytes freed. */
+size_t h2sess_trim(struct gwthread *th, size_t keep);
+/* Thread stop, after the last deferred frees: frees the stream objects kept for reuse. */
+void h2sess_thread_stop(struct gwthread *th);
 
 #endif

@@ -56,7 +56,7 @@ struct gw_req {
     const char *client_ip;      // the session's peer address
     struct buf *in;             // request body bytes received, not yet consumed (the session's)
     struct buf *out;            // response bytes queued for the client (the session's)
-    // the request
+    // the request: parsed from HTTP/1.1 (conn.c) or built from HTTP/2 fields (http/reqhead.h)
     struct h1_request req;
     struct h1_header *hdrs;     // max_hdrs entries the head was parsed into (the session's)
     const struct filter_chain *chain; // the route's filters, NULL before routing

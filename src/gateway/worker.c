@@ -254,6 +254,7 @@ static void *worker__thread(void *arg)
     for (size_t i = 0; i < th->npools; i++)
         upool_destroy(th->pools[i]);
     loop_run_once(th->loop, 0);
+    h2sess_thread_stop(th); // the free stream objects (they hold blocks conn_free_all frees)
     conn_free_all(th);
     buf_deinit(&th->scratch);
     accesslog_writer_destroy(th->alog);

@@ -37,7 +37,7 @@ const unsigned char h1__vchar[256] = {
 
 /* request-target bytes: VCHAR except '#' (a fragment is never sent), obs-text tolerated as nginx
  * does (raw UTF-8 paths exist in the wild and cannot desynchronise anything). */
-static const unsigned char h1_target[256] = {
+const unsigned char h1__target[256] = {
     0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
     0,1,1,0,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,
     1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,
@@ -102,6 +102,8 @@ const char *h1_err_text(enum h1_err err)
     case H1_ERR_TOO_MANY_HEADERS: return "too many header fields";
     case H1_ERR_STATUS: return "malformed status line";
     case H1_ERR_TE_BAD: return "Transfer-Encoding: chunked not final or repeated";
+    case H1_ERR_CONN_FIELD: return "connection-specific header field in HTTP/2";
+    case H1_ERR_PSEUDO: return "missing, repeated or misplaced pseudo-header field";
     }
     return "unknown error";
 }
@@ -157,7 +159,7 @@ static bool list_next(const unsigned char *v, size_t len, size_t *pos, const uns
 
 /* Content-Length = 1*DIGIT, possibly a list of identical values ("5, 5") from a sender that
  * merged duplicate lines (RFC 9110 §8.6). Returns 0 with the value, -1 if invalid. */
-static int parse_content_length(const unsigned char *v, size_t len, uint64_t *out)
+int h1__parse_content_length(const unsigned char *v, size_t len, uint64_t *out)
 {
     size_t pos = 0;
     const unsigned char *el;
@@ -230,7 +232,7 @@ static inline bool is_hex(unsigned char c)
  * with well-formed %XX, or a bracketed IP literal, then optional digits. An empty value is valid
  * only when <allow_empty> (a Host header for a target without authority); <need_port> is for
  * CONNECT. */
-static bool authority_valid(const unsigned char *v, size_t len, bool allow_empty, bool need_port)
+bool h1__authority_valid(const unsigned char *v, size_t len, bool allow_empty, bool need_port)
 {
     if (len == 0)
         return allow_empty && !need_port;
@@ -269,7 +271,7 @@ static int note_field(const unsigned char *n, size_t nlen, const unsigned char *
     case 4:
         if (request && name_is(n, "host", 4)) {
             /* Two Hosts, or one with '@' or '/', let two parsers pick two different origins. */
-            if (++f->nhost > 1 || !authority_valid(v, vlen, true, false)) {
+            if (++f->nhost > 1 || !h1__authority_valid(v, vlen, true, false)) {
                 *err = H1_ERR_HOST;
                 return -1;
             }
@@ -292,7 +294,7 @@ static int note_field(const unsigned char *n, size_t nlen, const unsigned char *
     case 14:
         if (name_is(n, "content-length", 14)) {
             uint64_t cl;
-            if (parse_content_length(v, vlen, &cl) == -1 || (f->ncl > 0 && cl != f->cl)) {
+            if (h1__parse_content_length(v, vlen, &cl) == -1 || (f->ncl > 0 && cl != f->cl)) {
                 *err = H1_ERR_CONTENT_LENGTH;
                 return -1;
             }
@@ -450,7 +452,7 @@ static int version_at(const unsigned char *p, const unsigned char *end, int *min
     return parse_version(p, minor);
 }
 
-static enum h1_method method_id(const char *m, size_t len)
+enum h1_method h1__method_id(const char *m, size_t len)
 {
     switch (len) {
     case 3:
@@ -493,13 +495,13 @@ static void split_query(struct h1_request *r, const char *p, size_t len)
 
 /* Classifies the request-target (RFC 9112 §3.2) and fills path/query; for absolute-form the
  * authority becomes the host (§3.2.2: it wins over Host). Returns 0 or -1. */
-static int classify_target(struct h1_request *r, const char **abs_host, size_t *abs_host_len)
+int h1__classify_target(struct h1_request *r, const char **abs_host, size_t *abs_host_len)
 {
     const char *t = r->target;
     size_t len = r->target_len;
     if (r->method_id == H1_M_CONNECT) {
         /* authority-form: host ":" port, nothing else */
-        if (!authority_valid((const unsigned char *)t, len, false, true))
+        if (!h1__authority_valid((const unsigned char *)t, len, false, true))
             return -1;
         r->path = t;
         r->path_len = 0;
@@ -530,7 +532,7 @@ static int classify_target(struct h1_request *r, const char **abs_host, size_t *
     while (i < len && t[i] != '/' && t[i] != '?')
         i++;
     /* '@' userinfo fails here too: RFC 9110 §4.2.4 says to treat it as an error */
-    if (!authority_valid((const unsigned char *)t + a0, i - a0, false, false))
+    if (!h1__authority_valid((const unsigned char *)t + a0, i - a0, false, false))
         return -1;
     *abs_host = t + a0;
     *abs_host_len = i - a0;
@@ -548,7 +550,7 @@ static int classify_target(struct h1_request *r, const char **abs_host, size_t *
     return 0;
 }
 
-static void limits_of(const struct h1_limits *lim, size_t max_headers, size_t *line, size_t *head,
+void h1__limits_of(const struct h1_limits *lim, size_t max_headers, size_t *line, size_t *head,
                       size_t *hdrs)
 {
     *line = lim && lim->max_request_line ? lim->max_request_line : H1_DEFAULT_LINE;
@@ -596,7 +598,7 @@ int h1_parse_request(const char *buf, size_t len, struct h1_request *req,
 {
     const unsigned char *b = (const unsigned char *)buf;
     size_t max_line, max_head, max_hdr;
-    limits_of(lim, max_headers, &max_line, &max_head, &max_hdr);
+    h1__limits_of(lim, max_headers, &max_line, &max_head, &max_hdr);
     memset(req, 0, sizeof(*req));
     req->headers = headers;
     /* Everything below looks only at [0, end): the same prefix decides the same way whether the
@@ -634,10 +636,10 @@ int h1_parse_request(const char *buf, size_t len, struct h1_request *req,
     }
     req->method = buf + line0;
     req->method_len = pos - line0;
-    req->method_id = method_id(req->method, req->method_len);
+    req->method_id = h1__method_id(req->method, req->method_len);
 
     size_t t0 = ++pos;
-    while (pos < rl_end && h1_target[b[pos]])
+    while (pos < rl_end && h1__target[b[pos]])
         pos++;
     if (pos >= rl_end)
         goto rl_short;
@@ -686,7 +688,7 @@ int h1_parse_request(const char *buf, size_t len, struct h1_request *req,
 
     const char *abs_host = NULL;
     size_t abs_host_len = 0;
-    if (classify_target(req, &abs_host, &abs_host_len) == -1) {
+    if (h1__classify_target(req, &abs_host, &abs_host_len) == -1) {
         req->err = H1_ERR_TARGET;
         return -1;
     }
@@ -747,7 +749,7 @@ int h1_parse_response(const char *buf, size_t len, struct h1_response *res,
 {
     const unsigned char *b = (const unsigned char *)buf;
     size_t max_line, max_head, max_hdr;
-    limits_of(lim, max_headers, &max_line, &max_head, &max_hdr);
+    h1__limits_of(lim, max_headers, &max_line, &max_head, &max_hdr);
     memset(res, 0, sizeof(*res));
     res->headers = headers;
     size_t end = len < max_head ? len : max_head;

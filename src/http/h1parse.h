@@ -40,6 +40,11 @@ enum h1_err {
     H1_ERR_STATUS,          /* response: malformed status line (502 for a proxy) */
     H1_ERR_TE_BAD,          /* 400 Transfer-Encoding with "chunked" not final or repeated, or an
                                empty list element */
+    H1_ERR_CONN_FIELD,      /* 400 HTTP/2: a connection-specific field (Connection, Keep-Alive,
+                               Proxy-Connection, Transfer-Encoding, Upgrade, TE but "trailers"),
+                               RFC 9113 §8.2.2 */
+    H1_ERR_PSEUDO,          /* 400 HTTP/2: a pseudo-header missing, repeated, unknown or after a
+                               regular field (RFC 9113 §8.3) */
 };
 
 /* Status code to answer with for <err> (400, 414, 431, 501, 505). */
