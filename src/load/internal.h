@@ -303,6 +303,16 @@ extern const char *const load_err_text[LERR__COUNT];
 
 #define STATS_RING 8 /* seconds kept per thread until the main thread collects them */
 
+/* Endpoints (request definitions) that get a time series of their own in the reports: the first
+ * STATS_EP_SERIES of a scenario (each costs a histogram per second slot per thread). */
+#define STATS_EP_SERIES 16
+
+/* One endpoint in one second of one thread. */
+struct stats_ep_sec {
+    struct hist h;
+    uint64_t reqs, errors;
+};
+
 /* One second of one thread, collected by the main thread for the time series. */
 struct stats_sec {
     _Atomic int64_t sec; /* which second this slot holds, -1: none */
@@ -310,6 +320,7 @@ struct stats_sec {
     uint64_t reqs, errors, bytes_in;
     uint64_t dropped; /* open model: iterations dropped in this second */
     unsigned vus;
+    struct stats_ep_sec *ep; /* the first min(neps, STATS_EP_SERIES) endpoints */
 };
 
 struct ep_stats {
@@ -354,11 +365,19 @@ void stats_record_error(struct thread_stats *t, size_t ep, enum load_err e, uint
 
 /* --------------------------------------------------------------- results (result.c) ---- */
 
+/* One endpoint in one second: its own time series (requests/s and p95 per endpoint). */
+struct result_ep_sec {
+    int64_t t; /* second since the start */
+    uint64_t reqs, errors, p95_us;
+};
+
 struct result_ep {
     char *name, *method;
     char *group; /* the flow it is a step of, or NULL */
     uint64_t reqs, failed;
     struct hist h;
+    struct result_ep_sec *series; /* seconds in order, those with requests; NULL: none kept */
+    size_t nseries, series_cap;
 };
 
 struct result_check {
@@ -425,6 +444,8 @@ struct load_result {
 struct load_result *result_create(void);
 void result_destroy(struct load_result *r);
 struct result_sec *result_add_sec(struct load_result *r);
+/* Appends a zeroed second to the series of endpoint <e>. */
+struct result_ep_sec *result_ep_add_sec(struct result_ep *e);
 /* Adds <src> into <dst> (histograms exactly; series by second). */
 void result_merge(struct load_result *dst, const struct load_result *src);
 /* Finds or adds the endpoint <name>/<method>, the check <label> of <request>. */

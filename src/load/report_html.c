@@ -1,15 +1,16 @@
-/* The HTML report (`--html report.html`): one self-contained page, no network. The tables are
- * written here as plain HTML (readable without JavaScript); the charts over time (RPS,
- * p50/p95/p99, errors, active VUs) and the latency distribution are drawn on <canvas> by the
- * page's own inline script from the JSON report embedded in the page (the charts over time stop at
- * the planned end: the last partial second of in-flight responses would read as a drop). After
- * drawing, the script sets data-drawn="N" (points drawn) on each canvas so a headless browser test
- * can tell. */
+/* The HTML report (`--html report.html`) and the compare page (`load compare --html`): one
+ * self-contained page each, no network. The tables are written here as plain HTML (readable
+ * without JavaScript); the charts (over time: RPS with the requested rate, p50/p95/p99, errors,
+ * active VUs, requests/s and p95 per endpoint, the gateway's context; the latency distribution;
+ * on the compare page the runs overlaid) are Chart.js charts drawn by assets/report.js from the
+ * JSON embedded in the page. Both scripts are inline, embedded in the binary at build time. The
+ * verdict banner is on top, so a failed run never reads as a pass until scrolled. */
 #include <inttypes.h>
 #include <math.h>
 #include <string.h>
 
 #include "load/internal.h"
+#include "web/web.h"
 
 /* Appends <s> with the five HTML specials escaped. */
 static void rh__esc(struct buf *b, const char *s)
@@ -47,94 +48,47 @@ static const char rh_css[] =
     ".ok{color:#18794e;font-weight:600}.bad{color:#c4320a;font-weight:600}"
     ".grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(460px,1fr));gap:16px}"
     ".card{background:#fff;border:1px solid #dde1e8;border-radius:6px;padding:10px}"
-    ".card h3{margin:0 0 6px;font-size:14px}canvas{width:100%;height:240px;display:block}"
+    ".card h3{margin:0 0 6px;font-size:14px}.box{position:relative;height:260px}"
     ".warn{background:#fff4e5;border:1px solid #f5a623;padding:8px;margin:8px 0}"
     ".banner{padding:10px 14px;border-radius:6px;font-weight:600;margin:8px 0 12px}"
     ".banner.fail{background:#fde8e4;border:1px solid #c4320a;color:#8c2307}"
     ".banner.pass{background:#e6f4ec;border:1px solid #18794e;color:#0f5132}";
 
-/* The chart helpers, shared by the run report and the compare page: a small line-chart function
- * with axes (time ticks at 1/2/5 steps, kept inside the plot), ticks and legend; the tick labels
- * go to data-xticks/data-yticks so a headless browser test can read them. */
-#define RH_JS_LIB                                                                                  \
-    "function fmtMs(v){if(!v)return '0';return v>=1000?+(v/1000).toFixed(2)+' s':v>=1?"            \
-    "+v.toFixed(v<10?2:1)+' ms':+(v*1000).toFixed(0)+' \\u00b5s';}\n"                              \
-    "function tstep(span){var r=span/5,p=Math.pow(10,Math.floor(Math.log10(r))),m=r/p;"            \
-    "return (m<=1?1:m<=2?2:m<=5?5:10)*p;}\n"                                                       \
-    "function fsec(v){v=Math.round(v*100)/100;return v<60?v+'s':Math.floor(v/60)+'m'+"             \
-    "(v%60?('0'+Math.round(v%60)).slice(-2)+'s':'');}\n"                                           \
-    "function nice(max){if(!(max>0))return 1;var p=Math.pow(10,Math.floor(Math.log10(max)));"      \
-    "var m=max/p;return (m<=1?1:m<=2?2:m<=5?5:10)*p;}\n"                                           \
-    "function chart(id,series,o){var c=document.getElementById(id);if(!c)return;"                  \
-    "var w=c.clientWidth||600,h=c.clientHeight||240,r=window.devicePixelRatio||1;"                 \
-    "c.width=w*r;c.height=h*r;var g=c.getContext('2d');g.scale(r,r);"                              \
-    "var L=58,R=12,T=22,B=30,pw=w-L-R,ph=h-T-B,n=0,xmin=Infinity,xmax=-Infinity,ymax=0;"           \
-    "series.forEach(function(s){s.pts.forEach(function(p){var "                                    \
-    "x=o.logx?Math.log10(Math.max(p[0],1e-3)):p[0];"                                               \
-    "xmin=Math.min(xmin,x);xmax=Math.max(xmax,x);ymax=Math.max(ymax,p[1]);});});"                  \
-    "if(!isFinite(xmin)){xmin=0;xmax=1;}if(xmax==xmin)xmax=xmin+1;var ytop=o.ymax||nice(ymax);"    \
-    "function X(v){var x=o.logx?Math.log10(Math.max(v,1e-3)):v;return L+(x-xmin)/(xmax-xmin)*pw;}" \
-    "function Y(v){return T+ph-(v/ytop)*ph;}"                                                      \
-    "g.fillStyle='#fff';g.fillRect(0,0,w,h);g.strokeStyle='#dde1e8';g.fillStyle='#5b6475';"        \
-    "g.font='11px sans-serif';g.lineWidth=1;"                                                      \
-    "for(var i=0;i<=4;i++){var "                                                                   \
-    "yv=ytop*i/4,yy=Y(yv);g.beginPath();g.moveTo(L,yy);g.lineTo(L+pw,yy);"                         \
-    "g.stroke();g.textAlign='right';g.fillText(o.fy?o.fy(yv):String(Math.round(yv*100)/"           \
-    "100),L-4,yy+4);}"                                                                             \
-    "if(o.logx){for(var i=0;i<=5;i++){var xv=xmin+(xmax-xmin)*i/5,xx=L+pw*i/5;"                    \
-    "g.textAlign=i==0?'left':i==5?'right':'center';g.fillText(fmtMs(Math.pow(10,xv)),xx,T+ph+16);" \
-    "}}"                                                                                           \
-    "else{var st=tstep(xmax-xmin);for(var xv=Math.ceil(xmin/st)*st;xv<=xmax+st*1e-6;xv+=st){"      \
-    "var xx=X(xv);g.textAlign=xx>L+pw-18?'right':'center';"                                        \
-    "g.fillText(o.fx?o.fx(xv):fsec(xv),xx,T+ph+16);}}"                                             \
-    "var lx=L;series.forEach(function(s){g.strokeStyle=s.color;g.lineWidth=1.8;"                   \
-    "g.setLineDash(s.dash?[5,4]:[]);g.beginPath();"                                                \
-    "s.pts.forEach(function(p,k){var x=X(p[0]),y=Y(p[1]);if(k)g.lineTo(x,y);else "                 \
-    "g.moveTo(x,y);n++;});"                                                                        \
-    "if(s.pts.length==1){g.arc(X(s.pts[0][0]),Y(s.pts[0][1]),2,0,7);}g.stroke();"                  \
-    "g.fillStyle=s.color;g.fillRect(lx,6,10,10);g.fillStyle='#1d2330';g.textAlign='left';"         \
-    "g.fillText(s.name,lx+14,15);lx+=g.measureText(s.name).width+34;});"                           \
-    "var yt=[],xt=[];for(var i=0;i<=4;i++){var yv=ytop*i/4;"                                       \
-    "yt.push(o.fy?o.fy(yv):String(Math.round(yv*100)/100));}"                                      \
-    "if(!o.logx){var st=tstep(xmax-xmin);for(var xv=Math.ceil(xmin/st)*st;xv<=xmax+st*1e-6;"       \
-    "xv+=st)xt.push(o.fx?o.fx(xv):fsec(xv));}"                                                     \
-    "c.setAttribute('data-yticks',yt.join('|'));c.setAttribute('data-xticks',xt.join('|'));"       \
-    "c.setAttribute('data-drawn',String(n));}\n"
+/* The page's scripts, inline: Chart.js (web/web.h) and the report's own (assets/report.js), both
+ * embedded at build time. "</script" cannot occur in them as they are, but a script element ends
+ * at the first one whatever the JavaScript around it: any is written "<\/script", which means the
+ * same in a JavaScript string or regular expression. */
+extern const unsigned char report_js[];
+extern const size_t report_js_len;
 
-static const char rh_js[] =
-    "(function(){\n"
-    "var D=JSON.parse(document.getElementById('report-data').textContent);\n" RH_JS_LIB
-    "var P=Math.ceil(D.planned_s||0);var S=(D.series||[]).filter(function(s){return "
-    "!P||s.t<P;});\n"
-    "function pts(k){return S.map(function(s){return [s.t+1,s[k]];});}\n"
-    "var RS=[{name:'requests/s',color:'#2f6fde',pts:pts('rps')}];\n"
-    "if(D.requested_rate>0)RS.push({name:'requested '+D.requested_rate+'/s',color:'#7a7f8a',"
-    "dash:true,pts:S.map(function(s){return [s.t+1,D.requested_rate];})});\n"
-    "chart('chart-rps',RS,{});\n"
-    "chart('chart-latency',[{name:'p50',color:'#18794e',pts:pts('p50_ms')},"
-    "{name:'p95',color:'#f5a623',pts:pts('p95_ms')},{name:'p99',color:'#c4320a',pts:pts('p99_"
-    "ms')}]"
-    ","
-    "{fy:fmtMs});\n"
-    "chart('chart-errors',[{name:'errors/s',color:'#c4320a',pts:pts('errors')},"
-    "{name:'dropped/s',color:'#7a7f8a',pts:pts('dropped')}],{});\n"
-    "chart('chart-vus',[{name:'active VUs / busy "
-    "connections',color:'#7a4fd6',pts:pts('vus')}],{});\n"
-    "var dist=D.dist||[],tot=0,acc=0;dist.forEach(function(d){tot+=d[1];});\n"
-    "chart('chart-dist',[{name:'% of requests at or "
-    "under',color:'#2f6fde',pts:dist.map(function(d)"
-    "{acc+=d[1];return [d[0]/1000,tot?acc*100/tot:0];})}],{logx:true,ymax:100,"
-    "fy:function(v){return v+'%';}});\n"
-    "var G=S.filter(function(s){return s.gw_hit_ratio!==undefined;});\n"
-    "function gp(k,f){return G.filter(function(s){return s[k]!==null;}).map(function(s){"
-    "return [s.t+1,f(s[k])];});}\n"
-    "chart('chart-gw',[{name:'hit ratio %',color:'#18794e',pts:gp('gw_hit_ratio',"
-    "function(v){return v*100;})},{name:'origin requests/s',color:'#c4320a',pts:gp('gw_origin',"
-    "function(v){return v;})}],{});\n"
-    "chart('chart-gwcpu',[{name:'CPU ms per 1k requests',color:'#7a4fd6',pts:gp("
-    "'gw_cpu_ms_per_1k',function(v){return v;})}],{});\n"
-    "document.body.setAttribute('data-charts','done');\n"
-    "})();\n";
+static void rh__script(struct buf *b, const unsigned char *js, size_t n)
+{
+    const char *p = (const char *)js, *end = p + n;
+    buf_append_str(b, "<script>");
+    for (;;) {
+        const char *hit = memmem(p, (size_t)(end - p), "</script", 8);
+        if (hit == NULL)
+            break;
+        buf_append(b, p, (size_t)(hit - p));
+        buf_append_str(b, "<\\/script");
+        p = hit + 8;
+    }
+    buf_append(b, p, (size_t)(end - p));
+    buf_append_str(b, "</script>\n");
+}
+
+static void rh__scripts(struct buf *b)
+{
+    rh__script(b, web_chartjs, web_chartjs_len);
+    rh__script(b, report_js, report_js_len);
+}
+
+/* A chart's card: its title and a box Chart.js sizes the canvas to. */
+static void rh__card(struct buf *b, const char *title, const char *id)
+{
+    buf_printf(b, "<div class=card><h3>%s</h3><div class=box><canvas id=%s></canvas></div></div>",
+               title, id);
+}
 
 static void rh__row(struct buf *b, const char *k, const char *v)
 {
@@ -322,42 +276,28 @@ void report_html(const struct load_result *r, struct buf *out)
         rh__esc(out, r->verdict);
         buf_append_str(out, "</div>\n");
     }
-    buf_append_str(
-        out,
-        "<div class=grid>"
-        "<div class=card><h3>Requests per second</h3><canvas id=chart-rps></canvas></div>"
-        "<div class=card><h3>Latency p50 / p95 / p99</h3><canvas id=chart-latency></canvas></div>"
-        "<div class=card><h3>Errors and dropped iterations per second</h3><canvas "
-        "id=chart-errors></canvas></div>"
-        "<div class=card><h3>Active VUs</h3><canvas id=chart-vus></canvas></div>"
-        "<div class=card><h3>Latency distribution (cumulative)</h3><canvas "
-        "id=chart-dist></canvas></div>");
-    if (r->gw.present)
-        buf_append_str(out, "<div class=card><h3>Gateway: cache hit ratio and origin requests "
-                            "per second</h3><canvas id=chart-gw></canvas></div>"
-                            "<div class=card><h3>Gateway: CPU per 1k requests</h3><canvas "
-                            "id=chart-gwcpu></canvas></div>");
+    buf_append_str(out, "<div class=grid>");
+    rh__card(out, "Requests per second", "chart-rps");
+    rh__card(out, "Latency p50 / p95 / p99", "chart-latency");
+    rh__card(out, "Errors and dropped iterations per second", "chart-errors");
+    rh__card(out, "Active VUs", "chart-vus");
+    rh__card(out, "Requests per second per endpoint", "chart-ep-rps");
+    rh__card(out, "Latency p95 per endpoint", "chart-ep-p95");
+    rh__card(out, "Latency distribution (cumulative)", "chart-dist");
+    if (r->gw.present) {
+        rh__card(out, "Gateway: cache hit ratio and origin requests per second", "chart-gw");
+        rh__card(out, "Gateway: CPU per 1k requests", "chart-gwcpu");
+    }
     buf_append_str(out, "</div>\n");
     rh__tables(r, out);
     buf_append_str(out, "\n<script type=application/json id=report-data>");
     rh__data(r, out);
-    buf_printf(out, "</script>\n<script>%s</script>\n</body></html>\n", rh_js);
+    buf_append_str(out, "</script>\n");
+    rh__scripts(out);
+    buf_append_str(out, "</body></html>\n");
 }
 
 /* ---- `load compare --html`: one page, the runs overlaid ---- */
-
-static const char rh_cmp_js[] =
-    "(function(){\n"
-    "var D=JSON.parse(document.getElementById('compare-data').textContent);\n" RH_JS_LIB
-    "var C=['#7a7f8a','#2f6fde','#c4320a','#18794e','#f5a623','#7a4fd6'];\n"
-    "function ser(k){return D.series.map(function(S,i){var P=Math.ceil(D.planned[i]||0);"
-    "return {name:'#'+(i+1)+' '+D.names[i],color:C[i%C.length],pts:S.filter(function(s){"
-    "return !P||s.t<P;}).map(function(s){return [s.t+1,s[k]];})};});}\n"
-    "chart('chart-rps',ser('rps'),{});\n"
-    "chart('chart-p95',ser('p95_ms'),{fy:fmtMs});\n"
-    "chart('chart-errors',ser('errors'),{});\n"
-    "document.body.setAttribute('data-charts','done');\n"
-    "})();\n";
 
 /* Appends <j> with "</" broken, so no string can close the <script> element. */
 static void rh__script_json(struct buf *b, const char *j, size_t n)
@@ -397,13 +337,12 @@ void report_html_compare(const struct load_result *const *runs, const char *cons
         rh__esc(out, runs[i]->mode ? runs[i]->mode : "?");
         buf_printf(out, "</td><td>%.1f s</td></tr>", runs[i]->duration_s);
     }
-    buf_append_str(
-        out, "</table>\n<div class=grid>"
-             "<div class=card><h3>Requests per second</h3><canvas id=chart-rps></canvas></div>"
-             "<div class=card><h3>Latency p95</h3><canvas id=chart-p95></canvas></div>"
-             "<div class=card><h3>Errors per second</h3><canvas id=chart-errors></canvas></div>"
-             "</div>\n<h2>Metrics</h2><table id=metrics></table><table id=rules></table>\n"
-             "<script type=application/json id=compare-data>{\"cmp\":");
+    buf_append_str(out, "</table>\n<div class=grid>");
+    rh__card(out, "Requests per second", "chart-rps");
+    rh__card(out, "Latency p95", "chart-p95");
+    rh__card(out, "Errors per second", "chart-errors");
+    buf_append_str(out, "</div>\n<h2>Metrics</h2><table id=metrics></table><table id=rules>"
+                        "</table>\n<script type=application/json id=compare-data>{\"cmp\":");
     const char *j = buf_head(cmp_json);
     size_t jn = buf_pending(cmp_json);
     while (jn > 0 && (j[jn - 1] == '\n'))
@@ -438,7 +377,7 @@ void report_html_compare(const struct load_result *const *runs, const char *cons
     /* The tables are filled from the same JSON the --json option writes. */
     buf_printf(
         out,
-        "]}</script>\n<script>%s</script>\n<script>(function(){"
+        "]}</script>\n<script>(function(){"
         "var D=JSON.parse(document.getElementById('compare-data').textContent).cmp;"
         "function e(s){return String(s).replace(/[&<>\"']/g,function(c){return '&#'+"
         "c.charCodeAt(0)+';';});}"
@@ -456,6 +395,7 @@ void report_html_compare(const struct load_result *const *runs, const char *cons
         "var r='';D.fail_on.forEach(function(x){r+='<tr><td class=\"l '+(x.failed?'bad':"
         "'ok')+'\">'+(x.failed?'\\u2717':'\\u2713')+'</td><td class=l>'+e(x.rule)+'</td><td>'"
         "+(x.observed===null?'-':x.observed.toFixed(2))+'</td></tr>';});"
-        "document.getElementById('rules').innerHTML=r;})();</script>\n</body></html>\n",
-        rh_cmp_js);
+        "document.getElementById('rules').innerHTML=r;})();</script>\n");
+    rh__scripts(out);
+    buf_append_str(out, "</body></html>\n");
 }

@@ -137,7 +137,14 @@ void report_json(const struct load_result *r, struct buf *b)
         rj__latency(b, &e->h);
         buf_append_str(b, ",\"hist\":");
         hist_to_json(&e->h, b);
-        buf_append_str(b, "}");
+        /* its own seconds (those with requests): the report's per-endpoint charts */
+        buf_append_str(b, ",\"series\":[");
+        for (size_t k = 0; k < e->nseries; k++)
+            buf_printf(b, "%s{\"t\":%" PRId64 ",\"rps\":%" PRIu64 ",\"errors\":%" PRIu64
+                          ",\"p95_ms\":%.3f}",
+                       k ? "," : "", e->series[k].t, e->series[k].reqs, e->series[k].errors,
+                       (double)e->series[k].p95_us / 1000.0);
+        buf_append_str(b, "]}");
     }
     buf_append_str(b, "],\"checks\":[");
     for (size_t i = 0; i < r->nchecks; i++) {
@@ -384,6 +391,15 @@ struct load_result *report_json_read(const char *path, char *err, size_t errlen)
             snprintf(err, errlen, "%s: endpoint %s: \"hist\" is missing or inconsistent", path,
                      e->name);
             goto fail;
+        }
+        const cJSON *sec;
+        cJSON_ArrayForEach(sec, rj__get(it, "series")) /* absent in older reports */
+        {
+            struct result_ep_sec *o = result_ep_add_sec(e);
+            o->t = rj__clamp_i64(rj__num(sec, "t"));
+            o->reqs = rj__u64(sec, "rps");
+            o->errors = rj__u64(sec, "errors");
+            o->p95_us = rj__ms_us(sec, "p95_ms");
         }
     }
     cJSON_ArrayForEach(it, rj__get(root, "checks"))

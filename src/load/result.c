@@ -29,6 +29,7 @@ void result_destroy(struct load_result *r)
         free(r->eps[i].name);
         free(r->eps[i].method);
         free(r->eps[i].group);
+        free(r->eps[i].series);
     }
     free(r->eps);
     for (size_t i = 0; i < r->nchecks; i++) {
@@ -50,6 +51,17 @@ struct result_sec *result_add_sec(struct load_result *r)
         r->series = xrealloc(r->series, r->series_cap * sizeof(*r->series));
     }
     struct result_sec *s = &r->series[r->nseries++];
+    memset(s, 0, sizeof(*s));
+    return s;
+}
+
+struct result_ep_sec *result_ep_add_sec(struct result_ep *e)
+{
+    if (e->nseries == e->series_cap) {
+        e->series_cap = e->series_cap ? e->series_cap * 2 : 64;
+        e->series = xrealloc(e->series, e->series_cap * sizeof(*e->series));
+    }
+    struct result_ep_sec *s = &e->series[e->nseries++];
     memset(s, 0, sizeof(*s));
     return s;
 }
@@ -122,6 +134,36 @@ static void result__merge_series(struct load_result *dst, const struct load_resu
     dst->series_cap = tmp.series_cap;
 }
 
+/* An endpoint's series of two runs added second by second, as result__merge_series does. */
+static void result__merge_ep_series(struct result_ep *dst, const struct result_ep *src)
+{
+    struct result_ep tmp = {0};
+    size_t i = 0, j = 0;
+    while (i < dst->nseries || j < src->nseries) {
+        const struct result_ep_sec *a = i < dst->nseries ? &dst->series[i] : NULL;
+        const struct result_ep_sec *b = j < src->nseries ? &src->series[j] : NULL;
+        struct result_ep_sec *o = result_ep_add_sec(&tmp);
+        if (a && (!b || a->t < b->t)) {
+            *o = *a;
+            i++;
+        } else if (b && (!a || b->t < a->t)) {
+            *o = *b;
+            j++;
+        } else if (a && b) {
+            *o = *a;
+            o->reqs += b->reqs;
+            o->errors += b->errors;
+            o->p95_us = a->p95_us > b->p95_us ? a->p95_us : b->p95_us;
+            i++;
+            j++;
+        }
+    }
+    free(dst->series);
+    dst->series = tmp.series;
+    dst->nseries = tmp.nseries;
+    dst->series_cap = tmp.series_cap;
+}
+
 void result_merge(struct load_result *dst, const struct load_result *src)
 {
     if (dst->target == NULL && src->target)
@@ -176,6 +218,7 @@ void result_merge(struct load_result *dst, const struct load_result *src)
         e->reqs += src->eps[i].reqs;
         e->failed += src->eps[i].failed;
         hist_merge(&e->h, &src->eps[i].h);
+        result__merge_ep_series(e, &src->eps[i]);
     }
     for (size_t i = 0; i < src->nchecks; i++) {
         struct result_check *c = result__check(dst, src->checks[i].label, src->checks[i].request);

@@ -486,10 +486,46 @@ static void *run__thread(void *arg)
 struct run_collect {
     int64_t next_sec;
     struct hist h; /* scratch for one second of all threads */
+    size_t *ep_of; /* per request definition: its endpoint's index in the result's eps */
     uint64_t last_progress_sec;
     /* Everything collected so far, for abortOnFail thresholds (only when one exists). */
     struct load_result live;
 };
+
+/* The endpoints' own series for second col->next_sec: the first STATS_EP_SERIES request
+ * definitions (two with the same name and method are one endpoint), seconds with requests only. */
+static void run__collect_eps(struct run *run, struct load_result *r, struct run_collect *col)
+{
+    size_t n = run->s->nreqs < STATS_EP_SERIES ? run->s->nreqs : STATS_EP_SERIES;
+    for (size_t e = 0; e < n; e++) {
+        bool first = true;
+        for (size_t p = 0; p < e && first; p++)
+            first = col->ep_of[p] != col->ep_of[e];
+        if (!first)
+            continue; /* added with the first definition of its endpoint */
+        uint64_t reqs = 0, errors = 0;
+        hist_reset(&col->h);
+        for (size_t d = e; d < n; d++) {
+            if (col->ep_of[d] != col->ep_of[e])
+                continue;
+            for (unsigned i = 0; i < run->n; i++) {
+                struct stats_sec *s = &run->th[i].st.ring[col->next_sec % STATS_RING];
+                if (atomic_load_explicit(&s->sec, memory_order_relaxed) != col->next_sec)
+                    continue;
+                hist_merge(&col->h, &s->ep[d].h);
+                reqs += s->ep[d].reqs;
+                errors += s->ep[d].errors;
+            }
+        }
+        if (reqs == 0)
+            continue;
+        struct result_ep_sec *o = result_ep_add_sec(&r->eps[col->ep_of[e]]);
+        o->t = col->next_sec;
+        o->reqs = reqs;
+        o->errors = errors;
+        o->p95_us = hist_percentile(&col->h, 95);
+    }
+}
 
 /* Moves every second that all threads have published into the series. */
 static void run__collect(struct run *run, struct load_result *r, struct run_collect *col, bool all)
@@ -530,6 +566,7 @@ static void run__collect(struct run *run, struct load_result *r, struct run_coll
         o->p50_us = hist_percentile(&col->h, 50);
         o->p95_us = hist_percentile(&col->h, 95);
         o->p99_us = hist_percentile(&col->h, 99);
+        run__collect_eps(run, r, col);
     }
 }
 
@@ -671,6 +708,11 @@ struct load_result *run_scenario(struct scenario *s, const struct run_opts *o)
     struct load_result *r = result_create();
     struct run_collect *col = xcalloc(1, sizeof(*col));
     hist_init(&col->h);
+    /* the endpoints exist from the start (in the scenario's order, as the totals add them at the
+     * end), so that their series can be collected during the run */
+    col->ep_of = xcalloc(s->nreqs ? s->nreqs : 1, sizeof(*col->ep_of));
+    for (size_t e = 0; e < s->nreqs; e++)
+        col->ep_of[e] = (size_t)(result_ep(r, s->reqs[e].name, s->reqs[e].method) - r->eps);
     hist_init(&col->live.h);
     bool live_th = false;
     for (size_t i = 0; i < s->nth; i++)
@@ -738,6 +780,7 @@ struct load_result *run_scenario(struct scenario *s, const struct run_opts *o)
         run__progress(&run, r, o, true);
     else if (o->tty && o->progress && r->nseries > 0)
         fputc('\n', stderr); /* end the line rewritten in place */
+    free(col->ep_of);
     free(col);
 
     /* Merge the threads. */

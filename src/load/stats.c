@@ -38,9 +38,13 @@ void stats_init(struct thread_stats *t, size_t neps, size_t nchecks, uint64_t st
     t->check_pass = xcalloc(nchecks ? nchecks : 1, sizeof(uint64_t));
     t->check_fail = xcalloc(nchecks ? nchecks : 1, sizeof(uint64_t));
     t->start_us = start_us;
+    size_t nser = neps < STATS_EP_SERIES ? neps : STATS_EP_SERIES;
     for (size_t i = 0; i < STATS_RING; i++) {
         atomic_store(&t->ring[i].sec, -1);
         hist_init(&t->ring[i].h);
+        t->ring[i].ep = xcalloc(nser ? nser : 1, sizeof(*t->ring[i].ep));
+        for (size_t e = 0; e < nser; e++)
+            hist_init(&t->ring[i].ep[e].h);
     }
     t->cur_sec = 0;
     t->next_roll_us = start_us + 1000000u;
@@ -50,6 +54,10 @@ void stats_init(struct thread_stats *t, size_t neps, size_t nchecks, uint64_t st
 
 void stats_deinit(struct thread_stats *t)
 {
+    for (size_t i = 0; i < STATS_RING; i++) {
+        free(t->ring[i].ep);
+        t->ring[i].ep = NULL;
+    }
     free(t->ep);
     free(t->check_pass);
     free(t->check_fail);
@@ -74,6 +82,10 @@ void stats_roll(struct thread_stats *t, uint64_t now_us)
     /* Seconds skipped without any event simply have no slot: the collector sees an empty second. */
     hist_reset(&s->h);
     s->reqs = s->errors = s->bytes_in = s->dropped = 0;
+    for (size_t e = 0; e < t->neps && e < STATS_EP_SERIES; e++) {
+        hist_reset(&s->ep[e].h);
+        s->ep[e].reqs = s->ep[e].errors = 0;
+    }
     s->vus = t->cur_vus;
     atomic_store_explicit(&s->sec, sec, memory_order_relaxed);
     t->cur_sec = sec;
@@ -94,8 +106,14 @@ void stats_set_vus(struct thread_stats *t, unsigned vus)
         s->vus = vus;
 }
 
-/* The hot path of every response: three histogram records (run, endpoint, second) and counters,
- * no branch on anything but the second boundary. */
+/* The endpoint's slot of the current second, NULL past STATS_EP_SERIES. */
+static inline struct stats_ep_sec *stats__ep_slot(struct stats_sec *s, size_t ep)
+{
+    return ep < STATS_EP_SERIES ? &s->ep[ep] : NULL;
+}
+
+/* The hot path of every response: four histogram records (run, endpoint, second, endpoint in the
+ * second) and counters, no branch on anything but the second boundary and the endpoint cap. */
 void stats_record(struct thread_stats *t, size_t ep, int status, uint64_t latency_us,
                   uint64_t now_us, uint64_t bytes_in, bool failed)
 {
@@ -104,6 +122,12 @@ void stats_record(struct thread_stats *t, size_t ep, int status, uint64_t latenc
     hist_record(&t->all, latency_us);
     hist_record(&t->ep[ep].h, latency_us);
     hist_record(&s->h, latency_us);
+    struct stats_ep_sec *es = stats__ep_slot(s, ep);
+    if (es != NULL) {
+        hist_record(&es->h, latency_us);
+        es->reqs++;
+        es->errors += failed;
+    }
     t->reqs++;
     t->ep[ep].reqs++;
     s->reqs++;
@@ -129,6 +153,11 @@ void stats_record_error(struct thread_stats *t, size_t ep, enum load_err e, uint
     t->ep[ep].failed++;
     s->reqs++;
     s->errors++;
+    struct stats_ep_sec *es = stats__ep_slot(s, ep);
+    if (es != NULL) {
+        es->reqs++;
+        es->errors++;
+    }
 }
 
 void stats_record_dropped(struct thread_stats *t, uint64_t n, uint64_t now_us)

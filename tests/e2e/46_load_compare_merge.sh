@@ -78,6 +78,11 @@ if command -v chromium >/dev/null 2>&1; then
     grep -q 'data-key="p95"><td class="l">latency p95</td><td>[0-9.]* ms</td><td>[0-9.]* ms ([-+][0-9.]*%)' "$T/c3.dom" ||
         fail "compare page: no p95 row with its change"
     [ "$(grep -o 'data-drawn="[0-9]*"' "$T/c3.dom" | wc -l)" -eq 3 ] || fail "compare page: not 3 charts drawn"
+    # overlaid: one series per run on each chart, labelled axes with whole time ticks
+    grep -q 'id="chart-p95"[^>]*data-ytitle="p95 latency"[^>]*data-series="#1 before.json|#2 mid.json|#3 after.json"' "$T/c3.dom" ||
+        fail "compare page: p95 chart without the three runs: $(grep -o 'id="chart-p95"[^>]*' "$T/c3.dom")"
+    xt=$(grep -o 'id="chart-rps"[^>]*data-xticks="[^"]*"' "$T/c3.dom" | sed 's/.*data-xticks="//; s/"$//')
+    [[ "$xt" =~ ^[0-9.]+s(\|[0-9.]+s)+$ ]] || fail "compare page: time ticks '$xt'"
     # the before/after page with a broken rule: the FAILED banner in the DOM, and a screenshot kept
     timeout 60 chromium --headless --no-sandbox --disable-gpu --disable-background-networking \
         --virtual-time-budget=5000 --dump-dom "file://$T/cf.html" >"$T/cf.dom" 2>>"$T/chromium.log" ||

@@ -3,7 +3,9 @@
 # chart: rendered in headless Chromium, the dumped DOM shows data-drawn="N" on each canvas with N
 # matching the run (one point per second for the time charts, one per histogram bucket for the
 # distribution), the tables are there, a failed run has its verdict banner on top, the time axis
-# has whole ticks, the open model shows the requested rate, and a screenshot is kept.
+# has whole ticks, the open model shows the requested rate, each endpoint has its own series of
+# requests/s and p95 over time, every axis has a title, and a screenshot is kept. The charts are
+# Chart.js, inlined from the binary (embedded at build time).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 require_cmd chromium jq
@@ -53,6 +55,23 @@ assert_eq "$(drawn chart-errors)" $((2 * secs)) "points on the errors chart (err
 assert_eq "$(drawn chart-vus)" "$secs" "points on the VUs chart"
 buckets=$(jq '.hist.buckets | length' "$T/report.json")
 assert_eq "$(drawn chart-dist)" "$buckets" "points on the distribution chart"
+# per endpoint: each its own series of requests/s and p95, second by second, from the JSON
+attr() { grep -o "id=\"$1\"[^>]*data-$2=\"[^\"]*\"" "$T/dom.html" | sed "s/.*data-$2=\"//; s/\"\$//"; }
+for ep in products health; do
+    n=$(jq --arg e "$ep" '[.endpoints[] | select(.name == $e) | .series[] | select(.t < 3)] | length' "$T/report.json")
+    [ "$n" -ge 2 ] || fail "endpoint $ep has $n seconds in the JSON series: $(jq -c '.endpoints' "$T/report.json" | head -c 300)"
+    tot=$(jq --arg e "$ep" '[.endpoints[] | select(.name == $e) | .series[].rps] | add' "$T/report.json")
+    assert_eq "$tot" "$(jq --arg e "$ep" '.endpoints[] | select(.name == $e) | .requests' "$T/report.json")" "$ep: its seconds add up to its requests"
+done
+ep_pts=$(jq '[.endpoints[].series[] | select(.t < 3)] | length' "$T/report.json")
+assert_eq "$(drawn chart-ep-rps)" "$ep_pts" "points on the per-endpoint requests/s chart"
+assert_eq "$(drawn chart-ep-p95)" "$ep_pts" "points on the per-endpoint p95 chart"
+assert_eq "$(attr chart-ep-rps series)" "products|health" "one series per endpoint"
+# labelled axes: every chart says what its axes are
+assert_eq "$(attr chart-rps xtitle)" "time since start" "x axis title"
+assert_eq "$(attr chart-rps ytitle)" "requests/s" "y axis title"
+assert_eq "$(attr chart-ep-p95 ytitle)" "p95 latency" "per-endpoint p95 axis title"
+assert_eq "$(attr chart-dist xtitle)" "latency (log scale)" "distribution axis title"
 # the tables: thresholds with their marks, endpoints
 assert_contains "$dom" "p(95)&lt;1"
 grep -q "class=\"l bad\">✗" "$T/dom.html" || fail "no failed threshold mark in the DOM"

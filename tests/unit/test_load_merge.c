@@ -58,6 +58,12 @@ static void fill(struct load_result *r, struct load_result *both, uint64_t seed,
         s->vus = 5;
         s->dropped = (uint64_t)t;
         s->p95_us = 1000 * seed;
+        /* the endpoint "login" has its own series, through the JSON too */
+        struct result_ep_sec *es = result_ep_add_sec(result_ep(r, "login", "POST"));
+        es->t = s->t;
+        es->reqs = 10 * (uint64_t)(t + 1);
+        es->errors = seed;
+        es->p95_us = 500 * seed;
     }
 }
 
@@ -125,6 +131,16 @@ static void test_merge_equals_both(void **state)
     assert_int_equal(j1->series[1].vus, 10);
     assert_int_equal(j1->series[2].dropped, 2 + 1); /* second 2 of run 1, second 1 of run 2 */
     assert_int_equal(j1->series[1].p95_us, 2000);   /* the worse of the two */
+    /* The endpoint's own series adds up the same way (read back from the JSON). */
+    const struct result_ep *lg = result_ep(j1, "login", "POST");
+    assert_int_equal(lg->nseries, 4);
+    assert_int_equal(lg->series[0].t, 0);
+    assert_int_equal(lg->series[0].reqs, 10);
+    assert_int_equal(lg->series[1].reqs, 20 + 10);
+    assert_int_equal(lg->series[1].errors, 1 + 2);
+    assert_int_equal(lg->series[1].p95_us, 1000); /* the worse of 500 and 1000 */
+    assert_int_equal(lg->series[3].reqs, 30);
+    assert_int_equal(result_ep(j1, "GET /a", "GET")->nseries, 0);
     /* Two machines for 10 s each, at the same time: the rates add. */
     assert_true(result_rps(j1) > 799.9 && result_rps(j1) < 800.1);
     result_destroy(j1);
