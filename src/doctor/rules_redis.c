@@ -73,6 +73,7 @@ static void rule_hit_ratio(const struct redis_facts *r, struct finding_list *out
     if (lookups < RULES_REDIS_MIN_LOOKUPS) {
         struct finding *f = finding_add(out, "redis", "redis-hit-ratio", FINDING_INFO,
                                         "too few lookups to judge the hit ratio (%lld)", lookups);
+        cluster_sums(r, f);
         finding_source(f, "INFO stats keyspace_hits, keyspace_misses");
         return;
     }

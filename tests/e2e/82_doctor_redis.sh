@@ -56,7 +56,9 @@ for i in $(seq 1 200); do echo "SET \"apigate:GET host/api/items/$i\" entry$i"; 
   for i in $(seq 1 200); do echo "MGET \"apigate:GET host/api/new/$i\" apigate:inv:/api/new/$i"; done; } | rc_ >/dev/null
 ks=$(rc_ INFO stats | tr -d '\r' | awk -F: '$1 == "keyspace_hits" || $1 == "keyspace_misses" { printf "%s ", $2 }')
 assert_eq "$ks" "200 600 " "keyspace counters of 200 L2 hits and 200 L2 misses"
-out=$(doctor --fail-on warning) || fail "apigate's L2 at 50% misjudged: $(jq -c '[.findings[] | select(.id == "redis-hit-ratio")]' <<<"$out")"
+# judged on its own finding: on a loaded machine a PING or a slowlog entry may pass 10 ms
+out=$(doctor) || fail "critical findings: $(jq -c '[.findings[] | select(.severity != "ok")]' <<<"$out")"
+assert_eq "$(sev redis-hit-ratio)" info "apigate's L2 at 50%: info, not the warning of a 25% cache"
 f=$(jq -c '[.findings[] | select(.id == "redis-hit-ratio")][0]' <<<"$out")
 assert_eq "$(jq -r .title <<<"$f")" "apigate L2 hit ratio 50.0% (400 lookups)" "L2 lookups counted once"
 assert_contains "$(jq -r .evidence <<<"$f")" "keyspace_hits 200, keyspace_misses 600 (25.0%)" "keyspace numbers kept as evidence"
