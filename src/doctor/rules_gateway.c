@@ -165,13 +165,29 @@ static void rule_l2(const struct gw_facts *g, const char *when, struct finding_l
         return;
     bool cluster = strcmp(g->l2_mode, "cluster") == 0;
     double known = g->l2_nodes_known, conn = g->l2_nodes_connected;
-    bool down = have(known) && have(conn) && conn < known;
+    /* Only primaries serve lookups: a cluster node without slots (a primary replaced by its
+     * replica after a failover, a seed that is a replica) or a sentinel that is down, and the
+     * reconnect errors it keeps counting, cost the L2 nothing. */
+    bool primary_down = false, other_down = false;
+    double other_errors = 0;
+    for (int i = 0; i < g->n_l2_nodes; i++) {
+        const struct gw_l2_node *nd = &g->l2_nodes[i];
+        bool primary = strcmp(nd->role, "primary") == 0;
+        if (!nd->connected && primary)
+            primary_down = true;
+        else if (!nd->connected)
+            other_down = true;
+        if (!primary && have(nd->errors))
+            other_errors += nd->errors;
+    }
+    if (g->n_l2_nodes == 0) // no node list: any node down counts
+        primary_down = have(known) && have(conn) && conn < known;
     bool slots = cluster && have(g->l2_slots_covered) && g->l2_slots_covered < 16384;
-    bool errors = have(g->l2_errors) && g->l2_errors > 0;
+    bool errors = have(g->l2_errors) && g->l2_errors - other_errors > 0;
     bool failover = have(g->l2_failovers) && g->l2_failovers > 0;
-    enum finding_sev sev = down || slots || errors ? FINDING_WARNING
-                           : failover              ? FINDING_INFO
-                                                   : FINDING_OK;
+    enum finding_sev sev = primary_down || slots || errors ? FINDING_WARNING
+                           : failover || other_down        ? FINDING_INFO
+                                                           : FINDING_OK;
     char what[160];
     int n = snprintf(what, sizeof(what), "%.0f of %.0f nodes connected", have(conn) ? conn : 0,
                      have(known) ? known : 0);
@@ -183,8 +199,10 @@ static void rule_l2(const struct gw_facts *g, const char *when, struct finding_l
                     what, have(g->l2_errors) ? g->l2_errors : 0, when);
     for (int i = 0; i < g->n_l2_nodes; i++) {
         const struct gw_l2_node *nd = &g->l2_nodes[i];
-        char sl[32] = "";
-        if (cluster)
+        char sl[48] = "";
+        if (cluster && strcmp(nd->role, "primary") != 0)
+            snprintf(sl, sizeof(sl), ", serves no slot");
+        else if (cluster)
             snprintf(sl, sizeof(sl), ", %.0f slots", have(nd->slots) ? nd->slots : 0);
         finding_evidence(f, "%s %s: %s%s, %.0f errors", nd->role, nd->addr,
                          nd->connected ? "connected" : "NOT connected", sl,
@@ -196,8 +214,13 @@ static void rule_l2(const struct gw_facts *g, const char *when, struct finding_l
                          "follows the new one",
                          g->l2_failovers, when);
     finding_source(f, "%s cache.l2 (mode, nodes, slots_covered, errors, failovers)", g->where);
-    if (sev < FINDING_WARNING)
+    if (sev < FINDING_WARNING) {
+        if (other_down)
+            finding_fix(f, "a node that serves nothing is down (a primary replaced by its replica, "
+                           "a seed): restart it to give the new primary a replica again, or "
+                           "forget it in the cluster (CLUSTER FORGET) and in cache.redis");
         return;
+    }
     finding_fix(f, "lookups on a lost node's keys count as L2 errors and go to the origin: no "
                    "request fails, the L2 just does nothing for them; restart the node or let its "
                    "replica take over (doctor --redis SEED shows the cluster's side)");

@@ -680,10 +680,29 @@ static void test_gateway_l2(void **state)
     finding_list_deinit(&l);
     g.l2_nodes_connected = 3; // all back, a failover in the window: info
     g.l2_errors = 0;
+    g.l2_nodes[0].connected = true;
+    g.l2_nodes[0].errors = 0;
     g.l2_failovers = 1;
     finding_list_init(&l);
     rules_gateway(&g, &l);
     assert_int_equal(sev_of(&l, "gw-l2"), FINDING_INFO);
+    finding_list_deinit(&l);
+    /* after that failover the replaced primary serves no slot and stays down: its reconnect
+     * errors cost the L2 nothing (info); a primary with slots down is a warning */
+    g.n_l2_nodes = 2;
+    g.l2_nodes[1] = (struct gw_l2_node){"127.0.0.1:7001", "node", false, 0, 12};
+    g.l2_errors = 12;
+    g.l2_nodes_connected = 2;
+    finding_list_init(&l);
+    rules_gateway(&g, &l);
+    f = finding_find(&l, "gw-l2");
+    assert_int_equal(f->sev, FINDING_INFO);
+    assert_non_null(strstr(f->evidence, "node 127.0.0.1:7001: NOT connected, serves no slot"));
+    finding_list_deinit(&l);
+    g.l2_errors = 13; // one more error than the idle node's: a lookup failed
+    finding_list_init(&l);
+    rules_gateway(&g, &l);
+    assert_int_equal(sev_of(&l, "gw-l2"), FINDING_WARNING);
     finding_list_deinit(&l);
 }
 
