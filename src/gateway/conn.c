@@ -25,8 +25,6 @@
 #include "http/headers.h"
 #include "net/tls.h"
 
-enum conn_timer_kind { T_NONE = 0, T_HEADER, T_IDLE, T_BODY, T_SEND, T_LINGER };
-
 #define CONN_READ_CHUNK CONN_BLOCK
 #define CONN_PARK_MIN 1040u   /* smallest parked partial head buffer (conn__park_head) */
 #define CONN_LINGER_MS 2000 /* after an error response: drain the client before close (no RST) */
@@ -34,7 +32,7 @@ enum conn_timer_kind { T_NONE = 0, T_HEADER, T_IDLE, T_BODY, T_SEND, T_LINGER };
 static void conn__on_event(struct loop *loop, int fd, void *arg, unsigned events);
 static void conn__on_timer(struct loop *loop, void *arg);
 static void conn__process(struct conn *c);
-static void conn__arm(struct conn *c, enum conn_timer_kind kind, uint64_t ms);
+static void conn__arm(struct conn *c, enum srvconn_timer kind, uint64_t ms);
 static int conn__read(struct conn *c);
 static void conn__next_cb(struct loop *loop, void *arg);
 static const struct gw_sess_ops conn_sess_ops;
@@ -66,12 +64,12 @@ static struct gw_req *conn__req(struct conn *c)
         th->nfree_reqs--;
     } else {
         r = xmalloc(sizeof(*r));
-        gw_req_init(r, &conn_sess_ops, c, &c->in, &c->out, c->client_ip);
+        gw_req_init(r, &conn_sess_ops, c, &c->sc.in, &c->sc.out, c->client_ip);
     }
     r->next_free = NULL;
     r->sess = c;
-    r->in = &c->in;
-    r->out = &c->out;
+    r->in = &c->sc.in;
+    r->out = &c->sc.out;
     r->client_ip = c->client_ip;
     r->th = th;
     r->max_hdrs = c->max_hdrs;
@@ -110,8 +108,8 @@ static void conn__release(struct gwthread *th, struct conn *c)
 {
     th->parked_bytes -= c->in_parked;
     c->in_parked = 0;
-    gwthread_buf_give(th, &c->in);
-    gwthread_buf_give(th, &c->out);
+    gwthread_buf_give(th, &c->sc.in);
+    gwthread_buf_give(th, &c->sc.out);
     conn__hdrs_give(c);
     conn__req_give(c);
 }
@@ -140,7 +138,7 @@ static int conn__park_head(struct conn *c)
 {
     struct gwthread *th = c->th;
     conn__hdrs_give(c);
-    size_t pend = buf_pending(&c->in);
+    size_t pend = buf_pending(&c->sc.in);
     if (c->in_parked > 0 || pend == 0)
         return 0;
     /* Whole 512-byte steps, never under CONN_PARK_MIN: fewer sizes, and none small enough for
@@ -158,12 +156,12 @@ static int conn__park_head(struct conn *c)
         return -1;
     }
     char *p = xmalloc(cap);
-    memcpy(p, buf_head(&c->in), pend);
-    gwthread_buf_give(th, &c->in);
-    c->in.data = p;
-    c->in.cap = cap;
-    c->in.len = pend;
-    c->in.off = 0;
+    memcpy(p, buf_head(&c->sc.in), pend);
+    gwthread_buf_give(th, &c->sc.in);
+    c->sc.in.data = p;
+    c->sc.in.cap = cap;
+    c->sc.in.len = pend;
+    c->sc.in.off = 0;
     c->in_parked = (uint32_t)cap;
     th->parked_bytes += cap;
     return 0;
@@ -178,13 +176,13 @@ static void conn__unpark_head(struct conn *c)
         return;
     th->parked_bytes -= c->in_parked;
     c->in_parked = 0;
-    if (c->in.len > CONN_BLOCK / 2)
+    if (c->sc.in.len > CONN_BLOCK / 2)
         return;
-    struct buf small = c->in;
-    buf_init(&c->in);
-    gwthread_buf_take(th, &c->in);
-    memcpy(c->in.data, small.data, small.len);
-    c->in.len = small.len;
+    struct buf small = c->sc.in;
+    buf_init(&c->sc.in);
+    gwthread_buf_take(th, &c->sc.in);
+    memcpy(c->sc.in.data, small.data, small.len);
+    c->sc.in.len = small.len;
     buf_deinit(&small);
 }
 
@@ -196,8 +194,8 @@ void conn_trim(struct gwthread *th)
         struct conn *c = th->free_conns;
         th->free_conns = c->next;
         th->nfree--;
-        buf_deinit(&c->in);
-        buf_deinit(&c->out);
+        buf_deinit(&c->sc.in);
+        buf_deinit(&c->sc.out);
         free(c->hdrs);
         c->magic = 0;
         free(c);
@@ -238,9 +236,9 @@ void conn_trim(struct gwthread *th)
  * a busy connection pays a few pointer moves per request, not a malloc. */
 static void conn__idle_release(struct conn *c)
 {
-    if (c->state != CONN_HEAD || c->readable || c->read_eof ||
+    if (c->state != CONN_HEAD || c->sc.readable || c->sc.read_eof ||
         (c->rq != NULL && c->rq->px.state != PX_IDLE) ||
-        buf_pending(&c->in) > 0 || buf_pending(&c->out) > 0)
+        buf_pending(&c->sc.in) > 0 || buf_pending(&c->sc.out) > 0)
         return;
     conn__release(c->th, c);
 }
@@ -258,14 +256,12 @@ static struct conn *conn__get(struct gwthread *th)
     const struct gw_config *cfg = th->sh->cfg;
     c = xcalloc(1, sizeof(*c));
     c->magic = CONN_MAGIC;
-    buf_init(&c->in);
-    buf_init(&c->out);
+    srvconn_init(&c->sc, conn__on_timer, c);
     c->rq = NULL; // lent per request (conn__req)
     c->max_hdrs = (uint32_t)cfg->server.max_headers;
     if (c->max_hdrs == 0)
         c->max_hdrs = 100;
     c->hdrs = NULL; // lent per request (conn__hdrs_take)
-    loop_timer_init(&c->timer, conn__on_timer, c);
     return c;
 }
 
@@ -288,8 +284,8 @@ void conn_free_all(struct gwthread *th)
     while (th->free_conns != NULL) {
         struct conn *c = th->free_conns;
         th->free_conns = c->next;
-        buf_deinit(&c->in);
-        buf_deinit(&c->out);
+        buf_deinit(&c->sc.in);
+        buf_deinit(&c->sc.out);
         free(c->hdrs);
         c->magic = 0;
         free(c);
@@ -316,10 +312,10 @@ void conn_accept(struct gwthread *th, int fd, const char *ip, struct tls_server 
     struct conn *c = conn__get(th);
     c->handshaking = false;
     if (tls == NULL) {
-        transport_init_tcp(&c->tp, fd);
+        srvconn_open(&c->sc, fd);
     } else {
         char err[256];
-        if (tls_server_transport_init(&c->tp, tls, fd, err, sizeof(err)) != 0) {
+        if (tls_server_transport_init(&c->sc.tp, tls, fd, err, sizeof(err)) != 0) {
             static struct log_limit tls_lim;
             ag_log_limited(AG_LOG_WARN, &tls_lim, "client %s: %s", ip, err);
             close(fd);
@@ -327,23 +323,19 @@ void conn_accept(struct gwthread *th, int fd, const char *ip, struct tls_server 
             atomic_fetch_sub(&th->sh->conns, 1);
             return;
         }
+        srvconn_open(&c->sc, -1); // the TLS transport is in place
         c->handshaking = true;
     }
     c->th = th;
     c->state = CONN_HEAD;
     snprintf(c->client_ip, sizeof(c->client_ip), "%s", ip);
-    c->readable = false;
-    c->writable = true;
-    c->read_eof = false;
-    c->peer_hup = false;
     c->requests = 0;
     c->accept_ms = loop_now_ms(th->loop);
-    c->timer_kind = T_NONE;
     conn__reset_request(c);
     if (loop_add_fd(th->loop, fd, LOOP_READ | LOOP_WRITE, conn__on_event, c) == -1) {
         static struct log_limit reg_lim;
         ag_log_limited(AG_LOG_WARN, &reg_lim, "register client fd: %s", strerror(errno));
-        transport_close(&c->tp);
+        transport_close(&c->sc.tp);
         conn__put(th, c);
         atomic_fetch_sub(&th->sh->conns, 1);
         return;
@@ -357,7 +349,7 @@ void conn_accept(struct gwthread *th, int fd, const char *ip, struct tls_server 
     if (th->nconns > th->peak_conns)
         th->peak_conns = th->nconns;
     metrics_gauge_add(th->ms, th->sh->ids.conns_open, 1);
-    conn__arm(c, T_HEADER, th->sh->cfg->server.client_header_timeout_ms);
+    conn__arm(c, SRVCONN_T_HEADER, th->sh->cfg->server.client_header_timeout_ms);
 }
 
 static void conn__free_cb(struct loop *loop, void *arg)
@@ -375,9 +367,7 @@ void conn_close(struct conn *c)
     c->state = CONN_CLOSED;
     if (c->rq != NULL)
         gw_req_abort(c->rq); // a request in progress ends unanswered
-    loop_timer_stop(th->loop, &c->timer);
-    loop_del_fd(th->loop, c->tp.fd);
-    transport_close(&c->tp); // TLS: frees the session state (no close_notify wait)
+    srvconn_close(&c->sc, th->loop); // TLS: frees the session state (no close_notify wait)
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -405,7 +395,7 @@ void conn_close_idle(struct gwthread *th)
                 conn_close(c);
             continue;
         }
-        if (c->state != CONN_HEAD || buf_pending(&c->in) > 0 || buf_pending(&c->out) > 0)
+        if (c->state != CONN_HEAD || buf_pending(&c->sc.in) > 0 || buf_pending(&c->sc.out) > 0)
             continue;
         /* A request may already wait in the socket (its edge not handled yet): serve it rather
          * than close under it. An idle kept-alive connection is not closed at once either: the
@@ -414,11 +404,11 @@ void conn_close_idle(struct gwthread *th)
          * a request that arrives is served with Connection: close (HAProxy's
          * idle-close-on-response). A connection that has not sent its first request yet gets a
          * second from its accept: it was accepted to be served. */
-        c->readable = true;
+        c->sc.readable = true;
         if (conn__read(c) == -1)
             continue; // closed
         uint64_t now = loop_now_ms(th->loop);
-        if (buf_pending(&c->in) > 0 || c->read_eof)
+        if (buf_pending(&c->sc.in) > 0 || c->sc.read_eof)
             loop_defer(th->loop, conn__next_cb, c);
         else if (c->requests > 0 ? now >= th->drain_idle_until_ms : now - c->accept_ms > 1000)
             conn_close(c); // silent through the grace: it would only delay the exit
@@ -427,22 +417,18 @@ void conn_close_idle(struct gwthread *th)
 
 /* ---- timers ---- */
 
-static void conn__arm(struct conn *c, enum conn_timer_kind kind, uint64_t ms)
+static void conn__arm(struct conn *c, enum srvconn_timer kind, uint64_t ms)
 {
-    c->timer_kind = kind;
-    if (kind == T_NONE || ms == 0)
-        loop_timer_stop(c->th->loop, &c->timer);
-    else
-        loop_timer_start(c->th->loop, &c->timer, ms);
+    srvconn_arm(&c->sc, c->th->loop, kind, ms);
 }
 
 static void conn__on_timer(struct loop *loop, void *arg)
 {
     (void)loop;
     struct conn *c = arg;
-    switch ((enum conn_timer_kind)c->timer_kind) {
-    case T_HEADER:
-        if (buf_pending(&c->in) > 0 && buf_pending(&c->out) == 0) {
+    switch ((enum srvconn_timer)c->sc.timer_kind) {
+    case SRVCONN_T_HEADER:
+        if (buf_pending(&c->sc.in) > 0 && buf_pending(&c->sc.out) == 0) {
             /* a head that trickles in (slowloris): 408, then close */
             struct gw_req *r = conn__req(c);
             r->keep_alive = false;
@@ -458,9 +444,9 @@ static void conn__on_timer(struct loop *loop, void *arg)
             conn_close(c);
         }
         break;
-    case T_BODY:
+    case SRVCONN_T_BODY:
         if (c->state == CONN_BUSY && c->rq->px.req_body_read) {
-            c->timer_kind = T_NONE; // the body completed meanwhile: the upstream's turn now
+            c->sc.timer_kind = SRVCONN_T_NONE; // the body completed meanwhile: the upstream's turn now
             break;
         }
         if (c->rq != NULL)
@@ -473,9 +459,9 @@ static void conn__on_timer(struct loop *loop, void *arg)
             conn_close(c);
         }
         break;
-    case T_IDLE:
-    case T_SEND:
-    case T_LINGER:
+    case SRVCONN_T_IDLE:
+    case SRVCONN_T_SEND:
+    case SRVCONN_T_LINGER:
     default:
         conn_close(c);
         break;
@@ -488,105 +474,40 @@ static void conn__on_timer(struct loop *loop, void *arg)
  * EOF or error. */
 static void conn__drop_input(struct conn *c)
 {
-    char scratch[4096];
-    for (;;) {
-        ssize_t n = transport_read(&c->tp, scratch, sizeof(scratch));
-        if (n > 0)
-            continue;
-        if (n == IO_AGAIN)
-            return;
+    if (srvconn_drop_input(&c->sc) != IO_AGAIN)
         conn_close(c);
-        return;
-    }
 }
 
+/* The lingering close (srvconn_linger): half-close, then read and drop what the client still
+ * sends, so unread bytes do not make the kernel reset the error response away. */
 static void conn__linger(struct conn *c)
 {
-    /* Half-close, then read and drop what the client still sends, so the kernel does not answer
-     * unread bytes with a RST that would destroy the error response before the client reads it. */
-    transport_shutdown(&c->tp); // TLS: close_notify first
     c->state = CONN_CLOSING;
-    conn__arm(c, T_LINGER, CONN_LINGER_MS);
-    conn__drop_input(c);
+    if (srvconn_linger(&c->sc, c->th->loop, CONN_LINGER_MS) != IO_AGAIN)
+        conn_close(c);
 }
 
-/* The one writer of the client socket: what waits in c->out, then <iov> (zero-copy: the part
- * the socket does not take is copied into c->out). Returns 0, or -1 when the client is gone (the
+/* The one writer of the client socket: what waits in c->sc.out, then <iov> (zero-copy: the part
+ * the socket does not take is copied into c->sc.out). Returns 0, or -1 when the client is gone (the
  * conn is then closed, its request aborted). */
 static int conn__sendv(struct conn *c, const struct iovec *iov, int n)
 {
     if (c->state == CONN_CLOSED)
         return -1;
-    if (!c->writable) {
-        for (int i = 0; i < n; i++)
-            buf_append(&c->out, iov[i].iov_base, iov[i].iov_len);
-        if (buf_pending(&c->out) > 0 && c->timer_kind != T_SEND)
-            conn__arm(c, T_SEND, c->th->sh->cfg->server.send_timeout_ms);
-        return 0;
+    bool was_writable = c->sc.writable;
+    ssize_t w = srvconn_sendv(&c->sc, iov, n);
+    if (w < 0) {
+        conn_close(c);
+        return -1;
     }
-    enum { CONN_IOV_MAX = 4 };
-    struct iovec v[CONN_IOV_MAX + 1];
-    int nv = 0;
-    for (int i = 0; i < n && nv < CONN_IOV_MAX; i++)
-        if (iov[i].iov_len > 0)
-            v[nv++] = iov[i];
-    int first = 0;  // first slice of <v> not written whole
-    size_t off = 0; // bytes of v[first] written
-    bool progressed = false;
-    for (;;) {
-        struct iovec w_iov[CONN_IOV_MAX + 1];
-        int k = 0;
-        size_t pend = buf_pending(&c->out);
-        if (pend) {
-            w_iov[k].iov_base = buf_head(&c->out);
-            w_iov[k++].iov_len = pend;
-        }
-        for (int i = first; i < nv; i++) {
-            w_iov[k].iov_base = (char *)v[i].iov_base + (i == first ? off : 0);
-            w_iov[k++].iov_len = v[i].iov_len - (i == first ? off : 0);
-        }
-        if (k == 0)
-            break;
-        ssize_t w = transport_writev(&c->tp, w_iov, k);
-        if (w < 0) {
-            if (w == IO_AGAIN) {
-                c->writable = false;
-                break;
-            }
-            conn_close(c);
-            return -1;
-        }
-        if (c->rq != NULL)
-            c->rq->bytes_out += (uint64_t)w;
-        progressed = true;
-        size_t wz = (size_t)w;
-        if (pend) {
-            size_t take = wz < pend ? wz : pend;
-            buf_consume(&c->out, take);
-            wz -= take;
-        }
-        while (wz > 0 && first < nv) {
-            size_t left = v[first].iov_len - off;
-            if (wz >= left) {
-                wz -= left;
-                first++;
-                off = 0;
-            } else {
-                off += wz;
-                wz = 0;
-            }
-        }
-    }
-    for (int i = first; i < nv; i++) { // the socket is full: keep a copy
-        buf_append(&c->out, (char *)v[i].iov_base + (i == first ? off : 0),
-                   v[i].iov_len - (i == first ? off : 0));
-    }
-    if (buf_pending(&c->out) > 0) {
+    if (w > 0 && c->rq != NULL)
+        c->rq->bytes_out += (uint64_t)w;
+    if (buf_pending(&c->sc.out) > 0) {
         /* send_timeout is the longest pause between two writes that made progress */
-        if (progressed || c->timer_kind != T_SEND)
-            conn__arm(c, T_SEND, c->th->sh->cfg->server.send_timeout_ms);
-    } else if (c->timer_kind == T_SEND) {
-        conn__arm(c, T_NONE, 0);
+        if ((was_writable && w > 0) || c->sc.timer_kind != SRVCONN_T_SEND)
+            conn__arm(c, SRVCONN_T_SEND, c->th->sh->cfg->server.send_timeout_ms);
+    } else if (c->sc.timer_kind == SRVCONN_T_SEND) {
+        conn__arm(c, SRVCONN_T_NONE, 0);
     }
     return 0;
 }
@@ -600,11 +521,11 @@ static void conn__flush(struct conn *c)
 {
     if (conn__send(c) == -1)
         return;
-    if (buf_pending(&c->out) > 0)
+    if (buf_pending(&c->sc.out) > 0)
         return;
     switch (c->state) {
     case CONN_CLOSING:
-        if (c->timer_kind != T_LINGER)
+        if (c->sc.timer_kind != SRVCONN_T_LINGER)
             conn__linger(c);
         break;
     case CONN_BUSY:
@@ -634,7 +555,7 @@ static void conn__next_cb(struct loop *loop, void *arg)
     struct conn *c = arg;
     if (c->state != CONN_HEAD)
         return;
-    if (buf_pending(&c->in) > 0 || c->readable || c->read_eof)
+    if (buf_pending(&c->sc.in) > 0 || c->sc.readable || c->sc.read_eof)
         conn__process(c);
 }
 
@@ -654,21 +575,21 @@ static void conn__request_done(struct gw_req *r)
         r->keep_alive = false;
     if (!r->keep_alive) {
         c->state = CONN_CLOSING;
-        /* A response head may sit in c->out unwritten (an upstream body that failed right
-         * after it): no write edge would ever come for it, so write it now or arm T_SEND. */
+        /* A response head may sit in c->sc.out unwritten (an upstream body that failed right
+         * after it): no write edge would ever come for it, so write it now or arm SRVCONN_T_SEND. */
         if (conn__send(c) == -1)
             return;
-        if (buf_pending(&c->out) == 0)
+        if (buf_pending(&c->sc.out) == 0)
             conn__linger(c);
         return;
     }
     c->state = CONN_HEAD;
     conn__reset_request(c);
-    if (buf_pending(&c->out) == 0 && c->timer_kind != T_IDLE)
-        conn__arm(c, T_IDLE, sh->cfg->server.keepalive_timeout_ms);
+    if (buf_pending(&c->sc.out) == 0 && c->sc.timer_kind != SRVCONN_T_IDLE)
+        conn__arm(c, SRVCONN_T_IDLE, sh->cfg->server.keepalive_timeout_ms);
     /* The next pipelined request (or a read we postponed) runs after this event batch, never
      * from inside the upstream handler that just finished the response. */
-    if (buf_pending(&c->in) > 0 || c->readable || c->read_eof)
+    if (buf_pending(&c->sc.in) > 0 || c->sc.readable || c->sc.read_eof)
         loop_defer(th->loop, conn__next_cb, c);
     else
         loop_defer(th->loop, conn__idle_cb, c); // the socket was drained: wait empty-handed
@@ -680,7 +601,7 @@ static void conn__request_done(struct gw_req *r)
 static bool conn__read_paused(const struct conn *c)
 {
     const struct gw_config *cfg = c->th->sh->cfg;
-    size_t pend = buf_pending(&c->in);
+    size_t pend = buf_pending(&c->sc.in);
     if (c->state == CONN_HEAD)
         return pend > cfg->server.max_head_size;
     if (c->state != CONN_BUSY)
@@ -695,36 +616,17 @@ static bool conn__read_paused(const struct conn *c)
  * conn was closed. */
 static int conn__read(struct conn *c)
 {
-    while (c->readable && !c->read_eof && !conn__read_paused(c)) {
+    while (c->sc.readable && !c->sc.read_eof && !conn__read_paused(c)) {
         conn__unpark_head(c);
-        gwthread_buf_take(c->th, &c->in);
-        /* a head is read into the room the block has, growing only once it is full */
-        buf_reserve(&c->in, c->state == CONN_HEAD ? 1 : CONN_READ_CHUNK);
-        ssize_t n = transport_read(&c->tp, buf_tail(&c->in), buf_room(&c->in));
-        if (n > 0) {
-            buf_commit(&c->in, (size_t)n);
-            /* (TLS returns one record per read: a short read says nothing of the socket) */
-            if (buf_room(&c->in) > 0 && !c->peer_hup && c->tp.ops == &transport_tcp_ops) {
-                /* A short read drained the socket: new bytes bring a new edge, so the EAGAIN
-                 * read can be skipped (nginx does the same). Not when the client closed its
-                 * side (LOOP_HUP): a FIN that came with these bytes brings no edge of its own,
-                 * and the connection would wait for the keep-alive timeout to see it. */
-                c->readable = false;
-                break;
-            }
-            continue;
+        gwthread_buf_take(c->th, &c->sc.in);
+        /* A head is read into the room the block has, growing only once it is full. A short
+         * read drained the socket (srvconn_read_once clears sc.readable): the EAGAIN read is
+         * skipped, as nginx does, unless the client hung up. */
+        if (srvconn_read_once(&c->sc, &c->sc.in, c->state == CONN_HEAD ? 1 : CONN_READ_CHUNK) ==
+            IO_ERR) {
+            conn_close(c);
+            return -1;
         }
-        if (n == 0) {
-            c->read_eof = true;
-            c->readable = false;
-            break;
-        }
-        if (n == IO_AGAIN) {
-            c->readable = false;
-            break;
-        }
-        conn_close(c);
-        return -1;
     }
     return 0;
 }
@@ -733,14 +635,14 @@ static int conn__read(struct conn *c)
 static void conn__resume_read(struct gw_req *r)
 {
     struct conn *c = r->sess;
-    if (c->state == CONN_BUSY && c->read_eof && buf_pending(&c->in) == 0 &&
+    if (c->state == CONN_BUSY && c->sc.read_eof && buf_pending(&c->sc.in) == 0 &&
         gw_req_body_pending(r)) {
         /* everything the client sent before its FIN is consumed and the body is not whole: it
          * went away mid-body (seen here when the FIN came while a connection was awaited) */
         conn_close(c);
         return;
     }
-    if (c->state != CONN_BUSY || !c->readable || conn__read_paused(c))
+    if (c->state != CONN_BUSY || !c->sc.readable || conn__read_paused(c))
         return;
     if (conn__read(c) == -1)
         return;
@@ -757,7 +659,7 @@ static int conn__sess_send(struct gw_req *r, const struct iovec *iov, int n)
 static void conn__continue_100(struct gw_req *r)
 {
     struct conn *c = r->sess;
-    buf_append_str(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
+    buf_append_str(&c->sc.out, "HTTP/1.1 100 Continue\r\n\r\n");
     c->sent_continue = true;
     conn__send(c);
 }
@@ -769,25 +671,25 @@ static const struct gw_sess_ops conn_sess_ops = {
     .continue_100 = conn__continue_100,
 };
 
-/* A complete head is in c->in: hand it to the request layer. */
+/* A complete head is in c->sc.in: hand it to the request layer. */
 static void conn__start_request(struct conn *c, size_t head_len)
 {
     struct gwthread *th = c->th;
     const struct gw_config *cfg = th->sh->cfg;
     struct gw_req *r = conn__req(c);
     c->state = CONN_BUSY;
-    conn__arm(c, T_NONE, 0);
-    gwthread_buf_take(th, &c->out); // response heads are appended without growing from 256 bytes
+    conn__arm(c, SRVCONN_T_NONE, 0);
+    gwthread_buf_take(th, &c->sc.out); // response heads are appended without growing from 256 bytes
     gw_req_begin(r);
     if (r->t_start_us == 0)
         r->t_start_us = clock_now_us();
     r->wall_ms = clock_wall_ms();
     /* keepalive_timeout 0 means no keep-alive at all */
     r->keep_alive = r->req.keep_alive && !th->draining && cfg->server.keepalive_timeout_ms > 0;
-    /* The slices of r->req stay valid: nothing reads into c->in before the request layer
+    /* The slices of r->req stay valid: nothing reads into c->sc.in before the request layer
      * copied what it keeps (the proxy's head, the cache's own copy). */
-    buf_consume(&c->in, head_len);
-    r->req.https = c->tp.ops != &transport_tcp_ops; // after the parse, which clears the struct
+    buf_consume(&c->sc.in, head_len);
+    r->req.https = c->sc.tp.ops != &transport_tcp_ops; // after the parse, which clears the struct
     gw_req_start(r);
 }
 
@@ -796,12 +698,12 @@ static void conn__start_request(struct conn *c, size_t head_len)
 static void conn__to_h2(struct conn *c)
 {
     struct gwthread *th = c->th;
-    struct transport tp = c->tp;
-    loop_del_fd(th->loop, c->tp.fd);
-    c->tp.fd = -1; // conn_close leaves the socket alone
-    c->tp._tls = NULL;
-    h2sess_accept(th, &tp, c->client_ip, buf_head(&c->in), buf_pending(&c->in));
-    buf_reset(&c->in);
+    struct transport tp = c->sc.tp;
+    loop_del_fd(th->loop, c->sc.tp.fd);
+    c->sc.tp.fd = -1; // conn_close leaves the socket alone
+    c->sc.tp._tls = NULL;
+    h2sess_accept(th, &tp, c->client_ip, buf_head(&c->sc.in), buf_pending(&c->sc.in));
+    buf_reset(&c->sc.in);
     conn_close(c);
 }
 
@@ -814,26 +716,26 @@ static void conn__process(struct conn *c)
         return;
     switch (c->state) {
     case CONN_HEAD: {
-        if (buf_pending(&c->out) >= CONN_BUF_HIGH)
+        if (buf_pending(&c->sc.out) >= CONN_BUF_HIGH)
             return; // the client is not reading its responses: wait for the drain
-        size_t pend = buf_pending(&c->in);
+        size_t pend = buf_pending(&c->sc.in);
         if (pend == 0) {
-            if (c->read_eof) {
+            if (c->sc.read_eof) {
                 conn_close(c);
                 return;
             }
-            if (c->timer_kind != T_IDLE && c->timer_kind != T_HEADER)
-                conn__arm(c, T_IDLE, cfg->server.keepalive_timeout_ms);
+            if (c->sc.timer_kind != SRVCONN_T_IDLE && c->sc.timer_kind != SRVCONN_T_HEADER)
+                conn__arm(c, SRVCONN_T_IDLE, cfg->server.keepalive_timeout_ms);
             conn__idle_release(c); // the read met EAGAIN: nothing to hold a block for
             return;
         }
-        if (c->requests == 0 && cfg->http2.enabled && buf_head(&c->in)[0] == 'P' &&
-            h2sess_is_preface(buf_head(&c->in), pend)) {
+        if (c->requests == 0 && cfg->http2.enabled && buf_head(&c->sc.in)[0] == 'P' &&
+            h2sess_is_preface(buf_head(&c->sc.in), pend)) {
             if (pend >= H2SESS_PREFACE_LEN) {
                 conn__to_h2(c); // h2c by prior knowledge
                 return;
             }
-            if (c->read_eof)
+            if (c->sc.read_eof)
                 conn_close(c);
             return; // the rest of the preface comes within the header timeout
         }
@@ -842,30 +744,30 @@ static void conn__process(struct conn *c)
         struct h1_limits lim = {.max_request_line = 0,
                                 .max_head = cfg->server.max_head_size,
                                 .max_headers = rq->max_hdrs};
-        int r = h1_parse_request(buf_head(&c->in), pend, &rq->req, c->hdrs, rq->max_hdrs, &lim);
-        if (r == -2) {
-            if (c->read_eof) {
-                conn_close(c); // half a head and then EOF: nothing to answer
-                return;
-            }
-            if (c->timer_kind != T_HEADER) {
-                /* the header timeout counts from the first byte, never re-armed per read:
-                 * that is what defeats a slowloris client */
+        /* the header timeout counts from the first byte, never re-armed per read: that is what
+         * defeats a slowloris client (srvconn_head arms it when a head is incomplete) */
+        bool timed = c->sc.timer_kind == SRVCONN_T_HEADER;
+        int r = srvconn_head(&c->sc, th->loop, &rq->req, c->hdrs, rq->max_hdrs, &lim,
+                             cfg->server.client_header_timeout_ms);
+        if (r == SRVCONN_HEAD_EOF) {
+            conn_close(c); // half a head and then EOF: nothing to answer
+            return;
+        }
+        if (r == SRVCONN_HEAD_MORE) {
+            if (!timed)
                 rq->t_start_us = clock_now_us();
-                conn__arm(c, T_HEADER, cfg->server.client_header_timeout_ms);
-            }
-            if (!c->readable)
+            if (!c->sc.readable)
                 conn__park_head(c); // the socket is drained: wait holding only these bytes
             return;
         }
-        if (r == -1) {
+        if (r == SRVCONN_HEAD_BAD) {
             c->state = CONN_BUSY;
             gw_req_begin(rq);
             rq->keep_alive = false;
             if (rq->t_start_us == 0)
                 rq->t_start_us = clock_now_us();
             rq->wall_ms = clock_wall_ms();
-            conn__arm(c, T_NONE, 0);
+            conn__arm(c, SRVCONN_T_NONE, 0);
             rq->route = -1;
             /* a generated id: the client's X-Request-Id is in a head we just refused */
             gw_req_make_rid(rq, NULL);
@@ -875,33 +777,33 @@ static void conn__process(struct conn *c)
         }
         conn__start_request(c, (size_t)r);
         /* the rest of the body has to come in time too */
-        if (c->state == CONN_BUSY && !rq->px.req_body_read && !c->readable && !c->read_eof &&
-            c->timer_kind == T_NONE)
-            conn__arm(c, T_BODY, cfg->server.client_body_timeout_ms);
+        if (c->state == CONN_BUSY && !rq->px.req_body_read && !c->sc.readable && !c->sc.read_eof &&
+            c->sc.timer_kind == SRVCONN_T_NONE)
+            conn__arm(c, SRVCONN_T_BODY, cfg->server.client_body_timeout_ms);
         return;
     }
     case CONN_BUSY:
         if (!c->rq->px.req_body_read) {
             gw_req_on_body(c->rq);
-            if (c->state == CONN_BUSY && !c->rq->px.req_body_read && !c->read_eof) {
-                if (c->readable)
+            if (c->state == CONN_BUSY && !c->rq->px.req_body_read && !c->sc.read_eof) {
+                if (c->sc.readable)
                     return;
-                conn__arm(c, T_BODY, cfg->server.client_body_timeout_ms);
+                conn__arm(c, SRVCONN_T_BODY, cfg->server.client_body_timeout_ms);
             }
         }
-        if (c->state == CONN_BUSY && c->read_eof && !c->rq->px.req_body_read &&
+        if (c->state == CONN_BUSY && c->sc.read_eof && !c->rq->px.req_body_read &&
             c->rq->px.state != PX_WAIT_CONN) {
             /* the client went away in the middle of its body (while a connection is awaited,
-             * the body may be whole in c->in: the proxy judges once it has moved what is there) */
+             * the body may be whole in c->sc.in: the proxy judges once it has moved what is there) */
             conn_close(c);
         }
         return;
     case CONN_CLOSING:
-        if (c->timer_kind == T_LINGER) {
+        if (c->sc.timer_kind == SRVCONN_T_LINGER) {
             conn__drop_input(c);
             return;
         }
-        buf_reset(&c->in);
+        buf_reset(&c->sc.in);
         return;
     default:
         return;
@@ -921,10 +823,10 @@ static void conn__answer_plain_http(struct conn *c)
                                "\r\n" CONN_PLAIN_BODY;
     _Static_assert(sizeof(CONN_PLAIN_BODY) - 1 == 55, "Content-Length of the plain HTTP answer");
     char scratch[4096];
-    while (recv(c->tp.fd, scratch, sizeof(scratch), MSG_DONTWAIT) > 0)
+    while (recv(c->sc.tp.fd, scratch, sizeof(scratch), MSG_DONTWAIT) > 0)
         ;
-    (void)!send(c->tp.fd, resp, sizeof(resp) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
-    shutdown(c->tp.fd, SHUT_WR);
+    (void)!send(c->sc.tp.fd, resp, sizeof(resp) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+    shutdown(c->sc.tp.fd, SHUT_WR);
 }
 
 /* One step of the TLS handshake. Returns 0 when it is done (the connection goes on as HTTP),
@@ -933,17 +835,17 @@ static void conn__answer_plain_http(struct conn *c)
 static int conn__handshake(struct conn *c)
 {
     struct gwthread *th = c->th;
-    int r = transport_handshake(&c->tp);
+    int r = transport_handshake(&c->sc.tp);
     if (r == IO_AGAIN)
         return 1;
     if (r == IO_OK) {
         c->handshaking = false;
-        c->readable = true;
-        metrics_counter_inc(th->ms, tls_transport_resumed(&c->tp) ? th->sh->ids.tls_resumed
+        c->sc.readable = true;
+        metrics_counter_inc(th->ms, tls_transport_resumed(&c->sc.tp) ? th->sh->ids.tls_resumed
                                                                    : th->sh->ids.tls_full);
         return 0;
     }
-    if (c->tp.err == tls_err_plain_http) {
+    if (c->sc.tp.err == tls_err_plain_http) {
         static struct log_limit plain_lim;
         ag_log_limited(AG_LOG_WARN, &plain_lim, "client %s: plain HTTP request on a TLS "
                        "listener: answered 400", c->client_ip);
@@ -953,7 +855,7 @@ static int conn__handshake(struct conn *c)
         static struct log_limit hs_lim;
         char why[256];
         ag_log_limited(AG_LOG_DEBUG, &hs_lim, "client %s: TLS handshake failed: %s",
-                       c->client_ip, tls_transport_describe(&c->tp, why, sizeof(why)));
+                       c->client_ip, tls_transport_describe(&c->sc.tp, why, sizeof(why)));
         metrics_counter_inc(th->ms, th->sh->ids.tls_failed);
     }
     conn_close(c);
@@ -970,10 +872,10 @@ static void conn__on_event(struct loop *loop, int fd, void *arg, unsigned events
         return;
     if (c->handshaking) {
         if (events & LOOP_HUP)
-            c->peer_hup = true;
+            c->sc.peer_hup = true;
         if (conn__handshake(c) != 0)
             return;
-        const char *alpn = tls_transport_alpn(&c->tp);
+        const char *alpn = tls_transport_alpn(&c->sc.tp);
         if (alpn != NULL && strcmp(alpn, "h2") == 0) {
             conn__to_h2(c);
             return;
@@ -981,23 +883,23 @@ static void conn__on_event(struct loop *loop, int fd, void *arg, unsigned events
         events |= LOOP_READ; // the first request may have come with the client's Finished
     }
     if (events & LOOP_WRITE) {
-        c->writable = true;
-        if (buf_pending(&c->out) > 0) {
+        c->sc.writable = true;
+        if (buf_pending(&c->sc.out) > 0) {
             conn__flush(c);
             if (c->state == CONN_CLOSED)
                 return;
         }
     }
     if (events & LOOP_HUP)
-        c->peer_hup = true;
+        c->sc.peer_hup = true;
     if (events & LOOP_READ) {
-        c->readable = true;
-        if (c->state == CONN_CLOSING && c->timer_kind != T_LINGER) {
+        c->sc.readable = true;
+        if (c->state == CONN_CLOSING && c->sc.timer_kind != SRVCONN_T_LINGER) {
             /* still flushing the last response: drop what arrives */
             char scratch[4096];
-            while (transport_read(&c->tp, scratch, sizeof(scratch)) > 0)
+            while (transport_read(&c->sc.tp, scratch, sizeof(scratch)) > 0)
                 ;
-            c->readable = false;
+            c->sc.readable = false;
             return;
         }
         conn__process(c);

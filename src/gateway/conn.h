@@ -11,6 +11,7 @@
 #include "core/buf.h"
 #include "core/loop.h"
 #include "gateway/req.h"
+#include "net/srvconn.h"
 #include "net/transport.h"
 
 struct gwthread;
@@ -30,21 +31,17 @@ struct conn {
     unsigned magic;
     enum conn_state state;
     uint32_t in_parked;         // >0: <in> is a right-sized copy of a partial head (its size)
-    uint8_t timer_kind;         // which timeout is armed
-    bool readable, writable;    // edge-triggered readiness memory
-    bool read_eof;
-    bool peer_hup;              // LOOP_HUP seen: the client closed its side (read on to the EOF)
     bool sent_continue;
     bool handshaking;           // TLS handshake under way (before the first request head)
     uint32_t max_hdrs;          // server.max_headers
-    struct transport tp;        // the client's byte stream: plain TCP or TLS (tp.fd: the socket)
     struct gwthread *th;
     struct conn *next, *prev;   // thread's active list, or free list (next only)
     char client_ip[GW_CLIENT_IP_LEN];
-    struct buf in;              // client bytes: request heads and bodies
-    struct buf out;             // bytes for the client (heads, error bodies, copied body data)
     struct h1_header *hdrs;     // cfg max_headers entries, lent per request (NULL when idle)
-    struct loop_timer timer;    // header / idle / body / send timeouts
+    /* the socket (sc.tp: plain TCP or TLS), sc.in (request heads and bodies), sc.out (bytes for
+     * the client not taken yet), the edge-triggered readiness memory and the one timer (header,
+     * idle, body, send, linger): the servers' connection core, net/srvconn */
+    struct srvconn sc;
     uint64_t requests;          // requests served on this connection
     uint64_t accept_ms;         // loop time of the accept
     struct gw_req *rq;          // the request being served (one at a time), from the thread's
