@@ -2,9 +2,11 @@
  * fetches the URI once more on a pooled upstream connection of the same thread, with the stored
  * validators, and stores the answer (a 304 refreshes the entry, a storable response replaces it,
  * anything else leaves it). One refresh per key at a time (the coalescing table), and a miss of
- * that key meanwhile waits for it like for any fetch. Not a client exchange: no body to send, no
- * client to stream to, so this reads the answer itself rather than through proxy.c, with the
- * body framed by http/h1body.c like every other client of an upstream. */
+ * that key meanwhile waits for it like for any fetch. The exchange is the proxy's: the request
+ * head is written by proxy_write_head (the same forwarded headers), the answer read by
+ * http/h1body (final head past interim 1xx, body framing) like every client of an upstream; what
+ * is left here is the loop that moves those bytes, with no request body to send and no client
+ * to stream to. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -151,41 +153,35 @@ static int chbg__head(struct chbg *b)
     struct cachehook *ch = b->ch;
     struct h1_limits lim = {
         .max_request_line = 0, .max_head = CHBG_MAX_HEAD, .max_headers = b->max_hdrs};
-    for (;;) {
-        int r = h1_parse_response(buf_head(&b->in), buf_pending(&b->in), &b->res, b->hdrs,
-                                  b->max_hdrs, &lim, false);
-        if (r == -2)
-            return 0;
-        if (r == -1)
-            return -1;
-        if (b->res.status >= 100 && b->res.status < 200) {
-            if (b->res.status == 101)
-                return -1;
-            buf_consume(&b->in, (size_t)r);
-            continue;
+    size_t interim = 0;
+    int r = h1body_response_head(buf_head(&b->in), buf_pending(&b->in), &b->res, b->hdrs,
+                                 b->max_hdrs, &lim, false, &interim);
+    buf_consume(&b->in, interim);
+    if (r == -2)
+        return 0;
+    if (r == -1 || b->res.status == 101)
+        return -1;
+    uint64_t now = loop_now_ms(b->th->loop);
+    int64_t wall = clock_wall_s();
+    if (b->res.status == 304 && b->validators && b->old != NULL) {
+        struct store_obj *o =
+            cache_refresh_304(ch->cache, &b->route->pc, &b->rq, &b->preq, b->old, &b->res,
+                              b->req_wall_s, wall, now, b->key, b->key_len, b->primary_len);
+        if (o != NULL) {
+            metrics_counter_inc(b->th->ms, ch->m_revalidated);
+            chl2_store(ch, b->th, o, b->l2_seq);
+            cache_release(ch->cache, o);
         }
-        uint64_t now = loop_now_ms(b->th->loop);
-        int64_t wall = clock_wall_s();
-        if (b->res.status == 304 && b->validators && b->old != NULL) {
-            struct store_obj *o =
-                cache_refresh_304(ch->cache, &b->route->pc, &b->rq, &b->preq, b->old, &b->res,
-                                  b->req_wall_s, wall, now, b->key, b->key_len, b->primary_len);
-            if (o != NULL) {
-                metrics_counter_inc(b->th->ms, ch->m_revalidated);
-                chl2_store(ch, b->th, o, b->l2_seq);
-                cache_release(ch->cache, o);
-            }
-        } else if (b->res.status < 500) {
-            const char *why = NULL;
-            b->fill = cache_fill_begin(ch->cache, &b->route->pc, &b->rq, &b->preq, &b->res,
-                                       b->req_wall_s, wall, now, b->path_gen, b->route->max_object,
-                                       gwthread_date(b->th), &why);
-        }
-        h1body_init_response(&b->body, &b->res, false);
-        buf_consume(&b->in, (size_t)r);
-        b->head_done = true;
-        return 1;
+    } else if (b->res.status < 500) {
+        const char *why = NULL;
+        b->fill = cache_fill_begin(ch->cache, &b->route->pc, &b->rq, &b->preq, &b->res,
+                                   b->req_wall_s, wall, now, b->path_gen, b->route->max_object,
+                                   gwthread_date(b->th), &why);
     }
+    h1body_init_response(&b->body, &b->res, false);
+    buf_consume(&b->in, (size_t)r);
+    b->head_done = true;
+    return 1;
 }
 
 /* Consumes body bytes (into the fill, if the answer is being stored). Returns 1 when the body is
@@ -287,44 +283,27 @@ static void chbg__on_conn(struct upool_waiter *w, struct uconn *uc, const char *
     chbg__attach(b, uc);
 }
 
-/* The request head: the client's GET as proxy.c forwards it (same header filter, same
- * X-Forwarded-*: the refreshed answer is stored for everyone, so nothing the client claims about
- * this hop may reach the origin), its own conditionals replaced by ours. */
+static bool chbg__skip(void *arg, const char *name, size_t len)
+{
+    const struct chbg *b = arg;
+    return policy_strip_request_header(&b->route->pc, name, len) ||
+           headers_name_eq(name, len, "if-none-match") ||
+           headers_name_eq(name, len, "if-modified-since");
+}
+
+/* The request head: the client's GET as proxy.c forwards it (proxy_write_head: the same header
+ * filter, the same X-Forwarded-*: the refreshed answer is stored for everyone, so nothing the
+ * client claims about this hop may reach the origin), its own conditionals replaced by ours. */
 static void chbg__build(struct chbg *b, const struct gw_upstream *up)
 {
-    const struct h1_request *rq = &b->rq;
     struct buf *o = &b->out;
-    buf_append_str(o, "GET ");
-    if (rq->target_len > 0 && rq->target[0] == '/') {
-        buf_append(o, rq->target, rq->target_len);
-    } else {
-        buf_append(o, rq->path, rq->path_len);
-        if (rq->query != NULL) {
-            buf_append(o, "?", 1);
-            buf_append(o, rq->query, rq->query_len);
-        }
-    }
-    buf_append_str(o, " HTTP/1.1\r\nHost: ");
-    if (up->host != NULL)
-        buf_append_str(o, up->host);
-    else if (rq->host != NULL)
-        buf_append(o, rq->host, rq->host_len);
-    else
-        buf_printf(o, "%s:%d", up->servers[0].host, up->servers[0].port);
-    buf_append(o, "\r\n", 2);
-    for (size_t i = 0; i < rq->nheaders; i++) {
-        const struct h1_header *h = &rq->headers[i];
-        if (proxy_skip_request_header(h->name, h->name_len) ||
-            policy_strip_request_header(&b->route->pc, h->name, h->name_len) ||
-            headers_listed_in_connection(rq->headers, rq->nheaders, h->name, h->name_len) ||
-            headers_name_eq(h->name, h->name_len, "if-none-match") ||
-            headers_name_eq(h->name, h->name_len, "if-modified-since"))
-            continue;
-        buf_append(o, h->name, h->name_len);
-        buf_append(o, ": ", 2);
-        buf_append(o, h->value, h->value_len);
-        buf_append(o, "\r\n", 2);
-    }
+    struct px_head h = {.req = &b->rq,
+                        .up = up,
+                        .method = "GET",
+                        .client_ip = b->client_ip,
+                        .skip = chbg__skip,
+                        .skip_arg = b};
+    proxy_write_head(o, &h);
     const struct cache_entry *e = b->old->payload;
     if (e->etag != NULL) {
         buf_append_str(o, "If-None-Match: ");
@@ -340,7 +319,6 @@ static void chbg__build(struct chbg *b, const struct gw_upstream *up)
         buf_append(o, "\r\n", 2);
         b->validators = true;
     }
-    proxy_write_forwarded(o, rq, b->client_ip);
     buf_append(o, "\r\n", 2);
 }
 

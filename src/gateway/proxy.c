@@ -347,18 +347,15 @@ void proxy_write_forwarded(struct buf *b, const struct h1_request *req, const ch
     buf_append_str(b, "Via: 1.1 apigate\r\n");
 }
 
-static void proxy__build_head(struct gw_req *r)
+void proxy_write_head(struct buf *b, const struct px_head *h)
 {
-    struct proxy *px = &r->px;
-    const struct h1_request *req = &r->req;
-    const struct gw_config *cfg = r->th->sh->cfg;
-    const struct gw_route *gr = proxy__route(r);
-    const struct gw_upstream *up = &cfg->upstreams[gr->upstream_index];
-    struct buf *b = &px->head;
-    buf_reset(b);
-    gwthread_buf_take(r->th, b); // a block lent for the request: no malloc on the busy path
+    const struct h1_request *req = h->req;
+    const struct gw_upstream *up = h->up;
     buf_reserve(b, 512 + req->target_len + 64 * req->nheaders);
-    buf_append(b, req->method, req->method_len);
+    if (h->method != NULL)
+        buf_append_str(b, h->method);
+    else
+        buf_append(b, req->method, req->method_len);
     buf_append(b, " ", 1);
     if (req->target_len > 0 && req->target[0] == '/') {
         buf_append(b, req->target, req->target_len);
@@ -383,36 +380,63 @@ static void proxy__build_head(struct gw_req *r)
         has_connection = req->headers[i].name_len == 10 &&
                          headers_name_eq(req->headers[i].name, 10, "connection");
     for (size_t i = 0; i < req->nheaders; i++) {
-        const struct h1_header *h = &req->headers[i];
-        if (proxy_skip_request_header(h->name, h->name_len) ||
-            filter_upstream_header_skip(r, h->name, h->name_len))
+        const struct h1_header *hd = &req->headers[i];
+        if (proxy_skip_request_header(hd->name, hd->name_len) ||
+            (h->skip != NULL && h->skip(h->skip_arg, hd->name, hd->name_len)))
             continue; // hop-by-hop, ours to set, or not in a cached route's key
-        if (h->name_len == 10 && headers_name_eq(h->name, 10, "tracestate") &&
+        if (hd->name_len == 10 && headers_name_eq(hd->name, 10, "tracestate") &&
             !proxy__trace_continued(req))
             continue; // W3C: a tracestate without a valid traceparent is discarded
         if (has_connection &&
-            headers_listed_in_connection(req->headers, req->nheaders, h->name, h->name_len))
+            headers_listed_in_connection(req->headers, req->nheaders, hd->name, hd->name_len))
             continue;
-        buf_append(b, h->name, h->name_len);
+        buf_append(b, hd->name, hd->name_len);
         buf_append(b, ": ", 2);
-        buf_append(b, h->value, h->value_len);
+        buf_append(b, hd->value, hd->value_len);
         buf_append(b, "\r\n", 2);
     }
-    proxy_write_forwarded(b, req, r->client_ip);
-    if (r->traceparent[0]) {
+    proxy_write_forwarded(b, req, h->client_ip);
+    if (h->traceparent != NULL) {
         buf_append_str(b, "traceparent: ");
-        buf_append(b, r->traceparent, TRACE_HEADER_LEN);
+        buf_append(b, h->traceparent, TRACE_HEADER_LEN);
         buf_append(b, "\r\n", 2);
     }
-    /* Always exactly one: the client's when it was usable, else ours (gw_req_make_rid), so the
-     * origin's logs and the access log name the request alike. */
-    buf_append_str(b, "X-Request-Id: ");
-    buf_append(b, r->rid, r->rid_len);
-    buf_append(b, "\r\n", 2);
-    if (req->body == H1_BODY_LENGTH)
+    if (h->rid != NULL) {
+        buf_append_str(b, "X-Request-Id: ");
+        buf_append(b, h->rid, h->rid_len);
+        buf_append(b, "\r\n", 2);
+    }
+    if (h->framing && req->body == H1_BODY_LENGTH)
         h1_write_header_u64(b, "Content-Length", req->content_length);
-    else if (req->body == H1_BODY_CHUNKED)
+    else if (h->framing && req->body == H1_BODY_CHUNKED)
         buf_append_str(b, "Transfer-Encoding: chunked\r\n");
+}
+
+static bool proxy__filter_skip(void *arg, const char *name, size_t len)
+{
+    return filter_upstream_header_skip(arg, name, len);
+}
+
+static void proxy__build_head(struct gw_req *r)
+{
+    struct proxy *px = &r->px;
+    const struct gw_config *cfg = r->th->sh->cfg;
+    const struct gw_route *gr = proxy__route(r);
+    struct buf *b = &px->head;
+    buf_reset(b);
+    gwthread_buf_take(r->th, b); // a block lent for the request: no malloc on the busy path
+    /* Always exactly one X-Request-Id: the client's when it was usable, else ours
+     * (gw_req_make_rid), so the origin's logs and the access log name the request alike. */
+    struct px_head h = {.req = &r->req,
+                        .up = &cfg->upstreams[gr->upstream_index],
+                        .client_ip = r->client_ip,
+                        .skip = proxy__filter_skip,
+                        .skip_arg = r,
+                        .traceparent = r->traceparent[0] ? r->traceparent : NULL,
+                        .rid = r->rid,
+                        .rid_len = r->rid_len,
+                        .framing = true};
+    proxy_write_head(b, &h);
     filter_upstream_headers(r, b); // the cache's stored validators of a revalidation
     buf_append(b, "\r\n", 2);
 }
@@ -720,59 +744,54 @@ static int proxy__parse_head(struct gw_req *r)
     struct proxy *px = &r->px;
     if (px->res_hdrs == NULL)
         px->res_hdrs = gwthread_block_take(r->th); // given back when the connection goes idle
-    for (;;) {
-        struct h1_limits lim = {.max_request_line = 0, .max_head = PX_MAX_RESPONSE_HEAD,
-                                .max_headers = (size_t)r->th->sh->cfg->server.max_response_headers};
-        int n = h1_parse_response(buf_head(&px->uin), buf_pending(&px->uin), &px->res,
-                                  px->res_hdrs, lim.max_headers, &lim,
-                                  r->req.method_id == H1_M_HEAD);
-        if (n == -2)
-            return 0;
-        if (n == -1) {
-            proxy__fail(r, 502, "bad_gateway", "invalid response head from upstream",
-                        GW_ERR_PROTO);
-            return -1;
-        }
-        if (px->res.status >= 100 && px->res.status < 200) {
-            if (px->res.status == 101) {
-                proxy__fail(r, 502, "bad_gateway", "upstream switched protocols", GW_ERR_PROTO);
-                return -1;
-            }
-            buf_consume(&px->uin, (size_t)n); // 100 Continue, 103 Early Hints: not forwarded
-            continue;
-        }
-        px->t_first_byte_us = clock_now_us();
-        /* the filters: a retry (retry.on lists the status), the cache storing the response,
-         * refreshing its copy by a 304 or serving it instead of a 5xx */
-        enum filter_verdict v = filter_response_head(r, &px->res);
-        if (v == FILTER_RETRY) {
-            proxy__retry_later(r);
-            return -1;
-        }
-        px->res_body = px->res.body;
-        /* the head parser applied HEAD's and the statuses' no-body rules already */
-        h1body_init(&px->res_rd, px->res.body, px->res.content_length);
-        bool no_body = px->res_rd.state == H1BODY_DONE;
-        if (v == FILTER_RESPOND && !no_body) {
-            /* a filter answered (a stale copy instead of a 5xx): the body is not read, so the
-             * connection cannot be reused */
-            proxy__detach(r, false);
-            px->state = PX_DONE;
-            if (gw_req_send(r, NULL, 0) == 0)
-                gw_req_end(r);
-            return -1;
-        }
-        if (v == FILTER_CONTINUE)
-            proxy__write_client_head(r); // copies the header slices before uin is consumed
-        else
-            px->out = PX_OUT_NONE; // a filter wrote the answer (the cache, from a 304)
-        buf_consume(&px->uin, (size_t)n);
-        px->head_done = true;
-        proxy__arm(r); // first-byte deadline no longer applies
-        if (no_body)
-            px->res_done = true;
-        return 1;
+    struct h1_limits lim = {.max_request_line = 0, .max_head = PX_MAX_RESPONSE_HEAD,
+                            .max_headers = (size_t)r->th->sh->cfg->server.max_response_headers};
+    size_t interim = 0;
+    int n = h1body_response_head(buf_head(&px->uin), buf_pending(&px->uin), &px->res,
+                                 px->res_hdrs, lim.max_headers, &lim,
+                                 r->req.method_id == H1_M_HEAD, &interim);
+    buf_consume(&px->uin, interim); // 100 Continue, 103 Early Hints: not forwarded
+    if (n == -2)
+        return 0;
+    if (n == -1) {
+        proxy__fail(r, 502, "bad_gateway", "invalid response head from upstream", GW_ERR_PROTO);
+        return -1;
     }
+    if (px->res.status == 101) {
+        proxy__fail(r, 502, "bad_gateway", "upstream switched protocols", GW_ERR_PROTO);
+        return -1;
+    }
+    px->t_first_byte_us = clock_now_us();
+    /* the filters: a retry (retry.on lists the status), the cache storing the response,
+     * refreshing its copy by a 304 or serving it instead of a 5xx */
+    enum filter_verdict v = filter_response_head(r, &px->res);
+    if (v == FILTER_RETRY) {
+        proxy__retry_later(r);
+        return -1;
+    }
+    px->res_body = px->res.body;
+    /* the head parser applied HEAD's and the statuses' no-body rules already */
+    h1body_init(&px->res_rd, px->res.body, px->res.content_length);
+    bool no_body = px->res_rd.state == H1BODY_DONE;
+    if (v == FILTER_RESPOND && !no_body) {
+        /* a filter answered (a stale copy instead of a 5xx): the body is not read, so the
+         * connection cannot be reused */
+        proxy__detach(r, false);
+        px->state = PX_DONE;
+        if (gw_req_send(r, NULL, 0) == 0)
+            gw_req_end(r);
+        return -1;
+    }
+    if (v == FILTER_CONTINUE)
+        proxy__write_client_head(r); // copies the header slices before uin is consumed
+    else
+        px->out = PX_OUT_NONE; // a filter wrote the answer (the cache, from a 304)
+    buf_consume(&px->uin, (size_t)n);
+    px->head_done = true;
+    proxy__arm(r); // first-byte deadline no longer applies
+    if (no_body)
+        px->res_done = true;
+    return 1;
 }
 
 /* Re-encodes <n> body bytes (<last>: the end) through the filter that transforms the body, and

@@ -16,6 +16,7 @@
 #include "http/h1parse.h"
 
 struct gw_req;
+struct gw_upstream;
 
 #define PX_RES_HEADERS_MAX 512    /* most server.max_response_headers: a block of h1_headers */
 
@@ -95,6 +96,26 @@ void proxy_abort(struct gw_req *r);
  * (Host, X-Request-Id, traceparent, X-Forwarded-*), and the client's Forwarded. Every request
  * sent upstream for a client (proxy, cache background refresh) filters with it. */
 bool proxy_skip_request_header(const char *name, size_t len);
+/* What an upstream request head is made of (proxy_write_head): every request sent upstream for
+ * a client (the proxy's, the cache's background refresh) is written by the one function. */
+struct px_head {
+    const struct h1_request *req;     // the client's request: target, Host, headers, body framing
+    const struct gw_upstream *up;     // Host: its host, else the client's, else its first server
+    const char *method;               // NULL: the client's
+    const char *client_ip;            // the last hop of X-Forwarded-For
+    /* true for a client header not to forward, beyond proxy_skip_request_header and the ones
+     * the client's Connection lists (NULL: none) */
+    bool (*skip)(void *arg, const char *name, size_t len);
+    void *skip_arg;
+    const char *traceparent;          // our hop's (TRACE_HEADER_LEN bytes), NULL: none
+    const char *rid;                  // X-Request-Id, NULL: none
+    size_t rid_len;
+    bool framing;                     // Content-Length or Transfer-Encoding of the request body
+};
+/* Writes the request line, Host, the client's forwardable headers, X-Forwarded-*, Via and what
+ * <h> adds into <b>, short of the empty line that ends the head: the caller appends its own
+ * headers (a filter's, a refresh's validators) and then "\r\n". */
+void proxy_write_head(struct buf *b, const struct px_head *h);
 /* Appends X-Forwarded-For (<req>'s earlier hops, then <client_ip>), X-Forwarded-Proto,
  * X-Forwarded-Host (when <req> has a host) and Via. */
 void proxy_write_forwarded(struct buf *b, const struct h1_request *req, const char *client_ip);

@@ -22,6 +22,22 @@ void h1body_init_response(struct h1body *b, const struct h1_response *res, bool 
         h1body_init(b, res->body, res->content_length);
 }
 
+int h1body_response_head(const char *in, size_t len, struct h1_response *res,
+                         struct h1_header *hdrs, size_t max_hdrs, const struct h1_limits *lim,
+                         bool head_request, size_t *interim)
+{
+    size_t off = 0;
+    for (;;) {
+        int n = h1_parse_response(in + off, len - off, res, hdrs, max_hdrs, lim, head_request);
+        if (n > 0 && res->status >= 100 && res->status < 200 && res->status != 101) {
+            off += (size_t)n; /* interim: the real answer follows */
+            continue;
+        }
+        *interim = off;
+        return n;
+    }
+}
+
 long h1body_step(struct h1body *b, const char *in, size_t len, const char **data,
                  size_t *data_len)
 {

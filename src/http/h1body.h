@@ -1,7 +1,8 @@
 /* The body framing of one HTTP/1.1 message, read incrementally: Content-Length, chunked (through
  * chunked.h) or until the peer closes, with the no-body rules of a response (HEAD, 1xx, 204, 304:
- * RFC 9112 §6.3). Every client of an upstream frames bodies with it (load, net/httpc, the cache's
- * background refresh; the proxy next). It copies nothing: each step reports where the body bytes
+ * RFC 9112 §6.3), and the final response head before it (h1body_response_head). Every client of
+ * an upstream reads its answers with these (the proxy, the cache's background refresh, load,
+ * net/httpc). It copies nothing: each step reports where the body bytes
  * are inside the input, so a caller can forward the raw bytes or keep the decoded ones. */
 #ifndef AG_HTTP_H1BODY_H
 #define AG_HTTP_H1BODY_H
@@ -43,6 +44,16 @@ void h1body_init_response(struct h1body *b, const struct h1_response *res, bool 
  * consumed. Call again with the rest until it returns 0 or the state leaves H1BODY_MORE. */
 long h1body_step(struct h1body *b, const char *in, size_t len, const char **data,
                  size_t *data_len);
+
+/* The head half of every client-side exchange: parses the final response head at <in>[0, <len>)
+ * to a request that was HEAD if <head_request>. Interim 1xx heads before it (100 Continue, 103
+ * Early Hints) are skipped: *<interim> gets the bytes they take, which the caller consumes whatever
+ * the result. A 101 is returned as final (a client that did not ask to switch protocols refuses
+ * it). Returns the final head's length counted from <in> + *<interim>, -2 when incomplete or -1
+ * when invalid (res->err), as h1_parse_response. */
+int h1body_response_head(const char *in, size_t len, struct h1_response *res,
+                         struct h1_header *hdrs, size_t max_hdrs, const struct h1_limits *lim,
+                         bool head_request, size_t *interim);
 
 /* Whether a chunked body is in its trailer section (the last chunk was read): the caller may
  * treat those bytes apart (the proxy filters the fields that must not be trailers). */

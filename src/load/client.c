@@ -343,18 +343,16 @@ static int client__parse(struct client *c)
     while (!c->head_done) {
         struct h1_header headers[CLIENT_MAX_HEADERS];
         struct h1_response res;
-        int n = h1_parse_response(buf_head(&c->rbuf), buf_pending(&c->rbuf), &res, headers,
-                                  CLIENT_MAX_HEADERS, NULL, c->req->is_head);
+        size_t interim = 0; /* 100 Continue, 103 Early Hints: the real answer follows */
+        int n = h1body_response_head(buf_head(&c->rbuf), buf_pending(&c->rbuf), &res, headers,
+                                     CLIENT_MAX_HEADERS, NULL, c->req->is_head, &interim);
+        buf_consume(&c->rbuf, interim);
         if (n == -2)
             return 0;
         if (n < 0) {
             c->retried = true;
             client__fail(c, LERR_PROTOCOL);
             return -1;
-        }
-        if (res.status >= 100 && res.status < 200 && res.status != 101) {
-            buf_consume(&c->rbuf, (size_t)n); /* interim response: the real one follows */
-            continue;
         }
         c->status = res.status;
         c->keep_alive = res.keep_alive;

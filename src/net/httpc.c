@@ -267,14 +267,11 @@ int httpc_request(const char *method, const char *url, int timeout_ms, const cha
         if (t->ttfb_ms == 0)
             t->ttfb_ms = ms_since(t0);
         buf_commit(&in, (size_t)got);
-        head = h1_parse_response(buf_head(&in), buf_pending(&in), &r, hdrs, 64, NULL, head_req);
         /* Interim responses (100 Continue, 103 Early Hints) precede the real one. */
-        while (head > 0 && r.status >= 100 && r.status < 200) {
-            buf_consume(&in, (size_t)head);
-            head = buf_pending(&in) ? h1_parse_response(buf_head(&in), buf_pending(&in), &r, hdrs,
-                                                        64, NULL, head_req)
-                                    : -2;
-        }
+        size_t interim = 0;
+        head = h1body_response_head(buf_head(&in), buf_pending(&in), &r, hdrs, 64, NULL, head_req,
+                                    &interim);
+        buf_consume(&in, interim);
     }
     if (head < 0) {
         snprintf(err, errlen, "invalid response head: %s", h1_err_text(r.err));

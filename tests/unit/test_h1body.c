@@ -211,6 +211,51 @@ static void test_large_length(void **state)
     assert_true(b.received == total);
 }
 
+/* The final response head past interim ones (h1body_response_head), fed whole and as every
+ * prefix at a guard page: interim 100/103 heads are skipped and counted, a 101 is final, an
+ * incomplete final head after whole interim ones reports them (the caller consumes them), and the
+ * length returned is the final head's, after the interim bytes. */
+static void test_response_head_past_interim(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in;
+        int status;      // of the final head, 0: incomplete
+        size_t interim;  // bytes of interim heads before it
+        int head_len;    // final head's length, -2 incomplete, -1 invalid
+    } cases[] = {
+        {"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi", 200, 0, 38},
+        {"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n", 204, 25, 27},
+        {"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+         "HTTP/1.1 304 Not Modified\r\n\r\n",
+         304, 65, 29},
+        {"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n", 101, 0, 48},
+        {"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200", 0, 25, -2},
+        {"HTTP/1.1 100 Continue\r\n\r\nNOT HTTP\r\n\r\n", 0, 25, -1},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t len = strlen(cases[i].in);
+        for (size_t cut = 1; cut <= len; cut++) {
+            const char *in = guard_place(cases[i].in, cut);
+            struct h1_header hdrs[8];
+            struct h1_response res;
+            size_t interim = 99;
+            int n = h1body_response_head(in, cut, &res, hdrs, 8, NULL, false, &interim);
+            if (cut < len) {
+                /* a prefix: never more than what is there, never a head past the cut */
+                assert_true(interim <= cut);
+                if (n > 0)
+                    assert_true(interim + (size_t)n <= cut);
+                continue;
+            }
+            assert_int_equal(n, cases[i].head_len);
+            assert_int_equal(interim, cases[i].interim);
+            if (cases[i].status != 0)
+                assert_int_equal(res.status, cases[i].status);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -219,6 +264,7 @@ int main(void)
         cmocka_unit_test(test_error_is_sticky),
         cmocka_unit_test(test_done_consumes_nothing),
         cmocka_unit_test(test_large_length),
+        cmocka_unit_test(test_response_head_past_interim),
     };
     return cmocka_run_group_tests(tests, NULL, guard_teardown);
 }
