@@ -57,6 +57,8 @@ struct gw_metric_ids {
     metrics_ref tls_full, tls_resumed, tls_failed, tls_plain_http; // apigate_tls_handshakes_total
     metrics_ref h2_sessions, h2_streams;           // apigate_http2_{sessions,streams}_total
     metrics_ref h2_calm, h2_proto, h2_hdr_limit;   // apigate_http2_refused_total{reason}
+    metrics_ref h2_flood_ctl, h2_flood_settings, h2_flood_cont; // ... floods, same family
+    metrics_ref h2_to_idle, h2_to_send, h2_to_window; // apigate_http2_timeouts_total{kind}
 };
 
 /* Per route, precomputed at worker start. */

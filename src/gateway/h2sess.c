@@ -53,6 +53,7 @@ struct h2_stream {
     struct buf in;          // request body for the request layer (chunked when no length)
     struct buf out;         // the response as the request layer wrote it (HTTP/1.1)
     struct buf body;        // response body bytes ready for DATA frames
+    struct buf trail;       // the chunked response's trailer section (already filtered)
     struct h2_stream *next_free;
     // cleared on reuse from here
     struct h2sess *s;
@@ -91,7 +92,9 @@ struct h2sess {
     unsigned depth; // inside nghttp2 calls or a flush: flush later
     bool writable, closed, draining, flush_again, read_eof, notify_queued;
     bool calm; // GOAWAY ENHANCE_YOUR_CALM queued: read nothing more
+    bool goaway_ours; // an error GOAWAY this file asked for (counted where it asked)
     uint64_t reset_window_ms;
+    uint64_t stalled_since_ms; // a response has waited on a shut window since (0: none)
     unsigned resets;
     char client_ip[GW_CLIENT_IP_LEN];
 };
@@ -130,6 +133,7 @@ static struct h2_stream *h2s__stream_new(struct h2sess *s, int32_t id)
         buf_init(&st->in);
         buf_init(&st->out);
         buf_init(&st->body);
+        buf_init(&st->trail);
         gw_req_init(&st->rq, &h2s_sess_ops, st, &st->in, &st->out, s->client_ip);
         st->rq.th = th;
         st->rq.h2 = true;
@@ -167,6 +171,7 @@ static void h2s__stream_destroy(struct h2_stream *st)
     buf_deinit(&st->in);
     buf_deinit(&st->out);
     buf_deinit(&st->body);
+    buf_deinit(&st->trail);
     free(st->hdrs);
     st->magic = 0;
     free(st);
@@ -183,6 +188,7 @@ static void h2s__stream_free(struct h2_stream *st)
     gwthread_buf_give(th, &st->in);
     gwthread_buf_give(th, &st->out);
     gwthread_buf_give(th, &st->body);
+    buf_deinit(&st->trail); // rare: not kept
     if (th->h2_nfree_streams >= H2S_FREE_STREAMS + th->h2_streams_hw ||
         st->rq.max_hdrs != (uint32_t)(th->sh->cfg->server.max_headers > 0
                                           ? th->sh->cfg->server.max_headers
@@ -258,14 +264,17 @@ static int h2s__decode_body(struct h2_stream *st)
         } else if (st->res_body == H1_BODY_CHUNKED) {
             const char *data;
             size_t dlen;
+            bool in_trailers = st->res_chunk.trailers;
             long n = h1_chunked_step(&st->res_chunk, p, pend, &data, &dlen);
             if (n < 0)
                 return -1;
+            if (in_trailers && n > 0) // the proxy filtered them as for HTTP/1.1 (proxy.md)
+                buf_append(&st->trail, p, (size_t)n);
             if (dlen > 0)
                 buf_append(&st->body, data, dlen);
             buf_consume(&st->out, (size_t)n);
             if (st->res_chunk.done)
-                st->res_eof = true; // trailers are not forwarded on HTTP/2 (yet)
+                st->res_eof = true; // the trailers go as a HEADERS frame after the DATA
             else if (n == 0)
                 break;
         } else { // until the request ends
@@ -281,6 +290,39 @@ static int h2s__decode_body(struct h2_stream *st)
     if (had && buf_pending(&st->out) == 0)
         st->want_drained = true; // the proxy may have paused its upstream for it
     return 0;
+}
+
+/* The trailer section of a chunked response (field lines, validated by the decoder and filtered
+ * by the proxy of what must not be a trailer) as a HEADERS frame with END_STREAM. Returns 0 when
+ * it was submitted, -1 when there is none (or it cannot be: the DATA then ends the stream). */
+static int h2s__submit_trailers(nghttp2_session *ng, struct h2_stream *st)
+{
+    nghttp2_nv nv[64];
+    size_t k = 0;
+    char *p = buf_head(&st->trail), *end = p + buf_pending(&st->trail);
+    while (p < end && k < sizeof(nv) / sizeof(nv[0])) {
+        char *eol = memchr(p, '\n', (size_t)(end - p));
+        if (eol == NULL)
+            break;
+        char *le = eol > p && eol[-1] == '\r' ? eol - 1 : eol;
+        char *colon = memchr(p, ':', (size_t)(le - p));
+        if (colon != NULL && colon > p) {
+            for (char *c = p; c < colon; c++) // HTTP/2 field names are lower case
+                if (*c >= 'A' && *c <= 'Z')
+                    *c = (char)(*c + 32);
+            char *v = colon + 1, *ve = le;
+            while (v < ve && (*v == ' ' || *v == '\t'))
+                v++;
+            while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+                ve--;
+            nv[k++] = (nghttp2_nv){(uint8_t *)p, (uint8_t *)v, (size_t)(colon - p),
+                                   (size_t)(ve - v), NGHTTP2_NV_FLAG_NONE};
+        }
+        p = eol + 1;
+    }
+    int rv = k > 0 ? nghttp2_submit_trailer(ng, st->id, nv, k) : -1; // copies the fields
+    buf_reset(&st->trail);
+    return rv == 0 ? 0 : -1;
 }
 
 static ssize_t h2s__data_read(nghttp2_session *ng, int32_t id, uint8_t *dst, size_t length,
@@ -308,6 +350,8 @@ static ssize_t h2s__data_read(nghttp2_session *ng, int32_t id, uint8_t *dst, siz
     }
     if (st->res_eof && buf_pending(&st->body) == 0) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (buf_pending(&st->trail) > 0 && h2s__submit_trailers(ng, st) == 0)
+            *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM; // the trailers' HEADERS ends it
         return (ssize_t)n;
     }
     if (n == 0) {
@@ -565,6 +609,7 @@ static int h2s__on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void 
                            "GOAWAY ENHANCE_YOUR_CALM",
                            s->client_ip, s->resets);
             metrics_counter_inc(th->ms, th->sh->ids.h2_calm);
+            s->goaway_ours = true;
             nghttp2_session_terminate_session(ng, NGHTTP2_ENHANCE_YOUR_CALM);
         }
         return 0;
@@ -643,7 +688,23 @@ static int h2s__on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, 
 
 static int h2s__on_frame_send(nghttp2_session *ng, const nghttp2_frame *f, void *user)
 {
-    (void)user;
+    struct h2sess *s = user;
+    if (f->hd.type == NGHTTP2_GOAWAY && f->goaway.error_code != NGHTTP2_NO_ERROR &&
+        !s->goaway_ours) {
+        /* nghttp2 ended the session itself (its reason in the opaque data): a SETTINGS frame
+         * of too many entries, its own reset rate limit, a protocol error it found */
+        const struct gw_metric_ids *ids = &s->th->sh->ids;
+        const char *why = (const char *)f->goaway.opaque_data;
+        size_t wl = f->goaway.opaque_data_len;
+        metrics_ref ref = ids->h2_proto;
+        if (wl >= 8 && memcmp(why, "SETTINGS", 8) == 0)
+            ref = ids->h2_flood_settings;
+        else if (f->goaway.error_code == NGHTTP2_ENHANCE_YOUR_CALM)
+            ref = ids->h2_calm;
+        metrics_counter_inc(s->th->ms, ref);
+        s->goaway_ours = true; // once per session
+        return 0;
+    }
     if (!(f->hd.flags & NGHTTP2_FLAG_END_STREAM) ||
         (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA))
         return 0;
@@ -665,17 +726,48 @@ static int h2s__on_invalid_frame(nghttp2_session *ng, const nghttp2_frame *f, in
 
 /* ---- session ---- */
 
+/* Whether a response waits on a flow-control window the client keeps shut (its stream's or the
+ * connection's): the bytes are ready, nghttp2 may not send them. */
+static bool h2s__window_stalled(struct h2sess *s)
+{
+    bool conn_shut = nghttp2_session_get_remote_window_size(s->ng) <= 0;
+    for (struct h2_stream *st = s->streams; st != NULL; st = st->next) {
+        if (!st->res_head_done || st->res_sent || st->closed ||
+            (buf_pending(&st->body) == 0 && buf_pending(&st->out) == 0))
+            continue;
+        if (conn_shut || nghttp2_session_get_stream_remote_window_size(s->ng, st->id) <= 0)
+            return true;
+    }
+    return false;
+}
+
+/* One timer per session: the socket not taking bytes (server.send_timeout), no stream open
+ * (server.keepalive_timeout), or a response held behind a window the client does not open
+ * (server.send_timeout from when it shut: a client that never sends WINDOW_UPDATE cannot keep
+ * streams, their requests and their buffers forever). */
 static void h2s__arm(struct h2sess *s)
 {
     const struct gw_config *cfg = s->th->sh->cfg;
-    if (buf_pending(&s->wout) > 0)
-        loop_timer_start(s->th->loop, &s->timer, cfg->server.send_timeout_ms);
-    else if (s->nstreams == 0)
-        loop_timer_start(s->th->loop, &s->timer,
+    struct loop *loop = s->th->loop;
+    if (buf_pending(&s->wout) > 0) {
+        s->stalled_since_ms = 0;
+        loop_timer_start(loop, &s->timer, cfg->server.send_timeout_ms);
+    } else if (s->nstreams == 0) {
+        s->stalled_since_ms = 0;
+        loop_timer_start(loop, &s->timer,
                          cfg->server.keepalive_timeout_ms ? cfg->server.keepalive_timeout_ms
                                                           : cfg->server.client_header_timeout_ms);
-    else if (loop_timer_armed(&s->timer))
-        loop_timer_stop(s->th->loop, &s->timer);
+    } else if (!s->calm && h2s__window_stalled(s)) {
+        uint64_t now = loop_now_ms(loop);
+        if (s->stalled_since_ms == 0)
+            s->stalled_since_ms = now;
+        uint64_t due = s->stalled_since_ms + cfg->server.send_timeout_ms;
+        loop_timer_start(loop, &s->timer, due > now ? due - now : 0);
+    } else {
+        s->stalled_since_ms = 0;
+        if (loop_timer_armed(&s->timer))
+            loop_timer_stop(loop, &s->timer);
+    }
 }
 
 /* Streams whose output emptied resume their upstream reads (gw_req_on_drained). */
@@ -776,11 +868,17 @@ static int h2s__feed(struct h2sess *s, const char *p, size_t n)
         static struct log_limit lim;
         ag_log_limited(AG_LOG_DEBUG, &lim, "client %s: HTTP/2: %s", s->client_ip,
                        nghttp2_strerror((int)rv));
-        metrics_counter_inc(s->th->ms, s->th->sh->ids.h2_proto);
+        const struct gw_metric_ids *ids = &s->th->sh->ids;
+        metrics_counter_inc(s->th->ms, rv == NGHTTP2_ERR_FLOODED ? ids->h2_flood_ctl
+                                       : rv == NGHTTP2_ERR_TOO_MANY_SETTINGS ? ids->h2_flood_settings
+                                       : rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS
+                                           ? ids->h2_flood_cont
+                                           : ids->h2_proto);
         if (rv == NGHTTP2_ERR_BAD_CLIENT_MAGIC || rv == NGHTTP2_ERR_FLOODED) {
             h2s__close(s);
             return -1;
         }
+        s->goaway_ours = true;
         nghttp2_session_terminate_session(s->ng, NGHTTP2_PROTOCOL_ERROR);
     }
     return 0;
@@ -826,10 +924,33 @@ static void h2s__on_timer(struct loop *loop, void *arg)
 {
     (void)loop;
     struct h2sess *s = arg;
+    struct gwthread *th = s->th;
     if (s->closed)
         return;
-    if (buf_pending(&s->wout) > 0 || s->nstreams == 0)
-        h2s__close(s); // a client that stopped reading, or an idle session
+    if (buf_pending(&s->wout) > 0 || s->nstreams == 0) {
+        /* a client that stopped reading, or an idle session */
+        metrics_counter_inc(th->ms, buf_pending(&s->wout) > 0 ? th->sh->ids.h2_to_send
+                                                              : th->sh->ids.h2_to_idle);
+        h2s__close(s);
+        return;
+    }
+    if (s->stalled_since_ms != 0 && !s->calm && h2s__window_stalled(s)) {
+        static struct log_limit lim;
+        ag_log_limited(AG_LOG_WARN, &lim,
+                       "client %s: HTTP/2 flow-control window shut for %llu ms with a response "
+                       "waiting: GOAWAY ENHANCE_YOUR_CALM",
+                       s->client_ip,
+                       (unsigned long long)(loop_now_ms(th->loop) - s->stalled_since_ms));
+        metrics_counter_inc(th->ms, th->sh->ids.h2_to_window);
+        s->calm = true; // read nothing more; the session closes once the GOAWAY is out
+        s->goaway_ours = true;
+        nghttp2_session_terminate_session(s->ng, NGHTTP2_ENHANCE_YOUR_CALM);
+        h2s__flush(s);
+        if (!s->closed && buf_pending(&s->wout) == 0)
+            h2s__close(s);
+        return;
+    }
+    h2s__arm(s);
 }
 
 static void h2s__free_cb(struct loop *loop, void *arg)

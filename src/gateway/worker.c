@@ -316,11 +316,28 @@ static void worker__register_metrics(struct gw_shared *sh)
     f = metrics_family(m, METRICS_COUNTER, "apigate_http2_refused_total",
                        "HTTP/2 abuse bounded: rapid_reset (GOAWAY ENHANCE_YOUR_CALM), "
                        "protocol_error (GOAWAY for a broken peer), header_limit (stream reset "
-                       "for headers over http2.max_header_list_size).",
+                       "for headers over http2.max_header_list_size: HPACK bombs), "
+                       "control_flood (over 1000 PING/SETTINGS answers queued: closed), "
+                       "settings_flood (a SETTINGS frame of over 32 entries), "
+                       "continuation_flood (a header block in too many CONTINUATION frames).",
                        l_reason);
     ids->h2_calm = metrics_series1(m, f, "rapid_reset");
     ids->h2_proto = metrics_series1(m, f, "protocol_error");
     ids->h2_hdr_limit = metrics_series1(m, f, "header_limit");
+    ids->h2_flood_ctl = metrics_series1(m, f, "control_flood");
+    ids->h2_flood_settings = metrics_series1(m, f, "settings_flood");
+    ids->h2_flood_cont = metrics_series1(m, f, "continuation_flood");
+    const char *l_kind[] = {"kind", NULL};
+    f = metrics_family(m, METRICS_COUNTER, "apigate_http2_timeouts_total",
+                       "HTTP/2 sessions closed by a timeout: idle (no stream for "
+                       "server.keepalive_timeout), send (the socket took nothing for "
+                       "server.send_timeout), flow_control (a response waited "
+                       "server.send_timeout on a window the client kept shut: GOAWAY "
+                       "ENHANCE_YOUR_CALM).",
+                       l_kind);
+    ids->h2_to_idle = metrics_series1(m, f, "idle");
+    ids->h2_to_send = metrics_series1(m, f, "send");
+    ids->h2_to_window = metrics_series1(m, f, "flow_control");
     f = metrics_family(m, METRICS_COUNTER_SET, "apigate_worker_restarts_total",
                        "Worker processes restarted by the supervisor (crash, hang, recycle).",
                        NULL);
