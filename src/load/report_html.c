@@ -187,6 +187,10 @@ static void rh__tables(const struct load_result *r, struct buf *b)
     for (size_t i = 0; i < r->neps; i++) {
         const struct result_ep *e = &r->eps[i];
         buf_append_str(b, "<tr><td class=l>");
+        if (e->group != NULL) { /* a flow's step, under the flow's name */
+            rh__esc(b, e->group);
+            buf_append_str(b, " › ");
+        }
         rh__esc(b, e->name);
         buf_append_str(b, "</td><td class=l>");
         rh__esc(b, e->method);

@@ -125,10 +125,11 @@
       {name: "dropped/s", color: "#7a7f8a", pts: pts("dropped")}], {ytitle: "per second", int: true});
     chart("chart-vus", [{name: "active VUs / busy connections", color: "#7a4fd6", pts: pts("vus")}],
           {ytitle: "VUs", int: true});
-    // per endpoint (or scenario step): its own requests/s and p95, second by second
+    // per endpoint (or flow step, under its flow's name): its own requests/s and p95, second by
+    // second; the method tells apart two endpoints of the same name
     const E = (D.endpoints || []).filter((e) => (e.series || []).length);
-    const names = E.map((e) => e.name);
-    const label = (e) => names.filter((x) => x === e.name).length > 1 ? e.method + " " + e.name : e.name;
+    const full = (e) => (e.group ? e.group + " \u203a " : "") + e.name;
+    const label = (e) => E.filter((x) => full(x) === full(e)).length > 1 ? e.method + " " + full(e) : full(e);
     const eser = (k) => E.map((e, i) => ({name: label(e), color: COLORS[i % COLORS.length],
                                           pts: e.series.filter(inPlan).map((s) => [s.t + 1, s[k]])}));
     chart("chart-ep-rps", eser("rps"), {ytitle: "requests/s"});
