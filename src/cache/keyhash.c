@@ -52,7 +52,7 @@ void keyhash_destroy(struct keyhash *kh)
     free(kh);
 }
 
-void keyhash_append(const struct keyhash *kh, const char *data, size_t n, struct buf *out)
+void keyhash_hex(const struct keyhash *kh, const char *data, size_t n, char out[KEYHASH_HEX_LEN])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
     size_t mdlen = 0;
@@ -62,11 +62,16 @@ void keyhash_append(const struct keyhash *kh, const char *data, size_t n, struct
         keyhash__fatal("HMAC computation failed");
     EVP_MAC_CTX_free(ctx);
     static const char hx[] = "0123456789abcdef";
-    char hex[KEYHASH_HEX_LEN];
     for (size_t i = 0; i < KEYHASH_HEX_LEN / 2; i++) {
-        hex[2 * i] = hx[md[i] >> 4];
-        hex[2 * i + 1] = hx[md[i] & 15];
+        out[2 * i] = hx[md[i] >> 4];
+        out[2 * i + 1] = hx[md[i] & 15];
     }
+}
+
+void keyhash_append(const struct keyhash *kh, const char *data, size_t n, struct buf *out)
+{
+    char hex[KEYHASH_HEX_LEN];
+    keyhash_hex(kh, data, n, hex);
     buf_append(out, hex, sizeof(hex)); // <data> may be in <out>: appended only once hashed
 }
 

@@ -23,6 +23,9 @@ void keyhash_destroy(struct keyhash *kh);
  * keyed state is copied per call, never written. */
 void keyhash_append(const struct keyhash *kh, const char *data, size_t n, struct buf *out);
 
+/* The same hash into <out> (KEYHASH_HEX_LEN characters, not terminated). */
+void keyhash_hex(const struct keyhash *kh, const char *data, size_t n, char out[KEYHASH_HEX_LEN]);
+
 /* Fills <out> with <n> bytes from the system's CSPRNG. Returns 0, or -1. */
 int keyhash_random(void *out, size_t n);
 

@@ -1410,6 +1410,21 @@ static void gwconf__check_globals(struct gw_config *c, const struct ynode *root,
                   "cache.redis_prefix: '%s' holds a brace; with a cluster the keys carry their "
                   "own hash tags ({path}), so a prefix cannot", c->cache.redis_prefix);
     gwconf__key_secret(c, cn, errs);
+    /* a shared limit is counted in the cache's Redis: without one it could only be per instance */
+    const struct ynode *rsn = gwconf__get(root, "routes");
+    for (size_t i = 0; i < c->nroutes && c->cache.redis == NULL; i++) {
+        if (!c->routes[i].rate_limit.enabled || !c->routes[i].rate_limit.shared)
+            continue;
+        const struct ynode *rn = rsn && rsn->type == YNODE_SEQ && i < ynode_size(rsn)
+                                     ? ynode_item(rsn, i)
+                                     : NULL;
+        const struct ynode *sn = gwconf__get(gwconf__get(rn, "rate_limit"), "shared");
+        cfg_error(errs, sn ? sn : rn,
+                  "routes[%zu].rate_limit.shared: needs cache.redis, the Redis every instance "
+                  "shares (redis://host:port, {cluster: [...]} or {sentinels: [...], master: "
+                  "NAME})",
+                  i);
+    }
     const char *al = c->logging.access_log;
     const struct ynode *aln = gwconf__get(gwconf__get(root, "logging"), "access_log");
     char why[PATH_MAX + 64];

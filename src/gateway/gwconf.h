@@ -268,6 +268,7 @@ struct gw_rate_limit {
     int64_t burst;            /* GCRA: admitted at once; 0: the default (count / 10, at least 1) */
     int algorithm;            /* enum rlimit_algo: gcra|fixed_window|sliding_window */
     bool shared;              /* counts shared across instances through cache.redis */
+    uint64_t sync_interval_ms; /* shared: each active key synced this often (rlshare.c) */
     int64_t max_keys;         /* keys tracked per route (memory bound) */
     /* derived at load */
     uint64_t count;           /* N of N/period */

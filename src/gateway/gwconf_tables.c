@@ -462,8 +462,12 @@ const struct cfg_desc gwconf__ratelimit_desc[] = {
      "any window (estimate from two fixed ones)",
      "gcra|fixed_window|sliding_window", NULL, false},
     {"shared", CFG_BOOL, R(rate_limit.shared), "false", NULL, NULL,
-     "one limit for every instance, counted through cache.redis (not yet: per instance, "
-     "logged at start)",
+     "one limit for every instance, counted through cache.redis (gcra; admission stays local, "
+     "synced every sync_interval; Redis down: each instance counts alone)",
+     NULL, NULL, false},
+    {"sync_interval", CFG_DURATION, R(rate_limit.sync_interval_ms), "50ms", "10ms", "1s",
+     "shared: how often each active key's count is synced with Redis (the overshoot bound grows "
+     "with it: docs/ratelimit.md)",
      NULL, NULL, false},
     {"max_keys", CFG_INT, R(rate_limit.max_keys), "65536", "512", "16777216",
      "keys tracked per route (24 bytes each); over it the least limited keys are forgotten",

@@ -4,7 +4,9 @@
  * limit is per gateway instance, not per thread), and answers 429 with Retry-After and the IETF
  * RateLimit-Policy / RateLimit fields, or lets it through and adds RateLimit to its answer. A 429
  * is the gateway's own answer: the filters after it (cache, breaker, retry) never see the request,
- * so it never counts as an upstream failure. */
+ * so it never counts as an upstream failure. A shared route (gcra, `shared: true`) admits the
+ * same way, from its local cells, which rlshare.c keeps in step with every other instance
+ * through Redis between requests: a request never waits for Redis. */
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,8 +19,10 @@
 #include "core/xmalloc.h"
 #include "gateway/filter.h"
 #include "gateway/gwconf.h"
+#include "gateway/gwthread.h"
 #include "gateway/req.h"
 #include "gateway/rlimit.h"
+#include "gateway/rlshare.h"
 #include "http/headers.h"
 #include "metrics/metrics.h"
 
@@ -27,6 +31,7 @@
 struct ratelimit_route {
     struct rlimit_table *t; // NULL: the route has no rate limit
     const struct gw_rate_limit *cfg;
+    bool shared;            // synced with the other instances (rlshare.c)
     metrics_ref limited, admitted;
     uint32_t window_s; // w= of the policy
     char policy[80];   // "RateLimit-Policy: ...\r\n"
@@ -36,6 +41,7 @@ struct ratelimit {
     size_t nroutes;
     struct ratelimit_route *routes;
     uint64_t k0, k1; // SipHash key: keys cannot be aimed at one bucket of the table
+    struct rlshare *share; // NULL: no shared route
 };
 
 /* Per request: what the RateLimit field says (set = 1 once the request was counted). */
@@ -133,13 +139,31 @@ static void ratelimit__init(struct gw_shared *sh)
         rr->window_s = (uint32_t)(c->period_ms / 1000);
         snprintf(rr->policy, sizeof(rr->policy), "RateLimit-Policy: \"default\";q=%llu;w=%u\r\n",
                  (unsigned long long)c->count, rr->window_s);
-        if (c->shared)
+        if (c->shared && c->algorithm != RLIMIT_GCRA)
             ag_log(AG_LOG_WARN,
-                   "route %s: rate_limit.shared is not implemented yet: the limit "
-                   "of %s is counted by each instance alone",
+                   "route %s: rate_limit.shared is built for algorithm gcra only: the "
+                   "window limit of %s is counted by each instance alone",
                    sh->rt[i].label, c->rate);
+        if (c->shared && c->algorithm == RLIMIT_GCRA && cfg->cache.redis != NULL) {
+            if (rl->share == NULL)
+                rl->share = rlshare_create(sh);
+            rlshare_add(rl->share, i, rr->t);
+            rr->shared = true;
+        }
     }
     sh->ratelimit = rl;
+}
+
+static void ratelimit__thread_start(struct gwthread *th)
+{
+    if (th->sh->ratelimit != NULL)
+        rlshare_thread_start(th->sh->ratelimit->share, th);
+}
+
+static void ratelimit__thread_stop(struct gwthread *th)
+{
+    if (th->sh->ratelimit != NULL)
+        rlshare_thread_stop(th->sh->ratelimit->share, th);
 }
 
 static void ratelimit__deinit(struct gw_shared *sh)
@@ -147,6 +171,7 @@ static void ratelimit__deinit(struct gw_shared *sh)
     struct ratelimit *rl = sh->ratelimit;
     if (rl == NULL)
         return;
+    rlshare_destroy(rl->share);
     for (size_t i = 0; i < rl->nroutes; i++)
         rlimit_table_destroy(rl->routes[i].t);
     free(rl->routes);
@@ -198,15 +223,37 @@ static uint32_t ratelimit__secs(uint64_t ns)
     return s > 65535 ? 65535 : (uint32_t)s;
 }
 
+/* The key being taken, for its Redis name (rlimit_name_fn: called only for a key new to its
+ * cell, so the keyed HMAC is not paid per request). */
+struct ratelimit_namearg {
+    const struct rlshare *share;
+    size_t route;
+    const unsigned char *key;
+    size_t len;
+};
+
+static void ratelimit__name(void *arg, char name[RLIMIT_NAME_LEN])
+{
+    const struct ratelimit_namearg *a = arg;
+    rlshare_name(a->share, a->route, a->key, a->len, name);
+}
+
 static enum filter_verdict ratelimit__on_request(struct gw_req *r, void *st, struct gw_err *err)
 {
     (void)err;
     struct ratelimit_req *rs = st;
-    struct ratelimit_route *rr = &r->th->sh->ratelimit->routes[r->route];
+    struct ratelimit *rl = r->th->sh->ratelimit;
+    struct ratelimit_route *rr = &rl->routes[r->route];
     unsigned char key[RATELIMIT_KEY_MAX];
     size_t kn = ratelimit__key(r, rr->cfg, key);
     struct rlimit_verdict v;
-    rlimit_table_take(rr->t, ratelimit__hash(r->th->sh->ratelimit, key, kn), clock_now_ns(), &v);
+    uint64_t h = ratelimit__hash(rl, key, kn);
+    if (rr->shared) {
+        struct ratelimit_namearg na = {rl->share, r->route, key, kn};
+        rlimit_table_take_sync(rr->t, h, clock_now_ns(), &v, ratelimit__name, &na);
+    } else {
+        rlimit_table_take(rr->t, h, clock_now_ns(), &v);
+    }
     rs->remaining = v.remaining > UINT32_MAX ? UINT32_MAX : (uint32_t)v.remaining;
     rs->reset_s = (uint16_t)ratelimit__secs(v.reset_ns);
     rs->set = 1;
@@ -246,6 +293,8 @@ const struct filter_ops ratelimit_filter = {
     .state_size = sizeof(struct ratelimit_req),
     .init = ratelimit__init,
     .deinit = ratelimit__deinit,
+    .thread_start = ratelimit__thread_start,
+    .thread_stop = ratelimit__thread_stop,
     .attach = ratelimit__attach,
     .on_request = ratelimit__on_request,
     .client_headers = ratelimit__client_headers,

@@ -162,15 +162,27 @@ struct rlimit_slot {
     struct rlimit_cell c;
 };
 
+/* A cell's sync state (rlimit_table_sync_enable), at the same index as its slot. */
+struct rlimit_sync {
+    uint32_t pending; // admitted since the last report
+    bool dirty;       // listed in the shard's dirty list
+    bool inflight;    // reported, answer not merged yet
+    char name[RLIMIT_NAME_LEN];
+};
+
 struct rlimit_shard {
     _Alignas(64) pthread_mutex_t mu;
     struct rlimit_slot *slots; // nbuckets * RLIMIT_WAYS
     _Atomic uint64_t evictions;
+    struct rlimit_sync *sync; // NULL: no sharing
+    uint32_t *dirty;          // indices of cells active since their last report
+    size_t ndirty;
 };
 
 struct rlimit_table {
     struct rlimit_policy p;
     size_t nbuckets; // per shard
+    size_t drain_next; // the shard the next drain starts with (fairness when <max> cuts it)
     struct rlimit_shard shards[RLIMIT_SHARDS];
 };
 
@@ -196,40 +208,190 @@ void rlimit_table_destroy(struct rlimit_table *t)
     for (size_t i = 0; i < RLIMIT_SHARDS; i++) {
         pthread_mutex_destroy(&t->shards[i].mu);
         free(t->shards[i].slots);
+        free(t->shards[i].sync);
+        free(t->shards[i].dirty);
     }
     free(t);
+}
+
+static struct rlimit_shard *rlimit__shard(struct rlimit_table *t, uint64_t key)
+{
+    return &t->shards[key % RLIMIT_SHARDS];
+}
+
+static size_t rlimit__bucket(const struct rlimit_table *t, uint64_t key)
+{
+    return ((key / RLIMIT_SHARDS) % t->nbuckets) * RLIMIT_WAYS;
+}
+
+/* The cell of <key> in its (locked) shard: found, else a free or idle one, else the bucket's
+ * least loaded (counted as an eviction). <fresh>: the cell is new to the key. */
+static size_t rlimit__slot(struct rlimit_table *t, struct rlimit_shard *sh, uint64_t key,
+                           uint64_t now_ns, bool *fresh)
+{
+    size_t base = rlimit__bucket(t, key);
+    struct rlimit_slot *b = sh->slots + base;
+    size_t victim = 0;
+    uint64_t vload = UINT64_MAX;
+    for (unsigned i = 0; i < RLIMIT_WAYS; i++) {
+        if (b[i].key == key) {
+            *fresh = false;
+            return base + i;
+        }
+        uint64_t load = b[i].key == 0 ? 0 : rlimit__load(&t->p, &b[i].c, now_ns);
+        if (load < vload) {
+            vload = load;
+            victim = i;
+        }
+    }
+    if (vload > 0)
+        atomic_fetch_add_explicit(&sh->evictions, 1, memory_order_relaxed);
+    struct rlimit_slot *s = &b[victim];
+    s->key = key;
+    memset(&s->c, 0, sizeof(s->c));
+    if (sh->sync != NULL) { /* the old key's report is dropped; a listed cell stays listed */
+        struct rlimit_sync *y = &sh->sync[base + victim];
+        y->pending = 0;
+        y->inflight = false;
+    }
+    *fresh = true;
+    return base + victim;
 }
 
 void rlimit_table_take(struct rlimit_table *t, uint64_t key, uint64_t now_ns,
                        struct rlimit_verdict *v)
 {
+    rlimit_table_take_sync(t, key, now_ns, v, NULL, NULL);
+}
+
+void rlimit_table_take_sync(struct rlimit_table *t, uint64_t key, uint64_t now_ns,
+                            struct rlimit_verdict *v, rlimit_name_fn *name, void *arg)
+{
     if (key == 0)
         key = 1;
-    struct rlimit_shard *sh = &t->shards[key % RLIMIT_SHARDS];
-    struct rlimit_slot *b = sh->slots + ((key / RLIMIT_SHARDS) % t->nbuckets) * RLIMIT_WAYS;
+    struct rlimit_shard *sh = rlimit__shard(t, key);
     pthread_mutex_lock(&sh->mu);
-    struct rlimit_slot *s = NULL, *victim = NULL;
-    uint64_t vload = UINT64_MAX;
-    for (unsigned i = 0; i < RLIMIT_WAYS; i++) {
-        if (b[i].key == key) {
-            s = &b[i];
-            break;
+    bool fresh;
+    size_t i = rlimit__slot(t, sh, key, now_ns, &fresh);
+    rlimit_take(&t->p, &sh->slots[i].c, now_ns, v);
+    if (sh->sync != NULL) {
+        struct rlimit_sync *y = &sh->sync[i];
+        if (fresh) {
+            if (name != NULL)
+                name(arg, y->name);
+            else
+                memset(y->name, '0', sizeof(y->name));
         }
-        uint64_t load = b[i].key == 0 ? 0 : rlimit__load(&t->p, &b[i].c, now_ns);
-        if (load < vload) {
-            vload = load;
-            victim = &b[i];
+        if (v->allowed && y->pending < UINT32_MAX)
+            y->pending++;
+        if (!y->dirty) {
+            y->dirty = true;
+            AG_ASSERT(sh->ndirty < t->nbuckets * RLIMIT_WAYS);
+            sh->dirty[sh->ndirty++] = (uint32_t)i;
         }
     }
-    if (s == NULL) {
-        if (vload > 0)
-            atomic_fetch_add_explicit(&sh->evictions, 1, memory_order_relaxed);
-        s = victim;
-        s->key = key;
-        memset(&s->c, 0, sizeof(s->c));
-    }
-    rlimit_take(&t->p, &s->c, now_ns, v);
     pthread_mutex_unlock(&sh->mu);
+}
+
+void rlimit_table_sync_enable(struct rlimit_table *t)
+{
+    size_t cells = t->nbuckets * RLIMIT_WAYS;
+    for (size_t i = 0; i < RLIMIT_SHARDS; i++) {
+        struct rlimit_shard *sh = &t->shards[i];
+        if (sh->sync != NULL)
+            continue;
+        sh->sync = xcalloc(cells, sizeof(*sh->sync));
+        sh->dirty = xcalloc(cells, sizeof(*sh->dirty));
+    }
+}
+
+size_t rlimit_table_drain(struct rlimit_table *t, struct rlimit_report *out, size_t max)
+{
+    size_t n = 0;
+    for (size_t k = 0; k < RLIMIT_SHARDS; k++) {
+        struct rlimit_shard *sh = &t->shards[(t->drain_next + k) % RLIMIT_SHARDS];
+        if (sh->sync == NULL)
+            return 0;
+        pthread_mutex_lock(&sh->mu);
+        size_t keep = 0;
+        for (size_t j = 0; j < sh->ndirty; j++) {
+            uint32_t i = sh->dirty[j];
+            struct rlimit_sync *y = &sh->sync[i];
+            if (sh->slots[i].key == 0) { /* never happens today: cells are reused, not freed */
+                y->dirty = false;
+                continue;
+            }
+            if (y->inflight || n == max) { /* its answer first; or the next drain */
+                sh->dirty[keep++] = i;
+                continue;
+            }
+            out[n].key = sh->slots[i].key;
+            out[n].delta = y->pending;
+            memcpy(out[n].name, y->name, sizeof(out[n].name));
+            n++;
+            y->pending = 0;
+            y->inflight = true;
+            y->dirty = false;
+        }
+        sh->ndirty = keep;
+        pthread_mutex_unlock(&sh->mu);
+    }
+    t->drain_next = (t->drain_next + 1) % RLIMIT_SHARDS;
+    return n;
+}
+
+void rlimit_table_merge(struct rlimit_table *t, uint64_t key, bool ok, uint64_t debt_ns,
+                        uint64_t now_ns)
+{
+    if (key == 0)
+        key = 1;
+    struct rlimit_shard *sh = rlimit__shard(t, key);
+    if (sh->sync == NULL)
+        return;
+    size_t base = rlimit__bucket(t, key);
+    pthread_mutex_lock(&sh->mu);
+    for (unsigned i = 0; i < RLIMIT_WAYS; i++) {
+        struct rlimit_slot *s = &sh->slots[base + i];
+        if (s->key != key)
+            continue;
+        struct rlimit_sync *y = &sh->sync[base + i];
+        if (y->inflight && ok && t->p.algo == RLIMIT_GCRA)
+            s->c.a = rlimit_gcra_merge(&t->p, now_ns, debt_ns, y->pending);
+        y->inflight = false;
+        break;
+    }
+    pthread_mutex_unlock(&sh->mu);
+}
+
+size_t rlimit_table_active(struct rlimit_table *t)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < RLIMIT_SHARDS; i++) {
+        pthread_mutex_lock(&t->shards[i].mu);
+        n += t->shards[i].ndirty;
+        pthread_mutex_unlock(&t->shards[i].mu);
+    }
+    return n;
+}
+
+/* ---- the shared GCRA's arithmetic ---- */
+
+double rlimit_gcra_global(double tat, double now, uint64_t delta, double t_us, double cap_us)
+{
+    if (tat < now)
+        tat = now; /* an idle key: its whole burst is there */
+    if (delta > 0) {
+        tat += (double)delta * t_us;
+        if (tat > now + cap_us)
+            tat = now + cap_us; /* a debt is forgiven past the cap (fallback spells) */
+    }
+    return tat;
+}
+
+uint64_t rlimit_gcra_merge(const struct rlimit_policy *p, uint64_t now_ns, uint64_t debt_ns,
+                           uint64_t pending)
+{
+    return now_ns + debt_ns + pending * p->t_ns;
 }
 
 size_t rlimit_table_capacity(const struct rlimit_table *t)

@@ -63,6 +63,54 @@ size_t rlimit_table_live(struct rlimit_table *t, uint64_t now_ns);
 uint64_t rlimit_table_evictions(const struct rlimit_table *t);
 const struct rlimit_policy *rlimit_table_policy(const struct rlimit_table *t);
 
+/* ---- sharing a GCRA limit between instances (shared: true; rlshare.c does the Redis side) ----
+ * Admission stays local: each instance takes from its own cells, and every sync interval it
+ * reports what it admitted per active key to a global TAT kept in Redis, and sets its cell from
+ * the answer. The arithmetic is here, without I/O, so a unit test can run N instances against a
+ * model of the script (rlimit_gcra_global is what its Lua computes). */
+
+#define RLIMIT_NAME_LEN 32 /* a key's name in Redis: hex of a keyed hash (never the key) */
+
+/* The script's step, in µs of Redis's clock: the global TAT <tat> (0: none yet) at <now>, moved
+ * by <delta> admissions of emission interval <t_us>, kept at most <cap_us> ahead of <now>.
+ * Returns the new TAT (>= now); the debt the script answers is that minus <now>. */
+double rlimit_gcra_global(double tat, double now, uint64_t delta, double t_us, double cap_us);
+/* The local TAT after a sync answered <debt_ns> (global TAT minus Redis's now, as of the reply)
+ * while <pending> more requests were admitted here after the sync's counts were taken: now +
+ * debt + pending emission intervals. */
+uint64_t rlimit_gcra_merge(const struct rlimit_policy *p, uint64_t now_ns, uint64_t debt_ns,
+                           uint64_t pending);
+
+/* Computes the Redis name of the key being taken (called at most once per cell and key, under
+ * the table's lock: only for a key new to its cell). */
+typedef void rlimit_name_fn(void *arg, char name[RLIMIT_NAME_LEN]);
+
+/* One key's report, taken by rlimit_table_drain. */
+struct rlimit_report {
+    uint64_t key;
+    uint64_t delta; // admitted here since the last report
+    char name[RLIMIT_NAME_LEN];
+};
+
+/* Gives <t> the per-cell sync state (40 bytes per cell more): from then on
+ * rlimit_table_take_sync notes every active key for the next drain. */
+void rlimit_table_sync_enable(struct rlimit_table *t);
+/* rlimit_table_take on a table with sync: an admitted request is counted for the next report,
+ * and the key is listed as active (a refused one too: its cell must learn the global state).
+ * <name> gives the key's Redis name when the cell is new to it. */
+void rlimit_table_take_sync(struct rlimit_table *t, uint64_t key, uint64_t now_ns,
+                            struct rlimit_verdict *v, rlimit_name_fn *name, void *arg);
+/* Takes up to <max> reports of keys active since their last one, none with a sync still in
+ * flight (those stay listed), and marks them in flight. Returns their number. */
+size_t rlimit_table_drain(struct rlimit_table *t, struct rlimit_report *out, size_t max);
+/* The sync of <key> is over: <ok> with the global debt <debt_ns> (its cell is set from it,
+ * rlimit_gcra_merge), or failed (the cell keeps its local state: that key is limited by this
+ * instance alone until a sync succeeds). A key that left its cell meanwhile is ignored. */
+void rlimit_table_merge(struct rlimit_table *t, uint64_t key, bool ok, uint64_t debt_ns,
+                        uint64_t now_ns);
+/* Keys listed for the next drain (for tests and stats). */
+size_t rlimit_table_active(struct rlimit_table *t);
+
 /* The value of claim <claim> in the payload of the JWT of an Authorization value
  * "Bearer <header>.<payload>.<signature>" (scheme case-insensitive), NOT VERIFIED: the payload
  * is base64url-decoded and its top-level member <claim> read. A string value is copied as

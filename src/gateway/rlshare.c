@@ -1,0 +1,356 @@
+/* Shared rate limits, the Redis side (see rlshare.h). One sync per active key per interval, each
+ * one EVAL of rlshare__lua on the key's own slot (a Cluster routes it by the hash tag), pipelined
+ * by the client (every command of one tick goes out in one write). A key keeps one sync in
+ * flight at most: a slow Redis delays merges, it never piles commands up. */
+#include "gateway/rlshare.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cache/keyhash.h"
+#include "cache/l2redis.h"
+#include "core/assert.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/xmalloc.h"
+#include "gateway/gwconf.h"
+#include "gateway/gwthread.h"
+#include "metrics/metrics.h"
+#include "net/resolve.h"
+
+#define RLSHARE_MAX_PER_TICK 1024   /* syncs sent per tick; more active keys wait for the next */
+#define RLSHARE_MIN_TIMEOUT_MS 200  /* a sync slower than this fails (fallback for that key) */
+#define RLSHARE_MAX_RECONNECT_MS 100 /* first reconnect pause (the client doubles it up to 10x) */
+
+/* The global GCRA step (rlimit_gcra_global is the same arithmetic in C, unit-tested): the TAT in
+ * µs of Redis's clock moves by the admissions reported, is kept at most cap ahead of now, and the
+ * debt (TAT - now, µs) is the answer. A report of 0 only reads. KEYS: the key's TAT; ARGV:
+ * admitted, emission interval (µs), cap (µs), key TTL (ms). */
+static const char rlshare__lua[] =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
+    "local tat = tonumber(redis.call('GET', KEYS[1]) or '0') or 0\n"
+    "if tat < now then tat = now end\n"
+    "local d = tonumber(ARGV[1])\n"
+    "if d > 0 then\n"
+    "  tat = tat + d * tonumber(ARGV[2])\n"
+    "  local cap = now + tonumber(ARGV[3])\n"
+    "  if tat > cap then tat = cap end\n"
+    "  redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', ARGV[4])\n"
+    "end\n"
+    "return math.floor(tat - now)\n";
+
+struct rlshare_route {
+    struct rlimit_table *t; // NULL: not shared
+    const char *match;      // the route as written: part of its keys' names
+    char t_us[32], cap_us[32], ttl_ms[24];
+    metrics_ref syncs, errors, fallback;
+    bool down; // the last sync of this route failed: its keys are counted here alone
+};
+
+struct rlshare {
+    struct gw_shared *sh;
+    struct keyhash *kh;
+    const char *prefix;
+    size_t nroutes;
+    struct rlshare_route *routes;
+    uint64_t interval_ms;
+    /* thread 0 */
+    struct gwthread *th;
+    struct l2redis *redis;
+    struct loop_timer tick;
+    struct rlimit_report *reports; // RLSHARE_MAX_PER_TICK
+    struct log_limit lim;
+    bool stopping; // thread stop: the syncs answered as failed now are no fallback
+    /* a Redis host given by name: resolved by a thread of our own, never on the loop */
+    struct resolver *resolver;
+    struct resolve_name *dns;
+    _Atomic uint64_t dns_seq;
+};
+
+/* One sync in flight. */
+struct rlshare_sync {
+    struct rlshare *s;
+    size_t route;
+    uint64_t key;
+};
+
+/* l2redis_conf.resolve: the Redis host's current address, numeric. */
+static int rlshare__resolve(void *arg, char *ip, size_t iplen)
+{
+    struct rlshare *s = arg;
+    struct sock_addr a;
+    if (!resolve_get(s->dns, atomic_fetch_add(&s->dns_seq, 1), &a))
+        return -1;
+    const void *bin = a.ss.ss_family == AF_INET6
+                          ? (const void *)&((const struct sockaddr_in6 *)&a.ss)->sin6_addr
+                          : (const void *)&((const struct sockaddr_in *)&a.ss)->sin_addr;
+    return inet_ntop(a.ss.ss_family, bin, ip, (socklen_t)iplen) != NULL ? 0 : -1;
+}
+
+static void rlshare__start_dns(struct rlshare *s, const char *url)
+{
+    char host[256], err[256];
+    int port, db;
+    unsigned char bin[sizeof(struct in6_addr)];
+    if (l2redis_parse_url(url, host, sizeof(host), &port, &db, err, sizeof(err)) == -1 ||
+        port == -1 || inet_pton(AF_INET, host, bin) == 1 || inet_pton(AF_INET6, host, bin) == 1)
+        return;
+    s->resolver = resolve_create(30000);
+    s->dns = resolve_add(s->resolver, host, port, err, sizeof(err));
+    if (resolve_start(s->resolver) != 0)
+        ag_log(AG_LOG_WARN, "rate limit: cannot start the resolver thread: %s", strerror(errno));
+}
+
+/* The key-hash secret: the config's (cache.key_secret_file), else the one every gateway of this
+ * Redis agreed on (the cache's own, same Redis key), else our own: then this worker's keys have
+ * names no other gateway uses, and its limits are its own until a restart finds Redis. */
+static struct keyhash *rlshare__secret(struct rlshare *s, const struct gw_config *cfg)
+{
+    if (cfg->cache.key_secret_data != NULL)
+        return keyhash_create(cfg->cache.key_secret_data, cfg->cache.key_secret_len);
+    unsigned char rnd[32];
+    char proposal[2 * sizeof(rnd)], agreed[256], key[512], err[256];
+    if (keyhash_random(rnd, sizeof(rnd)) != 0) {
+        fprintf(stderr, "fatal: rate limit: no random bytes for the key secret\n");
+        abort();
+    }
+    static const char hx[] = "0123456789abcdef";
+    for (size_t i = 0; i < sizeof(rnd); i++) {
+        proposal[2 * i] = hx[rnd[i] >> 4];
+        proposal[2 * i + 1] = hx[rnd[i] & 15];
+    }
+    struct l2redis_conf conf = {.url = cfg->cache.redis,
+                                .resolve = s->dns != NULL ? rlshare__resolve : NULL,
+                                .resolve_arg = s};
+    snprintf(key, sizeof(key), "%skey-secret", s->prefix);
+    uint64_t timeout = cfg->cache.redis_timeout_ms > 1000 ? cfg->cache.redis_timeout_ms : 1000;
+    long n = l2redis_agree(&conf, key, proposal, sizeof(proposal), agreed, sizeof(agreed),
+                           KEYHASH_MIN_SECRET, timeout, err, sizeof(err));
+    if (n < 0)
+        ag_log(AG_LOG_WARN,
+               "rate limit: no key secret agreed through Redis (%s): this worker's shared "
+               "limits are counted apart from the other gateways' until it restarts; set "
+               "cache.key_secret_file",
+               err);
+    struct keyhash *kh = n > 0 ? keyhash_create(agreed, (size_t)n)
+                               : keyhash_create(proposal, sizeof(proposal));
+    explicit_bzero(agreed, sizeof(agreed));
+    explicit_bzero(proposal, sizeof(proposal));
+    explicit_bzero(rnd, sizeof(rnd));
+    return kh;
+}
+
+struct rlshare *rlshare_create(struct gw_shared *sh)
+{
+    const struct gw_config *cfg = sh->cfg;
+    AG_ASSERT(cfg->cache.redis != NULL);
+    struct rlshare *s = xcalloc(1, sizeof(*s));
+    s->sh = sh;
+    s->prefix = cfg->cache.redis_prefix ? cfg->cache.redis_prefix : "apigate:";
+    s->nroutes = cfg->nroutes;
+    s->routes = xcalloc(cfg->nroutes ? cfg->nroutes : 1, sizeof(*s->routes));
+    s->reports = xcalloc(RLSHARE_MAX_PER_TICK, sizeof(*s->reports));
+    rlshare__start_dns(s, cfg->cache.redis);
+    s->kh = rlshare__secret(s, cfg);
+    const char *l_r[] = {"route", NULL};
+    int fs = metrics_family(sh->metrics, METRICS_COUNTER, "apigate_rate_limit_syncs_total",
+                            "Shared rate limit syncs answered by Redis (one per active key and "
+                            "interval).",
+                            l_r);
+    int fe = metrics_family(sh->metrics, METRICS_COUNTER, "apigate_rate_limit_sync_errors_total",
+                            "Shared rate limit syncs that failed (Redis down, slow or in error): "
+                            "the key was counted by this instance alone meanwhile.",
+                            l_r);
+    int ff = metrics_family(sh->metrics, METRICS_GAUGE_SET, "apigate_rate_limit_fallback",
+                            "1 while the route's shared limit is counted by this instance alone "
+                            "(its last sync with Redis failed).",
+                            l_r);
+    for (size_t i = 0; i < cfg->nroutes; i++) {
+        const struct gw_rate_limit *c = &cfg->routes[i].rate_limit;
+        if (!c->enabled || !c->shared)
+            continue;
+        struct rlshare_route *rr = &s->routes[i];
+        rr->match = cfg->routes[i].match;
+        rr->syncs = metrics_series1(sh->metrics, fs, sh->rt[i].label);
+        rr->errors = metrics_series1(sh->metrics, fe, sh->rt[i].label);
+        rr->fallback = metrics_series1(sh->metrics, ff, sh->rt[i].label);
+        uint64_t period_us = c->period_ms * 1000;
+        double t_us = (double)period_us / (double)c->count;
+        /* a debt is kept up to the burst plus one period: past it (instances that counted alone
+         * for a while, then all reported) it is forgiven rather than blocking the key longer */
+        double cap_us = t_us * (double)c->burst_eff + (double)period_us;
+        snprintf(rr->t_us, sizeof(rr->t_us), "%.6f", t_us);
+        snprintf(rr->cap_us, sizeof(rr->cap_us), "%.0f", cap_us);
+        snprintf(rr->ttl_ms, sizeof(rr->ttl_ms), "%.0f", cap_us / 1000.0 + 1000.0);
+        if (s->interval_ms == 0 || c->sync_interval_ms < s->interval_ms)
+            s->interval_ms = c->sync_interval_ms;
+    }
+    if (s->interval_ms == 0)
+        s->interval_ms = 50;
+    return s;
+}
+
+void rlshare_destroy(struct rlshare *s)
+{
+    if (s == NULL)
+        return;
+    AG_ASSERT(s->redis == NULL);
+    resolve_destroy(s->resolver);
+    keyhash_destroy(s->kh);
+    free(s->reports);
+    free(s->routes);
+    free(s);
+}
+
+void rlshare_add(struct rlshare *s, size_t route, struct rlimit_table *t)
+{
+    AG_ASSERT(route < s->nroutes && s->routes[route].match != NULL);
+    rlimit_table_sync_enable(t);
+    s->routes[route].t = t;
+}
+
+void rlshare_name(const struct rlshare *s, size_t route, const unsigned char *k, size_t n,
+                  char name[RLIMIT_NAME_LEN])
+{
+    /* "rl", the route as written, the key: a route's limit never meets another route's, and the
+     * cache's header-value hashes (same secret) never name the same thing */
+    char in[1024];
+    const char *m = s->routes[route].match;
+    size_t ml = strnlen(m, 512);
+    size_t kl = n < sizeof(in) - ml - 4 ? n : sizeof(in) - ml - 4;
+    memcpy(in, "rl", 3);
+    memcpy(in + 3, m, ml);
+    in[3 + ml] = '\0';
+    memcpy(in + 4 + ml, k, kl);
+    _Static_assert(RLIMIT_NAME_LEN == KEYHASH_HEX_LEN, "a name is one keyed hash");
+    keyhash_hex(s->kh, in, 4 + ml + kl, name);
+}
+
+/* ---- the sync (loop thread 0) ---- */
+
+static void rlshare__state(struct rlshare *s, struct rlshare_route *rr, bool ok)
+{
+    if (ok == !rr->down)
+        return;
+    rr->down = !ok;
+    metrics_gauge_set(s->sh->metrics, rr->fallback, ok ? 0 : 1);
+    if (ok)
+        ag_log(AG_LOG_INFO, "rate limit: route %s: Redis answers again: its limit is shared again",
+               rr->match);
+}
+
+static void rlshare__failed(struct rlshare *s, size_t route, uint64_t key, const char *why)
+{
+    struct rlshare_route *rr = &s->routes[route];
+    metrics_counter_inc(s->th->ms, rr->errors);
+    rlimit_table_merge(rr->t, key, false, 0, clock_now_ns());
+    rlshare__state(s, rr, false);
+    ag_log_limited(AG_LOG_WARN, &s->lim,
+                   "rate limit: route %s: %s: shared limits are counted by each gateway alone "
+                   "until Redis answers",
+                   rr->match, why);
+}
+
+static void rlshare__on_reply(void *arg, enum l2redis_status st, const char *const *vals,
+                              const size_t *lens, size_t n)
+{
+    struct rlshare_sync *q = arg;
+    struct rlshare *s = q->s;
+    if (s->stopping) {
+        rlimit_table_merge(s->routes[q->route].t, q->key, false, 0, clock_now_ns());
+        free(q);
+        return;
+    }
+    uint64_t debt_us = 0;
+    bool ok = st == L2REDIS_HIT && n == 1 && vals[0] != NULL && lens[0] > 0 && lens[0] < 20;
+    for (size_t i = 0; ok && i < lens[0]; i++) {
+        ok = vals[0][i] >= '0' && vals[0][i] <= '9';
+        debt_us = debt_us * 10 + (uint64_t)(vals[0][i] - '0');
+    }
+    if (!ok) {
+        rlshare__failed(s, q->route, q->key,
+                        st == L2REDIS_HIT ? "Redis answered a sync with no debt" : "sync failed");
+    } else {
+        struct rlshare_route *rr = &s->routes[q->route];
+        metrics_counter_inc(s->th->ms, rr->syncs);
+        rlimit_table_merge(rr->t, q->key, true, debt_us * 1000, clock_now_ns());
+        rlshare__state(s, rr, true);
+    }
+    free(q);
+}
+
+static void rlshare__send(struct rlshare *s, size_t route, const struct rlimit_report *rep)
+{
+    struct rlshare_route *rr = &s->routes[route];
+    char key[256], delta[24];
+    int kl = snprintf(key, sizeof(key), "%srl:{%.*s}", s->prefix, RLIMIT_NAME_LEN, rep->name);
+    if (kl < 0 || (size_t)kl >= sizeof(key))
+        kl = (int)sizeof(key) - 1;
+    int dl = snprintf(delta, sizeof(delta), "%llu", (unsigned long long)rep->delta);
+    const char *argv[] = {"EVAL", rlshare__lua, "1", key, delta, rr->t_us, rr->cap_us, rr->ttl_ms};
+    size_t argl[] = {4, sizeof(rlshare__lua) - 1, 1, (size_t)kl, (size_t)dl, strlen(rr->t_us),
+                     strlen(rr->cap_us), strlen(rr->ttl_ms)};
+    struct rlshare_sync *q = xcalloc(1, sizeof(*q));
+    q->s = s;
+    q->route = route;
+    q->key = rep->key;
+    if (l2redis_command(s->redis, 8, argv, argl, 3, 5, rlshare__on_reply, q) == NULL) {
+        free(q);
+        rlshare__failed(s, route, rep->key, "Redis is unavailable");
+    }
+}
+
+static void rlshare__tick(struct loop *loop, void *arg)
+{
+    struct rlshare *s = arg;
+    size_t budget = RLSHARE_MAX_PER_TICK;
+    for (size_t i = 0; i < s->nroutes && budget > 0; i++) {
+        struct rlshare_route *rr = &s->routes[i];
+        if (rr->t == NULL)
+            continue;
+        size_t n = rlimit_table_drain(rr->t, s->reports, budget);
+        for (size_t k = 0; k < n; k++)
+            rlshare__send(s, i, &s->reports[k]);
+        budget -= n;
+    }
+    loop_timer_start(loop, &s->tick, s->interval_ms);
+}
+
+void rlshare_thread_start(struct rlshare *s, struct gwthread *th)
+{
+    if (s == NULL || th->index != 0)
+        return;
+    const struct gw_cache *cc = &th->sh->cfg->cache;
+    uint64_t reconnect = cc->redis_reconnect_ms < RLSHARE_MAX_RECONNECT_MS
+                             ? cc->redis_reconnect_ms
+                             : RLSHARE_MAX_RECONNECT_MS;
+    struct l2redis_conf conf = {
+        .url = cc->redis,
+        .timeout_ms = cc->redis_timeout_ms > RLSHARE_MIN_TIMEOUT_MS ? cc->redis_timeout_ms
+                                                                    : RLSHARE_MIN_TIMEOUT_MS,
+        .reconnect_ms = reconnect,
+        .max_reply = 65536,
+        .resolve = s->dns != NULL ? rlshare__resolve : NULL,
+        .resolve_arg = s};
+    s->th = th;
+    s->redis = l2redis_create(th->loop, &conf, NULL, NULL, NULL);
+    loop_timer_init(&s->tick, rlshare__tick, s);
+    loop_timer_start(th->loop, &s->tick, s->interval_ms);
+}
+
+void rlshare_thread_stop(struct rlshare *s, struct gwthread *th)
+{
+    if (s == NULL || th->index != 0 || s->redis == NULL)
+        return;
+    loop_timer_stop(th->loop, &s->tick);
+    s->stopping = true;
+    l2redis_destroy(s->redis); /* syncs in flight are answered as failed: their cells stay local */
+    s->redis = NULL;
+}
