@@ -167,6 +167,7 @@ struct rlimit_sync {
     uint32_t pending; // admitted since the last report
     bool dirty;       // listed in the shard's dirty list
     bool inflight;    // reported, answer not merged yet
+    bool named;       // <name> is the key's (a key taken without a name is never reported)
     char name[RLIMIT_NAME_LEN];
 };
 
@@ -277,14 +278,13 @@ void rlimit_table_take_sync(struct rlimit_table *t, uint64_t key, uint64_t now_n
     if (sh->sync != NULL) {
         struct rlimit_sync *y = &sh->sync[i];
         if (fresh) {
+            y->named = name != NULL;
             if (name != NULL)
                 name(arg, y->name);
-            else
-                memset(y->name, '0', sizeof(y->name));
         }
         if (v->allowed && y->pending < UINT32_MAX)
             y->pending++;
-        if (!y->dirty) {
+        if (!y->dirty && y->named) {
             y->dirty = true;
             AG_ASSERT(sh->ndirty < t->nbuckets * RLIMIT_WAYS);
             sh->dirty[sh->ndirty++] = (uint32_t)i;

@@ -134,8 +134,11 @@ assert_eq "$e1" 0 "sync errors with Redis up"
 assert_eq "$f1" 0 "fallback gauge with Redis up"
 log "keys (during the k4/k5 load): $(tr '\n' ' ' <<<"$keys")"
 [ -n "$keys" ] || fail "no rate limit key in Redis"
-assert_eq "$(wc -l <<<"$keys")" 2 "one key in Redis per API key"
+# one per API key: k4 and k5, and k3's until it expires (2.25 s after its last admission)
+nk=$(wc -l <<<"$keys")
+[ "$nk" -ge 2 ] && [ "$nk" -le 3 ] || fail "$nk keys in Redis for 2 or 3 API keys"
 assert_not_contains "$keys" "k5" "an API key in clear in Redis"
 assert_not_contains "$keys" "k4" "an API key in clear in Redis"
-grep -qE '^apigate:rl:\{[0-9a-f]{32}\}$' <<<"$keys" || fail "keys not apigate:rl:{<hash>}: $keys"
+bad=$(grep -cvE '^apigate:rl:\{[0-9a-f]{32}\}$' <<<"$keys" || true)
+assert_eq "$bad" 0 "keys not of the form apigate:rl:{<hash>}: $keys"
 log "ok"
