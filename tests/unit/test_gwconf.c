@@ -395,6 +395,10 @@ struct bad_case {
 #define RT "routes:\n  - {match: /, upstream: api}\n"
 static const struct bad_case bad_cases[] = {
     {"bogus: 1\n" UP RT, 1, "bogus: unknown key"},
+    {UP "routes:\n  - {match: /, upstream: api, rate_limit: {rate: 1/s, shared: true}}\n", 4,
+     "routes[0].rate_limit.shared: needs cache.redis"},
+    {UP "routes:\n  - {match: /, upstream: api, cache: {invalidate: {tag: [a]}}}\n", 4,
+     "routes[0].cache.invalidate.tag: unknown key"},
     {"workers: {threads: 2, worker_timeout: 3x}\n" UP RT, 1, "workers.worker_timeout"},
     {UP "routes:\n  - {match: /, upstream: nope}\n", 4, "unknown upstream 'nope'; defined: api"},
     {"listen: 127.0.0.1\n" UP RT, 1, "listen: bad address"},
@@ -756,7 +760,8 @@ static void test_rate_limit(void **state)
 {
     (void)state;
     struct gw_config *c = load_ok(
-        UP "routes:\n"
+        UP "cache: {redis: redis://127.0.0.1:6379/0}\n"
+           "routes:\n"
            "  - {match: /a/, upstream: api,\n"
            "     rate_limit: {rate: 200/s, burst: 50, key: header:X-Api-Key, shared: true}}\n"
            "  - {match: /b/, upstream: api, rate_limit: {rate: 1000/m}}\n"
@@ -772,6 +777,7 @@ static void test_rate_limit(void **state)
     assert_int_equal(a->key_kind, GW_RL_KEY_HEADER);
     assert_string_equal(a->key_name, "X-Api-Key");
     assert_true(a->shared);
+    assert_int_equal(a->sync_interval_ms, 50);
     assert_int_equal(a->algorithm, 0);
     assert_int_equal(b->count, 1000);
     assert_int_equal(b->period_ms, 60000);
