@@ -80,11 +80,15 @@ log "k2: $ok2 admitted, $lim2 limited"
 # 100 requests on one keep-alive connection (a few ms): 50 (the burst) and a few more pass
 urls=()
 for _ in $(seq 1 100); do urls+=("$base/api/x"); done
+t0=$(date +%s%N)
 curl -s -D "$T/all.h" -H 'X-Api-Key: k3' "${urls[@]}" >/dev/null
+el_ms=$((($(date +%s%N) - t0) / 1000000))
 n429=$(grep -c '^HTTP/1.1 429' "$T/all.h" || true)
 n200=$(grep -c '^HTTP/1.1 200' "$T/all.h" || true)
-log "k3, 100 requests back to back: $n200 admitted, $n429 limited"
-[ "$n200" -ge 50 ] && [ "$n200" -le 70 ] || fail "k3: $n200 of 100 back-to-back requests admitted (burst 50)"
+# at most the burst, one more per 5 ms the 100 took (slow on a loaded machine), and one
+hi=$((50 + el_ms / 5 + 1))
+log "k3, 100 requests back to back in $el_ms ms: $n200 admitted, $n429 limited (at most $hi)"
+[ "$n200" -ge 50 ] && [ "$n200" -le "$hi" ] || fail "k3: $n200 of 100 back-to-back requests admitted in $el_ms ms (burst 50, 200/s)"
 awk 'BEGIN { RS = "\r\n\r\n" } /^HTTP\/1.1 429/ { print; exit }' "$T/all.h" >"$T/429.h"
 [ -s "$T/429.h" ] || fail "no 429 head among the back-to-back answers"
 curl -s -H 'X-Api-Key: k3' "${urls[@]:0:20}" >"$T/429.b" # bodies, back to back: 429s among them
