@@ -103,8 +103,8 @@ void rlimit_table_take_sync(struct rlimit_table *t, uint64_t key, uint64_t now_n
 /* Takes up to <max> reports of keys active since their last one, none with a sync still in
  * flight (those stay listed), and marks them in flight. Returns their number. */
 size_t rlimit_table_drain(struct rlimit_table *t, struct rlimit_report *out, size_t max);
-/* The sync of <key> is over: <ok> with the global debt <debt_ns> (its cell is set from it,
- * rlimit_gcra_merge), or failed (the cell keeps its local state: that key is limited by this
+/* The sync of <key> is over: <ok> with the global debt <debt_ns> as of <now_ns> (its cell is set
+ * from it, rlimit_gcra_merge), or failed (the cell keeps its local state: that key is limited by this
  * instance alone until a sync succeeds). A key that left its cell meanwhile is ignored. */
 void rlimit_table_merge(struct rlimit_table *t, uint64_t key, bool ok, uint64_t debt_ns,
                         uint64_t now_ns);

@@ -3,7 +3,9 @@
  * reset at the boundary; the sliding estimate carries the previous window's weight; Retry-After
  * is when a request is admitted again (not earlier, not much later); the table keeps keys apart,
  * stays at its capacity under a flood of keys and drops idle keys before busy ones. The JWT
- * claim reader on good tokens and hostile ones. */
+ * claim reader on good tokens and hostile ones. Shared limits: the script's step and the merge,
+ * drain and merge on a table, and N instances simulated against a model of the script (rate and
+ * overshoot bound of docs/ratelimit.md). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -324,6 +326,173 @@ static void test_jwt_hostile(void **state)
     assert_int_equal(rlimit_jwt_claim(auth, strlen(auth), "sub", out, 64), 6);
 }
 
+/* ---- shared GCRA: the sync's arithmetic ---- */
+
+static void test_shared_arithmetic(void **state)
+{
+    (void)state;
+    /* the script's step: an idle key's TAT is now; reports move it; the cap bounds the debt */
+    assert_true(rlimit_gcra_global(0, 1e9, 0, 5000, 1.25e6) == 1e9);
+    assert_true(rlimit_gcra_global(5e8, 1e9, 10, 5000, 1.25e6) == 1e9 + 50000);
+    assert_true(rlimit_gcra_global(1e9 + 20000, 1e9, 10, 5000, 1.25e6) == 1e9 + 70000);
+    assert_true(rlimit_gcra_global(1e9 + 20000, 1e9, 0, 5000, 1.25e6) == 1e9 + 20000);
+    assert_true(rlimit_gcra_global(1e9, 1e9, 100000, 5000, 1.25e6) == 1e9 + 1.25e6);
+    /* the merge: now + debt + what this instance admitted since its report */
+    struct rlimit_policy p;
+    rlimit_policy_init(&p, RLIMIT_GCRA, 200, SEC, 50);
+    assert_int_equal(rlimit_gcra_merge(&p, 100 * SEC, 0, 0), 100 * SEC);
+    assert_int_equal(rlimit_gcra_merge(&p, 100 * SEC, 70 * MS, 3), 100 * SEC + 85 * MS);
+}
+
+/* drain lists each active key once, skips a key whose sync is in flight, and the merge sets the
+ * cell: a debt of a whole burst refuses the next request, a failed sync leaves the local count */
+static void name_fn(void *arg, char name[RLIMIT_NAME_LEN])
+{
+    memset(name, 'a' + *(int *)arg, RLIMIT_NAME_LEN);
+}
+
+static void test_shared_drain_merge(void **state)
+{
+    (void)state;
+    struct rlimit_policy p;
+    rlimit_policy_init(&p, RLIMIT_GCRA, 200, SEC, 50);
+    struct rlimit_table *t = rlimit_table_create(&p, 1000);
+    rlimit_table_sync_enable(t);
+    struct rlimit_verdict v;
+    struct rlimit_report rep[8];
+    uint64_t now = 50 * SEC;
+    int k1 = 1, k2 = 2;
+    for (int i = 0; i < 5; i++)
+        rlimit_table_take_sync(t, 0x1111, now, &v, name_fn, &k1);
+    rlimit_table_take_sync(t, 0x2222, now, &v, name_fn, &k2);
+    rlimit_table_take(t, 0x3333, now, &v); // no name: never reported
+    assert_int_equal(rlimit_table_active(t), 2);
+    size_t n = rlimit_table_drain(t, rep, 8);
+    assert_int_equal(n, 2);
+    struct rlimit_report *r1 = rep[0].key == 0x1111 ? &rep[0] : &rep[1];
+    assert_int_equal(r1->key, 0x1111);
+    assert_int_equal(r1->delta, 5);
+    assert_int_equal(r1->name[0], 'b');
+    assert_int_equal(rlimit_table_active(t), 0);
+    /* in flight: active again but not drained until merged */
+    rlimit_table_take_sync(t, 0x1111, now, &v, name_fn, &k1);
+    assert_int_equal(rlimit_table_drain(t, rep, 8), 0);
+    assert_int_equal(rlimit_table_active(t), 1);
+    /* the others used the whole burst: after the merge this key is refused */
+    rlimit_table_merge(t, 0x1111, true, 50 * 5 * MS, now);
+    rlimit_table_take_sync(t, 0x1111, now, &v, name_fn, &k1);
+    assert_false(v.allowed);
+    n = rlimit_table_drain(t, rep, 8);
+    assert_int_equal(n, 1);
+    assert_int_equal(rep[0].delta, 1); // the one admitted after the first report
+    /* a failed sync: the key keeps its local state (refused still, and admitted later alone) */
+    rlimit_table_merge(t, 0x1111, false, 0, now);
+    rlimit_table_take_sync(t, 0x1111, now, &v, name_fn, &k1);
+    assert_false(v.allowed);
+    rlimit_table_take_sync(t, 0x1111, now + 10 * MS, &v, name_fn, &k1);
+    assert_true(v.allowed);
+    /* at most <max> per drain; the rest wait */
+    for (uint64_t k = 0x10000; k < 0x10010; k++)
+        rlimit_table_take_sync(t, k, now, &v, name_fn, &k2);
+    assert_int_equal(rlimit_table_drain(t, rep, 8), 8);
+    assert_true(rlimit_table_drain(t, rep, 8) >= 8);
+    rlimit_table_destroy(t);
+}
+
+/* N instances sharing 200/s (burst 50) through a model of the script: each offered ~333/s of one
+ * key, syncing every 50 ms with a round trip of <rtt_ms> (the script runs at its middle). The
+ * admitted total over 1..10 s is 200/s within 2%, and over any span the excess over one GCRA
+ * (rate x span + burst) stays within (N - 1) x (burst + rate x (sync + rtt)). */
+static void shared_sim(unsigned ninst, uint64_t rtt_ms, double *rate, double *worst_excess)
+{
+    struct rlimit_policy p;
+    rlimit_policy_init(&p, RLIMIT_GCRA, 200, SEC, 50);
+    struct rlimit_table *t[4];
+    struct {
+        bool inflight;
+        uint64_t delta, sent, key;
+    } q[4] = {{0}};
+    for (unsigned i = 0; i < ninst; i++) {
+        t[i] = rlimit_table_create(&p, 512);
+        rlimit_table_sync_enable(t[i]);
+    }
+    double gtat = 0, t_us = 5000, cap_us = 50 * 5000.0 + 1e6, debt_us[4] = {0};
+    uint64_t t0 = 1000 * SEC, admitted_at_1s = 0, admitted = 0;
+    static uint64_t hist[10001]; // admitted by ms
+    memset(hist, 0, sizeof(hist));
+    int k = 0;
+    for (uint64_t ms = 0; ms <= 10000; ms++) {
+        uint64_t now = t0 + ms * MS;
+        for (unsigned i = 0; i < ninst; i++) {
+            /* ~333/s each: one request per 3 ms, instances staggered by 1 ms */
+            if ((ms + i) % 3 == 0) {
+                struct rlimit_verdict v;
+                rlimit_table_take_sync(t[i], 42, now, &v, name_fn, &k);
+                if (v.allowed) {
+                    admitted++;
+                    hist[ms]++;
+                }
+            }
+            /* the script runs in the middle of the round trip, the reply merges at its end */
+            if (q[i].inflight && ms == q[i].sent + rtt_ms / 2) {
+                double nowus = (double)(now / 1000);
+                gtat = rlimit_gcra_global(gtat, nowus, q[i].delta, t_us, cap_us);
+                debt_us[i] = gtat - nowus;
+            }
+            if (q[i].inflight && ms == q[i].sent + rtt_ms) {
+                uint64_t at = now - (rtt_ms * MS) / 2;
+                rlimit_table_merge(t[i], q[i].key, true, (uint64_t)debt_us[i] * 1000, at);
+                q[i].inflight = false;
+            }
+            if (ms % 50 == i && !q[i].inflight) {
+                struct rlimit_report rep[4];
+                if (rlimit_table_drain(t[i], rep, 4) == 1) {
+                    q[i].inflight = true;
+                    q[i].delta = rep[0].delta;
+                    q[i].key = rep[0].key;
+                    q[i].sent = ms;
+                }
+            }
+        }
+        if (ms == 1000)
+            admitted_at_1s = admitted;
+    }
+    *rate = (double)(admitted - admitted_at_1s) / 9.0;
+    /* worst excess over one GCRA over any span [a, b) of whole ms */
+    double worst = -1e9;
+    for (uint64_t a = 0; a < 10000; a += 10) {
+        uint64_t sum = 0;
+        for (uint64_t b = a; b < 10000; b++) {
+            sum += hist[b];
+            double ex = (double)sum - (200.0 * (double)(b + 1 - a) / 1000.0 + 50.0);
+            if (ex > worst)
+                worst = ex;
+        }
+    }
+    *worst_excess = worst;
+    for (unsigned i = 0; i < ninst; i++)
+        rlimit_table_destroy(t[i]);
+}
+
+static void test_shared_simulation(void **state)
+{
+    (void)state;
+    const unsigned ns[] = {1, 3};
+    const uint64_t rtts[] = {2, 10};
+    for (size_t a = 0; a < 2; a++) {
+        for (size_t b = 0; b < 2; b++) {
+            double rate, excess;
+            shared_sim(ns[a], rtts[b], &rate, &excess);
+            double bound = (double)(ns[a] - 1) * (50.0 + 200.0 * (0.050 + (double)rtts[b] / 1000.0));
+            printf("# %u instance(s), rtt %llu ms: %.1f/s admitted after the first second, worst "
+                   "excess over one GCRA %.1f (bound %.0f)\n",
+                   ns[a], (unsigned long long)rtts[b], rate, excess, bound);
+            assert_true(rate >= 196 && rate <= 204);
+            assert_true(excess <= bound + 1);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -336,6 +505,9 @@ int main(void)
         cmocka_unit_test(test_table_keys_apart_and_bounded),
         cmocka_unit_test(test_jwt_claims),
         cmocka_unit_test(test_jwt_hostile),
+        cmocka_unit_test(test_shared_arithmetic),
+        cmocka_unit_test(test_shared_drain_merge),
+        cmocka_unit_test(test_shared_simulation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
