@@ -254,6 +254,8 @@ void admin_stats_json(struct gw_shared *sh, struct buf *out)
                "\"latency_ms\":{\"avg\":%.3f,\"p50\":%.3f,\"p95\":%.3f,\"p99\":%.3f,\"max\":%.3f},"
                "\"shed\":%llu,\"inflight\":%lld,"
                "\"connections\":{\"open\":%lld,\"accepted\":%lld,\"rejected\":%lld},"
+               "\"tunnels\":{\"open\":%lld,\"total\":%lld,\"bytes_upstream\":%lld,"
+               "\"bytes_downstream\":%lld,\"buffered\":%lld},"
                "\"breakers_open\":%d,"
                "\"pool\":{\"connects\":%llu,\"wait_p95_ms\":%.3f},",
                uptime, (unsigned long long)atomic_load(&sh->shm->restarts),
@@ -269,6 +271,11 @@ void admin_stats_json(struct gw_shared *sh, struct buf *out)
                (long long)metrics_read(m, sh->ids.conns_open, METRICS_GAUGE),
                (long long)metrics_read(m, sh->ids.conns_accepted, METRICS_COUNTER),
                (long long)metrics_read(m, sh->ids.conns_rejected, METRICS_COUNTER),
+               (long long)metrics_read(m, sh->ids.tunnels_open, METRICS_GAUGE),
+               (long long)metrics_read(m, sh->ids.tunnels_total, METRICS_COUNTER),
+               (long long)metrics_read(m, sh->ids.tunnel_bytes_up, METRICS_COUNTER),
+               (long long)metrics_read(m, sh->ids.tunnel_bytes_down, METRICS_COUNTER),
+               (long long)metrics_read(m, sh->ids.tunnel_buffered, METRICS_GAUGE),
                resil_breakers_open(sh), (unsigned long long)connects_all,
                admin__ms(hist_percentile(&pw_all, 95)));
     admin__latency_window(&all, out);

@@ -494,7 +494,8 @@ static enum filter_verdict cachehook__on_request(struct gw_req *r, void *st, str
         cachehook__count(r, CACHE_BYPASS);
         return FILTER_CONTINUE;
     }
-    if (preq.action == POLICY_REQ_BYPASS || r->req.body != H1_BODY_NONE) {
+    /* an Upgrade is a connection, not a representation: never served, stored or coalesced */
+    if (preq.action == POLICY_REQ_BYPASS || r->req.body != H1_BODY_NONE || r->upgrade) {
         struct chreq *cr = cachehook__creq(r, rte);
         cr->st = CACHE_BYPASS;
         cachehook__count(r, CACHE_BYPASS);

@@ -22,6 +22,7 @@
 #include "core/xmalloc.h"
 #include "gateway/gwconf.h"
 #include "gateway/h2sess.h"
+#include "gateway/tunnel.h"
 #include "http/headers.h"
 #include "net/tls.h"
 
@@ -559,12 +560,35 @@ static void conn__next_cb(struct loop *loop, void *arg)
         conn__process(c);
 }
 
+/* The upstream switched protocols: the transport, the bytes the client sent after its Upgrade
+ * request (tunnel bytes) and the 101 head waiting in c->out go to the tunnel (tunnel.c); this
+ * conn closes without touching the socket, as conn__to_h2 does. */
+static void conn__to_tunnel(struct conn *c, struct gw_req *r)
+{
+    struct gwthread *th = c->th;
+    struct tunnel *t = r->tunnel;
+    r->tunnel = NULL;
+    struct transport tp = c->sc.tp;
+    loop_del_fd(th->loop, c->sc.tp.fd);
+    c->sc.tp.fd = -1; // conn_close leaves the socket alone
+    c->sc.tp._tls = NULL;
+    tunnel_start(t, &tp, buf_head(&c->sc.in), buf_pending(&c->sc.in), buf_head(&c->sc.out),
+                 buf_pending(&c->sc.out));
+    buf_reset(&c->sc.in);
+    buf_reset(&c->sc.out);
+    conn_close(c);
+}
+
 /* gw_sess_ops.done: the request ended; keep-alive, or close once the answer is out. */
 static void conn__request_done(struct gw_req *r)
 {
     struct conn *c = r->sess;
     if (c->state == CONN_CLOSED)
         return;
+    if (r->tunnel != NULL) {
+        conn__to_tunnel(c, r);
+        return;
+    }
     struct gwthread *th = c->th;
     struct gw_shared *sh = th->sh;
     c->requests++;

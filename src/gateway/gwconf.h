@@ -327,6 +327,14 @@ struct gw_compress {
     size_t nenc;
 };
 
+/* `routes[].tunnel:` — the byte tunnel an HTTP/1.1 Upgrade (WebSocket) becomes after the
+ * upstream's 101 (tunnel.c). */
+struct gw_route_tunnel {
+    uint64_t idle_timeout_ms;  /* no byte either way this long: closed */
+    uint64_t max_duration_ms;  /* closed this long after the 101 whatever it does; 0: no limit */
+    uint64_t buffer;           /* bytes buffered per direction before the reading side pauses */
+};
+
 /* `routes[]:` */
 struct gw_route {
     char *match;            /* pattern in route.h form: "= /x" exact (also for `exact: true`),
@@ -347,6 +355,8 @@ struct gw_route {
     struct gw_fallback fallback;
     struct gw_compress compress;
     struct gw_headers headers; /* underscores: 0 = the top-level setting */
+    bool websocket;         /* Upgrade requests are forwarded and tunneled after a 101 */
+    struct gw_route_tunnel tunnel;
     int line;               /* position in the file, for messages */
 };
 

@@ -36,6 +36,7 @@ extern const struct cfg_desc gwconf__route_desc[];
 extern const char *const gwconf__route_manual[];
 extern const struct cfg_desc gwconf__server_desc[];
 extern const struct cfg_desc gwconf__timeout_desc[];
+extern const struct cfg_desc gwconf__tunnel_desc[];
 extern const struct cfg_desc gwconf__tls_desc[];
 extern const struct cfg_desc gwconf__upstream_desc[];
 extern const char *const gwconf__upstream_manual[];

@@ -514,6 +514,18 @@ const struct cfg_desc gwconf__route_headers_desc[] = {
      "header names with '_' on this route: inherit = the top-level headers.underscores",
      "inherit|drop|reject|allow", NULL, false},
     {NULL}};
+const struct cfg_desc gwconf__tunnel_desc[] = {
+    {"idle_timeout", CFG_DURATION, R(tunnel.idle_timeout_ms), "5m", "1s", "7d",
+     "an Upgrade tunnel (WebSocket) with no byte either way this long is closed", NULL, NULL,
+     false},
+    {"max_duration", CFG_DURATION, R(tunnel.max_duration_ms), "0ms", "0ms", "30d",
+     "an Upgrade tunnel is closed this long after its 101, busy or not; 0 = no limit", NULL, NULL,
+     false},
+    {"buffer", CFG_SIZE, R(tunnel.buffer), "64KB", "4KB", "16MB",
+     "bytes held per direction of a tunnel; a side is not read while the other has not taken "
+     "them (a peer that never reads costs at most twice this)",
+     NULL, NULL, false},
+    {NULL}};
 const struct cfg_desc gwconf__route_desc[] = {
     {"match", CFG_STRING, R(match), NULL, NULL, NULL,
      "(required) path pattern: /prefix/, \"= /exact\", or a glob with * (one segment), ** or ?",
@@ -534,6 +546,12 @@ const struct cfg_desc gwconf__route_desc[] = {
      gwconf__route_headers_desc, false},
     {"retry", CFG_SECTION, 0, NULL, NULL, NULL, "retries with a budget", NULL, gwconf__retry_desc,
      false},
+    {"websocket", CFG_BOOL, R(websocket), "true", NULL, NULL,
+     "forward HTTP/1.1 Upgrade requests (WebSocket or any protocol but h2c) and tunnel the "
+     "connection after the upstream's 101; false = Upgrade headers dropped, a plain request",
+     NULL, NULL, false},
+    {"tunnel", CFG_SECTION, 0, NULL, NULL, NULL, "the byte tunnel of an accepted Upgrade", NULL,
+     gwconf__tunnel_desc, false},
     {NULL}};
 const char *const gwconf__route_manual[] = {"cache", "breaker", "fallback", "rate_limit", "compress", NULL};
 #undef R

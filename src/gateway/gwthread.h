@@ -21,6 +21,7 @@ struct accesslog_writer;
 struct cachehook;
 struct conn;
 struct h2sess;
+struct tunnel;
 struct gw_config;
 struct resil;
 struct ratelimit;
@@ -59,6 +60,11 @@ struct gw_metric_ids {
     metrics_ref h2_calm, h2_proto, h2_hdr_limit;   // apigate_http2_refused_total{reason}
     metrics_ref h2_flood_ctl, h2_flood_settings, h2_flood_cont; // ... floods, same family
     metrics_ref h2_to_idle, h2_to_send, h2_to_window; // apigate_http2_timeouts_total{kind}
+    metrics_ref tunnels_open;     // apigate_tunnels_open
+    metrics_ref tunnels_total;    // apigate_tunnels_total
+    metrics_ref tunnel_bytes_up, tunnel_bytes_down; // apigate_tunnel_bytes_total{direction}
+    metrics_ref tunnel_buffered;  // apigate_tunnel_buffered_bytes
+    metrics_ref tunnel_end[5];    // apigate_tunnels_closed_total{reason} (tunnel.c's order)
 };
 
 /* Per route, precomputed at worker start. */
@@ -136,6 +142,7 @@ struct gwthread {
     size_t h2_streams;           // open HTTP/2 streams (each holds a request object and blocks)
     size_t h2_streams_hw;        // most open streams since the last trim tick: a session's
                                  // streams end in batches, so the free lists keep that many
+    struct tunnel *tunnels;      // open Upgrade tunnels (tunnel.c), counted in <nconns> too
     size_t nconns;
     struct loop_timer tick;      // 250 ms: heartbeat, request counter
     struct loop_timer alog_timer; // logging.access_flush

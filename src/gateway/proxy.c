@@ -18,6 +18,7 @@
 #include "gateway/gwconf.h"
 #include "gateway/req.h"
 #include "gateway/trace.h"
+#include "gateway/tunnel.h"
 #include "net/transport.h"
 #include "http/h1write.h"
 #include "http/headers.h"
@@ -29,6 +30,7 @@ static void proxy__pump(struct gw_req *r);
 static void proxy__acquire(struct gw_req *r);
 static void proxy__retry_later(struct gw_req *r);
 static void proxy__arm(struct gw_req *r);
+static void proxy__switch(struct gw_req *r, size_t head_len);
 
 void proxy_init(struct proxy *px)
 {
@@ -381,6 +383,12 @@ void proxy_write_head(struct buf *b, const struct px_head *h)
                          headers_name_eq(req->headers[i].name, 10, "connection");
     for (size_t i = 0; i < req->nheaders; i++) {
         const struct h1_header *hd = &req->headers[i];
+        if (h->upgrade && hd->name_len == 7 && headers_name_eq(hd->name, 7, "upgrade")) {
+            /* the one hop-by-hop header an Upgrade keeps (with Connection: upgrade, added by
+             * the caller) */
+            h1_write_header(b, hd->name, hd->name_len, hd->value, hd->value_len);
+            continue;
+        }
         if (proxy_skip_request_header(hd->name, hd->name_len) ||
             (h->skip != NULL && h->skip(h->skip_arg, hd->name, hd->name_len)))
             continue; // hop-by-hop, ours to set, or not in a cached route's key
@@ -435,9 +443,12 @@ static void proxy__build_head(struct gw_req *r)
                         .traceparent = r->traceparent[0] ? r->traceparent : NULL,
                         .rid = r->rid,
                         .rid_len = r->rid_len,
-                        .framing = true};
+                        .framing = true,
+                        .upgrade = r->upgrade};
     proxy_write_head(b, &h);
     filter_upstream_headers(r, b); // the cache's stored validators of a revalidation
+    if (r->upgrade)
+        buf_append_str(b, "Connection: upgrade\r\n");
     buf_append(b, "\r\n", 2);
 }
 
@@ -737,6 +748,48 @@ static void proxy__write_client_head(struct gw_req *r)
     r->head_sent = true;
 }
 
+/* The upstream switched protocols (101) for an Upgrade request: its head goes to the client
+ * (hop-by-hop headers out but Upgrade, and Connection: upgrade), with any bytes the upstream sent
+ * after it, and the upstream connection leaves the pool for a tunnel (tunnel.c). The request ends
+ * here (its metrics as a 101; its access log line when the tunnel ends); the session starts the
+ * tunnel with the client side in gw_sess_ops.done. The filters never see a 101: nothing about it
+ * can be cached, retried, re-encoded or judged as an answer. */
+static void proxy__switch(struct gw_req *r, size_t head_len)
+{
+    struct proxy *px = &r->px;
+    const struct h1_response *res = &px->res;
+    struct buf *b = r->out;
+    buf_append_str(b, "HTTP/1.1 101 ");
+    buf_append(b, res->reason, res->reason_len);
+    buf_append(b, "\r\n", 2);
+    for (size_t i = 0; i < res->nheaders; i++) {
+        const struct h1_header *h = &res->headers[i];
+        bool upg = h->name_len == 7 && headers_name_eq(h->name, 7, "upgrade");
+        if (!upg && (proxy__skip_res_header(h->name, h->name_len) ||
+                     headers_listed_in_connection(res->headers, res->nheaders, h->name,
+                                                  h->name_len)))
+            continue;
+        h1_write_header(b, h->name, h->name_len, h->value, h->value_len);
+    }
+    buf_append_str(b, "Connection: upgrade\r\n\r\n");
+    buf_consume(&px->uin, head_len); // the slices above are written: the head may go
+    buf_append(b, buf_head(&px->uin), buf_pending(&px->uin)); // already tunnel bytes
+    buf_reset(&px->uin);
+    px->t_first_byte_us = clock_now_us();
+    px->head_done = px->res_done = true;
+    r->status = 101;
+    r->head_sent = true;
+    r->keep_alive = false;
+    loop_timer_stop(r->th->loop, &px->timer);
+    px->retry_at_ms = 0;
+    struct transport up;
+    upool_take(px->pool, px->uc, &up);
+    px->uc = NULL;
+    px->state = PX_DONE;
+    r->tunnel = tunnel_create(r, &up);
+    gw_req_end(r);
+}
+
 /* Parses the response head in px->uin. Returns 1 when done, 0 when more bytes are needed,
  * -1 on an invalid head (the exchange has failed). 1xx interim responses are dropped. */
 static int proxy__parse_head(struct gw_req *r)
@@ -758,7 +811,14 @@ static int proxy__parse_head(struct gw_req *r)
         return -1;
     }
     if (px->res.status == 101) {
-        proxy__fail(r, 502, "bad_gateway", "upstream switched protocols", GW_ERR_PROTO);
+        if (!r->upgrade) // never asked: the stream that follows is not HTTP we can read
+            proxy__fail(r, 502, "bad_gateway", "upstream switched protocols unasked",
+                        GW_ERR_PROTO);
+        else if (!headers_find(px->res.headers, px->res.nheaders, "upgrade"))
+            proxy__fail(r, 502, "bad_gateway", "upstream 101 without an Upgrade header",
+                        GW_ERR_PROTO);
+        else
+            proxy__switch(r, (size_t)n);
         return -1;
     }
     px->t_first_byte_us = clock_now_us();
@@ -890,8 +950,9 @@ static int proxy__forward_body(struct gw_req *r)
 static void proxy__finish(struct gw_req *r)
 {
     struct proxy *px = &r->px;
+    /* an upstream that heard an Upgrade and answered otherwise may still switch: not reused */
     bool reusable = px->res.keep_alive && px->req_done && buf_pending(&px->uin) == 0 &&
-                    px->res_body != H1_BODY_UNTIL_CLOSE;
+                    px->res_body != H1_BODY_UNTIL_CLOSE && !r->upgrade;
     /* Bytes past a complete response answer no request: the origin's framing is off (a body
      * after HEAD/204/304, more than Content-Length), so this response may itself be the stray
      * bytes of an earlier exchange. Not stored; the connection is closed, never reused. Nor is

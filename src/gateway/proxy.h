@@ -111,6 +111,7 @@ struct px_head {
     const char *rid;                  // X-Request-Id, NULL: none
     size_t rid_len;
     bool framing;                     // Content-Length or Transfer-Encoding of the request body
+    bool upgrade;                     // forward the client's Upgrade (the caller adds Connection)
 };
 /* Writes the request line, Host, the client's forwardable headers, X-Forwarded-*, Via and what
  * <h> adds into <b>, short of the empty line that ends the head: the caller appends its own

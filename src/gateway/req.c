@@ -17,6 +17,7 @@
 #include "gateway/gwconf.h"
 #include "gateway/route.h"
 #include "gateway/trace.h"
+#include "gateway/tunnel.h"
 #include "http/h1write.h"
 #include "http/headers.h"
 #include "http/url.h"
@@ -84,6 +85,8 @@ void gw_req_reset(struct gw_req *r)
     r->traceparent[0] = '\0';
     r->status = 0;
     r->head_sent = false;
+    r->upgrade = false;
+    r->tunnel = NULL;
     r->bytes_out = 0;
     r->t_start_us = 0;
     r->retry_delay_ms = 0;
@@ -231,6 +234,50 @@ static int gw_req__underscores(struct gw_req *r, const struct gw_route *gr)
     return 0;
 }
 
+/* Whether <v> (an Upgrade header value) names only h2c: curl --http2 asks for it on every plain
+ * request. The gateway terminates HTTP/2 itself (prior knowledge): such a request is served as
+ * HTTP/1.1, its Upgrade dropped, never tunneled (nor kept out of the cache). */
+static bool gw_req__only_h2c(const char *v, size_t n)
+{
+    size_t i = 0;
+    bool any = false;
+    while (i < n) {
+        while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+            i++;
+        size_t s = i;
+        while (i < n && v[i] != ',' && v[i] != ' ' && v[i] != '\t')
+            i++;
+        if (i == s)
+            continue;
+        if (i - s != 3 || !headers_name_eq(v + s, 3, "h2c"))
+            return false;
+        any = true;
+    }
+    return any;
+}
+
+/* An HTTP/1.1 Upgrade request (Connection: upgrade + Upgrade, no body) on a route with
+ * `websocket: true` is forwarded as one (proxy.c) and becomes a tunnel on a 101 (tunnel.c). The
+ * client connection closes after any other answer: the bytes it sent after its head may be
+ * tunnel bytes, which must never be read as a next request. */
+static void gw_req__upgrade(struct gw_req *r, const struct gw_route *gr)
+{
+    const struct h1_request *req = &r->req;
+    if (!req->upgrade || r->h2 || req->minor_version != 1 || !gr->websocket ||
+        req->body != H1_BODY_NONE)
+        return;
+    bool other = false;
+    for (size_t i = 0; i < req->nheaders && !other; i++) {
+        const struct h1_header *h = &req->headers[i];
+        other = h->name_len == 7 && headers_name_eq(h->name, 7, "upgrade") &&
+                !gw_req__only_h2c(h->value, h->value_len);
+    }
+    if (!other)
+        return;
+    r->upgrade = true;
+    r->keep_alive = false;
+}
+
 /* Admission: the route's concurrency limit, then the global one. False when refused (answered). */
 static bool gw_req__admit(struct gw_req *r)
 {
@@ -347,6 +394,7 @@ void gw_req_start(struct gw_req *r)
                              "header name with '_' (headers.underscores: reject)", NULL);
         return;
     }
+    gw_req__upgrade(r, &cfg->routes[r->route]);
     if (!gw_req__admit(r))
         return;
     /* The filters: a cache hit answers from memory, a coalesced miss waits, an open breaker
@@ -455,7 +503,7 @@ static void gw_req__record(struct gw_req *r)
         if (r->px.t_first_byte_us && r->px.t_sent_us)
             metrics_hist_observe_us(th->ms, rt->ttfb, r->px.t_first_byte_us - r->t_start_us);
     }
-    if (th->alog) {
+    if (th->alog && r->tunnel == NULL) { // a tunnel writes its line when it ends (tunnel.c)
         struct accesslog_entry e = {
             .wall_ms = r->wall_ms,
             .method = r->method,
@@ -514,6 +562,10 @@ void gw_req_end(struct gw_req *r)
     r->px.state = PX_IDLE;
     r->state = GW_REQ_ENDED;
     r->sops->done(r);
+    if (r->tunnel != NULL) { // the session could not take it (it closed, or cannot hand over)
+        tunnel_destroy(r->tunnel);
+        r->tunnel = NULL;
+    }
 }
 
 void gw_req_abort(struct gw_req *r)

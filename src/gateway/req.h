@@ -22,6 +22,8 @@
 #include "gateway/proxy.h"
 #include "http/h1parse.h"
 
+struct tunnel;
+
 #define GW_REQ_MAGIC 0x72657131u /* "req1" */
 #define GW_CLIENT_IP_LEN 48
 #define GW_REQ_LOG_H2 20 /* log_minor of a request carried by HTTP/2 */
@@ -40,7 +42,9 @@ struct gw_sess_ops {
     int (*send)(struct gw_req *r, const struct iovec *iov, int n);
     /* Body bytes were consumed from *r->in: read more of them from the client. */
     void (*resume_read)(struct gw_req *r);
-    /* The request ended (called once, by gw_req_end): keep-alive or close, next request. */
+    /* The request ended (called once, by gw_req_end): keep-alive or close, next request. When
+     * r->tunnel is set (a 101), a session that can hand its connection over starts the tunnel
+     * with its transport and buffered bytes (tunnel_start) and sets r->tunnel to NULL. */
     void (*done)(struct gw_req *r);
     /* The request goes upstream and the client waits for "100 Continue" before its body. */
     void (*continue_100)(struct gw_req *r);
@@ -71,6 +75,8 @@ struct gw_req {
     bool keep_alive;            // the session stays open after this response
     bool head_sent;             // the response head went out (no error page possible any more)
     bool h2;                    // carried by an HTTP/2 stream (h2sess.c): logged as HTTP/2
+    bool upgrade;               // an Upgrade the route tunnels: forwarded with its Upgrade
+                                // header, never cached or retried, closed after a non-101 answer
     const char *method;         // copies in <strs>/<arena>, for the log (valid until the reset)
     const char *target;
     const char *log_host;       // Host and User-Agent copies for the access log (only when on)
@@ -86,6 +92,8 @@ struct gw_req {
     size_t strs_used;
     struct arena arena;         // copies too long for <strs>, reset per request
     _Alignas(8) unsigned char fstate[FILTER_STATE_MAX]; // the filters' per-request state
+    struct tunnel *tunnel;      // the upstream switched protocols (101): the session takes it
+                                // in gw_sess_ops.done (tunnel_start), else gw_req_end drops it
     struct proxy px;            // the upstream exchange
     struct gw_req *next_free;   // the thread's free list (a session's own use)
 };

@@ -316,8 +316,9 @@ static bool resil__retry(struct gw_req *r, struct resil_req *rs, struct resil_ro
         return false;
     if (rs->retries >= (unsigned)gr->retry.attempts)
         return false;
-    /* a body was streamed from the client buffer: it cannot be sent twice */
-    if (r->req.body != H1_BODY_NONE)
+    /* a body was streamed from the client buffer: it cannot be sent twice; nor an Upgrade (the
+     * client's first tunnel bytes may wait behind it) */
+    if (r->req.body != H1_BODY_NONE || r->upgrade)
         return false;
     if (!retry_idempotent(r->req.method_id) && !gr->retry.non_idempotent)
         return false;

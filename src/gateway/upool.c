@@ -854,6 +854,24 @@ void upool_release(struct upool *p, struct uconn *c, bool reusable)
         upool__schedule_dispatch(p);
 }
 
+void upool_take(struct upool *p, struct uconn *c, struct transport *out)
+{
+    AG_ASSERT(c->magic == UCONN_MAGIC && c->state == UC_LENT);
+    uint64_t now = clock_now_us();
+    uint64_t held = now > c->t0_us ? now - c->t0_us : 0;
+    if (!c->observed)
+        balancer_observe(&p->bal, &p->bs[c->server], held, false, now);
+    /* the pool closes a struct with no stream: the tunnel owns the socket from here */
+    if (c->tp.fd >= 0)
+        loop_del_fd(p->loop, c->tp.fd);
+    *out = c->tp;
+    c->tp.fd = -1;
+    c->tp._tls = NULL;
+    upool__close(p, c, UPSTREAM_CLOSE_UPGRADED, true);
+    if (p->qhead != NULL)
+        upool__schedule_dispatch(p);
+}
+
 void upool_destroy(struct upool *p)
 {
     if (p == NULL)

@@ -99,6 +99,11 @@ void upool_observe(struct upool *p, struct uconn *c, uint64_t latency_us, bool f
  * connection's own handler: the close of a connection is deferred past the event batch. */
 void upool_release(struct upool *p, struct uconn *c, bool reusable);
 
+/* The server switched protocols on lent <c> (101): the connection leaves the pool for good and
+ * its byte stream moves into *<out> (registered with no loop: the caller adds the fd), counted
+ * as apigate_pool_closed_total{reason="upgraded"}. <c> must not be touched afterwards. */
+void upool_take(struct upool *p, struct uconn *c, struct transport *out);
+
 /* The response on lent <c> had no body by definition (HEAD, 204, 304): an origin that sends one
  * anyway sends it late, so upool_release keeps <c> idle for pool.settle before reusing it (a
  * late body then lands on the idle connection, which closes it). */

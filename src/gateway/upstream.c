@@ -26,7 +26,7 @@ const char *const upstream_connect_reasons[UPSTREAM_CONNECT_REASONS] = {
 
 const char *const upstream_close_reasons[UPSTREAM_CLOSE_COUNT] = {
     "idle_timeout", "upstream_closed", "max_idle", "not_reusable", "max_requests", "shutdown",
-    "stray_bytes",
+    "stray_bytes", "upgraded",
 };
 
 size_t upstream__reason_index(const char *err)

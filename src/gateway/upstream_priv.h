@@ -31,6 +31,7 @@ enum upstream_close {
     UPSTREAM_CLOSE_STRAY,            /* bytes with no request outstanding: on an idle connection,
                                         left over after a complete response, or a response
                                         before its request was sent */
+    UPSTREAM_CLOSE_UPGRADED,         /* switched protocols (101): taken out for a tunnel */
     UPSTREAM_CLOSE_COUNT,
 };
 

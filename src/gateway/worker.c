@@ -29,6 +29,7 @@
 #include "gateway/handoff.h"
 #include "gateway/route.h"
 #include "gateway/statring.h"
+#include "gateway/tunnel.h"
 #include "gateway/upstream.h"
 #include "net/sock.h"
 #include "net/tls.h"
@@ -177,6 +178,7 @@ static void worker__on_drain_timer(struct loop *loop, void *arg)
         while (th->active != NULL)
             conn_close(th->active);
         h2sess_close_all(th);
+        tunnel_close_all(th); // a tunnel has no way to say "finish": it ends at the deadline
         loop_stop(loop);
         return;
     }
@@ -245,6 +247,7 @@ static void *worker__thread(void *arg)
     while (th->active != NULL)
         conn_close(th->active);
     h2sess_close_all(th);
+    tunnel_close_all(th);
     loop_timer_stop(th->loop, &th->tick);
     if (th->alog != NULL)
         loop_timer_stop(th->loop, &th->alog_timer);
@@ -338,6 +341,29 @@ static void worker__register_metrics(struct gw_shared *sh)
     ids->h2_to_idle = metrics_series1(m, f, "idle");
     ids->h2_to_send = metrics_series1(m, f, "send");
     ids->h2_to_window = metrics_series1(m, f, "flow_control");
+    f = metrics_family(m, METRICS_GAUGE, "apigate_tunnels_open",
+                       "Upgrade tunnels (WebSocket...) open: client and upstream joined after a "
+                       "101.", NULL);
+    ids->tunnels_open = metrics_series1(m, f, NULL);
+    f = metrics_family(m, METRICS_COUNTER, "apigate_tunnels_total",
+                       "Upgrade tunnels started (upstream answered 101).", NULL);
+    ids->tunnels_total = metrics_series1(m, f, NULL);
+    const char *l_dir[] = {"direction", NULL};
+    f = metrics_family(m, METRICS_COUNTER, "apigate_tunnel_bytes_total",
+                       "Bytes moved through Upgrade tunnels: upstream (client to upstream), "
+                       "downstream (upstream to client, the 101 head included).", l_dir);
+    ids->tunnel_bytes_up = metrics_series1(m, f, "upstream");
+    ids->tunnel_bytes_down = metrics_series1(m, f, "downstream");
+    f = metrics_family(m, METRICS_GAUGE, "apigate_tunnel_buffered_bytes",
+                       "Bytes held by Upgrade tunnels, read from one side and not yet taken by "
+                       "the other (at most 2 x tunnel.buffer per tunnel).", NULL);
+    ids->tunnel_buffered = metrics_series1(m, f, NULL);
+    f = metrics_family(m, METRICS_COUNTER, "apigate_tunnels_closed_total",
+                       "Upgrade tunnels ended, by reason: closed (both sides ended), idle_timeout, "
+                       "max_duration, error (reset or I/O error), drain (closed at the drain "
+                       "deadline of a reload or stop).", l_reason);
+    for (size_t i = 0; i < TUNNEL_END_COUNT; i++)
+        ids->tunnel_end[i] = metrics_series1(m, f, tunnel_end_names[i]);
     f = metrics_family(m, METRICS_COUNTER_SET, "apigate_worker_restarts_total",
                        "Worker processes restarted by the supervisor (crash, hang, recycle).",
                        NULL);
