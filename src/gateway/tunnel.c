@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "core/assert.h"
 #include "core/buf.h"
@@ -391,6 +392,18 @@ static void tunnel__on_event(struct loop *loop, int fd, void *arg, unsigned even
         sd->hup = true;
     if (events & (LOOP_WRITE | LOOP_ERROR))
         sd->writable = true;
+    if (events & LOOP_ERROR) {
+        /* A reset peer is gone both ways, but its socket would say so only to a read or a
+         * write, and neither may come: its direction's buffer is full (not read) and the other
+         * side sends nothing (no write). Ask the socket. A plain hang-up (FIN) is a half-close:
+         * the peer may still read, and the tunnel goes on. */
+        int err = 0;
+        socklen_t len = sizeof(err);
+        if (getsockopt(sd->tp.fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0) {
+            tunnel__close(t, TUNNEL_END_ERROR);
+            return;
+        }
+    }
     tunnel__pump(t);
 }
 

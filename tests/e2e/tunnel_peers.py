@@ -3,7 +3,7 @@ client on the `websockets` library (Debian python3-websockets, run by /usr/bin/p
 raw HTTP/1.1 upstream and client on plain sockets for what a library will not do (refuse an
 upgrade, switch unasked, send early bytes, half-close, flood a client that never reads).
 
-    tunnel_peers.py ws-echo PORT                  WebSocket echo server (no compression)
+    tunnel_peers.py ws-echo PORT [CERT KEY]       WebSocket echo server (no compression; wss)
     tunnel_peers.py ws-client URL echo            text, binary and 1 MB random frames echoed
     tunnel_peers.py ws-client URL wait-close S    open, then wait up to S s for the server's close
     tunnel_peers.py raw-up PORT LOGFILE           raw upstream: behaviour by path (see serve())
@@ -18,15 +18,21 @@ import threading
 import time
 
 
-def ws_echo(port):
+def ws_echo(port, cert=None, key=None):
     import websockets
+    ssl_ctx = None
+    if cert:
+        import ssl
+        ssl_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ssl_ctx.load_cert_chain(cert, key)
 
     async def echo(ws, path=None):
         async for m in ws:
             await ws.send(m)
 
     async def main():
-        async with websockets.serve(echo, "127.0.0.1", port, max_size=None, compression=None):
+        async with websockets.serve(echo, "127.0.0.1", port, max_size=None, compression=None,
+                                    ssl=ssl_ctx):
             await asyncio.Future()
 
     asyncio.run(main())
@@ -35,8 +41,15 @@ def ws_echo(port):
 def ws_client(url, mode, arg=None):
     import websockets
 
+    ssl_ctx = None
+    if url.startswith("wss:"):
+        import ssl
+        ssl_ctx = ssl.create_default_context()
+        ssl_ctx.check_hostname = False
+        ssl_ctx.verify_mode = ssl.CERT_NONE  # the tests' self-signed certificate
+
     async def main():
-        async with websockets.connect(url, max_size=None, compression=None,
+        async with websockets.connect(url, max_size=None, compression=None, ssl=ssl_ctx,
                                       open_timeout=10, close_timeout=5) as ws:
             if mode == "echo":
                 await ws.send("hello, tunnel")
@@ -112,7 +125,7 @@ def raw_up(port, logfile):
                 if path.startswith("/deny"):
                     c.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 6\r\n\r\ndenied")
                     continue  # keep-alive: a smuggled second request would show in the log
-                if path.startswith("/switch") or path.startswith("/ws"):
+                if "/switch" in path or "/ws" in path:
                     c.sendall(SWITCH)
                     echo(c, rest)
                     return
@@ -150,6 +163,10 @@ def raw_up(port, logfile):
                             pass
                         with open(logfile + ".flood", "w") as f:
                             f.write("%d\n" % sent)
+                    return
+                if path.startswith("/sink"):
+                    c.sendall(SWITCH)
+                    time.sleep(60)  # never reads: the client's flood must stop at the gateway
                     return
                 body = b"plain"
                 c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
@@ -190,7 +207,7 @@ def raw_client(port, path, extra=b""):
 if __name__ == "__main__":
     cmd = sys.argv[1]
     if cmd == "ws-echo":
-        ws_echo(int(sys.argv[2]))
+        ws_echo(int(sys.argv[2]), *sys.argv[3:5])
     elif cmd == "ws-client":
         ws_client(sys.argv[2], sys.argv[3], sys.argv[4] if len(sys.argv) > 4 else None)
     elif cmd == "raw-up":
