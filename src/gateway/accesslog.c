@@ -207,7 +207,8 @@ static void accesslog__json_field(struct buf *b, const char *name, const char *v
 
 static const char *accesslog__protocol(int minor)
 {
-    return minor == 0 ? "HTTP/1.0" : minor == 1 ? "HTTP/1.1" : minor == 20 ? "HTTP/2" : NULL;
+    /* HTTP/2 as nginx's $server_protocol writes it, so one log parser reads both */
+    return minor == 0 ? "HTTP/1.0" : minor == 1 ? "HTTP/1.1" : minor == 20 ? "HTTP/2.0" : NULL;
 }
 
 void accesslog_write(struct accesslog_writer *w, const struct accesslog_entry *e)

@@ -467,8 +467,20 @@ static int h2s__send(struct gw_req *r, const struct iovec *iov, int n)
 {
     struct h2_stream *st = r->sess;
     struct h2sess *s = st->s;
-    if (s->closed || st->closed)
+    if (s->closed)
+        return -1; // h2s__close aborted the request
+    if (st->closed) {
+        /* the whole response went out and the client closed the stream: the proxy's last
+         * (empty) flush before it ends the request succeeds; anything else is for a stream the
+         * client reset: the request is aborted, as the contract of gw_sess_ops.send says */
+        size_t total = 0;
+        for (int i = 0; i < n; i++)
+            total += iov[i].iov_len;
+        if (st->res_sent && total == 0)
+            return 0;
+        gw_req_abort(r);
         return -1;
+    }
     gwthread_buf_take(s->th, &st->out); // a block of the thread's: no malloc per response
     for (int i = 0; i < n; i++)
         buf_append(&st->out, iov[i].iov_base, iov[i].iov_len);

@@ -91,10 +91,10 @@ head -c 20000 /dev/urandom | base64 >"$T/post.txt"
 out=$(timeout 60 h2load -c4 -m10 -n400 -d "$T/post.txt" "$G/echo" 2>&1) || fail "h2load POST: $out"
 assert_contains "$out" "status codes: 400 2xx" "h2load POST bodies all 2xx"
 
-log "access log: protocol HTTP/2"
+log "access log: protocol HTTP/2.0"
 sleep 0.3
-grep -q '"protocol":"HTTP/2"' "$T/access.log" || fail "no HTTP/2 line in the access log"
-n=$(grep -F '"path":"/api/users/7"' "$T/access.log" | grep -cF '"protocol":"HTTP/2"' || true)
+grep -q '"protocol":"HTTP/2.0"' "$T/access.log" || fail "no HTTP/2 line in the access log"
+n=$(grep -F '"path":"/api/users/7"' "$T/access.log" | grep -cF '"protocol":"HTTP/2.0"' || true)
 assert_range "$n" 2000 2100 "h2c requests logged as HTTP/2"
 n=$(grep -F '"path":"/api/users/7"' "$T/access.log" | grep -cF '"bytes":1' || true)
 assert_range "$n" 2000 2100 "h2c cache hits logged with their body bytes"
