@@ -390,6 +390,7 @@ struct result_sec {
     uint64_t reqs, errors, bytes_in, dropped;
     uint64_t p50_us, p95_us, p99_us;
     unsigned vus;
+    double requested; /* open model: iterations the plan asked for in that second, 0 closed */
     /* the gateway in that second (gwctx.c), when gw: NAN for an unknown value */
     bool gw;
     double gw_hit_ratio, gw_origin, gw_cpu_ms_per_1k;

@@ -177,6 +177,10 @@ void report_json(const struct load_result *r, struct buf *b)
                    i ? "," : "", s->t, s->reqs, s->errors, s->bytes_in, s->dropped,
                    (double)s->p50_us / 1000.0, (double)s->p95_us / 1000.0,
                    (double)s->p99_us / 1000.0, s->vus);
+        if (s->requested > 0) {
+            b->len--; /* reopen: the open model's requested rate of that second */
+            buf_printf(b, ",\"requested\":%.3f}", s->requested);
+        }
         if (s->gw) {
             b->len--; /* reopen the object for the gateway's second */
             buf_append_str(b, ",");
@@ -441,6 +445,9 @@ struct load_result *report_json_read(const char *path, char *err, size_t errlen)
         o->p95_us = rj__ms_us(it, "p95_ms");
         o->p99_us = rj__ms_us(it, "p99_ms");
         o->vus = (unsigned)rj__u64(it, "vus");
+        o->requested = rj__num(it, "requested");
+        if (!(o->requested >= 0 && o->requested < 1e12)) /* NaN, negative, absurd: none */
+            o->requested = 0;
     }
     goto out;
 fail:

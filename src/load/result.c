@@ -121,6 +121,7 @@ static void result__merge_series(struct load_result *dst, const struct load_resu
             o->bytes_in += b->bytes_in;
             o->dropped += b->dropped;
             o->vus += b->vus;
+            o->requested += b->requested; /* generators side by side: their rates add */
             o->p50_us = a->p50_us > b->p50_us ? a->p50_us : b->p50_us;
             o->p95_us = a->p95_us > b->p95_us ? a->p95_us : b->p95_us;
             o->p99_us = a->p99_us > b->p99_us ? a->p99_us : b->p99_us;

@@ -566,6 +566,10 @@ static void run__collect(struct run *run, struct load_result *r, struct run_coll
         o->p50_us = hist_percentile(&col->h, 50);
         o->p95_us = hist_percentile(&col->h, 95);
         o->p99_us = hist_percentile(&col->h, 99);
+        if (run->th[0].open) /* the plan's rate over this second: a ramp is a ramp */
+            o->requested =
+                sched_iterations_by(&run->s->plan, (uint64_t)(col->next_sec + 1) * 1000000u) -
+                sched_iterations_by(&run->s->plan, (uint64_t)col->next_sec * 1000000u);
         run__collect_eps(run, r, col);
     }
 }

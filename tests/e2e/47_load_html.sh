@@ -102,4 +102,23 @@ chrome --dump-dom "file://$T/open.html" >"$T/open.dom" || fail "chromium --dump-
 grep -q 'id="verdict" class="banner pass">PASSED' "$T/open.dom" || fail "no passed verdict: $(grep -o '<div id="verdict"[^<]*' "$T/open.dom")"
 secs=$(grep -o 'id="chart-rps"[^>]*data-drawn="[0-9]*"' "$T/open.dom" | grep -o 'data-drawn="[0-9]*"' | grep -o '[0-9]*')
 [ "$secs" -ge 4 ] || fail "RPS chart without the requested line: $secs points"
+
+log "a ramp of the arrival rate: the requested line follows it second by second"
+cat >"$T/ramp.yaml" <<YAML
+base_url: http://127.0.0.1:$port/api
+executor: arrival_rate
+start_rate: 20/s
+stages:
+  - {duration: 2s, target: 60/s}
+pre_allocated_vus: 10
+max_vus: 20
+requests:
+  - {name: health, path: /health}
+YAML
+"$APIGATE" load run "$T/ramp.yaml" -q --json "$T/ramp.json" --html "$T/ramp.html" >/dev/null
+# the plan asks 20 + 40 t/2 per second: 30 in the first second, 50 in the second
+assert_eq "$(jq -c '[.series[] | select(.t < 2) | .requested | round]' "$T/ramp.json")" "[30,50]" "requested per second"
+chrome --dump-dom "file://$T/ramp.html" >"$T/ramp.dom" || fail "chromium --dump-dom failed"
+grep -q 'id="chart-rps"[^>]*data-drawn="4"[^>]*data-series="requests/s|requested (peak 60/s)"' "$T/ramp.dom" ||
+    fail "RPS chart of the ramp: $(grep -o 'id="chart-rps"[^>]*' "$T/ramp.dom")"
 log "ok"

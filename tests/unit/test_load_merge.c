@@ -58,6 +58,7 @@ static void fill(struct load_result *r, struct load_result *both, uint64_t seed,
         s->vus = 5;
         s->dropped = (uint64_t)t;
         s->p95_us = 1000 * seed;
+        s->requested = 10.5 * (double)seed;
         /* the endpoint "login" has its own series, through the JSON too */
         struct result_ep_sec *es = result_ep_add_sec(result_ep(r, "login", "POST"));
         es->t = s->t;
@@ -131,6 +132,8 @@ static void test_merge_equals_both(void **state)
     assert_int_equal(j1->series[1].vus, 10);
     assert_int_equal(j1->series[2].dropped, 2 + 1); /* second 2 of run 1, second 1 of run 2 */
     assert_int_equal(j1->series[1].p95_us, 2000);   /* the worse of the two */
+    assert_true(j1->series[0].requested == 21.0); /* run 2 alone (run 1 starts at 1) */
+    assert_true(j1->series[1].requested == 10.5 + 21.0); /* two generators' rates add */
     /* The endpoint's own series adds up the same way (read back from the JSON). */
     const struct result_ep *lg = result_ep(j1, "login", "POST");
     assert_int_equal(lg->nseries, 4);

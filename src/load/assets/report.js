@@ -112,9 +112,14 @@
     const S = (D.series || []).filter(inPlan);
     const pts = (k) => S.map((s) => [s.t + 1, s[k]]);
     const RS = [{name: "requests/s", color: "#2f6fde", pts: pts("rps")}];
-    if (D.requested_rate > 0)
-      RS.push({name: "requested " + D.requested_rate + "/s", color: "#7a7f8a", dash: true,
-               pts: S.map((s) => [s.t + 1, D.requested_rate])});
+    // the open model's requested rate, second by second (a ramp is drawn as one); a report
+    // without it per second (older) draws the peak
+    if (D.requested_rate > 0) {
+      const per = S.some((s) => s.requested > 0);
+      RS.push({name: (per ? "requested (peak " : "requested ") + D.requested_rate + "/s" + (per ? ")" : ""),
+               color: "#7a7f8a", dash: true,
+               pts: S.map((s) => [s.t + 1, per ? (s.requested || 0) : D.requested_rate])});
+    }
     chart("chart-rps", RS, {ytitle: "requests/s"});
     chart("chart-latency", [
       {name: "p50", color: "#18794e", pts: pts("p50_ms")},
