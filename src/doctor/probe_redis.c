@@ -245,6 +245,63 @@ static const char *conn_error(const redisContext *c)
     return c->errstr;
 }
 
+/* The value of <key> in a reply that is a flat array of field names and values (SENTINEL
+ * MASTERS' entries); "" when absent. */
+static const char *field_of(const redisReply *m, const char *key)
+{
+    for (size_t i = 0; m->type == REDIS_REPLY_ARRAY && i + 1 < m->elements; i += 2)
+        if (m->element[i]->type == REDIS_REPLY_STRING &&
+            m->element[i + 1]->type == REDIS_REPLY_STRING && strcmp(m->element[i]->str, key) == 0)
+            return m->element[i + 1]->str;
+    return "";
+}
+
+static bool has_flag_word(const char *flags, const char *word)
+{
+    return strstr(flags, word) != NULL;
+}
+
+/* A Sentinel: the primaries it monitors (SENTINEL MASTERS), their replicas in service (SENTINEL
+ * REPLICAS) and whether a failover could be authorized (SENTINEL CKQUORUM). */
+static void read_sentinel(redisContext *c, struct redis_limit *l, struct redis_facts *f)
+{
+    redisReply *r = command(c, l, "SENTINEL MASTERS");
+    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements &&
+                       f->n_masters < REDIS_SENTINEL_MASTERS;
+         i++) {
+        const redisReply *e = r->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || field_of(e, "name")[0] == '\0')
+            continue;
+        struct redis_sentinel_master *m = &f->masters[f->n_masters++];
+        memset(m, 0, sizeof(*m));
+        snprintf(m->name, sizeof(m->name), "%.63s", field_of(e, "name"));
+        snprintf(m->addr, sizeof(m->addr), "%.50s:%.8s", field_of(e, "ip"), field_of(e, "port"));
+        snprintf(m->flags, sizeof(m->flags), "%.63s", field_of(e, "flags"));
+        m->replicas = atoi(field_of(e, "num-slaves"));
+        m->sentinels = atoi(field_of(e, "num-other-sentinels")) + 1;
+        m->quorum = atoi(field_of(e, "quorum"));
+    }
+    if (r)
+        freeReplyObject(r);
+    for (int i = 0; i < f->n_masters; i++) {
+        struct redis_sentinel_master *m = &f->masters[i];
+        r = command(c, l, "SENTINEL REPLICAS %s", m->name);
+        for (size_t k = 0; r && r->type == REDIS_REPLY_ARRAY && k < r->elements; k++) {
+            const char *fl = field_of(r->element[k], "flags");
+            m->replicas_ok += !has_flag_word(fl, "s_down") && !has_flag_word(fl, "o_down") &&
+                              !has_flag_word(fl, "disconnected");
+        }
+        if (r)
+            freeReplyObject(r);
+        r = command(c, l, "SENTINEL CKQUORUM %s", m->name);
+        m->ckquorum_ok = r && (r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_STRING);
+        snprintf(m->ckquorum, sizeof(m->ckquorum), "%.159s",
+                 r && r->str ? r->str : "no answer to SENTINEL CKQUORUM");
+        if (r)
+            freeReplyObject(r);
+    }
+}
+
 /* Keeps the 5 slowest of <f>'s entries and <more>'s, those of <more> named by <addr>. */
 static void merge_slow(struct redis_facts *f, const struct redis_facts *more, const char *addr)
 {
@@ -456,10 +513,17 @@ int probe_redis_run(const char *url, int timeout_ms, struct redis_facts *f,
     }
     probe_redis__parse_info(r->str, f);
     f->cluster = info_num(r->str, "cluster_enabled", 0) == 1;
+    char mode[32];
+    info_str(r->str, "redis_mode", mode, sizeof(mode));
+    f->sentinel = strcmp(mode, "sentinel") == 0;
     freeReplyObject(r);
-    read_slowlog(c, &lim, f);
-    long long keys = scan_l2_keys(c, &lim);
-    f->apigate_keys = keys > 0 ? keys : 0;
+    if (f->sentinel) { // no keyspace, no SLOWLOG: what it monitors
+        read_sentinel(c, &lim, f);
+    } else {
+        read_slowlog(c, &lim, f);
+        long long keys = scan_l2_keys(c, &lim);
+        f->apigate_keys = keys > 0 ? keys : 0;
+    }
     double pings[5];
     int np = 0;
     for (int i = 0; i < 5; i++) {

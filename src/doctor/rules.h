@@ -196,6 +196,20 @@ struct redis_node {
     char policy[32];
 };
 
+/* A primary a Sentinel monitors (SENTINEL MASTERS, SENTINEL REPLICAS, SENTINEL CKQUORUM). */
+#define REDIS_SENTINEL_MASTERS 8
+struct redis_sentinel_master {
+    char name[64];
+    char addr[72];   /* the primary's ip:port */
+    char flags[64];  /* "master", "master,s_down,o_down", ... */
+    int replicas;    /* known replicas (num-slaves) */
+    int replicas_ok; /* ... not down or disconnected */
+    int sentinels;   /* sentinels monitoring it, this one included (num-other-sentinels + 1) */
+    int quorum;
+    bool ckquorum_ok; /* SENTINEL CKQUORUM: a failover can be authorized */
+    char ckquorum[160];
+};
+
 struct redis_facts {
     char where[160];
     long long hits, misses;
@@ -217,6 +231,11 @@ struct redis_facts {
     bool nodes_truncated; /* more than REDIS_NODES_MAX nodes: the rest not listed */
     struct redis_node nodes[REDIS_NODES_MAX];
     char mem_node[64], clients_node[64];
+    /* A Redis Sentinel (INFO redis_mode:sentinel): what it monitors; the keyspace rules are
+     * then the primary's business, not this process's. */
+    bool sentinel;
+    int n_masters;
+    struct redis_sentinel_master masters[REDIS_SENTINEL_MASTERS];
     bool gateway_l2;                 /* the gateway probe ran and its cache has a Redis L2 */
     bool gateway_caches;             /* the gateway probe ran and its cache answers lookups */
     double gw_l2_hits, gw_l2_misses; /* its L2 counters (in its window), -1 unknown */
@@ -233,6 +252,9 @@ struct redis_facts {
 void rules_redis(const struct redis_facts *r, struct finding_list *out);
 /* The cluster's findings (rules_redis_cluster.c): slots, failing nodes, replicas. */
 void rules_redis__cluster(const struct redis_facts *r, struct finding_list *out);
+/* A Sentinel's findings (rules_redis_sentinel.c): each monitored primary, its replicas, the
+ * quorum. */
+void rules_redis__sentinel(const struct redis_facts *r, struct finding_list *out);
 
 /* ---- Gateway (/stats) ---- */
 

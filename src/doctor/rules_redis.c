@@ -215,6 +215,12 @@ static void rule_ping(const struct redis_facts *r, struct finding_list *out)
 
 void rules_redis(const struct redis_facts *r, struct finding_list *out)
 {
+    if (r->sentinel) { // a Sentinel holds no keys: its primaries, clients and round trip
+        rules_redis__sentinel(r, out);
+        rule_clients(r, out);
+        rule_ping(r, out);
+        return;
+    }
     if (r->cluster)
         rules_redis__cluster(r, out);
     rule_hit_ratio(r, out);

@@ -562,6 +562,66 @@ static void test_redis_cluster(void **state)
     finding_list_deinit(&l);
 }
 
+/* A Sentinel: judged on what it monitors, never on a keyspace it does not have. */
+static void test_redis_sentinel(void **state)
+{
+    (void)state;
+    static struct redis_facts r;
+    memset(&r, 0, sizeof(r));
+    r.gw_l2_hits = r.gw_l2_misses = -1;
+    r.sentinel = true;
+    r.maxclients = 10000;
+    struct finding_list l;
+    finding_list_init(&l);
+    rules_redis(&r, &l);
+    assert_int_equal(sev_of(&l, "redis-sentinel"), FINDING_WARNING); // monitors nothing
+    assert_null(finding_find(&l, "redis-hit-ratio"));
+    assert_null(finding_find(&l, "redis-memory"));
+    finding_list_deinit(&l);
+    r.n_masters = 1;
+    struct redis_sentinel_master *m = &r.masters[0];
+    strcpy(m->name, "mymaster");
+    strcpy(m->addr, "10.0.0.5:6379");
+    strcpy(m->flags, "master");
+    m->replicas = m->replicas_ok = 1;
+    m->sentinels = 3;
+    m->quorum = 2;
+    m->ckquorum_ok = true;
+    strcpy(m->ckquorum, "OK 3 usable Sentinels. Quorum and failover authorization can be reached");
+    finding_list_init(&l);
+    rules_redis(&r, &l);
+    assert_int_equal(sev_of(&l, "redis-sentinel"), FINDING_OK);
+    assert_string_equal(finding_find(&l, "redis-sentinel")->title,
+                        "mymaster: primary 10.0.0.5:6379, 1 of 1 replicas in service, 3 sentinels "
+                        "(quorum 2)");
+    finding_list_deinit(&l);
+    m->sentinels = 2; // one more lost and no failover
+    finding_list_init(&l);
+    rules_redis(&r, &l);
+    assert_int_equal(sev_of(&l, "redis-sentinel"), FINDING_WARNING);
+    finding_list_deinit(&l);
+    m->sentinels = 3;
+    m->replicas_ok = 0;
+    finding_list_init(&l);
+    rules_redis(&r, &l);
+    assert_int_equal(sev_of(&l, "redis-sentinel"), FINDING_WARNING);
+    finding_list_deinit(&l);
+    strcpy(m->flags, "master,s_down,o_down");
+    finding_list_init(&l);
+    rules_redis(&r, &l);
+    const struct finding *f = finding_find(&l, "redis-sentinel");
+    assert_int_equal(f->sev, FINDING_CRITICAL);
+    assert_string_equal(f->title, "mymaster: primary 10.0.0.5:6379 is down (master,s_down,o_down)");
+    finding_list_deinit(&l);
+    strcpy(m->flags, "master");
+    m->replicas_ok = 1;
+    m->ckquorum_ok = false; // too few sentinels reachable: no failover possible
+    finding_list_init(&l);
+    rules_redis(&r, &l);
+    assert_int_equal(sev_of(&l, "redis-sentinel"), FINDING_CRITICAL);
+    finding_list_deinit(&l);
+}
+
 static void test_redis(void **state)
 {
     (void)state;
@@ -1005,27 +1065,17 @@ static void test_target(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_pg_connections),
-        cmocka_unit_test(test_pg_pool_size),
-        cmocka_unit_test(test_pg_idle),
-        cmocka_unit_test(test_pg_idle_in_tx_and_blocked),
-        cmocka_unit_test(test_pg_long_queries),
-        cmocka_unit_test(test_pg_statements),
-        cmocka_unit_test(test_pg_seqscan),
-        cmocka_unit_test(test_pg_plan_column),
-        cmocka_unit_test(test_pg_limits),
-        cmocka_unit_test(test_pg_hit_ratio_and_replication),
-        cmocka_unit_test(test_pgbouncer),
-        cmocka_unit_test(test_redis),
-        cmocka_unit_test(test_redis_l2),
-        cmocka_unit_test(test_redis_cluster),
-        cmocka_unit_test(test_gateway_l2),
-        cmocka_unit_test(test_gateway),
-        cmocka_unit_test(test_gateway_hit_ratio),
-        cmocka_unit_test(test_gateway_window),
-        cmocka_unit_test(test_host),
-        cmocka_unit_test(test_host_db_churn),
-        cmocka_unit_test(test_target),
+        cmocka_unit_test(test_pg_connections),  cmocka_unit_test(test_pg_pool_size),
+        cmocka_unit_test(test_pg_idle),         cmocka_unit_test(test_pg_idle_in_tx_and_blocked),
+        cmocka_unit_test(test_pg_long_queries), cmocka_unit_test(test_pg_statements),
+        cmocka_unit_test(test_pg_seqscan),      cmocka_unit_test(test_pg_plan_column),
+        cmocka_unit_test(test_pg_limits),       cmocka_unit_test(test_pg_hit_ratio_and_replication),
+        cmocka_unit_test(test_pgbouncer),       cmocka_unit_test(test_redis),
+        cmocka_unit_test(test_redis_l2),        cmocka_unit_test(test_redis_cluster),
+        cmocka_unit_test(test_redis_sentinel),  cmocka_unit_test(test_gateway_l2),
+        cmocka_unit_test(test_gateway),         cmocka_unit_test(test_gateway_hit_ratio),
+        cmocka_unit_test(test_gateway_window),  cmocka_unit_test(test_host),
+        cmocka_unit_test(test_host_db_churn),   cmocka_unit_test(test_target),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
