@@ -10,8 +10,10 @@
 # load on a shared machine). Not a test: prints a Markdown table to stdout (progress on stderr).
 # Usage:
 #   bench/cache_hit.sh [APIGATE_BINARY]     env: DURATION=10s RUNS=3 CONNS=64 SERVERS="..."
-# The rate limit filter's cost on hits: SERVERS="apigate apigate_rl" (apigate_rl: the same route
-# with a rate_limit that admits everything).
+# The rate limit filter's cost on hits: SERVERS="apigate apigate_rl apigate_rls" (apigate_rl: the
+# same route with a rate_limit that admits everything; apigate_rls: the same limit shared through
+# a redis-server started here on CPU 0); WRK_SCRIPT=file.lua is handed to wrk (-s), e.g. to send
+# many API keys (bench/ratelimit.sh does both).
 # A/B of two builds in one run: APIGATE_BASE=/path/to/old/apigate SERVERS="apigate apigate_base".
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -23,6 +25,9 @@ CONNS=${CONNS:-64}
 SERVERS=${SERVERS:-apigate nginx_cache varnish nginx_static}
 tools="wrk nginx taskset python3 curl"
 case " $SERVERS " in *" varnish "*) tools="$tools varnishd" ;; esac
+case " $SERVERS " in *" apigate_rls "*) tools="$tools redis-server" ;; esac
+WRK_S=()
+[ -n "${WRK_SCRIPT:-}" ] && WRK_S=(-s "$WRK_SCRIPT")
 for c in $tools; do
     command -v "$c" >/dev/null || { echo "missing: $c" >&2; exit 2; }
 done
@@ -68,16 +73,33 @@ taskset -c 0 nginx -p "$W/origin" -c "$W/origin/nginx.conf" &
 PIDS+=($!)
 wait_port "$OPORT"
 
+# ---- Redis, for the shared rate limit (on the load generator's CPU: not the server's CPU) ----
+RPORT=""
+case " $SERVERS " in
+*" apigate_rls "*)
+    RPORT=$(port)
+    taskset -c 0 redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no \
+        --dir "$W" >"$W/redis.log" 2>&1 &
+    PIDS+=($!)
+    wait_port "$RPORT"
+    ;;
+esac
+
 start_server() { # NAME -> PX_PID PX_PORT
     PX_PORT=$(port)
     case $1 in
-    apigate | apigate_base | apigate_rl)
+    apigate | apigate_base | apigate_rl | apigate_rls)
         # apigate_rl: the same route behind a rate limit that admits everything (the filter's
-        # cost on a hit: key, SipHash, one locked cell, the RateLimit fields)
-        local rl=""
+        # cost on a hit: key, SipHash, one locked cell, the RateLimit fields); apigate_rls: the
+        # same, shared (plus each active key's sync every 50 ms, on the same CPU)
+        local rl="" cache="cache: {memory: 256MB}"
         [ "$1" = apigate_rl ] && rl="    rate_limit: {rate: 10000000/s, key: header:X-Api-Key}"
+        if [ "$1" = apigate_rls ]; then
+            rl="    rate_limit: {rate: 10000000/s, key: header:X-Api-Key, shared: true}"
+            cache="cache: {memory: 256MB, redis: \"redis://127.0.0.1:$RPORT/0\"}"
+        fi
         printf '%s\n' "listen: 127.0.0.1:$PX_PORT" "admin: 127.0.0.1:$(port)" "workers: {threads: 1}" \
-            "logging: {level: warn}" "cache: {memory: 256MB}" "upstreams:" \
+            "logging: {level: warn}" "$cache" "upstreams:" \
             "  origin: {servers: [127.0.0.1:$OPORT]}" "routes:" "  - match: /" \
             "    upstream: origin" "    cache: {}" "$rl" >"$W/apigate.yaml"
         local bin=$APIGATE
@@ -129,10 +151,10 @@ run_one() { # NAME -> appends "name rps p99_ms" to $W/results
     local got
     got=$(curl -s "$url")
     [ "$got" = "$BODY" ] || { echo "$name: wrong body: $(head -c 200 <<<"$got")" >&2; exit 1; }
-    taskset -c 0 wrk -t1 -c"$CONNS" -d2s "$url" >/dev/null # warm-up
+    taskset -c 0 wrk -t1 -c"$CONNS" -d2s "${WRK_S[@]}" "$url" >/dev/null # warm-up
     local c0 c1
     c0=$(cpu_ticks "$PX_PID")
-    taskset -c 0 wrk -t1 -c"$CONNS" -d"$DURATION" --latency "$url" >"$W/wrk.out"
+    taskset -c 0 wrk -t1 -c"$CONNS" -d"$DURATION" --latency "${WRK_S[@]}" "$url" >"$W/wrk.out"
     c1=$(cpu_ticks "$PX_PID")
     stop_server
     local rps p99 errs reqs cpu_us
