@@ -303,7 +303,7 @@ void conn_free_all(struct gwthread *th)
 
 static void conn__reset_request(struct conn *c)
 {
-    c->sent_continue = false;
+    c->sc.sent_continue = false;
     if (c->rq != NULL)
         gw_req_reset(c->rq);
 }
@@ -311,7 +311,7 @@ static void conn__reset_request(struct conn *c)
 void conn_accept(struct gwthread *th, int fd, const char *ip, struct tls_server *tls)
 {
     struct conn *c = conn__get(th);
-    c->handshaking = false;
+    c->sc.handshaking = false;
     if (tls == NULL) {
         srvconn_open(&c->sc, fd);
     } else {
@@ -325,7 +325,7 @@ void conn_accept(struct gwthread *th, int fd, const char *ip, struct tls_server 
             return;
         }
         srvconn_open(&c->sc, -1); // the TLS transport is in place
-        c->handshaking = true;
+        c->sc.handshaking = true;
     }
     c->th = th;
     c->state = CONN_HEAD;
@@ -390,7 +390,7 @@ void conn_close_idle(struct gwthread *th)
         next = c->next;
         if (c->rq != NULL)
             c->rq->keep_alive = false; // finish the current request, then close
-        if (c->handshaking) {
+        if (c->sc.handshaking) {
             /* a TLS client in its handshake gets a second from its accept, as below */
             if (loop_now_ms(th->loop) - c->accept_ms > 1000)
                 conn_close(c);
@@ -684,7 +684,7 @@ static void conn__continue_100(struct gw_req *r)
 {
     struct conn *c = r->sess;
     buf_append_str(&c->sc.out, "HTTP/1.1 100 Continue\r\n\r\n");
-    c->sent_continue = true;
+    c->sc.sent_continue = true;
     conn__send(c);
 }
 
@@ -863,7 +863,7 @@ static int conn__handshake(struct conn *c)
     if (r == IO_AGAIN)
         return 1;
     if (r == IO_OK) {
-        c->handshaking = false;
+        c->sc.handshaking = false;
         c->sc.readable = true;
         metrics_counter_inc(th->ms, tls_transport_resumed(&c->sc.tp) ? th->sh->ids.tls_resumed
                                                                    : th->sh->ids.tls_full);
@@ -894,7 +894,7 @@ static void conn__on_event(struct loop *loop, int fd, void *arg, unsigned events
     AG_ASSERT(c->magic == CONN_MAGIC);
     if (c->state == CONN_CLOSED)
         return;
-    if (c->handshaking) {
+    if (c->sc.handshaking) {
         if (events & LOOP_HUP)
             c->sc.peer_hup = true;
         if (conn__handshake(c) != 0)

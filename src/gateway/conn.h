@@ -31,8 +31,6 @@ struct conn {
     unsigned magic;
     enum conn_state state;
     uint32_t in_parked;         // >0: <in> is a right-sized copy of a partial head (its size)
-    bool sent_continue;
-    bool handshaking;           // TLS handshake under way (before the first request head)
     uint32_t max_hdrs;          // server.max_headers
     struct gwthread *th;
     struct conn *next, *prev;   // thread's active list, or free list (next only)

@@ -70,7 +70,6 @@ struct mock_conn {
     size_t npending;
     bool stop_parsing; /* an error or "close" answer is queued: nothing after it is read */
     bool closed;
-    bool sent_continue;
     bool busy;         /* inside mock_conn__input(): no re-entry from a flush */
     bool read_blocked; /* input stopped at a limit before EAGAIN: resume after a flush */
     bool chunk_active; /* a chunked request body is being decoded */
@@ -673,14 +672,14 @@ static int mock_conn__one(struct mock_conn *c)
     buf_consume(inb, consumed);
     if (c->body.cap > (1u << 20))
         buf_deinit(&c->body); /* one big upload should not pin its memory to the connection */
-    c->sent_continue = false;
+    c->sc.sent_continue = false;
     return 1;
 
 incomplete:
-    if (req.expect_continue && !c->sent_continue && c->npending == 0 &&
+    if (req.expect_continue && !c->sc.sent_continue && c->npending == 0 &&
         buf_pending(&c->sc.out) == 0) {
         buf_append_str(&c->sc.out, "HTTP/1.1 100 Continue\r\n\r\n");
-        c->sent_continue = true;
+        c->sc.sent_continue = true;
     }
     return 0;
 }

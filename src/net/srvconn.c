@@ -36,6 +36,8 @@ void srvconn_open(struct srvconn *s, int fd)
     s->read_eof = false;
     s->peer_hup = false;
     s->closing = false;
+    s->sent_continue = false;
+    s->handshaking = false;
 }
 
 void srvconn_close(struct srvconn *s, struct loop *loop)

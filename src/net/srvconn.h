@@ -44,6 +44,8 @@ struct srvconn {
     bool read_eof;       // the client closed its side (everything before it is in <in>)
     bool peer_hup;       // LOOP_HUP seen: read on to the EOF, a short read says nothing then
     bool closing;        // no keep-alive: the last answer goes out, then the lingering close
+    bool sent_continue;  // "100 Continue" went out for the request under way
+    bool handshaking;    // a TLS handshake is under way (no head is read before it ends)
 };
 
 /* Prepares <s> for a life of many connections: buffers empty, the timer calling <on_timer> with
