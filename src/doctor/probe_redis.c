@@ -391,8 +391,10 @@ static void read_node(struct redis_node *n, const char *pass, int timeout_ms, st
 }
 
 /* A cluster seen from the seed <c> (<host>:<port>): CLUSTER INFO and CLUSTER NODES, then every
- * node with an address that the cluster does not mark failed is read, within twice the timeout
- * in all (a node that does not answer costs one timeout; the rest are then listed as not read).
+ * node with an address that the cluster does not mark failed is read, one after the other; once
+ * twice the timeout has passed no further node is asked (a node that does not answer costs a
+ * timeout per step; the rest are then listed as not read, and the probe ends within doctor's
+ * deadline or is reported as probe-timeout, never waited for).
  * The keyspace, eviction and L2 key counts become sums over the nodes read. */
 static void read_cluster(redisContext *c, struct redis_limit *lim, const char *host, int port,
                          const char *pass, int timeout_ms, struct redis_facts *f)
