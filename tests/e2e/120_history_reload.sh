@@ -71,6 +71,19 @@ history | busy >"$T/h1"
 kept h0 h1 "after the reload"
 ordered "after the reload"
 
+if command -v chromium >/dev/null 2>&1; then
+    log "the dashboard opened after the reload starts with the points from before it"
+    all=$(history | jq '.points | length')
+    timeout 60 chromium --headless --no-sandbox --disable-gpu --disable-background-networking \
+        --disable-component-update --disable-sync --no-first-run --user-data-dir="$T/chrome" \
+        --virtual-time-budget=800 --dump-dom "$A/dashboard" >"$T/dom.html" 2>>"$T/chromium.log" ||
+        fail "chromium failed: $(tail -5 "$T/chromium.log")"
+    bf=$(grep -o 'data-backfill="[0-9]*"' "$T/dom.html" | grep -o '[0-9]*' || true)
+    [ "${bf:-0}" -ge "$all" ] || fail "the page read ${bf:-no} history points, the gateway kept $all"
+    pts=$(grep -o 'id="c-rps"[^>]*' "$T/dom.html" | sed -nE 's/.*data-points="([0-9]*)".*/\1/p')
+    [ "${pts:-0}" -ge "$all" ] || fail "the page drew ${pts:-no} RPS points of the $all kept"
+fi
+
 log "and the new worker adds its own after them"
 wait_busy $((n0 + 2))
 history | busy >"$T/h1b"
