@@ -26,6 +26,7 @@
 
 #define RLSHARE_MAX_PER_TICK 1024   /* syncs sent per tick; more active keys wait for the next */
 #define RLSHARE_MIN_TIMEOUT_MS 200  /* a sync slower than this fails (fallback for that key) */
+#define RLSHARE_SECRET_MS 10000 /* the agreed secret is written again (NX) this often */
 #define RLSHARE_CLOCK_WINDOW_NS 2000000000ull /* the clock offset is re-chosen this often */
 #define RLSHARE_MAX_RECONNECT_MS 100 /* first reconnect pause (the client doubles it up to 10x) */
 
@@ -58,6 +59,13 @@ struct rlshare_route {
 struct rlshare {
     struct gw_shared *sh;
     struct keyhash *kh;
+    /* The secret agreed through Redis (NULL: configured, or not agreed). A Redis that restarts
+     * without persistence forgets it, and a gateway started then would agree on another: every
+     * worker that agreed writes it again (SET NX) every RLSHARE_SECRET_MS, so a new one finds it. */
+    char *secret;
+    size_t secret_len;
+    char secret_key[512];
+    uint64_t secret_ms;
     const char *prefix;
     size_t nroutes;
     struct rlshare_route *routes;
@@ -123,7 +131,7 @@ static struct keyhash *rlshare__secret(struct rlshare *s, const struct gw_config
     if (cfg->cache.key_secret_data != NULL)
         return keyhash_create(cfg->cache.key_secret_data, cfg->cache.key_secret_len);
     unsigned char rnd[32];
-    char proposal[2 * sizeof(rnd)], agreed[256], key[512], err[256];
+    char proposal[2 * sizeof(rnd)], agreed[256], err[256];
     if (keyhash_random(rnd, sizeof(rnd)) != 0) {
         fprintf(stderr, "fatal: rate limit: no random bytes for the key secret\n");
         abort();
@@ -136,9 +144,9 @@ static struct keyhash *rlshare__secret(struct rlshare *s, const struct gw_config
     struct l2redis_conf conf = {.url = cfg->cache.redis,
                                 .resolve = s->dns != NULL ? rlshare__resolve : NULL,
                                 .resolve_arg = s};
-    snprintf(key, sizeof(key), "%skey-secret", s->prefix);
+    snprintf(s->secret_key, sizeof(s->secret_key), "%skey-secret", s->prefix);
     uint64_t timeout = cfg->cache.redis_timeout_ms > 1000 ? cfg->cache.redis_timeout_ms : 1000;
-    long n = l2redis_agree(&conf, key, proposal, sizeof(proposal), agreed, sizeof(agreed),
+    long n = l2redis_agree(&conf, s->secret_key, proposal, sizeof(proposal), agreed, sizeof(agreed),
                            KEYHASH_MIN_SECRET, timeout, err, sizeof(err));
     if (n < 0)
         ag_log(AG_LOG_WARN,
@@ -148,6 +156,11 @@ static struct keyhash *rlshare__secret(struct rlshare *s, const struct gw_config
                err);
     struct keyhash *kh = n > 0 ? keyhash_create(agreed, (size_t)n)
                                : keyhash_create(proposal, sizeof(proposal));
+    if (n > 0) {
+        s->secret = xmalloc((size_t)n);
+        memcpy(s->secret, agreed, (size_t)n);
+        s->secret_len = (size_t)n;
+    }
     explicit_bzero(agreed, sizeof(agreed));
     explicit_bzero(proposal, sizeof(proposal));
     explicit_bzero(rnd, sizeof(rnd));
@@ -211,6 +224,9 @@ void rlshare_destroy(struct rlshare *s)
     AG_ASSERT(s->redis == NULL);
     resolve_destroy(s->resolver);
     keyhash_destroy(s->kh);
+    if (s->secret != NULL)
+        explicit_bzero(s->secret, s->secret_len);
+    free(s->secret);
     free(s->reports);
     free(s->routes);
     free(s);
@@ -343,6 +359,14 @@ static void rlshare__tick(struct loop *loop, void *arg)
         for (size_t k = 0; k < n; k++)
             rlshare__send(s, i, &s->reports[k]);
         budget -= n;
+    }
+    uint64_t ms = loop_now_ms(loop);
+    if (s->secret != NULL && ms - s->secret_ms >= RLSHARE_SECRET_MS &&
+        l2redis_connected(s->redis)) {
+        s->secret_ms = ms;
+        const char *argv[] = {"SET", s->secret_key, s->secret, "NX"};
+        size_t argl[] = {3, strlen(s->secret_key), s->secret_len, 2};
+        l2redis_send(s->redis, 4, argv, argl, 1);
     }
     loop_timer_start(loop, &s->tick, s->interval_ms);
 }

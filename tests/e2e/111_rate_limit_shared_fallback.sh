@@ -3,8 +3,8 @@
 # Redis under ~1000/s of one API key; Redis is killed mid-run: no client request fails or waits,
 # each gateway falls back to its own count (it admits about 200/s alone: the limit holds per
 # instance), apigate_rate_limit_fallback is 1 and the sync errors are counted, logged once; Redis is
-# started again on the same port: every gateway reconnects, the gauge goes back to 0 and the three
-# share 200/s again.
+# started again on the same port: every gateway reconnects, the gauge goes back to 0, the three
+# share 200/s again, and they write the key secret they agreed back into the new Redis.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 require_cmd curl jq redis-server redis-cli python3
@@ -88,6 +88,8 @@ read -r _ _ _ shared0 <<<"$(rates 1.5)"
 log "shared, Redis up: $shared0/s admitted in total"
 in_range "$shared0" 170 230 || fail "shared before the kill: $shared0/s, not about 200/s"
 
+secret0=$(redis-cli -p "$rport" GET apigate:key-secret)
+[ -n "$secret0" ] || fail "no key secret agreed in Redis"
 log "Redis killed"
 stop_bg redis || true
 took=$(wait_gauge 1)
@@ -118,6 +120,14 @@ for i in 0 1 2; do
     log "gateway $i: statuses $(jq -c .status "$T/l$i.json"), p99 $(jq '.latency_ms.p99 // .totals.p99_ms // "?"' "$T/l$i.json") ms"
     assert_eq "$other" 0 "answers other than 200 and 429 on gateway $i"
 done
+# the restarted Redis lost the agreed key secret: the gateways write theirs back (SET NX, every
+# 10 s), so a gateway started now would name keys as they do
+ok=0
+for _ in $(seq 150); do
+    [ "$(redis-cli -p "$rport" GET apigate:key-secret)" = "$secret0" ] && { ok=1; break; }
+    sleep 0.1
+done
+assert_eq "$ok" 1 "the key secret written back to the restarted Redis"
 for i in 0 1 2; do
     n=$(grep -c "counted by each gateway alone" "$T/gw$i.log" || true)
     [ "$n" -ge 1 ] && [ "$n" -le 6 ] || fail "gw$i logged the fallback $n times (once per second at most)"
