@@ -714,6 +714,7 @@ static void conn__start_request(struct conn *c, size_t head_len)
      * copied what it keeps (the proxy's head, the cache's own copy). */
     buf_consume(&c->sc.in, head_len);
     r->req.https = c->sc.tp.ops != &transport_tcp_ops; // after the parse, which clears the struct
+    r->client_verify = (signed char)tls_transport_client_verify(&c->sc.tp);
     gw_req_start(r);
 }
 

@@ -300,6 +300,10 @@ static void gwconf__parse_listen_tls(struct gw_config *c, struct gw_listen *l,
     if (t->client_ca != NULL && access(t->client_ca, R_OK) != 0)
         cfg_error(errs, ynode_get(tn, "client_ca"), "%s.client_ca: cannot read '%s': %s; give a "
                   "readable PEM file of CA certificates", where, t->client_ca, strerror(errno));
+    if (t->client_ca == NULL && ynode_get(tn, "verify_client") != NULL)
+        cfg_error(errs, ynode_get(tn, "verify_client"), "%s.verify_client: without client_ca "
+                  "no client certificate is asked; give client_ca: FILE (the CAs that sign "
+                  "client certificates)", where);
     if (errs->n == before)
         gwconf__listen_tls_load(t, tn, certn, where, errs);
     free(listi);

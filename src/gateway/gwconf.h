@@ -38,6 +38,7 @@ struct gw_listen_tls {
     struct gw_tls_cert *certs;   /* every certificate, chosen by SNI; [0] is the default */
     size_t ncerts;
     char *client_ca;             /* clients must present a certificate this CA signed; NULL: off */
+    int verify_client;           /* with client_ca: 0 required, 1 optional (the enum's index) */
     int min_version;             /* 0: TLS 1.2, 1: TLS 1.3 (the enum's index) */
     char *ciphers;               /* TLS 1.2 cipher list; NULL: the modern default */
     bool session_tickets;

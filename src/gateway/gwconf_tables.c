@@ -272,6 +272,10 @@ const struct cfg_desc gwconf__listen_tls_desc[] = {
     {"client_ca", CFG_STRING, L(client_ca), NULL, NULL, NULL,
      "PEM CA bundle: clients must present a certificate it signed (mutual TLS); default: off",
      NULL, NULL, false},
+    {"verify_client", CFG_ENUM, L(verify_client), "required", NULL, NULL,
+     "with client_ca: required (no certificate, no handshake) or optional (a client without one "
+     "is let in; X-Client-Verify tells the upstream NONE or SUCCESS)",
+     "required|optional", NULL, false},
     {"min_version", CFG_ENUM, L(min_version), "1.2", NULL, NULL,
      "oldest TLS version accepted", "1.2|1.3", NULL, false},
     {"ciphers", CFG_STRING, L(ciphers), NULL, NULL, NULL,

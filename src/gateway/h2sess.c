@@ -34,6 +34,7 @@
 #include "http/chunked.h"
 #include "http/h1write.h"
 #include "http/reqhead.h"
+#include "net/tls.h"
 #include "net/transport.h"
 
 #define H2S_MAGIC 0x68327373u       /* "h2ss" */
@@ -600,6 +601,7 @@ static void h2s__start(struct h2sess *s, struct h2_stream *st)
     }
     st->chunked_req = r->req.body == H1_BODY_CHUNKED;
     r->req.https = s->tp.ops != &transport_tcp_ops; // after the build, which clears it
+    r->client_verify = (signed char)tls_transport_client_verify(&s->tp);
     gw_req_start(r);
 }
 

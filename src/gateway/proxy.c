@@ -392,6 +392,9 @@ void proxy_write_head(struct buf *b, const struct px_head *h)
         if (proxy_skip_request_header(hd->name, hd->name_len) ||
             (h->skip != NULL && h->skip(h->skip_arg, hd->name, hd->name_len)))
             continue; // hop-by-hop, ours to set, or not in a cached route's key
+        if (h->client_verify != NULL && hd->name_len == 15 &&
+            headers_name_eq(hd->name, 15, "x-client-verify"))
+            continue; // ours to say on a listener that verifies client certificates
         if (hd->name_len == 10 && headers_name_eq(hd->name, 10, "tracestate") &&
             !proxy__trace_continued(req))
             continue; // W3C: a tracestate without a valid traceparent is discarded
@@ -404,6 +407,11 @@ void proxy_write_head(struct buf *b, const struct px_head *h)
         buf_append(b, "\r\n", 2);
     }
     proxy_write_forwarded(b, req, h->client_ip);
+    if (h->client_verify != NULL) {
+        buf_append_str(b, "X-Client-Verify: ");
+        buf_append_str(b, h->client_verify);
+        buf_append(b, "\r\n", 2);
+    }
     if (h->traceparent != NULL) {
         buf_append_str(b, "traceparent: ");
         buf_append(b, h->traceparent, TRACE_HEADER_LEN);
@@ -444,7 +452,10 @@ static void proxy__build_head(struct gw_req *r)
                         .rid = r->rid,
                         .rid_len = r->rid_len,
                         .framing = true,
-                        .upgrade = r->upgrade};
+                        .upgrade = r->upgrade,
+                        .client_verify = r->client_verify < 0    ? NULL
+                                         : r->client_verify == 1 ? "SUCCESS"
+                                                                 : "NONE"};
     proxy_write_head(b, &h);
     filter_upstream_headers(r, b); // the cache's stored validators of a revalidation
     if (r->upgrade)

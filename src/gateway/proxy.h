@@ -112,6 +112,9 @@ struct px_head {
     size_t rid_len;
     bool framing;                     // Content-Length or Transfer-Encoding of the request body
     bool upgrade;                     // forward the client's Upgrade (the caller adds Connection)
+    /* X-Client-Verify for the upstream on a listener with client_ca ("SUCCESS" or "NONE"; the
+     * client's own is dropped), NULL: the listener asks no client certificate */
+    const char *client_verify;
 };
 /* Writes the request line, Host, the client's forwardable headers, X-Forwarded-*, Via and what
  * <h> adds into <b>, short of the empty line that ends the head: the caller appends its own

@@ -90,6 +90,7 @@ void gw_req_reset(struct gw_req *r)
     r->bytes_out = 0;
     r->t_start_us = 0;
     r->retry_delay_ms = 0;
+    r->client_verify = -1;
     /* the proxy's per-request facts are read by the access log even for local answers */
     r->px.t_sent_us = r->px.t_first_byte_us = 0;
     r->px.pool_wait_us = 0;

@@ -75,6 +75,8 @@ struct gw_req {
     bool keep_alive;            // the session stays open after this response
     bool head_sent;             // the response head went out (no error page possible any more)
     bool h2;                    // carried by an HTTP/2 stream (h2sess.c): logged as HTTP/2
+    signed char client_verify;  // the TLS client certificate: -1 not asked (no client_ca), 0 none
+                                // (verify_client: optional), 1 verified; set with req.https
     bool upgrade;               // an Upgrade the route tunnels: forwarded with its Upgrade
                                 // header, never cached or retried, closed after a non-101 answer
     const char *method;         // copies in <strs>/<arena>, for the log (valid until the reset)

@@ -107,6 +107,7 @@ static struct tls_server *worker__tls_create(const struct gw_listen_tls *t, bool
         .certs = cs,
         .ncerts = t->ncerts,
         .client_ca = t->client_ca,
+        .client_optional = t->verify_client == 1,
         .min_version = t->min_version == 1 ? 13 : 12,
         .ciphers = t->ciphers,
         .alpn = h2 ? worker_alpn : worker_alpn_h1,

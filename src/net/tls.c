@@ -671,7 +671,11 @@ static int tls__server_ctx_setup(struct tls_server *s, SSL_CTX *ctx, const struc
         if (names != NULL)
             SSL_CTX_set_client_CA_list(ctx, names); /* the CertificateRequest's hint */
         ERR_clear_error();
-        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+        /* optional: the certificate is asked for and verified when sent, never required */
+        SSL_CTX_set_verify(ctx, o->client_optional
+                                    ? SSL_VERIFY_PEER
+                                    : SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+                           NULL);
     }
     return 0;
 }
@@ -853,6 +857,16 @@ int tls_server_transport_init(struct transport *t, struct tls_server *s, int fd,
     t->err_errno = 0;
     t->_tls = tc;
     return 0;
+}
+
+int tls_transport_client_verify(const struct transport *t)
+{
+    const struct tls_conn *tc = tls__conn(t);
+    if (tc == NULL || tc->srv == NULL || !(SSL_get_verify_mode(tc->ssl) & SSL_VERIFY_PEER))
+        return -1;
+    /* a presented certificate that failed verification already failed the handshake */
+    X509 *peer = SSL_get0_peer_certificate(tc->ssl);
+    return peer != NULL && SSL_get_verify_result(tc->ssl) == X509_V_OK ? 1 : 0;
 }
 
 const char *tls_transport_alpn(const struct transport *t)

@@ -69,6 +69,9 @@ struct tls_server_opts {
     size_t ncerts;
     const char *client_ca;        /* PEM bundle: clients must present a certificate it signed;
                                      NULL: no client certificate asked */
+    bool client_optional;         /* with client_ca: a client without a certificate is let in
+                                     (tls_transport_client_verify says 0); a certificate it does
+                                     present must still chain to client_ca */
     int min_version;              /* 12 (TLS 1.2, the default when 0) or 13 */
     const char *ciphers;          /* TLS 1.2 cipher list (OpenSSL syntax); NULL: a modern default
                                      (ECDHE with AES-GCM or ChaCha20) */
@@ -104,5 +107,9 @@ const char *tls_transport_alpn(const struct transport *t);
 const char *tls_transport_sni(const struct transport *t);
 /* "TLSv1.3" / "TLSv1.2" after the handshake (static strings). */
 const char *tls_transport_version(const struct transport *t);
+/* After the handshake of a server transport: -1 when the listener asks no client certificate
+ * (no client_ca, or not TLS), 0 when the client presented none (verify_client: optional), 1 when
+ * it presented one that chains to client_ca. */
+int tls_transport_client_verify(const struct transport *t);
 
 #endif
