@@ -19,7 +19,6 @@
 #include "core/xmalloc.h"
 #include "gateway/filter.h"
 #include "gateway/gwconf.h"
-#include "gateway/gwthread.h"
 #include "gateway/req.h"
 #include "gateway/rlimit.h"
 #include "gateway/rlshare.h"
