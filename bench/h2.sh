@@ -56,7 +56,7 @@ nginx_http() { # DIR
     printf '%s\n' "    access_log off;" \
         "    client_body_temp_path $1/body; proxy_temp_path $1/proxy; fastcgi_temp_path $1/fcgi;" \
         "    uwsgi_temp_path $1/uwsgi; scgi_temp_path $1/scgi;" "    keepalive_requests 1000000;" \
-        "    keepalive_timeout 300s; http2_max_requests 10000000; http2_idle_timeout 300s;"
+        "    keepalive_timeout 300s;"
 }
 # kB of a /proc/PID/status field (VmRSS), summed over PID and its children.
 kb() {

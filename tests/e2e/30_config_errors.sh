@@ -177,13 +177,14 @@ assert_contains "$out" "a port 1..65535" "serve --listen port 0 message"
 # The shipped examples are valid, and check says so like nginx -t.
 for f in "$AG_SRC"/examples/apigate.yaml "$AG_SRC"/examples/gateway-*.yaml; do
     [ -f "$f" ] || continue
-    if [ "$(basename "$f")" = gateway-tls.yaml ]; then
+    if [[ "$(basename "$f")" == gateway-tls*.yaml ]]; then
         # its certificate is made by the reader (the command in its comment), next to it
-        mkdir -p "$T/tlsex"
-        cp "$f" "$T/tlsex/"
-        f="$T/tlsex/gateway-tls.yaml"
+        d="$T/tlsex-$(basename "$f" .yaml)"
+        mkdir -p "$d"
+        cp "$f" "$d/"
+        f="$d/$(basename "$f")"
         cmd=$(sed -n 's/^#   \(openssl req .*\)\\$/\1/p; s/^#     \(-.*\)\\$/\1/p; s/^#     \(-addext .*\)$/\1/p' "$f" | tr '\n' ' ')
-        (cd "$T/tlsex" && eval "$cmd" 2>/dev/null) || fail "the certificate command of $f: $cmd"
+        (cd "$d" && eval "$cmd" 2>/dev/null) || fail "the certificate command of $f: $cmd"
     fi
     out=$("$APIGATE" check -c "$f" 2>&1) || fail "example $f rejected: $out"
     assert_contains "$out" "configuration file $f test is successful" "check of $f"
