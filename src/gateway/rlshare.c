@@ -35,6 +35,8 @@
  * answer is the debt (TAT - now) and Redis's now, both µs. A report of 0 only reads. KEYS: the key's TAT; ARGV:
  * admitted, emission interval (µs), cap (µs), key TTL (ms). */
 static const char rlshare__lua[] =
+    "if redis.replicate_commands then redis.replicate_commands() end\n" /* Redis < 5: a write
+                                                                        * after TIME */
     "local t = redis.call('TIME')\n"
     "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
     "local tat = tonumber(redis.call('GET', KEYS[1]) or '0') or 0\n"
@@ -274,7 +276,10 @@ static void rlshare__failed(struct rlshare *s, size_t route, uint64_t key, const
     struct rlshare_route *rr = &s->routes[route];
     metrics_counter_inc(s->th->ms, rr->errors);
     rlimit_table_merge(rr->t, key, false, 0, clock_now_ns());
+    if (rr->down)
+        return; /* logged when the spell began; the errors are counted */
     rlshare__state(s, rr, false);
+    /* once per spell, and a Redis that flaps is still at most one line a second */
     ag_log_limited(AG_LOG_WARN, &s->lim,
                    "rate limit: route %s: %s: shared limits are counted by each gateway alone "
                    "until Redis answers",
