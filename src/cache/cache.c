@@ -291,7 +291,7 @@ void cache_write_304(const struct cache_entry *e, uint64_t age_ms, enum cache_st
         }
     }
     buf_deinit(&tmp);
-    char block[160];
+    char block[288]; // conn_hdr may carry a filter's lines too (cachehook.c)
     size_t n = cache_hit_block(block, age_ms, st, conn_hdr);
     buf_append(out, block, n);
 }
@@ -554,11 +554,14 @@ bool cache_entry_has_tag(const struct cache_entry *e, const char *tag, size_t le
     return false;
 }
 
+static _Atomic uint64_t cache__serials = 1;
+
 /* One allocation: the struct, then the data bytes. */
 static struct cache_entry *cache__entry_alloc(size_t data_len)
 {
     struct cache_entry *e = xcalloc(1, sizeof(*e) + data_len + 1);
     e->data = (char *)(e + 1);
+    e->serial = atomic_fetch_add_explicit(&cache__serials, 1, memory_order_relaxed);
     e->last_modified = INT64_MIN;
     e->date = INT64_MIN;
     return e;
@@ -1017,8 +1020,8 @@ static void cache__export_ref(void *arg, const struct store_obj *o)
 {
     struct cache__export *x = arg;
     const struct cache_entry *e = o->payload;
-    if (e == NULL || e->marker || e->varied || o->expire_ms <= x->now_ms)
-        return;
+    if (e == NULL || e->marker || e->varied || e->variant_of != 0 || o->expire_ms <= x->now_ms)
+        return; /* variants are derived again from their base in the next worker */
     if (x->nobjs == x->cap) {
         x->cap = x->cap ? 2 * x->cap : 1024;
         x->objs = xrealloc(x->objs, x->cap * sizeof(*x->objs));
@@ -1096,4 +1099,100 @@ size_t cache_import(struct cache *c, const char *p, size_t n, cache_import_keep_
         n -= rec;
     }
     return done;
+}
+
+/* ---- stored variants ---- */
+
+/* The key of variant <name> of <base> into <small> (<cap> bytes) or, when longer, a malloc'd
+ * copy the caller frees (*<heap>). */
+static char *cache__variant_key(const struct store_obj *base, const char *name, char *small,
+                                size_t cap, size_t *len, char **heap)
+{
+    size_t nl = strlen(name);
+    *len = base->key_len + 2 + nl;
+    char *k = *len <= cap ? small : (*heap = xmalloc(*len));
+    memcpy(k, base->key, base->key_len);
+    memcpy(k + base->key_len, "\n~", 2); /* never in a key built from a request: no clash */
+    memcpy(k + base->key_len + 2, name, nl);
+    return k;
+}
+
+struct store_obj *cache_variant_lookup(struct cache *c, const struct store_obj *base,
+                                       const char *name, uint64_t now_ms)
+{
+    char small[512], *heap = NULL; /* the hit path allocates nothing for usual keys */
+    size_t kl;
+    const char *k = cache__variant_key(base, name, small, sizeof(small), &kl, &heap);
+    struct store_obj *o = store_lookup(c->store, now_ms, k, kl, base->primary_len);
+    free(heap);
+    if (o == NULL)
+        return NULL;
+    const struct cache_entry *be = base->payload, *e = o->payload;
+    if (e->variant_of != be->serial) {
+        store_unref(c->store, o); /* of an older base: replaced when derived again */
+        return NULL;
+    }
+    return o;
+}
+
+struct cache_entry *cache_variant_create(const struct store_obj *base, const char *head,
+                                        size_t head_len, const char *body, size_t body_len)
+{
+    const struct cache_entry *be = base->payload;
+    struct cache_entry *e = cache__entry_alloc(head_len + body_len);
+    memcpy(e->data, head, head_len);
+    if (body_len > 0)
+        memcpy(e->data + head_len, body, body_len);
+    e->head_len = head_len;
+    e->body_len = body_len;
+    e->status = be->status;
+    e->stored_ms = be->stored_ms;
+    e->fresh = be->fresh;
+    e->path_gen = be->path_gen;
+    e->last_modified = be->last_modified;
+    e->date = be->date;
+    e->varied = be->varied;
+    e->base_len = be->base_len;
+    e->variant_of = be->serial;
+    atomic_store_explicit(&e->tag_purged,
+                          atomic_load_explicit(&be->tag_purged, memory_order_acquire),
+                          memory_order_relaxed);
+    cache__set_tags(e, be->tags, be->tags_len);
+    /* the variant's own validator: its ETag line, as the deriving filter wrote it */
+    for (size_t i = 0; i < head_len;) {
+        const char *eol = memchr(e->data + i, '\n', head_len - i);
+        size_t end = eol != NULL ? (size_t)(eol - e->data) + 1 : head_len;
+        if (end - i > 5 && strncasecmp(e->data + i, "etag:", 5) == 0) {
+            size_t s = i + 5, t = end;
+            while (s < t && (e->data[s] == ' ' || e->data[s] == '\t'))
+                s++;
+            while (t > s && (e->data[t - 1] == '\r' || e->data[t - 1] == '\n' ||
+                             e->data[t - 1] == ' ' || e->data[t - 1] == '\t'))
+                t--;
+            e->etag = e->data + s;
+            e->etag_len = t - s;
+            break;
+        }
+        i = end;
+    }
+    return e;
+}
+
+struct store_obj *cache_variant_store(struct cache *c, const struct store_obj *base,
+                                      const char *name, struct cache_entry *v, uint64_t now_ms)
+{
+    char small[512], *heap = NULL;
+    size_t kl;
+    const char *k = cache__variant_key(base, name, small, sizeof(small), &kl, &heap);
+    struct store_obj *o = store_insert(c->store, now_ms, k, kl, base->primary_len, v,
+                                       v->head_len + v->body_len, cache__free_entry,
+                                       base->expire_ms);
+    free(heap);
+    return o;
+}
+
+void cache_entry_destroy(struct cache_entry *e)
+{
+    if (e != NULL)
+        cache__free_entry(e);
 }

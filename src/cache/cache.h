@@ -58,6 +58,15 @@ struct cache_entry {
     char *tags;
     size_t tags_len;
     _Atomic unsigned char tag_purged;
+    /* Stored variants (cache_variant_*): every entry has a serial unique in the process;
+     * variant_of is 0 for a response as the origin sent it, else the serial of the entry this
+     * one was derived from (a compressed copy). memo is a word the deriving filter keeps about
+     * this response (what it found in its head, 0 until set); variant_busy has bit v set while
+     * a request builds variant v of it, so concurrent hits do not all derive the same copy. */
+    uint64_t serial;
+    uint64_t variant_of;
+    _Atomic uint32_t memo;
+    _Atomic uint32_t variant_busy;
 };
 
 enum { CACHE_TAG_NONE = 0, CACHE_TAG_STALE = 1, CACHE_TAG_GONE = 2 };
@@ -183,6 +192,28 @@ struct store_obj *cache_refresh_304(struct cache *c, const struct policy_conf *p
                                     int64_t request_wall_s, int64_t response_wall_s,
                                     uint64_t now_ms, const char *key, size_t key_len,
                                     size_t primary_len);
+
+/* ---- stored variants ----
+ * A variant is another representation of a stored response (its gzip copy, say), derived once
+ * by the gateway and stored as an entry of its own under the base entry's key plus "\n~" <name>:
+ * the same primary key (so a purge of the URI, a prefix or everything removes it with its base),
+ * the same path generation, tags, freshness and expiry as its base, and charged to the store like
+ * any entry. It is tied to the exact base entry it came from (variant_of == base serial): a
+ * refreshed or refetched base never serves an old variant. Variants stay in this process: they
+ * are neither handed over at reload nor written to a second level (derived again there). */
+/* The variant <name> of base object <base>, referenced, or NULL (none, or one of an older base). */
+struct store_obj *cache_variant_lookup(struct cache *c, const struct store_obj *base,
+                                       const char *name, uint64_t now_ms);
+/* Builds variant <name> of base object <base> from <head> (status line and header lines, CRLF
+ * each, no blank line; its ETag line becomes the variant's validator) and <body>; not stored. */
+struct cache_entry *cache_variant_create(const struct store_obj *base, const char *head,
+                                        size_t head_len, const char *body, size_t body_len);
+/* Stores variant <v> (cache_variant_create) of <base> under <name>, charged like any entry, with
+ * its base's expiry. Returns a reference, or NULL when the store refused it: the caller then
+ * still owns <v> (cache_entry_destroy). */
+struct store_obj *cache_variant_store(struct cache *c, const struct store_obj *base,
+                                      const char *name, struct cache_entry *v, uint64_t now_ms);
+void cache_entry_destroy(struct cache_entry *e);
 
 /* ---- invalidation ---- */
 /* Current generation of <path> (normalized path bytes, no query). */

@@ -27,6 +27,8 @@ static inline size_t buf_room(const struct buf *b) { return b->cap - b->len; }
 void buf_reserve(struct buf *b, size_t n);
 /* Marks <n> bytes written at the tail. */
 static inline void buf_commit(struct buf *b, size_t n) { b->len += n; }
+/* Takes back the last <n> pending bytes appended (n <= buf_pending). */
+static inline void buf_unappend(struct buf *b, size_t n) { b->len -= n; }
 /* Drops <n> pending bytes from the head; resets to empty when everything is consumed. */
 void buf_consume(struct buf *b, size_t n);
 /* Moves pending bytes to the start of the allocation. */

@@ -20,6 +20,7 @@
 #include "cache/cache.h"
 #include "cache/coalesce.h"
 #include "cache/keyhash.h"
+#include "core/assert.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/xmalloc.h"
@@ -340,12 +341,109 @@ static size_t cachehook__timing(struct gw_req *r, enum cache_status st, char *bl
     return bl - 2 + 15 + n + 4;
 }
 
-/* Answers the request from entry <o>: a 304 when the client's validators match, else the stored
- * bytes with the per-hit block, as one writev when the socket takes it. Ends the request. */
-void cachehook__serve(struct gw_req *r, struct store_obj *o, uint64_t age_ms, enum cache_status st)
+/* ---- stored variants (filter.h) ---- */
+
+/* What an answer from a stored entry is made of: the entry, or a variant of it. */
+struct chpick {
+    const struct cache_entry *e; // to answer from
+    const char *extra;           // header lines every answer of the stored entry carries
+    struct store_obj *ref;       // a stored variant held until the answer is written
+    struct cache_entry *own;     // a variant the store refused: served once, then freed
+};
+
+/* Picks the representation of entry <o> that <r> gets: the entry as it is, its stored variant,
+ * or one derived now (once: stored for the next hits). -1 when none may go to this client (it
+ * cannot take the stored coding and decoding failed). */
+static int cachehook__pick(struct gw_req *r, struct store_obj *o, struct chpick *p)
 {
     const struct cache_entry *e = o->payload;
-    const char *connh = cachehook__conn_header(r);
+    memset(p, 0, sizeof(*p));
+    p->e = e;
+    struct filter_stored s = {.head = e->data,
+                              .head_len = e->head_len,
+                              .body = e->data + e->head_len,
+                              .body_len = e->body_len,
+                              .status = e->status,
+                              .memo = (_Atomic uint32_t *)&e->memo};
+    struct filter_variant v;
+    unsigned which = filter_variant(r, &s, &v);
+    if (which == 0 || v.id == 0) {
+        p->extra = v.extra;
+        return 0;
+    }
+    AG_ASSERT(v.id < 32 && v.name != NULL);
+    struct cachehook *ch = r->th->sh->cache;
+    uint64_t now = loop_now_ms(r->th->loop);
+    p->ref = cache_variant_lookup(ch->cache, o, v.name, now);
+    if (p->ref != NULL) {
+        p->e = p->ref->payload; // the hot path of a compressed hit: stored bytes, no work
+        return 0;
+    }
+    /* Derived once: concurrent hits (coalesced waiters waking together) do not all build the
+     * same copy; the others get the entry as it is, which they accept too. */
+    _Atomic uint32_t *busy = (_Atomic uint32_t *)&e->variant_busy;
+    uint32_t bit = 1u << v.id;
+    bool mine = (atomic_fetch_or_explicit(busy, bit, memory_order_acq_rel) & bit) == 0;
+    if (!mine && !v.required) {
+        p->extra = v.extra;
+        return 0;
+    }
+    struct buf head = BUF_INIT, body = BUF_INIT;
+    int rc = filter_derive(r, which, &s, &v, &head, &body);
+    if (rc == 0) {
+        struct cache_entry *ve = cache_variant_create(o, head.data, head.len, body.data, body.len);
+        p->ref = cache_variant_store(ch->cache, o, v.name, ve, now);
+        if (p->ref == NULL)
+            p->own = ve; // larger than the store takes: served this once
+        p->e = p->ref != NULL ? p->ref->payload : ve;
+    }
+    if (mine)
+        atomic_fetch_and_explicit(busy, ~bit, memory_order_acq_rel);
+    buf_deinit(&head);
+    buf_deinit(&body);
+    if (rc != 0) {
+        if (v.required)
+            return -1;
+        p->extra = v.extra;
+    }
+    return 0;
+}
+
+static void cachehook__unpick(struct gw_req *r, struct chpick *p)
+{
+    if (p->ref != NULL)
+        cache_release(r->th->sh->cache->cache, p->ref);
+    cache_entry_destroy(p->own);
+    memset(p, 0, sizeof(*p));
+}
+
+/* The header lines after the stored head: a variant filter's (Vary) and the connection's. */
+static const char *cachehook__lines(const struct chpick *p, const char *connh, char *tmp,
+                                    size_t cap)
+{
+    if (p->extra == NULL)
+        return connh;
+    int n = snprintf(tmp, cap, "%s%s", p->extra, connh != NULL ? connh : "");
+    AG_ASSERT(n > 0 && (size_t)n < cap); // filters' lines are short constants
+    return tmp;
+}
+
+/* Answers the request from entry <o> (or the variant of it the client gets): a 304 when the
+ * client's validators match, else the stored bytes with the per-hit block, as one writev when
+ * the socket takes it. Ends the request. */
+void cachehook__serve(struct gw_req *r, struct store_obj *o, uint64_t age_ms, enum cache_status st)
+{
+    struct chpick pk;
+    if (cachehook__pick(r, o, &pk) == -1) {
+        cachehook__count(r, st);
+        gw_req_respond_error(r, 502, "bad_gateway",
+                             "the stored response is in a coding the client does not accept and "
+                             "could not be decoded", NULL);
+        return;
+    }
+    const struct cache_entry *e = pk.e;
+    char lines[160];
+    const char *connh = cachehook__lines(&pk, cachehook__conn_header(r), lines, sizeof(lines));
     if (e->status >= 200 && e->status < 300 && cache_conditional_match(e, &r->req)) {
         cache_write_304(e, age_ms, st, connh, r->out);
         r->status = 304;
@@ -364,11 +462,14 @@ void cachehook__serve(struct gw_req *r, struct store_obj *o, uint64_t age_ms, en
         r->cache_served = cache_status_name(st); // a fresh hit has no chreq to carry it
         cachehook__count(r, st);
         /* what the client does not take at once is copied by the session: the entry may go */
-        if (gw_req_sendv(r, iov, n) == -1)
+        int rc = gw_req_sendv(r, iov, n);
+        cachehook__unpick(r, &pk);
+        if (rc == -1)
             return;
         gw_req_end(r);
         return;
     }
+    cachehook__unpick(r, &pk);
     r->head_sent = true;
     r->cache_served = cache_status_name(st);
     cachehook__count(r, st);
@@ -760,8 +861,12 @@ static int cachehook__response_head(struct gw_req *r, const struct h1_response *
 void cachehook__write_entry(struct gw_req *r, struct store_obj *o, uint64_t age_ms,
                             enum cache_status st)
 {
-    const struct cache_entry *e = o->payload;
-    const char *connh = cachehook__conn_header(r);
+    struct chpick pk;
+    if (cachehook__pick(r, o, &pk) == -1) // cannot decode: the stored bytes, as the origin's
+        pk = (struct chpick){.e = o->payload};
+    const struct cache_entry *e = pk.e;
+    char lines[160];
+    const char *connh = cachehook__lines(&pk, cachehook__conn_header(r), lines, sizeof(lines));
     if (e->status >= 200 && e->status < 300 && cache_conditional_match(e, &r->req)) {
         cache_write_304(e, age_ms, st, connh, r->out);
         r->status = 304;
@@ -775,6 +880,7 @@ void cachehook__write_entry(struct gw_req *r, struct store_obj *o, uint64_t age_
             buf_append(r->out, e->data + e->head_len, e->body_len);
         r->status = e->status;
     }
+    cachehook__unpick(r, &pk);
     r->head_sent = true;
     if (cachehook__cr(r) != NULL)
         cachehook__cr(r)->st = st;

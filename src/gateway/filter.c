@@ -16,7 +16,7 @@
 static const struct filter_ops *const filter_table[] = {
     &ratelimit_filter, // first: a refused request costs no cache lookup and no breaker ticket
     &fallback_filter,
-    &compress_filter, // negotiates before the cache looks up; XXX(#13) hits go as stored
+    &compress_filter, // negotiates before the cache looks up (its hits ask for variants)
     &cachehook_filter,
     &resil_filter,
 };
@@ -89,6 +89,25 @@ int filter_transform(struct gw_req *r, unsigned which, const char *p, size_t n, 
 {
     unsigned i = which - 1;
     return r->chain->f[i].ops->transform(r, filter__st(r, i), p, n, last, out);
+}
+
+unsigned filter_variant(struct gw_req *r, const struct filter_stored *s, struct filter_variant *v)
+{
+    memset(v, 0, sizeof(*v));
+    const struct filter_chain *ch = r->chain;
+    for (unsigned i = 0; ch != NULL && i < ch->n; i++)
+        if (ch->f[i].ops->variant != NULL) {
+            ch->f[i].ops->variant(r, filter__st(r, i), s, v);
+            return i + 1;
+        }
+    return 0;
+}
+
+int filter_derive(struct gw_req *r, unsigned which, const struct filter_stored *s,
+                  const struct filter_variant *v, struct buf *head, struct buf *body)
+{
+    unsigned i = which - 1;
+    return r->chain->f[i].ops->derive(r, filter__st(r, i), s, v, head, body);
 }
 
 void *filter_state(struct gw_req *r, const struct filter_ops *ops)

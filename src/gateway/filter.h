@@ -14,6 +14,7 @@
 #ifndef AG_GATEWAY_FILTER_H
 #define AG_GATEWAY_FILTER_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -23,6 +24,27 @@ struct gw_req;
 struct gw_shared;
 struct gwthread;
 struct h1_response;
+
+/* A response the cache holds, as a filter that derives variants sees it (stored variants,
+ * below). */
+struct filter_stored {
+    const char *head; // status line and header lines, each CRLF-terminated, no blank line
+    size_t head_len;
+    const char *body;
+    size_t body_len;
+    int status;
+    _Atomic uint32_t *memo; // the deriving filter's note about this response (0: none yet)
+};
+
+/* The representation of a stored response a request gets (filter_ops.variant). */
+struct filter_variant {
+    unsigned id;       // 0: the stored response as it is; else 1..31, a variant derive builds
+    const char *name;  // the variant's name in the cache key (a short token: "gzip")
+    const char *extra; // header lines ("Vary: Accept-Encoding\r\n") every answer of this
+                       // stored response carries when it goes as it is, or NULL
+    bool required;     // the stored response must not go to this client as it is (it cannot
+                       // take its coding): derive it, or answer 502
+};
 
 enum filter_verdict {
     FILTER_CONTINUE = 0, // go on: the next filter, then the default behaviour
@@ -98,6 +120,18 @@ struct filter_ops {
      * upstream sent bytes past it, or answered before the request was sent): nothing of it may
      * be kept. */
     void (*on_response_done)(struct gw_req *r, void *st, bool usable);
+    /* Stored variants: a filter that transforms bodies (compression) lets the cache keep its
+     * output per variant, so that a hit serves the transformed bytes as stored and the work is
+     * done once per stored response and variant, never per hit. <variant>: which representation
+     * of stored response <s> request <r> gets (the cache asks at every hit of a route running
+     * this filter; fill <v>, zeroed by the caller). <derive>: builds variant <v->id> of <s>,
+     * appending its head (status line and header lines with their Content-Length, CRLF each, no
+     * blank line) to <head> and its body to <body>: 0, or -1 when it cannot (the stored response
+     * goes as it is, or a 502 when v->required). */
+    void (*variant)(struct gw_req *r, void *st, const struct filter_stored *s,
+                    struct filter_variant *v);
+    int (*derive)(struct gw_req *r, void *st, const struct filter_stored *s,
+                  const struct filter_variant *v, struct buf *head, struct buf *body);
     /* The exchange failed. RETRY, RESPOND, or CONTINUE (not mine). */
     enum filter_verdict (*on_error)(struct gw_req *r, void *st, const struct gw_err *err);
     /* The request is over (answered, or the client went away): release what it holds. Also
@@ -153,6 +187,11 @@ unsigned filter_transformer(struct gw_req *r);
 int filter_transform(struct gw_req *r, unsigned which, const char *p, size_t n, bool last,
                      struct buf *out);
 void filter_response_done(struct gw_req *r, bool usable);
+/* The variant of stored response <s> that <r> gets, from the first filter with a variant op
+ * (<v> zeroed first): its position + 1 (for filter_derive), or 0 when no filter derives. */
+unsigned filter_variant(struct gw_req *r, const struct filter_stored *s, struct filter_variant *v);
+int filter_derive(struct gw_req *r, unsigned which, const struct filter_stored *s,
+                  const struct filter_variant *v, struct buf *head, struct buf *body);
 /* Offers a failure to the filters, backwards from position <below> - 1 (the chain's length for
  * all of them). RETRY, RESPOND, or CONTINUE: nobody took it, the caller answers. */
 enum filter_verdict filter_error(struct gw_req *r, unsigned below, const struct gw_err *err);

@@ -323,6 +323,7 @@ struct gw_compress {
     struct cfg_strlist types;     /* media types (type/subtype, or a whole type); empty: the default */
     uint64_t min_size;            /* bodies with a smaller Content-Length go as they are */
     int64_t level;                /* 0: each coding's default */
+    uint64_t max_decoded;         /* an origin's encoded body decodes to at most this much */
     struct cfg_strlist encodings_str; /* as written; parsed into enc */
     int enc[GW_COMPRESS_MAX_ENC]; /* enum codec_enc, the server's order of preference */
     size_t nenc;

@@ -512,6 +512,10 @@ const struct cfg_desc gwconf__compress_desc[] = {
     {"encodings", CFG_STRLIST, R(compress.encodings_str), NULL, NULL, NULL,
      "codings offered, in the gateway's order of preference (a tie of q-values goes to the "
      "earlier): br, zstd, gzip; default: br, zstd, gzip", NULL, NULL, false},
+    {"max_decoded_size", CFG_SIZE, R(compress.max_decoded), "64MB", "1KB", "16GB",
+     "an origin's encoded body decoded for a client that does not take its coding may grow to "
+     "this much; past it the answer stops (a decompression bomb): a 502, or a close when part "
+     "of it went out", NULL, NULL, false},
     {NULL}};
 const struct cfg_desc gwconf__route_headers_desc[] = {
     {"underscores", CFG_ENUM, R(headers.underscores), "inherit", NULL, NULL,

@@ -478,6 +478,8 @@ static void proxy__exchange_reset(struct proxy *px)
     px->head_done = px->got_bytes = px->res_done = false;
     px->xform = 0;
     px->xform_failed = false;
+    px->xform_sent = false;
+    px->client_head_len = 0;
     px->out = PX_OUT_NONE;
     px->t_sent_us = px->t_first_byte_us = 0;
     px->connect_us = 0;
@@ -677,6 +679,7 @@ static void proxy__write_client_head(struct gw_req *r)
         px->out = client11 ? PX_OUT_CHUNKED : PX_OUT_RAW_CLOSE;
     if (px->out == PX_OUT_RAW_CLOSE || !px->req_body_read)
         r->keep_alive = false;
+    size_t head_at = buf_pending(b);
     buf_reserve(b, 256 + res->reason_len + 64 * res->nheaders);
     char *p = buf_tail(b);
     memcpy(p, "HTTP/1.1 ", 9);
@@ -755,6 +758,7 @@ static void proxy__write_client_head(struct gw_req *r)
     else if (!client11)
         buf_append_str(b, "Connection: keep-alive\r\n");
     buf_append(b, "\r\n", 2);
+    px->client_head_len = buf_pending(b) - head_at;
     r->status = res->status;
     r->head_sent = true;
 }
@@ -865,21 +869,40 @@ static int proxy__parse_head(struct gw_req *r)
     return 1;
 }
 
+/* A re-encoding failed before any byte of the answer reached the client (its head still waits
+ * whole at the end of r->out, nothing of the body followed): the head is taken back, so the
+ * client gets an error answer instead of a cut body. */
+static bool proxy__unsend_head(struct gw_req *r)
+{
+    struct proxy *px = &r->px;
+    if (px->xform_sent || r->bytes_out > 0 || px->client_head_len == 0 ||
+        buf_pending(r->out) < px->client_head_len)
+        return false;
+    buf_unappend(r->out, px->client_head_len);
+    px->client_head_len = 0;
+    r->head_sent = false;
+    r->status = 0;
+    return true;
+}
+
 /* Re-encodes <n> body bytes (<last>: the end) through the filter that transforms the body, and
  * sends the output framed for the client. -1 when the client is gone, -3 when the filter failed
- * (px->xform_failed: the client must be closed without a last chunk). */
+ * (px->xform_failed: the client must be closed without a last chunk, unless nothing of the
+ * answer went out yet: then r->head_sent is false again and an error page can answer). */
 static int proxy__send_transformed(struct gw_req *r, const char *p, size_t n, bool last)
 {
     struct proxy *px = &r->px;
     buf_reset(&px->xout);
     if (filter_transform(r, px->xform, p, n, last, &px->xout) == -1) {
         px->xform_failed = true;
-        r->keep_alive = false;
+        if (!proxy__unsend_head(r))
+            r->keep_alive = false;
         return -3;
     }
     size_t len = buf_pending(&px->xout);
     int rc = 0;
     if (len > 0) {
+        px->xform_sent = true;
         if (px->out == PX_OUT_CHUNKED)
             buf_printf(r->out, "%zx\r\n", len);
         rc = gw_req_send(r, buf_head(&px->xout), len);
@@ -984,8 +1007,14 @@ static void proxy__finish(struct gw_req *r)
     proxy__detach(r, reusable);
     px->state = PX_DONE;
     if (px->xform) {
-        if (!px->xform_failed && proxy__send_transformed(r, NULL, 0, true) == -1)
+        int rc = px->xform_failed ? 0 : proxy__send_transformed(r, NULL, 0, true);
+        if (rc == -1)
             return;
+        if (rc == -3 && !r->head_sent) {
+            gw_req_respond_error(r, 502, "bad_gateway", "the response could not be re-encoded",
+                                 NULL);
+            return;
+        }
     } else if (px->out == PX_OUT_CHUNKED && px->res_body == H1_BODY_UNTIL_CLOSE) {
         buf_append(r->out, "0\r\n\r\n", 5);
     }

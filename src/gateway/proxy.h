@@ -52,6 +52,8 @@ struct proxy {
     bool up_writable;
     bool retried;
     bool xform_failed;         // the re-encoding filter failed mid-body: the client is closed
+    bool xform_sent;           // some re-encoded output went to the client
+    size_t client_head_len;    // bytes of the client head proxy__write_client_head queued
     uint8_t xform;             // filter_transformer(): the filter re-encoding the body (+1), 0: none
     struct upool *pool;
     struct uconn *uc;
