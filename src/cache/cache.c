@@ -132,6 +132,10 @@ int cache_lookup(struct cache *c, const struct policy_conf *pc, const struct h1_
         /* invalidated since it was fetched: free it now, it can never be served */
         if (!e->marker)
             store_remove(c->store, o);
+        /* its variants too (a remote purge only bumped the generation): everything under this
+         * primary key is of the same path, so of the same old generation unless stored since */
+        if (!e->marker && atomic_load_explicit(&e->has_variants, memory_order_acquire))
+            store_purge_primary(c->store, o->key, o->primary_len);
         store_unref(c->store, o);
         return 0;
     }
@@ -1188,6 +1192,9 @@ struct store_obj *cache_variant_store(struct cache *c, const struct store_obj *b
                                        v->head_len + v->body_len, cache__free_entry,
                                        base->expire_ms);
     free(heap);
+    if (o != NULL)
+        atomic_store_explicit(&((struct cache_entry *)base->payload)->has_variants, true,
+                              memory_order_release);
     return o;
 }
 

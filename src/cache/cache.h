@@ -67,6 +67,7 @@ struct cache_entry {
     uint64_t variant_of;
     _Atomic uint32_t memo;
     _Atomic uint32_t variant_busy;
+    _Atomic bool has_variants; /* a variant of it was stored: they go when it is invalidated */
 };
 
 enum { CACHE_TAG_NONE = 0, CACHE_TAG_STALE = 1, CACHE_TAG_GONE = 2 };
