@@ -107,8 +107,12 @@ uint32_t compvar_judge_stored(const struct gw_compress *cfg, int status, const c
                 ve--;
             size_t nl = (size_t)(colon - (head + i));
             /* only the names compvar_judge reads: a long head never crowds them out */
-            if (nl == 12 || nl == 13 || nl == 16)
-                hs[n++] = (struct h1_header){head + i, nl, head + vs, ve - vs};
+            const char *nm = head + i;
+            if ((nl == 12 && headers_name_eq(nm, nl, "content-type")) ||
+                (nl == 13 && (headers_name_eq(nm, nl, "cache-control") ||
+                              headers_name_eq(nm, nl, "content-range"))) ||
+                (nl == 16 && headers_name_eq(nm, nl, "content-encoding")))
+                hs[n++] = (struct h1_header){nm, nl, head + vs, ve - vs};
         }
         i = end + 1;
     }
