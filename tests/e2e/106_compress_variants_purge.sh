@@ -26,7 +26,7 @@ for n in a b; do
 listen: 127.0.0.1:$gp
 admin: 127.0.0.1:$ap
 workers: {threads: 2}
-cache: {redis: "redis://127.0.0.1:$rport/0", redis_timeout: 200ms}
+cache: {redis: "redis://127.0.0.1:$rport/0", redis_timeout: 2s}
 upstreams:
   api: {servers: [127.0.0.1:$mport]}
 routes:
