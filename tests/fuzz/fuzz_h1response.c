@@ -1,5 +1,5 @@
 /* libFuzzer target for what the proxy does with an origin's response: the head parser
- * (h1_parse_response) and then, for a chunked body, the chunked decoder with a body limit and the
+ * (h1_parse_response, and h1body_response_head past interim heads) and then, for a chunked body, the chunked decoder with a body limit and the
  * trailer filter. The first byte picks HEAD or not and the decoder's max_size (0 = none, else
  * 1..255 bytes); the rest is the response as it comes off the wire. Beyond crashes it checks:
  * - the head: the same result from every prefix (-2 until complete, the same error otherwise),
@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "http/chunked.h"
+#include "http/h1body.h"
 #include "http/h1parse.h"
 
 #define MAXH 64
@@ -194,6 +195,34 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             check(pr == -2 || (pr > 0 && pr == ret));
             if (pr > 0)
                 break;
+        }
+    }
+    /* the final head past interim 1xx ones (h1body_response_head, every client's reader): the
+     * interim bytes and the head inside the input, a final status (never 100..199 but 101), and
+     * every prefix either incomplete with no more interim bytes, or the same answer */
+    size_t interim = 0;
+    int fin = h1body_response_head((const char *)in, size, &r, h, MAXH, &lim, head, &interim);
+    check(interim <= size);
+    if (fin > 0) {
+        check(interim + (size_t)fin <= size);
+        check(r.status == 101 || r.status >= 200);
+    } else {
+        check(fin == -1 || fin == -2);
+    }
+    if (size <= 1024) {
+        for (size_t i = 0; i < size; i++) {
+            struct h1_response rp;
+            size_t ip = 0;
+            int pr = h1body_response_head((const char *)in, i, &rp, h, MAXH, &lim, head, &ip);
+            check(ip <= interim);
+            if (pr > 0) {
+                check(pr == fin && ip == interim);
+                break;
+            }
+            if (pr == -1) {
+                check(fin == -1);
+                break;
+            }
         }
     }
     /* the whole input as a chunked body too */
