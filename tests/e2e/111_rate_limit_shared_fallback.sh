@@ -4,7 +4,8 @@
 # each gateway falls back to its own count (it admits about 200/s alone: the limit holds per
 # instance), apigate_rate_limit_fallback is 1 and the sync errors are counted, logged once; Redis is
 # started again on the same port: every gateway reconnects, the gauge goes back to 0, the three
-# share 200/s again, and they write the key secret they agreed back into the new Redis.
+# share 200/s again, and they write the key secret they agreed back into the new Redis. Redis then
+# stalls (SIGSTOP, 2.5 s): the syncs time out into the fallback and no request waits for it.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 require_cmd curl jq redis-server redis-cli python3
@@ -76,10 +77,10 @@ wait_gauge() {
 }
 in_range() { awk -v r="$1" -v lo="$2" -v hi="$3" 'BEGIN { exit !(r >= lo && r <= hi) }'; }
 
-log "load: ~1000/s of key kf over the three gateways for 15 s"
+log "load: ~1000/s of key kf over the three gateways for 18 s"
 pids=()
 for i in 0 1 2; do
-    "$APIGATE" load -q -t 1 -c 16 --rate 333/s -d 15s --max-failed 100% -H "X-Api-Key: kf" \
+    "$APIGATE" load -q -t 1 -c 16 --rate 333/s -d 18s --max-failed 100% -H "X-Api-Key: kf" \
         --json "$T/l$i.json" "http://127.0.0.1:${GW[$i]%:*}/api/x" >"$T/l$i.out" 2>&1 &
     pids+=($!)
 done
@@ -113,12 +114,25 @@ read -r _ _ _ shared1 <<<"$(rates 2.5)"
 log "shared again: $shared1/s admitted in total"
 in_range "$shared1" 180 220 || fail "after Redis came back: $shared1/s, not 200/s +-10%"
 
+log "Redis stalls (SIGSTOP) for 2.5 s: the syncs time out, nobody waits"
+rpid=$(cat "$T/redis2.pid")
+kill -STOP "$rpid"
+took=$(wait_gauge 1)
+log "fallback reported ${took}s into the stall"
+sleep 2.5
+kill -CONT "$rpid"
+took=$(wait_gauge 0)
+log "shared again ${took}s after the stall"
+
 for p in "${pids[@]}"; do wait "$p" || fail "a load failed: $(tail -3 "$T"/l*.out)"; done
 for i in 0 1 2; do
     other=$(jq '[.status | to_entries[] | select(.key != "200" and .key != "429") | .value] | add // 0' "$T/l$i.json")
     failed=$(jq '.totals.failed // 0' "$T/l$i.json")
     log "gateway $i: statuses $(jq -c .status "$T/l$i.json"), p99 $(jq '.latency_ms.p99 // .totals.p99_ms // "?"' "$T/l$i.json") ms"
     assert_eq "$other" 0 "answers other than 200 and 429 on gateway $i"
+    # a request that waited for the stalled Redis would have taken 2.5 s or more
+    awk -v m="$(jq '.latency_ms.max' "$T/l$i.json")" 'BEGIN { exit !(m < 2000) }' ||
+        fail "gateway $i: a request took $(jq '.latency_ms.max' "$T/l$i.json") ms (waited for Redis?)"
 done
 # the restarted Redis lost the agreed key secret: the gateways write theirs back (SET NX, every
 # 10 s), so a gateway started now would name keys as they do
@@ -130,7 +144,7 @@ done
 assert_eq "$ok" 1 "the key secret written back to the restarted Redis"
 for i in 0 1 2; do
     n=$(grep -c "counted by each gateway alone" "$T/gw$i.log" || true)
-    assert_eq "$n" 1 "gw$i's warnings for one Redis outage (once per spell)"
+    assert_eq "$n" 2 "gw$i's warnings for two Redis outages, the kill and the stall (once per spell)"
     grep -q "Redis answers again" "$T/gw$i.log" || fail "gw$i did not log the recovery"
 done
 log "ok"
