@@ -162,7 +162,6 @@ void tunnel_destroy(struct tunnel *t)
 static void tunnel__preload(struct tunnel *t, unsigned i, const char *p, size_t n)
 {
     struct gwthread *th = t->th;
-    buf_reserve(&t->b[i], t->cap > n ? t->cap : n);
     if (n > 0) {
         buf_append(&t->b[i], p, n);
         metrics_gauge_add(th->ms, th->sh->ids.tunnel_buffered, (int64_t)n);
@@ -246,7 +245,7 @@ static void tunnel__close(struct tunnel *t, enum tunnel_end why)
         int64_t held = (int64_t)buf_pending(&t->b[i]);
         if (held > 0)
             metrics_gauge_add(th->ms, sh->ids.tunnel_buffered, -held);
-        buf_reset(&t->b[i]);
+        gwthread_buf_give(th, &t->b[i]);
     }
     if (t->prev)
         t->prev->next = t->next;
@@ -307,6 +306,10 @@ static int tunnel__flush(struct tunnel *t, unsigned i)
         metrics_gauge_add(th->ms, th->sh->ids.tunnel_buffered, -(int64_t)w);
         moved = 1;
     }
+    /* An empty direction holds no memory: its block goes back to the thread (a quiet tunnel,
+     * the common WebSocket state, then costs its struct and its two sockets). */
+    if (buf_pending(b) == 0 && b->data != NULL)
+        gwthread_buf_give(th, b);
     /* the side this direction reads from ended and everything it sent is out: pass the end on */
     if (buf_pending(b) == 0 && t->s[i].eof && !to->shut) {
         transport_shutdown(&to->tp);
@@ -325,8 +328,14 @@ static int tunnel__fill(struct tunnel *t, unsigned i)
     struct buf *b = &t->b[i];
     int moved = 0;
     while (from->readable && !from->eof && buf_pending(b) < t->cap) {
+        /* a block of the thread's first; grown (compacted first) only while the other side
+         * lags, never past the cap */
         size_t want = t->cap - buf_pending(b);
-        buf_reserve(b, want); // compacts first: the buffer never grows past the cap
+        gwthread_buf_take(th, b);
+        if (buf_room(b) == 0)
+            buf_reserve(b, want < CONN_BLOCK ? want : CONN_BLOCK);
+        if (want > buf_room(b))
+            want = buf_room(b);
         ssize_t n = transport_read(&from->tp, buf_tail(b), want);
         if (n > 0) {
             buf_commit(b, (size_t)n);

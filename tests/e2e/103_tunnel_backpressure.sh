@@ -5,6 +5,7 @@
 # after what the kernel's socket buffers hold (not the 1 GB it wants to send), the tunnel holds
 # at most tunnel.buffer (apigate_tunnel_buffered_bytes), the worker's RSS barely moves; the same
 # the other way (a client flooding an upstream that never reads). Both tunnels still close cleanly.
+# A quiet tunnel holds no buffer at all (300 of them: about 1 KB each in the worker's RSS).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 require_cmd curl python3
@@ -46,6 +47,49 @@ stalled() {
     fail "$1 kept growing: $(cat "$1")"
 }
 curl -s -o /dev/null "http://127.0.0.1:$gport/warm" # the worker's steady state before measuring
+rss0=$(worker_rss_kb)
+
+log "quiet tunnels hold no buffer: 300 of them cost the worker little"
+python3 - "$gport" 300 "$T/quiet.ready" "$T/quiet.done" <<'PY' &
+import os, socket, sys, time
+port, n, ready, done = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+socks = []
+for i in range(n):
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(b"GET /ws/quiet HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: test\r\n\r\n")
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(4096)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    s.sendall(b"hello")  # echoed: each direction carried bytes once, then went quiet
+    got = b""
+    while len(got) < 5:
+        got += s.recv(5)
+    socks.append(s)
+open(ready, "w").close()
+while not os.path.exists(done):
+    time.sleep(0.1)
+PY
+qpid=$!
+deadline=$((SECONDS + 60))
+until [ -f "$T/quiet.ready" ]; do
+    [ $SECONDS -lt $deadline ] || fail "quiet tunnels not open"
+    kill -0 "$qpid" 2>/dev/null || fail "quiet client died"
+    sleep 0.1
+done
+assert_eq "$(metric apigate_tunnels_open)" 300 "quiet tunnels open"
+assert_eq "$(metric apigate_tunnel_buffered_bytes)" 0 "quiet tunnels hold no byte"
+rssq=$(worker_rss_kb)
+log "worker RSS ${rss0} kB -> ${rssq} kB with 300 quiet tunnels"
+# a 16 KB block kept per direction would be 9+ KB each (measured); without, about 1 KB
+assert_range $(( (rssq - rss0) * 1024 / 300 )) -100000 4096 "bytes per quiet tunnel"
+touch "$T/quiet.done"
+wait "$qpid" || true
+deadline=$((SECONDS + 20))
+until [ "$(metric apigate_tunnels_open)" = 0 ]; do
+    [ $SECONDS -lt $deadline ] || fail "quiet tunnels not closed"
+    sleep 0.1
+done
 rss0=$(worker_rss_kb)
 
 log "an upstream floods a client that never reads"
