@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/clock.h"
+#include "core/xmalloc.h"
 #include "gateway/cachehook.h"
 #include "gateway/gwconf.h"
 #include "gateway/gwthread.h"
@@ -67,14 +68,15 @@ void statring_tick(struct statring *r, struct gw_shared *sh)
     uint64_t hits = statring__json_u64(&cs, "hits"), misses = statring__json_u64(&cs, "misses");
     buf_deinit(&cs);
     uint64_t now = clock_now_ms();
+    pthread_mutex_lock(&r->lock);
     if (r->have_prev && now > r->prev_ms && total >= r->total) {
-        pthread_mutex_lock(&r->lock);
         struct statring_pt *pt = statring__push(r);
         double dt = (double)(now - r->prev_ms) / 1000.0;
         uint64_t dn = total - r->total;
         pt->t_ms = (int64_t)clock_wall_ms();
+        pt->dt_ms = (int64_t)(now - r->prev_ms);
         pt->rps = (double)dn / dt;
-        pt->err = dn ? 100.0 * (double)(x5 - r->x5) / (double)dn : NAN;
+        pt->err = dn && x5 >= r->x5 ? 100.0 * (double)(x5 - r->x5) / (double)dn : NAN;
         uint64_t dh = hits >= r->hits ? hits - r->hits : 0;
         uint64_t dm = misses >= r->misses ? misses - r->misses : 0;
         pt->hit = dh + dm ? 100.0 * (double)dh / (double)(dh + dm) : NAN;
@@ -87,7 +89,6 @@ void statring_tick(struct statring *r, struct gw_shared *sh)
         pt->p50 = any ? (double)hist_percentile(&h, 50) / 1000.0 : NAN;
         pt->p95 = any ? (double)hist_percentile(&h, 95) / 1000.0 : NAN;
         pt->p99 = any ? (double)hist_percentile(&h, 99) / 1000.0 : NAN;
-        pthread_mutex_unlock(&r->lock);
     }
     r->have_prev = true;
     r->prev_ms = now;
@@ -96,6 +97,7 @@ void statring_tick(struct statring *r, struct gw_shared *sh)
     r->hits = hits;
     r->misses = misses;
     r->all = all;
+    pthread_mutex_unlock(&r->lock);
 }
 
 static void statring__num(struct buf *out, const char *key, double v)
@@ -112,7 +114,8 @@ void statring_json(struct statring *r, struct buf *out)
     buf_append_str(out, "{\"interval_s\":1,\"points\":[");
     for (size_t i = 0; i < r->n; i++) {
         const struct statring_pt *p = &r->pts[(r->head + i) % STATRING_N];
-        buf_printf(out, "%s{\"t_ms\":%lld", i ? "," : "", (long long)p->t_ms);
+        buf_printf(out, "%s{\"t_ms\":%lld,\"dt_ms\":%lld", i ? "," : "", (long long)p->t_ms,
+                   (long long)p->dt_ms);
         statring__num(out, "rps", p->rps);
         statring__num(out, "p50", p->p50);
         statring__num(out, "p95", p->p95);
@@ -125,7 +128,18 @@ void statring_json(struct statring *r, struct buf *out)
     pthread_mutex_unlock(&r->lock);
 }
 
-#define STATRING_REC (sizeof(int64_t) + 6 * sizeof(double))
+#define STATRING_REC (2 * sizeof(int64_t) + 6 * sizeof(double))
+
+/* The sample the last point was taken against: the next worker takes its first point against it
+ * too, so that point covers the seconds of the hand-over instead of leaving them out. */
+struct statring_state {
+    uint64_t have_prev, prev_ms, total, x5, hits, misses;
+    struct hist all;
+};
+
+/* A carried sample older than this is not taken (the monotonic clock is the host's, shared by
+ * both workers; the new one samples milliseconds after reading it). */
+#define STATRING_STATE_MAX_AGE_MS 5000
 
 void statring_export(struct statring *r, struct buf *out)
 {
@@ -136,9 +150,16 @@ void statring_export(struct statring *r, struct buf *out)
         const struct statring_pt *p = &r->pts[(r->head + i) % STATRING_N];
         const double v[6] = {p->rps, p->p50, p->p95, p->p99, p->err, p->hit};
         buf_append(out, &p->t_ms, sizeof(p->t_ms));
+        buf_append(out, &p->dt_ms, sizeof(p->dt_ms));
         buf_append(out, v, sizeof(v));
     }
+    struct statring_state *st = xmalloc(sizeof(*st));
+    *st = (struct statring_state){.have_prev = r->have_prev, .prev_ms = r->prev_ms,
+                                  .total = r->total, .x5 = r->x5, .hits = r->hits,
+                                  .misses = r->misses, .all = r->all};
     pthread_mutex_unlock(&r->lock);
+    buf_append(out, st, sizeof(*st));
+    free(st);
 }
 
 int statring_import(struct statring *r, const void *p, size_t n)
@@ -148,15 +169,30 @@ int statring_import(struct statring *r, const void *p, size_t n)
     if (n < sizeof(count))
         return -1;
     memcpy(&count, c, sizeof(count));
-    if (count > STATRING_N || n - sizeof(count) != count * STATRING_REC)
+    if (count > STATRING_N ||
+        n - sizeof(count) != count * STATRING_REC + sizeof(struct statring_state))
         return -1;
     c += sizeof(count);
+    struct statring_state *st = xmalloc(sizeof(*st));
+    memcpy(st, c + count * STATRING_REC, sizeof(*st));
     pthread_mutex_lock(&r->lock);
+    uint64_t now = clock_now_ms();
+    if (st->have_prev && st->prev_ms <= now && now - st->prev_ms <= STATRING_STATE_MAX_AGE_MS) {
+        r->have_prev = true;
+        r->prev_ms = st->prev_ms;
+        r->total = st->total;
+        r->x5 = st->x5;
+        r->hits = st->hits;
+        r->misses = st->misses;
+        r->all = st->all;
+    }
+    free(st);
     for (uint64_t i = 0; i < count; i++, c += STATRING_REC) {
         struct statring_pt *pt = statring__push(r);
         double v[6];
         memcpy(&pt->t_ms, c, sizeof(pt->t_ms));
-        memcpy(v, c + sizeof(pt->t_ms), sizeof(v));
+        memcpy(&pt->dt_ms, c + sizeof(pt->t_ms), sizeof(pt->dt_ms));
+        memcpy(v, c + 2 * sizeof(int64_t), sizeof(v));
         pt->rps = v[0];
         pt->p50 = v[1];
         pt->p95 = v[2];

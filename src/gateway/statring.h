@@ -21,6 +21,7 @@ struct gw_shared;
 
 struct statring_pt {
     int64_t t_ms; /* wall clock at the end of the second */
+    int64_t dt_ms; /* the time it covers: about 1000, since the previous point */
     double rps, p50, p95, p99, err, hit; /* NAN: no requests (or no cache lookups) */
 };
 
@@ -38,13 +39,17 @@ void statring_init(struct statring *r);
 void statring_deinit(struct statring *r);
 /* Takes one sample (once a second from the admin loop). */
 void statring_tick(struct statring *r, struct gw_shared *sh);
-/* {"interval_s":1,"points":[{"t_ms":…,"rps":…,"p50":…,…},…]}, oldest first, null for NAN. */
+/* {"interval_s":1,"points":[{"t_ms":…,"dt_ms":…,"rps":…,"p50":…,…},…]}, oldest first, null for
+ * NAN. */
 void statring_json(struct statring *r, struct buf *out);
-/* The points for the next worker, oldest first: u64 count, then per point the int64 t_ms and the
- * six doubles (this host's byte order: both workers run the same binary on the same machine). */
+/* The points for the next worker, oldest first: u64 count, then per point the int64 t_ms and
+ * dt_ms and the six doubles, then the counters of the last sample (this host's byte order and layout: both
+ * workers run the same binary on the same machine). */
 void statring_export(struct statring *r, struct buf *out);
 /* Appends the exported points in <p, n> (before this worker's own: call it before the first
- * tick). Returns the points taken, or -1 when <p, n> is not an export. */
+ * tick) and takes the last sample as its own previous one, so its first point covers the time
+ * since the old worker's last point (its counters carry the old worker's totals). Returns the
+ * points taken, or -1 when <p, n> is not an export. */
 int statring_import(struct statring *r, const void *p, size_t n);
 
 #endif

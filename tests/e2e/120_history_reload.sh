@@ -2,7 +2,9 @@
 # /stats/history (the dashboard's last 10 minutes, src/gateway/statring.c) goes on across a config
 # reload and a max_requests recycle: the old worker hands its points to the new one with the
 # cache and the counters (src/gateway/handoff.c). The points from before are still served after,
-# with the same timestamps and values, and the new worker's own points follow them in time order.
+# with the same timestamps and values, and the new worker's own points follow them in time order;
+# the new worker's first point covers the time since the old worker's last one (no second of a
+# reload under load is left out: the points account for every request).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 require_cmd curl jq
@@ -93,10 +95,41 @@ newest=$(history | jq '.points[-1].t_ms')
 [ "$newest" -gt "$last_old" ] || fail "no point after the reload ($newest <= $last_old)"
 ordered "after new points"
 
+log "a reload under load leaves no second out: the points account for every request"
+# quiet_after T: waits until the two newest points are idle and newer than T; prints the newest t_ms
+quiet_after() {
+    local deadline=$((SECONDS + 20)) h
+    while :; do
+        h=$(history)
+        if [ "$(jq --argjson t "$1" '.points | length >= 2 and .[-1].t_ms > $t and .[-1].rps == 0 and .[-2].rps == 0' <<<"$h")" = true ]; then
+            jq '.points[-1].t_ms' <<<"$h"
+            return
+        fi
+        [ $SECONDS -lt $deadline ] || fail "history never quiet: $(jq -c '[.points[-4:][] | .rps]' <<<"$h")"
+        sleep 0.5
+    done
+}
+t0=$(quiet_after 0)
+total0=$(curl -s --max-time 5 "$A/stats" | jq .requests.total)
+"$APIGATE" load -q -c 4 --rate 50/s -d 4s "$G/z" >"$T/load.out" 2>&1 &
+lp=$!
+sleep 2
+reload_and_wait 2
+wait "$lp" || true # the mock answers 404 here: requests all the same
+t1=$(quiet_after "$(history | jq '.points[-1].t_ms')")
+total1=$(curl -s --max-time 5 "$A/stats" | jq .requests.total)
+# each point holds rps over the time it covers (dt_ms): rps x dt = its requests; a second of the
+# hand-over that no point covers loses its requests
+seen=$(history | jq --argjson t0 "$t0" '[.points[] | select(.t_ms > $t0) | .rps * .dt_ms / 1000] | add | round')
+want=$((total1 - total0))
+[ "$want" -ge 150 ] || fail "only $want requests during the reload"
+awk -v s="$seen" -v w="$want" 'BEGIN { d = s - w; if (d < 0) d = -d; exit !(d <= 0.03 * w + 3) }' ||
+    fail "the history accounts for $seen of the $want requests around the reload: $(history | jq -c --argjson t "$t0" '[.points[] | select(.t_ms > $t) | [.t_ms % 100000, .rps]]')"
+
 log "a max_requests recycle carries it too"
 history | busy >"$T/h2"
 gw_config 30
-reload_and_wait 2
+reload_and_wait 3
 for _ in $(seq 1 40); do curl -s -o /dev/null --max-time 5 "$G/y"; done
 deadline=$((SECONDS + 20))
 until grep -q "requests: recycling" "$T/gw.log" && [ "$(grep -c 'seconds of history carried' "$T/gw.log")" -ge 3 ]; do
