@@ -66,6 +66,7 @@ struct h2_stream {
     size_t unconsumed;  // DATA bytes not given back to the stream's window yet
     size_t hdr_bytes;   // decoded header bytes (http2.max_header_list_size)
     uint64_t body_rcvd; // request DATA bytes (checked against Content-Length)
+    uint64_t body_at_ms; // the last request DATA, or the window reopened (client_body_timeout)
     int res_body;       // enum h1_body of the response
     bool chunked_req;   // the request body is re-framed as chunks
     bool started;       // handed to the request layer
@@ -506,6 +507,7 @@ static void h2s__resume_read(struct gw_req *r)
         return;
     nghttp2_session_consume_stream(s->ng, st->id, st->unconsumed);
     st->unconsumed = 0;
+    st->body_at_ms = loop_now_ms(s->th->loop); // the client may send again from now
     h2s__flush(s);
 }
 
@@ -589,6 +591,7 @@ static void h2s__start(struct h2sess *s, struct h2_stream *st)
 {
     struct gw_req *r = &st->rq;
     st->started = true;
+    st->body_at_ms = loop_now_ms(s->th->loop);
     gw_req_begin(r);
     r->wall_ms = clock_wall_ms();
     r->keep_alive = true;
@@ -668,6 +671,7 @@ static int h2s__on_data(nghttp2_session *ng, uint8_t flags, int32_t id, const ui
         return 0;
     }
     st->body_rcvd += len;
+    st->body_at_ms = loop_now_ms(st->s->th->loop);
     if (st->rq.req.body == H1_BODY_LENGTH && st->body_rcvd > st->rq.req.content_length) {
         /* more DATA than Content-Length said (nghttp2 refuses it first; the upstream request is
          * framed by that length, so an excess must never reach it): RFC 9113 §8.1.1 */
@@ -755,10 +759,19 @@ static bool h2s__window_stalled(struct h2sess *s)
     return false;
 }
 
+/* Whether <st> waits for request body bytes the client may send (its window is open: what it
+ * sent was consumed), so that their not coming is the client's doing. */
+static bool h2s__body_waits(const struct h2_stream *st)
+{
+    return st->started && !st->req_eos && !st->closed && st->rq.state == GW_REQ_ACTIVE &&
+           !st->rq.px.req_body_read && st->unconsumed == 0 && buf_pending(&st->in) == 0;
+}
+
 /* One timer per session: the socket not taking bytes (server.send_timeout), no stream open
- * (server.keepalive_timeout), or a response held behind a window the client does not open
+ * (server.keepalive_timeout), a response held behind a window the client does not open
  * (server.send_timeout from when it shut: a client that never sends WINDOW_UPDATE cannot keep
- * streams, their requests and their buffers forever). */
+ * streams, their requests and their buffers forever), or a request body that stopped coming
+ * (server.client_body_timeout since its last DATA, as over HTTP/1.1: 408). */
 static void h2s__arm(struct h2sess *s)
 {
     const struct gw_config *cfg = s->th->sh->cfg;
@@ -771,15 +784,24 @@ static void h2s__arm(struct h2sess *s)
         loop_timer_start(loop, &s->timer,
                          cfg->server.keepalive_timeout_ms ? cfg->server.keepalive_timeout_ms
                                                           : cfg->server.client_header_timeout_ms);
-    } else if (!s->calm && h2s__window_stalled(s)) {
-        uint64_t now = loop_now_ms(loop);
-        if (s->stalled_since_ms == 0)
-            s->stalled_since_ms = now;
-        uint64_t due = s->stalled_since_ms + cfg->server.send_timeout_ms;
-        loop_timer_start(loop, &s->timer, due > now ? due - now : 0);
     } else {
-        s->stalled_since_ms = 0;
-        if (loop_timer_armed(&s->timer))
+        uint64_t now = loop_now_ms(loop), due = 0;
+        if (!s->calm && h2s__window_stalled(s)) {
+            if (s->stalled_since_ms == 0)
+                s->stalled_since_ms = now;
+            due = s->stalled_since_ms + cfg->server.send_timeout_ms;
+        } else {
+            s->stalled_since_ms = 0;
+        }
+        for (struct h2_stream *st = s->streams; st != NULL; st = st->next)
+            if (h2s__body_waits(st)) {
+                uint64_t d = st->body_at_ms + cfg->server.client_body_timeout_ms;
+                if (due == 0 || d < due)
+                    due = d;
+            }
+        if (due != 0)
+            loop_timer_start(loop, &s->timer, due > now ? due - now : 0);
+        else if (loop_timer_armed(&s->timer))
             loop_timer_stop(loop, &s->timer);
     }
 }
@@ -948,7 +970,10 @@ static void h2s__on_timer(struct loop *loop, void *arg)
         h2s__close(s);
         return;
     }
-    if (s->stalled_since_ms != 0 && !s->calm && h2s__window_stalled(s)) {
+    uint64_t now = loop_now_ms(th->loop);
+    const struct gw_config *cfg = th->sh->cfg;
+    if (s->stalled_since_ms != 0 && now >= s->stalled_since_ms + cfg->server.send_timeout_ms &&
+        !s->calm && h2s__window_stalled(s)) {
         static struct log_limit lim;
         ag_log_limited(AG_LOG_WARN, &lim,
                        "client %s: HTTP/2 flow-control window shut for %llu ms with a response "
@@ -964,7 +989,23 @@ static void h2s__on_timer(struct loop *loop, void *arg)
             h2s__close(s);
         return;
     }
-    h2s__arm(s);
+    s->depth++; // the answers flush once, below
+    for (struct h2_stream *st = s->streams, *next; st != NULL; st = next) {
+        next = st->next;
+        if (!h2s__body_waits(st) || now < st->body_at_ms + cfg->server.client_body_timeout_ms)
+            continue;
+        metrics_counter_inc(th->ms, th->sh->ids.h2_to_body);
+        if (!st->rq.head_sent) {
+            /* as HTTP/1.1 does; the rest of the body, if it comes, is dropped (h2s__done) */
+            gw_req_respond_error(&st->rq, 408, "request_timeout",
+                                 "request body not received in time", NULL);
+        } else {
+            nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+            gw_req_abort(&st->rq);
+        }
+    }
+    s->depth--;
+    h2s__flush(s); // arms the timer again
 }
 
 static void h2s__free_cb(struct loop *loop, void *arg)

@@ -337,11 +337,13 @@ static void worker__register_metrics(struct gw_shared *sh)
                        "server.keepalive_timeout), send (the socket took nothing for "
                        "server.send_timeout), flow_control (a response waited "
                        "server.send_timeout on a window the client kept shut: GOAWAY "
-                       "ENHANCE_YOUR_CALM).",
+                       "ENHANCE_YOUR_CALM), body (a stream's request body stopped coming for "
+                       "server.client_body_timeout: 408, or a reset once answered).",
                        l_kind);
     ids->h2_to_idle = metrics_series1(m, f, "idle");
     ids->h2_to_send = metrics_series1(m, f, "send");
     ids->h2_to_window = metrics_series1(m, f, "flow_control");
+    ids->h2_to_body = metrics_series1(m, f, "body");
     f = metrics_family(m, METRICS_GAUGE, "apigate_tunnels_open",
                        "Upgrade tunnels (WebSocket...) open: client and upstream joined after a "
                        "101.", NULL);

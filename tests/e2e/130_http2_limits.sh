@@ -5,7 +5,8 @@
 # 400 on their stream; response trailers of a chunked origin forwarded as a HEADERS frame (the
 # fields that must not be trailers dropped, as over HTTP/1.1); a client that never opens its
 # flow-control window gets GOAWAY ENHANCE_YOUR_CALM after server.send_timeout; an idle session is
-# closed after server.keepalive_timeout; an HPACK bomb, a SETTINGS frame of 40 entries, a
+# closed after server.keepalive_timeout; a request body that never comes gets 408 after
+# server.client_body_timeout; an HPACK bomb, a SETTINGS frame of 40 entries, a
 # CONTINUATION flood and a PING flood are bounded; each is counted in /metrics
 # (apigate_http2_refused_total{reason}, apigate_http2_timeouts_total{kind}) and the gateway
 # still serves afterwards.
@@ -34,7 +35,7 @@ start_gateway gw "$gport" "$aport" <<YAML
 listen: 127.0.0.1:$gport
 admin: 127.0.0.1:$aport
 workers: {threads: 1}
-server: {send_timeout: 1s, keepalive_timeout: 2s}
+server: {send_timeout: 1s, keepalive_timeout: 2s, client_body_timeout: 1s}
 http2: {max_concurrent_streams: 20, max_header_list_size: 16KB}
 upstreams:
   api: {servers: [127.0.0.1:$mport]}
@@ -88,6 +89,10 @@ elif mode == "clnobody":
     out = frame(1, 0x5, 1, req(b"/api/users/1", lit(b"content-length", b"5")))
 elif mode == "stall":
     out = frame(1, 0x5, 1, req(b"/api/big/1"))
+elif mode == "bodystall":  # PUT with content-length: 10, then no DATA ever
+    path = b"/api/users/1"
+    block = b"\x02\x03PUT\x86\x04" + bytes([len(path)]) + path + b"\x01" + bytes([len(auth)]) + auth
+    out = frame(1, 0x4, 1, block + lit(b"content-length", b"10"))
 elif mode == "bomb":  # one 3000-byte entry in the dynamic table, then 40 one-byte references to it
     name, val = b"x-bomb", b"b" * 3000
     block = req(b"/api/users/1") + b"\x40" + bytes([len(name)]) + name + hpint(7, 0, len(val)) + val
@@ -122,14 +127,17 @@ while time.time() - start < 12:
         buf = buf[9 + ln:]
         if t == 1 and sid == 1:
             # :status 400 is entry 12 of the static table (0x8c), 200 is entry 8 (0x88)
-            res.append({0x8c: "status-400", 0x88: "status-200"}.get(payload[0], "status-other"))
+            st = {0x8c: "status-400", 0x88: "status-200"}.get(payload[0], "status-other")
+            if payload[:2] == b"\x48\x03":  # a literal :status (408: Huffman would not be shorter)
+                st = "status-" + payload[2:5].decode()
+            res.append(st)
         elif t == 0 and sid == 1:
             res.append("data")
         elif t == 3 and sid == 1:
             res.append("rst=%d" % struct.unpack(">I", payload[:4])[0])
         elif t == 7:
             res.append("goaway=%d" % struct.unpack(">I", payload[4:8])[0])
-    if mode in ("hostdiff", "clnobody", "bomb") and any(r.startswith(("status", "rst")) for r in res):
+    if mode in ("hostdiff", "clnobody", "bomb", "bodystall") and any(r.startswith(("status", "rst")) for r in res):
         break
 print(" ".join(res))
 PY
@@ -160,6 +168,12 @@ out=$(raw stall)
 assert_contains "$out" "goaway=11" "GOAWAY ENHANCE_YOUR_CALM for a shut window"
 assert_not_contains "$out" "data" "no DATA went through a zero window"
 wait_metric timeouts flow_control $((w0 + 1)) "flow-control stall counted"
+
+log "a request body that never comes: 408 after client_body_timeout (1s), as over HTTP/1.1"
+r0=$(timeouts body)
+out=$(raw bodystall)
+assert_contains "$out" "status-408" "408 for a body that stopped"
+wait_metric timeouts body $((r0 + 1)) "body timeout counted"
 
 log "an idle session (no stream) closes after keepalive_timeout (2s)"
 i0=$(timeouts idle)
