@@ -33,6 +33,7 @@
 #include "gateway/gwconf.h"
 #include "gateway/gwthread.h"
 #include "gateway/route.h"
+#include "gateway/tunnel.h"
 #include "gateway/upool.h"
 #include "gateway/upstream.h"
 #include "metrics/metrics.h"
@@ -230,6 +231,7 @@ static void fz_env_stop(struct fz_env *e)
     struct gw_shared *sh = e->sh;
     while (th->active != NULL)
         conn_close(th->active);
+    tunnel_close_all(th); // an Upgrade the origin accepted (101) left a tunnel
     filter_thread_stop(th);
     loop_run_once(e->loop, 0); // deferred frees and pool closes
     if (th->nconns != 0)
