@@ -317,7 +317,8 @@ size_t rlimit_table_drain(struct rlimit_table *t, struct rlimit_report *out, siz
         for (size_t j = 0; j < sh->ndirty; j++) {
             uint32_t i = sh->dirty[j];
             struct rlimit_sync *y = &sh->sync[i];
-            if (sh->slots[i].key == 0) { /* never happens today: cells are reused, not freed */
+            if (sh->slots[i].key == 0 || !y->named) { /* freed (not today), or taken by a key
+                                                        * without a name since it was listed */
                 y->dirty = false;
                 continue;
             }

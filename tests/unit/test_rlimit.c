@@ -391,6 +391,14 @@ static void test_shared_drain_merge(void **state)
     assert_false(v.allowed);
     rlimit_table_take_sync(t, 0x1111, now + 10 * MS, &v, name_fn, &k1);
     assert_true(v.allowed);
+    /* a listed cell taken over by a key without a name is not reported */
+    for (uint64_t k = 0x20000; k < 0x20000 + 64 * 1024; k += 64 * 4) /* one bucket, until evicted */
+        rlimit_table_take_sync(t, k, now, &v, name_fn, &k2);
+    for (uint64_t k = 0x90000; k < 0x90000 + 64 * 1024; k += 64 * 4)
+        rlimit_table_take(t, k, now + 3600 * SEC, &v);
+    n = rlimit_table_drain(t, rep, 8);
+    for (size_t i = 0; i < n; i++)
+        assert_true(rep[i].key < 0x90000);
     /* at most <max> per drain; the rest wait */
     for (uint64_t k = 0x10000; k < 0x10010; k++)
         rlimit_table_take_sync(t, k, now, &v, name_fn, &k2);
