@@ -59,6 +59,7 @@ struct gw_metric_ids {
     metrics_ref h2_sessions, h2_streams;           // apigate_http2_{sessions,streams}_total
     metrics_ref h2_calm, h2_proto, h2_hdr_limit;   // apigate_http2_refused_total{reason}
     metrics_ref h2_flood_ctl, h2_flood_settings, h2_flood_cont; // ... floods, same family
+    metrics_ref h2_max_streams;                   // ... streams over max_concurrent_streams
     metrics_ref h2_to_idle, h2_to_send, h2_to_window, h2_to_body; // apigate_http2_timeouts_total
     metrics_ref tunnels_open;     // apigate_tunnels_open
     metrics_ref tunnels_total;    // apigate_tunnels_total

@@ -723,6 +723,12 @@ static int h2s__on_frame_send(nghttp2_session *ng, const nghttp2_frame *f, void 
         s->goaway_ours = true; // once per session
         return 0;
     }
+    if (f->hd.type == NGHTTP2_RST_STREAM && f->rst_stream.error_code == NGHTTP2_REFUSED_STREAM) {
+        /* nghttp2 refused a stream over SETTINGS_MAX_CONCURRENT_STREAMS (this file never
+         * sends REFUSED_STREAM itself) */
+        metrics_counter_inc(s->th->ms, s->th->sh->ids.h2_max_streams);
+        return 0;
+    }
     if (!(f->hd.flags & NGHTTP2_FLAG_END_STREAM) ||
         (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA))
         return 0;

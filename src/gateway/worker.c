@@ -323,7 +323,8 @@ static void worker__register_metrics(struct gw_shared *sh)
                        "for headers over http2.max_header_list_size: HPACK bombs), "
                        "control_flood (over 1000 PING/SETTINGS answers queued: closed), "
                        "settings_flood (a SETTINGS frame of over 32 entries), "
-                       "continuation_flood (a header block in too many CONTINUATION frames).",
+                       "continuation_flood (a header block in too many CONTINUATION frames), "
+                       "max_streams (a stream over http2.max_concurrent_streams: REFUSED_STREAM).",
                        l_reason);
     ids->h2_calm = metrics_series1(m, f, "rapid_reset");
     ids->h2_proto = metrics_series1(m, f, "protocol_error");
@@ -331,6 +332,7 @@ static void worker__register_metrics(struct gw_shared *sh)
     ids->h2_flood_ctl = metrics_series1(m, f, "control_flood");
     ids->h2_flood_settings = metrics_series1(m, f, "settings_flood");
     ids->h2_flood_cont = metrics_series1(m, f, "continuation_flood");
+    ids->h2_max_streams = metrics_series1(m, f, "max_streams");
     const char *l_kind[] = {"kind", NULL};
     f = metrics_family(m, METRICS_COUNTER, "apigate_http2_timeouts_total",
                        "HTTP/2 sessions closed by a timeout: idle (no stream for "

@@ -7,7 +7,7 @@
 # flow-control window gets GOAWAY ENHANCE_YOUR_CALM after server.send_timeout; an idle session is
 # closed after server.keepalive_timeout; a request body that never comes gets 408 after
 # server.client_body_timeout; an HPACK bomb, a SETTINGS frame of 40 entries, a
-# CONTINUATION flood and a PING flood are bounded; each is counted in /metrics
+# CONTINUATION flood, a PING flood and streams over SETTINGS_MAX_CONCURRENT_STREAMS are bounded; each is counted in /metrics
 # (apigate_http2_refused_total{reason}, apigate_http2_timeouts_total{kind}) and the gateway
 # still serves afterwards.
 set -euo pipefail
@@ -18,6 +18,7 @@ read -r mport gport aport tport <<<"$(free_ports 4)"
 start_mock mock "$mport"
 # an origin answering chunked with a trailer section (one legal trailer, one that must not be)
 start_tcp_server trailers "$tport" <<'PY'
+import time
 def serve(conn):
     data = b""
     while True:
@@ -26,7 +27,9 @@ def serve(conn):
             if not d:
                 return
             data += d
-        _, _, data = data.partition(b"\r\n\r\n")
+        head, _, data = data.partition(b"\r\n\r\n")
+        if head.startswith(b"GET /slow"):
+            time.sleep(2)  # holds the stream open
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n"
                      b"Trailer: X-Checksum\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n"
                      b"X-Checksum: abc123\r\nContent-Length: 99\r\n\r\n")
@@ -42,6 +45,7 @@ upstreams:
   tr: {servers: [127.0.0.1:$tport]}
 routes:
   - {match: /trailers, upstream: tr}
+  - {match: /slow, upstream: tr}
   - {match: /api/big/, upstream: api}
   - {match: /, upstream: api, cache: {ttl: 60s, override: true}}
 YAML
@@ -102,6 +106,8 @@ elif mode == "settings":  # 40 entries in one SETTINGS frame
     out = frame(4, 0, 0, struct.pack(">HI", 3, 100) * 40)
 elif mode == "continuation":  # a header block in a HEADERS frame and 100 empty CONTINUATIONs
     out = frame(1, 0x1, 1, req(b"/api/users/1")) + b"".join(frame(9, 0, 1) for _ in range(100))
+elif mode == "streams":  # 30 streams at once on a connection that allows 20
+    out = b"".join(frame(1, 0x5, 2 * i + 1, req(b"/slow")) for i in range(30))
 elif mode == "ping":  # 3000 PINGs sent at once, none of the answers read until the end
     out = b"".join(frame(6, 0, 0, struct.pack(">Q", i)) for i in range(3000))
 try:
@@ -135,8 +141,23 @@ while time.time() - start < 12:
             res.append("data")
         elif t == 3 and sid == 1:
             res.append("rst=%d" % struct.unpack(">I", payload[:4])[0])
+        elif t == 3 and mode == "streams":
+            res.append("rst=%d" % struct.unpack(">I", payload[:4])[0])
         elif t == 7:
             res.append("goaway=%d" % struct.unpack(">I", payload[4:8])[0])
+    if mode == "streams" and res.count("rst=7") >= 10:
+        time.sleep(0.3)  # (more refusals than 10 would be read here and fail the count)
+        s.settimeout(0.3)
+        try:
+            buf += s.recv(65536)
+        except OSError:
+            pass
+        while len(buf) >= 9 and len(buf) >= 9 + int.from_bytes(buf[:3], "big"):
+            ln = int.from_bytes(buf[:3], "big")
+            if buf[3] == 3 and struct.unpack(">I", buf[9:13])[0] == 7:
+                res.append("rst=7")
+            buf = buf[9 + ln:]
+        break
     if mode in ("hostdiff", "clnobody", "bomb", "bodystall") and any(r.startswith(("status", "rst")) for r in res):
         break
 print(" ".join(res))
@@ -198,6 +219,13 @@ wait_metric refused continuation_flood $((c0 + 1)) "CONTINUATION flood counted"
 p0=$(refused control_flood)
 raw ping >/dev/null || true
 wait_metric refused control_flood $((p0 + 1)) "PING flood counted"
+
+log "SETTINGS_MAX_CONCURRENT_STREAMS (http2.max_concurrent_streams: 20): 30 at once, 10 refused"
+m0=$(refused max_streams)
+out=$(raw streams)
+n=$(grep -o 'rst=7' <<<"$out" | wc -l)
+assert_eq "$n" 10 "streams over the limit reset with REFUSED_STREAM (7)"
+wait_metric refused max_streams $((m0 + 10)) "refused streams counted"
 
 log "the gateway still serves over HTTP/2"
 assert_eq "$(h2 -o /dev/null -w '%{http_version} %{http_code}' "$G/api/users/2")" "2 200" "h2 after it all"
