@@ -180,7 +180,7 @@ run_one() {
     [ "$proto" = h2 ] || [ "$proto" = h2c ] || { echo "$name: protocol $proto, not h2" >&2; cat "$W/h2load.out" >&2; exit 1; }
     cpu_us=$(awk -v t=$((c1 - c0)) -v hz="$HZ" -v r="$reqs" 'BEGIN { printf "%.2f", t / hz * 1e6 / r }')
     echo "$name $rps $cpu_us" >>"$W/results"
-    echo "  $name: $rps req/s, $cpu_us µs CPU/req ($reqs requests; $(grep -E '^requests:' "$W/h2load.out"))" >&2
+    echo "  $name: $rps req/s, $cpu_us µs CPU/req ($reqs requests; $(grep -E '^requests:|^time for request:' "$W/h2load.out" | tr -s " " | tr "\n" " "))" >&2
 }
 
 # idle connections: one request each over h2 (ALPN h2) or HTTPS/1.1, then they stay open
