@@ -378,28 +378,8 @@ void report_html_compare(const struct load_result *const *runs, const char *cons
         }
         buf_append_str(out, "]");
     }
-    /* The tables are filled from the same JSON the --json option writes. */
-    buf_printf(
-        out,
-        "]}</script>\n<script>(function(){"
-        "var D=JSON.parse(document.getElementById('compare-data').textContent).cmp;"
-        "function e(s){return String(s).replace(/[&<>\"']/g,function(c){return '&#'+"
-        "c.charCodeAt(0)+';';});}"
-        "function f(v,u){if(v===null)return '-';if(u==='ms')return v.toFixed(2)+' ms';"
-        "if(u==='ratio')return (v*100).toFixed(2)+'%%';if(u==='per_s')return "
-        "v.toFixed(1)+'/s';return String(Math.round(v));}"
-        "var h='<tr><th class=l>metric</th>';D.runs.forEach(function(r,i){h+='<th>#'+(i+1)"
-        "+'</th>';});h+='<th class=l>last vs #1</th></tr>';"
-        "D.metrics.forEach(function(m){h+='<tr data-key=\"'+e(m.key)+'\"><td class=l>'+"
-        "e(m.label)+'</td>';m.values.forEach(function(v,i){var c=m.change[i];h+='<td>'+"
-        "f(v,m.unit)+(i&&c!==null?' ('+(c>=0?'+':'')+c.toFixed(m.change_unit==='pp'?2:1)+"
-        "(m.change_unit==='pp'?' pp':'%%')+')':'')+'</td>';});var v=m.verdict[m.verdict."
-        "length-1]||'';h+='<td class=\"l '+(v==='worse'?'bad':v==='better'?'ok':'')+'\">'+"
-        "v+'</td></tr>';});document.getElementById('metrics').innerHTML=h;"
-        "var r='';D.fail_on.forEach(function(x){r+='<tr><td class=\"l '+(x.failed?'bad':"
-        "'ok')+'\">'+(x.failed?'\\u2717':'\\u2713')+'</td><td class=l>'+e(x.rule)+'</td><td>'"
-        "+(x.observed===null?'-':x.observed.toFixed(2))+'</td></tr>';});"
-        "document.getElementById('rules').innerHTML=r;})();</script>\n");
+    /* the tables are filled by assets/report.js from the same JSON the --json option writes */
+    buf_append_str(out, "]}</script>\n");
     rh__scripts(out);
     buf_append_str(out, "</body></html>\n");
 }

@@ -166,6 +166,34 @@
     chart("chart-rps", ser("rps"), {ytitle: "requests/s"});
     chart("chart-p95", ser("p95_ms"), {ytitle: "p95 latency", fy: fmtMs});
     chart("chart-errors", ser("errors"), {ytitle: "errors/s", int: true});
+    compareTables(D.cmp);
+  }
+
+  // the history table (one column per run, each later value with its change from the first)
+  // and the --fail-on rules, from the JSON `load compare --json` writes
+  function compareTables(C) {
+    const esc = (x) => String(x).replace(/[&<>"']/g, (c) => "&#" + c.charCodeAt(0) + ";");
+    const val = (v, u) => v === null ? "-" : u === "ms" ? v.toFixed(2) + " ms"
+      : u === "ratio" ? (v * 100).toFixed(2) + "%" : u === "per_s" ? v.toFixed(1) + "/s"
+      : String(Math.round(v));
+    let h = "<tr><th class=l>metric</th>" + C.runs.map((r, i) => "<th>#" + (i + 1) + "</th>").join("") +
+            "<th class=l>last vs #1</th></tr>";
+    for (const m of C.metrics) {
+      h += '<tr data-key="' + esc(m.key) + '"><td class=l>' + esc(m.label) + "</td>";
+      m.values.forEach((v, i) => {
+        const c = m.change[i], pp = m.change_unit === "pp";
+        const chg = i && c !== null ? " (" + (c >= 0 ? "+" : "") + c.toFixed(pp ? 2 : 1) + (pp ? " pp" : "%") + ")" : "";
+        h += "<td>" + val(v, m.unit) + chg + "</td>";
+      });
+      const v = m.verdict[m.verdict.length - 1] || "";
+      h += '<td class="l ' + (v === "worse" ? "bad" : v === "better" ? "ok" : "") + '">' + v + "</td></tr>";
+    }
+    document.getElementById("metrics").innerHTML = h;
+    let r = "";
+    for (const x of C.fail_on)
+      r += '<tr><td class="l ' + (x.failed ? "bad" : "ok") + '">' + (x.failed ? "\u2717" : "\u2713") +
+           "</td><td class=l>" + esc(x.rule) + "</td><td>" + (x.observed === null ? "-" : x.observed.toFixed(2)) + "</td></tr>";
+    document.getElementById("rules").innerHTML = r;
   }
 
   Chart.defaults.font.family = "system-ui, sans-serif";
