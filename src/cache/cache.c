@@ -566,6 +566,7 @@ static struct cache_entry *cache__entry_alloc(size_t data_len)
     struct cache_entry *e = xcalloc(1, sizeof(*e) + data_len + 1);
     e->data = (char *)(e + 1);
     e->serial = atomic_fetch_add_explicit(&cache__serials, 1, memory_order_relaxed);
+    e->body_id = e->serial;
     e->last_modified = INT64_MIN;
     e->date = INT64_MIN;
     return e;
@@ -854,6 +855,7 @@ struct store_obj *cache_refresh_304(struct cache *c, const struct policy_conf *p
     e->stored_ms = now_ms;
     e->fresh = fresh;
     e->path_gen = oe->path_gen;
+    e->body_id = oe->body_id; /* the same bytes: its variants' bodies still hold */
     cache__set_tags(e, oe->tags, oe->tags_len);
     e->date = cache__date(mres.headers, mres.nheaders, "date");
     if (e->date == INT64_MIN)
@@ -1122,7 +1124,8 @@ static char *cache__variant_key(const struct store_obj *base, const char *name, 
 }
 
 struct store_obj *cache_variant_lookup(struct cache *c, const struct store_obj *base,
-                                       const char *name, uint64_t now_ms)
+                                       const char *name, uint64_t now_ms,
+                                       struct store_obj **same_body)
 {
     char small[512], *heap = NULL; /* the hit path allocates nothing for usual keys */
     size_t kl;
@@ -1133,7 +1136,10 @@ struct store_obj *cache_variant_lookup(struct cache *c, const struct store_obj *
         return NULL;
     const struct cache_entry *be = base->payload, *e = o->payload;
     if (e->variant_of != be->serial) {
-        store_unref(c->store, o); /* of an older base: replaced when derived again */
+        if (same_body != NULL && e->body_id == be->body_id)
+            *same_body = o; /* of the base before a 304 refresh: its body is still right */
+        else
+            store_unref(c->store, o); /* of an older base: replaced when derived again */
         return NULL;
     }
     return o;
@@ -1158,6 +1164,7 @@ struct cache_entry *cache_variant_create(const struct store_obj *base, const cha
     e->varied = be->varied;
     e->base_len = be->base_len;
     e->variant_of = be->serial;
+    e->body_id = be->body_id;
     atomic_store_explicit(&e->tag_purged,
                           atomic_load_explicit(&be->tag_purged, memory_order_acquire),
                           memory_order_relaxed);

@@ -65,6 +65,8 @@ struct cache_entry {
      * a request builds variant v of it, so concurrent hits do not all derive the same copy. */
     uint64_t serial;
     uint64_t variant_of;
+    uint64_t body_id; /* the serial of the entry that first stored these body bytes: a 304
+                         refresh keeps it, and a variant records its base's */
     _Atomic uint32_t memo;
     _Atomic uint32_t variant_busy;
     _Atomic bool has_variants; /* a variant of it was stored: they go when it is invalidated */
@@ -202,9 +204,12 @@ struct store_obj *cache_refresh_304(struct cache *c, const struct policy_conf *p
  * any entry. It is tied to the exact base entry it came from (variant_of == base serial): a
  * refreshed or refetched base never serves an old variant. Variants stay in this process: they
  * are neither handed over at reload nor written to a second level (derived again there). */
-/* The variant <name> of base object <base>, referenced, or NULL (none, or one of an older base). */
+/* The variant <name> of base object <base>, referenced, or NULL (none, or one of an older base).
+ * With <same_body>, a variant of an older base with the same body (the base was refreshed by a
+ * 304 since) is returned there, referenced, for its body to be reused. */
 struct store_obj *cache_variant_lookup(struct cache *c, const struct store_obj *base,
-                                       const char *name, uint64_t now_ms);
+                                       const char *name, uint64_t now_ms,
+                                       struct store_obj **same_body);
 /* Builds variant <name> of base object <base> from <head> (status line and header lines, CRLF
  * each, no blank line; its ETag line becomes the variant's validator) and <body>; not stored. */
 struct cache_entry *cache_variant_create(const struct store_obj *base, const char *head,

@@ -374,7 +374,8 @@ static int cachehook__pick(struct gw_req *r, struct store_obj *o, struct chpick 
     AG_ASSERT(v.id < 32 && v.name != NULL);
     struct cachehook *ch = r->th->sh->cache;
     uint64_t now = loop_now_ms(r->th->loop);
-    p->ref = cache_variant_lookup(ch->cache, o, v.name, now);
+    struct store_obj *old = NULL; // a variant from before a 304 refresh: its body is reused
+    p->ref = cache_variant_lookup(ch->cache, o, v.name, now, &old);
     if (p->ref != NULL) {
         p->e = p->ref->payload; // the hot path of a compressed hit: stored bytes, no work
         return 0;
@@ -385,11 +386,25 @@ static int cachehook__pick(struct gw_req *r, struct store_obj *o, struct chpick 
     uint32_t bit = 1u << v.id;
     bool mine = (atomic_fetch_or_explicit(busy, bit, memory_order_acq_rel) & bit) == 0;
     if (!mine && !v.required) {
+        if (old != NULL)
+            cache_release(ch->cache, old);
         p->extra = v.extra;
         return 0;
     }
+    struct filter_stored prev = {0};
+    if (old != NULL) {
+        const struct cache_entry *oe = old->payload;
+        prev = (struct filter_stored){.head = oe->data,
+                                      .head_len = oe->head_len,
+                                      .body = oe->data + oe->head_len,
+                                      .body_len = oe->body_len,
+                                      .status = oe->status,
+                                      .memo = (_Atomic uint32_t *)&oe->memo};
+    }
     struct buf head = BUF_INIT, body = BUF_INIT;
-    int rc = filter_derive(r, which, &s, &v, &head, &body);
+    int rc = filter_derive(r, which, &s, &v, old != NULL ? &prev : NULL, &head, &body);
+    if (old != NULL)
+        cache_release(ch->cache, old);
     if (rc == 0) {
         struct cache_entry *ve = cache_variant_create(o, head.data, head.len, body.data, body.len);
         p->ref = cache_variant_store(ch->cache, o, v.name, ve, now);

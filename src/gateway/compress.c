@@ -278,10 +278,18 @@ static void compress__variant(struct gw_req *r, void *st, const struct filter_st
 }
 
 static int compress__derive(struct gw_req *r, void *st, const struct filter_stored *s,
-                            const struct filter_variant *v, struct buf *head, struct buf *body)
+                            const struct filter_variant *v, const struct filter_stored *prev,
+                            struct buf *head, struct buf *body)
 {
     (void)st;
     const struct gw_compress *cfg = compress__cfg(r);
+    if (prev != NULL) {
+        /* a 304 refreshed the head only: the earlier variant's bytes are this body's too, so a
+         * response revalidated on every request is still encoded once */
+        buf_append(body, prev->body, prev->body_len);
+        compvar_head(s->head, s->head_len, v->id, body->len, head);
+        return 0;
+    }
     unsigned from = COMPVAR_CODING(atomic_load_explicit(s->memo, memory_order_relaxed));
     bool decode = v->id == COMPVAR_DECODED;
     struct codec *k = decode ? codec_decoder_create((enum codec_enc)from, cfg->max_decoded)

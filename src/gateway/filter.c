@@ -104,10 +104,11 @@ unsigned filter_variant(struct gw_req *r, const struct filter_stored *s, struct 
 }
 
 int filter_derive(struct gw_req *r, unsigned which, const struct filter_stored *s,
-                  const struct filter_variant *v, struct buf *head, struct buf *body)
+                  const struct filter_variant *v, const struct filter_stored *prev,
+                  struct buf *head, struct buf *body)
 {
     unsigned i = which - 1;
-    return r->chain->f[i].ops->derive(r, filter__st(r, i), s, v, head, body);
+    return r->chain->f[i].ops->derive(r, filter__st(r, i), s, v, prev, head, body);
 }
 
 void *filter_state(struct gw_req *r, const struct filter_ops *ops)

@@ -127,11 +127,14 @@ struct filter_ops {
      * this filter; fill <v>, zeroed by the caller). <derive>: builds variant <v->id> of <s>,
      * appending its head (status line and header lines with their Content-Length, CRLF each, no
      * blank line) to <head> and its body to <body>: 0, or -1 when it cannot (the stored response
-     * goes as it is, or a 502 when v->required). */
+     * goes as it is, or a 502 when v->required). <prev>: that variant of an earlier copy of the
+     * same body (a 304 from the origin refreshed the stored response's head since), whose body
+     * may be taken as it is; NULL when there is none. */
     void (*variant)(struct gw_req *r, void *st, const struct filter_stored *s,
                     struct filter_variant *v);
     int (*derive)(struct gw_req *r, void *st, const struct filter_stored *s,
-                  const struct filter_variant *v, struct buf *head, struct buf *body);
+                  const struct filter_variant *v, const struct filter_stored *prev,
+                  struct buf *head, struct buf *body);
     /* The exchange failed. RETRY, RESPOND, or CONTINUE (not mine). */
     enum filter_verdict (*on_error)(struct gw_req *r, void *st, const struct gw_err *err);
     /* The request is over (answered, or the client went away): release what it holds. Also
@@ -191,7 +194,8 @@ void filter_response_done(struct gw_req *r, bool usable);
  * (<v> zeroed first): its position + 1 (for filter_derive), or 0 when no filter derives. */
 unsigned filter_variant(struct gw_req *r, const struct filter_stored *s, struct filter_variant *v);
 int filter_derive(struct gw_req *r, unsigned which, const struct filter_stored *s,
-                  const struct filter_variant *v, struct buf *head, struct buf *body);
+                  const struct filter_variant *v, const struct filter_stored *prev,
+                  struct buf *head, struct buf *body);
 /* Offers a failure to the filters, backwards from position <below> - 1 (the chain's length for
  * all of them). RETRY, RESPOND, or CONTINUE: nobody took it, the caller answers. */
 enum filter_verdict filter_error(struct gw_req *r, unsigned below, const struct gw_err *err);

@@ -8,7 +8,8 @@
 # variant decode byte-exact to the origin's body; each variant has its own ETag (W/"v1-gzip"),
 # the identity answer keeps the origin's and says Vary: Accept-Encoding; conditional requests
 # get 304s per variant; the origin is asked once; the cache counts the variants as objects and
-# bytes.
+# bytes; a response the origin revalidates with a 304 on every request is still encoded once (a
+# refresh keeps the variant's body).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 require_cmd python3 curl
@@ -37,9 +38,21 @@ def serve(c):
                     return
                 buf += d
             head, buf = buf.split(b"\r\n\r\n", 1)
-            method, path = head.split(b"\r\n")[0].split(b" ")[:2]
+            lines = head.split(b"\r\n")
+            method, path = lines[0].split(b" ")[:2]
+            inm = [l for l in lines[1:] if l.lower().startswith(b"if-none-match:")]
             with open(LOG, "ab") as f:
-                f.write(b"%s %s\n" % (method, path))
+                f.write(b"%s %s %s\n" % (method, path, b"inm" if inm else b"-"))
+            if path.startswith(b"/reval"):
+                # stored, but revalidated on every request: a 304 refreshes the stored head
+                if inm and b'"r1"' in inm[0]:
+                    c.sendall(b"HTTP/1.1 304 Not Modified\r\nETag: \"r1\"\r\n"
+                              b"Cache-Control: no-cache\r\n\r\n")
+                    continue
+                out = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nETag: \"r1\"\r\n"
+                       b"Cache-Control: no-cache\r\nContent-Length: %d\r\n\r\n" % len(BIG))
+                c.sendall(out + BIG)
+                continue
             out = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nETag: \"v1\"\r\n"
                    b"Cache-Control: max-age=300\r\nAccept-Ranges: bytes\r\n"
                    b"Content-Length: %d\r\n\r\n" % len(BIG))
@@ -177,4 +190,19 @@ log "the origin was asked once; the store counts the variants"
 assert_eq "$(grep -c 'GET /api/list' "$T/origin.log")" 1 "origin requests"
 assert_eq "$(metric apigate_cache_objects)" 4 "identity + gzip + br + zstd objects"
 [ "$(metric apigate_cache_bytes)" -gt 60000 ] || fail "cache bytes do not count the variants: $(metric apigate_cache_bytes)"
+
+log "revalidated on every request (no-cache + ETag): each 304 refresh keeps the variant's body"
+get /reval/x ""
+assert_eq "$(hdr x-cache)" miss "reval: stored"
+v0=$(variants gzip) b0=$(bytes_in)
+for i in 1 2 3 4; do
+    get /reval/x gzip
+    assert_eq "$(hdr x-cache)" expired "reval $i: revalidated"
+    assert_eq "$(hdr content-encoding)" gzip "reval $i: the gzip variant"
+    assert_eq "$(hdr etag)" 'w/"r1-gzip"' "reval $i: its ETag"
+    decode gzip <"$T/b" | cmp -s - "$T/big.json" || fail "reval $i: body differs"
+done
+assert_eq "$(grep -c 'GET /reval/x inm' "$T/origin.log")" 4 "four revalidations, each a 304"
+assert_eq "$(variants gzip)" $((v0 + 1)) "derived once over four refreshes"
+assert_eq "$(bytes_in)" $((b0 + 50000)) "compressed once over four refreshes"
 log "ok"
