@@ -21,6 +21,11 @@ void rlimit_policy_init(struct rlimit_policy *p, enum rlimit_algo algo, uint64_t
     p->t_ns = period_ns / count;
     if (p->t_ns == 0)
         p->t_ns = 1;
+    /* burst * t_ns is how far a key's TAT may run ahead of now: cap it at 2^62 ns (146 years)
+     * so that it and now + it never wrap (10,000,000 at 1/h would be 3.6e19 ns) */
+    const uint64_t span_max = UINT64_C(1) << 62;
+    if (p->burst > span_max / p->t_ns)
+        p->burst = span_max / p->t_ns;
 }
 
 /* ---- GCRA ---- */

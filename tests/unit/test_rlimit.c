@@ -88,6 +88,29 @@ static void test_rates_per_minute_hour(void **state)
     assert_int_equal(v.retry_ns, 1200 * SEC);
 }
 
+/* The largest burst the config takes (10,000,000) at the slowest rate (1/h): burst * interval is
+ * 3.6e19 ns, past 64 bits. The policy caps the burst's span (146 years) instead of wrapping, so
+ * the key still gets its whole burst and the count it is told stays exact. */
+static void test_gcra_huge_burst_slow_rate(void **state)
+{
+    (void)state;
+    struct rlimit_policy p;
+    rlimit_policy_init(&p, RLIMIT_GCRA, 1, 3600 * SEC, 10000000);
+    struct rlimit_cell c = {0};
+    struct rlimit_verdict v;
+    uint64_t now = 1000 * SEC;
+    rlimit_take(&p, &c, now, &v);
+    assert_true(v.allowed);
+    assert_int_equal(v.remaining, p.burst - 1);
+    assert_true(p.burst * p.t_ns / p.t_ns == p.burst); /* no wrap in the policy itself */
+    assert_true(p.burst >= 1000000);                    /* still far more than a person meant */
+    for (int i = 0; i < 1000; i++) {
+        rlimit_take(&p, &c, now, &v);
+        assert_true(v.allowed);
+    }
+    assert_int_equal(v.remaining, p.burst - 1001);
+}
+
 static void test_fixed_window(void **state)
 {
     (void)state;
@@ -507,6 +530,7 @@ int main(void)
         cmocka_unit_test(test_gcra_burst_then_rate),
         cmocka_unit_test(test_gcra_long_run),
         cmocka_unit_test(test_rates_per_minute_hour),
+        cmocka_unit_test(test_gcra_huge_burst_slow_rate),
         cmocka_unit_test(test_fixed_window),
         cmocka_unit_test(test_sliding_window),
         cmocka_unit_test(test_sliding_retry_next_window),
