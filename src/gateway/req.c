@@ -257,26 +257,32 @@ static bool gw_req__only_h2c(const char *v, size_t n)
     return any;
 }
 
-/* An HTTP/1.1 Upgrade request (Connection: upgrade + Upgrade, no body) on a route with
- * `websocket: true` is forwarded as one (proxy.c) and becomes a tunnel on a 101 (tunnel.c). The
- * client connection closes after any other answer: the bytes it sent after its head may be
- * tunnel bytes, which must never be read as a next request. */
+/* Whether the client asks to switch to a protocol other than h2c (Connection: upgrade and an
+ * Upgrade header naming one). Whatever the answer but a 101, its connection is closed after it:
+ * the bytes it sent after its head may be tunnel bytes (WebSocket frames), which must never be
+ * read as a next request, on any route, after any answer (a local 404 or 429 too). */
+static bool gw_req__wants_upgrade(const struct gw_req *r)
+{
+    const struct h1_request *req = &r->req;
+    if (!req->upgrade || r->h2)
+        return false;
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const struct h1_header *h = &req->headers[i];
+        if (h->name_len == 7 && headers_name_eq(h->name, 7, "upgrade") &&
+            !gw_req__only_h2c(h->value, h->value_len))
+            return true;
+    }
+    return false;
+}
+
+/* An HTTP/1.1 Upgrade request without a body on a route with `websocket: true` is forwarded as
+ * one (proxy.c) and becomes a tunnel on a 101 (tunnel.c). Elsewhere its Upgrade is dropped and
+ * it is a plain request (still closed after its answer: gw_req__wants_upgrade). */
 static void gw_req__upgrade(struct gw_req *r, const struct gw_route *gr)
 {
     const struct h1_request *req = &r->req;
-    if (!req->upgrade || r->h2 || req->minor_version != 1 || !gr->websocket ||
-        req->body != H1_BODY_NONE)
-        return;
-    bool other = false;
-    for (size_t i = 0; i < req->nheaders && !other; i++) {
-        const struct h1_header *h = &req->headers[i];
-        other = h->name_len == 7 && headers_name_eq(h->name, 7, "upgrade") &&
-                !gw_req__only_h2c(h->value, h->value_len);
-    }
-    if (!other)
-        return;
-    r->upgrade = true;
-    r->keep_alive = false;
+    r->upgrade = req->minor_version == 1 && gr->websocket && req->body == H1_BODY_NONE &&
+                 gw_req__wants_upgrade(r);
 }
 
 /* Admission: the route's concurrency limit, then the global one. False when refused (answered). */
@@ -364,6 +370,8 @@ void gw_req_start(struct gw_req *r)
     /* Framing facts the proxy needs even when we answer locally. */
     r->px.req_body = req->body;
     r->px.req_body_read = req->body == H1_BODY_NONE;
+    if (gw_req__wants_upgrade(r))
+        r->keep_alive = false;
 
     if (req->method_id == H1_M_CONNECT) {
         gw_req_respond_error(r, 501, "not_implemented", "CONNECT is not supported", NULL);

@@ -2,7 +2,7 @@
 # Upgrade requests that must not become tunnels, or not the wrong way (docs/proxy.md, Upgrade
 # tunnels): an upstream that refuses (403) is answered as is and the client connection closes
 # after it, so bytes sent behind the Upgrade request are never read as a next request (no
-# smuggling); a 101 the client never asked for, or one without an Upgrade header, is a 502;
+# smuggling), on a route with websocket: false as well; a 101 the client never asked for, or one without an Upgrade header, is a 502;
 # bytes the client sends before the 101 arrives are tunnel bytes, delivered once it comes; an
 # HTTP/2 request cannot carry an HTTP/1.1 Upgrade (nghttp gets the stream reset, the session and
 # the gateway go on), and a 101 to an h2 request is a 502.
@@ -22,6 +22,7 @@ upstreams:
   raw: {servers: [127.0.0.1:$uport]}
 routes:
   - {match: /, upstream: raw, retry: {attempts: 2, on: [502, 503]}}
+  - {match: /off/, upstream: raw, websocket: false}
 YAML
 metric() { curl -s "http://127.0.0.1:$aport/metrics" | awk -v k="$1" '$1 == k {print $2}'; }
 client() { python3 "$PEERS" raw-client "$gport" "$@"; }
@@ -37,6 +38,16 @@ assert_eq "$(grep -c 'HTTP/1.1 ' <<<"$out")" 1 "one response only"
 sleep 0.3
 assert_not_contains "$(cat "$T/up.requests")" "/smuggled" "bytes behind the Upgrade never reach the upstream as a request"
 assert_contains "$(cat "$T/up.requests")" "upgrade-header yes" "the Upgrade header was forwarded"
+
+log "websocket: false: the Upgrade is dropped, and the connection still closes after the answer"
+: >"$T/up.requests"
+out=$(client /off/x "$smuggle")
+assert_contains "$out" "HTTP/1.1 200 OK" "a plain answer"
+assert_contains "$out" "[closed]" "closed after it"
+assert_eq "$(grep -c 'HTTP/1.1 ' <<<"$out")" 1 "one response only"
+sleep 0.3
+assert_contains "$(cat "$T/up.requests")" "upgrade-header no" "Upgrade not forwarded"
+assert_not_contains "$(cat "$T/up.requests")" "/smuggled" "bytes behind it never a request"
 
 log "101 without an Upgrade request: 502, not a tunnel, not retried"
 : >"$T/up.requests"
