@@ -238,4 +238,28 @@ for src in $(awk '/^COPY / && !/--from/ { for (i = 2; i < NF; i++) print $i }' "
     grep -qx "!${src%/}/\?" "$df.dockerignore" || grep -qx "!$src" "$df.dockerignore" ||
         fail "Dockerfile copies $src but $df.dockerignore excludes it"
 done
+# The image builds with what a build here needs: every library package of scripts/deps.sh's build
+# list is installed in the build stage (the compiler and CMake may come as other packages).
+joined=$(sed -e ':a' -e '/\\$/N; s/\\\n//; ta' "$df")
+build_stage=$(awk '/^FROM .* AS build/ { on = 1 } /^FROM .*-slim/ { on = 0 } on' <<<"$joined")
+runtime_stage=$(awk '/^FROM .*-slim/ { on = 1 } on' <<<"$joined")
+build_pkgs=$(sed -n 's/^BUILD_PKGS="//; T; :a; /"$/!{N; ba}; s/"$//; s/\\\n/ /g; p' "$AG_SRC/scripts/deps.sh")
+[ -n "$build_pkgs" ] || fail "could not read BUILD_PKGS from scripts/deps.sh"
+for p in $build_pkgs; do
+    case "$p" in build-essential | cmake | pkg-config) continue ;; esac
+    grep -qw -- "$p" <<<"$build_stage" || fail "Dockerfile's build stage does not install $p (scripts/deps.sh build needs it)"
+done
+# ... and its runtime stage installs the package of every shared library the binary links, but
+# for those of Debian's essential set, which debian:12-slim has.
+if command -v ldd >/dev/null && command -v dpkg-query >/dev/null; then
+    for lib in $(ldd "$APIGATE" | awk '$3 ~ /^\// { print $3 }'); do
+        pkg=$(dpkg -S "$(readlink -f "$lib")" 2>/dev/null | head -n1 | cut -d: -f1) || continue
+        [ -n "$pkg" ] || continue
+        [ "$(dpkg-query -W -f='${Essential}${Priority}' "$pkg" 2>/dev/null)" = yesrequired ] && continue
+        # only what apigate asks for by name: a dependency of a dependency comes with it
+        needed=$(objdump -p "$APIGATE" 2>/dev/null | awk '$1 == "NEEDED" { print $2 }')
+        grep -qx "$(basename "$lib")" <<<"$needed" || continue
+        grep -qw -- "$pkg" <<<"$runtime_stage" || fail "Dockerfile's runtime stage does not install $pkg ($(basename "$lib"), linked by apigate)"
+    done
+fi
 log "ok"
