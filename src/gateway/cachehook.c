@@ -1178,6 +1178,7 @@ bool cachehook_admin(struct gw_shared *sh, const struct h1_request *req, struct 
     const char *q = req->query ? req->query : "";
     size_t ql = req->query ? req->query_len : 0;
     size_t n;
+    /* ?path= is the one documented name; ?key= (its first name) stays accepted for scripts */
     int rk = cachehook__param(q, ql, "key", val, sizeof(val));
     if (rk == 0)
         rk = cachehook__param(q, ql, "path", val, sizeof(val));
@@ -1191,7 +1192,7 @@ bool cachehook_admin(struct gw_shared *sh, const struct h1_request *req, struct 
         bad = "invalid percent-encoding, encoded NUL, or a value over 2047 bytes";
     else if ((rk == 1 || rp == 1) && val[0] != '/')
         /* an empty prefix (an unset variable in a script) would purge everything */
-        bad = rk == 1 ? "key must be a path starting with /"
+        bad = rk == 1 ? "path must start with /"
                       : "prefix must be a path starting with / (?all=1 purges everything)";
     else if (ra == 1 && strcmp(val, "1") != 0 && strcmp(val, "true") != 0)
         bad = "all takes 1 or true";
@@ -1234,7 +1235,7 @@ bool cachehook_admin(struct gw_shared *sh, const struct h1_request *req, struct 
         buf_append_str(body, "}\n");
     } else {
         *status = 400;
-        buf_append_str(body, "{\"error\":\"bad_request\",\"message\":\"give ?key=/path (exact, "
+        buf_append_str(body, "{\"error\":\"bad_request\",\"message\":\"give ?path=/path (exact, "
                              "every variant and query), ?prefix=/path, ?tag=T[&soft=1] or "
                              "?all=1\"}\n");
         return true;
