@@ -46,12 +46,13 @@ memcheck: deps-test build
 # libFuzzer runs (FUZZ_SECONDS each, default 30) of the HTTP head parser, the body framing
 # reader, the response parser, the HTTP/2 session (h2sess.c) and the whole proxy request path
 # (fuzz_proxy: client session, cache + resil filters, upstream), and what doctor reads from the
-# servers it probes (fuzz_doctor: INFO, CLUSTER NODES, /stats), from their seed corpora. A
-# crash fails the target (the fuzzer's exit code, not tail's).
+# servers it probes (fuzz_doctor: INFO, CLUSTER NODES, /stats), and the content-coding decoders
+# (fuzz_codec: an origin's gzip/br/zstd body), from their seed corpora. A crash fails the target
+# (the fuzzer's exit code, not tail's).
 fuzz: deps-test
 	@CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=asan -DAG_FUZZ=ON >/dev/null
 	@cmake --build build-fuzz -j$(JOBS) --target fuzz_h1parse fuzz_h1body fuzz_h1response fuzz_h2sess \
-	  fuzz_proxy fuzz_doctor
+	  fuzz_proxy fuzz_doctor fuzz_codec
 	@mkdir -p build-fuzz/corpus && cp tests/fuzz/corpus/h1parse/* build-fuzz/corpus/
 	@build-fuzz/tests/fuzz_h1parse -max_total_time=$${FUZZ_SECONDS:-30} -max_len=8192 \
 	  -artifact_prefix=build-fuzz/ -dict=tests/fuzz/h1parse.dict build-fuzz/corpus >build-fuzz/fuzz_h1parse.log 2>&1; \
@@ -76,6 +77,10 @@ fuzz: deps-test
 	@build-fuzz/tests/fuzz_doctor -max_total_time=$${FUZZ_SECONDS:-30} -max_len=8192 \
 	  -artifact_prefix=build-fuzz/ build-fuzz/corpus-doctor \
 	  >build-fuzz/fuzz_doctor.log 2>&1; rc=$$?; tail -5 build-fuzz/fuzz_doctor.log; exit $$rc
+	@mkdir -p build-fuzz/corpus-codec && cp tests/fuzz/corpus/codec/* build-fuzz/corpus-codec/
+	@build-fuzz/tests/fuzz_codec -max_total_time=$${FUZZ_SECONDS:-30} -max_len=8192 \
+	  -artifact_prefix=build-fuzz/ build-fuzz/corpus-codec \
+	  >build-fuzz/fuzz_codec.log 2>&1; rc=$$?; tail -5 build-fuzz/fuzz_codec.log; exit $$rc
 
 demo: build
 	@$(BUILD)/apigate demo
