@@ -407,7 +407,10 @@ static int cachehook__pick(struct gw_req *r, struct store_obj *o, struct chpick 
         cache_release(ch->cache, old);
     if (rc == 0) {
         struct cache_entry *ve = cache_variant_create(o, head.data, head.len, body.data, body.len);
-        p->ref = cache_variant_store(ch->cache, o, v.name, ve, now);
+        /* the route's object limit holds for variants too (a decoded body may be far larger) */
+        bool fits = r->route >= 0 && (size_t)r->route < ch->nroutes &&
+                    head.len + body.len <= ch->routes[r->route].max_object;
+        p->ref = fits ? cache_variant_store(ch->cache, o, v.name, ve, now) : NULL;
         if (p->ref == NULL)
             p->own = ve; // larger than the store takes: served this once
         p->e = p->ref != NULL ? p->ref->payload : ve;

@@ -53,7 +53,7 @@ def serve(c):
             fname = "enc." + name if name in ("gzip", "br", "zstd") else name + ".gzip"
             enc = name if name in ("gzip", "br", "zstd") else "gzip"
             b = open(D + "/" + fname, "rb").read()
-            cc = b"Cache-Control: max-age=300\r\n" if path.startswith("/c/") else b""
+            cc = b"Cache-Control: max-age=300\r\n" if path[:3] in ("/c/", "/m/") else b""
             hdr = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nETag: \"e1\"\r\n"
                    b"Content-Encoding: %s\r\n%s" % (enc.encode(), cc))
             if chunked or name == "cut":
@@ -81,6 +81,7 @@ upstreams:
   api: {servers: ["127.0.0.1:$oport"]}
 routes:
   - {match: /c/, upstream: api, cache: {}, compress: {types: [application/json], max_decoded_size: 4MB}}
+  - {match: /m/, upstream: api, cache: {max_object_size: 64KB}, compress: {types: [application/json], max_decoded_size: 4MB}}
   - {match: /, upstream: api, compress: {types: [application/json], max_decoded_size: 4MB}}
 YAML
 U=http://127.0.0.1:$gport
@@ -146,6 +147,20 @@ assert_eq "$(metric 'apigate_compress_variants_total{variant="identity"}')" $((v
 get "$U/c/gzip" -H 'Accept-Encoding: gzip'
 assert_eq "$(hdr x-cache)/$(hdr content-encoding)" hit/gzip "a gzip client gets the stored bytes"
 cmp -s "$T/b" "$T/enc.gzip" || fail "stored gzip bytes"
+
+log "a decoded variant over the route's max_object_size is served, not stored"
+o0=$(curl -s "http://127.0.0.1:$aport/cache/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["objects"])')
+v0=$(metric 'apigate_compress_variants_total{variant="identity"}')
+get "$U/m/gzip"
+assert_eq "$(hdr x-cache)" miss "stored gzip (small) on /m/"
+for i in 1 2; do
+    get "$U/m/gzip"
+    assert_eq "$(hdr x-cache)/$(hdr content-encoding)" hit/ "/m/ decoded HIT $i"
+    cmp -s "$T/b" "$T/plain" || fail "/m/ decoded HIT $i body"
+done
+assert_eq "$(metric 'apigate_compress_variants_total{variant="identity"}')" $((v0 + 2)) "decoded for each hit: not stored"
+o1=$(curl -s "http://127.0.0.1:$aport/cache/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["objects"])')
+assert_eq "$o1" $((o0 + 1)) "only the gzip response is stored"
 
 log "decompression bomb: bounded by max_decoded_size, counted"
 b0=$(errors too_big)
