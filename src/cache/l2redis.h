@@ -61,6 +61,10 @@ uint16_t l2redis_crc16(const char *s, size_t n);
 /* The cluster slot of <key>: CRC16 mod 16384 of its hash tag (what is between the first '{' and
  * the next '}', when not empty), else of the whole key. */
 unsigned l2redis_slot(const char *key, size_t n);
+/* True when <host> is a numeric IPv4 or IPv6 address. A node a cluster or the sentinels name by
+ * anything else is not connected to: hiredis would resolve the name with a blocking getaddrinfo
+ * on the loop thread. */
+bool l2redis_is_ip(const char *host);
 /* An error reply "MOVED <slot> <host:port>" or "ASK <slot> <host:port>": L2REDIS_MOVED or
  * L2REDIS_ASK with its parts, 0 for another error, -1 for a malformed redirect. */
 int l2redis_parse_redirect(const char *s, size_t n, unsigned *slot, char *host, size_t hostlen,

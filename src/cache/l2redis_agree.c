@@ -70,6 +70,11 @@ static redisReply *l2redis__blocking_cluster(char *host, size_t hostlen, int *po
             return NULL;
         }
         freeReplyObject(rep);
+        if (!l2redis_is_ip(host)) { /* resolving it would block without a bound */
+            snprintf(err, errlen, "%s: redirected to a host name (%.64s), not followed", argv[0],
+                     host);
+            return NULL;
+        }
         asking = kind == L2REDIS_ASK;
     }
     snprintf(err, errlen, "%s: redirected more than %d times", argv[0], L2REDIS_MAX_REDIRECTS);
@@ -97,12 +102,13 @@ static int l2redis__sentinel_primary(const char *surl, struct timeval tv, char *
         int rc = -1;
         if (rep != NULL && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
             rep->element[0]->type == REDIS_REPLY_STRING &&
-            rep->element[1]->type == REDIS_REPLY_STRING && rep->element[0]->len < 64) {
+            rep->element[1]->type == REDIS_REPLY_STRING && rep->element[0]->len < 64 &&
+            l2redis_is_ip(rep->element[0]->str)) {
             snprintf(url, urllen, "redis://%s:%s", rep->element[0]->str, rep->element[1]->str);
             rc = 0;
         } else {
-            snprintf(err, errlen, "sentinel %s:%d names no primary for '%s'", hosts[i], ports[i],
-                     master);
+            snprintf(err, errlen, "sentinel %s:%d names no primary (by ip address) for '%s'",
+                     hosts[i], ports[i], master);
         }
         freeReplyObject(rep);
         redisFree(c);

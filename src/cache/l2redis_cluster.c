@@ -22,6 +22,13 @@ bool l2redis__redirect(struct l2redis *r, struct l2node *from, struct l2redis_re
     int kind = l2redis_parse_redirect(rep->str, (size_t)rep->len, &slot, host, sizeof(host), &port);
     if (kind <= 0 || q->cmd == NULL)
         return false;
+    if (!l2redis_is_ip(host)) {
+        /* a cluster announcing host names (cluster-preferred-endpoint-type hostname): never
+         * resolved here; the slot map gives each node's ip beside its name */
+        l2redis__complain(r, from, "redirected to a host name, not followed", host);
+        l2redis__topo_soon(r);
+        return false;
+    }
     r->redirects++;
     struct l2node *to = l2redis__node(r, host, port);
     if (kind == L2REDIS_MOVED) {
@@ -55,6 +62,20 @@ bool l2redis__redirect(struct l2redis *r, struct l2node *from, struct l2redis_re
 }
 
 /* ---- cluster topology ---- */
+
+/* The "ip" of a CLUSTER SLOTS node entry's networking metadata ([endpoint, port, id, [key, value,
+ * ...]], Redis 7: given when the preferred endpoint is a host name); NULL without a numeric one. */
+static const char *l2redis__meta_ip(const redisReply *pn)
+{
+    if (pn->elements < 4 || pn->element[3]->type != REDIS_REPLY_ARRAY)
+        return NULL;
+    const redisReply *m = pn->element[3];
+    for (size_t j = 0; j + 1 < m->elements; j += 2)
+        if (m->element[j]->type == REDIS_REPLY_STRING && strcmp(m->element[j]->str, "ip") == 0 &&
+            m->element[j + 1]->type == REDIS_REPLY_STRING && l2redis_is_ip(m->element[j + 1]->str))
+            return m->element[j + 1]->str;
+    return NULL;
+}
 
 /* The answer to CLUSTER SLOTS from <from>: [[start, end, [ip, port, ...], replicas...], ...].
  * The slot map is replaced by it (a slot no range names maps to nobody: its lookups fail fast). */
@@ -93,6 +114,13 @@ static void l2redis__on_slots(struct l2redis *r, struct l2node *from, const redi
         const char *ip = pn->element[0]->str;
         if (ip[0] == '\0' || strcmp(ip, "?") == 0)
             ip = from->host;
+        else if (!l2redis_is_ip(ip) && (ip = l2redis__meta_ip(pn)) == NULL) {
+            /* a host name and no ip beside it: its slots stay unserved (lookups fail fast) */
+            l2redis__error(r, from);
+            l2redis__complain(r, from, "CLUSTER SLOTS names a node by host name only, not used",
+                              pn->element[0]->str);
+            continue;
+        }
         struct l2node *n = l2redis__node(r, ip, (int)pn->element[1]->integer);
         if (n == NULL)
             continue;

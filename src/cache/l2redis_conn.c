@@ -332,6 +332,10 @@ struct l2node *l2redis__node(struct l2redis *r, const char *host, int port)
     struct l2node *n = l2redis__node_find(r, host, port);
     if (n != NULL || r->nnodes == L2REDIS_MAX_NODES)
         return n;
+    /* a cluster's nodes are connected to by address only: a name would block the loop thread in
+     * getaddrinfo (the config refuses named seeds; redirects and slot maps are checked before) */
+    if (r->cluster && !l2redis_is_ip(host))
+        return NULL;
     n = xcalloc(1, sizeof(*n));
     snprintf(n->host, sizeof(n->host), "%s", host);
     n->port = port;

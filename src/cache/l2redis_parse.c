@@ -2,6 +2,7 @@
  * Cluster CRC16 and slot of a key, and MOVED/ASK replies. */
 #include "cache/l2redis.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -167,6 +168,12 @@ uint16_t l2redis_crc16(const char *s, size_t n)
             crc = (uint16_t)(crc & 0x8000 ? (crc << 1) ^ 0x1021 : crc << 1);
     }
     return crc;
+}
+
+bool l2redis_is_ip(const char *host)
+{
+    unsigned char bin[16];
+    return inet_pton(AF_INET, host, bin) == 1 || inet_pton(AF_INET6, host, bin) == 1;
 }
 
 unsigned l2redis_slot(const char *key, size_t n)

@@ -57,6 +57,19 @@ static void l2redis__on_master(struct l2redis *r, struct l2node *from, const red
     }
     memcpy(host, rep->element[0]->str, rep->element[0]->len);
     host[rep->element[0]->len] = '\0';
+    if (!l2redis_is_ip(host)) {
+        /* sentinels with announce-hostnames: the name is never resolved on this thread */
+        l2redis__error(r, from);
+        uint64_t suppressed = 0;
+        if (log_limit_ok(&r->topo_limit, loop_now_ms(r->loop), L2REDIS_LOG_INTERVAL_MS,
+                         &suppressed))
+            ag_log(AG_LOG_WARN,
+                   "cache l2: sentinel %s:%d names the primary of '%s' by host name '%s': not "
+                   "used, an ip address is needed (sentinel announce-hostnames no) (%llu similar "
+                   "messages suppressed)",
+                   from->host, from->port, r->master, host, (unsigned long long)suppressed);
+        return;
+    }
     struct l2node *p = r->nodes[0];
     if (p->port == (int)port && strcmp(p->host, host) == 0)
         return;

@@ -255,6 +255,14 @@ static void test_parse_redirect_seeds(void **state)
     unsigned slot = 0;
     char host[64];
     int port = 0;
+    /* only numeric addresses are connected to: a name would block in getaddrinfo */
+    assert_true(l2redis_is_ip("127.0.0.1"));
+    assert_true(l2redis_is_ip("::1"));
+    assert_true(l2redis_is_ip("10.0.0.2"));
+    assert_false(l2redis_is_ip("localhost"));
+    assert_false(l2redis_is_ip("redis-0.redis-headless.default.svc"));
+    assert_false(l2redis_is_ip(""));
+    assert_false(l2redis_is_ip("127.0.0.1:6379"));
     const char *mv = "MOVED 3999 127.0.0.1:6381";
     assert_int_equal(l2redis_parse_redirect(mv, strlen(mv), &slot, host, sizeof(host), &port),
                      L2REDIS_MOVED);
