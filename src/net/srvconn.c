@@ -10,6 +10,7 @@
 
 #include "core/assert.h"
 #include "core/log.h"
+#include "net/tls.h"
 
 void srvconn_init(struct srvconn *s, loop_timer_cb *on_timer, void *arg)
 {
@@ -90,8 +91,10 @@ ssize_t srvconn_read_once(struct srvconn *s, struct buf *in, size_t reserve)
     ssize_t n = transport_read(&s->tp, buf_tail(in), buf_room(in));
     if (n > 0) {
         buf_commit(in, (size_t)n);
-        /* (TLS returns one record per read: a short read says nothing of the socket) */
-        if (buf_room(in) > 0 && !s->peer_hup && s->tp.ops == &transport_tcp_ops)
+        /* TLS returns one record per read: a short read says nothing of the socket, but the
+         * transport knows whether its own read(2) was short */
+        if (!s->peer_hup && (s->tp.ops == &transport_tcp_ops ? buf_room(in) > 0
+                                                              : tls_transport_drained(&s->tp)))
             s->readable = false;
         return n;
     }

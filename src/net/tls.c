@@ -43,6 +43,8 @@ struct tls_conn {
     const struct tls_server *srv; /* server side: its ALPN list; NULL for a client */
     unsigned long last_err;   /* ERR_get_error() of the last failure */
     long verify_result;       /* X509_V_OK or why the chain was rejected */
+    bool short_read;          /* server: the last read(2) of the last SSL_read returned fewer
+                                 bytes than asked (the socket was empty then) */
 };
 
 static int tls_ex_index = -1;
@@ -208,8 +210,32 @@ static ssize_t tls_read(struct transport *t, void *buf, size_t len)
         len = INT32_MAX;
     ERR_clear_error();
     errno = 0;
+    tc->short_read = false;
     int n = SSL_read(tc->ssl, buf, (int)len);
     return n > 0 ? n : tls__result(t, n);
+}
+
+/* Watches the socket BIO's reads (server side): with read-ahead OpenSSL asks read(2) for all the
+ * room its buffer has, so a read that returns less found the socket empty at that moment. */
+static long tls__bio_cb(BIO *b, int oper, const char *argp, size_t len, int argi, long argl,
+                        int ret, size_t *processed)
+{
+    (void)argp;
+    (void)argi;
+    (void)argl;
+    if (oper == (BIO_CB_READ | BIO_CB_RETURN) && ret > 0 && processed != NULL) {
+        struct tls_conn *tc = (struct tls_conn *)BIO_get_callback_arg(b);
+        tc->short_read = *processed < len;
+    }
+    return ret;
+}
+
+bool tls_transport_drained(const struct transport *t)
+{
+    const struct tls_conn *tc = tls__conn(t);
+    /* Bytes OpenSSL already holds (a second record, half a record) are not announced by epoll
+     * again; bytes that arrive after that short read are (edge-triggered: every arrival). */
+    return tc != NULL && tc->srv != NULL && tc->short_read && !SSL_has_pending(tc->ssl);
 }
 
 /* Writes the iovecs as TLS records. Small pieces are coalesced into chunks of up to one record
@@ -850,6 +876,9 @@ int tls_server_transport_init(struct transport *t, struct tls_server *s, int fd,
     tc->srv = s;
     tc->verify_result = X509_V_OK;
     SSL_set_ex_data(ssl, tls_ex_index, tc);
+    BIO *rbio = SSL_get_rbio(ssl);
+    BIO_set_callback_arg(rbio, (char *)tc);
+    BIO_set_callback_ex(rbio, tls__bio_cb);
     SSL_set_accept_state(ssl);
     t->ops = &tls_ops;
     t->fd = fd;
