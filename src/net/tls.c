@@ -512,7 +512,7 @@ static int tls__ticket_rotate(struct tls_server *s, time_t now)
 
 /* Session ticket keys (RFC 5077 layout, as OpenSSL's own): a new ticket is sealed with the current
  * key (rotated every rotate_s); a ticket sealed with an older key still resumes and is renewed
- * (return 2); an unknown or expired key means a full handshake (0). */
+ * (return 2), as is every TLS 1.3 one; an unknown or expired key means a full handshake (0). */
 static int tls__ticket_cb(SSL *ssl, unsigned char name[16], unsigned char *iv, EVP_CIPHER_CTX *ectx,
                           EVP_MAC_CTX *hctx, int enc)
 {
@@ -542,7 +542,10 @@ static int tls__ticket_cb(SSL *ssl, unsigned char name[16], unsigned char *iv, E
             return 0;
         }
         k = s->keys[found];
-        ret = found == 0 ? 1 : 2;
+        /* 2 (renew): sealed by an older key, or TLS 1.3, whose client uses a ticket once
+         * (RFC 8446 C.4): with no fresh ticket after a resumption its next connection would be a
+         * full handshake (OpenSSL sends a TLS 1.3 ticket after a resumption only when asked). */
+        ret = found == 0 && SSL_version(ssl) != TLS1_3_VERSION ? 1 : 2;
     }
     pthread_mutex_unlock(&s->keys_lock);
     OSSL_PARAM params[] = {

@@ -426,6 +426,16 @@ static SSL_SESSION *connect_once(struct tls_server *s, SSL_CTX *cc, SSL_SESSION 
     return out;
 }
 
+/* Whether two sessions carry the same ticket bytes. */
+static bool same_ticket(const SSL_SESSION *a, const SSL_SESSION *b)
+{
+    const unsigned char *ta = NULL, *tb = NULL;
+    size_t la = 0, lb = 0;
+    SSL_SESSION_get0_ticket(a, &ta, &la);
+    SSL_SESSION_get0_ticket(b, &tb, &lb);
+    return la == lb && (la == 0 || memcmp(ta, tb, la) == 0);
+}
+
 static void test_resumption(void **state)
 {
     (void)state;
@@ -439,6 +449,10 @@ static void test_resumption(void **state)
         assert_false(resumed);
         SSL_SESSION *s2 = connect_once(s, cc, s1, &resumed);
         assert_true(resumed);
+        /* TLS 1.3: a resumption brings a fresh ticket, since a client uses each ticket once
+         * (RFC 8446 C.4); without it every other connection would be a full handshake */
+        if (versions[v] == 0)
+            assert_false(same_ticket(s1, s2));
         /* a ticket sealed with the previous key still resumes (and is renewed) ... */
         tls_server_rotate_tickets(s);
         SSL_SESSION *s3 = connect_once(s, cc, s1, &resumed);
