@@ -7,7 +7,7 @@
 # the whole (exit 99 when the merged run fails one).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
-require_cmd jq
+require_cmd jq chromium
 
 cat >"$T/p.yaml" <<'YAML'
 routes:
@@ -69,32 +69,30 @@ assert_contains "$(cat "$T/c3.html")" "id=compare-data"
 assert_contains "$(cat "$T/c3.html")" "class='banner pass'"
 "$APIGATE" load compare "$T/after.json" "$T/before.json" --fail-on 'p95>+10%' --html "$T/cf.html" >/dev/null 2>&1 || true
 assert_contains "$(cat "$T/cf.html")" "FAILED: a --fail-on rule was broken"
-if command -v chromium >/dev/null 2>&1; then
-    # the page's script fills the table and draws the runs overlaid (one series per run)
-    timeout 60 chromium --headless --no-sandbox --disable-gpu --disable-background-networking \
-        --virtual-time-budget=5000 --dump-dom "file://$T/c3.html" >"$T/c3.dom" 2>>"$T/chromium.log" ||
-        fail "chromium --dump-dom failed: $(tail -5 "$T/chromium.log")"
-    assert_contains "$(cat "$T/c3.dom")" 'data-charts="done"'
-    grep -q 'data-key="p95"><td class="l">latency p95</td><td>[0-9.]* ms</td><td>[0-9.]* ms ([-+][0-9.]*%)' "$T/c3.dom" ||
-        fail "compare page: no p95 row with its change"
-    [ "$(grep -o 'data-drawn="[0-9]*"' "$T/c3.dom" | wc -l)" -eq 3 ] || fail "compare page: not 3 charts drawn"
-    # overlaid: one series per run on each chart, labelled axes with whole time ticks
-    grep -q 'id="chart-p95"[^>]*data-ytitle="p95 latency"[^>]*data-series="#1 before.json|#2 mid.json|#3 after.json"' "$T/c3.dom" ||
-        fail "compare page: p95 chart without the three runs: $(grep -o 'id="chart-p95"[^>]*' "$T/c3.dom")"
-    xt=$(grep -o 'id="chart-rps"[^>]*data-xticks="[^"]*"' "$T/c3.dom" | sed 's/.*data-xticks="//; s/"$//')
-    [[ "$xt" =~ ^[0-9.]+s(\|[0-9.]+s)+$ ]] || fail "compare page: time ticks '$xt'"
-    # the before/after page with a broken rule: the FAILED banner in the DOM, and a screenshot kept
-    timeout 60 chromium --headless --no-sandbox --disable-gpu --disable-background-networking \
-        --virtual-time-budget=5000 --dump-dom "file://$T/cf.html" >"$T/cf.dom" 2>>"$T/chromium.log" ||
-        fail "chromium --dump-dom failed"
-    grep -q 'id="verdict" class="banner fail">FAILED' "$T/cf.dom" || fail "compare page: no FAILED banner"
-    grep -q '<td class="l bad">✗</td><td class="l">p95&gt;+10%</td>' "$T/cf.dom" || fail "compare page: no broken rule row"
-    rm -f "$AG_BUILD/load-compare.png"
-    timeout 60 chromium --headless --no-sandbox --disable-gpu --disable-background-networking \
-        --virtual-time-budget=5000 --window-size=1280,1200 --screenshot="$AG_BUILD/load-compare.png" \
-        "file://$T/c3.html" >/dev/null 2>>"$T/chromium.log" || fail "chromium --screenshot failed"
-    [ -s "$AG_BUILD/load-compare.png" ] || fail "no compare screenshot"
-fi
+# the page's script fills the table and draws the runs overlaid (one series per run)
+timeout 60 chromium --headless --no-sandbox --disable-gpu --disable-background-networking \
+    --virtual-time-budget=5000 --dump-dom "file://$T/c3.html" >"$T/c3.dom" 2>>"$T/chromium.log" ||
+    fail "chromium --dump-dom failed: $(tail -5 "$T/chromium.log")"
+assert_contains "$(cat "$T/c3.dom")" 'data-charts="done"'
+grep -q 'data-key="p95"><td class="l">latency p95</td><td>[0-9.]* ms</td><td>[0-9.]* ms ([-+][0-9.]*%)' "$T/c3.dom" ||
+    fail "compare page: no p95 row with its change"
+[ "$(grep -o 'data-drawn="[0-9]*"' "$T/c3.dom" | wc -l)" -eq 3 ] || fail "compare page: not 3 charts drawn"
+# overlaid: one series per run on each chart, labelled axes with whole time ticks
+grep -q 'id="chart-p95"[^>]*data-ytitle="p95 latency"[^>]*data-series="#1 before.json|#2 mid.json|#3 after.json"' "$T/c3.dom" ||
+    fail "compare page: p95 chart without the three runs: $(grep -o 'id="chart-p95"[^>]*' "$T/c3.dom")"
+xt=$(grep -o 'id="chart-rps"[^>]*data-xticks="[^"]*"' "$T/c3.dom" | sed 's/.*data-xticks="//; s/"$//')
+[[ "$xt" =~ ^[0-9.]+s(\|[0-9.]+s)+$ ]] || fail "compare page: time ticks '$xt'"
+# the before/after page with a broken rule: the FAILED banner in the DOM, and a screenshot kept
+timeout 60 chromium --headless --no-sandbox --disable-gpu --disable-background-networking \
+    --virtual-time-budget=5000 --dump-dom "file://$T/cf.html" >"$T/cf.dom" 2>>"$T/chromium.log" ||
+    fail "chromium --dump-dom failed"
+grep -q 'id="verdict" class="banner fail">FAILED' "$T/cf.dom" || fail "compare page: no FAILED banner"
+grep -q '<td class="l bad">✗</td><td class="l">p95&gt;+10%</td>' "$T/cf.dom" || fail "compare page: no broken rule row"
+rm -f "$AG_BUILD/load-compare.png"
+timeout 60 chromium --headless --no-sandbox --disable-gpu --disable-background-networking \
+    --virtual-time-budget=5000 --window-size=1280,1200 --screenshot="$AG_BUILD/load-compare.png" \
+    "file://$T/c3.html" >/dev/null 2>>"$T/chromium.log" || fail "chromium --screenshot failed"
+[ -s "$AG_BUILD/load-compare.png" ] || fail "no compare screenshot"
 log "merge of two generators"
 "$APIGATE" load -q -c 4 -d 2s --json "$T/a.json" "http://127.0.0.1:$port/fast" >/dev/null &
 pa=$!
