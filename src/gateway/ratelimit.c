@@ -4,7 +4,7 @@
  * limit is per gateway instance, not per thread), and answers 429 with Retry-After and the IETF
  * RateLimit-Policy / RateLimit fields, or lets it through and adds RateLimit to its answer. A 429
  * is the gateway's own answer: the filters after it (cache, breaker, retry) never see the request,
- * so it never counts as an upstream failure. A shared route (gcra, `shared: true`) admits the
+ * so it never counts as an upstream failure. A shared route (`shared: true`) admits the
  * same way, from its local cells, which rlshare.c keeps in step with every other instance
  * through Redis between requests: a request never waits for Redis. */
 #include <stdatomic.h>
@@ -138,12 +138,7 @@ static void ratelimit__init(struct gw_shared *sh)
         rr->window_s = (uint32_t)(c->period_ms / 1000);
         snprintf(rr->policy, sizeof(rr->policy), "RateLimit-Policy: \"default\";q=%llu;w=%u\r\n",
                  (unsigned long long)c->count, rr->window_s);
-        if (c->shared && c->algorithm != RLIMIT_GCRA)
-            ag_log(AG_LOG_WARN,
-                   "route %s: rate_limit.shared is built for algorithm gcra only: the "
-                   "window limit of %s is counted by each instance alone",
-                   sh->rt[i].label, c->rate);
-        if (c->shared && c->algorithm == RLIMIT_GCRA && cfg->cache.redis != NULL) {
+        if (c->shared && cfg->cache.redis != NULL) {
             if (rl->share == NULL)
                 rl->share = rlshare_create(sh);
             rlshare_add(rl->share, i, rr->t);

@@ -159,6 +159,8 @@ bool rlimit_cell_idle(const struct rlimit_policy *p, const struct rlimit_cell *c
 
 /* ---- the table ---- */
 
+#define RLIMIT__NOBUDGET UINT32_MAX
+
 #define RLIMIT_SHARDS 64u
 #define RLIMIT_WAYS 8u
 
@@ -173,6 +175,8 @@ struct rlimit_sync {
     bool dirty;       // listed in the shard's dirty list
     bool inflight;    // reported, answer not merged yet
     bool named;       // <name> is the key's (a key taken without a name is never reported)
+    uint32_t budget;  // windows: admissions left until the next merge (RLIMIT__NOBUDGET: no limit)
+    uint64_t wend;    // windows: when the Redis window of <budget> ends (0: unknown)
     char name[RLIMIT_NAME_LEN];
 };
 
@@ -264,6 +268,46 @@ static size_t rlimit__slot(struct rlimit_table *t, struct rlimit_shard *sh, uint
     return base + victim;
 }
 
+/* A shared window's lease, as a budget. */
+static uint32_t rlimit__lease(const struct rlimit_policy *p)
+{
+    uint64_t l = rlimit_window_lease(p);
+    return l < RLIMIT__NOBUDGET ? (uint32_t)l : RLIMIT__NOBUDGET - 1;
+}
+
+/* A shared window's take: the local window, within the budget of the last merge. */
+static void rlimit__take_budget(const struct rlimit_policy *p, struct rlimit_cell *c,
+                                struct rlimit_sync *y, uint64_t now, struct rlimit_verdict *v)
+{
+    if (y->wend != 0 && now >= y->wend) {
+        /* the Redis window of the grant is over: the lease (what Redis assumes for an instance
+         * of the previous window until it reports); a sliding budget is the smaller of the two
+         * (the previous window still weighs) */
+        uint32_t lease = rlimit__lease(p);
+        if (y->budget != RLIMIT__NOBUDGET && (p->algo == RLIMIT_FIXED || y->budget > lease))
+            y->budget = lease;
+        y->wend = 0;
+    }
+    if (y->budget == 0) {
+        struct rlimit_cell copy = *c; /* the local verdict's times, without taking */
+        rlimit_take(p, &copy, now, v);
+        v->allowed = false;
+        v->remaining = 0;
+        if (y->wend > now)
+            v->reset_ns = y->wend - now;
+        if (v->retry_ns == 0) /* the next sync may grant more; the window's end does */
+            v->retry_ns = v->reset_ns;
+        return;
+    }
+    rlimit_take(p, c, now, v);
+    if (y->budget == RLIMIT__NOBUDGET)
+        return;
+    if (v->allowed)
+        y->budget--;
+    if (v->remaining > y->budget)
+        v->remaining = y->budget;
+}
+
 void rlimit_table_take(struct rlimit_table *t, uint64_t key, uint64_t now_ns,
                        struct rlimit_verdict *v)
 {
@@ -279,14 +323,19 @@ void rlimit_table_take_sync(struct rlimit_table *t, uint64_t key, uint64_t now_n
     pthread_mutex_lock(&sh->mu);
     bool fresh;
     size_t i = rlimit__slot(t, sh, key, now_ns, &fresh);
-    rlimit_take(&t->p, &sh->slots[i].c, now_ns, v);
-    if (sh->sync != NULL) {
-        struct rlimit_sync *y = &sh->sync[i];
-        if (fresh) {
-            y->named = name != NULL;
-            if (name != NULL)
-                name(arg, y->name);
-        }
+    struct rlimit_sync *y = sh->sync != NULL ? &sh->sync[i] : NULL;
+    if (y != NULL && fresh) {
+        y->named = name != NULL;
+        if (name != NULL)
+            name(arg, y->name);
+        y->budget = y->named ? rlimit__lease(&t->p) : RLIMIT__NOBUDGET;
+        y->wend = 0;
+    }
+    if (y != NULL && t->p.algo != RLIMIT_GCRA)
+        rlimit__take_budget(&t->p, &sh->slots[i].c, y, now_ns, v);
+    else
+        rlimit_take(&t->p, &sh->slots[i].c, now_ns, v);
+    if (y != NULL) {
         if (v->allowed && y->pending < UINT32_MAX)
             y->pending++;
         if (!y->dirty && y->named) {
@@ -367,6 +416,59 @@ void rlimit_table_merge(struct rlimit_table *t, uint64_t key, bool ok, uint64_t 
         break;
     }
     pthread_mutex_unlock(&sh->mu);
+}
+
+void rlimit_table_merge_window(struct rlimit_table *t, uint64_t key, bool ok, uint64_t grant,
+                               uint64_t wend_ns)
+{
+    if (key == 0)
+        key = 1;
+    struct rlimit_shard *sh = rlimit__shard(t, key);
+    if (sh->sync == NULL)
+        return;
+    size_t base = rlimit__bucket(t, key);
+    pthread_mutex_lock(&sh->mu);
+    for (unsigned i = 0; i < RLIMIT_WAYS; i++) {
+        struct rlimit_slot *s = &sh->slots[base + i];
+        if (s->key != key)
+            continue;
+        struct rlimit_sync *y = &sh->sync[base + i];
+        if (y->inflight && ok) {
+            /* what was admitted here since the report is in the grant, not in Redis's count */
+            uint64_t b = grant > y->pending ? grant - y->pending : 0;
+            y->budget = b < RLIMIT__NOBUDGET ? (uint32_t)b : RLIMIT__NOBUDGET - 1;
+            y->wend = wend_ns;
+        } else if (y->inflight) {
+            y->budget = RLIMIT__NOBUDGET;
+            y->wend = 0;
+        }
+        y->inflight = false;
+        break;
+    }
+    pthread_mutex_unlock(&sh->mu);
+}
+
+uint64_t rlimit_window_lease(const struct rlimit_policy *p)
+{
+    return (p->count + RLIMIT_LEASE_DIV - 1) / RLIMIT_LEASE_DIV;
+}
+
+uint64_t rlimit_window_grant(const struct rlimit_policy *p, uint64_t mine, uint64_t delta,
+                             uint64_t others, uint64_t prev, uint64_t elapsed_ns)
+{
+    double held = (double)mine + (double)others;
+    if (p->algo == RLIMIT_SLIDING) {
+        if (elapsed_ns > p->period_ns)
+            elapsed_ns = p->period_ns;
+        held = rlimit__estimate(p, elapsed_ns, mine + others, prev);
+    }
+    if (held >= (double)p->count)
+        return 0;
+    uint64_t left = (uint64_t)((double)p->count - held);
+    uint64_t want = 2 * delta, lease = rlimit_window_lease(p);
+    if (want < lease)
+        want = lease;
+    return want < left ? want : left;
 }
 
 size_t rlimit_table_active(struct rlimit_table *t)

@@ -92,7 +92,7 @@ struct rlimit_report {
     char name[RLIMIT_NAME_LEN];
 };
 
-/* Gives <t> the per-cell sync state (40 bytes per cell more): from then on
+/* Gives <t> the per-cell sync state (56 bytes per cell more): from then on
  * rlimit_table_take_sync notes every active key for the next drain. */
 void rlimit_table_sync_enable(struct rlimit_table *t);
 /* rlimit_table_take on a table with sync: an admitted request is counted for the next report,
@@ -110,6 +110,38 @@ void rlimit_table_merge(struct rlimit_table *t, uint64_t key, bool ok, uint64_t 
                         uint64_t now_ns);
 /* Keys listed for the next drain (for tests and stats). */
 size_t rlimit_table_active(struct rlimit_table *t);
+
+/* ---- sharing a window limit (fixed_window, sliding_window; rlshare.c does the Redis side) ----
+ * A window's count starts again at zero each window, so a lag carried as a debt (as GCRA does)
+ * would be an overshoot in every window. Instead each instance admits within a budget that Redis
+ * reserved for it: each sync adds the instance's admissions to its count in Redis's current
+ * window and reserves it a grant (rlimit_window_grant) out of what no instance has used or holds
+ * reserved; the instance admits at most that grant, minus what it admitted since the report,
+ * until the next sync. The reservations never sum past the limit, so the only overshoot is the
+ * lease (a RLIMIT_LEASE_DIV-th of the limit) an instance admits on before its first sync of a key
+ * in a window it did not report in the previous one (a key new to it, or idle a whole window):
+ * Redis assumes that lease for instances of the previous window only. When the Redis window of a
+ * grant ends, the budget becomes the lease (a sliding one: the smaller of the two). A failed sync
+ * lifts the budget: that key is limited by this instance alone until a sync succeeds. */
+
+#define RLIMIT_LEASE_DIV 16
+
+/* The lease: ceil(count / RLIMIT_LEASE_DIV). */
+uint64_t rlimit_window_lease(const struct rlimit_policy *p);
+/* The script's grant (its Lua is the same arithmetic): this instance has used <mine> in the
+ * current window (<delta> of it in this report), the others hold <others> (the larger of used
+ * and reserved each, plus a lease for each instance of the previous window that has not reported
+ * in this one), the previous window held <prev> (sliding: weighted by the part still inside the
+ * period, <elapsed_ns> into the current one). The grant is what is left, at most twice the
+ * reported admissions (a busy instance's budget doubles each sync; an idle one reserves little)
+ * and at least the lease when that much is left. */
+uint64_t rlimit_window_grant(const struct rlimit_policy *p, uint64_t mine, uint64_t delta,
+                             uint64_t others, uint64_t prev, uint64_t elapsed_ns);
+/* The window sync of <key> is over: <ok> with grant <grant> for the Redis window ending at
+ * <wend_ns> (our clock), or failed (no budget: counted here alone). A key that left its cell
+ * meanwhile is ignored. */
+void rlimit_table_merge_window(struct rlimit_table *t, uint64_t key, bool ok, uint64_t grant,
+                               uint64_t wend_ns);
 
 /* The value of claim <claim> in the payload of the JWT of an Authorization value
  * "Bearer <header>.<payload>.<signature>" (scheme case-insensitive), NOT VERIFIED: the payload

@@ -50,8 +50,69 @@ static const char rlshare__lua[] =
     "end\n"
     "return {math.floor(tat - now), now}\n";
 
+/* A shared window's step (fixed or sliding; rlimit_window_grant is the same arithmetic in C,
+ * unit-tested): one hash per key and Redis window index, kept two periods, with per instance its
+ * count ("<id>") and how far it may go ("<id>:r", its count plus its grant). The instance's
+ * admissions are added, then it is granted what is left after everything used or reserved (the
+ * larger of each instance's two fields; a lease for each instance of the previous window that has
+ * not reported in this one; sliding: the previous window weighted), at most twice its report and
+ * at least the lease. Answer (integers: the client reads four): the grant, Redis's now (µs), µs
+ * into the window, the instances that reported in it. The window's names are built
+ * here from the key's own (the same hash tag: the same cluster slot). KEYS: the key's window
+ * prefix; ARGV: admitted, period (µs), instance id, TTL (ms), count, lease, sliding (1/0). */
+static const char rlshare__lua_window[] =
+    "if redis.replicate_commands then redis.replicate_commands() end\n"
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000000 + tonumber(t[2])\n"
+    "local per = tonumber(ARGV[2])\n"
+    "local idx = math.floor(now / per)\n"
+    "local ck = KEYS[1] .. ':' .. string.format('%.0f', idx)\n"
+    "local pk = KEYS[1] .. ':' .. string.format('%.0f', idx - 1)\n"
+    "local id, d = ARGV[3], tonumber(ARGV[1])\n"
+    "local cnt, lease = tonumber(ARGV[5]), tonumber(ARGV[6])\n"
+    "local mine = redis.call('HINCRBY', ck, id, d)\n"
+    "local function fields(k)\n"
+    "  local f, a = {}, redis.call('HGETALL', k)\n"
+    "  for i = 1, #a, 2 do f[a[i]] = tonumber(a[i + 1]) end\n"
+    "  return f\n"
+    "end\n"
+    "local function held(f, j, u)\n"
+    "  local r = f[j .. ':r'] or 0\n"
+    "  if r > u then return r end\n"
+    "  return u\n"
+    "end\n"
+    "local c, p = fields(ck), fields(pk)\n"
+    "local others, n, prev = 0, 0, 0\n"
+    "for j, u in pairs(c) do\n"
+    "  if not string.find(j, ':', 1, true) then\n"
+    "    n = n + 1\n"
+    "    if j ~= id then others = others + held(c, j, u) end\n"
+    "  end\n"
+    "end\n"
+    "for j, u in pairs(p) do\n"
+    "  if not string.find(j, ':', 1, true) then\n"
+    "    prev = prev + held(p, j, u)\n"
+    "    if c[j] == nil then others = others + lease end\n"
+    "  end\n"
+    "end\n"
+    "local elapsed = now - idx * per\n"
+    "local h = mine + others\n"
+    "if ARGV[7] == '1' then h = h + prev * (per - elapsed) / per end\n"
+    "local b = 0\n"
+    "if h < cnt then\n"
+    "  local left = math.floor(cnt - h)\n"
+    "  b = 2 * d\n"
+    "  if b < lease then b = lease end\n"
+    "  if b > left then b = left end\n"
+    "end\n"
+    "redis.call('HSET', ck, id .. ':r', mine + b)\n"
+    "redis.call('PEXPIRE', ck, ARGV[4])\n"
+    "return {b, now, math.floor(elapsed), n}\n";
+
 struct rlshare_route {
     struct rlimit_table *t; // NULL: not shared
+    bool window;            // fixed_window or sliding_window: rlshare__lua_window
+    char period_us[24], wttl_ms[24], count[24], lease[24];
     const char *match;      // the route as written: part of its keys' names
     char t_us[32], cap_us[32], ttl_ms[24];
     metrics_ref syncs, errors, fallback;
@@ -69,6 +130,7 @@ struct rlshare {
     char secret_key[512];
     uint64_t secret_ms;
     const char *prefix;
+    char instance[17]; // this worker's field in the windows' hashes (random hex)
     size_t nroutes;
     struct rlshare_route *routes;
     uint64_t interval_ms;
@@ -180,6 +242,13 @@ struct rlshare *rlshare_create(struct gw_shared *sh)
     s->routes = xcalloc(cfg->nroutes ? cfg->nroutes : 1, sizeof(*s->routes));
     s->reports = xcalloc(RLSHARE_MAX_PER_TICK, sizeof(*s->reports));
     rlshare__start_dns(s, cfg->cache.redis);
+    unsigned char id[8];
+    if (keyhash_random(id, sizeof(id)) != 0) {
+        fprintf(stderr, "fatal: rate limit: no random bytes for the instance id\n");
+        abort();
+    }
+    for (size_t i = 0; i < sizeof(id); i++)
+        snprintf(s->instance + 2 * i, 3, "%02x", id[i]);
     s->kh = rlshare__secret(s, cfg);
     const char *l_r[] = {"route", NULL};
     int fs = metrics_family(sh->metrics, METRICS_COUNTER, "apigate_rate_limit_syncs_total",
@@ -211,6 +280,13 @@ struct rlshare *rlshare_create(struct gw_shared *sh)
         snprintf(rr->t_us, sizeof(rr->t_us), "%.6f", t_us);
         snprintf(rr->cap_us, sizeof(rr->cap_us), "%.0f", cap_us);
         snprintf(rr->ttl_ms, sizeof(rr->ttl_ms), "%.0f", cap_us / 1000.0 + 1000.0);
+        rr->window = c->algorithm != RLIMIT_GCRA;
+        snprintf(rr->period_us, sizeof(rr->period_us), "%llu", (unsigned long long)period_us);
+        snprintf(rr->wttl_ms, sizeof(rr->wttl_ms), "%llu",
+                 (unsigned long long)(2 * c->period_ms));
+        snprintf(rr->count, sizeof(rr->count), "%llu", (unsigned long long)c->count);
+        snprintf(rr->lease, sizeof(rr->lease), "%llu",
+                 (unsigned long long)((c->count + RLIMIT_LEASE_DIV - 1) / RLIMIT_LEASE_DIV));
         if (s->interval_ms == 0 || c->sync_interval_ms < s->interval_ms)
             s->interval_ms = c->sync_interval_ms;
     }
@@ -271,11 +347,20 @@ static void rlshare__state(struct rlshare *s, struct rlshare_route *rr, bool ok)
                rr->match);
 }
 
+/* The key's sync failed: its cell counts alone until one succeeds. */
+static void rlshare__merge_failed(struct rlshare_route *rr, uint64_t key)
+{
+    if (rr->window)
+        rlimit_table_merge_window(rr->t, key, false, 0, 0);
+    else
+        rlimit_table_merge(rr->t, key, false, 0, clock_now_ns());
+}
+
 static void rlshare__failed(struct rlshare *s, size_t route, uint64_t key, const char *why)
 {
     struct rlshare_route *rr = &s->routes[route];
     metrics_counter_inc(s->th->ms, rr->errors);
-    rlimit_table_merge(rr->t, key, false, 0, clock_now_ns());
+    rlshare__merge_failed(rr, key);
     if (rr->down)
         return; /* logged when the spell began; the errors are counted */
     rlshare__state(s, rr, false);
@@ -291,14 +376,17 @@ static void rlshare__on_reply(void *arg, enum l2redis_status st, const char *con
 {
     struct rlshare_sync *q = arg;
     struct rlshare *s = q->s;
+    struct rlshare_route *rr = &s->routes[q->route];
     if (s->stopping) {
-        rlimit_table_merge(s->routes[q->route].t, q->key, false, 0, clock_now_ns());
+        rlshare__merge_failed(rr, q->key);
         free(q);
         return;
     }
-    uint64_t num[2] = {0, 0};
-    bool ok = st == L2REDIS_HIT && n == 2;
-    for (size_t k = 0; ok && k < 2; k++) {
+    /* gcra: {debt, now}; windows: {grant, now, elapsed, instances} */
+    size_t want = rr->window ? 4 : 2;
+    uint64_t num[4] = {0, 0, 0, 0};
+    bool ok = st == L2REDIS_HIT && n == want;
+    for (size_t k = 0; ok && k < want; k++) {
         ok = vals[k] != NULL && lens[k] > 0 && lens[k] < 20;
         for (size_t i = 0; ok && i < lens[k]; i++) {
             ok = vals[k][i] >= '0' && vals[k][i] <= '9';
@@ -309,7 +397,6 @@ static void rlshare__on_reply(void *arg, enum l2redis_status st, const char *con
         rlshare__failed(s, q->route, q->key,
                         st == L2REDIS_HIT ? "Redis answered a sync with no debt" : "sync failed");
     } else {
-        struct rlshare_route *rr = &s->routes[q->route];
         metrics_counter_inc(s->th->ms, rr->syncs);
         /* The debt is as of when the script ran, on Redis's clock. Taken as of the reply, it
          * would add the way back (and any wait for this loop thread) to every key's debt: on a
@@ -324,7 +411,14 @@ static void rlshare__on_reply(void *arg, enum l2redis_status st, const char *con
         int64_t at = (int64_t)(num[1] * 1000) + s->clock_off;
         if (at > (int64_t)now || at < (int64_t)q->sent_ns)
             at = (int64_t)(q->sent_ns + rtt / 2); /* the offset is stale (a clock step) */
-        rlimit_table_merge(rr->t, q->key, true, num[0] * 1000, (uint64_t)at);
+        if (rr->window) {
+            const struct rlimit_policy *p = rlimit_table_policy(rr->t);
+            uint64_t elapsed = num[2] * 1000;
+            uint64_t wend = (uint64_t)at + (elapsed < p->period_ns ? p->period_ns - elapsed : 0);
+            rlimit_table_merge_window(rr->t, q->key, true, num[0], wend);
+        } else {
+            rlimit_table_merge(rr->t, q->key, true, num[0] * 1000, (uint64_t)at);
+        }
         rlshare__state(s, rr, true);
     }
     free(q);
@@ -338,15 +432,36 @@ static void rlshare__send(struct rlshare *s, size_t route, const struct rlimit_r
     if (kl < 0 || (size_t)kl >= sizeof(key))
         kl = (int)sizeof(key) - 1;
     int dl = snprintf(delta, sizeof(delta), "%llu", (unsigned long long)rep->delta);
-    const char *argv[] = {"EVAL", rlshare__lua, "1", key, delta, rr->t_us, rr->cap_us, rr->ttl_ms};
-    size_t argl[] = {4, sizeof(rlshare__lua) - 1, 1, (size_t)kl, (size_t)dl, strlen(rr->t_us),
-                     strlen(rr->cap_us), strlen(rr->ttl_ms)};
+    const char *argv[11];
+    size_t argl[11];
+    int argc = 8;
+    if (rr->window) {
+        if ((size_t)kl + 3 <= sizeof(key)) {
+            memcpy(key + kl, ":w", 3);
+            kl += 2;
+        }
+        const char *sliding = rlimit_table_policy(rr->t)->algo == RLIMIT_SLIDING ? "1" : "0";
+        const char *a[] = {"EVAL", rlshare__lua_window, "1", key, delta, rr->period_us,
+                           s->instance, rr->wttl_ms, rr->count, rr->lease, sliding};
+        size_t l[] = {4, sizeof(rlshare__lua_window) - 1, 1, (size_t)kl, (size_t)dl,
+                      strlen(rr->period_us), strlen(s->instance), strlen(rr->wttl_ms),
+                      strlen(rr->count), strlen(rr->lease), 1};
+        argc = 11;
+        memcpy(argv, a, sizeof(a));
+        memcpy(argl, l, sizeof(l));
+    } else {
+        const char *a[] = {"EVAL", rlshare__lua, "1", key, delta, rr->t_us, rr->cap_us, rr->ttl_ms};
+        size_t l[] = {4, sizeof(rlshare__lua) - 1, 1, (size_t)kl, (size_t)dl, strlen(rr->t_us),
+                      strlen(rr->cap_us), strlen(rr->ttl_ms)};
+        memcpy(argv, a, sizeof(a));
+        memcpy(argl, l, sizeof(l));
+    }
     struct rlshare_sync *q = xcalloc(1, sizeof(*q));
     q->s = s;
     q->route = route;
     q->key = rep->key;
     q->sent_ns = clock_now_ns();
-    if (l2redis_command(s->redis, 8, argv, argl, 3, 5, rlshare__on_reply, q) == NULL) {
+    if (l2redis_command(s->redis, argc, argv, argl, 3, 5, rlshare__on_reply, q) == NULL) {
         free(q);
         rlshare__failed(s, route, rep->key, "Redis is unavailable");
     }

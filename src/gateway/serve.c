@@ -155,21 +155,13 @@ enum {
 /* `apigate serve`: load and validate (exit 2 before opening anything if the file is bad), set
  * up logging from the file, then hand over to the supervisor (or run the worker alone). */
 /* What a valid config may still hold that its author should hear about, printed by check and
- * serve -t: an open admin listener, and shared rate limits with a window algorithm, which each
- * instance counts alone (sharing is built for gcra; XXX(#15)). */
+ * serve -t: an open admin listener. */
 static void serve__check_warnings(const struct gw_config *c, const char *path)
 {
     if (gwconf_admin_open(c))
         fprintf(stderr, "%s: warning: admin %s is not on loopback and has no token_file "
                         "(admin.insecure: true): anyone who reaches it may POST /cache/purge\n",
                 path, c->admin);
-    for (size_t i = 0; i < c->nroutes; i++)
-        if (c->routes[i].rate_limit.enabled && c->routes[i].rate_limit.shared &&
-            c->routes[i].rate_limit.algorithm != 0)
-            fprintf(stderr, "%s: warning: route %s: rate_limit.shared is built for algorithm "
-                            "gcra only: with a window each gateway instance admits %s on its "
-                            "own\n",
-                    path, c->routes[i].match, c->routes[i].rate_limit.rate);
 }
 
 int serve_main(int argc, char **argv)
