@@ -171,6 +171,18 @@ wait_port() {
     done
 }
 
+# wait_until TIMEOUT_S WHAT CMD...: runs CMD every 0.05 s until it succeeds; fails the test with
+# WHAT after TIMEOUT_S. For conditions that take a while on a loaded machine, instead of a sleep.
+wait_until() {
+    local timeout=$1 what=$2
+    shift 2
+    local deadline=$((SECONDS + timeout))
+    until "$@"; do
+        [ $SECONDS -lt $deadline ] || fail "still not true after ${timeout}s: $what"
+        sleep 0.05
+    done
+}
+
 # assert_eq ACTUAL EXPECTED [WHAT]
 assert_eq() {
     [ "$1" = "$2" ] || fail "${3:-value}: expected '$2', got '$1'"
