@@ -20,13 +20,31 @@ sev() { jq -r --arg id "$1" '[.findings[] | select(.id == $id)][0].severity' <<<
 
 # --- 1. warm cache: 20 keys read 10 times each ---------------------------------------------------
 log "warm cache"
+# This section is about a warm cache, not slow commands (section 4): on a loaded machine a plain
+# SET or INFO can be descheduled past the 10 ms slowlog threshold, so nothing is logged here
+# (threshold 10 s, log emptied), and the default 10 ms is restored after the section.
+rc_ CONFIG SET slowlog-log-slower-than 10000000 >/dev/null
+rc_ SLOWLOG RESET >/dev/null
 for i in $(seq 1 20); do echo "SET user:$i v$i"; done | rc_ >/dev/null
 for r in $(seq 1 10); do for i in $(seq 1 20); do echo "GET user:$i"; done; done | rc_ >/dev/null
-out=$(doctor --fail-on warning) || fail "warnings on a warm cache: $out"
+assert_eq "$(rc_ SLOWLOG LEN)" 0 "slowlog empty before judging the warm cache"
+# No warnings at all. The one finding that measures this machine rather than Redis is the PING
+# round trip (median of 5, warning at 10 ms): a loaded 2-core machine can push one median past
+# 10 ms, so a run whose only warning is redis-latency is measured again (up to 5 runs); any other
+# warning fails at once, and the last run must be clean.
+for try in 1 2 3 4 5; do
+    out=$(doctor --fail-on warning) && break
+    others=$(jq -c '[.findings[] | select(.severity != "ok" and .severity != "info" and .id != "redis-latency")]' <<<"$out") || fail "doctor output is not JSON: $out"
+    [ "$others" = "[]" ] || fail "warnings on a warm cache: $out"
+    [ "$try" -lt 5 ] || fail "PING round trip over 10 ms in 5 runs: $out"
+    log "run $try: $(jq -r '[.findings[] | select(.id == "redis-latency")][0].title' <<<"$out") (loaded machine), measuring again"
+    sleep 0.5
+done
 assert_eq "$(sev redis-hit-ratio)" ok "hit ratio 100%"
 assert_contains "$(jq -r '[.findings[] | select(.id == "redis-hit-ratio")][0].title' <<<"$out")" "100.0%" "ratio shown"
 assert_eq "$(sev redis-latency)" ok "PING latency"
 assert_eq "$(sev redis-clients)" ok "clients"
+rc_ CONFIG SET slowlog-log-slower-than 10000 >/dev/null # Redis's default, for the sections below
 
 # --- 2. reads that miss: hit ratio under 10% is critical --------------------------------------
 log "cold reads"
