@@ -94,7 +94,7 @@ assert_eq "$(tail -n1 <<<"$bad")" 400 "bad profile status"
 assert_contains "$(head -n1 <<<"$bad" | jq -r .error)" "profile:2:25: latency: 'soon' is not a duration" "bad profile error"
 assert_eq "$(http_status "$base/fast")" 200 "old profile still serving"
 new=$(cat <<'EOF'
-{"global": {"db_pool": {"size": 1, "service": {"ms": 300}, "queue_timeout": "100ms"}},
+{"global": {"db_pool": {"size": 1, "service": {"ms": 2000}, "queue_timeout": "100ms"}},
  "routes": [{"path": "/fast", "status": 201, "latency": "50ms"},
             {"path": "/db", "db": true}]}
 EOF
@@ -105,7 +105,9 @@ assert_range "$(http_time "$base/fast")" 48 500 "new latency (ms)"
 assert_eq "$(http_status "$base/fixed")" 404 "old route gone"
 assert_eq "$(curl -s "$base/_mock/profile" | jq -r '.routes[0].status')" 201 "GET /_mock/profile"
 
-log "queue timeout: pool of 1, 300 ms service, 100 ms queue timeout → 503"
+log "queue timeout: pool of 1, 2 s service, 100 ms queue timeout → 503"
+# the service is long (2 s, not 300 ms) so that three curls started together are all in before
+# the first is served, however late a loaded machine starts the second and third
 pids=()
 for i in 1 2 3; do
     http_status "$base/db" >"$T/q.$i" &
@@ -118,15 +120,17 @@ assert_eq "$(mock_stat "$port" 'GET /db' 503)" 2 "503 counted"
 assert_eq "$(curl -s "$base/_mock/stats" | jq -r '.queue, .db_in_use, .inflight' | tr '\n' ' ')" "0 0 0 " "pool drained"
 
 # a queue_limit answers 503 at once, with Retry-After
-mock_set_profile "$port" '{"global": {"db_pool": {"size": 1, "service": "1s", "queue_limit": 1}},
+mock_set_profile "$port" '{"global": {"db_pool": {"size": 1, "service": "2s", "queue_limit": 1}},
                            "routes": [{"path": "/db", "db": true}, {"path": "/fast"}]}'
 pids=()
 for i in 1 2; do
     http_status "$base/db" >"$T/l.$i" &
     pids+=($!)
 done
-sleep 0.5 # both are in: one served (1 s), one queued
-full=$(curl -s -i --max-time 5 "$base/db")
+# both are in: one served (2 s), one queued; polled, as a loaded machine may start them late
+both_in() { [ "$(curl -s --max-time 5 "$base/_mock/stats" | jq -r '"\(.db_in_use) \(.queue)"')" = "1 1" ]; }
+wait_until 10 "one request served and one queued" both_in
+full=$(curl -s -i --max-time 10 "$base/db")
 wait "${pids[@]}"
 assert_contains "$full" "HTTP/1.1 503" "third request over queue_limit 1"
 assert_contains "$full" "Retry-After: 1" "Retry-After on 503"
