@@ -45,7 +45,7 @@ global:
   max_body: 64MB
 routes:
   - {method: ANY, path: /echo, handler: echo}
-  - {method: GET, path: /slow, latency: {dist: fixed, ms: 1500}}
+  - {method: GET, path: /slow, latency: {dist: fixed, ms: 3000}}
 EOF
 cat >"$T/gw.yaml" <<EOF
 listen: 127.0.0.1:$gport
@@ -158,13 +158,25 @@ assert_eq "$(http_status "$G/item.json")" 200 "the gateway keeps serving afterwa
 
 assert_eq "$(curl -s "http://127.0.0.1:$aport/stats" | jq .worker_restarts)" 0 "no worker crash so far"
 log "SIGTERM drains: the in-flight request finishes, then exit 0"
-curl -s -o "$T/slow.out" -w '%{http_code}' --max-time 10 "$G/slow" >"$T/slow.code" &
+# Ordered by conditions, not fixed sleeps (a loaded machine can delay any process start past
+# them): the slow request is at the origin (3 s to go), then the late connection is accepted,
+# then SIGTERM; the late request is sent once /readyz says draining. The gateway gives a
+# connection without a request 1 s from its accept (conn.c), so the late request must come within
+# that second: only polls lie between its accept and its send.
+curl -s -o "$T/slow.out" -w '%{http_code}' --max-time 15 "$G/slow" >"$T/slow.code" &
 cpid=$!
-# a connection accepted just before the drain, whose request comes a little later
-python3 - "$gport" >"$T/late.out" <<'PY' &
-import socket, sys, time
+slow_in_flight() { [ "$(curl -s --max-time 5 "http://127.0.0.1:$mport/_mock/stats" | jq -r .inflight)" -ge 1 ]; }
+wait_until 10 "the slow request at the origin" slow_in_flight
+accepted() { curl -s --max-time 5 "http://127.0.0.1:$aport/stats" | jq -r .connections.accepted; }
+acc0=$(accepted)
+# a connection accepted just before the drain, whose request comes after the drain began
+python3 - "$gport" "$T/late.connected" "$T/late.go" >"$T/late.out" <<'PY' &
+import os, socket, sys, time
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
-time.sleep(0.8)
+open(sys.argv[2], "w").close()
+deadline = time.time() + 20
+while not os.path.exists(sys.argv[3]) and time.time() < deadline:
+    time.sleep(0.01)
 try:
     s.sendall(b"GET /item.json HTTP/1.1\r\nHost: a\r\n\r\n")
     s.settimeout(5)
@@ -174,8 +186,12 @@ except OSError as e:
     print("error", e)
 PY
 lpid=$!
-sleep 0.5
+late_accepted() { [ -e "$T/late.connected" ] && [ "$(accepted)" -ge $((acc0 + 1)) ]; }
+wait_until 10 "the gateway accepted the late connection" late_accepted
 kill -TERM "$gw_pid"
+draining() { [ "$(http_status "http://127.0.0.1:$aport/readyz")" = 503 ]; }
+wait_until 10 "/readyz says draining" draining
+touch "$T/late.go"
 wait "$cpid" || true
 wait "$lpid" || true
 assert_eq "$(cat "$T/slow.code")" 200 "in-flight request during drain"
