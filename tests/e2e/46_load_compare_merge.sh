@@ -122,7 +122,9 @@ assert_contains "$(cat "$T/mix.err")" "is not a part of the same test as $T/befo
 # merging a slow and a fast run: the merged p99 is the slow one's tail, not an average
 "$APIGATE" load merge "$T/before.json" "$T/after.json" --allow-mixed --json "$T/mix.json" >/dev/null
 assert_eq "$(jq -r '.target' "$T/mix.json")" "mixed: http://127.0.0.1:$port/slow + http://127.0.0.1:$port/fast" "mixed label"
-assert_range "$(jq '.latency_ms.p99' "$T/mix.json")" 30 40 "merged p99 of slow+fast"
+# (an average of the two would be far under 30 ms; the slow run's own tail, not a fixed 40 ms, is
+# the upper bound: on a loaded machine its 30 ms requests can take much longer)
+assert_range "$(jq '.latency_ms.p99' "$T/mix.json")" 30 "$(jq '.latency_ms.max' "$T/before.json")" "merged p99 of slow+fast"
 
 log "k6 habits: -u/--vus, --summary-export in k6's JSON summary shape"
 "$APIGATE" load -q -u 3 -d 1s --threshold 'http_req_duration: p(95)<1000' --threshold 'http_reqs: count<1' \
@@ -138,13 +140,15 @@ assert_eq "$(jq '.metrics.vus_max.value' "$T/k6.json")" 3 "vus_max"
 log "thresholds are evaluated again on the merged run"
 cat >"$T/t.yaml" <<YAML
 base_url: http://127.0.0.1:$port
-vus: 2
-duration: 1s
-requests: [{path: /fast, think: 10ms}]
+executor: arrival_rate
+rate: 100/s
+duration: 1500ms
+requests: [{path: /fast}]
 thresholds:
   http_reqs: ['count<250']
 YAML
-# 2 VUs × (2 ms + 10 ms think) ≈ 160 requests each: each run passes, the two together do not.
+# 100/s for 1.5 s, open model: 150 requests each whatever the machine's speed (a closed model's
+# count falls with the load): each run passes, the two together do not.
 "$APIGATE" load run "$T/t.yaml" -q --json "$T/t1.json" >/dev/null || fail "run 1 failed its threshold"
 "$APIGATE" load run "$T/t.yaml" -q --json "$T/t2.json" >/dev/null || fail "run 2 failed its threshold"
 n1=$(jq '.totals.requests' "$T/t1.json")
