@@ -69,8 +69,11 @@ assert_contains "$(cat "$T/c3.html")" "id=compare-data"
 assert_contains "$(cat "$T/c3.html")" "class='banner pass'"
 "$APIGATE" load compare "$T/after.json" "$T/before.json" --fail-on 'p95>+10%' --html "$T/cf.html" >/dev/null 2>&1 || true
 assert_contains "$(cat "$T/cf.html")" "FAILED: a --fail-on rule was broken"
+# chromium makes its singleton socket under $TMPDIR and a Unix socket path holds 107 bytes: under
+# $T (inside the build directory) a checkout in a deep directory failed ("Socket path too long")
+chrome_tmp=$(mktemp -d /tmp/ag-chromium.XXXXXX)
 # the page's script fills the table and draws the runs overlaid (one series per run)
-timeout 60 chromium --headless --no-sandbox --disable-gpu --disable-background-networking \
+TMPDIR=$chrome_tmp timeout 60 chromium --headless --no-sandbox --disable-gpu --disable-background-networking \
     --virtual-time-budget=5000 --dump-dom "file://$T/c3.html" >"$T/c3.dom" 2>>"$T/chromium.log" ||
     fail "chromium --dump-dom failed: $(tail -5 "$T/chromium.log")"
 assert_contains "$(cat "$T/c3.dom")" 'data-charts="done"'
@@ -83,16 +86,17 @@ grep -q 'id="chart-p95"[^>]*data-ytitle="p95 latency"[^>]*data-series="#1 before
 xt=$(grep -o 'id="chart-rps"[^>]*data-xticks="[^"]*"' "$T/c3.dom" | sed 's/.*data-xticks="//; s/"$//')
 [[ "$xt" =~ ^[0-9.]+s(\|[0-9.]+s)+$ ]] || fail "compare page: time ticks '$xt'"
 # the before/after page with a broken rule: the FAILED banner in the DOM, and a screenshot kept
-timeout 60 chromium --headless --no-sandbox --disable-gpu --disable-background-networking \
+TMPDIR=$chrome_tmp timeout 60 chromium --headless --no-sandbox --disable-gpu --disable-background-networking \
     --virtual-time-budget=5000 --dump-dom "file://$T/cf.html" >"$T/cf.dom" 2>>"$T/chromium.log" ||
     fail "chromium --dump-dom failed"
 grep -q 'id="verdict" class="banner fail">FAILED' "$T/cf.dom" || fail "compare page: no FAILED banner"
 grep -q '<td class="l bad">✗</td><td class="l">p95&gt;+10%</td>' "$T/cf.dom" || fail "compare page: no broken rule row"
 rm -f "$AG_BUILD/load-compare.png"
-timeout 60 chromium --headless --no-sandbox --disable-gpu --disable-background-networking \
+TMPDIR=$chrome_tmp timeout 60 chromium --headless --no-sandbox --disable-gpu --disable-background-networking \
     --virtual-time-budget=5000 --window-size=1280,1200 --screenshot="$AG_BUILD/load-compare.png" \
     "file://$T/c3.html" >/dev/null 2>>"$T/chromium.log" || fail "chromium --screenshot failed"
 [ -s "$AG_BUILD/load-compare.png" ] || fail "no compare screenshot"
+rm -rf "$chrome_tmp"
 log "merge of two generators"
 "$APIGATE" load -q -c 4 -d 2s --json "$T/a.json" "http://127.0.0.1:$port/fast" >/dev/null &
 pa=$!
