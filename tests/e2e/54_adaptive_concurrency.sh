@@ -51,10 +51,14 @@ phase() {
 }
 count() { jq -r --arg s "$2" '.status[$s] // 0' "$T/$1.json"; }
 
-log "unloaded latency (20/s; the adaptive route measures its minimum)"
-base=$(phase base /db/adaptive 20 3)
+log "unloaded latency (50/s, an eighth of the pool; the adaptive route measures its minimum)"
+# 50/s for 4 s: ~150 answers after the first second (20/s for 3 s gave 40, whose p95 is the
+# second slowest: one request delayed by a busy machine moved the baseline every ratio below uses)
+base=$(phase base /db/adaptive 50 4)
 log "unloaded p95: $base ms"
-assert_range "$base" 19 40 "unloaded p95 (20 ms queries)"
+# 20 ms queries; the upper bound is only a sanity check (35 ms seen on a loaded 2-core machine):
+# the claims of this test are the ratios to this measured baseline below
+assert_range "$base" 19 60 "unloaded p95 (20 ms queries)"
 
 log "adaptive: 600/s then 1200/s"
 ad16=$(phase ad16 /db/adaptive 600 3)
