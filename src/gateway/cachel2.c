@@ -6,9 +6,7 @@
  * mark "path invalidated at T" in Redis makes every instance refuse L2 copies older than T.
  * Entries keyed on the origin's Vary stay L1-only. Redis down or slow: lookups count an error
  * and go to the origin; nothing waits longer than redis_timeout. */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -24,9 +22,9 @@
 #include "core/xmalloc.h"
 #include "gateway/cachehook_priv.h"
 #include "gateway/gwconf.h"
+#include "gateway/redisdns.h"
 #include "gateway/req.h"
 #include "http/url.h"
-#include "net/resolve.h"
 
 #define CHL2_INV_TTL_MS (7ull * 24 * 3600 * 1000) /* longer than any entry lives in L2 */
 #define CHL2_MARKER "AGV1" /* a Vary marker in L2: these 4 bytes, then the origin's Vary names */
@@ -96,9 +94,7 @@ struct chl2 {
     uint64_t max_object;
     /* A Redis host given by name is resolved by a resolver thread of our own (refreshed every
      * 30 s, the last good addresses kept), as upstream names are: never on a loop thread. */
-    struct resolver *resolver;
-    struct resolve_name *dns;
-    _Atomic uint64_t dns_seq; // rotates over the name's addresses, one per connect
+    struct redisdns dns;
     /* prefix purges (all threads read them, thread 0 writes them) */
     pthread_mutex_t mu;
     struct chl2_mark *marks;
@@ -115,36 +111,6 @@ struct chl2 {
     pthread_mutex_t view_mu;
     struct chl2_view *views; // per loop thread
 };
-
-/* l2redis_conf.resolve: the Redis host's current address, numeric. */
-static int chl2__resolve(void *arg, char *ip, size_t iplen)
-{
-    struct chl2 *l = arg;
-    struct sock_addr a;
-    if (!resolve_get(l->dns, atomic_fetch_add(&l->dns_seq, 1), &a))
-        return -1;
-    const void *bin = a.ss.ss_family == AF_INET6
-                          ? (const void *)&((const struct sockaddr_in6 *)&a.ss)->sin6_addr
-                          : (const void *)&((const struct sockaddr_in *)&a.ss)->sin_addr;
-    return inet_ntop(a.ss.ss_family, bin, ip, (socklen_t)iplen) != NULL ? 0 : -1;
-}
-
-/* Starts the resolver when the URL names its host (not an address, not a unix socket). */
-static void chl2__start_dns(struct chl2 *l, const char *url)
-{
-    char host[256], err[256];
-    int port, db;
-    unsigned char bin[sizeof(struct in6_addr)];
-    if (l2redis_parse_url(url, host, sizeof(host), &port, &db, err, sizeof(err)) == -1 ||
-        port == -1 || inet_pton(AF_INET, host, bin) == 1 || inet_pton(AF_INET6, host, bin) == 1)
-        return;
-    l->resolver = resolve_create(30000);
-    l->dns = resolve_add(l->resolver, host, port, err, sizeof(err));
-    if (!resolve_has_addr(l->dns))
-        ag_log(AG_LOG_WARN, "cache l2: %s (Redis is used once the name resolves)", err);
-    if (resolve_start(l->resolver) != 0)
-        ag_log(AG_LOG_WARN, "cache l2: cannot start the resolver thread: %s", strerror(errno));
-}
 
 struct chl2 *chl2_create(struct cachehook *ch)
 {
@@ -165,7 +131,7 @@ struct chl2 *chl2_create(struct cachehook *ch)
     snprintf(l->marks_key, sizeof(l->marks_key), "%s{purge}:marks", l->prefix);
     snprintf(l->instance, sizeof(l->instance), "%llx",
              (unsigned long long)(clock_wall_ms() * 2654435761u ^ (uint64_t)getpid()));
-    chl2__start_dns(l, cfg->cache.redis);
+    redisdns_start(&l->dns, cfg->cache.redis, "cache l2");
     return l;
 }
 
@@ -173,7 +139,7 @@ long chl2_agree_secret(struct chl2 *l, const char *proposal, size_t plen, char *
 {
     const struct gw_cache *cc = &l->ch->sh->cfg->cache;
     struct l2redis_conf conf = {
-        .url = cc->redis, .resolve = l->dns != NULL ? chl2__resolve : NULL, .resolve_arg = l};
+        .url = cc->redis, .resolve = redisdns_hook(&l->dns), .resolve_arg = &l->dns};
     char key[512], err[256];
     snprintf(key, sizeof(key), "%skey-secret", l->prefix);
     /* a start is not held up longer than this by a slow or wrong peer */
@@ -193,7 +159,7 @@ void chl2_destroy(struct chl2 *l)
 {
     if (l == NULL)
         return;
-    resolve_destroy(l->resolver);
+    redisdns_stop(&l->dns);
     for (size_t i = 0; i < l->nmarks; i++)
         free(l->marks[i].prefix);
     free(l->marks);
@@ -432,8 +398,8 @@ void chl2_thread_start(struct cachehook *ch, struct gwthread *th)
                                 .reconnect_ms = cc->redis_reconnect_ms,
                                 /* an entry and the invalidation mark, with room to spare */
                                 .max_reply = 2 * (size_t)l->max_object + 65536,
-                                .resolve = l->dns != NULL ? chl2__resolve : NULL,
-                                .resolve_arg = l};
+                                .resolve = redisdns_hook(&l->dns),
+                                .resolve_arg = &l->dns};
     l->clients[th->index] =
         l2redis_create(th->loop, &conf, l->channel, th->index == 0 ? chl2__on_msg : NULL, l);
     struct chl2_view *w = &l->views[th->index];

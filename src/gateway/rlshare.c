@@ -4,10 +4,7 @@
  * flight at most: a slow Redis delays merges, it never piles commands up. */
 #include "gateway/rlshare.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,8 +18,8 @@
 #include "core/xmalloc.h"
 #include "gateway/gwconf.h"
 #include "gateway/gwthread.h"
+#include "gateway/redisdns.h"
 #include "metrics/metrics.h"
-#include "net/resolve.h"
 
 #define RLSHARE_MAX_PER_TICK 1024   /* syncs sent per tick; more active keys wait for the next */
 #define RLSHARE_MIN_TIMEOUT_MS 200  /* a sync slower than this fails (fallback for that key) */
@@ -147,9 +144,7 @@ struct rlshare {
     uint64_t clock_rtt, clock_at;
     bool stopping; // thread stop: the syncs answered as failed now are no fallback
     /* a Redis host given by name: resolved by a thread of our own, never on the loop */
-    struct resolver *resolver;
-    struct resolve_name *dns;
-    _Atomic uint64_t dns_seq;
+    struct redisdns dns;
 };
 
 /* One sync in flight. */
@@ -159,33 +154,6 @@ struct rlshare_sync {
     uint64_t key;
     uint64_t sent_ns; // when the sync was sent (the reply's time is when Redis computed it)
 };
-
-/* l2redis_conf.resolve: the Redis host's current address, numeric. */
-static int rlshare__resolve(void *arg, char *ip, size_t iplen)
-{
-    struct rlshare *s = arg;
-    struct sock_addr a;
-    if (!resolve_get(s->dns, atomic_fetch_add(&s->dns_seq, 1), &a))
-        return -1;
-    const void *bin = a.ss.ss_family == AF_INET6
-                          ? (const void *)&((const struct sockaddr_in6 *)&a.ss)->sin6_addr
-                          : (const void *)&((const struct sockaddr_in *)&a.ss)->sin_addr;
-    return inet_ntop(a.ss.ss_family, bin, ip, (socklen_t)iplen) != NULL ? 0 : -1;
-}
-
-static void rlshare__start_dns(struct rlshare *s, const char *url)
-{
-    char host[256], err[256];
-    int port, db;
-    unsigned char bin[sizeof(struct in6_addr)];
-    if (l2redis_parse_url(url, host, sizeof(host), &port, &db, err, sizeof(err)) == -1 ||
-        port == -1 || inet_pton(AF_INET, host, bin) == 1 || inet_pton(AF_INET6, host, bin) == 1)
-        return;
-    s->resolver = resolve_create(30000);
-    s->dns = resolve_add(s->resolver, host, port, err, sizeof(err));
-    if (resolve_start(s->resolver) != 0)
-        ag_log(AG_LOG_WARN, "rate limit: cannot start the resolver thread: %s", strerror(errno));
-}
 
 /* The key-hash secret: the config's (cache.key_secret_file), else the one every gateway of this
  * Redis agreed on (the cache's own, same Redis key), else our own: then this worker's keys have
@@ -206,8 +174,8 @@ static struct keyhash *rlshare__secret(struct rlshare *s, const struct gw_config
         proposal[2 * i + 1] = hx[rnd[i] & 15];
     }
     struct l2redis_conf conf = {.url = cfg->cache.redis,
-                                .resolve = s->dns != NULL ? rlshare__resolve : NULL,
-                                .resolve_arg = s};
+                                .resolve = redisdns_hook(&s->dns),
+                                .resolve_arg = &s->dns};
     snprintf(s->secret_key, sizeof(s->secret_key), "%skey-secret", s->prefix);
     uint64_t timeout = cfg->cache.redis_timeout_ms > 1000 ? cfg->cache.redis_timeout_ms : 1000;
     long n = l2redis_agree(&conf, s->secret_key, proposal, sizeof(proposal), agreed, sizeof(agreed),
@@ -241,7 +209,7 @@ struct rlshare *rlshare_create(struct gw_shared *sh)
     s->nroutes = cfg->nroutes;
     s->routes = xcalloc(cfg->nroutes ? cfg->nroutes : 1, sizeof(*s->routes));
     s->reports = xcalloc(RLSHARE_MAX_PER_TICK, sizeof(*s->reports));
-    rlshare__start_dns(s, cfg->cache.redis);
+    redisdns_start(&s->dns, cfg->cache.redis, "rate limit");
     unsigned char id[8];
     if (keyhash_random(id, sizeof(id)) != 0) {
         fprintf(stderr, "fatal: rate limit: no random bytes for the instance id\n");
@@ -300,7 +268,7 @@ void rlshare_destroy(struct rlshare *s)
     if (s == NULL)
         return;
     AG_ASSERT(s->redis == NULL);
-    resolve_destroy(s->resolver);
+    redisdns_stop(&s->dns);
     keyhash_destroy(s->kh);
     if (s->secret != NULL)
         explicit_bzero(s->secret, s->secret_len);
@@ -505,8 +473,8 @@ void rlshare_thread_start(struct rlshare *s, struct gwthread *th)
                                                                     : RLSHARE_MIN_TIMEOUT_MS,
         .reconnect_ms = reconnect,
         .max_reply = 65536,
-        .resolve = s->dns != NULL ? rlshare__resolve : NULL,
-        .resolve_arg = s};
+        .resolve = redisdns_hook(&s->dns),
+        .resolve_arg = &s->dns};
     s->th = th;
     s->redis = l2redis_create(th->loop, &conf, NULL, NULL, NULL);
     loop_timer_init(&s->tick, rlshare__tick, s);
