@@ -107,13 +107,19 @@ static redisReply *command(redisContext *c, struct redis_limit *l, const char *f
     }
 }
 
+/* No counter a server reports gets near 2^56; a larger value is a bad reply, clamped so that the
+ * rules can add up REDIS_NODES_MAX nodes' counters (and hits + misses) without overflowing. */
+#define INFO_NUM_LIMIT (1LL << 56)
+
 /* Pulls "key:value" out of INFO text; returns the value as a number, or <dflt>. */
 static long long info_num(const char *text, const char *key, long long dflt)
 {
     size_t n = strlen(key);
     for (const char *p = text; p && *p;) {
-        if (strncmp(p, key, n) == 0 && p[n] == ':')
-            return strtoll(p + n + 1, NULL, 10);
+        if (strncmp(p, key, n) == 0 && p[n] == ':') {
+            long long v = strtoll(p + n + 1, NULL, 10);
+            return v > INFO_NUM_LIMIT ? INFO_NUM_LIMIT : v < -INFO_NUM_LIMIT ? -INFO_NUM_LIMIT : v;
+        }
         p = strchr(p, '\n');
         if (p)
             p++;
