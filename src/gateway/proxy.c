@@ -354,29 +354,20 @@ void proxy_write_head(struct buf *b, const struct px_head *h)
     const struct h1_request *req = h->req;
     const struct gw_upstream *up = h->up;
     buf_reserve(b, 512 + req->target_len + 64 * req->nheaders);
-    if (h->method != NULL)
-        buf_append_str(b, h->method);
-    else
-        buf_append(b, req->method, req->method_len);
-    buf_append(b, " ", 1);
-    if (req->target_len > 0 && req->target[0] == '/') {
-        buf_append(b, req->target, req->target_len);
-    } else {
-        /* absolute-form from a client that thinks we are a forward proxy: origin-form upstream */
-        buf_append(b, req->path_len ? req->path : "/", req->path_len ? req->path_len : 1);
-        if (req->query) {
-            buf_append(b, "?", 1);
-            buf_append(b, req->query, req->query_len);
-        }
-    }
-    buf_append_str(b, " HTTP/1.1\r\nHost: ");
+    const char *m = h->method != NULL ? h->method : req->method;
+    size_t ml = h->method != NULL ? strlen(h->method) : req->method_len;
+    if (req->target_len > 0 && req->target[0] == '/')
+        h1_write_request_line(b, m, ml, req->target, req->target_len, NULL, 0);
+    else /* absolute-form from a client that thinks we are a forward proxy: origin-form upstream */
+        h1_write_request_line(b, m, ml, req->path_len ? req->path : "/",
+                              req->path_len ? req->path_len : 1, req->query, req->query_len);
     if (up->host)
-        buf_append_str(b, up->host);
+        h1_write_header_str(b, "Host", up->host);
     else if (req->host)
-        buf_append(b, req->host, req->host_len);
+        h1_write_header(b, "Host", 4, req->host, req->host_len);
     else
-        buf_printf(b, "%s:%d", up->servers[0].host, up->servers[0].port);
-    buf_append_str(b, "\r\n");
+        h1_write_host(b, up->servers[0].host, strlen(up->servers[0].host), up->servers[0].port,
+                      0);
     bool has_connection = false;
     for (size_t i = 0; i < req->nheaders && !has_connection; i++)
         has_connection = req->headers[i].name_len == 10 &&

@@ -3,6 +3,7 @@
  * It trusts its callers to pass valid names and values (they come from our parser or our code). */
 #include "http/h1write.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 const char *h1_status_reason(int status)
@@ -137,6 +138,55 @@ void h1_write_header_u64(struct buf *b, const char *name, uint64_t value)
     char *end = tmp + sizeof(tmp);
     char *d = u64_dec(value, end);
     h1_write_header(b, name, strlen(name), d, (size_t)(end - d));
+}
+
+void h1_write_request_line(struct buf *b, const char *method, size_t method_len, const char *path,
+                           size_t path_len, const char *query, size_t query_len)
+{
+    bool q = query != NULL;
+    buf_reserve(b, method_len + 1 + path_len + (q ? 1 + query_len : 0) + 11);
+    char *p = buf_tail(b);
+    memcpy(p, method, method_len);
+    p += method_len;
+    *p++ = ' ';
+    if (path_len)
+        memcpy(p, path, path_len);
+    p += path_len;
+    if (q) {
+        *p++ = '?';
+        if (query_len)
+            memcpy(p, query, query_len);
+        p += query_len;
+    }
+    memcpy(p, " HTTP/1.1\r\n", 11);
+    p += 11;
+    buf_commit(b, (size_t)(p - buf_tail(b)));
+}
+
+void h1_write_host(struct buf *b, const char *host, size_t host_len, int port, int default_port)
+{
+    bool v6 = memchr(host, ':', host_len) != NULL;
+    buf_reserve(b, host_len + 32); // "Host: ", brackets, ':' and up to 10 digits, CRLF
+    char *p = buf_tail(b);
+    memcpy(p, "Host: ", 6);
+    p += 6;
+    if (v6)
+        *p++ = '[';
+    memcpy(p, host, host_len);
+    p += host_len;
+    if (v6)
+        *p++ = ']';
+    if (port > 0 && port != default_port) {
+        char tmp[20];
+        char *end = tmp + sizeof(tmp);
+        char *d = u64_dec((uint64_t)port, end);
+        *p++ = ':';
+        memcpy(p, d, (size_t)(end - d));
+        p += end - d;
+    }
+    *p++ = '\r';
+    *p++ = '\n';
+    buf_commit(b, (size_t)(p - buf_tail(b)));
 }
 
 void h1_write_end_head(struct buf *b) { buf_append(b, "\r\n", 2); }

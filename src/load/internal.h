@@ -50,7 +50,7 @@ struct tmpl {
 struct tmpl_ctx {
     uint64_t *rng;         /* xorshift state of the calling VU */
     _Atomic uint64_t *seq; /* shared by all threads: {{seq}} is unique across the run */
-    struct buf *scratch;   /* the caller's buffer for rendering a body before its length */
+    struct buf *scratch;   /* the caller's buffer: the path, a header value, a body rendered */
     const struct buf *vars; /* {{NAME}}: the calling VU's variables (extract:), or NULL */
 };
 
@@ -234,7 +234,6 @@ struct scenario {
     char *base_url;
     struct url url;
     struct sock_addr addr;
-    char host_header[300]; /* host[:port] */
     struct load_req *reqs;
     size_t nreqs;
     struct load_flow *flows; /* every iteration kind (built by scenario_prepare) */

@@ -12,6 +12,7 @@
 #include "config/units.h"
 #include "config/yaml.h"
 #include "core/xmalloc.h"
+#include "http/h1write.h"
 #include "load/internal.h"
 #include "net/tls.h"
 
@@ -110,40 +111,40 @@ static bool scenario__has_header(const struct load_req *r, const char *name)
 void scenario_render(const struct scenario *s, const struct load_req *r, const struct tmpl_ctx *ctx,
                      struct buf *out)
 {
-    buf_append_str(out, r->method);
-    buf_append(out, " ", 1);
+    /* The head is written by http/h1write, as every client of ours writes its requests; the
+     * templates are rendered to the scratch first (the path, each header value, the body). */
+    struct buf *tmp = ctx->scratch;
+    buf_reset(tmp);
     /* The base URL's path is a prefix: base "http://h/api" + path "/users" is "/api/users". */
     if (!s->quick) {
         size_t bl = strlen(s->url.path);
         while (bl > 0 && s->url.path[bl - 1] == '/')
             bl--;
-        buf_append(out, s->url.path, bl);
+        buf_append(tmp, s->url.path, bl);
     }
-    tmpl_render(&r->path, ctx, out);
-    buf_append_str(out, " HTTP/1.1\r\n");
-    if (!scenario__has_header(r, "Host")) {
-        buf_append_str(out, "Host: ");
-        buf_append_str(out, s->host_header);
-        buf_append_str(out, "\r\n");
-    }
+    tmpl_render(&r->path, ctx, tmp);
+    h1_write_request_line(out, r->method, strlen(r->method), buf_head(tmp), buf_pending(tmp), NULL,
+                          0);
+    if (!scenario__has_header(r, "Host")) // the port of plain http is left out, as browsers do
+        h1_write_host(out, s->url.host, strlen(s->url.host), s->url.port, 80);
     if (!scenario__has_header(r, "User-Agent"))
-        buf_append_str(out, "User-Agent: apigate-load\r\n");
+        h1_write_header(out, "User-Agent", 10, "apigate-load", 12);
     for (size_t i = 0; i < r->nheaders; i++) {
-        buf_append_str(out, r->headers[i].name);
-        buf_append(out, ": ", 2);
-        tmpl_render(&r->headers[i].value, ctx, out);
-        buf_append(out, "\r\n", 2);
+        buf_reset(tmp);
+        tmpl_render(&r->headers[i].value, ctx, tmp);
+        h1_write_header(out, r->headers[i].name, strlen(r->headers[i].name), buf_head(tmp),
+                        buf_pending(tmp));
     }
     if (r->has_body) {
-        /* The length is known only once the body is rendered: render it to the scratch first. */
-        struct buf *body = ctx->scratch;
-        buf_reset(body);
-        tmpl_render(&r->body, ctx, body);
-        buf_printf(out, "Content-Length: %zu\r\n\r\n", buf_pending(body));
-        if (buf_pending(body))
-            buf_append(out, buf_head(body), buf_pending(body));
+        /* The length is known only once the body is rendered. */
+        buf_reset(tmp);
+        tmpl_render(&r->body, ctx, tmp);
+        h1_write_header_u64(out, "Content-Length", buf_pending(tmp));
+        h1_write_end_head(out);
+        if (buf_pending(tmp))
+            buf_append(out, buf_head(tmp), buf_pending(tmp));
     } else {
-        buf_append(out, "\r\n", 2);
+        h1_write_end_head(out);
     }
 }
 
@@ -161,12 +162,6 @@ int scenario_prepare(struct scenario *s, char *err, size_t errlen)
         }
         s->tls_sess = tls_session_create();
     }
-    if (s->url.port == 80 || s->url.port == 0)
-        snprintf(s->host_header, sizeof(s->host_header), strchr(s->url.host, ':') ? "[%s]" : "%s",
-                 s->url.host);
-    else
-        snprintf(s->host_header, sizeof(s->host_header),
-                 strchr(s->url.host, ':') ? "[%s]:%d" : "%s:%d", s->url.host, s->url.port);
     char rerr[256];
     if (sock_resolve(s->url.host, s->url.port, &s->addr, rerr, sizeof(rerr)) == -1) {
         snprintf(err, errlen, "%s: %s", s->base_url, rerr);

@@ -16,6 +16,7 @@
 #include "core/clock.h"
 #include "http/h1body.h"
 #include "http/h1parse.h"
+#include "http/h1write.h"
 #include "http/url.h"
 #include "net/sock.h"
 #include "net/tls.h"
@@ -228,28 +229,27 @@ int httpc_request(const char *method, const char *url, int timeout_ms, const cha
     uint64_t t0 = clock_now_ns();
     int rc = -1;
     struct buf in = BUF_INIT;
+    struct buf req = BUF_INIT; // the request head
     if (connect_to(&c, &u, timeout_ms, t, t0, err, errlen) < 0)
         goto out;
     set_deadline(&c, timeout_ms);
     if (transport_start(&c, &u, err, errlen) < 0)
         goto out;
     t->tls_ms = ms_since(t0);
-    char req[2560];
-    bool v6 = strchr(u.host, ':') != NULL;
-    /* A method other than GET and HEAD says its (empty) body, as servers may wait for one. */
+    /* The head is written by http/h1write, as every client of ours writes its requests. A
+     * method other than GET and HEAD says its (empty) body, as servers may wait for one. */
     bool head_req = strcmp(method, "HEAD") == 0;
     bool bodyless = head_req || strcmp(method, "GET") == 0;
-    int n = snprintf(req, sizeof(req),
-                     "%s %s HTTP/1.1\r\nHost: %s%s%s:%d\r\nUser-Agent: %s\r\n"
-                     "Accept: */*\r\n%sConnection: close\r\n\r\n",
-                     method, u.path, v6 ? "[" : "", u.host, v6 ? "]" : "", u.port, agent,
-                     bodyless ? "" : "Content-Length: 0\r\n");
-    if (n < 0 || (size_t)n >= sizeof(req)) {
-        snprintf(err, errlen, "URL too long");
-        goto out;
-    }
+    h1_write_request_line(&req, method, strlen(method), u.path, strlen(u.path), NULL, 0);
+    h1_write_host(&req, u.host, strlen(u.host), u.port, 0);
+    h1_write_header_str(&req, "User-Agent", agent);
+    h1_write_header(&req, "Accept", 6, "*/*", 3);
+    if (!bodyless)
+        h1_write_header(&req, "Content-Length", 14, "0", 1);
+    h1_write_header(&req, "Connection", 10, "close", 5);
+    h1_write_end_head(&req);
     set_deadline(&c, timeout_ms);
-    if (conn_write(&c, req, (size_t)n, err, errlen) < 0)
+    if (conn_write(&c, buf_head(&req), buf_pending(&req), err, errlen) < 0)
         goto out;
     /* Head. */
     struct h1_header hdrs[64];
@@ -315,6 +315,7 @@ int httpc_request(const char *method, const char *url, int timeout_ms, const cha
     t->total_ms = ms_since(t0);
     rc = 0;
 out:
+    buf_deinit(&req);
     buf_deinit(&in);
     conn_close(&c);
     return rc;

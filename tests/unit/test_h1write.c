@@ -110,6 +110,58 @@ static void test_head_parses_back(void **state)
     buf_deinit(&b);
 }
 
+/* The request head writer every client of ours shares (the proxy and the cache's refresh through
+ * proxy_write_head, load, net/httpc): request line with or without a separate query, Host with
+ * IPv6 brackets and the default port left out. */
+static void test_request_head(void **state)
+{
+    (void)state;
+    struct buf b = BUF_INIT;
+    h1_write_request_line(&b, "GET", 3, "/a/b?x=1", 8, NULL, 0);
+    assert_buf(&b, "GET /a/b?x=1 HTTP/1.1\r\n");
+    buf_reset(&b);
+    h1_write_request_line(&b, "DELETE", 6, "/p", 2, "k=v&z", 5);
+    assert_buf(&b, "DELETE /p?k=v&z HTTP/1.1\r\n");
+    buf_reset(&b);
+    h1_write_request_line(&b, "GET", 3, "/", 1, "", 0); // "?" with an empty query stays
+    assert_buf(&b, "GET /? HTTP/1.1\r\n");
+
+    buf_reset(&b);
+    h1_write_host(&b, "example.com", 11, 8080, 0);
+    assert_buf(&b, "Host: example.com:8080\r\n");
+    buf_reset(&b);
+    h1_write_host(&b, "example.com", 11, 80, 80);
+    assert_buf(&b, "Host: example.com\r\n");
+    buf_reset(&b);
+    h1_write_host(&b, "example.com", 11, 443, 80); // https on 443 with http's default: written
+    assert_buf(&b, "Host: example.com:443\r\n");
+    buf_reset(&b);
+    h1_write_host(&b, "::1", 3, 9000, 0);
+    assert_buf(&b, "Host: [::1]:9000\r\n");
+    buf_reset(&b);
+    h1_write_host(&b, "fe80::2", 7, 0, 80);
+    assert_buf(&b, "Host: [fe80::2]\r\n");
+    buf_reset(&b);
+    h1_write_host(&b, "h", 1, 2147483647, 0); // any int: the reservation holds 10 digits
+    assert_buf(&b, "Host: h:2147483647\r\n");
+
+    /* a whole head of these parses back */
+    buf_reset(&b);
+    h1_write_request_line(&b, "POST", 4, "/x", 2, "q", 1);
+    h1_write_host(&b, "::1", 3, 81, 80);
+    h1_write_header_u64(&b, "Content-Length", 0);
+    h1_write_end_head(&b);
+    struct h1_header h[8];
+    struct h1_request q;
+    int n = h1_parse_request(buf_head(&b), buf_pending(&b), &q, h, 8, NULL);
+    assert_int_equal(n, (int)buf_pending(&b));
+    assert_int_equal(q.method_id, H1_M_POST);
+    assert_int_equal(q.query_len, 1);
+    assert_int_equal(q.host_len, 8);
+    assert_memory_equal(q.host, "[::1]:81", 8);
+    buf_deinit(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -117,6 +169,7 @@ int main(void)
         cmocka_unit_test(test_lines),
         cmocka_unit_test(test_chunks),
         cmocka_unit_test(test_head_parses_back),
+        cmocka_unit_test(test_request_head),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
