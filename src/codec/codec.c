@@ -78,7 +78,7 @@ struct codec *codec_decoder_create(enum codec_enc e, uint64_t max_out)
 
 int codec_step(struct codec *c, const void *p, size_t n, bool last, struct buf *out)
 {
-    if (c->decode && c->done)
+    if (c->decode && c->done && !c->ops->concatenates)
         return n > 0 ? CODEC_ERR : CODEC_OK; // bytes after the end of the stream, or nothing
     uint64_t room = UINT64_MAX;
     if (c->decode && c->max_out > 0)

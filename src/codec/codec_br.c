@@ -1,6 +1,6 @@
-/* brotli through libbrotli: the only file that includes <brotli/encode.h> and <brotli/decode.h>. The encoder's window is
- * 2^18 (256 KB) to bound memory per stream; the decoder's window is the stream's (at most 16 MB
- * by the format). */
+/* brotli through libbrotli: the only file that includes <brotli/encode.h> and <brotli/decode.h>.
+ * The encoder's window is 2^18 (256 KB) to bound memory per stream; the decoder's window is the
+ * stream's (at most 16 MB by the format). */
 #include <brotli/decode.h>
 #include <brotli/encode.h>
 #include <stdlib.h>
@@ -38,8 +38,8 @@ static void *codec__br_create(int level, bool decode)
     return b;
 }
 
-static int codec__br_step(void *impl, const unsigned char *p, size_t n, bool last,
-                          struct buf *out, uint64_t room, bool *done)
+static int codec__br_step(void *impl, const unsigned char *p, size_t n, bool last, struct buf *out,
+                          uint64_t room, bool *done)
 {
     struct codec__br *b = impl;
     if (n == 0 && !last)
@@ -92,4 +92,5 @@ static void codec__br_destroy(void *impl)
     free(b);
 }
 
-const struct codec__ops codec__br_ops = {codec__br_create, codec__br_step, codec__br_destroy};
+const struct codec__ops codec__br_ops = {codec__br_create, codec__br_step, codec__br_destroy,
+                                         false};

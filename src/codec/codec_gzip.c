@@ -34,8 +34,8 @@ static void *codec__gz_create(int level, bool decode)
     return g;
 }
 
-static int codec__gz_step(void *impl, const unsigned char *p, size_t n, bool last,
-                          struct buf *out, uint64_t room, bool *done)
+static int codec__gz_step(void *impl, const unsigned char *p, size_t n, bool last, struct buf *out,
+                          uint64_t room, bool *done)
 {
     struct codec__gz *g = impl;
     z_stream *z = &g->z;
@@ -87,4 +87,5 @@ static void codec__gz_destroy(void *impl)
     free(g);
 }
 
-const struct codec__ops codec__gzip_ops = {codec__gz_create, codec__gz_step, codec__gz_destroy};
+const struct codec__ops codec__gzip_ops = {codec__gz_create, codec__gz_step, codec__gz_destroy,
+                                           false};

@@ -39,8 +39,8 @@ static void *codec__zs_create(int level, bool decode)
     return z;
 }
 
-static int codec__zs_step(void *impl, const unsigned char *p, size_t n, bool last,
-                          struct buf *out, uint64_t room, bool *done)
+static int codec__zs_step(void *impl, const unsigned char *p, size_t n, bool last, struct buf *out,
+                          uint64_t room, bool *done)
 {
     struct codec__zs *z = impl;
     if (n == 0 && !last)
@@ -84,4 +84,5 @@ static void codec__zs_destroy(void *impl)
     free(z);
 }
 
-const struct codec__ops codec__zstd_ops = {codec__zs_create, codec__zs_step, codec__zs_destroy};
+const struct codec__ops codec__zstd_ops = {codec__zs_create, codec__zs_step, codec__zs_destroy,
+                                           true};

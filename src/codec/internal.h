@@ -16,6 +16,10 @@ struct codec__ops {
     int (*step)(void *impl, const unsigned char *p, size_t n, bool last, struct buf *out,
                 uint64_t room, bool *done);
     void (*destroy)(void *impl);
+    /* The coding's streams may be concatenated (zstd frames, RFC 8878 3.1): bytes after the
+     * end of one begin another, and <done> says the input ends on a boundary. Otherwise bytes
+     * after the end are an error, whether they come in the same step or a later one. */
+    bool concatenates;
 };
 
 extern const struct codec__ops codec__gzip_ops;
