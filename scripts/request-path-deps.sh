@@ -7,11 +7,11 @@ set -eu
 cd "$(dirname "$0")/.."
 files="gateway/filter.h gateway/upool.h gateway/proxy.h gateway/gwthread.h gateway/req.h
 gateway/conn.h gateway/h2sess.h gateway/tunnel.h gateway/cachehook.h gateway/cachehook_priv.h
-gateway/resil.h gateway/rlimit.h gateway/rlshare.h gateway/compvar.h net/srvconn.h http/h1body.h
+gateway/resil.h gateway/rlimit.h gateway/rlshare.h gateway/compvar.h net/srvconn.h net/h1cli.h http/h1body.h
 gateway/filter.c gateway/gwthread.c gateway/req.c gateway/conn.c gateway/h2sess.c
 gateway/proxy.c gateway/tunnel.c gateway/cachehook.c gateway/cachebg.c gateway/cachel2.c
 gateway/resil.c gateway/ratelimit.c gateway/rlshare.c gateway/compress.c gateway/compvar.c
-gateway/worker.c gateway/admin.c mock/mock_conn.c load/client.c net/httpc.c net/srvconn.c"
+gateway/worker.c gateway/admin.c mock/mock_conn.c load/client.c net/httpc.c net/srvconn.c net/h1cli.c"
 # the project includes of <file>: "module/x.h" as x.h within its own module, else module/x.h
 deps() {
     m=${1%%/*}

@@ -3,10 +3,9 @@
  * validators, and stores the answer (a 304 refreshes the entry, a storable response replaces it,
  * anything else leaves it). One refresh per key at a time (the coalescing table), and a miss of
  * that key meanwhile waits for it like for any fetch. The exchange is the proxy's: the request
- * head is written by proxy_write_head (the same forwarded headers), the answer read by
- * http/h1body (final head past interim 1xx, body framing) like every client of an upstream; what
- * is left here is the loop that moves those bytes, with no request body to send and no client
- * to stream to. */
+ * head is written by proxy_write_head (the same forwarded headers), and net/h1cli writes it,
+ * reads the answer and frames it (final head past interim 1xx, http/h1body), as for the proxy;
+ * what is left here is what the head and each piece of the body mean to the cache. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,9 +17,9 @@
 #include "gateway/cachehook_priv.h"
 #include "gateway/gwconf.h"
 #include "gateway/req.h"
-#include "http/h1body.h"
 #include "http/h1write.h"
 #include "http/headers.h"
+#include "net/h1cli.h"
 #include "net/transport.h"
 
 #define CHBG_MAGIC 0x63686267u /* "chbg" */
@@ -39,14 +38,11 @@ struct chbg {
     bool waiting;
     struct loop_timer timer;
     struct buf out; // request head to the upstream
-    size_t sent;
     struct buf in; // response bytes
     uint64_t l2_seq; // purge sequence known when the refresh began (cachel2.c)
-    struct h1_response res;
+    struct h1cli x; // the exchange: x.res the response head, x.body its framing
     struct h1_header hdrs[PX_RES_HEADERS_MAX];
     size_t max_hdrs; // server.max_response_headers
-    bool head_done;
-    struct h1body body;
     bool validators;
     struct cache_fill *fill;
     // the client request, copied (policy and keys read it)
@@ -121,7 +117,7 @@ static void chbg__complete(struct chbg *b)
 {
     struct cachehook *ch = b->ch;
     uint64_t now = loop_now_ms(b->th->loop);
-    if (buf_pending(&b->in) > 0 && b->res.body != H1_BODY_UNTIL_CLOSE) {
+    if (buf_pending(&b->in) > 0 && b->x.res.body != H1_BODY_UNTIL_CLOSE) {
         /* bytes past the response: the origin's framing is off, this may be stray bytes of an
          * earlier exchange; neither stored nor reused (proxy.md, late bytes) */
         uconn_stray(b->uc, "bytes past the end of a response");
@@ -144,110 +140,73 @@ static void chbg__complete(struct chbg *b)
         }
     }
     bool reusable =
-        b->res.keep_alive && buf_pending(&b->in) == 0 && b->res.body != H1_BODY_UNTIL_CLOSE;
+        b->x.res.keep_alive && buf_pending(&b->in) == 0 && b->x.res.body != H1_BODY_UNTIL_CLOSE;
     chbg__end(b, reusable);
 }
 
+/* The response head (b->x.res): a 304 refreshes the stored entry, a storable answer starts a
+ * fill. Returns -1 for a 101 (never asked). */
 static int chbg__head(struct chbg *b)
 {
     struct cachehook *ch = b->ch;
-    struct h1_limits lim = {
-        .max_request_line = 0, .max_head = CHBG_MAX_HEAD, .max_headers = b->max_hdrs};
-    size_t interim = 0;
-    int r = h1body_response_head(buf_head(&b->in), buf_pending(&b->in), &b->res, b->hdrs,
-                                 b->max_hdrs, &lim, false, &interim);
-    buf_consume(&b->in, interim);
-    if (r == -2)
-        return 0;
-    if (r == -1 || b->res.status == 101)
+    if (b->x.res.status == 101)
         return -1;
     uint64_t now = loop_now_ms(b->th->loop);
     int64_t wall = clock_wall_s();
-    if (b->res.status == 304 && b->validators && b->old != NULL) {
+    if (b->x.res.status == 304 && b->validators && b->old != NULL) {
         struct store_obj *o =
-            cache_refresh_304(ch->cache, &b->route->pc, &b->rq, &b->preq, b->old, &b->res,
+            cache_refresh_304(ch->cache, &b->route->pc, &b->rq, &b->preq, b->old, &b->x.res,
                               b->req_wall_s, wall, now, b->key, b->key_len, b->primary_len);
         if (o != NULL) {
             metrics_counter_inc(b->th->ms, ch->m_revalidated);
             chl2_store(ch, b->th, o, b->l2_seq);
             cache_release(ch->cache, o);
         }
-    } else if (b->res.status < 500) {
+    } else if (b->x.res.status < 500) {
         const char *why = NULL;
-        b->fill = cache_fill_begin(ch->cache, &b->route->pc, &b->rq, &b->preq, &b->res,
+        b->fill = cache_fill_begin(ch->cache, &b->route->pc, &b->rq, &b->preq, &b->x.res,
                                    b->req_wall_s, wall, now, b->path_gen, b->route->max_object,
                                    gwthread_date(b->th), &why);
     }
-    h1body_init_response(&b->body, &b->res, false);
-    buf_consume(&b->in, (size_t)r);
-    b->head_done = true;
     return 1;
 }
 
-/* Consumes body bytes (into the fill, if the answer is being stored). Returns 1 when the body is
- * complete, 0 for more, -1 on bad framing. */
-static int chbg__body(struct chbg *b)
-{
-    while (b->body.state == H1BODY_MORE && buf_pending(&b->in) > 0) {
-        const char *data;
-        size_t dlen;
-        long n = h1body_step(&b->body, buf_head(&b->in), buf_pending(&b->in), &data, &dlen);
-        if (n < 0)
-            return -1;
-        if (n == 0)
-            break;
-        if (dlen > 0 && b->fill != NULL && cache_fill_body(b->fill, data, dlen) == -1) {
-            cache_fill_abort(b->fill);
-            b->fill = NULL;
-        }
-        buf_consume(&b->in, (size_t)n);
-    }
-    return b->body.state == H1BODY_DONE ? 1 : 0;
-}
-
+/* Moves the exchange on: the head out, then the answer's events until the transport has no
+ * more (its next edge calls again), the end or a failure. */
 static void chbg__pump(struct chbg *b)
 {
-    struct transport *tp = uconn_transport(b->uc);
-    while (b->sent < b->out.len) {
-        ssize_t w = transport_write(tp, b->out.data + b->sent, b->out.len - b->sent);
+    struct h1cli *x = &b->x;
+    while (!h1cli_head_sent(x)) {
+        ssize_t w = h1cli_write(x, NULL, 0);
         if (w == IO_AGAIN)
             return;
         if (w < 0) {
             chbg__end(b, false);
             return;
         }
-        b->sent += (size_t)w;
     }
     for (;;) {
-        buf_reserve(&b->in, 16384);
-        ssize_t n = transport_read(tp, buf_tail(&b->in), buf_room(&b->in));
-        if (n == IO_AGAIN)
+        struct h1cli_piece pc;
+        switch (h1cli_next(x, &pc)) {
+        case H1CLI_AGAIN:
             return;
-        if (n <= 0) {
-            if (n == 0 && b->head_done && h1body_eof(&b->body) == H1BODY_DONE) {
-                chbg__complete(b);
-                return;
-            }
-            chbg__end(b, false);
-            return;
-        }
-        buf_commit(&b->in, (size_t)n);
-        if (!b->head_done) {
-            int r = chbg__head(b);
-            if (r < 0 || (r == 0 && buf_pending(&b->in) >= CHBG_MAX_HEAD)) {
+        case H1CLI_HEAD:
+            if (chbg__head(b) < 0) {
                 chbg__end(b, false);
                 return;
             }
-            if (r == 0)
-                continue;
-        }
-        int r = chbg__body(b);
-        if (r < 0) {
-            chbg__end(b, false);
-            return;
-        }
-        if (r == 1) {
+            break;
+        case H1CLI_BODY:
+            if (pc.len > 0 && b->fill != NULL && cache_fill_body(b->fill, pc.data, pc.len) == -1) {
+                cache_fill_abort(b->fill);
+                b->fill = NULL;
+            }
+            break;
+        case H1CLI_DONE:
             chbg__complete(b);
+            return;
+        case H1CLI_ERROR:
+            chbg__end(b, false);
             return;
         }
     }
@@ -256,17 +215,23 @@ static void chbg__pump(struct chbg *b)
 static void chbg__on_event(struct uconn *uc, unsigned events, void *arg)
 {
     (void)uc;
-    (void)events;
     struct chbg *b = arg;
     AG_ASSERT(b->magic == CHBG_MAGIC);
     if (b->uc == NULL)
         return;
+    h1cli_on_events(&b->x, events);
     chbg__pump(b);
 }
 
 static void chbg__attach(struct chbg *b, struct uconn *uc)
 {
     b->uc = uc;
+    struct h1cli *x = &b->x;
+    h1cli_begin(x, uconn_transport(uc), &b->out, &b->in);
+    x->hdrs = b->hdrs;
+    x->max_hdrs = b->max_hdrs;
+    x->lim = (struct h1_limits){
+        .max_request_line = 0, .max_head = CHBG_MAX_HEAD, .max_headers = b->max_hdrs};
     uconn_set_handler(uc, chbg__on_event, b);
     chbg__pump(b);
 }

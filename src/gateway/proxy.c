@@ -30,7 +30,7 @@ static void proxy__pump(struct gw_req *r);
 static void proxy__acquire(struct gw_req *r);
 static void proxy__retry_later(struct gw_req *r);
 static void proxy__arm(struct gw_req *r);
-static void proxy__switch(struct gw_req *r, size_t head_len);
+static void proxy__switch(struct gw_req *r);
 
 void proxy_init(struct proxy *px)
 {
@@ -105,7 +105,7 @@ static void proxy__fail_err(struct gw_req *r, int status, const char *code, cons
     const char *extra = status == 503 ? "Retry-After: 1\r\n" : NULL;
     struct gw_err err = {.status = status, .code = code, .msg = msg, .extra_headers = extra,
                          .kind = kind, .head_received = px->head_done,
-                         .got_bytes = px->got_bytes, .untried = untried};
+                         .got_bytes = px->x.got_bytes, .untried = untried};
     r->retry_delay_ms = 0;
     switch (filter_error(r, FILTER_MAX, &err)) {
     case FILTER_RETRY:
@@ -180,12 +180,7 @@ static void proxy__on_up_event(struct uconn *uc, unsigned events, void *arg)
     AG_ASSERT(r->magic == GW_REQ_MAGIC);
     if (r->state != GW_REQ_ACTIVE)
         return;
-    if (events & (LOOP_READ | LOOP_ERROR))
-        r->px.up_readable = true;
-    if (events & LOOP_HUP)
-        r->px.up_hup = true;
-    if (events & (LOOP_WRITE | LOOP_ERROR))
-        r->px.up_writable = true;
+    h1cli_on_events(&r->px.x, events);
     proxy__pump(r);
 }
 
@@ -197,11 +192,22 @@ static void proxy__attach(struct gw_req *r, struct uconn *uc)
     px->server = uconn_server_name(uc);
     px->waiter.avoid = uconn_server(uc) + 1; // a retry of this request prefers another server
     px->connect_us = uconn_reused(uc) ? 0 : uconn_connect_us(uc);
-    px->up_writable = true;
-    /* Nothing can be readable before our request is sent: a lent connection that went
-     * readable while idle (EOF) was seen by the pool's own handler. */
-    px->up_readable = false;
-    px->up_hup = false;
+    /* the exchange: the head from its start, the response into uin, headers in a thread block
+     * (given back when the request is released) */
+    struct h1cli *x = &px->x;
+    h1cli_begin(x, uconn_transport(uc), &px->head, &px->uin);
+    if (px->res_hdrs == NULL)
+        px->res_hdrs = gwthread_block_take(r->th);
+    x->read_chunk = PX_READ_CHUNK;
+    x->hdrs = px->res_hdrs;
+    x->max_hdrs = (size_t)r->th->sh->cfg->server.max_response_headers;
+    x->lim = (struct h1_limits){.max_request_line = 0, .max_head = PX_MAX_RESPONSE_HEAD,
+                                .max_headers = x->max_hdrs};
+    x->head_request = r->req.method_id == H1_M_HEAD;
+    /* An answer to a request head the server has not seen yet, on a connection that carried an
+     * earlier exchange, is that exchange's late bytes, never this request's response. (On a
+     * fresh connection it is an early 431 or 400: read on.) */
+    x->early_stray = uconn_reused(uc);
     px->t_sent_us = clock_now_us();
     px->first_byte_deadline_ms = 0; // starts once the whole request is sent (proxy__send)
     uconn_set_handler(uc, proxy__on_up_event, r);
@@ -461,12 +467,12 @@ static void proxy__build_head(struct gw_req *r)
  * The request body state is not here: requests with a body are never sent twice. */
 static void proxy__exchange_reset(struct proxy *px)
 {
-    px->head_sent = 0;
     buf_reset(&px->uin);
     buf_reset(&px->trail);
     buf_reset(&px->xout);
     px->req_done = false;
-    px->head_done = px->got_bytes = px->res_done = false;
+    px->head_done = px->res_done = false;
+    px->x.got_bytes = false; // h1cli_begin clears the rest when a connection is attached
     px->xform = 0;
     px->xform_failed = false;
     px->xform_sent = false;
@@ -558,15 +564,10 @@ static int proxy__reframe_chunked(struct gw_req *r)
 static int proxy__send(struct gw_req *r)
 {
     struct proxy *px = &r->px;
-    struct transport *t = uconn_transport(px->uc);
-    while (px->up_writable) {
-        struct iovec iov[3];
+    struct h1cli *x = &px->x;
+    while (x->writable) {
+        struct iovec iov[2];
         int n = 0;
-        size_t hrest = buf_pending(&px->head) - px->head_sent;
-        if (hrest) {
-            iov[n].iov_base = buf_head(&px->head) + px->head_sent;
-            iov[n++].iov_len = hrest;
-        }
         size_t upend = buf_pending(&px->uout);
         if (upend) {
             iov[n].iov_base = buf_head(&px->uout);
@@ -582,20 +583,15 @@ static int proxy__send(struct gw_req *r)
                 iov[n++].iov_len = slice;
             }
         }
-        if (n == 0)
+        if (n == 0 && h1cli_head_sent(x))
             break;
-        ssize_t w = transport_writev(t, iov, n);
-        if (w == IO_AGAIN) {
-            px->up_writable = false;
+        ssize_t w = h1cli_write(x, iov, n); // the rest of the head first, then these
+        if (w == IO_AGAIN)
             break;
-        }
         if (w < 0)
             return -1;
         size_t wz = (size_t)w;
-        size_t take = wz < hrest ? wz : hrest;
-        px->head_sent += take;
-        wz -= take;
-        take = wz < upend ? wz : upend;
+        size_t take = wz < upend ? wz : upend;
         buf_consume(&px->uout, take);
         wz -= take;
         if (wz) {
@@ -606,8 +602,7 @@ static int proxy__send(struct gw_req *r)
         }
     }
     bool was_done = px->req_done;
-    px->req_done = px->req_body_read && px->head_sent == buf_pending(&px->head) &&
-                   buf_pending(&px->uout) == 0;
+    px->req_done = px->req_body_read && h1cli_head_sent(x) && buf_pending(&px->uout) == 0;
     /* timeout.first_byte is the origin's thinking time: it runs from the last request byte, so
      * a large upload at the client's pace (bounded by the body timeout) is not cut short. */
     if (px->req_done && !was_done && !px->head_done) {
@@ -648,7 +643,7 @@ static bool proxy__skip_res_header(const char *n, size_t len)
 static void proxy__write_client_head(struct gw_req *r)
 {
     struct proxy *px = &r->px;
-    const struct h1_response *res = &px->res;
+    const struct h1_response *res = &px->x.res;
     struct buf *b = r->out;
     bool client11 = r->req.minor_version == 1;
     /* decide the framing towards the client */
@@ -760,10 +755,10 @@ static void proxy__write_client_head(struct gw_req *r)
  * here (its metrics as a 101; its access log line when the tunnel ends); the session starts the
  * tunnel with the client side in gw_sess_ops.done. The filters never see a 101: nothing about it
  * can be cached, retried, re-encoded or judged as an answer. */
-static void proxy__switch(struct gw_req *r, size_t head_len)
+static void proxy__switch(struct gw_req *r)
 {
     struct proxy *px = &r->px;
-    const struct h1_response *res = &px->res;
+    const struct h1_response *res = &px->x.res;
     struct buf *b = r->out;
     buf_append_str(b, "HTTP/1.1 101 ");
     buf_append(b, res->reason, res->reason_len);
@@ -778,8 +773,7 @@ static void proxy__switch(struct gw_req *r, size_t head_len)
         h1_write_header(b, h->name, h->name_len, h->value, h->value_len);
     }
     buf_append_str(b, "Connection: upgrade\r\n\r\n");
-    buf_consume(&px->uin, head_len); // the slices above are written: the head may go
-    buf_append(b, buf_head(&px->uin), buf_pending(&px->uin)); // already tunnel bytes
+    buf_append(b, buf_head(&px->uin), buf_pending(&px->uin)); // past the head: tunnel bytes
     buf_reset(&px->uin);
     px->t_first_byte_us = clock_now_us();
     px->head_done = px->res_done = true;
@@ -796,49 +790,35 @@ static void proxy__switch(struct gw_req *r, size_t head_len)
     gw_req_end(r);
 }
 
-/* Parses the response head in px->uin. Returns 1 when done, 0 when more bytes are needed,
- * -1 on an invalid head (the exchange has failed). 1xx interim responses are dropped. */
-static int proxy__parse_head(struct gw_req *r)
+/* The final response head arrived (px->x.res; its bytes are consumed from px->uin, the slices
+ * still there): a 101, the filters' verdict, the client's head. Returns 1 when the body follows
+ * (or the response is complete: px->res_done), -1 when the exchange ended here. */
+static int proxy__on_head(struct gw_req *r)
 {
     struct proxy *px = &r->px;
-    if (px->res_hdrs == NULL)
-        px->res_hdrs = gwthread_block_take(r->th); // given back when the connection goes idle
-    struct h1_limits lim = {.max_request_line = 0, .max_head = PX_MAX_RESPONSE_HEAD,
-                            .max_headers = (size_t)r->th->sh->cfg->server.max_response_headers};
-    size_t interim = 0;
-    int n = h1body_response_head(buf_head(&px->uin), buf_pending(&px->uin), &px->res,
-                                 px->res_hdrs, lim.max_headers, &lim,
-                                 r->req.method_id == H1_M_HEAD, &interim);
-    buf_consume(&px->uin, interim); // 100 Continue, 103 Early Hints: not forwarded
-    if (n == -2)
-        return 0;
-    if (n == -1) {
-        proxy__fail(r, 502, "bad_gateway", "invalid response head from upstream", GW_ERR_PROTO);
-        return -1;
-    }
-    if (px->res.status == 101) {
+    const struct h1_response *res = &px->x.res;
+    if (res->status == 101) {
         if (!r->upgrade) // never asked: the stream that follows is not HTTP we can read
             proxy__fail(r, 502, "bad_gateway", "upstream switched protocols unasked",
                         GW_ERR_PROTO);
-        else if (!headers_find(px->res.headers, px->res.nheaders, "upgrade"))
+        else if (!headers_find(res->headers, res->nheaders, "upgrade"))
             proxy__fail(r, 502, "bad_gateway", "upstream 101 without an Upgrade header",
                         GW_ERR_PROTO);
         else
-            proxy__switch(r, (size_t)n);
+            proxy__switch(r);
         return -1;
     }
     px->t_first_byte_us = clock_now_us();
     /* the filters: a retry (retry.on lists the status), the cache storing the response,
      * refreshing its copy by a 304 or serving it instead of a 5xx */
-    enum filter_verdict v = filter_response_head(r, &px->res);
+    enum filter_verdict v = filter_response_head(r, &px->x.res);
     if (v == FILTER_RETRY) {
         proxy__retry_later(r);
         return -1;
     }
-    px->res_body = px->res.body;
-    /* the head parser applied HEAD's and the statuses' no-body rules already */
-    h1body_init(&px->res_rd, px->res.body, px->res.content_length);
-    bool no_body = px->res_rd.state == H1BODY_DONE;
+    px->res_body = res->body;
+    /* h1cli framed the body by HEAD's and the statuses' no-body rules */
+    bool no_body = px->x.body.state == H1BODY_DONE;
     if (v == FILTER_RESPOND && !no_body) {
         /* a filter answered (a stale copy instead of a 5xx): the body is not read, so the
          * connection cannot be reused */
@@ -849,10 +829,9 @@ static int proxy__parse_head(struct gw_req *r)
         return -1;
     }
     if (v == FILTER_CONTINUE)
-        proxy__write_client_head(r); // copies the header slices before uin is consumed
+        proxy__write_client_head(r); // copies the header slices before uin is read into again
     else
         px->out = PX_OUT_NONE; // a filter wrote the answer (the cache, from a 304)
-    buf_consume(&px->uin, (size_t)n);
     px->head_done = true;
     proxy__arm(r); // first-byte deadline no longer applies
     if (no_body)
@@ -909,66 +888,46 @@ static int proxy__send_transformed(struct gw_req *r, const char *p, size_t n, bo
     return rc;
 }
 
-/* Moves body bytes from px->uin to the client, framed by http/h1body. Returns -1 when the client
- * is gone, -2 on invalid chunked framing from the upstream, -3 when a re-encoding failed. */
-static int proxy__forward_body(struct gw_req *r)
+/* Sends one piece of the body (h1cli: raw bytes and the decoded ones among them) to the client,
+ * framed for it. Returns -1 when the client is gone, -3 when a re-encoding failed. */
+static int proxy__forward(struct gw_req *r, const struct h1cli_piece *pc)
 {
     struct proxy *px = &r->px;
-    while (!px->res_done && buf_pending(&px->uin) > 0) {
-        size_t pend = buf_pending(&px->uin);
-        const char *p = buf_head(&px->uin);
-        const char *data;
-        size_t dlen;
-        bool in_trailers = h1body_in_trailers(&px->res_rd);
-        long n = h1body_step(&px->res_rd, p, pend, &data, &dlen);
-        if (n < 0)
-            return -2;
-        if (px->res_rd.state == H1BODY_DONE)
-            px->res_done = true;
-        if (n == 0) {
-            if (px->res_done)
-                break;
-            return 0; // a chunk line or trailer still incomplete
-        }
-        buf_consume(&px->uin, (size_t)n);
-        filter_body(r, data, dlen);
-        int rc = 0;
-        if (px->xform) {
-            /* re-encoded: the last piece and the end of the chunks come from proxy__finish */
-            if (dlen > 0)
-                rc = proxy__send_transformed(r, data, dlen, false);
-            if (rc == -3)
-                return -3;
-        } else if (px->res_body == H1_BODY_CHUNKED && px->out == PX_OUT_CHUNKED) {
-            /* chunked to chunked: the validated bytes go out as they are, but for the trailer
-             * section, collected (the decoder bounds it) and sent without the fields that must
-             * not be trailers (a Content-Length trailer, Host...) */
-            if (!in_trailers) {
-                rc = gw_req_send(r, p, (size_t)n);
-            } else {
-                buf_append(&px->trail, p, (size_t)n);
-                if (px->res_done) {
-                    size_t tl = h1_chunked_filter_trailers(buf_head(&px->trail),
-                                                           buf_pending(&px->trail));
-                    rc = gw_req_send(r, buf_head(&px->trail), tl);
-                    buf_reset(&px->trail);
-                }
+    const char *data = pc->data;
+    size_t dlen = pc->len;
+    if (px->x.body.state == H1BODY_DONE)
+        px->res_done = true;
+    filter_body(r, data, dlen);
+    int rc = 0;
+    if (px->xform) {
+        /* re-encoded: the last piece and the end of the chunks come from proxy__finish */
+        if (dlen > 0)
+            rc = proxy__send_transformed(r, data, dlen, false);
+    } else if (px->res_body == H1_BODY_CHUNKED && px->out == PX_OUT_CHUNKED) {
+        /* chunked to chunked: the validated bytes go out as they are, but for the trailer
+         * section, collected (the decoder bounds it) and sent without the fields that must
+         * not be trailers (a Content-Length trailer, Host...) */
+        if (!pc->trailers) {
+            rc = gw_req_send(r, pc->raw, pc->raw_len);
+        } else {
+            buf_append(&px->trail, pc->raw, pc->raw_len);
+            if (px->res_done) {
+                size_t tl = h1_chunked_filter_trailers(buf_head(&px->trail),
+                                                       buf_pending(&px->trail));
+                rc = gw_req_send(r, buf_head(&px->trail), tl);
+                buf_reset(&px->trail);
             }
-        } else if (px->out == PX_OUT_CHUNKED && dlen > 0) {
-            /* until the close, re-framed as one chunk per run */
-            buf_printf(r->out, "%zx\r\n", dlen);
-            rc = gw_req_send(r, data, dlen);
-            if (rc == 0)
-                buf_append(r->out, "\r\n", 2);
-        } else if (dlen > 0) {
-            rc = gw_req_send(r, data, dlen); // Content-Length as is; decoded to an HTTP/1.0 client
         }
-        if (rc == -1)
-            return -1;
-        if (buf_pending(r->out) >= CONN_BUF_HIGH)
-            break;
+    } else if (px->out == PX_OUT_CHUNKED && dlen > 0) {
+        /* until the close, re-framed as one chunk per run */
+        buf_printf(r->out, "%zx\r\n", dlen);
+        rc = gw_req_send(r, data, dlen);
+        if (rc == 0)
+            buf_append(r->out, "\r\n", 2);
+    } else if (dlen > 0) {
+        rc = gw_req_send(r, data, dlen); // Content-Length as is; decoded to an HTTP/1.0 client
     }
-    return 0;
+    return rc;
 }
 
 /* The response is complete: give the connection back and end the request. */
@@ -976,7 +935,7 @@ static void proxy__finish(struct gw_req *r)
 {
     struct proxy *px = &r->px;
     /* an upstream that heard an Upgrade and answered otherwise may still switch: not reused */
-    bool reusable = px->res.keep_alive && px->req_done && buf_pending(&px->uin) == 0 &&
+    bool reusable = px->x.res.keep_alive && px->req_done && buf_pending(&px->uin) == 0 &&
                     px->res_body != H1_BODY_UNTIL_CLOSE && !r->upgrade;
     /* Bytes past a complete response answer no request: the origin's framing is off (a body
      * after HEAD/204/304, more than Content-Length), so this response may itself be the stray
@@ -988,7 +947,7 @@ static void proxy__finish(struct gw_req *r)
     filter_response_done(r, !stray && px->req_done && settled); // the cache stores its copy
     if (px->uc != NULL)
         upool_observe(px->pool, px->uc, px->t_first_byte_us - px->t_sent_us,
-                      px->res.status >= 500);
+                      px->x.res.status >= 500);
     if (stray && px->uc != NULL) {
         uconn_stray(px->uc, "bytes past the end of a response");
         px->uc = NULL;
@@ -1020,18 +979,14 @@ static void proxy__finish(struct gw_req *r)
     gw_req_end(r);
 }
 
-/* The upstream closed or failed before the response was complete. */
+/* The upstream closed or failed before the response was complete (a body that lasts until the
+ * close is complete there: h1cli says H1CLI_DONE). */
 static void proxy__upstream_gone(struct gw_req *r, bool eof)
 {
     struct proxy *px = &r->px;
-    if (eof && px->head_done && px->res_body == H1_BODY_UNTIL_CLOSE) {
-        px->res_done = true;
-        proxy__finish(r);
-        return;
-    }
     /* A kept-alive connection the server closed meanwhile: the request never reached it. Try
      * once more on a fresh connection when that cannot repeat a side effect. */
-    if (!px->got_bytes && !px->retried && px->uc != NULL && uconn_reused(px->uc) &&
+    if (!px->x.got_bytes && !px->retried && px->uc != NULL && uconn_reused(px->uc) &&
         px->req_body == H1_BODY_NONE) {
         upool_release(px->pool, px->uc, false);
         px->uc = NULL;
@@ -1078,13 +1033,13 @@ static void proxy__pump(struct gw_req *r)
             /* The upstream may have answered already (413, 401…) and stopped reading: read what
              * it sent before judging. EOF or an error on that read ends in upstream_gone (and
              * its retry of a stale kept-alive connection). */
-            px->up_writable = false;
-            px->up_readable = true;
+            px->x.writable = false;
+            px->x.readable = true;
         }
         /* Re-framing stops at the high mark; when the upstream then took it all, go on with
          * what the client buffer still holds: no event will come for bytes already read (the
          * chunked upload stall: the body timeout fired with the rest of the body in r->in). */
-        if (px->req_body == H1_BODY_CHUNKED && !px->req_body_read && px->up_writable &&
+        if (px->req_body == H1_BODY_CHUNKED && !px->req_body_read && px->x.writable &&
             buf_pending(r->in) > 0 && buf_pending(r->in) < in_before &&
             buf_pending(&px->uout) < CONN_BUF_HIGH)
             continue;
@@ -1096,73 +1051,50 @@ static void proxy__pump(struct gw_req *r)
         }
         break;
     }
-    /* response side */
-    while (px->up_readable && !px->res_done) {
+    /* response side: h1cli reads when what uin holds is not enough */
+    while (!px->res_done) {
         if (px->head_done && buf_pending(r->out) >= CONN_BUF_HIGH)
             return; // the client is slower than the upstream: wait for its drain
         gwthread_buf_take(r->th, &px->uin);
-        buf_reserve(&px->uin, PX_READ_CHUNK);
-        ssize_t n = transport_read(uconn_transport(px->uc), buf_tail(&px->uin),
-                                   buf_room(&px->uin));
-        if (n == IO_AGAIN) {
-            px->up_readable = false;
+        struct h1cli_piece pc;
+        enum h1cli_ev ev = h1cli_next(&px->x, &pc);
+        if (ev == H1CLI_AGAIN)
             break;
-        }
-        if (n == 0 || n < 0) {
-            /* flush what we have first, then judge */
-            if (px->head_done && proxy__forward_body(r) == -1)
+        if (ev == H1CLI_HEAD) {
+            if (proxy__on_head(r) < 0)
                 return;
-            if (!px->res_done) {
-                proxy__upstream_gone(r, n == 0);
+            continue;
+        }
+        if (ev == H1CLI_BODY) {
+            int rc = proxy__forward(r, &pc);
+            if (rc == -1)
+                return;
+            if (rc == -3) {
+                proxy__fail(r, 502, "bad_gateway", "the response could not be re-encoded",
+                            GW_ERR_PROTO);
                 return;
             }
+            continue;
+        }
+        if (ev == H1CLI_DONE) { // the body ended at the close, or with no byte of its own
+            px->res_done = true;
             break;
         }
-        buf_commit(&px->uin, (size_t)n);
-        px->got_bytes = true;
-        if (px->head_sent < buf_pending(&px->head) && uconn_reused(px->uc)) {
-            /* An answer to a request head the server has not seen yet, on a connection that
-             * carried an earlier exchange: that exchange's late bytes, never this request's
-             * response. (On a fresh connection it is an early 431 or 400: read on.) */
+        const char *err = px->x.err;
+        if (err == h1cli_err_closed || err == h1cli_err_io) {
+            proxy__upstream_gone(r, err == h1cli_err_closed);
+        } else if (err == h1cli_err_early) {
             uconn_stray(px->uc, "a response before the request was sent");
             px->uc = NULL;
             proxy__fail(r, 502, "bad_gateway", "upstream answered before the request was sent",
                         GW_ERR_PROTO);
-            return;
-        }
-        bool drained = buf_room(&px->uin) > 0; // short read
-        if (!px->head_done) {
-            int rc = proxy__parse_head(r);
-            if (rc < 0)
-                return;
-            if (rc == 0) {
-                if (buf_pending(&px->uin) >= PX_MAX_RESPONSE_HEAD) {
-                    proxy__fail(r, 502, "bad_gateway", "response head too large",
-                                GW_ERR_PROTO);
-                    return;
-                }
-                continue;
-            }
-        }
-        int rc = proxy__forward_body(r);
-        if (rc == -1)
-            return;
-        if (rc == -2) {
-            proxy__fail(r, 502, "bad_gateway", "invalid chunked response",
+        } else {
+            proxy__fail(r, 502, "bad_gateway",
+                        err == h1cli_err_head ? "invalid response head from upstream"
+                                              : "invalid chunked response",
                         GW_ERR_PROTO);
-            return;
         }
-        if (rc == -3) {
-            proxy__fail(r, 502, "bad_gateway", "the response could not be re-encoded",
-                        GW_ERR_PROTO);
-            return;
-        }
-        /* A short read drained the socket: the next bytes bring a new edge, so skip the read
-         * that would only say EAGAIN. Not once the upstream closed (LOOP_HUP): its FIN may have
-         * come with these bytes (a body cut short, or one that ends at EOF), and a FIN already
-         * seen brings no new edge. */
-        if (drained && !px->up_hup)
-            px->up_readable = false;
+        return;
     }
     if (px->res_done && px->state == PX_EXCHANGE) {
         /* Flush the client side first, then finish: a response that went out whole may leave
@@ -1184,9 +1116,6 @@ void proxy_on_client_data(struct gw_req *r)
 void proxy_on_client_drained(struct gw_req *r)
 {
     struct proxy *px = &r->px;
-    if (px->state == PX_EXCHANGE && px->head_done && !px->res_done) {
-        if (buf_pending(&px->uin) > 0 && proxy__forward_body(r) == -1)
-            return;
-        proxy__pump(r);
-    }
+    if (px->state == PX_EXCHANGE && px->head_done && !px->res_done)
+        proxy__pump(r); // what uin holds goes first
 }

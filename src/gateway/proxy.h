@@ -14,6 +14,7 @@
 #include "http/chunked.h"
 #include "http/h1body.h"
 #include "http/h1parse.h"
+#include "net/h1cli.h"
 
 struct gw_req;
 struct gw_upstream;
@@ -45,11 +46,7 @@ struct proxy {
     bool req_done;             // whole request (head + body) handed to the upstream socket
     bool req_body_read;        // whole request body read from the client
     bool head_done;            // response head parsed and sent on
-    bool got_bytes;            // any response byte arrived
     bool res_done;
-    bool up_readable;          // edge-triggered readiness memory
-    bool up_hup;               // LOOP_HUP seen: the upstream closed, its EOF needs no new edge
-    bool up_writable;
     bool retried;
     bool xform_failed;         // the re-encoding filter failed mid-body: the client is closed
     bool xform_sent;           // some re-encoded output went to the client
@@ -63,7 +60,6 @@ struct proxy {
     uint64_t total_deadline_ms;
     uint64_t first_byte_deadline_ms;
     struct buf head;           // request head for the upstream (kept whole for a retry)
-    size_t head_sent;
     struct buf uout;           // request body bytes (re-framed chunks) waiting for the upstream
     struct buf uin;            // response bytes from the upstream
     struct buf trail;          // the response's trailer section, filtered before it goes out
@@ -71,10 +67,10 @@ struct proxy {
     // request body
     uint64_t req_remaining;    // Content-Length bytes still to forward
     struct h1_chunked req_chunk;
-    // response
-    struct h1_response res;
+    /* the exchange on the upstream connection (net/h1cli, as the cache's refresh): readiness,
+     * head progress, the response head (x.res) and its body's framing */
+    struct h1cli x;
     struct h1_header *res_hdrs; // PX_RES_HEADERS_MAX entries, a thread block lent per request
-    struct h1body res_rd;      // the response body's framing (http/h1body, as every client's)
     uint64_t t_sent_us;        // request head first written
     uint64_t t_first_byte_us;
     uint64_t pool_wait_us;
