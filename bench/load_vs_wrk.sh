@@ -6,6 +6,8 @@
 # process exits, so both tools lose the same ≤50 ms at the end).
 #
 #   bench/load_vs_wrk.sh [APIGATE] [DURATION_S=10]
+# A/B of two builds of the generator in one run: APIGATE_BASE=/path/to/old/apigate
+# TOOLS="apigate apigate_base" (TOOLS: which of wrk, apigate, apigate_base run, alternated).
 #
 # On a shared machine requests/s follow whatever else runs; CPU per request (and its inverse,
 # requests per CPU-second) is the steadier comparison. Not a test: numbers depend on the machine.
@@ -17,6 +19,8 @@ APIGATE=${1:-${APIGATE:-$AG_SRC/build/apigate}}
 DUR=${2:-10}
 RUNS=${RUNS:-3}
 CONNS=${CONNS:-64}
+TOOLS=${TOOLS:-wrk apigate}
+THREADS=${THREADS:-1 2}
 command -v nginx >/dev/null || { echo "nginx not found" >&2; exit 2; }
 command -v wrk >/dev/null || { echo "wrk not found" >&2; exit 2; }
 [ -x "$APIGATE" ] || { echo "apigate binary not found: $APIGATE" >&2; exit 2; }
@@ -57,7 +61,9 @@ run_tool() {
     if [ "$name" = wrk ]; then
         taskset -c 0 wrk -t"$threads" -c"$CONNS" -d"${DUR}s" "$URL" >"$out" 2>&1 &
     else
-        taskset -c 0 "$APIGATE" load -q -t "$threads" -c "$CONNS" -d "${DUR}s" --json "$T/ag.json" \
+        local bin=$APIGATE
+        [ "$name" = apigate_base ] && bin=${APIGATE_BASE:?APIGATE_BASE: the binary to compare with}
+        taskset -c 0 "$bin" load -q -t "$threads" -c "$CONNS" -d "${DUR}s" --json "$T/ag.json" \
             "$URL" >"$out" 2>&1 &
     fi
     pid=$!
@@ -81,16 +87,19 @@ run_tool() {
 
 echo "target: nginx return 200 on CPU 1; generators on CPU 0; -c $CONNS; ${DUR}s x $RUNS runs"
 printf '%-8s %-8s %12s %16s %18s\n' threads tool "req/s" "cpu µs/req" "req per CPU-second"
-for threads in 1 2; do
-    : >"$T/wrk.rps"; : >"$T/wrk.cpu"; : >"$T/ag.rps"; : >"$T/ag.cpu"
+for threads in $THREADS; do
+    for tool in $TOOLS; do : >"$T/$tool.rps"; : >"$T/$tool.cpu"; done
     for _ in $(seq "$RUNS"); do
-        read -r rps cpu < <(run_tool wrk "$threads"); echo "$rps" >>"$T/wrk.rps"; echo "$cpu" >>"$T/wrk.cpu"
-        read -r rps cpu < <(run_tool apigate "$threads"); echo "$rps" >>"$T/ag.rps"; echo "$cpu" >>"$T/ag.cpu"
+        for tool in $TOOLS; do
+            read -r rps cpu < <(run_tool "$tool" "$threads")
+            echo "$rps" >>"$T/$tool.rps"
+            echo "$cpu" >>"$T/$tool.cpu"
+        done
     done
-    for tool in wrk ag; do
+    for tool in $TOOLS; do
         cpu=$(median <"$T/$tool.cpu")
-        printf '%-8s %-8s %12s %16s %18s   (req/s runs: %s)\n' "$threads" \
-            "$([ $tool = ag ] && echo apigate || echo wrk)" "$(median <"$T/$tool.rps")" "$cpu" \
+        printf '%-8s %-12s %12s %16s %18s   (req/s runs: %s)\n' "$threads" "$tool" \
+            "$(median <"$T/$tool.rps")" "$cpu" \
             "$(awk -v c="$cpu" 'BEGIN { printf "%.0f", (c > 0 ? 1e6 / c : 0) }')" \
             "$(tr '\n' ' ' <"$T/$tool.rps")"
     done

@@ -9,6 +9,8 @@
 #
 # Not a test: prints a Markdown table (and the raw lines) to stdout. Usage:
 #   bench/passthrough.sh [APIGATE_BINARY]        env: DURATION=10s RUNS=3 CONNS=64 MODES="pinned unpinned"
+# A/B of two builds in one run: APIGATE_BASE=/path/to/old/apigate PROXIES="apigate apigate_base"
+# (PROXIES: which of apigate, apigate_base, nginx, haproxy run, alternated in that order).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -17,7 +19,10 @@ DURATION=${DURATION:-10s}
 RUNS=${RUNS:-3}
 CONNS=${CONNS:-64}
 MODES=${MODES:-pinned unpinned}
-for c in wrk nginx haproxy taskset python3; do
+PROXIES=${PROXIES:-apigate nginx haproxy}
+tools="wrk nginx taskset python3"
+case " $PROXIES " in *" haproxy "*) tools="$tools haproxy" ;; esac
+for c in $tools; do
     command -v "$c" >/dev/null || { echo "missing: $c" >&2; exit 2; }
 done
 [ -x "$APIGATE" ] || { echo "no apigate binary at $APIGATE" >&2; exit 2; }
@@ -69,7 +74,7 @@ PIDS+=($!)
 wait_port "$OPORT"
 
 # ---- proxies ----
-start_apigate() { # start_apigate THREADS CPUS -> sets PX_PID PX_PORT
+start_apigate() { # start_apigate THREADS CPUS [BINARY] -> sets PX_PID PX_PORT
     PX_PORT=$(port)
     local a
     a=$(port)
@@ -86,7 +91,7 @@ routes:
   - match: /
     upstream: origin
 EOF
-    taskset -c "$2" "$APIGATE" serve -c "$W/apigate.yaml" 2>"$W/apigate.log" &
+    taskset -c "$2" "${3:-$APIGATE}" serve -c "$W/apigate.yaml" 2>"$W/apigate.log" &
     PX_PID=$!
     PIDS+=($PX_PID)
     wait_port "$PX_PORT"
@@ -152,6 +157,7 @@ run_one() {
     else threads=2; cpus=0,1; wrkcpu=""; wthreads=2; fi
     case $name in
     apigate) start_apigate "$threads" "$cpus" ;;
+    apigate_base) start_apigate "$threads" "$cpus" "${APIGATE_BASE:?APIGATE_BASE: the binary to compare with}" ;;
     nginx) start_nginx_proxy "$threads" "$cpus" ;;
     haproxy) start_haproxy "$threads" "$cpus" ;;
     esac
@@ -178,7 +184,7 @@ run_one() {
 : >"$W/results"
 for mode in $MODES; do
     for r in $(seq 1 "$RUNS"); do
-        for name in apigate nginx haproxy; do
+        for name in $PROXIES; do
             run_one "$name" "$mode"
         done
     done
@@ -190,7 +196,7 @@ echo
 echo "| mode | proxy | req/s | p99 ms | CPU µs/req |"
 echo "|---|---|---:|---:|---:|"
 for mode in $MODES; do
-    for name in apigate nginx haproxy; do
+    for name in $PROXIES; do
         rps=$(awk -v n="$name" -v m="$mode" '$1 == n && $2 == m { print $3 }' "$W/results" | median)
         p99=$(awk -v n="$name" -v m="$mode" '$1 == n && $2 == m { print $4 }' "$W/results" | median)
         cpu=$(awk -v n="$name" -v m="$mode" '$1 == n && $2 == m { print $5 }' "$W/results" | median)
