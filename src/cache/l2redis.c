@@ -228,23 +228,9 @@ static struct l2redis_req *l2redis__request(struct l2redis *r, int argc, const c
     q->cb = cb;
     q->arg = arg;
     loop_timer_init(&q->timer, l2redis__on_timeout, q);
-    int rc;
-    if (r->cluster) { /* kept for a redirect */
-        char *cmd = NULL;
-        int len = redisFormatCommandArgv(&cmd, argc, argv, argl);
-        rc = len < 0 ? REDIS_ERR : redisAppendFormattedCommand(node->cmd.c, cmd, (size_t)len);
-        if (len >= 0) { /* hiredis's buffer is ours now (redisFreeCommand is free) */
-            q->cmd = cmd;
-            q->cmdlen = (size_t)len;
-        }
-    } else {
-        rc = redisAppendCommandArgv(node->cmd.c, argc, argv, argl);
-    }
-    if (rc != REDIS_OK) {
-        l2redis__error(r, node);
-        l2redis__req_free(q);
-        return NULL;
-    }
+    /* the same for one Redis and a cluster: the bytes stay in the connection's output until
+     * answered, and a MOVED/ASK sends them again from there */
+    l2redis__append(&node->cmd, argc, argv, argl);
     l2redis__push(&node->cmd, q);
     if (cb != NULL)
         loop_timer_start(r->loop, &q->timer, r->timeout_ms);

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct buf;
 struct loop;
 struct l2redis;
 struct l2redis_req;
@@ -56,6 +57,10 @@ int l2redis_parse_seeds(const char *url, char (*hosts)[64], int *ports, size_t m
 /* The sentinels of a sentinel URL, as l2redis_parse_seeds, and the master's name into <master>. */
 int l2redis_parse_sentinels(const char *url, char (*hosts)[64], int *ports, size_t max,
                             char *master, size_t masterlen, char *err, size_t errlen);
+/* Appends the command <argv>[0..argc) (<argl> bytes each) to <out> in RESP, as hiredis's
+ * redisFormatCommandArgv would format it ("*<argc>\r\n" then "$<len>\r\n<arg>\r\n" each),
+ * without a temporary copy. */
+void l2redis_format(struct buf *out, int argc, const char *const *argv, const size_t *argl);
 /* CRC16 of the Redis Cluster spec (XMODEM); crc16("123456789") = 0x31C3. */
 uint16_t l2redis_crc16(const char *s, size_t n);
 /* The cluster slot of <key>: CRC16 mod 16384 of its hash tag (what is between the first '{' and

@@ -6,21 +6,36 @@
 #include <string.h>
 
 #include "cache/l2redis_priv.h"
+#include "core/assert.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/xmalloc.h"
 
-/* A redirect for <q> (sent to <from>): MOVED updates the slot map and asks for a new one soon;
- * both send the command again to the named node (ASK after ASKING), at most
- * L2REDIS_MAX_REDIRECTS times. True when <q> went on (it is then not <from>'s any more). */
-bool l2redis__redirect(struct l2redis *r, struct l2node *from, struct l2redis_req *q,
-                       const redisReply *rep)
+/* Appends the bytes [<start>, <end>) of <from>'s output to <to>'s (maybe the same connection:
+ * the source is located once the room is made). */
+static void l2redis__resend(struct l2conn *to, const struct l2conn *from, uint64_t start,
+                            uint64_t end)
 {
+    size_t n = (size_t)(end - start);
+    AG_ASSERT(start >= from->out_base && end <= from->out_base + from->out.len);
+    buf_reserve(&to->out, n);
+    memcpy(buf_tail(&to->out), from->out.data + (start - from->out_base), n);
+    buf_commit(&to->out, n);
+}
+
+/* A redirect for <q> (its command: bytes [<start>, <end>) of <fk>'s output): MOVED updates the
+ * slot map and asks for a new one soon; both send the same bytes again to the named node (ASK
+ * after ASKING), at most L2REDIS_MAX_REDIRECTS times. True when <q> went on (it is then not
+ * <fk>'s any more). */
+bool l2redis__redirect(struct l2redis *r, struct l2conn *fk, struct l2redis_req *q,
+                       const redisReply *rep, uint64_t start, uint64_t end)
+{
+    struct l2node *from = fk->node;
     unsigned slot;
     char host[64];
     int port;
     int kind = l2redis_parse_redirect(rep->str, (size_t)rep->len, &slot, host, sizeof(host), &port);
-    if (kind <= 0 || q->cmd == NULL)
+    if (kind <= 0)
         return false;
     if (!l2redis_is_ip(host)) {
         /* a cluster announcing host names (cluster-preferred-endpoint-type hostname): never
@@ -51,11 +66,12 @@ bool l2redis__redirect(struct l2redis *r, struct l2node *from, struct l2redis_re
     if (to == NULL || !l2redis__room(r, to))
         return false;
     if (kind == L2REDIS_ASK) {
-        redisAppendCommand(to->cmd.c, "ASKING");
+        const char *argv[1] = {"ASKING"};
+        size_t argl[1] = {6};
+        l2redis__append(&to->cmd, 1, argv, argl);
         l2redis__push(&to->cmd, NULL);
     }
-    if (redisAppendFormattedCommand(to->cmd.c, q->cmd, q->cmdlen) != REDIS_OK)
-        return false;
+    l2redis__resend(&to->cmd, fk, start, end);
     q->to = to;
     l2redis__push(&to->cmd, q);
     return true;
@@ -171,7 +187,9 @@ void l2redis__topo_cb(struct loop *loop, void *arg)
         q->max_objects = L2REDIS_TOPO_OBJECTS;
         q->raw = l2redis__on_slots;
         loop_timer_init(&q->timer, NULL, NULL);
-        redisAppendCommand(n->cmd.c, "CLUSTER SLOTS");
+        const char *argv[2] = {"CLUSTER", "SLOTS"};
+        size_t argl[2] = {7, 5};
+        l2redis__append(&n->cmd, 2, argv, argl);
         l2redis__push(&n->cmd, q);
         r->topo_inflight = true;
         return;

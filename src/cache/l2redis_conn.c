@@ -1,7 +1,9 @@
 /* One connection of the Redis client (a node's command connection, or a subscriber): connect
- * without blocking, write what an event batch appended in one go, read within a budget, parse
- * replies with bounded objects and bytes, dispatch each to the oldest command (a reply to none
- * drops the connection), fail everything pending on a loss, reconnect with backoff. */
+ * without blocking, format commands into an output buffer of our own and write what an event
+ * batch appended in one go, read within a budget, parse replies with bounded objects and bytes,
+ * dispatch each to the oldest command (a reply to none drops the connection), fail everything
+ * pending on a loss, reconnect with backoff. hiredis's context gives the non-blocking connect
+ * and the reply parser; its output buffer is not used. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +16,7 @@
 #include "core/loop.h"
 #include "core/xmalloc.h"
 
-static void l2redis__read(struct l2conn *k);
+static void l2redis__read(struct l2conn *k, bool drain);
 
 void l2redis__complain(struct l2redis *r, const struct l2node *node, const char *what,
                        const char *detail)
@@ -60,9 +62,35 @@ static void l2redis__next_node(struct l2conn *k)
 
 void l2redis__req_free(struct l2redis_req *q)
 {
-    if (q->cmd != NULL)
-        redisFreeCommand(q->cmd);
     free(q);
+}
+
+/* Drops the output bytes both written and answered (a subscriber's are answered once written):
+ * all of them at no cost in the usual case, else by a move once they are half the buffer. */
+static void l2redis__trim(struct l2conn *k)
+{
+    if (k->sub)
+        k->out_done = k->out_base + k->out.len;
+    uint64_t upto = k->out_sent < k->out_done ? k->out_sent : k->out_done;
+    size_t drop = (size_t)(upto - k->out_base);
+    if (drop == 0)
+        return;
+    if (drop == k->out.len) {
+        k->out.len = 0;
+        if (k->out.cap > L2REDIS_OUT_KEEP) /* a burst of large SETs is not kept for ever */
+            buf_deinit(&k->out);
+    } else if (drop >= 4096 && drop >= k->out.len / 2) {
+        memmove(k->out.data, k->out.data + drop, k->out.len - drop);
+        k->out.len -= drop;
+    } else {
+        return;
+    }
+    k->out_base = upto;
+}
+
+void l2redis__append(struct l2conn *k, int argc, const char **argv, const size_t *argl)
+{
+    l2redis_format(&k->out, argc, argv, argl);
 }
 
 /* Closes <k>'s connection (counted and logged as <what>: <detail> unless destroying), answers
@@ -88,13 +116,15 @@ void l2redis__fail(struct l2conn *k, const char *what, const char *detail)
     k->c = NULL;
     k->fd = -1;
     k->connected = false;
+    buf_deinit(&k->out); /* nothing of it is sent again: its commands are answered below */
+    k->out_base = k->out_sent = k->out_done = 0;
     l2redis__next_node(k); /* a subscriber moves on, in case its node died */
     l2redis__schedule_retry(k);
     if (!r->destroying && ((r->cluster && !k->sub) || (r->sentinel && k == &r->nodes[0]->cmd)))
         l2redis__topo_soon(r); /* a lost primary: its replica may take over */
     /* the callbacks may issue commands: they find the connection down */
     while (k->pend_count > 0) {
-        struct l2redis_req *q = k->pend[k->pend_head];
+        struct l2redis_req *q = k->pend[k->pend_head].q;
         k->pend_head = (k->pend_head + 1) % L2REDIS_MAX_PENDING;
         k->pend_count--;
         if (q == NULL)
@@ -114,16 +144,23 @@ void l2redis__fail(struct l2conn *k, const char *what, const char *detail)
 
 static void l2redis__flush(struct l2conn *k)
 {
-    while (k->c != NULL && k->connected && sdslen(k->c->obuf) > 0) {
-        size_t before = sdslen(k->c->obuf);
-        int done = 0;
-        if (redisBufferWrite(k->c, &done) == REDIS_ERR) {
-            l2redis__fail(k, "connection lost", k->c->errstr);
+    while (k->c != NULL && k->connected && k->out_sent < k->out_base + k->out.len) {
+        size_t at = (size_t)(k->out_sent - k->out_base), n = k->out.len - at;
+        ssize_t w = send(k->fd, k->out.data + at, n, MSG_NOSIGNAL);
+        if (w == -1 && errno == EINTR)
+            continue;
+        if (w == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break; /* the socket is full: the next write edge resumes */
+        if (w == -1) {
+            l2redis__fail(k, "connection lost", strerror(errno));
             return;
         }
-        if (done || sdslen(k->c->obuf) == before)
-            return; /* all written, or the socket is full: the next write edge resumes */
+        k->out_sent += (uint64_t)w;
+        if ((size_t)w < n)
+            break;
     }
+    if (k->c != NULL)
+        l2redis__trim(k);
 }
 
 static void l2redis__flush_cb(struct loop *loop, void *arg)
@@ -181,7 +218,7 @@ static void l2redis__on_event(struct loop *loop, int fd, void *arg, unsigned eve
     if (events & (LOOP_WRITE | LOOP_ERROR))
         l2redis__flush(k);
     if (k->c != NULL && (events & (LOOP_READ | LOOP_ERROR)))
-        l2redis__read(k);
+        l2redis__read(k, (events & (LOOP_HUP | LOOP_ERROR)) != 0);
 }
 
 static void l2redis__more_cb(struct loop *loop, void *arg)
@@ -189,7 +226,7 @@ static void l2redis__more_cb(struct loop *loop, void *arg)
     (void)loop;
     struct l2conn *k = arg;
     if (k->c != NULL)
-        l2redis__read(k);
+        l2redis__read(k, true);
 }
 
 static void l2redis__retry_cb(struct loop *loop, void *arg)
@@ -210,8 +247,8 @@ static void l2redis__retry_cb(struct loop *loop, void *arg)
 /* The most objects the reply being parsed may have: its request's limit. */
 static unsigned l2redis__object_limit(const struct l2conn *k)
 {
-    if (!k->sub && k->pend_count > 0 && k->pend[k->pend_head] != NULL)
-        return k->pend[k->pend_head]->max_objects;
+    if (!k->sub && k->pend_count > 0 && k->pend[k->pend_head].q != NULL)
+        return k->pend[k->pend_head].q->max_objects;
     return L2REDIS_MAX_OBJECTS;
 }
 
@@ -305,7 +342,8 @@ bool l2redis__room(struct l2redis *r, struct l2node *node)
     struct l2conn *k = node != NULL ? &node->cmd : NULL;
     if (k == NULL || k->c == NULL || !k->connected)
         return false;
-    if (k->pend_count + 1 >= L2REDIS_MAX_PENDING || sdslen(k->c->obuf) >= L2REDIS_MAX_OBUF) {
+    if (k->pend_count + 1 >= L2REDIS_MAX_PENDING ||
+        k->out_base + k->out.len - k->out_sent >= L2REDIS_MAX_OBUF) {
         l2redis__complain(r, node, "not keeping up", "commands dropped until it answers");
         return false;
     }
@@ -314,7 +352,9 @@ bool l2redis__room(struct l2redis *r, struct l2node *node)
 
 void l2redis__push(struct l2conn *k, struct l2redis_req *q)
 {
-    k->pend[(k->pend_head + k->pend_count++) % L2REDIS_MAX_PENDING] = q;
+    struct l2pend *p = &k->pend[(k->pend_head + k->pend_count++) % L2REDIS_MAX_PENDING];
+    p->q = q;
+    p->end = k->out_base + k->out.len;
     l2redis__queue_flush(k);
 }
 
@@ -386,9 +426,11 @@ static void l2redis__dispatch(struct l2conn *k, const redisReply *rep)
         l2redis__fail(k, "protocol error", "a reply to no command (is this port a Redis server?)");
         return;
     }
-    struct l2redis_req *q = k->pend[k->pend_head];
+    struct l2redis_req *q = k->pend[k->pend_head].q;
+    uint64_t start = k->out_done, end = k->pend[k->pend_head].end;
     k->pend_head = (k->pend_head + 1) % L2REDIS_MAX_PENDING;
     k->pend_count--;
+    k->out_done = end; /* its bytes stay until the next trim, after this read */
     if (q == NULL) {
         if (rep->type == REDIS_REPLY_ERROR) {
             l2redis__error(r, k->node);
@@ -405,15 +447,19 @@ static void l2redis__dispatch(struct l2conn *k, const redisReply *rep)
         memcmp(rep->str, "READONLY", 8) == 0)
         l2redis__topo_soon(r); /* a demoted primary: ask the sentinels again */
     if (r->cluster && rep->type == REDIS_REPLY_ERROR && !q->cancelled &&
-        !(q->answered && q->cb != NULL) && l2redis__redirect(r, k->node, q, rep))
+        !(q->answered && q->cb != NULL) && l2redis__redirect(r, k, q, rep, start, end))
         return;
     l2redis__answer(r, q, rep);
     l2redis__req_free(q);
 }
 
 /* Reads what the socket has, up to L2REDIS_READ_BUDGET (then resumes from a zero timer, after
- * the other connections of this loop had their turn), and dispatches every complete reply. */
-static void l2redis__read(struct l2conn *k)
+ * the other connections of this loop had their turn), and dispatches every complete reply. A
+ * read shorter than asked for emptied the socket (epoll(7)), so the loop stops there without a
+ * read that only returns EAGAIN (one per connection and event: a cluster client has one
+ * connection per node), unless <drain>: the peer hung up, and its EOF, behind the data, must be
+ * read now (no edge follows). */
+static void l2redis__read(struct l2conn *k, bool drain)
 {
     struct l2redis *r = k->r;
     char buf[16384];
@@ -427,7 +473,7 @@ static void l2redis__read(struct l2conn *k)
         if (n == -1 && errno == EINTR)
             continue;
         if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return;
+            break;
         if (n <= 0) {
             l2redis__fail(k, "connection lost", n == 0 ? "closed by the server" : strerror(errno));
             return;
@@ -459,7 +505,11 @@ static void l2redis__read(struct l2conn *k)
             l2redis__fail(k, "protocol error", why);
             return;
         }
+        if ((size_t)n < sizeof(buf) && !drain)
+            break;
     }
+    if (k->c != NULL)
+        l2redis__trim(k);
 }
 
 void l2redis__connect(struct l2conn *k)
@@ -513,10 +563,15 @@ void l2redis__connect(struct l2conn *k)
         const char *chan = k == &r->ssub ? "+switch-master" : r->channel;
         const char *argv[2] = {"SUBSCRIBE", chan};
         size_t argl[2] = {9, strlen(chan)};
-        redisAppendCommandArgv(c, 2, argv, argl);
+        l2redis__append(k, 2, argv, argl);
     } else if (r->db != 0 && !k->node->sentinel) {
-        redisAppendCommand(c, "SELECT %d", r->db);
-        k->pend[(k->pend_head + k->pend_count++) % L2REDIS_MAX_PENDING] = NULL;
+        char db[16];
+        const char *argv[2] = {"SELECT", db};
+        size_t argl[2] = {6, (size_t)snprintf(db, sizeof(db), "%d", r->db)};
+        l2redis__append(k, 2, argv, argl);
+        struct l2pend *p = &k->pend[(k->pend_head + k->pend_count++) % L2REDIS_MAX_PENDING];
+        p->q = NULL;
+        p->end = k->out_base + k->out.len;
     }
 }
 

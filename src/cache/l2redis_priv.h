@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "cache/l2redis.h"
+#include "core/buf.h"
 #include "core/log.h"
 #include "core/loop.h"
 
@@ -21,6 +22,7 @@
 #define L2REDIS_CONNECT_TIMEOUT_MS 2000
 #define L2REDIS_MAX_PENDING 4096 /* commands sent and not answered yet, per connection */
 #define L2REDIS_MAX_OBUF (16u * 1024 * 1024)  /* bytes formatted and not written yet */
+#define L2REDIS_OUT_KEEP (64u * 1024) /* an emptied output buffer larger than this is freed */
 #define L2REDIS_MAX_REPLY (16u * 1024 * 1024) /* least cap on one reply's unparsed bytes */
 #define L2REDIS_MAX_OBJECTS 64                /* objects in one reply (a lookup's have at most 5) */
 #define L2REDIS_MAX_ELEMENTS 4096             /* elements of an l2redis_command answer, at most */
@@ -37,6 +39,14 @@
 
 struct l2node;
 
+/* A command written (or to be written) and not answered yet: its request (NULL for a reply only
+ * checked: SELECT, ASKING) and where its bytes end in the connection's output (an absolute
+ * offset: its bytes start where the previous command's end). */
+struct l2pend {
+    struct l2redis_req *q;
+    uint64_t end;
+};
+
 struct l2conn {
     struct l2redis *r;
     struct l2node *node; // the node connected to (the subscriber's changes in a cluster)
@@ -49,10 +59,17 @@ struct l2conn {
     struct loop_timer retry; // reconnect pause, or the connect deadline while connecting
     struct loop_timer more;  // reading resumes here when the read budget ran out
     uint64_t backoff_ms;
-    /* replies expected, oldest first: a request, or NULL for a command whose reply is only
-     * checked (SELECT, ASKING) */
-    struct l2redis_req **pend;
+    /* replies expected, oldest first */
+    struct l2pend *pend;
     size_t pend_head, pend_count;
+    /* The commands' bytes, formatted here by l2redis_format (no allocation per command) and
+     * kept until answered, so that a MOVED/ASK sends the same bytes again from here instead of
+     * each command keeping a copy. Absolute offsets (bytes since the connection was made):
+     * out.data[0] is byte out_base; out_sent were written to the socket; out_done are answered
+     * (the start of the oldest pending command's bytes). Bytes below both are dropped after
+     * each write and each read (l2redis__trim). */
+    struct buf out;
+    uint64_t out_base, out_sent, out_done;
     /* the reply being parsed */
     redisReplyObjectFunctions fns; // hiredis's defaults, wrapped to count objects
     const redisReplyObjectFunctions *base;
@@ -115,8 +132,6 @@ struct l2redis_req {
     struct loop_timer timer;
     bool answered; // cb called (or timed out)
     bool cancelled;
-    char *cmd; // cluster: the formatted command, sent again on a redirect
-    size_t cmdlen;
     unsigned redirects;
 };
 
@@ -133,6 +148,8 @@ void l2redis__req_free(struct l2redis_req *q);
 void l2redis__fail(struct l2conn *k, const char *what, const char *detail);
 /* Room for one more command on <node> (connected, pending and unsent bytes under their bounds). */
 bool l2redis__room(struct l2redis *r, struct l2node *node);
+/* Formats a command into <k>'s output (written after the event batch); l2redis__push follows. */
+void l2redis__append(struct l2conn *k, int argc, const char **argv, const size_t *argl);
 /* <q> (NULL: a reply only checked) answers the command just appended to <k>; flushed after the
  * event batch. */
 void l2redis__push(struct l2conn *k, struct l2redis_req *q);
@@ -144,9 +161,10 @@ void l2redis__conn_init(struct l2redis *r, struct l2conn *k, struct l2node *node
 
 /* ---- l2redis_cluster.c: slot map and routing ---- */
 
-/* Follows a MOVED/ASK reply <rep> to <q> (sent to <from>); true when <q> went on. */
-bool l2redis__redirect(struct l2redis *r, struct l2node *from, struct l2redis_req *q,
-                       const redisReply *rep);
+/* Follows a MOVED/ASK reply <rep> to <q>, whose command is the bytes [<start>, <end>) of
+ * <from>'s output; true when <q> went on (those bytes appended to the named node's output). */
+bool l2redis__redirect(struct l2redis *r, struct l2conn *from, struct l2redis_req *q,
+                       const redisReply *rep, uint64_t start, uint64_t end);
 /* The topo timer: asks a node for the slot map (a sentinel for the primary). */
 void l2redis__topo_cb(struct loop *loop, void *arg);
 /* The slot map (or the sentinels' primary) is asked for again soon. */

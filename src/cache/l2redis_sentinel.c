@@ -106,7 +106,7 @@ void l2redis__ask_sentinel(struct l2redis *r)
         loop_timer_init(&q->timer, NULL, NULL);
         const char *argv[3] = {"SENTINEL", "get-master-addr-by-name", r->master};
         size_t argl[3] = {8, 23, strlen(r->master)};
-        redisAppendCommandArgv(n->cmd.c, 3, argv, argl);
+        l2redis__append(&n->cmd, 3, argv, argl);
         l2redis__push(&n->cmd, q);
         r->topo_inflight = true;
         return;

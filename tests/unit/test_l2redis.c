@@ -6,7 +6,10 @@
  * Redis Cluster: CRC16 against the spec's vector, hash-tagged slots, seed lists, MOVED/ASK
  * parsing, and a client against fake cluster nodes (threads answering RESP): the slot map read
  * from CLUSTER SLOTS routes each key to its node, a node that answers MOVED to itself forever
- * costs one lookup three redirects and an error, -CLUSTERDOWN is an error, never a hang.
+ * costs one lookup three redirects and an error, -CLUSTERDOWN is an error, never a hang; a
+ * MOVED or ASK in the middle of a pipeline sends that command's own bytes, and only those, to
+ * the named node (ASK after ASKING), also while the output buffer is trimmed under it. The RESP
+ * formatter against hiredis's format, the table CRC16 against the bitwise one.
  * The e2e tests 24_cache_redis, 26_cache_redis_bad_peer and 76_cache_redis_cluster cover real
  * and hostile servers. */
 #include <netinet/in.h>
@@ -27,6 +30,7 @@
 #include <cmocka.h>
 
 #include "cache/l2redis.h"
+#include "core/buf.h"
 #include "core/loop.h"
 
 static void test_parse_url(void **state)
@@ -247,6 +251,60 @@ static void test_crc16_slot(void **state)
     /* a } in the path ends the tag early, the same way in both */
     const char *e2 = "apigate:{/a}b}GET h/a}b", *m2 = "apigate:inv:{/a}b}";
     assert_int_equal(l2redis_slot(e2, strlen(e2)), l2redis_slot(m2, strlen(m2)));
+    /* the table-driven CRC16 is the spec's bitwise one on any bytes */
+    unsigned seed = 12345;
+    char b[64];
+    for (int t = 0; t < 2000; t++) {
+        size_t n = (size_t)t % sizeof(b);
+        for (size_t i = 0; i < n; i++)
+            b[i] = (char)((seed = seed * 1103515245u + 12345u) >> 16);
+        uint16_t crc = 0;
+        for (size_t i = 0; i < n; i++) {
+            crc ^= (uint16_t)((unsigned char)b[i] << 8);
+            for (int k = 0; k < 8; k++)
+                crc = (uint16_t)(crc & 0x8000 ? (crc << 1) ^ 0x1021 : crc << 1);
+        }
+        assert_int_equal(l2redis_crc16(b, n), crc);
+    }
+}
+
+/* Commands in RESP as hiredis's redisFormatCommandArgv writes them (the bytes below are its
+ * output): lengths of one, two and more digits, an empty and a binary argument, appended after
+ * what the buffer holds. */
+static void test_format(void **state)
+{
+    (void)state;
+    struct buf b = BUF_INIT;
+    buf_append_str(&b, "x");
+    const char *a1[] = {"MGET", "k1", "apigate:inv:{/p}"};
+    size_t l1[] = {4, 2, 16};
+    l2redis_format(&b, 3, a1, l1);
+    const char *want1 = "x*3\r\n$4\r\nMGET\r\n$2\r\nk1\r\n$16\r\napigate:inv:{/p}\r\n";
+    assert_int_equal(b.len, strlen(want1));
+    assert_memory_equal(b.data, want1, b.len);
+    buf_reset(&b);
+    const char *a2[] = {"SET", "", "a\r\n\0b"};
+    size_t l2[] = {3, 0, 5};
+    l2redis_format(&b, 3, a2, l2);
+    const char want2[] = "*3\r\n$3\r\nSET\r\n$0\r\n\r\n$5\r\na\r\n\0b\r\n";
+    assert_int_equal(b.len, sizeof(want2) - 1);
+    assert_memory_equal(b.data, want2, b.len);
+    /* 12 arguments, one of 100000 bytes */
+    buf_reset(&b);
+    static char big[100000];
+    memset(big, 'z', sizeof(big));
+    const char *a3[12];
+    size_t l3[12];
+    for (int i = 0; i < 12; i++) {
+        a3[i] = i == 7 ? big : "ab";
+        l3[i] = i == 7 ? sizeof(big) : 2;
+    }
+    l2redis_format(&b, 12, a3, l3);
+    assert_int_equal(b.len, 5 + 11 * 8 + 9 + sizeof(big) + 2);
+    assert_memory_equal(b.data, "*12\r\n$2\r\nab\r\n", 13);
+    assert_memory_equal(b.data + 5 + 7 * 8, "$100000\r\nzz", 11);
+    assert_memory_equal(b.data + b.len - 10, "\r\n$2\r\nab\r\n", 10);
+    buf_deinit(&b);
 }
 
 static void test_parse_redirect_seeds(void **state)
@@ -305,20 +363,25 @@ static void test_parse_redirect_seeds(void **state)
 
 /* A fake cluster node on its own thread: answers CLUSTER SLOTS with <slots> (its text, where
  * "%d" names the ports of nodes[0] and nodes[1]), ASKING with +OK and MGET by its mode. */
-enum fake_mode { FAKE_VALUE, FAKE_MOVED_SELF, FAKE_CLUSTERDOWN };
+enum fake_mode { FAKE_VALUE, FAKE_MOVED_SELF, FAKE_CLUSTERDOWN, FAKE_REDIRECT };
 struct fake {
     int lfd, port;
     _Atomic int mode; // enum fake_mode, changed while the thread runs
     atomic_int primary_port; // SENTINEL get-master-addr-by-name names 127.0.0.1:<this>; -1: nil
     char slots[512];
+    int redirect_port; // FAKE_REDIRECT: an MGET of a key "m..." is MOVED there, of "a..." ASKed
     atomic_int mgets, slots_asked;
+    atomic_int asked_mgets;  // MGETs right after an ASKING on their connection
+    atomic_int wrong_mgets;  // MGETs of a key "m..."/"a..." received without ASKING by a node
+                             // that is not redirecting (of "a...": without ASKING just before)
     atomic_bool stop;
     pthread_t th;
 };
 
-/* Reads one RESP array of bulk strings from <buf> (<len> bytes): its first word in <word>, and
- * the bytes it takes, or 0 while incomplete. */
-static size_t fake_command(const char *buf, size_t len, char *word, size_t wl)
+/* Reads one RESP array of bulk strings from <buf> (<len> bytes): its first word in <word>, its
+ * second in <arg>, and the bytes it takes, or 0 while incomplete. */
+static size_t fake_command(const char *buf, size_t len, char *word, size_t wl, char *arg,
+                           size_t al)
 {
     const char *p = buf, *end = buf + len;
     if (len < 4 || *p != '*')
@@ -329,6 +392,7 @@ static size_t fake_command(const char *buf, size_t len, char *word, size_t wl)
         return 0;
     p = nl + 1;
     word[0] = '\0';
+    arg[0] = '\0';
     for (long i = 0; i < n; i++) {
         nl = memchr(p, '\n', (size_t)(end - p));
         if (nl == NULL || *p != '$')
@@ -339,6 +403,8 @@ static size_t fake_command(const char *buf, size_t len, char *word, size_t wl)
             return 0;
         if (i == 0)
             snprintf(word, wl, "%.*s", (int)bl, p);
+        if (i == 1)
+            snprintf(arg, al, "%.*s", (int)bl, p);
         p += bl + 2;
     }
     return (size_t)(p - buf);
@@ -350,6 +416,7 @@ static void *fake_run(void *arg)
     struct pollfd pf[9] = {{.fd = f->lfd, .events = POLLIN}};
     char in[8][4096];
     size_t inl[8] = {0};
+    bool asking[8] = {false};
     int n = 1;
     while (!atomic_load(&f->stop)) {
         if (poll(pf, (nfds_t)n, 20) <= 0)
@@ -360,6 +427,7 @@ static void *fake_run(void *arg)
                 pf[n].fd = c;
                 pf[n].events = POLLIN;
                 inl[n - 1] = 0;
+                asking[n - 1] = false;
                 n++;
             }
         }
@@ -373,10 +441,13 @@ static void *fake_run(void *arg)
                 continue;
             }
             inl[i - 1] += (size_t)r;
-            char word[32], out[1024];
+            char word[32], arg[256], out[1024];
             size_t used;
-            while ((used = fake_command(in[i - 1], inl[i - 1], word, sizeof(word))) > 0) {
+            while ((used = fake_command(in[i - 1], inl[i - 1], word, sizeof(word), arg,
+                                        sizeof(arg))) > 0) {
                 int ol;
+                bool was_asking = asking[i - 1];
+                asking[i - 1] = strcmp(word, "ASKING") == 0;
                 if (strcmp(word, "SENTINEL") == 0) {
                     ol = f->primary_port < 0
                              ? snprintf(out, sizeof(out), "*-1\r\n")
@@ -387,6 +458,19 @@ static void *fake_run(void *arg)
                 } else if (strcmp(word, "CLUSTER") == 0) {
                     atomic_fetch_add(&f->slots_asked, 1);
                     ol = snprintf(out, sizeof(out), "%s", f->slots);
+                } else if (strcmp(word, "MGET") == 0 && f->mode == FAKE_REDIRECT) {
+                    /* "m...": MOVED elsewhere; "a...": ASK elsewhere; else the key echoed */
+                    atomic_fetch_add(&f->mgets, 1);
+                    atomic_fetch_add(&f->asked_mgets, was_asking);
+                    bool away = f->redirect_port != 0 && (arg[0] == 'm' || arg[0] == 'a');
+                    if (f->redirect_port == 0 && arg[0] == 'a' && !was_asking)
+                        atomic_fetch_add(&f->wrong_mgets, 1);
+                    ol = away ? snprintf(out, sizeof(out), "-%s %u 127.0.0.1:%d\r\n",
+                                         arg[0] == 'm' ? "MOVED" : "ASK",
+                                         l2redis_slot(arg, strlen(arg)), f->redirect_port)
+                              : snprintf(out, sizeof(out), "*2\r\n$%zu\r\n%d:%s\r\n$-1\r\n",
+                                         (size_t)snprintf(NULL, 0, "%d:%s", f->port, arg),
+                                         f->port, arg);
                 } else if (strcmp(word, "MGET") == 0) {
                     atomic_fetch_add(&f->mgets, 1);
                     ol = f->mode == FAKE_VALUE
@@ -568,6 +652,80 @@ static void test_cluster_bad_nodes(void **state)
     fake_stop(&f);
 }
 
+/* One pipeline of PIPE_N lookups to node A, each key ~100 bytes (the output buffer is trimmed,
+ * and moved, while replies come back): A answers MOVED to B for the keys "m...", ASK to B for
+ * "a...", and its own value for the others. Each redirected lookup is answered by B with its own
+ * key (B got that command's bytes, no neighbour's), after ASKING for an ASK; the others by A. */
+#define PIPE_N 300
+static char pipe_val[PIPE_N][160];
+static enum l2redis_status pipe_st[PIPE_N];
+static int pipe_called;
+static void on_pipe(void *arg, enum l2redis_status st, const char *const *vals, const size_t *lens,
+                    size_t n)
+{
+    size_t i = (size_t)(uintptr_t)arg;
+    pipe_called++;
+    pipe_st[i] = st;
+    if (n > 0 && vals != NULL && vals[0] != NULL)
+        snprintf(pipe_val[i], sizeof(pipe_val[i]), "%.*s", (int)lens[0], vals[0]);
+}
+
+static void test_cluster_redirect_pipelined(void **state)
+{
+    (void)state;
+    struct fake a, b;
+    fake_start(&a, FAKE_REDIRECT);
+    fake_start(&b, FAKE_REDIRECT);
+    a.redirect_port = b.port;
+    int n = snprintf(a.slots, sizeof(a.slots), "*2\r\n");
+    n += slots_range(a.slots + n, sizeof(a.slots) - (size_t)n, 0, 8191, a.port);
+    slots_range(a.slots + n, sizeof(a.slots) - (size_t)n, 8192, 16383, b.port);
+    memcpy(b.slots, a.slots, sizeof(a.slots));
+    fake_go(&a);
+    fake_go(&b);
+    struct loop *loop = loop_create();
+    struct l2redis *r = cluster_client(loop, a.port);
+    static char keys[PIPE_N][128];
+    int moved = 0, asked = 0;
+    for (size_t i = 0; i < PIPE_N; i++) { /* keys of A's slots */
+        char c = i % 7 == 3 ? 'm' : i % 7 == 5 ? 'a' : 'k';
+        moved += c == 'm';
+        asked += c == 'a';
+        for (unsigned t = 0;; t++) {
+            snprintf(keys[i], sizeof(keys[i]), "%c%zu-%u-%090d", c, i, t, 0);
+            if (l2redis_slot(keys[i], strlen(keys[i])) < 8192)
+                break;
+        }
+        memset(pipe_val[i], 0, sizeof(pipe_val[i]));
+        pipe_st[i] = L2REDIS_ERROR;
+    }
+    pipe_called = 0;
+    for (size_t i = 0; i < PIPE_N; i++) { /* one event batch: one pipeline */
+        const char *k[2] = {keys[i], keys[i]};
+        size_t kl[2] = {strlen(keys[i]), strlen(keys[i])};
+        assert_non_null(l2redis_mget(r, k, kl, 2, on_pipe, (void *)(uintptr_t)i));
+    }
+    for (int i = 0; i < 400 && pipe_called < PIPE_N; i++)
+        loop_run_once(loop, 5);
+    assert_int_equal(pipe_called, PIPE_N);
+    for (size_t i = 0; i < PIPE_N; i++) {
+        char want[160];
+        snprintf(want, sizeof(want), "%d:%.120s", keys[i][0] == 'k' ? a.port : b.port, keys[i]);
+        assert_int_equal(pipe_st[i], L2REDIS_HIT);
+        assert_string_equal(pipe_val[i], want);
+    }
+    assert_int_equal(atomic_load(&a.mgets), PIPE_N);
+    assert_int_equal(atomic_load(&b.mgets), moved + asked);
+    assert_int_equal(atomic_load(&b.asked_mgets), asked); /* ASKING before each ASKed lookup */
+    assert_int_equal(atomic_load(&b.wrong_mgets), 0);
+    assert_int_equal(l2redis_redirects(r), (uint64_t)(moved + asked));
+    l2redis_destroy(r);
+    loop_run_once(loop, 0);
+    loop_destroy(loop);
+    fake_stop(&a);
+    fake_stop(&b);
+}
+
 /* A sentinel that names a primary nobody listens on, then one that knows no such master: the
  * client never connects, lookups are refused at once (no waiting), errors are counted, and the
  * loop keeps turning (each turn bounded). */
@@ -628,7 +786,8 @@ int main(void)
         cmocka_unit_test(test_silent_peer),      cmocka_unit_test(test_resolve_hook),
         cmocka_unit_test(test_crc16_slot),       cmocka_unit_test(test_parse_redirect_seeds),
         cmocka_unit_test(test_cluster_slot_map), cmocka_unit_test(test_cluster_bad_nodes),
-        cmocka_unit_test(test_sentinel_bad),
+        cmocka_unit_test(test_sentinel_bad),     cmocka_unit_test(test_format),
+        cmocka_unit_test(test_cluster_redirect_pipelined),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
