@@ -1,17 +1,26 @@
 #!/usr/bin/env bash
 # L2 hit path: one Redis vs a 3-primary Redis Cluster (issue 15: req/s ratio >= 0.9). Gateway A
-# fills N distinct keys (/b/1..N, 1 KB, from apigate mock) into Redis; a fresh gateway B (empty L1,
-# one loop thread) then asks for the same keys once each, so every request is an L1 miss answered
-# from L2 (MGET, insert in L1, write). Reported per backend: B's requests/s, its L2 hits and misses
-# (a miss would go to the origin and spoil the figure), the gateway's CPU per hit (utime+stime of
-# its processes: the figure least disturbed by other load on a shared machine), and the ratio.
-# Not a test: prints a Markdown table to stdout. Usage:
-#   bench/cache_l2_cluster.sh [APIGATE_BINARY]      env: FILL=12s MEASURE=2s VUS=32 (MEASURE short enough that B never outruns the fill)
+# fills N distinct keys (/b/1..N, 1 KB, from apigate mock) into each backend once; then RUNS
+# times, alternating the order (single then cluster, cluster then single, ...), a fresh gateway B
+# (empty L1, one loop thread) asks for /b/1, /b/2, ... once each for MEASURE, so every request is
+# an L1 miss answered from L2 (MGET, insert in L1, write). Per run and backend: B's requests/s,
+# its L2 hits and misses+errors (a miss would go to the origin and spoil the figure), B's CPU per
+# hit (run time of all its threads from /proc/PID/task/*/schedstat, nanoseconds: the figure least
+# disturbed by other load on a shared machine) and the Redis servers' CPU per hit (the single
+# redis-server, or the three cluster nodes together: on this machine they share the cores with
+# the gateway and the load generator). The ratios cluster / single are taken within each run
+# (the two sides ran seconds apart, so under the same background load) and their median is
+# reported against the goal.
+# Not a test: prints a Markdown table to stdout (progress on stderr). Usage:
+#   bench/cache_l2_cluster.sh [APIGATE_BINARY]
+#   env: RUNS=7 FILL=15s MEASURE=2s VUS=32 (MEASURE short enough that B never outruns the fill;
+#        each run reads the same keys through a fresh gateway)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 APIGATE=${1:-${APIGATE:-$(cd "$(dirname "$0")/.." && pwd)/build/apigate}}
-FILL=${FILL:-12s}
+RUNS=${RUNS:-7}
+FILL=${FILL:-15s}
 MEASURE=${MEASURE:-2s}
 VUS=${VUS:-32}
 for c in redis-server redis-cli jq curl; do
@@ -37,10 +46,11 @@ wait_port "$MPORT"
 # one Redis
 SPORT=$(port)
 redis-server --port "$SPORT" --bind 127.0.0.1 --save '' --appendonly no >"$W/single.log" 2>&1 &
+SINGLE_PID=$!
 PIDS+=($!)
 wait_port "$SPORT"
 # a 3-primary cluster
-CP=() BP=()
+CP=() BP=() CLUSTER_PIDS=()
 for i in 0 1 2; do
     CP+=("$(port)")
     BP+=("$(port)")
@@ -48,6 +58,7 @@ for i in 0 1 2; do
     redis-server --port "${CP[$i]}" --cluster-port "${BP[$i]}" --cluster-enabled yes \
         --cluster-config-file "$W/n$i/nodes.conf" --dir "$W/n$i" --bind 127.0.0.1 --save '' \
         --appendonly no >"$W/n$i.log" 2>&1 &
+    CLUSTER_PIDS+=($!)
     PIDS+=($!)
 done
 for i in 0 1 2; do wait_port "${CP[$i]}"; done
@@ -87,43 +98,93 @@ requests:
 YAML
 }
 
-declare -A RPS HITS MISSES CPU
+# Stops PID (a gateway started by gateway(), not our child) and waits up to 5 s for it to go.
+stop() {
+    kill -TERM "$1" 2>/dev/null || return 0
+    for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.05; done
+}
+
+# CPU time (ns) of PID, its threads and its direct children's threads.
+cpu_ns() {
+    local p t total=0
+    for p in "$@" $(for q in "$@"; do pgrep -P "$q" 2>/dev/null || true; done); do
+        for t in /proc/"$p"/task/*/schedstat; do
+            [ -r "$t" ] && total=$((total + $(cut -d' ' -f1 "$t" 2>/dev/null || echo 0)))
+        done
+    done
+    echo "$total"
+}
+
+declare -A URL FILLED REDIS_PIDS
+URL[single]="redis://127.0.0.1:$SPORT/0"
+URL[cluster]="{cluster: [127.0.0.1:${CP[0]}, 127.0.0.1:${CP[1]}]}"
+REDIS_PIDS[single]=$SINGLE_PID
+REDIS_PIDS[cluster]="${CLUSTER_PIDS[*]}"
 for backend in single cluster; do
-    if [ "$backend" = single ]; then R="redis://127.0.0.1:$SPORT/0"
-    else R="{cluster: [127.0.0.1:${CP[0]}, 127.0.0.1:${CP[1]}]}"; fi
-    read -r apid agp aap <<<"$(gateway "fill-$backend" 2 "$R")"
+    read -r apid agp aap <<<"$(gateway "fill-$backend" 2 "${URL[$backend]}")"
     PIDS+=("$apid")
     wait_port "$agp"
     sleep 0.5
     scenario "$agp" "$FILL" "$W/fill.yaml"
     "$APIGATE" load run "$W/fill.yaml" -q --json "$W/fill-$backend.json" >/dev/null 2>&1 || true
-    filled=$(jq '.totals.requests' "$W/fill-$backend.json")
-    kill -TERM "$apid"
-    read -r bpid bgp bap <<<"$(gateway "hit-$backend" 1 "$R")"
+    FILLED[$backend]=$(jq '.totals.requests' "$W/fill-$backend.json")
+    stop "$apid"
+    echo "$backend: filled ${FILLED[$backend]} keys" >&2
+done
+
+measure() { # RUN BACKEND -> appends a row to $W/rows: run backend rps hits misses gw_us redis_us
+    local run=$1 backend=$2 bpid bgp bap g0 g1 r0 r1 st rps hits misses
+    read -r bpid bgp bap <<<"$(gateway "hit-$backend" 1 "${URL[$backend]}")"
     PIDS+=("$bpid")
     wait_port "$bgp"
     sleep 0.5
     scenario "$bgp" "$MEASURE" "$W/hit.yaml"
-    t0=$(cpu_ticks "$bpid")
-    "$APIGATE" load run "$W/hit.yaml" -q --json "$W/hit-$backend.json" >/dev/null 2>&1 || true
-    t1=$(cpu_ticks "$bpid")
+    g0=$(cpu_ns "$bpid")
+    r0=$(cpu_ns ${REDIS_PIDS[$backend]})
+    "$APIGATE" load run "$W/hit.yaml" -q --json "$W/hit.json" >/dev/null 2>&1 || true
+    g1=$(cpu_ns "$bpid")
+    r1=$(cpu_ns ${REDIS_PIDS[$backend]})
     st=$(curl -s "http://127.0.0.1:$bap/cache/stats")
-    RPS[$backend]=$(jq '.totals.rate_requests / .totals.rate_s' "$W/hit-$backend.json")
-    HITS[$backend]=$(jq '.l2.hits' <<<"$st")
-    MISSES[$backend]=$(jq '.l2.misses + .l2.errors' <<<"$st")
-    CPU[$backend]=$(awk -v t="$((t1 - t0))" -v hz="$HZ" -v n="${HITS[$backend]}" \
-        'BEGIN { printf "%.1f", n ? t / hz * 1e6 / n : 0 }')
-    kill -TERM "$bpid"
-    echo "$backend: filled $filled keys, B: ${RPS[$backend]} req/s, L2 hits ${HITS[$backend]}, misses+errors ${MISSES[$backend]}" >&2
-    [ "${MISSES[$backend]}" = 0 ] ||
-        echo "warning: $backend: B outran the fill (misses went to the origin): raise FILL or lower MEASURE" >&2
-    # the next backend starts from empty Redis contents of its own
+    stop "$bpid"
+    rps=$(jq '.totals.rate_requests / .totals.rate_s' "$W/hit.json")
+    hits=$(jq '.l2.hits' <<<"$st")
+    misses=$(jq '.l2.misses + .l2.errors' <<<"$st")
+    awk -v run="$run" -v b="$backend" -v rps="$rps" -v h="$hits" -v m="$misses" \
+        -v g="$((g1 - g0))" -v r="$((r1 - r0))" \
+        'BEGIN { printf "%d %s %.0f %d %d %.2f %.2f\n", run, b, rps, h, m, h ? g / 1e3 / h : 0, h ? r / 1e3 / h : 0 }' \
+        >>"$W/rows"
+    echo "run $run $backend: $(tail -1 "$W/rows" | cut -d' ' -f3) req/s, L2 hits $hits, misses+errors $misses, load avg $(cut -d' ' -f1 /proc/loadavg)" >&2
+    [ "$misses" = 0 ] ||
+        echo "warning: run $run $backend: B outran the fill (misses went to the origin): raise FILL or lower MEASURE" >&2
+}
+
+: >"$W/rows"
+for run in $(seq 1 "$RUNS"); do
+    if [ $((run % 2)) = 1 ]; then order="single cluster"; else order="cluster single"; fi
+    for backend in $order; do measure "$run" "$backend"; done
 done
 
-echo "| L2 backend | requests/s (L2 hits) | gateway CPU µs per hit | L2 hits | L2 misses+errors |"
-echo "|---|---|---|---|---|"
-for b in single cluster; do
-    printf '| %s | %.0f | %s | %s | %s |\n' "$b" "${RPS[$b]}" "${CPU[$b]}" "${HITS[$b]}" "${MISSES[$b]}"
-done
-awk -v c="${RPS[cluster]}" -v s="${RPS[single]}" -v cc="${CPU[cluster]}" -v cs="${CPU[single]}" \
-    'BEGIN { printf "\nreq/s ratio cluster / single: %.2f (goal >= 0.9); CPU per hit cluster / single: %.2f\n", c / s, cc / cs }'
+echo "L2 hits through a fresh gateway (1 loop thread, $VUS VUs, $MEASURE per side, $RUNS runs alternating the order; filled: single ${FILLED[single]}, cluster ${FILLED[cluster]} keys; load avg at the end $(cut -d' ' -f1-3 /proc/loadavg))"
+echo
+echo "| run | single req/s | cluster req/s | req/s cluster / single | gateway CPU µs/hit single | cluster | CPU/hit cluster / single | Redis CPU µs/hit single | cluster (3 nodes) | misses+errors |"
+echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+awk '{ k = $1; r[$2, k] = $3; m[k] += $5; g[$2, k] = $6; rd[$2, k] = $7; if (k > n) n = k }
+     END { for (i = 1; i <= n; i++)
+             printf "| %d | %d | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %d |\n", i,
+               r["single", i], r["cluster", i], r["cluster", i] / r["single", i],
+               g["single", i], g["cluster", i], g["cluster", i] / g["single", i],
+               rd["single", i], rd["cluster", i], m[i] }' "$W/rows"
+col() { # BACKEND FIELD -> the field of BACKEND's rows, one per line, by run
+    awk -v b="$1" -v f="$2" '$2 == b { print $1, $f }' "$W/rows" | sort -n | cut -d' ' -f2
+}
+ratios() { paste -d' ' <(col cluster "$1") <(col single "$1") | awk '{ print $1 / $2 }' | median; }
+RPS_RATIO=$(ratios 3)
+CPU_RATIO=$(ratios 6)
+printf '| median | %.0f | %.0f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | |\n' \
+    "$(col single 3 | median)" "$(col cluster 3 | median)" "$RPS_RATIO" \
+    "$(col single 6 | median)" "$(col cluster 6 | median)" "$CPU_RATIO" \
+    "$(col single 7 | median)" "$(col cluster 7 | median)"
+echo
+awk -v r="$RPS_RATIO" -v c="$CPU_RATIO" 'BEGIN {
+    printf "median req/s ratio cluster / single: %.2f (goal >= 0.9: %s); median gateway CPU per hit cluster / single: %.2f\n",
+        r, (r >= 0.9 ? "met" : "NOT met"), c }'
