@@ -81,7 +81,7 @@ log "k2: $ok2 admitted, $lim2 limited"
 urls=()
 for _ in $(seq 1 100); do urls+=("$base/api/x"); done
 t0=$(date +%s%N)
-curl -s -D "$T/all.h" -H 'X-Api-Key: k3' "${urls[@]}" >/dev/null
+curl -s -D "$T/all.h" -H 'X-Api-Key: k3' "${urls[@]}" >"$T/all.b" # heads and bodies
 el_ms=$((($(date +%s%N) - t0) / 1000000))
 n429=$(grep -c '^HTTP/1.1 429' "$T/all.h" || true)
 n200=$(grep -c '^HTTP/1.1 200' "$T/all.h" || true)
@@ -91,11 +91,12 @@ log "k3, 100 requests back to back in $el_ms ms: $n200 admitted, $n429 limited (
 [ "$n200" -ge 50 ] && [ "$n200" -le "$hi" ] || fail "k3: $n200 of 100 back-to-back requests admitted in $el_ms ms (burst 50, 200/s)"
 awk 'BEGIN { RS = "\r\n\r\n" } /^HTTP\/1.1 429/ { print; exit }' "$T/all.h" >"$T/429.h"
 [ -s "$T/429.h" ] || fail "no 429 head among the back-to-back answers"
-curl -s -H 'X-Api-Key: k3' "${urls[@]:0:20}" >"$T/429.b" # bodies, back to back: 429s among them
 grep -qi '^Retry-After: [1-9]' "$T/429.h" || fail "no Retry-After: $(cat "$T/429.h")"
 grep -qi '^RateLimit-Policy: "default";q=200;w=1' "$T/429.h" || fail "no RateLimit-Policy on 429"
 grep -qi '^RateLimit: "default";r=0;t=[1-9]' "$T/429.h" || fail "no RateLimit r=0 on 429: $(cat "$T/429.h")"
-grep -q '"error":"rate_limited"' "$T/429.b" || fail "429 body: $(cat "$T/429.b")"
+# the bodies of the same 100 answers (a second burst of requests could find the bucket refilled
+# on a loaded machine: 20 requests 100 ms later all passed)
+grep -q '"error":"rate_limited"' "$T/all.b" || fail "no rate_limited body among the 429s: $(head -c 600 "$T/all.b")"
 
 # ---- thousands of 429s later the breaker is still closed: another key is served ----
 assert_eq "$(http_status "$base/api/x" -H 'X-Api-Key: fresh')" 200 "a fresh key after the 429 flood (breaker)"
