@@ -15,6 +15,9 @@
 #   bench/cache_l2_cluster.sh [APIGATE_BINARY]
 #   env: RUNS=7 FILL=15s MEASURE=2s VUS=32 (MEASURE short enough that B never outruns the fill;
 #        each run reads the same keys through a fresh gateway)
+#   A/B of two builds in one run: APIGATE_BASE=/path/to/old/apigate: each run measures both
+#   builds on both backends (the fill and the load generator are the new build's); a table per
+#   build, and the medians of the per-run ratios new / base.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -85,7 +88,7 @@ routes:
     upstream: api
     cache: {ttl: 10m, override: true}
 YAML
-    "$APIGATE" serve -c "$W/$1.yaml" >"$W/$1.log" 2>&1 &
+    "${GW_BIN:-$APIGATE}" serve -c "$W/$1.yaml" >"$W/$1.log" 2>&1 &
     echo "$! $gp $ap"
 }
 scenario() { # PORT DURATION FILE
@@ -132,9 +135,18 @@ for backend in single cluster; do
     echo "$backend: filled ${FILLED[$backend]} keys" >&2
 done
 
-measure() { # RUN BACKEND -> appends a row to $W/rows: run backend rps hits misses gw_us redis_us
-    local run=$1 backend=$2 bpid bgp bap g0 g1 r0 r1 st rps hits misses
-    read -r bpid bgp bap <<<"$(gateway "hit-$backend" 1 "${URL[$backend]}")"
+declare -A BIN
+BIN[new]=$APIGATE
+BUILDS=new
+if [ -n "${APIGATE_BASE:-}" ]; then
+    [ -x "$APIGATE_BASE" ] || { echo "APIGATE_BASE: no binary at $APIGATE_BASE" >&2; exit 2; }
+    BIN[base]=$APIGATE_BASE
+    BUILDS="new base"
+fi
+
+measure() { # RUN BUILD BACKEND -> a row in $W/rows: run build backend rps hits misses gw_us redis_us
+    local run=$1 build=$2 backend=$3 bpid bgp bap g0 g1 r0 r1 st rps hits misses
+    read -r bpid bgp bap <<<"$(GW_BIN=${BIN[$build]} gateway "hit-$backend" 1 "${URL[$backend]}")"
     PIDS+=("$bpid")
     wait_port "$bgp"
     sleep 0.5
@@ -149,42 +161,57 @@ measure() { # RUN BACKEND -> appends a row to $W/rows: run backend rps hits miss
     rps=$(jq '.totals.rate_requests / .totals.rate_s' "$W/hit.json")
     hits=$(jq '.l2.hits' <<<"$st")
     misses=$(jq '.l2.misses + .l2.errors' <<<"$st")
-    awk -v run="$run" -v b="$backend" -v rps="$rps" -v h="$hits" -v m="$misses" \
+    awk -v run="$run" -v build="$build" -v b="$backend" -v rps="$rps" -v h="$hits" -v m="$misses" \
         -v g="$((g1 - g0))" -v r="$((r1 - r0))" \
-        'BEGIN { printf "%d %s %.0f %d %d %.2f %.2f\n", run, b, rps, h, m, h ? g / 1e3 / h : 0, h ? r / 1e3 / h : 0 }' \
+        'BEGIN { printf "%d %s %s %.0f %d %d %.2f %.2f\n", run, build, b, rps, h, m, h ? g / 1e3 / h : 0, h ? r / 1e3 / h : 0 }' \
         >>"$W/rows"
-    echo "run $run $backend: $(tail -1 "$W/rows" | cut -d' ' -f3) req/s, L2 hits $hits, misses+errors $misses, load avg $(cut -d' ' -f1 /proc/loadavg)" >&2
+    echo "run $run $build $backend: $(tail -1 "$W/rows" | cut -d' ' -f4) req/s, L2 hits $hits, misses+errors $misses, load avg $(cut -d' ' -f1 /proc/loadavg)" >&2
     [ "$misses" = 0 ] ||
-        echo "warning: run $run $backend: B outran the fill (misses went to the origin): raise FILL or lower MEASURE" >&2
+        echo "warning: run $run $build $backend: B outran the fill (misses went to the origin): raise FILL or lower MEASURE" >&2
 }
 
 : >"$W/rows"
 for run in $(seq 1 "$RUNS"); do
     if [ $((run % 2)) = 1 ]; then order="single cluster"; else order="cluster single"; fi
-    for backend in $order; do measure "$run" "$backend"; done
+    builds=$BUILDS
+    [ $((run % 4)) -ge 2 ] && builds=$(echo "$BUILDS" | tr ' ' '\n' | tac | tr '\n' ' ')
+    for build in $builds; do
+        for backend in $order; do measure "$run" "$build" "$backend"; done
+    done
 done
 
 echo "L2 hits through a fresh gateway (1 loop thread, $VUS VUs, $MEASURE per side, $RUNS runs alternating the order; filled: single ${FILLED[single]}, cluster ${FILLED[cluster]} keys; load avg at the end $(cut -d' ' -f1-3 /proc/loadavg))"
-echo
-echo "| run | single req/s | cluster req/s | req/s cluster / single | gateway CPU µs/hit single | cluster | CPU/hit cluster / single | Redis CPU µs/hit single | cluster (3 nodes) | misses+errors |"
-echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-awk '{ k = $1; r[$2, k] = $3; m[k] += $5; g[$2, k] = $6; rd[$2, k] = $7; if (k > n) n = k }
-     END { for (i = 1; i <= n; i++)
-             printf "| %d | %d | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %d |\n", i,
-               r["single", i], r["cluster", i], r["cluster", i] / r["single", i],
-               g["single", i], g["cluster", i], g["cluster", i] / g["single", i],
-               rd["single", i], rd["cluster", i], m[i] }' "$W/rows"
-col() { # BACKEND FIELD -> the field of BACKEND's rows, one per line, by run
-    awk -v b="$1" -v f="$2" '$2 == b { print $1, $f }' "$W/rows" | sort -n | cut -d' ' -f2
+col() { # BUILD BACKEND FIELD -> that field of the rows, one per line, by run
+    awk -v w="$1" -v b="$2" -v f="$3" '$2 == w && $3 == b { print $1, $f }' "$W/rows" | sort -n | cut -d' ' -f2
 }
-ratios() { paste -d' ' <(col cluster "$1") <(col single "$1") | awk '{ print $1 / $2 }' | median; }
-RPS_RATIO=$(ratios 3)
-CPU_RATIO=$(ratios 6)
-printf '| median | %.0f | %.0f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | |\n' \
-    "$(col single 3 | median)" "$(col cluster 3 | median)" "$RPS_RATIO" \
-    "$(col single 6 | median)" "$(col cluster 6 | median)" "$CPU_RATIO" \
-    "$(col single 7 | median)" "$(col cluster 7 | median)"
-echo
-awk -v r="$RPS_RATIO" -v c="$CPU_RATIO" 'BEGIN {
-    printf "median req/s ratio cluster / single: %.2f (goal >= 0.9: %s); median gateway CPU per hit cluster / single: %.2f\n",
-        r, (r >= 0.9 ? "met" : "NOT met"), c }'
+div_median() { paste -d' ' <(col "$1" "$2" "$3") <(col "$4" "$5" "$3") | awk '{ print $1 / $2 }' | median; }
+for build in $BUILDS; do
+    echo
+    [ "$BUILDS" = new ] || echo "build: $build (${BIN[$build]})"
+    echo
+    echo "| run | single req/s | cluster req/s | req/s cluster / single | gateway CPU µs/hit single | cluster | CPU/hit cluster / single | Redis CPU µs/hit single | cluster (3 nodes) | misses+errors |"
+    echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    awk -v w="$build" '$2 == w { k = $1; r[$3, k] = $4; m[k] += $6; g[$3, k] = $7; rd[$3, k] = $8; if (k > n) n = k }
+         END { for (i = 1; i <= n; i++)
+                 printf "| %d | %d | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %d |\n", i,
+                   r["single", i], r["cluster", i], r["cluster", i] / r["single", i],
+                   g["single", i], g["cluster", i], g["cluster", i] / g["single", i],
+                   rd["single", i], rd["cluster", i], m[i] }' "$W/rows"
+    RPS_RATIO=$(div_median "$build" cluster 4 "$build" single)
+    CPU_RATIO=$(div_median "$build" cluster 7 "$build" single)
+    printf '| median | %.0f | %.0f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | |\n' \
+        "$(col "$build" single 4 | median)" "$(col "$build" cluster 4 | median)" "$RPS_RATIO" \
+        "$(col "$build" single 7 | median)" "$(col "$build" cluster 7 | median)" "$CPU_RATIO" \
+        "$(col "$build" single 8 | median)" "$(col "$build" cluster 8 | median)"
+    echo
+    awk -v w="$build" -v r="$RPS_RATIO" -v c="$CPU_RATIO" 'BEGIN {
+        printf "%s: median req/s ratio cluster / single: %.2f (goal >= 0.9: %s); median gateway CPU per hit cluster / single: %.2f\n",
+            w, r, (r >= 0.9 ? "met" : "NOT met"), c }'
+done
+if [ "$BUILDS" != new ]; then
+    echo
+    for backend in single cluster; do
+        printf 'new / base, %s: median req/s ratio %.2f, median gateway CPU per hit ratio %.2f\n' "$backend" \
+            "$(div_median new "$backend" 4 base "$backend")" "$(div_median new "$backend" 7 base "$backend")"
+    done
+fi
