@@ -269,35 +269,67 @@ static int cache__parse_head(const struct cache_entry *e, struct buf *tmp, struc
     return h1_parse_response(tmp->data, tmp->len, res, hdrs, max, &lim, true) > 0 ? 0 : -1;
 }
 
-void cache_write_304(const struct cache_entry *e, uint64_t age_ms, enum cache_status st,
-                     const char *conn_hdr, struct buf *out)
+bool cache_field_in_304(const struct cache_entry *e, const struct cache_field *f)
 {
     static const char *const keep[] = {
         "cache-control", "content-location", "date", "etag", "expires",
         "vary",          "last-modified",    NULL};
+    const char *name = e->data + f->name_off;
+    for (size_t k = 0; keep[k] != NULL; k++)
+        if (strlen(keep[k]) == f->name_len && headers_name_eq(name, f->name_len, keep[k]))
+            return true;
+    return false;
+}
+
+void cache_write_304(const struct cache_entry *e, uint64_t age_ms, enum cache_status st,
+                     const char *conn_hdr, struct buf *out)
+{
     buf_append_str(out, "HTTP/1.1 304 Not Modified\r\n");
-    struct buf tmp = BUF_INIT;
-    struct h1_header hdrs[100];
-    struct h1_response res;
-    if (cache__parse_head(e, &tmp, &res, hdrs, 100) == 0) {
-        for (size_t i = 0; i < res.nheaders; i++) {
-            const struct h1_header *h = &res.headers[i];
-            for (size_t k = 0; keep[k] != NULL; k++) {
-                if (strlen(keep[k]) == h->name_len &&
-                    headers_name_eq(h->name, h->name_len, keep[k])) {
-                    buf_append(out, h->name, h->name_len);
-                    buf_append(out, ": ", 2);
-                    buf_append(out, h->value, h->value_len);
-                    buf_append(out, "\r\n", 2);
-                    break;
-                }
-            }
-        }
+    for (size_t i = 0; i < e->nfields; i++) {
+        const struct cache_field *f = &e->fields[i];
+        if (!cache_field_in_304(e, f))
+            continue;
+        buf_append(out, e->data + f->name_off, f->name_len);
+        buf_append(out, ": ", 2);
+        buf_append(out, e->data + f->value_off, f->value_len);
+        buf_append(out, "\r\n", 2);
     }
-    buf_deinit(&tmp);
     char block[288]; // conn_hdr may carry a filter's lines too (cachehook.c)
     size_t n = cache_hit_block(block, age_ms, st, conn_hdr);
     buf_append(out, block, n);
+}
+
+/* Indexes the fields of <e>'s stored head (the status line skipped; a line without a colon, or
+ * one that would not fit the index's offsets, is left out). */
+static void cache__index(struct cache_entry *e)
+{
+    size_t n = 0;
+    const char *p = e->data, *end = e->data + e->head_len;
+    for (const char *q = p; q < end; q++)
+        n += *q == '\n';
+    e->fields = n > 0 ? xmalloc(n * sizeof(*e->fields)) : NULL;
+    e->nfields = 0;
+    if (e->head_len > UINT32_MAX)
+        return;
+    const char *eol = memchr(p, '\n', (size_t)(end - p)); // the status line
+    p = eol != NULL ? eol + 1 : end;
+    while (p < end && e->nfields < n) {
+        eol = memchr(p, '\n', (size_t)(end - p));
+        const char *le = eol != NULL ? eol : end;
+        const char *ve = le > p && le[-1] == '\r' ? le - 1 : le;
+        const char *colon = memchr(p, ':', (size_t)(ve - p));
+        if (colon != NULL && colon > p) {
+            const char *v = colon + 1;
+            while (v < ve && (*v == ' ' || *v == '\t'))
+                v++;
+            while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+                ve--;
+            e->fields[e->nfields++] = (struct cache_field){
+                (uint32_t)(p - e->data), (uint32_t)(colon - p), (uint32_t)(v - e->data),
+                (uint32_t)(ve - v)};
+        }
+        p = le + 1;
+    }
 }
 
 /* ---- filling ---- */
@@ -513,6 +545,7 @@ static void cache__free_entry(void *p)
     struct cache_entry *e = p;
     free(e->vary);
     free(e->tags);
+    free(e->fields);
     free(e);
 }
 
@@ -595,6 +628,7 @@ struct store_obj *cache_fill_end_ref(struct cache *c, struct cache_fill *f, uint
         memcpy(e->data + head_len, f->body.data, f->body.len);
     e->head_len = head_len;
     e->body_len = f->body.len;
+    cache__index(e);
     e->status = f->status;
     e->stored_ms = f->stored_ms;
     e->fresh = f->fresh;
@@ -713,6 +747,7 @@ struct store_obj *cache_insert_serialized(struct cache *c, const char *blob, siz
     memcpy(e->data, blob + sizeof(b), b.head_len + b.body_len);
     e->head_len = b.head_len;
     e->body_len = b.body_len;
+    cache__index(e);
     e->status = (int)b.status;
     uint64_t elapsed = wall_ms > b.stored_wall_ms ? wall_ms - b.stored_wall_ms : 0;
     e->stored_ms = now_ms > elapsed ? now_ms - elapsed : 0;
@@ -851,6 +886,7 @@ struct store_obj *cache_refresh_304(struct cache *c, const struct policy_conf *p
     memcpy(e->data + head_len, oe->data + oe->head_len, oe->body_len);
     e->head_len = head_len;
     e->body_len = oe->body_len;
+    cache__index(e);
     e->status = oe->status;
     e->stored_ms = now_ms;
     e->fresh = fresh;
@@ -1155,6 +1191,7 @@ struct cache_entry *cache_variant_create(const struct store_obj *base, const cha
         memcpy(e->data + head_len, body, body_len);
     e->head_len = head_len;
     e->body_len = body_len;
+    cache__index(e);
     e->status = be->status;
     e->stored_ms = be->stored_ms;
     e->fresh = be->fresh;

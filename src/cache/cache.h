@@ -32,11 +32,19 @@ enum cache_status {
 };
 const char *cache_status_name(enum cache_status s);
 
+/* One field of a stored head: offsets into the entry's data. */
+struct cache_field {
+    uint32_t name_off, name_len, value_off, value_len;
+};
+
 /* A stored response: immutable once inserted, shared by every thread through store refs. */
 struct cache_entry {
     char *data; /* head (status line + header lines, each CRLF-terminated, no final
                    blank line) followed by the body */
     size_t head_len;
+    struct cache_field *fields; /* the head's fields, indexed once when the entry is built, so
+                                   a hit hands them to an HTTP/2 session without parsing */
+    size_t nfields;
     size_t body_len;
     int status;
     uint64_t stored_ms; /* monotonic ms when the response was received */
@@ -113,6 +121,10 @@ bool cache_conditional_match(const struct cache_entry *e, const struct h1_reques
 /* Per-hit header block: "Age: N\r\nX-Cache: S\r\n[connection]\r\n" into <out> (>= 128 bytes).
  * Returns its length. <conn_hdr> is NULL or a full header line ("Connection: close\r\n"). */
 size_t cache_hit_block(char *out, uint64_t age_ms, enum cache_status st, const char *conn_hdr);
+
+/* Whether stored field <f> of <e> is repeated in a 304 (RFC 9110 §15.4.5: validators and
+ * cache headers). */
+bool cache_field_in_304(const struct cache_entry *e, const struct cache_field *f);
 
 /* Appends a 304 for <e> (validators and cache headers of the stored response, Age, X-Cache). */
 void cache_write_304(const struct cache_entry *e, uint64_t age_ms, enum cache_status st,

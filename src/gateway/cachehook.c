@@ -320,11 +320,10 @@ void cachehook__count(struct gw_req *r, enum cache_status st)
 
 /* With server.server_timing, turns the hit block's final blank line into a Server-Timing header
  * (cache outcome and the time so far) and the blank line. Returns the new block length. */
-static size_t cachehook__timing(struct gw_req *r, enum cache_status st, char *block, size_t bl,
-                                size_t cap)
+static void cachehook__timing(struct gw_req *r, enum cache_status st, struct gw_head *h)
 {
-    if (!r->th->sh->cfg->server.server_timing || bl < 2)
-        return bl;
+    if (!r->th->sh->cfg->server.server_timing)
+        return;
     struct trace_timing tt = {.cache = cache_status_name(st),
                               .pool_us = -1,
                               .upstream_us = -1,
@@ -332,13 +331,8 @@ static size_t cachehook__timing(struct gw_req *r, enum cache_status st, char *bl
                                   r->t_start_us ? (int64_t)(clock_now_us() - r->t_start_us) : -1};
     char v[96];
     size_t n = trace_server_timing(v, sizeof(v), &tt);
-    if (n == 0 || bl - 2 + 15 + n + 4 > cap)
-        return bl;
-    char *p = block + bl - 2;
-    memcpy(p, "Server-Timing: ", 15);
-    memcpy(p + 15, v, n);
-    memcpy(p + 15 + n, "\r\n\r\n", 4);
-    return bl - 2 + 15 + n + 4;
+    if (n > 0)
+        gw_head_add_copy(h, "Server-Timing", 13, v, n);
 }
 
 /* ---- stored variants (filter.h) ---- */
@@ -435,20 +429,44 @@ static void cachehook__unpick(struct gw_req *r, struct chpick *p)
     memset(p, 0, sizeof(*p));
 }
 
-/* The header lines after the stored head: a variant filter's (Vary) and the connection's. */
-static const char *cachehook__lines(const struct chpick *p, const char *connh, char *tmp,
-                                    size_t cap)
+/* The head of an answer from stored entry <pk> to <r>: the stored fields (a 304 keeps its
+ * validators and cache headers only), then the per-hit ones (Age, X-Cache), a variant filter's
+ * (Vary), the connection's and Server-Timing. The stored head's bytes go along for an HTTP/1.1
+ * session to copy as they are. <is304>: the client's validators matched. */
+static void cachehook__head(struct gw_req *r, const struct chpick *pk, uint64_t age_ms,
+                            enum cache_status st, bool is304, struct gw_head *h)
 {
-    if (p->extra == NULL)
-        return connh;
-    int n = snprintf(tmp, cap, "%s%s", p->extra, connh != NULL ? connh : "");
-    AG_ASSERT(n > 0 && (size_t)n < cap); // filters' lines are short constants
-    return tmp;
+    const struct cache_entry *e = pk->e;
+    gw_head_init(h, is304 ? 304 : e->status);
+    if (!is304) {
+        h->h1 = e->data;
+        h->h1_len = e->head_len;
+        h->n_h1 = e->nfields;
+    }
+    for (size_t i = 0; i < e->nfields; i++) {
+        const struct cache_field *f = &e->fields[i];
+        if (is304 && !cache_field_in_304(e, f))
+            continue;
+        gw_head_add(h, e->data + f->name_off, f->name_len, e->data + f->value_off, f->value_len);
+    }
+    gw_head_add_u64(h, "Age", age_ms / 1000);
+    gw_head_add_str(h, "X-Cache", cache_status_name(st));
+    if (pk->extra != NULL)
+        gw_head_add_lines(h, pk->extra);
+    const char *connh = cachehook__conn_header(r);
+    if (connh != NULL)
+        gw_head_add_lines(h, connh);
+    if (!is304)
+        cachehook__timing(r, st, h);
+    if (!is304 && r->req.method_id != H1_M_HEAD) {
+        h->body = H1_BODY_LENGTH;
+        h->content_length = e->body_len;
+    }
 }
 
 /* Answers the request from entry <o> (or the variant of it the client gets): a 304 when the
- * client's validators match, else the stored bytes with the per-hit block, as one writev when
- * the socket takes it. Ends the request. */
+ * client's validators match, else the stored head and the per-hit fields, then the stored body
+ * (one writev over HTTP/1.1 when the socket takes it). Ends the request. */
 void cachehook__serve(struct gw_req *r, struct store_obj *o, uint64_t age_ms, enum cache_status st)
 {
     struct chpick pk;
@@ -460,38 +478,18 @@ void cachehook__serve(struct gw_req *r, struct store_obj *o, uint64_t age_ms, en
         return;
     }
     const struct cache_entry *e = pk.e;
-    char lines[160];
-    const char *connh = cachehook__lines(&pk, cachehook__conn_header(r), lines, sizeof(lines));
-    if (e->status >= 200 && e->status < 300 && cache_conditional_match(e, &r->req)) {
-        cache_write_304(e, age_ms, st, connh, r->out);
-        r->status = 304;
-    } else {
-        char block[288];
-        size_t bl = cache_hit_block(block, age_ms, st, connh);
-        bl = cachehook__timing(r, st, block, bl, sizeof(block));
-        struct iovec iov[3] = {
-            {.iov_base = e->data, .iov_len = e->head_len},
-            {.iov_base = block, .iov_len = bl},
-            {.iov_base = e->data + e->head_len, .iov_len = e->body_len},
-        };
-        int n = r->req.method_id == H1_M_HEAD || e->body_len == 0 ? 2 : 3;
-        r->status = e->status;
-        r->head_sent = true;
-        r->cache_served = cache_status_name(st); // a fresh hit has no chreq to carry it
-        cachehook__count(r, st);
-        /* what the client does not take at once is copied by the session: the entry may go */
-        int rc = gw_req_sendv(r, iov, n);
-        cachehook__unpick(r, &pk);
-        if (rc == -1)
-            return;
-        gw_req_end(r);
-        return;
-    }
-    cachehook__unpick(r, &pk);
-    r->head_sent = true;
-    r->cache_served = cache_status_name(st);
+    bool is304 = e->status >= 200 && e->status < 300 && cache_conditional_match(e, &r->req);
+    struct gw_head h;
+    cachehook__head(r, &pk, age_ms, st, is304, &h);
+    r->cache_served = cache_status_name(st); // a fresh hit has no chreq to carry it
     cachehook__count(r, st);
-    if (gw_req_send(r, NULL, 0) == -1)
+    gw_req_head(r, &h);
+    gw_head_deinit(&h);
+    struct iovec iov = {.iov_base = e->data + e->head_len, .iov_len = e->body_len};
+    /* what the client does not take at once is copied by the session: the entry may go */
+    int rc = gw_req_sendv(r, &iov, h.body == H1_BODY_LENGTH && e->body_len > 0 ? 1 : 0);
+    cachehook__unpick(r, &pk);
+    if (rc == -1)
         return;
     gw_req_end(r);
 }
@@ -874,8 +872,9 @@ static int cachehook__response_head(struct gw_req *r, const struct h1_response *
     return 0;
 }
 
-/* Writes the whole response of entry <o> into r->out (the revalidation and stale-if-error paths,
- * which run inside the proxy's exchange; the proxy ends the request). */
+/* Queues the whole response of entry <o> (head, then the body into r->out) for the
+ * revalidation and stale-if-error paths, which run inside the proxy's exchange; the proxy sends
+ * it and ends the request. */
 void cachehook__write_entry(struct gw_req *r, struct store_obj *o, uint64_t age_ms,
                             enum cache_status st)
 {
@@ -883,23 +882,14 @@ void cachehook__write_entry(struct gw_req *r, struct store_obj *o, uint64_t age_
     if (cachehook__pick(r, o, &pk) == -1) // cannot decode: the stored bytes, as the origin's
         pk = (struct chpick){.e = o->payload};
     const struct cache_entry *e = pk.e;
-    char lines[160];
-    const char *connh = cachehook__lines(&pk, cachehook__conn_header(r), lines, sizeof(lines));
-    if (e->status >= 200 && e->status < 300 && cache_conditional_match(e, &r->req)) {
-        cache_write_304(e, age_ms, st, connh, r->out);
-        r->status = 304;
-    } else {
-        char block[288];
-        size_t bl = cache_hit_block(block, age_ms, st, connh);
-        bl = cachehook__timing(r, st, block, bl, sizeof(block));
-        buf_append(r->out, e->data, e->head_len);
-        buf_append(r->out, block, bl);
-        if (r->req.method_id != H1_M_HEAD)
-            buf_append(r->out, e->data + e->head_len, e->body_len);
-        r->status = e->status;
-    }
+    bool is304 = e->status >= 200 && e->status < 300 && cache_conditional_match(e, &r->req);
+    struct gw_head h;
+    cachehook__head(r, &pk, age_ms, st, is304, &h);
+    gw_req_head(r, &h);
+    gw_head_deinit(&h);
+    if (h.body == H1_BODY_LENGTH)
+        buf_append(r->out, e->data + e->head_len, e->body_len);
     cachehook__unpick(r, &pk);
-    r->head_sent = true;
     if (cachehook__cr(r) != NULL)
         cachehook__cr(r)->st = st;
 }
@@ -911,21 +901,19 @@ static const char *cachehook__status(const struct gw_req *r, const void *st)
     return cr != NULL && cr->st != CACHE_NONE ? cache_status_name(cr->st) : NULL;
 }
 
-static void cachehook__client_headers(struct gw_req *r, void *st, struct buf *b)
+static void cachehook__client_headers(struct gw_req *r, void *st, struct gw_head *h)
 {
     (void)st;
     struct chreq *cr = cachehook__cr(r);
     if (cr == NULL && !r->head_sent) {
         /* refused before the cache was asked (a concurrency limit): not served from it */
-        buf_append_str(b, "X-Cache: MISS\r\n");
+        gw_head_add(h, "X-Cache", 7, "MISS", 4);
         r->cache_served = "MISS";
         return;
     }
     if (cr == NULL || cr->st == CACHE_NONE)
         return;
-    buf_append_str(b, "X-Cache: ");
-    buf_append_str(b, cache_status_name(cr->st));
-    buf_append(b, "\r\n", 2);
+    gw_head_add_str(h, "X-Cache", cache_status_name(cr->st));
 }
 
 static void cachehook__response_body(struct gw_req *r, void *st, const char *p, size_t n)

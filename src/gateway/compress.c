@@ -204,21 +204,18 @@ static bool compress__client_header_skip(struct gw_req *r, void *st, const char 
            (len == 4 && headers_name_eq(name, len, "etag"));                // the variant's
 }
 
-static void compress__client_headers(struct gw_req *r, void *st, struct buf *head)
+static void compress__client_headers(struct gw_req *r, void *st, struct gw_head *head)
 {
     (void)r;
     const struct compress_req *c = st;
     if (c->z != NULL) {
-        if (c->z->id != COMPVAR_DECODED) {
-            buf_append_str(head, "Content-Encoding: ");
-            buf_append_str(head, compvar_name(c->z->id));
-            buf_append(head, "\r\n", 2);
-        }
-        if (c->z->etag.len > 0)
-            h1_write_header(head, "ETag", 4, c->z->etag.data, c->z->etag.len);
+        if (c->z->id != COMPVAR_DECODED)
+            gw_head_add_str(head, "Content-Encoding", compvar_name(c->z->id));
+        if (c->z->etag.len > 0) // in the filter's state: valid until the request ends
+            gw_head_add(head, "ETag", 4, c->z->etag.data, c->z->etag.len);
     }
     if (c->vary)
-        buf_append_str(head, "Vary: Accept-Encoding\r\n");
+        gw_head_add(head, "Vary", 4, "Accept-Encoding", 15);
 }
 
 /* A decoder failed: counted, and logged (one line a second at most for each cause). */

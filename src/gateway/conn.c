@@ -688,7 +688,17 @@ static void conn__continue_100(struct gw_req *r)
     conn__send(c);
 }
 
+/* gw_sess_ops.head: HTTP/1.1 lines queued in the output, written with the body's first bytes by
+ * the next send (one writev for a cache hit). */
+static void conn__head(struct gw_req *r, const struct gw_head *h)
+{
+    struct conn *c = r->sess;
+    size_t n = gw_head_write_h1(h, &c->sc.out);
+    r->head_h1_len = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n; // gw_req_unhead takes it back
+}
+
 static const struct gw_sess_ops conn_sess_ops = {
+    .head = conn__head,
     .send = conn__sess_send,
     .resume_read = conn__resume_read,
     .done = conn__request_done,

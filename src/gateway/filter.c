@@ -191,7 +191,7 @@ enum filter_verdict filter_response_head(struct gw_req *r, const struct h1_respo
     return FILTER_CONTINUE;
 }
 
-void filter_client_headers(struct gw_req *r, struct buf *head)
+void filter_client_headers(struct gw_req *r, struct gw_head *head)
 {
     const struct filter_chain *ch = r->chain;
     for (unsigned i = ch != NULL ? ch->n : 0; i-- > 0;)

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 struct buf;
+struct gw_head;
 struct gw_req;
 struct gw_shared;
 struct gwthread;
@@ -102,8 +103,8 @@ struct filter_ops {
     /* The client response head is being written: true when the upstream's response header
      * <name> must not reach the client. */
     bool (*client_header_skip)(struct gw_req *r, void *st, const char *name, size_t len);
-    /* The client response head is being written: append header lines to <head>. */
-    void (*client_headers)(struct gw_req *r, void *st, struct buf *head);
+    /* The client response head is being built: add fields to <head> (gw_head_add*, req.h). */
+    void (*client_headers)(struct gw_req *r, void *st, struct gw_head *head);
     /* Decoded response body bytes on their way to the client. */
     void (*on_body)(struct gw_req *r, void *st, const char *p, size_t n);
     /* Whether this filter re-encodes the response body it judged in on_response_head (asked
@@ -182,7 +183,7 @@ bool filter_upstream_header_skip(struct gw_req *r, const char *name, size_t len)
 bool filter_client_header_skip(struct gw_req *r, const char *name, size_t len);
 void filter_upstream_headers(struct gw_req *r, struct buf *head);
 enum filter_verdict filter_response_head(struct gw_req *r, const struct h1_response *res);
-void filter_client_headers(struct gw_req *r, struct buf *head);
+void filter_client_headers(struct gw_req *r, struct gw_head *head);
 void filter_body(struct gw_req *r, const char *p, size_t n);
 /* The filter that re-encodes this response's body (its position + 1), or 0: none. */
 unsigned filter_transformer(struct gw_req *r);

@@ -2,10 +2,12 @@
  * becomes a struct gw_req whose head is built field by field (http/reqhead.h) into the same
  * struct h1_request an HTTP/1.1 head is parsed into, with the h1 parser's checks and HTTP/2's own
  * (so the request layer, the routes, the cache keys and the upstream request are the same as for
- * HTTP/1.1, and no head is written out and parsed again). The request layer answers in HTTP/1.1
- * bytes into the stream's <out>; this file turns the head into a HEADERS frame and the body (its
- * Content-Length or chunked framing removed) into DATA frames, pulled by nghttp2 as the client's
- * flow-control windows allow. Backpressure both ways:
+ * HTTP/1.1, and no head is written out and parsed again). The answer comes back the same way:
+ * its head as fields (gw_sess_ops.head, struct gw_head), turned into an nghttp2 header list
+ * without any HTTP/1.1 in between, and its body bytes into the stream's <out>, whose framing
+ * (Content-Length, or chunked when the proxy re-frames an upstream body) is removed before
+ * the DATA frames, pulled by nghttp2 as the client's flow-control windows allow. Backpressure
+ * both ways:
  * - response: body bytes are decoded from <out> into <body> only while <body> is small, so a
  *   stream whose client window is closed keeps its bytes in <out>, which the proxy sees grow
  *   (CONN_BUF_HIGH) and stops reading its upstream until gw_req_on_drained;
@@ -52,7 +54,10 @@ struct h2_stream {
     struct arena harena;    // the request head's copies (reqhead), reset per stream
     struct h1_header *hdrs; // rq.max_hdrs entries
     struct buf in;          // request body for the request layer (chunked when no length)
-    struct buf out;         // the response as the request layer wrote it (HTTP/1.1)
+    struct buf out;         // response body bytes as the request layer sent them (framed as
+                            // the head said: Content-Length, chunked or until the end)
+    struct buf hd;          // the response head queued by h2s__head, until the first send:
+                            // records [u32 name_len][u32 value_len][name, lower case][value]
     struct buf body;        // response body bytes ready for DATA frames
     struct buf trail;       // the chunked response's trailer section (already filtered)
     struct h2_stream *next_free;
@@ -68,6 +73,10 @@ struct h2_stream {
     uint64_t body_rcvd; // request DATA bytes (checked against Content-Length)
     uint64_t body_at_ms; // the last request DATA, or the window reopened (client_body_timeout)
     int res_body;       // enum h1_body of the response
+    int head_status;    // the queued head's status
+    uint32_t head_nv;   // fields packed in <hd>
+    uint64_t head_bytes; // the head's size as HTTP/1.1 (the access log's bytes, as over h1)
+    bool head_queued;   // a head waits in <hd>
     bool chunked_req;   // the request body is re-framed as chunks
     bool started;       // handed to the request layer
     bool req_eos;       // the client's END_STREAM
@@ -134,6 +143,7 @@ static struct h2_stream *h2s__stream_new(struct h2sess *s, int32_t id)
         st->magic = H2ST_MAGIC;
         buf_init(&st->in);
         buf_init(&st->out);
+        buf_init(&st->hd);
         buf_init(&st->body);
         buf_init(&st->trail);
         gw_req_init(&st->rq, &h2s_sess_ops, st, &st->in, &st->out, s->client_ip);
@@ -172,6 +182,7 @@ static void h2s__stream_destroy(struct h2_stream *st)
     arena_deinit(&st->harena);
     buf_deinit(&st->in);
     buf_deinit(&st->out);
+    buf_deinit(&st->hd);
     buf_deinit(&st->body);
     buf_deinit(&st->trail);
     free(st->hdrs);
@@ -189,6 +200,7 @@ static void h2s__stream_free(struct h2_stream *st)
     arena_reset(&st->harena);
     gwthread_buf_give(th, &st->in);
     gwthread_buf_give(th, &st->out);
+    gwthread_buf_give(th, &st->hd);
     gwthread_buf_give(th, &st->body);
     buf_deinit(&st->trail); // rare: not kept
     if (th->h2_nfree_streams >= H2S_FREE_STREAMS + th->h2_streams_hw ||
@@ -232,7 +244,7 @@ static void h2s__stream_maybe_free(struct h2_stream *st)
     loop_defer(st->s->th->loop, h2s__stream_free_cb, st);
 }
 
-/* ---- response: HTTP/1.1 bytes from the request layer -> HEADERS + DATA ---- */
+/* ---- response: head fields and body bytes from the request layer -> HEADERS + DATA ---- */
 
 /* Moves body bytes from <out> to <body> (framing removed) while <body> is small. */
 static int h2s__decode_body(struct h2_stream *st)
@@ -373,69 +385,102 @@ static bool h2s__hop_by_hop(const char *n, size_t len)
     return false;
 }
 
-/* The response head is whole in <out>: HEADERS (with END_STREAM when there is no body).
- * Returns 0, 1 when more bytes are needed, -1 for a head that cannot be sent. */
+/* gw_sess_ops.head: the fields are packed into <hd> (names in lower case, as HTTP/2 wants
+ * them; HTTP/1.1's connection fields dropped) and go out as HEADERS with the first send, so
+ * that a head can still be taken back until then (h2s__unhead). */
+static void h2s__head(struct gw_req *r, const struct gw_head *h)
+{
+    struct h2_stream *st = r->sess;
+    struct h2sess *s = st->s;
+    if (s->closed || st->closed || st->res_head_done || h->status < 200)
+        return; // (no interim answer reaches an HTTP/2 stream: 101 is HTTP/1.1's)
+    gwthread_buf_take(s->th, &st->hd);
+    buf_reset(&st->hd);
+    size_t skip_h1 = h->h1 != NULL ? h->n_h1 : 0;
+    uint64_t h1len = h->h1 != NULL ? h->h1_len
+                                   : 13 + (h->reason != NULL ? h->reason_len
+                                                             : strlen(h1_status_reason(h->status))) + 2;
+    uint32_t k = 0;
+    for (size_t i = 0; i < h->n; i++) {
+        const struct h1_header *f = &h->f[i];
+        if (i >= skip_h1)
+            h1len += f->name_len + f->value_len + 4;
+        if (h2s__hop_by_hop(f->name, f->name_len) || f->name_len > UINT32_MAX ||
+            f->value_len > UINT32_MAX)
+            continue;
+        uint32_t l[2] = {(uint32_t)f->name_len, (uint32_t)f->value_len};
+        buf_reserve(&st->hd, sizeof(l) + f->name_len + f->value_len);
+        char *p = buf_tail(&st->hd);
+        memcpy(p, l, sizeof(l));
+        p += sizeof(l);
+        for (size_t j = 0; j < f->name_len; j++) {
+            char c = f->name[j];
+            p[j] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+        }
+        if (f->value_len > 0)
+            memcpy(p + f->name_len, f->value, f->value_len);
+        buf_commit(&st->hd, sizeof(l) + f->name_len + f->value_len);
+        k++;
+    }
+    st->head_nv = k;
+    st->head_bytes = h1len + 2;
+    st->head_status = h->status;
+    st->res_body = h->body;
+    st->res_remaining = h->body == H1_BODY_LENGTH ? h->content_length : 0;
+    if (h->body == H1_BODY_CHUNKED)
+        h1_chunked_init(&st->res_chunk);
+    st->res_eof = h->body == H1_BODY_NONE || (h->body == H1_BODY_LENGTH && h->content_length == 0);
+    st->head_queued = true;
+}
+
+/* gw_sess_ops.unhead */
+static bool h2s__unhead(struct gw_req *r)
+{
+    struct h2_stream *st = r->sess;
+    if (!st->head_queued || st->res_head_done)
+        return false;
+    st->head_queued = false;
+    gwthread_buf_give(st->s->th, &st->hd);
+    return true;
+}
+
+/* The queued head as HEADERS (with END_STREAM when there is no body). Returns 0, -1 when it
+ * cannot be sent. */
 static int h2s__submit_head(struct h2_stream *st)
 {
     struct h2sess *s = st->s;
-    struct h1_header hv[PX_RES_HEADERS_MAX];
-    struct h1_response res;
-    for (;;) {
-        struct h1_limits lim = {
-            .max_request_line = 0, .max_head = 1u << 20, .max_headers = PX_RES_HEADERS_MAX};
-        int n = h1_parse_response(buf_head(&st->out), buf_pending(&st->out), &res, hv,
-                                  PX_RES_HEADERS_MAX, &lim, st->rq.req.method_id == H1_M_HEAD);
-        if (n == -2)
-            return 1;
-        if (n < 0)
-            return -1;
-        if (res.status >= 100 && res.status < 200) { // an interim answer: not forwarded
-            buf_consume(&st->out, (size_t)n);
-            continue;
-        }
-        nghttp2_nv nv[PX_RES_HEADERS_MAX + 1];
-        char status[4];
-        snprintf(status, sizeof(status), "%03d", res.status);
-        size_t k = 0;
-        nv[k++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)status, 7, 3, NGHTTP2_NV_FLAG_NONE};
-        /* names go lower case (HTTP/2 requires it): copied into one scratch buffer */
-        struct buf *names = &s->th->scratch;
-        buf_reset(names);
-        size_t total = 0;
-        for (size_t i = 0; i < res.nheaders; i++)
-            total += hv[i].name_len;
-        buf_reserve(names, total + 1);
-        char *lp = buf_tail(names);
-        for (size_t i = 0; i < res.nheaders; i++) {
-            const struct h1_header *h = &hv[i];
-            if (h2s__hop_by_hop(h->name, h->name_len))
-                continue;
-            for (size_t j = 0; j < h->name_len; j++) {
-                char c = h->name[j];
-                lp[j] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
-            }
-            nv[k++] = (nghttp2_nv){(uint8_t *)lp, (uint8_t *)h->value, h->name_len, h->value_len,
-                                   NGHTTP2_NV_FLAG_NONE};
-            lp += h->name_len;
-        }
-        st->res_body = res.body;
-        st->res_remaining = res.body == H1_BODY_LENGTH ? res.content_length : 0;
-        if (res.body == H1_BODY_CHUNKED)
-            h1_chunked_init(&st->res_chunk);
-        st->res_eof =
-            res.body == H1_BODY_NONE || (res.body == H1_BODY_LENGTH && res.content_length == 0);
-        nghttp2_data_provider dp = {.source.ptr = st, .read_callback = h2s__data_read};
-        int rv = nghttp2_submit_response(s->ng, st->id, nv, k, st->res_eof ? NULL : &dp);
-        buf_reset(names);
-        if (rv != 0)
-            return -1;
-        st->rq.bytes_out += (uint64_t)n;
-        buf_consume(&st->out, (size_t)n);
-        st->res_head_done = true;
-        if (st->res_eof)
-            buf_reset(&st->out);
-        return 0;
+    nghttp2_nv local[64], *nv = local;
+    if (st->head_nv + 1 > sizeof(local) / sizeof(local[0]))
+        nv = xmalloc((st->head_nv + 1) * sizeof(*nv)); // rare: a head of many fields
+    char status[4];
+    int sv = st->head_status >= 100 && st->head_status <= 999 ? st->head_status : 500;
+    status[0] = (char)('0' + sv / 100);
+    status[1] = (char)('0' + sv / 10 % 10);
+    status[2] = (char)('0' + sv % 10);
+    size_t k = 0;
+    nv[k++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)status, 7, 3, NGHTTP2_NV_FLAG_NONE};
+    const char *p = buf_head(&st->hd), *end = p + buf_pending(&st->hd);
+    while (p < end && k < (size_t)st->head_nv + 1) {
+        uint32_t l[2];
+        memcpy(l, p, sizeof(l));
+        p += sizeof(l);
+        nv[k++] = (nghttp2_nv){(uint8_t *)p, (uint8_t *)p + l[0], l[0], l[1],
+                               NGHTTP2_NV_FLAG_NONE};
+        p += l[0] + l[1];
     }
+    nghttp2_data_provider dp = {.source.ptr = st, .read_callback = h2s__data_read};
+    int rv = nghttp2_submit_response(s->ng, st->id, nv, k, st->res_eof ? NULL : &dp); // copies
+    if (nv != local)
+        free(nv);
+    st->head_queued = false;
+    gwthread_buf_give(s->th, &st->hd);
+    if (rv != 0)
+        return -1;
+    st->rq.bytes_out += st->head_bytes;
+    st->res_head_done = true;
+    if (st->res_eof)
+        buf_reset(&st->out);
+    return 0;
 }
 
 /* Translates what the request layer wrote and wakes the stream's data provider. */
@@ -445,10 +490,9 @@ static int h2s__translate(struct h2_stream *st)
     if (st->closed)
         return 0;
     if (!st->res_head_done) {
-        int rc = h2s__submit_head(st);
-        if (rc == 1)
-            return 0;
-        if (rc == -1) {
+        if (!st->head_queued)
+            return 0; // no head yet
+        if (h2s__submit_head(st) == -1) {
             nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
             return -1;
         }
@@ -543,6 +587,8 @@ static void h2s__continue_100(struct gw_req *r)
 }
 
 static const struct gw_sess_ops h2s_sess_ops = {
+    .head = h2s__head,
+    .unhead = h2s__unhead,
     .send = h2s__send,
     .resume_read = h2s__resume_read,
     .done = h2s__done,

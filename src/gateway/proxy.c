@@ -476,7 +476,7 @@ static void proxy__exchange_reset(struct proxy *px)
     px->xform = 0;
     px->xform_failed = false;
     px->xform_sent = false;
-    px->client_head_len = 0;
+    px->client_head_queued = false;
     px->out = PX_OUT_NONE;
     px->t_sent_us = px->t_first_byte_us = 0;
     px->connect_us = 0;
@@ -644,7 +644,6 @@ static void proxy__write_client_head(struct gw_req *r)
 {
     struct proxy *px = &r->px;
     const struct h1_response *res = &px->x.res;
-    struct buf *b = r->out;
     bool client11 = r->req.minor_version == 1;
     /* decide the framing towards the client */
     switch (px->res_body) {
@@ -665,65 +664,53 @@ static void proxy__write_client_head(struct gw_req *r)
         px->out = client11 ? PX_OUT_CHUNKED : PX_OUT_RAW_CLOSE;
     if (px->out == PX_OUT_RAW_CLOSE || !px->req_body_read)
         r->keep_alive = false;
-    size_t head_at = buf_pending(b);
-    buf_reserve(b, 256 + res->reason_len + 64 * res->nheaders);
-    char *p = buf_tail(b);
-    memcpy(p, "HTTP/1.1 ", 9);
-    p[9] = (char)('0' + res->status / 100);
-    p[10] = (char)('0' + res->status / 10 % 10);
-    p[11] = (char)('0' + res->status % 10);
-    p[12] = ' ';
-    buf_commit(b, 13);
-    buf_append(b, res->reason, res->reason_len);
-    buf_append(b, "\r\n", 2);
+    struct gw_head h;
+    gw_head_init(&h, res->status);
+    h.reason = res->reason;
+    h.reason_len = res->reason_len;
     bool has_connection = false, has_date = false;
     for (size_t i = 0; i < res->nheaders && !has_connection; i++)
         has_connection = res->headers[i].name_len == 10 &&
                          headers_name_eq(res->headers[i].name, 10, "connection");
     const struct h1_header *cl = NULL;
     for (size_t i = 0; i < res->nheaders; i++) {
-        const struct h1_header *h = &res->headers[i];
-        if (proxy__skip_res_header(h->name, h->name_len)) {
-            if (h->name_len == 14 && cl == NULL)
-                cl = h;
+        const struct h1_header *hd = &res->headers[i];
+        if (proxy__skip_res_header(hd->name, hd->name_len)) {
+            if (hd->name_len == 14 && cl == NULL)
+                cl = hd;
             continue;
         }
         if (has_connection &&
-            headers_listed_in_connection(res->headers, res->nheaders, h->name, h->name_len))
+            headers_listed_in_connection(res->headers, res->nheaders, hd->name, hd->name_len))
             continue;
-        if (filter_client_header_skip(r, h->name, h->name_len)) // cache tags
+        if (filter_client_header_skip(r, hd->name, hd->name_len)) // cache tags
             continue;
-        if (h->name_len == 4 && headers_name_eq(h->name, 4, "date"))
+        if (hd->name_len == 4 && headers_name_eq(hd->name, 4, "date"))
             has_date = true;
-        buf_append(b, h->name, h->name_len);
-        buf_append(b, ": ", 2);
-        buf_append(b, h->value, h->value_len);
-        buf_append(b, "\r\n", 2);
+        gw_head_add(&h, hd->name, hd->name_len, hd->value, hd->value_len);
     }
-    if (!has_date) {
-        buf_append_str(b, "Date: ");
-        buf_append(b, gwthread_date(r->th), HTTP_DATE_LEN);
-        buf_append(b, "\r\n", 2);
-    }
+    if (!has_date)
+        gw_head_add(&h, "Date", 4, gwthread_date(r->th), HTTP_DATE_LEN);
     switch (px->out) {
     case PX_OUT_LENGTH:
-        h1_write_header_u64(b, "Content-Length", res->content_length);
+        gw_head_add_u64(&h, "Content-Length", res->content_length);
+        h.body = H1_BODY_LENGTH;
+        h.content_length = res->content_length;
         break;
     case PX_OUT_NONE:
         /* HEAD and 304 keep the length of the representation they describe */
-        if (cl != NULL && res->status != 204 && res->status >= 200) {
-            buf_append_str(b, "Content-Length: ");
-            buf_append(b, cl->value, cl->value_len);
-            buf_append(b, "\r\n", 2);
-        }
+        if (cl != NULL && res->status != 204 && res->status >= 200)
+            gw_head_add(&h, "Content-Length", 14, cl->value, cl->value_len);
         break;
     case PX_OUT_CHUNKED:
-        buf_append_str(b, "Transfer-Encoding: chunked\r\n");
+        gw_head_add(&h, "Transfer-Encoding", 17, "chunked", 7);
+        h.body = H1_BODY_CHUNKED;
         break;
     case PX_OUT_RAW_CLOSE:
+        h.body = H1_BODY_UNTIL_CLOSE;
         break;
     }
-    filter_client_headers(r, b); // X-Cache
+    filter_client_headers(r, &h); // X-Cache
     if (r->th->sh->cfg->server.server_timing) {
         uint64_t now = clock_now_us();
         struct trace_timing tt = {
@@ -737,16 +724,15 @@ static void proxy__write_client_head(struct gw_req *r)
         char st[160];
         size_t n = trace_server_timing(st, sizeof(st), &tt);
         if (n > 0)
-            h1_write_header(b, "Server-Timing", 13, st, n);
+            gw_head_add_copy(&h, "Server-Timing", 13, st, n);
     }
     if (!r->keep_alive)
-        buf_append_str(b, "Connection: close\r\n");
+        gw_head_add(&h, "Connection", 10, "close", 5);
     else if (!client11)
-        buf_append_str(b, "Connection: keep-alive\r\n");
-    buf_append(b, "\r\n", 2);
-    px->client_head_len = buf_pending(b) - head_at;
-    r->status = res->status;
-    r->head_sent = true;
+        gw_head_add(&h, "Connection", 10, "keep-alive", 10);
+    gw_req_head(r, &h); // the session copies the slices: uin may be consumed after
+    gw_head_deinit(&h);
+    px->client_head_queued = true;
 }
 
 /* The upstream switched protocols (101) for an Upgrade request: its head goes to the client
@@ -759,21 +745,24 @@ static void proxy__switch(struct gw_req *r)
 {
     struct proxy *px = &r->px;
     const struct h1_response *res = &px->x.res;
-    struct buf *b = r->out;
-    buf_append_str(b, "HTTP/1.1 101 ");
-    buf_append(b, res->reason, res->reason_len);
-    buf_append(b, "\r\n", 2);
+    struct gw_head h;
+    gw_head_init(&h, 101);
+    h.reason = res->reason;
+    h.reason_len = res->reason_len;
+    h.body = H1_BODY_UNTIL_CLOSE; // the tunnel's first bytes may follow
     for (size_t i = 0; i < res->nheaders; i++) {
-        const struct h1_header *h = &res->headers[i];
-        bool upg = h->name_len == 7 && headers_name_eq(h->name, 7, "upgrade");
-        if (!upg && (proxy__skip_res_header(h->name, h->name_len) ||
-                     headers_listed_in_connection(res->headers, res->nheaders, h->name,
-                                                  h->name_len)))
+        const struct h1_header *hd = &res->headers[i];
+        bool upg = hd->name_len == 7 && headers_name_eq(hd->name, 7, "upgrade");
+        if (!upg && (proxy__skip_res_header(hd->name, hd->name_len) ||
+                     headers_listed_in_connection(res->headers, res->nheaders, hd->name,
+                                                  hd->name_len)))
             continue;
-        h1_write_header(b, h->name, h->name_len, h->value, h->value_len);
+        gw_head_add(&h, hd->name, hd->name_len, hd->value, hd->value_len);
     }
-    buf_append_str(b, "Connection: upgrade\r\n\r\n");
-    buf_append(b, buf_head(&px->uin), buf_pending(&px->uin)); // past the head: tunnel bytes
+    gw_head_add(&h, "Connection", 10, "upgrade", 7);
+    gw_req_head(r, &h);
+    gw_head_deinit(&h);
+    buf_append(r->out, buf_head(&px->uin), buf_pending(&px->uin)); // past the head: tunnel bytes
     buf_reset(&px->uin);
     px->t_first_byte_us = clock_now_us();
     px->head_done = px->res_done = true;
@@ -845,11 +834,9 @@ static int proxy__on_head(struct gw_req *r)
 static bool proxy__unsend_head(struct gw_req *r)
 {
     struct proxy *px = &r->px;
-    if (px->xform_sent || r->bytes_out > 0 || px->client_head_len == 0 ||
-        buf_pending(r->out) < px->client_head_len)
+    if (px->xform_sent || r->bytes_out > 0 || !px->client_head_queued || !gw_req_unhead(r))
         return false;
-    buf_unappend(r->out, px->client_head_len);
-    px->client_head_len = 0;
+    px->client_head_queued = false;
     r->head_sent = false;
     r->status = 0;
     return true;

@@ -50,7 +50,7 @@ struct proxy {
     bool retried;
     bool xform_failed;         // the re-encoding filter failed mid-body: the client is closed
     bool xform_sent;           // some re-encoded output went to the client
-    size_t client_head_len;    // bytes of the client head proxy__write_client_head queued
+    bool client_head_queued;   // proxy__write_client_head queued a head (gw_req_unhead)
     uint8_t xform;             // filter_transformer(): the filter re-encoding the body (+1), 0: none
     struct upool *pool;
     struct uconn *uc;

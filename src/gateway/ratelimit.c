@@ -266,14 +266,17 @@ static enum filter_verdict ratelimit__on_request(struct gw_req *r, void *st, str
 }
 
 /* Every answer of a limited route says where the key stands (the 429 too). */
-static void ratelimit__client_headers(struct gw_req *r, void *st, struct buf *head)
+static void ratelimit__client_headers(struct gw_req *r, void *st, struct gw_head *head)
 {
     const struct ratelimit_req *rs = st;
     if (!rs->set)
         return;
     const struct ratelimit_route *rr = &r->th->sh->ratelimit->routes[r->route];
-    buf_append_str(head, rr->policy);
-    buf_printf(head, "RateLimit: \"default\";r=%u;t=%u\r\n", rs->remaining, rs->reset_s);
+    gw_head_add_lines(head, rr->policy); // "RateLimit-Policy: ...\r\n", built at start
+    char v[48];
+    int n = snprintf(v, sizeof(v), "\"default\";r=%u;t=%u", rs->remaining, rs->reset_s);
+    if (n > 0 && (size_t)n < sizeof(v))
+        gw_head_add_copy(head, "RateLimit", 9, v, (size_t)n);
 }
 
 static void ratelimit__on_end(struct gw_req *r, void *st)

@@ -13,6 +13,7 @@
 #include "core/assert.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/xmalloc.h"
 #include "gateway/accesslog.h"
 #include "gateway/gwconf.h"
 #include "gateway/route.h"
@@ -90,6 +91,7 @@ void gw_req_reset(struct gw_req *r)
     r->bytes_out = 0;
     r->t_start_us = 0;
     r->retry_delay_ms = 0;
+    r->head_h1_len = 0;
     r->client_verify = -1;
     /* the proxy's per-request facts are read by the access log even for local answers */
     r->px.t_sent_us = r->px.t_first_byte_us = 0;
@@ -420,6 +422,143 @@ void gw_req_continue(struct gw_req *r)
         gw_req__forward(r);
 }
 
+/* ---- response heads ---- */
+
+void gw_head_init(struct gw_head *h, int status)
+{
+    h->status = status;
+    h->reason = NULL;
+    h->reason_len = 0;
+    h->h1 = NULL;
+    h->h1_len = 0;
+    h->n_h1 = 0;
+    h->f = h->local;
+    h->n = 0;
+    h->cap = GW_HEAD_LOCAL;
+    h->body = H1_BODY_NONE;
+    h->content_length = 0;
+    h->used = 0;
+}
+
+void gw_head_deinit(struct gw_head *h)
+{
+    if (h->f != h->local)
+        free(h->f);
+    h->f = h->local;
+    h->n = 0;
+    h->cap = GW_HEAD_LOCAL;
+}
+
+void gw_head_add(struct gw_head *h, const char *name, size_t name_len, const char *value,
+                 size_t value_len)
+{
+    if (h->n == h->cap) {
+        /* rare: an upstream answer of more than GW_HEAD_LOCAL fields */
+        size_t cap = h->cap * 2;
+        struct h1_header *f = xmalloc(cap * sizeof(*f));
+        memcpy(f, h->f, h->n * sizeof(*f));
+        if (h->f != h->local)
+            free(h->f);
+        h->f = f;
+        h->cap = cap;
+    }
+    h->f[h->n++] = (struct h1_header){name, name_len, value, value_len};
+}
+
+void gw_head_add_str(struct gw_head *h, const char *name, const char *value)
+{
+    gw_head_add(h, name, strlen(name), value, strlen(value));
+}
+
+void gw_head_add_copy(struct gw_head *h, const char *name, size_t name_len, const char *value,
+                      size_t value_len)
+{
+    if (value_len > GW_HEAD_STORE - h->used)
+        return;
+    char *p = h->store + h->used;
+    memcpy(p, value, value_len);
+    h->used += value_len;
+    gw_head_add(h, name, name_len, p, value_len);
+}
+
+void gw_head_add_u64(struct gw_head *h, const char *name, uint64_t value)
+{
+    char tmp[20], *end = tmp + sizeof(tmp), *d = end;
+    do {
+        *--d = (char)('0' + value % 10);
+        value /= 10;
+    } while (value);
+    gw_head_add_copy(h, name, strlen(name), d, (size_t)(end - d));
+}
+
+void gw_head_add_lines(struct gw_head *h, const char *lines)
+{
+    const char *p = lines;
+    while (p != NULL && *p != '\0') {
+        const char *eol = strchr(p, '\n');
+        const char *le = eol != NULL ? eol : p + strlen(p);
+        const char *end = le > p && le[-1] == '\r' ? le - 1 : le;
+        const char *colon = memchr(p, ':', (size_t)(end - p));
+        if (colon != NULL && colon > p) {
+            const char *v = colon + 1;
+            while (v < end && (*v == ' ' || *v == '\t'))
+                v++;
+            gw_head_add(h, p, (size_t)(colon - p), v, (size_t)(end - v));
+        }
+        p = eol != NULL ? eol + 1 : NULL;
+    }
+}
+
+size_t gw_head_write_h1(const struct gw_head *h, struct buf *b)
+{
+    size_t at = buf_pending(b);
+    if (h->h1 != NULL) {
+        buf_append(b, h->h1, h->h1_len);
+    } else {
+        const char *reason = h->reason != NULL ? h->reason : h1_status_reason(h->status);
+        size_t rl = h->reason != NULL ? h->reason_len : strlen(reason);
+        int status = h->status >= 100 && h->status <= 999 ? h->status : 500;
+        buf_reserve(b, 13 + rl + 2);
+        char *p = buf_tail(b);
+        memcpy(p, "HTTP/1.1 ", 9);
+        p[9] = (char)('0' + status / 100);
+        p[10] = (char)('0' + status / 10 % 10);
+        p[11] = (char)('0' + status % 10);
+        p[12] = ' ';
+        buf_commit(b, 13);
+        buf_append(b, reason, rl);
+        buf_append(b, "\r\n", 2);
+    }
+    for (size_t i = h->h1 != NULL ? h->n_h1 : 0; i < h->n; i++)
+        h1_write_header(b, h->f[i].name, h->f[i].name_len, h->f[i].value, h->f[i].value_len);
+    h1_write_end_head(b);
+    return buf_pending(b) - at;
+}
+
+void gw_req_head(struct gw_req *r, const struct gw_head *h)
+{
+    AG_ASSERT(r->state == GW_REQ_ACTIVE);
+    if (r->sops->head != NULL) {
+        r->sops->head(r, h);
+    } else {
+        size_t n = gw_head_write_h1(h, r->out);
+        r->head_h1_len = n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+    }
+    r->status = h->status;
+    r->head_sent = true;
+}
+
+bool gw_req_unhead(struct gw_req *r)
+{
+    if (r->sops->unhead != NULL)
+        return r->sops->unhead(r);
+    if (r->head_h1_len == 0 || buf_pending(r->out) < r->head_h1_len)
+        return false;
+    buf_unappend(r->out, r->head_h1_len);
+    r->head_h1_len = 0;
+    return true;
+}
+
 /* ---- output ---- */
 
 int gw_req_sendv(struct gw_req *r, const struct iovec *iov, int n)
@@ -470,24 +609,26 @@ void gw_req_respond_error(struct gw_req *r, int status, const char *code, const 
     buf_append_json_str(jbp, r->rid, r->rid_len);
     buf_append_str(jbp, "}\n");
     size_t blen = buf_pending(jbp);
-    struct buf *b = r->out;
-    h1_write_status_line(b, status, NULL);
-    buf_append_str(b, "Date: ");
-    buf_append(b, gwthread_date(th), HTTP_DATE_LEN);
-    buf_append_str(b, "\r\nContent-Type: application/json\r\n");
-    h1_write_header_u64(b, "Content-Length", (uint64_t)blen);
+    struct gw_head h;
+    gw_head_init(&h, status);
+    gw_head_add(&h, "Date", 4, gwthread_date(th), HTTP_DATE_LEN);
+    gw_head_add(&h, "Content-Type", 12, "application/json", 16);
+    gw_head_add_u64(&h, "Content-Length", (uint64_t)blen);
     if (r->rid_len)
-        h1_write_header(b, "X-Request-Id", 12, r->rid, r->rid_len);
+        gw_head_add(&h, "X-Request-Id", 12, r->rid, r->rid_len);
     if (extra_headers)
-        buf_append_str(b, extra_headers);
-    filter_client_headers(r, b); // a cached route's answers all carry X-Cache (cache.md)
+        gw_head_add_lines(&h, extra_headers);
+    filter_client_headers(r, &h); // a cached route's answers all carry X-Cache (cache.md)
     if (!r->keep_alive)
-        buf_append_str(b, "Connection: close\r\n");
-    h1_write_end_head(b);
+        gw_head_add(&h, "Connection", 10, "close", 5);
+    if (r->req.method_id != H1_M_HEAD) {
+        h.body = H1_BODY_LENGTH;
+        h.content_length = blen;
+    }
+    gw_req_head(r, &h);
+    gw_head_deinit(&h);
     if (r->req.method_id != H1_M_HEAD)
-        buf_append(b, buf_head(jbp), blen);
-    r->status = status;
-    r->head_sent = true;
+        buf_append(r->out, buf_head(jbp), blen);
     if (gw_req_send(r, NULL, 0) == -1)
         return;
     gw_req_end(r);

@@ -5,8 +5,10 @@
  * (proxy.h), the timings and the status of the response being sent. One place ends a request
  * (gw_req_end) and one place writes to the client (the session's send).
  *
- * XXX(#13): the response travels as HTTP/1.1 bytes (r->out, gw_req_send); an HTTP/2 session
- * needs the head as fields instead. */
+ * A response head reaches the session as fields (struct gw_head: status, header fields, the
+ * framing of the body bytes that follow), which each session encodes in its own protocol:
+ * conn.c as HTTP/1.1 lines (gw_head_write_h1), h2sess.c as an nghttp2 header list. The body
+ * bytes that follow go through gw_req_send in the framing the head names. */
 #ifndef AG_GATEWAY_REQ_H
 #define AG_GATEWAY_REQ_H
 
@@ -23,6 +25,32 @@
 #include "http/h1parse.h"
 
 struct tunnel;
+
+/* A response head as fields. Filled by whoever answers (the proxy from the upstream's parsed
+ * response, the cache from a stored entry, the error pages), encoded by the session. Names keep
+ * the case they were given (HTTP/1.1 writes them as they are; HTTP/2 lowers them). Slices are
+ * borrowed: they must stay valid until gw_req_head returns (the session copies what it keeps).
+ * Fields a session's protocol does not carry (Connection, Transfer-Encoding: HTTP/1.1's
+ * connection management) are dropped by the sessions that do not want them. */
+#define GW_HEAD_LOCAL 32    /* fields kept in the struct itself; more go to the heap */
+#define GW_HEAD_STORE 448   /* bytes for values the head formats itself (numbers, dates) */
+struct gw_head {
+    int status;
+    const char *reason;      // HTTP/1.1 reason phrase as received; NULL: the standard one
+    size_t reason_len;
+    /* Optional: the status line and the first <n_h1> fields as HTTP/1.1 bytes already (a
+     * stored response's head: CRLF each, no blank line). An HTTP/1.1 session copies them as
+     * they are and writes the fields after them; other sessions use the fields. */
+    const char *h1;
+    size_t h1_len, n_h1;
+    struct h1_header *f;     // the fields, in order
+    size_t n, cap;
+    enum h1_body body;       // framing of the body bytes that follow in gw_req_send (NONE for
+    uint64_t content_length; // HEAD, 204, 304); LENGTH: <content_length> bytes
+    size_t used;
+    struct h1_header local[GW_HEAD_LOCAL];
+    char store[GW_HEAD_STORE];
+};
 
 #define GW_REQ_MAGIC 0x72657131u /* "req1" */
 #define GW_CLIENT_IP_LEN 48
@@ -48,6 +76,13 @@ struct gw_sess_ops {
     void (*done)(struct gw_req *r);
     /* The request goes upstream and the client waits for "100 Continue" before its body. */
     void (*continue_100)(struct gw_req *r);
+    /* Queues the response head <h>, encoded in the session's protocol: nothing of it is written
+     * before the next send (which carries the first body bytes with it). The session copies
+     * what it keeps. Optional: without it the head is written to *r->out as HTTP/1.1. */
+    void (*head)(struct gw_req *r, const struct gw_head *h);
+    /* Takes back the head queued by <head> when nothing of it was written and nothing was
+     * queued after it. Returns true when it was taken back. */
+    bool (*unhead)(struct gw_req *r);
 };
 
 /* Small fields are grouped: the struct is in every connection, idle ones included. */
@@ -71,6 +106,8 @@ struct gw_req {
     unsigned fpos;              // the filter that answered FILTER_WAIT
     int log_minor;              // HTTP/1.<minor> of the request; -1 before a request line
     uint32_t retry_delay_ms;    // set by the filter that answered FILTER_RETRY
+    uint32_t head_h1_len;       // bytes of the HTTP/1.1 head gw_head_write_h1 last queued in
+                                // *out (for gw_req_unhead without a session op)
     bool admitted_route, admitted_global;
     bool keep_alive;            // the session stays open after this response
     bool head_sent;             // the response head went out (no error page possible any more)
@@ -122,6 +159,28 @@ void gw_req_continue(struct gw_req *r);
 /* The session's writer: queued output, then <iov> / <p>. 0, or -1 when the client is gone. */
 int gw_req_sendv(struct gw_req *r, const struct iovec *iov, int n);
 int gw_req_send(struct gw_req *r, const char *p, size_t n);
+/* Starts head <h> with status <status>, no fields, no body. */
+void gw_head_init(struct gw_head *h, int status);
+/* Frees what a head holds beyond itself (fields past GW_HEAD_LOCAL). */
+void gw_head_deinit(struct gw_head *h);
+/* Adds a field (borrowed slices). */
+void gw_head_add(struct gw_head *h, const char *name, size_t name_len, const char *value,
+                 size_t value_len);
+void gw_head_add_str(struct gw_head *h, const char *name, const char *value);
+/* Adds a field whose value is copied into the head's own store (<value_len> must fit what is
+ * left of GW_HEAD_STORE; a value that does not is dropped: only short values are formatted). */
+void gw_head_add_copy(struct gw_head *h, const char *name, size_t name_len, const char *value,
+                      size_t value_len);
+void gw_head_add_u64(struct gw_head *h, const char *name, uint64_t value);
+/* Adds the fields of <lines> ("Name: value\r\n" each, as the filters' constant lines are
+ * written), borrowed. */
+void gw_head_add_lines(struct gw_head *h, const char *lines);
+/* Appends <h> to <b> as an HTTP/1.1 head (status line, fields, blank line). Returns its bytes. */
+size_t gw_head_write_h1(const struct gw_head *h, struct buf *b);
+/* Hands head <h> to the session (gw_sess_ops.head): r->status and r->head_sent follow. */
+void gw_req_head(struct gw_req *r, const struct gw_head *h);
+/* Takes back the head just queued (gw_sess_ops.unhead). True when it was taken back. */
+bool gw_req_unhead(struct gw_req *r);
 /* Before writing a local answer: an unread body or a draining thread close the session after. */
 void gw_req_local_answer(struct gw_req *r);
 /* A complete local response (error pages, shed), JSON body; ends the request. After a part of

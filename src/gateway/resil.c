@@ -439,34 +439,35 @@ static enum filter_verdict fallback__on_error(struct gw_req *r, void *st, const 
         return FILTER_CONTINUE;
     const struct gw_fallback *fb = &rr->gr->fallback;
     gw_req_local_answer(r); // an unread body cannot be skipped reliably, a drain closes
-    struct buf *b = r->out;
-    h1_write_status_line(b, (int)fb->status, NULL);
-    buf_append_str(b, "Date: ");
-    buf_append(b, gwthread_date(r->th), HTTP_DATE_LEN);
-    buf_append_str(b, "\r\n");
+    struct gw_head h;
+    gw_head_init(&h, (int)fb->status);
+    gw_head_add(&h, "Date", 4, gwthread_date(r->th), HTTP_DATE_LEN);
     bool has_ctype = false, has_retry_after = false;
     for (size_t i = 0; i < fb->nheaders; i++) {
-        const struct gw_header *h = &fb->headers[i];
-        has_ctype |= strcasecmp(h->name, "content-type") == 0;
-        has_retry_after |= strcasecmp(h->name, "retry-after") == 0;
-        h1_write_header_str(b, h->name, h->value);
+        const struct gw_header *fh = &fb->headers[i];
+        has_ctype |= strcasecmp(fh->name, "content-type") == 0;
+        has_retry_after |= strcasecmp(fh->name, "retry-after") == 0;
+        gw_head_add_str(&h, fh->name, fh->value);
     }
     if (!has_ctype)
-        buf_append_str(b, "Content-Type: application/json\r\n");
+        gw_head_add(&h, "Content-Type", 12, "application/json", 16);
     if (!has_retry_after && fb->status == 503)
-        buf_append_str(b, "Retry-After: 1\r\n");
-    h1_write_header_u64(b, "Content-Length", (uint64_t)fb->body_len);
+        gw_head_add(&h, "Retry-After", 11, "1", 1);
+    gw_head_add_u64(&h, "Content-Length", (uint64_t)fb->body_len);
     if (r->rid_len)
-        h1_write_header(b, "X-Request-Id", 12, r->rid, r->rid_len);
-    buf_append_str(b, "X-Fallback: 1\r\n");
-    filter_client_headers(r, b); // a cached route's answers all carry X-Cache (cache.md)
+        gw_head_add(&h, "X-Request-Id", 12, r->rid, r->rid_len);
+    gw_head_add(&h, "X-Fallback", 10, "1", 1);
+    filter_client_headers(r, &h); // a cached route's answers all carry X-Cache (cache.md)
     if (!r->keep_alive)
-        buf_append_str(b, "Connection: close\r\n");
-    h1_write_end_head(b);
+        gw_head_add(&h, "Connection", 10, "close", 5);
+    if (r->req.method_id != H1_M_HEAD) {
+        h.body = H1_BODY_LENGTH;
+        h.content_length = fb->body_len;
+    }
+    gw_req_head(r, &h);
+    gw_head_deinit(&h);
     if (r->req.method_id != H1_M_HEAD && fb->body_len > 0)
-        buf_append(b, fb->body, fb->body_len);
-    r->status = (int)fb->status;
-    r->head_sent = true;
+        buf_append(r->out, fb->body, fb->body_len);
     metrics_counter_inc(r->th->ms, rr->m_fallbacks);
     if (gw_req_send(r, NULL, 0) == -1)
         return FILTER_RESPOND;
