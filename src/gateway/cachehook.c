@@ -929,6 +929,51 @@ static void cachehook__response_body(struct gw_req *r, void *st, const char *p, 
     }
 }
 
+/* The response just stored as <o> went to this client re-encoded by a filter that kept the
+ * whole encoded body (compression): stored as the variant this client's request picks, so the
+ * first hit serves it instead of encoding the same body a second time. */
+static void cachehook__adopt_variant(struct gw_req *r, struct store_obj *o)
+{
+    const struct cache_entry *e = o->payload;
+    struct filter_stored s = {.head = e->data,
+                              .head_len = e->head_len,
+                              .body = e->data + e->head_len,
+                              .body_len = e->body_len,
+                              .status = e->status,
+                              .memo = (_Atomic uint32_t *)&e->memo};
+    struct filter_variant v;
+    unsigned which = filter_variant(r, &s, &v);
+    unsigned id = 0;
+    const char *body = NULL;
+    size_t len = 0;
+    if (which == 0 || v.id == 0 || !filter_transformed(r, which, &id, &body, &len) || id != v.id)
+        return;
+    /* derive with the streamed bytes as <prev>: it takes them as they are and writes the
+     * variant's head (its Content-Length, ETag) */
+    struct filter_stored prev = {.head = e->data,
+                                 .head_len = e->head_len,
+                                 .body = body,
+                                 .body_len = len,
+                                 .status = e->status,
+                                 .memo = (_Atomic uint32_t *)&e->memo};
+    struct cachehook *ch = r->th->sh->cache;
+    struct buf head = BUF_INIT, vbody = BUF_INIT;
+    if (filter_derive(r, which, &s, &v, &prev, &head, &vbody) == 0 && r->route >= 0 &&
+        (size_t)r->route < ch->nroutes &&
+        head.len + vbody.len <= ch->routes[r->route].max_object) {
+        struct cache_entry *ve =
+            cache_variant_create(o, head.data, head.len, vbody.data, vbody.len);
+        struct store_obj *vo =
+            cache_variant_store(ch->cache, o, v.name, ve, loop_now_ms(r->th->loop));
+        if (vo != NULL)
+            cache_release(ch->cache, vo);
+        else
+            cache_entry_destroy(ve);
+    }
+    buf_deinit(&head);
+    buf_deinit(&vbody);
+}
+
 static void cachehook__response_done(struct gw_req *r, void *st, bool usable)
 {
     (void)st;
@@ -949,6 +994,7 @@ static void cachehook__response_done(struct gw_req *r, void *st, bool usable)
         if (o != NULL) {
             metrics_counter_inc(r->th->ms, ch->m_stores);
             chl2_store(ch, r->th, o, cr->l2_seq);
+            cachehook__adopt_variant(r, o);
             cache_release(ch->cache, o);
         } else {
             metrics_counter_inc(r->th->ms, ch->m_not_stored);

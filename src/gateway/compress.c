@@ -39,6 +39,12 @@ struct compress_out {
     unsigned id;  // compvar_pick's: a coding (encoding) or COMPVAR_DECODED
     unsigned from; // decoding: the origin's coding
     struct buf etag; // the answer's ETag value, empty: none
+    /* On a cached route, the whole output is kept (up to the route's max_object_size) so that
+     * the cache stores it as the response's variant when it stores the response: the first
+     * hit does not encode the same body again (compress__transformed). */
+    struct buf kept;
+    size_t keep_max; // 0: not kept (or it outgrew the limit)
+    bool done;       // the last step ran: <kept> is the whole body
 };
 
 static metrics_ref compress__counted[CODEC_N]; // apigate_compressed_responses_total{encoding}
@@ -148,6 +154,7 @@ static void compress__out_free(struct compress_out *z)
         return;
     codec_destroy(z->codec);
     buf_deinit(&z->etag);
+    buf_deinit(&z->kept);
     free(z);
 }
 
@@ -178,6 +185,11 @@ static enum filter_verdict compress__on_response_head(struct gw_req *r, void *st
     z->id = p.id;
     z->from = from;
     buf_init(&z->etag);
+    buf_init(&z->kept);
+    const struct gw_route *gr = &r->th->sh->cfg->routes[r->route];
+    if (gr->cache.enabled && r->req.method_id == H1_M_GET)
+        z->keep_max = gr->cache.max_object_size ? gr->cache.max_object_size
+                                                : r->th->sh->cfg->cache.max_object_size;
     const struct h1_header *etag = headers_find(res->headers, res->nheaders, "etag");
     if (etag != NULL)
         compvar_etag(etag->value, etag->value_len, compvar_name(p.id), &z->etag);
@@ -249,10 +261,21 @@ static int compress__transform(struct gw_req *r, void *st, const char *p, size_t
     }
     if (rc != CODEC_OK)
         return -1;
+    if (z->keep_max > 0) {
+        size_t add = buf_pending(out) - before;
+        if (buf_pending(&z->kept) + add <= z->keep_max) {
+            buf_append(&z->kept, buf_head(out) + before, add);
+        } else { // larger than the cache takes: not kept
+            z->keep_max = 0;
+            buf_deinit(&z->kept);
+        }
+    }
     metrics_counter_add(ms, compress__bytes_in, n);
     metrics_counter_add(ms, compress__bytes_out, buf_pending(out) - before);
-    if (last)
+    if (last) {
+        z->done = true;
         metrics_counter_inc(ms, compress__counted[z->id]);
+    }
     return 0;
 }
 
@@ -314,6 +337,23 @@ static int compress__derive(struct gw_req *r, void *st, const struct filter_stor
     return 0;
 }
 
+/* The whole encoded body this request's response was streamed as, when kept (on a cached
+ * route, whole and under the object limit): the cache stores it as the variant instead of
+ * encoding the stored body again at the first hit. */
+static bool compress__transformed(struct gw_req *r, void *st, unsigned *id, const char **body,
+                                  size_t *len)
+{
+    (void)r;
+    const struct compress_req *c = st;
+    const struct compress_out *z = c->z;
+    if (z == NULL || z->keep_max == 0 || !z->done || z->id == COMPVAR_DECODED)
+        return false;
+    *id = z->id;
+    *body = buf_head(&z->kept);
+    *len = buf_pending(&z->kept);
+    return true;
+}
+
 static void compress__on_end(struct gw_req *r, void *st)
 {
     (void)r;
@@ -337,5 +377,6 @@ const struct filter_ops compress_filter = {
     .transform = compress__transform,
     .variant = compress__variant,
     .derive = compress__derive,
+    .transformed = compress__transformed,
     .on_end = compress__on_end,
 };

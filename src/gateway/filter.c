@@ -111,6 +111,14 @@ int filter_derive(struct gw_req *r, unsigned which, const struct filter_stored *
     return r->chain->f[i].ops->derive(r, filter__st(r, i), s, v, prev, head, body);
 }
 
+bool filter_transformed(struct gw_req *r, unsigned which, unsigned *id, const char **body,
+                        size_t *len)
+{
+    unsigned i = which - 1;
+    const struct filter_ops *ops = r->chain->f[i].ops;
+    return ops->transformed != NULL && ops->transformed(r, filter__st(r, i), id, body, len);
+}
+
 void *filter_state(struct gw_req *r, const struct filter_ops *ops)
 {
     const struct filter_chain *ch = r->chain;

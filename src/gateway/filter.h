@@ -136,6 +136,12 @@ struct filter_ops {
     int (*derive)(struct gw_req *r, void *st, const struct filter_stored *s,
                   const struct filter_variant *v, const struct filter_stored *prev,
                   struct buf *head, struct buf *body);
+    /* The whole body this request's response went to the client as, re-encoded by this
+     * filter's transform, when the filter kept it: variant <id> of the response the cache is
+     * storing (the bytes stay valid until the request ends). The cache stores them as that
+     * variant, so the first hit does not derive it again. False: none kept. */
+    bool (*transformed)(struct gw_req *r, void *st, unsigned *id, const char **body,
+                        size_t *len);
     /* The exchange failed. RETRY, RESPOND, or CONTINUE (not mine). */
     enum filter_verdict (*on_error)(struct gw_req *r, void *st, const struct gw_err *err);
     /* The request is over (answered, or the client went away): release what it holds. Also
@@ -194,6 +200,8 @@ void filter_response_done(struct gw_req *r, bool usable);
 /* The variant of stored response <s> that <r> gets, from the first filter with a variant op
  * (<v> zeroed first): its position + 1 (for filter_derive), or 0 when no filter derives. */
 unsigned filter_variant(struct gw_req *r, const struct filter_stored *s, struct filter_variant *v);
+bool filter_transformed(struct gw_req *r, unsigned which, unsigned *id, const char **body,
+                        size_t *len);
 int filter_derive(struct gw_req *r, unsigned which, const struct filter_stored *s,
                   const struct filter_variant *v, const struct filter_stored *prev,
                   struct buf *head, struct buf *body);

@@ -842,11 +842,11 @@ static bool proxy__unsend_head(struct gw_req *r)
     return true;
 }
 
-/* Re-encodes <n> body bytes (<last>: the end) through the filter that transforms the body, and
- * sends the output framed for the client. -1 when the client is gone, -3 when the filter failed
- * (px->xform_failed: the client must be closed without a last chunk, unless nothing of the
- * answer went out yet: then r->head_sent is false again and an error page can answer). */
-static int proxy__send_transformed(struct gw_req *r, const char *p, size_t n, bool last)
+/* Re-encodes <n> body bytes (<last>: the end) through the filter that transforms the body into
+ * px->xout. 0, or -3 when the filter failed (px->xform_failed: the client must be closed
+ * without a last chunk, unless nothing of the answer went out yet: then r->head_sent is false
+ * again and an error page can answer). */
+static int proxy__xform_step(struct gw_req *r, const char *p, size_t n, bool last)
 {
     struct proxy *px = &r->px;
     buf_reset(&px->xout);
@@ -856,6 +856,14 @@ static int proxy__send_transformed(struct gw_req *r, const char *p, size_t n, bo
             r->keep_alive = false;
         return -3;
     }
+    return 0;
+}
+
+/* Sends what proxy__xform_step left in px->xout, framed for the client (<last>: and the end of
+ * the chunks). -1 when the client is gone. */
+static int proxy__xform_send(struct gw_req *r, bool last)
+{
+    struct proxy *px = &r->px;
     size_t len = buf_pending(&px->xout);
     int rc = 0;
     if (len > 0) {
@@ -873,6 +881,13 @@ static int proxy__send_transformed(struct gw_req *r, const char *p, size_t n, bo
         buf_init(&px->xout);
     }
     return rc;
+}
+
+/* Both: -1 when the client is gone, -3 when the filter failed. */
+static int proxy__send_transformed(struct gw_req *r, const char *p, size_t n, bool last)
+{
+    int rc = proxy__xform_step(r, p, n, last);
+    return rc != 0 ? rc : proxy__xform_send(r, last);
 }
 
 /* Sends one piece of the body (h1cli: raw bytes and the decoded ones among them) to the client,
@@ -931,6 +946,9 @@ static void proxy__finish(struct gw_req *r)
     bool stray = buf_pending(&px->uin) > 0 && px->res_body != H1_BODY_UNTIL_CLOSE;
     /* nor one from a connection reused right after an exchange (no settled one was free) */
     bool settled = px->uc == NULL || uconn_settled(px->uc);
+    /* the last step of a re-encoded body runs before the filters hear the response is done:
+     * the cache may then store the whole encoded body as the stored response's variant */
+    int xrc = px->xform && !px->xform_failed ? proxy__xform_step(r, NULL, 0, true) : 0;
     filter_response_done(r, !stray && px->req_done && settled); // the cache stores its copy
     if (px->uc != NULL)
         upool_observe(px->pool, px->uc, px->t_first_byte_us - px->t_sent_us,
@@ -944,7 +962,7 @@ static void proxy__finish(struct gw_req *r)
     proxy__detach(r, reusable);
     px->state = PX_DONE;
     if (px->xform) {
-        int rc = px->xform_failed ? 0 : proxy__send_transformed(r, NULL, 0, true);
+        int rc = xrc != 0 ? xrc : px->xform_failed ? 0 : proxy__xform_send(r, true);
         if (rc == -1)
             return;
         if (rc == -3 && !r->head_sent) {
