@@ -269,7 +269,7 @@ static int cache__parse_head(const struct cache_entry *e, struct buf *tmp, struc
     return h1_parse_response(tmp->data, tmp->len, res, hdrs, max, &lim, true) > 0 ? 0 : -1;
 }
 
-bool cache_field_in_304(const struct cache_entry *e, const struct cache_field *f)
+bool cache_field_in_304(const struct cache_entry *e, const struct h1_field_ref *f)
 {
     static const char *const keep[] = {
         "cache-control", "content-location", "date", "etag", "expires",
@@ -286,7 +286,7 @@ void cache_write_304(const struct cache_entry *e, uint64_t age_ms, enum cache_st
 {
     buf_append_str(out, "HTTP/1.1 304 Not Modified\r\n");
     for (size_t i = 0; i < e->nfields; i++) {
-        const struct cache_field *f = &e->fields[i];
+        const struct h1_field_ref *f = &e->fields[i];
         if (!cache_field_in_304(e, f))
             continue;
         buf_append(out, e->data + f->name_off, f->name_len);
@@ -307,8 +307,11 @@ static void cache__index(struct cache_entry *e)
     const char *p = e->data, *end = e->data + e->head_len;
     for (const char *q = p; q < end; q++)
         n += *q == '\n';
-    e->fields = n > 0 ? xmalloc(n * sizeof(*e->fields)) : NULL;
+    /* one allocation: the index, then the lower-case names (at most the head's bytes) */
+    e->fields = n > 0 ? xmalloc(n * sizeof(*e->fields) + e->head_len) : NULL;
+    e->lnames = n > 0 ? (char *)(e->fields + n) : NULL;
     e->nfields = 0;
+    uint32_t lused = 0;
     if (e->head_len > UINT32_MAX)
         return;
     const char *eol = memchr(p, '\n', (size_t)(end - p)); // the status line
@@ -324,9 +327,11 @@ static void cache__index(struct cache_entry *e)
                 v++;
             while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
                 ve--;
-            e->fields[e->nfields++] = (struct cache_field){
+            e->fields[e->nfields++] = (struct h1_field_ref){
                 (uint32_t)(p - e->data), (uint32_t)(colon - p), (uint32_t)(v - e->data),
-                (uint32_t)(ve - v)};
+                (uint32_t)(ve - v), lused};
+            for (const char *c = p; c < colon; c++)
+                e->lnames[lused++] = (*c >= 'A' && *c <= 'Z') ? (char)(*c + 32) : *c;
         }
         p = le + 1;
     }

@@ -32,19 +32,16 @@ enum cache_status {
 };
 const char *cache_status_name(enum cache_status s);
 
-/* One field of a stored head: offsets into the entry's data. */
-struct cache_field {
-    uint32_t name_off, name_len, value_off, value_len;
-};
-
 /* A stored response: immutable once inserted, shared by every thread through store refs. */
 struct cache_entry {
     char *data; /* head (status line + header lines, each CRLF-terminated, no final
                    blank line) followed by the body */
     size_t head_len;
-    struct cache_field *fields; /* the head's fields, indexed once when the entry is built, so
+    struct h1_field_ref *fields; /* the head's fields, indexed once when the entry is built, so
                                    a hit hands them to an HTTP/2 session without parsing */
     size_t nfields;
+    char *lnames; /* the fields' names in lower case (h1_field_ref.lname_off): HTTP/2's form,
+                     made once; in the same allocation as <fields> */
     size_t body_len;
     int status;
     uint64_t stored_ms; /* monotonic ms when the response was received */
@@ -124,7 +121,7 @@ size_t cache_hit_block(char *out, uint64_t age_ms, enum cache_status st, const c
 
 /* Whether stored field <f> of <e> is repeated in a 304 (RFC 9110 §15.4.5: validators and
  * cache headers). */
-bool cache_field_in_304(const struct cache_entry *e, const struct cache_field *f);
+bool cache_field_in_304(const struct cache_entry *e, const struct h1_field_ref *f);
 
 /* Appends a 304 for <e> (validators and cache headers of the stored response, Age, X-Cache). */
 void cache_write_304(const struct cache_entry *e, uint64_t age_ms, enum cache_status st,

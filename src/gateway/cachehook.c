@@ -439,17 +439,21 @@ static void cachehook__head(struct gw_req *r, const struct chpick *pk, uint64_t 
     const struct cache_entry *e = pk->e;
     gw_head_init(h, is304 ? 304 : e->status);
     if (!is304) {
+        /* the stored head as it is: no field copied per hit */
         h->h1 = e->data;
         h->h1_len = e->head_len;
-        h->n_h1 = e->nfields;
+        h->h1_refs = e->fields;
+        h->h1_nrefs = e->nfields;
+        h->h1_lnames = e->lnames;
+    } else {
+        for (size_t i = 0; i < e->nfields; i++) {
+            const struct h1_field_ref *f = &e->fields[i];
+            if (cache_field_in_304(e, f))
+                gw_head_add(h, e->data + f->name_off, f->name_len, e->data + f->value_off,
+                            f->value_len);
+        }
     }
-    for (size_t i = 0; i < e->nfields; i++) {
-        const struct cache_field *f = &e->fields[i];
-        if (is304 && !cache_field_in_304(e, f))
-            continue;
-        gw_head_add(h, e->data + f->name_off, f->name_len, e->data + f->value_off, f->value_len);
-    }
-    gw_head_add_u64(h, "Age", age_ms / 1000);
+    gw_head_add_u64(h, "Age", 3, age_ms / 1000);
     gw_head_add_str(h, "X-Cache", cache_status_name(st));
     if (pk->extra != NULL)
         gw_head_add_lines(h, pk->extra);

@@ -375,62 +375,141 @@ static ssize_t h2s__data_read(nghttp2_session *ng, int32_t id, uint8_t *dst, siz
     return (ssize_t)n;
 }
 
+/* HTTP/1.1's connection fields, which HTTP/2 forbids (RFC 9113 §8.2.2). */
 static bool h2s__hop_by_hop(const char *n, size_t len)
 {
-    static const char *const names[] = {
-        "connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", NULL};
-    for (size_t i = 0; names[i]; i++)
-        if (strlen(names[i]) == len && strncasecmp(names[i], n, len) == 0)
-            return true;
-    return false;
+    switch (len) { // by length first: this runs for every field of every answer
+    case 2:
+        return strncasecmp(n, "te", 2) == 0;
+    case 7:
+        return strncasecmp(n, "upgrade", 7) == 0;
+    case 10:
+        return strncasecmp(n, "connection", 10) == 0 || strncasecmp(n, "keep-alive", 10) == 0;
+    case 16:
+        return strncasecmp(n, "proxy-connection", 16) == 0;
+    case 17:
+        return strncasecmp(n, "transfer-encoding", 17) == 0;
+    default:
+        return false;
+    }
 }
 
-/* gw_sess_ops.head: the fields are packed into <hd> (names in lower case, as HTTP/2 wants
- * them; HTTP/1.1's connection fields dropped) and go out as HEADERS with the first send, so
- * that a head can still be taken back until then (h2s__unhead). */
+/* Field <i> of head <h> as HTTP/2 sends it: the stored fields (<h1_refs>) first, then <f>.
+ * *<lower>: the name is in lower case already. */
+static void h2s__field(const struct gw_head *h, size_t nrefs, size_t i, struct h1_header *out,
+                       bool *lower)
+{
+    if (i < nrefs) { // a stored head's field: offsets into its bytes
+        const struct h1_field_ref *rf = &h->h1_refs[i];
+        *lower = h->h1_lnames != NULL;
+        *out = (struct h1_header){*lower ? h->h1_lnames + rf->lname_off : h->h1 + rf->name_off,
+                                  rf->name_len, h->h1 + rf->value_off, rf->value_len};
+    } else {
+        *lower = false;
+        *out = h->f[i - nrefs];
+    }
+}
+
+/* gw_sess_ops.head. The header list is built from the fields directly (names lowered, HTTP/1.1's
+ * connection fields dropped) and submitted at once: nghttp2 copies it, and the HEADERS frame
+ * goes out with the first body bytes (the flush is the send's). A head that may be taken back
+ * (gw_head.retractable) is packed into <hd> instead and submitted by the next send. */
 static void h2s__head(struct gw_req *r, const struct gw_head *h)
 {
     struct h2_stream *st = r->sess;
     struct h2sess *s = st->s;
-    if (s->closed || st->closed || st->res_head_done || h->status < 200)
+    if (s->closed || st->closed || st->res_head_done || st->head_queued || h->status < 200)
         return; // (no interim answer reaches an HTTP/2 stream: 101 is HTTP/1.1's)
-    gwthread_buf_take(s->th, &st->hd);
-    buf_reset(&st->hd);
-    size_t skip_h1 = h->h1 != NULL ? h->n_h1 : 0;
+    size_t nrefs = h->h1 != NULL ? h->h1_nrefs : 0, nall = nrefs + h->n;
     uint64_t h1len = h->h1 != NULL ? h->h1_len
                                    : 13 + (h->reason != NULL ? h->reason_len
                                                              : strlen(h1_status_reason(h->status))) + 2;
-    uint32_t k = 0;
+    size_t names = 0;
     for (size_t i = 0; i < h->n; i++) {
-        const struct h1_header *f = &h->f[i];
-        if (i >= skip_h1)
-            h1len += f->name_len + f->value_len + 4;
-        if (h2s__hop_by_hop(f->name, f->name_len) || f->name_len > UINT32_MAX ||
-            f->value_len > UINT32_MAX)
-            continue;
-        uint32_t l[2] = {(uint32_t)f->name_len, (uint32_t)f->value_len};
-        buf_reserve(&st->hd, sizeof(l) + f->name_len + f->value_len);
-        char *p = buf_tail(&st->hd);
-        memcpy(p, l, sizeof(l));
-        p += sizeof(l);
-        for (size_t j = 0; j < f->name_len; j++) {
-            char c = f->name[j];
-            p[j] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
-        }
-        if (f->value_len > 0)
-            memcpy(p + f->name_len, f->value, f->value_len);
-        buf_commit(&st->hd, sizeof(l) + f->name_len + f->value_len);
-        k++;
+        h1len += h->f[i].name_len + h->f[i].value_len + 4;
+        names += h->f[i].name_len;
     }
-    st->head_nv = k;
-    st->head_bytes = h1len + 2;
+    st->head_bytes = h1len + 2; // the access log's bytes: the head's size over HTTP/1.1
     st->head_status = h->status;
     st->res_body = h->body;
     st->res_remaining = h->body == H1_BODY_LENGTH ? h->content_length : 0;
     if (h->body == H1_BODY_CHUNKED)
         h1_chunked_init(&st->res_chunk);
     st->res_eof = h->body == H1_BODY_NONE || (h->body == H1_BODY_LENGTH && h->content_length == 0);
-    st->head_queued = true;
+    gwthread_buf_take(s->th, &st->hd);
+    buf_reset(&st->hd);
+    if (h->retractable) {
+        /* records [u32 name_len][u32 value_len][name, lower case][value], for h2s__submit_head */
+        uint32_t k = 0;
+        for (size_t i = 0; i < nall; i++) {
+            struct h1_header f;
+            bool lower;
+            h2s__field(h, nrefs, i, &f, &lower);
+            if (h2s__hop_by_hop(f.name, f.name_len) || f.name_len > UINT32_MAX ||
+                f.value_len > UINT32_MAX)
+                continue;
+            uint32_t l[2] = {(uint32_t)f.name_len, (uint32_t)f.value_len};
+            buf_reserve(&st->hd, sizeof(l) + f.name_len + f.value_len);
+            char *p = buf_tail(&st->hd);
+            memcpy(p, l, sizeof(l));
+            p += sizeof(l);
+            for (size_t j = 0; j < f.name_len; j++) {
+                char c = f.name[j];
+                p[j] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+            }
+            if (f.value_len > 0)
+                memcpy(p + f.name_len, f.value, f.value_len);
+            buf_commit(&st->hd, sizeof(l) + f.name_len + f.value_len);
+            k++;
+        }
+        st->head_nv = k;
+        st->head_queued = true;
+        return;
+    }
+    /* names that are not in lower case yet are lowered into <hd>, reserved once so that the
+     * pointers into it hold; values are pointed at where they are */
+    if (h->h1_lnames == NULL)
+        for (size_t i = 0; i < nrefs; i++)
+            names += h->h1_refs[i].name_len;
+    buf_reserve(&st->hd, names + 1);
+    char *lp = buf_tail(&st->hd);
+    nghttp2_nv local[48], *nv = local;
+    if (nall + 1 > sizeof(local) / sizeof(local[0]))
+        nv = xmalloc((nall + 1) * sizeof(*nv)); // rare: a head of many fields
+    char status[3];
+    int sv = h->status <= 999 ? h->status : 500;
+    status[0] = (char)('0' + sv / 100);
+    status[1] = (char)('0' + sv / 10 % 10);
+    status[2] = (char)('0' + sv % 10);
+    size_t k = 0;
+    nv[k++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)status, 7, 3, NGHTTP2_NV_FLAG_NONE};
+    for (size_t i = 0; i < nall; i++) {
+        struct h1_header f;
+        bool lower;
+        h2s__field(h, nrefs, i, &f, &lower);
+        if (h2s__hop_by_hop(f.name, f.name_len))
+            continue;
+        const char *name = f.name;
+        if (!lower) {
+            for (size_t j = 0; j < f.name_len; j++) {
+                char c = f.name[j];
+                lp[j] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+            }
+            name = lp;
+            lp += f.name_len;
+        }
+        nv[k++] = (nghttp2_nv){(uint8_t *)name, (uint8_t *)f.value, f.name_len, f.value_len,
+                               NGHTTP2_NV_FLAG_NONE};
+    }
+    nghttp2_data_provider dp = {.source.ptr = st, .read_callback = h2s__data_read};
+    int rv = nghttp2_submit_response(s->ng, st->id, nv, k, st->res_eof ? NULL : &dp); // copies
+    if (nv != local)
+        free(nv);
+    gwthread_buf_give(s->th, &st->hd);
+    if (rv != 0)
+        return; // no head: the stream is reset when the request ends (h2s__done)
+    st->rq.bytes_out += st->head_bytes;
+    st->res_head_done = true;
 }
 
 /* gw_sess_ops.unhead */

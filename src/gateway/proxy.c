@@ -693,7 +693,7 @@ static void proxy__write_client_head(struct gw_req *r)
         gw_head_add(&h, "Date", 4, gwthread_date(r->th), HTTP_DATE_LEN);
     switch (px->out) {
     case PX_OUT_LENGTH:
-        gw_head_add_u64(&h, "Content-Length", res->content_length);
+        gw_head_add_u64(&h, "Content-Length", 14, res->content_length);
         h.body = H1_BODY_LENGTH;
         h.content_length = res->content_length;
         break;
@@ -730,6 +730,7 @@ static void proxy__write_client_head(struct gw_req *r)
         gw_head_add(&h, "Connection", 10, "close", 5);
     else if (!client11)
         gw_head_add(&h, "Connection", 10, "keep-alive", 10);
+    h.retractable = px->xform != 0; // a re-encoding that fails at once takes it back
     gw_req_head(r, &h); // the session copies the slices: uin may be consumed after
     gw_head_deinit(&h);
     px->client_head_queued = true;

@@ -431,7 +431,10 @@ void gw_head_init(struct gw_head *h, int status)
     h->reason_len = 0;
     h->h1 = NULL;
     h->h1_len = 0;
-    h->n_h1 = 0;
+    h->h1_refs = NULL;
+    h->h1_nrefs = 0;
+    h->h1_lnames = NULL;
+    h->retractable = false;
     h->f = h->local;
     h->n = 0;
     h->cap = GW_HEAD_LOCAL;
@@ -481,14 +484,14 @@ void gw_head_add_copy(struct gw_head *h, const char *name, size_t name_len, cons
     gw_head_add(h, name, name_len, p, value_len);
 }
 
-void gw_head_add_u64(struct gw_head *h, const char *name, uint64_t value)
+void gw_head_add_u64(struct gw_head *h, const char *name, size_t name_len, uint64_t value)
 {
     char tmp[20], *end = tmp + sizeof(tmp), *d = end;
     do {
         *--d = (char)('0' + value % 10);
         value /= 10;
     } while (value);
-    gw_head_add_copy(h, name, strlen(name), d, (size_t)(end - d));
+    gw_head_add_copy(h, name, name_len, d, (size_t)(end - d));
 }
 
 void gw_head_add_lines(struct gw_head *h, const char *lines)
@@ -511,28 +514,52 @@ void gw_head_add_lines(struct gw_head *h, const char *lines)
 
 size_t gw_head_write_h1(const struct gw_head *h, struct buf *b)
 {
-    size_t at = buf_pending(b);
+    /* sized first and reserved once: this runs for every answer */
+    const char *reason = NULL;
+    size_t rl = 0, total = 2;
     if (h->h1 != NULL) {
-        buf_append(b, h->h1, h->h1_len);
+        total += h->h1_len;
     } else {
-        const char *reason = h->reason != NULL ? h->reason : h1_status_reason(h->status);
-        size_t rl = h->reason != NULL ? h->reason_len : strlen(reason);
+        reason = h->reason != NULL ? h->reason : h1_status_reason(h->status);
+        rl = h->reason != NULL ? h->reason_len : strlen(reason);
+        total += 13 + rl + 2;
+    }
+    for (size_t i = 0; i < h->n; i++)
+        total += h->f[i].name_len + h->f[i].value_len + 4;
+    buf_reserve(b, total);
+    char *p = buf_tail(b);
+    if (h->h1 != NULL) {
+        memcpy(p, h->h1, h->h1_len);
+        p += h->h1_len;
+    } else {
         int status = h->status >= 100 && h->status <= 999 ? h->status : 500;
-        buf_reserve(b, 13 + rl + 2);
-        char *p = buf_tail(b);
         memcpy(p, "HTTP/1.1 ", 9);
         p[9] = (char)('0' + status / 100);
         p[10] = (char)('0' + status / 10 % 10);
         p[11] = (char)('0' + status % 10);
         p[12] = ' ';
-        buf_commit(b, 13);
-        buf_append(b, reason, rl);
-        buf_append(b, "\r\n", 2);
+        p += 13;
+        memcpy(p, reason, rl);
+        p += rl;
+        *p++ = '\r';
+        *p++ = '\n';
     }
-    for (size_t i = h->h1 != NULL ? h->n_h1 : 0; i < h->n; i++)
-        h1_write_header(b, h->f[i].name, h->f[i].name_len, h->f[i].value, h->f[i].value_len);
-    h1_write_end_head(b);
-    return buf_pending(b) - at;
+    for (size_t i = 0; i < h->n; i++) {
+        const struct h1_header *f = &h->f[i];
+        memcpy(p, f->name, f->name_len);
+        p += f->name_len;
+        *p++ = ':';
+        *p++ = ' ';
+        if (f->value_len > 0)
+            memcpy(p, f->value, f->value_len);
+        p += f->value_len;
+        *p++ = '\r';
+        *p++ = '\n';
+    }
+    *p++ = '\r';
+    *p++ = '\n';
+    buf_commit(b, total);
+    return total;
 }
 
 void gw_req_head(struct gw_req *r, const struct gw_head *h)
@@ -613,7 +640,7 @@ void gw_req_respond_error(struct gw_req *r, int status, const char *code, const 
     gw_head_init(&h, status);
     gw_head_add(&h, "Date", 4, gwthread_date(th), HTTP_DATE_LEN);
     gw_head_add(&h, "Content-Type", 12, "application/json", 16);
-    gw_head_add_u64(&h, "Content-Length", (uint64_t)blen);
+    gw_head_add_u64(&h, "Content-Length", 14, (uint64_t)blen);
     if (r->rid_len)
         gw_head_add(&h, "X-Request-Id", 12, r->rid, r->rid_len);
     if (extra_headers)

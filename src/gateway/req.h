@@ -38,12 +38,18 @@ struct gw_head {
     int status;
     const char *reason;      // HTTP/1.1 reason phrase as received; NULL: the standard one
     size_t reason_len;
-    /* Optional: the status line and the first <n_h1> fields as HTTP/1.1 bytes already (a
-     * stored response's head: CRLF each, no blank line). An HTTP/1.1 session copies them as
-     * they are and writes the fields after them; other sessions use the fields. */
+    /* Optional: a head that exists as HTTP/1.1 bytes already (a stored response's: status line
+     * and fields, CRLF each, no blank line), with its fields indexed as offsets into those
+     * bytes (<h1_refs>). An HTTP/1.1 session copies <h1> as it is, another session reads the
+     * fields through <h1_refs>; the fields of <f> come after them. */
     const char *h1;
-    size_t h1_len, n_h1;
-    struct h1_header *f;     // the fields, in order
+    size_t h1_len;
+    const struct h1_field_ref *h1_refs;
+    size_t h1_nrefs;
+    const char *h1_lnames;   // the names of <h1_refs> in lower case (lname_off), or NULL
+    bool retractable;        // gw_req_unhead may follow: a session must not send it before the
+                             // next send (else it may encode it at once)
+    struct h1_header *f;     // the fields (after those of <h1>), in order
     size_t n, cap;
     enum h1_body body;       // framing of the body bytes that follow in gw_req_send (NONE for
     uint64_t content_length; // HEAD, 204, 304); LENGTH: <content_length> bytes
@@ -171,7 +177,7 @@ void gw_head_add_str(struct gw_head *h, const char *name, const char *value);
  * left of GW_HEAD_STORE; a value that does not is dropped: only short values are formatted). */
 void gw_head_add_copy(struct gw_head *h, const char *name, size_t name_len, const char *value,
                       size_t value_len);
-void gw_head_add_u64(struct gw_head *h, const char *name, uint64_t value);
+void gw_head_add_u64(struct gw_head *h, const char *name, size_t name_len, uint64_t value);
 /* Adds the fields of <lines> ("Name: value\r\n" each, as the filters' constant lines are
  * written), borrowed. */
 void gw_head_add_lines(struct gw_head *h, const char *lines);

@@ -453,7 +453,7 @@ static enum filter_verdict fallback__on_error(struct gw_req *r, void *st, const 
         gw_head_add(&h, "Content-Type", 12, "application/json", 16);
     if (!has_retry_after && fb->status == 503)
         gw_head_add(&h, "Retry-After", 11, "1", 1);
-    gw_head_add_u64(&h, "Content-Length", (uint64_t)fb->body_len);
+    gw_head_add_u64(&h, "Content-Length", 14, (uint64_t)fb->body_len);
     if (r->rid_len)
         gw_head_add(&h, "X-Request-Id", 12, r->rid, r->rid_len);
     gw_head_add(&h, "X-Fallback", 10, "1", 1);

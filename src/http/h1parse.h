@@ -18,6 +18,13 @@ struct h1_header {
     size_t value_len;
 };
 
+/* A header field as offsets into a head kept elsewhere (a stored response's bytes): a quarter of
+ * the size of struct h1_header, and valid wherever the bytes move. */
+struct h1_field_ref {
+    uint32_t name_off, name_len, value_off, value_len;
+    uint32_t lname_off; // the name in lower case, in a blob of the owner's (HTTP/2 wants it)
+};
+
 /* Why a head was rejected. h1_err_status() maps each to the status to answer with. */
 enum h1_err {
     H1_OK = 0,
