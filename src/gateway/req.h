@@ -47,8 +47,8 @@ struct gw_head {
     const struct h1_field_ref *h1_refs;
     size_t h1_nrefs;
     const char *h1_lnames;   // the names of <h1_refs> in lower case (lname_off), or NULL
-    bool retractable;        // gw_req_unhead may follow: a session must not send it before the
-                             // next send (else it may encode it at once)
+    bool retractable;        // gw_req_unhead may follow: the session keeps the head apart until
+                             // the next send (else it may hand it to its encoder at once)
     struct h1_header *f;     // the fields (after those of <h1>), in order
     size_t n, cap;
     enum h1_body body;       // framing of the body bytes that follow in gw_req_send (NONE for
@@ -86,8 +86,8 @@ struct gw_sess_ops {
      * before the next send (which carries the first body bytes with it). The session copies
      * what it keeps. Optional: without it the head is written to *r->out as HTTP/1.1. */
     void (*head)(struct gw_req *r, const struct gw_head *h);
-    /* Takes back the head queued by <head> when nothing of it was written and nothing was
-     * queued after it. Returns true when it was taken back. */
+    /* Takes back the head queued by <head> (a retractable one, for HTTP/2) when nothing of it
+     * was written and nothing was queued after it. Returns true when it was taken back. */
     bool (*unhead)(struct gw_req *r);
 };
 
