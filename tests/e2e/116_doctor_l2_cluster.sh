@@ -85,7 +85,11 @@ title=$(field redis-hit-ratio title)
 [[ "$title" =~ ^"apigate L2 hit ratio "(4[7-9]\.[0-9]|50\.0)"% (4"[0-2][0-9]" lookups)"$ ]] ||
     fail "L2 lookups counted once over the cluster: '$title'"
 assert_eq "$(sev redis-hit-ratio)" info "50% L2: info"
-assert_contains "$(field redis-hit-ratio evidence)" "keyspace_hits 200, keyspace_misses $kmisses (" "keyspace kept as evidence"
+# the gateways' purge-mark reads go on between our read and doctor's (two misses per gateway
+# every 5 s): doctor's figure is ours or a few more
+ev=$(field redis-hit-ratio evidence)
+[[ "$ev" =~ "keyspace_hits 200, keyspace_misses "([0-9]+)" (" ]] || fail "keyspace kept as evidence: $ev"
+assert_range "${BASH_REMATCH[1]}" "$kmisses" "$((kmisses + 12))" "keyspace misses in doctor's evidence"
 assert_contains "$(field redis-hit-ratio evidence)" "summed over the 3 of 3 cluster nodes read" "over the cluster"
 assert_not_contains "$out" "keyspace hit ratio 25.0%" "no 25% verdict"
 if field redis-hit-ratio fix | grep -q "let the gateway cache"; then fail "advised the gateway cache to the gateway's own L2"; fi
