@@ -15,6 +15,8 @@
 #   bench/cache_l2_cluster.sh [APIGATE_BINARY]
 #   env: RUNS=7 FILL=15s MEASURE=2s VUS=32 (MEASURE short enough that B never outruns the fill;
 #        each run reads the same keys through a fresh gateway)
+#   PIN=1: the measured gateway on CPU 1, everything else (mock, Redis servers, load generator,
+#   the fill) on CPU 0, so that the gateway's core is the one that limits req/s.
 #   A/B of two builds in one run: APIGATE_BASE=/path/to/old/apigate: each run measures both
 #   builds on both backends (the fill and the load generator are the new build's); a table per
 #   build, and the medians of the per-run ratios new / base.
@@ -26,6 +28,11 @@ RUNS=${RUNS:-7}
 FILL=${FILL:-15s}
 MEASURE=${MEASURE:-2s}
 VUS=${VUS:-32}
+ON_GW=() ON_REST=()
+if [ "${PIN:-0}" = 1 ]; then
+    command -v taskset >/dev/null || { echo "missing: taskset" >&2; exit 2; }
+    ON_GW=(taskset -c 1) ON_REST=(taskset -c 0)
+fi
 for c in redis-server redis-cli jq curl; do
     command -v "$c" >/dev/null || { echo "missing: $c" >&2; exit 2; }
 done
@@ -42,13 +49,13 @@ trap cleanup EXIT
 MPORT=$(port)
 "$APIGATE" mock --print-default >"$W/mock.yaml"
 echo "  - {method: GET, path: '/b/{id}', body_size: 1KB}" >>"$W/mock.yaml"
-"$APIGATE" mock --listen "127.0.0.1:$MPORT" --profile "$W/mock.yaml" >"$W/mock.log" 2>&1 &
+"${ON_REST[@]}" "$APIGATE" mock --listen "127.0.0.1:$MPORT" --profile "$W/mock.yaml" >"$W/mock.log" 2>&1 &
 PIDS+=($!)
 wait_port "$MPORT"
 
 # one Redis
 SPORT=$(port)
-redis-server --port "$SPORT" --bind 127.0.0.1 --save '' --appendonly no >"$W/single.log" 2>&1 &
+"${ON_REST[@]}" redis-server --port "$SPORT" --bind 127.0.0.1 --save '' --appendonly no >"$W/single.log" 2>&1 &
 SINGLE_PID=$!
 PIDS+=($!)
 wait_port "$SPORT"
@@ -58,7 +65,7 @@ for i in 0 1 2; do
     CP+=("$(port)")
     BP+=("$(port)")
     mkdir -p "$W/n$i"
-    redis-server --port "${CP[$i]}" --cluster-port "${BP[$i]}" --cluster-enabled yes \
+    "${ON_REST[@]}" redis-server --port "${CP[$i]}" --cluster-port "${BP[$i]}" --cluster-enabled yes \
         --cluster-config-file "$W/n$i/nodes.conf" --dir "$W/n$i" --bind 127.0.0.1 --save '' \
         --appendonly no >"$W/n$i.log" 2>&1 &
     CLUSTER_PIDS+=($!)
@@ -88,7 +95,7 @@ routes:
     upstream: api
     cache: {ttl: 10m, override: true}
 YAML
-    "${GW_BIN:-$APIGATE}" serve -c "$W/$1.yaml" >"$W/$1.log" 2>&1 &
+    ${GW_ON:-} "${GW_BIN:-$APIGATE}" serve -c "$W/$1.yaml" >"$W/$1.log" 2>&1 &
     echo "$! $gp $ap"
 }
 scenario() { # PORT DURATION FILE
@@ -124,12 +131,12 @@ URL[cluster]="{cluster: [127.0.0.1:${CP[0]}, 127.0.0.1:${CP[1]}]}"
 REDIS_PIDS[single]=$SINGLE_PID
 REDIS_PIDS[cluster]="${CLUSTER_PIDS[*]}"
 for backend in single cluster; do
-    read -r apid agp aap <<<"$(gateway "fill-$backend" 2 "${URL[$backend]}")"
+    read -r apid agp aap <<<"$(GW_ON="${ON_REST[*]}" gateway "fill-$backend" 2 "${URL[$backend]}")"
     PIDS+=("$apid")
     wait_port "$agp"
     sleep 0.5
     scenario "$agp" "$FILL" "$W/fill.yaml"
-    "$APIGATE" load run "$W/fill.yaml" -q --json "$W/fill-$backend.json" >/dev/null 2>&1 || true
+    "${ON_REST[@]}" "$APIGATE" load run "$W/fill.yaml" -q --json "$W/fill-$backend.json" >/dev/null 2>&1 || true
     FILLED[$backend]=$(jq '.totals.requests' "$W/fill-$backend.json")
     stop "$apid"
     echo "$backend: filled ${FILLED[$backend]} keys" >&2
@@ -146,14 +153,14 @@ fi
 
 measure() { # RUN BUILD BACKEND -> a row in $W/rows: run build backend rps hits misses gw_us redis_us
     local run=$1 build=$2 backend=$3 bpid bgp bap g0 g1 r0 r1 st rps hits misses
-    read -r bpid bgp bap <<<"$(GW_BIN=${BIN[$build]} gateway "hit-$backend" 1 "${URL[$backend]}")"
+    read -r bpid bgp bap <<<"$(GW_ON="${ON_GW[*]}" GW_BIN=${BIN[$build]} gateway "hit-$backend" 1 "${URL[$backend]}")"
     PIDS+=("$bpid")
     wait_port "$bgp"
     sleep 0.5
     scenario "$bgp" "$MEASURE" "$W/hit.yaml"
     g0=$(cpu_ns "$bpid")
     r0=$(cpu_ns ${REDIS_PIDS[$backend]})
-    "$APIGATE" load run "$W/hit.yaml" -q --json "$W/hit.json" >/dev/null 2>&1 || true
+    "${ON_REST[@]}" "$APIGATE" load run "$W/hit.yaml" -q --json "$W/hit.json" >/dev/null 2>&1 || true
     g1=$(cpu_ns "$bpid")
     r1=$(cpu_ns ${REDIS_PIDS[$backend]})
     st=$(curl -s "http://127.0.0.1:$bap/cache/stats")
