@@ -72,17 +72,18 @@ log "through B: 200 L2 hits, 200 L2 misses"
 for i in $(seq 1 200); do assert_eq "$(xc "http://127.0.0.1:$gpb/api/users/$i")" HIT "B, L2 hit $i"; done
 for i in $(seq 1001 1200); do assert_eq "$(xc "http://127.0.0.1:$gpb/api/users/$i")" MISS "B, L2 miss $i"; done
 assert_eq "$(l2 "$AB" hits) $(l2 "$AB" misses)" "200 200" "B's L2 counters"
-# each gateway also reads its purge marks every 5 s (a GET and an HGETALL: two more misses)
+# each gateway also reads its purge marks every 5 s (a GET and an HGETALL: two more misses; a
+# slow run on a loaded machine saw 658 where 600 is the lookups' own share)
 read -r khits kmisses <<<"$(keyspace)"
 assert_eq "$khits" 200 "keyspace hits summed over the nodes"
-assert_range "$kmisses" 600 640 "keyspace misses summed over the nodes (25% by the keyspace ratio)"
+assert_range "$kmisses" 600 720 "keyspace misses summed over the nodes (25% by the keyspace ratio)"
 
 seed=127.0.0.1:${P[1]}
 out=$("$APIGATE" doctor --redis "redis://$seed" --json) || fail "$out"
 # (3 primaries without replicas: redis-cluster-replicas warns, rightly; e2e/115 has the rest)
-# 200 / ((200 + 600..640) / 2): 47.6..50%, where the keyspace ratio says 23.8..25%
+# 200 / ((200 + 600..720) / 2): 43.4..50%, where the keyspace ratio says 21.7..25%
 title=$(field redis-hit-ratio title)
-[[ "$title" =~ ^"apigate L2 hit ratio "(4[7-9]\.[0-9]|50\.0)"% (4"[0-2][0-9]" lookups)"$ ]] ||
+[[ "$title" =~ ^"apigate L2 hit ratio "(4[3-9]\.[0-9]|50\.0)"% (4"[0-6][0-9]" lookups)"$ ]] ||
     fail "L2 lookups counted once over the cluster: '$title'"
 assert_eq "$(sev redis-hit-ratio)" info "50% L2: info"
 # the gateways' purge-mark reads go on between our read and doctor's (two misses per gateway
