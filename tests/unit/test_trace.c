@@ -80,7 +80,7 @@ static void test_continue(void **state)
     trace_format(&t, out);
     /* same trace, new parent span id, sampled kept */
     assert_memory_equal(out, TP, 36);
-    assert_memory_not_equal(out + 36, TP + 36, 16);
+    assert_memory_not_equal(out + 36, &TP[36], 16);
     assert_string_equal(out + 52, "-01");
     struct trace_ctx back;
     assert_int_equal(trace_parse(out, strlen(out), &back), 0);
