@@ -345,6 +345,17 @@ struct chpick {
     struct cache_entry *own;     // a variant the store refused: served once, then freed
 };
 
+/* A stored entry as the filters' variant hook sees it. */
+static struct filter_stored cachehook__stored(const struct cache_entry *e)
+{
+    return (struct filter_stored){.head = e->data,
+                                  .head_len = e->head_len,
+                                  .body = e->data + e->head_len,
+                                  .body_len = e->body_len,
+                                  .status = e->status,
+                                  .memo = (_Atomic uint32_t *)&e->memo};
+}
+
 /* Picks the representation of entry <o> that <r> gets: the entry as it is, its stored variant,
  * or one derived now (once: stored for the next hits). -1 when none may go to this client (it
  * cannot take the stored coding and decoding failed). */
@@ -353,12 +364,7 @@ static int cachehook__pick(struct gw_req *r, struct store_obj *o, struct chpick 
     const struct cache_entry *e = o->payload;
     memset(p, 0, sizeof(*p));
     p->e = e;
-    struct filter_stored s = {.head = e->data,
-                              .head_len = e->head_len,
-                              .body = e->data + e->head_len,
-                              .body_len = e->body_len,
-                              .status = e->status,
-                              .memo = (_Atomic uint32_t *)&e->memo};
+    struct filter_stored s = cachehook__stored(e);
     struct filter_variant v;
     unsigned which = filter_variant(r, &s, &v);
     if (which == 0 || v.id == 0) {
@@ -939,12 +945,7 @@ static void cachehook__response_body(struct gw_req *r, void *st, const char *p, 
 static void cachehook__adopt_variant(struct gw_req *r, struct store_obj *o)
 {
     const struct cache_entry *e = o->payload;
-    struct filter_stored s = {.head = e->data,
-                              .head_len = e->head_len,
-                              .body = e->data + e->head_len,
-                              .body_len = e->body_len,
-                              .status = e->status,
-                              .memo = (_Atomic uint32_t *)&e->memo};
+    struct filter_stored s = cachehook__stored(e);
     struct filter_variant v;
     unsigned which = filter_variant(r, &s, &v);
     unsigned id = 0;
