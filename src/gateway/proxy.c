@@ -1096,8 +1096,9 @@ static void proxy__pump(struct gw_req *r)
                         GW_ERR_PROTO);
         } else {
             proxy__fail(r, 502, "bad_gateway",
-                        err == h1cli_err_head ? "invalid response head from upstream"
-                                              : "invalid chunked response",
+                        err == h1cli_err_head      ? "invalid response head from upstream"
+                        : err == h1cli_err_interim ? "endless interim (1xx) responses from upstream"
+                                                   : "invalid chunked response",
                         GW_ERR_PROTO);
         }
         return;

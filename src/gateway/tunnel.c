@@ -341,9 +341,9 @@ static int tunnel__fill(struct tunnel *t, unsigned i)
             buf_commit(b, (size_t)n);
             metrics_gauge_add(th->ms, th->sh->ids.tunnel_buffered, n);
             moved = 1;
-            /* a short plain-TCP read drained the socket: the next bytes bring an edge (not once
+            /* a drained socket (transport_drained) brings an edge with its next bytes (not once
              * the peer closed: its FIN brings none) */
-            if ((size_t)n < want && !from->hup && from->tp.ops == &transport_tcp_ops)
+            if (!from->hup && transport_drained(&from->tp, (size_t)n, want))
                 from->readable = false;
             continue;
         }

@@ -12,6 +12,7 @@ const char h1cli_err_io[] = "io";
 const char h1cli_err_head[] = "head";
 const char h1cli_err_body[] = "body";
 const char h1cli_err_early[] = "early";
+const char h1cli_err_interim[] = "interim";
 
 void h1cli_begin(struct h1cli *x, struct transport *tp, const struct buf *head, struct buf *in)
 {
@@ -27,6 +28,7 @@ void h1cli_begin(struct h1cli *x, struct transport *tp, const struct buf *head, 
     x->got_bytes = false;
     x->head_done = false;
     x->_tried = 0;
+    x->_interim = 0;
     x->err = NULL;
 }
 
@@ -81,6 +83,11 @@ static int h1cli__head(struct h1cli *x)
     int n = h1body_response_head(buf_head(x->in), buf_pending(x->in), &x->res, x->hdrs,
                                  x->max_hdrs, &x->lim, x->head_request, &interim);
     buf_consume(x->in, interim); // 100 Continue, 103 Early Hints: never passed on
+    x->_interim += interim;
+    if (x->_interim > H1CLI_MAX_INTERIM) {
+        h1cli__fail(x, h1cli_err_interim);
+        return -1;
+    }
     if (n == -1) {
         h1cli__fail(x, h1cli_err_head);
         return -1;
@@ -151,10 +158,11 @@ enum h1cli_ev h1cli_next(struct h1cli *x, struct h1cli_piece *p)
         x->got_bytes = true;
         if (x->early_stray && !h1cli_head_sent(x))
             return h1cli__fail(x, h1cli_err_early);
-        /* A short read drained the socket: the next bytes bring a new edge, so skip the read
+        /* A drained socket (a short plaintext read; with TLS only what the transport can tell,
+         * as a read returns one record) brings a new edge with its next bytes, so skip the read
          * that would only say EAGAIN. Not once the peer closed (LOOP_HUP): its FIN may have
          * come with these bytes, and a FIN already seen brings no new edge. */
-        if ((size_t)n < room && !x->hup)
+        if (!x->hup && transport_drained(x->tp, (size_t)n, room))
             x->readable = false;
     }
 }

@@ -37,6 +37,13 @@ extern const char h1cli_err_head[];      /* "head": an invalid response head, or
 extern const char h1cli_err_body[];      /* "body": invalid chunked framing */
 extern const char h1cli_err_early[];     /* "early": bytes before the whole request head was
                                             sent, where that makes them stray (early_stray) */
+extern const char h1cli_err_interim[];   /* "interim": more than H1CLI_MAX_INTERIM bytes of
+                                            1xx heads before the final one */
+
+/* Interim (1xx) heads a response may carry before its final head. RFC 9110 sets no number, but
+ * a server sending them without end would keep its reader busy for ever: a few 100 Continue and
+ * 103 Early Hints fit many times over. */
+#define H1CLI_MAX_INTERIM (64u * 1024u)
 
 /* One piece of the body, as consumed from *x->in. */
 struct h1cli_piece {
@@ -67,6 +74,7 @@ struct h1cli {
     bool got_bytes;           /* any response byte arrived */
     bool head_done;           /* res holds the final head, body its framing */
     size_t _tried;            /* bytes pending at the last incomplete head parse */
+    size_t _interim;          /* bytes of 1xx heads consumed so far */
     const char *err;          /* h1cli_err_*, NULL while none */
     struct h1_response res;
     struct h1body body;

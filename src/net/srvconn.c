@@ -10,7 +10,6 @@
 
 #include "core/assert.h"
 #include "core/log.h"
-#include "net/tls.h"
 
 void srvconn_init(struct srvconn *s, loop_timer_cb *on_timer, void *arg)
 {
@@ -90,11 +89,9 @@ ssize_t srvconn_read_once(struct srvconn *s, struct buf *in, size_t reserve)
     buf_reserve(in, reserve);
     ssize_t n = transport_read(&s->tp, buf_tail(in), buf_room(in));
     if (n > 0) {
+        size_t asked = buf_room(in);
         buf_commit(in, (size_t)n);
-        /* TLS returns one record per read: a short read says nothing of the socket, but the
-         * transport knows whether its own read(2) was short */
-        if (!s->peer_hup && (s->tp.ops == &transport_tcp_ops ? buf_room(in) > 0
-                                                              : tls_transport_drained(&s->tp)))
+        if (!s->peer_hup && transport_drained(&s->tp, (size_t)n, asked))
             s->readable = false;
         return n;
     }

@@ -230,11 +230,15 @@ static long tls__bio_cb(BIO *b, int oper, const char *argp, size_t len, int argi
     return ret;
 }
 
-bool tls_transport_drained(const struct transport *t)
+static bool tls_drained(const struct transport *t, size_t got, size_t asked)
 {
+    (void)got;
+    (void)asked;
     const struct tls_conn *tc = tls__conn(t);
     /* Bytes OpenSSL already holds (a second record, half a record) are not announced by epoll
-     * again; bytes that arrive after that short read are (edge-triggered: every arrival). */
+     * again; bytes that arrive after that short read are (edge-triggered: every arrival). Only a
+     * server-side connection watches its read(2)s (read-ahead asks for all the room, so a short
+     * one found the socket empty): a client reads on until IO_AGAIN. */
     return tc != NULL && tc->srv != NULL && tc->short_read && !SSL_has_pending(tc->ssl);
 }
 
@@ -360,6 +364,7 @@ static const struct transport_ops tls_ops = {
     .handshake = tls_handshake,
     .shutdown = tls_shutdown,
     .close = tls_close,
+    .drained = tls_drained,
 };
 
 static bool tls__is_ip(const char *host)

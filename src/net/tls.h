@@ -49,10 +49,6 @@ bool tls_transport_resumed(const struct transport *t);
 /* After IO_AGAIN from <t>: true when OpenSSL waits to write (so poll for POLLOUT), false when it
  * waits to read. For blocking clients that poll one direction (net/httpc.c). */
 bool tls_transport_wants_write(const struct transport *t);
-/* After a read of a server-side transport returned bytes: true when that read found the socket
- * drained (its last read(2) was short) and OpenSSL holds no further bytes, so the read that would
- * meet EAGAIN can be skipped as after a short plaintext read. False for clients. */
-bool tls_transport_drained(const struct transport *t);
 /* A sentence on why the last TLS operation of <t> failed ("certificate verify failed: self-signed
  * certificate in certificate chain"), written into <buf>; returns <buf>. */
 const char *tls_transport_describe(const struct transport *t, char *buf, size_t len);

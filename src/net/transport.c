@@ -68,12 +68,19 @@ static void tcp_close(struct transport *t)
     }
 }
 
+static bool tcp_drained(const struct transport *t, size_t got, size_t asked)
+{
+    (void)t;
+    return got < asked;
+}
+
 const struct transport_ops transport_tcp_ops = {
     .read = tcp_read,
     .writev = tcp_writev,
     .handshake = tcp_handshake,
     .shutdown = tcp_shutdown,
     .close = tcp_close,
+    .drained = tcp_drained,
 };
 
 void transport_init_tcp(struct transport *t, int fd)

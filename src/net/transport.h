@@ -5,6 +5,7 @@
 #ifndef AG_NET_TRANSPORT_H
 #define AG_NET_TRANSPORT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -34,6 +35,11 @@ struct transport_ops {
     void (*shutdown)(struct transport *t);
     /* Frees the protocol state and closes the fd. Does not touch the loop: loop_del_fd() first. */
     void (*close)(struct transport *t);
+    /* After a read that returned <got> of the <asked> bytes: true when the next read could only
+     * say IO_AGAIN until the fd is announced again (edge-triggered: a new arrival). TCP: a short
+     * read. TLS returns one record per read, so its short reads say nothing: true only where the
+     * transport saw its own read(2) come back short with nothing decrypted left over. */
+    bool (*drained)(const struct transport *t, size_t got, size_t asked);
 };
 
 /* Embedded by value in connections. */
@@ -70,6 +76,10 @@ static inline ssize_t transport_write(struct transport *t, const void *buf, size
     return t->ops->writev(t, &iov, 1);
 }
 static inline int transport_handshake(struct transport *t) { return t->ops->handshake(t); }
+static inline bool transport_drained(const struct transport *t, size_t got, size_t asked)
+{
+    return t->ops->drained(t, got, asked);
+}
 static inline void transport_shutdown(struct transport *t) { t->ops->shutdown(t); }
 /* Closes and sets fd to -1; a closed transport may be closed again (no-op). */
 void transport_close(struct transport *t);
