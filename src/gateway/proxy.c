@@ -1020,6 +1020,7 @@ static void proxy__pump(struct gw_req *r)
     /* request side */
     while (!px->req_done) {
         size_t in_before = buf_pending(r->in);
+        size_t uout_before = buf_pending(&px->uout);
         if (px->req_body == H1_BODY_CHUNKED && !px->req_body_read) {
             int rc = proxy__reframe_chunked(r);
             if (rc < 0) {
@@ -1044,10 +1045,17 @@ static void proxy__pump(struct gw_req *r)
         }
         /* Re-framing stops at the high mark; when the upstream then took it all, go on with
          * what the client buffer still holds: no event will come for bytes already read (the
-         * chunked upload stall: the body timeout fired with the rest of the body in r->in). */
+         * chunked upload stall: the body timeout fired with the rest of the body in r->in).
+         * Progress is either side moving: the client buffer shrank (re-framed) or the output
+         * did (written). The output alone moves when it was at its mark on entry, so nothing
+         * was re-framed here: the re-framer ran while the upstream was blocked (a read had
+         * brought more than the mark at once, so the client buffer stays over its mark and
+         * reads stay paused), and now the upstream took the whole output in one write (issue
+         * #12; tests/unit/test_req.c test_chunked_body_stall). The next turn re-frames at least
+         * one byte (the decoder consumes all it is given until the body ends), so this ends. */
         if (px->req_body == H1_BODY_CHUNKED && !px->req_body_read && px->x.writable &&
-            buf_pending(r->in) > 0 && buf_pending(r->in) < in_before &&
-            buf_pending(&px->uout) < CONN_BUF_HIGH)
+            buf_pending(r->in) > 0 && buf_pending(&px->uout) < CONN_BUF_HIGH &&
+            (buf_pending(r->in) < in_before || buf_pending(&px->uout) < uout_before))
             continue;
         /* the client buffer drained into the upstream: read more body */
         if (!px->req_body_read) { // the session reads only when the socket has bytes

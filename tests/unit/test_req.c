@@ -5,7 +5,9 @@
  * origin; a stale copy instead of a 5xx), a retry of a 503, the breaker's open path (503
  * circuit_open, then the fallback), upstream errors in each phase (connect refused, closed before
  * answering, cut mid-body) and the client going away in each phase (queued for a connection,
- * waiting for the answer, mid-body), with admission and ends counted. Real timers of a few ms,
+ * waiting for the answer, mid-body), with admission and ends counted; and the chunked request
+ * body pump against an upstream that blocks and then takes everything (issue #12), with the
+ * session's reads paused at the high marks as conn.c pauses them. Real timers of a few ms,
  * driven by loop_run_once. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,6 +25,7 @@
 #include <unistd.h>
 
 #include "config/cfg.h"
+#include "core/assert.h"
 #include "core/clock.h"
 #include "core/loop.h"
 #include "core/xmalloc.h"
@@ -33,10 +36,15 @@
 #include "gateway/route.h"
 #include "gateway/upool.h"
 #include "gateway/upstream.h"
+#include "http/chunked.h"
 #include "metrics/metrics.h"
 #include "net/sock.h"
+#include "net/transport.h"
 
 #include "fuzz/fz_worker.h"
+
+#define GET(path) "GET " path " HTTP/1.1\r\nHost: t\r\n\r\n"
+#define OK_2 "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
 /* ---- a scripted origin ---- */
 
@@ -54,6 +62,13 @@ struct origin {
     int nanswers;
     size_t cut;
     int eofs; // connections the gateway closed
+    /* body mode (test_chunked_body_stall): one request with a chunked body, decoded as it comes;
+     * 200 once it is whole. <hold>: read nothing (the socket fills, the gateway's writes stall) */
+    bool body_mode, hold;
+    struct buf bhead;         // the request head so far
+    bool bhead_done;
+    struct h1_chunked bchunk; // the body's framing
+    uint64_t bbytes;          // body data bytes received
 };
 
 static void origin_close(struct origin *o, int fd)
@@ -103,6 +118,51 @@ static void origin_on_read(struct loop *loop, int fd, void *arg, unsigned events
     }
 }
 
+/* Body mode: the head, then the chunked body through the same decoder the gateway uses. */
+static void origin_on_body_read(struct loop *loop, int fd, void *arg, unsigned events)
+{
+    (void)loop;
+    (void)events;
+    struct origin *o = arg;
+    char b[65536];
+    while (!o->hold && !o->bchunk.done) {
+        ssize_t n = read(fd, b, sizeof(b));
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+            o->eofs++;
+            origin_close(o, fd);
+            return;
+        }
+        if (n < 0)
+            return;
+        const char *p = b;
+        size_t len = (size_t)n;
+        if (!o->bhead_done) {
+            buf_append(&o->bhead, p, len);
+            const char *h = buf_head(&o->bhead);
+            const char *end = memmem(h, buf_pending(&o->bhead), "\r\n\r\n", 4);
+            if (end == NULL)
+                continue;
+            o->bhead_done = true;
+            o->requests++;
+            size_t hl = (size_t)(end + 4 - h);
+            len = buf_pending(&o->bhead) - hl;
+            memmove(b, h + hl, len); // the body bytes read with the head
+            p = b;
+        }
+        while (len > 0 && !o->bchunk.done) {
+            const char *d;
+            size_t dl;
+            long k = h1_chunked_step(&o->bchunk, p, len, &d, &dl);
+            assert_true(k > 0); // the gateway re-frames validly
+            o->bbytes += dl;
+            p += k;
+            len -= (size_t)k;
+        }
+        if (o->bchunk.done)
+            assert_int_equal(write(fd, OK_2, strlen(OK_2)), (ssize_t)strlen(OK_2));
+    }
+}
+
 static void origin_on_accept(struct loop *loop, int fd, void *arg, unsigned events)
 {
     (void)events;
@@ -113,7 +173,9 @@ static void origin_on_accept(struct loop *loop, int fd, void *arg, unsigned even
             return;
         assert_true(o->nfds < ORIGIN_FDS);
         o->fds[o->nfds++] = c;
-        assert_int_equal(loop_add_fd(loop, c, LOOP_READ, origin_on_read, o), 0);
+        assert_int_equal(
+            loop_add_fd(loop, c, LOOP_READ, o->body_mode ? origin_on_body_read : origin_on_read, o),
+            0);
     }
 }
 
@@ -121,6 +183,7 @@ static void origin_start(struct loop *loop, struct origin *o)
 {
     memset(o, 0, sizeof(*o));
     o->loop = loop;
+    h1_chunked_init(&o->bchunk);
     struct sock_addr a;
     char err[128];
     assert_int_equal(sock_parse_addr("127.0.0.1:0", &a, err, sizeof(err)), 0);
@@ -142,6 +205,7 @@ static void origin_stop(struct origin *o)
     for (int i = 0; i < o->nfds; i++)
         if (o->fds[i] >= 0)
             origin_close(o, o->fds[i]);
+    buf_deinit(&o->bhead);
 }
 
 /* ---- an in-memory session ---- */
@@ -153,6 +217,7 @@ struct fsess {
     int status;     // status of the last ended request
     bool keep_alive;
     bool gone;      // the client went away: the next send fails and aborts the request
+    struct buf q;   // what the client sent that the session has not read (its socket)
 };
 
 static int fs_send(struct gw_req *r, const struct iovec *iov, int n)
@@ -167,7 +232,43 @@ static int fs_send(struct gw_req *r, const struct iovec *iov, int n)
     return 0;
 }
 
-static void fs_resume_read(struct gw_req *r) { (void)r; }
+/* Reads the client's socket (fs->q) as conn.c does (conn__read): while neither the input nor
+ * the re-framed body waiting for the upstream is at its high mark (conn__read_paused), a read
+ * takes what the buffer's room allows once CONN_READ_CHUNK is reserved (srvconn_read_once), so
+ * one read may bring much more than the mark. */
+static bool fs_read_paused(struct fsess *fs)
+{
+    return buf_pending(&fs->in) >= CONN_BUF_HIGH || buf_pending(&fs->r.px.uout) >= CONN_BUF_HIGH;
+}
+
+static void fs_read(struct fsess *fs)
+{
+    while (buf_pending(&fs->q) > 0 && !fs_read_paused(fs)) {
+        buf_reserve(&fs->in, CONN_BLOCK);
+        size_t n = buf_room(&fs->in);
+        if (n > buf_pending(&fs->q))
+            n = buf_pending(&fs->q);
+        buf_append(&fs->in, buf_head(&fs->q), n);
+        buf_consume(&fs->q, n);
+    }
+}
+
+/* gw_sess_ops.resume_read as conn.c's: nothing when the socket is drained or reads are paused */
+static void fs_resume_read(struct gw_req *r)
+{
+    struct fsess *fs = r->sess;
+    if (buf_pending(&fs->q) == 0 || fs_read_paused(fs))
+        return;
+    fs_read(fs);
+    gw_req_on_body(r);
+}
+
+/* Client bytes arrived (conn__process on LOOP_READ): read what may be read, hand it on. */
+static void fs_client_edge(struct fsess *fs)
+{
+    fs_read(fs);
+    gw_req_on_body(&fs->r);
+}
 
 static void fs_done(struct gw_req *r)
 {
@@ -260,6 +361,7 @@ static void env_start(struct env *e, const char *yaml)
     struct fsess *fs = &e->fs;
     buf_init(&fs->in);
     buf_init(&fs->out);
+    buf_init(&fs->q);
     gw_req_init(&fs->r, &fs_ops, fs, &fs->in, &fs->out, "127.0.0.9");
     fs->r.th = th;
     fs->r.max_hdrs = 64;
@@ -278,6 +380,7 @@ static void env_stop(struct env *e)
     gw_req_deinit(&e->fs.r);
     buf_deinit(&e->fs.in);
     buf_deinit(&e->fs.out);
+    buf_deinit(&e->fs.q);
     filter_thread_stop(th);
     loop_run_once(e->loop, 0);
     for (size_t i = 0; i < th->npools; i++)
@@ -342,8 +445,6 @@ static bool out_has(const struct env *e, const char *s)
     return memmem(b->data + b->off, b->len - b->off, s, strlen(s)) != NULL;
 }
 
-#define GET(path) "GET " path " HTTP/1.1\r\nHost: t\r\n\r\n"
-#define OK_2 "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
 /* ---- tests ---- */
 
@@ -555,13 +656,92 @@ static void test_breaker_open(void **state)
     env_stop(&e);
 }
 
+/* Appends <n> bytes of body data to the client's socket as chunks of <size> bytes. Returns n. */
+static uint64_t client_chunks(struct fsess *fs, size_t n, size_t size)
+{
+    static char data[4096];
+    memset(data, 'b', sizeof(data));
+    AG_ASSERT(size <= sizeof(data));
+    for (size_t done = 0; done < n; done += size) {
+        size_t k = n - done < size ? n - done : size;
+        buf_printf(&fs->q, "%zx\r\n", k);
+        buf_append(&fs->q, data, k);
+        buf_append_str(&fs->q, "\r\n");
+    }
+    return n;
+}
+
+/* Issue #12: a chunked upload stalled until the body timeout (408) with the rest of the body
+ * read already. The state: the upstream socket full (EAGAIN), the client buffer at its high mark
+ * (a read brought more than the mark at once) and the re-framed output at its mark too (the
+ * re-framer ran while the upstream was blocked). When the upstream then takes all of the
+ * re-framed output in one write, that pump re-framed nothing (the output was full on entry), so
+ * "the client buffer shrank" was false and it did not go on; reads stay paused (the client
+ * buffer is over its mark) and no event comes for bytes already read. Driven step by step: the
+ * origin holds its reads until the gateway's writes stall, the client's last burst arrives,
+ * then the origin reads and the gateway's socket buffer is large enough to take the whole
+ * re-framed output (as after autotuning). */
+static void test_chunked_body_stall(void **state)
+{
+    (void)state;
+    struct env e;
+    env_start(&e, plain_yaml);
+    e.o.body_mode = true;
+    e.o.hold = true;
+    struct fsess *fs = &e.fs;
+    struct proxy *px = &fs->r.px;
+    buf_reserve(&fs->in, 1u << 20); // a client buffer grown by earlier reads (conn.c: 512 KB+)
+    env_request(&e, "POST /up HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n");
+    for (int i = 0; i < 400 && (px->state != PX_EXCHANGE || !h1cli_head_sent(&px->x)); i++)
+        loop_run_once(e.loop, 5);
+    assert_int_equal(px->state, PX_EXCHANGE);
+    /* 1. the client sends 16 KB at a time until the upstream's socket is full (a small send
+     * buffer: the socket fills soon, whatever the machine's autotuning) */
+    int ufd = uconn_transport(px->uc)->fd;
+    int sndbuf = 32768;
+    assert_int_equal(setsockopt(ufd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)), 0);
+    uint64_t sent = 0;
+    for (int i = 0; i < 4096 && px->x.writable; i++) {
+        sent += client_chunks(fs, 16384, 1000);
+        fs_client_edge(fs);
+        loop_run_once(e.loop, 0);
+    }
+    assert_false(px->x.writable);
+    assert_int_equal(buf_pending(&fs->q), 0);
+    assert_true(buf_pending(&px->uout) < CONN_BUF_HIGH);
+    /* 2. the rest of the body in one burst, read at once: re-framed up to the mark, no write */
+    sent += client_chunks(fs, 2 * CONN_BUF_HIGH + 65536, 1000);
+    buf_append_str(&fs->q, "0\r\n\r\n");
+    fs_client_edge(fs);
+    assert_int_equal(buf_pending(&fs->q), 0);
+    assert_true(buf_pending(&fs->in) >= CONN_BUF_HIGH);
+    assert_true(buf_pending(&px->uout) >= CONN_BUF_HIGH);
+    assert_int_equal(e.fs.done, 0);
+    /* 3. the upstream takes everything in one write (its send buffer grew: SO_SNDBUFFORCE when
+     * root, else up to net.core.wmem_max): the body must go on from the client buffer. Before
+     * the fix it stalled there, and the route's total timeout (2 s) ended it with a 504. */
+    sndbuf = 4 << 20;
+    if (setsockopt(ufd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof(sndbuf)) != 0)
+        assert_int_equal(setsockopt(ufd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)), 0);
+    e.o.hold = false;
+    for (int i = 0; i < e.o.nfds; i++)
+        if (e.o.fds[i] >= 0)
+            origin_on_body_read(e.loop, e.o.fds[i], &e.o, LOOP_READ);
+    assert_int_equal(env_wait_done(&e, 0, 3000), 1);
+    assert_int_equal(e.fs.status, 200);
+    assert_true(e.o.bchunk.done);
+    assert_int_equal(e.o.bbytes, sent);
+    assert_int_equal(e.o.requests, 1);
+    env_stop(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forward),       cmocka_unit_test(test_upstream_errors),
         cmocka_unit_test(test_connect_refused), cmocka_unit_test(test_client_abort),
         cmocka_unit_test(test_cache_filter),  cmocka_unit_test(test_retry),
-        cmocka_unit_test(test_breaker_open),
+        cmocka_unit_test(test_breaker_open),  cmocka_unit_test(test_chunked_body_stall),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
