@@ -14,10 +14,11 @@
 #include <unistd.h>
 
 #include "core/clock.h"
-#include "http/h1body.h"
+#include "core/loop.h"
 #include "http/h1parse.h"
 #include "http/h1write.h"
 #include "http/url.h"
+#include "net/h1cli.h"
 #include "net/sock.h"
 #include "net/tls.h"
 #include "net/transport.h"
@@ -72,51 +73,6 @@ static void io_error(struct httpc_conn *c, const char *what, char *err, size_t e
     else
         snprintf(why, sizeof(why), "%s", strerror(c->t.err_errno ? c->t.err_errno : EIO));
     snprintf(err, errlen, "%s: %s", what, why);
-}
-
-/* Reads once: bytes, 0 at the end, -1 on error or timeout (<err> says which). The deadline is
- * checked before each read too, not only while waiting: a server that always has bytes ready (a
- * flood of 1xx responses) would otherwise never meet it. */
-static ssize_t conn_read(struct httpc_conn *c, char *buf, size_t len, char *err, size_t errlen)
-{
-    if (clock_now_ns() >= c->deadline_ns) {
-        snprintf(err, errlen, "timed out reading the response");
-        return -1;
-    }
-    for (;;) {
-        ssize_t n = transport_read(&c->t, buf, len);
-        if (n >= 0)
-            return n;
-        if (n == IO_ERR) {
-            io_error(c, "read", err, errlen);
-            return -1;
-        }
-        if (wait_fd(c, POLLIN) < 0) {
-            snprintf(err, errlen, "timed out reading the response");
-            return -1;
-        }
-    }
-}
-
-static int conn_write(struct httpc_conn *c, const char *p, size_t len, char *err, size_t errlen)
-{
-    while (len > 0) {
-        ssize_t n = transport_write(&c->t, p, len);
-        if (n == IO_ERR) {
-            io_error(c, "write", err, errlen);
-            return -1;
-        }
-        if (n == IO_AGAIN) {
-            if (wait_fd(c, POLLOUT) < 0) {
-                snprintf(err, errlen, "timed out sending the request");
-                return -1;
-            }
-            continue;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
 }
 
 /* Makes the connected socket a transport: plain TCP, or TLS with the handshake done (system CA
@@ -248,67 +204,74 @@ int httpc_request(const char *method, const char *url, int timeout_ms, const cha
         h1_write_header(&req, "Content-Length", 14, "0", 1);
     h1_write_header(&req, "Connection", 10, "close", 5);
     h1_write_end_head(&req);
-    set_deadline(&c, timeout_ms);
-    if (conn_write(&c, buf_head(&req), buf_pending(&req), err, errlen) < 0)
-        goto out;
-    /* Head. */
+    /* The exchange is net/h1cli's, as for every client of ours; here it is driven by poll()
+     * with one deadline for the request and the response. */
     struct h1_header hdrs[64];
-    struct h1_response r;
-    int head = -2;
-    while (head == -2) {
-        buf_reserve(&in, 16384);
-        ssize_t got = conn_read(&c, buf_tail(&in), buf_room(&in), err, errlen);
-        if (got < 0)
-            goto out;
-        if (got == 0) {
-            snprintf(err, errlen, "connection closed before a complete response head");
+    struct h1cli x = {0};
+    h1cli_begin(&x, &c.t, &req, &in);
+    x.hdrs = hdrs;
+    x.max_hdrs = sizeof(hdrs) / sizeof(hdrs[0]);
+    x.head_request = head_req;
+    x.read_chunk = 65536;
+    set_deadline(&c, timeout_ms);
+    while (!h1cli_head_sent(&x)) {
+        ssize_t w = h1cli_write(&x, NULL, 0);
+        if (w == IO_ERR) {
+            io_error(&c, "write", err, errlen);
             goto out;
         }
-        if (t->ttfb_ms == 0)
-            t->ttfb_ms = ms_since(t0);
-        buf_commit(&in, (size_t)got);
-        /* Interim responses (100 Continue, 103 Early Hints) precede the real one. */
-        size_t interim = 0;
-        head = h1body_response_head(buf_head(&in), buf_pending(&in), &r, hdrs, 64, NULL, head_req,
-                                    &interim);
-        buf_consume(&in, interim);
-    }
-    if (head < 0) {
-        snprintf(err, errlen, "invalid response head: %s", h1_err_text(r.err));
-        goto out;
-    }
-    resp->status = r.status;
-    buf_consume(&in, (size_t)head);
-    /* Body: decoded as it arrives, up to its framing's end or the close, within the size limit. */
-    struct h1body body;
-    h1body_init_response(&body, &r, head_req);
-    for (;;) {
-        while (body.state == H1BODY_MORE && buf_pending(&in) > 0) {
-            const char *data;
-            size_t dl;
-            long k = h1body_step(&body, buf_head(&in), buf_pending(&in), &data, &dl);
-            if (k < 0) {
-                snprintf(err, errlen, "invalid chunked body");
+        if (w == IO_AGAIN) {
+            if (wait_fd(&c, POLLOUT) < 0) {
+                snprintf(err, errlen, "timed out sending the request");
                 goto out;
             }
-            if (k == 0)
-                break; // needs more input
-            buf_append(&resp->body, data, dl);
-            buf_consume(&in, (size_t)k);
+            h1cli_on_events(&x, LOOP_WRITE);
         }
-        if (body.state == H1BODY_DONE || resp->body.len >= HTTPC_MAX_RESPONSE)
+    }
+    h1cli_on_events(&x, LOOP_READ); // a blocking client: try the read, poll() when it waits
+    for (bool done = false; !done;) {
+        /* checked before each step, not only while waiting: a server that always has bytes
+         * ready would otherwise never meet it */
+        if (clock_now_ns() >= c.deadline_ns) {
+            snprintf(err, errlen, "timed out reading the response");
+            goto out;
+        }
+        struct h1cli_piece piece;
+        switch (h1cli_next(&x, &piece)) {
+        case H1CLI_AGAIN:
+            if (wait_fd(&c, POLLIN) < 0) {
+                snprintf(err, errlen, "timed out reading the response");
+                goto out;
+            }
+            h1cli_on_events(&x, LOOP_READ);
             break;
-        buf_reserve(&in, 65536);
-        ssize_t got = conn_read(&c, buf_tail(&in), buf_room(&in), err, errlen);
-        if (got < 0)
-            goto out;
-        if (got == 0) {
-            if (h1body_eof(&body) == H1BODY_DONE)
-                break; // the body lasted until the close
-            snprintf(err, errlen, "connection closed before the end of the body");
+        case H1CLI_HEAD:
+            resp->status = x.res.status;
+            break;
+        case H1CLI_BODY:
+            buf_append(&resp->body, piece.data, piece.len);
+            done = resp->body.len >= HTTPC_MAX_RESPONSE; // tools read JSON and samples
+            break;
+        case H1CLI_DONE:
+            done = true;
+            break;
+        case H1CLI_ERROR:
+            if (x.err == h1cli_err_io)
+                io_error(&c, "read", err, errlen);
+            else if (x.err == h1cli_err_closed)
+                snprintf(err, errlen, "connection closed before %s",
+                         x.head_done ? "the end of the body" : "a complete response head");
+            else if (x.err == h1cli_err_head)
+                snprintf(err, errlen, "invalid response head: %s", h1_err_text(x.res.err));
+            else if (x.err == h1cli_err_interim)
+                snprintf(err, errlen, "invalid response: more than %u bytes of 1xx heads",
+                         H1CLI_MAX_INTERIM);
+            else
+                snprintf(err, errlen, "invalid chunked body");
             goto out;
         }
-        buf_commit(&in, (size_t)got);
+        if (x.got_bytes && t->ttfb_ms == 0)
+            t->ttfb_ms = ms_since(t0);
     }
     buf_append(&resp->body, "", 1); // NUL for parsers; not counted below
     resp->body.len--;
