@@ -351,6 +351,13 @@ static ssize_t h2s__data_read(nghttp2_session *ng, int32_t id, uint8_t *dst, siz
     size_t n = buf_pending(&st->body);
     if (n > length)
         n = length;
+    if (st->res_eof && n > 0 && n == buf_pending(&st->body) && buf_pending(&st->trail) == 0) {
+        /* the last frame of the body (a cache hit's whole body, typically): h2s__send_data
+         * writes its frame header and these bytes into <wout>, nghttp2 does not copy them
+         * into its own frame buffer first */
+        *flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_COPY;
+        return (ssize_t)n;
+    }
     memcpy(dst, buf_head(&st->body), n);
     buf_consume(&st->body, n);
     if (h2s__decode_body(st) == -1)
@@ -373,6 +380,30 @@ static ssize_t h2s__data_read(nghttp2_session *ng, int32_t id, uint8_t *dst, siz
         return NGHTTP2_ERR_DEFERRED;
     }
     return (ssize_t)n;
+}
+
+/* nghttp2's send_data_callback, for a DATA frame h2s__data_read marked NGHTTP2_DATA_FLAG_NO_COPY:
+ * the frame header and the body bytes go into <wout> (one copy; the flush writes <wout> whole).
+ * Past H2S_WOUT_HIGH the frame waits (WOULDBLOCK: nghttp2 keeps it and asks again after the
+ * write), since one nghttp2_session_mem_send call may send the DATA of many streams this way. */
+static int h2s__send_data(nghttp2_session *ng, nghttp2_frame *f, const uint8_t *framehd,
+                          size_t length, nghttp2_data_source *src, void *user)
+{
+    (void)ng;
+    struct h2sess *s = user;
+    struct h2_stream *st = src->ptr;
+    AG_ASSERT(st->magic == H2ST_MAGIC && buf_pending(&st->body) >= length);
+    AG_ASSERT(f->data.padlen == 0); // no padding callback is set
+    if (buf_pending(&s->wout) >= H2S_WOUT_HIGH)
+        return NGHTTP2_ERR_WOULDBLOCK;
+    gwthread_buf_take(s->th, &s->wout);
+    buf_reserve(&s->wout, 9 + length);
+    char *p = buf_tail(&s->wout);
+    memcpy(p, framehd, 9);
+    memcpy(p + 9, buf_head(&st->body), length);
+    buf_commit(&s->wout, 9 + length);
+    buf_consume(&st->body, length);
+    return 0;
 }
 
 /* HTTP/1.1's connection fields, which HTTP/2 forbids (RFC 9113 §8.2.2). */
@@ -436,9 +467,9 @@ static void h2s__head(struct gw_req *r, const struct gw_head *h)
     if (h->body == H1_BODY_CHUNKED)
         h1_chunked_init(&st->res_chunk);
     st->res_eof = h->body == H1_BODY_NONE || (h->body == H1_BODY_LENGTH && h->content_length == 0);
-    gwthread_buf_take(s->th, &st->hd);
-    buf_reset(&st->hd);
     if (h->retractable) {
+        gwthread_buf_take(s->th, &st->hd);
+        buf_reset(&st->hd);
         /* records [u32 name_len][u32 value_len][name, lower case][value], for h2s__submit_head */
         uint32_t k = 0;
         for (size_t i = 0; i < nall; i++) {
@@ -466,13 +497,22 @@ static void h2s__head(struct gw_req *r, const struct gw_head *h)
         st->head_queued = true;
         return;
     }
-    /* names that are not in lower case yet are lowered into <hd>, reserved once so that the
-     * pointers into it hold; values are pointed at where they are */
+    /* names that are not in lower case yet are lowered into <lbuf> (on the stack: nghttp2
+     * copies the list; a cache hit's few per-hit names fit) or, past that, into <hd>, reserved
+     * once so that the pointers into it hold; values are pointed at where they are. The stack
+     * spares a hit a 16 KB block taken and given back, a cold cache line each time with many
+     * streams in flight. */
     if (h->h1_lnames == NULL)
         for (size_t i = 0; i < nrefs; i++)
             names += h->h1_refs[i].name_len;
-    buf_reserve(&st->hd, names + 1);
-    char *lp = buf_tail(&st->hd);
+    char lbuf[512];
+    char *lp = lbuf;
+    if (names > sizeof(lbuf)) {
+        gwthread_buf_take(s->th, &st->hd);
+        buf_reset(&st->hd);
+        buf_reserve(&st->hd, names);
+        lp = buf_tail(&st->hd);
+    }
     nghttp2_nv local[48], *nv = local;
     if (nall + 1 > sizeof(local) / sizeof(local[0]))
         nv = xmalloc((nall + 1) * sizeof(*nv)); // rare: a head of many fields
@@ -505,7 +545,8 @@ static void h2s__head(struct gw_req *r, const struct gw_head *h)
     int rv = nghttp2_submit_response(s->ng, st->id, nv, k, st->res_eof ? NULL : &dp); // copies
     if (nv != local)
         free(nv);
-    gwthread_buf_give(s->th, &st->hd);
+    if (names > sizeof(lbuf))
+        gwthread_buf_give(s->th, &st->hd);
     if (rv != 0)
         return; // no head: the stream is reset when the request ends (h2s__done)
     st->rq.bytes_out += st->head_bytes;
@@ -1051,7 +1092,9 @@ static int h2s__feed(struct h2sess *s, const char *p, size_t n)
     return 0;
 }
 
-static void h2s__read(struct h2sess *s)
+/* Reads and feeds until the socket is empty. <hup>: the peer's end was announced with this
+ * event, so read until EOF, never stopping at a short read. */
+static void h2s__read(struct h2sess *s, bool hup)
 {
     char tmp[16384];
     while (!s->closed && !s->read_eof && !s->calm) {
@@ -1059,8 +1102,16 @@ static void h2s__read(struct h2sess *s)
             break; // the client does not read what it asked for: stop reading it
         ssize_t n = transport_read(&s->tp, tmp, sizeof(tmp));
         if (n > 0) {
+            /* A read that found the socket drained (transport_drained: a short plaintext read;
+             * a server-side TLS read whose own read(2) was short, OpenSSL holding nothing more)
+             * ends the loop: the read that would meet EAGAIN is skipped (one system call per
+             * batch of requests), the next bytes bring a new edge-triggered event, as
+             * srvconn_read_once does for HTTP/1.1. */
+            bool drained = !hup && transport_drained(&s->tp, (size_t)n, sizeof(tmp));
             if (h2s__feed(s, tmp, (size_t)n) == -1)
                 return;
+            if (drained)
+                break;
             continue;
         }
         if (n == IO_AGAIN)
@@ -1084,7 +1135,7 @@ static void h2s__on_event(struct loop *loop, int fd, void *arg, unsigned events)
         h2s__flush(s);
     }
     if (!s->closed && (events & (LOOP_READ | LOOP_HUP)))
-        h2s__read(s);
+        h2s__read(s, (events & LOOP_HUP) != 0);
 }
 
 static void h2s__on_timer(struct loop *loop, void *arg)
@@ -1204,6 +1255,7 @@ void h2sess_accept(struct gwthread *th, struct transport *tp, const char *ip, co
     nghttp2_session_callbacks_set_on_stream_close_callback(cb, h2s__on_stream_close);
     nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cb, h2s__on_invalid_frame);
     nghttp2_session_callbacks_set_on_frame_send_callback(cb, h2s__on_frame_send);
+    nghttp2_session_callbacks_set_send_data_callback(cb, h2s__send_data);
     nghttp2_option *opt;
     nghttp2_option_new(&opt);
     nghttp2_option_set_no_auto_window_update(opt, 1);
@@ -1217,6 +1269,10 @@ void h2sess_accept(struct gwthread *th, struct transport *tp, const char *ip, co
         {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, (uint32_t)cfg->http2.max_concurrent_streams},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, (uint32_t)cfg->http2.window_size},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)cfg->http2.max_header_list_size},
+        /* RFC 9218 §2.1: no RFC 7540 priority tree (deprecated by RFC 9113 §5.3.2). nghttp2
+         * then schedules streams by urgency and keeps no closed streams for the tree: less work
+         * per stream and per DATA frame, and less memory per session */
+        {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
     };
     nghttp2_submit_settings(s->ng, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0]));
     /* the connection window: every stream's window may be in flight at once */
@@ -1241,7 +1297,7 @@ void h2sess_accept(struct gwthread *th, struct transport *tp, const char *ip, co
         s->draining = true;
     if (npre > 0 && h2s__feed(s, pre, npre) == -1)
         return;
-    h2s__read(s); // bytes that came with the preface (or after the TLS handshake)
+    h2s__read(s, false); // bytes that came with the preface (or after the TLS handshake)
 }
 
 void h2sess_drain(struct gwthread *th)

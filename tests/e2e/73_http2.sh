@@ -13,6 +13,7 @@ require_cmd curl python3 h2load nghttp
 read -r mport gport aport wport <<<"$(free_ports 4)"
 start_mock mock "$mport"
 mkdir -p "$T/www" && head -c 1048576 /dev/urandom >"$T/www/big.bin"
+head -c 12000 /dev/urandom >"$T/www/mid.bin"
 start_bg www python3 -m http.server "$wport" --bind 127.0.0.1 --directory "$T/www"
 wait_port "$wport"
 start_gateway gw "$gport" "$aport" <<YAML
@@ -26,6 +27,7 @@ upstreams:
   www: {servers: [127.0.0.1:$wport]}
 routes:
   - {match: /big.bin, upstream: www}
+  - {match: /mid.bin, upstream: www, cache: {ttl: 60s, override: true}}
   - match: /api/users/
     upstream: api
     cache: {ttl: 60s, override: true}
@@ -76,12 +78,23 @@ out=$(timeout 10 nghttp -nv "$G/api/users/7" 2>&1) || fail "nghttp: $out"
 assert_contains "$out" "[SETTINGS_MAX_CONCURRENT_STREAMS(0x03):50]" "max_concurrent_streams advertised"
 assert_contains "$out" "[SETTINGS_MAX_HEADER_LIST_SIZE(0x06):32768]" "max_header_list_size advertised"
 assert_contains "$out" ':status: 200' "nghttp got 200"
+assert_contains "$out" "[SETTINGS_NO_RFC7540_PRIORITIES(0x09):1]" \
+    "no RFC 7540 priority tree (RFC 9218 scheduling)"
 
 log "flow control: a 1 MB download through 4 KB stream windows (nghttp fails on a window overrun)"
 timeout 20 nghttp -w 12 -W 16 "$G/big.bin" >"$T/big.got" || fail "h2 download with small windows"
 cmp -s "$T/www/big.bin" "$T/big.got" || fail "1 MB download over HTTP/2 differs"
 h2 -o "$T/big2.got" "$G/big.bin" || fail "h2 download"
 cmp -s "$T/www/big.bin" "$T/big2.got" || fail "1 MB download over HTTP/2 (curl) differs"
+
+log "50 cache hits of 12 KB on one connection with a 1 MB window: whole, in order of their streams"
+# Each hit's body is its stream's last DATA frame, written straight into the session's output
+# (h2s__send_data); 50 of them at once (http2.max_concurrent_streams) pass the output's 64 KB bound, so most wait their turn.
+h2 -o "$T/mid.got" "$G/mid.bin" || fail "mid.bin (the cache fill)"
+cmp -s "$T/www/mid.bin" "$T/mid.got" || fail "mid.bin miss differs"
+timeout 20 nghttp -W 20 -m 50 "$G/mid.bin" >"$T/mid50.got" || fail "nghttp -m 50 mid.bin"
+for _ in $(seq 1 50); do cat "$T/www/mid.bin"; done >"$T/mid50.want"
+cmp -s "$T/mid50.want" "$T/mid50.got" || fail "50 concurrent 12 KB cache hits over h2 differ"
 
 log "h2load -c4 -m10 -n2000: all 2xx (cache hits), then with bodies (origin)"
 out=$(timeout 60 h2load -c4 -m10 -n2000 "$G/api/users/7" 2>&1) || fail "h2load: $out"
