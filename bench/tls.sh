@@ -10,6 +10,9 @@
 # Usage:
 #   bench/tls.sh [APIGATE_BINARY]     env: DURATION=10s RUNS=3 CONNS=64 HS_CONNS=16
 #                                     MODES="keepalive handshake"
+# A/B of two builds in one run: APIGATE_BASE=/path/to/old/apigate adds a server "apigate_base"
+# (SERVERS="apigate apigate_base nginx_tls"), run in the same rotation, with its own rows and
+# the ratios new / base.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -19,6 +22,8 @@ RUNS=${RUNS:-3}
 CONNS=${CONNS:-64}
 HS_CONNS=${HS_CONNS:-16}
 MODES=${MODES:-keepalive handshake}
+SERVERS="apigate nginx_tls"
+[ -n "${APIGATE_BASE:-}" ] && SERVERS="apigate apigate_base nginx_tls"
 for c in wrk nginx taskset python3 curl openssl; do
     command -v "$c" >/dev/null || { echo "missing: $c" >&2; exit 2; }
 done
@@ -69,14 +74,16 @@ wait_port "$OPORT"
 
 start_server() { # NAME -> PX_PID PX_PORT
     PX_PORT=$(port)
+    local bin=$APIGATE
     case $1 in
-    apigate)
+    apigate | apigate_base)
+        [ "$1" = apigate_base ] && bin=$APIGATE_BASE
         printf '%s\n' "listen:" \
             "  - {address: 127.0.0.1:$PX_PORT, tls: {cert: $W/cert.pem, key: $W/key.pem}}" \
             "admin: 127.0.0.1:$(port)" "workers: {threads: 1}" "logging: {level: warn}" \
             "cache: {memory: 256MB}" "upstreams:" "  origin: {servers: [127.0.0.1:$OPORT]}" \
             "routes:" "  - {match: /, upstream: origin, cache: {}}" >"$W/apigate.yaml"
-        taskset -c 1 "$APIGATE" serve -c "$W/apigate.yaml" 2>"$W/apigate.log" &
+        taskset -c 1 "$bin" serve -c "$W/apigate.yaml" 2>"$W/apigate.log" &
         ;;
     nginx_tls)
         mkdir -p "$W/nginx_tls"
@@ -134,8 +141,11 @@ run_one() {
 : >"$W/results"
 for r in $(seq 1 "$RUNS"); do
     echo "run $r/$RUNS" >&2
+    # the order rotates every run, so that a change in the machine's load hits each alike
+    order=$SERVERS
+    for _ in $(seq 2 "$r"); do order="$(echo "$order" | awk '{ for (i = 2; i <= NF; i++) printf "%s ", $i; print $1 }')"; done
     for mode in $MODES; do
-        for name in apigate nginx_tls; do run_one "$name" "$mode"; done
+        for name in $order; do run_one "$name" "$mode"; done
     done
 done
 
@@ -144,13 +154,25 @@ med() { awk -v n="$1" -v m="$2" -v k="$3" '$1 == n && $2 == m { print $k }' "$W/
 echo "| TLS 1.3, ECDSA P-256, 1 KB, 1 core | apigate req/s | nginx req/s | req/s ratio | apigate CPU µs/req | nginx CPU µs/req | CPU ratio | p99 ms apigate / nginx |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|"
 for mode in $MODES; do
-    ar=$(med apigate $mode 3) nr=$(med nginx_tls $mode 3)
-    ac=$(med apigate $mode 5) nc=$(med nginx_tls $mode 5)
-    ap=$(med apigate $mode 4) np=$(med nginx_tls $mode 4)
-    label="HTTPS keep-alive (apigate cache hit vs nginx static), wrk -c$CONNS"
-    [ "$mode" = handshake ] && label="new TLS connection per request, wrk -c$HS_CONNS 'Connection: close'"
+  for a in $SERVERS; do
+    [ "$a" = nginx_tls ] && continue
+    ar=$(med "$a" $mode 3) nr=$(med nginx_tls $mode 3)
+    ac=$(med "$a" $mode 5) nc=$(med nginx_tls $mode 5)
+    ap=$(med "$a" $mode 4) np=$(med nginx_tls $mode 4)
+    label="HTTPS keep-alive ($a cache hit vs nginx static), wrk -c$CONNS"
+    [ "$mode" = handshake ] && label="new TLS connection per request ($a), wrk -c$HS_CONNS 'Connection: close'"
     printf '| %s | %.0f | %.0f | %s | %.2f | %.2f | %s | %.2f / %.2f |\n' "$label" "$ar" "$nr" \
         "$(ratio "$ar" "$nr")" "$ac" "$nc" "$(ratio "$ac" "$nc")" "$ap" "$np"
+  done
 done
+if [ -n "${APIGATE_BASE:-}" ]; then
+    echo
+    echo "| new / base, medians | req/s | CPU µs/req |"
+    echo "|---|---:|---:|"
+    for mode in $MODES; do
+        printf '| %s | %s | %s |\n' "$mode" "$(ratio "$(med apigate $mode 3)" "$(med apigate_base $mode 3)")" \
+            "$(ratio "$(med apigate $mode 5)" "$(med apigate_base $mode 5)")"
+    done
+fi
 echo
 echo "medians of $RUNS runs of $DURATION; wrk -t1 on CPU 0, server on CPU 1; $(nproc) CPUs; $(date -u +%Y-%m-%d)"
