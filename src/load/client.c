@@ -1,10 +1,11 @@
-/* One load-generator connection on its thread's loop: non-blocking connect, one write of the
+/* One load-generator connection on its thread's loop: non-blocking connect, then each request an
+ * HTTP/1.1 exchange of net/h1cli (the same client side as the gateway's proxy): one write of the
  * request (prebuilt bytes when the request has no template), reads until the socket is drained,
- * response heads parsed in place with the gateway's parser, bodies framed by http/h1body.c
- * (Content-Length, chunked or until close) and counted without copying unless a check needs them. Keep-alive connections are reused; a
- * connection the server closed while idle is reopened, and a request that met such a stale
- * connection is resent once. What to do after a response (next iteration, think, park) is the
- * engine's business (run.c). */
+ * the response head parsed in place, the body framed by http/h1body (Content-Length, chunked or
+ * until close) and counted without copying unless a check needs it. Keep-alive connections are
+ * reused; a connection the server closed while idle is reopened, and a request that met such a
+ * stale connection is resent once. What to do after a response (next iteration, think, park) is
+ * the engine's business (run.c). */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,10 @@
  * we parse (an endless 1xx flood, a body without end) must not keep the thread from its timers
  * (request deadlines, the end of the run) and its other connections. */
 #define CLIENT_READ_BUDGET (256u * 1024)
+
+/* The response head's fields, parsed in place: one array per load thread is enough, as a head is
+ * used (checks, extracts) in the call that parsed it and parsed again from the bytes otherwise. */
+static _Thread_local struct h1_header client_hdrs[CLIENT_MAX_HEADERS];
 
 static void client__on_fd(struct loop *loop, int fd, void *arg, unsigned events);
 static void client__more_cb(struct loop *loop, void *arg);
@@ -67,10 +72,7 @@ void client_close(struct client *c)
     loop_timer_stop(run__loop(c->t), &c->more);
     if (c->fd >= 0) {
         loop_del_fd(run__loop(c->t), c->fd);
-        if (c->tls)
-            transport_close(&c->tr); /* the TLS transport owns the fd */
-        else
-            close(c->fd);
+        transport_close(&c->tr); /* the transport owns the fd */
         c->fd = -1;
         c->tls = false;
     }
@@ -83,11 +85,10 @@ void client_close(struct client *c)
 static void client__fail(struct client *c, enum load_err kind)
 {
     bool stale =
-        c->reused && !c->retried && !c->got_bytes && (kind == LERR_RESET || kind == LERR_CLOSED);
+        c->reused && !c->retried && !c->x.got_bytes && (kind == LERR_RESET || kind == LERR_CLOSED);
     client_close(c);
     if (stale) {
         c->retried = true;
-        c->woff = 0;
         c->want_request = true;
         client_connect(c);
         return;
@@ -111,9 +112,9 @@ static enum load_err client__errno_kind(int err, bool connecting)
     return LERR_RESET; /* ECONNRESET, EPIPE and the rare rest: the peer broke the connection */
 }
 
-/* The error kind of a failed TLS transport operation; the first TLS failure of the thread is
- * described for the summary, since "handshake failed" alone does not say what to fix. */
-static enum load_err client__tls_kind(struct client *c)
+/* The error kind of a failed transport operation (TCP or TLS); the first TLS failure of the
+ * thread is described for the summary, since "handshake failed" alone does not say what to fix. */
+static enum load_err client__io_kind(struct client *c)
 {
     if (c->tr.err == transport_err_reset)
         return LERR_RESET;
@@ -125,44 +126,33 @@ static enum load_err client__tls_kind(struct client *c)
     return LERR_TLS;
 }
 
+/* Starts the exchange of the current request on the connection (its first write follows). */
+static void client__begin(struct client *c)
+{
+    h1cli_begin(&c->x, &c->tr, c->wreq, &c->rbuf);
+    c->x.hdrs = client_hdrs;
+    c->x.max_hdrs = CLIENT_MAX_HEADERS;
+    c->x.read_chunk = CLIENT_READ_ROOM;
+    c->x.head_request = c->req->is_head;
+    c->state = CL_WRITING;
+}
+
 /* Writes what is left of the request. */
 static void client__write(struct client *c)
 {
     if (c->origin_us == 0)
         c->origin_us = clock_now_us(); /* first send after a connect: the connect is not counted */
-    while (c->woff < c->wlen) {
-        if (c->tls) {
-            ssize_t n = transport_write(&c->tr, c->wptr + c->woff, c->wlen - c->woff);
-            if (n >= 0) {
-                c->woff += (size_t)n;
-                continue;
-            }
-            if (n == IO_AGAIN) {
-                c->state = CL_WRITING;
-                return;
-            }
-            client__fail(c, client__tls_kind(c));
+    while (!h1cli_head_sent(&c->x)) {
+        ssize_t n = h1cli_write(&c->x, NULL, 0);
+        if (n == IO_AGAIN)
+            return; /* CL_WRITING: the next event goes on */
+        if (n < 0) {
+            client__fail(c, client__io_kind(c));
             return;
         }
-        ssize_t n = send(c->fd, c->wptr + c->woff, c->wlen - c->woff, MSG_NOSIGNAL);
-        if (n >= 0) {
-            c->woff += (size_t)n;
-            continue;
-        }
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN) {
-            c->state = CL_WRITING;
-            return;
-        }
-        client__fail(c, client__errno_kind(errno, false));
-        return;
     }
-    *run__bytes_out(c->t) += c->wlen;
+    *run__bytes_out(c->t) += buf_pending(c->wreq);
     c->state = CL_READING;
-    c->head_done = false;
-    c->got_bytes = false;
-    c->resp_bytes = 0;
     c->hdr_ok = 0;
     c->ex_ok = 0;
 }
@@ -172,7 +162,7 @@ static void client__connected(struct client *c)
 {
     if (c->want_request) {
         c->want_request = false;
-        c->woff = 0;
+        client__begin(c);
         client__write(c);
     } else {
         c->state = CL_IDLE;
@@ -197,7 +187,7 @@ static void client__handshake(struct client *c)
     if (r == IO_AGAIN)
         return;
     if (r != IO_OK) {
-        client__setup_failed(c, client__tls_kind(c));
+        client__setup_failed(c, client__io_kind(c));
         return;
     }
     client__connected(c);
@@ -242,10 +232,10 @@ void client_connect(struct client *c)
     }
     sock_set_nodelay(fd);
     c->fd = fd;
-    c->peer_closed = false;
+    transport_init_tcp(&c->tr, fd); /* https makes it TLS once connected (client__tcp_up) */
     /* Registered once for both directions, edge-triggered: no epoll_ctl per request. */
     if (loop_add_fd(run__loop(c->t), fd, LOOP_READ | LOOP_WRITE, client__on_fd, c) == -1) {
-        close(fd);
+        transport_close(&c->tr);
         c->fd = -1;
         c->state = CL_IDLE;
         if (c->want_request) {
@@ -263,15 +253,12 @@ void client_start(struct client *c, size_t idx, uint64_t origin_us, uint64_t now
     c->req_idx = idx;
     c->origin_us = origin_us;
     c->retried = false;
-    c->woff = 0;
     if (r->dynamic) {
         buf_reset(&c->wbuf);
         run__render(c, r, &c->wbuf);
-        c->wptr = buf_head(&c->wbuf);
-        c->wlen = buf_pending(&c->wbuf);
+        c->wreq = &c->wbuf;
     } else {
-        c->wptr = buf_head(&r->prebuilt);
-        c->wlen = buf_pending(&r->prebuilt);
+        c->wreq = &r->prebuilt;
     }
     if (r->need_body)
         buf_reset(&c->body);
@@ -281,6 +268,7 @@ void client_start(struct client *c, size_t idx, uint64_t origin_us, uint64_t now
          * taken at most a few hundred nanoseconds ago), which saves a clock call per request. */
         if (c->origin_us == 0)
             c->origin_us = now_us;
+        client__begin(c);
         client__write(c);
         return;
     }
@@ -336,112 +324,59 @@ static void client__complete(struct client *c)
     run__client_done(c, false, 0);
 }
 
-/* Parses what is buffered: the head, then the body. Returns 1 when the response completed, 0 when
- * more bytes are needed, -1 after a failure (already reported). */
-static int client__parse(struct client *c)
+/* The final head is in c->x.res: status, keep-alive, and what checks and extracts read of it. */
+static void client__head(struct client *c)
 {
-    while (!c->head_done) {
-        struct h1_header headers[CLIENT_MAX_HEADERS];
-        struct h1_response res;
-        size_t interim = 0; /* 100 Continue, 103 Early Hints: the real answer follows */
-        int n = h1body_response_head(buf_head(&c->rbuf), buf_pending(&c->rbuf), &res, headers,
-                                     CLIENT_MAX_HEADERS, NULL, c->req->is_head, &interim);
-        buf_consume(&c->rbuf, interim);
-        if (n == -2)
-            return 0;
-        if (n < 0) {
-            c->retried = true;
-            client__fail(c, LERR_PROTOCOL);
-            return -1;
-        }
-        c->status = res.status;
-        c->keep_alive = res.keep_alive;
-        h1body_init_response(&c->framing, &res, c->req->is_head);
-        if (c->req->header_checks)
-            client__header_checks(c, &res);
-        if (c->req->nextracts)
-            run__extract_headers(c, &res);
-        buf_consume(&c->rbuf, (size_t)n);
-        c->head_done = true;
-    }
-    /* The body: counted, and kept (up to a limit) only when a check reads it. */
-    bool keep = c->req->need_body;
-    while (c->framing.state == H1BODY_MORE) {
-        const char *data;
-        size_t dlen;
-        long n = h1body_step(&c->framing, buf_head(&c->rbuf), buf_pending(&c->rbuf), &data, &dlen);
-        if (n < 0) {
-            c->retried = true;
-            client__fail(c, LERR_PROTOCOL);
-            return -1;
-        }
-        if (keep && dlen && buf_pending(&c->body) + dlen <= CLIENT_MAX_BODY_KEPT)
-            buf_append(&c->body, data, dlen);
-        buf_consume(&c->rbuf, (size_t)n);
-        if (n == 0)
-            break;
-    }
-    return c->framing.state == H1BODY_DONE; /* an until-close body ends at EOF */
+    const struct h1_response *res = &c->x.res;
+    c->status = res->status;
+    c->keep_alive = res->keep_alive;
+    if (c->req->header_checks)
+        client__header_checks(c, res);
+    if (c->req->nextracts)
+        run__extract_headers(c, res);
 }
 
-/* Reads until the socket is drained (a short read means it is, which saves the EAGAIN call),
- * parsing as it goes so a large body never accumulates; after CLIENT_READ_BUDGET bytes it goes
- * on from a zero timer instead, once the loop had its turn. */
+/* Pulls the response's events: reads until the socket is drained (a short read means it is,
+ * which saves the EAGAIN call; h1cli keeps that memory), the body counted and kept (up to a
+ * limit) only when a check reads it. After CLIENT_READ_BUDGET body bytes it goes on from a zero
+ * timer instead, once the loop had its turn. */
 static void client__read(struct client *c)
 {
     size_t budget = CLIENT_READ_BUDGET;
+    bool keep = c->req->need_body;
     for (;;) {
         if (budget == 0) {
             loop_timer_start(run__loop(c->t), &c->more, 0);
             return;
         }
-        buf_reserve(&c->rbuf, CLIENT_READ_ROOM);
-        size_t room = buf_room(&c->rbuf);
-        ssize_t n;
-        if (c->tls) {
-            n = transport_read(&c->tr, buf_tail(&c->rbuf), room);
-            if (n == IO_AGAIN)
-                return;
-            if (n == IO_ERR) {
-                client__fail(c, client__tls_kind(c));
-                return;
-            }
-        } else {
-            n = read(c->fd, buf_tail(&c->rbuf), room);
-        }
-        if (n > 0) {
-            buf_commit(&c->rbuf, (size_t)n);
-            c->resp_bytes += (uint64_t)n;
-            c->got_bytes = true;
-            int r = client__parse(c);
-            if (r == 1) {
-                client__complete(c);
-                return;
-            }
-            if (r < 0)
-                return;
-            budget -= (size_t)n < budget ? (size_t)n : budget;
-            /* A short read drained the socket, but not necessarily TLS's buffer of records, and
-             * when the peer closed, its EOF is there with no edge to come (LOOP_HUP). */
-            if ((size_t)n < room && !c->tls && !c->peer_closed)
-                return;
+        struct h1cli_piece p;
+        enum h1cli_ev ev = h1cli_next(&c->x, &p);
+        c->resp_bytes = c->x.received;
+        switch (ev) {
+        case H1CLI_AGAIN:
+            return;
+        case H1CLI_HEAD:
+            client__head(c);
             continue;
-        }
-        if (n == 0) {
-            if (c->head_done && h1body_eof(&c->framing) == H1BODY_DONE) {
-                c->keep_alive = false;
-                client__complete(c);
-            } else {
+        case H1CLI_BODY:
+            if (keep && p.len && buf_pending(&c->body) + p.len <= CLIENT_MAX_BODY_KEPT)
+                buf_append(&c->body, p.data, p.len);
+            budget -= p.raw_len < budget ? p.raw_len : budget;
+            continue;
+        case H1CLI_DONE:
+            client__complete(c);
+            return;
+        case H1CLI_ERROR:
+            if (c->x.err == h1cli_err_io) {
+                client__fail(c, client__io_kind(c));
+            } else if (c->x.err == h1cli_err_closed) {
                 client__fail(c, LERR_CLOSED);
+            } else { /* an invalid head or body, 1xx without end: never resent */
+                c->retried = true;
+                client__fail(c, LERR_PROTOCOL);
             }
             return;
         }
-        if (errno == EINTR)
-            continue;
-        if (errno == EAGAIN)
-            return;
-        client__fail(c, client__errno_kind(errno, false));
-        return;
     }
 }
 
@@ -459,16 +394,9 @@ static void client__more_cb(struct loop *loop, void *arg)
 static void client__idle_event(struct client *c)
 {
     char tmp[512];
-    if (c->tls) {
-        /* TLS 1.3 session tickets arrive after the handshake: reading them yields IO_AGAIN. */
-        ssize_t n = transport_read(&c->tr, tmp, sizeof(tmp));
-        if (n == IO_AGAIN)
-            return;
-    } else {
-        ssize_t n = read(c->fd, tmp, sizeof(tmp));
-        if (n == -1 && errno == EAGAIN)
-            return;
-    }
+    /* TLS 1.3 session tickets arrive after the handshake: reading them yields IO_AGAIN. */
+    if (transport_read(&c->tr, tmp, sizeof(tmp)) == IO_AGAIN)
+        return;
     client_close(c);
 }
 
@@ -478,8 +406,9 @@ static void client__on_fd(struct loop *loop, int fd, void *arg, unsigned events)
     (void)fd;
     struct client *c = arg;
     AG_ASSERT(c->magic == CLIENT_MAGIC);
-    if (events & LOOP_HUP)
-        c->peer_closed = true;
+    /* TLS may need to write to read and the reverse: any event is worth a try of both. */
+    if (c->state == CL_WRITING || c->state == CL_READING)
+        h1cli_on_events(&c->x, c->tls ? events | LOOP_READ | LOOP_WRITE : events);
     switch (c->state) {
     case CL_CONNECTING:
         if (!(events & (LOOP_WRITE | LOOP_ERROR)))
@@ -497,14 +426,13 @@ static void client__on_fd(struct loop *loop, int fd, void *arg, unsigned events)
         client__handshake(c); /* TLS may wait for either direction */
         return;
     case CL_WRITING:
-        /* TLS may need to read to write: retry on any event. */
-        if (c->tls || (events & (LOOP_WRITE | LOOP_ERROR)))
+        if (c->x.writable)
             client__write(c);
-        if (c->state == CL_READING && (c->tls || (events & LOOP_READ)))
+        if (c->state == CL_READING && c->x.readable)
             client__read(c);
         return;
     case CL_READING:
-        if (c->tls || (events & (LOOP_READ | LOOP_ERROR)))
+        if (c->x.readable)
             client__read(c);
         return;
     case CL_IDLE:

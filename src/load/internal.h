@@ -509,8 +509,8 @@ void threshold_format_observed(const struct threshold *t, char *out, size_t outl
 /* ------------------------------------------------------- engine (run.c, client.c) ---- */
 
 #include "core/loop.h"
-#include "http/h1body.h"
 #include "http/h1parse.h"
+#include "net/h1cli.h"
 
 #define CLIENT_MAGIC 0x4C434C49u /* "LCLI" */
 
@@ -530,30 +530,28 @@ struct client {
     uint32_t magic;
     struct lthread *t;
     unsigned vu; /* global VU index (closed) or pool slot (open) */
-    int fd;
-    struct transport tr; /* https only: the TLS stream over fd (plain TCP uses fd directly) */
-    bool tls;            /* tr holds a TLS transport that owns fd */
+    int fd;              /* tr.fd while connected, -1 otherwise */
+    struct transport tr; /* TCP, or TLS for https; owns fd */
+    bool tls;            /* tr is a TLS transport */
     enum client_state state;
     bool active;       /* closed: the VU is within the current target */
     bool want_request; /* connecting with a request to send */
     bool reused;       /* this connection served a response before */
     bool retried;      /* the current request was resent after a stale keep-alive */
-    bool head_done, keep_alive, got_bytes;
-    bool peer_closed; /* LOOP_HUP seen on this connection: read on to the EOF */
+    bool keep_alive;
     const struct load_req *req;
     size_t req_idx;
     size_t flow, step;   /* the iteration's flow and the step in flight */
     struct buf *vars;    /* this VU's variables (scenario.nvars), reset at each iteration */
     uint32_t ex_ok;      /* bit i: extract i of the request got its value */
     bool flow_pending;   /* closed model: the next start is the flow's next step */
-    const char *wptr; /* request bytes: the prebuilt buffer or wbuf */
-    size_t wlen, woff;
+    const struct buf *wreq; /* the request: the prebuilt buffer or wbuf */
     uint64_t origin_us; /* latency is measured from here: the send, or the intended time */
     uint64_t deadline_us;
     uint64_t done_us; /* when the response completed */
     uint64_t resp_bytes;
     int status;
-    struct h1body framing; /* the response body being read */
+    struct h1cli x; /* the exchange in flight (net/h1cli): request out, response events in */
     uint32_t hdr_ok; /* header-present checks that passed */
     struct buf rbuf, wbuf, body;
     struct loop_timer timer; /* think time / backoff */

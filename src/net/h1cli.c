@@ -26,6 +26,7 @@ void h1cli_begin(struct h1cli *x, struct transport *tp, const struct buf *head, 
     x->writable = true;
     x->head_sent = 0;
     x->got_bytes = false;
+    x->received = 0;
     x->head_done = false;
     x->_tried = 0;
     x->_interim = 0;
@@ -156,6 +157,7 @@ enum h1cli_ev h1cli_next(struct h1cli *x, struct h1cli_piece *p)
         }
         buf_commit(x->in, (size_t)n);
         x->got_bytes = true;
+        x->received += (size_t)n;
         if (x->early_stray && !h1cli_head_sent(x))
             return h1cli__fail(x, h1cli_err_early);
         /* A drained socket (a short plaintext read; with TLS only what the transport can tell,

@@ -72,6 +72,7 @@ struct h1cli {
     /* progress */
     size_t head_sent;         /* bytes of *head written */
     bool got_bytes;           /* any response byte arrived */
+    size_t received;          /* response bytes read from the transport (1xx, head, body) */
     bool head_done;           /* res holds the final head, body its framing */
     size_t _tried;            /* bytes pending at the last incomplete head parse */
     size_t _interim;          /* bytes of 1xx heads consumed so far */
