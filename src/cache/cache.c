@@ -299,6 +299,13 @@ void cache_write_304(const struct cache_entry *e, uint64_t age_ms, enum cache_st
     buf_append(out, block, n);
 }
 
+/* The bytes <e> holds, as the store's memory limit counts them: its head and body, and the
+ * field index beside them (about as large as the head again: refs and lower-case names). */
+static size_t cache__size(const struct cache_entry *e)
+{
+    return e->head_len + e->body_len + e->index_bytes;
+}
+
 /* Indexes the fields of <e>'s stored head (the status line skipped; a line without a colon, or
  * one that would not fit the index's offsets, is left out). */
 static void cache__index(struct cache_entry *e)
@@ -308,7 +315,8 @@ static void cache__index(struct cache_entry *e)
     for (const char *q = p; q < end; q++)
         n += *q == '\n';
     /* one allocation: the index, then the lower-case names (at most the head's bytes) */
-    e->fields = n > 0 ? xmalloc(n * sizeof(*e->fields) + e->head_len) : NULL;
+    e->index_bytes = n > 0 ? n * sizeof(*e->fields) + e->head_len : 0;
+    e->fields = n > 0 ? xmalloc(e->index_bytes) : NULL;
     e->lnames = n > 0 ? (char *)(e->fields + n) : NULL;
     e->nfields = 0;
     uint32_t lused = 0;
@@ -669,7 +677,7 @@ struct store_obj *cache_fill_end_ref(struct cache *c, struct cache_fill *f, uint
             store_unref(c->store, mo);
     }
     struct store_obj *o = store_insert(c->store, now_ms, f->key.data, f->key.len, f->primary_len, e,
-                                       head_len + e->body_len, cache__free_entry, expire);
+                                       cache__size(e), cache__free_entry, expire);
     if (o == NULL)
         cache__free_entry(e);
     cache_fill_abort(f);
@@ -780,7 +788,7 @@ struct store_obj *cache_insert_serialized(struct cache *c, const char *blob, siz
         return NULL;
     }
     struct store_obj *o = store_insert(c->store, now_ms, key, key_len, primary_len, e,
-                                       e->head_len + e->body_len, cache__free_entry, expire);
+                                       cache__size(e), cache__free_entry, expire);
     if (o == NULL)
         cache__free_entry(e);
     return o;
@@ -907,7 +915,7 @@ struct store_obj *cache_refresh_304(struct cache *c, const struct policy_conf *p
         e->etag = e->data + (et->value - merged.data);
         e->etag_len = et->value_len;
     }
-    out = store_insert(c->store, now_ms, key, key_len, primary_len, e, head_len + e->body_len,
+    out = store_insert(c->store, now_ms, key, key_len, primary_len, e, cache__size(e),
                        cache__free_entry, cache__expire(c, &fresh, now_ms));
     if (out == NULL)
         cache__free_entry(e);
@@ -1238,7 +1246,7 @@ struct store_obj *cache_variant_store(struct cache *c, const struct store_obj *b
     size_t kl;
     const char *k = cache__variant_key(base, name, small, sizeof(small), &kl, &heap);
     struct store_obj *o = store_insert(c->store, now_ms, k, kl, base->primary_len, v,
-                                       v->head_len + v->body_len, cache__free_entry,
+                                       cache__size(v), cache__free_entry,
                                        base->expire_ms);
     free(heap);
     if (o != NULL)

@@ -42,6 +42,7 @@ struct cache_entry {
     size_t nfields;
     char *lnames; /* the fields' names in lower case (h1_field_ref.lname_off): HTTP/2's form,
                      made once; in the same allocation as <fields> */
+    size_t index_bytes; /* that allocation's size: charged to the cache with the entry's data */
     size_t body_len;
     int status;
     uint64_t stored_ms; /* monotonic ms when the response was received */

@@ -21,7 +21,6 @@
 
 #include "core/xmalloc.h"
 
-#define STORE_OBJ_OVERHEAD 128 /* bytes charged per object for the struct and bookkeeping */
 
 struct store_shard {
     pthread_mutex_t lock;

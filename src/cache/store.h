@@ -34,6 +34,10 @@ struct store_obj {
     struct store_obj *_newer, *_older; /* SIEVE queue (FIFO by insertion) */
 };
 
+/* Bytes charged per object for the struct and its bookkeeping, on top of its payload's size and
+ * its key's length. */
+#define STORE_OBJ_OVERHEAD 128
+
 struct store_stats {
     uint64_t objects;
     uint64_t bytes;

@@ -106,6 +106,13 @@ static void test_fill_and_hit(void **state)
     free(h);
     assert_int_equal(e->etag_len, 4);
     assert_memory_equal(e->etag, "\"v1\"", 4);
+    /* the memory limit counts what the entry holds: its bytes and its field index */
+    assert_true(e->index_bytes >= e->nfields * sizeof(*e->fields) + e->head_len);
+    assert_int_equal(o->size - o->key_len - STORE_OBJ_OVERHEAD,
+                     e->head_len + e->body_len + e->index_bytes);
+    struct cache_stats st;
+    cache_stats(c, &st);
+    assert_int_equal(st.store.bytes, o->size);
     /* the per-hit block completes the head */
     char block[160];
     size_t n = cache_hit_block(block, f.age_ms, CACHE_HIT, "Connection: close\r\n");
