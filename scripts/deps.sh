@@ -17,7 +17,7 @@ libxxhash-dev libcjson-dev libcmocka-dev libnghttp2-dev zlib1g-dev libzstd-dev l
 libjs-chart.js"
 TEST_PKGS="clang libclang-rt-14-dev curl jq python3 valgrind nginx-light redis-server redis-sentinel postgresql \
 postgresql-contrib pgbouncer apache2-utils wrk prometheus chromium procps iproute2 python3-yaml nghttp2-client \
-openssl brotli zstd python3-brotli python3-zstandard python3-websockets"
+openssl brotli zstd python3-brotli python3-zstandard python3-websockets python3-h2"
 BENCH_PKGS="nginx-light haproxy varnish wrk util-linux h2o"
 # Services that packages of the lists above start when they are installed.
 SERVICES="nginx redis-server redis-sentinel postgresql pgbouncer haproxy varnish prometheus \

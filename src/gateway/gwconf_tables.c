@@ -555,8 +555,9 @@ const struct cfg_desc gwconf__route_desc[] = {
     {"retry", CFG_SECTION, 0, NULL, NULL, NULL, "retries with a budget", NULL, gwconf__retry_desc,
      false},
     {"websocket", CFG_BOOL, R(websocket), "true", NULL, NULL,
-     "forward HTTP/1.1 Upgrade requests (WebSocket or any protocol but h2c) and tunnel the "
-     "connection after the upstream's 101; false = Upgrade headers dropped, a plain request",
+     "forward HTTP/1.1 Upgrade requests (WebSocket or any protocol but h2c) and HTTP/2 "
+     "extended CONNECT WebSockets (RFC 8441), and tunnel the connection (or stream) after the "
+     "upstream's 101; false = Upgrade headers dropped, a plain request; an extended CONNECT 501",
      NULL, NULL, false},
     {"tunnel", CFG_SECTION, 0, NULL, NULL, NULL, "the byte tunnel of an accepted Upgrade", NULL,
      gwconf__tunnel_desc, false},

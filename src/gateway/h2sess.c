@@ -13,6 +13,13 @@
  *   (CONN_BUF_HIGH) and stops reading its upstream until gw_req_on_drained;
  * - request: DATA is given back to the stream's window (WINDOW_UPDATE) only once the proxy
  *   consumed it from <in>, so a slow upstream slows the client instead of filling memory.
+ * A WebSocket over HTTP/2 (RFC 8441: SETTINGS_ENABLE_CONNECT_PROTOCOL, then CONNECT with
+ * :protocol websocket) is the HTTP/1.1 Upgrade of the request layer (req.c, proxy.c); on the
+ * upstream's 101 its stream answers 200 and becomes the client side of a tunnel (tunnel.c):
+ * the client's DATA is pushed in and given back to its window only as the upstream takes it, the
+ * upstream's bytes are pulled into DATA as the client's windows allow.
+ * Request trailers (HEADERS after DATA) become the chunked body's trailer section, which the
+ * proxy filters as it does an HTTP/1.1 client's.
  * Abuse bounds: SETTINGS_MAX_CONCURRENT_STREAMS, decoded header bytes per stream, resets per 10 s
  * (rapid reset: GOAWAY ENHANCE_YOUR_CALM), and nghttp2's own limits on SETTINGS entries and
  * queued control-frame answers. */
@@ -33,8 +40,10 @@
 #include "core/xmalloc.h"
 #include "gateway/gwconf.h"
 #include "gateway/req.h"
+#include "gateway/tunnel.h"
 #include "http/chunked.h"
 #include "http/h1write.h"
+#include "http/headers.h"
 #include "http/reqhead.h"
 #include "net/tls.h"
 #include "net/transport.h"
@@ -60,6 +69,7 @@ struct h2_stream {
                             // records [u32 name_len][u32 value_len][name, lower case][value]
     struct buf body;        // response body bytes ready for DATA frames
     struct buf trail;       // the chunked response's trailer section (already filtered)
+    struct buf rtrail;      // the request's trailer fields as HTTP/1.1 lines, until END_STREAM
     struct h2_stream *next_free;
     // cleared on reuse from here
     struct h2sess *s;
@@ -88,6 +98,7 @@ struct h2_stream {
     bool rst_after;     // answered before the request's end: the rest of its body is dropped
     bool res_sent;      // the response's END_STREAM went out
     uint64_t dropped;   // body bytes dropped after an early answer
+    struct tunnel *tun; // the stream carries a tunnel (extended CONNECT answered 200)
 };
 
 struct h2sess {
@@ -115,6 +126,8 @@ static void h2s__flush(struct h2sess *s);
 static void h2s__close(struct h2sess *s);
 static void h2s__on_event(struct loop *loop, int fd, void *arg, unsigned events);
 static void h2s__on_timer(struct loop *loop, void *arg);
+static int h2s__trailer_field(struct h2_stream *st, const uint8_t *name, size_t nlen,
+                              const uint8_t *value, size_t vlen);
 
 bool h2sess_is_preface(const char *p, size_t n)
 {
@@ -146,6 +159,7 @@ static struct h2_stream *h2s__stream_new(struct h2sess *s, int32_t id)
         buf_init(&st->hd);
         buf_init(&st->body);
         buf_init(&st->trail);
+        buf_init(&st->rtrail);
         gw_req_init(&st->rq, &h2s_sess_ops, st, &st->in, &st->out, s->client_ip);
         st->rq.th = th;
         st->rq.h2 = true;
@@ -185,6 +199,7 @@ static void h2s__stream_destroy(struct h2_stream *st)
     buf_deinit(&st->hd);
     buf_deinit(&st->body);
     buf_deinit(&st->trail);
+    buf_deinit(&st->rtrail);
     free(st->hdrs);
     st->magic = 0;
     free(st);
@@ -203,6 +218,8 @@ static void h2s__stream_free(struct h2_stream *st)
     gwthread_buf_give(th, &st->hd);
     gwthread_buf_give(th, &st->body);
     buf_deinit(&st->trail); // rare: not kept
+    buf_deinit(&st->rtrail);
+    AG_ASSERT(st->tun == NULL); // the stream's close or the session's let go of it
     if (th->h2_nfree_streams >= H2S_FREE_STREAMS + th->h2_streams_hw ||
         st->rq.max_hdrs != (uint32_t)(th->sh->cfg->server.max_headers > 0
                                           ? th->sh->cfg->server.max_headers
@@ -406,6 +423,30 @@ static int h2s__send_data(nghttp2_session *ng, nghttp2_frame *f, const uint8_t *
     return 0;
 }
 
+/* The DATA of a stream that carries a tunnel: the upstream's bytes as the windows allow, and
+ * END_STREAM once the upstream closed its side (RFC 8441 §5: a TCP FIN is END_STREAM). */
+static ssize_t h2s__tunnel_read(nghttp2_session *ng, int32_t id, uint8_t *dst, size_t length,
+                                uint32_t *flags, nghttp2_data_source *src, void *user)
+{
+    (void)ng;
+    (void)id;
+    (void)user;
+    struct h2_stream *st = src->ptr;
+    if (st->tun == NULL) // ended under the stream: it is being reset
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    bool eof;
+    size_t n = tunnel_stream_read(st->tun, (char *)dst, length, &eof);
+    if (eof) {
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+        return (ssize_t)n;
+    }
+    if (n == 0) {
+        st->deferred = true; // tunnel_stream_ops.wake resumes it
+        return NGHTTP2_ERR_DEFERRED;
+    }
+    return (ssize_t)n;
+}
+
 /* HTTP/1.1's connection fields, which HTTP/2 forbids (RFC 9113 §8.2.2). */
 static bool h2s__hop_by_hop(const char *n, size_t len)
 {
@@ -449,8 +490,12 @@ static void h2s__head(struct gw_req *r, const struct gw_head *h)
 {
     struct h2_stream *st = r->sess;
     struct h2sess *s = st->s;
-    if (s->closed || st->closed || st->res_head_done || st->head_queued || h->status < 200)
-        return; // (no interim answer reaches an HTTP/2 stream: 101 is HTTP/1.1's)
+    /* the upstream's 101 to the WebSocket Upgrade an extended CONNECT became: the stream's
+     * answer is 200 (RFC 8441 §5), sent with the tunnel's first DATA by h2s__done */
+    bool ws101 = h->status == 101 && r->ws_key[0] != '\0';
+    if (s->closed || st->closed || st->res_head_done || st->head_queued ||
+        (h->status < 200 && !ws101))
+        return; // (no other interim answer reaches an HTTP/2 stream: 101 is HTTP/1.1's)
     size_t nrefs = h->h1 != NULL ? h->h1_nrefs : 0, nall = nrefs + h->n;
     uint64_t h1len = h->h1 != NULL ? h->h1_len
                                    : 13 + (h->reason != NULL ? h->reason_len
@@ -461,13 +506,13 @@ static void h2s__head(struct gw_req *r, const struct gw_head *h)
         names += h->f[i].name_len;
     }
     st->head_bytes = h1len + 2; // the access log's bytes: the head's size over HTTP/1.1
-    st->head_status = h->status;
+    st->head_status = ws101 ? 200 : h->status;
     st->res_body = h->body;
     st->res_remaining = h->body == H1_BODY_LENGTH ? h->content_length : 0;
     if (h->body == H1_BODY_CHUNKED)
         h1_chunked_init(&st->res_chunk);
     st->res_eof = h->body == H1_BODY_NONE || (h->body == H1_BODY_LENGTH && h->content_length == 0);
-    if (h->retractable) {
+    if (h->retractable || ws101) {
         gwthread_buf_take(s->th, &st->hd);
         buf_reset(&st->hd);
         /* records [u32 name_len][u32 value_len][name, lower case][value], for h2s__submit_head */
@@ -479,6 +524,8 @@ static void h2s__head(struct gw_req *r, const struct gw_head *h)
             if (h2s__hop_by_hop(f.name, f.name_len) || f.name_len > UINT32_MAX ||
                 f.value_len > UINT32_MAX)
                 continue;
+            if (ws101 && f.name_len == 20 && strncasecmp(f.name, "sec-websocket-accept", 20) == 0)
+                continue; // answered our key, not the client's: meaningless on the stream
             uint32_t l[2] = {(uint32_t)f.name_len, (uint32_t)f.value_len};
             buf_reserve(&st->hd, sizeof(l) + f.name_len + f.value_len);
             char *p = buf_tail(&st->hd);
@@ -588,7 +635,8 @@ static int h2s__submit_head(struct h2_stream *st)
                                NGHTTP2_NV_FLAG_NONE};
         p += l[0] + l[1];
     }
-    nghttp2_data_provider dp = {.source.ptr = st, .read_callback = h2s__data_read};
+    nghttp2_data_provider dp = {.source.ptr = st,
+                                .read_callback = st->tun ? h2s__tunnel_read : h2s__data_read};
     int rv = nghttp2_submit_response(s->ng, st->id, nv, k, st->res_eof ? NULL : &dp); // copies
     if (nv != local)
         free(nv);
@@ -675,6 +723,68 @@ static void h2s__resume_read(struct gw_req *r)
     h2s__flush(s);
 }
 
+static void h2s__tun_wake(void *arg)
+{
+    struct h2_stream *st = arg;
+    if (st->deferred) {
+        st->deferred = false;
+        nghttp2_session_resume_data(st->s->ng, st->id);
+    }
+    h2s__flush(st->s);
+}
+
+static void h2s__tun_consumed(void *arg, size_t n)
+{
+    struct h2_stream *st = arg;
+    if (!st->closed)
+        nghttp2_session_consume_stream(st->s->ng, st->id, n);
+    h2s__flush(st->s); // the WINDOW_UPDATE
+}
+
+static void h2s__tun_ended(void *arg, enum tunnel_end why)
+{
+    struct h2_stream *st = arg;
+    st->tun = NULL;
+    /* both sides ended (END_STREAM each way): the stream closes by itself; else the upstream
+     * failed, a timeout or the drain: RFC 8441 §5 maps a TCP reset to RST_STREAM CANCEL */
+    if (why != TUNNEL_END_CLOSED && !st->closed)
+        nghttp2_submit_rst_stream(st->s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+    h2s__flush(st->s);
+}
+
+static const struct tunnel_stream_ops h2s_tunnel_ops = {
+    .wake = h2s__tun_wake,
+    .consumed = h2s__tun_consumed,
+    .ended = h2s__tun_ended,
+};
+
+/* The upstream switched to the WebSocket protocol for an extended CONNECT: the stream answers
+ * 200 (the head h2s__head queued) and carries the tunnel from here; what the client sent before
+ * (held in <in>, its window not opened) and what the upstream sent after its 101 (in <out>)
+ * are the tunnel's first bytes. */
+static void h2s__to_tunnel(struct h2_stream *st)
+{
+    struct h2sess *s = st->s;
+    struct tunnel *t = st->rq.tunnel;
+    st->rq.tunnel = NULL;
+    st->tun = t;
+    if (h2s__submit_head(st) == -1) {
+        st->tun = NULL;
+        tunnel_destroy(t);
+        nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+        h2s__flush(s);
+        return;
+    }
+    st->unconsumed = 0; // the tunnel gives those bytes back as it writes them (consumed)
+    tunnel_start_stream(t, &h2s_tunnel_ops, st, buf_head(&st->in), buf_pending(&st->in),
+                        buf_head(&st->out), buf_pending(&st->out));
+    gwthread_buf_give(s->th, &st->in);
+    gwthread_buf_give(s->th, &st->out);
+    if (st->tun != NULL && st->req_eos)
+        tunnel_stream_eof(st->tun); // the client half-closed before the 200
+    h2s__flush(s);
+}
+
 /* gw_sess_ops.done */
 static void h2s__done(struct gw_req *r)
 {
@@ -682,6 +792,10 @@ static void h2s__done(struct gw_req *r)
     struct h2sess *s = st->s;
     if (s->closed)
         return;
+    if (r->tunnel != NULL && !st->closed && st->head_queued) {
+        h2s__to_tunnel(st);
+        return;
+    }
     if (!st->closed) {
         /* the rest of the body drains through the data provider, which resets the stream if the
          * response ended short of its framing */
@@ -739,16 +853,43 @@ static int h2s__on_header(nghttp2_session *ng, const nghttp2_frame *f, const uin
     struct h2_stream *st = nghttp2_session_get_stream_user_data(ng, f->hd.stream_id);
     if (st == NULL || st->magic != H2ST_MAGIC)
         return 0;
-    if (f->headers.cat != NGHTTP2_HCAT_REQUEST)
-        return 0; // trailers: dropped
-    st->hdr_bytes += nlen + vlen + 32;
+    st->hdr_bytes += nlen + vlen + 32; // trailers count too: the same HPACK-bomb bound
     if (st->hdr_bytes > s->th->sh->cfg->http2.max_header_list_size) {
         metrics_counter_inc(s->th->ms, s->th->sh->ids.h2_hdr_limit);
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; // resets the stream
     }
+    if (f->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return h2s__trailer_field(st, name, nlen, value, vlen);
     /* a refused field is remembered and answered once the head is whole (h2s__start) */
     if (st->rh != NULL)
         reqhead_field(st->rh, (const char *)name, nlen, (const char *)value, vlen);
+    return 0;
+}
+
+/* A request trailer field (a HEADERS frame after DATA): kept as an HTTP/1.1 line for the chunked
+ * body's trailer section (h2s__on_frame_recv), where the proxy drops the fields that must not be
+ * trailers as it does for an HTTP/1.1 client. A body framed by Content-Length upstream has no
+ * trailer section: its trailers are dropped (the head went out before they came; a request that
+ * announces them with a Trailer field is sent chunked, h2s__start). */
+static int h2s__trailer_field(struct h2_stream *st, const uint8_t *name, size_t nlen,
+                              const uint8_t *value, size_t vlen)
+{
+    if (!st->chunked_req || st->rq.state != GW_REQ_ACTIVE || st->rq.px.req_body_read)
+        return 0;
+    /* nghttp2 checked the bytes (RFC 9113 §8.2.1); checked again, since they become HTTP/1.1
+     * lines: a name of token characters, a value without CR, LF, NUL */
+    if (nlen == 0 || name[0] == ':')
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    for (size_t i = 0; i < nlen; i++)
+        if (name[i] <= ' ' || name[i] >= 0x7f || strchr("\"(),/:;<=>?@[\\]{}", name[i]))
+            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    for (size_t i = 0; i < vlen; i++)
+        if ((value[i] < ' ' && value[i] != '\t') || value[i] == 0x7f)
+            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    buf_append(&st->rtrail, name, nlen);
+    buf_append(&st->rtrail, ": ", 2);
+    buf_append(&st->rtrail, value, vlen);
+    buf_append(&st->rtrail, "\r\n", 2);
     return 0;
 }
 
@@ -768,6 +909,12 @@ static void h2s__start(struct h2sess *s, struct h2_stream *st)
         gw_req_respond_error(r, h1_err_status(err), "bad_request", h1_err_text(err), NULL);
         return;
     }
+    if (r->req.body == H1_BODY_LENGTH &&
+        headers_find(r->req.headers, r->req.nheaders, "trailer") != NULL)
+        /* trailers announced (RFC 9110 §6.6.2): only a chunked body can carry them upstream,
+         * and the head goes out before they come (nghttp2 still holds the DATA to the
+         * content-length) */
+        r->req.body = H1_BODY_CHUNKED;
     st->chunked_req = r->req.body == H1_BODY_CHUNKED;
     r->req.https = s->tp.ops != &transport_tcp_ops; // after the build, which clears it
     r->client_verify = (signed char)tls_transport_client_verify(&s->tp);
@@ -808,10 +955,21 @@ static int h2s__on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void 
         h2s__start(s, st);
         return 0;
     }
+    if (eos && st->tun != NULL) {
+        st->req_eos = true;
+        tunnel_stream_eof(st->tun); // RFC 8441 §5: END_STREAM is the client's FIN
+        return 0;
+    }
     if (eos && st->started && !st->req_eos) {
         st->req_eos = true;
-        if (st->chunked_req)
-            buf_append_str(&st->in, "0\r\n\r\n");
+        if (st->chunked_req && st->rq.state == GW_REQ_ACTIVE) {
+            /* the last chunk, the trailers' lines (if HEADERS came after the DATA), the end */
+            gwthread_buf_take(s->th, &st->in);
+            buf_append_str(&st->in, "0\r\n");
+            buf_append(&st->in, buf_head(&st->rtrail), buf_pending(&st->rtrail));
+            buf_append_str(&st->in, "\r\n");
+        }
+        buf_deinit(&st->rtrail);
         gw_req_on_body(&st->rq);
     }
     return 0;
@@ -826,6 +984,18 @@ static int h2s__on_data(nghttp2_session *ng, uint8_t flags, int32_t id, const ui
     struct h2_stream *st = nghttp2_session_get_stream_user_data(ng, id);
     if (st == NULL || st->magic != H2ST_MAGIC || !st->started)
         return 0;
+    if (st->tun != NULL) { // tunnel bytes: the window opens as they reach the upstream
+        tunnel_stream_data(st->tun, (const char *)data, len);
+        return 0;
+    }
+    if (st->rq.ws_key[0] && st->rq.state == GW_REQ_ACTIVE) {
+        /* an extended CONNECT waiting for the upstream's 101: the bytes are the tunnel's
+         * first, held (the window, not given back, bounds them) */
+        gwthread_buf_take(st->s->th, &st->in);
+        buf_append(&st->in, data, len);
+        st->unconsumed += len;
+        return 0;
+    }
     if (st->rq.state != GW_REQ_ACTIVE || st->rq.px.req_body_read) {
         nghttp2_session_consume_stream(ng, id, len); // answered already: dropped
         st->dropped += len;
@@ -863,6 +1033,15 @@ static int h2s__on_stream_close(nghttp2_session *ng, int32_t id, uint32_t code, 
     if (st == NULL || st->magic != H2ST_MAGIC)
         return 0;
     st->closed = true;
+    if (st->tun != NULL) {
+        /* reset by the client (RFC 8441 §5: CANCEL is its TCP reset) or both ends closed:
+         * the upstream connection goes too */
+        struct tunnel *t = st->tun;
+        st->tun = NULL;
+        tunnel_stream_reset(t, code == NGHTTP2_NO_ERROR || code == NGHTTP2_CANCEL
+                                   ? TUNNEL_END_CLOSED
+                                   : TUNNEL_END_ERROR);
+    }
     if (st->rq.state == GW_REQ_ACTIVE &&
         !(st->res_head_done && st->res_eof && buf_pending(&st->body) == 0 && code == 0))
         gw_req_abort(&st->rq); // the client reset it (a whole response is still recorded)
@@ -1214,9 +1393,15 @@ static void h2s__close(struct h2sess *s)
         return;
     struct gwthread *th = s->th;
     s->closed = true;
-    for (struct h2_stream *st = s->streams; st != NULL; st = st->next)
+    for (struct h2_stream *st = s->streams; st != NULL; st = st->next) {
         if (st->rq.state == GW_REQ_ACTIVE)
             gw_req_abort(&st->rq);
+        if (st->tun != NULL) { // the client's side is gone: so is the upstream connection
+            struct tunnel *t = st->tun;
+            st->tun = NULL;
+            tunnel_stream_reset(t, th->draining ? TUNNEL_END_DRAIN : TUNNEL_END_ERROR);
+        }
+    }
     loop_timer_stop(th->loop, &s->timer);
     loop_del_fd(th->loop, s->tp.fd);
     transport_close(&s->tp);
@@ -1265,6 +1450,12 @@ void h2sess_accept(struct gwthread *th, struct transport *tp, const char *ip, co
     nghttp2_session_server_new2(&s->ng, cb, s, opt);
     nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cb);
+    /* RFC 8441: extended CONNECT (WebSockets over HTTP/2) is announced when a route tunnels
+     * WebSockets; nghttp2 accepts :protocol only after we announced it (and refuses it
+     * otherwise, as a malformed request) */
+    bool ws = false;
+    for (size_t i = 0; i < cfg->nroutes && !ws; i++)
+        ws = cfg->routes[i].websocket;
     nghttp2_settings_entry iv[] = {
         {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, (uint32_t)cfg->http2.max_concurrent_streams},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, (uint32_t)cfg->http2.window_size},
@@ -1273,8 +1464,11 @@ void h2sess_accept(struct gwthread *th, struct transport *tp, const char *ip, co
          * then schedules streams by urgency and keeps no closed streams for the tree: less work
          * per stream and per DATA frame, and less memory per session */
         {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
+        /* last: left out when no route tunnels WebSockets */
+        {NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1},
     };
-    nghttp2_submit_settings(s->ng, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0]));
+    nghttp2_submit_settings(s->ng, NGHTTP2_FLAG_NONE, iv,
+                            sizeof(iv) / sizeof(iv[0]) - (ws ? 0 : 1));
     /* the connection window: every stream's window may be in flight at once */
     uint64_t cw = (uint64_t)cfg->http2.window_size * (uint64_t)cfg->http2.max_concurrent_streams;
     if (cw > (1u << 30))

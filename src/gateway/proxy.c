@@ -22,6 +22,7 @@
 #include "net/transport.h"
 #include "http/h1write.h"
 #include "http/headers.h"
+#include "net/wskey.h"
 
 #define PX_READ_CHUNK (16u * 1024u)
 #define PX_MAX_RESPONSE_HEAD (64u * 1024u)
@@ -39,6 +40,7 @@ void proxy_init(struct proxy *px)
     buf_init(&px->uout);
     buf_init(&px->uin);
     buf_init(&px->trail);
+    buf_init(&px->req_trail);
     buf_init(&px->xout);
 }
 
@@ -48,6 +50,7 @@ void proxy_deinit(struct proxy *px)
     buf_deinit(&px->uout);
     buf_deinit(&px->uin);
     buf_deinit(&px->trail);
+    buf_deinit(&px->req_trail);
     buf_deinit(&px->xout);
     free(px->res_hdrs); // blocks are plain allocations
     px->res_hdrs = NULL;
@@ -386,6 +389,9 @@ void proxy_write_head(struct buf *b, const struct px_head *h)
             h1_write_header(b, hd->name, hd->name_len, hd->value, hd->value_len);
             continue;
         }
+        if (h->ws_key != NULL && hd->name_len == 17 &&
+            headers_name_eq(hd->name, 17, "sec-websocket-key"))
+            continue; // the gateway is the WebSocket client of this hop: its key is ours
         if (proxy_skip_request_header(hd->name, hd->name_len) ||
             (h->skip != NULL && h->skip(h->skip_arg, hd->name, hd->name_len)))
             continue; // hop-by-hop, ours to set, or not in a cached route's key
@@ -401,6 +407,11 @@ void proxy_write_head(struct buf *b, const struct px_head *h)
         buf_append(b, hd->name, hd->name_len);
         buf_append(b, ": ", 2);
         buf_append(b, hd->value, hd->value_len);
+        buf_append(b, "\r\n", 2);
+    }
+    if (h->ws_key != NULL) {
+        buf_append_str(b, "Upgrade: websocket\r\nSec-WebSocket-Key: ");
+        buf_append_str(b, h->ws_key);
         buf_append(b, "\r\n", 2);
     }
     proxy_write_forwarded(b, req, h->client_ip);
@@ -450,6 +461,10 @@ static void proxy__build_head(struct gw_req *r)
                         .rid_len = r->rid_len,
                         .framing = true,
                         .upgrade = r->upgrade,
+                        /* RFC 8441 -> RFC 6455: the stream's CONNECT is an HTTP/1.1 GET upstream
+                         * (the access log and metrics keep the client's CONNECT) */
+                        .method = r->ws_key[0] ? "GET" : NULL,
+                        .ws_key = r->ws_key[0] ? r->ws_key : NULL,
                         .client_verify = r->client_verify < 0    ? NULL
                                          : r->client_verify == 1 ? "SUCCESS"
                                                                  : "NONE"};
@@ -529,7 +544,10 @@ void proxy_start(struct gw_req *r)
 /* ---- request body ---- */
 
 /* Moves chunked body bytes from r->in into px->uout, re-framed (one chunk per data run, no
- * extensions, no trailers). Returns -1 on invalid framing or an oversize body. */
+ * extensions) with the trailer section, if any, less the fields that must not be trailers
+ * (h1_chunked_filter_trailers, as for a response's): an HTTP/1.1 client's, or an HTTP/2
+ * client's trailing HEADERS (h2sess.c writes them as this section). Returns -1 on invalid
+ * framing or an oversize body. */
 static int proxy__reframe_chunked(struct gw_req *r)
 {
     struct proxy *px = &r->px;
@@ -538,10 +556,13 @@ static int proxy__reframe_chunked(struct gw_req *r)
            buf_pending(&px->uout) < CONN_BUF_HIGH) {
         const char *data;
         size_t dlen;
+        bool in_trailers = px->req_chunk.trailers;
         long n = h1_chunked_step(&px->req_chunk, buf_head(r->in), buf_pending(r->in), &data,
                                  &dlen);
         if (n < 0)
             return px->req_chunk.too_large ? -2 : -1;
+        if (in_trailers && n > 0) // validated and bounded (16 KB) by the decoder
+            buf_append(&px->req_trail, buf_head(r->in), (size_t)n);
         if (dlen > 0) {
             px->req_remaining += dlen; // bytes of body seen so far, for the size limit
             if (px->req_remaining > cfg->server.max_body_size)
@@ -550,7 +571,15 @@ static int proxy__reframe_chunked(struct gw_req *r)
         }
         buf_consume(r->in, (size_t)n);
         if (px->req_chunk.done) {
-            h1_write_chunk(&px->uout, NULL, 0);
+            if (buf_pending(&px->req_trail) > 0) { // the field lines and the final CRLF
+                size_t tl = h1_chunked_filter_trailers(buf_head(&px->req_trail),
+                                                       buf_pending(&px->req_trail));
+                buf_append_str(&px->uout, "0\r\n");
+                buf_append(&px->uout, buf_head(&px->req_trail), tl);
+                buf_deinit(&px->req_trail); // rare: not kept
+            } else {
+                h1_write_chunk(&px->uout, NULL, 0);
+            }
             px->req_body_read = true;
         }
         if (n == 0)
@@ -780,6 +809,16 @@ static void proxy__switch(struct gw_req *r)
     gw_req_end(r);
 }
 
+/* Whether the 101 to the WebSocket Upgrade the gateway made of an extended CONNECT accepted our
+ * key (Sec-WebSocket-Accept) for the websocket protocol (Upgrade: websocket). */
+static bool proxy__ws_accepted(const struct gw_req *r, const struct h1_response *res)
+{
+    const struct h1_header *acc = headers_find(res->headers, res->nheaders, "sec-websocket-accept");
+    const struct h1_header *upg = headers_find(res->headers, res->nheaders, "upgrade");
+    return acc != NULL && wskey_accept_ok(r->ws_key, acc->value, acc->value_len) &&
+           upg != NULL && upg->value_len == 9 && headers_name_eq(upg->value, 9, "websocket");
+}
+
 /* The final response head arrived (px->x.res; its bytes are consumed from px->uin, the slices
  * still there): a 101, the filters' verdict, the client's head. Returns 1 when the body follows
  * (or the response is complete: px->res_done), -1 when the exchange ended here. */
@@ -794,8 +833,20 @@ static int proxy__on_head(struct gw_req *r)
         else if (!headers_find(res->headers, res->nheaders, "upgrade"))
             proxy__fail(r, 502, "bad_gateway", "upstream 101 without an Upgrade header",
                         GW_ERR_PROTO);
+        else if (r->ws_key[0] && !proxy__ws_accepted(r, res))
+            /* our key, our check (RFC 6455 §4.1): a 101 that did not read this request (a
+             * cache, a confused middlebox) must not become the client's tunnel */
+            proxy__fail(r, 502, "bad_gateway", "upstream 101 without the right Sec-WebSocket-Accept",
+                        GW_ERR_PROTO);
         else
             proxy__switch(r);
+        return -1;
+    }
+    if (r->ws_key[0] && res->status >= 200 && res->status < 300) {
+        /* RFC 8441 §5: a 2xx to an extended CONNECT means the tunnel is open; an upstream that
+         * answered the Upgrade without switching must not say so to the client */
+        proxy__fail(r, 502, "bad_gateway", "upstream answered the WebSocket Upgrade without 101",
+                    GW_ERR_PROTO);
         return -1;
     }
     px->t_first_byte_us = clock_now_us();

@@ -63,6 +63,7 @@ struct proxy {
     struct buf uout;           // request body bytes (re-framed chunks) waiting for the upstream
     struct buf uin;            // response bytes from the upstream
     struct buf trail;          // the response's trailer section, filtered before it goes out
+    struct buf req_trail;      // the request body's trailer section, filtered before it goes out
     struct buf xout;           // a re-encoded piece of the body, framed before it goes out
     // request body
     uint64_t req_remaining;    // Content-Length bytes still to forward
@@ -110,6 +111,9 @@ struct px_head {
     size_t rid_len;
     bool framing;                     // Content-Length or Transfer-Encoding of the request body
     bool upgrade;                     // forward the client's Upgrade (the caller adds Connection)
+    /* an HTTP/2 extended CONNECT made a WebSocket Upgrade: Upgrade: websocket and this
+     * Sec-WebSocket-Key (the client's own, if any, dropped); NULL: none */
+    const char *ws_key;
     /* X-Client-Verify for the upstream on a listener with client_ca ("SUCCESS" or "NONE"; the
      * client's own is dropped), NULL: the listener asks no client certificate */
     const char *client_verify;

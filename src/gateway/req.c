@@ -22,6 +22,7 @@
 #include "http/h1write.h"
 #include "http/headers.h"
 #include "http/url.h"
+#include "net/wskey.h"
 
 #define GW_REQ_ARENA_CHUNK 4096 /* only for copies that do not fit the <strs> block */
 
@@ -62,6 +63,7 @@ void gw_req_release(struct gw_req *r)
     gwthread_buf_give(th, &px->uin);
     gwthread_buf_give(th, &px->uout);
     gwthread_buf_give(th, &px->trail);
+    buf_deinit(&px->req_trail); // rare (a request body's trailers cut short): not kept
     gwthread_block_give(th, px->res_hdrs);
     px->res_hdrs = NULL;
     gwthread_block_give(th, r->strs);
@@ -87,6 +89,7 @@ void gw_req_reset(struct gw_req *r)
     r->status = 0;
     r->head_sent = false;
     r->upgrade = false;
+    r->ws_key[0] = '\0';
     r->tunnel = NULL;
     r->bytes_out = 0;
     r->t_start_us = 0;
@@ -287,6 +290,29 @@ static void gw_req__upgrade(struct gw_req *r, const struct gw_route *gr)
                  gw_req__wants_upgrade(r);
 }
 
+/* An HTTP/2 extended CONNECT (RFC 8441; only an HTTP/2 head has a :protocol) on its route: a
+ * WebSocket on a route with `websocket: true` becomes the same Upgrade request an HTTP/1.1 client
+ * would send (proxy.c writes it with the key made here) and its stream a tunnel on the 101
+ * (h2sess.c, tunnel.c). Anything else is refused with 501 as a plain CONNECT is: neither another
+ * protocol nor a route that does not tunnel ever sees a request the config did not route there.
+ * Returns false when it answered. */
+static bool gw_req__xconnect(struct gw_req *r, const struct gw_route *gr)
+{
+    const struct h1_request *req = &r->req;
+    if (req->protocol_len == 9 && headers_name_eq(req->protocol, 9, "websocket") &&
+        gr->websocket) {
+        r->upgrade = true;
+        wskey_new(r->ws_key);
+        return true;
+    }
+    gw_req_respond_error(r, 501, "not_implemented",
+                         gr->websocket ? "extended CONNECT: only the websocket protocol is tunneled"
+                                       : "extended CONNECT: this route does not tunnel "
+                                         "WebSockets (websocket: false)",
+                         NULL);
+    return false;
+}
+
 /* Admission: the route's concurrency limit, then the global one. False when refused (answered). */
 static bool gw_req__admit(struct gw_req *r)
 {
@@ -375,7 +401,8 @@ void gw_req_start(struct gw_req *r)
     if (gw_req__wants_upgrade(r))
         r->keep_alive = false;
 
-    if (req->method_id == H1_M_CONNECT) {
+    if (req->method_id == H1_M_CONNECT && req->protocol == NULL) {
+        /* an extended CONNECT (RFC 8441) is judged by its route (gw_req__xconnect) */
         gw_req_respond_error(r, 501, "not_implemented", "CONNECT is not supported", NULL);
         return;
     }
@@ -406,6 +433,8 @@ void gw_req_start(struct gw_req *r)
         return;
     }
     gw_req__upgrade(r, &cfg->routes[r->route]);
+    if (req->protocol != NULL && !gw_req__xconnect(r, &cfg->routes[r->route]))
+        return;
     if (!gw_req__admit(r))
         return;
     /* The filters: a cache hit answers from memory, a coalesced miss waits, an open breaker

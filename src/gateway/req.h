@@ -122,6 +122,10 @@ struct gw_req {
                                 // (verify_client: optional), 1 verified; set with req.https
     bool upgrade;               // an Upgrade the route tunnels: forwarded with its Upgrade
                                 // header, never cached or retried, closed after a non-101 answer
+    /* an HTTP/2 extended CONNECT for a WebSocket (RFC 8441) the route tunnels: the upstream gets
+     * an HTTP/1.1 GET with Upgrade: websocket and this key of the gateway's (a client over HTTP/2
+     * sends none), and a 101 counts only with the Sec-WebSocket-Accept that matches it ("": no) */
+    char ws_key[25];
     const char *method;         // copies in <strs>/<arena>, for the log (valid until the reset)
     const char *target;
     const char *log_host;       // Host and User-Agent copies for the access log (only when on)

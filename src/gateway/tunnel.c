@@ -4,7 +4,11 @@
  * costs the gateway at most tunnel.buffer per direction. An EOF on one side is passed on as a
  * half-close (shutdown of the other side's write) once its buffer is written; the tunnel ends
  * when both directions ended, on an error, after tunnel.idle_timeout without a byte,
- * tunnel.max_duration, or at the drain deadline. One access log line at the end (status 101). */
+ * tunnel.max_duration, or at the drain deadline. One access log line at the end (status 101).
+ * The client side is a socket (HTTP/1.1 Upgrade) or an HTTP/2 stream (RFC 8441 extended CONNECT):
+ * then the session pushes the client's DATA in and pulls the upstream's bytes out as its flow
+ * control allows (tunnel_stream_*), and every entry from the session only queues a pump after
+ * the batch, so no tunnel work (nor its end) runs inside nghttp2's callbacks. */
 #include "gateway/tunnel.h"
 
 #include <errno.h>
@@ -66,6 +70,11 @@ struct tunnel {
     char *strs;                   // the copies the entry points into (one allocation)
     uint64_t t_start_us;          // the request's first byte
     uint64_t t_sent_us;           // request sent upstream
+    // the client side as an HTTP/2 stream (NULL: a socket)
+    const struct tunnel_stream_ops *sops;
+    void *sarg;
+    bool pump_queued;             // a pump waits for the end of the event batch
+    bool quiet;                   // ended by the stream's session: no ops->ended
 };
 
 static void tunnel__on_event(struct loop *loop, int fd, void *arg, unsigned events);
@@ -129,7 +138,7 @@ struct tunnel *tunnel_create(struct gw_req *r, struct transport *up)
     e->host_len = r->log_host_len;
     e->user_agent = tunnel__copy(&p, r->log_ua, r->log_ua_len);
     e->user_agent_len = r->log_ua_len;
-    e->http_minor = 1;
+    e->http_minor = r->log_minor; // HTTP/1.1, or HTTP/2 for an extended CONNECT
     t->t_start_us = r->t_start_us;
     t->t_sent_us = r->px.t_sent_us;
     e->upstream_ttfb_us = r->px.t_first_byte_us > r->px.t_sent_us && r->px.t_sent_us
@@ -241,7 +250,7 @@ static void tunnel__close(struct tunnel *t, enum tunnel_end why)
         if (sd->registered)
             loop_del_fd(th->loop, sd->tp.fd);
         sd->registered = false;
-        transport_close(&sd->tp);
+        transport_close(&sd->tp); // (a stream's client side has no transport: fd -1)
         int64_t held = (int64_t)buf_pending(&t->b[i]);
         if (held > 0)
             metrics_gauge_add(th->ms, sh->ids.tunnel_buffered, -held);
@@ -254,9 +263,11 @@ static void tunnel__close(struct tunnel *t, enum tunnel_end why)
     if (t->next)
         t->next->prev = t->prev;
     t->next = t->prev = NULL;
-    th->nconns--;
-    atomic_fetch_sub(&sh->conns, 1);
-    metrics_gauge_add(th->ms, sh->ids.conns_open, -1);
+    if (t->sops == NULL) { // a stream's tunnel is not a connection: its session is
+        th->nconns--;
+        atomic_fetch_sub(&sh->conns, 1);
+        metrics_gauge_add(th->ms, sh->ids.conns_open, -1);
+    }
     metrics_gauge_add(th->ms, sh->ids.tunnels_open, -1);
     metrics_counter_inc(th->ms, sh->ids.tunnel_end[why]);
     if (th->alog != NULL) {
@@ -272,6 +283,8 @@ static void tunnel__close(struct tunnel *t, enum tunnel_end why)
            (unsigned long long)t->moved[T_UP]);
     /* never freed inside its own callback: after the event batch */
     loop_defer(th->loop, tunnel__free_cb, t);
+    if (t->sops != NULL && !t->quiet)
+        t->sops->ended(t->sarg, why); // the stream is reset (or, closed cleanly, let go)
 }
 
 void tunnel_close_all(struct gwthread *th)
@@ -290,6 +303,13 @@ static int tunnel__flush(struct tunnel *t, unsigned i)
     struct tunnel_side *to = &t->s[1 - i];
     struct buf *b = &t->b[i];
     int moved = 0;
+    if (t->sops != NULL && to->idx == T_CLIENT) {
+        /* towards an HTTP/2 stream: its session pulls the bytes (tunnel_stream_read) when the
+         * client's windows allow; tell it they are there */
+        if ((buf_pending(b) > 0 || t->s[T_UP].eof) && !to->shut)
+            t->sops->wake(t->sarg);
+        return 0;
+    }
     while (buf_pending(b) > 0 && to->writable) {
         ssize_t w = transport_write(&to->tp, buf_head(b), buf_pending(b));
         if (w == IO_AGAIN) {
@@ -300,6 +320,8 @@ static int tunnel__flush(struct tunnel *t, unsigned i)
             return -1;
         buf_consume(b, (size_t)w);
         t->moved[i] += (uint64_t)w;
+        if (t->sops != NULL) // the client's DATA went out: its stream window may open again
+            t->sops->consumed(t->sarg, (size_t)w);
         metrics_counter_add(th->ms, i == T_CLIENT ? th->sh->ids.tunnel_bytes_up
                                                   : th->sh->ids.tunnel_bytes_down,
                             (uint64_t)w);
@@ -371,6 +393,8 @@ static void tunnel__pump(struct tunnel *t)
             int a = tunnel__flush(t, i);
             int b = a < 0 ? 0 : tunnel__fill(t, i);
             int c = a < 0 || b < 0 ? 0 : tunnel__flush(t, i);
+            if (t->closing) // a stream's session ended it while it was told of bytes
+                return;
             if (a < 0 || b < 0 || c < 0) {
                 tunnel__close(t, TUNNEL_END_ERROR);
                 return;
@@ -430,4 +454,120 @@ static void tunnel__on_timer(struct loop *loop, void *arg)
         return;
     }
     tunnel__arm(t); // bytes moved since it was armed: wait for the new deadline
+}
+
+/* ---- the client side as an HTTP/2 stream (RFC 8441) ---- */
+
+static void tunnel__pump_cb(struct loop *loop, void *arg)
+{
+    (void)loop;
+    struct tunnel *t = arg;
+    AG_ASSERT(t->magic == TUNNEL_MAGIC);
+    t->pump_queued = false;
+    tunnel__pump(t);
+}
+
+/* The session's calls come from inside nghttp2's callbacks: the pump (and what it may call back:
+ * a reset, the end) runs after the event batch. Queued before a close only, so it always runs
+ * before the deferred free. */
+static void tunnel__pump_soon(struct tunnel *t)
+{
+    if (t->pump_queued || t->closing)
+        return;
+    t->pump_queued = true;
+    loop_defer(t->th->loop, tunnel__pump_cb, t);
+}
+
+void tunnel_start_stream(struct tunnel *t, const struct tunnel_stream_ops *ops, void *arg,
+                         const char *to_up, size_t n_to_up, const char *to_client,
+                         size_t n_to_client)
+{
+    AG_ASSERT(t->magic == TUNNEL_MAGIC && !t->started);
+    struct gwthread *th = t->th;
+    struct gw_shared *sh = th->sh;
+    t->started = true;
+    t->sops = ops;
+    t->sarg = arg;
+    t->log.status = 200; // what the client got: the stream's answer, not the upstream's 101
+    t->s[T_CLIENT].tp.fd = -1; // no socket: the stream's bytes come and go through the session
+    tunnel__preload(t, T_CLIENT, to_up, n_to_up);
+    tunnel__preload(t, T_UP, to_client, n_to_client);
+    t->start_ms = t->last_ms = loop_now_ms(th->loop);
+    t->prev = NULL;
+    t->next = th->tunnels; // on the list for the drain deadline, not counted as a connection
+    if (th->tunnels)
+        th->tunnels->prev = t;
+    th->tunnels = t;
+    metrics_gauge_add(th->ms, sh->ids.tunnels_open, 1);
+    metrics_counter_inc(th->ms, sh->ids.tunnels_total);
+    struct tunnel_side *up = &t->s[T_UP];
+    up->readable = up->writable = true; // its edges came before this registration
+    if (loop_add_fd(th->loop, up->tp.fd, LOOP_READ | LOOP_WRITE, tunnel__on_event, up) == -1) {
+        static struct log_limit lim;
+        ag_log_limited(AG_LOG_WARN, &lim, "tunnel: register fd: %s", strerror(errno));
+        tunnel__close(t, TUNNEL_END_ERROR);
+        return;
+    }
+    up->registered = true;
+    tunnel__arm(t);
+    tunnel__pump_soon(t);
+}
+
+void tunnel_stream_data(struct tunnel *t, const char *p, size_t n)
+{
+    AG_ASSERT(t->magic == TUNNEL_MAGIC && t->sops != NULL);
+    if (t->closing || n == 0)
+        return;
+    /* over tunnel.buffer only by what the client's window let it send: the window opens again
+     * only as these bytes reach the upstream (ops->consumed) */
+    gwthread_buf_take(t->th, &t->b[T_CLIENT]);
+    tunnel__preload(t, T_CLIENT, p, n);
+    t->last_ms = loop_now_ms(t->th->loop);
+    tunnel__pump_soon(t);
+}
+
+void tunnel_stream_eof(struct tunnel *t)
+{
+    AG_ASSERT(t->magic == TUNNEL_MAGIC && t->sops != NULL);
+    if (t->closing)
+        return;
+    t->s[T_CLIENT].eof = true; // the upstream's write side is shut once the bytes are out
+    tunnel__pump_soon(t);
+}
+
+size_t tunnel_stream_read(struct tunnel *t, char *dst, size_t len, bool *eof)
+{
+    AG_ASSERT(t->magic == TUNNEL_MAGIC && t->sops != NULL);
+    struct gwthread *th = t->th;
+    struct buf *b = &t->b[T_UP];
+    *eof = false;
+    if (t->closing)
+        return 0;
+    size_t n = buf_pending(b) < len ? buf_pending(b) : len;
+    if (n > 0) {
+        bool was_full = buf_pending(b) >= t->cap;
+        memcpy(dst, buf_head(b), n);
+        buf_consume(b, n);
+        t->moved[T_UP] += n;
+        metrics_counter_add(th->ms, th->sh->ids.tunnel_bytes_down, n);
+        metrics_gauge_add(th->ms, th->sh->ids.tunnel_buffered, -(int64_t)n);
+        t->last_ms = loop_now_ms(th->loop);
+        if (buf_pending(b) == 0)
+            gwthread_buf_give(th, b);
+        if (was_full) // the upstream was not read while the client lagged: read it again
+            tunnel__pump_soon(t);
+    }
+    if (buf_pending(b) == 0 && t->s[T_UP].eof && !t->s[T_CLIENT].shut) {
+        *eof = true; // the stream's END_STREAM: the half-close passed on
+        t->s[T_CLIENT].shut = true;
+        tunnel__pump_soon(t); // ends the tunnel if the client's side ended too
+    }
+    return n;
+}
+
+void tunnel_stream_reset(struct tunnel *t, enum tunnel_end why)
+{
+    AG_ASSERT(t->magic == TUNNEL_MAGIC && t->sops != NULL);
+    t->quiet = true; // the session asked: no callback into it
+    tunnel__close(t, why);
 }

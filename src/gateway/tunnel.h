@@ -5,6 +5,7 @@
 #ifndef AG_GATEWAY_TUNNEL_H
 #define AG_GATEWAY_TUNNEL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct gw_req;
@@ -35,6 +36,38 @@ struct tunnel *tunnel_create(struct gw_req *r, struct transport *up);
  * list and counted as one of its connections until it ends. */
 void tunnel_start(struct tunnel *t, struct transport *client, const char *to_up, size_t n_to_up,
                   const char *to_client, size_t n_to_client);
+/* The client side of a tunnel carried by an HTTP/2 stream (RFC 8441 extended CONNECT) instead of
+ * a socket of its own: the session moves the client's bytes in (tunnel_stream_data, _eof) and
+ * out (tunnel_stream_read, pulled into DATA frames as the client's windows allow), so the
+ * stream's flow control is the backpressure a socket's would be. Called back with <arg>: */
+struct tunnel_stream_ops {
+    /* bytes for the client wait (or the upstream's end): the stream's DATA may go on */
+    void (*wake)(void *arg);
+    /* <n> bytes the client sent went to the upstream: its stream window may open by as many */
+    void (*consumed)(void *arg, size_t n);
+    /* the tunnel ended on its own (<why>: the upstream closed or failed, a timeout, the drain);
+     * for anything but TUNNEL_END_CLOSED the stream is reset (RST_STREAM CANCEL). The tunnel
+     * is gone after this call. */
+    void (*ended)(void *arg, enum tunnel_end why);
+};
+/* Starts <t> with an HTTP/2 stream as its client side (<ops>, <arg>), <to_up>: DATA the client
+ * sent before the 200 (not yet given back to its window: reported through ops->consumed once
+ * written), <to_client>: whatever the upstream sent after its 101. Counted in the tunnel
+ * metrics, but not as a connection (its session is one). <t> may have ended when this returns. */
+void tunnel_start_stream(struct tunnel *t, const struct tunnel_stream_ops *ops, void *arg,
+                         const char *to_up, size_t n_to_up, const char *to_client,
+                         size_t n_to_client);
+/* DATA from the client of a stream tunnel: held until the upstream takes it (bounded by the
+ * stream's window, which only ops->consumed opens again). May end <t>. */
+void tunnel_stream_data(struct tunnel *t, const char *p, size_t n);
+/* The client's END_STREAM: passed on as a half-close once its bytes are out. May end <t>. */
+void tunnel_stream_eof(struct tunnel *t);
+/* Up to <len> bytes for the client into <dst>; *<eof> once the upstream ended and everything it
+ * sent was read (the stream's END_STREAM). May end <t> (both directions done). */
+size_t tunnel_stream_read(struct tunnel *t, char *dst, size_t len, bool *eof);
+/* The stream ended under the tunnel (reset by the client, the session closed): the upstream
+ * connection is closed, <why> counted; no callback. */
+void tunnel_stream_reset(struct tunnel *t, enum tunnel_end why);
 /* A tunnel that never started (the client went away first): closes the upstream side. */
 void tunnel_destroy(struct tunnel *t);
 /* Ends every tunnel of <th> (the drain deadline, thread stop). */

@@ -499,8 +499,9 @@ int h1__classify_target(struct h1_request *r, const char **abs_host, size_t *abs
 {
     const char *t = r->target;
     size_t len = r->target_len;
-    if (r->method_id == H1_M_CONNECT) {
-        /* authority-form: host ":" port, nothing else */
+    if (r->method_id == H1_M_CONNECT && r->protocol == NULL) {
+        /* authority-form: host ":" port, nothing else (an extended CONNECT, RFC 8441, has an
+         * origin-form :path instead) */
         if (!h1__authority_valid((const unsigned char *)t, len, false, true))
             return -1;
         r->path = t;

@@ -100,6 +100,9 @@ struct h1_request {
     bool keep_alive;         /* from version and Connection */
     bool expect_continue;    /* Expect: 100-continue */
     bool upgrade;            /* Connection: upgrade with an Upgrade header */
+    const char *protocol;    /* HTTP/2 extended CONNECT (RFC 8441): the :protocol value, with
+                                method CONNECT and target :path; NULL otherwise (HTTP/1.1 never) */
+    size_t protocol_len;
     bool https;              /* not parsed: set by the session after the parse when the request
                                 came over TLS (X-Forwarded-Proto, the cache key's scheme) */
     enum h1_err err;         /* set when the parser returns -1 */

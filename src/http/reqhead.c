@@ -13,6 +13,7 @@ enum {
     RH_SCHEME = 1u << 1,
     RH_PATH = 1u << 2,
     RH_AUTHORITY = 1u << 3,
+    RH_PROTOCOL = 1u << 4,
 };
 
 struct reqhead {
@@ -26,8 +27,8 @@ struct reqhead {
     bool regular;      // a regular field came: no pseudo-header field may follow
     unsigned ncl, nhost;
     uint64_t cl;
-    const char *method, *path, *authority, *host, *cookie;
-    size_t method_len, path_len, authority_len, host_len, cookie_len;
+    const char *method, *path, *authority, *host, *cookie, *protocol;
+    size_t method_len, path_len, authority_len, host_len, cookie_len, protocol_len;
 };
 
 struct reqhead *reqhead_begin(struct arena *a, struct h1_header *hdrs, size_t max_hdrs,
@@ -82,8 +83,10 @@ static int rh__pseudo(struct reqhead *h, const char *n, size_t nlen, const char 
         bit = RH_PATH;
     else if (rh__is(n, nlen, ":authority"))
         bit = RH_AUTHORITY;
+    else if (rh__is(n, nlen, ":protocol"))
+        bit = RH_PROTOCOL; // RFC 8441 extended CONNECT (the session announced it)
     else
-        return rh__fail(h, H1_ERR_PSEUDO); // :status, :protocol (no extended CONNECT), unknown
+        return rh__fail(h, H1_ERR_PSEUDO); // :status, unknown
     if (h->regular || (h->seen & bit))
         return rh__fail(h, H1_ERR_PSEUDO);
     h->seen |= bit;
@@ -125,6 +128,15 @@ static int rh__pseudo(struct reqhead *h, const char *n, size_t nlen, const char 
             return rh__fail(h, H1_ERR_HOST);
         h->authority = rh__copy(h, v, vlen);
         h->authority_len = vlen;
+        break;
+    case RH_PROTOCOL: // a token ("websocket"); which ones are served is the request layer's say
+        for (size_t i = 0; i < vlen; i++)
+            if (!h1__tchar[u[i]])
+                return rh__fail(h, H1_ERR_PSEUDO);
+        if (vlen == 0)
+            return rh__fail(h, H1_ERR_PSEUDO);
+        h->protocol = rh__copy(h, v, vlen);
+        h->protocol_len = vlen;
         break;
     }
     return h->err == H1_OK ? 0 : -1;
@@ -252,7 +264,21 @@ int reqhead_finish(struct reqhead *h, struct h1_request *req, bool body_follows)
     req->method_len = h->method_len;
     req->method_id = h1__method_id(h->method, h->method_len);
     req->minor_version = 1; // the request layer treats it as HTTP/1.1 semantics
-    if (req->method_id == H1_M_CONNECT) {
+    if (h->seen & RH_PROTOCOL) {
+        /* RFC 8441 §4: :protocol only on CONNECT, which then carries :scheme, :path and
+         * :authority like any request: the path routes it, the tunnel's bytes are no body */
+        if (req->method_id != H1_M_CONNECT ||
+            (h->seen & (RH_SCHEME | RH_PATH | RH_AUTHORITY)) !=
+                (RH_SCHEME | RH_PATH | RH_AUTHORITY) ||
+            h->path[0] != '/') {
+            rh__fail(h, H1_ERR_PSEUDO);
+            goto fail;
+        }
+        req->protocol = h->protocol;
+        req->protocol_len = h->protocol_len;
+        req->target = h->path;
+        req->target_len = h->path_len;
+    } else if (req->method_id == H1_M_CONNECT) {
         /* RFC 9113 §8.5: :authority only; the request layer answers 501 */
         if ((h->seen & (RH_SCHEME | RH_PATH)) || !(h->seen & RH_AUTHORITY)) {
             rh__fail(h, H1_ERR_PSEUDO);
@@ -299,7 +325,14 @@ int reqhead_finish(struct reqhead *h, struct h1_request *req, bool body_follows)
     }
     if (h->cookie != NULL && rh__add(h, "cookie", 6, h->cookie, h->cookie_len) == -1)
         goto fail;
-    if (!body_follows) {
+    if (req->protocol != NULL) {
+        /* what follows the head of an extended CONNECT is the tunnel's, not a request body */
+        if (h->ncl > 0 && h->cl > 0) {
+            rh__fail(h, H1_ERR_CONTENT_LENGTH);
+            goto fail;
+        }
+        req->body = H1_BODY_NONE;
+    } else if (!body_follows) {
         /* END_STREAM on the head: a Content-Length promising bytes is a lie (§8.1.1) */
         if (h->ncl > 0 && h->cl > 0) {
             rh__fail(h, H1_ERR_CONTENT_LENGTH);

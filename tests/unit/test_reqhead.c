@@ -86,6 +86,19 @@ static void test_good(void **state)
     const char *conn[] = {":method: CONNECT", ":authority: h:443", NULL};
     assert_int_equal(build(&a, &r, hv, conn, false, NULL), 0);
     assert_int_equal(r.method_id, H1_M_CONNECT);
+    assert_null(r.protocol);
+    /* RFC 8441 extended CONNECT: routed by its :path, the stream's bytes are no body */
+    const char *ws[] = {":method: CONNECT", ":protocol: websocket", ":scheme: https",
+                        ":path: /ws/chat?room=1", ":authority: h", "sec-websocket-version: 13",
+                        NULL};
+    assert_int_equal(build(&a, &r, hv, ws, true, NULL), 0);
+    assert_int_equal(r.method_id, H1_M_CONNECT);
+    assert_int_equal(r.protocol_len, 9);
+    assert_memory_equal(r.protocol, "websocket", 9);
+    assert_int_equal(r.path_len, 8);
+    assert_memory_equal(r.path, "/ws/chat", 8);
+    assert_int_equal(r.body, H1_BODY_NONE);
+    assert_memory_equal(r.host, "h", 1);
     arena_deinit(&a);
 }
 
@@ -111,6 +124,15 @@ static void test_refused(void **state)
         {"response pseudo", {REQ, ":status: 200"}, false, H1_ERR_PSEUDO},
         {"CONNECT with :path", {":method: CONNECT", ":authority: h:1", ":path: /"}, false,
          H1_ERR_PSEUDO},
+        {":protocol without :path", {":method: CONNECT", ":protocol: websocket",
+                                     ":scheme: http", ":authority: h"}, true, H1_ERR_PSEUDO},
+        {":protocol on POST", {":method: POST", ":protocol: websocket", ":scheme: http",
+                               ":path: /", ":authority: h"}, true, H1_ERR_PSEUDO},
+        {"empty :protocol", {":method: CONNECT", ":protocol: ", ":scheme: http", ":path: /",
+                             ":authority: h"}, true, H1_ERR_PSEUDO},
+        {"extended CONNECT with a body", {":method: CONNECT", ":protocol: websocket",
+                                          ":scheme: http", ":path: /", ":authority: h",
+                                          "content-length: 3"}, true, H1_ERR_CONTENT_LENGTH},
         {"bad method", {":method: GE T", ":scheme: http", ":path: /", ":authority: h"}, false,
          H1_ERR_METHOD},
         {"absolute :path", {":method: GET", ":scheme: http", ":path: http://x/", ":authority: h"},
