@@ -203,31 +203,76 @@ static ssize_t tls__result(struct transport *t, int n)
     }
 }
 
+/* Empties the thread's error queue before an SSL call, as SSL_get_error() needs. It is empty
+ * almost always (every failure path here clears it): a peek then costs a few instructions, where
+ * ERR_clear_error() resets all sixteen slots on every record (~3% of an HTTPS/1.1 hit's user
+ * instructions, callgrind). */
+static inline void tls__clear_errors(void)
+{
+    if (ERR_peek_error() != 0)
+        ERR_clear_error();
+}
+
 static ssize_t tls_read(struct transport *t, void *buf, size_t len)
 {
     struct tls_conn *tc = tls__conn(t);
     if (len > INT32_MAX)
         len = INT32_MAX;
-    ERR_clear_error();
+    tls__clear_errors();
     errno = 0;
     tc->short_read = false;
     int n = SSL_read(tc->ssl, buf, (int)len);
     return n > 0 ? n : tls__result(t, n);
 }
 
-/* Watches the socket BIO's reads (server side): with read-ahead OpenSSL asks read(2) for all the
- * room its buffer has, so a read that returns less found the socket empty at that moment. */
-static long tls__bio_cb(BIO *b, int oper, const char *argp, size_t len, int argi, long argl,
-                        int ret, size_t *processed)
+/* The server side's socket BIO: OpenSSL's socket BIO with its read wrapped, to watch whether a
+ * read(2) came back short (with read-ahead OpenSSL asks for all the room its buffer has, so a
+ * read that returns less found the socket empty at that moment). A method rather than a BIO
+ * callback: a callback also runs twice around every BIO_ctrl, and OpenSSL makes dozens of those
+ * per record (BIO_ctrl and the callback were ~5% of an HTTPS/1.1 hit's user instructions,
+ * callgrind). The tls_conn rides in the BIO's callback argument, which no callback reads. */
+static BIO_METHOD *tls__sock_method;
+static int (*tls__sock_bread)(BIO *, char *, int);
+static pthread_once_t tls__sock_once = PTHREAD_ONCE_INIT;
+
+/* The socket BIO's read_ex (OpenSSL's bread_conv over its read), plus the short-read watch. */
+static int tls__sock_read(BIO *b, char *buf, size_t len, size_t *got)
 {
-    (void)argp;
-    (void)argi;
-    (void)argl;
-    if (oper == (BIO_CB_READ | BIO_CB_RETURN) && ret > 0 && processed != NULL) {
-        struct tls_conn *tc = (struct tls_conn *)BIO_get_callback_arg(b);
-        tc->short_read = *processed < len;
+    if (len > INT32_MAX)
+        len = INT32_MAX;
+    int n = tls__sock_bread(b, buf, (int)len);
+    if (n <= 0) {
+        *got = 0;
+        return n;
     }
-    return ret;
+    *got = (size_t)n;
+    struct tls_conn *tc = (struct tls_conn *)BIO_get_callback_arg(b);
+    if (tc != NULL)
+        tc->short_read = (size_t)n < len;
+    return 1;
+}
+
+static void tls__sock_method_init(void)
+{
+    const BIO_METHOD *sock = BIO_s_socket();
+    if (BIO_meth_get_read(sock) == NULL)
+        return; // tls_server_transport_init falls back to SSL_set_fd (no short-read watch)
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK | BIO_TYPE_DESCRIPTOR,
+                                 "apigate socket");
+    if (m == NULL)
+        return;
+    /* the socket's own read (under our read_ex) and write (BIO_meth_set_write installs
+     * OpenSSL's _ex adapter over it; copying the socket's _ex form instead would leave that
+     * adapter without the function it calls), its ctrl (BIO_set_fd, BIO_get_fd, flush...),
+     * new and free */
+    tls__sock_bread = BIO_meth_get_read(sock);
+    BIO_meth_set_read_ex(m, tls__sock_read);
+    BIO_meth_set_write(m, BIO_meth_get_write(sock));
+    BIO_meth_set_puts(m, BIO_meth_get_puts(sock));
+    BIO_meth_set_ctrl(m, BIO_meth_get_ctrl(sock));
+    BIO_meth_set_create(m, BIO_meth_get_create(sock));
+    BIO_meth_set_destroy(m, BIO_meth_get_destroy(sock));
+    tls__sock_method = m;
 }
 
 static bool tls_drained(const struct transport *t, size_t got, size_t asked)
@@ -284,7 +329,7 @@ static ssize_t tls_writev(struct transport *t, const struct iovec *iov, int iovc
         }
         if (len > INT32_MAX)
             len = INT32_MAX;
-        ERR_clear_error();
+        tls__clear_errors();
         errno = 0;
         int w = SSL_write(tc->ssl, ptr, (int)len);
         if (w <= 0) {
@@ -873,8 +918,14 @@ int tls_server_transport_init(struct transport *t, struct tls_server *s, int fd,
                               size_t errlen)
 {
     ERR_clear_error();
+    pthread_once(&tls__sock_once, tls__sock_method_init);
     SSL *ssl = SSL_new(s->groups[0].ctx);
-    if (ssl == NULL || SSL_set_fd(ssl, fd) != 1) {
+    BIO *bio = ssl != NULL && tls__sock_method != NULL ? BIO_new(tls__sock_method) : NULL;
+    if (bio != NULL) {
+        BIO_set_fd(bio, fd, BIO_NOCLOSE);
+        SSL_set_bio(ssl, bio, bio); // one reference, owned by the SSL
+    }
+    if (ssl == NULL || (bio == NULL && SSL_set_fd(ssl, fd) != 1)) {
         tls__errtext(err, errlen, "cannot create a TLS connection");
         SSL_free(ssl);
         return -1;
@@ -884,9 +935,8 @@ int tls_server_transport_init(struct transport *t, struct tls_server *s, int fd,
     tc->srv = s;
     tc->verify_result = X509_V_OK;
     SSL_set_ex_data(ssl, tls_ex_index, tc);
-    BIO *rbio = SSL_get_rbio(ssl);
-    BIO_set_callback_arg(rbio, (char *)tc);
-    BIO_set_callback_ex(rbio, tls__bio_cb);
+    if (bio != NULL)
+        BIO_set_callback_arg(bio, (char *)tc);
     SSL_set_accept_state(ssl);
     t->ops = &tls_ops;
     t->fd = fd;
