@@ -636,22 +636,51 @@ static bool conn__read_paused(const struct conn *c)
     return pend > cfg->server.max_head_size;
 }
 
+/* server.client_body_timeout bounds the client's silence while the gateway waits for its body:
+ * the timer runs from the read that drained the socket, starts again at every read that brought
+ * bytes (<got>), and is stopped while reads are paused at the high marks, where the upstream is
+ * the slower side (the route's timeout.total bounds that), as the HTTP/2 session counts only
+ * while a stream's window is open. It was armed only by conn__process after a read that drained
+ * the socket and ran on through resume_read's reads and the pauses: an upload paced by a slow
+ * upstream got 408 "request body not received in time" while it was being read (e2e/124). */
+static void conn__body_timer(struct conn *c, bool got)
+{
+    if (c->state != CONN_BUSY || c->rq->px.req_body_read || c->sc.read_eof)
+        return;
+    enum srvconn_timer k = c->sc.timer_kind;
+    if (k != SRVCONN_T_NONE && k != SRVCONN_T_BODY)
+        return; // the send timer: the client does not read what it was sent
+    if (conn__read_paused(c)) {
+        if (k == SRVCONN_T_BODY)
+            conn__arm(c, SRVCONN_T_NONE, 0);
+        return;
+    }
+    if (c->sc.readable)
+        return; // bytes wait in the socket: the next read takes them
+    if (got || k == SRVCONN_T_NONE)
+        conn__arm(c, SRVCONN_T_BODY, c->th->sh->cfg->server.client_body_timeout_ms);
+}
+
 /* Reads until EAGAIN (or until the buffer reached what may be buffered). Returns -1 when the
  * conn was closed. */
 static int conn__read(struct conn *c)
 {
+    bool got = false;
     while (c->sc.readable && !c->sc.read_eof && !conn__read_paused(c)) {
         conn__unpark_head(c);
         gwthread_buf_take(c->th, &c->sc.in);
         /* A head is read into the room the block has, growing only once it is full. A short
          * read drained the socket (srvconn_read_once clears sc.readable): the EAGAIN read is
          * skipped, as nginx does, unless the client hung up. */
-        if (srvconn_read_once(&c->sc, &c->sc.in, c->state == CONN_HEAD ? 1 : CONN_READ_CHUNK) ==
-            IO_ERR) {
+        ssize_t n =
+            srvconn_read_once(&c->sc, &c->sc.in, c->state == CONN_HEAD ? 1 : CONN_READ_CHUNK);
+        if (n == IO_ERR) {
             conn_close(c);
             return -1;
         }
+        got |= n > 0;
     }
+    conn__body_timer(c, got);
     return 0;
 }
 
@@ -811,20 +840,16 @@ static void conn__process(struct conn *c)
             return;
         }
         conn__start_request(c, (size_t)r);
-        /* the rest of the body has to come in time too */
-        if (c->state == CONN_BUSY && !rq->px.req_body_read && !c->sc.readable && !c->sc.read_eof &&
-            c->sc.timer_kind == SRVCONN_T_NONE)
-            conn__arm(c, SRVCONN_T_BODY, cfg->server.client_body_timeout_ms);
+        conn__body_timer(c, false); // the rest of the body has to come in time too
         return;
     }
     case CONN_BUSY:
         if (!c->rq->px.req_body_read) {
             gw_req_on_body(c->rq);
-            if (c->state == CONN_BUSY && !c->rq->px.req_body_read && !c->sc.read_eof) {
-                if (c->sc.readable)
-                    return;
-                conn__arm(c, SRVCONN_T_BODY, cfg->server.client_body_timeout_ms);
-            }
+            conn__body_timer(c, false); // reads may have paused or reopened meanwhile
+            if (c->state == CONN_BUSY && !c->rq->px.req_body_read && !c->sc.read_eof &&
+                c->sc.readable)
+                return;
         }
         if (c->state == CONN_BUSY && c->sc.read_eof && !c->rq->px.req_body_read &&
             c->rq->px.state != PX_WAIT_CONN) {

@@ -38,7 +38,9 @@ const struct cfg_desc gwconf__server_desc[] = {
      "the whole request head must arrive within this (slowloris guard); else 408", NULL, NULL,
      false},
     {"client_body_timeout", CFG_DURATION, S(client_body_timeout_ms), "30s", "1ms", "1h",
-     "longest pause between two reads of a request body; else 408", NULL, NULL, false},
+     "longest pause between two reads of a request body while the gateway waits for it (not "
+     "while a slower upstream holds reads paused); else 408",
+     NULL, NULL, false},
     {"keepalive_timeout", CFG_DURATION, S(keepalive_timeout_ms), "5s", "0ms", "1h",
      "an idle kept-alive client connection is closed after this; 0 = no keep-alive", NULL, NULL,
      false},
