@@ -32,20 +32,16 @@ def serve(c):
     buf = b""
     try:
         while True:
-            while b"\r\n\r\n" not in buf:
-                d = c.recv(65536)
-                if not d:
-                    return
-                buf += d
-            head, buf = buf.split(b"\r\n\r\n", 1)
-            lines = head.split(b"\r\n")
-            method, path = lines[0].split(b" ")[:2]
-            inm = [l for l in lines[1:] if l.lower().startswith(b"if-none-match:")]
+            head, buf = read_head(c, buf)
+            if head is None:
+                return
+            method, path = request_line(head)
+            inm = header(head, b"if-none-match")
             with open(LOG, "ab") as f:
-                f.write(b"%s %s %s\n" % (method, path, b"inm" if inm else b"-"))
+                f.write(b"%s %s %s\n" % (method, path, b"inm" if inm is not None else b"-"))
             if path.startswith(b"/reval"):
                 # stored, but revalidated on every request: a 304 refreshes the stored head
-                if inm and b'"r1"' in inm[0]:
+                if inm is not None and b'"r1"' in inm:
                     c.sendall(b"HTTP/1.1 304 Not Modified\r\nETag: \"r1\"\r\n"
                               b"Cache-Control: no-cache\r\n\r\n")
                     continue

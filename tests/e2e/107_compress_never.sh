@@ -24,15 +24,11 @@ def serve(c):
     buf = b""
     try:
         while True:
-            while b"\r\n\r\n" not in buf:
-                d = c.recv(65536)
-                if not d:
-                    return
-                buf += d
-            head, buf = buf.split(b"\r\n\r\n", 1)
-            lines = head.split(b"\r\n")
-            method, path = lines[0].split(b" ")[:2]
-            rng = [l for l in lines[1:] if l.lower().startswith(b"range:")]
+            head, buf = read_head(c, buf)
+            if head is None:
+                return
+            method, path = request_line(head)
+            rng = header(head, b"range") is not None
             name = path.decode().rsplit("/", 1)[-1]
             ct, extra, b, status = b"application/json", b"", BIG, b"200 OK"
             if name == "nt":

@@ -41,13 +41,10 @@ def serve(c):
     buf = b""
     try:
         while True:
-            while b"\r\n\r\n" not in buf:
-                d = c.recv(65536)
-                if not d:
-                    return
-                buf += d
-            head, buf = buf.split(b"\r\n\r\n", 1)
-            path = head.split(b"\r\n")[0].split(b" ")[1].decode()
+            head, buf = read_head(c, buf)
+            if head is None:
+                return
+            path = request_line(head)[1].decode()
             name = path.rsplit("/", 1)[-1]           # gzip, br, zstd, bomb, corrupt, cut
             chunked = "/chunked/" in path
             fname = "enc." + name if name in ("gzip", "br", "zstd") else name + ".gzip"

@@ -31,13 +31,10 @@ def serve(c):
     buf = b""
     try:
         while True:
-            while b"\r\n\r\n" not in buf:
-                d = c.recv(65536)
-                if not d:
-                    return
-                buf += d
-            head, buf = buf.split(b"\r\n\r\n", 1)
-            path = head.split(b"\r\n")[0].split(b" ")[1]
+            head, buf = read_head(c, buf)
+            if head is None:
+                return
+            path = request_line(head)[1]
             enc = path.endswith(b"/pre")
             b = open(D + ("/plain.gz" if enc else "/plain"), "rb").read()
             c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nETag: \"h1\"\r\n"

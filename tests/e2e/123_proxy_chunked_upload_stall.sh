@@ -18,41 +18,20 @@ read -r oport gport aport <<<"$(free_ports 3)"
 start_tcp_server origin "$oport" 0.4 <<'EOF'
 import sys, time
 HOLD = float(sys.argv[2])
-def need(c, buf, n):
-    while len(buf) < n:
-        d = c.recv(1 << 20)
-        if not d:
-            raise EOFError
-        buf += d
-    return buf
 def serve(c):
     buf = b""
     try:
         while True:
-            while b"\r\n\r\n" not in buf:
-                d = c.recv(65536)
-                if not d:
-                    return
-                buf += d
-            head, buf = buf.split(b"\r\n\r\n", 1)
+            head, buf = read_head(c, buf)
+            if head is None:
+                return
             time.sleep(HOLD)  # read nothing: the gateway's writes stall
-            got = 0
-            cl = [l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")]
-            if cl:
-                n = int(cl[0].split(b":")[1])
-                buf = need(c, buf, n)
-                got, buf = n, buf[n:]
+            cl = header(head, b"content-length")
+            if cl is not None:
+                got, buf = read_exact(c, buf, int(cl))
             else:  # chunked, as the gateway frames it (no extensions, no trailers)
-                while True:
-                    while b"\r\n" not in buf:
-                        buf = need(c, buf, len(buf) + 1)
-                    line, buf = buf.split(b"\r\n", 1)
-                    n = int(line, 16)
-                    buf = need(c, buf, n + 2)
-                    got, buf = got + n, buf[n + 2:]
-                    if n == 0:
-                        break
-            body = str(got).encode()
+                got, buf = read_chunked(c, buf)
+            body = str(len(got)).encode()
             c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
     except (OSError, EOFError):
         pass

@@ -22,12 +22,9 @@ import time
 def serve(conn):
     data = b""
     while True:
-        while b"\r\n\r\n" not in data:
-            d = conn.recv(65536)
-            if not d:
-                return
-            data += d
-        head, _, data = data.partition(b"\r\n\r\n")
+        head, data = read_head(conn, data)
+        if head is None:
+            return
         if head.startswith(b"GET /slow"):
             time.sleep(2)  # holds the stream open
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n"

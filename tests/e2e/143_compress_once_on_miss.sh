@@ -30,13 +30,10 @@ def serve(c):
     buf = b""
     try:
         while True:
-            while b"\r\n\r\n" not in buf:
-                d = c.recv(65536)
-                if not d:
-                    return
-                buf += d
-            head, buf = buf.split(b"\r\n\r\n", 1)
-            method, path = head.split(b"\r\n")[0].split(b" ")[:2]
+            head, buf = read_head(c, buf)
+            if head is None:
+                return
+            method, path = request_line(head)
             with open(LOG, "ab") as f:
                 f.write(b"%s %s\n" % (method, path))
             out = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nETag: \"e1\"\r\n"

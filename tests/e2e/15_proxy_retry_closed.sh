@@ -14,20 +14,12 @@ aport=$(free_port)
 # Origin: answers the first request of every connection (keep-alive), then reads the next request
 # and closes without a byte of answer, as a server whose keep-alive timer fired would.
 start_tcp_server origin "$oport" <<'PY'
-def head(c):
-    data = b""
-    while b"\r\n\r\n" not in data:
-        d = c.recv(4096)
-        if not d:
-            return False
-        data += d
-    return True
 def serve(c):
     try:
-        if head(c):
+        if read_head(c)[0] is not None:
             body = b'{"ok":true}'
             c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
-            head(c)  # the second request arrives ...
+            read_head(c)  # the second request arrives ...
     finally:
         c.close()  # ... and is dropped unanswered
 PY

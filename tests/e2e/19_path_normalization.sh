@@ -17,14 +17,11 @@ LOG = sys.argv[2]
 def serve(conn):
     buf = b""
     while True:
-        while b"\r\n\r\n" not in buf:
-            d = conn.recv(65536)
-            if not d:
-                conn.close()
-                return
-            buf += d
-        head, buf = buf.split(b"\r\n\r\n", 1)
-        target = head.split(b"\r\n", 1)[0].split(b" ")[1]
+        head, buf = read_head(conn, buf)
+        if head is None:
+            conn.close()
+            return
+        target = request_line(head)[1]
         with open(LOG, "ab") as f:
             f.write(target + b"\n")
         body = b"origin saw " + target

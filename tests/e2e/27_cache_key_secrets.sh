@@ -18,18 +18,12 @@ import json
 def serve(conn):
     buf = b""
     while True:
-        while b"\r\n\r\n" not in buf:
-            d = conn.recv(65536)
-            if not d:
-                conn.close()
-                return
-            buf += d
-        head, buf = buf.split(b"\r\n\r\n", 1)
-        user = "anonymous"
-        for line in head.split(b"\r\n")[1:]:
-            k, _, v = line.partition(b":")
-            if k.strip().lower() == b"authorization":
-                user = v.strip().decode().split("-")[1]  # "Bearer tok-<user>-<secret>"
+        head, buf = read_head(conn, buf)
+        if head is None:
+            conn.close()
+            return
+        auth = header(head, b"authorization")  # "Bearer tok-<user>-<secret>"
+        user = auth.decode().split("-")[1] if auth is not None else "anonymous"
         body = json.dumps({"user": user}).encode()
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                      b"Cache-Control: max-age=60\r\n"

@@ -15,23 +15,15 @@ def serve(c):
     buf = b""
     try:
         while True:
-            while b"\r\n\r\n" not in buf:
-                d = c.recv(65536)
-                if not d:
-                    return
-                buf += d
-            head, buf = buf.split(b"\r\n\r\n", 1)
+            head, buf = read_head(c, buf)
+            if head is None:
+                return
             if b"chunked" in head.lower():
-                while not buf.endswith(b"0\r\n\r\n"):
-                    d = c.recv(65536)
-                    if not d:
-                        return
-                    buf += d
-                buf = b""
+                _, buf = read_chunked(c, buf)
             if b"/slow" in head:
                 time.sleep(0.6)
             c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-    except OSError:
+    except (OSError, EOFError):
         pass
     finally:
         c.close()

@@ -29,18 +29,14 @@ def serve(c):
     buf = b""
     try:
         while True:
-            while b"\r\n\r\n" not in buf:
-                d = c.recv(65536)
-                if not d:
-                    return
-                buf += d
-            head, buf = buf.split(b"\r\n\r\n", 1)
-            lines = head.split(b"\r\n")
-            method, path = lines[0].split(b" ")[:2]
+            head, buf = read_head(c, buf)
+            if head is None:
+                return
+            method, path = request_line(head)
             path = path.decode()
-            ae = [l.lower() for l in lines[1:] if l.lower().startswith(b"accept-encoding:")]
+            ae = header(head, b"accept-encoding")
             with open(LOG, "ab") as f:
-                f.write(b"%s %s\n" % (path.encode(), ae[0] if ae else b"-"))
+                f.write(b"%s %s\n" % (path.encode(), b"accept-encoding: " + ae.lower() if ae is not None else b"-"))
             name = path.rsplit("/", 1)[-1]
             ct, extra, b, chunked, status = b"application/json", b"", BIG, False, b"200 OK"
             if name == "small":

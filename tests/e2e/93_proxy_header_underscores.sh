@@ -12,13 +12,9 @@ read -r oport gport aport <<<"$(free_ports 3)"
 start_tcp_server origin "$oport" <<'EOF'
 def serve(c):
     try:
-        head = b""
-        while b"\r\n\r\n" not in head:
-            d = c.recv(65536)
-            if not d:
-                return
-            head += d
-        head = head.split(b"\r\n\r\n")[0]
+        head, _ = read_head(c)
+        if head is None:
+            return
         c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(head), head))
     except OSError:
         pass

@@ -27,13 +27,10 @@ def serve(c):
     buf = b""
     try:
         while True:
-            while b"\r\n\r\n" not in buf:
-                d = c.recv(65536)
-                if not d:
-                    return
-                buf += d
-            head, buf = buf.split(b"\r\n\r\n", 1)
-            path = head.split(b" ")[1].decode()
+            head, buf = read_head(c, buf)
+            if head is None:
+                return
+            path = request_line(head)[1].decode()
             parts = path.strip("/").split("/")
             if parts[0] == "m":  # /m/MODE/DELAY_MS/N
                 res, late = MODES[parts[1]]

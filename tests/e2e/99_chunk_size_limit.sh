@@ -13,12 +13,9 @@ start_tcp_server origin "$oport" <<'EOF'
 import socket, time
 def serve(c):
     try:
-        head = b""
-        while b"\r\n\r\n" not in head:
-            d = c.recv(65536)
-            if not d:
-                return
-            head += d
+        head, _ = read_head(c)
+        if head is None:
+            return
         if head.startswith(b"POST"):  # never answers before the whole body
             while c.recv(65536):
                 pass

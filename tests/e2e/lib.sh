@@ -331,17 +331,73 @@ sys.stdout.buffer.write(out)
 '
 
 # start_tcp_server NAME PORT [ARGS...] <<'PY' ... PY: a scripted (often hostile) TCP peer on
-# 127.0.0.1:PORT. Stdin is Python defining serve(conn), with the imports and globals it needs; the
-# accept loop of E2E_TCP_SERVER_PY is appended (SO_REUSEADDR, backlog 128, one daemon thread per
-# connection calling serve(conn), accepting forever). The script is written to $T/NAME.py, started
-# as NAME with `python3 $T/NAME.py PORT ARGS...` (so ARGS are sys.argv[2:]) and waited for.
+# 127.0.0.1:PORT. Stdin is Python defining serve(conn), with the imports and globals it needs.
+# The helpers of E2E_TCP_HELPERS_PY are prepended (read_head, read_exact, read_chunked, header,
+# request_line: for an origin that reads plain HTTP/1.1 requests; a test that reads otherwise on
+# purpose, slowly, held or in pieces, keeps its own loop). The accept loop of E2E_TCP_SERVER_PY is
+# appended (SO_REUSEADDR, backlog 128, one daemon thread per connection calling serve(conn),
+# accepting forever). The script is written to $T/NAME.py, started as NAME with
+# `python3 $T/NAME.py PORT ARGS...` (so ARGS are sys.argv[2:]) and waited for.
 start_tcp_server() {
     local name=$1 port=$2
     shift 2
-    { cat; printf '%s\n' "$E2E_TCP_SERVER_PY"; } >"$T/$name.py"
+    { printf '%s\n' "$E2E_TCP_HELPERS_PY"; cat; printf '%s\n' "$E2E_TCP_SERVER_PY"; } >"$T/$name.py"
     start_bg "$name" python3 "$T/$name.py" "$port" "$@"
     wait_port "$port"
 }
+E2E_TCP_HELPERS_PY='
+def read_head(c, buf=b""):
+    """Reads from c until buf holds a whole head: (the head without its blank line, the bytes
+    after it), or (None, buf) when the peer closes first."""
+    while b"\r\n\r\n" not in buf:
+        d = c.recv(65536)
+        if not d:
+            return None, buf
+        buf += d
+    head, rest = buf.split(b"\r\n\r\n", 1)
+    return head, rest
+
+def _fill(c, buf, n):
+    while len(buf) < n:
+        d = c.recv(1 << 20)
+        if not d:
+            raise EOFError
+        buf += d
+    return buf
+
+def read_exact(c, buf, n):
+    """(the first n bytes, the rest), reading from c as long as buf is shorter; EOFError when the
+    peer closes first."""
+    buf = _fill(c, buf, n)
+    return buf[:n], buf[n:]
+
+def read_chunked(c, buf):
+    """Reads one chunked body (sizes without extensions, no trailers, as the gateway frames it):
+    (the body, the bytes after it); EOFError when the peer closes first."""
+    parts = []  # joined once at the end: a body of many small chunks is not copied per chunk
+    while True:
+        while b"\r\n" not in buf:
+            buf = _fill(c, buf, len(buf) + 1)
+        line, buf = buf.split(b"\r\n", 1)
+        n = int(line, 16)
+        data, buf = read_exact(c, buf, n + 2)
+        parts.append(data[:n])
+        if n == 0:
+            return b"".join(parts), buf
+
+def header(head, name):
+    """The value of the first header NAME (bytes, any case) of a head, stripped; None if absent."""
+    for line in head.split(b"\r\n")[1:]:
+        k, colon, v = line.partition(b":")
+        if colon and k.strip().lower() == name.lower():
+            return v.strip()
+    return None
+
+def request_line(head):
+    """(method, target) of a request head, as bytes."""
+    return tuple(head.split(b"\r\n", 1)[0].split(b" ")[:2])
+'
+
 E2E_TCP_SERVER_PY='
 import socket, sys, threading
 _lst = socket.socket()
