@@ -85,7 +85,7 @@ static int h1cli__head(struct h1cli *x)
                                  x->max_hdrs, &x->lim, x->head_request, &interim);
     buf_consume(x->in, interim); // 100 Continue, 103 Early Hints: never passed on
     x->_interim += interim;
-    if (x->_interim > H1CLI_MAX_INTERIM) {
+    if (x->_interim > (x->max_interim ? x->max_interim : H1CLI_MAX_INTERIM)) {
         h1cli__fail(x, h1cli_err_interim);
         return -1;
     }

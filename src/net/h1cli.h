@@ -37,13 +37,13 @@ extern const char h1cli_err_head[];      /* "head": an invalid response head, or
 extern const char h1cli_err_body[];      /* "body": invalid chunked framing */
 extern const char h1cli_err_early[];     /* "early": bytes before the whole request head was
                                             sent, where that makes them stray (early_stray) */
-extern const char h1cli_err_interim[];   /* "interim": more than H1CLI_MAX_INTERIM bytes of
-                                            1xx heads before the final one */
+extern const char h1cli_err_interim[];   /* "interim": more than max_interim bytes of 1xx
+                                            heads before the final one */
 
-/* Interim (1xx) heads a response may carry before its final head. RFC 9110 sets no number, but
- * a server sending them without end would keep its reader busy for ever: a few 100 Continue and
- * 103 Early Hints fit many times over. */
-#define H1CLI_MAX_INTERIM (64u * 1024u)
+/* Bytes of interim (1xx) heads a response may carry before its final head, by default. RFC 9110
+ * sets no number, but a server sending them without end would keep its reader busy for ever;
+ * a finite run of them, however long, is passed over (e2e/96 sends 500 KB of 100 Continue). */
+#define H1CLI_MAX_INTERIM (1024u * 1024u)
 
 /* One piece of the body, as consumed from *x->in. */
 struct h1cli_piece {
@@ -65,6 +65,8 @@ struct h1cli {
     size_t max_hdrs;
     struct h1_limits lim;     /* the response head's (h1_parse_response) */
     bool head_request;        /* the request was HEAD: no body whatever the head says */
+    size_t max_interim;       /* bytes of 1xx heads before h1cli_err_interim (0: the default
+                                 H1CLI_MAX_INTERIM) */
     bool early_stray;         /* a reused connection: bytes before our head went whole are an
                                  earlier exchange's (h1cli_err_early) */
     /* edge-triggered readiness memory (h1cli_on_events), read by the caller too */

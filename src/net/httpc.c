@@ -265,7 +265,7 @@ int httpc_request(const char *method, const char *url, int timeout_ms, const cha
                 snprintf(err, errlen, "invalid response head: %s", h1_err_text(x.res.err));
             else if (x.err == h1cli_err_interim)
                 snprintf(err, errlen, "invalid response: more than %u bytes of 1xx heads",
-                         H1CLI_MAX_INTERIM);
+                         H1CLI_MAX_INTERIM); // x.max_interim: the default
             else
                 snprintf(err, errlen, "invalid chunked body");
             goto out;
