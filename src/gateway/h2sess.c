@@ -776,8 +776,9 @@ static void h2s__to_tunnel(struct h2_stream *st)
         return;
     }
     st->unconsumed = 0; // the tunnel gives those bytes back as it writes them (consumed)
-    tunnel_start_stream(t, &h2s_tunnel_ops, st, buf_head(&st->in), buf_pending(&st->in),
-                        buf_head(&st->out), buf_pending(&st->out));
+    size_t nin = buf_pending(&st->in), nout = buf_pending(&st->out);
+    tunnel_start_stream(t, &h2s_tunnel_ops, st, nin ? buf_head(&st->in) : NULL, nin,
+                        nout ? buf_head(&st->out) : NULL, nout);
     gwthread_buf_give(s->th, &st->in);
     gwthread_buf_give(s->th, &st->out);
     if (st->tun != NULL && st->req_eos)
@@ -966,7 +967,8 @@ static int h2s__on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void 
             /* the last chunk, the trailers' lines (if HEADERS came after the DATA), the end */
             gwthread_buf_take(s->th, &st->in);
             buf_append_str(&st->in, "0\r\n");
-            buf_append(&st->in, buf_head(&st->rtrail), buf_pending(&st->rtrail));
+            if (buf_pending(&st->rtrail) > 0) // (an empty buf has no data pointer to offset)
+                buf_append(&st->in, buf_head(&st->rtrail), buf_pending(&st->rtrail));
             buf_append_str(&st->in, "\r\n");
         }
         buf_deinit(&st->rtrail);
