@@ -11,17 +11,16 @@ PY=/usr/bin/python3
 PEERS="$(dirname "$0")/tunnel_peers.py"
 
 read -r wport wsport mport gport sport aport <<<"$(free_ports 6)"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$T/key.pem" \
-    -out "$T/cert.pem" -days 2 -subj /CN=localhost 2>/dev/null
+test_cert "$T" cert /CN=localhost
 start_bg echo "$PY" "$PEERS" ws-echo "$wport"
 wait_port "$wport"
-start_bg echo_tls "$PY" "$PEERS" ws-echo "$wsport" "$T/cert.pem" "$T/key.pem"
+start_bg echo_tls "$PY" "$PEERS" ws-echo "$wsport" "$T/cert.pem" "$T/cert.key"
 wait_port "$wsport"
 start_mock mock "$mport"
 start_gateway gw "$gport" "$sport" "$aport" <<YAML
 listen:
   - 127.0.0.1:$gport
-  - {address: 127.0.0.1:$sport, tls: {cert: $T/cert.pem, key: $T/key.pem}}
+  - {address: 127.0.0.1:$sport, tls: {cert: $T/cert.pem, key: $T/cert.key}}
 admin: 127.0.0.1:$aport
 workers: {threads: 2, drain_timeout: 3s}
 upstreams:

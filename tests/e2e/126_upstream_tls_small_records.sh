@@ -13,11 +13,7 @@ nport=$(free_port)
 gport=$(free_port)
 aport=$(free_port)
 
-(
-    cd "$T"
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout srv.key \
-        -out srv.crt -days 2 -subj /CN=localhost -addext 'subjectAltName=DNS:localhost,IP:127.0.0.1'
-) >"$T/openssl.log" 2>&1 || fail "openssl: $(tail -5 "$T/openssl.log")"
+test_cert "$T" srv /CN=localhost DNS:localhost,IP:127.0.0.1
 
 mkdir -p "$T/nginx" "$T/www"
 head -c 3000000 /dev/urandom >"$T/www/big.bin"
@@ -38,7 +34,7 @@ http {
     scgi_temp_path $T/nginx;
     server {
         listen 127.0.0.1:$nport ssl;
-        ssl_certificate $T/srv.crt;
+        ssl_certificate $T/srv.pem;
         ssl_certificate_key $T/srv.key;
         ssl_buffer_size 1k;
         root $T/www;
@@ -55,7 +51,7 @@ workers: {threads: 1}
 upstreams:
   small:
     servers: [https://localhost:$nport]
-    tls: {ca_file: $T/srv.crt}
+    tls: {ca_file: $T/srv.pem}
     pool: {max_connections: 2, max_idle: 2}
 routes:
   - match: /

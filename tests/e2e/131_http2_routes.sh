@@ -18,13 +18,11 @@ routes:
 EOF
 start_mock mock "$mport"
 start_mock echo2 "$EPORT" --profile "$T/mock.yaml"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-    -keyout "$T/key.pem" -out "$T/cert.pem" -subj /CN=localhost \
-    -addext subjectAltName=DNS:localhost,IP:127.0.0.1 2>/dev/null
+test_cert "$T" cert /CN=localhost DNS:localhost,IP:127.0.0.1
 start_gateway gw "$gport" "$tport" "$aport" <<YAML
 listen:
   - 127.0.0.1:$gport
-  - {address: 127.0.0.1:$tport, tls: {cert: $T/cert.pem, key: $T/key.pem}}
+  - {address: 127.0.0.1:$tport, tls: {cert: $T/cert.pem, key: $T/cert.key}}
 admin: 127.0.0.1:$aport
 workers: {threads: 2}
 logging: {access_log: $T/access.log, access_format: json, access_flush: 10ms}

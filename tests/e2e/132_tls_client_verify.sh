@@ -11,22 +11,10 @@ set -euo pipefail
 require_cmd curl openssl jq
 
 C="$T/certs"
-mkdir -p "$C"
-(
-    cd "$C"
-    ec="-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
-    openssl req -x509 $ec -keyout ca.key -out ca.pem -days 2 -subj /CN=e2e-client-ca 2>/dev/null
-    leaf() { # NAME SUBJECT SAN
-        openssl req $ec -keyout "$1.key" -out "$1.csr" -subj "$2" 2>/dev/null
-        printf 'subjectAltName=%s\n' "$3" >"$1.ext"
-        openssl x509 -req -in "$1.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
-            -out "$1.pem" -extfile "$1.ext" 2>/dev/null
-    }
-    leaf server /CN=localhost DNS:localhost,IP:127.0.0.1
-    leaf client /CN=client DNS:client
-    openssl req -x509 $ec -keyout stranger.key -out stranger.pem -days 2 -subj /CN=stranger \
-        2>/dev/null
-) || fail "cannot make test certificates"
+test_cert "$C" ca /CN=e2e-client-ca
+test_cert "$C" server /CN=localhost DNS:localhost,IP:127.0.0.1 ca
+test_cert "$C" client /CN=client DNS:client ca
+test_cert "$C" stranger /CN=stranger
 
 read -r mport rport oport pport aport <<<"$(free_ports 5)"
 cat >"$T/mock.yaml" <<'EOF'

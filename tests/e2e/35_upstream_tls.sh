@@ -12,18 +12,9 @@ gport=$(free_port)
 aport=$(free_port)
 
 log "certificates: a CA, a server certificate for localhost/127.0.0.1, and an unrelated CA"
-(
-    cd "$T"
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key \
-        -out ca.crt -days 2 -subj /CN=apigate-e2e-ca
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout other.key \
-        -out other.crt -days 2 -subj /CN=some-other-ca
-    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout srv.key \
-        -out srv.csr -subj /CN=localhost
-    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >ext.cnf
-    openssl x509 -req -in srv.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out srv.crt -days 2 \
-        -extfile ext.cnf
-) >"$T/openssl.log" 2>&1 || fail "openssl: $(tail -5 "$T/openssl.log")"
+test_cert "$T" ca /CN=apigate-e2e-ca
+test_cert "$T" other /CN=some-other-ca
+test_cert "$T" srv /CN=localhost DNS:localhost,IP:127.0.0.1 ca
 
 mkdir -p "$T/nginx"
 cat >"$T/nginx.conf" <<EOF
@@ -43,7 +34,7 @@ http {
     keepalive_requests 10000;
     server {
         listen 127.0.0.1:$nport ssl;
-        ssl_certificate $T/srv.crt;
+        ssl_certificate $T/srv.pem;
         ssl_certificate_key $T/srv.key;
         location /api/ { default_type application/json; return 200 '{"tls":"ok"}'; }
         location / { return 200 'ok'; }
@@ -52,7 +43,7 @@ http {
 EOF
 start_bg nginx nginx -c "$T/nginx.conf" -p "$T/nginx"
 wait_port "$nport"
-curl -s --cacert "$T/ca.crt" "https://localhost:$nport/api/x" >/dev/null ||
+curl -s --cacert "$T/ca.pem" "https://localhost:$nport/api/x" >/dev/null ||
     fail "nginx does not serve TLS with the test CA"
 
 start_gateway gw "$gport" "$aport" <<EOF
@@ -62,14 +53,14 @@ workers: {threads: 1}
 upstreams:
   good:
     servers: [https://localhost:$nport]
-    tls: {ca_file: $T/ca.crt}
+    tls: {ca_file: $T/ca.pem}
     pool: {max_connections: 4, max_idle: 4, idle_timeout: 60s}
   bad:
     servers: [https://localhost:$nport]
-    tls: {ca_file: $T/other.crt}
+    tls: {ca_file: $T/other.pem}
   short:
     servers: [https://127.0.0.1:$nport]
-    tls: {ca_file: $T/ca.crt}
+    tls: {ca_file: $T/ca.pem}
     pool: {idle_timeout: 150ms}
 routes:
   - match: /api/

@@ -6,8 +6,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 require_cmd nginx openssl jq
 
-openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/key.pem" -out "$T/cert.pem" -days 2 \
-    -subj "/CN=localhost" -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" 2>/dev/null
+test_cert "$T" cert /CN=localhost DNS:localhost,IP:127.0.0.1 "" -newkey rsa:2048 -nodes
 port=$(free_port)
 cat >"$T/nginx.conf" <<CONF
 worker_processes 1;
@@ -23,7 +22,7 @@ http {
   server {
     listen 127.0.0.1:$port ssl;
     ssl_certificate $T/cert.pem;
-    ssl_certificate_key $T/key.pem;
+    ssl_certificate_key $T/cert.key;
     location / { return 200 "secure"; }
   }
 }

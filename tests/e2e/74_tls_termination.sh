@@ -14,27 +14,13 @@ set -euo pipefail
 require_cmd curl openssl python3
 
 C="$T/certs"
-mkdir -p "$C"
-(
-    cd "$C"
-    ec="-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes"
-    openssl req -x509 $ec -keyout ca.key -out ca.pem -days 2 -subj /CN=e2e-ca 2>/dev/null
-    leaf() { # NAME SUBJECT SAN KEYOPTS...
-        local n=$1 subj=$2 san=$3
-        shift 3
-        openssl req "$@" -keyout "$n.key" -out "$n.csr" -subj "$subj" 2>/dev/null
-        printf 'subjectAltName=%s\n' "$san" >"$n.ext"
-        openssl x509 -req -in "$n.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
-            -out "$n.pem" -extfile "$n.ext" 2>/dev/null
-    }
-    leaf a /CN=a.test DNS:a.test,DNS:localhost,IP:127.0.0.1 $ec
-    leaf rsa /CN=a.test DNS:a.test,DNS:localhost,IP:127.0.0.1 -newkey rsa:2048 -nodes
-    leaf b /CN=b.test DNS:b.test $ec
-    leaf new /CN=renewed.test DNS:a.test,DNS:localhost,IP:127.0.0.1 $ec
-    leaf client /CN=client DNS:client $ec
-    openssl req -x509 $ec -keyout stranger.key -out stranger.pem -days 2 -subj /CN=stranger \
-        2>/dev/null
-) || fail "cannot make test certificates"
+test_cert "$C" ca /CN=e2e-ca
+test_cert "$C" a /CN=a.test DNS:a.test,DNS:localhost,IP:127.0.0.1 ca
+test_cert "$C" rsa /CN=a.test DNS:a.test,DNS:localhost,IP:127.0.0.1 ca -newkey rsa:2048 -nodes
+test_cert "$C" b /CN=b.test DNS:b.test ca
+test_cert "$C" new /CN=renewed.test DNS:a.test,DNS:localhost,IP:127.0.0.1 ca
+test_cert "$C" client /CN=client DNS:client ca
+test_cert "$C" stranger /CN=stranger
 
 read -r mport hport sport mtport aport wport <<<"$(free_ports 6)"
 start_mock mock "$mport"

@@ -114,8 +114,7 @@ assert_contains "$(jq -r '.findings[] | select(.id == "gw-unreachable") | .title
 assert_contains "$(jq -r '.findings[] | select(.id == "target-unreachable") | .evidence' <<<"$out")" "Connection refused" "refused target"
 # --- https target: verified against the trust store (SSL_CERT_FILE), refused when untrusted ----
 if command -v openssl >/dev/null 2>&1; then
-    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$T/key.pem" -out "$T/cert.pem" -days 1 \
-        -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" 2>/dev/null
+    test_cert "$T" cert /CN=localhost DNS:localhost,IP:127.0.0.1 "" -newkey rsa:2048 -nodes
     cat >"$T/tls.py" <<'PY'
 import http.server, ssl, sys
 srv = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), http.server.SimpleHTTPRequestHandler)
@@ -125,7 +124,7 @@ srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
 srv.serve_forever()
 PY
     TLS=$(free_port)
-    (cd "$T/www" && exec python3 "$T/tls.py" "$TLS" "$T/cert.pem" "$T/key.pem") >"$T/tls.log" 2>&1 &
+    (cd "$T/www" && exec python3 "$T/tls.py" "$TLS" "$T/cert.pem" "$T/cert.key") >"$T/tls.log" 2>&1 &
     E2E_PIDS+=($!)
     E2E_NAMES+=(tls)
     wait_port "$TLS" 10

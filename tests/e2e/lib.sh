@@ -408,3 +408,28 @@ while True:
     _c, _ = _lst.accept()
     threading.Thread(target=serve, args=(_c,), daemon=True).start()
 '
+
+# test_cert DIR NAME SUBJECT [SAN [CA [KEY OPTIONS...]]]: a key DIR/NAME.key (ECDSA P-256 unless
+# KEY OPTIONS say otherwise, e.g. -newkey rsa:2048 -nodes) and a certificate DIR/NAME.pem for
+# SUBJECT (/CN=localhost), valid 2 days, with subjectAltName SAN (none when ""): self-signed when
+# CA is "" (a CA, or a server its clients trust as it is), else signed by DIR/CA.pem and DIR/CA.key.
+# Fails the test with openssl's message ($T/openssl.log) when openssl does.
+test_cert() {
+    local dir=$1 name=$2 subj=$3 san=${4:-} ca=${5:-}
+    shift $(($# < 5 ? $# : 5))
+    local key=("$@")
+    [ ${#key[@]} -gt 0 ] || key=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+    mkdir -p "$dir"
+    (
+        cd "$dir"
+        if [ -z "$ca" ]; then
+            openssl req -x509 "${key[@]}" -keyout "$name.key" -out "$name.pem" -days 2 -subj "$subj" \
+                ${san:+-addext "subjectAltName=$san"}
+        else
+            openssl req "${key[@]}" -keyout "$name.key" -out "$name.csr" -subj "$subj"
+            printf 'subjectAltName=%s\n' "$san" >"$name.ext"
+            openssl x509 -req -in "$name.csr" -CA "$ca.pem" -CAkey "$ca.key" -CAcreateserial -days 2 \
+                -out "$name.pem" ${san:+-extfile "$name.ext"}
+        fi
+    ) >>"$T/openssl.log" 2>&1 || fail "openssl ($name): $(tail -5 "$T/openssl.log")"
+}
