@@ -15,23 +15,10 @@ aport=$(free_port)
 
 test_cert "$T" srv /CN=localhost DNS:localhost,IP:127.0.0.1
 
-mkdir -p "$T/nginx" "$T/www"
+mkdir -p "$T/www"
 head -c 3000000 /dev/urandom >"$T/www/big.bin"
 head -c 50000 /dev/urandom >"$T/www/mid.bin"
-cat >"$T/nginx.conf" <<EOF
-daemon off;
-master_process off;
-worker_processes 1;
-error_log $T/nginx/error.log warn;
-pid $T/nginx/nginx.pid;
-events { worker_connections 256; }
-http {
-    access_log off;
-    client_body_temp_path $T/nginx;
-    proxy_temp_path $T/nginx;
-    fastcgi_temp_path $T/nginx;
-    uwsgi_temp_path $T/nginx;
-    scgi_temp_path $T/nginx;
+nginx_conf "$T/nginx" <<EOF
     server {
         listen 127.0.0.1:$nport ssl;
         ssl_certificate $T/srv.pem;
@@ -39,10 +26,8 @@ http {
         ssl_buffer_size 1k;
         root $T/www;
     }
-}
 EOF
-start_bg nginx nginx -c "$T/nginx.conf" -p "$T/nginx"
-wait_port "$nport"
+start_nginx nginx "$T/nginx" "$nport"
 
 start_gateway gw "$gport" "$aport" <<EOF
 listen: 127.0.0.1:$gport

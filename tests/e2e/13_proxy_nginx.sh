@@ -12,24 +12,10 @@ mport=$(free_port)
 gport=$(free_port)
 aport=$(free_port)
 
-mkdir -p "$T/www" "$T/nginx"
+mkdir -p "$T/www"
 python3 -c 'import json; print(json.dumps({"id": 1, "pad": "x" * 990}))' >"$T/www/item.json"
 head -c 20971520 /dev/urandom >"$T/www/big.bin"
-cat >"$T/nginx/nginx.conf" <<EOF
-daemon off;
-master_process off;
-worker_processes 1;
-user root;
-error_log $T/nginx/error.log warn;
-pid $T/nginx/nginx.pid;
-events { worker_connections 256; }
-http {
-    access_log off;
-    client_body_temp_path $T/nginx/body;
-    proxy_temp_path $T/nginx/proxy;
-    fastcgi_temp_path $T/nginx/fastcgi;
-    uwsgi_temp_path $T/nginx/uwsgi;
-    scgi_temp_path $T/nginx/scgi;
+nginx_conf "$T/nginx" <<EOF
     types { application/json json; application/octet-stream bin; }
     keepalive_requests 100000;
     keepalive_timeout 1s;
@@ -38,7 +24,6 @@ http {
         root $T/www;
         etag on;
     }
-}
 EOF
 cat >"$T/mock.yaml" <<'EOF'
 global:
@@ -65,8 +50,7 @@ routes:
   - match: /
     upstream: web
 EOF
-start_bg nginx nginx -p "$T/nginx" -c "$T/nginx/nginx.conf"
-wait_port "$nport"
+start_nginx nginx "$T/nginx" "$nport"
 start_mock mock "$mport" --profile "$T/mock.yaml"
 start_bg gw "$APIGATE" serve -c "$T/gw.yaml"
 gw_pid=$LAST_PID

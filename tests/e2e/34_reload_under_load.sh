@@ -10,33 +10,17 @@ set -euo pipefail
 require_cmd curl wrk nginx pgrep
 
 read -r nport gport aport < <(free_ports 3)
-mkdir -p "$T/www" "$T/nginx"
+mkdir -p "$T/www"
 printf '{"ok":true}\n' >"$T/www/item.json"
-cat >"$T/nginx/nginx.conf" <<EOF
-daemon off;
-master_process off;
-worker_processes 1;
-user root;
-error_log $T/nginx/error.log warn;
-pid $T/nginx/nginx.pid;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path $T/nginx/body;
-    proxy_temp_path $T/nginx/proxy;
-    fastcgi_temp_path $T/nginx/fastcgi;
-    uwsgi_temp_path $T/nginx/uwsgi;
-    scgi_temp_path $T/nginx/scgi;
+nginx_conf "$T/nginx" <<EOF
     types { application/json json; }
     keepalive_requests 1000000;
     server {
         listen 127.0.0.1:$nport;
         root $T/www;
     }
-}
 EOF
-start_bg nginx nginx -p "$T/nginx" -c "$T/nginx/nginx.conf"
-wait_port "$nport"
+start_nginx nginx "$T/nginx" "$nport"
 
 gw_config() { # gw_config MAX_REQUESTS
     cat >"$T/gw.yaml" <<EOF

@@ -16,21 +16,7 @@ test_cert "$T" ca /CN=apigate-e2e-ca
 test_cert "$T" other /CN=some-other-ca
 test_cert "$T" srv /CN=localhost DNS:localhost,IP:127.0.0.1 ca
 
-mkdir -p "$T/nginx"
-cat >"$T/nginx.conf" <<EOF
-daemon off;
-master_process off;
-worker_processes 1;
-error_log $T/nginx/error.log warn;
-pid $T/nginx/nginx.pid;
-events { worker_connections 256; }
-http {
-    access_log off;
-    client_body_temp_path $T/nginx;
-    proxy_temp_path $T/nginx;
-    fastcgi_temp_path $T/nginx;
-    uwsgi_temp_path $T/nginx;
-    scgi_temp_path $T/nginx;
+nginx_conf "$T/nginx" <<EOF
     keepalive_requests 10000;
     server {
         listen 127.0.0.1:$nport ssl;
@@ -39,10 +25,8 @@ http {
         location /api/ { default_type application/json; return 200 '{"tls":"ok"}'; }
         location / { return 200 'ok'; }
     }
-}
 EOF
-start_bg nginx nginx -c "$T/nginx.conf" -p "$T/nginx"
-wait_port "$nport"
+start_nginx nginx "$T/nginx" "$nport"
 curl -s --cacert "$T/ca.pem" "https://localhost:$nport/api/x" >/dev/null ||
     fail "nginx does not serve TLS with the test CA"
 

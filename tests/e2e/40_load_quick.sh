@@ -9,29 +9,17 @@ set -euo pipefail
 require_cmd nginx jq curl
 
 port=$(free_port)
-mkdir -p "$T/ngx"
-cat >"$T/ngx/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-master_process off;
-pid $T/ngx/nginx.pid;
-error_log $T/ngx/error.log;
-events { worker_connections 1024; }
-http {
-  access_log $T/ngx/access.log;
-  client_body_temp_path $T/ngx; proxy_temp_path $T/ngx; fastcgi_temp_path $T/ngx;
-  uwsgi_temp_path $T/ngx; scgi_temp_path $T/ngx;
+nginx_conf "$T/ngx" <<CONF
   keepalive_requests 1000000;
   server {
     listen 127.0.0.1:$port;
+    access_log $T/ngx/access.log;
     location / { return 200 "ok"; }
     location /chunked { default_type text/plain; chunked_transfer_encoding on;
                         return 200 "a chunked body"; }
   }
-}
 CONF
-start_bg nginx nginx -c "$T/ngx/nginx.conf" -e "$T/ngx/error.log"
-wait_port "$port"
+start_nginx nginx "$T/ngx" "$port"
 
 log "quick mode: -c 8 -t 2 -d 2s"
 "$APIGATE" load -c 8 -t 2 -d 2s --json "$T/q.json" "http://127.0.0.1:$port/" >"$T/out" 2>"$T/err" ||

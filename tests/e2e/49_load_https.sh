@@ -8,27 +8,15 @@ require_cmd nginx openssl jq
 
 test_cert "$T" cert /CN=localhost DNS:localhost,IP:127.0.0.1 "" -newkey rsa:2048 -nodes
 port=$(free_port)
-cat >"$T/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-master_process off;
-pid $T/nginx.pid;
-error_log $T/error.log;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $T; proxy_temp_path $T; fastcgi_temp_path $T; uwsgi_temp_path $T;
-  scgi_temp_path $T;
+nginx_conf "$T/nginx" <<CONF
   server {
     listen 127.0.0.1:$port ssl;
     ssl_certificate $T/cert.pem;
     ssl_certificate_key $T/cert.key;
     location / { return 200 "secure"; }
   }
-}
 CONF
-start_bg nginx nginx -c "$T/nginx.conf" -e "$T/error.log"
-wait_port "$port"
+start_nginx nginx "$T/nginx" "$port"
 url="https://127.0.0.1:$port/"
 
 log "verification on by default: an untrusted certificate fails every request"

@@ -409,6 +409,44 @@ while True:
     threading.Thread(target=serve, args=(_c,), daemon=True).start()
 '
 
+# nginx_conf DIR <<EOF ... EOF: writes DIR/nginx.conf for an nginx origin: in the foreground and
+# one process (daemon off, master_process off: the PID start_bg records is nginx itself), its
+# error log, pid and every temp path in DIR, access_log off. Stdin goes inside http { }: the
+# server blocks and whatever http-level directive the test needs (a server block may set its own
+# access_log). Start it with start_nginx.
+nginx_conf() {
+    local dir=$1
+    mkdir -p "$dir"
+    {
+        cat <<CONF
+daemon off;
+master_process off;
+worker_processes 1;
+error_log $dir/error.log warn;
+pid $dir/nginx.pid;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $dir;
+    proxy_temp_path $dir;
+    fastcgi_temp_path $dir;
+    uwsgi_temp_path $dir;
+    scgi_temp_path $dir;
+CONF
+        cat
+        echo "}"
+    } >"$dir/nginx.conf"
+}
+
+# start_nginx NAME DIR PORT...: starts nginx on DIR/nginx.conf (see nginx_conf) as NAME and waits
+# until every PORT accepts.
+start_nginx() {
+    local name=$1 dir=$2 port
+    shift 2
+    start_bg "$name" nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log"
+    for port in "$@"; do wait_port "$port"; done
+}
+
 # test_cert DIR NAME SUBJECT [SAN [CA [KEY OPTIONS...]]]: a key DIR/NAME.key (ECDSA P-256 unless
 # KEY OPTIONS say otherwise, e.g. -newkey rsa:2048 -nodes) and a certificate DIR/NAME.pem for
 # SUBJECT (/CN=localhost), valid 2 days, with subjectAltName SAN (none when ""): self-signed when
