@@ -438,6 +438,10 @@ static enum filter_verdict fallback__on_error(struct gw_req *r, void *st, const 
     if (rr == NULL || !rr->gr->fallback.enabled || r->head_sent || r->state != GW_REQ_ACTIVE)
         return FILTER_CONTINUE;
     const struct gw_fallback *fb = &rr->gr->fallback;
+    if (r->ws_key[0] && fb->status >= 200 && fb->status < 300)
+        /* an HTTP/2 extended CONNECT takes any 2xx for "tunnel open" (RFC 8441 §5): a 2xx
+         * fallback would start a WebSocket made of its body; the error page answers instead */
+        return FILTER_CONTINUE;
     gw_req_local_answer(r); // an unread body cannot be skipped reliably, a drain closes
     struct gw_head h;
     gw_head_init(&h, (int)fb->status);

@@ -6,7 +6,7 @@
 # extensions passed), answers 200 on the 101 and carries the tunnel in DATA frames: text, binary
 # and 1 MB echoed on two streams of one connection, the close handshake as END_STREAM both ways.
 # Refusals keep their status (upstream 403, a 200 that is no switch: 502, a wrong accept: 502,
-# websocket: false or another protocol: 501, no route: 404). RST_STREAM CANCEL from the client
+# websocket: false or another protocol: 501, no route: 404, a route's 2xx fallback: 502). RST_STREAM CANCEL from the client
 # closes the upstream connection; the upstream's reset is RST_STREAM CANCEL, its FIN END_STREAM.
 # Flow control is the backpressure both ways (bounded bytes held); idle timeout, metrics, the
 # access log and the drain on reload as for an HTTP/1.1 tunnel.
@@ -19,7 +19,7 @@ PEERS="$(dirname "$0")/tunnel_peers.py"
 H2P="$(dirname "$0")/h2_peers.py"
 h2p() { timeout 60 "$PY" "$H2P" "$@"; }
 
-read -r wport uport gport aport <<<"$(free_ports 4)"
+read -r wport uport gport aport dport <<<"$(free_ports 5)" # dport: nothing listens
 start_bg echo "$PY" "$PEERS" ws-echo "$wport"
 wait_port "$wport"
 start_bg up "$PY" "$H2P" up "$uport" "$T/up.log"
@@ -32,11 +32,13 @@ logging: {access_log: $T/access.log, access_format: json, access_flush: 10ms}
 upstreams:
   ws: {servers: [127.0.0.1:$wport]}
   raw: {servers: [127.0.0.1:$uport]}
+  dead: {servers: [127.0.0.1:$dport]}
 routes:
   - {match: /chat, upstream: ws, cache: {ttl: 60s, override: true}}
   - {match: /nows/, upstream: raw, websocket: false}
   - {match: /idle/, upstream: raw, tunnel: {idle_timeout: 1s}}
   - {match: /r/, upstream: raw}
+  - {match: /fb/, upstream: dead, fallback: {status: 200, body: '{"fallback":true}'}}
 YAML
 gw_pid=$LAST_PID
 metric() { curl -s "http://127.0.0.1:$aport/metrics" | awk -v k="$1" '$1 == k {print $2}'; }
@@ -104,6 +106,9 @@ out=$(h2p status "$gport" /r/echo x-other 2>&1) || fail "other protocol: $out"
 assert_contains "$out" "status 501" "a protocol other than websocket"
 out=$(h2p status "$gport" /nowhere 2>&1) || fail "no route: $out"
 assert_contains "$out" "status 404" "no route"
+out=$(h2p status "$gport" /fb/x 2>&1) || fail "fallback: $out"
+assert_contains "$out" "status 502" "a 2xx fallback never answers an extended CONNECT (a 2xx opens the tunnel)"
+assert_eq "$(curl -s "http://127.0.0.1:$gport/fb/x")" '{"fallback":true}' "the fallback still answers plain requests"
 assert_eq "$(grep -c 'nows\|x-other\|nowhere' "$T/up.log" || true)" 0 "refused requests never reached the upstream"
 assert_eq "$(metric apigate_tunnels_total)" 3 "no tunnel for a refusal"
 
