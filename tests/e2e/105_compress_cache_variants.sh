@@ -28,37 +28,29 @@ def body(n):
         i += 1
     return out[:n - 1] + b"]"
 BIG = body(50000)
+def answer(c, head, _):
+    method, path = request_line(head)
+    inm = header(head, b"if-none-match")
+    with open(LOG, "ab") as f:
+        f.write(b"%s %s %s\n" % (method, path, b"inm" if inm is not None else b"-"))
+    if path.startswith(b"/reval"):
+        # stored, but revalidated on every request: a 304 refreshes the stored head
+        if inm is not None and b'"r1"' in inm:
+            c.sendall(b"HTTP/1.1 304 Not Modified\r\nETag: \"r1\"\r\n"
+                      b"Cache-Control: no-cache\r\n\r\n")
+            return
+        out = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nETag: \"r1\"\r\n"
+               b"Cache-Control: no-cache\r\nContent-Length: %d\r\n\r\n" % len(BIG))
+        c.sendall(out + BIG)
+        return
+    out = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nETag: \"v1\"\r\n"
+           b"Cache-Control: max-age=300\r\nAccept-Ranges: bytes\r\n"
+           b"Content-Length: %d\r\n\r\n" % len(BIG))
+    if method != b"HEAD":
+        out += BIG
+    c.sendall(out)
 def serve(c):
-    buf = b""
-    try:
-        while True:
-            head, buf = read_head(c, buf)
-            if head is None:
-                return
-            method, path = request_line(head)
-            inm = header(head, b"if-none-match")
-            with open(LOG, "ab") as f:
-                f.write(b"%s %s %s\n" % (method, path, b"inm" if inm is not None else b"-"))
-            if path.startswith(b"/reval"):
-                # stored, but revalidated on every request: a 304 refreshes the stored head
-                if inm is not None and b'"r1"' in inm:
-                    c.sendall(b"HTTP/1.1 304 Not Modified\r\nETag: \"r1\"\r\n"
-                              b"Cache-Control: no-cache\r\n\r\n")
-                    continue
-                out = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nETag: \"r1\"\r\n"
-                       b"Cache-Control: no-cache\r\nContent-Length: %d\r\n\r\n" % len(BIG))
-                c.sendall(out + BIG)
-                continue
-            out = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nETag: \"v1\"\r\n"
-                   b"Cache-Control: max-age=300\r\nAccept-Ranges: bytes\r\n"
-                   b"Content-Length: %d\r\n\r\n" % len(BIG))
-            if method != b"HEAD":
-                out += BIG
-            c.sendall(out)
-    except OSError:
-        pass
-    finally:
-        c.close()
+    each_request(c, answer)
 ORIGIN
 
 start_gateway gw "$gport" "$aport" <<YAML

@@ -20,40 +20,32 @@ def body(n):
         i += 1
     return out[:n - 1] + b"]"
 BIG = body(30000)
+def answer(c, head, _):
+    method, path = request_line(head)
+    rng = header(head, b"range") is not None
+    name = path.decode().rsplit("/", 1)[-1]
+    ct, extra, b, status = b"application/json", b"", BIG, b"200 OK"
+    if name == "nt":
+        extra = b"Cache-Control: max-age=300, no-transform\r\n"
+    elif name == "small":
+        b = BIG[:300] + b"]"
+    elif name == "png":
+        ct = b"image/png"
+    elif name == "pre":
+        b = gzip.compress(BIG, mtime=0)
+        extra = b"Content-Encoding: gzip\r\n"
+    elif name == "partial" and rng:
+        status, b = b"206 Partial Content", BIG[:100]
+        extra = b"Content-Range: bytes 0-99/%d\r\n" % len(BIG)
+    if b"max-age" not in extra:
+        extra += b"Cache-Control: max-age=300\r\n"
+    out = (b"HTTP/1.1 %s\r\nContent-Type: %s\r\nETag: \"e1\"\r\n%sContent-Length: %d\r\n\r\n"
+           % (status, ct, extra, len(b)))
+    if method != b"HEAD":
+        out += b
+    c.sendall(out)
 def serve(c):
-    buf = b""
-    try:
-        while True:
-            head, buf = read_head(c, buf)
-            if head is None:
-                return
-            method, path = request_line(head)
-            rng = header(head, b"range") is not None
-            name = path.decode().rsplit("/", 1)[-1]
-            ct, extra, b, status = b"application/json", b"", BIG, b"200 OK"
-            if name == "nt":
-                extra = b"Cache-Control: max-age=300, no-transform\r\n"
-            elif name == "small":
-                b = BIG[:300] + b"]"
-            elif name == "png":
-                ct = b"image/png"
-            elif name == "pre":
-                b = gzip.compress(BIG, mtime=0)
-                extra = b"Content-Encoding: gzip\r\n"
-            elif name == "partial" and rng:
-                status, b = b"206 Partial Content", BIG[:100]
-                extra = b"Content-Range: bytes 0-99/%d\r\n" % len(BIG)
-            if b"max-age" not in extra:
-                extra += b"Cache-Control: max-age=300\r\n"
-            out = (b"HTTP/1.1 %s\r\nContent-Type: %s\r\nETag: \"e1\"\r\n%sContent-Length: %d\r\n\r\n"
-                   % (status, ct, extra, len(b)))
-            if method != b"HEAD":
-                out += b
-            c.sendall(out)
-    except OSError:
-        pass
-    finally:
-        c.close()
+    each_request(c, answer)
 ORIGIN
 
 start_gateway gw "$gport" "$aport" <<YAML

@@ -37,37 +37,29 @@ head -c 30000000 /dev/zero | gzip -c -n >"$T/bomb.gzip" # 30 MB of zeros in ~30 
 start_tcp_server origin "$oport" "$T" <<'ORIGIN'
 import socket, sys, time
 D = sys.argv[2]
+def answer(c, head, _):
+    path = request_line(head)[1].decode()
+    name = path.rsplit("/", 1)[-1]           # gzip, br, zstd, bomb, corrupt, cut
+    chunked = "/chunked/" in path
+    fname = "enc." + name if name in ("gzip", "br", "zstd") else name + ".gzip"
+    enc = name if name in ("gzip", "br", "zstd") else "gzip"
+    b = open(D + "/" + fname, "rb").read()
+    cc = b"Cache-Control: max-age=300\r\n" if path[:3] in ("/c/", "/m/") else b""
+    hdr = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nETag: \"e1\"\r\n"
+           b"Content-Encoding: %s\r\n%s" % (enc.encode(), cc))
+    if chunked or name == "cut":
+        c.sendall(hdr + b"Transfer-Encoding: chunked\r\n\r\n")
+        step = 7000
+        for i in range(0, len(b), step):
+            part = b[i:i + step]
+            c.sendall(b"%x\r\n%s\r\n" % (len(part), part))
+            if name == "cut" and i == 0:
+                time.sleep(0.3)  # the first decoded bytes go out before the garbage
+        c.sendall(b"0\r\n\r\n")
+    else:
+        c.sendall(hdr + b"Content-Length: %d\r\n\r\n" % len(b) + b)
 def serve(c):
-    buf = b""
-    try:
-        while True:
-            head, buf = read_head(c, buf)
-            if head is None:
-                return
-            path = request_line(head)[1].decode()
-            name = path.rsplit("/", 1)[-1]           # gzip, br, zstd, bomb, corrupt, cut
-            chunked = "/chunked/" in path
-            fname = "enc." + name if name in ("gzip", "br", "zstd") else name + ".gzip"
-            enc = name if name in ("gzip", "br", "zstd") else "gzip"
-            b = open(D + "/" + fname, "rb").read()
-            cc = b"Cache-Control: max-age=300\r\n" if path[:3] in ("/c/", "/m/") else b""
-            hdr = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nETag: \"e1\"\r\n"
-                   b"Content-Encoding: %s\r\n%s" % (enc.encode(), cc))
-            if chunked or name == "cut":
-                c.sendall(hdr + b"Transfer-Encoding: chunked\r\n\r\n")
-                step = 7000
-                for i in range(0, len(b), step):
-                    part = b[i:i + step]
-                    c.sendall(b"%x\r\n%s\r\n" % (len(part), part))
-                    if name == "cut" and i == 0:
-                        time.sleep(0.3)  # the first decoded bytes go out before the garbage
-                c.sendall(b"0\r\n\r\n")
-            else:
-                c.sendall(hdr + b"Content-Length: %d\r\n\r\n" % len(b) + b)
-    except OSError:
-        pass
-    finally:
-        c.close()
+    each_request(c, answer)
 ORIGIN
 
 start_gateway gw "$gport" "$aport" <<YAML

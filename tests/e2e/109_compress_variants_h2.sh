@@ -27,23 +27,15 @@ gzip -c -n "$T/plain" >"$T/plain.gz"
 start_tcp_server origin "$oport" "$T" <<'ORIGIN'
 import socket, sys
 D = sys.argv[2]
+def answer(c, head, _):
+    path = request_line(head)[1]
+    enc = path.endswith(b"/pre")
+    b = open(D + ("/plain.gz" if enc else "/plain"), "rb").read()
+    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nETag: \"h1\"\r\n"
+              b"Cache-Control: max-age=300\r\n%sContent-Length: %d\r\n\r\n%s"
+              % (b"Content-Encoding: gzip\r\n" if enc else b"", len(b), b))
 def serve(c):
-    buf = b""
-    try:
-        while True:
-            head, buf = read_head(c, buf)
-            if head is None:
-                return
-            path = request_line(head)[1]
-            enc = path.endswith(b"/pre")
-            b = open(D + ("/plain.gz" if enc else "/plain"), "rb").read()
-            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nETag: \"h1\"\r\n"
-                      b"Cache-Control: max-age=300\r\n%sContent-Length: %d\r\n\r\n%s"
-                      % (b"Content-Encoding: gzip\r\n" if enc else b"", len(b), b))
-    except OSError:
-        pass
-    finally:
-        c.close()
+    each_request(c, answer)
 ORIGIN
 
 start_gateway gw "$gport" "$aport" <<YAML

@@ -18,25 +18,18 @@ read -r oport gport aport <<<"$(free_ports 3)"
 start_tcp_server origin "$oport" 0.4 <<'EOF'
 import sys, time
 HOLD = float(sys.argv[2])
+def answer(c, head, buf):
+    time.sleep(HOLD)  # read nothing: the gateway's writes stall
+    cl = header(head, b"content-length")
+    if cl is not None:
+        got, buf = read_exact(c, buf, int(cl))
+    else:  # chunked, as the gateway frames it (no extensions, no trailers)
+        got, buf = read_chunked(c, buf)
+    body = str(len(got)).encode()
+    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+    return buf
 def serve(c):
-    buf = b""
-    try:
-        while True:
-            head, buf = read_head(c, buf)
-            if head is None:
-                return
-            time.sleep(HOLD)  # read nothing: the gateway's writes stall
-            cl = header(head, b"content-length")
-            if cl is not None:
-                got, buf = read_exact(c, buf, int(cl))
-            else:  # chunked, as the gateway frames it (no extensions, no trailers)
-                got, buf = read_chunked(c, buf)
-            body = str(len(got)).encode()
-            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
-    except (OSError, EOFError):
-        pass
-    finally:
-        c.close()
+    each_request(c, answer)
 EOF
 start_gateway gw "$gport" "$aport" <<YAML
 listen: 127.0.0.1:$gport

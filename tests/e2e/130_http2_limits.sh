@@ -19,17 +19,14 @@ start_mock mock "$mport"
 # an origin answering chunked with a trailer section (one legal trailer, one that must not be)
 start_tcp_server trailers "$tport" <<'PY'
 import time
+def answer(conn, head, _):
+    if head.startswith(b"GET /slow"):
+        time.sleep(2)  # holds the stream open
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n"
+                 b"Trailer: X-Checksum\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n"
+                 b"X-Checksum: abc123\r\nContent-Length: 99\r\n\r\n")
 def serve(conn):
-    data = b""
-    while True:
-        head, data = read_head(conn, data)
-        if head is None:
-            return
-        if head.startswith(b"GET /slow"):
-            time.sleep(2)  # holds the stream open
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n"
-                     b"Trailer: X-Checksum\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n"
-                     b"X-Checksum: abc123\r\nContent-Length: 99\r\n\r\n")
+    each_request(conn, answer)
 PY
 start_gateway gw "$gport" "$aport" <<YAML
 listen: 127.0.0.1:$gport

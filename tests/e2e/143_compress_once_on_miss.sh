@@ -26,23 +26,15 @@ def body(n):
         i += 1
     return out[:n - 1] + b"]"
 BIG = body(30000)
+def answer(c, head, _):
+    method, path = request_line(head)
+    with open(LOG, "ab") as f:
+        f.write(b"%s %s\n" % (method, path))
+    out = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nETag: \"e1\"\r\n"
+           b"Cache-Control: max-age=300\r\nContent-Length: %d\r\n\r\n" % len(BIG))
+    c.sendall(out + BIG)
 def serve(c):
-    buf = b""
-    try:
-        while True:
-            head, buf = read_head(c, buf)
-            if head is None:
-                return
-            method, path = request_line(head)
-            with open(LOG, "ab") as f:
-                f.write(b"%s %s\n" % (method, path))
-            out = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nETag: \"e1\"\r\n"
-                   b"Cache-Control: max-age=300\r\nContent-Length: %d\r\n\r\n" % len(BIG))
-            c.sendall(out + BIG)
-    except OSError:
-        pass
-    finally:
-        c.close()
+    each_request(c, answer)
 ORIGIN
 
 start_gateway gw "$gport" "$aport" <<YAML

@@ -14,19 +14,15 @@ read -r oport gport aport g2port a2port <<<"$(free_ports 5)"
 start_tcp_server origin "$oport" "$T/origin.paths" <<'PY'
 import sys
 LOG = sys.argv[2]
+def answer(conn, head, _):
+    target = request_line(head)[1]
+    with open(LOG, "ab") as f:
+        f.write(target + b"\n")
+    body = b"origin saw " + target
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nCache-Control: max-age=60\r\n\r\n"
+                 % len(body) + body)
 def serve(conn):
-    buf = b""
-    while True:
-        head, buf = read_head(conn, buf)
-        if head is None:
-            conn.close()
-            return
-        target = request_line(head)[1]
-        with open(LOG, "ab") as f:
-            f.write(target + b"\n")
-        body = b"origin saw " + target
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nCache-Control: max-age=60\r\n\r\n"
-                     % len(body) + body)
+    each_request(conn, answer)
 PY
 : >"$T/origin.paths"
 

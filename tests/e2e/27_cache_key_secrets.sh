@@ -15,19 +15,15 @@ read -r oport rport gpa apa gpb apb gpc apc <<<"$(free_ports 8)"
 # the origin answers /api/auth/me with the user of the token, never the token itself
 start_tcp_server origin "$oport" <<'PY'
 import json
+def answer(conn, head, _):
+    auth = header(head, b"authorization")  # "Bearer tok-<user>-<secret>"
+    user = auth.decode().split("-")[1] if auth is not None else "anonymous"
+    body = json.dumps({"user": user}).encode()
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                 b"Cache-Control: max-age=60\r\n"
+                 b"Content-Length: %d\r\n\r\n" % len(body) + body)
 def serve(conn):
-    buf = b""
-    while True:
-        head, buf = read_head(conn, buf)
-        if head is None:
-            conn.close()
-            return
-        auth = header(head, b"authorization")  # "Bearer tok-<user>-<secret>"
-        user = auth.decode().split("-")[1] if auth is not None else "anonymous"
-        body = json.dumps({"user": user}).encode()
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                     b"Cache-Control: max-age=60\r\n"
-                     b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    each_request(conn, answer)
 PY
 start_bg redis redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no
 wait_port "$rport"

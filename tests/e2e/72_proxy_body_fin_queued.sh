@@ -11,22 +11,15 @@ require_cmd python3 curl
 read -r oport gport aport <<<"$(free_ports 3)"
 start_tcp_server origin "$oport" <<'EOF'
 import time
+def answer(c, head, buf):
+    if b"chunked" in head.lower():
+        _, buf = read_chunked(c, buf)
+    if b"/slow" in head:
+        time.sleep(0.6)
+    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    return buf
 def serve(c):
-    buf = b""
-    try:
-        while True:
-            head, buf = read_head(c, buf)
-            if head is None:
-                return
-            if b"chunked" in head.lower():
-                _, buf = read_chunked(c, buf)
-            if b"/slow" in head:
-                time.sleep(0.6)
-            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-    except (OSError, EOFError):
-        pass
-    finally:
-        c.close()
+    each_request(c, answer)
 EOF
 start_gateway gw "$gport" "$aport" <<YAML
 listen: 127.0.0.1:$gport

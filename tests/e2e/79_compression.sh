@@ -25,52 +25,44 @@ def body(n):
     return out[:n - 1] + b"]"
 BIG = body(20000)
 SMALL = body(500)
+def answer(c, head, _):
+    method, path = request_line(head)
+    path = path.decode()
+    ae = header(head, b"accept-encoding")
+    with open(LOG, "ab") as f:
+        f.write(b"%s %s\n" % (path.encode(), b"accept-encoding: " + ae.lower() if ae is not None else b"-"))
+    name = path.rsplit("/", 1)[-1]
+    ct, extra, b, chunked, status = b"application/json", b"", BIG, False, b"200 OK"
+    if name == "small":
+        b = SMALL
+    elif name == "html":
+        ct = b"text/html"
+    elif name == "nt":
+        extra = b"Cache-Control: no-transform\r\n"
+    elif name == "pre":
+        b = gzip.compress(BIG)
+        extra = b"Content-Encoding: gzip\r\n"
+    elif name == "range":
+        status, b = b"206 Partial Content", BIG[:5000]
+        extra = b"Content-Range: bytes 0-4999/%d\r\n" % len(BIG)
+    elif name == "chunked":
+        chunked = True
+    elif name == "cached":
+        extra = b"Cache-Control: max-age=60\r\n"
+    hdr = b"HTTP/1.1 %s\r\nContent-Type: %s; charset=utf-8\r\nETag: \"v1\"\r\n%s" % (status, ct, extra)
+    if chunked:
+        out = hdr + b"Transfer-Encoding: chunked\r\n\r\n"
+        for i in range(0, len(b), 3000):
+            part = b[i:i + 3000]
+            out += b"%x\r\n%s\r\n" % (len(part), part)
+        out += b"0\r\n\r\n"
+    else:
+        out = hdr + b"Content-Length: %d\r\n\r\n" % len(b)
+        if method != b"HEAD":
+            out += b
+    c.sendall(out)
 def serve(c):
-    buf = b""
-    try:
-        while True:
-            head, buf = read_head(c, buf)
-            if head is None:
-                return
-            method, path = request_line(head)
-            path = path.decode()
-            ae = header(head, b"accept-encoding")
-            with open(LOG, "ab") as f:
-                f.write(b"%s %s\n" % (path.encode(), b"accept-encoding: " + ae.lower() if ae is not None else b"-"))
-            name = path.rsplit("/", 1)[-1]
-            ct, extra, b, chunked, status = b"application/json", b"", BIG, False, b"200 OK"
-            if name == "small":
-                b = SMALL
-            elif name == "html":
-                ct = b"text/html"
-            elif name == "nt":
-                extra = b"Cache-Control: no-transform\r\n"
-            elif name == "pre":
-                b = gzip.compress(BIG)
-                extra = b"Content-Encoding: gzip\r\n"
-            elif name == "range":
-                status, b = b"206 Partial Content", BIG[:5000]
-                extra = b"Content-Range: bytes 0-4999/%d\r\n" % len(BIG)
-            elif name == "chunked":
-                chunked = True
-            elif name == "cached":
-                extra = b"Cache-Control: max-age=60\r\n"
-            hdr = b"HTTP/1.1 %s\r\nContent-Type: %s; charset=utf-8\r\nETag: \"v1\"\r\n%s" % (status, ct, extra)
-            if chunked:
-                out = hdr + b"Transfer-Encoding: chunked\r\n\r\n"
-                for i in range(0, len(b), 3000):
-                    part = b[i:i + 3000]
-                    out += b"%x\r\n%s\r\n" % (len(part), part)
-                out += b"0\r\n\r\n"
-            else:
-                out = hdr + b"Content-Length: %d\r\n\r\n" % len(b)
-                if method != b"HEAD":
-                    out += b
-            c.sendall(out)
-    except OSError:
-        pass
-    finally:
-        c.close()
+    each_request(c, answer)
 ORIGIN
 
 start_gateway gw "$gport" "$aport" <<YAML

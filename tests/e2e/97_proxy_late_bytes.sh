@@ -23,28 +23,20 @@ for line in open(sys.argv[2], encoding="utf-8"):
     name, method, res, late = line.rstrip("\n").split("\t")
     dec = lambda s: s.encode().decode("unicode_escape").encode("latin-1")
     MODES[name] = (dec(res), dec(late))
+def answer(c, head, _):
+    path = request_line(head)[1].decode()
+    parts = path.strip("/").split("/")
+    if parts[0] == "m":  # /m/MODE/DELAY_MS/N
+        res, late = MODES[parts[1]]
+        c.sendall(res)
+        time.sleep(int(parts[2]) / 1000.0)
+        c.sendall(late)
+    else:
+        body = ("own:" + path).encode()
+        c.sendall(b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: %d\r\n\r\n%s"
+                  % (len(body), body))
 def serve(c):
-    buf = b""
-    try:
-        while True:
-            head, buf = read_head(c, buf)
-            if head is None:
-                return
-            path = request_line(head)[1].decode()
-            parts = path.strip("/").split("/")
-            if parts[0] == "m":  # /m/MODE/DELAY_MS/N
-                res, late = MODES[parts[1]]
-                c.sendall(res)
-                time.sleep(int(parts[2]) / 1000.0)
-                c.sendall(late)
-            else:
-                body = ("own:" + path).encode()
-                c.sendall(b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nContent-Length: %d\r\n\r\n%s"
-                          % (len(body), body))
-    except OSError:
-        pass
-    finally:
-        c.close()
+    each_request(c, answer)
 EOF
 
 start_gateway gw "$gport" "$aport" <<YAML

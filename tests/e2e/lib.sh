@@ -332,8 +332,9 @@ sys.stdout.buffer.write(out)
 
 # start_tcp_server NAME PORT [ARGS...] <<'PY' ... PY: a scripted (often hostile) TCP peer on
 # 127.0.0.1:PORT. Stdin is Python defining serve(conn), with the imports and globals it needs.
-# The helpers of E2E_TCP_HELPERS_PY are prepended (read_head, read_exact, read_chunked, header,
-# request_line: for an origin that reads plain HTTP/1.1 requests; a test that reads otherwise on
+# The helpers of E2E_TCP_HELPERS_PY are prepended (each_request, read_head, read_exact,
+# read_chunked, header, request_line: for an origin that reads plain HTTP/1.1 requests, e.g.
+# `def serve(c): each_request(c, answer)`; a test that reads otherwise on
 # purpose, slowly, held or in pieces, keeps its own loop). The accept loop of E2E_TCP_SERVER_PY is
 # appended (SO_REUSEADDR, backlog 128, one daemon thread per connection calling serve(conn),
 # accepting forever). The script is written to $T/NAME.py, started as NAME with
@@ -356,6 +357,25 @@ def read_head(c, buf=b""):
         buf += d
     head, rest = buf.split(b"\r\n\r\n", 1)
     return head, rest
+
+def each_request(c, answer):
+    """serve(c) for an origin that answers request after request on one connection: calls
+    answer(c, head, rest) for each request head until the peer closes, then closes c. answer
+    returns what is left of rest when it read a body from it (None: rest as it was); OSError
+    and EOFError end the connection quietly."""
+    buf = b""
+    try:
+        while True:
+            head, buf = read_head(c, buf)
+            if head is None:
+                return
+            rest = answer(c, head, buf)
+            if rest is not None:
+                buf = rest
+    except (OSError, EOFError):
+        pass
+    finally:
+        c.close()
 
 def _fill(c, buf, n):
     while len(buf) < n:
