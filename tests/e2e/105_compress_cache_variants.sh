@@ -71,13 +71,11 @@ get() { # PATH ACCEPT_ENCODING [curl args...]: body in $T/b, lower-cased headers
     local path=$1 ae=$2
     shift 2
     if [ -n "$ae" ]; then
-        curl -sS -o "$T/b" -D "$T/h.raw" -H "Accept-Encoding: $ae" "$@" "$U$path"
+        fetch "$U$path" -H "Accept-Encoding: $ae" "$@"
     else
-        curl -sS -o "$T/b" -D "$T/h.raw" "$@" "$U$path"
+        fetch "$U$path" "$@"
     fi
-    tr 'A-Z' 'a-z' <"$T/h.raw" | tr -d '\r' >"$T/h"
 }
-hdr() { sed -n "s/^$1: //p" "$T/h" | head -1; }
 decode() { # ENC < in > out
     case $1 in
     gzip) "$PY" -c 'import sys, zlib; sys.stdout.buffer.write(zlib.decompress(sys.stdin.buffer.read(), 47))' ;;
@@ -85,9 +83,7 @@ decode() { # ENC < in > out
     zstd) zstd -d -c -q ;;
     esac
 }
-metric() { # exact series name with labels
-    curl -s "http://127.0.0.1:$aport/metrics" | awk -v s="$1" '$1 == s {print $2; f=1} END {if (!f) print 0}'
-}
+metric() { metric_value "$aport" "$1"; }
 variants() { metric "apigate_compress_variants_total{variant=\"$1\"}"; }
 encoded() { metric "apigate_compressed_responses_total{encoding=\"$1\"}"; }
 bytes_in() { metric 'apigate_compress_bytes_total{direction="in"}'; }

@@ -42,14 +42,12 @@ AA=http://127.0.0.1:$apa AB=http://127.0.0.1:$apb
 get() { # URL ACCEPT_ENCODING: body in $T/b, lower-cased headers in $T/h
     local ae=()
     [ -n "$2" ] && ae=(-H "Accept-Encoding: $2")
-    curl -sS -o "$T/b" -D "$T/h.raw" --max-time 10 -H "Host: api.test" "${ae[@]}" "$1"
-    tr 'A-Z' 'a-z' <"$T/h.raw" | tr -d '\r' >"$T/h"
+    fetch "$1" --max-time 10 -H "Host: api.test" "${ae[@]}"
 }
-hdr() { sed -n "s/^$1: //p" "$T/h" | head -1; }
 gunzip_py() { "$PY" -c 'import sys, zlib; sys.stdout.buffer.write(zlib.decompress(sys.stdin.buffer.read(), 47))'; }
 objects() { curl -s "$1/cache/stats" | jq -r .objects; }
 cbytes() { curl -s "$1/cache/stats" | jq -r .bytes; }
-variants() { curl -s "$1/metrics" | awk -v s="apigate_compress_variants_total{variant=\"$2\"}" '$1 == s {print $2; f=1} END {if (!f) print 0}'; }
+variants() { metric_value "${1##*:}" "apigate_compress_variants_total{variant=\"$2\"}"; } # ADMIN_URL ENC
 wait_dbsize() { # N: Redis holds N keys (L2 writes are asynchronous)
     local i
     for i in $(seq 1 100); do

@@ -59,14 +59,7 @@ routes:
 YAML
 U=http://127.0.0.1:$gport O=http://127.0.0.1:$oport
 
-get() { # URL [curl args]: body in $T/b, lower-cased headers in $T/h
-    local url=$1
-    shift
-    curl -sS -o "$T/b" -D "$T/h.raw" "$@" "$url"
-    tr 'A-Z' 'a-z' <"$T/h.raw" | tr -d '\r' >"$T/h"
-}
-hdr() { sed -n "s/^$1: //p" "$T/h" | head -1; }
-metric() { curl -s "http://127.0.0.1:$aport/metrics" | awk -v s="$1" '$1 == s {print $2; f=1} END {if (!f) print 0}'; }
+metric() { metric_value "$aport" "$1"; }
 work() { # every counter of compression work, as one line
     echo "$(metric 'apigate_compress_bytes_total{direction="in"}') $(metric 'apigate_compress_variants_total{variant="gzip"}') $(metric 'apigate_compressed_responses_total{encoding="gzip"}')"
 }
@@ -79,7 +72,7 @@ case_() {
     shift 2
     curl -sS -o "$T/origin" "$@" "$O$path"
     for want in miss hit hit; do
-        get "$U$path" "${AE[@]}" "$@"
+        fetch "$U$path" "${AE[@]}" "$@"
         assert_eq "$(hdr x-cache)" "$want" "$what: $want"
         assert_eq "$(hdr content-encoding)" "" "$what ($want): not encoded"
         cmp -s "$T/b" "$T/origin" || fail "$what ($want): the body is not the origin's"
@@ -91,23 +84,23 @@ case_ /r/png "type not listed"
 assert_eq "$(work)" "$w0" "no compression work for what is never compressed"
 
 log "a Range request: the body as it is, on a HIT too"
-get "$U/r/big" "${AE[@]}"
+fetch "$U/r/big" "${AE[@]}"
 assert_eq "$(hdr x-cache)" miss "fill big"
-get "$U/r/big" "${AE[@]}"
+fetch "$U/r/big" "${AE[@]}"
 assert_eq "$(hdr content-encoding)" br "a plain HIT is encoded (the route works)"
 w1=$(work)
-get "$U/r/big" "${AE[@]}" -H 'Range: bytes=0-99'
+fetch "$U/r/big" "${AE[@]}" -H 'Range: bytes=0-99'
 assert_eq "$(hdr x-cache)" hit "Range HIT"
 assert_eq "$(hdr content-encoding)" "" "Range request: not encoded"
-get "$U/r/big" "${AE[@]}" -H 'Cache-Control: no-transform'
+fetch "$U/r/big" "${AE[@]}" -H 'Cache-Control: no-transform'
 assert_eq "$(hdr content-encoding)" "" "no-transform request: not encoded"
-get "$U/r/big" "${AE[@]}" -I
+fetch "$U/r/big" "${AE[@]}" -I
 assert_eq "$(hdr x-cache)" hit "HEAD HIT"
 assert_eq "$(hdr content-encoding)" "" "HEAD: not encoded"
 assert_eq "$(work)" "$w1" "no compression work for Range, no-transform and HEAD requests"
 
 log "a 206 passes untouched (not stored)"
-get "$U/r/partial" "${AE[@]}" -H 'Range: bytes=0-99'
+fetch "$U/r/partial" "${AE[@]}" -H 'Range: bytes=0-99'
 assert_eq "$(sed -n 1p "$T/h" | cut -d' ' -f2)" 206 "206"
 assert_eq "$(hdr content-encoding)" "" "206: not encoded"
 assert_eq "$(wc -c <"$T/b")" 100 "206 body"
@@ -115,7 +108,7 @@ assert_eq "$(wc -c <"$T/b")" 100 "206 body"
 log "an already encoded body: as the origin sent it to a client that takes its coding"
 curl -sS -o "$T/origin" "$O/r/pre"
 for want in miss hit hit; do
-    get "$U/r/pre" -H 'Accept-Encoding: gzip'
+    fetch "$U/r/pre" -H 'Accept-Encoding: gzip'
     assert_eq "$(hdr x-cache)/$(hdr content-encoding)" "$want/gzip" "pre-encoded ($want)"
     cmp -s "$T/b" "$T/origin" || fail "pre-encoded ($want): not the origin's bytes"
     assert_eq "$(hdr etag)" '"e1"' "pre-encoded ($want): the origin's ETag"

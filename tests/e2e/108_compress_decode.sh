@@ -79,12 +79,10 @@ get() { # URL [curl args]: body in $T/b, lower-cased headers in $T/h; curl's exi
     local url=$1
     shift
     rc=0
-    curl -sS -o "$T/b" -D "$T/h.raw" --max-time 20 "$@" "$url" 2>"$T/curl.err" || rc=$?
-    tr 'A-Z' 'a-z' <"$T/h.raw" | tr -d '\r' >"$T/h"
+    fetch "$url" --max-time 20 "$@" 2>"$T/curl.err" || rc=$?
 }
-hdr() { sed -n "s/^$1: //p" "$T/h" | head -1; }
 status() { sed -n 1p "$T/h" | cut -d' ' -f2; }
-metric() { curl -s "http://127.0.0.1:$aport/metrics" | awk -v s="$1" '$1 == s {print $2; f=1} END {if (!f) print 0}'; }
+metric() { metric_value "$aport" "$1"; }
 decoded() { metric "apigate_decompressed_responses_total{encoding=\"$1\"}"; }
 errors() { metric "apigate_decompress_errors_total{reason=\"$1\"}"; }
 

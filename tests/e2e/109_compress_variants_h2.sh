@@ -52,12 +52,10 @@ U=http://127.0.0.1:$gport
 h2get() { # PATH ACCEPT_ENCODING: body in $T/b, lower-cased headers in $T/h
     local ae=()
     [ -n "$2" ] && ae=(-H "Accept-Encoding: $2")
-    curl -sS --http2-prior-knowledge -o "$T/b" -D "$T/h.raw" "${ae[@]}" "$U$1"
-    tr 'A-Z' 'a-z' <"$T/h.raw" | tr -d '\r' >"$T/h"
+    fetch "$U$1" --http2-prior-knowledge "${ae[@]}"
 }
-hdr() { sed -n "s/^$1: //p" "$T/h" | head -1; }
 gunzip_py() { "$PY" -c 'import sys, zlib; sys.stdout.buffer.write(zlib.decompress(sys.stdin.buffer.read(), 47))'; }
-metric() { curl -s "http://127.0.0.1:$aport/metrics" | awk -v s="$1" '$1 == s {print $2; f=1} END {if (!f) print 0}'; }
+metric() { metric_value "$aport" "$1"; }
 bytes_in() { metric 'apigate_compress_bytes_total{direction="in"}'; }
 
 log "h2c: MISS, then the gzip variant derived once and served as stored"

@@ -54,14 +54,10 @@ curl -sS -o "$T/big.json" "http://127.0.0.1:$oport/origin"
 get() { # PATH ACCEPT_ENCODING [curl args...]: body in $T/b, lower-cased headers in $T/h
     local path=$1 ae=$2
     shift 2
-    curl -sS -o "$T/b" -D "$T/h.raw" -H "Accept-Encoding: $ae" "$@" "$U$path"
-    tr 'A-Z' 'a-z' <"$T/h.raw" | tr -d '\r' >"$T/h"
+    fetch "$U$path" -H "Accept-Encoding: $ae" "$@"
 }
-hdr() { sed -n "s/^$1: //p" "$T/h" | head -1; }
 gunzip_py() { "$PY" -c 'import sys, zlib; sys.stdout.buffer.write(zlib.decompress(sys.stdin.buffer.read(), 47))'; }
-metric() { # exact series name with labels
-    curl -s "http://127.0.0.1:$aport/metrics" | awk -v s="$1" '$1 == s {print $2; f=1} END {if (!f) print 0}'
-}
+metric() { metric_value "$aport" "$1"; }
 encoded() { metric "apigate_compressed_responses_total{encoding=\"$1\"}"; }
 variants() { metric "apigate_compress_variants_total{variant=\"$1\"}"; }
 

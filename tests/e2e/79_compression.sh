@@ -88,8 +88,7 @@ assert_eq "$(wc -c <"$T/big.json")" 20000 "origin body size"
 get() {
     local path=$1 ae=$2
     shift 2
-    curl -sS -o "$T/b" -D "$T/h.raw" -H "Accept-Encoding: $ae" "$@" "$U$path"
-    tr 'A-Z' 'a-z' <"$T/h.raw" | tr -d '\r' >"$T/h"
+    fetch "$U$path" -H "Accept-Encoding: $ae" "$@"
 }
 decode() { # ENC < in > out; 77: no decoder here
     case $1 in
@@ -114,10 +113,7 @@ decode() { # ENC < in > out; 77: no decoder here
         ;;
     esac
 }
-counter() { # ENC
-    curl -s "http://127.0.0.1:$aport/metrics" |
-        awk -v e="$1" '$1 == "apigate_compressed_responses_total{encoding=\""e"\"}" {print $2; f=1} END {if (!f) print 0}'
-}
+counter() { metric_value "$aport" "apigate_compressed_responses_total{encoding=\"$1\"}"; } # ENC
 
 # 1. each coding, explicitly asked for, decodes to the origin's bytes
 skipped=""

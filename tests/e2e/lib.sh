@@ -237,6 +237,25 @@ http_time() {
         awk '{ printf "%d\n", $1 * 1000 }'
 }
 
+# fetch URL [CURL ARGS...]: one request with curl -sS; the body goes to $T/b and the response head,
+# lower-cased and without CRs, to $T/h (read a field of it with hdr). Returns curl's exit code.
+fetch() {
+    local url=$1 rc=0
+    shift
+    curl -sS -o "$T/b" -D "$T/h.raw" "$@" "$url" || rc=$?
+    tr 'A-Z' 'a-z' <"$T/h.raw" | tr -d '\r' >"$T/h"
+    return $rc
+}
+
+# hdr NAME: the value of the field NAME (lower case) in the head fetch saved; empty when absent.
+hdr() { sed -n "s/^$1: //p" "$T/h" | head -1; }
+
+# metric_value ADMIN_PORT SERIES: the value of one exact series (name with its labels, as
+# /metrics prints it) of the gateway whose admin listens on ADMIN_PORT; 0 when it is absent.
+metric_value() {
+    curl -s "http://127.0.0.1:$1/metrics" | awk -v s="$2" '$1 == s {print $2; f=1} END {if (!f) print 0}'
+}
+
 # mock_stat PORT ROUTE [FIELD=served]: a counter from `apigate mock`'s /_mock/stats.
 # ROUTE is the route's name as in the profile (default routes are named by "METHOD pattern",
 # e.g. "GET /api/users/{id}"); FIELD is "served" (requests the route really answered), or a status
