@@ -18,14 +18,7 @@ command -v zstd >/dev/null || have_zstd=0
 read -r oport gport aport <<<"$(free_ports 3)"
 
 # the plain body and its encodings, made by the tools
-python3 - "$T/plain" <<'PY'
-import sys
-out, i = b"[", 0
-while len(out) < 200000:
-    out += b'{"id":%d,"name":"item-%d","tags":["a","b"]},' % (i, i % 7)
-    i += 1
-open(sys.argv[1], "wb").write(out[:199999] + b"]")
-PY
+json_items 200000 >"$T/plain"
 gzip -c -n "$T/plain" >"$T/enc.gzip"
 [ $have_br = 1 ] && brotli -c "$T/plain" >"$T/enc.br"
 [ $have_zstd = 1 ] && zstd -q -c "$T/plain" >"$T/enc.zstd"

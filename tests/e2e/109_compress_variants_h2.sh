@@ -14,14 +14,7 @@ PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 
 read -r oport gport aport <<<"$(free_ports 3)"
-python3 - "$T/plain" <<'PY'
-import sys
-out, i = b"[", 0
-while len(out) < 40000:
-    out += b'{"id":%d,"name":"item-%d","tags":["a","b"]},' % (i, i % 7)
-    i += 1
-open(sys.argv[1], "wb").write(out[:39999] + b"]")
-PY
+json_items 40000 >"$T/plain"
 gzip -c -n "$T/plain" >"$T/plain.gz"
 
 start_tcp_server origin "$oport" "$T" <<'ORIGIN'

@@ -17,14 +17,8 @@ read -r oport gport aport <<<"$(free_ports 3)"
 start_tcp_server origin "$oport" "$T/origin_ae.log" <<'ORIGIN'
 import gzip, socket, sys
 LOG = sys.argv[2]
-def body(n):
-    out, i = b"[", 0
-    while len(out) < n:
-        out += b'{"id":%d,"name":"item-%d","tags":["a","b"]},' % (i, i % 7)
-        i += 1
-    return out[:n - 1] + b"]"
-BIG = body(20000)
-SMALL = body(500)
+BIG = json_items(20000)
+SMALL = json_items(500)
 def answer(c, head, _):
     method, path = request_line(head)
     path = path.decode()

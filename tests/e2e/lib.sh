@@ -351,7 +351,7 @@ sys.stdout.buffer.write(out)
 
 # start_tcp_server NAME PORT [ARGS...] <<'PY' ... PY: a scripted (often hostile) TCP peer on
 # 127.0.0.1:PORT. Stdin is Python defining serve(conn), with the imports and globals it needs.
-# The helpers of E2E_TCP_HELPERS_PY are prepended (each_request, read_head, read_exact,
+# The helpers of E2E_TCP_HELPERS_PY are prepended (json_items, each_request, read_head, read_exact,
 # read_chunked, header, request_line: for an origin that reads plain HTTP/1.1 requests, e.g.
 # `def serve(c): each_request(c, answer)`; a test that reads otherwise on
 # purpose, slowly, held or in pieces, keeps its own loop). The accept loop of E2E_TCP_SERVER_PY is
@@ -396,6 +396,14 @@ def each_request(c, answer):
     finally:
         c.close()
 
+def json_items(n):
+    """A JSON array of n bytes of small, alike objects: a body that compresses well."""
+    out, i = b"[", 0
+    while len(out) < n:
+        out += b"{\"id\":%d,\"name\":\"item-%d\",\"tags\":[\"a\",\"b\"]}," % (i, i % 7)
+        i += 1
+    return out[:n - 1] + b"]"
+
 def _fill(c, buf, n):
     while len(buf) < n:
         d = c.recv(1 << 20)
@@ -436,6 +444,13 @@ def request_line(head):
     """(method, target) of a request head, as bytes."""
     return tuple(head.split(b"\r\n", 1)[0].split(b" ")[:2])
 '
+
+# json_items N: prints the body json_items(N) of E2E_TCP_HELPERS_PY makes (N bytes of JSON).
+json_items() {
+    python3 -c "$E2E_TCP_HELPERS_PY"'
+import sys
+sys.stdout.buffer.write(json_items(int(sys.argv[1])))' "$1"
+}
 
 E2E_TCP_SERVER_PY='
 import socket, sys, threading
