@@ -400,12 +400,15 @@ long policy_build_key(const struct policy_conf *pc, const struct h1_request *req
     size_t start = out->len;
     /* GET and HEAD share entries: a HEAD is answered from a stored GET. */
     buf_append_str(out, "GET ");
+    /* the host in lower case, written in place (a buf_append per byte was ~1k instructions of
+     * every cache hit, an eighth of a plain HTTP/1.1 hit: callgrind) */
+    buf_reserve(out, req->host_len);
+    char *h = buf_tail(out);
     for (size_t i = 0; i < req->host_len; i++) {
         char c = req->host[i];
-        if (c >= 'A' && c <= 'Z')
-            c = (char)(c + 32);
-        buf_append(out, &c, 1);
+        h[i] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
     }
+    buf_commit(out, req->host_len);
     /* Only a path already in normal form gets a key. The origin (and the route match) see the
      * path as sent, and /a/%2E%2E/b or /a/%62 may name another resource there than /b or /a/b:
      * keying such a request under its normal form would store that answer for the normal path

@@ -188,6 +188,7 @@ static void test_keys(void **state)
     key_of(&pc, "HEAD /api/orders?b=2&user_id=7 HTTP/1.1\r\nHost: api.example\r\n\r\n", NULL, b, sizeof(b), &pb);
     assert_string_equal(a, b);
     assert_int_equal(pa, (long)strlen(a));
+    assert_string_equal(a, "GET api.example/api/orders?b=2&user_id=7"); /* the host lowered */
     key_of(&pc, "GET /api/orders?user_id=8 HTTP/1.1\r\nHost: api.example\r\n\r\n", NULL, b, sizeof(b), &pb);
     assert_string_not_equal(a, b);
     /* Vary: the primary part is shared, the full key differs per header value. */
