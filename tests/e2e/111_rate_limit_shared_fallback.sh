@@ -35,16 +35,7 @@ routes:
 YAML
 done
 A=("$a1" "$a2" "$a3")
-metric() { # metric NAME ADMIN...: summed over the gateways
-    local name=$1 a sum=0 v
-    shift
-    for a in "$@"; do
-        v=$(curl -s --max-time 5 "http://127.0.0.1:$a/metrics" |
-            awk -v n="$name" '$1 ~ "^"n"\\{" && $1 ~ /route="\/api\/"/ { print $2 }')
-        sum=$((sum + ${v:-0}))
-    done
-    echo "$sum"
-}
+metric() { route_metric_sum "$1" /api/ "${@:2}"; } # NAME ADMIN...: /api/'s, summed
 now() { date +%s.%N; }
 # rates SECONDS: admitted/s of each gateway over SECONDS, from their metrics: "r0 r1 r2 total"
 rates() {

@@ -35,16 +35,7 @@ routes:
 YAML
 done
 A=("$a1" "$a2" "$a3")
-metric() {
-    local name=$1 a sum=0 v
-    shift
-    for a in "$@"; do
-        v=$(curl -s --max-time 5 "http://127.0.0.1:$a/metrics" |
-            awk -v n="$name" '$1 ~ "^"n"\\{" && $1 ~ /route="\/api\/"/ { print $2 }')
-        sum=$((sum + ${v:-0}))
-    done
-    echo "$sum"
-}
+metric() { route_metric_sum "$1" /api/ "${@:2}"; } # NAME ADMIN...: /api/'s, summed
 now() { date +%s.%N; }
 in_range() { awk -v r="$1" -v lo="$2" -v hi="$3" 'BEGIN { exit !(r >= lo && r <= hi) }'; }
 

@@ -62,16 +62,7 @@ routes:
 YAML
 done
 A=("$apa" "$apb")
-metric() {
-    local name=$1 a sum=0 v
-    shift
-    for a in "$@"; do
-        v=$(curl -s --max-time 5 "http://127.0.0.1:$a/metrics" |
-            awk -v n="$name" '$1 ~ "^"n"\\{" && $1 ~ /route="\/api\/"/ { print $2 }')
-        sum=$((sum + ${v:-0}))
-    done
-    echo "$sum"
-}
+metric() { route_metric_sum "$1" /api/ "${@:2}"; } # NAME ADMIN...: /api/'s, summed
 now() { date +%s.%N; }
 rate() { # rate SECONDS: admitted/s over both gateways
     local t0 t1 c0 c1

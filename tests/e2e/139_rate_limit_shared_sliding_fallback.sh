@@ -33,17 +33,7 @@ routes:
     rate_limit: {rate: 200/s, algorithm: sliding_window, key: header:X-Api-Key, shared: true}
 YAML
 }
-# metric NAME ADMIN...: the route's series summed over the gateways
-metric() {
-    local name=$1 a sum=0 v
-    shift
-    for a in "$@"; do
-        v=$(curl -s --max-time 5 "http://127.0.0.1:$a/metrics" |
-            awk -v n="$name" '$1 ~ "^"n"\\{" && $1 ~ /route="\/api\/"/ { print $2 }')
-        sum=$((sum + ${v:-0}))
-    done
-    echo "$sum"
-}
+metric() { route_metric_sum "$1" /api/ "${@:2}"; } # NAME ADMIN...: /api/'s, summed
 now() { date +%s.%N; }
 LOADPIDS=()
 load() { # load NAME PORT RATE KEY SECONDS

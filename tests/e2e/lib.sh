@@ -256,6 +256,19 @@ metric_value() {
     curl -s "http://127.0.0.1:$1/metrics" | awk -v s="$2" '$1 == s {print $2; f=1} END {if (!f) print 0}'
 }
 
+# route_metric_sum NAME ROUTE ADMIN_PORT...: the series NAME of the route ROUTE (its route="ROUTE"
+# label) summed over the gateways whose admin ports are given; a gateway without it counts 0.
+route_metric_sum() {
+    local name=$1 route=$2 a sum=0 v
+    shift 2
+    for a in "$@"; do
+        v=$(curl -s --max-time 5 "http://127.0.0.1:$a/metrics" |
+            awk -v n="$name" -v r="route=\"$route\"" '$1 ~ "^"n"\\{" && index($1, r) { print $2 }')
+        sum=$((sum + ${v:-0}))
+    done
+    echo "$sum"
+}
+
 # mock_stat PORT ROUTE [FIELD=served]: a counter from `apigate mock`'s /_mock/stats.
 # ROUTE is the route's name as in the profile (default routes are named by "METHOD pattern",
 # e.g. "GET /api/users/{id}"); FIELD is "served" (requests the route really answered), or a status
