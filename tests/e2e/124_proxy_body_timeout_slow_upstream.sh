@@ -17,14 +17,10 @@ start_tcp_server origin "$oport" <<'EOF'
 import time
 def serve(c):
     c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-    buf = b""
     try:
-        while b"\r\n\r\n" not in buf:
-            d = c.recv(65536)
-            if not d:
-                return
-            buf += d
-        head, buf = buf.split(b"\r\n\r\n", 1)
+        head, buf = read_head(c)
+        if head is None:
+            return
         if b"/hold" in head:
             time.sleep(30)  # reads nothing: the gateway closes first
             return
