@@ -877,16 +877,10 @@ static int h2s__trailer_field(struct h2_stream *st, const uint8_t *name, size_t 
 {
     if (!st->chunked_req || st->rq.state != GW_REQ_ACTIVE || st->rq.px.req_body_read)
         return 0;
-    /* nghttp2 checked the bytes (RFC 9113 §8.2.1); checked again, since they become HTTP/1.1
-     * lines: a name of token characters, a value without CR, LF, NUL */
-    if (nlen == 0 || name[0] == ':')
+    /* they become HTTP/1.1 lines: the head's fields' checks (reqhead_field_check; a pseudo-
+     * header's ':' is no token character) */
+    if (reqhead_field_check((const char *)name, nlen, (const char *)value, vlen) != H1_OK)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    for (size_t i = 0; i < nlen; i++)
-        if (name[i] <= ' ' || name[i] >= 0x7f || strchr("\"(),/:;<=>?@[\\]{}", name[i]))
-            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    for (size_t i = 0; i < vlen; i++)
-        if ((value[i] < ' ' && value[i] != '\t') || value[i] == 0x7f)
-            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     buf_append(&st->rtrail, name, nlen);
     buf_append(&st->rtrail, ": ", 2);
     buf_append(&st->rtrail, value, vlen);

@@ -160,6 +160,23 @@ static bool rh__conn_specific(const char *n, size_t nlen, const char *v, size_t 
     return false;
 }
 
+enum h1_err reqhead_field_check(const char *n, size_t nlen, const char *v, size_t vlen)
+{
+    const unsigned char *un = (const unsigned char *)n, *uv = (const unsigned char *)v;
+    if (nlen == 0)
+        return H1_ERR_HEADER_NAME;
+    for (size_t i = 0; i < nlen; i++)
+        if (!h1__tchar[un[i]] || (un[i] >= 'A' && un[i] <= 'Z')) // HTTP/2 names are lower case
+            return H1_ERR_HEADER_NAME;
+    for (size_t i = 0; i < vlen; i++)
+        if (!h1__vchar[uv[i]])
+            return H1_ERR_HEADER_VALUE; // NUL, CR, LF, other CTLs, DEL
+    /* RFC 9113 §8.2.1: no leading or trailing whitespace (HTTP/1.1 would have trimmed it) */
+    if (vlen > 0 && (v[0] == ' ' || v[0] == '\t' || v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+        return H1_ERR_HEADER_VALUE;
+    return H1_OK;
+}
+
 int reqhead_field(struct reqhead *h, const char *n, size_t nlen, const char *v, size_t vlen)
 {
     if (h->err != H1_OK)
@@ -170,18 +187,10 @@ int reqhead_field(struct reqhead *h, const char *n, size_t nlen, const char *v, 
     if (nlen > 0 && n[0] == ':')
         return rh__pseudo(h, n, nlen, v, vlen);
     h->regular = true;
-    const unsigned char *un = (const unsigned char *)n, *uv = (const unsigned char *)v;
-    if (nlen == 0)
-        return rh__fail(h, H1_ERR_HEADER_NAME);
-    for (size_t i = 0; i < nlen; i++)
-        if (!h1__tchar[un[i]] || (un[i] >= 'A' && un[i] <= 'Z')) // HTTP/2 names are lower case
-            return rh__fail(h, H1_ERR_HEADER_NAME);
-    for (size_t i = 0; i < vlen; i++)
-        if (!h1__vchar[uv[i]])
-            return rh__fail(h, H1_ERR_HEADER_VALUE); // NUL, CR, LF, other CTLs, DEL
-    /* RFC 9113 §8.2.1: no leading or trailing whitespace (HTTP/1.1 would have trimmed it) */
-    if (vlen > 0 && (v[0] == ' ' || v[0] == '\t' || v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
-        return rh__fail(h, H1_ERR_HEADER_VALUE);
+    const unsigned char *uv = (const unsigned char *)v;
+    enum h1_err fe = reqhead_field_check(n, nlen, v, vlen);
+    if (fe != H1_OK)
+        return rh__fail(h, fe);
     if (rh__conn_specific(n, nlen, v, vlen))
         return rh__fail(h, H1_ERR_CONN_FIELD);
     if (rh__is(n, nlen, "content-length")) {

@@ -28,6 +28,10 @@ struct reqhead *reqhead_begin(struct arena *a, struct h1_header *hdrs, size_t ma
  * the head is refused (the first error is kept, later calls return -1 and copy nothing). */
 int reqhead_field(struct reqhead *h, const char *name, size_t nlen, const char *value,
                   size_t vlen);
+/* The checks every regular HTTP/2 field gets before it may become an HTTP/1.1 line (a head's,
+ * or a trailer section's): a lower-case token name, a value of field-value bytes (no NUL, CR,
+ * LF, other CTLs or DEL) without leading or trailing whitespace. H1_OK, or the error. */
+enum h1_err reqhead_field_check(const char *name, size_t nlen, const char *value, size_t vlen);
 /* Completes the head into <req> (its slices point into the arena). <body_follows>: the request
  * has content to come (no END_STREAM on the head): with Content-Length it is H1_BODY_LENGTH,
  * without it H1_BODY_CHUNKED (the caller frames it so). Returns 0, or -1 with req->err set
