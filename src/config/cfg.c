@@ -166,6 +166,8 @@ static const char *cfg__type_word(enum cfg_type t)
         return "an integer";
     case CFG_DURATION:
         return "a duration (e.g. 250ms, 2s, 1m)";
+    case CFG_DURATION_US:
+        return "a duration (e.g. 50us, 1ms)";
     case CFG_SIZE:
         return "a size (e.g. 512, 64KB, 256MB)";
     case CFG_PERCENT:
@@ -190,6 +192,8 @@ static int cfg__num(enum cfg_type t, const char *s, int64_t *i, uint64_t *u, dou
         return cfg__parse_int(s, i);
     case CFG_DURATION:
         return units_parse_duration_ms(s, u);
+    case CFG_DURATION_US:
+        return units_parse_duration_us(s, u);
     case CFG_SIZE:
         return units_parse_size(s, u);
     case CFG_PERCENT:
@@ -370,6 +374,7 @@ static int cfg__parse_value(const struct cfg_desc *d, const char *path, const st
     }
     case CFG_INT:
     case CFG_DURATION:
+    case CFG_DURATION_US:
     case CFG_SIZE:
     case CFG_PERCENT: {
         int64_t vi = 0;
@@ -624,8 +629,11 @@ void cfg_free_section(const struct cfg_desc *desc, void *base)
 
 static const char *cfg__type_name(enum cfg_type t)
 {
-    static const char *const names[] = {"bool",   "integer", "duration", "size",   "percent",
-                                        "string", "enum",    "list",     "section"};
+    static const char *const names[] = {
+        [CFG_BOOL] = "bool",         [CFG_INT] = "integer",     [CFG_DURATION] = "duration",
+        [CFG_DURATION_US] = "duration", [CFG_SIZE] = "size",    [CFG_PERCENT] = "percent",
+        [CFG_STRING] = "string",     [CFG_ENUM] = "enum",       [CFG_STRLIST] = "list",
+        [CFG_SECTION] = "section"};
     return (size_t)t < sizeof(names) / sizeof(names[0]) ? names[t] : "?";
 }
 

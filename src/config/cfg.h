@@ -16,6 +16,7 @@ enum cfg_type {
     CFG_BOOL,     /* bool */
     CFG_INT,      /* int64_t, bounds min..max */
     CFG_DURATION, /* uint64_t milliseconds, bounds as durations ("1ms".."1h") */
+    CFG_DURATION_US, /* uint64_t microseconds, for the few keys finer than a millisecond */
     CFG_SIZE,     /* uint64_t bytes */
     CFG_PERCENT,  /* double fraction 0..1 */
     CFG_STRING,   /* char * (malloc'd; freed by cfg_free_section) */

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,8 @@
 #include "core/xmalloc.h"
 
 #define LOOP_MAX_EVENTS 256
+/* The first busy-poll window once sleeps turn short; it doubles up to the configured maximum. */
+#define LOOP_POLL_START_US 2u
 
 struct loop_fd {
     loop_fd_cb *cb;
@@ -52,6 +55,9 @@ struct loop {
     bool dispatching;         /* inside loop_run_once() after the wait: now_ms is fresh */
     _Atomic uint64_t ticks;
     _Atomic bool stop;
+    /* Busy polling (loop_set_busy_poll): the window now, its maximum, and what it did. */
+    uint32_t poll_us, poll_max_us;
+    _Atomic uint64_t poll_hits, poll_misses;
 };
 
 static void loop__tasks_push(struct loop_tasks *t, loop_task_cb *cb, void *arg)
@@ -326,6 +332,62 @@ static void loop__run_posted(struct loop *loop)
     loop->post_run = t;
 }
 
+void loop_set_busy_poll(struct loop *loop, uint32_t max_us)
+{
+    loop->poll_max_us = max_us;
+    if (loop->poll_us > max_us)
+        loop->poll_us = max_us;
+}
+
+void loop_busy_poll_stats(const struct loop *loop, uint64_t *hits, uint64_t *misses)
+{
+    struct loop *l = (struct loop *)loop;
+    *hits = atomic_load_explicit(&l->poll_hits, memory_order_relaxed);
+    *misses = atomic_load_explicit(&l->poll_misses, memory_order_relaxed);
+}
+
+uint32_t loop_busy_poll_window(const struct loop *loop) { return loop->poll_us; }
+
+/* Waits for events as epoll_wait(2) does. With busy polling on and the loop busy, it first asks
+ * without sleeping, for up to the current window: an event that comes within it is taken with no
+ * sleep and no wake-up. Waking a sleeping thread costs the CPU that sends the bytes (the client's
+ * or the origin's): the wake-up, and in a VM an IPI to a halted vCPU, a VM exit. A gateway faster
+ * than its peers sleeps between every two batches and makes them pay that each time
+ * (docs/BENCHMARKS.md, "Why the gateway busy-polls").
+ * The window adapts as KVM's halt polling does: a sleep that ended within the maximum would have
+ * been saved by a longer window (double it); a longer sleep says the loop is not that busy
+ * (halve it, down to none). An idle or lightly loaded loop therefore never spins, and
+ * sched_yield() between two polls lets a task that waits for this CPU run first. */
+static int loop__wait(struct loop *loop, struct epoll_event *events, int timeout)
+{
+    if (timeout == 0 || loop->poll_max_us == 0)
+        return epoll_wait(loop->epfd, events, LOOP_MAX_EVENTS, timeout);
+    if (loop->poll_us > 0) {
+        uint64_t start = clock_now_us();
+        for (;;) {
+            int n = epoll_wait(loop->epfd, events, LOOP_MAX_EVENTS, 0);
+            if (n != 0) {
+                atomic_fetch_add_explicit(&loop->poll_hits, 1, memory_order_relaxed);
+                return n;
+            }
+            if (clock_now_us() - start >= loop->poll_us)
+                break;
+            sched_yield();
+        }
+        atomic_fetch_add_explicit(&loop->poll_misses, 1, memory_order_relaxed);
+    }
+    uint64_t slept = clock_now_us();
+    int n = epoll_wait(loop->epfd, events, LOOP_MAX_EVENTS, timeout);
+    slept = clock_now_us() - slept;
+    if (slept <= loop->poll_max_us) {
+        uint32_t grown = loop->poll_us ? loop->poll_us * 2 : LOOP_POLL_START_US;
+        loop->poll_us = grown < loop->poll_max_us ? grown : loop->poll_max_us;
+    } else {
+        loop->poll_us = loop->poll_us / 2 >= LOOP_POLL_START_US ? loop->poll_us / 2 : 0;
+    }
+    return n;
+}
+
 void loop_run_once(struct loop *loop, int max_wait_ms)
 {
     int timeout = max_wait_ms;
@@ -339,7 +401,7 @@ void loop_run_once(struct loop *loop, int max_wait_ms)
             timeout = t;
     }
     struct epoll_event events[LOOP_MAX_EVENTS];
-    int n = epoll_wait(loop->epfd, events, LOOP_MAX_EVENTS, timeout);
+    int n = loop__wait(loop, events, timeout);
     loop->now_ms = clock_now_ms();
     loop->dispatching = true;
     bool woken = false;

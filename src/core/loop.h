@@ -65,6 +65,14 @@ void loop_run_once(struct loop *loop, int max_wait_ms);
 /* Thread-safe: makes loop_run() return after the current iteration. */
 void loop_stop(struct loop *loop);
 
+/* Busy polling: before sleeping, a busy loop asks for events without sleeping for up to an
+ * adaptive window of at most <max_us> (0, the default: never). See loop.c for the rule. */
+void loop_set_busy_poll(struct loop *loop, uint32_t max_us);
+/* Thread-safe counters: polls that caught an event, polls that ended in a sleep. */
+void loop_busy_poll_stats(const struct loop *loop, uint64_t *hits, uint64_t *misses);
+/* The window now, in µs (0: the next wait sleeps at once). */
+uint32_t loop_busy_poll_window(const struct loop *loop);
+
 /* Loop time in ms (monotonic), updated once per iteration: cheap, and the same for one batch. */
 uint64_t loop_now_ms(const struct loop *loop);
 /* Refreshes the cached time (after a long computation). */

@@ -60,6 +60,7 @@ struct gw_workers {
     int64_t max_requests;         /* recycle the worker after this many requests; 0: never */
     int64_t max_requests_jitter;  /* + random 0..jitter, so a fleet does not recycle together */
     uint64_t drain_timeout_ms;    /* SIGTERM / reload: time given to in-flight requests */
+    uint64_t busy_poll_us;        /* longest busy-poll window of a loop thread; 0: never spin */
 };
 
 /* `server:` — limits on downstream (client) connections. */

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "config/units.h"
 #include "gateway/gwconf_priv.h"
 
 /* ---- reference ---- */
@@ -176,6 +177,11 @@ static void doc__table(FILE *out, const struct cfg_desc *desc, const void *base,
         case CFG_DURATION:
             doc__duration(out, *(const uint64_t *)f);
             break;
+        case CFG_DURATION_US: {
+            char t[32];
+            fputs(units_format_duration_us(*(const uint64_t *)f, t, sizeof(t)), out);
+            break;
+        }
         case CFG_SIZE:
             doc__size(out, *(const uint64_t *)f);
             break;

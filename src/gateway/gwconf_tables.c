@@ -29,6 +29,11 @@ const struct cfg_desc gwconf__workers_desc[] = {
     {"drain_timeout", CFG_DURATION, W(drain_timeout_ms), "10s", "0ms", "1h",
      "on SIGTERM or reload, time given to in-flight requests before the worker is killed", NULL,
      NULL, false},
+    {"busy_poll", CFG_DURATION_US, W(busy_poll_us), "50us", "0us", "1ms",
+     "a busy loop thread asks for events without sleeping for up to this long before it sleeps "
+     "(the window adapts: it grows while sleeps stay shorter than this and shrinks to none when "
+     "the thread idles); saves the peers' wake-up of a sleeping thread; 0 = always sleep",
+     NULL, NULL, false},
     {NULL}};
 #undef W
 

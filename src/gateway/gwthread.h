@@ -63,6 +63,8 @@ struct gw_metric_ids {
     metrics_ref h2_to_idle, h2_to_send, h2_to_window, h2_to_body; // apigate_http2_timeouts_total
     metrics_ref tunnels_open;     // apigate_tunnels_open
     metrics_ref tunnels_total;    // apigate_tunnels_total
+    metrics_ref busy_poll_event;  // apigate_loop_busy_polls_total{result="event"}
+    metrics_ref busy_poll_sleep;  // apigate_loop_busy_polls_total{result="sleep"}
     metrics_ref tunnel_bytes_up, tunnel_bytes_down; // apigate_tunnel_bytes_total{direction}
     metrics_ref tunnel_buffered;  // apigate_tunnel_buffered_bytes
     metrics_ref tunnel_end[5];    // apigate_tunnels_closed_total{reason} (tunnel.c's order)
@@ -149,6 +151,7 @@ struct gwthread {
     struct loop_timer alog_timer; // logging.access_flush
     uint64_t requests;           // completed on this thread
     uint64_t requests_published; // part of <requests> already added to the shm
+    uint64_t polls_published[2]; // busy polls (event, sleep) of the loop already counted
     uint64_t rid_seed;
     uint64_t rid_counter;
     int64_t date_sec;

@@ -129,6 +129,12 @@ static void worker__publish(struct gwthread *th)
     for (size_t i = 0; i < th->nlisten_fds; i++)
         atomic_store_explicit(&sh->shm->ticks[th->tick_slots[i]], loop_ticks(th->loop) + 1,
                               memory_order_relaxed);
+    uint64_t polls[2];
+    loop_busy_poll_stats(th->loop, &polls[0], &polls[1]);
+    metrics_counter_add(th->ms, sh->ids.busy_poll_event, polls[0] - th->polls_published[0]);
+    metrics_counter_add(th->ms, sh->ids.busy_poll_sleep, polls[1] - th->polls_published[1]);
+    th->polls_published[0] = polls[0];
+    th->polls_published[1] = polls[1];
     uint64_t delta = th->requests - th->requests_published;
     if (delta > 0) {
         th->requests_published = th->requests;
@@ -369,6 +375,14 @@ static void worker__register_metrics(struct gw_shared *sh)
                        "deadline of a reload or stop).", l_reason);
     for (size_t i = 0; i < TUNNEL_END_COUNT; i++)
         ids->tunnel_end[i] = metrics_series1(m, f, tunnel_end_names[i]);
+    const char *l_result[] = {"result", NULL};
+    f = metrics_family(m, METRICS_COUNTER, "apigate_loop_busy_polls_total",
+                       "Busy polls of the loop threads (workers.busy_poll) by how they ended: "
+                       "event (an event came within the window: no sleep, no wake-up), sleep "
+                       "(the window passed and the thread slept).",
+                       l_result);
+    ids->busy_poll_event = metrics_series1(m, f, "event");
+    ids->busy_poll_sleep = metrics_series1(m, f, "sleep");
     f = metrics_family(m, METRICS_COUNTER_SET, "apigate_worker_restarts_total",
                        "Worker processes restarted by the supervisor (crash, hang, recycle).",
                        NULL);
@@ -523,6 +537,7 @@ int worker_run(const struct worker_ctx *ctx)
             free(th);
             break;
         }
+        loop_set_busy_poll(th->loop, (uint32_t)cfg->workers.busy_poll_us);
         sh->threads[i] = th;
         if (pthread_create(&tids[i], NULL, worker__thread, th) != 0) {
             ag_log(AG_LOG_ERROR, "cannot start loop thread %zu", i);

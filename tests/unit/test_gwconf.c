@@ -159,6 +159,7 @@ static void test_defaults(void **state)
     assert_int_equal(c->workers.max_requests, 0);
     assert_int_equal(c->workers.max_requests_jitter, 0);
     assert_int_equal(c->workers.drain_timeout_ms, 10000);
+    assert_int_equal(c->workers.busy_poll_us, 50);
     assert_int_equal(c->server.client_header_timeout_ms, 10000);
     assert_int_equal(c->server.client_body_timeout_ms, 30000);
     assert_int_equal(c->server.keepalive_timeout_ms, 5000);
@@ -400,6 +401,9 @@ static const struct bad_case bad_cases[] = {
     {UP "routes:\n  - {match: /, upstream: api, cache: {invalidate: {tag: [a]}}}\n", 4,
      "routes[0].cache.invalidate.tag: unknown key"},
     {"workers: {threads: 2, worker_timeout: 3x}\n" UP RT, 1, "workers.worker_timeout"},
+    {"workers: {busy_poll: 2ms}\n" UP RT, 1,
+     "workers.busy_poll: 2ms is out of range; allowed 0us..1ms"},
+    {"workers: {busy_poll: fast}\n" UP RT, 1, "'fast' is not a duration (e.g. 50us, 1ms)"},
     {UP "routes:\n  - {match: /, upstream: nope}\n", 4, "unknown upstream 'nope'; defined: api"},
     {"listen: 127.0.0.1\n" UP RT, 1, "listen: bad address"},
     {"listen: 127.0.0.1:70000\n" UP RT, 1, "listen: bad address"},
@@ -805,7 +809,8 @@ static void test_dump_roundtrip(void **state)
     roundtrip("admin: {address: 0.0.0.0:9901, insecure: true}\n" UP RT);
     roundtrip("listen: ['[::1]:8080', 127.0.0.1:8081]\n"
               "admin: off\n"
-              "workers: {threads: 3, worker_timeout: 1500ms, max_requests: 1000}\n"
+              "workers: {threads: 3, worker_timeout: 1500ms, max_requests: 1000,\n"
+              "          busy_poll: 250us}\n"
               "server: {max_body_size: 1536, keepalive_timeout: 45m}\n"
               "cache: {memory: 3GB, redis: 'redis://r:6379/1', eviction: s3fifo}\n"
               "upstreams:\n"

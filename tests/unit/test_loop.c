@@ -1,7 +1,7 @@
 /* Event loop: edge-triggered readiness, registration errors, stale events of a batch, timer order,
  * stop and re-arm, many timers, a timer re-arming itself at 0 ms, deferred tasks that defer more,
- * and loop_post/loop_stop from another thread. Waits are epoll waits of a few ms inside the loop
- * (bounded by a watchdog timer), never sleep(). */
+ * loop_post/loop_stop from another thread, and the busy-poll window's rule. Waits are epoll waits
+ * of a few ms inside the loop (bounded by a watchdog timer), never sleep(). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -543,6 +543,92 @@ static void test_stop_from_thread(void **state)
     loop_destroy(c.loop);
 }
 
+/* ---- busy polling ---- */
+
+static void on_busy_timer(struct loop *loop, void *arg)
+{
+    (void)loop;
+    ++*(int *)arg;
+}
+
+/* The window opens only after a short sleep, catches an event without sleeping, and shuts after a
+ * long sleep: an idle loop never polls. Off by default. Sleeps here are epoll waits that return
+ * at once (an event already there, "short" against a 1 ms maximum) or a 5 ms timer ("long"). */
+static void test_busy_poll_adapts(void **state)
+{
+    (void)state;
+    struct loop *loop = loop_create();
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    struct fd_hits h = {0, 0};
+    assert_int_equal(loop_add_fd(loop, p[0], LOOP_READ, on_fd, &h), 0);
+    uint64_t hits, misses;
+
+    /* off: a short sleep opens nothing */
+    assert_int_equal(write(p[1], "a", 1), 1);
+    loop_run_once(loop, 100);
+    assert_int_equal(h.calls, 1);
+    assert_int_equal(loop_busy_poll_window(loop), 0);
+
+    loop_set_busy_poll(loop, 1000);
+    /* the event was there: the sleep was shorter than the maximum, the window opens */
+    assert_int_equal(write(p[1], "b", 1), 1);
+    loop_run_once(loop, 100);
+    assert_int_equal(h.calls, 2);
+    assert_int_equal(loop_busy_poll_window(loop), 2);
+    loop_busy_poll_stats(loop, &hits, &misses);
+    assert_int_equal(hits, 0);
+    assert_int_equal(misses, 0);
+
+    /* the next event is taken by the poll: no sleep */
+    assert_int_equal(write(p[1], "c", 1), 1);
+    loop_run_once(loop, 100);
+    assert_int_equal(h.calls, 3);
+    loop_busy_poll_stats(loop, &hits, &misses);
+    assert_int_equal(hits, 1);
+    assert_int_equal(misses, 0);
+    assert_int_equal(loop_busy_poll_window(loop), 2);
+    /* a lower maximum clamps an open window */
+    loop_set_busy_poll(loop, 1);
+    assert_int_equal(loop_busy_poll_window(loop), 1);
+    loop_set_busy_poll(loop, 1000);
+
+    /* nothing for 5 ms: the poll misses, the long sleep shuts the window */
+    int fired = 0;
+    struct loop_timer t;
+    loop_timer_init(&t, on_busy_timer, &fired);
+    loop_timer_start(loop, &t, 5);
+    while (fired == 0)
+        loop_run_once(loop, -1);
+    loop_busy_poll_stats(loop, &hits, &misses);
+    assert_int_equal(hits, 1);
+    assert_int_equal(misses, 1);
+    assert_int_equal(loop_busy_poll_window(loop), 0);
+
+    /* idle: long sleeps only, and no poll before them */
+    for (int i = 0; i < 5; i++) {
+        loop_timer_start(loop, &t, 2);
+        int before = fired;
+        while (fired == before)
+            loop_run_once(loop, -1);
+    }
+    loop_busy_poll_stats(loop, &hits, &misses);
+    assert_int_equal(hits + misses, 2);
+    assert_int_equal(loop_busy_poll_window(loop), 0);
+
+    /* busy again, then off: 0 shuts the window */
+    assert_int_equal(write(p[1], "d", 1), 1);
+    loop_run_once(loop, 100);
+    assert_int_equal(loop_busy_poll_window(loop), 2);
+    loop_set_busy_poll(loop, 0);
+    assert_int_equal(loop_busy_poll_window(loop), 0);
+
+    assert_int_equal(loop_del_fd(loop, p[0]), 0);
+    close(p[0]);
+    close(p[1]);
+    loop_destroy(loop);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -557,6 +643,7 @@ int main(void)
         cmocka_unit_test(test_defer),
         cmocka_unit_test(test_post_from_thread),
         cmocka_unit_test(test_stop_from_thread),
+        cmocka_unit_test(test_busy_poll_adapts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
