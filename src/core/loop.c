@@ -57,7 +57,7 @@ struct loop {
     _Atomic bool stop;
     /* Busy polling (loop_set_busy_poll): the window now, its maximum, and what it did. */
     uint32_t poll_us, poll_max_us;
-    _Atomic uint64_t poll_hits, poll_misses;
+    _Atomic uint64_t poll_hits, poll_misses, poll_spent_us;
 };
 
 static void loop__tasks_push(struct loop_tasks *t, loop_task_cb *cb, void *arg)
@@ -339,11 +339,12 @@ void loop_set_busy_poll(struct loop *loop, uint32_t max_us)
         loop->poll_us = max_us;
 }
 
-void loop_busy_poll_stats(const struct loop *loop, uint64_t *hits, uint64_t *misses)
+void loop_busy_poll_stats(const struct loop *loop, struct loop_poll_stats *st)
 {
     struct loop *l = (struct loop *)loop;
-    *hits = atomic_load_explicit(&l->poll_hits, memory_order_relaxed);
-    *misses = atomic_load_explicit(&l->poll_misses, memory_order_relaxed);
+    st->hits = atomic_load_explicit(&l->poll_hits, memory_order_relaxed);
+    st->misses = atomic_load_explicit(&l->poll_misses, memory_order_relaxed);
+    st->spent_us = atomic_load_explicit(&l->poll_spent_us, memory_order_relaxed);
 }
 
 uint32_t loop_busy_poll_window(const struct loop *loop) { return loop->poll_us; }
@@ -363,18 +364,21 @@ static int loop__wait(struct loop *loop, struct epoll_event *events, int timeout
     if (timeout == 0 || loop->poll_max_us == 0)
         return epoll_wait(loop->epfd, events, LOOP_MAX_EVENTS, timeout);
     if (loop->poll_us > 0) {
-        uint64_t start = clock_now_us();
+        uint64_t start = clock_now_us(), spent;
         for (;;) {
             int n = epoll_wait(loop->epfd, events, LOOP_MAX_EVENTS, 0);
+            spent = clock_now_us() - start;
             if (n != 0) {
                 atomic_fetch_add_explicit(&loop->poll_hits, 1, memory_order_relaxed);
+                atomic_fetch_add_explicit(&loop->poll_spent_us, spent, memory_order_relaxed);
                 return n;
             }
-            if (clock_now_us() - start >= loop->poll_us)
+            if (spent >= loop->poll_us)
                 break;
             sched_yield();
         }
         atomic_fetch_add_explicit(&loop->poll_misses, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&loop->poll_spent_us, spent, memory_order_relaxed);
     }
     uint64_t slept = clock_now_us();
     int n = epoll_wait(loop->epfd, events, LOOP_MAX_EVENTS, timeout);

@@ -68,8 +68,12 @@ void loop_stop(struct loop *loop);
 /* Busy polling: before sleeping, a busy loop asks for events without sleeping for up to an
  * adaptive window of at most <max_us> (0, the default: never). See loop.c for the rule. */
 void loop_set_busy_poll(struct loop *loop, uint32_t max_us);
-/* Thread-safe counters: polls that caught an event, polls that ended in a sleep. */
-void loop_busy_poll_stats(const struct loop *loop, uint64_t *hits, uint64_t *misses);
+/* Thread-safe counters: polls that caught an event, polls that ended in a sleep, and the time
+ * spent polling (CPU time that a loop without busy polling would have slept). */
+struct loop_poll_stats {
+    uint64_t hits, misses, spent_us;
+};
+void loop_busy_poll_stats(const struct loop *loop, struct loop_poll_stats *st);
 /* The window now, in µs (0: the next wait sleeps at once). */
 uint32_t loop_busy_poll_window(const struct loop *loop);
 

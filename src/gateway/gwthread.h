@@ -65,6 +65,7 @@ struct gw_metric_ids {
     metrics_ref tunnels_total;    // apigate_tunnels_total
     metrics_ref busy_poll_event;  // apigate_loop_busy_polls_total{result="event"}
     metrics_ref busy_poll_sleep;  // apigate_loop_busy_polls_total{result="sleep"}
+    metrics_ref busy_poll_time;   // apigate_loop_busy_poll_seconds_total (kept in µs)
     metrics_ref tunnel_bytes_up, tunnel_bytes_down; // apigate_tunnel_bytes_total{direction}
     metrics_ref tunnel_buffered;  // apigate_tunnel_buffered_bytes
     metrics_ref tunnel_end[5];    // apigate_tunnels_closed_total{reason} (tunnel.c's order)
@@ -151,7 +152,7 @@ struct gwthread {
     struct loop_timer alog_timer; // logging.access_flush
     uint64_t requests;           // completed on this thread
     uint64_t requests_published; // part of <requests> already added to the shm
-    uint64_t polls_published[2]; // busy polls (event, sleep) of the loop already counted
+    struct loop_poll_stats polls_published; // the loop's busy-poll counters already counted
     uint64_t rid_seed;
     uint64_t rid_counter;
     int64_t date_sec;

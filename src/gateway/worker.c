@@ -129,12 +129,12 @@ static void worker__publish(struct gwthread *th)
     for (size_t i = 0; i < th->nlisten_fds; i++)
         atomic_store_explicit(&sh->shm->ticks[th->tick_slots[i]], loop_ticks(th->loop) + 1,
                               memory_order_relaxed);
-    uint64_t polls[2];
-    loop_busy_poll_stats(th->loop, &polls[0], &polls[1]);
-    metrics_counter_add(th->ms, sh->ids.busy_poll_event, polls[0] - th->polls_published[0]);
-    metrics_counter_add(th->ms, sh->ids.busy_poll_sleep, polls[1] - th->polls_published[1]);
-    th->polls_published[0] = polls[0];
-    th->polls_published[1] = polls[1];
+    struct loop_poll_stats polls, *was = &th->polls_published;
+    loop_busy_poll_stats(th->loop, &polls);
+    metrics_counter_add(th->ms, sh->ids.busy_poll_event, polls.hits - was->hits);
+    metrics_counter_add(th->ms, sh->ids.busy_poll_sleep, polls.misses - was->misses);
+    metrics_counter_add(th->ms, sh->ids.busy_poll_time, polls.spent_us - was->spent_us);
+    *was = polls;
     uint64_t delta = th->requests - th->requests_published;
     if (delta > 0) {
         th->requests_published = th->requests;
@@ -383,6 +383,12 @@ static void worker__register_metrics(struct gw_shared *sh)
                        l_result);
     ids->busy_poll_event = metrics_series1(m, f, "event");
     ids->busy_poll_sleep = metrics_series1(m, f, "sleep");
+    f = metrics_family(m, METRICS_COUNTER, "apigate_loop_busy_poll_seconds_total",
+                       "CPU time the loop threads spent busy polling (workers.busy_poll): time "
+                       "they would otherwise have slept. Subtract it from the process CPU time "
+                       "for the CPU the traffic itself took.",
+                       NULL);
+    ids->busy_poll_time = metrics_series1(m, f, NULL);
     f = metrics_family(m, METRICS_COUNTER_SET, "apigate_worker_restarts_total",
                        "Worker processes restarted by the supervisor (crash, hang, recycle).",
                        NULL);

@@ -18,7 +18,8 @@
 struct metrics;
 
 enum metrics_type {
-    METRICS_COUNTER,   /* monotonic, summed over threads; name ends in _total */
+    METRICS_COUNTER,   /* monotonic, summed over threads; name ends in _total (a name in
+                          _seconds_total counts microseconds, rendered as seconds) */
     METRICS_GAUGE,     /* per-thread deltas summed over threads (in use, idle, waiting) */
     METRICS_GAUGE_SET, /* one process-wide value, set by any thread (healthy 0/1, config values) */
     METRICS_HISTOGRAM, /* latency in seconds: _bucket{le=} / _sum / _count */

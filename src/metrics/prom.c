@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "metrics/internal.h"
 
@@ -78,6 +79,14 @@ static void prom_hist(struct metrics *m, struct buf *out, const struct metrics_f
     buf_printf(out, " %" PRIu64 "\n", h.count);
 }
 
+/* A counter of time is named in seconds (Prometheus' base unit) but kept in microseconds, so
+ * that threads add integers: rendered with six decimals. */
+static bool prom_counts_us(const char *name)
+{
+    size_t n = strlen(name), k = sizeof("_seconds_total") - 1;
+    return n > k && strcmp(name + n - k, "_seconds_total") == 0;
+}
+
 void metrics_render_prom(struct metrics *m, struct buf *out)
 {
     pthread_mutex_lock(&m->lock);
@@ -94,7 +103,10 @@ void metrics_render_prom(struct metrics *m, struct buf *out)
             buf_append_str(out, f->name);
             prom_labels(out, f, &f->series[s], NULL);
             int64_t v = metrics__sum(m, f, f->series[s].ref);
-            if (f->type == METRICS_COUNTER || f->type == METRICS_COUNTER_SET)
+            if (f->type == METRICS_COUNTER && prom_counts_us(f->name))
+                buf_printf(out, " %" PRIu64 ".%06" PRIu64 "\n", (uint64_t)v / 1000000,
+                           (uint64_t)v % 1000000);
+            else if (f->type == METRICS_COUNTER || f->type == METRICS_COUNTER_SET)
                 buf_printf(out, " %" PRIu64 "\n", (uint64_t)v);
             else
                 buf_printf(out, " %" PRId64 "\n", v);

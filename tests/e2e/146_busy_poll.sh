@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # workers.busy_poll: under load a loop thread takes events by polling instead of sleeping
-# (apigate_loop_busy_polls_total{result="event"} grows); with busy_poll: 0us it never polls; an
+# (apigate_loop_busy_polls_total{result="event"} and the time in apigate_loop_busy_poll_seconds_total
+# grow); with busy_poll: 0us it never polls; an
 # idle gateway does not spin (its worker uses next to no CPU while nothing comes).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -44,12 +45,16 @@ for try in 1 2 3; do
     counted "$a1" && break
     [ "$try" -lt 3 ] || fail "no busy poll caught an event in 3 load runs (sleep: $(sleeps "$a1"))"
 done
-log "busy_poll 50us: $(events "$a1") polls caught an event, $(sleeps "$a1") ended in a sleep"
+spent=$(metric_value "$a1" apigate_loop_busy_poll_seconds_total)
+log "busy_poll 50us: $(events "$a1") polls caught an event, $(sleeps "$a1") ended in a sleep, ${spent} s polling"
+python3 -c 'import sys; sys.exit(0 if 0 < float(sys.argv[1]) < 10 else 1)' "$spent" ||
+    fail "apigate_loop_busy_poll_seconds_total: $spent, expected some time polling (and < 10 s)"
 
 load "$g2"
 sleep 0.6
 assert_eq "$(events "$a2")" 0 "busy_poll 0us: polls that caught an event"
 assert_eq "$(sleeps "$a2")" 0 "busy_poll 0us: polls that ended in a sleep"
+assert_eq "$(metric_value "$a2" apigate_loop_busy_poll_seconds_total)" 0.000000 "busy_poll 0us: time polling"
 
 # idle after the load: the window shut, the thread sleeps; its CPU over 2 s stays near zero
 worker=$(pgrep -P "$(cat "$T/polls.pid")" | head -n1)

@@ -109,11 +109,19 @@ static void test_gauges_and_set(void **state)
     metrics_ref rr = metrics_series(m, rs, NULL);
     metrics_counter_set(m, rr, 3);
     assert_int_equal(metrics_read(m, rr, METRICS_COUNTER_SET), 3);
+    /* A counter of seconds is added in microseconds by each thread, rendered in seconds. */
+    int bt = metrics_family(m, METRICS_COUNTER, "apigate_loop_busy_poll_seconds_total", "Poll.",
+                            NULL);
+    metrics_ref br = metrics_series(m, bt, NULL);
+    metrics_counter_add(a, br, 2500000);
+    metrics_counter_add(b, br, 37);
     struct buf out = BUF_INIT;
     metrics_render_prom(m, &out);
     buf_append(&out, "", 1);
     assert_non_null(strstr(out.data, "# TYPE apigate_worker_restarts_total counter\n"
                                      "apigate_worker_restarts_total 3\n"));
+    assert_non_null(strstr(out.data, "# TYPE apigate_loop_busy_poll_seconds_total counter\n"
+                                     "apigate_loop_busy_poll_seconds_total 2.500037\n"));
     buf_deinit(&out);
     metrics_destroy(m);
 }
