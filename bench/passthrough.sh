@@ -5,7 +5,9 @@
 # Pinned mode (the ANCHORS.md method): each proxy with one worker/thread pinned to CPU 1, wrk and
 # the origin pinned to CPU 0, 64 keep-alive connections, RUNS alternating runs, medians. For each
 # run the proxy's CPU time (utime+stime from /proc/PID/stat, all its processes) is divided by the
-# requests wrk completed. Then an unpinned mode with two threads/workers per proxy.
+# requests wrk completed; for apigate, the part of it spent busy polling (workers.busy_poll,
+# apigate_loop_busy_poll_seconds_total) is shown beside it. Then an unpinned mode with two
+# threads/workers per proxy.
 #
 # Not a test: prints a Markdown table (and the raw lines) to stdout. Usage:
 #   bench/passthrough.sh [APIGATE_BINARY]        env: DURATION=10s RUNS=3 CONNS=64 MODES="pinned unpinned"
@@ -78,6 +80,7 @@ start_apigate() { # start_apigate THREADS CPUS [BINARY] -> sets PX_PID PX_PORT
     PX_PORT=$(port)
     local a
     a=$(port)
+    PX_ADMIN=$a
     cat >"$W/apigate.yaml" <<EOF
 listen: 127.0.0.1:$PX_PORT
 admin: 127.0.0.1:$a
@@ -150,9 +153,18 @@ stop_proxy() {
     wait "$PX_PID" 2>/dev/null || true
 }
 
-# run_one NAME MODE -> appends "name mode rps p99_ms cpu_us_per_req" to $W/results
+# poll_seconds: the time apigate's loops spent busy polling (workers.busy_poll), 0 for others
+poll_seconds() {
+    [ -n "$PX_ADMIN" ] || { echo 0; return; }
+    curl -s --max-time 5 "http://127.0.0.1:$PX_ADMIN/metrics" |
+        awk '$1 == "apigate_loop_busy_poll_seconds_total" { print $2; f = 1 } END { if (!f) print 0 }'
+}
+
+# run_one NAME MODE RUN -> appends "name mode rps p99_ms cpu_us_per_req run poll_us_per_req" to
+# $W/results
 run_one() {
-    local name=$1 mode=$2 threads cpus wrkcpu wthreads
+    local name=$1 mode=$2 run=$3 threads cpus wrkcpu wthreads
+    PX_ADMIN=""
     if [ "$mode" = pinned ]; then threads=1; cpus=1; wrkcpu="taskset -c 0"; wthreads=1
     else threads=2; cpus=0,1; wrkcpu=""; wthreads=2; fi
     case $name in
@@ -164,10 +176,13 @@ run_one() {
     local url="http://127.0.0.1:$PX_PORT/item.json"
     # warm-up: fills the upstream pools, faults in the pages
     $wrkcpu wrk -t"$wthreads" -c"$CONNS" -d2s "$url" >/dev/null
-    local c0 c1
+    local c0 c1 s0 s1
+    s0=$(poll_seconds)
     c0=$(cpu_ticks "$PX_PID")
     $wrkcpu wrk -t"$wthreads" -c"$CONNS" -d"$DURATION" --latency "$url" >"$W/wrk.out"
     c1=$(cpu_ticks "$PX_PID")
+    sleep 0.3 # the worker publishes its counters every 250 ms
+    s1=$(poll_seconds)
     stop_proxy
     local reqs rps p99 errs
     reqs=$(awk '/requests in/ { print $1 }' "$W/wrk.out")
@@ -176,8 +191,9 @@ run_one() {
     errs=$(awk '/Non-2xx|Socket errors/ { print }' "$W/wrk.out" | tr '\n' ' ')
     local cpu_us
     cpu_us=$(awk -v t=$((c1 - c0)) -v hz="$HZ" -v r="$reqs" 'BEGIN { printf "%.2f", t / hz * 1e6 / r }')
-    echo "$name $mode $rps $p99 $cpu_us" >>"$W/results"
-    echo "  $mode run: $name $rps req/s, p99 ${p99} ms, ${cpu_us} µs CPU/req ${errs}" >&2
+    poll_us=$(awk -v a="$s0" -v b="$s1" -v r="$reqs" 'BEGIN { printf "%.2f", (b - a) * 1e6 / r }')
+    echo "$name $mode $rps $p99 $cpu_us $run $poll_us" >>"$W/results"
+    echo "  $mode run: $name $rps req/s, p99 ${p99} ms, ${cpu_us} µs CPU/req (${poll_us} polling) ${errs}" >&2
 }
 
 
@@ -185,7 +201,7 @@ run_one() {
 for mode in $MODES; do
     for r in $(seq 1 "$RUNS"); do
         for name in $PROXIES; do
-            run_one "$name" "$mode"
+            run_one "$name" "$mode" "$r"
         done
     done
 done
@@ -193,13 +209,24 @@ done
 echo
 echo "origin: nginx $(nginx -v 2>&1 | sed 's/.*\///'), 1 KB JSON; wrk -c$CONNS -d$DURATION, $RUNS alternating runs, medians; $(nproc) CPUs; $(date -u +%F)"
 echo
-echo "| mode | proxy | req/s | p99 ms | CPU µs/req |"
-echo "|---|---|---:|---:|---:|"
+# The ratios are medians of per-run ratios to the last proxy of PROXIES, each run against the one
+# next to it in time: a machine whose speed drifts between runs moves both sides of a ratio.
+ref=${PROXIES##* }
+echo "| mode | proxy | req/s | p99 ms | CPU µs/req | of which polling | req/s ÷ $ref | p99 ÷ $ref | CPU ÷ $ref |"
+echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
+ratio() { # ratio NAME MODE COLUMN: median over runs of NAME's COLUMN / ref's COLUMN
+    awk -v n="$1" -v m="$2" -v c="$3" -v ref="$ref" '$2 == m && $1 == n { a[$6] = $c }
+        $2 == m && $1 == ref { b[$6] = $c }
+        END { for (r in a) if (r in b && b[r] > 0) print a[r] / b[r] }' "$W/results" | median
+}
 for mode in $MODES; do
     for name in $PROXIES; do
         rps=$(awk -v n="$name" -v m="$mode" '$1 == n && $2 == m { print $3 }' "$W/results" | median)
         p99=$(awk -v n="$name" -v m="$mode" '$1 == n && $2 == m { print $4 }' "$W/results" | median)
         cpu=$(awk -v n="$name" -v m="$mode" '$1 == n && $2 == m { print $5 }' "$W/results" | median)
-        printf '| %s | %s | %.0f | %.2f | %.2f |\n' "$mode" "$name" "$rps" "$p99" "$cpu"
+        poll=$(awk -v n="$name" -v m="$mode" '$1 == n && $2 == m { print $7 }' "$W/results" | median)
+        printf '| %s | %s | %.0f | %.2f | %.2f | %.2f | %.3f | %.3f | %.3f |\n' "$mode" "$name" \
+            "$rps" "$p99" "$cpu" "$poll" "$(ratio "$name" "$mode" 3)" "$(ratio "$name" "$mode" 4)" \
+            "$(ratio "$name" "$mode" 5)"
     done
 done
