@@ -5,8 +5,9 @@
 # Pinned mode (the ANCHORS.md method): each proxy with one worker/thread pinned to CPU 1, wrk and
 # the origin pinned to CPU 0, 64 keep-alive connections, RUNS alternating runs, medians. For each
 # run the proxy's CPU time (utime+stime from /proc/PID/stat, all its processes) is divided by the
-# requests wrk completed; for apigate, the part of it spent busy polling (workers.busy_poll,
-# apigate_loop_busy_poll_seconds_total) is shown beside it. Then an unpinned mode with two
+# requests wrk completed; for apigate, the time its loops spent busy polling (workers.busy_poll,
+# apigate_loop_busy_poll_seconds_total, wall clock: pinned, it is part of that CPU time; unpinned,
+# wrk and the origin ran within it) is shown beside it. Then an unpinned mode with two
 # threads/workers per proxy.
 #
 # Not a test: prints a Markdown table (and the raw lines) to stdout. Usage:
@@ -212,7 +213,7 @@ echo
 # The ratios are medians of per-run ratios to the last proxy of PROXIES, each run against the one
 # next to it in time: a machine whose speed drifts between runs moves both sides of a ratio.
 ref=${PROXIES##* }
-echo "| mode | proxy | req/s | p99 ms | CPU µs/req | of which polling | req/s ÷ $ref | p99 ÷ $ref | CPU ÷ $ref |"
+echo "| mode | proxy | req/s | p99 ms | CPU µs/req | busy poll µs/req (wall) | req/s ÷ $ref | p99 ÷ $ref | CPU ÷ $ref |"
 echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
 ratio() { # ratio NAME MODE COLUMN: median over runs of NAME's COLUMN / ref's COLUMN
     awk -v n="$1" -v m="$2" -v c="$3" -v ref="$ref" '$2 == m && $1 == n { a[$6] = $c }

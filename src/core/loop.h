@@ -69,7 +69,8 @@ void loop_stop(struct loop *loop);
  * adaptive window of at most <max_us> (0, the default: never). See loop.c for the rule. */
 void loop_set_busy_poll(struct loop *loop, uint32_t max_us);
 /* Thread-safe counters: polls that caught an event, polls that ended in a sleep, and the time
- * spent polling (CPU time that a loop without busy polling would have slept). */
+ * spent polling (wall clock: time a loop without busy polling would have slept; CPU time when
+ * the thread has its CPU to itself, as sched_yield() lets waiting tasks run within it). */
 struct loop_poll_stats {
     uint64_t hits, misses, spent_us;
 };

@@ -384,9 +384,9 @@ static void worker__register_metrics(struct gw_shared *sh)
     ids->busy_poll_event = metrics_series1(m, f, "event");
     ids->busy_poll_sleep = metrics_series1(m, f, "sleep");
     f = metrics_family(m, METRICS_COUNTER, "apigate_loop_busy_poll_seconds_total",
-                       "CPU time the loop threads spent busy polling (workers.busy_poll): time "
-                       "they would otherwise have slept. Subtract it from the process CPU time "
-                       "for the CPU the traffic itself took.",
+                       "Time the loop threads spent busy polling (workers.busy_poll), time they "
+                       "would otherwise have slept; wall clock: on a CPU of their own it is CPU "
+                       "time, on a shared one other tasks ran within it.",
                        NULL);
     ids->busy_poll_time = metrics_series1(m, f, NULL);
     f = metrics_family(m, METRICS_COUNTER_SET, "apigate_worker_restarts_total",
