@@ -349,6 +349,14 @@ void loop_busy_poll_stats(const struct loop *loop, struct loop_poll_stats *st)
 
 uint32_t loop_busy_poll_window(const struct loop *loop) { return loop->poll_us; }
 
+/* The loop's thread is the only writer of its counters: no locked add on the hot path, readers
+ * on other threads see whole values. */
+static void loop__count(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
 /* Waits for events as epoll_wait(2) does. With busy polling on and the loop busy, it first asks
  * without sleeping, for up to the current window: an event that comes within it is taken with no
  * sleep and no wake-up. Waking a sleeping thread costs the CPU that sends the bytes (the client's
@@ -367,18 +375,20 @@ static int loop__wait(struct loop *loop, struct epoll_event *events, int timeout
         uint64_t start = clock_now_us(), spent;
         for (;;) {
             int n = epoll_wait(loop->epfd, events, LOOP_MAX_EVENTS, 0);
+            if (n < 0)
+                return n; // EINTR: the caller's iteration sees no events
             spent = clock_now_us() - start;
-            if (n != 0) {
-                atomic_fetch_add_explicit(&loop->poll_hits, 1, memory_order_relaxed);
-                atomic_fetch_add_explicit(&loop->poll_spent_us, spent, memory_order_relaxed);
+            if (n > 0) {
+                loop__count(&loop->poll_hits, 1);
+                loop__count(&loop->poll_spent_us, spent);
                 return n;
             }
             if (spent >= loop->poll_us)
                 break;
             sched_yield();
         }
-        atomic_fetch_add_explicit(&loop->poll_misses, 1, memory_order_relaxed);
-        atomic_fetch_add_explicit(&loop->poll_spent_us, spent, memory_order_relaxed);
+        loop__count(&loop->poll_misses, 1);
+        loop__count(&loop->poll_spent_us, spent);
     }
     uint64_t slept = clock_now_us();
     int n = epoll_wait(loop->epfd, events, LOOP_MAX_EVENTS, timeout);
