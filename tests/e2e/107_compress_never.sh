@@ -13,13 +13,7 @@ read -r oport gport aport <<<"$(free_ports 3)"
 
 start_tcp_server origin "$oport" <<'ORIGIN'
 import gzip, socket
-def body(n):
-    out, i = b"[", 0
-    while len(out) < n:
-        out += b'{"id":%d,"name":"item-%d"},' % (i, i % 7)
-        i += 1
-    return out[:n - 1] + b"]"
-BIG = body(30000)
+BIG = json_items(30000)
 def answer(c, head, _):
     method, path = request_line(head)
     rng = header(head, b"range") is not None
