@@ -372,6 +372,10 @@ static int loop__wait(struct loop *loop, struct epoll_event *events, int timeout
     if (timeout == 0 || loop->poll_max_us == 0)
         return epoll_wait(loop->epfd, events, LOOP_MAX_EVENTS, timeout);
     if (loop->poll_us > 0) {
+        /* never past a timer that is due sooner (timeout is -1 or at least 1 ms) */
+        uint64_t window = timeout > 0 && (uint64_t)timeout * 1000 < loop->poll_us
+                              ? (uint64_t)timeout * 1000
+                              : loop->poll_us;
         uint64_t start = clock_now_us(), spent;
         for (;;) {
             int n = epoll_wait(loop->epfd, events, LOOP_MAX_EVENTS, 0);
@@ -383,7 +387,7 @@ static int loop__wait(struct loop *loop, struct epoll_event *events, int timeout
                 loop__count(&loop->poll_spent_us, spent);
                 return n;
             }
-            if (spent >= loop->poll_us)
+            if (spent >= window)
                 break;
             sched_yield();
         }
